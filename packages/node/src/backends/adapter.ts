@@ -1,0 +1,81 @@
+import type { ChatMessage, FinishReason, Sampling, StreamPart } from "@tessera/protocol";
+
+/**
+ * The one narrow interface every inference backend sits behind (the AI SDK's LanguageModel shape).
+ * An adapter knows its backend's wire format and nothing else: it gets its base URL and `fetch` injected,
+ * never reads the environment and never imports the web framework.
+ */
+export interface GenerateRequest {
+  model: string;
+  messages: ChatMessage[];
+  sampling: Sampling;
+  /**
+   * Text another node already produced for this answer. The backend continues the assistant message from it
+   * (failover); the prefix itself is not repeated in the output.
+   */
+  assistantPrefix?: string;
+  signal?: AbortSignal;
+}
+
+export interface GenerateResult {
+  text: string;
+  usage: { prompt_tokens: number; completion_tokens: number };
+  finishReason: FinishReason;
+  /** Per-token log-probabilities, where the backend reports them. */
+  logprobs?: number[];
+}
+
+export interface BackendModel {
+  /** The name clients ask for, in the backend's own spelling (`qwen2.5:7b`, a GGUF file's stem, …). */
+  id: string;
+  sizeBytes?: number;
+  /** Resident in memory now (as opposed to only installed on disk). */
+  loaded: boolean;
+}
+
+export type HealthResult = { ok: true } | { ok: false; message: string };
+
+export interface PullProgress {
+  status: string;
+  completedBytes?: number;
+  totalBytes?: number;
+}
+
+export interface BackendAdapter {
+  /** Stable backend kind: `embedded`, `openai-compatible`, `ollama`, `vllm`, … */
+  readonly kind: string;
+  health(signal?: AbortSignal): Promise<HealthResult>;
+  listModels(signal?: AbortSignal): Promise<BackendModel[]>;
+  doGenerate(request: GenerateRequest): Promise<GenerateResult>;
+  /** Yields text-delta parts, then usage, then exactly one finish part. Failures are error parts, never throws. */
+  doStream(request: GenerateRequest): AsyncIterable<StreamPart>;
+  /** Backends that can install models (Ollama) implement these. */
+  pull?(model: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void>;
+  remove?(model: string): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** Collects a stream into a result: the shared `doGenerate` for adapters whose backend only streams. */
+export async function collectStream(parts: AsyncIterable<StreamPart>): Promise<GenerateResult> {
+  let text = "";
+  const logprobs: number[] = [];
+  let usage = { prompt_tokens: 0, completion_tokens: 0 };
+  let finishReason: FinishReason = "stop";
+  for await (const part of parts) {
+    switch (part.type) {
+      case "text-delta":
+        text += part.text;
+        if (part.logprobs) logprobs.push(...part.logprobs);
+        break;
+      case "usage":
+        usage = { prompt_tokens: part.prompt_tokens, completion_tokens: part.completion_tokens };
+        break;
+      case "finish":
+        finishReason = part.reason;
+        break;
+      case "error":
+        throw Object.assign(new Error(part.message), { code: part.code });
+    }
+  }
+  return logprobs.length > 0 ? { text, usage, finishReason, logprobs } : { text, usage, finishReason };
+}

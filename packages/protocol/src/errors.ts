@@ -1,0 +1,57 @@
+/**
+ * The closed set of error codes shared by the coordinator, the daemon, the SDK and the CLI.
+ * Each code has exactly one HTTP status and one retryability. Clients branch on `code`, never on message text.
+ */
+export const ERROR_CODES = {
+  unauthorized: { status: 401, retryable: false },
+  forbidden: { status: 403, retryable: false },
+  bad_request: { status: 400, retryable: false },
+  not_found: { status: 404, retryable: false },
+  model_not_found: { status: 404, retryable: false },
+  conflict: { status: 409, retryable: false },
+  payload_too_large: { status: 413, retryable: false },
+  rate_limited: { status: 429, retryable: true },
+  internal_error: { status: 500, retryable: true },
+  node_disconnected: { status: 502, retryable: true },
+  no_capacity: { status: 503, retryable: true },
+  timeout: { status: 504, retryable: true },
+} as const satisfies Record<string, { status: number; retryable: boolean }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export const ERROR_CODE_LIST = Object.keys(ERROR_CODES) as ErrorCode[];
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.hasOwn(ERROR_CODES, value);
+}
+
+/** The one error body shape, everywhere: `{"error": code, "error_message": text}`. */
+export interface ErrorBody {
+  error: ErrorCode;
+  error_message: string;
+}
+
+export class TesseraError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  /** Seconds the caller should wait before retrying, when the server said so. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { retryAfterSeconds?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "TesseraError";
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.retryable = ERROR_CODES[code].retryable;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+
+  toBody(): ErrorBody {
+    return { error: this.code, error_message: this.message };
+  }
+}
+
+export function errorBody(code: ErrorCode, message: string): ErrorBody {
+  return { error: code, error_message: message };
+}

@@ -1,0 +1,58 @@
+import { z } from "zod";
+import { ChatMessages } from "./chat-message.js";
+import { DEFAULT_MAX_TOKENS, MaxTokens, ModelName, Seed, Temperature, TopP } from "./sampling.js";
+import type { Usage } from "./job.js";
+
+/**
+ * `POST /v1/chat/completions`, the OpenAI shape. Unknown fields are accepted and ignored, as OpenAI-compatible
+ * servers do; the ones we honour are validated. This is a translation layer onto the native job, not a second pipeline.
+ */
+export const ChatCompletionRequest = z.looseObject({
+  model: ModelName,
+  messages: ChatMessages,
+  max_tokens: MaxTokens.nullish(),
+  max_completion_tokens: MaxTokens.nullish(),
+  temperature: Temperature.nullish(),
+  top_p: TopP.nullish(),
+  seed: Seed.nullish(),
+  n: z.literal(1).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
+});
+export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequest>;
+
+export const OPENAI_DEFAULT_TEMPERATURE = 1;
+
+export function chatCompletionMaxTokens(req: ChatCompletionRequest): number {
+  return req.max_completion_tokens ?? req.max_tokens ?? DEFAULT_MAX_TOKENS;
+}
+
+export type OpenAIFinishReason = "stop" | "length";
+
+export interface ChatCompletion {
+  id: string;
+  object: "chat.completion";
+  created: number;
+  model: string;
+  choices: [{ index: 0; message: { role: "assistant"; content: string }; finish_reason: OpenAIFinishReason }];
+  usage: Usage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: "chat.completion.chunk";
+  created: number;
+  model: string;
+  choices: { index: 0; delta: { role?: "assistant"; content?: string }; finish_reason: OpenAIFinishReason | null }[];
+  usage?: Usage | null;
+}
+
+export interface OpenAIModelList {
+  object: "list";
+  data: { id: string; object: "model"; created: number; owned_by: string }[];
+}
+
+/** OpenAI's error body, which its clients parse; `code` carries our stable error code. */
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; code: string; param: null };
+}

@@ -1,0 +1,26 @@
+import { z } from "zod";
+import { ChatMessages } from "./chat-message.js";
+import {
+  DEFAULT_MAX_TOKENS,
+  DEFAULT_TEMPERATURE,
+  DEFAULT_TOP_P,
+  MaxTokens,
+  ModelName,
+  NodeId,
+  Seed,
+  Temperature,
+  TopP,
+} from "./sampling.js";
+
+/** `POST /api/v1/jobs` body. */
+export const JobCreateRequest = z.strictObject({
+  model: ModelName,
+  messages: ChatMessages,
+  max_tokens: MaxTokens.default(DEFAULT_MAX_TOKENS),
+  temperature: Temperature.default(DEFAULT_TEMPERATURE),
+  top_p: TopP.default(DEFAULT_TOP_P),
+  seed: Seed.optional(),
+  stream: z.boolean().default(false),
+  node_id: NodeId.optional(),
+});
+export type JobCreateRequest = z.infer<typeof JobCreateRequest>;

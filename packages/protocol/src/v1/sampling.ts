@@ -1,0 +1,23 @@
+import { z } from "zod";
+
+/** Limits shared by the native and OpenAI request shapes. One definition each. */
+export const MAX_TOKENS_LIMIT = 32_768;
+export const DEFAULT_MAX_TOKENS = 512;
+export const DEFAULT_TEMPERATURE = 0.7;
+export const DEFAULT_TOP_P = 1;
+
+export const MaxTokens = z.number().int().min(1).max(MAX_TOKENS_LIMIT);
+export const Temperature = z.number().min(0).max(2);
+export const TopP = z.number().gt(0).max(1);
+export const Seed = z.number().int().min(0).max(2 ** 32 - 1);
+export const ModelName = z.string().min(1).max(256);
+export const NodeId = z.string().regex(/^[0-9a-f]{64}$/, "node_id must be a 64-character lowercase hex public key");
+
+/** The sampling settings a job carries to a node. */
+export const Sampling = z.object({
+  max_tokens: MaxTokens,
+  temperature: Temperature,
+  top_p: TopP,
+  seed: Seed.optional(),
+});
+export type Sampling = z.infer<typeof Sampling>;

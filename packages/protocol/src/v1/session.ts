@@ -1,0 +1,37 @@
+import { z } from "zod";
+import { ChatMessage } from "./chat-message.js";
+import { ModelName, Sampling } from "./sampling.js";
+import { StreamPart } from "./stream-part.js";
+
+/**
+ * Messages on a node's WebSocket session (`GET /api/v1/nodes/session`, upgrade request signed).
+ * The node dials out; the coordinator pushes jobs down; stream parts come back up. Text frames, one JSON each.
+ */
+export const SESSION_PATH = "/api/v1/nodes/session";
+
+/** A job as the node receives it. `assistant_prefix` continues an answer another node began (failover). */
+export const JobAssignment = z.object({
+  type: z.literal("job.assign"),
+  job_id: z.string(),
+  model: ModelName,
+  messages: z.array(ChatMessage).min(1),
+  sampling: Sampling,
+  assistant_prefix: z.string().optional(),
+});
+export type JobAssignment = z.infer<typeof JobAssignment>;
+
+export const JobCancel = z.object({ type: z.literal("job.cancel"), job_id: z.string(), reason: z.string() });
+export const Ping = z.object({ type: z.literal("ping"), sent_at: z.number() });
+
+export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping]);
+export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
+
+export const JobAccept = z.object({ type: z.literal("job.accept"), job_id: z.string() });
+export const JobReject = z.object({ type: z.literal("job.reject"), job_id: z.string(), reason: z.string() });
+export const JobPart = z.object({ type: z.literal("job.part"), job_id: z.string(), part: StreamPart });
+export const Pong = z.object({ type: z.literal("pong"), sent_at: z.number() });
+export const Draining = z.object({ type: z.literal("draining") });
+export const Goodbye = z.object({ type: z.literal("goodbye") });
+
+export const NodeMessage = z.discriminatedUnion("type", [JobAccept, JobReject, JobPart, Pong, Draining, Goodbye]);
+export type NodeMessage = z.infer<typeof NodeMessage>;

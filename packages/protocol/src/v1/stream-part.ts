@@ -1,0 +1,34 @@
+import { z } from "zod";
+import { ERROR_CODE_LIST } from "../errors.js";
+
+/**
+ * The one internal stream-part union. Backends yield it, the session carries it, the coordinator translates it to
+ * SSE only at the edge. Errors mid-stream are parts, not throws.
+ */
+export const FinishReason = z.enum(["stop", "length", "cancelled", "error"]);
+export type FinishReason = z.infer<typeof FinishReason>;
+
+export const TextDeltaPart = z.object({
+  type: z.literal("text-delta"),
+  text: z.string(),
+  /** Log-probability of each token in this delta, where the backend reports it. */
+  logprobs: z.array(z.number()).optional(),
+});
+export const UsagePart = z.object({
+  type: z.literal("usage"),
+  prompt_tokens: z.number().int().min(0),
+  completion_tokens: z.number().int().min(0),
+});
+export const FinishPart = z.object({ type: z.literal("finish"), reason: FinishReason });
+export const ErrorPart = z.object({
+  type: z.literal("error"),
+  code: z.enum(ERROR_CODE_LIST as [string, ...string[]]),
+  message: z.string(),
+});
+
+export const StreamPart = z.discriminatedUnion("type", [TextDeltaPart, UsagePart, FinishPart, ErrorPart]);
+export type StreamPart = z.infer<typeof StreamPart>;
+export type TextDeltaPart = z.infer<typeof TextDeltaPart>;
+export type UsagePart = z.infer<typeof UsagePart>;
+export type FinishPart = z.infer<typeof FinishPart>;
+export type ErrorPart = z.infer<typeof ErrorPart>;
