@@ -1,1 +1,1 @@
-export {};
+export { buildProgram, main, CLI_VERSION } from "./main.js";

@@ -1,0 +1,28 @@
+import { Command, CommanderError } from "commander";
+import { reportError } from "./report-error.js";
+import { COMMANDS } from "./commands/index.js";
+
+export const CLI_VERSION = "0.1.0";
+
+export function buildProgram(): Command {
+  const program = new Command("tessera")
+    .description("Tessera: a community-owned LLM inference network.\nRun `tessera up` for a local network in one command.")
+    .version(CLI_VERSION)
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+  for (const add of COMMANDS) add(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.exitCode = reportError(err);
+  }
+}
