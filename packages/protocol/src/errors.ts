@@ -10,6 +10,8 @@ export const ERROR_CODES = {
   model_not_found: { status: 404, retryable: false },
   conflict: { status: 409, retryable: false },
   payload_too_large: { status: 413, retryable: false },
+  /** The client went away (closed its connection or asked to stop); the job was stopped on the node. */
+  cancelled: { status: 499, retryable: false },
   rate_limited: { status: 429, retryable: true },
   internal_error: { status: 500, retryable: true },
   node_disconnected: { status: 502, retryable: true },

@@ -17,6 +17,8 @@ export const JobAssignment = z.object({
   messages: z.array(ChatMessage).min(1),
   sampling: Sampling,
   assistant_prefix: z.string().optional(),
+  /** The token ids behind `assistant_prefix`, when the nodes that produced it reported them. */
+  assistant_prefix_tokens: z.array(z.number().int().min(0)).optional(),
 });
 export type JobAssignment = z.infer<typeof JobAssignment>;
 

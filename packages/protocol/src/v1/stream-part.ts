@@ -13,6 +13,8 @@ export const TextDeltaPart = z.object({
   text: z.string(),
   /** Log-probability of each token in this delta, where the backend reports it. */
   logprobs: z.array(z.number()).optional(),
+  /** Token ids behind this delta, where the backend reports them; lets another node continue exactly (failover). */
+  tokens: z.array(z.number().int().min(0)).optional(),
 });
 export const UsagePart = z.object({
   type: z.literal("usage"),
