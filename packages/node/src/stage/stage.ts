@@ -1,0 +1,345 @@
+/**
+ * A stage: layers [start, end) of a Llama-family GGUF model, with a KV cache per request.
+ * Stage 0 takes token ids and embeds them; any other stage takes the previous stage's hidden states. The last stage
+ * returns logits; any other returns hidden states. Numerics follow llama.cpp's CPU path (see design.md).
+ */
+import { TesseraError } from "@tessera/protocol";
+import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
+import { openGguf, type GgufFile } from "./gguf-reader.js";
+import { KvCache } from "./kv-cache.js";
+import { readLlamaConfig, type LlamaConfig } from "./llama-config.js";
+import { getRow, loadMatrix, loadVector, matmul, MatmulScratch, type Matrix } from "./weights.js";
+
+export interface LoadStageOptions {
+  /** Path of the GGUF file. */
+  path: string;
+  /** First layer (inclusive). */
+  start: number;
+  /** Last layer (exclusive); `start < end <= block_count`. */
+  end: number;
+  /** Refuse requests longer than this many tokens (default: the model's context length). */
+  maxContext?: number;
+}
+
+export interface ForwardOptions {
+  /** Last stage only: logits of the last input row (default) or of every row. */
+  logits?: "last" | "all";
+}
+
+interface LayerWeights {
+  attnNorm: Float32Array;
+  wq: Matrix;
+  wk: Matrix;
+  wv: Matrix;
+  wo: Matrix;
+  ffnNorm: Float32Array;
+  wGate: Matrix;
+  wUp: Matrix;
+  wDown: Matrix;
+}
+
+export type TokenInput = Int32Array | Uint32Array | readonly number[];
+export type PositionInput = Int32Array | readonly number[];
+
+export class Stage {
+  readonly isFirst: boolean;
+  readonly isLast: boolean;
+  /** Width of one input row of hidden state (n_embd); stage 0 takes token ids instead. */
+  readonly hiddenSize: number;
+  readonly vocabSize: number;
+  private readonly caches = new Map<string, KvCache>();
+  private readonly scratch = new MatmulScratch();
+  private cap = 0;
+  private x = new Float32Array(0);
+  private xn = new Float32Array(0);
+  private q = new Float32Array(0);
+  private k = new Float32Array(0);
+  private v = new Float32Array(0);
+  private attn = new Float32Array(0);
+  private tmp = new Float32Array(0);
+  private gate = new Float32Array(0);
+  private up = new Float32Array(0);
+  private logitsBuf = new Float32Array(0);
+  private scores = new Float32Array(0);
+  private readonly qh: Float32Array;
+  private readonly ropeCos: Float32Array;
+  private readonly ropeSin: Float32Array;
+  private readonly thetaScale: number;
+
+  constructor(
+    readonly config: LlamaConfig,
+    readonly start: number,
+    readonly end: number,
+    private readonly layers: LayerWeights[],
+    private readonly tokenEmbd: Matrix | undefined,
+    private readonly outputNorm: Float32Array | undefined,
+    private readonly output: Matrix | undefined,
+    private readonly ropeFreqs: Float32Array | undefined,
+    readonly maxContext: number,
+  ) {
+    this.isFirst = start === 0;
+    this.isLast = end === config.nLayer;
+    this.hiddenSize = config.nEmbd;
+    this.vocabSize = config.nVocab;
+    this.qh = new Float32Array(config.headDim);
+    this.ropeCos = new Float32Array(config.nRot / 2);
+    this.ropeSin = new Float32Array(config.nRot / 2);
+    // ggml: theta_scale = powf(freq_base, -2.0f/n_dims), computed in float.
+    this.thetaScale = Math.fround(Math.pow(config.ropeFreqBase, Math.fround(-2 / config.nRot)));
+  }
+
+  /** Number of tokens cached for a request (0 when unknown). */
+  cachedTokens(requestId: string): number {
+    return this.caches.get(requestId)?.length ?? 0;
+  }
+
+  /** Forgets a request's KV cache; returns whether there was one. */
+  dropRequest(requestId: string): boolean {
+    return this.caches.delete(requestId);
+  }
+
+  /** Number of requests holding a KV cache. */
+  get activeRequests(): number {
+    return this.caches.size;
+  }
+
+  private ensureCapacity(n: number): void {
+    if (n <= this.cap) return;
+    const c = this.config;
+    const cap = Math.max(n, this.cap * 2);
+    this.x = new Float32Array(cap * c.nEmbd);
+    this.xn = new Float32Array(cap * c.nEmbd);
+    this.tmp = new Float32Array(cap * c.nEmbd);
+    this.q = new Float32Array(cap * c.nHead * c.headDim);
+    this.attn = new Float32Array(cap * c.nHead * c.headDim);
+    this.k = new Float32Array(cap * c.nHeadKv * c.headDim);
+    this.v = new Float32Array(cap * c.nHeadKv * c.headDim);
+    this.gate = new Float32Array(cap * c.nFf);
+    this.up = new Float32Array(cap * c.nFf);
+    this.cap = cap;
+  }
+
+  /**
+   * Runs `n` input rows at the given positions through this stage's layers, appending them to the request's cache.
+   * `input`: token ids (stage 0) or a Float32Array of n * hiddenSize (rows = tokens, row-major).
+   * Returns hidden states [n][hiddenSize], or on the last stage logits [1 or n][vocabSize]. The returned array is a
+   * view of the stage's own buffer, valid until the next forward() call: copy it to keep it.
+   */
+  forward(requestId: string, input: Float32Array | TokenInput, positions: PositionInput, options: ForwardOptions = {}): Float32Array {
+    const c = this.config;
+    const n = positions.length;
+    if (n === 0) throw new TesseraError("bad_request", "forward() needs at least one position");
+    this.ensureCapacity(n);
+    const x = this.x;
+    if (this.isFirst) {
+      if (input instanceof Float32Array) throw new TesseraError("bad_request", "stage 0 takes token ids, not hidden states");
+      if (input.length !== n) throw new TesseraError("bad_request", `got ${input.length} tokens for ${n} positions`);
+      for (let t = 0; t < n; t++) {
+        const id = input[t];
+        if (!Number.isInteger(id) || id < 0 || id >= c.nVocab) throw new TesseraError("bad_request", `token id ${id} is outside the vocabulary (0..${c.nVocab - 1})`);
+        getRow(this.tokenEmbd!, id, x, t * c.nEmbd);
+      }
+    } else {
+      if (!(input instanceof Float32Array)) throw new TesseraError("bad_request", `stage starting at layer ${this.start} takes hidden states (Float32Array), not token ids`);
+      if (input.length !== n * c.nEmbd) throw new TesseraError("bad_request", `hidden states have ${input.length} values, expected ${n} x ${c.nEmbd}`);
+      x.set(input);
+    }
+    let cache = this.caches.get(requestId);
+    if (!cache) {
+      cache = new KvCache(this.layers.length, c.nHeadKv * c.headDim);
+      this.caches.set(requestId, cache);
+    }
+    if (cache.length + n > this.maxContext) {
+      throw new TesseraError("bad_request", `request ${requestId} would hold ${cache.length + n} tokens, more than the context of ${this.maxContext}`);
+    }
+    for (let t = 0; t < n; t++) {
+      const p = positions[t];
+      if (!Number.isInteger(p) || p < 0) throw new TesseraError("bad_request", `position ${p} is not a non-negative integer`);
+    }
+    cache.reserve(n);
+    if (this.scores.length < cache.length + n) this.scores = new Float32Array(cache.capacity);
+    for (let t = 0; t < n; t++) cache.positions[cache.length + t] = positions[t];
+
+    for (let li = 0; li < this.layers.length; li++) this.layer(li, this.layers[li], cache, n, positions);
+    cache.length += n;
+
+    if (!this.isLast) return x.subarray(0, n * c.nEmbd);
+    const rows = options.logits === "all" ? n : 1;
+    const first = n - rows;
+    rmsNorm(x, this.xn, first * c.nEmbd, rows, c.nEmbd, this.outputNorm!, c.rmsEps);
+    if (this.logitsBuf.length < rows * c.nVocab) this.logitsBuf = new Float32Array(rows * c.nVocab);
+    matmul(this.output!, first === 0 ? this.xn : this.xn.subarray(first * c.nEmbd), rows, this.logitsBuf, this.scratch);
+    return this.logitsBuf.subarray(0, rows * c.nVocab);
+  }
+
+  private layer(li: number, w: LayerWeights, cache: KvCache, n: number, positions: PositionInput): void {
+    const c = this.config;
+    const { x, xn, q, k, v, attn, tmp, gate, up, scratch } = this;
+    const hd = c.headDim;
+    const qWidth = c.nHead * hd;
+    const kvWidth = c.nHeadKv * hd;
+
+    rmsNorm(x, xn, 0, n, c.nEmbd, w.attnNorm, c.rmsEps);
+    matmul(w.wq, xn, n, q, scratch);
+    matmul(w.wk, xn, n, k, scratch);
+    matmul(w.wv, xn, n, v, scratch);
+
+    const kc = cache.k[li];
+    const vc = cache.v[li];
+    for (let t = 0; t < n; t++) {
+      this.ropeAngles(positions[t]);
+      for (let h = 0; h < c.nHead; h++) this.rope(q, t * qWidth + h * hd);
+      for (let h = 0; h < c.nHeadKv; h++) this.rope(k, t * kvWidth + h * hd);
+      const slot = (cache.length + t) * kvWidth;
+      for (let i = 0; i < kvWidth; i++) {
+        kc[slot + i] = F16_TO_F32[f32ToF16Bits(k[t * kvWidth + i])];
+        vc[slot + i] = F16_TO_F32[f32ToF16Bits(v[t * kvWidth + i])];
+      }
+    }
+
+    const nCells = cache.length + n;
+    const scale = Math.fround(1 / Math.sqrt(hd));
+    const group = c.nHead / c.nHeadKv;
+    const { qh, scores } = this;
+    const cellPos = cache.positions;
+    for (let t = 0; t < n; t++) {
+      const pos = positions[t];
+      for (let h = 0; h < c.nHead; h++) {
+        const kvOff = Math.floor(h / group) * hd;
+        const qOff = t * qWidth + h * hd;
+        // K is F16, so ggml's mul_mat converts Q to F16 first.
+        for (let d = 0; d < hd; d++) qh[d] = F16_TO_F32[f32ToF16Bits(q[qOff + d])];
+        let max = -Infinity;
+        for (let j = 0; j < nCells; j++) {
+          if (cellPos[j] > pos) {
+            scores[j] = -Infinity;
+            continue;
+          }
+          const ko = j * kvWidth + kvOff;
+          let s0 = 0, s1 = 0;
+          for (let d = 0; d < hd; d += 2) {
+            s0 += qh[d] * kc[ko + d];
+            s1 += qh[d + 1] * kc[ko + d + 1];
+          }
+          const s = Math.fround(Math.fround(s0 + s1) * scale);
+          scores[j] = s;
+          if (s > max) max = s;
+        }
+        let sum = 0;
+        for (let j = 0; j < nCells; j++) {
+          const e = scores[j] === -Infinity ? 0 : Math.fround(Math.exp(scores[j] - max));
+          scores[j] = e;
+          sum += e;
+        }
+        const inv = Math.fround(1 / sum);
+        const oOff = t * qWidth + h * hd;
+        attn.fill(0, oOff, oOff + hd);
+        for (let j = 0; j < nCells; j++) {
+          if (scores[j] === 0) continue;
+          // V is F16, so ggml's mul_mat converts the probabilities to F16 first.
+          const p = F16_TO_F32[f32ToF16Bits(scores[j] * inv)];
+          const vo = j * kvWidth + kvOff;
+          for (let d = 0; d < hd; d++) attn[oOff + d] += p * vc[vo + d];
+        }
+      }
+    }
+
+    matmul(w.wo, attn, n, tmp, scratch);
+    for (let i = 0, m = n * c.nEmbd; i < m; i++) x[i] = Math.fround(x[i] + tmp[i]);
+
+    rmsNorm(x, xn, 0, n, c.nEmbd, w.ffnNorm, c.rmsEps);
+    matmul(w.wGate, xn, n, gate, scratch);
+    matmul(w.wUp, xn, n, up, scratch);
+    for (let i = 0, m = n * c.nFf; i < m; i++) {
+      const g = gate[i];
+      gate[i] = Math.fround(Math.fround(g / (1 + Math.exp(-g))) * up[i]);
+    }
+    matmul(w.wDown, gate, n, tmp, scratch);
+    for (let i = 0, m = n * c.nEmbd; i < m; i++) x[i] = Math.fround(x[i] + tmp[i]);
+  }
+
+  /** ggml_rope_cache_init for mode NORM: theta starts at the position and is multiplied by theta_scale in float. */
+  private ropeAngles(pos: number): void {
+    const { ropeCos, ropeSin, ropeFreqs } = this;
+    const fs = this.config.ropeFreqScale;
+    let theta = Math.fround(pos);
+    for (let i = 0; i < ropeCos.length; i++) {
+      const ff = ropeFreqs ? ropeFreqs[i] : 1;
+      const a = Math.fround(fs * Math.fround(theta / ff));
+      ropeCos[i] = Math.cos(a);
+      ropeSin[i] = Math.sin(a);
+      theta = Math.fround(theta * this.thetaScale);
+    }
+  }
+
+  /** Rotates adjacent pairs (x[2i], x[2i+1]) of one head in place; dims past n_rot are left as they are. */
+  private rope(buf: Float32Array, off: number): void {
+    const { ropeCos, ropeSin } = this;
+    for (let i = 0; i < ropeCos.length; i++) {
+      const x0 = buf[off + 2 * i];
+      const x1 = buf[off + 2 * i + 1];
+      const cs = ropeCos[i];
+      const sn = ropeSin[i];
+      buf[off + 2 * i] = x0 * cs - x1 * sn;
+      buf[off + 2 * i + 1] = x0 * sn + x1 * cs;
+    }
+  }
+}
+
+/** ggml rms_norm (sum of squares in double, scale in float) followed by ggml_mul with the norm weight. */
+function rmsNorm(src: Float32Array, dst: Float32Array, offset: number, rows: number, width: number, weight: Float32Array, eps: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = offset + r * width;
+    let ss = 0;
+    for (let i = 0; i < width; i++) ss += src[o + i] * src[o + i];
+    const scale = Math.fround(1 / Math.sqrt(Math.fround(ss / width) + eps));
+    for (let i = 0; i < width; i++) dst[o + i] = Math.fround(src[o + i] * scale) * weight[i];
+  }
+}
+
+/** Loads only the tensors layers [start, end) need, plus the embedding (stage 0) and the head (last stage). */
+export function loadStage(options: LoadStageOptions): Stage {
+  const file = openGguf(options.path);
+  try {
+    return buildStage(file, options);
+  } finally {
+    file.close();
+  }
+}
+
+function buildStage(file: GgufFile, options: LoadStageOptions): Stage {
+  const config = readLlamaConfig(file);
+  const { start, end } = options;
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > config.nLayer || start >= end) {
+    throw new TesseraError("bad_request", `layer range [${start}, ${end}) is not within [0, ${config.nLayer}) or is empty`);
+  }
+  const matrix = (name: string): Matrix => loadMatrix(file.readTensor(name), file.tensors.get(name)!);
+  const vector = (name: string): Float32Array => {
+    const buf = file.readTensor(name);
+    return loadVector(buf, file.tensors.get(name)!);
+  };
+  const layers: LayerWeights[] = [];
+  for (let l = start; l < end; l++) {
+    const p = `blk.${l}.`;
+    layers.push({
+      attnNorm: vector(`${p}attn_norm.weight`),
+      wq: matrix(`${p}attn_q.weight`),
+      wk: matrix(`${p}attn_k.weight`),
+      wv: matrix(`${p}attn_v.weight`),
+      wo: matrix(`${p}attn_output.weight`),
+      ffnNorm: vector(`${p}ffn_norm.weight`),
+      wGate: matrix(`${p}ffn_gate.weight`),
+      wUp: matrix(`${p}ffn_up.weight`),
+      wDown: matrix(`${p}ffn_down.weight`),
+    });
+  }
+  const isFirst = start === 0;
+  const isLast = end === config.nLayer;
+  const tied = !file.tensors.has("output.weight");
+  const tokenEmbd = isFirst || (isLast && tied) ? matrix("token_embd.weight") : undefined;
+  const outputNorm = isLast ? vector("output_norm.weight") : undefined;
+  const output = isLast ? (tied ? tokenEmbd : matrix("output.weight")) : undefined;
+  const ropeFreqs = file.tensors.has("rope_freqs.weight") ? vector("rope_freqs.weight") : undefined;
+  const maxContext = options.maxContext ?? config.contextLength;
+  return new Stage(config, start, end, layers, isFirst ? tokenEmbd : undefined, outputNorm, output, ropeFreqs, maxContext);
+}

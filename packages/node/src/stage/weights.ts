@@ -1,0 +1,195 @@
+/**
+ * Loaded weight matrices and the matrix-product kernels over them.
+ *
+ * Contract: a matrix is row-major [rows = n_out][cols = n_in] (GGUF's layout for linear layers). `matmul` computes
+ * out[t][r] = W[r] · x[t] for every token row t, with the activation first converted to the weight's ggml
+ * `vec_dot_type` exactly as llama.cpp's CPU backend does (see design.md): F16 weights -> activation rounded to F16,
+ * Q8_0 weights -> activation quantised to Q8_0. F16 weights are widened to F32 once at load: the product of two F16
+ * values is exact in F32, so only the summation order differs from ggml.
+ */
+import { TesseraError } from "@tessera/protocol";
+import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
+import { GGML_TYPE, ggmlTypeName, type GgufTensorInfo } from "./gguf-reader.js";
+
+export interface DenseMatrix {
+  kind: "dense";
+  rows: number;
+  cols: number;
+  data: Float32Array;
+  /** True when the file stored F16: the activation is rounded to F16 before the dot products. */
+  roundInputToF16: boolean;
+}
+
+export interface Q8Matrix {
+  kind: "q8_0";
+  rows: number;
+  cols: number;
+  /** Quants, row-major, `rows * cols` int8. */
+  qs: Int8Array;
+  /** One scale per block of 32 along a row, `rows * cols / 32`. */
+  scales: Float32Array;
+}
+
+export type Matrix = DenseMatrix | Q8Matrix;
+
+export const Q8_BLOCK = 32;
+
+/** Reusable buffers for converted activations; grown, never shrunk, so decoding allocates nothing. */
+export class MatmulScratch {
+  f32 = new Float32Array(0);
+  q8 = new Int8Array(0);
+  q8Scales = new Float32Array(0);
+  ensure(n: number): void {
+    if (this.f32.length < n) this.f32 = new Float32Array(n);
+    if (this.q8.length < n) {
+      this.q8 = new Int8Array(n);
+      this.q8Scales = new Float32Array(Math.ceil(n / Q8_BLOCK));
+    }
+  }
+}
+
+function decodeF32(buf: Buffer, n: number): Float32Array {
+  const out = new Float32Array(n);
+  // Copy into an aligned buffer; the source Buffer may sit at any byte offset.
+  new Uint8Array(out.buffer).set(buf.subarray(0, n * 4));
+  return out;
+}
+
+function decodeF16(buf: Buffer, n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = F16_TO_F32[buf[2 * i] | (buf[2 * i + 1] << 8)];
+  return out;
+}
+
+function decodeBF16(buf: Buffer, n: number): Float32Array {
+  const out = new Float32Array(n);
+  const u = new Uint32Array(out.buffer);
+  for (let i = 0; i < n; i++) u[i] = ((buf[2 * i] | (buf[2 * i + 1] << 8)) << 16) >>> 0;
+  return out;
+}
+
+/** A 1-D F32/F16 tensor (norm weights, rope frequency factors) as floats. */
+export function loadVector(buf: Buffer, info: GgufTensorInfo): Float32Array {
+  if (info.type === GGML_TYPE.F32) return decodeF32(buf, info.elementCount);
+  if (info.type === GGML_TYPE.F16) return decodeF16(buf, info.elementCount);
+  if (info.type === GGML_TYPE.BF16) return decodeBF16(buf, info.elementCount);
+  throw new TesseraError("bad_request", `tensor ${info.name}: type ${ggmlTypeName(info.type)} is not supported for a vector`);
+}
+
+export function loadMatrix(buf: Buffer, info: GgufTensorInfo): Matrix {
+  const cols = info.dims[0];
+  const rows = info.dims.length > 1 ? info.elementCount / cols : 1;
+  switch (info.type) {
+    case GGML_TYPE.F32:
+      return { kind: "dense", rows, cols, data: decodeF32(buf, info.elementCount), roundInputToF16: false };
+    case GGML_TYPE.F16:
+      return { kind: "dense", rows, cols, data: decodeF16(buf, info.elementCount), roundInputToF16: true };
+    case GGML_TYPE.BF16:
+      // ggml's BF16 vec_dot_type is BF16; we approximate with F32 activations (documented gap, rare in practice).
+      return { kind: "dense", rows, cols, data: decodeBF16(buf, info.elementCount), roundInputToF16: false };
+    case GGML_TYPE.Q8_0: {
+      const nBlocks = info.elementCount / Q8_BLOCK;
+      const qs = new Int8Array(info.elementCount);
+      const scales = new Float32Array(nBlocks);
+      const src = new Int8Array(buf.buffer, buf.byteOffset, buf.length);
+      for (let b = 0; b < nBlocks; b++) {
+        const o = b * 34;
+        scales[b] = F16_TO_F32[buf[o] | (buf[o + 1] << 8)];
+        qs.set(src.subarray(o + 2, o + 34), b * Q8_BLOCK);
+      }
+      return { kind: "q8_0", rows, cols, qs, scales };
+    }
+    default:
+      throw new TesseraError("bad_request", `tensor ${info.name}: type ${ggmlTypeName(info.type)} is not supported (F32, F16, BF16, Q8_0 are)`);
+  }
+}
+
+/** Writes row `row` of `m` as floats into `out[outOffset..)` (embedding lookup, ggml get_rows). */
+export function getRow(m: Matrix, row: number, out: Float32Array, outOffset: number): void {
+  const n = m.cols;
+  if (m.kind === "dense") {
+    out.set(m.data.subarray(row * n, row * n + n), outOffset);
+    return;
+  }
+  for (let i = 0; i < n; i++) out[outOffset + i] = m.qs[row * n + i] * m.scales[(row * n + i) >> 5];
+}
+
+/** Round half to even, as `_mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT)` in ggml's AVX2 quantize_row_q8_0. */
+function rint(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && (r & 1) !== 0 ? r - 1 : r;
+}
+
+/** Quantises `n` floats (n a multiple of 32) to Q8_0 as ggml's quantize_row_q8_0: d = amax/127 stored as F16. */
+export function quantizeQ8(x: Float32Array, xOff: number, n: number, qs: Int8Array, qOff: number, scales: Float32Array, sOff: number): void {
+  for (let b = 0; b < n / Q8_BLOCK; b++) {
+    const base = xOff + b * Q8_BLOCK;
+    let amax = 0;
+    for (let i = 0; i < Q8_BLOCK; i++) {
+      const a = Math.abs(x[base + i]);
+      if (a > amax) amax = a;
+    }
+    const d = Math.fround(amax / 127);
+    const id = amax !== 0 ? Math.fround(127 / amax) : 0;
+    scales[sOff + b] = F16_TO_F32[f32ToF16Bits(d)];
+    const qb = qOff + b * Q8_BLOCK;
+    for (let i = 0; i < Q8_BLOCK; i++) qs[qb + i] = rint(Math.fround(x[base + i] * id));
+  }
+}
+
+function dotDense(w: Float32Array, wOff: number, x: Float32Array, xOff: number, n: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let i = 0;
+  const n4 = n & ~3;
+  for (; i < n4; i += 4) {
+    s0 += w[wOff + i] * x[xOff + i];
+    s1 += w[wOff + i + 1] * x[xOff + i + 1];
+    s2 += w[wOff + i + 2] * x[xOff + i + 2];
+    s3 += w[wOff + i + 3] * x[xOff + i + 3];
+  }
+  for (; i < n; i++) s0 += w[wOff + i] * x[xOff + i];
+  return s0 + s1 + s2 + s3;
+}
+
+function dotQ8(qw: Int8Array, sw: Float32Array, wOff: number, qx: Int8Array, sx: Float32Array, xOff: number, n: number): number {
+  let sum = 0;
+  const nb = n >> 5;
+  for (let b = 0; b < nb; b++) {
+    const wo = wOff + (b << 5);
+    const xo = xOff + (b << 5);
+    let acc = 0;
+    for (let i = 0; i < 32; i += 4) {
+      acc += qw[wo + i] * qx[xo + i] + qw[wo + i + 1] * qx[xo + i + 1] + qw[wo + i + 2] * qx[xo + i + 2] + qw[wo + i + 3] * qx[xo + i + 3];
+    }
+    sum += Math.fround(sw[(wOff >> 5) + b] * sx[(xOff >> 5) + b]) * acc;
+  }
+  return sum;
+}
+
+/**
+ * out[t * outStride + outOffset + r] = W[r] · x[t * cols ..] for t < nTok, r < rows.
+ * `x` is [nTok][cols] row-major and is not modified.
+ */
+export function matmul(m: Matrix, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, outStride = m.rows, outOffset = 0): void {
+  const { rows, cols } = m;
+  scratch.ensure(nTok * cols);
+  if (m.kind === "dense") {
+    let xs = x;
+    if (m.roundInputToF16) {
+      xs = scratch.f32;
+      for (let i = 0, n = nTok * cols; i < n; i++) xs[i] = F16_TO_F32[f32ToF16Bits(x[i])];
+    }
+    const w = m.data;
+    for (let r = 0; r < rows; r++) {
+      const wOff = r * cols;
+      for (let t = 0; t < nTok; t++) out[t * outStride + outOffset + r] = dotDense(w, wOff, xs, t * cols, cols);
+    }
+    return;
+  }
+  const { q8, q8Scales } = scratch;
+  for (let t = 0; t < nTok; t++) quantizeQ8(x, t * cols, cols, q8, t * cols, q8Scales, (t * cols) >> 5);
+  for (let r = 0; r < rows; r++) {
+    const wOff = r * cols;
+    for (let t = 0; t < nTok; t++) out[t * outStride + outOffset + r] = dotQ8(m.qs, m.scales, wOff, q8, q8Scales, t * cols, cols);
+  }
+}
