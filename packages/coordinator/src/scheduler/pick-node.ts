@@ -1,0 +1,148 @@
+import { TesseraError } from "@tessera/protocol";
+import { DEFAULT_PRIORS, DEFAULT_WEIGHTS, MIN_REPUTATION } from "./defaults.js";
+import { emptyRejections, FILTER_STAGES, noCandidateMessage } from "./no-candidate.js";
+import type {
+  CandidateScore,
+  FilterReason,
+  JobRequirements,
+  NodeSnapshot,
+  PickOptions,
+  PickResult,
+  Priors,
+  ScoreWeights,
+} from "./types.js";
+
+/**
+ * Chooses the node to run `job`: filter → score → choose (see design.md). Pure: same inputs, same answer; `now` (ms)
+ * is only used to age prefix-affinity entries. O(n) plus a sort of the measured speeds when a candidate is unmeasured.
+ */
+export function pick(
+  job: JobRequirements,
+  nodes: readonly NodeSnapshot[],
+  now: number,
+  options: PickOptions = {},
+): PickResult {
+  if (!(job.maxTokens >= 1) || !(job.promptTokens >= 0)) {
+    throw new TesseraError("bad_request", `job needs maxTokens >= 1 and promptTokens >= 0, got ${job.maxTokens} and ${job.promptTokens}`);
+  }
+  const weights: ScoreWeights = options.weights ? { ...DEFAULT_WEIGHTS, ...options.weights } : DEFAULT_WEIGHTS;
+  const priors: Priors = options.priors ? { ...DEFAULT_PRIORS, ...options.priors } : DEFAULT_PRIORS;
+  const rejected = emptyRejections();
+  const candidates: NodeSnapshot[] = [];
+  // Measurements of every online node serving the model, busy or not: the population the priors come from.
+  const measuredTps: number[] = [];
+  const measuredTtft: number[] = [];
+  let needPrior = false;
+
+  for (const node of nodes) {
+    const reason = filterReason(node, job, options.exclude);
+    if (reason === "offline" || reason === "model_not_served") {
+      rejected[reason]++;
+      continue;
+    }
+    const perf = node.perf[job.model];
+    const tps = perf?.tokensPerSecond;
+    const ttft = perf?.ttftMs;
+    if (tps !== undefined && tps > 0) measuredTps.push(tps);
+    if (ttft !== undefined && ttft >= 0) measuredTtft.push(ttft);
+    if (reason !== undefined) {
+      rejected[reason]++;
+      continue;
+    }
+    if (tps === undefined || !(tps > 0) || ttft === undefined || !(ttft >= 0)) needPrior = true;
+    candidates.push(node);
+  }
+
+  if (candidates.length === 0) {
+    let reason = FILTER_STAGES[0]![1];
+    for (const [filter, noCandidate] of FILTER_STAGES) if (rejected[filter] > 0) reason = noCandidate;
+    return { ok: false, reason, message: noCandidateMessage(reason, job.model, job.pinnedNodeId), rejected };
+  }
+
+  const tpsPrior = needPrior ? (median(measuredTps) ?? priors.tokensPerSecond) : priors.tokensPerSecond;
+  const ttftPrior = needPrior
+    ? (median(measuredTtft) ?? (job.promptTokens / priors.prefillTokensPerSecond) * 1000 + priors.ttftBaseMs)
+    : 0;
+
+  const scored = candidates.map((node) => score(node, job, now, weights, priors, tpsPrior, ttftPrior));
+  scored.sort(compareCandidates);
+  return { ok: true, nodeId: scored[0]!.nodeId, candidates: scored, rejected };
+}
+
+/** The first filter (in FILTER_STAGES order) that removes `node`, or undefined when it is a candidate. */
+function filterReason(
+  node: NodeSnapshot,
+  job: JobRequirements,
+  exclude: ReadonlySet<string> | undefined,
+): FilterReason | undefined {
+  if (!node.online) return "offline";
+  if (!node.models.includes(job.model)) return "model_not_served";
+  if (job.pinnedNodeId !== undefined && node.id !== job.pinnedNodeId) return "not_pinned";
+  if (node.quarantined) return "quarantined";
+  if (node.draining) return "draining";
+  if (exclude?.has(node.id)) return "excluded";
+  if (node.activeJobs >= node.maxConcurrency) return "busy";
+  return undefined;
+}
+
+function score(
+  node: NodeSnapshot,
+  job: JobRequirements,
+  now: number,
+  w: ScoreWeights,
+  priors: Priors,
+  tpsPrior: number,
+  ttftPrior: number,
+): CandidateScore {
+  const perf = node.perf[job.model];
+  const measuredTps = perf?.tokensPerSecond !== undefined && perf.tokensPerSecond > 0;
+  const measuredTtft = perf?.ttftMs !== undefined && perf.ttftMs >= 0;
+  const tokensPerSecond = measuredTps ? perf!.tokensPerSecond! : tpsPrior;
+  let nodeTtft = measuredTtft ? perf!.ttftMs! : ttftPrior;
+
+  const active = Math.max(0, node.activeJobs);
+  const load = 1 + w.queueWeight * active;
+  const rttMs = node.rttMs !== undefined && node.rttMs >= 0 ? node.rttMs : priors.rttMs;
+
+  let affinity = false;
+  if (job.prefixHash !== undefined && node.recentPrefixes !== undefined) {
+    const lastUsed = node.recentPrefixes.get(job.prefixHash);
+    const utilisation = active / Math.max(1, node.maxConcurrency);
+    if (lastUsed !== undefined && now - lastUsed <= w.prefixTtlMs && utilisation < w.affinityMaxLoad) {
+      affinity = true;
+      nodeTtft *= 1 - w.affinityDiscount;
+    }
+  }
+
+  const ttftMs = rttMs + nodeTtft * load;
+  const completionMs = ttftMs + (job.maxTokens / tokensPerSecond) * 1000 * load;
+  const reputation = Math.max(MIN_REPUTATION, Number.isFinite(node.reputation) ? node.reputation : 1);
+  const cost = (w.ttftWeight * ttftMs + w.completionWeight * completionMs) / reputation ** w.reputationWeight;
+  return {
+    nodeId: node.id,
+    cost,
+    ttftMs,
+    completionMs,
+    rttMs,
+    load,
+    tokensPerSecond,
+    speedSource: measuredTps ? "measured" : "prior",
+    ttftSource: measuredTtft ? "measured" : "prior",
+    affinity,
+    reputation,
+  };
+}
+
+/** Lowest cost first; ties: fewer active jobs (lower load), then the smaller id, so the order is total. */
+function compareCandidates(a: CandidateScore, b: CandidateScore): number {
+  if (a.cost !== b.cost) return a.cost - b.cost;
+  if (a.load !== b.load) return a.load - b.load;
+  return a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0;
+}
+
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = Float64Array.from(values).sort();
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
