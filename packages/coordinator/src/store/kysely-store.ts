@@ -1,0 +1,129 @@
+import type { Kysely } from "kysely";
+import type { JobStatus } from "@tessera/protocol";
+import * as apiKeys from "./api-key-queries.js";
+import * as commands from "./command-queries.js";
+import * as jobs from "./job-queries.js";
+import * as metrics from "./metric-queries.js";
+import * as nodes from "./node-queries.js";
+import type { Database } from "./schema.js";
+import * as segments from "./segment-queries.js";
+import type {
+  ApiKeyRecord,
+  JobListFilter,
+  JobMetricsSample,
+  JobPatch,
+  JobRecord,
+  JobSegmentRecord,
+  NewApiKey,
+  NewJob,
+  NewJobSegment,
+  NewNodeCommand,
+  NodeCommandRecord,
+  NodeCommandUpdate,
+  NodeHeartbeatState,
+  NodeModelMetrics,
+  NodeRecord,
+  NodeRegistration,
+  NodeStatus,
+  Store,
+} from "./types.js";
+
+/** The `Store` over one Kysely instance; the SQL lives in the `*-queries.ts` files, one per table. */
+export class KyselyStore implements Store {
+  private closed: Promise<void> | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly dialect: "sqlite" | "postgres",
+  ) {}
+
+  upsertNode(reg: NodeRegistration, at: Date): Promise<NodeRecord> {
+    return nodes.upsertNode(this.db, reg, at);
+  }
+  recordHeartbeat(nodeId: string, state: NodeHeartbeatState, at: Date): Promise<boolean> {
+    return nodes.recordHeartbeat(this.db, nodeId, state, at);
+  }
+  setNodeStatus(nodeId: string, status: NodeStatus, at: Date): Promise<boolean> {
+    return nodes.setNodeStatus(this.db, nodeId, status, at);
+  }
+  getNode(id: string): Promise<NodeRecord | undefined> {
+    return nodes.getNode(this.db, id);
+  }
+  listNodes(filter?: { status?: NodeStatus }): Promise<NodeRecord[]> {
+    return nodes.listNodes(this.db, filter);
+  }
+  markSilentNodesOffline(cutoff: Date, at: Date): Promise<string[]> {
+    return nodes.markSilentNodesOffline(this.db, cutoff, at);
+  }
+
+  insertJob(job: NewJob): Promise<void> {
+    return jobs.insertJob(this.db, job);
+  }
+  updateJob(id: string, patch: JobPatch, options?: { ifStatus?: readonly JobStatus[] }): Promise<boolean> {
+    return jobs.updateJob(this.db, id, patch, options);
+  }
+  getJob(id: string): Promise<JobRecord | undefined> {
+    return jobs.getJob(this.db, id);
+  }
+  listJobs(ownerId: string, filter: JobListFilter): Promise<JobRecord[]> {
+    return jobs.listJobs(this.db, ownerId, filter);
+  }
+  expireJobContent(now: Date): Promise<number> {
+    return jobs.expireJobContent(this.db, now);
+  }
+  failStaleJobs(cutoff: Date, now: Date, message?: string): Promise<string[]> {
+    return jobs.failStaleJobs(this.db, cutoff, now, message);
+  }
+
+  addJobSegment(segment: NewJobSegment): Promise<JobSegmentRecord> {
+    return segments.addJobSegment(this.db, segment);
+  }
+  listJobSegments(jobId: string): Promise<JobSegmentRecord[]> {
+    return segments.listJobSegments(this.db, jobId);
+  }
+
+  createApiKey(key: NewApiKey): Promise<ApiKeyRecord> {
+    return apiKeys.createApiKey(this.db, key);
+  }
+  findApiKeyByHash(tokenSha256: string): Promise<ApiKeyRecord | undefined> {
+    return apiKeys.findApiKeyByHash(this.db, tokenSha256);
+  }
+  listApiKeys(): Promise<ApiKeyRecord[]> {
+    return apiKeys.listApiKeys(this.db);
+  }
+  revokeApiKey(idOrName: string, at: Date): Promise<boolean> {
+    return apiKeys.revokeApiKey(this.db, idOrName, at);
+  }
+  touchApiKey(id: string, at: Date): Promise<void> {
+    return apiKeys.touchApiKey(this.db, id, at);
+  }
+
+  recordJobMetrics(nodeId: string, model: string, sample: JobMetricsSample, at: Date): Promise<NodeModelMetrics> {
+    return metrics.recordJobMetrics(this.db, nodeId, model, sample, at);
+  }
+  listNodeModelMetrics(filter?: { nodeId?: string }): Promise<NodeModelMetrics[]> {
+    return metrics.listNodeModelMetrics(this.db, filter);
+  }
+
+  insertNodeCommand(command: NewNodeCommand): Promise<NodeCommandRecord> {
+    return commands.insertNodeCommand(this.db, command);
+  }
+  updateNodeCommand(id: string, update: NodeCommandUpdate): Promise<boolean> {
+    return commands.updateNodeCommand(this.db, id, update);
+  }
+  getNodeCommand(id: string): Promise<NodeCommandRecord | undefined> {
+    return commands.getNodeCommand(this.db, id);
+  }
+  listNodeCommands(nodeId: string): Promise<NodeCommandRecord[]> {
+    return commands.listNodeCommands(this.db, nodeId);
+  }
+  nextQueuedCommands(nodeId: string): Promise<NodeCommandRecord[]> {
+    return commands.listNodeCommands(this.db, nodeId, "queued");
+  }
+
+  /** Idempotent: closes the SQLite file or drains the Postgres pool once. */
+  close(): Promise<void> {
+    this.closed ??= this.db.destroy();
+    return this.closed;
+  }
+}

@@ -1,0 +1,129 @@
+import type { Kysely, Selectable } from "kysely";
+import type { GpuStats, Hardware, ServedModel } from "@tessera/protocol";
+import { fromJson, fromMs, fromMsOrNull, toJson, toMs } from "./codec.js";
+import type { Database, NodesTable } from "./schema.js";
+import type { NodeHeartbeatState, NodeRecord, NodeRegistration, NodeStatus } from "./types.js";
+
+function toNodeRecord(row: Selectable<NodesTable>): NodeRecord {
+  return {
+    id: row.id,
+    version: row.version,
+    hardware: fromJson<Hardware>(row.hardware),
+    models: fromJson<ServedModel[]>(row.models),
+    maxConcurrency: row.max_concurrency,
+    status: row.status as NodeStatus,
+    registeredAt: fromMs(row.registered_at),
+    updatedAt: fromMs(row.updated_at),
+    statusChangedAt: fromMs(row.status_changed_at),
+    lastSeenAt: fromMsOrNull(row.last_seen_at),
+    lastHeartbeatAt: fromMsOrNull(row.last_heartbeat_at),
+    gpus: fromJson<GpuStats[]>(row.gpus),
+    loadedModels: fromJson<string[]>(row.loaded_models),
+    activeJobs: row.active_jobs,
+    draining: row.draining !== 0,
+  };
+}
+
+export async function upsertNode(db: Kysely<Database>, reg: NodeRegistration, at: Date): Promise<NodeRecord> {
+  const now = toMs(at, "at");
+  const row = await db
+    .insertInto("nodes")
+    .values({
+      id: reg.id,
+      version: reg.version,
+      hardware: toJson(reg.hardware),
+      models: toJson(reg.models),
+      max_concurrency: reg.maxConcurrency,
+      status: "offline",
+      registered_at: now,
+      updated_at: now,
+      status_changed_at: now,
+      last_seen_at: null,
+      last_heartbeat_at: null,
+      gpus: "[]",
+      loaded_models: "[]",
+      active_jobs: 0,
+      draining: 0,
+    })
+    // Re-registration refreshes the announcement only; liveness and status belong to heartbeats and sessions.
+    .onConflict((oc) =>
+      oc.column("id").doUpdateSet((eb) => ({
+        version: eb.ref("excluded.version"),
+        hardware: eb.ref("excluded.hardware"),
+        models: eb.ref("excluded.models"),
+        max_concurrency: eb.ref("excluded.max_concurrency"),
+        updated_at: eb.ref("excluded.updated_at"),
+      })),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toNodeRecord(row);
+}
+
+export async function recordHeartbeat(
+  db: Kysely<Database>,
+  nodeId: string,
+  state: NodeHeartbeatState,
+  at: Date,
+): Promise<boolean> {
+  const now = toMs(at, "at");
+  const result = await db
+    .updateTable("nodes")
+    .set((eb) => ({
+      gpus: toJson(state.gpus),
+      loaded_models: toJson(state.loadedModels),
+      ...(state.models !== undefined ? { models: toJson(state.models) } : {}),
+      active_jobs: state.activeJobs,
+      max_concurrency: state.maxConcurrency,
+      draining: state.draining ? 1 : 0,
+      last_heartbeat_at: now,
+      last_seen_at: now,
+      updated_at: now,
+      // Keep the moment the node came online, not the moment of its latest heartbeat.
+      status_changed_at: eb.case().when("status", "=", "online").then(eb.ref("status_changed_at")).else(now).end(),
+      status: "online",
+    }))
+    .where("id", "=", nodeId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+export async function setNodeStatus(db: Kysely<Database>, nodeId: string, status: NodeStatus, at: Date): Promise<boolean> {
+  const now = toMs(at, "at");
+  const result = await db
+    .updateTable("nodes")
+    .set((eb) => ({
+      status,
+      updated_at: now,
+      status_changed_at: eb.case().when("status", "=", status).then(eb.ref("status_changed_at")).else(now).end(),
+      // A session coming up is a sign of life: the silence sweep measures from here.
+      ...(status === "online" ? { last_seen_at: now } : {}),
+    }))
+    .where("id", "=", nodeId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+export async function getNode(db: Kysely<Database>, id: string): Promise<NodeRecord | undefined> {
+  const row = await db.selectFrom("nodes").selectAll().where("id", "=", id).executeTakeFirst();
+  return row ? toNodeRecord(row) : undefined;
+}
+
+export async function listNodes(db: Kysely<Database>, filter: { status?: NodeStatus } = {}): Promise<NodeRecord[]> {
+  let query = db.selectFrom("nodes").selectAll();
+  if (filter.status !== undefined) query = query.where("status", "=", filter.status);
+  const rows = await query.orderBy("id").execute();
+  return rows.map(toNodeRecord);
+}
+
+export async function markSilentNodesOffline(db: Kysely<Database>, cutoff: Date, at: Date): Promise<string[]> {
+  const rows = await db
+    .updateTable("nodes")
+    .set({ status: "offline", status_changed_at: toMs(at, "at"), updated_at: toMs(at, "at") })
+    .where("status", "=", "online")
+    // A node that never sent a sign of life but is online (should not happen) counts as silent too.
+    .where((eb) => eb.or([eb("last_seen_at", "<", toMs(cutoff, "cutoff")), eb("last_seen_at", "is", null)]))
+    .returning("id")
+    .execute();
+  return rows.map((r) => r.id).sort();
+}
