@@ -1,1 +1,10 @@
 export * from "./backends/adapter.js";
+export * from "./config.js";
+export * from "./paths.js";
+export { renderNodeToml } from "./config-file.js";
+export { readKeyFile, signerFromKeyFile, type NodeKeys } from "./key-store.js";
+export { initNode, type InitNodeOptions, type InitNodeResult } from "./init-node.js";
+export { registerNode, resolveServedModels, basicHardware, NODE_VERSION, type RegisterNodeInput } from "./register-node.js";
+export { startDaemon, type DaemonDeps, type DaemonHandle, type DaemonStatus, type BackendFactory } from "./daemon.js";
+export { createNodeLogger, formatLogLine, type NodeLogger, type NodeLogOutput } from "./logger.js";
+export { systemClock, type Clock, type WebSocketCtor } from "./session-client.js";

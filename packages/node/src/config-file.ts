@@ -1,0 +1,36 @@
+import { NODE_SETTINGS, HOME_ENV, HOME_FLAG, type NodeSettings } from "./config.js";
+
+/**
+ * Renders node.toml: every setting from the one table, each with its description, flag and env var as comments.
+ * Settings given in `values` are written live; the rest stay commented out at their defaults, so the file documents
+ * every knob without pinning defaults that a later version may improve.
+ */
+export function renderNodeToml(values: Partial<NodeSettings>, defaultLogFile: string): string {
+  const lines = [
+    "# Tessera node configuration.",
+    "# Precedence: command-line flag > environment variable > this file > built-in default.",
+    `# ${HOME_FLAG} DIR (or ${HOME_ENV}) keeps config, keys, logs and data in one directory.`,
+    "# Keys live in keys.toml beside this file; never share that one.",
+    "",
+  ];
+  for (const s of NODE_SETTINGS) {
+    lines.push(`# ${s.description}.`, `# flag ${s.flag} ${s.arg}, env ${s.env}, default ${s.defaultText || '""'}`);
+    const value = values[s.name];
+    if (value !== undefined) lines.push(`${s.name} = ${tomlValue(value)}`);
+    else lines.push(`# ${s.name} = ${s.name === "log_file" ? JSON.stringify(defaultLogFile) : tomlDefault(s.defaultText, s.name)}`);
+    lines.push("");
+  }
+  return lines.join("\n");
+}
+
+function tomlDefault(defaultText: string, name: string): string {
+  if (name === "served_models") return "[]";
+  return /^-?\d+(\.\d+)?$/.test(defaultText) ? defaultText : JSON.stringify(defaultText);
+}
+
+/** JSON strings are valid TOML basic strings (same escapes); numbers and string arrays map directly. */
+function tomlValue(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  if (Array.isArray(value)) return `[${value.map((v) => JSON.stringify(String(v))).join(", ")}]`;
+  return JSON.stringify(String(value));
+}

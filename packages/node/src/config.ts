@@ -1,0 +1,340 @@
+import { readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { resolve } from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { TesseraError } from "@tessera/protocol";
+import { resolveNodePaths, type NodePaths } from "./paths.js";
+
+/**
+ * The node daemon's configuration: ONE settings table, and the only reader of `process.env` in this package.
+ * Each setting has a name (also its key in node.toml), an env var, a flag, a default and a description; the same
+ * table prints in `--help`. Precedence: flag > env > config file > default. Every error names the flag and the env
+ * var, and carries the stable code `bad_request` (or `not_found` for a missing config file).
+ */
+
+export const BACKEND_KINDS = [
+  "auto",
+  "embedded",
+  "openai-compatible",
+  "ollama",
+  "vllm",
+  "sglang",
+  "max",
+  "llama-server",
+] as const;
+export type BackendKind = (typeof BACKEND_KINDS)[number];
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface NodeSettings {
+  coordinator_url: string;
+  backend: BackendKind;
+  model_path: string;
+  served_models: string[];
+  openai_base_url: string;
+  ollama_host: string;
+  vllm_host: string;
+  sglang_host: string;
+  max_host: string;
+  llama_server_host: string;
+  max_concurrency: number;
+  heartbeat_interval_s: number;
+  shutdown_grace_s: number;
+  log_file: string;
+  log_level: LogLevel;
+}
+export type SettingName = keyof NodeSettings;
+export type SettingSource = "flag" | "env" | "file" | "default";
+
+export interface SettingSpec<K extends SettingName = SettingName> {
+  name: K;
+  env: string;
+  /** The long flag, e.g. `--max-concurrency`. */
+  flag: string;
+  /** Commander's argument placeholder, e.g. `<n>`. */
+  arg: string;
+  /** The default as shown to users; `log_file` and `model_path` get theirs from the node's paths. */
+  defaultText: string;
+  description: string;
+  parse(raw: unknown): NodeSettings[K];
+}
+
+/** Thrown by a setting's parser; turned into a TesseraError naming the source, flag and env var. */
+class InvalidValue extends Error {}
+
+function text(raw: unknown): string {
+  if (typeof raw === "number" || typeof raw === "boolean") return String(raw);
+  if (typeof raw !== "string") throw new InvalidValue("must be a string");
+  return raw.trim();
+}
+
+function url(raw: unknown): string {
+  let value = text(raw);
+  if (value === "") return "";
+  // OLLAMA_HOST and friends are often written without a scheme (`127.0.0.1:11434`).
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) value = `http://${value}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new InvalidValue("must be a URL like http://127.0.0.1:7337");
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new InvalidValue("must be an http(s) URL");
+  return value.replace(/\/+$/, "");
+}
+
+function number(min: number, max: number, integer: boolean) {
+  return (raw: unknown): number => {
+    const value = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+    const kind = integer ? "an integer" : "a number";
+    if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+      throw new InvalidValue(`must be ${kind} from ${min} to ${max}`);
+    }
+    return value;
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (raw: unknown): T => {
+    const value = text(raw);
+    if (!(values as readonly string[]).includes(value)) throw new InvalidValue(`must be one of ${values.join(", ")}`);
+    return value as T;
+  };
+}
+
+function list(raw: unknown): string[] {
+  const items = Array.isArray(raw) ? raw.map(text) : text(raw).split(",");
+  const names = items.map((s) => s.trim()).filter((s) => s !== "");
+  for (const name of names) if (name.length > 256) throw new InvalidValue("model names are at most 256 characters");
+  return [...new Set(names)];
+}
+
+function spec<K extends SettingName>(s: SettingSpec<K>): SettingSpec<K> {
+  return s;
+}
+
+export const NODE_SETTINGS = [
+  spec({
+    name: "coordinator_url", env: "TESSERA_COORDINATOR_URL", flag: "--coordinator", arg: "<url>",
+    defaultText: "http://127.0.0.1:7337", description: "Coordinator this node joins",
+    parse: (raw) => {
+      const value = url(raw);
+      if (value === "") throw new InvalidValue("must not be empty");
+      return value;
+    },
+  }),
+  spec({
+    name: "backend", env: "TESSERA_BACKEND", flag: "--backend", arg: "<kind>", defaultText: "auto",
+    description: `Inference backend: ${BACKEND_KINDS.join("|")} (auto probes local servers, then embedded)`,
+    parse: oneOf(BACKEND_KINDS),
+  }),
+  spec({
+    name: "model_path", env: "TESSERA_MODEL_PATH", flag: "--model", arg: "<path.gguf>", defaultText: "",
+    description: "GGUF file the embedded backend serves",
+    parse: text,
+  }),
+  spec({
+    name: "served_models", env: "TESSERA_SERVED_MODELS", flag: "--served-models", arg: "<a,b>", defaultText: "[]",
+    description: "Models this node advertises (empty: every model the backend has)", parse: list,
+  }),
+  spec({
+    name: "openai_base_url", env: "TESSERA_OPENAI_BASE_URL", flag: "--openai-base-url", arg: "<url>",
+    defaultText: "", description: "Base URL of an OpenAI-compatible server (backend openai-compatible)", parse: url,
+  }),
+  spec({
+    name: "ollama_host", env: "OLLAMA_HOST", flag: "--ollama-host", arg: "<url>",
+    defaultText: "http://127.0.0.1:11434", description: "Ollama server", parse: url,
+  }),
+  spec({
+    name: "vllm_host", env: "VLLM_HOST", flag: "--vllm-host", arg: "<url>",
+    defaultText: "http://127.0.0.1:8000", description: "vLLM server", parse: url,
+  }),
+  spec({
+    name: "sglang_host", env: "SGLANG_HOST", flag: "--sglang-host", arg: "<url>",
+    defaultText: "http://127.0.0.1:30000", description: "SGLang server", parse: url,
+  }),
+  spec({
+    name: "max_host", env: "MAX_HOST", flag: "--max-host", arg: "<url>",
+    defaultText: "http://127.0.0.1:8080", description: "Modular MAX server", parse: url,
+  }),
+  spec({
+    name: "llama_server_host", env: "LLAMA_SERVER_HOST", flag: "--llama-server-host", arg: "<url>",
+    defaultText: "http://127.0.0.1:8080", description: "llama.cpp llama-server / llama-swap", parse: url,
+  }),
+  spec({
+    name: "max_concurrency", env: "TESSERA_MAX_CONCURRENCY", flag: "--max-concurrency", arg: "<n>",
+    defaultText: "4", description: "Jobs run at once; more are rejected", parse: number(1, 1024, true),
+  }),
+  spec({
+    name: "heartbeat_interval_s", env: "TESSERA_HEARTBEAT_INTERVAL_S", flag: "--heartbeat-interval", arg: "<s>",
+    defaultText: "30", description: "Seconds between heartbeats (unset: the coordinator's value)",
+    parse: number(0.05, 3600, false),
+  }),
+  spec({
+    name: "shutdown_grace_s", env: "TESSERA_SHUTDOWN_GRACE_S", flag: "--shutdown-grace", arg: "<s>",
+    defaultText: "30", description: "On SIGTERM, seconds in-flight jobs get to finish", parse: number(0, 3600, false),
+  }),
+  spec({
+    name: "log_file", env: "TESSERA_LOG_FILE", flag: "--log-file", arg: "<path>", defaultText: "<data>/logs/node.log",
+    description: "Log file (readable lines, also printed to stdout)",
+    parse: (raw) => {
+      const value = text(raw);
+      if (value === "") throw new InvalidValue("must not be empty");
+      return value;
+    },
+  }),
+  spec({
+    name: "log_level", env: "TESSERA_LOG_LEVEL", flag: "--log-level", arg: "<level>", defaultText: "info",
+    description: `Log level: ${LOG_LEVELS.join("|")}`, parse: oneOf(LOG_LEVELS),
+  }),
+] as const satisfies readonly SettingSpec[];
+
+const SETTING_BY_NAME = new Map<string, SettingSpec>(NODE_SETTINGS.map((s) => [s.name, s as SettingSpec]));
+
+const PATH_SETTINGS = new Set<string>(["model_path", "log_file"]);
+
+export const HOME_FLAG = "--home";
+export const HOME_ENV = "TESSERA_HOME";
+
+export interface NodeConfig extends NodeSettings {
+  paths: NodePaths;
+  /** Where each setting's value came from. */
+  sources: Record<SettingName, SettingSource>;
+}
+
+export type SettingFlags = Partial<Record<SettingName, unknown>>;
+
+export interface LoadConfigOptions {
+  /** `--home`; falls back to TESSERA_HOME, then XDG dirs. */
+  home?: string;
+  flags?: SettingFlags;
+  /** Defaults to process.env: this module is the one place that reads it. */
+  env?: Record<string, string | undefined>;
+  /** When true (start, register) a missing node.toml is an error telling the user to run `tessera init`. */
+  requireConfigFile?: boolean;
+}
+
+function settingError(s: SettingSpec, source: SettingSource, raw: unknown, reason: string): TesseraError {
+  const where = source === "flag" ? `flag ${s.flag}` : source === "env" ? `env ${s.env}` : `node.toml key ${s.name}`;
+  return new TesseraError(
+    "bad_request",
+    `invalid ${s.name} ${JSON.stringify(raw)} (from ${where}): ${reason}; set it with ${s.flag}, ${s.env} or ` +
+      `\`${s.name}\` in node.toml`,
+  );
+}
+
+/** Resolves the home dir and the node's paths; rejects a --home that exists but is not a directory. */
+export function resolveHome(home: string | undefined, env: Record<string, string | undefined> = process.env): NodePaths {
+  const chosen = home ?? (env[HOME_ENV] ? env[HOME_ENV] : undefined);
+  const source = home !== undefined ? `flag ${HOME_FLAG}` : `env ${HOME_ENV}`;
+  if (chosen !== undefined) {
+    if (chosen.trim() === "") throw new TesseraError("bad_request", `${HOME_FLAG}/${HOME_ENV} must not be empty`);
+    const dir = resolve(chosen);
+    let isDir: boolean | undefined;
+    try {
+      isDir = statSync(dir).isDirectory();
+    } catch {
+      isDir = undefined; // does not exist yet: `tessera init` creates it
+    }
+    if (isDir === false) {
+      throw new TesseraError("bad_request", `home ${dir} (from ${source}) exists and is not a directory`);
+    }
+    return resolveNodePaths(dir, env, homedir());
+  }
+  return resolveNodePaths(undefined, env, homedir());
+}
+
+/** Reads node.toml as a plain table; undefined when it does not exist. */
+export function readConfigFile(path: string): Record<string, unknown> | undefined {
+  let source: string;
+  try {
+    source = readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    if (code === "EISDIR") throw new TesseraError("bad_request", `config ${path} is a directory, not a file`);
+    throw new TesseraError("bad_request", `cannot read config ${path}: ${code ?? String(err)}`, { cause: err });
+  }
+  try {
+    return parseToml(source) as Record<string, unknown>;
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    throw new TesseraError("bad_request", `config ${path} is not valid TOML: ${message}`, { cause: err });
+  }
+}
+
+export function loadNodeConfig(options: LoadConfigOptions = {}): NodeConfig {
+  const env = options.env ?? process.env;
+  const paths = resolveHome(options.home, env);
+  const file = readConfigFile(paths.configFile);
+  if (file === undefined && options.requireConfigFile) {
+    const homeHint = paths.home !== undefined ? ` --home ${paths.home}` : "";
+    throw new TesseraError("not_found", `no node config at ${paths.configFile}: run \`tessera init${homeHint}\` first`);
+  }
+  for (const key of Object.keys(file ?? {})) {
+    if (!SETTING_BY_NAME.has(key)) {
+      throw new TesseraError(
+        "bad_request",
+        `unknown key ${JSON.stringify(key)} in ${paths.configFile}; known keys: ${[...SETTING_BY_NAME.keys()].join(", ")}`,
+      );
+    }
+  }
+  const flags = options.flags ?? {};
+  const values: Record<string, unknown> = {};
+  const sources = {} as Record<SettingName, SettingSource>;
+  for (const s of NODE_SETTINGS as readonly SettingSpec[]) {
+    const candidates: Array<[SettingSource, unknown]> = [
+      ["flag", flags[s.name]],
+      ["env", env[s.env] === "" ? undefined : env[s.env]],
+      ["file", file?.[s.name]],
+    ];
+    const found = candidates.find(([, raw]) => raw !== undefined);
+    if (found) {
+      const [source, raw] = found;
+      try {
+        values[s.name] = s.parse(raw);
+      } catch (err) {
+        if (err instanceof InvalidValue) throw settingError(s, source, raw, err.message);
+        throw err;
+      }
+      sources[s.name] = source;
+      // Relative paths: from node.toml they are relative to its directory, otherwise to the working directory.
+      if (PATH_SETTINGS.has(s.name) && values[s.name] !== "") {
+        values[s.name] = resolve(source === "file" ? paths.configDir : ".", values[s.name] as string);
+      }
+    } else {
+      values[s.name] = s.name === "log_file" ? paths.defaultLogFile : s.parse(s.defaultText);
+      sources[s.name] = "default";
+    }
+  }
+  return { ...(values as unknown as NodeSettings), paths, sources };
+}
+
+/** Commander turns `--max-concurrency` into `maxConcurrency`; this maps parsed options back to setting names. */
+export function settingFlagsFromOptions(options: Record<string, unknown>): SettingFlags {
+  const flags: SettingFlags = {};
+  for (const s of NODE_SETTINGS) {
+    const key = s.flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (options[key] !== undefined) flags[s.name] = options[key];
+  }
+  return flags;
+}
+
+/** The settings table as it prints in `--help`. */
+export function settingsHelp(): string {
+  const rows = NODE_SETTINGS.map((s) => [s.name, `${s.flag} ${s.arg}`, s.env, s.defaultText || '""', s.description]);
+  rows.unshift([HOME_FLAG.slice(2), `${HOME_FLAG} <dir>`, HOME_ENV, "XDG dirs", "One dir for config, keys, logs, data"]);
+  const header = ["setting (node.toml)", "flag", "env", "default", "description"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join("  ");
+  return [
+    "Settings (precedence: flag > env > node.toml > default):",
+    "  " + line(header),
+    ...rows.map((r) => "  " + line(r)),
+  ].join("\n");
+}
+
+export function getSettingSpec(name: SettingName): SettingSpec {
+  return SETTING_BY_NAME.get(name)!;
+}

@@ -1,0 +1,314 @@
+import { WebSocket } from "ws";
+import {
+  CoordinatorMessage,
+  TesseraError,
+  encodeNpub,
+  type GpuStats,
+  type Hardware,
+  type NodeHeartbeat,
+  type NodeRegistered,
+  type ServedModel,
+  type Signer,
+} from "@tessera/protocol";
+import type { BackendAdapter, BackendModel } from "./backends/adapter.js";
+import { backoffDelayMs } from "./backoff.js";
+import type { NodeConfig } from "./config.js";
+import { JobRunner, type FrameSender, type JobStats } from "./job-runner.js";
+import { signerFromKeyFile } from "./key-store.js";
+import type { NodeLogger } from "./logger.js";
+import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from "./register-node.js";
+import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
+import { signedPost, type FetchLike } from "./signed-http.js";
+
+export interface BackendFactoryContext {
+  fetch: FetchLike;
+  logger: NodeLogger;
+}
+export type BackendFactory = (config: NodeConfig, context: BackendFactoryContext) => Promise<BackendAdapter>;
+
+export interface DaemonDeps {
+  /** Builds the backend from the config (probe, adapters). Required: the CLI wires the real one. */
+  createBackend: BackendFactory;
+  logger: NodeLogger;
+  /** Defaults to the key file in the config's paths. */
+  signer?: Signer;
+  fetch?: FetchLike;
+  WebSocket?: WebSocketCtor;
+  clock?: Clock;
+  random?: () => number;
+  detectHardware?: () => Promise<Hardware>;
+  /** Live GPU figures for heartbeats; none by default. */
+  gpuStats?: () => Promise<GpuStats[]>;
+}
+
+export interface DaemonStatus {
+  registered: boolean;
+  sessionOpen: boolean;
+  sessionsOpened: number;
+  draining: boolean;
+  activeJobs: number;
+  servedModels: string[];
+  jobs: JobStats;
+  lastHeartbeatMs: number | undefined;
+}
+
+export interface DaemonHandle {
+  nodeId: string;
+  backend: BackendAdapter;
+  /** Resolves once registered and the first session is open. Rejects on a fatal error. */
+  ready: Promise<void>;
+  /** Settles when the daemon has ended: resolves after `stop()`, rejects on a fatal error (e.g. registration refused). */
+  done: Promise<void>;
+  /** Drains: `draining`, no new jobs, in-flight jobs get `shutdown_grace_s`, `goodbye`, close. Idempotent. */
+  stop(): Promise<void>;
+  status(): DaemonStatus;
+}
+
+/** Codes that retrying registration cannot fix: the daemon stops with them. */
+const FATAL_REGISTER_CODES = new Set(["bad_request", "forbidden", "conflict", "payload_too_large"]);
+
+/**
+ * Starts the node daemon: backend, models, registration (retried with backoff), heartbeats, the job session.
+ * Returns once the backend is ready; registration and the session continue in the background (see `ready`).
+ */
+export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise<DaemonHandle> {
+  const logger = deps.logger;
+  const clock = deps.clock ?? systemClock;
+  const random = deps.random ?? Math.random;
+  const fetchImpl: FetchLike = deps.fetch ?? ((input, init) => fetch(input, init));
+  const signer = deps.signer ?? signerFromKeyFile(config.paths.keyFile);
+  const nodeId = signer.publicKeyHex;
+  const nowSeconds = () => Math.floor(clock.now() / 1000);
+
+  logger.info(`tessera node starting: id ${encodeNpub(nodeId)} (${nodeId.slice(0, 12)}…), coordinator ${config.coordinator_url}`);
+  const backend = await deps.createBackend(config, { fetch: fetchImpl, logger });
+  const health = await backend.health();
+  if (!health.ok) {
+    await backend.close?.();
+    throw new TesseraError("internal_error", `backend ${backend.kind} is not healthy: ${health.message}`);
+  }
+  logger.info(`backend: ${backend.kind}`);
+  let backendModels: BackendModel[] = await backend.listModels();
+  const { served, missing } = resolveServedModels(config.served_models, backendModels, backend.kind);
+  for (const id of missing) logger.warn(`served_models lists ${id} but backend ${backend.kind} does not have it; not advertised`);
+  if (served.length === 0) logger.warn(`no models to serve: backend ${backend.kind} has none of served_models`);
+  else logger.info(`models: ${served.map((m) => m.id).join(", ")}`);
+  const servedModels: ServedModel[] = served;
+  const servedIds = new Set(servedModels.map((m) => m.id));
+  const hardware = await (deps.detectHardware ?? (async () => basicHardware()))();
+
+  const runner = new JobRunner({
+    backend,
+    maxConcurrency: config.max_concurrency,
+    isServed: (model) => servedIds.has(model),
+    logger,
+    now: () => clock.now(),
+  });
+
+  let registered = false;
+  /** Set when shutdown begins: no more registration attempts. */
+  let ending = false;
+  /** Set when draining is over: no more heartbeats. */
+  let stopping = false;
+  let heartbeatTimer: unknown;
+  let heartbeatIntervalMs = config.heartbeat_interval_s * 1000;
+  let lastHeartbeatMs: number | undefined;
+  let registering: Promise<void> | undefined;
+  let resolveReady!: () => void;
+  let rejectReady!: (err: unknown) => void;
+  const ready = new Promise<void>((res, rej) => ((resolveReady = res), (rejectReady = rej)));
+  let resolveDone!: () => void;
+  let rejectDone!: (err: unknown) => void;
+  const done = new Promise<void>((res, rej) => ((resolveDone = res), (rejectDone = rej)));
+  // Callers may await only one of the two; neither may become an unhandled rejection.
+  ready.catch(() => {});
+  done.catch(() => {});
+
+  const post = <T>(path: string, body: unknown) =>
+    signedPost<T>({ fetch: fetchImpl, signer, baseUrl: config.coordinator_url, nowSeconds }, path, body);
+
+  const applyRegistration = (answer: NodeRegistered) => {
+    registered = true;
+    if (config.sources.heartbeat_interval_s === "default" && answer.heartbeat_interval_s > 0) {
+      heartbeatIntervalMs = answer.heartbeat_interval_s * 1000;
+    }
+    logger.info(`registered with ${config.coordinator_url} (status ${answer.status}, heartbeat every ${heartbeatIntervalMs / 1000} s)`);
+  };
+
+  /** One registration at a time; heartbeat and session 401s share it. */
+  const register = (): Promise<void> => {
+    registering ??= registerNode(config, { signer, models: servedModels, hardware, fetch: fetchImpl, nowSeconds })
+      .then(applyRegistration)
+      .finally(() => (registering = undefined));
+    return registering;
+  };
+
+  const fail = (err: unknown) => {
+    logger.error({ err }, "daemon stopping on a fatal error");
+    rejectReady(err);
+    void shutdown(0).then(() => rejectDone(err));
+  };
+
+  /** Registers, retrying with backoff until it works or the coordinator refuses for good. */
+  const registerWithRetry = async (): Promise<boolean> => {
+    for (let attempt = 0; !ending; attempt++) {
+      try {
+        await register();
+        return true;
+      } catch (err) {
+        if (err instanceof TesseraError && FATAL_REGISTER_CODES.has(err.code)) {
+          fail(err);
+          return false;
+        }
+        const delay = backoffDelayMs(attempt, random, { baseMs: 500, capMs: 30_000, floorMs: 100 });
+        const reason = err instanceof Error ? err.message : String(err);
+        logger.warn(`register failed (${reason}); retrying in ${delay} ms`);
+        await new Promise<void>((res) => clock.setTimeout(res, delay));
+      }
+    }
+    return false;
+  };
+
+  const scheduleHeartbeat = () => {
+    if (stopping) return;
+    heartbeatTimer = clock.setTimeout(() => void heartbeat(), heartbeatIntervalMs);
+  };
+
+  const heartbeat = async () => {
+    heartbeatTimer = undefined;
+    const started = clock.now();
+    try {
+      backendModels = await backend.listModels().catch(() => backendModels);
+      const loaded = new Set(backendModels.filter((m) => m.loaded).map((m) => m.id));
+      const body: NodeHeartbeat = {
+        type: "heartbeat",
+        gpus: deps.gpuStats ? await deps.gpuStats() : [],
+        loaded_models: servedModels.map((m) => m.id).filter((id) => loaded.has(id)),
+        models: servedModels,
+        active_jobs: runner.activeJobs,
+        max_concurrency: config.max_concurrency,
+        draining: runner.isDraining,
+      };
+      await post<unknown>(HEARTBEAT_PATH, body);
+      lastHeartbeatMs = clock.now();
+      logger.info(`heartbeat OK (${lastHeartbeatMs - started} ms)`);
+    } catch (err) {
+      if (err instanceof TesseraError && err.code === "unauthorized") {
+        logger.warn(`heartbeat refused (${err.message}); registering again`);
+        await register().catch((e: unknown) => logger.warn({ err: e }, "re-register failed"));
+      } else {
+        logger.warn(`heartbeat failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    scheduleHeartbeat();
+  };
+
+  const onFrame = (text: string, send: FrameSender) => {
+    let parsed: CoordinatorMessage;
+    try {
+      const result = CoordinatorMessage.safeParse(JSON.parse(text));
+      if (!result.success) {
+        logger.warn(`ignored malformed coordinator message: ${result.error.issues[0]?.message ?? "invalid"}`);
+        return;
+      }
+      parsed = result.data;
+    } catch {
+      logger.warn("ignored a session frame that is not JSON");
+      return;
+    }
+    switch (parsed.type) {
+      case "job.assign":
+        runner.assign(parsed, send);
+        break;
+      case "job.cancel":
+        runner.cancel(parsed.job_id, parsed.reason);
+        break;
+      case "ping":
+        send(`{"type":"pong","sent_at":${parsed.sent_at}}`);
+        break;
+    }
+  };
+
+  const session = new SessionClient({
+    baseUrl: config.coordinator_url,
+    signer,
+    WebSocket: deps.WebSocket ?? WebSocket,
+    clock,
+    random,
+    logger,
+    onFrame,
+    onOpen: (send) => {
+      if (runner.isDraining) send('{"type":"draining"}');
+      resolveReady();
+    },
+    onClose: () => {
+      // The coordinator fails these jobs over to other nodes; finishing them here would burn GPU for nobody.
+      if (runner.activeJobs > 0) {
+        logger.warn(`session lost with ${runner.activeJobs} job(s) in flight; aborting them`);
+        runner.abortAll("session lost");
+      }
+    },
+    reregister: register,
+  });
+
+  let shutdownPromise: Promise<void> | undefined;
+  const shutdown = (graceMs: number): Promise<void> => {
+    shutdownPromise ??= (async () => {
+      ending = true;
+      rejectReady(new TesseraError("node_disconnected", "daemon stopped before its session opened"));
+      runner.startDraining();
+      if (session.isOpen) session.send('{"type":"draining"}');
+      const inFlight = runner.activeJobs;
+      logger.info(`draining: ${inFlight} job(s) in flight, grace ${graceMs / 1000} s`);
+      if (inFlight > 0) {
+        let graceTimer: unknown;
+        const graceOver = new Promise<boolean>((res) => (graceTimer = clock.setTimeout(() => res(false), graceMs)));
+        const finished = await Promise.race([runner.idle().then(() => true), graceOver]);
+        clock.clearTimeout(graceTimer);
+        if (!finished) {
+          logger.warn(`grace period over; aborting ${runner.activeJobs} job(s)`);
+          runner.abortAll("node shutting down");
+          // Abort is cooperative: give adapters a moment to wind down, but never hang shutdown on one.
+          let abortTimer: unknown;
+          await Promise.race([runner.idle(), new Promise<void>((res) => (abortTimer = clock.setTimeout(res, 2000)))]);
+          clock.clearTimeout(abortTimer);
+        }
+      }
+      stopping = true;
+      if (heartbeatTimer !== undefined) clock.clearTimeout(heartbeatTimer);
+      heartbeatTimer = undefined;
+      if (session.isOpen) session.send('{"type":"goodbye"}');
+      await session.close(1000, "goodbye");
+      await backend.close?.();
+      logger.info(`stopped (${runner.stats.completed} jobs completed)`);
+    })();
+    return shutdownPromise;
+  };
+
+  void (async () => {
+    if (!(await registerWithRetry()) || ending) return;
+    scheduleHeartbeat();
+    session.start();
+  })();
+
+  return {
+    nodeId,
+    backend,
+    ready,
+    done,
+    stop: async () => {
+      await shutdown(config.shutdown_grace_s * 1000);
+      resolveDone();
+    },
+    status: () => ({
+      registered,
+      sessionOpen: session.isOpen,
+      sessionsOpened: session.opens,
+      draining: runner.isDraining,
+      activeJobs: runner.activeJobs,
+      servedModels: servedModels.map((m) => m.id),
+      jobs: { ...runner.stats },
+      lastHeartbeatMs,
+    }),
+  };
+}

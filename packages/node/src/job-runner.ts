@@ -1,0 +1,159 @@
+import type { JobAssignment, StreamPart } from "@tessera/protocol";
+import type { BackendAdapter, GenerateRequest } from "./backends/adapter.js";
+import type { NodeLogger } from "./logger.js";
+
+/** Sends one text frame on the session the job arrived on; a no-op once that session is gone. */
+export type FrameSender = (frame: string) => void;
+
+export type RejectReason = "draining" | "at_capacity" | "model_not_served" | "duplicate_job";
+
+export interface JobRunnerOptions {
+  backend: BackendAdapter;
+  maxConcurrency: number;
+  /** Current served model ids (the inventory may change while running). */
+  isServed: (model: string) => boolean;
+  logger: NodeLogger;
+  /** Monotonic-enough milliseconds, for durations in log lines. */
+  now: () => number;
+}
+
+interface RunningJob {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export interface JobStats {
+  completed: number;
+  failed: number;
+  cancelled: number;
+  rejected: number;
+}
+
+/**
+ * Runs jobs pushed by the coordinator on the backend and streams their parts back.
+ *
+ * Contract per job: `job.accept` (or `job.reject`) goes out before any backend work; then every part the adapter
+ * yields, in order, each as ONE frame built from a cached per-job prefix and one `JSON.stringify` (no schema
+ * validation on this hot path); the stream always ends with exactly one `finish` part, supplied by the runner if
+ * the adapter breaks its contract or the job is aborted before the adapter says so.
+ */
+export class JobRunner {
+  private readonly jobs = new Map<string, RunningJob>();
+  private draining = false;
+  private idleWaiters: Array<() => void> = [];
+  readonly stats: JobStats = { completed: 0, failed: 0, cancelled: 0, rejected: 0 };
+
+  constructor(private readonly options: JobRunnerOptions) {}
+
+  get activeJobs(): number {
+    return this.jobs.size;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Stops taking jobs; in-flight ones continue. */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  assign(job: JobAssignment, send: FrameSender): void {
+    const id = JSON.stringify(job.job_id);
+    const reason = this.rejectReason(job);
+    if (reason) {
+      this.stats.rejected++;
+      send(`{"type":"job.reject","job_id":${id},"reason":"${reason}"}`);
+      this.options.logger.warn({ job: job.job_id, model: job.model }, `job rejected (${reason})`);
+      return;
+    }
+    send(`{"type":"job.accept","job_id":${id}}`);
+    const controller = new AbortController();
+    const running: RunningJob = { controller, done: Promise.resolve() };
+    this.jobs.set(job.job_id, running);
+    running.done = this.run(job, controller, send, `{"type":"job.part","job_id":${id},"part":`).finally(() => {
+      this.jobs.delete(job.job_id);
+      if (this.jobs.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    });
+  }
+
+  /** Aborts one job's backend call (`job.cancel`); unknown ids are ignored (the job may have just finished). */
+  cancel(jobId: string, reason: string): void {
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    this.options.logger.info({ job: jobId }, `job cancelled by coordinator (${reason})`);
+    job.controller.abort(reason);
+  }
+
+  /** Aborts every in-flight job, e.g. when the session they belong to is gone. */
+  abortAll(reason: string): void {
+    for (const job of this.jobs.values()) job.controller.abort(reason);
+  }
+
+  /** Resolves when no job is in flight. */
+  idle(): Promise<void> {
+    if (this.jobs.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private rejectReason(job: JobAssignment): RejectReason | undefined {
+    if (this.draining) return "draining";
+    if (this.jobs.has(job.job_id)) return "duplicate_job";
+    if (!this.options.isServed(job.model)) return "model_not_served";
+    if (this.jobs.size >= this.options.maxConcurrency) return "at_capacity";
+    return undefined;
+  }
+
+  private async run(job: JobAssignment, controller: AbortController, send: FrameSender, prefix: string): Promise<void> {
+    const { logger, now, backend } = this.options;
+    const started = now();
+    logger.info({ job: job.job_id, model: job.model }, `job received (${job.model}, max_tokens ${job.sampling.max_tokens})`);
+    const request: GenerateRequest = {
+      model: job.model,
+      messages: job.messages,
+      sampling: job.sampling,
+      signal: controller.signal,
+      ...(job.assistant_prefix !== undefined ? { assistantPrefix: job.assistant_prefix } : {}),
+    };
+    let finish: string | undefined;
+    let completionTokens = 0;
+    let errorMessage: string | undefined;
+    const emit = (part: StreamPart) => send(prefix + JSON.stringify(part) + "}");
+    try {
+      for await (const part of backend.doStream(request)) {
+        if (finish !== undefined) continue; // nothing may follow the one finish part
+        send(prefix + JSON.stringify(part) + "}");
+        if (part.type === "usage") completionTokens = part.completion_tokens;
+        else if (part.type === "finish") finish = part.reason;
+        else if (part.type === "error") errorMessage = part.message;
+      }
+    } catch (err) {
+      // The adapter contract says errors are parts; a throw is a bug in the adapter, reported as one.
+      if (finish === undefined && !controller.signal.aborted) {
+        errorMessage = err instanceof Error ? err.message : String(err);
+        emit({ type: "error", code: "internal_error", message: `backend failed: ${errorMessage}` });
+      }
+    }
+    if (finish === undefined) {
+      finish = controller.signal.aborted ? "cancelled" : "error";
+      if (finish === "error" && errorMessage === undefined) {
+        errorMessage = "backend stream ended without a finish part";
+        emit({ type: "error", code: "internal_error", message: errorMessage });
+      }
+      emit({ type: "finish", reason: finish as "cancelled" | "error" });
+    }
+    const seconds = Math.max(now() - started, 1) / 1000;
+    const fields = { job: job.job_id, tokens: completionTokens };
+    if (finish === "cancelled" || controller.signal.aborted) {
+      this.stats.cancelled++;
+      logger.info(fields, `job cancelled after ${completionTokens} tokens in ${seconds.toFixed(2)} s`);
+    } else if (finish === "error") {
+      this.stats.failed++;
+      logger.warn(fields, `job failed: ${errorMessage ?? "backend error"}`);
+    } else {
+      this.stats.completed++;
+      const rate = completionTokens / seconds;
+      logger.info(fields, `job complete: ${completionTokens} tokens in ${seconds.toFixed(2)} s (${rate.toFixed(1)} tok/s)`);
+    }
+  }
+}

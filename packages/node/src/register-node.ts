@@ -1,0 +1,73 @@
+import { cpus, totalmem } from "node:os";
+import type { Hardware, NodeRegister, NodeRegistered, ServedModel, Signer } from "@tessera/protocol";
+import type { BackendModel } from "./backends/adapter.js";
+import type { NodeConfig } from "./config.js";
+import { signedPost, type FetchLike } from "./signed-http.js";
+
+export const NODE_VERSION = "0.1.0";
+export const REGISTER_PATH = "/api/v1/nodes/register";
+export const HEARTBEAT_PATH = "/api/v1/nodes/heartbeat";
+
+export interface ServedModelsResult {
+  served: ServedModel[];
+  /** Configured in served_models but absent from the backend: warned about, never advertised. */
+  missing: string[];
+}
+
+/** served_models ∩ backend models; an empty served_models means everything the backend has. */
+export function resolveServedModels(
+  configured: readonly string[],
+  backendModels: readonly BackendModel[],
+  backendKind: string,
+): ServedModelsResult {
+  const byId = new Map(backendModels.map((m) => [m.id, m]));
+  const wanted = configured.length > 0 ? configured : backendModels.map((m) => m.id);
+  const served: ServedModel[] = [];
+  const missing: string[] = [];
+  for (const id of wanted) {
+    const model = byId.get(id);
+    if (!model) {
+      missing.push(id);
+      continue;
+    }
+    served.push(model.sizeBytes !== undefined ? { id, backend: backendKind, size_bytes: model.sizeBytes } : { id, backend: backendKind });
+  }
+  return { served, missing };
+}
+
+/** Coarse capability from the OS alone (no GPU probing): the fallback when no hardware detector is injected. */
+export function basicHardware(): Hardware {
+  return { cpu_cores: Math.max(1, cpus().length), ram_mb: Math.floor(totalmem() / 2 ** 20), gpus: [], tier: "cpu" };
+}
+
+export interface RegisterNodeInput {
+  signer: Signer;
+  models: ServedModel[];
+  hardware: Hardware;
+  fetch?: FetchLike;
+  nowSeconds?: () => number;
+  signal?: AbortSignal;
+}
+
+/** `POST /api/v1/nodes/register`, signed. Throws TesseraError with the coordinator's code on refusal. */
+export async function registerNode(config: NodeConfig, input: RegisterNodeInput): Promise<NodeRegistered> {
+  const body: NodeRegister = {
+    type: "register",
+    public_key: input.signer.publicKeyHex,
+    version: NODE_VERSION,
+    hardware: input.hardware,
+    models: input.models,
+    max_concurrency: config.max_concurrency,
+  };
+  return signedPost<NodeRegistered>(
+    {
+      fetch: input.fetch ?? fetch,
+      signer: input.signer,
+      baseUrl: config.coordinator_url,
+      nowSeconds: input.nowSeconds ?? (() => Math.floor(Date.now() / 1000)),
+      signal: input.signal,
+    },
+    REGISTER_PATH,
+    body,
+  );
+}
