@@ -1,0 +1,113 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { TesseraError } from "@tessera/protocol";
+
+/**
+ * The coordinator's settings: the only place in this package that reads `process.env`.
+ * Precedence: flag, environment, default. The same table prints in `--help`.
+ */
+export interface CoordinatorConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** `postgres://…` for PostgreSQL; undefined for the embedded SQLite file in the data dir. */
+  dbUrl: string | undefined;
+  /** Let requests without a bearer token through, rate-limited per client address. */
+  open: boolean;
+  rateLimitPerMinute: number;
+  jobTimeoutS: number;
+  pendingTimeoutS: number;
+  acceptTimeoutS: number;
+  resultTtlS: number;
+  heartbeatIntervalS: number;
+  offlineAfterS: number;
+  /** Model aliases: `alias=model,alias2=model2`. */
+  modelAliases: Record<string, string>;
+}
+
+export interface SettingSpec {
+  key: keyof CoordinatorConfig;
+  flag: string;
+  env: string;
+  default: string;
+  description: string;
+}
+
+export const COORDINATOR_SETTINGS: SettingSpec[] = [
+  { key: "host", flag: "--host", env: "TESSERA_HOST", default: "127.0.0.1", description: "address to listen on" },
+  { key: "port", flag: "--port", env: "TESSERA_PORT", default: "7337", description: "HTTP port" },
+  { key: "dataDir", flag: "--data-dir", env: "TESSERA_DATA_DIR", default: "~/.local/share/tessera", description: "where the SQLite store lives" },
+  { key: "dbUrl", flag: "--db", env: "TESSERA_DB", default: "(SQLite in the data dir)", description: "postgres://… to use PostgreSQL" },
+  { key: "open", flag: "--open", env: "TESSERA_OPEN", default: "false", description: "accept requests without an API key (rate-limited per address)" },
+  { key: "rateLimitPerMinute", flag: "--rate-limit", env: "TESSERA_RATE_LIMIT", default: "600", description: "requests per minute per API key or open client" },
+  { key: "jobTimeoutS", flag: "--job-timeout", env: "TESSERA_JOB_TIMEOUT", default: "300", description: "seconds before a job fails with `timeout`" },
+  { key: "pendingTimeoutS", flag: "--queue-timeout", env: "TESSERA_QUEUE_TIMEOUT", default: "60", description: "seconds a job may wait for a free node before `no_capacity`" },
+  { key: "acceptTimeoutS", flag: "--accept-timeout", env: "TESSERA_ACCEPT_TIMEOUT", default: "5", description: "seconds a node has to accept a pushed job" },
+  { key: "resultTtlS", flag: "--result-ttl", env: "TESSERA_RESULT_TTL", default: "3600", description: "seconds prompts and outputs are kept; then only hashes and counts" },
+  { key: "heartbeatIntervalS", flag: "--heartbeat-interval", env: "TESSERA_HEARTBEAT_INTERVAL", default: "30", description: "heartbeat interval nodes are told to use" },
+  { key: "offlineAfterS", flag: "--offline-after", env: "TESSERA_OFFLINE_AFTER", default: "90", description: "seconds without a heartbeat before a node is offline" },
+  { key: "modelAliases", flag: "--alias", env: "TESSERA_MODEL_ALIASES", default: "", description: "model aliases, e.g. gpt-4o-mini=tessera-demo" },
+];
+
+export type CoordinatorFlags = Partial<Record<keyof CoordinatorConfig, string | boolean | undefined>>;
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_DATA_HOME || join(homedir(), ".local", "share");
+  return join(base, "tessera");
+}
+
+export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
+  const raw = (spec: SettingSpec): string | boolean | undefined => flags[spec.key] ?? env[spec.env];
+  const spec = (key: keyof CoordinatorConfig) => COORDINATOR_SETTINGS.find((s) => s.key === key)!;
+  const num = (key: keyof CoordinatorConfig, min: number, max: number): number => {
+    const s = spec(key);
+    const value = raw(s) ?? s.default;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      throw new TesseraError("bad_request", `${s.flag} (${s.env}) must be a number from ${min} to ${max}, got "${String(value)}"`);
+    }
+    return n;
+  };
+  const bool = (key: keyof CoordinatorConfig): boolean => {
+    const value = raw(spec(key));
+    if (typeof value === "boolean") return value;
+    if (value === undefined || value === "") return false;
+    if (["1", "true", "yes"].includes(value.toLowerCase())) return true;
+    if (["0", "false", "no"].includes(value.toLowerCase())) return false;
+    throw new TesseraError("bad_request", `${spec(key).flag} (${spec(key).env}) must be true or false, got "${value}"`);
+  };
+  const dbUrl = raw(spec("dbUrl"));
+  if (dbUrl !== undefined && (typeof dbUrl !== "string" || !/^postgres(ql)?:\/\//.test(dbUrl))) {
+    throw new TesseraError("bad_request", `--db (TESSERA_DB) must be a postgres:// URL, got "${String(dbUrl)}"`);
+  }
+  const dataDir = raw(spec("dataDir"));
+  return {
+    host: String(raw(spec("host")) ?? "127.0.0.1"),
+    port: num("port", 0, 65535),
+    dataDir: typeof dataDir === "string" && dataDir !== "" ? dataDir : defaultDataDir(env),
+    dbUrl: dbUrl as string | undefined,
+    open: bool("open"),
+    rateLimitPerMinute: num("rateLimitPerMinute", 1, 1_000_000),
+    jobTimeoutS: num("jobTimeoutS", 1, 86_400),
+    pendingTimeoutS: num("pendingTimeoutS", 0, 86_400),
+    acceptTimeoutS: num("acceptTimeoutS", 0.1, 600),
+    resultTtlS: num("resultTtlS", 1, 365 * 86_400),
+    heartbeatIntervalS: num("heartbeatIntervalS", 1, 3600),
+    offlineAfterS: num("offlineAfterS", 1, 86_400),
+    modelAliases: parseAliases(String(raw(spec("modelAliases")) ?? "")),
+  };
+}
+
+function parseAliases(text: string): Record<string, string> {
+  const aliases: Record<string, string> = {};
+  for (const pair of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const [alias, model] = pair.split("=").map((s) => s.trim());
+    if (!alias || !model) throw new TesseraError("bad_request", `--alias (TESSERA_MODEL_ALIASES) entries look like alias=model, got "${pair}"`);
+    aliases[alias] = model;
+  }
+  return aliases;
+}
+
+export function settingsHelp(): string {
+  return COORDINATOR_SETTINGS.map((s) => `  ${s.flag.padEnd(22)} ${s.env.padEnd(28)} ${s.description} (default: ${s.default})`).join("\n");
+}

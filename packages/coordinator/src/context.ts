@@ -1,0 +1,20 @@
+import type { NonceCache } from "@tessera/protocol";
+import type { Clock } from "./clock.js";
+import type { CoordinatorConfig } from "./config.js";
+import type { JobManager } from "./jobs/job-manager.js";
+import type { Logger } from "./logger.js";
+import type { RateLimiter } from "./rate-limiter.js";
+import type { NodeRegistry } from "./registry.js";
+import type { Store } from "./store/types.js";
+
+/** Everything the HTTP routes and the session hub share; wired once in `coordinator.ts`. */
+export interface CoordinatorContext {
+  config: CoordinatorConfig;
+  clock: Clock;
+  store: Store;
+  registry: NodeRegistry;
+  jobs: JobManager;
+  nonces: NonceCache;
+  limiter: RateLimiter;
+  logger: Logger;
+}

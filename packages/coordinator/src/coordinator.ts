@@ -1,0 +1,142 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { NonceCache } from "@tessera/protocol";
+import { buildApp } from "./app.js";
+import { type Clock, systemClock } from "./clock.js";
+import type { CoordinatorConfig } from "./config.js";
+import type { CoordinatorContext } from "./context.js";
+import { JobManager } from "./jobs/job-manager.js";
+import { SchedulerChooser } from "./jobs/scheduler-chooser.js";
+import { createLogger, type Logger } from "./logger.js";
+import { RateLimiter } from "./rate-limiter.js";
+import { NodeRegistry } from "./registry.js";
+import { SessionHub } from "./sessions/session-hub.js";
+import { openStore } from "./store/index.js";
+import type { Store } from "./store/types.js";
+
+export interface CoordinatorDeps {
+  clock?: Clock;
+  logger?: Logger;
+  store?: Store;
+}
+
+export interface Coordinator {
+  ctx: CoordinatorContext;
+  app: FastifyInstance;
+  hub: SessionHub;
+  /** Runs deadlines and the offline sweep once (the timer does this every second). */
+  tick(): void;
+  close(): Promise<void>;
+}
+
+export interface RunningCoordinator extends Coordinator {
+  url: string;
+  port: number;
+}
+
+const TICK_MS = 1_000;
+const EXPIRY_SWEEP_MS = 60_000;
+
+export function storePathFor(config: CoordinatorConfig): { sqlitePath: string } | { postgresUrl: string } {
+  if (config.dbUrl) return { postgresUrl: config.dbUrl };
+  mkdirSync(config.dataDir, { recursive: true });
+  return { sqlitePath: join(config.dataDir, "coordinator.db") };
+}
+
+/** Wires store, registry, job manager, HTTP routes and the session hub. Does not listen and starts no timers. */
+export async function createCoordinator(config: CoordinatorConfig, deps: CoordinatorDeps = {}): Promise<Coordinator> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? createLogger();
+  const store = deps.store ?? (await openStore(storePathFor(config)));
+  let jobs!: JobManager;
+  const registry = new NodeRegistry(clock, config.offlineAfterS * 1000, {
+    onOffline(nodeId, reason) {
+      logger.info({ node: nodeId.slice(0, 12), reason }, "node offline");
+      store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
+      jobs.onNodeLost(nodeId, reason);
+    },
+    onOnline(nodeId) {
+      store.setNodeStatus(nodeId, "online", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
+    },
+  });
+  const metrics = { nodeModelMetrics: (nodeId: string, model: string) => jobs.nodeModelMetrics(nodeId, model) };
+  jobs = new JobManager({
+    clock,
+    registry,
+    store,
+    chooser: new SchedulerChooser(metrics),
+    logger,
+    pendingTimeoutMs: config.pendingTimeoutS * 1000,
+    jobTimeoutMs: config.jobTimeoutS * 1000,
+    acceptTimeoutMs: config.acceptTimeoutS * 1000,
+    resultTtlMs: config.resultTtlS * 1000,
+  });
+  await restoreState(store, registry, jobs, clock);
+  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, nonces: new NonceCache(), limiter: new RateLimiter(), logger };
+  const app = buildApp(ctx);
+  const hub = new SessionHub(ctx);
+  app.server.on("upgrade", (request, socket, head) => hub.handleUpgrade(request, socket, head));
+  return {
+    ctx,
+    app,
+    hub,
+    tick() {
+      registry.sweep();
+      jobs.tick();
+    },
+    async close() {
+      hub.close();
+      await app.close();
+      await store.close();
+    },
+  };
+}
+
+/** Creates the coordinator and listens; runs the 1 s deadline tick and the content-expiry sweep. */
+export async function startCoordinator(config: CoordinatorConfig, deps: CoordinatorDeps = {}): Promise<RunningCoordinator> {
+  const coordinator = await createCoordinator(config, deps);
+  const { ctx } = coordinator;
+  await coordinator.app.listen({ host: config.host, port: config.port });
+  const address = coordinator.app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const ticker = setInterval(() => coordinator.tick(), TICK_MS);
+  const expiry = setInterval(() => {
+    ctx.store.expireJobContent(new Date(ctx.clock.now())).catch((err: unknown) => ctx.logger.error({ err }, "content expiry failed"));
+  }, EXPIRY_SWEEP_MS);
+  ticker.unref();
+  expiry.unref();
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  return {
+    ...coordinator,
+    url: `http://${host}:${port}`,
+    port,
+    async close() {
+      clearInterval(ticker);
+      clearInterval(expiry);
+      await coordinator.close();
+    },
+  };
+}
+
+/** After a restart: known nodes come back offline until they speak; jobs the last process held are failed honestly. */
+async function restoreState(store: Store, registry: NodeRegistry, jobs: JobManager, clock: Clock): Promise<void> {
+  const now = new Date(clock.now());
+  for (const node of await store.listNodes()) {
+    registry.restore({
+      id: node.id,
+      version: node.version,
+      hardware: node.hardware,
+      models: node.models,
+      maxConcurrency: node.maxConcurrency,
+      gpus: node.gpus,
+      loadedModels: node.loadedModels,
+      lastSeenAt: node.lastSeenAt?.getTime() ?? 0,
+    });
+    if (node.status === "online") await store.setNodeStatus(node.id, "offline", now);
+  }
+  await store.failStaleJobs(now, now, "the coordinator restarted while the job was running");
+  for (const m of await store.listNodeModelMetrics()) {
+    jobs.restoreMetrics(m.nodeId, m.model, { tokensPerSecond: m.tokensPerSecond, ttftMs: m.ttftMs, jobs: m.samples });
+  }
+}

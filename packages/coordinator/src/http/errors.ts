@@ -1,0 +1,37 @@
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { type ErrorCode, ERROR_CODES, TesseraError, errorBody } from "@tessera/protocol";
+import { ZodError } from "zod";
+
+export function sendError(reply: FastifyReply, code: ErrorCode, message: string): FastifyReply {
+  return reply.code(ERROR_CODES[code].status).type("application/json").send(errorBody(code, message));
+}
+
+/** Formats a zod error as one readable line naming each offending field. */
+export function describeZodError(err: ZodError): string {
+  return err.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.length ? issue.path.join(".") : "body"}: ${issue.message}`)
+    .join("; ");
+}
+
+/**
+ * Every error leaves as `{"error": code, "error_message": text}`. A 500 says only `internal_error` and the request
+ * id; the cause goes to the log with the same id.
+ */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err, request, reply) => {
+    if (err instanceof TesseraError) {
+      if (err.retryAfterSeconds !== undefined) reply.header("retry-after", String(err.retryAfterSeconds));
+      return sendError(reply, err.code, err.message);
+    }
+    if (err instanceof ZodError) return sendError(reply, "bad_request", describeZodError(err));
+    const e = err as { statusCode?: number; code?: string; message?: string };
+    if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") return sendError(reply, "payload_too_large", "request body is too large");
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      return sendError(reply, "bad_request", e.message ?? "bad request");
+    }
+    request.log.error({ err }, "unhandled error");
+    return sendError(reply, "internal_error", `internal error (request ${request.id})`);
+  });
+  app.setNotFoundHandler((request, reply) => sendError(reply, "not_found", `no route for ${request.method} ${request.url.split("?")[0]}`));
+}

@@ -1,0 +1,65 @@
+import type { FastifyReply } from "fastify";
+import { SSE_KEEP_ALIVE } from "@tessera/protocol";
+
+export interface SseResponse {
+  write(chunk: string): void;
+  end(): void;
+  readonly closed: boolean;
+  /** Called once if the client goes away before `end()`. */
+  onClientGone(listener: () => void): void;
+}
+
+const KEEP_ALIVE_MS = 5_000;
+
+/**
+ * Takes over the reply and answers with an event stream. Keep-alive comments flow while nothing else does, so
+ * proxies and clients don't time out a job that is waiting for a node.
+ */
+export function openSse(reply: FastifyReply, headers: Record<string, string> = {}): SseResponse {
+  reply.hijack();
+  const raw = reply.raw;
+  const extra = reply.getHeaders();
+  raw.writeHead(200, {
+    ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, String(v)])),
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+    ...headers,
+  });
+  raw.flushHeaders();
+  raw.socket?.setNoDelay(true);
+  let closed = false;
+  let lastWrite = Date.now();
+  const listeners: Array<() => void> = [];
+  const keepAlive = setInterval(() => {
+    if (Date.now() - lastWrite >= KEEP_ALIVE_MS) write(SSE_KEEP_ALIVE);
+  }, KEEP_ALIVE_MS);
+  keepAlive.unref();
+  raw.on("close", () => {
+    clearInterval(keepAlive);
+    if (closed) return;
+    closed = true;
+    for (const l of listeners) l();
+  });
+  function write(chunk: string): void {
+    if (closed) return;
+    lastWrite = Date.now();
+    raw.write(chunk);
+  }
+  return {
+    write,
+    end() {
+      if (closed) return;
+      closed = true;
+      clearInterval(keepAlive);
+      raw.end();
+    },
+    get closed() {
+      return closed;
+    },
+    onClientGone(listener) {
+      listeners.push(listener);
+    },
+  };
+}

@@ -1,0 +1,383 @@
+import { randomUUID } from "node:crypto";
+import {
+  type ChatMessage,
+  type ErrorCode,
+  type NodeMessage,
+  type Sampling,
+  type StreamPart,
+  ERROR_CODES,
+  isErrorCode,
+  sha256Hex,
+} from "@tessera/protocol";
+import type { Clock } from "../clock.js";
+import type { NodeRecord, NodeRegistry } from "../registry.js";
+import type { NodeChooser } from "./node-chooser.js";
+import type { JobStorePort } from "./job-store-port.js";
+import { type JobEvent, LiveJob } from "./live-job.js";
+import type { Logger } from "../logger.js";
+
+export interface JobManagerOptions {
+  clock: Clock;
+  registry: NodeRegistry;
+  store: JobStorePort;
+  chooser: NodeChooser;
+  logger: Logger;
+  pendingTimeoutMs: number;
+  jobTimeoutMs: number;
+  acceptTimeoutMs: number;
+  resultTtlMs: number;
+  /** A job is given up after this many node attempts (each failed node is excluded from the next). */
+  maxAttempts?: number;
+}
+
+export interface SubmitRequest {
+  ownerId: string;
+  model: string;
+  messages: ChatMessage[];
+  sampling: Sampling;
+  nodeId?: string;
+}
+
+const EWMA_ALPHA = 0.3;
+const FINISHED_RETENTION_MS = 60_000;
+
+/**
+ * Owns every job in flight: queueing, dispatch to nodes over their sessions, the relay of stream parts to
+ * subscribers, failover, timeouts, and the durable record. All state changes happen on the event loop in
+ * response to a submit, a node message, a lost node or a tick, so there are no races between them.
+ */
+export class JobManager {
+  private readonly live = new Map<string, LiveJob>();
+  private readonly pending: LiveJob[] = [];
+  private readonly metrics = new Map<string, { tokensPerSecond: number; ttftMs: number; jobs: number }>();
+  private readonly maxAttempts: number;
+
+  constructor(private readonly o: JobManagerOptions) {
+    this.maxAttempts = o.maxAttempts ?? 5;
+  }
+
+  /** Creates the job durably, queues it, and tries to dispatch it at once. */
+  async submit(req: SubmitRequest): Promise<LiveJob> {
+    const now = this.o.clock.now();
+    const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, req.sampling, req.nodeId, now);
+    await this.o.store.insertJob({
+      id: job.id,
+      ownerId: job.ownerId,
+      model: job.model,
+      status: "pending",
+      messages: job.messages,
+      promptSha256: sha256Hex(JSON.stringify(job.messages)),
+      sampling: job.sampling,
+      createdAt: new Date(now),
+      contentExpiresAt: new Date(now + this.o.resultTtlMs),
+    });
+    this.live.set(job.id, job);
+    this.pending.push(job);
+    this.dispatch();
+    return job;
+  }
+
+  /** A job this coordinator holds, including ones finished in the last minute (their store write may still be landing). */
+  get(jobId: string): LiveJob | undefined {
+    return this.live.get(jobId);
+  }
+
+  /** Adds a listener for live events; the caller replays `job.text` first for what was already generated. */
+  subscribe(job: LiveJob, listener: (event: JobEvent) => void): () => void {
+    job.listeners.add(listener);
+    return () => job.listeners.delete(listener);
+  }
+
+  /** The client went away: stop the work on the node (no GPU time spent on nobody). */
+  cancel(jobId: string, reason: string): void {
+    const job = this.live.get(jobId);
+    if (!job || job.finished) return;
+    this.fail(job, "cancelled", reason);
+  }
+
+  /** Measured speed per node and model (EWMA of real jobs). */
+  nodeModelMetrics(nodeId: string, model: string): { tokensPerSecond: number; ttftMs: number; jobs: number } | undefined {
+    return this.metrics.get(metricKey(nodeId, model));
+  }
+
+  restoreMetrics(nodeId: string, model: string, m: { tokensPerSecond: number; ttftMs: number; jobs: number }): void {
+    this.metrics.set(metricKey(nodeId, model), m);
+  }
+
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /** Jobs waiting for or running on a node. */
+  get activeCount(): number {
+    let n = 0;
+    for (const job of this.live.values()) if (!job.finished) n++;
+    return n;
+  }
+
+  onNodeMessage(nodeId: string, message: NodeMessage): void {
+    switch (message.type) {
+      case "job.accept": {
+        const job = this.jobOnNode(message.job_id, nodeId);
+        if (job) this.accept(job);
+        return;
+      }
+      case "job.reject": {
+        const job = this.jobOnNode(message.job_id, nodeId);
+        if (!job) return;
+        this.o.logger.info({ job: job.id, node: short(nodeId), reason: message.reason }, "job rejected by node");
+        this.takeBack(job, { exclude: true });
+        this.dispatch();
+        return;
+      }
+      case "job.part": {
+        const job = this.jobOnNode(message.job_id, nodeId);
+        if (job) this.onPart(job, message.part);
+        return;
+      }
+      case "draining":
+        this.o.registry.setDraining(nodeId);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** A node's session dropped or it went silent: every job it held moves on, continuing from the text sent. */
+  onNodeLost(nodeId: string, reason: string): void {
+    const record = this.o.registry.get(nodeId);
+    if (!record) return;
+    for (const jobId of [...record.activeJobs]) {
+      const job = this.live.get(jobId);
+      if (!job || job.attempt?.nodeId !== nodeId) {
+        record.activeJobs.delete(jobId);
+        continue;
+      }
+      this.o.logger.warn({ job: job.id, node: short(nodeId), reason, sent_chars: job.text.length }, "node lost; failing over");
+      this.takeBack(job, { exclude: true, front: true });
+    }
+    this.dispatch();
+  }
+
+  /** Deadlines: accept, queue wait, job timeout. Called every second and by tests after moving the clock. */
+  tick(): void {
+    const now = this.o.clock.now();
+    for (const job of [...this.live.values()]) {
+      if (job.finished) {
+        if (now - job.completedAt! >= FINISHED_RETENTION_MS) this.live.delete(job.id);
+        continue;
+      }
+      if (now - job.createdAt >= this.o.jobTimeoutMs) {
+        this.fail(job, "timeout", `job did not complete within ${Math.round(this.o.jobTimeoutMs / 1000)} s`);
+      } else if (job.attempt && job.attempt.acceptedAt === undefined && now >= job.attempt.acceptDeadline) {
+        this.o.logger.warn({ job: job.id, node: short(job.attempt.nodeId) }, "node did not accept in time; reassigning");
+        this.takeBack(job, { exclude: true, front: true });
+      } else if (job.status === "pending" && !job.attempt && now - job.queuedAt >= this.o.pendingTimeoutMs) {
+        this.fail(job, "no_capacity", `no node was free to serve model "${job.model}" within ${Math.round(this.o.pendingTimeoutMs / 1000)} s`);
+      }
+    }
+    this.dispatch();
+  }
+
+  /** Gives queued jobs to free nodes, oldest first. Cheap when nothing is pending. */
+  dispatch(): void {
+    if (this.pending.length === 0) return;
+    const now = this.o.clock.now();
+    const nodes = [...this.o.registry.all()];
+    for (let i = 0; i < this.pending.length; ) {
+      const job = this.pending[i]!;
+      const choice = this.o.chooser.choose(job, nodes, now);
+      if (choice.nodeId === undefined) {
+        i++;
+        continue;
+      }
+      this.pending.splice(i, 1);
+      this.assign(job, this.o.registry.get(choice.nodeId)!);
+    }
+  }
+
+  private assign(job: LiveJob, node: NodeRecord): void {
+    const now = this.o.clock.now();
+    job.attempts++;
+    const prefixTokens = job.completionTokens;
+    job.attempt = { nodeId: node.id, assignedAt: now, acceptDeadline: now + this.o.acceptTimeoutMs, completionTokens: 0, prefixTokens };
+    node.activeJobs.add(job.id);
+    const continuation = job.text.length > 0;
+    node.session!.send({
+      type: "job.assign",
+      job_id: job.id,
+      model: job.model,
+      messages: job.messages,
+      sampling: job.sampling,
+      ...(continuation ? { assistant_prefix: job.text } : {}),
+      ...(continuation && job.tokenIds ? { assistant_prefix_tokens: job.tokenIds } : {}),
+    });
+    this.o.logger.info({ job: job.id, node: short(node.id), model: job.model, continuation }, "job assigned");
+  }
+
+  private accept(job: LiveJob): void {
+    const attempt = job.attempt!;
+    if (attempt.acceptedAt !== undefined) return;
+    attempt.acceptedAt = this.o.clock.now();
+    if (job.status === "pending") {
+      job.status = "processing";
+      job.startedAt = attempt.acceptedAt;
+      this.persist(job, { status: "processing", nodeId: attempt.nodeId, startedAt: new Date(job.startedAt) });
+    }
+  }
+
+  private onPart(job: LiveJob, part: StreamPart): void {
+    const attempt = job.attempt!;
+    if (attempt.acceptedAt === undefined) this.accept(job);
+    switch (part.type) {
+      case "text-delta": {
+        if (part.text.length === 0) return;
+        attempt.firstTokenAt ??= this.o.clock.now();
+        attempt.completionTokens += part.tokens?.length ?? 1;
+        if (job.tokenIds) {
+          if (part.tokens) job.tokenIds.push(...part.tokens);
+          else job.tokenIds = undefined;
+        }
+        job.text += part.text;
+        job.emit({ type: "text", text: part.text });
+        return;
+      }
+      case "usage":
+        attempt.reportedUsage = { prompt_tokens: part.prompt_tokens, completion_tokens: part.completion_tokens };
+        return;
+      case "finish":
+        if (part.reason === "stop" || part.reason === "length") this.complete(job, part.reason);
+        return;
+      case "error": {
+        const code: ErrorCode = isErrorCode(part.code) ? part.code : "internal_error";
+        if (ERROR_CODES[code].retryable && job.attempts < this.maxAttempts) {
+          this.o.logger.warn({ job: job.id, node: short(attempt.nodeId), code, message: part.message }, "node reported a retryable error; moving the job");
+          this.takeBack(job, { exclude: true, front: true });
+          this.dispatch();
+        } else {
+          this.fail(job, code, part.message);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Ends the current attempt, credits its tokens, and (unless the job is over) puts the job back in the queue. */
+  private takeBack(job: LiveJob, opts: { exclude: boolean; front?: boolean }): void {
+    const attempt = this.endAttempt(job);
+    if (!attempt) return;
+    if (opts.exclude) job.excludedNodes.add(attempt.nodeId);
+    this.o.registry.get(attempt.nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason: "reassigned" });
+    if (job.attempts >= this.maxAttempts) {
+      this.fail(job, "node_disconnected", `job failed on ${job.attempts} nodes; giving up`);
+      return;
+    }
+    job.queuedAt = this.o.clock.now();
+    if (opts.front) this.pending.unshift(job);
+    else this.pending.push(job);
+  }
+
+  private endAttempt(job: LiveJob): NonNullable<LiveJob["attempt"]> | undefined {
+    const attempt = job.attempt;
+    if (!attempt) return undefined;
+    job.attempt = undefined;
+    this.o.registry.get(attempt.nodeId)?.activeJobs.delete(job.id);
+    const tokens = attempt.reportedUsage?.completion_tokens ?? attempt.completionTokens;
+    if (tokens > 0 || attempt.firstTokenAt !== undefined) {
+      const segment = { nodeId: attempt.nodeId, completionTokens: tokens, startedAt: attempt.assignedAt, endedAt: this.o.clock.now() };
+      job.segments.push(segment);
+      job.persisted = job.persisted
+        .then(async () => {
+          await this.o.store.addJobSegment({ jobId: job.id, ...segment, startedAt: new Date(segment.startedAt), endedAt: new Date(segment.endedAt) });
+        })
+        .catch((err: unknown) => this.o.logger.error({ err, job: job.id }, "could not store job segment"));
+    }
+    return attempt;
+  }
+
+  private complete(job: LiveJob, reason: "stop" | "length"): void {
+    const attempt = job.attempt!;
+    const now = this.o.clock.now();
+    this.recordMetrics(job, attempt, now);
+    this.endAttempt(job);
+    if (attempt.reportedUsage) job.promptTokens = Math.max(0, attempt.reportedUsage.prompt_tokens - attempt.prefixTokens);
+    job.status = "completed";
+    job.finishReason = reason;
+    job.completedAt = now;
+    this.persist(job, {
+      status: "completed",
+      nodeId: attempt.nodeId,
+      content: job.text,
+      outputSha256: sha256Hex(job.text),
+      promptTokens: job.promptTokens ?? 0,
+      completionTokens: job.completionTokens,
+      completedAt: new Date(now),
+      latencyMs: now - job.createdAt,
+    });
+    this.o.logger.info({ job: job.id, node: short(attempt.nodeId), tokens: job.completionTokens, nodes: job.segments.length }, "job completed");
+    job.emit({ type: "done", job });
+    this.dispatch();
+  }
+
+  private fail(job: LiveJob, code: ErrorCode, message: string): void {
+    const attempt = job.attempt;
+    if (attempt) {
+      this.o.registry.get(attempt.nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason: code });
+      this.endAttempt(job);
+    }
+    const index = this.pending.indexOf(job);
+    if (index !== -1) this.pending.splice(index, 1);
+    const now = this.o.clock.now();
+    job.status = "failed";
+    job.error = { code, message };
+    job.completedAt = now;
+    this.persist(job, { status: "failed", error: code, errorMessage: message, completedAt: new Date(now), completionTokens: job.completionTokens });
+    this.o.logger.info({ job: job.id, code, message }, "job failed");
+    job.emit({ type: "failed", code, message });
+    this.dispatch();
+  }
+
+  private recordMetrics(job: LiveJob, attempt: NonNullable<LiveJob["attempt"]>, now: number): void {
+    if (attempt.firstTokenAt === undefined) return;
+    const tokens = attempt.reportedUsage?.completion_tokens ?? attempt.completionTokens;
+    const genMs = now - attempt.firstTokenAt;
+    const ttftMs = attempt.firstTokenAt - attempt.assignedAt;
+    const sample = { tokensPerSecond: tokens > 1 && genMs > 0 ? ((tokens - 1) * 1000) / genMs : 0, ttftMs };
+    const key = metricKey(attempt.nodeId, job.model);
+    const prev = this.metrics.get(key);
+    const next = prev
+      ? {
+          tokensPerSecond: sample.tokensPerSecond > 0 ? prev.tokensPerSecond + EWMA_ALPHA * (sample.tokensPerSecond - prev.tokensPerSecond) : prev.tokensPerSecond,
+          ttftMs: prev.ttftMs + EWMA_ALPHA * (sample.ttftMs - prev.ttftMs),
+          jobs: prev.jobs + 1,
+        }
+      : { ...sample, jobs: 1 };
+    this.metrics.set(key, next);
+    this.o.store.recordJobMetrics(attempt.nodeId, job.model, sample, new Date(now)).catch((err: unknown) => {
+      this.o.logger.error({ err }, "could not record job metrics");
+    });
+  }
+
+  private persist(job: LiveJob, patch: Parameters<JobStorePort["updateJob"]>[1]): void {
+    job.persisted = job.persisted
+      .then(async () => {
+        await this.o.store.updateJob(job.id, patch);
+      })
+      .catch((err: unknown) => this.o.logger.error({ err, job: job.id }, "could not store job update"));
+  }
+
+  private jobOnNode(jobId: string, nodeId: string): LiveJob | undefined {
+    const job = this.live.get(jobId);
+    if (!job || job.finished || job.attempt?.nodeId !== nodeId) return undefined;
+    return job;
+  }
+}
+
+function metricKey(nodeId: string, model: string): string {
+  return `${nodeId}\u0000${model}`;
+}
+
+function short(nodeId: string): string {
+  return nodeId.slice(0, 12);
+}
+

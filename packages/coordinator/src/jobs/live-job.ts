@@ -1,0 +1,74 @@
+import type { ChatMessage, ErrorCode, JobStatus, Sampling } from "@tessera/protocol";
+
+/** What subscribers to a job's stream hear. `text` events carry only new text, never a repeat. */
+export type JobEvent =
+  | { type: "text"; text: string }
+  | { type: "done"; job: LiveJob }
+  | { type: "failed"; code: ErrorCode; message: string };
+
+/** One node's turn at a job. A job that fails over has several, each credited with the tokens it produced. */
+export interface Attempt {
+  nodeId: string;
+  assignedAt: number;
+  acceptDeadline: number;
+  acceptedAt?: number;
+  firstTokenAt?: number;
+  /** Tokens this attempt produced, counted from its deltas; replaced by the node's own usage report. */
+  completionTokens: number;
+  reportedUsage?: { prompt_tokens: number; completion_tokens: number };
+  /** Tokens of text already sent to the client that this attempt was given as its starting point. */
+  prefixTokens: number;
+}
+
+export interface Segment {
+  nodeId: string;
+  completionTokens: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+/** A job in flight, held in memory by the coordinator that owns it. The store has the durable record. */
+export class LiveJob {
+  status: JobStatus = "pending";
+  /** Everything sent to the client so far; a continuation starts from exactly this. */
+  text = "";
+  /** Token ids behind `text`, when every node that produced it reported them. */
+  tokenIds: number[] | undefined = [];
+  attempt: Attempt | undefined;
+  readonly segments: Segment[] = [];
+  readonly excludedNodes = new Set<string>();
+  attempts = 0;
+  queuedAt: number;
+  startedAt: number | undefined;
+  completedAt: number | undefined;
+  promptTokens: number | undefined;
+  finishReason: "stop" | "length" | undefined;
+  error: { code: ErrorCode; message: string } | undefined;
+  readonly listeners = new Set<(event: JobEvent) => void>();
+  /** Serialises this job's store writes so they land in order. */
+  persisted: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly id: string,
+    readonly ownerId: string,
+    readonly model: string,
+    readonly messages: ChatMessage[],
+    readonly sampling: Sampling,
+    readonly pinnedNodeId: string | undefined,
+    readonly createdAt: number,
+  ) {
+    this.queuedAt = createdAt;
+  }
+
+  get completionTokens(): number {
+    return this.segments.reduce((sum, s) => sum + s.completionTokens, 0);
+  }
+
+  get finished(): boolean {
+    return this.status === "completed" || this.status === "failed";
+  }
+
+  emit(event: JobEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+}

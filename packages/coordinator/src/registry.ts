@@ -1,0 +1,164 @@
+import type { GpuStats, Hardware, NodeHeartbeat, NodeRegister, ServedModel } from "@tessera/protocol";
+import type { Clock } from "./clock.js";
+import type { NodeSession } from "./sessions/node-session.js";
+
+/**
+ * The coordinator's live view of nodes: the routing source of truth (the store mirrors it for status queries and
+ * restarts). A node is online while its heartbeats are fresh and its session has not dropped; it is routable when
+ * it is online, has a session, and is not draining.
+ */
+export interface NodeRecord {
+  id: string;
+  version: string;
+  hardware: Hardware;
+  models: ServedModel[];
+  maxConcurrency: number;
+  gpus: GpuStats[];
+  loadedModels: string[];
+  lastSeenAt: number;
+  online: boolean;
+  draining: boolean;
+  session: NodeSession | undefined;
+  /** Jobs this coordinator has pushed to the node and not yet seen finish. */
+  activeJobs: Set<string>;
+}
+
+export interface RegistryEvents {
+  onOffline(nodeId: string, reason: string): void;
+  onOnline(nodeId: string): void;
+}
+
+export class NodeRegistry {
+  private readonly nodes = new Map<string, NodeRecord>();
+  /** Every model any node has ever announced: distinguishes `model_not_found` from `no_capacity`. */
+  private readonly everServed = new Set<string>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly offlineAfterMs: number,
+    private readonly events: RegistryEvents,
+  ) {}
+
+  register(reg: NodeRegister): NodeRecord {
+    const existing = this.nodes.get(reg.public_key);
+    const record: NodeRecord = {
+      id: reg.public_key,
+      version: reg.version,
+      hardware: reg.hardware,
+      models: reg.models,
+      maxConcurrency: reg.max_concurrency,
+      gpus: existing?.gpus ?? [],
+      loadedModels: existing?.loadedModels ?? [],
+      lastSeenAt: this.clock.now(),
+      online: existing?.online ?? false,
+      draining: false,
+      session: existing?.session,
+      activeJobs: existing?.activeJobs ?? new Set(),
+    };
+    this.nodes.set(record.id, record);
+    for (const m of reg.models) this.everServed.add(m.id);
+    this.markOnline(record);
+    return record;
+  }
+
+  /** Restores a node known from the store (after a coordinator restart); it stays offline until it speaks. */
+  restore(record: Omit<NodeRecord, "online" | "session" | "activeJobs" | "draining">): void {
+    if (this.nodes.has(record.id)) return;
+    this.nodes.set(record.id, { ...record, online: false, draining: false, session: undefined, activeJobs: new Set() });
+    for (const m of record.models) this.everServed.add(m.id);
+  }
+
+  heartbeat(nodeId: string, hb: NodeHeartbeat): NodeRecord | undefined {
+    const record = this.nodes.get(nodeId);
+    if (!record) return undefined;
+    record.gpus = hb.gpus;
+    record.loadedModels = hb.loaded_models;
+    record.maxConcurrency = hb.max_concurrency;
+    record.draining = hb.draining;
+    if (hb.models) {
+      record.models = hb.models;
+      for (const m of hb.models) this.everServed.add(m.id);
+    }
+    record.lastSeenAt = this.clock.now();
+    this.markOnline(record);
+    return record;
+  }
+
+  attachSession(nodeId: string, session: NodeSession): NodeRecord | undefined {
+    const record = this.nodes.get(nodeId);
+    if (!record) return undefined;
+    const previous = record.session;
+    record.session = session;
+    record.lastSeenAt = this.clock.now();
+    record.draining = false;
+    if (previous && previous !== session) previous.close(4000, "replaced by a newer session");
+    this.markOnline(record);
+    return record;
+  }
+
+  /** A session dropped: the node is offline at once. Only the session that is current counts. */
+  detachSession(nodeId: string, session: NodeSession, reason: string): void {
+    const record = this.nodes.get(nodeId);
+    if (!record || record.session !== session) return;
+    record.session = undefined;
+    this.markOffline(record, reason);
+  }
+
+  setDraining(nodeId: string): void {
+    const record = this.nodes.get(nodeId);
+    if (record) record.draining = true;
+  }
+
+  /** Marks silent nodes offline; returns their ids. Called on a timer and by tests with a moved clock. */
+  sweep(): string[] {
+    const cutoff = this.clock.now() - this.offlineAfterMs;
+    const marked: string[] = [];
+    for (const record of this.nodes.values()) {
+      if (record.online && record.lastSeenAt < cutoff) {
+        record.session?.close(4001, "no heartbeat");
+        record.session = undefined;
+        this.markOffline(record, `no heartbeat for ${Math.round(this.offlineAfterMs / 1000)} s`);
+        marked.push(record.id);
+      }
+    }
+    return marked;
+  }
+
+  get(nodeId: string): NodeRecord | undefined {
+    return this.nodes.get(nodeId);
+  }
+
+  all(): IterableIterator<NodeRecord> {
+    return this.nodes.values();
+  }
+
+  /** Every model any node has announced (online or not): a request for one of these waits for capacity. */
+  knownModels(): ReadonlySet<string> {
+    return this.everServed;
+  }
+
+  onlineModels(): Map<string, NodeRecord[]> {
+    const byModel = new Map<string, NodeRecord[]>();
+    for (const record of this.nodes.values()) {
+      if (!record.online) continue;
+      for (const m of record.models) {
+        const list = byModel.get(m.id) ?? [];
+        list.push(record);
+        byModel.set(m.id, list);
+      }
+    }
+    return byModel;
+  }
+
+  private markOnline(record: NodeRecord): void {
+    if (record.online) return;
+    record.online = true;
+    this.events.onOnline(record.id);
+  }
+
+  private markOffline(record: NodeRecord, reason: string): void {
+    if (!record.online) return;
+    record.online = false;
+    this.events.onOffline(record.id, reason);
+  }
+}

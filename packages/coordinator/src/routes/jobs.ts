@@ -1,0 +1,107 @@
+import type { FastifyInstance } from "fastify";
+import {
+  JobCreateRequest,
+  JobListQuery,
+  type JobAccepted,
+  type JobList,
+  type JobView,
+  SSE_DONE,
+  TesseraError,
+  nativeErrorEvent,
+  nativeTextEvent,
+} from "@tessera/protocol";
+import type { CoordinatorContext } from "../context.js";
+import { authenticateClient, clientAuthDeps } from "../http/client-auth.js";
+import { openSse, type SseResponse } from "../http/sse-response.js";
+import type { LiveJob } from "../jobs/live-job.js";
+import { submitJob } from "../jobs/submit-job.js";
+import { viewOfJobRecord, viewOfLiveJob } from "../jobs/job-view.js";
+
+/** The native jobs API: submit, poll, stream (also late), list. */
+export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+  const auth = clientAuthDeps(ctx);
+
+  app.post("/api/v1/jobs", async (request, reply) => {
+    const caller = await authenticateClient(request, reply, auth);
+    const body = JobCreateRequest.parse(request.body ?? {});
+    const job = await submitJob(ctx, {
+      ownerId: caller.ownerId,
+      model: body.model,
+      messages: body.messages,
+      sampling: { max_tokens: body.max_tokens, temperature: body.temperature, top_p: body.top_p, ...(body.seed !== undefined ? { seed: body.seed } : {}) },
+      nodeId: body.node_id,
+    });
+    if (!body.stream) {
+      const accepted: JobAccepted = { id: job.id, status: "pending", model: job.model, created_at: new Date(job.createdAt).toISOString() };
+      return reply.code(202).send(accepted);
+    }
+    const sse = openSse(reply, { "x-tessera-job-id": job.id });
+    sse.onClientGone(() => ctx.jobs.cancel(job.id, "client disconnected"));
+    relayNative(ctx, job, sse);
+    return reply;
+  });
+
+  app.get<{ Params: { id: string } }>("/api/v1/jobs/:id", async (request, reply): Promise<JobView> => {
+    const caller = await authenticateClient(request, reply, auth);
+    const live = ctx.jobs.get(request.params.id);
+    if (live && live.ownerId === caller.ownerId) return viewOfLiveJob(live);
+    const record = await ctx.store.getJob(request.params.id);
+    if (!record || record.ownerId !== caller.ownerId) throw new TesseraError("not_found", `no job ${request.params.id}`);
+    return viewOfJobRecord(record);
+  });
+
+  app.get<{ Params: { id: string } }>("/api/v1/jobs/:id/stream", async (request, reply) => {
+    const caller = await authenticateClient(request, reply, auth);
+    const live = ctx.jobs.get(request.params.id);
+    if (live && live.ownerId === caller.ownerId) {
+      relayNative(ctx, live, openSse(reply));
+      return reply;
+    }
+    const record = await ctx.store.getJob(request.params.id);
+    if (!record || record.ownerId !== caller.ownerId) throw new TesseraError("not_found", `no job ${request.params.id}`);
+    const sse = openSse(reply);
+    if (record.status === "completed") {
+      if (record.content) sse.write(nativeTextEvent(record.content));
+      sse.write(SSE_DONE);
+    } else {
+      // A job in the store but not held here was lost with a previous coordinator process.
+      sse.write(nativeErrorEvent(record.error ?? "node_disconnected", record.errorMessage ?? "the job is no longer running"));
+    }
+    sse.end();
+    return reply;
+  });
+
+  app.get("/api/v1/jobs", async (request, reply): Promise<JobList> => {
+    const caller = await authenticateClient(request, reply, auth);
+    const query = JobListQuery.parse(request.query);
+    const records = await ctx.store.listJobs(caller.ownerId, {
+      limit: query.limit,
+      ...(query.status ? { status: query.status } : {}),
+      ...(query.since ? { since: new Date(query.since) } : {}),
+    });
+    return {
+      jobs: records.map((record) => {
+        const live = ctx.jobs.get(record.id);
+        return live ? viewOfLiveJob(live) : viewOfJobRecord(record);
+      }),
+    };
+  });
+}
+
+/** Native SSE: what was already generated first, then the live rest; `[DONE]` or one error event at the end. */
+function relayNative(ctx: CoordinatorContext, job: LiveJob, sse: SseResponse): void {
+  if (job.text) sse.write(nativeTextEvent(job.text));
+  if (job.finished) return finishNative(job, sse);
+  const unsubscribe = ctx.jobs.subscribe(job, (event) => {
+    if (event.type === "text") return sse.write(nativeTextEvent(event.text));
+    unsubscribe();
+    finishNative(job, sse);
+  });
+  sse.onClientGone(unsubscribe);
+}
+
+function finishNative(job: LiveJob, sse: SseResponse): void {
+  if (job.status === "completed") sse.write(SSE_DONE);
+  else if (job.error) sse.write(nativeErrorEvent(job.error.code, job.error.message));
+  sse.end();
+}

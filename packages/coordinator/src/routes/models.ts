@@ -1,0 +1,21 @@
+import type { FastifyInstance } from "fastify";
+import type { ModelsResponse } from "@tessera/protocol";
+import type { CoordinatorContext } from "../context.js";
+import { authenticateClient, clientAuthDeps } from "../http/client-auth.js";
+
+/** Models served by online nodes, with the mean of their measured speeds. */
+export function modelRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+  const auth = clientAuthDeps(ctx);
+  app.get("/api/v1/models", async (request, reply): Promise<ModelsResponse> => {
+    await authenticateClient(request, reply, auth);
+    const models = [...ctx.registry.onlineModels()].map(([id, nodes]) => {
+      const speeds = nodes
+        .map((n) => ctx.jobs.nodeModelMetrics(n.id, id)?.tokensPerSecond)
+        .filter((v): v is number => v !== undefined && v > 0);
+      const avg = speeds.length ? speeds.reduce((a, b) => a + b, 0) / speeds.length : null;
+      return { id, nodes: nodes.length, avg_tokens_per_second: avg === null ? null : Math.round(avg * 10) / 10 };
+    });
+    models.sort((a, b) => a.id.localeCompare(b.id));
+    return { models };
+  });
+}

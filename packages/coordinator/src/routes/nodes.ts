@@ -1,0 +1,48 @@
+import type { FastifyInstance } from "fastify";
+import { type HeartbeatAck, NodeHeartbeat, NodeId, NodeRegister, type NodeRegistered, type NodeStatusView, TesseraError } from "@tessera/protocol";
+import type { CoordinatorContext } from "../context.js";
+import { authenticateNode } from "../http/node-auth.js";
+
+/** Node endpoints. Every write is signed by the node's key; the status read is public. */
+export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+  app.post("/api/v1/nodes/register", async (request): Promise<NodeRegistered> => {
+    const signer = authenticateNode(request, ctx.clock, ctx.nonces);
+    const reg = NodeRegister.parse(request.body);
+    if (reg.public_key !== signer) throw new TesseraError("unauthorized", "public_key does not match the signing key");
+    ctx.registry.register(reg);
+    const at = new Date(ctx.clock.now());
+    await ctx.store.upsertNode(
+      { id: reg.public_key, version: reg.version, hardware: reg.hardware, models: reg.models, maxConcurrency: reg.max_concurrency },
+      at,
+    );
+    await ctx.store.recordHeartbeat(reg.public_key, { gpus: [], loadedModels: [], activeJobs: 0, maxConcurrency: reg.max_concurrency, draining: false }, at);
+    request.log.info({ node: signer.slice(0, 12), models: reg.models.map((m) => m.id) }, "node registered");
+    ctx.jobs.dispatch();
+    return { node_id: reg.public_key, status: "online", heartbeat_interval_s: ctx.config.heartbeatIntervalS };
+  });
+
+  app.post("/api/v1/nodes/heartbeat", async (request): Promise<HeartbeatAck> => {
+    const nodeId = authenticateNode(request, ctx.clock, ctx.nonces);
+    const hb = NodeHeartbeat.parse(request.body);
+    if (!ctx.registry.heartbeat(nodeId, hb)) {
+      throw new TesseraError("unauthorized", "unknown node: register first (`tessera register`)");
+    }
+    await ctx.store.recordHeartbeat(
+      nodeId,
+      { gpus: hb.gpus, loadedModels: hb.loaded_models, models: hb.models, activeJobs: hb.active_jobs, maxConcurrency: hb.max_concurrency, draining: hb.draining },
+      new Date(ctx.clock.now()),
+    );
+    if (!hb.draining) ctx.jobs.dispatch();
+    return { status: "online", server_time: new Date(ctx.clock.now()).toISOString() };
+  });
+
+  app.get<{ Params: { id: string } }>("/api/v1/nodes/:id/status", async (request): Promise<NodeStatusView> => {
+    const id = NodeId.safeParse(request.params.id);
+    if (!id.success) throw new TesseraError("bad_request", "node id must be a 64-character lowercase hex public key");
+    const live = ctx.registry.get(id.data);
+    if (live) return { status: live.online ? "online" : "offline" };
+    const stored = await ctx.store.getNode(id.data);
+    if (!stored) throw new TesseraError("not_found", `no node ${id.data}`);
+    return { status: "offline" };
+  });
+}

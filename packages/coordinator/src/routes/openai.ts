@@ -1,0 +1,119 @@
+import type { FastifyInstance } from "fastify";
+import {
+  type ChatCompletion,
+  type ChatCompletionChunk,
+  ChatCompletionRequest,
+  OPENAI_DEFAULT_TEMPERATURE,
+  type OpenAIModelList,
+  SSE_DONE,
+  TesseraError,
+  chatCompletionMaxTokens,
+  sseData,
+} from "@tessera/protocol";
+import type { CoordinatorContext } from "../context.js";
+import { authenticateClient, clientAuthDeps } from "../http/client-auth.js";
+import { openSse } from "../http/sse-response.js";
+import type { LiveJob } from "../jobs/live-job.js";
+import { submitJob } from "../jobs/submit-job.js";
+
+/**
+ * The OpenAI-compatible edge: a translation onto the native job, not a second pipeline. Note the official JS client
+ * sends `Accept: application/json` even when streaming, so the body's `stream` flag alone decides.
+ */
+export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+  const auth = clientAuthDeps(ctx);
+
+  app.post("/v1/chat/completions", async (request, reply) => {
+    const caller = await authenticateClient(request, reply, auth);
+    const body = ChatCompletionRequest.parse(request.body ?? {});
+    const job = await submitJob(ctx, {
+      ownerId: caller.ownerId,
+      model: body.model,
+      messages: body.messages,
+      sampling: {
+        max_tokens: chatCompletionMaxTokens(body),
+        temperature: body.temperature ?? OPENAI_DEFAULT_TEMPERATURE,
+        top_p: body.top_p ?? 1,
+        ...(body.seed != null ? { seed: body.seed } : {}),
+      },
+    });
+    const id = `chatcmpl-${job.id}`;
+    const created = Math.floor(job.createdAt / 1000);
+    const model = body.model;
+
+    if (!body.stream) {
+      reply.raw.once("close", () => {
+        if (!reply.raw.writableEnded) ctx.jobs.cancel(job.id, "client disconnected");
+      });
+      const finished = await waitForEnd(ctx, job);
+      if (finished.status === "failed") throw new TesseraError(finished.error!.code, finished.error!.message);
+      const completion: ChatCompletion = {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: [{ index: 0, message: { role: "assistant", content: finished.text }, finish_reason: finished.finishReason ?? "stop" }],
+        usage: usageOf(finished),
+      };
+      return completion;
+    }
+
+    const sse = openSse(reply);
+    sse.onClientGone(() => ctx.jobs.cancel(job.id, "client disconnected"));
+    const chunk = (delta: ChatCompletionChunk["choices"][0]["delta"], finish: "stop" | "length" | null): ChatCompletionChunk => ({
+      id,
+      object: "chat.completion.chunk",
+      created,
+      model,
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    });
+    sse.write(sseData(chunk({ role: "assistant", content: "" }, null)));
+    if (job.text) sse.write(sseData(chunk({ content: job.text }, null)));
+    const finish = () => {
+      if (job.status === "completed") {
+        sse.write(sseData(chunk({}, job.finishReason ?? "stop")));
+        if (body.stream_options?.include_usage) {
+          sse.write(sseData({ id, object: "chat.completion.chunk", created, model, choices: [], usage: usageOf(job) } satisfies ChatCompletionChunk));
+        }
+        sse.write(SSE_DONE);
+      } else if (job.error) {
+        sse.write(sseData({ error: { message: job.error.message, type: job.error.code, code: job.error.code, param: null } }));
+      }
+      sse.end();
+    };
+    if (job.finished) {
+      finish();
+      return reply;
+    }
+    const unsubscribe = ctx.jobs.subscribe(job, (event) => {
+      if (event.type === "text") return sse.write(sseData(chunk({ content: event.text }, null)));
+      unsubscribe();
+      finish();
+    });
+    sse.onClientGone(unsubscribe);
+    return reply;
+  });
+
+  app.get("/v1/models", async (request, reply): Promise<OpenAIModelList> => {
+    await authenticateClient(request, reply, auth);
+    const ids = [...ctx.registry.onlineModels().keys(), ...Object.keys(ctx.config.modelAliases)].sort();
+    return { object: "list", data: ids.map((id) => ({ id, object: "model", created: 0, owned_by: "tessera" })) };
+  });
+}
+
+function usageOf(job: LiveJob) {
+  const prompt = job.promptTokens ?? 0;
+  return { prompt_tokens: prompt, completion_tokens: job.completionTokens, total_tokens: prompt + job.completionTokens };
+}
+
+/** Resolves when the job finishes (completed, failed or cancelled). */
+function waitForEnd(ctx: CoordinatorContext, job: LiveJob): Promise<LiveJob> {
+  return new Promise((resolve) => {
+    if (job.finished) return resolve(job);
+    const unsubscribe = ctx.jobs.subscribe(job, (event) => {
+      if (event.type === "text") return;
+      unsubscribe();
+      resolve(job);
+    });
+  });
+}

@@ -1,0 +1,118 @@
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket } from "ws";
+import { type CoordinatorMessage, NodeMessage, SESSION_PATH, TesseraError, errorBody } from "@tessera/protocol";
+import type { CoordinatorContext } from "../context.js";
+import { authenticateNode } from "../http/node-auth.js";
+import type { NodeSession } from "./node-session.js";
+
+const PING_INTERVAL_MS = 10_000;
+const RTT_ALPHA = 0.3;
+
+/**
+ * Accepts nodes' outbound WebSocket sessions. The upgrade request is signed like any node request; after that,
+ * jobs go down and stream parts come up. A session that drops takes its node offline at once.
+ */
+export class SessionHub {
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  private readonly sessions = new Set<WsNodeSession>();
+  private readonly pinger: NodeJS.Timeout;
+
+  constructor(private readonly ctx: CoordinatorContext) {
+    this.pinger = setInterval(() => {
+      for (const s of this.sessions) s.ping(ctx.clock.now());
+    }, PING_INTERVAL_MS);
+    this.pinger.unref();
+  }
+
+  /** Handles an HTTP upgrade; answers 401/404 itself when the request is not a valid node session. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (request.url ?? "").split("?")[0];
+    if (path !== SESSION_PATH) return reject(socket, 404, errorBody("not_found", `no WebSocket endpoint at ${path}`));
+    let nodeId: string;
+    try {
+      nodeId = authenticateNode({ method: request.method ?? "GET", url: request.url ?? "", headers: request.headers, rawBody: "" }, this.ctx.clock, this.ctx.nonces);
+    } catch (err) {
+      const e = err instanceof TesseraError ? err : new TesseraError("unauthorized", "bad signature");
+      return reject(socket, 401, e.toBody());
+    }
+    if (!this.ctx.registry.get(nodeId)) {
+      return reject(socket, 401, errorBody("unauthorized", "unknown node: register first (`tessera register`)"));
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(nodeId, ws));
+  }
+
+  private accept(nodeId: string, ws: WebSocket): void {
+    const session = new WsNodeSession(nodeId, ws);
+    this.sessions.add(session);
+    this.ctx.registry.attachSession(nodeId, session);
+    this.ctx.logger.info({ node: nodeId.slice(0, 12) }, "node session open");
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) return;
+      let parsed: ReturnType<typeof NodeMessage.safeParse>;
+      try {
+        parsed = NodeMessage.safeParse(JSON.parse(data.toString()));
+      } catch {
+        this.ctx.logger.warn({ node: nodeId.slice(0, 12) }, "node sent a frame that is not JSON; ignored");
+        return;
+      }
+      if (!parsed.success) {
+        this.ctx.logger.warn({ node: nodeId.slice(0, 12), issue: parsed.error.issues[0]?.message }, "node sent an invalid message; ignored");
+        return;
+      }
+      const message = parsed.data;
+      if (message.type === "pong") return session.pong(message.sent_at, this.ctx.clock.now());
+      this.ctx.jobs.onNodeMessage(nodeId, message);
+    });
+    ws.on("close", () => {
+      this.sessions.delete(session);
+      this.ctx.registry.detachSession(nodeId, session, "session closed");
+      this.ctx.logger.info({ node: nodeId.slice(0, 12) }, "node session closed");
+    });
+    ws.on("error", (err) => this.ctx.logger.warn({ node: nodeId.slice(0, 12), err: err.message }, "node session error"));
+    session.ping(this.ctx.clock.now());
+  }
+
+  close(): void {
+    clearInterval(this.pinger);
+    for (const s of this.sessions) s.close(1001, "coordinator shutting down");
+    this.wss.close();
+  }
+}
+
+class WsNodeSession implements NodeSession {
+  private rtt: number | undefined;
+
+  constructor(
+    readonly nodeId: string,
+    private readonly ws: WebSocket,
+  ) {}
+
+  send(message: CoordinatorMessage): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  rttMs(): number | undefined {
+    return this.rtt;
+  }
+
+  ping(now: number): void {
+    this.send({ type: "ping", sent_at: now });
+  }
+
+  pong(sentAt: number, now: number): void {
+    const sample = Math.max(0, now - sentAt);
+    this.rtt = this.rtt === undefined ? sample : this.rtt + RTT_ALPHA * (sample - this.rtt);
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+}
+
+function reject(socket: Duplex, status: number, body: object): void {
+  const text = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Not Found"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  );
+}
