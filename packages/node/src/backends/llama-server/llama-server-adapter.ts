@@ -1,0 +1,42 @@
+import type { BackendAdapter } from "../adapter.js";
+import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compatible-adapter.js";
+import { joinUrl } from "../http/join-url.js";
+
+/**
+ * llama.cpp's `llama-server` (default `:8080`) or llama-swap in front of several of them. OpenAI-compatible with
+ * `GET /health` (llama-server: `{"status":"ok"}`, 503 while loading; llama-swap: `OK`).
+ * - Assistant prefix: a trailing assistant message is prefilled by default (llama-server since b5255; disabled by
+ *   `--no-prefill-assistant`, which an operator must not set on a Tessera node).
+ * - Usage arrives in the final chunk (with `timings`); logprobs with `logprobs:true`, including token ids (`id`),
+ *   which are passed on as `tokens` on text deltas.
+ * - llama-swap routes by model name and hot-swaps the upstream process; `/running` says which model is resident,
+ *   so `listModels` reports `loaded` truthfully; an unknown name is its 400 "could not find real modelID",
+ *   mapped to `model_not_found`.
+ */
+export interface LlamaServerOptions {
+  baseURL: string;
+  fetch?: typeof globalThis.fetch;
+  apiKey?: string;
+  /** The URL is llama-swap rather than one llama-server. */
+  swap?: boolean;
+}
+
+export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAdapter {
+  return createOpenAICompatibleAdapter({
+    baseURL: options.baseURL,
+    fetch: options.fetch,
+    apiKey: options.apiKey,
+    kind: options.swap ? "llama-swap" : "llama-server",
+    assistantPrefix: "trailing-assistant",
+    refineError: (status, message) =>
+      status === 400 && message.includes("could not find real modelID") ? "model_not_found" : undefined,
+    loadedModels: options.swap
+      ? async (fetchFn, signal) => {
+          const res = await fetchFn(joinUrl(options.baseURL, "/running"), { signal });
+          if (!res.ok) return new Set();
+          const body = (await res.json()) as { running?: { model?: string; state?: string }[] };
+          return new Set((body.running ?? []).filter((r) => r.state === "ready").map((r) => r.model ?? ""));
+        }
+      : undefined,
+  });
+}

@@ -1,0 +1,204 @@
+import { TesseraError, type StreamPart } from "@tessera/protocol";
+import type { BackendAdapter, BackendModel, GenerateRequest, GenerateResult, HealthResult, PullProgress } from "../adapter.js";
+import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
+import { backendErrorMessage, errorFromFetchFailure, errorFromResponse, errorPart } from "../http/backend-error.js";
+import { joinUrl } from "../http/join-url.js";
+import { readJsonLines } from "../http/read-body.js";
+import { toOllamaChatBody } from "./convert-messages.js";
+import { mapOllamaDoneReason } from "./map-finish-reason.js";
+import { mapPullProgress } from "./map-pull-progress.js";
+
+/**
+ * Ollama through its native API (`/api/chat`, `/api/tags`, `/api/ps`, `/api/pull`, `/api/delete`), not its
+ * OpenAI layer: only the native API streams pull progress, reports `prompt_eval_count`/`eval_count`, and takes
+ * `keep_alive`. Reports usage (prompt_eval_count, eval_count), finish (`done_reason`) and, on Ollama ≥ 0.12.11,
+ * per-token logprobs (`logprobs:true`; older versions ignore the field and send none).
+ */
+export interface OllamaOptions {
+  /** e.g. `http://127.0.0.1:11434`. */
+  baseURL: string;
+  fetch?: typeof globalThis.fetch;
+  /** How long Ollama keeps a model loaded after a request: `"5m"`, `"1h"`, seconds, or `-1` (forever). */
+  keepAlive?: string | number;
+  /** Ask for per-token logprobs. Default true. */
+  requestLogprobs?: boolean;
+}
+
+export interface OllamaAdapter extends BackendAdapter {
+  pull(model: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void>;
+  remove(model: string): Promise<void>;
+  /** Load a model now and keep it for `keepAlive` (default: the adapter's). */
+  load(model: string, keepAlive?: string | number): Promise<void>;
+  /** Unload a model from memory now (`keep_alive: 0`). */
+  unload(model: string): Promise<void>;
+}
+
+const KIND = "ollama";
+
+export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
+  const fetchFn = options.fetch ?? globalThis.fetch;
+  const url = (path: string) => joinUrl(options.baseURL, path);
+  const json = { "content-type": "application/json" };
+
+  async function call(path: string, init: RequestInit): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetchFn(url(path), init);
+    } catch (err) {
+      throw errorFromFetchFailure(KIND, url(path), err);
+    }
+    if (!res.ok) throw await errorFromResponse(KIND, res);
+    return res;
+  }
+
+  async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return (await (await call(path, { signal })).json()) as T;
+  }
+
+  function chatBody(request: GenerateRequest, stream: boolean) {
+    return toOllamaChatBody({
+      model: request.model,
+      messages: request.messages,
+      sampling: request.sampling,
+      assistantPrefix: request.assistantPrefix,
+      stream,
+      keepAlive: options.keepAlive,
+      logprobs: options.requestLogprobs ?? true,
+    });
+  }
+
+  async function* events(body: ReadableStream<Uint8Array>): AsyncGenerator<BackendEvent> {
+    for await (const raw of readJsonLines(body)) {
+      const line = raw as {
+        error?: unknown;
+        message?: { content?: unknown };
+        logprobs?: { logprob?: unknown }[];
+        done?: boolean;
+        done_reason?: unknown;
+        prompt_eval_count?: unknown;
+        eval_count?: unknown;
+      };
+      if (line.error !== undefined) {
+        yield { kind: "error", error: new TesseraError("internal_error", `${KIND}: ${backendErrorMessage(line) ?? "error mid-stream"}`) };
+        return;
+      }
+      const event: BackendEvent = { kind: "chunk", text: typeof line.message?.content === "string" ? line.message.content : "" };
+      const lps = Array.isArray(line.logprobs) ? line.logprobs.map((l) => l.logprob) : [];
+      if (lps.length > 0 && lps.every((l): l is number => typeof l === "number")) event.logprobs = lps;
+      if (line.done === true) {
+        event.finish = mapOllamaDoneReason(line.done_reason);
+        event.usage = {
+          // Ollama omits prompt_eval_count when the whole prompt came from its cache.
+          prompt_tokens: typeof line.prompt_eval_count === "number" ? line.prompt_eval_count : 0,
+          completion_tokens: typeof line.eval_count === "number" ? line.eval_count : 0,
+        };
+      }
+      yield event;
+    }
+  }
+
+  return {
+    kind: KIND,
+
+    async health(signal?: AbortSignal): Promise<HealthResult> {
+      try {
+        await getJson("/api/tags", signal);
+        return { ok: true };
+      } catch (err) {
+        return { ok: false, message: (err as Error).message };
+      }
+    },
+
+    async listModels(signal?: AbortSignal): Promise<BackendModel[]> {
+      const [tags, ps] = await Promise.all([
+        getJson<{ models?: { name?: string; size?: number }[] }>("/api/tags", signal),
+        getJson<{ models?: { name?: string }[] }>("/api/ps", signal),
+      ]);
+      const loaded = new Set((ps.models ?? []).map((m) => m.name));
+      return (tags.models ?? [])
+        .filter((m): m is { name: string; size?: number } => typeof m.name === "string")
+        .map((m) => {
+          const model: BackendModel = { id: m.name, loaded: loaded.has(m.name) };
+          if (typeof m.size === "number") model.sizeBytes = m.size;
+          return model;
+        });
+    },
+
+    async doGenerate(request: GenerateRequest): Promise<GenerateResult> {
+      const res = await call("/api/chat", { method: "POST", headers: json, body: JSON.stringify(chatBody(request, false)), signal: request.signal });
+      const body = (await res.json()) as {
+        message?: { content?: string };
+        done_reason?: unknown;
+        prompt_eval_count?: number;
+        eval_count?: number;
+        logprobs?: { logprob?: unknown }[];
+        error?: unknown;
+      };
+      if (body.error !== undefined) throw new TesseraError("internal_error", `${KIND}: ${backendErrorMessage(body)}`);
+      const result: GenerateResult = {
+        text: body.message?.content ?? "",
+        usage: { prompt_tokens: body.prompt_eval_count ?? 0, completion_tokens: body.eval_count ?? 0 },
+        finishReason: mapOllamaDoneReason(body.done_reason),
+      };
+      const lps = (body.logprobs ?? []).map((l) => l.logprob);
+      if (lps.length > 0 && lps.every((l): l is number => typeof l === "number")) result.logprobs = lps;
+      return result;
+    },
+
+    async *doStream(request: GenerateRequest): AsyncGenerator<StreamPart> {
+      let res: Response;
+      try {
+        res = await call("/api/chat", { method: "POST", headers: json, body: JSON.stringify(chatBody(request, true)), signal: request.signal });
+      } catch (err) {
+        if (request.signal?.aborted) {
+          yield { type: "usage", prompt_tokens: 0, completion_tokens: 0 };
+          yield { type: "finish", reason: "cancelled" };
+          return;
+        }
+        yield errorPart(err as TesseraError);
+        return;
+      }
+      if (!res.body) {
+        yield errorPart(new TesseraError("internal_error", `${KIND}: empty response body`));
+        return;
+      }
+      yield* assembleStream(KIND, events(res.body), request.signal);
+    },
+
+    async pull(model: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void> {
+      const res = await call("/api/pull", { method: "POST", headers: json, body: JSON.stringify({ model, stream: true }), signal });
+      if (!res.body) throw new TesseraError("internal_error", `${KIND}: empty pull response`);
+      for await (const raw of readJsonLines(res.body)) {
+        const line = raw as { error?: unknown; status?: unknown };
+        if (line.error !== undefined) {
+          const message = backendErrorMessage(line) ?? "pull failed";
+          // "pull model manifest: file does not exist" is Ollama's answer for a name its registry lacks.
+          const code = /file does not exist|not found/i.test(message) ? "model_not_found" : "internal_error";
+          throw new TesseraError(code, `${KIND}: pulling ${model}: ${message}`);
+        }
+        onProgress(mapPullProgress(line));
+        if (line.status === "success") return;
+      }
+      throw new TesseraError("internal_error", `${KIND}: pull of ${model} ended without success`);
+    },
+
+    async remove(model: string): Promise<void> {
+      const res = await call("/api/delete", { method: "DELETE", headers: json, body: JSON.stringify({ model }) });
+      await res.body?.cancel();
+    },
+
+    async load(model: string, keepAlive?: string | number): Promise<void> {
+      const res = await call("/api/chat", {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ model, messages: [], keep_alive: keepAlive ?? options.keepAlive ?? "5m" }),
+      });
+      await res.body?.cancel();
+    },
+
+    async unload(model: string): Promise<void> {
+      const res = await call("/api/chat", { method: "POST", headers: json, body: JSON.stringify({ model, messages: [], keep_alive: 0 }) });
+      await res.body?.cancel();
+    },
+  };
+}

@@ -1,0 +1,183 @@
+import { TesseraError, type ErrorCode, type StreamPart } from "@tessera/protocol";
+import type { BackendAdapter, BackendModel, GenerateRequest, GenerateResult, HealthResult } from "../adapter.js";
+import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
+import { errorFromFetchFailure, errorFromResponse, errorPart, isErrorEvent, backendErrorMessage } from "../http/backend-error.js";
+import { joinUrl } from "../http/join-url.js";
+import { readSseData } from "../http/read-body.js";
+import { AssistantPrefixUnsupportedError, convertMessages, type AssistantPrefixMode } from "./convert-messages.js";
+import { mapChunk } from "./map-chunk.js";
+
+/**
+ * The shared base of every OpenAI-compatible backend (vLLM, SGLang, MAX, llama-server, llama-swap, or any server
+ * speaking `/v1/chat/completions`). Flavours differ only in the options below; they never subclass.
+ */
+export interface OpenAICompatibleOptions {
+  /** Server root, e.g. `http://127.0.0.1:8000` (the `/v1/...` paths are appended). */
+  baseURL: string;
+  fetch?: typeof globalThis.fetch;
+  /** Reported as `adapter.kind`. */
+  kind?: string;
+  /** Sent as `Authorization: Bearer …` when the server was started with an API key. */
+  apiKey?: string;
+  /** Liveness path; every flavour we know uses `/health`. */
+  healthPath?: string;
+  assistantPrefix?: AssistantPrefixMode;
+  /** Ask for per-token log-probabilities (`logprobs:true`); verification needs them. Default true. */
+  requestLogprobs?: boolean;
+  /** Ask for usage in the stream (`stream_options.include_usage`). Default true. */
+  requestStreamUsage?: boolean;
+  /** Flavour-specific error refinement (e.g. llama-swap's 400 "could not find real modelID" → model_not_found). */
+  refineError?: (status: number, message: string) => ErrorCode | undefined;
+  /** Which served models are resident now (llama-swap's `/running`); by default all served models are. */
+  loadedModels?: (fetch: typeof globalThis.fetch, signal?: AbortSignal) => Promise<Set<string>>;
+}
+
+export function createOpenAICompatibleAdapter(options: OpenAICompatibleOptions): BackendAdapter {
+  return new OpenAICompatibleAdapter(options);
+}
+
+class OpenAICompatibleAdapter implements BackendAdapter {
+  readonly kind: string;
+  private readonly fetch: typeof globalThis.fetch;
+  private readonly headers: Record<string, string>;
+
+  constructor(private readonly options: OpenAICompatibleOptions) {
+    this.kind = options.kind ?? "openai-compatible";
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.headers = { "content-type": "application/json" };
+    if (options.apiKey) this.headers.authorization = `Bearer ${options.apiKey}`;
+  }
+
+  private url(path: string): string {
+    return joinUrl(this.options.baseURL, path);
+  }
+
+  async health(signal?: AbortSignal): Promise<HealthResult> {
+    const url = this.url(this.options.healthPath ?? "/health");
+    try {
+      const res = await this.fetch(url, { headers: this.headers, signal });
+      if (res.ok) {
+        await res.body?.cancel();
+        return { ok: true };
+      }
+      const text = await res.text().catch(() => "");
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // plain text
+      }
+      return { ok: false, message: `${this.kind} at ${url}: HTTP ${res.status}${detail(backendErrorMessage(parsed))}` };
+    } catch (err) {
+      return { ok: false, message: errorFromFetchFailure(this.kind, url, err).message };
+    }
+  }
+
+  async listModels(signal?: AbortSignal): Promise<BackendModel[]> {
+    const url = this.url("/v1/models");
+    let res: Response;
+    try {
+      res = await this.fetch(url, { headers: this.headers, signal });
+    } catch (err) {
+      throw errorFromFetchFailure(this.kind, url, err);
+    }
+    if (!res.ok) throw await errorFromResponse(this.kind, res, this.options.refineError);
+    const body = (await res.json()) as { data?: { id?: unknown }[] };
+    const ids = (body.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === "string");
+    const loaded = this.options.loadedModels ? await this.options.loadedModels(this.fetch, signal) : undefined;
+    return ids.map((id) => ({ id, loaded: loaded ? loaded.has(id) : true }));
+  }
+
+  private buildBody(request: GenerateRequest, stream: boolean): Record<string, unknown> {
+    const { messages, extra } = convertMessages(
+      request.messages,
+      request.assistantPrefix,
+      this.options.assistantPrefix ?? "trailing-assistant",
+    );
+    const body: Record<string, unknown> = {
+      model: request.model,
+      messages,
+      max_tokens: request.sampling.max_tokens,
+      temperature: request.sampling.temperature,
+      top_p: request.sampling.top_p,
+      stream,
+      ...extra,
+    };
+    if (request.sampling.seed !== undefined) body.seed = request.sampling.seed;
+    if (this.options.requestLogprobs ?? true) body.logprobs = true;
+    if (stream && (this.options.requestStreamUsage ?? true)) body.stream_options = { include_usage: true };
+    return body;
+  }
+
+  private async post(request: GenerateRequest, stream: boolean): Promise<Response> {
+    let body: Record<string, unknown>;
+    try {
+      body = this.buildBody(request, stream);
+    } catch (err) {
+      if (err instanceof AssistantPrefixUnsupportedError) throw new TesseraError("bad_request", `${this.kind}: ${err.message}`);
+      throw err;
+    }
+    const url = this.url("/v1/chat/completions");
+    let res: Response;
+    try {
+      res = await this.fetch(url, { method: "POST", headers: this.headers, body: JSON.stringify(body), signal: request.signal });
+    } catch (err) {
+      throw errorFromFetchFailure(this.kind, url, err);
+    }
+    if (!res.ok) throw await errorFromResponse(this.kind, res, this.options.refineError);
+    return res;
+  }
+
+  async doGenerate(request: GenerateRequest): Promise<GenerateResult> {
+    const res = await this.post(request, false);
+    const raw = (await res.json()) as unknown;
+    if (isErrorEvent(raw)) throw new TesseraError("internal_error", `${this.kind}: ${backendErrorMessage(raw) ?? "error"}`);
+    const c = mapChunk(raw);
+    if (!c.usage) throw new TesseraError("internal_error", `${this.kind}: response carried no usage`);
+    const result: GenerateResult = { text: c.text, usage: c.usage, finishReason: c.finish ?? "stop" };
+    if (c.logprobs) result.logprobs = c.logprobs;
+    return result;
+  }
+
+  async *doStream(request: GenerateRequest): AsyncGenerator<StreamPart> {
+    let res: Response;
+    try {
+      res = await this.post(request, true);
+    } catch (err) {
+      if (request.signal?.aborted) {
+        yield { type: "usage", prompt_tokens: 0, completion_tokens: 0 };
+        yield { type: "finish", reason: "cancelled" };
+        return;
+      }
+      yield errorPart(err instanceof TesseraError ? err : new TesseraError("internal_error", String(err)));
+      return;
+    }
+    if (!res.body) {
+      yield errorPart(new TesseraError("internal_error", `${this.kind}: empty response body`));
+      return;
+    }
+    yield* assembleStream(this.kind, this.events(res.body), request.signal);
+  }
+
+  private async *events(body: ReadableStream<Uint8Array>): AsyncGenerator<BackendEvent> {
+    for await (const data of readSseData(body)) {
+      if (data === "[DONE]") return;
+      const raw = JSON.parse(data) as unknown;
+      if (isErrorEvent(raw)) {
+        yield { kind: "error", error: new TesseraError("internal_error", `${this.kind}: ${backendErrorMessage(raw) ?? "error mid-stream"}`) };
+        return;
+      }
+      const c = mapChunk(raw);
+      const event: BackendEvent = { kind: "chunk", text: c.text };
+      if (c.logprobs) event.logprobs = c.logprobs;
+      if (c.tokens) event.tokens = c.tokens;
+      if (c.finish) event.finish = c.finish;
+      if (c.usage) event.usage = c.usage;
+      yield event;
+    }
+  }
+}
+
+function detail(message: string | undefined): string {
+  return message ? ` (${message})` : "";
+}

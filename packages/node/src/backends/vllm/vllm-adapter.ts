@@ -1,0 +1,75 @@
+import { TesseraError, type StreamPart } from "@tessera/protocol";
+import type { BackendAdapter, BackendModel, GenerateRequest, GenerateResult, HealthResult } from "../adapter.js";
+import { errorPart } from "../http/backend-error.js";
+import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compatible-adapter.js";
+import { routeByModel, type VllmInstance } from "./route-by-model.js";
+
+/**
+ * vLLM (`vllm serve`, default `:8000`), one or several instances `[{host, model}]`, routed by requested model.
+ * Each instance is the shared OpenAI-compatible base with `continue_final_message` for assistant prefixes.
+ * Reports usage (`stream_options.include_usage`), finish reason (`abort` → cancelled) and per-token logprobs.
+ * - `health`: ok only when every instance answers `GET /health` 200; the message names the ones that do not.
+ * - `listModels`: the union of every reachable instance's `/v1/models` (an unreachable instance's model is not
+ *   listed, so the node never advertises it); throws only when no instance answers.
+ */
+export interface VllmOptions {
+  instances: VllmInstance[];
+  fetch?: typeof globalThis.fetch;
+  apiKey?: string;
+}
+
+export function createVllmAdapter(options: VllmOptions): BackendAdapter {
+  if (options.instances.length === 0) throw new TesseraError("bad_request", "vllm: at least one instance {host, model} is required");
+  const instances = options.instances.map((instance) => ({
+    ...instance,
+    adapter: createOpenAICompatibleAdapter({
+      baseURL: instance.host,
+      fetch: options.fetch,
+      apiKey: options.apiKey,
+      kind: "vllm",
+      assistantPrefix: "continue-final-message",
+    }),
+  }));
+
+  function route(model: string) {
+    const target = routeByModel(instances, model);
+    if (!target) {
+      const served = instances.map((i) => i.model ?? "(any)").join(", ");
+      throw new TesseraError("model_not_found", `vllm: no instance serves ${model} (configured: ${served})`);
+    }
+    return target.adapter;
+  }
+
+  return {
+    kind: "vllm",
+
+    async health(signal?: AbortSignal): Promise<HealthResult> {
+      const results = await Promise.all(instances.map((i) => i.adapter.health(signal)));
+      const down = results.flatMap((r, k) => (r.ok ? [] : [`${instances[k].model ?? instances[k].host}: ${r.message}`]));
+      return down.length === 0 ? { ok: true } : { ok: false, message: down.join("; ") };
+    },
+
+    async listModels(signal?: AbortSignal): Promise<BackendModel[]> {
+      const settled = await Promise.allSettled(instances.map((i) => i.adapter.listModels(signal)));
+      const models = new Map<string, BackendModel>();
+      for (const s of settled) if (s.status === "fulfilled") for (const m of s.value) models.set(m.id, m);
+      if (settled.every((s) => s.status === "rejected")) throw (settled[0] as PromiseRejectedResult).reason;
+      return [...models.values()];
+    },
+
+    async doGenerate(request: GenerateRequest): Promise<GenerateResult> {
+      return route(request.model).doGenerate(request);
+    },
+
+    async *doStream(request: GenerateRequest): AsyncGenerator<StreamPart> {
+      let adapter: BackendAdapter;
+      try {
+        adapter = route(request.model);
+      } catch (err) {
+        yield errorPart(err as TesseraError);
+        return;
+      }
+      yield* adapter.doStream(request);
+    },
+  };
+}

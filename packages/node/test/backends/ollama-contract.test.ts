@@ -1,0 +1,19 @@
+import { startFakeOllama } from "@tessera/testkit";
+import { createOllamaAdapter } from "../../src/backends/ollama/ollama-adapter.js";
+import { adapterContract } from "./adapter-contract.js";
+
+adapterContract("ollama", {
+  start: async () => {
+    const fake = await startFakeOllama({ installed: [{ name: "qwen2.5:7b", sizeBytes: 4_683_087_332 }] });
+    return {
+      adapter: createOllamaAdapter({ baseURL: fake.url }),
+      model: "qwen2.5:7b",
+      setBehaviour: (p) => fake.http.setBehaviour(p),
+      goDown: () => fake.http.goDown(),
+      comeBack: () => fake.http.comeBack(),
+      close: () => fake.http.close(),
+    };
+  },
+  assistantPrefix: "continues",
+  rejectsUnknownModel: true,
+});
