@@ -96,7 +96,7 @@ function messageOf(err: unknown): string {
  * libpq (psql) defaults the user to the OS account; pg 8 uses `$USER`, which is unset under some service managers
  * and containers, and then fails with "no PostgreSQL user name specified". Fill in the OS account in that case only.
  */
-function withDefaultUser(url: string): string {
+export function withDefaultUser(url: string): string {
   if (pg.defaults.user) return url;
   try {
     const parsed = new URL(url);

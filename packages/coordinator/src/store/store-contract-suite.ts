@@ -1,0 +1,461 @@
+/**
+ * The one behaviour suite every store dialect must pass. `sqlite-store.test.ts` and `postgres-store.test.ts` run it
+ * against a fresh database each test. Times are built from a fixed base plus offsets: no wall clock is read.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { TesseraError, type ChatMessage, type Sampling } from "@tessera/protocol";
+import type { NewJob, NodeRegistration, Store } from "./types.js";
+
+export interface StoreHarness {
+  store: Store;
+  /** Closes `store` and opens the same database again (migrations run again). */
+  reopen(): Promise<Store>;
+  /** Closes whatever is open and deletes the database. */
+  dispose(): Promise<void>;
+}
+
+const BASE = 1_700_000_000_000;
+/** The instant `seconds` after the test's origin. */
+const t = (seconds: number) => new Date(BASE + seconds * 1000);
+
+const nodeId = (n: number) => n.toString(16).padStart(64, "0");
+const sha = (c: string) => c.repeat(64);
+
+function registration(n: number, overrides: Partial<NodeRegistration> = {}): NodeRegistration {
+  return {
+    id: nodeId(n),
+    version: "0.1.0",
+    hardware: { cpu_cores: 8, ram_mb: 32_768, gpus: [{ vendor: "nvidia", name: "RTX 4090", vram_mb: 24_564 }], tier: ">=24gb" },
+    models: [{ id: "tiny-llama", backend: "embedded", size_bytes: 1234 }],
+    maxConcurrency: 4,
+    ...overrides,
+  };
+}
+
+const messages: ChatMessage[] = [
+  { role: "system", content: "You are terse." },
+  { role: "user", content: "héllo 👋" },
+];
+const sampling: Sampling = { max_tokens: 64, temperature: 0, top_p: 1, seed: 7 };
+
+function job(id: string, overrides: Partial<NewJob> = {}): NewJob {
+  return { id, ownerId: "owner-a", model: "tiny-llama", messages, promptSha256: sha("a"), sampling, createdAt: t(0), ...overrides };
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(TesseraError);
+  expect((err as TesseraError).code).toBe(code);
+}
+
+export function defineStoreContract(label: string, openHarness: () => Promise<StoreHarness>): void {
+  describe(`store on ${label}`, () => {
+    let harness: StoreHarness;
+    let store: Store;
+
+    beforeEach(async () => {
+      harness = await openHarness();
+      store = harness.store;
+    });
+    afterEach(async () => {
+      await harness.dispose();
+    });
+
+    describe("nodes", () => {
+      it("registers a node as offline and reads it back with its announcement", async () => {
+        const created = await store.upsertNode(registration(1), t(0));
+        expect(created).toMatchObject({ id: nodeId(1), status: "offline", maxConcurrency: 4, lastSeenAt: null });
+        const node = await store.getNode(nodeId(1));
+        expect(node?.hardware).toEqual(registration(1).hardware);
+        expect(node?.models).toEqual(registration(1).models);
+        expect(node?.registeredAt).toEqual(t(0));
+        expect(await store.getNode(nodeId(99))).toBeUndefined();
+      });
+
+      it("re-registration refreshes the announcement but keeps status and first registration time", async () => {
+        await store.upsertNode(registration(1), t(0));
+        await store.setNodeStatus(nodeId(1), "online", t(1));
+        const again = await store.upsertNode(
+          registration(1, { version: "0.2.0", models: [{ id: "other", backend: "ollama" }], maxConcurrency: 8 }),
+          t(5),
+        );
+        expect(again).toMatchObject({ version: "0.2.0", maxConcurrency: 8, status: "online" });
+        expect(again.models).toEqual([{ id: "other", backend: "ollama" }]);
+        expect(again.registeredAt).toEqual(t(0));
+        expect(again.updatedAt).toEqual(t(5));
+      });
+
+      it("a heartbeat records load and marks the node online; an unknown node is refused", async () => {
+        expect(await store.recordHeartbeat(nodeId(7), hb(), t(0))).toBe(false);
+        await store.upsertNode(registration(1), t(0));
+        expect(await store.recordHeartbeat(nodeId(1), hb({ activeJobs: 2, draining: true }), t(10))).toBe(true);
+        const node = await store.getNode(nodeId(1));
+        expect(node).toMatchObject({ status: "online", activeJobs: 2, draining: true, maxConcurrency: 6 });
+        expect(node?.gpus).toEqual(hb().gpus);
+        expect(node?.loadedModels).toEqual(["tiny-llama"]);
+        expect(node?.lastHeartbeatAt).toEqual(t(10));
+        expect(node?.lastSeenAt).toEqual(t(10));
+        expect(node?.statusChangedAt).toEqual(t(10));
+        // served list untouched when the heartbeat carries none
+        expect(node?.models).toEqual(registration(1).models);
+
+        await store.recordHeartbeat(nodeId(1), hb({ models: [{ id: "qwen2.5:7b", backend: "ollama" }] }), t(40));
+        const later = await store.getNode(nodeId(1));
+        expect(later?.models).toEqual([{ id: "qwen2.5:7b", backend: "ollama" }]);
+        expect(later?.draining).toBe(false);
+        // still online since t(10): the status change time does not move with each heartbeat
+        expect(later?.statusChangedAt).toEqual(t(10));
+        expect(later?.lastSeenAt).toEqual(t(40));
+      });
+
+      it("sets status explicitly and lists nodes by status", async () => {
+        for (const n of [1, 2, 3]) await store.upsertNode(registration(n), t(0));
+        expect(await store.setNodeStatus(nodeId(2), "online", t(3))).toBe(true);
+        expect(await store.setNodeStatus(nodeId(3), "online", t(3))).toBe(true);
+        expect(await store.setNodeStatus(nodeId(3), "offline", t(4))).toBe(true);
+        expect(await store.setNodeStatus(nodeId(9), "online", t(4))).toBe(false);
+        expect((await store.listNodes({ status: "online" })).map((n) => n.id)).toEqual([nodeId(2)]);
+        expect((await store.listNodes({ status: "offline" })).map((n) => n.id)).toEqual([nodeId(1), nodeId(3)]);
+        expect(await store.listNodes()).toHaveLength(3);
+        const three = await store.getNode(nodeId(3));
+        expect(three?.statusChangedAt).toEqual(t(4));
+      });
+
+      it("marks online nodes silent since before the cutoff offline, once, and only those", async () => {
+        for (const n of [1, 2, 3, 4]) await store.upsertNode(registration(n), t(0));
+        await store.recordHeartbeat(nodeId(1), hb(), t(0)); // silent
+        await store.recordHeartbeat(nodeId(2), hb(), t(60)); // fresh
+        await store.setNodeStatus(nodeId(3), "online", t(95)); // session just came up: a sign of life
+        // node 4 never came online: it is not "newly silent"
+        expect(await store.markSilentNodesOffline(t(10), t(100))).toEqual([nodeId(1)]);
+        expect(await store.markSilentNodesOffline(t(10), t(101))).toEqual([]);
+        expect((await store.getNode(nodeId(1)))?.status).toBe("offline");
+        expect((await store.getNode(nodeId(1)))?.statusChangedAt).toEqual(t(100));
+        expect((await store.getNode(nodeId(2)))?.status).toBe("online");
+        // a node seen exactly at the cutoff is not silent
+        expect(await store.markSilentNodesOffline(t(60), t(150))).toEqual([]);
+        expect(await store.markSilentNodesOffline(t(96), t(186))).toEqual([nodeId(2), nodeId(3)]);
+      });
+    });
+
+    describe("jobs", () => {
+      it("stores a job and reads back every field, dates to the millisecond", async () => {
+        const createdAt = new Date(BASE + 123);
+        await store.insertJob(job("j1", { createdAt, contentExpiresAt: t(3600) }));
+        const got = await store.getJob("j1");
+        expect(got).toEqual({
+          id: "j1",
+          ownerId: "owner-a",
+          model: "tiny-llama",
+          status: "pending",
+          messages,
+          promptSha256: sha("a"),
+          sampling,
+          nodeId: null,
+          content: null,
+          outputSha256: null,
+          promptTokens: null,
+          completionTokens: null,
+          error: null,
+          errorMessage: null,
+          createdAt,
+          startedAt: null,
+          completedAt: null,
+          latencyMs: null,
+          contentExpiresAt: t(3600),
+        });
+        expect(await store.getJob("nope")).toBeUndefined();
+      });
+
+      it("refuses a duplicate job id with conflict and keeps the first", async () => {
+        await store.insertJob(job("j1"));
+        await expectCode(store.insertJob(job("j1", { ownerId: "owner-b" })), "conflict");
+        expect((await store.getJob("j1"))?.ownerId).toBe("owner-a");
+      });
+
+      it("refuses an invalid date with bad_request", async () => {
+        await expectCode(store.insertJob(job("j1", { createdAt: new Date(Number.NaN) })), "bad_request");
+        expect(await store.getJob("j1")).toBeUndefined();
+      });
+
+      it("walks a job through processing to completed with a patch that changes only what it names", async () => {
+        await store.insertJob(job("j1"));
+        expect(
+          await store.updateJob("j1", { status: "processing", nodeId: nodeId(1), startedAt: t(1) }, { ifStatus: ["pending"] }),
+        ).toBe(true);
+        const done = {
+          status: "completed" as const,
+          content: "Hi there.",
+          outputSha256: sha("b"),
+          promptTokens: 12,
+          completionTokens: 3,
+          completedAt: t(2),
+          latencyMs: 1500.5,
+          contentExpiresAt: t(3602),
+        };
+        expect(await store.updateJob("j1", done, { ifStatus: ["processing"] })).toBe(true);
+        const got = await store.getJob("j1");
+        expect(got).toMatchObject({ ...done, nodeId: nodeId(1), startedAt: t(1), messages, promptSha256: sha("a") });
+        // the timeout sweep may not overwrite a finished job
+        expect(await store.updateJob("j1", { status: "failed", error: "timeout" }, { ifStatus: ["pending", "processing"] })).toBe(false);
+        expect((await store.getJob("j1"))?.status).toBe("completed");
+        // null clears a field
+        expect(await store.updateJob("j1", { nodeId: null })).toBe(true);
+        expect((await store.getJob("j1"))?.nodeId).toBeNull();
+      });
+
+      it("reports an unknown job and refuses an empty patch", async () => {
+        expect(await store.updateJob("nope", { status: "failed" })).toBe(false);
+        await store.insertJob(job("j1"));
+        await expectCode(store.updateJob("j1", {}), "bad_request");
+      });
+
+      it("records a failure with its code and message", async () => {
+        await store.insertJob(job("j1"));
+        await store.updateJob("j1", { status: "failed", error: "node_disconnected", errorMessage: "node left", completedAt: t(3) });
+        expect(await store.getJob("j1")).toMatchObject({ status: "failed", error: "node_disconnected", errorMessage: "node left" });
+      });
+
+      it("lists only the owner's jobs, newest first, with limit, status and since", async () => {
+        for (let i = 0; i < 6; i++) await store.insertJob(job(`a${i}`, { createdAt: t(i * 10) }));
+        await store.insertJob(job("b0", { ownerId: "owner-b", createdAt: t(100) }));
+        await store.updateJob("a1", { status: "completed" });
+        await store.updateJob("a4", { status: "completed" });
+
+        const ids = async (...args: Parameters<Store["listJobs"]>) => (await store.listJobs(...args)).map((j) => j.id);
+        expect(await ids("owner-a", { limit: 20 })).toEqual(["a5", "a4", "a3", "a2", "a1", "a0"]);
+        expect(await ids("owner-a", { limit: 2 })).toEqual(["a5", "a4"]);
+        expect(await ids("owner-a", { limit: 20, status: "completed" })).toEqual(["a4", "a1"]);
+        expect(await ids("owner-a", { limit: 20, status: "failed" })).toEqual([]);
+        // since is inclusive
+        expect(await ids("owner-a", { limit: 20, since: t(30) })).toEqual(["a5", "a4", "a3"]);
+        expect(await ids("owner-a", { limit: 20, since: t(30), status: "pending" })).toEqual(["a5", "a3"]);
+        expect(await ids("owner-a", { limit: 1, since: t(11), status: "completed" })).toEqual(["a4"]);
+        expect(await ids("owner-b", { limit: 20 })).toEqual(["b0"]);
+        expect(await ids("owner-c", { limit: 20 })).toEqual([]);
+      });
+
+      it("orders jobs of the same millisecond stably and compares since numerically, not as text", async () => {
+        await store.insertJob(job("x1", { createdAt: new Date(BASE) }));
+        await store.insertJob(job("x2", { createdAt: new Date(BASE) }));
+        // 9 ms vs 10 ms: a text comparison of "…9" and "…10" would get this wrong
+        await store.insertJob(job("x3", { createdAt: new Date(BASE + 9) }));
+        await store.insertJob(job("x4", { createdAt: new Date(BASE + 10) }));
+        expect((await store.listJobs("owner-a", { limit: 10 })).map((j) => j.id)).toEqual(["x4", "x3", "x2", "x1"]);
+        expect((await store.listJobs("owner-a", { limit: 10, since: new Date(BASE + 10) })).map((j) => j.id)).toEqual(["x4"]);
+      });
+
+      it("refuses a list limit outside 1..1000", async () => {
+        await expectCode(store.listJobs("owner-a", { limit: 0 }), "bad_request");
+        await expectCode(store.listJobs("owner-a", { limit: 1001 }), "bad_request");
+        await expectCode(store.listJobs("owner-a", { limit: 1.5 }), "bad_request");
+      });
+
+      it("drops prompts and outputs of finished jobs once expired, keeping hashes and counts", async () => {
+        const finish = { status: "completed" as const, content: "out", outputSha256: sha("b"), promptTokens: 5, completionTokens: 2 };
+        await store.insertJob(job("expired", { contentExpiresAt: t(3600) }));
+        await store.updateJob("expired", finish);
+        await store.insertJob(job("failed", { contentExpiresAt: t(3600) }));
+        await store.updateJob("failed", { status: "failed", error: "timeout" });
+        await store.insertJob(job("fresh", { contentExpiresAt: t(7200) }));
+        await store.updateJob("fresh", finish);
+        await store.insertJob(job("running", { contentExpiresAt: t(10) }));
+        await store.updateJob("running", { status: "processing" });
+        await store.insertJob(job("no-expiry"));
+        await store.updateJob("no-expiry", finish);
+
+        expect(await store.expireJobContent(t(3599))).toBe(0);
+        expect(await store.expireJobContent(t(3600))).toBe(2);
+        const gone = await store.getJob("expired");
+        expect(gone).toMatchObject({ messages: null, content: null, promptSha256: sha("a"), outputSha256: sha("b"), promptTokens: 5, completionTokens: 2, status: "completed" });
+        expect((await store.getJob("failed"))?.messages).toBeNull();
+        expect((await store.getJob("fresh"))?.content).toBe("out");
+        // a running job keeps its prompt: failover may need it
+        expect((await store.getJob("running"))?.messages).toEqual(messages);
+        expect((await store.getJob("no-expiry"))?.messages).toEqual(messages);
+        // idempotent
+        expect(await store.expireJobContent(t(3600))).toBe(0);
+        expect(await store.expireJobContent(t(7200))).toBe(1);
+        expect((await store.getJob("fresh"))?.content).toBeNull();
+      });
+
+      it("fails jobs pending or processing since before the cutoff with timeout", async () => {
+        await store.insertJob(job("old-pending", { createdAt: t(0) }));
+        await store.insertJob(job("old-processing", { createdAt: t(1) }));
+        await store.updateJob("old-processing", { status: "processing" });
+        await store.insertJob(job("old-done", { createdAt: t(0) }));
+        await store.updateJob("old-done", { status: "completed", content: "x" });
+        await store.insertJob(job("young", { createdAt: t(200) }));
+
+        expect(await store.failStaleJobs(t(100), t(300))).toEqual(["old-pending", "old-processing"]);
+        expect(await store.getJob("old-pending")).toMatchObject({ status: "failed", error: "timeout", completedAt: t(300) });
+        expect((await store.getJob("old-pending"))?.errorMessage).toMatch(/time/);
+        expect((await store.getJob("old-done"))?.status).toBe("completed");
+        expect((await store.getJob("young"))?.status).toBe("pending");
+        expect(await store.failStaleJobs(t(100), t(301), "custom")).toEqual([]);
+        expect(await store.failStaleJobs(t(201), t(500), "5 minutes passed")).toEqual(["young"]);
+        expect((await store.getJob("young"))?.errorMessage).toBe("5 minutes passed");
+      });
+    });
+
+    describe("job segments", () => {
+      it("numbers each job's segments in order and lists them", async () => {
+        await store.insertJob(job("j1"));
+        await store.insertJob(job("j2"));
+        const first = await store.addJobSegment({ jobId: "j1", nodeId: nodeId(1), completionTokens: 20, startedAt: t(0), endedAt: t(2) });
+        expect(first.seq).toBe(1);
+        await store.addJobSegment({ jobId: "j2", nodeId: nodeId(3), completionTokens: 9, startedAt: t(0), endedAt: t(1) });
+        const second = await store.addJobSegment({ jobId: "j1", nodeId: nodeId(2), completionTokens: 44, startedAt: t(3), endedAt: t(5) });
+        expect(second.seq).toBe(2);
+        expect(await store.listJobSegments("j1")).toEqual([
+          { jobId: "j1", seq: 1, nodeId: nodeId(1), completionTokens: 20, startedAt: t(0), endedAt: t(2) },
+          { jobId: "j1", seq: 2, nodeId: nodeId(2), completionTokens: 44, startedAt: t(3), endedAt: t(5) },
+        ]);
+        expect((await store.listJobSegments("j2")).map((s) => s.seq)).toEqual([1]);
+        expect(await store.listJobSegments("none")).toEqual([]);
+      });
+
+      it("refuses a segment for an unknown job or with bad token counts", async () => {
+        await expectCode(
+          store.addJobSegment({ jobId: "ghost", nodeId: nodeId(1), completionTokens: 1, startedAt: t(0), endedAt: t(1) }),
+          "not_found",
+        );
+        await store.insertJob(job("j1"));
+        await expectCode(
+          store.addJobSegment({ jobId: "j1", nodeId: nodeId(1), completionTokens: -1, startedAt: t(0), endedAt: t(1) }),
+          "bad_request",
+        );
+        expect(await store.listJobSegments("j1")).toEqual([]);
+      });
+    });
+
+    describe("API keys", () => {
+      const key = (id: string, name: string, c: string) => ({ id, name, tokenSha256: sha(c), rateLimitPerMinute: 60, createdAt: t(Number.parseInt(c, 16)) });
+
+      it("creates keys, finds them by token hash only, and lists them", async () => {
+        const created = await store.createApiKey(key("k1", "laptop", "1"));
+        expect(created).toEqual({ id: "k1", name: "laptop", tokenSha256: sha("1"), rateLimitPerMinute: 60, createdAt: t(1), lastUsedAt: null, revokedAt: null });
+        await store.createApiKey(key("k2", "server", "2"));
+        expect((await store.findApiKeyByHash(sha("2")))?.id).toBe("k2");
+        expect(await store.findApiKeyByHash(sha("3"))).toBeUndefined();
+        expect((await store.listApiKeys()).map((k) => k.name)).toEqual(["laptop", "server"]);
+      });
+
+      it("refuses a raw token, a duplicate active name and a duplicate token", async () => {
+        await expectCode(store.createApiKey({ ...key("k1", "laptop", "1"), tokenSha256: "tsk_plaintext-token" }), "bad_request");
+        await store.createApiKey(key("k1", "laptop", "1"));
+        await expectCode(store.createApiKey(key("k2", "laptop", "2")), "conflict");
+        await expectCode(store.createApiKey(key("k3", "other", "1")), "conflict");
+        await expectCode(store.createApiKey(key("k4", "", "4")), "bad_request");
+        expect(await store.listApiKeys()).toHaveLength(1);
+      });
+
+      it("revokes by name or id; a revoked key no longer authenticates and its name can be reused", async () => {
+        await store.createApiKey(key("k1", "laptop", "1"));
+        await store.createApiKey(key("k2", "server", "2"));
+        expect(await store.revokeApiKey("laptop", t(50))).toBe(true);
+        expect(await store.revokeApiKey("laptop", t(51))).toBe(false);
+        expect(await store.revokeApiKey("k2", t(52))).toBe(true);
+        expect(await store.revokeApiKey("unknown", t(53))).toBe(false);
+        expect(await store.findApiKeyByHash(sha("1"))).toBeUndefined();
+        expect(await store.findApiKeyByHash(sha("2"))).toBeUndefined();
+        const listed = await store.listApiKeys();
+        expect(listed.map((k) => k.revokedAt)).toEqual([t(50), t(52)]);
+        await store.createApiKey(key("k3", "laptop", "3"));
+        expect((await store.findApiKeyByHash(sha("3")))?.name).toBe("laptop");
+      });
+
+      it("records when a key was last used", async () => {
+        await store.createApiKey(key("k1", "laptop", "1"));
+        await store.touchApiKey("k1", t(99));
+        expect((await store.findApiKeyByHash(sha("1")))?.lastUsedAt).toEqual(t(99));
+      });
+    });
+
+    describe("measured speed", () => {
+      it("keeps an EWMA (alpha 0.3) and a count per node and model", async () => {
+        const first = await store.recordJobMetrics(nodeId(1), "m", { tokensPerSecond: 100, ttftMs: 50 }, t(1));
+        expect(first).toMatchObject({ tokensPerSecond: 100, ttftMs: 50, samples: 1 });
+        const second = await store.recordJobMetrics(nodeId(1), "m", { tokensPerSecond: 50, ttftMs: 150 }, t(2));
+        expect(second.tokensPerSecond).toBeCloseTo(0.7 * 100 + 0.3 * 50, 9);
+        expect(second.ttftMs).toBeCloseTo(0.7 * 50 + 0.3 * 150, 9);
+        expect(second.samples).toBe(2);
+        expect(second.updatedAt).toEqual(t(2));
+        await store.recordJobMetrics(nodeId(1), "other", { tokensPerSecond: 10, ttftMs: 5 }, t(3));
+        await store.recordJobMetrics(nodeId(2), "m", { tokensPerSecond: 20.5, ttftMs: 7 }, t(3));
+        const all = await store.listNodeModelMetrics();
+        expect(all.map((m) => [m.nodeId, m.model, m.samples])).toEqual([
+          [nodeId(1), "m", 2],
+          [nodeId(1), "other", 1],
+          [nodeId(2), "m", 1],
+        ]);
+        expect((await store.listNodeModelMetrics({ nodeId: nodeId(2) }))[0]?.tokensPerSecond).toBe(20.5);
+      });
+
+      it("refuses a negative or non-finite sample and changes nothing", async () => {
+        await expectCode(store.recordJobMetrics(nodeId(1), "m", { tokensPerSecond: -1, ttftMs: 5 }, t(1)), "bad_request");
+        await expectCode(store.recordJobMetrics(nodeId(1), "m", { tokensPerSecond: 5, ttftMs: Number.NaN }, t(1)), "bad_request");
+        expect(await store.listNodeModelMetrics()).toEqual([]);
+      });
+    });
+
+    describe("node commands", () => {
+      it("queues commands, hands out queued ones oldest first, and records progress and result", async () => {
+        await store.upsertNode(registration(1), t(0));
+        await store.upsertNode(registration(2), t(0));
+        const install = await store.insertNodeCommand({ id: "c1", nodeId: nodeId(1), type: "model_install", model: "qwen2.5:7b", issuedAt: t(10) });
+        expect(install).toEqual({ id: "c1", nodeId: nodeId(1), type: "model_install", model: "qwen2.5:7b", issuedAt: t(10), status: "queued", progress: null, error: null, updatedAt: t(10) });
+        await store.insertNodeCommand({ id: "c0", nodeId: nodeId(1), type: "model_remove", model: "old", issuedAt: t(5) });
+        await store.insertNodeCommand({ id: "c9", nodeId: nodeId(2), type: "model_install", model: "x", issuedAt: t(1) });
+        expect((await store.nextQueuedCommands(nodeId(1))).map((c) => c.id)).toEqual(["c0", "c1"]);
+
+        expect(await store.updateNodeCommand("c1", { status: "running", progress: 0.25, at: t(11) })).toBe(true);
+        expect((await store.nextQueuedCommands(nodeId(1))).map((c) => c.id)).toEqual(["c0"]);
+        await store.updateNodeCommand("c1", { status: "succeeded", progress: 1, at: t(20) });
+        await store.updateNodeCommand("c0", { status: "failed", error: "model not installed", at: t(21) });
+        expect(await store.getNodeCommand("c1")).toMatchObject({ status: "succeeded", progress: 1, updatedAt: t(20) });
+        const listed = await store.listNodeCommands(nodeId(1));
+        expect(listed.map((c) => [c.id, c.status, c.error])).toEqual([
+          ["c0", "failed", "model not installed"],
+          ["c1", "succeeded", null],
+        ]);
+        expect(await store.nextQueuedCommands(nodeId(1))).toEqual([]);
+        expect((await store.listNodeCommands(nodeId(2))).map((c) => c.id)).toEqual(["c9"]);
+      });
+
+      it("refuses a command for an unknown node, a duplicate id and bad progress", async () => {
+        await expectCode(store.insertNodeCommand({ id: "c1", nodeId: nodeId(5), type: "model_install", model: "m", issuedAt: t(0) }), "not_found");
+        await store.upsertNode(registration(1), t(0));
+        await store.insertNodeCommand({ id: "c1", nodeId: nodeId(1), type: "model_install", model: "m", issuedAt: t(0) });
+        await expectCode(store.insertNodeCommand({ id: "c1", nodeId: nodeId(1), type: "model_remove", model: "m", issuedAt: t(1) }), "conflict");
+        await expectCode(store.updateNodeCommand("c1", { status: "running", progress: 1.5, at: t(1) }), "bad_request");
+        expect(await store.updateNodeCommand("ghost", { status: "running", at: t(1) })).toBe(false);
+        expect((await store.getNodeCommand("c1"))?.status).toBe("queued");
+      });
+    });
+
+    it("keeps everything across close and reopen, and migrating again changes nothing", async () => {
+      await store.upsertNode(registration(1), t(0));
+      await store.insertJob(job("j1"));
+      await store.createApiKey({ id: "k1", name: "n", tokenSha256: sha("1"), rateLimitPerMinute: 5, createdAt: t(0) });
+      store = await harness.reopen();
+      expect((await store.getNode(nodeId(1)))?.id).toBe(nodeId(1));
+      expect((await store.getJob("j1"))?.messages).toEqual(messages);
+      expect((await store.findApiKeyByHash(sha("1")))?.rateLimitPerMinute).toBe(5);
+    });
+  });
+}
+
+function hb(overrides: Partial<Parameters<Store["recordHeartbeat"]>[1]> = {}): Parameters<Store["recordHeartbeat"]>[1] {
+  return {
+    gpus: [{ name: "RTX 4090", memory_total_mb: 24_564, memory_used_mb: 1_024, utilization_pct: 3, temperature_c: 41 }],
+    loadedModels: ["tiny-llama"],
+    activeJobs: 0,
+    maxConcurrency: 6,
+    draining: false,
+    ...overrides,
+  };
+}
