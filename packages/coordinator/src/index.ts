@@ -5,3 +5,5 @@ export { createLogger } from "./logger.js";
 export { generateApiToken, hashApiToken } from "./api-keys.js";
 export { openStore } from "./store/index.js";
 export type { Store } from "./store/types.js";
+export * from "./scheduler/index.js";
+export * from "./placement/index.js";
