@@ -1,2 +1,3 @@
 export {};
 export * from "./fakes/index.js";
+export * from "./gguf/index.js";

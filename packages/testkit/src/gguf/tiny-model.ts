@@ -1,0 +1,205 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { dirname, join } from "node:path";
+import { TokenType, type GgmlTypeName } from "./gguf-format.js";
+import { gguf, type GgufTensorSource, type GgufValue, writeGguf } from "./gguf-writer.js";
+import { SeededRandom } from "./seeded-random.js";
+import { loadSpmVocab } from "./spm-vocab.js";
+
+/**
+ * `makeTinyModel()`: a seeded, deterministic random-weight Llama model in GGUF v3 that llama.cpp loads and runs.
+ * Same options → byte-identical file. See design.md for why the output head is scaled.
+ */
+export type TinyWeightType = "f32" | "f16" | "q8_0";
+export type TinyVocab = "bytes" | "spm";
+export type TinyPreset = "tiny" | "50m";
+
+export interface TinyModelDims {
+  embeddingLength: number;
+  blockCount: number;
+  headCount: number;
+  headCountKv: number;
+  feedForwardLength: number;
+  contextLength: number;
+}
+
+export interface TinyModelOptions extends Partial<TinyModelDims> {
+  /** Where to write the .gguf file (its directory must exist). */
+  path: string;
+  seed?: number;
+  /** Type of the 2-D weight matrices; norm weights are always F32. Default "f16". */
+  weightType?: TinyWeightType;
+  /** "tiny" (default): 64 wide, 2 layers, 4 heads, 2 KV heads, FF 128, context 512. "50m": ~56 M parameters. */
+  preset?: TinyPreset;
+  /**
+   * "spm" (default): Llama's real 32 000-token SentencePiece vocabulary, so output looks word-like.
+   * "bytes": 260 tokens (unk, bos, eos, the 256 byte tokens, "▁"); smallest possible file, output mostly not UTF-8.
+   */
+  vocab?: TinyVocab;
+  /** Standard deviation of the logits; larger = more peaked next-token distribution. Default 16. */
+  outputScale?: number;
+  ropeFreqBase?: number;
+  rmsEpsilon?: number;
+  /** Written as `tokenizer.chat_template` when given (Jinja); without it backends use their fallback template. */
+  chatTemplate?: string;
+  name?: string;
+  /** Where the extracted SPM vocabulary is cached. Default: `<dir of path>/.tessera-vocab`. */
+  vocabCacheDir?: string;
+}
+
+export interface TinyModelInfo {
+  path: string;
+  sizeBytes: number;
+  /** SHA-256 of the file, lowercase hex (how sharded models are identified). */
+  sha256: string;
+  parameterCount: number;
+  vocabSize: number;
+  bosId: number;
+  eosId: number;
+  weightType: TinyWeightType;
+  seed: number;
+  dims: TinyModelDims;
+}
+
+export const TINY_PRESETS: Record<TinyPreset, TinyModelDims & { weightType: TinyWeightType }> = {
+  tiny: { embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 2, feedForwardLength: 128, contextLength: 512, weightType: "f16" },
+  "50m": { embeddingLength: 512, blockCount: 8, headCount: 8, headCountKv: 4, feedForwardLength: 1408, contextLength: 2048, weightType: "f16" },
+};
+
+const GGML_TYPE: Record<TinyWeightType, GgmlTypeName> = { f32: "F32", f16: "F16", q8_0: "Q8_0" };
+const FILE_TYPE: Record<TinyWeightType, number> = { f32: 0, f16: 1, q8_0: 7 }; // llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
+
+interface Vocab {
+  tokens: string[];
+  scores: number[];
+  tokenTypes: number[];
+  bosId: number;
+  eosId: number;
+  unknownId: number;
+}
+
+function byteVocab(): Vocab {
+  const tokens = ["<unk>", "<s>", "</s>"];
+  const tokenTypes: number[] = [TokenType.unknown, TokenType.control, TokenType.control];
+  for (let b = 0; b < 256; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+    tokenTypes.push(TokenType.byte);
+  }
+  // SentencePiece writes spaces as U+2581; without this token a space would become three byte tokens.
+  tokens.push("\u2581");
+  tokenTypes.push(TokenType.normal);
+  return { tokens, scores: tokens.map(() => 0), tokenTypes, bosId: 1, eosId: 2, unknownId: 0 };
+}
+
+function validateDims(d: TinyModelDims, weightType: TinyWeightType): void {
+  for (const [k, v] of Object.entries(d)) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`makeTinyModel: ${k} must be a positive integer, got ${v}`);
+  }
+  if (d.embeddingLength % d.headCount !== 0) throw new Error("makeTinyModel: embeddingLength must be a multiple of headCount");
+  if (d.headCount % d.headCountKv !== 0) throw new Error("makeTinyModel: headCount must be a multiple of headCountKv");
+  if ((d.embeddingLength / d.headCount) % 2 !== 0) throw new Error("makeTinyModel: head size must be even (RoPE)");
+  if (weightType === "q8_0" && (d.embeddingLength % 32 !== 0 || d.feedForwardLength % 32 !== 0)) {
+    throw new Error("makeTinyModel: q8_0 needs embeddingLength and feedForwardLength to be multiples of 32");
+  }
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+export async function makeTinyModel(options: TinyModelOptions): Promise<TinyModelInfo> {
+  const preset = TINY_PRESETS[options.preset ?? "tiny"];
+  if (!preset) throw new Error(`makeTinyModel: unknown preset ${String(options.preset)}`);
+  const dims: TinyModelDims = {
+    embeddingLength: options.embeddingLength ?? preset.embeddingLength,
+    blockCount: options.blockCount ?? preset.blockCount,
+    headCount: options.headCount ?? preset.headCount,
+    headCountKv: options.headCountKv ?? preset.headCountKv,
+    feedForwardLength: options.feedForwardLength ?? preset.feedForwardLength,
+    contextLength: options.contextLength ?? preset.contextLength,
+  };
+  const weightType = options.weightType ?? preset.weightType;
+  if (!(weightType in GGML_TYPE)) throw new Error(`makeTinyModel: unknown weightType ${String(weightType)}`);
+  validateDims(dims, weightType);
+  const seed = options.seed ?? 1;
+  const outputScale = options.outputScale ?? 16;
+  const vocabKind = options.vocab ?? "spm";
+  const vocab: Vocab =
+    vocabKind === "bytes"
+      ? byteVocab()
+      : await loadSpmVocab(options.vocabCacheDir ?? join(dirname(options.path), ".tessera-vocab"));
+
+  const n = dims.embeddingLength;
+  const headSize = n / dims.headCount;
+  const kvWidth = headSize * dims.headCountKv;
+  const ff = dims.feedForwardLength;
+  const nVocab = vocab.tokens.length;
+  const wType = GGML_TYPE[weightType];
+  const rng = new SeededRandom(seed);
+  const ones = (count: number) => () => new Float32Array(count).fill(1);
+  const normal = (count: number, std: number) => () => rng.normals(count, std);
+
+  // Tensor names and shapes as llama.cpp's LLM_ARCH_LLAMA expects them; dims are ggml order (ne0 = input dim).
+  const tensors: GgufTensorSource[] = [
+    { name: "token_embd.weight", dims: [n, nVocab], type: wType, data: normal(n * nVocab, 1) },
+    { name: "output_norm.weight", dims: [n], type: "F32", data: ones(n) },
+    { name: "output.weight", dims: [n, nVocab], type: wType, data: normal(n * nVocab, outputScale / Math.sqrt(n)) },
+  ];
+  for (let i = 0; i < dims.blockCount; i++) {
+    const p = `blk.${i}.`;
+    tensors.push(
+      { name: `${p}attn_norm.weight`, dims: [n], type: "F32", data: ones(n) },
+      { name: `${p}attn_q.weight`, dims: [n, n], type: wType, data: normal(n * n, 1 / Math.sqrt(n)) },
+      { name: `${p}attn_k.weight`, dims: [n, kvWidth], type: wType, data: normal(n * kvWidth, 1 / Math.sqrt(n)) },
+      { name: `${p}attn_v.weight`, dims: [n, kvWidth], type: wType, data: normal(n * kvWidth, 1 / Math.sqrt(n)) },
+      { name: `${p}attn_output.weight`, dims: [n, n], type: wType, data: normal(n * n, 1 / Math.sqrt(n)) },
+      { name: `${p}ffn_norm.weight`, dims: [n], type: "F32", data: ones(n) },
+      { name: `${p}ffn_gate.weight`, dims: [n, ff], type: wType, data: normal(n * ff, 1 / Math.sqrt(n)) },
+      { name: `${p}ffn_up.weight`, dims: [n, ff], type: wType, data: normal(n * ff, 1 / Math.sqrt(n)) },
+      { name: `${p}ffn_down.weight`, dims: [ff, n], type: wType, data: normal(ff * n, 1 / Math.sqrt(ff)) },
+    );
+  }
+
+  const metadata: Array<[string, GgufValue]> = [
+    ["general.architecture", gguf.str("llama")],
+    ["general.name", gguf.str(options.name ?? `tessera-tiny-${vocabKind}-${weightType}-s${seed}`)],
+    ["general.file_type", gguf.u32(FILE_TYPE[weightType])],
+    ["llama.context_length", gguf.u32(dims.contextLength)],
+    ["llama.embedding_length", gguf.u32(n)],
+    ["llama.block_count", gguf.u32(dims.blockCount)],
+    ["llama.feed_forward_length", gguf.u32(ff)],
+    ["llama.attention.head_count", gguf.u32(dims.headCount)],
+    ["llama.attention.head_count_kv", gguf.u32(dims.headCountKv)],
+    ["llama.rope.dimension_count", gguf.u32(headSize)],
+    ["llama.rope.freq_base", gguf.f32(options.ropeFreqBase ?? 10000)],
+    ["llama.attention.layer_norm_rms_epsilon", gguf.f32(options.rmsEpsilon ?? 1e-5)],
+    ["llama.vocab_size", gguf.u32(nVocab)],
+    ["tokenizer.ggml.model", gguf.str("llama")],
+    ["tokenizer.ggml.tokens", gguf.arr("string", vocab.tokens)],
+    ["tokenizer.ggml.scores", gguf.arr("float32", vocab.scores)],
+    ["tokenizer.ggml.token_type", gguf.arr("int32", vocab.tokenTypes)],
+    ["tokenizer.ggml.bos_token_id", gguf.u32(vocab.bosId)],
+    ["tokenizer.ggml.eos_token_id", gguf.u32(vocab.eosId)],
+    ["tokenizer.ggml.unknown_token_id", gguf.u32(vocab.unknownId)],
+    ["tokenizer.ggml.add_bos_token", gguf.bool(true)],
+    ["tokenizer.ggml.add_eos_token", gguf.bool(false)],
+  ];
+  if (options.chatTemplate !== undefined) metadata.push(["tokenizer.chat_template", gguf.str(options.chatTemplate)]);
+
+  const sizeBytes = await writeGguf(options.path, { metadata, tensors });
+  const parameterCount = tensors.reduce((sum, t) => sum + t.dims.reduce((a, b) => a * b, 1), 0);
+  return {
+    path: options.path,
+    sizeBytes,
+    sha256: await sha256File(options.path),
+    parameterCount,
+    vocabSize: nVocab,
+    bosId: vocab.bosId,
+    eosId: vocab.eosId,
+    weightType,
+    seed,
+    dims,
+  };
+}
