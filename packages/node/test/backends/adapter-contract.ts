@@ -137,7 +137,8 @@ export function adapterContract(name: string, options: ContractOptions): void {
         if (p.type === "text-delta") times.push(performance.now());
       }
       expect(times).toHaveLength(6);
-      expect(times[5] - times[0]).toBeGreaterThanOrEqual(40);
+      // 5 intervals of 10 ms; a buffered stream would deliver all six at once (~0 ms apart).
+      expect(times[5] - times[0]).toBeGreaterThanOrEqual(30);
     });
 
     it("lists the served model", async () => {
