@@ -76,6 +76,9 @@ export class Stage {
     private readonly output: Matrix | undefined,
     private readonly ropeFreqs: Float32Array | undefined,
     readonly maxContext: number,
+    /** Names of the tensors read from the file, and their total size in the file (for memory accounting). */
+    readonly loadedTensors: readonly string[],
+    readonly loadedBytes: number,
   ) {
     this.isFirst = start === 0;
     this.isLast = end === config.nLayer;
@@ -286,13 +289,14 @@ export class Stage {
   }
 }
 
-/** ggml rms_norm (sum of squares in double, scale in float) followed by ggml_mul with the norm weight. */
+/** ggml rms_norm (float squares summed in double, mean and scale in float) followed by ggml_mul with the norm weight. */
 function rmsNorm(src: Float32Array, dst: Float32Array, offset: number, rows: number, width: number, weight: Float32Array, eps: number): void {
   for (let r = 0; r < rows; r++) {
     const o = offset + r * width;
     let ss = 0;
-    for (let i = 0; i < width; i++) ss += src[o + i] * src[o + i];
-    const scale = Math.fround(1 / Math.sqrt(Math.fround(ss / width) + eps));
+    for (let i = 0; i < width; i++) ss += Math.fround(src[o + i] * src[o + i]);
+    const mean = Math.fround(ss / width);
+    const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(mean + eps))));
     for (let i = 0; i < width; i++) dst[o + i] = Math.fround(src[o + i] * scale) * weight[i];
   }
 }
@@ -313,11 +317,16 @@ function buildStage(file: GgufFile, options: LoadStageOptions): Stage {
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > config.nLayer || start >= end) {
     throw new TesseraError("bad_request", `layer range [${start}, ${end}) is not within [0, ${config.nLayer}) or is empty`);
   }
-  const matrix = (name: string): Matrix => loadMatrix(file.readTensor(name), file.tensors.get(name)!);
-  const vector = (name: string): Float32Array => {
+  const loaded: string[] = [];
+  let loadedBytes = 0;
+  const read = (name: string): Buffer => {
     const buf = file.readTensor(name);
-    return loadVector(buf, file.tensors.get(name)!);
+    loaded.push(name);
+    loadedBytes += buf.length;
+    return buf;
   };
+  const matrix = (name: string): Matrix => loadMatrix(read(name), file.tensors.get(name)!);
+  const vector = (name: string): Float32Array => loadVector(read(name), file.tensors.get(name)!);
   const layers: LayerWeights[] = [];
   for (let l = start; l < end; l++) {
     const p = `blk.${l}.`;
@@ -341,5 +350,5 @@ function buildStage(file: GgufFile, options: LoadStageOptions): Stage {
   const output = isLast ? (tied ? tokenEmbd : matrix("output.weight")) : undefined;
   const ropeFreqs = file.tensors.has("rope_freqs.weight") ? vector("rope_freqs.weight") : undefined;
   const maxContext = options.maxContext ?? config.contextLength;
-  return new Stage(config, start, end, layers, isFirst ? tokenEmbd : undefined, outputNorm, output, ropeFreqs, maxContext);
+  return new Stage(config, start, end, layers, isFirst ? tokenEmbd : undefined, outputNorm, output, ropeFreqs, maxContext, loaded, loadedBytes);
 }

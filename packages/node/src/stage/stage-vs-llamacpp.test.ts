@@ -1,0 +1,178 @@
+/**
+ * The stage runtime against llama.cpp (node-llama-cpp, CPU, flash attention off) on the SAME generated GGUF files.
+ * Tolerance: the largest |logit difference| over the whole vocabulary must stay below 1e-3 x the largest |logit|.
+ * Measured on these files: 3e-5 (F32), 4e-4 (F16), 1e-7..4e-4 (Q8_0). The F16/Q8_0 residue is activation rounding:
+ * ggml sums in float lanes (and uses a vectorised expf), so now and then an activation lands on the other side of an
+ * F16 rounding boundary (one F16 ulp = 5e-4 relative) and that flip propagates; bit-exactness is not reachable.
+ */
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getLlama, type Llama } from "node-llama-cpp";
+import { TesseraError } from "@tessera/protocol";
+import { makeTinyModel, type TinyModelInfo, type TinyWeightType } from "@tessera/testkit";
+import { createRunner, loadRunner, loadStage, type Stage } from "./index.js";
+
+const GREEDY_TOKENS = 64;
+const PROMPT = "Once upon a time, in a small village";
+let dir: string;
+let llama: Llama;
+const models = new Map<TinyWeightType, TinyModelInfo>();
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "stage-runtime-"));
+  llama = await getLlama({ gpu: false, build: "never" });
+  for (const weightType of ["f32", "f16", "q8_0"] as const) {
+    models.set(weightType, await makeTinyModel({ path: join(dir, `tiny-${weightType}.gguf`), weightType, vocab: "bytes", seed: 11, blockCount: 3 }));
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await llama?.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function llamaCppReference(path: string): Promise<{ prompt: number[]; logits: Map<number, number>; greedy: number[] }> {
+  const model = await llama.loadModel({ modelPath: path });
+  const context = await model.createContext({ contextSize: 256, flashAttention: false, threads: 1 });
+  try {
+    const sequence = context.getSequence();
+    const prompt = [...model.tokenize(PROMPT, true)];
+    const items = prompt.map((t, i) => (i === prompt.length - 1 ? ([t, { generateNext: { logits: true } }] as [number, { generateNext: { logits: true } }]) : t));
+    const out = await sequence.controlledEvaluate(items as Parameters<typeof sequence.controlledEvaluate>[0]);
+    const logits = out[prompt.length - 1]!.next.logits!;
+    await sequence.clearHistory();
+    const greedy: number[] = [];
+    for await (const token of sequence.evaluate(prompt, { temperature: 0 })) {
+      greedy.push(token);
+      if (greedy.length >= GREEDY_TOKENS) break;
+    }
+    return { prompt: prompt as number[], logits: logits as Map<number, number>, greedy: greedy as number[] };
+  } finally {
+    await context.dispose();
+    await model.dispose();
+  }
+}
+
+describe.each(["f32", "f16", "q8_0"] as const)("one-stage runtime vs llama.cpp, %s weights", (weightType) => {
+  it(`matches llama.cpp's logits within 1e-3 relative and its greedy tokens for ${GREEDY_TOKENS} tokens`, async () => {
+    const info = models.get(weightType)!;
+    const ref = await llamaCppReference(info.path);
+    const runner = loadRunner({ path: info.path });
+    const logits = runner.logits(ref.prompt);
+    expect(logits.length).toBe(info.vocabSize);
+    let maxDiff = 0;
+    let maxAbs = 0;
+    for (const [token, value] of ref.logits) {
+      maxDiff = Math.max(maxDiff, Math.abs(value - logits[token]));
+      maxAbs = Math.max(maxAbs, Math.abs(value));
+    }
+    expect(ref.logits.size).toBe(info.vocabSize);
+    expect(maxDiff).toBeLessThan(1e-3 * maxAbs);
+    const greedy = runner.generate(ref.prompt, { maxTokens: GREEDY_TOKENS });
+    expect(greedy).toEqual(ref.greedy);
+  }, 120_000);
+});
+
+describe("a model split into stages", () => {
+  function chain(stages: Stage[], requestId: string, tokens: number[], firstPos: number): Float32Array {
+    const positions = tokens.map((_, i) => firstPos + i);
+    let x: Float32Array = stages[0].forward(requestId, tokens, positions).slice();
+    for (const stage of stages.slice(1)) x = stage.forward(requestId, x, positions).slice();
+    return x;
+  }
+
+  it("3 stages chained in-process give the same logits and greedy tokens as one stage", () => {
+    const path = models.get("f16")!.path;
+    const stages = [loadStage({ path, start: 0, end: 1 }), loadStage({ path, start: 1, end: 2 }), loadStage({ path, start: 2, end: 3 })];
+    const runner = loadRunner({ path });
+    const prompt = [1, 80, 101, 108, 108, 111];
+    const oneStage = runner.generate(prompt, { maxTokens: GREEDY_TOKENS });
+    let logits = chain(stages, "r1", prompt, 0);
+    expect(Array.from(logits)).toEqual(Array.from(runner.logits(prompt)));
+    const tokens: number[] = [];
+    for (let i = 0; i < GREEDY_TOKENS; i++) {
+      let best = 0;
+      for (let v = 1; v < logits.length; v++) if (logits[v] > logits[best]) best = v;
+      tokens.push(best);
+      if (i < GREEDY_TOKENS - 1) logits = chain(stages, "r1", [best], prompt.length + i);
+    }
+    expect(tokens).toEqual(oneStage);
+    for (const s of stages) expect(s.cachedTokens("r1")).toBe(prompt.length + GREEDY_TOKENS - 1);
+  });
+
+  it("a stage reads only its own layers' tensors (no embedding, no head in the middle)", () => {
+    const path = models.get("q8_0")!.path;
+    const middle = loadStage({ path, start: 1, end: 2 });
+    expect(middle.isFirst).toBe(false);
+    expect(middle.isLast).toBe(false);
+    expect(middle.loadedTensors.every((n) => n.startsWith("blk.1."))).toBe(true);
+    expect(middle.loadedTensors).toHaveLength(9);
+    const first = loadStage({ path, start: 0, end: 1 });
+    expect(first.loadedTensors).toContain("token_embd.weight");
+    expect(first.loadedTensors).not.toContain("output_norm.weight");
+    const last = loadStage({ path, start: 2, end: 3 });
+    expect(last.loadedTensors).toContain("output_norm.weight");
+  });
+
+  it("replaying a request's inputs into a fresh replica rebuilds the same cache (failover)", () => {
+    const path = models.get("f16")!.path;
+    const s0 = loadStage({ path, start: 0, end: 1 });
+    const s1 = loadStage({ path, start: 1, end: 3 });
+    const replica = loadStage({ path, start: 1, end: 3 });
+    const saved: Float32Array[] = [];
+    const step = (tokens: number[], pos: number, target: Stage): Float32Array => {
+      const h = s0.forward("r", tokens, tokens.map((_, i) => pos + i)).slice();
+      saved.push(h);
+      return target.forward("r", h, tokens.map((_, i) => pos + i)).slice();
+    };
+    step([1, 72, 105], 0, s1);
+    const expected = step([33], 3, s1);
+    // The replica replays the saved boundary activations, then continues.
+    replica.forward("r", saved[0], [0, 1, 2]);
+    expect(Array.from(replica.forward("r", saved[1], [3]))).toEqual(Array.from(expected));
+    expect(s1.dropRequest("r")).toBe(true);
+    expect(s1.cachedTokens("r")).toBe(0);
+  });
+});
+
+describe("sampling and bad input", () => {
+  it("temperature/top-p sampling with a seed is reproducible and differs across seeds", () => {
+    const runner = loadRunner({ path: models.get("f16")!.path });
+    const a = runner.generate([1, 72], { maxTokens: 32, sampling: { temperature: 1.5, topP: 0.95, seed: 42 } });
+    const b = runner.generate([1, 72], { maxTokens: 32, sampling: { temperature: 1.5, topP: 0.95, seed: 42 } });
+    const c = runner.generate([1, 72], { maxTokens: 32, sampling: { temperature: 1.5, topP: 0.95, seed: 43 } });
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(c);
+  });
+
+  it("rejects bad files, ranges and inputs with bad_request", () => {
+    const path = models.get("f16")!.path;
+    const expectBadRequest = (fn: () => unknown, message: RegExp) => {
+      try {
+        fn();
+      } catch (err) {
+        expect(err).toBeInstanceOf(TesseraError);
+        expect((err as TesseraError).code).toBe("bad_request");
+        expect((err as Error).message).toMatch(message);
+        return;
+      }
+      throw new Error("expected a bad_request error");
+    };
+    const notGguf = join(dir, "not.gguf");
+    writeFileSync(notGguf, "hello, not a model");
+    expectBadRequest(() => loadStage({ path: notGguf, start: 0, end: 1 }), /GGUF magic/);
+    const truncated = join(dir, "truncated.gguf");
+    writeFileSync(truncated, readFileSync(path).subarray(0, 5000));
+    expectBadRequest(() => loadStage({ path: truncated, start: 0, end: 1 }), /past the end|truncated/);
+    expectBadRequest(() => loadStage({ path, start: 2, end: 5 }), /layer range/);
+    const first = loadStage({ path, start: 0, end: 1 });
+    expectBadRequest(() => first.forward("x", [1, 999999], [0, 1]), /outside the vocabulary/);
+    expectBadRequest(() => first.forward("x", new Float32Array(64), [0]), /token ids/);
+    const second = loadStage({ path, start: 1, end: 3, maxContext: 4 });
+    expectBadRequest(() => second.forward("x", [1, 2], [0, 1]), /hidden states/);
+    expectBadRequest(() => second.forward("x", new Float32Array(5 * second.hiddenSize), [0, 1, 2, 3, 4]), /context of 4/);
+    expect(createRunner).toBeTypeOf("function");
+  });
+});
