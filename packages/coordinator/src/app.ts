@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance } from "fastify";
 import type { CoordinatorContext } from "./context.js";
 import { installErrorHandling } from "./http/errors.js";
 import { installJsonBody } from "./http/json-body.js";
@@ -12,15 +12,15 @@ export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 /** The coordinator's HTTP API as a Fastify instance, without listening (tests drive it with `inject()`). */
 export function buildApp(ctx: CoordinatorContext): FastifyInstance {
+  // Fastify's own per-request logging stays off (it costs more than the relay itself); routes log through ctx.logger.
   const app: FastifyInstance = Fastify({
-    loggerInstance: ctx.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logger: false,
     bodyLimit: MAX_BODY_BYTES,
     trustProxy: false,
     forceCloseConnections: true,
   });
   installJsonBody(app);
-  installErrorHandling(app);
+  installErrorHandling(app, ctx.logger);
   healthRoutes(app);
   nodeRoutes(app, ctx);
   jobRoutes(app, ctx);

@@ -30,8 +30,7 @@ export async function authenticateClient(request: FastifyRequest, reply: Fastify
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw new TesseraError("unauthorized", "Authorization header must be `Bearer <token>`");
     const key = await deps.store.findApiKeyByHash(hashApiToken(match[1]!));
-    if (!key) throw new TesseraError("unauthorized", "unknown API key");
-    if (key.revokedAt) throw new TesseraError("unauthorized", "this API key has been revoked");
+    if (!key) throw new TesseraError("unauthorized", "unknown or revoked API key");
     ownerId = `key:${key.id}`;
     limit = key.rateLimitPerMinute;
   } else if (deps.open) {

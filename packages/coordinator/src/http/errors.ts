@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { type ErrorCode, ERROR_CODES, TesseraError, errorBody } from "@tessera/protocol";
 import { ZodError } from "zod";
+import type { Logger } from "../logger.js";
 
 export function sendError(reply: FastifyReply, code: ErrorCode, message: string): FastifyReply {
   return reply.code(ERROR_CODES[code].status).type("application/json").send(errorBody(code, message));
@@ -18,7 +19,7 @@ export function describeZodError(err: ZodError): string {
  * Every error leaves as `{"error": code, "error_message": text}`. A 500 says only `internal_error` and the request
  * id; the cause goes to the log with the same id.
  */
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, logger: Logger): void {
   app.setErrorHandler((err, request, reply) => {
     if (err instanceof TesseraError) {
       if (err.retryAfterSeconds !== undefined) reply.header("retry-after", String(err.retryAfterSeconds));
@@ -30,7 +31,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       return sendError(reply, "bad_request", e.message ?? "bad request");
     }
-    request.log.error({ err }, "unhandled error");
+    logger.error({ err, request: request.id, url: request.url }, "unhandled error");
     return sendError(reply, "internal_error", `internal error (request ${request.id})`);
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, "not_found", `no route for ${request.method} ${request.url.split("?")[0]}`));

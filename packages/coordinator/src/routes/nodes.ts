@@ -16,7 +16,7 @@ export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void 
       at,
     );
     await ctx.store.recordHeartbeat(reg.public_key, { gpus: [], loadedModels: [], activeJobs: 0, maxConcurrency: reg.max_concurrency, draining: false }, at);
-    request.log.info({ node: signer.slice(0, 12), models: reg.models.map((m) => m.id) }, "node registered");
+    ctx.logger.info({ node: signer.slice(0, 12), models: reg.models.map((m) => m.id) }, "node registered");
     ctx.jobs.dispatch();
     return { node_id: reg.public_key, status: "online", heartbeat_interval_s: ctx.config.heartbeatIntervalS };
   });

@@ -11,7 +11,10 @@ export interface ModelPerf {
    * would count the load twice.
    */
   tokensPerSecond?: number;
-  /** EWMA of node-side time to first token in ms: push-to-first-token as the coordinator saw it, minus the RTT. */
+  /**
+   * EWMA of the solo-equivalent node-side time to first token in ms: push-to-first-token as the coordinator saw it,
+   * minus the session RTT, divided by the mean number of jobs the node ran meanwhile (same reason as above).
+   */
   ttftMs?: number;
 }
 

@@ -1,0 +1,82 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateKeyPair, type NodeRegister, secretKeySigner, type Signer, signRequest } from "@tessera/protocol";
+import { createCoordinator, type Coordinator } from "../src/coordinator.js";
+import { ManualClock } from "../src/clock.js";
+import { loadCoordinatorConfig, type CoordinatorConfig } from "../src/config.js";
+import { createLogger } from "../src/logger.js";
+import { generateApiToken, hashApiToken } from "../src/api-keys.js";
+
+/** An in-process coordinator on a temp SQLite file with a hand-moved clock, driven through Fastify `inject()`. */
+export interface TestCoordinator {
+  coordinator: Coordinator;
+  clock: ManualClock;
+  token: string;
+  config: CoordinatorConfig;
+  close(): Promise<void>;
+}
+
+export async function testCoordinator(overrides: Partial<CoordinatorConfig> = {}): Promise<TestCoordinator> {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-coord-"));
+  const config = { ...loadCoordinatorConfig({ dataDir: dir, port: "0" }, {}), ...overrides };
+  const clock = new ManualClock(Date.now());
+  const coordinator = await createCoordinator(config, { clock, logger: createLogger("silent") });
+  const token = generateApiToken();
+  await coordinator.ctx.store.createApiKey({
+    id: "key-test",
+    name: "test",
+    tokenSha256: hashApiToken(token),
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    createdAt: new Date(clock.now()),
+  });
+  return {
+    coordinator,
+    clock,
+    token,
+    config,
+    async close() {
+      await coordinator.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function newNode(): { signer: Signer; id: string } {
+  const keys = generateKeyPair();
+  return { signer: secretKeySigner(keys.secretKeyHex), id: keys.publicKeyHex };
+}
+
+export function registration(id: string, models = ["tiny"]): NodeRegister {
+  return {
+    type: "register",
+    public_key: id,
+    version: "0.1.0",
+    hardware: { cpu_cores: 4, ram_mb: 8192, gpus: [] },
+    models: models.map((m) => ({ id: m, backend: "embedded" })),
+    max_concurrency: 2,
+  };
+}
+
+/** A signed node request through inject(), signed at the test clock's time unless told otherwise. */
+export async function signedInject(
+  t: TestCoordinator,
+  signer: Signer,
+  method: "GET" | "POST",
+  url: string,
+  body?: unknown,
+  tamper: { nowSeconds?: number; nonce?: string; signAs?: { method?: string; path?: string; body?: string } } = {},
+) {
+  const payload = body === undefined ? "" : JSON.stringify(body);
+  const headers = signRequest(
+    signer,
+    { method: tamper.signAs?.method ?? method, path: tamper.signAs?.path ?? url, body: tamper.signAs?.body ?? payload },
+    { nowSeconds: tamper.nowSeconds ?? Math.floor(t.clock.now() / 1000), ...(tamper.nonce ? { nonce: tamper.nonce } : {}) },
+  );
+  return t.coordinator.app.inject({
+    method,
+    url,
+    headers: { ...headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { payload }),
+  });
+}

@@ -1,0 +1,65 @@
+import WebSocket from "ws";
+import { type CoordinatorMessage, type JobAssignment, SESSION_PATH, type Signer, type StreamPart, signRequest } from "@tessera/protocol";
+
+/**
+ * A node played by the test over a real WebSocket session: it accepts what it is told to and streams scripted
+ * parts, so coordinator behaviour can be checked without an inference engine.
+ */
+export class ScriptedNode {
+  readonly assignments: JobAssignment[] = [];
+  readonly cancels: string[] = [];
+  private ws!: WebSocket;
+  /** What to do with an assignment; default: accept and stream "Hello world" in two parts. */
+  onAssign: (job: JobAssignment, node: ScriptedNode) => void = (job, node) => {
+    node.accept(job.job_id);
+    node.stream(job.job_id, [
+      { type: "text-delta", text: "Hello" },
+      { type: "text-delta", text: " world" },
+      { type: "usage", prompt_tokens: 7, completion_tokens: 2 },
+      { type: "finish", reason: "stop" },
+    ]);
+  };
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly signer: Signer,
+    private readonly nowSeconds: () => number,
+  ) {}
+
+  async connect(): Promise<void> {
+    const headers = signRequest(this.signer, { method: "GET", path: SESSION_PATH }, { nowSeconds: this.nowSeconds() });
+    this.ws = new WebSocket(this.baseUrl.replace(/^http/, "ws") + SESSION_PATH, { headers });
+    await new Promise<void>((resolve, reject) => {
+      this.ws.once("open", () => resolve());
+      this.ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      this.ws.once("error", reject);
+    });
+    this.ws.on("message", (data) => {
+      const msg = JSON.parse(data.toString()) as CoordinatorMessage;
+      if (msg.type === "ping") this.send({ type: "pong", sent_at: msg.sent_at });
+      else if (msg.type === "job.assign") {
+        this.assignments.push(msg);
+        this.onAssign(msg, this);
+      } else if (msg.type === "job.cancel") this.cancels.push(msg.job_id);
+    });
+  }
+
+  accept(jobId: string): void {
+    this.send({ type: "job.accept", job_id: jobId });
+  }
+
+  stream(jobId: string, parts: StreamPart[]): void {
+    for (const part of parts) this.send({ type: "job.part", job_id: jobId, part });
+  }
+
+  send(message: object): void {
+    this.ws.send(JSON.stringify(message));
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    const closed = new Promise((r) => this.ws.once("close", r));
+    this.ws.close();
+    await closed;
+  }
+}
