@@ -104,7 +104,17 @@ function oneOf<T extends string>(values: readonly T[]) {
 }
 
 function list(raw: unknown): string[] {
-  const items = Array.isArray(raw) ? raw.map(text) : text(raw).split(",");
+  let value = raw;
+  // Env and flags take `a,b`; a JSON/TOML-style `["a","b"]` is accepted too.
+  if (typeof value === "string" && value.trim().startsWith("[")) {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      throw new InvalidValue('must be a comma-separated list or ["a", "b"]');
+    }
+    if (!Array.isArray(value)) throw new InvalidValue("must be a list");
+  }
+  const items = Array.isArray(value) ? value.map(text) : text(value).split(",");
   const names = items.map((s) => s.trim()).filter((s) => s !== "");
   for (const name of names) if (name.length > 256) throw new InvalidValue("model names are at most 256 characters");
   return [...new Set(names)];
