@@ -14,6 +14,12 @@ export interface GenerateRequest {
    * (failover); the prefix itself is not repeated in the output.
    */
   assistantPrefix?: string;
+  /**
+   * The token ids behind `assistantPrefix`, as the earlier node reported them on its text deltas. A backend that
+   * shares the vocabulary feeds them verbatim, which makes a greedy continuation exact (re-tokenising the text can
+   * give different ids than the ones the model sampled).
+   */
+  assistantPrefixTokens?: number[];
   signal?: AbortSignal;
 }
 

@@ -10,3 +10,6 @@ export * from "./vllm/route-by-model.js";
 export * from "./sglang/sglang-adapter.js";
 export * from "./max/max-adapter.js";
 export * from "./llama-server/llama-server-adapter.js";
+export * from "./backend-settings.js";
+export * from "./probe-backends.js";
+export * from "./create-backend-adapter.js";

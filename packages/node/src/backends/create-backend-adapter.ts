@@ -1,0 +1,50 @@
+import { TesseraError } from "@tessera/protocol";
+import type { BackendAdapter } from "./adapter.js";
+import { createLlamaServerAdapter } from "./llama-server/llama-server-adapter.js";
+import { createMaxAdapter } from "./max/max-adapter.js";
+import { createOllamaAdapter } from "./ollama/ollama-adapter.js";
+import { createOpenAICompatibleAdapter } from "./openai-compatible/openai-compatible-adapter.js";
+import type { SelectedKind } from "./probe-backends.js";
+import { createSglangAdapter } from "./sglang/sglang-adapter.js";
+import type { VllmInstance } from "./vllm/route-by-model.js";
+import { createVllmAdapter } from "./vllm/vllm-adapter.js";
+
+/**
+ * The one place that turns a chosen backend (from `probeBackends` or the `backend` setting) into its adapter.
+ * `embedded` is not built here: it needs the model file and node-llama-cpp, which the daemon owns; this returns
+ * undefined for it so the caller falls back explicitly.
+ */
+export interface CreateBackendOptions {
+  kind: SelectedKind;
+  baseURL?: string;
+  /** vLLM with several instances; when absent, one instance at `baseURL` serving whatever it serves. */
+  vllmInstances?: VllmInstance[];
+  ollamaKeepAlive?: string | number;
+  apiKey?: string;
+  fetch?: typeof globalThis.fetch;
+}
+
+export function createBackendAdapter(options: CreateBackendOptions): BackendAdapter | undefined {
+  const { kind, fetch, apiKey } = options;
+  if (kind === "embedded") return undefined;
+  if (kind === "vllm") {
+    const instances = options.vllmInstances?.length ? options.vllmInstances : options.baseURL ? [{ host: options.baseURL }] : [];
+    return createVllmAdapter({ instances, fetch, apiKey });
+  }
+  const baseURL = options.baseURL;
+  if (!baseURL) throw new TesseraError("bad_request", `backend ${kind} needs a host (see docs/operator-backends.md)`);
+  switch (kind) {
+    case "ollama":
+      return createOllamaAdapter({ baseURL, fetch, keepAlive: options.ollamaKeepAlive });
+    case "sglang":
+      return createSglangAdapter({ baseURL, fetch, apiKey });
+    case "max":
+      return createMaxAdapter({ baseURL, fetch, apiKey });
+    case "llama-server":
+      return createLlamaServerAdapter({ baseURL, fetch, apiKey });
+    case "llama-swap":
+      return createLlamaServerAdapter({ baseURL, fetch, apiKey, swap: true });
+    case "openai-compatible":
+      return createOpenAICompatibleAdapter({ baseURL, fetch, apiKey });
+  }
+}

@@ -1,0 +1,232 @@
+import { access, stat } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { basename, extname } from "node:path";
+import { type ErrorCode, type StreamPart, TesseraError } from "@tessera/protocol";
+import { type Llama, type LlamaContext, LlamaLogLevel, type LlamaModel, type Token, getLlama } from "node-llama-cpp";
+import { type BackendAdapter, type BackendModel, type GenerateRequest, type HealthResult, collectStream } from "../adapter.js";
+import { type PromptFormatter, createPromptFormatter } from "./prompt-format.js";
+import { SequencePool } from "./sequence-pool.js";
+import { TokenTextStream } from "./token-text-stream.js";
+
+/** node-llama-cpp in-process on one GGUF file. See design.md. */
+export interface EmbeddedBackendOptions {
+  modelPath: string;
+  /** The name clients ask for. Default: the file name without `.gguf`. */
+  modelId?: string;
+  /** llama.cpp threads. Default: 1 on machines with ≤ 2 cores, else half the cores (see design.md). */
+  threads?: number;
+  /** Tokens per sequence. Default: the model's trained context length, capped at 4096. */
+  contextSize?: number;
+  /** Concurrent requests (context sequences). Default 4. */
+  maxSequences?: number;
+}
+
+export function defaultEmbeddedThreads(cores = availableParallelism()): number {
+  return cores <= 2 ? 1 : Math.floor(cores / 2);
+}
+
+interface Loaded {
+  llama: Llama;
+  model: LlamaModel;
+  context: LlamaContext;
+  pool: SequencePool;
+  formatter: PromptFormatter;
+}
+
+function failure(code: ErrorCode, message: string): StreamPart {
+  return { type: "error", code, message };
+}
+
+export function createEmbeddedBackend(options: EmbeddedBackendOptions): BackendAdapter & {
+  /** Loads the model now (normally lazy); rejects with a TesseraError naming the path on failure. */
+  load(): Promise<void>;
+} {
+  const modelPath = options.modelPath;
+  const modelId = options.modelId ?? basename(modelPath, extname(modelPath));
+  const threads = options.threads ?? defaultEmbeddedThreads();
+  const maxSequences = options.maxSequences ?? 4;
+  if (!Number.isInteger(threads) || threads < 1) throw new TesseraError("bad_request", `threads must be a positive integer, got ${threads}`);
+  if (!Number.isInteger(maxSequences) || maxSequences < 1) {
+    throw new TesseraError("bad_request", `maxSequences must be a positive integer, got ${maxSequences}`);
+  }
+  let loading: Promise<Loaded> | undefined;
+  let closed = false;
+
+  async function load(): Promise<Loaded> {
+    try {
+      await access(modelPath);
+    } catch {
+      throw new TesseraError("model_not_found", `model file not found: ${modelPath}`);
+    }
+    const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+    let model: LlamaModel;
+    try {
+      model = await llama.loadModel({ modelPath });
+    } catch (error) {
+      await llama.dispose();
+      throw new TesseraError("internal_error", `could not load model ${modelPath}: ${(error as Error).message}`, { cause: error });
+    }
+    const trained = model.trainContextSize;
+    const contextSize = options.contextSize ?? Math.min(trained, 4096);
+    const context = await model.createContext({ contextSize, sequences: maxSequences, threads });
+    return { llama, model, context, pool: new SequencePool(context), formatter: createPromptFormatter(model) };
+  }
+
+  function ensureLoaded(): Promise<Loaded> {
+    if (closed) return Promise.reject(new TesseraError("no_capacity", "embedded backend is closed"));
+    if (!loading) {
+      loading = load();
+      loading.catch(() => {
+        loading = undefined; // not cached: the operator may fix the file and the next request loads it
+      });
+    }
+    return loading;
+  }
+
+  /** Token ids to feed after the prompt for a continuation. See design.md "Continuation". */
+  function continuationTokens(model: LlamaModel, prompt: Token[], request: GenerateRequest): Token[] {
+    const text = request.assistantPrefix ?? "";
+    const ids = request.assistantPrefixTokens as Token[] | undefined;
+    if (ids && ids.length > 0) {
+      const valid = ids.every((t) => Number.isInteger(t) && t >= 0 && t < model.tokens.vocabSize);
+      // Same vocabulary ⇔ the ids spell the prefix text (decoded after the prompt, as the first node decoded them).
+      if (valid && (request.assistantPrefix === undefined || model.detokenize(ids, false, prompt.slice(-16)) === text)) {
+        return ids;
+      }
+    }
+    if (text.length === 0) return [];
+    return model.tokenize(text, false, "trimLeadingSpace");
+  }
+
+  async function* stream(request: GenerateRequest): AsyncGenerator<StreamPart> {
+    if (request.model !== modelId) {
+      yield failure("model_not_found", `model ${request.model} is not served here (this backend serves ${modelId})`);
+      return;
+    }
+    let loaded: Loaded;
+    try {
+      loaded = await ensureLoaded();
+    } catch (error) {
+      const e = error instanceof TesseraError ? error : new TesseraError("internal_error", String(error));
+      yield failure(e.code, e.message);
+      return;
+    }
+    const { model, context, pool, formatter } = loaded;
+    const signal = request.signal;
+    const { max_tokens: maxTokens, temperature, top_p: topP, seed } = request.sampling;
+
+    let prompt: Token[];
+    let prefix: Token[];
+    try {
+      prompt = formatter.promptTokens(request.messages);
+      prefix = continuationTokens(model, prompt, request);
+    } catch (error) {
+      yield failure("bad_request", `could not format the prompt: ${(error as Error).message}`);
+      return;
+    }
+    const input = [...prompt, ...prefix];
+    if (input.length >= context.contextSize) {
+      yield failure("bad_request", `prompt is ${input.length} tokens; this model's context holds ${context.contextSize}`);
+      return;
+    }
+
+    if (signal?.aborted) {
+      yield { type: "usage", prompt_tokens: 0, completion_tokens: 0 };
+      yield { type: "finish", reason: "cancelled" };
+      return;
+    }
+    let sequence;
+    try {
+      sequence = await pool.acquire(signal);
+    } catch {
+      yield { type: "usage", prompt_tokens: 0, completion_tokens: 0 };
+      yield { type: "finish", reason: "cancelled" };
+      return;
+    }
+
+    const text = new TokenTextStream(model, prompt, prefix);
+    let finish: "stop" | "length" | "cancelled" = "length";
+    let generatedCount = 0;
+    let failed: StreamPart | undefined;
+    try {
+      const tokens = sequence.evaluate(input, {
+        temperature,
+        topP: temperature > 0 ? topP : undefined,
+        seed: temperature > 0 ? seed : undefined,
+      });
+      for await (const token of tokens) {
+        if (signal?.aborted) {
+          finish = "cancelled";
+          break;
+        }
+        if (model.isEogToken(token)) {
+          finish = "stop";
+          break;
+        }
+        generatedCount++;
+        const delta = text.push(token);
+        if (delta) yield { type: "text-delta", text: delta.text, tokens: delta.tokens };
+        if (generatedCount >= maxTokens || sequence.nextTokenIndex >= context.contextSize) {
+          finish = "length";
+          break;
+        }
+        if (signal?.aborted) {
+          finish = "cancelled";
+          break;
+        }
+      }
+    } catch (error) {
+      if (signal?.aborted) finish = "cancelled";
+      else failed = failure("internal_error", `generation failed: ${(error as Error).message}`);
+    } finally {
+      await pool.release(sequence).catch(() => undefined);
+    }
+    const rest = text.flush();
+    if (rest) yield { type: "text-delta", text: rest.text, tokens: rest.tokens };
+    if (failed) {
+      yield failed;
+      return;
+    }
+    yield { type: "usage", prompt_tokens: input.length, completion_tokens: generatedCount };
+    yield { type: "finish", reason: finish };
+  }
+
+  return {
+    kind: "embedded",
+    async health(): Promise<HealthResult> {
+      if (closed) return { ok: false, message: "embedded backend is closed" };
+      try {
+        await access(modelPath);
+      } catch {
+        return { ok: false, message: `model file not found: ${modelPath}` };
+      }
+      return { ok: true };
+    },
+    async listModels(): Promise<BackendModel[]> {
+      let sizeBytes: number;
+      try {
+        sizeBytes = (await stat(modelPath)).size;
+      } catch {
+        throw new TesseraError("model_not_found", `model file not found: ${modelPath}`);
+      }
+      const loaded = loading !== undefined && (await loading.then(() => true, () => false));
+      return [{ id: modelId, sizeBytes, loaded }];
+    },
+    doStream: stream,
+    doGenerate: (request) => collectStream(stream(request)),
+    async load() {
+      await ensureLoaded();
+    },
+    async close() {
+      closed = true;
+      const current = loading;
+      loading = undefined;
+      if (!current) return;
+      const loaded = await current.catch(() => undefined);
+      if (!loaded) return;
+      await loaded.context.dispose();
+      await loaded.model.dispose();
+      await loaded.llama.dispose();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import type { ChatMessage } from "@tessera/protocol";
+import { type ChatHistoryItem, type ChatWrapper, type LlamaModel, type Token, resolveChatWrapper } from "node-llama-cpp";
+
+/**
+ * How the embedded backend turns chat messages into prompt tokens. The GGUF's own chat template wins; a model
+ * without one gets the documented fallback below. `@tessera/testkit`'s greedyReference uses this same formatter.
+ */
+const FALLBACK_ROLE_LABEL: Record<ChatMessage["role"], string> = { system: "System", user: "User", assistant: "Assistant" };
+
+/**
+ * The fallback template (text only; BOS is added as a token when the model wants one):
+ * `System: …\nUser: …\nAssistant: …\n` per message, then `Assistant:` with no trailing space.
+ */
+export function formatFallbackPrompt(messages: readonly ChatMessage[]): string {
+  return messages.map((m) => `${FALLBACK_ROLE_LABEL[m.role]}: ${m.content}\n`).join("") + "Assistant:";
+}
+
+export interface PromptFormatter {
+  /** "chat-template" when the GGUF carries `tokenizer.chat_template`, else "fallback". */
+  readonly kind: "chat-template" | "fallback";
+  /** Tokens that open a new assistant turn after `messages`; generation continues right after them. */
+  promptTokens(messages: readonly ChatMessage[]): Token[];
+}
+
+function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = messages.map((m): ChatHistoryItem => {
+    if (m.role === "system") return { type: "system", text: m.content };
+    if (m.role === "user") return { type: "user", text: m.content };
+    return { type: "model", response: [m.content] };
+  });
+  history.push({ type: "model", response: [] }); // the open assistant turn the model writes
+  return history;
+}
+
+export function createPromptFormatter(model: LlamaModel): PromptFormatter {
+  const template = model.fileInfo.metadata.tokenizer?.chat_template;
+  if (typeof template === "string" && template.length > 0) {
+    const wrapper: ChatWrapper = resolveChatWrapper(model, { warningLogs: false });
+    return {
+      kind: "chat-template",
+      promptTokens(messages) {
+        const { contextText } = wrapper.generateContextState({ chatHistory: toChatHistory(messages) });
+        return contextText.tokenize(model.tokenizer);
+      },
+    };
+  }
+  const bos = model.tokens.bos;
+  const addBos = bos != null && model.tokens.shouldPrependBosToken;
+  return {
+    kind: "fallback",
+    promptTokens(messages) {
+      const tokens = model.tokenize(formatFallbackPrompt(messages), false);
+      return addBos ? [bos, ...tokens] : tokens;
+    },
+  };
+}
