@@ -8,3 +8,4 @@ export { registerNode, resolveServedModels, basicHardware, NODE_VERSION, type Re
 export { startDaemon, type DaemonDeps, type DaemonHandle, type DaemonStatus, type BackendFactory } from "./daemon.js";
 export { createNodeLogger, formatLogLine, type NodeLogger, type NodeLogOutput } from "./logger.js";
 export { systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
+export * from "./stage/index.js";

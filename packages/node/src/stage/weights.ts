@@ -10,12 +10,16 @@
 import { TesseraError } from "@tessera/protocol";
 import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
 import { GGML_TYPE, ggmlTypeName, type GgufTensorInfo } from "./gguf-reader.js";
+import { wasmArena } from "./wasm-matvec.js";
 
 export interface DenseMatrix {
   kind: "dense";
   rows: number;
   cols: number;
-  data: Float32Array;
+  /** The weights in JS memory, when they are not in the WASM arena. */
+  data: Float32Array | undefined;
+  /** Byte offset of the weights in the WASM arena (SIMD kernel), when they live there. */
+  wasmPtr: number | undefined;
   /** True when the file stored F16: the activation is rounded to F16 before the dot products. */
   roundInputToF16: boolean;
 }
@@ -37,6 +41,11 @@ export const Q8_BLOCK = 32;
 /** Reusable buffers for converted activations; grown, never shrunk, so decoding allocates nothing. */
 export class MatmulScratch {
   f32 = new Float32Array(0);
+  /** Arena byte offsets and sizes (in floats) of the kernel's input and output rows. */
+  wasmX = 0;
+  wasmXSize = 0;
+  wasmOut = 0;
+  wasmOutSize = 0;
   q8 = new Int8Array(0);
   q8Scales = new Float32Array(0);
   ensure(n: number): void {
@@ -76,17 +85,33 @@ export function loadVector(buf: Buffer, info: GgufTensorInfo): Float32Array {
   throw new TesseraError("bad_request", `tensor ${info.name}: type ${ggmlTypeName(info.type)} is not supported for a vector`);
 }
 
+/** Dense weights go to the WASM arena when the SIMD kernel can take them (rows a multiple of 16 floats). */
+function dense(rows: number, cols: number, data: Float32Array, roundInputToF16: boolean): DenseMatrix {
+  const arena = cols % 16 === 0 ? wasmArena() : null;
+  if (!arena) return { kind: "dense", rows, cols, data, wasmPtr: undefined, roundInputToF16 };
+  const ptr = arena.alloc(data.length);
+  arena.heap.set(data, ptr >> 2);
+  return { kind: "dense", rows, cols, data: undefined, wasmPtr: ptr, roundInputToF16 };
+}
+
+/** The dense weights as a Float32Array view (a fresh view: the arena's buffer changes when it grows). */
+export function denseData(m: DenseMatrix): Float32Array {
+  if (m.data) return m.data;
+  const ptr = m.wasmPtr! >> 2;
+  return wasmArena()!.heap.subarray(ptr, ptr + m.rows * m.cols);
+}
+
 export function loadMatrix(buf: Buffer, info: GgufTensorInfo): Matrix {
   const cols = info.dims[0];
   const rows = info.dims.length > 1 ? info.elementCount / cols : 1;
   switch (info.type) {
     case GGML_TYPE.F32:
-      return { kind: "dense", rows, cols, data: decodeF32(buf, info.elementCount), roundInputToF16: false };
+      return dense(rows, cols, decodeF32(buf, info.elementCount), false);
     case GGML_TYPE.F16:
-      return { kind: "dense", rows, cols, data: decodeF16(buf, info.elementCount), roundInputToF16: true };
+      return dense(rows, cols, decodeF16(buf, info.elementCount), true);
     case GGML_TYPE.BF16:
       // ggml's BF16 vec_dot_type is BF16; we approximate with F32 activations (documented gap, rare in practice).
-      return { kind: "dense", rows, cols, data: decodeBF16(buf, info.elementCount), roundInputToF16: false };
+      return dense(rows, cols, decodeBF16(buf, info.elementCount), false);
     case GGML_TYPE.Q8_0: {
       const nBlocks = info.elementCount / Q8_BLOCK;
       const qs = new Int8Array(info.elementCount);
@@ -108,7 +133,7 @@ export function loadMatrix(buf: Buffer, info: GgufTensorInfo): Matrix {
 export function getRow(m: Matrix, row: number, out: Float32Array, outOffset: number): void {
   const n = m.cols;
   if (m.kind === "dense") {
-    out.set(m.data.subarray(row * n, row * n + n), outOffset);
+    out.set(denseData(m).subarray(row * n, row * n + n), outOffset);
     return;
   }
   for (let i = 0; i < n; i++) out[outOffset + i] = m.qs[row * n + i] * m.scales[(row * n + i) >> 5];
@@ -173,13 +198,17 @@ function dotQ8(qw: Int8Array, sw: Float32Array, wOff: number, qx: Int8Array, sx:
 export function matmul(m: Matrix, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, outStride = m.rows, outOffset = 0): void {
   const { rows, cols } = m;
   scratch.ensure(nTok * cols);
+  if (m.kind === "dense" && m.wasmPtr !== undefined) {
+    matmulWasm(m, m.wasmPtr, x, nTok, out, scratch, outStride, outOffset);
+    return;
+  }
   if (m.kind === "dense") {
     let xs = x;
     if (m.roundInputToF16) {
       xs = scratch.f32;
       for (let i = 0, n = nTok * cols; i < n; i++) xs[i] = F16_TO_F32[f32ToF16Bits(x[i])];
     }
-    const w = m.data;
+    const w = m.data!;
     for (let r = 0; r < rows; r++) {
       const wOff = r * cols;
       for (let t = 0; t < nTok; t++) out[t * outStride + outOffset + r] = dotDense(w, wOff, xs, t * cols, cols);
@@ -191,5 +220,28 @@ export function matmul(m: Matrix, x: Float32Array, nTok: number, out: Float32Arr
   for (let r = 0; r < rows; r++) {
     const wOff = r * cols;
     for (let t = 0; t < nTok; t++) out[t * outStride + outOffset + r] = dotQ8(m.qs, m.scales, wOff, q8, q8Scales, t * cols, cols);
+  }
+}
+
+function matmulWasm(m: DenseMatrix, wPtr: number, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, outStride: number, outOffset: number): void {
+  const arena = wasmArena()!;
+  const { rows, cols } = m;
+  if (scratch.wasmXSize < cols) {
+    scratch.wasmX = arena.alloc(cols);
+    scratch.wasmXSize = cols;
+  }
+  if (scratch.wasmOutSize < rows) {
+    scratch.wasmOut = arena.alloc(rows);
+    scratch.wasmOutSize = rows;
+  }
+  const heap = arena.heap;
+  const xBase = scratch.wasmX >> 2;
+  const oBase = scratch.wasmOut >> 2;
+  for (let t = 0; t < nTok; t++) {
+    const xo = t * cols;
+    if (m.roundInputToF16) for (let i = 0; i < cols; i++) heap[xBase + i] = F16_TO_F32[f32ToF16Bits(x[xo + i])];
+    else heap.set(x.subarray(xo, xo + cols), xBase);
+    arena.matvec(wPtr, scratch.wasmX, scratch.wasmOut, rows, cols);
+    out.set(heap.subarray(oBase, oBase + rows), t * outStride + outOffset);
   }
 }
