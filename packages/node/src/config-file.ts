@@ -25,12 +25,17 @@ export function renderNodeToml(values: Partial<NodeSettings>, defaultLogFile: st
 
 function tomlDefault(defaultText: string, name: string): string {
   if (name === "served_models") return "[]";
+  if (name === "vllm_instances") return '[{ host = "http://127.0.0.1:8001", model = "Qwen/Qwen2.5-7B-Instruct" }]';
   return /^-?\d+(\.\d+)?$/.test(defaultText) ? defaultText : JSON.stringify(defaultText);
 }
 
-/** JSON strings are valid TOML basic strings (same escapes); numbers and string arrays map directly. */
+/** JSON strings are valid TOML basic strings (same escapes); arrays and objects become inline arrays/tables. */
 function tomlValue(value: unknown): string {
   if (typeof value === "number") return String(value);
-  if (Array.isArray(value)) return `[${value.map((v) => JSON.stringify(String(v))).join(", ")}]`;
+  if (Array.isArray(value)) return `[${value.map(tomlValue).join(", ")}]`;
+  if (typeof value === "object" && value !== null) {
+    const fields = Object.entries(value).filter(([, v]) => v !== undefined);
+    return `{ ${fields.map(([k, v]) => `${k} = ${tomlValue(v)}`).join(", ")} }`;
+  }
   return JSON.stringify(String(value));
 }

@@ -3,6 +3,8 @@ import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { TesseraError } from "@tessera/protocol";
+import { BACKEND_KINDS, BACKEND_SETTINGS, normalizeHost, type BackendKindSetting } from "./backends/backend-settings.js";
+import type { VllmInstance } from "./backends/vllm/route-by-model.js";
 import { resolveNodePaths, type NodePaths } from "./paths.js";
 
 /**
@@ -12,17 +14,8 @@ import { resolveNodePaths, type NodePaths } from "./paths.js";
  * var, and carries the stable code `bad_request` (or `not_found` for a missing config file).
  */
 
-export const BACKEND_KINDS = [
-  "auto",
-  "embedded",
-  "openai-compatible",
-  "ollama",
-  "vllm",
-  "sglang",
-  "max",
-  "llama-server",
-] as const;
-export type BackendKind = (typeof BACKEND_KINDS)[number];
+/** The backend kinds and their settings come from the backends' own table (one definition each). */
+export type BackendKind = BackendKindSetting;
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -32,12 +25,16 @@ export interface NodeSettings {
   backend: BackendKind;
   model_path: string;
   served_models: string[];
-  openai_base_url: string;
   ollama_host: string;
+  ollama_keep_alive: string;
   vllm_host: string;
+  vllm_instances: VllmInstance[];
   sglang_host: string;
   max_host: string;
   llama_server_host: string;
+  openai_compatible_host: string;
+  backend_api_key: string;
+  probe_timeout_ms: number;
   max_concurrency: number;
   heartbeat_interval_s: number;
   shutdown_grace_s: number;
@@ -124,6 +121,62 @@ function spec<K extends SettingName>(s: SettingSpec<K>): SettingSpec<K> {
   return s;
 }
 
+/** Hosts as the backends' `normalizeHost` reads them (Ollama's spellings included); kept as written. */
+function host(defaultPort: number) {
+  return (raw: unknown): string => {
+    const value = text(raw);
+    try {
+      normalizeHost(value, defaultPort);
+    } catch {
+      throw new InvalidValue("must be a host like 127.0.0.1:8000 or http://gpu-box:8000");
+    }
+    return value;
+  };
+}
+
+/** `[{host, model}]`: a TOML array of tables in node.toml, a JSON array in env or flag. */
+function vllmInstances(raw: unknown): VllmInstance[] {
+  let value = raw;
+  if (typeof value === "string") {
+    if (value.trim() === "") return [];
+    try {
+      value = JSON.parse(value);
+    } catch {
+      throw new InvalidValue('must be a JSON array like [{"host":"http://127.0.0.1:8001","model":"m"}]');
+    }
+  }
+  if (!Array.isArray(value)) throw new InvalidValue("must be an array of {host, model}");
+  return value.map((item) => {
+    const entry = item as { host?: unknown; model?: unknown };
+    if (typeof item !== "object" || item === null || typeof entry.host !== "string") {
+      throw new InvalidValue("each instance needs a host string");
+    }
+    const hostValue = host(8000)(entry.host);
+    if (entry.model === undefined) return { host: hostValue };
+    if (typeof entry.model !== "string" || entry.model === "") throw new InvalidValue("an instance's model must be a string");
+    return { host: hostValue, model: entry.model };
+  });
+}
+
+/** A setting whose env var, default and description live in the backends' BACKEND_SETTINGS table. */
+function backendSpec<K extends SettingName>(
+  name: K,
+  parse: (raw: unknown) => NodeSettings[K],
+  arg = "<value>",
+): SettingSpec<K> {
+  const row = BACKEND_SETTINGS.find((r) => r.key === name);
+  if (!row) throw new Error(`backend setting ${name} is missing from BACKEND_SETTINGS`);
+  return {
+    name,
+    env: row.env,
+    flag: `--${name.replace(/_/g, "-")}`,
+    arg,
+    defaultText: row.default,
+    description: row.description.replace(/\.$/, ""),
+    parse,
+  };
+}
+
 export const NODE_SETTINGS = [
   spec({
     name: "coordinator_url", env: "TESSERA_COORDINATOR_URL", flag: "--coordinator", arg: "<url>",
@@ -134,11 +187,7 @@ export const NODE_SETTINGS = [
       return value;
     },
   }),
-  spec({
-    name: "backend", env: "TESSERA_BACKEND", flag: "--backend", arg: "<kind>", defaultText: "auto",
-    description: `Inference backend: ${BACKEND_KINDS.join("|")} (auto probes local servers, then embedded)`,
-    parse: oneOf(BACKEND_KINDS),
-  }),
+  backendSpec("backend", oneOf(BACKEND_KINDS), "<kind>"),
   spec({
     name: "model_path", env: "TESSERA_MODEL_PATH", flag: "--model", arg: "<path.gguf>", defaultText: "",
     description: "GGUF file the embedded backend serves",
@@ -148,30 +197,16 @@ export const NODE_SETTINGS = [
     name: "served_models", env: "TESSERA_SERVED_MODELS", flag: "--served-models", arg: "<a,b>", defaultText: "[]",
     description: "Models this node advertises (empty: every model the backend has)", parse: list,
   }),
-  spec({
-    name: "openai_base_url", env: "TESSERA_OPENAI_BASE_URL", flag: "--openai-base-url", arg: "<url>",
-    defaultText: "", description: "Base URL of an OpenAI-compatible server (backend openai-compatible)", parse: url,
-  }),
-  spec({
-    name: "ollama_host", env: "OLLAMA_HOST", flag: "--ollama-host", arg: "<url>",
-    defaultText: "http://127.0.0.1:11434", description: "Ollama server", parse: url,
-  }),
-  spec({
-    name: "vllm_host", env: "VLLM_HOST", flag: "--vllm-host", arg: "<url>",
-    defaultText: "http://127.0.0.1:8000", description: "vLLM server", parse: url,
-  }),
-  spec({
-    name: "sglang_host", env: "SGLANG_HOST", flag: "--sglang-host", arg: "<url>",
-    defaultText: "http://127.0.0.1:30000", description: "SGLang server", parse: url,
-  }),
-  spec({
-    name: "max_host", env: "MAX_HOST", flag: "--max-host", arg: "<url>",
-    defaultText: "http://127.0.0.1:8080", description: "Modular MAX server", parse: url,
-  }),
-  spec({
-    name: "llama_server_host", env: "LLAMA_SERVER_HOST", flag: "--llama-server-host", arg: "<url>",
-    defaultText: "http://127.0.0.1:8080", description: "llama.cpp llama-server / llama-swap", parse: url,
-  }),
+  backendSpec("ollama_host", host(11434)),
+  backendSpec("ollama_keep_alive", text),
+  backendSpec("vllm_host", host(8000)),
+  backendSpec("vllm_instances", vllmInstances, "<json>"),
+  backendSpec("sglang_host", host(30000)),
+  backendSpec("max_host", host(8080)),
+  backendSpec("llama_server_host", host(8080)),
+  backendSpec("openai_compatible_host", (raw) => (text(raw) === "" ? "" : host(8000)(raw))),
+  backendSpec("backend_api_key", text),
+  backendSpec("probe_timeout_ms", number(1, 600_000, true), "<ms>"),
   spec({
     name: "max_concurrency", env: "TESSERA_MAX_CONCURRENCY", flag: "--max-concurrency", arg: "<n>",
     defaultText: "4", description: "Jobs run at once; more are rejected", parse: number(1, 1024, true),

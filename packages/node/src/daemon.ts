@@ -27,8 +27,8 @@ export interface BackendFactoryContext {
 export type BackendFactory = (config: NodeConfig, context: BackendFactoryContext) => Promise<BackendAdapter>;
 
 export interface DaemonDeps {
-  /** Builds the backend from the config (probe, adapters). Required: the CLI wires the real one. */
-  createBackend: BackendFactory;
+  /** Builds the backend from the config. Default: `createBackendFromConfig` (probe, adapters, embedded fallback). */
+  createBackend?: BackendFactory;
   logger: NodeLogger;
   /** Defaults to the key file in the config's paths. */
   signer?: Signer;
@@ -81,7 +81,9 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const nowSeconds = () => Math.floor(clock.now() / 1000);
 
   logger.info(`tessera node starting: id ${encodeNpub(nodeId)} (${nodeId.slice(0, 12)}…), coordinator ${config.coordinator_url}`);
-  const backend = await deps.createBackend(config, { fetch: fetchImpl, logger });
+  // Loaded lazily so that importing the daemon does not load node-llama-cpp.
+  const createBackend = deps.createBackend ?? (await import("./backend-from-config.js")).createBackendFromConfig;
+  const backend = await createBackend(config, { fetch: fetchImpl, logger });
   const health = await backend.health();
   if (!health.ok) {
     await backend.close?.();

@@ -9,3 +9,5 @@ export { startDaemon, type DaemonDeps, type DaemonHandle, type DaemonStatus, typ
 export { createNodeLogger, formatLogLine, type NodeLogger, type NodeLogOutput } from "./logger.js";
 export { systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 export * from "./stage/index.js";
+export { createBackendFromConfig } from "./backend-from-config.js";
+export * from "./backends/embedded/index.js";

@@ -1,0 +1,65 @@
+import { TesseraError } from "@tessera/protocol";
+import type { BackendAdapter } from "./backends/adapter.js";
+import { createBackendAdapter } from "./backends/create-backend-adapter.js";
+import { createEmbeddedBackend } from "./backends/embedded/index.js";
+import { probeBackends } from "./backends/probe-backends.js";
+import type { NodeConfig } from "./config.js";
+import type { BackendFactoryContext } from "./daemon.js";
+
+/**
+ * The production backend factory: the `backend` setting (or the probe, for `auto`) picks the kind; the config's
+ * hosts, keys and timeouts are handed to the adapter as plain values. Embedded is the fallback and needs
+ * `model_path`; it is loaded here so a bad model file stops the daemon at start with a clear error.
+ */
+export async function createBackendFromConfig(config: NodeConfig, context: BackendFactoryContext): Promise<BackendAdapter> {
+  const { logger } = context;
+  const fetch = context.fetch as typeof globalThis.fetch;
+  const probe = await probeBackends({
+    backend: config.backend,
+    hosts: {
+      ollama: config.ollama_host,
+      vllm: config.vllm_host,
+      sglang: config.sglang_host,
+      max: config.max_host,
+      llamaServer: config.llama_server_host,
+    },
+    openaiCompatibleHost: config.openai_compatible_host || undefined,
+    fetch,
+    timeoutMs: config.probe_timeout_ms,
+  });
+  for (const attempt of probe.attempts) {
+    logger.debug(`probe ${attempt.kind} ${attempt.url}: ${attempt.ok ? "answered" : "no"} (${attempt.detail})`);
+  }
+  if (!probe.overridden) {
+    logger.info(probe.kind === "embedded" ? "probe: no local inference server answered; using the embedded engine" : `probe: ${probe.kind} answered at ${probe.baseURL}`);
+  }
+  if (probe.kind === "embedded") {
+    if (!config.model_path) {
+      const tried = probe.attempts.map((a) => `${a.kind} ${a.url}: ${a.detail}`).join("; ");
+      throw new TesseraError(
+        "bad_request",
+        `the embedded backend needs a GGUF model: set --model, TESSERA_MODEL_PATH or model_path in node.toml` +
+          (tried ? ` (no local server answered: ${tried})` : ""),
+      );
+    }
+    const backend = createEmbeddedBackend({ modelPath: config.model_path, maxSequences: config.max_concurrency });
+    await backend.load();
+    return backend;
+  }
+  if (probe.kind === "openai-compatible" && !probe.baseURL) {
+    throw new TesseraError(
+      "bad_request",
+      "backend openai-compatible needs a host: set --openai-compatible-host, TESSERA_OPENAI_COMPATIBLE_HOST or openai_compatible_host",
+    );
+  }
+  const adapter = createBackendAdapter({
+    kind: probe.kind,
+    baseURL: probe.baseURL,
+    vllmInstances: config.vllm_instances,
+    ollamaKeepAlive: config.ollama_keep_alive,
+    apiKey: config.backend_api_key || undefined,
+    fetch,
+  });
+  if (!adapter) throw new TesseraError("internal_error", `no adapter for backend ${probe.kind}`);
+  return adapter;
+}
