@@ -38,7 +38,7 @@ export interface RunningCoordinator extends Coordinator {
 const TICK_MS = 1_000;
 const EXPIRY_SWEEP_MS = 60_000;
 
-export function storePathFor(config: CoordinatorConfig): { sqlitePath: string } | { postgresUrl: string } {
+export function storeOptionsForConfig(config: CoordinatorConfig): { sqlitePath: string } | { postgresUrl: string } {
   if (config.dbUrl) return { postgresUrl: config.dbUrl };
   mkdirSync(config.dataDir, { recursive: true });
   return { sqlitePath: join(config.dataDir, "coordinator.db") };
@@ -48,7 +48,7 @@ export function storePathFor(config: CoordinatorConfig): { sqlitePath: string } 
 export async function createCoordinator(config: CoordinatorConfig, deps: CoordinatorDeps = {}): Promise<Coordinator> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger();
-  const store = deps.store ?? (await openStore(storePathFor(config)));
+  const store = deps.store ?? (await openStore(storeOptionsForConfig(config)));
   let jobs!: JobManager;
   const registry = new NodeRegistry(clock, config.offlineAfterS * 1000, {
     onOffline(nodeId, reason) {

@@ -1,4 +1,4 @@
-export { createCoordinator, startCoordinator, type Coordinator, type RunningCoordinator } from "./coordinator.js";
+export { createCoordinator, startCoordinator, storeOptionsForConfig, type Coordinator, type RunningCoordinator } from "./coordinator.js";
 export { loadCoordinatorConfig, settingsHelp, COORDINATOR_SETTINGS, defaultDataDir, type CoordinatorConfig } from "./config.js";
 export { ManualClock, systemClock, type Clock } from "./clock.js";
 export { createLogger } from "./logger.js";

@@ -1,1 +1,2 @@
-export {};
+export { TesseraClient, type TesseraClientOptions, type ChatRequest } from "./client.js";
+export { TesseraError, isErrorCode, type ErrorCode } from "@tessera/protocol";

@@ -1,0 +1,141 @@
+import { randomUUID } from "node:crypto";
+import type { Command } from "commander";
+import {
+  generateApiToken,
+  hashApiToken,
+  loadCoordinatorConfig,
+  openStore,
+  settingsHelp,
+  startCoordinator,
+  type CoordinatorConfig,
+} from "@tessera/coordinator";
+import { TesseraError } from "@tessera/protocol";
+import { storeOptionsFor } from "../store-options.js";
+import { printJson } from "../output.js";
+
+interface StartOptions {
+  port?: string;
+  host?: string;
+  dataDir?: string;
+  db?: string;
+  open?: boolean;
+  rateLimit?: string;
+  queueTimeout?: string;
+  jobTimeout?: string;
+  resultTtl?: string;
+  alias?: string[];
+}
+
+export function coordinatorConfigFromOptions(options: StartOptions): CoordinatorConfig {
+  return loadCoordinatorConfig({
+    port: options.port,
+    host: options.host,
+    dataDir: options.dataDir,
+    dbUrl: options.db,
+    open: options.open,
+    rateLimitPerMinute: options.rateLimit,
+    pendingTimeoutS: options.queueTimeout,
+    jobTimeoutS: options.jobTimeout,
+    resultTtlS: options.resultTtl,
+    modelAliases: options.alias?.join(","),
+  });
+}
+
+export function addCoordinatorCommand(program: Command): void {
+  const coordinator = program.command("coordinator").description("run and administer the coordinator (control plane)");
+
+  coordinator
+    .command("start")
+    .description("start the coordinator in the foreground")
+    .option("--port <port>", "HTTP port (default 7337)")
+    .option("--host <address>", "address to listen on (default 127.0.0.1)")
+    .option("--data-dir <dir>", "where the SQLite store lives")
+    .option("--db <url>", "postgres://… to use PostgreSQL instead of SQLite")
+    .option("--open", "accept requests without an API key, rate-limited per address")
+    .option("--rate-limit <n>", "requests per minute per key or open client")
+    .option("--queue-timeout <s>", "seconds a job may wait for a free node")
+    .option("--job-timeout <s>", "seconds before a job fails with `timeout`")
+    .option("--result-ttl <s>", "seconds prompts and outputs are kept")
+    .option("--alias <alias=model...>", "model alias, e.g. gpt-4o-mini=tessera-demo (repeatable)")
+    .addHelpText("after", `\nSettings (flag, environment variable, meaning):\n${settingsHelp()}`)
+    .action(async (options: StartOptions) => {
+      const config = coordinatorConfigFromOptions(options);
+      const running = await startCoordinator(config);
+      const where = config.dbUrl ? "PostgreSQL" : `${config.dataDir}/coordinator.db`;
+      process.stdout.write(`tessera coordinator listening on ${running.url} (store: ${where}${config.open ? ", open mode" : ""})\n`);
+      await waitForSignal();
+      process.stdout.write("shutting down\n");
+      await running.close();
+    });
+
+  const keys = coordinator.command("keys").description("manage API keys (bearer tokens) for the client API");
+  const storeFlags = (cmd: Command) =>
+    cmd.option("--data-dir <dir>", "the coordinator's data dir").option("--db <url>", "postgres://… when the coordinator uses PostgreSQL");
+
+  storeFlags(keys.command("create"))
+    .description("create an API key; prints the token once (only its hash is stored)")
+    .requiredOption("--name <name>", "a name to recognise the key by")
+    .option("--rate-limit <n>", "requests per minute for this key", "600")
+    .option("--json", "print JSON")
+    .action(async (options: { name: string; rateLimit: string; json?: boolean; dataDir?: string; db?: string }) => {
+      const name = options.name.trim();
+      if (!/^[\w.@-]{1,64}$/.test(name)) throw new TesseraError("bad_request", "--name must be 1-64 letters, digits, '.', '_', '-' or '@'");
+      const limit = Number(options.rateLimit);
+      if (!Number.isInteger(limit) || limit < 1) throw new TesseraError("bad_request", "--rate-limit must be a positive whole number");
+      const store = await openStore(storeOptionsFor(options));
+      try {
+        const token = generateApiToken();
+        const key = await store.createApiKey({ id: randomUUID(), name, tokenSha256: hashApiToken(token), rateLimitPerMinute: limit, createdAt: new Date() });
+        if (options.json) printJson({ id: key.id, name: key.name, token, rate_limit_per_minute: limit });
+        else process.stdout.write(`created API key "${name}" (${key.id})\n\n  ${token}\n\nThis token is shown once; store it now. Use it as: Authorization: Bearer <token>\n`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  storeFlags(keys.command("list"))
+    .description("list API keys (never the tokens)")
+    .option("--json", "print JSON")
+    .action(async (options: { json?: boolean; dataDir?: string; db?: string }) => {
+      const store = await openStore(storeOptionsFor(options));
+      try {
+        const list = await store.listApiKeys();
+        if (options.json) {
+          printJson(list.map((k) => ({ id: k.id, name: k.name, created_at: k.createdAt.toISOString(), revoked: k.revokedAt !== null, rate_limit_per_minute: k.rateLimitPerMinute })));
+          return;
+        }
+        if (list.length === 0) return void process.stdout.write("no API keys; create one with `tessera coordinator keys create --name NAME`\n");
+        for (const k of list) {
+          process.stdout.write(`${k.id}  ${k.name.padEnd(20)} ${k.revokedAt ? "revoked" : "active "}  ${k.rateLimitPerMinute}/min  created ${k.createdAt.toISOString()}\n`);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+  storeFlags(keys.command("revoke"))
+    .description("revoke an API key by id or name; requests with it get 401 at once")
+    .argument("<id-or-name>", "the key's id or name")
+    .action(async (idOrName: string, options: { dataDir?: string; db?: string }) => {
+      const store = await openStore(storeOptionsFor(options));
+      try {
+        if (!(await store.revokeApiKey(idOrName, new Date()))) throw new TesseraError("not_found", `no active API key with id or name "${idOrName}"`);
+        process.stdout.write(`revoked ${idOrName}\n`);
+      } finally {
+        await store.close();
+      }
+    });
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+export function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const done = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", done);
+      process.off("SIGTERM", done);
+      resolve(signal);
+    };
+    process.once("SIGINT", done);
+    process.once("SIGTERM", done);
+  });
+}

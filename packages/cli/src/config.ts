@@ -1,0 +1,24 @@
+import { TesseraError } from "@tessera/protocol";
+
+/**
+ * The CLI's own settings (the client commands: chat, status, models). The only place in this package that reads
+ * `process.env`; the coordinator and node settings live in their packages' config modules.
+ */
+export interface ClientSettings {
+  url: string;
+  apiKey: string | undefined;
+}
+
+export const CLIENT_SETTINGS_HELP = `  --url <url>       TESSERA_URL       coordinator URL (default http://127.0.0.1:7337)
+  --api-key <key>   TESSERA_API_KEY   API key (bearer token); not needed against \`tessera up\``;
+
+export function loadClientSettings(flags: { url?: string; apiKey?: string }, env: NodeJS.ProcessEnv = process.env): ClientSettings {
+  const url = flags.url ?? env.TESSERA_URL ?? "http://127.0.0.1:7337";
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error("not http");
+  } catch {
+    throw new TesseraError("bad_request", `--url (TESSERA_URL) must be an http:// or https:// URL, got "${url}"`);
+  }
+  return { url, apiKey: flags.apiKey ?? env.TESSERA_API_KEY };
+}
