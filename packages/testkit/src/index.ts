@@ -1,3 +1,4 @@
-export {};
 export * from "./fakes/index.js";
 export * from "./gguf/index.js";
+export * from "./greedy-reference.js";
+export * from "./cluster/index.js";

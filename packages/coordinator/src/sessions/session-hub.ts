@@ -71,6 +71,7 @@ export class SessionHub {
     });
     ws.on("error", (err) => this.ctx.logger.warn({ node: nodeId.slice(0, 12), err: err.message }, "node session error"));
     session.ping(this.ctx.clock.now());
+    this.ctx.jobs.dispatch();
   }
 
   close(): void {

@@ -1,0 +1,127 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "./free-port.js";
+import { ManagedProcess } from "./managed-process.js";
+
+/** The `tessera` command of this checkout, run by the same Node as the test. */
+export const TESSERA_BIN = fileURLToPath(new URL("../../../cli/bin/tessera.js", import.meta.url));
+
+export interface ClusterOptions {
+  /** Number of node daemons (default 1). */
+  nodes?: number;
+  /** GGUF file every daemon serves on the embedded engine. */
+  modelPath: string;
+  coordinatorArgs?: string[];
+  nodeArgs?: string[];
+  /** Extra environment for every process. */
+  env?: NodeJS.ProcessEnv;
+  /** Keep the working dir after stop (for debugging a failure). */
+  keepDir?: boolean;
+}
+
+export interface ClusterNode {
+  name: string;
+  home: string;
+  id: string;
+  process: ManagedProcess;
+}
+
+export interface Cluster {
+  url: string;
+  dir: string;
+  coordinator: ManagedProcess;
+  nodes: ClusterNode[];
+  /** The model id the daemons serve (the GGUF file's stem). */
+  model: string;
+  /** Starts one more daemon (or restarts a stopped one's home). */
+  addNode(): Promise<ClusterNode>;
+  /** Every process's recent output, for a failing test's message. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A coordinator and N node daemons as real processes on free ports, each daemon with its own --home. The
+ * coordinator runs open (no API key) so tests use it like `tessera up`.
+ */
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-cluster-"));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env = { ...process.env, ...options.env };
+  const coordinator = new ManagedProcess(
+    "coordinator",
+    process.execPath,
+    [TESSERA_BIN, "coordinator", "start", "--port", String(port), "--data-dir", join(dir, "coordinator"), "--open", ...(options.coordinatorArgs ?? [])],
+    { env, logFile: join(dir, "coordinator.log") },
+  );
+  await coordinator.waitFor(/listening on/);
+  const model = options.modelPath.replace(/^.*\//, "").replace(/\.gguf$/i, "");
+  const nodes: ClusterNode[] = [];
+
+  async function addNode(): Promise<ClusterNode> {
+    const name = `node${nodes.length + 1}`;
+    const home = join(dir, name);
+    mkdirSync(home, { recursive: true });
+    const init = new ManagedProcess(`${name}-init`, process.execPath, [TESSERA_BIN, "init", "--home", home, "--coordinator", url], { env });
+    const { code } = await init.exited;
+    if (code !== 0) throw new Error(`tessera init failed:\n${init.logText}`);
+    const id = init.logText.match(/\b([0-9a-f]{64})\b/)?.[1];
+    if (!id) throw new Error(`tessera init printed no node id:\n${init.logText}`);
+    const proc = new ManagedProcess(
+      name,
+      process.execPath,
+      [TESSERA_BIN, "start", "--home", home, "--backend", "embedded", "--model", options.modelPath, ...(options.nodeArgs ?? [])],
+      { env, logFile: join(dir, `${name}.log`) },
+    );
+    const node = { name, home, id, process: proc };
+    nodes.push(node);
+    await waitUntil(async () => (await nodeSessionOpen(url, id)) || !proc.running, 60_000);
+    if (!proc.running) throw new Error(`${name} exited during start:\n${proc.logText}`);
+    return node;
+  }
+
+  const count = options.nodes ?? 1;
+  try {
+    for (let i = 0; i < count; i++) await addNode();
+  } catch (err) {
+    await Promise.all([coordinator.stop(2_000), ...nodes.map((n) => n.process.stop(2_000))]);
+    throw err;
+  }
+
+  return {
+    url,
+    dir,
+    coordinator,
+    nodes,
+    model,
+    addNode,
+    logs: () => [coordinator, ...nodes.map((n) => n.process)].map((p) => `--- ${p.name} ---\n${p.logText.slice(-3000)}`).join("\n"),
+    async stop() {
+      await Promise.all(nodes.map((n) => n.process.stop(5_000)));
+      await coordinator.stop(5_000);
+      if (!options.keepDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Online, as the public status endpoint says (the daemon registers, then opens its session). */
+async function nodeSessionOpen(url: string, id: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/api/v1/nodes/${id}/status`);
+    if (!res.ok) return false;
+    return ((await res.json()) as { status: string }).status === "online";
+  } catch {
+    return false;
+  }
+}
+
+export async function waitUntil(condition: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
