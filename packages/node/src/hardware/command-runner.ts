@@ -1,0 +1,23 @@
+import { execFile } from "node:child_process";
+
+/**
+ * The seam between hardware detection and the machine: tests pass recorded outputs, production runs the real
+ * tools. A missing tool is not an error: it answers `code: 127` (as a shell would), and detection moves on.
+ */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+}
+
+export type CommandRunner = (command: string, args: readonly string[]) => Promise<CommandResult>;
+
+export function createCommandRunner(timeoutMs = 5_000): CommandRunner {
+  return (command, args) =>
+    new Promise((resolve) => {
+      execFile(command, [...args], { timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (err, stdout) => {
+        if (!err) return resolve({ code: 0, stdout });
+        const e = err as NodeJS.ErrnoException & { code?: string | number };
+        resolve({ code: e.code === "ENOENT" ? 127 : typeof e.code === "number" ? e.code : 1, stdout: String(stdout ?? "") });
+      });
+    });
+}
