@@ -11,3 +11,6 @@ export { systemClock, type Clock, type WebSocketCtor } from "./session-client.js
 export * from "./stage/index.js";
 export { createBackendFromConfig } from "./backend-from-config.js";
 export * from "./backends/embedded/index.js";
+export * from "./backends/index.js";
+export * from "./models/index.js";
+export * from "./hardware/index.js";
