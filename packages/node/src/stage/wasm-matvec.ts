@@ -60,14 +60,50 @@ function body(): number[] {
   return [...leb(fn.length), ...fn];
 }
 
+const V128_CONST_I32 = (v: number) => [SIMD, 0x0c, ...[0, 1, 2, 3].flatMap(() => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff])];
+
+/**
+ * matvecF16(w, x, out, rows, cols): the same over F16 weights (half the memory traffic). A half h becomes a float as
+ * bits((sext(h) << 13) & 0x8fffffff) * 2^112: exact for every finite half, subnormals included.
+ */
+function bodyF16(): number[] {
+  const code: number[] = [];
+  const conv = (extendOp: number) => [...GET(16), SIMD, extendOp, 0x01, 0x41, 13, SIMD, 0xab, 0x01, ...GET(15), SIMD, 0x4e, ...GET(14), ...F32X4_MUL];
+  const half = (acc: number, extendOp: number, wOff: number, xOff: number) => [...GET(acc), ...conv(extendOp), ...GET(6), ...V128_LOAD(xOff), ...F32X4_MUL, ...F32X4_ADD, ...SET(acc)];
+  code.push(...V128_CONST_I32(0x77800000), ...SET(14)); // 2^112 as f32
+  code.push(...V128_CONST_I32(0x8fffffff | 0), ...SET(15));
+  code.push(...GET(0), ...SET(8));
+  code.push(...GET(1), ...GET(4), 0x41, 2, 0x74, 0x6a, ...SET(7));
+  code.push(0x02, 0x40, 0x03, 0x40);
+  code.push(...GET(5), ...GET(3), 0x4f, 0x0d, 1);
+  for (let a = 10; a < 14; a++) code.push(SIMD, 0x0c, ...new Array(16).fill(0), ...SET(a));
+  code.push(...GET(1), ...SET(6));
+  code.push(0x03, 0x40);
+  code.push(...GET(8), ...V128_LOAD(0), ...SET(16), ...half(10, 0xa7, 0, 0), ...half(11, 0xa8, 0, 16));
+  code.push(...GET(8), ...V128_LOAD(16), ...SET(16), ...half(12, 0xa7, 0, 32), ...half(13, 0xa8, 0, 48));
+  code.push(...GET(8), 0x41, 0x20, 0x6a, ...SET(8)); // wp += 32
+  code.push(...GET(6), 0x41, ...[0xc0, 0x00], 0x6a, 0x22, 6); // xp += 64 (tee)
+  code.push(...GET(7), 0x49, 0x0d, 0);
+  code.push(0x0b);
+  code.push(...GET(10), ...GET(11), ...F32X4_ADD, ...GET(12), ...GET(13), ...F32X4_ADD, ...F32X4_ADD, ...SET(10));
+  code.push(...GET(2), ...GET(5), 0x41, 2, 0x74, 0x6a);
+  code.push(...GET(10), SIMD, 0x1f, 0, ...GET(10), SIMD, 0x1f, 1, 0x92, ...GET(10), SIMD, 0x1f, 2, ...GET(10), SIMD, 0x1f, 3, 0x92, 0x92);
+  code.push(0x38, 2, 0);
+  code.push(...GET(5), 0x41, 1, 0x6a, ...SET(5));
+  code.push(0x0c, 0, 0x0b, 0x0b, 0x0b);
+  const locals = [2, 5, 0x7f, 7, 0x7b];
+  const fn = [...locals, ...code];
+  return [...leb(fn.length), ...fn];
+}
+
 function moduleBytes(): Uint8Array {
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, [1, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
     ...section(2, [1, ...str("env"), ...str("memory"), 0x02, 0x00, 1]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...str("matvec"), 0x00, 0]),
-    ...section(10, [1, ...body()]),
+    ...section(3, [2, 0, 0]),
+    ...section(7, [2, ...str("matvec"), 0x00, 0, ...str("matvecF16"), 0x00, 1]),
+    ...section(10, [2, ...body(), ...bodyF16()]),
   ];
   return new Uint8Array(bytes);
 }
@@ -92,12 +128,15 @@ const PAGE = 65536;
 class WasmArena {
   readonly memory = new WA.Memory({ initial: 16, maximum: 65536 });
   readonly matvec: MatvecFn;
+  readonly matvecF16: MatvecFn;
   private top = 64;
   private f32View = new Float32Array(this.memory.buffer);
+  private u16View = new Uint16Array(this.memory.buffer);
 
   constructor() {
     const instance = new WA.Instance(new WA.Module(moduleBytes()), { env: { memory: this.memory } });
     this.matvec = instance.exports.matvec as MatvecFn;
+    this.matvecF16 = instance.exports.matvecF16 as MatvecFn;
   }
 
   /** A Float32Array over the whole memory; refreshed after growth (growth detaches old views). */
@@ -106,10 +145,16 @@ class WasmArena {
     return this.f32View;
   }
 
-  /** Reserves `floats` floats, 64-byte aligned; returns the byte offset. */
-  alloc(floats: number): number {
+  /** A Uint16Array over the whole memory (F16 weights), refreshed after growth. */
+  get heapU16(): Uint16Array {
+    if (this.u16View.buffer !== this.memory.buffer) this.u16View = new Uint16Array(this.memory.buffer);
+    return this.u16View;
+  }
+
+  /** Reserves `floats` floats (or `floats` halves when `bytesPerItem` is 2), 64-byte aligned; returns the byte offset. */
+  alloc(floats: number, bytesPerItem = 4): number {
     const ptr = Math.ceil(this.top / 64) * 64;
-    const end = ptr + floats * 4;
+    const end = ptr + floats * bytesPerItem;
     if (end > this.memory.buffer.byteLength) this.memory.grow(Math.ceil((end - this.memory.buffer.byteLength) / PAGE));
     this.top = end;
     return ptr;

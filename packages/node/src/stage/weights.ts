@@ -20,6 +20,8 @@ export interface DenseMatrix {
   data: Float32Array | undefined;
   /** Byte offset of the weights in the WASM arena (SIMD kernel), when they live there. */
   wasmPtr: number | undefined;
+  /** True when the arena holds the weights as F16 halves (converted to float inside the kernel). */
+  wasmHalf: boolean;
   /** True when the file stored F16: the activation is rounded to F16 before the dot products. */
   roundInputToF16: boolean;
 }
@@ -88,15 +90,31 @@ export function loadVector(buf: Buffer, info: GgufTensorInfo): Float32Array {
 /** Dense weights go to the WASM arena when the SIMD kernel can take them (rows a multiple of 16 floats). */
 function dense(rows: number, cols: number, data: Float32Array, roundInputToF16: boolean): DenseMatrix {
   const arena = cols % 16 === 0 ? wasmArena() : null;
-  if (!arena) return { kind: "dense", rows, cols, data, wasmPtr: undefined, roundInputToF16 };
+  if (!arena) return { kind: "dense", rows, cols, data, wasmPtr: undefined, wasmHalf: false, roundInputToF16 };
   const ptr = arena.alloc(data.length);
   arena.heap.set(data, ptr >> 2);
-  return { kind: "dense", rows, cols, data: undefined, wasmPtr: ptr, roundInputToF16 };
+  return { kind: "dense", rows, cols, data: undefined, wasmPtr: ptr, wasmHalf: false, roundInputToF16 };
+}
+
+/** F16 weights stay F16 in the arena: half the memory traffic of widened F32 (decode is memory-bound). */
+function denseF16(rows: number, cols: number, buf: Buffer): DenseMatrix {
+  const arena = cols % 16 === 0 ? wasmArena() : null;
+  if (!arena) return dense(rows, cols, decodeF16(buf, rows * cols), true);
+  const ptr = arena.alloc(rows * cols, 2);
+  new Uint8Array(arena.memory.buffer, ptr, rows * cols * 2).set(buf.subarray(0, rows * cols * 2));
+  return { kind: "dense", rows, cols, data: undefined, wasmPtr: ptr, wasmHalf: true, roundInputToF16: true };
 }
 
 /** The dense weights as a Float32Array view (a fresh view: the arena's buffer changes when it grows). */
 export function denseData(m: DenseMatrix): Float32Array {
   if (m.data) return m.data;
+  if (m.wasmHalf) {
+    const base = m.wasmPtr! >> 1;
+    const halves = wasmArena()!.heapU16;
+    const out = new Float32Array(m.rows * m.cols);
+    for (let i = 0; i < out.length; i++) out[i] = F16_TO_F32[halves[base + i]];
+    return out;
+  }
   const ptr = m.wasmPtr! >> 2;
   return wasmArena()!.heap.subarray(ptr, ptr + m.rows * m.cols);
 }
@@ -108,7 +126,7 @@ export function loadMatrix(buf: Buffer, info: GgufTensorInfo): Matrix {
     case GGML_TYPE.F32:
       return dense(rows, cols, decodeF32(buf, info.elementCount), false);
     case GGML_TYPE.F16:
-      return dense(rows, cols, decodeF16(buf, info.elementCount), true);
+      return denseF16(rows, cols, buf);
     case GGML_TYPE.BF16:
       // ggml's BF16 vec_dot_type is BF16; we approximate with F32 activations (documented gap, rare in practice).
       return dense(rows, cols, decodeBF16(buf, info.elementCount), false);
@@ -132,6 +150,12 @@ export function loadMatrix(buf: Buffer, info: GgufTensorInfo): Matrix {
 /** Writes row `row` of `m` as floats into `out[outOffset..)` (embedding lookup, ggml get_rows). */
 export function getRow(m: Matrix, row: number, out: Float32Array, outOffset: number): void {
   const n = m.cols;
+  if (m.kind === "dense" && m.wasmHalf) {
+    const halves = wasmArena()!.heapU16;
+    const base = (m.wasmPtr! >> 1) + row * n;
+    for (let i = 0; i < n; i++) out[outOffset + i] = F16_TO_F32[halves[base + i]];
+    return;
+  }
   if (m.kind === "dense") {
     out.set(denseData(m).subarray(row * n, row * n + n), outOffset);
     return;
@@ -241,7 +265,7 @@ function matmulWasm(m: DenseMatrix, wPtr: number, x: Float32Array, nTok: number,
     const xo = t * cols;
     if (m.roundInputToF16) for (let i = 0; i < cols; i++) heap[xBase + i] = F16_TO_F32[f32ToF16Bits(x[xo + i])];
     else heap.set(x.subarray(xo, xo + cols), xBase);
-    arena.matvec(wPtr, scratch.wasmX, scratch.wasmOut, rows, cols);
+    (m.wasmHalf ? arena.matvecF16 : arena.matvec)(wPtr, scratch.wasmX, scratch.wasmOut, rows, cols);
     out.set(heap.subarray(oBase, oBase + rows), t * outStride + outOffset);
   }
 }
