@@ -1,0 +1,23 @@
+import type { Command } from "commander";
+import { NODE_SETTINGS, loadNodeConfig, settingFlagsFromOptions, settingsHelp, type NodeConfig } from "@tessera/node";
+
+/** Flags shared by the node commands (init, register, start, logs). */
+export interface NodeFlags {
+  home?: string;
+  [option: string]: unknown;
+}
+
+export function withHomeOption(cmd: Command): Command {
+  return cmd.option("--home <dir>", "keep config, keys, logs and data in this directory (TESSERA_HOME)");
+}
+
+/** `--home` plus one flag per node setting, and the settings table in `--help`. */
+export function withNodeSettings(cmd: Command): Command {
+  withHomeOption(cmd);
+  for (const s of NODE_SETTINGS) cmd.option(`${s.flag} ${s.arg}`, `${s.description} (${s.env})`);
+  return cmd.addHelpText("after", `\n${settingsHelp()}`);
+}
+
+export function nodeConfigFrom(flags: NodeFlags, requireConfigFile: boolean): NodeConfig {
+  return loadNodeConfig({ home: flags.home, flags: settingFlagsFromOptions(flags), requireConfigFile });
+}

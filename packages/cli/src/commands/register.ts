@@ -1,0 +1,44 @@
+import type { Command } from "commander";
+import {
+  basicHardware,
+  createBackendFromConfig,
+  createNodeLogger,
+  registerNode,
+  resolveServedModels,
+  signerFromKeyFile,
+} from "@tessera/node";
+import { encodeNpub } from "@tessera/protocol";
+import { printJson } from "../output.js";
+import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
+
+/** `tessera register`: announces this node (key, coarse hardware, served models) to the coordinator once. */
+export function addRegisterCommand(program: Command): void {
+  withNodeSettings(
+    program
+      .command("register")
+      .description("announce this node to the coordinator: its public key, coarse hardware and the models it serves")
+      .option("--json", "print the coordinator's answer as JSON"),
+  ).action(async (flags: NodeFlags & { json?: boolean }) => {
+    const config = nodeConfigFrom(flags, true);
+    const signer = signerFromKeyFile(config.paths.keyFile);
+    const { logger } = createNodeLogger({ level: "warn", stdout: { write: (line: string) => process.stderr.write(line) } });
+    const backend = await createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger });
+    try {
+      const { served, missing } = resolveServedModels(config.served_models, await backend.listModels(), backend.kind);
+      for (const id of missing) process.stderr.write(`warning: served_models lists ${id} but backend ${backend.kind} does not have it\n`);
+      const answer = await registerNode(config, { signer, models: served, hardware: basicHardware() });
+      if (flags.json) return printJson(answer);
+      process.stdout.write(
+        [
+          `registered   ${encodeNpub(signer.publicKeyHex)} with ${config.coordinator_url}`,
+          `status       ${answer.status} (heartbeat every ${answer.heartbeat_interval_s} s once \`tessera start\` runs)`,
+          `backend      ${backend.kind}`,
+          `models       ${served.length ? served.map((m) => m.id).join(", ") : "none"}`,
+          "",
+        ].join("\n"),
+      );
+    } finally {
+      await backend.close?.();
+    }
+  });
+}

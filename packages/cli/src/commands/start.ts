@@ -1,0 +1,122 @@
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Command } from "commander";
+import {
+  createNodeLogger,
+  readLivePid,
+  removePidFile,
+  startDaemon,
+  writePidFile,
+  type NodeConfig,
+} from "@tessera/node";
+import { TesseraError } from "@tessera/protocol";
+import { reportError } from "../report-error.js";
+import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
+
+type StartFlags = NodeFlags & { detach?: boolean };
+
+/** How long `--detach` watches the child for an early failure before leaving it to run. */
+const DETACH_WATCH_MS = 2000;
+
+/** `tessera start` (alias `tessera node start`): runs the node daemon in the foreground, or `--detach`ed. */
+export function addStartCommand(program: Command): void {
+  const describe = (cmd: Command) =>
+    withNodeSettings(
+      cmd
+        .description("run the node daemon: register, heartbeat, take jobs; SIGTERM/SIGINT drain and exit 0")
+        .option("--detach", "run in the background; writes a pid file and prints where the logs go"),
+    ).action((flags: StartFlags) => (flags.detach ? detach(flags) : foreground(flags)));
+  describe(program.command("start"));
+  const node = program.command("node").description("node daemon commands (`tessera node start` = `tessera start`)");
+  describe(node.command("start"));
+}
+
+function refuseIfRunning(config: NodeConfig): void {
+  const pid = readLivePid(config.paths.pidFile);
+  if (pid !== undefined && pid !== process.pid) {
+    throw new TesseraError(
+      "conflict",
+      `a node daemon is already running for this home (pid ${pid}, pid file ${config.paths.pidFile}); stop it with \`kill ${pid}\``,
+    );
+  }
+}
+
+async function foreground(flags: StartFlags): Promise<void> {
+  const config = nodeConfigFrom(flags, true);
+  refuseIfRunning(config);
+  const output = createNodeLogger({ level: config.log_level, file: config.log_file });
+  writePidFile(config.paths.pidFile, process.pid);
+  const cleanup = () => {
+    removePidFile(config.paths.pidFile, process.pid);
+    output.close();
+  };
+  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  try {
+    daemon = await startDaemon(config, { logger: output.logger });
+  } catch (err) {
+    output.logger.error({ err }, "node failed to start");
+    cleanup();
+    throw err;
+  }
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      output.logger.warn(`${signal} again: exiting without waiting for jobs`);
+      cleanup();
+      process.exit(130);
+    }
+    output.logger.info(`${signal} received: draining (up to ${config.shutdown_grace_s} s), send again to force`);
+    void daemon.stop();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    await daemon.done;
+  } catch (err) {
+    cleanup();
+    process.exit(reportError(err));
+  }
+  cleanup();
+  process.exit(0);
+}
+
+/** Validates config in this process (so mistakes are reported here), then re-runs `start` without --detach. */
+async function detach(flags: StartFlags): Promise<void> {
+  const config = nodeConfigFrom(flags, true);
+  refuseIfRunning(config);
+  mkdirSync(dirname(config.log_file), { recursive: true });
+  // The daemon writes its own log lines to log_file; its stderr goes there too so a crash is never silent.
+  const stderrFd = openSync(config.log_file, "a", 0o600);
+  const args = process.argv.slice(1).filter((arg) => arg !== "--detach");
+  const child = spawn(process.execPath, [...process.execArgv, ...args], {
+    detached: true,
+    stdio: ["ignore", "ignore", stderrFd],
+  });
+  closeSync(stderrFd);
+  if (child.pid === undefined) throw new TesseraError("internal_error", "could not start the daemon process");
+  writePidFile(config.paths.pidFile, child.pid);
+  const early = await new Promise<number | null | "running">((resolve) => {
+    const timer = setTimeout(() => resolve("running"), DETACH_WATCH_MS);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+  if (early !== "running") {
+    removePidFile(config.paths.pidFile, child.pid);
+    throw new TesseraError("internal_error", `the daemon exited at once (code ${early}); see ${config.log_file}`);
+  }
+  child.unref();
+  const homeFlag = config.paths.home !== undefined ? ` --home ${config.paths.home}` : "";
+  process.stdout.write(
+    [
+      `node daemon started in the background (pid ${child.pid})`,
+      `pid file  ${config.paths.pidFile}`,
+      `logs      ${config.log_file}  (tessera logs -f${homeFlag})`,
+      `stop      kill ${child.pid}`,
+      "",
+    ].join("\n"),
+  );
+}
