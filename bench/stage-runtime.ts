@@ -32,7 +32,7 @@ export async function main(): Promise<void> {
     await sequence.clearHistory();
     refTokens = [];
     let t0 = 0;
-    for await (const token of sequence.evaluate(prompt, { temperature: 0 })) {
+    for await (const token of sequence.evaluate(prompt as unknown as Parameters<typeof sequence.evaluate>[0], { temperature: 0 })) {
       if (refTokens.length === 0) t0 = performance.now();
       refTokens.push(token as number);
       if (refTokens.length > DECODE_TOKENS) break;

@@ -11,8 +11,8 @@ export const TESSERA_BIN = fileURLToPath(new URL("../../../cli/bin/tessera.js", 
 export interface ClusterOptions {
   /** Number of node daemons (default 1). */
   nodes?: number;
-  /** GGUF file every daemon serves on the embedded engine. */
-  modelPath: string;
+  /** GGUF file every daemon serves on the embedded engine; leave out and pass backend flags in `nodeArgs` instead. */
+  modelPath?: string;
   coordinatorArgs?: string[];
   nodeArgs?: string[];
   /** Extra environment for every process. */
@@ -33,8 +33,8 @@ export interface Cluster {
   dir: string;
   coordinator: ManagedProcess;
   nodes: ClusterNode[];
-  /** The model id the daemons serve (the GGUF file's stem). */
-  model: string;
+  /** The model id the daemons serve (the GGUF file's stem), when `modelPath` was given. */
+  model: string | undefined;
   /** Starts one more daemon (or restarts a stopped one's home). */
   addNode(): Promise<ClusterNode>;
   /** Every process's recent output, for a failing test's message. */
@@ -58,7 +58,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     { env, logFile: join(dir, "coordinator.log") },
   );
   await coordinator.waitFor(/listening on/);
-  const model = options.modelPath.replace(/^.*\//, "").replace(/\.gguf$/i, "");
+  const model = options.modelPath?.replace(/^.*\//, "").replace(/\.gguf$/i, "");
+  const backendArgs = options.modelPath ? ["--backend", "embedded", "--model", options.modelPath] : [];
   const nodes: ClusterNode[] = [];
 
   async function addNode(): Promise<ClusterNode> {
@@ -73,7 +74,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const proc = new ManagedProcess(
       name,
       process.execPath,
-      [TESSERA_BIN, "start", "--home", home, "--backend", "embedded", "--model", options.modelPath, ...(options.nodeArgs ?? [])],
+      [TESSERA_BIN, "start", "--home", home, ...backendArgs, ...(options.nodeArgs ?? [])],
       { env, logFile: join(dir, `${name}.log`) },
     );
     const node = { name, home, id, process: proc };

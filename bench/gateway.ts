@@ -1,0 +1,105 @@
+/**
+ * gateway: what Tessera adds on the way to a backend. An OpenAI-compatible fake backend emits tokens at a fixed
+ * rate; the same streaming request goes to it directly and through coordinator + daemon (real processes),
+ * interleaved round by round, at 1 and 64 concurrent streams.
+ *
+ *   npm run bench -- gateway [--tokens 256] [--rate 100] [--rounds 3]
+ */
+import { SseDecoder } from "@tessera/protocol";
+import { startCluster, startFakeOpenAICompatible } from "@tessera/testkit";
+import { fmt, percentile } from "./lib-stats.js";
+
+interface StreamResult {
+  ttftMs: number;
+  tokens: number;
+}
+
+const MODEL = "bench-model";
+
+async function oneStream(baseUrl: string, maxTokens: number): Promise<StreamResult> {
+  const started = performance.now();
+  const res = await fetch(`${baseUrl}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "count" }], max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } }),
+  });
+  if (!res.ok) throw new Error(`${baseUrl}: HTTP ${res.status} ${await res.text()}`);
+  const decoder = new SseDecoder();
+  const text = new TextDecoder();
+  let ttftMs = NaN;
+  let chunks = 0;
+  let usageTokens: number | undefined;
+  for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+    for (const event of decoder.push(text.decode(bytes, { stream: true }))) {
+      if (event.data === "[DONE]") continue;
+      const chunk = JSON.parse(event.data) as { choices: { delta?: { content?: string } }[]; usage?: { completion_tokens: number } };
+      if (chunk.usage) usageTokens = chunk.usage.completion_tokens;
+      if (chunk.choices[0]?.delta?.content) {
+        if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started;
+        chunks++;
+      }
+    }
+  }
+  return { ttftMs, tokens: usageTokens ?? chunks };
+}
+
+async function round(baseUrl: string, concurrency: number, maxTokens: number): Promise<{ results: StreamResult[]; wallMs: number }> {
+  const started = performance.now();
+  const results = await Promise.all(Array.from({ length: concurrency }, () => oneStream(baseUrl, maxTokens)));
+  return { results, wallMs: performance.now() - started };
+}
+
+function flag(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? fallback : Number(args[i + 1]);
+}
+
+export async function main(args: string[]): Promise<void> {
+  const maxTokens = flag(args, "tokens", 256);
+  const rate = flag(args, "rate", 100);
+  const rounds = flag(args, "rounds", 3);
+  const words = Array.from({ length: maxTokens * 2 }, (_, i) => `w${i}`).join(" ");
+  const fake = await startFakeOpenAICompatible({ flavour: "vllm", models: [MODEL], behaviour: { tokensPerSecond: rate, reply: words } });
+  const cluster = await startCluster({
+    nodes: 1,
+    nodeArgs: ["--backend", "vllm", "--vllm-host", fake.url, "--max-concurrency", "128"],
+    coordinatorArgs: ["--rate-limit", "1000000"],
+    env: { TESSERA_LOG_LEVEL: "warn" },
+  });
+  const targets = { direct: fake.url, tessera: cluster.url };
+  process.stdout.write(`gateway: fake backend at ${rate} tok/s per stream, ${maxTokens} tokens per request, ${rounds} rounds per concurrency\n`);
+  try {
+    await round(targets.tessera, 4, 8); // warm-up: session, JIT, connection pools
+    await round(targets.direct, 4, 8);
+    const summary: Record<string, number> = {};
+    for (const concurrency of [1, 64]) {
+      const acc = { direct: { tokens: 0, ms: 0, ttft: [] as number[] }, tessera: { tokens: 0, ms: 0, ttft: [] as number[] } };
+      const reps = concurrency === 1 ? rounds * 10 : rounds;
+      for (let r = 0; r < reps; r++) {
+        const order = r % 2 === 0 ? (["direct", "tessera"] as const) : (["tessera", "direct"] as const);
+        for (const which of order) {
+          const { results, wallMs } = await round(targets[which], concurrency, maxTokens);
+          acc[which].tokens += results.reduce((n, x) => n + x.tokens, 0);
+          acc[which].ms += wallMs;
+          acc[which].ttft.push(...results.map((x) => x.ttftMs));
+        }
+      }
+      const tps = { direct: (acc.direct.tokens * 1000) / acc.direct.ms, tessera: (acc.tessera.tokens * 1000) / acc.tessera.ms };
+      const ttft50 = { direct: percentile(acc.direct.ttft, 50), tessera: percentile(acc.tessera.ttft, 50) };
+      const ttft99 = { direct: percentile(acc.direct.ttft, 99), tessera: percentile(acc.tessera.ttft, 99) };
+      process.stdout.write(
+        `c=${concurrency}: tokens/s direct ${fmt(tps.direct, 1)} tessera ${fmt(tps.tessera, 1)} (ratio ${fmt(tps.tessera / tps.direct)}); ` +
+          `TTFT p50 direct ${fmt(ttft50.direct, 2)} ms tessera ${fmt(ttft50.tessera, 2)} ms; p99 direct ${fmt(ttft99.direct, 2)} tessera ${fmt(ttft99.tessera, 2)}\n`,
+      );
+      summary[`c${concurrency}_ratio`] = tps.tessera / tps.direct;
+      summary[`c${concurrency}_ttft_added`] = ttft50.tessera - ttft50.direct;
+    }
+    process.stdout.write(`RESULT gateway_tps_ratio_c1 ${fmt(summary.c1_ratio!)}\n`);
+    process.stdout.write(`RESULT gateway_tps_ratio_c64 ${fmt(summary.c64_ratio!)}\n`);
+    process.stdout.write(`RESULT gateway_ttft_added_ms_p50 ${fmt(summary.c1_ttft_added!, 2)}\n`);
+    process.stdout.write(`RESULT gateway_ttft_added_ms_p50_c64 ${fmt(summary.c64_ttft_added!, 2)}\n`);
+  } finally {
+    await cluster.stop();
+    await fake.http.close();
+  }
+}
