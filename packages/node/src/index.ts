@@ -16,3 +16,4 @@ export { tailLines, followFile, type FollowHandle } from "./log-tail.js";
 export * from "./backends/index.js";
 export * from "./models/index.js";
 export * from "./hardware/index.js";
+export { machineProbe, type MachineProbe } from "./machine.js";

@@ -1,4 +1,4 @@
-import { startFakeOpenAICompatible } from "@tessera/testkit";
+import { fakeTokenId, startFakeOpenAICompatible, tokenize } from "@tessera/testkit";
 import { describe, expect, it } from "vitest";
 import { createLlamaServerAdapter } from "../../src/backends/llama-server/llama-server-adapter.js";
 
@@ -28,6 +28,20 @@ describe("llama-server / llama-swap specifics", () => {
       fake.loading = true;
       const health = await createLlamaServerAdapter({ baseURL: fake.url }).health();
       expect(health).toEqual({ ok: false, message: expect.stringContaining("HTTP 503 (Loading model)") });
+    } finally {
+      await fake.http.close();
+    }
+  });
+
+  it("llama-server: token ids from its logprobs ride on the text deltas (exact continuation elsewhere)", async () => {
+    const fake = await startFakeOpenAICompatible({ flavour: "llama-server", models: ["m"], behaviour: { reply: "one two three" } });
+    try {
+      const adapter = createLlamaServerAdapter({ baseURL: fake.url });
+      const ids: number[] = [];
+      for await (const p of adapter.doStream({ model: "m", messages: [{ role: "user", content: "count" }], sampling: { max_tokens: 8, temperature: 0, top_p: 1 } })) {
+        if (p.type === "text-delta") ids.push(...(p.tokens ?? []));
+      }
+      expect(ids).toEqual(tokenize("one two three").map(fakeTokenId));
     } finally {
       await fake.http.close();
     }

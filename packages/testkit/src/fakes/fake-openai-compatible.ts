@@ -1,7 +1,7 @@
 import type { ServerResponse } from "node:http";
 import type { FakeBehaviour } from "./fake-behaviour.js";
 import { FakeHttpServer, pumpTokens, sendJson, sendText, type RouteHandler } from "./fake-http-server.js";
-import { countPromptTokens, fakeLogprob, planReply } from "./fake-tokens.js";
+import { countPromptTokens, fakeLogprob, fakeTokenId, planReply } from "./fake-tokens.js";
 import { OPENAI_FLAVOURS, type OpenAIFlavour, type OpenAIFlavourName } from "./openai-flavours.js";
 
 /**
@@ -142,7 +142,10 @@ export class FakeOpenAICompatible {
     const created = 1_700_000_000 + this.seq;
     const model = body.model;
     const wantLogprobs = body.logprobs === true;
+    // llama-server also reports each token's id in its logprobs entries.
+    const withIds = this.flavour.name === "llama-server" || this.flavour.name === "llama-swap";
     const logprobEntry = (i: number) => ({
+      ...(withIds ? { id: fakeTokenId(plan.tokens[i]) } : {}),
       token: plan.tokens[i],
       logprob: fakeLogprob(i),
       bytes: [...Buffer.from(plan.tokens[i], "utf8")],

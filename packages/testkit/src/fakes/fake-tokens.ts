@@ -11,6 +11,13 @@ export function fakeLogprob(index: number): number {
   return -((index % 7) + 1) / 16;
 }
 
+/** A stable id for a token's text (what a vocabulary lookup would give), for backends that report token ids. */
+export function fakeTokenId(token: string): number {
+  let h = 7;
+  for (const ch of token) h = (h * 131 + ch.charCodeAt(0)) % 32_000;
+  return h;
+}
+
 /** A stand-in prompt token count: words of every message plus 4 template tokens per message. */
 export function countPromptTokens(messages: { content: string }[]): number {
   let n = 0;

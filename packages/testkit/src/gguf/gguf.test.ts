@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
+import { getLlama, type Llama, LlamaLogLevel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { float16BitsToFloat32, float32ToFloat16Bits } from "./float16.js";
 import { readGgufMetadata } from "./gguf-metadata-reader.js";
@@ -134,7 +134,7 @@ describe("makeTinyModel", () => {
       expect(runs[1]).toEqual(runs[0]);
       // Peaked distribution: the output is not one token repeated, and reads as pieces of words.
       expect(new Set(runs[0]).size).toBeGreaterThan(4);
-      expect(model.detokenize(runs[0])).toMatch(/[a-z]{3}/);
+      expect(model.detokenize(runs[0] as Token[])).toMatch(/[a-z]{3}/);
     } finally {
       await model.dispose();
     }

@@ -38,6 +38,11 @@ export interface TinyModelOptions extends Partial<TinyModelDims> {
   vocab?: TinyVocab;
   /** Standard deviation of the logits; larger = more peaked next-token distribution. Default 16. */
   outputScale?: number;
+  /**
+   * Multiplier on the end-of-sequence token's output-head row. 1 (default): EOS is as likely as any token, so
+   * answers practically never end before max_tokens. ~2.5: answers end after a few dozen tokens (tests of EOS).
+   */
+  eosScale?: number;
   ropeFreqBase?: number;
   rmsEpsilon?: number;
   /** Written as `tokenizer.chat_template` when given (Jinja); without it backends use their fallback template. */
@@ -145,7 +150,17 @@ export async function makeTinyModel(options: TinyModelOptions): Promise<TinyMode
   const tensors: GgufTensorSource[] = [
     { name: "token_embd.weight", dims: [n, nVocab], type: wType, data: normal(n * nVocab, 1) },
     { name: "output_norm.weight", dims: [n], type: "F32", data: ones(n) },
-    { name: "output.weight", dims: [n, nVocab], type: wType, data: normal(n * nVocab, outputScale / Math.sqrt(n)) },
+    {
+      name: "output.weight",
+      dims: [n, nVocab],
+      type: wType,
+      data: () => {
+        const head = rng.normals(n * nVocab, outputScale / Math.sqrt(n));
+        const eosScale = options.eosScale ?? 1;
+        for (let i = vocab.eosId * n; i < (vocab.eosId + 1) * n; i++) head[i] *= eosScale;
+        return head;
+      },
+    },
   ];
   for (let i = 0; i < dims.blockCount; i++) {
     const p = `blk.${i}.`;

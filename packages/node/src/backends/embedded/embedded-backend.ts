@@ -37,10 +37,20 @@ function failure(code: ErrorCode, message: string): StreamPart {
   return { type: "error", code, message };
 }
 
-export function createEmbeddedBackend(options: EmbeddedBackendOptions): BackendAdapter & {
-  /** Loads the model now (normally lazy); rejects with a TesseraError naming the path on failure. */
+/** node-llama-cpp 3.22 exposes no vocabulary size; the GGUF's token list is authoritative. */
+function vocabularySize(model: LlamaModel): number {
+  const tokens = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
+  return Array.isArray(tokens) ? tokens.length : 0;
+}
+
+export interface EmbeddedBackend extends BackendAdapter {
+  /** Loads the model now (normally lazy, on the first request); rejects with a TesseraError naming the path. */
   load(): Promise<void>;
-} {
+  /** Frees the context, the model and llama.cpp; later requests get a no_capacity error part. */
+  close(): Promise<void>;
+}
+
+export function createEmbeddedBackend(options: EmbeddedBackendOptions): EmbeddedBackend {
   const modelPath = options.modelPath;
   const modelId = options.modelId ?? basename(modelPath, extname(modelPath));
   const threads = options.threads ?? defaultEmbeddedThreads();
@@ -88,7 +98,8 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): BackendA
     const text = request.assistantPrefix ?? "";
     const ids = request.assistantPrefixTokens as Token[] | undefined;
     if (ids && ids.length > 0) {
-      const valid = ids.every((t) => Number.isInteger(t) && t >= 0 && t < model.tokens.vocabSize);
+      const vocabSize = vocabularySize(model);
+      const valid = ids.every((t) => Number.isInteger(t) && t >= 0 && t < vocabSize);
       // Same vocabulary ⇔ the ids spell the prefix text (decoded after the prompt, as the first node decoded them).
       if (valid && (request.assistantPrefix === undefined || model.detokenize(ids, false, prompt.slice(-16)) === text)) {
         return ids;
@@ -153,6 +164,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): BackendA
         temperature,
         topP: temperature > 0 ? topP : undefined,
         seed: temperature > 0 ? seed : undefined,
+        yieldEogToken: true, // so that the loop, not node-llama-cpp, decides: EOG → finish "stop", never emitted
       });
       for await (const token of tokens) {
         if (signal?.aborted) {

@@ -1,0 +1,56 @@
+import type { ChatMessage } from "@tessera/protocol";
+import { createPromptFormatter } from "@tessera/node";
+import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+
+/**
+ * What node-llama-cpp produces greedily, in-process, on a model file: the reference end-to-end tests compare the
+ * network's output with. It shares only the prompt formatting with the embedded backend (so both see the same
+ * tokens); the token loop and the text decoding are independent of the adapter's streaming code.
+ */
+export interface GreedyReferenceOptions {
+  modelPath: string;
+  messages: ChatMessage[];
+  maxTokens: number;
+  /** llama.cpp threads (default 1: tests run on small shared machines). */
+  threads?: number;
+}
+
+export interface GreedyReference {
+  text: string;
+  promptTokens: number;
+  completionTokens: number;
+  /** Generated token ids, end-of-generation token excluded. */
+  tokens: number[];
+}
+
+export async function greedyReference(options: GreedyReferenceOptions): Promise<GreedyReference> {
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+  try {
+    const model = await llama.loadModel({ modelPath: options.modelPath });
+    try {
+      const prompt = createPromptFormatter(model).promptTokens(options.messages);
+      const context = await model.createContext({
+        contextSize: Math.min(model.trainContextSize, 4096),
+        sequences: 1,
+        threads: options.threads ?? 1,
+      });
+      const tokens: number[] = [];
+      try {
+        const sequence = context.getSequence();
+        for await (const token of sequence.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
+          if (model.isEogToken(token)) break;
+          tokens.push(token);
+          if (tokens.length >= options.maxTokens || sequence.nextTokenIndex >= context.contextSize) break;
+        }
+      } finally {
+        await context.dispose();
+      }
+      const text = model.detokenize(tokens as never, false, prompt.slice(-16));
+      return { text, promptTokens: prompt.length, completionTokens: tokens.length, tokens };
+    } finally {
+      await model.dispose();
+    }
+  } finally {
+    await llama.dispose();
+  }
+}
