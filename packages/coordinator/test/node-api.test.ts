@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { signRequest } from "@tessera/protocol";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
+import vectors from "../../protocol/test-vectors.json" with { type: "json" };
 
 let t: TestCoordinator;
 beforeEach(async () => {
@@ -65,6 +66,20 @@ describe("node endpoints", () => {
       expect(again.statusCode).toBe(401);
       expect(again.json()).toMatchObject({ error: "unauthorized", error_message: expect.stringContaining("nonce") });
     });
+  });
+
+  it("accepts the committed auth test vectors (signature checked, then the body)", async () => {
+    const v = vectors.auth[0]!;
+    t.clock.advance(v.timestamp * 1000 - t.clock.now());
+    const res = await t.coordinator.app.inject({
+      method: "POST",
+      url: v.path,
+      headers: { "x-tessera-auth": v.header, "x-tessera-key": vectors.public_key_hex, "content-type": "application/json" },
+      payload: v.body,
+    });
+    // The vector's body is not a full registration: a 400 (not 401) shows the signature was accepted.
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toBe("bad_request");
   });
 
   it("refuses a registration whose public_key is not the signer's", async () => {
