@@ -1,7 +1,6 @@
 import { TesseraError } from "@tessera/protocol";
 import type { BackendAdapter } from "./backends/adapter.js";
 import { createBackendAdapter } from "./backends/create-backend-adapter.js";
-import { createEmbeddedBackend } from "./backends/embedded/index.js";
 import { probeBackends } from "./backends/probe-backends.js";
 import type { NodeConfig } from "./config.js";
 import type { BackendFactoryContext } from "./daemon.js";
@@ -42,6 +41,8 @@ export async function createBackendFromConfig(config: NodeConfig, context: Backe
           (tried ? ` (no local server answered: ${tried})` : ""),
       );
     }
+    // Imported here, not at the top: node-llama-cpp is heavy and every other backend (and CLI command) can skip it.
+    const { createEmbeddedBackend } = await import("./backends/embedded/index.js");
     const backend = createEmbeddedBackend({ modelPath: config.model_path, maxSequences: config.max_concurrency });
     await backend.load();
     return backend;

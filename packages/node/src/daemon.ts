@@ -17,6 +17,7 @@ import { JobRunner, type FrameSender, type JobStats } from "./job-runner.js";
 import { signerFromKeyFile } from "./key-store.js";
 import type { NodeLogger } from "./logger.js";
 import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from "./register-node.js";
+import { machineProbe } from "./machine.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
 
@@ -37,7 +38,7 @@ export interface DaemonDeps {
   clock?: Clock;
   random?: () => number;
   detectHardware?: () => Promise<Hardware>;
-  /** Live GPU figures for heartbeats; none by default. */
+  /** Coarse hardware for registration and live GPU figures for heartbeats. Default: nvidia-smi / rocm-smi / OS. */
   gpuStats?: () => Promise<GpuStats[]>;
 }
 
@@ -97,7 +98,17 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   else logger.info(`models: ${served.map((m) => m.id).join(", ")}`);
   const servedModels: ServedModel[] = served;
   const servedIds = new Set(servedModels.map((m) => m.id));
-  const hardware = await (deps.detectHardware ?? (async () => basicHardware()))();
+  const machine = deps.detectHardware && deps.gpuStats ? undefined : machineProbe();
+  const gpuStats = deps.gpuStats ?? machine!.gpuStats;
+  const hardware = await (deps.detectHardware ?? machine!.detectHardware)().catch((err: unknown) => {
+    logger.warn({ err }, "hardware detection failed; registering CPU cores and RAM only");
+    return basicHardware();
+  });
+  logger.info(
+    `hardware: ${hardware.cpu_cores} cores, ${Math.round(hardware.ram_mb / 1024)} GiB RAM, ` +
+      (hardware.gpus.length ? hardware.gpus.map((g) => `${g.name} (${Math.round(g.vram_mb / 1024)} GiB)`).join(", ") : "no GPU") +
+      (hardware.tier ? `, tier ${hardware.tier}` : ""),
+  );
 
   const runner = new JobRunner({
     backend,
@@ -184,7 +195,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       const loaded = new Set(backendModels.filter((m) => m.loaded).map((m) => m.id));
       const body: NodeHeartbeat = {
         type: "heartbeat",
-        gpus: deps.gpuStats ? await deps.gpuStats() : [],
+        gpus: await gpuStats().catch(() => []),
         loaded_models: servedModels.map((m) => m.id).filter((id) => loaded.has(id)),
         models: servedModels,
         active_jobs: runner.activeJobs,

@@ -49,6 +49,8 @@ async function setup(options: { tokens?: string[]; holdAt?: number; flags?: Sett
     signer,
     clock,
     random: () => 0, // backoff waits the floor, so a test advances the clock by a known amount
+    detectHardware: async () => HARDWARE,
+    gpuStats: async () => [GPU],
   });
   cleanups.push(async () => {
     backend.release();
@@ -56,6 +58,9 @@ async function setup(options: { tokens?: string[]; holdAt?: number; flags?: Sett
   });
   return { clock, coordinator, backend, daemon, lines, signer };
 }
+
+const HARDWARE = { cpu_cores: 8, ram_mb: 32768, gpus: [{ vendor: "nvidia" as const, name: "RTX 4090", vram_mb: 24564 }], tier: ">=24gb" as const };
+const GPU = { name: "RTX 4090", memory_total_mb: 24564, memory_used_mb: 1200, utilization_pct: 3 };
 
 const log = (lines: string[]) => lines.join("");
 
@@ -79,6 +84,7 @@ describe("node daemon against a fake coordinator", () => {
       public_key: signer.publicKeyHex,
       models: [{ id: "tiny", backend: "scripted", size_bytes: 1234 }],
       max_concurrency: 2,
+      hardware: HARDWARE,
     });
     expect(coordinator.upgrades).toHaveLength(1);
     expect(coordinator.upgrades[0]).toMatchObject({ path: SESSION_PATH, auth: { ok: true } });
@@ -87,7 +93,7 @@ describe("node daemon against a fake coordinator", () => {
     clock.advance(30_000); // the coordinator's heartbeat_interval_s
     await waitFor("first heartbeat", () => coordinator.heartbeats.length === 1);
     expect(coordinator.heartbeats[0]!.auth.ok).toBe(true);
-    expect(coordinator.heartbeats[0]!.body).toMatchObject({ type: "heartbeat", loaded_models: ["tiny"], active_jobs: 0, draining: false });
+    expect(coordinator.heartbeats[0]!.body).toMatchObject({ type: "heartbeat", loaded_models: ["tiny"], active_jobs: 0, draining: false, gpus: [GPU] });
     await waitFor("heartbeat log line", () => /heartbeat OK \(\d+ ms\)/.test(log(lines)));
     expect(log(lines)).toMatch(/backend: scripted/);
     expect(log(lines)).toMatch(/models: tiny/);
@@ -234,6 +240,8 @@ describe("node daemon against a fake coordinator", () => {
       logger,
       signer: secretKeySigner(generateKeyPair().secretKeyHex),
       clock,
+      detectHardware: async () => HARDWARE,
+      gpuStats: async () => [],
     });
     await expect(daemon.done).rejects.toMatchObject({ code: "bad_request" });
   });
@@ -253,6 +261,8 @@ describe("node daemon against a fake coordinator", () => {
       signer: secretKeySigner(generateKeyPair().secretKeyHex),
       clock,
       random: () => 0,
+      detectHardware: async () => HARDWARE,
+      gpuStats: async () => [],
     });
     cleanups.push(() => daemon.stop());
     await waitFor("first try", () => coordinator.registers.length === 1);

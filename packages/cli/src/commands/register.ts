@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import {
-  basicHardware,
   createBackendFromConfig,
   createNodeLogger,
+  machineProbe,
   registerNode,
   resolveServedModels,
   signerFromKeyFile,
@@ -26,7 +26,7 @@ export function addRegisterCommand(program: Command): void {
     try {
       const { served, missing } = resolveServedModels(config.served_models, await backend.listModels(), backend.kind);
       for (const id of missing) process.stderr.write(`warning: served_models lists ${id} but backend ${backend.kind} does not have it\n`);
-      const answer = await registerNode(config, { signer, models: served, hardware: basicHardware() });
+      const answer = await registerNode(config, { signer, models: served, hardware: await machineProbe().detectHardware() });
       if (flags.json) return printJson(answer);
       process.stdout.write(
         [
