@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ChatMessage } from "./chat-message.js";
 import { ModelName, Sampling } from "./sampling.js";
 import { StreamPart } from "./stream-part.js";
+import { StageError, StageLoad, StageDrop, StageLoaded, StageOffer, StageTokenize, StageTokenized, StageUnload } from "./stage.js";
 
 /**
  * Messages on a node's WebSocket session (`GET /api/v1/nodes/session`, upgrade request signed).
@@ -25,7 +26,8 @@ export type JobAssignment = z.infer<typeof JobAssignment>;
 export const JobCancel = z.object({ type: z.literal("job.cancel"), job_id: z.string(), reason: z.string() });
 export const Ping = z.object({ type: z.literal("ping"), sent_at: z.number() });
 
-export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping]);
+/** Stage messages (sharded models) were added later; a daemon without a stage host ignores them. */
+export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
 export const JobAccept = z.object({ type: z.literal("job.accept"), job_id: z.string() });
@@ -35,5 +37,7 @@ export const Pong = z.object({ type: z.literal("pong"), sent_at: z.number() });
 export const Draining = z.object({ type: z.literal("draining") });
 export const Goodbye = z.object({ type: z.literal("goodbye") });
 
-export const NodeMessage = z.discriminatedUnion("type", [JobAccept, JobReject, JobPart, Pong, Draining, Goodbye]);
+export const NodeMessage = z.discriminatedUnion("type", [
+  JobAccept, JobReject, JobPart, Pong, Draining, Goodbye, StageOffer, StageLoaded, StageTokenized, StageError,
+]);
 export type NodeMessage = z.infer<typeof NodeMessage>;

@@ -1,0 +1,95 @@
+import { z } from "zod";
+import { ERROR_CODE_LIST } from "../errors.js";
+import { ChatMessage } from "./chat-message.js";
+import { ModelName } from "./sampling.js";
+
+/**
+ * Stage messages of sharded (pipeline) inference, carried as JSON text frames on the node's session. Activations
+ * travel as binary frames (see `activation-frame.ts`). A sharded model is identified by the SHA-256 of its GGUF file.
+ */
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lowercase hex characters");
+export const StageId = z.number().int().min(1).max(2 ** 32 - 1);
+export const RequestId = z.string().min(1).max(128);
+
+/** One GGUF file a node has locally and offers to hold layer spans of. */
+export const ShardOffer = z.object({
+  model: ModelName,
+  sha256: Sha256Hex,
+  layer_count: z.number().int().min(1).max(4096),
+  /** Bytes one layer's weights take (the largest layer); placement divides free memory by it. */
+  bytes_per_layer: z.number().int().min(1),
+  free_memory_bytes: z.number().int().min(0),
+});
+export type ShardOffer = z.infer<typeof ShardOffer>;
+
+/** node → coordinator, each time the session opens: the shards this node can hold. Replaces any earlier offer. */
+export const StageOffer = z.object({ type: z.literal("stage.offer"), shards: z.array(ShardOffer).max(64) });
+export type StageOffer = z.infer<typeof StageOffer>;
+
+/** coordinator → node: load layers [start, end) of the file with this SHA-256 as stage `stage_id`. */
+export const StageLoad = z.object({
+  type: z.literal("stage.load"),
+  stage_id: StageId,
+  sha256: Sha256Hex,
+  start: z.number().int().min(0),
+  end: z.number().int().min(1),
+});
+export type StageLoad = z.infer<typeof StageLoad>;
+
+/** node → coordinator: the stage is ready; `ms_per_layer` measured by a one-token warm-up forward. */
+export const StageLoaded = z.object({
+  type: z.literal("stage.loaded"),
+  stage_id: StageId,
+  ms_per_layer: z.number().min(0),
+});
+export type StageLoaded = z.infer<typeof StageLoaded>;
+
+/** coordinator → node: forget the stage (free its weights and caches). */
+export const StageUnload = z.object({ type: z.literal("stage.unload"), stage_id: StageId });
+
+/** coordinator → node: drop a request's KV cache on every stage this node holds. */
+export const StageDrop = z.object({ type: z.literal("stage.drop"), request_id: RequestId });
+export type StageDrop = z.infer<typeof StageDrop>;
+
+/** coordinator → stage-0 node: turn chat messages into prompt tokens as the embedded backend would. */
+export const StageTokenize = z.object({
+  type: z.literal("stage.tokenize"),
+  stage_id: StageId,
+  request_id: RequestId,
+  messages: z.array(ChatMessage).min(1),
+  /** Ask for the vocabulary as byte pieces too (the coordinator caches it per model). */
+  want_vocab: z.boolean().default(false),
+});
+export type StageTokenize = z.infer<typeof StageTokenize>;
+
+/**
+ * The vocabulary as bytes: token `i` is `base64decode(bytes)[offsets[i] .. offsets[i+1])` (SentencePiece rules:
+ * `▁` → space, `<0xNN>` → that byte, control tokens → nothing).
+ */
+export const VocabPieces = z.object({ bytes: z.string(), offsets: z.array(z.number().int().min(0)) });
+export type VocabPieces = z.infer<typeof VocabPieces>;
+
+export const StageTokenized = z.object({
+  type: z.literal("stage.tokenized"),
+  request_id: RequestId,
+  tokens: z.array(z.number().int().min(0)),
+  /** Tokens that end generation (end of sequence, end of turn). */
+  eog_tokens: z.array(z.number().int().min(0)),
+  vocab: VocabPieces.optional(),
+});
+export type StageTokenized = z.infer<typeof StageTokenized>;
+
+/** node → coordinator: a load, tokenize or forward failed. */
+export const StageError = z.object({
+  type: z.literal("stage.error"),
+  stage_id: StageId.optional(),
+  request_id: RequestId.optional(),
+  code: z.enum(ERROR_CODE_LIST as [string, ...string[]]),
+  message: z.string(),
+});
+export type StageError = z.infer<typeof StageError>;
+
+export const StageCoordinatorMessage = z.discriminatedUnion("type", [StageLoad, StageUnload, StageDrop, StageTokenize]);
+export type StageCoordinatorMessage = z.infer<typeof StageCoordinatorMessage>;
+export const StageNodeMessage = z.discriminatedUnion("type", [StageOffer, StageLoaded, StageTokenized, StageError]);
+export type StageNodeMessage = z.infer<typeof StageNodeMessage>;
