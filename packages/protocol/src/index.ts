@@ -16,3 +16,5 @@ export * from "./v1/session.js";
 export * from "./v1/chat-completion.js";
 export * from "./v1/stage.js";
 export * from "./v1/activation-frame.js";
+export * from "./v1/node-command.js";
+export * from "./v1/operator-token.js";

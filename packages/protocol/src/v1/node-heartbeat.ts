@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ModelName } from "./sampling.js";
 import { ServedModel } from "./node-register.js";
+import type { NodeCommand } from "./node-command.js";
 
 export const GpuStats = z.object({
   name: z.string().max(128),
@@ -28,6 +29,8 @@ export type NodeHeartbeat = z.infer<typeof NodeHeartbeat>;
 export interface HeartbeatAck {
   status: "online";
   server_time: string;
+  /** Commands still queued for this node: the fallback when the session push was missed. Absent when none. */
+  commands?: NodeCommand[];
 }
 
 export interface NodeStatusView {

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ChatMessage } from "./chat-message.js";
 import { ModelName, Sampling } from "./sampling.js";
 import { StreamPart } from "./stream-part.js";
+import { NodeCommandMessage } from "./node-command.js";
 import { StageError, StageLoad, StageDrop, StageLoaded, StageOffer, StageTokenize, StageTokenized, StageUnload } from "./stage.js";
 
 /**
@@ -27,7 +28,8 @@ export const JobCancel = z.object({ type: z.literal("job.cancel"), job_id: z.str
 export const Ping = z.object({ type: z.literal("ping"), sent_at: z.number() });
 
 /** Stage messages (sharded models) were added later; a daemon without a stage host ignores them. */
-export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize]);
+/** `node.command` (node-command.ts): a model install/remove the node's operator queued. */
+export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize, NodeCommandMessage]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
 export const JobAccept = z.object({ type: z.literal("job.accept"), job_id: z.string() });
