@@ -1,6 +1,6 @@
 import type { ChatMessage } from "@tessera/protocol";
 import { createPromptFormatter } from "@tessera/node";
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 
 /**
  * What node-llama-cpp produces greedily, in-process, on a model file: the reference end-to-end tests compare the
@@ -45,7 +45,7 @@ export async function greedyReference(options: GreedyReferenceOptions): Promise<
       } finally {
         await context.dispose();
       }
-      const text = model.detokenize(tokens as never, false, prompt.slice(-16));
+      const text = model.detokenize(tokens as Token[], false, prompt.slice(-16));
       return { text, promptTokens: prompt.length, completionTokens: tokens.length, tokens };
     } finally {
       await model.dispose();

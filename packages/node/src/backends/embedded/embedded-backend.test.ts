@@ -218,14 +218,12 @@ describe("embedded backend: end of generation, templates and failures", () => {
       const reference = await greedyReference({ modelPath: bytesPath, messages, maxTokens: 48 });
       expect(textOf(full)).toBe(reference.text);
       expect(tokensOf(full)).toEqual(reference.tokens);
-      for (const k of [3, 17, 30]) {
-        let prefixText = "";
-        const prefixTokens: number[] = [];
-        for (const d of deltas(full)) {
-          if (prefixTokens.length >= k) break;
-          prefixText += d.text;
-          prefixTokens.push(...(d.tokens ?? []));
-        }
+      // Every delta boundary is a possible failover point: the (text, tokens) sent so far must always continue exactly.
+      const parts = deltas(full);
+      expect(parts.length).toBeGreaterThan(5);
+      for (let i = 1; i < parts.length; i++) {
+        const prefixText = parts.slice(0, i).map((d) => d.text).join("");
+        const prefixTokens = parts.slice(0, i).flatMap((d) => d.tokens ?? []);
         const rest = await collect(
           backend.doStream({
             model: "tiny-bytes",
@@ -235,7 +233,8 @@ describe("embedded backend: end of generation, templates and failures", () => {
             sampling: { ...sampling, max_tokens: 48 - prefixTokens.length },
           }),
         );
-        expect(prefixText + textOf(rest)).toBe(reference.text);
+        expect(prefixText + textOf(rest), `split after delta ${i}`).toBe(reference.text);
+        expect([...prefixTokens, ...tokensOf(rest)]).toEqual(reference.tokens);
       }
     } finally {
       await backend.close();

@@ -1,64 +1,55 @@
 import type { LlamaModel, Token } from "node-llama-cpp";
 
 /**
- * Turns generated tokens into text deltas. Invariant: the concatenation of every delta's text is
- * `detokenize(all generated, context)` and the concatenation of their tokens is every generated token.
- * Text is decoded in the context of the tokens before it (prompt tail and any continuation prefix) so SentencePiece
- * spaces come out as they would in one uninterrupted run; a trailing U+FFFD (a UTF-8 sequence split across byte
- * tokens) is held back until the next token completes it or the stream ends.
+ * Turns generated tokens into text deltas, in O(1) work per token.
+ *
+ * Invariants (the failover contract relies on them):
+ * - every delta's text is exactly the decoding of that delta's tokens after all the tokens before them, so any
+ *   prefix of the deltas gives a matching (text, token ids) pair another node can continue from;
+ * - the concatenation of all deltas equals decoding all generated tokens at once after the prompt.
+ * Tokens are decoded in the context of the tokens before them (prompt tail, continuation prefix, earlier output) so
+ * SentencePiece spaces come out as in one uninterrupted run. A delta whose text is empty or ends in U+FFFD (a UTF-8
+ * sequence split across byte tokens) is held back, tokens included, until a later token completes it or the stream
+ * ends.
  */
 const CONTEXT_TOKENS = 16;
 
 export class TokenTextStream {
-  private readonly generated: Token[] = [];
-  private pendingTokens: Token[] = [];
-  private emitted = "";
-  private readonly baseText: string;
+  private pending: Token[] = [];
+  /** The last tokens before `pending`: the decoding context. */
+  private history: Token[];
 
   /** `before`: prompt tokens; `prefix`: continuation tokens whose text the caller already has (not re-emitted). */
   constructor(
     private readonly model: LlamaModel,
-    private readonly before: readonly Token[],
-    private readonly prefix: readonly Token[] = [],
+    before: readonly Token[],
+    prefix: readonly Token[] = [],
   ) {
-    this.baseText = prefix.length > 0 ? model.detokenize(prefix, false, before.slice(-CONTEXT_TOKENS)) : "";
+    this.history = [...before.slice(-CONTEXT_TOKENS), ...prefix.slice(-CONTEXT_TOKENS)].slice(-CONTEXT_TOKENS);
   }
 
-  private fullText(): string {
-    if (this.prefix.length === 0) return this.model.detokenize(this.generated, false, this.before.slice(-CONTEXT_TOKENS));
-    const all = this.model.detokenize([...this.prefix, ...this.generated], false, this.before.slice(-CONTEXT_TOKENS));
-    // The prefix's own text is a prefix of the joined text except in the U+FFFD corner case; fall back to decoding
-    // the new tokens in the context of the prefix then.
-    return all.startsWith(this.baseText)
-      ? all.slice(this.baseText.length)
-      : this.model.detokenize(this.generated, false, [...this.before, ...this.prefix].slice(-CONTEXT_TOKENS));
+  private decodePending(): string {
+    return this.model.detokenize(this.pending, false, this.history);
   }
 
-  /** Adds one generated token; returns the delta to emit now, or undefined when its text is held back. */
+  /** Adds one generated token; returns the delta to emit now, or undefined when it is held back. */
   push(token: Token): { text: string; tokens: Token[] } | undefined {
-    this.generated.push(token);
-    this.pendingTokens.push(token);
-    let text = this.fullText();
-    while (text.endsWith("\uFFFD")) text = text.slice(0, -1);
-    if (text.length <= this.emitted.length || !text.startsWith(this.emitted)) return undefined;
+    this.pending.push(token);
+    const text = this.decodePending();
+    if (text === "" || text.endsWith("\uFFFD")) return undefined;
     return this.take(text);
   }
 
-  /** Everything not yet emitted (text and tokens), at the end of the stream; undefined when nothing is left. */
+  /** What is still held back, at the end of the stream; undefined when nothing is. */
   flush(): { text: string; tokens: Token[] } | undefined {
-    if (this.pendingTokens.length === 0) return undefined;
-    const text = this.fullText();
-    return this.take(text.startsWith(this.emitted) ? text : this.emitted);
+    if (this.pending.length === 0) return undefined;
+    return this.take(this.decodePending());
   }
 
   private take(text: string): { text: string; tokens: Token[] } {
-    const delta = { text: text.slice(this.emitted.length), tokens: this.pendingTokens };
-    this.emitted = text;
-    this.pendingTokens = [];
-    return delta;
-  }
-
-  get tokens(): readonly Token[] {
-    return this.generated;
+    const tokens = this.pending;
+    this.pending = [];
+    this.history = [...this.history, ...tokens].slice(-CONTEXT_TOKENS);
+    return { text, tokens };
   }
 }
