@@ -6,6 +6,7 @@ import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { modelRoutes } from "./routes/models.js";
 import { nodeRoutes } from "./routes/nodes.js";
+import { nodeCommandRoutes } from "./routes/node-commands.js";
 import { openaiRoutes } from "./routes/openai.js";
 
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -23,6 +24,7 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
   installErrorHandling(app, ctx.logger);
   healthRoutes(app);
   nodeRoutes(app, ctx);
+  nodeCommandRoutes(app, ctx);
   jobRoutes(app, ctx);
   modelRoutes(app, ctx);
   openaiRoutes(app, ctx);

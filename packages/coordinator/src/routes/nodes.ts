@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { type HeartbeatAck, NodeHeartbeat, NodeId, NodeRegister, type NodeRegistered, type NodeStatusView, TesseraError } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
 import { authenticateNode } from "../http/node-auth.js";
+import { queuedCommandsFor } from "./node-commands.js";
 
 /** Node endpoints. Every write is signed by the node's key; the status read is public. */
 export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
@@ -33,7 +34,11 @@ export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void 
       new Date(ctx.clock.now()),
     );
     if (!hb.draining) ctx.jobs.dispatch();
-    return { status: "online", server_time: new Date(ctx.clock.now()).toISOString() };
+    const ack: HeartbeatAck = { status: "online", server_time: new Date(ctx.clock.now()).toISOString() };
+    // The fallback delivery of node commands: repeated here until the node reports it has taken them.
+    const commands = await queuedCommandsFor(ctx, nodeId);
+    if (commands.length > 0) ack.commands = commands;
+    return ack;
   });
 
   app.get<{ Params: { id: string } }>("/api/v1/nodes/:id/status", async (request): Promise<NodeStatusView> => {

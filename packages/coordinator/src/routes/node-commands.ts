@@ -1,0 +1,177 @@
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import {
+  AUTH_HEADER,
+  type NodeCommand,
+  NodeCommandCreate,
+  NodeCommandReport,
+  type NodeCommandView,
+  NodeId,
+  TesseraError,
+  isOperatorToken,
+  verifyOperatorToken,
+} from "@tessera/protocol";
+import type { CoordinatorContext } from "../context.js";
+import { authenticateNode } from "../http/node-auth.js";
+import type { NodeCommandRecord } from "../store/types.js";
+
+/**
+ * The node command queue (docs/api.md, "Node commands"). Queue and read are for the node's operator: a request
+ * signed with the node's own key, or an operator token (`tessera node operator-token`) the node key signed. An API
+ * key never is: it identifies a caller of the public API, not the owner of a machine. Reports come from the node.
+ */
+
+/** Unfinished commands one node may have; more is refused so a stuck node cannot grow the table without bound. */
+export const MAX_OPEN_COMMANDS = 32;
+
+interface LiveProgress {
+  detail?: string;
+  completed_bytes?: number;
+  total_bytes?: number;
+}
+
+/** Byte counts while a command runs: shown by GET, not worth a store write per progress line. */
+const liveProgress = new WeakMap<CoordinatorContext, Map<string, LiveProgress>>();
+
+function liveFor(ctx: CoordinatorContext): Map<string, LiveProgress> {
+  let map = liveProgress.get(ctx);
+  if (!map) liveProgress.set(ctx, (map = new Map()));
+  return map;
+}
+
+const TOKEN_REASONS: Record<string, string> = {
+  malformed: "malformed operator token (expected tsop1.<node>.<issued>.<expires>.<signature>)",
+  bad_signature: "operator token signature does not match",
+  expired: "operator token has expired: make a new one with `tessera node operator-token`",
+  not_yet_valid: "operator token is issued in the future (check this machine's clock)",
+  too_long_lived: "operator token lifetime exceeds 24 h",
+};
+
+/** Returns normally when the caller is `nodeId`'s operator; throws unauthorized (no credentials) or forbidden. */
+function authorizeOperator(request: FastifyRequest, ctx: CoordinatorContext, nodeId: string): void {
+  if (request.headers[AUTH_HEADER] !== undefined) {
+    const signer = authenticateNode(request, ctx.clock, ctx.nonces);
+    if (signer !== nodeId) throw new TesseraError("forbidden", "request is signed by another node's key; sign with this node's key");
+    return;
+  }
+  const header = request.headers.authorization;
+  if (header !== undefined) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (match && isOperatorToken(match[1]!)) {
+      const result = verifyOperatorToken(match[1]!, Math.floor(ctx.clock.now() / 1000));
+      if (!result.ok) throw new TesseraError("unauthorized", TOKEN_REASONS[result.reason] ?? result.reason);
+      if (result.nodeId !== nodeId) throw new TesseraError("forbidden", "operator token is for another node");
+      return;
+    }
+    throw new TesseraError(
+      "forbidden",
+      "API keys cannot manage nodes: sign the request with the node key or send an operator token (`tessera node operator-token`)",
+    );
+  }
+  throw new TesseraError(
+    "unauthorized",
+    "node commands need the node's operator: a request signed with the node key (X-Tessera-Auth) or `Authorization: Bearer <operator token>`",
+  );
+}
+
+function parseNodeId(raw: string): string {
+  const id = NodeId.safeParse(raw);
+  if (!id.success) throw new TesseraError("bad_request", "node id must be a 64-character lowercase hex public key");
+  return id.data;
+}
+
+async function requireNode(ctx: CoordinatorContext, nodeId: string): Promise<void> {
+  if (ctx.registry.get(nodeId) || (await ctx.store.getNode(nodeId))) return;
+  throw new TesseraError("not_found", `no node ${nodeId}: it must register first`);
+}
+
+function toView(ctx: CoordinatorContext, c: NodeCommandRecord): NodeCommandView {
+  const view: NodeCommandView = {
+    id: c.id,
+    node_id: c.nodeId,
+    type: c.type,
+    model: c.model,
+    status: c.status,
+    progress: c.progress,
+    error: c.error,
+    issued_at: c.issuedAt.toISOString(),
+    updated_at: c.updatedAt.toISOString(),
+  };
+  const live = c.status === "running" ? liveFor(ctx).get(c.id) : undefined;
+  return live ? { ...view, ...live } : view;
+}
+
+function toWire(c: NodeCommandRecord): NodeCommand {
+  return { id: c.id, type: c.type, model: c.model, issued_at: c.issuedAt.toISOString() };
+}
+
+/** Commands still `queued` for a node: the heartbeat answer repeats them until the node takes them. */
+export async function queuedCommandsFor(ctx: CoordinatorContext, nodeId: string): Promise<NodeCommand[]> {
+  return (await ctx.store.nextQueuedCommands(nodeId)).map(toWire);
+}
+
+export function nodeCommandRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+  app.post<{ Params: { id: string } }>("/api/v1/nodes/:id/commands", async (request, reply): Promise<NodeCommandView> => {
+    const nodeId = parseNodeId(request.params.id);
+    authorizeOperator(request, ctx, nodeId);
+    const body = NodeCommandCreate.parse(request.body);
+    await requireNode(ctx, nodeId);
+    const open = (await ctx.store.listNodeCommands(nodeId)).filter((c) => c.status === "queued" || c.status === "running");
+    if (open.length >= MAX_OPEN_COMMANDS) {
+      throw new TesseraError("rate_limited", `node has ${open.length} unfinished commands; wait for them to finish`, { retryAfterSeconds: 30 });
+    }
+    const record = await ctx.store.insertNodeCommand({
+      id: randomUUID(),
+      nodeId,
+      type: body.type,
+      model: body.model,
+      issuedAt: new Date(ctx.clock.now()),
+    });
+    // Pushed at once when the node is connected; otherwise its next heartbeat answer carries it.
+    ctx.registry.get(nodeId)?.session?.send({ type: "node.command", command: toWire(record) });
+    ctx.logger.info({ node: nodeId.slice(0, 12), command: record.id, type: record.type, model: record.model }, "node command queued");
+    reply.code(201);
+    return toView(ctx, record);
+  });
+
+  app.get<{ Params: { id: string } }>("/api/v1/nodes/:id/commands", async (request): Promise<{ commands: NodeCommandView[] }> => {
+    const nodeId = parseNodeId(request.params.id);
+    authorizeOperator(request, ctx, nodeId);
+    await requireNode(ctx, nodeId);
+    return { commands: (await ctx.store.listNodeCommands(nodeId)).map((c) => toView(ctx, c)) };
+  });
+
+  app.post<{ Params: { id: string; cid: string } }>("/api/v1/nodes/:id/commands/:cid/report", async (request): Promise<NodeCommandView> => {
+    const nodeId = parseNodeId(request.params.id);
+    const signer = authenticateNode(request, ctx.clock, ctx.nonces);
+    if (signer !== nodeId) throw new TesseraError("forbidden", "only the node itself reports on its commands");
+    const report = NodeCommandReport.parse(request.body);
+    const command = await ctx.store.getNodeCommand(request.params.cid);
+    if (!command || command.nodeId !== nodeId) throw new TesseraError("not_found", `no command ${request.params.cid} for this node`);
+    if (command.status === "succeeded" || command.status === "failed") {
+      throw new TesseraError("conflict", `command ${command.id} already ${command.status}`);
+    }
+    const live = liveFor(ctx);
+    if (report.status === "running") {
+      const figures: LiveProgress = {};
+      if (report.detail !== undefined) figures.detail = report.detail;
+      if (report.completed_bytes !== undefined) figures.completed_bytes = report.completed_bytes;
+      if (report.total_bytes !== undefined) figures.total_bytes = report.total_bytes;
+      live.set(command.id, figures);
+    } else {
+      live.delete(command.id);
+    }
+    const error = report.status === "failed" ? `${report.error ?? "internal_error"}: ${report.error_message ?? "failed"}` : undefined;
+    const progress = report.status === "succeeded" ? 1 : report.progress;
+    await ctx.store.updateNodeCommand(command.id, {
+      status: report.status,
+      ...(progress !== undefined ? { progress } : {}),
+      ...(error !== undefined ? { error } : {}),
+      at: new Date(ctx.clock.now()),
+    });
+    if (report.status !== "running") {
+      ctx.logger.info({ node: nodeId.slice(0, 12), command: command.id, status: report.status, error }, "node command finished");
+    }
+    return toView(ctx, (await ctx.store.getNodeCommand(command.id))!);
+  });
+}
