@@ -18,26 +18,33 @@ export interface Caller {
   ownerId: string;
 }
 
+async function apiKeyOf(header: string | undefined, deps: ClientAuthDeps) {
+  const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match ? deps.store.findApiKeyByHash(hashApiToken(match[1]!)) : undefined;
+}
+
 /**
- * Bearer-token authentication and per-caller rate limiting for the client API. A token, when sent, must be valid
- * even in open mode. Sets X-RateLimit-* on every answer; a refusal carries Retry-After.
+ * Bearer-token authentication and per-caller rate limiting for the client API. In open mode a request without a
+ * valid token is served as anonymous (limited per address) instead of refused. Sets X-RateLimit-* on every answer;
+ * a refusal carries Retry-After.
  */
 export async function authenticateClient(request: FastifyRequest, reply: FastifyReply, deps: ClientAuthDeps): Promise<Caller> {
-  const header = request.headers.authorization;
+  const key = await apiKeyOf(request.headers.authorization, deps);
   let ownerId: string;
   let limit: number;
-  if (header !== undefined) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) throw new TesseraError("unauthorized", "Authorization header must be `Bearer <token>`");
-    const key = await deps.store.findApiKeyByHash(hashApiToken(match[1]!));
-    if (!key) throw new TesseraError("unauthorized", "unknown or revoked API key");
+  if (key) {
     ownerId = `key:${key.id}`;
     limit = key.rateLimitPerMinute;
   } else if (deps.open) {
+    // Open mode: callers without a valid key (the official clients always send one) share per-address limits.
     ownerId = `addr:${request.ip}`;
     limit = deps.openRateLimitPerMinute;
-  } else {
+  } else if (request.headers.authorization === undefined) {
     throw new TesseraError("unauthorized", "missing API key: send `Authorization: Bearer <token>` (create one with `tessera coordinator keys create`)");
+  } else if (!/^Bearer\s+\S+\s*$/i.test(request.headers.authorization)) {
+    throw new TesseraError("unauthorized", "Authorization header must be `Bearer <token>`");
+  } else {
+    throw new TesseraError("unauthorized", "unknown or revoked API key");
   }
   const decision = deps.limiter.take(ownerId, limit, deps.clock.now());
   reply.header("x-ratelimit-limit", String(decision.limit));
