@@ -18,6 +18,7 @@ import { signerFromKeyFile } from "./key-store.js";
 import type { NodeLogger } from "./logger.js";
 import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from "./register-node.js";
 import { machineProbe } from "./machine.js";
+import { StageHost } from "./stage-host/index.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
 
@@ -100,6 +101,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const servedIds = new Set(servedModels.map((m) => m.id));
   const machine = deps.detectHardware && deps.gpuStats ? undefined : machineProbe();
   const gpuStats = deps.gpuStats ?? machine!.gpuStats;
+  const stageHost = config.stage_model ? await StageHost.create({ modelPath: config.stage_model, logger }) : undefined;
   const hardware = await (deps.detectHardware ?? machine!.detectHardware)().catch((err: unknown) => {
     logger.warn({ err }, "hardware detection failed; registering CPU cores and RAM only");
     return basicHardware();
@@ -127,6 +129,8 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   let heartbeatIntervalMs = config.heartbeat_interval_s * 1000;
   let lastHeartbeatMs: number | undefined;
   let registering: Promise<void> | undefined;
+  let retryTimer: unknown;
+  let retryWake: (() => void) | undefined;
   let resolveReady!: () => void;
   let rejectReady!: (err: unknown) => void;
   const ready = new Promise<void>((res, rej) => ((resolveReady = res), (rejectReady = rej)));
@@ -176,7 +180,10 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         const delay = backoffDelayMs(attempt, random, { baseMs: 500, capMs: 30_000, floorMs: 100 });
         const reason = err instanceof Error ? err.message : String(err);
         logger.warn(`register failed (${reason}); retrying in ${delay} ms`);
-        await new Promise<void>((res) => clock.setTimeout(res, delay));
+        await new Promise<void>((res) => {
+          retryWake = res;
+          retryTimer = clock.setTimeout(res, delay);
+        });
       }
     }
     return false;
@@ -239,7 +246,12 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       case "ping":
         send(`{"type":"pong","sent_at":${parsed.sent_at}}`);
         break;
+      default:
+        stageHost?.onMessage(parsed, send);
     }
+  };
+  const onBinary = (data: Buffer, sendBinary: (frame: Uint8Array) => void) => {
+    stageHost?.onBinary(data, sendBinary, (text) => session.send(text));
   };
 
   const session = new SessionClient({
@@ -250,7 +262,9 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     random,
     logger,
     onFrame,
+    onBinary,
     onOpen: (send) => {
+      if (stageHost) send(JSON.stringify(stageHost.offer()));
       if (runner.isDraining) send('{"type":"draining"}');
       resolveReady();
     },
@@ -268,6 +282,9 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const shutdown = (graceMs: number): Promise<void> => {
     shutdownPromise ??= (async () => {
       ending = true;
+      // Wake a registration retry that is waiting out its backoff so it sees `ending` and stops (no stray timer).
+      if (retryTimer !== undefined) clock.clearTimeout(retryTimer);
+      retryWake?.();
       rejectReady(new TesseraError("node_disconnected", "daemon stopped before its session opened"));
       runner.startDraining();
       if (session.isOpen) session.send('{"type":"draining"}');
@@ -293,6 +310,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       if (session.isOpen) session.send('{"type":"goodbye"}');
       await session.close(1000, "goodbye");
       await backend.close?.();
+      await stageHost?.close();
       logger.info(`stopped (${runner.stats.completed} jobs completed)`);
     })();
     return shutdownPromise;

@@ -141,7 +141,7 @@ describe("node daemon against a fake coordinator", () => {
     expect(backend.calls[0]!.signal?.aborted).toBe(true);
     expect(coordinator.partsOf("job-c").at(-1)).toEqual({ type: "finish", reason: "cancelled" });
     expect(coordinator.partsOf("job-c").filter((p) => p.type === "text-delta")).toHaveLength(1);
-    expect(daemon.status().activeJobs).toBe(0);
+    await waitFor("job slot freed", () => daemon.status().activeJobs === 0);
   });
 
   it("answers ping with pong", async () => {
@@ -177,7 +177,7 @@ describe("node daemon against a fake coordinator", () => {
     await waitFor("refusal logged", () => /session refused: HTTP 401 \[unauthorized\] unknown node/.test(log(lines)));
     await advanceUntil(clock, 1000, "re-register and new session", () => coordinator.sockets.length === 2);
     expect(coordinator.registers).toHaveLength(2);
-    expect(daemon.status().sessionOpen).toBe(true);
+    await waitFor("session open on the node side", () => daemon.status().sessionOpen);
   });
 
   it("re-registers when a heartbeat is answered 401", async () => {
