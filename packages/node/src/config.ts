@@ -25,6 +25,7 @@ export interface NodeSettings {
   backend: BackendKind;
   model_path: string;
   served_models: string[];
+  stage_model: string;
   ollama_host: string;
   ollama_keep_alive: string;
   vllm_host: string;
@@ -197,6 +198,10 @@ export const NODE_SETTINGS = [
     name: "served_models", env: "TESSERA_SERVED_MODELS", flag: "--served-models", arg: "<a,b>", defaultText: "[]",
     description: "Models this node advertises (empty: every model the backend has)", parse: list,
   }),
+  spec({
+    name: "stage_model", env: "TESSERA_STAGE_MODEL", flag: "--stage-model", arg: "<path.gguf>", defaultText: "",
+    description: "GGUF file this node offers to hold layer spans of (sharded serving)", parse: text,
+  }),
   backendSpec("ollama_host", host(11434)),
   backendSpec("ollama_keep_alive", text),
   backendSpec("vllm_host", host(8000)),
@@ -237,7 +242,7 @@ export const NODE_SETTINGS = [
 
 const SETTING_BY_NAME = new Map<string, SettingSpec>(NODE_SETTINGS.map((s) => [s.name, s as SettingSpec]));
 
-const PATH_SETTINGS = new Set<string>(["model_path", "log_file"]);
+const PATH_SETTINGS = new Set<string>(["model_path", "stage_model", "log_file"]);
 
 export const HOME_FLAG = "--home";
 export const HOME_ENV = "TESSERA_HOME";

@@ -246,8 +246,12 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       case "ping":
         send(`{"type":"pong","sent_at":${parsed.sent_at}}`);
         break;
-      default:
+      case "stage.load":
+      case "stage.unload":
+      case "stage.drop":
+      case "stage.tokenize":
         stageHost?.onMessage(parsed, send);
+        break;
     }
   };
   const onBinary = (data: Buffer, sendBinary: (frame: Uint8Array) => void) => {

@@ -31,6 +31,8 @@ export interface SessionClientOptions {
   logger: NodeLogger;
   /** Called for each text frame; `send` writes to the socket the frame came on. */
   onFrame(text: string, send: FrameSender): void;
+  /** Called for each binary frame (sharded inference's activations); `send` writes binary frames back. */
+  onBinary?(data: Buffer, send: (frame: Uint8Array) => void): void;
   onOpen(send: FrameSender): void;
   onClose(): void;
   /** Called before reconnecting when the coordinator answered the upgrade with 401 (it does not know us). */
@@ -114,7 +116,10 @@ export class SessionClient {
       this.options.onOpen(send);
     });
     socket.on("message", (data: RawData, isBinary: boolean) => {
-      if (isBinary) return;
+      if (isBinary) {
+        this.options.onBinary?.(data as Buffer, (frame) => socket.readyState === OPEN && socket.send(frame));
+        return;
+      }
       this.options.onFrame(data.toString(), send);
     });
     socket.on("unexpected-response", (_req, res: IncomingMessage) => this.refused(socket, res));

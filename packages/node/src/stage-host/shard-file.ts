@@ -1,0 +1,40 @@
+/** What a node offers for one local GGUF file: its identity (SHA-256), layer count and per-layer weight bytes. */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { basename } from "node:path";
+import { openGguf } from "../stage/gguf-reader.js";
+import { readLlamaConfig } from "../stage/llama-config.js";
+
+export interface ShardFile {
+  path: string;
+  /** The model id users ask for: the file's stem, as the embedded backend names it. */
+  model: string;
+  sha256: string;
+  layerCount: number;
+  /** Bytes of the largest layer's tensors in the file. */
+  bytesPerLayer: number;
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+export async function describeShardFile(path: string): Promise<ShardFile> {
+  const file = openGguf(path);
+  let layerCount: number;
+  let bytesPerLayer = 0;
+  try {
+    layerCount = readLlamaConfig(file).nLayer;
+    const perLayer = new Array<number>(layerCount).fill(0);
+    for (const t of file.tensors.values()) {
+      const m = /^blk\.(\d+)\./.exec(t.name);
+      if (m) perLayer[Number(m[1])] = (perLayer[Number(m[1])] ?? 0) + t.byteLength;
+    }
+    bytesPerLayer = Math.max(1, ...perLayer);
+  } finally {
+    file.close();
+  }
+  return { path, model: basename(path).replace(/\.gguf$/i, ""), sha256: await sha256File(path), layerCount, bytesPerLayer };
+}

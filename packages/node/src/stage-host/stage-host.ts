@@ -1,0 +1,181 @@
+/**
+ * The node side of sharded inference: holds the layer spans the coordinator asked this node to load, runs
+ * `Stage.forward` on each binary activation frame and answers with a binary frame, tokenizes prompts for stage 0,
+ * and drops per-request KV caches on `stage.drop`. Work is synchronous on the event loop, one frame at a time, in
+ * arrival order (the session is one ordered stream), so a request's steps never interleave.
+ */
+import { freemem } from "node:os";
+import {
+  TesseraError,
+  decodeActivationFrame,
+  encodeActivationFrame,
+  type ActivationFrame,
+  type StageCoordinatorMessage,
+  type StageNodeMessage,
+  type StageTokenize,
+} from "@tessera/protocol";
+import type { NodeLogger } from "../logger.js";
+import { F16_TO_F32 as F16 } from "../stage/f16.js";
+import { openGguf } from "../stage/gguf-reader.js";
+import { loadStage, type Stage } from "../stage/stage.js";
+import { loadPromptTokenizer, type PromptTokenizer } from "./prompt-tokenizer.js";
+import { describeShardFile, type ShardFile } from "./shard-file.js";
+import { vocabPieces } from "./vocab-pieces.js";
+
+export type TextSender = (frame: string) => void;
+export type BinarySender = (frame: Uint8Array) => void;
+
+export interface StageHostOptions {
+  /** GGUF file this node offers to hold spans of. */
+  modelPath: string;
+  logger: NodeLogger;
+  /** Free memory reported in the offer (default: the OS's free memory). */
+  freeMemoryBytes?: () => number;
+  now?: () => number;
+}
+
+export class StageHost {
+  private shard: ShardFile | undefined;
+  private readonly stages = new Map<number, Stage>();
+  private tokenizer: Promise<PromptTokenizer> | undefined;
+  private readonly now: () => number;
+
+  private constructor(private readonly o: StageHostOptions) {
+    this.now = o.now ?? (() => performance.now());
+  }
+
+  /** Reads and hashes the file (a bad file fails here, at daemon start). */
+  static async create(o: StageHostOptions): Promise<StageHost> {
+    const host = new StageHost(o);
+    host.shard = await describeShardFile(o.modelPath);
+    o.logger.info(`stage host: offering ${host.shard.model} (${host.shard.layerCount} layers, sha256 ${host.shard.sha256.slice(0, 12)}…)`);
+    return host;
+  }
+
+  get file(): ShardFile {
+    return this.shard!;
+  }
+
+  /** Spans loaded now, by stage id. */
+  loadedStages(): Array<{ stageId: number; start: number; end: number }> {
+    return [...this.stages].map(([stageId, s]) => ({ stageId, start: s.start, end: s.end }));
+  }
+
+  /** The offer sent each time the session opens. */
+  offer(): StageNodeMessage {
+    const f = this.file;
+    return {
+      type: "stage.offer",
+      shards: [{ model: f.model, sha256: f.sha256, layer_count: f.layerCount, bytes_per_layer: f.bytesPerLayer, free_memory_bytes: Math.floor(this.o.freeMemoryBytes?.() ?? freemem()) }],
+    };
+  }
+
+  /** Handles a JSON stage message. Never throws: failures are answered with `stage.error`. */
+  onMessage(message: StageCoordinatorMessage, send: TextSender): void {
+    const reply = (m: StageNodeMessage) => send(JSON.stringify(m));
+    try {
+      switch (message.type) {
+        case "stage.load":
+          return reply(this.load(message.stage_id, message.sha256, message.start, message.end));
+        case "stage.unload":
+          this.stages.delete(message.stage_id);
+          return;
+        case "stage.drop":
+          for (const s of this.stages.values()) s.dropRequest(message.request_id);
+          return;
+        case "stage.tokenize":
+          void this.tokenize(message).then(reply, (err: unknown) => reply(errorMessage(err, { stage_id: message.stage_id, request_id: message.request_id })));
+          return;
+      }
+    } catch (err) {
+      const ids = "stage_id" in message ? { stage_id: message.stage_id } : {};
+      reply(errorMessage(err, { ...ids, ...("request_id" in message ? { request_id: message.request_id } : {}) }));
+    }
+  }
+
+  /** Runs one activation frame through its stage; answers with the output frame or a `stage.error`. */
+  onBinary(data: Uint8Array, sendBinary: BinarySender, send: TextSender): void {
+    let frame: ActivationFrame | undefined;
+    try {
+      frame = decodeActivationFrame(data);
+      sendBinary(this.forward(frame));
+    } catch (err) {
+      send(JSON.stringify(errorMessage(err, frame ? { stage_id: frame.stageId, request_id: frame.requestId } : {})));
+    }
+  }
+
+  /** Forward one frame; the output frame is a fresh buffer (the stage returns a view of its own scratch). */
+  forward(frame: ActivationFrame): Uint8Array {
+    const stage = this.stages.get(frame.stageId);
+    if (!stage) throw new TesseraError("bad_request", `stage ${frame.stageId} is not loaded on this node`);
+    let input: Float32Array | Int32Array;
+    if (stage.isFirst) {
+      if (frame.dtype !== "i32") throw new TesseraError("bad_request", "the first stage takes token ids (i32 frames)");
+      input = frame.data as Int32Array;
+    } else if (frame.dtype === "f32") {
+      input = frame.data as Float32Array;
+    } else if (frame.dtype === "f16") {
+      input = halfToFloat(frame.data as Uint16Array);
+    } else {
+      throw new TesseraError("bad_request", `stage ${frame.stageId} takes hidden states, not token ids`);
+    }
+    const out = stage.forward(frame.requestId, input, frame.positions);
+    const rows = stage.isLast ? 1 : frame.rows;
+    const cols = out.length / rows;
+    const last = stage.isLast ? new Int32Array([frame.positions[frame.rows - 1]!]) : frame.positions;
+    return encodeActivationFrame({ requestId: frame.requestId, stageId: frame.stageId, seq: frame.seq, rows, cols, positions: last, dtype: "f32", data: out });
+  }
+
+  private load(stageId: number, sha256: string, start: number, end: number): StageNodeMessage {
+    const f = this.file;
+    if (sha256 !== f.sha256) throw new TesseraError("not_found", `this node has no model file with sha256 ${sha256}`);
+    const t0 = this.now();
+    const stage = loadStage({ path: f.path, start, end });
+    const loadMs = this.now() - t0;
+    // Warm-up: one token through the span measures the per-layer time the coordinator routes by.
+    const probe = `warmup-${stageId}`;
+    const input = stage.isFirst ? new Int32Array([0]) : new Float32Array(stage.hiddenSize).fill(0.01);
+    stage.forward(probe, input, [0]);
+    const t1 = this.now();
+    const reps = 3;
+    for (let i = 1; i <= reps; i++) stage.forward(probe, stage.isFirst ? new Int32Array([0]) : input, [i]);
+    const msPerLayer = (this.now() - t1) / reps / (end - start);
+    stage.dropRequest(probe);
+    this.stages.set(stageId, stage);
+    this.o.logger.info(`stage ${stageId}: layers [${start}, ${end}) of ${f.model} loaded in ${Math.round(loadMs)} ms (${msPerLayer.toFixed(3)} ms/layer)`);
+    return { type: "stage.loaded", stage_id: stageId, ms_per_layer: msPerLayer };
+  }
+
+  private async tokenize(message: StageTokenize): Promise<StageNodeMessage> {
+    const stage = this.stages.get(message.stage_id);
+    if (!stage?.isFirst) throw new TesseraError("bad_request", `stage ${message.stage_id} is not a first stage on this node`);
+    this.tokenizer ??= loadPromptTokenizer(this.file.path, stage.vocabSize);
+    const tokenizer = await this.tokenizer;
+    const tokens = tokenizer.tokenize(message.messages);
+    let vocab;
+    if (message.want_vocab) {
+      const file = openGguf(this.file.path);
+      try {
+        vocab = vocabPieces(file.metadata);
+      } finally {
+        file.close();
+      }
+    }
+    return { type: "stage.tokenized", request_id: message.request_id, tokens, eog_tokens: tokenizer.eogTokens(), ...(vocab ? { vocab } : {}) };
+  }
+
+  async close(): Promise<void> {
+    this.stages.clear();
+    if (this.tokenizer) await (await this.tokenizer).close();
+  }
+}
+
+function halfToFloat(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = F16[bits[i]!]!;
+  return out;
+}
+function errorMessage(err: unknown, ids: { stage_id?: number; request_id?: string }): StageNodeMessage {
+  const e = err instanceof TesseraError ? err : new TesseraError("internal_error", err instanceof Error ? err.message : String(err));
+  return { type: "stage.error", ...ids, code: e.code, message: e.message };
+}
