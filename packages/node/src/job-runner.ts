@@ -114,6 +114,7 @@ export class JobRunner {
       sampling: job.sampling,
       signal: controller.signal,
       ...(job.assistant_prefix !== undefined ? { assistantPrefix: job.assistant_prefix } : {}),
+      ...(job.assistant_prefix_tokens !== undefined ? { assistantPrefixTokens: job.assistant_prefix_tokens } : {}),
     };
     let finish: string | undefined;
     let completionTokens = 0;

@@ -113,6 +113,9 @@ describe("node daemon against a fake coordinator", () => {
       { type: "finish", reason: "stop" },
     ]);
     expect(backend.calls[0]).toMatchObject({ model: "tiny", messages: [{ role: "user", content: "hello" }] });
+    coordinator.send({ ...assignment("job-2"), assistant_prefix: "Hel", assistant_prefix_tokens: [7, 8] });
+    await waitFor("failover job finished", () => coordinator.partsOf("job-2").some((p) => p.type === "finish"));
+    expect(backend.calls[1]).toMatchObject({ assistantPrefix: "Hel", assistantPrefixTokens: [7, 8] });
     await waitFor("complete log", () => /job complete: 3 tokens in [\d.]+ s \([\d.]+ tok\/s\)/.test(log(lines)));
     expect(log(lines)).toMatch(/job received/);
   });
