@@ -4,6 +4,8 @@ import {
   TesseraError,
   encodeNpub,
   type GpuStats,
+  type HeartbeatAck,
+  nodeCommandReportPath,
   type Hardware,
   type NodeHeartbeat,
   type NodeRegistered,
@@ -19,6 +21,7 @@ import type { NodeLogger } from "./logger.js";
 import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from "./register-node.js";
 import { machineProbe } from "./machine.js";
 import { StageHost } from "./stage-host/index.js";
+import { NodeCommandExecutor, dropModelsThatDoNotFit } from "./commands/index.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
 
@@ -106,6 +109,8 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     logger.warn({ err }, "hardware detection failed; registering CPU cores and RAM only");
     return basicHardware();
   });
+  // Fit check: a model that cannot fit this node's memory is never advertised.
+  dropModelsThatDoNotFit({ list: servedModels, ids: servedIds }, hardware, (line) => logger.warn(line));
   logger.info(
     `hardware: ${hardware.cpu_cores} cores, ${Math.round(hardware.ram_mb / 1024)} GiB RAM, ` +
       (hardware.gpus.length ? hardware.gpus.map((g) => `${g.name} (${Math.round(g.vram_mb / 1024)} GiB)`).join(", ") : "no GPU") +
@@ -191,7 +196,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
 
   const scheduleHeartbeat = () => {
     if (stopping) return;
-    heartbeatTimer = clock.setTimeout(() => void heartbeat(), heartbeatIntervalMs);
+    heartbeatTimer = clock.setTimeout(() => void runHeartbeat(), heartbeatIntervalMs);
   };
 
   const heartbeat = async () => {
@@ -209,7 +214,8 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         max_concurrency: config.max_concurrency,
         draining: runner.isDraining,
       };
-      await post<unknown>(HEARTBEAT_PATH, body);
+      const ack = await post<HeartbeatAck | undefined>(HEARTBEAT_PATH, body);
+      commands.acceptAll(ack?.commands);
       lastHeartbeatMs = clock.now();
       logger.info(`heartbeat OK (${lastHeartbeatMs - started} ms)`);
     } catch (err) {
@@ -222,6 +228,30 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     }
     scheduleHeartbeat();
   };
+
+  let heartbeatInFlight: Promise<void> | undefined;
+  const runHeartbeat = (): Promise<void> => (heartbeatInFlight ??= heartbeat().finally(() => (heartbeatInFlight = undefined)));
+  /** A heartbeat now (served models changed): replaces the pending one; one in flight is waited for first. */
+  const syncNow = async (): Promise<void> => {
+    await heartbeatInFlight;
+    if (stopping) return;
+    if (heartbeatTimer !== undefined) clock.clearTimeout(heartbeatTimer);
+    heartbeatTimer = undefined;
+    await runHeartbeat();
+  };
+  /** Model install/remove commands from the node's operator (packages/node/src/commands/). */
+  const commands = new NodeCommandExecutor({
+    backend,
+    hardware,
+    configured: config.served_models,
+    configuredSource: config.sources.served_models,
+    configFile: config.paths.configFile,
+    served: { list: servedModels, ids: servedIds },
+    report: (id, report) => post<unknown>(nodeCommandReportPath(nodeId, id), report).then(() => undefined),
+    sync: syncNow,
+    logger,
+    now: () => clock.now(),
+  });
 
   const onFrame = (text: string, send: FrameSender) => {
     let parsed: CoordinatorMessage;
@@ -245,6 +275,9 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         break;
       case "ping":
         send(`{"type":"pong","sent_at":${parsed.sent_at}}`);
+        break;
+      case "node.command":
+        commands.accept(parsed.command);
         break;
       case "stage.load":
       case "stage.unload":
@@ -313,6 +346,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       heartbeatTimer = undefined;
       if (session.isOpen) session.send('{"type":"goodbye"}');
       await session.close(1000, "goodbye");
+      await commands.close();
       await backend.close?.();
       await stageHost?.close();
       logger.info(`stopped (${runner.stats.completed} jobs completed)`);

@@ -17,3 +17,4 @@ export * from "./backends/index.js";
 export * from "./models/index.js";
 export * from "./hardware/index.js";
 export { machineProbe, type MachineProbe } from "./machine.js";
+export * from "./commands/index.js";
