@@ -143,7 +143,7 @@ class ProgressReporter {
 
   progress(p: PullProgress): void {
     const now = this.deps.now();
-    if (this.inFlight || now - this.lastSentAt < (this.deps.progressIntervalMs ?? 250)) return;
+    if (this.inFlight || now - this.lastSentAt < (this.deps.progressIntervalMs ?? 100)) return;
     const report: NodeCommandReport = { status: "running", detail: p.status.slice(0, 256) };
     if (p.completedBytes !== undefined) report.completed_bytes = Math.round(p.completedBytes);
     if (p.totalBytes !== undefined) report.total_bytes = Math.round(p.totalBytes);
