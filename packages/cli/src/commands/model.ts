@@ -1,0 +1,63 @@
+import type { Command } from "commander";
+import { formatBytes } from "../inventory/progress-bar.js";
+import { installModelAction, listModelsAction, recommend, removeModelAction, type ModelActionDeps } from "../inventory/model-actions.js";
+import { productionModelDeps } from "../inventory/production-deps.js";
+import { printJson } from "../output.js";
+import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
+
+/**
+ * `tessera model install|remove|list|recommend`: this node's model inventory (not to be confused with
+ * `tessera models`, which lists what the whole network serves). `makeDeps` is the seam tests replace.
+ */
+export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) => ModelActionDeps = (flags) => productionModelDeps(nodeConfigFrom(flags, true))): void {
+  const model = program.command("model").description("this node's models: install, remove, list, recommend");
+
+  withNodeSettings(
+    model
+      .command("install")
+      .argument("<name>", "model name in the backend's spelling, e.g. qwen2.5:7b")
+      .description("pull a model into the backend (progress and speed), add it to served_models, advertise it at once")
+      .option("--force", "install even when it cannot fit this node's memory (it is then never advertised)"),
+  ).action(async (name: string, flags: NodeFlags & { force?: boolean }) => {
+    await installModelAction(makeDeps(flags), name, { force: flags.force === true });
+  });
+
+  withNodeSettings(
+    model.command("remove").argument("<name>", "model name").description("delete a model from the backend and stop advertising it"),
+  ).action(async (name: string, flags: NodeFlags) => {
+    await removeModelAction(makeDeps(flags), name);
+  });
+
+  withNodeSettings(
+    model.command("list").description("models in served_models or the backend: name, size, backend, status (loaded / installed / missing)").option("--json", "print JSON"),
+  ).action(async (flags: NodeFlags & { json?: boolean }) => {
+    const deps = makeDeps(flags);
+    const rows = await listModelsAction(deps);
+    if (flags.json) return printJson({ models: rows });
+    if (rows.length === 0) return void deps.out.write("no models: install one with `tessera model install NAME`\n");
+    const lines = [`${"NAME".padEnd(32)} ${"SIZE".padStart(9)}  ${"BACKEND".padEnd(10)} ${"STATUS".padEnd(9)} ADVERTISED`];
+    for (const r of rows) {
+      const advertised = r.served ? "yes" : r.status === "missing" ? "no (missing)" : !r.fits ? "no (too large)" : "no";
+      lines.push(`${r.name.padEnd(32)} ${(r.size_bytes === null ? "—" : formatBytes(r.size_bytes)).padStart(9)}  ${r.backend.padEnd(10)} ${r.status.padEnd(9)} ${advertised}`);
+    }
+    deps.out.write(lines.join("\n") + "\n");
+  });
+
+  withNodeSettings(
+    model
+      .command("recommend")
+      .description("the default model for this node's VRAM tier (>=48gb, >=24gb, >=12gb, >=8gb, cpu)")
+      .option("--install-all", "install the default model of this tier and of every tier below it that fits"),
+  ).action(async (flags: NodeFlags & { installAll?: boolean }) => {
+    const deps = makeDeps(flags);
+    const r = recommend(await deps.hardware());
+    const lines = [`this node: tier ${r.tier}, ${(r.memoryMb / 1024).toFixed(1)} GiB for models`];
+    for (const t of r.tiers) lines.push(`  ${t.thisNode ? "→" : " "} ${t.tier.padEnd(7)} ${t.model.padEnd(16)} ${t.fits ? "fits" : "too large"}`);
+    const own = r.tiers.find((t) => t.thisNode)!;
+    lines.push(flags.installAll ? "" : `install it: tessera model install ${own.model}`);
+    deps.out.write(lines.join("\n") + "\n");
+    if (!flags.installAll) return;
+    const start = r.tiers.indexOf(own);
+    for (const t of r.tiers.slice(start).filter((x) => x.fits)) await installModelAction(deps, t.model);
+  });
+}

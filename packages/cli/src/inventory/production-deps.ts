@@ -1,0 +1,18 @@
+import { createBackendFromConfig, createNodeLogger, machineProbe, signerFromKeyFile, type NodeConfig } from "@tessera/node";
+import type { ModelActionDeps } from "./model-actions.js";
+
+/** The real machine behind `tessera model …`: key file, nvidia-smi & co., the configured backend, stdout/stderr. */
+export function productionModelDeps(config: NodeConfig): ModelActionDeps {
+  const { logger } = createNodeLogger({ level: "warn", stdout: { write: (line: string) => process.stderr.write(line) } });
+  return {
+    config,
+    signer: signerFromKeyFile(config.paths.keyFile),
+    fetch: (input, init) => fetch(input, init),
+    nowMs: () => Date.now(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    hardware: () => machineProbe().detectHardware(),
+    openBackend: () => createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger }),
+    out: process.stdout,
+    err: process.stderr,
+  };
+}
