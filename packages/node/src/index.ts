@@ -10,7 +10,6 @@ export { createNodeLogger, formatLogLine, type NodeLogger, type NodeLogOutput } 
 export { systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 export * from "./stage/index.js";
 export { createBackendFromConfig } from "./backend-from-config.js";
-export * from "./backends/embedded/index.js";
 export { readLivePid, writePidFile, removePidFile } from "./pid-file.js";
 export { tailLines, followFile, type FollowHandle } from "./log-tail.js";
 export * from "./backends/index.js";

@@ -1,5 +1,5 @@
 import type { ChatMessage } from "@tessera/protocol";
-import { createPromptFormatter } from "@tessera/node";
+import { createPromptFormatter } from "@tessera/node/embedded";
 import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 
 /**

@@ -24,6 +24,7 @@ interface StartOptions {
   jobTimeout?: string;
   resultTtl?: string;
   alias?: string[];
+  shardReplicas?: string;
 }
 
 export function coordinatorConfigFromOptions(options: StartOptions): CoordinatorConfig {
@@ -38,6 +39,7 @@ export function coordinatorConfigFromOptions(options: StartOptions): Coordinator
     jobTimeoutS: options.jobTimeout,
     resultTtlS: options.resultTtl,
     modelAliases: options.alias?.join(","),
+    shardReplicas: options.shardReplicas,
   });
 }
 
@@ -56,6 +58,7 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--queue-timeout <s>", "seconds a job may wait for a free node")
     .option("--job-timeout <s>", "seconds before a job fails with `timeout`")
     .option("--result-ttl <s>", "seconds prompts and outputs are kept")
+    .option("--shard-replicas <n>", "copies of every layer span of a sharded model placed up front (default 2)")
     .option("--alias <alias=model...>", "model alias, e.g. gpt-4o-mini=tessera-demo (repeatable)")
     .addHelpText("after", `\nSettings (flag, environment variable, meaning):\n${settingsHelp()}`)
     .action(async (options: StartOptions) => {

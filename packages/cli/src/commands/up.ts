@@ -1,0 +1,80 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Command } from "commander";
+import { createLogger, defaultDataDir, loadCoordinatorConfig, startCoordinator } from "@tessera/coordinator";
+import { createNodeLogger, initNode, loadNodeConfig, startDaemon } from "@tessera/node";
+import { TesseraError } from "@tessera/protocol";
+import { waitForSignal } from "./coordinator.js";
+
+export const DEMO_MODEL = "tessera-demo";
+
+interface UpFlags {
+  port: string;
+  host: string;
+  dataDir?: string;
+  model?: string;
+}
+
+/** `tessera up` (what `npm start` runs): a coordinator and one node on the embedded engine, in one process. */
+export function addUpCommand(program: Command): void {
+  program
+    .command("up")
+    .description("run a whole local network in one command: coordinator (open mode) + one node on the embedded llama.cpp engine")
+    .option("--port <port>", "coordinator HTTP port", "7337")
+    .option("--host <address>", "address to listen on", "127.0.0.1")
+    .option("--data-dir <dir>", "where the store, the node's home and the demo model live (default ~/.local/share/tessera)")
+    .option("--model <path.gguf>", "serve this GGUF file instead of the generated demo model")
+    .action(async (flags: UpFlags) => {
+      const dataDir = resolve(flags.dataDir ?? defaultDataDir());
+      const modelPath = flags.model ? resolve(flags.model) : join(dataDir, "models", `${DEMO_MODEL}.gguf`);
+      if (flags.model && !existsSync(modelPath)) throw new TesseraError("bad_request", `--model: no file at ${modelPath}`);
+      const config = loadCoordinatorConfig({ port: flags.port, host: flags.host, dataDir, open: true });
+      if (!flags.model && !existsSync(modelPath)) {
+        process.stdout.write(`first run: making the demo model (a small random-weight Llama, ~5 MB) at ${modelPath} …\n`);
+        mkdirSync(join(dataDir, "models"), { recursive: true });
+        // Loaded only here: the model maker pulls in llama.cpp bindings no other command needs.
+        const { makeTinyModel } = await import("@tessera/testkit");
+        await makeTinyModel({ path: modelPath, seed: 1, vocab: "spm", name: DEMO_MODEL, eosScale: 2.5 });
+      }
+      const coordinator = await startCoordinator(config, { logger: createLogger("warn") });
+      const home = join(dataDir, "node");
+      const settings = { coordinator_url: coordinator.url, backend: "embedded", model_path: modelPath };
+      initNode({ home, settings });
+      const nodeConfig = loadNodeConfig({ home, flags: settings });
+      const output = createNodeLogger({ level: nodeConfig.log_level, file: nodeConfig.log_file });
+      let daemon: Awaited<ReturnType<typeof startDaemon>>;
+      try {
+        daemon = await startDaemon(nodeConfig, { logger: output.logger });
+        await daemon.ready;
+      } catch (err) {
+        await coordinator.close();
+        throw err;
+      }
+      const model = modelPath.replace(/^.*[\\/]/, "").replace(/\.gguf$/i, "");
+      process.stdout.write(banner(coordinator.url, model));
+      await waitForSignal();
+      process.stdout.write("\nshutting down: draining the node, then the coordinator\n");
+      await daemon.stop();
+      await coordinator.close();
+      output.close();
+      process.exit(0);
+    });
+}
+
+function banner(url: string, model: string): string {
+  return `
+Tessera is running: coordinator ${url} (open mode), one node serving "${model}".
+
+  npx tessera chat "hello"
+
+  curl ${url}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"${model}","messages":[{"role":"user","content":"hello"}],"stream":true}'
+
+  // JavaScript (npm install openai)
+  import OpenAI from "openai";
+  const client = new OpenAI({ baseURL: "${url}/v1", apiKey: "open-mode" });
+  const reply = await client.chat.completions.create({ model: "${model}", messages: [{ role: "user", content: "hello" }] });
+
+Press Ctrl-C to stop.
+`;
+}

@@ -1,0 +1,104 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ManagedProcess, TESSERA_BIN, freePort } from "@tessera/testkit";
+
+/** `tessera up` as a newcomer runs it, then the client commands against it; and the CLI's answers to bad input. */
+let dir: string;
+let up: ManagedProcess;
+let url: string;
+
+async function tessera(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string }> {
+  const p = new ManagedProcess("tessera", process.execPath, [TESSERA_BIN, ...args], { env: { ...process.env, ...env } });
+  const { code } = await p.exited;
+  return { code, out: p.logText };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tessera-up-"));
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  up = new ManagedProcess("up", process.execPath, [TESSERA_BIN, "up", "--port", String(port), "--data-dir", dir]);
+  await up.waitFor(/Tessera is running/, 120_000);
+}, 150_000);
+
+afterAll(async () => {
+  await up?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("tessera up", () => {
+  it("makes the demo model on first run and prints how to call it", () => {
+    expect(up.logText).toMatch(/making the demo model/);
+    expect(up.logText).toContain(`curl ${url}/v1/chat/completions`);
+    expect(up.logText).toContain('model: "tessera-demo"');
+  });
+
+  it("answers `tessera chat` streaming and not, and lists the model", async () => {
+    const streamed = await tessera(["chat", "--url", url, "--max-tokens", "12", "--temperature", "0", "hello"]);
+    expect(streamed.code).toBe(0);
+    expect(streamed.out.trim().length).toBeGreaterThan(0);
+    const json = await tessera(["chat", "--url", url, "--max-tokens", "12", "--temperature", "0", "--json", "hello"]);
+    expect(json.code).toBe(0);
+    const job = JSON.parse(json.out);
+    expect(job.status).toBe("completed");
+    expect(job.result.content.trim()).toBe(streamed.out.trim());
+    expect(job.result.usage.completion_tokens).toBeGreaterThan(0);
+    const models = await tessera(["models", "--url", url, "--json"]);
+    expect(JSON.parse(models.out).models).toEqual([expect.objectContaining({ id: "tessera-demo", nodes: 1 })]);
+    const status = await tessera(["status", "--url", url]);
+    expect(status.out).toMatch(/coordinator\s+ok/);
+  }, 60_000);
+
+  it("stops cleanly on SIGINT", async () => {
+    up.kill("SIGINT");
+    expect((await up.exited).code).toBe(0);
+  }, 60_000);
+});
+
+describe("bad input gets a clear error and a non-zero exit", () => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ["up with a missing model file", ["up", "--model", "/nonexistent/model.gguf", "--port", "1"], /\[bad_request\].*no file/],
+    ["up with a bad port", ["up", "--port", "http", "--data-dir", "/tmp/tessera-never"], /\[bad_request\].*--port/],
+    ["coordinator start with a non-postgres --db", ["coordinator", "start", "--db", "mysql://x"], /\[bad_request\].*--db/],
+    ["keys create without --name", ["coordinator", "keys", "create"], /--name/],
+    ["keys create with a bad name", ["coordinator", "keys", "create", "--name", "a b"], /\[bad_request\]/],
+    ["keys create with a bad rate limit", ["coordinator", "keys", "create", "--name", "ok", "--rate-limit", "-3"], /\[bad_request\]/],
+    ["keys revoke of an unknown key", ["coordinator", "keys", "revoke", "nobody"], /\[not_found\]/],
+    ["chat with an empty prompt", ["chat", ""], /\[bad_request\].*empty/],
+    ["chat with a bad temperature", ["chat", "--temperature", "9", "hi"], /\[bad_request\].*temperature/],
+    ["chat against a bad url", ["chat", "--url", "ftp://x", "hi"], /\[bad_request\].*--url/],
+    ["models against nothing listening", ["models", "--url", "http://127.0.0.1:1"], /cannot reach the coordinator/],
+    ["an unknown command", ["fly"], /unknown command/],
+  ];
+  for (const [name, args, pattern] of cases) {
+    it(name, async () => {
+      const keysDir = mkdtempSync(join(tmpdir(), "tessera-cli-"));
+      const withDir = args[0] === "coordinator" && args[1] === "keys" ? [...args, "--data-dir", keysDir] : args;
+      const { code, out } = await tessera(withDir);
+      rmSync(keysDir, { recursive: true, force: true });
+      expect(code).not.toBe(0);
+      expect(out).toMatch(pattern);
+    }, 30_000);
+  }
+});
+
+describe("coordinator keys", () => {
+  it("creates a key once, lists it without the token, and revokes it", async () => {
+    const keysDir = mkdtempSync(join(tmpdir(), "tessera-keys-"));
+    try {
+      const created = await tessera(["coordinator", "keys", "create", "--name", "alice", "--json", "--data-dir", keysDir]);
+      expect(created.code).toBe(0);
+      const { token, id } = JSON.parse(created.out);
+      expect(token).toMatch(/^tsk_/);
+      const listed = await tessera(["coordinator", "keys", "list", "--json", "--data-dir", keysDir]);
+      expect(listed.out).not.toContain(token);
+      expect(JSON.parse(listed.out)).toEqual([expect.objectContaining({ id, name: "alice", revoked: false })]);
+      expect((await tessera(["coordinator", "keys", "revoke", "alice", "--data-dir", keysDir])).code).toBe(0);
+      expect(JSON.parse((await tessera(["coordinator", "keys", "list", "--json", "--data-dir", keysDir])).out)[0].revoked).toBe(true);
+    } finally {
+      rmSync(keysDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
