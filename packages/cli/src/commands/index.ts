@@ -3,7 +3,6 @@ import { addChatCommand } from "./chat.js";
 import { addCoordinatorCommand } from "./coordinator.js";
 import { addModelsCommand } from "./models.js";
 import { addStatusCommand } from "./status.js";
-import { addUpCommand } from "./up.js";
 import { addInitCommand } from "./init.js";
 import { addRegisterCommand } from "./register.js";
 import { addStartCommand } from "./start.js";
@@ -11,4 +10,4 @@ import { addLogsCommand } from "./logs.js";
 import { addModelCommand } from "./model.js";
 
 /** Every `tessera` command, one file each; each adds itself to the program. */
-export const COMMANDS: Array<(program: Command) => void> = [addUpCommand, addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program)];
+export const COMMANDS: Array<(program: Command) => void> = [addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program)];
