@@ -45,9 +45,10 @@ export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void 
     const id = NodeId.safeParse(request.params.id);
     if (!id.success) throw new TesseraError("bad_request", "node id must be a 64-character lowercase hex public key");
     const live = ctx.registry.get(id.data);
-    if (live) return { status: live.online ? "online" : "offline" };
+    if (live) return { status: live.online ? "online" : "offline", last_seen_at: new Date(live.lastSeenAt).toISOString() };
     const stored = await ctx.store.getNode(id.data);
     if (!stored) throw new TesseraError("not_found", `no node ${id.data}`);
-    return { status: "offline" };
+    const seen = stored.lastHeartbeatAt ?? stored.lastSeenAt;
+    return seen ? { status: "offline", last_seen_at: seen.toISOString() } : { status: "offline" };
   });
 }

@@ -35,4 +35,6 @@ export interface HeartbeatAck {
 
 export interface NodeStatusView {
   status: "online" | "offline";
+  /** When the coordinator last heard from the node (heartbeat or registration), where it knows. */
+  last_seen_at?: string;
 }
