@@ -23,6 +23,8 @@ export interface CoordinatorConfig {
   offlineAfterS: number;
   /** Model aliases: `alias=model,alias2=model2`. */
   modelAliases: Record<string, string>;
+  /** Copies of every span of a sharded model placed up front (1 = no standby copy). */
+  shardReplicas: number;
 }
 
 export interface SettingSpec {
@@ -46,6 +48,7 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "resultTtlS", flag: "--result-ttl", env: "TESSERA_RESULT_TTL", default: "3600", description: "seconds prompts and outputs are kept; then only hashes and counts" },
   { key: "heartbeatIntervalS", flag: "--heartbeat-interval", env: "TESSERA_HEARTBEAT_INTERVAL", default: "30", description: "heartbeat interval nodes are told to use" },
   { key: "offlineAfterS", flag: "--offline-after", env: "TESSERA_OFFLINE_AFTER", default: "90", description: "seconds without a heartbeat before a node is offline" },
+  { key: "shardReplicas", flag: "--shard-replicas", env: "TESSERA_SHARD_REPLICAS", default: "2", description: "copies of every layer span of a sharded model placed up front" },
   { key: "modelAliases", flag: "--alias", env: "TESSERA_MODEL_ALIASES", default: "", description: "model aliases, e.g. gpt-4o-mini=tessera-demo" },
 ];
 
@@ -95,6 +98,7 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     heartbeatIntervalS: num("heartbeatIntervalS", 1, 3600),
     offlineAfterS: num("offlineAfterS", 1, 86_400),
     modelAliases: parseAliases(String(raw(spec("modelAliases")) ?? "")),
+    shardReplicas: num("shardReplicas", 1, 16),
   };
 }
 

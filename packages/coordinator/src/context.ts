@@ -4,6 +4,7 @@ import type { CoordinatorConfig } from "./config.js";
 import type { JobManager } from "./jobs/job-manager.js";
 import type { Logger } from "./logger.js";
 import type { RateLimiter } from "./rate-limiter.js";
+import type { ShardingManager } from "./sharding/index.js";
 import type { NodeRegistry } from "./registry.js";
 import type { Store } from "./store/types.js";
 
@@ -17,4 +18,6 @@ export interface CoordinatorContext {
   nonces: NonceCache;
   limiter: RateLimiter;
   logger: Logger;
+  /** Sharded models: stage offers, placement, and the virtual pipeline nodes. */
+  sharding: ShardingManager;
 }

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { NodeRegistry } from "./registry.js";
 import { SessionHub } from "./sessions/session-hub.js";
+import { ShardingManager } from "./sharding/index.js";
 import { openStore } from "./store/index.js";
 import type { Store } from "./store/types.js";
 
@@ -50,11 +51,13 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const logger = deps.logger ?? createLogger();
   const store = deps.store ?? (await openStore(storeOptionsForConfig(config)));
   let jobs!: JobManager;
+  let sharding: ShardingManager | undefined;
   const registry = new NodeRegistry(clock, config.offlineAfterS * 1000, {
     onOffline(nodeId, reason) {
       logger.info({ node: nodeId.slice(0, 12), reason }, "node offline");
       store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
       jobs.onNodeLost(nodeId, reason);
+      sharding?.onNodeLost(nodeId);
     },
     onOnline(nodeId) {
       store.setNodeStatus(nodeId, "online", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
@@ -72,8 +75,9 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     acceptTimeoutMs: config.acceptTimeoutS * 1000,
     resultTtlMs: config.resultTtlS * 1000,
   });
+  sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
   await restoreState(store, registry, jobs, clock);
-  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, nonces: new NonceCache(), limiter: new RateLimiter(), logger };
+  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, nonces: new NonceCache(), limiter: new RateLimiter(), logger, sharding };
   const app = buildApp(ctx);
   const hub = new SessionHub(ctx);
   app.server.on("upgrade", (request, socket, head) => hub.handleUpgrade(request, socket, head));

@@ -26,6 +26,7 @@ export interface NodeSettings {
   model_path: string;
   served_models: string[];
   stage_model: string;
+  stage_memory_mb: number;
   ollama_host: string;
   ollama_keep_alive: string;
   vllm_host: string;
@@ -201,6 +202,10 @@ export const NODE_SETTINGS = [
   spec({
     name: "stage_model", env: "TESSERA_STAGE_MODEL", flag: "--stage-model", arg: "<path.gguf>", defaultText: "",
     description: "GGUF file this node offers to hold layer spans of (sharded serving)", parse: text,
+  }),
+  spec({
+    name: "stage_memory_mb", env: "TESSERA_STAGE_MEMORY_MB", flag: "--stage-memory", arg: "<mb>", defaultText: "0",
+    description: "Memory offered for layer spans, MB (0: the machine's free memory)", parse: number(0, 1e9, false),
   }),
   backendSpec("ollama_host", host(11434)),
   backendSpec("ollama_keep_alive", text),

@@ -104,7 +104,11 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const servedIds = new Set(servedModels.map((m) => m.id));
   const machine = deps.detectHardware && deps.gpuStats ? undefined : machineProbe();
   const gpuStats = deps.gpuStats ?? machine!.gpuStats;
-  const stageHost = config.stage_model ? await StageHost.create({ modelPath: config.stage_model, logger }) : undefined;
+  const stageHost = config.stage_model ? await StageHost.create({
+        modelPath: config.stage_model,
+        logger,
+        ...(config.stage_memory_mb > 0 ? { freeMemoryBytes: () => config.stage_memory_mb * 1024 * 1024 } : {}),
+      }) : undefined;
   const hardware = await (deps.detectHardware ?? machine!.detectHardware)().catch((err: unknown) => {
     logger.warn({ err }, "hardware detection failed; registering CPU cores and RAM only");
     return basicHardware();

@@ -95,6 +95,13 @@ export class JobManager {
     this.fail(job, "cancelled", reason);
   }
 
+  /** A node-side component (the sharded pipeline) found the job cannot run at all: fail it now, without retries. */
+  abort(jobId: string, code: ErrorCode, message: string): void {
+    const job = this.live.get(jobId);
+    if (!job || job.finished) return;
+    this.fail(job, code, message);
+  }
+
   /** Measured speed per node and model (EWMA of real jobs). */
   nodeModelMetrics(nodeId: string, model: string): { tokensPerSecond: number; ttftMs: number; jobs: number } | undefined {
     return this.metrics.get(metricKey(nodeId, model));

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import { type CoordinatorMessage, NodeMessage, SESSION_PATH, TesseraError, errorBody } from "@tessera/protocol";
+import { type CoordinatorMessage, type StageNodeMessage, NodeMessage, SESSION_PATH, TesseraError, errorBody } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
 import { authenticateNode } from "../http/node-auth.js";
 import type { NodeSession } from "./node-session.js";
@@ -48,7 +48,7 @@ export class SessionHub {
     this.ctx.registry.attachSession(nodeId, session);
     this.ctx.logger.info({ node: nodeId.slice(0, 12) }, "node session open");
     ws.on("message", (data, isBinary) => {
-      if (isBinary) return;
+      if (isBinary) return this.ctx.sharding.onBinary(nodeId, data as Buffer);
       let parsed: ReturnType<typeof NodeMessage.safeParse>;
       try {
         parsed = NodeMessage.safeParse(JSON.parse(data.toString()));
@@ -62,6 +62,7 @@ export class SessionHub {
       }
       const message = parsed.data;
       if (message.type === "pong") return session.pong(message.sent_at, this.ctx.clock.now());
+      if (message.type.startsWith("stage.")) return this.ctx.sharding.onStageMessage(nodeId, message as StageNodeMessage);
       this.ctx.jobs.onNodeMessage(nodeId, message);
     });
     ws.on("close", () => {
@@ -91,6 +92,11 @@ class WsNodeSession implements NodeSession {
 
   send(message: CoordinatorMessage): void {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  /** Activation frames of sharded models. */
+  sendBinary(data: Uint8Array): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(data);
   }
 
   rttMs(): number | undefined {

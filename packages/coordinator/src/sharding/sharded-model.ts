@@ -1,0 +1,25 @@
+import type { ShardOffer } from "@tessera/protocol";
+import type { LayerRange } from "../placement/index.js";
+import type { Vocab } from "./detokenizer.js";
+import type { LoadedStage } from "./stage-path.js";
+
+/** A stage the coordinator asked a node to load; `loaded` once the node said `stage.loaded`. */
+export interface StageState extends LoadedStage {
+  loaded: boolean;
+  waiters: Array<{ resolve(): void; reject(err: Error): void }>;
+}
+
+/** One sharded model (one GGUF file, by SHA-256): who offers it, which stages are placed, the virtual node's id. */
+export interface ShardedModel {
+  sha256: string;
+  name: string;
+  layerCount: number;
+  offers: Map<string, ShardOffer>;
+  stages: Map<number, StageState>;
+  /** Bumped on every placement; a request keeps the stages of the version it started with. */
+  version: number;
+  virtualNodeId: string;
+  vocab: Vocab | undefined;
+  /** Set when the last placement could not cover every layer: the layers no offering node can hold. */
+  unplaced: LayerRange[] | undefined;
+}

@@ -1,0 +1,324 @@
+/**
+ * The coordinator's side of sharded models. Collects stage offers from node sessions, places spans with
+ * `placeStages`, loads them (`stage.load`), and registers one virtual node per model whose session runs a
+ * `TokenLoop` per job: the JobManager schedules onto it like onto any node, so clients cannot tell the difference.
+ */
+import {
+  TesseraError,
+  decodeActivationFrame,
+  sha256Hex,
+  type ActivationFrame,
+  type CoordinatorMessage,
+  type ErrorCode,
+  type JobAssignment,
+  type NodeMessage,
+  type StageNodeMessage,
+  type StreamPart,
+} from "@tessera/protocol";
+import type { Clock } from "../clock.js";
+import type { Logger } from "../logger.js";
+import { describeRanges, placeStages, DEFAULT_PATH_RTT_MS, DEFAULT_MS_PER_LAYER } from "../placement/index.js";
+import type { NodeRegistry } from "../registry.js";
+import type { NodeSession } from "../sessions/node-session.js";
+import type { ShardedModel, StageState } from "./sharded-model.js";
+import { chooseStagePath } from "./stage-path.js";
+import { TokenLoop, type TokenLoopHost } from "./token-loop.js";
+
+/** What the manager needs from the job machinery (the JobManager implements it). */
+export interface ShardingJobs {
+  onNodeMessage(nodeId: string, message: NodeMessage): void;
+  abort(jobId: string, code: ErrorCode, message: string): void;
+}
+
+export interface ShardingOptions {
+  registry: NodeRegistry;
+  jobs: ShardingJobs;
+  clock: Clock;
+  logger: Logger;
+  /** Copies of every span placed up front (default 2; fewer when there are not enough nodes). */
+  replicas?: number;
+  /** How long a request waits for stages that are loading (default 30 s). */
+  loadTimeoutMs?: number;
+  /** Jobs the virtual node takes at once (default 8). */
+  maxConcurrency?: number;
+}
+
+/** Binary frames for the node sessions (the hub's sessions implement it). */
+export interface BinarySession extends NodeSession {
+  sendBinary(data: Uint8Array): void;
+}
+
+export class ShardingManager {
+  private readonly models = new Map<string, ShardedModel>();
+  private readonly loops = new Map<string, TokenLoop>();
+  private nextStageId = 1;
+  private readonly replicas: number;
+  private readonly loadTimeoutMs: number;
+
+  constructor(private readonly o: ShardingOptions) {
+    this.replicas = o.replicas ?? 2;
+    this.loadTimeoutMs = o.loadTimeoutMs ?? 30_000;
+  }
+
+  /** The model state by SHA-256 (tests and the bench read stages and costs from it). */
+  model(sha256: string): ShardedModel | undefined {
+    return this.models.get(sha256);
+  }
+
+  /** Live token loops (the bench reads their hop timings). */
+  loop(requestId: string): TokenLoop | undefined {
+    return this.loops.get(requestId);
+  }
+
+  onStageMessage(nodeId: string, message: StageNodeMessage): void {
+    switch (message.type) {
+      case "stage.offer":
+        return this.onOffer(nodeId, message.shards);
+      case "stage.loaded": {
+        const stage = this.findStage(message.stage_id, nodeId);
+        if (!stage) return;
+        stage.loaded = true;
+        stage.msPerLayer = message.ms_per_layer;
+        for (const w of stage.waiters.splice(0)) w.resolve();
+        this.o.logger.info({ node: nodeId.slice(0, 12), stage: stage.stageId, layers: `[${stage.start}, ${stage.end})` }, "stage loaded");
+        return;
+      }
+      case "stage.tokenized":
+        return this.loops.get(message.request_id)?.onTokenized(nodeId, message);
+      case "stage.error": {
+        if (message.request_id) return this.loops.get(message.request_id)?.onStageError(nodeId, message.code, message.message);
+        if (message.stage_id === undefined) return;
+        const found = this.findStageWithModel(message.stage_id, nodeId);
+        if (!found) return;
+        this.o.logger.warn({ node: nodeId.slice(0, 12), stage: message.stage_id, code: message.code, message: message.message }, "stage load failed");
+        found.model.stages.delete(message.stage_id);
+        for (const w of found.stage.waiters.splice(0)) w.reject(new TesseraError("internal_error", message.message));
+        return;
+      }
+    }
+  }
+
+  /** A binary frame from a node: the answer of one of its stages to a token loop. */
+  onBinary(nodeId: string, data: Uint8Array): void {
+    let frame: ActivationFrame;
+    try {
+      frame = decodeActivationFrame(data);
+    } catch (err) {
+      this.o.logger.warn({ node: nodeId.slice(0, 12), err: (err as Error).message }, "node sent a bad activation frame; ignored");
+      return;
+    }
+    this.loops.get(frame.requestId)?.onFrame(nodeId, data, frame);
+  }
+
+  /** A node's session dropped: its offers and stages are gone; running requests re-route the spans it held. */
+  onNodeLost(nodeId: string): void {
+    for (const model of this.models.values()) {
+      const had = model.offers.delete(nodeId);
+      for (const [id, stage] of model.stages) {
+        if (stage.nodeId !== nodeId) continue;
+        model.stages.delete(id);
+        for (const w of stage.waiters.splice(0)) w.reject(new TesseraError("node_disconnected", "stage node lost while loading"));
+      }
+      if (!had) continue;
+      if (model.offers.size === 0) this.retireVirtualNode(model);
+      else if (!chooseStagePath([...model.stages.values()], () => 0, model.layerCount).ok) this.place(model);
+    }
+    for (const loop of this.loops.values()) loop.onNodeLost(nodeId);
+  }
+
+  private onOffer(nodeId: string, shards: StageNodeMessage & { type: "stage.offer" } extends { shards: infer S } ? S : never): void {
+    for (const offer of shards) {
+      let model = this.models.get(offer.sha256);
+      if (!model) {
+        model = {
+          sha256: offer.sha256,
+          name: offer.model,
+          layerCount: offer.layer_count,
+          offers: new Map(),
+          stages: new Map(),
+          version: 0,
+          virtualNodeId: sha256Hex(`tessera-pipeline:${offer.sha256}`),
+          vocab: undefined,
+          unplaced: undefined,
+        };
+        this.models.set(offer.sha256, model);
+      }
+      if (offer.layer_count !== model.layerCount) continue; // same hash, different layer count: a lying node
+      model.offers.set(nodeId, offer);
+      this.ensureVirtualNode(model);
+      this.place(model);
+    }
+  }
+
+  /** Places spans over the offering nodes and loads what is new; unloads stages no request uses any more. */
+  private place(model: ShardedModel): void {
+    const measured = new Map<string, number>();
+    for (const s of model.stages.values()) if (s.loaded) measured.set(s.nodeId, s.msPerLayer);
+    const nodes = [...model.offers].map(([id, offer]) => ({
+      id,
+      freeMemoryBytes: offer.free_memory_bytes,
+      bytesPerLayer: offer.bytes_per_layer,
+      msPerLayer: measured.get(id) ?? DEFAULT_MS_PER_LAYER,
+      rttMs: this.rtt(id),
+    }));
+    const placement = placeStages({ layerCount: model.layerCount, nodes, replicas: this.replicas });
+    model.version++;
+    model.unplaced = placement.ok ? undefined : placement.missingLayers;
+    if (!placement.ok) {
+      this.o.logger.warn({ model: model.name, missing: describeRanges(placement.missingLayers) }, "sharded model cannot be fully placed");
+      return;
+    }
+    const keep = new Set<number>();
+    for (const a of placement.stages) {
+      const existing = [...model.stages.values()].find((s) => s.nodeId === a.nodeId && s.start === a.start && s.end === a.end);
+      keep.add(existing ? existing.stageId : this.load(model, a.nodeId, a.start, a.end).stageId);
+    }
+    const inUse = this.stagesInUse();
+    for (const [id, stage] of model.stages) {
+      if (keep.has(id) || inUse.has(id) || !stage.loaded) continue;
+      model.stages.delete(id);
+      this.session(stage.nodeId)?.send({ type: "stage.unload", stage_id: id });
+    }
+    this.o.logger.info({ model: model.name, version: model.version, spans: placement.stages.map((s) => `${s.nodeId.slice(0, 8)}[${s.start},${s.end})`).join(" ") }, "sharded model placed");
+  }
+
+  private load(model: ShardedModel, nodeId: string, start: number, end: number): StageState {
+    const stage: StageState = { stageId: this.nextStageId++, nodeId, start, end, msPerLayer: DEFAULT_MS_PER_LAYER, loaded: false, waiters: [] };
+    model.stages.set(stage.stageId, stage);
+    this.session(nodeId)?.send({ type: "stage.load", stage_id: stage.stageId, sha256: model.sha256, start, end });
+    return stage;
+  }
+
+  private stagesInUse(): Set<number> {
+    const ids = new Set<number>();
+    for (const loop of this.loops.values()) for (const id of loop.stageIds()) ids.add(id);
+    return ids;
+  }
+
+  /** Waits for the loaded stages to cover every layer; fails fast when nothing that could cover them is loading. */
+  private async pathFor(model: ShardedModel, exclude: ReadonlySet<string>): Promise<StageState[]> {
+    const deadline = this.o.clock.now() + this.loadTimeoutMs;
+    for (;;) {
+      const loaded = [...model.stages.values()].filter((s) => s.loaded);
+      const path = chooseStagePath(loaded, (id) => this.rtt(id), model.layerCount, exclude);
+      if (path.ok) return path.stages as StageState[];
+      const loading = [...model.stages.values()].filter((s) => !s.loaded && !exclude.has(s.nodeId));
+      const couldCover = chooseStagePath([...loaded, ...loading], () => 0, model.layerCount, exclude);
+      if (!couldCover.ok || loading.length === 0 || this.o.clock.now() > deadline) {
+        const why = model.unplaced && !chooseStagePath(loaded, () => 0, model.layerCount).ok
+          ? `${describeRanges(model.unplaced)} cannot be held by the ${model.offers.size} node(s) offering it (not enough memory)`
+          : path.message;
+        throw new TesseraError("no_capacity", `sharded model "${model.name}": ${why}`);
+      }
+      await Promise.race(loading.map((s) => this.whenLoaded(s).catch(() => undefined)));
+    }
+  }
+
+  private async replicaFor(model: ShardedModel, start: number, end: number, exclude: ReadonlySet<string>): Promise<StageState> {
+    const same = [...model.stages.values()].filter((s) => s.start === start && s.end === end && !exclude.has(s.nodeId));
+    const ready = same.find((s) => s.loaded) ?? same[0];
+    if (ready) {
+      await this.whenLoaded(ready);
+      return ready;
+    }
+    // No replica of this exact span: load it on the offering node with the fewest layers already placed.
+    const candidates = [...model.offers.keys()].filter((id) => !exclude.has(id) && this.session(id));
+    if (candidates.length === 0) {
+      throw new TesseraError("no_capacity", `sharded model "${model.name}": ${describeRanges([{ start, end }])} lost their stage and no other node holds the file`);
+    }
+    const layersOn = (id: string) => [...model.stages.values()].filter((s) => s.nodeId === id).reduce((n, s) => n + s.end - s.start, 0);
+    candidates.sort((a, b) => layersOn(a) - layersOn(b) || a.localeCompare(b));
+    const stage = this.load(model, candidates[0]!, start, end);
+    await this.whenLoaded(stage);
+    return stage;
+  }
+
+  private whenLoaded(stage: StageState): Promise<void> {
+    if (stage.loaded) return Promise.resolve();
+    return new Promise((resolve, reject) => stage.waiters.push({ resolve, reject }));
+  }
+
+  /** Starts the token loop of a job assigned to a virtual node. */
+  private startJob(model: ShardedModel, job: JobAssignment): void {
+    const jobs = this.o.jobs;
+    const virtualId = model.virtualNodeId;
+    const host: TokenLoopHost = {
+      sendJson: (nodeId, message) => {
+        const s = this.session(nodeId);
+        if (!s) return false;
+        s.send(message as CoordinatorMessage);
+        return true;
+      },
+      sendBinary: (nodeId, data) => {
+        const s = this.session(nodeId) as BinarySession | undefined;
+        if (!s?.sendBinary) return false;
+        s.sendBinary(data);
+        return true;
+      },
+      rttMs: (nodeId) => this.rtt(nodeId),
+      pathFor: (m, exclude) => this.pathFor(m, exclude),
+      replicaFor: (m, start, end, exclude) => this.replicaFor(m, start, end, exclude),
+      emit: (part: StreamPart) => jobs.onNodeMessage(virtualId, { type: "job.part", job_id: job.job_id, part }),
+      accept: () => jobs.onNodeMessage(virtualId, { type: "job.accept", job_id: job.job_id }),
+      abort: (code, message) => jobs.abort(job.job_id, code, message),
+      now: () => performance.now(),
+      log: (message, fields) => this.o.logger.info(fields ?? {}, message),
+    };
+    const loop = new TokenLoop(job.job_id, model, job, host);
+    this.loops.set(job.job_id, loop);
+    void loop.run().finally(() => {
+      if (this.loops.get(job.job_id) === loop) this.loops.delete(job.job_id);
+    });
+  }
+
+  private ensureVirtualNode(model: ShardedModel): void {
+    const { registry } = this.o;
+    const existing = registry.get(model.virtualNodeId);
+    if (existing?.session) return;
+    registry.register({
+      type: "register",
+      public_key: model.virtualNodeId,
+      version: "pipeline",
+      hardware: { cpu_cores: 1, ram_mb: 0, gpus: [] },
+      models: [{ id: model.name, backend: "pipeline" }],
+      max_concurrency: this.o.maxConcurrency ?? 8,
+    });
+    const session: NodeSession = {
+      nodeId: model.virtualNodeId,
+      send: (message) => {
+        if (message.type === "job.assign") this.startJob(model, message);
+        else if (message.type === "job.cancel") this.loops.get(message.job_id)?.cancel();
+      },
+      rttMs: () => 0,
+      close: () => undefined,
+    };
+    registry.attachSession(model.virtualNodeId, session);
+    this.o.logger.info({ model: model.name, sha256: model.sha256.slice(0, 12), node: model.virtualNodeId.slice(0, 12) }, "sharded model available");
+  }
+
+  private retireVirtualNode(model: ShardedModel): void {
+    const record = this.o.registry.get(model.virtualNodeId);
+    if (record?.session) this.o.registry.detachSession(model.virtualNodeId, record.session, "no node offers its layers");
+  }
+
+  private session(nodeId: string): NodeSession | undefined {
+    const record = this.o.registry.get(nodeId);
+    return record?.online ? record.session : undefined;
+  }
+
+  private rtt(nodeId: string): number {
+    return this.o.registry.get(nodeId)?.session?.rttMs() ?? DEFAULT_PATH_RTT_MS;
+  }
+
+  private findStage(stageId: number, nodeId: string): StageState | undefined {
+    return this.findStageWithModel(stageId, nodeId)?.stage;
+  }
+
+  private findStageWithModel(stageId: number, nodeId: string): { model: ShardedModel; stage: StageState } | undefined {
+    for (const model of this.models.values()) {
+      const stage = model.stages.get(stageId);
+      if (stage && stage.nodeId === nodeId) return { model, stage };
+    }
+    return undefined;
+  }
+}

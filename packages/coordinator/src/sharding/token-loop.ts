@@ -1,0 +1,247 @@
+/**
+ * One request on a sharded model: tokenize on the stage-0 node, run each step stage to stage through the
+ * coordinator (binary frames relayed unchanged but for the stage id), sample from the last stage's logits, stream
+ * text deltas. Keeps each stage's input frames so that a lost stage is rebuilt on a replica by replaying them.
+ */
+import {
+  TesseraError,
+  decodeActivationFrame,
+  encodeActivationFrame,
+  setActivationFrameStage,
+  type ActivationFrame,
+  type ErrorCode,
+  type JobAssignment,
+  type StageTokenized,
+  type StreamPart,
+} from "@tessera/protocol";
+import { Sampler } from "./sampler.js";
+import { Detokenizer, Vocab } from "./detokenizer.js";
+import type { StageState, ShardedModel } from "./sharded-model.js";
+
+/** What the loop needs from the sharding manager. */
+export interface TokenLoopHost {
+  sendJson(nodeId: string, message: object): boolean;
+  sendBinary(nodeId: string, data: Uint8Array): boolean;
+  rttMs(nodeId: string): number;
+  /** Waits until the model's loaded stages cover every layer (or fails with the missing layers). */
+  pathFor(model: ShardedModel, exclude: ReadonlySet<string>): Promise<StageState[]>;
+  /** A loaded stage holding exactly [start, end) on a node not excluded: an existing replica or a fresh load. */
+  replicaFor(model: ShardedModel, start: number, end: number, exclude: ReadonlySet<string>): Promise<StageState>;
+  emit(part: StreamPart): void;
+  accept(): void;
+  abort(code: ErrorCode, message: string): void;
+  now(): number;
+  log(message: string, fields?: object): void;
+}
+
+/** The node holding a stage went away, or the stage failed this request: re-route the span. */
+class StageLost extends Error {}
+
+interface Pending {
+  nodeId: string;
+  stageId: number;
+  seq: number;
+  sentAt: number;
+  resolve(data: Uint8Array, frame: ActivationFrame): void;
+  reject(err: Error): void;
+}
+
+const MS_ALPHA = 0.3;
+
+export class TokenLoop {
+  private path: StageState[] = [];
+  /** history[i]: the frames fed to path[i] so far, in order (its span's input activations). */
+  private history: Uint8Array[][] = [];
+  private pending: Pending | undefined;
+  private tokenized: { resolve(m: StageTokenized): void; reject(err: Error): void } | undefined;
+  private readonly dead = new Set<string>();
+  private readonly touched = new Set<string>();
+  private cancelled = false;
+  private seq = 0;
+  /** Step timings for the benchmark: per-hop round trips (ms) of the last run. */
+  readonly hopMs: number[] = [];
+
+  constructor(
+    readonly requestId: string,
+    private readonly model: ShardedModel,
+    private readonly job: JobAssignment,
+    private readonly host: TokenLoopHost,
+  ) {}
+
+  async run(): Promise<void> {
+    try {
+      await this.generate();
+    } catch (err) {
+      if (this.cancelled) return;
+      const e = err instanceof TesseraError ? err : new TesseraError("internal_error", err instanceof Error ? err.message : String(err));
+      this.host.log("sharded request failed", { job: this.requestId, code: e.code, message: e.message });
+      this.host.abort(e.code, e.message);
+    } finally {
+      for (const nodeId of this.touched) this.host.sendJson(nodeId, { type: "stage.drop", request_id: this.requestId });
+    }
+  }
+
+  /** Stages this request is using (the manager never unloads them under it). */
+  stageIds(): number[] {
+    return this.path.map((s) => s.stageId);
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.pending?.reject(new TesseraError("cancelled", "cancelled"));
+    this.tokenized?.reject(new TesseraError("cancelled", "cancelled"));
+  }
+
+  onNodeLost(nodeId: string): void {
+    this.dead.add(nodeId);
+    if (this.pending?.nodeId === nodeId) this.pending.reject(new StageLost(`stage node ${nodeId.slice(0, 12)} lost`));
+    if (this.tokenized && this.path[0]?.nodeId === nodeId) this.tokenized.reject(new StageLost("tokenizing node lost"));
+  }
+
+  onStageError(nodeId: string, code: string, message: string): void {
+    if (this.tokenized && this.path[0]?.nodeId === nodeId) {
+      this.tokenized.reject(new TesseraError(code === "bad_request" ? "bad_request" : "internal_error", message));
+      return;
+    }
+    if (this.pending?.nodeId === nodeId) {
+      this.dead.add(nodeId);
+      this.pending.reject(new StageLost(`stage on ${nodeId.slice(0, 12)} failed: [${code}] ${message}`));
+    }
+  }
+
+  onTokenized(nodeId: string, message: StageTokenized): void {
+    if (this.path[0]?.nodeId === nodeId) this.tokenized?.resolve(message);
+  }
+
+  onFrame(nodeId: string, data: Uint8Array, frame: ActivationFrame): void {
+    const p = this.pending;
+    if (!p || p.nodeId !== nodeId || p.stageId !== frame.stageId || p.seq !== frame.seq) return; // late answer of a dead path
+    p.resolve(data, frame);
+  }
+
+  private async generate(): Promise<void> {
+    this.path = await this.host.pathFor(this.model, this.dead);
+    this.history = this.path.map(() => []);
+    this.host.log("sharded request routed", { job: this.requestId, stages: this.path.map((s) => `${s.nodeId.slice(0, 8)}[${s.start},${s.end})`).join(" → ") });
+    const tok = await this.tokenize();
+    this.host.accept();
+    const prefix = this.job.assistant_prefix_tokens ?? [];
+    const prompt = [...tok.tokens, ...prefix];
+    const eog = new Set(tok.eog_tokens);
+    const detok = new Detokenizer(this.model.vocab!);
+    const sampler = new Sampler({ temperature: this.job.sampling.temperature, topP: this.job.sampling.top_p, seed: this.job.sampling.seed ?? 0 });
+    const budget = Math.max(0, this.job.sampling.max_tokens - prefix.length);
+    let completion = 0;
+    let finish: "stop" | "length" = "length";
+    let logits = await this.step(Int32Array.from(prompt), Int32Array.from(prompt, (_, i) => i));
+    while (completion < budget) {
+      const token = sampler.sample(logits);
+      if (eog.has(token)) {
+        finish = "stop";
+        break;
+      }
+      completion++;
+      const text = detok.push(token);
+      this.host.emit({ type: "text-delta", text, tokens: [token] });
+      if (completion >= budget) break;
+      logits = await this.step(Int32Array.of(token), Int32Array.of(prompt.length + completion - 1));
+    }
+    const tail = detok.flush();
+    if (tail) this.host.emit({ type: "text-delta", text: tail, tokens: [] });
+    this.host.emit({ type: "usage", prompt_tokens: prompt.length, completion_tokens: completion });
+    this.host.emit({ type: "finish", reason: finish });
+  }
+
+  private async tokenize(): Promise<StageTokenized> {
+    for (;;) {
+      const first = this.path[0]!;
+      const wait = new Promise<StageTokenized>((resolve, reject) => (this.tokenized = { resolve, reject }));
+      this.host.sendJson(first.nodeId, { type: "stage.tokenize", stage_id: first.stageId, request_id: this.requestId, messages: this.job.messages, want_vocab: !this.model.vocab });
+      try {
+        const m = await wait;
+        if (m.vocab && !this.model.vocab) this.model.vocab = new Vocab(m.vocab);
+        if (!this.model.vocab) throw new TesseraError("internal_error", "the stage-0 node sent no vocabulary");
+        return m;
+      } catch (err) {
+        if (!(err instanceof StageLost)) throw err;
+        this.path = await this.host.pathFor(this.model, this.dead);
+        this.history = this.path.map(() => []);
+      } finally {
+        this.tokenized = undefined;
+      }
+    }
+  }
+
+  /** One step through every stage; returns the last stage's logits. */
+  private async step(tokens: Int32Array, positions: Int32Array): Promise<Float32Array> {
+    const seq = this.seq++;
+    let frame = encodeActivationFrame({ requestId: this.requestId, stageId: this.path[0]!.stageId, seq, rows: tokens.length, cols: 1, positions, dtype: "i32", data: tokens });
+    let decoded: ActivationFrame | undefined;
+    for (let i = 0; i < this.path.length; i++) {
+      this.history[i]!.push(frame);
+      ({ data: frame, frame: decoded } = await this.runStage(i, frame, seq));
+    }
+    if (decoded!.dtype !== "f32") throw new TesseraError("internal_error", "the last stage answered with a non-F32 frame");
+    return decoded!.data as Float32Array;
+  }
+
+  private async runStage(i: number, frame: Uint8Array, seq: number): Promise<{ data: Uint8Array; frame: ActivationFrame }> {
+    for (;;) {
+      const stage = this.path[i]!;
+      try {
+        const t0 = this.host.now();
+        const out = await this.exchange(stage, frame, seq);
+        const ms = this.host.now() - t0;
+        this.hopMs.push(ms);
+        if (this.history[i]!.length > 1) {
+          const compute = Math.max(0, ms - this.host.rttMs(stage.nodeId)) / (stage.end - stage.start);
+          stage.msPerLayer += MS_ALPHA * (compute - stage.msPerLayer);
+        }
+        return out;
+      } catch (err) {
+        if (!(err instanceof StageLost)) throw err;
+        await this.replace(i);
+      }
+    }
+  }
+
+  /** Re-routes span i to a replica and replays every earlier input of the span, so its KV cache is rebuilt. */
+  private async replace(i: number): Promise<void> {
+    const lost = this.path[i]!;
+    this.dead.add(lost.nodeId);
+    const replica = await this.host.replicaFor(this.model, lost.start, lost.end, this.dead);
+    this.host.log("stage failover: replaying the span's inputs on a replica", {
+      job: this.requestId, layers: `[${lost.start}, ${lost.end})`, from: lost.nodeId.slice(0, 12), to: replica.nodeId.slice(0, 12), frames: this.history[i]!.length - 1,
+    });
+    this.path[i] = replica;
+    const saved = this.history[i]!;
+    for (let k = 0; k < saved.length - 1; k++) {
+      const f = saved[k]!;
+      await this.exchange(replica, f, new DataView(f.buffer, f.byteOffset, f.byteLength).getUint32(12, true));
+    }
+  }
+
+  private exchange(stage: StageState, frame: Uint8Array, seq: number): Promise<{ data: Uint8Array; frame: ActivationFrame }> {
+    if (this.cancelled) return Promise.reject(new TesseraError("cancelled", "cancelled"));
+    if (this.dead.has(stage.nodeId)) return Promise.reject(new StageLost("stage node is gone"));
+    setActivationFrameStage(frame, stage.stageId);
+    return new Promise((resolve, reject) => {
+      this.pending = {
+        nodeId: stage.nodeId,
+        stageId: stage.stageId,
+        seq,
+        sentAt: this.host.now(),
+        resolve: (data, decoded) => {
+          this.pending = undefined;
+          resolve({ data, frame: decoded });
+        },
+        reject: (err) => {
+          this.pending = undefined;
+          reject(err);
+        },
+      };
+      this.touched.add(stage.nodeId);
+      if (!this.host.sendBinary(stage.nodeId, frame)) this.pending.reject(new StageLost("stage node has no session"));
+    });
+  }
+}
