@@ -8,6 +8,7 @@ import { addRegisterCommand } from "./register.js";
 import { addStartCommand } from "./start.js";
 import { addLogsCommand } from "./logs.js";
 import { addModelCommand } from "./model.js";
+import { addDoctorCommand } from "./doctor.js";
 
 /** Every `tessera` command, one file each; each adds itself to the program. */
-export const COMMANDS: Array<(program: Command) => void> = [addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program)];
+export const COMMANDS: Array<(program: Command) => void> = [addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program)];

@@ -1,0 +1,41 @@
+import { statfsSync } from "node:fs";
+import { platform } from "node:os";
+import type { Command } from "commander";
+import { createBackendFromConfig, createCommandRunner, createNodeLogger, machineProbe, signerFromKeyFile } from "@tessera/node";
+// Read at call time only: main.ts imports this file through the command index.
+import { CLI_VERSION } from "../main.js";
+import { doctorExitCode, formatResults, runDoctor, type DoctorDeps } from "../doctor/run-doctor.js";
+import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
+
+/** The real machine behind `tessera doctor`. */
+export function productionDoctorDeps(flags: NodeFlags): DoctorDeps {
+  const { logger } = createNodeLogger({ level: "silent", stdout: false });
+  const run = createCommandRunner();
+  return {
+    cliVersion: CLI_VERSION,
+    nodeVersion: process.version,
+    loadConfig: () => nodeConfigFrom(flags, false),
+    readSigner: signerFromKeyFile,
+    fetch: (input, init) => fetch(input, init),
+    nowMs: () => Date.now(),
+    run,
+    platform: platform(),
+    diskSpace: (path) => {
+      const s = statfsSync(path);
+      return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+    },
+    openBackend: (config) => createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger }),
+    hardware: () => machineProbe(run).detectHardware(),
+  };
+}
+
+/** `tessera doctor`: one [OK]/[WARN]/[FAIL] line per check; exit 1 on any FAIL. */
+export function addDoctorCommand(program: Command, makeDeps: (flags: NodeFlags) => DoctorDeps = productionDoctorDeps): void {
+  withNodeSettings(
+    program.command("doctor").description("check this node: config, keys, coordinator, registration, backend, models, clock, disk, GPU driver").option("--json", "print JSON"),
+  ).action(async (flags: NodeFlags & { json?: boolean }) => {
+    const results = await runDoctor(makeDeps(flags));
+    process.stdout.write(flags.json ? `${JSON.stringify({ checks: results }, null, 2)}\n` : formatResults(results));
+    process.exitCode = doctorExitCode(results);
+  });
+}
