@@ -1,21 +1,57 @@
 /**
- * Per-request KV cache of one stage: for each of its layers, K and V rows `[cell][n_head_kv * head_dim]` holding
- * F16-rounded values (llama.cpp's default F16 cache), plus each cell's position for the causal mask.
- * Capacity grows by doubling, so appending one token does not allocate.
+ * Per-request KV cache of one stage: for each of its layers, K and V rows `[cell][n_head_kv * head_dim]` stored as
+ * F16 halves (llama.cpp's default F16 cache, half the memory of floats), plus each cell's position for the causal
+ * mask. The rows live in the WASM arena (blocks returned on release()) so the attention kernels read them in place;
+ * without WebAssembly they live in JS Uint16Arrays. Capacity grows by doubling, so appending one token does not
+ * allocate.
  */
+import { f32ToF16Bits } from "./f16.js";
+import type { WasmArena } from "./wasm-matvec.js";
+
 export class KvCache {
   length = 0;
   capacity: number;
   positions: Int32Array;
-  readonly k: Float32Array[] = [];
-  readonly v: Float32Array[] = [];
+  /** Arena byte offsets of each layer's K and V rows (WASM), or -1 when `jsK`/`jsV` hold them. */
+  readonly kPtr: number[] = [];
+  readonly vPtr: number[] = [];
+  private readonly jsK: Uint16Array[] = [];
+  private readonly jsV: Uint16Array[] = [];
 
-  constructor(readonly nLayers: number, readonly rowWidth: number, initialCapacity = 64) {
+  constructor(readonly nLayers: number, readonly rowWidth: number, private readonly arena: WasmArena | null, initialCapacity = 64) {
     this.capacity = initialCapacity;
     this.positions = new Int32Array(initialCapacity);
     for (let l = 0; l < nLayers; l++) {
-      this.k.push(new Float32Array(initialCapacity * rowWidth));
-      this.v.push(new Float32Array(initialCapacity * rowWidth));
+      if (arena) {
+        this.kPtr.push(arena.allocBlock(this.bytes(initialCapacity)));
+        this.vPtr.push(arena.allocBlock(this.bytes(initialCapacity)));
+      } else {
+        this.jsK.push(new Uint16Array(initialCapacity * rowWidth));
+        this.jsV.push(new Uint16Array(initialCapacity * rowWidth));
+      }
+    }
+  }
+
+  private bytes(cells: number): number {
+    return cells * this.rowWidth * 2;
+  }
+
+  /** The halves of layer `l`'s K (or V) rows and the index of cell 0 in it (a fresh view: the arena can grow). */
+  halves(l: number, which: "k" | "v"): { u16: Uint16Array; base: number } {
+    if (this.arena) return { u16: this.arena.heapU16, base: (which === "k" ? this.kPtr[l] : this.vPtr[l]) >> 1 };
+    return { u16: which === "k" ? this.jsK[l] : this.jsV[l], base: 0 };
+  }
+
+  /** Stores cell `cell` of layer `l`: K and V rows rounded to F16 (as ggml's F32 -> F16 copy into the cache). */
+  write(l: number, cell: number, k: Float32Array, kOff: number, v: Float32Array, vOff: number): void {
+    const w = this.rowWidth;
+    const kh = this.halves(l, "k");
+    const vh = this.halves(l, "v");
+    const ko = kh.base + cell * w;
+    const vo = vh.base + cell * w;
+    for (let i = 0; i < w; i++) {
+      kh.u16[ko + i] = f32ToF16Bits(k[kOff + i]);
+      vh.u16[vo + i] = f32ToF16Bits(v[vOff + i]);
     }
   }
 
@@ -25,18 +61,38 @@ export class KvCache {
     if (need <= this.capacity) return;
     let cap = this.capacity;
     while (cap < need) cap *= 2;
-    const grow = (a: Float32Array): Float32Array => {
-      const b = new Float32Array(cap * this.rowWidth);
-      b.set(a.subarray(0, this.length * this.rowWidth));
-      return b;
-    };
+    const used = this.length * this.rowWidth;
     for (let l = 0; l < this.nLayers; l++) {
-      this.k[l] = grow(this.k[l]);
-      this.v[l] = grow(this.v[l]);
+      if (this.arena) {
+        for (const ptrs of [this.kPtr, this.vPtr]) {
+          const ptr = this.arena.allocBlock(this.bytes(cap));
+          const u16 = this.arena.heapU16;
+          u16.copyWithin(ptr >> 1, ptrs[l] >> 1, (ptrs[l] >> 1) + used);
+          this.arena.freeBlock(ptrs[l], this.bytes(this.capacity));
+          ptrs[l] = ptr;
+        }
+      } else {
+        for (const arrays of [this.jsK, this.jsV]) {
+          const grown = new Uint16Array(cap * this.rowWidth);
+          grown.set(arrays[l].subarray(0, used));
+          arrays[l] = grown;
+        }
+      }
     }
     const p = new Int32Array(cap);
     p.set(this.positions.subarray(0, this.length));
     this.positions = p;
     this.capacity = cap;
+  }
+
+  /** Gives the arena blocks back; the cache must not be used afterwards. */
+  release(): void {
+    if (!this.arena) return;
+    for (let l = 0; l < this.nLayers; l++) {
+      this.arena.freeBlock(this.kPtr[l], this.bytes(this.capacity));
+      this.arena.freeBlock(this.vPtr[l], this.bytes(this.capacity));
+    }
+    this.kPtr.length = 0;
+    this.vPtr.length = 0;
   }
 }

@@ -4,11 +4,12 @@
  * returns logits; any other returns hidden states. Numerics follow llama.cpp's CPU path (see design.md).
  */
 import { TesseraError } from "@tessera/protocol";
-import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
+import { Attention } from "./attention.js";
 import { openGguf, type GgufFile } from "./gguf-reader.js";
 import { KvCache } from "./kv-cache.js";
 import { readLlamaConfig, type LlamaConfig } from "./llama-config.js";
-import { getRow, loadMatrix, loadVector, matmul, MatmulScratch, type Matrix } from "./weights.js";
+import { wasmArena, type WasmArena } from "./wasm-matvec.js";
+import { getRow, loadMatrix, loadVector, matmul, matmulMany, MatmulScratch, type Matrix } from "./weights.js";
 
 export interface LoadStageOptions {
   /** Path of the GGUF file. */
@@ -60,8 +61,9 @@ export class Stage {
   private gate = new Float32Array(0);
   private up = new Float32Array(0);
   private logitsBuf = new Float32Array(0);
-  private scores = new Float32Array(0);
-  private readonly qh: Float32Array;
+  /** The arena the KV caches live in (null: JS caches and attention, when WASM is unavailable or head_dim % 8 != 0). */
+  private readonly kvArena: WasmArena | null;
+  private readonly attention: Attention;
   private readonly ropeCos: Float32Array;
   private readonly ropeSin: Float32Array;
   private readonly thetaScale: number;
@@ -84,7 +86,8 @@ export class Stage {
     this.isLast = end === config.nLayer;
     this.hiddenSize = config.nEmbd;
     this.vocabSize = config.nVocab;
-    this.qh = new Float32Array(config.headDim);
+    this.kvArena = config.headDim % 8 === 0 ? wasmArena() : null;
+    this.attention = new Attention(config, this.kvArena);
     this.ropeCos = new Float32Array(config.nRot / 2);
     this.ropeSin = new Float32Array(config.nRot / 2);
     // ggml: theta_scale = powf(freq_base, -2.0f/n_dims), computed in float.
@@ -98,6 +101,9 @@ export class Stage {
 
   /** Forgets a request's KV cache; returns whether there was one. */
   dropRequest(requestId: string): boolean {
+    const cache = this.caches.get(requestId);
+    if (!cache) return false;
+    cache.release();
     return this.caches.delete(requestId);
   }
 
@@ -149,7 +155,7 @@ export class Stage {
     }
     let cache = this.caches.get(requestId);
     if (!cache) {
-      cache = new KvCache(this.layers.length, c.nHeadKv * c.headDim);
+      cache = new KvCache(this.layers.length, c.nHeadKv * c.headDim, this.kvArena);
       this.caches.set(requestId, cache);
     }
     if (cache.length + n > this.maxContext) {
@@ -160,7 +166,6 @@ export class Stage {
       if (!Number.isInteger(p) || p < 0) throw new TesseraError("bad_request", `position ${p} is not a non-negative integer`);
     }
     cache.reserve(n);
-    if (this.scores.length < cache.length + n) this.scores = new Float32Array(cache.capacity);
     for (let t = 0; t < n; t++) cache.positions[cache.length + t] = positions[t];
 
     for (let li = 0; li < this.layers.length; li++) this.layer(li, this.layers[li], cache, n, positions);
@@ -183,76 +188,21 @@ export class Stage {
     const kvWidth = c.nHeadKv * hd;
 
     rmsNorm(x, xn, 0, n, c.nEmbd, w.attnNorm, c.rmsEps);
-    matmul(w.wq, xn, n, q, scratch);
-    matmul(w.wk, xn, n, k, scratch);
-    matmul(w.wv, xn, n, v, scratch);
+    matmulMany([w.wq, w.wk, w.wv], xn, n, [q, k, v], scratch);
 
-    const kc = cache.k[li];
-    const vc = cache.v[li];
     for (let t = 0; t < n; t++) {
       this.ropeAngles(positions[t]);
       for (let h = 0; h < c.nHead; h++) this.rope(q, t * qWidth + h * hd);
       for (let h = 0; h < c.nHeadKv; h++) this.rope(k, t * kvWidth + h * hd);
-      const slot = (cache.length + t) * kvWidth;
-      for (let i = 0; i < kvWidth; i++) {
-        kc[slot + i] = F16_TO_F32[f32ToF16Bits(k[t * kvWidth + i])];
-        vc[slot + i] = F16_TO_F32[f32ToF16Bits(v[t * kvWidth + i])];
-      }
+      cache.write(li, cache.length + t, k, t * kvWidth, v, t * kvWidth);
     }
-
-    const nCells = cache.length + n;
-    const scale = Math.fround(1 / Math.sqrt(hd));
-    const group = c.nHead / c.nHeadKv;
-    const { qh, scores } = this;
-    const cellPos = cache.positions;
-    for (let t = 0; t < n; t++) {
-      const pos = positions[t];
-      for (let h = 0; h < c.nHead; h++) {
-        const kvOff = Math.floor(h / group) * hd;
-        const qOff = t * qWidth + h * hd;
-        // K is F16, so ggml's mul_mat converts Q to F16 first.
-        for (let d = 0; d < hd; d++) qh[d] = F16_TO_F32[f32ToF16Bits(q[qOff + d])];
-        let max = -Infinity;
-        for (let j = 0; j < nCells; j++) {
-          if (cellPos[j] > pos) {
-            scores[j] = -Infinity;
-            continue;
-          }
-          const ko = j * kvWidth + kvOff;
-          let s0 = 0, s1 = 0;
-          for (let d = 0; d < hd; d += 2) {
-            s0 += qh[d] * kc[ko + d];
-            s1 += qh[d + 1] * kc[ko + d + 1];
-          }
-          const s = Math.fround(Math.fround(s0 + s1) * scale);
-          scores[j] = s;
-          if (s > max) max = s;
-        }
-        let sum = 0;
-        for (let j = 0; j < nCells; j++) {
-          const e = scores[j] === -Infinity ? 0 : Math.fround(Math.exp(scores[j] - max));
-          scores[j] = e;
-          sum += e;
-        }
-        const inv = Math.fround(1 / sum);
-        const oOff = t * qWidth + h * hd;
-        attn.fill(0, oOff, oOff + hd);
-        for (let j = 0; j < nCells; j++) {
-          if (scores[j] === 0) continue;
-          // V is F16, so ggml's mul_mat converts the probabilities to F16 first.
-          const p = F16_TO_F32[f32ToF16Bits(scores[j] * inv)];
-          const vo = j * kvWidth + kvOff;
-          for (let d = 0; d < hd; d++) attn[oOff + d] += p * vc[vo + d];
-        }
-      }
-    }
+    this.attention.run(li, q, n, positions, cache, cache.length + n, attn);
 
     matmul(w.wo, attn, n, tmp, scratch);
     for (let i = 0, m = n * c.nEmbd; i < m; i++) x[i] = Math.fround(x[i] + tmp[i]);
 
     rmsNorm(x, xn, 0, n, c.nEmbd, w.ffnNorm, c.rmsEps);
-    matmul(w.wGate, xn, n, gate, scratch);
-    matmul(w.wUp, xn, n, up, scratch);
+    matmulMany([w.wGate, w.wUp], xn, n, [gate, up], scratch);
     for (let i = 0, m = n * c.nFf; i < m; i++) {
       const g = gate[i];
       gate[i] = Math.fround(Math.fround(g / (1 + Math.exp(-g))) * up[i]);

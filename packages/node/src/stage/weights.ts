@@ -4,13 +4,15 @@
  * Contract: a matrix is row-major [rows = n_out][cols = n_in] (GGUF's layout for linear layers). `matmul` computes
  * out[t][r] = W[r] · x[t] for every token row t, with the activation first converted to the weight's ggml
  * `vec_dot_type` exactly as llama.cpp's CPU backend does (see design.md): F16 weights -> activation rounded to F16,
- * Q8_0 weights -> activation quantised to Q8_0. F16 weights are widened to F32 once at load: the product of two F16
- * values is exact in F32, so only the summation order differs from ggml.
+ * Q8_0 weights -> activation quantised to Q8_0. F16 weights stay F16 in the WASM arena and are converted inside the
+ * kernel; the product of two F16 values is exact in F32, so only the summation order differs from ggml. Every input
+ * row is converted once (rounded and pre-scaled, or quantised) and shared by the matrices that read it (`matmulMany`).
  */
 import { TesseraError } from "@tessera/protocol";
 import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
 import { GGML_TYPE, ggmlTypeName, type GgufTensorInfo } from "./gguf-reader.js";
-import { wasmArena } from "./wasm-matvec.js";
+import { F16_INPUT_SCALE } from "./wasm-kernels.js";
+import { ArenaBuffer, wasmArena, type WasmArena } from "./wasm-matvec.js";
 
 export interface DenseMatrix {
   kind: "dense";
@@ -30,10 +32,13 @@ export interface Q8Matrix {
   kind: "q8_0";
   rows: number;
   cols: number;
-  /** Quants, row-major, `rows * cols` int8. */
-  qs: Int8Array;
-  /** One scale per block of 32 along a row, `rows * cols / 32`. */
-  scales: Float32Array;
+  /** Quants, row-major, `rows * cols` int8 (in JS memory when there is no WASM arena). */
+  qs: Int8Array | undefined;
+  /** One scale per block of 32 along a row, `rows * cols / 32` (in JS memory when there is no WASM arena). */
+  scales: Float32Array | undefined;
+  /** Byte offsets of the quants and the scales in the WASM arena, when they live there. */
+  wasmQs: number | undefined;
+  wasmScales: number | undefined;
 }
 
 export type Matrix = DenseMatrix | Q8Matrix;
@@ -43,13 +48,14 @@ export const Q8_BLOCK = 32;
 /** Reusable buffers for converted activations; grown, never shrunk, so decoding allocates nothing. */
 export class MatmulScratch {
   f32 = new Float32Array(0);
-  /** Arena byte offsets and sizes (in floats) of the kernel's input and output rows. */
-  wasmX = 0;
-  wasmXSize = 0;
-  wasmOut = 0;
-  wasmOutSize = 0;
   q8 = new Int8Array(0);
   q8Scales = new Float32Array(0);
+  /** Arena copies of the input rows: as given (F32 weights), rounded to F16 and pre-scaled, quantised to Q8_0. */
+  readonly wasmIn = new ArenaBuffer();
+  readonly wasmHalfIn = new ArenaBuffer();
+  readonly wasmQ8In = new ArenaBuffer();
+  readonly wasmQ8Scales = new ArenaBuffer();
+  readonly wasmOut = new ArenaBuffer();
   ensure(n: number): void {
     if (this.f32.length < n) this.f32 = new Float32Array(n);
     if (this.q8.length < n) {
@@ -87,7 +93,7 @@ export function loadVector(buf: Buffer, info: GgufTensorInfo): Float32Array {
   throw new TesseraError("bad_request", `tensor ${info.name}: type ${ggmlTypeName(info.type)} is not supported for a vector`);
 }
 
-/** Dense weights go to the WASM arena when the SIMD kernel can take them (rows a multiple of 16 floats). */
+/** Dense F32 weights go to the WASM arena when the SIMD kernel can take them (rows a multiple of 16 floats). */
 function dense(rows: number, cols: number, data: Float32Array, roundInputToF16: boolean): DenseMatrix {
   const arena = cols % 16 === 0 ? wasmArena() : null;
   if (!arena) return { kind: "dense", rows, cols, data, wasmPtr: undefined, wasmHalf: false, roundInputToF16 };
@@ -96,9 +102,9 @@ function dense(rows: number, cols: number, data: Float32Array, roundInputToF16: 
   return { kind: "dense", rows, cols, data: undefined, wasmPtr: ptr, wasmHalf: false, roundInputToF16 };
 }
 
-/** F16 weights stay F16 in the arena: half the memory traffic of widened F32 (decode is memory-bound). */
+/** F16 weights stay F16 in the arena: half the memory traffic of widened F32 (rows a multiple of 8 halves). */
 function denseF16(rows: number, cols: number, buf: Buffer): DenseMatrix {
-  const arena = cols % 16 === 0 ? wasmArena() : null;
+  const arena = cols % 8 === 0 ? wasmArena() : null;
   if (!arena) return dense(rows, cols, decodeF16(buf, rows * cols), true);
   const ptr = arena.alloc(rows * cols, 2);
   new Uint8Array(arena.memory.buffer, ptr, rows * cols * 2).set(buf.subarray(0, rows * cols * 2));
@@ -132,15 +138,19 @@ export function loadMatrix(buf: Buffer, info: GgufTensorInfo): Matrix {
       return dense(rows, cols, decodeBF16(buf, info.elementCount), false);
     case GGML_TYPE.Q8_0: {
       const nBlocks = info.elementCount / Q8_BLOCK;
-      const qs = new Int8Array(info.elementCount);
-      const scales = new Float32Array(nBlocks);
+      const arena = wasmArena();
+      const wasmQs = arena ? arena.alloc(info.elementCount, 1) : undefined;
+      const wasmScales = arena ? arena.alloc(nBlocks) : undefined;
+      const qs = arena ? arena.heapI8.subarray(wasmQs!, wasmQs! + info.elementCount) : new Int8Array(info.elementCount);
+      const scales = arena ? arena.heap.subarray(wasmScales! >> 2, (wasmScales! >> 2) + nBlocks) : new Float32Array(nBlocks);
       const src = new Int8Array(buf.buffer, buf.byteOffset, buf.length);
       for (let b = 0; b < nBlocks; b++) {
         const o = b * 34;
         scales[b] = F16_TO_F32[buf[o] | (buf[o + 1] << 8)];
         qs.set(src.subarray(o + 2, o + 34), b * Q8_BLOCK);
       }
-      return { kind: "q8_0", rows, cols, qs, scales };
+      if (arena) return { kind: "q8_0", rows, cols, qs: undefined, scales: undefined, wasmQs, wasmScales };
+      return { kind: "q8_0", rows, cols, qs, scales, wasmQs: undefined, wasmScales: undefined };
     }
     default:
       throw new TesseraError("bad_request", `tensor ${info.name}: type ${ggmlTypeName(info.type)} is not supported (F32, F16, BF16, Q8_0 are)`);
@@ -160,7 +170,19 @@ export function getRow(m: Matrix, row: number, out: Float32Array, outOffset: num
     out.set(denseData(m).subarray(row * n, row * n + n), outOffset);
     return;
   }
-  for (let i = 0; i < n; i++) out[outOffset + i] = m.qs[row * n + i] * m.scales[(row * n + i) >> 5];
+  const { qs, scales } = q8Arrays(m);
+  for (let i = 0; i < n; i++) out[outOffset + i] = qs[row * n + i] * scales[(row * n + i) >> 5];
+}
+
+/** The quants and scales of a Q8_0 matrix as typed arrays (fresh views when they live in the arena). */
+function q8Arrays(m: Q8Matrix): { qs: Int8Array; scales: Float32Array } {
+  if (m.qs && m.scales) return { qs: m.qs, scales: m.scales };
+  const arena = wasmArena()!;
+  const nBlocks = (m.rows * m.cols) / Q8_BLOCK;
+  return {
+    qs: arena.heapI8.subarray(m.wasmQs!, m.wasmQs! + m.rows * m.cols),
+    scales: arena.heap.subarray(m.wasmScales! >> 2, (m.wasmScales! >> 2) + nBlocks),
+  };
 }
 
 /** Round half to even, as `_mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT)` in ggml's AVX2 quantize_row_q8_0. */
@@ -220,19 +242,89 @@ function dotQ8(qw: Int8Array, sw: Float32Array, wOff: number, qx: Int8Array, sx:
  * `x` is [nTok][cols] row-major and is not modified.
  */
 export function matmul(m: Matrix, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, outStride = m.rows, outOffset = 0): void {
+  matmulMany([m], x, nTok, [out], scratch, outStride === m.rows ? undefined : outStride, outOffset);
+}
+
+/**
+ * outs[k][t][r] = ms[k][r] · x[t] for matrices that read the same input rows (q/k/v, gate/up): the input is
+ * converted to each weight type's ggml vec_dot_type once, not once per matrix.
+ */
+export function matmulMany(ms: readonly Matrix[], x: Float32Array, nTok: number, outs: readonly Float32Array[], scratch: MatmulScratch, outStride?: number, outOffset = 0): void {
+  const cols = ms[0].cols;
+  const arena = wasmArena();
+  let inF32 = -1;
+  let inHalf = -1;
+  let inQ8 = -1;
+  for (let k = 0; k < ms.length; k++) {
+    const m = ms[k];
+    const out = outs[k];
+    const stride = outStride ?? m.rows;
+    if (m.cols !== cols) throw new Error(`matmulMany: matrices of different widths (${m.cols} vs ${cols})`);
+    if (m.kind === "dense" && m.wasmPtr !== undefined) {
+      const a = arena!;
+      const xPtr = m.wasmHalf ? (inHalf >= 0 ? inHalf : (inHalf = toArenaHalf(a, x, nTok * cols, scratch))) : inF32 >= 0 ? inF32 : (inF32 = toArena(a, x, nTok * cols, scratch));
+      const o = scratch.wasmOut.ensure(a, m.rows * 4);
+      for (let t = 0; t < nTok; t++) {
+        if (m.wasmHalf) a.matvecF16(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols, cols * 2);
+        else a.matvec(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols);
+        out.set(a.heap.subarray(o >> 2, (o >> 2) + m.rows), t * stride + outOffset);
+      }
+    } else if (m.kind === "q8_0" && m.wasmQs !== undefined) {
+      const a = arena!;
+      if (inQ8 < 0) inQ8 = toArenaQ8(a, x, nTok, cols, scratch);
+      const o = scratch.wasmOut.ensure(a, m.rows * 4);
+      for (let t = 0; t < nTok; t++) {
+        a.matvecQ8(m.wasmQs, m.wasmScales!, inQ8 + t * cols, scratch.wasmQ8Scales.ptr + (t * cols) / 8, o, m.rows, cols);
+        out.set(a.heap.subarray(o >> 2, (o >> 2) + m.rows), t * stride + outOffset);
+      }
+    } else {
+      matmulJs(m, x, nTok, out, scratch, stride, outOffset);
+    }
+  }
+}
+
+/** Copies n floats into the arena's input buffer. */
+function toArena(a: WasmArena, x: Float32Array, n: number, scratch: MatmulScratch): number {
+  const ptr = scratch.wasmIn.ensure(a, n * 4);
+  a.heap.set(x.subarray(0, n), ptr >> 2);
+  return ptr;
+}
+
+/** Copies n floats into the arena, rounded to F16 and pre-scaled by 2^112 for matvecF16 (one SIMD pass). */
+function toArenaHalf(a: WasmArena, x: Float32Array, n: number, scratch: MatmulScratch): number {
+  const n4 = (n + 3) & ~3;
+  const ptr = scratch.wasmHalfIn.ensure(a, n4 * 4);
+  const heap = a.heap;
+  heap.set(x.subarray(0, n), ptr >> 2);
+  heap.fill(0, (ptr >> 2) + n, (ptr >> 2) + n4);
+  a.roundF16(ptr, ptr, n4, F16_INPUT_SCALE);
+  return ptr;
+}
+
+/** Quantises nTok rows to Q8_0 into the arena (quants, then the scales in scratch.wasmQ8Scales). */
+function toArenaQ8(a: WasmArena, x: Float32Array, nTok: number, cols: number, scratch: MatmulScratch): number {
+  const n = nTok * cols;
+  scratch.ensure(n);
+  const { q8, q8Scales } = scratch;
+  for (let t = 0; t < nTok; t++) quantizeQ8(x, t * cols, cols, q8, t * cols, q8Scales, (t * cols) >> 5);
+  const qPtr = scratch.wasmQ8In.ensure(a, n);
+  const sPtr = scratch.wasmQ8Scales.ensure(a, (n / Q8_BLOCK) * 4);
+  a.heapI8.set(q8.subarray(0, n), qPtr);
+  a.heap.set(q8Scales.subarray(0, n / Q8_BLOCK), sPtr >> 2);
+  return qPtr;
+}
+
+/** The scalar JS kernels: used where WebAssembly is unavailable or a row width does not suit the SIMD kernels. */
+function matmulJs(m: Matrix, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, outStride: number, outOffset: number): void {
   const { rows, cols } = m;
   scratch.ensure(nTok * cols);
-  if (m.kind === "dense" && m.wasmPtr !== undefined) {
-    matmulWasm(m, m.wasmPtr, x, nTok, out, scratch, outStride, outOffset);
-    return;
-  }
   if (m.kind === "dense") {
     let xs = x;
     if (m.roundInputToF16) {
       xs = scratch.f32;
       for (let i = 0, n = nTok * cols; i < n; i++) xs[i] = F16_TO_F32[f32ToF16Bits(x[i])];
     }
-    const w = m.data!;
+    const w = denseData(m);
     for (let r = 0; r < rows; r++) {
       const wOff = r * cols;
       for (let t = 0; t < nTok; t++) out[t * outStride + outOffset + r] = dotDense(w, wOff, xs, t * cols, cols);
@@ -240,32 +332,10 @@ export function matmul(m: Matrix, x: Float32Array, nTok: number, out: Float32Arr
     return;
   }
   const { q8, q8Scales } = scratch;
+  const { qs, scales } = q8Arrays(m);
   for (let t = 0; t < nTok; t++) quantizeQ8(x, t * cols, cols, q8, t * cols, q8Scales, (t * cols) >> 5);
   for (let r = 0; r < rows; r++) {
     const wOff = r * cols;
-    for (let t = 0; t < nTok; t++) out[t * outStride + outOffset + r] = dotQ8(m.qs, m.scales, wOff, q8, q8Scales, t * cols, cols);
-  }
-}
-
-function matmulWasm(m: DenseMatrix, wPtr: number, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, outStride: number, outOffset: number): void {
-  const arena = wasmArena()!;
-  const { rows, cols } = m;
-  if (scratch.wasmXSize < cols) {
-    scratch.wasmX = arena.alloc(cols);
-    scratch.wasmXSize = cols;
-  }
-  if (scratch.wasmOutSize < rows) {
-    scratch.wasmOut = arena.alloc(rows);
-    scratch.wasmOutSize = rows;
-  }
-  const heap = arena.heap;
-  const xBase = scratch.wasmX >> 2;
-  const oBase = scratch.wasmOut >> 2;
-  for (let t = 0; t < nTok; t++) {
-    const xo = t * cols;
-    if (m.roundInputToF16) for (let i = 0; i < cols; i++) heap[xBase + i] = F16_TO_F32[f32ToF16Bits(x[xo + i])];
-    else heap.set(x.subarray(xo, xo + cols), xBase);
-    (m.wasmHalf ? arena.matvecF16 : arena.matvec)(wPtr, scratch.wasmX, scratch.wasmOut, rows, cols);
-    out.set(heap.subarray(oBase, oBase + rows), t * outStride + outOffset);
+    for (let t = 0; t < nTok; t++) out[t * outStride + outOffset + r] = dotQ8(qs, scales, wOff, q8, q8Scales, t * cols, cols);
   }
 }
