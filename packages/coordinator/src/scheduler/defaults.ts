@@ -20,3 +20,6 @@ export const DEFAULT_PRIORS: Readonly<Priors> = Object.freeze({
 
 /** Reputation below this is treated as this, so a cost never divides by zero. */
 export const MIN_REPUTATION = 0.01;
+
+/** How many scored candidates a pick returns for the log (the winner is always first). */
+export const DEFAULT_EXPLAIN_TOP = 10;

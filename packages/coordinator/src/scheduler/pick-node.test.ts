@@ -199,3 +199,32 @@ describe("pick: score terms", () => {
     expect(chosen(pick(job(), nodes, NOW))).toBe(chosen(pick(job(), [...nodes].reverse(), NOW)));
   });
 });
+
+describe("pick: many nodes", () => {
+  it("returns the same winner as a full ranking, and only the best explainTop candidates in order", () => {
+    const nodes = Array.from({ length: 300 }, (_, i) =>
+      node(`n${String(i).padStart(3, "0")}`, {
+        activeJobs: i % 4,
+        rttMs: (i * 37) % 200,
+        perf: i % 5 === 0 ? {} : { [MODEL]: { tokensPerSecond: 10 + ((i * 13) % 90), ttftMs: 100 + ((i * 29) % 700) } },
+      }),
+    );
+    const all = pick(job(), nodes, NOW, { explainTop: 1000 });
+    const top = pick(job(), nodes, NOW, { explainTop: 5 });
+    if (!all.ok || !top.ok) throw new Error("expected a choice");
+    expect(all.candidates).toHaveLength(300);
+    expect(top.candidates).toEqual(all.candidates.slice(0, 5));
+    expect(top.nodeId).toBe(all.nodeId);
+    expect(top.candidateCount).toBe(all.candidates.length);
+    for (let i = 1; i < all.candidates.length; i++) expect(all.candidates[i]!.cost).toBeGreaterThanOrEqual(all.candidates[i - 1]!.cost);
+  });
+});
+
+it("the prior for an unmeasured node is the median of the measured ones (even count: mean of the middle two)", () => {
+  const measured = [70, 40, 60, 50].map((tps, i) => node(`m${i}`, { activeJobs: 3, perf: { [MODEL]: { tokensPerSecond: tps, ttftMs: 100 * (i + 1) } } }));
+  const r = pick(job(), [node("fresh", { perf: {} }), ...measured], NOW, { explainTop: 10 });
+  if (!r.ok) throw new Error("expected a choice");
+  const fresh = r.candidates.find((c) => c.nodeId === "fresh")!;
+  expect(fresh.tokensPerSecond).toBe(55);
+  expect(fresh.ttftMs).toBe(20 + 250);
+});

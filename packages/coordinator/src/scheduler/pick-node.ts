@@ -1,5 +1,5 @@
 import { TesseraError } from "@tessera/protocol";
-import { DEFAULT_PRIORS, DEFAULT_WEIGHTS, MIN_REPUTATION } from "./defaults.js";
+import { DEFAULT_EXPLAIN_TOP, DEFAULT_PRIORS, DEFAULT_WEIGHTS, MIN_REPUTATION } from "./defaults.js";
 import { emptyRejections, FILTER_STAGES, noCandidateMessage } from "./no-candidate.js";
 import type {
   CandidateScore,
@@ -14,7 +14,8 @@ import type {
 
 /**
  * Chooses the node to run `job`: filter → score → choose (see design.md). Pure: same inputs, same answer; `now` (ms)
- * is only used to age prefix-affinity entries. O(n) plus a sort of the measured speeds when a candidate is unmeasured.
+ * is only used to age prefix-affinity entries. O(n): one pass to filter, one to score, a quickselect median for the
+ * priors, and only the best `explainTop` candidates kept in order for the log.
  */
 export function pick(
   job: JobRequirements,
@@ -64,9 +65,21 @@ export function pick(
     ? (median(measuredTtft) ?? (job.promptTokens / priors.prefillTokensPerSecond) * 1000 + priors.ttftBaseMs)
     : 0;
 
-  const scored = candidates.map((node) => score(node, job, now, weights, priors, tpsPrior, ttftPrior));
-  scored.sort(compareCandidates);
-  return { ok: true, nodeId: scored[0]!.nodeId, candidates: scored, rejected };
+  // Keep only the best `explainTop` in order (insertion into a short sorted list): O(n · k) with k small, instead of
+  // sorting thousands of candidates that no log line will show.
+  const keep = Math.max(1, Math.floor(options.explainTop ?? DEFAULT_EXPLAIN_TOP));
+  const top: CandidateScore[] = [];
+  for (const node of candidates) {
+    const c = score(node, job, now, weights, priors, tpsPrior, ttftPrior);
+    if (top.length === keep && compareCandidates(c, top[keep - 1]!) >= 0) continue;
+    let i = top.length === keep ? keep - 1 : top.length;
+    while (i > 0 && compareCandidates(c, top[i - 1]!) < 0) {
+      top[i] = top[i - 1]!;
+      i--;
+    }
+    top[i] = c;
+  }
+  return { ok: true, nodeId: top[0]!.nodeId, candidates: top, candidateCount: candidates.length, rejected };
 }
 
 /** The first filter (in FILTER_STAGES order) that removes `node`, or undefined when it is a candidate. */
@@ -140,9 +153,39 @@ function compareCandidates(a: CandidateScore, b: CandidateScore): number {
   return a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0;
 }
 
+/** Median by quickselect, O(n) expected; `values` is reordered. */
 function median(values: number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = Float64Array.from(values).sort();
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const n = values.length;
+  if (n === 0) return undefined;
+  const upper = select(values, n >> 1);
+  if (n % 2 === 1) return upper;
+  let lower = -Infinity;
+  for (let i = 0; i < n >> 1; i++) if (values[i]! > lower) lower = values[i]!;
+  return (lower + upper) / 2;
+}
+
+/** The k-th smallest (0-based); afterwards values[0..k) ≤ values[k] ≤ values(k..n). Hoare partition, middle pivot. */
+function select(values: number[], k: number): number {
+  let lo = 0;
+  let hi = values.length - 1;
+  while (lo < hi) {
+    const pivot = values[(lo + hi) >> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (values[i]! < pivot) i++;
+      while (values[j]! > pivot) j--;
+      if (i <= j) {
+        const t = values[i]!;
+        values[i] = values[j]!;
+        values[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else break;
+  }
+  return values[k]!;
 }

@@ -81,6 +81,8 @@ export interface PickOptions {
   exclude?: ReadonlySet<string>;
   weights?: Partial<ScoreWeights>;
   priors?: Partial<Priors>;
+  /** How many of the best candidates to return with their terms (default 10; the winner is always included). */
+  explainTop?: number;
 }
 
 /** Why a node was filtered out; also the reason reported when a stage leaves no candidate. */
@@ -121,8 +123,10 @@ export type PickResult =
   | {
       ok: true;
       nodeId: string;
-      /** Every candidate that passed the filters, best first. */
+      /** The best `explainTop` candidates with their terms, best first. */
       candidates: CandidateScore[];
+      /** How many nodes passed the filters. */
+      candidateCount: number;
       rejected: Record<FilterReason, number>;
     }
   | {
