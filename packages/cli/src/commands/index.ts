@@ -9,6 +9,8 @@ import { addStartCommand } from "./start.js";
 import { addLogsCommand } from "./logs.js";
 import { addModelCommand } from "./model.js";
 import { addDoctorCommand } from "./doctor.js";
+import { addSetupCommand } from "./setup.js";
+import { addOperatorTokenCommand } from "./operator-token.js";
 
 /** Every `tessera` command, one file each; each adds itself to the program. */
-export const COMMANDS: Array<(program: Command) => void> = [addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program)];
+export const COMMANDS: Array<(program: Command) => void> = [addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program), addSetupCommand, (program) => addOperatorTokenCommand(program)];

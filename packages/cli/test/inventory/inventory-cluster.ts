@@ -24,6 +24,7 @@ export const GPU_8GB: Hardware = { cpu_cores: 8, ram_mb: 32768, gpus: [{ vendor:
 export const REGISTRY: FakeOllamaModel[] = [
   { name: "qwen2.5:0.5b", sizeBytes: 397_821_319, parameterSize: "494M", quantization: "Q4_K_M" },
   { name: "llama3.3:70b", sizeBytes: 42_520_413_916, parameterSize: "70.6B", quantization: "Q4_K_M" },
+  { name: "llama3.1:8b", sizeBytes: 4_920_753_328, parameterSize: "8.0B", quantization: "Q4_K_M" },
 ];
 
 export interface InventoryCluster {

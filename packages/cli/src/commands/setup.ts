@@ -1,0 +1,38 @@
+import { createInterface } from "node:readline/promises";
+import type { Command } from "commander";
+import { createBackendFromConfig, createNodeLogger, machineProbe, settingFlagsFromOptions } from "@tessera/node";
+import { runSetup } from "../setup/run-setup.js";
+import { type NodeFlags, withNodeSettings } from "./node-options.js";
+
+/** `tessera setup`: the guided first run (hardware, backend, model, keys, config, register). `--yes` takes defaults. */
+export function addSetupCommand(program: Command): void {
+  withNodeSettings(
+    program
+      .command("setup")
+      .description("set this node up: detect hardware and tier, probe backends, pick the tier's model, make keys, write node.toml, register")
+      .option("-y, --yes", "take every default without asking"),
+  ).action(async (flags: NodeFlags & { yes?: boolean }) => {
+    const { logger } = createNodeLogger({ level: "warn", stdout: { write: (line: string) => process.stderr.write(line) } });
+    const interactive = !flags.yes && process.stdin.isTTY === true;
+    const rl = interactive ? createInterface({ input: process.stdin, output: process.stdout }) : undefined;
+    try {
+      await runSetup({
+        home: flags.home,
+        flags: settingFlagsFromOptions(flags),
+        env: process.env,
+        // Without a terminal there is nobody to ask: defaults, as with --yes.
+        yes: !interactive,
+        ask: async (question, defaultAnswer) => (await rl!.question(`${question} [${defaultAnswer}]: `)) || defaultAnswer,
+        hardware: () => machineProbe().detectHardware(),
+        fetch: (input, init) => fetch(input, init),
+        nowMs: () => Date.now(),
+        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+        openBackend: (config) => createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger }),
+        out: process.stdout,
+        err: process.stderr,
+      });
+    } finally {
+      rl?.close();
+    }
+  });
+}
