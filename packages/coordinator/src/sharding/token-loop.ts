@@ -99,6 +99,7 @@ export class TokenLoop {
   }
 
   onStageError(nodeId: string, code: string, message: string): void {
+    this.host.log("stage reported an error", { job: this.requestId, node: nodeId.slice(0, 12), code, message });
     if (this.tokenized && this.path[0]?.nodeId === nodeId) {
       this.tokenized.reject(new TesseraError(code === "bad_request" ? "bad_request" : "internal_error", message));
       return;

@@ -20,6 +20,9 @@ describe("activation frame codec", () => {
     shifted.set(bytes, 1);
     const frame = decodeActivationFrame(shifted.subarray(1));
     expect([...frame.data]).toEqual([1, 42, 31999]);
+    // Node's pooled Buffers arrive at odd offsets too (ws hands them over as they are).
+    const pooled = Buffer.concat([Buffer.alloc(3), Buffer.from(bytes)]).subarray(3);
+    expect([...decodeActivationFrame(pooled).positions]).toEqual([0, 1, 2]);
     const half = decodeActivationFrame(encodeActivationFrame({ requestId: "r", stageId: 1, seq: 0, rows: 1, cols: 3, positions: new Int32Array([0]), dtype: "f16", data: new Uint16Array([0x3c00, 0xc000, 1]) }));
     expect([...half.data]).toEqual([0x3c00, 0xc000, 1]);
   });

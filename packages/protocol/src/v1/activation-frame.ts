@@ -103,7 +103,8 @@ export function decodeActivationFrame(buf: Uint8Array): ActivationFrame {
   }
   let off = ACTIVATION_HEADER_BYTES + pad4(idLen);
   const aligned = (buf.byteOffset & 3) === 0;
-  const src = aligned ? buf : buf.slice();
+  // A copy into a fresh buffer (not `buf.slice()`: on a Node Buffer that is a view with the same odd offset).
+  const src = aligned ? buf : new Uint8Array(buf);
   const base = aligned ? buf.byteOffset : 0;
   const positions = new Int32Array(src.buffer, base + off, rows);
   off += 4 * rows;

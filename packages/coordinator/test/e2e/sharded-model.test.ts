@@ -1,0 +1,129 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import OpenAI from "openai";
+import { type Cluster, type ClusterNode, type GreedyReference, greedyReference, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
+
+/**
+ * Issue 5, must-show 1–3 on real processes: a ~50 M-parameter F16 model split over three daemons (each holding one
+ * layer span, none holding the whole model) answers through the normal OpenAI endpoint exactly what node-llama-cpp
+ * gives greedily on the same file; SIGKILL of the middle stage mid-stream changes nothing the client sees; a model
+ * whose layers no node can hold fails at once with `no_capacity` naming the layers.
+ */
+const MESSAGES = [{ role: "user" as const, content: "Tell me a long story about the sea." }];
+const MAX_TOKENS = 72;
+const LAYERS = 8;
+
+let dir: string;
+let cluster: Cluster;
+let modelPath: string;
+let reference: GreedyReference;
+
+/** The last span each daemon logged as loaded. */
+function spans(nodes: ClusterNode[]): Map<ClusterNode, [number, number]> {
+  const out = new Map<ClusterNode, [number, number]>();
+  for (const n of nodes) {
+    const all = [...n.process.logText.matchAll(/layers \[(\d+), (\d+)\) of \S+ loaded/g)];
+    const last = all[all.length - 1];
+    if (last) out.set(n, [Number(last[1]), Number(last[2])]);
+  }
+  return out;
+}
+
+async function streamChat(onChunk?: (count: number) => void): Promise<{ text: string; usage: OpenAI.CompletionUsage | undefined }> {
+  const client = new OpenAI({ baseURL: `${cluster.url}/v1`, apiKey: "open-mode", maxRetries: 0 });
+  const stream = await client.chat.completions.create({
+    model: "sharded-50m", messages: MESSAGES, max_tokens: MAX_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true },
+  });
+  let text = "";
+  let usage: OpenAI.CompletionUsage | undefined;
+  let chunks = 0;
+  for await (const chunk of stream) {
+    const delta = chunk.choices[0]?.delta.content;
+    if (delta) {
+      text += delta;
+      onChunk?.(++chunks);
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  return { text, usage };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tessera-shard-e2e-"));
+  modelPath = join(dir, "sharded-50m.gguf");
+  const decoy = join(dir, "decoy.gguf");
+  await makeTinyModel({ path: modelPath, preset: "50m", seed: 5, vocab: "spm" });
+  await makeTinyModel({ path: decoy, seed: 1, vocab: "bytes" });
+  reference = await greedyReference({ modelPath, messages: MESSAGES, maxTokens: MAX_TOKENS });
+  // Every daemon serves only the small decoy model whole; the 50 M model exists on the network only as spans.
+  cluster = await startCluster({
+    nodes: 3,
+    nodeArgs: ["--backend", "embedded", "--model", decoy, "--stage-model", modelPath],
+    env: { TESSERA_SHARD_REPLICAS: "1" },
+  });
+  // Placement settles once the third offer is in: three spans that partition the layers.
+  await waitUntil(() => {
+    const s = [...spans(cluster.nodes).values()].sort((a, b) => a[0] - b[0]);
+    return s.length === 3 && s[0]![0] === 0 && s[0]![1] === s[1]![0] && s[1]![1] === s[2]![0] && s[2]![1] === LAYERS;
+  }, 120_000);
+}, 300_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("a model split by layers across three daemons", () => {
+  it("streams exactly what llama.cpp gives greedily on the whole file, for at least 64 tokens", async () => {
+    expect(reference.completionTokens).toBeGreaterThanOrEqual(64);
+    const { text, usage } = await streamChat();
+    expect(text).toBe(reference.text);
+    expect(usage).toEqual({ prompt_tokens: reference.promptTokens, completion_tokens: reference.completionTokens, total_tokens: reference.promptTokens + reference.completionTokens });
+    // No daemon holds the whole model: it ran as a three-stage pipeline.
+    for (const [start, end] of spans(cluster.nodes).values()) expect(end - start).toBeLessThan(LAYERS);
+  }, 120_000);
+
+  it("survives SIGKILL of the middle stage's daemon at token 20: the stream completes unchanged", async () => {
+    const middle = [...spans(cluster.nodes)].find(([, [start, end]]) => start > 0 && end < LAYERS)![0];
+    let killed = false;
+    const { text, usage } = await streamChat((count) => {
+      if (count === 20 && !killed) {
+        killed = true;
+        middle.process.kill("SIGKILL");
+      }
+    });
+    expect(killed).toBe(true);
+    expect(text).toBe(reference.text);
+    expect(usage?.completion_tokens).toBe(reference.completionTokens);
+    expect(cluster.coordinator.logText).toMatch(/stage failover: replaying the span's inputs on a replica/);
+  }, 120_000);
+});
+
+describe("a sharded model whose layers cannot all be held", () => {
+  let small: Cluster;
+  afterAll(async () => small?.stop());
+
+  it("fails fast with no_capacity naming the missing layers", async () => {
+    const path = join(dir, "deep.gguf");
+    await makeTinyModel({ path, seed: 3, vocab: "bytes", blockCount: 6 });
+    small = await startCluster({
+      nodes: 1,
+      nodeArgs: ["--backend", "embedded", "--model", join(dir, "decoy.gguf"), "--stage-model", path, "--stage-memory", "0.15"],
+    });
+    await waitUntil(() => /sharded model available/.test(small.coordinator.logText), 30_000);
+    const started = Date.now();
+    const res = await fetch(`${small.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "deep", messages: [{ role: "user", content: "hi" }], max_tokens: 8 }),
+    });
+    const elapsed = Date.now() - started;
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { error: string; error_message: string };
+    expect(body.error).toBe("no_capacity");
+    expect(body.error_message).toMatch(/layers \d+–5/);
+    expect(elapsed).toBeLessThan(5_000);
+  }, 120_000);
+});
