@@ -3,6 +3,7 @@ import { addChatCommand } from "./chat.js";
 import { addCoordinatorCommand } from "./coordinator.js";
 import { addModelsCommand } from "./models.js";
 import { addStatusCommand } from "./status.js";
+import { addUpCommand } from "./up.js";
 import { addInitCommand } from "./init.js";
 import { addRegisterCommand } from "./register.js";
 import { addStartCommand } from "./start.js";
@@ -13,4 +14,4 @@ import { addSetupCommand } from "./setup.js";
 import { addOperatorTokenCommand } from "./operator-token.js";
 
 /** Every `tessera` command, one file each; each adds itself to the program. */
-export const COMMANDS: Array<(program: Command) => void> = [addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program), addSetupCommand, (program) => addOperatorTokenCommand(program)];
+export const COMMANDS: Array<(program: Command) => void> = [addUpCommand, addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program), addSetupCommand, (program) => addOperatorTokenCommand(program)];

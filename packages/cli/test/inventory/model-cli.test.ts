@@ -19,7 +19,7 @@ function depsFor(cluster: InventoryCluster, hardware: Hardware = GPU_8GB) {
   const out = capture();
   const err = capture();
   const config = (): NodeConfig => loadNodeConfig({ home: cluster.home, env: {}, requireConfigFile: true });
-  const { logger } = createNodeLogger({ level: "silent", stdout: null });
+  const { logger } = createNodeLogger({ level: "silent", stdout: false });
   const deps: ModelActionDeps = {
     config: config(),
     signer: cluster.signer,
