@@ -9,7 +9,7 @@ import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
 import type { KvCache } from "./kv-cache.js";
 import type { LlamaConfig } from "./llama-config.js";
 import { F16_INPUT_SCALE } from "./wasm-kernels.js";
-import { ArenaBuffer, type WasmArena } from "./wasm-matvec.js";
+import { ArenaBuffer, copyFloats, type WasmArena } from "./wasm-matvec.js";
 
 export class Attention {
   private readonly qBuf = new ArenaBuffer();
@@ -71,7 +71,7 @@ export class Attention {
     const vPtr = cache.vPtr[li];
     for (let t = 0; t < n; t++) {
       let heap = a.heap;
-      heap.set(q.subarray(t * qWidth, (t + 1) * qWidth), qPtr >> 2);
+      copyFloats(heap, qPtr >> 2, q, t * qWidth, qWidth);
       a.roundF16(qPtr, qPtr, qWidth, F16_INPUT_SCALE);
       for (let h = 0; h < c.nHead; h++) {
         const kvOff = Math.floor(h / this.group) * hd * 2;
@@ -82,7 +82,7 @@ export class Attention {
         a.weightedSumF16(vPtr + kvOff, sPtr, outPtr + h * hd * 4, nCells, hd, kvStride);
       }
       heap = a.heap;
-      attn.set(heap.subarray(outPtr >> 2, (outPtr >> 2) + qWidth), t * qWidth);
+      copyFloats(attn, t * qWidth, heap, outPtr >> 2, qWidth);
     }
   }
 

@@ -45,13 +45,13 @@ export class KvCache {
   /** Stores cell `cell` of layer `l`: K and V rows rounded to F16 (as ggml's F32 -> F16 copy into the cache). */
   write(l: number, cell: number, k: Float32Array, kOff: number, v: Float32Array, vOff: number): void {
     const w = this.rowWidth;
-    const kh = this.halves(l, "k");
-    const vh = this.halves(l, "v");
-    const ko = kh.base + cell * w;
-    const vo = vh.base + cell * w;
+    const ku = this.arena ? this.arena.heapU16 : this.jsK[l];
+    const vu = this.arena ? ku : this.jsV[l];
+    const ko = (this.arena ? this.kPtr[l] >> 1 : 0) + cell * w;
+    const vo = (this.arena ? this.vPtr[l] >> 1 : 0) + cell * w;
     for (let i = 0; i < w; i++) {
-      kh.u16[ko + i] = f32ToF16Bits(k[kOff + i]);
-      vh.u16[vo + i] = f32ToF16Bits(v[vOff + i]);
+      ku[ko + i] = f32ToF16Bits(k[kOff + i]);
+      vu[vo + i] = f32ToF16Bits(v[vOff + i]);
     }
   }
 

@@ -37,6 +37,9 @@ interface LayerWeights {
   wGate: Matrix;
   wUp: Matrix;
   wDown: Matrix;
+  /** [wq, wk, wv] and [wGate, wUp]: the matrices sharing one input, built once (no per-token arrays). */
+  qkv: Matrix[];
+  gateUp: Matrix[];
 }
 
 export type TokenInput = Int32Array | Uint32Array | readonly number[];
@@ -60,7 +63,10 @@ export class Stage {
   private tmp = new Float32Array(0);
   private gate = new Float32Array(0);
   private up = new Float32Array(0);
+  private qkvOut: Float32Array[] = [];
+  private gateUpOut: Float32Array[] = [];
   private logitsBuf = new Float32Array(0);
+  private readonly views = new WeakMap<Float32Array, Float32Array>();
   /** The arena the KV caches live in (null: JS caches and attention, when WASM is unavailable or head_dim % 8 != 0). */
   private readonly kvArena: WasmArena | null;
   private readonly attention: Attention;
@@ -125,6 +131,8 @@ export class Stage {
     this.v = new Float32Array(cap * c.nHeadKv * c.headDim);
     this.gate = new Float32Array(cap * c.nFf);
     this.up = new Float32Array(cap * c.nFf);
+    this.qkvOut = [this.q, this.k, this.v];
+    this.gateUpOut = [this.gate, this.up];
     this.cap = cap;
   }
 
@@ -171,13 +179,23 @@ export class Stage {
     for (let li = 0; li < this.layers.length; li++) this.layer(li, this.layers[li], cache, n, positions);
     cache.length += n;
 
-    if (!this.isLast) return x.subarray(0, n * c.nEmbd);
+    if (!this.isLast) return this.view(x, n * c.nEmbd);
     const rows = options.logits === "all" ? n : 1;
     const first = n - rows;
     rmsNorm(x, this.xn, first * c.nEmbd, rows, c.nEmbd, this.outputNorm!, c.rmsEps);
     if (this.logitsBuf.length < rows * c.nVocab) this.logitsBuf = new Float32Array(rows * c.nVocab);
     matmul(this.output!, first === 0 ? this.xn : this.xn.subarray(first * c.nEmbd), rows, this.logitsBuf, this.scratch);
-    return this.logitsBuf.subarray(0, rows * c.nVocab);
+    return this.view(this.logitsBuf, rows * c.nVocab);
+  }
+
+  /** buf[0, n) as a view reused while buf and n stay the same (decoding then allocates nothing per token). */
+  private view(buf: Float32Array, n: number): Float32Array {
+    let v = this.views.get(buf);
+    if (!v || v.length !== n) {
+      v = buf.subarray(0, n);
+      this.views.set(buf, v);
+    }
+    return v;
   }
 
   private layer(li: number, w: LayerWeights, cache: KvCache, n: number, positions: PositionInput): void {
@@ -188,7 +206,7 @@ export class Stage {
     const kvWidth = c.nHeadKv * hd;
 
     rmsNorm(x, xn, 0, n, c.nEmbd, w.attnNorm, c.rmsEps);
-    matmulMany([w.wq, w.wk, w.wv], xn, n, [q, k, v], scratch);
+    matmulMany(w.qkv, xn, n, this.qkvOut, scratch);
 
     for (let t = 0; t < n; t++) {
       this.ropeAngles(positions[t]);
@@ -202,7 +220,7 @@ export class Stage {
     for (let i = 0, m = n * c.nEmbd; i < m; i++) x[i] = Math.fround(x[i] + tmp[i]);
 
     rmsNorm(x, xn, 0, n, c.nEmbd, w.ffnNorm, c.rmsEps);
-    matmulMany([w.wGate, w.wUp], xn, n, [gate, up], scratch);
+    matmulMany(w.gateUp, xn, n, this.gateUpOut, scratch);
     for (let i = 0, m = n * c.nFf; i < m; i++) {
       const g = gate[i];
       gate[i] = Math.fround(Math.fround(g / (1 + Math.exp(-g))) * up[i]);
@@ -280,17 +298,16 @@ function buildStage(file: GgufFile, options: LoadStageOptions): Stage {
   const layers: LayerWeights[] = [];
   for (let l = start; l < end; l++) {
     const p = `blk.${l}.`;
-    layers.push({
-      attnNorm: vector(`${p}attn_norm.weight`),
-      wq: matrix(`${p}attn_q.weight`),
-      wk: matrix(`${p}attn_k.weight`),
-      wv: matrix(`${p}attn_v.weight`),
-      wo: matrix(`${p}attn_output.weight`),
-      ffnNorm: vector(`${p}ffn_norm.weight`),
-      wGate: matrix(`${p}ffn_gate.weight`),
-      wUp: matrix(`${p}ffn_up.weight`),
-      wDown: matrix(`${p}ffn_down.weight`),
-    });
+    const attnNorm = vector(`${p}attn_norm.weight`);
+    const wq = matrix(`${p}attn_q.weight`);
+    const wk = matrix(`${p}attn_k.weight`);
+    const wv = matrix(`${p}attn_v.weight`);
+    const wo = matrix(`${p}attn_output.weight`);
+    const ffnNorm = vector(`${p}ffn_norm.weight`);
+    const wGate = matrix(`${p}ffn_gate.weight`);
+    const wUp = matrix(`${p}ffn_up.weight`);
+    const wDown = matrix(`${p}ffn_down.weight`);
+    layers.push({ attnNorm, wq, wk, wv, wo, ffnNorm, wGate, wUp, wDown, qkv: [wq, wk, wv], gateUp: [wGate, wUp] });
   }
   const isFirst = start === 0;
   const isLast = end === config.nLayer;

@@ -128,4 +128,12 @@ export class ArenaBuffer {
   }
 }
 
+/**
+ * Copies n floats between typed arrays without creating subarray views (the decode loop allocates nothing per token);
+ * used for the activation rows that go in and out of the arena (a few thousand floats a call).
+ */
+export function copyFloats(dst: Float32Array, dstOffset: number, src: Float32Array, srcOffset: number, n: number): void {
+  for (let i = 0; i < n; i++) dst[dstOffset + i] = src[srcOffset + i];
+}
+
 export type { WasmArena };

@@ -12,7 +12,7 @@ import { TesseraError } from "@tessera/protocol";
 import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
 import { GGML_TYPE, ggmlTypeName, type GgufTensorInfo } from "./gguf-reader.js";
 import { F16_INPUT_SCALE } from "./wasm-kernels.js";
-import { ArenaBuffer, wasmArena, type WasmArena } from "./wasm-matvec.js";
+import { ArenaBuffer, copyFloats, wasmArena, type WasmArena } from "./wasm-matvec.js";
 
 export interface DenseMatrix {
   kind: "dense";
@@ -56,6 +56,15 @@ export class MatmulScratch {
   readonly wasmQ8In = new ArenaBuffer();
   readonly wasmQ8Scales = new ArenaBuffer();
   readonly wasmOut = new ArenaBuffer();
+  /** Arena offsets of the current input rows once converted (-1: not yet), valid until inputChanged(). */
+  inF32 = -1;
+  inHalf = -1;
+  inQ8 = -1;
+  inputChanged(): void {
+    this.inF32 = -1;
+    this.inHalf = -1;
+    this.inQ8 = -1;
+  }
   ensure(n: number): void {
     if (this.f32.length < n) this.f32 = new Float32Array(n);
     if (this.q8.length < n) {
@@ -242,51 +251,53 @@ function dotQ8(qw: Int8Array, sw: Float32Array, wOff: number, qx: Int8Array, sx:
  * `x` is [nTok][cols] row-major and is not modified.
  */
 export function matmul(m: Matrix, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, outStride = m.rows, outOffset = 0): void {
-  matmulMany([m], x, nTok, [out], scratch, outStride === m.rows ? undefined : outStride, outOffset);
+  scratch.inputChanged();
+  matmulInto(m, x, nTok, out, scratch, outStride, outOffset);
 }
 
 /**
  * outs[k][t][r] = ms[k][r] · x[t] for matrices that read the same input rows (q/k/v, gate/up): the input is
  * converted to each weight type's ggml vec_dot_type once, not once per matrix.
  */
-export function matmulMany(ms: readonly Matrix[], x: Float32Array, nTok: number, outs: readonly Float32Array[], scratch: MatmulScratch, outStride?: number, outOffset = 0): void {
-  const cols = ms[0].cols;
-  const arena = wasmArena();
-  let inF32 = -1;
-  let inHalf = -1;
-  let inQ8 = -1;
+export function matmulMany(ms: readonly Matrix[], x: Float32Array, nTok: number, outs: readonly Float32Array[], scratch: MatmulScratch): void {
+  scratch.inputChanged();
   for (let k = 0; k < ms.length; k++) {
-    const m = ms[k];
-    const out = outs[k];
-    const stride = outStride ?? m.rows;
-    if (m.cols !== cols) throw new Error(`matmulMany: matrices of different widths (${m.cols} vs ${cols})`);
-    if (m.kind === "dense" && m.wasmPtr !== undefined) {
-      const a = arena!;
-      const xPtr = m.wasmHalf ? (inHalf >= 0 ? inHalf : (inHalf = toArenaHalf(a, x, nTok * cols, scratch))) : inF32 >= 0 ? inF32 : (inF32 = toArena(a, x, nTok * cols, scratch));
-      const o = scratch.wasmOut.ensure(a, m.rows * 4);
-      for (let t = 0; t < nTok; t++) {
-        if (m.wasmHalf) a.matvecF16(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols, cols * 2);
-        else a.matvec(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols);
-        out.set(a.heap.subarray(o >> 2, (o >> 2) + m.rows), t * stride + outOffset);
-      }
-    } else if (m.kind === "q8_0" && m.wasmQs !== undefined) {
-      const a = arena!;
-      if (inQ8 < 0) inQ8 = toArenaQ8(a, x, nTok, cols, scratch);
-      const o = scratch.wasmOut.ensure(a, m.rows * 4);
-      for (let t = 0; t < nTok; t++) {
-        a.matvecQ8(m.wasmQs, m.wasmScales!, inQ8 + t * cols, scratch.wasmQ8Scales.ptr + (t * cols) / 8, o, m.rows, cols);
-        out.set(a.heap.subarray(o >> 2, (o >> 2) + m.rows), t * stride + outOffset);
-      }
-    } else {
-      matmulJs(m, x, nTok, out, scratch, stride, outOffset);
+    if (ms[k].cols !== ms[0].cols) throw new Error(`matmulMany: matrices of different widths (${ms[k].cols} vs ${ms[0].cols})`);
+    matmulInto(ms[k], x, nTok, outs[k], scratch, ms[k].rows, 0);
+  }
+}
+
+/** One matrix over input rows that may already be converted in `scratch` (since the last inputChanged()). */
+function matmulInto(m: Matrix, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, stride: number, outOffset: number): void {
+  const cols = m.cols;
+  if (m.kind === "dense" && m.wasmPtr !== undefined) {
+    const a = wasmArena()!;
+    let xPtr: number;
+    if (m.wasmHalf) xPtr = scratch.inHalf >= 0 ? scratch.inHalf : (scratch.inHalf = toArenaHalf(a, x, nTok * cols, scratch));
+    else xPtr = scratch.inF32 >= 0 ? scratch.inF32 : (scratch.inF32 = toArena(a, x, nTok * cols, scratch));
+    const o = scratch.wasmOut.ensure(a, m.rows * 4);
+    for (let t = 0; t < nTok; t++) {
+      if (m.wasmHalf) a.matvecF16(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols, cols * 2);
+      else a.matvec(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols);
+      copyFloats(out, t * stride + outOffset, a.heap, o >> 2, m.rows);
     }
+  } else if (m.kind === "q8_0" && m.wasmQs !== undefined) {
+    const a = wasmArena()!;
+    if (scratch.inQ8 < 0) scratch.inQ8 = toArenaQ8(a, x, nTok, cols, scratch);
+    const o = scratch.wasmOut.ensure(a, m.rows * 4);
+    for (let t = 0; t < nTok; t++) {
+      a.matvecQ8(m.wasmQs, m.wasmScales!, scratch.inQ8 + t * cols, scratch.wasmQ8Scales.ptr + (t * cols) / 8, o, m.rows, cols);
+      copyFloats(out, t * stride + outOffset, a.heap, o >> 2, m.rows);
+    }
+  } else {
+    matmulJs(m, x, nTok, out, scratch, stride, outOffset);
   }
 }
 
 /** Copies n floats into the arena's input buffer. */
 function toArena(a: WasmArena, x: Float32Array, n: number, scratch: MatmulScratch): number {
   const ptr = scratch.wasmIn.ensure(a, n * 4);
-  a.heap.set(x.subarray(0, n), ptr >> 2);
+  copyFloats(a.heap, ptr >> 2, x, 0, n);
   return ptr;
 }
 
@@ -295,7 +306,7 @@ function toArenaHalf(a: WasmArena, x: Float32Array, n: number, scratch: MatmulSc
   const n4 = (n + 3) & ~3;
   const ptr = scratch.wasmHalfIn.ensure(a, n4 * 4);
   const heap = a.heap;
-  heap.set(x.subarray(0, n), ptr >> 2);
+  copyFloats(heap, ptr >> 2, x, 0, n);
   heap.fill(0, (ptr >> 2) + n, (ptr >> 2) + n4);
   a.roundF16(ptr, ptr, n4, F16_INPUT_SCALE);
   return ptr;
@@ -309,8 +320,9 @@ function toArenaQ8(a: WasmArena, x: Float32Array, nTok: number, cols: number, sc
   for (let t = 0; t < nTok; t++) quantizeQ8(x, t * cols, cols, q8, t * cols, q8Scales, (t * cols) >> 5);
   const qPtr = scratch.wasmQ8In.ensure(a, n);
   const sPtr = scratch.wasmQ8Scales.ensure(a, (n / Q8_BLOCK) * 4);
-  a.heapI8.set(q8.subarray(0, n), qPtr);
-  a.heap.set(q8Scales.subarray(0, n / Q8_BLOCK), sPtr >> 2);
+  const i8 = a.heapI8;
+  for (let i = 0; i < n; i++) i8[qPtr + i] = q8[i];
+  copyFloats(a.heap, sPtr >> 2, q8Scales, 0, n / Q8_BLOCK);
   return qPtr;
 }
 
