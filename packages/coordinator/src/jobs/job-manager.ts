@@ -207,15 +207,17 @@ export class JobManager {
     const now = this.o.clock.now();
     job.attempts++;
     const prefixTokens = job.completionTokens;
-    job.attempt = { nodeId: node.id, assignedAt: now, acceptDeadline: now + this.o.acceptTimeoutMs, completionTokens: 0, prefixTokens };
     node.activeJobs.add(job.id);
+    job.attempt = { nodeId: node.id, assignedAt: now, acceptDeadline: now + this.o.acceptTimeoutMs, completionTokens: 0, prefixTokens, nodeLoadAtStart: node.activeJobs.size };
     const continuation = job.text.length > 0;
+    // A continuation generates only what is left of the token budget.
+    const sampling = continuation ? { ...job.sampling, max_tokens: job.sampling.max_tokens - prefixTokens } : job.sampling;
     node.session!.send({
       type: "job.assign",
       job_id: job.id,
       model: job.model,
       messages: job.messages,
-      sampling: job.sampling,
+      sampling,
       ...(continuation ? { assistant_prefix: job.text } : {}),
       ...(continuation && job.tokenIds ? { assistant_prefix_tokens: job.tokenIds } : {}),
     });
@@ -238,13 +240,20 @@ export class JobManager {
     if (attempt.acceptedAt === undefined) this.accept(job);
     switch (part.type) {
       case "text-delta": {
-        if (part.text.length === 0) return;
+        // A delta may carry tokens whose text is not complete yet (a UTF-8 character split across tokens). Those
+        // tokens wait in `pendingTokenIds` until text arrives, so `text` and `tokenIds` always describe the same
+        // prefix: a node that takes over regenerates the pending tokens itself.
+        if (part.text.length === 0 && !part.tokens?.length) return;
         attempt.firstTokenAt ??= this.o.clock.now();
-        attempt.completionTokens += part.tokens?.length ?? 1;
         if (job.tokenIds) {
-          if (part.tokens) job.tokenIds.push(...part.tokens);
+          if (part.tokens) job.pendingTokenIds.push(...part.tokens);
           else job.tokenIds = undefined;
         }
+        if (part.text.length === 0) return;
+        const tokens = part.tokens ? job.pendingTokenIds.length : 1;
+        attempt.completionTokens += tokens;
+        if (job.tokenIds) job.tokenIds.push(...job.pendingTokenIds);
+        job.pendingTokenIds = [];
         job.text += part.text;
         job.emit({ type: "text", text: part.text });
         return;
@@ -275,6 +284,11 @@ export class JobManager {
     if (!attempt) return;
     if (opts.exclude) job.excludedNodes.add(attempt.nodeId);
     this.o.registry.get(attempt.nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason: "reassigned" });
+    if (job.text.length > 0 && job.completionTokens >= job.sampling.max_tokens) {
+      // The lost node had produced the whole token budget before it went: nothing is left to generate.
+      this.complete(job, "length");
+      return;
+    }
     if (job.attempts >= this.maxAttempts) {
       this.fail(job, "node_disconnected", `job failed on ${job.attempts} nodes; giving up`);
       return;
@@ -288,6 +302,7 @@ export class JobManager {
     const attempt = job.attempt;
     if (!attempt) return undefined;
     job.attempt = undefined;
+    job.pendingTokenIds = [];
     this.o.registry.get(attempt.nodeId)?.activeJobs.delete(job.id);
     const tokens = attempt.reportedUsage?.completion_tokens ?? attempt.completionTokens;
     if (tokens > 0 || attempt.firstTokenAt !== undefined) {
@@ -302,18 +317,22 @@ export class JobManager {
     return attempt;
   }
 
+  /** Completes the job: normally on its current attempt's finish; without one when a lost node had used up the budget. */
   private complete(job: LiveJob, reason: "stop" | "length"): void {
-    const attempt = job.attempt!;
+    const attempt = job.attempt;
     const now = this.o.clock.now();
-    this.recordMetrics(job, attempt, now);
-    this.endAttempt(job);
-    if (attempt.reportedUsage) job.promptTokens = Math.max(0, attempt.reportedUsage.prompt_tokens - attempt.prefixTokens);
+    if (attempt) {
+      this.recordMetrics(job, attempt, now);
+      this.endAttempt(job);
+      if (attempt.reportedUsage) job.promptTokens = Math.max(0, attempt.reportedUsage.prompt_tokens - attempt.prefixTokens);
+    }
+    const nodeId = attempt?.nodeId ?? job.segments.at(-1)!.nodeId;
     job.status = "completed";
     job.finishReason = reason;
     job.completedAt = now;
     this.persist(job, {
       status: "completed",
-      nodeId: attempt.nodeId,
+      nodeId,
       content: job.text,
       outputSha256: sha256Hex(job.text),
       promptTokens: job.promptTokens ?? 0,
@@ -321,7 +340,7 @@ export class JobManager {
       completedAt: new Date(now),
       latencyMs: now - job.createdAt,
     });
-    this.o.logger.info({ job: job.id, node: short(attempt.nodeId), tokens: job.completionTokens, nodes: job.segments.length }, "job completed");
+    this.o.logger.info({ job: job.id, node: short(nodeId), tokens: job.completionTokens, nodes: job.segments.length }, "job completed");
     job.emit({ type: "done", job });
     this.dispatch();
   }
@@ -348,8 +367,14 @@ export class JobManager {
     if (attempt.firstTokenAt === undefined) return;
     const tokens = attempt.reportedUsage?.completion_tokens ?? attempt.completionTokens;
     const genMs = now - attempt.firstTokenAt;
-    const ttftMs = attempt.firstTokenAt - attempt.assignedAt;
-    const sample = { tokensPerSecond: tokens > 1 && genMs > 0 ? ((tokens - 1) * 1000) / genMs : 0, ttftMs };
+    // The scheduler wants solo-equivalent figures (it applies queue depth itself): the per-stream rate times the
+    // node's mean load over the attempt, and the time to first token less the session's round trip.
+    const node = this.o.registry.get(attempt.nodeId);
+    const meanLoad = (attempt.nodeLoadAtStart + (node?.activeJobs.size ?? 1)) / 2;
+    const rtt = node?.session?.rttMs() ?? 0;
+    const ttftMs = Math.max(0, attempt.firstTokenAt - attempt.assignedAt - rtt);
+    const perStream = tokens > 1 && genMs > 0 ? ((tokens - 1) * 1000) / genMs : 0;
+    const sample = { tokensPerSecond: perStream * Math.max(1, meanLoad), ttftMs };
     const key = metricKey(attempt.nodeId, job.model);
     const prev = this.metrics.get(key);
     const next = prev

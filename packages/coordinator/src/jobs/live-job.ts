@@ -18,6 +18,8 @@ export interface Attempt {
   reportedUsage?: { prompt_tokens: number; completion_tokens: number };
   /** Tokens of text already sent to the client that this attempt was given as its starting point. */
   prefixTokens: number;
+  /** Jobs the node was running (this one included) when this attempt began; for solo-equivalent speed. */
+  nodeLoadAtStart: number;
 }
 
 export interface Segment {
@@ -34,6 +36,8 @@ export class LiveJob {
   text = "";
   /** Token ids behind `text`, when every node that produced it reported them. */
   tokenIds: number[] | undefined = [];
+  /** Token ids reported without text yet (part of a character); they join `tokenIds` when their text arrives. */
+  pendingTokenIds: number[] = [];
   attempt: Attempt | undefined;
   readonly segments: Segment[] = [];
   readonly excludedNodes = new Set<string>();

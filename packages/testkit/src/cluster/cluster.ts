@@ -35,8 +35,10 @@ export interface Cluster {
   nodes: ClusterNode[];
   /** The model id the daemons serve (the GGUF file's stem), when `modelPath` was given. */
   model: string | undefined;
-  /** Starts one more daemon (or restarts a stopped one's home). */
+  /** Starts one more daemon. */
   addNode(): Promise<ClusterNode>;
+  /** Starts a stopped or killed daemon again on its own home (same key, so the same node id). */
+  restartNode(node: ClusterNode): Promise<void>;
   /** Every process's recent output, for a failing test's message. */
   logs(): string;
   stop(): Promise<void>;
@@ -62,6 +64,23 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const backendArgs = options.modelPath ? ["--backend", "embedded", "--model", options.modelPath] : [];
   const nodes: ClusterNode[] = [];
 
+  async function launch(name: string, home: string, id: string): Promise<ManagedProcess> {
+    const proc = new ManagedProcess(
+      name,
+      process.execPath,
+      [TESSERA_BIN, "start", "--home", home, ...backendArgs, ...(options.nodeArgs ?? [])],
+      { env, logFile: join(dir, `${name}.log`) },
+    );
+    try {
+      await waitUntil(async () => (await nodeSessionOpen(url, id)) || !proc.running, 60_000);
+    } catch (err) {
+      proc.kill("SIGKILL");
+      throw err;
+    }
+    if (!proc.running) throw new Error(`${name} exited during start:\n${proc.logText}`);
+    return proc;
+  }
+
   async function addNode(): Promise<ClusterNode> {
     const name = `node${nodes.length + 1}`;
     const home = join(dir, name);
@@ -71,17 +90,14 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     if (code !== 0) throw new Error(`tessera init failed:\n${init.logText}`);
     const id = init.logText.match(/\b([0-9a-f]{64})\b/)?.[1];
     if (!id) throw new Error(`tessera init printed no node id:\n${init.logText}`);
-    const proc = new ManagedProcess(
-      name,
-      process.execPath,
-      [TESSERA_BIN, "start", "--home", home, ...backendArgs, ...(options.nodeArgs ?? [])],
-      { env, logFile: join(dir, `${name}.log`) },
-    );
-    const node = { name, home, id, process: proc };
+    const node = { name, home, id, process: await launch(name, home, id) };
     nodes.push(node);
-    await waitUntil(async () => (await nodeSessionOpen(url, id)) || !proc.running, 60_000);
-    if (!proc.running) throw new Error(`${name} exited during start:\n${proc.logText}`);
     return node;
+  }
+
+  async function restartNode(node: ClusterNode): Promise<void> {
+    if (node.process.running) throw new Error(`${node.name} is still running`);
+    node.process = await launch(node.name, node.home, node.id);
   }
 
   const count = options.nodes ?? 1;
@@ -99,6 +115,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     nodes,
     model,
     addNode,
+    restartNode,
     logs: () => [coordinator, ...nodes.map((n) => n.process)].map((p) => `--- ${p.name} ---\n${p.logText.slice(-3000)}`).join("\n"),
     async stop() {
       await Promise.all(nodes.map((n) => n.process.stop(5_000)));

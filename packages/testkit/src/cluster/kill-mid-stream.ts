@@ -1,0 +1,61 @@
+import OpenAI from "openai";
+import type { Cluster, ClusterNode } from "./cluster.js";
+
+export interface KillMidStreamResult {
+  text: string;
+  /** Content chunks the client received. */
+  chunks: number;
+  /** The node that was serving the stream and got SIGKILL. */
+  killed: ClusterNode;
+  /** The node the coordinator reports as having finished the job. */
+  finishedBy: string | undefined;
+  /** Milliseconds from the kill to the next text the client received (NaN if none came after it). */
+  resumeMs: number;
+  usage: OpenAI.CompletionUsage | undefined;
+}
+
+/**
+ * Streams a greedy chat completion through the cluster with the official openai client and, when the client has
+ * received `killAtChunk` content chunks, SIGKILLs the daemon serving it; then reads the stream to the end.
+ */
+export async function killMidStream(
+  cluster: Cluster,
+  request: { model: string; messages: { role: "user" | "system"; content: string }[]; maxTokens: number },
+  killAtChunk: number,
+): Promise<KillMidStreamResult> {
+  const client = new OpenAI({ baseURL: `${cluster.url}/v1`, apiKey: "open-mode", maxRetries: 0 });
+  const stream = await client.chat.completions.create({
+    model: request.model,
+    messages: request.messages,
+    max_tokens: request.maxTokens,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = "";
+  let chunks = 0;
+  let jobId: string | undefined;
+  let killed: ClusterNode | undefined;
+  let killedAt = 0;
+  let resumeMs = NaN;
+  let usage: OpenAI.CompletionUsage | undefined;
+  for await (const chunk of stream) {
+    jobId ??= chunk.id.replace(/^chatcmpl-/, "");
+    if (chunk.usage) usage = chunk.usage;
+    const delta = chunk.choices[0]?.delta.content;
+    if (!delta) continue;
+    text += delta;
+    chunks++;
+    if (killed && Number.isNaN(resumeMs)) resumeMs = performance.now() - killedAt;
+    if (chunks === killAtChunk && !killed) {
+      const job = (await (await fetch(`${cluster.url}/api/v1/jobs/${jobId}`)).json()) as { node_id?: string };
+      killed = cluster.nodes.find((n) => n.id === job.node_id);
+      if (!killed) throw new Error(`job ${jobId} reports node ${job.node_id}, not one of the cluster's`);
+      killedAt = performance.now();
+      killed.process.kill("SIGKILL");
+    }
+  }
+  if (!killed) throw new Error(`the stream ended after ${chunks} chunks, before chunk ${killAtChunk}`);
+  const job = (await (await fetch(`${cluster.url}/api/v1/jobs/${jobId}`)).json()) as { node_id?: string };
+  return { text, chunks, killed, finishedBy: job.node_id, resumeMs, usage };
+}
