@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const available = readdirSync(here)
-  .filter((f) => f.endsWith(".ts") && f !== "run.ts" && !f.includes(".test.") && !f.startsWith("lib-"))
+  .filter((f) => f.endsWith(".ts") && f !== "run.ts" && !f.includes(".test.") && !f.startsWith("lib-") && !f.startsWith("."))
   .map((f) => f.replace(/\.ts$/, ""))
   .sort();
 
