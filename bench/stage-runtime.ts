@@ -3,10 +3,10 @@
  * ~56M-parameter F16 GGUF file, same thread count (1), decoding speed in tokens/s.
  *
  * The machine this runs on is shared and noisy, so the two engines are measured side by side: both stay loaded, and
- * each round runs one llama.cpp decode and one stage-runtime decode back to back (order alternating per round), after
- * one warm-up round each (JIT and WebAssembly tier-up). The ratio is taken per round from that adjacent pair, and the
- * RESULT is the median over rounds; every round's figures and the spread are printed. CPU time per token (process
- * CPU, both engines run in this process) is printed too: it is what each engine costs when it is not descheduled.
+ * each round decodes the same prompt on both in lockstep, token by token (see round()), after one warm-up round (JIT
+ * and WebAssembly tier-up). The ratio is taken per round, and the RESULT is the median over rounds; every round's
+ * figures and the spread are printed. CPU time per token (process CPU while that engine's token is computed) is
+ * printed too: it is what each engine costs when it is not descheduled.
  *
  * Usage: npm run bench -- stage-runtime [rounds=7] [decodeTokens=48]
  * Prints RESULT llamacpp_tok_s, stage_runtime_tok_s (medians), stage_runtime_vs_llamacpp (median of per-round ratios).
@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama } from "node-llama-cpp";
 import { makeTinyModel } from "@tessera/testkit";
-import { loadStage, readModelConfig, argmax, type Stage } from "@tessera/node";
+import { loadStage, readModelConfig, argmax } from "@tessera/node";
 import { fmt, percentile } from "./lib-stats.js";
 
 const PROMPT = "The quick brown fox jumps over the lazy dog and";
@@ -58,60 +58,66 @@ export async function main(args: string[] = []): Promise<void> {
   const { nLayer } = readModelConfig(info.path);
   const stage = loadStage({ path: info.path, start: 0, end: nLayer });
 
-  // Decode only: the clock starts when the first token (from the prompt) is out, and stops after decodeTokens more.
-  async function runLlama(): Promise<Timing> {
-    await sequence.clearHistory();
-    const tokens: number[] = [];
-    let t0 = 0;
-    let c0 = process.cpuUsage();
-    for await (const token of sequence.evaluate(prompt as unknown as Parameters<typeof sequence.evaluate>[0], { temperature: 0 })) {
-      if (tokens.length === 0) {
-        t0 = performance.now();
-        c0 = process.cpuUsage();
-      }
-      tokens.push(token as number);
-      if (tokens.length > decodeTokens) break;
-    }
-    return { tokens, wallSeconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSeconds(c0) };
-  }
-
+  /**
+   * One round: a fresh request on each engine, prompt evaluated untimed, then `decodeTokens` tokens decoded in
+   * lockstep, one llama.cpp token then one stage token (order alternating per token), each timed on its own. Both
+   * engines thus see the same moments of the shared machine's load; each one's time is the sum of its own tokens.
+   * (node-llama-cpp's evaluate() is a lazy async generator: it decodes the next token only when asked.)
+   */
   let requestNo = 0;
-  function runStage(s: Stage): Timing {
+  async function round(): Promise<{ ref: Timing; mine: Timing }> {
+    await sequence.clearHistory();
     const id = `bench-${requestNo++}`;
+    const ref: Timing = { tokens: [], wallSeconds: 0, cpuSeconds: 0 };
+    const mine: Timing = { tokens: [], wallSeconds: 0, cpuSeconds: 0 };
+    const it = sequence.evaluate(prompt as unknown as Parameters<typeof sequence.evaluate>[0], { temperature: 0 })[Symbol.asyncIterator]();
     const one = new Int32Array(1);
     const pos = new Int32Array(1);
     try {
-      const tokens = [argmax(s.forward(id, prompt, prompt.map((_, i) => i)))];
-      const t0 = performance.now();
-      const c0 = process.cpuUsage();
-      for (let i = 0; i < decodeTokens; i++) {
-        one[0] = tokens[tokens.length - 1];
+      ref.tokens.push((await it.next()).value as number);
+      mine.tokens.push(argmax(stage.forward(id, prompt, prompt.map((_, i) => i))));
+      const llamaStep = async (): Promise<void> => {
+        const c0 = process.cpuUsage();
+        const t0 = performance.now();
+        const next = await it.next();
+        ref.wallSeconds += (performance.now() - t0) / 1000;
+        ref.cpuSeconds += cpuSeconds(c0);
+        ref.tokens.push(next.value as number);
+      };
+      const stageStep = (i: number): void => {
+        const c0 = process.cpuUsage();
+        const t0 = performance.now();
+        one[0] = mine.tokens[mine.tokens.length - 1];
         pos[0] = prompt.length + i;
-        tokens.push(argmax(s.forward(id, one, pos)));
+        const token = argmax(stage.forward(id, one, pos));
+        mine.wallSeconds += (performance.now() - t0) / 1000;
+        mine.cpuSeconds += cpuSeconds(c0);
+        mine.tokens.push(token);
+      };
+      for (let i = 0; i < decodeTokens; i++) {
+        if (i % 2 === 0) {
+          await llamaStep();
+          stageStep(i);
+        } else {
+          stageStep(i);
+          await llamaStep();
+        }
       }
-      return { tokens, wallSeconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSeconds(c0) };
     } finally {
-      s.dropRequest(id);
+      await it.return?.(undefined);
+      stage.dropRequest(id);
     }
+    return { ref, mine };
   }
 
-  await runLlama();
-  runStage(stage);
+  await round();
   const llamaRates: number[] = [];
   const stageRates: number[] = [];
   const ratios: number[] = [];
   const cpuRatios: number[] = [];
   let same = -1;
   for (let r = 0; r < rounds; r++) {
-    let ref: Timing;
-    let mine: Timing;
-    if (r % 2 === 0) {
-      ref = await runLlama();
-      mine = runStage(stage);
-    } else {
-      mine = runStage(stage);
-      ref = await runLlama();
-    }
+    const { ref, mine } = await round();
     let agree = 0;
     while (agree < mine.tokens.length && mine.tokens[agree] === ref.tokens[agree]) agree++;
     same = same < 0 ? agree : Math.min(same, agree);

@@ -102,6 +102,18 @@ describe("a model split into stages", () => {
     for (const s of stages) expect(s.cachedTokens("r1")).toBe(prompt.length + GREEDY_TOKENS - 1);
   });
 
+  it("a prompt evaluated as one batch gives bit-identical logits to the same tokens fed one at a time (replay-safe)", () => {
+    for (const weightType of ["f16", "q8_0"] as const) {
+      const stage = loadStage({ path: models.get(weightType)!.path, start: 0, end: 3 });
+      const prompt = [1, 80, 101, 108, 108, 111, 33];
+      const batched = stage.forward("batch", prompt, prompt.map((_, i) => i), { logits: "all" }).slice();
+      for (let i = 0; i < prompt.length; i++) {
+        const one = stage.forward("steps", [prompt[i]], [i]);
+        expect(Array.from(one)).toEqual(Array.from(batched.subarray(i * stage.vocabSize, (i + 1) * stage.vocabSize)));
+      }
+    }
+  });
+
   it("a stage reads only its own layers' tensors (no embedding, no head in the middle)", () => {
     const path = models.get("q8_0")!.path;
     const middle = loadStage({ path, start: 1, end: 2 });
