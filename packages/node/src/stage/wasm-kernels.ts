@@ -9,7 +9,7 @@
  *
  * - matvecF32(w, x, out, rows, cols): out[r] = Σ w[r*cols + i] * x[i]; cols % 16 == 0.
  * - matvecF16(w, x, out, rows, cols, stride): out[r] = Σ half(w + r*stride)[i] * x[i] with x pre-scaled by 2^112;
- *   cols % 8 == 0; 32 halves per step into four f32x4 accumulators, then 8 at a time.
+ *   cols % 8 == 0; 16 halves per step into four f32x4 accumulators, then 8 at a time.
  * - roundF16(src, dst, n, scale): dst[i] = roundToF16(src[i]) * scale (round-to-nearest-even, subnormal halves,
  *   overflow to infinity and NaN as ggml's GGML_FP32_TO_FP16); n % 4 == 0; dst may equal src.
  * - weightedSumF16(v, p, out, cells, width, stride): out[d] = Σ_j p[j] * half(v + j*stride)[d], j in order (the
@@ -82,7 +82,7 @@ function matvecF32(): FunctionDef {
 }
 
 function matvecF16(): FunctionDef {
-  const [w, x, out, rows, cols, stride, r, wp, xp, xend, xend32] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const [w, x, out, rows, cols, stride, r, wp, xp, xend, xend16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
   const acc = [11, 12, 13, 14];
   const mask = 15;
   // acc += float(halves at wp+wOff) * x at xp+xOff, four halves.
@@ -90,15 +90,17 @@ function matvecF16(): FunctionDef {
     ...I.get(a), ...I.get(wp), ...V.load16x4S(wOff), ...I.i32(13), ...V.i32x4Shl, ...I.get(mask), ...V.and,
     ...I.get(xp), ...V.load(xOff), ...V.f32x4Mul, ...V.f32x4Add, ...I.set(a),
   ];
-  const step32: Code = [];
-  for (let k = 0; k < 8; k++) step32.push(...quad(acc[k & 3], k * 8, k * 16));
-  step32.push(...I.get(wp), ...I.i32(64), ...I.add, ...I.set(wp));
+  // 16 halves per step, one quad per accumulator: measured 5-7 % faster than 32 (TurboFan hoists every load of the
+  // step to its top, and 16 of them spill).
+  const step16: Code = [];
+  for (let k = 0; k < 4; k++) step16.push(...quad(acc[k], k * 8, k * 16));
+  step16.push(...I.get(wp), ...I.i32(32), ...I.add, ...I.set(wp));
   const step8: Code = [...quad(acc[0], 0, 0), ...quad(acc[1], 8, 16), ...I.get(wp), ...I.i32(16), ...I.add, ...I.set(wp)];
   const row: Code = [
     ...acc.flatMap((a) => [...zeroV128, ...I.set(a)]),
     ...I.get(w), ...I.get(r), ...I.get(stride), ...I.mul, ...I.add, ...I.set(wp),
     ...I.get(x), ...I.set(xp),
-    ...stepLoop(xp, xend32, 128, step32),
+    ...stepLoop(xp, xend16, 64, step16),
     ...stepLoop(xp, xend, 32, step8),
     ...I.get(out), ...I.get(r), ...I.i32(2), ...I.shl, ...I.add, ...hsum(acc), ...I.f32Store(),
   ];
@@ -109,7 +111,7 @@ function matvecF16(): FunctionDef {
     body: [
       ...V.i32x4Const(0x8fffffff | 0), ...I.set(mask),
       ...I.get(x), ...I.get(cols), ...I.i32(2), ...I.shl, ...I.add, ...I.set(xend),
-      ...I.get(x), ...I.get(cols), ...I.i32(~31), 0x71 /* i32.and */, ...I.i32(2), ...I.shl, ...I.add, ...I.set(xend32),
+      ...I.get(x), ...I.get(cols), ...I.i32(~15), 0x71 /* i32.and */, ...I.i32(2), ...I.shl, ...I.add, ...I.set(xend16),
       ...rowLoop(r, rows, row),
     ],
   };
