@@ -4,6 +4,7 @@
  * up to f32 summation order (relative 1e-6).
  */
 import { describe, expect, it } from "vitest";
+import { TesseraError } from "@tessera/protocol";
 import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
 import { wasmArena } from "./wasm-matvec.js";
 import { F16_INPUT_SCALE } from "./wasm-kernels.js";
@@ -135,5 +136,18 @@ describe("WebAssembly kernels", () => {
       }
       closeTo(arena.heap[(out >> 2) + r], sum, mag);
     }
+  });
+
+  it("refuses weights past the 4 GiB WebAssembly memory with no_capacity, without growing it", () => {
+    const before = arena.memory.buffer.byteLength;
+    let err: unknown;
+    try {
+      arena.alloc(2 ** 30 + 1, 4);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TesseraError);
+    expect((err as TesseraError).code).toBe("no_capacity");
+    expect(arena.memory.buffer.byteLength).toBe(before);
   });
 });

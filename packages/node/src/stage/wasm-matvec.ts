@@ -3,6 +3,7 @@
  * freed: a stage lives as long as its process), per-request KV caches and kernel scratch (power-of-two blocks on free
  * lists, reused when a request is dropped), and the kernels of wasm-kernels.ts instantiated over it.
  */
+import { TesseraError } from "@tessera/protocol";
 import { assembleModule } from "./wasm-asm.js";
 import { KERNELS } from "./wasm-kernels.js";
 
@@ -26,9 +27,11 @@ type MatvecQ8Fn = (wq: number, ws: number, xq: number, xs: number, out: number, 
 
 const PAGE = 65536;
 const ALIGN = 64;
+/** 32-bit WebAssembly memory: 65536 pages of 64 KiB. */
+const MAX_PAGES = 65536;
 
 class WasmArena {
-  readonly memory = new WA.Memory({ initial: 16, maximum: 65536 });
+  readonly memory = new WA.Memory({ initial: 16, maximum: MAX_PAGES });
   readonly matvec: MatvecFn;
   readonly matvecF16: MatvecStrideFn;
   readonly roundF16: RoundFn;
@@ -72,6 +75,9 @@ class WasmArena {
   alloc(items: number, bytesPerItem = 4): number {
     const ptr = Math.ceil(this.top / ALIGN) * ALIGN;
     const end = ptr + items * bytesPerItem;
+    if (end > MAX_PAGES * PAGE) {
+      throw new TesseraError("no_capacity", `the stage runtime's WebAssembly memory holds at most 4 GiB per process; ${Math.ceil(end / 2 ** 20)} MiB needed (load fewer layers per stage)`);
+    }
     if (end > this.memory.buffer.byteLength) this.memory.grow(Math.ceil((end - this.memory.buffer.byteLength) / PAGE));
     this.top = end;
     return ptr;
