@@ -1,5 +1,5 @@
-import type { NonceCache } from "@tessera/protocol";
 import type { Clock } from "./clock.js";
+import type { NodeAuthDeps } from "./http/node-auth.js";
 import type { CoordinatorConfig } from "./config.js";
 import type { JobManager } from "./jobs/job-manager.js";
 import type { Logger } from "./logger.js";
@@ -15,7 +15,7 @@ export interface CoordinatorContext {
   store: Store;
   registry: NodeRegistry;
   jobs: JobManager;
-  nonces: NonceCache;
+  nodeAuth: NodeAuthDeps;
   limiter: RateLimiter;
   logger: Logger;
   /** Sharded models: stage offers, placement, and the virtual pipeline nodes. */

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { NonceCache } from "@tessera/protocol";
+import { CachedSchnorrVerifier, NonceCache } from "@tessera/protocol";
 import { buildApp } from "./app.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { CoordinatorConfig } from "./config.js";
@@ -77,7 +77,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   });
   sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
   await restoreState(store, registry, jobs, clock);
-  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, nonces: new NonceCache(), limiter: new RateLimiter(), logger, sharding };
+  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, nodeAuth: { clock, nonces: new NonceCache(), verifier: new CachedSchnorrVerifier() }, limiter: new RateLimiter(), logger, sharding };
   const app = buildApp(ctx);
   const hub = new SessionHub(ctx);
   app.server.on("upgrade", (request, socket, head) => hub.handleUpgrade(request, socket, head));

@@ -114,6 +114,8 @@ export interface VerifyInput extends AuthRequest {
   nowSeconds: number;
   /** When given, the nonce is claimed only after the signature checks out. */
   nonces?: NonceCache;
+  /** A verifier that caches keys (servers checking the same nodes again and again); plain BIP-340 otherwise. */
+  verifier?: { verify(signatureHex: string, digest: Uint8Array, publicKeyHex: string): boolean };
 }
 
 /** Never throws. The nonce is consumed only by a request whose signature is valid. */
@@ -127,7 +129,8 @@ export function verifyRequest(input: VerifyInput): AuthResult {
     return { ok: false, reason: "stale_timestamp" };
   }
   const digest = authDigest({ ...input, nonce: parsed.nonce, timestamp: parsed.timestamp });
-  if (!verifySchnorr(parsed.signature, digest, key)) return { ok: false, reason: "bad_signature" };
+  const valid = input.verifier ? input.verifier.verify(parsed.signature, digest, key) : verifySchnorr(parsed.signature, digest, key);
+  if (!valid) return { ok: false, reason: "bad_signature" };
   if (input.nonces && !input.nonces.claim(`${key}:${parsed.nonce}`, input.nowSeconds)) {
     return { ok: false, reason: "replayed_nonce" };
   }

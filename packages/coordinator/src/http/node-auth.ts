@@ -1,5 +1,5 @@
 import type { FastifyRequest } from "fastify";
-import { AUTH_HEADER, KEY_HEADER, type NonceCache, TesseraError, verifyRequest } from "@tessera/protocol";
+import { AUTH_HEADER, type CachedSchnorrVerifier, KEY_HEADER, type NonceCache, TesseraError, verifyRequest } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 
 const REASONS: Record<string, string> = {
@@ -11,11 +11,17 @@ const REASONS: Record<string, string> = {
   replayed_nonce: "nonce was already used (replayed request)",
 };
 
+/** What checking node signatures needs: the clock, the replay cache and a key-caching verifier. */
+export interface NodeAuthDeps {
+  clock: Clock;
+  nonces: NonceCache;
+  verifier: CachedSchnorrVerifier;
+}
+
 /** Verifies a signed node request; returns the signer's public key (the node id) or throws `unauthorized`. */
 export function authenticateNode(
   request: { method: string; url: string; headers: FastifyRequest["headers"]; rawBody?: string },
-  clock: Clock,
-  nonces: NonceCache,
+  { clock, nonces, verifier }: NodeAuthDeps,
 ): string {
   const header = (name: string) => {
     const v = request.headers[name];
@@ -29,6 +35,7 @@ export function authenticateNode(
     keyHeader: header(KEY_HEADER),
     nowSeconds: Math.floor(clock.now() / 1000),
     nonces,
+    verifier,
   });
   if (!result.ok) throw new TesseraError("unauthorized", REASONS[result.reason] ?? result.reason);
   return result.publicKeyHex;

@@ -50,7 +50,7 @@ const TOKEN_REASONS: Record<string, string> = {
 /** Returns normally when the caller is `nodeId`'s operator; throws unauthorized (no credentials) or forbidden. */
 function authorizeOperator(request: FastifyRequest, ctx: CoordinatorContext, nodeId: string): void {
   if (request.headers[AUTH_HEADER] !== undefined) {
-    const signer = authenticateNode(request, ctx.clock, ctx.nonces);
+    const signer = authenticateNode(request, ctx.nodeAuth);
     if (signer !== nodeId) throw new TesseraError("forbidden", "request is signed by another node's key; sign with this node's key");
     return;
   }
@@ -143,7 +143,7 @@ export function nodeCommandRoutes(app: FastifyInstance, ctx: CoordinatorContext)
 
   app.post<{ Params: { id: string; cid: string } }>("/api/v1/nodes/:id/commands/:cid/report", async (request): Promise<NodeCommandView> => {
     const nodeId = parseNodeId(request.params.id);
-    const signer = authenticateNode(request, ctx.clock, ctx.nonces);
+    const signer = authenticateNode(request, ctx.nodeAuth);
     if (signer !== nodeId) throw new TesseraError("forbidden", "only the node itself reports on its commands");
     const report = NodeCommandReport.parse(request.body);
     const command = await ctx.store.getNodeCommand(request.params.cid);

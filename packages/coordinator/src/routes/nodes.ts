@@ -7,7 +7,7 @@ import { queuedCommandsFor } from "./node-commands.js";
 /** Node endpoints. Every write is signed by the node's key; the status read is public. */
 export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
   app.post("/api/v1/nodes/register", async (request): Promise<NodeRegistered> => {
-    const signer = authenticateNode(request, ctx.clock, ctx.nonces);
+    const signer = authenticateNode(request, ctx.nodeAuth);
     const reg = NodeRegister.parse(request.body);
     if (reg.public_key !== signer) throw new TesseraError("unauthorized", "public_key does not match the signing key");
     ctx.registry.register(reg);
@@ -23,7 +23,7 @@ export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void 
   });
 
   app.post("/api/v1/nodes/heartbeat", async (request): Promise<HeartbeatAck> => {
-    const nodeId = authenticateNode(request, ctx.clock, ctx.nonces);
+    const nodeId = authenticateNode(request, ctx.nodeAuth);
     const hb = NodeHeartbeat.parse(request.body);
     if (!ctx.registry.heartbeat(nodeId, hb)) {
       throw new TesseraError("unauthorized", "unknown node: register first (`tessera register`)");

@@ -31,7 +31,7 @@ export class SessionHub {
     if (path !== SESSION_PATH) return reject(socket, 404, errorBody("not_found", `no WebSocket endpoint at ${path}`));
     let nodeId: string;
     try {
-      nodeId = authenticateNode({ method: request.method ?? "GET", url: request.url ?? "", headers: request.headers, rawBody: "" }, this.ctx.clock, this.ctx.nonces);
+      nodeId = authenticateNode({ method: request.method ?? "GET", url: request.url ?? "", headers: request.headers, rawBody: "" }, this.ctx.nodeAuth);
     } catch (err) {
       const e = err instanceof TesseraError ? err : new TesseraError("unauthorized", "bad signature");
       return reject(socket, 401, e.toBody());
