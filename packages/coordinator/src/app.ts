@@ -22,7 +22,7 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
   });
   installJsonBody(app);
   installErrorHandling(app, ctx.logger);
-  healthRoutes(app);
+  healthRoutes(app, ctx);
   nodeRoutes(app, ctx);
   nodeCommandRoutes(app, ctx);
   jobRoutes(app, ctx);

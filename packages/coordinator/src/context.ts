@@ -3,6 +3,7 @@ import type { NodeAuthDeps } from "./http/node-auth.js";
 import type { CoordinatorConfig } from "./config.js";
 import type { JobManager } from "./jobs/job-manager.js";
 import type { Logger } from "./logger.js";
+import type { CoordinatorMetrics } from "./metrics.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { ShardingManager } from "./sharding/index.js";
 import type { NodeRegistry } from "./registry.js";
@@ -15,6 +16,7 @@ export interface CoordinatorContext {
   store: Store;
   registry: NodeRegistry;
   jobs: JobManager;
+  metrics: CoordinatorMetrics;
   nodeAuth: NodeAuthDeps;
   limiter: RateLimiter;
   logger: Logger;

@@ -9,6 +9,7 @@ import type { CoordinatorContext } from "./context.js";
 import { JobManager } from "./jobs/job-manager.js";
 import { SchedulerChooser } from "./jobs/scheduler-chooser.js";
 import { createLogger, type Logger } from "./logger.js";
+import { CoordinatorMetrics } from "./metrics.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { NodeRegistry } from "./registry.js";
 import { SessionHub } from "./sessions/session-hub.js";
@@ -55,6 +56,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const registry = new NodeRegistry(clock, config.offlineAfterS * 1000, {
     onOffline(nodeId, reason) {
       logger.info({ node: nodeId.slice(0, 12), reason }, "node offline");
+      prometheus.nodesMarkedOffline.inc({ reason: reason.startsWith("no heartbeat") ? "silent" : "session_closed" });
       store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
       jobs.onNodeLost(nodeId, reason);
       sharding?.onNodeLost(nodeId);
@@ -64,7 +66,9 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     },
   });
   const metrics = { nodeModelMetrics: (nodeId: string, model: string) => jobs.nodeModelMetrics(nodeId, model) };
+  const prometheus = new CoordinatorMetrics(registry, () => ({ active: jobs.activeCount, pending: jobs.pendingCount }));
   jobs = new JobManager({
+    metrics: prometheus,
     clock,
     registry,
     store,
@@ -77,7 +81,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   });
   sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
   await restoreState(store, registry, jobs, clock);
-  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, nodeAuth: { clock, nonces: new NonceCache(), verifier: new CachedSchnorrVerifier() }, limiter: new RateLimiter(), logger, sharding };
+  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, metrics: prometheus, nodeAuth: { clock, nonces: new NonceCache(), verifier: new CachedSchnorrVerifier() }, limiter: new RateLimiter(), logger, sharding };
   const app = buildApp(ctx);
   const hub = new SessionHub(ctx);
   app.server.on("upgrade", (request, socket, head) => hub.handleUpgrade(request, socket, head));

@@ -189,6 +189,18 @@ describe("client API", () => {
     expect(openaiModels.data.map((m: { id: string }) => m.id)).toEqual(["tiny"]);
   });
 
+  it("exposes Prometheus metrics for jobs, routing decisions and nodes", async () => {
+    await api("POST", "/api/v1/jobs", { ...chat, stream: true });
+    await api("POST", "/api/v1/jobs", { ...chat, model: "nope" });
+    const res = await fetch(`${baseUrl}/metrics`);
+    expect(res.headers.get("content-type")).toContain("text/plain");
+    const text = await res.text();
+    expect(text).toMatch(/tessera_jobs_finished_total\{status="completed",error=""\} 1\n/);
+    expect(text).toMatch(/tessera_routing_decision_seconds_count 1\n/);
+    expect(text).toMatch(/tessera_nodes_online 1\n/);
+    expect(text).toMatch(/process_cpu_seconds_total \d/);
+  });
+
   it("works with the official openai client, streaming and not", async () => {
     const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: t.token });
     const stream = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "hi" }], stream: true, stream_options: { include_usage: true }, temperature: 0 });

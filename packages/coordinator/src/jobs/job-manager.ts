@@ -15,6 +15,7 @@ import type { NodeChooser } from "./node-chooser.js";
 import type { JobStorePort } from "./job-store-port.js";
 import { type JobEvent, LiveJob } from "./live-job.js";
 import type { Logger } from "../logger.js";
+import type { CoordinatorMetrics } from "../metrics.js";
 
 export interface JobManagerOptions {
   clock: Clock;
@@ -28,6 +29,7 @@ export interface JobManagerOptions {
   resultTtlMs: number;
   /** A job is given up after this many node attempts (each failed node is excluded from the next). */
   maxAttempts?: number;
+  metrics?: CoordinatorMetrics;
 }
 
 export interface SubmitRequest {
@@ -161,6 +163,7 @@ export class JobManager {
         continue;
       }
       this.o.logger.warn({ job: job.id, node: short(nodeId), reason, sent_chars: job.text.length }, "node lost; failing over");
+      this.o.metrics?.failovers.inc();
       this.takeBack(job, { exclude: true, front: true });
     }
     this.dispatch();
@@ -193,7 +196,9 @@ export class JobManager {
     const nodes = [...this.o.registry.all()];
     for (let i = 0; i < this.pending.length; ) {
       const job = this.pending[i]!;
+      const started = performance.now();
       const choice = this.o.chooser.choose(job, nodes, now);
+      this.o.metrics?.routingDecision.observe((performance.now() - started) / 1000);
       if (choice.nodeId === undefined) {
         i++;
         continue;
@@ -341,6 +346,7 @@ export class JobManager {
       latencyMs: now - job.createdAt,
     });
     this.o.logger.info({ job: job.id, node: short(nodeId), tokens: job.completionTokens, nodes: job.segments.length }, "job completed");
+    this.o.metrics?.jobsFinished.inc({ status: "completed", error: "" });
     job.emit({ type: "done", job });
     this.dispatch();
   }
@@ -359,6 +365,7 @@ export class JobManager {
     job.completedAt = now;
     this.persist(job, { status: "failed", error: code, errorMessage: message, completedAt: new Date(now), completionTokens: job.completionTokens });
     this.o.logger.info({ job: job.id, code, message }, "job failed");
+    this.o.metrics?.jobsFinished.inc({ status: "failed", error: code });
     job.emit({ type: "failed", code, message });
     this.dispatch();
   }

@@ -28,6 +28,7 @@ export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void 
     if (!ctx.registry.heartbeat(nodeId, hb)) {
       throw new TesseraError("unauthorized", "unknown node: register first (`tessera register`)");
     }
+    ctx.metrics.heartbeats.inc();
     await ctx.store.recordHeartbeat(
       nodeId,
       { gpus: hb.gpus, loadedModels: hb.loaded_models, models: hb.models, activeJobs: hb.active_jobs, maxConcurrency: hb.max_concurrency, draining: hb.draining },

@@ -1,0 +1,45 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { NodeRegistry } from "./registry.js";
+
+/**
+ * The coordinator's Prometheus metrics, served at `GET /metrics`. One registry per coordinator instance (tests run
+ * several in one process). Process metrics (CPU seconds, memory, event-loop lag) come from prom-client's defaults.
+ */
+export class CoordinatorMetrics {
+  readonly registry = new Registry();
+  readonly jobsFinished = new Counter({ name: "tessera_jobs_finished_total", help: "Jobs that ended, by status and error code", labelNames: ["status", "error"] as const, registers: [this.registry] });
+  readonly failovers = new Counter({ name: "tessera_failovers_total", help: "Jobs moved to another node after their node was lost or failed", registers: [this.registry] });
+  readonly routingDecision = new Histogram({
+    name: "tessera_routing_decision_seconds",
+    help: "Time to choose a node for one job (filter + score + choose)",
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+    registers: [this.registry],
+  });
+  readonly heartbeats = new Counter({ name: "tessera_heartbeats_total", help: "Signed node heartbeats accepted", registers: [this.registry] });
+  readonly nodesMarkedOffline = new Counter({ name: "tessera_nodes_marked_offline_total", help: "Times a node went offline, by reason", labelNames: ["reason"] as const, registers: [this.registry] });
+
+  constructor(registry: NodeRegistry, activeJobs: () => { active: number; pending: number }) {
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: "tessera_nodes_online",
+      help: "Nodes online now",
+      registers: [this.registry],
+      collect() {
+        let n = 0;
+        for (const node of registry.all()) if (node.online) n++;
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: "tessera_jobs_in_flight",
+      help: "Jobs waiting for (pending) or running on (active) a node",
+      labelNames: ["state"] as const,
+      registers: [this.registry],
+      collect() {
+        const { active, pending } = activeJobs();
+        this.set({ state: "pending" }, pending);
+        this.set({ state: "active" }, active - pending);
+      },
+    });
+  }
+}
