@@ -23,6 +23,7 @@ export interface CoordinatorConfig {
   offlineAfterS: number;
   /** Model aliases: `alias=model,alias2=model2`. */
   modelAliases: Record<string, string>;
+  logLevel: "trace" | "debug" | "info" | "warn" | "error" | "silent";
   /** Copies of every span of a sharded model placed up front (1 = no standby copy). */
   shardReplicas: number;
 }
@@ -49,6 +50,7 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "heartbeatIntervalS", flag: "--heartbeat-interval", env: "TESSERA_HEARTBEAT_INTERVAL", default: "30", description: "heartbeat interval nodes are told to use" },
   { key: "offlineAfterS", flag: "--offline-after", env: "TESSERA_OFFLINE_AFTER", default: "90", description: "seconds without a heartbeat before a node is offline" },
   { key: "shardReplicas", flag: "--shard-replicas", env: "TESSERA_SHARD_REPLICAS", default: "2", description: "copies of every layer span of a sharded model placed up front" },
+  { key: "logLevel", flag: "--log-level", env: "TESSERA_LOG_LEVEL", default: "info", description: "trace, debug, info, warn, error or silent" },
   { key: "modelAliases", flag: "--alias", env: "TESSERA_MODEL_ALIASES", default: "", description: "model aliases, e.g. gpt-4o-mini=tessera-demo" },
 ];
 
@@ -98,8 +100,17 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     heartbeatIntervalS: num("heartbeatIntervalS", 1, 3600),
     offlineAfterS: num("offlineAfterS", 1, 86_400),
     modelAliases: parseAliases(String(raw(spec("modelAliases")) ?? "")),
+    logLevel: logLevel(String(raw(spec("logLevel")) ?? "info")),
     shardReplicas: num("shardReplicas", 1, 16),
   };
+}
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"] as const;
+
+function logLevel(value: string): CoordinatorConfig["logLevel"] {
+  const level = LOG_LEVELS.find((l) => l === value);
+  if (!level) throw new TesseraError("bad_request", `--log-level (TESSERA_LOG_LEVEL) must be one of ${LOG_LEVELS.join(", ")}, got "${value}"`);
+  return level;
 }
 
 function parseAliases(text: string): Record<string, string> {

@@ -49,7 +49,7 @@ export function storeOptionsForConfig(config: CoordinatorConfig): { sqlitePath: 
 /** Wires store, registry, job manager, HTTP routes and the session hub. Does not listen and starts no timers. */
 export async function createCoordinator(config: CoordinatorConfig, deps: CoordinatorDeps = {}): Promise<Coordinator> {
   const clock = deps.clock ?? systemClock;
-  const logger = deps.logger ?? createLogger();
+  const logger = deps.logger ?? createLogger(config.logLevel);
   const store = deps.store ?? (await openStore(storeOptionsForConfig(config)));
   let jobs!: JobManager;
   let sharding: ShardingManager | undefined;
@@ -65,7 +65,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       store.setNodeStatus(nodeId, "online", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
     },
   });
-  const metrics = { nodeModelMetrics: (nodeId: string, model: string) => jobs.nodeModelMetrics(nodeId, model) };
+  const metrics = { modelMetrics: (model: string) => jobs.modelMetrics(model) };
   const prometheus = new CoordinatorMetrics(registry, () => ({ active: jobs.activeCount, pending: jobs.pendingCount }));
   jobs = new JobManager({
     metrics: prometheus,

@@ -23,6 +23,9 @@ interface StartOptions {
   queueTimeout?: string;
   jobTimeout?: string;
   resultTtl?: string;
+  offlineAfter?: string;
+  logLevel?: string;
+  heartbeatInterval?: string;
   alias?: string[];
   shardReplicas?: string;
 }
@@ -38,6 +41,9 @@ export function coordinatorConfigFromOptions(options: StartOptions): Coordinator
     pendingTimeoutS: options.queueTimeout,
     jobTimeoutS: options.jobTimeout,
     resultTtlS: options.resultTtl,
+    offlineAfterS: options.offlineAfter,
+    logLevel: options.logLevel,
+    heartbeatIntervalS: options.heartbeatInterval,
     modelAliases: options.alias?.join(","),
     shardReplicas: options.shardReplicas,
   });
@@ -58,6 +64,9 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--queue-timeout <s>", "seconds a job may wait for a free node")
     .option("--job-timeout <s>", "seconds before a job fails with `timeout`")
     .option("--result-ttl <s>", "seconds prompts and outputs are kept")
+    .option("--log-level <level>", "trace, debug, info, warn, error or silent")
+    .option("--offline-after <s>", "seconds without a heartbeat before a node is offline")
+    .option("--heartbeat-interval <s>", "heartbeat interval nodes are told to use")
     .option("--shard-replicas <n>", "copies of every layer span of a sharded model placed up front (default 2)")
     .option("--alias <alias=model...>", "model alias, e.g. gpt-4o-mini=tessera-demo (repeatable)")
     .addHelpText("after", `\nSettings (flag, environment variable, meaning):\n${settingsHelp()}`)

@@ -41,6 +41,12 @@ export interface SubmitRequest {
 }
 
 const EWMA_ALPHA = 0.3;
+
+export interface NodeModelMetrics {
+  tokensPerSecond: number;
+  ttftMs: number;
+  jobs: number;
+}
 const FINISHED_RETENTION_MS = 60_000;
 
 /**
@@ -51,7 +57,8 @@ const FINISHED_RETENTION_MS = 60_000;
 export class JobManager {
   private readonly live = new Map<string, LiveJob>();
   private readonly pending: LiveJob[] = [];
-  private readonly metrics = new Map<string, { tokensPerSecond: number; ttftMs: number; jobs: number }>();
+  /** Measured speed, model → node → EWMA figures (nested so routing looks a model up once per decision). */
+  private readonly metrics = new Map<string, Map<string, NodeModelMetrics>>();
   private readonly maxAttempts: number;
 
   constructor(private readonly o: JobManagerOptions) {
@@ -106,11 +113,22 @@ export class JobManager {
 
   /** Measured speed per node and model (EWMA of real jobs). */
   nodeModelMetrics(nodeId: string, model: string): { tokensPerSecond: number; ttftMs: number; jobs: number } | undefined {
-    return this.metrics.get(metricKey(nodeId, model));
+    return this.metrics.get(model)?.get(nodeId);
+  }
+
+  /** Every node's measured speed for one model. */
+  modelMetrics(model: string): ReadonlyMap<string, NodeModelMetrics> | undefined {
+    return this.metrics.get(model);
+  }
+
+  private metricsFor(model: string): Map<string, NodeModelMetrics> {
+    let byNode = this.metrics.get(model);
+    if (!byNode) this.metrics.set(model, (byNode = new Map()));
+    return byNode;
   }
 
   restoreMetrics(nodeId: string, model: string, m: { tokensPerSecond: number; ttftMs: number; jobs: number }): void {
-    this.metrics.set(metricKey(nodeId, model), m);
+    this.metricsFor(model).set(nodeId, m);
   }
 
   get pendingCount(): number {
@@ -382,8 +400,7 @@ export class JobManager {
     const ttftMs = Math.max(0, attempt.firstTokenAt - attempt.assignedAt - rtt);
     const perStream = tokens > 1 && genMs > 0 ? ((tokens - 1) * 1000) / genMs : 0;
     const sample = { tokensPerSecond: perStream * Math.max(1, meanLoad), ttftMs };
-    const key = metricKey(attempt.nodeId, job.model);
-    const prev = this.metrics.get(key);
+    const prev = this.metrics.get(job.model)?.get(attempt.nodeId);
     const next = prev
       ? {
           tokensPerSecond: sample.tokensPerSecond > 0 ? prev.tokensPerSecond + EWMA_ALPHA * (sample.tokensPerSecond - prev.tokensPerSecond) : prev.tokensPerSecond,
@@ -391,7 +408,7 @@ export class JobManager {
           jobs: prev.jobs + 1,
         }
       : { ...sample, jobs: 1 };
-    this.metrics.set(key, next);
+    this.metricsFor(job.model).set(attempt.nodeId, next);
     this.o.store.recordJobMetrics(attempt.nodeId, job.model, sample, new Date(now)).catch((err: unknown) => {
       this.o.logger.error({ err }, "could not record job metrics");
     });
@@ -410,10 +427,6 @@ export class JobManager {
     if (!job || job.finished || job.attempt?.nodeId !== nodeId) return undefined;
     return job;
   }
-}
-
-function metricKey(nodeId: string, model: string): string {
-  return `${nodeId}\u0000${model}`;
 }
 
 function short(nodeId: string): string {

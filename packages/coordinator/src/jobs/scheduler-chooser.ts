@@ -5,10 +5,21 @@ import type { LiveJob } from "./live-job.js";
 import type { NodeChooser } from "./node-chooser.js";
 
 export interface MetricsLookup {
-  nodeModelMetrics(nodeId: string, model: string): { tokensPerSecond: number; ttftMs: number } | undefined;
+  /** Every node's measured speed for one model, by node id. */
+  modelMetrics(model: string): ReadonlyMap<string, { tokensPerSecond: number; ttftMs: number }> | undefined;
 }
 
 const PREFIXES_PER_NODE = 64;
+const NO_PERF: NodeSnapshot["perf"] = Object.freeze({});
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+interface CachedSnapshot {
+  snap: Mutable<NodeSnapshot>;
+  modelsRef: unknown;
+  perfModel: string | undefined;
+  perfEntry: { tokensPerSecond?: number | undefined; ttftMs?: number };
+}
 
 /**
  * Feeds the pure scheduler (`pick`) from the live registry: builds node snapshots, estimates the prompt, hashes the
@@ -16,6 +27,7 @@ const PREFIXES_PER_NODE = 64;
  */
 export class SchedulerChooser implements NodeChooser {
   private readonly recentPrefixes = new Map<string, Map<string, number>>();
+  private readonly snapshots = new WeakMap<NodeRecord, CachedSnapshot>();
 
   constructor(private readonly metrics: MetricsLookup) {}
 
@@ -30,7 +42,7 @@ export class SchedulerChooser implements NodeChooser {
         maxTokens: Math.max(1, job.sampling.max_tokens - job.completionTokens),
         ...(prefixHash ? { prefixHash } : {}),
       },
-      nodes.map((n) => this.snapshot(n, job.model)),
+      this.snapshotAll(nodes, job.model),
       now,
       { exclude: job.excludedNodes },
     );
@@ -39,22 +51,46 @@ export class SchedulerChooser implements NodeChooser {
     return { nodeId: result.nodeId };
   }
 
-  private snapshot(node: NodeRecord, model: string): NodeSnapshot {
-    const m = this.metrics.nodeModelMetrics(node.id, model);
-    const rtt = node.session?.rttMs();
-    return {
-      id: node.id,
-      online: node.online && node.session !== undefined,
-      draining: node.draining,
-      quarantined: false,
-      models: node.models.map((s) => s.id),
-      activeJobs: node.activeJobs.size,
-      maxConcurrency: node.maxConcurrency,
-      ...(rtt !== undefined ? { rttMs: rtt } : {}),
-      reputation: 1,
-      perf: m ? { [model]: { ...(m.tokensPerSecond > 0 ? { tokensPerSecond: m.tokensPerSecond } : {}), ttftMs: m.ttftMs } } : {},
-      ...(this.recentPrefixes.has(node.id) ? { recentPrefixes: this.recentPrefixes.get(node.id)! } : {}),
-    };
+  /**
+   * The node as the scheduler sees it. Snapshots are reused and updated in place (routing runs for every job over
+   * every node, and building fresh objects each time was most of its cost): `pick` reads them and keeps nothing.
+   */
+  private snapshotAll(nodes: NodeRecord[], model: string): NodeSnapshot[] {
+    const measured = this.metrics.modelMetrics(model);
+    const out = new Array<NodeSnapshot>(nodes.length);
+    for (let i = 0; i < nodes.length; i++) out[i] = this.snapshot(nodes[i]!, model, measured?.get(nodes[i]!.id));
+    return out;
+  }
+
+  private snapshot(node: NodeRecord, model: string, m: { tokensPerSecond: number; ttftMs: number } | undefined): NodeSnapshot {
+    let cached = this.snapshots.get(node);
+    if (!cached) {
+      cached = { modelsRef: undefined, perfModel: undefined, perfEntry: {}, snap: { id: node.id, online: false, draining: false, quarantined: false, models: [], activeJobs: 0, maxConcurrency: 1, reputation: 1, perf: {} } };
+      this.snapshots.set(node, cached);
+    }
+    const snap = cached.snap;
+    if (cached.modelsRef !== node.models) {
+      cached.modelsRef = node.models;
+      snap.models = node.models.map((m) => m.id);
+    }
+    snap.online = node.online && node.session !== undefined;
+    snap.draining = node.draining;
+    snap.activeJobs = node.activeJobs.size;
+    snap.maxConcurrency = node.maxConcurrency;
+    snap.rttMs = node.session?.rttMs();
+    if (m) {
+      if (cached.perfModel !== model) {
+        cached.perfModel = model;
+        snap.perf = { [model]: cached.perfEntry };
+      }
+      cached.perfEntry.tokensPerSecond = m.tokensPerSecond > 0 ? m.tokensPerSecond : undefined;
+      cached.perfEntry.ttftMs = m.ttftMs;
+    } else {
+      cached.perfModel = undefined;
+      snap.perf = NO_PERF;
+    }
+    snap.recentPrefixes = this.recentPrefixes.get(node.id);
+    return snap;
   }
 
   private remember(nodeId: string, prefixHash: string, now: number): void {

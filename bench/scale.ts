@@ -1,0 +1,144 @@
+/**
+ * scale: one coordinator (a real process) with 2,000 simulated nodes heartbeating every 2 s (signed) and 200 routed
+ * requests per second. Reports heartbeats/s handled, routing decision p99 (from the coordinator's own histogram),
+ * false offline marks (nodes marked offline although they kept heartbeating; the coordinator runs with a 6 s offline
+ * threshold, three missed heartbeats), and the coordinator's CPU use.
+ *
+ *   npm run bench -- scale [--nodes 2000] [--rps 200] [--seconds 30]
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { ManagedProcess, TESSERA_BIN, freePort } from "@tessera/testkit";
+import { fmt } from "./lib-stats.js";
+
+const MODEL = "sim-model";
+
+function flag(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? fallback : Number(args[i + 1]);
+}
+
+interface Scrape {
+  cpuSeconds: number;
+  heartbeats: number;
+  offline: number;
+  routeBuckets: Map<number, number>;
+  routeCount: number;
+  completed: number;
+}
+
+async function scrape(url: string): Promise<Scrape> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (re: RegExp) => Number(text.match(re)?.[1] ?? 0);
+  if (process.env.SCALE_DEBUG) process.stdout.write(text.split("\n").filter((l) => l.startsWith("tessera_")).join("\n") + "\n");
+  const routeBuckets = new Map<number, number>();
+  for (const m of text.matchAll(/tessera_routing_decision_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) {
+    routeBuckets.set(m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2]));
+  }
+  let offline = 0;
+  for (const m of text.matchAll(/tessera_nodes_marked_offline_total\{[^}]*\} (\d+)/g)) offline += Number(m[1]);
+  return {
+    cpuSeconds: value(/^process_cpu_seconds_total (\S+)$/m),
+    heartbeats: value(/^tessera_heartbeats_total (\S+)$/m),
+    offline,
+    routeBuckets,
+    routeCount: value(/^tessera_routing_decision_seconds_count (\S+)$/m),
+    completed: value(/^tessera_jobs_finished_total\{status="completed",error=""\} (\S+)$/m),
+  };
+}
+
+/** The upper bound of the histogram bucket holding the p-th percentile of the samples between two scrapes. */
+function bucketPercentile(before: Scrape, after: Scrape, p: number): number {
+  const total = after.routeCount - before.routeCount;
+  for (const [le, count] of [...after.routeBuckets].sort((a, b) => a[0] - b[0])) {
+    if (count - (before.routeBuckets.get(le) ?? 0) >= (p / 100) * total) return le;
+  }
+  return Infinity;
+}
+
+export async function main(args: string[]): Promise<void> {
+  const nodes = flag(args, "nodes", 2000);
+  const rps = flag(args, "rps", 200);
+  const seconds = flag(args, "seconds", 30);
+  const heartbeatMs = 2000;
+  const dir = mkdtempSync(join(tmpdir(), "tessera-bench-scale-"));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const coordinator = new ManagedProcess("coordinator", process.execPath, [
+    TESSERA_BIN, "coordinator", "start", "--port", String(port), "--data-dir", dir, "--open",
+    "--rate-limit", "1000000", "--offline-after", "6", "--heartbeat-interval", "2", "--log-level", process.env.SCALE_DEBUG ? "info" : "warn",
+  ], { env: { ...process.env, TESSERA_LOG_LEVEL: "warn" } });
+  const workers: Worker[] = [];
+  try {
+    await coordinator.waitFor(/listening on/);
+    const perWorker = Math.ceil(nodes / 2);
+    process.stdout.write(`scale: starting ${nodes} simulated nodes (signed register + session + heartbeats every ${heartbeatMs / 1000} s)…\n`);
+    const ready = [];
+    for (let w = 0; w < 2; w++) {
+      // Workers don't inherit the tsx loader: register it inside the worker before importing the TypeScript entry.
+      const entry = JSON.stringify(new URL("./lib-scale-worker.ts", import.meta.url).href);
+      const worker = new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${entry}); });`, {
+        eval: true,
+        workerData: { url, count: Math.min(perWorker, nodes - w * perWorker), heartbeatMs, model: MODEL },
+      });
+      workers.push(worker);
+      ready.push(new Promise((resolve, reject) => {
+        worker.on("message", (m: { ready?: boolean }) => m.ready && resolve(m));
+        worker.once("error", reject);
+      }));
+    }
+    await Promise.all(ready);
+    process.stdout.write(`all ${nodes} nodes registered with open sessions; measuring for ${seconds} s at ${rps} requests/s\n`);
+    const before = await scrape(url);
+    const started = performance.now();
+    let sent = 0;
+    let failed = 0;
+    const inflight = new Set<Promise<void>>();
+    while (performance.now() - started < seconds * 1000) {
+      const due = Math.floor(((performance.now() - started) / 1000) * rps);
+      while (sent < due) {
+        sent++;
+        const p: Promise<void> = fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
+        })
+          .then(async (res) => {
+            await res.arrayBuffer();
+            if (!res.ok) failed++;
+          })
+          .catch(() => void failed++)
+          .finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await Promise.all(inflight);
+    const wall = (performance.now() - started) / 1000;
+    const after = await scrape(url);
+    const stats = await Promise.all(workers.map((w) => new Promise<{ heartbeatsFailed: number }>((resolve) => {
+      w.once("message", resolve);
+      w.postMessage("stats");
+    })));
+    const hbPerS = (after.heartbeats - before.heartbeats) / wall;
+    const cpu = (after.cpuSeconds - before.cpuSeconds) / wall;
+    const routeP99Ms = bucketPercentile(before, after, 99) * 1000;
+    const falseOffline = after.offline;
+    process.stdout.write(
+      `heartbeats handled ${fmt(hbPerS, 1)}/s (offered ${fmt(nodes / (heartbeatMs / 1000), 0)}/s; ${stats.reduce((n, s) => n + s.heartbeatsFailed, 0)} failed), ` +
+        `requests ${sent - failed}/${sent} ok (${fmt((after.completed - before.completed) / wall, 1)} completed/s), ` +
+        `routing p99 ≤ ${fmt(routeP99Ms, 3)} ms (histogram bucket bound), coordinator CPU ${fmt(cpu * 100, 1)}% of one core\n`,
+    );
+    process.stdout.write(`RESULT scale_heartbeats_per_s ${fmt(hbPerS, 1)}\n`);
+    process.stdout.write(`RESULT scale_route_p99_ms ${fmt(routeP99Ms, 3)}\n`);
+    process.stdout.write(`RESULT scale_false_offline ${falseOffline}\n`);
+    process.stdout.write(`RESULT scale_coordinator_cpu_cores ${fmt(cpu, 3)}\n`);
+  } finally {
+    if (process.env.SCALE_DEBUG) process.stdout.write(coordinator.logText.split("\n").filter((l) => /offline|registered|session open/.test(l)).slice(0, 30).join("\n") + "\n");
+    await Promise.all(workers.map((w) => w.terminate()));
+    await coordinator.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
