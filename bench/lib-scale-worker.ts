@@ -5,7 +5,8 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import WebSocket from "ws";
-import { type CoordinatorMessage, SESSION_PATH, generateKeyPair, secretKeySigner, signRequest } from "@tessera/protocol";
+import { type CoordinatorMessage, SESSION_PATH, type Signer, generateKeyPair, signRequest } from "@tessera/protocol";
+import { fastSigner } from "./lib-fast-signer.js";
 
 interface Input {
   url: string;
@@ -17,7 +18,7 @@ interface Input {
 const { url, count, heartbeatMs, model } = workerData as Input;
 const counters = { registered: 0, sessions: 0, heartbeatsOk: 0, heartbeatsFailed: 0, jobs: 0 };
 
-async function post(signer: ReturnType<typeof secretKeySigner>, path: string, body: unknown): Promise<boolean> {
+async function post(signer: Signer, path: string, body: unknown): Promise<boolean> {
   const text = JSON.stringify(body);
   const res = await fetch(url + path, { method: "POST", headers: { ...signRequest(signer, { method: "POST", path, body: text }), "content-type": "application/json" }, body: text });
   await res.arrayBuffer();
@@ -26,7 +27,7 @@ async function post(signer: ReturnType<typeof secretKeySigner>, path: string, bo
 
 async function runNode(): Promise<void> {
   const keys = generateKeyPair();
-  const signer = secretKeySigner(keys.secretKeyHex);
+  const signer = fastSigner(keys.secretKeyHex);
   const ok = await post(signer, "/api/v1/nodes/register", {
     type: "register",
     public_key: keys.publicKeyHex,

@@ -66,10 +66,13 @@ export async function main(args: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-scale-"));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  // SCALE_PROF=<dir> writes a CPU profile of the coordinator there (to see where its time goes under this load).
+  const profile = process.env.SCALE_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.SCALE_PROF] : [];
   const coordinator = new ManagedProcess("coordinator", process.execPath, [
+    ...profile,
     TESSERA_BIN, "coordinator", "start", "--port", String(port), "--data-dir", dir, "--open",
     "--rate-limit", "1000000", "--offline-after", "6", "--heartbeat-interval", "2", "--log-level", process.env.SCALE_DEBUG ? "info" : "warn",
-  ], { env: { ...process.env, TESSERA_LOG_LEVEL: "warn" } });
+  ], { env: process.env });
   const workers: Worker[] = [];
   try {
     await coordinator.waitFor(/listening on/);

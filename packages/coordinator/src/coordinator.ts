@@ -1,7 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { CachedSchnorrVerifier, NonceCache } from "@tessera/protocol";
+import { NonceCache } from "@tessera/protocol";
+import { wasmSchnorrVerifier } from "./http/wasm-schnorr-verifier.js";
 import { buildApp } from "./app.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { CoordinatorConfig } from "./config.js";
@@ -81,7 +82,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   });
   sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
   await restoreState(store, registry, jobs, clock);
-  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, metrics: prometheus, nodeAuth: { clock, nonces: new NonceCache(), verifier: new CachedSchnorrVerifier() }, limiter: new RateLimiter(), logger, sharding };
+  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, metrics: prometheus, nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier }, limiter: new RateLimiter(), logger, sharding };
   const app = buildApp(ctx);
   const hub = new SessionHub(ctx);
   app.server.on("upgrade", (request, socket, head) => hub.handleUpgrade(request, socket, head));

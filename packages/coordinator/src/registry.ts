@@ -21,6 +21,9 @@ export interface NodeRecord {
   session: NodeSession | undefined;
   /** Jobs this coordinator has pushed to the node and not yet seen finish. */
   activeJobs: Set<string>;
+  /** When and with what state the node's last heartbeat was written to the store. */
+  storedHeartbeatAt: number;
+  storedHeartbeatState: string;
 }
 
 export interface RegistryEvents {
@@ -54,6 +57,8 @@ export class NodeRegistry {
       draining: false,
       session: existing?.session,
       activeJobs: existing?.activeJobs ?? new Set(),
+      storedHeartbeatAt: 0,
+      storedHeartbeatState: "",
     };
     this.nodes.set(record.id, record);
     for (const m of reg.models) this.everServed.add(m.id);
@@ -62,9 +67,9 @@ export class NodeRegistry {
   }
 
   /** Restores a node known from the store (after a coordinator restart); it stays offline until it speaks. */
-  restore(record: Omit<NodeRecord, "online" | "session" | "activeJobs" | "draining">): void {
+  restore(record: Omit<NodeRecord, "online" | "session" | "activeJobs" | "draining" | "storedHeartbeatAt" | "storedHeartbeatState">): void {
     if (this.nodes.has(record.id)) return;
-    this.nodes.set(record.id, { ...record, online: false, draining: false, session: undefined, activeJobs: new Set() });
+    this.nodes.set(record.id, { ...record, online: false, draining: false, session: undefined, activeJobs: new Set(), storedHeartbeatAt: 0, storedHeartbeatState: "" });
     for (const m of record.models) this.everServed.add(m.id);
   }
 

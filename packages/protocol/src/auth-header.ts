@@ -114,7 +114,7 @@ export interface VerifyInput extends AuthRequest {
   nowSeconds: number;
   /** When given, the nonce is claimed only after the signature checks out. */
   nonces?: NonceCache;
-  /** A verifier that caches keys (servers checking the same nodes again and again); plain BIP-340 otherwise. */
+  /** A faster BIP-340 implementation for servers (it must give the same answers); the reference otherwise. */
   verifier?: { verify(signatureHex: string, digest: Uint8Array, publicKeyHex: string): boolean };
 }
 

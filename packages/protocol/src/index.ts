@@ -3,7 +3,6 @@ export * from "./hex.js";
 export * from "./keys.js";
 export * from "./signer.js";
 export * from "./auth-header.js";
-export * from "./cached-verifier.js";
 export * from "./sse.js";
 export * from "./v1/chat-message.js";
 export * from "./v1/sampling.js";

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from "fastify";
-import { AUTH_HEADER, type CachedSchnorrVerifier, KEY_HEADER, type NonceCache, TesseraError, verifyRequest } from "@tessera/protocol";
+import { AUTH_HEADER, KEY_HEADER, type NonceCache, TesseraError, verifyRequest } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 
 const REASONS: Record<string, string> = {
@@ -11,11 +11,11 @@ const REASONS: Record<string, string> = {
   replayed_nonce: "nonce was already used (replayed request)",
 };
 
-/** What checking node signatures needs: the clock, the replay cache and a key-caching verifier. */
+/** What checking node signatures needs: the clock, the replay cache and the signature verifier. */
 export interface NodeAuthDeps {
   clock: Clock;
   nonces: NonceCache;
-  verifier: CachedSchnorrVerifier;
+  verifier: { verify(signatureHex: string, digest: Uint8Array, publicKeyHex: string): boolean };
 }
 
 /** Verifies a signed node request; returns the signer's public key (the node id) or throws `unauthorized`. */

@@ -1,8 +1,19 @@
 import type { FastifyInstance } from "fastify";
 import { type HeartbeatAck, NodeHeartbeat, NodeId, NodeRegister, type NodeRegistered, type NodeStatusView, TesseraError } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
+import type { NodeRecord } from "../registry.js";
 import { authenticateNode } from "../http/node-auth.js";
 import { queuedCommandsFor } from "./node-commands.js";
+
+const STORE_HEARTBEAT_EVERY_MS = 15_000;
+
+function heartbeatWorthStoring(record: NodeRecord, hb: NodeHeartbeat, now: number): boolean {
+  const state = `${hb.draining}|${hb.max_concurrency}|${hb.loaded_models.join(",")}|${hb.models?.map((m) => m.id).join(",") ?? ""}`;
+  if (state === record.storedHeartbeatState && now - record.storedHeartbeatAt < STORE_HEARTBEAT_EVERY_MS) return false;
+  record.storedHeartbeatState = state;
+  record.storedHeartbeatAt = now;
+  return true;
+}
 
 /** Node endpoints. Every write is signed by the node's key; the status read is public. */
 export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
@@ -29,11 +40,15 @@ export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void 
       throw new TesseraError("unauthorized", "unknown node: register first (`tessera register`)");
     }
     ctx.metrics.heartbeats.inc();
-    await ctx.store.recordHeartbeat(
-      nodeId,
-      { gpus: hb.gpus, loadedModels: hb.loaded_models, models: hb.models, activeJobs: hb.active_jobs, maxConcurrency: hb.max_concurrency, draining: hb.draining },
-      new Date(ctx.clock.now()),
-    );
+    // The registry is the live truth; the store gets a heartbeat when something changed or every 15 s, which keeps
+    // status queries and restarts right at a fraction of the writes (heartbeat traffic grows with the network).
+    if (heartbeatWorthStoring(ctx.registry.get(nodeId)!, hb, ctx.clock.now())) {
+      await ctx.store.recordHeartbeat(
+        nodeId,
+        { gpus: hb.gpus, loadedModels: hb.loaded_models, models: hb.models, activeJobs: hb.active_jobs, maxConcurrency: hb.max_concurrency, draining: hb.draining },
+        new Date(ctx.clock.now()),
+      );
+    }
     if (!hb.draining) ctx.jobs.dispatch();
     const ack: HeartbeatAck = { status: "online", server_time: new Date(ctx.clock.now()).toISOString() };
     // The fallback delivery of node commands: repeated here until the node reports it has taken them.
