@@ -16,7 +16,7 @@ interface Input {
 }
 
 const { url, count, heartbeatMs, model } = workerData as Input;
-const counters = { registered: 0, sessions: 0, heartbeatsOk: 0, heartbeatsFailed: 0, jobs: 0 };
+const counters = { registered: 0, sessions: 0, heartbeatsOk: 0, heartbeatsFailed: 0, jobs: 0, maxHeartbeatGapMs: 0, maxHeartbeatRttMs: 0 };
 
 async function post(signer: Signer, path: string, body: unknown): Promise<boolean> {
   const text = JSON.stringify(body);
@@ -56,8 +56,13 @@ async function runNode(): Promise<void> {
       ws.send(JSON.stringify({ type: "job.part", job_id: id, part: { type: "finish", reason: "stop" } }));
     }
   });
+  let last = 0;
   const beat = async () => {
+    const sentAt = performance.now();
+    if (last) counters.maxHeartbeatGapMs = Math.max(counters.maxHeartbeatGapMs, sentAt - last);
+    last = sentAt;
     const good = await post(signer, "/api/v1/nodes/heartbeat", { type: "heartbeat", gpus: [], loaded_models: [model], active_jobs: 0, max_concurrency: 4, draining: false }).catch(() => false);
+    counters.maxHeartbeatRttMs = Math.max(counters.maxHeartbeatRttMs, performance.now() - sentAt);
     if (good) counters.heartbeatsOk++;
     else counters.heartbeatsFailed++;
     setTimeout(beat, heartbeatMs * (0.9 + Math.random() * 0.2));

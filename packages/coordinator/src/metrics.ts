@@ -12,7 +12,7 @@ export class CoordinatorMetrics {
   readonly routingDecision = new Histogram({
     name: "tessera_routing_decision_seconds",
     help: "Time to choose a node for one job (filter + score + choose)",
-    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.05],
     registers: [this.registry],
   });
   readonly heartbeats = new Counter({ name: "tessera_heartbeats_total", help: "Signed node heartbeats accepted", registers: [this.registry] });
