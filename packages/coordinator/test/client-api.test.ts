@@ -292,3 +292,112 @@ describe("rate limits", () => {
     expect((await api("GET", "/api/v1/models")).status).toBe(200);
   });
 });
+
+describe("failover and draining between scripted nodes", () => {
+  let second: ScriptedNode;
+  let secondId: string;
+
+  beforeEach(async () => {
+    await startWithNode();
+    const n = newNode();
+    secondId = n.id;
+    expect((await signedInject(t, n.signer, "POST", "/api/v1/nodes/register", registration(n.id))).statusCode).toBe(200);
+    second = new ScriptedNode(baseUrl, n.signer, () => Math.floor(t.clock.now() / 1000));
+    await second.connect();
+  });
+  afterEach(async () => second?.close());
+
+  /** Whichever node gets the job first streams "Hello" (tokens 1, 2) and then loses its session. */
+  function firstNodeDiesAfterHello(): { first: () => ScriptedNode } {
+    let first: ScriptedNode | undefined;
+    for (const n of [node, second]) {
+      n.onAssign = (job, self) => {
+        if (first) return;
+        first = self;
+        self.accept(job.job_id);
+        self.stream(job.job_id, [{ type: "text-delta", text: "Hel", tokens: [1] }, { type: "text-delta", text: "lo", tokens: [2] }]);
+        setTimeout(() => void self.close(), 30);
+      };
+    }
+    return { first: () => first! };
+  }
+
+  it("continues on the other node from the text already sent, and splits usage between the nodes", async () => {
+    const { first } = firstNodeDiesAfterHello();
+    const takeOver = (job: Parameters<ScriptedNode["onAssign"]>[0], self: ScriptedNode) => {
+      if (self === first()) return;
+      expect(job).toMatchObject({ assistant_prefix: "Hello", assistant_prefix_tokens: [1, 2], sampling: { max_tokens: 10 } });
+      self.accept(job.job_id);
+      self.stream(job.job_id, [{ type: "text-delta", text: " world", tokens: [3] }, { type: "usage", prompt_tokens: 9, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+    };
+    const wrap = (n: ScriptedNode) => {
+      const original = n.onAssign;
+      n.onAssign = (job, self) => (first() === undefined ? original(job, self) : takeOver(job, self));
+    };
+    wrap(node);
+    wrap(second);
+    const res = await api("POST", "/api/v1/jobs", { ...chat, max_tokens: 12, stream: true });
+    expect(sseEvents(res.text)).toEqual(['{"text":"Hel"}', '{"text":"lo"}', '{"text":" world"}', "[DONE]"]);
+    const id = res.headers.get("x-tessera-job-id")!;
+    const job = await until(async () => {
+      const r = (await api("GET", `/api/v1/jobs/${id}`)).json();
+      return r.status === "completed" ? r : undefined;
+    });
+    expect(job.result.usage).toEqual({ prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 });
+    const segments = await until(async () => {
+      const s = await t.coordinator.ctx.store.listJobSegments(id);
+      return s.length === 2 ? s : undefined;
+    });
+    expect(segments.map((s) => s.completionTokens)).toEqual([2, 1]);
+    expect(segments[0]!.nodeId).not.toBe(segments[1]!.nodeId);
+  });
+
+  it("tells the client node_disconnected when the other node cannot continue the answer", async () => {
+    const { first } = firstNodeDiesAfterHello();
+    for (const n of [node, second]) {
+      const original = n.onAssign;
+      n.onAssign = (job, self) => {
+        if (first() === undefined) return original(job, self);
+        self.accept(job.job_id);
+        self.stream(job.job_id, [{ type: "error", code: "bad_request", message: "this backend cannot continue an assistant message" }]);
+      };
+    }
+    const res = await api("POST", "/api/v1/jobs", { ...chat, stream: true });
+    const events = sseEvents(res.text);
+    expect(events.slice(0, 2)).toEqual(['{"text":"Hel"}', '{"text":"lo"}']);
+    expect(JSON.parse(events[2]!)).toMatchObject({ error: "node_disconnected" });
+  });
+
+  it("gives a draining node no new jobs while its running job finishes", async () => {
+    let runningOn: ScriptedNode | undefined;
+    for (const n of [node, second]) {
+      n.onAssign = (job, self) => {
+        runningOn = self;
+        self.accept(job.job_id);
+        self.stream(job.job_id, [{ type: "text-delta", text: "a" }]);
+        self.send({ type: "draining" });
+      };
+    }
+    const first = (await api("POST", "/api/v1/jobs", chat)).json();
+    await until(async () => (runningOn ? true : undefined));
+    const drainingNode = runningOn!;
+    const other = drainingNode === node ? second : node;
+    await new Promise((r) => setTimeout(r, 30));
+    other.onAssign = (job, self) => {
+      self.accept(job.job_id);
+      self.stream(job.job_id, [{ type: "text-delta", text: "b" }, { type: "finish", reason: "stop" }]);
+    };
+    const next = (await api("POST", "/api/v1/jobs", chat)).json();
+    const done = await until(async () => {
+      const r = (await api("GET", `/api/v1/jobs/${next.id}`)).json();
+      return r.status === "completed" ? r : undefined;
+    });
+    expect(done.node_id).toBe(drainingNode === node ? secondId : nodeId);
+    expect(drainingNode.assignments).toHaveLength(1);
+    drainingNode.stream(first.id, [{ type: "finish", reason: "stop" }]);
+    expect((await until(async () => {
+      const r = (await api("GET", `/api/v1/jobs/${first.id}`)).json();
+      return r.status === "completed" ? r : undefined;
+    })).result.content).toBe("a");
+  });
+});

@@ -231,8 +231,8 @@ export class JobManager {
     job.attempts++;
     const prefixTokens = job.completionTokens;
     node.activeJobs.add(job.id);
-    job.attempt = { nodeId: node.id, assignedAt: now, acceptDeadline: now + this.o.acceptTimeoutMs, completionTokens: 0, prefixTokens, nodeLoadAtStart: node.activeJobs.size };
     const continuation = job.text.length > 0;
+    job.attempt = { nodeId: node.id, assignedAt: now, acceptDeadline: now + this.o.acceptTimeoutMs, completionTokens: 0, prefixTokens, continuation, nodeLoadAtStart: node.activeJobs.size };
     // A continuation generates only what is left of the token budget.
     const sampling = continuation ? { ...job.sampling, max_tokens: job.sampling.max_tokens - prefixTokens } : job.sampling;
     node.session!.send({
@@ -289,6 +289,12 @@ export class JobManager {
         return;
       case "error": {
         const code: ErrorCode = isErrorCode(part.code) ? part.code : "internal_error";
+        if (attempt.continuation && !ERROR_CODES[code].retryable) {
+          // A node that was asked to continue another's answer and cannot (its backend has no way to resume an
+          // assistant message): the answer cannot go on without repeating text, so the client is told so.
+          this.fail(job, "node_disconnected", `the node serving this job was lost and no node could continue the answer (${part.message}); retry the request`);
+          return;
+        }
         if (ERROR_CODES[code].retryable && job.attempts < this.maxAttempts) {
           this.o.logger.warn({ job: job.id, node: short(attempt.nodeId), code, message: part.message }, "node reported a retryable error; moving the job");
           this.takeBack(job, { exclude: true, front: true });

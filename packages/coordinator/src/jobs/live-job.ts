@@ -18,6 +18,8 @@ export interface Attempt {
   reportedUsage?: { prompt_tokens: number; completion_tokens: number };
   /** Tokens of text already sent to the client that this attempt was given as its starting point. */
   prefixTokens: number;
+  /** This attempt continues an answer another node began. */
+  continuation: boolean;
   /** Jobs the node was running (this one included) when this attempt began; for solo-equivalent speed. */
   nodeLoadAtStart: number;
 }
