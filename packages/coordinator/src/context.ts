@@ -2,6 +2,7 @@ import type { Clock } from "./clock.js";
 import type { NodeAuthDeps } from "./http/node-auth.js";
 import type { CoordinatorConfig } from "./config.js";
 import type { JobManager } from "./jobs/job-manager.js";
+import type { SpeedMetrics } from "./jobs/speed-metrics.js";
 import type { Logger } from "./logger.js";
 import type { CoordinatorMetrics } from "./metrics.js";
 import type { RateLimiter } from "./rate-limiter.js";
@@ -16,6 +17,7 @@ export interface CoordinatorContext {
   store: Store;
   registry: NodeRegistry;
   jobs: JobManager;
+  speed: SpeedMetrics;
   metrics: CoordinatorMetrics;
   nodeAuth: NodeAuthDeps;
   limiter: RateLimiter;

@@ -9,6 +9,7 @@ import type { CoordinatorConfig } from "./config.js";
 import type { CoordinatorContext } from "./context.js";
 import { JobManager } from "./jobs/job-manager.js";
 import { SchedulerChooser } from "./jobs/scheduler-chooser.js";
+import { SpeedMetrics } from "./jobs/speed-metrics.js";
 import { createLogger, type Logger } from "./logger.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { RateLimiter } from "./rate-limiter.js";
@@ -66,14 +67,15 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       store.setNodeStatus(nodeId, "online", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
     },
   });
-  const metrics = { modelMetrics: (model: string) => jobs.modelMetrics(model) };
+  const speed = new SpeedMetrics();
   const prometheus = new CoordinatorMetrics(registry, () => ({ active: jobs.activeCount, pending: jobs.pendingCount }));
   jobs = new JobManager({
     metrics: prometheus,
     clock,
     registry,
     store,
-    chooser: new SchedulerChooser(metrics),
+    chooser: new SchedulerChooser(speed),
+    speed,
     logger,
     pendingTimeoutMs: config.pendingTimeoutS * 1000,
     jobTimeoutMs: config.jobTimeoutS * 1000,
@@ -81,8 +83,8 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     resultTtlMs: config.resultTtlS * 1000,
   });
   sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
-  await restoreState(store, registry, jobs, clock);
-  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, metrics: prometheus, nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier }, limiter: new RateLimiter(), logger, sharding };
+  await restoreState(store, registry, speed, clock);
+  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, speed, metrics: prometheus, nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier }, limiter: new RateLimiter(), logger, sharding };
   const app = buildApp(ctx);
   const hub = new SessionHub(ctx);
   app.server.on("upgrade", (request, socket, head) => hub.handleUpgrade(request, socket, head));
@@ -129,7 +131,7 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
 }
 
 /** After a restart: known nodes come back offline until they speak; jobs the last process held are failed honestly. */
-async function restoreState(store: Store, registry: NodeRegistry, jobs: JobManager, clock: Clock): Promise<void> {
+async function restoreState(store: Store, registry: NodeRegistry, speed: SpeedMetrics, clock: Clock): Promise<void> {
   const now = new Date(clock.now());
   for (const node of await store.listNodes()) {
     registry.restore({
@@ -146,6 +148,6 @@ async function restoreState(store: Store, registry: NodeRegistry, jobs: JobManag
   }
   await store.failStaleJobs(now, now, "the coordinator restarted while the job was running");
   for (const m of await store.listNodeModelMetrics()) {
-    jobs.restoreMetrics(m.nodeId, m.model, { tokensPerSecond: m.tokensPerSecond, ttftMs: m.ttftMs, jobs: m.samples });
+    speed.restore(m.nodeId, m.model, { tokensPerSecond: m.tokensPerSecond, ttftMs: m.ttftMs, jobs: m.samples });
   }
 }

@@ -16,6 +16,7 @@ import type { JobStorePort } from "./job-store-port.js";
 import { type JobEvent, LiveJob } from "./live-job.js";
 import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
+import type { SpeedMetrics } from "./speed-metrics.js";
 
 export interface JobManagerOptions {
   clock: Clock;
@@ -30,6 +31,8 @@ export interface JobManagerOptions {
   /** A job is given up after this many node attempts (each failed node is excluded from the next). */
   maxAttempts?: number;
   metrics?: CoordinatorMetrics;
+  /** Where measured speed per node and model goes (the scheduler reads it). */
+  speed: SpeedMetrics;
 }
 
 export interface SubmitRequest {
@@ -40,13 +43,6 @@ export interface SubmitRequest {
   nodeId?: string;
 }
 
-const EWMA_ALPHA = 0.3;
-
-export interface NodeModelMetrics {
-  tokensPerSecond: number;
-  ttftMs: number;
-  jobs: number;
-}
 const FINISHED_RETENTION_MS = 60_000;
 
 /**
@@ -57,8 +53,7 @@ const FINISHED_RETENTION_MS = 60_000;
 export class JobManager {
   private readonly live = new Map<string, LiveJob>();
   private readonly pending: LiveJob[] = [];
-  /** Measured speed, model → node → EWMA figures (nested so routing looks a model up once per decision). */
-  private readonly metrics = new Map<string, Map<string, NodeModelMetrics>>();
+
   private readonly maxAttempts: number;
 
   constructor(private readonly o: JobManagerOptions) {
@@ -99,9 +94,7 @@ export class JobManager {
 
   /** The client went away: stop the work on the node (no GPU time spent on nobody). */
   cancel(jobId: string, reason: string): void {
-    const job = this.live.get(jobId);
-    if (!job || job.finished) return;
-    this.fail(job, "cancelled", reason);
+    this.abort(jobId, "cancelled", reason);
   }
 
   /** A node-side component (the sharded pipeline) found the job cannot run at all: fail it now, without retries. */
@@ -109,26 +102,6 @@ export class JobManager {
     const job = this.live.get(jobId);
     if (!job || job.finished) return;
     this.fail(job, code, message);
-  }
-
-  /** Measured speed per node and model (EWMA of real jobs). */
-  nodeModelMetrics(nodeId: string, model: string): { tokensPerSecond: number; ttftMs: number; jobs: number } | undefined {
-    return this.metrics.get(model)?.get(nodeId);
-  }
-
-  /** Every node's measured speed for one model. */
-  modelMetrics(model: string): ReadonlyMap<string, NodeModelMetrics> | undefined {
-    return this.metrics.get(model);
-  }
-
-  private metricsFor(model: string): Map<string, NodeModelMetrics> {
-    let byNode = this.metrics.get(model);
-    if (!byNode) this.metrics.set(model, (byNode = new Map()));
-    return byNode;
-  }
-
-  restoreMetrics(nodeId: string, model: string, m: { tokensPerSecond: number; ttftMs: number; jobs: number }): void {
-    this.metricsFor(model).set(nodeId, m);
   }
 
   get pendingCount(): number {
@@ -406,15 +379,7 @@ export class JobManager {
     const ttftMs = Math.max(0, attempt.firstTokenAt - attempt.assignedAt - rtt);
     const perStream = tokens > 1 && genMs > 0 ? ((tokens - 1) * 1000) / genMs : 0;
     const sample = { tokensPerSecond: perStream * Math.max(1, meanLoad), ttftMs };
-    const prev = this.metrics.get(job.model)?.get(attempt.nodeId);
-    const next = prev
-      ? {
-          tokensPerSecond: sample.tokensPerSecond > 0 ? prev.tokensPerSecond + EWMA_ALPHA * (sample.tokensPerSecond - prev.tokensPerSecond) : prev.tokensPerSecond,
-          ttftMs: prev.ttftMs + EWMA_ALPHA * (sample.ttftMs - prev.ttftMs),
-          jobs: prev.jobs + 1,
-        }
-      : { ...sample, jobs: 1 };
-    this.metricsFor(job.model).set(attempt.nodeId, next);
+    this.o.speed.record(attempt.nodeId, job.model, sample);
     this.o.store.recordJobMetrics(attempt.nodeId, job.model, sample, new Date(now)).catch((err: unknown) => {
       this.o.logger.error({ err }, "could not record job metrics");
     });

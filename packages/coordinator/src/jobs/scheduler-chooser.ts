@@ -3,11 +3,7 @@ import { type NodeSnapshot, pick } from "../scheduler/index.js";
 import type { NodeRecord } from "../registry.js";
 import type { LiveJob } from "./live-job.js";
 import type { NodeChooser } from "./node-chooser.js";
-
-export interface MetricsLookup {
-  /** Every node's measured speed for one model, by node id. */
-  modelMetrics(model: string): ReadonlyMap<string, { tokensPerSecond: number; ttftMs: number }> | undefined;
-}
+import type { SpeedMetrics } from "./speed-metrics.js";
 
 const PREFIXES_PER_NODE = 64;
 const NO_PERF: NodeSnapshot["perf"] = Object.freeze({});
@@ -29,7 +25,7 @@ export class SchedulerChooser implements NodeChooser {
   private readonly recentPrefixes = new Map<string, Map<string, number>>();
   private readonly snapshots = new WeakMap<NodeRecord, CachedSnapshot>();
 
-  constructor(private readonly metrics: MetricsLookup) {}
+  constructor(private readonly speed: Pick<SpeedMetrics, "forModel">) {}
 
   choose(job: LiveJob, nodes: NodeRecord[], now: number): { nodeId: string } | { nodeId?: undefined; reason: string } {
     const prefixHash = systemPromptHash(job);
@@ -56,7 +52,7 @@ export class SchedulerChooser implements NodeChooser {
    * every node, and building fresh objects each time was most of its cost): `pick` reads them and keeps nothing.
    */
   private snapshotAll(nodes: NodeRecord[], model: string): NodeSnapshot[] {
-    const measured = this.metrics.modelMetrics(model);
+    const measured = this.speed.forModel(model);
     const out = new Array<NodeSnapshot>(nodes.length);
     for (let i = 0; i < nodes.length; i++) out[i] = this.snapshot(nodes[i]!, model, measured?.get(nodes[i]!.id));
     return out;

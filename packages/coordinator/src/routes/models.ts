@@ -10,7 +10,7 @@ export function modelRoutes(app: FastifyInstance, ctx: CoordinatorContext): void
     await authenticateClient(request, reply, auth);
     const models = [...ctx.registry.onlineModels()].map(([id, nodes]) => {
       const speeds = nodes
-        .map((n) => ctx.jobs.nodeModelMetrics(n.id, id)?.tokensPerSecond)
+        .map((n) => ctx.speed.get(n.id, id)?.tokensPerSecond)
         .filter((v): v is number => v !== undefined && v > 0);
       const avg = speeds.length ? speeds.reduce((a, b) => a + b, 0) / speeds.length : null;
       return { id, nodes: nodes.length, avg_tokens_per_second: avg === null ? null : Math.round(avg * 10) / 10 };

@@ -7,7 +7,7 @@ import {
   TesseraError,
   decodeActivationFrame,
   sha256Hex,
-  type ActivationFrame,
+  type DecodedActivationFrame,
   type CoordinatorMessage,
   type ErrorCode,
   type JobAssignment,
@@ -100,14 +100,15 @@ export class ShardingManager {
 
   /** A binary frame from a node: the answer of one of its stages to a token loop. */
   onBinary(nodeId: string, data: Uint8Array): void {
-    let frame: ActivationFrame;
+    const receivedAt = performance.now();
+    let frame: DecodedActivationFrame;
     try {
       frame = decodeActivationFrame(data);
     } catch (err) {
       this.o.logger.warn({ node: nodeId.slice(0, 12), err: (err as Error).message }, "node sent a bad activation frame; ignored");
       return;
     }
-    this.loops.get(frame.requestId)?.onFrame(nodeId, data, frame);
+    this.loops.get(frame.requestId)?.onFrame(nodeId, data, frame, receivedAt);
   }
 
   /** A node's session dropped: its offers and stages are gone; running requests re-route the spans it held. */

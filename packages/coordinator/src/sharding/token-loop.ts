@@ -8,7 +8,7 @@ import {
   decodeActivationFrame,
   encodeActivationFrame,
   setActivationFrameStage,
-  type ActivationFrame,
+  type DecodedActivationFrame,
   type ErrorCode,
   type JobAssignment,
   type StageTokenized,
@@ -16,6 +16,7 @@ import {
 } from "@tessera/protocol";
 import { Sampler } from "./sampler.js";
 import { Detokenizer, Vocab } from "./detokenizer.js";
+import { RequestTiming } from "./request-timing.js";
 import type { StageState, ShardedModel } from "./sharded-model.js";
 
 /** What the loop needs from the sharding manager. */
@@ -42,7 +43,7 @@ interface Pending {
   stageId: number;
   seq: number;
   sentAt: number;
-  resolve(data: Uint8Array, frame: ActivationFrame): void;
+  resolve(data: Uint8Array, frame: DecodedActivationFrame, receivedAt: number): void;
   reject(err: Error): void;
 }
 
@@ -58,8 +59,8 @@ export class TokenLoop {
   private readonly touched = new Set<string>();
   private cancelled = false;
   private seq = 0;
-  /** Step timings for the benchmark: per-hop round trips (ms) of the last run. */
-  readonly hopMs: number[] = [];
+  /** Where the decode time goes (logged when the request ends; the pipeline bench reads it). */
+  readonly timing = new RequestTiming();
 
   constructor(
     readonly requestId: string,
@@ -77,6 +78,8 @@ export class TokenLoop {
       this.host.log("sharded request failed", { job: this.requestId, code: e.code, message: e.message });
       this.host.abort(e.code, e.message);
     } finally {
+      const timing = this.timing.summary();
+      if (timing) this.host.log("sharded request timing", { job: this.requestId, timing });
       for (const nodeId of this.touched) this.host.sendJson(nodeId, { type: "stage.drop", request_id: this.requestId });
     }
   }
@@ -114,15 +117,15 @@ export class TokenLoop {
     if (this.path[0]?.nodeId === nodeId) this.tokenized?.resolve(message);
   }
 
-  onFrame(nodeId: string, data: Uint8Array, frame: ActivationFrame): void {
+  /** `receivedAt`: when the session handed the frame over, before decoding (timing). */
+  onFrame(nodeId: string, data: Uint8Array, frame: DecodedActivationFrame, receivedAt: number): void {
     const p = this.pending;
     if (!p || p.nodeId !== nodeId || p.stageId !== frame.stageId || p.seq !== frame.seq) return; // late answer of a dead path
-    p.resolve(data, frame);
+    p.resolve(data, frame, receivedAt);
   }
 
   private async generate(): Promise<void> {
-    this.path = await this.host.pathFor(this.model, this.dead);
-    this.history = this.path.map(() => []);
+    this.setPath(await this.host.pathFor(this.model, this.dead));
     this.host.log("sharded request routed", { job: this.requestId, stages: this.path.map((s) => `${s.nodeId.slice(0, 8)}[${s.start},${s.end})`).join(" → ") });
     const tok = await this.tokenize();
     this.host.accept();
@@ -136,14 +139,18 @@ export class TokenLoop {
     let finish: "stop" | "length" = "length";
     let logits = await this.step(Int32Array.from(prompt), Int32Array.from(prompt, (_, i) => i));
     while (completion < budget) {
+      const s0 = this.host.now();
       const token = sampler.sample(logits);
+      this.timing.sample(this.host.now() - s0);
       if (eog.has(token)) {
         finish = "stop";
         break;
       }
       completion++;
+      const e0 = this.host.now();
       const text = detok.push(token);
       this.host.emit({ type: "text-delta", text, tokens: [token] });
+      this.timing.emit(this.host.now() - e0);
       if (completion >= budget) break;
       logits = await this.step(Int32Array.of(token), Int32Array.of(prompt.length + completion - 1));
     }
@@ -151,6 +158,12 @@ export class TokenLoop {
     if (tail) this.host.emit({ type: "text-delta", text: tail, tokens: [] });
     this.host.emit({ type: "usage", prompt_tokens: prompt.length, completion_tokens: completion });
     this.host.emit({ type: "finish", reason: finish });
+  }
+
+  private setPath(path: StageState[]): void {
+    this.path = path;
+    this.history = path.map(() => []);
+    this.timing.setPath(path.map((s) => `[${s.start},${s.end})`));
   }
 
   private async tokenize(): Promise<StageTokenized> {
@@ -165,8 +178,7 @@ export class TokenLoop {
         return m;
       } catch (err) {
         if (!(err instanceof StageLost)) throw err;
-        this.path = await this.host.pathFor(this.model, this.dead);
-        this.history = this.path.map(() => []);
+        this.setPath(await this.host.pathFor(this.model, this.dead));
       } finally {
         this.tokenized = undefined;
       }
@@ -176,8 +188,9 @@ export class TokenLoop {
   /** One step through every stage; returns the last stage's logits. */
   private async step(tokens: Int32Array, positions: Int32Array): Promise<Float32Array> {
     const seq = this.seq++;
+    this.timing.stepStart(this.host.now(), tokens.length === 1 && seq > 0);
     let frame = encodeActivationFrame({ requestId: this.requestId, stageId: this.path[0]!.stageId, seq, rows: tokens.length, cols: 1, positions, dtype: "i32", data: tokens });
-    let decoded: ActivationFrame | undefined;
+    let decoded: DecodedActivationFrame | undefined;
     for (let i = 0; i < this.path.length; i++) {
       this.history[i]!.push(frame);
       ({ data: frame, frame: decoded } = await this.runStage(i, frame, seq));
@@ -186,16 +199,15 @@ export class TokenLoop {
     return decoded!.data as Float32Array;
   }
 
-  private async runStage(i: number, frame: Uint8Array, seq: number): Promise<{ data: Uint8Array; frame: ActivationFrame }> {
+  private async runStage(i: number, frame: Uint8Array, seq: number): Promise<{ data: Uint8Array; frame: DecodedActivationFrame }> {
     for (;;) {
       const stage = this.path[i]!;
       try {
-        const t0 = this.host.now();
         const out = await this.exchange(stage, frame, seq);
-        const ms = this.host.now() - t0;
-        this.hopMs.push(ms);
+        this.timing.hop(i, out.rttMs, out.frame.nodeUs, out.frame.computeUs);
         if (this.history[i]!.length > 1) {
-          const compute = Math.max(0, ms - this.host.rttMs(stage.nodeId)) / (stage.end - stage.start);
+          // The node's own measurement of the forward: the session RTT (pings) is not part of it.
+          const compute = out.frame.computeUs / 1000 / (stage.end - stage.start);
           stage.msPerLayer += MS_ALPHA * (compute - stage.msPerLayer);
         }
         return out;
@@ -222,19 +234,20 @@ export class TokenLoop {
     }
   }
 
-  private exchange(stage: StageState, frame: Uint8Array, seq: number): Promise<{ data: Uint8Array; frame: ActivationFrame }> {
+  private exchange(stage: StageState, frame: Uint8Array, seq: number): Promise<{ data: Uint8Array; frame: DecodedActivationFrame; rttMs: number }> {
     if (this.cancelled) return Promise.reject(new TesseraError("cancelled", "cancelled"));
     if (this.dead.has(stage.nodeId)) return Promise.reject(new StageLost("stage node is gone"));
     setActivationFrameStage(frame, stage.stageId);
     return new Promise((resolve, reject) => {
+      const sentAt = this.host.now();
       this.pending = {
         nodeId: stage.nodeId,
         stageId: stage.stageId,
         seq,
-        sentAt: this.host.now(),
-        resolve: (data, decoded) => {
+        sentAt,
+        resolve: (data, decoded, receivedAt) => {
           this.pending = undefined;
-          resolve({ data, frame: decoded });
+          resolve({ data, frame: decoded, rttMs: receivedAt - sentAt });
         },
         reject: (err) => {
           this.pending = undefined;
