@@ -19,6 +19,8 @@ export interface ClusterOptions {
   env?: NodeJS.ProcessEnv;
   /** Keep the working dir after stop (for debugging a failure). */
   keepDir?: boolean;
+  /** Extra Node flags for the processes (e.g. `--cpu-prof` to see where a benchmark's time goes). */
+  nodeFlags?: { coordinator?: string[]; node?: string[] };
 }
 
 export interface ClusterNode {
@@ -56,7 +58,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const coordinator = new ManagedProcess(
     "coordinator",
     process.execPath,
-    [TESSERA_BIN, "coordinator", "start", "--port", String(port), "--data-dir", join(dir, "coordinator"), "--open", ...(options.coordinatorArgs ?? [])],
+    [...(options.nodeFlags?.coordinator ?? []), TESSERA_BIN, "coordinator", "start", "--port", String(port), "--data-dir", join(dir, "coordinator"), "--open", ...(options.coordinatorArgs ?? [])],
     { env, logFile: join(dir, "coordinator.log") },
   );
   await coordinator.waitFor(/listening on/);
@@ -68,7 +70,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const proc = new ManagedProcess(
       name,
       process.execPath,
-      [TESSERA_BIN, "start", "--home", home, ...backendArgs, ...(options.nodeArgs ?? [])],
+      [...(options.nodeFlags?.node ?? []), TESSERA_BIN, "start", "--home", home, ...backendArgs, ...(options.nodeArgs ?? [])],
       { env, logFile: join(dir, `${name}.log`) },
     );
     try {
