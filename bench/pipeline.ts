@@ -2,19 +2,26 @@
  * pipeline: a model split over 1, 2, 3 and 4 stage daemons on loopback (real processes, activations relayed
  * through the coordinator as binary WebSocket frames). For each split it measures single-stream decode tokens/s
  * through the OpenAI endpoint and compares it with the bound 1 / (Σ stage compute + hops × hop latency), where
- *   - stage compute: the same spans loaded in this process, one-token forwards timed directly;
- *   - hop latency: a loopback WebSocket round trip of one activation-sized binary frame (ws echo, no Tessera code);
+ *   - stage compute: what the stage nodes themselves measured around `Stage.forward` during the same decode
+ *     (reported in each answer frame, summarised in the coordinator's "sharded request timing" log line);
+ *   - hop latency: a loopback WebSocket round trip of one activation-sized binary frame to an echo server in
+ *     ANOTHER process (bench/lib-echo-server.ts), measured right after each decode with the same processes up: the
+ *     two process wake-ups and the loopback TCP a hop cannot avoid, and no Tessera code;
  *   - hops: one coordinator → stage → coordinator round trip per stage.
- * Excess per token = measured token time − Σ compute − hops × hop latency. It has a fixed part (sampling the
- * 32 000 logits, the logits frame, SSE) and a per-hop part; the per-hop overhead (framing + relay) reported is the
- * least-squares slope of the excess over the number of hops, the fixed part its intercept.
+ * Excess per token = measured token time − Σ compute − hops × hop latency. The per-hop overhead (framing + relay)
+ * reported is the least-squares slope of the excess over the number of hops, the fixed part its intercept. The
+ * coordinator's timing line also splits each token: per stage round trip, node time (decode + forward + sampling +
+ * encode), compute, and the coordinator's own time per token (relay, sampling, detokenizing, emitting).
  *
  *   npm run bench -- pipeline [--tokens 64] [--rounds 2]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WebSocket, WebSocketServer } from "ws";
+import { spawn } from "node:child_process";
+import { connect } from "node:net";
+import { fileURLToPath } from "node:url";
+import { WebSocket } from "ws";
 import { SseDecoder } from "@tessera/protocol";
 import { loadStage, readModelConfig } from "@tessera/node";
 import { type Cluster, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
@@ -80,24 +87,86 @@ function stageCompute(path: string, spans: Array<[number, number]>, steps: numbe
   return total;
 }
 
-/** Loopback WebSocket round trip of a binary frame of `bytes` (median of many), ms. */
-async function hopLatency(bytes: number): Promise<number> {
-  const server = new WebSocketServer({ port: 0, perMessageDeflate: false });
-  server.on("connection", (ws) => ws.on("message", (data) => ws.send(data as Buffer)));
-  const port = (server.address() as { port: number }).port;
-  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
-  await new Promise((r) => client.once("open", r));
-  const payload = Buffer.alloc(bytes, 1);
-  const samples: number[] = [];
-  for (let i = 0; i < 300; i++) {
-    const t0 = performance.now();
-    client.send(payload);
-    await new Promise((r) => client.once("message", r));
-    samples.push(performance.now() - t0);
+interface EchoProcess {
+  /** Median loopback round trips (ms) of a `bytes` binary frame: WebSocket and raw TCP, to another process. */
+  measure(bytes: number, samples?: number): Promise<{ ws: number; tcp: number }>;
+  stop(): void;
+}
+
+async function startEcho(): Promise<EchoProcess> {
+  const script = fileURLToPath(new URL("./lib-echo-server.ts", import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["pipe", "pipe", "inherit"] });
+  const ports = await new Promise<[number, number]>((resolve, reject) => {
+    let buf = "";
+    child.stdout.on("data", (d: Buffer) => {
+      buf += d.toString();
+      const m = /PORTS (\d+) (\d+)/.exec(buf);
+      if (m) resolve([Number(m[1]), Number(m[2])]);
+    });
+    child.once("exit", (code) => reject(new Error(`echo server exited (${code})`)));
+  });
+  const ws = new WebSocket(`ws://127.0.0.1:${ports[0]}`, { perMessageDeflate: false });
+  await new Promise((r) => ws.once("open", r));
+  const tcp = connect(ports[1], "127.0.0.1");
+  tcp.setNoDelay(true);
+  await new Promise((r) => tcp.once("connect", r));
+  return {
+    async measure(bytes, samples = 300) {
+      const payload = Buffer.alloc(bytes, 1);
+      const wsMs: number[] = [];
+      const tcpMs: number[] = [];
+      for (let i = 0; i < samples; i++) {
+        let t0 = performance.now();
+        ws.send(payload);
+        await new Promise((r) => ws.once("message", r));
+        wsMs.push(performance.now() - t0);
+        t0 = performance.now();
+        tcp.write(payload);
+        let got = 0;
+        await new Promise<void>((r) => {
+          const on = (d: Buffer) => {
+            got += d.length;
+            if (got >= bytes) {
+              tcp.off("data", on);
+              r();
+            }
+          };
+          tcp.on("data", on);
+        });
+        tcpMs.push(performance.now() - t0);
+      }
+      const warm = Math.floor(samples / 6);
+      return { ws: percentile(wsMs.slice(warm), 50), tcp: percentile(tcpMs.slice(warm), 50) };
+    },
+    stop() {
+      ws.close();
+      tcp.destroy();
+      child.stdin.end();
+    },
+  };
+}
+
+interface Timing {
+  decode_tokens: number;
+  token_ms: number;
+  coordinator_ms: number;
+  sample_ms: number;
+  emit_ms: number;
+  stages: Array<{ layers: string; rtt_ms: number; node_ms: number; compute_ms: number }>;
+}
+
+/** The coordinator's "sharded request timing" lines logged since `from` (one per request). */
+function timingsSince(cluster: Cluster, from: number): Timing[] {
+  const out: Timing[] = [];
+  for (const line of cluster.coordinator.logText.slice(from).split("\n")) {
+    if (!line.includes("sharded request timing")) continue;
+    try {
+      out.push((JSON.parse(line) as { timing: Timing }).timing);
+    } catch {
+      // a partial line at the end of the log
+    }
   }
-  client.close();
-  server.close();
-  return percentile(samples.slice(50), 50);
+  return out;
 }
 
 export async function main(): Promise<void> {
@@ -110,11 +179,14 @@ export async function main(): Promise<void> {
     await makeTinyModel({ path: modelPath, preset: "50m", seed: 5, vocab: "spm" });
     await makeTinyModel({ path: decoy, seed: 1, vocab: "bytes" });
     const cfg = readModelConfig(modelPath);
-    const hop = await hopLatency(cfg.nEmbd * 4 + 64);
-    console.log(`model: ${cfg.nLayer} layers, n_embd ${cfg.nEmbd}; loopback hop (ws round trip, ${cfg.nEmbd * 4} B frame): ${fmt(hop)} ms`);
-    console.log("stages | tok/s  | Σ compute ms | bound tok/s | vs bound | excess/token ms");
+    const frameBytes = cfg.nEmbd * 4 + 96;
+    const echo = await startEcho();
+    const idle = await echo.measure(frameBytes);
+    console.log(`model: ${cfg.nLayer} layers, n_embd ${cfg.nEmbd}; idle loopback round trip to another process (${frameBytes} B): ws ${fmt(idle.ws)} ms, tcp ${fmt(idle.tcp)} ms`);
+    console.log("stages | tok/s  | Σ compute ms | hop ms (ws/tcp) | bound tok/s | vs bound | excess/token ms | in-process compute ms");
     const excess: number[] = [];
     const ratios: number[] = [];
+    const breakdown: string[] = [];
     for (const k of [1, 2, 3, 4]) {
       const cluster = await startCluster({
         nodes: k,
@@ -128,19 +200,35 @@ export async function main(): Promise<void> {
         }, 120_000);
         const spans = spansOf(cluster);
         await decodeRate(cluster.url, 8); // warm-up: tokenizer load, JIT
+        const logFrom = cluster.coordinator.logText.length;
         const rates: number[] = [];
         for (let r = 0; r < rounds; r++) rates.push((await decodeRate(cluster.url, tokens)).tps);
         const tps = mean(rates);
-        const compute = stageCompute(modelPath, spans, 48);
-        const boundTps = 1000 / (compute + k * hop);
-        const overhead = 1000 / tps - compute - k * hop;
+        await waitUntil(() => timingsSince(cluster, logFrom).length >= rounds, 10_000);
+        const timings = timingsSince(cluster, logFrom);
+        const hop = await echo.measure(frameBytes);
+        const compute = mean(timings.map((t) => t.stages.reduce((a, s) => a + s.compute_ms, 0)));
+        const inProcess = stageCompute(modelPath, spans, 48);
+        const boundTps = 1000 / (compute + k * hop.ws);
+        const overhead = 1000 / tps - compute - k * hop.ws;
         excess.push(overhead);
         ratios.push(tps / boundTps);
-        console.log(`${String(k).padStart(6)} | ${fmt(tps, 1).padStart(6)} | ${fmt(compute, 2).padStart(12)} | ${fmt(boundTps, 1).padStart(11)} | ${fmt(tps / boundTps, 3).padStart(8)} | ${fmt(overhead, 3)}  spans ${spans.map(([a, b]) => `[${a},${b})`).join(" ")}`);
+        console.log(`${String(k).padStart(6)} | ${fmt(tps, 1).padStart(6)} | ${fmt(compute, 2).padStart(12)} | ${`${fmt(hop.ws)}/${fmt(hop.tcp)}`.padStart(15)} | ${fmt(boundTps, 1).padStart(11)} | ${fmt(tps / boundTps, 3).padStart(8)} | ${fmt(overhead, 3).padStart(15)} | ${fmt(inProcess, 2)}  spans ${spans.map(([a, b]) => `[${a},${b})`).join(" ")}`);
+        const avg = (f: (t: Timing) => number) => mean(timings.map(f));
+        const per = spans.map((_, i) => {
+          const rtt = avg((t) => t.stages[i]?.rtt_ms ?? NaN);
+          const node = avg((t) => t.stages[i]?.node_ms ?? NaN);
+          const comp = avg((t) => t.stages[i]?.compute_ms ?? NaN);
+          return `${timings[0]?.stages[i]?.layers ?? "?"} rtt ${fmt(rtt)} = compute ${fmt(comp)} + node framing ${fmt(node - comp)} + transport ${fmt(rtt - node)}`;
+        });
+        breakdown.push(`${k} stage(s): token ${fmt(avg((t) => t.token_ms))} ms = Σ rtt + coordinator ${fmt(avg((t) => t.coordinator_ms))} (sample ${fmt(avg((t) => t.sample_ms))}, detokenize+emit ${fmt(avg((t) => t.emit_ms))}); ${per.join("; ")}`);
       } finally {
         await cluster.stop();
       }
     }
+    echo.stop();
+    console.log("where a decode token's time goes (coordinator's timing log, means over the measured requests; ms):");
+    for (const line of breakdown) console.log(`  ${line}`);
     const ks = [1, 2, 3, 4];
     const kMean = mean(ks);
     const eMean = mean(excess);

@@ -7,9 +7,12 @@
 import { freemem } from "node:os";
 import {
   TesseraError,
+  ACTIVATION_FLAG_SAMPLE,
+  ACTIVATION_FLAG_SAMPLED,
   decodeActivationFrame,
   encodeActivationFrame,
   type ActivationFrame,
+  type DecodedActivationFrame,
   type StageCoordinatorMessage,
   type StageNodeMessage,
   type StageTokenize,
@@ -17,6 +20,7 @@ import {
 import type { NodeLogger } from "../logger.js";
 import { F16_TO_F32 as F16 } from "../stage/f16.js";
 import { openGguf } from "../stage/gguf-reader.js";
+import { Sampler } from "../stage/sampler.js";
 import { loadStage, type Stage } from "../stage/stage.js";
 import { loadPromptTokenizer, type PromptTokenizer } from "./prompt-tokenizer.js";
 import { describeShardFile, type ShardFile } from "./shard-file.js";
@@ -37,6 +41,7 @@ export interface StageHostOptions {
 export class StageHost {
   private shard: ShardFile | undefined;
   private readonly stages = new Map<number, Stage>();
+  private readonly samplers = new Map<string, Sampler>();
   private tokenizer: Promise<PromptTokenizer> | undefined;
   private readonly now: () => number;
 
@@ -93,18 +98,29 @@ export class StageHost {
     }
   }
 
-  /** Runs one activation frame through its stage; answers with the output frame or a `stage.error`. */
+  /**
+   * Runs one activation frame through its stage; answers with the output frame or a `stage.error`. The answer carries
+   * the node's own timing (receipt to send, and `Stage.forward` alone) so the coordinator can tell compute from
+   * transport in the same run.
+   */
   onBinary(data: Uint8Array, sendBinary: BinarySender, send: TextSender): void {
-    let frame: ActivationFrame | undefined;
+    const t0 = this.now();
+    let frame: DecodedActivationFrame | undefined;
     try {
       frame = decodeActivationFrame(data);
-      sendBinary(this.forward(frame));
+      const out = this.forward(frame);
+      new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(24, Math.round((this.now() - t0) * 1000), true);
+      sendBinary(out);
     } catch (err) {
       send(JSON.stringify(errorMessage(err, frame ? { stage_id: frame.stageId, request_id: frame.requestId } : {})));
     }
   }
 
-  /** Forward one frame; the output frame is a fresh buffer (the stage returns a view of its own scratch). */
+  /**
+   * Forward one frame; the output frame is a fresh buffer (the stage returns a view of its own scratch). A `SAMPLE`
+   * frame on the last stage is answered with the sampled token (an I32 frame, `SAMPLED`, the advanced PRNG state)
+   * instead of the 32 000-value logits row.
+   */
   forward(frame: ActivationFrame): Uint8Array {
     const stage = this.stages.get(frame.stageId);
     if (!stage) throw new TesseraError("bad_request", `stage ${frame.stageId} is not loaded on this node`);
@@ -119,11 +135,33 @@ export class StageHost {
     } else {
       throw new TesseraError("bad_request", `stage ${frame.stageId} takes hidden states, not token ids`);
     }
+    const t0 = this.now();
     const out = stage.forward(frame.requestId, input, frame.positions);
+    const computeUs = (this.now() - t0) * 1000;
+    const header = { requestId: frame.requestId, stageId: frame.stageId, seq: frame.seq, computeUs };
+    if (stage.isLast && (frame.flags ?? 0) & ACTIVATION_FLAG_SAMPLE) {
+      const sampler = this.sampler(frame.temperature ?? 0, frame.topP ?? 1);
+      sampler.rngState = frame.rngState ?? 0;
+      const token = sampler.sample(out);
+      const position = Int32Array.of(frame.positions[frame.rows - 1]!);
+      return encodeActivationFrame({ ...header, rows: 1, cols: 1, positions: position, dtype: "i32", data: Int32Array.of(token), flags: ACTIVATION_FLAG_SAMPLED, rngState: sampler.rngState });
+    }
     const rows = stage.isLast ? 1 : frame.rows;
     const cols = out.length / rows;
     const last = stage.isLast ? new Int32Array([frame.positions[frame.rows - 1]!]) : frame.positions;
-    return encodeActivationFrame({ requestId: frame.requestId, stageId: frame.stageId, seq: frame.seq, rows, cols, positions: last, dtype: "f32", data: out });
+    return encodeActivationFrame({ ...header, rows, cols, positions: last, dtype: "f32", data: out });
+  }
+
+  /** One sampler per (temperature, top-p), its buffers reused; the PRNG state comes with each frame. */
+  private sampler(temperature: number, topP: number): Sampler {
+    const key = `${temperature}/${topP}`;
+    let s = this.samplers.get(key);
+    if (!s) {
+      if (this.samplers.size >= 16) this.samplers.clear();
+      s = new Sampler({ temperature, topP });
+      this.samplers.set(key, s);
+    }
+    return s;
   }
 
   private load(stageId: number, sha256: string, start: number, end: number): StageNodeMessage {

@@ -40,6 +40,17 @@ export class Sampler {
     this.state = (options.seed ?? 0) >>> 0;
   }
 
+  /**
+   * The PRNG state (uint32). A pipeline's last stage samples statelessly: the coordinator sends the state with each
+   * step and keeps the advanced state the stage answers with (one draw per sampled token when temperature > 0).
+   */
+  get rngState(): number {
+    return this.state;
+  }
+  set rngState(state: number) {
+    this.state = state >>> 0;
+  }
+
   /** mulberry32: a uniform float in [0, 1). */
   private random(): number {
     this.state = (this.state + 0x6d2b79f5) >>> 0;

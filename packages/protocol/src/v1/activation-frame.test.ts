@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { TesseraError } from "../errors.js";
-import { decodeActivationFrame, encodeActivationFrame, setActivationFrameStage } from "./activation-frame.js";
+import {
+  ACTIVATION_FLAG_SAMPLE,
+  ACTIVATION_FLAG_SAMPLED,
+  decodeActivationFrame,
+  encodeActivationFrame,
+  setActivationFrameSampling,
+  setActivationFrameStage,
+} from "./activation-frame.js";
 
 describe("activation frame codec", () => {
   it("round-trips F32 hidden states with positions and a copy of the caller's view", () => {
@@ -31,6 +38,38 @@ describe("activation frame codec", () => {
     const bytes = encodeActivationFrame({ requestId: "r", stageId: 1, seq: 0, rows: 1, cols: 1, positions: new Int32Array([0]), dtype: "f32", data: new Float32Array([1]) });
     setActivationFrameStage(bytes, 99);
     expect(decodeActivationFrame(bytes).stageId).toBe(99);
+  });
+
+  it("carries the request's exact sampling parameters to the last stage, set in place by the relay", () => {
+    const bytes = encodeActivationFrame({ requestId: "r", stageId: 1, seq: 4, rows: 1, cols: 2, positions: new Int32Array([9]), dtype: "f32", data: new Float32Array([1, 2]) });
+    expect(decodeActivationFrame(bytes).flags & ACTIVATION_FLAG_SAMPLE).toBe(0);
+    setActivationFrameSampling(bytes, { temperature: 0.7, topP: 0.9, rngState: 0xdeadbeef });
+    const f = decodeActivationFrame(bytes);
+    // f64 on the wire: 0.7 stays 0.7 (an f32 would sample a slightly different distribution).
+    expect(f).toMatchObject({ flags: ACTIVATION_FLAG_SAMPLE, temperature: 0.7, topP: 0.9, rngState: 0xdeadbeef });
+    expect([...f.data]).toEqual([1, 2]);
+    setActivationFrameSampling(bytes, undefined);
+    expect(decodeActivationFrame(bytes).flags & ACTIVATION_FLAG_SAMPLE).toBe(0);
+  });
+
+  it("carries a sampled token with the advanced PRNG state and the node's timing", () => {
+    const bytes = encodeActivationFrame({
+      requestId: "r", stageId: 2, seq: 5, rows: 1, cols: 1, positions: new Int32Array([17]), dtype: "i32", data: new Int32Array([31999]),
+      flags: ACTIVATION_FLAG_SAMPLED, rngState: 123, nodeUs: 5400.4, computeUs: 5210,
+    });
+    expect(bytes.byteLength).toBe(56 + 4 + 4 + 4);
+    expect(decodeActivationFrame(bytes)).toMatchObject({ flags: ACTIVATION_FLAG_SAMPLED, rngState: 123, nodeUs: 5400, computeUs: 5210, seq: 5 });
+    const many = encodeActivationFrame({ requestId: "r", stageId: 2, seq: 5, rows: 2, cols: 1, positions: new Int32Array([1, 2]), dtype: "i32", data: new Int32Array([1, 2]), flags: ACTIVATION_FLAG_SAMPLED });
+    expect(() => decodeActivationFrame(many)).toThrow(/one token/);
+  });
+
+  it("rejects version-1 frames and bad sampling parameters with a clear bad_request", () => {
+    const bytes = encodeActivationFrame({ requestId: "r", stageId: 1, seq: 0, rows: 1, cols: 1, positions: new Int32Array([0]), dtype: "f32", data: new Float32Array([1]) });
+    const v1 = Uint8Array.from(bytes);
+    new DataView(v1.buffer).setUint32(0, 0x31415354, true);
+    expect(() => decodeActivationFrame(v1)).toThrow(/version 1/);
+    setActivationFrameSampling(bytes, { temperature: -1, topP: 1, rngState: 0 });
+    expect(() => decodeActivationFrame(bytes)).toThrow(/sampling parameters/);
   });
 
   it("rejects malformed frames with bad_request", () => {

@@ -5,23 +5,36 @@ import { TesseraError } from "../errors.js";
  *
  * | offset | size | field |
  * | --- | --- | --- |
- * | 0 | 4 | magic `TSA1` |
+ * | 0 | 4 | magic `TSA2` (version 2: 56-byte header with timing and sampling fields) |
  * | 4 | 1 | dtype: 0 F32, 1 F16, 2 I32 (token ids, cols = 1) |
- * | 5 | 1 | flags (0; reserved) |
+ * | 5 | 1 | flags: bit 0 `SAMPLE` (request: the last stage samples and answers a token), bit 1 `SAMPLED` (answer is a sampled token) |
  * | 6 | 2 | request id length in bytes (UTF-8, ≤ 128) |
  * | 8 | 4 | stage id (which loaded span of the receiving node) |
  * | 12 | 4 | sequence number within the request |
  * | 16 | 4 | rows (tokens) |
  * | 20 | 4 | cols (values per row) |
- * | 24 | n | request id, zero-padded to a multiple of 4 |
+ * | 24 | 4 | node µs (answers: receipt to send on the node, incl. decode, forward, sampling, encode; 0 in requests) |
+ * | 28 | 4 | compute µs (answers: `Stage.forward` alone; 0 in requests) |
+ * | 32 | 4 | PRNG state (u32): before sampling in a `SAMPLE` request, after it in a `SAMPLED` answer |
+ * | 36 | 4 | reserved, 0 |
+ * | 40 | 8 | temperature (f64; `SAMPLE` requests; 0 = greedy) |
+ * | 48 | 8 | top-p (f64; `SAMPLE` requests) |
+ * | 56 | n | request id, zero-padded to a multiple of 4 |
  * | … | 4·rows | positions (int32) |
  * | … | rows·cols·(4 or 2) | data, row-major |
  *
- * Data starts 4-aligned, so a decoder can view it without copying when the buffer itself is aligned. Pure.
+ * Temperature and top-p are f64 so the last stage samples with exactly the request's values. The PRNG state travels
+ * with every sampling step and comes back advanced, so the coordinator holds the sampling state and a replica that
+ * takes over the last stage needs none of its own. Data starts 4-aligned, so a decoder can view it without copying
+ * when the buffer itself is aligned. Pure.
  */
-export const ACTIVATION_MAGIC = 0x31415354; // "TSA1" read as a little-endian u32
-export const ACTIVATION_HEADER_BYTES = 24;
+export const ACTIVATION_MAGIC = 0x32415354; // "TSA2" read as a little-endian u32
+export const ACTIVATION_HEADER_BYTES = 56;
 export const MAX_ACTIVATION_VALUES = 64 * 1024 * 1024;
+/** Request flag: the receiving stage, if it is the last one, samples and answers with one token (an I32 frame). */
+export const ACTIVATION_FLAG_SAMPLE = 1;
+/** Answer flag: the frame holds the token the last stage sampled. */
+export const ACTIVATION_FLAG_SAMPLED = 2;
 
 export type ActivationDtype = "f32" | "f16" | "i32";
 const DTYPE_CODE: Record<ActivationDtype, number> = { f32: 0, f16: 1, i32: 2 };
@@ -37,7 +50,19 @@ export interface ActivationFrame {
   dtype: ActivationDtype;
   /** f32: Float32Array; f16: Uint16Array of half bits; i32: Int32Array. rows·cols values. */
   data: Float32Array | Uint16Array | Int32Array;
+  /** `ACTIVATION_FLAG_*` bits (default 0). */
+  flags?: number;
+  /** Answers: microseconds the node spent on the frame, and in `Stage.forward` alone (default 0). */
+  nodeUs?: number;
+  computeUs?: number;
+  /** PRNG state: before sampling (SAMPLE requests) or after (SAMPLED answers). */
+  rngState?: number;
+  temperature?: number;
+  topP?: number;
 }
+
+/** A decoded frame: every optional field present. */
+export type DecodedActivationFrame = Required<ActivationFrame>;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -51,7 +76,6 @@ export function activationFrameBytes(requestIdBytes: number, rows: number, cols:
   return ACTIVATION_HEADER_BYTES + pad4(requestIdBytes) + 4 * rows + pad4(rows * cols * (dtype === "f16" ? 2 : 4));
 }
 
-/** Encodes a frame into one new buffer (copies `data`, so a caller may pass a view of a buffer it reuses). */
 export function encodeActivationFrame(frame: ActivationFrame): Uint8Array {
   const id = encoder.encode(frame.requestId);
   if (id.length === 0 || id.length > 128) throw new TesseraError("bad_request", "activation frame: request id must be 1–128 bytes");
@@ -63,12 +87,17 @@ export function encodeActivationFrame(frame: ActivationFrame): Uint8Array {
   const view = new DataView(out.buffer);
   view.setUint32(0, ACTIVATION_MAGIC, true);
   view.setUint8(4, DTYPE_CODE[frame.dtype]);
-  view.setUint8(5, 0);
+  view.setUint8(5, (frame.flags ?? 0) & 0xff);
   view.setUint16(6, id.length, true);
   view.setUint32(8, frame.stageId >>> 0, true);
   view.setUint32(12, frame.seq >>> 0, true);
   view.setUint32(16, rows, true);
   view.setUint32(20, cols, true);
+  view.setUint32(24, clampU32(frame.nodeUs ?? 0), true);
+  view.setUint32(28, clampU32(frame.computeUs ?? 0), true);
+  view.setUint32(32, (frame.rngState ?? 0) >>> 0, true);
+  view.setFloat64(40, frame.temperature ?? 0, true);
+  view.setFloat64(48, frame.topP ?? 1, true);
   out.set(id, ACTIVATION_HEADER_BYTES);
   let off = ACTIVATION_HEADER_BYTES + pad4(id.length);
   new Int32Array(out.buffer, off, rows).set(frame.positions);
@@ -78,13 +107,21 @@ export function encodeActivationFrame(frame: ActivationFrame): Uint8Array {
   return out;
 }
 
+function clampU32(n: number): number {
+  return Math.min(0xffffffff, Math.max(0, Math.round(n)));
+}
+
 /** Decodes a frame; the data is a view of `buf` when aligned, else a copy. Throws `bad_request` on a malformed frame. */
-export function decodeActivationFrame(buf: Uint8Array): ActivationFrame {
+export function decodeActivationFrame(buf: Uint8Array): DecodedActivationFrame {
   if (buf.byteLength < ACTIVATION_HEADER_BYTES) throw new TesseraError("bad_request", "activation frame: shorter than its header");
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (view.getUint32(0, true) !== ACTIVATION_MAGIC) throw new TesseraError("bad_request", "activation frame: bad magic");
+  const magic = view.getUint32(0, true);
+  if (magic !== ACTIVATION_MAGIC) {
+    throw new TesseraError("bad_request", magic === 0x31415354 ? "activation frame: version 1 (TSA1) frames are no longer accepted; upgrade the node" : "activation frame: bad magic");
+  }
   const dtype = DTYPE_OF[view.getUint8(4)];
   if (!dtype) throw new TesseraError("bad_request", `activation frame: unknown dtype ${view.getUint8(4)}`);
+  const flags = view.getUint8(5);
   const idLen = view.getUint16(6, true);
   const stageId = view.getUint32(8, true);
   const seq = view.getUint32(12, true);
@@ -93,6 +130,12 @@ export function decodeActivationFrame(buf: Uint8Array): ActivationFrame {
   if (idLen === 0 || idLen > 128) throw new TesseraError("bad_request", "activation frame: request id must be 1–128 bytes");
   if (rows === 0 || cols === 0 || rows * cols > MAX_ACTIVATION_VALUES) throw new TesseraError("bad_request", `activation frame: bad shape ${rows} x ${cols}`);
   if (dtype === "i32" && cols !== 1) throw new TesseraError("bad_request", "activation frame: token frames have one column");
+  if (flags & ACTIVATION_FLAG_SAMPLED && (dtype !== "i32" || rows !== 1)) throw new TesseraError("bad_request", "activation frame: a sampled answer holds one token");
+  const temperature = view.getFloat64(40, true);
+  const topP = view.getFloat64(48, true);
+  if (flags & ACTIVATION_FLAG_SAMPLE && !(temperature >= 0 && Number.isFinite(temperature) && topP > 0 && topP <= 1)) {
+    throw new TesseraError("bad_request", `activation frame: bad sampling parameters (temperature ${temperature}, top_p ${topP})`);
+  }
   const expected = activationFrameBytes(idLen, rows, cols, dtype);
   if (buf.byteLength !== expected) throw new TesseraError("bad_request", `activation frame: ${buf.byteLength} bytes, expected ${expected}`);
   let requestId: string;
@@ -111,10 +154,34 @@ export function decodeActivationFrame(buf: Uint8Array): ActivationFrame {
   const n = rows * cols;
   const data =
     dtype === "f32" ? new Float32Array(src.buffer, base + off, n) : dtype === "f16" ? new Uint16Array(src.buffer, base + off, n) : new Int32Array(src.buffer, base + off, n);
-  return { requestId, stageId, seq, rows, cols, positions, dtype, data };
+  return {
+    requestId, stageId, seq, rows, cols, positions, dtype, data, flags,
+    nodeUs: view.getUint32(24, true),
+    computeUs: view.getUint32(28, true),
+    rngState: view.getUint32(32, true),
+    temperature,
+    topP,
+  };
 }
 
 /** Rewrites the stage id of an encoded frame in place (the relay forwards a payload to the next stage unchanged). */
 export function setActivationFrameStage(buf: Uint8Array, stageId: number): void {
   new DataView(buf.buffer, buf.byteOffset, buf.byteLength).setUint32(8, stageId >>> 0, true);
+}
+
+/**
+ * Marks an encoded frame, in place, as a sampling request with these parameters (the relay sets it on the frame it
+ * forwards to the last stage), or clears the mark (`undefined`: the frame goes to a stage that is not the last).
+ */
+export function setActivationFrameSampling(buf: Uint8Array, sampling: { temperature: number; topP: number; rngState: number } | undefined): void {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const flags = view.getUint8(5);
+  if (!sampling) {
+    view.setUint8(5, flags & ~ACTIVATION_FLAG_SAMPLE);
+    return;
+  }
+  view.setUint8(5, flags | ACTIVATION_FLAG_SAMPLE);
+  view.setUint32(32, sampling.rngState >>> 0, true);
+  view.setFloat64(40, sampling.temperature, true);
+  view.setFloat64(48, sampling.topP, true);
 }
