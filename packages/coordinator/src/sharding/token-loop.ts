@@ -7,14 +7,15 @@ import {
   TesseraError,
   decodeActivationFrame,
   encodeActivationFrame,
+  setActivationFrameSampling,
   setActivationFrameStage,
+  ACTIVATION_FLAG_SAMPLED,
   type DecodedActivationFrame,
   type ErrorCode,
   type JobAssignment,
   type StageTokenized,
   type StreamPart,
 } from "@tessera/protocol";
-import { Sampler } from "./sampler.js";
 import { Detokenizer, Vocab } from "./detokenizer.js";
 import { RequestTiming } from "./request-timing.js";
 import type { StageState, ShardedModel } from "./sharded-model.js";
@@ -48,6 +49,13 @@ interface Pending {
 }
 
 const MS_ALPHA = 0.3;
+
+/** The request's sampling parameters and the PRNG state the next sampling step starts from. */
+interface SamplingState {
+  temperature: number;
+  topP: number;
+  rngState: number;
+}
 
 export class TokenLoop {
   private path: StageState[] = [];
@@ -133,15 +141,17 @@ export class TokenLoop {
     const prompt = [...tok.tokens, ...prefix];
     const eog = new Set(tok.eog_tokens);
     const detok = new Detokenizer(this.model.vocab!);
-    const sampler = new Sampler({ temperature: this.job.sampling.temperature, topP: this.job.sampling.top_p, seed: this.job.sampling.seed ?? 0 });
+    // The last stage samples (greedy, or temperature/top-p with the seeded PRNG of the stage runtime's `Sampler`)
+    // and answers with the token: 4 bytes instead of the 32 000 logits. The PRNG state lives here and travels with
+    // each step, so sampling needs no per-request state on the node and a replayed replica samples identically.
+    const sampling = { temperature: this.job.sampling.temperature ?? 0, topP: this.job.sampling.top_p ?? 1, rngState: (this.job.sampling.seed ?? 0) >>> 0 };
+    if (!(sampling.temperature >= 0 && Number.isFinite(sampling.temperature))) throw new TesseraError("bad_request", `temperature must be a finite number >= 0, got ${sampling.temperature}`);
+    if (!(sampling.topP > 0 && sampling.topP <= 1)) throw new TesseraError("bad_request", `top_p must be in (0, 1], got ${sampling.topP}`);
     const budget = Math.max(0, this.job.sampling.max_tokens - prefix.length);
     let completion = 0;
     let finish: "stop" | "length" = "length";
-    let logits = await this.step(Int32Array.from(prompt), Int32Array.from(prompt, (_, i) => i));
+    let token = await this.step(Int32Array.from(prompt), Int32Array.from(prompt, (_, i) => i), sampling);
     while (completion < budget) {
-      const s0 = this.host.now();
-      const token = sampler.sample(logits);
-      this.timing.sample(this.host.now() - s0);
       if (eog.has(token)) {
         finish = "stop";
         break;
@@ -152,7 +162,7 @@ export class TokenLoop {
       this.host.emit({ type: "text-delta", text, tokens: [token] });
       this.timing.emit(this.host.now() - e0);
       if (completion >= budget) break;
-      logits = await this.step(Int32Array.of(token), Int32Array.of(prompt.length + completion - 1));
+      token = await this.step(Int32Array.of(token), Int32Array.of(prompt.length + completion - 1), sampling);
     }
     const tail = detok.flush();
     if (tail) this.host.emit({ type: "text-delta", text: tail, tokens: [] });
@@ -185,18 +195,20 @@ export class TokenLoop {
     }
   }
 
-  /** One step through every stage; returns the last stage's logits. */
-  private async step(tokens: Int32Array, positions: Int32Array): Promise<Float32Array> {
+  /** One step through every stage; returns the token the last stage sampled and keeps its advanced PRNG state. */
+  private async step(tokens: Int32Array, positions: Int32Array, sampling: SamplingState): Promise<number> {
     const seq = this.seq++;
     this.timing.stepStart(this.host.now(), tokens.length === 1 && seq > 0);
     let frame = encodeActivationFrame({ requestId: this.requestId, stageId: this.path[0]!.stageId, seq, rows: tokens.length, cols: 1, positions, dtype: "i32", data: tokens });
     let decoded: DecodedActivationFrame | undefined;
     for (let i = 0; i < this.path.length; i++) {
+      setActivationFrameSampling(frame, i === this.path.length - 1 ? sampling : undefined);
       this.history[i]!.push(frame);
       ({ data: frame, frame: decoded } = await this.runStage(i, frame, seq));
     }
-    if (decoded!.dtype !== "f32") throw new TesseraError("internal_error", "the last stage answered with a non-F32 frame");
-    return decoded!.data as Float32Array;
+    if (!(decoded!.flags & ACTIVATION_FLAG_SAMPLED)) throw new TesseraError("internal_error", "the last stage answered without a sampled token");
+    sampling.rngState = decoded!.rngState;
+    return decoded!.data[0]!;
   }
 
   private async runStage(i: number, frame: Uint8Array, seq: number): Promise<{ data: Uint8Array; frame: DecodedActivationFrame }> {

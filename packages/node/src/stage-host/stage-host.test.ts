@@ -1,0 +1,106 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ACTIVATION_FLAG_SAMPLED, decodeActivationFrame, encodeActivationFrame, setActivationFrameSampling, type StageNodeMessage } from "@tessera/protocol";
+import { makeTinyModel } from "@tessera/testkit";
+import type { NodeLogger } from "../logger.js";
+import { Sampler } from "../stage/sampler.js";
+import { loadStage } from "../stage/stage.js";
+import { StageHost } from "./stage-host.js";
+
+/**
+ * The last stage samples for the coordinator: the tokens of a two-stage pipeline driven through the host's binary
+ * frames, with the PRNG state carried frame to frame, must be the tokens the one-stage runtime's `Sampler` picks
+ * from the whole model's logits with the same seed, so moving sampling onto the node changes no output.
+ */
+const LAYERS = 3;
+let dir: string;
+let path: string;
+const quiet = { info() {}, warn() {}, debug() {}, error() {} } as unknown as NodeLogger;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tessera-stage-host-"));
+  path = join(dir, "tiny.gguf");
+  await makeTinyModel({ path, seed: 7, vocab: "bytes", blockCount: LAYERS });
+}, 60_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function hostWithTwoStages(): Promise<StageHost> {
+  const host = await StageHost.create({ modelPath: path, logger: quiet });
+  const replies: StageNodeMessage[] = [];
+  host.onMessage({ type: "stage.load", stage_id: 1, sha256: host.file.sha256, start: 0, end: 1 }, (m) => replies.push(JSON.parse(m)));
+  host.onMessage({ type: "stage.load", stage_id: 2, sha256: host.file.sha256, start: 1, end: LAYERS }, (m) => replies.push(JSON.parse(m)));
+  expect(replies.map((r) => r.type)).toEqual(["stage.loaded", "stage.loaded"]);
+  return host;
+}
+
+/** Runs `steps` tokens through stage 1 → stage 2 as the coordinator does; returns the tokens and the frames fed to stage 2. */
+function generate(host: StageHost, prompt: number[], steps: number, temperature: number, topP: number, seed: number) {
+  const sampling = { temperature, topP, rngState: seed };
+  const tokens: number[] = [];
+  const fedToLast: Uint8Array[] = [];
+  let input = Int32Array.from(prompt);
+  let pos = Int32Array.from(prompt, (_, i) => i);
+  for (let seq = 0; seq < steps; seq++) {
+    let out: Uint8Array | undefined;
+    const frame = encodeActivationFrame({ requestId: "req", stageId: 1, seq, rows: input.length, cols: 1, positions: pos, dtype: "i32", data: input });
+    host.onBinary(frame, (b) => (out = b), (t) => expect.unreachable(t));
+    const hidden = Uint8Array.from(out!);
+    new DataView(hidden.buffer).setUint32(8, 2, true);
+    setActivationFrameSampling(hidden, sampling);
+    fedToLast.push(hidden);
+    host.onBinary(hidden, (b) => (out = b), (t) => expect.unreachable(t));
+    const answer = decodeActivationFrame(out!);
+    expect(answer.flags & ACTIVATION_FLAG_SAMPLED).toBeTruthy();
+    expect(answer.nodeUs).toBeGreaterThanOrEqual(answer.computeUs);
+    sampling.rngState = answer.rngState;
+    const token = answer.data[0]!;
+    tokens.push(token);
+    input = Int32Array.of(token);
+    pos = Int32Array.of(prompt.length + seq);
+  }
+  return { tokens, fedToLast };
+}
+
+/** The one-stage reference: the whole model's logits, the runtime's Sampler seeded once. */
+function reference(prompt: number[], steps: number, temperature: number, topP: number, seed: number): number[] {
+  const stage = loadStage({ path, start: 0, end: LAYERS });
+  const sampler = new Sampler({ temperature, topP, seed });
+  const out: number[] = [];
+  let input = Int32Array.from(prompt);
+  let pos = Int32Array.from(prompt, (_, i) => i);
+  for (let i = 0; i < steps; i++) {
+    const token = sampler.sample(stage.forward("ref", input, pos));
+    out.push(token);
+    input = Int32Array.of(token);
+    pos = Int32Array.of(prompt.length + i);
+  }
+  return out;
+}
+
+describe("sampling on the last stage", () => {
+  const prompt = [1, 72, 101, 108, 108, 111];
+
+  it("picks the one-stage runtime's tokens, greedy and seeded temperature/top-p", async () => {
+    for (const [temperature, topP, seed] of [[0, 1, 0], [0.9, 0.95, 42], [1.3, 1, 7]] as const) {
+      const host = await hostWithTwoStages();
+      expect(generate(host, prompt, 16, temperature, topP, seed).tokens).toEqual(reference(prompt, 16, temperature, topP, seed));
+      await host.close();
+    }
+  }, 60_000);
+
+  it("needs no per-request sampling state: a replica replaying the saved inputs samples the same tokens", async () => {
+    const first = await hostWithTwoStages();
+    const { tokens, fedToLast } = generate(first, prompt, 10, 0.9, 0.9, 1234);
+    await first.close();
+    const replica = await hostWithTwoStages();
+    const replayed = fedToLast.map((f) => {
+      let out: Uint8Array | undefined;
+      replica.onBinary(f, (b) => (out = b), (t) => expect.unreachable(t));
+      return decodeActivationFrame(out!).data[0];
+    });
+    expect(replayed).toEqual(tokens);
+    await replica.close();
+  }, 60_000);
+});
