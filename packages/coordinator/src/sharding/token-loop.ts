@@ -157,12 +157,15 @@ export class TokenLoop {
         break;
       }
       completion++;
+      // The next step's first frame goes out (synchronously, inside `step`) before this token is detokenized and
+      // emitted, so the stream's bookkeeping overlaps the stages' compute instead of adding to every token.
+      const next = completion < budget ? this.step(Int32Array.of(token), Int32Array.of(prompt.length + completion - 1), sampling) : undefined;
       const e0 = this.host.now();
       const text = detok.push(token);
       this.host.emit({ type: "text-delta", text, tokens: [token] });
       this.timing.emit(this.host.now() - e0);
-      if (completion >= budget) break;
-      token = await this.step(Int32Array.of(token), Int32Array.of(prompt.length + completion - 1), sampling);
+      if (!next) break;
+      token = await next;
     }
     const tail = detok.flush();
     if (tail) this.host.emit({ type: "text-delta", text: tail, tokens: [] });
