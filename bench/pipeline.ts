@@ -15,7 +15,7 @@
  *
  *   npm run bench -- pipeline [--tokens 64] [--rounds 2]
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -146,6 +146,18 @@ async function startEcho(): Promise<EchoProcess> {
   };
 }
 
+/**
+ * Run-queue wait of a process's main thread (ns, cumulative; /proc/<pid>/schedstat field 2): the time it was ready
+ * to run but waited for a CPU. Per token, it is the wake-up cost a hop pays on a shared box. NaN where unavailable.
+ */
+function runQueueWaitNs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]);
+  } catch {
+    return NaN;
+  }
+}
+
 interface Timing {
   decode_tokens: number;
   token_ms: number;
@@ -201,8 +213,16 @@ export async function main(): Promise<void> {
         const spans = spansOf(cluster);
         await decodeRate(cluster.url, 8); // warm-up: tokenizer load, JIT
         const logFrom = cluster.coordinator.logText.length;
+        const pids = [cluster.coordinator.pid, ...cluster.nodes.map((n) => n.process.pid)];
+        const wait0 = pids.map(runQueueWaitNs);
         const rates: number[] = [];
-        for (let r = 0; r < rounds; r++) rates.push((await decodeRate(cluster.url, tokens)).tps);
+        let streamed = 0;
+        for (let r = 0; r < rounds; r++) {
+          const run = await decodeRate(cluster.url, tokens);
+          rates.push(run.tps);
+          streamed += run.tokens;
+        }
+        const waitMs = pids.map((pid, i) => (runQueueWaitNs(pid) - wait0[i]!) / 1e6 / streamed);
         const tps = mean(rates);
         await waitUntil(() => timingsSince(cluster, logFrom).length >= rounds, 10_000);
         const timings = timingsSince(cluster, logFrom);
@@ -221,7 +241,7 @@ export async function main(): Promise<void> {
           const comp = avg((t) => t.stages[i]?.compute_ms ?? NaN);
           return `${timings[0]?.stages[i]?.layers ?? "?"} rtt ${fmt(rtt)} = compute ${fmt(comp)} + node framing ${fmt(node - comp)} + transport ${fmt(rtt - node)}`;
         });
-        breakdown.push(`${k} stage(s): token ${fmt(avg((t) => t.token_ms))} ms = Σ rtt + coordinator ${fmt(avg((t) => t.coordinator_ms))} (sample ${fmt(avg((t) => t.sample_ms))}, detokenize+emit ${fmt(avg((t) => t.emit_ms))}); ${per.join("; ")}`);
+        breakdown.push(`${k} stage(s): token ${fmt(avg((t) => t.token_ms))} ms = Σ rtt + coordinator ${fmt(avg((t) => t.coordinator_ms))} (sample ${fmt(avg((t) => t.sample_ms))}, detokenize+emit ${fmt(avg((t) => t.emit_ms))}); ${per.join("; ")}; run-queue wait per token: coordinator ${fmt(waitMs[0]!)}, nodes ${waitMs.slice(1).map((w) => fmt(w)).join(" ")} (Σ ${fmt(waitMs.reduce((a, b) => a + b, 0))})`);
       } finally {
         await cluster.stop();
       }
