@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { NodeMessage, SESSION_PATH, verifyRequest, type NodeMessage as NodeMessageType } from "@tessera/protocol";
+import { NodeMessage, SESSION_PATH, splitNodeFrame, verifyRequest, type NodeMessage as NodeMessageType } from "@tessera/protocol";
 import { startFakeOpenAICompatible } from "@tessera/testkit";
 
 const BIN = fileURLToPath(new URL("../bin/tessera.js", import.meta.url));
@@ -100,7 +100,7 @@ describe("tessera start as a real process", () => {
     server.on("upgrade", (req, socket, head) => {
       authOk &&= req.url === SESSION_PATH && verify(req, "");
       wss.handleUpgrade(req, socket, head, (ws) => {
-        ws.on("message", (data) => messages.push(NodeMessage.parse(JSON.parse(data.toString()))));
+        ws.on("message", (data) => messages.push(...splitNodeFrame(data.toString()).map((m) => NodeMessage.parse(m))));
         ws.send(JSON.stringify({
           type: "job.assign", job_id: "j1", model: "tiny-chat",
           messages: [{ role: "user", content: "hi" }], sampling: { max_tokens: 8, temperature: 0, top_p: 1 },

@@ -96,6 +96,20 @@ describe("client API", () => {
     expect(sseEvents((await reading).text)).toEqual(['{"text":"early "}', '{"text":"late"}', "[DONE]"]);
   });
 
+  it("accepts a node frame that carries several messages (an array)", async () => {
+    node.onAssign = (job, n) => {
+      n.send([
+        { type: "job.accept", job_id: job.job_id },
+        { type: "job.part", job_id: job.job_id, part: { type: "text-delta", text: "one" } },
+        { type: "job.part", job_id: job.job_id, part: { type: "text-delta", text: " two" } },
+        { type: "job.part", job_id: job.job_id, part: { type: "bogus" } },
+        { type: "job.part", job_id: job.job_id, part: { type: "finish", reason: "stop" } },
+      ]);
+    };
+    const res = await api("POST", "/api/v1/jobs", { ...chat, stream: true });
+    expect(sseEvents(res.text)).toEqual(['{"text":"one"}', '{"text":" two"}', "[DONE]"]);
+  });
+
   it("reports a node error as a native error event and a failed job", async () => {
     node.onAssign = (job, n) => {
       n.accept(job.job_id);

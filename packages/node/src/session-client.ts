@@ -4,6 +4,7 @@ import { SESSION_PATH, signRequest, type Signer } from "@tessera/protocol";
 import { backoffDelayMs } from "./backoff.js";
 import type { NodeLogger } from "./logger.js";
 import { errorFromResponse, sessionUrl } from "./signed-http.js";
+import { FrameBatcher } from "./frame-batcher.js";
 import type { FrameSender } from "./job-runner.js";
 
 export interface Clock {
@@ -48,6 +49,7 @@ const MAX_ERROR_BODY = 4096;
  */
 export class SessionClient {
   private socket: WebSocket | undefined;
+  private batcher: FrameBatcher | undefined;
   private attempt = 0;
   private timer: unknown;
   private stopped = false;
@@ -69,8 +71,8 @@ export class SessionClient {
   /** Sends on the current session; false when none is open. */
   send(frame: string): boolean {
     const socket = this.socket;
-    if (!socket || socket.readyState !== OPEN) return false;
-    socket.send(frame);
+    if (!socket || socket.readyState !== OPEN || !this.batcher) return false;
+    this.batcher.send(frame);
     return true;
   }
 
@@ -91,7 +93,10 @@ export class SessionClient {
         resolve();
       });
       if (socket.readyState === WebSocket.CONNECTING) socket.terminate();
-      else socket.close(code, reason);
+      else {
+        this.batcher?.flush();
+        socket.close(code, reason);
+      }
     });
   }
 
@@ -104,8 +109,12 @@ export class SessionClient {
     });
     const socket = new this.options.WebSocket(url, { headers, perMessageDeflate: false });
     this.socket = socket;
-    const send: FrameSender = (frame) => {
+    const batcher = new FrameBatcher((frame) => {
       if (socket.readyState === OPEN) socket.send(frame);
+    });
+    this.batcher = batcher;
+    const send: FrameSender = (frame) => {
+      if (socket.readyState === OPEN) batcher.send(frame);
     };
     let opened = false;
     socket.on("open", () => {
@@ -117,7 +126,11 @@ export class SessionClient {
     });
     socket.on("message", (data: RawData, isBinary: boolean) => {
       if (isBinary) {
-        this.options.onBinary?.(data as Buffer, (frame) => socket.readyState === OPEN && socket.send(frame));
+        // Queued text frames go first so text and binary frames keep their order.
+        this.options.onBinary?.(data as Buffer, (frame) => {
+          batcher.flush();
+          if (socket.readyState === OPEN) socket.send(frame);
+        });
         return;
       }
       this.options.onFrame(data.toString(), send);

@@ -11,6 +11,7 @@ import {
   errorBody,
   verifyRequest,
   type AuthResult,
+  splitNodeFrame,
 } from "@tessera/protocol";
 
 export interface RecordedRequest {
@@ -126,9 +127,11 @@ export class FakeCoordinator {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.sockets.push(ws);
       ws.on("message", (data) => {
-        const parsed = NodeMessage.safeParse(JSON.parse(data.toString()));
-        if (!parsed.success) throw new Error(`node sent an invalid message: ${data.toString()}`);
-        this.messages.push(parsed.data);
+        for (const item of splitNodeFrame(data.toString())) {
+          const parsed = NodeMessage.safeParse(item);
+          if (!parsed.success) throw new Error(`node sent an invalid message: ${JSON.stringify(item)}`);
+          this.messages.push(parsed.data);
+        }
       });
     });
   }

@@ -42,9 +42,20 @@ export function openSse(reply: FastifyReply, headers: Record<string, string> = {
     closed = true;
     for (const l of listeners) l();
   });
+  // Writes made in one turn of the event loop (several tokens from one coalesced node frame) leave in one syscall.
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    raw.uncork();
+  };
   function write(chunk: string): void {
     if (closed) return;
     lastWrite = Date.now();
+    if (!corked) {
+      corked = true;
+      raw.cork();
+      process.nextTick(uncork);
+    }
     raw.write(chunk);
   }
   return {

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import { type CoordinatorMessage, type StageNodeMessage, NodeMessage, SESSION_PATH, TesseraError, errorBody } from "@tessera/protocol";
+import { type CoordinatorMessage, type StageNodeMessage, NodeMessage, SESSION_PATH, TesseraError, errorBody, splitNodeFrame } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
 import { authenticateNode } from "../http/node-auth.js";
 import type { NodeSession } from "./node-session.js";
@@ -49,21 +49,14 @@ export class SessionHub {
     this.ctx.logger.info({ node: nodeId.slice(0, 12) }, "node session open");
     ws.on("message", (data, isBinary) => {
       if (isBinary) return this.ctx.sharding.onBinary(nodeId, data as Buffer);
-      let parsed: ReturnType<typeof NodeMessage.safeParse>;
+      let messages: unknown[];
       try {
-        parsed = NodeMessage.safeParse(JSON.parse(data.toString()));
+        messages = splitNodeFrame(data.toString());
       } catch {
         this.ctx.logger.warn({ node: nodeId.slice(0, 12) }, "node sent a frame that is not JSON; ignored");
         return;
       }
-      if (!parsed.success) {
-        this.ctx.logger.warn({ node: nodeId.slice(0, 12), issue: parsed.error.issues[0]?.message }, "node sent an invalid message; ignored");
-        return;
-      }
-      const message = parsed.data;
-      if (message.type === "pong") return session.pong(message.sent_at, this.ctx.clock.now());
-      if (message.type.startsWith("stage.")) return this.ctx.sharding.onStageMessage(nodeId, message as StageNodeMessage);
-      this.ctx.jobs.onNodeMessage(nodeId, message);
+      for (const message of messages) this.onMessage(nodeId, session, message);
     });
     ws.on("close", () => {
       this.sessions.delete(session);
@@ -73,6 +66,18 @@ export class SessionHub {
     ws.on("error", (err) => this.ctx.logger.warn({ node: nodeId.slice(0, 12), err: err.message }, "node session error"));
     session.ping(this.ctx.clock.now());
     this.ctx.jobs.dispatch();
+  }
+
+  private onMessage(nodeId: string, session: WsNodeSession, payload: unknown): void {
+    const parsed = NodeMessage.safeParse(payload);
+    if (!parsed.success) {
+      this.ctx.logger.warn({ node: nodeId.slice(0, 12), issue: parsed.error.issues[0]?.message }, "node sent an invalid message; ignored");
+      return;
+    }
+    const message = parsed.data;
+    if (message.type === "pong") return session.pong(message.sent_at, this.ctx.clock.now());
+    if (message.type.startsWith("stage.")) return this.ctx.sharding.onStageMessage(nodeId, message as StageNodeMessage);
+    this.ctx.jobs.onNodeMessage(nodeId, message);
   }
 
   close(): void {

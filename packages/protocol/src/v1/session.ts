@@ -43,3 +43,12 @@ export const NodeMessage = z.discriminatedUnion("type", [
   JobAccept, JobReject, JobPart, Pong, Draining, Goodbye, StageOffer, StageLoaded, StageTokenized, StageError,
 ]);
 export type NodeMessage = z.infer<typeof NodeMessage>;
+
+/**
+ * A node's text frame carries one message or a JSON array of messages (what the daemon produced in one event-loop
+ * turn, coalesced into one write). Returns the messages, unvalidated; throws SyntaxError when the frame is not JSON.
+ */
+export function splitNodeFrame(text: string): unknown[] {
+  const payload: unknown = JSON.parse(text);
+  return Array.isArray(payload) ? payload : [payload];
+}
