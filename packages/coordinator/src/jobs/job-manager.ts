@@ -188,8 +188,13 @@ export class JobManager {
     for (let i = 0; i < this.pending.length; ) {
       const job = this.pending[i]!;
       const started = performance.now();
+      const cpuStarted = this.o.metrics ? process.cpuUsage() : undefined;
       const choice = this.o.chooser.choose(job, nodes, now);
-      this.o.metrics?.routingDecision.observe((performance.now() - started) / 1000);
+      if (this.o.metrics) {
+        this.o.metrics.routingDecision.observe((performance.now() - started) / 1000);
+        const cpu = process.cpuUsage(cpuStarted);
+        this.o.metrics.routingDecisionCpu.observe((cpu.user + cpu.system) / 1e6);
+      }
       if (choice.nodeId === undefined) {
         i++;
         continue;
