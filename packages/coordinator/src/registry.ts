@@ -7,7 +7,7 @@ import type { NodeSession } from "./sessions/node-session.js";
  * restarts). A node is online while its heartbeats are fresh and its session has not dropped; it is routable when
  * it is online, has a session, and is not draining.
  */
-export interface NodeRecord {
+export interface LiveNode {
   id: string;
   version: string;
   hardware: Hardware;
@@ -32,7 +32,7 @@ export interface RegistryEvents {
 }
 
 export class NodeRegistry {
-  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly nodes = new Map<string, LiveNode>();
   /** Every model any node has ever announced: distinguishes `model_not_found` from `no_capacity`. */
   private readonly everServed = new Set<string>();
 
@@ -42,9 +42,9 @@ export class NodeRegistry {
     private readonly events: RegistryEvents,
   ) {}
 
-  register(reg: NodeRegister): NodeRecord {
+  register(reg: NodeRegister): LiveNode {
     const existing = this.nodes.get(reg.public_key);
-    const record: NodeRecord = {
+    const record: LiveNode = {
       id: reg.public_key,
       version: reg.version,
       hardware: reg.hardware,
@@ -67,13 +67,13 @@ export class NodeRegistry {
   }
 
   /** Restores a node known from the store (after a coordinator restart); it stays offline until it speaks. */
-  restore(record: Omit<NodeRecord, "online" | "session" | "activeJobs" | "draining" | "storedHeartbeatAt" | "storedHeartbeatState">): void {
+  restore(record: Omit<LiveNode, "online" | "session" | "activeJobs" | "draining" | "storedHeartbeatAt" | "storedHeartbeatState">): void {
     if (this.nodes.has(record.id)) return;
     this.nodes.set(record.id, { ...record, online: false, draining: false, session: undefined, activeJobs: new Set(), storedHeartbeatAt: 0, storedHeartbeatState: "" });
     for (const m of record.models) this.everServed.add(m.id);
   }
 
-  heartbeat(nodeId: string, hb: NodeHeartbeat): NodeRecord | undefined {
+  heartbeat(nodeId: string, hb: NodeHeartbeat): LiveNode | undefined {
     const record = this.nodes.get(nodeId);
     if (!record) return undefined;
     record.gpus = hb.gpus;
@@ -89,7 +89,7 @@ export class NodeRegistry {
     return record;
   }
 
-  attachSession(nodeId: string, session: NodeSession): NodeRecord | undefined {
+  attachSession(nodeId: string, session: NodeSession): LiveNode | undefined {
     const record = this.nodes.get(nodeId);
     if (!record) return undefined;
     const previous = record.session;
@@ -129,11 +129,11 @@ export class NodeRegistry {
     return marked;
   }
 
-  get(nodeId: string): NodeRecord | undefined {
+  get(nodeId: string): LiveNode | undefined {
     return this.nodes.get(nodeId);
   }
 
-  all(): IterableIterator<NodeRecord> {
+  all(): IterableIterator<LiveNode> {
     return this.nodes.values();
   }
 
@@ -142,8 +142,8 @@ export class NodeRegistry {
     return this.everServed;
   }
 
-  onlineModels(): Map<string, NodeRecord[]> {
-    const byModel = new Map<string, NodeRecord[]>();
+  onlineModels(): Map<string, LiveNode[]> {
+    const byModel = new Map<string, LiveNode[]>();
     for (const record of this.nodes.values()) {
       if (!record.online) continue;
       for (const m of record.models) {
@@ -155,13 +155,13 @@ export class NodeRegistry {
     return byModel;
   }
 
-  private markOnline(record: NodeRecord): void {
+  private markOnline(record: LiveNode): void {
     if (record.online) return;
     record.online = true;
     this.events.onOnline(record.id);
   }
 
-  private markOffline(record: NodeRecord, reason: string): void {
+  private markOffline(record: LiveNode, reason: string): void {
     if (!record.online) return;
     record.online = false;
     this.events.onOffline(record.id, reason);

@@ -10,7 +10,7 @@ import {
   sha256Hex,
 } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
-import type { NodeRecord, NodeRegistry } from "../registry.js";
+import type { LiveNode, NodeRegistry } from "../registry.js";
 import type { NodeChooser } from "./node-chooser.js";
 import type { JobStorePort } from "./job-store-port.js";
 import { type JobEvent, LiveJob } from "./live-job.js";
@@ -204,7 +204,7 @@ export class JobManager {
     }
   }
 
-  private assign(job: LiveJob, node: NodeRecord): void {
+  private assign(job: LiveJob, node: LiveNode): void {
     const now = this.o.clock.now();
     job.attempts++;
     const prefixTokens = job.completionTokens;

@@ -1,7 +1,7 @@
-import type { NodeRecord } from "../registry.js";
+import type { LiveNode } from "../registry.js";
 import type { LiveJob } from "./live-job.js";
 
 /** The seam between the job machinery and the scheduling policy: which node (if any) should take this job now. */
 export interface NodeChooser {
-  choose(job: LiveJob, nodes: NodeRecord[], now: number): { nodeId: string } | { nodeId?: undefined; reason: string };
+  choose(job: LiveJob, nodes: LiveNode[], now: number): { nodeId: string } | { nodeId?: undefined; reason: string };
 }

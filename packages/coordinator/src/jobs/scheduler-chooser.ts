@@ -1,6 +1,6 @@
 import { sha256Hex } from "@tessera/protocol";
 import { type NodeSnapshot, pick } from "../scheduler/index.js";
-import type { NodeRecord } from "../registry.js";
+import type { LiveNode } from "../registry.js";
 import type { LiveJob } from "./live-job.js";
 import type { NodeChooser } from "./node-chooser.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
@@ -23,11 +23,11 @@ interface CachedSnapshot {
  */
 export class SchedulerChooser implements NodeChooser {
   private readonly recentPrefixes = new Map<string, Map<string, number>>();
-  private readonly snapshots = new WeakMap<NodeRecord, CachedSnapshot>();
+  private readonly snapshots = new WeakMap<LiveNode, CachedSnapshot>();
 
   constructor(private readonly speed: Pick<SpeedMetrics, "forModel">) {}
 
-  choose(job: LiveJob, nodes: NodeRecord[], now: number): { nodeId: string } | { nodeId?: undefined; reason: string } {
+  choose(job: LiveJob, nodes: LiveNode[], now: number): { nodeId: string } | { nodeId?: undefined; reason: string } {
     const prefixHash = systemPromptHash(job);
     const promptChars = job.messages.reduce((n, m) => n + m.content.length, 0) + job.text.length;
     const result = pick(
@@ -51,14 +51,14 @@ export class SchedulerChooser implements NodeChooser {
    * The node as the scheduler sees it. Snapshots are reused and updated in place (routing runs for every job over
    * every node, and building fresh objects each time was most of its cost): `pick` reads them and keeps nothing.
    */
-  private snapshotAll(nodes: NodeRecord[], model: string): NodeSnapshot[] {
+  private snapshotAll(nodes: LiveNode[], model: string): NodeSnapshot[] {
     const measured = this.speed.forModel(model);
     const out = new Array<NodeSnapshot>(nodes.length);
     for (let i = 0; i < nodes.length; i++) out[i] = this.snapshot(nodes[i]!, model, measured?.get(nodes[i]!.id));
     return out;
   }
 
-  private snapshot(node: NodeRecord, model: string, m: { tokensPerSecond: number; ttftMs: number } | undefined): NodeSnapshot {
+  private snapshot(node: LiveNode, model: string, m: { tokensPerSecond: number; ttftMs: number } | undefined): NodeSnapshot {
     let cached = this.snapshots.get(node);
     if (!cached) {
       cached = { modelsRef: undefined, perfModel: undefined, perfEntry: {}, snap: { id: node.id, online: false, draining: false, quarantined: false, models: [], activeJobs: 0, maxConcurrency: 1, reputation: 1, perf: {} } };

@@ -1,13 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import { type HeartbeatAck, NodeHeartbeat, NodeId, NodeRegister, type NodeRegistered, type NodeStatusView, TesseraError } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
-import type { NodeRecord } from "../registry.js";
+import type { LiveNode } from "../registry.js";
 import { authenticateNode } from "../http/node-auth.js";
 import { queuedCommandsFor } from "./node-commands.js";
 
 const STORE_HEARTBEAT_EVERY_MS = 15_000;
 
-function heartbeatWorthStoring(record: NodeRecord, hb: NodeHeartbeat, now: number): boolean {
+function heartbeatWorthStoring(record: LiveNode, hb: NodeHeartbeat, now: number): boolean {
   const state = `${hb.draining}|${hb.max_concurrency}|${hb.loaded_models.join(",")}|${hb.models?.map((m) => m.id).join(",") ?? ""}`;
   if (state === record.storedHeartbeatState && now - record.storedHeartbeatAt < STORE_HEARTBEAT_EVERY_MS) return false;
   record.storedHeartbeatState = state;
