@@ -15,7 +15,7 @@ export function addChatCommand(program: Command): void {
   withClientOptions(
     program
       .command("chat")
-      .description("send one prompt and print the answer (streams by default on a terminal)")
+      .description("send one prompt and print the answer (streamed as it is generated unless --no-stream)")
       .argument("<prompt>", "what to ask")
       .option("--stream", "stream tokens as they are generated")
       .option("--no-stream", "wait for the whole answer")
