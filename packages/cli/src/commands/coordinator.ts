@@ -12,6 +12,7 @@ import {
 import { TesseraError } from "@tessera/protocol";
 import { storeOptionsFor } from "../store-options.js";
 import { printJson } from "../output.js";
+import { waitForSignal } from "../wait-for-signal.js";
 
 interface StartOptions {
   port?: string;
@@ -137,17 +138,4 @@ export function addCoordinatorCommand(program: Command): void {
         await store.close();
       }
     });
-}
-
-/** Resolves on the first SIGINT or SIGTERM. */
-export function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const done = (signal: NodeJS.Signals) => {
-      process.off("SIGINT", done);
-      process.off("SIGTERM", done);
-      resolve(signal);
-    };
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
-  });
 }

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { createLogger, defaultDataDir, loadCoordinatorConfig, startCoordinator } from "@tessera/coordinator";
 import { createNodeLogger, initNode, loadNodeConfig, startDaemon } from "@tessera/node";
 import { TesseraError } from "@tessera/protocol";
-import { waitForSignal } from "./coordinator.js";
+import { waitForSignal } from "../wait-for-signal.js";
 
 export const DEMO_MODEL = "tessera-demo";
 
