@@ -53,6 +53,7 @@ const FINISHED_RETENTION_MS = 60_000;
 export class JobManager {
   private readonly live = new Map<string, LiveJob>();
   private readonly pending: LiveJob[] = [];
+  private readonly lookupNode = (nodeId: string) => this.o.registry.get(nodeId);
 
   private readonly maxAttempts: number;
 
@@ -189,7 +190,7 @@ export class JobManager {
       const job = this.pending[i]!;
       const started = performance.now();
       const cpuStarted = this.o.metrics ? process.cpuUsage() : undefined;
-      const choice = this.o.chooser.choose(job, nodes, now);
+      const choice = this.o.chooser.choose(job, nodes, now, this.lookupNode);
       if (this.o.metrics) {
         this.o.metrics.routingDecision.observe((performance.now() - started) / 1000);
         const cpu = process.cpuUsage(cpuStarted);

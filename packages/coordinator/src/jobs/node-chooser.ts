@@ -3,5 +3,10 @@ import type { LiveJob } from "./live-job.js";
 
 /** The seam between the job machinery and the scheduling policy: which node (if any) should take this job now. */
 export interface NodeChooser {
-  choose(job: LiveJob, nodes: LiveNode[], now: number): { nodeId: string } | { nodeId?: undefined; reason: string };
+  choose(
+    job: LiveJob,
+    nodes: readonly LiveNode[],
+    now: number,
+    lookup: (nodeId: string) => LiveNode | undefined,
+  ): { nodeId: string } | { nodeId?: undefined; reason: string };
 }

@@ -6,6 +6,12 @@ import type { NodeChooser } from "./node-chooser.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
 
 const PREFIXES_PER_NODE = 64;
+/** Up to this many nodes, every node is scored for every job. */
+export const FULL_SCAN_LIMIT = 512;
+/** Above it, a uniform random sample of this many, plus the nodes that recently served the job's prefix. */
+export const SAMPLE_SIZE = 128;
+const NODES_PER_PREFIX = 8;
+const MAX_TRACKED_PREFIXES = 100_000;
 const NO_PERF: NodeSnapshot["perf"] = Object.freeze({});
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -23,35 +29,73 @@ interface CachedSnapshot {
  */
 export class SchedulerChooser implements NodeChooser {
   private readonly recentPrefixes = new Map<string, Map<string, number>>();
+  /** Prefix hash → the nodes that most recently served it (newest last): affinity candidates for a sample. */
+  private readonly prefixNodes = new Map<string, string[]>();
   private readonly snapshots = new WeakMap<LiveNode, CachedSnapshot>();
 
-  constructor(private readonly speed: Pick<SpeedMetrics, "forModel">) {}
+  constructor(
+    private readonly speed: Pick<SpeedMetrics, "forModel">,
+    private readonly random: () => number = Math.random,
+  ) {}
 
-  choose(job: LiveJob, nodes: LiveNode[], now: number): { nodeId: string } | { nodeId?: undefined; reason: string } {
+  /**
+   * In a large network a decision scores a random sample of nodes plus the ones holding the job's prefix (the
+   * "power of d choices" of large load balancers), which keeps it cheap as the network grows while the choice stays
+   * near the best; when the sample has no candidate, every node is scored, so a free node is never missed and the
+   * reason given is exact.
+   */
+  choose(
+    job: LiveJob,
+    nodes: readonly LiveNode[],
+    now: number,
+    lookup: (nodeId: string) => LiveNode | undefined,
+  ): { nodeId: string } | { nodeId?: undefined; reason: string } {
     const prefixHash = systemPromptHash(job);
     const promptChars = job.messages.reduce((n, m) => n + m.content.length, 0) + job.text.length;
-    const result = pick(
-      {
-        model: job.model,
-        ...(job.pinnedNodeId ? { pinnedNodeId: job.pinnedNodeId } : {}),
-        promptTokens: Math.ceil(promptChars / 4),
-        maxTokens: Math.max(1, job.sampling.max_tokens - job.completionTokens),
-        ...(prefixHash ? { prefixHash } : {}),
-      },
-      this.snapshotAll(nodes, job.model),
-      now,
-      { exclude: job.excludedNodes },
-    );
+    const requirements = {
+      model: job.model,
+      ...(job.pinnedNodeId ? { pinnedNodeId: job.pinnedNodeId } : {}),
+      promptTokens: Math.ceil(promptChars / 4),
+      maxTokens: Math.max(1, job.sampling.max_tokens - job.completionTokens),
+      ...(prefixHash ? { prefixHash } : {}),
+    };
+    const options = { exclude: job.excludedNodes };
+    let result;
+    if (nodes.length > FULL_SCAN_LIMIT) {
+      const sample = this.sample(nodes, job.pinnedNodeId, prefixHash, lookup);
+      result = pick(requirements, this.snapshotAll(sample, job.model), now, options);
+    }
+    if (!result?.ok) result = pick(requirements, this.snapshotAll(nodes, job.model), now, options);
     if (!result.ok) return { reason: result.message };
     if (prefixHash) this.remember(result.nodeId, prefixHash, now);
     return { nodeId: result.nodeId };
+  }
+
+  private sample(
+    nodes: readonly LiveNode[],
+    pinned: string | undefined,
+    prefixHash: string | undefined,
+    lookup: (nodeId: string) => LiveNode | undefined,
+  ): LiveNode[] {
+    if (pinned !== undefined) {
+      const node = lookup(pinned);
+      return node ? [node] : [];
+    }
+    const chosen = new Set<LiveNode>();
+    for (const id of (prefixHash && this.prefixNodes.get(prefixHash)) || []) {
+      const node = lookup(id);
+      if (node) chosen.add(node);
+    }
+    const target = Math.min(nodes.length, chosen.size + SAMPLE_SIZE);
+    while (chosen.size < target) chosen.add(nodes[Math.floor(this.random() * nodes.length)]!);
+    return [...chosen];
   }
 
   /**
    * The node as the scheduler sees it. Snapshots are reused and updated in place (routing runs for every job over
    * every node, and building fresh objects each time was most of its cost): `pick` reads them and keeps nothing.
    */
-  private snapshotAll(nodes: LiveNode[], model: string): NodeSnapshot[] {
+  private snapshotAll(nodes: readonly LiveNode[], model: string): NodeSnapshot[] {
     const measured = this.speed.forModel(model);
     const out = new Array<NodeSnapshot>(nodes.length);
     for (let i = 0; i < nodes.length; i++) out[i] = this.snapshot(nodes[i]!, model, measured?.get(nodes[i]!.id));
@@ -90,6 +134,12 @@ export class SchedulerChooser implements NodeChooser {
   }
 
   private remember(nodeId: string, prefixHash: string, now: number): void {
+    const holders = (this.prefixNodes.get(prefixHash) ?? []).filter((id) => id !== nodeId);
+    holders.push(nodeId);
+    if (holders.length > NODES_PER_PREFIX) holders.shift();
+    this.prefixNodes.delete(prefixHash);
+    this.prefixNodes.set(prefixHash, holders);
+    if (this.prefixNodes.size > MAX_TRACKED_PREFIXES) this.prefixNodes.delete(this.prefixNodes.keys().next().value!);
     let prefixes = this.recentPrefixes.get(nodeId);
     if (!prefixes) this.recentPrefixes.set(nodeId, (prefixes = new Map()));
     prefixes.delete(prefixHash);
