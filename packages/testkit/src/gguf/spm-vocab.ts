@@ -12,6 +12,7 @@ const run = promisify(execFile);
 export const SPM_VOCAB_PATH_IN_BUNDLE = "models/ggml-vocab-llama-spm.gguf";
 const CACHE_NAME = "ggml-vocab-llama-spm.gguf";
 
+/** A tokenizer vocabulary as GGUF stores it (SentencePiece layout; the byte-only test vocabulary uses it too). */
 export interface SpmVocab {
   tokens: string[];
   scores: number[];

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { TokenType, type GgmlTypeName } from "./gguf-format.js";
 import { gguf, type GgufTensorSource, type GgufValue, writeGguf } from "./gguf-writer.js";
 import { SeededRandom } from "./seeded-random.js";
-import { loadSpmVocab } from "./spm-vocab.js";
+import { loadSpmVocab, type SpmVocab } from "./spm-vocab.js";
 
 /**
  * `makeTinyModel()`: a seeded, deterministic random-weight Llama model in GGUF v3 that llama.cpp loads and runs.
@@ -74,16 +74,7 @@ export const TINY_PRESETS: Record<TinyPreset, TinyModelDims & { weightType: Tiny
 const GGML_TYPE: Record<TinyWeightType, GgmlTypeName> = { f32: "F32", f16: "F16", q8_0: "Q8_0" };
 const FILE_TYPE: Record<TinyWeightType, number> = { f32: 0, f16: 1, q8_0: 7 }; // llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
 
-interface Vocab {
-  tokens: string[];
-  scores: number[];
-  tokenTypes: number[];
-  bosId: number;
-  eosId: number;
-  unknownId: number;
-}
-
-function byteVocab(): Vocab {
+function byteVocab(): SpmVocab {
   const tokens = ["<unk>", "<s>", "</s>"];
   const tokenTypes: number[] = [TokenType.unknown, TokenType.control, TokenType.control];
   for (let b = 0; b < 256; b++) {
@@ -131,7 +122,7 @@ export async function makeTinyModel(options: TinyModelOptions): Promise<TinyMode
   const seed = options.seed ?? 1;
   const outputScale = options.outputScale ?? 16;
   const vocabKind = options.vocab ?? "spm";
-  const vocab: Vocab =
+  const vocab: SpmVocab =
     vocabKind === "bytes"
       ? byteVocab()
       : await loadSpmVocab(options.vocabCacheDir ?? join(dirname(options.path), ".tessera-vocab"));
