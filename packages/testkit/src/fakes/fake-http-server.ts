@@ -151,31 +151,28 @@ export function pumpTokens(res: ServerResponse, behaviour: FakeBehaviour, pump: 
   res.on("close", () => {
     closed = true;
   });
+  /** Drops the connection or fails the stream when the behaviour says so at token `i`; true when it did. */
+  const interrupted = (): boolean => {
+    if (behaviour.dropAfterTokens !== undefined && i >= behaviour.dropAfterTokens) {
+      res.socket?.destroy();
+      return true;
+    }
+    if (behaviour.failAfterTokens !== undefined && i >= behaviour.failAfterTokens) {
+      pump.fail(i);
+      return true;
+    }
+    return false;
+  };
   const step = (): void => {
     if (closed) return;
     const due = rate > 0 ? Math.min(pump.count, Math.floor(((performance.now() - start) * rate) / 1000) + 1) : pump.count;
     while (i < due) {
-      if (behaviour.dropAfterTokens !== undefined && i >= behaviour.dropAfterTokens) {
-        res.socket?.destroy();
-        return;
-      }
-      if (behaviour.failAfterTokens !== undefined && i >= behaviour.failAfterTokens) {
-        pump.fail(i);
-        return;
-      }
+      if (interrupted()) return;
       pump.emit(i);
       i++;
     }
     if (i >= pump.count) {
-      if (behaviour.dropAfterTokens !== undefined && i >= behaviour.dropAfterTokens) {
-        res.socket?.destroy();
-        return;
-      }
-      if (behaviour.failAfterTokens !== undefined && i >= behaviour.failAfterTokens) {
-        pump.fail(i);
-        return;
-      }
-      pump.finish();
+      if (!interrupted()) pump.finish();
       return;
     }
     const nextDue = start + (i * 1000) / rate;
