@@ -17,7 +17,7 @@ export class CoordinatorMetrics {
   });
   readonly routingDecisionCpu = new Histogram({
     name: "tessera_routing_decision_cpu_seconds",
-    help: "CPU time the process spent choosing a node for one job (unlike wall time, not inflated when the machine is busy)",
+    help: "Time choosing a node for one job while the coordinator's thread was on a CPU: wall time less run-queue waits on Linux (unlike wall time, not inflated when the machine is busy); elsewhere the process's CPU time",
     buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.05],
     registers: [this.registry],
   });

@@ -211,6 +211,7 @@ describe("client API", () => {
     const text = await res.text();
     expect(text).toMatch(/tessera_jobs_finished_total\{status="completed",error=""\} 1\n/);
     expect(text).toMatch(/tessera_routing_decision_seconds_count 1\n/);
+    expect(text).toMatch(/tessera_routing_decision_cpu_seconds_count 1\n/);
     expect(text).toMatch(/tessera_nodes_online 1\n/);
     expect(text).toMatch(/process_cpu_seconds_total \d/);
   });

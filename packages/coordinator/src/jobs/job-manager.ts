@@ -17,6 +17,7 @@ import { type JobEvent, LiveJob } from "./live-job.js";
 import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
+import { decisionTimer } from "./decision-timer.js";
 
 export interface JobManagerOptions {
   clock: Clock;
@@ -54,11 +55,14 @@ export class JobManager {
   private readonly live = new Map<string, LiveJob>();
   private readonly pending: LiveJob[] = [];
   private readonly lookupNode = (nodeId: string) => this.o.registry.get(nodeId);
+  /** Times routing decisions for the metrics (absent without metrics). */
+  private readonly decisionTimer;
 
   private readonly maxAttempts: number;
 
   constructor(private readonly o: JobManagerOptions) {
     this.maxAttempts = o.maxAttempts ?? 5;
+    this.decisionTimer = o.metrics ? decisionTimer() : undefined;
   }
 
   /** Creates the job durably, queues it, and tries to dispatch it at once. */
@@ -188,13 +192,12 @@ export class JobManager {
     const nodes = [...this.o.registry.all()];
     for (let i = 0; i < this.pending.length; ) {
       const job = this.pending[i]!;
-      const started = performance.now();
-      const cpuStarted = this.o.metrics ? process.cpuUsage() : undefined;
+      this.decisionTimer?.start();
       const choice = this.o.chooser.choose(job, nodes, now, this.lookupNode);
       if (this.o.metrics) {
-        this.o.metrics.routingDecision.observe((performance.now() - started) / 1000);
-        const cpu = process.cpuUsage(cpuStarted);
-        this.o.metrics.routingDecisionCpu.observe((cpu.user + cpu.system) / 1e6);
+        const took = this.decisionTimer!.stop();
+        this.o.metrics.routingDecision.observe(took.wallSeconds);
+        this.o.metrics.routingDecisionCpu.observe(took.cpuSeconds);
       }
       if (choice.nodeId === undefined) {
         i++;

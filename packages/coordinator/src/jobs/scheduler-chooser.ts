@@ -32,6 +32,10 @@ export class SchedulerChooser implements NodeChooser {
   /** Prefix hash → the nodes that most recently served it (newest last): affinity candidates for a sample. */
   private readonly prefixNodes = new Map<string, string[]>();
   private readonly snapshots = new WeakMap<LiveNode, CachedSnapshot>();
+  /** Scratch reused by every decision (`pick` keeps nothing): the sample, its index permutation, the snapshots. */
+  private readonly sampled: LiveNode[] = [];
+  private order = new Uint32Array(0);
+  private readonly snapshotList: NodeSnapshot[] = [];
 
   constructor(
     private readonly speed: Pick<SpeedMetrics, "forModel">,
@@ -63,9 +67,9 @@ export class SchedulerChooser implements NodeChooser {
     let result;
     if (nodes.length > FULL_SCAN_LIMIT) {
       const sample = this.sample(nodes, job.pinnedNodeId, prefixHash, lookup);
-      result = pick(requirements, this.snapshotAll(sample, job.model), now, options);
+      result = pick(requirements, this.snapshotAll(sample, job.model, prefixHash !== undefined), now, options);
     }
-    if (!result?.ok) result = pick(requirements, this.snapshotAll(nodes, job.model), now, options);
+    if (!result?.ok) result = pick(requirements, this.snapshotAll(nodes, job.model, prefixHash !== undefined), now, options);
     if (!result.ok) return { reason: result.message };
     if (prefixHash) this.remember(result.nodeId, prefixHash, now);
     return { nodeId: result.nodeId };
@@ -77,32 +81,50 @@ export class SchedulerChooser implements NodeChooser {
     prefixHash: string | undefined,
     lookup: (nodeId: string) => LiveNode | undefined,
   ): LiveNode[] {
+    const out = this.sampled;
+    out.length = 0;
     if (pinned !== undefined) {
       const node = lookup(pinned);
-      return node ? [node] : [];
+      if (node) out.push(node);
+      return out;
     }
-    const chosen = new Set<LiveNode>();
     for (const id of (prefixHash && this.prefixNodes.get(prefixHash)) || []) {
       const node = lookup(id);
-      if (node) chosen.add(node);
+      if (node) out.push(node);
     }
-    const target = Math.min(nodes.length, chosen.size + SAMPLE_SIZE);
-    while (chosen.size < target) chosen.add(nodes[Math.floor(this.random() * nodes.length)]!);
-    return [...chosen];
+    const holders = out.length;
+    // A partial Fisher–Yates shuffle of a persistent index: k distinct nodes in O(k), no allocation. Any order left
+    // by the previous decision is as good a start as the identity.
+    if (this.order.length !== nodes.length) this.order = Uint32Array.from({ length: nodes.length }, (_, i) => i);
+    const order = this.order;
+    const k = Math.min(nodes.length, SAMPLE_SIZE);
+    for (let i = 0; i < k; i++) {
+      const j = i + Math.floor(this.random() * (order.length - i));
+      const picked = order[j]!;
+      order[j] = order[i]!;
+      order[i] = picked;
+      const node = nodes[picked]!;
+      let holder = false;
+      for (let h = 0; h < holders && !holder; h++) holder = out[h] === node;
+      if (!holder) out.push(node);
+    }
+    return out;
   }
 
   /**
    * The node as the scheduler sees it. Snapshots are reused and updated in place (routing runs for every job over
    * every node, and building fresh objects each time was most of its cost): `pick` reads them and keeps nothing.
    */
-  private snapshotAll(nodes: readonly LiveNode[], model: string): NodeSnapshot[] {
+  private snapshotAll(nodes: readonly LiveNode[], model: string, withPrefixes: boolean): NodeSnapshot[] {
     const measured = this.speed.forModel(model);
-    const out = new Array<NodeSnapshot>(nodes.length);
-    for (let i = 0; i < nodes.length; i++) out[i] = this.snapshot(nodes[i]!, model, measured?.get(nodes[i]!.id));
+    const out = this.snapshotList;
+    out.length = nodes.length;
+    for (let i = 0; i < nodes.length; i++) out[i] = this.snapshot(nodes[i]!, model, measured?.get(nodes[i]!.id), withPrefixes);
     return out;
   }
 
-  private snapshot(node: LiveNode, model: string, m: { tokensPerSecond: number; ttftMs: number } | undefined): NodeSnapshot {
+  /** `withPrefixes`: the job has a prefix to match, so the node's recent prefixes are looked up (else left out). */
+  private snapshot(node: LiveNode, model: string, m: { tokensPerSecond: number; ttftMs: number } | undefined, withPrefixes: boolean): NodeSnapshot {
     let cached = this.snapshots.get(node);
     if (!cached) {
       cached = { modelsRef: undefined, perfModel: undefined, perfEntry: {}, snap: { id: node.id, online: false, draining: false, quarantined: false, models: [], activeJobs: 0, maxConcurrency: 1, reputation: 1, perf: {} } };
@@ -129,7 +151,7 @@ export class SchedulerChooser implements NodeChooser {
       cached.perfModel = undefined;
       snap.perf = NO_PERF;
     }
-    snap.recentPrefixes = this.recentPrefixes.get(node.id);
+    snap.recentPrefixes = withPrefixes ? this.recentPrefixes.get(node.id) : undefined;
     return snap;
   }
 

@@ -1,0 +1,52 @@
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { readlinkSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { decisionTimer } from "./decision-timer.js";
+
+const hasTaskset = process.platform === "linux" && spawnSync("taskset", ["--version"]).status === 0;
+
+function spin(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+describe("decisionTimer", () => {
+  it("is one timer per thread", () => {
+    expect(decisionTimer()).toBe(decisionTimer());
+  });
+
+  it("counts a busy section as on-CPU time, never more than its wall time", () => {
+    const timer = decisionTimer();
+    timer.start();
+    spin(20);
+    const took = timer.stop();
+    expect(took.wallSeconds).toBeGreaterThanOrEqual(0.02);
+    expect(took.cpuSeconds).toBeGreaterThan(0);
+    expect(took.cpuSeconds).toBeLessThanOrEqual(took.wallSeconds);
+  });
+
+  it.runIf(hasTaskset)("leaves out time the thread waited for a CPU, not time it slept", async () => {
+    const timer = decisionTimer();
+    timer.start();
+    await new Promise((r) => setTimeout(r, 30));
+    const slept = timer.stop();
+    expect(slept.cpuSeconds).toBeGreaterThan(slept.wallSeconds * 0.9);
+
+    // Share one CPU with a busy process: about half of a spinning section is spent waiting on the run queue.
+    const tid = readlinkSync("/proc/thread-self").split("/")[2]!;
+    const mask = execFileSync("taskset", ["--pid", tid], { encoding: "utf8" }).trim().split(" ").pop()!;
+    const rival = spawn("taskset", ["--cpu-list", "0", process.execPath, "-e", "process.stdout.write('go\\n'); for (;;);"]);
+    try {
+      await new Promise((r) => rival.stdout.once("data", r));
+      execFileSync("taskset", ["--pid", "--cpu-list", "0", tid]);
+      timer.start();
+      spin(200);
+      const shared = timer.stop();
+      expect(shared.wallSeconds).toBeGreaterThanOrEqual(0.2);
+      expect(shared.cpuSeconds).toBeLessThan(shared.wallSeconds * 0.8);
+    } finally {
+      execFileSync("taskset", ["--pid", mask, tid]);
+      rival.kill("SIGKILL");
+    }
+  });
+});
