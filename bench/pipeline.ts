@@ -6,14 +6,18 @@
  *     (reported in each answer frame, summarised in the coordinator's "sharded request timing" log line);
  *   - hop latency: a loopback WebSocket round trip of one activation-sized binary frame to an echo server in
  *     ANOTHER process (bench/lib-echo-server.ts), measured right after each decode with the same processes up: the
- *     two process wake-ups and the loopback TCP a hop cannot avoid, and no Tessera code;
+ *     two process wake-ups and the loopback TCP a hop cannot avoid, and no Tessera code. Each round trip follows an
+ *     idle pause as long as that decode's token time, because that is how long a stage (and the coordinator) sleeps
+ *     between its messages in the pipeline, and waking a process that has slept for milliseconds costs several
+ *     times a back-to-back round trip on a virtual machine (here 0.08 ms back to back, 0.26 ms after 6 ms idle);
+ *     the back-to-back figure is printed beside it;
  *   - hops: one coordinator → stage → coordinator round trip per stage.
  * Excess per token = measured token time − Σ compute − hops × hop latency. The per-hop overhead (framing + relay)
  * reported is the least-squares slope of the excess over the number of hops, the fixed part its intercept. The
  * coordinator's timing line also splits each token: per stage round trip, node time (decode + forward + sampling +
  * encode), compute, and the coordinator's own time per token (relay, sampling, detokenizing, emitting).
  *
- *   npm run bench -- pipeline [--tokens 64] [--rounds 2]
+ *   npm run bench -- pipeline [--tokens 64] [--rounds 3]
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -88,8 +92,11 @@ function stageCompute(path: string, spans: Array<[number, number]>, steps: numbe
 }
 
 interface EchoProcess {
-  /** Median loopback round trips (ms) of a `bytes` binary frame: WebSocket and raw TCP, to another process. */
-  measure(bytes: number, samples?: number): Promise<{ ws: number; tcp: number }>;
+  /**
+   * Loopback round trips (ms) of a `bytes` binary frame to another process, WebSocket and raw TCP, each after
+   * `idleMs` of doing nothing: the median back to back (idleMs 0), else the mean (a rate is a mean).
+   */
+  measure(bytes: number, idleMs?: number, samples?: number): Promise<{ ws: number; tcp: number }>;
   stop(): void;
 }
 
@@ -111,15 +118,18 @@ async function startEcho(): Promise<EchoProcess> {
   tcp.setNoDelay(true);
   await new Promise((r) => tcp.once("connect", r));
   return {
-    async measure(bytes, samples = 300) {
+    async measure(bytes, idleMs = 0, samples = idleMs > 0 ? 150 : 300) {
       const payload = Buffer.alloc(bytes, 1);
       const wsMs: number[] = [];
       const tcpMs: number[] = [];
+      const pause = () => (idleMs > 0 ? new Promise((r) => setTimeout(r, idleMs)) : undefined);
       for (let i = 0; i < samples; i++) {
+        await pause();
         let t0 = performance.now();
         ws.send(payload);
         await new Promise((r) => ws.once("message", r));
         wsMs.push(performance.now() - t0);
+        await pause();
         t0 = performance.now();
         tcp.write(payload);
         let got = 0;
@@ -136,7 +146,8 @@ async function startEcho(): Promise<EchoProcess> {
         tcpMs.push(performance.now() - t0);
       }
       const warm = Math.floor(samples / 6);
-      return { ws: percentile(wsMs.slice(warm), 50), tcp: percentile(tcpMs.slice(warm), 50) };
+      const summary = (ms: number[]) => (idleMs > 0 ? mean(ms.slice(warm)) : percentile(ms.slice(warm), 50));
+      return { ws: summary(wsMs), tcp: summary(tcpMs) };
     },
     stop() {
       ws.close();
@@ -183,7 +194,7 @@ function timingsSince(cluster: Cluster, from: number): Timing[] {
 
 export async function main(): Promise<void> {
   const tokens = arg("tokens", 64);
-  const rounds = arg("rounds", 2);
+  const rounds = arg("rounds", 3);
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-pipeline-"));
   try {
     const modelPath = join(dir, `${MODEL}.gguf`);
@@ -195,7 +206,7 @@ export async function main(): Promise<void> {
     const echo = await startEcho();
     const idle = await echo.measure(frameBytes);
     console.log(`model: ${cfg.nLayer} layers, n_embd ${cfg.nEmbd}; idle loopback round trip to another process (${frameBytes} B): ws ${fmt(idle.ws)} ms, tcp ${fmt(idle.tcp)} ms`);
-    console.log("stages | tok/s  | Σ compute ms | hop ms (ws/tcp) | bound tok/s | vs bound | excess/token ms | in-process compute ms");
+    console.log("stages | tok/s  | Σ compute ms | hop ms (ws/tcp) | back to back | bound tok/s | vs bound | excess/token ms | in-process compute ms");
     const excess: number[] = [];
     const ratios: number[] = [];
     const breakdown: string[] = [];
@@ -226,14 +237,15 @@ export async function main(): Promise<void> {
         const tps = mean(rates);
         await waitUntil(() => timingsSince(cluster, logFrom).length >= rounds, 10_000);
         const timings = timingsSince(cluster, logFrom);
-        const hop = await echo.measure(frameBytes);
+        const hop = await echo.measure(frameBytes, 1000 / tps);
+        const backToBack = await echo.measure(frameBytes);
         const compute = mean(timings.map((t) => t.stages.reduce((a, s) => a + s.compute_ms, 0)));
         const inProcess = stageCompute(modelPath, spans, 48);
         const boundTps = 1000 / (compute + k * hop.ws);
         const overhead = 1000 / tps - compute - k * hop.ws;
         excess.push(overhead);
         ratios.push(tps / boundTps);
-        console.log(`${String(k).padStart(6)} | ${fmt(tps, 1).padStart(6)} | ${fmt(compute, 2).padStart(12)} | ${`${fmt(hop.ws)}/${fmt(hop.tcp)}`.padStart(15)} | ${fmt(boundTps, 1).padStart(11)} | ${fmt(tps / boundTps, 3).padStart(8)} | ${fmt(overhead, 3).padStart(15)} | ${fmt(inProcess, 2)}  spans ${spans.map(([a, b]) => `[${a},${b})`).join(" ")}`);
+        console.log(`${String(k).padStart(6)} | ${fmt(tps, 1).padStart(6)} | ${fmt(compute, 2).padStart(12)} | ${`${fmt(hop.ws)}/${fmt(hop.tcp)}`.padStart(15)} | ${`${fmt(backToBack.ws)}/${fmt(backToBack.tcp)}`.padStart(12)} | ${fmt(boundTps, 1).padStart(11)} | ${fmt(tps / boundTps, 3).padStart(8)} | ${fmt(overhead, 3).padStart(15)} | ${fmt(inProcess, 2)}  spans ${spans.map(([a, b]) => `[${a},${b})`).join(" ")}`);
         const avg = (f: (t: Timing) => number) => mean(timings.map(f));
         const per = spans.map((_, i) => {
           const rtt = avg((t) => t.stages[i]?.rtt_ms ?? NaN);
