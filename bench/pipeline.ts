@@ -5,12 +5,13 @@
  *   - stage compute: what the stage nodes themselves measured around `Stage.forward` during the same decode
  *     (reported in each answer frame, summarised in the coordinator's "sharded request timing" log line);
  *   - hop latency: a loopback WebSocket round trip of one activation-sized binary frame to an echo server in
- *     ANOTHER process (bench/lib-echo-server.ts), measured right after each decode with the same processes up: the
- *     two process wake-ups and the loopback TCP a hop cannot avoid, and no Tessera code. Each round trip follows an
- *     idle pause as long as that decode's token time, because that is how long a stage (and the coordinator) sleeps
- *     between its messages in the pipeline, and waking a process that has slept for milliseconds costs several
- *     times a back-to-back round trip on a virtual machine (here 0.08 ms back to back, 0.26 ms after 6 ms idle);
- *     the back-to-back figure is printed beside it;
+ *     ANOTHER process (bench/lib-echo-server.ts), measured right after each decode round with the same processes up: the
+ *     two process wake-ups and the loopback TCP a hop cannot avoid, and no Tessera code. The round trips keep a
+ *     stage's rhythm: the echo sleeps between frames for the token time less a stage's mean compute, then busy-works
+ *     that compute before answering while the sender sleeps (the work is subtracted). Waking a process that has
+ *     slept for milliseconds costs several times a back-to-back round trip on a virtual machine (here 0.08 ms back
+ *     to back, 0.26 ms after 6 ms idle), so a back-to-back echo would understate every hop; that figure is printed
+ *     beside it;
  *   - hops: one coordinator → stage → coordinator round trip per stage.
  * Excess per token = measured token time − Σ compute − hops × hop latency. The per-hop overhead (framing + relay)
  * reported is the least-squares slope of the excess over the number of hops, the fixed part its intercept. The
@@ -92,11 +93,15 @@ function stageCompute(path: string, spans: Array<[number, number]>, steps: numbe
 }
 
 interface EchoProcess {
+  /** Median back-to-back loopback round trips (ms) of a `bytes` binary frame to another process: WebSocket and raw TCP. */
+  backToBack(bytes: number): Promise<{ ws: number; tcp: number }>;
   /**
-   * Loopback round trips (ms) of a `bytes` binary frame to another process, WebSocket and raw TCP, each after
-   * `idleMs` of doing nothing: the median back to back (idleMs 0), else the mean (a rate is a mean).
+   * Mean WebSocket hop latency (ms) with a stage's rhythm: the echo process sleeps `idleMs` between frames, then works
+   * `workMs` (a busy loop) before answering while this side sleeps; the work is subtracted. What is left is what a
+   * hop costs a pipeline without Tessera's code: two wake-ups after sleeps as long as the pipeline's, loopback TCP and
+   * ws framing.
    */
-  measure(bytes: number, idleMs?: number, samples?: number): Promise<{ ws: number; tcp: number }>;
+  paced(bytes: number, idleMs: number, workMs: number): Promise<number>;
   stop(): void;
 }
 
@@ -117,37 +122,48 @@ async function startEcho(): Promise<EchoProcess> {
   const tcp = connect(ports[1], "127.0.0.1");
   tcp.setNoDelay(true);
   await new Promise((r) => tcp.once("connect", r));
+  const wsRoundTrip = async (payload: Buffer) => {
+    const t0 = performance.now();
+    ws.send(payload);
+    await new Promise((r) => ws.once("message", r));
+    return performance.now() - t0;
+  };
+  const tcpRoundTrip = async (payload: Buffer) => {
+    const t0 = performance.now();
+    tcp.write(payload);
+    let got = 0;
+    await new Promise<void>((r) => {
+      const on = (d: Buffer) => {
+        got += d.length;
+        if (got >= payload.length) {
+          tcp.off("data", on);
+          r();
+        }
+      };
+      tcp.on("data", on);
+    });
+    return performance.now() - t0;
+  };
   return {
-    async measure(bytes, idleMs = 0, samples = idleMs > 0 ? 150 : 300) {
-      const payload = Buffer.alloc(bytes, 1);
+    async backToBack(bytes) {
+      const payload = Buffer.alloc(bytes, 0);
       const wsMs: number[] = [];
       const tcpMs: number[] = [];
-      const pause = () => (idleMs > 0 ? new Promise((r) => setTimeout(r, idleMs)) : undefined);
-      for (let i = 0; i < samples; i++) {
-        await pause();
-        let t0 = performance.now();
-        ws.send(payload);
-        await new Promise((r) => ws.once("message", r));
-        wsMs.push(performance.now() - t0);
-        await pause();
-        t0 = performance.now();
-        tcp.write(payload);
-        let got = 0;
-        await new Promise<void>((r) => {
-          const on = (d: Buffer) => {
-            got += d.length;
-            if (got >= bytes) {
-              tcp.off("data", on);
-              r();
-            }
-          };
-          tcp.on("data", on);
-        });
-        tcpMs.push(performance.now() - t0);
+      for (let i = 0; i < 300; i++) {
+        wsMs.push(await wsRoundTrip(payload));
+        tcpMs.push(await tcpRoundTrip(payload));
       }
-      const warm = Math.floor(samples / 6);
-      const summary = (ms: number[]) => (idleMs > 0 ? mean(ms.slice(warm)) : percentile(ms.slice(warm), 50));
-      return { ws: summary(wsMs), tcp: summary(tcpMs) };
+      return { ws: percentile(wsMs.slice(50), 50), tcp: percentile(tcpMs.slice(50), 50) };
+    },
+    async paced(bytes, idleMs, workMs) {
+      const payload = Buffer.alloc(bytes, 0);
+      payload.writeUInt32LE(Math.round(workMs * 1000), 0);
+      const hops: number[] = [];
+      for (let i = 0; i < 120; i++) {
+        await new Promise((r) => setTimeout(r, idleMs));
+        hops.push((await wsRoundTrip(payload)) - workMs);
+      }
+      return mean(hops.slice(20));
     },
     stop() {
       ws.close();
@@ -204,9 +220,9 @@ export async function main(): Promise<void> {
     const cfg = readModelConfig(modelPath);
     const frameBytes = cfg.nEmbd * 4 + 96;
     const echo = await startEcho();
-    const idle = await echo.measure(frameBytes);
+    const idle = await echo.backToBack(frameBytes);
     console.log(`model: ${cfg.nLayer} layers, n_embd ${cfg.nEmbd}; idle loopback round trip to another process (${frameBytes} B): ws ${fmt(idle.ws)} ms, tcp ${fmt(idle.tcp)} ms`);
-    console.log("stages | tok/s  | Σ compute ms | hop ms (ws/tcp) | back to back | bound tok/s | vs bound | excess/token ms | in-process compute ms");
+    console.log("stages | tok/s  | Σ compute ms | hop ms (paced) | b2b ws/tcp   | bound tok/s | vs bound | excess/token ms | in-process compute ms");
     const excess: number[] = [];
     const ratios: number[] = [];
     const breakdown: string[] = [];
@@ -222,30 +238,39 @@ export async function main(): Promise<void> {
           return s.length === k && s[0]![0] === 0 && s.every((x, i) => i === 0 || s[i - 1]![1] === x[0]) && s[k - 1]![1] === cfg.nLayer;
         }, 120_000);
         const spans = spansOf(cluster);
-        await decodeRate(cluster.url, 8); // warm-up: tokenizer load, JIT
+        // Warm-up as long as a measured round: tokenizer load, JIT, and the stages' one-time growth (KV cache blocks,
+        // WebAssembly memory, and the GCs that growth sets off) are paid before measuring.
+        await decodeRate(cluster.url, tokens);
         const logFrom = cluster.coordinator.logText.length;
         const pids = [cluster.coordinator.pid, ...cluster.nodes.map((n) => n.process.pid)];
-        const wait0 = pids.map(runQueueWaitNs);
         const rates: number[] = [];
+        const hops: number[] = [];
+        const waitedNs = pids.map(() => 0);
         let streamed = 0;
         for (let r = 0; r < rounds; r++) {
+          const wait0 = pids.map(runQueueWaitNs);
           const run = await decodeRate(cluster.url, tokens);
+          pids.forEach((pid, i) => (waitedNs[i]! += runQueueWaitNs(pid) - wait0[i]!));
           rates.push(run.tps);
           streamed += run.tokens;
+          // The hop latency right after each round, so both see the machine in the same state, with the round's
+          // rhythm: a stage sleeps for the token time less its own compute, then computes while the coordinator sleeps.
+          await waitUntil(() => timingsSince(cluster, logFrom).length > r, 10_000);
+          const perStage = timingsSince(cluster, logFrom)[r]!.stages.reduce((a, s) => a + s.compute_ms, 0) / k;
+          hops.push(await echo.paced(frameBytes, Math.max(0, 1000 / run.tps - perStage), perStage));
         }
-        const waitMs = pids.map((pid, i) => (runQueueWaitNs(pid) - wait0[i]!) / 1e6 / streamed);
+        const waitMs = waitedNs.map((ns) => ns / 1e6 / streamed);
         const tps = mean(rates);
-        await waitUntil(() => timingsSince(cluster, logFrom).length >= rounds, 10_000);
+        const hop = mean(hops);
         const timings = timingsSince(cluster, logFrom);
-        const hop = await echo.measure(frameBytes, 1000 / tps);
-        const backToBack = await echo.measure(frameBytes);
         const compute = mean(timings.map((t) => t.stages.reduce((a, s) => a + s.compute_ms, 0)));
+        const backToBack = await echo.backToBack(frameBytes);
         const inProcess = stageCompute(modelPath, spans, 48);
-        const boundTps = 1000 / (compute + k * hop.ws);
-        const overhead = 1000 / tps - compute - k * hop.ws;
+        const boundTps = 1000 / (compute + k * hop);
+        const overhead = 1000 / tps - compute - k * hop;
         excess.push(overhead);
         ratios.push(tps / boundTps);
-        console.log(`${String(k).padStart(6)} | ${fmt(tps, 1).padStart(6)} | ${fmt(compute, 2).padStart(12)} | ${`${fmt(hop.ws)}/${fmt(hop.tcp)}`.padStart(15)} | ${`${fmt(backToBack.ws)}/${fmt(backToBack.tcp)}`.padStart(12)} | ${fmt(boundTps, 1).padStart(11)} | ${fmt(tps / boundTps, 3).padStart(8)} | ${fmt(overhead, 3).padStart(15)} | ${fmt(inProcess, 2)}  spans ${spans.map(([a, b]) => `[${a},${b})`).join(" ")}`);
+        console.log(`${String(k).padStart(6)} | ${fmt(tps, 1).padStart(6)} | ${fmt(compute, 2).padStart(12)} | ${fmt(hop).padStart(15)} | ${`${fmt(backToBack.ws)}/${fmt(backToBack.tcp)}`.padStart(12)} | ${fmt(boundTps, 1).padStart(11)} | ${fmt(tps / boundTps, 3).padStart(8)} | ${fmt(overhead, 3).padStart(15)} | ${fmt(inProcess, 2)}  spans ${spans.map(([a, b]) => `[${a},${b})`).join(" ")}`);
         const avg = (f: (t: Timing) => number) => mean(timings.map(f));
         const per = spans.map((_, i) => {
           const rtt = avg((t) => t.stages[i]?.rtt_ms ?? NaN);
