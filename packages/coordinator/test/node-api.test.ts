@@ -92,7 +92,7 @@ describe("node endpoints", () => {
 
   it("rejects bad registration and heartbeat bodies with bad_request and stores nothing", async () => {
     const node = newNode();
-    for (const body of [{}, { ...registration(node.id), max_concurrency: 0 }, { ...registration(node.id), extra: 1 }, "not json"]) {
+    for (const body of [{}, { ...registration(node.id), max_concurrency: 0 }, { ...registration(node.id), extra: 1 }, { ...registration(node.id), running_commands: "c1" }, { ...registration(node.id), running_commands: [""] }, "not json"]) {
       const res = await signedInject(t, node.signer, "POST", "/api/v1/nodes/register", body);
       expect(res.statusCode).toBe(400);
       expect(res.json()).toMatchObject({ error: "bad_request" });

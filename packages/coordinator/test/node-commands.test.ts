@@ -73,6 +73,30 @@ describe("node command queue", () => {
     expect(list.json().commands[0]).toMatchObject({ status: "failed", error: "model_not_found: no such model" });
   });
 
+  it("a re-registration fails the running commands the daemon no longer lists (it restarted) and keeps the rest", async () => {
+    const node = await registered();
+    const queue = async (model: string) =>
+      ((await signedInject(t, node.signer, "POST", `/api/v1/nodes/${node.id}/commands`, { type: "model_install", model })).json() as NodeCommandView).id;
+    const [cutOff, stillRunning, waiting] = [await queue("a:1b"), await queue("b:1b"), await queue("c:1b")];
+    for (const id of [cutOff, stillRunning]) {
+      await signedInject(t, node.signer, "POST", `/api/v1/nodes/${node.id}/commands/${id}/report`, { status: "running", progress: 0.3, detail: "pulling" });
+    }
+    const again = await signedInject(t, node.signer, "POST", "/api/v1/nodes/register", { ...registration(node.id), running_commands: [stillRunning] });
+    expect(again.statusCode).toBe(200);
+    const list = (await signedInject(t, node.signer, "GET", `/api/v1/nodes/${node.id}/commands`)).json() as { commands: NodeCommandView[] };
+    const status = Object.fromEntries(list.commands.map((c) => [c.id, c]));
+    expect(status[cutOff]).toMatchObject({ status: "failed", error: expect.stringMatching(/^node_disconnected: the node restarted/) });
+    expect(status[cutOff]!.detail).toBeUndefined();
+    expect(status[stillRunning]).toMatchObject({ status: "running", progress: 0.3, detail: "pulling" });
+    expect(status[waiting]).toMatchObject({ status: "queued" });
+    // The cut-off command is final: a late report from anyone is a conflict.
+    const late = await signedInject(t, node.signer, "POST", `/api/v1/nodes/${node.id}/commands/${cutOff}/report`, { status: "succeeded" });
+    expect(late.statusCode).toBe(409);
+    // A fresh daemon lists nothing: the other one is cut off too.
+    await signedInject(t, node.signer, "POST", "/api/v1/nodes/register", registration(node.id));
+    expect((await t.coordinator.ctx.store.getNodeCommand(stillRunning))?.status).toBe("failed");
+  });
+
   describe("bad input changes nothing", () => {
     const body = { type: "model_install", model: "qwen2.5:7b" };
     const cases: Array<[string, number, string, (node: ReturnType<typeof newNode>, other: ReturnType<typeof newNode>) => Promise<{ statusCode: number; json(): any }>]> = [

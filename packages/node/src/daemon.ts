@@ -163,7 +163,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
 
   /** One registration at a time; heartbeat and session 401s share it. */
   const register = (): Promise<void> => {
-    registering ??= registerNode(config, { signer, models: servedModels, hardware, fetch: fetchImpl, nowSeconds })
+    registering ??= registerNode(config, { signer, models: servedModels, hardware, fetch: fetchImpl, nowSeconds, runningCommands: commands.inProgress() })
       .then(applyRegistration)
       .finally(() => (registering = undefined));
     return registering;

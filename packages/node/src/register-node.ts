@@ -47,6 +47,8 @@ export interface RegisterNodeInput {
   fetch?: FetchLike;
   nowSeconds?: () => number;
   signal?: AbortSignal;
+  /** Node commands taken and not finished (see NodeRegister.running_commands). */
+  runningCommands?: string[];
 }
 
 /** `POST /api/v1/nodes/register`, signed. Throws TesseraError with the coordinator's code on refusal. */
@@ -58,6 +60,7 @@ export async function registerNode(config: NodeConfig, input: RegisterNodeInput)
     hardware: input.hardware,
     models: input.models,
     max_concurrency: config.max_concurrency,
+    ...(input.runningCommands?.length ? { running_commands: input.runningCommands } : {}),
   };
   return signedPost<NodeRegistered>(
     {

@@ -46,6 +46,8 @@ export async function startInventoryCluster(options: {
   settings?: SettingFlags;
   hardware?: Hardware;
   withDaemon?: boolean;
+  /** Runs after the coordinator is up and the node's key exists, before the daemon starts. */
+  beforeDaemon?: (coordinator: Awaited<ReturnType<typeof startCoordinator>>, nodeId: string) => Promise<void>;
 } = {}): Promise<InventoryCluster> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-inventory-"));
   const coordinator = await startCoordinator(
@@ -69,6 +71,7 @@ export async function startInventoryCluster(options: {
   const logLines: string[] = [];
   const reports: InventoryCluster["reports"] = [];
   const { logger } = createNodeLogger({ level: "info", stdout: { write: (line: string) => logLines.push(line) } });
+  await options.beforeDaemon?.(coordinator, signer.publicKeyHex);
   const fetchAndRecord: typeof fetch = async (input, init) => {
     const url = String(input);
     if (url.includes("/commands/") && typeof init?.body === "string") reports.push({ path: new URL(url).pathname, body: JSON.parse(init.body) });

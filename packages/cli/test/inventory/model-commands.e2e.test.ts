@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadNodeConfig } from "@tessera/node";
 import { createOperatorToken, type NodeCommandView, signRequest } from "@tessera/protocol";
-import { eventually, startInventoryCluster, type InventoryCluster } from "./inventory-cluster.js";
+import { GPU_8GB, eventually, startInventoryCluster, type InventoryCluster } from "./inventory-cluster.js";
 
 /**
  * Must-show 3: a model install queued through the coordinator API reaches the daemon (session push, or the
@@ -76,6 +76,23 @@ describe("model install and remove through the coordinator's command queue", () 
     // served_models was empty (= everything the backend has): left empty, and the new model is advertised.
     expect(servedInToml()).toEqual([]);
     expect(await modelsOnNetwork()).toEqual(["qwen2.5:0.5b", "qwen2.5:1.5b"]);
+  });
+
+  it("a command a daemon left running when it died is failed, not left running, when the node's next daemon registers", async () => {
+    c = await startInventoryCluster({
+      beforeDaemon: async (coordinator, nodeId) => {
+        // What a daemon killed mid-pull leaves behind: the node known, its command reported running, then silence.
+        const store = coordinator.ctx.store;
+        await store.upsertNode({ id: nodeId, version: "old", hardware: GPU_8GB, models: [], maxConcurrency: 1 }, new Date());
+        await store.insertNodeCommand({ id: "cut-off", nodeId, type: "model_install", model: "qwen2.5:0.5b", issuedAt: new Date() });
+        await store.updateNodeCommand("cut-off", { status: "running", progress: 0.4, at: new Date() });
+      },
+    });
+    const view = await finished("cut-off");
+    expect(view.status).toBe("failed");
+    expect(view.error).toMatch(/^node_disconnected: the node restarted while the command was running; queue it again$/);
+    // The operator queues it again, and this daemon runs it.
+    expect(await finished((await queue("model_install", "qwen2.5:0.5b")).id)).toMatchObject({ status: "succeeded" });
   });
 
   it("refuses an oversized model before pulling it, and fails a remove of a model the backend lacks", async () => {

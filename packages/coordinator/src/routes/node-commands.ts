@@ -105,6 +105,25 @@ function toWire(c: NodeCommandRecord): NodeCommand {
   return { id: c.id, type: c.type, model: c.model, issued_at: c.issuedAt.toISOString() };
 }
 
+/**
+ * A node registered (its daemon started, or re-registered after losing the coordinator): every command the store
+ * holds as `running` for it that the daemon does not list as its own was cut off by a restart and will never report,
+ * so it is failed with `node_disconnected` rather than left running for ever. Queued commands stay queued.
+ */
+export async function failInterruptedCommands(ctx: CoordinatorContext, nodeId: string, stillRunning: readonly string[]): Promise<void> {
+  const keep = new Set(stillRunning);
+  for (const c of await ctx.store.listNodeCommands(nodeId)) {
+    if (c.status !== "running" || keep.has(c.id)) continue;
+    liveFor(ctx).delete(c.id);
+    await ctx.store.updateNodeCommand(c.id, {
+      status: "failed",
+      error: "node_disconnected: the node restarted while the command was running; queue it again",
+      at: new Date(ctx.clock.now()),
+    });
+    ctx.logger.warn({ node: nodeId.slice(0, 12), command: c.id, type: c.type, model: c.model }, "node command cut off by a node restart; marked failed");
+  }
+}
+
 /** Commands still `queued` for a node: the heartbeat answer repeats them until the node takes them. */
 export async function queuedCommandsFor(ctx: CoordinatorContext, nodeId: string): Promise<NodeCommand[]> {
   return (await ctx.store.nextQueuedCommands(nodeId)).map(toWire);

@@ -3,7 +3,7 @@ import { type HeartbeatAck, NodeHeartbeat, NodeId, NodeRegister, type NodeRegist
 import type { CoordinatorContext } from "../context.js";
 import type { LiveNode } from "../registry.js";
 import { authenticateNode } from "../http/node-auth.js";
-import { queuedCommandsFor } from "./node-commands.js";
+import { failInterruptedCommands, queuedCommandsFor } from "./node-commands.js";
 
 const STORE_HEARTBEAT_EVERY_MS = 15_000;
 
@@ -28,6 +28,7 @@ export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void 
       at,
     );
     await ctx.store.recordHeartbeat(reg.public_key, { gpus: [], loadedModels: [], activeJobs: 0, maxConcurrency: reg.max_concurrency, draining: false }, at);
+    await failInterruptedCommands(ctx, reg.public_key, reg.running_commands ?? []);
     ctx.logger.info({ node: signer.slice(0, 12), models: reg.models.map((m) => m.id) }, "node registered");
     ctx.jobs.dispatch();
     return { node_id: reg.public_key, status: "online", heartbeat_interval_s: ctx.config.heartbeatIntervalS };

@@ -38,6 +38,8 @@ export interface CommandExecutorDeps {
 
 export class NodeCommandExecutor {
   private readonly seen = new Set<string>();
+  /** Taken and not finished (waiting in the chain or running). */
+  private readonly unfinished = new Set<string>();
   private configured: string[];
   private chain: Promise<void> = Promise.resolve();
   private readonly abort = new AbortController();
@@ -51,8 +53,14 @@ export class NodeCommandExecutor {
   accept(command: NodeCommand): void {
     if (this.closed || this.seen.has(command.id)) return;
     this.seen.add(command.id);
+    this.unfinished.add(command.id);
     this.deps.logger.info(`command ${command.id}: ${command.type} ${command.model} queued`);
-    this.chain = this.chain.then(() => this.run(command));
+    this.chain = this.chain.then(() => this.run(command)).finally(() => this.unfinished.delete(command.id));
+  }
+
+  /** Ids of the commands taken and not finished: sent with a registration so the coordinator keeps them running. */
+  inProgress(): string[] {
+    return [...this.unfinished];
   }
 
   acceptAll(commands: readonly NodeCommand[] | undefined): void {

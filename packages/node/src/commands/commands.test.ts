@@ -2,7 +2,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import type { BackendAdapter } from "../backends/adapter.js";
 import { renderNodeToml } from "../config-file.js";
+import { createNodeLogger } from "../logger.js";
+import { NodeCommandExecutor } from "./command-executor.js";
 import { inventoryRows, reconcileInventory } from "./inventory.js";
 import { checkModelFit, memoryBudgetMb } from "./model-fit.js";
 import { nextServedModels, writeServedModels } from "./served-models-file.js";
@@ -99,5 +102,46 @@ describe("inventory", () => {
       ["gone:1b", "missing", false],
       ["huge:70b", "installed", false],
     ]);
+  });
+});
+
+describe("NodeCommandExecutor.inProgress (sent with a registration)", () => {
+  it("lists a command from the moment it is taken until it has finished", async () => {
+    let releasePull!: () => void;
+    const pulled = new Promise<void>((r) => (releasePull = r));
+    let pulling!: () => void;
+    const started = new Promise<void>((r) => (pulling = r));
+    const backend = {
+      kind: "fake",
+      pull: async () => {
+        pulling();
+        await pulled;
+      },
+      listModels: async () => [{ id: "tiny:1b", sizeBytes: 1_000_000 }],
+    } as unknown as BackendAdapter;
+    const reports: string[] = [];
+    const executor = new NodeCommandExecutor({
+      backend,
+      hardware: { gpus: [], ram_mb: 16384 },
+      configured: [],
+      configuredSource: "default",
+      configFile: file(renderNodeToml({}, "/tmp/node.log")),
+      served: { list: [], ids: new Set() },
+      report: async (_id, r) => void reports.push(r.status),
+      sync: async () => {},
+      logger: createNodeLogger({ level: "silent" }).logger,
+      now: () => 0,
+    });
+    expect(executor.inProgress()).toEqual([]);
+    executor.accept({ id: "c1", type: "model_install", model: "tiny:1b", issued_at: new Date(0).toISOString() });
+    executor.accept({ id: "c2", type: "model_remove", model: "gone:1b", issued_at: new Date(0).toISOString() });
+    expect(executor.inProgress()).toEqual(["c1", "c2"]);
+    await started;
+    expect(executor.inProgress()).toEqual(["c1", "c2"]);
+    releasePull();
+    await executor.idle();
+    await new Promise((r) => setImmediate(r));
+    expect(executor.inProgress()).toEqual([]);
+    expect(reports).toContain("succeeded");
   });
 });

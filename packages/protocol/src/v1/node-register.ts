@@ -33,6 +33,11 @@ export const NodeRegister = z.strictObject({
   hardware: Hardware,
   models: z.array(ServedModel).max(256),
   max_concurrency: z.number().int().min(1).max(1024),
+  /**
+   * Node commands this daemon has taken and not finished. A command the coordinator holds as `running` for the node
+   * and that is not listed was cut off (the daemon restarted): it is marked failed with `node_disconnected`.
+   */
+  running_commands: z.array(z.string().min(1).max(128)).max(64).optional(),
 });
 export type NodeRegister = z.infer<typeof NodeRegister>;
 
