@@ -39,13 +39,19 @@ export interface TokenLoopHost {
 /** The node holding a stage went away, or the stage failed this request: re-route the span. */
 class StageLost extends Error {}
 
+/** Who takes the answer to a frame sent to a stage. `rttMs`: from the send to the answer's arrival at the session. */
+interface AnswerHandler {
+  onAnswer(data: Uint8Array, frame: DecodedActivationFrame, rttMs: number): void;
+  onLost(err: Error): void;
+}
+
+/** The one frame a request has in flight: which answer is awaited (`receivedAt`: arrival at the session handler). */
 interface Pending {
   nodeId: string;
   stageId: number;
   seq: number;
-  sentAt: number;
-  resolve(data: Uint8Array, frame: DecodedActivationFrame, receivedAt: number): void;
-  reject(err: Error): void;
+  onAnswer(data: Uint8Array, frame: DecodedActivationFrame, receivedAt: number): void;
+  onLost(err: Error): void;
 }
 
 const MS_ALPHA = 0.3;
@@ -99,13 +105,13 @@ export class TokenLoop {
 
   cancel(): void {
     this.cancelled = true;
-    this.pending?.reject(new TesseraError("cancelled", "cancelled"));
+    this.pending?.onLost(new TesseraError("cancelled", "cancelled"));
     this.tokenized?.reject(new TesseraError("cancelled", "cancelled"));
   }
 
   onNodeLost(nodeId: string): void {
     this.dead.add(nodeId);
-    if (this.pending?.nodeId === nodeId) this.pending.reject(new StageLost(`stage node ${nodeId.slice(0, 12)} lost`));
+    if (this.pending?.nodeId === nodeId) this.pending.onLost(new StageLost(`stage node ${nodeId.slice(0, 12)} lost`));
     if (this.tokenized && this.path[0]?.nodeId === nodeId) this.tokenized.reject(new StageLost("tokenizing node lost"));
   }
 
@@ -117,7 +123,7 @@ export class TokenLoop {
     }
     if (this.pending?.nodeId === nodeId) {
       this.dead.add(nodeId);
-      this.pending.reject(new StageLost(`stage on ${nodeId.slice(0, 12)} failed: [${code}] ${message}`));
+      this.pending.onLost(new StageLost(`stage on ${nodeId.slice(0, 12)} failed: [${code}] ${message}`));
     }
   }
 
@@ -129,7 +135,7 @@ export class TokenLoop {
   onFrame(nodeId: string, data: Uint8Array, frame: DecodedActivationFrame, receivedAt: number): void {
     const p = this.pending;
     if (!p || p.nodeId !== nodeId || p.stageId !== frame.stageId || p.seq !== frame.seq) return; // late answer of a dead path
-    p.resolve(data, frame, receivedAt);
+    p.onAnswer(data, frame, receivedAt);
   }
 
   private async generate(): Promise<void> {
@@ -198,39 +204,67 @@ export class TokenLoop {
     }
   }
 
-  /** One step through every stage; returns the token the last stage sampled and keeps its advanced PRNG state. */
+  /**
+   * One step through every stage; returns the token the last stage sampled and keeps its advanced PRNG state. The
+   * relay from stage to stage happens in `onFrame`, synchronously as each answer arrives (no promise turn per hop:
+   * on a pipeline each hop's latency is paid once per token per stage). A lost stage ends the relay there; its span
+   * is moved to a replica and the step goes on from it.
+   */
   private async step(tokens: Int32Array, positions: Int32Array, sampling: SamplingState): Promise<number> {
     const seq = this.seq++;
     this.timing.stepStart(this.host.now(), tokens.length === 1 && seq > 0);
     let frame = encodeActivationFrame({ requestId: this.requestId, stageId: this.path[0]!.stageId, seq, rows: tokens.length, cols: 1, positions, dtype: "i32", data: tokens });
-    let decoded: DecodedActivationFrame | undefined;
-    for (let i = 0; i < this.path.length; i++) {
-      setActivationFrameSampling(frame, i === this.path.length - 1 ? sampling : undefined);
-      this.history[i]!.push(frame);
-      ({ data: frame, frame: decoded } = await this.runStage(i, frame, seq));
+    let from = 0;
+    for (;;) {
+      const outcome = await this.relay(from, frame, seq, sampling);
+      if (outcome.answer) {
+        const decoded = outcome.answer;
+        if (!(decoded.flags & ACTIVATION_FLAG_SAMPLED)) throw new TesseraError("internal_error", "the last stage answered without a sampled token");
+        sampling.rngState = decoded.rngState;
+        return decoded.data[0]!;
+      }
+      // The frame in flight to the lost stage is the last of its history: replace() replays the ones before it, and
+      // relay() records it again as it sends it to the replica.
+      await this.replace(outcome.lost);
+      this.history[outcome.lost]!.pop();
+      from = outcome.lost;
+      frame = outcome.frame;
     }
-    if (!(decoded!.flags & ACTIVATION_FLAG_SAMPLED)) throw new TesseraError("internal_error", "the last stage answered without a sampled token");
-    sampling.rngState = decoded!.rngState;
-    return decoded!.data[0]!;
   }
 
-  private async runStage(i: number, frame: Uint8Array, seq: number): Promise<{ data: Uint8Array; frame: DecodedActivationFrame }> {
-    for (;;) {
-      const stage = this.path[i]!;
-      try {
-        const out = await this.exchange(stage, frame, seq);
-        this.timing.hop(i, out.rttMs, out.frame.nodeUs, out.frame.computeUs);
-        if (this.history[i]!.length > 1) {
-          // The node's own measurement of the forward: the session RTT (pings) is not part of it.
-          const compute = out.frame.computeUs / 1000 / (stage.end - stage.start);
-          stage.msPerLayer += MS_ALPHA * (compute - stage.msPerLayer);
-        }
-        return out;
-      } catch (err) {
-        if (!(err instanceof StageLost)) throw err;
-        await this.replace(i);
-      }
-    }
+  /**
+   * Sends `frame` to stage `from` and relays each answer on to the next stage as it arrives. Resolves with the last
+   * stage's answer, or with the index and input frame of a stage that was lost on the way.
+   */
+  private relay(from: number, frame: Uint8Array, seq: number, sampling: SamplingState): Promise<{ answer: DecodedActivationFrame; lost?: undefined } | { answer?: undefined; lost: number; frame: Uint8Array }> {
+    return new Promise((resolve, reject) => {
+      let index = from;
+      let input = frame;
+      // Runs inside the session's message handler for every hop after the first: it must not throw.
+      const send = (): void => {
+        if (this.cancelled) return reject(new TesseraError("cancelled", "cancelled"));
+        const stage = this.path[index]!;
+        setActivationFrameSampling(input, index === this.path.length - 1 ? sampling : undefined);
+        this.history[index]!.push(input);
+        const sent = this.send(stage, input, seq, {
+          onAnswer: (data, decoded, rttMs) => {
+            this.timing.hop(index, rttMs, decoded.nodeUs, decoded.computeUs);
+            if (this.history[index]!.length > 1) {
+              // The node's own measurement of the forward: the session RTT (pings) is not part of it.
+              const compute = decoded.computeUs / 1000 / (stage.end - stage.start);
+              stage.msPerLayer += MS_ALPHA * (compute - stage.msPerLayer);
+            }
+            if (index === this.path.length - 1) return resolve({ answer: decoded });
+            index++;
+            input = data;
+            send();
+          },
+          onLost: (err) => (err instanceof StageLost ? resolve({ lost: index, frame: input }) : reject(err)),
+        });
+        if (!sent) resolve({ lost: index, frame: input });
+      };
+      send();
+    });
   }
 
   /** Re-routes span i to a replica and replays every earlier input of the span, so its KV cache is rebuilt. */
@@ -249,28 +283,38 @@ export class TokenLoop {
     }
   }
 
-  private exchange(stage: StageState, frame: Uint8Array, seq: number): Promise<{ data: Uint8Array; frame: DecodedActivationFrame; rttMs: number }> {
-    if (this.cancelled) return Promise.reject(new TesseraError("cancelled", "cancelled"));
-    if (this.dead.has(stage.nodeId)) return Promise.reject(new StageLost("stage node is gone"));
+  /**
+   * Sends one frame to a stage; `onAnswer` gets its answer, `onLost` a failure (the node lost, the stage failed,
+   * the request cancelled). Returns false, sending nothing, when the stage's node is known dead or has no session.
+   */
+  private send(stage: StageState, frame: Uint8Array, seq: number, on: AnswerHandler): boolean {
+    if (this.dead.has(stage.nodeId)) return false;
     setActivationFrameStage(frame, stage.stageId);
+    const sentAt = this.host.now();
+    this.pending = {
+      nodeId: stage.nodeId,
+      stageId: stage.stageId,
+      seq,
+      onAnswer: (data, decoded, receivedAt) => {
+        this.pending = undefined;
+        on.onAnswer(data, decoded, receivedAt - sentAt);
+      },
+      onLost: (err) => {
+        this.pending = undefined;
+        on.onLost(err);
+      },
+    };
+    this.touched.add(stage.nodeId);
+    if (this.host.sendBinary(stage.nodeId, frame)) return true;
+    this.pending = undefined;
+    return false;
+  }
+
+  /** One frame to a stage and its answer (the replay of a span's inputs on a replica). */
+  private exchange(stage: StageState, frame: Uint8Array, seq: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const sentAt = this.host.now();
-      this.pending = {
-        nodeId: stage.nodeId,
-        stageId: stage.stageId,
-        seq,
-        sentAt,
-        resolve: (data, decoded, receivedAt) => {
-          this.pending = undefined;
-          resolve({ data, frame: decoded, rttMs: receivedAt - sentAt });
-        },
-        reject: (err) => {
-          this.pending = undefined;
-          reject(err);
-        },
-      };
-      this.touched.add(stage.nodeId);
-      if (!this.host.sendBinary(stage.nodeId, frame)) this.pending.reject(new StageLost("stage node has no session"));
+      if (this.cancelled) return reject(new TesseraError("cancelled", "cancelled"));
+      if (!this.send(stage, frame, seq, { onAnswer: () => resolve(), onLost: reject })) reject(new StageLost("stage node is gone"));
     });
   }
 }
