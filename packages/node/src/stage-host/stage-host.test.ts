@@ -104,3 +104,36 @@ describe("sampling on the last stage", () => {
     await replica.close();
   }, 60_000);
 });
+
+describe("a middle stage", () => {
+  it("answers in place, over the frame it received, and the chain still gives the one-stage runtime's tokens", async () => {
+    const host = await StageHost.create({ modelPath: path, logger: quiet });
+    for (const [id, start, end] of [[1, 0, 1], [2, 1, 2], [3, 2, LAYERS]] as const) {
+      host.onMessage({ type: "stage.load", stage_id: id, sha256: host.file.sha256, start, end }, () => {});
+    }
+    const prompt = [1, 72, 101, 108, 108, 111];
+    const tokens: number[] = [];
+    let input = Int32Array.from(prompt);
+    let pos = Int32Array.from(prompt, (_, i) => i);
+    for (let seq = 0; seq < 8; seq++) {
+      let out: Uint8Array | undefined;
+      host.onBinary(encodeActivationFrame({ requestId: "mid", stageId: 1, seq, rows: input.length, cols: 1, positions: pos, dtype: "i32", data: input }), (b) => (out = b), (t) => expect.unreachable(t));
+      const toMiddle = Uint8Array.from(out!);
+      new DataView(toMiddle.buffer).setUint32(8, 2, true);
+      host.onBinary(toMiddle, (b) => (out = b), (t) => expect.unreachable(t));
+      expect(out).toBe(toMiddle);
+      const answer = decodeActivationFrame(out!);
+      expect(answer).toMatchObject({ requestId: "mid", seq, rows: input.length, dtype: "f32" });
+      expect(answer.nodeUs).toBeGreaterThanOrEqual(answer.computeUs);
+      const toLast = Uint8Array.from(out!);
+      new DataView(toLast.buffer).setUint32(8, 3, true);
+      setActivationFrameSampling(toLast, { temperature: 0, topP: 1, rngState: 0 });
+      host.onBinary(toLast, (b) => (out = b), (t) => expect.unreachable(t));
+      const token = decodeActivationFrame(out!).data[0]!;
+      tokens.push(token);
+      input = Int32Array.of(token);
+      pos = Int32Array.of(prompt.length + seq);
+    }
+    expect(tokens).toEqual(reference(prompt, 8, 0, 1, 0));
+  });
+});

@@ -9,9 +9,9 @@ import {
   TesseraError,
   ACTIVATION_FLAG_SAMPLE,
   ACTIVATION_FLAG_SAMPLED,
+  answerActivationFrameInPlace,
   decodeActivationFrame,
   encodeActivationFrame,
-  type ActivationFrame,
   type DecodedActivationFrame,
   type StageCoordinatorMessage,
   type StageNodeMessage,
@@ -108,7 +108,7 @@ export class StageHost {
     let frame: DecodedActivationFrame | undefined;
     try {
       frame = decodeActivationFrame(data);
-      const out = this.forward(frame);
+      const out = this.forward(frame, data);
       new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(24, Math.round((this.now() - t0) * 1000), true);
       sendBinary(out);
     } catch (err) {
@@ -117,11 +117,12 @@ export class StageHost {
   }
 
   /**
-   * Forward one frame; the output frame is a fresh buffer (the stage returns a view of its own scratch). A `SAMPLE`
-   * frame on the last stage is answered with the sampled token (an I32 frame, `SAMPLED`, the advanced PRNG state)
-   * instead of the 32 000-value logits row.
+   * Forward one frame. A `SAMPLE` frame on the last stage is answered with the sampled token (an I32 frame,
+   * `SAMPLED`, the advanced PRNG state) instead of the 32 000-value logits row. A middle stage, whose output has its
+   * input's shape, writes its answer over `received` (the frame's own bytes, when given) instead of encoding a new one;
+   * otherwise the answer is a fresh buffer (the stage returns a view of its own scratch).
    */
-  forward(frame: ActivationFrame): Uint8Array {
+  forward(frame: DecodedActivationFrame, received?: Uint8Array): Uint8Array {
     const stage = this.stages.get(frame.stageId);
     if (!stage) throw new TesseraError("bad_request", `stage ${frame.stageId} is not loaded on this node`);
     let input: Float32Array | Int32Array;
@@ -146,6 +147,7 @@ export class StageHost {
       const position = Int32Array.of(frame.positions[frame.rows - 1]!);
       return encodeActivationFrame({ ...header, rows: 1, cols: 1, positions: position, dtype: "i32", data: Int32Array.of(token), flags: ACTIVATION_FLAG_SAMPLED, rngState: sampler.rngState });
     }
+    if (received && !stage.isFirst && !stage.isLast && frame.dtype === "f32") return answerActivationFrameInPlace(received, frame, out, computeUs);
     const rows = stage.isLast ? 1 : frame.rows;
     const cols = out.length / rows;
     const last = stage.isLast ? new Int32Array([frame.positions[frame.rows - 1]!]) : frame.positions;

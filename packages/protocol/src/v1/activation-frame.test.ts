@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { TesseraError } from "../errors.js";
 import {
+  answerActivationFrameInPlace,
   ACTIVATION_FLAG_SAMPLE,
   ACTIVATION_FLAG_SAMPLED,
   decodeActivationFrame,
@@ -32,6 +33,35 @@ describe("activation frame codec", () => {
     expect([...decodeActivationFrame(pooled).positions]).toEqual([0, 1, 2]);
     const half = decodeActivationFrame(encodeActivationFrame({ requestId: "r", stageId: 1, seq: 0, rows: 1, cols: 3, positions: new Int32Array([0]), dtype: "f16", data: new Uint16Array([0x3c00, 0xc000, 1]) }));
     expect([...half.data]).toEqual([0x3c00, 0xc000, 1]);
+  });
+
+  it("answers a middle stage's frame in place: same request, seq, rows and positions; new data and compute time", () => {
+    const positions = new Int32Array([4, 5]);
+    const bytes = encodeActivationFrame({ requestId: "req-1", stageId: 3, seq: 8, rows: 2, cols: 2, positions, dtype: "f32", data: new Float32Array([1, 2, 3, 4]) });
+    setActivationFrameSampling(bytes, { temperature: 0.5, topP: 1, rngState: 1 });
+    // Also from a buffer at an odd offset, where the decoder's data view is a copy.
+    const shifted = Buffer.concat([Buffer.alloc(1), Buffer.from(bytes)]).subarray(1);
+    for (const buf of [bytes, shifted]) {
+      const answer = answerActivationFrameInPlace(buf, decodeActivationFrame(buf), new Float32Array([9, 8, 7, 6]), 1234.4);
+      expect(answer).toBe(buf);
+      const f = decodeActivationFrame(answer);
+      expect(f).toMatchObject({ requestId: "req-1", stageId: 3, seq: 8, rows: 2, cols: 2, dtype: "f32", flags: 0, computeUs: 1234, nodeUs: 0 });
+      expect([...f.positions]).toEqual([4, 5]);
+      expect([...f.data]).toEqual([9, 8, 7, 6]);
+    }
+    const frame = decodeActivationFrame(bytes);
+    expect(() => answerActivationFrameInPlace(bytes, frame, new Float32Array(3), 0)).toThrow(/needs 2 x 2 F32 values, got 3/);
+    const tokens = encodeActivationFrame({ requestId: "r", stageId: 1, seq: 0, rows: 1, cols: 1, positions: new Int32Array([0]), dtype: "i32", data: new Int32Array([5]) });
+    expect(() => answerActivationFrameInPlace(tokens, decodeActivationFrame(tokens), new Float32Array(1), 0)).toThrow(TesseraError);
+  });
+
+  it("decodes the request id of frames that alternate between requests", () => {
+    const frame = (id: string) => encodeActivationFrame({ requestId: id, stageId: 1, seq: 0, rows: 1, cols: 1, positions: new Int32Array([0]), dtype: "f32", data: new Float32Array([1]) });
+    const [a, b, a2] = [frame("req-a"), frame("req-b"), frame("req-a")];
+    expect([a, b, a2, b, a].map((f) => decodeActivationFrame(f).requestId)).toEqual(["req-a", "req-b", "req-a", "req-b", "req-a"]);
+    const bad = frame("req-c");
+    bad[56] = 0xff; // not UTF-8, though as long as a cached id
+    expect(() => decodeActivationFrame(bad)).toThrow(/request id is not UTF-8/);
   });
 
   it("rewrites the stage id in place for the relay", () => {

@@ -76,8 +76,20 @@ export function activationFrameBytes(requestIdBytes: number, rows: number, cols:
   return ACTIVATION_HEADER_BYTES + pad4(requestIdBytes) + 4 * rows + pad4(rows * cols * (dtype === "f16" ? 2 : 4));
 }
 
+/** The last request id encoded and its bytes (never modified: they are only copied into frames). */
+let lastEncodedId = "";
+let lastEncodedBytes = new Uint8Array(0);
+
+function encodeRequestId(id: string): Uint8Array {
+  if (id !== lastEncodedId) {
+    lastEncodedBytes = encoder.encode(id);
+    lastEncodedId = id;
+  }
+  return lastEncodedBytes;
+}
+
 export function encodeActivationFrame(frame: ActivationFrame): Uint8Array {
-  const id = encoder.encode(frame.requestId);
+  const id = encodeRequestId(frame.requestId);
   if (id.length === 0 || id.length > 128) throw new TesseraError("bad_request", "activation frame: request id must be 1–128 bytes");
   const { rows, cols } = frame;
   if (frame.positions.length !== rows) throw new TesseraError("bad_request", `activation frame: ${frame.positions.length} positions for ${rows} rows`);
@@ -111,6 +123,27 @@ function clampU32(n: number): number {
   return Math.min(0xffffffff, Math.max(0, Math.round(n)));
 }
 
+/** The last request id decoded and its bytes: frames of one request follow each other, so most decodes reuse it. */
+let lastIdBytes = new Uint8Array(0);
+let lastId = "";
+
+function decodeRequestId(bytes: Uint8Array): string {
+  if (bytes.length === lastIdBytes.length) {
+    let same = true;
+    for (let i = 0; i < bytes.length && same; i++) same = bytes[i] === lastIdBytes[i];
+    if (same) return lastId;
+  }
+  let id: string;
+  try {
+    id = decoder.decode(bytes);
+  } catch {
+    throw new TesseraError("bad_request", "activation frame: request id is not UTF-8");
+  }
+  lastIdBytes = bytes.slice();
+  lastId = id;
+  return id;
+}
+
 /** Decodes a frame; the data is a view of `buf` when aligned, else a copy. Throws `bad_request` on a malformed frame. */
 export function decodeActivationFrame(buf: Uint8Array): DecodedActivationFrame {
   if (buf.byteLength < ACTIVATION_HEADER_BYTES) throw new TesseraError("bad_request", "activation frame: shorter than its header");
@@ -138,12 +171,7 @@ export function decodeActivationFrame(buf: Uint8Array): DecodedActivationFrame {
   }
   const expected = activationFrameBytes(idLen, rows, cols, dtype);
   if (buf.byteLength !== expected) throw new TesseraError("bad_request", `activation frame: ${buf.byteLength} bytes, expected ${expected}`);
-  let requestId: string;
-  try {
-    requestId = decoder.decode(buf.subarray(ACTIVATION_HEADER_BYTES, ACTIVATION_HEADER_BYTES + idLen));
-  } catch {
-    throw new TesseraError("bad_request", "activation frame: request id is not UTF-8");
-  }
+  const requestId = decodeRequestId(buf.subarray(ACTIVATION_HEADER_BYTES, ACTIVATION_HEADER_BYTES + idLen));
   let off = ACTIVATION_HEADER_BYTES + pad4(idLen);
   const aligned = (buf.byteOffset & 3) === 0;
   // A copy into a fresh buffer (not `buf.slice()`: on a Node Buffer that is a view with the same odd offset).
@@ -162,6 +190,26 @@ export function decodeActivationFrame(buf: Uint8Array): DecodedActivationFrame {
     temperature,
     topP,
   };
+}
+
+/**
+ * Turns a received F32 frame into its answer in place, for a stage whose output has the input's shape (every stage
+ * but the first and the last): the answer carries the same request, sequence, rows and positions, so only the data
+ * and the timing fields change. The data region is overwritten with `data` (the frame's rows × cols values, in memory
+ * apart from `buf`) and the same buffer is returned. Saves encoding a new frame on every hop: no allocation, no
+ * request-id encoding.
+ */
+export function answerActivationFrameInPlace(buf: Uint8Array, frame: DecodedActivationFrame, data: Float32Array, computeUs: number): Uint8Array {
+  if (frame.dtype !== "f32" || data.length !== frame.rows * frame.cols) {
+    throw new TesseraError("bad_request", `activation frame: an in-place answer needs ${frame.rows} x ${frame.cols} F32 values, got ${data.length} (${frame.dtype} frame)`);
+  }
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const idLen = view.getUint16(6, true);
+  view.setUint8(5, 0);
+  view.setUint32(24, 0, true);
+  view.setUint32(28, clampU32(computeUs), true);
+  buf.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), ACTIVATION_HEADER_BYTES + pad4(idLen) + 4 * frame.rows);
+  return buf;
 }
 
 /** Rewrites the stage id of an encoded frame in place (the relay forwards a payload to the next stage unchanged). */
