@@ -241,7 +241,7 @@ export class TokenLoop {
       let index = from;
       let input = frame;
       // Runs inside the session's message handler for every hop after the first: it must not throw.
-      const send = (): void => {
+      const forward = (): void => {
         if (this.cancelled) return reject(new TesseraError("cancelled", "cancelled"));
         const stage = this.path[index]!;
         setActivationFrameSampling(input, index === this.path.length - 1 ? sampling : undefined);
@@ -257,13 +257,13 @@ export class TokenLoop {
             if (index === this.path.length - 1) return resolve({ answer: decoded });
             index++;
             input = data;
-            send();
+            forward();
           },
           onLost: (err) => (err instanceof StageLost ? resolve({ lost: index, frame: input }) : reject(err)),
         });
         if (!sent) resolve({ lost: index, frame: input });
       };
-      send();
+      forward();
     });
   }
 
