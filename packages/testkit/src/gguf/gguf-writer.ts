@@ -1,5 +1,6 @@
 import { open } from "node:fs/promises";
 import { float32ToFloat16Bits } from "./float16.js";
+import { encodeQ4K, encodeQ6K } from "./k-quants.js";
 import {
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
@@ -130,6 +131,8 @@ export function encodeTensor(type: GgmlTypeName, values: Float32Array): Buffer {
     for (let i = 0; i < values.length; i++) halves[i] = float32ToFloat16Bits(values[i]);
     return Buffer.from(halves.buffer, halves.byteOffset, halves.byteLength);
   }
+  if (type === "Q4_K") return encodeQ4K(values);
+  if (type === "Q6_K") return encodeQ6K(values);
   // Q8_0 as ggml's quantize_row_q8_0_ref: d = amax/127 stored as f16, q = round(x/d).
   const blocks = values.length / 32;
   const out = Buffer.alloc(blocks * 34);

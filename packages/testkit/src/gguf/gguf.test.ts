@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { float16BitsToFloat32, float32ToFloat16Bits } from "./float16.js";
 import { readGgufMetadata } from "./gguf-metadata-reader.js";
 import { encodeTensor, gguf, writeGguf } from "./gguf-writer.js";
+import { SeededRandom } from "./seeded-random.js";
 import { makeTinyModel } from "./tiny-model.js";
 
 let dir: string;
@@ -84,11 +85,54 @@ describe("GGUF writer and metadata reader", () => {
     expect(block.readInt8(2 + 31)).toBe(Math.round((15 / 4) * (127 / 4)));
   });
 
+  it("quantizes Q4_K and Q6_K super-blocks close to the values (read back as ggml's dequantize_row_q4_K/q6_K lay them out)", async () => {
+    const values = new SeededRandom(7).normals(512, 1);
+    const q4 = encodeTensor("Q4_K", values);
+    const q6 = encodeTensor("Q6_K", values);
+    expect(q4.length).toBe(2 * 144);
+    expect(q6.length).toBe(2 * 210);
+    const half = (b: Buffer, o: number) => float16BitsToFloat32(b.readUInt16LE(o));
+    const rms = (got: number[]) => Math.sqrt(got.reduce((a, v, i) => a + (v - values[i]) ** 2, 0) / got.length);
+    const got4: number[] = [];
+    for (let b = 0; b < 2; b++) {
+      const o = b * 144;
+      const s = q4.subarray(o + 4, o + 16);
+      const scaleMin = (j: number) =>
+        j < 4 ? [s[j] & 63, s[j + 4] & 63] : [(s[j + 4] & 15) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4)];
+      for (let c = 0; c < 4; c++) {
+        for (const [j, shift] of [[2 * c, 0], [2 * c + 1, 4]] as const) {
+          const [sc, m] = scaleMin(j);
+          for (let l = 0; l < 32; l++) got4.push(half(q4, o) * sc * ((q4[o + 16 + 32 * c + l] >> shift) & 15) - half(q4, o + 2) * m);
+        }
+      }
+    }
+    const got6: number[] = [];
+    for (let b = 0; b < 2; b++) {
+      const o = b * 210;
+      const out = new Array<number>(256);
+      for (let n = 0; n < 2; n++) {
+        for (let l = 0; l < 32; l++) {
+          const ql0 = q6[o + 64 * n + l];
+          const ql1 = q6[o + 64 * n + l + 32];
+          const qh = q6[o + 128 + 32 * n + l];
+          const quants = [(ql0 & 15) | ((qh & 3) << 4), (ql1 & 15) | (((qh >> 2) & 3) << 4), (ql0 >> 4) | (((qh >> 4) & 3) << 4), (ql1 >> 4) | (((qh >> 6) & 3) << 4)];
+          quants.forEach((q, k) => (out[128 * n + l + 32 * k] = half(q6, o + 208) * q6.readInt8(o + 192 + 8 * n + 2 * k + (l >> 4)) * (q - 32)));
+        }
+      }
+      got6.push(...out);
+    }
+    expect(rms(got4)).toBeGreaterThan(0);
+    expect(rms(got4)).toBeLessThan(0.15); // 4 bits over a range of ~5 standard deviations
+    expect(rms(got6)).toBeLessThan(0.04);
+    await expect(writeGguf(join(dir, "bad-k.gguf"), { metadata: [], tensors: [{ name: "q", dims: [128], type: "Q4_K", data: () => new Float32Array(128) }] })).rejects.toThrow(/multiple of 256/);
+  });
+
   it("refuses bad input with a clear message", async () => {
     await expect(
       writeGguf(join(dir, "bad.gguf"), { metadata: [], tensors: [{ name: "q", dims: [31], type: "Q8_0", data: () => new Float32Array(31) }] }),
     ).rejects.toThrow(/multiple of 32/);
     await expect(makeTinyModel({ path: join(dir, "bad2.gguf"), embeddingLength: 60, headCount: 8 })).rejects.toThrow(/multiple of headCount/);
+    await expect(makeTinyModel({ path: join(dir, "bad3.gguf"), weightType: "q4_k_m" })).rejects.toThrow(/multiples of 256/);
   });
 });
 
@@ -111,8 +155,10 @@ describe("makeTinyModel", () => {
     expect(a.vocabSize).toBe(260);
   });
 
-  it.each(["f32", "f16", "q8_0"] as const)("writes a %s model llama.cpp loads, with deterministic greedy output", async (weightType) => {
-    const info = await makeTinyModel({ path: join(dir, `m-${weightType}.gguf`), seed: 11, weightType, vocab: "spm" });
+  it.each(["f32", "f16", "q8_0", "q4_k_m"] as const)("writes a %s model llama.cpp loads, with deterministic greedy output", async (weightType) => {
+    // K-quants need rows of 256 values.
+    const wide = weightType === "q4_k_m" ? { embeddingLength: 256, feedForwardLength: 512 } : {};
+    const info = await makeTinyModel({ path: join(dir, `m-${weightType}.gguf`), seed: 11, weightType, vocab: "spm", ...wide });
     expect(info.vocabSize).toBe(32000);
     const model = await llama.loadModel({ modelPath: info.path });
     try {

@@ -5,3 +5,4 @@ export * from "./gguf-metadata-reader.js";
 export * from "./seeded-random.js";
 export * from "./spm-vocab.js";
 export * from "./tiny-model.js";
+export * from "./k-quants.js";

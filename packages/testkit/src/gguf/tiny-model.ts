@@ -10,7 +10,7 @@ import { loadSpmVocab, type SpmVocab } from "./spm-vocab.js";
  * `makeTinyModel()`: a seeded, deterministic random-weight Llama model in GGUF v3 that llama.cpp loads and runs.
  * Same options → byte-identical file. See design.md for why the output head is scaled.
  */
-export type TinyWeightType = "f32" | "f16" | "q8_0";
+export type TinyWeightType = "f32" | "f16" | "q8_0" | "q4_k_m";
 export type TinyVocab = "bytes" | "spm";
 export type TinyPreset = "tiny" | "50m";
 
@@ -27,7 +27,10 @@ export interface TinyModelOptions extends Partial<TinyModelDims> {
   /** Where to write the .gguf file (its directory must exist). */
   path: string;
   seed?: number;
-  /** Type of the 2-D weight matrices; norm weights are always F32. Default "f16". */
+  /**
+   * Type of the 2-D weight matrices; norm weights are always F32. Default "f16". "q4_k_m" mixes types as llama.cpp's
+   * Q4_K_M does: Q6_K for the output head and for attn_v/ffn_down of some layers, Q4_K for the rest.
+   */
   weightType?: TinyWeightType;
   /** "tiny" (default): 64 wide, 2 layers, 4 heads, 2 KV heads, FF 128, context 512. "50m": ~56 M parameters. */
   preset?: TinyPreset;
@@ -71,8 +74,16 @@ export const TINY_PRESETS: Record<TinyPreset, TinyModelDims & { weightType: Tiny
   "50m": { embeddingLength: 512, blockCount: 8, headCount: 8, headCountKv: 4, feedForwardLength: 1408, contextLength: 2048, weightType: "f16" },
 };
 
-const GGML_TYPE: Record<TinyWeightType, GgmlTypeName> = { f32: "F32", f16: "F16", q8_0: "Q8_0" };
-const FILE_TYPE: Record<TinyWeightType, number> = { f32: 0, f16: 1, q8_0: 7 }; // llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
+const GGML_TYPE: Record<TinyWeightType, GgmlTypeName> = { f32: "F32", f16: "F16", q8_0: "Q8_0", q4_k_m: "Q4_K" };
+// llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_Q4_K_M
+const FILE_TYPE: Record<TinyWeightType, number> = { f32: 0, f16: 1, q8_0: 7, q4_k_m: 15 };
+/** Row length each weight type needs (its block size). */
+const BLOCK: Record<TinyWeightType, number> = { f32: 1, f16: 1, q8_0: 32, q4_k_m: 256 };
+
+/** llama.cpp's `use_more_bits`: the layers whose attn_v and ffn_down a Q4_K_M file keeps in Q6_K. */
+function usesMoreBits(layer: number, layers: number): boolean {
+  return layer < layers / 8 || layer >= (7 * layers) / 8 || (layer - Math.floor(layers / 8)) % 3 === 2;
+}
 
 function byteVocab(): SpmVocab {
   const tokens = ["<unk>", "<s>", "</s>"];
@@ -94,8 +105,9 @@ function validateDims(d: TinyModelDims, weightType: TinyWeightType): void {
   if (d.embeddingLength % d.headCount !== 0) throw new Error("makeTinyModel: embeddingLength must be a multiple of headCount");
   if (d.headCount % d.headCountKv !== 0) throw new Error("makeTinyModel: headCount must be a multiple of headCountKv");
   if ((d.embeddingLength / d.headCount) % 2 !== 0) throw new Error("makeTinyModel: head size must be even (RoPE)");
-  if (weightType === "q8_0" && (d.embeddingLength % 32 !== 0 || d.feedForwardLength % 32 !== 0)) {
-    throw new Error("makeTinyModel: q8_0 needs embeddingLength and feedForwardLength to be multiples of 32");
+  const block = BLOCK[weightType];
+  if (d.embeddingLength % block !== 0 || d.feedForwardLength % block !== 0) {
+    throw new Error(`makeTinyModel: ${weightType} needs embeddingLength and feedForwardLength to be multiples of ${block}`);
   }
 }
 
@@ -133,6 +145,9 @@ export async function makeTinyModel(options: TinyModelOptions): Promise<TinyMode
   const ff = dims.feedForwardLength;
   const nVocab = vocab.tokens.length;
   const wType = GGML_TYPE[weightType];
+  const kMix = weightType === "q4_k_m";
+  const headType: GgmlTypeName = kMix ? "Q6_K" : wType;
+  const moreBitsType = (layer: number): GgmlTypeName => (kMix && usesMoreBits(layer, dims.blockCount) ? "Q6_K" : wType);
   const rng = new SeededRandom(seed);
   const ones = (count: number) => () => new Float32Array(count).fill(1);
   const normal = (count: number, std: number) => () => rng.normals(count, std);
@@ -144,7 +159,7 @@ export async function makeTinyModel(options: TinyModelOptions): Promise<TinyMode
     {
       name: "output.weight",
       dims: [n, nVocab],
-      type: wType,
+      type: headType,
       data: () => {
         const head = rng.normals(n * nVocab, outputScale / Math.sqrt(n));
         const eosScale = options.eosScale ?? 1;
@@ -159,12 +174,12 @@ export async function makeTinyModel(options: TinyModelOptions): Promise<TinyMode
       { name: `${p}attn_norm.weight`, dims: [n], type: "F32", data: ones(n) },
       { name: `${p}attn_q.weight`, dims: [n, n], type: wType, data: normal(n * n, 1 / Math.sqrt(n)) },
       { name: `${p}attn_k.weight`, dims: [n, kvWidth], type: wType, data: normal(n * kvWidth, 1 / Math.sqrt(n)) },
-      { name: `${p}attn_v.weight`, dims: [n, kvWidth], type: wType, data: normal(n * kvWidth, 1 / Math.sqrt(n)) },
+      { name: `${p}attn_v.weight`, dims: [n, kvWidth], type: moreBitsType(i), data: normal(n * kvWidth, 1 / Math.sqrt(n)) },
       { name: `${p}attn_output.weight`, dims: [n, n], type: wType, data: normal(n * n, 1 / Math.sqrt(n)) },
       { name: `${p}ffn_norm.weight`, dims: [n], type: "F32", data: ones(n) },
       { name: `${p}ffn_gate.weight`, dims: [n, ff], type: wType, data: normal(n * ff, 1 / Math.sqrt(n)) },
       { name: `${p}ffn_up.weight`, dims: [n, ff], type: wType, data: normal(n * ff, 1 / Math.sqrt(n)) },
-      { name: `${p}ffn_down.weight`, dims: [ff, n], type: wType, data: normal(ff * n, 1 / Math.sqrt(ff)) },
+      { name: `${p}ffn_down.weight`, dims: [ff, n], type: moreBitsType(i), data: normal(ff * n, 1 / Math.sqrt(ff)) },
     );
   }
 
