@@ -6,7 +6,7 @@
 import { closeSync, openSync, readSync, fstatSync } from "node:fs";
 import { TesseraError } from "@tessera/protocol";
 
-export const GGML_TYPE = { F32: 0, F16: 1, Q8_0: 8, Q4_K: 12, BF16: 30 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30 } as const;
 
 /** Elements per block and bytes per block of the tensor types this runtime can read. */
 const TYPE_LAYOUT: Record<number, { name: string; block: number; bytes: number }> = {
@@ -14,6 +14,7 @@ const TYPE_LAYOUT: Record<number, { name: string; block: number; bytes: number }
   1: { name: "F16", block: 1, bytes: 2 },
   8: { name: "Q8_0", block: 32, bytes: 34 },
   12: { name: "Q4_K", block: 256, bytes: 144 },
+  14: { name: "Q6_K", block: 256, bytes: 210 },
   30: { name: "BF16", block: 1, bytes: 2 },
 };
 

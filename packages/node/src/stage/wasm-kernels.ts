@@ -17,6 +17,12 @@
  * - matvecQ8(wq, ws, xq, xs, out, rows, cols): Q8_0 weights (int8 quants `rows*cols`, one f32 scale per 32) dotted
  *   with a Q8_0 activation (int8 `cols`, f32 scale per 32): per block the integer sum in i32 lanes, converted and
  *   multiplied by d_w*d_x in f32 lanes, as ggml's AVX2 vec_dot_q8_0_q8_0; cols % 32 == 0.
+ * - matvecQ4K(wq, wScales, wd, xq, xd, xSums, out, rows, cols): Q4_K weights (k-quants.ts layout) dotted with a
+ *   Q8_K activation, as ggml's vec_dot_q4_K_q8_K: per sub-block of 32 the integer sum of nibble × quant times the
+ *   sub-block's 6-bit scale, summed per super-block in i32 lanes, times d_w*d_x in f32 lanes; minus dmin_w*d_x times
+ *   Σ mins × the activation's quant sums of 32; cols % 256 == 0.
+ * - matvecQ6K(same): Q6_K weights (int8 `q - 32`, int8 scale per 16) with a Q8_K activation, as vec_dot_q6_K_q8_K;
+ *   xSums is unused; cols % 256 == 0.
  */
 import { I, V, zeroV128, type Code, type FunctionDef } from "./wasm-asm.js";
 
@@ -177,6 +183,15 @@ function weightedSumF16(): FunctionDef {
   };
 }
 
+/** out[r] = Σ lanes of `acc` minus Σ lanes of `sub` (when given), stored as f32 at out + 4r. */
+function storeRowSum(out: number, r: number, acc: number, sub?: number): Code {
+  const lanes = (v: number): Code => [
+    ...I.get(v), ...V.f32x4ExtractLane(0), ...I.get(v), ...V.f32x4ExtractLane(1), ...I.f32Add,
+    ...I.get(v), ...V.f32x4ExtractLane(2), ...I.get(v), ...V.f32x4ExtractLane(3), ...I.f32Add, ...I.f32Add,
+  ];
+  return [...I.get(out), ...I.get(r), ...I.i32(2), ...I.shl, ...I.add, ...lanes(acc), ...(sub === undefined ? [] : [...lanes(sub), ...I.f32Sub]), ...I.f32Store()];
+}
+
 function matvecQ8(): FunctionDef {
   const [wq, ws, xq, xs, out, rows, cols, r, wp, sp, xp, xsp, xend] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
   const [acc, isum, wv, xv] = [13, 14, 15, 16];
@@ -201,10 +216,7 @@ function matvecQ8(): FunctionDef {
     ...zeroV128, ...I.set(acc),
     ...I.get(xq), ...I.set(xp), ...I.get(xs), ...I.set(xsp),
     ...stepLoop(xp, xend, 32, block),
-    ...I.get(out), ...I.get(r), ...I.i32(2), ...I.shl, ...I.add,
-    ...I.get(acc), ...V.f32x4ExtractLane(0), ...I.get(acc), ...V.f32x4ExtractLane(1), ...I.f32Add,
-    ...I.get(acc), ...V.f32x4ExtractLane(2), ...I.get(acc), ...V.f32x4ExtractLane(3), ...I.f32Add, ...I.f32Add,
-    ...I.f32Store(),
+    ...storeRowSum(out, r, acc),
   ];
   return {
     name: "matvecQ8",
@@ -218,4 +230,112 @@ function matvecQ8(): FunctionDef {
   };
 }
 
-export const KERNELS: FunctionDef[] = [matvecF32(), matvecF16(), roundF16(), weightedSumF16(), matvecQ8()];
+/** `sum += dot(i16(a), i16(x))` over all 16 bytes: `a` extended as unsigned or signed, `x` (int8 quants) signed. */
+function dotBytes(sum: number, a: number, x: number, unsignedA: boolean): Code {
+  const [low, high] = unsignedA ? [V.i16x8ExtendLowI8x16U, V.i16x8ExtendHighI8x16U] : [V.i16x8ExtendLowI8x16S, V.i16x8ExtendHighI8x16S];
+  return [
+    ...I.get(sum),
+    ...I.get(a), ...low, ...I.get(x), ...V.i16x8ExtendLowI8x16S, ...V.i32x4DotI16x8S, ...V.i32x4Add,
+    ...I.get(a), ...high, ...I.get(x), ...V.i16x8ExtendHighI8x16S, ...V.i32x4DotI16x8S, ...V.i32x4Add,
+    ...I.set(sum),
+  ];
+}
+
+function matvecQ4K(): FunctionDef {
+  const [wq, wsc, wd, xq, xd, xsum, out, rows, cols] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [r, wp, sp, dp, xp, xdp, xsp, xend] = [9, 10, 11, 12, 13, 14, 15, 16];
+  const [acc, accm, isum, lo, hi, qv, nib, xv, mask] = [17, 18, 19, 20, 21, 22, 23, 24, 25];
+  const block: Code = [...zeroV128, ...I.set(isum)];
+  // Four chunks of 64 values: 32 bytes whose low nibbles are sub-block 2c and high nibbles sub-block 2c+1.
+  for (let c = 0; c < 4; c++) {
+    block.push(...zeroV128, ...I.set(lo), ...zeroV128, ...I.set(hi));
+    for (let h = 0; h < 2; h++) {
+      block.push(
+        ...I.get(wp), ...V.load(32 * c + 16 * h), ...I.set(qv),
+        ...I.get(qv), ...I.get(mask), ...V.and, ...I.set(nib),
+        ...I.get(xp), ...V.load(64 * c + 16 * h), ...I.set(xv),
+        ...dotBytes(lo, nib, xv, true),
+        ...I.get(qv), ...I.i32(4), ...V.i8x16ShrU, ...I.set(nib),
+        ...I.get(xp), ...V.load(64 * c + 32 + 16 * h), ...I.set(xv),
+        ...dotBytes(hi, nib, xv, true),
+      );
+    }
+    block.push(
+      ...I.get(isum),
+      ...I.get(lo), ...I.get(sp), ...I.i32Load8U(2 * c), ...V.i32x4Splat, ...V.i32x4Mul, ...V.i32x4Add,
+      ...I.get(hi), ...I.get(sp), ...I.i32Load8U(2 * c + 1), ...V.i32x4Splat, ...V.i32x4Mul, ...V.i32x4Add,
+      ...I.set(isum),
+    );
+  }
+  block.push(
+    ...I.get(acc), ...I.get(isum), ...V.f32x4ConvertI32x4S,
+    ...I.get(dp), ...I.f32Load(), ...I.get(xdp), ...I.f32Load(), ...I.f32Mul, ...V.f32x4Splat, ...V.f32x4Mul, ...V.f32x4Add, ...I.set(acc),
+    // The mins: eight 6-bit mins (as i16) times the eight quant sums of 32.
+    ...I.get(accm), ...I.get(sp), ...V.load8x8U(8), ...I.get(xsp), ...V.load(), ...V.i32x4DotI16x8S, ...V.f32x4ConvertI32x4S,
+    ...I.get(dp), ...I.f32Load(4), ...I.get(xdp), ...I.f32Load(), ...I.f32Mul, ...V.f32x4Splat, ...V.f32x4Mul, ...V.f32x4Add, ...I.set(accm),
+    ...I.get(wp), ...I.i32(128), ...I.add, ...I.set(wp),
+    ...I.get(sp), ...I.i32(16), ...I.add, ...I.set(sp),
+    ...I.get(dp), ...I.i32(8), ...I.add, ...I.set(dp),
+    ...I.get(xdp), ...I.i32(4), ...I.add, ...I.set(xdp),
+    ...I.get(xsp), ...I.i32(16), ...I.add, ...I.set(xsp),
+  );
+  const row: Code = [
+    ...zeroV128, ...I.set(acc), ...zeroV128, ...I.set(accm),
+    ...I.get(xq), ...I.set(xp), ...I.get(xd), ...I.set(xdp), ...I.get(xsum), ...I.set(xsp),
+    ...stepLoop(xp, xend, 256, block),
+    ...storeRowSum(out, r, acc, accm),
+  ];
+  return {
+    name: "matvecQ4K",
+    params: [i32, i32, i32, i32, i32, i32, i32, i32, i32],
+    locals: [[8, i32], [9, v128]],
+    body: [
+      ...V.i32x4Const(0x0f0f0f0f), ...I.set(mask),
+      ...I.get(wq), ...I.set(wp), ...I.get(wsc), ...I.set(sp), ...I.get(wd), ...I.set(dp),
+      ...I.get(xq), ...I.get(cols), ...I.add, ...I.set(xend),
+      ...rowLoop(r, rows, row),
+    ],
+  };
+}
+
+function matvecQ6K(): FunctionDef {
+  const [wq, wsc, wd, xq, xd, , out, rows, cols] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [r, wp, sp, dp, xp, xdp, xend] = [9, 10, 11, 12, 13, 14, 15];
+  const [acc, isum, part, wv, xv] = [16, 17, 18, 19, 20];
+  const block: Code = [...zeroV128, ...I.set(isum)];
+  // Sixteen groups of 16 values, each with its own int8 scale.
+  for (let g = 0; g < 16; g++) {
+    block.push(
+      ...I.get(wp), ...V.load(16 * g), ...I.set(wv), ...I.get(xp), ...V.load(16 * g), ...I.set(xv),
+      ...zeroV128, ...I.set(part),
+      ...dotBytes(part, wv, xv, false),
+      ...I.get(isum), ...I.get(part), ...I.get(sp), ...I.i32Load8S(g), ...V.i32x4Splat, ...V.i32x4Mul, ...V.i32x4Add, ...I.set(isum),
+    );
+  }
+  block.push(
+    ...I.get(acc), ...I.get(isum), ...V.f32x4ConvertI32x4S,
+    ...I.get(dp), ...I.f32Load(), ...I.get(xdp), ...I.f32Load(), ...I.f32Mul, ...V.f32x4Splat, ...V.f32x4Mul, ...V.f32x4Add, ...I.set(acc),
+    ...I.get(wp), ...I.i32(256), ...I.add, ...I.set(wp),
+    ...I.get(sp), ...I.i32(16), ...I.add, ...I.set(sp),
+    ...I.get(dp), ...I.i32(4), ...I.add, ...I.set(dp),
+    ...I.get(xdp), ...I.i32(4), ...I.add, ...I.set(xdp),
+  );
+  const row: Code = [
+    ...zeroV128, ...I.set(acc),
+    ...I.get(xq), ...I.set(xp), ...I.get(xd), ...I.set(xdp),
+    ...stepLoop(xp, xend, 256, block),
+    ...storeRowSum(out, r, acc),
+  ];
+  return {
+    name: "matvecQ6K",
+    params: [i32, i32, i32, i32, i32, i32, i32, i32, i32],
+    locals: [[7, i32], [5, v128]],
+    body: [
+      ...I.get(wq), ...I.set(wp), ...I.get(wsc), ...I.set(sp), ...I.get(wd), ...I.set(dp),
+      ...I.get(xq), ...I.get(cols), ...I.add, ...I.set(xend),
+      ...rowLoop(r, rows, row),
+    ],
+  };
+}
+
+export const KERNELS: FunctionDef[] = [matvecF32(), matvecF16(), roundF16(), weightedSumF16(), matvecQ8(), matvecQ4K(), matvecQ6K()];

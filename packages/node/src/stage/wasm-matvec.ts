@@ -1,5 +1,5 @@
 /**
- * The process-wide WebAssembly arena: one linear memory holding dense and Q8_0 weights (bump-allocated, never
+ * The process-wide WebAssembly arena: one linear memory holding dense, Q8_0 and K-quant weights (bump-allocated, never
  * freed: a stage lives as long as its process), per-request KV caches and kernel scratch (power-of-two blocks on free
  * lists, reused when a request is dropped), and the kernels of wasm-kernels.ts instantiated over it.
  */
@@ -24,6 +24,7 @@ type MatvecStrideFn = (w: number, x: number, out: number, rows: number, cols: nu
 type RoundFn = (src: number, dst: number, n: number, scale: number) => void;
 type WeightedSumFn = (v: number, p: number, out: number, cells: number, width: number, strideBytes: number) => void;
 type MatvecQ8Fn = (wq: number, ws: number, xq: number, xs: number, out: number, rows: number, cols: number) => void;
+type MatvecKFn = (wq: number, wScales: number, wd: number, xq: number, xd: number, xSums: number, out: number, rows: number, cols: number) => void;
 
 const PAGE = 65536;
 const ALIGN = 64;
@@ -37,11 +38,15 @@ class WasmArena {
   readonly roundF16: RoundFn;
   readonly weightedSumF16: WeightedSumFn;
   readonly matvecQ8: MatvecQ8Fn;
+  readonly matvecQ4K: MatvecKFn;
+  readonly matvecQ6K: MatvecKFn;
   private top = ALIGN;
   private readonly freeBlocks = new Map<number, number[]>();
   private f32View = new Float32Array(this.memory.buffer);
   private u16View = new Uint16Array(this.memory.buffer);
   private i8View = new Int8Array(this.memory.buffer);
+  private u8View = new Uint8Array(this.memory.buffer);
+  private i16View = new Int16Array(this.memory.buffer);
 
   constructor() {
     const instance = new WA.Instance(new WA.Module(assembleModule(KERNELS)), { env: { memory: this.memory } });
@@ -51,6 +56,8 @@ class WasmArena {
     this.roundF16 = e.roundF16 as RoundFn;
     this.weightedSumF16 = e.weightedSumF16 as WeightedSumFn;
     this.matvecQ8 = e.matvecQ8 as MatvecQ8Fn;
+    this.matvecQ4K = e.matvecQ4K as MatvecKFn;
+    this.matvecQ6K = e.matvecQ6K as MatvecKFn;
   }
 
   /** A Float32Array over the whole memory; refreshed after growth (growth detaches old views). */
@@ -69,6 +76,18 @@ class WasmArena {
   get heapI8(): Int8Array {
     if (this.i8View.buffer !== this.memory.buffer) this.i8View = new Int8Array(this.memory.buffer);
     return this.i8View;
+  }
+
+  /** A Uint8Array over the whole memory (K-quant nibbles and scales), refreshed after growth. */
+  get heapU8(): Uint8Array {
+    if (this.u8View.buffer !== this.memory.buffer) this.u8View = new Uint8Array(this.memory.buffer);
+    return this.u8View;
+  }
+
+  /** An Int16Array over the whole memory (Q8_K quant sums), refreshed after growth. */
+  get heapI16(): Int16Array {
+    if (this.i16View.buffer !== this.memory.buffer) this.i16View = new Int16Array(this.memory.buffer);
+    return this.i16View;
   }
 
   /** Reserves `items` items of `bytesPerItem` (4: floats), 64-byte aligned, for good; returns the byte offset. */

@@ -4,13 +4,14 @@
  * Contract: a matrix is row-major [rows = n_out][cols = n_in] (GGUF's layout for linear layers). `matmul` computes
  * out[t][r] = W[r] · x[t] for every token row t, with the activation first converted to the weight's ggml
  * `vec_dot_type` exactly as llama.cpp's CPU backend does (see design.md): F16 weights -> activation rounded to F16,
- * Q8_0 weights -> activation quantised to Q8_0. F16 weights stay F16 in the WASM arena and are converted inside the
+ * Q8_0 weights -> activation quantised to Q8_0, Q4_K/Q6_K weights -> activation quantised to Q8_K (k-quants.ts). F16 weights stay F16 in the WASM arena and are converted inside the
  * kernel; the product of two F16 values is exact in F32, so only the summation order differs from ggml. Every input
  * row is converted once (rounded and pre-scaled, or quantised) and shared by the matrices that read it (`matmulMany`).
  */
 import { TesseraError } from "@tessera/protocol";
 import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
 import { GGML_TYPE, ggmlTypeName, type GgufTensorInfo } from "./gguf-reader.js";
+import { kQuantRow, loadKQuant, q8kDOffset, q8kRowBytes, q8kSumsOffset, quantizeQ8K, type KQuantMatrix } from "./k-quants.js";
 import { F16_INPUT_SCALE } from "./wasm-kernels.js";
 import { ArenaBuffer, copyFloats, wasmArena, type WasmArena } from "./wasm-matvec.js";
 
@@ -41,7 +42,7 @@ export interface Q8Matrix {
   wasmScales: number | undefined;
 }
 
-export type Matrix = DenseMatrix | Q8Matrix;
+export type Matrix = DenseMatrix | Q8Matrix | KQuantMatrix;
 
 export const Q8_BLOCK = 32;
 
@@ -55,15 +56,18 @@ export class MatmulScratch {
   readonly wasmHalfIn = new ArenaBuffer();
   readonly wasmQ8In = new ArenaBuffer();
   readonly wasmQ8Scales = new ArenaBuffer();
+  readonly wasmQ8K = new ArenaBuffer();
   readonly wasmOut = new ArenaBuffer();
   /** Arena offsets of the current input rows once converted (-1: not yet), valid until inputChanged(). */
   inF32 = -1;
   inHalf = -1;
   inQ8 = -1;
+  inQ8K = -1;
   inputChanged(): void {
     this.inF32 = -1;
     this.inHalf = -1;
     this.inQ8 = -1;
+    this.inQ8K = -1;
   }
   ensure(n: number): void {
     if (this.f32.length < n) this.f32 = new Float32Array(n);
@@ -161,8 +165,11 @@ export function loadMatrix(buf: Buffer, info: GgufTensorInfo): Matrix {
       if (arena) return { kind: "q8_0", rows, cols, qs: undefined, scales: undefined, wasmQs, wasmScales };
       return { kind: "q8_0", rows, cols, qs, scales, wasmQs: undefined, wasmScales: undefined };
     }
+    case GGML_TYPE.Q4_K:
+    case GGML_TYPE.Q6_K:
+      return loadKQuant(buf, info);
     default:
-      throw new TesseraError("bad_request", `tensor ${info.name}: type ${ggmlTypeName(info.type)} is not supported (F32, F16, BF16, Q8_0 are)`);
+      throw new TesseraError("bad_request", `tensor ${info.name}: type ${ggmlTypeName(info.type)} is not supported (F32, F16, BF16, Q8_0, Q4_K, Q6_K are)`);
   }
 }
 
@@ -177,6 +184,10 @@ export function getRow(m: Matrix, row: number, out: Float32Array, outOffset: num
   }
   if (m.kind === "dense") {
     out.set(denseData(m).subarray(row * n, row * n + n), outOffset);
+    return;
+  }
+  if (m.kind !== "q8_0") {
+    kQuantRow(m, row, out, outOffset);
     return;
   }
   const { qs, scales } = q8Arrays(m);
@@ -270,7 +281,18 @@ export function matmulMany(ms: readonly Matrix[], x: Float32Array, nTok: number,
 /** One matrix over input rows that may already be converted in `scratch` (since the last inputChanged()). */
 function matmulInto(m: Matrix, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, stride: number, outOffset: number): void {
   const cols = m.cols;
-  if (m.kind === "dense" && m.wasmPtr !== undefined) {
+  if (m.kind === "q4_k" || m.kind === "q6_k") {
+    const a = wasmArena()!;
+    const rowBytes = q8kRowBytes(cols);
+    if (scratch.inQ8K < 0) quantizeQ8K(a, x, nTok, cols, (scratch.inQ8K = scratch.wasmQ8K.ensure(a, nTok * rowBytes)));
+    const kernel = m.kind === "q4_k" ? a.matvecQ4K : a.matvecQ6K;
+    const o = scratch.wasmOut.ensure(a, m.rows * 4);
+    for (let t = 0; t < nTok; t++) {
+      const xq = scratch.inQ8K + t * rowBytes;
+      kernel(m.quants, m.scales, m.d, xq, xq + q8kDOffset(cols), xq + q8kSumsOffset(cols), o, m.rows, cols);
+      copyFloats(out, t * stride + outOffset, a.heap, o >> 2, m.rows);
+    }
+  } else if (m.kind === "dense" && m.wasmPtr !== undefined) {
     const a = wasmArena()!;
     let xPtr: number;
     if (m.wasmHalf) xPtr = scratch.inHalf >= 0 ? scratch.inHalf : (scratch.inHalf = toArenaHalf(a, x, nTok * cols, scratch));
@@ -289,7 +311,7 @@ function matmulInto(m: Matrix, x: Float32Array, nTok: number, out: Float32Array,
       a.matvecQ8(m.wasmQs, m.wasmScales!, scratch.inQ8 + t * cols, scratch.wasmQ8Scales.ptr + (t * cols) / 8, o, m.rows, cols);
       copyFloats(out, t * stride + outOffset, a.heap, o >> 2, m.rows);
     }
-  } else {
+  } else if (m.kind === "dense" || m.kind === "q8_0") {
     matmulJs(m, x, nTok, out, scratch, stride, outOffset);
   }
 }
@@ -327,7 +349,7 @@ function toArenaQ8(a: WasmArena, x: Float32Array, nTok: number, cols: number, sc
 }
 
 /** The scalar JS kernels: used where WebAssembly is unavailable or a row width does not suit the SIMD kernels. */
-function matmulJs(m: Matrix, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, outStride: number, outOffset: number): void {
+function matmulJs(m: DenseMatrix | Q8Matrix, x: Float32Array, nTok: number, out: Float32Array, scratch: MatmulScratch, outStride: number, outOffset: number): void {
   const { rows, cols } = m;
   scratch.ensure(nTok * cols);
   if (m.kind === "dense") {
