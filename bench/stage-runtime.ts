@@ -8,15 +8,16 @@
  * figures and the spread are printed. CPU time per token (process CPU while that engine's token is computed) is
  * printed too: it is what each engine costs when it is not descheduled.
  *
- * Usage: npm run bench -- stage-runtime [rounds=7] [decodeTokens=48]
+ * Usage: npm run bench -- stage-runtime [rounds=7] [decodeTokens=48] [--weights f16|q8_0|q4_k_m]
  * Prints RESULT llamacpp_tok_s, stage_runtime_tok_s (medians), stage_runtime_vs_llamacpp (median of per-round ratios),
- * stage_runtime_vs_llamacpp_cpu (the same in CPU time per token).
+ * stage_runtime_vs_llamacpp_cpu (the same in CPU time per token); with --weights other than f16 (the default, the
+ * issue's target) each name ends in `_<weights>`. q4_k_m uses a feed-forward width of 1536 (K-quant rows are 256 long).
  */
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama } from "node-llama-cpp";
-import { makeTinyModel } from "@tessera/testkit";
+import { makeTinyModel, type TinyWeightType } from "@tessera/testkit";
 import { loadStage, readModelConfig, argmax } from "@tessera/node";
 import { fmt, percentile } from "./lib-stats.js";
 
@@ -38,16 +39,28 @@ function median(values: number[]): number {
   return percentile(values, 50);
 }
 
+const WEIGHTS: TinyWeightType[] = ["f16", "q8_0", "q4_k_m"];
+
 export async function main(args: string[] = []): Promise<void> {
-  const rounds = Number(args[0] ?? 7);
-  const decodeTokens = Number(args[1] ?? 48);
-  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(decodeTokens) || decodeTokens < 1) {
-    throw new Error(`usage: stage-runtime [rounds>=1] [decodeTokens>=1], got ${args.join(" ")}`);
+  const flag = args.indexOf("--weights");
+  const weights = (flag === -1 ? "f16" : args[flag + 1]) as TinyWeightType;
+  const positional = flag === -1 ? args : args.filter((_, i) => i !== flag && i !== flag + 1);
+  const rounds = Number(positional[0] ?? 7);
+  const decodeTokens = Number(positional[1] ?? 48);
+  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(decodeTokens) || decodeTokens < 1 || !WEIGHTS.includes(weights)) {
+    throw new Error(`usage: stage-runtime [rounds>=1] [decodeTokens>=1] [--weights ${WEIGHTS.join("|")}], got ${args.join(" ")}`);
   }
+  const suffix = weights === "f16" ? "" : `_${weights}`;
   const dir = join(tmpdir(), "tessera-bench");
   mkdirSync(dir, { recursive: true });
-  const info = await makeTinyModel({ path: join(dir, "stage-runtime-50m-f16.gguf"), preset: "50m", weightType: "f16", seed: 5 });
-  console.log(`model: ${info.parameterCount} parameters, F16, ${(info.sizeBytes / 2 ** 20).toFixed(1)} MiB, threads ${THREADS}`);
+  const info = await makeTinyModel({
+    path: join(dir, `stage-runtime-50m-${weights}.gguf`),
+    preset: "50m",
+    weightType: weights,
+    seed: 5,
+    ...(weights === "q4_k_m" ? { feedForwardLength: 1536 } : {}),
+  });
+  console.log(`model: ${info.parameterCount} parameters, ${weights}, ${(info.sizeBytes / 2 ** 20).toFixed(1)} MiB, threads ${THREADS}`);
   console.log(`rounds: ${rounds} (+1 warm-up), ${decodeTokens} decoded tokens each, timed from the first generated token`);
 
   const llama = await getLlama({ gpu: false, build: "never" });
@@ -141,11 +154,11 @@ export async function main(args: string[] = []): Promise<void> {
   console.log(`same greedy tokens: ${same}/${decodeTokens + 1} (worst round)`);
   console.log(`ratio per round (sorted): ${sorted.map((v) => fmt(v)).join(" ")}; min ${fmt(sorted[0])}, median ${fmt(median(ratios))}, max ${fmt(sorted[sorted.length - 1])}`);
   console.log(`CPU-time ratio (llama.cpp CPU/token over stage CPU/token): median ${fmt(median(cpuRatios))}`);
-  console.log(`RESULT llamacpp_tok_s ${fmt(median(llamaRates), 2)}`);
-  console.log(`RESULT stage_runtime_tok_s ${fmt(median(stageRates), 2)}`);
-  console.log(`RESULT stage_runtime_vs_llamacpp ${fmt(median(ratios))}`);
+  console.log(`RESULT llamacpp_tok_s${suffix} ${fmt(median(llamaRates), 2)}`);
+  console.log(`RESULT stage_runtime_tok_s${suffix} ${fmt(median(stageRates), 2)}`);
+  console.log(`RESULT stage_runtime_vs_llamacpp${suffix} ${fmt(median(ratios))}`);
   // The same comparison in CPU time per token: immune to descheduling and to node-llama-cpp's thread hand-off.
-  console.log(`RESULT stage_runtime_vs_llamacpp_cpu ${fmt(median(cpuRatios))}`);
+  console.log(`RESULT stage_runtime_vs_llamacpp_cpu${suffix} ${fmt(median(cpuRatios))}`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main(process.argv.slice(2));

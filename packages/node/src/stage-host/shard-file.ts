@@ -4,6 +4,7 @@ import { createReadStream } from "node:fs";
 import { basename } from "node:path";
 import { openGguf } from "../stage/gguf-reader.js";
 import { readLlamaConfig } from "../stage/llama-config.js";
+import { residentBytes } from "../stage/weights.js";
 
 export interface ShardFile {
   path: string;
@@ -11,7 +12,7 @@ export interface ShardFile {
   model: string;
   sha256: string;
   layerCount: number;
-  /** Bytes of the largest layer's tensors in the file. */
+  /** Memory the largest layer takes once loaded (its tensors' resident bytes, not always their size in the file). */
   bytesPerLayer: number;
 }
 
@@ -30,7 +31,7 @@ export async function describeShardFile(path: string): Promise<ShardFile> {
     const perLayer = new Array<number>(layerCount).fill(0);
     for (const t of file.tensors.values()) {
       const m = /^blk\.(\d+)\./.exec(t.name);
-      if (m) perLayer[Number(m[1])] = (perLayer[Number(m[1])] ?? 0) + t.byteLength;
+      if (m) perLayer[Number(m[1])] = (perLayer[Number(m[1])] ?? 0) + residentBytes(t);
     }
     bytesPerLayer = Math.max(1, ...perLayer);
   } finally {

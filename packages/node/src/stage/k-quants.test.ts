@@ -9,6 +9,7 @@ import { encodeTensor, SeededRandom } from "@tessera/testkit";
 import { GGML_TYPE, type GgufTensorInfo } from "./gguf-reader.js";
 import { kQuantRow, loadKQuant, q8kDOffset, q8kRowBytes, q8kSumsOffset, quantizeQ8K, QK_K } from "./k-quants.js";
 import { wasmArena } from "./wasm-matvec.js";
+import { residentBytes } from "./weights.js";
 
 const arena = wasmArena()!;
 
@@ -87,6 +88,16 @@ describe.each(["Q4_K", "Q6_K"] as const)("%s weights", (type) => {
     kQuantRow(m, 1, row, 0);
     const rms = Math.sqrt(row.reduce((a, v, i) => a + (v - values[QK_K + i]) ** 2, 0) / QK_K);
     expect(rms).toBeLessThan(type === "Q4_K" ? 0.01 : 0.002); // of values with standard deviation 0.05
+  });
+
+  it("takes the resident bytes placement is told about", () => {
+    const { buf, info } = tensor(type, 5, 2 * QK_K, 7);
+    const before = arena.alloc(0, 1);
+    loadKQuant(buf, info);
+    const used = arena.alloc(0, 1) - before;
+    expect(residentBytes(info)).toBeLessThanOrEqual(used);
+    expect(used - residentBytes(info)).toBeLessThan(3 * 64); // alignment of the three parts
+    expect(residentBytes(info)).toBe(type === "Q4_K" ? info.byteLength + 10 * 8 : info.byteLength + 10 * (276 - 210));
   });
 
   it("refuses a row length that is not a multiple of 256 with bad_request", () => {

@@ -97,6 +97,12 @@ export function loadKQuant(buf: Buffer, info: GgufTensorInfo): KQuantMatrix {
   throw new TesseraError("bad_request", `tensor ${info.name}: not a K-quant type`);
 }
 
+/** Arena bytes of a loaded Q4_K / Q6_K tensor (before 64-byte alignment of its three parts). */
+export function kQuantResidentBytes(info: GgufTensorInfo): number {
+  const nb = info.elementCount / QK_K;
+  return info.type === GGML_TYPE.Q4_K ? nb * (128 + 16 + 8) : nb * (QK_K + 16 + 4);
+}
+
 /** Row `row` of a K-quant matrix as floats (embedding lookup), with ggml's dequantize_row_q4_K / q6_K arithmetic. */
 export function kQuantRow(m: KQuantMatrix, row: number, out: Float32Array, outOffset: number): void {
   const arena = wasmArena()!;

@@ -139,8 +139,8 @@ describe("a model split into stages", () => {
     return x;
   }
 
-  it("3 stages chained in-process give the same logits and greedy tokens as one stage", () => {
-    const path = models.get("f16")!.path;
+  it.each(["f16", "q4_k_m"] as const)("3 stages chained in-process give the same logits and greedy tokens as one stage (%s)", (weightType) => {
+    const path = models.get(weightType)!.path;
     const stages = [loadStage({ path, start: 0, end: 1 }), loadStage({ path, start: 1, end: 2 }), loadStage({ path, start: 2, end: 3 })];
     const runner = loadRunner({ path });
     const prompt = [1, 80, 101, 108, 108, 111];

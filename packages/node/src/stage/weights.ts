@@ -11,7 +11,7 @@
 import { TesseraError } from "@tessera/protocol";
 import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
 import { GGML_TYPE, ggmlTypeName, type GgufTensorInfo } from "./gguf-reader.js";
-import { kQuantRow, loadKQuant, q8kDOffset, q8kRowBytes, q8kSumsOffset, quantizeQ8K, type KQuantMatrix } from "./k-quants.js";
+import { kQuantResidentBytes, kQuantRow, loadKQuant, q8kDOffset, q8kRowBytes, q8kSumsOffset, quantizeQ8K, type KQuantMatrix } from "./k-quants.js";
 import { F16_INPUT_SCALE } from "./wasm-kernels.js";
 import { ArenaBuffer, copyFloats, wasmArena, type WasmArena } from "./wasm-matvec.js";
 
@@ -136,6 +136,26 @@ export function denseData(m: DenseMatrix): Float32Array {
   }
   const ptr = m.wasmPtr! >> 2;
   return wasmArena()!.heap.subarray(ptr, ptr + m.rows * m.cols);
+}
+
+/**
+ * Bytes a tensor takes once loaded (what a node must have free for it), which is not always its size in the file:
+ * BF16 and 1-D tensors are widened to F32, Q8_0 scales to f32, Q6_K quants unpacked to a byte each (k-quants.ts).
+ */
+export function residentBytes(info: GgufTensorInfo): number {
+  const n = info.elementCount;
+  if (info.dims.length < 2 && info.type !== GGML_TYPE.Q8_0) return 4 * n; // loadVector, or a 1-row matrix widened
+  switch (info.type) {
+    case GGML_TYPE.F16:
+      return info.dims[0] % 8 === 0 ? 2 * n : 4 * n;
+    case GGML_TYPE.Q8_0:
+      return n + (n / Q8_BLOCK) * 4;
+    case GGML_TYPE.Q4_K:
+    case GGML_TYPE.Q6_K:
+      return kQuantResidentBytes(info);
+    default:
+      return 4 * n;
+  }
 }
 
 export function loadMatrix(buf: Buffer, info: GgufTensorInfo): Matrix {
