@@ -2,7 +2,8 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { basename } from "node:path";
-import { openGguf } from "../stage/gguf-reader.js";
+import { TesseraError } from "@tessera/protocol";
+import { ggmlTypeName, isSupportedType, openGguf, SUPPORTED_TYPE_NAMES } from "../stage/gguf-reader.js";
 import { readLlamaConfig } from "../stage/llama-config.js";
 import { residentBytes } from "../stage/weights.js";
 
@@ -28,6 +29,15 @@ export async function describeShardFile(path: string): Promise<ShardFile> {
   let bytesPerLayer = 0;
   try {
     layerCount = readLlamaConfig(file).nLayer;
+    const unsupported = [...file.tensors.values()].filter((t) => !isSupportedType(t.type));
+    if (unsupported.length > 0) {
+      const types = [...new Set(unsupported.map((t) => ggmlTypeName(t.type)))].join(", ");
+      throw new TesseraError(
+        "bad_request",
+        `${path}: ${unsupported.length} tensor(s) are ${types} (first: ${unsupported[0]!.name}), which the stage runtime cannot run; ` +
+          `it runs ${SUPPORTED_TYPE_NAMES.join(", ")} (Q4_K_M and Q8_0 files): re-quantise the file to one of those`,
+      );
+    }
     const perLayer = new Array<number>(layerCount).fill(0);
     for (const t of file.tensors.values()) {
       const m = /^blk\.(\d+)\./.exec(t.name);

@@ -41,8 +41,23 @@ export interface GgufFile {
   close(): void;
 }
 
+/** Whether the stage runtime can read and run tensors of this ggml type. */
+export function isSupportedType(type: number): boolean {
+  return TYPE_LAYOUT[type] !== undefined;
+}
+
+/** The names of the types the stage runtime runs, for error messages. */
+export const SUPPORTED_TYPE_NAMES = Object.values(TYPE_LAYOUT).map((t) => t.name);
+
+/** ggml's names of the types the runtime does not run (ggml.h's `ggml_type`), so a refusal can name them. */
+const OTHER_TYPE_NAMES: Record<number, string> = {
+  2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 13: "Q5_K", 15: "Q8_K",
+  16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS",
+  24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M",
+};
+
 export function ggmlTypeName(type: number): string {
-  return TYPE_LAYOUT[type]?.name ?? `type ${type}`;
+  return TYPE_LAYOUT[type]?.name ?? OTHER_TYPE_NAMES[type] ?? `type ${type}`;
 }
 
 function bad(path: string, message: string): TesseraError {
@@ -142,7 +157,7 @@ function parseHeader(path: string, buf: Buffer, fileSize: number): Omit<GgufFile
   for (const t of infos) {
     const elementCount = t.dims.reduce((a, b) => a * b, 1);
     const layout = TYPE_LAYOUT[t.type];
-    // Unknown types still get an entry (so a file with e.g. Q6_K tensors parses); reading one is refused later.
+    // Unknown types still get an entry (so a file with e.g. Q5_K tensors parses); reading one is refused later.
     const byteLength = layout ? (elementCount / layout.block) * layout.bytes : 0;
     const fileOffset = dataStart + t.offset;
     if (layout && fileOffset + byteLength > fileSize) throw bad(path, `tensor ${t.name} runs past the end of the file`);
