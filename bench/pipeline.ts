@@ -19,7 +19,10 @@
  * coordinator's timing line also splits each token: per stage round trip, node time (decode + forward + sampling +
  * encode), compute, and the coordinator's own time per token (relay, sampling, detokenizing, emitting).
  *
- *   npm run bench -- pipeline [--tokens 64] [--rounds 5]
+ *   npm run bench -- pipeline [--tokens 64] [--rounds 5] [--weights f16|q4_k_m]
+ *
+ * --weights q4_k_m runs the same model quantised (feed-forward width 1536, K-quant rows are 256 long): about 2.3x less
+ * compute per token, so the hops weigh more against it; the RESULT names then end in `_q4_k_m`.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,7 +33,7 @@ import { fileURLToPath } from "node:url";
 import { WebSocket } from "ws";
 import { SseDecoder } from "@tessera/protocol";
 import { loadStage, readModelConfig } from "@tessera/node";
-import { type Cluster, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
+import { type Cluster, makeTinyModel, startCluster, type TinyWeightType, waitUntil } from "@tessera/testkit";
 import { fmt, mean, percentile } from "./lib-stats.js";
 
 const MODEL = "pipeline-50m";
@@ -212,11 +215,15 @@ function timingsSince(cluster: Cluster, from: number): Timing[] {
 export async function main(): Promise<void> {
   const tokens = arg("tokens", 64);
   const rounds = arg("rounds", 5);
+  const w = process.argv.indexOf("--weights");
+  const weights = (w === -1 ? "f16" : process.argv[w + 1]) as TinyWeightType;
+  if (weights !== "f16" && weights !== "q4_k_m") throw new Error(`--weights must be f16 or q4_k_m, got ${weights}`);
+  const suffix = weights === "f16" ? "" : `_${weights}`;
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-pipeline-"));
   try {
     const modelPath = join(dir, `${MODEL}.gguf`);
     const decoy = join(dir, "decoy.gguf");
-    await makeTinyModel({ path: modelPath, preset: "50m", seed: 5, vocab: "spm" });
+    await makeTinyModel({ path: modelPath, preset: "50m", seed: 5, vocab: "spm", weightType: weights, ...(weights === "q4_k_m" ? { feedForwardLength: 1536 } : {}) });
     await makeTinyModel({ path: decoy, seed: 1, vocab: "bytes" });
     const cfg = readModelConfig(modelPath);
     const frameBytes = cfg.nEmbd * 4 + 96;
@@ -297,8 +304,8 @@ export async function main(): Promise<void> {
     const eMean = mean(excess);
     const slope = ks.reduce((a, k, i) => a + (k - kMean) * (excess[i]! - eMean), 0) / ks.reduce((a, k) => a + (k - kMean) ** 2, 0);
     console.log(`fixed per-token cost (intercept): ${fmt(eMean - slope * kMean, 3)} ms`);
-    console.log(`RESULT pipeline_hop_overhead_ms ${fmt(slope, 3)}`);
-    console.log(`RESULT pipeline_vs_bound ${fmt(Math.min(...ratios), 3)}`);
+    console.log(`RESULT pipeline_hop_overhead_ms${suffix} ${fmt(slope, 3)}`);
+    console.log(`RESULT pipeline_vs_bound${suffix} ${fmt(Math.min(...ratios), 3)}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
