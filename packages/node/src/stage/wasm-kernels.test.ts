@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { TesseraError } from "@tessera/protocol";
 import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
 import { wasmArena } from "./wasm-matvec.js";
-import { F16_INPUT_SCALE } from "./wasm-kernels.js";
+import { F16_INPUT_SCALE, PREFETCH_BYTES } from "./wasm-kernels.js";
 import { quantizeQ8 } from "./weights.js";
 
 const arena = wasmArena()!;
@@ -149,5 +149,17 @@ describe("WebAssembly kernels", () => {
     expect(err).toBeInstanceOf(TesseraError);
     expect((err as TesseraError).code).toBe("no_capacity");
     expect(arena.memory.buffer.byteLength).toBe(before);
+  });
+
+  it("keeps PREFETCH_BYTES mapped past the top, so the F16 kernel's look-ahead never traps on the last matrix", () => {
+    const rows = 3;
+    const cols = 64;
+    const w = halves(Array.from({ length: rows * cols }, (_, i) => (i % 7) - 3));
+    expect(arena.memory.buffer.byteLength).toBeGreaterThanOrEqual(w + rows * cols * 2 + PREFETCH_BYTES);
+    const x = put(new Float32Array(cols).fill(F16_INPUT_SCALE));
+    const out = arena.alloc(rows);
+    arena.matvecF16(w, x, out, rows, cols, cols * 2);
+    const expected = Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, i) => ((r * cols + i) % 7) - 3).reduce((a, b) => a + b, 0));
+    expect(Array.from(arena.heap.subarray(out >> 2, (out >> 2) + rows))).toEqual(expected);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { TesseraError } from "@tessera/protocol";
 import { assembleModule } from "./wasm-asm.js";
-import { KERNELS } from "./wasm-kernels.js";
+import { KERNELS, PREFETCH_BYTES } from "./wasm-kernels.js";
 
 /** The slice of the WebAssembly JS API used here (lib "dom" is not in this repo's tsconfig, so declared locally). */
 interface WasmMemory {
@@ -94,10 +94,11 @@ class WasmArena {
   alloc(items: number, bytesPerItem = 4): number {
     const ptr = Math.ceil(this.top / ALIGN) * ALIGN;
     const end = ptr + items * bytesPerItem;
-    if (end > MAX_PAGES * PAGE) {
+    // The kernels' prefetch touches up to PREFETCH_BYTES past the last weight: that much stays mapped past the top.
+    if (end + PREFETCH_BYTES > MAX_PAGES * PAGE) {
       throw new TesseraError("no_capacity", `the stage runtime's WebAssembly memory holds at most 4 GiB per process; ${Math.ceil(end / 2 ** 20)} MiB needed (load fewer layers per stage)`);
     }
-    if (end > this.memory.buffer.byteLength) this.memory.grow(Math.ceil((end - this.memory.buffer.byteLength) / PAGE));
+    if (end + PREFETCH_BYTES > this.memory.buffer.byteLength) this.memory.grow(Math.ceil((end + PREFETCH_BYTES - this.memory.buffer.byteLength) / PAGE));
     this.top = end;
     return ptr;
   }
