@@ -1,16 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Command } from "commander";
-import {
-  generateApiToken,
-  hashApiToken,
-  loadCoordinatorConfig,
-  openStore,
-  settingsHelp,
-  startCoordinator,
-  type CoordinatorConfig,
-} from "@tessera/coordinator";
+import { loadCoordinatorConfig, settingsHelp, type CoordinatorConfig } from "@tessera/coordinator/config";
 import { TesseraError } from "@tessera/protocol";
-import { storeOptionsFor } from "../store-options.js";
+import { openStoreFor } from "../store-options.js";
 import { printJson } from "../output.js";
 import { waitForSignal } from "../wait-for-signal.js";
 
@@ -73,6 +65,7 @@ export function addCoordinatorCommand(program: Command): void {
     .addHelpText("after", `\nSettings (flag, environment variable, meaning):\n${settingsHelp()}`)
     .action(async (options: StartOptions) => {
       const config = coordinatorConfigFromOptions(options);
+      const { startCoordinator } = await import("@tessera/coordinator");
       const running = await startCoordinator(config);
       const where = config.dbUrl ? "PostgreSQL" : `${config.dataDir}/coordinator.db`;
       process.stdout.write(`tessera coordinator listening on ${running.url} (store: ${where}${config.open ? ", open mode" : ""})\n`);
@@ -95,8 +88,9 @@ export function addCoordinatorCommand(program: Command): void {
       if (!/^[\w.@-]{1,64}$/.test(name)) throw new TesseraError("bad_request", "--name must be 1-64 letters, digits, '.', '_', '-' or '@'");
       const limit = Number(options.rateLimit);
       if (!Number.isInteger(limit) || limit < 1) throw new TesseraError("bad_request", "--rate-limit must be a positive whole number");
-      const store = await openStore(storeOptionsFor(options));
+      const store = await openStoreFor(options);
       try {
+        const { generateApiToken, hashApiToken } = await import("@tessera/coordinator");
         const token = generateApiToken();
         const key = await store.createApiKey({ id: randomUUID(), name, tokenSha256: hashApiToken(token), rateLimitPerMinute: limit, createdAt: new Date() });
         if (options.json) printJson({ id: key.id, name: key.name, token, rate_limit_per_minute: limit });
@@ -110,7 +104,7 @@ export function addCoordinatorCommand(program: Command): void {
     .description("list API keys (never the tokens)")
     .option("--json", "print JSON")
     .action(async (options: { json?: boolean; dataDir?: string; db?: string }) => {
-      const store = await openStore(storeOptionsFor(options));
+      const store = await openStoreFor(options);
       try {
         const list = await store.listApiKeys();
         if (options.json) {
@@ -130,7 +124,7 @@ export function addCoordinatorCommand(program: Command): void {
     .description("revoke an API key by id or name; requests with it get 401 at once")
     .argument("<id-or-name>", "the key's id or name")
     .action(async (idOrName: string, options: { dataDir?: string; db?: string }) => {
-      const store = await openStore(storeOptionsFor(options));
+      const store = await openStoreFor(options);
       try {
         if (!(await store.revokeApiKey(idOrName, new Date()))) throw new TesseraError("not_found", `no active API key with id or name "${idOrName}"`);
         process.stdout.write(`revoked ${idOrName}\n`);

@@ -1,14 +1,14 @@
 import { statfsSync } from "node:fs";
 import { platform } from "node:os";
 import type { Command } from "commander";
-import { createBackendFromConfig, createCommandRunner, createNodeLogger, machineProbe, signerFromKeyFile } from "@tessera/node";
 // Read at call time only: main.ts imports this file through the command index.
 import { CLI_VERSION } from "../main.js";
-import { doctorExitCode, formatResults, runDoctor, type DoctorDeps } from "../doctor/run-doctor.js";
+import type { DoctorDeps } from "../doctor/run-doctor.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
 
 /** The real machine behind `tessera doctor`. */
-export function productionDoctorDeps(flags: NodeFlags): DoctorDeps {
+export async function productionDoctorDeps(flags: NodeFlags): Promise<DoctorDeps> {
+  const { createBackendFromConfig, createCommandRunner, createNodeLogger, machineProbe, signerFromKeyFile } = await import("@tessera/node");
   const { logger } = createNodeLogger({ level: "silent", stdout: false });
   const run = createCommandRunner();
   return {
@@ -30,11 +30,12 @@ export function productionDoctorDeps(flags: NodeFlags): DoctorDeps {
 }
 
 /** `tessera doctor`: one [OK]/[WARN]/[FAIL] line per check; exit 1 on any FAIL. */
-export function addDoctorCommand(program: Command, makeDeps: (flags: NodeFlags) => DoctorDeps = productionDoctorDeps): void {
+export function addDoctorCommand(program: Command, makeDeps: (flags: NodeFlags) => Promise<DoctorDeps> = productionDoctorDeps): void {
   withNodeSettings(
     program.command("doctor").description("check this node: config, keys, coordinator, registration, backend, models, clock, disk, GPU driver").option("--json", "print JSON"),
   ).action(async (flags: NodeFlags & { json?: boolean }) => {
-    const results = await runDoctor(makeDeps(flags));
+    const { doctorExitCode, formatResults, runDoctor } = await import("../doctor/run-doctor.js");
+    const results = await runDoctor(await makeDeps(flags));
     process.stdout.write(flags.json ? `${JSON.stringify({ checks: results }, null, 2)}\n` : formatResults(results));
     process.exitCode = doctorExitCode(results);
   });

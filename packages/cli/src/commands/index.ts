@@ -13,5 +13,11 @@ import { addDoctorCommand } from "./doctor.js";
 import { addSetupCommand } from "./setup.js";
 import { addOperatorTokenCommand } from "./operator-token.js";
 
-/** Every `tessera` command, one file each; each adds itself to the program. */
+/**
+ * Every `tessera` command, one file each; each adds itself to the program. Defining the commands (options, help) may
+ * load only light modules: commander, @tessera/protocol, @tessera/sdk, `@tessera/node/config`,
+ * `@tessera/coordinator/config` and the CLI's own light files. Whatever is heavy (the node and coordinator packages,
+ * inventory, doctor, setup) is imported inside the action that needs it, so `--help` and the client commands start in
+ * a fraction of the time; test/startup-modules.test.ts checks it.
+ */
 export const COMMANDS: Array<(program: Command) => void> = [addUpCommand, addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program), addSetupCommand, (program) => addOperatorTokenCommand(program)];

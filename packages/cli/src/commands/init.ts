@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { initNode, settingFlagsFromOptions } from "@tessera/node";
+import { settingFlagsFromOptions } from "@tessera/node/config";
 import { type NodeFlags, withNodeSettings } from "./node-options.js";
 
 /** `tessera init`: makes the node keypair and a commented node.toml (both 0600); never overwrites either. */
@@ -8,7 +8,8 @@ export function addInitCommand(program: Command): void {
     program
       .command("init")
       .description("create this node's keypair and a commented config file (node.toml); settings given are written into it"),
-  ).action((flags: NodeFlags) => {
+  ).action(async (flags: NodeFlags) => {
+    const { initNode } = await import("@tessera/node/init-node");
     const result = initNode({ home: flags.home, settings: settingFlagsFromOptions(flags) });
     const { paths } = result.config;
     const homeFlag = paths.home !== undefined ? ` --home ${paths.home}` : "";

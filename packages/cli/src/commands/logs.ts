@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { followFile, loadNodeConfig, settingFlagsFromOptions, tailLines } from "@tessera/node";
+import { loadNodeConfig, settingFlagsFromOptions } from "@tessera/node/config";
 import { TesseraError } from "@tessera/protocol";
 import { type NodeFlags, withHomeOption } from "./node-options.js";
 
@@ -18,6 +18,7 @@ export function addLogsCommand(program: Command): void {
       throw new TesseraError("bad_request", `--lines must be a whole number ≥ 0, got ${JSON.stringify(flags.lines)}`);
     }
     const config = loadNodeConfig({ home: flags.home, flags: settingFlagsFromOptions(flags) });
+    const { followFile, tailLines } = await import("@tessera/node/log-tail");
     const { text, size } = tailLines(config.log_file, lines);
     process.stdout.write(text);
     if (!flags.follow) return;

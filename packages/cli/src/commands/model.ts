@@ -1,15 +1,20 @@
 import type { Command } from "commander";
-import { formatBytes } from "../inventory/progress-bar.js";
-import { installModelAction, listModelsAction, recommend, removeModelAction, type ModelActionDeps } from "../inventory/model-actions.js";
-import { productionModelDeps } from "../inventory/production-deps.js";
+import type { ModelActionDeps } from "../inventory/model-actions.js";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
+
+/** The real machine behind `tessera model …`, for the node config at these flags. */
+async function productionDeps(flags: NodeFlags): Promise<ModelActionDeps> {
+  const config = nodeConfigFrom(flags, true);
+  const { productionModelDeps } = await import("../inventory/production-deps.js");
+  return productionModelDeps(config);
+}
 
 /**
  * `tessera model install|remove|list|recommend`: this node's model inventory (not to be confused with
  * `tessera models`, which lists what the whole network serves). `makeDeps` is the seam tests replace.
  */
-export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) => ModelActionDeps = (flags) => productionModelDeps(nodeConfigFrom(flags, true))): void {
+export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) => Promise<ModelActionDeps> = productionDeps): void {
   const model = program.command("model").description("this node's models: install, remove, list, recommend");
 
   withNodeSettings(
@@ -19,19 +24,25 @@ export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) =
       .description("pull a model into the backend (progress and speed), add it to served_models, advertise it at once")
       .option("--force", "install even when it cannot fit this node's memory (it is then never advertised)"),
   ).action(async (name: string, flags: NodeFlags & { force?: boolean }) => {
-    await installModelAction(makeDeps(flags), name, { force: flags.force === true });
+    const deps = await makeDeps(flags);
+    const { installModelAction } = await import("../inventory/model-actions.js");
+    await installModelAction(deps, name, { force: flags.force === true });
   });
 
   withNodeSettings(
     model.command("remove").argument("<name>", "model name").description("delete a model from the backend and stop advertising it"),
   ).action(async (name: string, flags: NodeFlags) => {
-    await removeModelAction(makeDeps(flags), name);
+    const deps = await makeDeps(flags);
+    const { removeModelAction } = await import("../inventory/model-actions.js");
+    await removeModelAction(deps, name);
   });
 
   withNodeSettings(
     model.command("list").description("models in served_models or the backend: name, size, backend, status (loaded / installed / missing)").option("--json", "print JSON"),
   ).action(async (flags: NodeFlags & { json?: boolean }) => {
-    const deps = makeDeps(flags);
+    const deps = await makeDeps(flags);
+    const { listModelsAction } = await import("../inventory/model-actions.js");
+    const { formatBytes } = await import("../inventory/progress-bar.js");
     const rows = await listModelsAction(deps);
     if (flags.json) return printJson({ models: rows });
     if (rows.length === 0) return void deps.out.write("no models: install one with `tessera model install NAME`\n");
@@ -49,7 +60,8 @@ export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) =
       .description("the default model for this node's VRAM tier (>=48gb, >=24gb, >=12gb, >=8gb, cpu)")
       .option("--install-all", "install the default model of this tier and of every tier below it that fits"),
   ).action(async (flags: NodeFlags & { installAll?: boolean }) => {
-    const deps = makeDeps(flags);
+    const deps = await makeDeps(flags);
+    const { installModelAction, recommend } = await import("../inventory/model-actions.js");
     const r = recommend(await deps.hardware());
     const lines = [`this node: tier ${r.tier}, ${(r.memoryMb / 1024).toFixed(1)} GiB for models`];
     for (const t of r.tiers) lines.push(`  ${t.thisNode ? "→" : " "} ${t.tier.padEnd(7)} ${t.model.padEnd(16)} ${t.fits ? "fits" : "too large"}`);

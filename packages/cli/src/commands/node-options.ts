@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { NODE_SETTINGS, loadNodeConfig, settingFlagsFromOptions, settingsHelp, type NodeConfig } from "@tessera/node";
+import { NODE_SETTINGS, loadNodeConfig, settingFlagsFromOptions, settingsHelp, type NodeConfig } from "@tessera/node/config";
 
 /** Flags shared by the node commands (init, register, start, logs). */
 export interface NodeFlags {

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { OPERATOR_TOKEN_MAX_TTL_SECONDS, TesseraError, createOperatorToken } from "@tessera/protocol";
-import { signerFromKeyFile } from "@tessera/node";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
 
@@ -26,9 +25,10 @@ export function addOperatorTokenCommand(program: Command, nowMs: () => number = 
       .description("print a short-lived operator token for this node's command queue (POST/GET /api/v1/nodes/:id/commands)")
       .option("--ttl <duration>", "lifetime, 1s to 24h (e.g. 30m, 2h)", "1h")
       .option("--json", "print JSON"),
-  ).action((flags: NodeFlags & { ttl: string; json?: boolean }) => {
+  ).action(async (flags: NodeFlags & { ttl: string; json?: boolean }) => {
     const ttlSeconds = parseTtl(flags.ttl);
     const config = nodeConfigFrom(flags, false);
+    const { signerFromKeyFile } = await import("@tessera/node/key-store");
     const signer = signerFromKeyFile(config.paths.keyFile);
     const nowSeconds = Math.floor(nowMs() / 1000);
     const token = createOperatorToken(signer, { nowSeconds, ttlSeconds });

@@ -1,12 +1,4 @@
 import type { Command } from "commander";
-import {
-  createBackendFromConfig,
-  createNodeLogger,
-  machineProbe,
-  registerNode,
-  resolveServedModels,
-  signerFromKeyFile,
-} from "@tessera/node";
 import { encodeNpub } from "@tessera/protocol";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
@@ -20,6 +12,7 @@ export function addRegisterCommand(program: Command): void {
       .option("--json", "print the coordinator's answer as JSON"),
   ).action(async (flags: NodeFlags & { json?: boolean }) => {
     const config = nodeConfigFrom(flags, true);
+    const { createBackendFromConfig, createNodeLogger, machineProbe, registerNode, resolveServedModels, signerFromKeyFile } = await import("@tessera/node");
     const signer = signerFromKeyFile(config.paths.keyFile);
     const { logger } = createNodeLogger({ level: "warn", stdout: { write: (line: string) => process.stderr.write(line) } });
     const backend = await createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger });

@@ -1,7 +1,6 @@
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
-import { createBackendFromConfig, createNodeLogger, machineProbe, settingFlagsFromOptions } from "@tessera/node";
-import { runSetup } from "../setup/run-setup.js";
+import { settingFlagsFromOptions } from "@tessera/node/config";
 import { type NodeFlags, withNodeSettings } from "./node-options.js";
 
 /** `tessera setup`: the guided first run (hardware, backend, model, keys, config, register). `--yes` takes defaults. */
@@ -12,6 +11,8 @@ export function addSetupCommand(program: Command): void {
       .description("set this node up: detect hardware and tier, probe backends, pick the tier's model, make keys, write node.toml, register")
       .option("-y, --yes", "take every default without asking"),
   ).action(async (flags: NodeFlags & { yes?: boolean }) => {
+    const { createBackendFromConfig, createNodeLogger, machineProbe } = await import("@tessera/node");
+    const { runSetup } = await import("../setup/run-setup.js");
     const { logger } = createNodeLogger({ level: "warn", stdout: { write: (line: string) => process.stderr.write(line) } });
     const interactive = !flags.yes && process.stdin.isTTY === true;
     const rl = interactive ? createInterface({ input: process.stdin, output: process.stdout }) : undefined;

@@ -2,14 +2,7 @@ import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Command } from "commander";
-import {
-  createNodeLogger,
-  readLivePid,
-  removePidFile,
-  startDaemon,
-  writePidFile,
-  type NodeConfig,
-} from "@tessera/node";
+import type { NodeConfig } from "@tessera/node/config";
 import { TesseraError } from "@tessera/protocol";
 import { reportError } from "../report-error.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
@@ -32,7 +25,8 @@ export function addStartCommand(program: Command): void {
   describe(node.command("start"));
 }
 
-function refuseIfRunning(config: NodeConfig): void {
+async function refuseIfRunning(config: NodeConfig): Promise<void> {
+  const { readLivePid } = await import("@tessera/node");
   const pid = readLivePid(config.paths.pidFile);
   if (pid !== undefined && pid !== process.pid) {
     throw new TesseraError(
@@ -44,7 +38,8 @@ function refuseIfRunning(config: NodeConfig): void {
 
 async function foreground(flags: StartFlags): Promise<void> {
   const config = nodeConfigFrom(flags, true);
-  refuseIfRunning(config);
+  await refuseIfRunning(config);
+  const { createNodeLogger, removePidFile, startDaemon, writePidFile } = await import("@tessera/node");
   const output = createNodeLogger({ level: config.log_level, file: config.log_file });
   writePidFile(config.paths.pidFile, process.pid);
   const cleanup = () => {
@@ -85,7 +80,8 @@ async function foreground(flags: StartFlags): Promise<void> {
 /** Validates config in this process (so mistakes are reported here), then re-runs `start` without --detach. */
 async function detach(flags: StartFlags): Promise<void> {
   const config = nodeConfigFrom(flags, true);
-  refuseIfRunning(config);
+  await refuseIfRunning(config);
+  const { removePidFile, writePidFile } = await import("@tessera/node");
   mkdirSync(dirname(config.log_file), { recursive: true });
   // The daemon writes its own log lines to log_file; its stderr goes there too so a crash is never silent.
   const stderrFd = openSync(config.log_file, "a", 0o600);

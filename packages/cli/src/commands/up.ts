@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { createLogger, defaultDataDir, loadCoordinatorConfig, startCoordinator } from "@tessera/coordinator";
-import { createNodeLogger, initNode, loadNodeConfig, startDaemon } from "@tessera/node";
+import { defaultDataDir, loadCoordinatorConfig } from "@tessera/coordinator/config";
+import { loadNodeConfig } from "@tessera/node/config";
 import { TesseraError } from "@tessera/protocol";
 import { waitForSignal } from "../wait-for-signal.js";
 
@@ -36,6 +36,8 @@ export function addUpCommand(program: Command): void {
         const { makeTinyModel } = await import("@tessera/testkit");
         await makeTinyModel({ path: modelPath, seed: 1, vocab: "spm", name: DEMO_MODEL, eosScale: 2.5 });
       }
+      const { createLogger, startCoordinator } = await import("@tessera/coordinator");
+      const { createNodeLogger, initNode, startDaemon } = await import("@tessera/node");
       const coordinator = await startCoordinator(config, { logger: createLogger("warn") });
       const home = join(dataDir, "node");
       const settings = { coordinator_url: coordinator.url, backend: "embedded", model_path: modelPath };
