@@ -76,23 +76,82 @@ export class Sampler {
       probs[i] = e;
       sum += e;
     }
-    let count = n;
-    if (this.topP < 1) {
-      for (let i = 0; i < n; i++) order[i] = i;
-      const view = order.subarray(0, n);
-      view.sort((a, b) => probs[b] - probs[a] || a - b);
+    if (this.topP >= 1) {
+      let r = this.random() * sum;
+      for (let i = 0; i < n; i++) {
+        r -= probs[i];
+        if (r < 0) return i;
+      }
+      return n - 1;
+    }
+    // Top-p: the nucleus is the shortest prefix, in descending probability (ties: lower id first), whose mass reaches
+    // top_p of the whole; the draw walks the nucleus in that order. Sorting the 32 000 tokens for this cost 6.7-8.5 ms
+    // a token; the two crossings below find the same cut and the same token without sorting (see crossing()).
+    const target = this.topP * sum;
+    // Only tokens with probability >= (sum - target) / n can be in the nucleus: all the others together weigh less
+    // than sum - target. The filter keeps 1e-6 of the sum in hand for the float32 rounding of the probabilities.
+    const floor = (sum * (1 - 1e-6) - target) / n;
+    let candidates = 0;
+    for (let i = 0; i < n; i++) if (probs[i] >= floor) order[candidates++] = i;
+    const count = this.crossing(candidates, target, false) + 1;
+    let mass = 0;
+    for (let i = 0; i < count; i++) mass += probs[order[i]];
+    return order[this.crossing(count, this.random() * mass, true)];
+  }
+
+  /**
+   * For the tokens order[0..len), taken in descending probability (ties: lower id first): the position at which
+   * their running mass first reaches `threshold` (exceeds it, when `strict`). Rearranges order[0..len) so that the
+   * tokens before that position come first (in no particular order) and returns the position; the last one when the
+   * threshold is past the total. A quickselect on mass: partition around a pivot, keep the side the crossing is in,
+   * then sort only the last few; expected time linear in len.
+   */
+  private crossing(len: number, threshold: number, strict: boolean): number {
+    const { probs, order } = this;
+    const reached = (m: number) => (strict ? m > threshold : m >= threshold);
+    const before = (a: number, b: number) => probs[a] > probs[b] || (probs[a] === probs[b] && a < b);
+    const swap = (i: number, j: number) => {
+      const t = order[i];
+      order[i] = order[j];
+      order[j] = t;
+    };
+    // Invariant: order[0..lo) come before order[lo..hi), which come before order[hi..len); acc = mass(0..lo) has not reached the threshold.
+    let lo = 0;
+    let hi = len;
+    let acc = 0;
+    while (hi - lo > 16) {
+      // Median of three as the pivot, moved to the end of the range.
+      const mid = (lo + hi) >>> 1;
+      if (before(order[mid], order[lo])) swap(mid, lo);
+      if (before(order[hi - 1], order[lo])) swap(hi - 1, lo);
+      if (before(order[hi - 1], order[mid])) swap(hi - 1, mid);
+      swap(mid, hi - 1);
+      const pivot = order[hi - 1];
+      const pivotProb = probs[pivot];
+      let store = lo;
       let mass = 0;
-      count = 0;
-      while (count < n && mass < this.topP * sum) mass += probs[order[count++]];
-      sum = mass;
-    } else {
-      for (let i = 0; i < n; i++) order[i] = i;
+      for (let i = lo; i < hi - 1; i++) {
+        const id = order[i];
+        const p = probs[id];
+        if (p > pivotProb || (p === pivotProb && id < pivot)) {
+          mass += p;
+          order[i] = order[store];
+          order[store++] = id;
+        }
+      }
+      swap(store, hi - 1);
+      if (reached(acc + mass)) hi = store;
+      else if (reached(acc + mass + pivotProb)) return store;
+      else {
+        acc += mass + pivotProb;
+        lo = store + 1;
+      }
     }
-    let r = this.random() * sum;
-    for (let i = 0; i < count; i++) {
-      r -= probs[order[i]];
-      if (r < 0) return order[i];
+    order.subarray(lo, hi).sort((a, b) => probs[b] - probs[a] || a - b);
+    for (let i = lo; i < hi; i++) {
+      acc += probs[order[i]];
+      if (reached(acc)) return i;
     }
-    return order[count - 1];
+    return len - 1;
   }
 }
