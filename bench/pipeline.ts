@@ -75,7 +75,11 @@ async function decodeRate(url: string, maxTokens: number): Promise<{ tps: number
   return { tps: ((times.length - 1) * 1000) / (times[times.length - 1]! - times[0]!), tokens: times.length };
 }
 
-/** Σ over the spans of the one-token forward time at decode positions, ms. */
+/**
+ * Σ over the spans of the one-token forward time at decode positions, each span timed alone in this process, ms.
+ * Informational only (the bound uses what the nodes measured): a span timed alone keeps its weights in cache between
+ * tokens, so on a memory-bound machine it reads up to 2x lower than the same span inside the running pipeline.
+ */
 function stageCompute(path: string, spans: Array<[number, number]>, steps: number): number {
   let total = 0;
   for (const [start, end] of spans) {
@@ -230,7 +234,7 @@ export async function main(): Promise<void> {
     const echo = await startEcho();
     const idle = await echo.backToBack(frameBytes);
     console.log(`model: ${cfg.nLayer} layers, n_embd ${cfg.nEmbd}; idle loopback round trip to another process (${frameBytes} B): ws ${fmt(idle.ws)} ms, tcp ${fmt(idle.tcp)} ms`);
-    console.log("stages | tok/s  | Σ compute ms | hop ms (paced) | b2b ws/tcp   | bound tok/s | vs bound | excess/token ms | in-process compute ms");
+    console.log("stages | tok/s  | Σ compute ms | hop ms (paced) | b2b ws/tcp   | bound tok/s | vs bound | excess/token ms | Σ span alone ms");
     const excess: number[] = [];
     const ratios: number[] = [];
     const breakdown: string[] = [];
