@@ -8,21 +8,21 @@
  * figures and the spread are printed. CPU time per token (process CPU while that engine's token is computed) is
  * printed too: it is what each engine costs when it is not descheduled.
  *
- * Usage: npm run bench -- stage-runtime [rounds=7] [decodeTokens=48] [--weights f16|q8_0|q4_k_m]
+ * Usage: npm run bench -- stage-runtime [rounds=7] [decodeTokens=48] [--weights f16|q8_0|q4_k_m] [--threads 1]
  * Prints RESULT llamacpp_tok_s, stage_runtime_tok_s (medians), stage_runtime_vs_llamacpp (median of per-round ratios),
  * stage_runtime_vs_llamacpp_cpu (the same in CPU time per token); with --weights other than f16 (the default, the
- * issue's target) each name ends in `_<weights>`. q4_k_m uses a feed-forward width of 1536 (K-quant rows are 256 long).
+ * issue's target) each name ends in `_<weights>`, and with --threads N other than 1 in `_<N>threads` (both engines
+ * then use N threads). q4_k_m uses a feed-forward width of 1536 (K-quant rows are 256 long).
  */
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama } from "node-llama-cpp";
 import { makeTinyModel, type TinyWeightType } from "@tessera/testkit";
-import { loadStage, readModelConfig, argmax } from "@tessera/node";
+import { loadStage, readModelConfig, argmax, setStageThreads } from "@tessera/node";
 import { fmt, percentile } from "./lib-stats.js";
 
 const PROMPT = "The quick brown fox jumps over the lazy dog and";
-const THREADS = 1;
 
 interface Timing {
   tokens: number[];
@@ -42,15 +42,20 @@ function median(values: number[]): number {
 const WEIGHTS: TinyWeightType[] = ["f16", "q8_0", "q4_k_m"];
 
 export async function main(args: string[] = []): Promise<void> {
-  const flag = args.indexOf("--weights");
-  const weights = (flag === -1 ? "f16" : args[flag + 1]) as TinyWeightType;
-  const positional = flag === -1 ? args : args.filter((_, i) => i !== flag && i !== flag + 1);
+  const option = (name: string): string | undefined => {
+    const i = args.indexOf(`--${name}`);
+    return i === -1 ? undefined : args[i + 1];
+  };
+  const weights = (option("weights") ?? "f16") as TinyWeightType;
+  const threads = Number(option("threads") ?? 1);
+  const positional = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
   const rounds = Number(positional[0] ?? 7);
   const decodeTokens = Number(positional[1] ?? 48);
-  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(decodeTokens) || decodeTokens < 1 || !WEIGHTS.includes(weights)) {
-    throw new Error(`usage: stage-runtime [rounds>=1] [decodeTokens>=1] [--weights ${WEIGHTS.join("|")}], got ${args.join(" ")}`);
+  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(decodeTokens) || decodeTokens < 1 || !WEIGHTS.includes(weights) || !Number.isInteger(threads) || threads < 1) {
+    throw new Error(`usage: stage-runtime [rounds>=1] [decodeTokens>=1] [--weights ${WEIGHTS.join("|")}] [--threads n>=1], got ${args.join(" ")}`);
   }
-  const suffix = weights === "f16" ? "" : `_${weights}`;
+  const suffix = (weights === "f16" ? "" : `_${weights}`) + (threads === 1 ? "" : `_${threads}threads`);
+  setStageThreads(threads);
   const dir = join(tmpdir(), "tessera-bench");
   mkdirSync(dir, { recursive: true });
   const info = await makeTinyModel({
@@ -60,12 +65,12 @@ export async function main(args: string[] = []): Promise<void> {
     seed: 5,
     ...(weights === "q4_k_m" ? { feedForwardLength: 1536 } : {}),
   });
-  console.log(`model: ${info.parameterCount} parameters, ${weights}, ${(info.sizeBytes / 2 ** 20).toFixed(1)} MiB, threads ${THREADS}`);
+  console.log(`model: ${info.parameterCount} parameters, ${weights}, ${(info.sizeBytes / 2 ** 20).toFixed(1)} MiB, threads ${threads}`);
   console.log(`rounds: ${rounds} (+1 warm-up), ${decodeTokens} decoded tokens each, timed from the first generated token`);
 
   const llama = await getLlama({ gpu: false, build: "never" });
   const model = await llama.loadModel({ modelPath: info.path });
-  const context = await model.createContext({ contextSize: 512, flashAttention: false, threads: THREADS });
+  const context = await model.createContext({ contextSize: 512, flashAttention: false, threads: threads });
   const prompt = [...model.tokenize(PROMPT, true)] as number[];
   const sequence = context.getSequence();
 

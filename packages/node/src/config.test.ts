@@ -58,6 +58,8 @@ describe("node config", () => {
     expect(attempt({ backend: "gpu-magic" })).toThrow(/TESSERA_BACKEND/);
     expect(attempt({ coordinator_url: "ftp://x" })).toThrow(/coordinator_url.*http\(s\) URL.*--coordinator, TESSERA_COORDINATOR_URL/);
     expect(attempt({ max_concurrency: "0" })).toThrow(/from 1 to 1024/);
+    expect(attempt({ stage_threads: "0" })).toThrow(/stage_threads.*from 1 to 256.*--stage-threads/);
+    expect(attempt({ stage_threads: "1.5" })).toThrow(/stage_threads/);
     expect(attempt({ vllm_instances: "[{}]" })).toThrow(/each instance needs a host/);
   });
 

@@ -27,6 +27,7 @@ export interface NodeSettings {
   served_models: string[];
   stage_model: string;
   stage_memory_mb: number;
+  stage_threads: number;
   ollama_host: string;
   ollama_keep_alive: string;
   vllm_host: string;
@@ -206,6 +207,10 @@ export const NODE_SETTINGS = [
   spec({
     name: "stage_memory_mb", env: "TESSERA_STAGE_MEMORY_MB", flag: "--stage-memory", arg: "<mb>", defaultText: "0",
     description: "Memory offered for layer spans, MB (0: the machine's free memory)", parse: number(0, 1e9, false),
+  }),
+  spec({
+    name: "stage_threads", env: "TESSERA_STAGE_THREADS", flag: "--stage-threads", arg: "<n>", defaultText: "1",
+    description: "CPU threads the layer spans' matrix products use", parse: number(1, 256, true),
   }),
   backendSpec("ollama_host", host(11434)),
   backendSpec("ollama_keep_alive", text),

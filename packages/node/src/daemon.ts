@@ -106,6 +106,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const gpuStats = deps.gpuStats ?? machine!.gpuStats;
   const stageHost = config.stage_model ? await StageHost.create({
         modelPath: config.stage_model,
+        threads: config.stage_threads,
         logger,
         ...(config.stage_memory_mb > 0 ? { freeMemoryBytes: () => config.stage_memory_mb * 1024 * 1024 } : {}),
       }) : undefined;

@@ -22,6 +22,7 @@ import { F16_TO_F32 as F16 } from "../stage/f16.js";
 import { openGguf } from "../stage/gguf-reader.js";
 import { Sampler } from "../stage/sampler.js";
 import { loadStage, type Stage } from "../stage/stage.js";
+import { setStageThreads } from "../stage/wasm-matvec.js";
 import { loadPromptTokenizer, type PromptTokenizer } from "./prompt-tokenizer.js";
 import { describeShardFile, type ShardFile } from "./shard-file.js";
 import { vocabPieces } from "./vocab-pieces.js";
@@ -35,6 +36,8 @@ export interface StageHostOptions {
   logger: NodeLogger;
   /** Free memory reported in the offer (default: the OS's free memory). */
   freeMemoryBytes?: () => number;
+  /** CPU threads the spans' matrix products use (default 1; see setStageThreads). */
+  threads?: number;
   now?: () => number;
 }
 
@@ -53,7 +56,8 @@ export class StageHost {
   static async create(o: StageHostOptions): Promise<StageHost> {
     const host = new StageHost(o);
     host.shard = await describeShardFile(o.modelPath);
-    o.logger.info(`stage host: offering ${host.shard.model} (${host.shard.layerCount} layers, sha256 ${host.shard.sha256.slice(0, 12)}…)`);
+    setStageThreads(o.threads ?? 1);
+    o.logger.info(`stage host: offering ${host.shard.model} (${host.shard.layerCount} layers, sha256 ${host.shard.sha256.slice(0, 12)}…, ${o.threads ?? 1} thread(s))`);
     return host;
   }
 

@@ -5,3 +5,4 @@ export { loadStage, Stage, type LoadStageOptions, type ForwardOptions, type Toke
 export { Sampler, argmax, type SamplingOptions } from "./sampler.js";
 export { createRunner, loadRunner, type StageRunner, type GenerateOptions } from "./runner.js";
 export { f32ToF16Bits, roundToF16, F16_TO_F32 } from "./f16.js";
+export { setStageThreads } from "./wasm-matvec.js";

@@ -124,8 +124,11 @@ function str(s: string): number[] {
   return [...uleb(b.length), ...b];
 }
 
-/** A module importing `env.memory` and exporting `fns` (each with its own type, no results). */
-export function assembleModule(fns: FunctionDef[]): Uint8Array {
+/**
+ * A module importing `env.memory` (shared, at most `maxPages` pages of 64 KiB, so that worker threads can run the
+ * same kernels over it) and exporting `fns` (each with its own type, no results).
+ */
+export function assembleModule(fns: FunctionDef[], maxPages: number): Uint8Array {
   const types = fns.flatMap((f) => [0x60, ...uleb(f.params.length), ...f.params, 0]);
   const bodies = fns.flatMap((f) => {
     const fn = [...uleb(f.locals.length), ...f.locals.flatMap(([n, t]) => [...uleb(n), t]), ...f.body, ...I.end];
@@ -134,7 +137,8 @@ export function assembleModule(fns: FunctionDef[]): Uint8Array {
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, [...uleb(fns.length), ...types]),
-    ...section(2, [1, ...str("env"), ...str("memory"), 0x02, 0x00, 1]),
+    // import kind 0x02 (memory), limits 0x03 (shared, with a maximum), 1 page at least.
+    ...section(2, [1, ...str("env"), ...str("memory"), 0x02, 0x03, 1, ...uleb(maxPages)]),
     ...section(3, [...uleb(fns.length), ...fns.map((_, i) => i)]),
     ...section(7, [...uleb(fns.length), ...fns.flatMap((f, i) => [...str(f.name), 0x00, ...uleb(i)])]),
     ...section(10, [...uleb(fns.length), ...bodies]),

@@ -5,15 +5,16 @@
  */
 import { TesseraError } from "@tessera/protocol";
 import { assembleModule } from "./wasm-asm.js";
+import { MatvecPool } from "./matvec-pool.js";
 import { KERNELS, PREFETCH_BYTES } from "./wasm-kernels.js";
 
 /** The slice of the WebAssembly JS API used here (lib "dom" is not in this repo's tsconfig, so declared locally). */
 interface WasmMemory {
-  readonly buffer: ArrayBuffer;
+  readonly buffer: SharedArrayBuffer;
   grow(pages: number): number;
 }
 interface WasmApi {
-  Memory: new (descriptor: { initial: number; maximum: number }) => WasmMemory;
+  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
 }
@@ -31,15 +32,20 @@ const ALIGN = 64;
 /** 32-bit WebAssembly memory: 65536 pages of 64 KiB. */
 const MAX_PAGES = 65536;
 
+/** Products smaller than this many weights stay on the calling thread: waking the workers would cost more. */
+const MIN_SPLIT_WEIGHTS = 1 << 16;
+
 class WasmArena {
-  readonly memory = new WA.Memory({ initial: 16, maximum: MAX_PAGES });
-  readonly matvec: MatvecFn;
-  readonly matvecF16: MatvecStrideFn;
+  readonly memory = new WA.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
   readonly roundF16: RoundFn;
   readonly weightedSumF16: WeightedSumFn;
-  readonly matvecQ8: MatvecQ8Fn;
-  readonly matvecQ4K: MatvecKFn;
-  readonly matvecQ6K: MatvecKFn;
+  private readonly module: object;
+  private readonly f32: MatvecFn;
+  private readonly f16: MatvecStrideFn;
+  private readonly q8: MatvecQ8Fn;
+  private readonly q4k: MatvecKFn;
+  private readonly q6k: MatvecKFn;
+  private pool: MatvecPool | undefined;
   private top = ALIGN;
   private readonly freeBlocks = new Map<number, number[]>();
   private f32View = new Float32Array(this.memory.buffer);
@@ -49,15 +55,95 @@ class WasmArena {
   private i16View = new Int16Array(this.memory.buffer);
 
   constructor() {
-    const instance = new WA.Instance(new WA.Module(assembleModule(KERNELS)), { env: { memory: this.memory } });
-    const e = instance.exports;
-    this.matvec = e.matvecF32 as MatvecFn;
-    this.matvecF16 = e.matvecF16 as MatvecStrideFn;
+    this.module = new WA.Module(assembleModule(KERNELS, MAX_PAGES));
+    const e = new WA.Instance(this.module, { env: { memory: this.memory } }).exports;
+    this.f32 = e.matvecF32 as MatvecFn;
+    this.f16 = e.matvecF16 as MatvecStrideFn;
     this.roundF16 = e.roundF16 as RoundFn;
     this.weightedSumF16 = e.weightedSumF16 as WeightedSumFn;
-    this.matvecQ8 = e.matvecQ8 as MatvecQ8Fn;
-    this.matvecQ4K = e.matvecQ4K as MatvecKFn;
-    this.matvecQ6K = e.matvecQ6K as MatvecKFn;
+    this.q8 = e.matvecQ8 as MatvecQ8Fn;
+    this.q4k = e.matvecQ4K as MatvecKFn;
+    this.q6k = e.matvecQ6K as MatvecKFn;
+  }
+
+  /** Threads the matrix-vector products use (1: this one only); worker threads are started or ended to match. */
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+  set threads(n: number) {
+    if (!Number.isInteger(n) || n < 1 || n > 256) throw new TesseraError("bad_request", `stage threads must be a whole number from 1 to 256, got ${n}`);
+    if (n === this.threads) return;
+    this.pool?.close();
+    this.pool = n > 1 ? new MatvecPool(this.module, this.memory, n) : undefined;
+  }
+
+  /** The pool when a product of rows x cols is worth splitting, else undefined. */
+  private split(rows: number, cols: number): MatvecPool | undefined {
+    const pool = this.pool;
+    return pool && rows >= 2 * pool.threads && rows * cols >= MIN_SPLIT_WEIGHTS ? pool : undefined;
+  }
+
+  // The kernels (wasm-kernels.ts; bound, so they can be passed around), rows split across the pool's threads when that pays. Each part's pointers are
+  // the whole product's moved on by its first row: weights by the bytes of a row, `out` by 4 bytes a row.
+
+  readonly matvec = (w: number, x: number, out: number, rows: number, cols: number): void => {
+    const pool = this.split(rows, cols);
+    if (!pool) return this.f32(w, x, out, rows, cols);
+    for (let p = 1; p < pool.threads; p++) {
+      const r0 = pool.partStart(rows, p);
+      pool.assign(p, 0, w + r0 * cols * 4, x, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols);
+    }
+    pool.start();
+    this.f32(w, x, out, pool.partStart(rows, 1), cols);
+    pool.finish();
+  };
+
+  readonly matvecF16 = (w: number, x: number, out: number, rows: number, cols: number, stride: number): void => {
+    const pool = this.split(rows, cols);
+    if (!pool) return this.f16(w, x, out, rows, cols, stride);
+    for (let p = 1; p < pool.threads; p++) {
+      const r0 = pool.partStart(rows, p);
+      pool.assign(p, 1, w + r0 * stride, x, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols, stride);
+    }
+    pool.start();
+    this.f16(w, x, out, pool.partStart(rows, 1), cols, stride);
+    pool.finish();
+  };
+
+  readonly matvecQ8 = (wq: number, ws: number, xq: number, xs: number, out: number, rows: number, cols: number): void => {
+    const pool = this.split(rows, cols);
+    if (!pool) return this.q8(wq, ws, xq, xs, out, rows, cols);
+    for (let p = 1; p < pool.threads; p++) {
+      const r0 = pool.partStart(rows, p);
+      pool.assign(p, 2, wq + r0 * cols, ws + r0 * (cols / 32) * 4, xq, xs, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols);
+    }
+    pool.start();
+    this.q8(wq, ws, xq, xs, out, pool.partStart(rows, 1), cols);
+    pool.finish();
+  };
+
+  readonly matvecQ4K = (wq: number, wScales: number, wd: number, xq: number, xd: number, xSums: number, out: number, rows: number, cols: number): void => {
+    this.matvecK(this.q4k, 3, cols / 2, cols / 16, cols / 32, wq, wScales, wd, xq, xd, xSums, out, rows, cols);
+  };
+
+  readonly matvecQ6K = (wq: number, wScales: number, wd: number, xq: number, xd: number, xSums: number, out: number, rows: number, cols: number): void => {
+    this.matvecK(this.q6k, 4, cols, cols / 16, cols / 64, wq, wScales, wd, xq, xd, xSums, out, rows, cols);
+  };
+
+  /** A K-quant product; a row is `qBytes` of quants, `sBytes` of scales and `dBytes` of f32 `d`s (k-quants.ts). */
+  private matvecK(
+    kernel: MatvecKFn, index: number, qBytes: number, sBytes: number, dBytes: number,
+    wq: number, wScales: number, wd: number, xq: number, xd: number, xSums: number, out: number, rows: number, cols: number,
+  ): void {
+    const pool = this.split(rows, cols);
+    if (!pool) return kernel(wq, wScales, wd, xq, xd, xSums, out, rows, cols);
+    for (let p = 1; p < pool.threads; p++) {
+      const r0 = pool.partStart(rows, p);
+      pool.assign(p, index, wq + r0 * qBytes, wScales + r0 * sBytes, wd + r0 * dBytes, xq, xd, xSums, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols);
+    }
+    pool.start();
+    kernel(wq, wScales, wd, xq, xd, xSums, out, pool.partStart(rows, 1), cols);
+    pool.finish();
   }
 
   /** A Float32Array over the whole memory; refreshed after growth (growth detaches old views). */
@@ -138,6 +224,16 @@ export function wasmArena(): WasmArena | null {
     }
   }
   return arena;
+}
+
+/**
+ * How many threads the stage runtime's matrix-vector products use in this process (default 1). Worker threads
+ * share the arena's memory; results are bit-identical whatever the count. Throws bad_request outside 1..256.
+ */
+export function setStageThreads(threads: number): void {
+  const a = wasmArena();
+  if (a) a.threads = threads;
+  else if (threads !== 1) throw new TesseraError("bad_request", "stage threads need WebAssembly, which this runtime lacks");
 }
 
 /** A growable arena block (never shrunk), so steady-state decoding allocates nothing. */
