@@ -6,6 +6,7 @@ import { ACTIVATION_FLAG_SAMPLED, decodeActivationFrame, encodeActivationFrame, 
 import { makeTinyModel } from "@tessera/testkit";
 import type { NodeLogger } from "../logger.js";
 import { Sampler } from "../stage/sampler.js";
+import { setStageThreads, wasmArena } from "../stage/wasm-matvec.js";
 import { loadStage } from "../stage/stage.js";
 import { StageHost } from "./stage-host.js";
 
@@ -103,6 +104,19 @@ describe("sampling on the last stage", () => {
     expect(replayed).toEqual(tokens);
     await replica.close();
   }, 60_000);
+});
+
+describe("threads", () => {
+  it("a host created with threads: 2 runs the runtime's products on 2 threads; bad counts are refused", async () => {
+    try {
+      const host = await StageHost.create({ modelPath: path, logger: quiet, threads: 2 });
+      expect(wasmArena()!.threads).toBe(2);
+      await host.close();
+      await expect(StageHost.create({ modelPath: path, logger: quiet, threads: 0 })).rejects.toThrow(/stage threads must be a whole number from 1 to 256/);
+    } finally {
+      setStageThreads(1);
+    }
+  });
 });
 
 describe("a middle stage", () => {
