@@ -17,6 +17,11 @@ import { TesseraError } from "@tessera/protocol";
 export const KERNEL_NAMES = ["matvecF32", "matvecF16", "matvecQ8", "matvecQ4K", "matvecQ6K"] as const;
 export type PooledKernel = (typeof KERNEL_NAMES)[number];
 
+/** A kernel's index in KERNEL_NAMES: how a call names it to the workers. */
+export function kernelIndex(name: PooledKernel): number {
+  return KERNEL_NAMES.indexOf(name);
+}
+
 const SLOT = 10;
 const HEADER = 3;
 /** Spin iterations (each an atomic load, a few ns) before a waiting thread sleeps: ~50-100 µs. */

@@ -5,7 +5,7 @@
  */
 import { TesseraError } from "@tessera/protocol";
 import { assembleModule } from "./wasm-asm.js";
-import { MatvecPool } from "./matvec-pool.js";
+import { kernelIndex, MatvecPool } from "./matvec-pool.js";
 import { KERNELS, PREFETCH_BYTES } from "./wasm-kernels.js";
 
 /** The slice of the WebAssembly JS API used here (lib "dom" is not in this repo's tsconfig, so declared locally). */
@@ -31,6 +31,12 @@ const PAGE = 65536;
 const ALIGN = 64;
 /** 32-bit WebAssembly memory: 65536 pages of 64 KiB. */
 const MAX_PAGES = 65536;
+
+const F32_KERNEL = kernelIndex("matvecF32");
+const F16_KERNEL = kernelIndex("matvecF16");
+const Q8_KERNEL = kernelIndex("matvecQ8");
+const Q4K_KERNEL = kernelIndex("matvecQ4K");
+const Q6K_KERNEL = kernelIndex("matvecQ6K");
 
 /** Products smaller than this many weights stay on the calling thread: waking the workers would cost more. */
 const MIN_SPLIT_WEIGHTS = 1 << 16;
@@ -91,7 +97,7 @@ class WasmArena {
     if (!pool) return this.f32(w, x, out, rows, cols);
     for (let p = 1; p < pool.threads; p++) {
       const r0 = pool.partStart(rows, p);
-      pool.assign(p, 0, w + r0 * cols * 4, x, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols);
+      pool.assign(p, F32_KERNEL, w + r0 * cols * 4, x, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols);
     }
     pool.start();
     this.f32(w, x, out, pool.partStart(rows, 1), cols);
@@ -103,7 +109,7 @@ class WasmArena {
     if (!pool) return this.f16(w, x, out, rows, cols, stride);
     for (let p = 1; p < pool.threads; p++) {
       const r0 = pool.partStart(rows, p);
-      pool.assign(p, 1, w + r0 * stride, x, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols, stride);
+      pool.assign(p, F16_KERNEL, w + r0 * stride, x, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols, stride);
     }
     pool.start();
     this.f16(w, x, out, pool.partStart(rows, 1), cols, stride);
@@ -115,7 +121,7 @@ class WasmArena {
     if (!pool) return this.q8(wq, ws, xq, xs, out, rows, cols);
     for (let p = 1; p < pool.threads; p++) {
       const r0 = pool.partStart(rows, p);
-      pool.assign(p, 2, wq + r0 * cols, ws + r0 * (cols / 32) * 4, xq, xs, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols);
+      pool.assign(p, Q8_KERNEL, wq + r0 * cols, ws + r0 * (cols / 32) * 4, xq, xs, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols);
     }
     pool.start();
     this.q8(wq, ws, xq, xs, out, pool.partStart(rows, 1), cols);
@@ -123,11 +129,11 @@ class WasmArena {
   };
 
   readonly matvecQ4K = (wq: number, wScales: number, wd: number, xq: number, xd: number, xSums: number, out: number, rows: number, cols: number): void => {
-    this.matvecK(this.q4k, 3, cols / 2, cols / 16, cols / 32, wq, wScales, wd, xq, xd, xSums, out, rows, cols);
+    this.matvecK(this.q4k, Q4K_KERNEL, cols / 2, cols / 16, cols / 32, wq, wScales, wd, xq, xd, xSums, out, rows, cols);
   };
 
   readonly matvecQ6K = (wq: number, wScales: number, wd: number, xq: number, xd: number, xSums: number, out: number, rows: number, cols: number): void => {
-    this.matvecK(this.q6k, 4, cols, cols / 16, cols / 64, wq, wScales, wd, xq, xd, xSums, out, rows, cols);
+    this.matvecK(this.q6k, Q6K_KERNEL, cols, cols / 16, cols / 64, wq, wScales, wd, xq, xd, xSums, out, rows, cols);
   };
 
   /** A K-quant product; a row is `qBytes` of quants, `sBytes` of scales and `dBytes` of f32 `d`s (k-quants.ts). */
