@@ -16,6 +16,10 @@ export const ERROR_CODES = {
   internal_error: { status: 500, retryable: true },
   node_disconnected: { status: 502, retryable: true },
   no_capacity: { status: 503, retryable: true },
+  /** The coordinator is shutting down: it takes no new work and ends open streams with this code; retry elsewhere. */
+  shutting_down: { status: 503, retryable: true },
+  /** The coordinator could not write the record of a job (its database refused or failed); the job was failed. */
+  store_error: { status: 500, retryable: true },
   timeout: { status: 504, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
