@@ -4,6 +4,7 @@ export * from "./keys.js";
 export * from "./signer.js";
 export * from "./auth-header.js";
 export * from "./sse.js";
+export * from "./log-line.js";
 export * from "./v1/chat-message.js";
 export * from "./v1/sampling.js";
 export * from "./v1/job-create.js";
