@@ -18,6 +18,10 @@ export interface CoordinatorConfig {
   jobTimeoutS: number;
   pendingTimeoutS: number;
   acceptTimeoutS: number;
+  /** The least time an accepted job may wait for its first token before it moves to another node. */
+  firstTokenTimeoutS: number;
+  /** The least time an accepted job may go between tokens before it moves to another node. */
+  stallTimeoutS: number;
   resultTtlS: number;
   heartbeatIntervalS: number;
   offlineAfterS: number;
@@ -46,6 +50,8 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "jobTimeoutS", flag: "--job-timeout", env: "TESSERA_JOB_TIMEOUT", default: "300", description: "seconds before a job fails with `timeout`" },
   { key: "pendingTimeoutS", flag: "--queue-timeout", env: "TESSERA_QUEUE_TIMEOUT", default: "60", description: "seconds a job may wait for a free node before `no_capacity`" },
   { key: "acceptTimeoutS", flag: "--accept-timeout", env: "TESSERA_ACCEPT_TIMEOUT", default: "5", description: "seconds a node has to accept a pushed job" },
+  { key: "firstTokenTimeoutS", flag: "--first-token-timeout", env: "TESSERA_FIRST_TOKEN_TIMEOUT", default: "30", description: "least seconds a node that accepted a job has to send its first token before the job moves on (longer for slow nodes and long prompts)" },
+  { key: "stallTimeoutS", flag: "--stall-timeout", env: "TESSERA_STALL_TIMEOUT", default: "15", description: "least seconds a node may go silent between tokens before the job moves on (longer for slow nodes)" },
   { key: "resultTtlS", flag: "--result-ttl", env: "TESSERA_RESULT_TTL", default: "3600", description: "seconds prompts and outputs are kept; then only hashes and counts" },
   { key: "heartbeatIntervalS", flag: "--heartbeat-interval", env: "TESSERA_HEARTBEAT_INTERVAL", default: "30", description: "heartbeat interval nodes are told to use" },
   { key: "offlineAfterS", flag: "--offline-after", env: "TESSERA_OFFLINE_AFTER", default: "90", description: "seconds without a heartbeat before a node is offline" },
@@ -96,6 +102,8 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     jobTimeoutS: num("jobTimeoutS", 1, 86_400),
     pendingTimeoutS: num("pendingTimeoutS", 0, 86_400),
     acceptTimeoutS: num("acceptTimeoutS", 0.1, 600),
+    firstTokenTimeoutS: num("firstTokenTimeoutS", 0.1, 86_400),
+    stallTimeoutS: num("stallTimeoutS", 0.1, 86_400),
     resultTtlS: num("resultTtlS", 1, 365 * 86_400),
     heartbeatIntervalS: num("heartbeatIntervalS", 1, 3600),
     offlineAfterS: num("offlineAfterS", 1, 86_400),

@@ -8,6 +8,7 @@ import { type Clock, systemClock } from "./clock.js";
 import type { CoordinatorConfig } from "./config.js";
 import type { CoordinatorContext } from "./context.js";
 import { JobManager } from "./jobs/job-manager.js";
+import { DEFAULT_PROGRESS_LIMITS } from "./jobs/progress-deadline.js";
 import { SchedulerChooser } from "./jobs/scheduler-chooser.js";
 import { SpeedMetrics } from "./jobs/speed-metrics.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -80,6 +81,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     pendingTimeoutMs: config.pendingTimeoutS * 1000,
     jobTimeoutMs: config.jobTimeoutS * 1000,
     acceptTimeoutMs: config.acceptTimeoutS * 1000,
+    progress: { ...DEFAULT_PROGRESS_LIMITS, firstPartFloorMs: config.firstTokenTimeoutS * 1000, stallFloorMs: config.stallTimeoutS * 1000 },
     resultTtlMs: config.resultTtlS * 1000,
   });
   sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });

@@ -9,6 +9,12 @@ export class CoordinatorMetrics {
   readonly registry = new Registry();
   readonly jobsFinished = new Counter({ name: "tessera_jobs_finished_total", help: "Jobs that ended, by status and error code", labelNames: ["status", "error"] as const, registers: [this.registry] });
   readonly failovers = new Counter({ name: "tessera_failovers_total", help: "Jobs moved to another node after their node was lost or failed", registers: [this.registry] });
+  readonly stalls = new Counter({
+    name: "tessera_job_stalls_total",
+    help: "Jobs taken back from a node that accepted them and then sent nothing within its progress deadline, by phase",
+    labelNames: ["phase"] as const,
+    registers: [this.registry],
+  });
   readonly routingDecision = new Histogram({
     name: "tessera_routing_decision_seconds",
     help: "Time to choose a node for one job (filter + score + choose)",

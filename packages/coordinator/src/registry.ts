@@ -4,8 +4,8 @@ import type { NodeSession } from "./sessions/node-session.js";
 
 /**
  * The coordinator's live view of nodes: the routing source of truth (the store mirrors it for status queries and
- * restarts). A node is online while its heartbeats are fresh and its session has not dropped; it is routable when
- * it is online, has a session, and is not draining.
+ * restarts). A node is online while it is heard from (heartbeats, or pongs and parts on its session) and its session
+ * has not dropped; it is routable when it is online, has a session, and is not draining.
  */
 export interface LiveNode {
   id: string;
@@ -107,6 +107,15 @@ export class NodeRegistry {
     if (!record || record.session !== session) return;
     record.session = undefined;
     this.markOffline(record, reason);
+  }
+
+  /**
+   * The node spoke over its current session (a pong, a job part): it is alive even when its HTTP heartbeats are
+   * late, so the silence sweep must not close a healthy session. A stale session proves nothing.
+   */
+  touch(nodeId: string, session: NodeSession): void {
+    const record = this.nodes.get(nodeId);
+    if (record && record.session === session && record.online) record.lastSeenAt = this.clock.now();
   }
 
   setDraining(nodeId: string): void {

@@ -255,7 +255,8 @@ describe("client API", () => {
 });
 
 describe("queueing", () => {
-  beforeEach(async () => startWithNode({ pendingTimeoutS: 60 }));
+  // The held jobs send no token for a minute: a first-token deadline that long keeps them where they are.
+  beforeEach(async () => startWithNode({ pendingTimeoutS: 60, firstTokenTimeoutS: 3600 }));
 
   it("holds a job while every node is busy, runs it when one frees up, and fails it with no_capacity past the limit", async () => {
     const held: string[] = [];

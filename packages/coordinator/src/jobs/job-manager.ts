@@ -18,6 +18,7 @@ import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
 import { decisionTimer } from "./decision-timer.js";
+import { type ProgressLimits, DEFAULT_PROGRESS_LIMITS, firstPartDeadline, nextPartDeadline } from "./progress-deadline.js";
 
 export interface JobManagerOptions {
   clock: Clock;
@@ -34,6 +35,8 @@ export interface JobManagerOptions {
   metrics?: CoordinatorMetrics;
   /** Where measured speed per node and model goes (the scheduler reads it). */
   speed: SpeedMetrics;
+  /** How long an accepted job may go without a part before it is moved to another node. */
+  progress?: ProgressLimits;
 }
 
 export interface SubmitRequest {
@@ -59,9 +62,11 @@ export class JobManager {
   private readonly decisionTimer;
 
   private readonly maxAttempts: number;
+  private readonly progress: ProgressLimits;
 
   constructor(private readonly o: JobManagerOptions) {
     this.maxAttempts = o.maxAttempts ?? 5;
+    this.progress = o.progress ?? DEFAULT_PROGRESS_LIMITS;
     this.decisionTimer = o.metrics ? decisionTimer() : undefined;
   }
 
@@ -165,7 +170,7 @@ export class JobManager {
     this.dispatch();
   }
 
-  /** Deadlines: accept, queue wait, job timeout. Called every second and by tests after moving the clock. */
+  /** Deadlines: accept, progress, queue wait, job timeout. Called every second and by tests after moving the clock. */
   tick(): void {
     const now = this.o.clock.now();
     for (const job of [...this.live.values()]) {
@@ -177,6 +182,16 @@ export class JobManager {
         this.fail(job, "timeout", `job did not complete within ${Math.round(this.o.jobTimeoutMs / 1000)} s`);
       } else if (job.attempt && job.attempt.acceptedAt === undefined && now >= job.attempt.acceptDeadline) {
         this.o.logger.warn({ job: job.id, node: short(job.attempt.nodeId) }, "node did not accept in time; reassigning");
+        this.takeBack(job, { exclude: true, front: true });
+      } else if (job.attempt?.progressDeadline !== undefined && now >= job.attempt.progressDeadline) {
+        // Accepted, then silent: the node may be wedged while its session and heartbeats look healthy. Treated as a
+        // lost node for this job (continued elsewhere from the text already sent), not for its other jobs.
+        const attempt = job.attempt;
+        const waited = now - (attempt.lastPartAt ?? attempt.acceptedAt!);
+        const phase = attempt.firstTokenAt === undefined ? "first token" : "next token";
+        this.o.logger.warn({ job: job.id, node: short(attempt.nodeId), phase, silent_ms: waited, sent_chars: job.text.length }, "node stalled; failing over");
+        this.o.metrics?.failovers.inc();
+        this.o.metrics?.stalls.inc({ phase: attempt.firstTokenAt === undefined ? "first_token" : "between_tokens" });
         this.takeBack(job, { exclude: true, front: true });
       } else if (job.status === "pending" && !job.attempt && now - job.queuedAt >= this.o.pendingTimeoutMs) {
         this.fail(job, "no_capacity", `no node was free to serve model "${job.model}" within ${Math.round(this.o.pendingTimeoutMs / 1000)} s`);
@@ -233,6 +248,12 @@ export class JobManager {
     const attempt = job.attempt!;
     if (attempt.acceptedAt !== undefined) return;
     attempt.acceptedAt = this.o.clock.now();
+    const node = this.o.registry.get(attempt.nodeId);
+    attempt.progressDeadline = firstPartDeadline(
+      attempt.acceptedAt,
+      { measured: this.o.speed.get(attempt.nodeId, job.model), promptTokens: job.estimatedPromptTokens, load: node?.activeJobs.size ?? 1 },
+      this.progress,
+    );
     if (job.status === "pending") {
       job.status = "processing";
       job.startedAt = attempt.acceptedAt;
@@ -249,7 +270,14 @@ export class JobManager {
         // tokens wait in `pendingTokenIds` until text arrives, so `text` and `tokenIds` always describe the same
         // prefix: a node that takes over regenerates the pending tokens itself.
         if (part.text.length === 0 && !part.tokens?.length) return;
-        attempt.firstTokenAt ??= this.o.clock.now();
+        const now = this.o.clock.now();
+        attempt.firstTokenAt ??= now;
+        attempt.lastPartAt = now;
+        attempt.progressDeadline = nextPartDeadline(
+          now,
+          { measured: this.o.speed.get(attempt.nodeId, job.model), load: this.o.registry.get(attempt.nodeId)?.activeJobs.size ?? 1 },
+          this.progress,
+        );
         if (job.tokenIds) {
           if (part.tokens) job.pendingTokenIds.push(...part.tokens);
           else job.tokenIds = undefined;

@@ -13,6 +13,8 @@ export interface Attempt {
   acceptDeadline: number;
   acceptedAt?: number;
   firstTokenAt?: number;
+  /** The last part that carried tokens. */
+  lastPartAt?: number;
   /** Tokens this attempt produced, counted from its deltas; replaced by the node's own usage report. */
   completionTokens: number;
   reportedUsage?: { prompt_tokens: number; completion_tokens: number };
@@ -22,6 +24,8 @@ export interface Attempt {
   continuation: boolean;
   /** Jobs the node was running (this one included) when this attempt began; for solo-equivalent speed. */
   nodeLoadAtStart: number;
+  /** Once accepted: the instant by which the node must send its next part, or the job is taken back (a stall). */
+  progressDeadline?: number;
 }
 
 export interface Segment {
@@ -68,6 +72,12 @@ export class LiveJob {
 
   get completionTokens(): number {
     return this.segments.reduce((sum, s) => sum + s.completionTokens, 0);
+  }
+
+  /** The prompt's size in tokens as routing estimates it (4 characters a token), the text already sent included. */
+  get estimatedPromptTokens(): number {
+    const chars = this.messages.reduce((n, m) => n + m.content.length, 0) + this.text.length;
+    return Math.ceil(chars / 4);
   }
 
   get finished(): boolean {

@@ -55,11 +55,10 @@ export class SchedulerChooser implements NodeChooser {
     lookup: (nodeId: string) => LiveNode | undefined,
   ): { nodeId: string } | { nodeId?: undefined; reason: string } {
     const prefixHash = systemPromptHash(job);
-    const promptChars = job.messages.reduce((n, m) => n + m.content.length, 0) + job.text.length;
     const requirements = {
       model: job.model,
       ...(job.pinnedNodeId ? { pinnedNodeId: job.pinnedNodeId } : {}),
-      promptTokens: Math.ceil(promptChars / 4),
+      promptTokens: job.estimatedPromptTokens,
       maxTokens: Math.max(1, job.sampling.max_tokens - job.completionTokens),
       ...(prefixHash ? { prefixHash } : {}),
     };

@@ -75,6 +75,7 @@ export class SessionHub {
       return;
     }
     const message = parsed.data;
+    this.ctx.registry.touch(nodeId, session);
     if (message.type === "pong") return session.pong(message.sent_at, this.ctx.clock.now());
     if (message.type.startsWith("stage.")) return this.ctx.sharding.onStageMessage(nodeId, message as StageNodeMessage);
     this.ctx.jobs.onNodeMessage(nodeId, message);

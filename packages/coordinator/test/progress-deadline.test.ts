@@ -1,0 +1,155 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SseDecoder } from "@tessera/protocol";
+import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
+import { ScriptedNode } from "./scripted-node.js";
+
+/**
+ * A node that accepts a job and then says nothing must not hold it: past its progress deadline (moved clock, no
+ * sleeping) the job continues on another node from the text already sent, and the client's stream completes.
+ */
+let t: TestCoordinator;
+let baseUrl: string;
+let nodes: ScriptedNode[];
+
+beforeEach(async () => {
+  t = await testCoordinator({ firstTokenTimeoutS: 30, stallTimeoutS: 15, offlineAfterS: 90 });
+  await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
+  baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
+  nodes = [];
+  for (let i = 0; i < 2; i++) {
+    const n = newNode();
+    expect((await signedInject(t, n.signer, "POST", "/api/v1/nodes/register", registration(n.id))).statusCode).toBe(200);
+    const node = new ScriptedNode(baseUrl, n.signer, () => Math.floor(t.clock.now() / 1000));
+    await node.connect();
+    nodes.push(node);
+  }
+});
+
+afterEach(async () => {
+  for (const n of nodes) await n.close();
+  await t.close();
+});
+
+async function until<T>(fn: () => T | undefined | Promise<T | undefined>, tries = 300): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("condition never held");
+}
+
+/** Starts a streaming job; resolves to the SSE event payloads once the stream ends. */
+function stream(body: object): { done: Promise<string[]>; id: Promise<string> } {
+  let setId!: (id: string) => void;
+  const id = new Promise<string>((r) => (setId = r));
+  const done = (async () => {
+    const res = await fetch(`${baseUrl}/api/v1/jobs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${t.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }], stream: true, ...body }),
+    });
+    setId(res.headers.get("x-tessera-job-id")!);
+    return new SseDecoder().push(await res.text()).map((e) => e.data);
+  })();
+  return { done, id };
+}
+
+/** The first node to get the job plays `silent`; the other finishes it from the prefix it is given. */
+function scriptSilentThenTakeOver(silent: (jobId: string, node: ScriptedNode) => void): { stalled: () => ScriptedNode | undefined } {
+  let stalled: ScriptedNode | undefined;
+  for (const n of nodes) {
+    n.onAssign = (job, self) => {
+      if (!stalled) {
+        stalled = self;
+        self.accept(job.job_id);
+        silent(job.job_id, self);
+        return;
+      }
+      self.accept(job.job_id);
+      self.stream(job.job_id, [
+        { type: "text-delta", text: job.assistant_prefix ? " world" : "Hello world", tokens: [3] },
+        { type: "finish", reason: "stop" },
+      ]);
+    };
+  }
+  return { stalled: () => stalled };
+}
+
+describe("progress deadline", () => {
+  it("moves a job whose node accepted it and never sent a token, at the first-token deadline and not before", async () => {
+    const script = scriptSilentThenTakeOver(() => undefined);
+    const s = stream({});
+    const id = await s.id;
+    await until(() => script.stalled());
+    const stalled = script.stalled()!;
+    await until(() => (t.coordinator.ctx.jobs.get(id)?.attempt?.acceptedAt !== undefined ? true : undefined));
+
+    t.clock.advance(29_000);
+    t.coordinator.tick();
+    expect(stalled.cancels).not.toContain(id);
+    t.clock.advance(1_000);
+    t.coordinator.tick();
+
+    expect(await s.done).toEqual(['{"text":"Hello world"}', "[DONE]"]);
+    expect(stalled.cancels).toContain(id);
+    const job = t.coordinator.ctx.jobs.get(id)!;
+    expect(job.status).toBe("completed");
+    expect(job.excludedNodes.size).toBe(1);
+    const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/tessera_job_stalls_total\{phase="first_token"\} 1/);
+  });
+
+  it("moves a job whose node went silent between tokens, continuing from the text already sent", async () => {
+    const script = scriptSilentThenTakeOver((jobId, self) => self.stream(jobId, [{ type: "text-delta", text: "Hello", tokens: [1] }]));
+    const s = stream({});
+    const id = await s.id;
+    await until(() => (t.coordinator.ctx.jobs.get(id)?.text === "Hello" ? true : undefined));
+
+    t.clock.advance(14_999);
+    t.coordinator.tick();
+    expect(script.stalled()!.cancels).not.toContain(id);
+    t.clock.advance(1);
+    t.coordinator.tick();
+
+    expect(await s.done).toEqual(['{"text":"Hello"}', '{"text":" world"}', "[DONE]"]);
+    const segments = await until(async () => {
+      const rows = await t.coordinator.ctx.store.listJobSegments(id);
+      return rows.length === 2 ? rows : undefined;
+    });
+    expect(segments.map((r) => r.completionTokens)).toEqual([1, 1]);
+    const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/tessera_job_stalls_total\{phase="between_tokens"\} 1/);
+  });
+
+  it("gives a node measured as slow its own, longer allowance", async () => {
+    for (const n of t.coordinator.ctx.registry.all()) t.coordinator.ctx.speed.record(n.id, "tiny", { tokensPerSecond: 0.25, ttftMs: 10_000 });
+    const script = scriptSilentThenTakeOver(() => undefined);
+    const s = stream({});
+    const id = await s.id;
+    await until(() => script.stalled());
+    await until(() => (t.coordinator.ctx.jobs.get(id)?.attempt?.acceptedAt !== undefined ? true : undefined));
+    // slack 8 × 10 s measured time to first token = 80 s, well past the 30 s floor.
+    t.clock.advance(79_000);
+    t.coordinator.tick();
+    expect(script.stalled()!.cancels).not.toContain(id);
+    t.clock.advance(1_000);
+    t.coordinator.tick();
+    expect(await s.done).toEqual(['{"text":"Hello world"}', "[DONE]"]);
+  });
+});
+
+describe("session liveness", () => {
+  it("keeps a node that speaks over its session online when its HTTP heartbeats stop, and takes a silent one offline", async () => {
+    const ids = [...t.coordinator.ctx.registry.all()].map((n) => n.id);
+    // Neither node sends HTTP heartbeats; the first answers over its session every 10 s, as a pong to the hub's ping.
+    for (let elapsed = 0; elapsed < 120_000; elapsed += 10_000) {
+      t.clock.advance(10_000);
+      nodes[0]!.send({ type: "pong", sent_at: t.clock.now() - 5 });
+      await until(() => (t.coordinator.ctx.registry.get(ids[0]!)!.lastSeenAt === t.clock.now() ? true : undefined));
+      t.coordinator.tick();
+    }
+    expect(ids.map((id) => t.coordinator.ctx.registry.get(id)!.online)).toEqual([true, false]);
+    expect(t.coordinator.ctx.registry.get(ids[0]!)!.session).toBeDefined();
+  });
+});
