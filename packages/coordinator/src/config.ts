@@ -1,6 +1,6 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { TesseraError } from "@tessera/protocol";
+import { LOG_FORMATS, type LogFormatSetting, TesseraError } from "@tessera/protocol";
 
 /**
  * The coordinator's settings: the only place in this package that reads `process.env`.
@@ -28,6 +28,8 @@ export interface CoordinatorConfig {
   /** Model aliases: `alias=model,alias2=model2`. */
   modelAliases: Record<string, string>;
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "silent";
+  /** `auto`: readable lines on a terminal, JSON records otherwise; or always `pretty` / `json`. */
+  logFormat: LogFormatSetting;
   /** Copies of every span of a sharded model placed up front (1 = no standby copy). */
   shardReplicas: number;
 }
@@ -57,6 +59,7 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "offlineAfterS", flag: "--offline-after", env: "TESSERA_OFFLINE_AFTER", default: "90", description: "seconds without a heartbeat before a node is offline" },
   { key: "shardReplicas", flag: "--shard-replicas", env: "TESSERA_SHARD_REPLICAS", default: "2", description: "copies of every layer span of a sharded model placed up front" },
   { key: "logLevel", flag: "--log-level", env: "TESSERA_LOG_LEVEL", default: "info", description: "trace, debug, info, warn, error or silent" },
+  { key: "logFormat", flag: "--log-format", env: "TESSERA_LOG_FORMAT", default: "auto", description: "auto (readable on a terminal, JSON otherwise), pretty or json" },
   { key: "modelAliases", flag: "--alias", env: "TESSERA_MODEL_ALIASES", default: "", description: "model aliases, e.g. gpt-4o-mini=tessera-demo" },
 ];
 
@@ -109,6 +112,7 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     offlineAfterS: num("offlineAfterS", 1, 86_400),
     modelAliases: parseAliases(String(raw(spec("modelAliases")) ?? "")),
     logLevel: logLevel(String(raw(spec("logLevel")) ?? "info")),
+    logFormat: logFormat(String(raw(spec("logFormat")) || "auto")),
     shardReplicas: num("shardReplicas", 1, 16),
   };
 }
@@ -119,6 +123,12 @@ function logLevel(value: string): CoordinatorConfig["logLevel"] {
   const level = LOG_LEVELS.find((l) => l === value);
   if (!level) throw new TesseraError("bad_request", `--log-level (TESSERA_LOG_LEVEL) must be one of ${LOG_LEVELS.join(", ")}, got "${value}"`);
   return level;
+}
+
+function logFormat(value: string): LogFormatSetting {
+  const format = LOG_FORMATS.find((f) => f === value);
+  if (!format) throw new TesseraError("bad_request", `--log-format (TESSERA_LOG_FORMAT) must be one of ${LOG_FORMATS.join(", ")}, got "${value}"`);
+  return format;
 }
 
 function parseAliases(text: string): Record<string, string> {

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { TesseraError } from "@tessera/protocol";
+import { LOG_FORMATS, type LogFormatSetting, TesseraError } from "@tessera/protocol";
 import { BACKEND_KINDS, BACKEND_SETTINGS, normalizeHost, type BackendKindSetting } from "./backends/backend-settings.js";
 import type { VllmInstance } from "./backends/vllm/route-by-model.js";
 import { resolveNodePaths, type NodePaths } from "./paths.js";
@@ -43,6 +43,7 @@ export interface NodeSettings {
   shutdown_grace_s: number;
   log_file: string;
   log_level: LogLevel;
+  log_format: LogFormatSetting;
 }
 export type SettingName = keyof NodeSettings;
 export type SettingSource = "flag" | "env" | "file" | "default";
@@ -237,7 +238,7 @@ export const NODE_SETTINGS = [
   }),
   spec({
     name: "log_file", env: "TESSERA_LOG_FILE", flag: "--log-file", arg: "<path>", defaultText: "<data>/logs/node.log",
-    description: "Log file (readable lines, also printed to stdout)",
+    description: "Log file (JSON records; `tessera logs` shows them readable)",
     parse: (raw) => {
       const value = text(raw);
       if (value === "") throw new InvalidValue("must not be empty");
@@ -247,6 +248,11 @@ export const NODE_SETTINGS = [
   spec({
     name: "log_level", env: "TESSERA_LOG_LEVEL", flag: "--log-level", arg: "<level>", defaultText: "info",
     description: `Log level: ${LOG_LEVELS.join("|")}`, parse: oneOf(LOG_LEVELS),
+  }),
+  spec({
+    name: "log_format", env: "TESSERA_LOG_FORMAT", flag: "--log-format", arg: "<format>", defaultText: "auto",
+    description: "Log lines on stdout: auto (readable on a terminal, JSON otherwise), pretty or json",
+    parse: oneOf(LOG_FORMATS),
   }),
 ] as const satisfies readonly SettingSpec[];
 

@@ -1,45 +1,31 @@
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { pino, type Logger } from "pino";
+import { type LogFormatSetting, formatLogLine, resolveLogFormat } from "@tessera/protocol";
 import type { LogLevel } from "./config.js";
 
 /**
- * The daemon's log: pino, rendered as readable lines (`2026-01-02T03:04:05.678Z INFO  heartbeat OK (12 ms)`) to
- * stdout and appended to the log file that `tessera logs` reads. Structured fields follow the message as `key=value`
- * so lines stay greppable. Writes are synchronous: log lines are rare (never per token) and a line written just
- * before exit must not be lost.
+ * The daemon's log: pino JSON records, appended as they are to the log file (one record a line, what `tessera logs`
+ * reads and renders) and echoed to stdout readable (`2026-01-02T03:04:05.678Z INFO  heartbeat OK (12 ms)`) or as
+ * JSON, per `log_format` (the formatter is protocol's, shared with the coordinator). Writes are synchronous: log
+ * lines are rare (never per token) and a line written just before exit must not be lost.
  */
 export type NodeLogger = Logger;
 
-const LEVEL_NAMES: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
-
-export function formatLogLine(json: string): string {
-  let record: Record<string, unknown>;
-  try {
-    record = JSON.parse(json) as Record<string, unknown>;
-  } catch {
-    return json.endsWith("\n") ? json : `${json}\n`;
-  }
-  const { level, time, msg, err, ...fields } = record;
-  const when = typeof time === "number" ? new Date(time).toISOString() : "";
-  const name = (LEVEL_NAMES[level as number] ?? String(level)).padEnd(5);
-  let line = `${when} ${name} ${typeof msg === "string" ? msg : ""}`;
-  for (const [key, value] of Object.entries(fields)) {
-    line += ` ${key}=${typeof value === "string" ? value : JSON.stringify(value)}`;
-  }
-  if (err && typeof err === "object") {
-    const e = err as { message?: string; code?: string };
-    line += ` error=${JSON.stringify(e.code ? `[${e.code}] ${e.message}` : e.message)}`;
-  }
-  return `${line}\n`;
-}
+/** Kept for callers of the node package; the one implementation lives in protocol. */
+export { formatLogLine };
 
 export interface NodeLoggerOptions {
   level: LogLevel;
-  /** Append readable lines here; the directory is created. */
+  /** `auto` (default): readable on a terminal, JSON otherwise. Applies to stdout; the file always gets JSON. */
+  format?: LogFormatSetting;
+  /** Append JSON records here; the directory is created. */
   file?: string;
-  /** Where to echo lines; false for none. Default process.stdout. */
-  stdout?: { write(line: string): unknown } | false;
+  /**
+   * Where to echo lines; false for none. Default process.stdout, whose `isTTY` decides `auto`. A writer of the
+   * caller's (a command printing warnings on stderr) counts as read by a person unless it says `isTTY: false`.
+   */
+  stdout?: { write(line: string): unknown; isTTY?: boolean } | false;
 }
 
 export interface NodeLogOutput {
@@ -55,14 +41,15 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogOutput {
     fd = openSync(options.file, "a", 0o600);
   }
   const out = options.stdout === undefined ? process.stdout : options.stdout;
+  const isTty = options.stdout === undefined ? process.stdout.isTTY === true : options.stdout !== false && options.stdout.isTTY !== false;
+  const pretty = out !== false && resolveLogFormat(options.format ?? "auto", isTty) === "pretty";
   const destination = {
     write(json: string) {
-      const line = formatLogLine(json);
-      if (out) out.write(line);
-      if (fd !== undefined) writeSync(fd, line);
+      if (out) out.write(pretty ? formatLogLine(json) : json);
+      if (fd !== undefined) writeSync(fd, json);
     },
   };
-  const logger = pino({ level: options.level, base: undefined }, destination);
+  const logger = pino({ level: options.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, destination);
   return {
     logger,
     close() {
