@@ -114,6 +114,16 @@ export class JobManager {
     this.fail(job, code, message);
   }
 
+  /**
+   * Shutdown: fails every unfinished job with `code` (each subscriber gets the failed event, so every open stream
+   * writes its final error in its own format and a waiting request gets its error answer), then resolves once every
+   * held job's store writes have landed, so the store can be closed after it.
+   */
+  async failUnfinished(code: ErrorCode, message: string): Promise<void> {
+    for (const job of [...this.live.values()]) if (!job.finished) this.fail(job, code, message);
+    await Promise.all([...this.live.values()].map((job) => job.persisted));
+  }
+
   get pendingCount(): number {
     return this.pending.length;
   }
