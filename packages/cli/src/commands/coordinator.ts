@@ -15,6 +15,9 @@ interface StartOptions {
   rateLimit?: string;
   queueTimeout?: string;
   jobTimeout?: string;
+  acceptTimeout?: string;
+  firstTokenTimeout?: string;
+  stallTimeout?: string;
   resultTtl?: string;
   offlineAfter?: string;
   logLevel?: string;
@@ -33,6 +36,9 @@ export function coordinatorConfigFromOptions(options: StartOptions): Coordinator
     rateLimitPerMinute: options.rateLimit,
     pendingTimeoutS: options.queueTimeout,
     jobTimeoutS: options.jobTimeout,
+    acceptTimeoutS: options.acceptTimeout,
+    firstTokenTimeoutS: options.firstTokenTimeout,
+    stallTimeoutS: options.stallTimeout,
     resultTtlS: options.resultTtl,
     offlineAfterS: options.offlineAfter,
     logLevel: options.logLevel,
@@ -56,6 +62,9 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--rate-limit <n>", "requests per minute per key or open client")
     .option("--queue-timeout <s>", "seconds a job may wait for a free node")
     .option("--job-timeout <s>", "seconds before a job fails with `timeout`")
+    .option("--accept-timeout <s>", "seconds a node has to accept a pushed job (default 5)")
+    .option("--first-token-timeout <s>", "least seconds a node that accepted a job has to send its first token before the job moves on (default 30)")
+    .option("--stall-timeout <s>", "least seconds a node may go silent between tokens before the job moves on (default 15)")
     .option("--result-ttl <s>", "seconds prompts and outputs are kept")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
     .option("--offline-after <s>", "seconds without a heartbeat before a node is offline")

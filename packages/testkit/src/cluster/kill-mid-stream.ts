@@ -5,23 +5,25 @@ export interface KillMidStreamResult {
   text: string;
   /** Content chunks the client received. */
   chunks: number;
-  /** The node that was serving the stream and got SIGKILL. */
+  /** The node that was serving the stream and got the signal. */
   killed: ClusterNode;
   /** The node the coordinator reports as having finished the job. */
   finishedBy: string | undefined;
-  /** Milliseconds from the kill to the next text the client received (NaN if none came after it). */
+  /** Milliseconds from the signal to the next text the client received (NaN if none came after it). */
   resumeMs: number;
   usage: OpenAI.CompletionUsage | undefined;
 }
 
 /**
  * Streams a greedy chat completion through the cluster with the official openai client and, when the client has
- * received `killAtChunk` content chunks, SIGKILLs the daemon serving it; then reads the stream to the end.
+ * received `killAtChunk` content chunks, signals the daemon serving it (SIGKILL: it dies and its session drops;
+ * SIGSTOP: it freezes with its session open, a node that has the job and says nothing); then reads the stream to the end.
  */
 export async function killMidStream(
   cluster: Cluster,
   request: { model: string; messages: { role: "user" | "system"; content: string }[]; maxTokens: number },
   killAtChunk: number,
+  signal: "SIGKILL" | "SIGSTOP" = "SIGKILL",
 ): Promise<KillMidStreamResult> {
   const client = new OpenAI({ baseURL: `${cluster.url}/v1`, apiKey: "open-mode", maxRetries: 0 });
   const stream = await client.chat.completions.create({
@@ -52,7 +54,7 @@ export async function killMidStream(
       killed = cluster.nodes.find((n) => n.id === job.node_id);
       if (!killed) throw new Error(`job ${jobId} reports node ${job.node_id}, not one of the cluster's`);
       killedAt = performance.now();
-      killed.process.kill("SIGKILL");
+      killed.process.kill(signal);
     }
   }
   if (!killed) throw new Error(`the stream ended after ${chunks} chunks, before chunk ${killAtChunk}`);
