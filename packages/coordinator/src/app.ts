@@ -2,6 +2,8 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { CoordinatorContext } from "./context.js";
 import { installErrorHandling } from "./http/errors.js";
 import { installJsonBody } from "./http/json-body.js";
+import { CLIENT_BODY_LIMIT, installRequestGuard } from "./http/request-guard.js";
+import { clientAuthDeps } from "./http/client-auth.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { modelRoutes } from "./routes/models.js";
@@ -9,7 +11,8 @@ import { nodeRoutes } from "./routes/nodes.js";
 import { nodeCommandRoutes } from "./routes/node-commands.js";
 import { openaiRoutes } from "./routes/openai.js";
 
-export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+/** The largest body any route takes (chat requests); node and operator routes take far less (request-guard.ts). */
+export const MAX_BODY_BYTES = CLIENT_BODY_LIMIT;
 
 /** The coordinator's HTTP API as a Fastify instance, without listening (tests drive it with `inject()`). */
 export function buildApp(ctx: CoordinatorContext): FastifyInstance {
@@ -21,6 +24,8 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
     forceCloseConnections: true,
   });
   installJsonBody(app);
+  // Before the routes: it reads each route's `config.auth` and sets its body cap as the route is added.
+  installRequestGuard(app, { clock: ctx.clock, client: clientAuthDeps(ctx), node: ctx.nodeAuth, rateLimitPerMinute: ctx.config.rateLimitPerMinute });
   installErrorHandling(app, ctx.logger);
   healthRoutes(app, ctx);
   nodeRoutes(app, ctx);

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { TesseraError } from "@tessera/protocol";
 import { hashApiToken } from "../api-keys.js";
+import type { AuthThrottle } from "../auth-throttle.js";
 import type { Clock } from "../clock.js";
 import type { RateLimiter } from "../rate-limiter.js";
 import type { Store } from "../store/types.js";
@@ -11,6 +12,8 @@ export interface ClientAuthDeps {
   clock: Clock;
   open: boolean;
   openRateLimitPerMinute: number;
+  /** Counts presented-but-wrong tokens per client address (not in open mode, where any token is let through). */
+  throttle?: AuthThrottle;
 }
 
 export interface Caller {
@@ -41,9 +44,11 @@ export async function authenticateClient(request: FastifyRequest, reply: Fastify
     limit = deps.openRateLimitPerMinute;
   } else if (request.headers.authorization === undefined) {
     throw new TesseraError("unauthorized", "missing API key: send `Authorization: Bearer <token>` (create one with `tessera coordinator keys create`)");
-  } else if (!/^Bearer\s+\S+\s*$/i.test(request.headers.authorization)) {
-    throw new TesseraError("unauthorized", "Authorization header must be `Bearer <token>`");
   } else {
+    deps.throttle?.recordFailure(request.ip, deps.clock.now());
+    if (!/^Bearer\s+\S+\s*$/i.test(request.headers.authorization)) {
+      throw new TesseraError("unauthorized", "Authorization header must be `Bearer <token>`");
+    }
     throw new TesseraError("unauthorized", "unknown or revoked API key");
   }
   const decision = deps.limiter.take(ownerId, limit, deps.clock.now());

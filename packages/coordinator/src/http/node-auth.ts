@@ -1,8 +1,8 @@
 import type { FastifyRequest } from "fastify";
-import { AUTH_HEADER, KEY_HEADER, type NonceCache, TesseraError, verifyRequest } from "@tessera/protocol";
+import { AUTH_HEADER, type AuthFailure, KEY_HEADER, MAX_CLOCK_SKEW_SECONDS, type NonceCache, TesseraError, isHex, parseAuthHeader, verifyRequest } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 
-const REASONS: Record<string, string> = {
+export const NODE_AUTH_REASONS: Record<AuthFailure, string> = {
   missing_header: "missing X-Tessera-Auth header (node requests must be signed)",
   malformed_header: "malformed X-Tessera-Auth header (expected v1.<signature>.<nonce>.<timestamp>)",
   bad_key: "missing or malformed X-Tessera-Key header",
@@ -18,25 +18,50 @@ export interface NodeAuthDeps {
   verifier: { verify(signatureHex: string, digest: Uint8Array, publicKeyHex: string): boolean };
 }
 
-/** Verifies a signed node request; returns the signer's public key (the node id) or throws `unauthorized`. */
-export function authenticateNode(
-  request: { method: string; url: string; headers: FastifyRequest["headers"]; rawBody?: string },
+type Headers = FastifyRequest["headers"];
+
+function header(headers: Headers, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * What can be checked of a signed node request from its headers alone, before any of its body is read: the header's
+ * shape, the key, the timestamp's freshness and the nonce's format. Returns the failure, or undefined when the
+ * signature over the body is worth checking.
+ */
+export function checkNodeAuthHeaders(headers: Headers, nowSeconds: number): AuthFailure | undefined {
+  const auth = header(headers, AUTH_HEADER);
+  if (!auth) return "missing_header";
+  const parsed = parseAuthHeader(auth);
+  if (!parsed) return "malformed_header";
+  const key = header(headers, KEY_HEADER)?.toLowerCase();
+  if (!key || !isHex(key, 32)) return "bad_key";
+  if (Math.abs(nowSeconds - parsed.timestamp) > MAX_CLOCK_SKEW_SECONDS) return "stale_timestamp";
+  return undefined;
+}
+
+/** Verifies a signed node request over its raw body; returns the signer's public key (the node id) or the failure. */
+export function verifyNodeRequest(
+  request: { method: string; url: string; headers: Headers; rawBody?: string },
   { clock, nonces, verifier }: NodeAuthDeps,
-): string {
-  const header = (name: string) => {
-    const v = request.headers[name];
-    return Array.isArray(v) ? v[0] : v;
-  };
+): { ok: true; nodeId: string } | { ok: false; reason: AuthFailure } {
   const result = verifyRequest({
     method: request.method,
     path: request.url,
     body: request.rawBody ?? "",
-    authHeader: header(AUTH_HEADER),
-    keyHeader: header(KEY_HEADER),
+    authHeader: header(request.headers, AUTH_HEADER),
+    keyHeader: header(request.headers, KEY_HEADER),
     nowSeconds: Math.floor(clock.now() / 1000),
     nonces,
     verifier,
   });
-  if (!result.ok) throw new TesseraError("unauthorized", REASONS[result.reason] ?? result.reason);
-  return result.publicKeyHex;
+  return result.ok ? { ok: true, nodeId: result.publicKeyHex } : { ok: false, reason: result.reason };
+}
+
+/** Verifies a signed node request; returns the signer's public key (the node id) or throws `unauthorized`. */
+export function authenticateNode(request: { method: string; url: string; headers: Headers; rawBody?: string }, deps: NodeAuthDeps): string {
+  const result = verifyNodeRequest(request, deps);
+  if (!result.ok) throw new TesseraError("unauthorized", NODE_AUTH_REASONS[result.reason]);
+  return result.nodeId;
 }

@@ -11,7 +11,7 @@ import {
   nativeTextEvent,
 } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
-import { authenticateClient, clientAuthDeps } from "../http/client-auth.js";
+import { callerOf } from "../http/request-guard.js";
 import { openSse, type SseResponse } from "../http/sse-response.js";
 import type { LiveJob } from "../jobs/live-job.js";
 import { submitJob } from "../jobs/submit-job.js";
@@ -19,10 +19,8 @@ import { viewOfJobRecord, viewOfLiveJob } from "../jobs/job-view.js";
 
 /** The native jobs API: submit, poll, stream (also late), list. */
 export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
-  const auth = clientAuthDeps(ctx);
-
-  app.post("/api/v1/jobs", async (request, reply) => {
-    const caller = await authenticateClient(request, reply, auth);
+  app.post("/api/v1/jobs", { config: { auth: "client" } }, async (request, reply) => {
+    const caller = callerOf(request);
     const body = JobCreateRequest.parse(request.body ?? {});
     const job = await submitJob(ctx, {
       ownerId: caller.ownerId,
@@ -41,8 +39,8 @@ export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
     return reply;
   });
 
-  app.get<{ Params: { id: string } }>("/api/v1/jobs/:id", async (request, reply): Promise<JobView> => {
-    const caller = await authenticateClient(request, reply, auth);
+  app.get<{ Params: { id: string } }>("/api/v1/jobs/:id", { config: { auth: "client" } }, async (request): Promise<JobView> => {
+    const caller = callerOf(request);
     const live = ctx.jobs.get(request.params.id);
     if (live && live.ownerId === caller.ownerId) return viewOfLiveJob(live);
     const record = await ctx.store.getJob(request.params.id);
@@ -50,8 +48,8 @@ export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
     return viewOfJobRecord(record);
   });
 
-  app.get<{ Params: { id: string } }>("/api/v1/jobs/:id/stream", async (request, reply) => {
-    const caller = await authenticateClient(request, reply, auth);
+  app.get<{ Params: { id: string } }>("/api/v1/jobs/:id/stream", { config: { auth: "client" } }, async (request, reply) => {
+    const caller = callerOf(request);
     const live = ctx.jobs.get(request.params.id);
     if (live && live.ownerId === caller.ownerId) {
       relayNative(ctx, live, openSse(reply));
@@ -71,8 +69,8 @@ export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
     return reply;
   });
 
-  app.get("/api/v1/jobs", async (request, reply): Promise<JobList> => {
-    const caller = await authenticateClient(request, reply, auth);
+  app.get("/api/v1/jobs", { config: { auth: "client" } }, async (request): Promise<JobList> => {
+    const caller = callerOf(request);
     const query = JobListQuery.parse(request.query);
     const records = await ctx.store.listJobs(caller.ownerId, {
       limit: query.limit,

@@ -1,13 +1,11 @@
 import type { FastifyInstance } from "fastify";
 import type { ModelsResponse } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
-import { authenticateClient, clientAuthDeps } from "../http/client-auth.js";
+
 
 /** Models served by online nodes, with the mean of their measured speeds. */
 export function modelRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
-  const auth = clientAuthDeps(ctx);
-  app.get("/api/v1/models", async (request, reply): Promise<ModelsResponse> => {
-    await authenticateClient(request, reply, auth);
+  app.get("/api/v1/models", { config: { auth: "client" } }, async (): Promise<ModelsResponse> => {
     const models = [...ctx.registry.onlineModels()].map(([id, nodes]) => {
       const speeds = nodes
         .map((n) => ctx.speed.get(n.id, id)?.tokensPerSecond)

@@ -1,18 +1,15 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
-  AUTH_HEADER,
   type NodeCommand,
   NodeCommandCreate,
   NodeCommandReport,
   type NodeCommandView,
   NodeId,
   TesseraError,
-  isOperatorToken,
-  verifyOperatorToken,
 } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
-import { authenticateNode } from "../http/node-auth.js";
+import { signerOf } from "../http/request-guard.js";
 import type { NodeCommandRecord } from "../store/types.js";
 
 /**
@@ -39,39 +36,20 @@ function liveFor(ctx: CoordinatorContext): Map<string, LiveProgress> {
   return map;
 }
 
-const TOKEN_REASONS: Record<string, string> = {
-  malformed: "malformed operator token (expected tsop1.<node>.<issued>.<expires>.<signature>)",
-  bad_signature: "operator token signature does not match",
-  expired: "operator token has expired: make a new one with `tessera node operator-token`",
-  not_yet_valid: "operator token is issued in the future (check this machine's clock)",
-  too_long_lived: "operator token lifetime exceeds 24 h",
-};
-
-/** Returns normally when the caller is `nodeId`'s operator; throws unauthorized (no credentials) or forbidden. */
-function authorizeOperator(request: FastifyRequest, ctx: CoordinatorContext, nodeId: string): void {
-  if (request.headers[AUTH_HEADER] !== undefined) {
-    const signer = authenticateNode(request, ctx.nodeAuth);
-    if (signer !== nodeId) throw new TesseraError("forbidden", "request is signed by another node's key; sign with this node's key");
+/**
+ * Returns normally when the caller is `nodeId`'s operator; throws forbidden otherwise. The request guard has already
+ * checked the credential itself (a node signature or an operator token, `config.auth = "operator"`).
+ */
+function authorizeOperator(request: FastifyRequest, nodeId: string): void {
+  if (request.signedBy !== undefined) {
+    if (request.signedBy !== nodeId) throw new TesseraError("forbidden", "request is signed by another node's key; sign with this node's key");
     return;
   }
-  const header = request.headers.authorization;
-  if (header !== undefined) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (match && isOperatorToken(match[1]!)) {
-      const result = verifyOperatorToken(match[1]!, Math.floor(ctx.clock.now() / 1000));
-      if (!result.ok) throw new TesseraError("unauthorized", TOKEN_REASONS[result.reason] ?? result.reason);
-      if (result.nodeId !== nodeId) throw new TesseraError("forbidden", "operator token is for another node");
-      return;
-    }
-    throw new TesseraError(
-      "forbidden",
-      "API keys cannot manage nodes: sign the request with the node key or send an operator token (`tessera node operator-token`)",
-    );
+  if (request.operatorTokenFor !== undefined) {
+    if (request.operatorTokenFor !== nodeId) throw new TesseraError("forbidden", "operator token is for another node");
+    return;
   }
-  throw new TesseraError(
-    "unauthorized",
-    "node commands need the node's operator: a request signed with the node key (X-Tessera-Auth) or `Authorization: Bearer <operator token>`",
-  );
+  throw new Error(`route ${request.url} has no operator credential: declare config.auth = "operator"`);
 }
 
 function parseNodeId(raw: string): string {
@@ -130,9 +108,9 @@ export async function queuedCommandsFor(ctx: CoordinatorContext, nodeId: string)
 }
 
 export function nodeCommandRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
-  app.post<{ Params: { id: string } }>("/api/v1/nodes/:id/commands", async (request, reply): Promise<NodeCommandView> => {
+  app.post<{ Params: { id: string } }>("/api/v1/nodes/:id/commands", { config: { auth: "operator" } }, async (request, reply): Promise<NodeCommandView> => {
     const nodeId = parseNodeId(request.params.id);
-    authorizeOperator(request, ctx, nodeId);
+    authorizeOperator(request, nodeId);
     const body = NodeCommandCreate.parse(request.body);
     await requireNode(ctx, nodeId);
     const open = (await ctx.store.listNodeCommands(nodeId)).filter((c) => c.status === "queued" || c.status === "running");
@@ -153,16 +131,16 @@ export function nodeCommandRoutes(app: FastifyInstance, ctx: CoordinatorContext)
     return toView(ctx, record);
   });
 
-  app.get<{ Params: { id: string } }>("/api/v1/nodes/:id/commands", async (request): Promise<{ commands: NodeCommandView[] }> => {
+  app.get<{ Params: { id: string } }>("/api/v1/nodes/:id/commands", { config: { auth: "operator" } }, async (request): Promise<{ commands: NodeCommandView[] }> => {
     const nodeId = parseNodeId(request.params.id);
-    authorizeOperator(request, ctx, nodeId);
+    authorizeOperator(request, nodeId);
     await requireNode(ctx, nodeId);
     return { commands: (await ctx.store.listNodeCommands(nodeId)).map((c) => toView(ctx, c)) };
   });
 
-  app.post<{ Params: { id: string; cid: string } }>("/api/v1/nodes/:id/commands/:cid/report", async (request): Promise<NodeCommandView> => {
+  app.post<{ Params: { id: string; cid: string } }>("/api/v1/nodes/:id/commands/:cid/report", { config: { auth: "node" } }, async (request): Promise<NodeCommandView> => {
     const nodeId = parseNodeId(request.params.id);
-    const signer = authenticateNode(request, ctx.nodeAuth);
+    const signer = signerOf(request);
     if (signer !== nodeId) throw new TesseraError("forbidden", "only the node itself reports on its commands");
     const report = NodeCommandReport.parse(request.body);
     const command = await ctx.store.getNodeCommand(request.params.cid);

@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { type HeartbeatAck, NodeHeartbeat, NodeId, NodeRegister, type NodeRegistered, type NodeStatusView, TesseraError } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
 import type { LiveNode } from "../registry.js";
-import { authenticateNode } from "../http/node-auth.js";
+import { signerOf } from "../http/request-guard.js";
 import { failInterruptedCommands, queuedCommandsFor } from "./node-commands.js";
 
 const STORE_HEARTBEAT_EVERY_MS = 15_000;
@@ -17,8 +17,8 @@ function heartbeatWorthStoring(record: LiveNode, hb: NodeHeartbeat, now: number)
 
 /** Node endpoints. Every write is signed by the node's key; the status read is public. */
 export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
-  app.post("/api/v1/nodes/register", async (request): Promise<NodeRegistered> => {
-    const signer = authenticateNode(request, ctx.nodeAuth);
+  app.post("/api/v1/nodes/register", { config: { auth: "node", registration: true } }, async (request): Promise<NodeRegistered> => {
+    const signer = signerOf(request);
     const reg = NodeRegister.parse(request.body);
     if (reg.public_key !== signer) throw new TesseraError("unauthorized", "public_key does not match the signing key");
     ctx.registry.register(reg);
@@ -34,8 +34,8 @@ export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void 
     return { node_id: reg.public_key, status: "online", heartbeat_interval_s: ctx.config.heartbeatIntervalS };
   });
 
-  app.post("/api/v1/nodes/heartbeat", async (request): Promise<HeartbeatAck> => {
-    const nodeId = authenticateNode(request, ctx.nodeAuth);
+  app.post("/api/v1/nodes/heartbeat", { config: { auth: "node" } }, async (request): Promise<HeartbeatAck> => {
+    const nodeId = signerOf(request);
     const hb = NodeHeartbeat.parse(request.body);
     if (!ctx.registry.heartbeat(nodeId, hb)) {
       throw new TesseraError("unauthorized", "unknown node: register first (`tessera register`)");

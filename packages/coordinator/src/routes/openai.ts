@@ -11,7 +11,7 @@ import {
   sseData,
 } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
-import { authenticateClient, clientAuthDeps } from "../http/client-auth.js";
+import { callerOf } from "../http/request-guard.js";
 import { openSse } from "../http/sse-response.js";
 import type { LiveJob } from "../jobs/live-job.js";
 import { submitJob } from "../jobs/submit-job.js";
@@ -21,10 +21,8 @@ import { submitJob } from "../jobs/submit-job.js";
  * sends `Accept: application/json` even when streaming, so the body's `stream` flag alone decides.
  */
 export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
-  const auth = clientAuthDeps(ctx);
-
-  app.post("/v1/chat/completions", async (request, reply) => {
-    const caller = await authenticateClient(request, reply, auth);
+  app.post("/v1/chat/completions", { config: { auth: "client" } }, async (request, reply) => {
+    const caller = callerOf(request);
     const body = ChatCompletionRequest.parse(request.body ?? {});
     const job = await submitJob(ctx, {
       ownerId: caller.ownerId,
@@ -94,8 +92,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
     return reply;
   });
 
-  app.get("/v1/models", async (request, reply): Promise<OpenAIModelList> => {
-    await authenticateClient(request, reply, auth);
+  app.get("/v1/models", { config: { auth: "client" } }, async (): Promise<OpenAIModelList> => {
     const ids = [...ctx.registry.onlineModels().keys(), ...Object.keys(ctx.config.modelAliases)].sort();
     return { object: "list", data: ids.map((id) => ({ id, object: "model", created: 0, owned_by: "tessera" })) };
   });
