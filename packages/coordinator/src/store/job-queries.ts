@@ -1,6 +1,8 @@
 import { sql, type Kysely, type Selectable, type Updateable } from "kysely";
 import { TesseraError, type ChatMessage, type ErrorCode, type JobStatus, type Sampling } from "@tessera/protocol";
 import { fromJson, fromMs, fromMsOrNull, mapConstraintError, toJson, toMs, toMsOrNull, toNumber } from "./codec.js";
+import { contentKeyId, envelopeKeyId, openContent, sealContent } from "./content-cipher.js";
+import type { ContentKeyRing } from "./content-keys.js";
 import type { Database, JobsTable } from "./schema.js";
 import type { JobListFilter, JobPatch, JobRecord, NewJob } from "./types.js";
 
@@ -8,17 +10,18 @@ export const MAX_LIST_LIMIT = 1000;
 const FINISHED: JobStatus[] = ["completed", "failed"];
 const UNFINISHED: JobStatus[] = ["pending", "processing"];
 
-function toJobRecord(row: Selectable<JobsTable>): JobRecord {
+/** Content that cannot be decrypted (its key was shredded at expiry) reads as expired: `null`. */
+function toJobRecord(keys: ContentKeyRing, row: Selectable<JobsTable>): JobRecord {
   return {
     id: row.id,
     ownerId: row.owner_id,
     model: row.model,
     status: row.status as JobStatus,
-    messages: row.messages === null ? null : fromJson<ChatMessage[]>(row.messages),
+    messages: row.messages === null ? null : (openContent<ChatMessage[]>(keys, row.id, "messages", row.messages) ?? null),
     promptSha256: row.prompt_sha256,
     sampling: fromJson<Sampling>(row.sampling),
     nodeId: row.node_id,
-    content: row.content,
+    content: row.content === null ? null : (openContent<string>(keys, row.id, "content", row.content) ?? null),
     outputSha256: row.output_sha256,
     promptTokens: row.prompt_tokens,
     completionTokens: row.completion_tokens,
@@ -32,7 +35,10 @@ function toJobRecord(row: Selectable<JobsTable>): JobRecord {
   };
 }
 
-export async function insertJob(db: Kysely<Database>, job: NewJob): Promise<void> {
+export async function insertJob(db: Kysely<Database>, keys: ContentKeyRing, job: NewJob): Promise<void> {
+  const createdAt = toMs(job.createdAt, "createdAt");
+  const expiresAt = toMsOrNull(job.contentExpiresAt, "contentExpiresAt");
+  const messages = sealContent(keys, contentKeyId(expiresAt, createdAt), job.id, "messages", job.messages);
   try {
     await db
       .insertInto("jobs")
@@ -41,7 +47,7 @@ export async function insertJob(db: Kysely<Database>, job: NewJob): Promise<void
         owner_id: job.ownerId,
         model: job.model,
         status: job.status ?? "pending",
-        messages: toJson(job.messages),
+        messages,
         prompt_sha256: job.promptSha256,
         sampling: toJson(job.sampling),
         node_id: job.nodeId ?? null,
@@ -51,11 +57,11 @@ export async function insertJob(db: Kysely<Database>, job: NewJob): Promise<void
         completion_tokens: null,
         error: null,
         error_message: null,
-        created_at: toMs(job.createdAt, "createdAt"),
+        created_at: createdAt,
         started_at: null,
         completed_at: null,
         latency_ms: null,
-        content_expires_at: toMsOrNull(job.contentExpiresAt, "contentExpiresAt"),
+        content_expires_at: expiresAt,
       })
       .execute();
   } catch (err) {
@@ -68,7 +74,6 @@ function patchColumns(patch: JobPatch): Updateable<JobsTable> {
   const set: Updateable<JobsTable> = {};
   if (patch.status !== undefined) set.status = patch.status;
   if (patch.nodeId !== undefined) set.node_id = patch.nodeId;
-  if (patch.content !== undefined) set.content = patch.content;
   if (patch.outputSha256 !== undefined) set.output_sha256 = patch.outputSha256;
   if (patch.promptTokens !== undefined) set.prompt_tokens = patch.promptTokens;
   if (patch.completionTokens !== undefined) set.completion_tokens = patch.completionTokens;
@@ -85,27 +90,56 @@ function patchColumns(patch: JobPatch): Updateable<JobsTable> {
 
 export async function updateJob(
   db: Kysely<Database>,
+  keys: ContentKeyRing,
   id: string,
   patch: JobPatch,
   options: { ifStatus?: readonly JobStatus[] } = {},
 ): Promise<boolean> {
   const set = patchColumns(patch);
-  if (Object.keys(set).length === 0) throw new TesseraError("bad_request", "updateJob needs at least one field to change");
-  let query = db.updateTable("jobs").set(set).where("id", "=", id);
-  if (options.ifStatus !== undefined) {
-    if (options.ifStatus.length === 0) return false;
-    query = query.where("status", "in", options.ifStatus);
+  if (patch.content === null) set.content = null;
+  const sealsContent = typeof patch.content === "string";
+  if (Object.keys(set).length === 0 && !sealsContent) {
+    throw new TesseraError("bad_request", "updateJob needs at least one field to change");
   }
-  const result = await query.executeTakeFirst();
-  return Number(result.numUpdatedRows) > 0;
+  if (options.ifStatus !== undefined && options.ifStatus.length === 0) return false;
+  const write = async (trx: Kysely<Database>): Promise<boolean> => {
+    let query = trx.updateTable("jobs").set(set).where("id", "=", id);
+    if (options.ifStatus !== undefined) query = query.where("status", "in", options.ifStatus);
+    const result = await query.executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  };
+  // Content is sealed under the key of the row's expiry bucket, and a new expiry moves the prompt to its new
+  // bucket's key: either needs the row first, in the same transaction so the bucket cannot change in between.
+  if (!sealsContent && patch.contentExpiresAt === undefined) return write(db);
+  return db.transaction().execute(async (trx) => {
+    const row = await trx
+      .selectFrom("jobs")
+      .select(["messages", "created_at", "content_expires_at"])
+      .where("id", "=", id)
+      .executeTakeFirst();
+    if (!row) return false;
+    const expiresAt = set.content_expires_at !== undefined ? (set.content_expires_at as number | null) : row.content_expires_at;
+    const keyId = contentKeyId(expiresAt === null ? null : Number(expiresAt), Number(row.created_at));
+    if (sealsContent) set.content = sealContent(keys, keyId, id, "content", patch.content);
+    if (row.messages !== null && envelopeKeyId(row.messages) !== keyId) {
+      const messages = openContent<ChatMessage[]>(keys, id, "messages", row.messages);
+      set.messages = messages === undefined ? null : sealContent(keys, keyId, id, "messages", messages);
+    }
+    return write(trx);
+  });
 }
 
-export async function getJob(db: Kysely<Database>, id: string): Promise<JobRecord | undefined> {
+export async function getJob(db: Kysely<Database>, keys: ContentKeyRing, id: string): Promise<JobRecord | undefined> {
   const row = await db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
-  return row ? toJobRecord(row) : undefined;
+  return row ? toJobRecord(keys, row) : undefined;
 }
 
-export async function listJobs(db: Kysely<Database>, ownerId: string, filter: JobListFilter): Promise<JobRecord[]> {
+export async function listJobs(
+  db: Kysely<Database>,
+  keys: ContentKeyRing,
+  ownerId: string,
+  filter: JobListFilter,
+): Promise<JobRecord[]> {
   if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > MAX_LIST_LIMIT) {
     throw new TesseraError("bad_request", `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
   }
@@ -114,18 +148,32 @@ export async function listJobs(db: Kysely<Database>, ownerId: string, filter: Jo
   if (filter.since !== undefined) query = query.where("created_at", ">=", toMs(filter.since, "since"));
   // id breaks ties between jobs created in the same millisecond, so pages are stable.
   const rows = await query.orderBy("created_at", "desc").orderBy("id", "desc").limit(filter.limit).execute();
-  return rows.map(toJobRecord);
+  return rows.map((row) => toJobRecord(keys, row));
 }
 
-export async function expireJobContent(db: Kysely<Database>, now: Date): Promise<number> {
+/**
+ * Drops the ciphertext of expired finished jobs, then destroys every bucket key whose bucket has ended, except the
+ * buckets of jobs still running (their prompt may be needed for failover; such a job's key goes at the first sweep
+ * after it finishes). Once a key is gone, no copy of a ciphertext sealed under it can be read, wherever it lingers.
+ */
+export async function expireJobContent(db: Kysely<Database>, keys: ContentKeyRing, now: Date): Promise<number> {
+  const nowMs = toMs(now, "now");
   const result = await db
     .updateTable("jobs")
     .set({ messages: null, content: null })
-    .where("content_expires_at", "<=", toMs(now, "now"))
+    .where("content_expires_at", "<=", nowMs)
     .where("status", "in", FINISHED)
     // Same predicate as the partial index jobs_content_expiry (migrations/0001-initial.ts).
     .where(sql<boolean>`(messages is not null or content is not null)`)
     .executeTakeFirst();
+  const running = await db
+    .selectFrom("jobs")
+    .select(["created_at", "content_expires_at"])
+    .where("status", "in", UNFINISHED)
+    .where("content_expires_at", "<=", nowMs)
+    .execute();
+  const keep = new Set(running.map((r) => contentKeyId(Number(r.content_expires_at), Number(r.created_at))));
+  keys.destroyEndedBy(nowMs, keep);
   return toNumber(result.numUpdatedRows);
 }
 

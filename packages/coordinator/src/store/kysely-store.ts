@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import type { JobStatus } from "@tessera/protocol";
+import type { ContentKeyRing } from "./content-keys.js";
 import * as apiKeys from "./api-key-queries.js";
 import * as commands from "./command-queries.js";
 import * as jobs from "./job-queries.js";
@@ -32,9 +33,15 @@ import type {
 export class KyselyStore implements Store {
   private closed: Promise<void> | undefined;
 
+  /**
+   * @param keys where job content keys live (outside the database)
+   * @param afterExpiry runs after each expiry sweep (SQLite: checkpoint the WAL so the overwritten pages leave it)
+   */
   constructor(
     private readonly db: Kysely<Database>,
     readonly dialect: "sqlite" | "postgres",
+    private readonly keys: ContentKeyRing,
+    private readonly afterExpiry?: () => Promise<void>,
   ) {}
 
   upsertNode(reg: NodeRegistration, at: Date): Promise<NodeRecord> {
@@ -57,19 +64,21 @@ export class KyselyStore implements Store {
   }
 
   insertJob(job: NewJob): Promise<void> {
-    return jobs.insertJob(this.db, job);
+    return jobs.insertJob(this.db, this.keys, job);
   }
   updateJob(id: string, patch: JobPatch, options?: { ifStatus?: readonly JobStatus[] }): Promise<boolean> {
-    return jobs.updateJob(this.db, id, patch, options);
+    return jobs.updateJob(this.db, this.keys, id, patch, options);
   }
   getJob(id: string): Promise<JobRecord | undefined> {
-    return jobs.getJob(this.db, id);
+    return jobs.getJob(this.db, this.keys, id);
   }
   listJobs(ownerId: string, filter: JobListFilter): Promise<JobRecord[]> {
-    return jobs.listJobs(this.db, ownerId, filter);
+    return jobs.listJobs(this.db, this.keys, ownerId, filter);
   }
-  expireJobContent(now: Date): Promise<number> {
-    return jobs.expireJobContent(this.db, now);
+  async expireJobContent(now: Date): Promise<number> {
+    const expired = await jobs.expireJobContent(this.db, this.keys, now);
+    await this.afterExpiry?.();
+    return expired;
   }
   failStaleJobs(cutoff: Date, now: Date, message?: string): Promise<string[]> {
     return jobs.failStaleJobs(this.db, cutoff, now, message);

@@ -1,48 +1,90 @@
-import { mkdirSync } from "node:fs";
 import { userInfo } from "node:os";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
 import pg from "pg";
 import { TesseraError } from "@tessera/protocol";
+import { FileKeyRing, MemoryKeyRing, type ContentKeyRing } from "./content-keys.js";
+import { createPrivateFile, ensurePrivateDir, ensurePrivateFile, SQLITE_COMPANIONS } from "./file-modes.js";
 import { KyselyStore } from "./kysely-store.js";
-import { migrationProvider } from "./migrations/index.js";
+import { FIRST_MIGRATION, migrationProvider, SCRUB_AFTER } from "./migrations/index.js";
 import type { Database } from "./schema.js";
 import { withStatementCache } from "./sqlite-statement-cache.js";
-import type { Store, StoreOptions } from "./types.js";
+import { StorableTextPlugin } from "./storable-text.js";
+import type { Store, StoreLog, StoreOptions } from "./types.js";
 
 /** Postgres identifiers we accept for `schema`: plain lowercase names, so quoting is never ambiguous. */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const INT8_OID = 20;
 
-/** Opens (creating if needed) the store and brings its schema to the latest migration. */
+/**
+ * Opens (creating if needed) the store and brings its schema to the latest migration. The SQLite file, its WAL and
+ * shared-memory files and the key directory are private to the owner (files 0600, directories 0700): created so, and
+ * tightened (with a log line) when found looser.
+ */
 export async function openStore(options: StoreOptions): Promise<Store> {
-  if ("sqlitePath" in options) return openSqlite(options.sqlitePath);
-  if ("postgresUrl" in options) return openPostgres(options.postgresUrl, options.schema);
+  const log = options.log;
+  if ("sqlitePath" in options) return openSqlite(options.sqlitePath, options.keyDir, log);
+  if ("postgresUrl" in options) {
+    const keys = options.keyDir === undefined ? new MemoryKeyRing() : new FileKeyRing(options.keyDir, modeLog(log));
+    return openPostgres(options.postgresUrl, options.schema, keys, log);
+  }
   throw new TesseraError("bad_request", "openStore needs either sqlitePath or postgresUrl");
 }
 
-async function openSqlite(path: string): Promise<Store> {
+function modeLog(log: StoreLog | undefined) {
+  return log && ((fields: { path: string; from: string; to: string }, message: string) => log(fields, message));
+}
+
+async function openSqlite(path: string, keyDir: string | undefined, log: StoreLog | undefined): Promise<Store> {
   if (typeof path !== "string" || path.length === 0) throw new TesseraError("bad_request", "sqlitePath must not be empty");
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const onDisk = path !== ":memory:";
+  if (onDisk) {
+    ensurePrivateDir(dirname(path), modeLog(log));
+    createPrivateFile(path, modeLog(log));
+    for (const suffix of SQLITE_COMPANIONS) ensurePrivateFile(path + suffix, modeLog(log));
+  }
+  const keys: ContentKeyRing =
+    keyDir !== undefined || onDisk ? new FileKeyRing(keyDir ?? join(dirname(path), "content-keys"), modeLog(log)) : new MemoryKeyRing();
   const raw = new BetterSqlite3(path);
   try {
     // WAL: readers never block the writer. NORMAL: no fsync per commit; survives process crashes, a power cut may
     // lose the last commits. busy_timeout: a second process waits for the lock instead of failing at once.
+    // secure_delete: deleted and overwritten content is zeroed in the page instead of left in free space.
     raw.pragma("journal_mode = WAL");
     raw.pragma("synchronous = NORMAL");
     raw.pragma("busy_timeout = 5000");
     raw.pragma("foreign_keys = ON");
+    raw.pragma("secure_delete = ON");
   } catch (err) {
     raw.close();
     throw err;
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
-  await migrate(db, undefined, `SQLite file ${path}`);
-  return new KyselyStore(db, "sqlite");
+  if (onDisk) for (const suffix of SQLITE_COMPANIONS) ensurePrivateFile(path + suffix, modeLog(log));
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(raw) }),
+    plugins: [new StorableTextPlugin()],
+  });
+  // After an expiry sweep, the WAL still holds the pages as they were before it: copy the (zeroed) pages into the
+  // database and cut the WAL to zero bytes.
+  const checkpoint = async () => {
+    raw.pragma("wal_checkpoint(TRUNCATE)");
+  };
+  if (await migrate(db, undefined, `SQLite file ${path}`)) {
+    // Plaintext from before encryption may sit in free pages (deleted before secure_delete was on): rebuild the file.
+    raw.exec("VACUUM");
+    await checkpoint();
+    log?.({ path }, "expired job content stored in plaintext by an earlier version and scrubbed the database file");
+  }
+  return new KyselyStore(db, "sqlite", keys, checkpoint);
 }
 
-async function openPostgres(url: string, schema: string | undefined): Promise<Store> {
+async function openPostgres(
+  url: string,
+  schema: string | undefined,
+  keys: ContentKeyRing,
+  log: StoreLog | undefined,
+): Promise<Store> {
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
     throw new TesseraError("bad_request", `schema must match ${SCHEMA_NAME.source}, got "${schema}"`);
   }
@@ -62,6 +104,7 @@ async function openPostgres(url: string, schema: string | undefined): Promise<St
         ? (connection) => connection.executeQuery(CompiledQuery.raw(`set search_path to "${schema}"`)).then(() => {})
         : undefined,
     }),
+    plugins: [new StorableTextPlugin()],
   });
   const where = `PostgreSQL ${redactUrl(url)}${schema ? ` schema ${schema}` : ""}`;
   if (schema !== undefined) {
@@ -72,19 +115,29 @@ async function openPostgres(url: string, schema: string | undefined): Promise<St
       throw new TesseraError("internal_error", `cannot open the store at ${where}: ${messageOf(err)}`, { cause: err });
     }
   }
-  await migrate(db, schema, where);
-  return new KyselyStore(db, "postgres");
+  if (await migrate(db, schema, where)) {
+    // Dead tuples of the old plaintext rows: VACUUM FULL writes the table anew and drops the old files.
+    await sql`vacuum full jobs`.execute(db);
+    log?.({ where }, "expired job content stored in plaintext by an earlier version and rewrote the jobs table");
+  }
+  return new KyselyStore(db, "postgres", keys);
 }
 
-async function migrate(db: Kysely<Database>, schema: string | undefined, where: string): Promise<void> {
+/**
+ * Brings the schema up to date. `true` when this run expired plaintext of an earlier version: it applied the
+ * migration that does so to a database that existed before (a new database has nothing to scrub).
+ */
+async function migrate(db: Kysely<Database>, schema: string | undefined, where: string): Promise<boolean> {
   const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema });
-  const { error } = await migrator.migrateToLatest();
+  const { error, results } = await migrator.migrateToLatest();
   if (error !== undefined) {
     await db.destroy();
     throw new TesseraError("internal_error", `cannot migrate the store at ${where}: ${messageOf(error)}`, {
       cause: error,
     });
   }
+  const applied = new Set((results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName));
+  return applied.has(SCRUB_AFTER) && !applied.has(FIRST_MIGRATION);
 }
 
 function messageOf(err: unknown): string {

@@ -1,4 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 import { describe, it } from "vitest";
 import { openStore, withDefaultUser } from "./open-store.js";
@@ -38,17 +41,20 @@ if (unreachable === undefined) {
   defineStoreContract("PostgreSQL", async () => {
     // A fresh random schema per test, dropped afterwards: runs never see each other's rows.
     const schema = `tessera_test_${randomBytes(6).toString("hex")}`;
-    let store: Store = await openStore({ postgresUrl: POSTGRES_URL, schema });
+    // Content keys live outside the database; a directory lets a reopened store read what the first one wrote.
+    const keyDir = mkdtempSync(join(tmpdir(), "tessera-pg-keys-"));
+    let store: Store = await openStore({ postgresUrl: POSTGRES_URL, schema, keyDir });
     return {
       store,
       async reopen() {
         await store.close();
-        store = await openStore({ postgresUrl: POSTGRES_URL, schema });
+        store = await openStore({ postgresUrl: POSTGRES_URL, schema, keyDir });
         return store;
       },
       async dispose() {
         await store.close();
         await dropSchema(schema);
+        rmSync(keyDir, { recursive: true, force: true });
       },
     };
   });

@@ -1,7 +1,21 @@
 import type { ChatMessage, ErrorCode, GpuStats, Hardware, JobStatus, Sampling, ServedModel } from "@tessera/protocol";
 
 /** Where the store lives. SQLite is the default (one file); Postgres serves several coordinator replicas. */
-export type StoreOptions = { sqlitePath: string } | { postgresUrl: string; schema?: string };
+export type StoreOptions = ({ sqlitePath: string } | { postgresUrl: string; schema?: string }) & StoreFileOptions;
+
+/** Told what the store did to files on its own (a tightened mode, a one-off scrub): one log line each. */
+export type StoreLog = (fields: Record<string, unknown>, message: string) => void;
+
+export interface StoreFileOptions {
+  /**
+   * The directory of the keys job content is encrypted under (created 0700; never inside the database, never to be
+   * backed up). Default: `content-keys` beside the SQLite file. Without one (`:memory:`, or PostgreSQL without it)
+   * the keys live in this process only, and stored content cannot be read after it exits. Coordinator replicas that
+   * share a PostgreSQL database read each other's content only if they share this directory.
+   */
+  keyDir?: string;
+  log?: StoreLog;
+}
 
 export type NodeStatus = "online" | "offline";
 

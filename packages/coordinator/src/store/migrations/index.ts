@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from "kysely";
 import { initial } from "./0001-initial.js";
+import { encryptedContent } from "./0002-encrypted-content.js";
 
 /**
  * Every migration, in order, listed in code: nothing is read from disk at runtime. Names sort in application order;
@@ -7,7 +8,12 @@ import { initial } from "./0001-initial.js";
  */
 const MIGRATIONS: Record<string, Migration> = {
   "0001-initial": initial,
+  "0002-encrypted-content": encryptedContent,
 };
+
+export const FIRST_MIGRATION = "0001-initial";
+/** The migration after which plaintext left over from earlier versions must be scrubbed from the files. */
+export const SCRUB_AFTER = "0002-encrypted-content";
 
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
