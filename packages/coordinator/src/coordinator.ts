@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { NonceCache } from "@tessera/protocol";
+import { installShutdownGate } from "./http/shutdown-gate.js";
 import { wasmSchnorrVerifier } from "./http/wasm-schnorr-verifier.js";
 import { buildApp } from "./app.js";
 import { type Clock, systemClock } from "./clock.js";
@@ -32,6 +33,17 @@ export interface Coordinator {
   hub: SessionHub;
   /** Runs deadlines and the offline sweep once (the timer does this every second). */
   tick(): void;
+  /**
+   * The first step of a shutdown, alone: from now on every new HTTP request gets 503 `shutting_down` with
+   * `Retry-After`, while jobs already running go on (`tessera up` calls it before draining its node).
+   */
+  stopAccepting(): void;
+  /**
+   * Shuts down in an order that leaves nothing writing to a closed store: stop accepting; fail every unfinished job
+   * with `shutting_down` (each stream gets that as its final event, each waiting request its 503) and wait for the
+   * responses in flight; close the node sessions and wait for their close handlers; close HTTP; flush the pending
+   * job and node writes; close the store. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -42,6 +54,9 @@ export interface RunningCoordinator extends Coordinator {
 
 const TICK_MS = 1_000;
 const EXPIRY_SWEEP_MS = 60_000;
+/** How long a shutdown waits for the answers to requests in flight before it cuts their connections. */
+const IN_FLIGHT_GRACE_MS = 5_000;
+const SHUTDOWN_MESSAGE = "the coordinator is shutting down; retry the request";
 
 export function storeOptionsForConfig(config: CoordinatorConfig): { sqlitePath: string } | { postgresUrl: string } {
   if (config.dbUrl) return { postgresUrl: config.dbUrl };
@@ -51,21 +66,28 @@ export function storeOptionsForConfig(config: CoordinatorConfig): { sqlitePath: 
 
 /** Wires store, registry, job manager, HTTP routes and the session hub. Does not listen and starts no timers. */
 export async function createCoordinator(config: CoordinatorConfig, deps: CoordinatorDeps = {}): Promise<Coordinator> {
+  let closing: Promise<void> | undefined;
   const clock = deps.clock ?? systemClock;
-  const logger = deps.logger ?? createLogger(config.logLevel);
+  const logger = deps.logger ?? createLogger(config.logLevel, { format: config.logFormat });
   const store = deps.store ?? (await openStore(storeOptionsForConfig(config)));
   let jobs!: JobManager;
   let sharding: ShardingManager | undefined;
+  // Writes no request or job waits for (a node's status); a shutdown waits for them before it closes the store.
+  const writes = new Set<Promise<unknown>>();
+  const track = (write: Promise<unknown>) => {
+    writes.add(write);
+    void write.finally(() => writes.delete(write));
+  };
   const registry = new NodeRegistry(clock, config.offlineAfterS * 1000, {
     onOffline(nodeId, reason) {
       logger.info({ node: nodeId.slice(0, 12), reason }, "node offline");
       prometheus.nodesMarkedOffline.inc({ reason: reason.startsWith("no heartbeat") ? "silent" : "session_closed" });
-      store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
+      track(store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status")));
       jobs.onNodeLost(nodeId, reason);
       sharding?.onNodeLost(nodeId);
     },
     onOnline(nodeId) {
-      store.setNodeStatus(nodeId, "online", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
+      track(store.setNodeStatus(nodeId, "online", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status")));
     },
   });
   const speed = new SpeedMetrics();
@@ -88,6 +110,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   await restoreState(store, registry, speed, clock);
   const ctx: CoordinatorContext = { config, clock, store, registry, jobs, speed, metrics: prometheus, nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier }, limiter: new RateLimiter(), logger, sharding };
   const app = buildApp(ctx);
+  const gate = installShutdownGate(app);
   const hub = new SessionHub(ctx);
   app.server.on("upgrade", (request, socket, head) => hub.handleUpgrade(request, socket, head));
   return {
@@ -98,12 +121,30 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       registry.sweep();
       jobs.tick();
     },
-    async close() {
-      hub.close();
-      await app.close();
-      await store.close();
+    stopAccepting() {
+      gate.stopAccepting();
+    },
+    close() {
+      closing ??= shutDown();
+      return closing;
     },
   };
+
+  async function shutDown(): Promise<void> {
+    gate.stopAccepting();
+    const failing = jobs.activeCount;
+    // Polled: a request that passed the gate just before it closed may still be submitting its job.
+    const failUnfinished = () => void jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);
+    if (!(await gate.drained(IN_FLIGHT_GRACE_MS, failUnfinished))) {
+      logger.warn({ requests: gate.inFlight }, "shutdown: requests still unanswered are cut");
+    }
+    await hub.close();
+    await app.close();
+    await jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);
+    await Promise.all([...writes]);
+    await store.close();
+    logger.info({ failed_jobs: failing }, "coordinator stopped");
+  }
 }
 
 /** Creates the coordinator and listens; runs the 1 s deadline tick and the content-expiry sweep. */
@@ -114,8 +155,9 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
   const address = coordinator.app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const ticker = setInterval(() => coordinator.tick(), TICK_MS);
+  let sweeping: Promise<unknown> = Promise.resolve();
   const expiry = setInterval(() => {
-    ctx.store.expireJobContent(new Date(ctx.clock.now())).catch((err: unknown) => ctx.logger.error({ err }, "content expiry failed"));
+    sweeping = ctx.store.expireJobContent(new Date(ctx.clock.now())).catch((err: unknown) => ctx.logger.error({ err }, "content expiry failed"));
   }, EXPIRY_SWEEP_MS);
   ticker.unref();
   expiry.unref();
@@ -127,6 +169,7 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
     async close() {
       clearInterval(ticker);
       clearInterval(expiry);
+      await sweeping;
       await coordinator.close();
     },
   };

@@ -81,10 +81,16 @@ export class SessionHub {
     this.ctx.jobs.onNodeMessage(nodeId, message);
   }
 
-  close(): void {
+  /**
+   * Closes every session (1001) and resolves once each has closed, so their close handlers (the node goes offline
+   * and its status is written) run before the caller closes the store. A node that does not answer the close
+   * within `graceMs` is cut. Upgrades after this get 503.
+   */
+  async close(graceMs = 2_000): Promise<void> {
     clearInterval(this.pinger);
-    for (const s of this.sessions) s.close(1001, "coordinator shutting down");
+    const closed = [...this.sessions].map((s) => s.closeAndWait(1001, "coordinator shutting down", graceMs));
     this.wss.close();
+    await Promise.all(closed);
   }
 }
 
@@ -120,6 +126,18 @@ class WsNodeSession implements NodeSession {
 
   close(code: number, reason: string): void {
     this.ws.close(code, reason);
+  }
+
+  closeAndWait(code: number, reason: string, graceMs: number): Promise<void> {
+    if (this.ws.readyState === this.ws.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => {
+      const cut = setTimeout(() => this.ws.terminate(), graceMs);
+      this.ws.once("close", () => {
+        clearTimeout(cut);
+        resolve();
+      });
+      this.ws.close(code, reason);
+    });
   }
 }
 
