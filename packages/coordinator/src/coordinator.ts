@@ -1,4 +1,3 @@
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { NonceCache } from "@tessera/protocol";
@@ -18,8 +17,8 @@ import { RateLimiter } from "./rate-limiter.js";
 import { NodeRegistry } from "./registry.js";
 import { SessionHub } from "./sessions/session-hub.js";
 import { ShardingManager } from "./sharding/index.js";
-import { openStore } from "./store/index.js";
-import type { Store } from "./store/types.js";
+import { ensurePrivateDir, openStore } from "./store/index.js";
+import type { Store, StoreLog, StoreOptions } from "./store/types.js";
 
 export interface CoordinatorDeps {
   clock?: Clock;
@@ -58,10 +57,18 @@ const EXPIRY_SWEEP_MS = 60_000;
 const IN_FLIGHT_GRACE_MS = 5_000;
 const SHUTDOWN_MESSAGE = "the coordinator is shutting down; retry the request";
 
-export function storeOptionsForConfig(config: CoordinatorConfig): { sqlitePath: string } | { postgresUrl: string } {
-  if (config.dbUrl) return { postgresUrl: config.dbUrl };
-  mkdirSync(config.dataDir, { recursive: true });
-  return { sqlitePath: join(config.dataDir, "coordinator.db") };
+/**
+ * Where this config's store lives: SQLite in the data dir unless `--db` names PostgreSQL; the content keys in
+ * `<data dir>/content-keys` either way (they must never be in the database). The data dir is made 0700; a looser
+ * one is tightened and told to `log` (default: a warning in a coordinator log made from the config).
+ */
+export function storeOptionsForConfig(config: CoordinatorConfig, log?: StoreLog): StoreOptions {
+  let logger: Logger | undefined;
+  const warn: StoreLog = log ?? ((fields, message) => (logger ??= createLogger(config.logLevel)).warn(fields, message));
+  ensurePrivateDir(config.dataDir, warn);
+  const keyDir = join(config.dataDir, "content-keys");
+  if (config.dbUrl) return { postgresUrl: config.dbUrl, keyDir, log: warn };
+  return { sqlitePath: join(config.dataDir, "coordinator.db"), keyDir, log: warn };
 }
 
 /** Wires store, registry, job manager, HTTP routes and the session hub. Does not listen and starts no timers. */
