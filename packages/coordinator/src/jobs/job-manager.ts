@@ -6,6 +6,7 @@ import {
   type Sampling,
   type StreamPart,
   ERROR_CODES,
+  TesseraError,
   isErrorCode,
   sha256Hex,
 } from "@tessera/protocol";
@@ -18,7 +19,7 @@ import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
 import { decisionTimer } from "./decision-timer.js";
-import { type ProgressLimits, DEFAULT_PROGRESS_LIMITS, firstPartDeadline, nextPartDeadline } from "./progress-deadline.js";
+import { type ProgressLimits, DEFAULT_PROGRESS_LIMITS, firstPartDeadline, nextPartDeadline, prefillAllowanceMs } from "./progress-deadline.js";
 
 export interface JobManagerOptions {
   clock: Clock;
@@ -74,17 +75,24 @@ export class JobManager {
   async submit(req: SubmitRequest): Promise<LiveJob> {
     const now = this.o.clock.now();
     const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, req.sampling, req.nodeId, now);
-    await this.o.store.insertJob({
-      id: job.id,
-      ownerId: job.ownerId,
-      model: job.model,
-      status: "pending",
-      messages: job.messages,
-      promptSha256: sha256Hex(JSON.stringify(job.messages)),
-      sampling: job.sampling,
-      createdAt: new Date(now),
-      contentExpiresAt: new Date(now + this.o.resultTtlMs),
-    });
+    try {
+      await this.o.store.insertJob({
+        id: job.id,
+        ownerId: job.ownerId,
+        model: job.model,
+        status: "pending",
+        messages: job.messages,
+        promptSha256: sha256Hex(JSON.stringify(job.messages)),
+        sampling: job.sampling,
+        createdAt: new Date(now),
+        contentExpiresAt: new Date(now + this.o.resultTtlMs),
+      });
+    } catch (err) {
+      // The store's own refusals (bad_request, conflict) keep their code; a write that failed is a store_error.
+      if (err instanceof TesseraError) throw err;
+      this.o.logger.error({ err, job: job.id }, "could not store a new job");
+      throw new TesseraError("store_error", "the job could not be stored; retry the request", { cause: err });
+    }
     this.live.set(job.id, job);
     this.pending.push(job);
     this.dispatch();
@@ -264,6 +272,14 @@ export class JobManager {
       { measured: this.o.speed.get(attempt.nodeId, job.model), promptTokens: job.estimatedPromptTokens, load: node?.activeJobs.size ?? 1 },
       this.progress,
     );
+    // The newcomer's prefill pauses the node's other streams: none of them is judged stalled for that pause.
+    const pause = attempt.acceptedAt + prefillAllowanceMs(job.estimatedPromptTokens, this.progress);
+    for (const otherId of node?.activeJobs ?? []) {
+      const other = this.live.get(otherId)?.attempt;
+      if (otherId !== job.id && other?.nodeId === attempt.nodeId && other.progressDeadline !== undefined && other.progressDeadline < pause) {
+        other.progressDeadline = pause;
+      }
+    }
     if (job.status === "pending") {
       job.status = "processing";
       job.startedAt = attempt.acceptedAt;
@@ -437,7 +453,39 @@ export class JobManager {
       .then(async () => {
         await this.o.store.updateJob(job.id, patch);
       })
-      .catch((err: unknown) => this.o.logger.error({ err, job: job.id }, "could not store job update"));
+      .catch((err: unknown) => this.onStoreFailure(job, patch, err));
+  }
+
+  /**
+   * A write of a job's record failed, so the record no longer says what happened: the job must not stay `pending`
+   * or `processing` there. A job still running is failed with `store_error` (its subscribers get that event, its
+   * node a cancel). A finished one is failed with `store_error` in memory (a client asking for it hears that) and its
+   * subscribers told, since its result cannot be fetched again. Either way a last, minimal write (no free text a
+   * driver could choke on) tries to leave the record `failed`; the restart sweep fails whatever it could not.
+   */
+  private async onStoreFailure(job: LiveJob, patch: Parameters<JobStorePort["updateJob"]>[1], err: unknown): Promise<void> {
+    this.o.logger.error({ err, job: job.id, status: patch.status }, "could not store job update");
+    if (patch.error === "store_error") return; // that was already the last attempt
+    const message = "the job's record could not be stored; retry the request";
+    if (!job.finished) {
+      this.fail(job, "store_error", message);
+      return;
+    }
+    if (job.status === "completed") {
+      job.status = "failed";
+      job.error = { code: "store_error", message };
+      job.emit({ type: "failed", code: "store_error", message });
+    }
+    const code = job.error?.code ?? "store_error";
+    try {
+      await this.o.store.updateJob(
+        job.id,
+        { status: "failed", error: code, errorMessage: message, completedAt: new Date(job.completedAt ?? this.o.clock.now()) },
+        { ifStatus: ["pending", "processing"] },
+      );
+    } catch (again: unknown) {
+      this.o.logger.error({ err: again, job: job.id }, "could not store the failure of a job whose record failed");
+    }
   }
 
   private jobOnNode(jobId: string, nodeId: string): LiveJob | undefined {
