@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ModelName } from "./sampling.js";
+import { NodeByteCount, nodeMessage, nodeText } from "./node-fields.js";
 
 /**
  * Node commands: an operator asks one of their nodes to install or remove a model through the coordinator.
@@ -54,11 +55,11 @@ export const NodeCommandReport = z.strictObject({
   /** 0..1 where the backend reports sizes. */
   progress: z.number().min(0).max(1).optional(),
   /** The backend's own words for the current step (`pulling manifest`, `verifying sha256 digest`, …). */
-  detail: z.string().max(256).optional(),
-  completed_bytes: z.number().int().min(0).optional(),
-  total_bytes: z.number().int().min(0).optional(),
-  error: z.string().max(64).optional(),
-  error_message: z.string().max(1024).optional(),
+  detail: nodeText(256).optional(),
+  completed_bytes: NodeByteCount.optional(),
+  total_bytes: NodeByteCount.optional(),
+  error: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "error must be an error code such as internal_error").optional(),
+  error_message: nodeMessage(1024).optional(),
 });
 export type NodeCommandReport = z.infer<typeof NodeCommandReport>;
 

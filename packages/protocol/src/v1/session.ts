@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ChatMessage } from "./chat-message.js";
 import { ModelName, Sampling } from "./sampling.js";
+import { nodeMessage } from "./node-fields.js";
 import { StreamPart } from "./stream-part.js";
 import { NodeCommandMessage } from "./node-command.js";
 import { StageError, StageLoad, StageDrop, StageLoaded, StageOffer, StageTokenize, StageTokenized, StageUnload } from "./stage.js";
@@ -33,7 +34,7 @@ export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, J
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
 export const JobAccept = z.object({ type: z.literal("job.accept"), job_id: z.string() });
-export const JobReject = z.object({ type: z.literal("job.reject"), job_id: z.string(), reason: z.string() });
+export const JobReject = z.object({ type: z.literal("job.reject"), job_id: z.string().max(128), reason: nodeMessage(4096) });
 export const JobPart = z.object({ type: z.literal("job.part"), job_id: z.string(), part: StreamPart });
 export const Pong = z.object({ type: z.literal("pong"), sent_at: z.number() });
 export const Draining = z.object({ type: z.literal("draining") });

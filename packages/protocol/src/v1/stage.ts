@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ERROR_CODE_LIST } from "../errors.js";
 import { ChatMessage } from "./chat-message.js";
-import { ModelName } from "./sampling.js";
+import { MAX_BYTES, NodeByteCount, NodeModelId, nodeMessage } from "./node-fields.js";
 
 /**
  * Stage messages of sharded (pipeline) inference, carried as JSON text frames on the node's session. Activations
@@ -13,12 +13,12 @@ export const RequestId = z.string().min(1).max(128);
 
 /** One GGUF file a node has locally and offers to hold layer spans of. */
 export const ShardOffer = z.object({
-  model: ModelName,
+  model: NodeModelId,
   sha256: Sha256Hex,
   layer_count: z.number().int().min(1).max(4096),
   /** Bytes one layer's weights take (the largest layer); placement divides free memory by it. */
-  bytes_per_layer: z.number().int().min(1),
-  free_memory_bytes: z.number().int().min(0),
+  bytes_per_layer: z.number().int().min(1).max(MAX_BYTES),
+  free_memory_bytes: NodeByteCount,
 });
 export type ShardOffer = z.infer<typeof ShardOffer>;
 
@@ -40,7 +40,7 @@ export type StageLoad = z.infer<typeof StageLoad>;
 export const StageLoaded = z.object({
   type: z.literal("stage.loaded"),
   stage_id: StageId,
-  ms_per_layer: z.number().min(0),
+  ms_per_layer: z.number().min(0).max(3_600_000),
 });
 export type StageLoaded = z.infer<typeof StageLoaded>;
 
@@ -85,7 +85,7 @@ export const StageError = z.object({
   stage_id: StageId.optional(),
   request_id: RequestId.optional(),
   code: z.enum(ERROR_CODE_LIST as [string, ...string[]]),
-  message: z.string(),
+  message: nodeMessage(4096),
 });
 export type StageError = z.infer<typeof StageError>;
 
