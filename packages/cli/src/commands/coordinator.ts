@@ -4,7 +4,7 @@ import { loadCoordinatorConfig, settingsHelp, type CoordinatorConfig } from "@te
 import { TesseraError } from "@tessera/protocol";
 import { openStoreFor } from "../store-options.js";
 import { printJson } from "../output.js";
-import { waitForSignal } from "../wait-for-signal.js";
+import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
 
 interface StartOptions {
   port?: string;
@@ -21,6 +21,7 @@ interface StartOptions {
   resultTtl?: string;
   offlineAfter?: string;
   logLevel?: string;
+  logFormat?: string;
   heartbeatInterval?: string;
   alias?: string[];
   shardReplicas?: string;
@@ -42,6 +43,7 @@ export function coordinatorConfigFromOptions(options: StartOptions): Coordinator
     resultTtlS: options.resultTtl,
     offlineAfterS: options.offlineAfter,
     logLevel: options.logLevel,
+    logFormat: options.logFormat,
     heartbeatIntervalS: options.heartbeatInterval,
     modelAliases: options.alias?.join(","),
     shardReplicas: options.shardReplicas,
@@ -67,6 +69,7 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--stall-timeout <s>", "least seconds a node may go silent between tokens before the job moves on (default 15)")
     .option("--result-ttl <s>", "seconds prompts and outputs are kept")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
+    .option("--log-format <format>", "auto (readable on a terminal, JSON otherwise), pretty or json")
     .option("--offline-after <s>", "seconds without a heartbeat before a node is offline")
     .option("--heartbeat-interval <s>", "heartbeat interval nodes are told to use")
     .option("--shard-replicas <n>", "copies of every layer span of a sharded model placed up front (default 2)")
@@ -78,9 +81,9 @@ export function addCoordinatorCommand(program: Command): void {
       const running = await startCoordinator(config);
       const where = config.dbUrl ? "PostgreSQL" : `${config.dataDir}/coordinator.db`;
       process.stdout.write(`tessera coordinator listening on ${running.url} (store: ${where}${config.open ? ", open mode" : ""})\n`);
-      await waitForSignal();
-      process.stdout.write("shutting down\n");
+      await waitForSignal((signal) => process.stdout.write(`${signal} received: shutting down (${FORCE_HINT})\n`));
       await running.close();
+      process.exit(0);
     });
 
   const keys = coordinator.command("keys").description("manage API keys (bearer tokens) for the client API");

@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import type { NodeConfig } from "@tessera/node/config";
 import { TesseraError } from "@tessera/protocol";
 import { reportError } from "../report-error.js";
+import { FORCE_HINT } from "../wait-for-signal.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
 
 type StartFlags = NodeFlags & { detach?: boolean };
@@ -40,7 +41,7 @@ async function foreground(flags: StartFlags): Promise<void> {
   const config = nodeConfigFrom(flags, true);
   await refuseIfRunning(config);
   const { createNodeLogger, removePidFile, startDaemon, writePidFile } = await import("@tessera/node");
-  const output = createNodeLogger({ level: config.log_level, file: config.log_file });
+  const output = createNodeLogger({ level: config.log_level, format: config.log_format, file: config.log_file });
   writePidFile(config.paths.pidFile, process.pid);
   const cleanup = () => {
     removePidFile(config.paths.pidFile, process.pid);
@@ -62,7 +63,7 @@ async function foreground(flags: StartFlags): Promise<void> {
       cleanup();
       process.exit(130);
     }
-    output.logger.info(`${signal} received: draining (up to ${config.shutdown_grace_s} s), send again to force`);
+    output.logger.info(`${signal} received: draining (up to ${config.shutdown_grace_s} s), ${FORCE_HINT}`);
     void daemon.stop();
   };
   process.on("SIGTERM", onSignal);

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { defaultDataDir, loadCoordinatorConfig } from "@tessera/coordinator/config";
 import { loadNodeConfig } from "@tessera/node/config";
 import { TesseraError } from "@tessera/protocol";
-import { waitForSignal } from "../wait-for-signal.js";
+import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
 
 export const DEMO_MODEL = "tessera-demo";
 
@@ -13,6 +13,7 @@ interface UpFlags {
   host: string;
   dataDir?: string;
   model?: string;
+  logFormat?: string;
 }
 
 /** `tessera up` (what `npm start` runs): a coordinator and one node on the embedded engine, in one process. */
@@ -24,11 +25,12 @@ export function addUpCommand(program: Command): void {
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("--data-dir <dir>", "where the store, the node's home and the demo model live (default ~/.local/share/tessera)")
     .option("--model <path.gguf>", "serve this GGUF file instead of the generated demo model")
+    .option("--log-format <format>", "auto (readable on a terminal, JSON otherwise), pretty or json (TESSERA_LOG_FORMAT)")
     .action(async (flags: UpFlags) => {
       const dataDir = resolve(flags.dataDir ?? defaultDataDir());
       const modelPath = flags.model ? resolve(flags.model) : join(dataDir, "models", `${DEMO_MODEL}.gguf`);
       if (flags.model && !existsSync(modelPath)) throw new TesseraError("bad_request", `--model: no file at ${modelPath}`);
-      const config = loadCoordinatorConfig({ port: flags.port, host: flags.host, dataDir, open: true });
+      const config = loadCoordinatorConfig({ port: flags.port, host: flags.host, dataDir, open: true, logFormat: flags.logFormat });
       if (!flags.model && !existsSync(modelPath)) {
         process.stdout.write(`first run: making the demo model (a small random-weight Llama, ~5 MB) at ${modelPath} …\n`);
         mkdirSync(join(dataDir, "models"), { recursive: true });
@@ -38,12 +40,12 @@ export function addUpCommand(program: Command): void {
       }
       const { createLogger, startCoordinator } = await import("@tessera/coordinator");
       const { createNodeLogger, initNode, startDaemon } = await import("@tessera/node");
-      const coordinator = await startCoordinator(config, { logger: createLogger("warn") });
+      const coordinator = await startCoordinator(config, { logger: createLogger("warn", { format: config.logFormat }) });
       const home = join(dataDir, "node");
       const settings = { coordinator_url: coordinator.url, backend: "embedded", model_path: modelPath };
       initNode({ home, settings });
       const nodeConfig = loadNodeConfig({ home, flags: settings });
-      const output = createNodeLogger({ level: nodeConfig.log_level, file: nodeConfig.log_file });
+      const output = createNodeLogger({ level: nodeConfig.log_level, format: config.logFormat, file: nodeConfig.log_file });
       let daemon: Awaited<ReturnType<typeof startDaemon>>;
       try {
         daemon = await startDaemon(nodeConfig, { logger: output.logger });
@@ -54,8 +56,11 @@ export function addUpCommand(program: Command): void {
       }
       const model = modelPath.replace(/^.*[\\/]/, "").replace(/\.gguf$/i, "");
       process.stdout.write(banner(coordinator.url, model));
-      await waitForSignal();
-      process.stdout.write("\nshutting down: draining the node, then the coordinator\n");
+      await waitForSignal((signal) =>
+        process.stdout.write(`\n${signal} received: shutting down, draining the node, then the coordinator (${FORCE_HINT})\n`),
+      );
+      // New requests get 503 shutting_down at once while the node finishes the jobs it holds.
+      coordinator.stopAccepting();
       await daemon.stop();
       await coordinator.close();
       output.close();
