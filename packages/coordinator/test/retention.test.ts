@@ -10,7 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
+import { Kysely, Migrator, SqliteDialect } from "kysely";
 import { openContent } from "../src/store/content-cipher.js";
+import { migrationProvider } from "../src/store/migrations/index.js";
+import { openStore } from "../src/store/index.js";
 import { FileKeyRing } from "../src/store/content-keys.js";
 import { withDefaultUser } from "../src/store/open-store.js";
 import { describeWithPostgres, POSTGRES_URL, probePostgres } from "../src/store/postgres-test-support.js";
@@ -137,3 +140,36 @@ function defineRetention(dialect: Dialect): void {
 
 describe("retention on SQLite", () => defineRetention("sqlite"));
 describeWithPostgres("retention on PostgreSQL", unreachable, () => defineRetention("postgres"));
+
+describe("upgrade from plaintext content", () => {
+  it("expires plaintext an earlier version stored and scrubs it from the SQLite files, freed pages included", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    try {
+      const path = join(dir, "coordinator.db");
+      const marker = `LEGACY-MARKER-${randomBytes(8).toString("hex")}`;
+      // A database as version 0001 left it: plaintext prompts and outputs, some rows deleted (their bytes in free pages).
+      const raw = new BetterSqlite3(path);
+      raw.pragma("journal_mode = WAL");
+      const old = new Kysely<any>({ dialect: new SqliteDialect({ database: raw }) });
+      const migrated = await new Migrator({ db: old, provider: migrationProvider }).migrateTo("0001-initial");
+      expect(migrated.error).toBeUndefined();
+      const insert = raw.prepare(
+        "insert into jobs (id, owner_id, model, status, messages, prompt_sha256, sampling, content, created_at, content_expires_at) values (?, 'o', 'm', 'completed', ?, 'h', '{}', ?, 0, 9999999999999)",
+      );
+      for (let i = 0; i < 50; i++) insert.run(`j${i}`, JSON.stringify([{ role: "user", content: `${marker} prompt ${i} ${"x".repeat(500)}` }]), `${marker} output ${i}`);
+      raw.prepare("delete from jobs where id > 'j2'").run();
+      await old.destroy();
+      expect(holding(filesUnder(dir), [marker]).length).toBeGreaterThan(0);
+
+      const lines: string[] = [];
+      const store = await openStore({ sqlitePath: path, log: (_fields, message) => lines.push(message) });
+      const kept = await store.getJob("j1");
+      expect(kept).toMatchObject({ messages: null, content: null, promptSha256: "h", status: "completed" });
+      await store.close();
+      expect(lines.some((l) => l.includes("scrubbed"))).toBe(true);
+      expect(holding(filesUnder(dir), [marker])).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from "kysely";
 import { TesseraError } from "@tessera/protocol";
-import { fromMs, fromMsOrNull, mapConstraintError, toMs } from "./codec.js";
+import { checkKeyText, fromMs, fromMsOrNull, mapConstraintError, toMs } from "./codec.js";
 import type { ApiKeysTable, Database } from "./schema.js";
 import type { ApiKeyRecord, NewApiKey } from "./types.js";
 
@@ -24,6 +24,7 @@ export async function createApiKey(db: Kysely<Database>, key: NewApiKey): Promis
     throw new TesseraError("bad_request", "tokenSha256 must be a lowercase hex SHA-256 digest, never the token");
   }
   if (key.name.length === 0) throw new TesseraError("bad_request", "an API key needs a name");
+  checkKeyText(key.name, "an API key's name");
   if (!Number.isInteger(key.rateLimitPerMinute) || key.rateLimitPerMinute < 1) {
     throw new TesseraError("bad_request", "rateLimitPerMinute must be a positive integer");
   }

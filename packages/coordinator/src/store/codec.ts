@@ -47,3 +47,15 @@ export function mapConstraintError(err: unknown, what: { conflict: string; missi
   }
   return err;
 }
+
+/**
+ * Longest text the store accepts in an indexed column that a client, node or operator can fill (an API key's name, a
+ * model id in the speed table). PostgreSQL refuses a B-tree entry over 2,704 bytes while SQLite takes any length, so
+ * without a bound the same value would be stored on one dialect and fail on the other; 512 characters is at most
+ * 2,048 bytes of UTF-8.
+ */
+export const MAX_KEY_TEXT = 512;
+
+export function checkKeyText(value: string, field: string): void {
+  if (value.length > MAX_KEY_TEXT) throw new TesseraError("bad_request", `${field} must be at most ${MAX_KEY_TEXT} characters`);
+}

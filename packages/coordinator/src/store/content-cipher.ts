@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import { NEVER_EXPIRES, type ContentKeyRing } from "./content-keys.js";
+import { storableText } from "./storable-text.js";
 
 /**
  * Job content (prompt messages, output text) at rest: AES-256-GCM under a key derived (HKDF-SHA256, fresh 16-byte
@@ -34,8 +35,9 @@ export function contentKeyId(expiresAtMs: number | null, createdAtMs: number): s
   return String((Math.floor(expiresAtMs / width) + 1) * width);
 }
 
+/** Binds a ciphertext to its row: the job id as the database holds it (see storable-text.ts), column and key. */
 function aad(jobId: string, field: ContentField, keyId: string): Buffer {
-  return Buffer.from(JSON.stringify([VERSION, jobId, field, keyId]));
+  return Buffer.from(JSON.stringify([VERSION, storableText(jobId), field, keyId]));
 }
 
 export function sealContent(keys: ContentKeyRing, keyId: string, jobId: string, field: ContentField, value: unknown): string {

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Selectable } from "kysely";
 import { TesseraError } from "@tessera/protocol";
-import { fromMs, toMs } from "./codec.js";
+import { checkKeyText, fromMs, toMs } from "./codec.js";
 import type { Database, NodeModelMetricsTable } from "./schema.js";
 import type { JobMetricsSample, NodeModelMetrics } from "./types.js";
 
@@ -26,6 +26,7 @@ export async function recordJobMetrics(
   sample: JobMetricsSample,
   at: Date,
 ): Promise<NodeModelMetrics> {
+  checkKeyText(model, "model");
   for (const [name, value] of Object.entries(sample)) {
     if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
       throw new TesseraError("bad_request", `${name} must be a finite non-negative number`);

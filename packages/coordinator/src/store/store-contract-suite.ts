@@ -4,6 +4,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TesseraError, type ChatMessage, type Sampling } from "@tessera/protocol";
+import { MAX_KEY_TEXT } from "./codec.js";
+import { storableText } from "./storable-text.js";
 import type { NewJob, NodeRegistration, Store } from "./types.js";
 
 export interface StoreHarness {
@@ -434,6 +436,79 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         await expectCode(store.updateNodeCommand("c1", { status: "running", progress: 1.5, at: t(1) }), "bad_request");
         expect(await store.updateNodeCommand("ghost", { status: "running", at: t(1) })).toBe(false);
         expect((await store.getNodeCommand("c1"))?.status).toBe("queued");
+      });
+    });
+
+    describe("hostile text", () => {
+      // What clients, nodes and operators may send. Free text comes back as `storableText` made it (NUL and lone
+      // surrogates as U+FFFD, the same on both dialects); JSON and encrypted columns come back exactly.
+      const HOSTILE = [
+        "nul \u0000 byte",
+        "\u0000",
+        "lone \uD800 high and \uDC00 low surrogates",
+        "'); drop table jobs;--",
+        "right-to-left \u202Eoverride\u202C",
+        "emoji 👋🏽 👩‍👩‍👧 \uFFFF",
+        `long ${"é€𝄞".repeat(20_000)}`,
+      ];
+
+      it("stores every job field, free text made storable and content exact", async () => {
+        for (const [i, text] of HOSTILE.entries()) {
+          const id = `hostile-${i}-${text.slice(0, 20)}`;
+          const hostileMessages: ChatMessage[] = [{ role: "user", content: text }];
+          await store.insertJob(job(id, { model: text, ownerId: text, messages: hostileMessages, contentExpiresAt: t(3600) }));
+          await store.updateJob(id, { status: "processing" });
+          expect(await store.updateJob(id, { status: "completed", content: text, errorMessage: text }, { ifStatus: ["processing"] })).toBe(true);
+          const got = await store.getJob(id);
+          expect(got).toMatchObject({ id: storableText(id), model: storableText(text), ownerId: storableText(text), messages: hostileMessages, content: text, errorMessage: storableText(text), status: "completed" });
+          // Lookups by the same hostile values find the same rows.
+          expect((await store.listJobs(text, { limit: 5 })).map((j) => j.id)).toEqual([storableText(id)]);
+        }
+      });
+
+      it("stores hostile node announcements, heartbeats and command errors", async () => {
+        for (const [i, text] of HOSTILE.entries()) {
+          const reg = registration(i + 1, {
+            version: text,
+            hardware: { cpu_cores: 1, ram_mb: 1, gpus: [{ vendor: "nvidia", name: text, vram_mb: 1 }], tier: text },
+            models: [{ id: text, backend: "embedded" }],
+          } as Partial<NodeRegistration>);
+          await store.upsertNode(reg, t(0));
+          await store.recordHeartbeat(nodeId(i + 1), hb({ loadedModels: [text], gpus: [{ name: text, memory_total_mb: 1, memory_used_mb: 0, utilization_pct: 0, temperature_c: 0 }] }), t(1));
+          const node = await store.getNode(nodeId(i + 1));
+          expect(node).toMatchObject({ version: storableText(text), hardware: reg.hardware, models: reg.models, loadedModels: [text] });
+          expect(node?.gpus[0]?.name).toBe(text);
+          await store.insertNodeCommand({ id: `c${i}`, nodeId: nodeId(i + 1), type: "model_install", model: text, issuedAt: t(2) });
+          await store.updateNodeCommand(`c${i}`, { status: "failed", error: text, at: t(3) });
+          expect(await store.getNodeCommand(`c${i}`)).toMatchObject({ model: storableText(text), error: storableText(text), status: "failed" });
+        }
+      });
+
+      it("stores hostile key names and model ids, and refuses over-long ones on both dialects alike", async () => {
+        const short = HOSTILE.filter((h) => h.length <= MAX_KEY_TEXT);
+        for (const [i, text] of short.entries()) {
+          await store.createApiKey({ id: `k${i}`, name: text, tokenSha256: (i + 10).toString(16).padStart(64, "0"), rateLimitPerMinute: 5, createdAt: t(0) });
+          await store.recordJobMetrics(nodeId(1), text, { tokensPerSecond: 1, ttftMs: 1 }, t(0));
+        }
+        expect((await store.listApiKeys()).map((k) => k.name)).toEqual(short.map(storableText));
+        expect((await store.listNodeModelMetrics()).map((m) => m.model).sort()).toEqual(short.map(storableText).sort());
+        // revoke by the same hostile name
+        expect(await store.revokeApiKey(short[0]!, t(1))).toBe(true);
+        const long = "x".repeat(MAX_KEY_TEXT + 1);
+        await expectCode(store.createApiKey({ id: "long", name: long, tokenSha256: sha("f"), rateLimitPerMinute: 5, createdAt: t(0) }), "bad_request");
+        await expectCode(store.recordJobMetrics(nodeId(1), long, { tokensPerSecond: 1, ttftMs: 1 }, t(0)), "bad_request");
+        // A random (incompressible) key of the maximum length in 4-byte characters fits PostgreSQL's index too.
+        const widest = Array.from({ length: MAX_KEY_TEXT / 2 }, (_, i) => String.fromCodePoint(0x10000 + ((i * 7919) % 0xfffff))).join("");
+        expect(widest.length).toBe(MAX_KEY_TEXT);
+        await store.createApiKey({ id: "wide", name: widest, tokenSha256: sha("e"), rateLimitPerMinute: 5, createdAt: t(0) });
+        await store.recordJobMetrics(nodeId(1), widest, { tokensPerSecond: 1, ttftMs: 1 }, t(0));
+      });
+
+      it("expires hostile content like any other", async () => {
+        await store.insertJob(job("h", { messages: [{ role: "user", content: HOSTILE[0]! }], contentExpiresAt: t(10) }));
+        await store.updateJob("h", { status: "completed", content: HOSTILE[0]! });
+        expect(await store.expireJobContent(t(10))).toBe(1);
+        expect(await store.getJob("h")).toMatchObject({ messages: null, content: null });
       });
     });
 
