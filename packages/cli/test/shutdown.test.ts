@@ -148,6 +148,22 @@ describe("a request that arrives during the drain", () => {
     expect(proc.logText).not.toMatch(STACK_LINE);
   }, 60_000);
 
+  it("during `tessera up`'s drain gets 503 shutting_down too, and up exits 0 once the earlier request is answered", async () => {
+    const port = await freePort();
+    const proc = new ManagedProcess("up", process.execPath, [TESSERA_BIN, "up", "--port", String(port), "--data-dir", join(dir, "up")]);
+    await proc.waitFor(/Tessera is running/, 120_000);
+    const upload = slowUpload(port);
+    await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 10_000);
+    proc.kill("SIGINT");
+    await proc.waitFor(/press Ctrl-C again to force/);
+    await expect503(port);
+    upload.finish();
+    expect((await upload.answer).body).toMatch(/"error"/);
+    const { code } = await proc.exited;
+    expect(code, proc.logText).toBe(0);
+    expect(proc.logText).not.toMatch(STACK_LINE);
+  }, 180_000);
+
   it("a second Ctrl-C forces the exit without waiting for the drain", async () => {
     const { proc, port } = await startCoordinator("force");
     const upload = slowUpload(port);
