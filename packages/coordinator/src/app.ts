@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import type { CoordinatorContext } from "./context.js";
-import { installErrorHandling } from "./http/errors.js";
+import { frameworkErrorHandler, installErrorHandling } from "./http/errors.js";
 import { installJsonBody } from "./http/json-body.js";
 import { CLIENT_BODY_LIMIT, installRequestGuard } from "./http/request-guard.js";
 import { clientAuthDeps } from "./http/client-auth.js";
@@ -22,6 +22,7 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
     bodyLimit: MAX_BODY_BYTES,
     trustProxy: false,
     forceCloseConnections: true,
+    frameworkErrors: frameworkErrorHandler,
   });
   installJsonBody(app);
   // Before the routes: it reads each route's `config.auth` and sets its body cap as the route is added.

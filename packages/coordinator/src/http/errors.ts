@@ -16,6 +16,14 @@ export function describeZodError(err: ZodError): string {
 }
 
 /**
+ * Errors Fastify raises before routing (a URL that does not decode, e.g. `/api/v1/nodes/%/status`): the same
+ * `bad_request` body as every other refusal instead of Fastify's own. Passed as the `frameworkErrors` option.
+ */
+export function frameworkErrorHandler(err: Error, _request: unknown, reply: FastifyReply): void {
+  void sendError(reply, "bad_request", err.message || "bad request");
+}
+
+/**
  * Every error leaves as `{"error": code, "error_message": text}`. A 500 says only `internal_error` and the request
  * id; the cause goes to the log with the same id.
  */
