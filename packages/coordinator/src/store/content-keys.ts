@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, linkSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { TesseraError } from "@tessera/protocol";
-import { ensurePrivateDir, PRIVATE_FILE_MODE, type ModeFixLog } from "./file-modes.js";
+import { ensurePrivateDir, ensurePrivateFile, PRIVATE_FILE_MODE, type ModeFixLog } from "./file-modes.js";
 
 /**
  * The keys that job content is encrypted under, one per expiry bucket, named by the instant the bucket ends (epoch
@@ -73,6 +73,7 @@ export class FileKeyRing implements ContentKeyRing {
     log?: ModeFixLog,
   ) {
     ensurePrivateDir(dir, log);
+    for (const name of readdirSync(dir)) ensurePrivateFile(join(dir, name), log);
   }
 
   keyFor(id: string): Buffer {
