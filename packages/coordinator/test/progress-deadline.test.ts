@@ -139,6 +139,35 @@ describe("progress deadline", () => {
   });
 });
 
+describe("a node starting another job", () => {
+  it("is not judged stalled on its running streams while it prefills the newcomer's prompt", async () => {
+    const nodeId = [...t.coordinator.ctx.registry.all()][0]!.id;
+    const held: string[] = [];
+    nodes[0]!.onAssign = (job, self) => {
+      held.push(job.job_id);
+      self.accept(job.job_id);
+      if (held.length === 1) self.stream(job.job_id, [{ type: "text-delta", text: "Hello", tokens: [1] }]);
+    };
+    const running = stream({ node_id: nodeId });
+    const runningId = await running.id;
+    await until(() => (t.coordinator.ctx.jobs.get(runningId)?.text === "Hello" ? true : undefined));
+    t.clock.advance(5_000);
+    // 4,000 characters: about 1,000 prompt tokens, 20 s at the slowest admissible prefill (50 tokens/s).
+    const newcomer = stream({ node_id: nodeId, messages: [{ role: "user", content: "x".repeat(4_000) }] });
+    const newcomerId = await newcomer.id;
+    await until(() => (t.coordinator.ctx.jobs.get(newcomerId)?.attempt?.acceptedAt !== undefined ? true : undefined));
+
+    t.clock.advance(19_999); // 25 s after the last token: past the 15 s stall floor, inside the newcomer's prefill
+    t.coordinator.tick();
+    expect(nodes[0]!.cancels).not.toContain(runningId);
+    t.clock.advance(1);
+    t.coordinator.tick();
+    await until(() => (nodes[0]!.cancels.includes(runningId) ? true : undefined));
+    for (const id of [runningId, newcomerId]) t.coordinator.ctx.jobs.cancel(id, "test over");
+    await Promise.all([running.done, newcomer.done]);
+  });
+});
+
 describe("session liveness", () => {
   it("keeps a node that speaks over its session online when its HTTP heartbeats stop, and takes a silent one offline", async () => {
     const ids = [...t.coordinator.ctx.registry.all()].map((n) => n.id);

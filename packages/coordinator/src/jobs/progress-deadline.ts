@@ -35,8 +35,15 @@ export function firstPartDeadline(
 ): number {
   const load = Math.max(1, input.load);
   const measured = input.measured ? limits.slack * input.measured.ttftMs * load : 0;
-  const prefill = (input.promptTokens / limits.slowestPrefillTokensPerSecond) * 1000 * load;
-  return acceptedAt + Math.max(limits.firstPartFloorMs, measured, prefill);
+  return acceptedAt + Math.max(limits.firstPartFloorMs, measured, prefillAllowanceMs(input.promptTokens, limits) * load);
+}
+
+/**
+ * The time a prompt may take to prefill on the slowest admissible node. A node that starts a job pauses its other
+ * streams for about that long (llama.cpp runs a newcomer's whole prefill in one batch), so their deadlines move too.
+ */
+export function prefillAllowanceMs(promptTokens: number, limits: ProgressLimits): number {
+  return (promptTokens / limits.slowestPrefillTokensPerSecond) * 1000;
 }
 
 /** The instant by which the next part must follow one that arrived at `lastPartAt`. */
