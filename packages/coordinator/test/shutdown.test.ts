@@ -32,6 +32,7 @@ describe("coordinator shutdown", () => {
     const closing = t.close();
     const res = await waiting;
     expect(res.statusCode).toBe(503);
+    expect(res.headers["retry-after"]).toBe("5");
     expect(JSON.stringify(res.json())).toContain("shutting_down");
     await closing;
     await t.coordinator.close();

@@ -37,6 +37,11 @@ export function installShutdownGate(app: FastifyInstance): ShutdownGate {
     // `close` comes when the response has ended or its connection was cut, whichever is first.
     response.once("close", () => open.delete(response));
   });
+  // A request in flight whose job the shutdown failed answers 503 too: with the same Retry-After.
+  app.addHook("onSend", async (_request, reply, payload) => {
+    if (closing && reply.statusCode === 503 && !reply.hasHeader("retry-after")) reply.header("retry-after", String(SHUTDOWN_RETRY_AFTER_S));
+    return payload;
+  });
   return {
     get closing() {
       return closing;
