@@ -11,6 +11,11 @@ export interface FakeBehaviour {
   failAfterTokens: number | undefined;
   /** Cut the TCP connection (no error message) after this many tokens: a crashed backend. */
   dropAfterTokens: number | undefined;
+  /**
+   * Write this many tokens, then write nothing more until `until` resolves: while it holds, a test knows exactly what
+   * the server has written, so "the client saw token 1 before token 6 existed" is shown by order, not by timing.
+   */
+  hold: { afterTokens: number; until: Promise<void> } | undefined;
   /** The words the fake answers with (before `max_tokens` cuts them). A function gets the last user message. */
   reply: string | ((lastUserMessage: string) => string);
 }
@@ -20,5 +25,6 @@ export const DEFAULT_BEHAVIOUR: FakeBehaviour = {
   responseDelayMs: 0,
   failAfterTokens: undefined,
   dropAfterTokens: undefined,
+  hold: undefined,
   reply: (last) => `Hello! You said: ${last}`,
 };

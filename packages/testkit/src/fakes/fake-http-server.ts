@@ -148,6 +148,7 @@ export function pumpTokens(res: ServerResponse, behaviour: FakeBehaviour, pump: 
   const start = performance.now();
   let i = 0;
   let closed = false;
+  let held = false;
   res.on("close", () => {
     closed = true;
   });
@@ -167,6 +168,11 @@ export function pumpTokens(res: ServerResponse, behaviour: FakeBehaviour, pump: 
     if (closed) return;
     const due = rate > 0 ? Math.min(pump.count, Math.floor(((performance.now() - start) * rate) / 1000) + 1) : pump.count;
     while (i < due) {
+      if (behaviour.hold && !held && i === behaviour.hold.afterTokens) {
+        held = true;
+        void behaviour.hold.until.then(step);
+        return;
+      }
       if (interrupted()) return;
       pump.emit(i);
       i++;
