@@ -14,6 +14,7 @@ import { SpeedMetrics } from "./jobs/speed-metrics.js";
 import { createLogger, type Logger } from "./logger.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { RateLimiter } from "./rate-limiter.js";
+import { PendingWrites } from "./pending-writes.js";
 import { NodeRegistry } from "./registry.js";
 import { SessionHub } from "./sessions/session-hub.js";
 import { ShardingManager } from "./sharding/index.js";
@@ -76,25 +77,21 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   let closing: Promise<void> | undefined;
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger(config.logLevel, { format: config.logFormat });
-  const store = deps.store ?? (await openStore(storeOptionsForConfig(config)));
+  const opened = deps.store ?? (await openStore(storeOptionsForConfig(config)));
+  const writes = new PendingWrites();
+  const store = writes.wrap(opened);
   let jobs!: JobManager;
   let sharding: ShardingManager | undefined;
-  // Writes no request or job waits for (a node's status); a shutdown waits for them before it closes the store.
-  const writes = new Set<Promise<unknown>>();
-  const track = (write: Promise<unknown>) => {
-    writes.add(write);
-    void write.finally(() => writes.delete(write));
-  };
   const registry = new NodeRegistry(clock, config.offlineAfterS * 1000, {
     onOffline(nodeId, reason) {
       logger.info({ node: nodeId.slice(0, 12), reason }, "node offline");
       prometheus.nodesMarkedOffline.inc({ reason: reason.startsWith("no heartbeat") ? "silent" : "session_closed" });
-      track(store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status")));
+      store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
       jobs.onNodeLost(nodeId, reason);
       sharding?.onNodeLost(nodeId);
     },
     onOnline(nodeId) {
-      track(store.setNodeStatus(nodeId, "online", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status")));
+      store.setNodeStatus(nodeId, "online", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
     },
   });
   const speed = new SpeedMetrics();
@@ -148,7 +145,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     await hub.close();
     await app.close();
     await jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);
-    await Promise.all([...writes]);
+    await writes.settled();
     await store.close();
     logger.info({ failed_jobs: failing }, "coordinator stopped");
   }
@@ -162,9 +159,8 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
   const address = coordinator.app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const ticker = setInterval(() => coordinator.tick(), TICK_MS);
-  let sweeping: Promise<unknown> = Promise.resolve();
   const expiry = setInterval(() => {
-    sweeping = ctx.store.expireJobContent(new Date(ctx.clock.now())).catch((err: unknown) => ctx.logger.error({ err }, "content expiry failed"));
+    ctx.store.expireJobContent(new Date(ctx.clock.now())).catch((err: unknown) => ctx.logger.error({ err }, "content expiry failed"));
   }, EXPIRY_SWEEP_MS);
   ticker.unref();
   expiry.unref();
@@ -176,7 +172,6 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
     async close() {
       clearInterval(ticker);
       clearInterval(expiry);
-      await sweeping;
       await coordinator.close();
     },
   };
