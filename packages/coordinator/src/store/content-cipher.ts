@@ -1,20 +1,20 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { NEVER_EXPIRES, type ContentKeyRing } from "./content-keys.js";
 import { storableText } from "./storable-text.js";
 
 /**
- * Job content (prompt messages, output text) at rest: AES-256-GCM under a key derived (HKDF-SHA256, fresh 16-byte
- * salt per value) from the key of the job's expiry bucket. The value is JSON-encoded first, so every JS string,
- * NUL and lone surrogates included, comes back exactly. The associated data binds a ciphertext to its job and column:
- * a value copied into another row or column does not decrypt.
+ * Job content (prompt messages, output text) at rest: AES-256-GCM under the key of the job's expiry bucket, with a
+ * random 96-bit IV per value. A bucket key seals at most a few values per job for at most an hour of expiries, far
+ * below the 2^32 random-IV invocations NIST SP 800-38D allows per key, so no per-value key derivation is needed (it
+ * cost as much as the encryption itself). The value is JSON-encoded first, so every JS string, NUL and lone
+ * surrogates included, comes back exactly. The associated data binds a ciphertext to its job, column and key: a value
+ * copied into another row or column does not decrypt.
  *
- * Envelope (text, portable on both dialects): `c1.<key id>.<base64url(salt ‖ iv ‖ tag ‖ ciphertext)>`.
+ * Envelope (text, portable on both dialects): `c1.<key id>.<base64url(iv ‖ tag ‖ ciphertext)>`.
  */
 const VERSION = "c1";
-const SALT = 16;
 const IV = 12;
 const TAG = 16;
-const INFO = Buffer.from("tessera job content v1");
 
 export type ContentField = "messages" | "content";
 
@@ -41,14 +41,11 @@ function aad(jobId: string, field: ContentField, keyId: string): Buffer {
 }
 
 export function sealContent(keys: ContentKeyRing, keyId: string, jobId: string, field: ContentField, value: unknown): string {
-  const salt = randomBytes(SALT);
   const iv = randomBytes(IV);
-  const key = Buffer.from(hkdfSync("sha256", keys.keyFor(keyId), salt, INFO, 32));
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  const cipher = createCipheriv("aes-256-gcm", keys.keyFor(keyId), iv);
   cipher.setAAD(aad(jobId, field, keyId));
   const body = Buffer.concat([cipher.update(JSON.stringify(value), "utf8"), cipher.final()]);
-  key.fill(0);
-  return `${VERSION}.${keyId}.${Buffer.concat([salt, iv, cipher.getAuthTag(), body]).toString("base64url")}`;
+  return `${VERSION}.${keyId}.${Buffer.concat([iv, cipher.getAuthTag(), body]).toString("base64url")}`;
 }
 
 /** The key id an envelope names, or `undefined` for anything that is not one. */
@@ -65,25 +62,22 @@ export function openContent<T>(keys: ContentKeyRing, jobId: string, field: Conte
   const parts = envelope.split(".");
   if (parts.length !== 3 || parts[0] !== VERSION) return undefined;
   const keyId = parts[1]!;
-  let bucketKey: Buffer | undefined;
+  let key: Buffer | undefined;
   try {
-    bucketKey = keys.find(keyId);
+    key = keys.find(keyId);
   } catch {
     return undefined;
   }
-  if (!bucketKey) return undefined;
+  if (!key) return undefined;
   const raw = Buffer.from(parts[2]!, "base64url");
-  if (raw.length < SALT + IV + TAG) return undefined;
-  const key = Buffer.from(hkdfSync("sha256", bucketKey, raw.subarray(0, SALT), INFO, 32));
+  if (raw.length < IV + TAG) return undefined;
   try {
-    const decipher = createDecipheriv("aes-256-gcm", key, raw.subarray(SALT, SALT + IV));
+    const decipher = createDecipheriv("aes-256-gcm", key, raw.subarray(0, IV));
     decipher.setAAD(aad(jobId, field, keyId));
-    decipher.setAuthTag(raw.subarray(SALT + IV, SALT + IV + TAG));
-    const text = Buffer.concat([decipher.update(raw.subarray(SALT + IV + TAG)), decipher.final()]).toString("utf8");
+    decipher.setAuthTag(raw.subarray(IV, IV + TAG));
+    const text = Buffer.concat([decipher.update(raw.subarray(IV + TAG)), decipher.final()]).toString("utf8");
     return JSON.parse(text) as T;
   } catch {
     return undefined;
-  } finally {
-    key.fill(0);
   }
 }

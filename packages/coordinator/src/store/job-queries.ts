@@ -102,21 +102,32 @@ export async function updateJob(
     throw new TesseraError("bad_request", "updateJob needs at least one field to change");
   }
   if (options.ifStatus !== undefined && options.ifStatus.length === 0) return false;
-  const write = async (trx: Kysely<Database>): Promise<boolean> => {
+  /** With `expiry`, the row changes only while its expiry is still the one the content was sealed for. */
+  const write = async (trx: Kysely<Database>, expiry?: { value: number | null }): Promise<boolean> => {
     let query = trx.updateTable("jobs").set(set).where("id", "=", id);
     if (options.ifStatus !== undefined) query = query.where("status", "in", options.ifStatus);
+    if (expiry !== undefined) {
+      query = expiry.value === null ? query.where("content_expires_at", "is", null) : query.where("content_expires_at", "=", expiry.value);
+    }
     const result = await query.executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   };
-  // Content is sealed under the key of the row's expiry bucket, and a new expiry moves the prompt to its new
-  // bucket's key: either needs the row first, in the same transaction so the bucket cannot change in between.
   if (!sealsContent && patch.contentExpiresAt === undefined) return write(db);
+  // Content is sealed under the key of the row's expiry bucket, so the row's expiry is read first.
+  const readRow = (trx: Kysely<Database>) =>
+    trx.selectFrom("jobs").select(["messages", "created_at", "content_expires_at"]).where("id", "=", id).executeTakeFirst();
+  if (patch.contentExpiresAt === undefined) {
+    // The completion path: read, seal, and write only if the expiry did not change in between (nobody changes it
+    // in practice); two statements, no transaction. A row that did not change falls through to the careful path.
+    const row = await readRow(db);
+    if (!row) return false;
+    const expiresAt = row.content_expires_at === null ? null : Number(row.content_expires_at);
+    set.content = sealContent(keys, contentKeyId(expiresAt, Number(row.created_at)), id, "content", patch.content);
+    if (await write(db, { value: expiresAt })) return true;
+  }
+  // A new expiry moves the prompt to its new bucket's key: read and write in one transaction.
   return db.transaction().execute(async (trx) => {
-    const row = await trx
-      .selectFrom("jobs")
-      .select(["messages", "created_at", "content_expires_at"])
-      .where("id", "=", id)
-      .executeTakeFirst();
+    const row = await readRow(trx);
     if (!row) return false;
     const expiresAt = set.content_expires_at !== undefined ? (set.content_expires_at as number | null) : row.content_expires_at;
     const keyId = contentKeyId(expiresAt === null ? null : Number(expiresAt), Number(row.created_at));
