@@ -159,9 +159,13 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
   const address = coordinator.app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const ticker = setInterval(() => coordinator.tick(), TICK_MS);
-  const expiry = setInterval(() => {
+  // The sweep also destroys the keys of expired content (store/design.md); the first runs at once, so keys whose
+  // bucket ended while the coordinator was down do not wait for the first interval.
+  const sweepExpired = () => {
     ctx.store.expireJobContent(new Date(ctx.clock.now())).catch((err: unknown) => ctx.logger.error({ err }, "content expiry failed"));
-  }, EXPIRY_SWEEP_MS);
+  };
+  const expiry = setInterval(sweepExpired, EXPIRY_SWEEP_MS);
+  sweepExpired();
   ticker.unref();
   expiry.unref();
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
