@@ -10,13 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { Kysely, Migrator, SqliteDialect } from "kysely";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
+import pg from "pg";
 import { openContent } from "../src/store/content-cipher.js";
 import { migrationProvider } from "../src/store/migrations/index.js";
 import { openStore } from "../src/store/index.js";
 import { FileKeyRing } from "../src/store/content-keys.js";
 import { withDefaultUser } from "../src/store/open-store.js";
-import { describeWithPostgres, POSTGRES_URL, probePostgres } from "../src/store/postgres-test-support.js";
+import { describeWithPostgres, dropSchema, POSTGRES_URL, probePostgres, randomSchema } from "../src/store/postgres-test-support.js";
 import { coordinatorOn, until, type Dialect, type DialectCoordinator } from "./dialect-coordinator.js";
 
 const unreachable = await probePostgres();
@@ -170,6 +171,33 @@ describe("upgrade from plaintext content", () => {
       expect(holding(filesUnder(dir), [marker])).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describeWithPostgres("upgrade from plaintext content on PostgreSQL", unreachable, () => {
+  it("expires plaintext an earlier version stored and rewrites the table", async () => {
+    const schema = randomSchema();
+    const marker = `LEGACY-MARKER-${randomBytes(8).toString("hex")}`;
+    const pool = new pg.Pool({ connectionString: withDefaultUser(POSTGRES_URL), max: 1 });
+    const old = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+    try {
+      await sql`create schema ${sql.id(schema)}`.execute(old);
+      await sql`set search_path to ${sql.id(schema)}`.execute(old);
+      const migrated = await new Migrator({ db: old, provider: migrationProvider, migrationTableSchema: schema }).migrateTo("0001-initial");
+      expect(migrated.error).toBeUndefined();
+      await sql`insert into jobs (id, owner_id, model, status, messages, prompt_sha256, sampling, content, created_at, content_expires_at)
+        values ('j1', 'o', 'm', 'completed', ${JSON.stringify([{ role: "user", content: marker }])}, 'h', '{}', ${marker}, 0, 9999999999999)`.execute(old);
+      await old.destroy();
+      expect(pgDump(schema)).toContain(marker);
+      const lines: string[] = [];
+      const store = await openStore({ postgresUrl: POSTGRES_URL, schema, log: (_f, message) => lines.push(message) });
+      expect(await store.getJob("j1")).toMatchObject({ messages: null, content: null, promptSha256: "h" });
+      await store.close();
+      expect(lines.some((l) => l.includes("rewrote the jobs table"))).toBe(true);
+      expect(pgDump(schema)).not.toContain(marker);
+    } finally {
+      await dropSchema(schema);
     }
   });
 });
