@@ -92,7 +92,7 @@ export interface JobRecord {
   ownerId: string;
   model: string;
   status: JobStatus;
-  /** `null` once the job's content has expired. */
+  /** `null` once the job's content has expired (or its key is not held here: see `StoreFileOptions.keyDir`). */
   messages: ChatMessage[] | null;
   promptSha256: string;
   sampling: Sampling;
@@ -224,8 +224,9 @@ export interface Store {
   /** One owner's jobs, newest first. */
   listJobs(ownerId: string, filter: JobListFilter): Promise<JobRecord[]>;
   /**
-   * Drops messages and output of finished jobs whose `contentExpiresAt <= now`, keeping hashes and token counts.
-   * Returns how many jobs lost content.
+   * Drops messages and output of finished jobs whose `contentExpiresAt <= now`, keeping hashes and token counts,
+   * then destroys the keys of every expiry bucket that has ended (except those unfinished jobs still use), so no
+   * copy of that content anywhere can be read again. Returns how many jobs lost content.
    */
   expireJobContent(now: Date): Promise<number>;
   /** Fails with `timeout` every pending/processing job created before `cutoff`; returns their ids. */
