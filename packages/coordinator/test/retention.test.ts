@@ -5,7 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { accessSync, constants, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
@@ -55,6 +55,40 @@ function sqliteBackupEnvelopes(dataDir: string): string[] {
     return rows.flatMap((r) => [r.messages, r.content]).filter((v): v is string => v !== null);
   } finally {
     rmSync(copy, { recursive: true, force: true });
+  }
+}
+
+/**
+ * PostgreSQL's own files (heap, dead tuples, WAL), when this test runs on the database's machine with the right to
+ * read them; `undefined` otherwise (then the pg_dump check stands alone).
+ */
+async function postgresDataDir(): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: withDefaultUser(POSTGRES_URL) });
+  await client.connect();
+  try {
+    const dir = (await client.query("show data_directory")).rows[0]?.data_directory as string | undefined;
+    // Push what is in shared buffers to the heap files; the WAL has it already.
+    await client.query("checkpoint").catch(() => {});
+    if (!dir) return undefined;
+    accessSync(join(dir, "base"), constants.R_OK | constants.X_OK);
+    return dir;
+  } catch {
+    return undefined;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Files under `dir` holding any marker, by grep (fast over a whole PostgreSQL cluster). */
+function grepFiles(dir: string, markers: string[]): string[] {
+  try {
+    return execFileSync("grep", ["-rlasF", ...markers.flatMap((m) => ["-e", m]), dir], { encoding: "utf8", maxBuffer: 1 << 20 })
+      .split("\n")
+      .filter(Boolean);
+  } catch (err) {
+    const e = err as { status?: number; stdout?: string };
+    // 1: nothing found; 2: some file could not be read (matches, if any, are still on stdout).
+    return (e.stdout ?? "").split("\n").filter(Boolean);
   }
 }
 
@@ -131,6 +165,12 @@ function defineRetention(dialect: Dialect): void {
     const dumpAfter = t.schema ? pgDump(t.schema) : "";
     expect(dumpAfter.match(ENVELOPE) ?? []).toEqual([]);
     expect(holding([["pg_dump", dumpAfter]], markers)).toEqual([]);
+    if (t.schema) {
+      // The database's own files, dead tuples and WAL included: the text never reached them unencrypted.
+      const pgData = await postgresDataDir();
+      if (pgData) expect(grepFiles(pgData, markers)).toEqual([]);
+      else console.warn("NOTICE: PostgreSQL's data directory is not readable here; checked the pg_dump only");
+    }
 
     // After a clean shutdown: nothing in any file of the data dir.
     await t.shutdown();
