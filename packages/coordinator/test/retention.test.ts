@@ -172,6 +172,13 @@ function defineRetention(dialect: Dialect): void {
       else console.warn("NOTICE: PostgreSQL's data directory is not readable here; checked the pg_dump only");
     }
 
+    if (!t.schema) {
+      // Defence in depth on SQLite: secure_delete zeroed the ciphertext and the checkpoint emptied the WAL, so not
+      // even the (now undecryptable) envelopes are left in the files.
+      const sqliteFiles = [...filesUnder(t.dir)].filter(([p]) => !p.includes("content-keys"));
+      expect(sqliteFiles.filter(([, text]) => envelopes.some((e) => text.includes(e.slice(0, 40)))).map(([p]) => p)).toEqual([]);
+    }
+
     // After a clean shutdown: nothing in any file of the data dir.
     await t.shutdown();
     expect(holding(filesUnder(t.dir), markers)).toEqual([]);
