@@ -2,16 +2,18 @@
  * hostile: what unauthenticated, oversized input costs everyone else. A real coordinator and one daemon (embedded
  * engine, tiny generated model) serve one streaming chat; meanwhile three concurrent ~8 MB bodies of nested arrays
  * (`[[[[…]]]]`) without credentials go to each of POST /api/v1/jobs, /v1/chat/completions and
- * /api/v1/nodes/register (9 requests). Measured side by side in one run: each hostile request's latency to its answer,
- * /healthz p99 before and during the attack, and the coordinator's resident memory (VmRSS) growth.
+ * /api/v1/nodes/register (9 requests). Measured side by side in one run, with the same stream running through both
+ * windows: /healthz p99 for 1.5 s before the attack and for 1.5 s from its start (longer if it lasts); each
+ * hostile request's latency to its answer (from a worker thread, as another machine would send it); the
+ * coordinator's resident memory (VmRSS) growth from before the attack to its peak during it.
  *
- *   npm run bench -- hostile [--mib 8] [--copies 3] [--tokens 256]
+ *   npm run bench -- hostile [--mib 8] [--copies 3] [--tokens 4000]
  */
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
-import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
 import { SseDecoder } from "@tessera/protocol";
 import { makeTinyModel, startCluster } from "@tessera/testkit";
 import { fmt, percentile } from "./lib-stats.js";
@@ -23,39 +25,73 @@ function rssMb(pid: number): number {
   return line ? Number(line[1]) / 1024 : NaN;
 }
 
-/** POSTs `body` and resolves at the response's status line (the rest of the upload is the server's business). */
-function hostilePost(baseUrl: string, path: string, body: Buffer): Promise<{ status: number; ms: number; code: string }> {
-  const url = new URL(path, baseUrl);
+/**
+ * The attacker, in a worker thread of its own so that its writing does not stall the /healthz prober's event loop
+ * (a real attacker is another machine). Each request streams its body 64 KiB at a time with backpressure and stops
+ * once an answer has come; latency is to the response's status line. Plain JS: workers don't inherit tsx.
+ */
+const ATTACKER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { request } = require("node:http");
+const { url, paths, copies, bytes } = workerData;
+const half = Math.floor((bytes - 16) / 2);
+const body = Buffer.from("[".repeat(half) + "]".repeat(half));
+function post(path, payload) {
+  const target = new URL(path, url);
   const started = performance.now();
   return new Promise((resolve) => {
-    const req = httpRequest(
-      { host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { "content-type": "application/json", "content-length": body.length } },
-      (res) => {
-        const ms = performance.now() - started;
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          let code = "";
-          try {
-            code = (JSON.parse(Buffer.concat(chunks).toString()) as { error?: string | { code?: string } }).error as string;
-            if (typeof code === "object" && code !== null) code = (code as { code?: string }).code ?? "";
-          } catch {
-            code = "(not json)";
-          }
-          resolve({ status: res.statusCode ?? 0, ms, code: String(code) });
-        });
-        res.on("error", () => resolve({ status: res.statusCode ?? 0, ms, code: "(cut)" }));
-      },
-    );
-    req.on("error", (err) => resolve({ status: 0, ms: performance.now() - started, code: `(${(err as NodeJS.ErrnoException).code ?? err.message})` }));
-    req.end(body);
+    let answered = false;
+    const req = request({ host: target.hostname, port: target.port, path: target.pathname, method: "POST",
+      headers: { "content-type": "application/json", "content-length": payload.length } }, (res) => {
+      answered = true;
+      const ms = performance.now() - started;
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      const finish = () => {
+        let code;
+        try { code = JSON.parse(Buffer.concat(chunks).toString()).error; if (code && typeof code === "object") code = code.code; }
+        catch { code = "(not json)"; }
+        resolve({ path, status: res.statusCode, ms, code: String(code) });
+      };
+      res.on("end", finish);
+      res.on("error", finish);
+    });
+    req.on("error", (err) => { if (!answered) resolve({ path, status: 0, ms: performance.now() - started, code: "(" + (err.code || err.message) + ")" }); });
+    (async () => {
+      for (let at = 0; at < payload.length && !answered && !req.destroyed; at += 65536) {
+        if (!req.write(payload.subarray(at, at + 65536))) await new Promise((r) => req.once("drain", r));
+      }
+      if (!answered && !req.destroyed) req.end();
+    })();
   });
 }
+parentPort.once("message", async (what) => {
+  if (what === "warm") {
+    for (const path of paths) await post(path, Buffer.from("[]"));
+    parentPort.postMessage({ warm: true });
+    parentPort.once("message", attack);
+  }
+});
+async function attack() {
+  const results = await Promise.all(paths.flatMap((path) => Array.from({ length: copies }, () => post(path, body))));
+  parentPort.postMessage({ results, bodyBytes: body.length });
+}
+`;
 
+type HostileResult = { path: string; status: number; ms: number; code: string };
+
+let healthzFailures = 0;
+
+/** One /healthz round trip in ms; a failed one (connection reset under load) counts its time to the failure. */
 async function healthzOnce(baseUrl: string): Promise<number> {
   const started = performance.now();
-  const res = await fetch(`${baseUrl}/healthz`);
-  await res.arrayBuffer();
+  try {
+    const res = await fetch(`${baseUrl}/healthz`);
+    await res.arrayBuffer();
+    if (!res.ok) healthzFailures++;
+  } catch {
+    healthzFailures++;
+  }
   return performance.now() - started;
 }
 
@@ -69,7 +105,7 @@ async function probe(baseUrl: string, stop: () => boolean): Promise<number[]> {
   return out;
 }
 
-async function stream(baseUrl: string, model: string, maxTokens: number): Promise<{ chunks: number; done: boolean; ms: number }> {
+async function stream(baseUrl: string, model: string, maxTokens: number, onFirstToken = () => {}): Promise<{ chunks: number; done: boolean; ms: number }> {
   const started = performance.now();
   const res = await fetch(`${baseUrl}/v1/chat/completions`, {
     method: "POST",
@@ -84,7 +120,7 @@ async function stream(baseUrl: string, model: string, maxTokens: number): Promis
   for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
     for (const event of decoder.push(text.decode(bytes, { stream: true }))) {
       if (event.data === "[DONE]") done = true;
-      else chunks++;
+      else if (++chunks === 2) onFirstToken(); // the first chunk is the role, the second the first token
     }
   }
   return { chunks, done, ms: performance.now() - started };
@@ -93,44 +129,64 @@ async function stream(baseUrl: string, model: string, maxTokens: number): Promis
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { mib: { type: "string", default: "8" }, copies: { type: "string", default: "3" }, tokens: { type: "string", default: "256" } },
+    options: { mib: { type: "string", default: "8" }, copies: { type: "string", default: "3" }, tokens: { type: "string", default: "4000" } },
   });
   const mib = Number(values.mib);
   const copies = Number(values.copies);
   const tokens = Number(values.tokens);
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-hostile-"));
   const modelPath = join(dir, "hostile-tiny.gguf");
-  await makeTinyModel({ path: modelPath, seed: 3 });
+  // A long context so that one stream outlasts the whole measurement (baseline and attack both run beside it).
+  await makeTinyModel({ path: modelPath, seed: 3, contextLength: 8192 });
   const cluster = await startCluster({ nodes: 1, modelPath, coordinatorArgs: ["--log-level", "warn"], env: { TESSERA_LOG_LEVEL: "warn" } });
   const pid = cluster.coordinator.pid;
   // Just under the 8 MiB client body cap, balanced so it is valid JSON nested ~4 M deep.
-  const half = Math.floor((mib * 1024 * 1024 - 16) / 2);
-  const body = Buffer.from("[".repeat(half) + "]".repeat(half));
-  process.stdout.write(`hostile: ${copies} × ${(body.length / 1048576).toFixed(2)} MiB nested-array bodies without credentials to each of ${ROUTES.join(", ")}\n`);
+  const bytes = mib * 1024 * 1024;
+  process.stdout.write(`hostile: ${copies} × ${(bytes / 1048576).toFixed(2)} MiB nested-array bodies without credentials to each of ${ROUTES.join(", ")}\n`);
+  const attacker = new Worker(ATTACKER, { eval: true, workerData: { url: cluster.url, paths: ROUTES, copies, bytes } });
+  const fromAttacker = () => new Promise<{ results?: HostileResult[] }>((resolve, reject) => {
+    attacker.once("message", resolve);
+    attacker.once("error", reject);
+  });
   try {
     await stream(cluster.url, cluster.model!, 8); // warm-up: session, JIT, the model's first load
     for (let i = 0; i < 20; i++) await healthzOnce(cluster.url);
+    attacker.postMessage("warm"); // the attacker's HTTP client path warmed too
+    await fromAttacker();
+    healthzFailures = 0;
+
+    // One stream runs through both windows, so "before" and "during" differ only by the attack.
+    let firstToken!: () => void;
+    const underWay = new Promise<void>((r) => (firstToken = r));
+    const streaming = stream(cluster.url, cluster.model!, tokens, firstToken);
+    let streamEndedAt = Infinity;
+    void streaming.then(() => (streamEndedAt = performance.now()), () => {});
+    await underWay;
 
     let stopBaseline = false;
     const baselineRun = probe(cluster.url, () => stopBaseline);
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, 1500));
     stopBaseline = true;
     const baseline = await baselineRun;
     const rssBefore = rssMb(pid);
+    healthzFailures = 0;
 
-    const streaming = stream(cluster.url, cluster.model!, tokens);
-    await new Promise((r) => setTimeout(r, 300)); // the stream is under way
     let attackOver = false;
     let rssPeak = rssBefore;
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssMb(pid))), 20);
     const during = probe(cluster.url, () => attackOver);
     const attackStarted = performance.now();
-    const results = await Promise.all(ROUTES.flatMap((path) => Array.from({ length: copies }, () => hostilePost(cluster.url, path, body).then((r) => ({ path, ...r })))));
-    const attackMs = performance.now() - attackStarted;
-    // Keep probing a moment after the last answer: work the attack queued may still be running.
-    await new Promise((r) => setTimeout(r, 500));
+    attacker.postMessage("attack");
+    const results = (await fromAttacker()).results!;
+    const attackEndedAt = performance.now();
+    const attackMs = attackEndedAt - attackStarted;
+    const overlapped = streamEndedAt > attackEndedAt;
+    // Probe as long as before (1.5 s from the attack's start), and at least 300 ms past the last answer: work the
+    // attack queued may still be running.
+    await new Promise((r) => setTimeout(r, Math.max(300, 1500 - attackMs)));
     attackOver = true;
     const duringLatencies = await during;
+    const failedProbes = healthzFailures;
     clearInterval(sampler);
     rssPeak = Math.max(rssPeak, rssMb(pid));
     const streamed = await streaming;
@@ -145,15 +201,16 @@ export async function main(args: string[]): Promise<void> {
     const within100 = results.filter((r) => r.status >= 400 && r.status < 500 && r.ms <= 100).length;
     process.stdout.write(
       `attack took ${fmt(attackMs, 0)} ms; ${answered4xx}/${results.length} answered 4xx, ${within100}/${results.length} within 100 ms (slowest ${fmt(Math.max(...results.map((r) => r.ms)), 1)} ms)\n` +
-        `/healthz p99 before ${fmt(p99Before, 2)} ms (${baseline.length} probes), during ${fmt(p99During, 2)} ms (${duringLatencies.length} probes, max ${fmt(Math.max(...duringLatencies), 1)} ms)\n` +
+        `/healthz p99 before ${fmt(p99Before, 2)} ms (${baseline.length} probes), during ${fmt(p99During, 2)} ms (${duringLatencies.length} probes, ${failedProbes} failed, max ${fmt(Math.max(...duringLatencies), 1)} ms)\n` +
         `coordinator VmRSS before ${fmt(rssBefore, 1)} MB, peak during ${fmt(rssPeak, 1)} MB\n` +
-        `stream: ${streamed.chunks} chunks in ${fmt(streamed.ms, 0)} ms, ${streamed.done ? "completed with [DONE]" : "DID NOT COMPLETE"}\n`,
+        `stream: ${streamed.chunks} chunks in ${fmt(streamed.ms, 0)} ms, ${streamed.done ? "completed with [DONE]" : "DID NOT COMPLETE"}, ${overlapped ? "still running when the last hostile answer came" : "finished before the attack did"}\n`,
     );
     process.stdout.write(`RESULT hostile_answered_4xx_within_100ms ${within100}/${results.length}\n`);
     process.stdout.write(`RESULT hostile_healthz_p99_ratio ${fmt(p99During / p99Before, 2)}\n`);
     process.stdout.write(`RESULT hostile_rss_growth_mb ${fmt(rssPeak - rssBefore, 1)}\n`);
     process.stdout.write(`RESULT hostile_stream_completed ${streamed.done ? 1 : 0}\n`);
   } finally {
+    await attacker.terminate();
     await cluster.stop();
     rmSync(dir, { recursive: true, force: true });
   }

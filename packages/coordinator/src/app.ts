@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { CoordinatorContext } from "./context.js";
 import { frameworkErrorHandler, installErrorHandling } from "./http/errors.js";
 import { installJsonBody } from "./http/json-body.js";
+import { installUnreadBodyClose } from "./http/unread-body.js";
 import { CLIENT_BODY_LIMIT, installRequestGuard } from "./http/request-guard.js";
 import { clientAuthDeps } from "./http/client-auth.js";
 import { healthRoutes } from "./routes/health.js";
@@ -25,6 +26,7 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
     frameworkErrors: frameworkErrorHandler,
   });
   installJsonBody(app);
+  installUnreadBodyClose(app);
   // Before the routes: it reads each route's `config.auth` and sets its body cap as the route is added.
   installRequestGuard(app, { clock: ctx.clock, client: clientAuthDeps(ctx), node: ctx.nodeAuth, rateLimitPerMinute: ctx.config.rateLimitPerMinute });
   installErrorHandling(app, ctx.logger);

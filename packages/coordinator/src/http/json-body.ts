@@ -27,17 +27,18 @@ export function installJsonBody(app: FastifyInstance): void {
     const guarded = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         const at = scanner.push(chunk);
-        if (at >= 0) callback(tooDeep(at));
-        else callback(null, chunk);
+        if (at < 0) return callback(null, chunk);
+        // Answered at once; the rest of the upload is left unread (unread-body.ts).
+        callback(tooDeep(at));
       },
     });
     // pipe() does not pass errors on: a client that aborts mid-body must end the read, not leave it waiting.
     // (Not pipeline(): on a too-deep body it would destroy the request's socket before the 400 is written.)
     payload.once("error", (err) => guarded.destroy(err));
+    payload.once("aborted", () => guarded.destroy(new TesseraError("bad_request", "request body was cut off")));
     // Fastify listens while it reads the body; a body it never reads (a GET's, an unsupported type's) must not
     // turn a refusal here into an unhandled error.
     guarded.on("error", () => {});
-    payload.once("aborted", () => guarded.destroy(new TesseraError("bad_request", "request body was cut off")));
     return payload.pipe(guarded);
   });
   app.removeContentTypeParser("application/json");
