@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -82,5 +82,14 @@ describe("file key ring", () => {
     expect(openContent(a, "j", "content", sealed)).toBeUndefined();
     expect(openContent(new FileKeyRing(dir), "j", "content", sealed)).toBeUndefined();
     expect(readdirSync(dir)).toEqual(["120000.key"]);
+  });
+
+  it("also destroys a second name a crash left behind while creating a key", () => {
+    const dir = tempDir();
+    const ring = new FileKeyRing(dir);
+    ring.keyFor("60000");
+    linkSync(join(dir, "60000.key"), join(dir, "60000.key.123.abcdef.tmp"));
+    expect(ring.destroyEndedBy(60_000, new Set())).toEqual(["60000"]);
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

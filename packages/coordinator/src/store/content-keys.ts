@@ -118,11 +118,14 @@ export class FileKeyRing implements ContentKeyRing {
   destroyEndedBy(now: number, keep: ReadonlySet<string>): string[] {
     const destroyed: string[] = [];
     for (const name of readdirSync(this.dir)) {
-      const id = name.endsWith(".key") ? name.slice(0, -4) : undefined;
-      if (id === undefined || !KEY_ID.test(id) || !endedBy(id, now, keep)) continue;
+      // `<id>.key`, or `<id>.key.<pid>.<random>.tmp` left by a crash mid-creation (possibly a second name of the key).
+      const match = /^(\d{1,16}|never)\.key(\.[0-9a-z.]+\.tmp)?$/.exec(name);
+      const id = match?.[1];
+      if (id === undefined || !endedBy(id, now, keep)) continue;
+      shred(join(this.dir, name));
+      if (match![2] !== undefined) continue;
       this.cache.get(id)?.fill(0);
       this.cache.delete(id);
-      shred(join(this.dir, name));
       destroyed.push(id);
     }
     // A key another process destroyed may still sit in this cache.
