@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type NodeRegister, type Signer, signRequest } from "@tessera/protocol";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
@@ -41,6 +42,51 @@ describe("credentials are checked from the headers, before the body is read", ()
     expect(res.statusCode).toBe(401);
     expect(parse.mock.calls.some(([text]) => text === payload)).toBe(false);
     expect(await t.coordinator.ctx.store.getNode(node.id)).toBeUndefined();
+  });
+});
+
+/** Streams `size` bytes of `[` with backpressure, as a client would, and stops once an answer has come. */
+function upload(port: number, path: string, size: number): Promise<{ status: number; sent: number; error?: string }> {
+  return new Promise((resolve) => {
+    let answered = false;
+    let sent = 0;
+    const chunk = Buffer.alloc(65536, "[");
+    const req = httpRequest({ host: "127.0.0.1", port, path, method: "POST", headers: { "content-type": "application/json", "content-length": size } }, (res) => {
+      answered = true;
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, sent }));
+    });
+    req.on("error", (err) => !answered && resolve({ status: 0, sent, error: (err as NodeJS.ErrnoException).code ?? err.message }));
+    void (async () => {
+      while (sent < size && !answered && !req.destroyed) {
+        const piece = chunk.subarray(0, Math.min(chunk.length, size - sent));
+        sent += piece.length;
+        if (!req.write(piece)) await new Promise((r) => req.once("drain", r));
+      }
+    })();
+  });
+}
+
+describe("a refused upload over a real socket", () => {
+  it.each([
+    ["/api/v1/nodes/register", 401],
+    ["/api/v1/jobs", 401],
+  ])("%s without credentials: the client still sending gets its %i, not a broken pipe, long before its 8 MiB are sent", async (path, status) => {
+    t = await testCoordinator();
+    await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
+    const { port } = t.coordinator.app.server.address() as { port: number };
+    const res = await upload(port, path, 8 * 1024 * 1024 - 1);
+    expect(res).toMatchObject({ status });
+    expect(res.sent).toBeLessThan(8 * 1024 * 1024 - 1);
+  });
+
+  it("in open mode a too-deep upload gets its 400 at the first chunks", async () => {
+    t = await testCoordinator({ open: true });
+    await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
+    const { port } = t.coordinator.app.server.address() as { port: number };
+    const res = await upload(port, "/v1/chat/completions", 8 * 1024 * 1024 - 1);
+    expect(res).toMatchObject({ status: 400 });
+    expect(res.sent).toBeLessThan(8 * 1024 * 1024 - 1);
   });
 });
 
