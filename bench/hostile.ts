@@ -5,15 +5,17 @@
  * /api/v1/nodes/register (9 requests). Measured side by side in one run, with the same stream running through both
  * windows: /healthz p99 for 1.5 s before the attack and for 1.5 s from its start (longer if it lasts); each
  * hostile request's latency to its answer (from a worker thread, as another machine would send it); the
- * coordinator's resident memory (VmRSS) growth from before the attack to its peak during it.
+ * coordinator's resident memory (VmRSS) growth from before the attack to its peak during it. The same attack on a bare
+ * Node server that answers 401 without reading gives the floor for answer latency on this machine, in the same run.
  *
- *   npm run bench -- hostile [--mib 8] [--copies 3] [--tokens 4000]
+ *   npm run bench -- hostile [--mib 8] [--copies 3] [--tokens 7000]
  */
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
+import { type ChildProcess, spawn } from "node:child_process";
 import { SseDecoder } from "@tessera/protocol";
 import { makeTinyModel, startCluster } from "@tessera/testkit";
 import { fmt, percentile } from "./lib-stats.js";
@@ -36,8 +38,8 @@ const { request } = require("node:http");
 const { url, paths, copies, bytes } = workerData;
 const half = Math.floor((bytes - 16) / 2);
 const body = Buffer.from("[".repeat(half) + "]".repeat(half));
-function post(path, payload) {
-  const target = new URL(path, url);
+function post(base, path, payload) {
+  const target = new URL(path, base);
   const started = performance.now();
   return new Promise((resolve) => {
     let answered = false;
@@ -59,7 +61,10 @@ function post(path, payload) {
     req.on("error", (err) => { if (!answered) resolve({ path, status: 0, ms: performance.now() - started, code: "(" + (err.code || err.message) + ")" }); });
     (async () => {
       for (let at = 0; at < payload.length && !answered && !req.destroyed; at += 65536) {
+        // Yield after every chunk, drained or not: the answer is read as soon as it comes, as it would be on an
+        // attacker's own machine, instead of after this thread has copied megabytes into the kernel's buffers.
         if (!req.write(payload.subarray(at, at + 65536))) await new Promise((r) => req.once("drain", r));
+        else await new Promise((r) => setImmediate(r));
       }
       if (!answered && !req.destroyed) req.end();
     })();
@@ -67,13 +72,13 @@ function post(path, payload) {
 }
 parentPort.once("message", async (what) => {
   if (what === "warm") {
-    for (const path of paths) await post(path, Buffer.from("[]"));
+    for (const path of paths) await post(url, path, Buffer.from("[]"));
     parentPort.postMessage({ warm: true });
-    parentPort.once("message", attack);
+    parentPort.on("message", attack);
   }
 });
-async function attack() {
-  const results = await Promise.all(paths.flatMap((path) => Array.from({ length: copies }, () => post(path, body))));
+async function attack(target) {
+  const results = await Promise.all(paths.flatMap((path) => Array.from({ length: copies }, () => post(target, path, body))));
   parentPort.postMessage({ results, bodyBytes: body.length });
 }
 `;
@@ -126,10 +131,20 @@ async function stream(baseUrl: string, model: string, maxTokens: number, onFirst
   return { chunks, done, ms: performance.now() - started };
 }
 
+/** A bare HTTP server in a process of its own that answers 401 at once and never reads the body: the floor. */
+async function startBareServer(): Promise<{ url: string; process: ChildProcess }> {
+  const code = `require("node:http").createServer((req, res) => { req.pause(); res.writeHead(401, { "content-type": "application/json" }); ` +
+    `res.end('{"error":"unauthorized"}'); res.on("finish", () => setTimeout(() => req.socket.destroy(), 1000)); })` +
+    `.listen(0, "127.0.0.1", function () { console.log(this.address().port); });`;
+  const child = spawn(process.execPath, ["-e", code], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<string>((resolve) => child.stdout.once("data", (d: Buffer) => resolve(d.toString().trim())));
+  return { url: `http://127.0.0.1:${port}`, process: child };
+}
+
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { mib: { type: "string", default: "8" }, copies: { type: "string", default: "3" }, tokens: { type: "string", default: "4000" } },
+    options: { mib: { type: "string", default: "8" }, copies: { type: "string", default: "3" }, tokens: { type: "string", default: "7000" } },
   });
   const mib = Number(values.mib);
   const copies = Number(values.copies);
@@ -163,6 +178,26 @@ export async function main(args: string[]): Promise<void> {
     void streaming.then(() => (streamEndedAt = performance.now()), () => {});
     await underWay;
 
+    // The floor on this machine, in the same run and beside the same stream: the same attack on a bare Node server (its
+    // own process) that answers 401 at once without reading a byte, once before the coordinator is attacked and once
+    // after. What the attacker's thread spends pushing megabytes into loopback buffers before it reads an answer
+    // shows there too, and is no cost of the coordinator's.
+    const attackBare = async () => {
+      const bare = await startBareServer();
+      attacker.postMessage(bare.url);
+      const results = (await fromAttacker()).results!;
+      bare.process.kill();
+      return results;
+    };
+    // /healthz is probed while the bare server is attacked too: what the attack costs the machine (two cores shared
+    // by the attacker, the prober, the engine and the coordinator) when none of it is aimed at the coordinator.
+    let bareOver = false;
+    const bareProbe = probe(cluster.url, () => bareOver);
+    const floorBefore = await attackBare();
+    await new Promise((r) => setTimeout(r, 1500));
+    bareOver = true;
+    const duringBareAttack = await bareProbe;
+
     let stopBaseline = false;
     const baselineRun = probe(cluster.url, () => stopBaseline);
     await new Promise((r) => setTimeout(r, 1500));
@@ -176,7 +211,7 @@ export async function main(args: string[]): Promise<void> {
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssMb(pid))), 20);
     const during = probe(cluster.url, () => attackOver);
     const attackStarted = performance.now();
-    attacker.postMessage("attack");
+    attacker.postMessage(cluster.url);
     const results = (await fromAttacker()).results!;
     const attackEndedAt = performance.now();
     const attackMs = attackEndedAt - attackStarted;
@@ -189,6 +224,8 @@ export async function main(args: string[]): Promise<void> {
     const failedProbes = healthzFailures;
     clearInterval(sampler);
     rssPeak = Math.max(rssPeak, rssMb(pid));
+    await new Promise((r) => setTimeout(r, 1500)); // refused connections linger 1 s: let them go first
+    const floorAfter = await attackBare();
     const streamed = await streaming;
 
     for (const r of results) {
@@ -205,8 +242,17 @@ export async function main(args: string[]): Promise<void> {
         `coordinator VmRSS before ${fmt(rssBefore, 1)} MB, peak during ${fmt(rssPeak, 1)} MB\n` +
         `stream: ${streamed.chunks} chunks in ${fmt(streamed.ms, 0)} ms, ${streamed.done ? "completed with [DONE]" : "DID NOT COMPLETE"}, ${overlapped ? "still running when the last hostile answer came" : "finished before the attack did"}\n`,
     );
+    const slowest = Math.max(...results.map((r) => r.ms));
+    const floorRuns = [floorBefore, floorAfter].map((f) => Math.max(...f.map((r) => r.ms)));
+    const floorSlowest = Math.min(...floorRuns);
+    process.stdout.write(`bare server (floor), same attack before and after: slowest answer ${floorRuns.map((ms) => fmt(ms, 1)).join(" and ")} ms\n`);
     process.stdout.write(`RESULT hostile_answered_4xx_within_100ms ${within100}/${results.length}\n`);
+    process.stdout.write(`RESULT hostile_slowest_answer_ms ${fmt(slowest, 1)}\n`);
+    process.stdout.write(`RESULT hostile_slowest_answer_vs_bare_server ${fmt(slowest / floorSlowest, 2)}\n`);
+    const p99Bare = percentile(duringBareAttack, 99);
+    process.stdout.write(`/healthz p99 while the same attack hit the bare server instead: ${fmt(p99Bare, 2)} ms (${duringBareAttack.length} probes)\n`);
     process.stdout.write(`RESULT hostile_healthz_p99_ratio ${fmt(p99During / p99Before, 2)}\n`);
+    process.stdout.write(`RESULT hostile_healthz_p99_ratio_attack_elsewhere ${fmt(p99Bare / p99Before, 2)}\n`);
     process.stdout.write(`RESULT hostile_rss_growth_mb ${fmt(rssPeak - rssBefore, 1)}\n`);
     process.stdout.write(`RESULT hostile_stream_completed ${streamed.done ? 1 : 0}\n`);
   } finally {
