@@ -1,5 +1,5 @@
 import { cpus, totalmem } from "node:os";
-import type { Hardware, NodeRegister, NodeRegistered, ServedModel, Signer } from "@tessera/protocol";
+import { type Hardware, MAX_MODELS_PER_NODE, NODE_MODEL_ID_PATTERN, type NodeRegister, type NodeRegistered, type ServedModel, type Signer } from "@tessera/protocol";
 import type { BackendModel } from "./backends/adapter.js";
 import type { NodeConfig } from "./config.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
@@ -12,9 +12,15 @@ export interface ServedModelsResult {
   served: ServedModel[];
   /** Configured in served_models but absent from the backend: warned about, never advertised. */
   missing: string[];
+  /** Models the coordinator would refuse (an id outside the model-id charset, or past the per-node cap), each with why. */
+  refused: string[];
 }
 
-/** served_models ∩ backend models; an empty served_models means everything the backend has. */
+/**
+ * served_models ∩ backend models; an empty served_models means everything the backend has. Coordinators refuse a
+ * registration with an invalid model id or more than MAX_MODELS_PER_NODE models, so those are left out here, with a
+ * reason the daemon prints, rather than making the whole node unable to register.
+ */
 export function resolveServedModels(
   configured: readonly string[],
   backendModels: readonly BackendModel[],
@@ -24,15 +30,24 @@ export function resolveServedModels(
   const wanted = configured.length > 0 ? configured : backendModels.map((m) => m.id);
   const served: ServedModel[] = [];
   const missing: string[] = [];
+  const refused: string[] = [];
   for (const id of wanted) {
     const model = byId.get(id);
     if (!model) {
       missing.push(id);
       continue;
     }
+    if (!NODE_MODEL_ID_PATTERN.test(id)) {
+      refused.push(`${JSON.stringify(id.slice(0, 200))} is not a model id coordinators accept (a letter or digit, then letters, digits and . _ : / @ + -, at most 128); not advertised`);
+      continue;
+    }
+    if (served.length === MAX_MODELS_PER_NODE) {
+      refused.push(`${id}: a node may announce at most ${MAX_MODELS_PER_NODE} models; list the ones to serve in served_models; not advertised`);
+      continue;
+    }
     served.push(model.sizeBytes !== undefined ? { id, backend: backendKind, size_bytes: model.sizeBytes } : { id, backend: backendKind });
   }
-  return { served, missing };
+  return { served, missing, refused };
 }
 
 /** Coarse capability from the OS alone (no GPU probing): the fallback when no hardware detector is injected. */

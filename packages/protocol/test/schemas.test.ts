@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ChatCompletionRequest, ERROR_CODES, JobCreateRequest, NodeMessage, TesseraError, errorBody } from "../src/index.js";
+import { ChatCompletionRequest, ERROR_CODES, JobCreateRequest, NODE_MODEL_ID_PATTERN, NodeMessage, TesseraError, errorBody, modelIdFromFileName } from "../src/index.js";
 
 describe("wire schemas", () => {
   it("fills the documented job defaults and normalises OpenAI content parts", () => {
@@ -24,5 +24,19 @@ describe("wire schemas", () => {
     const err = new TesseraError("rate_limited", "slow down", { retryAfterSeconds: 3 });
     expect(err).toMatchObject({ status: 429, retryable: true, retryAfterSeconds: 3 });
     expect(err.toBody()).toEqual(errorBody("rate_limited", "slow down"));
+  });
+});
+
+describe("modelIdFromFileName", () => {
+  it.each([
+    ["tessera-demo", "tessera-demo"],
+    ["My Model (v2)", "My-Model-v2"],
+    ["Llama-3.1-8B-Instruct-Q4_K_M", "Llama-3.1-8B-Instruct-Q4_K_M"],
+    ["  _leading", "leading"],
+    ["模型", "model"],
+    ["x".repeat(300), "x".repeat(128)],
+  ])("%s → %s, an id coordinators accept", (stem, id) => {
+    expect(modelIdFromFileName(stem)).toBe(id);
+    expect(NODE_MODEL_ID_PATTERN.test(modelIdFromFileName(stem))).toBe(true);
   });
 });

@@ -17,8 +17,9 @@ export function addRegisterCommand(program: Command): void {
     const { logger } = createNodeLogger({ level: "warn", stdout: { write: (line: string) => process.stderr.write(line) } });
     const backend = await createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger });
     try {
-      const { served, missing } = resolveServedModels(config.served_models, await backend.listModels(), backend.kind);
+      const { served, missing, refused } = resolveServedModels(config.served_models, await backend.listModels(), backend.kind);
       for (const id of missing) process.stderr.write(`warning: served_models lists ${id} but backend ${backend.kind} does not have it\n`);
+      for (const why of refused) process.stderr.write(`warning: ${why}\n`);
       const answer = await registerNode(config, { signer, models: served, hardware: await machineProbe().detectHardware() });
       if (flags.json) return printJson(answer);
       process.stdout.write(

@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { defaultDataDir, loadCoordinatorConfig } from "@tessera/coordinator/config";
 import { loadNodeConfig } from "@tessera/node/config";
-import { TesseraError } from "@tessera/protocol";
+import { TesseraError, modelIdFromFileName } from "@tessera/protocol";
 import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
 
 export const DEMO_MODEL = "tessera-demo";
@@ -54,7 +54,8 @@ export function addUpCommand(program: Command): void {
         await coordinator.close();
         throw err;
       }
-      const model = modelPath.replace(/^.*[\\/]/, "").replace(/\.gguf$/i, "");
+      // The id the embedded engine announces for the file (a name with spaces or brackets is made a valid model id).
+      const model = modelIdFromFileName(basename(modelPath).replace(/\.gguf$/i, ""));
       process.stdout.write(banner(coordinator.url, model));
       await waitForSignal((signal) =>
         process.stdout.write(`\n${signal} received: shutting down, draining the node, then the coordinator (${FORCE_HINT})\n`),

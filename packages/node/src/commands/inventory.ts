@@ -11,6 +11,8 @@ export interface Inventory {
   served: ServedModel[];
   /** In served_models, absent from the backend. */
   missing: string[];
+  /** The backend has them but coordinators would refuse them (see resolveServedModels). */
+  refused: string[];
   /** The backend has them and they are wanted, but they cannot fit this node's memory. */
   tooLarge: ModelFit[];
   /** The backend has them; served_models (non-empty) does not list them. */
@@ -23,7 +25,7 @@ export function reconcileInventory(
   backendKind: string,
   hardware: Pick<Hardware, "gpus" | "ram_mb">,
 ): Inventory {
-  const { served, missing } = resolveServedModels(configured, backendModels, backendKind);
+  const { served, missing, refused } = resolveServedModels(configured, backendModels, backendKind);
   const tooLarge: ModelFit[] = [];
   const fitting = served.filter((m) => {
     const fit = checkModelFit(m.id, { hardware, ...(m.size_bytes !== undefined ? { sizeBytes: m.size_bytes } : {}) });
@@ -32,13 +34,14 @@ export function reconcileInventory(
   });
   const listed = new Set(configured);
   const unlisted = configured.length === 0 ? [] : backendModels.map((m) => m.id).filter((id) => !listed.has(id));
-  return { served: fitting, missing, tooLarge, unlisted };
+  return { served: fitting, missing, refused, tooLarge, unlisted };
 }
 
 /** One line per mismatch, for the daemon's start log and `tessera doctor`. */
 export function inventoryWarnings(inventory: Inventory, backendKind: string): string[] {
   return [
     ...inventory.missing.map((id) => `served_models lists ${id} but backend ${backendKind} does not have it; not advertised (install it with \`tessera model install ${id}\`)`),
+    ...inventory.refused,
     ...inventory.tooLarge.map(
       (f) => `${f.model} needs about ${(f.requiredMb / 1024).toFixed(1)} GiB but this node has ${(f.availableMb / 1024).toFixed(1)} GiB; not advertised`,
     ),

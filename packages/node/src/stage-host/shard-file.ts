@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { basename } from "node:path";
-import { TesseraError } from "@tessera/protocol";
+import { TesseraError, modelIdFromFileName } from "@tessera/protocol";
 import { ggmlTypeName, isSupportedType, openGguf, SUPPORTED_TYPE_NAMES } from "../stage/gguf-reader.js";
 import { readLlamaConfig } from "../stage/llama-config.js";
 import { residentBytes } from "../stage/weights.js";
@@ -47,5 +47,5 @@ export async function describeShardFile(path: string): Promise<ShardFile> {
   } finally {
     file.close();
   }
-  return { path, model: basename(path).replace(/\.gguf$/i, ""), sha256: await sha256File(path), layerCount, bytesPerLayer };
+  return { path, model: modelIdFromFileName(basename(path).replace(/\.gguf$/i, "")), sha256: await sha256File(path), layerCount, bytesPerLayer };
 }

@@ -25,6 +25,16 @@ export const MAX_BYTES = 2 ** 50;
  * `hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M`, `tessera-demo`.
  */
 export const NODE_MODEL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$/;
+/**
+ * The model id a file name gives (`My Model (v2).gguf` → `My-Model-v2`): every run of characters a model id may not
+ * hold becomes one `-`, and the result starts with a letter or digit and fits 128 characters. Pass the name without
+ * its extension.
+ */
+export function modelIdFromFileName(stem: string): string {
+  const id = stem.replace(/[^A-Za-z0-9._:/@+-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 128).replace(/-+$/, "");
+  return id === "" ? "model" : id;
+}
+
 export const NodeModelId = z
   .string()
   .regex(NODE_MODEL_ID_PATTERN, "model id must start with a letter or digit and use only letters, digits and . _ : / @ + - (at most 128)");

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./free-port.js";
 import { ManagedProcess } from "./managed-process.js";
+import { modelIdFromFileName } from "@tessera/protocol";
 
 /** The `tessera` command of this checkout, run by the same Node as the test. */
 export const TESSERA_BIN = fileURLToPath(new URL("../../../cli/bin/tessera.js", import.meta.url));
@@ -62,7 +63,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     { env, logFile: join(dir, "coordinator.log") },
   );
   await coordinator.waitFor(/listening on/);
-  const model = options.modelPath?.replace(/^.*\//, "").replace(/\.gguf$/i, "");
+  const model = options.modelPath === undefined ? undefined : modelIdFromFileName(options.modelPath.replace(/^.*\//, "").replace(/\.gguf$/i, ""));
   const backendArgs = options.modelPath ? ["--backend", "embedded", "--model", options.modelPath] : [];
   const nodes: ClusterNode[] = [];
 

@@ -190,6 +190,17 @@ describe("embedded backend on a tiny SPM model", () => {
 });
 
 describe("embedded backend: end of generation, templates and failures", () => {
+  it("announces a file whose name no coordinator would accept as a model id under a valid one", async () => {
+    const path = join(dir, "My Model (v2).gguf");
+    await copyFile(spmPath, path);
+    const backend = createEmbeddedBackend({ modelPath: path, threads: 1 });
+    try {
+      expect((await backend.listModels()).map((m) => m.id)).toEqual(["My-Model-v2"]);
+    } finally {
+      await backend.close();
+    }
+  });
+
   it("stops at the end-of-sequence token with finish stop, never emitting it", async () => {
     // A model whose EOS row is scaled up ends its answers after a few dozen tokens.
     const path = (await makeTinyModel({ path: join(dir, "ends.gguf"), seed: 7, vocab: "bytes", eosScale: 2.5 })).path;

@@ -1,7 +1,7 @@
 import { access, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, extname } from "node:path";
-import { type ErrorCode, type StreamPart, TesseraError } from "@tessera/protocol";
+import { type ErrorCode, type StreamPart, TesseraError, modelIdFromFileName } from "@tessera/protocol";
 import { type Llama, type LlamaContext, LlamaLogLevel, type LlamaModel, type Token, getLlama } from "node-llama-cpp";
 import { type BackendAdapter, type BackendModel, type GenerateRequest, type HealthResult, collectStream } from "../adapter.js";
 import { type PromptFormatter, createPromptFormatter } from "./prompt-format.js";
@@ -52,7 +52,7 @@ export interface EmbeddedBackend extends BackendAdapter {
 
 export function createEmbeddedBackend(options: EmbeddedBackendOptions): EmbeddedBackend {
   const modelPath = options.modelPath;
-  const modelId = options.modelId ?? basename(modelPath, extname(modelPath));
+  const modelId = options.modelId ?? modelIdFromFileName(basename(modelPath, extname(modelPath)));
   const threads = options.threads ?? defaultEmbeddedThreads();
   const maxSequences = options.maxSequences ?? 4;
   if (!Number.isInteger(threads) || threads < 1) throw new TesseraError("bad_request", `threads must be a positive integer, got ${threads}`);
