@@ -28,7 +28,7 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
   installJsonBody(app);
   installUnreadBodyClose(app);
   // Before the routes: it reads each route's `config.auth` and sets its body cap as the route is added.
-  installRequestGuard(app, { clock: ctx.clock, client: clientAuthDeps(ctx), node: ctx.nodeAuth, rateLimitPerMinute: ctx.config.rateLimitPerMinute });
+  installRequestGuard(app, { clock: ctx.clock, client: clientAuthDeps(ctx), node: ctx.nodeAuth, rateLimitPerMinute: ctx.config.rateLimitPerMinute, throttle: ctx.authThrottle });
   installErrorHandling(app, ctx.logger);
   healthRoutes(app, ctx);
   nodeRoutes(app, ctx);

@@ -6,6 +6,7 @@ import type { SpeedMetrics } from "./jobs/speed-metrics.js";
 import type { Logger } from "./logger.js";
 import type { CoordinatorMetrics } from "./metrics.js";
 import type { RateLimiter } from "./rate-limiter.js";
+import type { AuthThrottle } from "./auth-throttle.js";
 import type { ShardingManager } from "./sharding/index.js";
 import type { NodeRegistry } from "./registry.js";
 import type { Store } from "./store/types.js";
@@ -21,6 +22,8 @@ export interface CoordinatorContext {
   metrics: CoordinatorMetrics;
   nodeAuth: NodeAuthDeps;
   limiter: RateLimiter;
+  /** Failed authentications per client address, shared by the HTTP routes and the node session upgrade. */
+  authThrottle: AuthThrottle;
   logger: Logger;
   /** Sharded models: stage offers, placement, and the virtual pipeline nodes. */
   sharding: ShardingManager;

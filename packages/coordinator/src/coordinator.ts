@@ -14,6 +14,7 @@ import { SpeedMetrics } from "./jobs/speed-metrics.js";
 import { createLogger, type Logger } from "./logger.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { RateLimiter } from "./rate-limiter.js";
+import { AuthThrottle } from "./auth-throttle.js";
 import { PendingWrites } from "./pending-writes.js";
 import { NodeRegistry } from "./registry.js";
 import { SessionHub } from "./sessions/session-hub.js";
@@ -112,7 +113,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   });
   sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
   await restoreState(store, registry, speed, clock);
-  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, speed, metrics: prometheus, nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier }, limiter: new RateLimiter(), logger, sharding };
+  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, speed, metrics: prometheus, nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier }, limiter: new RateLimiter(), authThrottle: new AuthThrottle(), logger, sharding };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);
   const hub = new SessionHub(ctx);

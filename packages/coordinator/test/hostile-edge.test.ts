@@ -1,6 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type NodeRegister, type Signer, signRequest } from "@tessera/protocol";
+import WebSocket from "ws";
+import { type NodeRegister, SESSION_PATH, type Signer, signRequest } from "@tessera/protocol";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
 
 let t: TestCoordinator;
@@ -180,6 +181,34 @@ describe("failed authentications are throttled per address", () => {
     const res = await signedInject(t, node.signer, "POST", "/api/v1/nodes/register", registration(node.id));
     expect(res.statusCode).toBe(429);
     expect(res.headers["retry-after"]).toBeDefined();
+  });
+
+  it("counts bad signatures on the node session upgrade, and refuses that address's next upgrade with 429", async () => {
+    t = await testCoordinator();
+    await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
+    const url = `ws://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}${SESSION_PATH}`;
+    const node = newNode();
+    expect((await signedInject(t, node.signer, "POST", "/api/v1/nodes/register", registration(node.id))).statusCode).toBe(200);
+    const upgrade = (signedPath: string) =>
+      new Promise<{ status: number; retryAfter?: string }>((resolve, reject) => {
+        const headers = signRequest(node.signer, { method: "GET", path: signedPath }, { nowSeconds: Math.floor(t.clock.now() / 1000) });
+        const ws = new WebSocket(url, { headers });
+        ws.once("open", () => {
+          ws.close();
+          resolve({ status: 101 });
+        });
+        ws.once("unexpected-response", (_req, res) => {
+          const retryAfter = res.headers["retry-after"];
+          resolve({ status: res.statusCode ?? 0, ...(typeof retryAfter === "string" ? { retryAfter } : {}) });
+        });
+        ws.once("error", (err) => (err.message.includes("Unexpected server response") ? undefined : reject(err)));
+      });
+    for (let i = 0; i < 10; i++) expect((await upgrade(`/somewhere-else-${i}`)).status).toBe(401);
+    const refused = await upgrade(SESSION_PATH); // correctly signed, but from an address that has been guessing
+    expect(refused.status).toBe(429);
+    expect(Number(refused.retryAfter)).toBeGreaterThan(0);
+    t.clock.advance(61_000);
+    expect((await upgrade(SESSION_PATH)).status).toBe(101);
   });
 
   it("does not count requests that bring no credential", async () => {

@@ -17,6 +17,18 @@ describe("coordinator shutdown", () => {
     await t.close();
   });
 
+  it("still takes a node's signed heartbeat while it shuts down (a draining node keeps reporting in)", async () => {
+    const t = await testCoordinator();
+    const node = newNode();
+    expect((await signedInject(t, node.signer, "POST", "/api/v1/nodes/register", registration(node.id))).statusCode).toBe(200);
+    t.coordinator.stopAccepting();
+    const hb = { type: "heartbeat", gpus: [], loaded_models: [], active_jobs: 1, max_concurrency: 2, draining: true };
+    const res = await signedInject(t, node.signer, "POST", "/api/v1/nodes/heartbeat", hb);
+    expect(res.statusCode).toBe(200);
+    expect((await t.coordinator.app.inject({ method: "GET", url: "/v1/models", headers: { authorization: `Bearer ${t.token}` } })).statusCode).toBe(503);
+    await t.close();
+  });
+
   it("gives a request waiting for its job the 503 shutting_down, and closing twice is harmless", async () => {
     const t = await testCoordinator();
     const node = newNode();

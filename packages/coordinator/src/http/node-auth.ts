@@ -1,5 +1,5 @@
 import type { FastifyRequest } from "fastify";
-import { AUTH_HEADER, type AuthFailure, KEY_HEADER, MAX_CLOCK_SKEW_SECONDS, type NonceCache, TesseraError, isHex, parseAuthHeader, verifyRequest } from "@tessera/protocol";
+import { AUTH_HEADER, type AuthFailure, KEY_HEADER, MAX_CLOCK_SKEW_SECONDS, type NonceCache, isHex, parseAuthHeader, verifyRequest } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 
 export const NODE_AUTH_REASONS: Record<AuthFailure, string> = {
@@ -57,11 +57,4 @@ export function verifyNodeRequest(
     verifier,
   });
   return result.ok ? { ok: true, nodeId: result.publicKeyHex } : { ok: false, reason: result.reason };
-}
-
-/** Verifies a signed node request; returns the signer's public key (the node id) or throws `unauthorized`. */
-export function authenticateNode(request: { method: string; url: string; headers: Headers; rawBody?: string }, deps: NodeAuthDeps): string {
-  const result = verifyNodeRequest(request, deps);
-  if (!result.ok) throw new TesseraError("unauthorized", NODE_AUTH_REASONS[result.reason]);
-  return result.nodeId;
 }

@@ -5,7 +5,7 @@ import { TesseraError } from "@tessera/protocol";
 export const SHUTDOWN_RETRY_AFTER_S = 5;
 
 /**
- * The HTTP edge of a shutdown. Once `stopAccepting()` is called, every new request is answered at once with 503
+ * The HTTP edge of a shutdown. Once `stopAccepting()` is called, every new request but a node's own is answered at once with 503
  * `shutting_down` and `Retry-After` (it is never held and then dropped with the connection); the requests that
  * arrived before are counted until their response ends, so the shutdown can wait for their answers (a stream ends
  * when its job is failed with `shutting_down`).
@@ -28,8 +28,10 @@ const POLL_MS = 20;
 export function installShutdownGate(app: FastifyInstance): ShutdownGate {
   let closing = false;
   const open = new Set<object>();
-  app.addHook("onRequest", async (_request, reply) => {
-    if (closing) {
+  app.addHook("onRequest", async (request, reply) => {
+    // A node's own signed requests (heartbeats) are not new work: `tessera up` drains its node after the gate shuts,
+    // and that node keeps reporting in until it is done.
+    if (closing && request.routeOptions.config.auth !== "node") {
       throw new TesseraError("shutting_down", "the coordinator is shutting down; retry shortly", { retryAfterSeconds: SHUTDOWN_RETRY_AFTER_S });
     }
     const response = reply.raw;

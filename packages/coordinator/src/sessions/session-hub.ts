@@ -1,9 +1,9 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import { type CoordinatorMessage, type StageNodeMessage, NodeMessage, SESSION_PATH, TesseraError, errorBody, splitNodeFrame } from "@tessera/protocol";
+import { type CoordinatorMessage, type StageNodeMessage, NodeMessage, SESSION_PATH, errorBody, splitNodeFrame } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
-import { authenticateNode } from "../http/node-auth.js";
+import { NODE_AUTH_REASONS, verifyNodeRequest } from "../http/node-auth.js";
 import type { NodeSession } from "./node-session.js";
 
 const PING_INTERVAL_MS = 10_000;
@@ -29,13 +29,19 @@ export class SessionHub {
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (request.url ?? "").split("?")[0];
     if (path !== SESSION_PATH) return reject(socket, 404, errorBody("not_found", `no WebSocket endpoint at ${path}`));
-    let nodeId: string;
-    try {
-      nodeId = authenticateNode({ method: request.method ?? "GET", url: request.url ?? "", headers: request.headers, rawBody: "" }, this.ctx.nodeAuth);
-    } catch (err) {
-      const e = err instanceof TesseraError ? err : new TesseraError("unauthorized", "bad signature");
-      return reject(socket, 401, e.toBody());
+    // The same per-address throttle as the HTTP routes: a session upgrade is one more place to guess signatures.
+    const address = request.socket.remoteAddress ?? "unknown";
+    const now = this.ctx.clock.now();
+    const wait = this.ctx.authThrottle.retryAfterSeconds(address, now);
+    if (wait > 0) {
+      return reject(socket, 429, errorBody("rate_limited", `too many failed authentications from this address; retry in ${wait} s`), wait);
     }
+    const result = verifyNodeRequest({ method: request.method ?? "GET", url: request.url ?? "", headers: request.headers, rawBody: "" }, this.ctx.nodeAuth);
+    if (!result.ok) {
+      if (result.reason !== "missing_header") this.ctx.authThrottle.recordFailure(address, now);
+      return reject(socket, 401, errorBody("unauthorized", NODE_AUTH_REASONS[result.reason]));
+    }
+    const nodeId = result.nodeId;
     if (!this.ctx.registry.get(nodeId)) {
       return reject(socket, 401, errorBody("unauthorized", "unknown node: register first (`tessera register`)"));
     }
@@ -141,9 +147,12 @@ class WsNodeSession implements NodeSession {
   }
 }
 
-function reject(socket: Duplex, status: number, body: object): void {
+const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests" };
+
+function reject(socket: Duplex, status: 401 | 404 | 429, body: object, retryAfterSeconds?: number): void {
   const text = JSON.stringify(body);
+  const retry = retryAfterSeconds === undefined ? "" : `retry-after: ${retryAfterSeconds}\r\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Not Found"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\ncontent-type: application/json\r\n${retry}content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
   );
 }
