@@ -66,7 +66,7 @@ const SHUTDOWN_MESSAGE = "the coordinator is shutting down; retry the request";
  */
 export function storeOptionsForConfig(config: CoordinatorConfig, log?: StoreLog): StoreOptions {
   let logger: Logger | undefined;
-  const warn: StoreLog = log ?? ((fields, message) => (logger ??= createLogger(config.logLevel)).warn(fields, message));
+  const warn: StoreLog = log ?? ((fields, message) => (logger ??= createLogger(config.logLevel, { format: config.logFormat })).warn(fields, message));
   ensurePrivateDir(config.dataDir, warn);
   const keyDir = join(config.dataDir, "content-keys");
   if (config.dbUrl) return { postgresUrl: config.dbUrl, keyDir, log: warn };
