@@ -9,6 +9,12 @@ export class CoordinatorMetrics {
   readonly registry = new Registry();
   readonly jobsFinished = new Counter({ name: "tessera_jobs_finished_total", help: "Jobs that ended, by status and error code", labelNames: ["status", "error"] as const, registers: [this.registry] });
   readonly failovers = new Counter({ name: "tessera_failovers_total", help: "Jobs moved to another node after their node was lost or failed", registers: [this.registry] });
+  readonly usageCorrections = new Counter({
+    name: "tessera_usage_corrections_total",
+    help: "Node usage claims the coordinator did not take as given, by kind: claim_ignored (exact token ids relayed), claim_clamped, over_budget, prompt_over_bound",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
   readonly stalls = new Counter({
     name: "tessera_job_stalls_total",
     help: "Jobs taken back from a node that accepted them and then sent nothing within its progress deadline, by phase",

@@ -19,6 +19,7 @@ import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
 import { decisionTimer } from "./decision-timer.js";
+import { creditCompletion, creditPrompt, promptTokenBound } from "./honest-usage.js";
 import { type ProgressLimits, DEFAULT_PROGRESS_LIMITS, firstPartDeadline, nextPartDeadline, prefillAllowanceMs } from "./progress-deadline.js";
 
 export interface JobManagerOptions {
@@ -247,9 +248,23 @@ export class JobManager {
     const prefixTokens = job.completionTokens;
     node.activeJobs.add(job.id);
     const continuation = job.text.length > 0;
-    job.attempt = { nodeId: node.id, assignedAt: now, acceptDeadline: now + this.o.acceptTimeoutMs, completionTokens: 0, prefixTokens, continuation, nodeLoadAtStart: node.activeJobs.size };
     // A continuation generates only what is left of the token budget.
-    const sampling = continuation ? { ...job.sampling, max_tokens: job.sampling.max_tokens - prefixTokens } : job.sampling;
+    const budget = job.sampling.max_tokens - prefixTokens;
+    job.attempt = {
+      nodeId: node.id,
+      assignedAt: now,
+      acceptDeadline: now + this.o.acceptTimeoutMs,
+      completionTokens: 0,
+      exactTokens: true,
+      relayedBytes: 0,
+      budget,
+      promptBound: promptTokenBound(job.messages, job.text),
+      promptEstimate: job.estimatedPromptTokens,
+      prefixTokens,
+      continuation,
+      nodeLoadAtStart: node.activeJobs.size,
+    };
+    const sampling = continuation ? { ...job.sampling, max_tokens: budget } : job.sampling;
     node.session!.send({
       type: "job.assign",
       job_id: job.id,
@@ -310,7 +325,17 @@ export class JobManager {
         }
         if (part.text.length === 0) return;
         const tokens = part.tokens ? job.pendingTokenIds.length : 1;
+        if (!part.tokens) attempt.exactTokens = false;
+        if (attempt.exactTokens && attempt.completionTokens + tokens > attempt.budget) {
+          // More tokens than it was asked for: nothing past the budget reaches the client or the node's credit.
+          this.flagUsage(job, attempt, "over_budget");
+          this.o.registry.get(attempt.nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason: "over_budget" });
+          job.pendingTokenIds = [];
+          this.complete(job, "length");
+          return;
+        }
         attempt.completionTokens += tokens;
+        attempt.relayedBytes += Buffer.byteLength(part.text, "utf8");
         if (job.tokenIds) job.tokenIds.push(...job.pendingTokenIds);
         job.pendingTokenIds = [];
         job.text += part.text;
@@ -369,7 +394,7 @@ export class JobManager {
     job.attempt = undefined;
     job.pendingTokenIds = [];
     this.o.registry.get(attempt.nodeId)?.activeJobs.delete(job.id);
-    const tokens = attempt.reportedUsage?.completion_tokens ?? attempt.completionTokens;
+    const tokens = this.creditedTokens(job, attempt);
     if (tokens > 0 || attempt.firstTokenAt !== undefined) {
       const segment = { nodeId: attempt.nodeId, completionTokens: tokens, startedAt: attempt.assignedAt, endedAt: this.o.clock.now() };
       job.segments.push(segment);
@@ -389,7 +414,11 @@ export class JobManager {
     if (attempt) {
       this.recordMetrics(job, attempt, now);
       this.endAttempt(job);
-      if (attempt.reportedUsage) job.promptTokens = Math.max(0, attempt.reportedUsage.prompt_tokens - attempt.prefixTokens);
+      if (attempt.reportedUsage) {
+        const prompt = creditPrompt(attempt.reportedUsage.prompt_tokens, attempt.promptBound, attempt.promptEstimate);
+        if (prompt.correction) this.flagUsage(job, attempt, "prompt_over_bound");
+        job.promptTokens = Math.max(0, prompt.tokens - attempt.prefixTokens);
+      }
     }
     const nodeId = attempt?.nodeId ?? job.segments.at(-1)!.nodeId;
     job.status = "completed";
@@ -432,7 +461,7 @@ export class JobManager {
 
   private recordMetrics(job: LiveJob, attempt: NonNullable<LiveJob["attempt"]>, now: number): void {
     if (attempt.firstTokenAt === undefined) return;
-    const tokens = attempt.reportedUsage?.completion_tokens ?? attempt.completionTokens;
+    const tokens = this.creditedTokens(job, attempt);
     const genMs = now - attempt.firstTokenAt;
     // The scheduler wants solo-equivalent figures (it applies queue depth itself): the per-stream rate times the
     // node's mean load over the attempt, and the time to first token less the session's round trip.
@@ -446,6 +475,30 @@ export class JobManager {
     this.o.store.recordJobMetrics(attempt.nodeId, job.model, sample, new Date(now)).catch((err: unknown) => {
       this.o.logger.error({ err }, "could not record job metrics");
     });
+  }
+
+  /** The completion tokens an attempt is credited with (honest-usage.ts), worked out once, a correction flagged. */
+  private creditedTokens(job: LiveJob, attempt: NonNullable<LiveJob["attempt"]>): number {
+    if (attempt.credited !== undefined) return attempt.credited;
+    const credit = creditCompletion({
+      relayed: attempt.completionTokens,
+      exact: attempt.exactTokens,
+      bytes: attempt.relayedBytes,
+      budget: attempt.budget,
+      claimed: attempt.reportedUsage?.completion_tokens,
+    });
+    if (credit.correction) this.flagUsage(job, attempt, credit.correction);
+    attempt.credited = credit.tokens;
+    return credit.tokens;
+  }
+
+  /** A node's usage claim or stream did not add up: logged and counted (verification will weigh it against the node). */
+  private flagUsage(job: LiveJob, attempt: NonNullable<LiveJob["attempt"]>, kind: string): void {
+    this.o.logger.warn(
+      { job: job.id, node: short(attempt.nodeId), kind, relayed: attempt.completionTokens, claimed: attempt.reportedUsage, budget: attempt.budget },
+      "node usage corrected",
+    );
+    this.o.metrics?.usageCorrections.inc({ kind });
   }
 
   private persist(job: LiveJob, patch: Parameters<JobStorePort["updateJob"]>[1]): void {

@@ -15,9 +15,21 @@ export interface Attempt {
   firstTokenAt?: number;
   /** The last part that carried tokens. */
   lastPartAt?: number;
-  /** Tokens this attempt produced, counted from its deltas; replaced by the node's own usage report. */
+  /** Tokens this attempt relayed: token ids where the node sent them, else one per text delta. */
   completionTokens: number;
+  /** Every text delta so far carried its token ids (so `completionTokens` is exact). */
+  exactTokens: boolean;
+  /** UTF-8 bytes of the text this attempt relayed. */
+  relayedBytes: number;
+  /** The most completion tokens this attempt may produce (`max_tokens` less what earlier attempts produced). */
+  budget: number;
+  /** The most prompt tokens the node may claim, and the coordinator's own estimate (see honest-usage.ts). */
+  promptBound: number;
+  promptEstimate: number;
+  /** The node's usage report: a claim, credited through honest-usage.ts. */
   reportedUsage?: { prompt_tokens: number; completion_tokens: number };
+  /** What the attempt was credited with, once it ended. */
+  credited?: number;
   /** Tokens of text already sent to the client that this attempt was given as its starting point. */
   prefixTokens: number;
   /** This attempt continues an answer another node began. */
