@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { defaultDataDir, loadCoordinatorConfig } from "@tessera/coordinator/config";
 import { loadNodeConfig } from "@tessera/node/config";
@@ -33,6 +33,9 @@ export function addUpCommand(program: Command): void {
       const config = loadCoordinatorConfig({ port: flags.port, host: flags.host, dataDir, open: true, logFormat: flags.logFormat });
       if (!flags.model && !existsSync(modelPath)) {
         process.stdout.write(`first run: making the demo model (a small random-weight Llama, ~5 MB) at ${modelPath} …\n`);
+        // The coordinator's store lives in the data dir: private (0700) from the start, not tightened on first start.
+        mkdirSync(dirname(dataDir), { recursive: true });
+        mkdirSync(dataDir, { recursive: true, mode: 0o700 });
         mkdirSync(join(dataDir, "models"), { recursive: true });
         // Loaded only here: the model maker pulls in llama.cpp bindings no other command needs.
         const { makeTinyModel } = await import("@tessera/testkit");
