@@ -4,7 +4,7 @@
  * (`[[[[…]]]]`) without credentials go to each of POST /api/v1/jobs, /v1/chat/completions and
  * /api/v1/nodes/register (9 requests). Measured side by side in one run, with the same stream running through both
  * windows: /healthz p99 for 1.5 s before the attack and for 1.5 s from its start (longer if it lasts); each
- * hostile request's latency to its answer (from a worker thread, as another machine would send it); the
+ * hostile request's latency to its answer (from a process of its own, as another machine would send it); the
  * coordinator's resident memory (VmRSS) growth from before the attack to its peak during it. The same attack on a bare
  * Node server that answers 401 without reading gives the floor for answer latency on this machine, in the same run.
  *
@@ -14,7 +14,6 @@ import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Worker } from "node:worker_threads";
 import { type ChildProcess, spawn } from "node:child_process";
 import { SseDecoder } from "@tessera/protocol";
 import { makeTinyModel, startCluster } from "@tessera/testkit";
@@ -28,12 +27,13 @@ function rssMb(pid: number): number {
 }
 
 /**
- * The attacker, in a worker thread of its own so that its writing does not stall the /healthz prober's event loop
+ * The attacker, in a process of its own so that its writing does not stall the /healthz prober's event loop
  * (a real attacker is another machine). Each request streams its body 64 KiB at a time with backpressure and stops
- * once an answer has come; latency is to the response's status line. Plain JS: workers don't inherit tsx.
+ * once an answer has come; latency is to the response's status line. Plain JS, run with `node -e`: no tsx.
  */
 const ATTACKER = `
-const { parentPort, workerData } = require("node:worker_threads");
+const parentPort = { once: (e, f) => process.once(e, f), on: (e, f) => process.on(e, f), postMessage: (m) => process.send(m) };
+const workerData = JSON.parse(process.argv[1]);
 const { request } = require("node:http");
 const { url, paths, copies, bytes } = workerData;
 const half = Math.floor((bytes - 16) / 2);
@@ -158,15 +158,18 @@ export async function main(args: string[]): Promise<void> {
   // Just under the 8 MiB client body cap, balanced so it is valid JSON nested ~4 M deep.
   const bytes = mib * 1024 * 1024;
   process.stdout.write(`hostile: ${copies} × ${(bytes / 1048576).toFixed(2)} MiB nested-array bodies without credentials to each of ${ROUTES.join(", ")}\n`);
-  const attacker = new Worker(ATTACKER, { eval: true, workerData: { url: cluster.url, paths: ROUTES, copies, bytes } });
+  const attacker = spawn(process.execPath, ["-e", ATTACKER, JSON.stringify({ url: cluster.url, paths: ROUTES, copies, bytes })], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   const fromAttacker = () => new Promise<{ results?: HostileResult[] }>((resolve, reject) => {
     attacker.once("message", resolve);
     attacker.once("error", reject);
+    attacker.once("exit", (code) => reject(new Error(`the attacker exited (${code})`)));
   });
   try {
     await stream(cluster.url, cluster.model!, 8); // warm-up: session, JIT, the model's first load
     for (let i = 0; i < 20; i++) await healthzOnce(cluster.url);
-    attacker.postMessage("warm"); // the attacker's HTTP client path warmed too
+    attacker.send("warm"); // the attacker's HTTP client path warmed too
     await fromAttacker();
     healthzFailures = 0;
 
@@ -184,7 +187,7 @@ export async function main(args: string[]): Promise<void> {
     // shows there too, and is no cost of the coordinator's.
     const attackBare = async () => {
       const bare = await startBareServer();
-      attacker.postMessage(bare.url);
+      attacker.send(bare.url);
       const results = (await fromAttacker()).results!;
       bare.process.kill();
       return results;
@@ -211,7 +214,7 @@ export async function main(args: string[]): Promise<void> {
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssMb(pid))), 20);
     const during = probe(cluster.url, () => attackOver);
     const attackStarted = performance.now();
-    attacker.postMessage(cluster.url);
+    attacker.send(cluster.url);
     const results = (await fromAttacker()).results!;
     const attackEndedAt = performance.now();
     const attackMs = attackEndedAt - attackStarted;
@@ -256,7 +259,7 @@ export async function main(args: string[]): Promise<void> {
     process.stdout.write(`RESULT hostile_rss_growth_mb ${fmt(rssPeak - rssBefore, 1)}\n`);
     process.stdout.write(`RESULT hostile_stream_completed ${streamed.done ? 1 : 0}\n`);
   } finally {
-    await attacker.terminate();
+    attacker.kill();
     await cluster.stop();
     rmSync(dir, { recursive: true, force: true });
   }
