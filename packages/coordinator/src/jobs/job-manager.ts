@@ -19,6 +19,7 @@ import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
 import { decisionTimer } from "./decision-timer.js";
+import { scanForStop } from "./stop-sequences.js";
 import { creditCompletion, creditPrompt, promptTokenBound } from "./honest-usage.js";
 import { type ProgressLimits, DEFAULT_PROGRESS_LIMITS, firstPartDeadline, nextPartDeadline, prefillAllowanceMs } from "./progress-deadline.js";
 
@@ -339,7 +340,11 @@ export class JobManager {
         if (job.tokenIds) job.tokenIds.push(...job.pendingTokenIds);
         job.pendingTokenIds = [];
         job.text += part.text;
-        job.emit({ type: "text", text: part.text });
+        if (this.release(job)) {
+          // A stop sequence: the answer ends before it, on whichever node produced it; the node stops too.
+          this.o.registry.get(attempt.nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason: "stop sequence" });
+          this.complete(job, "stop");
+        }
         return;
       }
       case "usage":
@@ -421,6 +426,8 @@ export class JobManager {
       }
     }
     const nodeId = attempt?.nodeId ?? job.segments.at(-1)!.nodeId;
+    // Text held back as a possible start of a stop sequence was not one: the answer ended first.
+    if (job.sentChars < job.text.length) this.send(job, job.text.length);
     job.status = "completed";
     job.finishReason = reason;
     job.completedAt = now;
@@ -475,6 +482,33 @@ export class JobManager {
     this.o.store.recordJobMetrics(attempt.nodeId, job.model, sample, new Date(now)).catch((err: unknown) => {
       this.o.logger.error({ err }, "could not record job metrics");
     });
+  }
+
+  /**
+   * Sends the client what it may have of `job.text`: all of it, or with stop sequences up to the earliest one (the
+   * text is cut there; returns true) or up to a tail that may yet become one (held back until the next text).
+   */
+  private release(job: LiveJob): boolean {
+    const stops = job.sampling.stop;
+    if (!stops) {
+      this.send(job, job.text.length);
+      return false;
+    }
+    const scan = scanForStop(job.text, job.sentChars, stops);
+    if ("stopAt" in scan) {
+      this.send(job, scan.stopAt);
+      job.text = job.text.slice(0, scan.stopAt);
+      return true;
+    }
+    this.send(job, scan.safeEnd);
+    return false;
+  }
+
+  private send(job: LiveJob, upTo: number): void {
+    if (upTo <= job.sentChars) return;
+    const text = job.text.slice(job.sentChars, upTo);
+    job.sentChars = upTo;
+    job.emit({ type: "text", text });
   }
 
   /** The completion tokens an attempt is credited with (honest-usage.ts), worked out once, a correction flagged. */

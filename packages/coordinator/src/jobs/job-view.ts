@@ -9,7 +9,7 @@ export function viewOfLiveJob(job: LiveJob): JobView {
   if (job.status !== "pending" && nodeId) view.node_id = nodeId;
   if (job.status === "completed") {
     const prompt = job.promptTokens ?? 0;
-    view.result = { content: job.text, usage: usage(prompt, job.completionTokens) };
+    view.result = { content: job.visibleText, usage: usage(prompt, job.completionTokens) };
     view.completed_at = iso(job.completedAt!);
     view.latency_ms = job.completedAt! - job.createdAt;
   }

@@ -50,8 +50,12 @@ export interface Segment {
 /** A job in flight, held in memory by the coordinator that owns it. The store has the durable record. */
 export class LiveJob {
   status: JobStatus = "pending";
-  /** Everything sent to the client so far; a continuation starts from exactly this. */
+  /**
+   * Everything the nodes produced so far; a continuation starts from exactly this. The client has been sent its first
+   * `sentChars` characters: the rest may be the start of a stop sequence and waits for the next text to tell.
+   */
   text = "";
+  sentChars = 0;
   /** Token ids behind `text`, when every node that produced it reported them. */
   tokenIds: number[] | undefined = [];
   /** Token ids reported without text yet (part of a character); they join `tokenIds` when their text arrives. */
@@ -84,6 +88,11 @@ export class LiveJob {
 
   get completionTokens(): number {
     return this.segments.reduce((sum, s) => sum + s.completionTokens, 0);
+  }
+
+  /** What the client has been sent. */
+  get visibleText(): string {
+    return this.text.slice(0, this.sentChars);
   }
 
   /** The prompt's size in tokens as routing estimates it (4 characters a token), the text already sent included. */

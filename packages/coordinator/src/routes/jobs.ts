@@ -9,6 +9,7 @@ import {
   TesseraError,
   nativeErrorEvent,
   nativeTextEvent,
+  normalizeStop,
 } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
 import { callerOf } from "../http/request-guard.js";
@@ -26,7 +27,13 @@ export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
       ownerId: caller.ownerId,
       model: body.model,
       messages: body.messages,
-      sampling: { max_tokens: body.max_tokens, temperature: body.temperature, top_p: body.top_p, ...(body.seed !== undefined ? { seed: body.seed } : {}) },
+      sampling: {
+        max_tokens: body.max_tokens,
+        temperature: body.temperature,
+        top_p: body.top_p,
+        ...(body.seed !== undefined ? { seed: body.seed } : {}),
+        ...(normalizeStop(body.stop) ? { stop: normalizeStop(body.stop) } : {}),
+      },
       nodeId: body.node_id,
     });
     if (!body.stream) {
@@ -88,7 +95,7 @@ export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
 
 /** Native SSE: what was already generated first, then the live rest; `[DONE]` or one error event at the end. */
 function relayNative(ctx: CoordinatorContext, job: LiveJob, sse: SseResponse): void {
-  if (job.text) sse.write(nativeTextEvent(job.text));
+  if (job.visibleText) sse.write(nativeTextEvent(job.visibleText));
   if (job.finished) return finishNative(job, sse);
   const unsubscribe = ctx.jobs.subscribe(job, (event) => {
     if (event.type === "text") return sse.write(nativeTextEvent(event.text));

@@ -8,6 +8,7 @@ import {
   SSE_DONE,
   TesseraError,
   chatCompletionMaxTokens,
+  normalizeStop,
   sseData,
 } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
@@ -33,6 +34,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
         temperature: body.temperature ?? OPENAI_DEFAULT_TEMPERATURE,
         top_p: body.top_p ?? 1,
         ...(body.seed != null ? { seed: body.seed } : {}),
+        ...(normalizeStop(body.stop) ? { stop: normalizeStop(body.stop) } : {}),
       },
     });
     const id = `chatcmpl-${job.id}`;
@@ -66,7 +68,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
       choices: [{ index: 0, delta, finish_reason: finish }],
     });
     sse.write(sseData(chunk({ role: "assistant", content: "" }, null)));
-    if (job.text) sse.write(sseData(chunk({ content: job.text }, null)));
+    if (job.visibleText) sse.write(sseData(chunk({ content: job.visibleText }, null)));
     const finish = () => {
       if (job.status === "completed") {
         sse.write(sseData(chunk({}, job.finishReason ?? "stop")));

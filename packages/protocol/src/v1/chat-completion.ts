@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ChatMessages } from "./chat-message.js";
-import { DEFAULT_MAX_TOKENS, MaxTokens, ModelName, Seed, Temperature, TopP } from "./sampling.js";
+import { DEFAULT_MAX_TOKENS, MaxTokens, ModelName, Seed, StopParam, Temperature, TopP } from "./sampling.js";
 import type { Usage } from "./job.js";
 
 /**
@@ -15,6 +15,7 @@ export const ChatCompletionRequest = z.looseObject({
   temperature: Temperature.nullish(),
   top_p: TopP.nullish(),
   seed: Seed.nullish(),
+  stop: StopParam.nullish(),
   n: z.literal(1).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),

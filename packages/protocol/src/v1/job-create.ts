@@ -8,6 +8,7 @@ import {
   ModelName,
   NodeId,
   Seed,
+  StopParam,
   Temperature,
   TopP,
 } from "./sampling.js";
@@ -20,6 +21,7 @@ export const JobCreateRequest = z.strictObject({
   temperature: Temperature.default(DEFAULT_TEMPERATURE),
   top_p: TopP.default(DEFAULT_TOP_P),
   seed: Seed.optional(),
+  stop: StopParam.optional(),
   stream: z.boolean().default(false),
   node_id: NodeId.optional(),
 });

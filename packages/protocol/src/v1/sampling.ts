@@ -11,6 +11,17 @@ export const Temperature = z.number().min(0).max(2);
 export const TopP = z.number().gt(0).max(1);
 export const Seed = z.number().int().min(0).max(2 ** 32 - 1);
 export const ModelName = z.string().min(1).max(256);
+/** Stop sequences: at most 4 (as OpenAI), each 1 to 256 characters. */
+export const MAX_STOP_SEQUENCES = 4;
+export const StopSequence = z.string().min(1, "a stop sequence cannot be empty").max(256);
+export const StopSequences = z.array(StopSequence).max(MAX_STOP_SEQUENCES, `at most ${MAX_STOP_SEQUENCES} stop sequences`);
+/** What clients send: one sequence or a list (OpenAI's `stop`); `normalizeStop` makes it a list. */
+export const StopParam = z.union([StopSequence, StopSequences]);
+export function normalizeStop(stop: string | string[] | null | undefined): string[] | undefined {
+  if (stop == null) return undefined;
+  const list = typeof stop === "string" ? [stop] : stop;
+  return list.length > 0 ? list : undefined;
+}
 export const NodeId = z.string().regex(/^[0-9a-f]{64}$/, "node_id must be a 64-character lowercase hex public key");
 
 /** The sampling settings a job carries to a node. */
@@ -19,5 +30,7 @@ export const Sampling = z.object({
   temperature: Temperature,
   top_p: TopP,
   seed: Seed.optional(),
+  /** Applied by the coordinator to the text it relays (every backend, across failover); nodes may use it to stop early. */
+  stop: StopSequences.optional(),
 });
 export type Sampling = z.infer<typeof Sampling>;
