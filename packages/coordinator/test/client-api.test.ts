@@ -165,7 +165,8 @@ describe("client API", () => {
     expect(node.assignments).toHaveLength(0);
     expect((await api("GET", "/api/v1/jobs/nope")).status).toBe(404);
     expect((await api("GET", "/api/v1/jobs/nope/stream")).json().error).toBe("not_found");
-    expect((await api("POST", "/v1/chat/completions", { model: "tiny" })).json().error).toBe("bad_request");
+    // The OpenAI route answers in OpenAI's shape, naming the field at fault.
+    expect((await api("POST", "/v1/chat/completions", { model: "tiny" })).json().error).toMatchObject({ code: "bad_request", type: "bad_request", param: "messages" });
   });
 
   it("answers model_not_found with the available models for a model no node ever served", async () => {

@@ -43,14 +43,17 @@ export class TesseraError extends Error {
   readonly retryable: boolean;
   /** Seconds the caller should wait before retrying, when the server said so. */
   readonly retryAfterSeconds: number | undefined;
+  /** The request field at fault, when one is (OpenAI's `param`). */
+  readonly param: string | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { retryAfterSeconds?: number; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { retryAfterSeconds?: number; cause?: unknown; param?: string } = {}) {
     super(message, { cause: options.cause });
     this.name = "TesseraError";
     this.code = code;
     this.status = ERROR_CODES[code].status;
     this.retryable = ERROR_CODES[code].retryable;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.param = options.param;
   }
 
   toBody(): ErrorBody {
@@ -60,4 +63,16 @@ export class TesseraError extends Error {
 
 export function errorBody(code: ErrorCode, message: string): ErrorBody {
   return { error: code, error_message: message };
+}
+
+/**
+ * The same error in OpenAI's shape, for the `/v1` routes: every OpenAI client shows `message`; `code` and `type` carry
+ * the stable code (clients branch on it), `param` names the field at fault or is null.
+ */
+export interface OpenAIErrorBody {
+  error: { message: string; type: ErrorCode; param: string | null; code: ErrorCode };
+}
+
+export function openAIErrorBody(code: ErrorCode, message: string, param?: string): OpenAIErrorBody {
+  return { error: { message, type: code, param: param ?? null, code } };
 }

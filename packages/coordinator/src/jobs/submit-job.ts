@@ -12,7 +12,7 @@ export async function submitJob(
   req: { ownerId: string; model: string; messages: ChatMessage[]; sampling: Sampling; nodeId?: string },
 ): Promise<LiveJob> {
   const resolved = resolveModel(req.model, ctx.config.modelAliases, ctx.registry.knownModels());
-  if (!resolved.ok) throw new TesseraError("model_not_found", resolved.message);
+  if (!resolved.ok) throw new TesseraError("model_not_found", resolved.message, { param: "model" });
   const model = resolved.model;
   if (req.nodeId !== undefined && !ctx.registry.get(req.nodeId)) {
     throw new TesseraError("bad_request", `node_id ${req.nodeId} is not a registered node`);

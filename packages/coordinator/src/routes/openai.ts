@@ -9,6 +9,7 @@ import {
   TesseraError,
   chatCompletionMaxTokens,
   normalizeStop,
+  openAIErrorBody,
   sseData,
 } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
@@ -77,7 +78,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
         }
         sse.write(SSE_DONE);
       } else if (job.error) {
-        sse.write(sseData({ error: { message: job.error.message, type: job.error.code, code: job.error.code, param: null } }));
+        sse.write(sseData(openAIErrorBody(job.error.code, job.error.message)));
       }
       sse.end();
     };

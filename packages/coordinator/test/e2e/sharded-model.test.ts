@@ -121,8 +121,8 @@ describe("a sharded model whose layers cannot all be held", () => {
       body: JSON.stringify({ model: "deep", messages: [{ role: "user", content: "hi" }], max_tokens: 8 }),
     });
     expect(res.status).toBe(503);
-    const body = (await res.json()) as { error: string; error_message: string };
-    expect(body.error).toBe("no_capacity");
-    expect(body.error_message).toMatch(/layers \d+–5/);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("no_capacity");
+    expect(body.error.message).toMatch(/layers \d+–5/);
   }, 120_000);
 });

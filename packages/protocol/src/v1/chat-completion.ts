@@ -52,8 +52,3 @@ export interface OpenAIModelList {
   object: "list";
   data: { id: string; object: "model"; created: number; owned_by: string }[];
 }
-
-/** OpenAI's error body, which its clients parse; `code` carries our stable error code. */
-export interface OpenAIErrorBody {
-  error: { message: string; type: string; code: string; param: null };
-}

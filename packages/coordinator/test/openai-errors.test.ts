@@ -1,0 +1,56 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import OpenAI from "openai";
+import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
+
+/** What an OpenAI client shows a user when the coordinator refuses: the message, the field at fault, the stable code. */
+let t: TestCoordinator;
+let client: OpenAI;
+
+beforeEach(async () => {
+  t = await testCoordinator();
+  await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
+  const port = (t.coordinator.app.server.address() as { port: number }).port;
+  const n = newNode();
+  expect((await signedInject(t, n.signer, "POST", "/api/v1/nodes/register", registration(n.id))).statusCode).toBe(200);
+  client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: t.token, maxRetries: 0 });
+});
+
+afterEach(async () => t.close());
+
+async function refusal(call: () => Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
+  try {
+    await call();
+  } catch (err) {
+    if (err instanceof OpenAI.APIError) return err;
+    throw err;
+  }
+  throw new Error("the call was not refused");
+}
+
+describe("errors on /v1 in OpenAI's shape", () => {
+  it("a model nobody serves: 404 with the available models in the message and param model", async () => {
+    const err = await refusal(() => client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "hi" }] }));
+    expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(err.message).toMatch(/model "nope" not found; available models: tiny/);
+    expect(err.code).toBe("model_not_found");
+    expect(err.param).toBe("model");
+  });
+
+  it("a bad field: 400 naming it", async () => {
+    const err = await refusal(() =>
+      client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "hi" }], temperature: 7 }),
+    );
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.message).toMatch(/temperature/);
+    expect(err.code).toBe("bad_request");
+    expect(err.param).toBe("temperature");
+  });
+
+  it("a wrong key: 401 with the reason", async () => {
+    const wrong = new OpenAI({ baseURL: client.baseURL, apiKey: "tsk_wrong", maxRetries: 0 });
+    const err = await refusal(() => wrong.models.list());
+    expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(err.message).toMatch(/unknown or revoked API key/);
+    expect(err.code).toBe("unauthorized");
+  });
+});
