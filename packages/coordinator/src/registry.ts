@@ -35,6 +35,8 @@ export class NodeRegistry {
   private readonly nodes = new Map<string, LiveNode>();
   /** Every model any node has ever announced: distinguishes `model_not_found` from `no_capacity`. */
   private readonly everServed = new Set<string>();
+  /** When each model was first announced to this coordinator (epoch ms): OpenAI's `created` for it. */
+  private readonly firstServedAt = new Map<string, number>();
 
   constructor(
     private readonly clock: Clock,
@@ -61,7 +63,7 @@ export class NodeRegistry {
       storedHeartbeatState: "",
     };
     this.nodes.set(record.id, record);
-    for (const m of reg.models) this.everServed.add(m.id);
+    for (const m of reg.models) this.noteServed(m.id, this.clock.now());
     this.markOnline(record);
     return record;
   }
@@ -70,7 +72,7 @@ export class NodeRegistry {
   restore(record: Omit<LiveNode, "online" | "session" | "activeJobs" | "draining" | "storedHeartbeatAt" | "storedHeartbeatState">): void {
     if (this.nodes.has(record.id)) return;
     this.nodes.set(record.id, { ...record, online: false, draining: false, session: undefined, activeJobs: new Set(), storedHeartbeatAt: 0, storedHeartbeatState: "" });
-    for (const m of record.models) this.everServed.add(m.id);
+    for (const m of record.models) this.noteServed(m.id, record.lastSeenAt || this.clock.now());
   }
 
   heartbeat(nodeId: string, hb: NodeHeartbeat): LiveNode | undefined {
@@ -82,7 +84,7 @@ export class NodeRegistry {
     record.draining = hb.draining;
     if (hb.models) {
       record.models = hb.models;
-      for (const m of hb.models) this.everServed.add(m.id);
+      for (const m of hb.models) this.noteServed(m.id, this.clock.now());
     }
     record.lastSeenAt = this.clock.now();
     this.markOnline(record);
@@ -146,6 +148,19 @@ export class NodeRegistry {
     return this.nodes.values();
   }
 
+  /** When a model was first announced here (epoch ms), or undefined for one never announced. */
+  firstServed(model: string): number | undefined {
+    return this.firstServedAt.get(model);
+  }
+
+  /** Some node that announces the model is online (busy or draining ones included: those are worth waiting for). */
+  servesOnline(model: string): boolean {
+    for (const record of this.nodes.values()) {
+      if (record.online && record.models.some((m) => m.id === model)) return true;
+    }
+    return false;
+  }
+
   /** Every model any node has announced (online or not): a request for one of these waits for capacity. */
   knownModels(): ReadonlySet<string> {
     return this.everServed;
@@ -162,6 +177,12 @@ export class NodeRegistry {
       }
     }
     return byModel;
+  }
+
+  private noteServed(model: string, at: number): void {
+    this.everServed.add(model);
+    const first = this.firstServedAt.get(model);
+    if (first === undefined || at < first) this.firstServedAt.set(model, at);
   }
 
   private markOnline(record: LiveNode): void {

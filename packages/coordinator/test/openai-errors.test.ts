@@ -54,3 +54,33 @@ describe("errors on /v1 in OpenAI's shape", () => {
     expect(err.code).toBe("unauthorized");
   });
 });
+
+describe("models as OpenAI lists them", () => {
+  it("lists served models with the time they were first announced, and retrieves one by id", async () => {
+    const list = await client.models.list();
+    expect(list.data.map((m) => m.id)).toEqual(["tiny"]);
+    const created = list.data[0]!.created;
+    expect(created).toBe(Math.floor(t.coordinator.ctx.registry.firstServed("tiny")! / 1000));
+    expect(created).toBeGreaterThan(0);
+    const model = await client.models.retrieve("tiny");
+    expect(model).toMatchObject({ id: "tiny", object: "model", created, owned_by: "tessera" });
+    const err = await refusal(() => client.models.retrieve("nope"));
+    expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(err.message).toMatch(/model "nope" is not served right now; available models: tiny/);
+  });
+
+  it("fails at once, retryably, for a model whose nodes are all away, and leaves it out of the lists", async () => {
+    const away = newNode();
+    expect((await signedInject(t, away.signer, "POST", "/api/v1/nodes/register", registration(away.id, ["gone"]))).statusCode).toBe(200);
+    expect((await client.models.list()).data.map((m) => m.id)).toEqual(["gone", "tiny"]);
+    t.clock.advance(t.config.offlineAfterS * 1000 + 1);
+    t.coordinator.tick(); // both nodes are silent now: offline
+    expect((await client.models.list()).data).toEqual([]);
+    const err = await refusal(() => client.chat.completions.create({ model: "gone", messages: [{ role: "user", content: "hi" }] }));
+    expect(err.status).toBe(503);
+    expect(err.code).toBe("no_capacity");
+    expect(err.message).toMatch(/no node serving model "gone" is online right now/);
+    expect(err.headers?.get("retry-after")).toBe("10");
+    expect(t.coordinator.ctx.jobs.activeCount).toBe(0);
+  });
+});

@@ -4,6 +4,7 @@ import {
   type ChatCompletionChunk,
   ChatCompletionRequest,
   OPENAI_DEFAULT_TEMPERATURE,
+  type OpenAIModel,
   type OpenAIModelList,
   SSE_DONE,
   TesseraError,
@@ -96,9 +97,39 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
   });
 
   app.get("/v1/models", { config: { auth: "client" } }, async (): Promise<OpenAIModelList> => {
-    const ids = [...ctx.registry.onlineModels().keys(), ...Object.keys(ctx.config.modelAliases)].sort();
-    return { object: "list", data: ids.map((id) => ({ id, object: "model", created: 0, owned_by: "tessera" })) };
+    return { object: "list", data: onlineModelObjects(ctx) };
   });
+
+  app.get<{ Params: { id: string } }>("/v1/models/:id", { config: { auth: "client" } }, async (request): Promise<OpenAIModel> => {
+    // Model ids may hold "/" (meta-llama/Llama-3.1-8B-Instruct): the client sends it percent-encoded, Fastify decodes it.
+    const model = onlineModelObjects(ctx).find((m) => m.id === request.params.id);
+    if (model) return model;
+    const online = onlineModelObjects(ctx).map((m) => m.id);
+    throw new TesseraError(
+      "model_not_found",
+      `model "${request.params.id}" is not served right now; ${online.length ? `available models: ${online.join(", ")}` : "no models are available right now"}`,
+      { param: "model" },
+    );
+  });
+}
+
+/**
+ * The models served right now, as OpenAI lists them: each with `created`, when a node first announced it to this
+ * coordinator; and each alias whose target is served, with its target's `created`.
+ */
+function onlineModelObjects(ctx: CoordinatorContext): OpenAIModel[] {
+  const online = new Set(ctx.registry.onlineModels().keys());
+  const object = (id: string, target: string): OpenAIModel => ({
+    id,
+    object: "model",
+    created: Math.floor((ctx.registry.firstServed(target) ?? ctx.clock.now()) / 1000),
+    owned_by: "tessera",
+  });
+  const models = [...online].map((id) => object(id, id));
+  for (const [alias, target] of Object.entries(ctx.config.modelAliases)) {
+    if (online.has(target) && !online.has(alias)) models.push(object(alias, target));
+  }
+  return models.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 function usageOf(job: LiveJob) {

@@ -7,12 +7,14 @@ export type ResolveModelResult =
 
 /**
  * Resolves a requested model name. An exact known name wins (an alias never shadows a served model); otherwise one
- * alias hop to a known target; otherwise `model_not_found` listing what is available. Pure.
+ * alias hop to a known target; otherwise `model_not_found` listing what is available (`available`: by default every
+ * known model; callers pass the ones online now, asked for only when the name is not found). Pure.
  */
 export function resolveModel(
   requested: string,
   aliases: Readonly<Record<string, string>> | ReadonlyMap<string, string>,
   knownModels: Iterable<string>,
+  available?: () => Iterable<string>,
 ): ResolveModelResult {
   const known = knownModels instanceof Set ? (knownModels as ReadonlySet<string>) : new Set(knownModels);
   if (known.has(requested)) return { ok: true, model: requested };
@@ -22,7 +24,7 @@ export function resolveModel(
   return {
     ok: false,
     code: "model_not_found",
-    message: `model "${requested}"${aliasNote} not found; ${availableList(known)}`,
+    message: `model "${requested}"${aliasNote} not found; ${availableList(available === undefined ? known : new Set(available()))}`,
   };
 }
 

@@ -48,7 +48,15 @@ export interface ChatCompletionChunk {
   usage?: Usage | null;
 }
 
+export interface OpenAIModel {
+  id: string;
+  object: "model";
+  /** Unix seconds. */
+  created: number;
+  owned_by: string;
+}
+
 export interface OpenAIModelList {
   object: "list";
-  data: { id: string; object: "model"; created: number; owned_by: string }[];
+  data: OpenAIModel[];
 }
