@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import OpenAI from "openai";
+import { unsupportedChatField } from "@tessera/protocol";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
 
 /** What an OpenAI client shows a user when the coordinator refuses: the message, the field at fault, the stable code. */
@@ -82,5 +83,41 @@ describe("models as OpenAI lists them", () => {
     expect(err.message).toMatch(/no node serving model "gone" is online right now/);
     expect(err.headers?.get("retry-after")).toBe("10");
     expect(t.coordinator.ctx.jobs.activeCount).toBe(0);
+  });
+});
+
+describe("parameters Tessera cannot honour are refused by name, never ignored", () => {
+  const chat = { model: "tiny", messages: [{ role: "user" as const, content: "hi" }] };
+
+  it.each([
+    ["tools", { tools: [{ type: "function", function: { name: "f", parameters: {} } }] }, "tools", /tools is not supported yet/],
+    ["JSON mode", { response_format: { type: "json_object" } }, "response_format", /response_format is not supported yet/],
+    ["logprobs", { logprobs: true }, "logprobs", /logprobs is not supported yet/],
+    ["a penalty", { frequency_penalty: 0.5 }, "frequency_penalty", /frequency_penalty is not supported yet/],
+    ["n: 2", { n: 2 }, "n", /n must be 1/],
+    ["an unknown field", { temprature: 0.2 }, "temprature", /unrecognized request argument: temprature/],
+  ])("%s", async (_name, extra, param, message) => {
+    const err = await refusal(() => client.chat.completions.create({ ...chat, ...extra } as never));
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.param).toBe(param);
+    expect(err.message).toMatch(message);
+    expect(t.coordinator.ctx.jobs.activeCount).toBe(0);
+  });
+
+  it("says that an image part is not taken, naming where it is", async () => {
+    const err = await refusal(() =>
+      client.chat.completions.create({
+        model: "tiny",
+        messages: [{ role: "user", content: [{ type: "text", text: "what is this?" }, { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } }] }],
+      }),
+    );
+    expect(err.param).toBe("messages.0.content.1");
+    expect(err.message).toMatch(/this model does not take images/);
+  });
+
+  it("accepts what SDKs send by default at its neutral value, and the documented bookkeeping fields", async () => {
+    const body = { ...chat, frequency_penalty: 0, presence_penalty: 0, logit_bias: {}, logprobs: false, tools: [], tool_choice: "none", n: 1, user: "u-1", metadata: { a: "b" }, store: false, response_format: { type: "text" } };
+    expect(unsupportedChatField(body)).toBeUndefined();
+    expect(unsupportedChatField({ ...body, frequency_penalty: 0.1 })).toMatchObject({ param: "frequency_penalty" });
   });
 });

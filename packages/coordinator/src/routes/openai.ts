@@ -11,6 +11,7 @@ import {
   chatCompletionMaxTokens,
   normalizeStop,
   openAIErrorBody,
+  unsupportedChatField,
   sseData,
 } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
@@ -26,6 +27,8 @@ import { submitJob } from "../jobs/submit-job.js";
 export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
   app.post("/v1/chat/completions", { config: { auth: "client" } }, async (request, reply) => {
     const caller = callerOf(request);
+    const unsupported = unsupportedChatField(request.body);
+    if (unsupported) throw new TesseraError("bad_request", unsupported.message, { param: unsupported.param });
     const body = ChatCompletionRequest.parse(request.body ?? {});
     const job = await submitJob(ctx, {
       ownerId: caller.ownerId,

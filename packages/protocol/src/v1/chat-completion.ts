@@ -4,8 +4,9 @@ import { DEFAULT_MAX_TOKENS, MaxTokens, ModelName, Seed, StopParam, Temperature,
 import type { Usage } from "./job.js";
 
 /**
- * `POST /v1/chat/completions`, the OpenAI shape. Unknown fields are accepted and ignored, as OpenAI-compatible
- * servers do; the ones we honour are validated. This is a translation layer onto the native job, not a second pipeline.
+ * `POST /v1/chat/completions`, the OpenAI shape: the fields we honour, validated. Fields we would have to ignore
+ * silently are refused by name before this parse (`unsupportedChatField`, chat-fields.ts). This is a translation
+ * layer onto the native job, not a second pipeline.
  */
 export const ChatCompletionRequest = z.looseObject({
   model: ModelName,
@@ -16,7 +17,7 @@ export const ChatCompletionRequest = z.looseObject({
   top_p: TopP.nullish(),
   seed: Seed.nullish(),
   stop: StopParam.nullish(),
-  n: z.literal(1).nullish(),
+  n: z.literal(1, "n must be 1: several choices per request are not supported yet").nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
 });
