@@ -7,6 +7,7 @@ import { ManualClock } from "../src/clock.js";
 import { loadCoordinatorConfig, type CoordinatorConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
 import { generateApiToken, hashApiToken } from "../src/api-keys.js";
+import { ScriptedNode } from "./scripted-node.js";
 
 /** An in-process coordinator on a temp SQLite file with a hand-moved clock, driven through Fastify `inject()`. */
 export interface TestCoordinator {
@@ -79,4 +80,36 @@ export async function signedInject(
     headers: { ...headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
     ...(body === undefined ? {} : { payload }),
   });
+}
+
+/** A test coordinator listening on a free port, with `count` nodes registered and connected as scripted nodes. */
+export interface ScriptedNetwork {
+  t: TestCoordinator;
+  baseUrl: string;
+  nodes: ScriptedNode[];
+  close(): Promise<void>;
+}
+
+export async function scriptedNetwork(count: number, overrides: Partial<CoordinatorConfig> = {}): Promise<ScriptedNetwork> {
+  const t = await testCoordinator(overrides);
+  await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
+  const baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
+  const nodes: ScriptedNode[] = [];
+  for (let i = 0; i < count; i++) {
+    const n = newNode();
+    const res = await signedInject(t, n.signer, "POST", "/api/v1/nodes/register", registration(n.id));
+    if (res.statusCode !== 200) throw new Error(`registration refused: ${res.body}`);
+    const node = new ScriptedNode(baseUrl, n.signer, () => Math.floor(t.clock.now() / 1000));
+    await node.connect();
+    nodes.push(node);
+  }
+  return {
+    t,
+    baseUrl,
+    nodes,
+    async close() {
+      for (const n of nodes) await n.close();
+      await t.close();
+    },
+  };
 }

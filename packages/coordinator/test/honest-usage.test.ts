@@ -1,27 +1,21 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SseDecoder } from "@tessera/protocol";
-import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
-import { ScriptedNode } from "./scripted-node.js";
+import { type ScriptedNetwork, scriptedNetwork, type TestCoordinator } from "./harness.js";
+import type { ScriptedNode } from "./scripted-node.js";
 
 /** A node's usage report is a claim: what reaches the client and the node's credit is what the coordinator relayed. */
+let net: ScriptedNetwork;
 let t: TestCoordinator;
 let baseUrl: string;
 let node: ScriptedNode;
 
 beforeEach(async () => {
-  t = await testCoordinator();
-  await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
-  baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
-  const n = newNode();
-  expect((await signedInject(t, n.signer, "POST", "/api/v1/nodes/register", registration(n.id))).statusCode).toBe(200);
-  node = new ScriptedNode(baseUrl, n.signer, () => Math.floor(t.clock.now() / 1000));
-  await node.connect();
+  net = await scriptedNetwork(1);
+  ({ t, baseUrl } = net);
+  node = net.nodes[0]!;
 });
 
-afterEach(async () => {
-  await node.close();
-  await t.close();
-});
+afterEach(async () => net.close());
 
 async function chat(body: object): Promise<{ id: string; events: string[] }> {
   const res = await fetch(`${baseUrl}/api/v1/jobs`, {

@@ -1,34 +1,23 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SseDecoder } from "@tessera/protocol";
-import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
-import { ScriptedNode } from "./scripted-node.js";
+import { type ScriptedNetwork, scriptedNetwork, type TestCoordinator } from "./harness.js";
+import type { ScriptedNode } from "./scripted-node.js";
 
 /**
  * A node that accepts a job and then says nothing must not hold it: past its progress deadline (moved clock, no
  * sleeping) the job continues on another node from the text already sent, and the client's stream completes.
  */
+let net: ScriptedNetwork;
 let t: TestCoordinator;
 let baseUrl: string;
 let nodes: ScriptedNode[];
 
 beforeEach(async () => {
-  t = await testCoordinator({ firstTokenTimeoutS: 30, stallTimeoutS: 15, offlineAfterS: 90 });
-  await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
-  baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
-  nodes = [];
-  for (let i = 0; i < 2; i++) {
-    const n = newNode();
-    expect((await signedInject(t, n.signer, "POST", "/api/v1/nodes/register", registration(n.id))).statusCode).toBe(200);
-    const node = new ScriptedNode(baseUrl, n.signer, () => Math.floor(t.clock.now() / 1000));
-    await node.connect();
-    nodes.push(node);
-  }
+  net = await scriptedNetwork(2, { firstTokenTimeoutS: 30, stallTimeoutS: 15, offlineAfterS: 90 });
+  ({ t, baseUrl, nodes } = net);
 });
 
-afterEach(async () => {
-  for (const n of nodes) await n.close();
-  await t.close();
-});
+afterEach(async () => net.close());
 
 async function until<T>(fn: () => T | undefined | Promise<T | undefined>, tries = 300): Promise<T> {
   for (let i = 0; i < tries; i++) {

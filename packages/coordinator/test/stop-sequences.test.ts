@@ -1,35 +1,24 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import OpenAI from "openai";
 import { SseDecoder, type StreamPart } from "@tessera/protocol";
-import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
-import { ScriptedNode } from "./scripted-node.js";
+import { type ScriptedNetwork, scriptedNetwork, type TestCoordinator } from "./harness.js";
+import type { ScriptedNode } from "./scripted-node.js";
 
 /**
  * Stop sequences are applied by the coordinator to what it relays, so every backend honours them, a stop split across
  * two parts is caught, the stop text is never sent, and a failover in the middle changes nothing.
  */
+let net: ScriptedNetwork;
 let t: TestCoordinator;
 let baseUrl: string;
 let nodes: ScriptedNode[];
 
 beforeEach(async () => {
-  t = await testCoordinator();
-  await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
-  baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
-  nodes = [];
-  for (let i = 0; i < 2; i++) {
-    const n = newNode();
-    expect((await signedInject(t, n.signer, "POST", "/api/v1/nodes/register", registration(n.id))).statusCode).toBe(200);
-    const node = new ScriptedNode(baseUrl, n.signer, () => Math.floor(t.clock.now() / 1000));
-    await node.connect();
-    nodes.push(node);
-  }
+  net = await scriptedNetwork(2);
+  ({ t, baseUrl, nodes } = net);
 });
 
-afterEach(async () => {
-  for (const n of nodes) await n.close();
-  await t.close();
-});
+afterEach(async () => net.close());
 
 const deltas = (texts: string[]): StreamPart[] => texts.map((text, i) => ({ type: "text-delta", text, tokens: [i + 1] }));
 
