@@ -49,6 +49,11 @@ describe("tessera up", () => {
     expect(JSON.parse(models.out).models).toEqual([expect.objectContaining({ id: "tessera-demo", nodes: 1 })]);
     const status = await tessera(["status", "--url", url]);
     expect(status.out).toMatch(/coordinator\s+ok/);
+    // The node id as the node's log shows it (npub1…) is taken as it is.
+    const npub = up.logText.match(/\b(npub1[0-9a-z]+)\b/)?.[1];
+    expect(npub).toBeDefined();
+    const node = await tessera(["status", "--url", url, "--node", npub!, "--json"]);
+    expect(JSON.parse(node.out).node).toMatchObject({ status: "online" });
   }, 60_000);
 
   it("stops cleanly on SIGINT", async () => {
@@ -70,6 +75,7 @@ describe("bad input gets a clear error and a non-zero exit", () => {
     ["chat with a bad temperature", ["chat", "--temperature", "9", "hi"], /\[bad_request\].*temperature/],
     ["chat against a bad url", ["chat", "--url", "ftp://x", "hi"], /\[bad_request\].*--url/],
     ["models against nothing listening", ["models", "--url", "http://127.0.0.1:1"], /cannot reach the coordinator/],
+    ["status with a node id that is neither npub nor hex", ["status", "--node", "nobody"], /\[bad_request\].*--node/],
     ["an unknown command", ["fly"], /unknown command/],
   ];
   for (const [name, args, pattern] of cases) {
