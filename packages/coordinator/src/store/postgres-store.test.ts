@@ -6,7 +6,7 @@ import { POSTGRES_URL, describeWithPostgres, dropSchema, probePostgres, randomSc
 import { defineStoreContract } from "./store-contract-suite.js";
 import type { Store } from "./types.js";
 
-describeWithPostgres("store on PostgreSQL", await probePostgres(), () => {
+describeWithPostgres("PostgreSQL at 127.0.0.1:5432", await probePostgres(), () => {
   defineStoreContract("PostgreSQL", async () => {
     // A fresh random schema per test, dropped afterwards: runs never see each other's rows.
     const schema = randomSchema();
