@@ -1,4 +1,6 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { once } from "node:events";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -74,7 +76,7 @@ describe("bad input gets a clear error and a non-zero exit", () => {
     ["chat with an empty prompt", ["chat", ""], /\[bad_request\].*empty/],
     ["chat with a bad temperature", ["chat", "--temperature", "9", "hi"], /\[bad_request\].*temperature/],
     ["chat against a bad url", ["chat", "--url", "ftp://x", "hi"], /\[bad_request\].*--url/],
-    ["models against nothing listening", ["models", "--url", "http://127.0.0.1:1"], /cannot reach the coordinator/],
+    ["models against nothing listening", ["models", "--url", "http://127.0.0.1:2"], /\[unreachable\]: coordinator unreachable at http:\/\/127\.0\.0\.1:2: connection refused/],
     ["status with a node id that is neither npub nor hex", ["status", "--node", "nobody"], /\[bad_request\].*--node/],
     ["an unknown command", ["fly"], /unknown command/],
   ];
@@ -88,6 +90,26 @@ describe("bad input gets a clear error and a non-zero exit", () => {
       expect(out).toMatch(pattern);
     }, 30_000);
   }
+});
+
+describe("a port that is taken", () => {
+  it("is named with the flag to change, before the demo model is made, by up and by coordinator start", async () => {
+    const port = await freePort();
+    const taken = createServer().listen(port, "127.0.0.1");
+    await once(taken, "listening");
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-busy-"));
+    try {
+      for (const args of [["up", "--port", String(port), "--data-dir", dataDir], ["coordinator", "start", "--port", String(port), "--data-dir", dataDir]]) {
+        const { code, out } = await tessera(args);
+        expect(code, args[0]).not.toBe(0);
+        expect(out, args[0]).toMatch(new RegExp(`\\[conflict\\]: port ${port} on 127\\.0\\.0\\.1 is already in use .*--port`));
+      }
+      expect(existsSync(join(dataDir, "models"))).toBe(false);
+    } finally {
+      taken.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe("coordinator keys", () => {

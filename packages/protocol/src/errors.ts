@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   internal_error: { status: 500, retryable: true },
   node_disconnected: { status: 502, retryable: true },
   no_capacity: { status: 503, retryable: true },
+  /** Client side: the coordinator did not answer at all (refused, unknown host, timed out). No server sends it. */
+  unreachable: { status: 503, retryable: true },
   /** The coordinator is shutting down: it takes no new work and ends open streams with this code; retry elsewhere. */
   shutting_down: { status: 503, retryable: true },
   /** The coordinator could not write the record of a job (its database refused or failed); the job was failed. */

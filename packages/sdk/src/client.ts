@@ -109,7 +109,9 @@ export class TesseraClient {
           await this.sleep(backoffMs(attempt));
           continue;
         }
-        throw new TesseraError("no_capacity", `cannot reach the coordinator at ${this.options.baseUrl}: ${(err as Error).message}`, { cause: err });
+        throw new TesseraError("unreachable", `coordinator unreachable at ${this.options.baseUrl}: ${whyUnreachable(err)} (is it running? \`tessera up\` starts one here)`, {
+          cause: err,
+        });
       }
       if (res.ok) return res;
       const error = await toError(res);
@@ -119,6 +121,25 @@ export class TesseraClient {
       }
       throw error;
     }
+  }
+}
+
+/** Why a request never got an answer, in words: fetch says only "fetch failed" and keeps the reason in `cause`. */
+function whyUnreachable(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  switch (cause?.code) {
+    case "ECONNREFUSED":
+      return "connection refused";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "host not found";
+    case "ETIMEDOUT":
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return "connection timed out";
+    case "ECONNRESET":
+      return "connection reset";
+    default:
+      return cause?.message ?? (err as Error).message;
   }
 }
 

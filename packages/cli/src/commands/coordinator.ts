@@ -4,6 +4,7 @@ import { loadCoordinatorConfig, settingsHelp, type CoordinatorConfig } from "@te
 import { TesseraError } from "@tessera/protocol";
 import { openStoreFor } from "../store-options.js";
 import { printJson } from "../output.js";
+import { ensurePortFree } from "../port-check.js";
 import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
 
 interface StartOptions {
@@ -77,6 +78,7 @@ export function addCoordinatorCommand(program: Command): void {
     .addHelpText("after", `\nSettings (flag, environment variable, meaning):\n${settingsHelp()}`)
     .action(async (options: StartOptions) => {
       const config = coordinatorConfigFromOptions(options);
+      await ensurePortFree(config.host, config.port);
       const { startCoordinator } = await import("@tessera/coordinator");
       const running = await startCoordinator(config);
       const where = config.dbUrl ? "PostgreSQL" : `${config.dataDir}/coordinator.db`;

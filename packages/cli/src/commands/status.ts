@@ -18,7 +18,7 @@ export function addStatusCommand(program: Command): void {
     const client = clientFrom(flags);
     const started = performance.now();
     await client.health().catch((err: unknown) => {
-      throw err instanceof TesseraError ? err : new TesseraError("no_capacity", `coordinator unreachable: ${(err as Error).message}`);
+      throw err instanceof TesseraError ? err : new TesseraError("unreachable", `coordinator unreachable: ${(err as Error).message}`);
     });
     const latencyMs = Math.round(performance.now() - started);
     const { models } = await client.models();

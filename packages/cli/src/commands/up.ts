@@ -5,6 +5,7 @@ import { defaultDataDir, loadCoordinatorConfig } from "@tessera/coordinator/conf
 import { loadNodeConfig } from "@tessera/node/config";
 import { TesseraError, modelIdFromFileName } from "@tessera/protocol";
 import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
+import { ensurePortFree } from "../port-check.js";
 
 export const DEMO_MODEL = "tessera-demo";
 
@@ -31,6 +32,7 @@ export function addUpCommand(program: Command): void {
       const modelPath = flags.model ? resolve(flags.model) : join(dataDir, "models", `${DEMO_MODEL}.gguf`);
       if (flags.model && !existsSync(modelPath)) throw new TesseraError("bad_request", `--model: no file at ${modelPath}`);
       const config = loadCoordinatorConfig({ port: flags.port, host: flags.host, dataDir, open: true, logFormat: flags.logFormat });
+      await ensurePortFree(config.host, config.port);
       if (!flags.model && !existsSync(modelPath)) {
         process.stdout.write(`first run: making the demo model (a small random-weight Llama, ~5 MB) at ${modelPath} …\n`);
         // The coordinator's store lives in the data dir: private (0700) from the start, not tightened on first start.
