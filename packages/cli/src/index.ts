@@ -1,1 +1,2 @@
-export { buildProgram, main, CLI_VERSION } from "./main.js";
+export { buildProgram, main } from "./main.js";
+export { CLI_VERSION } from "./version.js";

@@ -1,8 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { reportError } from "./report-error.js";
 import { COMMANDS } from "./commands/index.js";
-
-export const CLI_VERSION = "0.1.0";
+import { CLI_VERSION } from "./version.js";
 
 export function buildProgram(): Command {
   const program = new Command("tessera")

@@ -3,7 +3,15 @@ import type { BackendAdapter } from "./backends/adapter.js";
 import { createBackendAdapter } from "./backends/create-backend-adapter.js";
 import { probeBackends } from "./backends/probe-backends.js";
 import type { NodeConfig } from "./config.js";
-import type { BackendFactoryContext } from "./daemon.js";
+import type { NodeLogger } from "./logger.js";
+import type { FetchLike } from "./signed-http.js";
+
+/** What a backend factory gets from the daemon. */
+export interface BackendFactoryContext {
+  fetch: FetchLike;
+  logger: NodeLogger;
+}
+export type BackendFactory = (config: NodeConfig, context: BackendFactoryContext) => Promise<BackendAdapter>;
 
 /**
  * The production backend factory: the `backend` setting (or the probe, for `auto`) picks the kind; the config's

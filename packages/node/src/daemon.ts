@@ -18,18 +18,13 @@ import type { NodeConfig } from "./config.js";
 import { JobRunner, type FrameSender, type JobStats } from "./job-runner.js";
 import { signerFromKeyFile } from "./key-store.js";
 import type { NodeLogger } from "./logger.js";
+import type { BackendFactory } from "./backend-from-config.js";
 import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from "./register-node.js";
 import { machineProbe } from "./machine.js";
 import { StageHost } from "./stage-host/index.js";
 import { NodeCommandExecutor, dropModelsThatDoNotFit } from "./commands/index.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
-
-export interface BackendFactoryContext {
-  fetch: FetchLike;
-  logger: NodeLogger;
-}
-export type BackendFactory = (config: NodeConfig, context: BackendFactoryContext) => Promise<BackendAdapter>;
 
 export interface DaemonDeps {
   /** Builds the backend from the config. Default: `createBackendFromConfig` (probe, adapters, embedded fallback). */

@@ -2,7 +2,7 @@ import { statfsSync } from "node:fs";
 import { platform } from "node:os";
 import type { Command } from "commander";
 // Read at call time only: main.ts imports this file through the command index.
-import { CLI_VERSION } from "../main.js";
+import { CLI_VERSION } from "../version.js";
 import type { DoctorDeps } from "../doctor/run-doctor.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
 
