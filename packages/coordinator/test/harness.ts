@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateKeyPair, type NodeRegister, secretKeySigner, type Signer, signRequest } from "@tessera/protocol";
+import { SseDecoder, generateKeyPair, type NodeRegister, secretKeySigner, type Signer, signRequest } from "@tessera/protocol";
 import { createCoordinator, type Coordinator } from "../src/coordinator.js";
 import { ManualClock } from "../src/clock.js";
 import { loadCoordinatorConfig, type CoordinatorConfig } from "../src/config.js";
@@ -112,4 +112,14 @@ export async function scriptedNetwork(count: number, overrides: Partial<Coordina
       await t.close();
     },
   };
+}
+
+/** Starts a streaming native job on a scripted network and reads its SSE events to the end. */
+export async function streamNativeJob(net: ScriptedNetwork, body: object): Promise<{ id: string; events: string[] }> {
+  const res = await fetch(`${net.baseUrl}/api/v1/jobs`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${net.t.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }], stream: true, ...body }),
+  });
+  return { id: res.headers.get("x-tessera-job-id")!, events: new SseDecoder().push(await res.text()).map((e) => e.data) };
 }

@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { SseDecoder } from "@tessera/protocol";
-import { type ScriptedNetwork, scriptedNetwork, type TestCoordinator } from "./harness.js";
+import { type ScriptedNetwork, scriptedNetwork, streamNativeJob, type TestCoordinator } from "./harness.js";
 import type { ScriptedNode } from "./scripted-node.js";
 
 /** A node's usage report is a claim: what reaches the client and the node's credit is what the coordinator relayed. */
@@ -17,14 +16,6 @@ beforeEach(async () => {
 
 afterEach(async () => net.close());
 
-async function chat(body: object): Promise<{ id: string; events: string[] }> {
-  const res = await fetch(`${baseUrl}/api/v1/jobs`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${t.token}`, "content-type": "application/json" },
-    body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }], stream: true, ...body }),
-  });
-  return { id: res.headers.get("x-tessera-job-id")!, events: new SseDecoder().push(await res.text()).map((e) => e.data) };
-}
 
 async function finished(id: string) {
   for (let i = 0; i < 200; i++) {
@@ -50,7 +41,7 @@ describe("honest usage", () => {
         { type: "finish", reason: "stop" },
       ]);
     };
-    const { id } = await chat({});
+    const { id } = await streamNativeJob(net, {});
     const { job, segments } = await finished(id);
     expect(job.result!.usage.completion_tokens).toBe(2);
     // The coordinator's own estimate of "hi" (4 characters a token) in place of a claim no prompt could justify.
@@ -67,7 +58,7 @@ describe("honest usage", () => {
       self.stream(job.job_id, [1, 2, 3, 4, 5].map((i) => ({ type: "text-delta" as const, text: `t${i} `, tokens: [i] })));
       self.stream(job.job_id, [{ type: "usage", prompt_tokens: 7, completion_tokens: 5 }, { type: "finish", reason: "stop" }]);
     };
-    const { id, events } = await chat({ max_tokens: 3 });
+    const { id, events } = await streamNativeJob(net, { max_tokens: 3 });
     expect(events).toEqual(['{"text":"t1 "}', '{"text":"t2 "}', '{"text":"t3 "}', "[DONE]"]);
     const { job, segments } = await finished(id);
     expect(job.result!.usage.completion_tokens).toBe(3);
@@ -85,7 +76,7 @@ describe("honest usage", () => {
         { type: "finish", reason: "stop" },
       ]);
     };
-    const { id } = await chat({});
+    const { id } = await streamNativeJob(net, {});
     const { job } = await finished(id);
     expect(job.result!.usage).toMatchObject({ prompt_tokens: 9, completion_tokens: 2 });
   });

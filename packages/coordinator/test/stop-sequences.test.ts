@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import OpenAI from "openai";
-import { SseDecoder, type StreamPart } from "@tessera/protocol";
-import { type ScriptedNetwork, scriptedNetwork, type TestCoordinator } from "./harness.js";
+import type { StreamPart } from "@tessera/protocol";
+import { type ScriptedNetwork, scriptedNetwork, streamNativeJob, type TestCoordinator } from "./harness.js";
 import type { ScriptedNode } from "./scripted-node.js";
 
 /**
@@ -32,19 +32,11 @@ function answerWith(parts: StreamPart[], finish = true): void {
   }
 }
 
-async function nativeStream(body: object): Promise<{ id: string; events: string[] }> {
-  const res = await fetch(`${baseUrl}/api/v1/jobs`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${t.token}`, "content-type": "application/json" },
-    body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "count" }], stream: true, ...body }),
-  });
-  return { id: res.headers.get("x-tessera-job-id")!, events: new SseDecoder().push(await res.text()).map((e) => e.data) };
-}
 
 describe("stop sequences", () => {
   it("ends the answer before a stop split across parts, never sends it, and stops the node", async () => {
     answerWith(deltas(["one two E", "N", "D three"]), false);
-    const { id, events } = await nativeStream({ stop: "END" });
+    const { id, events } = await streamNativeJob(net, { stop: "END" });
     expect(events).toEqual(['{"text":"one two "}', "[DONE]"]);
     const job = (await (await fetch(`${baseUrl}/api/v1/jobs/${id}`, { headers: { authorization: `Bearer ${t.token}` } })).json()) as {
       result: { content: string };
@@ -55,7 +47,7 @@ describe("stop sequences", () => {
 
   it("sends text held as a possible stop when it turns out not to be one, and at the end of the answer", async () => {
     answerWith(deltas(["one E", "NX two", " E"]));
-    const { events } = await nativeStream({ stop: ["END", "\n\n"] });
+    const { events } = await streamNativeJob(net, { stop: ["END", "\n\n"] });
     expect(events).toEqual(['{"text":"one "}', '{"text":"ENX two"}', '{"text":" "}', '{"text":"E"}', "[DONE]"]);
   });
 
@@ -91,7 +83,7 @@ describe("stop sequences", () => {
         self.stream(job.job_id, [{ type: "text-delta", text: "er: more", tokens: [9] }, { type: "finish", reason: "stop" }]);
       };
     }
-    const { events } = await nativeStream({ stop: "\nUser:" });
+    const { events } = await streamNativeJob(net, { stop: "\nUser:" });
     expect(events).toEqual(['{"text":"Hello wor"}', '{"text":"ld"}', "[DONE]"]);
   });
 

@@ -330,7 +330,7 @@ export class JobManager {
         if (attempt.exactTokens && attempt.completionTokens + tokens > attempt.budget) {
           // More tokens than it was asked for: nothing past the budget reaches the client or the node's credit.
           this.flagUsage(job, attempt, "over_budget");
-          this.o.registry.get(attempt.nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason: "over_budget" });
+          this.cancelOnNode(job, attempt.nodeId, "over_budget");
           job.pendingTokenIds = [];
           this.complete(job, "length");
           return;
@@ -342,7 +342,7 @@ export class JobManager {
         job.text += part.text;
         if (this.release(job)) {
           // A stop sequence: the answer ends before it, on whichever node produced it; the node stops too.
-          this.o.registry.get(attempt.nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason: "stop sequence" });
+          this.cancelOnNode(job, attempt.nodeId, "stop sequence");
           this.complete(job, "stop");
         }
         return;
@@ -378,7 +378,7 @@ export class JobManager {
     const attempt = this.endAttempt(job);
     if (!attempt) return;
     if (opts.exclude) job.excludedNodes.add(attempt.nodeId);
-    this.o.registry.get(attempt.nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason: "reassigned" });
+    this.cancelOnNode(job, attempt.nodeId, "reassigned");
     if (job.text.length > 0 && job.completionTokens >= job.sampling.max_tokens) {
       // The lost node had produced the whole token budget before it went: nothing is left to generate.
       this.complete(job, "length");
@@ -450,7 +450,7 @@ export class JobManager {
   private fail(job: LiveJob, code: ErrorCode, message: string): void {
     const attempt = job.attempt;
     if (attempt) {
-      this.o.registry.get(attempt.nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason: code });
+      this.cancelOnNode(job, attempt.nodeId, code);
       this.endAttempt(job);
     }
     const index = this.pending.indexOf(job);
@@ -482,6 +482,11 @@ export class JobManager {
     this.o.store.recordJobMetrics(attempt.nodeId, job.model, sample, new Date(now)).catch((err: unknown) => {
       this.o.logger.error({ err }, "could not record job metrics");
     });
+  }
+
+  /** Tells the node to stop working on the job (its turn is over, for `reason`). */
+  private cancelOnNode(job: LiveJob, nodeId: string, reason: string): void {
+    this.o.registry.get(nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason });
   }
 
   /**
