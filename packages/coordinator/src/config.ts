@@ -1,6 +1,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { LOG_FORMATS, type LogFormatSetting, TesseraError } from "@tessera/protocol";
+import { ADMISSION_MODES, type AdmissionMode } from "./trust/admission-modes.js";
 
 /**
  * The coordinator's settings: the only place in this package that reads `process.env`.
@@ -14,6 +15,8 @@ export interface CoordinatorConfig {
   dbUrl: string | undefined;
   /** Let requests without a bearer token through, rate-limited per client address. */
   open: boolean;
+  /** Who may join as an operator: `open`, `token` (a join token) or `approval` (the owner approves). */
+  admission: AdmissionMode;
   rateLimitPerMinute: number;
   jobTimeoutS: number;
   pendingTimeoutS: number;
@@ -48,6 +51,7 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "dataDir", flag: "--data-dir", env: "TESSERA_DATA_DIR", default: "~/.local/share/tessera", description: "where the SQLite store lives" },
   { key: "dbUrl", flag: "--db", env: "TESSERA_DB", default: "(SQLite in the data dir)", description: "postgres://… to use PostgreSQL" },
   { key: "open", flag: "--open", env: "TESSERA_OPEN", default: "false", description: "accept requests without an API key (rate-limited per address)" },
+  { key: "admission", flag: "--admission", env: "TESSERA_ADMISSION", default: "token (open with --open)", description: "who may join as an operator: open, token (needs a join token) or approval (the owner approves each)" },
   { key: "rateLimitPerMinute", flag: "--rate-limit", env: "TESSERA_RATE_LIMIT", default: "600", description: "requests per minute per API key or open client" },
   { key: "jobTimeoutS", flag: "--job-timeout", env: "TESSERA_JOB_TIMEOUT", default: "300", description: "seconds before a job fails with `timeout`" },
   { key: "pendingTimeoutS", flag: "--queue-timeout", env: "TESSERA_QUEUE_TIMEOUT", default: "60", description: "seconds a job may wait for a free node before `no_capacity`" },
@@ -95,12 +99,14 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     throw new TesseraError("bad_request", `--db (TESSERA_DB) must be a postgres:// URL, got "${String(dbUrl)}"`);
   }
   const dataDir = raw(spec("dataDir"));
+  const open = bool("open");
   return {
     host: String(raw(spec("host")) ?? "127.0.0.1"),
     port: num("port", 0, 65535),
     dataDir: typeof dataDir === "string" && dataDir !== "" ? dataDir : defaultDataDir(env),
     dbUrl: dbUrl as string | undefined,
-    open: bool("open"),
+    open,
+    admission: admissionMode(raw(spec("admission")), open),
     rateLimitPerMinute: num("rateLimitPerMinute", 1, 1_000_000),
     jobTimeoutS: num("jobTimeoutS", 1, 86_400),
     pendingTimeoutS: num("pendingTimeoutS", 0, 86_400),
@@ -115,6 +121,13 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     logFormat: logFormat(String(raw(spec("logFormat")) || "auto")),
     shardReplicas: num("shardReplicas", 1, 16),
   };
+}
+
+function admissionMode(value: string | boolean | undefined, open: boolean): AdmissionMode {
+  if (value === undefined || value === "") return open ? "open" : "token";
+  const mode = ADMISSION_MODES.find((m) => m === value);
+  if (!mode) throw new TesseraError("bad_request", `--admission (TESSERA_ADMISSION) must be one of ${ADMISSION_MODES.join(", ")}, got "${String(value)}"`);
+  return mode;
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"] as const;

@@ -10,6 +10,7 @@ import type { AuthThrottle } from "./auth-throttle.js";
 import type { ShardingManager } from "./sharding/index.js";
 import type { NodeRegistry } from "./registry.js";
 import type { Store } from "./store/types.js";
+import type { Admission } from "./trust/admission.js";
 
 /** Everything the HTTP routes and the session hub share; wired once in `coordinator.ts`. */
 export interface CoordinatorContext {
@@ -25,6 +26,8 @@ export interface CoordinatorContext {
   /** Failed authentications per client address, shared by the HTTP routes and the node session upgrade. */
   authThrottle: AuthThrottle;
   logger: Logger;
+  /** Who may register, and under which operator. */
+  admission: Admission;
   /** Sharded models: stage offers, placement, and the virtual pipeline nodes. */
   sharding: ShardingManager;
 }

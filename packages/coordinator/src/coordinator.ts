@@ -19,6 +19,8 @@ import { PendingWrites } from "./pending-writes.js";
 import { NodeRegistry } from "./registry.js";
 import { SessionHub } from "./sessions/session-hub.js";
 import { ShardingManager } from "./sharding/index.js";
+import { Admission } from "./trust/admission.js";
+import { AdmissionWatch } from "./trust/admission-watch.js";
 import { ensurePrivateDir, openStore } from "./store/index.js";
 import type { Store, StoreLog, StoreOptions } from "./store/types.js";
 
@@ -32,6 +34,8 @@ export interface Coordinator {
   ctx: CoordinatorContext;
   app: FastifyInstance;
   hub: SessionHub;
+  /** Evicts nodes whose operator was banned (polled from the store by `tick`; tests call `poll()`). */
+  admissionWatch: AdmissionWatch;
   /** Runs deadlines and the offline sweep once (the timer does this every second). */
   tick(): void;
   /**
@@ -112,8 +116,24 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     resultTtlMs: config.resultTtlS * 1000,
   });
   sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
-  await restoreState(store, registry, speed, clock);
-  const ctx: CoordinatorContext = { config, clock, store, registry, jobs, speed, metrics: prometheus, nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier }, limiter: new RateLimiter(), authThrottle: new AuthThrottle(), logger, sharding };
+  const admission = new Admission(store, clock, config.admission);
+  await restoreState(store, registry, speed, clock, admission);
+  const admissionWatch = new AdmissionWatch(store, registry, clock, logger);
+  const ctx: CoordinatorContext = {
+    config,
+    clock,
+    store,
+    registry,
+    jobs,
+    speed,
+    metrics: prometheus,
+    nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier },
+    limiter: new RateLimiter(),
+    authThrottle: new AuthThrottle(),
+    logger,
+    admission,
+    sharding,
+  };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);
   const hub = new SessionHub(ctx);
@@ -122,9 +142,11 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     ctx,
     app,
     hub,
+    admissionWatch,
     tick() {
       registry.sweep();
       jobs.tick();
+      admissionWatch.maybePoll();
     },
     stopAccepting() {
       gate.stopAccepting();
@@ -182,12 +204,19 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
   };
 }
 
-/** After a restart: known nodes come back offline until they speak; jobs the last process held are failed honestly. */
-async function restoreState(store: Store, registry: NodeRegistry, speed: SpeedMetrics, clock: Clock): Promise<void> {
+/**
+ * After a restart: known nodes of admitted operators come back offline until they speak (a banned or pending
+ * operator's nodes, and keys past their rotation grace, are left out); jobs the last process held are failed honestly.
+ */
+async function restoreState(store: Store, registry: NodeRegistry, speed: SpeedMetrics, clock: Clock, admission: Admission): Promise<void> {
   const now = new Date(clock.now());
+  const admitted = new Set((await store.listOperators()).filter((o) => o.status === "active").map((o) => o.id));
   for (const node of await store.listNodes()) {
+    if (!admitted.has(node.operatorId) || admission.isRetired(node.retiredAt)) continue;
     registry.restore({
       id: node.id,
+      operatorId: node.operatorId,
+      retiredAt: node.retiredAt?.getTime(),
       version: node.version,
       hardware: node.hardware,
       models: node.models,

@@ -9,6 +9,10 @@ import type { NodeSession } from "./sessions/node-session.js";
  */
 export interface LiveNode {
   id: string;
+  /** The operator the node counts under (its delegation's operator key, or its own id). */
+  operatorId: string;
+  /** When a successor key took this one over (epoch ms); evicted once the rotation grace ends. */
+  retiredAt: number | undefined;
   version: string;
   hardware: Hardware;
   models: ServedModel[];
@@ -44,10 +48,13 @@ export class NodeRegistry {
     private readonly events: RegistryEvents,
   ) {}
 
-  register(reg: NodeRegister): LiveNode {
+  /** Admission happened before this: only admitted nodes are ever in the registry. */
+  register(reg: NodeRegister, operatorId: string): LiveNode {
     const existing = this.nodes.get(reg.public_key);
     const record: LiveNode = {
       id: reg.public_key,
+      operatorId,
+      retiredAt: existing?.retiredAt,
       version: reg.version,
       hardware: reg.hardware,
       models: reg.models,
@@ -118,6 +125,27 @@ export class NodeRegistry {
   touch(nodeId: string, session: NodeSession): void {
     const record = this.nodes.get(nodeId);
     if (record && record.session === session && record.online) record.lastSeenAt = this.clock.now();
+  }
+
+  /**
+   * Takes a node off the network here (its operator was banned, its key's rotation grace ended): its session is
+   * closed, its jobs move on through the usual offline path, and it must register again, which admission refuses.
+   */
+  evict(nodeId: string, reason: string): boolean {
+    const record = this.nodes.get(nodeId);
+    if (!record) return false;
+    const session = record.session;
+    record.session = undefined;
+    this.markOffline(record, reason);
+    this.nodes.delete(nodeId);
+    session?.close(4003, reason.slice(0, 120));
+    return true;
+  }
+
+  /** A successor key registered with this key's signed hand-over. */
+  markRetired(nodeId: string, at: number): void {
+    const record = this.nodes.get(nodeId);
+    if (record) record.retiredAt = at;
   }
 
   setDraining(nodeId: string): void {

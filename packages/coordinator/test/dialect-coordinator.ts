@@ -36,7 +36,7 @@ export async function coordinatorOn(
   options: { overrides?: Partial<CoordinatorConfig>; wrapStore?: (store: Store) => Store } = {},
 ): Promise<DialectCoordinator> {
   const dir = mkdtempSync(join(tmpdir(), `tessera-${dialect}-`));
-  const config = { ...loadCoordinatorConfig({ dataDir: dir, port: "0" }, {}), ...options.overrides };
+  const config = { ...loadCoordinatorConfig({ dataDir: dir, port: "0", admission: "open" }, {}), ...options.overrides };
   const schema = dialect === "postgres" ? randomSchema() : undefined;
   // The production store options (data dir, key dir), on the dialect under test.
   const base = storeOptionsForConfig(config, () => {});

@@ -20,7 +20,7 @@ export interface TestCoordinator {
 
 export async function testCoordinator(overrides: Partial<CoordinatorConfig> = {}): Promise<TestCoordinator> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-coord-"));
-  const config = { ...loadCoordinatorConfig({ dataDir: dir, port: "0" }, {}), ...overrides };
+  const config = { ...loadCoordinatorConfig({ dataDir: dir, port: "0", admission: "open" }, {}), ...overrides };
   const clock = new ManualClock(Date.now());
   const coordinator = await createCoordinator(config, { clock, logger: createLogger("silent") });
   const token = generateApiToken();

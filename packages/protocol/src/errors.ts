@@ -5,6 +5,8 @@
 export const ERROR_CODES = {
   unauthorized: { status: 401, retryable: false },
   forbidden: { status: 403, retryable: false },
+  /** The node's operator is waiting for the coordinator's owner to approve it; the daemon retries on its own. */
+  pending_approval: { status: 403, retryable: true },
   bad_request: { status: 400, retryable: false },
   not_found: { status: 404, retryable: false },
   model_not_found: { status: 404, retryable: false },

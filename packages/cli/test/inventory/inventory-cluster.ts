@@ -51,7 +51,7 @@ export async function startInventoryCluster(options: {
 } = {}): Promise<InventoryCluster> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-inventory-"));
   const coordinator = await startCoordinator(
-    { ...loadCoordinatorConfig({ dataDir: join(dir, "coordinator"), port: "0", host: "127.0.0.1" }, {}), open: true },
+    { ...loadCoordinatorConfig({ dataDir: join(dir, "coordinator"), port: "0", host: "127.0.0.1", open: true }, {}) },
     { logger: createLogger("silent") },
   );
   const ollama = await startFakeOllama({

@@ -83,7 +83,7 @@ describe("model install and remove through the coordinator's command queue", () 
       beforeDaemon: async (coordinator, nodeId) => {
         // What a daemon killed mid-pull leaves behind: the node known, its command reported running, then silence.
         const store = coordinator.ctx.store;
-        await store.upsertNode({ id: nodeId, version: "old", hardware: GPU_8GB, models: [], maxConcurrency: 1 }, new Date());
+        await store.upsertNode({ id: nodeId, version: "old", hardware: GPU_8GB, models: [], maxConcurrency: 1, operatorId: nodeId, delegationExpiresAt: null }, new Date());
         await store.insertNodeCommand({ id: "cut-off", nodeId, type: "model_install", model: "qwen2.5:0.5b", issuedAt: new Date() });
         await store.updateNodeCommand("cut-off", { status: "running", progress: 0.4, at: new Date() });
       },

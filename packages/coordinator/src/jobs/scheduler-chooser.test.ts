@@ -7,6 +7,8 @@ import { SpeedMetrics } from "./speed-metrics.js";
 function nodes(count: number): LiveNode[] {
   return Array.from({ length: count }, (_, i) => ({
     id: i.toString(16).padStart(64, "0"),
+    operatorId: i.toString(16).padStart(64, "0"),
+    retiredAt: undefined,
     version: "t",
     hardware: { cpu_cores: 1, ram_mb: 1, gpus: [] },
     models: [{ id: "m", backend: "t" }],

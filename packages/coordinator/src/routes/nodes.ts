@@ -21,17 +21,27 @@ export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void 
     const signer = signerOf(request);
     const reg = NodeRegister.parse(request.body);
     if (reg.public_key !== signer) throw new TesseraError("unauthorized", "public_key does not match the signing key");
-    ctx.registry.register(reg);
+    const admitted = await ctx.admission.admit(reg);
     const at = new Date(ctx.clock.now());
     await ctx.store.upsertNode(
-      { id: reg.public_key, version: reg.version, hardware: reg.hardware, models: reg.models, maxConcurrency: reg.max_concurrency },
+      {
+        id: reg.public_key,
+        version: reg.version,
+        hardware: reg.hardware,
+        models: reg.models,
+        maxConcurrency: reg.max_concurrency,
+        operatorId: admitted.operatorId,
+        delegationExpiresAt: admitted.delegationExpiresAt,
+      },
       at,
     );
+    ctx.registry.register(reg, admitted.operatorId);
+    if (admitted.rotatedFrom) ctx.registry.markRetired(admitted.rotatedFrom, at.getTime());
     await ctx.store.recordHeartbeat(reg.public_key, { gpus: [], loadedModels: [], activeJobs: 0, maxConcurrency: reg.max_concurrency, draining: false }, at);
     await failInterruptedCommands(ctx, reg.public_key, reg.running_commands ?? []);
-    ctx.logger.info({ node: signer.slice(0, 12), models: reg.models.map((m) => m.id) }, "node registered");
+    ctx.logger.info({ node: signer.slice(0, 12), operator: admitted.operatorId.slice(0, 12), models: reg.models.map((m) => m.id) }, "node registered");
     ctx.jobs.dispatch();
-    return { node_id: reg.public_key, status: "online", heartbeat_interval_s: ctx.config.heartbeatIntervalS };
+    return { node_id: reg.public_key, operator: admitted.operatorId, status: "online", heartbeat_interval_s: ctx.config.heartbeatIntervalS };
   });
 
   app.post("/api/v1/nodes/heartbeat", { config: { auth: "node" } }, async (request): Promise<HeartbeatAck> => {

@@ -283,7 +283,7 @@ export class ShardingManager {
       hardware: { cpu_cores: 1, ram_mb: 0, gpus: [] },
       models: [{ id: model.name, backend: "pipeline" }],
       max_concurrency: this.o.maxConcurrency ?? 8,
-    });
+    }, model.virtualNodeId);
     const session: NodeSession = {
       nodeId: model.virtualNodeId,
       send: (message) => {

@@ -6,8 +6,11 @@ import * as commands from "./command-queries.js";
 import * as jobs from "./job-queries.js";
 import * as metrics from "./metric-queries.js";
 import * as nodes from "./node-queries.js";
+import * as operators from "./operator-queries.js";
+import * as joinTokens from "./join-token-queries.js";
 import type { Database } from "./schema.js";
 import * as segments from "./segment-queries.js";
+import * as standing from "./standing-queries.js";
 import type {
   ApiKeyRecord,
   JobListFilter,
@@ -26,7 +29,15 @@ import type {
   NodeRecord,
   NodeRegistration,
   NodeStatus,
+  NodeStandingRecord,
+  OperatorStandingRecord,
   Store,
+  NewOperator,
+  OperatorRecord,
+  OperatorStatus,
+  OperatorSummary,
+  NewJoinToken,
+  JoinTokenRecord,
 } from "./types.js";
 
 /** The `Store` over one Kysely instance; the SQL lives in the `*-queries.ts` files, one per table. */
@@ -61,6 +72,37 @@ export class KyselyStore implements Store {
   }
   markSilentNodesOffline(cutoff: Date, at: Date): Promise<string[]> {
     return nodes.markSilentNodesOffline(this.db, cutoff, at);
+  }
+  retireNodeKey(nodeId: string, successorId: string, at: Date): Promise<boolean> {
+    return nodes.retireNodeKey(this.db, nodeId, successorId, at);
+  }
+
+  getOperator(id: string): Promise<OperatorRecord | undefined> {
+    return operators.getOperator(this.db, id);
+  }
+  ensureOperator(operator: NewOperator): Promise<OperatorRecord> {
+    return operators.ensureOperator(this.db, operator);
+  }
+  setOperatorStatus(id: string, status: OperatorStatus, at: Date, reason?: string | null): Promise<boolean> {
+    return operators.setOperatorStatus(this.db, id, status, at, reason);
+  }
+  listOperators(): Promise<OperatorSummary[]> {
+    return operators.listOperators(this.db);
+  }
+  listOperatorsChangedSince(since: Date): Promise<OperatorRecord[]> {
+    return operators.listOperatorsChangedSince(this.db, since);
+  }
+  createJoinToken(token: NewJoinToken): Promise<JoinTokenRecord> {
+    return joinTokens.createJoinToken(this.db, token);
+  }
+  useJoinToken(tokenSha256: string, at: Date): Promise<JoinTokenRecord | undefined> {
+    return joinTokens.useJoinToken(this.db, tokenSha256, at);
+  }
+  listJoinTokens(): Promise<JoinTokenRecord[]> {
+    return joinTokens.listJoinTokens(this.db);
+  }
+  revokeJoinToken(idOrPrefix: string, at: Date): Promise<boolean> {
+    return joinTokens.revokeJoinToken(this.db, idOrPrefix, at);
   }
 
   insertJob(job: NewJob): Promise<void> {
@@ -128,6 +170,19 @@ export class KyselyStore implements Store {
   }
   nextQueuedCommands(nodeId: string): Promise<NodeCommandRecord[]> {
     return commands.listNodeCommands(this.db, nodeId, "queued");
+  }
+
+  saveNodeStanding(record: NodeStandingRecord): Promise<void> {
+    return standing.saveNodeStanding(this.db, record);
+  }
+  listNodeStandings(): Promise<NodeStandingRecord[]> {
+    return standing.listNodeStandings(this.db);
+  }
+  addOperatorCompletedJob(operatorId: string, at: Date): Promise<number> {
+    return standing.addOperatorCompletedJob(this.db, operatorId, at);
+  }
+  listOperatorStandings(): Promise<OperatorStandingRecord[]> {
+    return standing.listOperatorStandings(this.db);
   }
 
   /** Idempotent: closes the SQLite file or drains the Postgres pool once. */

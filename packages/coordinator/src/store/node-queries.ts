@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from "kysely";
 import type { GpuStats, Hardware, ServedModel } from "@tessera/protocol";
-import { fromJson, fromMs, fromMsOrNull, toJson, toMs } from "./codec.js";
+import { fromJson, fromMs, fromMsOrNull, toJson, toMs, toMsOrNull } from "./codec.js";
 import type { Database, NodesTable } from "./schema.js";
 import type { NodeHeartbeatState, NodeRecord, NodeRegistration, NodeStatus } from "./types.js";
 
@@ -21,6 +21,10 @@ function toNodeRecord(row: Selectable<NodesTable>): NodeRecord {
     loadedModels: fromJson<string[]>(row.loaded_models),
     activeJobs: row.active_jobs,
     draining: row.draining !== 0,
+    operatorId: row.operator_id ?? row.id,
+    delegationExpiresAt: fromMsOrNull(row.delegation_expires_at),
+    retiredAt: fromMsOrNull(row.retired_at),
+    successorId: row.successor_id,
   };
 }
 
@@ -44,10 +48,16 @@ export async function upsertNode(db: Kysely<Database>, reg: NodeRegistration, at
       loaded_models: "[]",
       active_jobs: 0,
       draining: 0,
+      operator_id: reg.operatorId,
+      delegation_expires_at: toMsOrNull(reg.delegationExpiresAt, "delegationExpiresAt"),
+      retired_at: null,
+      successor_id: null,
     })
     // Re-registration refreshes the announcement only; liveness and status belong to heartbeats and sessions.
     .onConflict((oc) =>
       oc.column("id").doUpdateSet((eb) => ({
+        operator_id: eb.ref("excluded.operator_id"),
+        delegation_expires_at: eb.ref("excluded.delegation_expires_at"),
         version: eb.ref("excluded.version"),
         hardware: eb.ref("excluded.hardware"),
         models: eb.ref("excluded.models"),
@@ -126,4 +136,14 @@ export async function markSilentNodesOffline(db: Kysely<Database>, cutoff: Date,
     .returning("id")
     .execute();
   return rows.map((r) => r.id).sort();
+}
+
+export async function retireNodeKey(db: Kysely<Database>, nodeId: string, successorId: string, at: Date): Promise<boolean> {
+  const result = await db
+    .updateTable("nodes")
+    .set({ retired_at: toMs(at, "at"), successor_id: successorId, updated_at: toMs(at, "at") })
+    .where("id", "=", nodeId)
+    .where("retired_at", "is", null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
 }

@@ -18,6 +18,33 @@ export interface NodesTable {
   loaded_models: string;
   active_jobs: number;
   draining: number;
+  /** The operator the node counts under (its own id without a delegation). */
+  operator_id: string | null;
+  delegation_expires_at: number | null;
+  /** Set when a successor key registered with this key's signed hand-over; accepted until the grace ends. */
+  retired_at: number | null;
+  successor_id: string | null;
+}
+
+export interface OperatorsTable {
+  id: string;
+  status: string;
+  admitted_via: string;
+  join_token_id: string | null;
+  created_at: number;
+  status_changed_at: number;
+  status_reason: string | null;
+}
+
+export interface JoinTokensTable {
+  id: string;
+  token_sha256: string;
+  note: string | null;
+  max_uses: number;
+  uses: number;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
 }
 
 export interface JobsTable {
@@ -82,11 +109,37 @@ export interface NodeCommandsTable {
   updated_at: number;
 }
 
+/** A node's standing (trust/node-standing.ts): the completion window, P(cheat) as log-odds, checks, cooldown, quarantine. */
+export interface NodeStandingTable {
+  node_id: string;
+  operator_id: string;
+  outcomes: string;
+  cheat_log_odds: number;
+  checks_passed: number;
+  checks_failed: number;
+  cooldown_until: number | null;
+  offence_streak: number;
+  last_offence_at: number | null;
+  quarantined_at: number | null;
+  updated_at: number;
+}
+
+/** Jobs an operator's nodes have completed: probation ends at 200. */
+export interface OperatorStandingTable {
+  operator_id: string;
+  completed_jobs: number;
+  updated_at: number;
+}
+
 export interface Database {
   nodes: NodesTable;
+  operators: OperatorsTable;
+  join_tokens: JoinTokensTable;
   jobs: JobsTable;
   job_segments: JobSegmentsTable;
   api_keys: ApiKeysTable;
   node_model_metrics: NodeModelMetricsTable;
   node_commands: NodeCommandsTable;
+  node_standing: NodeStandingTable;
+  operator_standing: OperatorStandingTable;
 }

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TesseraError, type ChatMessage, type Sampling } from "@tessera/protocol";
 import { MAX_KEY_TEXT } from "./codec.js";
 import { storableText } from "./storable-text.js";
-import type { NewJob, NodeRegistration, Store } from "./types.js";
+import type { NewJob, NewJoinToken, NodeRegistration, Store } from "./types.js";
 
 export interface StoreHarness {
   store: Store;
@@ -30,6 +30,8 @@ function registration(n: number, overrides: Partial<NodeRegistration> = {}): Nod
     hardware: { cpu_cores: 8, ram_mb: 32_768, gpus: [{ vendor: "nvidia", name: "RTX 4090", vram_mb: 24_564 }], tier: ">=24gb" },
     models: [{ id: "tiny-llama", backend: "embedded", size_bytes: 1234 }],
     maxConcurrency: 4,
+    operatorId: nodeId(n),
+    delegationExpiresAt: null,
     ...overrides,
   };
 }
@@ -374,6 +376,77 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         await store.createApiKey(key("k1", "laptop", "1"));
         await store.touchApiKey("k1", t(99));
         expect((await store.findApiKeyByHash(sha("1")))?.lastUsedAt).toEqual(t(99));
+      });
+    });
+
+    describe("operators and join tokens", () => {
+      const operatorId = (n: number) => (0xa00 + n).toString(16).padStart(64, "0");
+      const joinToken = (id: string, c: string, overrides: Partial<NewJoinToken> = {}): NewJoinToken => ({
+        id,
+        tokenSha256: sha(c),
+        note: null,
+        maxUses: 1,
+        createdAt: t(0),
+        expiresAt: t(3600),
+        ...overrides,
+      });
+
+      it("keeps the first record of an operator, changes its status, and lists it with its node count", async () => {
+        const first = await store.ensureOperator({ id: operatorId(1), status: "active", admittedVia: "token", joinTokenId: "jt1", createdAt: t(1) });
+        expect(first).toEqual({ id: operatorId(1), status: "active", admittedVia: "token", joinTokenId: "jt1", createdAt: t(1), statusChangedAt: t(1), statusReason: null });
+        // A racing second insert (another replica, a retry) changes nothing.
+        expect(await store.ensureOperator({ id: operatorId(1), status: "pending", admittedVia: "approval", joinTokenId: null, createdAt: t(2) })).toEqual(first);
+        await store.ensureOperator({ id: operatorId(2), status: "pending", admittedVia: "approval", joinTokenId: null, createdAt: t(3) });
+        await store.upsertNode(registration(1, { operatorId: operatorId(1) }), t(4));
+        await store.upsertNode(registration(2, { operatorId: operatorId(1) }), t(4));
+        expect(await store.setOperatorStatus(operatorId(2), "banned", t(10), "garbage answers")).toBe(true);
+        expect(await store.setOperatorStatus(operatorId(9), "banned", t(10))).toBe(false);
+        const listed = await store.listOperators();
+        expect(listed.map((o) => [o.id, o.status, o.nodes])).toEqual([[operatorId(1), "active", 2], [operatorId(2), "banned", 0]]);
+        expect(listed[1]).toMatchObject({ statusChangedAt: t(10), statusReason: "garbage answers" });
+        expect((await store.listOperatorsChangedSince(t(5))).map((o) => o.id)).toEqual([operatorId(2)]);
+        expect((await store.getNode(nodeId(1)))?.operatorId).toBe(operatorId(1));
+      });
+
+      it("takes each use of a join token once, and never an expired, revoked or used-up one", async () => {
+        await store.createJoinToken(joinToken("jt-two-uses", "1", { maxUses: 2 }));
+        await store.createJoinToken(joinToken("jt-expired", "2", { expiresAt: t(10) }));
+        await store.createJoinToken(joinToken("jt-revoked", "3"));
+        expect((await store.useJoinToken(sha("1"), t(5)))?.uses).toBe(1);
+        expect((await store.useJoinToken(sha("1"), t(6)))?.uses).toBe(2);
+        expect(await store.useJoinToken(sha("1"), t(7))).toBeUndefined();
+        expect(await store.useJoinToken(sha("2"), t(10))).toBeUndefined();
+        expect(await store.revokeJoinToken("jt-rev", t(11))).toBe(true);
+        expect(await store.revokeJoinToken("jt-rev", t(12))).toBe(false);
+        expect(await store.useJoinToken(sha("3"), t(12))).toBeUndefined();
+        expect(await store.useJoinToken(sha("9"), t(12))).toBeUndefined();
+        const listed = await store.listJoinTokens();
+        expect(listed.map((j) => [j.id, j.uses, j.revokedAt])).toEqual([["jt-expired", 0, null], ["jt-revoked", 0, t(11)], ["jt-two-uses", 2, null]]);
+      });
+
+      it("gives the last use of a join token to exactly one of many racing registrations", async () => {
+        await store.createJoinToken(joinToken("jt-race", "4", { maxUses: 3 }));
+        const results = await Promise.all(Array.from({ length: 12 }, () => store.useJoinToken(sha("4"), t(1))));
+        expect(results.filter((r) => r !== undefined)).toHaveLength(3);
+      });
+
+      it("refuses a raw token, a duplicate, no uses, and an ambiguous or too short prefix to revoke", async () => {
+        await expectCode(store.createJoinToken({ ...joinToken("jt1", "1"), tokenSha256: "tsjt_plaintext" }), "bad_request");
+        await expectCode(store.createJoinToken(joinToken("jt1", "1", { maxUses: 0 })), "bad_request");
+        await store.createJoinToken(joinToken("jt-aaaa-1", "1"));
+        await store.createJoinToken(joinToken("jt-aaaa-2", "2"));
+        await expectCode(store.createJoinToken(joinToken("jt-aaaa-1", "3")), "conflict");
+        expect(await store.revokeJoinToken("jt-aaaa", t(1))).toBe(false);
+        expect(await store.revokeJoinToken("jt-a", t(1))).toBe(false);
+        expect((await store.listJoinTokens()).every((j) => j.revokedAt === null)).toBe(true);
+      });
+
+      it("retires a node key once, naming its successor", async () => {
+        await store.upsertNode(registration(1), t(1));
+        expect(await store.retireNodeKey(nodeId(1), nodeId(2), t(5))).toBe(true);
+        expect(await store.retireNodeKey(nodeId(1), nodeId(3), t(6))).toBe(false);
+        expect(await store.retireNodeKey(nodeId(7), nodeId(3), t(6))).toBe(false);
+        expect(await store.getNode(nodeId(1))).toMatchObject({ retiredAt: t(5), successorId: nodeId(2) });
       });
     });
 

@@ -26,6 +26,10 @@ export interface NodeRegistration {
   hardware: Hardware;
   models: ServedModel[];
   maxConcurrency: number;
+  /** The operator the node counts under: its delegation's operator key, or its own id. */
+  operatorId: string;
+  /** When the node's delegation ends (null without one). */
+  delegationExpiresAt: Date | null;
 }
 
 /** The state a heartbeat carries. `models`, when present, replaces the served list. */
@@ -55,6 +59,49 @@ export interface NodeRecord {
   loadedModels: string[];
   activeJobs: number;
   draining: boolean;
+  operatorId: string;
+  delegationExpiresAt: Date | null;
+  /** When a successor key took over (see `retireNodeKey`); the key is accepted until the grace after it ends. */
+  retiredAt: Date | null;
+  successorId: string | null;
+}
+
+/** `pending` waits for the owner's approval; `banned` nodes are refused and disconnected. */
+export type OperatorStatus = "active" | "pending" | "banned";
+/** How an operator got in: `existing` for nodes that predate admission, `cli` when the owner approved by hand. */
+export type AdmissionRoute = "open" | "token" | "approval" | "existing" | "cli";
+
+export interface NewOperator {
+  id: string;
+  status: OperatorStatus;
+  admittedVia: AdmissionRoute;
+  joinTokenId: string | null;
+  createdAt: Date;
+}
+
+export interface OperatorRecord extends NewOperator {
+  statusChangedAt: Date;
+  statusReason: string | null;
+}
+
+export interface OperatorSummary extends OperatorRecord {
+  /** Node keys registered under the operator (retired ones included). */
+  nodes: number;
+}
+
+export interface NewJoinToken {
+  id: string;
+  /** Lowercase hex SHA-256 of the token; the token itself is never stored. */
+  tokenSha256: string;
+  note: string | null;
+  maxUses: number;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface JoinTokenRecord extends NewJoinToken {
+  uses: number;
+  revokedAt: Date | null;
 }
 
 export interface NewJob {
@@ -193,6 +240,29 @@ export interface NodeCommandRecord extends NewNodeCommand {
   updatedAt: Date;
 }
 
+/** A node's standing as stored (trust/node-standing.ts); the store keeps it, the coordinator's memory is the live copy. */
+export interface NodeStandingRecord {
+  nodeId: string;
+  operatorId: string;
+  /** The completion window, oldest first: `1` completed, `0` failed / timed out / stalled / lost; at most 200. */
+  outcomes: string;
+  /** P(cheat) as log-odds (finite). */
+  cheatLogOdds: number;
+  checksPassed: number;
+  checksFailed: number;
+  cooldownUntil: Date | null;
+  offenceStreak: number;
+  lastOffenceAt: Date | null;
+  quarantinedAt: Date | null;
+  updatedAt: Date;
+}
+
+export interface OperatorStandingRecord {
+  operatorId: string;
+  completedJobs: number;
+  updatedAt: Date;
+}
+
 /**
  * The coordinator's persistent state. Every method is one short statement (or one transaction) and safe to call
  * from several coordinator replicas sharing a Postgres database.
@@ -211,6 +281,27 @@ export interface Store {
   listNodes(filter?: { status?: NodeStatus }): Promise<NodeRecord[]>;
   /** Turns offline every online node last seen before `cutoff`; returns their ids. */
   markSilentNodesOffline(cutoff: Date, at: Date): Promise<string[]>;
+  /** Records that `successorId` took over from `nodeId` at `at`; `false` when `nodeId` is unknown or already retired. */
+  retireNodeKey(nodeId: string, successorId: string, at: Date): Promise<boolean>;
+
+  // operators and admission
+  getOperator(id: string): Promise<OperatorRecord | undefined>;
+  /** Inserts the operator unless it exists; returns the stored record either way (a concurrent insert wins). */
+  ensureOperator(operator: NewOperator): Promise<OperatorRecord>;
+  /** `false` when there is no such operator. */
+  setOperatorStatus(id: string, status: OperatorStatus, at: Date, reason?: string | null): Promise<boolean>;
+  /** Every operator with its node count, oldest first. */
+  listOperators(): Promise<OperatorSummary[]>;
+  /** Operators whose status changed at or after `since`. */
+  listOperatorsChangedSince(since: Date): Promise<OperatorRecord[]>;
+  /** Throws `TesseraError("conflict")` for a duplicate id or hash. */
+  createJoinToken(token: NewJoinToken): Promise<JoinTokenRecord>;
+  /** Takes one use of the token atomically; undefined when it is unknown, revoked, expired or used up. */
+  useJoinToken(tokenSha256: string, at: Date): Promise<JoinTokenRecord | undefined>;
+  /** All tokens, newest first. */
+  listJoinTokens(): Promise<JoinTokenRecord[]>;
+  /** Revokes by id (or a unique id prefix of at least 6 characters); `false` when there is no such active token. */
+  revokeJoinToken(idOrPrefix: string, at: Date): Promise<boolean>;
 
   // jobs
   /** Throws `TesseraError("conflict")` for a duplicate id. */
@@ -262,6 +353,14 @@ export interface Store {
   listNodeCommands(nodeId: string): Promise<NodeCommandRecord[]>;
   /** A node's queued commands, oldest first: what to hand the daemon next. */
   nextQueuedCommands(nodeId: string): Promise<NodeCommandRecord[]>;
+
+  // node standing (reputation, cooldowns, quarantine)
+  /** Inserts or replaces the node's standing. Throws `bad_request` for a malformed window or a non-finite figure. */
+  saveNodeStanding(record: NodeStandingRecord): Promise<void>;
+  listNodeStandings(): Promise<NodeStandingRecord[]>;
+  /** Adds one completed job to the operator's count (atomic, so concurrent writers never lose one); returns the new count. */
+  addOperatorCompletedJob(operatorId: string, at: Date): Promise<number>;
+  listOperatorStandings(): Promise<OperatorStandingRecord[]>;
 
   close(): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { NodeId } from "./sampling.js";
+import { KeyRotation, NodeDelegation } from "./delegation.js";
 import {
   MAX_GPUS_PER_NODE,
   MAX_MEMORY_MB,
@@ -11,6 +12,10 @@ import {
   nodeText,
   nodeToken,
 } from "./node-fields.js";
+
+/** `tsjt_` + 24 random bytes in base64url: made by `tessera coordinator join-tokens create`, stored only as a hash. */
+export const JOIN_TOKEN_PREFIX = "tsjt_";
+export const JOIN_TOKEN_PATTERN = /^tsjt_[A-Za-z0-9_-]{32}$/;
 
 /** Coarse capability only: no hostname, no exact CPU model, nothing that identifies the machine. */
 export const GpuSummary = z.object({
@@ -52,11 +57,19 @@ export const NodeRegister = z.strictObject({
    * and that is not listed was cut off (the daemon restarted): it is marked failed with `node_disconnected`.
    */
   running_commands: z.array(nodeToken(128)).max(64).optional(),
+  /** The operator key's vouching for this node key (delegation.ts); without it the node is its own operator. */
+  delegation: NodeDelegation.optional(),
+  /** A join token from the coordinator's owner: admits a new operator where admission is `token` (or `approval`). */
+  join_token: z.string().regex(JOIN_TOKEN_PATTERN, "a join token looks like tsjt_ followed by 32 base64url characters").optional(),
+  /** This key succeeds another one: the node's standing carries over (delegation.ts). */
+  rotation: KeyRotation.optional(),
 });
 export type NodeRegister = z.infer<typeof NodeRegister>;
 
 export interface NodeRegistered {
   node_id: string;
+  /** The operator the node counts under: the delegation's operator key, or the node's own key. */
+  operator: string;
   status: "online" | "offline";
   heartbeat_interval_s: number;
 }

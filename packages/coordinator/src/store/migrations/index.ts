@@ -1,6 +1,8 @@
 import type { Migration, MigrationProvider } from "kysely";
 import { initial } from "./0001-initial.js";
 import { encryptedContent } from "./0002-encrypted-content.js";
+import { operators } from "./0003-operators.js";
+import { nodeStanding } from "./0004-node-standing.js";
 
 /**
  * Every migration, in order, listed in code: nothing is read from disk at runtime. Names sort in application order;
@@ -9,6 +11,8 @@ import { encryptedContent } from "./0002-encrypted-content.js";
 const MIGRATIONS: Record<string, Migration> = {
   "0001-initial": initial,
   "0002-encrypted-content": encryptedContent,
+  "0003-operators": operators,
+  "0004-node-standing": nodeStanding,
 };
 
 export const FIRST_MIGRATION = "0001-initial";
