@@ -128,7 +128,9 @@ async function openPostgres(
  * migration that does so to a database that existed before (a new database has nothing to scrub).
  */
 async function migrate(db: Kysely<Database>, schema: string | undefined, where: string): Promise<boolean> {
-  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema });
+  // Unordered: migrations written side by side (0003 operators, 0004 node standing) may reach a database in either
+  // order; each touches its own tables, and a missing one is still applied, in name order, on the next start.
+  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema, allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   if (error !== undefined) {
     await db.destroy();
