@@ -17,6 +17,7 @@ import { backoffDelayMs } from "./backoff.js";
 import type { NodeConfig } from "./config.js";
 import { JobRunner, type FrameSender, type JobStats } from "./job-runner.js";
 import { signerFromKeyFile } from "./key-store.js";
+import { type NodeIdentity, loadNodeIdentity } from "./identity.js";
 import type { NodeLogger } from "./logger.js";
 import type { BackendFactory } from "./backend-from-config.js";
 import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from "./register-node.js";
@@ -32,6 +33,8 @@ export interface DaemonDeps {
   logger: NodeLogger;
   /** Defaults to the key file in the config's paths. */
   signer?: Signer;
+  /** Defaults to what the config's paths hold (identity.ts): the operator's delegation, a key hand-over. */
+  identity?: NodeIdentity;
   fetch?: FetchLike;
   WebSocket?: WebSocketCtor;
   clock?: Clock;
@@ -79,8 +82,14 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const signer = deps.signer ?? signerFromKeyFile(config.paths.keyFile);
   const nodeId = signer.publicKeyHex;
   const nowSeconds = () => Math.floor(clock.now() / 1000);
+  const identity = deps.identity ?? loadNodeIdentity(config.paths, signer, nowSeconds());
 
   logger.info(`tessera node starting: id ${encodeNpub(nodeId)} (${nodeId.slice(0, 12)}…), coordinator ${config.coordinator_url}`);
+  logger.info(
+    identity.delegation
+      ? `operator ${encodeNpub(identity.operatorId)} (delegation until ${new Date(identity.delegation.expires_at * 1000).toISOString().slice(0, 10)})`
+      : "no operator delegation: this node is its own operator",
+  );
   // Loaded lazily so that importing the daemon does not load node-llama-cpp.
   const createBackend = deps.createBackend ?? (await import("./backend-from-config.js")).createBackendFromConfig;
   const backend = await createBackend(config, { fetch: fetchImpl, logger });
@@ -158,15 +167,25 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     logger.info(`registered with ${config.coordinator_url} (status ${answer.status}, heartbeat every ${heartbeatIntervalMs / 1000} s)`);
   };
 
-  /** One registration at a time; heartbeat and session 401s share it. */
+  /**
+   * One registration at a time; heartbeat and session 401s share it. A refusal retrying cannot fix (the operator
+   * banned, a node key moved to another operator) stops the daemon, whenever it comes.
+   */
   const register = (): Promise<void> => {
-    registering ??= registerNode(config, { signer, models: servedModels, hardware, fetch: fetchImpl, nowSeconds, runningCommands: commands.inProgress() })
+    registering ??= registerNode(config, { signer, models: servedModels, hardware, fetch: fetchImpl, nowSeconds, runningCommands: commands.inProgress(), identity })
       .then(applyRegistration)
+      .catch((err: unknown) => {
+        if (err instanceof TesseraError && FATAL_REGISTER_CODES.has(err.code)) fail(err);
+        throw err;
+      })
       .finally(() => (registering = undefined));
     return registering;
   };
 
+  let failed = false;
   const fail = (err: unknown) => {
+    if (failed) return;
+    failed = true;
     logger.error({ err }, "daemon stopping on a fatal error");
     rejectReady(err);
     void shutdown(0).then(() => rejectDone(err));
@@ -179,10 +198,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         await register();
         return true;
       } catch (err) {
-        if (err instanceof TesseraError && FATAL_REGISTER_CODES.has(err.code)) {
-          fail(err);
-          return false;
-        }
+        if (err instanceof TesseraError && FATAL_REGISTER_CODES.has(err.code)) return false;
         const delay = backoffDelayMs(attempt, random, { baseMs: 500, capMs: 30_000, floorMs: 100 });
         const reason = err instanceof Error ? err.message : String(err);
         logger.warn(`register failed (${reason}); retrying in ${delay} ms`);

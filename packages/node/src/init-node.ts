@@ -19,11 +19,15 @@ export interface InitNodeResult {
   npub: string;
   createdConfig: boolean;
   createdKeys: boolean;
+  /** The operator key: made here when this machine had none (one machine, one operator, until told otherwise). */
+  operatorId: string;
+  createdOperatorKey: boolean;
 }
 
 /**
- * Makes the node's keypair and a commented node.toml (both 0600). Idempotent and never destructive: an existing key
- * file is kept (it is the node's identity) and an existing node.toml is left as the user edited it.
+ * Makes the node's keypair, an operator key when the machine has none, and a commented node.toml (all 0600). Idempotent
+ * and never destructive: existing key files are kept (they are identities) and an existing node.toml is left as the
+ * user edited it. The delegation is signed at the first registration (identity.ts).
  */
 export function initNode(options: InitNodeOptions = {}): InitNodeResult {
   const env = options.env;
@@ -40,6 +44,8 @@ export function initNode(options: InitNodeOptions = {}): InitNodeResult {
   }
   const createdKeys = !existsSync(paths.keyFile);
   const keys = createdKeys ? createKeyFile(paths.keyFile, options.randomBytes) : readKeyFile(paths.keyFile);
+  const createdOperatorKey = !existsSync(paths.operatorKeyFile);
+  const operator = createdOperatorKey ? createKeyFile(paths.operatorKeyFile, options.randomBytes, "operator") : readKeyFile(paths.operatorKeyFile, "operator");
   const createdConfig = !existsSync(paths.configFile);
   if (createdConfig) {
     const live: Partial<NodeSettings> = {};
@@ -51,5 +57,13 @@ export function initNode(options: InitNodeOptions = {}): InitNodeResult {
     chmodSync(paths.configFile, 0o600);
   }
   const config = loadNodeConfig({ home: options.home, env, requireConfigFile: true });
-  return { config, nodeId: keys.publicKeyHex, npub: encodeNpub(keys.publicKeyHex), createdConfig, createdKeys };
+  return {
+    config,
+    nodeId: keys.publicKeyHex,
+    npub: encodeNpub(keys.publicKeyHex),
+    createdConfig,
+    createdKeys,
+    operatorId: operator.publicKeyHex,
+    createdOperatorKey,
+  };
 }

@@ -21,56 +21,64 @@ export interface NodeKeys extends KeyPair {
   npub: string;
 }
 
-export function renderKeyFile(keys: KeyPair): string {
+/** A node key (`keys.toml`: the node's identity) or an operator key (`operator.toml`: vouches for node keys). */
+export type KeyFileKind = "node" | "operator";
+
+const KIND_TEXT: Record<KeyFileKind, { header: string; idLabel: string; create: string }> = {
+  node: { header: "Tessera node key. Whoever holds this file can act as this node", idLabel: "Node id", create: "`tessera init`" },
+  operator: { header: "Tessera operator key. Whoever holds this file can enrol nodes as this operator and is paid as it", idLabel: "Operator id", create: "`tessera operator init`" },
+};
+
+export function renderKeyFile(keys: KeyPair, kind: KeyFileKind = "node"): string {
   return [
-    "# Tessera node key. Whoever holds this file can act as this node: keep it private (mode 0600).",
-    `# Node id (hex public key): ${keys.publicKeyHex}`,
+    `# ${KIND_TEXT[kind].header}: keep it private (mode 0600).`,
+    `# ${KIND_TEXT[kind].idLabel} (hex public key): ${keys.publicKeyHex}`,
     `npub = "${encodeNpub(keys.publicKeyHex)}"`,
     `nsec = "${encodeNsec(keys.secretKeyHex)}"`,
     "",
   ].join("\n");
 }
 
-export function createKeyFile(path: string, randomBytes?: (n: number) => Uint8Array): NodeKeys {
+export function createKeyFile(path: string, randomBytes?: (n: number) => Uint8Array, kind: KeyFileKind = "node"): NodeKeys {
   const keys = generateKeyPair(randomBytes);
   // `wx`: never overwrite an existing identity; mode applies at creation, chmod covers a permissive umask.
-  writeFileSync(path, renderKeyFile(keys), { mode: 0o600, flag: "wx" });
+  writeFileSync(path, renderKeyFile(keys, kind), { mode: 0o600, flag: "wx" });
   chmodSync(path, 0o600);
   return { ...keys, npub: encodeNpub(keys.publicKeyHex) };
 }
 
-export function readKeyFile(path: string): NodeKeys {
+export function readKeyFile(path: string, kind: KeyFileKind = "node"): NodeKeys {
   let source: string;
   try {
     source = readFileSync(path, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") {
-      throw new TesseraError("not_found", `no node key at ${path}: run \`tessera init\` (with the same --home) first`);
+      throw new TesseraError("not_found", `no ${kind} key at ${path}: run ${KIND_TEXT[kind].create} (with the same --home) first`);
     }
-    throw new TesseraError("bad_request", `cannot read node key ${path}: ${code ?? String(err)}`, { cause: err });
+    throw new TesseraError("bad_request", `cannot read ${kind} key ${path}: ${code ?? String(err)}`, { cause: err });
   }
   let table: Record<string, unknown>;
   try {
     table = parseToml(source) as Record<string, unknown>;
   } catch (err) {
-    throw new TesseraError("bad_request", `node key ${path} is not valid TOML`, { cause: err });
+    throw new TesseraError("bad_request", `${kind} key ${path} is not valid TOML`, { cause: err });
   }
   const secretKeyHex = typeof table.nsec === "string" ? parseSecretKey(table.nsec) : undefined;
-  if (!secretKeyHex) throw new TesseraError("bad_request", `node key ${path} has no valid nsec`);
+  if (!secretKeyHex) throw new TesseraError("bad_request", `${kind} key ${path} has no valid nsec`);
   let publicKeyHex: string;
   try {
     publicKeyHex = publicKeyFromSecret(secretKeyHex);
   } catch (err) {
-    throw new TesseraError("bad_request", `node key ${path}: nsec is not a valid secp256k1 key`, { cause: err });
+    throw new TesseraError("bad_request", `${kind} key ${path}: nsec is not a valid secp256k1 key`, { cause: err });
   }
   const npub = encodeNpub(publicKeyHex);
   if (table.npub !== undefined && table.npub !== npub) {
-    throw new TesseraError("bad_request", `node key ${path}: npub does not match nsec (file edited by hand?)`);
+    throw new TesseraError("bad_request", `${kind} key ${path}: npub does not match nsec (file edited by hand?)`);
   }
   return { secretKeyHex, publicKeyHex, npub };
 }
 
-export function signerFromKeyFile(path: string): Signer {
-  return secretKeySigner(readKeyFile(path).secretKeyHex);
+export function signerFromKeyFile(path: string, kind: KeyFileKind = "node"): Signer {
+  return secretKeySigner(readKeyFile(path, kind).secretKeyHex);
 }

@@ -13,6 +13,13 @@ export interface NodePaths {
   configDir: string;
   configFile: string;
   keyFile: string;
+  /** The operator key, when the operator keeps it on this machine (`tessera operator init`). */
+  operatorKeyFile: string;
+  /** The operator's signed delegation of this node key (identity.ts). */
+  delegationFile: string;
+  /** After `tessera keys rotate`: the retired key and its signed hand-over to the current one. */
+  previousKeyFile: string;
+  rotationFile: string;
   dataDir: string;
   logDir: string;
   defaultLogFile: string;
@@ -35,6 +42,7 @@ export function resolveNodePaths(home: string | undefined, env: PathEnv, userHom
       configDir: home,
       configFile: join(home, CONFIG_FILE_NAME),
       keyFile: join(home, KEY_FILE_NAME),
+      ...identityFiles(home),
       dataDir: join(home, "data"),
       logDir: join(home, "logs"),
       defaultLogFile: join(home, "logs", "node.log"),
@@ -49,9 +57,19 @@ export function resolveNodePaths(home: string | undefined, env: PathEnv, userHom
     configDir,
     configFile: join(configDir, CONFIG_FILE_NAME),
     keyFile: join(configDir, KEY_FILE_NAME),
+    ...identityFiles(configDir),
     dataDir,
     logDir: join(dataDir, "logs"),
     defaultLogFile: join(dataDir, "logs", "node.log"),
     pidFile: join(dataDir, "node.pid"),
+  };
+}
+
+function identityFiles(configDir: string): Pick<NodePaths, "operatorKeyFile" | "delegationFile" | "previousKeyFile" | "rotationFile"> {
+  return {
+    operatorKeyFile: join(configDir, "operator.toml"),
+    delegationFile: join(configDir, "delegation.json"),
+    previousKeyFile: join(configDir, "keys.previous.toml"),
+    rotationFile: join(configDir, "rotation.json"),
   };
 }

@@ -2,6 +2,7 @@ import { cpus, totalmem } from "node:os";
 import { type Hardware, MAX_MODELS_PER_NODE, NODE_MODEL_ID_PATTERN, type NodeRegister, type NodeRegistered, type ServedModel, type Signer } from "@tessera/protocol";
 import type { BackendModel } from "./backends/adapter.js";
 import type { NodeConfig } from "./config.js";
+import type { NodeIdentity } from "./identity.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
 
 export const NODE_VERSION = "0.1.0";
@@ -64,6 +65,10 @@ export interface RegisterNodeInput {
   signal?: AbortSignal;
   /** Node commands taken and not finished (see NodeRegister.running_commands). */
   runningCommands?: string[];
+  /** The operator's delegation and a key hand-over, when there are (identity.ts). */
+  identity?: NodeIdentity;
+  /** Admits a new operator on a coordinator whose admission is `token` or `approval`. */
+  joinToken?: string;
 }
 
 /** `POST /api/v1/nodes/register`, signed. Throws TesseraError with the coordinator's code on refusal. */
@@ -76,6 +81,9 @@ export async function registerNode(config: NodeConfig, input: RegisterNodeInput)
     models: input.models,
     max_concurrency: config.max_concurrency,
     ...(input.runningCommands?.length ? { running_commands: input.runningCommands } : {}),
+    ...(input.identity?.delegation ? { delegation: input.identity.delegation } : {}),
+    ...(input.identity?.rotation ? { rotation: input.identity.rotation } : {}),
+    ...(input.joinToken !== undefined ? { join_token: input.joinToken } : {}),
   };
   return signedPost<NodeRegistered>(
     {

@@ -191,6 +191,40 @@ describe("node daemon against a fake coordinator", () => {
     await advanceUntil(clock, 30_000, "heartbeat accepted", () => coordinator.heartbeats.length === 1);
   });
 
+  it("stops when its operator is banned mid-run: the session is refused, re-registration answers forbidden", async () => {
+    const { coordinator, daemon, clock } = await setup();
+    await daemon.ready;
+    coordinator.known.clear();
+    coordinator.registerError = { status: 403, code: "forbidden" };
+    coordinator.socket!.terminate();
+    await advanceUntil(clock, 1000, "re-registration refused", () => coordinator.registers.length === 2);
+    await expect(daemon.done).rejects.toMatchObject({ code: "forbidden" });
+  });
+
+  it("keeps asking while its operator waits for approval, and serves once approved", async () => {
+    const clock = new FakeClock(1_800_000_000_000);
+    const coordinator = await new FakeCoordinator(() => Math.floor(clock.now() / 1000)).listen();
+    cleanups.push(() => coordinator.close());
+    coordinator.registerError = { status: 403, code: "pending_approval" };
+    const home = mkdtempSync(join(tmpdir(), "tessera-daemon-"));
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }));
+    const config = loadNodeConfig({ home, env: {}, flags: { coordinator_url: coordinator.url } });
+    const { logger } = createNodeLogger({ level: "silent", stdout: false });
+    const daemon: DaemonHandle = await startDaemon(config, {
+      createBackend: async () => new ScriptedBackend(["x"]),
+      logger,
+      signer: secretKeySigner(generateKeyPair().secretKeyHex),
+      clock,
+      detectHardware: async () => HARDWARE,
+      gpuStats: async () => [],
+    });
+    cleanups.push(() => daemon.stop());
+    await advanceUntil(clock, 5_000, "asked three times", () => coordinator.registers.length >= 3);
+    coordinator.registerError = undefined;
+    await advanceUntil(clock, 30_000, "admitted and connected", () => coordinator.sockets.length === 1);
+    await daemon.ready;
+  });
+
   it("stop() drains: says draining, refuses new jobs, lets the in-flight job finish, then goodbye", async () => {
     const { coordinator, daemon, backend, lines } = await setup({ holdAt: 2 });
     await daemon.ready;

@@ -33,7 +33,7 @@ export class FakeCoordinator {
   readonly known = new Set<string>();
   sockets: WebSocket[] = [];
   /** When set, register answers with this status and error body. */
-  registerError: { status: number; code: "bad_request" | "internal_error" } | undefined;
+  registerError: { status: number; code: "bad_request" | "internal_error" | "forbidden" | "pending_approval" } | undefined;
   private readonly nonces = new NonceCache();
   private readonly wss = new WebSocketServer({ noServer: true });
   private server: Server;
