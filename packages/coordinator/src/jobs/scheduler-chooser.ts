@@ -1,9 +1,10 @@
 import { sha256Hex } from "@tessera/protocol";
-import { type NodeSnapshot, pick } from "../scheduler/index.js";
+import { type NodeSnapshot, isWaitable, pick } from "../scheduler/index.js";
 import type { LiveNode } from "../registry.js";
 import type { LiveJob } from "./live-job.js";
 import type { NodeChooser } from "./node-chooser.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
+import type { NodeStanding } from "../trust/node-standing.js";
 
 const PREFIXES_PER_NODE = 64;
 /** Up to this many nodes, every node is scored for every job. */
@@ -15,6 +16,9 @@ const MAX_TRACKED_PREFIXES = 100_000;
 const NO_PERF: NodeSnapshot["perf"] = Object.freeze({});
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** What routing reads of a node's standing: its score, quarantine and cooldown (trust/node-standing.ts). */
+export type RoutingStanding = Pick<NodeStanding, "reputation" | "isQuarantined" | "isCoolingDown">;
 
 interface CachedSnapshot {
   snap: Mutable<NodeSnapshot>;
@@ -40,6 +44,8 @@ export class SchedulerChooser implements NodeChooser {
   constructor(
     private readonly speed: Pick<SpeedMetrics, "forModel">,
     private readonly random: () => number = Math.random,
+    /** Without it every node is neutral: reputation 1, never quarantined or cooling down. */
+    private readonly standing?: RoutingStanding,
   ) {}
 
   /**
@@ -53,7 +59,7 @@ export class SchedulerChooser implements NodeChooser {
     nodes: readonly LiveNode[],
     now: number,
     lookup: (nodeId: string) => LiveNode | undefined,
-  ): { nodeId: string } | { nodeId?: undefined; reason: string } {
+  ): { nodeId: string } | { nodeId?: undefined; reason: string; waitable: boolean } {
     const prefixHash = systemPromptHash(job);
     const requirements = {
       model: job.model,
@@ -66,10 +72,11 @@ export class SchedulerChooser implements NodeChooser {
     let result;
     if (nodes.length > FULL_SCAN_LIMIT) {
       const sample = this.sample(nodes, job.pinnedNodeId, prefixHash, lookup);
-      result = pick(requirements, this.snapshotAll(sample, job.model, prefixHash !== undefined), now, options);
+      result = pick(requirements, this.snapshotAll(sample, job.model, prefixHash !== undefined, now), now, options);
     }
-    if (!result?.ok) result = pick(requirements, this.snapshotAll(nodes, job.model, prefixHash !== undefined), now, options);
-    if (!result.ok) return { reason: result.message };
+    if (!result?.ok) result = pick(requirements, this.snapshotAll(nodes, job.model, prefixHash !== undefined, now), now, options);
+    // The job already passed the model check at submission, so the model is known.
+    if (!result.ok) return { reason: result.message, waitable: isWaitable(result.reason, { modelKnown: true }) };
     if (prefixHash) this.remember(result.nodeId, prefixHash, now);
     return { nodeId: result.nodeId };
   }
@@ -114,16 +121,16 @@ export class SchedulerChooser implements NodeChooser {
    * The node as the scheduler sees it. Snapshots are reused and updated in place (routing runs for every job over
    * every node, and building fresh objects each time was most of its cost): `pick` reads them and keeps nothing.
    */
-  private snapshotAll(nodes: readonly LiveNode[], model: string, withPrefixes: boolean): NodeSnapshot[] {
+  private snapshotAll(nodes: readonly LiveNode[], model: string, withPrefixes: boolean, now: number): NodeSnapshot[] {
     const measured = this.speed.forModel(model);
     const out = this.snapshotList;
     out.length = nodes.length;
-    for (let i = 0; i < nodes.length; i++) out[i] = this.snapshot(nodes[i]!, model, measured?.get(nodes[i]!.id), withPrefixes);
+    for (let i = 0; i < nodes.length; i++) out[i] = this.snapshot(nodes[i]!, model, measured?.get(nodes[i]!.id), withPrefixes, now);
     return out;
   }
 
   /** `withPrefixes`: the job has a prefix to match, so the node's recent prefixes are looked up (else left out). */
-  private snapshot(node: LiveNode, model: string, m: { tokensPerSecond: number; ttftMs: number } | undefined, withPrefixes: boolean): NodeSnapshot {
+  private snapshot(node: LiveNode, model: string, m: { tokensPerSecond: number; ttftMs: number } | undefined, withPrefixes: boolean, now: number): NodeSnapshot {
     let cached = this.snapshots.get(node);
     if (!cached) {
       cached = { modelsRef: undefined, perfModel: undefined, perfEntry: {}, snap: { id: node.id, online: false, draining: false, quarantined: false, models: [], activeJobs: 0, maxConcurrency: 1, reputation: 1, perf: {} } };
@@ -139,6 +146,11 @@ export class SchedulerChooser implements NodeChooser {
     snap.activeJobs = node.activeJobs.size;
     snap.maxConcurrency = node.maxConcurrency;
     snap.rttMs = node.session?.rttMs();
+    if (this.standing) {
+      snap.reputation = this.standing.reputation(node.id, now);
+      snap.quarantined = this.standing.isQuarantined(node.id);
+      snap.coolingDown = this.standing.isCoolingDown(node.id, now);
+    }
     if (m) {
       if (cached.perfModel !== model) {
         cached.perfModel = model;

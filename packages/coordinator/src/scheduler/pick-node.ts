@@ -147,11 +147,16 @@ function score(
   out.ttftSource = measuredTtft ? "measured" : "prior";
   out.affinity = affinity;
   out.reputation = reputation;
+  out.coolingDown = node.coolingDown === true;
   return out;
 }
 
-/** Lowest cost first; ties: fewer active jobs (lower load), then the smaller id, so the order is total. */
+/**
+ * A node in cooldown after every node that is not (it serves only when nothing else can take the job now); then the
+ * lowest cost; ties: fewer active jobs (lower load), then the smaller id, so the order is total.
+ */
 function compareCandidates(a: CandidateScore, b: CandidateScore): number {
+  if (a.coolingDown !== b.coolingDown) return a.coolingDown ? 1 : -1;
   if (a.cost !== b.cost) return a.cost - b.cost;
   if (a.load !== b.load) return a.load - b.load;
   return a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0;

@@ -34,6 +34,8 @@ export interface NodeSnapshot {
   rttMs?: number;
   /** 1.0 is neutral; lower means worse verification / completion history. Clamped to ≥ 0.01. */
   reputation: number;
+  /** In a routing cooldown after a failed or timed-out job: ranked after every candidate that is not. */
+  coolingDown?: boolean;
   /** Measurements per model name. */
   perf: Readonly<Record<string, ModelPerf | undefined>>;
   /** Prefix hashes (e.g. of the system prompt) this node recently served, with when it last used each (ms). */
@@ -117,6 +119,7 @@ export interface CandidateScore {
   ttftSource: "measured" | "prior";
   affinity: boolean;
   reputation: number;
+  coolingDown: boolean;
 }
 
 export type PickResult =
