@@ -5,7 +5,7 @@ import type { NodeStandingRecord } from "../store/types.js";
 import { COMPLETION_WINDOW } from "./completion-tier.js";
 import { FIRST_COOLDOWN_MS } from "./cooldown.js";
 import { NodeStanding, type NodeStandingDeps, type Offence, SPEED_REFRESH_MS } from "./node-standing.js";
-import { PROBATION_JOBS } from "./node-tier.js";
+import { PROBATION_JOBS, TRUSTED_MIN_PASSED_CHECKS } from "./node-tier.js";
 import type { SpeedSample } from "./speed-factor.js";
 import { CHEAT_PRIOR } from "./verification-factor.js";
 
@@ -108,6 +108,22 @@ describe("NodeStanding", () => {
     // Quarantine is sticky: later clean checks lower P(cheat) but do not lift it.
     for (let i = 0; i < 100; i++) standing.recordCheck("n1", { passed: true });
     expect(standing.isQuarantined("n1")).toBe(true);
+  });
+
+  it("trust takes the operator's probation and 50 clean checks, and one failed check takes it away for a while", () => {
+    const { standing } = setup();
+    for (let i = 0; i < PROBATION_JOBS; i++) standing.recordOutcome("n1", "completed");
+    for (let i = 0; i < TRUSTED_MIN_PASSED_CHECKS - 1; i++) standing.recordCheck("n1", { passed: true });
+    expect(standing.tier("n1")).toBe("normal");
+    standing.recordCheck("n1", { passed: true });
+    expect(standing.tier("n1")).toBe("trusted");
+    expect(standing.checkRate("n1")).toBe(0.02);
+    standing.recordCheck("n1", { passed: false });
+    expect(standing.tier("n1")).toBe("suspect");
+    for (let i = 0; i < 10; i++) standing.recordCheck("n1", { passed: true });
+    expect(standing.tier("n1")).toBe("normal");
+    for (let i = 0; i < 40; i++) standing.recordCheck("n1", { passed: true });
+    expect(standing.tier("n1")).toBe("trusted");
   });
 
   it("reputation is completion × speed × verification", () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CHECK_RATES, PROBATION_JOBS, TRUSTED_MIN_PASSED_CHECKS, nodeTier, type TierInputs } from "./node-tier.js";
 
-const base: TierInputs = { pCheat: 0.001, checksPassed: TRUSTED_MIN_PASSED_CHECKS, operatorCompletedJobs: PROBATION_JOBS };
+const base: TierInputs = { pCheat: 0.005, checksPassed: TRUSTED_MIN_PASSED_CHECKS, operatorCompletedJobs: PROBATION_JOBS };
 
 describe("node tiers", () => {
   it.each<[string, Partial<TierInputs>, string]>([

@@ -1,5 +1,5 @@
 import type { NodeTier } from "@tessera/protocol";
-import { SUSPECT_P_CHEAT } from "./verification-factor.js";
+import { CHEAT_PRIOR, SUSPECT_P_CHEAT } from "./verification-factor.js";
 
 /**
  * A node's tier, which sets how often its delivered jobs are checked (design.md, "Reputation"). Probation is the
@@ -10,15 +10,16 @@ import { SUSPECT_P_CHEAT } from "./verification-factor.js";
 /** An operator is on probation until its nodes have completed this many jobs (the issue's figure). */
 export const PROBATION_JOBS = 200;
 /**
- * Trusted: at least this many passed checks, and P(cheat) at most `TRUSTED_MAX_P_CHEAT`. 50 checks is about 10,000
- * jobs at the trusted rate, or the operator's probation (~40 checks at 0.2) and ~200 normal jobs after it.
+ * Trusted: at least this many passed checks, and P(cheat) below `TRUSTED_MAX_P_CHEAT`. 50 checks is the operator's
+ * probation (~40 checks at 0.2) and ~200 normal jobs after it, or about 2,500 jobs at the normal rate alone.
  */
 export const TRUSTED_MIN_PASSED_CHECKS = 50;
 /**
- * About twice what a node that passes every check settles at (~0.001 with the placeholder likelihoods): a failed
- * check keeps a node out of the trusted tier for the next ~24 clean checks.
+ * The prior: the clean evidence since the node's last failed check outweighs the suspicion it raised. Clean checks
+ * settle a node well below it whatever the measured rates; one failed check keeps it above for a dozen or more
+ * clean ones.
  */
-export const TRUSTED_MAX_P_CHEAT = 0.002;
+export const TRUSTED_MAX_P_CHEAT = CHEAT_PRIOR;
 
 /** The probability that a delivered job of a node in each tier is checked (the issue's figures). */
 export const CHECK_RATES: Readonly<Record<NodeTier, number>> = Object.freeze({
@@ -39,6 +40,6 @@ export interface TierInputs {
 export function nodeTier(inputs: TierInputs): NodeTier {
   if (inputs.pCheat >= SUSPECT_P_CHEAT) return "suspect";
   if (inputs.operatorCompletedJobs < PROBATION_JOBS) return "probation";
-  if (inputs.checksPassed >= TRUSTED_MIN_PASSED_CHECKS && inputs.pCheat <= TRUSTED_MAX_P_CHEAT) return "trusted";
+  if (inputs.checksPassed >= TRUSTED_MIN_PASSED_CHECKS && inputs.pCheat < TRUSTED_MAX_P_CHEAT) return "trusted";
   return "normal";
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   CHEAT_PRIOR,
+  CHEAT_SHARE,
   MEASURED_LIKELIHOODS,
   PRIOR_LOG_ODDS,
   QUARANTINE_P_CHEAT,
@@ -23,16 +24,25 @@ describe("P(cheat) by Bayes' rule", () => {
     expect(verificationFactor(PRIOR_LOG_ODDS)).toBeCloseTo(1 - CHEAT_PRIOR, 12);
   });
 
-  it("a failed check multiplies the odds by (1 − miss) / false-positive rate", () => {
+  it("a failed check multiplies the odds by P(fail | cheater) / false-positive rate", () => {
     const { falsePositiveRate: fp, missRate: miss } = MEASURED_LIKELIHOODS;
     const odds = (p: number) => p / (1 - p);
-    expect(odds(pAfter([false]))).toBeCloseTo(odds(CHEAT_PRIOR) * ((1 - miss) / fp), 6);
+    expect(odds(pAfter([false]))).toBeCloseTo(odds(CHEAT_PRIOR) * ((CHEAT_SHARE * (1 - miss)) / fp), 6);
   });
 
   it("a clean check decays the odds toward the prior and then weighs the pass", () => {
     const odds = (p: number) => p / (1 - p);
     const { falsePositiveRate: fp, missRate: miss } = MEASURED_LIKELIHOODS;
-    expect(odds(pAfter([true]))).toBeCloseTo(odds(CHEAT_PRIOR) * (miss / (1 - fp)), 10);
+    expect(odds(pAfter([true]))).toBeCloseTo(odds(CHEAT_PRIOR) * ((1 - CHEAT_SHARE * (1 - miss)) / (1 - fp)), 10);
+  });
+
+  it("the same rules hold with the bench's figures when no cheat was ever missed", () => {
+    const measured = { falsePositiveRate: 1e-4, missRate: 0 };
+    const after = (checks: boolean[]) => probabilityOf(checks.reduce((x, passed) => afterCheck(x, passed, measured), PRIOR_LOG_ODDS));
+    expect(after([...clean(500), false])).toBeGreaterThanOrEqual(SUSPECT_P_CHEAT);
+    expect(after([...clean(500), false])).toBeLessThan(QUARANTINE_P_CHEAT);
+    expect(after([...clean(500), false, false])).toBeGreaterThan(QUARANTINE_P_CHEAT);
+    expect(after([false, ...clean(15)])).toBeLessThan(CHEAT_PRIOR);
   });
 
   it.each<[string, boolean[], "below" | "suspect" | "quarantine"]>([
@@ -52,10 +62,10 @@ describe("P(cheat) by Bayes' rule", () => {
     } else expect(p).toBeLessThan(SUSPECT_P_CHEAT);
   });
 
-  it("clean checks settle below the prior but not at zero (about ten checks of memory)", () => {
+  it("clean checks settle below the prior, at a level they no longer move (about ten checks of memory)", () => {
     const settled = pAfter(clean(500));
-    expect(settled).toBeLessThan(CHEAT_PRIOR / 5);
-    expect(settled).toBeGreaterThan(CHEAT_PRIOR / 100);
+    expect(settled).toBeLessThan(CHEAT_PRIOR);
+    expect(settled).toBeGreaterThan(CHEAT_PRIOR / 1000);
     expect(pAfter(clean(1000))).toBeCloseTo(settled, 12);
   });
 

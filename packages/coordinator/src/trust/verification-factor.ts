@@ -34,6 +34,16 @@ export const QUARANTINE_P_CHEAT = 0.99;
 /** At or above this P(cheat) the node is `suspect` and every job it runs is checked: any failed check puts it there. */
 export const SUSPECT_P_CHEAT = 0.1;
 
+/**
+ * The least share of its jobs a cheater is assumed to cheat on. A node need not cheat every time, and the bench
+ * measures the miss rate of a check on a cheated job, so P(a check fails | cheater) = share × (1 − miss). Assuming
+ * one job in five keeps both updates conservative: a failure weighs 2,000:1 rather than 10,000:1 (fewer honest
+ * nodes quarantined by a false positive), and a pass only 0.8:1 (a clean run clears a node slowly, and a node that
+ * cheats now and then is not cleared by the jobs it ran honestly). A node cheating on fewer jobs gains less and is
+ * still caught, more slowly.
+ */
+export const CHEAT_SHARE = 0.2;
+
 /** Log-odds are kept within ±this: far beyond any threshold, and never infinite. */
 const LOG_ODDS_LIMIT = 50;
 
@@ -48,14 +58,16 @@ export function probabilityOf(logOddsValue: number): number {
 export const PRIOR_LOG_ODDS = logOdds(CHEAT_PRIOR);
 
 /**
- * P(cheat) log-odds after one check. A failure multiplies the odds by P(fail | cheat) / P(fail | honest)
- * = (1 − miss) / falsePositive; a pass first decays the odds toward the prior, then multiplies them by
- * P(pass | cheat) / P(pass | honest) = miss / (1 − falsePositive).
+ * P(cheat) log-odds after one check, with P(fail | cheater) = CHEAT_SHARE × (1 − miss). A failure multiplies the
+ * odds by P(fail | cheater) / P(fail | honest) = P(fail | cheater) / falsePositive; a pass first decays the odds
+ * toward the prior, then multiplies them by P(pass | cheater) / P(pass | honest) = (1 − P(fail | cheater)) /
+ * (1 − falsePositive).
  */
 export function afterCheck(cheatLogOdds: number, passed: boolean, rates: CheckLikelihoods = MEASURED_LIKELIHOODS): number {
+  const failIfCheater = CHEAT_SHARE * (1 - rates.missRate);
   const next = passed
-    ? PRIOR_LOG_ODDS + CLEAN_CHECK_DECAY * (cheatLogOdds - PRIOR_LOG_ODDS) + Math.log(rates.missRate / (1 - rates.falsePositiveRate))
-    : cheatLogOdds + Math.log((1 - rates.missRate) / rates.falsePositiveRate);
+    ? PRIOR_LOG_ODDS + CLEAN_CHECK_DECAY * (cheatLogOdds - PRIOR_LOG_ODDS) + Math.log((1 - failIfCheater) / (1 - rates.falsePositiveRate))
+    : cheatLogOdds + Math.log(failIfCheater / rates.falsePositiveRate);
   return Math.max(-LOG_ODDS_LIMIT, Math.min(LOG_ODDS_LIMIT, next));
 }
 
