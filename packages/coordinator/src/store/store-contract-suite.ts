@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TesseraError, type ChatMessage, type Sampling } from "@tessera/protocol";
 import { MAX_KEY_TEXT } from "./codec.js";
 import { storableText } from "./storable-text.js";
-import type { NewJob, NewJoinToken, NodeRegistration, Store } from "./types.js";
+import type { NewJob, NewJoinToken, NodeRegistration, NodeStandingRecord, Store } from "./types.js";
 
 export interface StoreHarness {
   store: Store;
@@ -509,6 +509,66 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         await expectCode(store.updateNodeCommand("c1", { status: "running", progress: 1.5, at: t(1) }), "bad_request");
         expect(await store.updateNodeCommand("ghost", { status: "running", at: t(1) })).toBe(false);
         expect((await store.getNodeCommand("c1"))?.status).toBe("queued");
+      });
+    });
+
+    describe("node standing", () => {
+      const standing = (n: number, overrides: Partial<NodeStandingRecord> = {}): NodeStandingRecord => ({
+        nodeId: nodeId(n),
+        operatorId: nodeId(100 + n),
+        outcomes: "1101",
+        cheatLogOdds: -4.59511985013459,
+        checksPassed: 3,
+        checksFailed: 1,
+        cooldownUntil: t(3600),
+        offenceStreak: 2,
+        lastOffenceAt: t(0),
+        quarantinedAt: null,
+        updatedAt: t(1),
+        ...overrides,
+      });
+
+      it("stores a node's standing whole and replaces it whole", async () => {
+        await store.saveNodeStanding(standing(2));
+        await store.saveNodeStanding(standing(1));
+        expect(await store.listNodeStandings()).toEqual([standing(1), standing(2)]);
+        const quarantined = standing(1, { outcomes: "1".repeat(200), cheatLogOdds: 12.5, checksFailed: 2, cooldownUntil: null, lastOffenceAt: null, quarantinedAt: t(7), updatedAt: t(8) });
+        await store.saveNodeStanding(quarantined);
+        expect(await store.listNodeStandings()).toEqual([quarantined, standing(2)]);
+      });
+
+      it("refuses a malformed window, a non-finite P(cheat) or a negative count, and stores nothing", async () => {
+        for (const bad of [
+          standing(1, { outcomes: "1".repeat(201) }),
+          standing(1, { outcomes: "12" }),
+          standing(1, { cheatLogOdds: Number.NaN }),
+          standing(1, { cheatLogOdds: Number.POSITIVE_INFINITY }),
+          standing(1, { checksPassed: -1 }),
+          standing(1, { offenceStreak: 1.5 }),
+        ]) {
+          await expectCode(store.saveNodeStanding(bad), "bad_request");
+        }
+        expect(await store.listNodeStandings()).toEqual([]);
+      });
+
+      it("counts an operator's completed jobs without losing concurrent ones", async () => {
+        expect(await store.addOperatorCompletedJob("op-a", t(0))).toBe(1);
+        await Promise.all(Array.from({ length: 20 }, (_, i) => store.addOperatorCompletedJob("op-a", t(i + 1))));
+        await store.addOperatorCompletedJob("op-b", t(5));
+        const list = await store.listOperatorStandings();
+        expect(list.map((o) => [o.operatorId, o.completedJobs])).toEqual([
+          ["op-a", 21],
+          ["op-b", 1],
+        ]);
+        expect(list[1]!.updatedAt).toEqual(t(5));
+      });
+
+      it("keeps standing across close and reopen", async () => {
+        await store.saveNodeStanding(standing(1, { quarantinedAt: t(9) }));
+        await store.addOperatorCompletedJob("op-a", t(0));
+        store = await harness.reopen();
+        expect(await store.listNodeStandings()).toEqual([standing(1, { quarantinedAt: t(9) })]);
+        expect((await store.listOperatorStandings())[0]?.completedJobs).toBe(1);
       });
     });
 
