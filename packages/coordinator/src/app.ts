@@ -9,6 +9,7 @@ import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { modelRoutes } from "./routes/models.js";
 import { nodeRoutes } from "./routes/nodes.js";
+import { nodeViewRoutes } from "./routes/node-view.js";
 import { nodeCommandRoutes } from "./routes/node-commands.js";
 import { openaiRoutes } from "./routes/openai.js";
 
@@ -32,6 +33,7 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
   installErrorHandling(app, ctx.logger);
   healthRoutes(app, ctx);
   nodeRoutes(app, ctx);
+  nodeViewRoutes(app, ctx);
   nodeCommandRoutes(app, ctx);
   jobRoutes(app, ctx);
   modelRoutes(app, ctx);

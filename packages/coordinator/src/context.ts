@@ -11,6 +11,7 @@ import type { ShardingManager } from "./sharding/index.js";
 import type { NodeRegistry } from "./registry.js";
 import type { Store } from "./store/types.js";
 import type { Admission } from "./trust/admission.js";
+import type { NodeStanding } from "./trust/node-standing.js";
 
 /** Everything the HTTP routes and the session hub share; wired once in `coordinator.ts`. */
 export interface CoordinatorContext {
@@ -20,6 +21,8 @@ export interface CoordinatorContext {
   registry: NodeRegistry;
   jobs: JobManager;
   speed: SpeedMetrics;
+  /** Each node's reputation, tier, cooldown and quarantine (trust/node-standing.ts). */
+  standing: NodeStanding;
   metrics: CoordinatorMetrics;
   nodeAuth: NodeAuthDeps;
   limiter: RateLimiter;

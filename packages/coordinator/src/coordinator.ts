@@ -11,6 +11,8 @@ import { JobManager } from "./jobs/job-manager.js";
 import { DEFAULT_PROGRESS_LIMITS } from "./jobs/progress-deadline.js";
 import { SchedulerChooser } from "./jobs/scheduler-chooser.js";
 import { SpeedMetrics } from "./jobs/speed-metrics.js";
+import { NodeStanding } from "./trust/node-standing.js";
+import { speedSamplesOf } from "./trust/speed-samples.js";
 import { createLogger, type Logger } from "./logger.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { RateLimiter } from "./rate-limiter.js";
@@ -101,13 +103,23 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   });
   const speed = new SpeedMetrics();
   const prometheus = new CoordinatorMetrics(registry, () => ({ active: jobs.activeCount, pending: jobs.pendingCount }));
+  const standing = new NodeStanding({
+    clock,
+    store,
+    logger,
+    operatorOf: (nodeId) => registry.get(nodeId)?.operatorId ?? nodeId,
+    speedSamples: () => speedSamplesOf(registry.all(), speed),
+    onCooldown: (offence) => prometheus.cooldownsStarted.inc({ offence }),
+  });
+  prometheus.observeStanding(() => standing.tally(Array.from(registry.all(), (node) => node.id)));
   jobs = new JobManager({
     metrics: prometheus,
     clock,
     registry,
     store,
-    chooser: new SchedulerChooser(speed),
+    chooser: new SchedulerChooser(speed, Math.random, standing),
     speed,
+    standing,
     logger,
     pendingTimeoutMs: config.pendingTimeoutS * 1000,
     jobTimeoutMs: config.jobTimeoutS * 1000,
@@ -118,6 +130,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
   const admission = new Admission(store, clock, config.admission);
   await restoreState(store, registry, speed, clock, admission);
+  standing.restore(await store.listNodeStandings(), await store.listOperatorStandings());
   const admissionWatch = new AdmissionWatch(store, registry, clock, logger);
   const ctx: CoordinatorContext = {
     config,
@@ -126,6 +139,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     registry,
     jobs,
     speed,
+    standing,
     metrics: prometheus,
     nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier },
     limiter: new RateLimiter(),

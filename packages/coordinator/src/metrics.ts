@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { NODE_TIERS, type NodeTier } from "@tessera/protocol";
 import type { NodeRegistry } from "./registry.js";
 
 /**
@@ -35,6 +36,12 @@ export class CoordinatorMetrics {
   });
   readonly heartbeats = new Counter({ name: "tessera_heartbeats_total", help: "Signed node heartbeats accepted", registers: [this.registry] });
   readonly nodesMarkedOffline = new Counter({ name: "tessera_nodes_marked_offline_total", help: "Times a node went offline, by reason", labelNames: ["reason"] as const, registers: [this.registry] });
+  readonly cooldownsStarted = new Counter({
+    name: "tessera_node_cooldowns_total",
+    help: "Routing cooldowns started by a node's offence on a job: failed, timed_out, stalled, lost (an offence during a cooldown starts none)",
+    labelNames: ["offence"] as const,
+    registers: [this.registry],
+  });
 
   constructor(registry: NodeRegistry, activeJobs: () => { active: number; pending: number }) {
     collectDefaultMetrics({ register: this.registry });
@@ -57,6 +64,28 @@ export class CoordinatorMetrics {
         const { active, pending } = activeJobs();
         this.set({ state: "pending" }, pending);
         this.set({ state: "active" }, active - pending);
+      },
+    });
+  }
+
+  /** Gauges of the nodes known here by tier, and of those quarantined, read from the standing at each scrape. */
+  observeStanding(tally: () => { tiers: Record<NodeTier, number>; quarantined: number }): void {
+    new Gauge({
+      name: "tessera_nodes_by_tier",
+      help: "Nodes known to this coordinator by standing tier (probation, normal, trusted, suspect)",
+      labelNames: ["tier"] as const,
+      registers: [this.registry],
+      collect() {
+        const { tiers } = tally();
+        for (const tier of NODE_TIERS) this.set({ tier }, tiers[tier]);
+      },
+    });
+    new Gauge({
+      name: "tessera_nodes_quarantined",
+      help: "Nodes quarantined for likely cheating: routed no jobs, earnings held",
+      registers: [this.registry],
+      collect() {
+        this.set(tally().quarantined);
       },
     });
   }

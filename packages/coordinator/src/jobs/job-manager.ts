@@ -18,6 +18,7 @@ import { type JobEvent, LiveJob } from "./live-job.js";
 import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
+import type { NodeStanding, Offence } from "../trust/node-standing.js";
 import { decisionTimer } from "./decision-timer.js";
 import { scanForStop } from "./stop-sequences.js";
 import { creditCompletion, creditPrompt, promptTokenBound } from "./honest-usage.js";
@@ -40,7 +41,12 @@ export interface JobManagerOptions {
   speed: SpeedMetrics;
   /** How long an accepted job may go without a part before it is moved to another node. */
   progress?: ProgressLimits;
+  /** Told how each node's turn at a job ended (reputation, cooldowns, probation). */
+  standing?: Pick<NodeStanding, "recordOutcome">;
 }
+
+/** Errors a node may answer with to decline a job before doing any work (like `job.reject`): nobody's offence. */
+const DECLINE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["no_capacity", "rate_limited"]);
 
 export interface SubmitRequest {
   ownerId: string;
@@ -185,7 +191,7 @@ export class JobManager {
       }
       this.o.logger.warn({ job: job.id, node: short(nodeId), reason, sent_chars: job.text.length }, "node lost; failing over");
       this.o.metrics?.failovers.inc();
-      this.takeBack(job, { exclude: true, front: true });
+      this.takeBack(job, { exclude: true, front: true, offence: "lost" });
     }
     this.dispatch();
   }
@@ -199,10 +205,10 @@ export class JobManager {
         continue;
       }
       if (now - job.createdAt >= this.o.jobTimeoutMs) {
-        this.fail(job, "timeout", `job did not complete within ${Math.round(this.o.jobTimeoutMs / 1000)} s`);
+        this.fail(job, "timeout", `job did not complete within ${Math.round(this.o.jobTimeoutMs / 1000)} s`, "timed_out");
       } else if (job.attempt && job.attempt.acceptedAt === undefined && now >= job.attempt.acceptDeadline) {
         this.o.logger.warn({ job: job.id, node: short(job.attempt.nodeId) }, "node did not accept in time; reassigning");
-        this.takeBack(job, { exclude: true, front: true });
+        this.takeBack(job, { exclude: true, front: true, offence: "timed_out" });
       } else if (job.attempt?.progressDeadline !== undefined && now >= job.attempt.progressDeadline) {
         // Accepted, then silent: the node may be wedged while its session and heartbeats look healthy. Treated as a
         // lost node for this job (continued elsewhere from the text already sent), not for its other jobs.
@@ -212,7 +218,7 @@ export class JobManager {
         this.o.logger.warn({ job: job.id, node: short(attempt.nodeId), phase, silent_ms: waited, sent_chars: job.text.length }, "node stalled; failing over");
         this.o.metrics?.failovers.inc();
         this.o.metrics?.stalls.inc({ phase: attempt.firstTokenAt === undefined ? "first_token" : "between_tokens" });
-        this.takeBack(job, { exclude: true, front: true });
+        this.takeBack(job, { exclude: true, front: true, offence: "stalled" });
       } else if (job.status === "pending" && !job.attempt && now - job.queuedAt >= this.o.pendingTimeoutMs) {
         this.fail(job, "no_capacity", `no node was free to serve model "${job.model}" within ${Math.round(this.o.pendingTimeoutMs / 1000)} s`);
       }
@@ -225,6 +231,8 @@ export class JobManager {
     if (this.pending.length === 0) return;
     const now = this.o.clock.now();
     const nodes = [...this.o.registry.all()];
+    // Jobs no wait can help (every node serving the model is quarantined) fail after the loop, which `fail` re-enters.
+    let unservable: Array<[LiveJob, string]> | undefined;
     for (let i = 0; i < this.pending.length; ) {
       const job = this.pending[i]!;
       this.decisionTimer?.start();
@@ -235,12 +243,14 @@ export class JobManager {
         this.o.metrics.routingDecisionCpu.observe(took.cpuSeconds);
       }
       if (choice.nodeId === undefined) {
+        if (choice.waitable === false) (unservable ??= []).push([job, choice.reason]);
         i++;
         continue;
       }
       this.pending.splice(i, 1);
       this.assign(job, this.o.registry.get(choice.nodeId)!);
     }
+    for (const [job, reason] of unservable ?? []) if (!job.finished) this.fail(job, "no_capacity", reason);
   }
 
   private assign(job: LiveJob, node: LiveNode): void {
@@ -363,10 +373,10 @@ export class JobManager {
         }
         if (ERROR_CODES[code].retryable && job.attempts < this.maxAttempts) {
           this.o.logger.warn({ job: job.id, node: short(attempt.nodeId), code, message: part.message }, "node reported a retryable error; moving the job");
-          this.takeBack(job, { exclude: true, front: true });
+          this.takeBack(job, { exclude: true, front: true, ...(DECLINE_CODES.has(code) ? {} : { offence: "failed" as const }) });
           this.dispatch();
         } else {
-          this.fail(job, code, part.message);
+          this.fail(job, code, part.message, DECLINE_CODES.has(code) ? undefined : "failed");
         }
         return;
       }
@@ -374,9 +384,10 @@ export class JobManager {
   }
 
   /** Ends the current attempt, credits its tokens, and (unless the job is over) puts the job back in the queue. */
-  private takeBack(job: LiveJob, opts: { exclude: boolean; front?: boolean }): void {
+  private takeBack(job: LiveJob, opts: { exclude: boolean; front?: boolean; offence?: Offence }): void {
     const attempt = this.endAttempt(job);
     if (!attempt) return;
+    if (opts.offence) this.o.standing?.recordOutcome(attempt.nodeId, opts.offence);
     if (opts.exclude) job.excludedNodes.add(attempt.nodeId);
     this.cancelOnNode(job, attempt.nodeId, "reassigned");
     if (job.text.length > 0 && job.completionTokens >= job.sampling.max_tokens) {
@@ -419,6 +430,7 @@ export class JobManager {
     if (attempt) {
       this.recordMetrics(job, attempt, now);
       this.endAttempt(job);
+      this.o.standing?.recordOutcome(attempt.nodeId, "completed");
       if (attempt.reportedUsage) {
         const prompt = creditPrompt(attempt.reportedUsage.prompt_tokens, attempt.promptBound, attempt.promptEstimate);
         if (prompt.correction) this.flagUsage(job, attempt, "prompt_over_bound");
@@ -447,11 +459,13 @@ export class JobManager {
     this.dispatch();
   }
 
-  private fail(job: LiveJob, code: ErrorCode, message: string): void {
+  /** `offence`: the node holding the job is at fault (it errored or ran out the job's time), for its standing. */
+  private fail(job: LiveJob, code: ErrorCode, message: string, offence?: Offence): void {
     const attempt = job.attempt;
     if (attempt) {
       this.cancelOnNode(job, attempt.nodeId, code);
       this.endAttempt(job);
+      if (offence) this.o.standing?.recordOutcome(attempt.nodeId, offence);
     }
     const index = this.pending.indexOf(job);
     if (index !== -1) this.pending.splice(index, 1);
