@@ -357,11 +357,22 @@ export class JobManager {
         }
         return;
       }
+      case "tool-calls":
+        // Counted like text (ids where the node sent them), kept on the attempt until its finish.
+        attempt.toolCalls = part.calls;
+        if (!part.tokens) attempt.exactTokens = false;
+        attempt.completionTokens += part.tokens?.length ?? part.calls.length;
+        attempt.relayedBytes += Buffer.byteLength(JSON.stringify(part.calls), "utf8");
+        attempt.lastPartAt = this.o.clock.now();
+        return;
       case "usage":
         attempt.reportedUsage = { prompt_tokens: part.prompt_tokens, completion_tokens: part.completion_tokens };
         return;
       case "finish":
-        if (part.reason === "stop" || part.reason === "length") this.complete(job, part.reason);
+        if (part.reason === "stop" || part.reason === "length") {
+          job.toolCalls = attempt.toolCalls;
+          this.complete(job, part.reason);
+        }
         return;
       case "error": {
         const code: ErrorCode = isErrorCode(part.code) ? part.code : "internal_error";

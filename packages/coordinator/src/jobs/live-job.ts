@@ -1,4 +1,4 @@
-import type { ChatMessage, ErrorCode, JobStatus, Sampling } from "@tessera/protocol";
+import type { ChatMessage, ErrorCode, JobStatus, Sampling, ToolCall } from "@tessera/protocol";
 
 /** What subscribers to a job's stream hear. `text` events carry only new text, never a repeat. */
 export type JobEvent =
@@ -36,6 +36,8 @@ export interface Attempt {
   continuation: boolean;
   /** Jobs the node was running (this one included) when this attempt began; for solo-equivalent speed. */
   nodeLoadAtStart: number;
+  /** The tools this attempt's node called; they become the job's only when the node finishes. */
+  toolCalls?: ToolCall[];
   /** Once accepted: the instant by which the node must send its next part, or the job is taken back (a stall). */
   progressDeadline?: number;
 }
@@ -69,6 +71,8 @@ export class LiveJob {
   completedAt: number | undefined;
   promptTokens: number | undefined;
   finishReason: "stop" | "length" | undefined;
+  /** The tools the answer called (the job then finished with them: OpenAI's `finish_reason: "tool_calls"`). */
+  toolCalls: ToolCall[] | undefined;
   error: { code: ErrorCode; message: string } | undefined;
   readonly listeners = new Set<(event: JobEvent) => void>();
   /** Serialises this job's store writes so they land in order. */

@@ -5,10 +5,14 @@ import {
   ChatCompletionRequest,
   OPENAI_DEFAULT_TEMPERATURE,
   type OpenAIModel,
+  type Sampling,
   type OpenAIModelList,
+  type ToolCall,
+  type ToolCallDelta,
   SSE_DONE,
   TesseraError,
   chatCompletionMaxTokens,
+  normalizeResponseFormat,
   normalizeStop,
   openAIErrorBody,
   unsupportedChatField,
@@ -40,6 +44,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
         top_p: body.top_p ?? 1,
         ...(body.seed != null ? { seed: body.seed } : {}),
         ...(normalizeStop(body.stop) ? { stop: normalizeStop(body.stop) } : {}),
+        ...constraintsOf(body),
       },
     });
     const id = `chatcmpl-${job.id}`;
@@ -57,7 +62,11 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
         object: "chat.completion",
         created,
         model,
-        choices: [{ index: 0, message: { role: "assistant", content: finished.text }, finish_reason: finished.finishReason ?? "stop" }],
+        choices: [
+          finished.toolCalls
+            ? { index: 0, message: { role: "assistant", content: finished.text || null, tool_calls: finished.toolCalls }, finish_reason: "tool_calls" }
+            : { index: 0, message: { role: "assistant", content: finished.text }, finish_reason: finished.finishReason ?? "stop" },
+        ],
         usage: usageOf(finished),
       };
       return completion;
@@ -65,7 +74,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
 
     const sse = openSse(reply);
     sse.onClientGone(() => ctx.jobs.cancel(job.id, "client disconnected"));
-    const chunk = (delta: ChatCompletionChunk["choices"][0]["delta"], finish: "stop" | "length" | null): ChatCompletionChunk => ({
+    const chunk = (delta: ChatCompletionChunk["choices"][0]["delta"], finish: ChatCompletionChunk["choices"][0]["finish_reason"]): ChatCompletionChunk => ({
       id,
       object: "chat.completion.chunk",
       created,
@@ -76,7 +85,8 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
     if (job.visibleText) sse.write(sseData(chunk({ content: job.visibleText }, null)));
     const finish = () => {
       if (job.status === "completed") {
-        sse.write(sseData(chunk({}, job.finishReason ?? "stop")));
+        if (job.toolCalls) for (const delta of toolCallDeltas(job.toolCalls)) sse.write(sseData(chunk({ tool_calls: [delta] }, null)));
+        sse.write(sseData(chunk({}, job.toolCalls ? "tool_calls" : (job.finishReason ?? "stop"))));
         if (body.stream_options?.include_usage) {
           sse.write(sseData({ id, object: "chat.completion.chunk", created, model, choices: [], usage: usageOf(job) } satisfies ChatCompletionChunk));
         }
@@ -133,6 +143,30 @@ function onlineModelObjects(ctx: CoordinatorContext): OpenAIModel[] {
     if (online.has(target) && !online.has(alias)) models.push(object(alias, target));
   }
   return models.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/**
+ * What a job carries besides sampling proper: the JSON format and the tools. `text` and an empty tool list ask for
+ * nothing and are dropped; `tool_choice` and `parallel_tool_calls` travel only with tools to apply to.
+ */
+function constraintsOf(body: ChatCompletionRequest): Pick<Sampling, "response_format" | "tools" | "tool_choice" | "parallel_tool_calls"> {
+  const out: Pick<Sampling, "response_format" | "tools" | "tool_choice" | "parallel_tool_calls"> = {};
+  const format = normalizeResponseFormat(body.response_format);
+  if (format) out.response_format = format;
+  if (body.tools && body.tools.length > 0) {
+    out.tools = body.tools;
+    if (body.tool_choice != null) out.tool_choice = body.tool_choice;
+    if (body.parallel_tool_calls != null) out.parallel_tool_calls = body.parallel_tool_calls;
+  }
+  return out;
+}
+
+/** A finished call as OpenAI streams one: a delta with id, type and name, then one with the arguments. */
+function toolCallDeltas(calls: ToolCall[]): ToolCallDelta[] {
+  return calls.flatMap((call, index): ToolCallDelta[] => [
+    { index, id: call.id, type: "function", function: { name: call.function.name, arguments: "" } },
+    { index, function: { arguments: call.function.arguments } },
+  ]);
 }
 
 function usageOf(job: LiveJob) {

@@ -2,6 +2,8 @@ import { z } from "zod";
 import { ChatMessages } from "./chat-message.js";
 import { DEFAULT_MAX_TOKENS, MaxTokens, ModelName, Seed, StopParam, Temperature, TopP } from "./sampling.js";
 import type { Usage } from "./job.js";
+import { ResponseFormatParam } from "./response-format.js";
+import { ToolChoice, type ToolCall, Tools } from "./tools.js";
 
 /**
  * `POST /v1/chat/completions`, the OpenAI shape: the fields we honour, validated. Fields we would have to ignore
@@ -20,6 +22,20 @@ export const ChatCompletionRequest = z.looseObject({
   n: z.literal(1, "n must be 1: several choices per request are not supported yet").nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
+  response_format: ResponseFormatParam.nullish(),
+  tools: Tools.nullish(),
+  tool_choice: ToolChoice.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+}).superRefine((req, ctx) => {
+  // As OpenAI: a tool_choice other than none needs tools, and a named one must be among them.
+  const choice = req.tool_choice;
+  if (choice == null || choice === "none") return;
+  const tools = req.tools ?? [];
+  if (tools.length === 0) {
+    ctx.addIssue({ code: "custom", message: "tool_choice is only allowed when tools are specified", path: ["tool_choice"] });
+  } else if (typeof choice === "object" && !tools.some((t) => t.function.name === choice.function.name)) {
+    ctx.addIssue({ code: "custom", message: `tool_choice names ${choice.function.name}, which is not among tools`, path: ["tool_choice", "function", "name"] });
+  }
 });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequest>;
 
@@ -29,14 +45,14 @@ export function chatCompletionMaxTokens(req: ChatCompletionRequest): number {
   return req.max_completion_tokens ?? req.max_tokens ?? DEFAULT_MAX_TOKENS;
 }
 
-export type OpenAIFinishReason = "stop" | "length";
+export type OpenAIFinishReason = "stop" | "length" | "tool_calls";
 
 export interface ChatCompletion {
   id: string;
   object: "chat.completion";
   created: number;
   model: string;
-  choices: [{ index: 0; message: { role: "assistant"; content: string }; finish_reason: OpenAIFinishReason }];
+  choices: [{ index: 0; message: { role: "assistant"; content: string | null; tool_calls?: ToolCall[] }; finish_reason: OpenAIFinishReason }];
   usage: Usage;
 }
 
@@ -45,8 +61,16 @@ export interface ChatCompletionChunk {
   object: "chat.completion.chunk";
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: "assistant"; content?: string }; finish_reason: OpenAIFinishReason | null }[];
+  choices: { index: 0; delta: { role?: "assistant"; content?: string; tool_calls?: ToolCallDelta[] }; finish_reason: OpenAIFinishReason | null }[];
   usage?: Usage | null;
+}
+
+/** One streamed piece of a tool call: the first for an index has id, type and name; later ones add arguments. */
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  type?: "function";
+  function: { name?: string; arguments: string };
 }
 
 export interface OpenAIModel {

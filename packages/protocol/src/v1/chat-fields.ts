@@ -17,6 +17,10 @@ export const HONOURED_CHAT_FIELDS = [
   "n",
   "stream",
   "stream_options",
+  "response_format",
+  "tools",
+  "tool_choice",
+  "parallel_tool_calls",
 ] as const;
 
 /** Accepted and ignored: bookkeeping for OpenAI's own platform, with no effect on the answer. */
@@ -29,10 +33,6 @@ const NEUTRAL_VALUES: Record<string, (value: unknown) => boolean> = {
   logit_bias: (v) => typeof v === "object" && v !== null && Object.keys(v).length === 0,
   logprobs: (v) => v === false,
   top_logprobs: (v) => v === 0,
-  tools: (v) => Array.isArray(v) && v.length === 0,
-  tool_choice: (v) => v === "none",
-  parallel_tool_calls: () => true,
-  response_format: (v) => typeof v === "object" && v !== null && (v as { type?: unknown }).type === "text",
   modalities: (v) => Array.isArray(v) && v.every((m) => m === "text"),
 };
 
@@ -51,8 +51,9 @@ export function unsupportedChatField(body: unknown): { param: string; message: s
   if (Array.isArray(messages)) {
     for (const [i, m] of messages.entries()) {
       const message = m as { role?: unknown; content?: unknown };
-      if (message?.role === "tool" || message?.role === "function") {
-        return { param: `messages.${i}.role`, message: `messages.${i}: ${String(message.role)} messages are not supported yet (Tessera has no tool calls yet)` };
+      // OpenAI's deprecated `function` role (before tools): its `tool` successor is honoured.
+      if (message?.role === "function") {
+        return { param: `messages.${i}.role`, message: `messages.${i}: function messages are deprecated and not supported; use tool messages` };
       }
       if (!Array.isArray(message?.content)) continue;
       for (const [j, part] of (message.content as { type?: unknown }[]).entries()) {

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { ResponseFormat } from "./response-format.js";
+import { ToolChoice, Tools } from "./tools.js";
 
 /** Limits shared by the native and OpenAI request shapes. One definition each. */
 export const MAX_TOKENS_LIMIT = 32_768;
@@ -32,5 +34,12 @@ export const Sampling = z.object({
   seed: Seed.optional(),
   /** Applied by the coordinator to the text it relays (every backend, across failover); nodes may use it to stop early. */
   stop: StopSequences.optional(),
+  /** The answer must be JSON (response-format.ts); the node constrains generation or refuses the job. */
+  response_format: ResponseFormat.optional(),
+  /** Functions the model may call (tools.ts); a node whose backend cannot offer them refuses the job. */
+  tools: Tools.optional(),
+  tool_choice: ToolChoice.optional(),
+  /** false: at most one call per answer. Absent: the backend's default (OpenAI's: several allowed). */
+  parallel_tool_calls: z.boolean().optional(),
 });
 export type Sampling = z.infer<typeof Sampling>;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ERROR_CODE_LIST } from "../errors.js";
+import { ToolCall } from "./tools.js";
 
 /**
  * The one internal stream-part union. Backends yield it, the session carries it, the coordinator translates it to
@@ -21,6 +22,17 @@ export const UsagePart = z.object({
   prompt_tokens: z.number().int().min(0),
   completion_tokens: z.number().int().min(0),
 });
+/**
+ * The tools the model called, all of them in one part, after any text and before usage and finish (a backend that
+ * streams calls piecemeal assembles them first). The answer then ends as OpenAI's does with `finish_reason:
+ * "tool_calls"`; a node lost before its finish takes its calls with it, and the next node makes them again.
+ */
+export const ToolCallsPart = z.object({
+  type: z.literal("tool-calls"),
+  calls: z.array(ToolCall).min(1).max(128),
+  /** Token ids the calls were generated as, where the backend reports them (usage is counted from them). */
+  tokens: z.array(z.number().int().min(0)).optional(),
+});
 export const FinishPart = z.object({ type: z.literal("finish"), reason: FinishReason });
 export const ErrorPart = z.object({
   type: z.literal("error"),
@@ -28,9 +40,10 @@ export const ErrorPart = z.object({
   message: z.string(),
 });
 
-export const StreamPart = z.discriminatedUnion("type", [TextDeltaPart, UsagePart, FinishPart, ErrorPart]);
+export const StreamPart = z.discriminatedUnion("type", [TextDeltaPart, ToolCallsPart, UsagePart, FinishPart, ErrorPart]);
 export type StreamPart = z.infer<typeof StreamPart>;
 export type TextDeltaPart = z.infer<typeof TextDeltaPart>;
+export type ToolCallsPart = z.infer<typeof ToolCallsPart>;
 export type UsagePart = z.infer<typeof UsagePart>;
 export type FinishPart = z.infer<typeof FinishPart>;
 export type ErrorPart = z.infer<typeof ErrorPart>;
