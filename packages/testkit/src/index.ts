@@ -2,3 +2,4 @@ export * from "./fakes/index.js";
 export * from "./gguf/index.js";
 export * from "./greedy-reference.js";
 export * from "./cluster/index.js";
+export * from "./schema-violations.js";

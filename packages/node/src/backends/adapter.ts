@@ -1,4 +1,4 @@
-import type { ChatMessage, FinishReason, Sampling, StreamPart } from "@tessera/protocol";
+import type { ChatMessage, FinishReason, Sampling, StreamPart, ToolCall } from "@tessera/protocol";
 
 /**
  * The one narrow interface every inference backend sits behind (the AI SDK's LanguageModel shape).
@@ -29,6 +29,8 @@ export interface GenerateResult {
   finishReason: FinishReason;
   /** Per-token log-probabilities, where the backend reports them. */
   logprobs?: number[];
+  /** The tools the model called, when it called any. */
+  toolCalls?: ToolCall[];
 }
 
 export interface BackendModel {
@@ -67,11 +69,15 @@ export async function collectStream(parts: AsyncIterable<StreamPart>): Promise<G
   const logprobs: number[] = [];
   let usage = { prompt_tokens: 0, completion_tokens: 0 };
   let finishReason: FinishReason = "stop";
+  let toolCalls: ToolCall[] | undefined;
   for await (const part of parts) {
     switch (part.type) {
       case "text-delta":
         text += part.text;
         if (part.logprobs) logprobs.push(...part.logprobs);
+        break;
+      case "tool-calls":
+        toolCalls = part.calls;
         break;
       case "usage":
         usage = { prompt_tokens: part.prompt_tokens, completion_tokens: part.completion_tokens };
@@ -83,5 +89,8 @@ export async function collectStream(parts: AsyncIterable<StreamPart>): Promise<G
         throw Object.assign(new Error(part.message), { code: part.code });
     }
   }
-  return logprobs.length > 0 ? { text, usage, finishReason, logprobs } : { text, usage, finishReason };
+  const result: GenerateResult = { text, usage, finishReason };
+  if (logprobs.length > 0) result.logprobs = logprobs;
+  if (toolCalls) result.toolCalls = toolCalls;
+  return result;
 }

@@ -5,7 +5,10 @@ import { type ErrorCode, type StreamPart, TesseraError, modelIdFromFileName } fr
 import { type Llama, type LlamaContext, LlamaLogLevel, type LlamaModel, type Token, getLlama } from "node-llama-cpp";
 import { type BackendAdapter, type BackendModel, type GenerateRequest, type HealthResult, collectStream } from "../adapter.js";
 import { type PromptFormatter, createPromptFormatter } from "./prompt-format.js";
+import { type OutputPlan, grammarState, planOutput } from "./output-constraint.js";
 import { SequencePool } from "./sequence-pool.js";
+import { toolPromptMessages } from "./tool-prompt.js";
+import { ConstrainedAnswer } from "./constrained-answer.js";
 import { TokenTextStream } from "./token-text-stream.js";
 
 /** node-llama-cpp in-process on one GGUF file. See design.md. */
@@ -122,17 +125,36 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       yield failure(e.code, e.message);
       return;
     }
-    const { model, context, pool, formatter } = loaded;
+    const { llama, model, context, pool, formatter } = loaded;
     const signal = request.signal;
     const { max_tokens: maxTokens, temperature, top_p: topP, seed } = request.sampling;
+
+    let plan: OutputPlan;
+    try {
+      const planned = await planOutput(llama, request.sampling);
+      if (!planned.ok) {
+        yield failure("bad_request", planned.message);
+        return;
+      }
+      plan = planned.plan;
+    } catch (error) {
+      yield failure("bad_request", `could not build a grammar for response_format or tools: ${(error as Error).message}`);
+      return;
+    }
+    const messages = toolPromptMessages(request.messages, plan.kind === "tools" ? plan.tools : [], plan.kind === "tools" && plan.required);
 
     let prompt: Token[];
     let prefix: Token[];
     try {
-      prompt = formatter.promptTokens(request.messages);
+      prompt = formatter.promptTokens(messages);
       prefix = continuationTokens(model, prompt, request);
     } catch (error) {
       yield failure("bad_request", `could not format the prompt: ${(error as Error).message}`);
+      return;
+    }
+    const grammar = plan.kind === "free" ? undefined : grammarState(model, plan.grammar, prefix);
+    if (plan.kind !== "free" && !grammar) {
+      yield failure("bad_request", "the answer so far does not fit its response_format or tool grammar, so it cannot be continued here");
       return;
     }
     const input = [...prompt, ...prefix];
@@ -159,12 +181,14 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     let finish: "stop" | "length" | "cancelled" = "length";
     let generatedCount = 0;
     let failed: StreamPart | undefined;
+    const answer = new ConstrainedAnswer(plan.kind, prefix.length > 0);
     try {
       const tokens = sequence.evaluate(input, {
         temperature,
         topP: temperature > 0 ? topP : undefined,
         seed: temperature > 0 ? seed : undefined,
         yieldEogToken: true, // so that the loop, not node-llama-cpp, decides: EOG → finish "stop", never emitted
+        ...(grammar ? { grammarEvaluationState: grammar } : {}),
       });
       for await (const token of tokens) {
         if (signal?.aborted) {
@@ -177,7 +201,14 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
         }
         generatedCount++;
         const delta = text.push(token);
-        if (delta) yield { type: "text-delta", text: delta.text, tokens: delta.tokens };
+        if (delta) {
+          const out = answer.push(delta);
+          yield* out.parts;
+          if (out.ended) {
+            finish = "stop";
+            break;
+          }
+        }
         if (generatedCount >= maxTokens || sequence.nextTokenIndex >= context.contextSize) {
           finish = "length";
           break;
@@ -194,7 +225,8 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       await pool.release(sequence).catch(() => undefined);
     }
     const rest = text.flush();
-    if (rest) yield { type: "text-delta", text: rest.text, tokens: rest.tokens };
+    if (rest) yield* answer.push(rest).parts;
+    yield* answer.finish(finish === "stop");
     if (failed) {
       yield failed;
       return;

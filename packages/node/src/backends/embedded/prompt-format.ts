@@ -5,7 +5,7 @@ import { type ChatHistoryItem, type ChatWrapper, type LlamaModel, type Token, re
  * How the embedded backend turns chat messages into prompt tokens. The GGUF's own chat template wins; a model
  * without one gets the documented fallback below. `@tessera/testkit`'s greedyReference uses this same formatter.
  */
-const FALLBACK_ROLE_LABEL: Record<ChatMessage["role"], string> = { system: "System", user: "User", assistant: "Assistant" };
+const FALLBACK_ROLE_LABEL: Record<ChatMessage["role"], string> = { system: "System", user: "User", assistant: "Assistant", tool: "Tool" };
 
 /**
  * The fallback template (text only; BOS is added as a token when the model wants one):
@@ -25,7 +25,8 @@ export interface PromptFormatter {
 function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
   const history: ChatHistoryItem[] = messages.map((m): ChatHistoryItem => {
     if (m.role === "system") return { type: "system", text: m.content };
-    if (m.role === "user") return { type: "user", text: m.content };
+    // Tool turns are rewritten before formatting (tool-prompt.ts); one that reaches here is read as user input.
+    if (m.role === "user" || m.role === "tool") return { type: "user", text: m.content };
     return { type: "model", response: [m.content] };
   });
   history.push({ type: "model", response: [] }); // the open assistant turn the model writes

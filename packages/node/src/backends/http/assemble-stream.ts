@@ -1,5 +1,17 @@
-import { TesseraError, type FinishReason, type StreamPart } from "@tessera/protocol";
+import { randomBytes } from "node:crypto";
+import { TesseraError, type FinishReason, type StreamPart, type ToolCall } from "@tessera/protocol";
 import { errorPart } from "./backend-error.js";
+
+/**
+ * A piece of a tool call as servers stream them: the first piece for an `index` names the call (id, name), later ones
+ * append to its arguments. A server that sends whole calls sends one piece each.
+ */
+export interface ToolCallPiece {
+  index: number;
+  id?: string;
+  name?: string;
+  arguments?: string;
+}
 
 /** One decoded backend event, already mapped out of its wire format by the adapter. */
 export type BackendEvent =
@@ -10,6 +22,7 @@ export type BackendEvent =
       tokens?: number[];
       finish?: FinishReason;
       usage?: { prompt_tokens: number; completion_tokens: number };
+      toolCalls?: ToolCallPiece[];
     }
   | { kind: "error"; error: TesseraError };
 
@@ -20,6 +33,8 @@ export type BackendEvent =
  * - the caller aborting (`signal`) ends the stream with usage so far and `finish: cancelled`;
  * - an error event, or the body breaking off (reset, crash), is an error part (`internal_error` unless mapped);
  * - a body that ends cleanly without a finish reason is an error part too: the answer may be truncated;
+ * - tool-call pieces are assembled by index and sent as one tool-calls part before usage (an id the server left
+ *   out is made up, as clients need one to answer the call);
  * - usage comes from the backend; where it sent none, completion tokens are counted from the deltas (one per
  *   logprob entry when present, else one per non-empty delta) and prompt tokens are 0, documented per backend.
  */
@@ -31,6 +46,7 @@ export async function* assembleStream(
   let finish: FinishReason | undefined;
   let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
   let counted = 0;
+  const calls = new Map<number, { id?: string; name?: string; arguments: string }>();
   try {
     for await (const event of events) {
       if (event.kind === "error") {
@@ -43,6 +59,13 @@ export async function* assembleStream(
         if (event.logprobs) part.logprobs = event.logprobs;
         if (event.tokens) part.tokens = event.tokens;
         yield part;
+      }
+      for (const piece of event.toolCalls ?? []) {
+        const call = calls.get(piece.index) ?? { arguments: "" };
+        call.id ??= piece.id;
+        call.name ??= piece.name;
+        call.arguments += piece.arguments ?? "";
+        calls.set(piece.index, call);
       }
       if (event.usage) usage = event.usage;
       if (event.finish) finish = event.finish;
@@ -62,6 +85,17 @@ export async function* assembleStream(
   if (finish === undefined) {
     yield errorPart(new TesseraError("internal_error", `${backend}: stream ended before the answer finished`));
     return;
+  }
+  if (calls.size > 0) {
+    const assembled: ToolCall[] = [];
+    for (const [, call] of [...calls].sort(([a], [b]) => a - b)) {
+      if (!call.name) {
+        yield errorPart(new TesseraError("internal_error", `${backend}: a tool call came without a function name`));
+        return;
+      }
+      assembled.push({ id: call.id ?? `call_${randomBytes(12).toString("base64url")}`, type: "function", function: { name: call.name, arguments: call.arguments || "{}" } });
+    }
+    yield { type: "tool-calls", calls: assembled };
   }
   yield { type: "usage", prompt_tokens: usage?.prompt_tokens ?? 0, completion_tokens: usage?.completion_tokens ?? counted };
   yield { type: "finish", reason: finish };

@@ -14,5 +14,5 @@ export interface MaxOptions {
 }
 
 export function createMaxAdapter(options: MaxOptions): BackendAdapter {
-  return createOpenAICompatibleAdapter({ ...options, kind: "max", assistantPrefix: "unsupported" });
+  return createOpenAICompatibleAdapter({ ...options, kind: "max", assistantPrefix: "unsupported", generationOptions: { jsonObject: "as-schema" } });
 }

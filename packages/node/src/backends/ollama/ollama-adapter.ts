@@ -1,6 +1,6 @@
 import { TesseraError, type StreamPart } from "@tessera/protocol";
-import type { BackendAdapter, BackendModel, GenerateRequest, GenerateResult, HealthResult, PullProgress } from "../adapter.js";
-import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
+import { type BackendAdapter, type BackendModel, type GenerateRequest, type GenerateResult, type HealthResult, type PullProgress, collectStream } from "../adapter.js";
+import { assembleStream, type BackendEvent, type ToolCallPiece } from "../http/assemble-stream.js";
 import { backendErrorMessage, errorFromFetchFailure, errorFromResponse, errorPart } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
 import { readJsonLines } from "../http/read-body.js";
@@ -67,11 +67,13 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
     });
   }
 
-  async function* events(body: ReadableStream<Uint8Array>): AsyncGenerator<BackendEvent> {
+  async function* events(body: ReadableStream<Uint8Array>, parallel: boolean): AsyncGenerator<BackendEvent> {
+    // Ollama sends whole calls (no ids, arguments as objects), possibly over several lines; numbered here in order.
+    let callIndex = 0;
     for await (const raw of readJsonLines(body)) {
       const line = raw as {
         error?: unknown;
-        message?: { content?: unknown };
+        message?: { content?: unknown; tool_calls?: unknown };
         logprobs?: { logprob?: unknown }[];
         done?: boolean;
         done_reason?: unknown;
@@ -83,6 +85,11 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
         return;
       }
       const event: BackendEvent = { kind: "chunk", text: typeof line.message?.content === "string" ? line.message.content : "" };
+      const pieces = toolCallPieces(line.message?.tool_calls, callIndex, parallel);
+      if (pieces.length > 0) {
+        event.toolCalls = pieces;
+        callIndex += pieces.length;
+      }
       const lps = Array.isArray(line.logprobs) ? line.logprobs.map((l) => l.logprob) : [];
       if (lps.length > 0 && lps.every((l): l is number => typeof l === "number")) event.logprobs = lps;
       if (line.done === true) {
@@ -97,7 +104,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
     }
   }
 
-  return {
+  const adapter: OllamaAdapter = {
     kind: KIND,
 
     async health(signal?: AbortSignal): Promise<HealthResult> {
@@ -125,6 +132,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
     },
 
     async doGenerate(request: GenerateRequest): Promise<GenerateResult> {
+      if (request.sampling.tools?.length) return collectStream(adapter.doStream(request)); // one assembly path for calls
       const res = await call("/api/chat", { method: "POST", headers: json, body: JSON.stringify(chatBody(request, false)), signal: request.signal });
       const body = (await res.json()) as {
         message?: { content?: string };
@@ -162,7 +170,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
         yield errorPart(new TesseraError("internal_error", `${KIND}: empty response body`));
         return;
       }
-      yield* assembleStream(KIND, events(res.body), request.signal);
+      yield* assembleStream(KIND, events(res.body, request.sampling.parallel_tool_calls !== false), request.signal);
     },
 
     async pull(model: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void> {
@@ -201,4 +209,22 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
       await res.body?.cancel();
     },
   };
+  return adapter;
+}
+
+/**
+ * Ollama's `message.tool_calls` (`[{function: {name, arguments: {…}}}]`) as pieces numbered from `first`. With
+ * parallel calls off (`parallel_tool_calls: false`, which Ollama cannot be told) only the answer's first call is kept.
+ */
+function toolCallPieces(raw: unknown, first: number, parallel: boolean): ToolCallPiece[] {
+  if (!Array.isArray(raw)) return [];
+  const pieces: ToolCallPiece[] = [];
+  for (const [i, c] of raw.entries()) {
+    const fn = (c as { function?: { name?: unknown; arguments?: unknown } })?.function;
+    if (typeof fn?.name !== "string") continue;
+    if (!parallel && first + i > 0) break;
+    const args = fn.arguments;
+    pieces.push({ index: first + i, name: fn.name, arguments: typeof args === "string" ? args : JSON.stringify(args ?? {}) });
+  }
+  return pieces;
 }

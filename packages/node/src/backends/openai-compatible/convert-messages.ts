@@ -1,4 +1,4 @@
-import type { ChatMessage } from "@tessera/protocol";
+import type { ChatMessage, ToolCall } from "@tessera/protocol";
 
 /**
  * How a backend continues an assistant message another node started (failover):
@@ -10,8 +10,11 @@ import type { ChatMessage } from "@tessera/protocol";
 export type AssistantPrefixMode = "continue-final-message" | "trailing-assistant" | "unsupported";
 
 export interface OpenAIChatMessage {
-  role: "system" | "user" | "assistant";
-  content: string;
+  role: "system" | "user" | "assistant" | "tool";
+  /** null on an assistant turn that only called tools, as OpenAI writes it. */
+  content: string | null;
+  tool_calls?: ToolCall[];
+  tool_call_id?: string;
 }
 
 export interface ConvertedMessages {
@@ -27,7 +30,11 @@ export function convertMessages(
   assistantPrefix: string | undefined,
   mode: AssistantPrefixMode,
 ): ConvertedMessages {
-  const out: OpenAIChatMessage[] = messages.map((m) => ({ role: m.role, content: m.content }));
+  const out: OpenAIChatMessage[] = messages.map((m): OpenAIChatMessage => {
+    if (m.role === "assistant" && m.tool_calls) return { role: "assistant", content: m.content || null, tool_calls: m.tool_calls };
+    if (m.role === "tool") return { role: "tool", content: m.content, tool_call_id: m.tool_call_id! };
+    return { role: m.role, content: m.content };
+  });
   if (assistantPrefix === undefined || assistantPrefix === "") return { messages: out, extra: {} };
   if (mode === "unsupported") {
     throw new AssistantPrefixUnsupportedError("this backend cannot continue an assistant message (no prefill support)");

@@ -1,4 +1,5 @@
 import type { FinishReason } from "@tessera/protocol";
+import type { ToolCallPiece } from "../http/assemble-stream.js";
 import { mapOpenAIFinishReason } from "./map-finish-reason.js";
 
 /** What one `chat.completion.chunk` (or a non-stream `chat.completion` choice) carries that Tessera keeps. */
@@ -9,6 +10,14 @@ export interface ChunkContent {
   tokens: number[] | undefined;
   finish: FinishReason | undefined;
   usage: { prompt_tokens: number; completion_tokens: number } | undefined;
+  /** Pieces of tool calls: a stream's deltas (by index), or a whole message's calls. */
+  toolCalls: ToolCallPiece[] | undefined;
+}
+
+interface WireToolCall {
+  index?: unknown;
+  id?: unknown;
+  function?: { name?: unknown; arguments?: unknown };
 }
 
 interface LogprobEntry {
@@ -17,8 +26,8 @@ interface LogprobEntry {
 }
 
 interface WireChoice {
-  delta?: { content?: unknown };
-  message?: { content?: unknown };
+  delta?: { content?: unknown; tool_calls?: WireToolCall[] | null };
+  message?: { content?: unknown; tool_calls?: WireToolCall[] | null };
   logprobs?: { content?: LogprobEntry[] | null } | null;
   finish_reason?: string | null;
 }
@@ -47,11 +56,25 @@ export function mapChunk(raw: unknown): ChunkContent {
     u && typeof u.prompt_tokens === "number" && typeof u.completion_tokens === "number"
       ? { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens }
       : undefined;
+  const wireCalls = choice?.delta?.tool_calls ?? choice?.message?.tool_calls;
+  const toolCalls = Array.isArray(wireCalls) && wireCalls.length > 0 ? wireCalls.map(toPiece) : undefined;
   return {
+    toolCalls,
     text: typeof content === "string" ? content : "",
     logprobs,
     tokens,
     finish: mapOpenAIFinishReason(choice?.finish_reason),
     usage,
   };
+}
+
+function toPiece(call: WireToolCall, position: number): ToolCallPiece {
+  const piece: ToolCallPiece = { index: typeof call.index === "number" ? call.index : position };
+  if (typeof call.id === "string" && call.id) piece.id = call.id;
+  if (typeof call.function?.name === "string" && call.function.name) piece.name = call.function.name;
+  // Ollama-style servers send arguments as an object rather than a JSON string.
+  const args = call.function?.arguments;
+  if (typeof args === "string") piece.arguments = args;
+  else if (args !== undefined && args !== null) piece.arguments = JSON.stringify(args);
+  return piece;
 }

@@ -1,11 +1,12 @@
 import { TesseraError, type ErrorCode, type StreamPart } from "@tessera/protocol";
-import type { BackendAdapter, BackendModel, GenerateRequest, GenerateResult, HealthResult } from "../adapter.js";
+import { type BackendAdapter, type BackendModel, type GenerateRequest, type GenerateResult, type HealthResult, collectStream } from "../adapter.js";
 import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
 import { errorFromFetchFailure, errorFromResponse, errorPart, isErrorEvent, backendErrorMessage } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
 import { readSseData } from "../http/read-body.js";
 import { AssistantPrefixUnsupportedError, convertMessages, type AssistantPrefixMode } from "./convert-messages.js";
 import { mapChunk } from "./map-chunk.js";
+import { type GenerationOptionsDialect, mapGenerationOptions } from "./map-generation-options.js";
 
 /**
  * The shared base of every OpenAI-compatible backend (vLLM, SGLang, MAX, llama-server, llama-swap, or any server
@@ -26,6 +27,8 @@ export interface OpenAICompatibleOptions {
   requestLogprobs?: boolean;
   /** Ask for usage in the stream (`stream_options.include_usage`). Default true. */
   requestStreamUsage?: boolean;
+  /** How this server takes response_format (default: OpenAI's spelling, json_object included). */
+  generationOptions?: GenerationOptionsDialect;
   /** Flavour-specific error refinement (e.g. llama-swap's 400 "could not find real modelID" → model_not_found). */
   refineError?: (status: number, message: string) => ErrorCode | undefined;
   /** Which served models are resident now (llama-swap's `/running`); by default all served models are. */
@@ -102,6 +105,7 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       top_p: request.sampling.top_p,
       stream,
       ...extra,
+      ...mapGenerationOptions(request.sampling, this.options.generationOptions ?? { jsonObject: "native" }),
     };
     if (request.sampling.seed !== undefined) body.seed = request.sampling.seed;
     if (this.options.requestLogprobs ?? true) body.logprobs = true;
@@ -134,6 +138,11 @@ class OpenAICompatibleAdapter implements BackendAdapter {
     if (isErrorEvent(raw)) throw new TesseraError("internal_error", `${this.kind}: ${backendErrorMessage(raw) ?? "error"}`);
     const c = mapChunk(raw);
     if (!c.usage) throw new TesseraError("internal_error", `${this.kind}: response carried no usage`);
+    if (c.toolCalls) {
+      // The same assembly as a stream's, so both paths name and number calls alike.
+      const whole: BackendEvent = { kind: "chunk", text: c.text, finish: c.finish ?? "stop", usage: c.usage, toolCalls: c.toolCalls };
+      return collectStream(assembleStream(this.kind, (async function* () { yield whole; })(), request.signal));
+    }
     const result: GenerateResult = { text: c.text, usage: c.usage, finishReason: c.finish ?? "stop" };
     if (c.logprobs) result.logprobs = c.logprobs;
     return result;
@@ -173,6 +182,7 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       if (c.tokens) event.tokens = c.tokens;
       if (c.finish) event.finish = c.finish;
       if (c.usage) event.usage = c.usage;
+      if (c.toolCalls) event.toolCalls = c.toolCalls;
       yield event;
     }
   }

@@ -14,5 +14,5 @@ export interface SglangOptions {
 }
 
 export function createSglangAdapter(options: SglangOptions): BackendAdapter {
-  return createOpenAICompatibleAdapter({ ...options, kind: "sglang", assistantPrefix: "continue-final-message" });
+  return createOpenAICompatibleAdapter({ ...options, kind: "sglang", assistantPrefix: "continue-final-message", generationOptions: { jsonObject: "as-schema" } });
 }
