@@ -33,6 +33,7 @@ export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
         top_p: body.top_p,
         ...(body.seed !== undefined ? { seed: body.seed } : {}),
         ...(normalizeStop(body.stop) ? { stop: normalizeStop(body.stop) } : {}),
+        ...(body.response_format ? { response_format: body.response_format } : {}),
       },
       nodeId: body.node_id,
     });

@@ -12,6 +12,7 @@ import {
   Temperature,
   TopP,
 } from "./sampling.js";
+import { ResponseFormat } from "./response-format.js";
 
 /** `POST /api/v1/jobs` body. */
 export const JobCreateRequest = z.strictObject({
@@ -22,6 +23,8 @@ export const JobCreateRequest = z.strictObject({
   top_p: TopP.default(DEFAULT_TOP_P),
   seed: Seed.optional(),
   stop: StopParam.optional(),
+  /** The answer must be JSON: `json_object` or `json_schema` (OpenAI's shape). Tools exist on `/v1` only. */
+  response_format: ResponseFormat.optional(),
   stream: z.boolean().default(false),
   node_id: NodeId.optional(),
 });
