@@ -161,6 +161,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       registry.sweep();
       jobs.tick();
       admissionWatch.maybePoll();
+      standing.refreshSpeed(clock.now());
     },
     stopAccepting() {
       gate.stopAccepting();

@@ -147,7 +147,7 @@ export class SchedulerChooser implements NodeChooser {
     snap.maxConcurrency = node.maxConcurrency;
     snap.rttMs = node.session?.rttMs();
     if (this.standing) {
-      snap.reputation = this.standing.reputation(node.id, now);
+      snap.reputation = this.standing.reputation(node.id);
       snap.quarantined = this.standing.isQuarantined(node.id);
       snap.coolingDown = this.standing.isCoolingDown(node.id, now);
     }

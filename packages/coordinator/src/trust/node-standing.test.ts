@@ -56,7 +56,7 @@ describe("NodeStanding", () => {
     const view = standing.view("n1", clock.now());
     expect(view).toMatchObject({ operatorId: "n1", tier: "probation", completion: 1, speed: 1, checksPassed: 0, checksFailed: 0, quarantined: false, cooldownUntil: undefined, checkRate: 0.2 });
     expect(view.verification).toBeCloseTo(1 - CHEAT_PRIOR);
-    expect(standing.reputation("n1", clock.now())).toBeCloseTo(1 - CHEAT_PRIOR);
+    expect(standing.reputation("n1")).toBeCloseTo(1 - CHEAT_PRIOR);
   });
 
   it("a failed job cools the node down for an hour and lowers its completion factor only as the record supports", () => {
@@ -139,7 +139,7 @@ describe("NodeStanding", () => {
     expect(v.speed).toBeCloseTo(0.75);
     expect(v.completion).toBe(0.9);
     expect(v.score).toBeCloseTo(0.75 * 0.9 * (1 - CHEAT_PRIOR));
-    expect(standing.reputation("slow", clock.now())).toBeCloseTo(v.score);
+    expect(standing.reputation("slow")).toBeCloseTo(v.score);
   });
 
   it("speed factors are refreshed at most every 30 s", () => {
@@ -155,6 +155,10 @@ describe("NodeStanding", () => {
     clock.advance(SPEED_REFRESH_MS - 1);
     expect(standing.view("a", clock.now()).speed).toBe(1);
     clock.advance(1);
+    // Routing reads what the last refresh computed; the coordinator's tick (or a view) refreshes.
+    expect(standing.reputation("a")).toBeCloseTo(1 - CHEAT_PRIOR);
+    standing.refreshSpeed(clock.now());
+    expect(standing.reputation("a")).toBeCloseTo(0.6 * (1 - CHEAT_PRIOR));
     expect(standing.view("a", clock.now()).speed).toBeCloseTo(0.6);
   });
 

