@@ -6,6 +6,7 @@ import { createLogger } from "../src/logger.js";
 import { FIRST_COOLDOWN_MS } from "../src/trust/cooldown.js";
 import { CHEAT_PRIOR } from "../src/trust/verification-factor.js";
 import { newNode, registration, type ScriptedNetwork, scriptedNetwork, signedInject, streamNativeJob, testCoordinator, type TestCoordinator } from "./harness.js";
+import type { ScriptedNode } from "./scripted-node.js";
 
 /** A node's standing as `GET /api/v1/nodes/:id` shows it, and as routing acts on it. */
 
@@ -182,4 +183,56 @@ describe("standing fed by jobs", () => {
     expect(await ctx.store.listOperatorStandings()).toEqual([{ operatorId: id, completedJobs: 3, updatedAt: expect.any(Date) }]);
     expect((await ctx.store.listNodeStandings())[0]).toMatchObject({ nodeId: id, outcomes: "111" });
   });
+});
+
+describe("which endings of a node's turn count against it", () => {
+  type Play = (jobId: string, node: ScriptedNode) => void;
+  const rows: Array<[string, Play, "failed" | "timed_out" | "stalled" | "lost" | undefined, number]> = [
+    ["declining with job.reject", (job, n) => n.send({ type: "job.reject", job_id: job, reason: "busy" }), undefined, 0],
+    ["declining with a busy error before any work", (job, n) => (n.accept(job), n.stream(job, [{ type: "error", code: "no_capacity", message: "full" }])), undefined, 0],
+    ["an error from its backend", (job, n) => (n.accept(job), n.stream(job, [{ type: "error", code: "internal_error", message: "crashed" }])), "failed", 0],
+    ["not accepting in time", () => undefined, "timed_out", 6_000],
+    ["accepting, then silence past the first-token deadline", (job, n) => n.accept(job), "stalled", 31_000],
+    ["its session dropping while it holds the job", (job, n) => (n.accept(job), void n.close()), "lost", 0],
+  ];
+  for (const [name, play, offence, waitMs] of rows) {
+    it(`${name}: ${offence ?? "nobody's offence"}`, async () => {
+      const net = await network(2);
+      const { ctx } = net.t.coordinator;
+      let first: ScriptedNode | undefined;
+      for (const node of net.nodes) {
+        node.onAssign = (job, self) => {
+          if (!first) {
+            first = self;
+            play(job.job_id, self);
+            return;
+          }
+          self.accept(job.job_id);
+          self.stream(job.job_id, [
+            { type: "text-delta", text: "ok" },
+            { type: "finish", reason: "stop" },
+          ]);
+        };
+      }
+      const done = streamNativeJob(net, {});
+      await until(() => first !== undefined, "the first assignment");
+      if (waitMs > 0) {
+        net.t.clock.advance(waitMs);
+        net.t.coordinator.tick();
+      }
+      expect((await done).events.at(-1)).toBe("[DONE]");
+      const firstId = [...ctx.registry.all()][net.nodes.indexOf(first!)]!.id;
+      const standing = (await view(net.t, firstId)).body;
+      const metrics = (await net.t.coordinator.app.inject({ method: "GET", url: "/metrics" })).body;
+      if (offence) {
+        expect(standing.cooldown_until).toBeDefined();
+        expect(standing.reputation.completion).toBeLessThan(1);
+        expect(metrics).toMatch(new RegExp(`tessera_node_cooldowns_total\\{offence="${offence}"\\} 1`));
+      } else {
+        expect(standing.cooldown_until).toBeUndefined();
+        expect(standing.reputation.completion).toBe(1);
+        expect(metrics).not.toMatch(/tessera_node_cooldowns_total\{/);
+      }
+    });
+  }
 });
