@@ -23,10 +23,13 @@ export interface ContractOptions {
   assistantPrefix: "continues" | "refuses";
   /** The backend rejects a model it does not serve (llama-server alone serves whatever name it is asked). */
   rejectsUnknownModel: boolean;
+  /** The backend can be made to call a tool (`tool_choice` required or named), or refuses that by name (Ollama). */
+  forcesToolCalls: boolean;
 }
 
 const REPLY = "The quick brown fox jumps over the lazy dog and keeps running far away";
-const BASE: FakeBehaviour = { tokensPerSecond: 0, responseDelayMs: 0, failAfterTokens: undefined, dropAfterTokens: undefined, hold: undefined, reply: REPLY };
+const BASE: FakeBehaviour = { tokensPerSecond: 0, responseDelayMs: 0, failAfterTokens: undefined, dropAfterTokens: undefined, hold: undefined, reply: REPLY, toolArguments: '{"city":"Oslo","days":[1,2]}' };
+const WEATHER = { type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } };
 
 async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
   const out: StreamPart[] = [];
@@ -143,6 +146,42 @@ export function adapterContract(name: string, options: ContractOptions): void {
       }
       expect(deltas).toHaveLength(6);
       expect(deltas.join("")).toBe(REPLY.split(" ").slice(0, 6).join(" "));
+    });
+
+    it("a tool call comes back as one tool-calls part (after any text, before usage and finish), whole and streamed", async () => {
+      const sampling = { max_tokens: 64, temperature: 0, top_p: 1, tools: [WEATHER], tool_choice: "auto" as const };
+      const parts = await collect(s.adapter.doStream(request({ sampling })));
+      expect(parts.map((p) => p.type)).toEqual(["tool-calls", "usage", "finish"]);
+      const calls = parts[0]!.type === "tool-calls" ? parts[0]!.calls : [];
+      expect(calls).toEqual([{ id: expect.stringMatching(/^call_/), type: "function", function: { name: "get_weather", arguments: expect.any(String) } }]);
+      expect(JSON.parse(calls[0]!.function.arguments)).toEqual({ city: "Oslo", days: [1, 2] });
+      expect(parts.at(-1)).toEqual({ type: "finish", reason: "stop" });
+      const whole = await s.adapter.doGenerate(request({ sampling }));
+      expect(whole.toolCalls?.map((c) => [c.function.name, JSON.parse(c.function.arguments)])).toEqual([["get_weather", { city: "Oslo", days: [1, 2] }]]);
+    });
+
+    it("takes a history with a call and its result, and answers in text when tool_choice is none", async () => {
+      const parts = await collect(
+        s.adapter.doStream(
+          request({
+            messages: [
+              { role: "user", content: "Weather in Oslo?" },
+              { role: "assistant", content: "", tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } }] },
+              { role: "tool", content: '{"temp":4}', tool_call_id: "call_1" },
+            ],
+            sampling: { max_tokens: 64, temperature: 0, top_p: 1, tools: [WEATHER], tool_choice: "none" },
+          }),
+        ),
+      );
+      expect(parts.some((p) => p.type === "tool-calls")).toBe(false);
+      expect(text(parts)).toBe(REPLY);
+      expect(parts.at(-1)).toEqual({ type: "finish", reason: "stop" });
+    });
+
+    it(options.forcesToolCalls ? "tool_choice required is passed on" : "tool_choice required is refused by name", async () => {
+      const parts = await collect(s.adapter.doStream(request({ sampling: { max_tokens: 64, temperature: 0, top_p: 1, tools: [WEATHER], tool_choice: "required" } })));
+      if (options.forcesToolCalls) expect(parts.map((p) => p.type)).toEqual(["tool-calls", "usage", "finish"]);
+      else expect(parts).toEqual([{ type: "error", code: "bad_request", message: expect.stringContaining("tool_choice") }]);
     });
 
     it("lists the served model", async () => {

@@ -16,4 +16,5 @@ adapterContract("ollama", {
   },
   assistantPrefix: "continues",
   rejectsUnknownModel: true,
+  forcesToolCalls: false,
 });

@@ -29,29 +29,35 @@ adapterContract("openai-compatible (generic, vLLM server)", {
   start: () => pair("vllm", (baseURL) => createOpenAICompatibleAdapter({ baseURL, assistantPrefix: "continue-final-message" })),
   assistantPrefix: "continues",
   rejectsUnknownModel: true,
+  forcesToolCalls: true,
 });
 adapterContract("vllm", {
   start: () => pair("vllm", (host) => createVllmAdapter({ instances: [{ host, model: MODEL }] })),
   assistantPrefix: "continues",
   rejectsUnknownModel: true,
+  forcesToolCalls: true,
 });
 adapterContract("sglang", {
   start: () => pair("sglang", (baseURL) => createSglangAdapter({ baseURL })),
   assistantPrefix: "continues",
   rejectsUnknownModel: true,
+  forcesToolCalls: true,
 });
 adapterContract("max", {
   start: () => pair("max", (baseURL) => createMaxAdapter({ baseURL })),
   assistantPrefix: "refuses",
   rejectsUnknownModel: true,
+  forcesToolCalls: true,
 });
 adapterContract("llama-server", {
   start: () => pair("llama-server", (baseURL) => createLlamaServerAdapter({ baseURL }), "qwen2.5-7b-instruct-q4_k_m"),
   assistantPrefix: "continues",
   rejectsUnknownModel: false,
+  forcesToolCalls: true,
 });
 adapterContract("llama-swap", {
   start: () => pair("llama-swap", (baseURL) => createLlamaServerAdapter({ baseURL, swap: true }), "qwen2.5-7b"),
   assistantPrefix: "continues",
   rejectsUnknownModel: true,
+  forcesToolCalls: true,
 });

@@ -18,6 +18,8 @@ export interface FakeBehaviour {
   hold: { afterTokens: number; until: Promise<void> } | undefined;
   /** The words the fake answers with (before `max_tokens` cuts them). A function gets the last user message. */
   reply: string | ((lastUserMessage: string) => string);
+  /** The arguments (JSON text) the fake writes when it calls a tool (see fake-tools.ts). */
+  toolArguments: string;
 }
 
 export const DEFAULT_BEHAVIOUR: FakeBehaviour = {
@@ -27,4 +29,5 @@ export const DEFAULT_BEHAVIOUR: FakeBehaviour = {
   dropAfterTokens: undefined,
   hold: undefined,
   reply: (last) => `Hello! You said: ${last}`,
+  toolArguments: '{"city":"Oslo"}',
 };

@@ -1,7 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { FakeBehaviour } from "./fake-behaviour.js";
 import { FakeHttpServer, pumpTokens, sendJson, sendText, type RouteHandler } from "./fake-http-server.js";
-import { countPromptTokens, fakeLogprob, planReply } from "./fake-tokens.js";
+import { countPromptTokens, fakeLogprob, planReply, tokenize } from "./fake-tokens.js";
+import { plannedToolCall } from "./fake-tools.js";
 
 /**
  * A fake Ollama speaking the native API at its real wire format (docs/api.md of ollama/ollama):
@@ -16,6 +17,9 @@ import { countPromptTokens, fakeLogprob, planReply } from "./fake-tokens.js";
  *   completed}` …, `verifying sha256 digest`, `writing manifest`, `success`; unknown names stream
  *   `{"error":"pull model manifest: file does not exist"}`.
  * - `DELETE /api/delete {model}`: 200 with an empty body, or 404 `{"error":"model 'x' not found"}`.
+ * - tools: with `tools` offered the fake calls the first one (fake-tools.ts; Ollama has no tool_choice): a line with
+ *   `message:{content:"", tool_calls:[{function:{name, arguments:{…}}}]}` (whole calls, no ids, arguments an object),
+ *   then the final line. `format` is accepted (and recorded in `http.requests`), not acted on.
  * Names without a tag get `:latest`, as Ollama does.
  */
 export interface FakeOllamaModel {
@@ -123,6 +127,7 @@ export class FakeOllama {
       messages?: { role: string; content: string }[];
       stream?: boolean;
       options?: { num_predict?: number };
+      tools?: { type?: string; function?: { name?: string } }[];
       keep_alive?: string | number;
       logprobs?: boolean;
     };
@@ -147,6 +152,27 @@ export class FakeOllama {
         done_reason: keepAliveMs(body.keep_alive) === 0 ? "unload" : "load",
         done: true,
       });
+      return;
+    }
+    const toolName = plannedToolCall({ tools: body.tools });
+    if (toolName !== undefined) {
+      const args = this.http.behaviour.toolArguments;
+      const message = { role: "assistant", content: "", tool_calls: [{ function: { name: toolName, arguments: JSON.parse(args) as unknown } }] };
+      const done = {
+        model: name,
+        created_at: new Date().toISOString(),
+        done: true,
+        done_reason: "stop",
+        prompt_eval_count: countPromptTokens(messages),
+        eval_count: tokenize(args).length,
+      };
+      if (body.stream === false) {
+        sendJson(res, 200, { ...done, message });
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      res.write(JSON.stringify({ model: name, created_at: new Date().toISOString(), message, done: false }) + "\n");
+      res.end(JSON.stringify({ ...done, message: { role: "assistant", content: "" } }) + "\n");
       return;
     }
     const last = messages[messages.length - 1];

@@ -1,7 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { FakeBehaviour } from "./fake-behaviour.js";
 import { FakeHttpServer, pumpTokens, sendJson, sendText, type RouteHandler } from "./fake-http-server.js";
-import { countPromptTokens, fakeLogprob, fakeTokenId, planReply } from "./fake-tokens.js";
+import { countPromptTokens, fakeLogprob, fakeTokenId, planReply, tokenize } from "./fake-tokens.js";
+import { plannedToolCall, unansweredToolMessage } from "./fake-tools.js";
 import { OPENAI_FLAVOURS, type OpenAIFlavour, type OpenAIFlavourName } from "./openai-flavours.js";
 
 /**
@@ -15,6 +16,10 @@ import { OPENAI_FLAVOURS, type OpenAIFlavour, type OpenAIFlavourName } from "./o
  * - non-streaming: one `chat.completion` with `usage` and per-choice `logprobs`.
  * - `GET /v1/models` (`{object:"list", data:[{id, object:"model", created, owned_by}]}`), `GET /health` (flavour's
  *   body; 503 while loading), llama-swap's `GET /running`.
+ * - tools: with `tools` offered (and `tool_choice` not `none`) the fake calls one (fake-tools.ts): streamed as
+ *   OpenAI does, a delta `tool_calls:[{index, id, type, function:{name, arguments:""}}]` then argument fragments,
+ *   `finish_reason:"tool_calls"`; whole, `message:{content:null, tool_calls}`. A `tool` message that answers no
+ *   earlier call is a 400. `response_format` is accepted (and recorded in `http.requests`), not acted on.
  * The per-flavour differences (prefill, usage, error bodies, health body) are data in `openai-flavours.ts`.
  */
 export interface FakeOpenAIOptions {
@@ -98,11 +103,17 @@ export class FakeOpenAICompatible {
     }
   }
 
+  private toolCall(res: ServerResponse, body: Parameters<typeof writeToolCall>[2], name: string): void {
+    writeToolCall(this, res, body, name, ++this.seq);
+  }
+
   private chat(res: ServerResponse, raw: unknown): void {
     const body = raw as {
       model?: string;
-      messages?: { role: string; content: string }[];
+      messages?: { role: string; content: string; tool_call_id?: unknown; tool_calls?: { id?: unknown }[] | null }[];
       stream?: boolean;
+      tools?: { type?: string; function?: { name?: string } }[] | null;
+      tool_choice?: unknown;
       max_tokens?: number;
       max_completion_tokens?: number;
       stream_options?: { include_usage?: boolean };
@@ -123,7 +134,17 @@ export class FakeOpenAICompatible {
       this.error(res, 400, "Cannot set both `continue_final_message` and `add_generation_prompt`.", "BadRequestError");
       return;
     }
+    const unanswered = unansweredToolMessage(body.messages);
+    if (unanswered) {
+      this.error(res, 400, unanswered, "BadRequestError");
+      return;
+    }
     if (this.flavour.name === "llama-swap") this.running = body.model;
+    const toolName = plannedToolCall(body);
+    if (toolName !== undefined) {
+      this.toolCall(res, body, toolName);
+      return;
+    }
     const messages = body.messages;
     const last = messages[messages.length - 1];
     const continuing =
@@ -212,6 +233,46 @@ export class FakeOpenAICompatible {
       },
     });
   }
+}
+
+/** A whole call, answered with the flavour's usage habits: whole, or streamed as OpenAI streams calls. */
+function writeToolCall(
+  fake: FakeOpenAICompatible,
+  res: ServerResponse,
+  body: { model?: string; messages?: { content: string | null }[]; stream?: boolean; stream_options?: { include_usage?: boolean } },
+  name: string,
+  seq: number,
+): void {
+  const args = fake.http.behaviour.toolArguments;
+  const pieces = tokenize(args);
+  const prompt = countPromptTokens(body.messages ?? []);
+  const usage = { prompt_tokens: prompt, completion_tokens: pieces.length, total_tokens: prompt + pieces.length };
+  const id = `chatcmpl-${seq}`;
+  const created = 1_700_000_000 + seq;
+  const call = { id: `call_fake${seq}`, type: "function", function: { name, arguments: args } };
+  if (body.stream !== true) {
+    sendJson(res, 200, {
+      id,
+      object: "chat.completion",
+      created,
+      model: body.model,
+      choices: [{ index: 0, message: { role: "assistant", content: null, tool_calls: [call] }, logprobs: null, finish_reason: "tool_calls" }],
+      usage,
+    });
+    return;
+  }
+  const chunk = (delta: unknown, finish: string | null, extra: Record<string, unknown> = {}) =>
+    `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model: body.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...extra })}\n\n`;
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+  res.write(chunk({ role: "assistant", content: null }, null));
+  res.write(chunk({ tool_calls: [{ index: 0, id: call.id, type: "function", function: { name, arguments: "" } }] }, null));
+  for (const piece of pieces) res.write(chunk({ tool_calls: [{ index: 0, function: { arguments: piece } }] }, null));
+  const last = fake.flavour.usageAlwaysInLastChunk ? { usage } : {};
+  res.write(chunk({}, "tool_calls", last));
+  if (body.stream_options?.include_usage === true && !fake.flavour.usageAlwaysInLastChunk) {
+    res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model: body.model, choices: [], usage })}\n\n`);
+  }
+  res.end("data: [DONE]\n\n");
 }
 
 export async function startFakeOpenAICompatible(options: FakeOpenAIOptions): Promise<FakeOpenAICompatible> {

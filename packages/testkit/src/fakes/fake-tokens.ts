@@ -19,9 +19,9 @@ export function fakeTokenId(token: string): number {
 }
 
 /** A stand-in prompt token count: words of every message plus 4 template tokens per message. */
-export function countPromptTokens(messages: { content: string }[]): number {
+export function countPromptTokens(messages: { content: string | null }[]): number {
   let n = 0;
-  for (const m of messages) n += 4 + tokenize(m.content).length;
+  for (const m of messages) n += 4 + tokenize(m.content ?? "").length;
   return n;
 }
 

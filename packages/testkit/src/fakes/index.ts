@@ -4,3 +4,4 @@ export * from "./fake-http-server.js";
 export * from "./fake-ollama.js";
 export * from "./openai-flavours.js";
 export * from "./fake-openai-compatible.js";
+export * from "./fake-tools.js";

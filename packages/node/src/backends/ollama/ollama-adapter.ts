@@ -1,11 +1,12 @@
 import { TesseraError, type StreamPart } from "@tessera/protocol";
 import { type BackendAdapter, type BackendModel, type GenerateRequest, type GenerateResult, type HealthResult, type PullProgress, collectStream } from "../adapter.js";
-import { assembleStream, type BackendEvent, type ToolCallPiece } from "../http/assemble-stream.js";
+import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
 import { backendErrorMessage, errorFromFetchFailure, errorFromResponse, errorPart } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
 import { readJsonLines } from "../http/read-body.js";
 import { toOllamaChatBody } from "./convert-messages.js";
 import { mapOllamaDoneReason } from "./map-finish-reason.js";
+import { toolCallPieces } from "./map-tool-calls.js";
 import { mapPullProgress } from "./map-pull-progress.js";
 
 /**
@@ -212,19 +213,3 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
   return adapter;
 }
 
-/**
- * Ollama's `message.tool_calls` (`[{function: {name, arguments: {…}}}]`) as pieces numbered from `first`. With
- * parallel calls off (`parallel_tool_calls: false`, which Ollama cannot be told) only the answer's first call is kept.
- */
-function toolCallPieces(raw: unknown, first: number, parallel: boolean): ToolCallPiece[] {
-  if (!Array.isArray(raw)) return [];
-  const pieces: ToolCallPiece[] = [];
-  for (const [i, c] of raw.entries()) {
-    const fn = (c as { function?: { name?: unknown; arguments?: unknown } })?.function;
-    if (typeof fn?.name !== "string") continue;
-    if (!parallel && first + i > 0) break;
-    const args = fn.arguments;
-    pieces.push({ index: first + i, name: fn.name, arguments: typeof args === "string" ? args : JSON.stringify(args ?? {}) });
-  }
-  return pieces;
-}

@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import type { Token } from "node-llama-cpp";
+import { ConstrainedAnswer } from "./constrained-answer.js";
+
+const d = (text: string, ...tokens: number[]) => ({ text, tokens: tokens as Token[] });
+
+describe("turning a constrained answer's deltas into parts", () => {
+  it("JSON: streams, holds a trailing newline run, and ends at the grammar's four newlines with them dropped", () => {
+    const a = new ConstrainedAnswer("json", false);
+    expect(a.push(d("{", 1))).toEqual({ parts: [{ type: "text-delta", text: "{", tokens: [1] }], ended: false });
+    expect(a.push(d("\n", 2))).toEqual({ parts: [], ended: false });
+    expect(a.push(d('  "a": 1}', 3))).toEqual({ parts: [{ type: "text-delta", text: '\n  "a": 1}', tokens: [2, 3] }], ended: false });
+    expect(a.push(d("\n\n", 4))).toEqual({ parts: [], ended: false });
+    // The dropped newlines' tokens ride on the last part, so every generated token is relayed.
+    expect(a.push(d("\n\n", 5))).toEqual({ parts: [{ type: "text-delta", text: "", tokens: [4, 5] }], ended: true });
+    expect(a.finish(true)).toEqual([]);
+  });
+
+  it("tools: a call is held whole and becomes one tool-calls part; a call cut short is sent as text", () => {
+    const a = new ConstrainedAnswer("tools", false);
+    expect(a.push(d("<tool_call>", 1)).parts).toEqual([]);
+    expect(a.push(d('[{"name":"f","arguments":{}}]', 2)).parts).toEqual([]);
+    expect(a.push(d("\n\n\n\n", 3))).toEqual({ parts: [], ended: true });
+    const [part] = a.finish(true);
+    expect(part).toMatchObject({ type: "tool-calls", calls: [{ type: "function", function: { name: "f", arguments: "{}" } }], tokens: [1, 2, 3] });
+
+    const cut = new ConstrainedAnswer("tools", false);
+    cut.push(d('<tool_call>[{"name":"f","argu', 1));
+    expect(cut.finish(false)).toEqual([{ type: "text-delta", text: '<tool_call>[{"name":"f","argu', tokens: [1] }]);
+  });
+
+  it("tools (auto): text that does not start a call streams untouched, newlines and all", () => {
+    const a = new ConstrainedAnswer("tools", false);
+    expect(a.push(d("Hi\n\n\n\n", 1))).toEqual({ parts: [{ type: "text-delta", text: "Hi\n\n\n\n", tokens: [1] }], ended: false });
+  });
+});
