@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { creditCompletion, creditPrompt, promptTokenBound, TEMPLATE_TOKENS_PER_MESSAGE, TEMPLATE_TOKENS_PER_PROMPT } from "./honest-usage.js";
+import { creditCompletion, creditPrompt, promptTokenBound, TEMPLATE_TOKENS_PER_MESSAGE, TEMPLATE_TOKENS_PER_PROMPT, TOOL_PROMPT_TOKENS } from "./honest-usage.js";
 
 const base = { relayed: 5, exact: true, bytes: 20, budget: 16, claimed: 5 };
 
@@ -28,6 +28,16 @@ describe("prompt tokens", () => {
   it("bounds a prompt by its UTF-8 bytes, roles and prefix included, plus the template's allowance", () => {
     const bytes = "Be brief.".length + "system".length + Buffer.byteLength("Grüße") + "user".length + "Hel".length;
     expect(promptTokenBound(messages, "Hel")).toBe(bytes + TEMPLATE_TOKENS_PER_MESSAGE * 3 + TEMPLATE_TOKENS_PER_PROMPT);
+  });
+
+  it("counts earlier tool calls, the tools offered (and the backend's instruction around them) and a JSON schema", () => {
+    const call = { id: "c1", type: "function" as const, function: { name: "f", arguments: "{}" } };
+    const withCalls = [...messages, { role: "assistant" as const, content: "", tool_calls: [call] }, { role: "tool" as const, content: "4", tool_call_id: "c1" }];
+    const tools = [{ type: "function" as const, function: { name: "f", parameters: { type: "object" } } }];
+    const format = { type: "json_object" as const };
+    const plain = promptTokenBound(withCalls, "");
+    expect(plain).toBe(promptTokenBound(messages, "") + "assistant".length + JSON.stringify([call]).length + "tool4c1".length + 2 * TEMPLATE_TOKENS_PER_MESSAGE);
+    expect(promptTokenBound(withCalls, "", { tools, response_format: format })).toBe(plain + JSON.stringify(tools).length + TOOL_PROMPT_TOKENS + JSON.stringify(format).length);
   });
 
   it("takes a claim within the bound and replaces one beyond it with the estimate", () => {

@@ -1,4 +1,4 @@
-import type { ChatMessage } from "@tessera/protocol";
+import type { ChatMessage, Sampling } from "@tessera/protocol";
 
 /**
  * What a node's turn at a job is credited with. Nodes are untrusted and their usage report is a claim: the coordinator
@@ -9,6 +9,8 @@ import type { ChatMessage } from "@tessera/protocol";
 /** Tokens a chat template may add per message (role markers, separators) and once per prompt (BOS, the reply's header). */
 export const TEMPLATE_TOKENS_PER_MESSAGE = 16;
 export const TEMPLATE_TOKENS_PER_PROMPT = 32;
+/** What a backend may add to show tools to the model (its instruction around the definitions, counted separately). */
+export const TOOL_PROMPT_TOKENS = 512;
 
 export interface RelayedCompletion {
   /** Tokens the coordinator relayed: token ids where the node sent them, else one per text delta. */
@@ -52,13 +54,23 @@ export function creditCompletion(c: RelayedCompletion): Credited {
 }
 
 /**
- * The most prompt tokens a prompt can honestly have: one per UTF-8 byte of its text (roles and the assistant prefix
- * a continuing node is given included), plus what a chat template adds.
+ * The most prompt tokens a prompt can honestly have: one per UTF-8 byte of its text (roles, earlier tool calls and
+ * the assistant prefix a continuing node is given included), plus what a chat template adds; with tools, their
+ * definitions and the backend's instruction around them; with a JSON schema, the schema (some backends show it to the
+ * model).
  */
-export function promptTokenBound(messages: readonly ChatMessage[], assistantPrefix: string): number {
-  let bytes = Buffer.byteLength(assistantPrefix, "utf8");
-  for (const m of messages) bytes += Buffer.byteLength(m.content, "utf8") + Buffer.byteLength(m.role, "utf8");
-  return bytes + TEMPLATE_TOKENS_PER_MESSAGE * (messages.length + 1) + TEMPLATE_TOKENS_PER_PROMPT;
+export function promptTokenBound(messages: readonly ChatMessage[], assistantPrefix: string, sampling?: Pick<Sampling, "tools" | "response_format">): number {
+  const utf8 = (text: string) => Buffer.byteLength(text, "utf8");
+  let bytes = utf8(assistantPrefix);
+  for (const m of messages) {
+    bytes += utf8(m.content) + utf8(m.role);
+    if (m.tool_calls) bytes += utf8(JSON.stringify(m.tool_calls));
+    if (m.tool_call_id) bytes += utf8(m.tool_call_id);
+  }
+  let extra = 0;
+  if (sampling?.tools?.length) extra += utf8(JSON.stringify(sampling.tools)) + TOOL_PROMPT_TOKENS;
+  if (sampling?.response_format) extra += utf8(JSON.stringify(sampling.response_format));
+  return bytes + extra + TEMPLATE_TOKENS_PER_MESSAGE * (messages.length + 1) + TEMPLATE_TOKENS_PER_PROMPT;
 }
 
 /** A node's prompt-token claim if it is within the bound, else the coordinator's estimate, flagged. */

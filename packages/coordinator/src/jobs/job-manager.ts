@@ -269,7 +269,7 @@ export class JobManager {
       exactTokens: true,
       relayedBytes: 0,
       budget,
-      promptBound: promptTokenBound(job.messages, job.text),
+      promptBound: promptTokenBound(job.messages, job.text, job.sampling),
       promptEstimate: job.estimatedPromptTokens,
       prefixTokens,
       continuation,
