@@ -5,6 +5,7 @@
  */
 import {
   TesseraError,
+  callableTools,
   decodeActivationFrame,
   encodeActivationFrame,
   setActivationFrameSampling,
@@ -139,6 +140,9 @@ export class TokenLoop {
   }
 
   private async generate(): Promise<void> {
+    // The stages sample without a grammar: a JSON format or callable tools are refused, never ignored.
+    const constrained = this.job.sampling.response_format ? "response_format" : callableTools(this.job.sampling.tools, this.job.sampling.tool_choice).tools.length > 0 ? "tools" : undefined;
+    if (constrained) throw new TesseraError("bad_request", `${constrained} is not supported on sharded models yet`);
     this.setPath(await this.host.pathFor(this.model, this.dead));
     this.host.log("sharded request routed", { job: this.requestId, stages: this.path.map((s) => `${s.nodeId.slice(0, 8)}[${s.start},${s.end})`).join(" → ") });
     const tok = await this.tokenize();
