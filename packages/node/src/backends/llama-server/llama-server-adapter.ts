@@ -12,6 +12,8 @@ import { joinUrl } from "../http/join-url.js";
  * - llama-swap routes by model name and hot-swaps the upstream process; `/running` says which model is resident,
  *   so `listModels` reports `loaded` truthfully; an unknown name is its 400 "could not find real modelID",
  *   mapped to `model_not_found`.
+ * - `response_format` and `tools` go as OpenAI spells them: llama-server compiles the schema to a grammar, and takes
+ *   tools when started with `--jinja`.
  */
 export interface LlamaServerOptions {
   baseURL: string;

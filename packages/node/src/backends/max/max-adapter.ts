@@ -6,6 +6,8 @@ import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compa
  * `continue_final_message`, so a request with an assistant prefix is refused with a `bad_request` error part
  * (a continuation must go to a backend that can continue; repeating the prefix would corrupt the answer).
  * Reports usage, finish reason and per-token logprobs (`logprobs:true`, documented by MAX's REST API).
+ * `response_format` as OpenAI spells it, `json_object` as the schema `{"type":"object"}` (structured output needs
+ * `max serve --enable-structured-output`; without it MAX answers 400 and the client hears it); tools as sent.
  */
 export interface MaxOptions {
   baseURL: string;

@@ -6,6 +6,8 @@ import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compa
  * assistant message with `continue_final_message:true` + `add_generation_prompt:false`. Reports usage
  * (`stream_options.include_usage`), finish reason (`abort` → cancelled) and per-token logprobs (`logprobs:true`).
  * Its error bodies are top-level `{"object":"error","message",…}`; the shared reader handles both shapes.
+ * `response_format` goes as OpenAI spells it, `json_object` as the schema `{"type":"object"}`; tools as sent
+ * (`--tool-call-parser`).
  */
 export interface SglangOptions {
   baseURL: string;

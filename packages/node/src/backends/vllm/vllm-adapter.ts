@@ -11,6 +11,8 @@ import { routeByModel, type VllmInstance } from "./route-by-model.js";
  * - `health`: ok only when every instance answers `GET /health` 200; the message names the ones that do not.
  * - `listModels`: the union of every reachable instance's `/v1/models` (an unreachable instance's model is not
  *   listed, so the node never advertises it); throws only when no instance answers.
+ * - `response_format` and `tools` go as OpenAI spells them (guided decoding; tools need `--enable-auto-tool-choice`
+ *   and a `--tool-call-parser`, without which vLLM answers 400 and the client hears it).
  */
 export interface VllmOptions {
   instances: VllmInstance[];
