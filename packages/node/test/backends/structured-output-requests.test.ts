@@ -82,3 +82,31 @@ describe("ollama is sent format and tools in its native API", () => {
     expect(toolCallPieces([{ function: { arguments: {} } }, "junk"], 3, true)).toEqual([]);
 });
 });
+
+describe("continuing a constrained answer another node began", () => {
+  it("is refused by HTTP backends (their grammar would restart after the prefix), before any request", async () => {
+    const fake = await startFakeOpenAICompatible({ flavour: "vllm", models: ["m"] });
+    const ollama = await startFakeOllama({ installed: [{ name: "qwen2.5:7b", sizeBytes: 1 }] });
+    try {
+      const cases: [BackendAdapter, string][] = [
+        [createVllmAdapter({ instances: [{ host: fake.url, model: "m" }] }), "m"],
+        [createOllamaAdapter({ baseURL: ollama.url }), "qwen2.5:7b"],
+      ];
+      for (const [adapter, model] of cases) {
+        for (const sampling of [{ ...base, response_format: { type: "json_object" as const } }, { ...base, tools: [WEATHER] }]) {
+          const parts = [];
+          for await (const p of adapter.doStream({ model, messages, sampling, assistantPrefix: '{"a":' })) parts.push(p);
+          expect(parts).toEqual([{ type: "error", code: "bad_request", message: expect.stringMatching(/cannot continue an answer constrained by (response_format|tools)/) }]);
+        }
+        // Tools offered but not callable constrain nothing: the continuation goes ahead.
+        const free = [];
+        for await (const p of adapter.doStream({ model, messages, sampling: { ...base, tools: [WEATHER], tool_choice: "none" }, assistantPrefix: "Hel" })) free.push(p);
+        expect(free.at(-1)).toEqual({ type: "finish", reason: "stop" });
+      }
+      expect(fake.http.requests.filter((r) => r.path === "/v1/chat/completions")).toHaveLength(1);
+    } finally {
+      await fake.http.close();
+      await ollama.http.close();
+    }
+  });
+});

@@ -36,6 +36,12 @@ describe("a client's JSON Schema as node-llama-cpp's grammar subset", () => {
     });
   });
 
+  it("an enum keeps only the literals of its declared type", () => {
+    expect(toGbnfJsonSchema({ type: "string", enum: ["a", 1, null, { b: 1 }] }, { strict: true })).toEqual({ ok: true, schema: { enum: ["a"] } });
+    expect(toGbnfJsonSchema({ type: "number", enum: [1, 2.5, "x"] }, { strict: true })).toEqual({ ok: true, schema: { enum: [1, 2.5] } });
+    expect(toGbnfJsonSchema({ enum: [[1]] }, { strict: true })).toMatchObject({ ok: false, path: "enum" });
+  });
+
   it("an empty schema, true, and a bare object mean any value / any object", () => {
     const any = toGbnfJsonSchema({}, { strict: true });
     expect(any.ok && "oneOf" in any.schema).toBe(true);

@@ -71,11 +71,10 @@ export function toGbnfJsonSchema(schema: Json, options: { strict: boolean }): Gb
       return { const: s.const as string, ...description };
     }
     if (Array.isArray(s.enum)) {
-      const literals = s.enum.filter(isLiteral);
-      if (literals.length < s.enum.length) {
-        // Dropping the object/array members narrows the enum: allowed unless nothing is left.
-        if (literals.length === 0) throw new Unsupported(join(path, "enum"), "enum of objects or arrays");
-      }
+      // Members of another type than `type` allows could never validate: left out (narrowing).
+      const declared = Array.isArray(s.type) ? (s.type as string[]) : typeof s.type === "string" ? [s.type] : undefined;
+      const literals = s.enum.filter((v) => isLiteral(v) && (!declared || declared.includes(jsonType(v)) || (declared.includes("number") && typeof v === "number")));
+      if (literals.length === 0) throw new Unsupported(join(path, "enum"), "enum without a literal of the declared type");
       return { enum: literals as string[], ...description };
     }
     const branches = (Array.isArray(s.anyOf) ? s.anyOf : Array.isArray(s.oneOf) ? s.oneOf : undefined) as unknown[] | undefined;
@@ -171,4 +170,10 @@ function inferTypes(s: Json): string[] {
   if (s.items !== undefined || s.prefixItems !== undefined) return ["array"];
   if (s.minLength !== undefined || s.maxLength !== undefined || s.format !== undefined) return ["string"];
   return [];
+}
+
+function jsonType(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v === "number") return Number.isInteger(v) ? "integer" : "number";
+  return typeof v;
 }

@@ -2,6 +2,7 @@ import { TesseraError, type StreamPart } from "@tessera/protocol";
 import { type BackendAdapter, type BackendModel, type GenerateRequest, type GenerateResult, type HealthResult, type PullProgress, collectStream } from "../adapter.js";
 import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
 import { backendErrorMessage, errorFromFetchFailure, errorFromResponse, errorPart } from "../http/backend-error.js";
+import { constrainedContinuationError } from "../http/constrained-continuation.js";
 import { joinUrl } from "../http/join-url.js";
 import { readJsonLines } from "../http/read-body.js";
 import { toOllamaChatBody } from "./convert-messages.js";
@@ -57,6 +58,8 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
   }
 
   function chatBody(request: GenerateRequest, stream: boolean) {
+    const refusal = constrainedContinuationError(KIND, request);
+    if (refusal) throw refusal;
     return toOllamaChatBody({
       model: request.model,
       messages: request.messages,

@@ -2,6 +2,7 @@ import { TesseraError, type ErrorCode, type StreamPart } from "@tessera/protocol
 import { type BackendAdapter, type BackendModel, type GenerateRequest, type GenerateResult, type HealthResult, collectStream } from "../adapter.js";
 import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
 import { errorFromFetchFailure, errorFromResponse, errorPart, isErrorEvent, backendErrorMessage } from "../http/backend-error.js";
+import { constrainedContinuationError } from "../http/constrained-continuation.js";
 import { joinUrl } from "../http/join-url.js";
 import { readSseData } from "../http/read-body.js";
 import { AssistantPrefixUnsupportedError, convertMessages, type AssistantPrefixMode } from "./convert-messages.js";
@@ -114,6 +115,8 @@ class OpenAICompatibleAdapter implements BackendAdapter {
   }
 
   private async post(request: GenerateRequest, stream: boolean): Promise<Response> {
+    const refusal = constrainedContinuationError(this.kind, request);
+    if (refusal) throw refusal;
     let body: Record<string, unknown>;
     try {
       body = this.buildBody(request, stream);
