@@ -3,7 +3,7 @@ import { ToolCall } from "./tools.js";
 
 /** A chat message as both APIs accept it. OpenAI's array-of-text-parts content is accepted and joined. */
 const TextPart = z.object({ type: z.literal("text"), text: z.string() });
-const Content = z.union([z.string(), z.array(TextPart).min(1)]);
+const Content = z.union([z.string(), z.array(TextPart).min(1)], { error: "content must be a string or a non-empty list of text parts" });
 const Name = z.string().max(64).optional();
 
 const ToolCalls = z.array(ToolCall).min(1).max(128);
