@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES, checkJsonSchema } from "./json-schema-bounds.js";
 import { ChatCompletionRequest } from "./chat-completion.js";
+import { MAX_TOOLS_SCHEMA_BYTES } from "./tools.js";
 
 const nest = (levels: number) => {
   let s: Record<string, unknown> = { type: "string" };
@@ -42,5 +43,12 @@ describe("the edge check on a client's JSON Schema", () => {
     });
     expect(parsed.success).toBe(false);
     expect(parsed.error!.issues[0]!.path.join(".")).toBe("response_format.json_schema.schema.properties.a.type");
+  });
+
+  it("bounds all tools' schemas together, naming tools", () => {
+    const big = { type: "object", description: "x".repeat(60_000) };
+    const tools = Array.from({ length: Math.ceil(MAX_TOOLS_SCHEMA_BYTES / 60_000) + 1 }, (_, i) => ({ type: "function", function: { name: `f${i}`, parameters: big } }));
+    const parsed = ChatCompletionRequest.safeParse({ model: "m", messages: [{ role: "user", content: "x" }], tools });
+    expect(parsed.error?.issues.map((i) => [i.path.join("."), i.message])).toEqual([["tools", expect.stringMatching(/at most 131072 are accepted/)]]);
   });
 });

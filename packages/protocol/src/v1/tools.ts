@@ -7,6 +7,8 @@ import { FunctionName, JsonSchemaObject } from "./response-format.js";
  * the same shapes to the node.
  */
 export const MAX_TOOLS = 128;
+/** All tools' parameter schemas together, as JSON text: what a node compiles into one grammar stays bounded. */
+export const MAX_TOOLS_SCHEMA_BYTES = 128 * 1024;
 
 export const ToolDefinition = z.object({
   type: z.literal("function"),
@@ -23,6 +25,10 @@ export const Tools = z
   .array(ToolDefinition)
   .max(MAX_TOOLS, `at most ${MAX_TOOLS} tools`)
   .superRefine((tools, ctx) => {
+    const bytes = new TextEncoder().encode(JSON.stringify(tools.map((t) => t.function.parameters ?? {}))).length;
+    if (bytes > MAX_TOOLS_SCHEMA_BYTES) {
+      ctx.addIssue({ code: "custom", message: `the tools' parameter schemas are ${bytes} bytes together; at most ${MAX_TOOLS_SCHEMA_BYTES} are accepted`, path: [] });
+    }
     const seen = new Set<string>();
     for (const [i, tool] of tools.entries()) {
       if (seen.has(tool.function.name)) {
