@@ -4,7 +4,9 @@ import { join } from "node:path";
 import type { ChatMessage, Sampling, StreamPart, ToolDefinition } from "@tessera/protocol";
 import { makeTinyModel, schemaViolations } from "@tessera/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getLlama } from "node-llama-cpp";
 import { createEmbeddedBackend } from "./embedded-backend.js";
+import { cachedPlanner } from "./output-constraint.js";
 
 /**
  * response_format and tools on the embedded engine, on a random-weight model: whatever it would babble, the grammar
@@ -145,5 +147,21 @@ describe("tools on the embedded engine", () => {
     const parts = await collect({ max_tokens: 16, tools: [WEATHER], tool_choice: "none" }, { messages });
     expect(textOf(parts).length).toBeGreaterThan(0);
     expect(finishOf(parts)?.type).toBe("finish");
+  }, 60_000);
+});
+
+describe("grammar plans are compiled once per request shape", () => {
+  it("returns the same compiled grammar for the same schema, a new one for another, and keeps at most `size`", async () => {
+    const llama = await getLlama({ gpu: false, build: "never" });
+    const plan = cachedPlanner(llama, 2);
+    const format = (name: string) => ({ max_tokens: 8, temperature: 0, top_p: 1, response_format: { type: "json_schema" as const, json_schema: { name, schema: CITY } } });
+    const a = await plan(format("a"));
+    expect(await plan(format("a"))).toBe(a);
+    const b = await plan(format("b"));
+    expect(b).not.toBe(a);
+    await plan(format("c")); // evicts a (the least recently used)
+    expect(await plan(format("b"))).toBe(b);
+    expect(await plan(format("a"))).not.toBe(a);
+    expect(await plan({ max_tokens: 8, temperature: 0, top_p: 1, tools: [WEATHER], tool_choice: "none" })).toEqual({ ok: true, plan: { kind: "free" } });
   }, 60_000);
 });

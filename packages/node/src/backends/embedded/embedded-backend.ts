@@ -5,7 +5,7 @@ import { type ErrorCode, type StreamPart, TesseraError, modelIdFromFileName } fr
 import { type Llama, type LlamaContext, LlamaLogLevel, type LlamaModel, type Token, getLlama } from "node-llama-cpp";
 import { type BackendAdapter, type BackendModel, type GenerateRequest, type HealthResult, collectStream } from "../adapter.js";
 import { type PromptFormatter, createPromptFormatter } from "./prompt-format.js";
-import { type OutputPlan, grammarState, planOutput } from "./output-constraint.js";
+import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState } from "./output-constraint.js";
 import { SequencePool } from "./sequence-pool.js";
 import { toolPromptMessages } from "./tool-prompt.js";
 import { ConstrainedAnswer } from "./constrained-answer.js";
@@ -34,6 +34,8 @@ interface Loaded {
   context: LlamaContext;
   pool: SequencePool;
   formatter: PromptFormatter;
+  /** Grammars for response_format and tools, compiled once per distinct request shape. */
+  plan: (sampling: GenerateRequest["sampling"]) => Promise<OutputPlanResult>;
 }
 
 function failure(code: ErrorCode, message: string): StreamPart {
@@ -82,7 +84,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     const trained = model.trainContextSize;
     const contextSize = options.contextSize ?? Math.min(trained, 4096);
     const context = await model.createContext({ contextSize, sequences: maxSequences, threads });
-    return { llama, model, context, pool: new SequencePool(context), formatter: createPromptFormatter(model) };
+    return { llama, model, context, pool: new SequencePool(context), formatter: createPromptFormatter(model), plan: cachedPlanner(llama) };
   }
 
   function ensureLoaded(): Promise<Loaded> {
@@ -125,13 +127,13 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       yield failure(e.code, e.message);
       return;
     }
-    const { llama, model, context, pool, formatter } = loaded;
+    const { model, context, pool, formatter } = loaded;
     const signal = request.signal;
     const { max_tokens: maxTokens, temperature, top_p: topP, seed } = request.sampling;
 
     let plan: OutputPlan;
     try {
-      const planned = await planOutput(llama, request.sampling);
+      const planned = await loaded.plan(request.sampling);
       if (!planned.ok) {
         yield failure("bad_request", planned.message);
         return;

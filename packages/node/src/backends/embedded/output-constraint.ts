@@ -100,3 +100,28 @@ export function grammarState(model: LlamaModel, grammar: LlamaGrammar, prefix: r
   }
   return state;
 }
+
+/**
+ * `planOutput` with the last `size` plans kept: a client sends the same schema or tools with every request, and a
+ * compiled grammar is immutable (each answer gets its own evaluation state), so it is compiled once. Refusals are
+ * cached too; a compile that throws is not.
+ */
+export function cachedPlanner(llama: Llama, size = 16): (sampling: Sampling) => Promise<OutputPlanResult> {
+  const cache = new Map<string, Promise<OutputPlanResult>>();
+  return (sampling) => {
+    const { tools, required } = callableTools(sampling.tools, sampling.tool_choice);
+    if (tools.length === 0 && !sampling.response_format) return Promise.resolve({ ok: true, plan: { kind: "free" } });
+    const key = JSON.stringify([sampling.response_format, tools, required, sampling.parallel_tool_calls]);
+    const hit = cache.get(key);
+    if (hit) {
+      cache.delete(key); // re-inserted below: Map order is recency
+      cache.set(key, hit);
+      return hit;
+    }
+    const planned = planOutput(llama, sampling);
+    cache.set(key, planned);
+    planned.catch(() => cache.delete(key));
+    if (cache.size > size) cache.delete(cache.keys().next().value!);
+    return planned;
+  };
+}
