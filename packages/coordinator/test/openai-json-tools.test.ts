@@ -93,6 +93,19 @@ describe("tools through the OpenAI route", () => {
     expect(assigned[0]!.sampling).toMatchObject({ tools: [WEATHER], tool_choice: "required", parallel_tool_calls: false });
   });
 
+  it("a call cut short by max_tokens ends with finish_reason length, its partial call shown as OpenAI shows it", async () => {
+    net.nodes[0]!.onAssign = (job, self) => {
+      self.accept(job.job_id);
+      self.stream(job.job_id, [
+        { type: "tool-calls", calls: [{ ...CALL, function: { name: "get_weather", arguments: '{"ci' } }], tokens: [5] },
+        { type: "usage", prompt_tokens: 3, completion_tokens: 1 },
+        { type: "finish", reason: "length" },
+      ]);
+    };
+    const answer = await client.chat.completions.create({ ...chat, tools: [WEATHER], max_tokens: 1 });
+    expect(answer.choices[0]).toMatchObject({ finish_reason: "length", message: { tool_calls: [{ function: { arguments: '{"ci' } }] } });
+  });
+
   it("streams a call as OpenAI does: id and name first, then the arguments, then finish_reason tool_calls", async () => {
     const stream = await client.chat.completions.create({ ...chat, tools: [WEATHER], stream: true });
     const deltas: unknown[] = [];

@@ -6,6 +6,7 @@ import {
   OPENAI_DEFAULT_TEMPERATURE,
   type OpenAIModel,
   type Sampling,
+  type OpenAIFinishReason,
   type OpenAIModelList,
   type ToolCall,
   type ToolCallDelta,
@@ -64,8 +65,8 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
         model,
         choices: [
           finished.toolCalls
-            ? { index: 0, message: { role: "assistant", content: finished.text || null, tool_calls: finished.toolCalls }, finish_reason: "tool_calls" }
-            : { index: 0, message: { role: "assistant", content: finished.text }, finish_reason: finished.finishReason ?? "stop" },
+            ? { index: 0, message: { role: "assistant", content: finished.text || null, tool_calls: finished.toolCalls }, finish_reason: finishReasonOf(finished) }
+            : { index: 0, message: { role: "assistant", content: finished.text }, finish_reason: finishReasonOf(finished) },
         ],
         usage: usageOf(finished),
       };
@@ -86,7 +87,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
     const finish = () => {
       if (job.status === "completed") {
         if (job.toolCalls) for (const delta of toolCallDeltas(job.toolCalls)) sse.write(sseData(chunk({ tool_calls: [delta] }, null)));
-        sse.write(sseData(chunk({}, job.toolCalls ? "tool_calls" : (job.finishReason ?? "stop"))));
+        sse.write(sseData(chunk({}, finishReasonOf(job))));
         if (body.stream_options?.include_usage) {
           sse.write(sseData({ id, object: "chat.completion.chunk", created, model, choices: [], usage: usageOf(job) } satisfies ChatCompletionChunk));
         }
@@ -159,6 +160,12 @@ function constraintsOf(body: ChatCompletionRequest): Pick<Sampling, "response_fo
     if (body.parallel_tool_calls != null) out.parallel_tool_calls = body.parallel_tool_calls;
   }
   return out;
+}
+
+/** As OpenAI: `tool_calls` when the answer ended with calls, but `length` when max_tokens cut it (calls may be partial). */
+function finishReasonOf(job: LiveJob): OpenAIFinishReason {
+  if (job.finishReason === "length") return "length";
+  return job.toolCalls ? "tool_calls" : "stop";
 }
 
 /** A finished call as OpenAI streams one: a delta with id, type and name, then one with the arguments. */
