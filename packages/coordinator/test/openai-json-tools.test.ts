@@ -147,6 +147,7 @@ describe("tools through the OpenAI route", () => {
     ["a bad function name", { tools: [{ type: "function", function: { name: "get weather" } }] }, "tools.0.function.name", /letters, digits/],
     ["a malformed parameters schema", { tools: [{ type: "function", function: { name: "f", parameters: { type: "object", required: "city" } } }] }, "tools.0.function.parameters.required", /list of property names/],
     ["a tool message without tool_call_id", { messages: [{ role: "tool", content: "x" }] }, "messages.0.tool_call_id", /./],
+    ["a deprecated function_call on an assistant message", { messages: [{ role: "user", content: "x" }, { role: "assistant", content: null, function_call: { name: "f", arguments: "{}" } }] }, "messages.1.function_call", /deprecated/],
     ["an assistant message with neither content nor calls", { messages: [{ role: "user", content: "x" }, { role: "assistant", content: null }] }, "messages.1.content", /needs content or tool_calls/],
   ])("refuses %s with 400 naming the param", async (_name, extra, param, message) => {
     const err = await refusal(() => client.chat.completions.create({ ...chat, ...extra } as never));

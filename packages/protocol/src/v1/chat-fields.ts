@@ -50,10 +50,13 @@ export function unsupportedChatField(body: unknown): { param: string; message: s
   const messages = (body as { messages?: unknown }).messages;
   if (Array.isArray(messages)) {
     for (const [i, m] of messages.entries()) {
-      const message = m as { role?: unknown; content?: unknown };
-      // OpenAI's deprecated `function` role (before tools): its `tool` successor is honoured.
+      const message = m as { role?: unknown; content?: unknown; function_call?: unknown };
+      // OpenAI's deprecated function calling (before tools): its `tool` successors are honoured.
       if (message?.role === "function") {
         return { param: `messages.${i}.role`, message: `messages.${i}: function messages are deprecated and not supported; use tool messages` };
+      }
+      if (message?.function_call != null) {
+        return { param: `messages.${i}.function_call`, message: `messages.${i}: function_call is deprecated and not supported; use tool_calls` };
       }
       if (!Array.isArray(message?.content)) continue;
       for (const [j, part] of (message.content as { type?: unknown }[]).entries()) {
