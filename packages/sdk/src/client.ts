@@ -5,6 +5,7 @@ import {
   type JobView,
   type ModelsResponse,
   type NodeStatusView,
+  type ResponseFormat,
   SseDecoder,
   TesseraError,
   isErrorCode,
@@ -28,6 +29,8 @@ export interface ChatRequest {
   temperature?: number;
   top_p?: number;
   seed?: number;
+  /** The answer must be JSON: `{type: "json_object"}` or `{type: "json_schema", json_schema: {name, schema, strict}}`. */
+  response_format?: ResponseFormat;
   node_id?: string;
 }
 
