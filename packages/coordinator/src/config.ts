@@ -94,7 +94,8 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     if (["0", "false", "no"].includes(value.toLowerCase())) return false;
     throw new TesseraError("bad_request", `${spec(key).flag} (${spec(key).env}) must be true or false, got "${value}"`);
   };
-  const dbUrl = raw(spec("dbUrl"));
+  // An empty variable (`TESSERA_DB=`) means unset, as for every other setting.
+  const dbUrl = raw(spec("dbUrl")) || undefined;
   if (dbUrl !== undefined && (typeof dbUrl !== "string" || !/^postgres(ql)?:\/\//.test(dbUrl))) {
     throw new TesseraError("bad_request", `--db (TESSERA_DB) must be a postgres:// URL, got "${String(dbUrl)}"`);
   }

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { JOIN_TOKEN_PREFIX, type NodeRegister, type Signer, encodeNpub, signDelegation, signKeyRotation } from "@tessera/protocol";
+import { JOIN_TOKEN_PREFIX, type NodeRegister, type Signer, encodeNpub, hashJoinToken, signDelegation, signKeyRotation } from "@tessera/protocol";
 import { randomBytes } from "node:crypto";
-import { hashJoinToken } from "../src/trust/admission.js";
 import type { AdmissionMode } from "../src/trust/admission-modes.js";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
 

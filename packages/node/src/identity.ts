@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import {
   DELEGATION_FAILURES,
   type KeyRotation,
@@ -13,7 +14,7 @@ import {
   verifyDelegation,
   verifyKeyRotation,
 } from "@tessera/protocol";
-import { readKeyFile, renderKeyFile, signerFromKeyFile } from "./key-store.js";
+import { type KeyFileKind, type NodeKeys, createKeyFile, readKeyFile, renderKeyFile, signerFromKeyFile } from "./key-store.js";
 import type { NodePaths } from "./paths.js";
 
 /** A delegation this close to its end is renewed when the operator key is at hand. */
@@ -25,6 +26,13 @@ export interface NodeIdentity {
   operatorId: string;
   delegation: NodeDelegation | undefined;
   rotation: KeyRotation | undefined;
+}
+
+/** Reads the key file, or makes it (0600, in a 0700 directory) when there is none. */
+export function ensurePrivateKeyFile(path: string, kind: KeyFileKind): { keys: NodeKeys; created: boolean } {
+  if (existsSync(path)) return { keys: readKeyFile(path, kind), created: false };
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  return { keys: createKeyFile(path, undefined, kind), created: true };
 }
 
 /** Writes a private file atomically (temp + rename), so a crash never leaves half an identity. */

@@ -6,6 +6,7 @@ import { openStoreFor } from "../store-options.js";
 import { printJson } from "../output.js";
 import { ensurePortFree } from "../port-check.js";
 import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
+import { addAdmissionCommands, withStoreFlags } from "./coordinator-admission.js";
 
 interface StartOptions {
   port?: string;
@@ -13,6 +14,7 @@ interface StartOptions {
   dataDir?: string;
   db?: string;
   open?: boolean;
+  admission?: string;
   rateLimit?: string;
   queueTimeout?: string;
   jobTimeout?: string;
@@ -35,6 +37,7 @@ export function coordinatorConfigFromOptions(options: StartOptions): Coordinator
     dataDir: options.dataDir,
     dbUrl: options.db,
     open: options.open,
+    admission: options.admission,
     rateLimitPerMinute: options.rateLimit,
     pendingTimeoutS: options.queueTimeout,
     jobTimeoutS: options.jobTimeout,
@@ -62,6 +65,7 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--data-dir <dir>", "where the SQLite store lives")
     .option("--db <url>", "postgres://… to use PostgreSQL instead of SQLite")
     .option("--open", "accept requests without an API key, rate-limited per address")
+    .option("--admission <mode>", "who may join as an operator: open, token (needs a join token; the default unless --open) or approval")
     .option("--rate-limit <n>", "requests per minute per key or open client")
     .option("--queue-timeout <s>", "seconds a job may wait for a free node")
     .option("--job-timeout <s>", "seconds before a job fails with `timeout`")
@@ -82,15 +86,14 @@ export function addCoordinatorCommand(program: Command): void {
       const { startCoordinator } = await import("@tessera/coordinator");
       const running = await startCoordinator(config);
       const where = config.dbUrl ? "PostgreSQL" : `${config.dataDir}/coordinator.db`;
-      process.stdout.write(`tessera coordinator listening on ${running.url} (store: ${where}${config.open ? ", open mode" : ""})\n`);
+      process.stdout.write(`tessera coordinator listening on ${running.url} (store: ${where}${config.open ? ", open mode" : ""}, admission: ${config.admission})\n`);
       await waitForSignal((signal) => process.stdout.write(`${signal} received: shutting down (${FORCE_HINT})\n`));
       await running.close();
       process.exit(0);
     });
 
   const keys = coordinator.command("keys").description("manage API keys (bearer tokens) for the client API");
-  const storeFlags = (cmd: Command) =>
-    cmd.option("--data-dir <dir>", "the coordinator's data dir").option("--db <url>", "postgres://… when the coordinator uses PostgreSQL");
+  const storeFlags = withStoreFlags;
 
   storeFlags(keys.command("create"))
     .description("create an API key; prints the token once (only its hash is stored)")
@@ -146,4 +149,6 @@ export function addCoordinatorCommand(program: Command): void {
         await store.close();
       }
     });
+
+  addAdmissionCommands(coordinator);
 }

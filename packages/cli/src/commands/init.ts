@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { encodeNpub } from "@tessera/protocol";
 import { settingFlagsFromOptions } from "@tessera/node/config";
 import { type NodeFlags, withNodeSettings } from "./node-options.js";
 
@@ -19,10 +20,11 @@ export function addInitCommand(program: Command): void {
         `             ${result.nodeId}`,
         `config       ${paths.configFile} (${result.createdConfig ? "created" : "exists, left as is"})`,
         `keys         ${paths.keyFile} (${result.createdKeys ? "created" : "exists, kept"})`,
+        `operator     ${encodeNpub(result.operatorId)} (${paths.operatorKeyFile}, ${result.createdOperatorKey ? "created" : "exists, kept"})`,
         `coordinator  ${result.config.coordinator_url}`,
         `logs         ${result.config.log_file}`,
         "",
-        `next: tessera register${homeFlag} && tessera start${homeFlag}`,
+        `next: tessera register${homeFlag} && tessera start${homeFlag}   (a closed coordinator wants --join-token TOKEN once)`,
         "",
       ].join("\n"),
     );

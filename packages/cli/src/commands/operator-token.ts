@@ -1,16 +1,12 @@
 import type { Command } from "commander";
-import { OPERATOR_TOKEN_MAX_TTL_SECONDS, TesseraError, createOperatorToken } from "@tessera/protocol";
+import { OPERATOR_TOKEN_MAX_TTL_SECONDS, createOperatorToken } from "@tessera/protocol";
+import { parseDuration } from "../duration.js";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
 
 /** `90s`, `30m`, `2h`, or plain seconds → seconds; bad_request otherwise or beyond 24 h. */
 export function parseTtl(text: string): number {
-  const m = /^(\d+)(s|m|h)?$/.exec(text.trim());
-  const seconds = m ? Number(m[1]) * { s: 1, m: 60, h: 3600 }[(m[2] ?? "s") as "s" | "m" | "h"] : NaN;
-  if (!(seconds >= 1 && seconds <= OPERATOR_TOKEN_MAX_TTL_SECONDS)) {
-    throw new TesseraError("bad_request", `--ttl must be a duration from 1s to 24h, like 30m or 2h; got "${text}"`);
-  }
-  return seconds;
+  return parseDuration(text, "--ttl", { min: 1, max: OPERATOR_TOKEN_MAX_TTL_SECONDS });
 }
 
 /**

@@ -2,6 +2,7 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { settingFlagsFromOptions } from "@tessera/node/config";
 import { type NodeFlags, withNodeSettings } from "./node-options.js";
+import { checkJoinToken } from "./register.js";
 
 /** `tessera setup`: the guided first run (hardware, backend, model, keys, config, register). `--yes` takes defaults. */
 export function addSetupCommand(program: Command): void {
@@ -9,8 +10,10 @@ export function addSetupCommand(program: Command): void {
     program
       .command("setup")
       .description("set this node up: detect hardware and tier, probe backends, pick the tier's model, make keys, write node.toml, register")
-      .option("-y, --yes", "take every default without asking"),
-  ).action(async (flags: NodeFlags & { yes?: boolean }) => {
+      .option("-y, --yes", "take every default without asking")
+      .option("--join-token <token>", "a join token from the coordinator's owner: admits your operator key where admission is `token`"),
+  ).action(async (flags: NodeFlags & { yes?: boolean; joinToken?: string }) => {
+    const joinToken = checkJoinToken(flags.joinToken);
     const { createBackendFromConfig, createNodeLogger, machineProbe } = await import("@tessera/node");
     const { runSetup } = await import("../setup/run-setup.js");
     const { logger } = createNodeLogger({ level: "warn", stdout: { write: (line: string) => process.stderr.write(line) } });
@@ -31,6 +34,7 @@ export function addSetupCommand(program: Command): void {
         openBackend: (config) => createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger }),
         out: process.stdout,
         err: process.stderr,
+        joinToken,
       });
     } finally {
       rl?.close();

@@ -15,7 +15,8 @@ import {
   signerFromKeyFile,
   tierForVram,
 } from "@tessera/node";
-import { type Hardware, TesseraError } from "@tessera/protocol";
+import { type Hardware, TesseraError, encodeNpub } from "@tessera/protocol";
+import { loadNodeIdentity } from "@tessera/node/identity";
 import { installModelAction, parseModelName } from "../inventory/model-actions.js";
 import type { ProgressSink } from "../inventory/progress-bar.js";
 
@@ -38,6 +39,8 @@ export interface SetupDeps {
   openBackend(config: NodeConfig): Promise<BackendAdapter>;
   out: ProgressSink;
   err: ProgressSink;
+  /** Admits this machine's operator key on a coordinator whose admission is `token` (`--join-token`). */
+  joinToken?: string;
 }
 
 export interface SetupResult {
@@ -108,6 +111,7 @@ export async function runSetup(deps: SetupDeps): Promise<SetupResult> {
   const init = initNode({ home: deps.home, env: deps.env, settings });
   const config = init.config;
   say(`node id      ${init.npub}${init.createdKeys ? " (new keypair)" : ""}`);
+  say(`operator     ${encodeNpub(init.operatorId)}${init.createdOperatorKey ? " (new operator key)" : ""}`);
   say(`config       ${config.paths.configFile} (0600)`);
 
   const signer = signerFromKeyFile(config.paths.keyFile);
@@ -125,7 +129,8 @@ export async function runSetup(deps: SetupDeps): Promise<SetupResult> {
     const inventory = reconcileInventory(config.served_models, await backend.listModels(), backend.kind, hardware);
     let registered = false;
     try {
-      await registerNode(config, { signer, models: inventory.served, hardware, fetch: deps.fetch, nowSeconds: () => Math.floor(deps.nowMs() / 1000) });
+      const identity = loadNodeIdentity(config.paths, signer, Math.floor(deps.nowMs() / 1000));
+      await registerNode(config, { signer, models: inventory.served, hardware, fetch: deps.fetch, nowSeconds: () => Math.floor(deps.nowMs() / 1000), identity, joinToken: deps.joinToken });
       registered = true;
       say(`registered   with ${config.coordinator_url}: ${inventory.served.map((m) => m.id).join(", ") || "no models yet"}`);
     } catch (err) {

@@ -4,7 +4,7 @@ import {
   type NodeRegister,
   TesseraError,
   encodeNpub,
-  sha256Hex,
+  hashJoinToken,
   verifyDelegation,
   verifyKeyRotation,
 } from "@tessera/protocol";
@@ -20,10 +20,6 @@ export interface Admitted {
 }
 
 const KEY_GRACE_MS = KEY_ROTATION_GRACE_SECONDS * 1000;
-
-export function hashJoinToken(token: string): string {
-  return sha256Hex(token);
-}
 
 /**
  * Decides whether a registering node may serve, and under which operator (trust/design.md "Admission"). Refusals are

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { sha256Hex } from "../hex.js";
 import { NodeId } from "./sampling.js";
 import { KeyRotation, NodeDelegation } from "./delegation.js";
 import {
@@ -16,6 +17,11 @@ import {
 /** `tsjt_` + 24 random bytes in base64url: made by `tessera coordinator join-tokens create`, stored only as a hash. */
 export const JOIN_TOKEN_PREFIX = "tsjt_";
 export const JOIN_TOKEN_PATTERN = /^tsjt_[A-Za-z0-9_-]{32}$/;
+
+/** What a coordinator stores of a join token, and looks it up by. */
+export function hashJoinToken(token: string): string {
+  return sha256Hex(token);
+}
 
 /** Coarse capability only: no hostname, no exact CPU model, nothing that identifies the machine. */
 export const GpuSummary = z.object({
