@@ -1,6 +1,6 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { LOG_FORMATS, type LogFormatSetting, TesseraError } from "@tessera/protocol";
+import { LOG_FORMATS, type LogFormatSetting, TesseraError, parsePublicKey } from "@tessera/protocol";
 import { ADMISSION_MODES, type AdmissionMode } from "./trust/admission-modes.js";
 
 /**
@@ -17,6 +17,10 @@ export interface CoordinatorConfig {
   open: boolean;
   /** Who may join as an operator: `open`, `token` (a join token) or `approval` (the owner approves). */
   admission: AdmissionMode;
+  /** Node or operator keys (hex) that may serve as spot-check references whatever their tier. */
+  referenceNodes: string[];
+  /** Replaces every tier's spot-check rate (0..1); undefined: each tier's own rate. */
+  checkRate: number | undefined;
   rateLimitPerMinute: number;
   jobTimeoutS: number;
   pendingTimeoutS: number;
@@ -52,6 +56,8 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "dbUrl", flag: "--db", env: "TESSERA_DB", default: "(SQLite in the data dir)", description: "postgres://… to use PostgreSQL" },
   { key: "open", flag: "--open", env: "TESSERA_OPEN", default: "false", description: "accept requests without an API key (rate-limited per address)" },
   { key: "admission", flag: "--admission", env: "TESSERA_ADMISSION", default: "token (open with --open)", description: "who may join as an operator: open, token (needs a join token) or approval (the owner approves each)" },
+  { key: "referenceNodes", flag: "--reference-node", env: "TESSERA_REFERENCE_NODES", default: "", description: "node or operator keys (npub or hex, comma-separated) trusted as spot-check references before any node earns the trusted tier" },
+  { key: "checkRate", flag: "--check-rate", env: "TESSERA_CHECK_RATE", default: "(by tier: 0.2 probation, 0.05 normal, 0.02 trusted, 1 suspect)", description: "the share of delivered answers spot-checked, for every node (an audit, a test)" },
   { key: "rateLimitPerMinute", flag: "--rate-limit", env: "TESSERA_RATE_LIMIT", default: "600", description: "requests per minute per API key or open client" },
   { key: "jobTimeoutS", flag: "--job-timeout", env: "TESSERA_JOB_TIMEOUT", default: "300", description: "seconds before a job fails with `timeout`" },
   { key: "pendingTimeoutS", flag: "--queue-timeout", env: "TESSERA_QUEUE_TIMEOUT", default: "60", description: "seconds a job may wait for a free node before `no_capacity`" },
@@ -108,6 +114,8 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     dbUrl: dbUrl as string | undefined,
     open,
     admission: admissionMode(raw(spec("admission")), open),
+    referenceNodes: referenceKeys(String(raw(spec("referenceNodes")) ?? "")),
+    checkRate: raw(spec("checkRate")) === undefined || raw(spec("checkRate")) === "" ? undefined : num("checkRate", 0, 1),
     rateLimitPerMinute: num("rateLimitPerMinute", 1, 1_000_000),
     jobTimeoutS: num("jobTimeoutS", 1, 86_400),
     pendingTimeoutS: num("pendingTimeoutS", 0, 86_400),
@@ -122,6 +130,18 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     logFormat: logFormat(String(raw(spec("logFormat")) || "auto")),
     shardReplicas: num("shardReplicas", 1, 16),
   };
+}
+
+function referenceKeys(text: string): string[] {
+  return text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((key) => {
+      const hex = parsePublicKey(key);
+      if (!hex) throw new TesseraError("bad_request", `--reference-node (TESSERA_REFERENCE_NODES) takes node or operator keys (npub1… or 64 hex), got "${key}"`);
+      return hex;
+    });
 }
 
 function admissionMode(value: string | boolean | undefined, open: boolean): AdmissionMode {

@@ -11,6 +11,7 @@ import type { ShardingManager } from "./sharding/index.js";
 import type { NodeRegistry } from "./registry.js";
 import type { Store } from "./store/types.js";
 import type { Admission } from "./trust/admission.js";
+import type { SpotChecks } from "./trust/spot-checks.js";
 import type { NodeStanding } from "./trust/node-standing.js";
 
 /** Everything the HTTP routes and the session hub share; wired once in `coordinator.ts`. */
@@ -29,6 +30,8 @@ export interface CoordinatorContext {
   /** Failed authentications per client address, shared by the HTTP routes and the node session upgrade. */
   authThrottle: AuthThrottle;
   logger: Logger;
+  /** Spot checks of delivered answers by reference nodes. */
+  checks: SpotChecks;
   /** Who may register, and under which operator. */
   admission: Admission;
   /** Sharded models: stage offers, placement, and the virtual pipeline nodes. */

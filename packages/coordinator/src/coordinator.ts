@@ -12,6 +12,7 @@ import { DEFAULT_PROGRESS_LIMITS } from "./jobs/progress-deadline.js";
 import { SchedulerChooser } from "./jobs/scheduler-chooser.js";
 import { SpeedMetrics } from "./jobs/speed-metrics.js";
 import { NodeStanding } from "./trust/node-standing.js";
+import { SpotChecks } from "./trust/spot-checks.js";
 import { speedSamplesOf } from "./trust/speed-samples.js";
 import { createLogger, type Logger } from "./logger.js";
 import { CoordinatorMetrics } from "./metrics.js";
@@ -60,6 +61,8 @@ export interface RunningCoordinator extends Coordinator {
 }
 
 const TICK_MS = 1_000;
+/** A reference that has not scored an answer by then is passed over: the check is abandoned, nobody is judged. */
+const CHECK_TIMEOUT_MS = 60_000;
 const EXPIRY_SWEEP_MS = 60_000;
 /** How long a shutdown waits for the answers to requests in flight before it cuts their connections. */
 const IN_FLIGHT_GRACE_MS = 5_000;
@@ -112,6 +115,17 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     onCooldown: (offence) => prometheus.cooldownsStarted.inc({ offence }),
   });
   prometheus.observeStanding(() => standing.tally(Array.from(registry.all(), (node) => node.id)));
+  const checks = new SpotChecks({
+    registry,
+    standing,
+    clock,
+    logger,
+    random: Math.random,
+    namedReferences: new Set(config.referenceNodes),
+    rateOverride: config.checkRate,
+    timeoutMs: CHECK_TIMEOUT_MS,
+    metrics: { checked: (result) => prometheus.checks.inc({ result }), skipped: (reason) => prometheus.checksSkipped.inc({ reason }) },
+  });
   jobs = new JobManager({
     metrics: prometheus,
     clock,
@@ -120,6 +134,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     chooser: new SchedulerChooser(speed, Math.random, standing),
     speed,
     standing,
+    checks,
     logger,
     pendingTimeoutMs: config.pendingTimeoutS * 1000,
     jobTimeoutMs: config.jobTimeoutS * 1000,
@@ -140,6 +155,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     jobs,
     speed,
     standing,
+    checks,
     metrics: prometheus,
     nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier },
     limiter: new RateLimiter(),
@@ -162,6 +178,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       jobs.tick();
       admissionWatch.maybePoll();
       standing.refreshSpeed(clock.now());
+      checks.tick();
     },
     stopAccepting() {
       gate.stopAccepting();

@@ -34,6 +34,18 @@ export class CoordinatorMetrics {
     buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.05],
     registers: [this.registry],
   });
+  readonly checks = new Counter({
+    name: "tessera_checks_total",
+    help: "Spot checks of delivered answers by reference nodes, by result (passed, failed, abandoned)",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  readonly checksSkipped = new Counter({
+    name: "tessera_checks_skipped_total",
+    help: "Answers drawn for a spot check but not checked: not_checkable (sampled, constrained or without token ids) or no_reference",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
   readonly heartbeats = new Counter({ name: "tessera_heartbeats_total", help: "Signed node heartbeats accepted", registers: [this.registry] });
   readonly nodesMarkedOffline = new Counter({ name: "tessera_nodes_marked_offline_total", help: "Times a node went offline, by reason", labelNames: ["reason"] as const, registers: [this.registry] });
   readonly cooldownsStarted = new Counter({

@@ -1,5 +1,5 @@
 import WebSocket from "ws";
-import { type CoordinatorMessage, type JobAssignment, SESSION_PATH, type Signer, type StreamPart, signRequest } from "@tessera/protocol";
+import { type CheckScore, type CoordinatorMessage, type JobAssignment, SESSION_PATH, type Signer, type StreamPart, signRequest } from "@tessera/protocol";
 
 /**
  * A node played by the test over a real WebSocket session: it accepts what it is told to and streams scripted
@@ -8,6 +8,10 @@ import { type CoordinatorMessage, type JobAssignment, SESSION_PATH, type Signer,
 export class ScriptedNode {
   readonly assignments: JobAssignment[] = [];
   readonly cancels: string[] = [];
+  /** Spot checks this node was asked to score (as a reference). */
+  readonly checks: CheckScore[] = [];
+  /** What to do with a spot check; default: nothing (the check times out). */
+  onCheck: (check: CheckScore, node: ScriptedNode) => void = () => undefined;
   private ws!: WebSocket;
   /** What to do with an assignment; default: accept and stream "Hello world" in two parts. */
   onAssign: (job: JobAssignment, node: ScriptedNode) => void = (job, node) => {
@@ -41,6 +45,10 @@ export class ScriptedNode {
         this.assignments.push(msg);
         this.onAssign(msg, this);
       } else if (msg.type === "job.cancel") this.cancels.push(msg.job_id);
+      else if (msg.type === "check.score") {
+        this.checks.push(msg);
+        this.onCheck(msg, this);
+      }
     });
   }
 

@@ -18,6 +18,7 @@ import type { NodeConfig } from "./config.js";
 import { JobRunner, type FrameSender, type JobStats } from "./job-runner.js";
 import { signerFromKeyFile } from "./key-store.js";
 import { type NodeIdentity, loadNodeIdentity } from "./identity.js";
+import { scoreForCheck } from "./score-for-check.js";
 import type { NodeLogger } from "./logger.js";
 import type { BackendFactory } from "./backend-from-config.js";
 import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from "./register-node.js";
@@ -295,6 +296,9 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         break;
       case "node.command":
         commands.accept(parsed.command);
+        break;
+      case "check.score":
+        void scoreForCheck(backend, parsed).then((reply) => send(JSON.stringify(reply)));
         break;
       case "stage.load":
       case "stage.unload":

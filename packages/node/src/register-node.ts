@@ -46,7 +46,12 @@ export function resolveServedModels(
       refused.push(`${id}: a node may announce at most ${MAX_MODELS_PER_NODE} models; list the ones to serve in served_models; not advertised`);
       continue;
     }
-    served.push(model.sizeBytes !== undefined ? { id, backend: backendKind, size_bytes: model.sizeBytes } : { id, backend: backendKind });
+    served.push({
+      id,
+      backend: backendKind,
+      ...(model.sizeBytes !== undefined ? { size_bytes: model.sizeBytes } : {}),
+      ...(model.scoring ? { scoring: true } : {}),
+    });
   }
   return { served, missing, refused };
 }

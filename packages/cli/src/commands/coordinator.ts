@@ -15,6 +15,8 @@ interface StartOptions {
   db?: string;
   open?: boolean;
   admission?: string;
+  referenceNode?: string[];
+  checkRate?: string;
   rateLimit?: string;
   queueTimeout?: string;
   jobTimeout?: string;
@@ -38,6 +40,8 @@ export function coordinatorConfigFromOptions(options: StartOptions): Coordinator
     dbUrl: options.db,
     open: options.open,
     admission: options.admission,
+    referenceNodes: options.referenceNode?.join(","),
+    checkRate: options.checkRate,
     rateLimitPerMinute: options.rateLimit,
     pendingTimeoutS: options.queueTimeout,
     jobTimeoutS: options.jobTimeout,
@@ -66,6 +70,8 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--db <url>", "postgres://… to use PostgreSQL instead of SQLite")
     .option("--open", "accept requests without an API key, rate-limited per address")
     .option("--admission <mode>", "who may join as an operator: open, token (needs a join token; the default unless --open) or approval")
+    .option("--reference-node <key...>", "a node or operator key (npub or hex) trusted as a spot-check reference (repeatable)")
+    .option("--check-rate <share>", "spot-check this share (0 to 1) of every node's answers instead of the tier rates")
     .option("--rate-limit <n>", "requests per minute per key or open client")
     .option("--queue-timeout <s>", "seconds a job may wait for a free node")
     .option("--job-timeout <s>", "seconds before a job fails with `timeout`")

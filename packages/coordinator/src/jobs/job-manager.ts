@@ -19,6 +19,7 @@ import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
 import type { NodeStanding, Offence } from "../trust/node-standing.js";
+import type { SpotChecks } from "../trust/spot-checks.js";
 import { decisionTimer } from "./decision-timer.js";
 import { scanForStop } from "./stop-sequences.js";
 import { creditCompletion, creditPrompt, promptTokenBound } from "./honest-usage.js";
@@ -43,6 +44,8 @@ export interface JobManagerOptions {
   progress?: ProgressLimits;
   /** Told how each node's turn at a job ended (reputation, cooldowns, probation). */
   standing?: Pick<NodeStanding, "recordOutcome">;
+  /** Told of every answer one node produced alone and ended itself, once the client has it (spot checks). */
+  checks?: Pick<SpotChecks, "afterDelivery">;
 }
 
 /** Errors a node may answer with to decline a job before doing any work (like `job.reject`): nobody's offence. */
@@ -371,7 +374,7 @@ export class JobManager {
       case "finish":
         if (part.reason === "stop" || part.reason === "length") {
           job.toolCalls = attempt.toolCalls;
-          this.complete(job, part.reason);
+          this.complete(job, part.reason, { endedByNode: true });
         }
         return;
       case "error": {
@@ -435,7 +438,7 @@ export class JobManager {
   }
 
   /** Completes the job: normally on its current attempt's finish; without one when a lost node had used up the budget. */
-  private complete(job: LiveJob, reason: "stop" | "length"): void {
+  private complete(job: LiveJob, reason: "stop" | "length", opts: { endedByNode?: boolean } = {}): void {
     const attempt = job.attempt;
     const now = this.o.clock.now();
     if (attempt) {
@@ -467,6 +470,18 @@ export class JobManager {
     this.o.logger.info({ job: job.id, node: short(nodeId), tokens: job.completionTokens, nodes: job.segments.length }, "job completed");
     this.o.metrics?.jobsFinished.inc({ status: "completed", error: "" });
     job.emit({ type: "done", job });
+    if (opts.endedByNode && attempt && !attempt.continuation && job.segments.length === 1) {
+      this.o.checks?.afterDelivery({
+        jobId: job.id,
+        nodeId: attempt.nodeId,
+        model: job.model,
+        messages: job.messages,
+        sampling: job.sampling,
+        outputTokens: job.tokenIds && attempt.exactTokens ? [...job.tokenIds] : undefined,
+        finishReason: reason,
+        claimedUsage: attempt.reportedUsage && { promptTokens: attempt.reportedUsage.prompt_tokens, completionTokens: attempt.reportedUsage.completion_tokens },
+      });
+    }
     this.dispatch();
   }
 

@@ -84,6 +84,7 @@ export class SessionHub {
     this.ctx.registry.touch(nodeId, session);
     if (message.type === "pong") return session.pong(message.sent_at, this.ctx.clock.now());
     if (message.type.startsWith("stage.")) return this.ctx.sharding.onStageMessage(nodeId, message as StageNodeMessage);
+    if (message.type === "check.scores" || message.type === "check.error") return this.ctx.checks.onMessage(nodeId, message);
     this.ctx.jobs.onNodeMessage(nodeId, message);
   }
 

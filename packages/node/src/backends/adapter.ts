@@ -39,6 +39,22 @@ export interface BackendModel {
   sizeBytes?: number;
   /** Resident in memory now (as opposed to only installed on disk). */
   loaded: boolean;
+  /** The backend can score given tokens for this model (`score`): the node may be a spot-check reference. */
+  scoring?: boolean;
+}
+
+/** Score another node's answer (a spot check): the messages as this backend renders them, then the given tokens. */
+export interface ScoreRequest {
+  model: string;
+  messages: ChatMessage[];
+  outputTokens: number[];
+}
+
+/** Per given token its log-probability and rank here; the same for end-of-sequence after the last one. */
+export interface ScoreResult {
+  promptTokens: number;
+  positions: Array<{ token: number; logprob: number; rank: number }>;
+  eos: { logprob: number; rank: number };
 }
 
 export type HealthResult = { ok: true } | { ok: false; message: string };
@@ -60,6 +76,8 @@ export interface BackendAdapter {
   /** Backends that can install models (Ollama) implement these. */
   pull?(model: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void>;
   remove?(model: string): Promise<void>;
+  /** Backends that can teacher-force given tokens (embedded) implement this; throws TesseraError. */
+  score?(request: ScoreRequest): Promise<ScoreResult>;
   close?(): Promise<void>;
 }
 

@@ -44,6 +44,8 @@ export const ServedModel = z.object({
   backend: nodeToken(32),
   /** Bytes on disk, where the backend knows it. */
   size_bytes: NodeByteCount.optional(),
+  /** The backend can score given tokens by teacher forcing (check.ts): the node may serve as a reference for checks. */
+  scoring: z.boolean().optional(),
 });
 export type ServedModel = z.infer<typeof ServedModel>;
 

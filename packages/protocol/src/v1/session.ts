@@ -4,6 +4,7 @@ import { ModelName, Sampling } from "./sampling.js";
 import { nodeMessage } from "./node-fields.js";
 import { StreamPart } from "./stream-part.js";
 import { NodeCommandMessage } from "./node-command.js";
+import { CheckError, CheckScore, CheckScores } from "./check.js";
 import { StageError, StageLoad, StageDrop, StageLoaded, StageOffer, StageTokenize, StageTokenized, StageUnload } from "./stage.js";
 
 /**
@@ -30,7 +31,8 @@ export const Ping = z.object({ type: z.literal("ping"), sent_at: z.number() });
 
 /** Stage messages (sharded models) were added later; a daemon without a stage host ignores them. */
 /** `node.command` (node-command.ts): a model install/remove the node's operator queued. */
-export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize, NodeCommandMessage]);
+/** `check.score` (check.ts): score another node's answer, for a spot check. */
+export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize, NodeCommandMessage, CheckScore]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
 export const JobAccept = z.object({ type: z.literal("job.accept"), job_id: z.string() });
@@ -41,7 +43,7 @@ export const Draining = z.object({ type: z.literal("draining") });
 export const Goodbye = z.object({ type: z.literal("goodbye") });
 
 export const NodeMessage = z.discriminatedUnion("type", [
-  JobAccept, JobReject, JobPart, Pong, Draining, Goodbye, StageOffer, StageLoaded, StageTokenized, StageError,
+  JobAccept, JobReject, JobPart, Pong, Draining, Goodbye, StageOffer, StageLoaded, StageTokenized, StageError, CheckScores, CheckError,
 ]);
 export type NodeMessage = z.infer<typeof NodeMessage>;
 

@@ -3,7 +3,8 @@ import { availableParallelism } from "node:os";
 import { basename, extname } from "node:path";
 import { type ErrorCode, type StreamPart, TesseraError, modelIdFromFileName } from "@tessera/protocol";
 import { type Llama, type LlamaContext, LlamaLogLevel, type LlamaModel, type Token, getLlama } from "node-llama-cpp";
-import { type BackendAdapter, type BackendModel, type GenerateRequest, type HealthResult, collectStream } from "../adapter.js";
+import { type BackendAdapter, type BackendModel, type GenerateRequest, type HealthResult, type ScoreRequest, type ScoreResult, collectStream } from "../adapter.js";
+import type { VerificationEngine } from "../../verification/types.js";
 import { type PromptFormatter, createPromptFormatter } from "./prompt-format.js";
 import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState } from "./output-constraint.js";
 import { SequencePool } from "./sequence-pool.js";
@@ -66,6 +67,8 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
   }
   let loading: Promise<Loaded> | undefined;
   let closed = false;
+  /** The spot-check scorer: the same file loaded once more (mmap shares its pages) with a context of its own. */
+  let scorer: Promise<VerificationEngine> | undefined;
 
   async function load(): Promise<Loaded> {
     try {
@@ -256,15 +259,31 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
         throw new TesseraError("model_not_found", `model file not found: ${modelPath}`);
       }
       const loaded = loading !== undefined && (await loading.then(() => true, () => false));
-      return [{ id: modelId, sizeBytes, loaded }];
+      return [{ id: modelId, sizeBytes, loaded, scoring: true }];
     },
     doStream: stream,
     doGenerate: (request) => collectStream(stream(request)),
+    async score(request: ScoreRequest): Promise<ScoreResult> {
+      if (request.model !== modelId) throw new TesseraError("model_not_found", `model ${request.model} is not served here (this backend serves ${modelId})`);
+      const loaded = await ensureLoaded();
+      // The prompt exactly as this backend's generation renders it (no tools: answers with tools are never checked).
+      const prompt = loaded.formatter.promptTokens(request.messages);
+      if (!scorer) {
+        const { createEmbeddedEngine } = await import("../../verification/embedded-engine.js");
+        scorer = createEmbeddedEngine({ modelPath, llama: loaded.llama, threads, contextSize: loaded.context.contextSize });
+        scorer.catch(() => (scorer = undefined));
+      }
+      const scores = await (await scorer).score(prompt, request.outputTokens);
+      return { promptTokens: scores.promptTokens, positions: scores.positions.map(({ token, logprob, rank }) => ({ token, logprob, rank })), eos: { logprob: scores.eos.logprob, rank: scores.eos.rank } };
+    },
     async load() {
       await ensureLoaded();
     },
     async close() {
       closed = true;
+      const scoring = scorer;
+      scorer = undefined;
+      await scoring?.then((engine) => engine.close(), () => undefined);
       const current = loading;
       loading = undefined;
       if (!current) return;

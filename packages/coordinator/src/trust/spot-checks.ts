@@ -1,0 +1,166 @@
+import { randomUUID } from "node:crypto";
+import type { ChatMessage, CheckError, CheckScores, Sampling } from "@tessera/protocol";
+import type { Clock } from "../clock.js";
+import type { Logger } from "../logger.js";
+import type { NodeRegistry } from "../registry.js";
+import { checkVerdict, type Verdict } from "./check-verdict.js";
+import type { NodeStanding } from "./node-standing.js";
+
+/**
+ * A delivered answer that one node produced alone and ended itself (its own finish: not cut by a stop sequence or
+ * its token budget, which the job manager handles), as the job manager relayed it.
+ */
+export interface DeliveredAnswer {
+  jobId: string;
+  nodeId: string;
+  model: string;
+  messages: ChatMessage[];
+  sampling: Sampling;
+  /** Every output token id, in order; undefined when the node did not report ids for all of its text. */
+  outputTokens: number[] | undefined;
+  finishReason: "stop" | "length";
+  /** What the node reported, if it did (a node that claims nothing contradicts nothing). */
+  claimedUsage: { promptTokens: number; completionTokens: number } | undefined;
+}
+
+/** Why a delivered answer was not checked although it was drawn. */
+export type SkipReason = "not_checkable" | "no_reference";
+
+export interface SpotCheckMetrics {
+  checked(result: "passed" | "failed" | "abandoned"): void;
+  skipped(reason: SkipReason): void;
+}
+
+export interface SpotChecksDeps {
+  registry: NodeRegistry;
+  standing: Pick<NodeStanding, "checkRate" | "recordCheck" | "isQuarantined" | "tier">;
+  clock: Clock;
+  logger: Logger;
+  random: () => number;
+  /** Keys (node or operator) the owner names as references, whatever their tier (`--reference-node`). */
+  namedReferences: ReadonlySet<string>;
+  /** Overrides every tier's check rate (`--check-rate`); undefined: the tier's rate. */
+  rateOverride: number | undefined;
+  timeoutMs: number;
+  metrics?: SpotCheckMetrics;
+}
+
+interface PendingCheck {
+  answer: DeliveredAnswer & { outputTokens: number[] };
+  referenceId: string;
+  deadline: number;
+}
+
+/**
+ * Spot checks of delivered answers by reference nodes (trust/design.md "Verification"): each delivered answer is drawn
+ * with its node's tier rate; a reference of another operator, serving the same model on the same kind of backend and
+ * able to score, scores the node's tokens by teacher forcing; the verdict moves the node's standing. The node is told
+ * nothing, and the check runs after the client has its answer.
+ */
+export class SpotChecks {
+  private readonly pending = new Map<string, PendingCheck>();
+
+  constructor(private readonly deps: SpotChecksDeps) {}
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  afterDelivery(answer: DeliveredAnswer): void {
+    const rate = this.deps.rateOverride ?? this.deps.standing.checkRate(answer.nodeId);
+    if (!(this.deps.random() < rate)) return;
+    const outputTokens = checkableTokens(answer);
+    if (!outputTokens) return this.skip(answer, "not_checkable");
+    const reference = this.pickReference(answer);
+    if (!reference) return this.skip(answer, "no_reference");
+    const checkId = randomUUID();
+    this.pending.set(checkId, { answer: { ...answer, outputTokens }, referenceId: reference, deadline: this.deps.clock.now() + this.deps.timeoutMs });
+    this.deps.registry.get(reference)!.session!.send({
+      type: "check.score",
+      check_id: checkId,
+      model: answer.model,
+      messages: answer.messages,
+      output_tokens: outputTokens,
+    });
+  }
+
+  /** A reference's answer. Only the reference asked may answer, once. */
+  onMessage(nodeId: string, message: CheckScores | CheckError): void {
+    const check = this.pending.get(message.check_id);
+    if (!check || check.referenceId !== nodeId) return;
+    this.pending.delete(message.check_id);
+    if (message.type === "check.error") return this.abandon(check, `the reference could not score: ${message.message}`);
+    let verdict: Verdict;
+    try {
+      verdict = checkVerdict(
+        {
+          outputTokens: check.answer.outputTokens,
+          finishReason: check.answer.finishReason,
+          usage: check.answer.claimedUsage ?? { promptTokens: message.prompt_tokens, completionTokens: check.answer.outputTokens.length },
+          maxTokens: check.answer.sampling.max_tokens,
+          greedy: check.answer.sampling.temperature === 0,
+        },
+        { promptTokens: message.prompt_tokens, positions: message.positions, eos: message.eos },
+      );
+    } catch (err) {
+      // The reference scored other tokens than it was given: its answer says nothing about the node.
+      return this.abandon(check, `the reference's scores do not match the answer: ${(err as Error).message}`);
+    }
+    this.deps.standing.recordCheck(check.answer.nodeId, { passed: verdict.passed });
+    this.deps.metrics?.checked(verdict.passed ? "passed" : "failed");
+    const fields = { job: check.answer.jobId, node: check.answer.nodeId.slice(0, 12), reference: nodeId.slice(0, 12), stats: verdict.stats };
+    if (verdict.passed) this.deps.logger.info(fields, "spot check passed");
+    else this.deps.logger.warn({ ...fields, failures: verdict.failures }, "spot check failed");
+  }
+
+  /** Abandons checks whose reference did not answer in time (its session dropped, or it is slow). */
+  tick(): void {
+    const now = this.deps.clock.now();
+    for (const [id, check] of this.pending) {
+      if (now < check.deadline) continue;
+      this.pending.delete(id);
+      this.abandon(check, "the reference did not answer in time");
+    }
+  }
+
+  private pickReference(answer: DeliveredAnswer): string | undefined {
+    const { registry, standing, namedReferences } = this.deps;
+    const node = registry.get(answer.nodeId);
+    if (!node) return undefined;
+    const backend = node.models.find((m) => m.id === answer.model)?.backend;
+    const candidates: string[] = [];
+    for (const ref of registry.all()) {
+      if (ref.id === node.id || ref.operatorId === node.operatorId || !ref.online || !ref.session || ref.draining) continue;
+      // Same model on the same kind of backend: until prompts travel as token ids, that is what makes the
+      // reference's prompt the node's prompt.
+      if (!ref.models.some((m) => m.id === answer.model && m.scoring === true && m.backend === backend)) continue;
+      if (standing.isQuarantined(ref.id)) continue;
+      const named = namedReferences.has(ref.id) || namedReferences.has(ref.operatorId);
+      if (named || standing.tier(ref.id) === "trusted") candidates.push(ref.id);
+    }
+    if (candidates.length === 0) return undefined;
+    return candidates[Math.floor(this.deps.random() * candidates.length)];
+  }
+
+  private skip(answer: DeliveredAnswer, reason: SkipReason): void {
+    this.deps.metrics?.skipped(reason);
+    this.deps.logger.debug({ job: answer.jobId, node: answer.nodeId.slice(0, 12), reason }, "spot check drawn but skipped");
+  }
+
+  private abandon(check: PendingCheck, why: string): void {
+    this.deps.metrics?.checked("abandoned");
+    this.deps.logger.info({ job: check.answer.jobId, node: check.answer.nodeId.slice(0, 12), reference: check.referenceId.slice(0, 12), why }, "spot check abandoned");
+  }
+}
+
+/**
+ * The answer's token ids when a check can judge it, else undefined. Calibrated for greedy decoding only: a sampled
+ * token may honestly lie outside the reference's top 20, and a grammar (JSON mode, tools) moves the answer away from
+ * what the model alone would choose.
+ */
+function checkableTokens(answer: DeliveredAnswer): number[] | undefined {
+  const s = answer.sampling;
+  if (s.temperature !== 0 || s.response_format || s.tools) return undefined;
+  if (!answer.outputTokens || answer.outputTokens.length === 0) return undefined;
+  return answer.outputTokens;
+}

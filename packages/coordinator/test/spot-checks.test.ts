@@ -1,0 +1,169 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { type CheckScore, type NodeRegister, type ScoredPosition, signDelegation } from "@tessera/protocol";
+import type { CoordinatorConfig } from "../src/config.js";
+import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
+import { ScriptedNode } from "./scripted-node.js";
+
+/**
+ * Spot checks on a real coordinator with scripted nodes: the answering node streams token ids, a reference of another
+ * operator scores them, and the verdict moves the answering node's standing. The engines' side is tested in
+ * @tessera/node (verification) and end to end in the CLI's trust test.
+ */
+let t: TestCoordinator | undefined;
+const nodes: ScriptedNode[] = [];
+afterEach(async () => {
+  for (const n of nodes.splice(0)) await n.close();
+  await t?.close();
+  t = undefined;
+});
+
+const EOS = 2;
+const ANSWER = [11, 12, 13];
+
+type Member = { node: ReturnType<typeof newNode>; scoring: boolean; operator?: ReturnType<typeof newNode> };
+
+async function network(config: Partial<CoordinatorConfig>, members: Member[]) {
+  t = await testCoordinator(config);
+  await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
+  const baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
+  const out: ScriptedNode[] = [];
+  for (const { node, scoring, operator } of members) {
+    const reg: NodeRegister = {
+      ...registration(node.id),
+      models: [{ id: "tiny", backend: "embedded", ...(scoring ? { scoring: true } : {}) }],
+      ...(operator ? { delegation: signDelegation(operator.signer, node.id, { nowSeconds: Math.floor(t.clock.now() / 1000) }) } : {}),
+    };
+    const res = await signedInject(t, node.signer, "POST", "/api/v1/nodes/register", reg);
+    expect(res.statusCode).toBe(200);
+    const scripted = new ScriptedNode(baseUrl, node.signer, () => Math.floor(t!.clock.now() / 1000));
+    await scripted.connect();
+    out.push(scripted);
+    nodes.push(scripted);
+  }
+  return { baseUrl, nodes: out };
+}
+
+/** The answering node: three tokens with their ids, usage, and a stop. */
+function answersWithIds(node: ScriptedNode, usage = { prompt_tokens: 5, completion_tokens: 3 }): void {
+  node.onAssign = (job, n) => {
+    n.accept(job.job_id);
+    n.stream(job.job_id, [
+      { type: "text-delta", text: "a", tokens: [ANSWER[0]!] },
+      { type: "text-delta", text: "b", tokens: [ANSWER[1]!] },
+      { type: "text-delta", text: "c", tokens: [ANSWER[2]!] },
+      { type: "usage", ...usage },
+      { type: "finish", reason: "stop" },
+    ]);
+  };
+}
+
+/** A reference whose model agrees with every token (rank 1) and finds EOS likely after them. */
+function agrees(check: CheckScore, node: ScriptedNode, ranks: number[] = check.output_tokens.map(() => 1)): void {
+  const positions: ScoredPosition[] = check.output_tokens.map((token, i) => ({ token, logprob: ranks[i] === 1 ? -0.1 : -9, rank: ranks[i]! }));
+  node.send({ type: "check.scores", check_id: check.check_id, prompt_tokens: 5, positions, eos: { logprob: -0.2, rank: 1 } });
+}
+
+async function runJob(baseUrl: string, token: string, nodeId: string, temperature = 0): Promise<void> {
+  const res = await fetch(`${baseUrl}/api/v1/jobs`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 8, temperature, node_id: nodeId, stream: true }),
+  });
+  await res.text();
+}
+
+const until = async (what: string, condition: () => boolean | Promise<boolean>) => {
+  for (let i = 0; i < 400; i++) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+describe("spot checks", () => {
+  it("a named reference scores the answer; an honest answer passes, its node's standing records it", async () => {
+    const worker = newNode();
+    const reference = newNode();
+    const net = await network({ checkRate: 1, referenceNodes: [reference.id] }, [{ node: worker, scoring: false }, { node: reference, scoring: true }]);
+    answersWithIds(net.nodes[0]!);
+    net.nodes[1]!.onCheck = (check, n) => agrees(check, n);
+    await runJob(net.baseUrl, t!.token, worker.id);
+    await until("check recorded", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksPassed === 1);
+    const [check] = net.nodes[1]!.checks;
+    expect(check).toMatchObject({ model: "tiny", output_tokens: ANSWER, messages: [{ role: "user", content: "hi" }] });
+    // The node that answered is never told.
+    expect(net.nodes[0]!.checks).toEqual([]);
+    const view = await t!.coordinator.app.inject({ method: "GET", url: `/api/v1/nodes/${worker.id}` });
+    expect(view.json()).toMatchObject({ checks: { passed: 1, failed: 0 } });
+  });
+
+  it("tokens outside the reference's top 20, or inflated usage, fail the check; two failures quarantine the node", async () => {
+    const worker = newNode();
+    const reference = newNode();
+    const net = await network({ checkRate: 1, referenceNodes: [reference.id] }, [{ node: worker, scoring: false }, { node: reference, scoring: true }]);
+    answersWithIds(net.nodes[0]!, { prompt_tokens: 5, completion_tokens: 3 });
+    net.nodes[1]!.onCheck = (check, n) => agrees(check, n, [1, 500, 1]);
+    await runJob(net.baseUrl, t!.token, worker.id);
+    await until("first failure", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksFailed === 1);
+    answersWithIds(net.nodes[0]!, { prompt_tokens: 5000, completion_tokens: 3 });
+    net.nodes[1]!.onCheck = (check, n) => agrees(check, n);
+    await runJob(net.baseUrl, t!.token, worker.id);
+    await until("second failure", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksFailed === 2);
+    expect(t!.coordinator.ctx.standing.isQuarantined(worker.id)).toBe(true);
+    const view = (await t!.coordinator.app.inject({ method: "GET", url: `/api/v1/nodes/${worker.id}` })).json();
+    expect(view).toMatchObject({ quarantined: true, checks: { passed: 0, failed: 2 } });
+    expect(await metricText()).toMatch(/result="failed"} 2/);
+  });
+
+  it("never uses an unnamed untrusted reference, or one that cannot score", async () => {
+    const worker = newNode();
+    const stranger = newNode();
+    const notScoring = newNode();
+    const net = await network({ checkRate: 1, referenceNodes: [notScoring.id] }, [
+      { node: worker, scoring: false },
+      { node: stranger, scoring: true },
+      { node: notScoring, scoring: false },
+    ]);
+    answersWithIds(net.nodes[0]!);
+    await runJob(net.baseUrl, t!.token, worker.id);
+    await until("skip counted", async () => /reason="no_reference"} 1/.test(await metricText()));
+    expect(net.nodes.flatMap((n) => n.checks)).toEqual([]);
+  });
+
+  it("never uses a reference of the answering node's own operator, even a named one", async () => {
+    const operator = newNode();
+    const worker = newNode();
+    const colleague = newNode();
+    const net = await network({ checkRate: 1, referenceNodes: [operator.id] }, [
+      { node: worker, scoring: false, operator },
+      { node: colleague, scoring: true, operator },
+    ]);
+    answersWithIds(net.nodes[0]!);
+    await runJob(net.baseUrl, t!.token, worker.id);
+    await until("skip counted", async () => /reason="no_reference"} 1/.test(await metricText()));
+    expect(net.nodes[1]!.checks).toEqual([]);
+  });
+
+  it("does not check sampled answers, and ignores scores from a node that was not asked", async () => {
+    const worker = newNode();
+    const reference = newNode();
+    const net = await network({ checkRate: 1, referenceNodes: [reference.id] }, [{ node: worker, scoring: false }, { node: reference, scoring: true }]);
+    answersWithIds(net.nodes[0]!);
+    await runJob(net.baseUrl, t!.token, worker.id, 0.7);
+    await until("skip counted", async () => /reason="not_checkable"} 1/.test(await metricText()));
+    expect(net.nodes[1]!.checks).toEqual([]);
+    // A greedy one is checked; the worker answering the check itself is ignored.
+    net.nodes[1]!.onCheck = (check) => agrees(check, net.nodes[0]!, [500, 500, 500]);
+    await runJob(net.baseUrl, t!.token, worker.id);
+    await until("check sent", () => net.nodes[1]!.checks.length === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksFailed).toBe(0);
+    // A reference that never answers: the check is abandoned when its time is up, nobody judged.
+    t!.clock.advance(61_000);
+    t!.coordinator.tick();
+    expect(await metricText()).toMatch(/result="abandoned"} 1/);
+    expect(t!.coordinator.ctx.standing.view(worker.id, t!.clock.now())).toMatchObject({ checksPassed: 0, checksFailed: 0 });
+  });
+});
+
+const metricText = (): Promise<string> => t!.coordinator.ctx.metrics.registry.metrics();

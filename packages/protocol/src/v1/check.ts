@@ -1,0 +1,50 @@
+import { z } from "zod";
+import { ChatMessage } from "./chat-message.js";
+import { nodeMessage } from "./node-fields.js";
+import { ModelName } from "./sampling.js";
+
+/**
+ * Spot checks (trust/design.md "Verification"): after a job was delivered, the coordinator may ask a reference node
+ * (another operator, the same model) to score the answering node's tokens by teacher forcing. The reference renders
+ * the messages with the model's own template, evaluates the prompt and the given tokens in one pass, and returns,
+ * for each given token, its log-probability and rank under its own model, and the same for end-of-sequence after the
+ * last one. Nothing of the job's text goes back.
+ */
+export const MAX_SCORED_TOKENS = 4096;
+export const CHECK_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+const TokenId = z.number().int().min(0).max(2 ** 31);
+/** A log-probability: ≤ 0; the floor stands for "impossible", which JSON cannot spell as -Infinity. */
+export const LOGPROB_FLOOR = -1e9;
+const Logprob = z.number().min(LOGPROB_FLOOR).max(0);
+const Rank = z.number().int().min(1).max(2 ** 31);
+
+export const CheckScore = z.object({
+  type: z.literal("check.score"),
+  check_id: z.string().regex(CHECK_ID_PATTERN),
+  model: ModelName,
+  messages: z.array(ChatMessage).min(1),
+  output_tokens: z.array(TokenId).max(MAX_SCORED_TOKENS),
+});
+export type CheckScore = z.infer<typeof CheckScore>;
+
+export const ScoredPosition = z.object({ token: TokenId, logprob: Logprob, rank: Rank });
+export type ScoredPosition = z.infer<typeof ScoredPosition>;
+
+export const CheckScores = z.object({
+  type: z.literal("check.scores"),
+  check_id: z.string().regex(CHECK_ID_PATTERN),
+  /** Prompt tokens the reference evaluated: what the answering node should have reported. */
+  prompt_tokens: z.number().int().min(0).max(10_000_000),
+  positions: z.array(ScoredPosition).max(MAX_SCORED_TOKENS),
+  eos: z.object({ logprob: Logprob, rank: Rank }),
+});
+export type CheckScores = z.infer<typeof CheckScores>;
+
+/** The reference could not score (model not loaded, a token outside its vocabulary, …): the check is abandoned. */
+export const CheckError = z.object({
+  type: z.literal("check.error"),
+  check_id: z.string().regex(CHECK_ID_PATTERN),
+  message: nodeMessage(1024),
+});
+export type CheckError = z.infer<typeof CheckError>;
