@@ -84,7 +84,7 @@ describe("admission with the CLI, on a real coordinator", () => {
     await daemon.waitFor(/banned on this coordinator \(garbage answers\)/, 30_000);
     await waitUntil(() => !daemon.running, 30_000);
     const nodes = await json<Array<{ operator_status: string; status: string }>>(admin("nodes", "list", "--json"));
-    expect(nodes).toEqual([expect.objectContaining({ operator_status: "banned", status: "offline" })]);
+    expect(nodes).toEqual([expect.objectContaining({ operator_status: "banned", status: "offline", tier: "probation", checks: { passed: 0, failed: 0 }, quarantined: false })]);
     // Lifting the ban lets the node back in.
     expect((await admin("operators", "approve", operator!.npub)).code).toBe(0);
     expect((await tessera("register", "--home", home)).code).toBe(0);

@@ -7,3 +7,4 @@ export { openStore } from "./store/index.js";
 export type { Store } from "./store/types.js";
 export * from "./scheduler/index.js";
 export * from "./placement/index.js";
+export { storedStandings } from "./trust/stored-standing.js";

@@ -146,28 +146,38 @@ export function addAdmissionCommands(coordinator: Command, nowMs: () => number =
 
   const nodes = coordinator.command("nodes").description("nodes known to the coordinator");
   withStoreFlags(nodes.command("list"))
-    .description("list nodes: status, operator, key state")
+    .description("list nodes: status, operator, tier, reputation, checks, quarantine, key state")
     .option("--json", "print JSON")
     .action(async (flags: StoreFlags) => {
-      const { list, operatorStatus } = await withStore(flags, async (store) => ({
+      const { storedStandings, createLogger } = await import("@tessera/coordinator");
+      const { list, operatorStatus, standings } = await withStore(flags, async (store) => ({
         list: await store.listNodes(),
         operatorStatus: new Map((await store.listOperators()).map((o) => [o.id, o.status])),
+        standings: await storedStandings(store, nowMs(), createLogger("silent")),
       }));
-      const row = (n: (typeof list)[number]) => ({
-        id: n.id,
-        npub: encodeNpub(n.id),
-        status: n.status,
-        operator: n.operatorId,
-        operator_status: operatorStatus.get(n.operatorId) ?? "unknown",
-        models: n.models.map((m) => m.id),
-        last_seen_at: n.lastSeenAt?.toISOString() ?? null,
-        ...(n.retiredAt ? { rotated_at: n.retiredAt.toISOString(), successor: n.successorId } : {}),
-      });
+      const row = (n: (typeof list)[number]) => {
+        const s = standings.get(n.id)!;
+        return {
+          id: n.id,
+          npub: encodeNpub(n.id),
+          status: n.status,
+          operator: n.operatorId,
+          operator_status: operatorStatus.get(n.operatorId) ?? "unknown",
+          tier: s.tier,
+          reputation: Number(s.score.toFixed(3)),
+          checks: { passed: s.checksPassed, failed: s.checksFailed },
+          quarantined: s.quarantined,
+          models: n.models.map((m) => m.id),
+          last_seen_at: n.lastSeenAt?.toISOString() ?? null,
+          ...(n.retiredAt ? { rotated_at: n.retiredAt.toISOString(), successor: n.successorId } : {}),
+        };
+      };
       if (flags.json) return printJson(list.map(row));
       if (list.length === 0) return void process.stdout.write("no nodes yet\n");
       for (const n of list.map(row)) {
         process.stdout.write(
-          `${short(n.id)}  ${n.status.padEnd(7)}  operator ${short(n.operator)} (${n.operator_status})  ${n.models.join(",") || "-"}${n.rotated_at ? `  rotated ${n.rotated_at}` : ""}\n`,
+          `${short(n.id)}  ${n.status.padEnd(7)}  ${n.tier.padEnd(9)} rep ${n.reputation.toFixed(2)}  checks ${n.checks.passed}/${n.checks.failed}` +
+            `${n.quarantined ? "  QUARANTINED" : ""}  operator ${short(n.operator)} (${n.operator_status})  ${n.models.join(",") || "-"}${n.rotated_at ? `  rotated ${n.rotated_at}` : ""}\n`,
         );
       }
     });
