@@ -104,16 +104,19 @@ export const CHECK_FALSE_POSITIVE_RATE = 1e-4;
 export type CheatKind = "swap" | "quant" | "garbage" | "truncate" | "usage";
 
 /**
- * P(a check passes | the node cheats this way), measured by `npm run bench -- verification` (design.md
- * "Verification" has the runs). `quant_no_logprobs` is a Q4_K_M node whose backend sends no log-probabilities.
+ * P(a check passes | the node cheats this way), from `npm run bench -- verification` (design.md "Verification" has
+ * the runs): no cheating job passed a check in 100 per cheat (run 1, seed 1), so each figure is the 95 % upper
+ * bound of a rate with 0 events in 100 trials, 1 − 0.05^(1/100) ≈ 0.03, not 0: a Bayes update must never treat a
+ * pass as proof of honesty. `quant_no_logprobs` is a Q4_K_M node whose backend sends no log-probabilities.
  */
+const NO_MISS_IN_100 = 1 - 0.05 ** (1 / 100);
 export const CHECK_MISS_RATE_BY_CHEAT: Readonly<Record<CheatKind | "quant_no_logprobs", number>> = Object.freeze({
-  swap: 0,
-  quant: 0,
-  quant_no_logprobs: 0,
-  garbage: 0,
-  truncate: 0,
-  usage: 0,
+  swap: NO_MISS_IN_100,
+  quant: NO_MISS_IN_100,
+  quant_no_logprobs: NO_MISS_IN_100,
+  garbage: NO_MISS_IN_100,
+  truncate: NO_MISS_IN_100,
+  usage: NO_MISS_IN_100,
 });
 /** The worst measured miss rate over the cheats: the safe single figure for a Bayes update. */
 export const CHECK_MISS_RATE = Math.max(...Object.values(CHECK_MISS_RATE_BY_CHEAT));
