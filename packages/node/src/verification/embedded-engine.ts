@@ -50,7 +50,8 @@ export async function createEmbeddedEngine(options: EmbeddedEngineOptions): Prom
     throw new TesseraError("bad_request", `could not load model ${options.modelPath}: ${(error as Error).message}`, { cause: error });
   }
   // Flash attention off: the stage runtime follows llama.cpp's non-flash attention numerics (../stage/design.md).
-  const context: LlamaContext = await model.createContext({ contextSize: options.contextSize ?? 1024, sequences: 1, threads, flashAttention: false });
+  const contextSize = options.contextSize ?? 1024;
+  const context: LlamaContext = await model.createContext({ contextSize, sequences: 1, threads, flashAttention: false });
   const sequence: LlamaContextSequence = context.getSequence();
   const eos = model.tokens.eos;
   if (eos === null) throw new TesseraError("bad_request", `${options.modelPath}: the model declares no end-of-sequence token`);
@@ -63,6 +64,12 @@ export async function createEmbeddedEngine(options: EmbeddedEngineOptions): Prom
     const run = tail.then(fn, fn);
     tail = run.catch(() => undefined);
     return run;
+  }
+
+  // node-llama-cpp would shift the context (drop early tokens) rather than fail, and scores past a shift are not the
+  // model's scores of this prompt: refuse instead.
+  function checkFits(tokens: number): void {
+    if (tokens > contextSize) throw new TesseraError("bad_request", `${tokens} tokens do not fit the scoring context of ${contextSize}`);
   }
 
   function checkTokens(name: string, tokens: readonly number[]): void {
@@ -78,6 +85,7 @@ export async function createEmbeddedEngine(options: EmbeddedEngineOptions): Prom
         if (prompt.length === 0) throw new TesseraError("bad_request", "scoring needs at least one prompt token");
         checkTokens("prompt", prompt);
         checkTokens("output", output);
+        checkFits(prompt.length + output.length);
         await sequence.clearHistory();
         const p = prompt.length;
         const all = [...prompt, ...output];
@@ -93,6 +101,7 @@ export async function createEmbeddedEngine(options: EmbeddedEngineOptions): Prom
         checkTokens("prompt", prompt);
         const k = opts.topLogprobs ?? 5;
         if (k > TOP_K_SCORED) throw new TesseraError("bad_request", `topLogprobs is at most ${TOP_K_SCORED}, got ${k}`);
+        checkFits(prompt.length + opts.maxTokens);
         await sequence.clearHistory();
         const out: Generation = { tokens: [], finishReason: "length", logprobs: [], promptTokens: prompt.length };
         const last = prompt.length - 1;

@@ -123,6 +123,8 @@ describe("verification engines", () => {
     for (const e of [embedded, stage]) {
       await expect(e.score([], [5])).rejects.toMatchObject({ code: "bad_request" });
       await expect(e.score([1], [model.vocabSize])).rejects.toThrow(/outside the vocabulary/);
+      // Past the context: refused, never scored on a shifted context.
+      await expect(e.score(Array.from({ length: 200 }, () => 5), Array.from({ length: 100 }, () => 6))).rejects.toMatchObject({ code: "bad_request" });
     }
   });
 });
