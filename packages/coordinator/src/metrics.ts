@@ -34,6 +34,12 @@ export class CoordinatorMetrics {
     buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.05],
     registers: [this.registry],
   });
+  readonly resultCommitments = new Counter({
+    name: "tessera_result_commitments_total",
+    help: "Answers a node finished, by its signed result commitment: valid (kept with the segment), invalid, or missing",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
   readonly checks = new Counter({
     name: "tessera_checks_total",
     help: "Spot checks of delivered answers by reference nodes, by result (passed, failed, abandoned)",

@@ -134,6 +134,8 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     isServed: (model) => servedIds.has(model),
     logger,
     now: () => clock.now(),
+    signer,
+    modelSha256: (model) => servedModels.find((m) => m.id === model)?.sha256,
   });
 
   let registered = false;

@@ -1,4 +1,4 @@
-import type { JobAssignment, StreamPart } from "@tessera/protocol";
+import { type JobAssignment, type Signer, type StreamPart, signResultCommitment } from "@tessera/protocol";
 import type { BackendAdapter, GenerateRequest } from "./backends/adapter.js";
 import type { NodeLogger } from "./logger.js";
 
@@ -15,6 +15,10 @@ export interface JobRunnerOptions {
   logger: NodeLogger;
   /** Monotonic-enough milliseconds, for durations in log lines. */
   now: () => number;
+  /** Signs each answer's result commitment (a `result` part before `finish`); without it none is sent. */
+  signer?: Signer;
+  /** The served model's file SHA-256, where the node has the file. */
+  modelSha256?: (model: string) => string | undefined;
 }
 
 interface RunningJob {
@@ -96,6 +100,22 @@ export class JobRunner {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** The node's signature over what it streamed (result-commitment.ts), sent just before `finish`. */
+  private commit(job: JobAssignment, answer: CommittedAnswer, finishReason: "stop" | "length", emit: (part: StreamPart) => void): void {
+    const { signer, modelSha256 } = this.options;
+    if (!signer || !answer.tokens || answer.hasToolCalls) return;
+    const model = modelSha256?.(job.model) ?? null;
+    const signature = signResultCommitment(signer, {
+      jobId: job.job_id,
+      modelSha256: model,
+      sampling: { temperature: job.sampling.temperature, top_p: job.sampling.top_p, max_tokens: job.sampling.max_tokens, seed: job.sampling.seed ?? 0 },
+      finishReason,
+      outputTokens: answer.tokens,
+      logprobs: answer.logprobs ?? [],
+    });
+    emit({ type: "result", finish_reason: finishReason, model_sha256: model, signature });
+  }
+
   private rejectReason(job: JobAssignment): RejectReason | undefined {
     if (this.draining) return "draining";
     if (this.jobs.has(job.job_id)) return "duplicate_job";
@@ -120,9 +140,12 @@ export class JobRunner {
     let completionTokens = 0;
     let errorMessage: string | undefined;
     const emit = (part: StreamPart) => send(prefix + JSON.stringify(part) + "}");
+    const answer = new CommittedAnswer();
     try {
       for await (const part of backend.doStream(request)) {
         if (finish !== undefined) continue; // nothing may follow the one finish part
+        answer.observe(part);
+        if (part.type === "finish" && (part.reason === "stop" || part.reason === "length")) this.commit(job, answer, part.reason, emit);
         send(prefix + JSON.stringify(part) + "}");
         if (part.type === "usage") completionTokens = part.completion_tokens;
         else if (part.type === "finish") finish = part.reason;
@@ -156,5 +179,25 @@ export class JobRunner {
       const rate = completionTokens / seconds;
       logger.info(fields, `job complete: ${completionTokens} tokens in ${seconds.toFixed(2)} s (${rate.toFixed(1)} tok/s)`);
     }
+  }
+}
+
+/**
+ * The token ids and log-probabilities of an answer as the coordinator will have relayed them: every text delta's
+ * ids in order (undefined once one delta came without), and the log-probabilities when every delta carried them.
+ */
+class CommittedAnswer {
+  tokens: number[] | undefined = [];
+  logprobs: number[] | undefined = [];
+  hasToolCalls = false;
+
+  observe(part: StreamPart): void {
+    if (part.type === "tool-calls") this.hasToolCalls = true;
+    // An empty delta without ids carries nothing (the coordinator drops it too).
+    if (part.type !== "text-delta" || (part.text.length === 0 && !part.tokens?.length)) return;
+    if (this.tokens && part.tokens) this.tokens.push(...part.tokens);
+    else this.tokens = undefined;
+    if (this.logprobs && part.logprobs && part.tokens && part.logprobs.length === part.tokens.length) this.logprobs.push(...part.logprobs);
+    else this.logprobs = undefined;
   }
 }

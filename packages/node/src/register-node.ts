@@ -51,6 +51,7 @@ export function resolveServedModels(
       backend: backendKind,
       ...(model.sizeBytes !== undefined ? { size_bytes: model.sizeBytes } : {}),
       ...(model.scoring ? { scoring: true } : {}),
+      ...(model.sha256 !== undefined ? { sha256: model.sha256 } : {}),
     });
   }
   return { served, missing, refused };

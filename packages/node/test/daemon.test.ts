@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { SESSION_PATH, generateKeyPair, secretKeySigner, type JobAssignment } from "@tessera/protocol";
+import { SESSION_PATH, generateKeyPair, secretKeySigner, verifyResultCommitment, type JobAssignment, type NodeRegister } from "@tessera/protocol";
 import { loadNodeConfig, type SettingFlags } from "../src/config.js";
 import { startDaemon, type DaemonHandle } from "../src/daemon.js";
 import { createNodeLogger } from "../src/logger.js";
@@ -25,7 +25,7 @@ function assignment(jobId: string, model = "tiny"): JobAssignment {
   };
 }
 
-async function setup(options: { tokens?: string[]; holdAt?: number; flags?: SettingFlags; served?: string[] } = {}) {
+async function setup(options: { tokens?: string[]; holdAt?: number; flags?: SettingFlags; served?: string[]; tokenIds?: boolean; sha256?: string } = {}) {
   const clock = new FakeClock(1_800_000_000_000);
   const coordinator = await new FakeCoordinator(() => Math.floor(clock.now() / 1000)).listen();
   cleanups.push(() => coordinator.close());
@@ -39,6 +39,8 @@ async function setup(options: { tokens?: string[]; holdAt?: number; flags?: Sett
   const backend = new ScriptedBackend(options.tokens ?? ["Hel", "lo", "!"], {
     holdAt: options.holdAt,
     models: options.served,
+    tokenIds: options.tokenIds,
+    sha256: options.sha256,
   });
   const lines: string[] = [];
   const { logger } = createNodeLogger({ level: "info", stdout: { write: (line: string) => lines.push(line) } });
@@ -118,6 +120,23 @@ describe("node daemon against a fake coordinator", () => {
     expect(backend.calls[1]).toMatchObject({ assistantPrefix: "Hel", assistantPrefixTokens: [7, 8] });
     await waitFor("complete log", () => /job complete: 3 tokens in [\d.]+ s \([\d.]+ tok\/s\)/.test(log(lines)));
     expect(log(lines)).toMatch(/job received/);
+  });
+
+  it("signs what it streamed: a result part before finish that verifies against the relayed ids, its seed and its model file", async () => {
+    const sha256 = "5e".repeat(32);
+    const { coordinator, daemon, signer } = await setup({ tokenIds: true, sha256 });
+    await daemon.ready;
+    expect((coordinator.registers[0]!.body as NodeRegister).models[0]).toMatchObject({ id: "tiny", sha256 });
+    const job = { ...assignment("signed"), sampling: { max_tokens: 16, temperature: 0, top_p: 1, seed: 77 } };
+    coordinator.send(job);
+    await waitFor("finish part", () => coordinator.partsOf("signed").some((p) => p.type === "finish"));
+    const parts = coordinator.partsOf("signed");
+    const result = parts.at(-2);
+    expect(parts.at(-1)).toEqual({ type: "finish", reason: "stop" });
+    expect(result).toMatchObject({ type: "result", finish_reason: "stop", model_sha256: sha256 });
+    const input = { jobId: "signed", modelSha256: sha256, sampling: { temperature: 0, top_p: 1, max_tokens: 16, seed: 77 }, finishReason: "stop" as const, outputTokens: [100, 101, 102], logprobs: [] };
+    expect(verifyResultCommitment((result as { signature: string }).signature, input, signer.publicKeyHex)).toBe(true);
+    expect(verifyResultCommitment((result as { signature: string }).signature, { ...input, outputTokens: [100, 101] }, signer.publicKeyHex)).toBe(false);
   });
 
   it("rejects jobs for models it does not serve and beyond max_concurrency", async () => {

@@ -16,7 +16,7 @@ export class ScriptedBackend implements BackendAdapter {
 
   constructor(
     private readonly tokens: string[],
-    private readonly options: { models?: string[]; holdAt?: number } = {},
+    private readonly options: { models?: string[]; holdAt?: number; tokenIds?: boolean; sha256?: string } = {},
   ) {}
 
   async health() {
@@ -24,7 +24,7 @@ export class ScriptedBackend implements BackendAdapter {
   }
 
   async listModels() {
-    return (this.options.models ?? ["tiny"]).map((id) => ({ id, loaded: true, sizeBytes: 1234 }));
+    return (this.options.models ?? ["tiny"]).map((id) => ({ id, loaded: true, sizeBytes: 1234, ...(this.options.sha256 ? { sha256: this.options.sha256 } : {}) }));
   }
 
   doGenerate(request: GenerateRequest) {
@@ -56,7 +56,7 @@ export class ScriptedBackend implements BackendAdapter {
         yield { type: "finish", reason: "cancelled" };
         return;
       }
-      yield { type: "text-delta", text: this.tokens[i]! };
+      yield this.options.tokenIds ? { type: "text-delta", text: this.tokens[i]!, tokens: [100 + i] } : { type: "text-delta", text: this.tokens[i]! };
     }
     yield { type: "usage", prompt_tokens: 3, completion_tokens: this.tokens.length };
     yield { type: "finish", reason: "stop" };

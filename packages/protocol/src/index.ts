@@ -27,3 +27,4 @@ export * from "./v1/json-schema-bounds.js";
 export * from "./v1/response-format.js";
 export * from "./v1/tools.js";
 export * from "./v1/check.js";
+export * from "./v1/result-commitment.js";

@@ -115,6 +115,11 @@ describe("an open network with cheaters", () => {
     // The quantised node's fate is what the checks found; the figures are printed above.
     expect(views.quant!.checks.passed + views.quant!.checks.failed).toBeGreaterThan(0);
 
+    // Every daemon signed what it streamed, and the coordinator found each signature matching what it relayed.
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(Number(/tessera_result_commitments_total\{outcome="valid"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(ROUNDS * 3);
+    expect(metrics).not.toMatch(/outcome="invalid"/);
+
     // Unpinned work never reaches the quarantined node.
     for (let i = 0; i < 4; i++) {
       const done = await job(`After the checks, job ${i}.`);

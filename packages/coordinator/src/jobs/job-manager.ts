@@ -1,20 +1,24 @@
-import { randomUUID } from "node:crypto";
+import { randomInt, randomUUID } from "node:crypto";
 import {
   type ChatMessage,
   type ErrorCode,
   type NodeMessage,
+  type ResultCommitmentInput,
   type Sampling,
   type StreamPart,
+  type TextDeltaPart,
   ERROR_CODES,
   TesseraError,
   isErrorCode,
+  resultCommitment,
   sha256Hex,
+  verifyResultCommitment,
 } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 import type { LiveNode, NodeRegistry } from "../registry.js";
 import type { NodeChooser } from "./node-chooser.js";
 import type { JobStorePort } from "./job-store-port.js";
-import { type JobEvent, LiveJob } from "./live-job.js";
+import { type Attempt, type JobEvent, LiveJob, type Segment } from "./live-job.js";
 import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
@@ -85,7 +89,10 @@ export class JobManager {
   /** Creates the job durably, queues it, and tries to dispatch it at once. */
   async submit(req: SubmitRequest): Promise<LiveJob> {
     const now = this.o.clock.now();
-    const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, req.sampling, req.nodeId, now);
+    // The coordinator issues the seed a client did not choose: every node (and a later check) samples with it, and the
+    // node's signed result commitment names it.
+    const sampling = req.sampling.seed === undefined ? { ...req.sampling, seed: randomInt(2 ** 32) } : req.sampling;
+    const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, sampling, req.nodeId, now);
     try {
       await this.o.store.insertJob({
         id: job.id,
@@ -277,8 +284,11 @@ export class JobManager {
       prefixTokens,
       continuation,
       nodeLoadAtStart: node.activeJobs.size,
+      sentSampling: continuation ? { ...job.sampling, max_tokens: budget } : job.sampling,
+      relayedTokens: [],
+      relayedLogprobs: [],
     };
-    const sampling = continuation ? { ...job.sampling, max_tokens: budget } : job.sampling;
+    const sampling = job.attempt.sentSampling;
     node.session!.send({
       type: "job.assign",
       job_id: job.id,
@@ -325,6 +335,7 @@ export class JobManager {
         // tokens wait in `pendingTokenIds` until text arrives, so `text` and `tokenIds` always describe the same
         // prefix: a node that takes over regenerates the pending tokens itself.
         if (part.text.length === 0 && !part.tokens?.length) return;
+        noteRelayed(attempt, part);
         const now = this.o.clock.now();
         attempt.firstTokenAt ??= now;
         attempt.lastPartAt = now;
@@ -370,6 +381,9 @@ export class JobManager {
         return;
       case "usage":
         attempt.reportedUsage = { prompt_tokens: part.prompt_tokens, completion_tokens: part.completion_tokens };
+        return;
+      case "result":
+        attempt.result = part;
         return;
       case "finish":
         if (part.reason === "stop" || part.reason === "length") {
@@ -418,7 +432,7 @@ export class JobManager {
     else this.pending.push(job);
   }
 
-  private endAttempt(job: LiveJob): NonNullable<LiveJob["attempt"]> | undefined {
+  private endAttempt(job: LiveJob, result?: { commitment: string; signature: string }): NonNullable<LiveJob["attempt"]> | undefined {
     const attempt = job.attempt;
     if (!attempt) return undefined;
     job.attempt = undefined;
@@ -426,7 +440,13 @@ export class JobManager {
     this.o.registry.get(attempt.nodeId)?.activeJobs.delete(job.id);
     const tokens = this.creditedTokens(job, attempt);
     if (tokens > 0 || attempt.firstTokenAt !== undefined) {
-      const segment = { nodeId: attempt.nodeId, completionTokens: tokens, startedAt: attempt.assignedAt, endedAt: this.o.clock.now() };
+      const segment: Segment = {
+        nodeId: attempt.nodeId,
+        completionTokens: tokens,
+        startedAt: attempt.assignedAt,
+        endedAt: this.o.clock.now(),
+        ...(result ? { resultCommitment: result.commitment, resultSignature: result.signature } : {}),
+      };
       job.segments.push(segment);
       job.persisted = job.persisted
         .then(async () => {
@@ -437,13 +457,49 @@ export class JobManager {
     return attempt;
   }
 
+  /**
+   * The node's signed commitment to what it streamed, recomputed from what was relayed (result-commitment.ts): kept
+   * with its segment when the signature holds; counted and logged when it is missing or does not match.
+   */
+  private checkResult(job: LiveJob, attempt: Attempt, reason: "stop" | "length"): { commitment: string; signature: string } | undefined {
+    const claim = attempt.result;
+    const count = (outcome: "valid" | "invalid" | "missing") => this.o.metrics?.resultCommitments.inc({ outcome });
+    if (!claim) {
+      count("missing");
+      return undefined;
+    }
+    const served = this.o.registry.get(attempt.nodeId)?.models.find((m) => m.id === job.model);
+    const s = attempt.sentSampling;
+    const input: ResultCommitmentInput = {
+      jobId: job.id,
+      modelSha256: claim.model_sha256,
+      sampling: { temperature: s.temperature, top_p: s.top_p, max_tokens: s.max_tokens, seed: s.seed ?? 0 },
+      finishReason: reason,
+      outputTokens: [...(attempt.relayedTokens ?? [])],
+      logprobs: attempt.relayedLogprobs ?? [],
+    };
+    const why =
+      claim.finish_reason !== reason ? "its finish reason differs"
+      : !attempt.relayedTokens ? "not every token came with its id"
+      : served?.sha256 !== undefined && served.sha256 !== claim.model_sha256 ? "it names another model file than the node registered"
+      : !verifyResultCommitment(claim.signature, input, attempt.nodeId) ? "the signature does not match what was relayed"
+      : undefined;
+    if (why) {
+      count("invalid");
+      this.o.logger.warn({ job: job.id, node: short(attempt.nodeId), why }, "result commitment refused");
+      return undefined;
+    }
+    count("valid");
+    return { commitment: resultCommitment(input), signature: claim.signature };
+  }
+
   /** Completes the job: normally on its current attempt's finish; without one when a lost node had used up the budget. */
   private complete(job: LiveJob, reason: "stop" | "length", opts: { endedByNode?: boolean } = {}): void {
     const attempt = job.attempt;
     const now = this.o.clock.now();
     if (attempt) {
       this.recordMetrics(job, attempt, now);
-      this.endAttempt(job);
+      this.endAttempt(job, opts.endedByNode ? this.checkResult(job, attempt, reason) : undefined);
       this.o.standing?.recordOutcome(attempt.nodeId, "completed");
       if (attempt.reportedUsage) {
         const prompt = creditPrompt(attempt.reportedUsage.prompt_tokens, attempt.promptBound, attempt.promptEstimate);
@@ -631,3 +687,11 @@ function short(nodeId: string): string {
   return nodeId.slice(0, 12);
 }
 
+
+/** The attempt's own ids and log-probabilities, as the node's commitment counts them (every non-empty delta, in order). */
+function noteRelayed(attempt: Attempt, part: TextDeltaPart): void {
+  if (attempt.relayedTokens && part.tokens) attempt.relayedTokens.push(...part.tokens);
+  else attempt.relayedTokens = undefined;
+  if (attempt.relayedLogprobs && part.logprobs && part.tokens && part.logprobs.length === part.tokens.length) attempt.relayedLogprobs.push(...part.logprobs);
+  else attempt.relayedLogprobs = undefined;
+}

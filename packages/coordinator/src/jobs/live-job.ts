@@ -1,4 +1,4 @@
-import type { ChatMessage, ErrorCode, JobStatus, Sampling, ToolCall } from "@tessera/protocol";
+import type { ChatMessage, ErrorCode, JobStatus, ResultPart, Sampling, ToolCall } from "@tessera/protocol";
 
 /** What subscribers to a job's stream hear. `text` events carry only new text, never a repeat. */
 export type JobEvent =
@@ -40,6 +40,13 @@ export interface Attempt {
   toolCalls?: ToolCall[];
   /** Once accepted: the instant by which the node must send its next part, or the job is taken back (a stall). */
   progressDeadline?: number;
+  /** The sampling this node was sent (a continuation's `max_tokens` is what was left). */
+  sentSampling: Sampling;
+  /** This attempt's own token ids and log-probabilities as relayed (undefined once a delta came without). */
+  relayedTokens: number[] | undefined;
+  relayedLogprobs: number[] | undefined;
+  /** The node's signed commitment to its answer (result-commitment.ts), checked when it finishes. */
+  result?: ResultPart;
 }
 
 export interface Segment {
@@ -47,6 +54,9 @@ export interface Segment {
   completionTokens: number;
   startedAt: number;
   endedAt: number;
+  /** The node's result commitment and its signature, when it sent one that matched what was relayed. */
+  resultCommitment?: string;
+  resultSignature?: string;
 }
 
 /** A job in flight, held in memory by the coordinator that owns it. The store has the durable record. */

@@ -76,6 +76,8 @@ export interface JobSegmentsTable {
   completion_tokens: number;
   started_at: number;
   ended_at: number;
+  result_commitment: string | null;
+  result_signature: string | null;
 }
 
 export interface ApiKeysTable {

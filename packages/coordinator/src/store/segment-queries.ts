@@ -12,6 +12,8 @@ function toSegmentRecord(row: Selectable<JobSegmentsTable>): JobSegmentRecord {
     completionTokens: row.completion_tokens,
     startedAt: fromMs(row.started_at),
     endedAt: fromMs(row.ended_at),
+    resultCommitment: row.result_commitment,
+    resultSignature: row.result_signature,
   };
 }
 
@@ -23,12 +25,17 @@ export async function addJobSegment(db: Kysely<Database>, segment: NewJobSegment
   if (!Number.isInteger(segment.completionTokens) || segment.completionTokens < 0) {
     throw new TesseraError("bad_request", "completionTokens must be a non-negative integer");
   }
+  const commitment = segment.resultCommitment ?? null;
+  const signature = segment.resultSignature ?? null;
+  if ((commitment === null) !== (signature === null) || (commitment !== null && !/^[0-9a-f]{64}$/.test(commitment)) || (signature !== null && !/^[0-9a-f]{128}$/.test(signature))) {
+    throw new TesseraError("bad_request", "a result commitment is a 64-hex digest with its 128-hex signature, or neither");
+  }
   const startedAt = toMs(segment.startedAt, "startedAt");
   const endedAt = toMs(segment.endedAt, "endedAt");
   try {
     const row = await db
       .insertInto("job_segments")
-      .columns(["job_id", "seq", "node_id", "completion_tokens", "started_at", "ended_at"])
+      .columns(["job_id", "seq", "node_id", "completion_tokens", "started_at", "ended_at", "result_commitment", "result_signature"])
       .expression((eb) =>
         eb
           .selectFrom("job_segments")
@@ -39,6 +46,8 @@ export async function addJobSegment(db: Kysely<Database>, segment: NewJobSegment
             s.cast<number>(s.val(segment.completionTokens), "integer").as("completion_tokens"),
             s.cast<number>(s.val(startedAt), "bigint").as("started_at"),
             s.cast<number>(s.val(endedAt), "bigint").as("ended_at"),
+            s.cast<string | null>(s.val(commitment), "text").as("result_commitment"),
+            s.cast<string | null>(s.val(signature), "text").as("result_signature"),
           ])
           .where("job_id", "=", segment.jobId),
       )

@@ -315,8 +315,8 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         const second = await store.addJobSegment({ jobId: "j1", nodeId: nodeId(2), completionTokens: 44, startedAt: t(3), endedAt: t(5) });
         expect(second.seq).toBe(2);
         expect(await store.listJobSegments("j1")).toEqual([
-          { jobId: "j1", seq: 1, nodeId: nodeId(1), completionTokens: 20, startedAt: t(0), endedAt: t(2) },
-          { jobId: "j1", seq: 2, nodeId: nodeId(2), completionTokens: 44, startedAt: t(3), endedAt: t(5) },
+          { jobId: "j1", seq: 1, nodeId: nodeId(1), completionTokens: 20, startedAt: t(0), endedAt: t(2), resultCommitment: null, resultSignature: null },
+          { jobId: "j1", seq: 2, nodeId: nodeId(2), completionTokens: 44, startedAt: t(3), endedAt: t(5), resultCommitment: null, resultSignature: null },
         ]);
         expect((await store.listJobSegments("j2")).map((s) => s.seq)).toEqual([1]);
         expect(await store.listJobSegments("none")).toEqual([]);
@@ -333,6 +333,17 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
           "bad_request",
         );
         expect(await store.listJobSegments("j1")).toEqual([]);
+      });
+
+      it("keeps a segment's result commitment and signature, and refuses one without the other or malformed", async () => {
+        await store.insertJob(job("j1"));
+        const signed = { resultCommitment: "c".repeat(64), resultSignature: "d".repeat(128) };
+        await store.addJobSegment({ jobId: "j1", nodeId: nodeId(1), completionTokens: 3, startedAt: t(0), endedAt: t(1), ...signed });
+        expect((await store.listJobSegments("j1"))[0]).toMatchObject(signed);
+        for (const bad of [{ resultCommitment: "c".repeat(64) }, { resultSignature: "d".repeat(128) }, { ...signed, resultCommitment: "C".repeat(64) }, { ...signed, resultSignature: "d" }]) {
+          await expectCode(store.addJobSegment({ jobId: "j1", nodeId: nodeId(1), completionTokens: 3, startedAt: t(0), endedAt: t(1), ...bad }), "bad_request");
+        }
+        expect(await store.listJobSegments("j1")).toHaveLength(1);
       });
     });
 

@@ -172,6 +172,9 @@ export interface NewJobSegment {
   completionTokens: number;
   startedAt: Date;
   endedAt: Date;
+  /** The node's signed result commitment (hex digest and BIP-340 signature), when it sent a valid one. */
+  resultCommitment?: string | null;
+  resultSignature?: string | null;
 }
 
 export interface JobSegmentRecord extends NewJobSegment {

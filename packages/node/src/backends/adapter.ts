@@ -41,6 +41,8 @@ export interface BackendModel {
   loaded: boolean;
   /** The backend can score given tokens for this model (`score`): the node may be a spot-check reference. */
   scoring?: boolean;
+  /** SHA-256 of the model file, where the backend reads one (embedded): the model's identity in result commitments. */
+  sha256?: string;
 }
 
 /** Score another node's answer (a spot check): the messages as this backend renders them, then the given tokens. */

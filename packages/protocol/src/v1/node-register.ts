@@ -46,6 +46,8 @@ export const ServedModel = z.object({
   size_bytes: NodeByteCount.optional(),
   /** The backend can score given tokens by teacher forcing (check.ts): the node may serve as a reference for checks. */
   scoring: z.boolean().optional(),
+  /** SHA-256 of the model file, where the node has one (embedded); its result commitments must name the same. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex characters").optional(),
 });
 export type ServedModel = z.infer<typeof ServedModel>;
 

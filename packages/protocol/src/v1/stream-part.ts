@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ResultPart } from "./result-commitment.js";
 import { ERROR_CODE_LIST } from "../errors.js";
 import { ToolCall } from "./tools.js";
 
@@ -40,7 +41,8 @@ export const ErrorPart = z.object({
   message: z.string(),
 });
 
-export const StreamPart = z.discriminatedUnion("type", [TextDeltaPart, ToolCallsPart, UsagePart, FinishPart, ErrorPart]);
+/** `result` (result-commitment.ts): the node's signature over its answer, just before `finish`; never sent to clients. */
+export const StreamPart = z.discriminatedUnion("type", [TextDeltaPart, ToolCallsPart, UsagePart, ResultPart, FinishPart, ErrorPart]);
 export type StreamPart = z.infer<typeof StreamPart>;
 export type TextDeltaPart = z.infer<typeof TextDeltaPart>;
 export type ToolCallsPart = z.infer<typeof ToolCallsPart>;

@@ -3,6 +3,7 @@ import { initial } from "./0001-initial.js";
 import { encryptedContent } from "./0002-encrypted-content.js";
 import { operators } from "./0003-operators.js";
 import { nodeStanding } from "./0004-node-standing.js";
+import { resultCommitments } from "./0005-result-commitments.js";
 
 /**
  * Every migration, in order, listed in code: nothing is read from disk at runtime. Names sort in application order;
@@ -13,6 +14,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0002-encrypted-content": encryptedContent,
   "0003-operators": operators,
   "0004-node-standing": nodeStanding,
+  "0005-result-commitments": resultCommitments,
 };
 
 export const FIRST_MIGRATION = "0001-initial";

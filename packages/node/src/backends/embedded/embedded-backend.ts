@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, extname } from "node:path";
@@ -39,6 +41,13 @@ interface Loaded {
   plan: (sampling: GenerateRequest["sampling"]) => Promise<OutputPlanResult>;
 }
 
+/** Streams the file through SHA-256 (a few hundred MB a second; once per file version). */
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
 function failure(code: ErrorCode, message: string): StreamPart {
   return { type: "error", code, message };
 }
@@ -69,6 +78,13 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
   let closed = false;
   /** The spot-check scorer: the same file loaded once more (mmap shares its pages) with a context of its own. */
   let scorer: Promise<VerificationEngine> | undefined;
+  /** The file's SHA-256, hashed once per (size, mtime): a replaced file is hashed again. */
+  let digest: { key: string; sha256: Promise<string> } | undefined;
+  function fileSha256(size: number, mtimeMs: number): Promise<string> {
+    const key = `${size}:${mtimeMs}`;
+    if (digest?.key !== key) digest = { key, sha256: sha256OfFile(modelPath) };
+    return digest.sha256;
+  }
 
   async function load(): Promise<Loaded> {
     try {
@@ -252,14 +268,14 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       return { ok: true };
     },
     async listModels(): Promise<BackendModel[]> {
-      let sizeBytes: number;
+      let file: { size: number; mtimeMs: number };
       try {
-        sizeBytes = (await stat(modelPath)).size;
+        file = await stat(modelPath);
       } catch {
         throw new TesseraError("model_not_found", `model file not found: ${modelPath}`);
       }
       const loaded = loading !== undefined && (await loading.then(() => true, () => false));
-      return [{ id: modelId, sizeBytes, loaded, scoring: true }];
+      return [{ id: modelId, sizeBytes: file.size, loaded, scoring: true, sha256: await fileSha256(file.size, file.mtimeMs) }];
     },
     doStream: stream,
     doGenerate: (request) => collectStream(stream(request)),
