@@ -21,6 +21,8 @@ export interface CoordinatorConfig {
   referenceNodes: string[];
   /** Replaces every tier's spot-check rate (0..1); undefined: each tier's own rate. */
   checkRate: number | undefined;
+  /** Mean seconds between canary jobs to each node; 0 turns canaries off. */
+  canaryIntervalS: number;
   rateLimitPerMinute: number;
   jobTimeoutS: number;
   pendingTimeoutS: number;
@@ -58,6 +60,7 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "admission", flag: "--admission", env: "TESSERA_ADMISSION", default: "token (open with --open)", description: "who may join as an operator: open, token (needs a join token) or approval (the owner approves each)" },
   { key: "referenceNodes", flag: "--reference-node", env: "TESSERA_REFERENCE_NODES", default: "", description: "node or operator keys (npub or hex, comma-separated) trusted as spot-check references before any node earns the trusted tier" },
   { key: "checkRate", flag: "--check-rate", env: "TESSERA_CHECK_RATE", default: "(by tier: 0.2 probation, 0.05 normal, 0.02 trusted, 1 suspect)", description: "the share of delivered answers spot-checked, for every node (an audit, a test)" },
+  { key: "canaryIntervalS", flag: "--canary-interval", env: "TESSERA_CANARY_INTERVAL", default: "3600", description: "mean seconds between the checked canary jobs the coordinator sends each node (0: none)" },
   { key: "rateLimitPerMinute", flag: "--rate-limit", env: "TESSERA_RATE_LIMIT", default: "600", description: "requests per minute per API key or open client" },
   { key: "jobTimeoutS", flag: "--job-timeout", env: "TESSERA_JOB_TIMEOUT", default: "300", description: "seconds before a job fails with `timeout`" },
   { key: "pendingTimeoutS", flag: "--queue-timeout", env: "TESSERA_QUEUE_TIMEOUT", default: "60", description: "seconds a job may wait for a free node before `no_capacity`" },
@@ -115,6 +118,7 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     open,
     admission: admissionMode(raw(spec("admission")), open),
     referenceNodes: referenceKeys(String(raw(spec("referenceNodes")) ?? "")),
+    canaryIntervalS: num("canaryIntervalS", 0, 30 * 86_400),
     checkRate: raw(spec("checkRate")) === undefined || raw(spec("checkRate")) === "" ? undefined : num("checkRate", 0, 1),
     rateLimitPerMinute: num("rateLimitPerMinute", 1, 1_000_000),
     jobTimeoutS: num("jobTimeoutS", 1, 86_400),

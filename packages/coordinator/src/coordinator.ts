@@ -13,6 +13,7 @@ import { SchedulerChooser } from "./jobs/scheduler-chooser.js";
 import { SpeedMetrics } from "./jobs/speed-metrics.js";
 import { NodeStanding } from "./trust/node-standing.js";
 import { SpotChecks } from "./trust/spot-checks.js";
+import { Canaries } from "./trust/canaries.js";
 import { speedSamplesOf } from "./trust/speed-samples.js";
 import { createLogger, type Logger } from "./logger.js";
 import { CoordinatorMetrics } from "./metrics.js";
@@ -142,6 +143,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     progress: { ...DEFAULT_PROGRESS_LIMITS, firstPartFloorMs: config.firstTokenTimeoutS * 1000, stallFloorMs: config.stallTimeoutS * 1000 },
     resultTtlMs: config.resultTtlS * 1000,
   });
+  const canaries = new Canaries({ registry, jobs, checks, standing, clock, random: Math.random, logger, intervalMs: config.canaryIntervalS * 1000 });
   sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
   const admission = new Admission(store, clock, config.admission);
   await restoreState(store, registry, speed, clock, admission);
@@ -179,6 +181,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       admissionWatch.maybePoll();
       standing.refreshSpeed(clock.now());
       checks.tick();
+      canaries.tick();
     },
     stopAccepting() {
       gate.stopAccepting();

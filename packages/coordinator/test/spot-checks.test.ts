@@ -23,7 +23,7 @@ const ANSWER = [11, 12, 13];
 type Member = { node: ReturnType<typeof newNode>; scoring: boolean; operator?: ReturnType<typeof newNode> };
 
 async function network(config: Partial<CoordinatorConfig>, members: Member[]) {
-  t = await testCoordinator(config);
+  t = await testCoordinator({ canaryIntervalS: 0, ...config });
   await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
   const baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
   const out: ScriptedNode[] = [];
@@ -167,3 +167,45 @@ describe("spot checks", () => {
 });
 
 const metricText = (): Promise<string> => t!.coordinator.ctx.metrics.registry.metrics();
+
+describe("canaries", () => {
+  it("sends each node a greedy job from the pool about once an interval, and has it checked whatever the check rate", async () => {
+    const worker = newNode();
+    const reference = newNode();
+    const net = await network({ checkRate: 0, canaryIntervalS: 600, offlineAfterS: 86_400, referenceNodes: [reference.id] }, [{ node: worker, scoring: false }, { node: reference, scoring: true }]);
+    answersWithIds(net.nodes[0]!);
+    net.nodes[1]!.onCheck = (check, n) => agrees(check, n);
+    t!.coordinator.tick(); // schedules the first canary somewhere in the first interval
+    expect(net.nodes[0]!.assignments).toEqual([]);
+    t!.clock.advance(601_000);
+    t!.coordinator.tick();
+    await until("canary answered and checked", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksPassed === 1);
+    const [canary] = net.nodes[0]!.assignments;
+    expect(canary).toMatchObject({ model: "tiny", sampling: { temperature: 0, max_tokens: 32 } });
+    expect(canary!.messages).toEqual([{ role: "user", content: expect.stringMatching(/\S/) }]);
+    // The reference is due one too, but nobody can check it (no other reference): it gets none.
+    expect(net.nodes[1]!.assignments).toEqual([]);
+    // The next one comes 0.5 to 1.5 intervals later, not before.
+    t!.clock.advance(299_000);
+    t!.coordinator.tick();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(net.nodes[0]!.assignments).toHaveLength(1);
+    t!.clock.advance(602_000);
+    t!.coordinator.tick();
+    await until("second canary", () => net.nodes[0]!.assignments.length === 2);
+  });
+
+  it("sends none with --canary-interval 0", async () => {
+    const worker = newNode();
+    const reference = newNode();
+    const net = await network({ canaryIntervalS: 0, offlineAfterS: 86_400, referenceNodes: [reference.id] }, [{ node: worker, scoring: false }, { node: reference, scoring: true }]);
+    for (let i = 0; i < 3; i++) {
+      t!.coordinator.tick();
+      t!.clock.advance(3_600_000);
+    }
+    expect(t!.coordinator.ctx.registry.get(worker.id)?.online).toBe(true);
+    t!.coordinator.tick();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(net.nodes[0]!.assignments).toEqual([]);
+  });
+});

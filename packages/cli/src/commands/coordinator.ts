@@ -17,6 +17,7 @@ interface StartOptions {
   admission?: string;
   referenceNode?: string[];
   checkRate?: string;
+  canaryInterval?: string;
   rateLimit?: string;
   queueTimeout?: string;
   jobTimeout?: string;
@@ -42,6 +43,7 @@ export function coordinatorConfigFromOptions(options: StartOptions): Coordinator
     admission: options.admission,
     referenceNodes: options.referenceNode?.join(","),
     checkRate: options.checkRate,
+    canaryIntervalS: options.canaryInterval,
     rateLimitPerMinute: options.rateLimit,
     pendingTimeoutS: options.queueTimeout,
     jobTimeoutS: options.jobTimeout,
@@ -72,6 +74,7 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--admission <mode>", "who may join as an operator: open, token (needs a join token; the default unless --open) or approval")
     .option("--reference-node <key...>", "a node or operator key (npub or hex) trusted as a spot-check reference (repeatable)")
     .option("--check-rate <share>", "spot-check this share (0 to 1) of every node's answers instead of the tier rates")
+    .option("--canary-interval <s>", "mean seconds between the checked canary jobs sent to each node (default 3600; 0: none)")
     .option("--rate-limit <n>", "requests per minute per key or open client")
     .option("--queue-timeout <s>", "seconds a job may wait for a free node")
     .option("--job-timeout <s>", "seconds before a job fails with `timeout`")

@@ -23,6 +23,9 @@ export interface DeliveredAnswer {
   claimedUsage: { promptTokens: number; completionTokens: number } | undefined;
 }
 
+/** A forced check's mark outlives any job (a job that fails is never delivered, and its mark must not stay). */
+const FORCED_MARK_MS = 3_600_000;
+
 /** Why a delivered answer was not checked although it was drawn. */
 export type SkipReason = "not_checkable" | "no_reference";
 
@@ -59,6 +62,8 @@ interface PendingCheck {
  */
 export class SpotChecks {
   private readonly pending = new Map<string, PendingCheck>();
+  /** Jobs whose answers are checked whatever their node's tier (canaries), until when the mark is kept. */
+  private readonly forced = new Map<string, number>();
 
   constructor(private readonly deps: SpotChecksDeps) {}
 
@@ -66,8 +71,18 @@ export class SpotChecks {
     return this.pending.size;
   }
 
+  /** The answer to this job is checked whatever its node's tier (a canary). */
+  mustCheck(jobId: string): void {
+    this.forced.set(jobId, this.deps.clock.now() + FORCED_MARK_MS);
+  }
+
+  /** Whether some reference could check this node's answers for the model now. */
+  hasReferenceFor(nodeId: string, model: string): boolean {
+    return this.referencesFor(nodeId, model).length > 0;
+  }
+
   afterDelivery(answer: DeliveredAnswer): void {
-    const rate = this.deps.rateOverride ?? this.deps.standing.checkRate(answer.nodeId);
+    const rate = this.forced.delete(answer.jobId) ? 1 : (this.deps.rateOverride ?? this.deps.standing.checkRate(answer.nodeId));
     if (!(this.deps.random() < rate)) return;
     const outputTokens = checkableTokens(answer);
     if (!outputTokens) return this.skip(answer, "not_checkable");
@@ -116,6 +131,7 @@ export class SpotChecks {
   /** Abandons checks whose reference did not answer in time (its session dropped, or it is slow). */
   tick(): void {
     const now = this.deps.clock.now();
+    for (const [jobId, until] of this.forced) if (now >= until) this.forced.delete(jobId);
     for (const [id, check] of this.pending) {
       if (now < check.deadline) continue;
       this.pending.delete(id);
@@ -124,22 +140,27 @@ export class SpotChecks {
   }
 
   private pickReference(answer: DeliveredAnswer): string | undefined {
+    const candidates = this.referencesFor(answer.nodeId, answer.model);
+    if (candidates.length === 0) return undefined;
+    return candidates[Math.floor(this.deps.random() * candidates.length)];
+  }
+
+  private referencesFor(nodeId: string, model: string): string[] {
     const { registry, standing, namedReferences } = this.deps;
-    const node = registry.get(answer.nodeId);
-    if (!node) return undefined;
-    const backend = node.models.find((m) => m.id === answer.model)?.backend;
+    const node = registry.get(nodeId);
+    if (!node) return [];
+    const backend = node.models.find((m) => m.id === model)?.backend;
     const candidates: string[] = [];
     for (const ref of registry.all()) {
       if (ref.id === node.id || ref.operatorId === node.operatorId || !ref.online || !ref.session || ref.draining) continue;
       // Same model on the same kind of backend: until prompts travel as token ids, that is what makes the
       // reference's prompt the node's prompt.
-      if (!ref.models.some((m) => m.id === answer.model && m.scoring === true && m.backend === backend)) continue;
+      if (!ref.models.some((m) => m.id === model && m.scoring === true && m.backend === backend)) continue;
       if (standing.isQuarantined(ref.id)) continue;
       const named = namedReferences.has(ref.id) || namedReferences.has(ref.operatorId);
       if (named || standing.tier(ref.id) === "trusted") candidates.push(ref.id);
     }
-    if (candidates.length === 0) return undefined;
-    return candidates[Math.floor(this.deps.random() * candidates.length)];
+    return candidates;
   }
 
   private skip(answer: DeliveredAnswer, reason: SkipReason): void {
