@@ -200,6 +200,22 @@ describe("key rotation", () => {
     expect((await heartbeat(next.signer)).statusCode).toBe(200);
   });
 
+  it("never sheds a record: the new key inherits the old key's checks and quarantine", async () => {
+    await coordinatorWith("open");
+    const operator = newNode();
+    const old = delegated(operator.signer);
+    expect((await register(old.signer, old.reg)).statusCode).toBe(200);
+    const standing = t!.coordinator.ctx.standing;
+    standing.recordCheck(old.id, { passed: false });
+    standing.recordCheck(old.id, { passed: false });
+    expect(standing.isQuarantined(old.id)).toBe(true);
+    const next = newNode();
+    const reg: NodeRegister = { ...registration(next.id), delegation: signDelegation(operator.signer, next.id, { nowSeconds: nowS() }), rotation: signKeyRotation(old.signer, next.id, nowS()) };
+    expect((await register(next.signer, reg)).statusCode).toBe(200);
+    expect(standing.isQuarantined(next.id)).toBe(true);
+    expect(standing.view(next.id, t!.clock.now())).toMatchObject({ checksFailed: 2, quarantined: true });
+  });
+
   it("refuses a rotation not signed by the previous key, one that changes operator, and a second successor", async () => {
     await coordinatorWith("open");
     const operator = newNode();

@@ -36,7 +36,10 @@ export function nodeRoutes(app: FastifyInstance, ctx: CoordinatorContext): void 
       at,
     );
     ctx.registry.register(reg, admitted.operatorId);
-    if (admitted.rotatedFrom) ctx.registry.markRetired(admitted.rotatedFrom, at.getTime());
+    if (admitted.rotatedFrom) {
+      ctx.registry.markRetired(admitted.rotatedFrom, at.getTime());
+      ctx.standing.inherit(admitted.rotatedFrom, reg.public_key);
+    }
     await ctx.store.recordHeartbeat(reg.public_key, { gpus: [], loadedModels: [], activeJobs: 0, maxConcurrency: reg.max_concurrency, draining: false }, at);
     await failInterruptedCommands(ctx, reg.public_key, reg.running_commands ?? []);
     ctx.logger.info({ node: signer.slice(0, 12), operator: admitted.operatorId.slice(0, 12), models: reg.models.map((m) => m.id) }, "node registered");

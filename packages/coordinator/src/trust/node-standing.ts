@@ -137,6 +137,19 @@ export class NodeStanding {
     this.save(nodeId, state);
   }
 
+  /**
+   * A node key rotated to `nextId` (admission.ts): the new key takes over the old key's record whole (checks, P(cheat),
+   * cooldown, quarantine, completion window), so a rotation never sheds a bad record. The old key keeps its own copy
+   * for its grace period.
+   */
+  inherit(previousId: string, nextId: string): void {
+    const previous = this.nodes.get(previousId);
+    if (!previous || previousId === nextId) return;
+    const state: NodeState = { ...previous, window: OutcomeWindow.parse(previous.window.toString()), cooldown: { ...previous.cooldown }, writing: false, dirty: false };
+    this.nodes.set(nextId, state);
+    this.save(nextId, state);
+  }
+
   /** A reference check of one of the node's delivered jobs came back. */
   recordCheck(nodeId: string, result: CheckResult): void {
     const now = this.deps.clock.now();
