@@ -58,8 +58,8 @@ function answersWithIds(node: ScriptedNode, usage = { prompt_tokens: 5, completi
 }
 
 /** A reference whose model agrees with every token (rank 1) and finds EOS likely after them. */
-function agrees(check: CheckScore, node: ScriptedNode, ranks: number[] = check.output_tokens.map(() => 1)): void {
-  const positions: ScoredPosition[] = check.output_tokens.map((token, i) => ({ token, logprob: ranks[i] === 1 ? -0.1 : -9, rank: ranks[i]! }));
+function agrees(check: CheckScore, node: ScriptedNode, ranks: number[] = check.output_tokens.map(() => 1), topMass = 0.999): void {
+  const positions: ScoredPosition[] = check.output_tokens.map((token, i) => ({ token, logprob: ranks[i] === 1 ? -0.1 : -9, rank: ranks[i]!, top_mass: topMass }));
   node.send({ type: "check.scores", check_id: check.check_id, prompt_tokens: 5, positions, eos: { logprob: -0.2, rank: 1 } });
 }
 
@@ -144,12 +144,29 @@ describe("spot checks", () => {
     expect(net.nodes[1]!.checks).toEqual([]);
   });
 
-  it("does not check sampled answers, and ignores scores from a node that was not asked", async () => {
+  it("judges a sampled answer by the reference's top-20 mass: tokens a confident reference never ranks fail", async () => {
     const worker = newNode();
     const reference = newNode();
     const net = await network({ checkRate: 1, referenceNodes: [reference.id] }, [{ node: worker, scoring: false }, { node: reference, scoring: true }]);
     answersWithIds(net.nodes[0]!);
+    net.nodes[1]!.onCheck = (check, n) => agrees(check, n, [4, 2, 9]);
     await runJob(net.baseUrl, t!.token, worker.id, 0.7);
+    await until("sampled pass", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksPassed === 1);
+    net.nodes[1]!.onCheck = (check, n) => agrees(check, n, [300, 500, 900]);
+    await runJob(net.baseUrl, t!.token, worker.id, 0.7);
+    await until("sampled failure", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksFailed === 1);
+    // A reference that cannot say its top-20 mass cannot judge a sampled answer: abandoned.
+    net.nodes[1]!.onCheck = (check, n) => n.send({ type: "check.scores", check_id: check.check_id, prompt_tokens: 5, positions: check.output_tokens.map((token) => ({ token, logprob: -1, rank: 1 })), eos: { logprob: -1, rank: 1 } });
+    await runJob(net.baseUrl, t!.token, worker.id, 0.7);
+    await until("abandoned", async () => /result="abandoned"} 1/.test(await metricText()));
+  });
+
+  it("does not check answers sampled hotter than temperature 1, and ignores scores from a node that was not asked", async () => {
+    const worker = newNode();
+    const reference = newNode();
+    const net = await network({ checkRate: 1, referenceNodes: [reference.id] }, [{ node: worker, scoring: false }, { node: reference, scoring: true }]);
+    answersWithIds(net.nodes[0]!);
+    await runJob(net.baseUrl, t!.token, worker.id, 1.5);
     await until("skip counted", async () => /reason="not_checkable"} 1/.test(await metricText()));
     expect(net.nodes[1]!.checks).toEqual([]);
     // A greedy one is checked; the worker answering the check itself is ignored.

@@ -39,7 +39,7 @@ describe("scoring for a spot check", () => {
     const reply = (await scoreForCheck(backend, request(tokens))) as CheckScores;
     expect(reply.type).toBe("check.scores");
     expect(reply.positions.map((p) => p.token)).toEqual(tokens);
-    expect(reply.positions.every((p) => p.rank === 1 && p.logprob <= 0)).toBe(true);
+    expect(reply.positions.every((p) => p.rank === 1 && p.logprob <= 0 && p.top_mass! > 0 && p.top_mass! <= 1)).toBe(true);
     expect(reply.prompt_tokens).toBe(usage?.type === "usage" ? usage.prompt_tokens : -1);
     await expect(backend.listModels()).resolves.toEqual([expect.objectContaining({ id: "tiny", scoring: true })]);
   });

@@ -15,7 +15,7 @@ export async function scoreForCheck(backend: BackendAdapter, request: CheckScore
       type: "check.scores",
       check_id: request.check_id,
       prompt_tokens: scores.promptTokens,
-      positions: scores.positions.map((p) => ({ token: p.token, logprob: floor(p.logprob), rank: p.rank })),
+      positions: scores.positions.map((p) => ({ token: p.token, logprob: floor(p.logprob), rank: p.rank, ...(p.topMass !== undefined ? { top_mass: p.topMass } : {}) })),
       eos: { logprob: floor(scores.eos.logprob), rank: scores.eos.rank },
     };
   } catch (err) {

@@ -4,6 +4,7 @@ import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { NodeRegistry } from "../registry.js";
 import { checkVerdict, type Verdict } from "./check-verdict.js";
+import { type SampledVerdict, sampledVerdict } from "./sampled-check.js";
 import type { NodeStanding } from "./node-standing.js";
 
 /**
@@ -105,9 +106,22 @@ export class SpotChecks {
     if (!check || check.referenceId !== nodeId) return;
     this.pending.delete(message.check_id);
     if (message.type === "check.error") return this.abandon(check, `the reference could not score: ${message.message}`);
-    let verdict: Verdict;
+    let verdict: Pick<Verdict, "passed" | "failures" | "stats"> | SampledVerdict;
+    const sampled = check.answer.sampling.temperature > 0;
+    if (sampled && message.positions.some((p) => p.top_mass === undefined)) return this.abandon(check, "the reference sent no top-20 mass, which a sampled answer is judged by");
     try {
-      verdict = checkVerdict(
+      verdict = sampled
+        ? sampledVerdict(
+            {
+              outputTokens: check.answer.outputTokens,
+              usage: check.answer.claimedUsage ?? { promptTokens: message.prompt_tokens, completionTokens: check.answer.outputTokens.length },
+              maxTokens: check.answer.sampling.max_tokens,
+              finishReason: check.answer.finishReason,
+              topP: check.answer.sampling.top_p,
+            },
+            { promptTokens: message.prompt_tokens, positions: message.positions.map((p) => ({ token: p.token, rank: p.rank, topMass: p.top_mass! })) },
+          )
+        : checkVerdict(
         {
           outputTokens: check.answer.outputTokens,
           finishReason: check.answer.finishReason,
@@ -175,13 +189,13 @@ export class SpotChecks {
 }
 
 /**
- * The answer's token ids when a check can judge it, else undefined. Calibrated for greedy decoding only: a sampled
- * token may honestly lie outside the reference's top 20, and a grammar (JSON mode, tools) moves the answer away from
- * what the model alone would choose.
+ * The answer's token ids when a check can judge it, else undefined. Greedy answers get the calibrated verdict
+ * (check-verdict.ts); sampled ones at temperature ≤ 1 the exact bound of sampled-check.ts (hotter sampling has no
+ * bound from the top 20). A grammar (JSON mode, tools) moves the answer away from what the model alone would choose.
  */
 function checkableTokens(answer: DeliveredAnswer): number[] | undefined {
   const s = answer.sampling;
-  if (s.temperature !== 0 || s.response_format || s.tools) return undefined;
+  if (s.temperature > 1 || s.response_format || s.tools) return undefined;
   if (!answer.outputTokens || answer.outputTokens.length === 0) return undefined;
   return answer.outputTokens;
 }

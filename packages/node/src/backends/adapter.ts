@@ -55,7 +55,8 @@ export interface ScoreRequest {
 /** Per given token its log-probability and rank here; the same for end-of-sequence after the last one. */
 export interface ScoreResult {
   promptTokens: number;
-  positions: Array<{ token: number; logprob: number; rank: number }>;
+  /** `topMass`: probability of the 20 likeliest tokens at that position (judges sampled answers). */
+  positions: Array<{ token: number; logprob: number; rank: number; topMass?: number }>;
   eos: { logprob: number; rank: number };
 }
 

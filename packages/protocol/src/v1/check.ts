@@ -28,7 +28,8 @@ export const CheckScore = z.object({
 });
 export type CheckScore = z.infer<typeof CheckScore>;
 
-export const ScoredPosition = z.object({ token: TokenId, logprob: Logprob, rank: Rank });
+/** `top_mass`: the probability (temperature 1) of the reference's 20 likeliest tokens there; what judges sampled answers. */
+export const ScoredPosition = z.object({ token: TokenId, logprob: Logprob, rank: Rank, top_mass: z.number().min(0).max(1).optional() });
 export type ScoredPosition = z.infer<typeof ScoredPosition>;
 
 export const CheckScores = z.object({

@@ -290,7 +290,11 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
         scorer.catch(() => (scorer = undefined));
       }
       const scores = await (await scorer).score(prompt, request.outputTokens);
-      return { promptTokens: scores.promptTokens, positions: scores.positions.map(({ token, logprob, rank }) => ({ token, logprob, rank })), eos: { logprob: scores.eos.logprob, rank: scores.eos.rank } };
+      return {
+        promptTokens: scores.promptTokens,
+        positions: scores.positions.map(({ token, logprob, rank, top }) => ({ token, logprob, rank, topMass: Math.min(1, top.reduce((sum, t) => sum + Math.exp(t.logprob), 0)) })),
+        eos: { logprob: scores.eos.logprob, rank: scores.eos.rank },
+      };
     },
     async load() {
       await ensureLoaded();
