@@ -66,6 +66,27 @@ const GPU = { name: "RTX 4090", memory_total_mb: 24564, memory_used_mb: 1200, ut
 
 const log = (lines: string[]) => lines.join("");
 
+/** A daemon against a fake coordinator that answers every registration with `registerError` (until the test clears it). */
+async function startRefused(registerError: NonNullable<FakeCoordinator["registerError"]>) {
+  const clock = new FakeClock(1_800_000_000_000);
+  const coordinator = await new FakeCoordinator(() => Math.floor(clock.now() / 1000)).listen();
+  cleanups.push(() => coordinator.close());
+  coordinator.registerError = registerError;
+  const home = mkdtempSync(join(tmpdir(), "tessera-daemon-"));
+  cleanups.push(() => rmSync(home, { recursive: true, force: true }));
+  const config = loadNodeConfig({ home, env: {}, flags: { coordinator_url: coordinator.url } });
+  const { logger } = createNodeLogger({ level: "silent", stdout: false });
+  const daemon: DaemonHandle = await startDaemon(config, {
+    createBackend: async () => new ScriptedBackend(["x"]),
+    logger,
+    signer: secretKeySigner(generateKeyPair().secretKeyHex),
+    clock,
+    detectHardware: async () => HARDWARE,
+    gpuStats: async () => [],
+  });
+  return { clock, coordinator, daemon };
+}
+
 /** Advances the fake clock step by step, letting real I/O run between steps, until `predicate` holds. */
 async function advanceUntil(clock: FakeClock, stepMs: number, what: string, predicate: () => boolean): Promise<void> {
   for (let i = 0; i < 50; i++) {
@@ -221,22 +242,7 @@ describe("node daemon against a fake coordinator", () => {
   });
 
   it("keeps asking while its operator waits for approval, and serves once approved", async () => {
-    const clock = new FakeClock(1_800_000_000_000);
-    const coordinator = await new FakeCoordinator(() => Math.floor(clock.now() / 1000)).listen();
-    cleanups.push(() => coordinator.close());
-    coordinator.registerError = { status: 403, code: "pending_approval" };
-    const home = mkdtempSync(join(tmpdir(), "tessera-daemon-"));
-    cleanups.push(() => rmSync(home, { recursive: true, force: true }));
-    const config = loadNodeConfig({ home, env: {}, flags: { coordinator_url: coordinator.url } });
-    const { logger } = createNodeLogger({ level: "silent", stdout: false });
-    const daemon: DaemonHandle = await startDaemon(config, {
-      createBackend: async () => new ScriptedBackend(["x"]),
-      logger,
-      signer: secretKeySigner(generateKeyPair().secretKeyHex),
-      clock,
-      detectHardware: async () => HARDWARE,
-      gpuStats: async () => [],
-    });
+    const { clock, coordinator, daemon } = await startRefused({ status: 403, code: "pending_approval" });
     cleanups.push(() => daemon.stop());
     await advanceUntil(clock, 5_000, "asked three times", () => coordinator.registers.length >= 3);
     coordinator.registerError = undefined;
@@ -283,22 +289,7 @@ describe("node daemon against a fake coordinator", () => {
   });
 
   it("ends with the coordinator's error when registration is refused for good", async () => {
-    const clock = new FakeClock(1_800_000_000_000);
-    const coordinator = await new FakeCoordinator(() => Math.floor(clock.now() / 1000)).listen();
-    cleanups.push(() => coordinator.close());
-    coordinator.registerError = { status: 400, code: "bad_request" };
-    const home = mkdtempSync(join(tmpdir(), "tessera-daemon-"));
-    cleanups.push(() => rmSync(home, { recursive: true, force: true }));
-    const config = loadNodeConfig({ home, env: {}, flags: { coordinator_url: coordinator.url } });
-    const { logger } = createNodeLogger({ level: "silent", stdout: false });
-    const daemon: DaemonHandle = await startDaemon(config, {
-      createBackend: async () => new ScriptedBackend(["x"]),
-      logger,
-      signer: secretKeySigner(generateKeyPair().secretKeyHex),
-      clock,
-      detectHardware: async () => HARDWARE,
-      gpuStats: async () => [],
-    });
+    const { daemon } = await startRefused({ status: 400, code: "bad_request" });
     await expect(daemon.done).rejects.toMatchObject({ code: "bad_request" });
   });
 
