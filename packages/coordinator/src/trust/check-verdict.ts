@@ -89,7 +89,8 @@ export const CALIBRATED_THRESHOLDS: Readonly<VerdictThresholds> = Object.freeze(
 /**
  * P(a check fails | honest node), per check and for the whole verdict (a union bound over the two statistical
  * checks; the hard checks showed no failure in any honest job and are exact in principle). For the reputation's
- * Bayes update. Source: ./calibration-verification.json and design.md "Verification".
+ * Bayes update. Source: ./calibration-verification.json and design.md "Verification" (0 of 2 520 honest bench jobs
+ * and 0 of 940 calibration jobs failed).
  */
 export const FALSE_POSITIVE_RATE_BY_CHECK: Readonly<Record<CheckName, number>> = Object.freeze({
   top20: 0,
@@ -105,18 +106,18 @@ export type CheatKind = "swap" | "quant" | "garbage" | "truncate" | "usage";
 
 /**
  * P(a check passes | the node cheats this way), from `npm run bench -- verification` (design.md "Verification" has
- * the runs): no cheating job passed a check in 100 per cheat (run 1, seed 1), so each figure is the 95 % upper
- * bound of a rate with 0 events in 100 trials, 1 − 0.05^(1/100) ≈ 0.03, not 0: a Bayes update must never treat a
- * pass as proof of honesty. `quant_no_logprobs` is a Q4_K_M node whose backend sends no log-probabilities.
+ * the three runs): no cheating job passed its check in 300 per cheat, so each figure is the 95 % upper bound of a
+ * rate with 0 events in 300 trials, 1 − 0.05^(1/300) ≈ 0.01, not 0: a Bayes update must never treat a pass as proof
+ * of honesty. `quant_no_logprobs` is a Q4_K_M node whose backend sends no log-probabilities.
  */
-const NO_MISS_IN_100 = 1 - 0.05 ** (1 / 100);
+const NO_MISS_IN_300 = 1 - 0.05 ** (1 / 300);
 export const CHECK_MISS_RATE_BY_CHEAT: Readonly<Record<CheatKind | "quant_no_logprobs", number>> = Object.freeze({
-  swap: NO_MISS_IN_100,
-  quant: NO_MISS_IN_100,
-  quant_no_logprobs: NO_MISS_IN_100,
-  garbage: NO_MISS_IN_100,
-  truncate: NO_MISS_IN_100,
-  usage: NO_MISS_IN_100,
+  swap: NO_MISS_IN_300,
+  quant: NO_MISS_IN_300,
+  quant_no_logprobs: NO_MISS_IN_300,
+  garbage: NO_MISS_IN_300,
+  truncate: NO_MISS_IN_300,
+  usage: NO_MISS_IN_300,
 });
 /** The worst measured miss rate over the cheats: the safe single figure for a Bayes update. */
 export const CHECK_MISS_RATE = Math.max(...Object.values(CHECK_MISS_RATE_BY_CHEAT));
