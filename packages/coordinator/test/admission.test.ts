@@ -142,6 +142,17 @@ describe("delegations", () => {
     expect(await t!.coordinator.ctx.store.listOperators()).toEqual([]);
   });
 
+  it("lets a node that was its own operator come under an operator key once, and never back", async () => {
+    await coordinatorWith("open");
+    const operator = newNode();
+    const n = newNode();
+    expect((await register(n.signer, registration(n.id))).json()).toMatchObject({ operator: n.id });
+    const under = { ...registration(n.id), delegation: signDelegation(operator.signer, n.id, { nowSeconds: nowS() }) };
+    expect((await register(n.signer, under)).json()).toMatchObject({ operator: operator.id });
+    expect(t!.coordinator.ctx.registry.get(n.id)?.operatorId).toBe(operator.id);
+    expect((await register(n.signer, registration(n.id))).statusCode).toBe(403);
+  });
+
   it("never lets a node key move to another operator", async () => {
     await coordinatorWith("open");
     const a = newNode();

@@ -73,7 +73,8 @@ async function runJob(baseUrl: string, token: string, nodeId: string, temperatur
 }
 
 const until = async (what: string, condition: () => boolean | Promise<boolean>) => {
-  for (let i = 0; i < 400; i++) {
+  // Polls for up to 30 s: on a loaded CI machine the scripted round trips take far longer than here.
+  for (let i = 0; i < 3000; i++) {
     if (await condition()) return;
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -50,8 +50,10 @@ export class Admission {
       operatorId = check.delegation.operator;
       delegationExpiresAt = new Date(check.delegation.expires_at * 1000);
     }
-    if (known && known.operatorId !== operatorId) {
+    if (known && known.operatorId !== operatorId && known.operatorId !== nodeId) {
       // A node key belongs to one operator for life: moving it would carry its standing (and its cheating) across.
+      // The one move allowed is from being its own operator to a delegation (an operator key made later, or a node
+      // registered before operators existed): its record stays with the key, and the new operator starts in probation.
       throw new TesseraError("forbidden", `this node key is registered under operator ${encodeNpub(known.operatorId)}; a node key cannot change operator (make a new key)`);
     }
 
