@@ -3,4 +3,3 @@ export { logSumExp, rankOf, topK } from "./log-softmax.js";
 export { scoreRows, greedyStep } from "./score-rows.js";
 export { createStageEngine, stageEngine, type StageEngineOptions } from "./stage-engine.js";
 export { createEmbeddedEngine, type EmbeddedEngineOptions } from "./embedded-engine.js";
-export { resultCommitment, resultCommitmentBytes, RESULT_COMMITMENT_VERSION, type ResultCommitmentInput } from "./result-commitment.js";
