@@ -100,6 +100,8 @@ describe("admission with the CLI, on a real coordinator", () => {
     const nodes = await json<Array<{ id: string; rotated_at?: string; successor?: string }>>(admin("nodes", "list", "--json"));
     expect(nodes.find((n) => n.id === rotated.previous)).toMatchObject({ successor: rotated.next });
     expect((await tessera("keys", "verify", "--home", home)).stdout).toMatch(/^valid: node npub1/);
+    const release = await admin("nodes", "release", rotated.next, "--reason", "test");
+    expect(release.stdout).toMatch(/^release of npub1\S+ requested: the coordinator lifts its quarantine within 5 s/);
   });
 
   it("answers bad input with a clear error and changes nothing", async () => {
@@ -111,6 +113,8 @@ describe("admission with the CLI, on a real coordinator", () => {
       [["coordinator", "join-tokens", "revoke", "nope", "--data-dir", join(dir, "coordinator")], /error \[not_found\]/],
       [["coordinator", "operators", "ban", "npub1notakey", "--data-dir", join(dir, "coordinator")], /is not an operator key/],
       [["coordinator", "operators", "approve", "f".repeat(64), "--data-dir", join(dir, "coordinator")], /error \[not_found\]: no operator/],
+      [["coordinator", "nodes", "release", "f".repeat(64), "--data-dir", join(dir, "coordinator")], /error \[not_found\]: no node/],
+      [["coordinator", "nodes", "release", "nobody", "--data-dir", join(dir, "coordinator")], /is not a node key/],
       [["coordinator", "start", "--admission", "maybe", "--port", "0", "--data-dir", join(dir, "unused")], /--admission \(TESSERA_ADMISSION\) must be one of open, token, approval/],
       [["operator", "delegate", "not-a-key", "--home", home], /is not a node key/],
       [["keys", "verify", join(dir, "forged.json"), "--home", home, "--node", "a".repeat(64)], /error \[unauthorized\]: .*signature/],

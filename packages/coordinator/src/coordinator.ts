@@ -148,7 +148,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const admission = new Admission(store, clock, config.admission);
   await restoreState(store, registry, speed, clock, admission);
   standing.restore(await store.listNodeStandings(), await store.listOperatorStandings());
-  const admissionWatch = new AdmissionWatch(store, registry, clock, logger);
+  const admissionWatch = new AdmissionWatch(store, registry, standing, clock, logger);
   const ctx: CoordinatorContext = {
     config,
     clock,

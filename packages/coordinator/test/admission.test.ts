@@ -245,6 +245,24 @@ describe("key rotation", () => {
   });
 });
 
+describe("quarantine release", () => {
+  it("lifts a quarantine the owner asked to lift, within one poll; the node's next checks decide afresh", async () => {
+    await coordinatorWith("open");
+    const n = newNode();
+    expect((await register(n.signer, registration(n.id))).statusCode).toBe(200);
+    const standing = t!.coordinator.ctx.standing;
+    standing.recordCheck(n.id, { passed: false });
+    standing.recordCheck(n.id, { passed: false });
+    expect(standing.isQuarantined(n.id)).toBe(true);
+    await t!.coordinator.ctx.store.requestQuarantineRelease({ nodeId: n.id, requestedAt: new Date(t!.clock.now()), reason: "false alarm" });
+    await t!.coordinator.admissionWatch.poll();
+    expect(standing.isQuarantined(n.id)).toBe(false);
+    expect(standing.view(n.id, t!.clock.now())).toMatchObject({ quarantined: false, checksFailed: 2 });
+    // Taken once: a second poll finds nothing to do.
+    expect(await t!.coordinator.ctx.store.takeQuarantineReleases()).toEqual([]);
+  });
+});
+
 describe("restart", () => {
   it("brings back only nodes of admitted operators", async () => {
     await coordinatorWith("open");

@@ -181,4 +181,21 @@ export function addAdmissionCommands(coordinator: Command, nowMs: () => number =
         );
       }
     });
+
+  withStoreFlags(nodes.command("release"))
+    .description("lift a node's quarantine: it routes again and its next checks decide afresh (within 5 s on a running coordinator)")
+    .argument("<node>", "the node's npub1… or hex key, as `nodes list` shows it")
+    .option("--reason <text>", "why, kept in the coordinator's log")
+    .action(async (text: string, flags: StoreFlags & { reason?: string }) => {
+      const id = parsePublicKey(text);
+      if (!id) throw new TesseraError("bad_request", `"${text}" is not a node key: give its npub1… or 64-character hex`);
+      const reason = flags.reason?.slice(0, 200) ?? null;
+      const found = await withStore(flags, async (store) => {
+        if (!(await store.getNode(id))) return false;
+        await store.requestQuarantineRelease({ nodeId: id, requestedAt: new Date(nowMs()), reason });
+        return true;
+      });
+      if (!found) throw new TesseraError("not_found", `no node ${encodeNpub(id)} here (\`tessera coordinator nodes list\`)`);
+      process.stdout.write(`release of ${encodeNpub(id)} requested: the coordinator lifts its quarantine within 5 s (at its next start if none runs)\n`);
+    });
 }

@@ -8,6 +8,7 @@ import * as metrics from "./metric-queries.js";
 import * as nodes from "./node-queries.js";
 import * as operators from "./operator-queries.js";
 import * as joinTokens from "./join-token-queries.js";
+import * as releases from "./release-queries.js";
 import type { Database } from "./schema.js";
 import * as segments from "./segment-queries.js";
 import * as standing from "./standing-queries.js";
@@ -38,6 +39,7 @@ import type {
   OperatorSummary,
   NewJoinToken,
   JoinTokenRecord,
+  QuarantineRelease,
 } from "./types.js";
 
 /** The `Store` over one Kysely instance; the SQL lives in the `*-queries.ts` files, one per table. */
@@ -103,6 +105,12 @@ export class KyselyStore implements Store {
   }
   revokeJoinToken(idOrPrefix: string, at: Date): Promise<boolean> {
     return joinTokens.revokeJoinToken(this.db, idOrPrefix, at);
+  }
+  requestQuarantineRelease(release: QuarantineRelease): Promise<void> {
+    return releases.requestQuarantineRelease(this.db, release);
+  }
+  takeQuarantineReleases(): Promise<QuarantineRelease[]> {
+    return releases.takeQuarantineReleases(this.db);
   }
 
   insertJob(job: NewJob): Promise<void> {

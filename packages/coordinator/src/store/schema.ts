@@ -36,6 +36,12 @@ export interface OperatorsTable {
   status_reason: string | null;
 }
 
+export interface QuarantineReleasesTable {
+  node_id: string;
+  requested_at: number;
+  reason: string | null;
+}
+
 export interface JoinTokensTable {
   id: string;
   token_sha256: string;
@@ -137,6 +143,7 @@ export interface Database {
   nodes: NodesTable;
   operators: OperatorsTable;
   join_tokens: JoinTokensTable;
+  quarantine_releases: QuarantineReleasesTable;
   jobs: JobsTable;
   job_segments: JobSegmentsTable;
   api_keys: ApiKeysTable;

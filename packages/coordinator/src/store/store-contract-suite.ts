@@ -452,6 +452,18 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         expect((await store.listJoinTokens()).every((j) => j.revokedAt === null)).toBe(true);
       });
 
+      it("keeps one release request per node until it is taken, then none", async () => {
+        await store.requestQuarantineRelease({ nodeId: nodeId(1), requestedAt: t(1), reason: "false alarm" });
+        await store.requestQuarantineRelease({ nodeId: nodeId(1), requestedAt: t(2), reason: null });
+        await store.requestQuarantineRelease({ nodeId: nodeId(2), requestedAt: t(3), reason: null });
+        const taken = await store.takeQuarantineReleases();
+        expect(taken.sort((a, b) => a.nodeId.localeCompare(b.nodeId))).toEqual([
+          { nodeId: nodeId(1), requestedAt: t(2), reason: null },
+          { nodeId: nodeId(2), requestedAt: t(3), reason: null },
+        ]);
+        expect(await store.takeQuarantineReleases()).toEqual([]);
+      });
+
       it("retires a node key once, naming its successor", async () => {
         await store.upsertNode(registration(1), t(1));
         expect(await store.retireNodeKey(nodeId(1), nodeId(2), t(5))).toBe(true);

@@ -89,6 +89,13 @@ export interface OperatorSummary extends OperatorRecord {
   nodes: number;
 }
 
+/** The owner asked to lift a node's quarantine; the coordinator carries it out on its next admission poll. */
+export interface QuarantineRelease {
+  nodeId: string;
+  requestedAt: Date;
+  reason: string | null;
+}
+
 export interface NewJoinToken {
   id: string;
   /** Lowercase hex SHA-256 of the token; the token itself is never stored. */
@@ -305,6 +312,10 @@ export interface Store {
   listJoinTokens(): Promise<JoinTokenRecord[]>;
   /** Revokes by id (or a unique id prefix of at least 6 characters); `false` when there is no such active token. */
   revokeJoinToken(idOrPrefix: string, at: Date): Promise<boolean>;
+  /** Records the owner's request to lift a node's quarantine (a later request replaces an earlier one). */
+  requestQuarantineRelease(release: QuarantineRelease): Promise<void>;
+  /** Every pending release request, removed as it is read. */
+  takeQuarantineReleases(): Promise<QuarantineRelease[]>;
 
   // jobs
   /** Throws `TesseraError("conflict")` for a duplicate id. */

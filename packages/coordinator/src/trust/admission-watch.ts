@@ -3,6 +3,7 @@ import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { NodeRegistry } from "../registry.js";
 import type { Store } from "../store/types.js";
+import type { NodeStanding } from "./node-standing.js";
 
 /** How often the store is asked for operators whose status changed (a ban by the CLI lands within this). */
 export const ADMISSION_POLL_MS = 5_000;
@@ -13,7 +14,7 @@ const OVERLAP_MS = 2_000;
  * Carries out, on live nodes, what the record says about their admission. The CLI bans an operator by writing the
  * store (it may run on another machine); within ADMISSION_POLL_MS the operator's nodes here are evicted: sessions
  * closed, jobs moved to other nodes, registrations refused from then on. A node key past its rotation grace goes the
- * same way.
+ * same way. Releases from quarantine (`tessera coordinator nodes release`) travel the same road.
  */
 export class AdmissionWatch {
   private lastPollAt: number;
@@ -22,6 +23,7 @@ export class AdmissionWatch {
   constructor(
     private readonly store: Store,
     private readonly registry: NodeRegistry,
+    private readonly standing: Pick<NodeStanding, "release">,
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {
@@ -37,7 +39,10 @@ export class AdmissionWatch {
       .finally(() => (this.polling = undefined));
   }
 
-  /** Evicts nodes of operators no longer active, and node keys whose rotation grace has ended. Returns the evicted. */
+  /**
+   * Evicts nodes of operators no longer active, and node keys whose rotation grace has ended; lifts the quarantines the
+   * owner asked to lift. Returns the evicted.
+   */
   async poll(): Promise<string[]> {
     const startedAt = this.clock.now();
     const changed = await this.store.listOperatorsChangedSince(new Date(this.lastPollAt - OVERLAP_MS));
@@ -53,6 +58,10 @@ export class AdmissionWatch {
         if (this.registry.evict(node.id, "key rotated")) evicted.push(node.id);
         this.logger.info({ node: node.id.slice(0, 12) }, "node key evicted: its rotation grace has ended");
       }
+    }
+    for (const release of await this.store.takeQuarantineReleases()) {
+      const lifted = this.standing.release(release.nodeId);
+      this.logger.info({ node: release.nodeId.slice(0, 12), reason: release.reason, lifted }, lifted ? "quarantine lifted" : "release asked for a node not in quarantine");
     }
     return evicted;
   }

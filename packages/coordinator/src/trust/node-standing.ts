@@ -150,6 +150,22 @@ export class NodeStanding {
     this.save(nextId, state);
   }
 
+  /**
+   * The owner lifts a quarantine (`tessera coordinator nodes release`): the node routes again, its P(cheat) starts over
+   * at the prior (so its next checks decide afresh) and its check counts stay as history. False when it was not
+   * quarantined.
+   */
+  release(nodeId: string): boolean {
+    const state = this.nodes.get(nodeId);
+    if (!state || state.quarantinedAt === null) return false;
+    state.quarantinedAt = null;
+    state.cheatLogOdds = PRIOR_LOG_ODDS;
+    state.verification = verificationFactor(PRIOR_LOG_ODDS);
+    this.deps.logger.warn({ node: short(nodeId), operator: short(state.operatorId) }, "node released from quarantine by the owner");
+    this.save(nodeId, state);
+    return true;
+  }
+
   /** A reference check of one of the node's delivered jobs came back. */
   recordCheck(nodeId: string, result: CheckResult): void {
     const now = this.deps.clock.now();

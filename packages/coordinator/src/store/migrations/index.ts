@@ -4,6 +4,7 @@ import { encryptedContent } from "./0002-encrypted-content.js";
 import { operators } from "./0003-operators.js";
 import { nodeStanding } from "./0004-node-standing.js";
 import { resultCommitments } from "./0005-result-commitments.js";
+import { quarantineReleases } from "./0006-quarantine-releases.js";
 
 /**
  * Every migration, in order, listed in code: nothing is read from disk at runtime. Names sort in application order;
@@ -15,6 +16,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0003-operators": operators,
   "0004-node-standing": nodeStanding,
   "0005-result-commitments": resultCommitments,
+  "0006-quarantine-releases": quarantineReleases,
 };
 
 export const FIRST_MIGRATION = "0001-initial";
