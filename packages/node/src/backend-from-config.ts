@@ -2,6 +2,7 @@ import { TesseraError } from "@tessera/protocol";
 import type { BackendAdapter } from "./backends/adapter.js";
 import { createBackendAdapter } from "./backends/create-backend-adapter.js";
 import { probeBackends } from "./backends/probe-backends.js";
+import { createStageOnlyBackend } from "./backends/stage-only/stage-only-backend.js";
 import type { NodeConfig } from "./config.js";
 import type { NodeLogger } from "./logger.js";
 import type { FetchLike } from "./signed-http.js";
@@ -16,7 +17,8 @@ export type BackendFactory = (config: NodeConfig, context: BackendFactoryContext
 /**
  * The production backend factory: the `backend` setting (or the probe, for `auto`) picks the kind; the config's
  * hosts, keys and timeouts are handed to the adapter as plain values. Embedded is the fallback and needs
- * `model_path`; it is loaded here so a bad model file stops the daemon at start with a clear error.
+ * `model_path`; it is loaded here so a bad model file stops the daemon at start with a clear error. A node given only a
+ * `stage_model` serves layer spans and no whole model (stage-only-backend.ts).
  */
 export async function createBackendFromConfig(config: NodeConfig, context: BackendFactoryContext): Promise<BackendAdapter> {
   const { logger } = context;
@@ -41,6 +43,10 @@ export async function createBackendFromConfig(config: NodeConfig, context: Backe
     logger.info(probe.kind === "embedded" ? "probe: no local inference server answered; using the embedded engine" : `probe: ${probe.kind} answered at ${probe.baseURL}`);
   }
   if (probe.kind === "embedded") {
+    if (!config.model_path && config.stage_model) {
+      logger.info("no whole model to serve (no --model, no local inference server): this node offers layer spans only");
+      return createStageOnlyBackend();
+    }
     if (!config.model_path) {
       const tried = probe.attempts.map((a) => `${a.kind} ${a.url}: ${a.detail}`).join("; ");
       throw new TesseraError(

@@ -104,7 +104,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const { served, missing, refused } = resolveServedModels(config.served_models, backendModels, backend.kind);
   for (const id of missing) logger.warn(`served_models lists ${id} but backend ${backend.kind} does not have it; not advertised`);
   for (const why of refused) logger.warn(why);
-  if (served.length === 0) logger.warn(`no models to serve: backend ${backend.kind} has none of served_models`);
+  if (served.length === 0 && backend.kind !== "stage-only") logger.warn(`no models to serve: backend ${backend.kind} has none of served_models`);
   else logger.info(`models: ${served.map((m) => m.id).join(", ")}`);
   const servedModels: ServedModel[] = served;
   const servedIds = new Set(servedModels.map((m) => m.id));
