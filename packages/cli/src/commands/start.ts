@@ -32,7 +32,7 @@ async function refuseIfRunning(config: NodeConfig): Promise<void> {
   if (pid !== undefined && pid !== process.pid) {
     throw new TesseraError(
       "conflict",
-      `a node daemon is already running for this home (pid ${pid}, pid file ${config.paths.pidFile}); stop it with \`kill ${pid}\``,
+      `a node daemon is already running for this home (pid ${pid}, pid file ${config.paths.pidFile}); stop it with \`tessera stop${config.paths.home !== undefined ? ` --home ${config.paths.home}` : ""}\``,
     );
   }
 }
@@ -112,7 +112,7 @@ async function detach(flags: StartFlags): Promise<void> {
       `node daemon started in the background (pid ${child.pid})`,
       `pid file  ${config.paths.pidFile}`,
       `logs      ${config.log_file}  (tessera logs -f${homeFlag})`,
-      `stop      kill ${child.pid}`,
+      `stop      tessera stop${homeFlag}`,
       "",
     ].join("\n"),
   );
