@@ -42,6 +42,8 @@ export interface NodeSettings {
   heartbeat_interval_s: number;
   shutdown_grace_s: number;
   log_file: string;
+  log_max_mb: number;
+  log_keep: number;
   log_level: LogLevel;
   log_format: LogFormatSetting;
 }
@@ -244,6 +246,14 @@ export const NODE_SETTINGS = [
       if (value === "") throw new InvalidValue("must not be empty");
       return value;
     },
+  }),
+  spec({
+    name: "log_max_mb", env: "TESSERA_LOG_MAX_MB", flag: "--log-max-mb", arg: "<mb>", defaultText: "10",
+    description: "Size at which the log file is rotated (node.log → node.log.1 → …)", parse: number(1, 10_240, false),
+  }),
+  spec({
+    name: "log_keep", env: "TESSERA_LOG_KEEP", flag: "--log-keep", arg: "<n>", defaultText: "3",
+    description: "Rotated log files kept beside the current one (0: none)", parse: number(0, 100, true),
   }),
   spec({
     name: "log_level", env: "TESSERA_LOG_LEVEL", flag: "--log-level", arg: "<level>", defaultText: "info",

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { pino, type Logger } from "pino";
 import { type LogFormatSetting, formatLogLine, resolveLogFormat } from "@tessera/protocol";
@@ -22,6 +22,11 @@ export interface NodeLoggerOptions {
   /** Append JSON records here; the directory is created. */
   file?: string;
   /**
+   * Rotate the file when a record would take it past `maxBytes`: `node.log` becomes `node.log.1`, `.1` becomes `.2`,
+   * …, and `.keep` is deleted (keep 0: the file just starts over). Default: no rotation.
+   */
+  rotate?: { maxBytes: number; keep: number };
+  /**
    * Where to echo lines; false for none. Default process.stdout, whose `isTTY` decides `auto`. A writer of the
    * caller's (a command printing warnings on stderr) counts as read by a person unless it says `isTTY: false`.
    */
@@ -36,17 +41,33 @@ export interface NodeLogOutput {
 
 export function createNodeLogger(options: NodeLoggerOptions): NodeLogOutput {
   let fd: number | undefined;
-  if (options.file) {
-    mkdirSync(dirname(options.file), { recursive: true });
-    fd = openSync(options.file, "a", 0o600);
+  let size = 0;
+  const file = options.file;
+  if (file) {
+    mkdirSync(dirname(file), { recursive: true });
+    fd = openSync(file, "a", 0o600);
+    size = fstatSync(fd).size;
   }
+  const rotate = options.rotate;
+  const writeFile = (json: string) => {
+    if (fd === undefined) return;
+    const bytes = Buffer.byteLength(json);
+    if (rotate && file && size > 0 && size + bytes > rotate.maxBytes) {
+      closeSync(fd);
+      rotateFiles(file, rotate.keep);
+      fd = openSync(file, "a", 0o600);
+      size = 0;
+    }
+    writeSync(fd, json);
+    size += bytes;
+  };
   const out = options.stdout === undefined ? process.stdout : options.stdout;
   const isTty = options.stdout === undefined ? process.stdout.isTTY === true : options.stdout !== false && options.stdout.isTTY !== false;
   const pretty = out !== false && resolveLogFormat(options.format ?? "auto", isTty) === "pretty";
   const destination = {
     write(json: string) {
       if (out) out.write(pretty ? formatLogLine(json) : json);
-      if (fd !== undefined) writeSync(fd, json);
+      writeFile(json);
     },
   };
   const logger = pino({ level: options.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, destination);
@@ -57,4 +78,21 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogOutput {
       fd = undefined;
     },
   };
+}
+
+/** node.log.(keep-1) → node.log.keep, …, node.log → node.log.1; with keep 0 the file is dropped. */
+function rotateFiles(file: string, keep: number): void {
+  if (keep === 0) {
+    rmSync(file, { force: true });
+    return;
+  }
+  rmSync(`${file}.${keep}`, { force: true });
+  for (let i = keep - 1; i >= 1; i--) {
+    try {
+      renameSync(`${file}.${i}`, `${file}.${i + 1}`);
+    } catch {
+      // that generation does not exist yet
+    }
+  }
+  renameSync(file, `${file}.1`);
 }

@@ -44,3 +44,28 @@ describe("node log format", () => {
     expect(JSON.parse(forced.join(""))).toMatchObject({ msg: "heartbeat OK" });
   });
 });
+
+describe("the log file's rotation", () => {
+  it("moves node.log to node.log.1 (and on) when a record would pass the size, keeping as many as asked", async () => {
+    const { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { createNodeLogger } = await import("../src/logger.js");
+    const dir = mkdtempSync(join(tmpdir(), "tessera-rotate-"));
+    try {
+      const file = join(dir, "node.log");
+      const output = createNodeLogger({ level: "info", stdout: false, file, rotate: { maxBytes: 1000, keep: 2 } });
+      for (let i = 0; i < 40; i++) output.logger.info(`record ${i} ${"x".repeat(60)}`);
+      output.close();
+      expect(readdirSync(dir).sort()).toEqual(["node.log", "node.log.1", "node.log.2"]);
+      for (const name of ["node.log", "node.log.1", "node.log.2"]) expect(statSync(join(dir, name)).size).toBeLessThanOrEqual(1000);
+      // The newest record is in node.log, whole lines only, and nothing in between was lost from what is kept.
+      const lines = (name: string) => readFileSync(join(dir, name), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { msg: string }).msg);
+      const kept = [...lines("node.log.2"), ...lines("node.log.1"), ...lines("node.log")].map((m) => Number(m.split(" ")[1]));
+      expect(kept.at(-1)).toBe(39);
+      expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 40 - kept.length + i));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

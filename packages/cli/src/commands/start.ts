@@ -41,7 +41,12 @@ async function foreground(flags: StartFlags): Promise<void> {
   const config = nodeConfigFrom(flags, true);
   await refuseIfRunning(config);
   const { createNodeLogger, removePidFile, startDaemon, writePidFile } = await import("@tessera/node");
-  const output = createNodeLogger({ level: config.log_level, format: config.log_format, file: config.log_file });
+  const output = createNodeLogger({
+    level: config.log_level,
+    format: config.log_format,
+    file: config.log_file,
+    rotate: { maxBytes: config.log_max_mb * 2 ** 20, keep: config.log_keep },
+  });
   writePidFile(config.paths.pidFile, process.pid);
   const cleanup = () => {
     removePidFile(config.paths.pidFile, process.pid);

@@ -50,7 +50,12 @@ export function addUpCommand(program: Command): void {
       const settings = { coordinator_url: coordinator.url, backend: "embedded", model_path: modelPath };
       initNode({ home, settings });
       const nodeConfig = loadNodeConfig({ home, flags: settings });
-      const output = createNodeLogger({ level: nodeConfig.log_level, format: config.logFormat, file: nodeConfig.log_file });
+      const output = createNodeLogger({
+        level: nodeConfig.log_level,
+        format: config.logFormat,
+        file: nodeConfig.log_file,
+        rotate: { maxBytes: nodeConfig.log_max_mb * 2 ** 20, keep: nodeConfig.log_keep },
+      });
       let daemon: Awaited<ReturnType<typeof startDaemon>>;
       try {
         daemon = await startDaemon(nodeConfig, { logger: output.logger });
