@@ -9,7 +9,8 @@ describe("wire schemas", () => {
 
   it("accepts unknown OpenAI fields but validates the honoured ones", () => {
     expect(ChatCompletionRequest.safeParse({ model: "m", messages: [{ role: "user", content: "x" }], logit_bias: {} }).success).toBe(true);
-    expect(ChatCompletionRequest.safeParse({ model: "m", messages: [{ role: "user", content: "x" }], n: 2 }).success).toBe(false);
+    expect(ChatCompletionRequest.safeParse({ model: "m", messages: [{ role: "user", content: "x" }], n: 9 }).success).toBe(false);
+    expect(ChatCompletionRequest.safeParse({ model: "m", messages: [{ role: "user", content: "x" }], n: 3 }).success).toBe(true);
   });
 
   it("rejects node messages with a bad discriminant or part", () => {

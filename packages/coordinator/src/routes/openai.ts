@@ -35,78 +35,95 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
     const unsupported = unsupportedChatField(request.body);
     if (unsupported) throw new TesseraError("bad_request", unsupported.message, { param: unsupported.param });
     const body = ChatCompletionRequest.parse(request.body ?? {});
-    const job = await submitJob(ctx, {
-      ownerId: caller.ownerId,
-      model: body.model,
-      messages: body.messages,
-      sampling: {
-        max_tokens: chatCompletionMaxTokens(body),
-        temperature: body.temperature ?? OPENAI_DEFAULT_TEMPERATURE,
-        top_p: body.top_p ?? 1,
-        ...(body.seed != null ? { seed: body.seed } : {}),
-        ...(normalizeStop(body.stop) ? { stop: normalizeStop(body.stop) } : {}),
-        ...constraintsOf(body),
-      },
-    });
-    const id = `chatcmpl-${job.id}`;
-    const created = Math.floor(job.createdAt / 1000);
+    const jobs = await submitChoices(ctx, caller.ownerId, body);
+    const cancelAll = () => {
+      for (const job of jobs) if (!job.finished) ctx.jobs.cancel(job.id, "client disconnected");
+    };
+    const id = `chatcmpl-${jobs[0]!.id}`;
+    const created = Math.floor(jobs[0]!.createdAt / 1000);
     const model = body.model;
 
     if (!body.stream) {
       reply.raw.once("close", () => {
-        if (!reply.raw.writableEnded) ctx.jobs.cancel(job.id, "client disconnected");
+        if (!reply.raw.writableEnded) cancelAll();
       });
-      const finished = await waitForEnd(ctx, job);
-      if (finished.status === "failed") throw new TesseraError(finished.error!.code, finished.error!.message);
+      // The first failure fails the request at once: the other choices are stopped, not waited for.
+      const failed = await Promise.race([
+        Promise.all(jobs.map((job) => waitForEnd(ctx, job))).then(() => undefined),
+        ...jobs.map((job) => waitForEnd(ctx, job).then((ended) => (ended.status === "failed" ? ended : new Promise<never>(() => undefined)))),
+      ]);
+      const finished = jobs;
+      if (failed) {
+        cancelAll();
+        throw new TesseraError(failed.error!.code, failed.error!.message);
+      }
       const completion: ChatCompletion = {
         id,
         object: "chat.completion",
         created,
         model,
-        choices: [
-          finished.toolCalls
-            ? { index: 0, message: { role: "assistant", content: finished.text || null, tool_calls: finished.toolCalls }, finish_reason: finishReasonOf(finished) }
-            : { index: 0, message: { role: "assistant", content: finished.text }, finish_reason: finishReasonOf(finished) },
-        ],
+        choices: finished.map((job, index) =>
+          job.toolCalls
+            ? { index, message: { role: "assistant", content: job.text || null, tool_calls: job.toolCalls }, finish_reason: finishReasonOf(job) }
+            : { index, message: { role: "assistant", content: job.text }, finish_reason: finishReasonOf(job) },
+        ),
         usage: usageOf(finished),
       };
       return completion;
     }
 
     const sse = openSse(reply);
-    sse.onClientGone(() => ctx.jobs.cancel(job.id, "client disconnected"));
-    const chunk = (delta: ChatCompletionChunk["choices"][0]["delta"], finish: ChatCompletionChunk["choices"][0]["finish_reason"]): ChatCompletionChunk => ({
+    sse.onClientGone(cancelAll);
+    const chunk = (index: number, delta: ChatCompletionChunk["choices"][0]["delta"], finish: ChatCompletionChunk["choices"][0]["finish_reason"]): ChatCompletionChunk => ({
       id,
       object: "chat.completion.chunk",
       created,
       model,
-      choices: [{ index: 0, delta, finish_reason: finish }],
+      choices: [{ index, delta, finish_reason: finish }],
     });
-    sse.write(sseData(chunk({ role: "assistant", content: "" }, null)));
-    if (job.visibleText) sse.write(sseData(chunk({ content: job.visibleText }, null)));
-    const finish = () => {
-      if (job.status === "completed") {
-        if (job.toolCalls) for (const delta of toolCallDeltas(job.toolCalls)) sse.write(sseData(chunk({ tool_calls: [delta] }, null)));
-        sse.write(sseData(chunk({}, finishReasonOf(job))));
-        if (body.stream_options?.include_usage) {
-          sse.write(sseData({ id, object: "chat.completion.chunk", created, model, choices: [], usage: usageOf(job) } satisfies ChatCompletionChunk));
-        }
-        sse.write(SSE_DONE);
-      } else if (job.error) {
-        sse.write(sseData(openAIErrorBody(job.error.code, job.error.message)));
-      }
+    let open = jobs.length;
+    let ended = false;
+    const unsubscribes: Array<() => void> = [];
+    const end = () => {
+      ended = true;
+      for (const unsubscribe of unsubscribes) unsubscribe();
       sse.end();
     };
-    if (job.finished) {
-      finish();
-      return reply;
-    }
-    const unsubscribe = ctx.jobs.subscribe(job, (event) => {
-      if (event.type === "text") return sse.write(sseData(chunk({ content: event.text }, null)));
-      unsubscribe();
-      finish();
+    /** One choice ended: its finish chunk; the usage and [DONE] once every choice has ended; a failure ends them all. */
+    const finishChoice = (job: LiveJob, index: number) => {
+      if (ended) return;
+      if (job.status !== "completed") {
+        cancelAll();
+        if (job.error) sse.write(sseData(openAIErrorBody(job.error.code, job.error.message)));
+        return end();
+      }
+      if (job.toolCalls) for (const delta of toolCallDeltas(job.toolCalls)) sse.write(sseData(chunk(index, { tool_calls: [delta] }, null)));
+      sse.write(sseData(chunk(index, {}, finishReasonOf(job))));
+      if (--open > 0) return;
+      if (body.stream_options?.include_usage) {
+        sse.write(sseData({ id, object: "chat.completion.chunk", created, model, choices: [], usage: usageOf(jobs) } satisfies ChatCompletionChunk));
+      }
+      sse.write(SSE_DONE);
+      end();
+    };
+    jobs.forEach((job, index) => {
+      sse.write(sseData(chunk(index, { role: "assistant", content: "" }, null)));
+      if (job.visibleText) sse.write(sseData(chunk(index, { content: job.visibleText }, null)));
     });
-    sse.onClientGone(unsubscribe);
+    jobs.forEach((job, index) => {
+      if (ended) return;
+      if (job.finished) return finishChoice(job, index);
+      const unsubscribe = ctx.jobs.subscribe(job, (event) => {
+        if (ended) return;
+        if (event.type === "text") return sse.write(sseData(chunk(index, { content: event.text }, null)));
+        unsubscribe();
+        finishChoice(job, index);
+      });
+      unsubscribes.push(unsubscribe);
+    });
+    sse.onClientGone(() => {
+      for (const unsubscribe of unsubscribes) unsubscribe();
+    });
     return reply;
   });
 
@@ -176,9 +193,43 @@ function toolCallDeltas(calls: ToolCall[]): ToolCallDelta[] {
   ]);
 }
 
-function usageOf(job: LiveJob) {
-  const prompt = job.promptTokens ?? 0;
-  return { prompt_tokens: prompt, completion_tokens: job.completionTokens, total_tokens: prompt + job.completionTokens };
+/** As OpenAI counts `n` choices: the prompt once, every choice's completion tokens. */
+function usageOf(jobs: LiveJob[]) {
+  const prompt = jobs[0]?.promptTokens ?? 0;
+  const completion = jobs.reduce((sum, job) => sum + job.completionTokens, 0);
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+/**
+ * One job per choice (`n`, default 1). With a client's seed, choice i samples with seed + i, so the choices differ
+ * and the request stays reproducible; without one each job gets its own coordinator seed. A choice refused at
+ * submission (no such model, a full queue) cancels those already submitted.
+ */
+async function submitChoices(ctx: CoordinatorContext, ownerId: string, body: ChatCompletionRequest): Promise<LiveJob[]> {
+  const jobs: LiveJob[] = [];
+  try {
+    for (let i = 0; i < (body.n ?? 1); i++) {
+      jobs.push(
+        await submitJob(ctx, {
+          ownerId,
+          model: body.model,
+          messages: body.messages,
+          sampling: {
+            max_tokens: chatCompletionMaxTokens(body),
+            temperature: body.temperature ?? OPENAI_DEFAULT_TEMPERATURE,
+            top_p: body.top_p ?? 1,
+            ...(body.seed != null ? { seed: (body.seed + i) % 2 ** 32 } : {}),
+            ...(normalizeStop(body.stop) ? { stop: normalizeStop(body.stop) } : {}),
+            ...constraintsOf(body),
+          },
+        }),
+      );
+    }
+  } catch (err) {
+    for (const job of jobs) ctx.jobs.cancel(job.id, "another choice of the request was refused");
+    throw err;
+  }
+  return jobs;
 }
 
 /** Resolves when the job finishes (completed, failed or cancelled). */

@@ -5,6 +5,9 @@ import type { Usage } from "./job.js";
 import { ResponseFormatParam } from "./response-format.js";
 import { ToolChoice, type ToolCall, Tools } from "./tools.js";
 
+/** Choices one request may ask for (`n`): each runs as a job of its own, so the bound keeps one request's load sane. */
+export const MAX_CHOICES = 8;
+
 /**
  * `POST /v1/chat/completions`, the OpenAI shape: the fields we honour, validated. Fields we would have to ignore
  * silently are refused by name before this parse (`unsupportedChatField`, chat-fields.ts). This is a translation
@@ -19,7 +22,7 @@ export const ChatCompletionRequest = z.looseObject({
   top_p: TopP.nullish(),
   seed: Seed.nullish(),
   stop: StopParam.nullish(),
-  n: z.literal(1, "n must be 1: several choices per request are not supported yet").nullish(),
+  n: z.number().int().min(1).max(MAX_CHOICES, `n is at most ${MAX_CHOICES}: each choice is a job of its own`).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
   response_format: ResponseFormatParam.nullish(),
@@ -52,7 +55,7 @@ export interface ChatCompletion {
   object: "chat.completion";
   created: number;
   model: string;
-  choices: [{ index: 0; message: { role: "assistant"; content: string | null; tool_calls?: ToolCall[] }; finish_reason: OpenAIFinishReason }];
+  choices: Array<{ index: number; message: { role: "assistant"; content: string | null; tool_calls?: ToolCall[] }; finish_reason: OpenAIFinishReason }>;
   usage: Usage;
 }
 
@@ -61,7 +64,7 @@ export interface ChatCompletionChunk {
   object: "chat.completion.chunk";
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: "assistant"; content?: string; tool_calls?: ToolCallDelta[] }; finish_reason: OpenAIFinishReason | null }[];
+  choices: { index: number; delta: { role?: "assistant"; content?: string; tool_calls?: ToolCallDelta[] }; finish_reason: OpenAIFinishReason | null }[];
   usage?: Usage | null;
 }
 
