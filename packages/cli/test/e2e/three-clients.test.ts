@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { APICallError, generateText, streamText } from "ai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { ChatOpenAI } from "@langchain/openai";
-import { type Cluster, greedyReference, makeTinyModel, schemaViolations, startCluster } from "@tessera/testkit";
+import { spawn } from "node:child_process";
+import { type Cluster, TESSERA_BIN, greedyReference, makeTinyModel, schemaViolations, startCluster } from "@tessera/testkit";
 
 /**
  * Issue 11: two OpenAI clients nobody on this project wrote, as their users call them, against real processes (a
@@ -78,5 +79,33 @@ describe("LangChain (@langchain/openai ChatOpenAI)", () => {
     const structured = chat({ maxTokens: 200 }).withStructuredOutput(weather, { name: "weather", method: "jsonSchema", strict: true });
     const result = await structured.invoke("What is the weather in Oslo?");
     expect(schemaViolations(weather, result)).toEqual([]);
+  }, 60_000);
+});
+
+describe("tessera chat without a prompt", () => {
+  it("chats turn by turn, sending the whole history each time", async () => {
+    const child = spawn(process.execPath, [TESSERA_BIN, "chat", "--url", cluster.url, "--temperature", "0", "--max-tokens", "8", "--seed", "3"], {
+      env: { ...process.env, TESSERA_URL: "", TESSERA_API_KEY: "" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.stdin.end("Tell me about rivers.\n\nAnd about stones?\n");
+    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    const first = await greedyReference({ modelPath, messages: [{ role: "user", content: "Tell me about rivers." }], maxTokens: 8 });
+    const second = await greedyReference({
+      modelPath,
+      messages: [
+        { role: "user", content: "Tell me about rivers." },
+        { role: "assistant", content: first.text },
+        { role: "user", content: "And about stones?" },
+      ],
+      maxTokens: 8,
+    });
+    expect(stdout).toBe(`${first.text}\n${second.text}\n`);
   }, 60_000);
 });
