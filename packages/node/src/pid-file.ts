@@ -31,7 +31,8 @@ export function removePidFile(path: string, pid: number): void {
   }
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid exists (one we may not signal counts: it is alive). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -19,7 +19,7 @@ export function addStopCommand(program: Command, sleep: (ms: number) => Promise<
   ).action(async (flags: StopFlags) => {
     const timeoutS = parseDuration(flags.timeout, "--timeout", { min: 1, max: 3600 });
     const config = nodeConfigFrom(flags, false);
-    const { readLivePid } = await import("@tessera/node/pid-file");
+    const { processAlive, readLivePid } = await import("@tessera/node/pid-file");
     const pid = readLivePid(config.paths.pidFile);
     if (pid === undefined) throw new TesseraError("not_found", `no node daemon is running for this home (no live pid in ${config.paths.pidFile})`);
     try {
@@ -29,7 +29,7 @@ export function addStopCommand(program: Command, sleep: (ms: number) => Promise<
     }
     process.stdout.write(flags.force ? `killed the node daemon (pid ${pid})\n` : `stopping the node daemon (pid ${pid}): draining…\n`);
     for (let waited = 0; waited < timeoutS * 1000; waited += 200) {
-      if (readLivePid(config.paths.pidFile) === undefined && !alive(pid)) {
+      if (readLivePid(config.paths.pidFile) === undefined && !processAlive(pid)) {
         process.stdout.write("stopped\n");
         return;
       }
@@ -37,13 +37,4 @@ export function addStopCommand(program: Command, sleep: (ms: number) => Promise<
     }
     throw new TesseraError("timeout", `the daemon (pid ${pid}) is still draining after ${flags.timeout}; wait, or \`tessera stop --force\``);
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
