@@ -47,12 +47,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
       reply.raw.once("close", () => {
         if (!reply.raw.writableEnded) cancelAll();
       });
-      // The first failure fails the request at once: the other choices are stopped, not waited for.
-      const failed = await Promise.race([
-        Promise.all(jobs.map((job) => waitForEnd(ctx, job))).then(() => undefined),
-        ...jobs.map((job) => waitForEnd(ctx, job).then((ended) => (ended.status === "failed" ? ended : new Promise<never>(() => undefined)))),
-      ]);
-      const finished = jobs;
+      const failed = await firstFailureOrAllDone(ctx, jobs);
       if (failed) {
         cancelAll();
         throw new TesseraError(failed.error!.code, failed.error!.message);
@@ -62,12 +57,12 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
         object: "chat.completion",
         created,
         model,
-        choices: finished.map((job, index) =>
+        choices: jobs.map((job, index) =>
           job.toolCalls
             ? { index, message: { role: "assistant", content: job.text || null, tool_calls: job.toolCalls }, finish_reason: finishReasonOf(job) }
             : { index, message: { role: "assistant", content: job.text }, finish_reason: finishReasonOf(job) },
         ),
-        usage: usageOf(finished),
+        usage: usageOf(jobs),
       };
       return completion;
     }
@@ -232,14 +227,27 @@ async function submitChoices(ctx: CoordinatorContext, ownerId: string, body: Cha
   return jobs;
 }
 
-/** Resolves when the job finishes (completed, failed or cancelled). */
-function waitForEnd(ctx: CoordinatorContext, job: LiveJob): Promise<LiveJob> {
+/**
+ * Resolves once every job has finished, with undefined, or as soon as one fails, with that job: the first failure
+ * fails the request at once, and the other choices are stopped rather than waited for.
+ */
+function firstFailureOrAllDone(ctx: CoordinatorContext, jobs: LiveJob[]): Promise<LiveJob | undefined> {
   return new Promise((resolve) => {
-    if (job.finished) return resolve(job);
-    const unsubscribe = ctx.jobs.subscribe(job, (event) => {
-      if (event.type === "text") return;
-      unsubscribe();
-      resolve(job);
-    });
+    let open = jobs.length;
+    const ended = (job: LiveJob) => {
+      if (job.status !== "completed") return resolve(job);
+      if (--open === 0) resolve(undefined);
+    };
+    for (const job of jobs) {
+      if (job.finished) {
+        ended(job);
+        continue;
+      }
+      const unsubscribe = ctx.jobs.subscribe(job, (event) => {
+        if (event.type === "text") return;
+        unsubscribe();
+        ended(job);
+      });
+    }
   });
 }
