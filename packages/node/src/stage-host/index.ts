@@ -1,3 +1,4 @@
 export { StageHost, type StageHostOptions, type TextSender, type BinarySender } from "./stage-host.js";
-export { describeShardFile, sha256File, type ShardFile } from "./shard-file.js";
+export { describeShardFile, type ShardFile } from "./shard-file.js";
+export { sha256File } from "../file-sha256.js";
 export { vocabPieces } from "./vocab-pieces.js";

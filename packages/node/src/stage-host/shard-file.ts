@@ -1,10 +1,9 @@
 /** What a node offers for one local GGUF file: its identity (SHA-256), layer count and per-layer weight bytes. */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { basename } from "node:path";
 import { TesseraError, modelIdFromFileName } from "@tessera/protocol";
 import { ggmlTypeName, isSupportedType, openGguf, SUPPORTED_TYPE_NAMES } from "../stage/gguf-reader.js";
 import { readLlamaConfig } from "../stage/llama-config.js";
+import { sha256File } from "../file-sha256.js";
 import { residentBytes } from "../stage/weights.js";
 
 export interface ShardFile {
@@ -15,12 +14,6 @@ export interface ShardFile {
   layerCount: number;
   /** Memory the largest layer takes once loaded (its tensors' resident bytes, not always their size in the file). */
   bytesPerLayer: number;
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }
 
 export async function describeShardFile(path: string): Promise<ShardFile> {

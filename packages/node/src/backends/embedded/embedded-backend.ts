@@ -1,5 +1,3 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, extname } from "node:path";
@@ -7,6 +5,7 @@ import { type ErrorCode, type StreamPart, TesseraError, modelIdFromFileName } fr
 import { type Llama, type LlamaContext, LlamaLogLevel, type LlamaModel, type Token, getLlama } from "node-llama-cpp";
 import { type BackendAdapter, type BackendModel, type GenerateRequest, type HealthResult, type ScoreRequest, type ScoreResult, collectStream } from "../adapter.js";
 import type { VerificationEngine } from "../../verification/types.js";
+import { sha256File } from "../../file-sha256.js";
 import { type PromptFormatter, createPromptFormatter } from "./prompt-format.js";
 import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState } from "./output-constraint.js";
 import { SequencePool } from "./sequence-pool.js";
@@ -39,13 +38,6 @@ interface Loaded {
   formatter: PromptFormatter;
   /** Grammars for response_format and tools, compiled once per distinct request shape. */
   plan: (sampling: GenerateRequest["sampling"]) => Promise<OutputPlanResult>;
-}
-
-/** Streams the file through SHA-256 (a few hundred MB a second; once per file version). */
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }
 
 function failure(code: ErrorCode, message: string): StreamPart {
@@ -82,7 +74,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
   let digest: { key: string; sha256: Promise<string> } | undefined;
   function fileSha256(size: number, mtimeMs: number): Promise<string> {
     const key = `${size}:${mtimeMs}`;
-    if (digest?.key !== key) digest = { key, sha256: sha256OfFile(modelPath) };
+    if (digest?.key !== key) digest = { key, sha256: sha256File(modelPath) };
     return digest.sha256;
   }
 
