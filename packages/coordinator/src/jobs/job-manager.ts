@@ -533,7 +533,7 @@ export class JobManager {
         model: job.model,
         messages: job.messages,
         sampling: job.sampling,
-        outputTokens: job.tokenIds && attempt.exactTokens ? [...job.tokenIds] : undefined,
+        outputTokens: attempt.relayedTokens ? [...attempt.relayedTokens] : undefined,
         finishReason: reason,
         claimedUsage: attempt.reportedUsage && { promptTokens: attempt.reportedUsage.prompt_tokens, completionTokens: attempt.reportedUsage.completion_tokens },
       });
