@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import OpenAI from "openai";
+import { refusal } from "./openai-refusal.js";
 import { unsupportedChatField } from "@tessera/protocol";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
 
@@ -17,16 +18,6 @@ beforeEach(async () => {
 });
 
 afterEach(async () => t.close());
-
-async function refusal(call: () => Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await call();
-  } catch (err) {
-    if (err instanceof OpenAI.APIError) return err;
-    throw err;
-  }
-  throw new Error("the call was not refused");
-}
 
 describe("errors on /v1 in OpenAI's shape", () => {
   it("a model nobody serves: 404 with the available models in the message and param model", async () => {

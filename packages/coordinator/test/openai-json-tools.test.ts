@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import OpenAI from "openai";
+import { refusal } from "./openai-refusal.js";
 import type { JobAssignment } from "@tessera/protocol";
 import { type ScriptedNetwork, scriptedNetwork } from "./harness.js";
 
@@ -32,16 +33,6 @@ beforeEach(async () => {
   };
 });
 afterEach(async () => net.close());
-
-async function refusal(call: () => Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await call();
-  } catch (err) {
-    if (err instanceof OpenAI.APIError) return err;
-    throw err;
-  }
-  throw new Error("the call was not refused");
-}
 
 const chat = { model: "tiny", messages: [{ role: "user" as const, content: "weather?" }] };
 
