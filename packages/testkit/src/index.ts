@@ -3,3 +3,4 @@ export * from "./gguf/index.js";
 export * from "./greedy-reference.js";
 export * from "./cluster/index.js";
 export * from "./schema-violations.js";
+export * from "./anvil.js";
