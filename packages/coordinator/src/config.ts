@@ -1,6 +1,6 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { LOG_FORMATS, type LogFormatSetting, TesseraError, parsePublicKey } from "@tessera/protocol";
+import { LOG_FORMATS, type LogFormatSetting, TesseraError, parseDuration, parsePublicKey } from "@tessera/protocol";
 import { ADMISSION_MODES, type AdmissionMode } from "./trust/admission-modes.js";
 
 /**
@@ -41,6 +41,26 @@ export interface CoordinatorConfig {
   logFormat: LogFormatSetting;
   /** Copies of every span of a sharded model placed up front (1 = no standby copy). */
   shardReplicas: number;
+  /** Keep the ledger: escrow, charges, receipts, earnings (off: jobs are free and nothing is recorded). */
+  ledger: boolean;
+  /** The price table file (payments/prices.ts); undefined: every model is free. */
+  pricesFile: string | undefined;
+  /** The platform's share of what a client pays, in basis points (1500 = 15 %). */
+  feeBps: number;
+  /** Seconds earnings are held (the dispute window) before they can be paid out. */
+  holdS: number;
+  /** When auto-payouts run: hourly, daily, weekly or off. */
+  payoutSchedule: "hourly" | "daily" | "weekly" | "off";
+  /** Auto-payout pays an operator whose available earnings reach this (micro-USDC); never below the chain's minimum. */
+  payoutThreshold: number;
+  /** JSON-RPC URL per payout chain (`base=https://…`); a chain without one is not settled. */
+  chainRpc: Record<string, string>;
+  /** The payout vault's address per chain (`base=0x…`). */
+  vaults: Record<string, string>;
+  /** The file holding the payer's private key (mode 0600). */
+  payerKeyFile: string | undefined;
+  /** Blocks a settlement transaction must be buried under before it counts as paid. */
+  confirmations: number;
 }
 
 export interface SettingSpec {
@@ -71,6 +91,16 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "heartbeatIntervalS", flag: "--heartbeat-interval", env: "TESSERA_HEARTBEAT_INTERVAL", default: "30", description: "heartbeat interval nodes are told to use" },
   { key: "offlineAfterS", flag: "--offline-after", env: "TESSERA_OFFLINE_AFTER", default: "90", description: "seconds without a heartbeat before a node is offline" },
   { key: "shardReplicas", flag: "--shard-replicas", env: "TESSERA_SHARD_REPLICAS", default: "2", description: "copies of every layer span of a sharded model placed up front" },
+  { key: "ledger", flag: "--ledger", env: "TESSERA_LEDGER", default: "on", description: "on: escrow, charges, signed receipts and earnings; off: nothing is charged or recorded" },
+  { key: "pricesFile", flag: "--prices", env: "TESSERA_PRICES", default: "(every model free)", description: "JSON price table: micro-USDC per 1K input/output tokens per model or size class, and reward rates (docs/billing.md)" },
+  { key: "feeBps", flag: "--fee", env: "TESSERA_FEE", default: "0.15", description: "the platform's share of what clients pay (0 to 1)" },
+  { key: "holdS", flag: "--hold", env: "TESSERA_HOLD", default: "7d", description: "how long earnings are held (the dispute window) before payout, e.g. 7d or 3600s" },
+  { key: "payoutSchedule", flag: "--payout-schedule", env: "TESSERA_PAYOUT_SCHEDULE", default: "daily", description: "when auto-payouts run: hourly, daily, weekly or off" },
+  { key: "payoutThreshold", flag: "--payout-threshold", env: "TESSERA_PAYOUT_THRESHOLD", default: "(the chain's minimum)", description: "USDC an operator's available earnings must reach for an auto-payout" },
+  { key: "chainRpc", flag: "--chain-rpc", env: "TESSERA_CHAIN_RPC", default: "", description: "JSON-RPC URL per payout chain, e.g. base=https://mainnet.base.org (comma-separated)" },
+  { key: "vaults", flag: "--vault", env: "TESSERA_VAULTS", default: "", description: "payout vault address per chain, e.g. base=0x… (from `tessera coordinator settlement deploy`)" },
+  { key: "payerKeyFile", flag: "--payer-key-file", env: "TESSERA_PAYER_KEY_FILE", default: "", description: "file with the payer's private key (0x + 64 hex, mode 0600)" },
+  { key: "confirmations", flag: "--confirmations", env: "TESSERA_CONFIRMATIONS", default: "2", description: "blocks a settlement must be buried under before it counts as paid" },
   { key: "logLevel", flag: "--log-level", env: "TESSERA_LOG_LEVEL", default: "info", description: "trace, debug, info, warn, error or silent" },
   { key: "logFormat", flag: "--log-format", env: "TESSERA_LOG_FORMAT", default: "auto", description: "auto (readable on a terminal, JSON otherwise), pretty or json" },
   { key: "modelAliases", flag: "--alias", env: "TESSERA_MODEL_ALIASES", default: "", description: "model aliases, e.g. gpt-4o-mini=tessera-demo" },
@@ -133,7 +163,52 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     logLevel: logLevel(String(raw(spec("logLevel")) ?? "info")),
     logFormat: logFormat(String(raw(spec("logFormat")) || "auto")),
     shardReplicas: num("shardReplicas", 1, 16),
+    ledger: onOff(raw(spec("ledger")), "--ledger (TESSERA_LEDGER)"),
+    pricesFile: nonEmpty(raw(spec("pricesFile"))),
+    feeBps: Math.round(num("feeBps", 0, 1) * 10_000),
+    holdS: parseDuration(String(raw(spec("holdS")) ?? "7d"), "--hold (TESSERA_HOLD)", { min: 0, max: 365 * 86_400 }),
+    payoutSchedule: payoutSchedule(raw(spec("payoutSchedule"))),
+    payoutThreshold: raw(spec("payoutThreshold")) === undefined || raw(spec("payoutThreshold")) === "" ? 0 : Math.round(num("payoutThreshold", 0, 1e9) * 1e6),
+    chainRpc: perChain(String(raw(spec("chainRpc")) ?? ""), "--chain-rpc (TESSERA_CHAIN_RPC)", /^https?:\/\/\S+$/, "an http(s) URL"),
+    vaults: perChain(String(raw(spec("vaults")) ?? ""), "--vault (TESSERA_VAULTS)", /^0x[0-9a-fA-F]{40}$/, "a 0x address"),
+    payerKeyFile: nonEmpty(raw(spec("payerKeyFile"))),
+    confirmations: num("confirmations", 1, 1000),
   };
+}
+
+const PAYOUT_CHAIN_NAMES = ["base", "ethereum", "polygon", "arbitrum"] as const;
+
+function nonEmpty(value: string | boolean | undefined): string | undefined {
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+function onOff(value: string | boolean | undefined, name: string): boolean {
+  if (value === undefined || value === "" || value === true) return true;
+  if (value === false) return false;
+  if (["on", "true", "1", "yes"].includes(value.toLowerCase())) return true;
+  if (["off", "false", "0", "no"].includes(value.toLowerCase())) return false;
+  throw new TesseraError("bad_request", `${name} must be on or off, got "${value}"`);
+}
+
+function payoutSchedule(value: string | boolean | undefined): CoordinatorConfig["payoutSchedule"] {
+  if (value === undefined || value === "") return "daily";
+  const schedule = (["hourly", "daily", "weekly", "off"] as const).find((s) => s === value);
+  if (!schedule) throw new TesseraError("bad_request", `--payout-schedule (TESSERA_PAYOUT_SCHEDULE) must be hourly, daily, weekly or off, got "${String(value)}"`);
+  return schedule;
+}
+
+/** `chain=value,chain2=value2` for the payout chains (settlement/chains.ts names them). */
+function perChain(text: string, name: string, pattern: RegExp, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const at = pair.indexOf("=");
+    const chain = pair.slice(0, at).trim();
+    const value = pair.slice(at + 1).trim();
+    if (at < 0 || !PAYOUT_CHAIN_NAMES.some((c) => c === chain)) throw new TesseraError("bad_request", `${name} entries look like chain=value with chain one of ${PAYOUT_CHAIN_NAMES.join(", ")}, got "${pair}"`);
+    if (!pattern.test(value)) throw new TesseraError("bad_request", `${name}: ${chain} needs ${what}, got "${value}"`);
+    out[chain] = value;
+  }
+  return out;
 }
 
 function referenceKeys(text: string): string[] {

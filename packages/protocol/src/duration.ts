@@ -1,4 +1,4 @@
-import { TesseraError } from "@tessera/protocol";
+import { TesseraError } from "./errors.js";
 
 const UNITS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
 

@@ -8,6 +8,8 @@ export const ERROR_CODES = {
   /** The node's operator is waiting for the coordinator's owner to approve it; the daemon retries on its own. */
   pending_approval: { status: 403, retryable: true },
   bad_request: { status: 400, retryable: false },
+  /** The client's credit does not cover the job's greatest possible cost (held in escrow until it ends). */
+  insufficient_funds: { status: 402, retryable: false },
   not_found: { status: 404, retryable: false },
   model_not_found: { status: 404, retryable: false },
   conflict: { status: 409, retryable: false },

@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Command } from "commander";
-import { JOIN_TOKEN_PREFIX, TesseraError, encodeNpub, hashJoinToken, parsePublicKey } from "@tessera/protocol";
-import { parseDuration } from "../duration.js";
+import { JOIN_TOKEN_PREFIX, TesseraError, encodeNpub, hashJoinToken, parsePublicKey, parseDuration } from "@tessera/protocol";
 import { printJson } from "../output.js";
 import { openStoreFor } from "../store-options.js";
 

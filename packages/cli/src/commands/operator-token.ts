@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { OPERATOR_TOKEN_MAX_TTL_SECONDS, createOperatorToken } from "@tessera/protocol";
-import { parseDuration } from "../duration.js";
+import { OPERATOR_TOKEN_MAX_TTL_SECONDS, createOperatorToken, parseDuration } from "@tessera/protocol";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
 

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { DELEGATION_MAX_TTL_SECONDS, TesseraError, encodeNpub, parsePublicKey, signDelegation } from "@tessera/protocol";
-import { parseDuration } from "../duration.js";
+import { DELEGATION_MAX_TTL_SECONDS, TesseraError, encodeNpub, parsePublicKey, signDelegation, parseDuration } from "@tessera/protocol";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withHomeOption } from "./node-options.js";
 

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { TesseraError } from "@tessera/protocol";
-import { parseDuration } from "../duration.js";
+import { TesseraError, parseDuration } from "@tessera/protocol";
 import { type NodeFlags, nodeConfigFrom, withHomeOption } from "./node-options.js";
 
 type StopFlags = NodeFlags & { timeout: string; force?: boolean };

@@ -4,6 +4,9 @@ import type { ContentKeyRing } from "./content-keys.js";
 import * as apiKeys from "./api-key-queries.js";
 import * as commands from "./command-queries.js";
 import * as jobs from "./job-queries.js";
+import * as ledger from "./ledger-queries.js";
+import * as payouts from "./payout-queries.js";
+import * as receipts from "./receipt-queries.js";
 import * as metrics from "./metric-queries.js";
 import * as nodes from "./node-queries.js";
 import * as operators from "./operator-queries.js";
@@ -40,6 +43,17 @@ import type {
   NewJoinToken,
   JoinTokenRecord,
   QuarantineRelease,
+  LedgerAudit,
+  LedgerBalance,
+  LedgerTransactionRecord,
+  NewLedgerTransaction,
+  NewReceipt,
+  PayoutAddressRecord,
+  PayoutBatchRecord,
+  PayoutBatchStatus,
+  ReceiptFilter,
+  ReceiptRecord,
+  ReceiptTransition,
 } from "./types.js";
 
 /** The `Store` over one Kysely instance; the SQL lives in the `*-queries.ts` files, one per table. */
@@ -191,6 +205,75 @@ export class KyselyStore implements Store {
   }
   listOperatorStandings(): Promise<OperatorStandingRecord[]> {
     return standing.listOperatorStandings(this.db);
+  }
+
+  postTransaction(tx: NewLedgerTransaction): Promise<boolean> {
+    return ledger.postTransaction(this.db, tx);
+  }
+  getBalances(accounts: readonly string[]): Promise<Map<string, number>> {
+    return ledger.getBalances(this.db, accounts);
+  }
+  listBalances(prefix: string): Promise<LedgerBalance[]> {
+    return ledger.listBalances(this.db, prefix);
+  }
+  listTransactions(account: string, filter: { since?: Date; limit: number }): Promise<LedgerTransactionRecord[]> {
+    return ledger.listTransactions(this.db, account, filter);
+  }
+  auditLedger(): Promise<LedgerAudit> {
+    return ledger.auditLedger(this.db);
+  }
+
+  settleJob(tx: NewLedgerTransaction, list: readonly NewReceipt[]): Promise<boolean> {
+    return receipts.settleJob(this.db, tx, list);
+  }
+  getReceipt(id: string): Promise<ReceiptRecord | undefined> {
+    return receipts.getReceipt(this.db, id);
+  }
+  listReceipts(filter: ReceiptFilter): Promise<ReceiptRecord[]> {
+    return receipts.listReceipts(this.db, filter);
+  }
+  setReceiptNodeSignature(id: string, signature: string): Promise<boolean> {
+    return receipts.setReceiptNodeSignature(this.db, id, signature);
+  }
+  listUnsignedReceipts(nodeId: string, limit: number): Promise<ReceiptRecord[]> {
+    return receipts.listUnsignedReceipts(this.db, nodeId, limit);
+  }
+  listReleasableReceipts(now: Date, limit: number): Promise<ReceiptRecord[]> {
+    return receipts.listReleasableReceipts(this.db, now, limit);
+  }
+  transitionReceipt(transition: ReceiptTransition, at: Date): Promise<boolean> {
+    return receipts.transitionReceipt(this.db, transition, at);
+  }
+
+  setPayoutAddress(record: PayoutAddressRecord): Promise<void> {
+    return payouts.setPayoutAddress(this.db, record);
+  }
+  listPayoutAddresses(operatorId: string): Promise<PayoutAddressRecord[]> {
+    return payouts.listPayoutAddresses(this.db, operatorId);
+  }
+  requestPayout(operatorId: string, at: Date): Promise<void> {
+    return payouts.requestPayout(this.db, operatorId, at);
+  }
+  listPayoutRequests(): Promise<Array<{ operatorId: string; requestedAt: Date }>> {
+    return payouts.listPayoutRequests(this.db);
+  }
+  createPayoutBatch(batch: { id: string; chain: string; operators: Array<{ operatorId: string; address: string }>; minimum: number; at: Date }): Promise<PayoutBatchRecord | undefined> {
+    return payouts.createPayoutBatch(this.db, batch);
+  }
+  markPayoutBatchSubmitted(id: string, txHash: string, at: Date): Promise<void> {
+    return payouts.markPayoutBatchSubmitted(this.db, id, txHash, at);
+  }
+  confirmPayoutBatch(id: string, txHash: string, at: Date): Promise<boolean> {
+    return payouts.confirmPayoutBatch(this.db, id, txHash, at);
+  }
+  failPayoutBatch(id: string, error: string, at: Date): Promise<boolean> {
+    return payouts.failPayoutBatch(this.db, id, error, at);
+  }
+  getPayoutBatch(id: string): Promise<PayoutBatchRecord | undefined> {
+    return payouts.getPayoutBatch(this.db, id);
+  }
+  listPayoutBatches(filter: { status?: readonly PayoutBatchStatus[]; operatorId?: string; limit: number }): Promise<PayoutBatchRecord[]> {
+    return payouts.listPayoutBatches(this.db, filter);
   }
 
   /** Idempotent: closes the SQLite file or drains the Postgres pool once. */

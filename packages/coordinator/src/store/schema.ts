@@ -151,4 +151,92 @@ export interface Database {
   node_commands: NodeCommandsTable;
   node_standing: NodeStandingTable;
   operator_standing: OperatorStandingTable;
+  ledger_transactions: LedgerTransactionsTable;
+  ledger_entries: LedgerEntriesTable;
+  ledger_balances: LedgerBalancesTable;
+  receipts: ReceiptsTable;
+  payout_addresses: PayoutAddressesTable;
+  payout_requests: PayoutRequestsTable;
+  payout_batches: PayoutBatchesTable;
+  payout_items: PayoutItemsTable;
+}
+
+export interface LedgerTransactionsTable {
+  id: string;
+  idempotency_key: string;
+  kind: string;
+  job_id: string | null;
+  memo: string | null;
+  created_at: number;
+}
+
+export interface LedgerEntriesTable {
+  transaction_id: string;
+  seq: number;
+  account: string;
+  amount: number;
+}
+
+export interface LedgerBalancesTable {
+  account: string;
+  balance: number;
+  updated_at: number;
+}
+
+export interface ReceiptsTable {
+  id: string;
+  job_id: string;
+  segment: number;
+  node_id: string;
+  operator_id: string;
+  client_key_id: string;
+  model: string;
+  model_sha256: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  price_input_per_1k: number;
+  price_output_per_1k: number;
+  amount: number;
+  fee: number;
+  reward: number;
+  output_sha256: string;
+  result_commitment: string | null;
+  completed_at: number;
+  hold_until: number;
+  status: string;
+  status_changed_at: number;
+  payout_batch_id: string | null;
+  platform_key: string;
+  platform_signature: string;
+  node_signature: string | null;
+}
+
+export interface PayoutAddressesTable {
+  operator_id: string;
+  chain: string;
+  address: string;
+  updated_at: number;
+}
+
+export interface PayoutRequestsTable {
+  operator_id: string;
+  requested_at: number;
+}
+
+export interface PayoutBatchesTable {
+  id: string;
+  chain: string;
+  status: string;
+  total: number;
+  tx_hash: string | null;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface PayoutItemsTable {
+  batch_id: string;
+  operator_id: string;
+  address: string;
+  amount: number;
 }

@@ -1,4 +1,4 @@
-import type { ChatMessage, ErrorCode, GpuStats, Hardware, JobStatus, Sampling, ServedModel } from "@tessera/protocol";
+import type { ChatMessage, ErrorCode, GpuStats, Hardware, JobStatus, Receipt, ReceiptStatus, Sampling, ServedModel } from "@tessera/protocol";
 
 /** Where the store lives. SQLite is the default (one file); Postgres serves several coordinator replicas. */
 export type StoreOptions = ({ sqlitePath: string } | { postgresUrl: string; schema?: string }) & StoreFileOptions;
@@ -273,6 +273,106 @@ export interface OperatorStandingRecord {
   updatedAt: Date;
 }
 
+
+/** One leg of a ledger transaction: a signed amount in micro-USDC (the legs of a transaction sum to zero). */
+export interface LedgerEntry {
+  account: string;
+  amount: number;
+}
+
+export interface NewLedgerTransaction {
+  id: string;
+  /** Unique per event: posting the same key twice posts once. */
+  idempotencyKey: string;
+  kind: string;
+  jobId?: string | null;
+  memo?: string | null;
+  createdAt: Date;
+  entries: LedgerEntry[];
+}
+
+export interface LedgerTransactionRecord extends NewLedgerTransaction {
+  jobId: string | null;
+  memo: string | null;
+}
+
+export interface LedgerBalance {
+  account: string;
+  balance: number;
+  updatedAt: Date;
+}
+
+/** What the property tests and `coordinator ledger check` assert: zero overall, no account below zero, every transaction balanced. */
+export interface LedgerAudit {
+  sum: number;
+  transactions: number;
+  unbalanced: string[];
+  negative: LedgerBalance[];
+  /** Accounts whose stored balance differs from the sum of their entries. */
+  drifted: string[];
+}
+
+/** A receipt as stored: the signed body, its status, and where its money is. */
+export interface ReceiptRecord extends Receipt {
+  /** When held earnings become available (the dispute window's end). */
+  holdUntil: Date;
+  statusChangedAt: Date;
+  payoutBatchId: string | null;
+}
+
+export interface NewReceipt {
+  receipt: Receipt;
+  holdUntil: Date;
+}
+
+export interface ReceiptFilter {
+  operatorId?: string;
+  nodeId?: string;
+  jobId?: string;
+  clientKeyId?: string;
+  status?: ReceiptStatus;
+  /** 1..1000 */
+  limit: number;
+}
+
+/**
+ * How a receipt's money moves when its status changes; the store posts these legs in the same database transaction
+ * as the status change (payments/ledger-rules.ts computes them).
+ */
+export interface ReceiptTransition {
+  receiptId: string;
+  from: ReceiptStatus;
+  to: ReceiptStatus;
+  transaction: NewLedgerTransaction;
+}
+
+export interface PayoutAddressRecord {
+  operatorId: string;
+  chain: string;
+  address: string;
+  updatedAt: Date;
+}
+
+export type PayoutBatchStatus = "created" | "submitted" | "confirmed" | "failed";
+
+export interface PayoutItem {
+  operatorId: string;
+  address: string;
+  amount: number;
+}
+
+export interface PayoutBatchRecord {
+  id: string;
+  chain: string;
+  status: PayoutBatchStatus;
+  total: number;
+  txHash: string | null;
+  error: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  items: PayoutItem[];
+}
+
 /**
  * The coordinator's persistent state. Every method is one short statement (or one transaction) and safe to call
  * from several coordinator replicas sharing a Postgres database.
@@ -375,6 +475,65 @@ export interface Store {
   /** Adds one completed job to the operator's count (atomic, so concurrent writers never lose one); returns the new count. */
   addOperatorCompletedJob(operatorId: string, at: Date): Promise<number>;
   listOperatorStandings(): Promise<OperatorStandingRecord[]>;
+
+  // ledger (payments/design.md)
+  /**
+   * Posts a balanced transaction atomically and returns true; returns false, posting nothing, when its idempotency
+   * key was posted before. Throws `insufficient_funds` (posting nothing) when an account other than `world` would
+   * go below zero, and `bad_request` when the legs do not sum to zero or an amount is not a safe integer.
+   */
+  postTransaction(tx: NewLedgerTransaction): Promise<boolean>;
+  /** Balances of the given accounts (0 for an account never posted to). */
+  getBalances(accounts: readonly string[]): Promise<Map<string, number>>;
+  /** Every account whose name starts with `prefix`, by name. */
+  listBalances(prefix: string): Promise<LedgerBalance[]>;
+  /** The transactions that touched `account`, newest first, with all their legs. */
+  listTransactions(account: string, filter: { since?: Date; limit: number }): Promise<LedgerTransactionRecord[]>;
+  /** The whole ledger checked: what must always hold. */
+  auditLedger(): Promise<LedgerAudit>;
+
+  // receipts
+  /** Inserts the receipts and posts the job's transaction in one database transaction; false when it was posted before. */
+  settleJob(tx: NewLedgerTransaction, receipts: readonly NewReceipt[]): Promise<boolean>;
+  getReceipt(id: string): Promise<ReceiptRecord | undefined>;
+  /** Newest first. */
+  listReceipts(filter: ReceiptFilter): Promise<ReceiptRecord[]>;
+  /** Stores the node's signature unless one is stored; false when there is no such receipt or it was signed already. */
+  setReceiptNodeSignature(id: string, signature: string): Promise<boolean>;
+  /** A node's receipts it has not signed yet, oldest first. */
+  listUnsignedReceipts(nodeId: string, limit: number): Promise<ReceiptRecord[]>;
+  /** Held receipts whose hold ended at or before `now`, oldest first. */
+  listReleasableReceipts(now: Date, limit: number): Promise<ReceiptRecord[]>;
+  /**
+   * Moves a receipt from `from` to `to` and posts its transaction, atomically; false (nothing posted) when the receipt
+   * is no longer in `from` (another replica or an earlier run moved it).
+   */
+  transitionReceipt(transition: ReceiptTransition, at: Date): Promise<boolean>;
+
+  // payouts
+  /** Sets (or replaces) the operator's address on `chain`. */
+  setPayoutAddress(record: PayoutAddressRecord): Promise<void>;
+  /** An operator's addresses, most recently set first (the first is where payouts go). */
+  listPayoutAddresses(operatorId: string): Promise<PayoutAddressRecord[]>;
+  /** Records that the operator asked to be paid at the next settlement run. */
+  requestPayout(operatorId: string, at: Date): Promise<void>;
+  /** Operators who asked to be paid, oldest request first. */
+  listPayoutRequests(): Promise<Array<{ operatorId: string; requestedAt: Date }>>;
+  /**
+   * Makes a batch: for each operator, its available receipts not yet in a batch are tied to it, and their sum moves
+   * from the operator's available account to the batch's in-flight account; items whose sum is below `minimum` are
+   * left out. Clears the operators' payout requests. Returns the batch (undefined when no item is left).
+   */
+  createPayoutBatch(batch: { id: string; chain: string; operators: Array<{ operatorId: string; address: string }>; minimum: number; at: Date }): Promise<PayoutBatchRecord | undefined>;
+  /** Records the transaction that settles the batch (status `submitted`). */
+  markPayoutBatchSubmitted(id: string, txHash: string, at: Date): Promise<void>;
+  /** The batch settled on chain: in-flight money becomes each operator's paid-out, its receipts `paid`. Idempotent. */
+  confirmPayoutBatch(id: string, txHash: string, at: Date): Promise<boolean>;
+  /** The batch will not settle: its money returns to the operators' available accounts, its receipts leave it. */
+  failPayoutBatch(id: string, error: string, at: Date): Promise<boolean>;
+  getPayoutBatch(id: string): Promise<PayoutBatchRecord | undefined>;
+  /** Batches in the given states, oldest first. */
+  listPayoutBatches(filter: { status?: readonly PayoutBatchStatus[]; operatorId?: string; limit: number }): Promise<PayoutBatchRecord[]>;
 
   close(): Promise<void>;
 }

@@ -5,6 +5,7 @@ import { nodeMessage } from "./node-fields.js";
 import { StreamPart } from "./stream-part.js";
 import { NodeCommandMessage } from "./node-command.js";
 import { CheckError, CheckScore, CheckScores } from "./check.js";
+import { ReceiptRefused, ReceiptSign, ReceiptSigned } from "./receipt.js";
 import { StageError, StageLoad, StageDrop, StageLoaded, StageOffer, StageTokenize, StageTokenized, StageUnload } from "./stage.js";
 
 /**
@@ -32,7 +33,8 @@ export const Ping = z.object({ type: z.literal("ping"), sent_at: z.number() });
 /** Stage messages (sharded models) were added later; a daemon without a stage host ignores them. */
 /** `node.command` (node-command.ts): a model install/remove the node's operator queued. */
 /** `check.score` (check.ts): score another node's answer, for a spot check. */
-export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize, NodeCommandMessage, CheckScore]);
+/** `receipt.sign` (receipt.ts): check and sign the receipt for work the node served. */
+export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize, NodeCommandMessage, CheckScore, ReceiptSign]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
 export const JobAccept = z.object({ type: z.literal("job.accept"), job_id: z.string() });
@@ -43,7 +45,7 @@ export const Draining = z.object({ type: z.literal("draining") });
 export const Goodbye = z.object({ type: z.literal("goodbye") });
 
 export const NodeMessage = z.discriminatedUnion("type", [
-  JobAccept, JobReject, JobPart, Pong, Draining, Goodbye, StageOffer, StageLoaded, StageTokenized, StageError, CheckScores, CheckError,
+  JobAccept, JobReject, JobPart, Pong, Draining, Goodbye, StageOffer, StageLoaded, StageTokenized, StageError, CheckScores, CheckError, ReceiptSigned, ReceiptRefused,
 ]);
 export type NodeMessage = z.infer<typeof NodeMessage>;
 

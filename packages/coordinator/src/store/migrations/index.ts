@@ -5,6 +5,7 @@ import { operators } from "./0003-operators.js";
 import { nodeStanding } from "./0004-node-standing.js";
 import { resultCommitments } from "./0005-result-commitments.js";
 import { quarantineReleases } from "./0006-quarantine-releases.js";
+import { payments } from "./0007-payments.js";
 
 /**
  * Every migration, in order, listed in code: nothing is read from disk at runtime. Names sort in application order;
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0004-node-standing": nodeStanding,
   "0005-result-commitments": resultCommitments,
   "0006-quarantine-releases": quarantineReleases,
+  "0007-payments": payments,
 };
 
 export const FIRST_MIGRATION = "0001-initial";
