@@ -50,7 +50,9 @@ export function parseEvmAddress(text: string, what = "address"): Address {
   if (!/^0x[0-9a-fA-F]{40}$/.test(trimmed)) {
     throw new TesseraError("bad_request", `"${text}" is not an EVM ${what}: give 0x followed by 40 hex digits`);
   }
-  if (!isAddress(trimmed, { strict: true })) {
+  const hex = trimmed.slice(2);
+  const mixedCase = hex !== hex.toLowerCase() && hex !== hex.toUpperCase();
+  if (mixedCase && !isAddress(trimmed, { strict: true })) {
     throw new TesseraError("bad_request", `"${text}" has a wrong EIP-55 checksum (mixed case): check it, or give it in lowercase`);
   }
   const address = getAddress(trimmed);
