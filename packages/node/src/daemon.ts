@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { WebSocket } from "ws";
 import {
   CoordinatorMessage,
@@ -15,7 +16,7 @@ import {
 import type { BackendAdapter, BackendModel } from "./backends/adapter.js";
 import { backoffDelayMs } from "./backoff.js";
 import type { NodeConfig } from "./config.js";
-import { JobRunner, type FrameSender, type JobStats } from "./job-runner.js";
+import { JobRunner, SESSION_LOST, type FrameSender, type JobStats } from "./job-runner.js";
 import { signerFromKeyFile } from "./key-store.js";
 import { type NodeIdentity, loadNodeIdentity } from "./identity.js";
 import { scoreForCheck } from "./score-for-check.js";
@@ -27,6 +28,7 @@ import { StageHost } from "./stage-host/index.js";
 import { NodeCommandExecutor, dropModelsThatDoNotFit } from "./commands/index.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
+import { JOURNAL_FILE_NAME, ServedJournal, answerReceiptSign } from "./receipts/index.js";
 
 export interface DaemonDeps {
   /** Builds the backend from the config. Default: `createBackendFromConfig` (probe, adapters, embedded fallback). */
@@ -128,7 +130,10 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       (hardware.tier ? `, tier ${hardware.tier}` : ""),
   );
 
+  // What this node served, kept across restarts, to check receipts against before signing them (receipts/).
+  const journal = ServedJournal.open({ path: join(config.paths.dataDir, JOURNAL_FILE_NAME), now: () => clock.now(), warn: (line) => logger.warn(line) });
   const runner = new JobRunner({
+    journal,
     backend,
     maxConcurrency: config.max_concurrency,
     isServed: (model) => servedIds.has(model),
@@ -302,6 +307,9 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       case "check.score":
         void scoreForCheck(backend, parsed).then((reply) => send(JSON.stringify(reply)));
         break;
+      case "receipt.sign":
+        send(JSON.stringify(answerReceiptSign(parsed, { journal, signer, logger })));
+        break;
       case "stage.load":
       case "stage.unload":
       case "stage.drop":
@@ -332,7 +340,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       // The coordinator fails these jobs over to other nodes; finishing them here would burn GPU for nobody.
       if (runner.activeJobs > 0) {
         logger.warn(`session lost with ${runner.activeJobs} job(s) in flight; aborting them`);
-        runner.abortAll("session lost");
+        runner.abortAll(SESSION_LOST);
       }
     },
     reregister: register,
@@ -372,6 +380,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       await commands.close();
       await backend.close?.();
       await stageHost?.close();
+      journal.close();
       logger.info(`stopped (${runner.stats.completed} jobs completed)`);
     })();
     return shutdownPromise;

@@ -1,9 +1,13 @@
-import { type JobAssignment, type Signer, type StreamPart, signResultCommitment } from "@tessera/protocol";
+import { type JobAssignment, type ResultCommitmentInput, type Signer, type StreamPart, resultCommitment, signResultCommitment } from "@tessera/protocol";
 import type { BackendAdapter, GenerateRequest } from "./backends/adapter.js";
 import type { NodeLogger } from "./logger.js";
+import { type ServedJournal, ServedTally } from "./receipts/index.js";
 
 /** Sends one text frame on the session the job arrived on; a no-op once that session is gone. */
 export type FrameSender = (frame: string) => void;
+
+/** The abort reason of jobs whose session went away (`abortAll(SESSION_LOST)`): the journal records them as lost. */
+export const SESSION_LOST = "session lost";
 
 export type RejectReason = "draining" | "at_capacity" | "model_not_served" | "duplicate_job";
 
@@ -19,6 +23,8 @@ export interface JobRunnerOptions {
   signer?: Signer;
   /** The served model's file SHA-256, where the node has the file. */
   modelSha256?: (model: string) => string | undefined;
+  /** Where each accepted job and each turn's end is recorded, so the node can check receipts later (receipts/). */
+  journal?: Pick<ServedJournal, "accepted" | "ended">;
 }
 
 interface RunningJob {
@@ -72,6 +78,7 @@ export class JobRunner {
       return;
     }
     send(`{"type":"job.accept","job_id":${id}}`);
+    this.options.journal?.accepted(this.servedFields(job));
     const controller = new AbortController();
     const running: RunningJob = { controller, done: Promise.resolve() };
     this.jobs.set(job.job_id, running);
@@ -100,20 +107,28 @@ export class JobRunner {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** The node's signature over what it streamed (result-commitment.ts), sent just before `finish`. */
-  private commit(job: JobAssignment, answer: CommittedAnswer, finishReason: "stop" | "length", emit: (part: StreamPart) => void): void {
+  /**
+   * The node's signature over what it streamed (result-commitment.ts), sent just before `finish`; returns the
+   * commitment's digest (kept in the served-work journal), or null when none was sent.
+   */
+  private commit(job: JobAssignment, answer: CommittedAnswer, finishReason: "stop" | "length", emit: (part: StreamPart) => void): string | null {
     const { signer, modelSha256 } = this.options;
-    if (!signer || !answer.tokens || answer.hasToolCalls) return;
+    if (!signer || !answer.tokens || answer.hasToolCalls) return null;
     const model = modelSha256?.(job.model) ?? null;
-    const signature = signResultCommitment(signer, {
+    const input: ResultCommitmentInput = {
       jobId: job.job_id,
       modelSha256: model,
       sampling: { temperature: job.sampling.temperature, top_p: job.sampling.top_p, max_tokens: job.sampling.max_tokens, seed: job.sampling.seed ?? 0 },
       finishReason,
       outputTokens: answer.tokens,
       logprobs: answer.logprobs ?? [],
-    });
-    emit({ type: "result", finish_reason: finishReason, model_sha256: model, signature });
+    };
+    emit({ type: "result", finish_reason: finishReason, model_sha256: model, signature: signResultCommitment(signer, input) });
+    return resultCommitment(input);
+  }
+
+  private servedFields(job: JobAssignment): { job_id: string; model: string; model_sha256: string | null; stop: boolean } {
+    return { job_id: job.job_id, model: job.model, model_sha256: this.options.modelSha256?.(job.model) ?? null, stop: (job.sampling.stop?.length ?? 0) > 0 };
   }
 
   private rejectReason(job: JobAssignment): RejectReason | undefined {
@@ -141,11 +156,14 @@ export class JobRunner {
     let errorMessage: string | undefined;
     const emit = (part: StreamPart) => send(prefix + JSON.stringify(part) + "}");
     const answer = new CommittedAnswer();
+    const tally = new ServedTally();
+    let commitment: string | null = null;
     try {
       for await (const part of backend.doStream(request)) {
         if (finish !== undefined) continue; // nothing may follow the one finish part
         answer.observe(part);
-        if (part.type === "finish" && (part.reason === "stop" || part.reason === "length")) this.commit(job, answer, part.reason, emit);
+        tally.observe(part);
+        if (part.type === "finish" && (part.reason === "stop" || part.reason === "length")) commitment = this.commit(job, answer, part.reason, emit);
         send(prefix + JSON.stringify(part) + "}");
         if (part.type === "usage") completionTokens = part.completion_tokens;
         else if (part.type === "finish") finish = part.reason;
@@ -166,6 +184,8 @@ export class JobRunner {
       }
       emit({ type: "finish", reason: finish as "cancelled" | "error" });
     }
+    const end = finish === "stop" || finish === "length" ? "finished" : controller.signal.reason === SESSION_LOST ? "lost" : finish === "cancelled" || controller.signal.aborted ? "cancelled" : "failed";
+    this.options.journal?.ended({ ...this.servedFields(job), end, output_tokens: tally.outputTokens, result_commitment: commitment });
     const seconds = Math.max(now() - started, 1) / 1000;
     const fields = { job: job.job_id, tokens: completionTokens };
     if (finish === "cancelled" || controller.signal.aborted) {
