@@ -13,6 +13,7 @@ import type { Store } from "./store/types.js";
 import type { Admission } from "./trust/admission.js";
 import type { SpotChecks } from "./trust/spot-checks.js";
 import type { NodeStanding } from "./trust/node-standing.js";
+import type { ReceiptSignatures } from "./payments/receipt-signatures.js";
 
 /** Everything the HTTP routes and the session hub share; wired once in `coordinator.ts`. */
 export interface CoordinatorContext {
@@ -36,4 +37,6 @@ export interface CoordinatorContext {
   admission: Admission;
   /** Sharded models: stage offers, placement, and the virtual pipeline nodes. */
   sharding: ShardingManager;
+  /** Asks each receipt's node to sign it, and stores the signatures that verify (payments/receipt-signatures.ts). */
+  receiptSignatures: ReceiptSignatures;
 }

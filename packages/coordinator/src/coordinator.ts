@@ -25,6 +25,7 @@ import { SessionHub } from "./sessions/session-hub.js";
 import { ShardingManager } from "./sharding/index.js";
 import { Admission } from "./trust/admission.js";
 import { AdmissionWatch } from "./trust/admission-watch.js";
+import { ReceiptSignatures } from "./payments/receipt-signatures.js";
 import { ensurePrivateDir, openStore } from "./store/index.js";
 import type { Store, StoreLog, StoreOptions } from "./store/types.js";
 
@@ -165,6 +166,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     logger,
     admission,
     sharding,
+    receiptSignatures: new ReceiptSignatures({ registry, store, logger, metrics: { outcome: (outcome) => prometheus.receiptSignatures.inc({ outcome }) } }),
   };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);

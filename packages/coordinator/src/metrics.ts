@@ -52,6 +52,7 @@ export class CoordinatorMetrics {
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
+  readonly receiptSignatures = new Counter({ name: "tessera_receipt_signatures_total", help: "Nodes' answers to receipts they were asked to sign: signed (stored), refused (the node disputes it), invalid (a bad or foreign signature, never stored)", labelNames: ["outcome"] as const, registers: [this.registry] });
   readonly heartbeats = new Counter({ name: "tessera_heartbeats_total", help: "Signed node heartbeats accepted", registers: [this.registry] });
   readonly nodesMarkedOffline = new Counter({ name: "tessera_nodes_marked_offline_total", help: "Times a node went offline, by reason", labelNames: ["reason"] as const, registers: [this.registry] });
   readonly cooldownsStarted = new Counter({

@@ -52,6 +52,7 @@ export class SessionHub {
     const session = new WsNodeSession(nodeId, ws);
     this.sessions.add(session);
     this.ctx.registry.attachSession(nodeId, session);
+    void this.ctx.receiptSignatures.onSessionOpen(nodeId);
     this.ctx.logger.info({ node: nodeId.slice(0, 12) }, "node session open");
     ws.on("message", (data, isBinary) => {
       if (isBinary) return this.ctx.sharding.onBinary(nodeId, data as Buffer);
@@ -85,6 +86,7 @@ export class SessionHub {
     if (message.type === "pong") return session.pong(message.sent_at, this.ctx.clock.now());
     if (message.type.startsWith("stage.")) return this.ctx.sharding.onStageMessage(nodeId, message as StageNodeMessage);
     if (message.type === "check.scores" || message.type === "check.error") return this.ctx.checks.onMessage(nodeId, message);
+    if (message.type === "receipt.signed" || message.type === "receipt.refused") return void this.ctx.receiptSignatures.onMessage(nodeId, message);
     this.ctx.jobs.onNodeMessage(nodeId, message);
   }
 

@@ -1,0 +1,89 @@
+import { type Receipt, type ReceiptRefused, type ReceiptSigned, receiptBodyOf, receiptDigest, verifySchnorr } from "@tessera/protocol";
+import type { Logger } from "../logger.js";
+import type { NodeRegistry } from "../registry.js";
+import type { Store } from "../store/types.js";
+
+/** What became of one `receipt.signed` / `receipt.refused` from a node (`tessera_receipt_signatures_total`). */
+export type ReceiptSignatureOutcome = "signed" | "refused" | "invalid";
+
+/** Receipts offered to a node each time its session opens, oldest first; the rest at its next session. */
+export const UNSIGNED_OFFERED_PER_SESSION = 100;
+
+export interface ReceiptSignaturesDeps {
+  /** To find the node's live session. */
+  registry: Pick<NodeRegistry, "get">;
+  store: Pick<Store, "listUnsignedReceipts" | "setReceiptNodeSignature" | "getReceipt">;
+  logger: Logger;
+  metrics?: { outcome(outcome: ReceiptSignatureOutcome): void };
+}
+
+/**
+ * Gets each receipt signed by the node that served it (docs/receipts.md). The coordinator issues and countersigns
+ * a receipt when a job settles; it then asks the node, over the node's session, to check the receipt against what
+ * it served and sign it (`receipt.sign`). A node that is offline is asked when its next session opens. A signature is
+ * stored only when it is the receipt's own node's BIP-340 signature over the receipt in the node domain; anything
+ * else is logged, counted `invalid` and dropped. A refusal is logged with the node's reason and counted: the receipt
+ * stays unsigned by the node, which is itself the record that the node disputes it.
+ */
+export class ReceiptSignatures {
+  constructor(private readonly deps: ReceiptSignaturesDeps) {}
+
+  /** Asks the receipt's node to sign it when its session is open here; otherwise it is offered at the next session. */
+  request(receipt: Receipt): void {
+    if (receipt.node_signature !== null) return;
+    this.deps.registry.get(receipt.node_id)?.session?.send({ type: "receipt.sign", receipt: receiptBodyOf(receipt) });
+  }
+
+  /** A node's session opened: offers it up to 100 receipts it has not signed, oldest first. Never throws. */
+  async onSessionOpen(nodeId: string): Promise<number> {
+    try {
+      const unsigned = await this.deps.store.listUnsignedReceipts(nodeId, UNSIGNED_OFFERED_PER_SESSION);
+      const session = this.deps.registry.get(nodeId)?.session;
+      if (!session) return 0;
+      for (const receipt of unsigned) session.send({ type: "receipt.sign", receipt: receiptBodyOf(receipt) });
+      if (unsigned.length > 0) this.deps.logger.info({ node: nodeId.slice(0, 12), receipts: unsigned.length }, "offered unsigned receipts to the node");
+      return unsigned.length;
+    } catch (err) {
+      this.deps.logger.error({ node: nodeId.slice(0, 12), err }, "could not offer unsigned receipts to the node");
+      return 0;
+    }
+  }
+
+  /** A node's answer to `receipt.sign`. Resolves with what became of it; never throws. */
+  async onMessage(nodeId: string, message: ReceiptSigned | ReceiptRefused): Promise<ReceiptSignatureOutcome> {
+    const fields = { node: nodeId.slice(0, 12), receipt: message.receipt_id };
+    try {
+      if (message.type === "receipt.refused") {
+        this.deps.logger.warn({ ...fields, reason: message.reason }, "node refused to sign a receipt");
+        return this.count("refused");
+      }
+      const receipt = await this.deps.store.getReceipt(message.receipt_id);
+      if (!receipt || receipt.node_id !== nodeId) {
+        // Another node's receipt, or none at all: never stored, and the node is not told which.
+        this.deps.logger.warn(fields, receipt ? "node signed a receipt of another node; ignored" : "node signed an unknown receipt; ignored");
+        return this.count("invalid");
+      }
+      if (!verifySchnorr(message.signature, receiptDigest(receipt, "node"), nodeId)) {
+        this.deps.logger.warn(fields, "node's receipt signature does not verify; ignored");
+        return this.count("invalid");
+      }
+      // An answer to a receipt offered twice (a session reopened before the first answer landed) is counted once.
+      if (receipt.node_signature === message.signature) return "signed";
+      if (!(await this.deps.store.setReceiptNodeSignature(receipt.receipt_id, message.signature))) {
+        // Signed before (BIP-340 signatures are randomised, so a second valid one may differ): the first stays.
+        this.deps.logger.info(fields, "receipt was already signed by its node; kept the first signature");
+        return "signed";
+      }
+      this.deps.logger.info(fields, "receipt signed by its node");
+      return this.count("signed");
+    } catch (err) {
+      this.deps.logger.error({ ...fields, err }, "could not record the node's answer to a receipt");
+      return "invalid";
+    }
+  }
+
+  private count(outcome: ReceiptSignatureOutcome): ReceiptSignatureOutcome {
+    this.deps.metrics?.outcome(outcome);
+    return outcome;
+  }
+}
