@@ -8,3 +8,4 @@ export type { Store } from "./store/types.js";
 export * from "./scheduler/index.js";
 export * from "./placement/index.js";
 export { storedStandings } from "./trust/stored-standing.js";
+export { PLATFORM_KEY_FILE, loadOrCreatePlatformKey, platformKeyPath, readPlatformPublicKey } from "./payments/platform-key.js";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Command } from "commander";
 import { loadCoordinatorConfig, settingsHelp, type CoordinatorConfig } from "@tessera/coordinator/config";
-import { TesseraError } from "@tessera/protocol";
+import { TesseraError, encodeNpub } from "@tessera/protocol";
 import { openStoreFor } from "../store-options.js";
 import { printJson } from "../output.js";
 import { ensurePortFree } from "../port-check.js";
@@ -157,6 +157,19 @@ export function addCoordinatorCommand(program: Command): void {
       } finally {
         await store.close();
       }
+    });
+
+  keys
+    .command("platform")
+    .description("print the platform public key, which countersigns every receipt (clients pin it); made on the coordinator's first start")
+    .option("--data-dir <dir>", "the coordinator's data dir (TESSERA_DATA_DIR)")
+    .option("--json", "print JSON")
+    .action(async (options: { dataDir?: string; json?: boolean }) => {
+      const { dataDir } = loadCoordinatorConfig({ dataDir: options.dataDir });
+      const { readPlatformPublicKey, platformKeyPath } = await import("@tessera/coordinator");
+      const hex = readPlatformPublicKey(dataDir);
+      if (options.json) return printJson({ platform_key: hex, npub: encodeNpub(hex), file: platformKeyPath(dataDir) });
+      process.stdout.write(`platform key (countersigns receipts; pin it with \`tessera receipt verify --platform-key\`)\n  hex:  ${hex}\n  npub: ${encodeNpub(hex)}\n`);
     });
 
   addAdmissionCommands(coordinator);
