@@ -1,0 +1,133 @@
+import type { CoordinatorContext } from "../context.js";
+import { usdc } from "../payments/prices.js";
+import { operatorAvailable, operatorHeld, operatorPaid } from "../store/ledger-accounts.js";
+import type { PayoutBatchRecord, ReceiptRecord } from "../store/types.js";
+
+/** How many of the newest receipts and batches the earnings view lists. */
+export const RECENT_RECEIPTS = 20;
+export const RECENT_BATCHES = 20;
+/** Forfeited receipts summed for `forfeited`: the newest this many (a node forfeits rarely; more is not listed). */
+const FORFEITED_SCAN = 1000;
+
+export interface RecentReceiptView {
+  receipt_id: string;
+  job_id: string;
+  segment: number;
+  node_id: string;
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  /** amount − fee + reward: what this receipt earns the operator. */
+  earned: number;
+  earned_usdc: string;
+  status: string;
+  completed_at: string;
+  hold_until: string;
+  payout_batch_id: string | null;
+}
+
+export interface PayoutBatchView {
+  id: string;
+  chain: string;
+  status: string;
+  /** This operator's share of the batch. */
+  amount: number;
+  amount_usdc: string;
+  address: string;
+  tx_hash: string | null;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Micro-USDC figures come as integers (`held`) with an exact decimal USDC string beside each (`held_usdc`). */
+export interface EarningsView {
+  operator_id: string;
+  currency: "USDC";
+  unit: "micro";
+  held: number;
+  held_usdc: string;
+  available: number;
+  available_usdc: string;
+  in_flight: number;
+  in_flight_usdc: string;
+  paid: number;
+  paid_usdc: string;
+  /** held + available + in_flight + paid: everything earned and not forfeited. */
+  lifetime: number;
+  lifetime_usdc: string;
+  forfeited: number;
+  forfeited_usdc: string;
+  recent: RecentReceiptView[];
+  batches: PayoutBatchView[];
+}
+
+export const earnedBy = (r: Pick<ReceiptRecord, "amount" | "fee" | "reward">): number => r.amount - r.fee + r.reward;
+
+function receiptView(r: ReceiptRecord): RecentReceiptView {
+  return {
+    receipt_id: r.receipt_id,
+    job_id: r.job_id,
+    segment: r.segment,
+    node_id: r.node_id,
+    model: r.model,
+    input_tokens: r.input_tokens,
+    output_tokens: r.output_tokens,
+    earned: earnedBy(r),
+    earned_usdc: usdc(earnedBy(r)),
+    status: r.status,
+    completed_at: r.completed_at,
+    hold_until: r.holdUntil.toISOString(),
+    payout_batch_id: r.payoutBatchId,
+  };
+}
+
+function batchView(b: PayoutBatchRecord, operatorId: string): PayoutBatchView {
+  const item = b.items.find((i) => i.operatorId === operatorId);
+  const amount = item?.amount ?? 0;
+  return {
+    id: b.id,
+    chain: b.chain,
+    status: b.status,
+    amount,
+    amount_usdc: usdc(amount),
+    address: item?.address ?? "",
+    tx_hash: b.txHash,
+    error: b.error,
+    created_at: b.createdAt.toISOString(),
+    updated_at: b.updatedAt.toISOString(),
+  };
+}
+
+/** An operator's earnings from the ledger (balances) and its receipts and batches (the lists). */
+export async function earningsOf(ctx: CoordinatorContext, operatorId: string): Promise<EarningsView> {
+  const accounts = [operatorHeld(operatorId), operatorAvailable(operatorId), operatorPaid(operatorId)];
+  const balances = await ctx.store.getBalances(accounts);
+  const [held, available, paid] = accounts.map((a) => balances.get(a) ?? 0) as [number, number, number];
+  const open = await ctx.store.listPayoutBatches({ status: ["created", "submitted"], operatorId, limit: 1000 });
+  const inFlight = open.reduce((sum, b) => sum + (b.items.find((i) => i.operatorId === operatorId)?.amount ?? 0), 0);
+  const forfeited = (await ctx.store.listReceipts({ operatorId, status: "forfeited", limit: FORFEITED_SCAN })).reduce((sum, r) => sum + earnedBy(r), 0);
+  const recent = await ctx.store.listReceipts({ operatorId, limit: RECENT_RECEIPTS });
+  // listPayoutBatches is oldest first: the newest are the tail.
+  const batches = (await ctx.store.listPayoutBatches({ operatorId, limit: 1000 })).slice(-RECENT_BATCHES).reverse();
+  const lifetime = held + available + inFlight + paid;
+  return {
+    operator_id: operatorId,
+    currency: "USDC",
+    unit: "micro",
+    held,
+    held_usdc: usdc(held),
+    available,
+    available_usdc: usdc(available),
+    in_flight: inFlight,
+    in_flight_usdc: usdc(inFlight),
+    paid,
+    paid_usdc: usdc(paid),
+    lifetime,
+    lifetime_usdc: usdc(lifetime),
+    forfeited,
+    forfeited_usdc: usdc(forfeited),
+    recent: recent.map(receiptView),
+    batches: batches.map((b) => batchView(b, operatorId)),
+  };
+}
