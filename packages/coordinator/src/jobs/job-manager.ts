@@ -24,6 +24,7 @@ import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
 import type { NodeStanding, Offence } from "../trust/node-standing.js";
 import type { SpotChecks } from "../trust/spot-checks.js";
+import type { JobBilling } from "../payments/job-billing.js";
 import { decisionTimer } from "./decision-timer.js";
 import { scanForStop } from "./stop-sequences.js";
 import { creditCompletion, creditPrompt, promptTokenBound } from "./honest-usage.js";
@@ -50,6 +51,8 @@ export interface JobManagerOptions {
   standing?: Pick<NodeStanding, "recordOutcome">;
   /** Told of every answer one node produced alone and ended itself, once the client has it (spot checks). */
   checks?: Pick<SpotChecks, "afterDelivery">;
+  /** The job's money (payments/job-billing.ts): escrow on submit, settlement or refund at the end. Absent: free. */
+  billing?: Pick<JobBilling, "open" | "settle" | "refund">;
 }
 
 /** Errors a node may answer with to decline a job before doing any work (like `job.reject`): nobody's offence. */
@@ -93,6 +96,8 @@ export class JobManager {
     // node's signed result commitment names it.
     const sampling = req.sampling.seed === undefined ? { ...req.sampling, seed: randomInt(2 ** 32) } : req.sampling;
     const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, sampling, req.nodeId, now);
+    // The greatest cost is held before the job exists anywhere: a client who cannot cover it gets insufficient_funds.
+    await this.o.billing?.open(job);
     try {
       await this.o.store.insertJob({
         id: job.id,
@@ -106,6 +111,7 @@ export class JobManager {
         contentExpiresAt: new Date(now + this.o.resultTtlMs),
       });
     } catch (err) {
+      this.o.billing?.refund(job).catch((again: unknown) => this.o.logger.error({ err: again, job: job.id }, "could not refund the escrow of a job that was not stored"));
       // The store's own refusals (bad_request, conflict) keep their code; a write that failed is a store_error.
       if (err instanceof TesseraError) throw err;
       this.o.logger.error({ err, job: job.id }, "could not store a new job");
@@ -523,6 +529,17 @@ export class JobManager {
       completedAt: new Date(now),
       latencyMs: now - job.createdAt,
     });
+    this.bill(job, () =>
+      this.o.billing!.settle({
+        id: job.id,
+        ownerId: job.ownerId,
+        model: job.model,
+        promptTokens: job.promptTokens ?? 0,
+        outputSha256: sha256Hex(job.text),
+        completedAt: now,
+        segments: job.segments,
+      }),
+    );
     this.o.logger.info({ job: job.id, node: short(nodeId), tokens: job.completionTokens, nodes: job.segments.length }, "job completed");
     this.o.metrics?.jobsFinished.inc({ status: "completed", error: "" });
     job.emit({ type: "done", job });
@@ -556,6 +573,7 @@ export class JobManager {
     job.error = { code, message };
     job.completedAt = now;
     this.persist(job, { status: "failed", error: code, errorMessage: message, completedAt: new Date(now), completionTokens: job.completionTokens });
+    this.bill(job, () => this.o.billing!.refund(job));
     this.o.logger.info({ job: job.id, code, message }, "job failed");
     this.o.metrics?.jobsFinished.inc({ status: "failed", error: code });
     job.emit({ type: "failed", code, message });
@@ -634,6 +652,18 @@ export class JobManager {
       "node usage corrected",
     );
     this.o.metrics?.usageCorrections.inc({ kind });
+  }
+
+  /**
+   * Settles or refunds the job after its record's writes (queued behind them, off the client's path: the answer does
+   * not wait for the accounts). A failure is logged; the escrow stays held and the next start reconciles it.
+   */
+  private bill(job: LiveJob, work: () => Promise<unknown>): void {
+    if (!this.o.billing) return;
+    job.persisted = job.persisted.then(work).then(
+      () => undefined,
+      (err: unknown) => this.o.logger.error({ err, job: job.id }, "could not settle the job's payment; its escrow stays held until the next start reconciles it"),
+    );
   }
 
   private persist(job: LiveJob, patch: Parameters<JobStorePort["updateJob"]>[1]): void {

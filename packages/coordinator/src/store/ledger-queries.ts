@@ -8,7 +8,6 @@ import type { LedgerAudit, LedgerBalance, LedgerTransactionRecord, NewLedgerTran
 const MAX_LIST_LIMIT = 1000;
 
 function validate(tx: NewLedgerTransaction): Map<string, number> {
-  if (tx.entries.length === 0) throw new TesseraError("bad_request", `ledger transaction ${tx.idempotencyKey} has no entries`);
   checkKeyText(tx.idempotencyKey, "idempotencyKey");
   let sum = 0;
   // One balance change per account: a transaction may name an account twice (a fee and a refund to the same place).
@@ -39,6 +38,8 @@ export async function postWithin(trx: Kysely<Database>, tx: NewLedgerTransaction
     .returning("id")
     .executeTakeFirst();
   if (!inserted) return false;
+  // A transaction may move nothing (a free job's settlement): it still records, once, that the event happened.
+  if (tx.entries.length === 0) return true;
   await trx
     .insertInto("ledger_entries")
     .values(tx.entries.map((e, seq) => ({ transaction_id: tx.id, seq, account: e.account, amount: e.amount })))

@@ -1,0 +1,202 @@
+import { randomUUID } from "node:crypto";
+import { type ChatMessage, RECEIPT_VERSION, type Receipt, type ReceiptBody, type Sampling, type Signer, TesseraError, signReceipt } from "@tessera/protocol";
+import type { Clock } from "../clock.js";
+import type { Logger } from "../logger.js";
+import { promptTokenBound } from "../jobs/honest-usage.js";
+import { REWARD_POOL, jobEscrow } from "../store/ledger-accounts.js";
+import type { Store } from "../store/types.js";
+import { holdEscrow, refundEscrow, settleJob } from "./ledger-rules.js";
+import { type Price, type PriceTable, costOf, rewardOf } from "./prices.js";
+
+/** What billing needs to know of a node: its operator and the model file it serves (the registry answers). */
+export interface NodeFacts {
+  operatorOf(nodeId: string): Promise<string>;
+  modelSha256(nodeId: string, model: string): string | null;
+  modelSizeBytes(model: string): number | undefined;
+}
+
+export interface BillingDeps {
+  store: Pick<Store, "postTransaction" | "settleJob" | "getBalances" | "listBalances" | "getJob" | "listJobSegments">;
+  prices: PriceTable;
+  /** The platform's share of each amount, in basis points. */
+  feeBps: number;
+  holdMs: number;
+  platform: Signer;
+  nodes: NodeFacts;
+  clock: Clock;
+  logger: Logger;
+  /** Told of each receipt once it is stored (the node is asked to sign it). */
+  onIssued?(receipt: Receipt): void;
+}
+
+/** A finished job as billing sees it: what the client got and which nodes made it. */
+export interface CompletedJob {
+  id: string;
+  ownerId: string;
+  model: string;
+  promptTokens: number;
+  outputSha256: string;
+  completedAt: number;
+  segments: ReadonlyArray<{ nodeId: string; completionTokens: number; resultCommitment?: string | null }>;
+}
+
+/** Who a receipt names as the paying client: the API key, or `open` for a request without one (no address in a receipt). */
+export function clientKeyIdOf(ownerId: string): string {
+  return ownerId.startsWith("key:") ? ownerId : "open";
+}
+
+/**
+ * A job's money: on submit its greatest cost is held in escrow (or it is refused with `insufficient_funds`); on
+ * completion the receipts are issued, signed by the platform, and the job settled from escrow in one database
+ * transaction; on failure the escrow is refunded. Settlement and refund share one idempotency key per job, so a job
+ * is closed once, whichever way and however often it is tried.
+ */
+export class JobBilling {
+  /** The price each live job was held at, so a price change mid-job charges what was promised. */
+  private readonly heldAt = new Map<string, { price: Price; promptBound: number }>();
+
+  constructor(private readonly d: BillingDeps) {}
+
+  /** The greatest cost of a job: every prompt token the bound allows, and every completion token it may make. */
+  maxCost(price: Price, promptBound: number, maxTokens: number): number {
+    return costOf(promptBound, price.input_per_1k) + costOf(maxTokens, price.output_per_1k);
+  }
+
+  /** Holds the job's greatest cost. Throws `insufficient_funds` (nothing held) when the client's credit is short. */
+  async open(job: { id: string; ownerId: string; model: string; messages: ChatMessage[]; sampling: Sampling }): Promise<void> {
+    const price = this.d.prices.priceOf(job.model, this.d.nodes.modelSizeBytes(job.model));
+    const promptBound = promptTokenBound(job.messages, "", job.sampling);
+    this.heldAt.set(job.id, { price, promptBound });
+    const escrow = this.maxCost(price, promptBound, job.sampling.max_tokens);
+    if (escrow === 0) return;
+    try {
+      await this.d.store.postTransaction(holdEscrow(job.id, job.ownerId, escrow, new Date(this.d.clock.now())));
+    } catch (err) {
+      this.heldAt.delete(job.id);
+      if (err instanceof TesseraError && err.code === "insufficient_funds") {
+        throw new TesseraError(
+          "insufficient_funds",
+          `this job may cost up to ${escrow / 1e6} USDC (${job.sampling.max_tokens} completion tokens at ${price.output_per_1k} micro-USDC per 1K, and the prompt), more than your credit; top up, or lower max_tokens`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** The job failed: everything held goes back to the client. */
+  async refund(job: { id: string; ownerId: string }): Promise<void> {
+    this.heldAt.delete(job.id);
+    const escrow = await this.escrowOf(job.id);
+    if (escrow === 0) return;
+    await this.d.store.postTransaction(refundEscrow(job.id, job.ownerId, escrow, new Date(this.d.clock.now())));
+  }
+
+  /** The job completed: issue its receipts and settle it. Returns the receipts (none when it was settled before). */
+  async settle(job: CompletedJob): Promise<Receipt[]> {
+    const held = this.heldAt.get(job.id);
+    this.heldAt.delete(job.id);
+    const price = held?.price ?? this.d.prices.priceOf(job.model, this.d.nodes.modelSizeBytes(job.model));
+    const escrow = await this.escrowOf(job.id);
+    const at = new Date(this.d.clock.now());
+    let receipts = await this.receiptsFor(job, price, escrow, held?.promptBound, true);
+    let settled: boolean;
+    try {
+      settled = await this.d.store.settleJob(settleJob(job.id, job.ownerId, escrow, receipts, at), receipts.map((receipt) => ({ receipt, holdUntil: new Date(job.completedAt + this.d.holdMs) })));
+    } catch (err) {
+      if (!(err instanceof TesseraError && err.code === "insufficient_funds")) throw err;
+      // The reward pool ran dry between reading it and settling (another job took it): no reward this time.
+      this.d.logger.warn({ job: job.id }, "reward pool cannot cover this job's rewards; settled without them");
+      receipts = await this.receiptsFor(job, price, escrow, held?.promptBound, false);
+      settled = await this.d.store.settleJob(settleJob(job.id, job.ownerId, escrow, receipts, at), receipts.map((receipt) => ({ receipt, holdUntil: new Date(job.completedAt + this.d.holdMs) })));
+    }
+    if (!settled) return [];
+    for (const receipt of receipts) this.d.onIssued?.(receipt);
+    return receipts;
+  }
+
+  /**
+   * After a restart: a job whose escrow is still held was running when the last process stopped, or finished before
+   * its settlement landed. A completed one is settled from its stored record and segments; any other is refunded.
+   * Returns how many jobs it closed.
+   */
+  async reconcile(): Promise<number> {
+    let closed = 0;
+    for (const { account, balance } of await this.d.store.listBalances("escrow:")) {
+      if (balance === 0) continue;
+      const jobId = account.slice("escrow:".length);
+      const job = await this.d.store.getJob(jobId);
+      if (job?.status === "completed" && job.outputSha256 !== null && job.completedAt !== null) {
+        const segments = await this.d.store.listJobSegments(jobId);
+        await this.settle({ id: job.id, ownerId: job.ownerId, model: job.model, promptTokens: job.promptTokens ?? 0, outputSha256: job.outputSha256, completedAt: job.completedAt.getTime(), segments });
+      } else if (job === undefined || job.status === "failed") {
+        const ownerId = job?.ownerId;
+        if (ownerId === undefined) {
+          this.d.logger.error({ job: jobId, escrow: balance }, "escrow held for a job the store does not know; left for the owner to look at");
+          continue;
+        }
+        await this.refund({ id: jobId, ownerId });
+      } else continue;
+      closed++;
+    }
+    return closed;
+  }
+
+  private async escrowOf(jobId: string): Promise<number> {
+    return (await this.d.store.getBalances([jobEscrow(jobId)])).get(jobEscrow(jobId)) ?? 0;
+  }
+
+  /**
+   * One receipt per segment. The first carries the prompt; every segment its own completion tokens. The client is
+   * charged for the whole job once (rounded up) and never more than its escrow; the charge is split over the segments
+   * by their tokens, the last taking the remainder, so the receipts' amounts add up to exactly the charge.
+   */
+  private async receiptsFor(job: CompletedJob, price: Price, escrow: number, promptBound: number | undefined, withRewards: boolean): Promise<Receipt[]> {
+    const segments = job.segments.length > 0 ? job.segments : [];
+    const inputTokens = promptBound === undefined ? job.promptTokens : Math.min(job.promptTokens, promptBound);
+    const outputTokens = segments.reduce((sum, s) => sum + s.completionTokens, 0);
+    const charge = Math.min(escrow, costOf(inputTokens, price.input_per_1k) + costOf(outputTokens, price.output_per_1k));
+    const completedAt = new Date(job.completedAt).toISOString();
+    const receipts: Receipt[] = [];
+    let left = charge;
+    for (const [i, segment] of segments.entries()) {
+      const input = i === 0 ? inputTokens : 0;
+      const last = i === segments.length - 1;
+      const weight = charge === 0 ? 0 : costOf(input, price.input_per_1k) + costOf(segment.completionTokens, price.output_per_1k);
+      const amount = last ? left : Math.min(left, weight);
+      left -= amount;
+      const reward = !withRewards ? 0 : rewardOf(input, price.reward_input_per_1k) + rewardOf(segment.completionTokens, price.reward_output_per_1k);
+      const body: ReceiptBody = {
+        v: RECEIPT_VERSION,
+        receipt_id: randomUUID(),
+        job_id: job.id,
+        segment: i + 1,
+        node_id: segment.nodeId,
+        operator_id: await this.d.nodes.operatorOf(segment.nodeId),
+        client_key_id: clientKeyIdOf(job.ownerId),
+        model: job.model,
+        model_sha256: this.d.nodes.modelSha256(segment.nodeId, job.model),
+        input_tokens: input,
+        output_tokens: segment.completionTokens,
+        price: { input_per_1k: price.input_per_1k, output_per_1k: price.output_per_1k },
+        amount,
+        fee: Math.floor((amount * this.d.feeBps) / 10_000),
+        reward,
+        output_sha256: job.outputSha256,
+        result_commitment: segment.resultCommitment ?? null,
+        completed_at: completedAt,
+        platform_key: this.d.platform.publicKeyHex,
+      };
+      receipts.push({ ...body, status: "held", platform_signature: signReceipt(this.d.platform, body, "platform"), node_signature: null });
+    }
+    const rewards = receipts.reduce((sum, r) => sum + r.reward, 0);
+    if (rewards > 0) {
+      // Rewards are paid while the pool lasts: none of this job's when the pool cannot cover them all.
+      const pool = (await this.d.store.getBalances([REWARD_POOL])).get(REWARD_POOL) ?? 0;
+      if (rewards > pool) {
+        this.d.logger.warn({ job: job.id, rewards, pool }, "the reward pool cannot cover this job's rewards; none paid");
+        return this.receiptsFor(job, price, escrow, promptBound, false);
+      }
+    }
+    return receipts;
+  }
+}
