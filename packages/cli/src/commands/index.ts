@@ -15,6 +15,7 @@ import { addOperatorTokenCommand } from "./operator-token.js";
 import { addOperatorCommand } from "./operator.js";
 import { addKeysCommand } from "./keys.js";
 import { addStopCommand } from "./stop.js";
+import { addPayoutCommand } from "./payout.js";
 
 /**
  * Every `tessera` command, one file each; each adds itself to the program. Defining the commands (options, help) may
@@ -23,4 +24,4 @@ import { addStopCommand } from "./stop.js";
  * inventory, doctor, setup) is imported inside the action that needs it, so `--help` and the client commands start in
  * a fraction of the time; test/startup-modules.test.ts checks it.
  */
-export const COMMANDS: Array<(program: Command) => void> = [addUpCommand, addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program), addSetupCommand, (program) => addOperatorTokenCommand(program), (program) => addOperatorCommand(program), (program) => addKeysCommand(program), (program) => addStopCommand(program)];
+export const COMMANDS: Array<(program: Command) => void> = [addUpCommand, addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program), addSetupCommand, (program) => addOperatorTokenCommand(program), (program) => addOperatorCommand(program), (program) => addKeysCommand(program), (program) => addStopCommand(program), addPayoutCommand];
