@@ -7,6 +7,7 @@ import { printJson } from "../output.js";
 import { ensurePortFree } from "../port-check.js";
 import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
 import { addAdmissionCommands, withStoreFlags } from "./coordinator-admission.js";
+import { addSettlementCommands } from "./coordinator-settlement.js";
 
 interface StartOptions {
   port?: string;
@@ -173,4 +174,5 @@ export function addCoordinatorCommand(program: Command): void {
     });
 
   addAdmissionCommands(coordinator);
+  addSettlementCommands(coordinator);
 }

@@ -1,5 +1,8 @@
 import { TesseraError, type ErrorCode } from "@tessera/protocol";
-import { BaseError, ContractFunctionRevertedError, HttpRequestError, InsufficientFundsError, TimeoutError } from "viem";
+import { BaseError, ContractFunctionRevertedError, HttpRequestError, InsufficientFundsError, TimeoutError, decodeErrorResult, type Hex } from "viem";
+import { PAYOUT_VAULT, TEST_USDC } from "./contract-artifacts.js";
+
+const CONTRACT_ERRORS = [...PAYOUT_VAULT.abi, ...TEST_USDC.abi].filter((item) => item.type === "error");
 
 /** What each custom error of PayoutVault / TestUsdc means to the caller, as one of the protocol's error codes. */
 const REVERTS: Record<string, { code: ErrorCode; message: (args: readonly unknown[]) => string }> = {
@@ -27,11 +30,13 @@ export function settlementError(err: unknown, action: string, rpcUrl: string): T
   if (err instanceof TesseraError) return err;
   if (!(err instanceof BaseError)) return new TesseraError("internal_error", `${action}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   const reverted = err.walk((e) => e instanceof ContractFunctionRevertedError);
+  const decoded = reverted instanceof ContractFunctionRevertedError ? reverted.data : decodeRevertData(err);
+  if (decoded) {
+    const known = REVERTS[decoded.errorName];
+    if (known) return new TesseraError(known.code, `${action}: ${known.message(decoded.args ?? [])}`, { cause: err });
+  }
   if (reverted instanceof ContractFunctionRevertedError) {
-    const name = reverted.data?.errorName;
-    const known = name ? REVERTS[name] : undefined;
-    if (known) return new TesseraError(known.code, `${action}: ${known.message(reverted.data?.args ?? [])}`, { cause: err });
-    return new TesseraError("conflict", `${action}: the contract reverted (${reverted.reason ?? name ?? "no reason given"})`, { cause: err });
+    return new TesseraError("conflict", `${action}: the contract reverted (${reverted.reason ?? "no reason given"})`, { cause: err });
   }
   if (err.walk((e) => e instanceof HttpRequestError || e instanceof TimeoutError)) {
     return new TesseraError("unreachable", `${action}: the RPC at ${rpcUrl} did not answer (${err.shortMessage})`, { cause: err });
@@ -40,4 +45,23 @@ export function settlementError(err: unknown, action: string, rpcUrl: string): T
     return new TesseraError("conflict", `${action}: the sending account has too little native currency (ETH) to pay for gas`, { cause: err });
   }
   return new TesseraError("internal_error", `${action}: ${err.shortMessage}`, { cause: err });
+}
+
+/**
+ * Revert data on errors viem does not decode against an ABI, such as a reverting constructor (deployContract): the
+ * node's error carries the raw bytes as `data`.
+ */
+function decodeRevertData(err: BaseError): { errorName: string; args?: readonly unknown[] } | undefined {
+  let found: { errorName: string; args?: readonly unknown[] } | undefined;
+  err.walk((e) => {
+    const data = (e as { data?: unknown }).data;
+    if (typeof data !== "string" || !/^0x[0-9a-fA-F]{8}/.test(data)) return false;
+    try {
+      found = decodeErrorResult({ abi: CONTRACT_ERRORS, data: data as Hex });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return found;
 }

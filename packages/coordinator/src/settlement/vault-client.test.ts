@@ -100,6 +100,14 @@ describe("PayoutVault on anvil", () => {
     await expect(vault.settle("", [alice], [1n])).rejects.toMatchObject({ code: "bad_request" });
   });
 
+  it("refuses a vault over a token address with no code (such as mainnet USDC on this chain)", async () => {
+    const baseUsdc = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
+    await expect(owner.deployVault({ token: baseUsdc, payer: payer.account })).rejects.toMatchObject({
+      code: "bad_request",
+      message: `deploy the payout vault: the token ${baseUsdc} is not a contract on this chain`,
+    });
+  });
+
   it("answers `unreachable` when the RPC does not answer", async () => {
     await expect(connectSettlement({ rpcUrl: "http://127.0.0.1:9", privateKey: anvil.accounts[0]!.privateKey })).rejects.toMatchObject({ code: "unreachable" });
   });

@@ -24,6 +24,9 @@ import { settlementError } from "./settlement-errors.js";
 /** The most recipients one `settle` call takes: about 40k gas each keeps a batch far below any block's gas limit. */
 export const MAX_SETTLE_RECIPIENTS = 200;
 
+/** The chain id anvil and Hardhat use unless told otherwise. */
+const LOCAL_DEV_CHAIN_ID = 31337;
+
 /** Micro-USDC (token base units): a bigint, or a number that is a safe integer. */
 export type MicroUsdc = bigint | number;
 
@@ -63,7 +66,7 @@ export interface SettlementConnectOptions {
   privateKey: Hex;
   /** A name for the chain in messages; the chain itself is whatever the RPC says it is. */
   chainName?: string;
-  /** How often to poll for receipts (default 1000 ms; tests on anvil use less). */
+  /** How often to poll for receipts (default 1000 ms, or 100 ms on a local dev chain: chain id 31337). */
   pollingIntervalMs?: number;
   /** Per RPC request (default 15 s). */
   timeoutMs?: number;
@@ -82,7 +85,7 @@ export async function connectSettlement(options: SettlementConnectOptions): Prom
   try {
     chainId = await createPublicClient({ transport }).getChainId();
   } catch (err) {
-    throw settlementError(err, "connect", rpcUrl);
+    throw settlementError(err, "connect to the chain", rpcUrl);
   }
   const chain = defineChain({
     id: chainId,
@@ -90,7 +93,7 @@ export async function connectSettlement(options: SettlementConnectOptions): Prom
     nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
     rpcUrls: { default: { http: [rpcUrl] } },
   });
-  const pollingInterval = options.pollingIntervalMs ?? 1_000;
+  const pollingInterval = options.pollingIntervalMs ?? (chainId === LOCAL_DEV_CHAIN_ID ? 100 : 1_000);
   // The nonce manager hands out nonces in-process, so two sends in flight from one process do not collide.
   const account = privateKeyToAccount(options.privateKey, { nonceManager });
   return new SettlementClient({
