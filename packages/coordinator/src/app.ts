@@ -13,6 +13,7 @@ import { nodeViewRoutes } from "./routes/node-view.js";
 import { nodeCommandRoutes } from "./routes/node-commands.js";
 import { openaiRoutes } from "./routes/openai.js";
 import { receiptRoutes } from "./routes/receipts.js";
+import { receiptRoutes } from "./routes/receipts.js";
 import { payoutRoutes } from "./routes/payouts.js";
 
 /** The largest body any route takes (chat requests); node and operator routes take far less (request-guard.ts). */
@@ -40,6 +41,7 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
   jobRoutes(app, ctx);
   modelRoutes(app, ctx);
   openaiRoutes(app, ctx);
+  receiptRoutes(app, ctx);
   receiptRoutes(app, ctx);
   payoutRoutes(app, ctx);
   return app;

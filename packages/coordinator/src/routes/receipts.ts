@@ -1,0 +1,76 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { AUTH_HEADER, type Receipt, TesseraError, receiptBodyOf } from "@tessera/protocol";
+import type { CoordinatorContext } from "../context.js";
+import { authenticateClient, clientAuthDeps } from "../http/client-auth.js";
+import { NODE_AUTH_REASONS, checkNodeAuthHeaders, verifyNodeRequest } from "../http/node-auth.js";
+import { readPlatformPublicKey } from "../payments/platform-key.js";
+import type { ReceiptRecord } from "../store/types.js";
+
+/**
+ * Receipts (docs/receipts.md): `GET /api/v1/receipts/:id`, and `/api/v1/cprs/:id` (the seed's name) for the same.
+ * Two kinds of reader, told apart by the credential they bring, both checked from the headers alone:
+ * - the client who paid: an API key (`Authorization: Bearer …`) whose `key:<id>` is the receipt's `client_key_id`;
+ * - the node that served it, or its operator: a request signed (X-Tessera-Auth) by the receipt's `node_id` or
+ *   `operator_id`.
+ * Anyone else gets the same 404 as for a receipt that does not exist, so the route tells nobody which ids exist.
+ * `GET /api/v1/platform-key` is public: the key that countersigns receipts, for clients to pin.
+ */
+const RECEIPT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type Reader = { client: string } | { signer: string };
+
+/** The caller, from its headers: a node or operator signature when it sent one, else the client API's key check. */
+async function readerOf(ctx: CoordinatorContext, request: FastifyRequest, reply: FastifyReply): Promise<Reader> {
+  const now = ctx.clock.now();
+  const wait = ctx.authThrottle.retryAfterSeconds(request.ip, now);
+  if (wait > 0) throw new TesseraError("rate_limited", `too many failed authentications from this address; retry in ${wait} s`, { retryAfterSeconds: wait });
+  if (request.headers[AUTH_HEADER] === undefined) {
+    const caller = await authenticateClient(request, reply, { ...clientAuthDeps(ctx), throttle: ctx.authThrottle });
+    return { client: caller.ownerId };
+  }
+  const fail = (reason: keyof typeof NODE_AUTH_REASONS): never => {
+    ctx.authThrottle.recordFailure(request.ip, now);
+    throw new TesseraError("unauthorized", NODE_AUTH_REASONS[reason]);
+  };
+  const failure = checkNodeAuthHeaders(request.headers, Math.floor(now / 1000));
+  if (failure) fail(failure);
+  const result = verifyNodeRequest({ method: request.method, url: request.url, headers: request.headers, rawBody: "" }, ctx.nodeAuth);
+  return result.ok ? { signer: result.nodeId } : fail(result.reason);
+}
+
+function mayRead(reader: Reader, r: ReceiptRecord): boolean {
+  if ("client" in reader) return reader.client.startsWith("key:") && reader.client === r.client_key_id;
+  return reader.signer === r.node_id || reader.signer === r.operator_id;
+}
+
+/** The receipt as signed and verified (`tessera receipt verify`): the body, its status and both signatures. */
+export function receiptView(r: ReceiptRecord): Receipt {
+  return { ...receiptBodyOf(r), status: r.status, platform_signature: r.platform_signature, node_signature: r.node_signature };
+}
+
+export function receiptRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+  const getReceipt = async (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): Promise<Receipt> => {
+    const reader = await readerOf(ctx, request, reply);
+    const id = request.params.id;
+    if (!RECEIPT_ID.test(id)) throw new TesseraError("bad_request", "a receipt id is a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", { param: "id" });
+    const record = await ctx.store.getReceipt(id.toLowerCase());
+    if (!record || !mayRead(reader, record)) throw new TesseraError("not_found", `no receipt ${id}`);
+    return receiptView(record);
+  };
+  app.get<{ Params: { id: string } }>("/api/v1/receipts/:id", getReceipt);
+  app.get<{ Params: { id: string } }>("/api/v1/cprs/:id", getReceipt);
+
+  let platformKey: string | undefined;
+  app.get("/api/v1/platform-key", async (): Promise<{ platform_key: string }> => {
+    if (platformKey === undefined) {
+      try {
+        platformKey = readPlatformPublicKey(ctx.config.dataDir);
+      } catch (err) {
+        if (err instanceof TesseraError && err.code === "not_found") throw new TesseraError("not_found", "this coordinator has no platform key yet");
+        ctx.logger.error({ err }, "could not read the platform key");
+        throw new TesseraError("internal_error", "the platform key cannot be read");
+      }
+    }
+    return { platform_key: platformKey };
+  });
+}
