@@ -13,6 +13,8 @@ import type { Store } from "./store/types.js";
 import type { Admission } from "./trust/admission.js";
 import type { SpotChecks } from "./trust/spot-checks.js";
 import type { NodeStanding } from "./trust/node-standing.js";
+import type { Signer } from "@tessera/protocol";
+import type { PriceTable } from "./payments/prices.js";
 import type { ReceiptSignatures } from "./payments/receipt-signatures.js";
 
 /** Everything the HTTP routes and the session hub share; wired once in `coordinator.ts`. */
@@ -39,4 +41,8 @@ export interface CoordinatorContext {
   sharding: ShardingManager;
   /** Asks each receipt's node to sign it, and stores the signatures that verify (payments/receipt-signatures.ts). */
   receiptSignatures: ReceiptSignatures;
+  /** What each model costs and earns (payments/prices.ts). */
+  prices: PriceTable;
+  /** The platform key: countersigns every receipt (payments/platform-key.ts). */
+  platform: Signer;
 }

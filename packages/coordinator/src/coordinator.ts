@@ -27,6 +27,12 @@ import { Admission } from "./trust/admission.js";
 import { AdmissionWatch } from "./trust/admission-watch.js";
 import { ReceiptSignatures } from "./payments/receipt-signatures.js";
 import { ensurePrivateDir, openStore } from "./store/index.js";
+import { JobBilling } from "./payments/job-billing.js";
+import { EarningsSweep } from "./payments/earnings-sweep.js";
+import { FREE, PriceTable } from "./payments/prices.js";
+import { loadOrCreatePlatformKey } from "./payments/platform-key.js";
+import { SettlementWorker } from "./payments/settlement-worker.js";
+import { configuredChains } from "./payments/configured-chains.js";
 import type { Store, StoreLog, StoreOptions } from "./store/types.js";
 
 export interface CoordinatorDeps {
@@ -41,6 +47,10 @@ export interface Coordinator {
   hub: SessionHub;
   /** Evicts nodes whose operator was banned (polled from the store by `tick`; tests call `poll()`). */
   admissionWatch: AdmissionWatch;
+  /** Releases held earnings after the hold and forfeits a quarantined node's (run every minute; tests call `run()`). */
+  earnings: EarningsSweep;
+  /** Pays available earnings on chain (started by `startCoordinator` when a chain is configured). */
+  settlement: SettlementWorker;
   /** Runs deadlines and the offline sweep once (the timer does this every second). */
   tick(): void;
   /**
@@ -66,6 +76,8 @@ const TICK_MS = 1_000;
 /** A reference that has not scored an answer by then is passed over: the check is abandoned, nobody is judged. */
 const CHECK_TIMEOUT_MS = 60_000;
 const EXPIRY_SWEEP_MS = 60_000;
+/** Held earnings become available within this long of their hold's end. */
+const EARNINGS_SWEEP_MS = 10_000;
 /** How long a shutdown waits for the answers to requests in flight before it cuts their connections. */
 const IN_FLIGHT_GRACE_MS = 5_000;
 const SHUTDOWN_MESSAGE = "the coordinator is shutting down; retry the request";
@@ -144,11 +156,54 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     progress: { ...DEFAULT_PROGRESS_LIMITS, firstPartFloorMs: config.firstTokenTimeoutS * 1000, stallFloorMs: config.stallTimeoutS * 1000 },
     resultTtlMs: config.resultTtlS * 1000,
   });
+  const prices = config.pricesFile === undefined ? new PriceTable(FREE) : PriceTable.fromFile(config.pricesFile);
+  const platform = loadOrCreatePlatformKey(config.dataDir);
+  const receiptSignatures = new ReceiptSignatures({
+    registry,
+    store,
+    logger,
+    metrics: { outcome: (outcome) => prometheus.receiptSignatures.inc({ outcome }) },
+  });
+  const billing = config.ledger
+    ? new JobBilling({
+        store,
+        prices,
+        feeBps: config.feeBps,
+        holdMs: config.holdS * 1000,
+        platform,
+        clock,
+        logger,
+        nodes: {
+          operatorOf: async (nodeId) => registry.get(nodeId)?.operatorId ?? (await store.getNode(nodeId))?.operatorId ?? nodeId,
+          modelSha256: (nodeId, model) => registry.get(nodeId)?.models.find((m) => m.id === model)?.sha256 ?? null,
+          modelSizeBytes: (model) => registry.modelSizeBytes(model),
+        },
+        onIssued: (receipt) => receiptSignatures.request(receipt),
+      })
+    : undefined;
+  jobs.attachBilling(billing);
+  const earnings = new EarningsSweep({
+    store,
+    clock,
+    logger,
+    quarantinedNodes: () => Array.from(registry.all(), (node) => node.id).filter((id) => standing.isQuarantined(id)),
+  });
+  const settlement = new SettlementWorker({
+    store,
+    chains: configuredChains(config, logger),
+    schedule: config.payoutSchedule,
+    threshold: config.payoutThreshold,
+    confirmations: config.confirmations,
+    clock,
+    logger,
+  });
   const canaries = new Canaries({ registry, jobs, checks, standing, clock, random: Math.random, logger, intervalMs: config.canaryIntervalS * 1000 });
   sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
   const admission = new Admission(store, clock, config.admission);
   await restoreState(store, registry, speed, clock, admission);
   standing.restore(await store.listNodeStandings(), await store.listOperatorStandings());
+  const reconciled = await billing?.reconcile();
+  if (reconciled) logger.info({ jobs: reconciled }, "closed the accounts of jobs the last process left open");
   const admissionWatch = new AdmissionWatch(store, registry, standing, clock, logger);
   const ctx: CoordinatorContext = {
     config,
@@ -166,7 +221,9 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     logger,
     admission,
     sharding,
-    receiptSignatures: new ReceiptSignatures({ registry, store, logger, metrics: { outcome: (outcome) => prometheus.receiptSignatures.inc({ outcome }) } }),
+    prices,
+    platform,
+    receiptSignatures,
   };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);
@@ -177,6 +234,8 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     app,
     hub,
     admissionWatch,
+    earnings,
+    settlement,
     tick() {
       registry.sweep();
       jobs.tick();
@@ -219,6 +278,13 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
   const address = coordinator.app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const ticker = setInterval(() => coordinator.tick(), TICK_MS);
+  const sweepEarnings = () => {
+    coordinator.earnings.run().catch((err: unknown) => ctx.logger.error({ err }, "earnings sweep failed"));
+  };
+  const earningsTimer = setInterval(sweepEarnings, EARNINGS_SWEEP_MS);
+  earningsTimer.unref();
+  sweepEarnings();
+  coordinator.settlement.start();
   // The sweep also destroys the keys of expired content (store/design.md); the first runs at once, so keys whose
   // bucket ended while the coordinator was down do not wait for the first interval.
   const sweepExpired = () => {
@@ -236,6 +302,8 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
     async close() {
       clearInterval(ticker);
       clearInterval(expiry);
+      clearInterval(earningsTimer);
+      await coordinator.settlement.stop();
       await coordinator.close();
     },
   };

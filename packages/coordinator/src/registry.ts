@@ -194,6 +194,16 @@ export class NodeRegistry {
     return this.everServed;
   }
 
+  /** The largest file size any node reports for the model (prices by size class), undefined when none says. */
+  modelSizeBytes(model: string): number | undefined {
+    let size: number | undefined;
+    for (const record of this.nodes.values()) {
+      const bytes = record.models.find((m) => m.id === model)?.size_bytes;
+      if (bytes !== undefined && (size === undefined || bytes > size)) size = bytes;
+    }
+    return size;
+  }
+
   onlineModels(): Map<string, LiveNode[]> {
     const byModel = new Map<string, LiveNode[]>();
     for (const record of this.nodes.values()) {

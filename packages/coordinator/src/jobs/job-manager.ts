@@ -83,7 +83,7 @@ export class JobManager {
   private readonly maxAttempts: number;
   private readonly progress: ProgressLimits;
 
-  constructor(private readonly o: JobManagerOptions) {
+  constructor(private o: JobManagerOptions) {
     this.maxAttempts = o.maxAttempts ?? 5;
     this.progress = o.progress ?? DEFAULT_PROGRESS_LIMITS;
     this.decisionTimer = o.metrics ? decisionTimer() : undefined;
@@ -154,6 +154,11 @@ export class JobManager {
   async failUnfinished(code: ErrorCode, message: string): Promise<void> {
     for (const job of [...this.live.values()]) if (!job.finished) this.fail(job, code, message);
     await Promise.all([...this.live.values()].map((job) => job.persisted));
+  }
+
+  /** Billing is made after the job manager (it needs the registry's view of nodes); set once, before any job. */
+  attachBilling(billing: JobManagerOptions["billing"]): void {
+    this.o.billing = billing;
   }
 
   get pendingCount(): number {
