@@ -7,6 +7,11 @@ interface IERC20Minimal {
     function balanceOf(address account) external view returns (uint256);
 }
 
+/// Arbitrum's system contract at address 100.
+interface IArbSys {
+    function arbBlockNumber() external view returns (uint256);
+}
+
 /// @title PayoutVault
 /// @notice Holds an owner-funded ERC-20 balance (USDC) and pays node operators in batches.
 /// Trust: `owner` may change the payer and withdraw; `payer` may only call `settle`, which can move at most the
@@ -16,7 +21,8 @@ contract PayoutVault {
     address public immutable owner;
     address public payer;
 
-    /// batchId => block number it settled in (0: not settled).
+    /// batchId => block number it settled in (0: not settled), as receipts and eth_getLogs number blocks, so the
+    /// settling transaction can be found from the batch id alone (see _blockNumber).
     mapping(bytes32 => uint256) public settledAt;
 
     event Paid(bytes32 indexed batchId, address indexed recipient, uint256 amount);
@@ -68,7 +74,7 @@ contract PayoutVault {
         if (count != amounts.length) revert LengthMismatch();
         if (settledAt[batchId] != 0) revert AlreadySettled(batchId);
         // Marked before the transfers (checks-effects-interactions): a re-entering token cannot settle it twice.
-        settledAt[batchId] = block.number;
+        settledAt[batchId] = _blockNumber();
 
         uint256 total = 0;
         for (uint256 i = 0; i < count; i++) {
@@ -88,6 +94,13 @@ contract PayoutVault {
 
     function balance() external view returns (uint256) {
         return token.balanceOf(address(this));
+    }
+
+    /// The number of the block being built. On Arbitrum One (42161) and Arbitrum Sepolia (421614) `block.number` is an
+    /// estimate of the L1 block number, while logs and receipts carry the L2 one, which ArbSys gives.
+    function _blockNumber() private view returns (uint256) {
+        if (block.chainid == 42161 || block.chainid == 421614) return IArbSys(address(100)).arbBlockNumber();
+        return block.number;
     }
 
     /// Reverts unless the token call succeeded and returned either nothing or `true`.

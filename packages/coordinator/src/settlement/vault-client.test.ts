@@ -91,6 +91,25 @@ describe("PayoutVault on anvil", () => {
     expect(await vault.vaultBalance()).toBe(0n);
   });
 
+  it("lets only the owner change the payer or withdraw", async () => {
+    const ownerView = owner.vault(vaultAddress);
+    await owner.mint(usdc, vaultAddress, 10n * USDC);
+    await expect(vault.setPayer(stranger.account)).rejects.toMatchObject({ code: "forbidden", message: /not the vault's owner/ });
+    await expect(vault.withdraw(payer.account, USDC)).rejects.toMatchObject({ code: "forbidden", message: /not the vault's owner/ });
+
+    await ownerView.withdraw(owner.account, 4n * USDC);
+    expect(await ownerView.vaultBalance()).toBe(6n * USDC);
+    expect(await ownerView.tokenBalance(owner.account)).toBe(4n * USDC);
+
+    await ownerView.setPayer(stranger.account);
+    expect(await vault.payer()).toBe(stranger.account);
+    await expect(vault.settle("batch-5", [alice], [USDC])).rejects.toMatchObject({ code: "forbidden" });
+    const hash = await stranger.vault(vaultAddress).settle("batch-5", [alice], [USDC]);
+    expect((await vault.waitForReceipt(hash)).status).toBe("success");
+    await ownerView.setPayer(payer.account);
+    expect(await vault.payer()).toBe(payer.account);
+  });
+
   it("refuses bad batches before sending anything", async () => {
     await expect(vault.settle("b", [], [])).rejects.toMatchObject({ code: "bad_request" });
     await expect(vault.settle("b", [alice, bob], [1n])).rejects.toMatchObject({ code: "bad_request", message: /2 recipients but 1 amounts/ });

@@ -269,6 +269,29 @@ export class VaultClient {
     return this.token;
   }
 
+  /** Owner only: lets `newPayer` settle from now on (and the old payer no longer). Waits until it is mined. */
+  async setPayer(newPayer: Address): Promise<Hash> {
+    const payer = parseEvmAddress(newPayer, "payer address");
+    return this.ownerCall("change the vault's payer", () => this.clients.wallet.writeContract({ address: this.address, abi: PAYOUT_VAULT.abi, functionName: "setPayer", args: [payer] }));
+  }
+
+  /** Owner only: moves `amount` of the vault's token to `to`. Waits until it is mined. */
+  async withdraw(to: Address, amount: MicroUsdc): Promise<Hash> {
+    const args = [parseEvmAddress(to, "recipient"), toUnits(amount, "the amount")] as const;
+    return this.ownerCall("withdraw from the vault", () => this.clients.wallet.writeContract({ address: this.address, abi: PAYOUT_VAULT.abi, functionName: "withdraw", args }));
+  }
+
+  private async ownerCall(action: string, send: () => Promise<Hash>): Promise<Hash> {
+    try {
+      const hash = await send();
+      const receipt = await this.clients.public.waitForTransactionReceipt({ hash });
+      if (receipt.status !== "success") throw new TesseraError("conflict", `${action}: transaction ${hash} reverted`);
+      return hash;
+    } catch (err) {
+      throw settlementError(err, action, this.clients.rpcUrl);
+    }
+  }
+
   /** The address allowed to settle. */
   async payer(): Promise<Address> {
     try {
