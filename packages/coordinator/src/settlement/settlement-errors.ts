@@ -1,5 +1,14 @@
 import { TesseraError, type ErrorCode } from "@tessera/protocol";
-import { BaseError, ContractFunctionRevertedError, HttpRequestError, InsufficientFundsError, TimeoutError, decodeErrorResult, type Hex } from "viem";
+import {
+  BaseError,
+  ContractFunctionRevertedError,
+  HttpRequestError,
+  InsufficientFundsError,
+  TimeoutError,
+  WaitForTransactionReceiptTimeoutError,
+  decodeErrorResult,
+  type Hex,
+} from "viem";
 import { PAYOUT_VAULT, TEST_USDC } from "./contract-artifacts.js";
 
 const CONTRACT_ERRORS = [...PAYOUT_VAULT.abi, ...TEST_USDC.abi].filter((item) => item.type === "error");
@@ -23,7 +32,7 @@ const REVERTS: Record<string, { code: ErrorCode; message: (args: readonly unknow
 
 /**
  * Turns what viem throws into a TesseraError with a stable code: a contract revert by its custom error's name, an RPC
- * that does not answer as `unreachable`, a payer out of gas money as `conflict`. Anything else is `internal_error`
+ * that does not answer as `unreachable`, a receipt wait that gives up as `timeout`, a payer out of gas money as `conflict`. Anything else is `internal_error`
  * with viem's short message. `action` says what was being done, e.g. "settle batch 42".
  */
 export function settlementError(err: unknown, action: string, rpcUrl: string): TesseraError {
@@ -37,6 +46,9 @@ export function settlementError(err: unknown, action: string, rpcUrl: string): T
   }
   if (reverted instanceof ContractFunctionRevertedError) {
     return new TesseraError("conflict", `${action}: the contract reverted (${reverted.reason ?? "no reason given"})`, { cause: err });
+  }
+  if (err instanceof WaitForTransactionReceiptTimeoutError) {
+    return new TesseraError("timeout", `${action}: not mined within the wait (still pending, or dropped)`, { cause: err });
   }
   if (err.walk((e) => e instanceof HttpRequestError || e instanceof TimeoutError)) {
     return new TesseraError("unreachable", `${action}: the RPC at ${rpcUrl} did not answer (${err.shortMessage})`, { cause: err });

@@ -127,6 +127,11 @@ describe("PayoutVault on anvil", () => {
     });
   });
 
+  it("answers `timeout` when a transaction is not mined within the wait", async () => {
+    const unknown = `0x${"ab".repeat(32)}` as const;
+    await expect(vault.waitForReceipt(unknown, 1, 300)).rejects.toMatchObject({ code: "timeout" });
+  });
+
   it("answers `unreachable` when the RPC does not answer", async () => {
     await expect(connectSettlement({ rpcUrl: "http://127.0.0.1:9", privateKey: anvil.accounts[0]!.privateKey })).rejects.toMatchObject({ code: "unreachable" });
   });
