@@ -16,6 +16,7 @@ import { addOperatorCommand } from "./operator.js";
 import { addKeysCommand } from "./keys.js";
 import { addStopCommand } from "./stop.js";
 import { addPayoutCommand } from "./payout.js";
+import { addReceiptCommand } from "./receipt.js";
 
 /**
  * Every `tessera` command, one file each; each adds itself to the program. Defining the commands (options, help) may
@@ -24,4 +25,4 @@ import { addPayoutCommand } from "./payout.js";
  * inventory, doctor, setup) is imported inside the action that needs it, so `--help` and the client commands start in
  * a fraction of the time; test/startup-modules.test.ts checks it.
  */
-export const COMMANDS: Array<(program: Command) => void> = [addUpCommand, addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program), addSetupCommand, (program) => addOperatorTokenCommand(program), (program) => addOperatorCommand(program), (program) => addKeysCommand(program), (program) => addStopCommand(program), addPayoutCommand];
+export const COMMANDS: Array<(program: Command) => void> = [addUpCommand, addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program), addSetupCommand, (program) => addOperatorTokenCommand(program), (program) => addOperatorCommand(program), (program) => addKeysCommand(program), (program) => addStopCommand(program), addPayoutCommand, addReceiptCommand];
