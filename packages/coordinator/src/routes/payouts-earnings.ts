@@ -1,4 +1,5 @@
 import type { CoordinatorContext } from "../context.js";
+import { earnedBy } from "../payments/ledger-rules.js";
 import { usdc } from "../payments/prices.js";
 import { operatorAvailable, operatorHeld, operatorPaid } from "../store/ledger-accounts.js";
 import type { PayoutBatchRecord, ReceiptRecord } from "../store/types.js";
@@ -61,8 +62,6 @@ export interface EarningsView {
   recent: RecentReceiptView[];
   batches: PayoutBatchView[];
 }
-
-export const earnedBy = (r: Pick<ReceiptRecord, "amount" | "fee" | "reward">): number => r.amount - r.fee + r.reward;
 
 function receiptView(r: ReceiptRecord): RecentReceiptView {
   return {
