@@ -263,10 +263,14 @@ export class VaultClient {
   }
 
   /** The ERC-20 the vault pays in (fixed at deployment). */
-  tokenAddress(): Promise<Address> {
+  async tokenAddress(): Promise<Address> {
     this.token ??= this.clients.public.readContract({ address: this.address, abi: PAYOUT_VAULT.abi, functionName: "token" });
-    this.token.catch(() => (this.token = undefined));
-    return this.token;
+    try {
+      return await this.token;
+    } catch (err) {
+      this.token = undefined; // not cached: the next call asks again
+      throw settlementError(err, "read the vault's token", this.clients.rpcUrl);
+    }
   }
 
   /** Owner only: lets `newPayer` settle from now on (and the old payer no longer). Waits until it is mined. */
