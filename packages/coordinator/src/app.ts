@@ -13,8 +13,8 @@ import { nodeViewRoutes } from "./routes/node-view.js";
 import { nodeCommandRoutes } from "./routes/node-commands.js";
 import { openaiRoutes } from "./routes/openai.js";
 import { receiptRoutes } from "./routes/receipts.js";
-import { receiptRoutes } from "./routes/receipts.js";
 import { payoutRoutes } from "./routes/payouts.js";
+import { billingRoutes } from "./routes/billing.js";
 
 /** The largest body any route takes (chat requests); node and operator routes take far less (request-guard.ts). */
 export const MAX_BODY_BYTES = CLIENT_BODY_LIMIT;
@@ -41,7 +41,7 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
   jobRoutes(app, ctx);
   modelRoutes(app, ctx);
   openaiRoutes(app, ctx);
-  receiptRoutes(app, ctx);
+  billingRoutes(app, ctx);
   receiptRoutes(app, ctx);
   payoutRoutes(app, ctx);
   return app;

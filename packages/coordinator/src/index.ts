@@ -9,3 +9,6 @@ export * from "./scheduler/index.js";
 export * from "./placement/index.js";
 export { storedStandings } from "./trust/stored-standing.js";
 export { PLATFORM_KEY_FILE, loadOrCreatePlatformKey, platformKeyPath, readPlatformPublicKey } from "./payments/platform-key.js";
+export { fundRewardPool, topUp } from "./payments/ledger-rules.js";
+export { parseUsdc, usdc } from "./payments/prices.js";
+export { REWARD_POOL, clientCredit } from "./store/ledger-accounts.js";

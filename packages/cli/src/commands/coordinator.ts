@@ -8,6 +8,7 @@ import { ensurePortFree } from "../port-check.js";
 import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
 import { addAdmissionCommands, withStoreFlags } from "./coordinator-admission.js";
 import { addSettlementCommands } from "./coordinator-settlement.js";
+import { addCreditCommands } from "./coordinator-credits.js";
 
 interface StartOptions {
   port?: string;
@@ -32,6 +33,16 @@ interface StartOptions {
   heartbeatInterval?: string;
   alias?: string[];
   shardReplicas?: string;
+  ledger?: string;
+  prices?: string;
+  fee?: string;
+  hold?: string;
+  payoutSchedule?: string;
+  payoutThreshold?: string;
+  chainRpc?: string[];
+  vault?: string[];
+  payerKeyFile?: string;
+  confirmations?: string;
 }
 
 export function coordinatorConfigFromOptions(options: StartOptions): CoordinatorConfig {
@@ -58,6 +69,16 @@ export function coordinatorConfigFromOptions(options: StartOptions): Coordinator
     heartbeatIntervalS: options.heartbeatInterval,
     modelAliases: options.alias?.join(","),
     shardReplicas: options.shardReplicas,
+    ledger: options.ledger,
+    pricesFile: options.prices,
+    feeBps: options.fee,
+    holdS: options.hold,
+    payoutSchedule: options.payoutSchedule,
+    payoutThreshold: options.payoutThreshold,
+    chainRpc: options.chainRpc?.join(","),
+    vaults: options.vault?.join(","),
+    payerKeyFile: options.payerKeyFile,
+    confirmations: options.confirmations,
   });
 }
 
@@ -89,6 +110,16 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--heartbeat-interval <s>", "heartbeat interval nodes are told to use")
     .option("--shard-replicas <n>", "copies of every layer span of a sharded model placed up front (default 2)")
     .option("--alias <alias=model...>", "model alias, e.g. gpt-4o-mini=tessera-demo (repeatable)")
+    .option("--ledger <on|off>", "escrow, charges, signed receipts and earnings (default on)")
+    .option("--prices <file>", "JSON price table (docs/billing.md); without it every model is free")
+    .option("--fee <share>", "the platform's share of what clients pay, 0 to 1 (default 0.15)")
+    .option("--hold <duration>", "how long earnings are held before payout, e.g. 7d (the default) or 3600s")
+    .option("--payout-schedule <when>", "auto-payouts: hourly, daily (default), weekly or off")
+    .option("--payout-threshold <usdc>", "auto-pay an operator once its available earnings reach this (default: the chain's minimum)")
+    .option("--chain-rpc <chain=url...>", "JSON-RPC URL of a payout chain, e.g. base=https://mainnet.base.org (repeatable)")
+    .option("--vault <chain=address...>", "the payout vault on a chain, from `tessera coordinator settlement deploy` (repeatable)")
+    .option("--payer-key-file <file>", "the payer's private key (0x + 64 hex, mode 0600)")
+    .option("--confirmations <n>", "blocks a settlement must be buried under before it counts as paid (default 2)")
     .addHelpText("after", `\nSettings (flag, environment variable, meaning):\n${settingsHelp()}`)
     .action(async (options: StartOptions) => {
       const config = coordinatorConfigFromOptions(options);
@@ -175,4 +206,5 @@ export function addCoordinatorCommand(program: Command): void {
 
   addAdmissionCommands(coordinator);
   addSettlementCommands(coordinator);
+  addCreditCommands(coordinator);
 }

@@ -3,7 +3,7 @@ import type { ModelsResponse } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
 
 
-/** Models served by online nodes, with the mean of their measured speeds. */
+/** Models served by online nodes, with the mean of their measured speeds and their price. */
 export function modelRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
   app.get("/api/v1/models", { config: { auth: "client" } }, async (): Promise<ModelsResponse> => {
     const models = [...ctx.registry.onlineModels()].map(([id, nodes]) => {
@@ -11,7 +11,13 @@ export function modelRoutes(app: FastifyInstance, ctx: CoordinatorContext): void
         .map((n) => ctx.speed.get(n.id, id)?.tokensPerSecond)
         .filter((v): v is number => v !== undefined && v > 0);
       const avg = speeds.length ? speeds.reduce((a, b) => a + b, 0) / speeds.length : null;
-      return { id, nodes: nodes.length, avg_tokens_per_second: avg === null ? null : Math.round(avg * 10) / 10 };
+      const price = ctx.prices.priceOf(id, ctx.registry.modelSizeBytes(id));
+      return {
+        id,
+        nodes: nodes.length,
+        avg_tokens_per_second: avg === null ? null : Math.round(avg * 10) / 10,
+        price: { currency: "USDC" as const, unit: "micro_per_1k_tokens" as const, input: price.input_per_1k, output: price.output_per_1k },
+      };
     });
     models.sort((a, b) => a.id.localeCompare(b.id));
     return { models };

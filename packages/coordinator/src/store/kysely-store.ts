@@ -232,6 +232,9 @@ export class KyselyStore implements Store {
   listReceipts(filter: ReceiptFilter): Promise<ReceiptRecord[]> {
     return receipts.listReceipts(this.db, filter);
   }
+  listClientCharges(clientKeyId: string, since: Date): Promise<Array<{ completedAt: Date; amount: number }>> {
+    return receipts.listClientCharges(this.db, clientKeyId, since);
+  }
   setReceiptNodeSignature(id: string, signature: string): Promise<boolean> {
     return receipts.setReceiptNodeSignature(this.db, id, signature);
   }

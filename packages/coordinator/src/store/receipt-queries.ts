@@ -106,6 +106,18 @@ export async function listReceipts(db: Kysely<Database>, filter: ReceiptFilter):
   return rows.map(toRecord);
 }
 
+export async function listClientCharges(db: Kysely<Database>, clientKeyId: string, since: Date): Promise<Array<{ completedAt: Date; amount: number }>> {
+  const rows = await db
+    .selectFrom("receipts")
+    .select(["completed_at", "amount"])
+    .where("client_key_id", "=", clientKeyId)
+    .where("completed_at", ">=", toMs(since, "since"))
+    .where("status", "!=", "forfeited")
+    .orderBy("completed_at")
+    .execute();
+  return rows.map((r) => ({ completedAt: fromMs(r.completed_at), amount: Number(r.amount) }));
+}
+
 export async function setReceiptNodeSignature(db: Kysely<Database>, id: string, signature: string): Promise<boolean> {
   if (!/^[0-9a-f]{128}$/.test(signature)) throw new TesseraError("bad_request", "a node signature is 128 lowercase hex digits");
   const result = await db.updateTable("receipts").set({ node_signature: signature }).where("id", "=", id).where("node_signature", "is", null).executeTakeFirst();

@@ -498,6 +498,8 @@ export interface Store {
   getReceipt(id: string): Promise<ReceiptRecord | undefined>;
   /** Newest first. */
   listReceipts(filter: ReceiptFilter): Promise<ReceiptRecord[]>;
+  /** What a client was charged, per receipt completed at or after `since`, oldest first (billing sums it by day). */
+  listClientCharges(clientKeyId: string, since: Date): Promise<Array<{ completedAt: Date; amount: number }>>;
   /** Stores the node's signature unless one is stored; false when there is no such receipt or it was signed already. */
   setReceiptNodeSignature(id: string, signature: string): Promise<boolean>;
   /** A node's receipts it has not signed yet, oldest first. */
