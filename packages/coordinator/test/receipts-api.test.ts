@@ -178,13 +178,14 @@ describe("GET /api/v1/platform-key", () => {
 async function openSession(baseUrl: string, t: TestCoordinator, signer: Signer, answer: (m: Extract<CoordinatorMessage, { type: "receipt.sign" }>, ws: WebSocket) => void) {
   const headers = signRequest(signer, { method: "GET", path: SESSION_PATH }, { nowSeconds: Math.floor(t.clock.now() / 1000) });
   const ws = new WebSocket(baseUrl.replace(/^http/, "ws") + SESSION_PATH, { headers });
-  await new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    ws.once("error", reject);
-  });
+  // Listening before the session is open: the coordinator offers receipts as soon as it accepts the session.
   ws.on("message", (data) => {
     const msg = JSON.parse(data.toString()) as CoordinatorMessage;
     if (msg.type === "receipt.sign") answer(msg, ws);
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
   });
   cleanups.push(async () => void ws.close());
   return ws;
