@@ -247,6 +247,28 @@ describe("settlement worker: crashes and faults never pay twice", () => {
     await expectPaidOnce(OP_A, ADDR.a, 2 * USDC);
   });
 
+  it("a transaction dropped from the mempool: the batch is waited on, then sent again once it is stale, and paid once", async () => {
+    await earn(OP_A, 2 * USDC, ADDR.a);
+    vault.autoMine = false;
+    vault.faults.push({ step: "wait", error: new TesseraError("unreachable", "the RPC did not answer") });
+    await worker().runOnce();
+    const [open] = await store.listPayoutBatches({ limit: 10 });
+    expect(open).toMatchObject({ status: "submitted" });
+    vault.txs.delete(open!.txHash!); // dropped: no node knows it any more
+
+    clock.advance(60_000);
+    const [waiting] = await worker().runOnce();
+    expect(waiting).toMatchObject({ pending: [open!.id], error: expect.stringContaining("no transaction") });
+    expect(vault.sends).toBe(1);
+
+    clock.advance(30 * 60_000);
+    const [resent] = await worker().runOnce();
+    expect(resent!.confirmed).toEqual([open!.id]);
+    expect(vault.sends).toBe(2);
+    expect(await store.getPayoutBatch(open!.id)).toMatchObject({ status: "confirmed", txHash: vault.settled.get(open!.id) });
+    await expectPaidOnce(OP_A, ADDR.a, 2 * USDC);
+  });
+
   it("a batch settled by someone else in between (another replica) is recorded, not sent again", async () => {
     await earn(OP_A, 2 * USDC, ADDR.a);
     vault.faults.push({ step: "settle", error: new TesseraError("unreachable", "the RPC did not answer") });

@@ -69,6 +69,12 @@ export interface SettlementWorkerOptions {
   intervalMs?: number;
   /** Batch ids (default random UUIDs). */
   newBatchId?: () => string;
+  /**
+   * A submitted batch still unsettled this long after its transaction was recorded is sent again (default 30 min):
+   * its transaction was most likely dropped from the mempool. Safe, because the vault pays a batch id once and the
+   * worker records whichever transaction settled it.
+   */
+  resendAfterMs?: number;
 }
 
 /** What one pass did on one chain. */
@@ -84,6 +90,7 @@ export interface ChainRunReport {
 const OPERATOR_PREFIX = "operator:";
 const AVAILABLE_SUFFIX = ":available";
 const MAX_OPEN_BATCHES = 1000;
+export const DEFAULT_RESEND_AFTER_MS = 30 * 60_000;
 
 export class SettlementWorker {
   private readonly store: SettlementStore;
@@ -204,7 +211,9 @@ export class SettlementWorker {
       await this.finish(chain, batch, tx, report);
       return;
     }
-    if (batch.status === "created" || batch.txHash === null) {
+    const stale = this.options.clock.now() - batch.updatedAt.getTime() >= (this.options.resendAfterMs ?? DEFAULT_RESEND_AFTER_MS);
+    if (batch.status === "created" || batch.txHash === null || stale) {
+      if (batch.txHash !== null) this.options.logger.warn({ batch: batch.id, tx: batch.txHash }, "payout batch still unsettled long after it was sent; sending it again");
       await this.submit(chain, batch, report);
       return;
     }
