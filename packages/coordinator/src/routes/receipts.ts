@@ -3,7 +3,6 @@ import { AUTH_HEADER, type Receipt, TesseraError, receiptBodyOf } from "@tessera
 import type { CoordinatorContext } from "../context.js";
 import { authenticateClient, clientAuthDeps } from "../http/client-auth.js";
 import { NODE_AUTH_REASONS, checkNodeAuthHeaders, verifyNodeRequest } from "../http/node-auth.js";
-import { readPlatformPublicKey } from "../payments/platform-key.js";
 import type { ReceiptRecord } from "../store/types.js";
 
 /**
@@ -60,17 +59,6 @@ export function receiptRoutes(app: FastifyInstance, ctx: CoordinatorContext): vo
   app.get<{ Params: { id: string } }>("/api/v1/receipts/:id", getReceipt);
   app.get<{ Params: { id: string } }>("/api/v1/cprs/:id", getReceipt);
 
-  let platformKey: string | undefined;
-  app.get("/api/v1/platform-key", async (): Promise<{ platform_key: string }> => {
-    if (platformKey === undefined) {
-      try {
-        platformKey = readPlatformPublicKey(ctx.config.dataDir);
-      } catch (err) {
-        if (err instanceof TesseraError && err.code === "not_found") throw new TesseraError("not_found", "this coordinator has no platform key yet");
-        ctx.logger.error({ err }, "could not read the platform key");
-        throw new TesseraError("internal_error", "the platform key cannot be read");
-      }
-    }
-    return { platform_key: platformKey };
-  });
+  // The key the coordinator loaded at start (made on its first start) and signs receipts with.
+  app.get("/api/v1/platform-key", async (): Promise<{ platform_key: string }> => ({ platform_key: ctx.platform.publicKeyHex }));
 }
