@@ -279,7 +279,11 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
   const port = typeof address === "object" && address ? address.port : config.port;
   const ticker = setInterval(() => coordinator.tick(), TICK_MS);
   const sweepEarnings = () => {
-    coordinator.earnings.run().catch((err: unknown) => ctx.logger.error({ err }, "earnings sweep failed"));
+    coordinator.earnings
+      .run()
+      // Earnings that just became available may be due for an auto-payout: the worker looks now, not at its next pass.
+      .then(({ released }) => (released > 0 ? coordinator.settlement.runOnce() : undefined))
+      .catch((err: unknown) => ctx.logger.error({ err }, "earnings sweep or settlement failed"));
   };
   const earningsTimer = setInterval(sweepEarnings, EARNINGS_SWEEP_MS);
   earningsTimer.unref();

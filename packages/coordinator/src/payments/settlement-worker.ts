@@ -160,6 +160,7 @@ export class SettlementWorker {
       const nowMs = this.options.clock.now();
       const auto = isPayoutDue(this.options.schedule, this.lastAutoRun.get(name), nowMs);
       const operators = await this.dueOperators(name, auto);
+      let paidAny = false;
       for (let i = 0; i < operators.length; i += chain.maxRecipients) {
         const batch = await this.store.createPayoutBatch({
           id: this.newBatchId(),
@@ -168,9 +169,14 @@ export class SettlementWorker {
           minimum: SettlementWorker.minimumOf(name),
           at: this.now(),
         });
-        if (batch) await this.submit(chain, batch, report);
+        if (batch) {
+          paidAny = true;
+          await this.submit(chain, batch, report);
+        }
       }
-      if (auto) this.lastAutoRun.set(name, nowMs);
+      // A period counts as paid once someone was paid in it: a pass that found nobody due (earnings still held) does
+      // not use up the period, so earnings released later in it are paid at the next pass.
+      if (auto && paidAny) this.lastAutoRun.set(name, nowMs);
     } catch (err) {
       report.error = err instanceof Error ? err.message : String(err);
       this.options.logger.warn({ chain: name, err }, "settlement pass stopped early; it resumes on the next pass");
