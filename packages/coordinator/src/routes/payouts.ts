@@ -9,7 +9,7 @@ import type { PayoutAddressRecord } from "../store/types.js";
 import { earningsOf } from "./payouts-earnings.js";
 
 /**
- * Payouts for operators (docs/earnings.md, docs/api.md "Payouts"). Every route is signed by the operator's key, the
+ * Payouts for operators (docs/earnings.md). Every route is signed by the operator's key, the
  * same BIP-340 request signature nodes use (`X-Tessera-Auth`): an operator is identified by its public key, and a
  * self-operated node's operator id is its node id, so that node's key signs too. A key that is no operator here is
  * refused with `forbidden`. An API key or an operator token never is accepted: they do not speak for the money.
