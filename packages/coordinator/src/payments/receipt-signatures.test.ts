@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type CoordinatorMessage, RECEIPT_VERSION, type Receipt, type ReceiptBody, generateKeyPair, receiptDigest, secretKeySigner, signReceipt, verifyReceipt } from "@tessera/protocol";
+import vectors from "../../../protocol/test-vectors.json" with { type: "json" };
 import { createLogger } from "../logger.js";
 import type { ReceiptRecord } from "../store/types.js";
 import { ReceiptSignatures, type ReceiptSignatureOutcome, UNSIGNED_OFFERED_PER_SESSION } from "./receipt-signatures.js";
@@ -143,5 +144,16 @@ describe("ReceiptSignatures", () => {
     });
     expect(await broken.onMessage(node.publicKeyHex, { type: "receipt.signed", receipt_id: r.receipt_id, signature: sign(r) })).toBe("invalid");
     expect(await broken.onSessionOpen(node.publicKeyHex)).toBe(0);
+  });
+
+  it("stores the committed test vector's node signature, and refuses it for any other receipt", async () => {
+    const v = vectors.receipt;
+    const b = v.body as ReceiptBody;
+    const record: ReceiptRecord = { ...b, status: "held", platform_signature: v.platform_signature, node_signature: null, holdUntil: new Date(0), statusChangedAt: new Date(0), payoutBatchId: null };
+    const other: ReceiptRecord = { ...record, receipt_id: "0b6f1c52-3b8e-4c1e-9a55-0d4f0f6f2b11" };
+    const { rs, store } = setup([record, other], [b.node_id]);
+    expect(await rs.onMessage(b.node_id, { type: "receipt.signed", receipt_id: other.receipt_id, signature: v.node_signature })).toBe("invalid");
+    expect(await rs.onMessage(b.node_id, { type: "receipt.signed", receipt_id: b.receipt_id, signature: v.node_signature })).toBe("signed");
+    expect(store.rows.get(b.receipt_id)!.node_signature).toBe(v.node_signature);
   });
 });

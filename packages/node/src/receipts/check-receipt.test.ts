@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import vectors from "../../../protocol/test-vectors.json" with { type: "json" };
 
 const node = secretKeySigner(generateKeyPair().secretKeyHex);
 const SHA = "ab".repeat(32);
@@ -129,5 +130,24 @@ describe("ServedTally", () => {
     const without = new ServedTally();
     without.observe({ type: "tool-calls", calls: [call, { ...call, id: "c2" }] });
     expect(without.outputTokens).toBe(2);
+  });
+});
+
+describe("the committed receipt test vector", () => {
+  it("signs the committed test vector's receipt with exactly the vector's node signature", () => {
+    const v = vectors.receipt;
+    const b = v.body as ReceiptBody;
+    const dir = mkdtempSync(join(tmpdir(), "tessera-receipts-"));
+    try {
+      const journal = ServedJournal.open({ path: join(dir, "j.jsonl"), now: () => 1 });
+      journal.accepted({ job_id: b.job_id, model: b.model, model_sha256: b.model_sha256, stop: false });
+      journal.ended({ job_id: b.job_id, model: b.model, model_sha256: b.model_sha256, stop: false, end: "finished", output_tokens: b.output_tokens, result_commitment: b.result_commitment });
+      const signer = secretKeySigner(v.node_secret_key_hex, () => new Uint8Array(32));
+      const answer = answerReceiptSign({ type: "receipt.sign", receipt: b }, { journal, signer, logger: pino({ level: "silent" }) });
+      expect(answer).toEqual({ type: "receipt.signed", receipt_id: b.receipt_id, signature: v.node_signature });
+      journal.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

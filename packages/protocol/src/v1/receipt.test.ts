@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { schnorr } from "@noble/curves/secp256k1.js";
 import { generateKeyPair, secretKeySigner } from "../index.js";
 import { bytesToHex } from "../hex.js";
+import { canonicalJson } from "../canonical-json.js";
+import vectors from "../../test-vectors.json" with { type: "json" };
 import { type Receipt, type ReceiptBody, RECEIPT_VERSION, receiptBodyOf, receiptDigest, signReceipt, verifyReceipt } from "./receipt.js";
 
 const platform = secretKeySigner(generateKeyPair().secretKeyHex);
@@ -120,5 +122,22 @@ describe("receipts", () => {
     const result = verifyReceipt(signed(b));
     expect(result).toMatchObject({ valid: false, platform: "valid", node: "valid" });
     expect(result.problems).toEqual(["the fee is larger than the amount"]);
+  });
+
+  it("match the committed test vector: canonical bytes, both digests, both deterministic signatures", () => {
+    const v = vectors.receipt;
+    const b = v.body as ReceiptBody;
+    const zero = () => new Uint8Array(32);
+    const p = secretKeySigner(v.platform_secret_key_hex, zero);
+    const n = secretKeySigner(v.node_secret_key_hex, zero);
+    expect(p.publicKeyHex).toBe(b.platform_key);
+    expect(n.publicKeyHex).toBe(b.node_id);
+    expect(canonicalJson(b)).toBe(v.canonical);
+    expect(bytesToHex(receiptDigest(b, "platform"))).toBe(v.platform_digest);
+    expect(bytesToHex(receiptDigest(b, "node"))).toBe(v.node_digest);
+    expect(signReceipt(p, b, "platform")).toBe(v.platform_signature);
+    expect(signReceipt(n, b, "node")).toBe(v.node_signature);
+    const r = { ...b, status: "available", platform_signature: v.platform_signature, node_signature: v.node_signature };
+    expect(verifyReceipt(r, { platformKey: b.platform_key })).toEqual({ valid: true, platform: "valid", node: "valid", problems: [] });
   });
 });
