@@ -97,6 +97,20 @@ describe("ReceiptSignatures", () => {
     expect(await rs.onSessionOpen(other.publicKeyHex)).toBe(0);
   });
 
+  it("does not offer again what the node refused, so refusals cannot crowd out newer receipts", async () => {
+    const list = Array.from({ length: 101 }, (_, i) => receipt(i + 1));
+    const { rs, sent } = setup(list);
+    await rs.onSessionOpen(node.publicKeyHex);
+    const firstOffer = sent.splice(0).map((s) => (s.message as { receipt: { receipt_id: string } }).receipt.receipt_id);
+    expect(firstOffer).toHaveLength(100);
+    for (const id of firstOffer.slice(0, 3)) await rs.onMessage(node.publicKeyHex, { type: "receipt.refused", receipt_id: id, reason: "job_not_served: test" });
+    await rs.onSessionOpen(node.publicKeyHex);
+    const again = sent.map((s) => (s.message as { receipt: { receipt_id: string } }).receipt.receipt_id);
+    expect(again).toHaveLength(98);
+    expect(again).not.toContain(firstOffer[0]);
+    expect(again.at(-1)).toBe(list[100]!.receipt_id);
+  });
+
   it("stores a valid node signature once, after which the receipt verifies with both", async () => {
     const r = receipt(1);
     const { rs, store, outcomes } = setup([r]);

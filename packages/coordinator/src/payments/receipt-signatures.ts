@@ -8,6 +8,8 @@ export type ReceiptSignatureOutcome = "signed" | "refused" | "invalid";
 
 /** Receipts offered to a node each time its session opens, oldest first; the rest at its next session. */
 export const UNSIGNED_OFFERED_PER_SESSION = 100;
+/** The most unsigned receipts read for one node at once (the store's own cap on a list). */
+const MAX_LISTED = 1000;
 
 export interface ReceiptSignaturesDeps {
   /** To find the node's live session. */
@@ -26,6 +28,13 @@ export interface ReceiptSignaturesDeps {
  * stays unsigned by the node, which is itself the record that the node disputes it.
  */
 export class ReceiptSignatures {
+  /**
+   * Receipts each node refused since this process started: not offered again, so that refusals, which stay unsigned
+   * and oldest, cannot crowd newer receipts out of the 100 offered per session. Kept in memory only: after a restart
+   * each is offered (and refused) once more.
+   */
+  private readonly refusedBy = new Map<string, Set<string>>();
+
   constructor(private readonly deps: ReceiptSignaturesDeps) {}
 
   /** Asks the receipt's node to sign it when its session is open here; otherwise it is offered at the next session. */
@@ -37,7 +46,9 @@ export class ReceiptSignatures {
   /** A node's session opened: offers it up to 100 receipts it has not signed, oldest first. Never throws. */
   async onSessionOpen(nodeId: string): Promise<number> {
     try {
-      const unsigned = await this.deps.store.listUnsignedReceipts(nodeId, UNSIGNED_OFFERED_PER_SESSION);
+      const refused = this.refusedBy.get(nodeId);
+      const listed = await this.deps.store.listUnsignedReceipts(nodeId, Math.min(MAX_LISTED, UNSIGNED_OFFERED_PER_SESSION + (refused?.size ?? 0)));
+      const unsigned = listed.filter((r) => !refused?.has(r.receipt_id)).slice(0, UNSIGNED_OFFERED_PER_SESSION);
       const session = this.deps.registry.get(nodeId)?.session;
       if (!session) return 0;
       for (const receipt of unsigned) session.send({ type: "receipt.sign", receipt: receiptBodyOf(receipt) });
@@ -55,6 +66,9 @@ export class ReceiptSignatures {
     try {
       if (message.type === "receipt.refused") {
         this.deps.logger.warn({ ...fields, reason: message.reason }, "node refused to sign a receipt");
+        const refused = this.refusedBy.get(nodeId) ?? new Set<string>();
+        if (refused.size < MAX_LISTED) refused.add(message.receipt_id);
+        this.refusedBy.set(nodeId, refused);
         return this.count("refused");
       }
       const receipt = await this.deps.store.getReceipt(message.receipt_id);
