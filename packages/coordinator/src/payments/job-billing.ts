@@ -53,7 +53,7 @@ export function clientKeyIdOf(ownerId: string): string {
  */
 export class JobBilling {
   /** The price each live job was held at, so a price change mid-job charges what was promised. */
-  private readonly heldAt = new Map<string, { price: Price; promptBound: number }>();
+  private readonly heldAt = new Map<string, { price: Price; promptBound: number; escrow: number }>();
 
   constructor(private readonly d: BillingDeps) {}
 
@@ -66,8 +66,8 @@ export class JobBilling {
   async open(job: { id: string; ownerId: string; model: string; messages: ChatMessage[]; sampling: Sampling }): Promise<void> {
     const price = this.d.prices.priceOf(job.model, this.d.nodes.modelSizeBytes(job.model));
     const promptBound = promptTokenBound(job.messages, "", job.sampling);
-    this.heldAt.set(job.id, { price, promptBound });
     const escrow = this.maxCost(price, promptBound, job.sampling.max_tokens);
+    this.heldAt.set(job.id, { price, promptBound, escrow });
     if (escrow === 0) return;
     try {
       await this.d.store.postTransaction(holdEscrow(job.id, job.ownerId, escrow, new Date(this.d.clock.now())));
@@ -85,8 +85,9 @@ export class JobBilling {
 
   /** The job failed: everything held goes back to the client. */
   async refund(job: { id: string; ownerId: string }): Promise<void> {
+    const held = this.heldAt.get(job.id);
     this.heldAt.delete(job.id);
-    const escrow = await this.escrowOf(job.id);
+    const escrow = held?.escrow ?? (await this.escrowOf(job.id));
     if (escrow === 0) return;
     await this.d.store.postTransaction(refundEscrow(job.id, job.ownerId, escrow, new Date(this.d.clock.now())));
   }
@@ -96,7 +97,8 @@ export class JobBilling {
     const held = this.heldAt.get(job.id);
     this.heldAt.delete(job.id);
     const price = held?.price ?? this.d.prices.priceOf(job.model, this.d.nodes.modelSizeBytes(job.model));
-    const escrow = await this.escrowOf(job.id);
+    // What this process held at submit; after a restart (reconcile), what the ledger still holds.
+    const escrow = held?.escrow ?? (await this.escrowOf(job.id));
     const at = new Date(this.d.clock.now());
     let receipts = await this.receiptsFor(job, price, escrow, held?.promptBound, true);
     let settled: boolean;

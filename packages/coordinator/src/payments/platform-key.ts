@@ -2,6 +2,7 @@ import { closeSync, openSync, readFileSync, statSync, writeSync } from "node:fs"
 import { join } from "node:path";
 import { type Signer, TesseraError, generateKeyPair, secretKeySigner } from "@tessera/protocol";
 import { ensurePrivateDir } from "../store/file-modes.js";
+import { wasmSchnorrSigner } from "./wasm-schnorr-signer.js";
 
 /**
  * The platform key: the coordinator's BIP-340 key that countersigns every receipt (docs/receipts.md). Its secret is
@@ -33,7 +34,7 @@ export function loadOrCreatePlatformKey(dataDir: string): Signer {
       closeSync(fd);
     }
   }
-  return secretKeySigner(readSecret(path));
+  return wasmSchnorrSigner(readSecret(path));
 }
 
 /** The platform public key (hex) held in `dataDir`; `not_found` when the coordinator has not made one yet. */

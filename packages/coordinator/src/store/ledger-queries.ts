@@ -44,16 +44,19 @@ export async function postWithin(trx: Kysely<Database>, tx: NewLedgerTransaction
     .insertInto("ledger_entries")
     .values(tx.entries.map((e, seq) => ({ transaction_id: tx.id, seq, account: e.account, amount: e.amount })))
     .execute();
-  for (const [account, amount] of byAccount) {
-    if (amount === 0) continue;
-    const row = await trx
-      .insertInto("ledger_balances")
-      .values({ account, balance: amount, updated_at: at })
-      .onConflict((oc) => oc.column("account").doUpdateSet({ balance: sql`ledger_balances.balance + excluded.balance`, updated_at: at }))
-      .returning("balance")
-      .executeTakeFirstOrThrow();
-    if (Number(row.balance) < 0 && account !== LEDGER_WORLD) {
-      throw new TesseraError("insufficient_funds", `${account} holds ${(Number(row.balance) - amount) / 1e6} USDC, less than the ${-amount / 1e6} USDC this needs`);
+  // Every balance in one statement (the accounts are distinct: `validate` merged them), each checked as it comes back.
+  const changes = [...byAccount].filter(([, amount]) => amount !== 0);
+  if (changes.length === 0) return true;
+  const rows = await trx
+    .insertInto("ledger_balances")
+    .values(changes.map(([account, amount]) => ({ account, balance: amount, updated_at: at })))
+    .onConflict((oc) => oc.column("account").doUpdateSet({ balance: sql`ledger_balances.balance + excluded.balance`, updated_at: at }))
+    .returning(["account", "balance"])
+    .execute();
+  for (const row of rows) {
+    if (Number(row.balance) < 0 && row.account !== LEDGER_WORLD) {
+      const amount = byAccount.get(row.account)!;
+      throw new TesseraError("insufficient_funds", `${row.account} holds ${(Number(row.balance) - amount) / 1e6} USDC, less than the ${-amount / 1e6} USDC this needs`);
     }
   }
   return true;
