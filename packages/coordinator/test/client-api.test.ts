@@ -199,7 +199,7 @@ describe("client API", () => {
     node.stream(jobId, [{ type: "text-delta", text: "b" }, { type: "text-delta", text: "c" }, { type: "usage", prompt_tokens: 3, completion_tokens: 3 }, { type: "finish", reason: "stop" }]);
     await done;
     const models = (await api("GET", "/api/v1/models")).json();
-    expect(models.models).toEqual([{ id: "tiny", nodes: 1, avg_tokens_per_second: 2 }]);
+    expect(models.models).toEqual([{ id: "tiny", nodes: 1, avg_tokens_per_second: 2, price: { currency: "USDC", unit: "micro_per_1k_tokens", input: 0, output: 0 } }]);
     const openaiModels = (await api("GET", "/v1/models")).json();
     expect(openaiModels.data.map((m: { id: string }) => m.id)).toEqual(["tiny"]);
   });
