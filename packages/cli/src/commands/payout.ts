@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { type Signer, TesseraError, isErrorCode, signRequest } from "@tessera/protocol";
+import { type Signer, TesseraError, signRequest } from "@tessera/protocol";
+import { coordinatorAnswer } from "../coordinator-answer.js";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
 
@@ -64,20 +65,7 @@ async function clientFor(flags: NodeFlags): Promise<Client> {
         const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
         throw new TesseraError("node_disconnected", `coordinator ${baseUrl} unreachable: ${reason}`);
       }
-      const raw = await res.text();
-      if (!res.ok) {
-        let code: string = res.status === 404 ? "not_found" : res.status >= 500 ? "internal_error" : "bad_request";
-        let message = `coordinator answered HTTP ${res.status}`;
-        try {
-          const parsed = JSON.parse(raw) as { error?: unknown; error_message?: unknown };
-          if (isErrorCode(parsed.error)) code = parsed.error;
-          if (typeof parsed.error_message === "string") message = parsed.error_message;
-        } catch {
-          // not our error body (a proxy's page): keep the status line
-        }
-        throw new TesseraError(code as never, message);
-      }
-      return JSON.parse(raw) as T;
+      return coordinatorAnswer<T>(res.status, await res.text());
     },
   };
 }

@@ -4,10 +4,10 @@ import {
   type NodeStatusView,
   type Signer,
   TesseraError,
-  isErrorCode,
   nodeCommandsPath,
   signRequest,
 } from "@tessera/protocol";
+import { coordinatorAnswer } from "../coordinator-answer.js";
 
 /**
  * The node's operator talking to the coordinator about this node: signed with the node key (the CLI runs where the
@@ -64,19 +64,6 @@ export class OperatorClient {
       const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
       throw new TesseraError("node_disconnected", `coordinator ${this.deps.baseUrl} unreachable: ${reason}`);
     }
-    const raw = await res.text();
-    if (!res.ok) {
-      let code: string = res.status === 404 ? "not_found" : res.status >= 500 ? "internal_error" : "bad_request";
-      let message = `coordinator answered HTTP ${res.status}`;
-      try {
-        const parsed = JSON.parse(raw) as { error?: unknown; error_message?: unknown };
-        if (isErrorCode(parsed.error)) code = parsed.error;
-        if (typeof parsed.error_message === "string") message = parsed.error_message;
-      } catch {
-        // not our error body
-      }
-      throw new TesseraError(code as never, message);
-    }
-    return JSON.parse(raw) as T;
+    return coordinatorAnswer<T>(res.status, await res.text());
   }
 }
