@@ -49,7 +49,7 @@ async function api<T>(path: string): Promise<T> {
   return (await res.json()) as T;
 }
 
-async function payments(): Promise<{ held: number; available: number; paid: number; lifetime: number; recent: Array<Record<string, unknown>> }> {
+async function payments(): Promise<{ held: number; available: number; in_flight: number; paid: number; lifetime: number; recent: Array<Record<string, unknown>> }> {
   return JSON.parse(await run("payments", ["payments", "--home", nodes[0]!.home, "--json"]));
 }
 
@@ -172,18 +172,24 @@ describe("contributors get paid", () => {
     expect({ code, signal }).toEqual({ code: null, signal: "SIGKILL" });
     coordinator = startCoordinator("");
     await coordinator.waitFor(/listening on/);
-    let after = before;
+    // Receipts whose holds ended in different sweeps may be paid in different batches, and what is left under Base's
+    // 1 USDC minimum waits; so the test waits until nothing is held or in flight and the wallet matches the ledger.
+    const { connectSettlement } = await import("@tessera/coordinator/settlement");
+    const chain = await connectSettlement({ rpcUrl: anvil.rpcUrl, privateKey: anvil.accounts[0]!.privateKey as `0x${string}` });
+    const wallet = async () => chain.tokenBalance(usdcToken as `0x${string}`, payoutAddress as `0x${string}`);
+    let after = await payments();
     await waitUntil(async () => {
       after = await payments();
-      return after.paid === earned;
+      return after.held === 0 && after.in_flight === 0 && after.paid > 0 && (await wallet()) === BigInt(after.paid);
     }, 120_000).catch((err: unknown) => {
       throw new Error(`${String(err)}; earnings now ${JSON.stringify({ ...after, recent: undefined })}\n${coordinator.logText.slice(-4000)}`);
     });
-    const { connectSettlement } = await import("@tessera/coordinator/settlement");
-    const chain = await connectSettlement({ rpcUrl: anvil.rpcUrl, privateKey: anvil.accounts[0]!.privateKey as `0x${string}` });
-    expect(await chain.tokenBalance(usdcToken as `0x${string}`, payoutAddress as `0x${string}`)).toBe(BigInt(earned));
-    expect(await chain.tokenBalance(usdcToken as `0x${string}`, vault as `0x${string}`)).toBe(VAULT_FUNDS - BigInt(earned));
-    expect(after.available + after.held).toBe(0);
-    process.stdout.write(`payments e2e: ${receipts.length} receipts, charged ${charged} micro-USDC, operator earned and was paid ${earned} on anvil once\n`);
+    // Paid once: the wallet holds exactly the ledger's paid-out amount, the vault is down by exactly that, and
+    // everything earned is either paid or still available (below the minimum).
+    expect(await wallet()).toBe(BigInt(after.paid));
+    expect(await chain.tokenBalance(usdcToken as `0x${string}`, vault as `0x${string}`)).toBe(VAULT_FUNDS - BigInt(after.paid));
+    expect(after.paid + after.available).toBe(earned);
+    expect(after.paid).toBeGreaterThanOrEqual(1_000_000);
+    process.stdout.write(`payments e2e: ${receipts.length} receipts, charged ${charged} micro-USDC, operator earned ${earned}, paid ${after.paid} on anvil once\n`);
   }, 300_000);
 });

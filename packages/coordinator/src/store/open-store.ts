@@ -66,9 +66,10 @@ async function openSqlite(path: string, keyDir: string | undefined, log: StoreLo
     plugins: [new StorableTextPlugin()],
   });
   // After an expiry sweep, the WAL still holds the pages as they were before it: copy the (zeroed) pages into the
-  // database and cut the WAL to zero bytes.
+  // database and cut the WAL to zero bytes. Through Kysely, so it waits for a transaction in progress on the one
+  // connection (straight on the connection, it failed with "database table is locked" mid-transaction).
   const checkpoint = async () => {
-    raw.pragma("wal_checkpoint(TRUNCATE)");
+    await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db);
   };
   if (await migrate(db, undefined, `SQLite file ${path}`)) {
     // Plaintext from before encryption may sit in free pages (deleted before secure_delete was on): rebuild the file.
