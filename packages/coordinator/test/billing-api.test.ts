@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { topUp } from "../src/payments/ledger-rules.js";
-import { clientCredit } from "../src/store/ledger-accounts.js";
+import { fundRewardPool, topUp } from "../src/payments/ledger-rules.js";
+import { REWARD_POOL, clientCredit, operatorHeld } from "../src/store/ledger-accounts.js";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
 import { ScriptedNode } from "./scripted-node.js";
 
@@ -11,6 +11,7 @@ import { ScriptedNode } from "./scripted-node.js";
 let t: TestCoordinator;
 let node: ScriptedNode;
 let baseUrl: string;
+let nodeId: string;
 const OWNER = "key:key-test";
 // 1 USDC per 1K prompt tokens, 10 USDC per 1K completion tokens.
 const PRICE = { input_per_1k: 1_000_000, output_per_1k: 10_000_000 };
@@ -23,6 +24,19 @@ async function api(method: string, path: string, body?: unknown, token: string |
   });
   const text = await res.text();
   return { status: res.status, json: () => JSON.parse(text) };
+}
+
+async function setUp(price: object): Promise<void> {
+  const prices = join(mkdtempSync(join(tmpdir(), "tessera-prices-")), "prices.json");
+  writeFileSync(prices, JSON.stringify({ default: price }));
+  t = await testCoordinator({ pricesFile: prices });
+  await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
+  baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
+  const n = newNode();
+  nodeId = n.id;
+  expect((await signedInject(t, n.signer, "POST", "/api/v1/nodes/register", registration(n.id))).statusCode).toBe(200);
+  node = new ScriptedNode(baseUrl, n.signer, () => Math.floor(t.clock.now() / 1000));
+  await node.connect();
 }
 
 async function balance(): Promise<number> {
@@ -38,24 +52,47 @@ async function until<T>(fn: () => Promise<T | undefined>): Promise<T> {
   throw new Error("condition never held");
 }
 
-beforeEach(async () => {
-  const prices = join(mkdtempSync(join(tmpdir(), "tessera-prices-")), "prices.json");
-  writeFileSync(prices, JSON.stringify({ default: PRICE }));
-  t = await testCoordinator({ pricesFile: prices });
-  await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
-  baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
-  const n = newNode();
-  expect((await signedInject(t, n.signer, "POST", "/api/v1/nodes/register", registration(n.id))).statusCode).toBe(200);
-  node = new ScriptedNode(baseUrl, n.signer, () => Math.floor(t.clock.now() / 1000));
-  await node.connect();
-});
-
 afterEach(async () => {
   await node?.close();
   await t?.close();
 });
 
-describe("billing", () => {
+describe("a free network", () => {
+  beforeEach(async () => setUp({ input_per_1k: 0, output_per_1k: 0, reward_input_per_1k: 1_000, reward_output_per_1k: 100_000 }));
+
+  it("charges clients nothing and pays the operator its reward rates from the pool the owner funded", async () => {
+    await t.coordinator.ctx.store.postTransaction(fundRewardPool(1_000_000, "owner", new Date(t.clock.now())));
+    // No credit at all, and the job runs: nothing to hold.
+    const created = await api("POST", "/api/v1/jobs", { model: "tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 100 });
+    expect(created.status).toBe(202);
+    const jobId = created.json().id as string;
+    const [receipt] = await until(async () => {
+      const list = await t.coordinator.ctx.store.listReceipts({ jobId, limit: 10 });
+      return list.length > 0 ? list : undefined;
+    });
+    // The default scripted answer: 7 prompt tokens, 2 completion tokens (relayed as 2 deltas).
+    expect(receipt).toMatchObject({ amount: 0, fee: 0, reward: 7 + 200, price: { input_per_1k: 0, output_per_1k: 0 } });
+    const balances = await t.coordinator.ctx.store.getBalances([REWARD_POOL, operatorHeld(nodeId), clientCredit(OWNER)]);
+    expect(balances.get(REWARD_POOL)).toBe(1_000_000 - 207);
+    expect(balances.get(operatorHeld(nodeId))).toBe(207);
+    expect(balances.get(clientCredit(OWNER))).toBe(0);
+  });
+
+  it("still serves, and pays no reward, once the pool is empty", async () => {
+    const created = await api("POST", "/api/v1/jobs", { model: "tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 100 });
+    const jobId = created.json().id as string;
+    const [receipt] = await until(async () => {
+      const list = await t.coordinator.ctx.store.listReceipts({ jobId, limit: 10 });
+      return list.length > 0 ? list : undefined;
+    });
+    expect(receipt).toMatchObject({ amount: 0, reward: 0 });
+    expect((await t.coordinator.ctx.store.auditLedger()).negative).toEqual([]);
+  });
+});
+
+describe("a paid network", () => {
+  beforeEach(async () => setUp(PRICE));
+
   it("refuses a job the credit cannot cover with 402 insufficient_funds, on both APIs, holding nothing", async () => {
     const native = await api("POST", "/api/v1/jobs", { model: "tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 100 });
     expect(native.status).toBe(402);
