@@ -56,6 +56,11 @@ async function openSqlite(path: string, keyDir: string | undefined, log: StoreLo
     raw.pragma("busy_timeout = 5000");
     raw.pragma("foreign_keys = ON");
     raw.pragma("secure_delete = ON");
+    // Checkpoint every ~40 MB of WAL instead of SQLite's ~4 MB: each checkpoint copies pages into the file and syncs
+    // it, and with a dozen short transactions per job (record, escrow, settlement, receipts) the default checkpointed
+    // every few dozen jobs (`npm run bench -- ledger`: 276 -> 401 settled jobs/s). The expiry sweep still truncates the
+    // WAL after it shreds content (store/design.md).
+    raw.pragma("wal_autocheckpoint = 10000");
   } catch (err) {
     raw.close();
     throw err;
