@@ -173,7 +173,7 @@ async function runMode(ledger: boolean, jobs: number, paced: number, concurrency
     const db = new BetterSqlite3(join(dir, "coordinator.db"), { readonly: true });
     const receipts = (db.prepare("SELECT COUNT(*) AS n FROM receipts").get() as { n: number }).n;
     const escrowLeft = ledger
-      ? Number((db.prepare("SELECT COALESCE(SUM(amount), 0) AS s FROM ledger_entries WHERE account LIKE 'escrow:%'").get() as { s: number }).s)
+      ? Number((db.prepare("SELECT COALESCE(SUM(amount), 0) AS s FROM ledger_entries WHERE account LIKE 'client:%:escrow'").get() as { s: number }).s)
       : 0;
     const credit = ledger ? Number((db.prepare("SELECT COALESCE(SUM(amount), 0) AS s FROM ledger_entries WHERE account = ?").get(clientCredit(OWNER)) as { s: number }).s) : 0;
     db.close();

@@ -3,7 +3,7 @@ import { type ChatMessage, RECEIPT_VERSION, type Receipt, type ReceiptBody, type
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import { promptTokenBound } from "../jobs/honest-usage.js";
-import { REWARD_POOL, jobEscrow } from "../store/ledger-accounts.js";
+import { REWARD_POOL } from "../store/ledger-accounts.js";
 import type { Store } from "../store/types.js";
 import { holdEscrow, refundEscrow, settleJob } from "./ledger-rules.js";
 import { type Price, type PriceTable, costOf, rewardOf } from "./prices.js";
@@ -16,7 +16,7 @@ export interface NodeFacts {
 }
 
 export interface BillingDeps {
-  store: Pick<Store, "postTransaction" | "settleJob" | "getBalances" | "listBalances" | "getJob" | "listJobSegments">;
+  store: Pick<Store, "postTransaction" | "settleJob" | "getBalances" | "openEscrows" | "getJob" | "listJobSegments">;
   prices: PriceTable;
   /** The platform's share of each amount, in basis points. */
   feeBps: number;
@@ -123,9 +123,7 @@ export class JobBilling {
    */
   async reconcile(): Promise<number> {
     let closed = 0;
-    for (const { account, balance } of await this.d.store.listBalances("escrow:")) {
-      if (balance === 0) continue;
-      const jobId = account.slice("escrow:".length);
+    for (const { jobId, amount: balance } of await this.d.store.openEscrows({ limit: 100_000 })) {
       const job = await this.d.store.getJob(jobId);
       if (job?.status === "completed" && job.outputSha256 !== null && job.completedAt !== null) {
         const segments = await this.d.store.listJobSegments(jobId);
@@ -144,7 +142,7 @@ export class JobBilling {
   }
 
   private async escrowOf(jobId: string): Promise<number> {
-    return (await this.d.store.getBalances([jobEscrow(jobId)])).get(jobEscrow(jobId)) ?? 0;
+    return (await this.d.store.openEscrows({ jobId, limit: 1 }))[0]?.amount ?? 0;
   }
 
   /**

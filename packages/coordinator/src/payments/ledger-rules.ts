@@ -5,7 +5,7 @@ import {
   PLATFORM_FEES,
   REWARD_POOL,
   clientCredit,
-  jobEscrow,
+  clientEscrow,
   operatorAvailable,
   operatorHeld,
 } from "../store/ledger-accounts.js";
@@ -30,9 +30,13 @@ export function fundRewardPool(amount: number, source: string, at: Date, idempot
   return tx("reward_pool", idempotencyKey, at, [{ account: LEDGER_WORLD, amount: -amount }, { account: REWARD_POOL, amount }], { memo: source });
 }
 
-/** On submit: the job's greatest possible cost leaves the client's credit for the job's escrow. */
+/**
+ * On submit: the job's greatest possible cost moves from the client's credit to its escrow. One escrow account per
+ * client (not per job): the job's share is the amount of this transaction, until the job's `close:` transaction
+ * returns or spends exactly that.
+ */
 export function holdEscrow(jobId: string, ownerId: string, amount: number, at: Date): NewLedgerTransaction {
-  return tx("escrow", `escrow:${jobId}`, at, [{ account: clientCredit(ownerId), amount: -amount }, { account: jobEscrow(jobId), amount }], { jobId });
+  return tx("escrow", `escrow:${jobId}`, at, [{ account: clientCredit(ownerId), amount: -amount }, { account: clientEscrow(ownerId), amount }], { jobId });
 }
 
 /** A job's end, settled or refunded: one key, so a job is closed exactly once whichever way it ends. */
@@ -40,7 +44,7 @@ const closeKey = (jobId: string) => `close:${jobId}`;
 
 /** A failed job: the whole escrow goes back. */
 export function refundEscrow(jobId: string, ownerId: string, escrow: number, at: Date): NewLedgerTransaction {
-  return tx("refund", closeKey(jobId), at, [{ account: jobEscrow(jobId), amount: -escrow }, { account: clientCredit(ownerId), amount: escrow }], { jobId });
+  return tx("refund", closeKey(jobId), at, [{ account: clientEscrow(ownerId), amount: -escrow }, { account: clientCredit(ownerId), amount: escrow }], { jobId });
 }
 
 /**
@@ -51,7 +55,7 @@ export function refundEscrow(jobId: string, ownerId: string, escrow: number, at:
 export function settleJob(jobId: string, ownerId: string, escrow: number, receipts: readonly Receipt[], at: Date): NewLedgerTransaction {
   const charged = receipts.reduce((sum, r) => sum + r.amount, 0);
   const entries: LedgerEntry[] = [
-    { account: jobEscrow(jobId), amount: -escrow },
+    { account: clientEscrow(ownerId), amount: -escrow },
     { account: clientCredit(ownerId), amount: escrow - charged },
   ];
   for (const r of receipts) {

@@ -152,6 +152,11 @@ async function runSequence(store: Store, ops: readonly Op[]): Promise<void> {
   expect(audit.unbalanced).toEqual([]);
   expect(audit.drifted).toEqual([]);
   expect(audit.sum).toBe(0);
+  // Each client's escrow holds exactly what its jobs not yet closed were held at.
+  const open = await store.openEscrows({ limit: 100_000 });
+  const escrowed = (await store.listBalances("client:")).filter((b) => b.account.endsWith(":escrow")).reduce((sum, b) => sum + b.balance, 0);
+  expect(escrowed).toBe(open.reduce((sum, e) => sum + e.amount, 0));
+  expect(new Set(open.map((e) => e.jobId))).toEqual(new Set(jobs.filter((j) => !j.ended).map((j) => j.id)));
   for (const operatorId of new Set(Object.values(OPERATOR_OF))) {
     const unpaid = (await store.listReceipts({ operatorId, status: "available", limit: 1000 })).filter((r) => r.payoutBatchId === null);
     const available = (await store.getBalances([operatorAvailable(operatorId)])).get(operatorAvailable(operatorId));

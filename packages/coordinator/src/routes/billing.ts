@@ -3,7 +3,7 @@ import type { CoordinatorContext } from "../context.js";
 import { callerOf } from "../http/request-guard.js";
 import { clientKeyIdOf } from "../payments/job-billing.js";
 import { usdc } from "../payments/prices.js";
-import { clientCredit, jobEscrow } from "../store/ledger-accounts.js";
+import { clientCredit, clientEscrow } from "../store/ledger-accounts.js";
 
 const DAY_MS = 86_400_000;
 const SPEND_DAYS = 30;
@@ -23,9 +23,8 @@ export function billingRoutes(app: FastifyInstance, ctx: CoordinatorContext): vo
     const now = ctx.clock.now();
     const account = clientCredit(ownerId);
     const recent = await ctx.store.listTransactions(account, { since: new Date(now - SPEND_DAYS * DAY_MS), limit: 1000 });
-    const escrows = recent.filter((t) => t.kind === "escrow" && t.jobId !== null).map((t) => jobEscrow(t.jobId!));
-    const balances = await ctx.store.getBalances([account, ...escrows]);
-    const held = escrows.reduce((sum, a) => sum + (balances.get(a) ?? 0), 0);
+    const balances = await ctx.store.getBalances([account, clientEscrow(ownerId)]);
+    const held = balances.get(clientEscrow(ownerId)) ?? 0;
     const byDay = new Map<string, { amount: number; jobs: number }>();
     for (const charge of await ctx.store.listClientCharges(clientKeyIdOf(ownerId), new Date(now - SPEND_DAYS * DAY_MS))) {
       const day = charge.completedAt.toISOString().slice(0, 10);

@@ -219,6 +219,9 @@ export class KyselyStore implements Store {
   listTransactions(account: string, filter: { since?: Date; limit: number }): Promise<LedgerTransactionRecord[]> {
     return ledger.listTransactions(this.db, account, filter);
   }
+  openEscrows(filter: { jobId?: string; limit: number }): Promise<Array<{ jobId: string; amount: number; heldAt: Date }>> {
+    return ledger.openEscrows(this.db, filter);
+  }
   auditLedger(): Promise<LedgerAudit> {
     return ledger.auditLedger(this.db);
   }

@@ -8,7 +8,8 @@ export const PLATFORM_FEES = "platform:fees";
 export const REWARD_POOL = "platform:reward_pool";
 
 export const clientCredit = (clientKeyId: string): string => `client:${clientKeyId}:credit`;
-export const jobEscrow = (jobId: string): string => `escrow:${jobId}`;
+/** What a client's running jobs hold: each job's share is in its `escrow:<job>` transaction until `close:<job>`. */
+export const clientEscrow = (ownerId: string): string => `client:${ownerId}:escrow`;
 export const operatorHeld = (operatorId: string): string => `operator:${operatorId}:held`;
 export const operatorAvailable = (operatorId: string): string => `operator:${operatorId}:available`;
 export const operatorPaid = (operatorId: string): string => `operator:${operatorId}:paid`;

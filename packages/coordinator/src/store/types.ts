@@ -489,6 +489,8 @@ export interface Store {
   listBalances(prefix: string): Promise<LedgerBalance[]>;
   /** The transactions that touched `account`, newest first, with all their legs. */
   listTransactions(account: string, filter: { since?: Date; limit: number }): Promise<LedgerTransactionRecord[]>;
+  /** Jobs whose escrow was held and not yet closed (settled or refunded), with what each holds; oldest first. */
+  openEscrows(filter: { jobId?: string; limit: number }): Promise<Array<{ jobId: string; amount: number; heldAt: Date }>>;
   /** The whole ledger checked: what must always hold. */
   auditLedger(): Promise<LedgerAudit>;
 
