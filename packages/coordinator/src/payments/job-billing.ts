@@ -4,7 +4,8 @@ import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import { promptTokenBound } from "../jobs/honest-usage.js";
 import { REWARD_POOL } from "../store/ledger-accounts.js";
-import type { Store } from "../store/types.js";
+import type { NewLedgerTransaction, NewReceipt, Store } from "../store/types.js";
+import { GroupCommit } from "./group-commit.js";
 import { holdEscrow, refundEscrow, settleJob } from "./ledger-rules.js";
 import { type Price, type PriceTable, costOf, rewardOf } from "./prices.js";
 
@@ -16,7 +17,7 @@ export interface NodeFacts {
 }
 
 export interface BillingDeps {
-  store: Pick<Store, "postTransaction" | "settleJob" | "getBalances" | "openEscrows" | "getJob" | "listJobSegments">;
+  store: Pick<Store, "postTransaction" | "postTransactions" | "settleJob" | "settleJobs" | "getBalances" | "openEscrows" | "getJob" | "listJobSegments">;
   prices: PriceTable;
   /** The platform's share of each amount, in basis points. */
   feeBps: number;
@@ -55,7 +56,20 @@ export class JobBilling {
   /** The price each live job was held at, so a price change mid-job charges what was promised. */
   private readonly heldAt = new Map<string, { price: Price; promptBound: number; escrow: number }>();
 
-  constructor(private readonly d: BillingDeps) {}
+  /** Escrow holds, and settlements, that arrive together are written in one database transaction each. */
+  private readonly holds: GroupCommit<NewLedgerTransaction, boolean>;
+  private readonly settlements: GroupCommit<{ tx: NewLedgerTransaction; receipts: NewReceipt[] }, boolean>;
+
+  constructor(private readonly d: BillingDeps) {
+    this.holds = new GroupCommit(
+      (txs) => d.store.postTransactions(txs),
+      (tx) => d.store.postTransaction(tx),
+    );
+    this.settlements = new GroupCommit(
+      (jobs) => d.store.settleJobs(jobs),
+      (job) => d.store.settleJob(job.tx, job.receipts),
+    );
+  }
 
   /** The greatest cost of a job: every prompt token the bound allows, and every completion token it may make. */
   maxCost(price: Price, promptBound: number, maxTokens: number): number {
@@ -70,7 +84,7 @@ export class JobBilling {
     this.heldAt.set(job.id, { price, promptBound, escrow });
     if (escrow === 0) return;
     try {
-      await this.d.store.postTransaction(holdEscrow(job.id, job.ownerId, escrow, new Date(this.d.clock.now())));
+      await this.holds.add(holdEscrow(job.id, job.ownerId, escrow, new Date(this.d.clock.now())));
     } catch (err) {
       this.heldAt.delete(job.id);
       if (err instanceof TesseraError && err.code === "insufficient_funds") {
@@ -103,7 +117,7 @@ export class JobBilling {
     let receipts = await this.receiptsFor(job, price, escrow, held?.promptBound, true);
     let settled: boolean;
     try {
-      settled = await this.d.store.settleJob(settleJob(job.id, job.ownerId, escrow, receipts, at), receipts.map((receipt) => ({ receipt, holdUntil: new Date(job.completedAt + this.d.holdMs) })));
+      settled = await this.settlements.add({ tx: settleJob(job.id, job.ownerId, escrow, receipts, at), receipts: receipts.map((receipt) => ({ receipt, holdUntil: new Date(job.completedAt + this.d.holdMs) })) });
     } catch (err) {
       if (!(err instanceof TesseraError && err.code === "insufficient_funds")) throw err;
       // The reward pool ran dry between reading it and settling (another job took it): no reward this time.

@@ -210,6 +210,9 @@ export class KyselyStore implements Store {
   postTransaction(tx: NewLedgerTransaction): Promise<boolean> {
     return ledger.postTransaction(this.db, tx);
   }
+  postTransactions(txs: readonly NewLedgerTransaction[]): Promise<boolean[]> {
+    return ledger.postTransactions(this.db, txs);
+  }
   getBalances(accounts: readonly string[]): Promise<Map<string, number>> {
     return ledger.getBalances(this.db, accounts);
   }
@@ -228,6 +231,9 @@ export class KyselyStore implements Store {
 
   settleJob(tx: NewLedgerTransaction, list: readonly NewReceipt[]): Promise<boolean> {
     return receipts.settleJob(this.db, tx, list);
+  }
+  settleJobs(jobs: ReadonlyArray<{ tx: NewLedgerTransaction; receipts: readonly NewReceipt[] }>): Promise<boolean[]> {
+    return receipts.settleJobs(this.db, jobs);
   }
   getReceipt(id: string): Promise<ReceiptRecord | undefined> {
     return receipts.getReceipt(this.db, id);

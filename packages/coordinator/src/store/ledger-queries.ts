@@ -66,6 +66,14 @@ export function postTransaction(db: Kysely<Database>, tx: NewLedgerTransaction):
   return db.transaction().execute((trx) => postWithin(trx, tx));
 }
 
+export function postTransactions(db: Kysely<Database>, txs: readonly NewLedgerTransaction[]): Promise<boolean[]> {
+  return db.transaction().execute(async (trx) => {
+    const posted: boolean[] = [];
+    for (const tx of txs) posted.push(await postWithin(trx, tx));
+    return posted;
+  });
+}
+
 export async function getBalances(db: Kysely<Database>, accounts: readonly string[]): Promise<Map<string, number>> {
   const balances = new Map<string, number>(accounts.map((a) => [a, 0]));
   if (accounts.length === 0) return balances;

@@ -72,15 +72,26 @@ function toRow(entry: NewReceipt): ReceiptsTable {
 
 /** The job's charge, fees, earnings and refund, and its receipts: all or nothing, once. */
 export async function settleJob(db: Kysely<Database>, tx: NewLedgerTransaction, receipts: readonly NewReceipt[]): Promise<boolean> {
-  const rows = receipts.map(toRow);
+  return (await settleJobs(db, [{ tx, receipts }]))[0]!;
+}
+
+/** Several jobs' settlements in one database transaction: one commit for the lot (payments/group-commit.ts). */
+export async function settleJobs(db: Kysely<Database>, jobs: ReadonlyArray<{ tx: NewLedgerTransaction; receipts: readonly NewReceipt[] }>): Promise<boolean[]> {
+  const prepared = jobs.map((j) => ({ tx: j.tx, rows: j.receipts.map(toRow) }));
   try {
     return await db.transaction().execute(async (trx) => {
-      if (!(await postWithin(trx, tx))) return false;
+      const posted: boolean[] = [];
+      const rows: ReceiptsTable[] = [];
+      for (const job of prepared) {
+        const fresh = await postWithin(trx, job.tx);
+        posted.push(fresh);
+        if (fresh) rows.push(...job.rows);
+      }
       if (rows.length > 0) await trx.insertInto("receipts").values(rows).execute();
-      return true;
+      return posted;
     });
   } catch (err) {
-    throw mapConstraintError(err, { conflict: `a receipt of job ${tx.jobId ?? "?"} exists already` });
+    throw mapConstraintError(err, { conflict: `a receipt of job ${prepared.map((j) => j.tx.jobId ?? "?").join(", ")} exists already` });
   }
 }
 

@@ -483,6 +483,8 @@ export interface Store {
    * go below zero, and `bad_request` when the legs do not sum to zero or an amount is not a safe integer.
    */
   postTransaction(tx: NewLedgerTransaction): Promise<boolean>;
+  /** `postTransaction` for several transactions in one database transaction (all or nothing); one result each, in order. */
+  postTransactions(txs: readonly NewLedgerTransaction[]): Promise<boolean[]>;
   /** Balances of the given accounts (0 for an account never posted to). */
   getBalances(accounts: readonly string[]): Promise<Map<string, number>>;
   /** Every account whose name starts with `prefix`, by name. */
@@ -497,6 +499,8 @@ export interface Store {
   // receipts
   /** Inserts the receipts and posts the job's transaction in one database transaction; false when it was posted before. */
   settleJob(tx: NewLedgerTransaction, receipts: readonly NewReceipt[]): Promise<boolean>;
+  /** `settleJob` for several jobs in one database transaction (all or nothing); one result per job, in order. */
+  settleJobs(jobs: ReadonlyArray<{ tx: NewLedgerTransaction; receipts: readonly NewReceipt[] }>): Promise<boolean[]>;
   getReceipt(id: string): Promise<ReceiptRecord | undefined>;
   /** Newest first. */
   listReceipts(filter: ReceiptFilter): Promise<ReceiptRecord[]>;
