@@ -12,7 +12,7 @@ const SOLANA = "7EcDhSYGxXyscszYEp35KHN8vvw3svAuLKTzXwCFLtV";
 let t: TestCoordinator;
 let store: Store;
 beforeEach(async () => {
-  t = await testCoordinator({ chainRpc: { base: "http://127.0.0.1:9/", ethereum: "http://127.0.0.1:9/" }, vaults: { base: VAULT, ethereum: VAULT } });
+  t = await testCoordinator({ chainRpc: { base: "http://127.0.0.1:9/", ethereum: "http://127.0.0.1:9/" }, vaults: { base: VAULT, ethereum: VAULT }, payerKeyFile: "/nonexistent/payer.key" });
   store = t.coordinator.ctx.store;
 });
 afterEach(async () => {

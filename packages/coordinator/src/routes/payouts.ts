@@ -61,9 +61,9 @@ function refuseUnknown(body: Record<string, unknown>, known: readonly string[]):
   if (unknown.length > 0) throw new TesseraError("bad_request", `unknown field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}: give only ${known.join(", ")}`);
 }
 
-/** Whether this coordinator settles on `chain`: an RPC URL and a vault are configured for it. */
+/** Whether this coordinator settles on `chain`: an RPC URL, a vault and the payer key are configured (configured-chains.ts). */
 function settlesOn(ctx: CoordinatorContext, chain: PayoutChainName): boolean {
-  return ctx.config.chainRpc[chain] !== undefined && ctx.config.vaults[chain] !== undefined;
+  return ctx.config.chainRpc[chain] !== undefined && ctx.config.vaults[chain] !== undefined && ctx.config.payerKeyFile !== undefined;
 }
 
 export function payoutRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
