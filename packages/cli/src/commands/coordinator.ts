@@ -198,7 +198,8 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--json", "print JSON")
     .action(async (options: { dataDir?: string; json?: boolean }) => {
       const { dataDir } = loadCoordinatorConfig({ dataDir: options.dataDir });
-      const { readPlatformPublicKey, platformKeyPath } = await import("@tessera/coordinator");
+      // The key file alone: not the whole coordinator (its import costs seconds on a busy machine).
+      const { readPlatformPublicKey, platformKeyPath } = await import("@tessera/coordinator/platform-key");
       const hex = readPlatformPublicKey(dataDir);
       if (options.json) return printJson({ platform_key: hex, npub: encodeNpub(hex), file: platformKeyPath(dataDir) });
       process.stdout.write(`platform key (countersigns receipts; pin it with \`tessera receipt verify --platform-key\`)\n  hex:  ${hex}\n  npub: ${encodeNpub(hex)}\n`);
