@@ -22,44 +22,66 @@ function validate(tx: NewLedgerTransaction): Map<string, number> {
   return byAccount;
 }
 
+/** Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits. */
+const ROWS_PER_STATEMENT = 500;
+
+function chunks<T>(rows: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) out.push(rows.slice(i, i + ROWS_PER_STATEMENT));
+  return out;
+}
+
 /**
- * Posts `tx` inside the caller's database transaction: the transaction row (its idempotency key unique), its entries,
- * and each account's running balance, checked. Returns false, writing nothing, for a key posted before. Throws
- * `insufficient_funds` when an account other than `world` would go below zero; the caller's transaction then rolls
+ * Posts `txs` inside the caller's database transaction, in a fixed number of statements whatever their count: the
+ * transaction rows (each idempotency key unique: one posted before, or earlier in the same list, is skipped and
+ * reported false), all their entries, and every touched account's running balance, checked. Balances are checked
+ * once, on the net change of the whole list (a list is posted as a unit, in no particular order). Throws
+ * `insufficient_funds` when an account other than `world` would end below zero; the caller's transaction then rolls
  * back, so nothing of it is kept.
  */
-export async function postWithin(trx: Kysely<Database>, tx: NewLedgerTransaction): Promise<boolean> {
-  const byAccount = validate(tx);
-  const at = toMs(tx.createdAt, "createdAt");
-  const inserted = await trx
-    .insertInto("ledger_transactions")
-    .values({ id: tx.id, idempotency_key: tx.idempotencyKey, kind: tx.kind, job_id: tx.jobId ?? null, memo: tx.memo ?? null, created_at: at })
-    .onConflict((oc) => oc.column("idempotency_key").doNothing())
-    .returning("id")
-    .executeTakeFirst();
-  if (!inserted) return false;
-  // A transaction may move nothing (a free job's settlement): it still records, once, that the event happened.
-  if (tx.entries.length === 0) return true;
-  await trx
-    .insertInto("ledger_entries")
-    .values(tx.entries.map((e, seq) => ({ transaction_id: tx.id, seq, account: e.account, amount: e.amount })))
-    .execute();
-  // Every balance in one statement (the accounts are distinct: `validate` merged them), each checked as it comes back.
-  const changes = [...byAccount].filter(([, amount]) => amount !== 0);
-  if (changes.length === 0) return true;
-  const rows = await trx
-    .insertInto("ledger_balances")
-    .values(changes.map(([account, amount]) => ({ account, balance: amount, updated_at: at })))
-    .onConflict((oc) => oc.column("account").doUpdateSet({ balance: sql`ledger_balances.balance + excluded.balance`, updated_at: at }))
-    .returning(["account", "balance"])
-    .execute();
-  for (const row of rows) {
-    if (Number(row.balance) < 0 && row.account !== LEDGER_WORLD) {
-      const amount = byAccount.get(row.account)!;
-      throw new TesseraError("insufficient_funds", `${row.account} holds ${(Number(row.balance) - amount) / 1e6} USDC, less than the ${-amount / 1e6} USDC this needs`);
+export async function postManyWithin(trx: Kysely<Database>, txs: readonly NewLedgerTransaction[]): Promise<boolean[]> {
+  const changes = txs.map(validate);
+  if (txs.length === 0) return [];
+  const inserted = new Set<string>();
+  for (const part of chunks(txs)) {
+    const rows = await trx
+      .insertInto("ledger_transactions")
+      .values(part.map((tx) => ({ id: tx.id, idempotency_key: tx.idempotencyKey, kind: tx.kind, job_id: tx.jobId ?? null, memo: tx.memo ?? null, created_at: toMs(tx.createdAt, "createdAt") })))
+      .onConflict((oc) => oc.column("idempotency_key").doNothing())
+      .returning("id")
+      .execute();
+    for (const row of rows) inserted.add(row.id);
+  }
+  // A key repeated within the list inserted its first row only: that transaction is the one posted.
+  const posted = txs.map((tx) => inserted.has(tx.id));
+  const entries = txs.flatMap((tx, i) => (posted[i] ? tx.entries.map((e, seq) => ({ transaction_id: tx.id, seq, account: e.account, amount: e.amount })) : []));
+  for (const part of chunks(entries)) await trx.insertInto("ledger_entries").values(part).execute();
+  const net = new Map<string, number>();
+  txs.forEach((_, i) => {
+    if (posted[i]) for (const [account, amount] of changes[i]!) net.set(account, (net.get(account) ?? 0) + amount);
+  });
+  const moved = [...net].filter(([, amount]) => amount !== 0);
+  const at = Math.max(...txs.map((tx) => toMs(tx.createdAt, "createdAt")));
+  for (const part of chunks(moved)) {
+    const rows = await trx
+      .insertInto("ledger_balances")
+      .values(part.map(([account, amount]) => ({ account, balance: amount, updated_at: at })))
+      .onConflict((oc) => oc.column("account").doUpdateSet({ balance: sql`ledger_balances.balance + excluded.balance`, updated_at: at }))
+      .returning(["account", "balance"])
+      .execute();
+    for (const row of rows) {
+      if (Number(row.balance) < 0 && row.account !== LEDGER_WORLD) {
+        const amount = net.get(row.account)!;
+        throw new TesseraError("insufficient_funds", `${row.account} holds ${(Number(row.balance) - amount) / 1e6} USDC, less than the ${-amount / 1e6} USDC this needs`);
+      }
     }
   }
-  return true;
+  return posted;
+}
+
+/** One transaction posted inside the caller's (see `postManyWithin`). */
+export async function postWithin(trx: Kysely<Database>, tx: NewLedgerTransaction): Promise<boolean> {
+  return (await postManyWithin(trx, [tx]))[0]!;
 }
 
 export function postTransaction(db: Kysely<Database>, tx: NewLedgerTransaction): Promise<boolean> {
@@ -67,11 +89,7 @@ export function postTransaction(db: Kysely<Database>, tx: NewLedgerTransaction):
 }
 
 export function postTransactions(db: Kysely<Database>, txs: readonly NewLedgerTransaction[]): Promise<boolean[]> {
-  return db.transaction().execute(async (trx) => {
-    const posted: boolean[] = [];
-    for (const tx of txs) posted.push(await postWithin(trx, tx));
-    return posted;
-  });
+  return db.transaction().execute((trx) => postManyWithin(trx, txs));
 }
 
 export async function getBalances(db: Kysely<Database>, accounts: readonly string[]): Promise<Map<string, number>> {

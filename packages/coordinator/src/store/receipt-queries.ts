@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from "kysely";
 import { RECEIPT_STATUSES, RECEIPT_VERSION, type ReceiptStatus, TesseraError } from "@tessera/protocol";
 import { fromMs, mapConstraintError, toMs } from "./codec.js";
-import { postWithin } from "./ledger-queries.js";
+import { postManyWithin, postWithin } from "./ledger-queries.js";
 import type { Database, ReceiptsTable } from "./schema.js";
 import type { NewLedgerTransaction, NewReceipt, ReceiptFilter, ReceiptRecord, ReceiptTransition } from "./types.js";
 
@@ -80,14 +80,10 @@ export async function settleJobs(db: Kysely<Database>, jobs: ReadonlyArray<{ tx:
   const prepared = jobs.map((j) => ({ tx: j.tx, rows: j.receipts.map(toRow) }));
   try {
     return await db.transaction().execute(async (trx) => {
-      const posted: boolean[] = [];
-      const rows: ReceiptsTable[] = [];
-      for (const job of prepared) {
-        const fresh = await postWithin(trx, job.tx);
-        posted.push(fresh);
-        if (fresh) rows.push(...job.rows);
-      }
-      if (rows.length > 0) await trx.insertInto("receipts").values(rows).execute();
+      const posted = await postManyWithin(trx, prepared.map((j) => j.tx));
+      const rows = prepared.flatMap((j, i) => (posted[i] ? j.rows : []));
+      // 25 columns a receipt: 200 rows a statement stays under every driver's bound-parameter limit.
+      for (let i = 0; i < rows.length; i += 200) await trx.insertInto("receipts").values(rows.slice(i, i + 200)).execute();
       return posted;
     });
   } catch (err) {
