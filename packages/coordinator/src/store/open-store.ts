@@ -61,6 +61,9 @@ async function openSqlite(path: string, keyDir: string | undefined, log: StoreLo
     // every few dozen jobs (`npm run bench -- ledger`: 276 -> 401 settled jobs/s). The expiry sweep still truncates the
     // WAL after it shreds content (store/design.md).
     raw.pragma("wal_autocheckpoint = 10000");
+    // A 64 MiB page cache instead of 2 MiB: a job touches a dozen B-trees (jobs, segments, ledger, receipts and their
+    // indexes), and their hot pages then stay in memory (bench ledger at 10,000 jobs: ~490 -> 542-562 jobs/s).
+    raw.pragma("cache_size = -65536");
   } catch (err) {
     raw.close();
     throw err;
