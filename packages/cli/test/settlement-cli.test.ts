@@ -19,7 +19,10 @@ const BASE_USDC = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
 
 /** Runs the CLI without blocking this process (anvil's RPC must keep answering meanwhile). */
 function tessera(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [TESSERA_BIN, ...args], { env: ENV, stdio: ["ignore", "pipe", "pipe"] });
+  return tesseraWith(ENV, ...args);
+}
+function tesseraWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [TESSERA_BIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -106,5 +109,14 @@ describe("tessera coordinator settlement", () => {
     expect(await vault.payer()).toBe(payer);
     expect(await vault.tokenBalance(operator)).toBe(12_500_000n);
     expect(await client.vault(second.vault).payer()).toBe(secondOwner);
+  });
+
+  it("takes the payer key from TESSERA_PAYER_KEY_FILE when --key-file is not given, exactly as the docs print it", async () => {
+    const missing = await tesseraWith({ ...ENV, TESSERA_PAYER_KEY_FILE: "" }, "coordinator", "settlement", "deploy", "--rpc", anvil.rpcUrl, "--token", BASE_USDC);
+    expect({ code: missing.code, stderr: missing.stderr.trim() }).toEqual({ code: 2, stderr: "error [bad_request]: give --key-file FILE, or set TESSERA_PAYER_KEY_FILE (the coordinator's --payer-key-file)" });
+    const token = JSON.parse((await settlement("test-token", "--rpc", anvil.rpcUrl, "--key-file", keyFile, "--json")).stdout) as { token: string };
+    const run = await tesseraWith({ ...ENV, TESSERA_PAYER_KEY_FILE: keyFile }, "coordinator", "settlement", "deploy", "--rpc", anvil.rpcUrl, "--token", token.token);
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toMatch(/^payout vault 0x[0-9a-fA-F]{40}$/m);
   });
 });

@@ -4,7 +4,7 @@ import { printJson } from "../output.js";
 
 interface ChainFlags {
   rpc: string;
-  keyFile: string;
+  keyFile?: string;
   json?: boolean;
 }
 
@@ -23,7 +23,11 @@ const formatUsdc = (micro: bigint) => `${micro / 1_000_000n}.${(micro % 1_000_00
 async function connect(flags: ChainFlags) {
   const settlement = await import("@tessera/coordinator/settlement");
   const rpcUrl = settlement.parseRpcUrl(flags.rpc);
-  const privateKey = await settlement.readPayerKey(flags.keyFile);
+  // Default: the payer key the coordinator is configured with (TESSERA_PAYER_KEY_FILE), read where settings are read.
+  const { loadCoordinatorConfig } = await import("@tessera/coordinator/config");
+  const keyFile = flags.keyFile ?? loadCoordinatorConfig({}).payerKeyFile;
+  if (keyFile === undefined) throw new TesseraError("bad_request", "give --key-file FILE, or set TESSERA_PAYER_KEY_FILE (the coordinator's --payer-key-file)");
+  const privateKey = await settlement.readPayerKey(keyFile);
   return { settlement, client: await settlement.connectSettlement({ rpcUrl, privateKey }) };
 }
 
@@ -39,7 +43,7 @@ export function addSettlementCommands(coordinator: Command): void {
     .description("deploy a PayoutVault for a USDC token; the key file's account becomes its owner")
     .requiredOption("--rpc <url>", "JSON-RPC URL of the chain (http or https)")
     .requiredOption("--token <address>", "the USDC (ERC-20) contract the vault pays in")
-    .requiredOption("--key-file <file>", "file holding the deploying (owner) account's private key: 0x + 64 hex, mode 0600")
+    .option("--key-file <file>", "file holding the deploying (owner) account's private key: 0x + 64 hex, mode 0600 (default: TESSERA_PAYER_KEY_FILE)")
     .option("--payer <address>", "the address allowed to settle batches (default: the key file's own address)")
     .option("--json", "print JSON")
     .action(async (flags: ChainFlags & { token: string; payer?: string }) => {
@@ -66,7 +70,7 @@ export function addSettlementCommands(coordinator: Command): void {
     .command("test-token")
     .description("deploy a test USDC (6 decimals) on a local or test network; the key file's account mints")
     .requiredOption("--rpc <url>", "JSON-RPC URL of a local or test chain")
-    .requiredOption("--key-file <file>", "file holding the deploying account's private key: 0x + 64 hex, mode 0600")
+    .option("--key-file <file>", "file holding the deploying account's private key: 0x + 64 hex, mode 0600 (default: TESSERA_PAYER_KEY_FILE)")
     .option("--mint-to <address>", "mint test USDC to this address (needs --amount)")
     .option("--amount <usdc>", "how much test USDC to mint, e.g. 1000 or 12.5")
     .option("--json", "print JSON")
