@@ -117,6 +117,13 @@ describe("tessera coordinator settlement", () => {
     const token = JSON.parse((await settlement("test-token", "--rpc", anvil.rpcUrl, "--key-file", keyFile, "--json")).stdout) as { token: string };
     const run = await tesseraWith({ ...ENV, TESSERA_PAYER_KEY_FILE: keyFile }, "coordinator", "settlement", "deploy", "--rpc", anvil.rpcUrl, "--token", token.token);
     expect(run.stderr).toBe("");
-    expect(run.stdout).toMatch(/^payout vault 0x[0-9a-fA-F]{40}$/m);
+    const vault = /^payout vault (0x[0-9a-fA-F]{40})$/m.exec(run.stdout)![1]!;
+    // Funding it, as docs/settlement.md does: mint on the token deployed before.
+    const alone = await settlement("test-token", "--rpc", anvil.rpcUrl, "--key-file", keyFile, "--token", token.token);
+    expect(alone.stderr.trim()).toBe("error [bad_request]: --token mints on a test token deployed before: give --mint-to and --amount too");
+    const funded = await settlement("test-token", "--rpc", anvil.rpcUrl, "--key-file", keyFile, "--token", token.token, "--mint-to", vault, "--amount", "1000", "--json");
+    expect(JSON.parse(funded.stdout)).toMatchObject({ token: token.token, minted: { micro_usdc: "1000000000" } });
+    const client = await connectSettlement({ rpcUrl: anvil.rpcUrl, privateKey: anvil.accounts[1]!.privateKey });
+    expect(await client.vault(vault as `0x${string}`).vaultBalance()).toBe(1_000_000_000n);
   });
 });

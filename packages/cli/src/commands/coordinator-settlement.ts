@@ -71,18 +71,21 @@ export function addSettlementCommands(coordinator: Command): void {
     .description("deploy a test USDC (6 decimals) on a local or test network; the key file's account mints")
     .requiredOption("--rpc <url>", "JSON-RPC URL of a local or test chain")
     .option("--key-file <file>", "file holding the deploying account's private key: 0x + 64 hex, mode 0600 (default: TESSERA_PAYER_KEY_FILE)")
-    .option("--mint-to <address>", "mint test USDC to this address (needs --amount)")
+    .option("--mint-to <address>", "mint test USDC to this address (needs --amount), e.g. the vault, to fund it")
     .option("--amount <usdc>", "how much test USDC to mint, e.g. 1000 or 12.5")
+    .option("--token <address>", "mint on this test token, deployed before, instead of deploying another")
     .option("--json", "print JSON")
-    .action(async (flags: ChainFlags & { mintTo?: string; amount?: string }) => {
+    .action(async (flags: ChainFlags & { mintTo?: string; amount?: string; token?: string }) => {
       const { PAYOUT_CHAINS, parseEvmAddress } = await import("@tessera/coordinator/settlement");
       if ((flags.mintTo === undefined) !== (flags.amount === undefined)) throw new TesseraError("bad_request", "--mint-to and --amount go together: give both or neither");
       const mintTo = flags.mintTo === undefined ? undefined : parseEvmAddress(flags.mintTo, "--mint-to address");
       const amount = flags.amount === undefined ? undefined : parseUsdcAmount(flags.amount, "--amount");
+      const existing = flags.token === undefined ? undefined : parseEvmAddress(flags.token, "--token address");
+      if (existing !== undefined && mintTo === undefined) throw new TesseraError("bad_request", "--token mints on a test token deployed before: give --mint-to and --amount too");
       const { client } = await connect(flags);
       const mainnet = Object.entries(PAYOUT_CHAINS).find(([, chain]) => chain.chainId === client.chainId);
       if (mainnet) throw new TesseraError("bad_request", `chain ${client.chainId} is ${mainnet[0]} mainnet: a test token is for local and test networks only`);
-      const token = await client.deployTestUsdc();
+      const token = existing ?? (await client.deployTestUsdc());
       if (mintTo !== undefined && amount !== undefined) await client.mint(token, mintTo, amount);
       const minted = mintTo !== undefined && amount !== undefined ? { to: mintTo, micro_usdc: amount.toString() } : null;
       if (flags.json) return printJson({ token, chain_id: client.chainId, minter: client.account, minted });
