@@ -98,8 +98,9 @@ beforeAll(async () => {
     "coordinator",
     process.execPath,
     [TESSERA_BIN, "coordinator", "start", "--port", String(port), "--data-dir", join(dir, "coordinator"), "--admission", "open"],
-    // Settings by environment: the coordinator settles on base and ethereum (an RPC that never answers: nothing is paid here).
-    { env: { ...ENV, TESSERA_PAYOUT_SCHEDULE: "off", TESSERA_CHAIN_RPC: "base=http://127.0.0.1:9,ethereum=http://127.0.0.1:9", TESSERA_VAULTS: `base=${VAULT},ethereum=${VAULT}` } },
+    // Settings by environment: the coordinator settles on base and ethereum (an RPC that never answers, and a payer key
+    // file never read: nothing is paid here).
+    { env: { ...ENV, TESSERA_PAYOUT_SCHEDULE: "off", TESSERA_CHAIN_RPC: "base=http://127.0.0.1:9,ethereum=http://127.0.0.1:9", TESSERA_VAULTS: `base=${VAULT},ethereum=${VAULT}`, TESSERA_PAYER_KEY_FILE: join(dir, "payer.key") } },
   );
   await coordinator.waitFor(/listening on/);
 });
