@@ -1,9 +1,8 @@
 import type { CoordinatorConfig } from "../config.js";
 import type { Logger } from "../logger.js";
-import { isPayoutChain } from "../settlement/chains.js";
+import { isPayoutChain, parseEvmAddress } from "../settlement/chains.js";
 import { readPayerKey } from "../settlement/payer-key.js";
 import { MAX_SETTLE_RECIPIENTS, connectSettlement } from "../settlement/vault-client.js";
-import { parseEvmAddress } from "../settlement/chains.js";
 import type { SettlementChain, SettlementWorkerChain } from "./settlement-worker.js";
 import { vaultSettlementChain } from "./settlement-worker-vault.js";
 

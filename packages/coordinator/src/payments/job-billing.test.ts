@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 import { secretKeySigner } from "@tessera/protocol";
 import { ManualClock } from "../clock.js";
 import { createLogger } from "../logger.js";
-import { clientCredit, clientEscrow } from "../store/ledger-accounts.js";
+import { REWARD_POOL, clientCredit, clientEscrow } from "../store/ledger-accounts.js";
 import { openStore } from "../store/open-store.js";
 import { JobBilling } from "./job-billing.js";
-import { topUp } from "./ledger-rules.js";
+import { fundRewardPool, topUp } from "./ledger-rules.js";
 import { PriceTable } from "./prices.js";
 
 const OWNER = "key:k1";
@@ -69,6 +69,32 @@ describe("JobBilling.reconcile after a restart", () => {
     await expect(b.open(big)).rejects.toMatchObject({ code: "insufficient_funds" });
     expect(await store.openEscrows({ limit: 10 })).toEqual([]);
     expect((await store.getBalances([clientCredit(OWNER)])).get(clientCredit(OWNER))).toBe(1_000_000);
+    await store.close();
+  });
+});
+
+describe("JobBilling rewards", () => {
+  it("settles two jobs racing for a pool that covers one: the first gets its reward, the second settles without", async () => {
+    const store = await openStore({ sqlitePath: ":memory:" });
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const billing = new JobBilling({
+      store,
+      prices: new PriceTable({ input_per_1k: 0, output_per_1k: 0, reward_input_per_1k: 0, reward_output_per_1k: 100_000 }),
+      feeBps: 1500,
+      holdMs: 3_600_000,
+      platform: secretKeySigner("7".repeat(64)),
+      nodes: { operatorOf: async (id) => id, modelSha256: () => null, modelSizeBytes: () => undefined },
+      clock,
+      logger: createLogger("silent"),
+    });
+    // 10 completion tokens at 100,000 per 1K: a reward of 1,000 each; the pool holds 1,500.
+    await store.postTransaction(fundRewardPool(1_500, "owner", new Date(clock.now())));
+    const done = (id: string) => ({ id, ownerId: OWNER, model: "m", promptTokens: 0, outputSha256: "a".repeat(64), completedAt: clock.now(), segments: [{ nodeId: NODE, completionTokens: 10 }] });
+    // Both read the pool before either settles, and are written in one group that the pool cannot cover.
+    const [first, second] = await Promise.all([billing.settle(done("j1")), billing.settle(done("j2"))]);
+    expect([first![0]!.reward, second![0]!.reward].sort()).toEqual([0, 1_000]);
+    expect((await store.getBalances([REWARD_POOL])).get(REWARD_POOL)).toBe(500);
+    expect(await store.auditLedger()).toMatchObject({ sum: 0, negative: [], unbalanced: [], drifted: [] });
     await store.close();
   });
 });

@@ -114,16 +114,19 @@ export class JobBilling {
     // What this process held at submit; after a restart (reconcile), what the ledger still holds.
     const escrow = held?.escrow ?? (await this.escrowOf(job.id));
     const at = new Date(this.d.clock.now());
+    // Written with whatever else is settling now (group commit); the same job and receipts, the same outcome.
+    const write = (receipts: Receipt[]) =>
+      this.settlements.add({ tx: settleJob(job.id, job.ownerId, escrow, receipts, at), receipts: receipts.map((receipt) => ({ receipt, holdUntil: new Date(job.completedAt + this.d.holdMs) })) });
     let receipts = await this.receiptsFor(job, price, escrow, held?.promptBound, true);
     let settled: boolean;
     try {
-      settled = await this.settlements.add({ tx: settleJob(job.id, job.ownerId, escrow, receipts, at), receipts: receipts.map((receipt) => ({ receipt, holdUntil: new Date(job.completedAt + this.d.holdMs) })) });
+      settled = await write(receipts);
     } catch (err) {
       if (!(err instanceof TesseraError && err.code === "insufficient_funds")) throw err;
       // The reward pool ran dry between reading it and settling (another job took it): no reward this time.
       this.d.logger.warn({ job: job.id }, "reward pool cannot cover this job's rewards; settled without them");
       receipts = await this.receiptsFor(job, price, escrow, held?.promptBound, false);
-      settled = await this.d.store.settleJob(settleJob(job.id, job.ownerId, escrow, receipts, at), receipts.map((receipt) => ({ receipt, holdUntil: new Date(job.completedAt + this.d.holdMs) })));
+      settled = await write(receipts);
     }
     if (!settled) return [];
     for (const receipt of receipts) this.d.onIssued?.(receipt);
