@@ -8,6 +8,11 @@ export const ERROR_CODES = {
   /** The node's operator is waiting for the coordinator's owner to approve it; the daemon retries on its own. */
   pending_approval: { status: 403, retryable: true },
   bad_request: { status: 400, retryable: false },
+  /**
+   * A parameter the backend cannot honour (named in `param`). From a node, before any work: the coordinator moves the
+   * job to a node that can. To a client: no node serving the model can.
+   */
+  unsupported_parameter: { status: 400, retryable: false },
   /** The client's credit does not cover the job's greatest possible cost (held in escrow until it ends). */
   insufficient_funds: { status: 402, retryable: false },
   not_found: { status: 404, retryable: false },

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { sha256Hex } from "../hex.js";
 import { NodeId } from "./sampling.js";
 import { KeyRotation, NodeDelegation } from "./delegation.js";
+import { ModelFeatures } from "./model-features.js";
 import {
   MAX_GPUS_PER_NODE,
   MAX_MEMORY_MB,
@@ -48,6 +49,8 @@ export const ServedModel = z.object({
   scoring: z.boolean().optional(),
   /** SHA-256 of the model file, where the node has one (embedded); its result commitments must name the same. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex characters").optional(),
+  /** What the node can do with this model (model-features.ts); absent: chat answers only. */
+  features: ModelFeatures.optional(),
 });
 export type ServedModel = z.infer<typeof ServedModel>;
 

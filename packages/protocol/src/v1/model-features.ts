@@ -1,0 +1,53 @@
+import { z } from "zod";
+
+/**
+ * What a node can do with one model, announced per model because it depends on the backend and on the file. The
+ * scheduler sends a job only to a node whose model has every feature the job needs, so a request one backend cannot
+ * honour runs on another node; when no online node can, the request is refused with a 400 naming the parameter.
+ *
+ * - `chat`: generates answers (a generative model; an embedding-only model lacks it);
+ * - `raw_prompt`: generates from a raw text prompt with no chat template (`/v1/completions`);
+ * - `response_format`: constrains the answer to JSON (`json_object`, `json_schema`);
+ * - `tools`: offers tools to the model and returns its calls;
+ * - `forced_tool_choice`: can force a call (`tool_choice` `required` or a named function);
+ * - `logprobs`: returns each generated token's log-probability and the likeliest alternatives;
+ * - `embeddings`: returns embedding vectors (`/v1/embeddings`).
+ */
+export const MODEL_FEATURES = ["chat", "raw_prompt", "response_format", "tools", "forced_tool_choice", "logprobs", "embeddings"] as const;
+export const ModelFeature = z.enum(MODEL_FEATURES);
+export type ModelFeature = z.infer<typeof ModelFeature>;
+export const ModelFeatures = z.array(ModelFeature).max(MODEL_FEATURES.length);
+
+/** What a model whose node names no features offers: chat answers, nothing more. */
+export const DEFAULT_MODEL_FEATURES: readonly ModelFeature[] = Object.freeze(["chat"]);
+
+export function featuresOf(model: { features?: readonly ModelFeature[] }): ReadonlySet<ModelFeature> {
+  return new Set(model.features ?? DEFAULT_MODEL_FEATURES);
+}
+
+/** A feature a request needs, with the request parameter that needs it (what a refusal names). */
+export interface NeededFeature {
+  feature: ModelFeature;
+  param: string;
+}
+
+/** True when the model offers every needed feature. */
+export function offersAll(model: { features?: readonly ModelFeature[] }, needed: readonly NeededFeature[]): boolean {
+  const offered = featuresOf(model);
+  return needed.every((n) => offered.has(n.feature));
+}
+
+const FEATURE_WORDS: Record<ModelFeature, string> = {
+  chat: "generate text",
+  raw_prompt: "take a raw text prompt",
+  response_format: "constrain its answer to JSON",
+  tools: "call tools",
+  forced_tool_choice: "force a tool call",
+  logprobs: "return log-probabilities",
+  embeddings: "compute embeddings",
+};
+
+/** "no node serving model X can return log-probabilities (logprobs)". */
+export function unsupportedFeatureMessage(model: string, needed: NeededFeature): string {
+  return `no node serving model "${model}" can ${FEATURE_WORDS[needed.feature]} (${needed.param})`;
+}
