@@ -20,6 +20,7 @@ export * from "./v1/node-view.js";
 export * from "./v1/session.js";
 export * from "./v1/chat-completion.js";
 export * from "./v1/chat-fields.js";
+export * from "./v1/completion.js";
 export * from "./v1/stage.js";
 export * from "./v1/activation-frame.js";
 export * from "./v1/node-command.js";

@@ -24,6 +24,8 @@ export const CheckScore = z.object({
   check_id: z.string().regex(CHECK_ID_PATTERN),
   model: ModelName,
   messages: z.array(ChatMessage).min(1),
+  /** The job was a raw prompt (session.ts `JobAssignment.raw_prompt`): score after messages[0].content fed as is. */
+  raw_prompt: z.boolean().optional(),
   output_tokens: z.array(TokenId).max(MAX_SCORED_TOKENS),
 });
 export type CheckScore = z.infer<typeof CheckScore>;

@@ -14,12 +14,18 @@ import { StageError, StageLoad, StageDrop, StageLoaded, StageOffer, StageTokeniz
  */
 export const SESSION_PATH = "/api/v1/nodes/session";
 
-/** A job as the node receives it. `assistant_prefix` continues an answer another node began (failover). */
+/**
+ * A job as the node receives it. `assistant_prefix` continues an answer another node began (failover).
+ * `raw_prompt`: `messages` is exactly one user message whose content is the entire prompt, fed as is with no chat
+ * template (`/v1/completions`); a continuation then runs on prompt + prefix. Only nodes whose model announces the
+ * `raw_prompt` feature are sent one.
+ */
 export const JobAssignment = z.object({
   type: z.literal("job.assign"),
   job_id: z.string(),
   model: ModelName,
   messages: z.array(ChatMessage).min(1),
+  raw_prompt: z.boolean().optional(),
   sampling: Sampling,
   assistant_prefix: z.string().optional(),
   /** The token ids behind `assistant_prefix`, when the nodes that produced it reported them. */
