@@ -64,6 +64,8 @@ export interface SubmitRequest {
   messages: ChatMessage[];
   sampling: Sampling;
   nodeId?: string;
+  /** `messages` is one user message holding the entire prompt, fed as is (session.ts `JobAssignment.raw_prompt`). */
+  rawPrompt?: boolean;
 }
 
 const FINISHED_RETENTION_MS = 60_000;
@@ -95,7 +97,10 @@ export class JobManager {
     // The coordinator issues the seed a client did not choose: every node (and a later check) samples with it, and the
     // node's signed result commitment names it.
     const sampling = req.sampling.seed === undefined ? { ...req.sampling, seed: randomInt(2 ** 32) } : req.sampling;
-    const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, sampling, req.nodeId, now);
+    if (req.rawPrompt && (req.messages.length !== 1 || req.messages[0]!.role !== "user")) {
+      throw new TesseraError("bad_request", "a raw-prompt job carries its prompt as exactly one user message");
+    }
+    const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, sampling, req.nodeId, now, req.rawPrompt === true);
     // The greatest cost is held before the job exists anywhere: a client who cannot cover it gets insufficient_funds.
     await this.o.billing?.open(job);
     try {
@@ -105,7 +110,8 @@ export class JobManager {
         model: job.model,
         status: "pending",
         messages: job.messages,
-        promptSha256: sha256Hex(JSON.stringify(job.messages)),
+        // A raw prompt hashes as its own kind, never as the chat of one user message with the same text.
+        promptSha256: sha256Hex(job.rawPrompt ? JSON.stringify({ raw_prompt: job.messages[0]!.content }) : JSON.stringify(job.messages)),
         sampling: job.sampling,
         createdAt: new Date(now),
         contentExpiresAt: new Date(now + this.o.resultTtlMs),
@@ -305,6 +311,7 @@ export class JobManager {
       job_id: job.id,
       model: job.model,
       messages: job.messages,
+      ...(job.rawPrompt ? { raw_prompt: true } : {}),
       sampling,
       ...(continuation ? { assistant_prefix: job.text } : {}),
       ...(continuation && job.tokenIds ? { assistant_prefix_tokens: job.tokenIds } : {}),
@@ -554,6 +561,7 @@ export class JobManager {
         nodeId: attempt.nodeId,
         model: job.model,
         messages: job.messages,
+        ...(job.rawPrompt ? { rawPrompt: true } : {}),
         sampling: job.sampling,
         outputTokens: attempt.relayedTokens ? [...attempt.relayedTokens] : undefined,
         finishReason: reason,

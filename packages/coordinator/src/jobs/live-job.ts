@@ -96,6 +96,8 @@ export class LiveJob {
     readonly sampling: Sampling,
     readonly pinnedNodeId: string | undefined,
     readonly createdAt: number,
+    /** A raw-prompt job (session.ts `JobAssignment.raw_prompt`): `messages[0].content` is the whole prompt, no template. */
+    readonly rawPrompt = false,
   ) {
     this.queuedAt = createdAt;
   }

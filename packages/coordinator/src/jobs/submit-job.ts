@@ -14,7 +14,7 @@ const NO_NODE_RETRY_AFTER_S = 10;
  */
 export async function submitJob(
   ctx: CoordinatorContext,
-  req: { ownerId: string; model: string; messages: ChatMessage[]; sampling: Sampling; nodeId?: string },
+  req: { ownerId: string; model: string; messages: ChatMessage[]; sampling: Sampling; nodeId?: string; rawPrompt?: boolean },
 ): Promise<LiveJob> {
   const resolved = resolveModel(req.model, ctx.config.modelAliases, ctx.registry.knownModels(), () => ctx.registry.onlineModels().keys());
   if (!resolved.ok) throw new TesseraError("model_not_found", resolved.message, { param: "model" });

@@ -16,6 +16,8 @@ export interface DeliveredAnswer {
   nodeId: string;
   model: string;
   messages: ChatMessage[];
+  /** A raw-prompt job: the reference scores after the prompt fed as is, and must announce the `raw_prompt` feature. */
+  rawPrompt?: boolean;
   sampling: Sampling;
   /** Every output token id, in order; undefined when the node did not report ids for all of its text. */
   outputTokens: number[] | undefined;
@@ -96,6 +98,7 @@ export class SpotChecks {
       check_id: checkId,
       model: answer.model,
       messages: answer.messages,
+      ...(answer.rawPrompt ? { raw_prompt: true } : {}),
       output_tokens: outputTokens,
     });
   }
@@ -154,12 +157,13 @@ export class SpotChecks {
   }
 
   private pickReference(answer: DeliveredAnswer): string | undefined {
-    const candidates = this.referencesFor(answer.nodeId, answer.model);
+    const candidates = this.referencesFor(answer.nodeId, answer.model, answer.rawPrompt === true);
     if (candidates.length === 0) return undefined;
     return candidates[Math.floor(this.deps.random() * candidates.length)];
   }
 
-  private referencesFor(nodeId: string, model: string): string[] {
+  /** `rawPrompt`: the reference must also take raw prompts (its model announces `raw_prompt`). */
+  private referencesFor(nodeId: string, model: string, rawPrompt = false): string[] {
     const { registry, standing, namedReferences } = this.deps;
     const node = registry.get(nodeId);
     if (!node) return [];
@@ -169,7 +173,7 @@ export class SpotChecks {
       if (ref.id === node.id || ref.operatorId === node.operatorId || !ref.online || !ref.session || ref.draining) continue;
       // Same model on the same kind of backend: until prompts travel as token ids, that is what makes the
       // reference's prompt the node's prompt.
-      if (!ref.models.some((m) => m.id === model && m.scoring === true && m.backend === backend)) continue;
+      if (!ref.models.some((m) => m.id === model && m.scoring === true && m.backend === backend && (!rawPrompt || m.features?.includes("raw_prompt")))) continue;
       if (standing.isQuarantined(ref.id)) continue;
       const named = namedReferences.has(ref.id) || namedReferences.has(ref.operatorId);
       if (named || standing.tier(ref.id) === "trusted") candidates.push(ref.id);
