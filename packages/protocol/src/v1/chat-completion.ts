@@ -1,9 +1,10 @@
 import { z } from "zod";
 import { ChatMessages } from "./chat-message.js";
-import { DEFAULT_MAX_TOKENS, MaxTokens, ModelName, Seed, StopParam, Temperature, TopP } from "./sampling.js";
+import { DEFAULT_MAX_TOKENS, MaxTokens, ModelName, Seed, StopParam, Temperature, TopLogprobs, TopP } from "./sampling.js";
 import type { Usage } from "./job.js";
 import { ResponseFormatParam } from "./response-format.js";
 import { ToolChoice, type ToolCall, Tools } from "./tools.js";
+import type { TokenLogprob } from "./stream-part.js";
 
 /** Choices one request may ask for (`n`): each runs as a job of its own, so the bound keeps one request's load sane. */
 export const MAX_CHOICES = 8;
@@ -29,7 +30,13 @@ export const ChatCompletionRequest = z.looseObject({
   tools: Tools.nullish(),
   tool_choice: ToolChoice.nullish(),
   parallel_tool_calls: z.boolean().nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: TopLogprobs.nullish(),
 }).superRefine((req, ctx) => {
+  // As OpenAI: alternatives are given only with the tokens' own log-probabilities.
+  if (req.top_logprobs != null && req.top_logprobs > 0 && req.logprobs !== true) {
+    ctx.addIssue({ code: "custom", message: "top_logprobs needs logprobs: true", path: ["top_logprobs"] });
+  }
   // As OpenAI: a tool_choice other than none needs tools, and a named one must be among them.
   const choice = req.tool_choice;
   if (choice == null || choice === "none") return;
@@ -50,12 +57,43 @@ export function chatCompletionMaxTokens(req: ChatCompletionRequest): number {
 
 export type OpenAIFinishReason = "stop" | "length" | "tool_calls";
 
+/** A token in OpenAI's `logprobs.content`: `bytes` is the token text's UTF-8 bytes. */
+export interface OpenAITokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: Array<{ token: string; logprob: number; bytes: number[] }>;
+}
+
+/** A choice's `logprobs`, as OpenAI answers it when asked (null otherwise). */
+export interface OpenAIChoiceLogprobs {
+  content: OpenAITokenLogprob[];
+  refusal: null;
+}
+
+/** A node's token log-probabilities as OpenAI shows them, with each text's bytes. */
+export function openAITokenLogprobs(tokens: readonly TokenLogprob[]): OpenAITokenLogprob[] {
+  const encoder = new TextEncoder();
+  const bytes = (text: string) => [...encoder.encode(text)];
+  return tokens.map((t) => ({
+    token: t.token,
+    logprob: t.logprob,
+    bytes: bytes(t.token),
+    top_logprobs: t.top_logprobs.map((a) => ({ token: a.token, logprob: a.logprob, bytes: bytes(a.token) })),
+  }));
+}
+
 export interface ChatCompletion {
   id: string;
   object: "chat.completion";
   created: number;
   model: string;
-  choices: Array<{ index: number; message: { role: "assistant"; content: string | null; tool_calls?: ToolCall[] }; finish_reason: OpenAIFinishReason }>;
+  choices: Array<{
+    index: number;
+    message: { role: "assistant"; content: string | null; tool_calls?: ToolCall[] };
+    finish_reason: OpenAIFinishReason;
+    logprobs?: OpenAIChoiceLogprobs | null;
+  }>;
   usage: Usage;
 }
 
@@ -64,7 +102,12 @@ export interface ChatCompletionChunk {
   object: "chat.completion.chunk";
   created: number;
   model: string;
-  choices: { index: number; delta: { role?: "assistant"; content?: string; tool_calls?: ToolCallDelta[] }; finish_reason: OpenAIFinishReason | null }[];
+  choices: {
+    index: number;
+    delta: { role?: "assistant"; content?: string; tool_calls?: ToolCallDelta[] };
+    finish_reason: OpenAIFinishReason | null;
+    logprobs?: OpenAIChoiceLogprobs | null;
+  }[];
   usage?: Usage | null;
 }
 

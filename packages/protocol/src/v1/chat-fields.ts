@@ -21,6 +21,8 @@ export const HONOURED_CHAT_FIELDS = [
   "tools",
   "tool_choice",
   "parallel_tool_calls",
+  "logprobs",
+  "top_logprobs",
 ] as const;
 
 /** Accepted and ignored: bookkeeping for OpenAI's own platform, with no effect on the answer. */
@@ -31,8 +33,6 @@ const NEUTRAL_VALUES: Record<string, (value: unknown) => boolean> = {
   frequency_penalty: (v) => v === 0,
   presence_penalty: (v) => v === 0,
   logit_bias: (v) => typeof v === "object" && v !== null && Object.keys(v).length === 0,
-  logprobs: (v) => v === false,
-  top_logprobs: (v) => v === 0,
   modalities: (v) => Array.isArray(v) && v.every((m) => m === "text"),
 };
 

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import type { Sampling } from "./sampling.js";
+import { forcedToolName } from "./tools.js";
 
 /**
  * What a node can do with one model, announced per model because it depends on the backend and on the file. The
@@ -29,6 +31,19 @@ export function featuresOf(model: { features?: readonly ModelFeature[] }): Reado
 export interface NeededFeature {
   feature: ModelFeature;
   param: string;
+}
+
+/** What a generation job needs of its node's model, beyond `chat`: one entry per parameter that needs something. */
+export function featuresNeeded(sampling: Sampling, options: { rawPrompt?: boolean } = {}): NeededFeature[] {
+  const needed: NeededFeature[] = [{ feature: "chat", param: "model" }];
+  if (options.rawPrompt) needed.push({ feature: "raw_prompt", param: "prompt" });
+  if (sampling.response_format) needed.push({ feature: "response_format", param: "response_format" });
+  if (sampling.tools && sampling.tools.length > 0 && sampling.tool_choice !== "none") {
+    needed.push({ feature: "tools", param: "tools" });
+    if (sampling.tool_choice === "required" || forcedToolName(sampling.tool_choice) !== undefined) needed.push({ feature: "forced_tool_choice", param: "tool_choice" });
+  }
+  if (sampling.logprobs) needed.push({ feature: "logprobs", param: "logprobs" });
+  return needed;
 }
 
 /** True when the model offers every needed feature. */

@@ -24,6 +24,9 @@ export function normalizeStop(stop: string | string[] | null | undefined): strin
   const list = typeof stop === "string" ? [stop] : stop;
   return list.length > 0 ? list : undefined;
 }
+/** Alternatives per token a client may ask for (`top_logprobs`), as OpenAI allows. */
+export const MAX_TOP_LOGPROBS = 20;
+export const TopLogprobs = z.number().int().min(0).max(MAX_TOP_LOGPROBS);
 export const NodeId = z.string().regex(/^[0-9a-f]{64}$/, "node_id must be a 64-character lowercase hex public key");
 
 /** The sampling settings a job carries to a node. */
@@ -41,5 +44,11 @@ export const Sampling = z.object({
   tool_choice: ToolChoice.optional(),
   /** false: at most one call per answer. Absent: the backend's default (OpenAI's: several allowed). */
   parallel_tool_calls: z.boolean().optional(),
+  /**
+   * Return each generated token's log-probability (the model's own, temperature 1, before any sampler transform) and
+   * its `top_logprobs` likeliest alternatives; a node whose backend cannot refuses the job (`unsupported_parameter`).
+   */
+  logprobs: z.boolean().optional(),
+  top_logprobs: TopLogprobs.optional(),
 });
 export type Sampling = z.infer<typeof Sampling>;

@@ -2,6 +2,8 @@ import { z } from "zod";
 import { ResultPart } from "./result-commitment.js";
 import { ERROR_CODE_LIST } from "../errors.js";
 import { ToolCall } from "./tools.js";
+import { LOGPROB_FLOOR } from "./check.js";
+import { MAX_TOP_LOGPROBS } from "./sampling.js";
 
 /**
  * The one internal stream-part union. Backends yield it, the session carries it, the coordinator translates it to
@@ -10,6 +12,13 @@ import { ToolCall } from "./tools.js";
 export const FinishReason = z.enum(["stop", "length", "cancelled", "error"]);
 export type FinishReason = z.infer<typeof FinishReason>;
 
+/** One alternative for a generated token, as OpenAI's `top_logprobs` show it: its text and log-probability. */
+export const TokenAlternative = z.object({ token: z.string().max(1024), logprob: z.number().min(LOGPROB_FLOOR).max(0) });
+export type TokenAlternative = z.infer<typeof TokenAlternative>;
+/** One generated token as OpenAI's `logprobs.content` shows it; `top_logprobs` as many as the job asked for. */
+export const TokenLogprob = TokenAlternative.extend({ top_logprobs: z.array(TokenAlternative).max(MAX_TOP_LOGPROBS) });
+export type TokenLogprob = z.infer<typeof TokenLogprob>;
+
 export const TextDeltaPart = z.object({
   type: z.literal("text-delta"),
   text: z.string(),
@@ -17,6 +26,11 @@ export const TextDeltaPart = z.object({
   logprobs: z.array(z.number()).optional(),
   /** Token ids behind this delta, where the backend reports them; lets another node continue exactly (failover). */
   tokens: z.array(z.number().int().min(0)).optional(),
+  /**
+   * The tokens of this delta as the client sees them, when the job asked for `logprobs`: each token's text,
+   * log-probability and likeliest alternatives, in order.
+   */
+  token_logprobs: z.array(TokenLogprob).max(4096).optional(),
 });
 export const UsagePart = z.object({
   type: z.literal("usage"),
