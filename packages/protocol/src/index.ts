@@ -33,3 +33,4 @@ export * from "./v1/check.js";
 export * from "./v1/result-commitment.js";
 export * from "./v1/receipt.js";
 export * from "./v1/model-features.js";
+export * from "./v1/embeddings.js";

@@ -6,6 +6,7 @@ import { StreamPart } from "./stream-part.js";
 import { NodeCommandMessage } from "./node-command.js";
 import { CheckError, CheckScore, CheckScores } from "./check.js";
 import { ReceiptRefused, ReceiptSign, ReceiptSigned } from "./receipt.js";
+import { EmbedError, EmbedRequest, EmbedResult } from "./embeddings.js";
 import { StageError, StageLoad, StageDrop, StageLoaded, StageOffer, StageTokenize, StageTokenized, StageUnload } from "./stage.js";
 
 /**
@@ -40,7 +41,8 @@ export const Ping = z.object({ type: z.literal("ping"), sent_at: z.number() });
 /** `node.command` (node-command.ts): a model install/remove the node's operator queued. */
 /** `check.score` (check.ts): score another node's answer, for a spot check. */
 /** `receipt.sign` (receipt.ts): check and sign the receipt for work the node served. */
-export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize, NodeCommandMessage, CheckScore, ReceiptSign]);
+/** `embed.request` (embeddings.ts): compute embedding vectors; answered by `embed.result` or `embed.error`. */
+export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize, NodeCommandMessage, CheckScore, ReceiptSign, EmbedRequest]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
 export const JobAccept = z.object({ type: z.literal("job.accept"), job_id: z.string() });
@@ -51,7 +53,7 @@ export const Draining = z.object({ type: z.literal("draining") });
 export const Goodbye = z.object({ type: z.literal("goodbye") });
 
 export const NodeMessage = z.discriminatedUnion("type", [
-  JobAccept, JobReject, JobPart, Pong, Draining, Goodbye, StageOffer, StageLoaded, StageTokenized, StageError, CheckScores, CheckError, ReceiptSigned, ReceiptRefused,
+  JobAccept, JobReject, JobPart, Pong, Draining, Goodbye, StageOffer, StageLoaded, StageTokenized, StageError, CheckScores, CheckError, ReceiptSigned, ReceiptRefused, EmbedResult, EmbedError,
 ]);
 export type NodeMessage = z.infer<typeof NodeMessage>;
 
