@@ -1,4 +1,5 @@
 import type { ChatMessage, FinishReason, Sampling, StreamPart, ToolCall } from "@tessera/protocol";
+import type { EmbeddingInputList } from "@tessera/protocol";
 
 /**
  * The one narrow interface every inference backend sits behind (the AI SDK's LanguageModel shape).
@@ -60,6 +61,19 @@ export interface ScoreResult {
   eos: { logprob: number; rank: number };
 }
 
+/** Embedding vectors for a list of texts or token-id lists (`/v1/embeddings`), with the model the node serves. */
+export interface EmbeddingRequest {
+  model: string;
+  input: EmbeddingInputList;
+  signal?: AbortSignal;
+}
+
+/** One vector per input, in input order, all of one dimension; `promptTokens`: tokens evaluated, all inputs together. */
+export interface EmbeddingResult {
+  vectors: ArrayLike<number>[];
+  promptTokens: number;
+}
+
 export type HealthResult = { ok: true } | { ok: false; message: string };
 
 export interface PullProgress {
@@ -81,6 +95,8 @@ export interface BackendAdapter {
   remove?(model: string): Promise<void>;
   /** Backends that can teacher-force given tokens (embedded) implement this; throws TesseraError. */
   score?(request: ScoreRequest): Promise<ScoreResult>;
+  /** Backends that serve embedding models implement this (and announce `embeddings` for them); throws TesseraError. */
+  embed?(request: EmbeddingRequest): Promise<EmbeddingResult>;
   close?(): Promise<void>;
 }
 
