@@ -146,6 +146,7 @@ export class JobRunner {
     const request: GenerateRequest = {
       model: job.model,
       messages: job.messages,
+      ...(job.raw_prompt ? { rawPrompt: true } : {}),
       sampling: job.sampling,
       signal: controller.signal,
       ...(job.assistant_prefix !== undefined ? { assistantPrefix: job.assistant_prefix } : {}),

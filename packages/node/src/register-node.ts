@@ -1,6 +1,7 @@
 import { cpus, totalmem } from "node:os";
 import { type Hardware, MAX_MODELS_PER_NODE, NODE_MODEL_ID_PATTERN, type NodeRegister, type NodeRegistered, type ServedModel, type Signer } from "@tessera/protocol";
 import type { BackendModel } from "./backends/adapter.js";
+import { generationFeatures } from "./backends/backend-features.js";
 import type { NodeConfig } from "./config.js";
 import type { NodeIdentity } from "./identity.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
@@ -52,6 +53,7 @@ export function resolveServedModels(
       ...(model.sizeBytes !== undefined ? { size_bytes: model.sizeBytes } : {}),
       ...(model.scoring ? { scoring: true } : {}),
       ...(model.sha256 !== undefined ? { sha256: model.sha256 } : {}),
+      features: model.features ?? generationFeatures(backendKind),
     });
   }
   return { served, missing, refused };

@@ -10,7 +10,12 @@ const floor = (logprob: number) => (Number.isFinite(logprob) ? Math.max(LOGPROB_
 export async function scoreForCheck(backend: BackendAdapter, request: CheckScore): Promise<CheckScores | CheckError> {
   if (!backend.score) return { type: "check.error", check_id: request.check_id, message: `backend ${backend.kind} cannot score given tokens` };
   try {
-    const scores = await backend.score({ model: request.model, messages: request.messages, outputTokens: request.output_tokens });
+    const scores = await backend.score({
+      model: request.model,
+      messages: request.messages,
+      ...(request.raw_prompt ? { rawPrompt: true } : {}),
+      outputTokens: request.output_tokens,
+    });
     return {
       type: "check.scores",
       check_id: request.check_id,

@@ -1,5 +1,5 @@
 import type { ChatMessage } from "@tessera/protocol";
-import { createPromptFormatter } from "@tessera/node/embedded";
+import { createPromptFormatter, rawPromptTokens } from "@tessera/node/embedded";
 import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 
 /**
@@ -10,6 +10,8 @@ import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 export interface GreedyReferenceOptions {
   modelPath: string;
   messages: ChatMessage[];
+  /** Feed `messages[0].content` as a raw prompt, with no chat template (what `/v1/completions` runs). */
+  rawPrompt?: boolean;
   maxTokens: number;
   /** llama.cpp threads (default 1: tests run on small shared machines). */
   threads?: number;
@@ -28,7 +30,7 @@ export async function greedyReference(options: GreedyReferenceOptions): Promise<
   try {
     const model = await llama.loadModel({ modelPath: options.modelPath });
     try {
-      const prompt = createPromptFormatter(model).promptTokens(options.messages);
+      const prompt = options.rawPrompt ? rawPromptTokens(model, options.messages[0]!.content) : createPromptFormatter(model).promptTokens(options.messages);
       const context = await model.createContext({
         contextSize: Math.min(model.trainContextSize, 4096),
         sequences: 1,

@@ -1,4 +1,4 @@
-import type { ChatMessage, FinishReason, Sampling, StreamPart, ToolCall } from "@tessera/protocol";
+import type { ChatMessage, FinishReason, ModelFeature, Sampling, StreamPart, ToolCall } from "@tessera/protocol";
 import type { EmbeddingInputList } from "@tessera/protocol";
 
 /**
@@ -21,6 +21,12 @@ export interface GenerateRequest {
    * give different ids than the ones the model sampled).
    */
   assistantPrefixTokens?: number[];
+  /**
+   * A raw prompt (`/v1/completions`): `messages` is one user message whose content is the entire prompt, fed as is
+   * with no chat template; a continuation runs on prompt + `assistantPrefix`. Tools are refused with it
+   * (`rawPromptRefusal`, raw-prompt.ts). Only adapters that announce the `raw_prompt` feature are sent one.
+   */
+  rawPrompt?: boolean;
   signal?: AbortSignal;
 }
 
@@ -44,12 +50,16 @@ export interface BackendModel {
   scoring?: boolean;
   /** SHA-256 of the model file, where the backend reads one (embedded): the model's identity in result commitments. */
   sha256?: string;
+  /** What this backend can do with the model (model-features.ts); absent: chat answers only. */
+  features?: ModelFeature[];
 }
 
 /** Score another node's answer (a spot check): the messages as this backend renders them, then the given tokens. */
 export interface ScoreRequest {
   model: string;
   messages: ChatMessage[];
+  /** The answer was to a raw prompt: score after messages[0].content fed as is (as generation fed it). */
+  rawPrompt?: boolean;
   outputTokens: number[];
 }
 

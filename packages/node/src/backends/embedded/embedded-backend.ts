@@ -1,12 +1,13 @@
 import { access, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, extname } from "node:path";
-import { type ErrorCode, type StreamPart, TesseraError, modelIdFromFileName } from "@tessera/protocol";
+import { type ErrorCode, type ModelFeature, type StreamPart, TesseraError, modelIdFromFileName } from "@tessera/protocol";
 import { type Llama, type LlamaContext, LlamaLogLevel, type LlamaModel, type Token, getLlama } from "node-llama-cpp";
 import { type BackendAdapter, type BackendModel, type GenerateRequest, type HealthResult, type ScoreRequest, type ScoreResult, collectStream } from "../adapter.js";
 import type { VerificationEngine } from "../../verification/types.js";
 import { sha256File } from "../../file-sha256.js";
-import { type PromptFormatter, createPromptFormatter } from "./prompt-format.js";
+import { type PromptFormatter, createPromptFormatter, rawPromptTokens } from "./prompt-format.js";
+import { rawPromptOf, rawPromptRefusal } from "../raw-prompt.js";
 import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState } from "./output-constraint.js";
 import { SequencePool } from "./sequence-pool.js";
 import { toolPromptMessages } from "./tool-prompt.js";
@@ -25,6 +26,9 @@ export interface EmbeddedBackendOptions {
   /** Concurrent requests (context sequences). Default 4. */
   maxSequences?: number;
 }
+
+/** What this engine does with its model (model-features.ts): chat and raw prompts, JSON and tools by grammar. */
+const EMBEDDED_FEATURES: ModelFeature[] = ["chat", "raw_prompt", "response_format", "tools", "forced_tool_choice"];
 
 export function defaultEmbeddedThreads(cores = availableParallelism()): number {
   return cores <= 2 ? 1 : Math.floor(cores / 2);
@@ -141,6 +145,11 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     const { model, context, pool, formatter } = loaded;
     const signal = request.signal;
     const { max_tokens: maxTokens, temperature, top_p: topP, seed } = request.sampling;
+    const refusal = rawPromptRefusal("embedded", request, { allowResponseFormat: true });
+    if (refusal) {
+      yield failure(refusal.code, refusal.message);
+      return;
+    }
 
     let plan: OutputPlan;
     try {
@@ -159,7 +168,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     let prompt: Token[];
     let prefix: Token[];
     try {
-      prompt = formatter.promptTokens(messages);
+      prompt = request.rawPrompt ? rawPromptTokens(model, rawPromptOf(request)) : formatter.promptTokens(messages);
       prefix = continuationTokens(model, prompt, request);
     } catch (error) {
       yield failure("bad_request", `could not format the prompt: ${(error as Error).message}`);
@@ -267,7 +276,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
         throw new TesseraError("model_not_found", `model file not found: ${modelPath}`);
       }
       const loaded = loading !== undefined && (await loading.then(() => true, () => false));
-      return [{ id: modelId, sizeBytes: file.size, loaded, scoring: true, sha256: await fileSha256(file.size, file.mtimeMs) }];
+      return [{ id: modelId, sizeBytes: file.size, loaded, scoring: true, sha256: await fileSha256(file.size, file.mtimeMs), features: [...EMBEDDED_FEATURES] }];
     },
     doStream: stream,
     doGenerate: (request) => collectStream(stream(request)),
@@ -275,7 +284,8 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       if (request.model !== modelId) throw new TesseraError("model_not_found", `model ${request.model} is not served here (this backend serves ${modelId})`);
       const loaded = await ensureLoaded();
       // The prompt exactly as this backend's generation renders it (no tools: answers with tools are never checked).
-      const prompt = loaded.formatter.promptTokens(request.messages);
+      // A raw prompt is scored as generation fed it (prompt-format.ts `rawPromptTokens`).
+      const prompt = request.rawPrompt ? rawPromptTokens(loaded.model, rawPromptOf(request)) : loaded.formatter.promptTokens(request.messages);
       if (!scorer) {
         const { createEmbeddedEngine } = await import("../../verification/embedded-engine.js");
         scorer = createEmbeddedEngine({ modelPath, llama: loaded.llama, threads, contextSize: loaded.context.contextSize });

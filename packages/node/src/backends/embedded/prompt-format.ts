@@ -15,6 +15,16 @@ export function formatFallbackPrompt(messages: readonly ChatMessage[]): string {
   return messages.map((m) => `${FALLBACK_ROLE_LABEL[m.role]}: ${m.content}\n`).join("") + "Assistant:";
 }
 
+/**
+ * A raw prompt's tokens (`/v1/completions`), as llama.cpp's server tokenizes a text prompt: no template, BOS first
+ * when the model asks for one (`add_bos`), special-token text such as `<|im_start|>` read as those tokens.
+ */
+export function rawPromptTokens(model: LlamaModel, text: string): Token[] {
+  const tokens = model.tokenize(text, true);
+  const bos = model.tokens.bos;
+  return bos != null && model.tokens.shouldPrependBosToken ? [bos, ...tokens] : tokens;
+}
+
 export interface PromptFormatter {
   /** "chat-template" when the GGUF carries `tokenizer.chat_template`, else "fallback". */
   readonly kind: "chat-template" | "fallback";
