@@ -13,6 +13,9 @@ import { loadSpmVocab, type SpmVocab } from "./spm-vocab.js";
 export type TinyWeightType = "f32" | "f16" | "q8_0" | "q4_k_m";
 export type TinyVocab = "bytes" | "spm";
 export type TinyPreset = "tiny" | "50m";
+export type TinyPooling = "mean" | "cls" | "last";
+/** GGUF `<arch>.pooling_type` values (llama.cpp's enum llama_pooling_type). */
+export const POOLING_TYPE_IDS: Record<TinyPooling, number> = { mean: 1, cls: 2, last: 3 };
 
 export interface TinyModelDims {
   embeddingLength: number;
@@ -51,6 +54,12 @@ export interface TinyModelOptions extends Partial<TinyModelDims> {
   /** Written as `tokenizer.chat_template` when given (Jinja); without it backends use their fallback template. */
   chatTemplate?: string;
   name?: string;
+  /**
+   * Makes an embedding model: writes `llama.pooling_type` (llama.cpp's LLAMA_POOLING_TYPE: mean 1, cls 2, last 3), which
+   * llama.cpp's embedding context pools the hidden states by, and which Tessera's embedded backend reads to serve the
+   * file as an embedding model (`/v1/embeddings`) rather than a chat model. Default: none (a generative model).
+   */
+  pooling?: TinyPooling;
   /** Where the extracted SPM vocabulary is cached. Default: `<dir of path>/.tessera-vocab`. */
   vocabCacheDir?: string;
 }
@@ -207,6 +216,7 @@ export async function makeTinyModel(options: TinyModelOptions): Promise<TinyMode
     ["tokenizer.ggml.add_bos_token", gguf.bool(true)],
     ["tokenizer.ggml.add_eos_token", gguf.bool(false)],
   ];
+  if (options.pooling !== undefined) metadata.push(["llama.pooling_type", gguf.u32(POOLING_TYPE_IDS[options.pooling])]);
   if (options.chatTemplate !== undefined) metadata.push(["tokenizer.chat_template", gguf.str(options.chatTemplate)]);
 
   const sizeBytes = await writeGguf(options.path, { metadata, tensors });

@@ -10,6 +10,7 @@ import { type PromptFormatter, createPromptFormatter, rawPromptTokens } from "./
 import { rawPromptOf, rawPromptRefusal } from "../raw-prompt.js";
 import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState } from "./output-constraint.js";
 import { SequencePool } from "./sequence-pool.js";
+import { type EmbeddingRunner, createEmbeddingRunner, isEmbeddingModelFile } from "./embedding-model.js";
 import { toolPromptMessages } from "./tool-prompt.js";
 import { ConstrainedAnswer } from "./constrained-answer.js";
 import { TokenTextStream } from "./token-text-stream.js";
@@ -76,6 +77,19 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
   let scorer: Promise<VerificationEngine> | undefined;
   /** The file's SHA-256, hashed once per (size, mtime): a replaced file is hashed again. */
   let digest: { key: string; sha256: Promise<string> } | undefined;
+  /** Whether the file is an embedding model (embedding-model.ts), read once per (size, mtime) like the digest. */
+  let kind: { key: string; embedding: Promise<boolean> } | undefined;
+  function isEmbeddingModel(): Promise<boolean> {
+    return stat(modelPath).then(
+      (file) => {
+        const key = `${file.size}:${file.mtimeMs}`;
+        if (kind?.key !== key) kind = { key, embedding: isEmbeddingModelFile(modelPath).catch(() => false) };
+        return kind.embedding;
+      },
+      () => false,
+    );
+  }
+  let embedder: EmbeddingRunner | undefined;
   function fileSha256(size: number, mtimeMs: number): Promise<string> {
     const key = `${size}:${mtimeMs}`;
     if (digest?.key !== key) digest = { key, sha256: sha256File(modelPath) };
@@ -132,6 +146,10 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
   async function* stream(request: GenerateRequest): AsyncGenerator<StreamPart> {
     if (request.model !== modelId) {
       yield failure("model_not_found", `model ${request.model} is not served here (this backend serves ${modelId})`);
+      return;
+    }
+    if (await isEmbeddingModel()) {
+      yield failure("unsupported_parameter", `model ${modelId} is an embedding model: it does not generate text; use /v1/embeddings`);
       return;
     }
     let loaded: Loaded;
@@ -276,7 +294,10 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
         throw new TesseraError("model_not_found", `model file not found: ${modelPath}`);
       }
       const loaded = loading !== undefined && (await loading.then(() => true, () => false));
-      return [{ id: modelId, sizeBytes: file.size, loaded, scoring: true, sha256: await fileSha256(file.size, file.mtimeMs), features: [...EMBEDDED_FEATURES] }];
+      const sha256 = await fileSha256(file.size, file.mtimeMs);
+      // An embedding model is served for /v1/embeddings only (and is no reference for spot checks of answers).
+      if (await isEmbeddingModel()) return [{ id: modelId, sizeBytes: file.size, loaded, sha256, features: ["embeddings"] }];
+      return [{ id: modelId, sizeBytes: file.size, loaded, scoring: true, sha256, features: [...EMBEDDED_FEATURES] }];
     },
     doStream: stream,
     doGenerate: (request) => collectStream(stream(request)),
@@ -298,11 +319,22 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
         eos: { logprob: scores.eos.logprob, rank: scores.eos.rank },
       };
     },
+    async embed(request) {
+      if (request.model !== modelId) throw new TesseraError("model_not_found", `model ${request.model} is not served here (this backend serves ${modelId})`);
+      if (!(await isEmbeddingModel())) {
+        throw new TesseraError("unsupported_parameter", `model ${modelId} is not an embedding model (its GGUF names no pooling type); use /v1/chat/completions`, { param: "model" });
+      }
+      const loaded = await ensureLoaded();
+      embedder ??= createEmbeddingRunner({ model: loaded.model, threads, contextSize: loaded.context.contextSize, vocabularySize: vocabularySize(loaded.model) });
+      return embedder.embed(request.input, request.signal);
+    },
     async load() {
       await ensureLoaded();
     },
     async close() {
       closed = true;
+      await embedder?.dispose();
+      embedder = undefined;
       const scoring = scorer;
       scorer = undefined;
       await scoring?.then((engine) => engine.close(), () => undefined);
