@@ -20,6 +20,7 @@ import { JobRunner, SESSION_LOST, type FrameSender, type JobStats } from "./job-
 import { signerFromKeyFile } from "./key-store.js";
 import { type NodeIdentity, loadNodeIdentity } from "./identity.js";
 import { scoreForCheck } from "./score-for-check.js";
+import { answerEmbedRequest } from "./embed-for-request.js";
 import type { NodeLogger } from "./logger.js";
 import type { BackendFactory } from "./backend-from-config.js";
 import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from "./register-node.js";
@@ -306,6 +307,9 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         break;
       case "check.score":
         void scoreForCheck(backend, parsed).then((reply) => send(JSON.stringify(reply)));
+        break;
+      case "embed.request":
+        void answerEmbedRequest(backend, parsed).then((reply) => send(JSON.stringify(reply)));
         break;
       case "receipt.sign":
         send(JSON.stringify(answerReceiptSign(parsed, { journal, signer, logger })));
