@@ -3,6 +3,7 @@ import type { FakeBehaviour } from "./fake-behaviour.js";
 import { FakeHttpServer, pumpTokens, sendJson, sendText, type RouteHandler } from "./fake-http-server.js";
 import { countPromptTokens, fakeLogprob, planReply, tokenize } from "./fake-tokens.js";
 import { plannedToolCall } from "./fake-tools.js";
+import { type OllamaGenerateBody, writeOllamaGenerate } from "./fake-ollama-generate.js";
 
 /**
  * A fake Ollama speaking the native API at its real wire format (docs/api.md of ollama/ollama):
@@ -12,6 +13,7 @@ import { plannedToolCall } from "./fake-tools.js";
  *   `logprobs:true` each chunk carries `logprobs:[{token, logprob, bytes, top_logprobs}]`. A mid-stream failure is a
  *   line `{"error":"…"}`. An unknown model is `404 {"error":"model \"x\" not found, try pulling it first"}`.
  *   A trailing assistant message is continued (Ollama's templates leave the last assistant turn open).
+ * - `POST /api/generate` (fake-ollama-generate.ts): raw prompts, `response` text on each NDJSON line.
  * - `GET /api/tags`, `GET /api/ps` (loaded models with `expires_at`, `size_vram`), `GET /api/version`, `GET /`.
  * - `POST /api/pull`: NDJSON progress `{"status":"pulling manifest"}`, `{"status":"pulling <digest>", digest, total,
  *   completed}` …, `verifying sha256 digest`, `writing manifest`, `success`; unknown names stream
@@ -79,6 +81,8 @@ export class FakeOllama {
         return (_q, res) => this.ps(res);
       case "POST /api/chat":
         return (_q, res, body) => this.chat(res, body);
+      case "POST /api/generate":
+        return (_q, res, body) => this.generate(res, body as OllamaGenerateBody);
       case "POST /api/pull":
         return (_q, res, body) => this.pull(res, body);
       case "DELETE /api/delete":
@@ -119,6 +123,14 @@ export class FakeOllama {
       });
     }
     sendJson(res, 200, { models });
+  }
+
+  private generate(res: ServerResponse, body: OllamaGenerateBody): void {
+    if (typeof body?.model !== "string" || body.model === "") return sendJson(res, 400, { error: "model is required" });
+    const name = normaliseName(body.model);
+    if (!this.installed.has(name)) return sendJson(res, 404, { error: `model "${body.model}" not found, try pulling it first` });
+    this.loaded.set(name, Date.now() + keepAliveMs(undefined));
+    writeOllamaGenerate(res, name, body, this.http.behaviour);
   }
 
   private chat(res: ServerResponse, raw: unknown): void {

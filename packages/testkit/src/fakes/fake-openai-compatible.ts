@@ -4,6 +4,7 @@ import { FakeHttpServer, pumpTokens, sendJson, sendText, type RouteHandler } fro
 import { countPromptTokens, fakeLogprob, fakeTokenId, planReply, tokenize } from "./fake-tokens.js";
 import { plannedToolCall, unansweredToolMessage } from "./fake-tools.js";
 import { OPENAI_FLAVOURS, type OpenAIFlavour, type OpenAIFlavourName } from "./openai-flavours.js";
+import { type CompletionBody, writeCompletion } from "./fake-completions.js";
 
 /**
  * A fake OpenAI-compatible inference server (vLLM, SGLang, MAX, llama-server, llama-swap), following the wire
@@ -59,6 +60,7 @@ export class FakeOpenAICompatible {
         sendJson(res, 200, { running: this.running ? [{ model: this.running, state: "ready" }] : [] });
     }
     if (key === "POST /v1/chat/completions") return (_q, res, body) => this.chat(res, body);
+    if (key === "POST /v1/completions") return (_q, res, body) => this.completion(res, body as CompletionBody);
     return undefined;
   }
 
@@ -101,6 +103,24 @@ export class FakeOpenAICompatible {
       default:
         return { error: { message, type, param: null, code: status } };
     }
+  }
+
+  /** `POST /v1/completions` (fake-completions.ts), model checked as for chat. */
+  private completion(res: ServerResponse, body: CompletionBody): void {
+    if (typeof body?.model !== "string") return this.error(res, 400, "model is required", "BadRequestError");
+    if (!this.flavour.ignoresModelName && !this.models.includes(body.model)) {
+      if (this.flavour.name === "llama-swap") this.error(res, 400, `could not find real modelID for ${body.model}`, "");
+      else this.error(res, 404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
+      return;
+    }
+    if (this.flavour.name === "llama-swap") this.running = body.model;
+    writeCompletion(res, body, {
+      flavour: this.flavour,
+      behaviour: this.http.behaviour,
+      seq: ++this.seq,
+      error: (status, message, type) => this.error(res, status, message, type),
+      errorBody: (status, message, type) => this.errorBody(status, message, type),
+    });
   }
 
   private toolCall(res: ServerResponse, body: Parameters<typeof writeToolCall>[2], name: string): void {

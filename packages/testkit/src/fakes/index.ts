@@ -5,3 +5,5 @@ export * from "./fake-ollama.js";
 export * from "./openai-flavours.js";
 export * from "./fake-openai-compatible.js";
 export * from "./fake-tools.js";
+export * from "./fake-completions.js";
+export * from "./fake-ollama-generate.js";

@@ -6,6 +6,8 @@ import { constrainedContinuationError } from "../http/constrained-continuation.j
 import { joinUrl } from "../http/join-url.js";
 import { readJsonLines } from "../http/read-body.js";
 import { toOllamaChatBody } from "./convert-messages.js";
+import { toOllamaRawGenerateBody } from "./raw-generate-body.js";
+import { rawPromptRefusal, rawPromptText } from "../raw-prompt.js";
 import { mapOllamaDoneReason } from "./map-finish-reason.js";
 import { toolCallPieces } from "./map-tool-calls.js";
 import { mapPullProgress } from "./map-pull-progress.js";
@@ -14,7 +16,8 @@ import { mapPullProgress } from "./map-pull-progress.js";
  * Ollama through its native API (`/api/chat`, `/api/tags`, `/api/ps`, `/api/pull`, `/api/delete`), not its
  * OpenAI layer: only the native API streams pull progress, reports `prompt_eval_count`/`eval_count`, and takes
  * `keep_alive`. Reports usage (prompt_eval_count, eval_count), finish (`done_reason`) and, on Ollama ≥ 0.12.11,
- * per-token logprobs (`logprobs:true`; older versions ignore the field and send none).
+ * per-token logprobs (`logprobs:true`; older versions ignore the field and send none). A raw prompt
+ * (`/v1/completions`) goes to `/api/generate` with `raw: true` instead (raw-generate-body.ts).
  */
 export interface OllamaOptions {
   /** e.g. `http://127.0.0.1:11434`. */
@@ -57,6 +60,22 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
     return (await (await call(path, { signal })).json()) as T;
   }
 
+  /** The path and body of a generation: `/api/generate` (raw) for a raw prompt, `/api/chat` otherwise. */
+  function generation(request: GenerateRequest, stream: boolean): { path: string; body: string } {
+    const raw = rawPromptRefusal(KIND, request, { allowResponseFormat: false });
+    if (raw) throw raw;
+    if (!request.rawPrompt) return { path: "/api/chat", body: JSON.stringify(chatBody(request, stream)) };
+    const body = toOllamaRawGenerateBody({
+      model: request.model,
+      prompt: rawPromptText(request),
+      sampling: request.sampling,
+      stream,
+      keepAlive: options.keepAlive,
+      logprobs: options.requestLogprobs ?? true,
+    });
+    return { path: "/api/generate", body: JSON.stringify(body) };
+  }
+
   function chatBody(request: GenerateRequest, stream: boolean) {
     const refusal = constrainedContinuationError(KIND, request);
     if (refusal) throw refusal;
@@ -78,6 +97,8 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
       const line = raw as {
         error?: unknown;
         message?: { content?: unknown; tool_calls?: unknown };
+        /** `/api/generate`'s text (raw prompts). */
+        response?: unknown;
         logprobs?: { logprob?: unknown }[];
         done?: boolean;
         done_reason?: unknown;
@@ -88,7 +109,8 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
         yield { kind: "error", error: new TesseraError("internal_error", `${KIND}: ${backendErrorMessage(line) ?? "error mid-stream"}`) };
         return;
       }
-      const event: BackendEvent = { kind: "chunk", text: typeof line.message?.content === "string" ? line.message.content : "" };
+      const text = typeof line.message?.content === "string" ? line.message.content : typeof line.response === "string" ? line.response : "";
+      const event: BackendEvent = { kind: "chunk", text };
       const pieces = toolCallPieces(line.message?.tool_calls, callIndex, parallel);
       if (pieces.length > 0) {
         event.toolCalls = pieces;
@@ -137,9 +159,11 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
 
     async doGenerate(request: GenerateRequest): Promise<GenerateResult> {
       if (request.sampling.tools?.length) return collectStream(adapter.doStream(request)); // one assembly path for calls
-      const res = await call("/api/chat", { method: "POST", headers: json, body: JSON.stringify(chatBody(request, false)), signal: request.signal });
+      const { path, body: sent } = generation(request, false);
+      const res = await call(path, { method: "POST", headers: json, body: sent, signal: request.signal });
       const body = (await res.json()) as {
         message?: { content?: string };
+        response?: string;
         done_reason?: unknown;
         prompt_eval_count?: number;
         eval_count?: number;
@@ -148,7 +172,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
       };
       if (body.error !== undefined) throw new TesseraError("internal_error", `${KIND}: ${backendErrorMessage(body)}`);
       const result: GenerateResult = {
-        text: body.message?.content ?? "",
+        text: body.message?.content ?? body.response ?? "",
         usage: { prompt_tokens: body.prompt_eval_count ?? 0, completion_tokens: body.eval_count ?? 0 },
         finishReason: mapOllamaDoneReason(body.done_reason),
       };
@@ -160,7 +184,8 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
     async *doStream(request: GenerateRequest): AsyncGenerator<StreamPart> {
       let res: Response;
       try {
-        res = await call("/api/chat", { method: "POST", headers: json, body: JSON.stringify(chatBody(request, true)), signal: request.signal });
+        const { path, body } = generation(request, true);
+        res = await call(path, { method: "POST", headers: json, body, signal: request.signal });
       } catch (err) {
         if (request.signal?.aborted) {
           yield { type: "usage", prompt_tokens: 0, completion_tokens: 0 };

@@ -6,7 +6,10 @@ import { constrainedContinuationError } from "../http/constrained-continuation.j
 import { joinUrl } from "../http/join-url.js";
 import { readSseData } from "../http/read-body.js";
 import { AssistantPrefixUnsupportedError, convertMessages, type AssistantPrefixMode } from "./convert-messages.js";
-import { mapChunk } from "./map-chunk.js";
+import { type ChunkContent, mapChunk } from "./map-chunk.js";
+import { mapCompletionChunk } from "./map-completion-chunk.js";
+import { completionBody } from "./completion-body.js";
+import { rawPromptRefusal } from "../raw-prompt.js";
 import { type GenerationOptionsDialect, mapGenerationOptions } from "./map-generation-options.js";
 
 /**
@@ -114,17 +117,20 @@ class OpenAICompatibleAdapter implements BackendAdapter {
     return body;
   }
 
+  /** A raw prompt goes to `/v1/completions` (completion-body.ts), anything else to `/v1/chat/completions`. */
   private async post(request: GenerateRequest, stream: boolean): Promise<Response> {
-    const refusal = constrainedContinuationError(this.kind, request);
+    const refusal = rawPromptRefusal(this.kind, request, { allowResponseFormat: false }) ?? constrainedContinuationError(this.kind, request);
     if (refusal) throw refusal;
     let body: Record<string, unknown>;
     try {
-      body = this.buildBody(request, stream);
+      body = request.rawPrompt
+        ? completionBody(request, stream, { logprobs: this.options.requestLogprobs ?? true, streamUsage: this.options.requestStreamUsage ?? true })
+        : this.buildBody(request, stream);
     } catch (err) {
       if (err instanceof AssistantPrefixUnsupportedError) throw new TesseraError("bad_request", `${this.kind}: ${err.message}`);
       throw err;
     }
-    const url = this.url("/v1/chat/completions");
+    const url = this.url(request.rawPrompt ? "/v1/completions" : "/v1/chat/completions");
     let res: Response;
     try {
       res = await this.fetch(url, { method: "POST", headers: this.headers, body: JSON.stringify(body), signal: request.signal });
@@ -139,7 +145,7 @@ class OpenAICompatibleAdapter implements BackendAdapter {
     const res = await this.post(request, false);
     const raw = (await res.json()) as unknown;
     if (isErrorEvent(raw)) throw new TesseraError("internal_error", `${this.kind}: ${backendErrorMessage(raw) ?? "error"}`);
-    const c = mapChunk(raw);
+    const c = (request.rawPrompt ? mapCompletionChunk : mapChunk)(raw);
     if (!c.usage) throw new TesseraError("internal_error", `${this.kind}: response carried no usage`);
     if (c.toolCalls) {
       // The same assembly as a stream's, so both paths name and number calls alike.
@@ -168,10 +174,10 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       yield errorPart(new TesseraError("internal_error", `${this.kind}: empty response body`));
       return;
     }
-    yield* assembleStream(this.kind, this.events(res.body), request.signal);
+    yield* assembleStream(this.kind, this.events(res.body, request.rawPrompt ? mapCompletionChunk : mapChunk), request.signal);
   }
 
-  private async *events(body: ReadableStream<Uint8Array>): AsyncGenerator<BackendEvent> {
+  private async *events(body: ReadableStream<Uint8Array>, map: (raw: unknown) => ChunkContent): AsyncGenerator<BackendEvent> {
     for await (const data of readSseData(body)) {
       if (data === "[DONE]") return;
       const raw = JSON.parse(data) as unknown;
@@ -179,7 +185,7 @@ class OpenAICompatibleAdapter implements BackendAdapter {
         yield { kind: "error", error: new TesseraError("internal_error", `${this.kind}: ${backendErrorMessage(raw) ?? "error mid-stream"}`) };
         return;
       }
-      const c = mapChunk(raw);
+      const c = map(raw);
       const event: BackendEvent = { kind: "chunk", text: c.text };
       if (c.logprobs) event.logprobs = c.logprobs;
       if (c.tokens) event.tokens = c.tokens;

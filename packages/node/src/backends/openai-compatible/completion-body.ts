@@ -1,0 +1,23 @@
+import type { GenerateRequest } from "../adapter.js";
+import { rawPromptText } from "../raw-prompt.js";
+
+/**
+ * A raw-prompt request → the body of `POST /v1/completions` (OpenAI's legacy text completion, which vLLM, SGLang,
+ * llama-server and MAX serve): the prompt as text, fed with no chat template. A continuation (failover) sends the
+ * prompt followed by the text already produced, so every flavour continues it the same way, whatever it does with
+ * assistant prefixes in chat. `logprobs` is the legacy integer (alternatives per token), so 1.
+ */
+export function completionBody(request: GenerateRequest, stream: boolean, options: { logprobs: boolean; streamUsage: boolean }): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    model: request.model,
+    prompt: rawPromptText(request),
+    max_tokens: request.sampling.max_tokens,
+    temperature: request.sampling.temperature,
+    top_p: request.sampling.top_p,
+    stream,
+  };
+  if (request.sampling.seed !== undefined) body.seed = request.sampling.seed;
+  if (options.logprobs) body.logprobs = 1;
+  if (stream && options.streamUsage) body.stream_options = { include_usage: true };
+  return body;
+}
