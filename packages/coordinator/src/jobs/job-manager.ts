@@ -7,6 +7,7 @@ import {
   type Sampling,
   type StreamPart,
   type TextDeltaPart,
+  offersAll,
   ERROR_CODES,
   TesseraError,
   isErrorCode,
@@ -366,6 +367,7 @@ export class JobManager {
           if (part.tokens) job.pendingTokenIds.push(...part.tokens);
           else job.tokenIds = undefined;
         }
+        if (job.sampling.logprobs && part.token_logprobs) job.pendingLogprobs.push(...part.token_logprobs);
         if (part.text.length === 0) return;
         const tokens = part.tokens ? job.pendingTokenIds.length : 1;
         if (!part.tokens) attempt.exactTokens = false;
@@ -381,6 +383,8 @@ export class JobManager {
         attempt.relayedBytes += Buffer.byteLength(part.text, "utf8");
         if (job.tokenIds) job.tokenIds.push(...job.pendingTokenIds);
         job.pendingTokenIds = [];
+        for (const token of job.pendingLogprobs) job.logprobs.push({ start: job.text.length, token });
+        job.pendingLogprobs = [];
         job.text += part.text;
         if (this.release(job)) {
           // A stop sequence: the answer ends before it, on whichever node produced it; the node stops too.
@@ -411,6 +415,15 @@ export class JobManager {
         return;
       case "error": {
         const code: ErrorCode = isErrorCode(part.code) ? part.code : "internal_error";
+        if (code === "unsupported_parameter" && attempt.completionTokens === 0) {
+          // The node's backend cannot honour a parameter after all (a combination its features could not say):
+          // nobody's offence, and another node may; the client hears the refusal only when none can.
+          this.o.logger.info({ job: job.id, node: short(attempt.nodeId), message: part.message }, "node declined a parameter; moving the job");
+          this.takeBack(job, { exclude: true, front: true });
+          if (!job.finished && !this.anyOtherNodeCanRun(job)) this.fail(job, code, part.message);
+          else this.dispatch();
+          return;
+        }
         if (attempt.continuation && !ERROR_CODES[code].retryable) {
           // A node that was asked to continue another's answer and cannot (its backend has no way to resume an
           // assistant message): the answer cannot go on without repeating text, so the client is told so.
@@ -630,6 +643,7 @@ export class JobManager {
     if ("stopAt" in scan) {
       this.send(job, scan.stopAt);
       job.text = job.text.slice(0, scan.stopAt);
+      job.logprobs.length = job.sentLogprobs; // the tokens of the stop sequence and after it
       return true;
     }
     this.send(job, scan.safeEnd);
@@ -640,7 +654,11 @@ export class JobManager {
     if (upTo <= job.sentChars) return;
     const text = job.text.slice(job.sentChars, upTo);
     job.sentChars = upTo;
-    job.emit({ type: "text", text });
+    if (!job.sampling.logprobs) return job.emit({ type: "text", text });
+    // The tokens whose delta began before the cut go with this text (a delta split by a stop sequence: all of it).
+    const from = job.sentLogprobs;
+    while (job.sentLogprobs < job.logprobs.length && job.logprobs[job.sentLogprobs]!.start < upTo) job.sentLogprobs++;
+    job.emit({ type: "text", text, logprobs: job.logprobs.slice(from, job.sentLogprobs).map((l) => l.token) });
   }
 
   /** The completion tokens an attempt is credited with (honest-usage.ts), worked out once, a correction flagged. */
@@ -717,6 +735,16 @@ export class JobManager {
     } catch (again: unknown) {
       this.o.logger.error({ err: again, job: job.id }, "could not store the failure of a job whose record failed");
     }
+  }
+
+  /** Some online node not yet tried serves the job's model with every feature it needs. */
+  private anyOtherNodeCanRun(job: LiveJob): boolean {
+    for (const node of this.o.registry.all()) {
+      if (!node.online || job.excludedNodes.has(node.id)) continue;
+      const model = node.models.find((m) => m.id === job.model);
+      if (model && offersAll(model, job.neededFeatures)) return true;
+    }
+    return false;
   }
 
   private jobOnNode(jobId: string, nodeId: string): LiveJob | undefined {

@@ -1,8 +1,11 @@
-import type { ChatMessage, ErrorCode, JobStatus, ResultPart, Sampling, ToolCall } from "@tessera/protocol";
+import { type ChatMessage, type ErrorCode, type JobStatus, type NeededFeature, type ResultPart, type Sampling, type TokenLogprob, type ToolCall, featuresNeeded } from "@tessera/protocol";
 
-/** What subscribers to a job's stream hear. `text` events carry only new text, never a repeat. */
+/**
+ * What subscribers to a job's stream hear. `text` events carry only new text, never a repeat, and (when the job
+ * asked for logprobs) the tokens that text came from.
+ */
 export type JobEvent =
-  | { type: "text"; text: string }
+  | { type: "text"; text: string; logprobs?: TokenLogprob[] }
   | { type: "done"; job: LiveJob }
   | { type: "failed"; code: ErrorCode; message: string };
 
@@ -87,6 +90,16 @@ export class LiveJob {
   readonly listeners = new Set<(event: JobEvent) => void>();
   /** Serialises this job's store writes so they land in order. */
   persisted: Promise<void> = Promise.resolve();
+  /** What the job needs of its node's model (protocol model-features.ts): routing sends it only where all are offered. */
+  readonly neededFeatures: readonly NeededFeature[];
+  /**
+   * With `logprobs`: each relayed token's log-probabilities, with the offset in `text` where its delta began. Those
+   * before `sentLogprobs` went to the client with their text; those of a delta still without text wait in
+   * `pendingLogprobs`.
+   */
+  readonly logprobs: Array<{ start: number; token: TokenLogprob }> = [];
+  sentLogprobs = 0;
+  pendingLogprobs: TokenLogprob[] = [];
 
   constructor(
     readonly id: string,
@@ -100,6 +113,12 @@ export class LiveJob {
     readonly rawPrompt = false,
   ) {
     this.queuedAt = createdAt;
+    this.neededFeatures = featuresNeeded(sampling, { rawPrompt });
+  }
+
+  /** The client's tokens so far, in order (those whose text has been sent). */
+  get sentTokenLogprobs(): TokenLogprob[] {
+    return this.logprobs.slice(0, this.sentLogprobs).map((l) => l.token);
   }
 
   get completionTokens(): number {

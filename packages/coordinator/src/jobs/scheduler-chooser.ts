@@ -1,4 +1,4 @@
-import { sha256Hex } from "@tessera/protocol";
+import { featuresOf, sha256Hex } from "@tessera/protocol";
 import { type NodeSnapshot, isWaitable, pick } from "../scheduler/index.js";
 import type { LiveNode } from "../registry.js";
 import type { LiveJob } from "./live-job.js";
@@ -63,6 +63,7 @@ export class SchedulerChooser implements NodeChooser {
     const prefixHash = systemPromptHash(job);
     const requirements = {
       model: job.model,
+      features: job.neededFeatures.map((n) => n.feature),
       ...(job.pinnedNodeId ? { pinnedNodeId: job.pinnedNodeId } : {}),
       promptTokens: job.estimatedPromptTokens,
       maxTokens: Math.max(1, job.sampling.max_tokens - job.completionTokens),
@@ -140,6 +141,7 @@ export class SchedulerChooser implements NodeChooser {
     if (cached.modelsRef !== node.models) {
       cached.modelsRef = node.models;
       snap.models = node.models.map((m) => m.id);
+      snap.modelFeatures = Object.fromEntries(node.models.map((m) => [m.id, featuresOf(m)]));
     }
     snap.online = node.online && node.session !== undefined;
     snap.draining = node.draining;

@@ -1,4 +1,4 @@
-import { type ChatMessage, type Sampling, TesseraError } from "@tessera/protocol";
+import { type ChatMessage, type NeededFeature, type Sampling, TesseraError, featuresNeeded, featuresOf, unsupportedFeatureMessage } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
 import { resolveModel } from "../scheduler/index.js";
 import type { LiveJob } from "./live-job.js";
@@ -28,5 +28,25 @@ export async function submitJob(
   if (req.nodeId !== undefined && !ctx.registry.get(req.nodeId)) {
     throw new TesseraError("bad_request", `node_id ${req.nodeId} is not a registered node`);
   }
+  const missing = missingFeature(ctx, model, featuresNeeded(req.sampling, { rawPrompt: req.rawPrompt === true }), req.nodeId);
+  if (missing) throw new TesseraError("unsupported_parameter", unsupportedFeatureMessage(model, missing), { param: missing.param });
   return ctx.jobs.submit({ ...req, model });
+}
+
+/**
+ * When no online node serving the model (or the pinned node) offers everything the request needs: the first need
+ * the most capable of them lacks, so the client hears at once which parameter cannot be honoured rather than
+ * waiting for a node that will never come.
+ */
+function missingFeature(ctx: CoordinatorContext, model: string, needed: readonly NeededFeature[], nodeId: string | undefined): NeededFeature | undefined {
+  const nodes = nodeId !== undefined ? [ctx.registry.get(nodeId)!] : (ctx.registry.onlineModels().get(model) ?? []);
+  const offers = nodes.map((node) => featuresOf(node.models.find((m) => m.id === model) ?? {}));
+  if (offers.length === 0) return undefined; // a pinned node that does not serve the model: routing says so
+  let best: NeededFeature[] | undefined;
+  for (const offered of offers) {
+    const lacking = needed.filter((n) => !offered.has(n.feature));
+    if (lacking.length === 0) return undefined;
+    if (!best || lacking.length < best.length) best = lacking;
+  }
+  return best?.[0];
 }

@@ -43,9 +43,15 @@ describe("pick: filters", () => {
     ["node at its concurrency limit is skipped", { activeJobs: 4, maxConcurrency: 4 }, {}, undefined],
     ["node that already failed this job is skipped", {}, {}, new Set(["a"])],
     ["pinned job goes to the pinned node even if slower", {}, { pinnedNodeId: "b" }, undefined],
+    [
+      "node whose model lacks a needed feature is skipped",
+      { modelFeatures: { [MODEL]: new Set(["chat", "tools"] as const) } },
+      { features: ["chat", "logprobs"] },
+      undefined,
+    ],
   ];
   it.each(rows)("%s", (_name, aOver, jobOver, exclude) => {
-    const nodes = [node("a", { ...faster, ...aOver }), node("b")];
+    const nodes = [node("a", { ...faster, ...aOver }), node("b", { modelFeatures: { [MODEL]: new Set(["chat", "tools", "logprobs"] as const) } })];
     expect(chosen(pick(job(jobOver), nodes, NOW, { exclude }))).toBe("b");
   });
 
@@ -57,6 +63,7 @@ describe("pick: filters", () => {
     ["no nodes at all", [], {}, "no_node_online"],
     ["every node offline", [node("a", { online: false })], {}, "no_node_online"],
     ["nobody serves the model", [node("a", { models: ["x"] })], {}, "no_node_serves_model"],
+    ["nobody offers the features", [node("a")], { features: ["chat", "response_format"] }, "no_node_serves_model"],
     ["pinned node absent", [node("a")], { pinnedNodeId: "zz" }, "pinned_node_unavailable"],
     ["pinned node serves another model", [node("a"), node("b", { models: ["x"] })], { pinnedNodeId: "b" }, "pinned_node_unavailable"],
     ["all quarantined", [node("a", { quarantined: true })], {}, "all_quarantined"],

@@ -93,7 +93,7 @@ function filterReason(
   exclude: ReadonlySet<string> | undefined,
 ): FilterReason | undefined {
   if (!node.online) return "offline";
-  if (!node.models.includes(job.model)) return "model_not_served";
+  if (!node.models.includes(job.model) || !offersFeatures(node, job)) return "model_not_served";
   if (job.pinnedNodeId !== undefined && node.id !== job.pinnedNodeId) return "not_pinned";
   if (node.quarantined) return "quarantined";
   if (node.draining) return "draining";
@@ -197,4 +197,13 @@ function select(values: number[], k: number): number {
     else break;
   }
   return values[k]!;
+}
+
+const CHAT_ONLY: ReadonlySet<string> = new Set(["chat"]);
+
+/** The node's model offers every feature the job needs (no features asked: any node serving the model). */
+function offersFeatures(node: NodeSnapshot, job: JobRequirements): boolean {
+  if (!job.features || job.features.length === 0) return true;
+  const offered = node.modelFeatures?.[job.model] ?? CHAT_ONLY;
+  return job.features.every((f) => offered.has(f));
 }

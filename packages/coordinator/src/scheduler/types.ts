@@ -1,3 +1,5 @@
+import type { ModelFeature } from "@tessera/protocol";
+
 /**
  * Inputs and outputs of the pure scheduler. The registry builds `NodeSnapshot`s from its live records and the
  * measurements it keeps; `pick` only reads them.
@@ -26,6 +28,8 @@ export interface NodeSnapshot {
   quarantined: boolean;
   /** Model names the node serves. */
   models: readonly string[];
+  /** What the node can do with each model it serves (protocol model-features.ts); a model absent here: chat only. */
+  modelFeatures?: Readonly<Record<string, ReadonlySet<ModelFeature> | undefined>>;
   /** Jobs pushed to the node and not yet finished. */
   activeJobs: number;
   /** Per-node concurrency limit from its latest heartbeat (≥ 1). */
@@ -44,6 +48,8 @@ export interface NodeSnapshot {
 
 export interface JobRequirements {
   model: string;
+  /** What the node's model must offer; a node whose model lacks one counts as not serving the model. */
+  features?: readonly ModelFeature[];
   /** The client asked for this node (`node_id`): only it may run the job. */
   pinnedNodeId?: string;
   /** Estimated prompt tokens (used by the TTFT prior). */
