@@ -9,8 +9,10 @@ import type { ModelFeature } from "@tessera/protocol";
  *   (vLLM, SGLang, llama-server, MAX) or the embedded engine computes them (raw logits). Ollama's come only from recent
  *   versions, so an Ollama node does not promise them.
  * - `forced_tool_choice` everywhere but Ollama, which takes tools but cannot force a call.
+ * - `raw_prompt` everywhere: the embedded engine tokenizes the prompt itself, the OpenAI-compatible family takes it on
+ *   `POST /v1/completions`, Ollama on `/api/generate` with `raw: true` (raw-prompt.ts).
  */
-const CHAT_WITH_CONSTRAINTS: readonly ModelFeature[] = ["chat", "response_format", "tools", "forced_tool_choice"];
+const CHAT_WITH_CONSTRAINTS: readonly ModelFeature[] = ["chat", "raw_prompt", "response_format", "tools", "forced_tool_choice"];
 
 const GENERATION_FEATURES: Readonly<Record<string, readonly ModelFeature[]>> = {
   embedded: [...CHAT_WITH_CONSTRAINTS, "logprobs"],
@@ -20,7 +22,7 @@ const GENERATION_FEATURES: Readonly<Record<string, readonly ModelFeature[]>> = {
   "llama-swap": [...CHAT_WITH_CONSTRAINTS, "logprobs"],
   max: [...CHAT_WITH_CONSTRAINTS, "logprobs"],
   "openai-compatible": CHAT_WITH_CONSTRAINTS,
-  ollama: ["chat", "response_format", "tools"],
+  ollama: ["chat", "raw_prompt", "response_format", "tools"],
 };
 
 /** The features a backend of `kind` offers for a generative model; chat alone for a kind this table does not know. */

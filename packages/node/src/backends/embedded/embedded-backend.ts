@@ -8,6 +8,7 @@ import type { VerificationEngine } from "../../verification/types.js";
 import { sha256File } from "../../file-sha256.js";
 import { type PromptFormatter, createPromptFormatter, rawPromptTokens } from "./prompt-format.js";
 import { rawPromptOf, rawPromptRefusal } from "../raw-prompt.js";
+import { generationFeatures } from "../backend-features.js";
 import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState } from "./output-constraint.js";
 import { SequencePool } from "./sequence-pool.js";
 import { type EmbeddingRunner, createEmbeddingRunner, isEmbeddingModelFile } from "./embedding-model.js";
@@ -28,8 +29,8 @@ export interface EmbeddedBackendOptions {
   maxSequences?: number;
 }
 
-/** What this engine does with its model (model-features.ts): chat and raw prompts, JSON and tools by grammar. */
-const EMBEDDED_FEATURES: ModelFeature[] = ["chat", "raw_prompt", "response_format", "tools", "forced_tool_choice"];
+/** What this engine does with a generative model (backend-features.ts, the one table of what each kind offers). */
+const EMBEDDED_FEATURES: ModelFeature[] = generationFeatures("embedded");
 
 export function defaultEmbeddedThreads(cores = availableParallelism()): number {
   return cores <= 2 ? 1 : Math.floor(cores / 2);
