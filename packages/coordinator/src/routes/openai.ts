@@ -10,12 +10,14 @@ import {
   type OpenAIModelList,
   type ToolCall,
   type ToolCallDelta,
+  type TokenLogprob,
   SSE_DONE,
   TesseraError,
   chatCompletionMaxTokens,
   normalizeResponseFormat,
   normalizeStop,
   openAIErrorBody,
+  openAITokenLogprobs,
   unsupportedChatField,
   sseData,
 } from "@tessera/protocol";
@@ -57,11 +59,12 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
         object: "chat.completion",
         created,
         model,
-        choices: jobs.map((job, index) =>
-          job.toolCalls
-            ? { index, message: { role: "assistant", content: job.text || null, tool_calls: job.toolCalls }, finish_reason: finishReasonOf(job) }
-            : { index, message: { role: "assistant", content: job.text }, finish_reason: finishReasonOf(job) },
-        ),
+        choices: jobs.map((job, index) => ({
+          index,
+          message: job.toolCalls ? { role: "assistant", content: job.text || null, tool_calls: job.toolCalls } : { role: "assistant", content: job.text },
+          finish_reason: finishReasonOf(job),
+          logprobs: body.logprobs ? { content: openAITokenLogprobs(job.sentTokenLogprobs), refusal: null } : null,
+        })),
         usage: usageOf(jobs),
       };
       return completion;
@@ -69,12 +72,17 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
 
     const sse = openSse(reply);
     sse.onClientGone(cancelAll);
-    const chunk = (index: number, delta: ChatCompletionChunk["choices"][0]["delta"], finish: ChatCompletionChunk["choices"][0]["finish_reason"]): ChatCompletionChunk => ({
+    const chunk = (
+      index: number,
+      delta: ChatCompletionChunk["choices"][0]["delta"],
+      finish: ChatCompletionChunk["choices"][0]["finish_reason"],
+      tokens?: readonly TokenLogprob[],
+    ): ChatCompletionChunk => ({
       id,
       object: "chat.completion.chunk",
       created,
       model,
-      choices: [{ index, delta, finish_reason: finish }],
+      choices: [{ index, delta, finish_reason: finish, ...(body.logprobs ? { logprobs: tokens ? { content: openAITokenLogprobs(tokens), refusal: null } : null } : {}) }],
     });
     let open = jobs.length;
     let ended = false;
@@ -103,14 +111,14 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
     };
     jobs.forEach((job, index) => {
       sse.write(sseData(chunk(index, { role: "assistant", content: "" }, null)));
-      if (job.visibleText) sse.write(sseData(chunk(index, { content: job.visibleText }, null)));
+      if (job.visibleText) sse.write(sseData(chunk(index, { content: job.visibleText }, null, job.sentTokenLogprobs)));
     });
     jobs.forEach((job, index) => {
       if (ended) return;
       if (job.finished) return finishChoice(job, index);
       const unsubscribe = ctx.jobs.subscribe(job, (event) => {
         if (ended) return;
-        if (event.type === "text") return sse.write(sseData(chunk(index, { content: event.text }, null)));
+        if (event.type === "text") return sse.write(sseData(chunk(index, { content: event.text }, null, event.logprobs)));
         unsubscribe();
         finishChoice(job, index);
       });
@@ -215,6 +223,7 @@ async function submitChoices(ctx: CoordinatorContext, ownerId: string, body: Cha
             top_p: body.top_p ?? 1,
             ...(body.seed != null ? { seed: (body.seed + i) % 2 ** 32 } : {}),
             ...(normalizeStop(body.stop) ? { stop: normalizeStop(body.stop) } : {}),
+            ...(body.logprobs ? { logprobs: true, top_logprobs: body.top_logprobs ?? 0 } : {}),
             ...constraintsOf(body),
           },
         }),
