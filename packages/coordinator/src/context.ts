@@ -16,6 +16,7 @@ import type { NodeStanding } from "./trust/node-standing.js";
 import type { Signer } from "@tessera/protocol";
 import type { PriceTable } from "./payments/prices.js";
 import type { ReceiptSignatures } from "./payments/receipt-signatures.js";
+import type { EmbeddingRequests } from "./embeddings/embedding-requests.js";
 
 /** Everything the HTTP routes and the session hub share; wired once in `coordinator.ts`. */
 export interface CoordinatorContext {
@@ -45,4 +46,6 @@ export interface CoordinatorContext {
   prices: PriceTable;
   /** The platform key: countersigns every receipt (payments/platform-key.ts). */
   platform: Signer;
+  /** `/v1/embeddings` requests in flight on nodes (embeddings/embedding-requests.ts). */
+  embeddings: EmbeddingRequests;
 }

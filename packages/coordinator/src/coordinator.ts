@@ -33,6 +33,7 @@ import { FREE, PriceTable } from "./payments/prices.js";
 import { loadOrCreatePlatformKey } from "./payments/platform-key.js";
 import { SettlementWorker } from "./payments/settlement-worker.js";
 import { configuredChains } from "./payments/configured-chains.js";
+import { EmbeddingRequests } from "./embeddings/embedding-requests.js";
 import type { Store, StoreLog, StoreOptions } from "./store/types.js";
 
 export interface CoordinatorDeps {
@@ -106,12 +107,14 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const store = writes.wrap(opened);
   let jobs!: JobManager;
   let sharding: ShardingManager | undefined;
+  let embeddings: EmbeddingRequests | undefined;
   const registry = new NodeRegistry(clock, config.offlineAfterS * 1000, {
     onOffline(nodeId, reason) {
       logger.info({ node: nodeId.slice(0, 12), reason }, "node offline");
       prometheus.nodesMarkedOffline.inc({ reason: reason.startsWith("no heartbeat") ? "silent" : "session_closed" });
       store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
       jobs.onNodeLost(nodeId, reason);
+      embeddings?.onNodeLost(nodeId, reason);
       sharding?.onNodeLost(nodeId);
     },
     onOnline(nodeId) {
@@ -205,6 +208,19 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const reconciled = await billing?.reconcile();
   if (reconciled) logger.info({ jobs: reconciled }, "closed the accounts of jobs the last process left open");
   const admissionWatch = new AdmissionWatch(store, registry, standing, clock, logger);
+  embeddings = new EmbeddingRequests({
+    registry,
+    standing,
+    clock,
+    logger,
+    metrics: {
+      request: (outcome, seconds) => {
+        prometheus.embeddingRequests.inc({ outcome });
+        prometheus.embeddingSeconds.observe(seconds);
+      },
+      attemptFailed: (reason) => prometheus.embeddingAttemptsFailed.inc({ reason }),
+    },
+  });
   const ctx: CoordinatorContext = {
     config,
     clock,
@@ -224,6 +240,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     prices,
     platform,
     receiptSignatures,
+    embeddings,
   };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);

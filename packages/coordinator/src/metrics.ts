@@ -53,6 +53,9 @@ export class CoordinatorMetrics {
     registers: [this.registry],
   });
   readonly receiptSignatures = new Counter({ name: "tessera_receipt_signatures_total", help: "Nodes' answers to receipts they were asked to sign: signed (stored), refused (the node disputes it), invalid (a bad or foreign signature, never stored)", labelNames: ["outcome"] as const, registers: [this.registry] });
+  readonly embeddingRequests = new Counter({ name: "tessera_embedding_requests_total", help: "/v1/embeddings requests that reached a node, by outcome (ok or the error code)", labelNames: ["outcome"] as const, registers: [this.registry] });
+  readonly embeddingAttemptsFailed = new Counter({ name: "tessera_embedding_attempts_failed_total", help: "Embedding attempts on a node that gave no vectors (the request moved on), by reason: refused (a malformed answer), error, timeout, lost", labelNames: ["reason"] as const, registers: [this.registry] });
+  readonly embeddingSeconds = new Histogram({ name: "tessera_embedding_seconds", help: "Time from an embedding request's first attempt to its end", buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
   readonly heartbeats = new Counter({ name: "tessera_heartbeats_total", help: "Signed node heartbeats accepted", registers: [this.registry] });
   readonly nodesMarkedOffline = new Counter({ name: "tessera_nodes_marked_offline_total", help: "Times a node went offline, by reason", labelNames: ["reason"] as const, registers: [this.registry] });
   readonly cooldownsStarted = new Counter({

@@ -1,5 +1,5 @@
 import WebSocket from "ws";
-import { type CheckScore, type CoordinatorMessage, type JobAssignment, SESSION_PATH, type Signer, type StreamPart, signRequest } from "@tessera/protocol";
+import { type CheckScore, type CoordinatorMessage, type EmbedRequest, type JobAssignment, SESSION_PATH, type Signer, type StreamPart, signRequest } from "@tessera/protocol";
 
 /**
  * A node played by the test over a real WebSocket session: it accepts what it is told to and streams scripted
@@ -10,6 +10,9 @@ export class ScriptedNode {
   readonly cancels: string[] = [];
   /** Spot checks this node was asked to score (as a reference). */
   readonly checks: CheckScore[] = [];
+  /** Embedding requests this node was sent, and what to do with one; default: nothing (the request times out). */
+  readonly embeds: EmbedRequest[] = [];
+  onEmbed: (request: EmbedRequest, node: ScriptedNode) => void = () => undefined;
   /** What to do with a spot check; default: nothing (the check times out). */
   onCheck: (check: CheckScore, node: ScriptedNode) => void = () => undefined;
   private ws!: WebSocket;
@@ -45,7 +48,10 @@ export class ScriptedNode {
         this.assignments.push(msg);
         this.onAssign(msg, this);
       } else if (msg.type === "job.cancel") this.cancels.push(msg.job_id);
-      else if (msg.type === "check.score") {
+      else if (msg.type === "embed.request") {
+        this.embeds.push(msg);
+        this.onEmbed(msg, this);
+      } else if (msg.type === "check.score") {
         this.checks.push(msg);
         this.onCheck(msg, this);
       }

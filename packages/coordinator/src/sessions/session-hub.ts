@@ -87,6 +87,7 @@ export class SessionHub {
     if (message.type.startsWith("stage.")) return this.ctx.sharding.onStageMessage(nodeId, message as StageNodeMessage);
     if (message.type === "check.scores" || message.type === "check.error") return this.ctx.checks.onMessage(nodeId, message);
     if (message.type === "receipt.signed" || message.type === "receipt.refused") return void this.ctx.receiptSignatures.onMessage(nodeId, message);
+    if (message.type === "embed.result" || message.type === "embed.error") return this.ctx.embeddings.onMessage(nodeId, message);
     this.ctx.jobs.onNodeMessage(nodeId, message);
   }
 

@@ -1,0 +1,173 @@
+import { afterEach, describe, expect, it } from "vitest";
+import OpenAI from "openai";
+import { type EmbedRequest, type NodeRegister, encodeEmbedding } from "@tessera/protocol";
+import type { CoordinatorConfig } from "../src/config.js";
+import { PriceTable } from "../src/payments/prices.js";
+import { newNode, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
+import { refusal } from "./openai-refusal.js";
+import { ScriptedNode } from "./scripted-node.js";
+
+/**
+ * `/v1/embeddings` against scripted nodes over real sessions: the answer's shape through the official client, every
+ * field refused by name, and nodes that lie (wrong count, dimension, NaN, token count) refused, the request moved.
+ */
+let t: TestCoordinator;
+let baseUrl: string;
+let client: OpenAI;
+let nodes: ScriptedNode[];
+
+const DIM = 8;
+/** A deterministic vector per input text (or token list), as an honest node would send. */
+const vectorFor = (item: string | number[], dim = DIM) => Array.from({ length: dim }, (_, i) => ((JSON.stringify(item).length * 31 + i * 7) % 13) / 13 - 0.5);
+const itemsOf = (r: EmbedRequest) => ("texts" in r.input ? r.input.texts : r.input.tokens);
+function honest(r: EmbedRequest, node: ScriptedNode): void {
+  const items = itemsOf(r);
+  node.send({ type: "embed.result", request_id: r.request_id, dimensions: DIM, embeddings: items.map((item) => encodeEmbedding(vectorFor(item))), prompt_tokens: items.length * 2 });
+}
+
+async function network(specs: Array<{ models: NodeRegister["models"] }>, overrides: Partial<CoordinatorConfig> = {}): Promise<void> {
+  t = await testCoordinator(overrides);
+  await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
+  baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
+  client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: t.token, maxRetries: 0 });
+  nodes = [];
+  for (const spec of specs) {
+    const n = newNode();
+    const reg: NodeRegister = { type: "register", public_key: n.id, version: "0.1.0", hardware: { cpu_cores: 4, ram_mb: 8192, gpus: [] }, models: spec.models, max_concurrency: 2 };
+    const res = await signedInject(t, n.signer, "POST", "/api/v1/nodes/register", reg);
+    if (res.statusCode !== 200) throw new Error(`registration refused: ${res.body}`);
+    const node = new ScriptedNode(baseUrl, n.signer, () => Math.floor(t.clock.now() / 1000));
+    await node.connect();
+    node.onEmbed = honest;
+    nodes.push(node);
+  }
+}
+const EMBED_MODEL = { id: "embed", backend: "embedded", features: ["embeddings" as const] };
+const CHAT_MODEL = { id: "tiny", backend: "embedded", features: ["chat" as const] };
+
+afterEach(async () => {
+  for (const n of nodes ?? []) await n.close();
+  await t?.close();
+});
+
+async function post(body: unknown) {
+  const res = await fetch(`${baseUrl}/v1/embeddings`, { method: "POST", headers: { authorization: `Bearer ${t.token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as { error?: { message: string; code: string; param: string | null } } & Record<string, unknown> };
+}
+
+describe("POST /v1/embeddings", () => {
+  it("returns one vector per input through the official client (base64 by default, decoded), floats on request, usage", async () => {
+    await network([{ models: [EMBED_MODEL] }, { models: [CHAT_MODEL] }]);
+    const res = await client.embeddings.create({ model: "embed", input: ["a", "bb"] });
+    expect(res.object).toBe("list");
+    expect(res.model).toBe("embed");
+    expect(res.data.map((d) => d.index)).toEqual([0, 1]);
+    for (const [i, d] of res.data.entries()) {
+      expect(d.object).toBe("embedding");
+      expect(d.embedding).toHaveLength(DIM);
+      expect(Array.from(d.embedding)).toEqual(Array.from(Float32Array.from(vectorFor(["a", "bb"][i]!))));
+    }
+    expect(res.usage).toEqual({ prompt_tokens: 4, total_tokens: 4 });
+    const floats = await client.embeddings.create({ model: "embed", input: "a", encoding_format: "float" });
+    expect(floats.data[0]!.embedding).toEqual(Array.from(Float32Array.from(vectorFor("a"))));
+    const ids = await client.embeddings.create({ model: "embed", input: [[1, 2, 3], [4]] });
+    expect(ids.data).toHaveLength(2);
+    expect(nodes[0]!.embeds.at(-1)!.input).toEqual({ tokens: [[1, 2, 3], [4]] });
+    expect(nodes[1]!.embeds).toHaveLength(0);
+  });
+
+  it("refuses every bad field by name, before any node is asked", async () => {
+    await network([{ models: [EMBED_MODEL] }]);
+    const cases: Array<[unknown, number, string, string | null, RegExp]> = [
+      [{ input: "a" }, 400, "bad_request", "model", /model/],
+      [{ model: "embed" }, 400, "bad_request", "input", /input/],
+      [{ model: "embed", input: "" }, 400, "bad_request", "input", /empty string/],
+      [{ model: "embed", input: [] }, 400, "bad_request", "input", /empty list/],
+      [{ model: "embed", input: [[]] }, 400, "bad_request", "input.0", /empty list of tokens/],
+      [{ model: "embed", input: Array.from({ length: 2049 }, () => "a") }, 400, "bad_request", "input", /at most 2048/],
+      [{ model: "embed", input: 42 }, 400, "bad_request", "input", /string, a list of strings/],
+      [{ model: "embed", input: [true] }, 400, "bad_request", "input.0", /strings, token ids or lists/],
+      [{ model: "embed", input: ["a", 1] }, 400, "bad_request", "input.1", /string/],
+      [{ model: "embed", input: ["a\u0000b"] }, 400, "bad_request", "input.0", /NUL/],
+      [{ model: "embed", input: [2 ** 40] }, 400, "bad_request", "input.0", /at most 2147483647/],
+      [{ model: "embed", input: [[1, -1]] }, 400, "bad_request", "input.0.1", /not negative/],
+      [{ model: "embed", input: [1.5] }, 400, "bad_request", "input.0", /integers/],
+      [{ model: "embed", input: "a", encoding_format: "hex" }, 400, "bad_request", "encoding_format", /float|base64/],
+      [{ model: "embed", input: "a", dimensions: 4 }, 400, "unsupported_parameter", "dimensions", /dimensions is not supported/],
+      [{ model: "embed", input: "a", temperature: 1 }, 400, "bad_request", "temperature", /unrecognized request argument: temperature/],
+      [{ model: "embed", input: "a", user: 7 }, 400, "bad_request", "user", /user/],
+      [{ model: "nope", input: "a" }, 404, "model_not_found", "model", /model "nope" not found; available models: embed/],
+    ];
+    for (const [body, status, code, param, message] of cases) {
+      const res = await post(body);
+      expect({ body, status: res.status, code: res.body.error?.code, param: res.body.error?.param }).toEqual({ body, status, code, param });
+      expect(res.body.error!.message).toMatch(message);
+    }
+    expect(nodes[0]!.embeds).toHaveLength(0);
+    // `user` is harmless bookkeeping: accepted and ignored.
+    expect((await post({ model: "embed", input: "a", user: "u-1" })).status).toBe(200);
+    // The official client shows the message of a refusal.
+    const err = await refusal(() => client.embeddings.create({ model: "embed", input: "a", dimensions: 4 }));
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.message).toMatch(/dimensions is not supported/);
+  });
+
+  it("an embedding request for a chat model is a readable 400 naming the endpoint to use", async () => {
+    await network([{ models: [EMBED_MODEL] }, { models: [CHAT_MODEL] }]);
+    const err = await refusal(() => client.embeddings.create({ model: "tiny", input: "a" }));
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.code).toBe("unsupported_parameter");
+    expect(err.param).toBe("model");
+    expect(err.message).toMatch(/model "tiny" does not compute embeddings.*\/v1\/chat\/completions.*models that do: embed/);
+  });
+
+  it.each([
+    ["too few vectors", (r: EmbedRequest) => ({ embeddings: [encodeEmbedding(vectorFor("x"))], dimensions: DIM }), /sent 1 vectors for 2 inputs/],
+    ["a vector of another dimension", (r: EmbedRequest) => ({ embeddings: [encodeEmbedding(vectorFor("x")), encodeEmbedding(vectorFor("x", DIM - 1))], dimensions: DIM }), /vector 1 has 7 numbers/],
+    ["NaN", (r: EmbedRequest) => ({ embeddings: [encodeEmbedding(vectorFor("x")), encodeEmbedding([Number.NaN, ...vectorFor("x", DIM - 1)])], dimensions: DIM }), /not finite/],
+    ["an impossible token count", (r: EmbedRequest) => ({ embeddings: itemsOf(r).map((i) => encodeEmbedding(vectorFor(i))), dimensions: DIM, prompt_tokens: 1_000_000 }), /claimed 1000000 prompt tokens/],
+  ])("a node that lies (%s) is refused and the request moves to another node", async (_what, lie, reason) => {
+    await network([{ models: [EMBED_MODEL] }, { models: [EMBED_MODEL] }]);
+    const liar = (r: EmbedRequest, node: ScriptedNode) => node.send({ type: "embed.result", request_id: r.request_id, prompt_tokens: 2, ...lie(r) });
+    for (const n of nodes) n.onEmbed = liar;
+    // Both lie: the request fails with a clear code and the reason.
+    const both = await post({ model: "embed", input: ["a", "b"], encoding_format: "float" });
+    expect(both.status).toBe(503);
+    expect(both.body.error!.code).toBe("no_capacity");
+    expect(both.body.error!.message).toMatch(reason);
+    // One lies: the other's answer is the one the client gets.
+    nodes[1]!.onEmbed = honest;
+    const before = nodes[1]!.embeds.length;
+    const res = await post({ model: "embed", input: ["a", "b"], encoding_format: "float" });
+    expect(res.status).toBe(200);
+    expect((res.body.data as Array<{ embedding: number[] }>)[1]!.embedding).toEqual(Array.from(Float32Array.from(vectorFor("b"))));
+    expect(nodes[1]!.embeds.length).toBe(before + 1);
+  });
+
+  it("a node that vanishes mid-request: the request moves on at once; an input the model refuses is a 400", async () => {
+    await network([{ models: [EMBED_MODEL] }, { models: [EMBED_MODEL] }]);
+    for (const n of nodes) n.onEmbed = (_r, node) => void node.close();
+    const gone = post({ model: "embed", input: "a" });
+    const res = await gone;
+    expect(res.status).toBe(503);
+    expect(res.body.error!.message).toMatch(/went offline|no node/);
+  });
+
+  it("a node's refusal of the input itself (too long for its model) is the client's 400", async () => {
+    await network([{ models: [EMBED_MODEL] }]);
+    nodes[0]!.onEmbed = (r, node) => node.send({ type: "embed.error", request_id: r.request_id, code: "bad_request", message: "input.0 is 900 tokens; this model's context holds 511" });
+    const res = await post({ model: "embed", input: "a" });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: "bad_request", param: "input", message: expect.stringMatching(/context holds 511/) });
+  });
+
+  it("embeddings are not billed yet: with the ledger on, a model with a price is refused, a free one served", async () => {
+    await network([{ models: [EMBED_MODEL] }]);
+    t.coordinator.ctx.prices = new PriceTable({ input_per_1k: 10, output_per_1k: 40, reward_input_per_1k: 0, reward_output_per_1k: 0 });
+    const res = await post({ model: "embed", input: "a" });
+    expect(res.status).toBe(403);
+    expect(res.body.error).toMatchObject({ code: "forbidden", message: expect.stringMatching(/does not bill embeddings yet/) });
+    t.coordinator.ctx.prices = new PriceTable(undefined, { embed: { input_per_1k: 0, output_per_1k: 0, reward_input_per_1k: 0, reward_output_per_1k: 0 } });
+    expect((await post({ model: "embed", input: "a" })).status).toBe(200);
+  });
+});
