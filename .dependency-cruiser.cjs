@@ -29,8 +29,8 @@ module.exports = {
     doNotFollow: { path: "node_modules" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
-    // Workspace packages resolve through their package.json "exports" to their TypeScript sources.
-    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "default"], extensions: [".ts", ".js"] },
+    // Workspace packages resolve through their package.json "exports" to their TypeScript sources (the `tessera-source` condition).
+    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["tessera-source", "import", "default"], extensions: [".ts", ".js"] },
     exclude: { path: "\\.test\\.ts$|/test/|store-contract-suite\\.ts$|postgres-test-support\\.ts$" },
   },
 };

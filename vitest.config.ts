@@ -1,8 +1,16 @@
 import { defineConfig } from "vitest/config";
 
+/** Vite's default server conditions (vite 7's defaultServerConditions), after ours: setting conditions replaces them. */
+const conditions = ["tessera-source", "module", "node", "development|production"];
+
 export default defineConfig({
+  // Tests import the workspace packages from their TypeScript sources (each package.json's `tessera-source` export
+  // condition); processes they spawn through packages/cli/bin/tessera.js run the compiled dist/, which the global
+  // setup rebuilds first (see tools/vitest-build-dist.ts).
+  ssr: { resolve: { conditions } },
   test: {
     include: ["packages/*/src/**/*.test.ts", "packages/*/test/**/*.test.ts"],
+    globalSetup: ["tools/vitest-build-dist.ts"],
     pool: "forks",
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -1,2 +1,3 @@
-export { buildProgram, main } from "./main.js";
+export { main } from "./main.js";
+export { buildProgram, runProgram } from "./program.js";
 export { CLI_VERSION } from "./version.js";

@@ -1,27 +1,16 @@
-import { Command, CommanderError } from "commander";
-import { reportError } from "./report-error.js";
-import { COMMANDS } from "./commands/index.js";
 import { CLI_VERSION } from "./version.js";
 
-export function buildProgram(): Command {
-  const program = new Command("tessera")
-    .description("Tessera: a community-owned LLM inference network.\nRun `tessera up` for a local network in one command.")
-    .version(CLI_VERSION)
-    .showHelpAfterError("(run with --help for usage)")
-    .exitOverride();
-  for (const add of COMMANDS) add(program);
-  return program;
-}
-
+/**
+ * The `tessera` command. `--version` (or `-V`) alone answers before anything else loads, with the line commander's
+ * version option prints: the program (commander and every command's module, which load @tessera/protocol, ~0.3 s of
+ * zod and noble) is imported only for a real command. bench/cli-startup.ts measures it.
+ */
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode;
-      return;
-    }
-    process.exitCode = reportError(err);
+  const args = argv.slice(2);
+  if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
+    process.stdout.write(`${CLI_VERSION}\n`);
+    return;
   }
+  const { runProgram } = await import("./program.js");
+  await runProgram(argv);
 }
