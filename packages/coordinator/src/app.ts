@@ -12,6 +12,7 @@ import { nodeRoutes } from "./routes/nodes.js";
 import { nodeViewRoutes } from "./routes/node-view.js";
 import { nodeCommandRoutes } from "./routes/node-commands.js";
 import { openaiRoutes } from "./routes/openai.js";
+import { openaiCompletionRoutes } from "./routes/openai-completions.js";
 import { openaiEmbeddingRoutes } from "./routes/openai-embeddings.js";
 import { receiptRoutes } from "./routes/receipts.js";
 import { payoutRoutes } from "./routes/payouts.js";
@@ -42,6 +43,7 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
   jobRoutes(app, ctx);
   modelRoutes(app, ctx);
   openaiRoutes(app, ctx);
+  openaiCompletionRoutes(app, ctx);
   openaiEmbeddingRoutes(app, ctx);
   billingRoutes(app, ctx);
   receiptRoutes(app, ctx);

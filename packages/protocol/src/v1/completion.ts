@@ -74,7 +74,8 @@ export interface Completion {
   created: number;
   model: string;
   choices: CompletionChoice[];
-  usage?: Usage;
+  /** Whole answers: always. Stream chunks: only with `stream_options.include_usage`, null but on the last chunk. */
+  usage?: Usage | null;
 }
 
 /** Validated and honoured by the completions route. */
