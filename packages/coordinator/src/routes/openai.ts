@@ -26,6 +26,7 @@ import { callerOf } from "../http/request-guard.js";
 import { openSse } from "../http/sse-response.js";
 import type { LiveJob } from "../jobs/live-job.js";
 import { submitJob } from "../jobs/submit-job.js";
+import { firstFailureOrAllDone, submitEach, usageOf } from "./openai-choices.js";
 
 /**
  * The OpenAI-compatible edge: a translation onto the native job, not a second pipeline. Note the official JS client
@@ -196,67 +197,26 @@ function toolCallDeltas(calls: ToolCall[]): ToolCallDelta[] {
   ]);
 }
 
-/** As OpenAI counts `n` choices: the prompt once, every choice's completion tokens. */
-function usageOf(jobs: LiveJob[]) {
-  const prompt = jobs[0]?.promptTokens ?? 0;
-  const completion = jobs.reduce((sum, job) => sum + job.completionTokens, 0);
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-}
-
 /**
  * One job per choice (`n`, default 1). With a client's seed, choice i samples with seed + i, so the choices differ
  * and the request stays reproducible; without one each job gets its own coordinator seed. A choice refused at
  * submission (no such model, a full queue) cancels those already submitted.
  */
-async function submitChoices(ctx: CoordinatorContext, ownerId: string, body: ChatCompletionRequest): Promise<LiveJob[]> {
-  const jobs: LiveJob[] = [];
-  try {
-    for (let i = 0; i < (body.n ?? 1); i++) {
-      jobs.push(
-        await submitJob(ctx, {
-          ownerId,
-          model: body.model,
-          messages: body.messages,
-          sampling: {
-            max_tokens: chatCompletionMaxTokens(body),
-            temperature: body.temperature ?? OPENAI_DEFAULT_TEMPERATURE,
-            top_p: body.top_p ?? 1,
-            ...(body.seed != null ? { seed: (body.seed + i) % 2 ** 32 } : {}),
-            ...(normalizeStop(body.stop) ? { stop: normalizeStop(body.stop) } : {}),
-            ...(body.logprobs ? { logprobs: true, top_logprobs: body.top_logprobs ?? 0 } : {}),
-            ...constraintsOf(body),
-          },
-        }),
-      );
-    }
-  } catch (err) {
-    for (const job of jobs) ctx.jobs.cancel(job.id, "another choice of the request was refused");
-    throw err;
-  }
-  return jobs;
-}
-
-/**
- * Resolves once every job has finished, with undefined, or as soon as one fails, with that job: the first failure
- * fails the request at once, and the other choices are stopped rather than waited for.
- */
-function firstFailureOrAllDone(ctx: CoordinatorContext, jobs: LiveJob[]): Promise<LiveJob | undefined> {
-  return new Promise((resolve) => {
-    let open = jobs.length;
-    const ended = (job: LiveJob) => {
-      if (job.status !== "completed") return resolve(job);
-      if (--open === 0) resolve(undefined);
-    };
-    for (const job of jobs) {
-      if (job.finished) {
-        ended(job);
-        continue;
-      }
-      const unsubscribe = ctx.jobs.subscribe(job, (event) => {
-        if (event.type === "text") return;
-        unsubscribe();
-        ended(job);
-      });
-    }
-  });
+function submitChoices(ctx: CoordinatorContext, ownerId: string, body: ChatCompletionRequest): Promise<LiveJob[]> {
+  return submitEach(ctx, body.n ?? 1, (i) =>
+    submitJob(ctx, {
+      ownerId,
+      model: body.model,
+      messages: body.messages,
+      sampling: {
+        max_tokens: chatCompletionMaxTokens(body),
+        temperature: body.temperature ?? OPENAI_DEFAULT_TEMPERATURE,
+        top_p: body.top_p ?? 1,
+        ...(body.seed != null ? { seed: (body.seed + i) % 2 ** 32 } : {}),
+        ...(normalizeStop(body.stop) ? { stop: normalizeStop(body.stop) } : {}),
+        ...(body.logprobs ? { logprobs: true, top_logprobs: body.top_logprobs ?? 0 } : {}),
+        ...constraintsOf(body),
+      },
+    }),
+  );
 }
