@@ -15,6 +15,7 @@ import { type EmbeddingRunner, createEmbeddingRunner, isEmbeddingModelFile } fro
 import { toolPromptMessages } from "./tool-prompt.js";
 import { ConstrainedAnswer } from "./constrained-answer.js";
 import { TokenTextStream } from "./token-text-stream.js";
+import { type ScoredToken, scoredTokens, tokenLogprobs } from "./scored-generation.js";
 
 /** node-llama-cpp in-process on one GGUF file. See design.md. */
 export interface EmbeddedBackendOptions {
@@ -198,6 +199,12 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       yield failure("bad_request", "the answer so far does not fit its response_format or tool grammar, so it cannot be continued here");
       return;
     }
+    const wantLogprobs = request.sampling.logprobs === true;
+    if (wantLogprobs && plan.kind !== "free") {
+      // Log-probabilities come from a path that samples outside node-llama-cpp (scored-generation.ts), where its grammars do not run.
+      yield { type: "error", code: "unsupported_parameter", message: "the embedded engine cannot return logprobs for an answer constrained by response_format or tools" };
+      return;
+    }
     const input = [...prompt, ...prefix];
     if (input.length >= context.contextSize) {
       yield failure("bad_request", `prompt is ${input.length} tokens; this model's context holds ${context.contextSize}`);
@@ -223,15 +230,32 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     let generatedCount = 0;
     let failed: StreamPart | undefined;
     const answer = new ConstrainedAnswer(plan.kind, prefix.length > 0);
+    // With logprobs: scored tokens wait here until the delta they belong to goes out, and carry them.
+    const scores: ScoredToken[] = [];
+    let before: Token[] = input.slice(-16);
+    const carryLogprobs = (parts: StreamPart[]): StreamPart[] => {
+      if (!wantLogprobs) return parts;
+      for (const part of parts) {
+        if (part.type !== "text-delta" || !part.tokens) continue;
+        const mine = scores.splice(0, part.tokens.length);
+        part.logprobs = mine.map((s) => s.logprob);
+        part.token_logprobs = tokenLogprobs(model, mine, before);
+        before = [...before, ...(part.tokens as Token[])].slice(-16);
+      }
+      return parts;
+    };
     try {
-      const tokens = sequence.evaluate(input, {
-        temperature,
-        topP: temperature > 0 ? topP : undefined,
-        seed: temperature > 0 ? seed : undefined,
-        yieldEogToken: true, // so that the loop, not node-llama-cpp, decides: EOG → finish "stop", never emitted
-        ...(grammar ? { grammarEvaluationState: grammar } : {}),
-      });
-      for await (const token of tokens) {
+      const tokens: AsyncIterable<Token | ScoredToken> = wantLogprobs
+        ? scoredTokens(sequence, input, { temperature, topP, ...(seed !== undefined ? { seed } : {}), topLogprobs: request.sampling.top_logprobs ?? 0 })
+        : sequence.evaluate(input, {
+            temperature,
+            topP: temperature > 0 ? topP : undefined,
+            seed: temperature > 0 ? seed : undefined,
+            yieldEogToken: true, // so that the loop, not node-llama-cpp, decides: EOG → finish "stop", never emitted
+            ...(grammar ? { grammarEvaluationState: grammar } : {}),
+          });
+      for await (const item of tokens) {
+        const token = typeof item === "number" ? item : item.token;
         if (signal?.aborted) {
           finish = "cancelled";
           break;
@@ -240,11 +264,12 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
           finish = "stop";
           break;
         }
+        if (typeof item !== "number") scores.push(item);
         generatedCount++;
         const delta = text.push(token);
         if (delta) {
           const out = answer.push(delta);
-          yield* out.parts;
+          yield* carryLogprobs(out.parts);
           if (out.ended) {
             finish = "stop";
             break;
@@ -266,8 +291,8 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       await pool.release(sequence).catch(() => undefined);
     }
     const rest = text.flush();
-    if (rest) yield* answer.push(rest).parts;
-    yield* answer.finish(finish === "stop");
+    if (rest) yield* carryLogprobs(answer.push(rest).parts);
+    yield* carryLogprobs(answer.finish(finish === "stop"));
     if (failed) {
       yield failed;
       return;
