@@ -73,6 +73,7 @@ export async function createBackendFromConfig(config: NodeConfig, context: Backe
     vllmInstances: config.vllm_instances,
     ollamaKeepAlive: config.ollama_keep_alive,
     apiKey: config.backend_api_key || undefined,
+    embeddingModels: config.embedding_models,
     fetch,
   });
   if (!adapter) throw new TesseraError("internal_error", `no adapter for backend ${probe.kind}`);

@@ -24,7 +24,7 @@ export function renderNodeToml(values: Partial<NodeSettings>, defaultLogFile: st
 }
 
 function tomlDefault(defaultText: string, name: string): string {
-  if (name === "served_models") return "[]";
+  if (name === "served_models" || name === "embedding_models") return "[]";
   if (name === "vllm_instances") return '[{ host = "http://127.0.0.1:8001", model = "Qwen/Qwen2.5-7B-Instruct" }]';
   return /^-?\d+(\.\d+)?$/.test(defaultText) ? defaultText : JSON.stringify(defaultText);
 }

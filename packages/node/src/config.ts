@@ -25,6 +25,7 @@ export interface NodeSettings {
   backend: BackendKind;
   model_path: string;
   served_models: string[];
+  embedding_models: string[];
   stage_model: string;
   stage_memory_mb: number;
   stage_threads: number;
@@ -202,6 +203,11 @@ export const NODE_SETTINGS = [
   spec({
     name: "served_models", env: "TESSERA_SERVED_MODELS", flag: "--served-models", arg: "<a,b>", defaultText: "[]",
     description: "Models this node advertises (empty: every model the backend has)", parse: list,
+  }),
+  spec({
+    name: "embedding_models", env: "TESSERA_EMBEDDING_MODELS", flag: "--embedding-models", arg: "<a,b>", defaultText: "[]",
+    description: "Models an HTTP backend serves as embedding models, offered for /v1/embeddings only (the embedded engine and Ollama's BERT-family models are detected)",
+    parse: list,
   }),
   spec({
     name: "stage_model", env: "TESSERA_STAGE_MODEL", flag: "--stage-model", arg: "<path.gguf>", defaultText: "",

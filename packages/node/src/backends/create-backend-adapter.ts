@@ -21,30 +21,32 @@ export interface CreateBackendOptions {
   vllmInstances?: VllmInstance[];
   ollamaKeepAlive?: string | number;
   apiKey?: string;
+  /** Models the HTTP backend serves as embedding models (the `embedding_models` setting): announced for embeddings only. */
+  embeddingModels?: readonly string[];
   fetch?: typeof globalThis.fetch;
 }
 
 export function createBackendAdapter(options: CreateBackendOptions): BackendAdapter | undefined {
-  const { kind, fetch, apiKey } = options;
+  const { kind, fetch, apiKey, embeddingModels } = options;
   if (kind === "embedded") return undefined;
   if (kind === "vllm") {
     const instances = options.vllmInstances?.length ? options.vllmInstances : options.baseURL ? [{ host: options.baseURL }] : [];
-    return createVllmAdapter({ instances, fetch, apiKey });
+    return createVllmAdapter({ instances, fetch, apiKey, embeddingModels });
   }
   const baseURL = options.baseURL;
   if (!baseURL) throw new TesseraError("bad_request", `backend ${kind} needs a host (see docs/operator-backends.md)`);
   switch (kind) {
     case "ollama":
-      return createOllamaAdapter({ baseURL, fetch, keepAlive: options.ollamaKeepAlive });
+      return createOllamaAdapter({ baseURL, fetch, keepAlive: options.ollamaKeepAlive, embeddingModels });
     case "sglang":
-      return createSglangAdapter({ baseURL, fetch, apiKey });
+      return createSglangAdapter({ baseURL, fetch, apiKey, embeddingModels });
     case "max":
-      return createMaxAdapter({ baseURL, fetch, apiKey });
+      return createMaxAdapter({ baseURL, fetch, apiKey, embeddingModels });
     case "llama-server":
-      return createLlamaServerAdapter({ baseURL, fetch, apiKey });
+      return createLlamaServerAdapter({ baseURL, fetch, apiKey, embeddingModels });
     case "llama-swap":
-      return createLlamaServerAdapter({ baseURL, fetch, apiKey, swap: true });
+      return createLlamaServerAdapter({ baseURL, fetch, apiKey, swap: true, embeddingModels });
     case "openai-compatible":
-      return createOpenAICompatibleAdapter({ baseURL, fetch, apiKey });
+      return createOpenAICompatibleAdapter({ baseURL, fetch, apiKey, embeddingModels });
   }
 }

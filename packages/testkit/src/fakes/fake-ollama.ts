@@ -4,6 +4,7 @@ import { FakeHttpServer, pumpTokens, sendJson, sendText, type RouteHandler } fro
 import { countPromptTokens, fakeLogprob, planReply, tokenize } from "./fake-tokens.js";
 import { plannedToolCall } from "./fake-tools.js";
 import { type OllamaGenerateBody, writeOllamaGenerate } from "./fake-ollama-generate.js";
+import { FAKE_EMBEDDING_DIMENSION, writeOllamaEmbed } from "./fake-embeddings.js";
 
 /**
  * A fake Ollama speaking the native API at its real wire format (docs/api.md of ollama/ollama):
@@ -29,6 +30,8 @@ export interface FakeOllamaModel {
   sizeBytes: number;
   parameterSize?: string;
   quantization?: string;
+  /** An embedding model (family `bert`): `/api/embed` answers for it (and for no other model). */
+  embedding?: boolean;
 }
 
 export interface FakeOllamaOptions {
@@ -81,6 +84,8 @@ export class FakeOllama {
         return (_q, res) => this.ps(res);
       case "POST /api/chat":
         return (_q, res, body) => this.chat(res, body);
+      case "POST /api/embed":
+        return (_q, res, body) => this.embed(res, body as { model?: unknown; input?: unknown });
       case "POST /api/generate":
         return (_q, res, body) => this.generate(res, body as OllamaGenerateBody);
       case "POST /api/pull":
@@ -102,8 +107,8 @@ export class FakeOllama {
       details: {
         parent_model: "",
         format: "gguf",
-        family: "llama",
-        families: ["llama"],
+        family: m.embedding ? "bert" : "llama",
+        families: [m.embedding ? "bert" : "llama"],
         parameter_size: m.parameterSize ?? "7.6B",
         quantization_level: m.quantization ?? "Q4_K_M",
       },
@@ -123,6 +128,17 @@ export class FakeOllama {
       });
     }
     sendJson(res, 200, { models });
+  }
+
+  /** `POST /api/embed` (fake-embeddings.ts): a model without embeddings is a 400, as Ollama answers for one. */
+  private embed(res: ServerResponse, body: { model?: unknown; input?: unknown }): void {
+    if (typeof body?.model !== "string" || body.model === "") return sendJson(res, 400, { error: "model is required" });
+    const name = normaliseName(body.model);
+    const model = this.installed.get(name);
+    if (!model) return sendJson(res, 404, { error: `model "${body.model}" not found, try pulling it first` });
+    if (!model.embedding) return sendJson(res, 400, { error: `"${body.model}" does not support embeddings` });
+    this.loaded.set(name, Date.now() + keepAliveMs(undefined));
+    writeOllamaEmbed(res, name, body, FAKE_EMBEDDING_DIMENSION);
   }
 
   private generate(res: ServerResponse, body: OllamaGenerateBody): void {

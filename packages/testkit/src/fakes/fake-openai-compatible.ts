@@ -5,6 +5,7 @@ import { countPromptTokens, fakeLogprob, fakeTokenId, planReply, tokenize } from
 import { plannedToolCall, unansweredToolMessage } from "./fake-tools.js";
 import { OPENAI_FLAVOURS, type OpenAIFlavour, type OpenAIFlavourName } from "./openai-flavours.js";
 import { type CompletionBody, writeCompletion } from "./fake-completions.js";
+import { FAKE_EMBEDDING_DIMENSION, writeOpenAIEmbeddings } from "./fake-embeddings.js";
 
 /**
  * A fake OpenAI-compatible inference server (vLLM, SGLang, MAX, llama-server, llama-swap), following the wire
@@ -27,6 +28,10 @@ export interface FakeOpenAIOptions {
   flavour: OpenAIFlavourName;
   /** Models served. vLLM/SGLang/MAX serve one each; llama-swap lists every configured one. */
   models: string[];
+  /** Models (among `models`) that are embedding models: `POST /v1/embeddings` answers for these only (fake-embeddings.ts). */
+  embeddingModels?: string[];
+  /** Width of the fake's vectors (default 16). */
+  embeddingDimension?: number;
   behaviour?: Partial<FakeBehaviour>;
 }
 
@@ -39,10 +44,14 @@ export class FakeOpenAICompatible {
   /** While true, `/health` answers 503 as a server still loading its model does. */
   loading = false;
   private seq = 0;
+  private readonly embeddingModels: Set<string>;
+  private readonly embeddingDimension: number;
 
   constructor(options: FakeOpenAIOptions) {
     this.flavour = OPENAI_FLAVOURS[options.flavour];
     this.models = [...options.models];
+    this.embeddingModels = new Set(options.embeddingModels ?? []);
+    this.embeddingDimension = options.embeddingDimension ?? FAKE_EMBEDDING_DIMENSION;
     this.http = new FakeHttpServer((method, path) => this.route(method, path));
     this.http.setBehaviour(options.behaviour ?? {});
   }
@@ -61,6 +70,7 @@ export class FakeOpenAICompatible {
     }
     if (key === "POST /v1/chat/completions") return (_q, res, body) => this.chat(res, body);
     if (key === "POST /v1/completions") return (_q, res, body) => this.completion(res, body as CompletionBody);
+    if (key === "POST /v1/embeddings") return (_q, res, body) => this.embeddings(res, body as { model?: unknown });
     return undefined;
   }
 
@@ -103,6 +113,14 @@ export class FakeOpenAICompatible {
       default:
         return { error: { message, type, param: null, code: status } };
     }
+  }
+
+  /** `POST /v1/embeddings` (fake-embeddings.ts): a generative model is a 400, as vLLM answers for one. */
+  private embeddings(res: ServerResponse, body: { model?: unknown; input?: unknown; encoding_format?: unknown }): void {
+    if (typeof body?.model !== "string") return this.error(res, 400, "model is required", "BadRequestError");
+    if (!this.flavour.ignoresModelName && !this.models.includes(body.model)) return this.error(res, 404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
+    if (!this.embeddingModels.has(body.model)) return this.error(res, 400, "The model does not support Embeddings API", "BadRequestError");
+    writeOpenAIEmbeddings(res, body, this.embeddingDimension, (status, message) => this.error(res, status, message, "BadRequestError"));
   }
 
   /** `POST /v1/completions` (fake-completions.ts), model checked as for chat. */

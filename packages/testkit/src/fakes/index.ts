@@ -7,3 +7,4 @@ export * from "./fake-openai-compatible.js";
 export * from "./fake-tools.js";
 export * from "./fake-completions.js";
 export * from "./fake-ollama-generate.js";
+export * from "./fake-embeddings.js";

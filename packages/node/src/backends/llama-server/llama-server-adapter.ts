@@ -21,6 +21,8 @@ export interface LlamaServerOptions {
   apiKey?: string;
   /** The URL is llama-swap rather than one llama-server. */
   swap?: boolean;
+  /** Models served as embedding models (llama-server `--embeddings`): announced for `/v1/embeddings` only. */
+  embeddingModels?: readonly string[];
 }
 
 export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAdapter {
@@ -30,6 +32,7 @@ export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAd
     apiKey: options.apiKey,
     kind: options.swap ? "llama-swap" : "llama-server",
     assistantPrefix: "trailing-assistant",
+    embeddingModels: options.embeddingModels,
     refineError: (status, message) =>
       status === 400 && message.includes("could not find real modelID") ? "model_not_found" : undefined,
     loadedModels: options.swap

@@ -13,6 +13,8 @@ export interface MaxOptions {
   baseURL: string;
   fetch?: typeof globalThis.fetch;
   apiKey?: string;
+  /** Models served as embedding models: announced for `/v1/embeddings` only. */
+  embeddingModels?: readonly string[];
 }
 
 export function createMaxAdapter(options: MaxOptions): BackendAdapter {

@@ -1,5 +1,5 @@
 import { TesseraError, type StreamPart } from "@tessera/protocol";
-import { type BackendAdapter, type BackendModel, type GenerateRequest, type GenerateResult, type HealthResult, type PullProgress, collectStream } from "../adapter.js";
+import { type BackendAdapter, type BackendModel, type EmbeddingRequest, type EmbeddingResult, type GenerateRequest, type GenerateResult, type HealthResult, type PullProgress, collectStream } from "../adapter.js";
 import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
 import { backendErrorMessage, errorFromFetchFailure, errorFromResponse, errorPart } from "../http/backend-error.js";
 import { constrainedContinuationError } from "../http/constrained-continuation.js";
@@ -11,6 +11,7 @@ import { rawPromptRefusal, rawPromptText } from "../raw-prompt.js";
 import { mapOllamaDoneReason } from "./map-finish-reason.js";
 import { toolCallPieces } from "./map-tool-calls.js";
 import { mapPullProgress } from "./map-pull-progress.js";
+import { isOllamaEmbeddingModel, postOllamaEmbed } from "./embeddings.js";
 
 /**
  * Ollama through its native API (`/api/chat`, `/api/tags`, `/api/ps`, `/api/pull`, `/api/delete`), not its
@@ -27,6 +28,8 @@ export interface OllamaOptions {
   keepAlive?: string | number;
   /** Ask for per-token logprobs. Default true. */
   requestLogprobs?: boolean;
+  /** Models to serve as embedding models besides those of an encoder-only family (embeddings.ts), with or without `:latest`. */
+  embeddingModels?: readonly string[];
 }
 
 export interface OllamaAdapter extends BackendAdapter {
@@ -144,17 +147,22 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
 
     async listModels(signal?: AbortSignal): Promise<BackendModel[]> {
       const [tags, ps] = await Promise.all([
-        getJson<{ models?: { name?: string; size?: number }[] }>("/api/tags", signal),
+        getJson<{ models?: { name?: string; size?: number; details?: { families?: unknown } }[] }>("/api/tags", signal),
         getJson<{ models?: { name?: string }[] }>("/api/ps", signal),
       ]);
       const loaded = new Set((ps.models ?? []).map((m) => m.name));
       return (tags.models ?? [])
-        .filter((m): m is { name: string; size?: number } => typeof m.name === "string")
+        .filter((m): m is { name: string; size?: number; details?: { families?: unknown } } => typeof m.name === "string")
         .map((m) => {
           const model: BackendModel = { id: m.name, loaded: loaded.has(m.name) };
           if (typeof m.size === "number") model.sizeBytes = m.size;
+          if (isOllamaEmbeddingModel(m, options.embeddingModels ?? [])) model.features = ["embeddings"];
           return model;
         });
+    },
+
+    embed(request: EmbeddingRequest): Promise<EmbeddingResult> {
+      return postOllamaEmbed({ url: url("/api/embed"), fetch: fetchFn, keepAlive: options.keepAlive }, request);
     },
 
     async doGenerate(request: GenerateRequest): Promise<GenerateResult> {

@@ -1,5 +1,5 @@
 import { TesseraError, type ErrorCode, type StreamPart } from "@tessera/protocol";
-import { type BackendAdapter, type BackendModel, type GenerateRequest, type GenerateResult, type HealthResult, collectStream } from "../adapter.js";
+import { type BackendAdapter, type BackendModel, type EmbeddingRequest, type EmbeddingResult, type GenerateRequest, type GenerateResult, type HealthResult, collectStream } from "../adapter.js";
 import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
 import { errorFromFetchFailure, errorFromResponse, errorPart, isErrorEvent, backendErrorMessage } from "../http/backend-error.js";
 import { constrainedContinuationError } from "../http/constrained-continuation.js";
@@ -11,6 +11,7 @@ import { mapCompletionChunk } from "./map-completion-chunk.js";
 import { completionBody } from "./completion-body.js";
 import { rawPromptRefusal } from "../raw-prompt.js";
 import { type GenerationOptionsDialect, mapGenerationOptions } from "./map-generation-options.js";
+import { postOpenAIEmbeddings } from "./embeddings.js";
 
 /**
  * The shared base of every OpenAI-compatible backend (vLLM, SGLang, MAX, llama-server, llama-swap, or any server
@@ -37,6 +38,8 @@ export interface OpenAICompatibleOptions {
   refineError?: (status: number, message: string) => ErrorCode | undefined;
   /** Which served models are resident now (llama-swap's `/running`); by default all served models are. */
   loadedModels?: (fetch: typeof globalThis.fetch, signal?: AbortSignal) => Promise<Set<string>>;
+  /** Models the server serves as embedding models (the operator's `embedding_models`): announced for embeddings only. */
+  embeddingModels?: readonly string[];
 }
 
 export function createOpenAICompatibleAdapter(options: OpenAICompatibleOptions): BackendAdapter {
@@ -92,7 +95,13 @@ class OpenAICompatibleAdapter implements BackendAdapter {
     const body = (await res.json()) as { data?: { id?: unknown }[] };
     const ids = (body.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === "string");
     const loaded = this.options.loadedModels ? await this.options.loadedModels(this.fetch, signal) : undefined;
-    return ids.map((id) => ({ id, loaded: loaded ? loaded.has(id) : true }));
+    const embedding = new Set(this.options.embeddingModels ?? []);
+    return ids.map((id) => ({ id, loaded: loaded ? loaded.has(id) : true, ...(embedding.has(id) ? { features: ["embeddings" as const] } : {}) }));
+  }
+
+  /** `POST /v1/embeddings` (embeddings.ts). */
+  embed(request: EmbeddingRequest): Promise<EmbeddingResult> {
+    return postOpenAIEmbeddings({ kind: this.kind, url: this.url("/v1/embeddings"), headers: this.headers, fetch: this.fetch, refineError: this.options.refineError }, request);
   }
 
   private buildBody(request: GenerateRequest, stream: boolean): Record<string, unknown> {

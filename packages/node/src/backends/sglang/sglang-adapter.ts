@@ -13,6 +13,8 @@ export interface SglangOptions {
   baseURL: string;
   fetch?: typeof globalThis.fetch;
   apiKey?: string;
+  /** Models served as embedding models (`--is-embedding`): announced for `/v1/embeddings` only. */
+  embeddingModels?: readonly string[];
 }
 
 export function createSglangAdapter(options: SglangOptions): BackendAdapter {

@@ -1,5 +1,5 @@
 import { TesseraError, type StreamPart } from "@tessera/protocol";
-import type { BackendAdapter, BackendModel, GenerateRequest, GenerateResult, HealthResult } from "../adapter.js";
+import type { BackendAdapter, BackendModel, EmbeddingRequest, EmbeddingResult, GenerateRequest, GenerateResult, HealthResult } from "../adapter.js";
 import { errorPart } from "../http/backend-error.js";
 import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compatible-adapter.js";
 import { routeByModel, type VllmInstance } from "./route-by-model.js";
@@ -18,6 +18,8 @@ export interface VllmOptions {
   instances: VllmInstance[];
   fetch?: typeof globalThis.fetch;
   apiKey?: string;
+  /** Models served as embedding models (`vllm serve --task embed`): announced for `/v1/embeddings` only. */
+  embeddingModels?: readonly string[];
 }
 
 export function createVllmAdapter(options: VllmOptions): BackendAdapter {
@@ -30,6 +32,7 @@ export function createVllmAdapter(options: VllmOptions): BackendAdapter {
       apiKey: options.apiKey,
       kind: "vllm",
       assistantPrefix: "continue-final-message",
+      embeddingModels: options.embeddingModels,
     }),
   }));
 
@@ -57,6 +60,10 @@ export function createVllmAdapter(options: VllmOptions): BackendAdapter {
       for (const s of settled) if (s.status === "fulfilled") for (const m of s.value) models.set(m.id, m);
       if (settled.every((s) => s.status === "rejected")) throw (settled[0] as PromiseRejectedResult).reason;
       return [...models.values()];
+    },
+
+    async embed(request: EmbeddingRequest): Promise<EmbeddingResult> {
+      return route(request.model).embed!(request);
     },
 
     async doGenerate(request: GenerateRequest): Promise<GenerateResult> {
