@@ -1,4 +1,5 @@
 import { TesseraError } from "@tessera/protocol";
+import { type Invocation, tesseraCommand } from "./invocation.js";
 
 /**
  * The CLI's own settings (the client commands: chat, status, models). The only place in this package that reads
@@ -21,4 +22,9 @@ export function loadClientSettings(flags: { url?: string; apiKey?: string }, env
     throw new TesseraError("bad_request", `--url (TESSERA_URL) must be an http:// or https:// URL, got "${url}"`);
   }
   return { url, apiKey: flags.apiKey ?? env.TESSERA_API_KEY };
+}
+
+/** How the user runs this CLI from their shell (`tessera`, `npx tessera`, …), for the commands it prints. */
+export function printedCommand(env: NodeJS.ProcessEnv = process.env, invocation: Omit<Invocation, "path"> = { cwd: process.cwd(), script: process.argv[1] ?? "" }): string {
+  return tesseraCommand({ ...invocation, path: env.PATH });
 }

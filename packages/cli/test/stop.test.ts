@@ -1,7 +1,8 @@
-import { spawn } from "node:child_process";
+import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TESSERA_BIN, freePort, startFakeOpenAICompatible } from "@tessera/testkit";
 
@@ -11,7 +12,15 @@ let dir: string;
 let backend: Awaited<ReturnType<typeof startFakeOpenAICompatible>>;
 
 function tessera(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [TESSERA_BIN, ...args], { env: ENV, stdio: ["ignore", "pipe", "pipe"] });
+  return collect(spawn(process.execPath, [TESSERA_BIN, ...args], { env: ENV, stdio: ["ignore", "pipe", "pipe"] }));
+}
+
+/** Runs a command line the CLI printed, as a user types it in a shell here (the checkout). */
+function typed(line: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return collect(spawn("sh", ["-c", line], { env: ENV, stdio: ["ignore", "pipe", "pipe"] }));
+}
+
+function collect(child: ChildProcessByStdio<null, Readable, Readable>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
@@ -35,8 +44,10 @@ describe("tessera stop", () => {
     const coordinator = `http://127.0.0.1:${await freePort()}`;
     expect((await tessera("init", "--home", home, "--coordinator", coordinator, "--backend", "vllm", "--vllm-host", backend.url)).code).toBe(0);
     const started = await tessera("start", "--detach", "--home", home);
-    expect(started.stdout).toMatch(/stop +tessera stop --home /);
-    const stopped = await tessera("stop", "--home", home);
+    // In a checkout `tessera` is not on the PATH: the daemon's stop line says `npx tessera …`, and runs as printed.
+    const printed = /^stop +(.+)$/m.exec(started.stdout)?.[1];
+    expect(printed).toBe(`npx tessera stop --home ${home}`);
+    const stopped = await typed(printed!);
     expect(stopped.stdout).toMatch(/stopping the node daemon \(pid \d+\): draining…\nstopped\n/);
     expect(existsSync(join(home, "node.pid"))).toBe(false);
     const again = await tessera("stop", "--home", home);

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeNpub } from "@tessera/protocol";
 import { ManagedProcess, TESSERA_BIN, freePort } from "@tessera/testkit";
 
 /** `tessera up` as a newcomer runs it, then the client commands against it; and the CLI's answers to bad input. */
@@ -33,6 +34,8 @@ afterAll(async () => {
 describe("tessera up", () => {
   it("makes the demo model on first run and prints how to call it", () => {
     expect(up.logText).toMatch(/making the demo model/);
+    // From the checkout, where `tessera` is not on the PATH, the banner's chat line goes through the workspace bin.
+    expect(up.logText).toContain('  npx tessera chat "hello"\n');
     expect(up.logText).toContain(`curl ${url}/v1/chat/completions`);
     expect(up.logText).toContain('model: "tessera-demo"');
   });
@@ -64,6 +67,10 @@ describe("tessera up", () => {
   }, 60_000);
 });
 
+/** A well-formed node id with its last bech32 character changed: the checksum no longer matches. */
+const GOOD_NPUB = encodeNpub("ab".repeat(32));
+const BAD_NPUB = GOOD_NPUB.slice(0, -1) + (GOOD_NPUB.endsWith("q") ? "p" : "q");
+
 describe("bad input gets a clear error and a non-zero exit", () => {
   const cases: Array<[string, string[], RegExp]> = [
     ["up with a missing model file", ["up", "--model", "/nonexistent/model.gguf", "--port", "1"], /\[bad_request\].*no file/],
@@ -80,6 +87,12 @@ describe("bad input gets a clear error and a non-zero exit", () => {
     ["status with a node id that is neither npub nor hex", ["status", "--node", "nobody"], /\[bad_request\].*--node/],
     ["an unknown command", ["fly"], /unknown command/],
   ];
+  it("status --node with a bad npub1… is a usage error (exit 2, code bad_request) before anything is asked of the coordinator", async () => {
+    const { code, out } = await tessera(["status", "--url", "http://127.0.0.1:2", "--node", BAD_NPUB]);
+    expect(code).toBe(2);
+    expect(out).toMatch(/^error \[bad_request\]: --node must be a node id: npub1… .*got "npub1/m);
+    expect(out).not.toMatch(/unreachable/);
+  });
   for (const [name, args, pattern] of cases) {
     it(name, async () => {
       const keysDir = mkdtempSync(join(tmpdir(), "tessera-cli-"));

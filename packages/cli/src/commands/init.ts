@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { encodeNpub } from "@tessera/protocol";
 import { settingFlagsFromOptions } from "@tessera/node/config";
+import { printedCommand } from "../config.js";
 import { type NodeFlags, withNodeSettings } from "./node-options.js";
 
 /** `tessera init`: makes the node keypair and a commented node.toml (both 0600); never overwrites either. */
@@ -14,6 +15,7 @@ export function addInitCommand(program: Command): void {
     const result = initNode({ home: flags.home, settings: settingFlagsFromOptions(flags) });
     const { paths } = result.config;
     const homeFlag = paths.home !== undefined ? ` --home ${paths.home}` : "";
+    const tessera = printedCommand();
     process.stdout.write(
       [
         `node id      ${result.npub}`,
@@ -24,7 +26,7 @@ export function addInitCommand(program: Command): void {
         `coordinator  ${result.config.coordinator_url}`,
         `logs         ${result.config.log_file}`,
         "",
-        `next: tessera register${homeFlag} && tessera start${homeFlag}   (a closed coordinator wants --join-token TOKEN once)`,
+        `next: ${tessera} register${homeFlag} && ${tessera} start${homeFlag}   (a closed coordinator wants --join-token TOKEN once)`,
         "",
       ].join("\n"),
     );

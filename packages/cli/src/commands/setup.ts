@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { settingFlagsFromOptions } from "@tessera/node/config";
 import { type NodeFlags, withNodeSettings } from "./node-options.js";
 import { checkJoinToken } from "./register.js";
+import { printedCommand } from "../config.js";
 
 /** `tessera setup`: the guided first run (hardware, backend, model, keys, config, register). `--yes` takes defaults. */
 export function addSetupCommand(program: Command): void {
@@ -35,6 +36,7 @@ export function addSetupCommand(program: Command): void {
         out: process.stdout,
         err: process.stderr,
         joinToken,
+        command: printedCommand(),
       });
     } finally {
       rl?.close();

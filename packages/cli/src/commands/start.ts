@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import type { Command } from "commander";
 import type { NodeConfig } from "@tessera/node/config";
 import { TesseraError } from "@tessera/protocol";
+import { printedCommand } from "../config.js";
 import { reportError } from "../report-error.js";
 import { FORCE_HINT } from "../wait-for-signal.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
@@ -32,7 +33,7 @@ async function refuseIfRunning(config: NodeConfig): Promise<void> {
   if (pid !== undefined && pid !== process.pid) {
     throw new TesseraError(
       "conflict",
-      `a node daemon is already running for this home (pid ${pid}, pid file ${config.paths.pidFile}); stop it with \`tessera stop${config.paths.home !== undefined ? ` --home ${config.paths.home}` : ""}\``,
+      `a node daemon is already running for this home (pid ${pid}, pid file ${config.paths.pidFile}); stop it with \`${printedCommand()} stop${config.paths.home !== undefined ? ` --home ${config.paths.home}` : ""}\``,
     );
   }
 }
@@ -112,12 +113,13 @@ async function detach(flags: StartFlags): Promise<void> {
   }
   child.unref();
   const homeFlag = config.paths.home !== undefined ? ` --home ${config.paths.home}` : "";
+  const tessera = printedCommand();
   process.stdout.write(
     [
       `node daemon started in the background (pid ${child.pid})`,
       `pid file  ${config.paths.pidFile}`,
-      `logs      ${config.log_file}  (tessera logs -f${homeFlag})`,
-      `stop      tessera stop${homeFlag}`,
+      `logs      ${config.log_file}  (${tessera} logs -f${homeFlag})`,
+      `stop      ${tessera} stop${homeFlag}`,
       "",
     ].join("\n"),
   );

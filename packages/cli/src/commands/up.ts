@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { defaultDataDir, loadCoordinatorConfig } from "@tessera/coordinator/config";
 import { loadNodeConfig } from "@tessera/node/config";
 import { TesseraError, modelIdFromFileName } from "@tessera/protocol";
+import { printedCommand } from "../config.js";
 import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
 import { ensurePortFree } from "../port-check.js";
 
@@ -66,7 +67,7 @@ export function addUpCommand(program: Command): void {
       }
       // The id the embedded engine announces for the file (a name with spaces or brackets is made a valid model id).
       const model = modelIdFromFileName(basename(modelPath).replace(/\.gguf$/i, ""));
-      process.stdout.write(banner(coordinator.url, model));
+      process.stdout.write(banner(coordinator.url, model, printedCommand()));
       await waitForSignal((signal) =>
         process.stdout.write(`\n${signal} received: shutting down, draining the node, then the coordinator (${FORCE_HINT})\n`),
       );
@@ -79,11 +80,11 @@ export function addUpCommand(program: Command): void {
     });
 }
 
-function banner(url: string, model: string): string {
+function banner(url: string, model: string, tessera: string): string {
   return `
 Tessera is running: coordinator ${url} (open mode), one node serving "${model}".
 
-  npx tessera chat "hello"
+  ${tessera} chat "hello"
 
   curl ${url}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"${model}","messages":[{"role":"user","content":"hello"}],"stream":true}'

@@ -41,6 +41,8 @@ export interface SetupDeps {
   err: ProgressSink;
   /** Admits this machine's operator key on a coordinator whose admission is `token` (`--join-token`). */
   joinToken?: string;
+  /** How the user runs this CLI (`tessera`, `npx tessera`, …), for the commands setup prints; default `tessera`. */
+  command?: string;
 }
 
 export interface SetupResult {
@@ -134,10 +136,11 @@ export async function runSetup(deps: SetupDeps): Promise<SetupResult> {
       registered = true;
       say(`registered   with ${config.coordinator_url}: ${inventory.served.map((m) => m.id).join(", ") || "no models yet"}`);
     } catch (err) {
-      deps.err.write(`warning: could not register with ${config.coordinator_url} (${(err as Error).message}); run \`tessera register\` once it is reachable\n`);
+      deps.err.write(`warning: could not register with ${config.coordinator_url} (${(err as Error).message}); run \`${deps.command ?? "tessera"} register\` once it is reachable\n`);
     }
     say(`memory       ${(memoryBudgetMb(hardware) / 1024).toFixed(1)} GiB for models`);
-    say(`next         tessera start${deps.home ? ` --home ${deps.home}` : ""}   (then \`tessera doctor\` checks everything)`);
+    const tessera = deps.command ?? "tessera";
+    say(`next         ${tessera} start${deps.home ? ` --home ${deps.home}` : ""}   (then \`${tessera} doctor\` checks everything)`);
     return { config, nodeId: signer.publicKeyHex, backend: backend.kind, model, registered };
   } finally {
     await backend.close?.();
