@@ -81,3 +81,31 @@ describe("routeByModel", () => {
     expect(routeByModel(instances, model)?.host).toBe(host);
   });
 });
+
+describe("vllm: logprobs a client asked for", () => {
+  it("asks for top_logprobs and passes each token's text, log-probability and alternatives on its delta", async () => {
+    const a = await vllm("qwen", "Paris is lovely");
+    const adapter = createVllmAdapter({ instances: [{ host: a.url, model: "qwen" }] });
+    const parts: StreamPart[] = [];
+    for await (const p of adapter.doStream({ ...req("qwen"), sampling: { ...req("qwen").sampling, logprobs: true, top_logprobs: 2 } })) parts.push(p);
+    expect(a.http.requests.at(-1)?.body).toMatchObject({ logprobs: true, top_logprobs: 2 });
+    const deltas = parts.flatMap((p) => (p.type === "text-delta" ? [p] : []));
+    const entries = deltas.flatMap((p) => p.token_logprobs ?? []);
+    expect(entries.map((e) => e.token).join("")).toBe("Paris is lovely");
+    for (const [i, e] of entries.entries()) {
+      expect(e.logprob).toBeLessThanOrEqual(0);
+      expect(e.top_logprobs).toHaveLength(2);
+      expect(e.top_logprobs[0]).toEqual({ token: e.token, logprob: e.logprob });
+      expect(deltas.flatMap((p) => p.logprobs ?? [])[i]).toBe(e.logprob);
+    }
+  });
+
+  it("without logprobs asked, sends no top_logprobs and deltas carry no alternatives", async () => {
+    const a = await vllm("qwen", "Paris");
+    const adapter = createVllmAdapter({ instances: [{ host: a.url, model: "qwen" }] });
+    const parts: StreamPart[] = [];
+    for await (const p of adapter.doStream(req("qwen"))) parts.push(p);
+    expect(a.http.requests.at(-1)?.body).not.toHaveProperty("top_logprobs");
+    for (const p of parts) if (p.type === "text-delta") expect(p.token_logprobs?.every((e) => e.top_logprobs.length === 0) ?? true).toBe(true);
+  });
+});

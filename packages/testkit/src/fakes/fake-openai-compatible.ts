@@ -156,6 +156,7 @@ export class FakeOpenAICompatible {
       max_completion_tokens?: number;
       stream_options?: { include_usage?: boolean };
       logprobs?: boolean;
+      top_logprobs?: number;
       continue_final_message?: boolean;
       add_generation_prompt?: boolean;
     };
@@ -208,7 +209,12 @@ export class FakeOpenAICompatible {
       token: plan.tokens[i],
       logprob: fakeLogprob(i),
       bytes: [...Buffer.from(plan.tokens[i], "utf8")],
-      top_logprobs: [],
+      // As OpenAI: the likeliest first (the token itself, as a greedy server chose it), then made-up runners-up.
+      top_logprobs: Array.from({ length: Math.min(20, Math.max(0, body.top_logprobs ?? 0)) }, (_u, k) =>
+        k === 0
+          ? { token: plan.tokens[i], logprob: fakeLogprob(i), bytes: [...Buffer.from(plan.tokens[i], "utf8")] }
+          : { token: `alt${k}`, logprob: fakeLogprob(i) - k, bytes: [...Buffer.from(`alt${k}`, "utf8")] },
+      ),
     });
 
     if (body.stream !== true) {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { TesseraError, type FinishReason, type StreamPart, type ToolCall } from "@tessera/protocol";
+import { TesseraError, type FinishReason, type StreamPart, type TokenLogprob, type ToolCall } from "@tessera/protocol";
 import { errorPart } from "./backend-error.js";
 
 /**
@@ -20,6 +20,8 @@ export type BackendEvent =
       text: string;
       logprobs?: number[];
       tokens?: number[];
+      /** Each token's text, log-probability and alternatives, where the server sent them. */
+      tokenLogprobs?: TokenLogprob[];
       finish?: FinishReason;
       usage?: { prompt_tokens: number; completion_tokens: number };
       toolCalls?: ToolCallPiece[];
@@ -58,6 +60,7 @@ export async function* assembleStream(
         const part: StreamPart = { type: "text-delta", text: event.text };
         if (event.logprobs) part.logprobs = event.logprobs;
         if (event.tokens) part.tokens = event.tokens;
+        if (event.tokenLogprobs) part.token_logprobs = event.tokenLogprobs;
         yield part;
       }
       for (const piece of event.toolCalls ?? []) {

@@ -1,4 +1,4 @@
-import type { FinishReason } from "@tessera/protocol";
+import { type FinishReason, LOGPROB_FLOOR, MAX_TOP_LOGPROBS, type TokenAlternative, type TokenLogprob } from "@tessera/protocol";
 import type { ToolCallPiece } from "../http/assemble-stream.js";
 import { mapOpenAIFinishReason } from "./map-finish-reason.js";
 
@@ -8,6 +8,8 @@ export interface ChunkContent {
   logprobs: number[] | undefined;
   /** Token ids, where the server reports them (llama-server puts `id` in each logprobs entry). */
   tokens: number[] | undefined;
+  /** Each token's text, log-probability and alternatives, where the server sent them (for a client that asked). */
+  tokenLogprobs?: TokenLogprob[] | undefined;
   finish: FinishReason | undefined;
   usage: { prompt_tokens: number; completion_tokens: number } | undefined;
   /** Pieces of tool calls: a stream's deltas (by index), or a whole message's calls. */
@@ -23,6 +25,8 @@ interface WireToolCall {
 interface LogprobEntry {
   logprob?: unknown;
   id?: unknown;
+  token?: unknown;
+  top_logprobs?: Array<{ token?: unknown; logprob?: unknown }> | null;
 }
 
 interface WireChoice {
@@ -63,6 +67,7 @@ export function mapChunk(raw: unknown): ChunkContent {
     text: typeof content === "string" ? content : "",
     logprobs,
     tokens,
+    tokenLogprobs: Array.isArray(entries) && entries.length > 0 ? tokenLogprobsOf(entries) : undefined,
     finish: mapOpenAIFinishReason(choice?.finish_reason),
     usage,
   };
@@ -77,4 +82,28 @@ function toPiece(call: WireToolCall, position: number): ToolCallPiece {
   if (typeof args === "string") piece.arguments = args;
   else if (args !== undefined && args !== null) piece.arguments = JSON.stringify(args);
   return piece;
+}
+
+/** A server's number as a log-probability Tessera relays: finite, at most 0, floored where it means "impossible". */
+function asLogprob(value: unknown): number | undefined {
+  if (typeof value !== "number" || Number.isNaN(value)) return undefined;
+  return Math.max(LOGPROB_FLOOR, Math.min(0, value));
+}
+
+function alternativeOf(entry: { token?: unknown; logprob?: unknown }): TokenAlternative | undefined {
+  const logprob = asLogprob(entry.logprob);
+  return typeof entry.token === "string" && logprob !== undefined ? { token: entry.token, logprob } : undefined;
+}
+
+/** OpenAI's `logprobs.content` entries as Tessera's token log-probabilities; undefined unless every entry is whole. */
+function tokenLogprobsOf(entries: LogprobEntry[]): TokenLogprob[] | undefined {
+  const out: TokenLogprob[] = [];
+  for (const entry of entries) {
+    const own = alternativeOf(entry);
+    if (!own) return undefined;
+    const top = (Array.isArray(entry.top_logprobs) ? entry.top_logprobs : []).slice(0, MAX_TOP_LOGPROBS).map(alternativeOf);
+    if (top.some((t) => t === undefined)) return undefined;
+    out.push({ ...own, top_logprobs: top as TokenAlternative[] });
+  }
+  return out;
 }

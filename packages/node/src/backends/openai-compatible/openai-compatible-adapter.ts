@@ -198,6 +198,7 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       const event: BackendEvent = { kind: "chunk", text: c.text };
       if (c.logprobs) event.logprobs = c.logprobs;
       if (c.tokens) event.tokens = c.tokens;
+      if (c.tokenLogprobs) event.tokenLogprobs = c.tokenLogprobs;
       if (c.finish) event.finish = c.finish;
       if (c.usage) event.usage = c.usage;
       if (c.toolCalls) event.toolCalls = c.toolCalls;
