@@ -64,5 +64,7 @@ const FEATURE_WORDS: Record<ModelFeature, string> = {
 
 /** "no node serving model X can return log-probabilities (logprobs)". */
 export function unsupportedFeatureMessage(model: string, needed: NeededFeature): string {
-  return `no node serving model "${model}" can ${FEATURE_WORDS[needed.feature]} (${needed.param})`;
+  // A model that does not generate text is an embedding model (the only other kind a node announces).
+  const hint = needed.feature === "chat" ? `; it is served for embeddings only, so use /v1/embeddings for it` : "";
+  return `no node serving model "${model}" can ${FEATURE_WORDS[needed.feature]} (${needed.param})${hint}`;
 }

@@ -38,8 +38,11 @@ export interface Cluster {
   nodes: ClusterNode[];
   /** The model id the daemons serve (the GGUF file's stem), when `modelPath` was given. */
   model: string | undefined;
-  /** Starts one more daemon. */
-  addNode(): Promise<ClusterNode>;
+  /**
+   * Starts one more daemon; `modelPath` serves another GGUF file on the embedded engine instead of the cluster's (an
+   * embedding model beside a chat model, say), `nodeArgs` are added to the cluster's.
+   */
+  addNode(options?: { modelPath?: string; nodeArgs?: string[] }): Promise<ClusterNode>;
   /** Starts a stopped or killed daemon again on its own home (same key, so the same node id). */
   restartNode(node: ClusterNode): Promise<void>;
   /** Every process's recent output, for a failing test's message. */
@@ -67,11 +70,14 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const backendArgs = options.modelPath ? ["--backend", "embedded", "--model", options.modelPath] : [];
   const nodes: ClusterNode[] = [];
 
+  /** Each node's own backend and extra arguments, kept for a restart. */
+  const nodeArgsOf = new Map<string, string[]>();
+
   async function launch(name: string, home: string, id: string): Promise<ManagedProcess> {
     const proc = new ManagedProcess(
       name,
       process.execPath,
-      [...(options.nodeFlags?.node ?? []), TESSERA_BIN, "start", "--home", home, ...backendArgs, ...(options.nodeArgs ?? [])],
+      [...(options.nodeFlags?.node ?? []), TESSERA_BIN, "start", "--home", home, ...(nodeArgsOf.get(name) ?? [...backendArgs, ...(options.nodeArgs ?? [])])],
       { env, logFile: join(dir, `${name}.log`) },
     );
     try {
@@ -84,8 +90,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     return proc;
   }
 
-  async function addNode(): Promise<ClusterNode> {
+  async function addNode(extra: { modelPath?: string; nodeArgs?: string[] } = {}): Promise<ClusterNode> {
     const name = `node${nodes.length + 1}`;
+    const backend = extra.modelPath ? ["--backend", "embedded", "--model", extra.modelPath] : backendArgs;
+    nodeArgsOf.set(name, [...backend, ...(options.nodeArgs ?? []), ...(extra.nodeArgs ?? [])]);
     const home = join(dir, name);
     mkdirSync(home, { recursive: true });
     const init = new ManagedProcess(`${name}-init`, process.execPath, [TESSERA_BIN, "init", "--home", home, "--coordinator", url], { env });
