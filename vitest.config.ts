@@ -1,7 +1,11 @@
 import { defineConfig } from "vitest/config";
 
-/** Vite's default server conditions (vite 7's defaultServerConditions), after ours: setting conditions replaces them. */
-const conditions = ["tessera-source", "module", "node", "development|production"];
+/**
+ * Vite's default server conditions (vite 7's defaultServerConditions) after ours, setting conditions replaces them;
+ * less `module`: with it, dependencies Node loads itself resolve to ESM builds Node cannot load (`ai`'s
+ * @opentelemetry/api build/esm imports files without extensions: "Cannot find module …/baggage/utils").
+ */
+const conditions = ["tessera-source", "node", "development|production"];
 
 export default defineConfig({
   // Tests import the workspace packages from their TypeScript sources (each package.json's `tessera-source` export
