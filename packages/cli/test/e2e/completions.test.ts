@@ -3,6 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import OpenAI from "openai";
+import { generateText, streamText } from "ai";
+import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
+import { OpenAI as LangChainOpenAI } from "@langchain/openai";
 import { type Cluster, greedyReference, makeTinyModel, startCluster } from "@tessera/testkit";
 
 /**
@@ -99,4 +102,31 @@ describe("/v1/completions with the openai client on the embedded engine", () => 
     expect(tokens).toBeInstanceOf(OpenAI.BadRequestError);
     expect((tokens as InstanceType<typeof OpenAI.BadRequestError>).message).toMatch(/token ids/);
   }, 60_000);
+});
+
+describe("/v1/completions with the other clients", () => {
+  it("the Vercel AI SDK's completion model: generateText and streamText continue the prompt it builds, as llama.cpp does", async () => {
+    // The SDK writes a chat as a document ("user:\n…\n\nassistant:\n") and stops at "\nuser:".
+    const document = `user:\n${PROMPT}\n\nassistant:\n`;
+    const reference = await greedyReference({ modelPath, messages: [{ role: "user", content: document }], rawPrompt: true, maxTokens: 16 });
+    const cut = reference.text.indexOf("\nuser:");
+    const expected = cut >= 0 ? reference.text.slice(0, cut) : reference.text;
+    const provider = createOpenAICompatible({ name: "tessera", baseURL: `${cluster.url}/v1`, apiKey: "open-mode" });
+    const model = provider.completionModel(cluster.model!);
+    const whole = await generateText({ model, prompt: PROMPT, maxOutputTokens: 16, temperature: 0, maxRetries: 0 });
+    expect(whole.text).toBe(expected);
+    const streamed = streamText({ model, prompt: PROMPT, maxOutputTokens: 16, temperature: 0, maxRetries: 0 });
+    let text = "";
+    for await (const part of streamed.textStream) text += part;
+    expect(text).toBe(expected);
+  }, 120_000);
+
+  it("LangChain's OpenAI completion LLM: invoke and stream continue the raw prompt", async () => {
+    const reference = await greedyReference({ modelPath, messages: [{ role: "user", content: PROMPT }], rawPrompt: true, maxTokens: 16 });
+    const llm = new LangChainOpenAI({ model: cluster.model!, temperature: 0, maxTokens: 16, maxRetries: 0, apiKey: "open-mode", configuration: { baseURL: `${cluster.url}/v1` } });
+    expect(await llm.invoke(PROMPT)).toBe(reference.text);
+    let text = "";
+    for await (const piece of await llm.stream(PROMPT)) text += piece;
+    expect(text).toBe(reference.text);
+  }, 120_000);
 });
