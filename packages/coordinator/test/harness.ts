@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SseDecoder, generateKeyPair, type NodeRegister, secretKeySigner, type Signer, signRequest } from "@tessera/protocol";
+import { SseDecoder, generateKeyPair, type ModelFeature, type NodeRegister, secretKeySigner, type Signer, signRequest } from "@tessera/protocol";
 import { createCoordinator, type Coordinator } from "../src/coordinator.js";
 import { ManualClock } from "../src/clock.js";
 import { loadCoordinatorConfig, type CoordinatorConfig } from "../src/config.js";
@@ -48,13 +48,16 @@ export function newNode(): { signer: Signer; id: string } {
   return { signer: secretKeySigner(keys.secretKeyHex), id: keys.publicKeyHex };
 }
 
-export function registration(id: string, models = ["tiny"]): NodeRegister {
+/** What a scripted node announces for each model unless told otherwise: every generation feature there is. */
+export const SCRIPTED_FEATURES: ModelFeature[] = ["chat", "raw_prompt", "response_format", "tools", "forced_tool_choice", "logprobs"];
+
+export function registration(id: string, models = ["tiny"], features: ModelFeature[] = SCRIPTED_FEATURES): NodeRegister {
   return {
     type: "register",
     public_key: id,
     version: "0.1.0",
     hardware: { cpu_cores: 4, ram_mb: 8192, gpus: [] },
-    models: models.map((m) => ({ id: m, backend: "embedded" })),
+    models: models.map((m) => ({ id: m, backend: "embedded", features })),
     max_concurrency: 2,
   };
 }
