@@ -7,6 +7,7 @@ import { TesseraError, modelIdFromFileName } from "@tessera/protocol";
 import { printedCommand } from "../config.js";
 import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
 import { ensurePortFree } from "../port-check.js";
+import { embeddingBanner, ensureDemoEmbeddingModel, startDemoEmbeddingNode } from "./up-embeddings.js";
 
 export const DEMO_MODEL = "tessera-demo";
 
@@ -44,6 +45,7 @@ export function addUpCommand(program: Command): void {
         const { makeTinyModel } = await import("@tessera/testkit");
         await makeTinyModel({ path: modelPath, seed: 1, vocab: "spm", name: DEMO_MODEL, eosScale: 2.5 });
       }
+      const embeddingModelPath = await ensureDemoEmbeddingModel(dataDir);
       const { createLogger, startCoordinator } = await import("@tessera/coordinator");
       const { createNodeLogger, initNode, startDaemon } = await import("@tessera/node");
       const coordinator = await startCoordinator(config, { logger: createLogger("warn", { format: config.logFormat }) });
@@ -57,11 +59,14 @@ export function addUpCommand(program: Command): void {
         file: nodeConfig.log_file,
         rotate: { maxBytes: nodeConfig.log_max_mb * 2 ** 20, keep: nodeConfig.log_keep },
       });
-      let daemon: Awaited<ReturnType<typeof startDaemon>>;
+      let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+      let embeddingNode: Awaited<ReturnType<typeof startDemoEmbeddingNode>>;
       try {
         daemon = await startDaemon(nodeConfig, { logger: output.logger });
         await daemon.ready;
+        embeddingNode = await startDemoEmbeddingNode({ coordinatorUrl: coordinator.url, dataDir, modelPath: embeddingModelPath, logger: output.logger });
       } catch (err) {
+        await daemon?.stop();
         await coordinator.close();
         throw err;
       }
@@ -73,6 +78,7 @@ export function addUpCommand(program: Command): void {
       );
       // New requests get 503 shutting_down at once while the node finishes the jobs it holds.
       coordinator.stopAccepting();
+      await embeddingNode.stop();
       await daemon.stop();
       await coordinator.close();
       output.close();
@@ -94,6 +100,6 @@ Tessera is running: coordinator ${url} (open mode), one node serving "${model}".
   const client = new OpenAI({ baseURL: "${url}/v1", apiKey: "open-mode" });
   const reply = await client.chat.completions.create({ model: "${model}", messages: [{ role: "user", content: "hello" }] });
 
-Press Ctrl-C to stop.
+${embeddingBanner(url)}Press Ctrl-C to stop.
 `;
 }
