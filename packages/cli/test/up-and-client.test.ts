@@ -51,7 +51,10 @@ describe("tessera up", () => {
     expect(job.result.content.trim()).toBe(streamed.out.trim());
     expect(job.result.usage.completion_tokens).toBeGreaterThan(0);
     const models = await tessera(["models", "--url", url, "--json"]);
-    expect(JSON.parse(models.out).models).toEqual([expect.objectContaining({ id: "tessera-demo", nodes: 1 })]);
+    // The demo network serves an embedding model too, on a second node (up-embeddings.ts).
+    expect(JSON.parse(models.out).models).toEqual([expect.objectContaining({ id: "tessera-demo", nodes: 1 }), expect.objectContaining({ id: "tessera-demo-embed", nodes: 1 })]);
+    const embeddings = await fetch(`${url}/v1/embeddings`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "tessera-demo-embed", input: ["hello", "world"] }) });
+    expect(((await embeddings.json()) as { data: { embedding: number[] }[] }).data.map((d) => d.embedding.length)).toEqual([64, 64]);
     const status = await tessera(["status", "--url", url]);
     expect(status.out).toMatch(/coordinator\s+ok/);
     // The node id as the node's log shows it (npub1…) is taken as it is.
