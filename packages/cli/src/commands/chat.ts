@@ -4,6 +4,7 @@ import { TesseraError } from "@tessera/protocol";
 import type { ChatRequest } from "@tessera/sdk";
 import { printJson } from "../output.js";
 import { type ClientFlags, clientFrom, withClientOptions } from "./client-options.js";
+import { printedCommand } from "../config.js";
 
 interface ChatFlags extends ClientFlags {
   stream?: boolean;
@@ -117,6 +118,6 @@ async function interactive(client: Client, model: string, system: ChatRequest["m
 
 async function defaultModel(client: Client): Promise<string> {
   const { models } = await client.models();
-  if (models.length === 0) throw new TesseraError("no_capacity", "no node is serving any model right now; start one with `tessera start` or `tessera up`");
+  if (models.length === 0) throw new TesseraError("no_capacity", `no node is serving any model right now; start one with \`${printedCommand()} start\` or \`${printedCommand()} up\``);
   return models[0]!.id;
 }

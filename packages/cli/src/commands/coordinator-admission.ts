@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { JOIN_TOKEN_PREFIX, TesseraError, encodeNpub, hashJoinToken, parsePublicKey, parseDuration } from "@tessera/protocol";
 import { printJson } from "../output.js";
 import { openStoreFor } from "../store-options.js";
+import { printedCommand } from "../config.js";
 
 interface StoreFlags {
   dataDir?: string;
@@ -85,7 +86,7 @@ export function addAdmissionCommands(coordinator: Command, nowMs: () => number =
       if (flags.json) {
         return printJson(list.map((t) => ({ id: t.id, state: state(t), uses: t.uses, max_uses: t.maxUses, expires_at: t.expiresAt.toISOString(), note: t.note })));
       }
-      if (list.length === 0) return void process.stdout.write("no join tokens; make one with `tessera coordinator join-tokens create`\n");
+      if (list.length === 0) return void process.stdout.write(`no join tokens; make one with \`${printedCommand()} coordinator join-tokens create\`\n`);
       for (const t of list) {
         process.stdout.write(`${t.id}  ${state(t).padEnd(8)} ${`${t.uses}/${t.maxUses}`.padEnd(7)} until ${t.expiresAt.toISOString()}${t.note ? `  ${t.note}` : ""}\n`);
       }
@@ -133,7 +134,7 @@ export function addAdmissionCommands(coordinator: Command, nowMs: () => number =
           await store.setOperatorStatus(id, status, new Date(nowMs()), reason);
           return true;
         });
-        if (!changed) throw new TesseraError("not_found", `no operator ${encodeNpub(id)} here (\`tessera coordinator operators list\`)`);
+        if (!changed) throw new TesseraError("not_found", `no operator ${encodeNpub(id)} here (\`${printedCommand()} coordinator operators list\`)`);
         process.stdout.write(
           status === "active"
             ? `approved ${encodeNpub(id)}: its nodes are admitted at their next registration\n`
@@ -194,7 +195,7 @@ export function addAdmissionCommands(coordinator: Command, nowMs: () => number =
         await store.requestQuarantineRelease({ nodeId: id, requestedAt: new Date(nowMs()), reason });
         return true;
       });
-      if (!found) throw new TesseraError("not_found", `no node ${encodeNpub(id)} here (\`tessera coordinator nodes list\`)`);
+      if (!found) throw new TesseraError("not_found", `no node ${encodeNpub(id)} here (\`${printedCommand()} coordinator nodes list\`)`);
       process.stdout.write(`release of ${encodeNpub(id)} requested: the coordinator lifts its quarantine within 5 s (at its next start if none runs)\n`);
     });
 }

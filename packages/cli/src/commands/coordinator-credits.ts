@@ -3,6 +3,7 @@ import { TesseraError } from "@tessera/protocol";
 import { printJson } from "../output.js";
 import { openStoreFor } from "../store-options.js";
 import { withStoreFlags } from "./coordinator-admission.js";
+import { printedCommand } from "../config.js";
 
 interface CreditFlags {
   dataDir?: string;
@@ -38,7 +39,7 @@ export function addCreditCommands(coordinator: Command): void {
       const store = await openStoreFor(flags);
       try {
         const key = (await store.listApiKeys()).find((k) => k.revokedAt === null && (k.name === flags.key || k.id === flags.key));
-        if (!key) throw new TesseraError("not_found", `no active API key named "${flags.key}" (see \`tessera coordinator keys list\`)`);
+        if (!key) throw new TesseraError("not_found", `no active API key named "${flags.key}" (see \`${printedCommand()} coordinator keys list\`)`);
         const ownerId = `key:${key.id}`;
         await store.postTransaction(topUp(ownerId, amount, source, new Date()));
         const balance = (await store.getBalances([clientCredit(ownerId)])).get(clientCredit(ownerId)) ?? 0;
@@ -83,7 +84,7 @@ export function addCreditCommands(coordinator: Command): void {
           printJson(rows.map((r) => ({ account: r.account, key: keys.get(r.account) ?? null, balance: { micro: r.balance, usdc: usdc(r.balance) } })));
           return;
         }
-        if (rows.length === 0) process.stdout.write("no credit recorded yet (`tessera coordinator credits add --key NAME --amount 10`)\n");
+        if (rows.length === 0) process.stdout.write(`no credit recorded yet (\`${printedCommand()} coordinator credits add --key NAME --amount 10\`)\n`);
         for (const r of rows) process.stdout.write(`${(keys.get(r.account) ?? r.account).padEnd(40)} ${usdc(r.balance).padStart(14)} USDC\n`);
       } finally {
         await store.close();

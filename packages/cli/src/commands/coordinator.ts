@@ -9,6 +9,7 @@ import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
 import { addAdmissionCommands, withStoreFlags } from "./coordinator-admission.js";
 import { addSettlementCommands } from "./coordinator-settlement.js";
 import { addCreditCommands } from "./coordinator-credits.js";
+import { printedCommand } from "../config.js";
 
 interface StartOptions {
   port?: string;
@@ -169,7 +170,7 @@ export function addCoordinatorCommand(program: Command): void {
           printJson(list.map((k) => ({ id: k.id, name: k.name, created_at: k.createdAt.toISOString(), revoked: k.revokedAt !== null, rate_limit_per_minute: k.rateLimitPerMinute })));
           return;
         }
-        if (list.length === 0) return void process.stdout.write("no API keys; create one with `tessera coordinator keys create --name NAME`\n");
+        if (list.length === 0) return void process.stdout.write(`no API keys; create one with \`${printedCommand()} coordinator keys create --name NAME\`\n`);
         for (const k of list) {
           process.stdout.write(`${k.id}  ${k.name.padEnd(20)} ${k.revokedAt ? "revoked" : "active "}  ${k.rateLimitPerMinute}/min  created ${k.createdAt.toISOString()}\n`);
         }

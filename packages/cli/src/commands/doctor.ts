@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { CLI_VERSION } from "../version.js";
 import type { DoctorDeps } from "../doctor/run-doctor.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
+import { printedCommand } from "../config.js";
 
 /** The real machine behind `tessera doctor`. */
 export async function productionDoctorDeps(flags: NodeFlags): Promise<DoctorDeps> {
@@ -13,6 +14,7 @@ export async function productionDoctorDeps(flags: NodeFlags): Promise<DoctorDeps
   const run = createCommandRunner();
   return {
     cliVersion: CLI_VERSION,
+    command: printedCommand(),
     nodeVersion: process.version,
     loadConfig: () => nodeConfigFrom(flags, false),
     readSigner: signerFromKeyFile,

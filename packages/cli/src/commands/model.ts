@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { ModelActionDeps } from "../inventory/model-actions.js";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
+import { printedCommand } from "../config.js";
 
 /** The real machine behind `tessera model …`, for the node config at these flags. */
 async function productionDeps(flags: NodeFlags): Promise<ModelActionDeps> {
@@ -45,7 +46,7 @@ export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) =
     const { formatBytes } = await import("../inventory/progress-bar.js");
     const rows = await listModelsAction(deps);
     if (flags.json) return printJson({ models: rows });
-    if (rows.length === 0) return void deps.out.write("no models: install one with `tessera model install NAME`\n");
+    if (rows.length === 0) return void deps.out.write(`no models: install one with \`${printedCommand()} model install NAME\`\n`);
     const lines = [`${"NAME".padEnd(32)} ${"SIZE".padStart(9)}  ${"BACKEND".padEnd(10)} ${"STATUS".padEnd(9)} ADVERTISED`];
     for (const r of rows) {
       const advertised = r.served ? "yes" : r.status === "missing" ? "no (missing)" : !r.fits ? "no (too large)" : "no";
@@ -66,7 +67,7 @@ export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) =
     const lines = [`this node: tier ${r.tier}, ${(r.memoryMb / 1024).toFixed(1)} GiB for models`];
     for (const t of r.tiers) lines.push(`  ${t.thisNode ? "→" : " "} ${t.tier.padEnd(7)} ${t.model.padEnd(16)} ${t.fits ? "fits" : "too large"}`);
     const own = r.tiers.find((t) => t.thisNode)!;
-    lines.push(flags.installAll ? "" : `install it: tessera model install ${own.model}`);
+    lines.push(flags.installAll ? "" : `install it: ${printedCommand()} model install ${own.model}`);
     deps.out.write(lines.join("\n") + "\n");
     if (!flags.installAll) return;
     const start = r.tiers.indexOf(own);

@@ -4,6 +4,7 @@ import { type Signer, TesseraError, signRequest } from "@tessera/protocol";
 import { coordinatorAnswer } from "../coordinator-answer.js";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
+import { printedCommand } from "../config.js";
 
 /**
  * `tessera payout set|list|request` and `tessera payments`: an operator's payout addresses and earnings
@@ -43,7 +44,7 @@ async function clientFor(flags: NodeFlags): Promise<Client> {
   const { signerFromKeyFile } = await import("@tessera/node/key-store");
   const operator = existsSync(config.paths.operatorKeyFile);
   if (!operator && !existsSync(config.paths.keyFile)) {
-    throw new TesseraError("not_found", `no operator or node key in ${config.paths.operatorKeyFile} or ${config.paths.keyFile}: run \`tessera init\` (or \`tessera operator init\`) first`);
+    throw new TesseraError("not_found", `no operator or node key in ${config.paths.operatorKeyFile} or ${config.paths.keyFile}: run \`${printedCommand()} init\` (or \`${printedCommand()} operator init\`) first`);
   }
   const signer = operator ? signerFromKeyFile(config.paths.operatorKeyFile, "operator") : signerFromKeyFile(config.paths.keyFile);
   const baseUrl = config.coordinator_url;
@@ -105,7 +106,7 @@ export function addPayoutCommand(program: Command): void {
       const client = await clientFor(flags);
       const { addresses } = await client.request<{ addresses: PayoutAddressView[] }>("GET", "/api/v1/payouts/addresses");
       if (flags.json) return printJson({ addresses });
-      if (addresses.length === 0) return void process.stdout.write("no payout address: set one with `tessera payout set --chain base --address 0x…`\n");
+      if (addresses.length === 0) return void process.stdout.write(`no payout address: set one with \`${printedCommand()} payout set --chain base --address 0x…\`\n`);
       process.stdout.write(table([["CHAIN", "ADDRESS", "DEFAULT", "SET"], ...addresses.map((a) => [a.chain, a.address, a.default ? "yes" : "", a.updated_at])]));
     },
   );
@@ -121,7 +122,7 @@ export function addPayoutCommand(program: Command): void {
     const client = await clientFor(flags);
     const view = await client.request<{ chain: string; address: string; available_usdc: string; requested_at: string }>("POST", "/api/v1/payouts/requests", body);
     if (flags.json) return printJson(view);
-    process.stdout.write(`payout of ${view.available_usdc} USDC requested on ${view.chain} to ${view.address}; it is paid at the coordinator's next settlement pass (\`tessera payments\` shows it)\n`);
+    process.stdout.write(`payout of ${view.available_usdc} USDC requested on ${view.chain} to ${view.address}; it is paid at the coordinator's next settlement pass (\`${printedCommand()} payments\` shows it)\n`);
   });
 
   withNodeSettings(program.command("payments").description("your earnings: held, available, in flight, paid, lifetime; recent jobs and payouts").option("--json", "print JSON")).action(

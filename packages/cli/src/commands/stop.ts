@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { TesseraError, parseDuration } from "@tessera/protocol";
 import { type NodeFlags, nodeConfigFrom, withHomeOption } from "./node-options.js";
+import { printedCommand } from "../config.js";
 
 type StopFlags = NodeFlags & { timeout: string; force?: boolean };
 
@@ -34,6 +35,6 @@ export function addStopCommand(program: Command, sleep: (ms: number) => Promise<
       }
       await sleep(200);
     }
-    throw new TesseraError("timeout", `the daemon (pid ${pid}) is still draining after ${flags.timeout}; wait, or \`tessera stop --force\``);
+    throw new TesseraError("timeout", `the daemon (pid ${pid}) is still draining after ${flags.timeout}; wait, or \`${printedCommand()} stop --force\``);
   });
 }

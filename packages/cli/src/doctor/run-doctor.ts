@@ -40,6 +40,8 @@ export interface DoctorDeps {
   openBackend(config: NodeConfig): Promise<BackendAdapter>;
   hardware(): Promise<Hardware>;
   timeoutMs?: number;
+  /** How the user runs this CLI (`tessera`, `npx tessera`, …), for the commands the checks suggest; default `tessera`. */
+  command?: string;
 }
 
 /** Above this the coordinator refuses signed requests (MAX_CLOCK_SKEW_SECONDS); warn well before it. */
@@ -63,7 +65,7 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
   try {
     config = deps.loadConfig();
     const file = config.paths.configFile;
-    if (!existsSync(file)) results.push(fail("config file", `no ${file}: run \`tessera setup\` (or \`tessera init\`)`));
+    if (!existsSync(file)) results.push(fail("config file", `no ${file}: run \`${deps.command ?? "tessera"} setup\` (or \`${deps.command ?? "tessera"} init\`)`));
     else {
       const mode = statSync(file).mode & 0o777;
       results.push(mode & 0o077 ? warn("config file", `${file} is readable by others (mode ${mode.toString(8)}); chmod 600 it`) : ok("config file", file));
@@ -78,7 +80,7 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
       signer = deps.readSigner(config.paths.keyFile);
       results.push(ok("keypair", `${encodeNpub(signer.publicKeyHex)} (${config.paths.keyFile})`));
     } catch (err) {
-      results.push(fail("keypair", `${message(err)}: run \`tessera setup\` to make one`));
+      results.push(fail("keypair", `${message(err)}: run \`${deps.command ?? "tessera"} setup\` to make one`));
     }
   } else results.push(fail("keypair", "no usable config"));
 
@@ -123,7 +125,7 @@ async function coordinatorChecks(deps: DoctorDeps, config: NodeConfig | undefine
   let status: NodeStatusView;
   try {
     const r = await deps.fetch(`${base}/api/v1/nodes/${signer.publicKeyHex}/status`, { signal: AbortSignal.timeout(deps.timeoutMs ?? 5000) });
-    if (r.status === 404) return [...out, fail("node registered", "the coordinator does not know this node: run `tessera register`"), ...skipRest(3, "not registered")];
+    if (r.status === 404) return [...out, fail("node registered", `the coordinator does not know this node: run \`${deps.command ?? "tessera"} register\``), ...skipRest(3, "not registered")];
     if (!r.ok) return [...out, fail("node registered", `status answered HTTP ${r.status}`), ...skipRest(3, "no status")];
     status = (await r.json()) as NodeStatusView;
   } catch (err) {
@@ -132,7 +134,7 @@ async function coordinatorChecks(deps: DoctorDeps, config: NodeConfig | undefine
   out.push(ok("node registered", `as ${signer.publicKeyHex.slice(0, 12)}…`));
   const age = status.last_seen_at ? Math.max(0, Math.round((deps.nowMs() - Date.parse(status.last_seen_at)) / 1000)) : undefined;
   const ageText = age === undefined ? "" : `, last heartbeat ${age} s ago`;
-  out.push(status.status === "online" ? ok("node online", `online${ageText}`) : warn("node online", `offline${ageText}: start the daemon with \`tessera start\``));
+  out.push(status.status === "online" ? ok("node online", `online${ageText}`) : warn("node online", `offline${ageText}: start the daemon with \`${deps.command ?? "tessera"} start\``));
   return out;
 }
 

@@ -35,6 +35,8 @@ export interface ModelActionDeps {
   out: ProgressSink;
   err: ProgressSink;
   pollMs?: number;
+  /** How the user runs this CLI (`tessera`, `npx tessera`, …), for the commands it suggests; default `tessera`. */
+  command?: string;
 }
 
 export interface ModelActionResult {
@@ -84,7 +86,7 @@ export async function installModelAction(deps: ModelActionDeps, rawName: unknown
     bar.done();
     if (result.fit.fits) updateToml(deps, nextServedModels(deps.config.served_models, { add: result.id }));
     else deps.err.write(`warning: ${describeMisfit(result.fit)}; installed but not advertised\n`);
-    deps.out.write(`installed ${result.id} in ${backend.kind}; the daemon is not running: the coordinator learns of it at \`tessera start\`\n`);
+    deps.out.write(`installed ${result.id} in ${backend.kind}; the daemon is not running: the coordinator learns of it at \`${deps.command ?? "tessera"} start\`\n`);
     return { model: result.id, via: "backend" };
   } finally {
     await backend.close?.();

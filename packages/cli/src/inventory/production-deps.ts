@@ -1,5 +1,6 @@
 import { createBackendFromConfig, createNodeLogger, machineProbe, signerFromKeyFile, type NodeConfig } from "@tessera/node";
 import type { ModelActionDeps } from "./model-actions.js";
+import { printedCommand } from "../config.js";
 
 /** The real machine behind `tessera model …`: key file, nvidia-smi & co., the configured backend, stdout/stderr. */
 export function productionModelDeps(config: NodeConfig): ModelActionDeps {
@@ -13,6 +14,7 @@ export function productionModelDeps(config: NodeConfig): ModelActionDeps {
     hardware: () => machineProbe().detectHardware(),
     openBackend: () => createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger }),
     out: process.stdout,
+    command: printedCommand(),
     err: process.stderr,
   };
 }
