@@ -81,7 +81,7 @@ describe("parameters Tessera cannot honour are refused by name, never ignored", 
   const chat = { model: "tiny", messages: [{ role: "user" as const, content: "hi" }] };
 
   it.each([
-    ["logprobs", { logprobs: true }, "logprobs", /logprobs is not supported yet/],
+    ["top_logprobs without logprobs", { top_logprobs: 2 }, "top_logprobs", /top_logprobs needs logprobs: true/],
     ["a penalty", { frequency_penalty: 0.5 }, "frequency_penalty", /frequency_penalty is not supported yet/],
     ["n: 9", { n: 9 }, "n", /n is at most 8/],
     ["an unknown field", { temprature: 0.2 }, "temprature", /unrecognized request argument: temprature/],
