@@ -1,4 +1,4 @@
-import type { Usage } from "@tessera/protocol";
+import type { TokenLogprob, Usage } from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
 import type { LiveJob } from "../jobs/live-job.js";
 
@@ -56,8 +56,11 @@ export function firstFailureOrAllDone(ctx: CoordinatorContext, jobs: LiveJob[]):
 
 /** What a streamed response does with its choices' events (it writes each in its own chunk shape). */
 export interface ChoiceRelay {
-  /** New text of choice `index` (what the client was already sent is replayed first, once). */
-  text(index: number, job: LiveJob, text: string): void;
+  /**
+   * New text of choice `index`, with the log-probabilities of its tokens when the job asked for them (what the client
+   * was already sent is replayed first, once).
+   */
+  text(index: number, job: LiveJob, text: string, logprobs: readonly TokenLogprob[] | undefined): void;
   /** Choice `index` completed. */
   finished(index: number, job: LiveJob): void;
   /** Every choice completed: the usage chunk if asked, then `[DONE]`. */
@@ -93,14 +96,14 @@ export function relayChoices(ctx: CoordinatorContext, jobs: LiveJob[], relay: Ch
     end();
   };
   jobs.forEach((job, index) => {
-    if (job.visibleText) relay.text(index, job, job.visibleText);
+    if (job.visibleText) relay.text(index, job, job.visibleText, job.sentTokenLogprobs);
   });
   jobs.forEach((job, index) => {
     if (ended) return;
     if (job.finished) return finish(job, index);
     const unsubscribe = ctx.jobs.subscribe(job, (event) => {
       if (ended) return;
-      if (event.type === "text") return relay.text(index, job, event.text);
+      if (event.type === "text") return relay.text(index, job, event.text, event.logprobs);
       unsubscribe();
       finish(job, index);
     });

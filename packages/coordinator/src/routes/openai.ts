@@ -26,7 +26,7 @@ import { callerOf } from "../http/request-guard.js";
 import { openSse } from "../http/sse-response.js";
 import type { LiveJob } from "../jobs/live-job.js";
 import { submitJob } from "../jobs/submit-job.js";
-import { firstFailureOrAllDone, submitEach, usageOf } from "./openai-choices.js";
+import { firstFailureOrAllDone, relayChoices, submitEach, usageOf } from "./openai-choices.js";
 
 /**
  * The OpenAI-compatible edge: a translation onto the native job, not a second pipeline. Note the official JS client
@@ -85,49 +85,31 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
       model,
       choices: [{ index, delta, finish_reason: finish, ...(body.logprobs ? { logprobs: tokens ? { content: openAITokenLogprobs(tokens), refusal: null } : null } : {}) }],
     });
-    let open = jobs.length;
-    let ended = false;
-    const unsubscribes: Array<() => void> = [];
-    const end = () => {
-      ended = true;
-      for (const unsubscribe of unsubscribes) unsubscribe();
-      sse.end();
-    };
-    /** One choice ended: its finish chunk; the usage and [DONE] once every choice has ended; a failure ends them all. */
-    const finishChoice = (job: LiveJob, index: number) => {
-      if (ended) return;
-      if (job.status !== "completed") {
-        cancelAll();
-        if (job.error) sse.write(sseData(openAIErrorBody(job.error.code, job.error.message)));
-        return end();
-      }
-      if (job.toolCalls) for (const delta of toolCallDeltas(job.toolCalls)) sse.write(sseData(chunk(index, { tool_calls: [delta] }, null)));
-      sse.write(sseData(chunk(index, {}, finishReasonOf(job))));
-      if (--open > 0) return;
-      if (body.stream_options?.include_usage) {
-        sse.write(sseData({ id, object: "chat.completion.chunk", created, model, choices: [], usage: usageOf(jobs) } satisfies ChatCompletionChunk));
-      }
-      sse.write(SSE_DONE);
-      end();
-    };
-    jobs.forEach((job, index) => {
-      sse.write(sseData(chunk(index, { role: "assistant", content: "" }, null)));
-      if (job.visibleText) sse.write(sseData(chunk(index, { content: job.visibleText }, null, job.sentTokenLogprobs)));
-    });
-    jobs.forEach((job, index) => {
-      if (ended) return;
-      if (job.finished) return finishChoice(job, index);
-      const unsubscribe = ctx.jobs.subscribe(job, (event) => {
-        if (ended) return;
-        if (event.type === "text") return sse.write(sseData(chunk(index, { content: event.text }, null, event.logprobs)));
-        unsubscribe();
-        finishChoice(job, index);
-      });
-      unsubscribes.push(unsubscribe);
-    });
-    sse.onClientGone(() => {
-      for (const unsubscribe of unsubscribes) unsubscribe();
-    });
+    for (const index of jobs.keys()) sse.write(sseData(chunk(index, { role: "assistant", content: "" }, null)));
+    // Each choice's text, then its calls and finish chunk; the usage and [DONE] once every choice has ended; a failure
+    // ends them all (openai-choices.ts, shared with /v1/completions).
+    const stopRelay = relayChoices(
+      ctx,
+      jobs,
+      {
+        text: (index, _job, text, logprobs) => sse.write(sseData(chunk(index, { content: text }, null, logprobs))),
+        finished: (index, job) => {
+          if (job.toolCalls) for (const delta of toolCallDeltas(job.toolCalls)) sse.write(sseData(chunk(index, { tool_calls: [delta] }, null)));
+          sse.write(sseData(chunk(index, {}, finishReasonOf(job))));
+        },
+        allDone: () => {
+          if (body.stream_options?.include_usage) {
+            sse.write(sseData({ id, object: "chat.completion.chunk", created, model, choices: [], usage: usageOf(jobs) } satisfies ChatCompletionChunk));
+          }
+          sse.write(SSE_DONE);
+        },
+        failed: (job) => {
+          if (job.error) sse.write(sseData(openAIErrorBody(job.error.code, job.error.message)));
+        },
+      },
+      () => sse.end(),
+    );
+    sse.onClientGone(stopRelay);
     return reply;
   });
 
