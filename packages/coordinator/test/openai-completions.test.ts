@@ -215,6 +215,7 @@ describe("POST /v1/completions", () => {
       [{ ...ok, best_of: 3 }, "best_of", "unsupported_parameter"],
       [{ ...ok, logit_bias: { "50256": -100 } }, "logit_bias", "unsupported_parameter"],
       [{ ...ok, logprobs: 2 }, "logprobs", "unsupported_parameter"],
+      [{ ...ok, logprobs: 0 }, "logprobs", "unsupported_parameter"],
       [{ ...ok, frequency_penalty: 1 }, "frequency_penalty", "unsupported_parameter"],
       [{ ...ok, presence_penalty: -1 }, "presence_penalty", "unsupported_parameter"],
       [{ ...ok, messages: [{ role: "user", content: "x" }] }, "messages", "bad_request"],

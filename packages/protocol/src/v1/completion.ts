@@ -90,7 +90,8 @@ const NEUTRAL_VALUES: Record<string, (value: unknown) => boolean> = {
   echo: (v) => v === false,
   best_of: (v) => v === 1,
   logit_bias: (v) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0,
-  logprobs: (v) => v === 0,
+  // Even 0 asks for something here: the chosen tokens' own log-probabilities. Only null (or absent) asks for nothing.
+  logprobs: () => false,
   frequency_penalty: (v) => v === 0,
   presence_penalty: (v) => v === 0,
 };
