@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { type CheckScore, type NodeRegister, type ScoredPosition, signDelegation } from "@tessera/protocol";
+import { type CheckScore, type ModelFeature, type NodeRegister, type ScoredPosition, signDelegation } from "@tessera/protocol";
+import OpenAI from "openai";
 import type { CoordinatorConfig } from "../src/config.js";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
 import { ScriptedNode } from "./scripted-node.js";
@@ -20,17 +21,17 @@ afterEach(async () => {
 const EOS = 2;
 const ANSWER = [11, 12, 13];
 
-type Member = { node: ReturnType<typeof newNode>; scoring: boolean; operator?: ReturnType<typeof newNode> };
+type Member = { node: ReturnType<typeof newNode>; scoring: boolean; operator?: ReturnType<typeof newNode>; features?: ModelFeature[] };
 
 async function network(config: Partial<CoordinatorConfig>, members: Member[]) {
   t = await testCoordinator({ canaryIntervalS: 0, ...config });
   await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
   const baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
   const out: ScriptedNode[] = [];
-  for (const { node, scoring, operator } of members) {
+  for (const { node, scoring, operator, features } of members) {
     const reg: NodeRegister = {
       ...registration(node.id),
-      models: [{ id: "tiny", backend: "embedded", ...(scoring ? { scoring: true } : {}) }],
+      models: [{ id: "tiny", backend: "embedded", ...(scoring ? { scoring: true } : {}), ...(features ? { features } : {}) }],
       ...(operator ? { delegation: signDelegation(operator.signer, node.id, { nowSeconds: Math.floor(t.clock.now() / 1000) }) } : {}),
     };
     const res = await signedInject(t, node.signer, "POST", "/api/v1/nodes/register", reg);
@@ -96,6 +97,36 @@ describe("spot checks", () => {
     expect(net.nodes[0]!.checks).toEqual([]);
     const view = await t!.coordinator.app.inject({ method: "GET", url: `/api/v1/nodes/${worker.id}` });
     expect(view.json()).toMatchObject({ checks: { passed: 1, failed: 0 } });
+  });
+
+  it("a greedy answer's log-probabilities are checked against the reference's: equal ones pass, made-up ones fail `logprob`", async () => {
+    const worker = newNode();
+    const reference = newNode();
+    // Only the worker offers logprobs, so a request asking for them runs there.
+    const net = await network({ checkRate: 1, referenceNodes: [reference.id] }, [
+      { node: worker, scoring: false, features: ["chat", "logprobs"] },
+      { node: reference, scoring: true },
+    ]);
+    const answerWith = (logprob: number) => {
+      net.nodes[0]!.onAssign = (job, n) => {
+        n.accept(job.job_id);
+        n.stream(job.job_id, [
+          ...ANSWER.map((token, i) => ({ type: "text-delta" as const, text: "abc"[i]!, tokens: [token], logprobs: [logprob], token_logprobs: [{ token: "abc"[i]!, logprob, top_logprobs: [] }] })),
+          { type: "usage", prompt_tokens: 5, completion_tokens: 3 },
+          { type: "finish", reason: "stop" },
+        ]);
+      };
+    };
+    net.nodes[1]!.onCheck = (check, n) => agrees(check, n);
+    const client = new OpenAI({ baseURL: `${net.baseUrl}/v1`, apiKey: t!.token, maxRetries: 0 });
+    const ask = () => client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 8, temperature: 0, logprobs: true });
+    answerWith(-0.1); // what the reference says
+    expect((await ask()).choices[0]!.logprobs!.content!.map((c) => c.logprob)).toEqual([-0.1, -0.1, -0.1]);
+    await until("pass recorded", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksPassed === 1);
+    answerWith(-2.5); // the node's own model is another one
+    await ask();
+    // Same tokens, same usage, the reference as content as before: only the log-probabilities can fail it.
+    await until("failure recorded", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksFailed === 1);
   });
 
   it("tokens outside the reference's top 20, or inflated usage, fail the check; two failures quarantine the node", async () => {

@@ -577,6 +577,7 @@ export class JobManager {
         ...(job.rawPrompt ? { rawPrompt: true } : {}),
         sampling: job.sampling,
         outputTokens: attempt.relayedTokens ? [...attempt.relayedTokens] : undefined,
+        ...(attempt.relayedLogprobs?.length ? { logprobs: [...attempt.relayedLogprobs] } : {}),
         finishReason: reason,
         claimedUsage: attempt.reportedUsage && { promptTokens: attempt.reportedUsage.prompt_tokens, completionTokens: attempt.reportedUsage.completion_tokens },
       });

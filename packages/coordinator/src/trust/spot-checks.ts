@@ -24,6 +24,8 @@ export interface DeliveredAnswer {
   finishReason: "stop" | "length";
   /** What the node reported, if it did (a node that claims nothing contradicts nothing). */
   claimedUsage: { promptTokens: number; completionTokens: number } | undefined;
+  /** The node's log-probability of each output token, where it sent one for every token (the job asked for them). */
+  logprobs?: number[];
 }
 
 /** A forced check's mark outlives any job (a job that fails is never delivered, and its mark must not stay). */
@@ -131,6 +133,7 @@ export class SpotChecks {
           usage: check.answer.claimedUsage ?? { promptTokens: message.prompt_tokens, completionTokens: check.answer.outputTokens.length },
           maxTokens: check.answer.sampling.max_tokens,
           greedy: check.answer.sampling.temperature === 0,
+          ...(check.answer.logprobs?.length === check.answer.outputTokens.length ? { logprobs: check.answer.logprobs } : {}),
         },
         { promptTokens: message.prompt_tokens, positions: message.positions, eos: message.eos },
       );
