@@ -17,6 +17,7 @@ import type { Signer } from "@tessera/protocol";
 import type { PriceTable } from "./payments/prices.js";
 import type { ReceiptSignatures } from "./payments/receipt-signatures.js";
 import type { EmbeddingRequests } from "./embeddings/embedding-requests.js";
+import type { JobBilling } from "./payments/job-billing.js";
 
 /** Everything the HTTP routes and the session hub share; wired once in `coordinator.ts`. */
 export interface CoordinatorContext {
@@ -48,4 +49,6 @@ export interface CoordinatorContext {
   platform: Signer;
   /** `/v1/embeddings` requests in flight on nodes (embeddings/embedding-requests.ts). */
   embeddings: EmbeddingRequests;
+  /** Escrow, charges and receipts (payments/job-billing.ts); undefined with `--ledger off`. Jobs reach it through `jobs`. */
+  billing: JobBilling | undefined;
 }

@@ -241,6 +241,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     platform,
     receiptSignatures,
     embeddings,
+    billing,
   };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);

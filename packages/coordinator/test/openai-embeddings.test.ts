@@ -1,8 +1,12 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import OpenAI from "openai";
 import { type EmbedRequest, type NodeRegister, encodeEmbedding } from "@tessera/protocol";
 import type { CoordinatorConfig } from "../src/config.js";
-import { PriceTable } from "../src/payments/prices.js";
+import { holdEscrow, topUp } from "../src/payments/ledger-rules.js";
+import { clientCredit, operatorHeld } from "../src/store/ledger-accounts.js";
 import { newNode, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
 import { refusal } from "./openai-refusal.js";
 import { ScriptedNode } from "./scripted-node.js";
@@ -41,6 +45,15 @@ async function network(specs: Array<{ models: NodeRegister["models"] }>, overrid
     node.onEmbed = honest;
     nodes.push(node);
   }
+}
+const OWNER = "key:key-test";
+async function until<T>(fn: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 300; i++) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("condition never held");
 }
 const EMBED_MODEL = { id: "embed", backend: "embedded", features: ["embeddings" as const] };
 const CHAT_MODEL = { id: "tiny", backend: "embedded", features: ["chat" as const] };
@@ -161,13 +174,48 @@ describe("POST /v1/embeddings", () => {
     expect(res.body.error).toMatchObject({ code: "bad_request", param: "input", message: expect.stringMatching(/context holds 511/) });
   });
 
-  it("embeddings are not billed yet: with the ledger on, a model with a price is refused, a free one served", async () => {
+  it("is billed as a job with no output: escrow first (402 when short), one receipt at the input price for the node that answered, the rest back; a failed request is refunded", async () => {
+    const prices = join(mkdtempSync(join(tmpdir(), "tessera-prices-")), "prices.json");
+    // 1 USDC per 1K input tokens.
+    writeFileSync(prices, JSON.stringify({ default: { input_per_1k: 1_000_000, output_per_1k: 10_000_000 } }));
+    await network([{ models: [EMBED_MODEL] }], { pricesFile: prices });
+    const store = t.coordinator.ctx.store;
+    const credit = async () => (await store.getBalances([clientCredit(OWNER)])).get(clientCredit(OWNER)) ?? 0;
+
+    const short = await post({ model: "embed", input: ["a", "bb"] });
+    expect(short.status).toBe(402);
+    expect(short.body.error).toMatchObject({ code: "insufficient_funds", message: expect.stringMatching(/up to \d+ input tokens.*send less input/) });
+    expect(nodes[0]!.embeds).toHaveLength(0);
+
+    await store.postTransaction(topUp(OWNER, 5_000_000, "test", new Date(t.clock.now())));
+    const res = await post({ model: "embed", input: ["a", "bb"] });
+    expect(res.status).toBe(200);
+    expect(res.body.usage).toEqual({ prompt_tokens: 4, total_tokens: 4 });
+    const [receipt] = await until(async () => {
+      const list = await store.listReceipts({ clientKeyId: OWNER, limit: 10 });
+      return list.length > 0 ? list : undefined;
+    });
+    expect(receipt).toMatchObject({ job_id: nodes[0]!.embeds[0]!.request_id, segment: 1, input_tokens: 4, output_tokens: 0, amount: 4_000, model: "embed", status: "held" });
+    expect(receipt!.job_id.startsWith("emb-")).toBe(true);
+    expect(await until(async () => ((await credit()) === 5_000_000 - 4_000 ? true : undefined))).toBe(true);
+    expect(await store.openEscrows({ limit: 10 })).toEqual([]);
+    // The node's operator holds the amount less the platform fee.
+    expect((await store.getBalances([operatorHeld(t.coordinator.ctx.registry.get(receipt!.node_id)!.operatorId)])).values().next().value).toBe(4_000 - receipt!.fee);
+
+    nodes[0]!.onEmbed = (r, node) => node.send({ type: "embed.error", request_id: r.request_id, code: "internal_error", message: "out of memory" });
+    const failed = await post({ model: "embed", input: ["a", "bb"] });
+    expect(failed.status).toBe(503);
+    expect(await until(async () => ((await store.openEscrows({ limit: 10 })).length === 0 ? true : undefined))).toBe(true);
+    expect(await credit()).toBe(5_000_000 - 4_000);
+  });
+
+  it("an embedding escrow a crash left open is refunded at the next start", async () => {
     await network([{ models: [EMBED_MODEL] }]);
-    t.coordinator.ctx.prices = new PriceTable({ input_per_1k: 10, output_per_1k: 40, reward_input_per_1k: 0, reward_output_per_1k: 0 });
-    const res = await post({ model: "embed", input: "a" });
-    expect(res.status).toBe(403);
-    expect(res.body.error).toMatchObject({ code: "forbidden", message: expect.stringMatching(/does not bill embeddings yet/) });
-    t.coordinator.ctx.prices = new PriceTable(undefined, { embed: { input_per_1k: 0, output_per_1k: 0, reward_input_per_1k: 0, reward_output_per_1k: 0 } });
-    expect((await post({ model: "embed", input: "a" })).status).toBe(200);
+    const store = t.coordinator.ctx.store;
+    await store.postTransaction(topUp(OWNER, 1_000, "test", new Date(t.clock.now())));
+    await store.postTransaction(holdEscrow("emb-crashed", OWNER, 600, new Date(t.clock.now())));
+    expect(await t.coordinator.ctx.billing!.reconcile()).toBe(1);
+    expect((await store.getBalances([clientCredit(OWNER)])).get(clientCredit(OWNER))).toBe(1_000);
+    expect(await store.openEscrows({ limit: 10 })).toEqual([]);
   });
 });

@@ -309,7 +309,14 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         void scoreForCheck(backend, parsed).then((reply) => send(JSON.stringify(reply)));
         break;
       case "embed.request":
-        void answerEmbedRequest(backend, parsed).then((reply) => send(JSON.stringify(reply)));
+        void answerEmbedRequest(backend, parsed).then((reply) => {
+          // Journalled as served work with no output tokens, so the node can check and sign its receipt (receipts/).
+          if (reply.type === "embed.result") {
+            const model_sha256 = servedModels.find((m) => m.id === parsed.model)?.sha256 ?? null;
+            journal.ended({ job_id: parsed.request_id, model: parsed.model, model_sha256, stop: false, end: "finished", output_tokens: 0, result_commitment: null });
+          }
+          send(JSON.stringify(reply));
+        });
         break;
       case "receipt.sign":
         send(JSON.stringify(answerReceiptSign(parsed, { journal, signer, logger })));

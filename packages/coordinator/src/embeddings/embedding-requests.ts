@@ -82,8 +82,12 @@ export class EmbeddingRequests {
     return { embeddings, other };
   }
 
-  /** Runs one request to the end: the vectors, or a TesseraError saying why none came. */
-  async run(model: string, input: EmbeddingInputList, signal?: AbortSignal): Promise<Embedded> {
+  /**
+   * Runs one request to the end: the vectors, or a TesseraError saying why none came. Every attempt carries the same
+   * `requestId` (one at a time, and only the node asked may answer), which is what the node journals and the receipt
+   * names.
+   */
+  async run(model: string, input: EmbeddingInputList, signal?: AbortSignal, requestId: string = randomUUID()): Promise<Embedded> {
     const started = this.deps.clock.now();
     const excluded = new Set<string>();
     let last: { code: ErrorCode; message: string } | undefined;
@@ -92,7 +96,7 @@ export class EmbeddingRequests {
         if (signal?.aborted) throw new TesseraError("cancelled", "the client went away");
         const nodeId = this.choose(model, input, excluded);
         if (nodeId === undefined) break;
-        const outcome = await this.attempt(nodeId, model, input);
+        const outcome = await this.attempt(requestId, nodeId, model, input);
         if (outcome.ok) {
           this.deps.metrics?.request("ok", (this.deps.clock.now() - started) / 1000);
           return outcome.value;
@@ -135,10 +139,9 @@ export class EmbeddingRequests {
     }
   }
 
-  private attempt(nodeId: string, model: string, input: EmbeddingInputList): Promise<{ ok: true; value: Embedded } | { ok: false; reason: EmbedFailure; code: ErrorCode; message: string }> {
+  private attempt(requestId: string, nodeId: string, model: string, input: EmbeddingInputList): Promise<{ ok: true; value: Embedded } | { ok: false; reason: EmbedFailure; code: ErrorCode; message: string }> {
     const session = this.deps.registry.get(nodeId)?.session;
     if (!session) return Promise.resolve({ ok: false, reason: "lost", code: "node_disconnected", message: `node ${nodeId.slice(0, 12)} has no session` });
-    const requestId = randomUUID();
     const timeoutMs = this.deps.timeoutMs ?? DEFAULT_EMBED_TIMEOUT_MS;
     return new Promise((resolve) => {
       const attempt: Attempt = {

@@ -1,25 +1,35 @@
+import { createHash, randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
-import { type EmbeddingObject, EmbeddingsRequest, type EmbeddingsResponse, TesseraError, encodeEmbedding, unsupportedEmbeddingField } from "@tessera/protocol";
+import {
+  type EmbeddingObject,
+  EmbeddingsRequest,
+  type EmbeddingsResponse,
+  TesseraError,
+  embeddingTokenBound,
+  encodeEmbedding,
+  unsupportedEmbeddingField,
+} from "@tessera/protocol";
 import type { CoordinatorContext } from "../context.js";
 import { callerOf } from "../http/request-guard.js";
 import { resolveModel } from "../scheduler/index.js";
+import { EMBEDDING_ID_PREFIX } from "../payments/job-billing.js";
 
 /** What a client asking for a model whose embedding nodes are all away is told to wait before trying again. */
 const NO_NODE_RETRY_AFTER_S = 10;
 
 /**
  * `POST /v1/embeddings`, OpenAI's shape: routed to a node whose model announces `embeddings` (embeddings/
- * embedding-requests.ts). Errors leave in OpenAI's shape like every `/v1` route. Not billed yet (payments/design.md
- * "Embeddings"): with the ledger on, only models whose price is zero are served, and any other is refused by name.
+ * embedding-requests.ts). Errors leave in OpenAI's shape like every `/v1` route. Billed as a job with no output
+ * (payments/design.md "Embeddings"): the input's greatest cost held in escrow first (402 when short), one receipt for
+ * the node that answered, at the model's input price for the tokens it evaluated, off the client's path.
  */
 export function openaiEmbeddingRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
   app.post("/v1/embeddings", { config: { auth: "client" } }, async (request, reply): Promise<EmbeddingsResponse> => {
-    callerOf(request);
+    const caller = callerOf(request);
     const unsupported = unsupportedEmbeddingField(request.body);
     if (unsupported) throw new TesseraError(unsupported.code, unsupported.message, { param: unsupported.param });
     const body = EmbeddingsRequest.parse(request.body ?? {});
     const model = resolveEmbeddingModel(ctx, body.model);
-    refuseUnbilled(ctx, model);
 
     const abort = new AbortController();
     reply.raw.once("close", () => {
@@ -27,7 +37,23 @@ export function openaiEmbeddingRoutes(app: FastifyInstance, ctx: CoordinatorCont
     });
     const count = "texts" in body.input ? body.input.texts.length : body.input.tokens.length;
     const started = ctx.clock.now();
-    const result = await ctx.embeddings.run(model, body.input, abort.signal);
+    const id = `${EMBEDDING_ID_PREFIX}${randomUUID()}`;
+    const billing = ctx.billing;
+    await billing?.openEmbedding({ id, ownerId: caller.ownerId, model, tokenBound: embeddingTokenBound(body.input) });
+    let result;
+    try {
+      result = await ctx.embeddings.run(model, body.input, abort.signal, id);
+    } catch (err) {
+      billing?.refund({ id, ownerId: caller.ownerId }).catch((e: unknown) => ctx.logger.error({ err: e, request: id }, "could not refund an embedding request's escrow"));
+      throw err;
+    }
+    // The answer never waits for the accounts (as a job's): one receipt, for the node that answered.
+    const completedAt = ctx.clock.now();
+    const outputSha256 = sha256OfVectors(result.vectors);
+    const nodeId = result.nodeId;
+    billing
+      ?.settle({ id, ownerId: caller.ownerId, model, promptTokens: result.promptTokens, outputSha256, completedAt, segments: [{ nodeId, completionTokens: 0 }] })
+      .catch((err: unknown) => ctx.logger.error({ err, request: id }, "could not settle an embedding request"));
     ctx.logger.info({ model, inputs: count, node: result.nodeId.slice(0, 12), prompt_tokens: result.promptTokens, ms: ctx.clock.now() - started }, "embeddings served");
     const base64 = body.encoding_format === "base64";
     const data = result.vectors.map((vector, index): EmbeddingObject => ({ object: "embedding", index, embedding: base64 ? encodeEmbedding(vector) : Array.from(vector) }));
@@ -60,14 +86,13 @@ function resolveEmbeddingModel(ctx: CoordinatorContext, requested: string): stri
   });
 }
 
-/** Embeddings are not charged yet, so a model with a price (or a reward) is refused rather than served for free. */
-function refuseUnbilled(ctx: CoordinatorContext, model: string): void {
-  if (!ctx.config.ledger) return;
-  const price = ctx.prices.priceOf(model, ctx.registry.modelSizeBytes(model));
-  if (price.input_per_1k === 0 && price.output_per_1k === 0 && price.reward_input_per_1k === 0 && price.reward_output_per_1k === 0) return;
-  throw new TesseraError(
-    "forbidden",
-    `this coordinator does not bill embeddings yet, so it serves them only for free models, and model "${model}" has a price; its owner can make it free in the price table (--prices)`,
-    { param: "model" },
-  );
+/** What a receipt's `output_sha256` is for embeddings: SHA-256 of the vectors as little-endian float32, in order. */
+function sha256OfVectors(vectors: readonly Float32Array[]): string {
+  const hash = createHash("sha256");
+  for (const v of vectors) {
+    const bytes = Buffer.alloc(v.length * 4);
+    for (let i = 0; i < v.length; i++) bytes.writeFloatLE(v[i]!, i * 4);
+    hash.update(bytes);
+  }
+  return hash.digest("hex");
 }

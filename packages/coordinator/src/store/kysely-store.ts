@@ -222,7 +222,7 @@ export class KyselyStore implements Store {
   listTransactions(account: string, filter: { since?: Date; limit: number }): Promise<LedgerTransactionRecord[]> {
     return ledger.listTransactions(this.db, account, filter);
   }
-  openEscrows(filter: { jobId?: string; limit: number }): Promise<Array<{ jobId: string; amount: number; heldAt: Date }>> {
+  openEscrows(filter: { jobId?: string; limit: number }): Promise<Array<{ jobId: string; amount: number; heldAt: Date; account: string }>> {
     return ledger.openEscrows(this.db, filter);
   }
   auditLedger(): Promise<LedgerAudit> {

@@ -145,17 +145,17 @@ export async function listTransactions(db: Kysely<Database>, account: string, fi
  * Escrow transactions without their job's `close:` transaction. The job's share is the escrow transaction's positive
  * leg (the client's escrow account); `close:<job>` is the only key that spends or returns it (payments/ledger-rules.ts).
  */
-export async function openEscrows(db: Kysely<Database>, filter: { jobId?: string; limit: number }): Promise<Array<{ jobId: string; amount: number; heldAt: Date }>> {
+export async function openEscrows(db: Kysely<Database>, filter: { jobId?: string; limit: number }): Promise<Array<{ jobId: string; amount: number; heldAt: Date; account: string }>> {
   let query = db
     .selectFrom("ledger_transactions as t")
     .innerJoin("ledger_entries as e", "e.transaction_id", "t.id")
-    .select(["t.job_id", "e.amount", "t.created_at"])
+    .select(["t.job_id", "e.amount", "t.created_at", "e.account"])
     .where("t.kind", "=", "escrow")
     .where("e.amount", ">", 0)
     .where((eb) => eb.not(eb.exists(eb.selectFrom("ledger_transactions as c").select("c.id").where("c.idempotency_key", "=", sql<string>`'close:' || ${eb.ref("t.job_id")}`))));
   if (filter.jobId !== undefined) query = query.where("t.idempotency_key", "=", `escrow:${filter.jobId}`);
   const rows = await query.orderBy("t.created_at").limit(Math.max(1, Math.min(filter.limit, 100_000))).execute();
-  return rows.map((r) => ({ jobId: r.job_id!, amount: Number(r.amount), heldAt: fromMs(r.created_at) }));
+  return rows.map((r) => ({ jobId: r.job_id!, amount: Number(r.amount), heldAt: fromMs(r.created_at), account: r.account }));
 }
 
 export async function auditLedger(db: Kysely<Database>): Promise<LedgerAudit> {

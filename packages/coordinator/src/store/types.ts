@@ -492,7 +492,7 @@ export interface Store {
   /** The transactions that touched `account`, newest first, with all their legs. */
   listTransactions(account: string, filter: { since?: Date; limit: number }): Promise<LedgerTransactionRecord[]>;
   /** Jobs whose escrow was held and not yet closed (settled or refunded), with what each holds; oldest first. */
-  openEscrows(filter: { jobId?: string; limit: number }): Promise<Array<{ jobId: string; amount: number; heldAt: Date }>>;
+  openEscrows(filter: { jobId?: string; limit: number }): Promise<Array<{ jobId: string; amount: number; heldAt: Date; /** The client's escrow account it sits in. */ account: string }>>;
   /** The whole ledger checked: what must always hold. */
   auditLedger(): Promise<LedgerAudit>;
 
