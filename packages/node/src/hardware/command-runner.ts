@@ -7,6 +7,8 @@ import { execFile } from "node:child_process";
 export interface CommandResult {
   code: number;
   stdout: string;
+  /** What the tool said on stderr, for error messages (recorded outputs may leave it out). */
+  stderr?: string;
 }
 
 export type CommandRunner = (command: string, args: readonly string[]) => Promise<CommandResult>;
@@ -14,10 +16,10 @@ export type CommandRunner = (command: string, args: readonly string[]) => Promis
 export function createCommandRunner(timeoutMs = 5_000): CommandRunner {
   return (command, args) =>
     new Promise((resolve) => {
-      execFile(command, [...args], { timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (err, stdout) => {
-        if (!err) return resolve({ code: 0, stdout });
+      execFile(command, [...args], { timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+        if (!err) return resolve({ code: 0, stdout, stderr });
         const e = err as NodeJS.ErrnoException & { code?: string | number };
-        resolve({ code: e.code === "ENOENT" ? 127 : typeof e.code === "number" ? e.code : 1, stdout: String(stdout ?? "") });
+        resolve({ code: e.code === "ENOENT" ? 127 : typeof e.code === "number" ? e.code : 1, stdout: String(stdout ?? ""), stderr: String(stderr ?? "") });
       });
     });
 }
