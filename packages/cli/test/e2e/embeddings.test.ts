@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import OpenAI from "openai";
-import { type Cluster, makeTinyModel, startCluster } from "@tessera/testkit";
+import { type Cluster, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
 
 /**
  * Issue 11, `/v1/embeddings` on real processes: a coordinator, a daemon serving a chat model and a daemon serving an
@@ -50,6 +50,14 @@ describe("embeddings with the openai client on the embedded engine", () => {
     expect(res.usage.total_tokens).toBe(res.usage.prompt_tokens);
     const again = await client.embeddings.create({ model: EMBED_MODEL, input: "a" });
     expect(again.data[0]!.embedding).toEqual(res.data[0]!.embedding);
+    // Each answered request got a receipt, which the node that answered signed (it journals embeddings as served work).
+    const signed = async () => {
+      const text = await (await fetch(`${cluster.url}/metrics`)).text();
+      const count = (outcome: string) => Number(new RegExp(`tessera_receipt_signatures_total\\{outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      return { signed: count("signed"), refused: count("refused") };
+    };
+    await waitUntil(async () => (await signed()).signed >= 2, 20_000);
+    expect((await signed()).refused).toBe(0);
   }, 60_000);
 
   it("encoding_format base64 decodes (little-endian float32) to the same numbers as float", async () => {
