@@ -28,7 +28,7 @@ function register(reg: NodeRegister, signer: Signer, remoteAddress = "127.0.0.1"
 }
 
 describe("credentials are checked from the headers, before the body is read", () => {
-  it.each(["/api/v1/jobs", "/v1/chat/completions", "/v1/completions", "/api/v1/nodes/register"])("%s without credentials: 401 and the body never parsed", async (url) => {
+  it.each(["/api/v1/jobs", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/api/v1/nodes/register"])("%s without credentials: 401 and the body never parsed", async (url) => {
     t = await testCoordinator();
     const parse = vi.spyOn(JSON, "parse");
     const payload = nested(100_000);

@@ -60,6 +60,7 @@ const ENDPOINTS: Endpoint[] = [
   { method: "GET", path: () => "/api/v1/models" },
   { method: "POST", path: () => "/v1/chat/completions" },
   { method: "POST", path: () => "/v1/completions" },
+  { method: "POST", path: () => "/v1/embeddings" },
   { method: "GET", path: () => "/v1/models" },
   { method: "POST", path: (id) => `/api/v1/nowhere/${id}` },
 ];
@@ -70,6 +71,7 @@ const wrongTypes = fc.oneof(fc.integer(), fc.double(), fc.boolean(), fc.constant
 
 /** Bodies near a valid request: the right field names with wrong or hostile values. */
 const nearValid = fc.oneof(
+  fc.record({ model: fc.oneof(text, wrongTypes), input: fc.oneof(text, wrongTypes, fc.array(fc.oneof(text, wrongTypes, fc.array(fc.oneof(fc.integer(), fc.double()), { maxLength: 3 })), { maxLength: 3 })), encoding_format: fc.oneof(text, fc.constantFrom("float", "base64")), dimensions: wrongTypes }, { requiredKeys: [] }),
   fc.record({ model: fc.oneof(text, wrongTypes), prompt: fc.oneof(text, wrongTypes, fc.array(fc.oneof(text, wrongTypes), { maxLength: 3 })), messages: fc.oneof(wrongTypes, fc.array(fc.record({ role: fc.oneof(text, fc.constant("user")), content: fc.oneof(text, wrongTypes) }), { maxLength: 3 })), max_tokens: wrongTypes, stream: wrongTypes }, { requiredKeys: [] }),
   fc.record({ type: fc.constantFrom("register", "heartbeat", "model_install", "x"), public_key: fc.oneof(text, wrongTypes), models: fc.oneof(wrongTypes, fc.array(fc.record({ id: text, backend: text }), { maxLength: 3 })), hardware: wrongTypes, gpus: wrongTypes, loaded_models: fc.array(text, { maxLength: 3 }), active_jobs: wrongTypes, max_concurrency: wrongTypes, model: text }, { requiredKeys: [] }),
   fc.record({ status: fc.oneof(fc.constantFrom("running", "succeeded", "failed"), text), progress: wrongTypes, detail: text, error: text, error_message: text, completed_bytes: wrongTypes }, { requiredKeys: [] }),
