@@ -1,4 +1,5 @@
 import { NODE_SETTINGS, HOME_ENV, HOME_FLAG, type NodeSettings } from "./config.js";
+import { renderSections } from "./idle/idle-settings.js";
 
 /**
  * Renders node.toml: every setting from the one table, each with its description, flag and env var as comments.
@@ -20,6 +21,8 @@ export function renderNodeToml(values: Partial<NodeSettings>, defaultLogFile: st
     else lines.push(`# ${s.name} = ${s.name === "log_file" ? JSON.stringify(defaultLogFile) : tomlDefault(s.defaultText, s.name)}`);
     lines.push("");
   }
+  // Sections come after every top-level key (TOML puts keys after a [header] into that section).
+  lines.push(renderSections());
   return lines.join("\n");
 }
 

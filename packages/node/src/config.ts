@@ -6,6 +6,7 @@ import { LOG_FORMATS, type LogFormatSetting, TesseraError } from "@tessera/proto
 import { BACKEND_KINDS, BACKEND_SETTINGS, normalizeHost, type BackendKindSetting } from "./backends/backend-settings.js";
 import type { VllmInstance } from "./backends/vllm/route-by-model.js";
 import { resolveNodePaths, type NodePaths } from "./paths.js";
+import { type IdleSettings, type LimitSettings, type SectionSource, SECTION_SETTINGS, loadSectionSettings, sectionSettingId, sectionSettingsHelp } from "./idle/idle-settings.js";
 
 /**
  * The node daemon's configuration: ONE settings table, and the only reader of `process.env` in this package.
@@ -16,6 +17,8 @@ import { resolveNodePaths, type NodePaths } from "./paths.js";
 
 /** The backend kinds and their settings come from the backends' own table (one definition each). */
 export type BackendKind = BackendKindSetting;
+
+export { SECTION_SETTINGS, type IdleSettings, type LimitSettings } from "./idle/idle-settings.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -47,6 +50,7 @@ export interface NodeSettings {
   log_keep: number;
   log_level: LogLevel;
   log_format: LogFormatSetting;
+  payout_address: string;
 }
 export type SettingName = keyof NodeSettings;
 export type SettingSource = "flag" | "env" | "file" | "default";
@@ -270,6 +274,15 @@ export const NODE_SETTINGS = [
     description: "Log lines on stdout: auto (readable on a terminal, JSON otherwise), pretty or json",
     parse: oneOf(LOG_FORMATS),
   }),
+  spec({
+    name: "payout_address", env: "TESSERA_PAYOUT_ADDRESS", flag: "--payout", arg: "<0x…>", defaultText: "",
+    description: "EVM address (0x + 40 hex) your earnings are paid to; `tessera start --payout` stores it in node.toml and a self-operated node sets it with the coordinator (docs/earnings.md)",
+    parse: (raw) => {
+      const value = text(raw);
+      if (value !== "" && !/^0x[0-9a-fA-F]{40}$/.test(value)) throw new InvalidValue("must be an EVM address: 0x and 40 hex digits");
+      return value;
+    },
+  }),
 ] as const satisfies readonly SettingSpec[];
 
 const SETTING_BY_NAME = new Map<string, SettingSpec>(NODE_SETTINGS.map((s) => [s.name, s as SettingSpec]));
@@ -283,9 +296,16 @@ export interface NodeConfig extends NodeSettings {
   paths: NodePaths;
   /** Where each setting's value came from. */
   sources: Record<SettingName, SettingSource>;
+  /** node.toml's `[idle]` section (idle/idle-settings.ts). */
+  idle: IdleSettings;
+  /** node.toml's `[limits]` section. */
+  limits: LimitSettings;
+  /** Where each `section.key` came from. */
+  sectionSources: Record<string, SectionSource>;
 }
 
-export type SettingFlags = Partial<Record<SettingName, unknown>>;
+/** Top-level settings by name; `[idle]`/`[limits]` ones as `"idle.enlist_after"` and so on. */
+export type SettingFlags = Partial<Record<SettingName, unknown>> & Partial<Record<string, unknown>>;
 
 export interface LoadConfigOptions {
   /** `--home`; falls back to TESSERA_HOME, then XDG dirs. */
@@ -355,7 +375,7 @@ export function loadNodeConfig(options: LoadConfigOptions = {}): NodeConfig {
     throw new TesseraError("not_found", `no node config at ${paths.configFile}: run \`tessera init${homeHint}\` first`);
   }
   for (const key of Object.keys(file ?? {})) {
-    if (!SETTING_BY_NAME.has(key)) {
+    if (!SETTING_BY_NAME.has(key) && key !== "idle" && key !== "limits") {
       throw new TesseraError(
         "bad_request",
         `unknown key ${JSON.stringify(key)} in ${paths.configFile}; known keys: ${[...SETTING_BY_NAME.keys()].join(", ")}`,
@@ -390,7 +410,9 @@ export function loadNodeConfig(options: LoadConfigOptions = {}): NodeConfig {
       sources[s.name] = "default";
     }
   }
-  return { ...(values as unknown as NodeSettings), paths, sources };
+  const sections = loadSectionSettings(file, env, flags, paths.configFile);
+  if (sections.idle.probe_file !== "") sections.idle.probe_file = resolve(sections.sources["idle.probe_file"] === "file" ? paths.configDir : ".", sections.idle.probe_file);
+  return { ...(values as unknown as NodeSettings), paths, sources, idle: sections.idle, limits: sections.limits, sectionSources: sections.sources };
 }
 
 /** Commander turns `--max-concurrency` into `maxConcurrency`; this maps parsed options back to setting names. */
@@ -400,6 +422,11 @@ export function settingFlagsFromOptions(options: Record<string, unknown>): Setti
     const key = s.flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
     if (options[key] !== undefined) flags[s.name] = options[key];
   }
+  for (const s of SECTION_SETTINGS) {
+    if (!s.flag) continue;
+    const key = s.flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (options[key] !== undefined) flags[sectionSettingId(s)] = options[key];
+  }
   return flags;
 }
 
@@ -407,6 +434,7 @@ export function settingFlagsFromOptions(options: Record<string, unknown>): Setti
 export function settingsHelp(): string {
   const rows = NODE_SETTINGS.map((s) => [s.name, `${s.flag} ${s.arg}`, s.env, s.defaultText || '""', s.description]);
   rows.unshift([HOME_FLAG.slice(2), `${HOME_FLAG} <dir>`, HOME_ENV, "XDG dirs", "One dir for config, keys, logs, data"]);
+  rows.push(...sectionSettingsHelp());
   const header = ["setting (node.toml)", "flag", "env", "default", "description"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join("  ");

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { NODE_SETTINGS, loadNodeConfig, settingFlagsFromOptions, settingsHelp, type NodeConfig } from "@tessera/node/config";
+import { NODE_SETTINGS, SECTION_SETTINGS, loadNodeConfig, settingFlagsFromOptions, settingsHelp, type NodeConfig } from "@tessera/node/config";
 
 /** Flags shared by the node commands (init, register, start, logs). */
 export interface NodeFlags {
@@ -15,6 +15,7 @@ export function withHomeOption(cmd: Command): Command {
 export function withNodeSettings(cmd: Command): Command {
   withHomeOption(cmd);
   for (const s of NODE_SETTINGS) cmd.option(`${s.flag} ${s.arg}`, `${s.description} (${s.env})`);
+  for (const s of SECTION_SETTINGS) if (s.flag) cmd.option(`${s.flag} ${s.arg}`, `[${s.section}] ${s.key}: ${s.description} (${s.env})`);
   return cmd.addHelpText("after", `\n${settingsHelp()}`);
 }
 

@@ -1,0 +1,104 @@
+import { readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { CommandRunner } from "../../hardware/command-runner.js";
+import type { IdleProbe, IdleSample } from "./probe.js";
+import { type GpuProcess, othersUtilization, parseIoregGpuUtilization, parseNvidiaComputeApps, parseNvidiaUtilization, parseRocmPids, parseRocmUse } from "./parse-gpu-use.js";
+import { parseHidIdleTime, parseIdleMs, parseWindowsIdleMs } from "./parse-input-idle.js";
+import { parsePmsetBatt, parsePowerSupplies, parseWin32BatteryStatus } from "./parse-power.js";
+
+/** PowerShell: milliseconds since the last input, from user32 GetLastInputInfo. */
+export const WINDOWS_IDLE_SCRIPT =
+  'Add-Type @"\nusing System; using System.Runtime.InteropServices;\npublic struct LII { public uint cbSize; public uint dwTime; }\n' +
+  'public static class U { [DllImport("user32.dll")] public static extern bool GetLastInputInfo(ref LII p); }\n"@\n' +
+  "$l = New-Object LII; $l.cbSize = 8; [void][U]::GetLastInputInfo([ref]$l); [Environment]::TickCount - $l.dwTime";
+
+export interface MachineProbeDeps {
+  run: CommandRunner;
+  platform: NodeJS.Platform;
+  /** This daemon's process ids (its own GPU contexts are not "others"). */
+  ownPids: ReadonlySet<number>;
+  /** `DISPLAY` / `WAYLAND_DISPLAY` as config.ts read them: without a display there is no input to read. */
+  display: { x11: boolean; wayland: boolean };
+  /** Reads `/sys/class/power_supply`; injectable for tests. */
+  readPowerSupplies?: () => Promise<Array<{ type?: string; online?: string; status?: string }>>;
+}
+
+async function sysPowerSupplies(root = "/sys/class/power_supply"): Promise<Array<{ type?: string; online?: string; status?: string }>> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return [];
+  }
+  const read = (name: string, file: string) => readFile(join(root, name, file), "utf8").catch(() => undefined);
+  return Promise.all(names.map(async (name) => ({ type: await read(name, "type"), online: await read(name, "online"), status: await read(name, "status") })));
+}
+
+/**
+ * The production probe: per platform, the tools in design.md's table. A tool that is missing or fails leaves its
+ * signal undefined ("cannot tell"); nothing here throws.
+ */
+export function createMachineProbe(deps: MachineProbeDeps): IdleProbe {
+  const { run, platform } = deps;
+  const readSupplies = deps.readPowerSupplies ?? (() => sysPowerSupplies());
+  const ok = async (command: string, args: string[]): Promise<string | undefined> => {
+    const result = await run(command, args);
+    return result.code === 0 ? result.stdout : undefined;
+  };
+
+  async function inputIdle(): Promise<[number | undefined, string | undefined]> {
+    if (platform === "darwin") return [parseHidIdleTime((await ok("ioreg", ["-c", "IOHIDSystem", "-d", "4"])) ?? ""), "ioreg HIDIdleTime"];
+    if (platform === "win32") {
+      return [parseWindowsIdleMs((await ok("powershell", ["-NoProfile", "-Command", WINDOWS_IDLE_SCRIPT])) ?? ""), "GetLastInputInfo"];
+    }
+    if (deps.display.x11) {
+      const x = parseIdleMs((await ok("xprintidle", [])) ?? "");
+      if (x !== undefined) return [x, "xprintidle"];
+      const s = parseIdleMs((await ok("xssstate", ["-i"])) ?? "");
+      if (s !== undefined) return [s, "xssstate"];
+    }
+    // Wayland's ext-idle-notify is event-based (a compositor tells a subscribed client), with no query to poll; a
+    // Wayland session with XWayland answers through xprintidle above. Otherwise: cannot tell.
+    return [undefined, undefined];
+  }
+
+  async function gpu(): Promise<[number | undefined, string | undefined]> {
+    if (platform === "darwin") {
+      // Apple GPUs report whole-device utilisation only; with no per-process split, all of it counts as others'
+      // while this daemon is not generating (the supervisor only asks then, or accepts the over-count).
+      const util = parseIoregGpuUtilization((await ok("ioreg", ["-r", "-d", "1", "-c", "IOAccelerator"])) ?? "");
+      return [util, util === undefined ? undefined : "ioreg IOAccelerator"];
+    }
+    const apps = await ok("nvidia-smi", ["--query-compute-apps=pid,used_memory", "--format=csv,noheader"]);
+    if (apps !== undefined) {
+      const util = parseNvidiaUtilization((await ok("nvidia-smi", ["--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"])) ?? "");
+      return [othersUtilization(parseNvidiaComputeApps(apps), util, deps.ownPids), "nvidia-smi"];
+    }
+    const pids = await ok("rocm-smi", ["--showpids"]);
+    if (pids !== undefined) {
+      const processes: GpuProcess[] = parseRocmPids(pids);
+      const util = parseRocmUse((await ok("rocm-smi", ["--showuse", "--json"])) ?? "");
+      return [othersUtilization(processes, util, deps.ownPids), "rocm-smi"];
+    }
+    return [undefined, undefined];
+  }
+
+  async function power(): Promise<[boolean | undefined, string | undefined]> {
+    if (platform === "darwin") return [parsePmsetBatt((await ok("pmset", ["-g", "batt"])) ?? ""), "pmset"];
+    if (platform === "win32") {
+      return [parseWin32BatteryStatus((await ok("powershell", ["-NoProfile", "-Command", "(Get-CimInstance Win32_Battery).BatteryStatus"])) ?? ""), "Win32_Battery"];
+    }
+    return [parsePowerSupplies(await readSupplies()), "/sys/class/power_supply"];
+  }
+
+  return {
+    async sample(): Promise<IdleSample> {
+      const [[inputIdleMs, input], [otherGpuUtil, gpuSource], [onBattery, powerSource]] = await Promise.all([inputIdle(), gpu(), power()]);
+      const sample: IdleSample = { sources: {} };
+      if (inputIdleMs !== undefined) (sample.inputIdleMs = inputIdleMs), (sample.sources!.input = input);
+      if (otherGpuUtil !== undefined) (sample.otherGpuUtil = otherGpuUtil), (sample.sources!.gpu = gpuSource);
+      if (onBattery !== undefined) (sample.onBattery = onBattery), (sample.sources!.power = powerSource);
+      return sample;
+    },
+  };
+}

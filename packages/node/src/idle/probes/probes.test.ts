@@ -1,0 +1,135 @@
+import { readFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { othersUtilization, parseIoregGpuUtilization, parseNvidiaComputeApps, parseNvidiaUtilization, parseRocmPids, parseRocmUse } from "./parse-gpu-use.js";
+import { parseHidIdleTime, parseIdleMs, parseWindowsIdleMs } from "./parse-input-idle.js";
+import { parsePmsetBatt, parsePowerSupplies, parseWin32BatteryStatus } from "./parse-power.js";
+import { createMachineProbe } from "./machine-probe.js";
+import { createFileProbe } from "./file-probe.js";
+
+const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
+
+describe("GPU use by other processes", () => {
+  it("nvidia-smi: compute apps and utilisation; only a pid that is not ours counts", () => {
+    const apps = parseNvidiaComputeApps(fixture("nvidia-smi-compute-apps.csv"));
+    expect(apps).toEqual([{ pid: 2214, usedMb: 512 }, { pid: 48121, usedMb: 18230 }]);
+    const util = parseNvidiaUtilization(fixture("nvidia-smi-utilization.csv"));
+    expect(util).toEqual([0.97, 0.03]);
+    expect(othersUtilization(apps, util, new Set([2214]))).toBe(0.97);
+    expect(othersUtilization(apps, util, new Set([2214, 48121]))).toBe(0);
+    expect(othersUtilization(parseNvidiaComputeApps(fixture("nvidia-smi-compute-apps-none.csv")), util, new Set())).toBe(0);
+    expect(parseNvidiaUtilization(fixture("nvidia-smi-utilization-na.csv"))).toEqual([]);
+    expect(othersUtilization(apps, [], new Set())).toBe(1);
+    expect(othersUtilization(undefined, util, new Set())).toBeUndefined();
+  });
+
+  it("rocm-smi: KFD processes and GPU use", () => {
+    expect(parseRocmPids(fixture("rocm-smi-showpids.txt"))).toEqual([{ pid: 31337, usedMb: 8192 }]);
+    expect(parseRocmPids(fixture("rocm-smi-showpids-none.txt"))).toEqual([]);
+    expect(parseRocmUse(fixture("rocm-smi-showuse.json"))).toEqual([0.62]);
+    expect(parseRocmUse("not json")).toEqual([]);
+  });
+
+  it("macOS ioreg IOAccelerator: Device Utilization %", () => {
+    expect(parseIoregGpuUtilization(fixture("ioreg-accelerator.txt"))).toBe(0.43);
+    expect(parseIoregGpuUtilization("")).toBeUndefined();
+  });
+});
+
+describe("input idle time", () => {
+  it("xprintidle and xssstate -i (ms), ioreg HIDIdleTime (ns), GetLastInputInfo (ms)", () => {
+    expect(parseIdleMs(fixture("xprintidle.txt"))).toBe(4242);
+    expect(parseIdleMs(fixture("xssstate-i.txt"))).toBe(183_000);
+    expect(parseHidIdleTime(fixture("ioreg-hidsystem.txt"))).toBe(95_123);
+    expect(parseWindowsIdleMs(fixture("win-lastinput.txt"))).toBe(731);
+    expect(parseIdleMs("couldn't open display")).toBeUndefined();
+  });
+});
+
+describe("on battery", () => {
+  it("/sys/class/power_supply: mains online, a discharging battery, none at all", () => {
+    expect(parsePowerSupplies([{ type: "Mains\n", online: "1\n" }, { type: "Battery\n", status: "Charging\n" }])).toBe(false);
+    expect(parsePowerSupplies([{ type: "Mains\n", online: "0\n" }, { type: "Battery\n", status: "Discharging\n" }])).toBe(true);
+    expect(parsePowerSupplies([{ type: "Battery\n", status: "Full\n" }])).toBe(false);
+    expect(parsePowerSupplies([])).toBeUndefined();
+  });
+
+  it("pmset -g batt and Win32_Battery BatteryStatus", () => {
+    expect(parsePmsetBatt(fixture("pmset-batt-battery.txt"))).toBe(true);
+    expect(parsePmsetBatt(fixture("pmset-batt-ac.txt"))).toBe(false);
+    expect(parseWin32BatteryStatus(fixture("win32-battery-discharging.txt"))).toBe(true);
+    expect(parseWin32BatteryStatus(fixture("win32-battery-ac.txt"))).toBe(false);
+    expect(parseWin32BatteryStatus("")).toBeUndefined();
+  });
+});
+
+describe("the machine probe on recorded outputs", () => {
+  const runner = (outputs: Record<string, string>) => async (command: string, args: readonly string[]) => {
+    const key = [command, ...args].join(" ");
+    const hit = Object.entries(outputs).find(([prefix]) => key.startsWith(prefix));
+    return hit ? { code: 0, stdout: hit[1] } : { code: 127, stdout: "" };
+  };
+
+  it("Linux desktop with an NVIDIA GPU another process uses, on battery", async () => {
+    const probe = createMachineProbe({
+      platform: "linux",
+      ownPids: new Set([2214]),
+      display: { x11: true, wayland: false },
+      run: runner({
+        xprintidle: fixture("xprintidle.txt"),
+        "nvidia-smi --query-compute-apps": fixture("nvidia-smi-compute-apps.csv"),
+        "nvidia-smi --query-gpu": fixture("nvidia-smi-utilization.csv"),
+      }),
+      readPowerSupplies: async () => [{ type: "Mains", online: "0" }, { type: "Battery", status: "Discharging" }],
+    });
+    expect(await probe.sample()).toEqual({
+      inputIdleMs: 4242,
+      otherGpuUtil: 0.97,
+      onBattery: true,
+      sources: { input: "xprintidle", gpu: "nvidia-smi", power: "/sys/class/power_supply" },
+    });
+  });
+
+  it("a headless server: nothing to read, every signal undefined (cannot tell)", async () => {
+    const probe = createMachineProbe({ platform: "linux", ownPids: new Set(), display: { x11: false, wayland: false }, run: runner({}), readPowerSupplies: async () => [] });
+    expect(await probe.sample()).toEqual({ sources: {} });
+  });
+
+  it("macOS: HIDIdleTime, IOAccelerator, pmset", async () => {
+    const probe = createMachineProbe({
+      platform: "darwin",
+      ownPids: new Set(),
+      display: { x11: false, wayland: false },
+      run: runner({ "ioreg -c IOHIDSystem": fixture("ioreg-hidsystem.txt"), "ioreg -r": fixture("ioreg-accelerator.txt"), pmset: fixture("pmset-batt-ac.txt") }),
+    });
+    expect(await probe.sample()).toMatchObject({ inputIdleMs: 95_123, otherGpuUtil: 0.43, onBattery: false });
+  });
+
+  it("Windows: GetLastInputInfo and Win32_Battery through PowerShell", async () => {
+    const probe = createMachineProbe({
+      platform: "win32",
+      ownPids: new Set(),
+      display: { x11: false, wayland: false },
+      run: async (command, args) => {
+        if (command !== "powershell") return { code: 127, stdout: "" };
+        const script = args.at(-1)!;
+        return { code: 0, stdout: script.includes("GetLastInputInfo") ? fixture("win-lastinput.txt") : fixture("win32-battery-discharging.txt") };
+      },
+    });
+    expect(await probe.sample()).toMatchObject({ inputIdleMs: 731, onBattery: true });
+  });
+});
+
+describe("the probe file (tests only)", () => {
+  it("reads the file each time; missing means idle, active means input just now", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "tessera-probe-")), "probe.json");
+    const probe = createFileProbe(path);
+    expect((await probe.sample()).inputIdleMs).toBe(Number.MAX_SAFE_INTEGER);
+    writeFileSync(path, JSON.stringify({ active: true }));
+    expect((await probe.sample()).inputIdleMs).toBe(0);
+    writeFileSync(path, JSON.stringify({ input_idle_ms: 5000, other_gpu_util: 0.3, on_battery: true }));
+    expect(await probe.sample()).toMatchObject({ inputIdleMs: 5000, otherGpuUtil: 0.3, onBattery: true });
+  });
+});
