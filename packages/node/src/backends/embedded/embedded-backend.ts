@@ -62,6 +62,11 @@ export interface EmbeddedBackend extends BackendAdapter {
   load(): Promise<void>;
   /** Frees the context, the model and llama.cpp; later requests get a no_capacity error part. */
   close(): Promise<void>;
+  /**
+   * Frees the context, the model and llama.cpp like `close()`, but the backend stays usable: the next request (or
+   * `load()`) loads the file again. The idle policy calls it when the machine's owner is back (node/src/idle/).
+   */
+  unload(): Promise<void>;
 }
 
 export function createEmbeddedBackend(options: EmbeddedBackendOptions): EmbeddedBackend {
@@ -359,19 +364,27 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     },
     async close() {
       closed = true;
-      await embedder?.dispose();
-      embedder = undefined;
-      const scoring = scorer;
-      scorer = undefined;
-      await scoring?.then((engine) => engine.close(), () => undefined);
-      const current = loading;
-      loading = undefined;
-      if (!current) return;
-      const loaded = await current.catch(() => undefined);
-      if (!loaded) return;
-      await loaded.context.dispose();
-      await loaded.model.dispose();
-      await loaded.llama.dispose();
+      await release();
+    },
+    async unload() {
+      await release();
     },
   };
+
+  /** Disposes whatever is loaded (embedder, scorer, context, model, llama.cpp); a later request loads again unless closed. */
+  async function release(): Promise<void> {
+    await embedder?.dispose();
+    embedder = undefined;
+    const scoring = scorer;
+    scorer = undefined;
+    await scoring?.then((engine) => engine.close(), () => undefined);
+    const current = loading;
+    loading = undefined;
+    if (!current) return;
+    const loaded = await current.catch(() => undefined);
+    if (!loaded) return;
+    await loaded.context.dispose();
+    await loaded.model.dispose();
+    await loaded.llama.dispose();
+  }
 }
