@@ -1,7 +1,7 @@
 import { TesseraError } from "@tessera/protocol";
 import type { BackendAdapter } from "./backends/adapter.js";
 import { createBackendAdapter } from "./backends/create-backend-adapter.js";
-import { probeBackends } from "./backends/probe-backends.js";
+import { type ProbeResult, probeBackends } from "./backends/probe-backends.js";
 import { createStageOnlyBackend } from "./backends/stage-only/stage-only-backend.js";
 import type { NodeConfig } from "./config.js";
 import type { NodeLogger } from "./logger.js";
@@ -14,16 +14,9 @@ export interface BackendFactoryContext {
 }
 export type BackendFactory = (config: NodeConfig, context: BackendFactoryContext) => Promise<BackendAdapter>;
 
-/**
- * The production backend factory: the `backend` setting (or the probe, for `auto`) picks the kind; the config's
- * hosts, keys and timeouts are handed to the adapter as plain values. Embedded is the fallback and needs
- * `model_path`; it is loaded here so a bad model file stops the daemon at start with a clear error. A node given only a
- * `stage_model` serves layer spans and no whole model (stage-only-backend.ts).
- */
-export async function createBackendFromConfig(config: NodeConfig, context: BackendFactoryContext): Promise<BackendAdapter> {
-  const { logger } = context;
-  const fetch = context.fetch as typeof globalThis.fetch;
-  const probe = await probeBackends({
+/** Which backend the config selects (probing for `auto`), without opening it: `tessera model install` needs only the kind. */
+export function probeConfiguredBackend(config: NodeConfig, fetch: typeof globalThis.fetch): Promise<ProbeResult> {
+  return probeBackends({
     backend: config.backend,
     hosts: {
       ollama: config.ollama_host,
@@ -36,6 +29,18 @@ export async function createBackendFromConfig(config: NodeConfig, context: Backe
     fetch,
     timeoutMs: config.probe_timeout_ms,
   });
+}
+
+/**
+ * The production backend factory: the `backend` setting (or the probe, for `auto`) picks the kind; the config's
+ * hosts, keys and timeouts are handed to the adapter as plain values. Embedded is the fallback and needs
+ * `model_path`; it is loaded here so a bad model file stops the daemon at start with a clear error. A node given only a
+ * `stage_model` serves layer spans and no whole model (stage-only-backend.ts).
+ */
+export async function createBackendFromConfig(config: NodeConfig, context: BackendFactoryContext): Promise<BackendAdapter> {
+  const { logger } = context;
+  const fetch = context.fetch as typeof globalThis.fetch;
+  const probe = await probeConfiguredBackend(config, fetch);
   for (const attempt of probe.attempts) {
     logger.debug(`probe ${attempt.kind} ${attempt.url}: ${attempt.ok ? "answered" : "no"} (${attempt.detail})`);
   }

@@ -2,6 +2,7 @@ import { type Hardware, TesseraError } from "@tessera/protocol";
 import type { BackendAdapter, BackendModel, PullProgress } from "../backends/adapter.js";
 import { backendIdFor } from "./inventory.js";
 import { checkModelFit, describeMisfit, type ModelFit } from "./model-fit.js";
+import { howToAddModel } from "./how-to-add-model.js";
 
 /**
  * Installing and removing a model in the backend, shared by the daemon's command executor and `tessera model`.
@@ -28,7 +29,7 @@ export async function installModel(backend: BackendAdapter, name: string, option
   if (!backend.pull) {
     throw new TesseraError(
       "bad_request",
-      `backend ${backend.kind} cannot install models: install ${name} with ${backend.kind}'s own tools, then add it to served_models`,
+      `backend ${backend.kind} cannot install models: ${howToAddModel(backend.kind, name)}`,
     );
   }
   const before = checkModelFit(name, { hardware: options.hardware });

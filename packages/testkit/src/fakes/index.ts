@@ -8,3 +8,4 @@ export * from "./fake-tools.js";
 export * from "./fake-completions.js";
 export * from "./fake-ollama-generate.js";
 export * from "./fake-embeddings.js";
+export * from "./fake-model-host.js";
