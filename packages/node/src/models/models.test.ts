@@ -3,6 +3,7 @@ import { checkFit, estimateVram } from "./estimate-vram.js";
 import { modelSizeFromName, parseParameterCount } from "./parameter-count.js";
 import { parseQuantization } from "./quantization.js";
 import { recommendedModel, tierForVram, VRAM_TIERS } from "./vram-tiers.js";
+import { parseModelReference } from "../model-download/model-reference.js";
 
 describe("parseQuantization", () => {
   it.each([
@@ -106,6 +107,16 @@ describe("VRAM tiers", () => {
     }
     expect(recommendedModel("cpu")).toBe("qwen2.5:1.5b");
     expect(recommendedModel(">=24gb")).toBe("qwen2.5:32b");
+  });
+
+  it("each tier's GGUF reference (for the embedded engine) is a valid hf: reference to the same size at Q4_K_M", () => {
+    for (const spec of VRAM_TIERS) {
+      const ref = parseModelReference(spec.recommended.gguf);
+      expect(ref).toMatchObject({ kind: "hf-quant", quant: "Q4_K_M" });
+      const size = modelSizeFromName(spec.recommended.gguf.replace(/^hf:/, ""));
+      expect(size?.quant, spec.recommended.gguf).toBe("q4");
+      expect(Math.abs(size!.paramsBillion - spec.recommended.paramsBillion), spec.recommended.gguf).toBeLessThan(1);
+    }
   });
 
   it("the recommended model of a tier does not already fit the tier below (each step is an upgrade)", () => {
