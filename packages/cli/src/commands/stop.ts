@@ -19,22 +19,12 @@ export function addStopCommand(program: Command, sleep: (ms: number) => Promise<
   ).action(async (flags: StopFlags) => {
     const timeoutS = parseDuration(flags.timeout, "--timeout", { min: 1, max: 3600 });
     const config = nodeConfigFrom(flags, false);
-    const { processAlive, readLivePid } = await import("@tessera/node/pid-file");
-    const pid = readLivePid(config.paths.pidFile);
+    const { productionStopDeps, stopDaemon } = await import("../lifecycle/stop-daemon.js");
+    const deps = await productionStopDeps(sleep);
+    const pid = deps.readLivePid(config.paths.pidFile);
     if (pid === undefined) throw new TesseraError("not_found", `no node daemon is running for this home (no live pid in ${config.paths.pidFile})`);
-    try {
-      process.kill(pid, flags.force ? "SIGKILL" : "SIGTERM");
-    } catch (err) {
-      throw new TesseraError("forbidden", `cannot signal pid ${pid}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-    process.stdout.write(flags.force ? `killed the node daemon (pid ${pid})\n` : `stopping the node daemon (pid ${pid}): draining…\n`);
-    for (let waited = 0; waited < timeoutS * 1000; waited += 200) {
-      if (readLivePid(config.paths.pidFile) === undefined && !processAlive(pid)) {
-        process.stdout.write("stopped\n");
-        return;
-      }
-      await sleep(200);
-    }
+    const outcome = await stopDaemon(config.paths.pidFile, pid, { force: flags.force === true, timeoutS }, deps);
+    if (outcome.stopped) return;
     throw new TesseraError("timeout", `the daemon (pid ${pid}) is still draining after ${flags.timeout}; wait, or \`${printedCommand()} stop --force\``);
   });
 }
