@@ -30,6 +30,8 @@ import { NodeCommandExecutor, dropModelsThatDoNotFit } from "./commands/index.js
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
 import { JOURNAL_FILE_NAME, ServedJournal, answerReceiptSign } from "./receipts/index.js";
+import { type IdleEffects, type IdleProbe, createIdleSupervisor, releaseModelMemory, reloadModel } from "./idle/index.js";
+import { registerPayoutAddress } from "./payout-address.js";
 
 export interface DaemonDeps {
   /** Builds the backend from the config. Default: `createBackendFromConfig` (probe, adapters, embedded fallback). */
@@ -46,6 +48,8 @@ export interface DaemonDeps {
   detectHardware?: () => Promise<Hardware>;
   /** Coarse hardware for registration and live GPU figures for heartbeats. Default: nvidia-smi / rocm-smi / OS. */
   gpuStats?: () => Promise<GpuStats[]>;
+  /** The idle policy's probe (idle/). Default: `[idle] probe_file` when set, else the machine's tools. */
+  idleProbe?: IdleProbe;
 }
 
 export interface DaemonStatus {
@@ -57,6 +61,8 @@ export interface DaemonStatus {
   servedModels: string[];
   jobs: JobStats;
   lastHeartbeatMs: number | undefined;
+  /** The idle policy's state and why (undefined with `[idle] mode = "always"`). */
+  idle: { state: string; reason: string } | undefined;
 }
 
 export interface DaemonHandle {
@@ -333,6 +339,54 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     stageHost?.onBinary(data, sendBinary, (text) => session.send(text));
   };
 
+  /**
+   * The idle policy (idle/): serve while the machine is idle, step aside when its owner is back. Until it enlists
+   * the runner is draining, so a session that opens first says `draining` and takes no job.
+   */
+  let modelReleased = false;
+  const idleEffects: IdleEffects = {
+    enlist: async () => {
+      if (modelReleased) {
+        await reloadModel(backend);
+        modelReleased = false;
+      }
+      runner.resume();
+      // A heartbeat with `draining: false` is what un-drains a node in the coordinator's registry.
+      if (registered && !stopping) await syncNow();
+      logger.info(`idle: enlisted; taking jobs (${servedModels.map((m) => m.id).join(", ") || "no models"})`);
+    },
+    drain: async (reason) => {
+      const started = clock.now();
+      runner.startDraining();
+      if (session.isOpen) session.send('{"type":"draining"}');
+      const inFlight = runner.activeJobs;
+      let handed = 0;
+      if (inFlight > 0) {
+        let graceTimer: unknown;
+        const graceOver = new Promise<boolean>((res) => (graceTimer = clock.setTimeout(() => res(false), config.idle.drain_grace_ms)));
+        const finished = await Promise.race([runner.idle().then(() => true), graceOver]);
+        clock.clearTimeout(graceTimer);
+        if (!finished) {
+          handed = runner.handBack(reason);
+          let abortTimer: unknown;
+          await Promise.race([runner.idle(), new Promise<void>((res) => (abortTimer = clock.setTimeout(res, 2000)))]);
+          clock.clearTimeout(abortTimer);
+        }
+      }
+      let memory = "model kept loaded (release_on_use = false)";
+      if (config.idle.release_on_use) {
+        memory = await releaseModelMemory(backend, servedModels.map((m) => m.id));
+        modelReleased = true;
+      }
+      if (registered && !stopping) void syncNow();
+      const summary = `${inFlight} job(s) in flight, ${inFlight - handed} finished, ${handed} handed to other nodes; ${memory}; ${clock.now() - started} ms`;
+      logger.info(`idle: drained (${reason}): ${summary}`);
+      return summary;
+    },
+  };
+  const idle = createIdleSupervisor(config, { clock, logger, effects: idleEffects, ...(deps.idleProbe ? { probe: deps.idleProbe } : {}) });
+  if (idle) runner.startDraining();
+
   const session = new SessionClient({
     baseUrl: config.coordinator_url,
     signer,
@@ -361,6 +415,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const shutdown = (graceMs: number): Promise<void> => {
     shutdownPromise ??= (async () => {
       ending = true;
+      await idle?.stop();
       // Wake a registration retry that is waiting out its backoff so it sees `ending` and stops (no stray timer).
       if (retryTimer !== undefined) clock.clearTimeout(retryTimer);
       retryWake?.();
@@ -397,8 +452,10 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     return shutdownPromise;
   };
 
+  idle?.start();
   void (async () => {
     if (!(await registerWithRetry()) || ending) return;
+    if (config.payout_address) void registerPayoutAddress({ address: config.payout_address, selfOperated: !identity.delegation, fetch: fetchImpl, signer, baseUrl: config.coordinator_url, nowSeconds, logger });
     scheduleHeartbeat();
     session.start();
   })();
@@ -421,6 +478,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       servedModels: servedModels.map((m) => m.id),
       jobs: { ...runner.stats },
       lastHeartbeatMs,
+      idle: idle ? { state: idle.state.name, reason: idle.state.reason } : undefined,
     }),
   };
 }

@@ -9,6 +9,9 @@ export type FrameSender = (frame: string) => void;
 /** The abort reason of jobs whose session went away (`abortAll(SESSION_LOST)`): the journal records them as lost. */
 export const SESSION_LOST = "session lost";
 
+/** The abort reason of jobs handed back to the coordinator (`handBack`, the idle policy). */
+export const HANDED_BACK = "handed back";
+
 export type RejectReason = "draining" | "at_capacity" | "model_not_served" | "duplicate_job";
 
 export interface JobRunnerOptions {
@@ -30,6 +33,11 @@ export interface JobRunnerOptions {
 interface RunningJob {
   controller: AbortController;
   done: Promise<void>;
+  /** Handed back (`handBack`): its own frames are already sent; nothing more goes out for it. */
+  handedBack: boolean;
+  /** The session's sender and the job's frame prefix, for `handBack`. */
+  send: FrameSender;
+  prefix: string;
 }
 
 export interface JobStats {
@@ -68,6 +76,31 @@ export class JobRunner {
     this.draining = true;
   }
 
+  /** Takes jobs again (the idle policy re-enlisting after a drain). */
+  resume(): void {
+    this.draining = false;
+  }
+
+  /**
+   * Hands every in-flight job back to the coordinator now (the machine's owner is back): each gets an `error` part
+   * with the retryable `no_capacity` code and `finish: error`, which the coordinator answers by continuing the job on
+   * another node from the tokens already relayed (no offence counted); then its backend call is aborted and nothing
+   * more is sent for it. Returns how many jobs were handed back.
+   */
+  handBack(reason: string): number {
+    let count = 0;
+    for (const [jobId, job] of this.jobs) {
+      if (job.handedBack) continue;
+      job.handedBack = true;
+      count++;
+      job.send(job.prefix + JSON.stringify({ type: "error", code: "no_capacity", message: `node stepped aside (${reason}); the job continues on another node` }) + "}");
+      job.send(job.prefix + '{"type":"finish","reason":"error"}}');
+      this.options.logger.info({ job: jobId }, `job handed back to the coordinator (${reason})`);
+      job.controller.abort(HANDED_BACK);
+    }
+    return count;
+  }
+
   assign(job: JobAssignment, send: FrameSender): void {
     const id = JSON.stringify(job.job_id);
     const reason = this.rejectReason(job);
@@ -80,9 +113,13 @@ export class JobRunner {
     send(`{"type":"job.accept","job_id":${id}}`);
     this.options.journal?.accepted(this.servedFields(job));
     const controller = new AbortController();
-    const running: RunningJob = { controller, done: Promise.resolve() };
+    const prefix = `{"type":"job.part","job_id":${id},"part":`;
+    const running: RunningJob = { controller, done: Promise.resolve(), handedBack: false, send, prefix };
     this.jobs.set(job.job_id, running);
-    running.done = this.run(job, controller, send, `{"type":"job.part","job_id":${id},"part":`).finally(() => {
+    const guarded: FrameSender = (frame) => {
+      if (!running.handedBack) send(frame);
+    };
+    running.done = this.run(job, controller, guarded, prefix).finally(() => {
       this.jobs.delete(job.job_id);
       if (this.jobs.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     });

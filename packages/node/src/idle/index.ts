@@ -1,0 +1,49 @@
+import { join } from "node:path";
+import type { NodeConfig } from "../config.js";
+import type { NodeLogger } from "../logger.js";
+import type { Clock } from "../session-client.js";
+import { createCommandRunner } from "../hardware/command-runner.js";
+import { DEFAULT_BACKOFF, type PolicySettings } from "./policy.js";
+import { createFileProbe } from "./probes/file-probe.js";
+import { createMachineProbe } from "./probes/machine-probe.js";
+import type { IdleProbe } from "./probes/probe.js";
+import { IDLE_STATE_FILE_NAME, type IdleEffects, IdleSupervisor } from "./supervisor.js";
+
+export { IdleSupervisor, IDLE_STATE_FILE_NAME, type IdleEffects, type IdleStatusFile } from "./supervisor.js";
+export { type IdleProbe, type IdleSample } from "./probes/probe.js";
+export { step, drained, initialState, type PolicyState, type PolicySettings, type IdleStateName } from "./policy.js";
+export { releaseModelMemory, reloadModel } from "./release-memory.js";
+
+export function policySettings(config: Pick<NodeConfig, "idle" | "limits">): PolicySettings {
+  return {
+    enlistAfterMs: config.idle.enlist_after_ms,
+    inputIdleThresholdMs: config.idle.input_idle_threshold_ms,
+    gpuUtilFloor: config.idle.gpu_util_floor,
+    pauseOnBattery: config.limits.pause_on_battery,
+    unknownMeansIdle: config.idle.unknown_means_idle,
+    ...DEFAULT_BACKOFF,
+  };
+}
+
+/** The probe the config asks for: the test hook's file, else the machine's tools. */
+export function probeFromConfig(config: Pick<NodeConfig, "idle">): IdleProbe {
+  if (config.idle.probe_file) return createFileProbe(config.idle.probe_file);
+  return createMachineProbe({ run: createCommandRunner(3_000), platform: process.platform, ownPids: new Set([process.pid]), display: config.idle.display });
+}
+
+/** The supervisor for a daemon, or undefined when `[idle] mode = "always"`. */
+export function createIdleSupervisor(
+  config: Pick<NodeConfig, "idle" | "limits" | "paths">,
+  deps: { clock: Clock; logger: NodeLogger; effects: IdleEffects; probe?: IdleProbe },
+): IdleSupervisor | undefined {
+  if (config.idle.mode === "always") return undefined;
+  return new IdleSupervisor({
+    probe: deps.probe ?? probeFromConfig(config),
+    settings: policySettings(config),
+    pollIntervalMs: config.idle.poll_interval_ms,
+    clock: deps.clock,
+    effects: deps.effects,
+    logger: deps.logger,
+    statusFile: join(config.paths.dataDir, IDLE_STATE_FILE_NAME),
+  });
+}
