@@ -48,7 +48,7 @@ async function network(specs: Array<{ models: NodeRegister["models"] }>, overrid
 }
 const OWNER = "key:key-test";
 async function until<T>(fn: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 1000; i++) {
     const v = await fn();
     if (v !== undefined) return v;
     await new Promise((r) => setTimeout(r, 10));
