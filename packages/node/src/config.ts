@@ -18,7 +18,7 @@ import { type IdleSettings, type LimitSettings, type SectionSource, SECTION_SETT
 /** The backend kinds and their settings come from the backends' own table (one definition each). */
 export type BackendKind = BackendKindSetting;
 
-export { SECTION_SETTINGS, type IdleSettings, type LimitSettings } from "./idle/idle-settings.js";
+export { IDLE_STATE_FILE_NAME, SECTION_SETTINGS, type IdleSettings, type LimitSettings } from "./idle/idle-settings.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -19,3 +19,5 @@ export * from "./models/index.js";
 export * from "./hardware/index.js";
 export { machineProbe, type MachineProbe } from "./machine.js";
 export * from "./commands/index.js";
+export { storePayoutAddress } from "./payout-address.js";
+export { IDLE_STATE_FILE_NAME, type IdleStatusFile } from "./idle/index.js";

@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { parse as parseToml } from "smol-toml";
 import { type Signer, TesseraError, signRequest } from "@tessera/protocol";
 import type { NodeLogger } from "./logger.js";
 import { type FetchLike, coordinatorUrl, errorFromResponse } from "./signed-http.js";
@@ -36,4 +38,30 @@ export async function registerPayoutAddress(o: {
     const why = err instanceof TesseraError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
     o.logger.warn(`could not set payout address ${o.address} with the coordinator (${why}); set it later with tessera payout set`);
   }
+}
+
+/**
+ * Stores `payout_address` in node.toml (`tessera start --payout 0x…` keeps it for later runs), leaving every other
+ * line as written: a live line or the commented default `tessera init` writes is replaced, else the key goes before
+ * the first `[section]` (a key after a header would belong to that section). Parsed back before writing.
+ */
+export function storePayoutAddress(configFile: string, address: string): void {
+  const source = readFileSync(configFile, "utf8");
+  const line = `payout_address = ${JSON.stringify(address)}`;
+  const live = /^payout_address\s*=.*$/m;
+  const commented = /^#\s*payout_address\s*=.*$/m;
+  const header = /^\[[^\]]+\]\s*$/m;
+  let next: string;
+  if (live.test(source)) next = source.replace(live, line);
+  else if (commented.test(source)) next = source.replace(commented, line);
+  else if (header.test(source)) next = source.replace(header, (h) => `${line}\n\n${h}`);
+  else next = `${source.replace(/\n*$/, "\n")}${line}\n`;
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = parseToml(next) as Record<string, unknown>;
+  } catch (err) {
+    throw new TesseraError("internal_error", `cannot store payout_address in ${configFile}: ${(err as Error).message.split("\n")[0]}`);
+  }
+  if (parsed.payout_address !== address) throw new TesseraError("internal_error", `cannot store payout_address in ${configFile}: edit it by hand`);
+  if (next !== source) writeFileSync(configFile, next);
 }

@@ -20,5 +20,8 @@ export function withNodeSettings(cmd: Command): Command {
 }
 
 export function nodeConfigFrom(flags: NodeFlags, requireConfigFile: boolean): NodeConfig {
-  return loadNodeConfig({ home: flags.home, flags: settingFlagsFromOptions(flags), requireConfigFile });
+  const settingFlags = settingFlagsFromOptions(flags);
+  // `--models a,b` (tessera start) is --served-models by a shorter name; the longer one wins when both are given.
+  if (flags.models !== undefined && settingFlags.served_models === undefined) settingFlags.served_models = flags.models;
+  return loadNodeConfig({ home: flags.home, flags: settingFlags, requireConfigFile });
 }

@@ -20,7 +20,21 @@ export function addStartCommand(program: Command): void {
     withNodeSettings(
       cmd
         .description("run the node daemon: register, heartbeat, take jobs; SIGTERM/SIGINT drain and exit 0")
-        .option("--detach", "run in the background; writes a pid file and prints where the logs go"),
+        .option("--detach", "run in the background; writes a pid file and prints where the logs go")
+        .option("--models <a,b>", "models to serve (the same as --served-models)")
+        .addHelpText(
+          "after",
+          [
+            "",
+            "Contributing an idle machine (docs/contributing-a-gpu.md):",
+            "  --idle-after 90s   serve once the machine has been quiet this long (no input, no other GPU use, not on battery);",
+            "                     when its owner is back the node drains: jobs move to other nodes, the model leaves memory",
+            "  --max-vram 0.8     largest share of each GPU's memory the node may use ([limits] max_vram_fraction)",
+            "  --payout 0x…       your EVM payout address; stored in node.toml, and a self-operated node sets it with the coordinator",
+            "  --models a,b       models to serve",
+            "  e.g. tessera node start --payout 0xADDR --max-vram 0.8 --idle-after 90s --models a,b",
+          ].join("\n"),
+        ),
     ).action((flags: StartFlags) => (flags.detach ? detach(flags) : foreground(flags)));
   describe(program.command("start"));
   const node = program.command("node").description("node daemon commands (`tessera node start` = `tessera start`)");
@@ -41,7 +55,8 @@ async function refuseIfRunning(config: NodeConfig): Promise<void> {
 async function foreground(flags: StartFlags): Promise<void> {
   const config = nodeConfigFrom(flags, true);
   await refuseIfRunning(config);
-  const { createNodeLogger, removePidFile, startDaemon, writePidFile } = await import("@tessera/node");
+  const { createNodeLogger, removePidFile, startDaemon, storePayoutAddress, writePidFile } = await import("@tessera/node");
+  if (config.sources.payout_address === "flag") storePayoutAddress(config.paths.configFile, config.payout_address);
   const output = createNodeLogger({
     level: config.log_level,
     format: config.log_format,

@@ -29,6 +29,9 @@ export interface LimitSettings {
 
 export type SectionName = "idle" | "limits";
 
+/** Where the daemon writes its idle state for `tessera status --node`, inside the node's data dir. */
+export const IDLE_STATE_FILE_NAME = "idle-state.json";
+
 export interface SectionSettingSpec {
   section: SectionName;
   /** The key inside the section in node.toml. */

@@ -5,6 +5,8 @@ import type { Clock } from "../session-client.js";
 import { type PolicySettings, type PolicyState, drained, initialState, step } from "./policy.js";
 import type { IdleProbe, IdleSample } from "./probes/probe.js";
 
+export { IDLE_STATE_FILE_NAME } from "./idle-settings.js";
+
 /** What the daemon does when the policy decides (daemon.ts implements it). */
 export interface IdleEffects {
   /** Take work again: load the model, un-drain, tell the coordinator. */
@@ -142,4 +144,3 @@ export class IdleSupervisor {
   }
 }
 
-export const IDLE_STATE_FILE_NAME = "idle-state.json";
