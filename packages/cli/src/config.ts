@@ -35,12 +35,13 @@ export const HUB_SETTINGS_HELP = `  --hf-endpoint <url>  HF_ENDPOINT  Hugging Fa
   (env only)           HF_TOKEN     token for gated or private repos`;
 
 export function loadHubSettings(flags: { hfEndpoint?: string }, env: NodeJS.ProcessEnv = process.env): HubSettings {
-  const endpoint = (flags.hfEndpoint ?? env.HF_ENDPOINT ?? "https://huggingface.co").trim().replace(/\/+$/, "");
+  const raw = flags.hfEndpoint ?? (env.HF_ENDPOINT || undefined);
+  const endpoint = (raw ?? "https://huggingface.co").trim().replace(/\/+$/, "");
   try {
     const parsed = new URL(endpoint);
     if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error("not http");
   } catch {
-    throw new TesseraError("bad_request", `--hf-endpoint (HF_ENDPOINT) must be an http:// or https:// URL, got "${flags.hfEndpoint ?? env.HF_ENDPOINT}"`);
+    throw new TesseraError("bad_request", `--hf-endpoint (HF_ENDPOINT) must be an http:// or https:// URL, got "${raw}"`);
   }
   return { endpoint, token: env.HF_TOKEN || undefined };
 }

@@ -2,7 +2,8 @@ import type { Command } from "commander";
 import type { ModelActionDeps } from "../inventory/model-actions.js";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withNodeSettings } from "./node-options.js";
-import { printedCommand } from "../config.js";
+import { loadHubSettings, printedCommand } from "../config.js";
+import { TesseraError } from "@tessera/protocol";
 
 /** The real machine behind `tessera model …`, for the node config at these flags. */
 async function productionDeps(flags: NodeFlags): Promise<ModelActionDeps> {
@@ -21,13 +22,27 @@ export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) =
   withNodeSettings(
     model
       .command("install")
-      .argument("<name>", "model name in the backend's spelling, e.g. qwen2.5:7b")
-      .description("pull a model into the backend (progress and speed), add it to served_models, advertise it at once")
-      .option("--force", "install even when it cannot fit this node's memory (it is then never advertised)"),
-  ).action(async (name: string, flags: NodeFlags & { force?: boolean }) => {
+      .argument("<model>", "Ollama: a name like qwen2.5:7b; embedded engine: a GGUF as https://…/file.gguf, hf:owner/repo/file.gguf or hf:owner/repo:Q4_K_M")
+      .description("install a model and advertise it: Ollama pulls it; the embedded engine downloads the GGUF (resumable, checked) into the data dir and makes it node.toml's model_path")
+      .option("--force", "install even when it cannot fit this node's memory (it is then never advertised)")
+      .option("--sha256 <hex>", "the GGUF's expected SHA-256 (for a URL; the hub publishes its own for hf: references)")
+      .option("--hf-endpoint <url>", "Hugging Face hub or a mirror for hf: references (HF_ENDPOINT; default https://huggingface.co; HF_TOKEN for gated repos)"),
+  ).action(async (name: string, flags: NodeFlags & { force?: boolean; sha256?: string; hfEndpoint?: string }) => {
+    // Flags are checked before anything is probed or downloaded (--sha256 by the action, first): bad input changes nothing.
+    const hub = loadHubSettings(flags);
     const deps = await makeDeps(flags);
     const { installModelAction } = await import("../inventory/model-actions.js");
-    await installModelAction(deps, name, { force: flags.force === true });
+    // Ctrl-C stops a download and keeps its .part (the error says so); a second Ctrl-C exits at once.
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    try {
+      await installModelAction({ ...deps, hub, signal: stop.signal }, name, { force: flags.force === true, ...(flags.sha256 !== undefined ? { sha256: flags.sha256 } : {}) });
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
   });
 
   withNodeSettings(
@@ -58,13 +73,20 @@ export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) =
   withNodeSettings(
     model
       .command("recommend")
-      .description("the default model for this node's VRAM tier (>=48gb, >=24gb, >=12gb, >=8gb, cpu)")
+      .description("the default model for this node's VRAM tier (>=48gb, >=24gb, >=12gb, >=8gb, cpu), as this node's backend installs it (Ollama name or GGUF reference)")
       .option("--install-all", "install the default model of this tier and of every tier below it that fits"),
   ).action(async (flags: NodeFlags & { installAll?: boolean }) => {
     const deps = await makeDeps(flags);
     const { installModelAction, recommend } = await import("../inventory/model-actions.js");
-    const r = recommend(await deps.hardware());
-    const lines = [`this node: tier ${r.tier}, ${(r.memoryMb / 1024).toFixed(1)} GiB for models`];
+    const r = recommend(await deps.hardware(), deps.backendKind ? await deps.backendKind() : "ollama");
+    const lines = [`this node: tier ${r.tier}, ${(r.memoryMb / 1024).toFixed(1)} GiB for models, backend ${r.backend}`];
+    if (!r.installs) {
+      // Suggest nothing this backend cannot install through tessera.
+      lines.push(`backend ${r.backend} cannot install models through tessera: ${r.howTo}`);
+      deps.out.write(lines.join("\n") + "\n");
+      if (flags.installAll) throw new TesseraError("bad_request", `--install-all: backend ${r.backend} cannot install models through tessera`);
+      return;
+    }
     for (const t of r.tiers) lines.push(`  ${t.thisNode ? "→" : " "} ${t.tier.padEnd(7)} ${t.model.padEnd(16)} ${t.fits ? "fits" : "too large"}`);
     const own = r.tiers.find((t) => t.thisNode)!;
     lines.push(flags.installAll ? "" : `install it: ${printedCommand()} model install ${own.model}`);

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { defaultDataDir, loadCoordinatorConfig } from "@tessera/coordinator/config";
 import { loadNodeConfig } from "@tessera/node/config";
 import { TesseraError, modelIdFromFileName } from "@tessera/protocol";
-import { printedCommand } from "../config.js";
+import { type HubSettings, loadHubSettings, printedCommand } from "../config.js";
 import { FORCE_HINT, waitForSignal } from "../wait-for-signal.js";
 import { ensurePortFree } from "../port-check.js";
 import { embeddingBanner, ensureDemoEmbeddingModel, startDemoEmbeddingNode } from "./up-embeddings.js";
@@ -17,6 +17,7 @@ interface UpFlags {
   dataDir?: string;
   model?: string;
   logFormat?: string;
+  hfEndpoint?: string;
 }
 
 /** `tessera up` (what `npm start` runs): a coordinator and one node on the embedded engine, in one process. */
@@ -27,14 +28,18 @@ export function addUpCommand(program: Command): void {
     .option("--port <port>", "coordinator HTTP port", "7337")
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("--data-dir <dir>", "where the store, the node's home and the demo model live (default ~/.local/share/tessera)")
-    .option("--model <path.gguf>", "serve this GGUF file instead of the generated demo model")
+    .option("--model <path|ref>", "serve this GGUF instead of the generated demo model: a file, or https://…/file.gguf, hf:owner/repo/file.gguf, hf:owner/repo:Q4_K_M (downloaded once into the data dir's models folder, resumable)")
+    .option("--hf-endpoint <url>", "Hugging Face hub or a mirror for hf: references (HF_ENDPOINT; default https://huggingface.co; HF_TOKEN for gated repos)")
     .option("--log-format <format>", "auto (readable on a terminal, JSON otherwise), pretty or json (TESSERA_LOG_FORMAT)")
     .action(async (flags: UpFlags) => {
       const dataDir = resolve(flags.dataDir ?? defaultDataDir());
-      const modelPath = flags.model ? resolve(flags.model) : join(dataDir, "models", `${DEMO_MODEL}.gguf`);
-      if (flags.model && !existsSync(modelPath)) throw new TesseraError("bad_request", `--model: no file at ${modelPath}`);
+      const hub = loadHubSettings(flags);
+      const reference = flags.model !== undefined && /^(https?:\/\/|hf:)/i.test(flags.model.trim()) ? flags.model.trim() : undefined;
+      let modelPath = flags.model && !reference ? resolve(flags.model) : join(dataDir, "models", `${DEMO_MODEL}.gguf`);
+      if (flags.model && !reference && !existsSync(modelPath)) throw new TesseraError("bad_request", `--model: no file at ${modelPath}`);
       const config = loadCoordinatorConfig({ port: flags.port, host: flags.host, dataDir, open: true, logFormat: flags.logFormat });
       await ensurePortFree(config.host, config.port);
+      if (reference) modelPath = await downloadModel(reference, dataDir, hub);
       if (!flags.model && !existsSync(modelPath)) {
         process.stdout.write(`first run: making the demo model (a small random-weight Llama, ~5 MB) at ${modelPath} …\n`);
         // The coordinator's store lives in the data dir: private (0700) from the start, not tightened on first start.
@@ -84,6 +89,40 @@ export function addUpCommand(program: Command): void {
       output.close();
       process.exit(0);
     });
+}
+
+/** `--model REF`: the same download `tessera model install` does (resumable, checked), into `<data dir>/models`. */
+async function downloadModel(reference: string, dataDir: string, hub: HubSettings): Promise<string> {
+  mkdirSync(dirname(dataDir), { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const { installGguf } = await import("@tessera/node");
+  const { ProgressBar, formatBytes } = await import("../inventory/progress-bar.js");
+  const bar = new ProgressBar(process.stdout, () => Date.now(), { pipeEveryMs: 5000 });
+  // Ctrl-C stops the download and keeps its .part: the next `tessera up --model` with the same reference resumes it.
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const result = await installGguf({
+      reference,
+      modelsDir: join(dataDir, "models"),
+      hubEndpoint: hub.endpoint,
+      ...(hub.token ? { hubToken: hub.token } : {}),
+      fetch: (input, init) => fetch(input, init),
+      onProgress: (p) => bar.update(p),
+      signal: stop.signal,
+    });
+    bar.done();
+    process.stdout.write(`${result.alreadyInstalled ? "model already downloaded" : "downloaded"}: ${result.path} (${formatBytes(result.sizeBytes)}, sha256 ${result.sha256}${result.sha256Checked ? ", checked" : ""})\n`);
+    return result.path;
+  } catch (err) {
+    bar.done();
+    throw err;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
 }
 
 function banner(url: string, model: string, tessera: string): string {

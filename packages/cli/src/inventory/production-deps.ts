@@ -1,4 +1,4 @@
-import { createBackendFromConfig, createNodeLogger, machineProbe, signerFromKeyFile, type NodeConfig } from "@tessera/node";
+import { createBackendFromConfig, createNodeLogger, machineProbe, probeConfiguredBackend, signerFromKeyFile, type NodeConfig } from "@tessera/node";
 import type { ModelActionDeps } from "./model-actions.js";
 import { printedCommand } from "../config.js";
 
@@ -13,6 +13,7 @@ export function productionModelDeps(config: NodeConfig): ModelActionDeps {
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     hardware: () => machineProbe().detectHardware(),
     openBackend: () => createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger }),
+    backendKind: async () => (await probeConfiguredBackend(config, (input, init) => fetch(input, init))).kind,
     out: process.stdout,
     command: printedCommand(),
     err: process.stderr,

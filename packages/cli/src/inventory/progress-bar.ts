@@ -44,19 +44,35 @@ export class ProgressBar {
   private readonly rate = new TransferRate();
   private lastLine = "";
   private lastStatus = "";
+  private lastPrintedAt = -Infinity;
+  private lastDrawnAt = -Infinity;
 
+  /**
+   * `pipeEveryMs`: without a terminal, also print a line this often (a long download in a log shows it is moving);
+   * default never. On a terminal the line is redrawn at most every 100 ms.
+   */
   constructor(
     private readonly out: ProgressSink,
     private readonly nowMs: () => number,
+    private readonly options: { pipeEveryMs?: number } = {},
   ) {}
 
   update(update: ProgressUpdate): void {
-    this.rate.sample(this.nowMs(), update.completedBytes);
+    const now = this.nowMs();
+    this.rate.sample(now, update.completedBytes);
     const line = formatProgressLine(update, this.rate.bytesPerSecond());
     if (line === this.lastLine) return;
-    if (this.out.isTTY) this.out.write(`\r\x1b[K${line}`);
-    // Without a terminal: one line per step, not per byte count.
-    else if (update.status !== this.lastStatus || update.completedBytes === update.totalBytes) this.out.write(`${line}\n`);
+    const last = update.completedBytes !== undefined && update.completedBytes === update.totalBytes;
+    if (this.out.isTTY) {
+      if (!last && update.status === this.lastStatus && now - this.lastDrawnAt < 100) return;
+      this.out.write(`\r\x1b[K${line}`);
+      this.lastDrawnAt = now;
+    }
+    // Without a terminal: one line per step (and every pipeEveryMs), not per byte count.
+    else if (update.status !== this.lastStatus || last || now - this.lastPrintedAt >= (this.options.pipeEveryMs ?? Infinity)) {
+      this.out.write(`${line}\n`);
+      this.lastPrintedAt = now;
+    }
     this.lastLine = line;
     this.lastStatus = update.status;
   }
