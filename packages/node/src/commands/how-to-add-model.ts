@@ -16,6 +16,8 @@ export function howToAddModel(kind: string, model: string): string {
       return `llama-server loads one GGUF when it starts and has no API to add one: restart it as \`llama-server -m FILE.gguf\` (or \`llama-server -hf owner/repo:Q4_K_M\`); or serve GGUFs with tessera's embedded engine (backend = "embedded"), where \`tessera model install\` downloads them`;
     case "llama-swap":
       return `llama-swap reads its models from its config file: add an entry for ${model} (cmd: llama-server -m FILE.gguf --port \${PORT}) to config.yaml and restart llama-swap, ${tail}`;
+    case "embedded":
+      return `the embedded engine serves one GGUF file (model_path): on the node's machine run \`tessera model install URL|hf:owner/repo:QUANT\`, which downloads it and makes it model_path, then restart the node`;
     case "stage-only":
       return `this node serves layer spans only (stage_model); to serve a whole model give it --model FILE.gguf or a backend`;
     default:
