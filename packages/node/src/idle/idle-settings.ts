@@ -110,7 +110,7 @@ export const SECTION_SETTINGS: readonly SectionSettingSpec[] = [
     description: "How often the probes are read", parse: duration(0.05, 60) },
   { section: "idle", key: "unknown_means_idle", field: "unknown_means_idle", env: "TESSERA_IDLE_UNKNOWN_MEANS_IDLE", flag: undefined, arg: "<bool>", defaultText: "true",
     description: "A probe that cannot tell (a server: no display, no battery, no GPU tool) counts as idle; false: such a machine never enlists", parse: bool },
-  { section: "idle", key: "probe_file", field: "probe_file", env: "TESSERA_IDLE_PROBE_FILE", flag: undefined, arg: "<path>", defaultText: "",
+  { section: "idle", key: "probe_file", field: "probe_file", env: "TESSERA_IDLE_PROBE_FILE", flag: "--idle-probe-file", arg: "<path>", defaultText: "",
     description: "Tests only: read the probes from this JSON file instead of the machine", parse: text },
   { section: "limits", key: "max_vram_fraction", field: "max_vram_fraction", env: "TESSERA_MAX_VRAM_FRACTION", flag: "--max-vram", arg: "<0..1>", defaultText: "0.8",
     description: "Largest share of each GPU's memory the node may use", parse: (raw) => {
