@@ -62,7 +62,13 @@ export async function createBackendFromConfig(config: NodeConfig, context: Backe
     }
     // Imported here, not at the top: node-llama-cpp is heavy and every other backend (and CLI command) can skip it.
     const { createEmbeddedBackend } = await import("./backends/embedded/index.js");
-    const backend = createEmbeddedBackend({ modelPath: config.model_path, maxSequences: config.max_concurrency });
+    const { gpuRuntimeDir } = await import("./gpu-runtime/gpu-runtime-record.js");
+    const backend = createEmbeddedBackend({
+      modelPath: config.model_path,
+      maxSequences: config.max_concurrency,
+      gpuRuntimeDir: gpuRuntimeDir(config.paths.dataDir),
+      log: (level, message) => logger[level](message),
+    });
     await backend.load();
     return backend;
   }

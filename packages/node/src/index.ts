@@ -21,3 +21,4 @@ export { machineProbe, type MachineProbe } from "./machine.js";
 export * from "./commands/index.js";
 export { storePayoutAddress } from "./payout-address.js";
 export { IDLE_STATE_FILE_NAME, type IdleStatusFile } from "./idle/index.js";
+export * from "./gpu-runtime/index.js";

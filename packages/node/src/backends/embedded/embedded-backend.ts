@@ -16,6 +16,7 @@ import { toolPromptMessages } from "./tool-prompt.js";
 import { ConstrainedAnswer } from "./constrained-answer.js";
 import { TokenTextStream } from "./token-text-stream.js";
 import { type ScoredToken, scoredTokens, tokenLogprobs } from "./scored-generation.js";
+import { type GetLlama, loadLlama } from "../../gpu-runtime/load-llama.js";
 
 /** node-llama-cpp in-process on one GGUF file. See design.md. */
 export interface EmbeddedBackendOptions {
@@ -28,6 +29,10 @@ export interface EmbeddedBackendOptions {
   contextSize?: number;
   /** Concurrent requests (context sequences). Default 4. */
   maxSequences?: number;
+  /** `<data dir>/gpu-runtime`: the GPU build `tessera gpu setup` installed there is used when it loads (gpu-runtime/). */
+  gpuRuntimeDir?: string;
+  /** Where the engine says which llama.cpp build it loaded, and why it fell back to the CPU one. */
+  log?: (level: "info" | "warn", message: string) => void;
 }
 
 /** What this engine does with a generative model (backend-features.ts, the one table of what each kind offers). */
@@ -67,6 +72,8 @@ export interface EmbeddedBackend extends BackendAdapter {
    * `load()`) loads the file again. The idle policy calls it when the machine's owner is back (node/src/idle/).
    */
   unload(): Promise<void>;
+  /** Which llama.cpp build serves (CPU, or the data dir's CUDA/Vulkan/Metal one), once loaded. */
+  engineBuild(): string | undefined;
 }
 
 export function createEmbeddedBackend(options: EmbeddedBackendOptions): EmbeddedBackend {
@@ -97,6 +104,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     );
   }
   let embedder: EmbeddingRunner | undefined;
+  let build: string | undefined;
   function fileSha256(size: number, mtimeMs: number): Promise<string> {
     const key = `${size}:${mtimeMs}`;
     if (digest?.key !== key) digest = { key, sha256: sha256File(modelPath) };
@@ -109,7 +117,14 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     } catch {
       throw new TesseraError("model_not_found", `model file not found: ${modelPath}`);
     }
-    const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+    const loadedLlama = await loadLlama({
+      runtimeDir: options.gpuRuntimeDir,
+      getLlama: getLlama as GetLlama,
+      logLevel: LlamaLogLevel.error,
+      log: options.log,
+    });
+    const llama = loadedLlama.llama;
+    build = loadedLlama.detail;
     let model: LlamaModel;
     try {
       model = await llama.loadModel({ modelPath });
@@ -362,6 +377,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     async load() {
       await ensureLoaded();
     },
+    engineBuild: () => build,
     async close() {
       closed = true;
       await release();
