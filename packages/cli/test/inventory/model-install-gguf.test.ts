@@ -6,6 +6,7 @@ import { createBackendFromConfig, createNodeLogger, initNode, loadNodeConfig, re
 import type { Hardware } from "@tessera/protocol";
 import { type FakeModelHost, makeTinyModel, startFakeModelHost } from "@tessera/testkit";
 import { installModelAction, recommend, type ModelActionDeps } from "../../src/inventory/model-actions.js";
+import { ProgressBar } from "../../src/inventory/progress-bar.js";
 
 /**
  * `tessera model install REF` on an embedded-engine node, with every seam injected: a GGUF from a local file host and
@@ -154,5 +155,39 @@ describe("tessera model recommend by backend", () => {
     expect(recommend(CPU_16GB, "ollama").tiers.find((t) => t.thisNode)?.model).toBe("qwen2.5:1.5b");
     const vllm = recommend(CPU_16GB, "vllm");
     expect(vllm).toMatchObject({ installs: false, tiers: [], howTo: expect.stringMatching(/vLLM loads its model when the server starts/) });
+  });
+});
+
+describe("download progress on a terminal and in a pipe", () => {
+  const step = (bar: ProgressBar, clock: { now: number }, at: number, bytes: number) => {
+    clock.now = at;
+    bar.update({ status: "downloading m.gguf", completedBytes: bytes, totalBytes: 10_000_000 });
+  };
+
+  it("a terminal gets one line redrawn in place (at most every 100 ms) with the speed, and a newline at the end", () => {
+    const out: string[] = [];
+    const clock = { now: 0 };
+    const bar = new ProgressBar({ write: (s) => void out.push(s), isTTY: true }, () => clock.now, { pipeEveryMs: 5000 });
+    step(bar, clock, 0, 0);
+    step(bar, clock, 50, 500_000); // within 100 ms: not redrawn
+    step(bar, clock, 1000, 5_000_000);
+    step(bar, clock, 2000, 10_000_000);
+    bar.done();
+    expect(out).toEqual([
+      "\r\x1b[Kdownloading m.gguf  [--------------------]    0%  0 B / 10.0 MB",
+      "\r\x1b[Kdownloading m.gguf  [##########----------]   50%  5.0 MB / 10.0 MB  5.0 MB/s",
+      "\r\x1b[Kdownloading m.gguf  [####################]  100%  10.0 MB / 10.0 MB  5.0 MB/s",
+      "\n",
+    ]);
+  });
+
+  it("a pipe gets whole lines: the first, one every pipeEveryMs, and the last", () => {
+    const out: string[] = [];
+    const clock = { now: 0 };
+    const bar = new ProgressBar({ write: (s) => void out.push(s), isTTY: false }, () => clock.now, { pipeEveryMs: 5000 });
+    for (let t = 0; t <= 10_000; t += 1000) step(bar, clock, t, t * 1000);
+    bar.done();
+    expect(out.map((l) => /(\d+)%/.exec(l)?.[1])).toEqual(["0", "50", "100"]);
+    expect(out.every((l) => l.startsWith("downloading m.gguf  [") && l.endsWith("\n"))).toBe(true);
   });
 });
