@@ -88,6 +88,9 @@ export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) =
       return;
     }
     for (const t of r.tiers) lines.push(`  ${t.thisNode ? "→" : " "} ${t.tier.padEnd(7)} ${t.model.padEnd(16)} ${t.fits ? "fits" : "too large"}`);
+    if (flags.installAll && r.backend === "embedded") {
+      throw new TesseraError("bad_request", `--install-all: the embedded engine serves one GGUF file; install one with \`${printedCommand()} model install REF\``);
+    }
     const own = r.tiers.find((t) => t.thisNode)!;
     lines.push(flags.installAll ? "" : `install it: ${printedCommand()} model install ${own.model}`);
     deps.out.write(lines.join("\n") + "\n");
