@@ -37,6 +37,11 @@ export function addSetupCommand(program: Command): void {
         err: process.stderr,
         joinToken,
         command: printedCommand(),
+        gpuSetup: async (config, confirm) => {
+          const [{ runGpuSetup }, { productionGpuSetupDeps }] = await Promise.all([import("../gpu/run-gpu-setup.js"), import("./gpu.js")]);
+          const result = await runGpuSetup(await productionGpuSetupDeps(config, { confirm }));
+          if (!result.installed && result.reason !== "declined") process.stdout.write(`gpu          ${result.reason}: the embedded engine runs on the CPU build\n`);
+        },
       });
     } finally {
       rl?.close();

@@ -43,6 +43,11 @@ export interface SetupDeps {
   joinToken?: string;
   /** How the user runs this CLI (`tessera`, `npx tessera`, …), for the commands setup prints; default `tessera`. */
   command?: string;
+  /**
+   * The embedded engine's GPU step (gpu/run-gpu-setup.ts): detect the GPU and install its build into the data dir.
+   * Absent (tests): skipped. Its failure is a warning: the engine runs on the CPU build meanwhile.
+   */
+  gpuSetup?(config: NodeConfig, confirm: (question: string) => Promise<boolean>): Promise<void>;
 }
 
 export interface SetupResult {
@@ -115,6 +120,14 @@ export async function runSetup(deps: SetupDeps): Promise<SetupResult> {
   say(`node id      ${init.npub}${init.createdKeys ? " (new keypair)" : ""}`);
   say(`operator     ${encodeNpub(init.operatorId)}${init.createdOperatorKey ? " (new operator key)" : ""}`);
   say(`config       ${config.paths.configFile} (0600)`);
+
+  if (probe.kind === "embedded" && deps.gpuSetup) {
+    try {
+      await deps.gpuSetup(config, async (question) => /^y(es)?$/i.test(await ask(question, "y")));
+    } catch (err) {
+      deps.err.write(`warning: the GPU build was not installed (${(err as Error).message}); the embedded engine runs on the CPU: \`${deps.command ?? "tessera"} gpu setup\` tries again\n`);
+    }
+  }
 
   const signer = signerFromKeyFile(config.paths.keyFile);
   const backend = await deps.openBackend(config);
