@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -183,5 +183,16 @@ describe("installGguf from a local HTTP server", () => {
     await expect(installGguf({ ...base, reference: "hf:tessera/tiny-GGUF/nope.gguf" })).rejects.toMatchObject({ code: "not_found" });
     await expect(installGguf({ ...base, reference: "hf:tessera/tiny-GGUF/big/big-Q4_K_M-00001-of-00002.gguf" })).rejects.toMatchObject({ code: "bad_request", message: expect.stringMatching(/split into 2 files/) });
     await expect(installGguf({ ...base, reference: `${host.url}/files/m.gguf`, freeBytes: async () => 1000 })).rejects.toMatchObject({ code: "no_capacity", message: expect.stringMatching(/^disk full: .* to download but 0\.0 MB free/) });
+  });
+
+  it.runIf(existsSync("/dev/full"))("disk full while writing (ENOSPC, the .part on /dev/full): no_capacity, and the message says the part is kept", async () => {
+    host = await startFakeModelHost({ files: [{ path: "m.gguf", bytes: model }] });
+    const to = modelsDir();
+    mkdirSync(to, { recursive: true });
+    symlinkSync("/dev/full", join(to, "m.gguf.part"));
+    await expect(installGguf({ reference: `${host.url}/files/m.gguf`, modelsDir: to, hubEndpoint: host.url, fetch, freeBytes: async () => undefined })).rejects.toMatchObject({
+      code: "no_capacity", message: expect.stringMatching(/^disk full at 0\.0 MB of 0\.2 MB in .*; the partial file is kept \(.*m\.gguf\.part\): free some space and run the same command again$/),
+    });
+    expect(existsSync(join(to, "m.gguf"))).toBe(false);
   });
 });
