@@ -213,6 +213,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     standing,
     clock,
     logger,
+    queueTimeoutMs: config.pendingTimeoutS * 1000,
     metrics: {
       request: (outcome, seconds) => {
         prometheus.embeddingRequests.inc({ outcome });

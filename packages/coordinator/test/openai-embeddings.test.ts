@@ -157,6 +157,22 @@ describe("POST /v1/embeddings", () => {
     expect(nodes[1]!.embeds.length).toBe(before + 1);
   });
 
+  it("waits for a busy node to come free, as a job waits in the queue, rather than failing at once", async () => {
+    await network([{ models: [EMBED_MODEL] }]);
+    const held: EmbedRequest[] = [];
+    nodes[0]!.onEmbed = (r) => void held.push(r);
+    // Two requests fill the node's two slots; the third waits for one of them.
+    const first = [post({ model: "embed", input: "a" }), post({ model: "embed", input: "b" })];
+    await until(async () => (held.length === 2 ? true : undefined));
+    const third = post({ model: "embed", input: "c" });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(nodes[0]!.embeds).toHaveLength(2);
+    nodes[0]!.onEmbed = honest;
+    for (const r of held) honest(r, nodes[0]!);
+    for (const res of [...(await Promise.all(first)), await third]) expect(res.status).toBe(200);
+    expect(nodes[0]!.embeds).toHaveLength(3);
+  });
+
   it("a node that vanishes mid-request: the request moves on at once; an input the model refuses is a 400", async () => {
     await network([{ models: [EMBED_MODEL] }, { models: [EMBED_MODEL] }]);
     for (const n of nodes) n.onEmbed = (_r, node) => void node.close();

@@ -11,7 +11,7 @@ import {
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { LiveNode, NodeRegistry } from "../registry.js";
-import { type NodeSnapshot, pick } from "../scheduler/index.js";
+import { type NodeSnapshot, isWaitable, pick } from "../scheduler/index.js";
 import type { NodeStanding } from "../trust/node-standing.js";
 
 /** Nodes one request is tried on before it fails. */
@@ -35,8 +35,13 @@ export interface EmbeddingRequestsDeps {
   clock: Clock;
   logger: Logger;
   timeoutMs?: number;
+  /** How long a request may wait for a free node (`--queue-timeout`, as jobs wait); default 60 s. */
+  queueTimeoutMs?: number;
   metrics?: EmbeddingMetrics;
 }
+
+/** How often a request waiting for a free node looks again. */
+const FREE_NODE_POLL_MS = 25;
 
 export interface Embedded {
   vectors: Float32Array[];
@@ -94,7 +99,7 @@ export class EmbeddingRequests {
     try {
       for (let attempt = 0; attempt < MAX_EMBED_ATTEMPTS; attempt++) {
         if (signal?.aborted) throw new TesseraError("cancelled", "the client went away");
-        const nodeId = this.choose(model, input, excluded);
+        const nodeId = await this.chooseWhenFree(model, input, excluded, signal);
         if (nodeId === undefined) break;
         const outcome = await this.attempt(requestId, nodeId, model, input);
         if (outcome.ok) {
@@ -165,13 +170,32 @@ export class EmbeddingRequests {
   }
 
   /** The scheduler's pick among nodes whose model computes embeddings; undefined when none can take it now. */
-  private choose(model: string, input: EmbeddingInputList, excluded: ReadonlySet<string>): string | undefined {
+  /**
+   * The node to try next. As a job waits in the queue for a busy node (not for an absent one), a request whose nodes
+   * are all busy, or not yet connected, waits for one to come free, up to the queue timeout (real time: the wait is
+   * the client's); undefined when none will (every node tried, quarantined or gone) or the wait ran out.
+   */
+  private async chooseWhenFree(model: string, input: EmbeddingInputList, excluded: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<string | undefined> {
+    const deadline = performance.now() + (this.deps.queueTimeoutMs ?? 60_000);
+    for (;;) {
+      const choice = this.choose(model, input, excluded);
+      if ("nodeId" in choice) return choice.nodeId;
+      if (!choice.waitable || performance.now() >= deadline || signal?.aborted) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, FREE_NODE_POLL_MS));
+    }
+  }
+
+  private choose(model: string, input: EmbeddingInputList, excluded: ReadonlySet<string>): { nodeId: string } | { waitable: boolean } {
     const now = this.deps.clock.now();
     const snapshots: NodeSnapshot[] = [];
     for (const node of this.deps.registry.all()) snapshots.push(this.snapshot(node, now));
     const promptTokens = "texts" in input ? input.texts.reduce((n, t) => n + t.length, 0) : input.tokens.reduce((n, t) => n + t.length, 0);
     const result = pick({ model, promptTokens, maxTokens: 1 }, snapshots, now, { exclude: excluded, explainTop: 1 });
-    return result.ok ? result.nodeId : undefined;
+    if (result.ok) return { nodeId: result.nodeId };
+    // Busy and draining nodes free up, and a node not tried yet may be reconnecting; tried, quarantined and absent ones do not.
+    if (result.reason === "all_busy" || result.reason === "all_draining") return { waitable: true };
+    const untried = [...this.deps.registry.all()].some((node) => !excluded.has(node.id) && node.models.some((m) => m.id === model && featuresOf(m).has("embeddings")));
+    return { waitable: untried && isWaitable(result.reason, { modelKnown: true }) };
   }
 
   /** The node as the scheduler sees it, serving only the models it computes embeddings for. */
