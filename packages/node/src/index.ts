@@ -22,3 +22,4 @@ export * from "./commands/index.js";
 export { storePayoutAddress } from "./payout-address.js";
 export { IDLE_STATE_FILE_NAME, type IdleStatusFile } from "./idle/index.js";
 export * from "./gpu-runtime/index.js";
+export * from "./power-cap/power-cap.js";

@@ -64,6 +64,12 @@ async function foreground(flags: StartFlags): Promise<void> {
     rotate: { maxBytes: config.log_max_mb * 2 ** 20, keep: config.log_keep },
   });
   writePidFile(config.paths.pidFile, process.pid);
+  if (config.limits.max_power_watts > 0) {
+    // [limits] max_power_watts: a cap that cannot be applied (not root, a board that refuses) is a warning.
+    const { applyPowerCap, createCommandRunner } = await import("@tessera/node");
+    const cap = await applyPowerCap(createCommandRunner(), config.limits.max_power_watts);
+    output.logger[cap.applied ? "info" : "warn"](cap.detail);
+  }
   const cleanup = () => {
     removePidFile(config.paths.pidFile, process.pid);
     output.close();

@@ -3,7 +3,9 @@ import {
   type BackendAdapter,
   type CommandRunner,
   type NodeConfig,
+  POWER_LIMIT_QUERY,
   inventoryWarnings,
+  parsePowerLimits,
   reconcileInventory,
 } from "@tessera/node";
 import { type Hardware, MAX_CLOCK_SKEW_SECONDS, type NodeStatusView, type Signer, encodeNpub } from "@tessera/protocol";
@@ -88,6 +90,8 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
   results.push(...(await backendChecks(deps, config)));
   results.push(diskCheck(deps, config));
   results.push(await gpuDriverCheck(deps));
+  const power = await powerCapCheck(deps, config);
+  if (power) results.push(power);
   return results;
 }
 
@@ -157,6 +161,7 @@ async function backendChecks(deps: DoctorDeps, config: NodeConfig | undefined): 
       if (inventory.served.length === 0) out.push(fail("models in sync", ["nothing to advertise", ...problems].join("; ")));
       else if (problems.length > 0) out.push(warn("models in sync", problems.join("; ")));
       else out.push(ok("models in sync", `advertising ${inventory.served.map((m) => m.id).join(", ")}`));
+      if ("engineBuild" in backend && typeof backend.engineBuild === "function") out.push(engineBuildCheck(backend.engineBuild() as string | undefined, hardware, deps.command ?? "tessera"));
     } catch (err) {
       out.push(fail("models in sync", message(err)));
     }
@@ -205,4 +210,30 @@ export function formatResults(results: readonly CheckResult[]): string {
 
 export function doctorExitCode(results: readonly CheckResult[]): number {
   return results.some((r) => r.status === "FAIL") ? 1 : 0;
+}
+
+/** The embedded engine's llama.cpp build (gpu-runtime/load-llama.ts): the GPU one from the data dir, or why the CPU one. */
+function engineBuildCheck(detail: string | undefined, hardware: Hardware, command: string): CheckResult {
+  if (detail === undefined) return warn("embedded build", "the engine has not loaded llama.cpp");
+  if (!detail.startsWith("CPU build")) return ok("embedded build", detail);
+  if (detail !== "CPU build") return warn("embedded build", `${detail}; \`${command} gpu setup\` reinstalls it`);
+  const gpu = hardware.gpus.find((g) => g.vendor === "nvidia" || g.vendor === "amd" || g.vendor === "apple");
+  return gpu ? warn("embedded build", `CPU build, but this machine has ${gpu.name}: \`${command} gpu setup\` installs its GPU build`) : ok("embedded build", "CPU build (no GPU found)");
+}
+
+/** `[limits] max_power_watts` against the limit nvidia-smi reports in force (the daemon applies it with -pl at start). */
+async function powerCapCheck(deps: DoctorDeps, config: NodeConfig | undefined): Promise<CheckResult | undefined> {
+  const watts = config?.limits?.max_power_watts ?? 0;
+  if (!config || watts <= 0) return undefined;
+  const sudo = `\`sudo nvidia-smi -pl ${watts}\``;
+  const r = await deps.run("nvidia-smi", POWER_LIMIT_QUERY);
+  if (r.code === 127) return warn("power cap", `max_power_watts = ${watts} is set but there is no nvidia-smi to apply it with: no cap is in force`);
+  if (r.code !== 0) return warn("power cap", `nvidia-smi could not report power limits (exit ${r.code}): max_power_watts = ${watts} may not be in force`);
+  const limits = parsePowerLimits(r.stdout);
+  if (limits.length === 0 || limits.every((l) => Number.isNaN(l.limit))) return warn("power cap", `this GPU reports no power limit ([N/A]): max_power_watts = ${watts} cannot be applied`);
+  const outside = limits.find((l) => watts < l.min || watts > l.max);
+  if (outside) return warn("power cap", `max_power_watts = ${watts} is outside this GPU's range ${outside.min}–${outside.max} W: nvidia-smi refuses it`);
+  const off = limits.filter((l) => Math.abs(l.limit - watts) > 1);
+  if (off.length === 0) return ok("power cap", `${watts} W in force on ${limits.length} GPU${limits.length === 1 ? "" : "s"}`);
+  return warn("power cap", `the GPU power limit is ${limits.map((l) => `${l.limit} W`).join(", ")}, max_power_watts asks ${watts} W: not applied (it needs root); run ${sudo}`);
 }
