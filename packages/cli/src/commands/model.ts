@@ -29,7 +29,8 @@ export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) =
       .option("--hf-endpoint <url>", "Hugging Face hub or a mirror for hf: references (HF_ENDPOINT; default https://huggingface.co; HF_TOKEN for gated repos)"),
   ).action(async (name: string, flags: NodeFlags & { force?: boolean; sha256?: string; hfEndpoint?: string }) => {
     // Flags are checked before anything is probed or downloaded (--sha256 by the action, first): bad input changes nothing.
-    const hub = loadHubSettings(flags);
+    // HF_ENDPOINT is read (and refused when malformed) for a reference or an explicit flag, not for an Ollama name.
+    const hub = /^(https?:\/\/|hf:)/i.test(name.trim()) || flags.hfEndpoint !== undefined ? loadHubSettings(flags) : undefined;
     const deps = await makeDeps(flags);
     const { installModelAction } = await import("../inventory/model-actions.js");
     // Ctrl-C stops a download and keeps its .part (the error says so); a second Ctrl-C exits at once.
@@ -38,7 +39,7 @@ export function addModelCommand(program: Command, makeDeps: (flags: NodeFlags) =
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {
-      await installModelAction({ ...deps, hub, signal: stop.signal }, name, { force: flags.force === true, ...(flags.sha256 !== undefined ? { sha256: flags.sha256 } : {}) });
+      await installModelAction({ ...deps, ...(hub ? { hub } : {}), signal: stop.signal }, name, { force: flags.force === true, ...(flags.sha256 !== undefined ? { sha256: flags.sha256 } : {}) });
     } finally {
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);

@@ -33,13 +33,14 @@ export function addUpCommand(program: Command): void {
     .option("--log-format <format>", "auto (readable on a terminal, JSON otherwise), pretty or json (TESSERA_LOG_FORMAT)")
     .action(async (flags: UpFlags) => {
       const dataDir = resolve(flags.dataDir ?? defaultDataDir());
-      const hub = loadHubSettings(flags);
       const reference = flags.model !== undefined && /^(https?:\/\/|hf:)/i.test(flags.model.trim()) ? flags.model.trim() : undefined;
+      // HF_ENDPOINT is read (and refused when malformed) only when there is something to download, or the flag is given.
+      const hub = reference !== undefined || flags.hfEndpoint !== undefined ? loadHubSettings(flags) : undefined;
       let modelPath = flags.model && !reference ? resolve(flags.model) : join(dataDir, "models", `${DEMO_MODEL}.gguf`);
       if (flags.model && !reference && !existsSync(modelPath)) throw new TesseraError("bad_request", `--model: no file at ${modelPath}`);
       const config = loadCoordinatorConfig({ port: flags.port, host: flags.host, dataDir, open: true, logFormat: flags.logFormat });
       await ensurePortFree(config.host, config.port);
-      if (reference) modelPath = await downloadModel(reference, dataDir, hub);
+      if (reference) modelPath = await downloadModel(reference, dataDir, hub!);
       if (!flags.model && !existsSync(modelPath)) {
         process.stdout.write(`first run: making the demo model (a small random-weight Llama, ~5 MB) at ${modelPath} …\n`);
         // The coordinator's store lives in the data dir: private (0700) from the start, not tightened on first start.
