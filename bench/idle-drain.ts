@@ -8,9 +8,9 @@
  * uninterrupted greedy text.
  * Then the owner leaves, the daemon re-enlists after `--idle-after` and the next trial starts.
  *
- *   npm run bench -- idle-drain [--trials 20] [--grace 1s] [--poll 1s]
+ *   npm run bench -- idle-drain [--trials 20] [--grace 500ms] [--poll 1s]
  *
- * Defaults are the node's own: drain_grace 1 s, poll_interval 1 s.
+ * Without --grace/--poll the node's own defaults apply (drain_grace 500 ms, poll_interval 1 s).
  */
 import { readFileSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,13 +33,13 @@ const stateOf = (node: ClusterNode): string => {
 };
 
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { trials: { type: "string", default: "20" }, grace: { type: "string", default: "1s" }, poll: { type: "string", default: "1s" } } });
+  const { values } = parseArgs({ args, options: { trials: { type: "string", default: "20" }, grace: { type: "string" }, poll: { type: "string" } } });
   const trials = Number(values.trials);
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-idle-"));
   const modelPath = join(dir, "idle-50m.gguf");
   await makeTinyModel({ path: modelPath, seed: 7, preset: "50m", vocab: "spm" });
   const references = await Promise.all(PROMPTS.map((content) => greedyReference({ modelPath, messages: [{ role: "user", content }], maxTokens: MAX_TOKENS })));
-  const cluster = await startCluster({ nodes: 0, modelPath, env: { TESSERA_LOG_LEVEL: "warn", TESSERA_IDLE_DRAIN_GRACE: values.grace, TESSERA_IDLE_POLL_INTERVAL: values.poll } });
+  const cluster = await startCluster({ nodes: 0, modelPath, env: { TESSERA_LOG_LEVEL: "warn", ...(values.grace ? { TESSERA_IDLE_DRAIN_GRACE: values.grace } : {}), ...(values.poll ? { TESSERA_IDLE_POLL_INTERVAL: values.poll } : {}) } });
   const probes = new Map<string, string>();
   for (let i = 1; i <= 2; i++) {
     const probe = join(dir, `probe-${i}.json`);
@@ -113,7 +113,7 @@ export async function main(args: string[]): Promise<void> {
   }
   process.stdout.write(
     `drain (signal → no work taken and model memory released): p50 ${fmt(percentile(drains, 50) / 1000, 2)} s, p95 ${fmt(percentile(drains, 95) / 1000, 2)} s, max ${fmt(Math.max(...drains) / 1000, 2)} s; ` +
-      `RSS freed p50 ${fmt(percentile(freed, 50), 0)} MB; ${handedBack}/${trials} jobs handed to the other node, the rest finished within the grace (${values.grace}, poll ${values.poll}); ${inexact} answers differed from the greedy text\n`,
+      `RSS freed p50 ${fmt(percentile(freed, 50), 0)} MB; ${handedBack}/${trials} jobs handed to the other node, the rest finished within the grace (${values.grace ?? "default 500ms"}, poll ${values.poll ?? "default 1s"}); ${inexact} answers differed from the greedy text\n`,
   );
   process.stdout.write(`RESULT idle_drain_p95_s ${fmt(percentile(drains, 95) / 1000, 3)}\n`);
   process.stdout.write(`RESULT idle_drain_client_errors ${errors}\n`);

@@ -13,7 +13,7 @@ import { ScriptedBackend } from "./scripted-backend.js";
 
 /**
  * The idle policy inside the daemon, against the fake coordinator with an injected probe and clock: the owner comes
- * back mid-job → `draining`, the job handed back with a retryable `no_capacity` part after the 1 s grace, the model
+ * back mid-job → `draining`, the job handed back with a retryable `no_capacity` part after the grace (500 ms), the model
  * unloaded, new jobs rejected; the owner leaves → after 90 s of quiet a heartbeat with `draining: false`.
  */
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -62,7 +62,7 @@ describe("daemon idle policy", () => {
     coordinator.send(assignment("j1"));
     await waitFor("first part", () => coordinator.partsOf("j1").length > 0);
 
-    // The owner types: within one poll the node says draining; after the 1 s grace the job is handed back.
+    // The owner types: within one poll the node says draining; after the 500 ms grace the job is handed back.
     sample = { inputIdleMs: 0, otherGpuUtil: 0, onBattery: false };
     clock.advance(1000);
     await waitFor("draining", () => coordinator.messages.some((m) => m.type === "draining"));

@@ -18,7 +18,7 @@ function home(toml: string): string {
 describe("[idle] and [limits] settings", () => {
   it("defaults, then node.toml, then env, then flags", () => {
     const defaults = loadNodeConfig({ home: home(""), env: {} });
-    expect(defaults.idle).toMatchObject({ mode: "when-idle", enlist_after_ms: 90_000, release_on_use: true, gpu_util_floor: 0.05, input_idle_threshold_ms: 5_000, drain_grace_ms: 1_000, unknown_means_idle: true });
+    expect(defaults.idle).toMatchObject({ mode: "when-idle", enlist_after_ms: 90_000, release_on_use: true, gpu_util_floor: 0.05, input_idle_threshold_ms: 5_000, drain_grace_ms: 500, unknown_means_idle: true });
     expect(defaults.limits).toEqual({ max_vram_fraction: 0.8, max_power_watts: 0, pause_on_battery: true });
     const dir = home('[idle]\nenlist_after = "2m"\ndrain_grace = "500ms"\n[limits]\nmax_vram_fraction = 0.5\npause_on_battery = false\n');
     const file = loadNodeConfig({ home: dir, env: {} });

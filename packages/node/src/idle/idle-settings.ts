@@ -104,7 +104,7 @@ export const SECTION_SETTINGS: readonly SectionSettingSpec[] = [
     description: "GPU utilisation by other processes above this counts as the owner using the machine (quiet again below half of it)", parse: fraction(0, 1) },
   { section: "idle", key: "input_idle_threshold", field: "input_idle_threshold_ms", env: "TESSERA_IDLE_INPUT_THRESHOLD", flag: undefined, arg: "<duration>", defaultText: "5s",
     description: "Keyboard or mouse input less than this long ago counts as the owner being active", parse: duration(1, 3600) },
-  { section: "idle", key: "drain_grace", field: "drain_grace_ms", env: "TESSERA_IDLE_DRAIN_GRACE", flag: undefined, arg: "<duration>", defaultText: "1s",
+  { section: "idle", key: "drain_grace", field: "drain_grace_ms", env: "TESSERA_IDLE_DRAIN_GRACE", flag: undefined, arg: "<duration>", defaultText: "500ms",
     description: "When the owner is back, how long in-flight jobs may finish before they are handed to other nodes", parse: duration(0, 60) },
   { section: "idle", key: "poll_interval", field: "poll_interval_ms", env: "TESSERA_IDLE_POLL_INTERVAL", flag: undefined, arg: "<duration>", defaultText: "1s",
     description: "How often the probes are read", parse: duration(0.05, 60) },
