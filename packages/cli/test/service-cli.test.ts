@@ -1,5 +1,5 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -167,7 +167,7 @@ describe("tessera restart and remove without a service (pid file)", () => {
     expect(noTerminal.stdout).toContain("The coordinator has no deregistration API");
     expect(existsSync(join(home, "keys.toml"))).toBe(true);
 
-    writeFileSync(join(home, "operator.toml"), "# stands in for an operator key\n", { mode: 0o600 });
+    expect(existsSync(join(home, "operator.toml"))).toBe(true); // init made an operator key here
     const removed = await tessera(["remove", "--home", home, "--yes", "--force"]);
     expect(removed.stderr).toBe("");
     expect(removed.code).toBe(0);
@@ -181,4 +181,39 @@ describe("tessera restart and remove without a service (pid file)", () => {
     expect(nothing.code).toBe(0);
     expect(nothing.stdout).toMatch(/^nothing to remove/);
   }, 90_000);
+});
+
+/** The confirmation needs a terminal: `script` (util-linux) gives the CLI a pseudo-terminal and forwards our typing. */
+const hasScript = linux && existsSync("/usr/bin/script");
+function onTerminal(command: string, answer: string): Promise<Run> {
+  const child = spawn("script", ["-qec", command, "/dev/null"], { env: ENV, stdio: ["pipe", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  let answered = false;
+  child.stdout.on("data", (c: Buffer) => {
+    stdout += c.toString();
+    if (!answered && stdout.includes("to delete them:")) {
+      answered = true;
+      child.stdin.write(`${answer}\n`);
+    }
+  });
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+describe.runIf(hasScript)("tessera remove asks on a terminal", () => {
+  it("lists what goes and deletes only when the answer is `remove`", async () => {
+    const home = await initNode("asked");
+    const line = [process.execPath, TESSERA_BIN, "remove", "--home", home].map((w) => `'${w}'`).join(" ");
+    const no = await onTerminal(line, "no");
+    expect(no.stdout).toContain(join(home, "keys.toml"));
+    expect(no.stdout).toMatch(/error \[cancelled\]: nothing was deleted/);
+    expect(no.code).not.toBe(0);
+    expect(existsSync(join(home, "keys.toml"))).toBe(true);
+    const yes = await onTerminal(line, "remove");
+    expect(yes.stdout).toMatch(/removed \d+ items/);
+    expect(yes.code).toBe(0);
+    // init made an operator key on this machine: the only file left.
+    expect(readdirSync(home)).toEqual(["operator.toml"]);
+  }, 60_000);
 });
