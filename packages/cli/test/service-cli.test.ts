@@ -112,6 +112,20 @@ describe.runIf(linux)("tessera service (systemd user unit, fake systemctl)", () 
     expect(again.stderr).toMatch(/^error \[not_found\]: no systemd service named tessera-node is installed/);
   });
 
+  it("restart and remove for another home leave this home's service alone", async () => {
+    const home = await initNode("svc-owner");
+    const other = await initNode("svc-other");
+    const unitFile = join(dir, "user", ".config", "systemd", "user", "tessera-owned.service");
+    expect((await tessera(["service", "install", "--home", home, "--name", "tessera-owned"])).code).toBe(0);
+    const before = calls().length;
+    const removed = await tessera(["remove", "--home", other, "--name", "tessera-owned", "--yes"]);
+    expect(removed.code).toBe(0);
+    expect(removed.stdout).not.toContain(unitFile);
+    expect(existsSync(unitFile)).toBe(true);
+    expect(calls().slice(before)).toEqual([]);
+    expect((await tessera(["service", "uninstall", "--name", "tessera-owned"])).code).toBe(0);
+  });
+
   it("without a user systemd (a container) the unit is written and the commands to run are printed", async () => {
     const home = await initNode("nobus");
     const install = await tessera(["service", "install", "--home", home, "--name", "tessera-nobus"], { FAKE_NO_BUS: "1" });

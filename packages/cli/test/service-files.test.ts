@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderLaunchdPlist, renderSystemdUnit, stopTimeoutS, systemdWord, type ServiceSpec } from "../src/service/service-files.js";
+import { renderLaunchdPlist, renderSystemdUnit, serviceRunsHome, stopTimeoutS, systemdWord, type ServiceSpec } from "../src/service/service-files.js";
 import {
   type RunResult,
   type ServiceHost,
@@ -254,3 +254,20 @@ describe("service manager through an injected runner", () => {
     expect(() => serviceTarget(spec(), host("win32", recorder().run))).toThrow(expect.objectContaining({ code: "bad_request" }));
   });
 });
+
+describe("which node an installed service runs", () => {
+  it.each([
+    ["systemd", renderSystemdUnit] as const,
+    ["launchd", renderLaunchdPlist] as const,
+  ])("%s: matches its own home only (restart and remove never act on another node's service)", (kind, render) => {
+    const withHome = render(spec({ home: "/home/ada/tessera node" }));
+    expect(serviceRunsHome(kind, withHome, "/home/ada/tessera node")).toBe(true);
+    expect(serviceRunsHome(kind, withHome, "/home/ada/tessera")).toBe(false);
+    expect(serviceRunsHome(kind, withHome, undefined)).toBe(false);
+    const xdg = render(spec({ home: undefined, xdgConfigHome: "/home/ada/.config", xdgDataHome: "/home/ada/.local/share" }));
+    expect(serviceRunsHome(kind, xdg, undefined)).toBe(true);
+    expect(serviceRunsHome(kind, xdg, "/home/ada/tessera node")).toBe(false);
+    expect(serviceRunsHome(kind, "", undefined)).toBe(false);
+  });
+});
+

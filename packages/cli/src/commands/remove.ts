@@ -29,8 +29,12 @@ export function addRemoveCommand(program: Command, makeHost: () => Promise<Servi
     const homeFlag = config.paths.home !== undefined ? ` --home ${config.paths.home}` : "";
     const { COORDINATOR_NOTE, describePlan, executeRemoval, planRemoval } = await import("../lifecycle/remove-node.js");
     const { serviceLocation, uninstallService, shellLine } = await import("../service/service-manager.js");
-    const { existsSync } = await import("node:fs");
-    const serviceFile = supported && existsSync(serviceLocation(name, host).file) ? serviceLocation(name, host).file : undefined;
+    const { existsSync, readFileSync } = await import("node:fs");
+    const { serviceRunsHome } = await import("../service/service-files.js");
+    const location = supported ? serviceLocation(name, host) : undefined;
+    // Another node's service of the same name (another --home) is left alone.
+    const serviceFile =
+      location && existsSync(location.file) && serviceRunsHome(location.kind, readFileSync(location.file, "utf8"), config.paths.home) ? location.file : undefined;
     const { productionStopDeps, stopDaemon } = await import("../lifecycle/stop-daemon.js");
     const stop = await productionStopDeps();
     const pid = stop.readLivePid(config.paths.pidFile);

@@ -30,8 +30,11 @@ export function addRestartCommand(program: Command, makeHost: () => Promise<Serv
     if (host.platform === "linux" || host.platform === "darwin") {
       const name = checkServiceName(flags.name, defaultServiceName(host.platform));
       const target = serviceLocation(name, host);
-      const { existsSync } = await import("node:fs");
-      if (existsSync(target.file)) {
+      const { existsSync, readFileSync } = await import("node:fs");
+      const { serviceRunsHome } = await import("../service/service-files.js");
+      if (existsSync(target.file) && !serviceRunsHome(target.kind, readFileSync(target.file, "utf8"), config.paths.home)) {
+        out(`the ${target.kind} service ${name} runs another node (${target.file}); restarting this home's daemon through its pid file`);
+      } else if (existsSync(target.file)) {
         const steps = await runSteps(restartCommands(target, host.uid), host.run);
         printSteps(out, steps, shellLine);
         if (steps.manual.length === 0) return void out(`restarted the ${target.kind} service ${name}: the daemon drained, then started again`);

@@ -124,3 +124,18 @@ export function renderLaunchdPlist(spec: ServiceSpec): string {
   ];
   return lines.join("\n");
 }
+
+/**
+ * Whether an installed unit or plist runs the node of this home (`--home DIR`, or none: the XDG dirs), so that
+ * `restart` and `remove` for one home never act on another node's service of the same name.
+ */
+export function serviceRunsHome(kind: "systemd" | "launchd", content: string, home: string | undefined): boolean {
+  if (kind === "systemd") {
+    const exec = /^ExecStart=(.*)$/m.exec(content)?.[1]?.trimEnd();
+    if (exec === undefined) return false;
+    return home === undefined ? / start$/.test(exec) : exec.endsWith(` start --home ${systemdWord(home)}`);
+  }
+  const args = [...(/<key>ProgramArguments<\/key>\s*<array>([\s\S]*?)<\/array>/.exec(content)?.[1] ?? "").matchAll(/<string>([\s\S]*?)<\/string>/g)].map((m) => m[1]!);
+  const tail = args.slice(args.lastIndexOf("start"));
+  return home === undefined ? tail.length === 1 : tail.length === 3 && tail[1] === "--home" && tail[2] === xml(home);
+}
