@@ -123,6 +123,11 @@ describe.runIf(linux)("tessera service (systemd user unit, fake systemctl)", () 
     expect(removed.stdout).not.toContain(unitFile);
     expect(existsSync(unitFile)).toBe(true);
     expect(calls().slice(before)).toEqual([]);
+    const third = await initNode("svc-third");
+    const taken = await tessera(["service", "install", "--home", third, "--name", "tessera-owned"]);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toMatch(/^error \[conflict\]: .*tessera-owned\.service already runs another node: install this one under another --name/);
+    expect(readFileSync(unitFile, "utf8")).toContain(`--home ${home}\n`);
     expect((await tessera(["service", "uninstall", "--name", "tessera-owned"])).code).toBe(0);
   });
 

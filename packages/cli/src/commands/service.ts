@@ -92,6 +92,11 @@ export function addServiceCommand(program: Command, makeHost: () => Promise<Serv
       const homeFlag = config.paths.home !== undefined ? ` --home ${config.paths.home}` : "";
       throw new TesseraError("conflict", `a node daemon already runs for this home outside the service (pid ${pid}): stop it first (\`${printedCommand()} stop${homeFlag}\`), then install`);
     }
+    const { existsSync, readFileSync } = await import("node:fs");
+    const { serviceRunsHome } = await import("../service/service-files.js");
+    if (existsSync(target.file) && !serviceRunsHome(target.kind, readFileSync(target.file, "utf8"), config.paths.home)) {
+      throw new TesseraError("conflict", `${target.file} already runs another node: install this one under another --name, or \`${printedCommand()} service uninstall\` that one first`);
+    }
     const outcome = await installService(target, host);
     out(`${outcome.unchanged ? "unchanged" : "wrote"} ${target.file}`);
     printSteps(out, outcome, shellLine);
