@@ -8,7 +8,7 @@
  * uninterrupted greedy text.
  * Then the owner leaves, the daemon re-enlists after `--idle-after` and the next trial starts.
  *
- *   npm run bench -- idle-drain [--trials 20] [--grace 500ms] [--poll 1s]
+ *   npm run bench -- idle-drain [--trials 20] [--max-tokens 400] [--grace 500ms] [--poll 1s]
  *
  * Without --grace/--poll the node's own defaults apply (drain_grace 500 ms, poll_interval 1 s).
  */
@@ -21,7 +21,6 @@ import { type ClusterNode, greedyReference, makeTinyModel, startCluster, waitUnt
 import { fmt, percentile } from "./lib-stats.js";
 
 const PROMPTS = ["Write about rivers.", "Tell me a story.", "What is a mountain?", "Describe the sea.", "List some colours."];
-const MAX_TOKENS = 160;
 
 const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
 const stateOf = (node: ClusterNode): string => {
@@ -33,8 +32,10 @@ const stateOf = (node: ClusterNode): string => {
 };
 
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { trials: { type: "string", default: "20" }, grace: { type: "string" }, poll: { type: "string" } } });
+  const { values } = parseArgs({ args, options: { trials: { type: "string", default: "20" }, "max-tokens": { type: "string", default: "400" }, grace: { type: "string" }, poll: { type: "string" } } });
   const trials = Number(values.trials);
+  // Long enough that most answers are still streaming when the grace ends, so the hand-back path is what is timed.
+  const MAX_TOKENS = Number(values["max-tokens"]);
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-idle-"));
   const modelPath = join(dir, "idle-50m.gguf");
   await makeTinyModel({ path: modelPath, seed: 7, preset: "50m", vocab: "spm" });
