@@ -44,7 +44,7 @@ export async function main(args: string[]): Promise<void> {
   const probes = new Map<string, string>();
   for (let i = 1; i <= 2; i++) {
     const probe = join(dir, `probe-${i}.json`);
-    const node = await cluster.addNode({ nodeArgs: ["--idle-after", "1s", "--idle-probe-file", probe] });
+    const node = await cluster.addNode({ nodeArgs: ["--idle-mode", "when-idle", "--idle-after", "1s", "--idle-probe-file", probe] });
     probes.set(node.id, probe);
   }
   const client = new OpenAI({ baseURL: `${cluster.url}/v1`, apiKey: "open-mode", maxRetries: 0 });

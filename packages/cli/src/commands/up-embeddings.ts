@@ -41,7 +41,8 @@ export async function startDemoEmbeddingNode(options: {
   const home = join(options.dataDir, "node-embed");
   const settings = { coordinator_url: options.coordinatorUrl, backend: "embedded", model_path: options.modelPath };
   initNode({ home, settings });
-  const daemon = await startDaemon(loadNodeConfig({ home, flags: settings }), { logger: options.logger });
+  // Like the demo chat node: serves whoever uses this machine, so no idle policy.
+  const daemon = await startDaemon(loadNodeConfig({ home, flags: { ...settings, "idle.mode": "always" } }), { logger: options.logger });
   await daemon.ready;
   return daemon;
 }

@@ -58,7 +58,8 @@ export function addUpCommand(program: Command): void {
       const home = join(dataDir, "node");
       const settings = { coordinator_url: coordinator.url, backend: "embedded", model_path: modelPath };
       initNode({ home, settings });
-      const nodeConfig = loadNodeConfig({ home, flags: settings });
+      // The demo serves whoever uses this machine, so it must not step aside when they type (the idle policy).
+      const nodeConfig = loadNodeConfig({ home, flags: { ...settings, "idle.mode": "always" } });
       const output = createNodeLogger({
         level: nodeConfig.log_level,
         format: config.logFormat,

@@ -38,7 +38,7 @@ beforeAll(async () => {
   cluster = await startCluster({ nodes: 0, modelPath, env: { TESSERA_IDLE_DRAIN_GRACE: "100ms", TESSERA_IDLE_POLL_INTERVAL: "200ms" } });
   for (let i = 1; i <= 2; i++) {
     const probe = join(dir, `probe-${i}.json`);
-    const node = await cluster.addNode({ nodeArgs: ["--idle-after", "3s", "--idle-probe-file", probe] });
+    const node = await cluster.addNode({ nodeArgs: ["--idle-mode", "when-idle", "--idle-after", "3s", "--idle-probe-file", probe] });
     probes.set(node.id, probe);
   }
 }, 240_000);

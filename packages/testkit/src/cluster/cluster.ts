@@ -58,7 +58,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-cluster-"));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, ...options.env };
+  // Daemons serve whenever they run unless a test asks for the idle policy (`--idle-mode when-idle` or its own env):
+  // on a desktop, a developer typing while the suite runs must not drain the test nodes.
+  const env = { ...process.env, TESSERA_IDLE_MODE: "always", ...options.env };
   const coordinator = new ManagedProcess(
     "coordinator",
     process.execPath,
