@@ -67,6 +67,7 @@ export async function createBackendFromConfig(config: NodeConfig, context: Backe
       modelPath: config.model_path,
       maxSequences: config.max_concurrency,
       gpuRuntimeDir: gpuRuntimeDir(config.paths.dataDir),
+      maxVramFraction: config.limits.max_vram_fraction,
       log: (level, message) => logger[level](message),
     });
     await backend.load();

@@ -25,8 +25,8 @@ import type { NodeLogger } from "./logger.js";
 import type { BackendFactory } from "./backend-from-config.js";
 import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from "./register-node.js";
 import { machineProbe } from "./machine.js";
-import { StageHost } from "./stage-host/index.js";
-import { NodeCommandExecutor, dropModelsThatDoNotFit } from "./commands/index.js";
+import { StageHost, stageMemoryOffer } from "./stage-host/index.js";
+import { NodeCommandExecutor, dropModelsThatDoNotFit, withVramCap } from "./commands/index.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
 import { JOURNAL_FILE_NAME, ServedJournal, answerReceiptSign } from "./receipts/index.js";
@@ -123,14 +123,16 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         modelPath: config.stage_model,
         threads: config.stage_threads,
         logger,
-        ...(config.stage_memory_mb > 0 ? { freeMemoryBytes: () => config.stage_memory_mb * 1024 * 1024 } : {}),
+        freeMemoryBytes: config.stage_memory_mb > 0 ? () => config.stage_memory_mb * 1024 * 1024 : () => stageMemoryOffer(config.limits.max_vram_fraction),
       }) : undefined;
   const hardware = await (deps.detectHardware ?? machine!.detectHardware)().catch((err: unknown) => {
     logger.warn({ err }, "hardware detection failed; registering CPU cores and RAM only");
     return basicHardware();
   });
   // Fit check: a model that cannot fit this node's memory is never advertised.
-  dropModelsThatDoNotFit({ list: servedModels, ids: servedIds }, hardware, (line) => logger.warn(line));
+  // Fit checks see only the share of each GPU the operator allows ([limits] max_vram_fraction).
+  const fitHardware = withVramCap(hardware, config.limits.max_vram_fraction);
+  dropModelsThatDoNotFit({ list: servedModels, ids: servedIds }, fitHardware, (line) => logger.warn(line));
   logger.info(
     `hardware: ${hardware.cpu_cores} cores, ${Math.round(hardware.ram_mb / 1024)} GiB RAM, ` +
       (hardware.gpus.length ? hardware.gpus.map((g) => `${g.name} (${Math.round(g.vram_mb / 1024)} GiB)`).join(", ") : "no GPU") +
@@ -274,7 +276,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   /** Model install/remove commands from the node's operator (packages/node/src/commands/). */
   const commands = new NodeCommandExecutor({
     backend,
-    hardware,
+    hardware: fitHardware,
     configured: config.served_models,
     configuredSource: config.sources.served_models,
     configFile: config.paths.configFile,

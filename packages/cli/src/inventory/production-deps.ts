@@ -1,4 +1,4 @@
-import { createBackendFromConfig, createNodeLogger, machineProbe, probeConfiguredBackend, signerFromKeyFile, type NodeConfig } from "@tessera/node";
+import { createBackendFromConfig, createNodeLogger, machineProbe, probeConfiguredBackend, signerFromKeyFile, withVramCap, type NodeConfig } from "@tessera/node";
 import type { ModelActionDeps } from "./model-actions.js";
 import { printedCommand } from "../config.js";
 
@@ -11,7 +11,8 @@ export function productionModelDeps(config: NodeConfig): ModelActionDeps {
     fetch: (input, init) => fetch(input, init),
     nowMs: () => Date.now(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-    hardware: () => machineProbe().detectHardware(),
+    // Fit checks see only the share of each GPU the operator allows ([limits] max_vram_fraction).
+    hardware: async () => withVramCap(await machineProbe().detectHardware(), config.limits.max_vram_fraction),
     openBackend: () => createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger }),
     backendKind: async () => (await probeConfiguredBackend(config, (input, init) => fetch(input, init))).kind,
     out: process.stdout,

@@ -7,7 +7,8 @@ import { renderNodeToml } from "../config-file.js";
 import { createNodeLogger } from "../logger.js";
 import { NodeCommandExecutor } from "./command-executor.js";
 import { inventoryRows, reconcileInventory } from "./inventory.js";
-import { checkModelFit, memoryBudgetMb } from "./model-fit.js";
+import { checkModelFit, memoryBudgetMb, withVramCap } from "./model-fit.js";
+import { stageMemoryOffer } from "../stage-host/memory-offer.js";
 import { nextServedModels, writeServedModels } from "./served-models-file.js";
 
 const dirs: string[] = [];
@@ -61,6 +62,22 @@ describe("fit check", () => {
     expect(memoryBudgetMb(gpu8)).toBe(8188);
     expect(memoryBudgetMb({ ram_mb: 1, gpus: [gpu8.gpus[0]!, gpu8.gpus[0]!] })).toBe(16376);
     expect(memoryBudgetMb(cpu16)).toBe(16384);
+  });
+
+  it("max_vram_fraction: the fit check sees only the share of each GPU the node may use, and refuses a bad share", () => {
+    expect(memoryBudgetMb(withVramCap(gpu8, 0.5))).toBe(4094);
+    expect(withVramCap(gpu8, 0.5).ram_mb).toBe(65536);
+    // An 8B model at Q4 fits 8 GiB but not the half of it a contributor offers.
+    expect(checkModelFit("llama3.1:8b", { hardware: gpu8 }).fits).toBe(true);
+    expect(checkModelFit("llama3.1:8b", { hardware: withVramCap(gpu8, 0.5) }).fits).toBe(false);
+    for (const bad of [0, -0.1, 1.5, Number.NaN]) expect(() => withVramCap(gpu8, bad)).toThrow(RangeError);
+  });
+
+  it("max_vram_fraction bounds the memory offered for layer spans", () => {
+    const GiB = 1024 ** 3;
+    expect(stageMemoryOffer(0.5, 10 * GiB, 16 * GiB)).toBe(8 * GiB);
+    expect(stageMemoryOffer(0.8, 2 * GiB, 16 * GiB)).toBe(2 * GiB);
+    expect(() => stageMemoryOffer(0, GiB, GiB)).toThrow(RangeError);
   });
 
   it.each([

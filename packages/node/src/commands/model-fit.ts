@@ -20,6 +20,15 @@ export interface ModelFit {
 
 const MIB = 1024 * 1024;
 
+/**
+ * The machine as fit checks see it under `[limits] max_vram_fraction`: each GPU with only the share of its memory the
+ * node may use. What fit checks measure against; never what the node reports to a coordinator (its real hardware).
+ */
+export function withVramCap<H extends Pick<Hardware, "gpus">>(hardware: H, maxVramFraction: number): H {
+  if (!(maxVramFraction > 0 && maxVramFraction <= 1)) throw new RangeError(`max_vram_fraction must be in (0, 1], got ${maxVramFraction}`);
+  return { ...hardware, gpus: hardware.gpus.map((g) => ({ ...g, vram_mb: Math.floor(g.vram_mb * maxVramFraction) })) };
+}
+
 export function memoryBudgetMb(hardware: Pick<Hardware, "gpus" | "ram_mb">): number {
   const vram = hardware.gpus.reduce((sum, g) => sum + g.vram_mb, 0);
   return vram > 0 ? vram : hardware.ram_mb;

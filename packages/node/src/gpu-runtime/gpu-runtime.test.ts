@@ -158,6 +158,12 @@ describe("loading llama.cpp: the data dir's GPU build, else the CPU build", () =
     expect(hooks).toEqual([[runtimeDir, ["@node-llama-cpp/linux-x64-vulkan"]]]);
     expect(logs).toEqual([`info: embedded engine: llama.cpp vulkan build (node-llama-cpp ${version} in ${runtimeDir})`]);
 
+    // max_vram_fraction: node-llama-cpp is told to leave the rest of the GPU's memory unused when it fits layers and context.
+    const paddings: Array<number | undefined> = [];
+    await loadLlama({ runtimeDir, version, installHook: () => {}, maxVramFraction: 0.8, getLlama: async (o) => (paddings.push(o.vramPadding?.(10_000)), fakeLlama(o.gpu)) });
+    await loadLlama({ runtimeDir, version, installHook: () => {}, getLlama: async (o) => (paddings.push(o.vramPadding?.(10_000)), fakeLlama(o.gpu)) });
+    expect(paddings).toEqual([2_000, undefined]);
+
     logs.length = 0;
     const noDevice: GetLlama = async (o) => {
       if (o.gpu) throw new Error("NoBinaryFoundError");

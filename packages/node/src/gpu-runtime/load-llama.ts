@@ -25,7 +25,14 @@ export interface LoadedLlama {
   detail: string;
 }
 
-export type GetLlama = (options: { gpu: GpuBuildKind | false; build: "never"; progressLogs: false; logLevel?: unknown }) => Promise<Llama>;
+export type GetLlama = (options: {
+  gpu: GpuBuildKind | false;
+  build: "never";
+  progressLogs: false;
+  logLevel?: unknown;
+  /** VRAM node-llama-cpp leaves unused when it fits GPU layers and context ("auto"), from the GPU's total. */
+  vramPadding?: (totalVram: number) => number;
+}) => Promise<Llama>;
 
 export interface LoadLlamaOptions {
   /** `<data dir>/gpu-runtime`; undefined: CPU only. */
@@ -33,6 +40,11 @@ export interface LoadLlamaOptions {
   getLlama: GetLlama;
   logLevel?: unknown;
   log?: (level: "info" | "warn", message: string) => void;
+  /**
+   * `[limits] max_vram_fraction`: the share of the GPU's memory the engine may fill. The rest is node-llama-cpp's VRAM
+   * padding, so its automatic fit of GPU layers and context stays within the share. Default 1 (its own padding).
+   */
+  maxVramFraction?: number;
   /** Test seams. */
   version?: string;
   installHook?: (runtimeDir: string, packages: string[]) => void;
@@ -89,7 +101,14 @@ export async function loadLlama(options: LoadLlamaOptions): Promise<LoadedLlama>
   const { record } = state;
   (options.installHook ?? installGpuResolveHook)(options.runtimeDir!, record.packages);
   try {
-    const llama = await options.getLlama({ gpu: record.gpu, build: "never", progressLogs: false, logLevel: options.logLevel });
+    const fraction = options.maxVramFraction;
+    const llama = await options.getLlama({
+      gpu: record.gpu,
+      build: "never",
+      progressLogs: false,
+      logLevel: options.logLevel,
+      ...(fraction !== undefined && fraction < 1 ? { vramPadding: (total: number) => Math.ceil(total * (1 - fraction)) } : {}),
+    });
     if (llama.gpu !== record.gpu) {
       await llama.dispose();
       throw new Error(`node-llama-cpp loaded a ${String(llama.gpu)} build instead`);

@@ -2,3 +2,4 @@ export { StageHost, type StageHostOptions, type TextSender, type BinarySender } 
 export { describeShardFile, type ShardFile } from "./shard-file.js";
 export { sha256File } from "../file-sha256.js";
 export { vocabPieces } from "./vocab-pieces.js";
+export { stageMemoryOffer } from "./memory-offer.js";

@@ -31,6 +31,8 @@ export interface EmbeddedBackendOptions {
   maxSequences?: number;
   /** `<data dir>/gpu-runtime`: the GPU build `tessera gpu setup` installed there is used when it loads (gpu-runtime/). */
   gpuRuntimeDir?: string;
+  /** `[limits] max_vram_fraction`: the share of the GPU's memory the engine may fill with layers and context. */
+  maxVramFraction?: number;
   /** Where the engine says which llama.cpp build it loaded, and why it fell back to the CPU one. */
   log?: (level: "info" | "warn", message: string) => void;
 }
@@ -119,6 +121,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     }
     const loadedLlama = await loadLlama({
       runtimeDir: options.gpuRuntimeDir,
+      ...(options.maxVramFraction !== undefined ? { maxVramFraction: options.maxVramFraction } : {}),
       getLlama: getLlama as GetLlama,
       logLevel: LlamaLogLevel.error,
       log: options.log,
