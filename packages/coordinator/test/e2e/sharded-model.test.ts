@@ -19,6 +19,7 @@ let dir: string;
 let cluster: Cluster;
 let modelPath: string;
 let reference: GreedyReference;
+let stageOnly: ClusterNode;
 
 /** The last span each daemon logged as loaded. */
 function spans(nodes: ClusterNode[]): Map<ClusterNode, [number, number]> {
@@ -57,12 +58,16 @@ beforeAll(async () => {
   await makeTinyModel({ path: modelPath, preset: "50m", seed: 5, vocab: "spm" });
   await makeTinyModel({ path: decoy, seed: 1, vocab: "bytes" });
   reference = await greedyReference({ modelPath, messages: MESSAGES, maxTokens: MAX_TOKENS });
-  // Every daemon serves only the small decoy model whole; the 50 M model exists on the network only as spans.
+  // Two daemons serve only the small decoy model whole, the third no whole model at all (`tessera start --stage-model
+  // FILE`, as docs/sharding.md shows it): the 50 M model exists on the network only as spans.
   cluster = await startCluster({
-    nodes: 3,
-    nodeArgs: ["--backend", "embedded", "--model", decoy, "--stage-model", modelPath],
+    nodes: 0,
+    nodeArgs: ["--backend", "embedded", "--stage-model", modelPath],
     env: { TESSERA_SHARD_REPLICAS: "1" },
   });
+  await cluster.addNode({ modelPath: decoy });
+  await cluster.addNode({ modelPath: decoy });
+  stageOnly = await cluster.addNode();
   // Placement settles once the third offer is in: three spans that partition the layers.
   await waitUntil(() => {
     const s = [...spans(cluster.nodes).values()].sort((a, b) => a[0] - b[0]);
@@ -81,8 +86,10 @@ describe("a model split by layers across three daemons", () => {
     const { text, usage } = await streamChat();
     expect(text).toBe(reference.text);
     expect(usage).toEqual({ prompt_tokens: reference.promptTokens, completion_tokens: reference.completionTokens, total_tokens: reference.promptTokens + reference.completionTokens });
-    // No daemon holds the whole model: it ran as a three-stage pipeline.
+    // No daemon holds the whole model: it ran as a three-stage pipeline, one stage on the daemon with no whole model.
     for (const [start, end] of spans(cluster.nodes).values()) expect(end - start).toBeLessThan(LAYERS);
+    expect(spans([stageOnly]).size).toBe(1);
+    expect(stageOnly.process.logText).toMatch(/offers layer spans only/);
   }, 120_000);
 
   it("survives SIGKILL of the middle stage's daemon at token 20: the stream completes unchanged", async () => {
