@@ -353,8 +353,10 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         modelReleased = false;
       }
       runner.resume();
-      // A heartbeat with `draining: false` is what un-drains a node in the coordinator's registry.
+      // A heartbeat with `draining: false` is what un-drains a node in the coordinator's registry; the span file is
+      // offered again (the coordinator dropped this node's spans when it drained).
       if (registered && !stopping) await syncNow();
+      if (stageHost && session.isOpen) session.send(JSON.stringify(stageHost.offer()));
       logger.info(`idle: enlisted; taking jobs (${servedModels.map((m) => m.id).join(", ") || "no models"})`);
     },
     drain: async (reason) => {
@@ -379,6 +381,8 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       if (config.idle.release_on_use) {
         memory = await releaseModelMemory(backend, servedModels.map((m) => m.id));
         modelReleased = true;
+        const spans = stageHost?.releaseSpans() ?? 0;
+        if (spans > 0) memory += `; ${spans} layer span(s) released (their requests moved to replicas)`;
       }
       if (registered && !stopping) void syncNow();
       const summary = `${inFlight} job(s) in flight, ${inFlight - handed} finished, ${handed} handed to other nodes; ${memory}; ${clock.now() - started} ms`;
@@ -399,7 +403,8 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     onFrame,
     onBinary,
     onOpen: (send) => {
-      if (stageHost) send(JSON.stringify(stageHost.offer()));
+      // A draining node offers no spans (the coordinator drops a draining node's spans); enlisting offers them.
+      if (stageHost && !runner.isDraining) send(JSON.stringify(stageHost.offer()));
       if (runner.isDraining) send('{"type":"draining"}');
       resolveReady();
     },

@@ -88,6 +88,9 @@ export class SessionHub {
     if (message.type === "check.scores" || message.type === "check.error") return this.ctx.checks.onMessage(nodeId, message);
     if (message.type === "receipt.signed" || message.type === "receipt.refused") return void this.ctx.receiptSignatures.onMessage(nodeId, message);
     if (message.type === "embed.result" || message.type === "embed.error") return this.ctx.embeddings.onMessage(nodeId, message);
+    // A draining node (stopping, or its owner is back) gives up its layer spans too: their requests move to replicas
+    // now, and the node offers its span file again when it takes work again.
+    if (message.type === "draining") this.ctx.sharding.onNodeLost(nodeId);
     this.ctx.jobs.onNodeMessage(nodeId, message);
   }
 

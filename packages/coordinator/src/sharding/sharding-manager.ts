@@ -111,7 +111,10 @@ export class ShardingManager {
     this.loops.get(frame.requestId)?.onFrame(nodeId, data, frame, receivedAt);
   }
 
-  /** A node's session dropped: its offers and stages are gone; running requests re-route the spans it held. */
+  /**
+   * A node's session dropped, or it is draining: its offers and stages are gone; running requests re-route the spans
+   * it held. A node that takes work again offers its file again (`stage.offer`), which places spans anew.
+   */
   onNodeLost(nodeId: string): void {
     for (const model of this.models.values()) {
       const had = model.offers.delete(nodeId);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -132,4 +132,31 @@ describe("a sharded model whose layers cannot all be held", () => {
     expect(body.error.code).toBe("no_capacity");
     expect(body.error.message).toMatch(/layers \d+–5/);
   }, 120_000);
+});
+
+describe("a stage daemon whose owner comes back", () => {
+  let pair: Cluster;
+  afterAll(async () => pair?.stop());
+
+  it("drains its span to the other daemon, the model still answers exactly, and it offers its span again once idle", async () => {
+    const probe = join(dir, "stage-owner.json");
+    writeFileSync(probe, JSON.stringify({ active: false }));
+    pair = await startCluster({ nodes: 0, nodeArgs: ["--backend", "embedded", "--stage-model", modelPath], env: { TESSERA_SHARD_REPLICAS: "1" } });
+    const keeper = await pair.addNode({ modelPath: join(dir, "decoy.gguf") });
+    const owned = await pair.addNode({ nodeArgs: ["--idle-mode", "when-idle", "--idle-after", "1s", "--idle-probe-file", probe] });
+    await waitUntil(() => spans([keeper, owned]).size === 2, 120_000);
+
+    writeFileSync(probe, JSON.stringify({ active: true }));
+    await waitUntil(() => /layer span\(s\) released/.test(owned.process.logText), 30_000);
+    const client = new OpenAI({ baseURL: `${pair.url}/v1`, apiKey: "open-mode", maxRetries: 0 });
+    const answer = await client.chat.completions.create({ model: "sharded-50m", messages: MESSAGES, max_tokens: MAX_TOKENS, temperature: 0 });
+    expect(answer.choices[0]!.message.content).toBe(reference.text);
+    // The keeper now holds every layer: the drained daemon's span was placed on it.
+    expect(spans([keeper]).get(keeper)).toEqual([0, LAYERS]);
+
+    const offersBefore = (pair.coordinator.logText.match(/sharded model placed/g) ?? []).length;
+    unlinkSync(probe);
+    await waitUntil(() => /idle: waiting → enrolled/.test(owned.process.logText), 30_000);
+    await waitUntil(() => (pair.coordinator.logText.match(/sharded model placed/g) ?? []).length > offersBefore, 30_000);
+  }, 300_000);
 });

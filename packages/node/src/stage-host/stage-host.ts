@@ -208,6 +208,17 @@ export class StageHost {
     return { type: "stage.tokenized", request_id: message.request_id, tokens, eog_tokens: tokenizer.eogTokens(), ...(vocab ? { vocab } : {}) };
   }
 
+  /**
+   * Frees every loaded span (the node is draining: the coordinator has moved their requests to replicas); returns how
+   * many there were. The file stays described, so `offer()` can offer it again.
+   */
+  releaseSpans(): number {
+    const count = this.stages.size;
+    this.stages.clear();
+    this.samplers.clear();
+    return count;
+  }
+
   async close(): Promise<void> {
     this.stages.clear();
     if (this.tokenizer) await (await this.tokenizer).close();
