@@ -63,6 +63,40 @@ async function post(body: unknown) {
 }
 
 describe("POST /v1/completions", () => {
+  it("logprobs (the legacy integer): each choice's tokens, log-probabilities, alternatives and offsets, whole and streamed", async () => {
+    await network([[{ ...RAW, features: [...RAW.features, "logprobs" as const] }]]);
+    nodes[0]!.onAssign = (job, node) => {
+      expect(job.sampling).toMatchObject({ logprobs: true, top_logprobs: 2 });
+      node.accept(job.job_id);
+      const token = (text: string, logprob: number) => ({ token: text, logprob, top_logprobs: [{ token: text, logprob }, { token: "x", logprob: logprob - 1 }] });
+      node.stream(job.job_id, [
+        { type: "text-delta", text: " Once", tokens: [1], logprobs: [-0.5], token_logprobs: [token(" Once", -0.5)] },
+        { type: "text-delta", text: " upon", tokens: [2], logprobs: [-0.25], token_logprobs: [token(" upon", -0.25)] },
+        { type: "usage", prompt_tokens: 3, completion_tokens: 2 },
+        { type: "finish", reason: "stop" },
+      ]);
+    };
+    const whole = await client.completions.create({ model: "tiny", prompt: "Tell", max_tokens: 2, logprobs: 2 });
+    expect(whole.choices[0]!.logprobs).toEqual({
+      tokens: [" Once", " upon"],
+      token_logprobs: [-0.5, -0.25],
+      top_logprobs: [{ " Once": -0.5, x: -1.5 }, { " upon": -0.25, x: -1.25 }],
+      text_offset: [0, 5],
+    });
+    const stream = await client.completions.create({ model: "tiny", prompt: "Tell", max_tokens: 2, logprobs: 2, stream: true });
+    const pieces: Array<{ tokens: string[]; offsets: number[] }> = [];
+    for await (const chunk of stream) {
+      const lp = chunk.choices[0]?.logprobs;
+      if (lp?.tokens?.length) pieces.push({ tokens: lp.tokens, offsets: lp.text_offset! });
+    }
+    expect(pieces).toEqual([{ tokens: [" Once"], offsets: [0] }, { tokens: [" upon"], offsets: [5] }]);
+    // A node that cannot return them is not sent the job: no node here can, so it is refused by name at once.
+    await t.close();
+    await network([[RAW]]);
+    const err = await refusal(() => client.completions.create({ model: "tiny", prompt: "Tell", logprobs: 1 }));
+    expect([err.code, err.param]).toEqual(["unsupported_parameter", "logprobs"]);
+  });
+
   it("continues the prompt as a raw-prompt job and answers a text_completion", async () => {
     await network([[RAW]]);
     const completion = await client.completions.create({ model: "tiny", prompt: "Once upon", max_tokens: 5, temperature: 0, seed: 3, user: "ignored" });
@@ -214,8 +248,9 @@ describe("POST /v1/completions", () => {
       [{ ...ok, echo: true }, "echo", "unsupported_parameter"],
       [{ ...ok, best_of: 3 }, "best_of", "unsupported_parameter"],
       [{ ...ok, logit_bias: { "50256": -100 } }, "logit_bias", "unsupported_parameter"],
-      [{ ...ok, logprobs: 2 }, "logprobs", "unsupported_parameter"],
-      [{ ...ok, logprobs: 0 }, "logprobs", "unsupported_parameter"],
+      [{ ...ok, logprobs: 6 }, "logprobs", "bad_request"],
+      [{ ...ok, logprobs: -1 }, "logprobs", "bad_request"],
+      [{ ...ok, logprobs: true }, "logprobs", "bad_request"],
       [{ ...ok, frequency_penalty: 1 }, "frequency_penalty", "unsupported_parameter"],
       [{ ...ok, presence_penalty: -1 }, "presence_penalty", "unsupported_parameter"],
       [{ ...ok, messages: [{ role: "user", content: "x" }] }, "messages", "bad_request"],

@@ -35,6 +35,23 @@ afterAll(async () => {
 });
 
 describe("/v1/completions with the openai client on the embedded engine", () => {
+  it("logprobs: the greedy continuation's tokens spell its text, each the likeliest of its alternatives", async () => {
+    const plain = await client.completions.create({ model: cluster.model!, prompt: PROMPT, max_tokens: 12, temperature: 0 });
+    const scored = await client.completions.create({ model: cluster.model!, prompt: PROMPT, max_tokens: 12, temperature: 0, logprobs: 3 });
+    const choice = scored.choices[0]!;
+    expect(choice.text).toBe(plain.choices[0]!.text);
+    const lp = choice.logprobs!;
+    expect(lp.tokens!.join("")).toBe(choice.text);
+    expect(lp.tokens).toHaveLength(scored.usage!.completion_tokens);
+    lp.tokens!.forEach((token, i) => {
+      const top = lp.top_logprobs![i]!;
+      expect(Object.keys(top).length).toBeLessThanOrEqual(3);
+      expect(top[token]).toBe(lp.token_logprobs![i]);
+      expect(Math.max(...Object.values(top))).toBe(lp.token_logprobs![i]);
+      expect(lp.text_offset![i]).toBe(lp.tokens!.slice(0, i).join("").length);
+    });
+  }, 60_000);
+
   it("continues the raw prompt exactly as llama.cpp does greedily (no chat template), whole and streamed", async () => {
     const messages = [{ role: "user" as const, content: PROMPT }];
     const [reference, chatReference] = await Promise.all([

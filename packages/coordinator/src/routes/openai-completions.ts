@@ -8,6 +8,7 @@ import {
   TesseraError,
   completionPrompts,
   completionSampling,
+  legacyLogprobs,
   normalizeStop,
   openAIErrorBody,
   sseData,
@@ -24,7 +25,8 @@ import { firstFailureOrAllDone, relayChoices, submitEach, usageOf } from "./open
  * `POST /v1/completions`, OpenAI's legacy text completion: each prompt is continued as is, with no chat template, by
  * a raw-prompt job (session.ts `JobAssignment.raw_prompt`), one job per choice. With several prompts, choice `i`
  * answers prompt `floor(i / n)`, as OpenAI orders them. Parameters Tessera would have to ignore (`suffix`, `echo`,
- * `best_of` > 1, `logit_bias`, `logprobs`, penalties) are refused by name before the body is parsed.
+ * `best_of` > 1, `logit_bias`, penalties) are refused by name before the body is parsed. `logprobs` (the legacy
+ * integer) answers each choice's tokens in the legacy shape (`tokens`, `token_logprobs`, `top_logprobs`, `text_offset`).
  */
 export function openaiCompletionRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
   app.post("/v1/completions", { config: { auth: "client" } }, async (request, reply) => {
@@ -46,6 +48,7 @@ export function openaiCompletionRoutes(app: FastifyInstance, ctx: CoordinatorCon
           // With a client's seed, choice j of a prompt samples with seed + j: the choices differ, the request repeats.
           ...(body.seed != null ? { seed: (body.seed + (i % n)) % 2 ** 32 } : {}),
           ...(stop ? { stop } : {}),
+          ...(body.logprobs != null ? { logprobs: true, top_logprobs: body.logprobs } : {}),
         },
       }),
     );
@@ -66,7 +69,12 @@ export function openaiCompletionRoutes(app: FastifyInstance, ctx: CoordinatorCon
       }
       const completion: Completion = {
         ...head,
-        choices: jobs.map((job, index): CompletionChoice => ({ text: job.text, index, logprobs: null, finish_reason: finishReasonOf(job) })),
+        choices: jobs.map((job, index): CompletionChoice => ({
+          text: job.text,
+          index,
+          logprobs: body.logprobs != null ? legacyLogprobs(job.sentTokenLogprobs) : null,
+          finish_reason: finishReasonOf(job),
+        })),
         usage: usage(),
       };
       return completion;
@@ -81,11 +89,17 @@ export function openaiCompletionRoutes(app: FastifyInstance, ctx: CoordinatorCon
       choices,
       ...(includeUsage ? { usage: final ?? null } : {}),
     });
+    // Each choice's characters so far: where the next chunk's tokens start (`text_offset`).
+    const sent = jobs.map(() => 0);
     const stopRelay = relayChoices(
       ctx,
       jobs,
       {
-        text: (index, _job, text) => sse.write(sseData(chunk([{ text, index, logprobs: null, finish_reason: null }]))),
+        text: (index, _job, text, tokens) => {
+          const logprobs = body.logprobs != null ? legacyLogprobs(tokens ?? [], sent[index]) : null;
+          sent[index]! += text.length;
+          sse.write(sseData(chunk([{ text, index, logprobs, finish_reason: null }])));
+        },
         finished: (index, job) => sse.write(sseData(chunk([{ text: "", index, logprobs: null, finish_reason: finishReasonOf(job) }]))),
         allDone: () => {
           if (includeUsage) sse.write(sseData(chunk([], usage())));

@@ -2,6 +2,10 @@ import { z } from "zod";
 import { MAX_CHOICES, OPENAI_DEFAULT_TEMPERATURE } from "./chat-completion.js";
 import { MaxTokens, ModelName, Seed, StopParam, Temperature, TopP } from "./sampling.js";
 import type { Usage } from "./job.js";
+import type { TokenLogprob } from "./stream-part.js";
+
+/** Alternatives per token the legacy `logprobs` integer may ask for. */
+export const MAX_COMPLETION_LOGPROBS = 5;
 
 /**
  * `POST /v1/completions`, OpenAI's legacy text completion: the model continues a raw text prompt, with no chat
@@ -36,6 +40,8 @@ export const CompletionRequest = z
     n: z.number().int().min(1).max(MAX_CHOICES, `n is at most ${MAX_CHOICES}: each choice is a job of its own`).nullish(),
     stream: z.boolean().nullish(),
     stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
+    /** The legacy integer: each token's log-probability and this many likeliest alternatives (OpenAI allows 0 to 5). */
+    logprobs: z.number().int().min(0).max(MAX_COMPLETION_LOGPROBS, `logprobs is at most ${MAX_COMPLETION_LOGPROBS} on this endpoint`).nullish(),
   })
   .superRefine((req, ctx) => {
     const prompts = Array.isArray(req.prompt) ? req.prompt.length : 1;
@@ -60,11 +66,33 @@ export function completionSampling(req: CompletionRequest): { max_tokens: number
 
 export type CompletionFinishReason = "stop" | "length";
 
+/** A choice's `logprobs` in the legacy shape: parallel lists, `text_offset` counted in the choice's text from 0. */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Array<Record<string, number>>;
+  text_offset: number[];
+}
+
+/** Tokens as the legacy shape lists them, the first starting at `offset` characters into the choice's text. */
+export function legacyLogprobs(tokens: readonly TokenLogprob[], offset = 0): CompletionLogprobs {
+  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let at = offset;
+  for (const t of tokens) {
+    out.tokens.push(t.token);
+    out.token_logprobs.push(t.logprob);
+    out.top_logprobs.push(Object.fromEntries(t.top_logprobs.map((a) => [a.token, a.logprob])));
+    out.text_offset.push(at);
+    at += t.token.length;
+  }
+  return out;
+}
+
 export interface CompletionChoice {
   text: string;
   index: number;
-  /** Always null: logprobs are not offered on this endpoint (refused as a parameter). */
-  logprobs: null;
+  /** With `logprobs` asked: the tokens of this text (in a stream chunk, of this chunk's text); else null. */
+  logprobs: CompletionLogprobs | null;
   finish_reason: CompletionFinishReason | null;
 }
 
@@ -79,7 +107,7 @@ export interface Completion {
 }
 
 /** Validated and honoured by the completions route. */
-export const HONOURED_COMPLETION_FIELDS = ["model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "n", "stream", "stream_options"] as const;
+export const HONOURED_COMPLETION_FIELDS = ["model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "n", "stream", "stream_options", "logprobs"] as const;
 
 /** Accepted and ignored: bookkeeping for OpenAI's own platform, with no effect on the answer. */
 export const IGNORED_COMPLETION_FIELDS = ["user", "metadata", "store", "service_tier"] as const;
@@ -90,8 +118,6 @@ const NEUTRAL_VALUES: Record<string, (value: unknown) => boolean> = {
   echo: (v) => v === false,
   best_of: (v) => v === 1,
   logit_bias: (v) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0,
-  // Even 0 asks for something here: the chosen tokens' own log-probabilities. Only null (or absent) asks for nothing.
-  logprobs: () => false,
   frequency_penalty: (v) => v === 0,
   presence_penalty: (v) => v === 0,
 };

@@ -5,7 +5,7 @@ import { rawPromptText } from "../raw-prompt.js";
  * A raw-prompt request → the body of `POST /v1/completions` (OpenAI's legacy text completion, which vLLM, SGLang,
  * llama-server and MAX serve): the prompt as text, fed with no chat template. A continuation (failover) sends the
  * prompt followed by the text already produced, so every flavour continues it the same way, whatever it does with
- * assistant prefixes in chat. `logprobs` is the legacy integer (alternatives per token), so 1.
+ * assistant prefixes in chat. `logprobs` is the legacy integer (alternatives per token): what the job asked for, else 1.
  */
 export function completionBody(request: GenerateRequest, stream: boolean, options: { logprobs: boolean; streamUsage: boolean }): Record<string, unknown> {
   const body: Record<string, unknown> = {
@@ -17,7 +17,9 @@ export function completionBody(request: GenerateRequest, stream: boolean, option
     stream,
   };
   if (request.sampling.seed !== undefined) body.seed = request.sampling.seed;
-  if (options.logprobs) body.logprobs = 1;
+  // The legacy integer: alternatives per token, each token's own log-probability always. A client's ask wins.
+  if (request.sampling.logprobs) body.logprobs = request.sampling.top_logprobs ?? 0;
+  else if (options.logprobs) body.logprobs = 1;
   if (stream && options.streamUsage) body.stream_options = { include_usage: true };
   return body;
 }

@@ -22,7 +22,7 @@ interface WireToolCall {
   function?: { name?: unknown; arguments?: unknown };
 }
 
-interface LogprobEntry {
+export interface LogprobEntry {
   logprob?: unknown;
   id?: unknown;
   token?: unknown;
@@ -85,7 +85,7 @@ function toPiece(call: WireToolCall, position: number): ToolCallPiece {
 }
 
 /** A server's number as a log-probability Tessera relays: finite, at most 0, floored where it means "impossible". */
-function asLogprob(value: unknown): number | undefined {
+export function asLogprob(value: unknown): number | undefined {
   if (typeof value !== "number" || Number.isNaN(value)) return undefined;
   return Math.max(LOGPROB_FLOOR, Math.min(0, value));
 }
@@ -95,8 +95,8 @@ function alternativeOf(entry: { token?: unknown; logprob?: unknown }): TokenAlte
   return typeof entry.token === "string" && logprob !== undefined ? { token: entry.token, logprob } : undefined;
 }
 
-/** OpenAI's `logprobs.content` entries as Tessera's token log-probabilities; undefined unless every entry is whole. */
-function tokenLogprobsOf(entries: LogprobEntry[]): TokenLogprob[] | undefined {
+/** OpenAI's `logprobs.content` entries (chat; llama-server's completions too) as Tessera's token log-probabilities; undefined unless every entry is whole. */
+export function tokenLogprobsOf(entries: LogprobEntry[]): TokenLogprob[] | undefined {
   const out: TokenLogprob[] = [];
   for (const entry of entries) {
     const own = alternativeOf(entry);

@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { mapCompletionChunk } from "./map-completion-chunk.js";
+import { completionBody } from "./completion-body.js";
+
+describe("completion logprobs from OpenAI-compatible servers", () => {
+  it("reads the legacy shape (vLLM, SGLang): tokens, their log-probabilities and alternatives, best first", () => {
+    const c = mapCompletionChunk({
+      choices: [{ text: " a b", logprobs: { tokens: [" a", " b"], token_logprobs: [-0.5, -1], top_logprobs: [{ " c": -2, " a": -0.5 }, { " b": -1 }], text_offset: [4, 6] } }],
+    });
+    expect(c.logprobs).toEqual([-0.5, -1]);
+    expect(c.tokenLogprobs).toEqual([
+      { token: " a", logprob: -0.5, top_logprobs: [{ token: " a", logprob: -0.5 }, { token: " c", logprob: -2 }] },
+      { token: " b", logprob: -1, top_logprobs: [{ token: " b", logprob: -1 }] },
+    ]);
+  });
+
+  it("reads llama-server's content entries, with ids", () => {
+    const c = mapCompletionChunk({ choices: [{ text: "hi", logprobs: { content: [{ id: 7, token: "hi", logprob: -0.1, top_logprobs: [{ token: "hi", logprob: -0.1 }] }] } }] });
+    expect(c.tokens).toEqual([7]);
+    expect(c.tokenLogprobs).toEqual([{ token: "hi", logprob: -0.1, top_logprobs: [{ token: "hi", logprob: -0.1 }] }]);
+  });
+
+  it("takes nothing from a lying or broken shape: lists of different lengths, a token that is not text, a NaN", () => {
+    for (const logprobs of [
+      { tokens: [" a", " b"], token_logprobs: [-0.5] },
+      { tokens: [1], token_logprobs: [-0.5] },
+      { tokens: [" a"], token_logprobs: ["x"] },
+    ]) {
+      expect(mapCompletionChunk({ choices: [{ text: " a", logprobs }] }).tokenLogprobs).toBeUndefined();
+    }
+    // Values out of range are clamped to a log-probability.
+    expect(mapCompletionChunk({ choices: [{ text: " a", logprobs: { tokens: [" a"], token_logprobs: [3] } }] }).tokenLogprobs?.[0]!.logprob).toBe(0);
+  });
+
+  it("asks the server for as many alternatives as the job did, else for 1 (the tokens' own, for verification)", () => {
+    const base = { model: "m", messages: [{ role: "user" as const, content: "p" }], rawPrompt: true };
+    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1, logprobs: true, top_logprobs: 3 } }, false, { logprobs: true, streamUsage: true }).logprobs).toBe(3);
+    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1, logprobs: true } }, false, { logprobs: false, streamUsage: true }).logprobs).toBe(0);
+    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1 } }, false, { logprobs: true, streamUsage: true }).logprobs).toBe(1);
+    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1 } }, false, { logprobs: false, streamUsage: true })).not.toHaveProperty("logprobs");
+  });
+});
