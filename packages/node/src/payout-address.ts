@@ -1,7 +1,6 @@
-import { readFileSync, writeFileSync } from "node:fs";
-import { parse as parseToml } from "smol-toml";
 import { type Signer, TesseraError, signRequest } from "@tessera/protocol";
 import type { NodeLogger } from "./logger.js";
+import { setTopLevelKey } from "./config-file-edit.js";
 import { type FetchLike, coordinatorUrl, errorFromResponse } from "./signed-http.js";
 
 /**
@@ -40,28 +39,7 @@ export async function registerPayoutAddress(o: {
   }
 }
 
-/**
- * Stores `payout_address` in node.toml (`tessera start --payout 0x…` keeps it for later runs), leaving every other
- * line as written: a live line or the commented default `tessera init` writes is replaced, else the key goes before
- * the first `[section]` (a key after a header would belong to that section). Parsed back before writing.
- */
+/** Stores `payout_address` in node.toml (`tessera start --payout 0x…` keeps it for later runs). */
 export function storePayoutAddress(configFile: string, address: string): void {
-  const source = readFileSync(configFile, "utf8");
-  const line = `payout_address = ${JSON.stringify(address)}`;
-  const live = /^payout_address\s*=.*$/m;
-  const commented = /^#\s*payout_address\s*=.*$/m;
-  const header = /^\[[^\]]+\]\s*$/m;
-  let next: string;
-  if (live.test(source)) next = source.replace(live, line);
-  else if (commented.test(source)) next = source.replace(commented, line);
-  else if (header.test(source)) next = source.replace(header, (h) => `${line}\n\n${h}`);
-  else next = `${source.replace(/\n*$/, "\n")}${line}\n`;
-  let parsed: Record<string, unknown>;
-  try {
-    parsed = parseToml(next) as Record<string, unknown>;
-  } catch (err) {
-    throw new TesseraError("internal_error", `cannot store payout_address in ${configFile}: ${(err as Error).message.split("\n")[0]}`);
-  }
-  if (parsed.payout_address !== address) throw new TesseraError("internal_error", `cannot store payout_address in ${configFile}: edit it by hand`);
-  if (next !== source) writeFileSync(configFile, next);
+  setTopLevelKey(configFile, "payout_address", address);
 }
