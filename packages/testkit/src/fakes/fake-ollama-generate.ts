@@ -31,19 +31,7 @@ export function writeOllamaGenerate(res: ServerResponse, name: string, body: Oll
   const plan = planCompletion(reply, prompt, numPredict !== undefined && numPredict >= 0 ? numPredict : undefined);
   const promptTokens = tokenize(prompt).length + (body.raw === true ? 1 : 5);
   const logprobsOf = (i: number) => [{ token: plan.tokens[i], logprob: fakeLogprob(i), bytes: [...Buffer.from(plan.tokens[i]!, "utf8")], top_logprobs: [] }];
-  const final = () => ({
-    model: name,
-    created_at: new Date().toISOString(),
-    response: "",
-    done: true,
-    done_reason: plan.finish,
-    total_duration: 1_000_000,
-    load_duration: 100_000,
-    prompt_eval_count: promptTokens,
-    prompt_eval_duration: 200_000,
-    eval_count: plan.tokens.length,
-    eval_duration: 700_000,
-  });
+  const final = () => ({ model: name, created_at: new Date().toISOString(), response: "", ...ollamaDoneFields(plan.finish, promptTokens, plan.tokens.length) });
   if (body.stream === false) {
     if (behaviour.failAfterTokens !== undefined) {
       sendJson(res, 500, { error: "llama runner process has terminated: exit status 2" });
@@ -65,4 +53,18 @@ export function writeOllamaGenerate(res: ServerResponse, name: string, body: Oll
     fail: () => res.end(JSON.stringify({ error: "llama runner process has terminated: exit status 2" }) + "\n"),
     finish: () => res.end(JSON.stringify(final()) + "\n"),
   });
+}
+
+/** The fields Ollama's last line carries on `/api/chat` and `/api/generate` alike: done, why, the counts and timings. */
+export function ollamaDoneFields(finish: string, promptTokens: number, evalCount: number) {
+  return {
+    done: true,
+    done_reason: finish,
+    total_duration: 1_000_000,
+    load_duration: 100_000,
+    prompt_eval_count: promptTokens,
+    prompt_eval_duration: 200_000,
+    eval_count: evalCount,
+    eval_duration: 700_000,
+  };
 }

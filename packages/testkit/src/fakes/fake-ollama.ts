@@ -3,7 +3,7 @@ import type { FakeBehaviour } from "./fake-behaviour.js";
 import { FakeHttpServer, pumpTokens, sendJson, sendText, type RouteHandler } from "./fake-http-server.js";
 import { countPromptTokens, fakeLogprob, planReply, tokenize } from "./fake-tokens.js";
 import { plannedToolCall } from "./fake-tools.js";
-import { type OllamaGenerateBody, writeOllamaGenerate } from "./fake-ollama-generate.js";
+import { type OllamaGenerateBody, ollamaDoneFields, writeOllamaGenerate } from "./fake-ollama-generate.js";
 import { FAKE_EMBEDDING_DIMENSION, writeOllamaEmbed } from "./fake-embeddings.js";
 
 /**
@@ -221,14 +221,7 @@ export class FakeOllama {
       model: name,
       created_at: new Date().toISOString(),
       message: { role: "assistant", content: "" },
-      done: true,
-      done_reason: plan.finish,
-      total_duration: 1_000_000,
-      load_duration: 100_000,
-      prompt_eval_count: promptTokens,
-      prompt_eval_duration: 200_000,
-      eval_count: plan.tokens.length,
-      eval_duration: 700_000,
+      ...ollamaDoneFields(plan.finish, promptTokens, plan.tokens.length),
     });
 
     if (body.stream === false) {
