@@ -151,8 +151,10 @@ describe("a stage daemon whose owner comes back", () => {
     const client = new OpenAI({ baseURL: `${pair.url}/v1`, apiKey: "open-mode", maxRetries: 0 });
     const answer = await client.chat.completions.create({ model: "sharded-50m", messages: MESSAGES, max_tokens: MAX_TOKENS, temperature: 0 });
     expect(answer.choices[0]!.message.content).toBe(reference.text);
-    // The keeper now holds every layer: the drained daemon's span was placed on it.
-    expect(spans([keeper]).get(keeper)).toEqual([0, LAYERS]);
+    // The keeper now holds every layer: the drained daemon's span was placed on it (a span of its own or a new whole).
+    const held = new Set<number>();
+    for (const m of keeper.process.logText.matchAll(/layers \[(\d+), (\d+)\) of \S+ loaded/g)) for (let l = Number(m[1]); l < Number(m[2]); l++) held.add(l);
+    expect(held.size).toBe(LAYERS);
 
     const offersBefore = (pair.coordinator.logText.match(/sharded model placed/g) ?? []).length;
     unlinkSync(probe);
