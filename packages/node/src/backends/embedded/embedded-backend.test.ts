@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChatMessage, StreamPart } from "@tessera/protocol";
 import { greedyReference, makeTinyModel } from "@tessera/testkit";
+import { EXACT_REPLAY_MAX_TOKENS } from "./prefix-replay.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GenerateRequest } from "../adapter.js";
 import { createEmbeddedBackend } from "./embedded-backend.js";
@@ -108,6 +109,27 @@ describe("embedded backend on a tiny SPM model", () => {
       expect(usageOf(rest)).toMatchObject({ completion_tokens: 64 - prefixTokens.length });
     }
   });
+
+  it("replays a short prefix token by token, so a long answer joined after it still equals the uninterrupted run", async () => {
+    // Batch-evaluating prompt + prefix flips a near tie a hundred or so tokens later on this 50m model; replaying the
+    // prefix as the first node generated it does not (design.md, "Long prefixes").
+    const path = (await makeTinyModel({ path: join(dir, "long-50m.gguf"), seed: 11, preset: "50m", vocab: "spm" })).path;
+    const long = createEmbeddedBackend({ modelPath: path, threads: 1, maxSequences: 1 });
+    try {
+      const messages = [{ role: "user" as const, content: "Tell me about mountains and rivers." }];
+      const ask = (patch: Partial<GenerateRequest>): GenerateRequest => ({ model: "long-50m", messages, sampling: { max_tokens: 200, temperature: 0, top_p: 1 }, ...patch });
+      const full = await collect(long.doStream(ask({})));
+      const fullTokens = tokensOf(full);
+      expect(fullTokens).toHaveLength(200);
+      for (const k of [12, 30, EXACT_REPLAY_MAX_TOKENS]) {
+        const prefixTokens = fullTokens.slice(0, k);
+        const rest = await collect(long.doStream(ask({ assistantPrefixTokens: prefixTokens, sampling: { max_tokens: 200 - k, temperature: 0, top_p: 1 } })));
+        expect([...prefixTokens, ...tokensOf(rest)], `split after ${k} tokens`).toEqual(fullTokens);
+      }
+    } finally {
+      await long.close();
+    }
+  }, 120_000);
 
   it("continues from prefix text alone (no token ids) without repeating it", async () => {
     const full = await collect(backend().doStream(request()));

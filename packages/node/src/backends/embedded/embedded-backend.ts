@@ -10,6 +10,7 @@ import { type PromptFormatter, createPromptFormatter, rawPromptTokens } from "./
 import { rawPromptOf, rawPromptRefusal } from "../raw-prompt.js";
 import { generationFeatures } from "../backend-features.js";
 import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState } from "./output-constraint.js";
+import { replayPrefix } from "./prefix-replay.js";
 import { SequencePool } from "./sequence-pool.js";
 import { type EmbeddingRunner, createEmbeddingRunner, isEmbeddingModelFile } from "./embedding-model.js";
 import { toolPromptMessages } from "./tool-prompt.js";
@@ -268,9 +269,10 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       return parts;
     };
     try {
+      const feed = await replayPrefix(sequence, prompt, prefix);
       const tokens: AsyncIterable<Token | ScoredToken> = wantLogprobs
-        ? scoredTokens(sequence, input, { temperature, topP, ...(seed !== undefined ? { seed } : {}), topLogprobs: request.sampling.top_logprobs ?? 0 })
-        : sequence.evaluate(input, {
+        ? scoredTokens(sequence, feed, { temperature, topP, ...(seed !== undefined ? { seed } : {}), topLogprobs: request.sampling.top_logprobs ?? 0 })
+        : sequence.evaluate(feed, {
             temperature,
             topP: temperature > 0 ? topP : undefined,
             seed: temperature > 0 ? seed : undefined,
