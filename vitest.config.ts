@@ -10,11 +10,12 @@ const conditions = ["tessera-source", "node", "development|production"];
 export default defineConfig({
   // Tests import the workspace packages from their TypeScript sources (each package.json's `tessera-source` export
   // condition); processes they spawn through packages/cli/bin/tessera.js run the compiled dist/, which the global
-  // setup rebuilds first (see tools/vitest-build-dist.ts).
+  // setup rebuilds first (see tools/vitest-build-dist.ts). Under CI=true it also builds the real llama-server once
+  // (tools/vitest-build-llama-server.ts).
   ssr: { resolve: { conditions } },
   test: {
     include: ["packages/*/src/**/*.test.ts", "packages/*/test/**/*.test.ts"],
-    globalSetup: ["tools/vitest-build-dist.ts"],
+    globalSetup: ["tools/vitest-build-dist.ts", "tools/vitest-build-llama-server.ts"],
     pool: "forks",
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -4,3 +4,4 @@ export * from "./greedy-reference.js";
 export * from "./cluster/index.js";
 export * from "./schema-violations.js";
 export * from "./anvil.js";
+export * from "./llama-server/index.js";
