@@ -13,6 +13,7 @@ import { SchedulerChooser } from "./jobs/scheduler-chooser.js";
 import { SpeedMetrics } from "./jobs/speed-metrics.js";
 import { NodeStanding } from "./trust/node-standing.js";
 import { SpotChecks } from "./trust/spot-checks.js";
+import { StageChecks } from "./trust/stage-checks.js";
 import { Canaries } from "./trust/canaries.js";
 import { speedSamplesOf } from "./trust/speed-samples.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -201,7 +202,29 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     logger,
   });
   const canaries = new Canaries({ registry, jobs, checks, standing, clock, random: Math.random, logger, intervalMs: config.canaryIntervalS * 1000 });
-  sharding = new ShardingManager({ registry, jobs, clock, logger, replicas: config.shardReplicas });
+  let stageChecks: StageChecks | undefined;
+  const shards: ShardingManager = new ShardingManager({
+    registry,
+    jobs,
+    clock,
+    logger,
+    replicas: config.shardReplicas,
+    excluded: (nodeId) => standing.isQuarantined(nodeId),
+    onRequestFinished: (request) => stageChecks?.afterRequest(request),
+  });
+  sharding = shards;
+  stageChecks = new StageChecks({
+    registry,
+    standing,
+    replays: shards,
+    clock,
+    logger,
+    random: Math.random,
+    namedReferences: new Set(config.referenceNodes),
+    rateOverride: config.checkRate,
+    timeoutMs: CHECK_TIMEOUT_MS,
+    metrics: { checked: (result) => prometheus.stageChecks.inc({ result }), skipped: (reason) => prometheus.stageChecksSkipped.inc({ reason }) },
+  });
   const admission = new Admission(store, clock, config.admission);
   await restoreState(store, registry, speed, clock, admission);
   standing.restore(await store.listNodeStandings(), await store.listOperatorStandings());
@@ -261,6 +284,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       admissionWatch.maybePoll();
       standing.refreshSpeed(clock.now());
       checks.tick();
+      stageChecks?.tick();
       canaries.tick();
     },
     stopAccepting() {

@@ -52,6 +52,18 @@ export class CoordinatorMetrics {
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
+  readonly stageChecks = new Counter({
+    name: "tessera_stage_checks_total",
+    help: "Checks of one stage of a sharded request (its saved inputs replayed on a reference holding the span), by result (passed, failed, abandoned)",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  readonly stageChecksSkipped = new Counter({
+    name: "tessera_stage_checks_skipped_total",
+    help: "Stages drawn for a check but not checked: no_reference, too_large (saved inputs past the cap), busy (too many checks in flight), bad_record",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
   readonly receiptSignatures = new Counter({ name: "tessera_receipt_signatures_total", help: "Nodes' answers to receipts they were asked to sign: signed (stored), refused (the node disputes it), invalid (a bad or foreign signature, never stored)", labelNames: ["outcome"] as const, registers: [this.registry] });
   readonly embeddingRequests = new Counter({ name: "tessera_embedding_requests_total", help: "/v1/embeddings requests that reached a node, by outcome (ok or the error code)", labelNames: ["outcome"] as const, registers: [this.registry] });
   readonly embeddingAttemptsFailed = new Counter({ name: "tessera_embedding_attempts_failed_total", help: "Embedding attempts on a node that gave no vectors (the request moved on), by reason: refused (a malformed answer), error, timeout, lost", labelNames: ["reason"] as const, registers: [this.registry] });

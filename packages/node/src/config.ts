@@ -448,3 +448,26 @@ export function settingsHelp(): string {
 export function getSettingSpec(name: SettingName): SettingSpec {
   return SETTING_BY_NAME.get(name)!;
 }
+
+/**
+ * Settings for tests only, never in `--help` nor node.toml: they make a node misbehave on purpose so end-to-end tests
+ * can show that checks catch it.
+ *
+ * - `TESSERA_TEST_STAGE_PERTURB=<r>` (r > 0): every answer of this node's layer spans is perturbed before it is
+ *   handed on: hidden states get deterministic noise of r times each row's RMS, the last span's logits get noise of
+ *   r times their RMS before sampling. A lying stage for the stage checks' e2e test (trust/design.md, "Checking one
+ *   stage").
+ */
+export interface NodeTestHooks {
+  stagePerturb: number;
+}
+
+export function nodeTestHooks(env: Record<string, string | undefined> = process.env): NodeTestHooks {
+  const raw = env.TESSERA_TEST_STAGE_PERTURB;
+  if (raw === undefined || raw === "") return { stagePerturb: 0 };
+  const value = Number(raw);
+  if (!(value >= 0 && Number.isFinite(value))) {
+    throw new TesseraError("bad_request", `invalid TESSERA_TEST_STAGE_PERTURB ${JSON.stringify(raw)} (from env): must be a number >= 0 (tests only)`);
+  }
+  return { stagePerturb: value };
+}

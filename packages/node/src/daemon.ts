@@ -16,6 +16,7 @@ import {
 import type { BackendAdapter, BackendModel } from "./backends/adapter.js";
 import { backoffDelayMs } from "./backoff.js";
 import type { NodeConfig } from "./config.js";
+import { nodeTestHooks } from "./config.js";
 import { JobRunner, SESSION_LOST, type FrameSender, type JobStats } from "./job-runner.js";
 import { signerFromKeyFile } from "./key-store.js";
 import { type NodeIdentity, loadNodeIdentity } from "./identity.js";
@@ -122,6 +123,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const stageHost = config.stage_model ? await StageHost.create({
         modelPath: config.stage_model,
         threads: config.stage_threads,
+        perturb: nodeTestHooks().stagePerturb,
         logger,
         freeMemoryBytes: config.stage_memory_mb > 0 ? () => config.stage_memory_mb * 1024 * 1024 : () => stageMemoryOffer(config.limits.max_vram_fraction),
       }) : undefined;

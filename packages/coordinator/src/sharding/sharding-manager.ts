@@ -22,7 +22,16 @@ import type { NodeRegistry } from "../registry.js";
 import type { NodeSession } from "../sessions/node-session.js";
 import type { ShardedModel, StageState } from "./sharded-model.js";
 import { chooseStagePath } from "./stage-path.js";
-import { TokenLoop, type TokenLoopHost } from "./token-loop.js";
+import { StageReplay } from "./stage-replay.js";
+import { TokenLoop, type StageRecord, type TokenLoopHost } from "./token-loop.js";
+
+/** A loaded stage as stage checks see it (a reference candidate). */
+export interface HeldStage {
+  nodeId: string;
+  stageId: number;
+  start: number;
+  end: number;
+}
 
 /** What the manager needs from the job machinery (the JobManager implements it). */
 export interface ShardingJobs {
@@ -41,6 +50,10 @@ export interface ShardingOptions {
   loadTimeoutMs?: number;
   /** Jobs the virtual node takes at once (default 8). */
   maxConcurrency?: number;
+  /** Nodes no request is routed through (quarantined by stage checks or answer checks). */
+  excluded?(nodeId: string): boolean;
+  /** A request finished on one unchanged path (stage checks draw from it; trust/stage-checks.ts). */
+  onRequestFinished?(request: { requestId: string; sha256: string; model: string; stages: StageRecord[] }): void;
 }
 
 /** Binary frames for the node sessions (the hub's sessions implement it). */
@@ -51,6 +64,7 @@ export interface BinarySession extends NodeSession {
 export class ShardingManager {
   private readonly models = new Map<string, ShardedModel>();
   private readonly loops = new Map<string, TokenLoop>();
+  private readonly replays = new Map<string, StageReplay>();
   private nextStageId = 1;
   private readonly replicas: number;
   private readonly loadTimeoutMs: number;
@@ -86,7 +100,10 @@ export class ShardingManager {
       case "stage.tokenized":
         return this.loops.get(message.request_id)?.onTokenized(nodeId, message);
       case "stage.error": {
-        if (message.request_id) return this.loops.get(message.request_id)?.onStageError(nodeId, message.code, message.message);
+        if (message.request_id) {
+          this.replays.get(message.request_id)?.onStageError(nodeId, message.code, message.message);
+          return this.loops.get(message.request_id)?.onStageError(nodeId, message.code, message.message);
+        }
         if (message.stage_id === undefined) return;
         const found = this.findStageWithModel(message.stage_id, nodeId);
         if (!found) return;
@@ -108,7 +125,45 @@ export class ShardingManager {
       this.o.logger.warn({ node: nodeId.slice(0, 12), err: (err as Error).message }, "node sent a bad activation frame; ignored");
       return;
     }
-    this.loops.get(frame.requestId)?.onFrame(nodeId, data, frame, receivedAt);
+    const loop = this.loops.get(frame.requestId);
+    if (loop) return loop.onFrame(nodeId, data, frame, receivedAt);
+    this.replays.get(frame.requestId)?.onFrame(nodeId, data, frame);
+  }
+
+  /** Loaded stages of the model with this hash holding exactly [start, end), on nodes with a session. */
+  heldSpans(sha256: string, start: number, end: number): HeldStage[] {
+    const model = this.models.get(sha256);
+    if (!model) return [];
+    return [...model.stages.values()]
+      .filter((s) => s.loaded && s.start === start && s.end === end && this.session(s.nodeId))
+      .map((s) => ({ nodeId: s.nodeId, stageId: s.stageId, start: s.start, end: s.end }));
+  }
+
+  /** Replays saved inputs of a span on a loaded stage (a stage check); see `StageReplay`. */
+  replay(stage: HeldStage, frames: readonly Uint8Array[]): { requestId: string; answer: Promise<Uint8Array>; cancel(): void } {
+    const transport = {
+      sendBinary: (nodeId: string, data: Uint8Array) => {
+        const s = this.session(nodeId) as BinarySession | undefined;
+        if (!s?.sendBinary) return false;
+        s.sendBinary(data);
+        return true;
+      },
+      sendJson: (nodeId: string, message: object) => {
+        const s = this.session(nodeId);
+        if (!s) return false;
+        s.send(message as CoordinatorMessage);
+        return true;
+      },
+    };
+    let replay: StageReplay | undefined;
+    try {
+      // The id is registered before the first frame goes out, so an answer that comes back at once is routed.
+      replay = new StageReplay(stage.nodeId, stage.stageId, frames, transport, (r) => this.replays.delete(r.requestId), (r) => this.replays.set(r.requestId, r));
+    } catch (err) {
+      return { requestId: "", answer: Promise.reject(err as Error), cancel: () => undefined };
+    }
+    const r = replay;
+    return { requestId: r.requestId, answer: r.answer, cancel: () => r.cancel() };
   }
 
   /**
@@ -128,6 +183,7 @@ export class ShardingManager {
       else if (!chooseStagePath([...model.stages.values()], () => 0, model.layerCount).ok) this.place(model);
     }
     for (const loop of this.loops.values()) loop.onNodeLost(nodeId);
+    for (const replay of [...this.replays.values()]) replay.onNodeLost(nodeId);
   }
 
   private onOffer(nodeId: string, shards: StageNodeMessage & { type: "stage.offer" } extends { shards: infer S } ? S : never): void {
@@ -200,7 +256,8 @@ export class ShardingManager {
   }
 
   /** Waits for the loaded stages to cover every layer; fails fast when nothing that could cover them is loading. */
-  private async pathFor(model: ShardedModel, exclude: ReadonlySet<string>): Promise<StageState[]> {
+  private async pathFor(model: ShardedModel, dead: ReadonlySet<string>): Promise<StageState[]> {
+    const exclude = this.withExcluded(model, dead);
     const deadline = this.o.clock.now() + this.loadTimeoutMs;
     for (;;) {
       const loaded = [...model.stages.values()].filter((s) => s.loaded);
@@ -218,7 +275,8 @@ export class ShardingManager {
     }
   }
 
-  private async replicaFor(model: ShardedModel, start: number, end: number, exclude: ReadonlySet<string>): Promise<StageState> {
+  private async replicaFor(model: ShardedModel, start: number, end: number, dead: ReadonlySet<string>): Promise<StageState> {
+    const exclude = this.withExcluded(model, dead);
     const same = [...model.stages.values()].filter((s) => s.start === start && s.end === end && !exclude.has(s.nodeId));
     const ready = same.find((s) => s.loaded) ?? same[0];
     if (ready) {
@@ -235,6 +293,16 @@ export class ShardingManager {
     const stage = this.load(model, candidates[0]!, start, end);
     await this.whenLoaded(stage);
     return stage;
+  }
+
+  /** `dead` plus the offering nodes the owner's trust excludes (quarantined). */
+  private withExcluded(model: ShardedModel, dead: ReadonlySet<string>): ReadonlySet<string> {
+    const excluded = this.o.excluded;
+    if (!excluded) return dead;
+    const out = new Set(dead);
+    for (const id of model.offers.keys()) if (excluded(id)) out.add(id);
+    for (const s of model.stages.values()) if (excluded(s.nodeId)) out.add(s.nodeId);
+    return out;
   }
 
   private whenLoaded(stage: StageState): Promise<void> {
@@ -267,6 +335,7 @@ export class ShardingManager {
       abort: (code, message) => jobs.abort(job.job_id, code, message),
       now: () => performance.now(),
       log: (message, fields) => this.o.logger.info(fields ?? {}, message),
+      finished: (stages) => this.o.onRequestFinished?.({ requestId: job.job_id, sha256: model.sha256, model: model.name, stages }),
     };
     const loop = new TokenLoop(job.job_id, model, job, host);
     this.loops.set(job.job_id, loop);

@@ -21,6 +21,15 @@ import { Detokenizer, Vocab } from "./detokenizer.js";
 import { RequestTiming } from "./request-timing.js";
 import type { StageState, ShardedModel } from "./sharded-model.js";
 
+/** One stage of a finished request: its node and span, the frames it was fed and those it handed on, a step each. */
+export interface StageRecord {
+  nodeId: string;
+  start: number;
+  end: number;
+  inputs: readonly Uint8Array[];
+  outputs: readonly Uint8Array[];
+}
+
 /** What the loop needs from the sharding manager. */
 export interface TokenLoopHost {
   sendJson(nodeId: string, message: object): boolean;
@@ -35,6 +44,11 @@ export interface TokenLoopHost {
   abort(code: ErrorCode, message: string): void;
   now(): number;
   log(message: string, fields?: object): void;
+  /**
+   * The request finished on one unchanged path: each stage's inputs and outputs, for stage checks. Not called after a
+   * failover (a replaced span's steps came from two nodes) or a failure.
+   */
+  finished?(stages: StageRecord[]): void;
 }
 
 /** The node holding a stage went away, or the stage failed this request: re-route the span. */
@@ -68,6 +82,10 @@ export class TokenLoop {
   private path: StageState[] = [];
   /** history[i]: the frames fed to path[i] so far, in order (its span's input activations). */
   private history: Uint8Array[][] = [];
+  /** The last stage's answers (sampled tokens), one a step: what it handed on, for stage checks. */
+  private sampled: Uint8Array[] = [];
+  /** A span was moved to a replica during this request. */
+  private failedOver = false;
   private pending: Pending | undefined;
   private tokenized: { resolve(m: StageTokenized): void; reject(err: Error): void } | undefined;
   private readonly dead = new Set<string>();
@@ -87,6 +105,7 @@ export class TokenLoop {
   async run(): Promise<void> {
     try {
       await this.generate();
+      if (!this.failedOver && !this.cancelled) this.host.finished?.(this.records());
     } catch (err) {
       if (this.cancelled) return;
       const e = err instanceof TesseraError ? err : new TesseraError("internal_error", err instanceof Error ? err.message : String(err));
@@ -183,9 +202,16 @@ export class TokenLoop {
     this.host.emit({ type: "finish", reason: finish });
   }
 
+  private records(): StageRecord[] {
+    return this.path.map((s, i) => ({
+      nodeId: s.nodeId, start: s.start, end: s.end, inputs: this.history[i]!, outputs: i + 1 < this.path.length ? this.history[i + 1]! : this.sampled,
+    }));
+  }
+
   private setPath(path: StageState[]): void {
     this.path = path;
     this.history = path.map(() => []);
+    this.sampled = [];
     this.timing.setPath(path.map((s) => `[${s.start},${s.end})`));
   }
 
@@ -258,7 +284,10 @@ export class TokenLoop {
               const compute = decoded.computeUs / 1000 / (stage.end - stage.start);
               stage.msPerLayer += MS_ALPHA * (compute - stage.msPerLayer);
             }
-            if (index === this.path.length - 1) return resolve({ answer: decoded });
+            if (index === this.path.length - 1) {
+              this.sampled.push(data);
+              return resolve({ answer: decoded });
+            }
             index++;
             input = data;
             forward();
@@ -275,6 +304,7 @@ export class TokenLoop {
   private async replace(i: number): Promise<void> {
     const lost = this.path[i]!;
     this.dead.add(lost.nodeId);
+    this.failedOver = true;
     const replica = await this.host.replicaFor(this.model, lost.start, lost.end, this.dead);
     this.host.log("stage failover: replaying the span's inputs on a replica", {
       job: this.requestId, layers: `[${lost.start}, ${lost.end})`, from: lost.nodeId.slice(0, 12), to: replica.nodeId.slice(0, 12), frames: this.history[i]!.length - 1,

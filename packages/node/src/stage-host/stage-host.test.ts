@@ -151,3 +151,71 @@ describe("a middle stage", () => {
     expect(tokens).toEqual(reference(prompt, 8, 0, 1, 0));
   });
 });
+
+describe("a stage check's replay", () => {
+  const prompt = [1, 72, 101, 108, 108, 111];
+
+  /** Feeds `frames` to the host under `requestId` (re-encoded, as the coordinator's replay does); returns the answers. */
+  function feed(host: StageHost, frames: Uint8Array[], requestId: string): Uint8Array[] {
+    return frames.map((f) => {
+      const d = decodeActivationFrame(f);
+      let out: Uint8Array | undefined;
+      host.onBinary(encodeActivationFrame({ ...d, requestId }), (b) => (out = Uint8Array.from(b)), (t) => expect.unreachable(t));
+      return out!;
+    });
+  }
+
+  it("runs the span on the given inputs under its own request id and leaves a live request's state untouched", async () => {
+    // The undisturbed run: the tokens a live request samples, and the frames its last stage was fed.
+    const plain = await hostWithTwoStages();
+    const { tokens, fedToLast } = generate(plain, prompt, 8, 0.8, 0.9, 99);
+    await plain.close();
+    // The same request on another host, interrupted after its 4th step by a replay of the last stage's first 3 inputs.
+    const host = await hostWithTwoStages();
+    const sampling = { temperature: 0.8, topP: 0.9, rngState: 99 };
+    const live: number[] = [];
+    let input = Int32Array.from(prompt);
+    let pos = Int32Array.from(prompt, (_, i) => i);
+    for (let seq = 0; seq < 8; seq++) {
+      if (seq === 4) {
+        const answers = feed(host, fedToLast.slice(0, 3), "replay-1");
+        // The replay's answer to step 2 is what the live request's last stage answered at step 2.
+        expect(decodeActivationFrame(answers[2]!)).toMatchObject({ requestId: "replay-1", seq: 2, data: Int32Array.of(tokens[2]!) });
+        host.onMessage({ type: "stage.drop", request_id: "replay-1" }, () => {});
+      }
+      let out: Uint8Array | undefined;
+      host.onBinary(encodeActivationFrame({ requestId: "req", stageId: 1, seq, rows: input.length, cols: 1, positions: pos, dtype: "i32", data: input }), (b) => (out = b), (t) => expect.unreachable(t));
+      const hidden = Uint8Array.from(out!);
+      new DataView(hidden.buffer).setUint32(8, 2, true);
+      setActivationFrameSampling(hidden, sampling);
+      host.onBinary(hidden, (b) => (out = b), (t) => expect.unreachable(t));
+      const answer = decodeActivationFrame(out!);
+      sampling.rngState = answer.rngState;
+      live.push(answer.data[0]!);
+      input = Int32Array.of(answer.data[0]!);
+      pos = Int32Array.of(prompt.length + seq);
+    }
+    expect(live).toEqual(tokens);
+    await host.close();
+  }, 60_000);
+
+  it("TESSERA_TEST_STAGE_PERTURB's host (tests only) hands on other activations than an honest one", async () => {
+    const honest = await StageHost.create({ modelPath: path, logger: quiet });
+    const liar = await StageHost.create({ modelPath: path, logger: quiet, perturb: 0.5 });
+    const answers: Float32Array[] = [];
+    for (const host of [honest, liar]) {
+      host.onMessage({ type: "stage.load", stage_id: 1, sha256: host.file.sha256, start: 0, end: 1 }, () => {});
+      let out: Uint8Array | undefined;
+      host.onBinary(encodeActivationFrame({ requestId: "r", stageId: 1, seq: 0, rows: prompt.length, cols: 1, positions: Int32Array.from(prompt, (_, i) => i), dtype: "i32", data: Int32Array.from(prompt) }), (b) => (out = Uint8Array.from(b)), (t) => expect.unreachable(t));
+      answers.push(Float32Array.from(decodeActivationFrame(out!).data as Float32Array));
+      await host.close();
+    }
+    let diff = 0;
+    let norm = 0;
+    for (let i = 0; i < answers[0]!.length; i++) {
+      diff += (answers[0]![i]! - answers[1]![i]!) ** 2;
+      norm += answers[0]![i]! ** 2;
+    }
+    expect(Math.sqrt(diff / norm)).toBeGreaterThan(0.1);
+  }, 60_000);
+});

@@ -39,6 +39,11 @@ export interface StageHostOptions {
   /** CPU threads the spans' matrix products use (default 1; see setStageThreads). */
   threads?: number;
   now?: () => number;
+  /**
+   * Tests only (`TESSERA_TEST_STAGE_PERTURB`, config.ts): perturb every answer by this many times its RMS, a lying
+   * stage for the stage checks' tests. 0 (default): honest.
+   */
+  perturb?: number;
 }
 
 export class StageHost {
@@ -142,6 +147,7 @@ export class StageHost {
     }
     const t0 = this.now();
     const out = stage.forward(frame.requestId, input, frame.positions);
+    if (this.o.perturb) perturbRows(out, stage.isLast ? out.length : stage.hiddenSize, this.o.perturb, frame.seq);
     const computeUs = (this.now() - t0) * 1000;
     const header = { requestId: frame.requestId, stageId: frame.stageId, seq: frame.seq, computeUs };
     if (stage.isLast && (frame.flags ?? 0) & ACTIVATION_FLAG_SAMPLE) {
@@ -222,6 +228,20 @@ export class StageHost {
   async close(): Promise<void> {
     this.stages.clear();
     if (this.tokenizer) await (await this.tokenizer).close();
+  }
+}
+
+/** Adds deterministic noise of `scale` times each row's RMS (tests only: a lying stage). */
+function perturbRows(values: Float32Array, cols: number, scale: number, seed: number): void {
+  let state = (seed * 2654435761 + 1) >>> 0;
+  for (let r = 0; r + cols <= values.length; r += cols) {
+    let sum = 0;
+    for (let c = 0; c < cols; c++) sum += values[r + c]! * values[r + c]!;
+    const rms = Math.sqrt(sum / cols);
+    for (let c = 0; c < cols; c++) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      values[r + c]! += scale * rms * (state / 2 ** 31 - 1);
+    }
   }
 }
 
