@@ -75,6 +75,20 @@ describe("embedded backend on a tiny SPM model", () => {
     expect(reference.promptTokens).toBeGreaterThan(formatFallbackPrompt(MESSAGES).split(" ").length);
   });
 
+  it("a greedy answer carries each token's log-probability unasked (for the trust checks), as logprobs:true reports them", async () => {
+    const plain = deltas(await collect(backend().doStream(request({ sampling: { max_tokens: 24, temperature: 0, top_p: 1 } }))));
+    const asked = deltas(await collect(backend().doStream(request({ sampling: { max_tokens: 24, temperature: 0, top_p: 1, logprobs: true } }))));
+    expect(plain.flatMap((d) => d.tokens ?? [])).toEqual(asked.flatMap((d) => d.tokens ?? []));
+    const unasked = plain.flatMap((d) => d.logprobs ?? []);
+    expect(unasked).toHaveLength(24);
+    const reported = asked.flatMap((d) => d.logprobs ?? []);
+    unasked.forEach((lp, i) => expect(lp).toBeCloseTo(reported[i]!, 4));
+    expect(plain.every((d) => d.token_logprobs === undefined)).toBe(true);
+    // Sampled answers are checked without them (trust/sampled-check.ts), so they carry none.
+    const sampled = deltas(await collect(backend().doStream(request({ sampling: { max_tokens: 8, temperature: 0.8, top_p: 1, seed: 3 } }))));
+    expect(sampled.every((d) => d.logprobs === undefined)).toBe(true);
+  });
+
   it("stops at max_tokens with exactly that many completion tokens", async () => {
     const parts = await collect(backend().doStream(request({ sampling: { max_tokens: 5, temperature: 0, top_p: 1 } })));
     expect(tokensOf(parts)).toHaveLength(5);

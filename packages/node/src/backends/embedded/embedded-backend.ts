@@ -17,6 +17,7 @@ import { toolPromptMessages } from "./tool-prompt.js";
 import { ConstrainedAnswer } from "./constrained-answer.js";
 import { TokenTextStream } from "./token-text-stream.js";
 import { type ScoredToken, scoredTokens, tokenLogprobs } from "./scored-generation.js";
+import { greedyWithLogprobs } from "./greedy-logprobs.js";
 import { type GetLlama, loadLlama } from "../../gpu-runtime/load-llama.js";
 
 /** node-llama-cpp in-process on one GGUF file. See design.md. */
@@ -257,12 +258,15 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     // With logprobs: scored tokens wait here until the delta they belong to goes out, and carry them.
     const scores: ScoredToken[] = [];
     let before: Token[] = input.slice(-16);
+    // A greedy answer carries its tokens' log-probabilities even unasked: the trust checks compare them.
+    const forChecks = !wantLogprobs && temperature === 0 && plan.kind === "free";
     const carryLogprobs = (parts: StreamPart[]): StreamPart[] => {
-      if (!wantLogprobs) return parts;
+      if (!wantLogprobs && !forChecks) return parts;
       for (const part of parts) {
         if (part.type !== "text-delta" || !part.tokens) continue;
         const mine = scores.splice(0, part.tokens.length);
         part.logprobs = mine.map((s) => s.logprob);
+        if (!wantLogprobs) continue;
         part.token_logprobs = tokenLogprobs(model, mine, before);
         before = [...before, ...(part.tokens as Token[])].slice(-16);
       }
@@ -272,7 +276,9 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       const feed = await replayPrefix(sequence, prompt, prefix);
       const tokens: AsyncIterable<Token | ScoredToken> = wantLogprobs
         ? scoredTokens(sequence, feed, { temperature, topP, ...(seed !== undefined ? { seed } : {}), topLogprobs: request.sampling.top_logprobs ?? 0 })
-        : sequence.evaluate(feed, {
+        : forChecks
+          ? greedyWithLogprobs(sequence, feed)
+          : sequence.evaluate(feed, {
             temperature,
             topP: temperature > 0 ? topP : undefined,
             seed: temperature > 0 ? seed : undefined,
