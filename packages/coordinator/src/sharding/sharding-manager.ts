@@ -140,7 +140,7 @@ export class ShardingManager {
   }
 
   /** Replays saved inputs of a span on a loaded stage (a stage check); see `StageReplay`. */
-  replay(stage: HeldStage, frames: readonly Uint8Array[]): { requestId: string; answer: Promise<Uint8Array>; cancel(): void } {
+  replay(stage: HeldStage, frames: readonly Uint8Array[]): { requestId: string; answer: Promise<Uint8Array[]>; cancel(): void } {
     const transport = {
       sendBinary: (nodeId: string, data: Uint8Array) => {
         const s = this.session(nodeId) as BinarySession | undefined;

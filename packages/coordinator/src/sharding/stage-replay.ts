@@ -2,7 +2,7 @@
  * One replay of saved stage inputs on a reference (a stage check, trust/design.md "Checking one stage"): the frames
  * are sent one at a time under a fresh request id, each after the answer to the one before, exactly as a failover
  * replays a span's inputs on a replica, so to the reference it is a request like any other. Resolves with the raw
- * answer to the last frame; the reference's caches for the id are dropped at the end, whatever happened.
+ * answers to every frame, in order; the reference's caches for the id are dropped at the end, whatever happened.
  */
 import { randomUUID } from "node:crypto";
 import { TesseraError, decodeActivationFrame, encodeActivationFrame, type DecodedActivationFrame } from "@tessera/protocol";
@@ -14,11 +14,12 @@ export interface ReplayTransport {
 
 export class StageReplay {
   readonly requestId = randomUUID();
-  readonly answer: Promise<Uint8Array>;
+  readonly answer: Promise<Uint8Array[]>;
+  private readonly answers: Uint8Array[] = [];
   private next = 0;
   private expectedSeq = -1;
   private done = false;
-  private resolve!: (data: Uint8Array) => void;
+  private resolve!: (answers: Uint8Array[]) => void;
   private reject!: (err: Error) => void;
   private readonly frames: Uint8Array[];
 
@@ -47,8 +48,9 @@ export class StageReplay {
   /** An answer frame for this replay's request id from some node. */
   onFrame(nodeId: string, data: Uint8Array, frame: DecodedActivationFrame): void {
     if (this.done || nodeId !== this.nodeId || frame.stageId !== this.stageId || frame.seq !== this.expectedSeq) return;
+    this.answers.push(data);
     if (this.next < this.frames.length) return this.sendNext();
-    this.finish(undefined, data);
+    this.finish(undefined);
   }
 
   onStageError(nodeId: string, code: string, message: string): void {
@@ -69,12 +71,12 @@ export class StageReplay {
     if (!this.transport.sendBinary(this.nodeId, frame)) this.finish(new TesseraError("node_disconnected", "the reference has no session"));
   }
 
-  private finish(err: Error | undefined, data?: Uint8Array): void {
+  private finish(err: Error | undefined): void {
     if (this.done) return;
     this.done = true;
     this.transport.sendJson(this.nodeId, { type: "stage.drop", request_id: this.requestId });
     this.onEnd(this);
     if (err) this.reject(err);
-    else this.resolve(data!);
+    else this.resolve(this.answers);
   }
 }

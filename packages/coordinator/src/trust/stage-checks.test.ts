@@ -22,7 +22,7 @@ function middleRun(nodeId = "checked"): StageRun {
   return { nodeId, start: 2, end: 4, inputs, outputs };
 }
 
-interface Sent { ref: HeldSpan; frames: readonly Uint8Array[]; resolve(data: Uint8Array): void; reject(err: Error): void; cancelled: boolean }
+interface Sent { ref: HeldSpan; frames: readonly Uint8Array[]; resolve(answers: Uint8Array[]): void; reject(err: Error): void; cancelled: boolean }
 
 function setup(o: { random?: () => number; rate?: number; maxBytes?: number; refs?: Array<{ id: string; operator?: string; named?: boolean; quarantined?: boolean; draining?: boolean }> } = {}) {
   const refs = o.refs ?? [{ id: "ref", named: true }];
@@ -45,7 +45,7 @@ function setup(o: { random?: () => number; rate?: number; maxBytes?: number; ref
       heldSpans: (_sha, start, end) => refs.map((r, i) => ({ nodeId: r.id, stageId: 10 + i, start, end })),
       replay(ref, frames) {
         const s = { ref, frames, cancelled: false } as Sent;
-        const answer = new Promise<Uint8Array>((resolve, reject) => Object.assign(s, { resolve, reject }));
+        const answer = new Promise<Uint8Array[]>((resolve, reject) => Object.assign(s, { resolve, reject }));
         sent.push(s);
         return { requestId: "replay", answer, cancel: () => void (s.cancelled = true) };
       },
@@ -65,6 +65,11 @@ function setup(o: { random?: () => number; rate?: number; maxBytes?: number; ref
 
 const request = (stages: StageRun[]) => ({ requestId: "job", sha256: "f".repeat(64), model: "m", stages });
 const flush = () => new Promise((r) => setTimeout(r, 0));
+/** A reference's answers to a replay: `add` added to every input value of each frame. */
+const middleAnswers = (s: Sent, add: number) => s.frames.map((f) => {
+  const d = decodeActivationFrame(f);
+  return frame(d.seq, d.rows, (i) => (d.data[i] as number) + add, "replay");
+});
 
 describe("drawing stages", () => {
   it("draws each stage with its node's tier rate and picks one step uniformly; replays the inputs up to it", () => {
@@ -83,7 +88,7 @@ describe("drawing stages", () => {
 
   it("past the byte cap replays the prefill alone; a prefill past it is skipped as too_large", () => {
     const draws = [0, 0, 0.99];
-    // Frames of this run: prefill 140 bytes in and out, decode steps 80: step 2 needs 380 bytes, the prefill 280.
+    // Frames of this run: prefill 140 bytes in and out, decode steps 80: steps 0..2 need 600 bytes, the prefill 280.
     const t = setup({ random: () => draws.shift() ?? 0, rate: 1, maxBytes: 300 });
     t.checks.afterRequest(request([middleRun()]));
     expect(t.sent[0]!.frames.map((f) => decodeActivationFrame(f).seq)).toEqual([0]);
@@ -111,10 +116,9 @@ describe("verdicts", () => {
     // Both replays go to "ref", the only named reference; ref2, neither named nor trusted, references nobody.
     expect(t.sent.map((s) => s.ref.nodeId)).toEqual(["ref", "ref"]);
     // The reference's middle span computes +2 from the same inputs where the liar handed on +1.
-    const d = decodeActivationFrame(t.sent[0]!.frames.at(-1)!);
-    t.sent[0]!.resolve(frame(d.seq, d.rows, (i) => (d.data[i] as number) + 2, "replay"));
+    t.sent[0]!.resolve(middleAnswers(t.sent[0]!, 2));
     // The reference's last span samples what ref2 sampled, from the liar's (wrong) activations it was fed too.
-    t.sent[1]!.resolve(token(decodeActivationFrame(t.sent[1]!.frames.at(-1)!).seq, 5, "replay"));
+    t.sent[1]!.resolve([token(0, 5, "replay")]);
     await flush();
     expect(t.recorded).toEqual([{ nodeId: "checked", passed: false }, { nodeId: "ref2", passed: true }]);
     expect(t.metrics).toEqual(["failed", "passed"]);
@@ -124,14 +128,24 @@ describe("verdicts", () => {
     const t = setup({ rate: 1 });
     const run = middleRun();
     t.checks.afterRequest(request([run]));
-    const d = decodeActivationFrame(t.sent[0]!.frames.at(-1)!);
-    t.sent[0]!.resolve(frame(d.seq, d.rows, (i) => (d.data[i] as number) + 1, "replay"));
+    t.sent[0]!.resolve(middleAnswers(t.sent[0]!, 1));
     await flush();
     expect(t.recorded).toEqual([{ nodeId: "checked", passed: true }]);
   });
 
+  it("compares every replayed step: a stage that lies only on a decode step fails", async () => {
+    const draws = [0, 0, 0.99]; // drawn, reference, step 2: steps 0..2 replayed
+    const t = setup({ random: () => draws.shift() ?? 0, rate: 1 });
+    t.checks.afterRequest(request([middleRun()]));
+    const answers = middleAnswers(t.sent[0]!, 1);
+    answers[1] = middleAnswers(t.sent[0]!, 5)[1]!; // the reference disagrees on step 1 alone
+    t.sent[0]!.resolve(answers);
+    await flush();
+    expect(t.recorded).toEqual([{ nodeId: "checked", passed: false }]);
+  });
+
   it("a malformed, oversized-shape or wrong-kind replay answer abandons the check and charges nobody", async () => {
-    for (const bad of [new Uint8Array([1, 2, 3]), frame(0, 9, () => 1, "replay"), token(0, 1, "replay")]) {
+    for (const bad of [[new Uint8Array([1, 2, 3])], [frame(0, 9, () => 1, "replay")], [token(0, 1, "replay")], []]) {
       const t = setup({ rate: 1 });
       t.checks.afterRequest(request([middleRun()]));
       t.sent[0]!.resolve(bad);

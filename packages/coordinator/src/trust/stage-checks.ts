@@ -40,10 +40,10 @@ export interface StageReplayPort {
   heldSpans(sha256: string, start: number, end: number): HeldSpan[];
   /**
    * Feeds `frames` in order to `stage` under a fresh request id (rewritten into each frame) and resolves with the raw
-   * answer to the last one; the stage's caches for that id are dropped afterwards. Rejects when the node answers
+   * answers to each, in order; the stage's caches for that id are dropped afterwards. Rejects when the node answers
    * `stage.error`, goes away, or the replay is cancelled.
    */
-  replay(stage: HeldSpan, frames: readonly Uint8Array[]): { requestId: string; answer: Promise<Uint8Array>; cancel(): void };
+  replay(stage: HeldSpan, frames: readonly Uint8Array[]): { requestId: string; answer: Promise<Uint8Array[]>; cancel(): void };
 }
 
 export type StageSkipReason = "no_reference" | "too_large" | "busy" | "bad_record";
@@ -63,7 +63,7 @@ export interface StageChecksDeps {
   namedReferences: ReadonlySet<string>;
   rateOverride: number | undefined;
   timeoutMs: number;
-  /** Bytes of saved frames one check may keep (inputs up to the sampled step + its output); default 16 MiB. */
+  /** Bytes of saved frames one check may keep (inputs and outputs up to the sampled step); default 16 MiB. */
   maxBytes?: number;
   /** Checks in flight at once; more are skipped (`busy`); default 32. */
   maxPending?: number;
@@ -85,9 +85,10 @@ export const DEFAULT_STAGE_CHECK_MAX_BYTES = 16 * 1024 * 1024;
 
 /**
  * Checks of single stages of sharded requests (trust/design.md, "Checking one stage"). After a request ends, each
- * stage of its path is drawn with its node's tier rate; for a drawn stage one step is chosen uniformly, its saved
- * inputs up to that step are replayed on a reference holding the same span of the same file, and what the stage
- * handed on for that step is compared with the reference's answer. The verdict is the stage's node's alone.
+ * stage of its path is drawn with its node's tier rate; for a drawn stage one step k is chosen uniformly, its saved
+ * inputs of steps 0..k are replayed on a reference holding the same span of the same file (the KV cache needs them
+ * all), and what the stage handed on at each of those steps is compared with the reference's answer. The verdict is
+ * the stage's node's alone.
  */
 export class StageChecks {
   private readonly pending = new Map<number, PendingStageCheck>();
@@ -124,17 +125,18 @@ export class StageChecks {
     if (this.pending.size >= (this.deps.maxPending ?? 32)) return this.skip(request, stage, "busy");
     const reference = this.pickReference(request.sha256, stage);
     if (!reference) return this.skip(request, stage, "no_reference");
-    // One step, uniformly: the prefill or any decode step, so a stage honest on prompts but not on decoding is caught
-    // too. Replaying step k needs the inputs of steps 0..k (the KV cache); past the byte cap, the prefill alone.
+    // One step k, uniformly: the prefill or any decode step, so a stage honest on prompts but not on decoding is caught
+    // too. Replaying step k needs the inputs of steps 0..k (the KV cache), and the reference answers each of them, so
+    // all k + 1 answers are compared. Past the byte cap, the prefill alone.
     const maxBytes = this.deps.maxBytes ?? DEFAULT_STAGE_CHECK_MAX_BYTES;
     let step = Math.floor(this.deps.random() * steps);
     if (bytesUpTo(stage, step) > maxBytes) step = 0;
     if (bytesUpTo(stage, step) > maxBytes) return this.skip(request, stage, "too_large");
-    let input: DecodedActivationFrame;
-    let claimed: DecodedActivationFrame;
+    let inputs: DecodedActivationFrame[];
+    let claimed: DecodedActivationFrame[];
     try {
-      input = decodeActivationFrame(stage.inputs[step]!.slice());
-      claimed = decodeActivationFrame(stage.outputs[step]!.slice());
+      inputs = stage.inputs.slice(0, step + 1).map((f) => decodeActivationFrame(f.slice()));
+      claimed = stage.outputs.slice(0, step + 1).map((f) => decodeActivationFrame(f.slice()));
     } catch {
       return this.skip(request, stage, "bad_record");
     }
@@ -155,7 +157,7 @@ export class StageChecks {
     replay.answer.then(
       (raw) => {
         if (!this.pending.delete(id)) return;
-        this.judge(pending, input, claimed, raw);
+        this.judge(pending, inputs, claimed, raw);
       },
       (err: unknown) => {
         if (!this.pending.delete(id)) return;
@@ -164,10 +166,17 @@ export class StageChecks {
     );
   }
 
-  private judge(check: PendingStageCheck, input: DecodedActivationFrame, claimed: DecodedActivationFrame, raw: Uint8Array): void {
-    let verdict;
+  private judge(check: PendingStageCheck, inputs: DecodedActivationFrame[], claimed: DecodedActivationFrame[], raw: Uint8Array[]): void {
+    let verdict: { passed: boolean; failures: string[]; relativeError?: number };
     try {
-      verdict = stageVerdict({ input, claimed, replayed: decodeActivationFrame(raw) });
+      if (raw.length !== claimed.length) throw new TesseraError("bad_request", `replay answer: ${raw.length} answers to ${claimed.length} frames`);
+      const steps = claimed.map((c, k) => stageVerdict({ input: inputs[k]!, claimed: c, replayed: decodeActivationFrame(raw[k]!) }));
+      const errors = steps.flatMap((v) => (v.relativeError === undefined ? [] : [v.relativeError]));
+      verdict = {
+        passed: steps.every((v) => v.passed),
+        failures: steps.flatMap((v, k) => v.failures.map((f) => `step ${k}: ${f}`)),
+        ...(errors.length > 0 ? { relativeError: Math.max(...errors) } : {}),
+      };
     } catch (err) {
       // The reference's answer is malformed or of the wrong shape: it says nothing about the checked node.
       const why = err instanceof TesseraError ? `[${err.code}] ${err.message}` : String(err);
@@ -176,7 +185,7 @@ export class StageChecks {
     this.deps.standing.recordCheck(check.nodeId, { passed: verdict.passed });
     this.deps.metrics?.checked(verdict.passed ? "passed" : "failed");
     const fields = {
-      job: check.requestId, model: check.model, node: check.nodeId.slice(0, 12), layers: check.span, step: check.step,
+      job: check.requestId, model: check.model, node: check.nodeId.slice(0, 12), layers: check.span, steps: check.step + 1,
       reference: check.referenceId.slice(0, 12), ...(verdict.relativeError === undefined ? {} : { relative_error: verdict.relativeError }),
     };
     if (verdict.passed) this.deps.logger.info(fields, "stage check passed");
@@ -214,7 +223,7 @@ export class StageChecks {
 }
 
 function bytesUpTo(stage: StageRun, step: number): number {
-  let n = stage.outputs[step]!.byteLength;
-  for (let k = 0; k <= step; k++) n += stage.inputs[k]!.byteLength;
+  let n = 0;
+  for (let k = 0; k <= step; k++) n += stage.inputs[k]!.byteLength + stage.outputs[k]!.byteLength;
   return n;
 }
