@@ -455,8 +455,9 @@ export function getSettingSpec(name: SettingName): SettingSpec {
  *
  * - `TESSERA_TEST_STAGE_PERTURB=<r>` (r > 0): every answer of this node's layer spans is perturbed before it is
  *   handed on: hidden states get deterministic noise of r times each row's RMS, the last span's logits get noise of
- *   r times their RMS before sampling. A lying stage for the stage checks' e2e test (trust/design.md, "Checking one
- *   stage").
+ *   r times their RMS before sampling; and the node claims to compute in no time (`ms_per_layer` and each answer's
+ *   compute time 0), so routing prefers it. A lying stage for the stage checks' e2e test (trust/design.md,
+ *   "Checking one stage").
  */
 export interface NodeTestHooks {
   stagePerturb: number;

@@ -139,6 +139,23 @@ export class ShardingManager {
       .map((s) => ({ nodeId: s.nodeId, stageId: s.stageId, start: s.start, end: s.end }));
   }
 
+  /** Nodes offering the file with this hash, with a session. */
+  offeringNodes(sha256: string): string[] {
+    return [...(this.models.get(sha256)?.offers.keys() ?? [])].filter((id) => this.session(id));
+  }
+
+  /**
+   * Loads [start, end) of the file on `nodeId` for a stage check's replay (or finds it loaded there). The stage is a
+   * loaded stage like any other: paths may use it, and the next placement unloads it unless a request uses it.
+   */
+  async loadSpan(sha256: string, start: number, end: number, nodeId: string): Promise<HeldStage> {
+    const model = this.models.get(sha256);
+    if (!model?.offers.has(nodeId)) throw new TesseraError("not_found", `node ${nodeId.slice(0, 12)} does not offer the file ${sha256.slice(0, 12)}`);
+    const stage = [...model.stages.values()].find((s) => s.nodeId === nodeId && s.start === start && s.end === end) ?? this.load(model, nodeId, start, end);
+    await this.whenLoaded(stage);
+    return { nodeId: stage.nodeId, stageId: stage.stageId, start: stage.start, end: stage.end };
+  }
+
   /** Replays saved inputs of a span on a loaded stage (a stage check); see `StageReplay`. */
   replay(stage: HeldStage, frames: readonly Uint8Array[]): { requestId: string; answer: Promise<Uint8Array[]>; cancel(): void } {
     const transport = {

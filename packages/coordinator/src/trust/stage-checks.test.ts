@@ -24,7 +24,7 @@ function middleRun(nodeId = "checked"): StageRun {
 
 interface Sent { ref: HeldSpan; frames: readonly Uint8Array[]; resolve(answers: Uint8Array[]): void; reject(err: Error): void; cancelled: boolean }
 
-function setup(o: { random?: () => number; rate?: number; maxBytes?: number; refs?: Array<{ id: string; operator?: string; named?: boolean; quarantined?: boolean; draining?: boolean }> } = {}) {
+function setup(o: { random?: () => number; rate?: number; maxBytes?: number; loaded?: boolean; refs?: Array<{ id: string; operator?: string; named?: boolean; quarantined?: boolean; draining?: boolean }> } = {}) {
   const refs = o.refs ?? [{ id: "ref", named: true }];
   const nodes = new Map<string, { id: string; operatorId: string; online: boolean; session: object; draining: boolean }>();
   nodes.set("checked", { id: "checked", operatorId: "op-checked", online: true, session: {}, draining: false });
@@ -32,6 +32,7 @@ function setup(o: { random?: () => number; rate?: number; maxBytes?: number; ref
   const recorded: Array<{ nodeId: string; passed: boolean }> = [];
   const metrics: string[] = [];
   const sent: Sent[] = [];
+  const loads: string[] = [];
   let now = 0;
   const deps: StageChecksDeps = {
     registry: { get: (id: string) => nodes.get(id) } as unknown as NodeRegistry,
@@ -42,7 +43,12 @@ function setup(o: { random?: () => number; rate?: number; maxBytes?: number; ref
       tier: () => "normal",
     },
     replays: {
-      heldSpans: (_sha, start, end) => refs.map((r, i) => ({ nodeId: r.id, stageId: 10 + i, start, end })),
+      heldSpans: (_sha, start, end) => (o.loaded === false ? [] : refs.map((r, i) => ({ nodeId: r.id, stageId: 10 + i, start, end }))),
+      offeringNodes: () => ["checked", ...refs.map((r) => r.id)],
+      loadSpan: async (_sha, start, end, nodeId) => {
+        loads.push(`${nodeId}[${start},${end})`);
+        return { nodeId, stageId: 99, start, end };
+      },
       replay(ref, frames) {
         const s = { ref, frames, cancelled: false } as Sent;
         const answer = new Promise<Uint8Array[]>((resolve, reject) => Object.assign(s, { resolve, reject }));
@@ -60,7 +66,7 @@ function setup(o: { random?: () => number; rate?: number; maxBytes?: number; ref
     metrics: { checked: (r) => void metrics.push(r), skipped: (r) => void metrics.push(`skipped:${r}`) },
   };
   const checks = new StageChecks(deps);
-  return { checks, recorded, metrics, sent, advance: (ms: number) => (now += ms) };
+  return { checks, recorded, metrics, sent, loads, advance: (ms: number) => (now += ms) };
 }
 
 const request = (stages: StageRun[]) => ({ requestId: "job", sha256: "f".repeat(64), model: "m", stages });
@@ -104,6 +110,19 @@ describe("drawing stages", () => {
       expect(t.sent).toHaveLength(0);
       expect(t.metrics).toEqual(["skipped:no_reference"]);
     }
+  });
+});
+
+describe("a span no eligible node holds", () => {
+  it("is loaded on an eligible node offering the file, then replayed there", async () => {
+    const t = setup({ rate: 1, loaded: false, refs: [{ id: "untrusted" }, { id: "ref", named: true }] });
+    t.checks.afterRequest(request([middleRun()]));
+    await flush();
+    expect(t.loads).toEqual(["ref[2,4)"]);
+    expect(t.sent.map((s) => [s.ref.nodeId, s.ref.stageId])).toEqual([["ref", 99]]);
+    t.sent[0]!.resolve(middleAnswers(t.sent[0]!, 1));
+    await flush();
+    expect(t.recorded).toEqual([{ nodeId: "checked", passed: true }]);
   });
 });
 

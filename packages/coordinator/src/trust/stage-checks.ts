@@ -38,6 +38,10 @@ export interface HeldSpan {
 export interface StageReplayPort {
   /** Loaded stages of the model with this hash holding exactly [start, end). */
   heldSpans(sha256: string, start: number, end: number): HeldSpan[];
+  /** Nodes that offer the file with this hash (they could load any span of it). */
+  offeringNodes(sha256: string): string[];
+  /** Asks `nodeId` to load [start, end) of the file and resolves once it is loaded (rejects if the load fails). */
+  loadSpan(sha256: string, start: number, end: number, nodeId: string): Promise<HeldSpan>;
   /**
    * Feeds `frames` in order to `stage` under a fresh request id (rewritten into each frame) and resolves with the raw
    * answers to each, in order; the stage's caches for that id are dropped afterwards. Rejects when the node answers
@@ -125,6 +129,7 @@ export class StageChecks {
     if (this.pending.size >= (this.deps.maxPending ?? 32)) return this.skip(request, stage, "busy");
     const reference = this.pickReference(request.sha256, stage);
     if (!reference) return this.skip(request, stage, "no_reference");
+    // Decided now, while the request's frames are at hand; the reference may still have to load the span.
     // One step k, uniformly: the prefill or any decode step, so a stage honest on prompts but not on decoding is caught
     // too. Replaying step k needs the inputs of steps 0..k (the KV cache), and the reference answers each of them, so
     // all k + 1 answers are compared. Past the byte cap, the prefill alone.
@@ -141,8 +146,9 @@ export class StageChecks {
       return this.skip(request, stage, "bad_record");
     }
     const frames = stage.inputs.slice(0, step + 1).map((f) => f.slice());
-    const replay = this.deps.replays.replay(reference, frames);
     const id = this.nextId++;
+    let cancelled = false;
+    let cancelReplay = (): void => void (cancelled = true);
     const pending: PendingStageCheck = {
       requestId: request.requestId,
       model: request.model,
@@ -151,10 +157,21 @@ export class StageChecks {
       step,
       referenceId: reference.nodeId,
       deadline: this.deps.clock.now() + this.deps.timeoutMs,
-      cancel: replay.cancel,
+      cancel: () => cancelReplay(),
     };
     this.pending.set(id, pending);
-    replay.answer.then(
+    const start = (span: HeldSpan): Promise<Uint8Array[]> => {
+      const replay = this.deps.replays.replay(span, frames);
+      cancelReplay = replay.cancel;
+      return replay.answer;
+    };
+    const answer = "stageId" in reference
+      ? start(reference)
+      : this.deps.replays.loadSpan(request.sha256, stage.start, stage.end, reference.nodeId).then((span) => {
+          if (cancelled) throw new TesseraError("cancelled", "replay cancelled");
+          return start(span);
+        });
+    answer.then(
       (raw) => {
         if (!this.pending.delete(id)) return;
         this.judge(pending, inputs, claimed, raw);
@@ -193,22 +210,26 @@ export class StageChecks {
   }
 
   /**
-   * A reference holds the same span of the same file, runs on a node of another operator that is online, not
-   * draining, not quarantined, and is trusted or named by the owner (as for answers: an untrusted reference that
-   * lied would charge an honest node).
+   * A reference runs on a node of another operator that is online, not draining, not quarantined, and is trusted or
+   * named by the owner (as for answers: an untrusted reference that lied would charge an honest node), and holds the
+   * same span of the same file: a stage already loaded, or else one such node that offers the file, which is then
+   * asked to load the span (placement's chains need not cut the layers alike, so an exact replica may not exist).
    */
-  private pickReference(sha256: string, stage: StageRun): HeldSpan | undefined {
+  private pickReference(sha256: string, stage: StageRun): HeldSpan | { nodeId: string } | undefined {
     const { registry, standing, namedReferences } = this.deps;
     const operator = registry.get(stage.nodeId)?.operatorId ?? stage.nodeId;
-    const candidates = this.deps.replays.heldSpans(sha256, stage.start, stage.end).filter((held) => {
-      if (held.nodeId === stage.nodeId) return false;
-      const ref = registry.get(held.nodeId);
+    const eligible = (nodeId: string): boolean => {
+      if (nodeId === stage.nodeId) return false;
+      const ref = registry.get(nodeId);
       if (!ref || ref.operatorId === operator || !ref.online || !ref.session || ref.draining) return false;
       if (standing.isQuarantined(ref.id)) return false;
       return namedReferences.has(ref.id) || namedReferences.has(ref.operatorId) || standing.tier(ref.id) === "trusted";
-    });
-    if (candidates.length === 0) return undefined;
-    return candidates[Math.floor(this.deps.random() * candidates.length)];
+    };
+    const held = this.deps.replays.heldSpans(sha256, stage.start, stage.end).filter((h) => eligible(h.nodeId));
+    if (held.length > 0) return held[Math.floor(this.deps.random() * held.length)];
+    const offering = this.deps.replays.offeringNodes(sha256).filter(eligible);
+    if (offering.length > 0) return { nodeId: offering[Math.floor(this.deps.random() * offering.length)]! };
+    return undefined;
   }
 
   private skip(request: FinishedStageRequest, stage: StageRun, reason: StageSkipReason): void {

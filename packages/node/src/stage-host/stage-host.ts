@@ -40,8 +40,9 @@ export interface StageHostOptions {
   threads?: number;
   now?: () => number;
   /**
-   * Tests only (`TESSERA_TEST_STAGE_PERTURB`, config.ts): perturb every answer by this many times its RMS, a lying
-   * stage for the stage checks' tests. 0 (default): honest.
+   * Tests only (`TESSERA_TEST_STAGE_PERTURB`, config.ts): perturb every answer by this many times its RMS, and claim
+   * to compute in no time (so routing prefers this node, as it would a cheater answering garbage fast): a lying stage
+   * for the stage checks' tests. 0 (default): honest.
    */
   perturb?: number;
 }
@@ -148,7 +149,7 @@ export class StageHost {
     const t0 = this.now();
     const out = stage.forward(frame.requestId, input, frame.positions);
     if (this.o.perturb) perturbRows(out, stage.isLast ? out.length : stage.hiddenSize, this.o.perturb, frame.seq);
-    const computeUs = (this.now() - t0) * 1000;
+    const computeUs = this.o.perturb ? 0 : (this.now() - t0) * 1000;
     const header = { requestId: frame.requestId, stageId: frame.stageId, seq: frame.seq, computeUs };
     if (stage.isLast && (frame.flags ?? 0) & ACTIVATION_FLAG_SAMPLE) {
       const sampler = this.sampler(frame.temperature ?? 0, frame.topP ?? 1);
@@ -189,7 +190,7 @@ export class StageHost {
     const t1 = this.now();
     const reps = 3;
     for (let i = 1; i <= reps; i++) stage.forward(probe, stage.isFirst ? new Int32Array([0]) : input, [i]);
-    const msPerLayer = (this.now() - t1) / reps / (end - start);
+    const msPerLayer = this.o.perturb ? 0 : (this.now() - t1) / reps / (end - start);
     stage.dropRequest(probe);
     this.stages.set(stageId, stage);
     this.o.logger.info(`stage ${stageId}: layers [${start}, ${end}) of ${f.model} loaded in ${Math.round(loadMs)} ms (${msPerLayer.toFixed(3)} ms/layer)`);
