@@ -1,19 +1,13 @@
 import type { ChatMessage } from "@tessera/protocol";
-import { type ChatHistoryItem, type ChatWrapper, type LlamaModel, type Token, resolveChatWrapper } from "node-llama-cpp";
+import type { LlamaModel, Token } from "node-llama-cpp";
+import { type ChatTemplateSource, assemblePromptTokens, renderChat } from "../../prompt/index.js";
 
 /**
- * How the embedded backend turns chat messages into prompt tokens. The GGUF's own chat template wins; a model
- * without one gets the documented fallback below. `@tessera/testkit`'s greedyReference uses this same formatter.
+ * How the embedded backend turns chat messages into prompt tokens: the canonical renderer (node/src/prompt/, the
+ * GGUF's own Jinja template rendered as llama.cpp's server renders it, or the documented fallback for a file with
+ * none), tokenised by this model. `@tessera/testkit`'s greedyReference uses this same formatter.
  */
-const FALLBACK_ROLE_LABEL: Record<ChatMessage["role"], string> = { system: "System", user: "User", assistant: "Assistant", tool: "Tool" };
-
-/**
- * The fallback template (text only; BOS is added as a token when the model wants one):
- * `System: …\nUser: …\nAssistant: …\n` per message, then `Assistant:` with no trailing space.
- */
-export function formatFallbackPrompt(messages: readonly ChatMessage[]): string {
-  return messages.map((m) => `${FALLBACK_ROLE_LABEL[m.role]}: ${m.content}\n`).join("") + "Assistant:";
-}
+export { formatFallbackPrompt } from "../../prompt/index.js";
 
 /**
  * A raw prompt's tokens (`/v1/completions`), as llama.cpp's server tokenizes a text prompt: no template, BOS first
@@ -26,42 +20,32 @@ export function rawPromptTokens(model: LlamaModel, text: string): Token[] {
 }
 
 export interface PromptFormatter {
-  /** "chat-template" when the GGUF carries `tokenizer.chat_template`, else "fallback". */
+  /** "chat-template" when the GGUF carries its own `tokenizer.chat_template`, else "fallback". */
   readonly kind: "chat-template" | "fallback";
   /** Tokens that open a new assistant turn after `messages`; generation continues right after them. */
   promptTokens(messages: readonly ChatMessage[]): Token[];
 }
 
-function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
-  const history: ChatHistoryItem[] = messages.map((m): ChatHistoryItem => {
-    if (m.role === "system") return { type: "system", text: m.content };
-    // Tool turns are rewritten before formatting (tool-prompt.ts); one that reaches here is read as user input.
-    if (m.role === "user" || m.role === "tool") return { type: "user", text: m.content };
-    return { type: "model", response: [m.content] };
-  });
-  history.push({ type: "model", response: [] }); // the open assistant turn the model writes
-  return history;
+/** The model's template and special tokens as the renderer takes them (GGUF metadata; llama.cpp's add-BOS rule). */
+export function chatTemplateSource(model: LlamaModel): ChatTemplateSource {
+  const template = model.fileInfo.metadata.tokenizer?.chat_template;
+  return {
+    template: typeof template === "string" ? template : undefined,
+    bosToken: model.tokens.bosString ?? "",
+    eosToken: model.tokens.eosString ?? "",
+    addBos: model.tokens.bos != null && model.tokens.shouldPrependBosToken,
+  };
 }
 
 export function createPromptFormatter(model: LlamaModel): PromptFormatter {
-  const template = model.fileInfo.metadata.tokenizer?.chat_template;
-  if (typeof template === "string" && template.length > 0) {
-    const wrapper: ChatWrapper = resolveChatWrapper(model, { warningLogs: false });
-    return {
-      kind: "chat-template",
-      promptTokens(messages) {
-        const { contextText } = wrapper.generateContextState({ chatHistory: toChatHistory(messages) });
-        return contextText.tokenize(model.tokenizer);
-      },
-    };
-  }
-  const bos = model.tokens.bos;
-  const addBos = bos != null && model.tokens.shouldPrependBosToken;
+  const source = chatTemplateSource(model);
+  const bos = { id: model.tokens.bos ?? undefined, add: source.addBos };
+  const kind = renderChat(source, []).kind;
   return {
-    kind: "fallback",
+    kind,
     promptTokens(messages) {
-      const tokens = model.tokenize(formatFallbackPrompt(messages), false);
-      return addBos ? [bos, ...tokens] : tokens;
+      const rendered = renderChat(source, messages);
+      return assemblePromptTokens(bos, model.tokenize(rendered.text, rendered.parseSpecial)) as Token[];
     },
   };
 }
