@@ -105,7 +105,14 @@ export class TokenLoop {
   async run(): Promise<void> {
     try {
       await this.generate();
-      if (!this.failedOver && !this.cancelled) this.host.finished?.(this.records());
+      if (!this.failedOver && !this.cancelled) {
+        // The answer is delivered: whatever the stage checks do with the record must not turn it into a failure.
+        try {
+          this.host.finished?.(this.records());
+        } catch (err) {
+          this.host.log("stage checks could not take the request", { job: this.requestId, err: err instanceof Error ? err.message : String(err) });
+        }
+      }
     } catch (err) {
       if (this.cancelled) return;
       const e = err instanceof TesseraError ? err : new TesseraError("internal_error", err instanceof Error ? err.message : String(err));
