@@ -369,6 +369,52 @@ describe("failover and draining between scripted nodes", () => {
     expect(segments[0]!.nodeId).not.toBe(segments[1]!.nodeId);
   });
 
+  it("hands the first node's prompt token ids to the node that continues (the job's one canonical prompt)", async () => {
+    let first: ScriptedNode | undefined;
+    let continued: Parameters<ScriptedNode["onAssign"]>[0] | undefined;
+    for (const n of [node, second]) {
+      n.onAssign = (job, self) => {
+        if (!first) {
+          first = self;
+          expect(job.prompt_tokens).toBeUndefined();
+          self.accept(job.job_id);
+          self.stream(job.job_id, [{ type: "prompt", tokens: [1, 17, 42, 9] }, { type: "text-delta", text: "Hel", tokens: [1] }, { type: "text-delta", text: "lo", tokens: [2] }]);
+          setTimeout(() => void self.close(), 30);
+          return;
+        }
+        continued = job;
+        self.accept(job.job_id);
+        // A later node's own list never replaces the first one's.
+        self.stream(job.job_id, [{ type: "prompt", tokens: [99] }, { type: "text-delta", text: " world", tokens: [3] }, { type: "usage", prompt_tokens: 6, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+      };
+    }
+    const res = await api("POST", "/api/v1/jobs", { ...chat, max_tokens: 12, stream: true });
+    expect(sseEvents(res.text)).toEqual(['{"text":"Hel"}', '{"text":"lo"}', '{"text":" world"}', "[DONE]"]);
+    expect(continued).toMatchObject({ assistant_prefix: "Hello", assistant_prefix_tokens: [1, 2], prompt_tokens: [1, 17, 42, 9] });
+  });
+
+  it("keeps no prompt ids longer than the job's messages can make: the continuing node renders the prompt itself", async () => {
+    const seen: Array<Parameters<ScriptedNode["onAssign"]>[0]> = [];
+    let first: ScriptedNode | undefined;
+    for (const n of [node, second]) {
+      n.onAssign = (job, self) => {
+        seen.push(job);
+        self.accept(job.job_id);
+        if (!first) {
+          first = self;
+          self.stream(job.job_id, [{ type: "prompt", tokens: Array.from({ length: 20_000 }, (_, i) => i) }, { type: "text-delta", text: "Hel", tokens: [1] }]);
+          setTimeout(() => void self.close(), 30);
+          return;
+        }
+        self.stream(job.job_id, [{ type: "text-delta", text: "lo", tokens: [2] }, { type: "usage", prompt_tokens: 6, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+      };
+    }
+    const res = await api("POST", "/api/v1/jobs", { ...chat, max_tokens: 12, stream: true });
+    expect(sseEvents(res.text).at(-1)).toBe("[DONE]");
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.prompt_tokens).toBeUndefined();
+  });
+
   it("tells the client node_disconnected when the other node cannot continue the answer", async () => {
     const { first } = firstNodeDiesAfterHello();
     for (const n of [node, second]) {

@@ -99,6 +99,25 @@ describe("spot checks", () => {
     expect(view.json()).toMatchObject({ checks: { passed: 1, failed: 0 } });
   });
 
+  it("the reference gets the prompt ids the node claims it ran; a reference that renders other ids fails the check (prompt_mismatch)", async () => {
+    const worker = newNode();
+    const reference = newNode();
+    const net = await network({ checkRate: 1, referenceNodes: [reference.id] }, [{ node: worker, scoring: false }, { node: reference, scoring: true }]);
+    net.nodes[0]!.onAssign = (job, n) => {
+      n.accept(job.job_id);
+      n.stream(job.job_id, [
+        { type: "prompt", tokens: [1, 30, 31, 32] },
+        { type: "text-delta", text: "abc", tokens: ANSWER },
+        { type: "usage", prompt_tokens: 4, completion_tokens: 3 },
+        { type: "finish", reason: "stop" },
+      ]);
+    };
+    net.nodes[1]!.onCheck = (check, n) => n.send({ type: "check.error", check_id: check.check_id, message: "prompt_mismatch: 4 ids, 6 rendered", reason: "prompt_mismatch" });
+    await runJob(net.baseUrl, t!.token, worker.id);
+    await until("check recorded", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksFailed === 1);
+    expect(net.nodes[1]!.checks[0]).toMatchObject({ prompt_tokens: [1, 30, 31, 32], output_tokens: ANSWER });
+  });
+
   it("a greedy answer's log-probabilities are checked against the reference's: equal ones pass, made-up ones fail `logprob`", async () => {
     const worker = newNode();
     const reference = newNode();

@@ -188,6 +188,8 @@ export class JobRunner {
       signal: controller.signal,
       ...(job.assistant_prefix !== undefined ? { assistantPrefix: job.assistant_prefix } : {}),
       ...(job.assistant_prefix_tokens !== undefined ? { assistantPrefixTokens: job.assistant_prefix_tokens } : {}),
+      // The job's canonical prompt (issue 17 §0): run the ids the first node reported, or report the ones run here.
+      ...(job.prompt_tokens !== undefined ? { promptTokens: job.prompt_tokens } : job.raw_prompt || job.sampling.tools?.length ? {} : { reportPromptTokens: true }),
     };
     let finish: string | undefined;
     let completionTokens = 0;

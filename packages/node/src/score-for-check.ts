@@ -1,5 +1,6 @@
 import { type CheckError, type CheckScore, type CheckScores, LOGPROB_FLOOR, TesseraError } from "@tessera/protocol";
 import type { BackendAdapter } from "./backends/adapter.js";
+import { PromptMismatchError } from "./prompt/index.js";
 
 const floor = (logprob: number) => (Number.isFinite(logprob) ? Math.max(LOGPROB_FLOOR, Math.min(0, logprob)) : LOGPROB_FLOOR);
 
@@ -14,6 +15,7 @@ export async function scoreForCheck(backend: BackendAdapter, request: CheckScore
       model: request.model,
       messages: request.messages,
       ...(request.raw_prompt ? { rawPrompt: true } : {}),
+      ...(request.prompt_tokens !== undefined ? { promptTokens: request.prompt_tokens } : {}),
       outputTokens: request.output_tokens,
     });
     return {
@@ -25,6 +27,6 @@ export async function scoreForCheck(backend: BackendAdapter, request: CheckScore
     };
   } catch (err) {
     const message = err instanceof TesseraError ? err.message : `scoring failed: ${(err as Error).message}`;
-    return { type: "check.error", check_id: request.check_id, message: message.slice(0, 1024) };
+    return { type: "check.error", check_id: request.check_id, message: message.slice(0, 1024), ...(err instanceof PromptMismatchError ? { reason: "prompt_mismatch" as const } : {}) };
   }
 }

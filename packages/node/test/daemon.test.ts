@@ -139,6 +139,13 @@ describe("node daemon against a fake coordinator", () => {
     coordinator.send({ ...assignment("job-2"), assistant_prefix: "Hel", assistant_prefix_tokens: [7, 8] });
     await waitFor("failover job finished", () => coordinator.partsOf("job-2").some((p) => p.type === "finish"));
     expect(backend.calls[1]).toMatchObject({ assistantPrefix: "Hel", assistantPrefixTokens: [7, 8] });
+    // A first run reports its prompt ids; a continuation runs the ids the job carries (issue 17 §0).
+    expect(backend.calls[0]).toMatchObject({ reportPromptTokens: true });
+    expect(backend.calls[0]!.promptTokens).toBeUndefined();
+    coordinator.send({ ...assignment("job-3"), assistant_prefix: "Hel", prompt_tokens: [1, 5, 9] });
+    await waitFor("prompt-ids job finished", () => coordinator.partsOf("job-3").some((p) => p.type === "finish"));
+    expect(backend.calls[2]).toMatchObject({ promptTokens: [1, 5, 9] });
+    expect(backend.calls[2]!.reportPromptTokens).toBeUndefined();
     await waitFor("complete log", () => /job complete: 3 tokens in [\d.]+ s \([\d.]+ tok\/s\)/.test(log(lines)));
     expect(log(lines)).toMatch(/job received/);
   });

@@ -13,6 +13,7 @@ export * from "./v1/job-create.js";
 export * from "./v1/job.js";
 export * from "./v1/models.js";
 export * from "./v1/stream-part.js";
+export * from "./v1/prompt-tokens.js";
 export * from "./v1/node-fields.js";
 export * from "./v1/node-register.js";
 export * from "./v1/node-heartbeat.js";

@@ -316,6 +316,7 @@ export class JobManager {
       sampling,
       ...(continuation ? { assistant_prefix: job.text } : {}),
       ...(continuation && job.tokenIds ? { assistant_prefix_tokens: job.tokenIds } : {}),
+      ...(job.promptTokenIds ? { prompt_tokens: job.promptTokenIds } : {}),
     });
     this.o.logger.info({ job: job.id, node: short(node.id), model: job.model, continuation }, "job assigned");
   }
@@ -400,6 +401,9 @@ export class JobManager {
         attempt.completionTokens += part.tokens?.length ?? part.calls.length;
         attempt.relayedBytes += Buffer.byteLength(JSON.stringify(part.calls), "utf8");
         attempt.lastPartAt = this.o.clock.now();
+        return;
+      case "prompt":
+        this.keepPromptTokens(job, part.tokens);
         return;
       case "usage":
         attempt.reportedUsage = { prompt_tokens: part.prompt_tokens, completion_tokens: part.completion_tokens };
@@ -524,6 +528,21 @@ export class JobManager {
     return { commitment: resultCommitment(input), signature: claim.signature };
   }
 
+  /**
+   * The first node's prompt ids (its `prompt` part), kept for continuations and spot checks. Not for raw prompts (the
+   * text is the prompt already) or tools (each backend offers tools its own way), and never past the job's own
+   * prompt-token bound: a node cannot hand its successors a longer prompt than the messages make. A later node's list
+   * is ignored: the job has one prompt.
+   */
+  private keepPromptTokens(job: LiveJob, tokens: number[]): void {
+    if (job.promptTokenIds || job.rawPrompt || job.sampling.tools?.length) return;
+    if (tokens.length > promptTokenBound(job.messages, "", job.sampling)) {
+      this.o.logger.warn({ job: job.id, node: short(job.attempt?.nodeId ?? ""), ids: tokens.length }, "prompt token ids over the job's bound, ignored");
+      return;
+    }
+    job.promptTokenIds = [...tokens];
+  }
+
   /** Completes the job: normally on its current attempt's finish; without one when a lost node had used up the budget. */
   private complete(job: LiveJob, reason: "stop" | "length", opts: { endedByNode?: boolean } = {}): void {
     const attempt = job.attempt;
@@ -575,6 +594,7 @@ export class JobManager {
         model: job.model,
         messages: job.messages,
         ...(job.rawPrompt ? { rawPrompt: true } : {}),
+        ...(job.promptTokenIds ? { promptTokens: [...job.promptTokenIds] } : {}),
         sampling: job.sampling,
         outputTokens: attempt.relayedTokens ? [...attempt.relayedTokens] : undefined,
         ...(attempt.relayedLogprobs?.length ? { logprobs: [...attempt.relayedLogprobs] } : {}),

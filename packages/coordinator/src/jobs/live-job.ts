@@ -75,6 +75,12 @@ export class LiveJob {
   tokenIds: number[] | undefined = [];
   /** Token ids reported without text yet (part of a character); they join `tokenIds` when their text arrives. */
   pendingTokenIds: number[] = [];
+  /**
+   * The prompt as token ids, as the job's first node rendered it (its `prompt` part; protocol prompt-tokens.ts): every
+   * continuation and spot check gets exactly these, so a node on another backend runs the same prompt. Kept only for
+   * chat jobs without tools, and only within the job's prompt-token bound.
+   */
+  promptTokenIds: number[] | undefined;
   attempt: Attempt | undefined;
   readonly segments: Segment[] = [];
   readonly excludedNodes = new Set<string>();

@@ -26,6 +26,8 @@ export interface DeliveredAnswer {
   claimedUsage: { promptTokens: number; completionTokens: number } | undefined;
   /** The node's log-probability of each output token, where it sent one for every token (the job asked for them). */
   logprobs?: number[];
+  /** The prompt ids the node reported it ran (its `prompt` part): the reference compares them with its own rendering. */
+  promptTokens?: number[];
 }
 
 /** A forced check's mark outlives any job (a job that fails is never delivered, and its mark must not stay). */
@@ -101,6 +103,7 @@ export class SpotChecks {
       model: answer.model,
       messages: answer.messages,
       ...(answer.rawPrompt ? { raw_prompt: true } : {}),
+      ...(answer.promptTokens ? { prompt_tokens: answer.promptTokens } : {}),
       output_tokens: outputTokens,
     });
   }
@@ -110,6 +113,10 @@ export class SpotChecks {
     const check = this.pending.get(message.check_id);
     if (!check || check.referenceId !== nodeId) return;
     this.pending.delete(message.check_id);
+    if (message.type === "check.error" && message.reason === "prompt_mismatch") {
+      // The node's claimed prompt ids are not the model's rendering of the job's messages: a lie about its prompt.
+      return this.conclude(check, nodeId, { passed: false, failures: ["prompt_mismatch"], stats: undefined });
+    }
     if (message.type === "check.error") return this.abandon(check, `the reference could not score: ${message.message}`);
     let verdict: Pick<Verdict, "passed" | "failures" | "stats"> | SampledVerdict;
     const sampled = check.answer.sampling.temperature > 0;
@@ -141,9 +148,13 @@ export class SpotChecks {
       // The reference scored other tokens than it was given: its answer says nothing about the node.
       return this.abandon(check, `the reference's scores do not match the answer: ${(err as Error).message}`);
     }
+    this.conclude(check, nodeId, verdict);
+  }
+
+  private conclude(check: PendingCheck, referenceId: string, verdict: { passed: boolean; failures: readonly unknown[]; stats: unknown }): void {
     this.deps.standing.recordCheck(check.answer.nodeId, { passed: verdict.passed });
     this.deps.metrics?.checked(verdict.passed ? "passed" : "failed");
-    const fields = { job: check.answer.jobId, node: check.answer.nodeId.slice(0, 12), reference: nodeId.slice(0, 12), stats: verdict.stats };
+    const fields = { job: check.answer.jobId, node: check.answer.nodeId.slice(0, 12), reference: referenceId.slice(0, 12), stats: verdict.stats };
     if (verdict.passed) this.deps.logger.info(fields, "spot check passed");
     else this.deps.logger.warn({ ...fields, failures: verdict.failures }, "spot check failed");
   }

@@ -27,6 +27,15 @@ export interface GenerateRequest {
    * (`rawPromptRefusal`, raw-prompt.ts). Only adapters that announce the `raw_prompt` feature are sent one.
    */
   rawPrompt?: boolean;
+  /**
+   * The prompt as token ids (`job.assign` `prompt_tokens`, the job's first node's canonical rendering): run exactly
+   * these instead of rendering `messages`. Refused as `bad_request` (param `prompt_tokens`) when they are not this
+   * model's ids. Ollama cannot take ids: it renders `messages` with its own template, as before.
+   * See design.md "Canonical prompt".
+   */
+  promptTokens?: number[];
+  /** Yield a `prompt` part with the prompt token ids run, before any text (the job runner asks on a job's first run). */
+  reportPromptTokens?: boolean;
   signal?: AbortSignal;
 }
 
@@ -60,6 +69,11 @@ export interface ScoreRequest {
   messages: ChatMessage[];
   /** The answer was to a raw prompt: score after messages[0].content fed as is (as generation fed it). */
   rawPrompt?: boolean;
+  /**
+   * The prompt ids the checked node claims it ran. The reference compares them with its own rendering of `messages`
+   * and refuses to score a different prompt (`prompt_mismatch` in the thrown error's message: the check fails).
+   */
+  promptTokens?: number[];
   outputTokens: number[];
 }
 

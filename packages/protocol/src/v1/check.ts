@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ChatMessage } from "./chat-message.js";
 import { nodeMessage } from "./node-fields.js";
 import { ModelName } from "./sampling.js";
+import { PromptTokenIds } from "./prompt-tokens.js";
 
 /**
  * Spot checks (trust/design.md "Verification"): after a job was delivered, the coordinator may ask a reference node
@@ -26,6 +27,11 @@ export const CheckScore = z.object({
   messages: z.array(ChatMessage).min(1),
   /** The job was a raw prompt (session.ts `JobAssignment.raw_prompt`): score after messages[0].content fed as is. */
   raw_prompt: z.boolean().optional(),
+  /**
+   * The prompt ids the checked node claims it ran (prompt-tokens.ts). The reference renders `messages` itself and
+   * compares: different ids fail the check (a node that lies about its prompt), the same ids are scored after.
+   */
+  prompt_tokens: PromptTokenIds.optional(),
   output_tokens: z.array(TokenId).max(MAX_SCORED_TOKENS),
 });
 export type CheckScore = z.infer<typeof CheckScore>;
@@ -49,5 +55,10 @@ export const CheckError = z.object({
   type: z.literal("check.error"),
   check_id: z.string().regex(CHECK_ID_PATTERN),
   message: nodeMessage(1024),
+  /**
+   * `prompt_mismatch`: the checked node's claimed prompt ids (`check.score` `prompt_tokens`) are not what the
+   * reference renders from the messages. Not an abandoned check: the checked node failed it.
+   */
+  reason: z.enum(["prompt_mismatch"]).optional(),
 });
 export type CheckError = z.infer<typeof CheckError>;

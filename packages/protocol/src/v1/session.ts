@@ -3,6 +3,7 @@ import { ChatMessage } from "./chat-message.js";
 import { ModelName, Sampling } from "./sampling.js";
 import { nodeMessage } from "./node-fields.js";
 import { StreamPart } from "./stream-part.js";
+import { PromptTokenIds } from "./prompt-tokens.js";
 import { NodeCommandMessage } from "./node-command.js";
 import { CheckError, CheckScore, CheckScores } from "./check.js";
 import { ReceiptRefused, ReceiptSign, ReceiptSigned } from "./receipt.js";
@@ -31,6 +32,12 @@ export const JobAssignment = z.object({
   assistant_prefix: z.string().optional(),
   /** The token ids behind `assistant_prefix`, when the nodes that produced it reported them. */
   assistant_prefix_tokens: z.array(z.number().int().min(0)).optional(),
+  /**
+   * The prompt as token ids, as the job's first node rendered it (prompt-tokens.ts): the node runs exactly these
+   * instead of rendering `messages` itself, so a continuation on another backend joins exactly. It refuses ids that
+   * are not its vocabulary's (`bad_request`, param `prompt_tokens`). Never sent with tools or a raw prompt.
+   */
+  prompt_tokens: PromptTokenIds.optional(),
 });
 export type JobAssignment = z.infer<typeof JobAssignment>;
 

@@ -4,6 +4,7 @@ import { ERROR_CODE_LIST } from "../errors.js";
 import { ToolCall } from "./tools.js";
 import { LOGPROB_FLOOR } from "./check.js";
 import { MAX_TOP_LOGPROBS } from "./sampling.js";
+import { PromptTokenIds } from "./prompt-tokens.js";
 
 /**
  * The one internal stream-part union. Backends yield it, the session carries it, the coordinator translates it to
@@ -48,6 +49,11 @@ export const ToolCallsPart = z.object({
   /** Token ids the calls were generated as, where the backend reports them (usage is counted from them). */
   tokens: z.array(z.number().int().min(0)).optional(),
 });
+/**
+ * The prompt token ids this node ran (prompt-tokens.ts), before any text: node → coordinator only, never sent to
+ * clients. The coordinator keeps the first node's list and hands it to every continuation and spot check.
+ */
+export const PromptPart = z.object({ type: z.literal("prompt"), tokens: PromptTokenIds });
 export const FinishPart = z.object({ type: z.literal("finish"), reason: FinishReason });
 export const ErrorPart = z.object({
   type: z.literal("error"),
@@ -56,10 +62,11 @@ export const ErrorPart = z.object({
 });
 
 /** `result` (result-commitment.ts): the node's signature over its answer, just before `finish`; never sent to clients. */
-export const StreamPart = z.discriminatedUnion("type", [TextDeltaPart, ToolCallsPart, UsagePart, ResultPart, FinishPart, ErrorPart]);
+export const StreamPart = z.discriminatedUnion("type", [PromptPart, TextDeltaPart, ToolCallsPart, UsagePart, ResultPart, FinishPart, ErrorPart]);
 export type StreamPart = z.infer<typeof StreamPart>;
 export type TextDeltaPart = z.infer<typeof TextDeltaPart>;
 export type ToolCallsPart = z.infer<typeof ToolCallsPart>;
 export type UsagePart = z.infer<typeof UsagePart>;
 export type FinishPart = z.infer<typeof FinishPart>;
+export type PromptPart = z.infer<typeof PromptPart>;
 export type ErrorPart = z.infer<typeof ErrorPart>;

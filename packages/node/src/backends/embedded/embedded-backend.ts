@@ -8,6 +8,7 @@ import type { VerificationEngine } from "../../verification/types.js";
 import { sha256File } from "../../file-sha256.js";
 import { type PromptFormatter, createPromptFormatter, rawPromptTokens } from "./prompt-format.js";
 import { rawPromptOf, rawPromptRefusal } from "../raw-prompt.js";
+import { PromptMismatchError, promptTokensRefusal, sameTokens } from "../../prompt/index.js";
 import { generationFeatures } from "../backend-features.js";
 import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState } from "./output-constraint.js";
 import { replayPrefix } from "./prefix-replay.js";
@@ -212,8 +213,17 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
 
     let prompt: Token[];
     let prefix: Token[];
+    if (request.promptTokens !== undefined) {
+      const bad = promptTokensRefusal(request.promptTokens, { vocabSize: vocabularySize(model), maxLength: context.contextSize - 1 });
+      if (bad) {
+        yield failure(bad.code, bad.message);
+        return;
+      }
+    }
     try {
-      prompt = request.rawPrompt ? rawPromptTokens(model, rawPromptOf(request)) : formatter.promptTokens(messages);
+      prompt = request.promptTokens !== undefined
+        ? (request.promptTokens as Token[])
+        : request.rawPrompt ? rawPromptTokens(model, rawPromptOf(request)) : formatter.promptTokens(messages);
       prefix = continuationTokens(model, prompt, request);
     } catch (error) {
       yield failure("bad_request", `could not format the prompt: ${(error as Error).message}`);
@@ -250,6 +260,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       return;
     }
 
+    if (request.reportPromptTokens) yield { type: "prompt", tokens: [...prompt] };
     const text = new TokenTextStream(model, prompt, prefix);
     let finish: "stop" | "length" | "cancelled" = "length";
     let generatedCount = 0;
@@ -364,6 +375,10 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       // The prompt exactly as this backend's generation renders it (no tools: answers with tools are never checked).
       // A raw prompt is scored as generation fed it (prompt-format.ts `rawPromptTokens`).
       const prompt = request.rawPrompt ? rawPromptTokens(loaded.model, rawPromptOf(request)) : loaded.formatter.promptTokens(request.messages);
+      // A node that claims to have run other prompt ids than this reference renders is caught here (design.md).
+      if (request.promptTokens !== undefined && !sameTokens(request.promptTokens, prompt)) {
+        throw new PromptMismatchError(request.promptTokens.length, prompt.length);
+      }
       if (!scorer) {
         const { createEmbeddedEngine } = await import("../../verification/embedded-engine.js");
         scorer = createEmbeddedEngine({ modelPath, llama: loaded.llama, threads, contextSize: loaded.context.contextSize });
