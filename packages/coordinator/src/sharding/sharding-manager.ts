@@ -269,6 +269,7 @@ export class ShardingManager {
   private stagesInUse(): Set<number> {
     const ids = new Set<number>();
     for (const loop of this.loops.values()) for (const id of loop.stageIds()) ids.add(id);
+    for (const replay of this.replays.values()) ids.add(replay.stageId);
     return ids;
   }
 

@@ -25,7 +25,7 @@ export class StageReplay {
 
   constructor(
     readonly nodeId: string,
-    private readonly stageId: number,
+    readonly stageId: number,
     frames: readonly Uint8Array[],
     private readonly transport: ReplayTransport,
     private readonly onEnd: (replay: StageReplay) => void,
