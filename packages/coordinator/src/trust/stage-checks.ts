@@ -129,7 +129,6 @@ export class StageChecks {
     if (this.pending.size >= (this.deps.maxPending ?? 32)) return this.skip(request, stage, "busy");
     const reference = this.pickReference(request.sha256, stage);
     if (!reference) return this.skip(request, stage, "no_reference");
-    // Decided now, while the request's frames are at hand; the reference may still have to load the span.
     // One step k, uniformly: the prefill or any decode step, so a stage honest on prompts but not on decoding is caught
     // too. Replaying step k needs the inputs of steps 0..k (the KV cache), and the reference answers each of them, so
     // all k + 1 answers are compared. Past the byte cap, the prefill alone.
@@ -137,15 +136,16 @@ export class StageChecks {
     let step = Math.floor(this.deps.random() * steps);
     if (bytesUpTo(stage, step) > maxBytes) step = 0;
     if (bytesUpTo(stage, step) > maxBytes) return this.skip(request, stage, "too_large");
+    // Copies, taken now: the saved frames are what this check keeps (the replay re-encodes them and changes nothing).
+    const frames = stage.inputs.slice(0, step + 1).map((f) => f.slice());
     let inputs: DecodedActivationFrame[];
     let claimed: DecodedActivationFrame[];
     try {
-      inputs = stage.inputs.slice(0, step + 1).map((f) => decodeActivationFrame(f.slice()));
+      inputs = frames.map((f) => decodeActivationFrame(f));
       claimed = stage.outputs.slice(0, step + 1).map((f) => decodeActivationFrame(f.slice()));
     } catch {
       return this.skip(request, stage, "bad_record");
     }
-    const frames = stage.inputs.slice(0, step + 1).map((f) => f.slice());
     const id = this.nextId++;
     let cancelled = false;
     let cancelReplay = (): void => void (cancelled = true);
