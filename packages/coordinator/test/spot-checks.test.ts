@@ -21,17 +21,17 @@ afterEach(async () => {
 const EOS = 2;
 const ANSWER = [11, 12, 13];
 
-type Member = { node: ReturnType<typeof newNode>; scoring: boolean; operator?: ReturnType<typeof newNode>; features?: ModelFeature[] };
+type Member = { node: ReturnType<typeof newNode>; scoring: boolean; operator?: ReturnType<typeof newNode>; features?: ModelFeature[]; backend?: string };
 
 async function network(config: Partial<CoordinatorConfig>, members: Member[]) {
   t = await testCoordinator({ canaryIntervalS: 0, ...config });
   await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
   const baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
   const out: ScriptedNode[] = [];
-  for (const { node, scoring, operator, features } of members) {
+  for (const { node, scoring, operator, features, backend } of members) {
     const reg: NodeRegister = {
       ...registration(node.id),
-      models: [{ id: "tiny", backend: "embedded", ...(scoring ? { scoring: true } : {}), ...(features ? { features } : {}) }],
+      models: [{ id: "tiny", backend: backend ?? "embedded", ...(scoring ? { scoring: true } : {}), ...(features ? { features } : {}) }],
       ...(operator ? { delegation: signDelegation(operator.signer, node.id, { nowSeconds: Math.floor(t.clock.now() / 1000) }) } : {}),
     };
     const res = await signedInject(t, node.signer, "POST", "/api/v1/nodes/register", reg);
@@ -116,6 +116,23 @@ describe("spot checks", () => {
     await runJob(net.baseUrl, t!.token, worker.id);
     await until("check recorded", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksFailed === 1);
     expect(net.nodes[1]!.checks[0]).toMatchObject({ prompt_tokens: [1, 30, 31, 32], output_tokens: ANSWER });
+  });
+
+  it("a llama-server node's answer is checked by an embedded reference (one canonical prompt), an Ollama node's is not", async () => {
+    const worker = newNode();
+    const ollama = newNode();
+    const reference = newNode();
+    const net = await network({ checkRate: 1, referenceNodes: [reference.id] }, [
+      { node: worker, scoring: false, backend: "llama-server" },
+      { node: ollama, scoring: false, backend: "ollama" },
+      { node: reference, scoring: true },
+    ]);
+    answersWithIds(net.nodes[0]!);
+    answersWithIds(net.nodes[1]!);
+    net.nodes[2]!.onCheck = (check, n) => agrees(check, n);
+    await runJob(net.baseUrl, t!.token, worker.id);
+    await until("check recorded", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksPassed === 1);
+    expect(t!.coordinator.ctx.checks.hasReferenceFor(ollama.id, "tiny")).toBe(false);
   });
 
   it("a greedy answer's log-probabilities are checked against the reference's: equal ones pass, made-up ones fail `logprob`", async () => {

@@ -185,9 +185,10 @@ export class SpotChecks {
     const candidates: string[] = [];
     for (const ref of registry.all()) {
       if (ref.id === node.id || ref.operatorId === node.operatorId || !ref.online || !ref.session || ref.draining) continue;
-      // Same model on the same kind of backend: until prompts travel as token ids, that is what makes the
-      // reference's prompt the node's prompt.
-      if (!ref.models.some((m) => m.id === model && m.scoring === true && m.backend === backend && (!rawPrompt || m.features?.includes("raw_prompt")))) continue;
+      // Same model on a backend that renders prompts the same way: the same kind, or two that both render with the
+      // one canonical renderer (node/src/prompt/; the checked node's prompt ids travel with the check and the
+      // reference compares them with its own rendering).
+      if (!ref.models.some((m) => m.id === model && m.scoring === true && samePromptRendering(m.backend, backend) && (!rawPrompt || m.features?.includes("raw_prompt")))) continue;
       if (standing.isQuarantined(ref.id)) continue;
       const named = namedReferences.has(ref.id) || namedReferences.has(ref.operatorId);
       if (named || standing.tier(ref.id) === "trusted") candidates.push(ref.id);
@@ -204,6 +205,16 @@ export class SpotChecks {
     this.deps.metrics?.checked("abandoned");
     this.deps.logger.info({ job: check.answer.jobId, node: check.answer.nodeId.slice(0, 12), reference: check.referenceId.slice(0, 12), why }, "spot check abandoned");
   }
+}
+
+/**
+ * Backends whose nodes render a chat with the canonical renderer (packages/node/src/backends/design.md "Canonical
+ * prompt") and tokenise it with the model file's own vocabulary: the same GGUF gives the same prompt ids on any of them.
+ */
+const CANONICAL_PROMPT_BACKENDS: ReadonlySet<string> = new Set(["embedded", "llama-server"]);
+
+function samePromptRendering(a: string | undefined, b: string | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && CANONICAL_PROMPT_BACKENDS.has(a) && CANONICAL_PROMPT_BACKENDS.has(b));
 }
 
 /**

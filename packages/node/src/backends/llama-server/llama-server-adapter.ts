@@ -1,6 +1,7 @@
 import type { BackendAdapter } from "../adapter.js";
 import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compatible-adapter.js";
 import { joinUrl } from "../http/join-url.js";
+import { createLlamaServerPrompt, withCanonicalPrompt } from "./canonical-prompt.js";
 
 /**
  * llama.cpp's `llama-server` (default `:8080`) or llama-swap in front of several of them. OpenAI-compatible with
@@ -12,6 +13,8 @@ import { joinUrl } from "../http/join-url.js";
  * - llama-swap routes by model name and hot-swaps the upstream process; `/running` says which model is resident,
  *   so `listModels` reports `loaded` truthfully; an unknown name is its 400 "could not find real modelID",
  *   mapped to `model_not_found`.
+ * - A chat without tools or response_format runs as canonical prompt ids (canonical-prompt.ts): rendered by the one
+ *   renderer every node uses, from the template `/props` declares, and sent to `/v1/completions` as token ids.
  * - `response_format` and `tools` go as OpenAI spells them: llama-server compiles the schema to a grammar, and takes
  *   tools when started with `--jinja`.
  */
@@ -26,7 +29,7 @@ export interface LlamaServerOptions {
 }
 
 export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAdapter {
-  return createOpenAICompatibleAdapter({
+  const base = createOpenAICompatibleAdapter({
     baseURL: options.baseURL,
     fetch: options.fetch,
     apiKey: options.apiKey,
@@ -44,4 +47,7 @@ export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAd
         }
       : undefined,
   });
+  if (options.swap) return base; // llama-swap routes by the body's model, which /props and /tokenize do not carry
+  const promptHeaders: Record<string, string> = { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) };
+  return withCanonicalPrompt(base, createLlamaServerPrompt({ baseURL: options.baseURL, fetch: options.fetch ?? globalThis.fetch, headers: promptHeaders, kind: base.kind }));
 }

@@ -6,11 +6,15 @@ import { rawPromptText } from "../raw-prompt.js";
  * llama-server and MAX serve): the prompt as text, fed with no chat template. A continuation (failover) sends the
  * prompt followed by the text already produced, so every flavour continues it the same way, whatever it does with
  * assistant prefixes in chat. `logprobs` is the legacy integer (alternatives per token): what the job asked for, else 1.
+ *
+ * A job with canonical prompt ids (`promptTokens`, backends/design.md "Canonical prompt") sends them as the prompt,
+ * OpenAI's integer-array form, followed by the continuation prefix's ids, or its text where the ids are unknown
+ * (llama-server reads a mixed array, tokenising each string in place).
  */
 export function completionBody(request: GenerateRequest, stream: boolean, options: { logprobs: boolean; streamUsage: boolean }): Record<string, unknown> {
   const body: Record<string, unknown> = {
     model: request.model,
-    prompt: rawPromptText(request),
+    prompt: request.promptTokens !== undefined ? idPrompt(request.promptTokens, request) : rawPromptText(request),
     max_tokens: request.sampling.max_tokens,
     temperature: request.sampling.temperature,
     top_p: request.sampling.top_p,
@@ -22,4 +26,9 @@ export function completionBody(request: GenerateRequest, stream: boolean, option
   else if (options.logprobs) body.logprobs = 1;
   if (stream && options.streamUsage) body.stream_options = { include_usage: true };
   return body;
+}
+
+function idPrompt(ids: readonly number[], request: GenerateRequest): Array<number | string> {
+  if (request.assistantPrefixTokens?.length) return [...ids, ...request.assistantPrefixTokens];
+  return request.assistantPrefix ? [...ids, request.assistantPrefix] : [...ids];
 }

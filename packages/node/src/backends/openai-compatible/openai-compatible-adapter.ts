@@ -130,16 +130,18 @@ class OpenAICompatibleAdapter implements BackendAdapter {
   private async post(request: GenerateRequest, stream: boolean): Promise<Response> {
     const refusal = rawPromptRefusal(this.kind, request, { allowResponseFormat: false }) ?? constrainedContinuationError(this.kind, request);
     if (refusal) throw refusal;
+    // A raw prompt, or a chat as canonical prompt ids (llama-server/canonical-prompt.ts), is a text completion.
+    const completion = request.rawPrompt === true || request.promptTokens !== undefined;
     let body: Record<string, unknown>;
     try {
-      body = request.rawPrompt
+      body = completion
         ? completionBody(request, stream, { logprobs: this.options.requestLogprobs ?? true, streamUsage: this.options.requestStreamUsage ?? true })
         : this.buildBody(request, stream);
     } catch (err) {
       if (err instanceof AssistantPrefixUnsupportedError) throw new TesseraError("bad_request", `${this.kind}: ${err.message}`);
       throw err;
     }
-    const url = this.url(request.rawPrompt ? "/v1/completions" : "/v1/chat/completions");
+    const url = this.url(completion ? "/v1/completions" : "/v1/chat/completions");
     let res: Response;
     try {
       res = await this.fetch(url, { method: "POST", headers: this.headers, body: JSON.stringify(body), signal: request.signal });
@@ -154,7 +156,7 @@ class OpenAICompatibleAdapter implements BackendAdapter {
     const res = await this.post(request, false);
     const raw = (await res.json()) as unknown;
     if (isErrorEvent(raw)) throw new TesseraError("internal_error", `${this.kind}: ${backendErrorMessage(raw) ?? "error"}`);
-    const c = (request.rawPrompt ? mapCompletionChunk : mapChunk)(raw);
+    const c = (request.rawPrompt || request.promptTokens !== undefined ? mapCompletionChunk : mapChunk)(raw);
     if (!c.usage) throw new TesseraError("internal_error", `${this.kind}: response carried no usage`);
     if (c.toolCalls) {
       // The same assembly as a stream's, so both paths name and number calls alike.
@@ -183,7 +185,7 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       yield errorPart(new TesseraError("internal_error", `${this.kind}: empty response body`));
       return;
     }
-    yield* assembleStream(this.kind, this.events(res.body, request.rawPrompt ? mapCompletionChunk : mapChunk), request.signal);
+    yield* assembleStream(this.kind, this.events(res.body, request.rawPrompt || request.promptTokens !== undefined ? mapCompletionChunk : mapChunk), request.signal);
   }
 
   private async *events(body: ReadableStream<Uint8Array>, map: (raw: unknown) => ChunkContent): AsyncGenerator<BackendEvent> {
