@@ -2,6 +2,7 @@ import type { BackendAdapter } from "../adapter.js";
 import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compatible-adapter.js";
 import { joinUrl } from "../http/join-url.js";
 import { createLlamaServerPrompt, withCanonicalPrompt } from "./canonical-prompt.js";
+import { createLlamaServerScorer } from "./llama-server-score.js";
 
 /**
  * llama.cpp's `llama-server` (default `:8080`) or llama-swap in front of several of them. OpenAI-compatible with
@@ -17,6 +18,7 @@ import { createLlamaServerPrompt, withCanonicalPrompt } from "./canonical-prompt
  *   renderer every node uses, from the template `/props` declares, and sent to `/v1/completions` as token ids.
  * - `response_format` and `tools` go as OpenAI spells them: llama-server compiles the schema to a grammar, and takes
  *   tools when started with `--jinja`.
+ * - One llama-server scores given tokens for spot checks (llama-server-score.ts), so its node can be a reference.
  */
 export interface LlamaServerOptions {
   baseURL: string;
@@ -29,11 +31,17 @@ export interface LlamaServerOptions {
 }
 
 export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAdapter {
+  const kind = options.swap ? "llama-swap" : "llama-server";
+  const headers: Record<string, string> = { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) };
+  // One llama-server scores its model for spot checks; llama-swap routes only by the body's model, which the
+  // scoring endpoints (/tokenize, /apply-template, /props) do not carry.
+  const score = options.swap ? undefined : createLlamaServerScorer({ baseURL: options.baseURL, fetch: options.fetch ?? globalThis.fetch, headers, kind });
   const base = createOpenAICompatibleAdapter({
     baseURL: options.baseURL,
     fetch: options.fetch,
     apiKey: options.apiKey,
-    kind: options.swap ? "llama-swap" : "llama-server",
+    kind,
+    ...(score ? { score } : {}),
     assistantPrefix: "trailing-assistant",
     embeddingModels: options.embeddingModels,
     refineError: (status, message) =>

@@ -1,5 +1,5 @@
 import { TesseraError, type ErrorCode, type StreamPart } from "@tessera/protocol";
-import { type BackendAdapter, type BackendModel, type EmbeddingRequest, type EmbeddingResult, type GenerateRequest, type GenerateResult, type HealthResult, collectStream } from "../adapter.js";
+import { type BackendAdapter, type BackendModel, type EmbeddingRequest, type EmbeddingResult, type GenerateRequest, type GenerateResult, type HealthResult, type ScoreRequest, type ScoreResult, collectStream } from "../adapter.js";
 import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
 import { errorFromFetchFailure, errorFromResponse, errorPart, isErrorEvent, backendErrorMessage } from "../http/backend-error.js";
 import { constrainedContinuationError } from "../http/constrained-continuation.js";
@@ -40,6 +40,8 @@ export interface OpenAICompatibleOptions {
   loadedModels?: (fetch: typeof globalThis.fetch, signal?: AbortSignal) => Promise<Set<string>>;
   /** Models the server serves as embedding models (the operator's `embedding_models`): announced for embeddings only. */
   embeddingModels?: readonly string[];
+  /** Scores given tokens (spot-check references); its generative models are then announced with `scoring: true`. */
+  score?: (request: ScoreRequest) => Promise<ScoreResult>;
 }
 
 export function createOpenAICompatibleAdapter(options: OpenAICompatibleOptions): BackendAdapter {
@@ -48,11 +50,13 @@ export function createOpenAICompatibleAdapter(options: OpenAICompatibleOptions):
 
 class OpenAICompatibleAdapter implements BackendAdapter {
   readonly kind: string;
+  readonly score?: (request: ScoreRequest) => Promise<ScoreResult>;
   private readonly fetch: typeof globalThis.fetch;
   private readonly headers: Record<string, string>;
 
   constructor(private readonly options: OpenAICompatibleOptions) {
     this.kind = options.kind ?? "openai-compatible";
+    if (options.score) this.score = options.score;
     this.fetch = options.fetch ?? globalThis.fetch;
     this.headers = { "content-type": "application/json" };
     if (options.apiKey) this.headers.authorization = `Bearer ${options.apiKey}`;
@@ -96,7 +100,12 @@ class OpenAICompatibleAdapter implements BackendAdapter {
     const ids = (body.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === "string");
     const loaded = this.options.loadedModels ? await this.options.loadedModels(this.fetch, signal) : undefined;
     const embedding = new Set(this.options.embeddingModels ?? []);
-    return ids.map((id) => ({ id, loaded: loaded ? loaded.has(id) : true, ...(embedding.has(id) ? { features: ["embeddings" as const] } : {}) }));
+    const scoring = this.options.score !== undefined;
+    return ids.map((id) => ({
+      id,
+      loaded: loaded ? loaded.has(id) : true,
+      ...(embedding.has(id) ? { features: ["embeddings" as const] } : scoring ? { scoring: true } : {}),
+    }));
   }
 
   /** `POST /v1/embeddings` (embeddings.ts). */

@@ -1,0 +1,117 @@
+import { TesseraError } from "@tessera/protocol";
+import type { ScoreRequest, ScoreResult } from "../adapter.js";
+import { errorFromFetchFailure, errorFromResponse } from "../http/backend-error.js";
+import { joinUrl } from "../http/join-url.js";
+
+/** Alternatives asked per position: the checks judge ranks up to 20 (trust design, "The checks"). */
+const TOP = 20;
+/** The rank reported for a token outside the top 20, as the embedded engine reports it: all the checks ask. */
+const OUTSIDE_TOP = TOP + 1;
+/** Longest answer scored, positions; the checks look at up to 256. */
+export const MAX_SCORED_POSITIONS = 512;
+
+export interface LlamaServerScorerOptions {
+  baseURL: string;
+  fetch: typeof globalThis.fetch;
+  headers: Record<string, string>;
+  kind: string;
+}
+
+interface ProbEntry {
+  id?: unknown;
+  logprob?: unknown;
+  top_logprobs?: Array<{ id?: unknown; logprob?: unknown }>;
+}
+
+/**
+ * Scores given answer tokens on llama.cpp's `llama-server`, for spot checks (the issue's "llama-server, one position at
+ * a time, as a fallback"). llama-server has no prompt log-probabilities, so each position is one `POST /completion`
+ * of the prompt and the answer so far, with `n_predict: 1` and `n_probs: 20`: the server reports the top 20 of the
+ * model's own distribution at that position (pre-sampling: `get_token_probabilities` over the raw logits), and keeps
+ * the evaluated prefix in its cache (`cache_prompt`), so each request decodes one new token. `ignore_eos` lets the
+ * position after the last token be scored too; it biases only the sampler, never the reported probabilities.
+ *
+ * The prompt is what generation ran: the chat rendered by the server's own template (`/apply-template`), or a raw
+ * prompt as is, tokenised as the server tokenises a prompt (BOS added, special tokens parsed).
+ */
+export function createLlamaServerScorer(options: LlamaServerScorerOptions): (request: ScoreRequest) => Promise<ScoreResult> {
+  const post = async <T>(path: string, body: unknown): Promise<T> => {
+    const url = joinUrl(options.baseURL, path);
+    let res: Response;
+    try {
+      res = await options.fetch(url, { method: "POST", headers: options.headers, body: JSON.stringify(body) });
+    } catch (err) {
+      throw errorFromFetchFailure(options.kind, url, err);
+    }
+    if (!res.ok) throw await errorFromResponse(options.kind, res);
+    return (await res.json()) as T;
+  };
+  const tokenize = async (content: string, addSpecial: boolean): Promise<number[]> => {
+    const { tokens } = await post<{ tokens?: unknown }>("/tokenize", { content, add_special: addSpecial, parse_special: true });
+    if (!Array.isArray(tokens) || !tokens.every((t) => Number.isInteger(t))) throw new TesseraError("internal_error", `${options.kind}: /tokenize answered no token list`);
+    return tokens as number[];
+  };
+  let eosId: Promise<number> | undefined;
+  const eos = (): Promise<number> =>
+    (eosId ??= (async () => {
+      const url = joinUrl(options.baseURL, "/props");
+      let res: Response;
+      try {
+        res = await options.fetch(url, { headers: options.headers });
+      } catch (err) {
+        throw errorFromFetchFailure(options.kind, url, err);
+      }
+      if (!res.ok) throw await errorFromResponse(options.kind, res);
+      const props = (await res.json()) as { eos_token?: unknown };
+      if (typeof props.eos_token !== "string" || props.eos_token.length === 0) throw new TesseraError("internal_error", `${options.kind}: /props names no eos_token`);
+      const ids = await tokenize(props.eos_token, false);
+      if (ids.length !== 1) throw new TesseraError("internal_error", `${options.kind}: the eos_token ${JSON.stringify(props.eos_token)} is not one token`);
+      return ids[0]!;
+    })().catch((error: unknown) => {
+      eosId = undefined;
+      throw error;
+    }));
+
+  return async (request) => {
+    if (request.outputTokens.length > MAX_SCORED_POSITIONS) {
+      throw new TesseraError("bad_request", `${options.kind}: ${request.outputTokens.length} tokens to score; at most ${MAX_SCORED_POSITIONS}`);
+    }
+    const text = request.rawPrompt
+      ? request.messages[0]!.content
+      : (await post<{ prompt?: unknown }>("/apply-template", { messages: request.messages })).prompt;
+    if (typeof text !== "string") throw new TesseraError("internal_error", `${options.kind}: /apply-template answered no prompt`);
+    const prompt = await tokenize(text, true);
+    const eosToken = await eos();
+    const at = async (upTo: number): Promise<Array<{ token: number; logprob: number }>> => {
+      const body = {
+        prompt: [...prompt, ...request.outputTokens.slice(0, upTo)],
+        n_predict: 1,
+        n_probs: TOP,
+        temperature: 0,
+        ignore_eos: true,
+        cache_prompt: true,
+        stream: false,
+      };
+      const res = await post<{ completion_probabilities?: ProbEntry[] }>("/completion", body);
+      const top = res.completion_probabilities?.[0]?.top_logprobs;
+      if (!Array.isArray(top) || top.length === 0) throw new TesseraError("internal_error", `${options.kind}: /completion answered no top_logprobs for n_probs`);
+      return top.map((t) => {
+        if (!Number.isInteger(t.id) || typeof t.logprob !== "number") throw new TesseraError("internal_error", `${options.kind}: a top_logprobs entry without id or logprob`);
+        return { token: t.id as number, logprob: Math.min(0, t.logprob) };
+      });
+    };
+    const rank = (top: Array<{ token: number; logprob: number }>, token: number) => {
+      const i = top.findIndex((t) => t.token === token);
+      // Outside the top 20 the server says nothing more; the 20th log-probability bounds it from above.
+      return i >= 0 ? { logprob: top[i]!.logprob, rank: i + 1 } : { logprob: top[top.length - 1]!.logprob, rank: OUTSIDE_TOP };
+    };
+    const positions: ScoreResult["positions"] = [];
+    for (let i = 0; i < request.outputTokens.length; i++) {
+      const top = await at(i);
+      const token = request.outputTokens[i]!;
+      positions.push({ token, ...rank(top, token), topMass: Math.min(1, top.reduce((sum, t) => sum + Math.exp(t.logprob), 0)) });
+    }
+    const last = await at(request.outputTokens.length);
+    return { promptTokens: prompt.length, positions, eos: rank(last, eosToken) };
+  };
+}
