@@ -14,7 +14,7 @@ export function assemblePromptTokens(bos: { id: number | undefined; add: boolean
  * Prompt token ids this node is told to run (`job.assign` `prompt_tokens`, `check.score` `prompt_tokens`): integers
  * in [0, vocabSize) and, with the tokens still to come, within the context. Anything else is refused as
  * `bad_request` naming `prompt_tokens`, never run: ids from another vocabulary would be a different prompt.
- * `vocabSize` undefined: the backend checks the range itself (llama-server answers 400 "invalid token").
+ * `vocabSize` undefined: the backend checks the range itself (llama-server answers 400 "Prompt contains invalid tokens").
  */
 export function promptTokensRefusal(ids: readonly unknown[], limits: { vocabSize: number | undefined; maxLength: number }): TesseraError | undefined {
   if (ids.length === 0) return new TesseraError("bad_request", "prompt_tokens is empty", { param: "prompt_tokens" });
