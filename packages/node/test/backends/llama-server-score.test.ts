@@ -8,6 +8,7 @@ import type { BackendAdapter } from "../../src/backends/adapter.js";
 import { createEmbeddedBackend } from "../../src/backends/embedded/embedded-backend.js";
 import { createLlamaServerAdapter } from "../../src/backends/llama-server/llama-server-adapter.js";
 import { MAX_SCORED_POSITIONS, createLlamaServerScorer } from "../../src/backends/llama-server/llama-server-score.js";
+import { PromptMismatchError } from "../../src/prompt/prompt-tokens.js";
 
 /**
  * A llama-server node as a spot-check reference: it scores given tokens one position at a time on a REAL llama-server
@@ -119,6 +120,7 @@ describe("llama-server scoring with bad answers from the server", () => {
       baseURL: "http://llama.invalid",
       headers: {},
       kind: "llama-server",
+      prompt: { promptTokens: async () => [1, 5] },
       fetch: (async (url: string | URL, init?: RequestInit) => {
         const path = new URL(String(url)).pathname;
         // The EOS text tokenises to one id, a prompt to two.
@@ -128,8 +130,7 @@ describe("llama-server scoring with bad answers from the server", () => {
     });
   const json = (body: unknown) => new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } });
   const basics = (path: string): Response | undefined =>
-    path === "/apply-template" ? json({ prompt: "<s>hi" })
-    : path === "/props" ? json({ eos_token: "</s>" })
+    path === "/props" ? json({ eos_token: "</s>" })
     : undefined;
 
   it("refuses an answer longer than it scores, before asking the server anything", async () => {
@@ -139,6 +140,17 @@ describe("llama-server scoring with bad answers from the server", () => {
       return json({});
     });
     await expect(score({ model: "m", messages: MESSAGES, outputTokens: new Array(MAX_SCORED_POSITIONS + 1).fill(5) })).rejects.toMatchObject({ code: "bad_request" });
+    expect(asked).toBe(0);
+  });
+
+  it("refuses to score after prompt ids other than its own rendering of the messages: prompt_mismatch", async () => {
+    let asked = 0;
+    const score = scorer((path) => {
+      if (path === "/completion") asked++;
+      return basics(path) ?? json({});
+    });
+    const error = await score({ model: "m", messages: MESSAGES, promptTokens: [1, 6], outputTokens: [5] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PromptMismatchError);
     expect(asked).toBe(0);
   });
 

@@ -33,9 +33,10 @@ export interface LlamaServerOptions {
 export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAdapter {
   const kind = options.swap ? "llama-swap" : "llama-server";
   const headers: Record<string, string> = { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) };
-  // One llama-server scores its model for spot checks; llama-swap routes only by the body's model, which the
-  // scoring endpoints (/tokenize, /apply-template, /props) do not carry.
-  const score = options.swap ? undefined : createLlamaServerScorer({ baseURL: options.baseURL, fetch: options.fetch ?? globalThis.fetch, headers, kind });
+  // llama-swap routes only by the body's model, which /props and /tokenize do not carry: one llama-server renders
+  // canonical prompts and scores its model for spot checks, llama-swap neither.
+  const prompt = options.swap ? undefined : createLlamaServerPrompt({ baseURL: options.baseURL, fetch: options.fetch ?? globalThis.fetch, headers, kind });
+  const score = prompt ? createLlamaServerScorer({ baseURL: options.baseURL, fetch: options.fetch ?? globalThis.fetch, headers, kind, prompt }) : undefined;
   const base = createOpenAICompatibleAdapter({
     baseURL: options.baseURL,
     fetch: options.fetch,
@@ -55,7 +56,5 @@ export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAd
         }
       : undefined,
   });
-  if (options.swap) return base; // llama-swap routes by the body's model, which /props and /tokenize do not carry
-  const promptHeaders: Record<string, string> = { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) };
-  return withCanonicalPrompt(base, createLlamaServerPrompt({ baseURL: options.baseURL, fetch: options.fetch ?? globalThis.fetch, headers: promptHeaders, kind: base.kind }));
+  return prompt ? withCanonicalPrompt(base, prompt) : base;
 }

@@ -2,6 +2,8 @@ import { TesseraError } from "@tessera/protocol";
 import type { ScoreRequest, ScoreResult } from "../adapter.js";
 import { errorFromFetchFailure, errorFromResponse } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
+import { PromptMismatchError, sameTokens } from "../../prompt/prompt-tokens.js";
+import type { LlamaServerPrompt } from "./canonical-prompt.js";
 
 /** Alternatives asked per position: the checks judge ranks up to 20 (trust design, "The checks"). */
 const TOP = 20;
@@ -15,6 +17,8 @@ export interface LlamaServerScorerOptions {
   fetch: typeof globalThis.fetch;
   headers: Record<string, string>;
   kind: string;
+  /** The canonical prompt ids of a chat, as generation on this node runs them (canonical-prompt.ts). */
+  prompt: LlamaServerPrompt;
 }
 
 interface ProbEntry {
@@ -31,8 +35,10 @@ interface ProbEntry {
  * the evaluated prefix in its cache (`cache_prompt`), so each request decodes one new token. `ignore_eos` lets the
  * position after the last token be scored too; it biases only the sampler, never the reported probabilities.
  *
- * The prompt is what generation ran: the chat rendered by the server's own template (`/apply-template`), or a raw
- * prompt as is, tokenised as the server tokenises a prompt (BOS added, special tokens parsed).
+ * The prompt is what generation runs: a chat's canonical prompt ids (the one renderer over the server's declared
+ * template, canonical-prompt.ts), compared with the ids the checked node claims it ran (a difference is
+ * `prompt_mismatch`, which fails the check); a raw prompt as is, tokenised as the server tokenises a prompt (BOS
+ * added, special tokens parsed). A server that cannot render canonically (no `/props`) does not score chats.
  */
 export function createLlamaServerScorer(options: LlamaServerScorerOptions): (request: ScoreRequest) => Promise<ScoreResult> {
   const post = async <T>(path: string, body: unknown): Promise<T> => {
@@ -76,11 +82,9 @@ export function createLlamaServerScorer(options: LlamaServerScorerOptions): (req
     if (request.outputTokens.length > MAX_SCORED_POSITIONS) {
       throw new TesseraError("bad_request", `${options.kind}: ${request.outputTokens.length} tokens to score; at most ${MAX_SCORED_POSITIONS}`);
     }
-    const text = request.rawPrompt
-      ? request.messages[0]!.content
-      : (await post<{ prompt?: unknown }>("/apply-template", { messages: request.messages })).prompt;
-    if (typeof text !== "string") throw new TesseraError("internal_error", `${options.kind}: /apply-template answered no prompt`);
-    const prompt = await tokenize(text, true);
+    const prompt = request.rawPrompt ? await tokenize(request.messages[0]!.content, true) : await options.prompt.promptTokens(request.messages);
+    if (!prompt) throw new TesseraError("unsupported_parameter", `${options.kind}: this server declares no chat template (GET /props), so it cannot score a chat as generation ran it`);
+    if (request.promptTokens !== undefined && !sameTokens(request.promptTokens, prompt)) throw new PromptMismatchError(request.promptTokens.length, prompt.length);
     const eosToken = await eos();
     const at = async (upTo: number): Promise<Array<{ token: number; logprob: number }>> => {
       const body = {
