@@ -11,11 +11,16 @@ import { ManagedProcess, TESSERA_BIN, freePort, makeTinyModel, waitUntil } from 
  *   swap:  a file of the same name with other weights (another seed);
  *   quant: the Q4_K_M quantisation of the same weights under the F16 file's name.
  * Every daemon is its own operator. The three honest nodes are named references (a new network has no trusted
- * tier yet), and --check-rate 1 checks every greedy answer (the tier rates would need ~10 times the jobs).
+ * tier yet). Checks run at the tier rates, as in production: every operator is new, so in probation, and each of its
+ * answers is checked with probability 0.2 (1 once a failed check makes it suspect). The clients send a stream of
+ * greedy jobs in rounds, one pinned to each node that is not quarantined (pinned so that a node the scheduler comes
+ * to avoid is still seen), until the swap node is quarantined and every honest node has passed a check, or
+ * MAX_ROUNDS have run. The swap node needs two failed checks (design.md "Quarantine"), about six rounds; the chance
+ * that 60 are not enough is about 2e-5.
  */
 const ENV = { ...process.env, TESSERA_HOME: "", TESSERA_BACKEND: "", TESSERA_COORDINATOR_URL: "" };
 const MODEL = "trust-50m";
-const ROUNDS = 4;
+const MAX_ROUNDS = 60;
 let dir: string;
 let url: string;
 let coordinator: ManagedProcess;
@@ -71,7 +76,7 @@ beforeAll(async () => {
   coordinator = new ManagedProcess(
     "coordinator",
     process.execPath,
-    [TESSERA_BIN, "coordinator", "start", "--open", "--port", port, "--data-dir", join(dir, "coordinator"), "--check-rate", "1", "--reference-node", ids.honest1!, ids.honest2!, ids.honest3!],
+    [TESSERA_BIN, "coordinator", "start", "--open", "--port", port, "--data-dir", join(dir, "coordinator"), "--reference-node", ids.honest1!, ids.honest2!, ids.honest3!],
     { env: ENV, logFile: join(dir, "coordinator.log") },
   );
   await coordinator.waitFor(/listening on/);
@@ -90,19 +95,27 @@ afterAll(async () => {
 
 describe("an open network with cheaters", () => {
   it("quarantines the node serving other weights, never an honest one, and shows it all on GET /api/v1/nodes/:id", async () => {
-    // Every node answers the same prompts, one job each per round, pinned so each is seen.
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, d] of daemons) {
-        if ((await nodeView(d.id)).quarantined) continue;
-        const done = await job(`Round ${round}: tell me about rivers and stones.`, d.id);
-        expect(done.status, `${name} round ${round}`).toBe("completed");
-      }
+    let sent = 0;
+    let rounds = 0;
+    const done = async (): Promise<boolean> => {
+      const [swap, ...honest] = await Promise.all(["swap", "honest1", "honest2", "honest3"].map((name) => nodeView(daemons.get(name)!.id)));
+      return swap!.quarantined && honest.every((v) => v.checks.passed > 0);
+    };
+    while (rounds < MAX_ROUNDS && !(await done())) {
+      const open: Array<readonly [string, string]> = [];
+      for (const [name, d] of daemons) if (!(await nodeView(d.id)).quarantined) open.push([name, d.id] as const);
+      const answers = await Promise.all(open.map(([, id]) => job(`Round ${rounds}: tell me about rivers and stones.`, id)));
+      answers.forEach((answer, i) => expect(answer.status, `${open[i]![0]} round ${rounds}`).toBe("completed"));
+      sent += answers.length;
+      rounds++;
+      if (rounds % 5 === 0) process.stdout.write(`trust e2e: ${rounds} rounds, ${sent} jobs\n`);
     }
-    await waitUntil(async () => (await nodeView(daemons.get("swap")!.id)).quarantined, 60_000);
+    // A check lands after its answer is delivered: give the last ones time to finish.
+    await waitUntil(done, 60_000);
 
     const views = Object.fromEntries(await Promise.all([...daemons].map(async ([name, d]) => [name, await nodeView(d.id)] as const)));
     process.stdout.write(
-      `trust e2e: ${Object.entries(views)
+      `trust e2e at tier rates, ${rounds} rounds, ${sent} jobs: ${Object.entries(views)
         .map(([name, v]) => `${name} checks ${v.checks.passed}/${v.checks.failed} p_cheat_factor ${v.reputation.verification.toFixed(3)} ${v.quarantined ? "QUARANTINED" : "ok"}`)
         .join("; ")}\n`,
     );
@@ -117,7 +130,7 @@ describe("an open network with cheaters", () => {
 
     // Every daemon signed what it streamed, and the coordinator found each signature matching what it relayed.
     const metrics = await (await fetch(`${url}/metrics`)).text();
-    expect(Number(/tessera_result_commitments_total\{outcome="valid"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(ROUNDS * 3);
+    expect(Number(/tessera_result_commitments_total\{outcome="valid"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(sent);
     expect(metrics).not.toMatch(/outcome="invalid"/);
 
     // Unpinned work never reaches the quarantined node.
