@@ -26,7 +26,9 @@ export interface LogprobEntry {
   logprob?: unknown;
   id?: unknown;
   token?: unknown;
-  top_logprobs?: Array<{ token?: unknown; logprob?: unknown }> | null;
+  /** The UTF-8 bytes of the text (OpenAI; llama-server's may be an incomplete sequence). */
+  bytes?: unknown[] | null;
+  top_logprobs?: Array<{ token?: unknown; logprob?: unknown; id?: unknown; bytes?: unknown[] | null }> | null;
 }
 
 interface WireChoice {
@@ -51,9 +53,7 @@ export function mapChunk(raw: unknown): ChunkContent {
   if (Array.isArray(entries) && entries.length > 0) {
     logprobs = entries.map((e) => (typeof e.logprob === "number" ? e.logprob : Number.NaN));
     if (logprobs.some(Number.isNaN)) logprobs = undefined;
-    if (entries.every((e) => typeof e.id === "number" && Number.isInteger(e.id) && e.id >= 0)) {
-      tokens = entries.map((e) => e.id as number);
-    }
+    tokens = exactTokenIds(entries, typeof content === "string" ? content : "");
   }
   const u = chunk.usage;
   const usage =
@@ -71,6 +71,29 @@ export function mapChunk(raw: unknown): ChunkContent {
     finish: mapOpenAIFinishReason(choice?.finish_reason),
     usage,
   };
+}
+
+/**
+ * The token ids of a chunk (llama-server's `id` in each logprobs entry), only when they are provably all of the
+ * chunk's tokens. llama-server (v0.5.0 bundle, server-context.cpp `process_token`) sends nothing for a token whose
+ * text ends mid-character (a byte-fallback piece, say) and later sends the held-back bytes in front of the next
+ * token's text, in a chunk that carries only the next token's entry, whose `token`/`bytes` are that whole text: the
+ * held-back token's id is lost (found on a real llama-server). Held-back bytes are never ASCII, so an entry whose
+ * bytes start below 0x80 holds one token; otherwise its bytes must equal the piece of its own id among its
+ * `top_logprobs` candidates (llama-server sends 20 for chat's `logprobs:true`, 1 for completions' `logprobs:1`; a
+ * greedy choice is always among them). A chunk that fails relays no ids, so the coordinator knows they are inexact.
+ */
+export function exactTokenIds(entries: LogprobEntry[], text: string): number[] | undefined {
+  if (!entries.every((e) => typeof e.id === "number" && Number.isInteger(e.id) && e.id >= 0)) return undefined;
+  if (entries.map((e) => (typeof e.token === "string" ? e.token : "")).join("") !== text) return undefined;
+  return entries.every(holdsOneToken) ? entries.map((e) => e.id as number) : undefined;
+}
+
+function holdsOneToken(entry: LogprobEntry): boolean {
+  const bytes = Array.isArray(entry.bytes) ? entry.bytes : typeof entry.token === "string" ? [...Buffer.from(entry.token, "utf8")] : [];
+  if (bytes.length === 0 || (typeof bytes[0] === "number" && bytes[0] < 0x80)) return true;
+  const own = (entry.top_logprobs ?? []).find((c) => c.id === entry.id);
+  return !!own && Array.isArray(own.bytes) && own.bytes.length === bytes.length && own.bytes.every((b, i) => b === bytes[i]);
 }
 
 function toPiece(call: WireToolCall, position: number): ToolCallPiece {

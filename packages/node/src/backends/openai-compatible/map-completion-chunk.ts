@@ -1,5 +1,5 @@
 import { LOGPROB_FLOOR, MAX_TOP_LOGPROBS, type TokenLogprob } from "@tessera/protocol";
-import { type ChunkContent, type LogprobEntry, asLogprob, tokenLogprobsOf } from "./map-chunk.js";
+import { type ChunkContent, type LogprobEntry, asLogprob, exactTokenIds, tokenLogprobsOf } from "./map-chunk.js";
 import { mapOpenAIFinishReason } from "./map-finish-reason.js";
 
 /**
@@ -28,7 +28,7 @@ export function mapCompletionChunk(raw: unknown): ChunkContent {
   const legacy = choice?.logprobs?.token_logprobs;
   if (Array.isArray(entries) && entries.length > 0) {
     logprobs = entries.map((e) => (typeof e.logprob === "number" ? e.logprob : Number.NaN));
-    if (entries.every((e) => typeof e.id === "number" && Number.isInteger(e.id) && e.id >= 0)) tokens = entries.map((e) => e.id as number);
+    tokens = exactTokenIds(entries, typeof choice?.text === "string" ? choice.text : "");
   } else if (Array.isArray(legacy) && legacy.length > 0) {
     logprobs = legacy.map((l) => (typeof l === "number" ? l : Number.NaN));
   }
