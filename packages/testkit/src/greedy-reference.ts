@@ -12,6 +12,8 @@ export interface GreedyReferenceOptions {
   messages: ChatMessage[];
   /** Feed `messages[0].content` as a raw prompt, with no chat template (what `/v1/completions` runs). */
   rawPrompt?: boolean;
+  /** Evaluate exactly these prompt token ids (BOS included if wanted); `messages` and `rawPrompt` are then ignored. */
+  promptTokens?: number[];
   maxTokens: number;
   /** llama.cpp threads (default 1: tests run on small shared machines). */
   threads?: number;
@@ -30,7 +32,7 @@ export async function greedyReference(options: GreedyReferenceOptions): Promise<
   try {
     const model = await llama.loadModel({ modelPath: options.modelPath });
     try {
-      const prompt = options.rawPrompt ? rawPromptTokens(model, options.messages[0]!.content) : createPromptFormatter(model).promptTokens(options.messages);
+      const prompt = options.promptTokens ? (options.promptTokens as Token[]) : options.rawPrompt ? rawPromptTokens(model, options.messages[0]!.content) : createPromptFormatter(model).promptTokens(options.messages);
       const context = await model.createContext({
         contextSize: Math.min(model.trainContextSize, 4096),
         sequences: 1,

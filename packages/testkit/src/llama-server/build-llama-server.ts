@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, cp, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { cmakeFeatureOptions, parseCpuinfoFlags, pickX86CpuVariant } from "./cpu-variant.js";
 import { runProcess } from "./run-process.js";
 
@@ -19,9 +19,10 @@ import { runProcess } from "./run-process.js";
  *   process wait for the first rather than build beside it; a lock whose pid is gone is taken over.
  * - No cmake, C++ compiler or git: resolves `{ binaryPath: undefined, reason }` so tests can skip with a notice,
  *   unless `mandatory` (default: `CI=true`), where it throws.
- * - Numerics: the CPU backend is compiled with the instruction sets of the ggml variant node-llama-cpp's prebuilt
- *   loads on this machine (cpu-variant.ts), with GGML_OPENMP=OFF and GGML_BACKEND_DL=ON as the prebuilt is, so the
- *   same GGUF and the same prompt ids have the best chance of giving the same greedy tokens on both.
+ * - Numerics: built as node-llama-cpp's prebuilt is (GGML_OPENMP=OFF, GGML_BACKEND_DL=ON), its CPU backend compiled
+ *   with the instruction sets of the ggml variant the prebuilt loads on this machine (cpu-variant.ts); and by
+ *   default `binaryPath` loads the prebuilt's own CPU backend library (`cpuBackend`), so the same GGUF and the same
+ *   prompt ids give the same greedy tokens on both, whatever compiler is installed here.
  */
 export interface LlamaServerBuildOptions {
   /** Root of the build cache. Default: `$TESSERA_CACHE_DIR/llama-server`, else `~/.cache/tessera/llama-server`. */
@@ -32,6 +33,14 @@ export interface LlamaServerBuildOptions {
   jobs?: number;
   /** Progress lines (default: stderr, prefixed `[llama-server build]`). */
   log?: (line: string) => void;
+  /**
+   * Which CPU backend `binaryPath` loads. "prebuilt" (default, where node-llama-cpp ships one for this machine):
+   * node-llama-cpp's own `libggml-cpu-<variant>.so`, from the same llama.cpp release, beside the llama-server,
+   * llama and ggml-base built here; "source": the one compiled here. Why: every kernel is in that library, and the
+   * compiler matters: built here with GCC 12.2 it gives the prebuilt's (GCC 11.4) greedy tokens on F16 and Q8_0
+   * files but not on Q4_K_M (10 of 64 tokens); with the prebuilt's library, 64 of 64 (design.md beside the adapter).
+   */
+  cpuBackend?: "prebuilt" | "source";
 }
 
 export interface LlamaServerBinary {
@@ -46,6 +55,10 @@ export interface LlamaServerBinary {
   cmakeOptions: string[];
   /** Seconds the build took, when this call built it. */
   builtInSeconds?: number;
+  /** The CPU backend `binaryPath` loads (see `LlamaServerBuildOptions.cpuBackend`). */
+  cpuBackend: "prebuilt" | "source";
+  /** The same llama-server with every library compiled here, CPU backend included. */
+  sourceBinaryPath: string;
 }
 
 export type LlamaServerBuild = LlamaServerBinary | { binaryPath: undefined; reason: string };
@@ -67,25 +80,31 @@ export function buildLlamaServer(options: LlamaServerBuildOptions = {}): Promise
   const cacheDir = options.cacheDir ?? defaultLlamaServerCacheDir();
   let pending = inProcess.get(cacheDir);
   if (!pending) {
-    pending = build(cacheDir, options);
+    const log = options.log ?? ((line: string) => process.stderr.write(`[llama-server build] ${line}\n`));
+    pending = build(cacheDir, { ...options, log }).then<LlamaServerBuild>((b) => (b.binaryPath === undefined ? b : withCpuBackend(b, options.cpuBackend ?? "prebuilt", log)));
     inProcess.set(cacheDir, pending);
     pending.catch(() => inProcess.delete(cacheDir));
   }
   return pending;
 }
 
-async function build(cacheDir: string, options: LlamaServerBuildOptions): Promise<LlamaServerBuild> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`[llama-server build] ${line}\n`));
-  const mandatory = options.mandatory ?? process.env.CI === "true";
-  const jobs = options.jobs ?? 2;
+/** What a build would be: the cache entry, the source and the options, or why there can be none. Builds nothing. */
+export interface LlamaServerBuildPlan {
+  finalDir: string;
+  tag: string;
+  commit: string;
+  cpuVariant: string;
+  cmakeOptions: string[];
+  bundle: string;
+  patches: string[];
+  cmake: string;
+  ninja: boolean;
+  compilerVersion: string;
+}
 
+export async function planLlamaServerBuild(cacheDir: string = defaultLlamaServerCacheDir()): Promise<LlamaServerBuildPlan | { missing: string }> {
   const tools = await findToolchain();
-  if ("missing" in tools) {
-    const reason = `cannot build llama-server: ${tools.missing} not found (install cmake, a C++ compiler and git)`;
-    if (mandatory) throw new Error(`${reason}; it is mandatory under CI=true`);
-    return { binaryPath: undefined, reason };
-  }
-
+  if ("missing" in tools) return tools;
   const source = await findSource();
   const commit = await bundleCommit(source.bundle);
   const { cpuVariant, cpuOptions } = await cpuBackendOptions();
@@ -114,8 +133,34 @@ async function build(cacheDir: string, options: LlamaServerBuildOptions): Promis
     .update(JSON.stringify({ commit, cmakeOptions, patchTexts, compiler: tools.compilerVersion }))
     .digest("hex")
     .slice(0, 12);
-  const tag = source.tag;
-  const finalDir = join(cacheDir, `${tag}-${key}`);
+  return {
+    finalDir: join(cacheDir, `${source.tag}-${key}`),
+    tag: source.tag,
+    commit,
+    cpuVariant,
+    cmakeOptions,
+    bundle: source.bundle,
+    patches: source.patches,
+    cmake: tools.cmake,
+    ninja: tools.ninja,
+    compilerVersion: tools.compilerVersion,
+  };
+}
+
+type SourceBuild = Omit<LlamaServerBinary, "cpuBackend" | "sourceBinaryPath">;
+
+async function build(cacheDir: string, options: LlamaServerBuildOptions): Promise<SourceBuild | { binaryPath: undefined; reason: string }> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`[llama-server build] ${line}\n`));
+  const mandatory = options.mandatory ?? process.env.CI === "true";
+  const jobs = options.jobs ?? 2;
+
+  const plan = await planLlamaServerBuild(cacheDir);
+  if ("missing" in plan) {
+    const reason = `cannot build llama-server: ${plan.missing} not found (install cmake, a C++ compiler and git)`;
+    if (mandatory) throw new Error(`${reason}; it is mandatory under CI=true`);
+    return { binaryPath: undefined, reason };
+  }
+  const { finalDir, tag, commit, cpuVariant, cmakeOptions } = plan;
   const found = await finished(finalDir, { tag, commit, cpuVariant, cmakeOptions });
   if (found) return found;
 
@@ -127,23 +172,23 @@ async function build(cacheDir: string, options: LlamaServerBuildOptions): Promis
     if (again) return again;
 
     const started = Date.now();
+    await removeAbandonedBuilds(finalDir);
     const tmp = `${finalDir}.tmp-${process.pid}`;
-    await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
     try {
       log(`building llama-server ${tag} (${commit.slice(0, 12)}, CPU variant ${cpuVariant}) into ${finalDir}; this takes minutes on two cores`);
       const src = join(tmp, "src");
-      await must(runProcess("git", ["clone", "--quiet", source.bundle, src]), "git clone of node-llama-cpp's llama.cpp bundle");
-      for (const patch of source.patches) {
+      await must(runProcess("git", ["clone", "--quiet", plan.bundle, src]), "git clone of node-llama-cpp's llama.cpp bundle");
+      for (const patch of plan.patches) {
         const check = await runProcess("git", ["apply", "--check", patch], { cwd: src });
         if (check.code === 0) await must(runProcess("git", ["apply", patch], { cwd: src }), `git apply ${patch}`);
         else log(`patch ${patch} does not apply (already in the sources?); building without it`);
       }
       const buildDir = join(tmp, "build");
-      const generator = tools.ninja ? ["-G", "Ninja"] : [];
-      await must(runProcess(tools.cmake, ["-S", src, "-B", buildDir, ...generator, ...cmakeOptions]), "cmake configure");
+      const generator = plan.ninja ? ["-G", "Ninja"] : [];
+      await must(runProcess(plan.cmake, ["-S", src, "-B", buildDir, ...generator, ...cmakeOptions]), "cmake configure");
       await must(
-        runProcess(tools.cmake, ["--build", buildDir, "--target", "llama-server", "-j", String(jobs)], { onLine: progress(log) }),
+        runProcess(plan.cmake, ["--build", buildDir, "--target", "llama-server", "-j", String(jobs)], { onLine: progress(log) }),
         "cmake --build (llama-server)",
       );
       const built = join(buildDir, "bin", "llama-server");
@@ -153,7 +198,7 @@ async function build(cacheDir: string, options: LlamaServerBuildOptions): Promis
       await rm(src, { recursive: true, force: true });
       await rm(buildDir, { recursive: true, force: true });
       const builtInSeconds = Math.round((Date.now() - started) / 1000);
-      await writeFile(join(tmp, "build.json"), JSON.stringify({ tag, commit, cpuVariant, cmakeOptions, compiler: tools.compilerVersion, builtInSeconds }, null, 2));
+      await writeFile(join(tmp, "build.json"), JSON.stringify({ tag, commit, cpuVariant, cmakeOptions, compiler: plan.compilerVersion, builtInSeconds }, null, 2));
       await rename(tmp, finalDir);
       log(`llama-server built in ${builtInSeconds} s: ${join(finalDir, "bin", "llama-server")}`);
       return { binaryPath: join(finalDir, "bin", "llama-server"), dir: finalDir, tag, commit, cpuVariant, cmakeOptions, builtInSeconds };
@@ -166,7 +211,7 @@ async function build(cacheDir: string, options: LlamaServerBuildOptions): Promis
   }
 }
 
-async function finished(dir: string, info: Omit<LlamaServerBinary, "binaryPath" | "dir">): Promise<LlamaServerBinary | undefined> {
+async function finished(dir: string, info: Omit<SourceBuild, "binaryPath" | "dir">): Promise<SourceBuild | undefined> {
   const binaryPath = join(dir, "bin", "llama-server");
   return existsSync(join(dir, "build.json")) && existsSync(binaryPath) ? { binaryPath, dir, ...info } : undefined;
 }
@@ -218,6 +263,53 @@ async function acquireLock(lockPath: string, log: (line: string) => void): Promi
     }
     await new Promise((r) => setTimeout(r, 2_000));
   }
+}
+
+/** `<final>.tmp-<pid>` dirs of builds that were killed (their pid is gone); called with the lock held. */
+async function removeAbandonedBuilds(finalDir: string): Promise<void> {
+  const prefix = `${basename(finalDir)}.tmp-`;
+  for (const name of await readdir(dirname(finalDir))) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number.parseInt(name.slice(prefix.length), 10);
+    if (pid === process.pid || !alive(pid)) await rm(join(dirname(finalDir), name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * `<entry>/bin-prebuilt-cpu-<variant>/`: a copy of bin/ whose CPU backend is node-llama-cpp's prebuilt one (ggml
+ * loads `libggml-cpu*.so` from the executable's own folder, so the binary is copied, not linked). Made once, in a
+ * temp folder renamed into place. Falls back to the source-built backend, saying why, where there is no prebuilt
+ * library for this variant or its release is not the bundle's.
+ */
+async function withCpuBackend(b: SourceBuild, mode: "prebuilt" | "source", log: (line: string) => void): Promise<LlamaServerBinary> {
+  const source: LlamaServerBinary = { ...b, cpuBackend: "source", sourceBinaryPath: b.binaryPath };
+  if (mode === "source" || b.cpuVariant === "native") return source;
+  const nlc = (await findSource()).nodeLlamaCppDir;
+  const release = JSON.parse(await readFile(join(nlc, "llama", "binariesGithubRelease.json"), "utf8").catch(() => "{}")) as { release?: string };
+  if (release.release !== b.tag) {
+    log(`node-llama-cpp's prebuilt binaries are release ${release.release}, the bundle is ${b.tag}: using the CPU backend built from source`);
+    return source;
+  }
+  const file = `libggml-cpu-${b.cpuVariant}.so`;
+  const prebuilt = [join(nlc, "..", "@node-llama-cpp", "linux-x64", "bins", "linux-x64", file), join(nlc, "node_modules", "@node-llama-cpp", "linux-x64", "bins", "linux-x64", file)].find((f) => existsSync(f));
+  if (!prebuilt) {
+    log(`node-llama-cpp ships no ${file} here: using the CPU backend built from source`);
+    return source;
+  }
+  const dir = join(b.dir, `bin-prebuilt-cpu-${b.cpuVariant}`);
+  const result: LlamaServerBinary = { ...b, binaryPath: join(dir, "llama-server"), cpuBackend: "prebuilt", sourceBinaryPath: b.binaryPath };
+  if (existsSync(result.binaryPath)) return result;
+  const tmp = `${dir}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await cp(join(b.dir, "bin"), tmp, { recursive: true, verbatimSymlinks: true, filter: (f) => basename(f) !== "libggml-cpu.so" });
+  await copyFile(prebuilt, join(tmp, file));
+  try {
+    await rename(tmp, dir);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    if (!existsSync(result.binaryPath)) throw err;
+  }
+  return result;
 }
 
 function alive(pid: number): boolean {
