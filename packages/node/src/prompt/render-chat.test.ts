@@ -1,6 +1,6 @@
 import type { ChatMessage } from "@tessera/protocol";
 import { describe, expect, it } from "vitest";
-import { LLAMA_CPP_DEFAULT_TEMPLATE, formatFallbackPrompt, renderChat } from "./render-chat.js";
+import { LLAMA_CPP_DEFAULT_TEMPLATE, formatFallbackPrompt, hasToolTurns, renderChat } from "./render-chat.js";
 import { assemblePromptTokens, promptTokensRefusal } from "./prompt-tokens.js";
 
 const CHATML =
@@ -69,6 +69,9 @@ describe("renderChat", () => {
     expect(text).toContain('<tool_call>\n{"name": "weather", "arguments": {"city": "Paris"}}\n</tool_call>');
     expect(text).toContain("<tool_response>\n12 C\n</tool_response>");
     expect(text.endsWith("<|im_start|>assistant\n")).toBe(true);
+    // Such a chat has no canonical ids: each backend writes tool turns its own way.
+    expect(hasToolTurns(turns)).toBe(true);
+    expect(hasToolTurns(MESSAGES)).toBe(false);
   });
 
   it("a file without a template, or with llama.cpp's built-in default (what llama-server reports then), gets the fallback", () => {

@@ -57,6 +57,15 @@ export function hasOwnTemplate(template: string | undefined): template is string
   return typeof template === "string" && template.length > 0 && template !== LLAMA_CPP_DEFAULT_TEMPLATE;
 }
 
+/**
+ * Messages that carry tool calls or tool results. Backends offer tools and write earlier calls each their own way
+ * (the embedded engine's Hermes-style text, tool-prompt.ts; llama-server's `--jinja` template), so such a chat has no
+ * canonical prompt ids: none are reported or carried for it, and backends render it as before.
+ */
+export function hasToolTurns(messages: readonly ChatMessage[]): boolean {
+  return messages.some((m) => m.role === "tool" || (m.tool_calls?.length ?? 0) > 0);
+}
+
 /** Parsed templates by source: a node renders with one or two templates all its life. */
 const parsed = new Map<string, Template>();
 function compile(source: string): Template {

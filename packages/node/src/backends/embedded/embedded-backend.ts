@@ -374,7 +374,8 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       const loaded = await ensureLoaded();
       // The prompt exactly as this backend's generation renders it (no tools: answers with tools are never checked).
       // A raw prompt is scored as generation fed it (prompt-format.ts `rawPromptTokens`).
-      const prompt = request.rawPrompt ? rawPromptTokens(loaded.model, rawPromptOf(request)) : loaded.formatter.promptTokens(request.messages);
+      // Tool turns written as generation writes them (tool-prompt.ts), so a chat with tool history scores as it ran.
+      const prompt = request.rawPrompt ? rawPromptTokens(loaded.model, rawPromptOf(request)) : loaded.formatter.promptTokens(toolPromptMessages(request.messages, [], false));
       // A node that claims to have run other prompt ids than this reference renders is caught here (design.md).
       if (request.promptTokens !== undefined && !sameTokens(request.promptTokens, prompt)) {
         throw new PromptMismatchError(request.promptTokens.length, prompt.length);

@@ -77,6 +77,19 @@ describe("llama-server: canonical prompt", () => {
     }
   });
 
+  it("a chat with tool calls or tool results in its history keeps the chat route and reports no ids", async () => {
+    const { fetch, calls } = stub();
+    const adapter = createLlamaServerAdapter({ baseURL: "http://llama.test", fetch });
+    const messages = [
+      { role: "user" as const, content: "Weather?" },
+      { role: "assistant" as const, content: "", tool_calls: [{ id: "c1", type: "function" as const, function: { name: "weather", arguments: "{}" } }] },
+      { role: "tool" as const, content: "12 C", tool_call_id: "c1" },
+    ];
+    const parts = await collect(adapter.doStream({ model: "m", messages, sampling, reportPromptTokens: true }));
+    expect(parts.some((p) => p.type === "prompt")).toBe(false);
+    expect(calls.map((c) => c.path)).toEqual(["/v1/chat/completions"]);
+  });
+
   it("a server without /props and /tokenize (not llama.cpp's) gets the chat as before", async () => {
     const { fetch, calls } = stub({ props: false });
     const adapter = createLlamaServerAdapter({ baseURL: "http://llama.test", fetch });

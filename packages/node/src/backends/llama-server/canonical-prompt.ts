@@ -2,7 +2,7 @@ import { type ChatMessage, MAX_PROMPT_TOKEN_IDS, type StreamPart, TesseraError }
 import type { BackendAdapter, GenerateRequest, GenerateResult } from "../adapter.js";
 import { errorFromFetchFailure, errorFromResponse, errorPart } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
-import { type ChatTemplateSource, assemblePromptTokens, promptTokensRefusal, renderChat } from "../../prompt/index.js";
+import { type ChatTemplateSource, assemblePromptTokens, hasToolTurns, promptTokensRefusal, renderChat } from "../../prompt/index.js";
 
 /**
  * The canonical prompt on llama-server (backends/design.md "Canonical prompt"): the chat is rendered here, by the one
@@ -87,9 +87,12 @@ export function createLlamaServerPrompt(options: LlamaServerPromptOptions): Llam
   };
 }
 
-/** Chat jobs the canonical path runs: not raw (the text is the prompt), no tools or response_format (the chat route's). */
+/**
+ * Chat jobs the canonical path runs: not raw (the text is the prompt), no tools, tool turns or response_format (the
+ * chat route's: llama-server offers tools and compiles schemas itself).
+ */
 function canonicalApplies(request: GenerateRequest): boolean {
-  return !request.rawPrompt && !request.sampling.tools?.length && !request.sampling.response_format;
+  return !request.rawPrompt && !request.sampling.tools?.length && !request.sampling.response_format && !hasToolTurns(request.messages);
 }
 
 /**
