@@ -42,6 +42,11 @@ describe.each(flavours)("%s is sent response_format and tools as OpenAI spells t
       expect(plain).not.toHaveProperty("tools");
       const withTools = await sentBody(adapter, "m", requests, { ...base, tools: [WEATHER], tool_choice: { type: "function", function: { name: "get_weather" } }, parallel_tool_calls: false });
       expect(withTools).toMatchObject({ tools: [WEATHER], tool_choice: { type: "function", function: { name: "get_weather" } }, parallel_tool_calls: false });
+      // Log-probabilities for the checks go with every answer but a tool call (llama-server refuses them on a streamed
+      // tool job); a client's own ask still goes.
+      expect(plain).toMatchObject({ logprobs: true });
+      expect(withTools).not.toHaveProperty("logprobs");
+      expect(await sentBody(adapter, "m", requests, { ...base, tools: [WEATHER], logprobs: true })).toMatchObject({ logprobs: true });
     } finally {
       await fake.http.close();
     }

@@ -130,7 +130,9 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       ...mapGenerationOptions(request.sampling, this.options.generationOptions ?? { jsonObject: "native" }),
     };
     if (request.sampling.seed !== undefined) body.seed = request.sampling.seed;
-    if (this.options.requestLogprobs ?? true) body.logprobs = true;
+    // For the checks, unless the answer is a tool call: those are never checked, and llama-server refuses logprobs on
+    // a streamed tool job (HTTP 400 "logprobs is not supported with tools + stream"). A client's own ask still goes.
+    if ((this.options.requestLogprobs ?? true) && !request.sampling.tools?.length) body.logprobs = true;
     if (stream && (this.options.requestStreamUsage ?? true)) body.stream_options = { include_usage: true };
     return body;
   }
