@@ -415,6 +415,33 @@ describe("failover and draining between scripted nodes", () => {
     expect(seen[1]!.prompt_tokens).toBeUndefined();
   });
 
+  it("carries no prompt ids for a chat with tool turns in its history (each backend writes those its own way)", async () => {
+    const seen: Array<Parameters<ScriptedNode["onAssign"]>[0]> = [];
+    let first: ScriptedNode | undefined;
+    for (const n of [node, second]) {
+      n.onAssign = (job, self) => {
+        seen.push(job);
+        self.accept(job.job_id);
+        if (!first) {
+          first = self;
+          self.stream(job.job_id, [{ type: "prompt", tokens: [1, 2, 3] }, { type: "text-delta", text: "Hel", tokens: [1] }]);
+          setTimeout(() => void self.close(), 30);
+          return;
+        }
+        self.stream(job.job_id, [{ type: "text-delta", text: "lo", tokens: [2] }, { type: "usage", prompt_tokens: 6, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+      };
+    }
+    const messages = [
+      { role: "user", content: "Weather?" },
+      { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "weather", arguments: "{}" } }] },
+      { role: "tool", content: "12 C", tool_call_id: "c1" },
+    ];
+    const res = await api("POST", "/api/v1/jobs", { ...chat, messages, max_tokens: 12, stream: true });
+    expect(sseEvents(res.text).at(-1)).toBe("[DONE]");
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.prompt_tokens).toBeUndefined();
+  });
+
   it("tells the client node_disconnected when the other node cannot continue the answer", async () => {
     const { first } = firstNodeDiesAfterHello();
     for (const n of [node, second]) {
