@@ -133,7 +133,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     onCooldown: (offence) => prometheus.cooldownsStarted.inc({ offence }),
   });
   prometheus.observeStanding(() => standing.tally(Array.from(registry.all(), (node) => node.id)));
-  const checks = new SpotChecks({
+  const checkPolicy = {
     registry,
     standing,
     clock,
@@ -142,6 +142,9 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     namedReferences: new Set(config.referenceNodes),
     rateOverride: config.checkRate,
     timeoutMs: CHECK_TIMEOUT_MS,
+  };
+  const checks = new SpotChecks({
+    ...checkPolicy,
     metrics: { checked: (result) => prometheus.checks.inc({ result }), skipped: (reason) => prometheus.checksSkipped.inc({ reason }) },
   });
   jobs = new JobManager({
@@ -214,15 +217,8 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   });
   sharding = shards;
   stageChecks = new StageChecks({
-    registry,
-    standing,
+    ...checkPolicy,
     replays: shards,
-    clock,
-    logger,
-    random: Math.random,
-    namedReferences: new Set(config.referenceNodes),
-    rateOverride: config.checkRate,
-    timeoutMs: CHECK_TIMEOUT_MS,
     metrics: { checked: (result) => prometheus.stageChecks.inc({ result }), skipped: (reason) => prometheus.stageChecksSkipped.inc({ reason }) },
   });
   const admission = new Admission(store, clock, config.admission);

@@ -1,11 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { ChatMessage, CheckError, CheckScores, Sampling } from "@tessera/protocol";
-import type { Clock } from "../clock.js";
-import type { Logger } from "../logger.js";
-import type { NodeRegistry } from "../registry.js";
 import { checkVerdict, type Verdict } from "./check-verdict.js";
 import { type SampledVerdict, sampledVerdict } from "./sampled-check.js";
-import type { NodeStanding } from "./node-standing.js";
+import type { CheckPolicy } from "./check-policy.js";
 
 /**
  * A delivered answer that one node produced alone and ended itself (its own finish: not cut by a stop sequence or
@@ -36,24 +33,7 @@ const FORCED_MARK_MS = 3_600_000;
 /** Why a delivered answer was not checked although it was drawn. */
 export type SkipReason = "not_checkable" | "no_reference";
 
-export interface SpotCheckMetrics {
-  checked(result: "passed" | "failed" | "abandoned"): void;
-  skipped(reason: SkipReason): void;
-}
-
-export interface SpotChecksDeps {
-  registry: NodeRegistry;
-  standing: Pick<NodeStanding, "checkRate" | "recordCheck" | "isQuarantined" | "tier">;
-  clock: Clock;
-  logger: Logger;
-  random: () => number;
-  /** Keys (node or operator) the owner names as references, whatever their tier (`--reference-node`). */
-  namedReferences: ReadonlySet<string>;
-  /** Overrides every tier's check rate (`--check-rate`); undefined: the tier's rate. */
-  rateOverride: number | undefined;
-  timeoutMs: number;
-  metrics?: SpotCheckMetrics;
-}
+export type SpotChecksDeps = CheckPolicy<SkipReason>;
 
 interface PendingCheck {
   answer: DeliveredAnswer & { outputTokens: number[] };

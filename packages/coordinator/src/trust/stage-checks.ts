@@ -1,8 +1,5 @@
 import { TesseraError, decodeActivationFrame, type DecodedActivationFrame } from "@tessera/protocol";
-import type { Clock } from "../clock.js";
-import type { Logger } from "../logger.js";
-import type { NodeRegistry } from "../registry.js";
-import type { NodeStanding } from "./node-standing.js";
+import type { CheckPolicy } from "./check-policy.js";
 import { stageVerdict } from "./stage-check-verdict.js";
 
 /**
@@ -52,26 +49,12 @@ export interface StageReplayPort {
 
 export type StageSkipReason = "no_reference" | "too_large" | "busy" | "bad_record";
 
-export interface StageCheckMetrics {
-  checked(result: "passed" | "failed" | "abandoned"): void;
-  skipped(reason: StageSkipReason): void;
-}
-
-export interface StageChecksDeps {
-  registry: NodeRegistry;
-  standing: Pick<NodeStanding, "checkRate" | "recordCheck" | "isQuarantined" | "tier">;
+export interface StageChecksDeps extends CheckPolicy<StageSkipReason> {
   replays: StageReplayPort;
-  clock: Clock;
-  logger: Logger;
-  random: () => number;
-  namedReferences: ReadonlySet<string>;
-  rateOverride: number | undefined;
-  timeoutMs: number;
   /** Bytes of saved frames one check may keep (inputs and outputs up to the sampled step); default 16 MiB. */
   maxBytes?: number;
   /** Checks in flight at once; more are skipped (`busy`); default 32. */
   maxPending?: number;
-  metrics?: StageCheckMetrics;
 }
 
 interface PendingStageCheck {
