@@ -450,7 +450,10 @@ export class JobManager {
   private takeBack(job: LiveJob, opts: { exclude: boolean; front?: boolean; offence?: Offence }): void {
     const attempt = this.endAttempt(job);
     if (!attempt) return;
-    if (opts.offence) this.o.standing?.recordOutcome(attempt.nodeId, opts.offence);
+    if (opts.offence) {
+      this.o.standing?.recordOutcome(attempt.nodeId, opts.offence);
+      this.checkPartAnswered(job, attempt);
+    }
     if (opts.exclude) job.excludedNodes.add(attempt.nodeId);
     this.cancelOnNode(job, attempt.nodeId, "reassigned");
     if (job.text.length > 0 && job.completionTokens >= job.sampling.max_tokens) {
@@ -465,6 +468,31 @@ export class JobManager {
     job.queuedAt = this.o.clock.now();
     if (opts.front) this.pending.unshift(job);
     else this.pending.push(job);
+  }
+
+  /**
+   * The part of an answer that its first node delivered before it left (lost, stalled or failed), handed to the spot
+   * checks as an answer cut at its own length: its tokens, its log-probabilities and the prompt ids it claimed are
+   * judged like any answer's, so a node cannot lie (about its prompt ids, to steer the node that continues, or about
+   * its tokens) and then walk away unchecked. Later parts are not checked: their prompt includes another node's text.
+   */
+  private checkPartAnswered(job: LiveJob, attempt: Attempt): void {
+    const tokens = attempt.relayedTokens;
+    if (attempt.continuation || !tokens || tokens.length === 0) return;
+    this.o.checks?.afterDelivery({
+      jobId: job.id,
+      nodeId: attempt.nodeId,
+      model: job.model,
+      messages: job.messages,
+      ...(job.rawPrompt ? { rawPrompt: true } : {}),
+      ...(job.promptTokenIds ? { promptTokens: [...job.promptTokenIds] } : {}),
+      // Judged as cut by its token budget: no end-of-sequence claim, and the length is what it delivered.
+      sampling: { ...job.sampling, max_tokens: tokens.length },
+      outputTokens: [...tokens],
+      ...(attempt.relayedLogprobs?.length === tokens.length ? { logprobs: [...attempt.relayedLogprobs] } : {}),
+      finishReason: "length",
+      claimedUsage: undefined,
+    });
   }
 
   private endAttempt(job: LiveJob, result?: { commitment: string; signature: string }): NonNullable<LiveJob["attempt"]> | undefined {
