@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { type CheckScore, type ModelFeature, type NodeRegister, type ScoredPosition, signDelegation } from "@tessera/protocol";
+import { type CheckScore, type ModelFeature, type NodeRegister, type ScoredPosition, type StreamPart, signDelegation } from "@tessera/protocol";
 import OpenAI from "openai";
 import type { CoordinatorConfig } from "../src/config.js";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
@@ -118,7 +118,11 @@ describe("spot checks", () => {
     expect(net.nodes[1]!.checks[0]).toMatchObject({ prompt_tokens: [1, 30, 31, 32], output_tokens: ANSWER });
   });
 
-  it("the part a first node delivered before it left is checked, cut at its length: false prompt ids fail it; the continued answer is not checked", async () => {
+  /**
+   * Three scoring nodes, each its own operator and a named reference. Whichever gets the unpinned job first streams
+   * `firstParts` and drops its session; the next continues with the last token. Returns the first node's id.
+   */
+  async function failOverAfter(firstParts: StreamPart[], onCheck: ScriptedNode["onCheck"]): Promise<{ firstId: string; checks: () => CheckScore[] }> {
     const members = [newNode(), newNode(), newNode()];
     const net = await network({ checkRate: 1, referenceNodes: members.map((m) => m.id) }, members.map((node) => ({ node, scoring: true })));
     let first: ScriptedNode | undefined;
@@ -127,13 +131,13 @@ describe("spot checks", () => {
         self.accept(job.job_id);
         if (!first) {
           first = self;
-          self.stream(job.job_id, [{ type: "prompt", tokens: [1, 30, 31] }, { type: "text-delta", text: "a", tokens: [ANSWER[0]!] }, { type: "text-delta", text: "b", tokens: [ANSWER[1]!] }]);
+          self.stream(job.job_id, firstParts);
           setTimeout(() => void self.close(), 30);
           return;
         }
-        self.stream(job.job_id, [{ type: "text-delta", text: "c", tokens: [ANSWER[2]!] }, { type: "usage", prompt_tokens: 5, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+        self.stream(job.job_id, [{ type: "text-delta", text: "c", tokens: [ANSWER[2]!] }, { type: "usage", prompt_tokens: 7, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
       };
-      n.onCheck = (check, self) => self.send({ type: "check.error", check_id: check.check_id, message: "prompt_mismatch: 3 ids, 5 rendered", reason: "prompt_mismatch" });
+      n.onCheck = onCheck;
     }
     const res = await fetch(`${net.baseUrl}/api/v1/jobs`, {
       method: "POST",
@@ -141,41 +145,26 @@ describe("spot checks", () => {
       body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 8, temperature: 0, stream: true }),
     });
     expect(await res.text()).toContain('"text":"c"');
-    const firstId = members[net.nodes.indexOf(first!)]!.id;
+    return { firstId: members[net.nodes.indexOf(first!)]!.id, checks: () => net.nodes.flatMap((n) => n.checks) };
+  }
+
+  it("the part a first node delivered before it left is checked, cut at its length: false prompt ids fail it; the continued answer is not checked", async () => {
+    const { firstId, checks } = await failOverAfter(
+      [{ type: "prompt", tokens: [1, 30, 31] }, { type: "text-delta", text: "a", tokens: [ANSWER[0]!] }, { type: "text-delta", text: "b", tokens: [ANSWER[1]!] }],
+      (check, self) => self.send({ type: "check.error", check_id: check.check_id, message: "prompt_mismatch: 3 ids, 5 rendered", reason: "prompt_mismatch" }),
+    );
     await until("check recorded", () => t!.coordinator.ctx.standing.view(firstId, t!.clock.now()).checksFailed === 1);
-    const checks = net.nodes.flatMap((n) => n.checks);
-    expect(checks).toHaveLength(1);
-    expect(checks[0]).toMatchObject({ prompt_tokens: [1, 30, 31], output_tokens: [ANSWER[0], ANSWER[1]] });
+    expect(checks()).toHaveLength(1);
+    expect(checks()[0]).toMatchObject({ prompt_tokens: [1, 30, 31], output_tokens: [ANSWER[0], ANSWER[1]] });
   });
 
   it("an honest first node's delivered part passes its check as an answer cut at its length", async () => {
-    const members = [newNode(), newNode(), newNode()];
-    const net = await network({ checkRate: 1, referenceNodes: members.map((m) => m.id) }, members.map((node) => ({ node, scoring: true })));
-    let first: ScriptedNode | undefined;
-    for (const n of net.nodes) {
-      n.onAssign = (job, self) => {
-        self.accept(job.job_id);
-        if (!first) {
-          first = self;
-          self.stream(job.job_id, [{ type: "text-delta", text: "ab", tokens: [ANSWER[0]!, ANSWER[1]!] }]);
-          setTimeout(() => void self.close(), 30);
-          return;
-        }
-        self.stream(job.job_id, [{ type: "text-delta", text: "c", tokens: [ANSWER[2]!] }, { type: "usage", prompt_tokens: 7, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
-      };
-      // The reference finds EOS unlikely after the part: a cut answer is never judged on where it ended.
-      n.onCheck = (check, self) =>
-        self.send({ type: "check.scores", check_id: check.check_id, prompt_tokens: 5, positions: check.output_tokens.map((token) => ({ token, logprob: -0.1, rank: 1 })), eos: { logprob: -12, rank: 900 } });
-    }
-    const res = await fetch(`${net.baseUrl}/api/v1/jobs`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${t!.token}`, "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 8, temperature: 0, stream: true }),
-    });
-    await res.text();
-    const firstId = members[net.nodes.indexOf(first!)]!.id;
+    // The reference finds EOS unlikely after the part: a cut answer is never judged on where it ended.
+    const { firstId, checks } = await failOverAfter([{ type: "text-delta", text: "ab", tokens: [ANSWER[0]!, ANSWER[1]!] }], (check, self) =>
+      self.send({ type: "check.scores", check_id: check.check_id, prompt_tokens: 5, positions: check.output_tokens.map((token) => ({ token, logprob: -0.1, rank: 1 })), eos: { logprob: -12, rank: 900 } }),
+    );
     await until("check recorded", () => t!.coordinator.ctx.standing.view(firstId, t!.clock.now()).checksPassed === 1);
-    expect(net.nodes.flatMap((n) => n.checks)).toHaveLength(1);
+    expect(checks()).toHaveLength(1);
   });
 
   it("a llama-server node's answer is checked by an embedded reference (one canonical prompt), an Ollama node's is not", async () => {

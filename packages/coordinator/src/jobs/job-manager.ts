@@ -24,7 +24,7 @@ import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
 import type { NodeStanding, Offence } from "../trust/node-standing.js";
-import type { SpotChecks } from "../trust/spot-checks.js";
+import type { DeliveredAnswer, SpotChecks } from "../trust/spot-checks.js";
 import type { JobBilling } from "../payments/job-billing.js";
 import { decisionTimer } from "./decision-timer.js";
 import { scanForStop } from "./stop-sequences.js";
@@ -479,20 +479,8 @@ export class JobManager {
   private checkPartAnswered(job: LiveJob, attempt: Attempt): void {
     const tokens = attempt.relayedTokens;
     if (attempt.continuation || !tokens || tokens.length === 0) return;
-    this.o.checks?.afterDelivery({
-      jobId: job.id,
-      nodeId: attempt.nodeId,
-      model: job.model,
-      messages: job.messages,
-      ...(job.rawPrompt ? { rawPrompt: true } : {}),
-      ...(job.promptTokenIds ? { promptTokens: [...job.promptTokenIds] } : {}),
-      // Judged as cut by its token budget: no end-of-sequence claim, and the length is what it delivered.
-      sampling: { ...job.sampling, max_tokens: tokens.length },
-      outputTokens: [...tokens],
-      ...(attempt.relayedLogprobs?.length === tokens.length ? { logprobs: [...attempt.relayedLogprobs] } : {}),
-      finishReason: "length",
-      claimedUsage: undefined,
-    });
+    // Judged as cut by its token budget: no end-of-sequence claim, and the length is what it delivered.
+    this.o.checks?.afterDelivery(deliveredAnswer(job, attempt, { sampling: { ...job.sampling, max_tokens: tokens.length }, finishReason: "length", claimedUsage: undefined }));
   }
 
   private endAttempt(job: LiveJob, result?: { commitment: string; signature: string }): NonNullable<LiveJob["attempt"]> | undefined {
@@ -617,19 +605,13 @@ export class JobManager {
     this.o.metrics?.jobsFinished.inc({ status: "completed", error: "" });
     job.emit({ type: "done", job });
     if (opts.endedByNode && attempt && !attempt.continuation && job.segments.length === 1) {
-      this.o.checks?.afterDelivery({
-        jobId: job.id,
-        nodeId: attempt.nodeId,
-        model: job.model,
-        messages: job.messages,
-        ...(job.rawPrompt ? { rawPrompt: true } : {}),
-        ...(job.promptTokenIds ? { promptTokens: [...job.promptTokenIds] } : {}),
-        sampling: job.sampling,
-        outputTokens: attempt.relayedTokens ? [...attempt.relayedTokens] : undefined,
-        ...(attempt.relayedLogprobs?.length ? { logprobs: [...attempt.relayedLogprobs] } : {}),
-        finishReason: reason,
-        claimedUsage: attempt.reportedUsage && { promptTokens: attempt.reportedUsage.prompt_tokens, completionTokens: attempt.reportedUsage.completion_tokens },
-      });
+      this.o.checks?.afterDelivery(
+        deliveredAnswer(job, attempt, {
+          sampling: job.sampling,
+          finishReason: reason,
+          claimedUsage: attempt.reportedUsage && { promptTokens: attempt.reportedUsage.prompt_tokens, completionTokens: attempt.reportedUsage.completion_tokens },
+        }),
+      );
     }
     this.dispatch();
   }
@@ -802,6 +784,21 @@ export class JobManager {
     if (!job || job.finished || job.attempt?.nodeId !== nodeId) return undefined;
     return job;
   }
+}
+
+/** An attempt's answer as the spot checks take it: what it relayed, under the job's prompt. */
+function deliveredAnswer(job: LiveJob, attempt: Attempt, how: Pick<DeliveredAnswer, "sampling" | "finishReason" | "claimedUsage">): DeliveredAnswer {
+  return {
+    jobId: job.id,
+    nodeId: attempt.nodeId,
+    model: job.model,
+    messages: job.messages,
+    ...(job.rawPrompt ? { rawPrompt: true } : {}),
+    ...(job.promptTokenIds ? { promptTokens: [...job.promptTokenIds] } : {}),
+    outputTokens: attempt.relayedTokens ? [...attempt.relayedTokens] : undefined,
+    ...(attempt.relayedLogprobs?.length ? { logprobs: [...attempt.relayedLogprobs] } : {}),
+    ...how,
+  };
 }
 
 function short(nodeId: string): string {
