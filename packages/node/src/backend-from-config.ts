@@ -86,8 +86,12 @@ export async function createBackendFromConfig(config: NodeConfig, context: Backe
     ollamaKeepAlive: config.ollama_keep_alive,
     apiKey: config.backend_api_key || undefined,
     embeddingModels: config.embedding_models,
+    ...(config.reference_scoring ? { referenceScoring: { eosTokenIds: config.score_eos_token_ids } } : {}),
     fetch,
   });
+  if (config.reference_scoring && !adapter?.score) {
+    logger.warn(`reference_scoring is on, but backend ${probe.kind} scores only on vLLM and SGLang (llama-server and the embedded engine always do): this node is no reference`);
+  }
   if (!adapter) throw new TesseraError("internal_error", `no adapter for backend ${probe.kind}`);
   return adapter;
 }

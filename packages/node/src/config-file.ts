@@ -27,14 +27,15 @@ export function renderNodeToml(values: Partial<NodeSettings>, defaultLogFile: st
 }
 
 function tomlDefault(defaultText: string, name: string): string {
-  if (name === "served_models" || name === "embedding_models") return "[]";
+  if (name === "served_models" || name === "embedding_models" || name === "score_eos_token_ids") return "[]";
+  if (defaultText === "true" || defaultText === "false") return defaultText;
   if (name === "vllm_instances") return '[{ host = "http://127.0.0.1:8001", model = "Qwen/Qwen2.5-7B-Instruct" }]';
   return /^-?\d+(\.\d+)?$/.test(defaultText) ? defaultText : JSON.stringify(defaultText);
 }
 
 /** JSON strings are valid TOML basic strings (same escapes); arrays and objects become inline arrays/tables. */
 function tomlValue(value: unknown): string {
-  if (typeof value === "number") return String(value);
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
   if (Array.isArray(value)) return `[${value.map(tomlValue).join(", ")}]`;
   if (typeof value === "object" && value !== null) {
     const fields = Object.entries(value).filter(([, v]) => v !== undefined);

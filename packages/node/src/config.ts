@@ -41,6 +41,8 @@ export interface NodeSettings {
   llama_server_host: string;
   openai_compatible_host: string;
   backend_api_key: string;
+  reference_scoring: boolean;
+  score_eos_token_ids: number[];
   probe_timeout_ms: number;
   max_concurrency: number;
   heartbeat_interval_s: number;
@@ -126,6 +128,25 @@ function list(raw: unknown): string[] {
   const names = items.map((s) => s.trim()).filter((s) => s !== "");
   for (const name of names) if (name.length > 256) throw new InvalidValue("model names are at most 256 characters");
   return [...new Set(names)];
+}
+
+/** A switch: TOML true/false, or on/off, true/false, 1/0, yes/no from a flag or env var. */
+function onOff(raw: unknown): boolean {
+  if (typeof raw === "boolean") return raw;
+  const value = text(raw).trim().toLowerCase();
+  if (["true", "on", "1", "yes"].includes(value)) return true;
+  if (["false", "off", "0", "no", ""].includes(value)) return false;
+  throw new InvalidValue("must be true or false (on/off, 1/0)");
+}
+
+/** Token ids: a TOML array of integers, or comma-separated integers from a flag or env var. */
+function tokenIds(raw: unknown): number[] {
+  const items = Array.isArray(raw) ? raw : text(raw).split(",").map((s) => s.trim()).filter((s) => s !== "");
+  return items.map((item) => {
+    const value = typeof item === "number" ? item : Number(String(item).trim());
+    if (!Number.isInteger(value) || value < 0 || value >= 2 ** 31) throw new InvalidValue("must be token ids: non-negative integers, comma-separated");
+    return value;
+  });
 }
 
 function spec<K extends SettingName>(s: SettingSpec<K>): SettingSpec<K> {
@@ -234,6 +255,8 @@ export const NODE_SETTINGS = [
   backendSpec("llama_server_host", host(8080)),
   backendSpec("openai_compatible_host", (raw) => (text(raw) === "" ? "" : host(8000)(raw))),
   backendSpec("backend_api_key", text),
+  backendSpec("reference_scoring", onOff, "<on|off>"),
+  backendSpec("score_eos_token_ids", tokenIds, "<ids>"),
   backendSpec("probe_timeout_ms", number(1, 600_000, true), "<ms>"),
   spec({
     name: "max_concurrency", env: "TESSERA_MAX_CONCURRENCY", flag: "--max-concurrency", arg: "<n>",

@@ -36,6 +36,20 @@ export const BACKEND_SETTINGS: readonly BackendSetting[] = [
   { key: "llama_server_host", env: "LLAMA_SERVER_HOST", default: "http://127.0.0.1:8080", description: "llama.cpp llama-server or llama-swap." },
   { key: "openai_compatible_host", env: "TESSERA_OPENAI_COMPATIBLE_HOST", default: "", description: 'Any other OpenAI-compatible server (backend = "openai-compatible").' },
   { key: "backend_api_key", env: "TESSERA_BACKEND_API_KEY", default: "", description: "Bearer token for an OpenAI-compatible backend started with --api-key." },
+  {
+    key: "reference_scoring",
+    env: "TESSERA_REFERENCE_SCORING",
+    default: "false",
+    description:
+      "vLLM or SGLang: score other nodes' answers for spot checks (prompt log-probabilities, 20 a position), so the coordinator may use this node as a reference; its models are then announced as able to score (docs/operator-backends.md).",
+  },
+  {
+    key: "score_eos_token_ids",
+    env: "TESSERA_SCORE_EOS_TOKEN_IDS",
+    default: "",
+    description:
+      "The served model's end-of-sequence token ids, scored after an answer that stopped (comma-separated). vLLM: read from GET /tokenizer_info (--enable-tokenizer-info-endpoint) when empty; SGLang: required with reference_scoring.",
+  },
   { key: "probe_timeout_ms", env: "TESSERA_PROBE_TIMEOUT_MS", default: "1500", description: "How long each backend probe waits at daemon start." },
 ];
 

@@ -23,15 +23,20 @@ export interface CreateBackendOptions {
   apiKey?: string;
   /** Models the HTTP backend serves as embedding models (the `embedding_models` setting): announced for embeddings only. */
   embeddingModels?: readonly string[];
+  /**
+   * vLLM and SGLang: serve as a spot-check reference (the `reference_scoring` setting), with the model's
+   * end-of-sequence ids (`score_eos_token_ids`; vLLM reads them from its server when empty, SGLang needs them).
+   */
+  referenceScoring?: { eosTokenIds: readonly number[] };
   fetch?: typeof globalThis.fetch;
 }
 
 export function createBackendAdapter(options: CreateBackendOptions): BackendAdapter | undefined {
-  const { kind, fetch, apiKey, embeddingModels } = options;
+  const { kind, fetch, apiKey, embeddingModels, referenceScoring } = options;
   if (kind === "embedded") return undefined;
   if (kind === "vllm") {
     const instances = options.vllmInstances?.length ? options.vllmInstances : options.baseURL ? [{ host: options.baseURL }] : [];
-    return createVllmAdapter({ instances, fetch, apiKey, embeddingModels });
+    return createVllmAdapter({ instances, fetch, apiKey, embeddingModels, ...(referenceScoring ? { scoring: { eosTokenIds: referenceScoring.eosTokenIds } } : {}) });
   }
   const baseURL = options.baseURL;
   if (!baseURL) throw new TesseraError("bad_request", `backend ${kind} needs a host (see docs/operator-backends.md)`);
@@ -39,7 +44,14 @@ export function createBackendAdapter(options: CreateBackendOptions): BackendAdap
     case "ollama":
       return createOllamaAdapter({ baseURL, fetch, keepAlive: options.ollamaKeepAlive, embeddingModels });
     case "sglang":
-      return createSglangAdapter({ baseURL, fetch, apiKey, embeddingModels });
+      if (referenceScoring && referenceScoring.eosTokenIds.length === 0) {
+        throw new TesseraError(
+          "bad_request",
+          "reference_scoring on SGLang needs the model's end-of-sequence ids (SGLang serves no endpoint naming them): set --score-eos-token-ids, TESSERA_SCORE_EOS_TOKEN_IDS or score_eos_token_ids",
+          { param: "score_eos_token_ids" },
+        );
+      }
+      return createSglangAdapter({ baseURL, fetch, apiKey, embeddingModels, ...(referenceScoring ? { scoring: { eosTokenIds: referenceScoring.eosTokenIds } } : {}) });
     case "max":
       return createMaxAdapter({ baseURL, fetch, apiKey, embeddingModels });
     case "llama-server":

@@ -1,8 +1,9 @@
 import { TesseraError, type StreamPart } from "@tessera/protocol";
-import type { BackendAdapter, BackendModel, EmbeddingRequest, EmbeddingResult, GenerateRequest, GenerateResult, HealthResult } from "../adapter.js";
+import type { BackendAdapter, BackendModel, EmbeddingRequest, EmbeddingResult, GenerateRequest, GenerateResult, HealthResult, ScoreRequest, ScoreResult } from "../adapter.js";
 import { errorPart } from "../http/backend-error.js";
 import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compatible-adapter.js";
 import { routeByModel, type VllmInstance } from "./route-by-model.js";
+import { createVllmScorer } from "./vllm-score.js";
 
 /**
  * vLLM (`vllm serve`, default `:8000`), one or several instances `[{host, model}]`, routed by requested model.
@@ -13,6 +14,8 @@ import { routeByModel, type VllmInstance } from "./route-by-model.js";
  *   listed, so the node never advertises it); throws only when no instance answers.
  * - `response_format` and `tools` go as OpenAI spells them (guided decoding; tools need `--enable-auto-tool-choice`
  *   and a `--tool-call-parser`, without which vLLM answers 400 and the client hears it).
+ * - With `scoring` (the operator's `reference_scoring`), each instance scores given tokens for spot checks through
+ *   `prompt_logprobs` (vllm-score.ts), and its models are announced with `scoring: true`; without it, never.
  */
 export interface VllmOptions {
   instances: VllmInstance[];
@@ -20,10 +23,18 @@ export interface VllmOptions {
   apiKey?: string;
   /** Models served as embedding models (`vllm serve --task embed`): announced for `/v1/embeddings` only. */
   embeddingModels?: readonly string[];
+  /**
+   * Serve as a spot-check reference: score other nodes' answers (vllm-score.ts). `eosTokenIds` are the model's
+   * end-of-sequence ids; when absent they are read from `GET /tokenizer_info` (`--enable-tokenizer-info-endpoint`).
+   */
+  scoring?: { eosTokenIds?: readonly number[] };
 }
 
 export function createVllmAdapter(options: VllmOptions): BackendAdapter {
   if (options.instances.length === 0) throw new TesseraError("bad_request", "vllm: at least one instance {host, model} is required");
+  const fetchFn = options.fetch ?? globalThis.fetch;
+  const headers: Record<string, string> = { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) };
+  const scoring = options.scoring;
   const instances = options.instances.map((instance) => ({
     ...instance,
     adapter: createOpenAICompatibleAdapter({
@@ -33,6 +44,9 @@ export function createVllmAdapter(options: VllmOptions): BackendAdapter {
       kind: "vllm",
       assistantPrefix: "continue-final-message",
       embeddingModels: options.embeddingModels,
+      ...(scoring
+        ? { score: createVllmScorer({ baseURL: instance.host, fetch: fetchFn, headers, kind: "vllm", ...(scoring.eosTokenIds?.length ? { eosTokenIds: scoring.eosTokenIds } : {}) }) }
+        : {}),
     }),
   }));
 
@@ -45,8 +59,11 @@ export function createVllmAdapter(options: VllmOptions): BackendAdapter {
     return target.adapter;
   }
 
+  const score = scoring ? (request: ScoreRequest): Promise<ScoreResult> => route(request.model).score!(request) : undefined;
+
   return {
     kind: "vllm",
+    ...(score ? { score } : {}),
 
     async health(signal?: AbortSignal): Promise<HealthResult> {
       const results = await Promise.all(instances.map((i) => i.adapter.health(signal)));
