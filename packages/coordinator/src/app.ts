@@ -17,6 +17,7 @@ import { openaiEmbeddingRoutes } from "./routes/openai-embeddings.js";
 import { receiptRoutes } from "./routes/receipts.js";
 import { payoutRoutes } from "./routes/payouts.js";
 import { billingRoutes } from "./routes/billing.js";
+import { dashboardRoutes } from "./dashboard/index.js";
 
 /** The largest body any route takes (chat requests); node and operator routes take far less (request-guard.ts). */
 export const MAX_BODY_BYTES = CLIENT_BODY_LIMIT;
@@ -48,5 +49,6 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
   billingRoutes(app, ctx);
   receiptRoutes(app, ctx);
   payoutRoutes(app, ctx);
+  dashboardRoutes(app, ctx);
   return app;
 }

@@ -1,0 +1,50 @@
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import type { AuthThrottle } from "../auth-throttle.js";
+import type { Clock } from "../clock.js";
+import type { CoordinatorContext } from "../context.js";
+import type { Logger } from "../logger.js";
+import type { Store } from "../store/types.js";
+import type { NetworkSource } from "./network-source.js";
+import { networkSourceOf } from "./network-source.js";
+
+/**
+ * What the dashboard routes use, and nothing more. `dashboardDepsOf` is the one place that reads the coordinator's
+ * context, so when routes take explicit dependencies this file is the only one that changes.
+ */
+export interface DashboardDeps {
+  clock: Clock;
+  logger: Logger;
+  /** Open mode: the public API serves callers without a key, and anyone may make themselves a key here. */
+  open: boolean;
+  apiKeys: Pick<Store, "findApiKeyByHash" | "createApiKey" | "listApiKeys" | "revokeApiKey">;
+  /** Failed sign-ins count with every other failed authentication from the same address. */
+  throttle: AuthThrottle;
+  network: NetworkSource;
+  /** The built dashboard (index.html and assets/), or undefined when `@tessera/dashboard` is not built. */
+  staticDir: string | undefined;
+  /** The rate limit a key made here gets (the coordinator's `--rate-limit`, as `tessera coordinator keys create`). */
+  defaultRateLimitPerMinute: number;
+}
+
+/** Where `@tessera/dashboard`'s build lives: its package's dist/ (present once `npm install` or `npm run build` ran). */
+export function builtDashboardDir(): string | undefined {
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve("@tessera/dashboard/package.json")), "dist");
+  } catch {
+    return undefined;
+  }
+}
+
+export function dashboardDepsOf(ctx: CoordinatorContext): DashboardDeps {
+  return {
+    clock: ctx.clock,
+    logger: ctx.logger,
+    open: ctx.config.open,
+    apiKeys: ctx.store,
+    throttle: ctx.authThrottle,
+    network: networkSourceOf(ctx),
+    staticDir: builtDashboardDir(),
+    defaultRateLimitPerMinute: ctx.config.rateLimitPerMinute,
+  };
+}

@@ -1,0 +1,227 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Fastify from "fastify";
+import { afterEach, describe, expect, it } from "vitest";
+import { SseDecoder } from "@tessera/protocol";
+import { dashboardDepsOf } from "../src/dashboard/deps.js";
+import { mountDashboard } from "../src/dashboard/index.js";
+import { installErrorHandling } from "../src/http/errors.js";
+import { installJsonBody } from "../src/http/json-body.js";
+import { createLogger } from "../src/logger.js";
+import { type ScriptedNetwork, scriptedNetwork } from "./harness.js";
+
+/**
+ * The dashboard's API over real HTTP (cookies travel as a browser sends them): sign-in, the session cookie, CSRF,
+ * self-service keys, the public API called through the session (streaming included), the network figures, and
+ * the static build. Bad input and missing sessions get the same stable error codes as every other route.
+ */
+let net: ScriptedNetwork;
+afterEach(async () => net?.close());
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: () => any;
+}
+
+async function call(method: string, path: string, options: { body?: unknown; cookie?: string; csrf?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.body !== undefined) headers["content-type"] = "application/json";
+  if (options.cookie) headers.cookie = options.cookie;
+  if (options.csrf) headers["x-tessera-csrf"] = options.csrf;
+  const res = await fetch(net.baseUrl + path, { method, headers, ...(options.body === undefined ? {} : { body: typeof options.body === "string" ? options.body : JSON.stringify(options.body) }) });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
+}
+
+function expectError(res: Answer, status: number, code: string) {
+  expect({ status: res.status, error: res.json().error }).toEqual({ status, error: code });
+  expect(typeof res.json().error_message).toBe("string");
+}
+
+async function signIn(apiKey: string): Promise<{ cookie: string; csrf: string }> {
+  const res = await call("POST", "/dashboard/api/session", { body: { api_key: apiKey } });
+  expect(res.status).toBe(200);
+  const setCookie = res.headers.get("set-cookie")!;
+  return { cookie: setCookie.split(";")[0]!, csrf: res.json().csrf_token };
+}
+
+describe("dashboard sign-in", () => {
+  it("signs in with an API key into an HttpOnly, SameSite=Strict cookie, and refuses bad sign-ins", async () => {
+    net = await scriptedNetwork(0);
+    expect((await call("GET", "/dashboard/api/session")).json()).toEqual({ signed_in: false, open: false });
+
+    expectError(await call("POST", "/dashboard/api/session", { body: { api_key: "tsk_not-a-key" } }), 401, "unauthorized");
+    expectError(await call("POST", "/dashboard/api/session", { body: { password: "x" } }), 400, "bad_request");
+    expectError(await call("POST", "/dashboard/api/session", { body: "{not json" }), 400, "bad_request");
+    expectError(await call("POST", "/dashboard/api/session", { body: { guest: true } }), 403, "forbidden");
+    expectError(await call("POST", "/dashboard/api/session", { body: { api_key: net.t.token }, headers: { origin: "https://evil.example" } }), 403, "forbidden");
+    expectError(await call("POST", "/dashboard/api/session", { body: { api_key: net.t.token }, headers: { "sec-fetch-site": "cross-site" } }), 403, "forbidden");
+
+    const res = await call("POST", "/dashboard/api/session", { body: { api_key: net.t.token } });
+    expect(res.status).toBe(200);
+    const cookie = res.headers.get("set-cookie")!;
+    expect(cookie).toMatch(/^tessera_session=[\w-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200$/);
+    const view = res.json();
+    expect(view).toMatchObject({ signed_in: true, kind: "client", key: { id: "key-test", name: "test" } });
+    expect(view.csrf_token).toMatch(/^[\w-]{43}$/);
+    expect(JSON.stringify(view)).not.toContain(net.t.token);
+
+    const session = cookie.split(";")[0]!;
+    expect((await call("GET", "/dashboard/api/session", { cookie: session })).json()).toMatchObject({ signed_in: true, csrf_token: view.csrf_token });
+    expectError(await call("GET", "/dashboard/api/session/../keys", { cookie: "tessera_session=forged" }), 401, "unauthorized");
+
+    // Signing out needs the CSRF token; then the cookie is cleared and the session is gone.
+    expectError(await call("DELETE", "/dashboard/api/session", { cookie: session }), 403, "forbidden");
+    const out = await call("DELETE", "/dashboard/api/session", { cookie: session, csrf: view.csrf_token });
+    expect(out.status).toBe(204);
+    expect(out.headers.get("set-cookie")).toContain("Max-Age=0");
+    expect((await call("GET", "/dashboard/api/session", { cookie: session })).json().signed_in).toBe(false);
+  });
+
+  it("throttles an address that keeps guessing keys", async () => {
+    net = await scriptedNetwork(0);
+    let last: Answer | undefined;
+    for (let i = 0; i < 40 && last?.status !== 429; i++) last = await call("POST", "/dashboard/api/session", { body: { api_key: `tsk_guess-${i}` } });
+    expectError(last!, 429, "rate_limited");
+    expect(Number(last!.headers.get("retry-after"))).toBeGreaterThan(0);
+  });
+});
+
+describe("dashboard API keys", () => {
+  it("without a session: 401; on a closed network a session cannot make keys (403), only see and revoke its own", async () => {
+    net = await scriptedNetwork(0);
+    expectError(await call("GET", "/dashboard/api/keys"), 401, "unauthorized");
+    expectError(await call("POST", "/dashboard/api/keys", { body: { name: "x" } }), 401, "unauthorized");
+    expectError(await call("DELETE", "/dashboard/api/keys/key-test"), 401, "unauthorized");
+    const { cookie, csrf } = await signIn(net.t.token);
+    expect((await call("GET", "/dashboard/api/keys", { cookie })).json().keys).toEqual([expect.objectContaining({ id: "key-test", name: "test", current: true })]);
+    expectError(await call("POST", "/dashboard/api/keys", { cookie, csrf, body: { name: "more" } }), 403, "forbidden");
+  });
+
+  it("on an open network: a guest makes a key (token shown once), uses it, revokes it; bad input changes nothing", async () => {
+    net = await scriptedNetwork(0, { open: true });
+    const guest = await call("POST", "/dashboard/api/session", { body: { guest: true } });
+    expect(guest.json()).toMatchObject({ signed_in: true, kind: "guest", open: true });
+    const cookie = guest.headers.get("set-cookie")!.split(";")[0]!;
+    const csrf = guest.json().csrf_token as string;
+
+    expectError(await call("POST", "/dashboard/api/keys", { cookie, body: { name: "laptop" } }), 403, "forbidden");
+    expectError(await call("POST", "/dashboard/api/keys", { cookie, csrf: "wrong", body: { name: "laptop" } }), 403, "forbidden");
+    expectError(await call("POST", "/dashboard/api/keys", { cookie, csrf, body: { name: "no spaces <b>" } }), 400, "bad_request");
+    expectError(await call("POST", "/dashboard/api/keys", { cookie, csrf, body: { name: "laptop", admin: true } }), 400, "bad_request");
+    expect((await call("GET", "/dashboard/api/keys", { cookie })).json().keys).toEqual([]);
+
+    const created = await call("POST", "/dashboard/api/keys", { cookie, csrf, body: { name: "laptop" } });
+    expect(created.status).toBe(201);
+    const key = created.json();
+    expect(key).toMatchObject({ name: "laptop", current: false, last_used_at: null });
+    expect(key.token).toMatch(/^tsk_/);
+    expect((await call("GET", "/dashboard/api/keys", { cookie })).json().keys).toEqual([expect.not.objectContaining({ token: expect.anything() })]);
+    expectError(await call("POST", "/dashboard/api/keys", { cookie, csrf, body: { name: "laptop" } }), 409, "conflict");
+
+    // The new key is a real key: it signs in, and its holder sees it as current.
+    const holder = await signIn(key.token);
+    expect((await call("GET", "/dashboard/api/keys", { cookie: holder.cookie })).json().keys).toEqual([expect.objectContaining({ id: key.id, current: true })]);
+
+    // Nobody else's key can be revoked from here, whatever its id.
+    expectError(await call("DELETE", "/dashboard/api/keys/key-test", { cookie, csrf }), 404, "not_found");
+    expect((await call("DELETE", `/dashboard/api/keys/${key.id}`, { cookie, csrf })).status).toBe(204);
+    expect(await net.t.coordinator.ctx.store.findApiKeyByHash((await import("../src/api-keys.js")).hashApiToken(key.token))).toBeUndefined();
+    expectError(await call("POST", "/dashboard/api/session", { body: { api_key: key.token } }), 401, "unauthorized");
+    // The holder's session acted as the revoked key: it ended with it.
+    expect((await call("GET", "/dashboard/api/session", { cookie: holder.cookie })).json().signed_in).toBe(false);
+  });
+});
+
+describe("the public API through the session", () => {
+  it("answers as the session's key (401 without one on a closed network) and streams a job as it is generated", async () => {
+    net = await scriptedNetwork(1);
+    expectError(await call("GET", "/dashboard/api/v1/models"), 401, "unauthorized");
+    const { cookie, csrf } = await signIn(net.t.token);
+    const models = await call("GET", "/dashboard/api/v1/models", { cookie });
+    expect(models.status).toBe(200);
+    expect(models.json().models).toEqual([expect.objectContaining({ id: "tiny", nodes: 1 })]);
+    expect(models.headers.get("x-ratelimit-limit")).not.toBeNull();
+
+    const job = { model: "tiny", messages: [{ role: "user", content: "hi" }], stream: true };
+    expectError(await call("POST", "/dashboard/api/v1/jobs", { cookie, body: job }), 403, "forbidden");
+    expectError(await call("POST", "/dashboard/api/v1/jobs", { cookie, csrf, body: { ...job, temperature: "hot" } }), 400, "bad_request");
+    const stream = await call("POST", "/dashboard/api/v1/jobs", { cookie, csrf, body: job });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get("content-type")).toContain("text/event-stream");
+    const id = stream.headers.get("x-tessera-job-id")!;
+    const events = new SseDecoder().push(stream.text).map((e) => e.data);
+    expect(events.filter((e) => e !== "[DONE]").map((e) => JSON.parse(e).text).join("")).toBe("Hello world");
+    expect(events.at(-1)).toBe("[DONE]");
+    const view = await call("GET", `/dashboard/api/v1/jobs/${id}`, { cookie });
+    const [node] = (await call("GET", "/dashboard/api/nodes")).json().nodes;
+    expect(view.json()).toMatchObject({ id, status: "completed", node_id: node.node_id });
+    expectError(await call("GET", "/dashboard/api/v1/jobs/no-such-job", { cookie }), 404, "not_found");
+  });
+});
+
+describe("network figures", () => {
+  it("shows the online nodes with their standing, the models, and a sample history", async () => {
+    net = await scriptedNetwork(2);
+    const nodes = (await call("GET", "/dashboard/api/nodes")).json().nodes;
+    expect(nodes).toHaveLength(2);
+    expect(nodes[0]).toMatchObject({ status: "online", state: "serving", tier: "probation", models: ["tiny"], cpu_cores: 4, quarantined: false, checks: { passed: 0, failed: 0 } });
+    const first = (await call("GET", "/dashboard/api/network")).json();
+    expect(first.now).toMatchObject({ nodes_online: 2, models: 1, jobs_in_flight: 0, jobs_pending: 0, jobs_per_minute: null });
+    net.t.clock.advance(61_000);
+    const later = (await call("GET", "/dashboard/api/network")).json();
+    expect(later.history).toHaveLength(1);
+    expect(later.now.jobs_per_minute).toBe(0);
+
+    const events = await fetch(`${net.baseUrl}/dashboard/api/events`);
+    expect(events.headers.get("content-type")).toContain("text/event-stream");
+    const reader = events.body!.getReader();
+    let text = "";
+    while (!text.includes("event: nodes")) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    expect(text).toContain("event: network");
+    expect(JSON.parse(/event: nodes\ndata: (.*)\n/.exec(text)![1]!).nodes).toHaveLength(2);
+  });
+});
+
+describe("static files", () => {
+  it("serves the build with content types and cache headers, only its own files, and says so when there is none", async () => {
+    net = await scriptedNetwork(0);
+    const dir = mkdtempSync(join(tmpdir(), "tessera-dashboard-static-"));
+    try {
+      mkdirSync(join(dir, "assets"));
+      writeFileSync(join(dir, "index.html"), "<!doctype html><title>Tessera</title>");
+      writeFileSync(join(dir, "assets", "index-abc123.js"), "console.log(1)");
+      writeFileSync(join(dir, "assets", "index-abc123.css"), "body{}");
+      const served = async (staticDir: string | undefined) => {
+        const app = Fastify();
+        installJsonBody(app);
+        installErrorHandling(app, createLogger("silent"));
+        mountDashboard(app, { ...dashboardDepsOf(net.t.coordinator.ctx), staticDir });
+        return app;
+      };
+      const app = await served(dir);
+      const index = await app.inject({ method: "GET", url: "/" });
+      expect(index.statusCode).toBe(200);
+      expect(index.headers["content-type"]).toBe("text/html; charset=utf-8");
+      expect(index.headers["cache-control"]).toBe("no-cache");
+      expect(index.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+      const js = await app.inject({ method: "GET", url: "/assets/index-abc123.js" });
+      expect(js.headers["content-type"]).toBe("text/javascript; charset=utf-8");
+      expect(js.headers["cache-control"]).toBe("public, max-age=31536000, immutable");
+      expect((await app.inject({ method: "GET", url: "/assets/index-abc123.css" })).headers["content-type"]).toBe("text/css; charset=utf-8");
+      for (const url of ["/assets/missing.js", "/assets/../index.html", "/assets/%2e%2e/%2e%2e/package.json"]) {
+        const res = await app.inject({ method: "GET", url });
+        expect({ url, status: res.statusCode, error: res.json().error }).toEqual({ url, status: 404, error: "not_found" });
+      }
+      const none = await (await served(join(dir, "nowhere"))).inject({ method: "GET", url: "/" });
+      expect({ status: none.statusCode, error: none.json().error }).toEqual({ status: 404, error: "not_found" });
+      expect(none.json().error_message).toContain("npm run build");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

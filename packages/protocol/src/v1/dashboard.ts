@@ -1,0 +1,101 @@
+import { z } from "zod";
+import { NodeReputation, NodeTier } from "./node-view.js";
+
+/**
+ * The dashboard's own API under `/dashboard/api/` (packages/coordinator/src/dashboard/). Everything else the
+ * dashboard shows comes from the public API, called through the session (`/dashboard/api/v1/…` → `/api/v1/…`).
+ */
+
+/** The session cookie (HttpOnly, SameSite=Strict) and the header every state-changing request repeats its CSRF token in. */
+export const DASHBOARD_SESSION_COOKIE = "tessera_session";
+export const DASHBOARD_CSRF_HEADER = "x-tessera-csrf";
+
+/** `POST /dashboard/api/session`: sign in with an API key, or (open networks only) as a guest without one. */
+export const DashboardSignIn = z.union([
+  z.strictObject({ api_key: z.string().min(1).max(256) }),
+  z.strictObject({ guest: z.literal(true) }),
+]);
+export type DashboardSignIn = z.infer<typeof DashboardSignIn>;
+
+/** `GET /dashboard/api/session` (always 200) and the answer to a sign-in. */
+export interface DashboardSessionView {
+  signed_in: boolean;
+  /** The coordinator serves callers without a key (`--open`). */
+  open: boolean;
+  kind?: "client" | "guest";
+  /** The API key the session acts as (never its token). */
+  key?: { id: string; name: string };
+  /** Repeat in `x-tessera-csrf` on every POST, PUT, PATCH and DELETE. */
+  csrf_token?: string;
+  expires_at?: string;
+}
+
+/** `POST /dashboard/api/keys`. */
+export const DashboardKeyCreate = z.strictObject({
+  name: z.string().regex(/^[\w.@-]{1,64}$/, "1-64 letters, digits, '.', '_', '-' or '@'"),
+});
+export type DashboardKeyCreate = z.infer<typeof DashboardKeyCreate>;
+
+export interface DashboardKeyView {
+  id: string;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+  rate_limit_per_minute: number;
+  /** The key this session signed in with. */
+  current: boolean;
+}
+
+/** The answer to a key creation: the only time the token is shown. */
+export interface DashboardKeyCreated extends DashboardKeyView {
+  token: string;
+}
+
+/** One node as the Nodes page shows it: what it announced about itself, and its standing. */
+export interface DashboardNode {
+  node_id: string;
+  status: "online" | "offline";
+  /** `serving`, `draining` (its owner is back, or it is leaving) or `offline`. */
+  state: "serving" | "draining" | "offline";
+  operator: string;
+  version: string;
+  /** The hardware class the node announced (`>=24gb`, `cpu`, …), or null when it sent none. */
+  hardware_class: string | null;
+  cpu_cores: number;
+  ram_mb: number;
+  gpus: Array<{ name: string; vram_mb: number }>;
+  models: string[];
+  active_jobs: number;
+  max_concurrency: number;
+  last_seen_at: string;
+  tier: NodeTier;
+  reputation: NodeReputation;
+  checks: { passed: number; failed: number };
+  quarantined: boolean;
+}
+
+/** One sample of the network, as the Network page charts it. */
+export interface DashboardNetworkSample {
+  /** ISO 8601. */
+  at: string;
+  nodes_online: number;
+  models: number;
+  jobs_in_flight: number;
+  jobs_pending: number;
+  /** Jobs that ended per minute over the last minute (all outcomes); null until the samples span 10 s. */
+  jobs_per_minute: number | null;
+  /** The sum, over online nodes, of each node's best measured decode speed: what the network can generate at once. */
+  capacity_tokens_per_second: number;
+}
+
+/** `GET /dashboard/api/network`, and the `network` event of `GET /dashboard/api/events`. */
+export interface DashboardNetwork {
+  now: DashboardNetworkSample;
+  /** Earlier samples, oldest first (at most an hour, one per sampling interval). */
+  history: DashboardNetworkSample[];
+}
+
+/** `GET /dashboard/api/nodes`, and the `nodes` event of `GET /dashboard/api/events`. */
+export interface DashboardNodes {
+  nodes: DashboardNode[];
+}
