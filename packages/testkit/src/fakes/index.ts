@@ -9,3 +9,6 @@ export * from "./fake-completions.js";
 export * from "./fake-ollama-generate.js";
 export * from "./fake-embeddings.js";
 export * from "./fake-model-host.js";
+export * from "./id-level-model.js";
+export * from "./fake-vllm-scoring.js";
+export * from "./fake-sglang-scoring.js";

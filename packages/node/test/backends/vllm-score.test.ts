@@ -1,0 +1,198 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TesseraError } from "@tessera/protocol";
+import { FakeVllmScoring, type IdLevelModel, greedyReference, loadIdLevelModel, makeTinyModel } from "@tessera/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BackendAdapter, ScoreRequest, ScoreResult } from "../../src/backends/adapter.js";
+import { createEmbeddedBackend, type EmbeddedBackend } from "../../src/backends/embedded/embedded-backend.js";
+import { MAX_SCORED_POSITIONS } from "../../src/backends/openai-compatible/score-http.js";
+import { createVllmAdapter } from "../../src/backends/vllm/vllm-adapter.js";
+import { PromptMismatchError } from "../../src/prompt/prompt-tokens.js";
+
+/**
+ * A vLLM node as a spot-check reference (vllm-score.ts), against an id-level fake that speaks vLLM's wire format for
+ * /v1/completions prompt_logprobs, /tokenize and /tokenizer_info and is backed by a REAL model (node-llama-cpp on a
+ * testkit GGUF): honest greedy tokens score as the model's first choice with the embedded engine's log-probabilities,
+ * other weights' tokens do not, EOS is judged where an answer stopped, and every bad answer is a clear, coded error.
+ */
+const MODEL = "tiny-vllm";
+const MESSAGES = [{ role: "user" as const, content: "Tell me about rivers and stones." }];
+let dir: string;
+let modelPath: string;
+let otherPath: string;
+let eosPath: string;
+let model: IdLevelModel;
+let eosModel: IdLevelModel;
+let fake: FakeVllmScoring;
+let eosFake: FakeVllmScoring;
+let adapter: BackendAdapter;
+let embedded: EmbeddedBackend;
+
+const completions = (f: FakeVllmScoring) => f.requests.filter((r) => r.path === "/v1/completions").length;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+function gaps(a: ScoreResult, b: ScoreResult): number[] {
+  return a.positions.map((p, i) => Math.abs(p.logprob - b.positions[i]!.logprob));
+}
+
+describe("vLLM as a spot-check reference (id-level fake on a real model)", () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "tessera-vllm-score-"));
+    modelPath = join(dir, "tiny.gguf");
+    otherPath = join(dir, "other.gguf");
+    eosPath = join(dir, "eos-heavy.gguf");
+    await makeTinyModel({ path: modelPath, seed: 1, vocab: "spm" });
+    await makeTinyModel({ path: otherPath, seed: 2, vocab: "spm" });
+    await makeTinyModel({ path: eosPath, seed: 1, vocab: "spm", eosScale: 2.5 });
+    model = await loadIdLevelModel({ modelPath, modelId: MODEL });
+    eosModel = await loadIdLevelModel({ modelPath: eosPath, modelId: MODEL });
+    fake = await FakeVllmScoring.start({ model });
+    eosFake = await FakeVllmScoring.start({ model: eosModel });
+    adapter = createVllmAdapter({ instances: [{ host: fake.url }], scoring: {} });
+    embedded = createEmbeddedBackend({ modelPath, modelId: MODEL, threads: 1, maxSequences: 1 });
+  }, 10 * 60_000);
+
+  afterAll(async () => {
+    await fake?.close();
+    await eosFake?.close();
+    await embedded?.close();
+    await model?.close();
+    await eosModel?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("announces its models as able to score only when scoring is configured", async () => {
+    await expect(adapter.listModels()).resolves.toEqual([expect.objectContaining({ id: MODEL, scoring: true })]);
+    expect(adapter.score).toBeDefined();
+    const plain = createVllmAdapter({ instances: [{ host: fake.url }] });
+    const [listed] = await plain.listModels();
+    expect(listed).toMatchObject({ id: MODEL });
+    expect(listed).not.toHaveProperty("scoring");
+    expect(plain.score).toBeUndefined();
+  });
+
+  it("scores an honest greedy answer as the model's first choice everywhere, with the embedded engine's log-probabilities, in one completion", async () => {
+    const answer = await greedyReference({ modelPath, messages: MESSAGES, maxTokens: 16 });
+    expect(answer.tokens).toHaveLength(16);
+    const before = completions(fake);
+    const request: ScoreRequest = { model: MODEL, messages: MESSAGES, outputTokens: answer.tokens };
+    const scored = await adapter.score!(request);
+    expect(completions(fake) - before).toBe(1);
+    expect(scored.promptTokens).toBe(answer.promptTokens);
+    expect(scored.positions.map((p) => p.token)).toEqual(answer.tokens);
+    expect(scored.positions.map((p) => p.rank)).toEqual(answer.tokens.map(() => 1));
+    for (const p of scored.positions) expect(p.topMass).toBeGreaterThanOrEqual(Math.exp(p.logprob) - 1e-9);
+    const viaEmbedded = await embedded.score!(request);
+    const g = gaps(scored, viaEmbedded);
+    process.stdout.write(`vLLM (fake) vs embedded scoring, 16 honest positions: mean |Δ logprob| ${mean(g).toExponential(2)}, max ${Math.max(...g).toExponential(2)}\n`);
+    expect(mean(g)).toBeLessThan(0.05); // trust design: maxMeanLogprobGap
+    expect(Math.abs(scored.eos.logprob - viaEmbedded.eos.logprob)).toBeLessThan(0.05);
+  });
+
+  it("ranks another model's answer mostly below first, with exact ranks beyond 20", async () => {
+    const other = await greedyReference({ modelPath: otherPath, messages: MESSAGES, maxTokens: 16 });
+    const request: ScoreRequest = { model: MODEL, messages: MESSAGES, outputTokens: other.tokens };
+    const scored = await adapter.score!(request);
+    const first = scored.positions.filter((p) => p.rank === 1).length;
+    const outside = scored.positions.filter((p) => p.rank > 20);
+    process.stdout.write(`vLLM reference: other weights' tokens ranked first at ${first}/16 positions, outside the top 20 at ${outside.length}/16 (ranks ${outside.map((p) => p.rank).join(", ")})\n`);
+    expect(first).toBeLessThan(8);
+    // vLLM reports the exact vocabulary rank; the embedded engine says 21 for anything outside the top 20.
+    const viaEmbedded = await embedded.score!(request);
+    expect(scored.positions.map((p) => Math.min(p.rank, 21))).toEqual(viaEmbedded.positions.map((p) => p.rank));
+    expect(mean(gaps(scored, viaEmbedded))).toBeLessThan(0.05);
+  });
+
+  it("scores a raw prompt as /v1/completions tokenises it (BOS added), like the embedded engine", async () => {
+    const prompt = "Once upon a time by the river";
+    const answer = await greedyReference({ modelPath, messages: [{ role: "user", content: prompt }], rawPrompt: true, maxTokens: 12 });
+    const request: ScoreRequest = { model: MODEL, messages: [{ role: "user", content: prompt }], rawPrompt: true, outputTokens: answer.tokens };
+    const scored = await adapter.score!(request);
+    expect(scored.promptTokens).toBe(answer.promptTokens);
+    expect(scored.positions.every((p) => p.rank === 1)).toBe(true);
+    expect(mean(gaps(scored, await embedded.score!(request)))).toBeLessThan(0.05);
+  });
+
+  it("judges EOS where an answer stopped: first after an honest stop, not first where the same answer is cut", async () => {
+    const eosAdapter = createVllmAdapter({ instances: [{ host: eosFake.url }], scoring: {} });
+    const answer = await greedyReference({ modelPath: eosPath, messages: MESSAGES, maxTokens: 96 });
+    expect(answer.tokens.length, "the EOS-heavy model stops on its own").toBeLessThan(96);
+    expect(answer.tokens.length).toBeGreaterThan(1);
+    const stopped = await eosAdapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens });
+    expect(stopped.eos.rank).toBe(1);
+    const cut = await eosAdapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens.slice(0, -1) });
+    expect(cut.eos.rank).toBeGreaterThan(1);
+    process.stdout.write(`vLLM reference, EOS after ${answer.tokens.length} tokens (a stop): rank ${stopped.eos.rank}, logprob ${stopped.eos.logprob.toFixed(3)}; one token earlier: rank ${cut.eos.rank}, logprob ${cut.eos.logprob.toFixed(3)}\n`);
+    // The EOS id came from GET /tokenizer_info (its eos_token text, tokenised by /tokenize), asked once.
+    expect(eosFake.requests.filter((r) => r.path === "/tokenizer_info")).toHaveLength(1);
+    const sent = eosFake.requests.filter((r) => r.path === "/v1/completions").at(-1)!.body as { prompt: number[]; prompt_logprobs: number; max_tokens: number };
+    expect(sent.prompt.at(-1)).toBe(eosModel.eosToken);
+    expect(sent).toMatchObject({ prompt_logprobs: 20, max_tokens: 1 });
+  });
+
+  it("takes the operator's EOS ids when given, and asks nothing for them", async () => {
+    const noInfo = await FakeVllmScoring.start({ model, tokenizerInfo: false });
+    try {
+      const answer = await greedyReference({ modelPath, messages: MESSAGES, maxTokens: 4 });
+      const unset = createVllmAdapter({ instances: [{ host: noInfo.url }], scoring: {} });
+      const error = await unset.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TesseraError);
+      expect(error).toMatchObject({ code: "unsupported_parameter", param: "score_eos_token_ids", message: expect.stringContaining("--enable-tokenizer-info-endpoint") });
+      expect((error as Error).message).toContain("--score-eos-token-ids");
+      expect(completions(noInfo)).toBe(0);
+
+      const given = createVllmAdapter({ instances: [{ host: noInfo.url }], scoring: { eosTokenIds: [model.eosToken] } });
+      const scored = await given.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens });
+      expect(scored.positions.every((p) => p.rank === 1)).toBe(true);
+      expect(noInfo.requests.filter((r) => r.path === "/tokenizer_info")).toHaveLength(1); // only the first adapter's try
+    } finally {
+      await noInfo.close();
+    }
+  });
+
+  it("refuses to score after prompt ids other than its own rendering: prompt_mismatch, before any scoring", async () => {
+    const before = completions(fake);
+    const error = await adapter.score!({ model: MODEL, messages: MESSAGES, promptTokens: [1, 2, 3], outputTokens: [100] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PromptMismatchError);
+    expect(completions(fake)).toBe(before);
+  });
+
+  it("refuses an answer longer than it scores, before asking the server anything", async () => {
+    const before = fake.requests.length;
+    await expect(adapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: new Array(MAX_SCORED_POSITIONS + 1).fill(100) })).rejects.toMatchObject({ code: "bad_request", param: "output_tokens" });
+    expect(fake.requests.length).toBe(before);
+  });
+
+  it("a model the server does not serve is model_not_found", async () => {
+    await expect(adapter.score!({ model: "other-model", messages: MESSAGES, outputTokens: [100] })).rejects.toMatchObject({ code: "model_not_found" });
+  });
+
+  it.each([
+    ["no-prompt-logprobs", "is missing"],
+    ["keyed-by-text", "lacks the token there"],
+    ["short-prompt-logprobs", "entries for"],
+  ] as const)("a completion with %s is an internal_error naming vLLM and prompt_logprobs", async (fault, detail) => {
+    fake.fault = fault;
+    try {
+      const error = await adapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: [100, 200] }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TesseraError);
+      expect(error).toMatchObject({ code: "internal_error", param: "prompt_logprobs" });
+      expect((error as Error).message).toMatch(/^vllm: malformed prompt_logprobs/);
+      expect((error as Error).message).toContain(detail);
+    } finally {
+      fake.fault = undefined;
+    }
+  });
+
+  it("a server started with --max-logprobs under 20 refuses, and the refusal is passed on as bad_request", async () => {
+    const narrow = await FakeVllmScoring.start({ model, maxLogprobs: 5 });
+    try {
+      const scorer = createVllmAdapter({ instances: [{ host: narrow.url }], scoring: { eosTokenIds: [model.eosToken] } });
+      const error = await scorer.score!({ model: MODEL, messages: MESSAGES, outputTokens: [100] }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "bad_request", message: expect.stringContaining("greater than max allowed: 5") });
+    } finally {
+      await narrow.close();
+    }
+  });
+});

@@ -1,0 +1,175 @@
+import type { ChatMessage } from "@tessera/protocol";
+import { FakeHttpServer, type RecordedRequest, type RouteHandler, sendJson } from "./fake-http-server.js";
+import type { Distribution, IdLevelModel } from "./id-level-model.js";
+
+/**
+ * An id-level fake of SGLang's server for the endpoints a spot-check reference uses, backed by a real model
+ * (id-level-model.ts). Its answers follow SGLang's wire format (sglang/srt: io_struct's GenerateReqInput, the
+ * scheduler's input-logprob bookkeeping, the tokenizer manager's `[logprob, token_id, text]` tuples, the OpenAI
+ * serving_chat and serving_tokenize):
+ * - `POST /generate` with `input_ids` (or `text`), `sampling_params.max_new_tokens`, `return_logprob`,
+ *   `logprob_start_len` (default −1: the last input id only), `top_logprobs_num`, `return_text_in_logprobs`:
+ *   `meta_info.input_token_logprobs` is one `[logprob, token_id, text|null]` per input id from `logprob_start_len`,
+ *   the first padded with a null logprob; `meta_info.input_top_logprobs` the top `top_logprobs_num` per entry, best
+ *   first, null for the first; `output_token_logprobs` / `output_top_logprobs` likewise for the generated tokens.
+ * - `POST /v1/chat/completions` (not streamed) with `return_prompt_token_ids` (SGLang 0.5.13+): the prompt's ids as
+ *   `choices[0].prompt_token_ids`.
+ * - `POST /v1/tokenize` (`prompt`, `add_special_tokens`): `{tokens, count, max_model_len}`.
+ * - `GET /health`, `GET /v1/models`.
+ * It decodes greedily only (temperature 0) and does not stream: anything else is refused by name with 400, never
+ * ignored. `fault` makes it answer wrongly on purpose, for the scorer's bad-input tests.
+ */
+export type SglangScoringFault =
+  /** `meta_info` without `input_token_logprobs` (return_logprob not honoured). */
+  | "no-input-logprobs"
+  /** The input entries without SGLang's leading null pad: one entry fewer, each shifted by one. */
+  | "unpadded-input-logprobs"
+  /** An older SGLang: chat completions carry no `prompt_token_ids`. */
+  | "no-prompt-token-ids";
+
+export interface FakeSglangScoringOptions {
+  model: IdLevelModel;
+}
+
+type Tuple = [number | null, number, string | null];
+
+export class FakeSglangScoring {
+  readonly http: FakeHttpServer;
+  fault: SglangScoringFault | undefined;
+  private readonly model: IdLevelModel;
+
+  private constructor(options: FakeSglangScoringOptions) {
+    this.model = options.model;
+    this.http = new FakeHttpServer((method, path) => this.route(method, path));
+  }
+
+  static async start(options: FakeSglangScoringOptions): Promise<FakeSglangScoring> {
+    const fake = new FakeSglangScoring(options);
+    await fake.http.listen();
+    return fake;
+  }
+
+  get url(): string {
+    return this.http.url;
+  }
+
+  get requests(): RecordedRequest[] {
+    return this.http.requests;
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+
+  private route(method: string, path: string): RouteHandler | undefined {
+    if (method === "GET" && path === "/health") {
+      return (_req, res) => {
+        res.writeHead(200).end();
+      };
+    }
+    if (method === "GET" && path === "/v1/models") {
+      return (_req, res) =>
+        sendJson(res, 200, { object: "list", data: [{ id: this.model.modelId, object: "model", created: 0, owned_by: "sglang", root: this.model.modelId, max_model_len: this.model.contextSize }] });
+    }
+    if (method === "POST" && path === "/v1/tokenize") return (_req, res, body) => this.tokenize(res, body as Record<string, unknown>);
+    if (method === "POST" && path === "/v1/chat/completions") return (_req, res, body) => this.chat(res, body as Record<string, unknown>);
+    if (method === "POST" && path === "/generate") return (_req, res, body) => this.generate(res, body as Record<string, unknown>);
+    return undefined;
+  }
+
+  private refuse(res: Parameters<RouteHandler>[1], status: number, message: string): void {
+    // SGLang's OpenAI-side ErrorResponse is top-level: {"object": "error", "message", "type", "code"}.
+    sendJson(res, status, { object: "error", message, type: "BadRequestError", param: null, code: status });
+  }
+
+  private tokenize(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): void {
+    if (typeof body.prompt !== "string") return this.refuse(res, 400, `Invalid prompt type: ${typeof body.prompt}. Expected str or List[str].`);
+    const tokens = this.model.tokenize(body.prompt, body.add_special_tokens !== false);
+    sendJson(res, 200, { tokens, count: tokens.length, max_model_len: this.model.contextSize });
+  }
+
+  private async chat(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {
+    if (body.stream === true) return this.refuse(res, 400, "fake SGLang: streaming is not implemented by this id-level fake");
+    if ((body.temperature ?? 1) !== 0) return this.refuse(res, 400, "fake SGLang: only greedy decoding (temperature 0) is implemented");
+    if (!Array.isArray(body.messages) || body.messages.length === 0) return this.refuse(res, 400, "messages must be a non-empty list");
+    for (const field of ["tools", "response_format", "logprobs", "continue_final_message", "n", "stop"]) {
+      if (body[field] !== undefined && body[field] !== null && body[field] !== false && !(field === "n" && body[field] === 1)) return this.refuse(res, 400, `fake SGLang: ${field} is not implemented`);
+    }
+    const maxTokens = body.max_tokens ?? 16;
+    if (!Number.isInteger(maxTokens) || (maxTokens as number) < 1) return this.refuse(res, 400, "max_tokens must be at least 1");
+    const ids = this.model.chatTokens(body.messages as ChatMessage[]);
+    const generated = await this.model.generate(ids, maxTokens as number, false);
+    sendJson(res, 200, {
+      id: `chatcmpl-fake-${this.http.requests.length}`,
+      object: "chat.completion",
+      created: 0,
+      model: this.model.modelId,
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant", content: this.model.detokenize(generated.tokens), reasoning_content: null, tool_calls: null },
+          logprobs: null,
+          finish_reason: generated.finish,
+          matched_stop: generated.finish === "stop" ? this.model.eosToken : null,
+          ...(body.return_prompt_token_ids === true && this.fault !== "no-prompt-token-ids" ? { prompt_token_ids: ids } : {}),
+        },
+      ],
+      usage: { prompt_tokens: ids.length, total_tokens: ids.length + generated.tokens.length, completion_tokens: generated.tokens.length },
+    });
+  }
+
+  private async generate(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {
+    if (body.stream === true) return this.refuse(res, 400, "fake SGLang: streaming is not implemented by this id-level fake");
+    let ids: number[];
+    if (Array.isArray(body.input_ids) && body.input_ids.length > 0 && body.input_ids.every((t) => Number.isInteger(t) && (t as number) >= 0)) ids = body.input_ids as number[];
+    else if (typeof body.text === "string") ids = this.model.tokenize(body.text, true);
+    else return this.refuse(res, 400, "Either text or input_ids should be provided.");
+    if (ids.some((t) => t >= this.model.vocabSize)) return this.refuse(res, 400, `The input_ids ${ids.find((t) => t >= this.model.vocabSize)} is out of vocabulary`);
+    const sampling = (body.sampling_params ?? {}) as Record<string, unknown>;
+    for (const field of Object.keys(sampling)) {
+      if (!["max_new_tokens", "temperature", "ignore_eos"].includes(field)) return this.refuse(res, 400, `fake SGLang: sampling_params.${field} is not implemented`);
+    }
+    if ((sampling.temperature ?? 1) !== 0) return this.refuse(res, 400, "fake SGLang: only greedy decoding (temperature 0) is implemented");
+    const maxNew = sampling.max_new_tokens ?? 128;
+    if (!Number.isInteger(maxNew) || (maxNew as number) < 1) return this.refuse(res, 400, "fake SGLang: max_new_tokens must be at least 1");
+    if (ids.length + (maxNew as number) > this.model.contextSize) {
+      return this.refuse(res, 400, `The input (${ids.length} tokens) is longer than the model's context length (${this.model.contextSize} tokens).`);
+    }
+    const returnLogprob = body.return_logprob === true;
+    const topNum = body.top_logprobs_num ?? 0;
+    if (!Number.isInteger(topNum) || (topNum as number) < 0) return this.refuse(res, 400, "top_logprobs_num must be a non-negative integer");
+    let start = body.logprob_start_len ?? -1;
+    if (!Number.isInteger(start)) return this.refuse(res, 400, "logprob_start_len must be an integer");
+    if ((start as number) === -1) start = ids.length - 1;
+    if ((start as number) < 0 || (start as number) >= ids.length) return this.refuse(res, 400, `logprob_start_len (${String(start)}) is not within the ${ids.length} input ids`);
+    const withText = body.return_text_in_logprobs === true;
+    const tuple = (logprob: number | null, token: number): Tuple => [logprob, token, withText ? this.model.tokenText(token) : null];
+    const topOf = (row: Distribution): Tuple[] => row.top(topNum as number).map((t) => tuple(t.logprob, t.token));
+
+    const generated = await this.model.generate(ids, maxNew as number, sampling.ignore_eos === true);
+    const meta: Record<string, unknown> = {
+      id: `fake-${this.http.requests.length}`,
+      finish_reason: generated.finish === "stop" ? { type: "stop", matched: this.model.eosToken } : { type: "length", length: maxNew },
+      prompt_tokens: ids.length,
+      completion_tokens: generated.tokens.length,
+      cached_tokens: 0,
+    };
+    if (returnLogprob) {
+      const s = start as number;
+      const rows = await this.model.rows(ids, s, ids.length - 1);
+      let input: Tuple[] = [tuple(null, ids[s]!), ...rows.map((row, i) => tuple(row.logprob(ids[s + i + 1]!), ids[s + i + 1]!))];
+      let inputTop: Array<Tuple[] | null> | undefined = (topNum as number) > 0 ? [null, ...rows.map(topOf)] : undefined;
+      if (this.fault === "unpadded-input-logprobs") {
+        input = input.slice(1);
+        inputTop = inputTop?.slice(1);
+      }
+      if (this.fault !== "no-input-logprobs") meta.input_token_logprobs = input;
+      meta.output_token_logprobs = generated.tokens.map((t, i) => tuple(generated.rows[i]!.logprob(t), t));
+      if (inputTop) {
+        meta.input_top_logprobs = inputTop;
+        meta.output_top_logprobs = generated.tokens.map((_, i) => topOf(generated.rows[i]!));
+      }
+    }
+    sendJson(res, 200, { text: this.model.detokenize(generated.tokens), output_ids: generated.tokens, meta_info: meta });
+  }
+}

@@ -1,0 +1,182 @@
+import type { ChatMessage } from "@tessera/protocol";
+import { FakeHttpServer, type RecordedRequest, type RouteHandler, sendJson } from "./fake-http-server.js";
+import type { Distribution, IdLevelModel } from "./id-level-model.js";
+
+/**
+ * An id-level fake of vLLM's OpenAI-compatible server for the endpoints a spot-check reference uses, backed by a real
+ * model (id-level-model.ts). Its answers follow vLLM's wire format (vllm/entrypoints/openai: the completion protocol
+ * and serving, the tokenize endpoints):
+ * - `POST /v1/completions` with `prompt` as token ids (or text), `max_tokens`, `temperature` 0, `prompt_logprobs`:
+ *   `choices[0].prompt_logprobs` has one entry per prompt token, `null` first, then `{ "<id>": {logprob, rank,
+ *   decoded_token} }` holding the token actually there (its exact rank) and the top `prompt_logprobs`. More than
+ *   `maxLogprobs` (vLLM's `--max-logprobs`, default 20) is refused with 400, as vLLM refuses it; so is a stream with
+ *   prompt_logprobs.
+ * - `POST /tokenize` with `prompt` (+ `add_special_tokens`, default true) or `messages` (+ `add_generation_prompt`,
+ *   default true; `add_special_tokens` default false): `{count, max_model_len, tokens}`.
+ * - `GET /tokenizer_info` (vLLM serves it only with `--enable-tokenizer-info-endpoint`: `tokenizerInfo`): the
+ *   tokenizer's config, `eos_token` included.
+ * - `GET /health`, `GET /v1/models`.
+ * It decodes greedily only (temperature 0) and does not stream: anything else is refused by name with 400, never
+ * ignored. `fault` makes it answer wrongly on purpose, for the scorer's bad-input tests.
+ */
+export type VllmScoringFault =
+  /** `prompt_logprobs` missing from the choice (a server or proxy that drops vLLM's extension). */
+  | "no-prompt-logprobs"
+  /** Dicts keyed by the token's text instead of its id. */
+  | "keyed-by-text"
+  /** One entry fewer than prompt tokens. */
+  | "short-prompt-logprobs";
+
+export interface FakeVllmScoringOptions {
+  model: IdLevelModel;
+  /** vLLM's `--max-logprobs` (default 20). */
+  maxLogprobs?: number;
+  /** Serve `GET /tokenizer_info` (vLLM's `--enable-tokenizer-info-endpoint`). Default true. */
+  tokenizerInfo?: boolean;
+}
+
+export class FakeVllmScoring {
+  readonly http: FakeHttpServer;
+  fault: VllmScoringFault | undefined;
+  private readonly model: IdLevelModel;
+  private readonly maxLogprobs: number;
+  private readonly tokenizerInfo: boolean;
+
+  private constructor(options: FakeVllmScoringOptions) {
+    this.model = options.model;
+    this.maxLogprobs = options.maxLogprobs ?? 20;
+    this.tokenizerInfo = options.tokenizerInfo ?? true;
+    this.http = new FakeHttpServer((method, path) => this.route(method, path));
+  }
+
+  static async start(options: FakeVllmScoringOptions): Promise<FakeVllmScoring> {
+    const fake = new FakeVllmScoring(options);
+    await fake.http.listen();
+    return fake;
+  }
+
+  get url(): string {
+    return this.http.url;
+  }
+
+  get requests(): RecordedRequest[] {
+    return this.http.requests;
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+
+  private route(method: string, path: string): RouteHandler | undefined {
+    if (method === "GET" && path === "/health") {
+      return (_req, res) => {
+        res.writeHead(200).end();
+      };
+    }
+    if (method === "GET" && path === "/v1/models") {
+      return (_req, res) =>
+        sendJson(res, 200, { object: "list", data: [{ id: this.model.modelId, object: "model", created: 0, owned_by: "vllm", root: this.model.modelId, max_model_len: this.model.contextSize }] });
+    }
+    if (method === "GET" && path === "/tokenizer_info" && this.tokenizerInfo) {
+      return (_req, res) =>
+        sendJson(res, 200, { tokenizer_class: "LlamaTokenizerFast", bos_token: this.model.bosText, eos_token: this.model.eosText, model_max_length: this.model.contextSize });
+    }
+    if (method === "POST" && path === "/tokenize") return (_req, res, body) => this.tokenize(res, body as Record<string, unknown>);
+    if (method === "POST" && path === "/v1/completions") return (_req, res, body) => this.complete(res, body as Record<string, unknown>);
+    return undefined;
+  }
+
+  private refuse(res: Parameters<RouteHandler>[1], status: number, message: string, param?: string): void {
+    // vLLM's ErrorResponse: {"error": {message, type, param, code}}.
+    sendJson(res, status, { error: { message, type: status === 404 ? "NotFoundError" : "BadRequestError", param: param ?? null, code: status } });
+  }
+
+  private modelKnown(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): boolean {
+    if (body.model !== undefined && body.model !== this.model.modelId) {
+      this.refuse(res, 404, `The model \`${String(body.model)}\` does not exist.`, "model");
+      return false;
+    }
+    return true;
+  }
+
+  private tokenize(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): void {
+    if (!this.modelKnown(res, body)) return;
+    let tokens: number[];
+    if (Array.isArray(body.messages)) {
+      if (body.add_generation_prompt === false || body.continue_final_message === true || body.add_special_tokens === true) {
+        return this.refuse(res, 400, "fake vLLM: /tokenize renders chats only with add_generation_prompt and no added special tokens", "messages");
+      }
+      tokens = this.model.chatTokens(body.messages as ChatMessage[]);
+    } else if (typeof body.prompt === "string") {
+      tokens = this.model.tokenize(body.prompt, body.add_special_tokens !== false);
+    } else {
+      return this.refuse(res, 400, "Either prompt or messages must be provided", "prompt");
+    }
+    sendJson(res, 200, { count: tokens.length, max_model_len: this.model.contextSize, tokens, token_strs: null });
+  }
+
+  private async complete(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {
+    if (!this.modelKnown(res, body)) return;
+    const promptLogprobs = body.prompt_logprobs;
+    if (promptLogprobs !== undefined && promptLogprobs !== null) {
+      if (!Number.isInteger(promptLogprobs) || (promptLogprobs as number) < 0) return this.refuse(res, 400, "`prompt_logprobs` must be a positive value or -1.", "prompt_logprobs");
+      if (body.stream === true) return this.refuse(res, 400, "`prompt_logprobs` are not available when `stream=True`.", "prompt_logprobs");
+      if ((promptLogprobs as number) > this.maxLogprobs) {
+        return this.refuse(res, 400, `Requested prompt logprobs of ${String(promptLogprobs)}, which is greater than max allowed: ${this.maxLogprobs}`, "prompt_logprobs");
+      }
+    }
+    if (body.stream === true) return this.refuse(res, 400, "fake vLLM: streaming is not implemented by this id-level fake", "stream");
+    if ((body.temperature ?? 1) !== 0) return this.refuse(res, 400, "fake vLLM: only greedy decoding (temperature 0) is implemented", "temperature");
+    for (const field of ["logprobs", "echo", "n", "best_of", "stop", "stop_token_ids", "top_k", "logit_bias"]) {
+      if (body[field] !== undefined && body[field] !== null && body[field] !== false && !(field === "n" && body[field] === 1)) return this.refuse(res, 400, `fake vLLM: ${field} is not implemented`, field);
+    }
+    const maxTokens = body.max_tokens === undefined || body.max_tokens === null ? 16 : body.max_tokens;
+    if (!Number.isInteger(maxTokens) || (maxTokens as number) < 1) return this.refuse(res, 400, "max_tokens must be at least 1", "max_tokens");
+    let ids: number[];
+    if (typeof body.prompt === "string") ids = this.model.tokenize(body.prompt, body.add_special_tokens !== false);
+    else if (Array.isArray(body.prompt) && body.prompt.length > 0 && body.prompt.every((t) => Number.isInteger(t) && (t as number) >= 0)) ids = body.prompt as number[];
+    else return this.refuse(res, 400, "prompt must be a string or a non-empty list of token ids", "prompt");
+    if (ids.some((t) => t >= this.model.vocabSize)) return this.refuse(res, 400, `Token id ${ids.find((t) => t >= this.model.vocabSize)} is out of vocabulary`, "prompt");
+    if (ids.length + (maxTokens as number) > this.model.contextSize) {
+      return this.refuse(res, 400, `This model's maximum context length is ${this.model.contextSize} tokens. However, your request has ${ids.length} input tokens and requests ${String(maxTokens)} output tokens.`, "max_tokens");
+    }
+
+    const generated = await this.model.generate(ids, maxTokens as number, body.ignore_eos === true);
+    let entries: Array<Record<string, { logprob: number; rank: number; decoded_token: string }> | null> | undefined;
+    if (promptLogprobs !== undefined && promptLogprobs !== null) {
+      const rows = await this.model.rows(ids, 0, ids.length - 1);
+      entries = [null, ...rows.map((row, i) => this.entry(row, ids[i + 1]!, promptLogprobs as number))];
+      if (this.fault === "keyed-by-text") entries = entries.map((e) => (e === null ? null : Object.fromEntries(Object.values(e).map((v) => [v.decoded_token, v]))));
+      if (this.fault === "short-prompt-logprobs") entries = entries.slice(0, -1);
+      if (this.fault === "no-prompt-logprobs") entries = undefined;
+    }
+    sendJson(res, 200, {
+      id: `cmpl-fake-${this.http.requests.length}`,
+      object: "text_completion",
+      created: 0,
+      model: this.model.modelId,
+      choices: [
+        {
+          index: 0,
+          text: this.model.detokenize(generated.tokens),
+          logprobs: null,
+          finish_reason: generated.finish,
+          stop_reason: null,
+          ...(entries !== undefined ? { prompt_logprobs: entries } : {}),
+        },
+      ],
+      usage: { prompt_tokens: ids.length, total_tokens: ids.length + generated.tokens.length, completion_tokens: generated.tokens.length },
+    });
+  }
+
+  /** vLLM's prompt-logprob dict at one position: the token there first, then the top k (one key each). */
+  private entry(row: Distribution, token: number, k: number): Record<string, { logprob: number; rank: number; decoded_token: string }> {
+    const out: Record<string, { logprob: number; rank: number; decoded_token: string }> = {};
+    const put = (t: number) => {
+      out[String(t)] = { logprob: row.logprob(t), rank: row.rank(t), decoded_token: this.model.tokenText(t) };
+    };
+    put(token);
+    for (const t of row.top(k)) put(t.token);
+    return out;
+  }
+}
