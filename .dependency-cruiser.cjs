@@ -18,6 +18,13 @@ module.exports = {
     { name: "coordinator-not-on-node-cli-sdk", severity: "error", from: { path: pkg("coordinator") }, to: { path: "^packages/(node|cli|sdk|testkit)/" } },
     { name: "node-not-on-coordinator-cli-sdk", severity: "error", from: { path: pkg("node") }, to: { path: "^packages/(coordinator|cli|sdk|testkit)/" } },
     {
+      name: "dashboard-only-on-protocol",
+      severity: "error",
+      comment: "the dashboard is browser code: it talks to the coordinator over HTTP and takes only types from protocol",
+      from: { path: pkg("dashboard") },
+      to: { path: "^packages/(sdk|coordinator|node|cli|testkit)/" },
+    },
+    {
       name: "shipped-code-not-on-testkit",
       severity: "error",
       comment: "`tessera up` makes its demo models (chat, and embeddings in up-embeddings.ts) with the testkit's GGUF maker: the one known exception (noted for the CLI issue)",
@@ -30,7 +37,7 @@ module.exports = {
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
     // Workspace packages resolve through their package.json "exports" to their TypeScript sources (the `tessera-source` condition).
-    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["tessera-source", "import", "default"], extensions: [".ts", ".js"] },
+    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["tessera-source", "import", "default"], extensions: [".ts", ".tsx", ".js"] },
     exclude: { path: "\\.test\\.ts$|/test/|store-contract-suite\\.ts$|postgres-test-support\\.ts$" },
   },
 };
