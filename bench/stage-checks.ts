@@ -22,8 +22,9 @@
  *   passthrough (B) the input handed on as is.
  *
  * The statistic of one check is the verdict's (`stageVerdict`): the largest over the step's rows of
- * ‖claimed − reference‖ / ‖reference − input‖ (‖reference‖ for A), and for C whether the sampled token differs.
- * The tolerance comes from an exponential tail fitted to the honest cross-engine values (f16-wire and llama.cpp),
+ * ‖claimed − reference‖ / ‖reference − input‖ (‖reference‖ for A), and for C whether the sampled token differs and,
+ * where it does not, the sampled token's logit error |claimed − reference| / (the reference row's largest |logit|).
+ * Each tolerance comes from an exponential tail fitted to the honest cross-engine values (f16-wire and llama.cpp),
  * solved for P(> t) = 1e-4 per check, and is then held against the smallest error of every lying stage.
  *
  * Usage: npm run bench -- stage-checks [--prompts 100] [--decode 4] [--seed 1] [--quick]
@@ -33,9 +34,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
-import { argmax, loadStage, roundToF16, setStageThreads, type Stage } from "@tessera/node";
+import { argmax, largestMagnitude, loadStage, roundToF16, setStageThreads, type Stage } from "@tessera/node";
 import { makeTinyModel, SeededRandom } from "@tessera/testkit";
-import { STAGE_CHECK_TOLERANCE } from "../packages/coordinator/src/trust/stage-check-verdict.js";
+import { LAST_SPAN_LOGIT_TOLERANCE, STAGE_CHECK_TOLERANCE } from "../packages/coordinator/src/trust/stage-check-verdict.js";
 import { fitExponentialTail, tailProbability } from "./lib-verification-calibration.js";
 import { fmt, percentile } from "./lib-stats.js";
 
@@ -46,10 +47,20 @@ type SpanName = keyof typeof SPANS;
 interface Step {
   tokens: Int32Array;
   positions: Int32Array;
-  /** Inputs of B and C (outputs of A and B), and C's greedy token. */
+  /** Inputs of B and C (outputs of A and B), and C's greedy token with its logit and its row's largest |logit|. */
   hA: Float32Array;
   hB: Float32Array;
   token: number;
+  tokenLogit: number;
+  logitScale: number;
+}
+
+/**
+ * A last span's answer (its logits row) against the honest step, as `stageVerdict` judges it: undefined when the
+ * sampled token differs (that fails on its own), else the token's logit error relative to the honest row's scale.
+ */
+function logitError(row: Float32Array, st: Step): number | undefined {
+  return argmax(row) === st.token ? Math.abs(row[st.token]! - st.tokenLogit) / st.logitScale : undefined;
 }
 
 /** Largest over rows of ‖claimed − ref‖ / ‖ref − input‖ (input undefined: ‖ref‖), as `stageVerdict` computes it. */
@@ -141,7 +152,7 @@ export async function main(argv: string[]): Promise<void> {
       const hB = forward(honest.B, id, hA, positions);
       const logits = forward(honest.C, id, hB, positions);
       const token = argmax(logits);
-      steps.push({ tokens, positions, hA, hB, token });
+      steps.push({ tokens, positions, hA, hB, token, tokenLogit: logits[token]!, logitScale: largestMagnitude(logits) });
       if (s === 0) {
         // llama.cpp on the whole file: logits of the prefill's last position, against the stage runtime's.
         await sequence.clearHistory();
@@ -152,6 +163,7 @@ export async function main(argv: string[]): Promise<void> {
         for (const [t, v] of map) ref[t] = v;
         add("llama.cpp logits", relError(logits, ref, undefined, logits.length));
         add("llama.cpp token differs", argmax(ref) === token ? 0 : 1);
+        if (argmax(ref) === token) add("llama.cpp token logit", Math.abs(logits[token]! - ref[token]!) / largestMagnitude(ref));
       }
       positions = Int32Array.of(prompt.length + s);
       tokens = Int32Array.of(token);
@@ -166,15 +178,21 @@ export async function main(argv: string[]): Promise<void> {
       for (const span of ["A", "B", "C"] as const) {
         const stage = stages[span]!;
         const differs: number[] = [];
+        const fails: number[] = [];
         for (const st of steps) {
           const out = forward(stage, id, inputOf(span, st), st.positions);
-          if (span === "C") differs.push(argmax(out) === st.token ? 0 : 1);
-          else add(`${span} ${name}`, relError(out, outputOf(span, st), span === "A" ? undefined : (inputOf(span, st) as Float32Array), cols));
+          if (span === "C") {
+            const error = logitError(out, st);
+            if (error !== undefined) add(`C ${name} logit`, error);
+            differs.push(error === undefined ? 1 : 0);
+            fails.push(error === undefined || error > LAST_SPAN_LOGIT_TOLERANCE ? 1 : 0);
+          } else add(`${span} ${name}`, relError(out, outputOf(span, st), span === "A" ? undefined : (inputOf(span, st) as Float32Array), cols));
         }
-        // A check of the last span replays steps 0..k (k uniform) and compares every sampled token: one per k.
+        // A check of the last span replays steps 0..k (k uniform) and compares every sampled token (and its logit).
         for (let k = 0; k < differs.length; k++) {
           add(`C ${name} token differs`, differs[k]!);
-          add(`C ${name} check (steps 0..k)`, differs.slice(0, k + 1).some((d) => d > 0) ? 1 : 0);
+          add(`C ${name} check by token alone (steps 0..k)`, differs.slice(0, k + 1).some((d) => d > 0) ? 1 : 0);
+          add(`C ${name} check (steps 0..k)`, fails.slice(0, k + 1).some((d) => d > 0) ? 1 : 0);
         }
         stage.dropRequest(id);
       }
@@ -197,8 +215,10 @@ export async function main(argv: string[]): Promise<void> {
       const f16In = st.hA.map(roundToF16);
       const out = forward(replica.B, `${id}-f16`, f16In, st.positions);
       add("B f16-wire", relError(out, st.hB, st.hA, cols));
-      const f16C = st.hB.map(roundToF16);
-      add("C f16-wire token differs", argmax(forward(replica.C, `${id}-f16`, f16C, st.positions)) === st.token ? 0 : 1);
+      const f16C = forward(replica.C, `${id}-f16`, st.hB.map(roundToF16), st.positions);
+      const f16Error = logitError(f16C, st);
+      add("C f16-wire token differs", f16Error === undefined ? 1 : 0);
+      if (f16Error !== undefined) add("C f16-wire logit", f16Error);
     }
     replica.B.dropRequest(`${id}-f16`);
     replica.C.dropRequest(`${id}-f16`);
@@ -216,7 +236,9 @@ export async function main(argv: string[]): Promise<void> {
         const rowByRow = true;
         add("A replay", relError(forward(replica.A, id, st.tokens, st.positions, rowByRow), st.hA, undefined, cols));
         add("B replay", relError(forward(replica.B, id, st.hA, st.positions, rowByRow), st.hB, st.hA, cols));
-        add("C replay token differs", argmax(forward(replica.C, id, st.hB, st.positions, rowByRow)) === st.token ? 0 : 1);
+        const replayError = logitError(forward(replica.C, id, st.hB, st.positions, rowByRow), st);
+        add("C replay token differs", replayError === undefined ? 1 : 0);
+        if (replayError !== undefined) add("C replay logit", replayError);
       }
       for (const st of Object.values(replica)) st.dropRequest(id);
     }
@@ -227,7 +249,8 @@ export async function main(argv: string[]): Promise<void> {
   console.log("| pair | checks | p50 | p99 | max | min | over tolerance |");
   console.log("| --- | --- | --- | --- | --- | --- | --- |");
   for (const [key, v] of [...stats].sort(([a], [b]) => a.localeCompare(b))) {
-    const over = key.includes("token differs") || key.startsWith("C ") ? v.filter((x) => x > 0).length : v.filter((x) => x > STAGE_CHECK_TOLERANCE).length;
+    const tolerance = key.endsWith("logit") ? LAST_SPAN_LOGIT_TOLERANCE : key.includes("token differs") || key.includes("check") ? 0 : STAGE_CHECK_TOLERANCE;
+    const over = v.filter((x) => x > tolerance).length;
     console.log(`| ${key} | ${v.length} | ${fmt(percentile(v, 50), 6)} | ${fmt(percentile(v, 99), 6)} | ${fmt(Math.max(...v), 6)} | ${fmt(Math.min(...v), 6)} | ${over} |`);
   }
 
@@ -238,20 +261,31 @@ export async function main(argv: string[]): Promise<void> {
   console.log(`\ncross-engine tail fit: n ${fit.n}, u ${fmt(fit.u, 6)}, k ${fit.k}, beta ${fmt(fit.beta, 6)}, max ${fmt(fit.max, 6)} → t(1e-4) = ${fmt(t, 5)}`);
   console.log(`tolerance in use (STAGE_CHECK_TOLERANCE): ${STAGE_CHECK_TOLERANCE}; fitted P(cross-engine check > it) = ${tailProbability(fit, STAGE_CHECK_TOLERANCE).toExponential(2)}`);
 
+  // The last span's logit tolerance, the same way from its cross-engine values (f16-wire and llama.cpp, same token).
+  const logitFit = fitExponentialTail([...stats.get("C f16-wire logit")!, ...stats.get("llama.cpp token logit")!], 0.05);
+  const logitT = logitFit.u + logitFit.beta * Math.log(logitFit.k / (logitFit.n * FALSE_POSITIVE_BUDGET));
+  console.log(`last-span logit tail fit: n ${logitFit.n}, u ${fmt(logitFit.u, 6)}, k ${logitFit.k}, beta ${fmt(logitFit.beta, 6)}, max ${fmt(logitFit.max, 6)} → t(1e-4) = ${fmt(logitT, 5)}`);
+  console.log(`tolerance in use (LAST_SPAN_LOGIT_TOLERANCE): ${LAST_SPAN_LOGIT_TOLERANCE}; fitted P(cross-engine check > it) = ${tailProbability(logitFit, LAST_SPAN_LOGIT_TOLERANCE).toExponential(2)}`);
+
   const honestStage = [...stats.get("A replay")!, ...stats.get("B replay")!];
   const honestTokens = stats.get("C replay token differs")!;
-  const fp = honestStage.filter((x) => x > STAGE_CHECK_TOLERANCE).length + honestTokens.filter((x) => x > 0).length;
+  const honestLogits = stats.get("C replay logit")!;
+  const fp = honestStage.filter((x) => x > STAGE_CHECK_TOLERANCE).length + honestTokens.filter((x) => x > 0).length + honestLogits.filter((x) => x > LAST_SPAN_LOGIT_TOLERANCE).length;
   const detect = (key: string) => {
     const v = stats.get(key)!;
-    return (100 * v.filter((x) => (key.startsWith("C ") ? x > 0 : x > STAGE_CHECK_TOLERANCE)).length) / v.length;
+    return (100 * v.filter((x) => (key.endsWith("logit") ? x > LAST_SPAN_LOGIT_TOLERANCE : key.startsWith("C ") ? x > 0 : x > STAGE_CHECK_TOLERANCE)).length) / v.length;
   };
+  const minLastSpanLie = Math.min(...["swap", "quant", "skip"].flatMap((c) => stats.get(`C ${c} logit`) ?? []));
   const minCheat = Math.min(...["A swap", "B swap", "A quant", "B quant", "A garbage", "B garbage", "A skip", "B skip", "B passthrough"].flatMap((k) => stats.get(k)!));
   console.log(`RESULT stage_check_false_positives ${fp} of ${honestStage.length + honestTokens.length} honest replays (largest error ${Math.max(...honestStage)})`);
   console.log(`RESULT stage_check_cross_engine_threshold ${fmt(t, 5)}`);
   console.log(`RESULT stage_check_cheat_margin ${fmt(minCheat / STAGE_CHECK_TOLERANCE, 2)} (smallest lying-stage error / tolerance)`);
+  console.log(`RESULT stage_check_last_span_logit_threshold ${fmt(logitT, 5)} (in use ${LAST_SPAN_LOGIT_TOLERANCE}; smallest lying last span with the honest token: ${fmt(minLastSpanLie, 5)})`);
   for (const cheat of ["swap", "quant", "garbage", "skip"]) {
     const hidden = [`A ${cheat}`, `B ${cheat}`].map(detect);
-    const last = stats.has(`C ${cheat} check (steps 0..k)`) ? `; last span, per check of steps 0..k ${fmt(detect(`C ${cheat} check (steps 0..k)`), 2)} %, per step ${fmt(detect(`C ${cheat} token differs`), 2)} %` : "";
+    const last = stats.has(`C ${cheat} check (steps 0..k)`)
+      ? `; last span, per check of steps 0..k ${fmt(detect(`C ${cheat} check (steps 0..k)`), 2)} % (by the token alone ${fmt(detect(`C ${cheat} check by token alone (steps 0..k)`), 2)} %)`
+      : "";
     console.log(`RESULT stage_check_detect_${cheat} ${fmt(Math.min(...hidden), 2)} (hidden-state spans, per check)${last}`);
   }
   console.log(`RESULT stage_check_detect_passthrough ${fmt(detect("B passthrough"), 2)}`);

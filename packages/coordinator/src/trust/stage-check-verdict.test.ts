@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ACTIVATION_FLAG_SAMPLED, decodeActivationFrame, encodeActivationFrame, type DecodedActivationFrame } from "@tessera/protocol";
-import { STAGE_CHECK_TOLERANCE, stageVerdict } from "./stage-check-verdict.js";
+import { LAST_SPAN_LOGIT_TOLERANCE, STAGE_CHECK_TOLERANCE, stageVerdict } from "./stage-check-verdict.js";
 
 const ROWS = 3;
 const COLS = 8;
@@ -11,8 +11,10 @@ function hidden(values: (i: number) => number, seq = 0, rows = ROWS, cols = COLS
 function tokens(ids: number[]): DecodedActivationFrame {
   return decodeActivationFrame(encodeActivationFrame({ requestId: "r", stageId: 1, seq: 0, rows: ids.length, cols: 1, positions: Int32Array.from(ids, (_, i) => i), dtype: "i32", data: Int32Array.from(ids) }));
 }
-function sampled(token: number, rngState: number, seq = 0): DecodedActivationFrame {
-  return decodeActivationFrame(encodeActivationFrame({ requestId: "r", stageId: 1, seq, rows: 1, cols: 1, positions: Int32Array.of(2), dtype: "i32", data: Int32Array.of(token), flags: ACTIVATION_FLAG_SAMPLED, rngState }));
+function sampled(token: number, rngState: number, seq = 0, tokenLogit = 12.5, logitScale = 20): DecodedActivationFrame {
+  return decodeActivationFrame(
+    encodeActivationFrame({ requestId: "r", stageId: 1, seq, rows: 1, cols: 1, positions: Int32Array.of(2), dtype: "i32", data: Int32Array.of(token), flags: ACTIVATION_FLAG_SAMPLED, rngState, tokenLogit, logitScale }),
+  );
 }
 
 const input = hidden((i) => 10 + (i % 5)); // a large residual stream
@@ -70,7 +72,26 @@ describe("the last span (a sampled token)", () => {
     expect(stageVerdict({ input: fed, claimed: sampled(41, 7), replayed: sampled(42, 7) }).failures).toEqual(["sampled token 41, the reference 42"]);
     expect(stageVerdict({ input: fed, claimed: sampled(42, 8), replayed: sampled(42, 7) }).passed).toBe(false);
   });
-  it("throws when the reference answered hidden states instead of a token", () => {
+  it("judges the token's logit against the reference row's scale: the honest token with a quantised logit fails", () => {
+    const within = 12.5 + 0.9 * LAST_SPAN_LOGIT_TOLERANCE * 20;
+    const beyond = 12.5 - 1.5 * LAST_SPAN_LOGIT_TOLERANCE * 20;
+    const near = stageVerdict({ input: fed, claimed: sampled(42, 7, 0, within), replayed: sampled(42, 7) });
+    expect(near.passed).toBe(true);
+    expect(near.relativeError).toBeCloseTo(0.9 * LAST_SPAN_LOGIT_TOLERANCE, 9);
+    const off = stageVerdict({ input: fed, claimed: sampled(42, 7, 0, beyond), replayed: sampled(42, 7) });
+    expect(off.passed).toBe(false);
+    expect(off.failures[0]).toMatch(/sampled token's logit .* of the row's scale > /);
+    // Another token fails on the token; its logit is not compared (it is another token's).
+    expect(stageVerdict({ input: fed, claimed: sampled(41, 7, 0, 99), replayed: sampled(42, 7) }).relativeError).toBeUndefined();
+    // A NaN or an infinity claimed fails, never passes as NaN.
+    for (const garbage of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(stageVerdict({ input: fed, claimed: sampled(42, 7, 0, garbage), replayed: sampled(42, 7) })).toMatchObject({ passed: false, relativeError: Number.POSITIVE_INFINITY });
+    }
+  });
+  it("throws when the reference answered hidden states instead of a token, or a logit it cannot be judged by", () => {
     expect(() => stageVerdict({ input: fed, claimed: sampled(42, 7), replayed: hidden(contribution, 0, 1) })).toThrow(/expected one sampled token/);
+    for (const [tokenLogit, scale] of [[Number.NaN, 20], [12.5, 0], [12.5, Number.POSITIVE_INFINITY]] as const) {
+      expect(() => stageVerdict({ input: fed, claimed: sampled(42, 7), replayed: sampled(42, 7, 0, tokenLogit, scale) })).toThrow(/not usable/);
+    }
   });
 });

@@ -10,7 +10,7 @@ const COLS = 4;
 function frame(seq: number, rows: number, value: (i: number) => number, requestId = "job"): Uint8Array {
   return encodeActivationFrame({ requestId, stageId: 1, seq, rows, cols: COLS, positions: Int32Array.from({ length: rows }, (_, i) => i), dtype: "f32", data: Float32Array.from({ length: rows * COLS }, (_, i) => value(i)) });
 }
-const token = (seq: number, id: number, requestId = "job") => encodeActivationFrame({ requestId, stageId: 1, seq, rows: 1, cols: 1, positions: Int32Array.of(seq), dtype: "i32", data: Int32Array.of(id), flags: ACTIVATION_FLAG_SAMPLED, rngState: seq });
+const token = (seq: number, id: number, requestId = "job") => encodeActivationFrame({ requestId, stageId: 1, seq, rows: 1, cols: 1, positions: Int32Array.of(seq), dtype: "i32", data: Int32Array.of(id), flags: ACTIVATION_FLAG_SAMPLED, rngState: seq, tokenLogit: id / 2, logitScale: 10 });
 
 /** A middle stage over 3 steps (prompt of 4 rows, then 1 row a step) whose outputs add 1 to every input value. */
 function middleRun(nodeId = "checked"): StageRun {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACTIVATION_FLAG_SAMPLED, decodeActivationFrame, encodeActivationFrame, setActivationFrameSampling, type StageNodeMessage } from "@tessera/protocol";
 import { makeTinyModel } from "@tessera/testkit";
 import type { NodeLogger } from "../logger.js";
-import { Sampler } from "../stage/sampler.js";
+import { Sampler, largestMagnitude } from "../stage/sampler.js";
 import { setStageThreads, wasmArena } from "../stage/wasm-matvec.js";
 import { loadStage } from "../stage/stage.js";
 import { StageHost } from "./stage-host.js";
@@ -40,6 +40,7 @@ async function hostWithTwoStages(): Promise<StageHost> {
 function generate(host: StageHost, prompt: number[], steps: number, temperature: number, topP: number, seed: number) {
   const sampling = { temperature, topP, rngState: seed };
   const tokens: number[] = [];
+  const logits: { tokenLogit: number; logitScale: number }[] = [];
   const fedToLast: Uint8Array[] = [];
   let input = Int32Array.from(prompt);
   let pos = Int32Array.from(prompt, (_, i) => i);
@@ -58,10 +59,11 @@ function generate(host: StageHost, prompt: number[], steps: number, temperature:
     sampling.rngState = answer.rngState;
     const token = answer.data[0]!;
     tokens.push(token);
+    logits.push({ tokenLogit: answer.tokenLogit, logitScale: answer.logitScale });
     input = Int32Array.of(token);
     pos = Int32Array.of(prompt.length + seq);
   }
-  return { tokens, fedToLast };
+  return { tokens, logits, fedToLast };
 }
 
 /** The one-stage reference: the whole model's logits, the runtime's Sampler seeded once. */
@@ -89,6 +91,24 @@ describe("sampling on the last stage", () => {
       expect(generate(host, prompt, 16, temperature, topP, seed).tokens).toEqual(reference(prompt, 16, temperature, topP, seed));
       await host.close();
     }
+  }, 60_000);
+
+  it("answers each token with its logit and the row's largest |logit|, as the one-stage runtime computes them", async () => {
+    const host = await hostWithTwoStages();
+    const { tokens, logits } = generate(host, prompt, 6, 0.9, 0.95, 42);
+    await host.close();
+    const stage = loadStage({ path, start: 0, end: LAYERS });
+    let input = Int32Array.from(prompt);
+    let pos = Int32Array.from(prompt, (_, i) => i);
+    tokens.forEach((token, i) => {
+      const row = stage.forward("ref", input, pos);
+      // Bit for bit: the runtime is deterministic, and f32 → f64 on the wire is exact.
+      expect(logits[i]).toEqual({ tokenLogit: row[token], logitScale: largestMagnitude(row) });
+      input = Int32Array.of(token);
+      pos = Int32Array.of(prompt.length + i);
+    });
+    expect(largestMagnitude(Float32Array.of(-3, 2, 1))).toBe(3);
+    for (const garbage of [Float32Array.of(Number.NaN, -3, 2), Float32Array.of(-3, Number.NaN, 2)]) expect(largestMagnitude(garbage)).toBeNaN();
   }, 60_000);
 
   it("needs no per-request sampling state: a replica replaying the saved inputs samples the same tokens", async () => {

@@ -20,7 +20,7 @@ import {
 import type { NodeLogger } from "../logger.js";
 import { F16_TO_F32 as F16 } from "../stage/f16.js";
 import { openGguf } from "../stage/gguf-reader.js";
-import { Sampler } from "../stage/sampler.js";
+import { Sampler, largestMagnitude } from "../stage/sampler.js";
 import { loadStage, type Stage } from "../stage/stage.js";
 import { setStageThreads } from "../stage/wasm-matvec.js";
 import { loadPromptTokenizer, type PromptTokenizer } from "./prompt-tokenizer.js";
@@ -128,7 +128,8 @@ export class StageHost {
 
   /**
    * Forward one frame. A `SAMPLE` frame on the last stage is answered with the sampled token (an I32 frame,
-   * `SAMPLED`, the advanced PRNG state) instead of the 32 000-value logits row. A middle stage, whose output has its
+   * `SAMPLED`, the advanced PRNG state, the token's logit and the row's largest |logit|) instead of the 32 000-value
+   * logits row. A middle stage, whose output has its
    * input's shape, writes its answer over `received` (the frame's own bytes, when given) instead of encoding a new one;
    * otherwise the answer is a fresh buffer (the stage returns a view of its own scratch).
    */
@@ -156,7 +157,10 @@ export class StageHost {
       sampler.rngState = frame.rngState ?? 0;
       const token = sampler.sample(out);
       const position = Int32Array.of(frame.positions[frame.rows - 1]!);
-      return encodeActivationFrame({ ...header, rows: 1, cols: 1, positions: position, dtype: "i32", data: Int32Array.of(token), flags: ACTIVATION_FLAG_SAMPLED, rngState: sampler.rngState });
+      return encodeActivationFrame({
+        ...header, rows: 1, cols: 1, positions: position, dtype: "i32", data: Int32Array.of(token), flags: ACTIVATION_FLAG_SAMPLED, rngState: sampler.rngState,
+        tokenLogit: out[token]!, logitScale: largestMagnitude(out),
+      });
     }
     if (received && !stage.isFirst && !stage.isLast && frame.dtype === "f32") return answerActivationFrameInPlace(received, frame, out, computeUs);
     const rows = stage.isLast ? 1 : frame.rows;

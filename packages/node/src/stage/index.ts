@@ -2,7 +2,7 @@ export { openGguf, ggmlTypeName, GGML_TYPE, type GgufFile, type GgufTensorInfo, 
 export { readLlamaConfig, type LlamaConfig } from "./llama-config.js";
 export { readModelConfig } from "./model-info.js";
 export { loadStage, Stage, type LoadStageOptions, type ForwardOptions, type TokenInput, type PositionInput } from "./stage.js";
-export { Sampler, argmax, type SamplingOptions } from "./sampler.js";
+export { Sampler, argmax, largestMagnitude, type SamplingOptions } from "./sampler.js";
 export { createRunner, loadRunner, type StageRunner, type GenerateOptions } from "./runner.js";
 export { f32ToF16Bits, roundToF16, F16_TO_F32 } from "./f16.js";
 export { setStageThreads } from "./wasm-matvec.js";

@@ -25,6 +25,17 @@ export function argmax(logits: Float32Array): number {
   return best;
 }
 
+/** The largest |logit| of a row: the scale a sampled answer's logit is judged against (a NaN anywhere gives NaN). */
+export function largestMagnitude(logits: Float32Array): number {
+  let scale = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const v = Math.abs(logits[i]);
+    if (v > scale) scale = v;
+    else if (Number.isNaN(v)) return Number.NaN;
+  }
+  return scale;
+}
+
 export class Sampler {
   private state: number;
   private probs = new Float32Array(0);

@@ -82,22 +82,27 @@ describe("activation frame codec", () => {
     expect(decodeActivationFrame(bytes).flags & ACTIVATION_FLAG_SAMPLE).toBe(0);
   });
 
-  it("carries a sampled token with the advanced PRNG state and the node's timing", () => {
+  it("carries a sampled token with the advanced PRNG state, its logit and the row's scale, and the node's timing", () => {
     const bytes = encodeActivationFrame({
       requestId: "r", stageId: 2, seq: 5, rows: 1, cols: 1, positions: new Int32Array([17]), dtype: "i32", data: new Int32Array([31999]),
-      flags: ACTIVATION_FLAG_SAMPLED, rngState: 123, nodeUs: 5400.4, computeUs: 5210,
+      flags: ACTIVATION_FLAG_SAMPLED, rngState: 123, nodeUs: 5400.4, computeUs: 5210, tokenLogit: -3.25, logitScale: 17.5,
     });
     expect(bytes.byteLength).toBe(56 + 4 + 4 + 4);
-    expect(decodeActivationFrame(bytes)).toMatchObject({ flags: ACTIVATION_FLAG_SAMPLED, rngState: 123, nodeUs: 5400, computeUs: 5210, seq: 5 });
+    expect(decodeActivationFrame(bytes)).toMatchObject({ flags: ACTIVATION_FLAG_SAMPLED, rngState: 123, nodeUs: 5400, computeUs: 5210, seq: 5, tokenLogit: -3.25, logitScale: 17.5, temperature: 0, topP: 1 });
+    // A request's sampling fields are not read as logits, nor the reverse.
+    const request = encodeActivationFrame({ requestId: "r", stageId: 2, seq: 5, rows: 1, cols: 1, positions: new Int32Array([17]), dtype: "i32", data: new Int32Array([5]), flags: ACTIVATION_FLAG_SAMPLE, temperature: 0.7, topP: 0.9, tokenLogit: 4 });
+    expect(decodeActivationFrame(request)).toMatchObject({ temperature: 0.7, topP: 0.9, tokenLogit: 0, logitScale: 0 });
     const many = encodeActivationFrame({ requestId: "r", stageId: 2, seq: 5, rows: 2, cols: 1, positions: new Int32Array([1, 2]), dtype: "i32", data: new Int32Array([1, 2]), flags: ACTIVATION_FLAG_SAMPLED });
     expect(() => decodeActivationFrame(many)).toThrow(/one token/);
   });
 
-  it("rejects version-1 frames and bad sampling parameters with a clear bad_request", () => {
+  it("rejects frames of earlier versions and bad sampling parameters with a clear bad_request", () => {
     const bytes = encodeActivationFrame({ requestId: "r", stageId: 1, seq: 0, rows: 1, cols: 1, positions: new Int32Array([0]), dtype: "f32", data: new Float32Array([1]) });
-    const v1 = Uint8Array.from(bytes);
-    new DataView(v1.buffer).setUint32(0, 0x31415354, true);
-    expect(() => decodeActivationFrame(v1)).toThrow(/version 1/);
+    for (const [magic, version] of [[0x31415354, /version 1 \(TSA1\).*upgrade the node/], [0x32415354, /version 2 \(TSA2\).*upgrade the node/]] as const) {
+      const old = Uint8Array.from(bytes);
+      new DataView(old.buffer).setUint32(0, magic, true);
+      expect(() => decodeActivationFrame(old)).toThrow(version);
+    }
     setActivationFrameSampling(bytes, { temperature: -1, topP: 1, rngState: 0 });
     expect(() => decodeActivationFrame(bytes)).toThrow(/sampling parameters/);
   });

@@ -5,7 +5,7 @@ import { TesseraError } from "../errors.js";
  *
  * | offset | size | field |
  * | --- | --- | --- |
- * | 0 | 4 | magic `TSA2` (version 2: 56-byte header with timing and sampling fields) |
+ * | 0 | 4 | magic `TSA3` (version 3: 56-byte header with timing and sampling fields; sampled answers carry their logit) |
  * | 4 | 1 | dtype: 0 F32, 1 F16, 2 I32 (token ids, cols = 1) |
  * | 5 | 1 | flags: bit 0 `SAMPLE` (request: the last stage samples and answers a token), bit 1 `SAMPLED` (answer is a sampled token) |
  * | 6 | 2 | request id length in bytes (UTF-8, ≤ 128) |
@@ -17,18 +17,20 @@ import { TesseraError } from "../errors.js";
  * | 28 | 4 | compute µs (answers: `Stage.forward` alone; 0 in requests) |
  * | 32 | 4 | PRNG state (u32): before sampling in a `SAMPLE` request, after it in a `SAMPLED` answer |
  * | 36 | 4 | reserved, 0 |
- * | 40 | 8 | temperature (f64; `SAMPLE` requests; 0 = greedy) |
- * | 48 | 8 | top-p (f64; `SAMPLE` requests) |
+ * | 40 | 8 | `SAMPLE` requests: temperature (f64; 0 = greedy). `SAMPLED` answers: the sampled token's logit (f64) |
+ * | 48 | 8 | `SAMPLE` requests: top-p (f64). `SAMPLED` answers: the logits row's largest magnitude (f64) |
  * | 56 | n | request id, zero-padded to a multiple of 4 |
  * | … | 4·rows | positions (int32) |
  * | … | rows·cols·(4 or 2) | data, row-major |
  *
  * Temperature and top-p are f64 so the last stage samples with exactly the request's values. The PRNG state travels
  * with every sampling step and comes back advanced, so the coordinator holds the sampling state and a replica that
- * takes over the last stage needs none of its own. Data starts 4-aligned, so a decoder can view it without copying
+ * takes over the last stage needs none of its own. A sampled answer carries the sampled token's logit and the row's
+ * scale (its largest |logit|), so a stage check can judge the last span by more than its token (a quantised span
+ * usually picks the same token with another logit). Data starts 4-aligned, so a decoder can view it without copying
  * when the buffer itself is aligned. Pure.
  */
-export const ACTIVATION_MAGIC = 0x32415354; // "TSA2" read as a little-endian u32
+export const ACTIVATION_MAGIC = 0x33415354; // "TSA3" read as a little-endian u32
 export const ACTIVATION_HEADER_BYTES = 56;
 export const MAX_ACTIVATION_VALUES = 64 * 1024 * 1024;
 /** Request flag: the receiving stage, if it is the last one, samples and answers with one token (an I32 frame). */
@@ -39,6 +41,8 @@ export const ACTIVATION_FLAG_SAMPLED = 2;
 export type ActivationDtype = "f32" | "f16" | "i32";
 const DTYPE_CODE: Record<ActivationDtype, number> = { f32: 0, f16: 1, i32: 2 };
 const DTYPE_OF = ["f32", "f16", "i32"] as const;
+/** Magic numbers of earlier versions, refused with a message that says to upgrade. */
+const OLD_VERSIONS: Record<number, string> = { 0x31415354: "1 (TSA1)", 0x32415354: "2 (TSA2)" };
 
 export interface ActivationFrame {
   requestId: string;
@@ -57,8 +61,12 @@ export interface ActivationFrame {
   computeUs?: number;
   /** PRNG state: before sampling (SAMPLE requests) or after (SAMPLED answers). */
   rngState?: number;
+  /** `SAMPLE` requests: the sampling parameters (decoded as 0 and 1 on other frames). */
   temperature?: number;
   topP?: number;
+  /** `SAMPLED` answers: the sampled token's logit, and the largest |logit| of its row (decoded as 0 on other frames). */
+  tokenLogit?: number;
+  logitScale?: number;
 }
 
 /** A decoded frame: every optional field present. */
@@ -108,8 +116,9 @@ export function encodeActivationFrame(frame: ActivationFrame): Uint8Array {
   view.setUint32(24, clampU32(frame.nodeUs ?? 0), true);
   view.setUint32(28, clampU32(frame.computeUs ?? 0), true);
   view.setUint32(32, (frame.rngState ?? 0) >>> 0, true);
-  view.setFloat64(40, frame.temperature ?? 0, true);
-  view.setFloat64(48, frame.topP ?? 1, true);
+  const sampled = ((frame.flags ?? 0) & ACTIVATION_FLAG_SAMPLED) !== 0;
+  view.setFloat64(40, sampled ? (frame.tokenLogit ?? 0) : (frame.temperature ?? 0), true);
+  view.setFloat64(48, sampled ? (frame.logitScale ?? 0) : (frame.topP ?? 1), true);
   out.set(id, ACTIVATION_HEADER_BYTES);
   let off = ACTIVATION_HEADER_BYTES + pad4(id.length);
   new Int32Array(out.buffer, off, rows).set(frame.positions);
@@ -150,7 +159,8 @@ export function decodeActivationFrame(buf: Uint8Array): DecodedActivationFrame {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const magic = view.getUint32(0, true);
   if (magic !== ACTIVATION_MAGIC) {
-    throw new TesseraError("bad_request", magic === 0x31415354 ? "activation frame: version 1 (TSA1) frames are no longer accepted; upgrade the node" : "activation frame: bad magic");
+    const old = OLD_VERSIONS[magic];
+    throw new TesseraError("bad_request", old ? `activation frame: version ${old} frames are no longer accepted; upgrade the node` : "activation frame: bad magic");
   }
   const dtype = DTYPE_OF[view.getUint8(4)];
   if (!dtype) throw new TesseraError("bad_request", `activation frame: unknown dtype ${view.getUint8(4)}`);
@@ -164,8 +174,9 @@ export function decodeActivationFrame(buf: Uint8Array): DecodedActivationFrame {
   if (rows === 0 || cols === 0 || rows * cols > MAX_ACTIVATION_VALUES) throw new TesseraError("bad_request", `activation frame: bad shape ${rows} x ${cols}`);
   if (dtype === "i32" && cols !== 1) throw new TesseraError("bad_request", "activation frame: token frames have one column");
   if (flags & ACTIVATION_FLAG_SAMPLED && (dtype !== "i32" || rows !== 1)) throw new TesseraError("bad_request", "activation frame: a sampled answer holds one token");
-  const temperature = view.getFloat64(40, true);
-  const topP = view.getFloat64(48, true);
+  const sampled = (flags & ACTIVATION_FLAG_SAMPLED) !== 0;
+  const temperature = sampled ? 0 : view.getFloat64(40, true);
+  const topP = sampled ? 1 : view.getFloat64(48, true);
   if (flags & ACTIVATION_FLAG_SAMPLE && !(temperature >= 0 && Number.isFinite(temperature) && topP > 0 && topP <= 1)) {
     throw new TesseraError("bad_request", `activation frame: bad sampling parameters (temperature ${temperature}, top_p ${topP})`);
   }
@@ -189,6 +200,8 @@ export function decodeActivationFrame(buf: Uint8Array): DecodedActivationFrame {
     rngState: view.getUint32(32, true),
     temperature,
     topP,
+    tokenLogit: sampled ? view.getFloat64(40, true) : 0,
+    logitScale: sampled ? view.getFloat64(48, true) : 0,
   };
 }
 
