@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TesseraError } from "@tessera/protocol";
+import { type StreamPart, TesseraError } from "@tessera/protocol";
 import { FakeVllmScoring, type IdLevelModel, greedyReference, loadIdLevelModel, makeTinyModel } from "@tessera/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackendAdapter, ScoreRequest, ScoreResult } from "../../src/backends/adapter.js";
@@ -31,6 +31,21 @@ let embedded: EmbeddedBackend;
 
 const completions = (f: FakeVllmScoring) => f.requests.filter((r) => r.path === "/v1/completions").length;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** A node's streamed answer as the coordinator sees it: token ids, their log-probabilities, usage and finish. */
+async function streamed(node: BackendAdapter, maxTokens: number) {
+  const answer = { tokens: [] as number[], logprobs: [] as number[], completionTokens: -1, finish: "" };
+  for await (const part of node.doStream({ model: MODEL, messages: MESSAGES, sampling: { max_tokens: maxTokens, temperature: 0, top_p: 1 } }) as AsyncIterable<StreamPart>) {
+    if (part.type === "text-delta") {
+      answer.tokens.push(...(part.tokens ?? []));
+      answer.logprobs.push(...(part.logprobs ?? []));
+    }
+    if (part.type === "usage") answer.completionTokens = part.completion_tokens;
+    if (part.type === "finish") answer.finish = part.reason;
+    if (part.type === "error") throw new Error(part.message);
+  }
+  return answer;
+}
 
 function gaps(a: ScoreResult, b: ScoreResult): number[] {
   return a.positions.map((p, i) => Math.abs(p.logprob - b.positions[i]!.logprob));
@@ -90,6 +105,33 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
     expect(Math.abs(scored.eos.logprob - viaEmbedded.eos.logprob)).toBeLessThan(0.05);
   });
 
+  it("an honest vLLM node's streamed answer carries its token ids, and a vLLM reference scores them first everywhere, within the node's own log-probabilities", async () => {
+    const node = createVllmAdapter({ instances: [{ host: fake.url }] });
+    const answer = await streamed(node, 16);
+    expect(fake.requests.filter((r) => r.path === "/v1/chat/completions").at(-1)?.body).toMatchObject({ return_token_ids: true, logprobs: true });
+    const reference = await greedyReference({ modelPath, messages: MESSAGES, maxTokens: 16 });
+    expect(answer).toMatchObject({ tokens: reference.tokens, completionTokens: 16, finish: "length" });
+    expect(answer.logprobs).toHaveLength(16);
+    const scored = await adapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens });
+    expect(scored.positions.every((p) => p.rank === 1)).toBe(true);
+    const g = scored.positions.map((p, i) => Math.abs(p.logprob - answer.logprobs[i]!));
+    process.stdout.write(`vLLM node (fake) streamed logprobs vs vLLM reference scoring, 16 positions: mean |Δ| ${mean(g).toExponential(2)}, max ${Math.max(...g).toExponential(2)}\n`);
+    expect(mean(g)).toBeLessThan(0.05);
+  });
+
+  it("a vLLM node's answer that stopped on EOS leaves the EOS id out of its tokens and its usage, and the reference finds EOS first there", async () => {
+    const node = createVllmAdapter({ instances: [{ host: eosFake.url }] });
+    const answer = await streamed(node, 96);
+    const reference = await greedyReference({ modelPath: eosPath, messages: MESSAGES, maxTokens: 96 });
+    expect(answer.finish).toBe("stop");
+    expect(answer.tokens).toEqual(reference.tokens);
+    expect(answer.completionTokens).toBe(reference.tokens.length);
+    const eosAdapter = createVllmAdapter({ instances: [{ host: eosFake.url }], scoring: {} });
+    const scored = await eosAdapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens });
+    expect(scored.eos.rank).toBe(1);
+    expect(scored.positions.every((p) => p.rank === 1)).toBe(true);
+  });
+
   it("ranks another model's answer mostly below first, with exact ranks beyond 20", async () => {
     const other = await greedyReference({ modelPath: otherPath, messages: MESSAGES, maxTokens: 16 });
     const request: ScoreRequest = { model: MODEL, messages: MESSAGES, outputTokens: other.tokens };
@@ -115,6 +157,8 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
   });
 
   it("judges EOS where an answer stopped: first after an honest stop, not first where the same answer is cut", async () => {
+    const infoAsked = () => eosFake.requests.filter((r) => r.path === "/tokenizer_info").length;
+    const asked = infoAsked();
     const eosAdapter = createVllmAdapter({ instances: [{ host: eosFake.url }], scoring: {} });
     const answer = await greedyReference({ modelPath: eosPath, messages: MESSAGES, maxTokens: 96 });
     expect(answer.tokens.length, "the EOS-heavy model stops on its own").toBeLessThan(96);
@@ -124,8 +168,8 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
     const cut = await eosAdapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens.slice(0, -1) });
     expect(cut.eos.rank).toBeGreaterThan(1);
     process.stdout.write(`vLLM reference, EOS after ${answer.tokens.length} tokens (a stop): rank ${stopped.eos.rank}, logprob ${stopped.eos.logprob.toFixed(3)}; one token earlier: rank ${cut.eos.rank}, logprob ${cut.eos.logprob.toFixed(3)}\n`);
-    // The EOS id came from GET /tokenizer_info (its eos_token text, tokenised by /tokenize), asked once.
-    expect(eosFake.requests.filter((r) => r.path === "/tokenizer_info")).toHaveLength(1);
+    // The EOS id came from GET /tokenizer_info (its eos_token text, tokenised by /tokenize), asked once for two scorings.
+    expect(infoAsked() - asked).toBe(1);
     const sent = eosFake.requests.filter((r) => r.path === "/v1/completions").at(-1)!.body as { prompt: number[]; prompt_logprobs: number; max_tokens: number };
     expect(sent.prompt.at(-1)).toBe(eosModel.eosToken);
     expect(sent).toMatchObject({ prompt_logprobs: 20, max_tokens: 1 });

@@ -15,6 +15,10 @@ import type { Distribution, IdLevelModel } from "./id-level-model.js";
  *   default true; `add_special_tokens` default false): `{count, max_model_len, tokens}`.
  * - `GET /tokenizer_info` (vLLM serves it only with `--enable-tokenizer-info-endpoint`: `tokenizerInfo`): the
  *   tokenizer's config, `eos_token` included.
+ * - `POST /v1/chat/completions`, streamed or not, greedy, with `logprobs` (+ `top_logprobs`), `return_token_ids`
+ *   (each chunk's `token_ids`; the token it stopped on is listed though not in the text, with `stop_reason` null for
+ *   EOS, as vLLM's detokenizer does) and `stream_options.include_usage` (`completion_tokens` counts that token too):
+ *   what a vLLM node's answers look like to its adapter.
  * - `GET /health`, `GET /v1/models`.
  * It decodes greedily only (temperature 0) and does not stream: anything else is refused by name with 400, never
  * ignored. `fault` makes it answer wrongly on purpose, for the scorer's bad-input tests.
@@ -83,6 +87,7 @@ export class FakeVllmScoring {
     }
     if (method === "POST" && path === "/tokenize") return (_req, res, body) => this.tokenize(res, body as Record<string, unknown>);
     if (method === "POST" && path === "/v1/completions") return (_req, res, body) => this.complete(res, body as Record<string, unknown>);
+    if (method === "POST" && path === "/v1/chat/completions") return (_req, res, body) => this.chat(res, body as Record<string, unknown>);
     return undefined;
   }
 
@@ -167,6 +172,79 @@ export class FakeVllmScoring {
       ],
       usage: { prompt_tokens: ids.length, total_tokens: ids.length + generated.tokens.length, completion_tokens: generated.tokens.length },
     });
+  }
+
+  private async chat(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {
+    if (!this.modelKnown(res, body)) return;
+    if ((body.temperature ?? 1) !== 0) return this.refuse(res, 400, "fake vLLM: only greedy decoding (temperature 0) is implemented", "temperature");
+    for (const field of ["tools", "response_format", "continue_final_message", "stop", "n", "echo", "prompt_logprobs"]) {
+      if (body[field] !== undefined && body[field] !== null && body[field] !== false && !(field === "n" && body[field] === 1)) return this.refuse(res, 400, `fake vLLM: ${field} is not implemented on chat`, field);
+    }
+    if (body.add_generation_prompt === false) return this.refuse(res, 400, "fake vLLM: add_generation_prompt false is not implemented", "add_generation_prompt");
+    if (!Array.isArray(body.messages) || body.messages.length === 0) return this.refuse(res, 400, "messages must be a non-empty list", "messages");
+    const maxTokens = body.max_tokens ?? body.max_completion_tokens ?? 16;
+    if (!Number.isInteger(maxTokens) || (maxTokens as number) < 1) return this.refuse(res, 400, "max_tokens must be at least 1", "max_tokens");
+    const topLogprobs = body.top_logprobs ?? 0;
+    if (!Number.isInteger(topLogprobs) || (topLogprobs as number) < 0 || (topLogprobs as number) > this.maxLogprobs) return this.refuse(res, 400, "top_logprobs out of range", "top_logprobs");
+    const ids = this.model.chatTokens(body.messages as ChatMessage[]);
+    const generated = await this.model.generate(ids, maxTokens as number, false);
+    const withIds = body.return_token_ids === true;
+    const logprobs = body.logprobs === true;
+    // vLLM lists the token it stopped on among the ids (and scores it) but writes no text for it.
+    const steps = generated.tokens.map((token, i) => ({ token, text: this.model.tokenText(token), row: generated.rows[i]! }));
+    if (generated.finish === "stop") steps.push({ token: this.model.eosToken, text: "", row: generated.rows.at(-1)! });
+    const entry = (step: (typeof steps)[number]) => {
+      const text = step.token === this.model.eosToken ? this.model.eosText : step.text;
+      return {
+        token: text,
+        logprob: step.row.logprob(step.token),
+        bytes: [...Buffer.from(text, "utf8")],
+        top_logprobs: step.row.top(topLogprobs as number).map((t) => ({ token: this.model.tokenText(t.token), logprob: t.logprob, bytes: [...Buffer.from(this.model.tokenText(t.token), "utf8")] })),
+      };
+    };
+    const usage = { prompt_tokens: ids.length, total_tokens: ids.length + steps.length, completion_tokens: steps.length };
+    const id = `chatcmpl-fake-${this.http.requests.length}`;
+    if (body.stream !== true) {
+      sendJson(res, 200, {
+        id,
+        object: "chat.completion",
+        created: 0,
+        model: this.model.modelId,
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: steps.map((s) => s.text).join(""), tool_calls: [] },
+            logprobs: logprobs ? { content: steps.map(entry) } : null,
+            finish_reason: generated.finish,
+            stop_reason: null,
+            ...(withIds ? { token_ids: steps.map((s) => s.token) } : {}),
+          },
+        ],
+        usage,
+        ...(withIds ? { prompt_token_ids: ids } : {}),
+      });
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`);
+    const chunk = (choice: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ id, object: "chat.completion.chunk", created: 0, model: this.model.modelId, choices: [choice], ...extra });
+    send(chunk({ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }, withIds ? { prompt_token_ids: ids } : {}));
+    steps.forEach((step, i) => {
+      const last = i === steps.length - 1;
+      send(
+        chunk({
+          index: 0,
+          delta: { content: step.text },
+          logprobs: logprobs ? { content: [entry(step)] } : null,
+          finish_reason: last ? generated.finish : null,
+          ...(last ? { stop_reason: null } : {}),
+          ...(withIds ? { token_ids: [step.token] } : {}),
+        }),
+      );
+    });
+    const streamOptions = body.stream_options as { include_usage?: unknown } | undefined;
+    if (streamOptions?.include_usage === true) send({ id, object: "chat.completion.chunk", created: 0, model: this.model.modelId, choices: [], usage });
+    res.end("data: [DONE]\n\n");
   }
 
   /** vLLM's prompt-logprob dict at one position: the token there first, then the top k (one key each). */

@@ -8,6 +8,13 @@ export interface ChunkContent {
   logprobs: number[] | undefined;
   /** Token ids, where the server reports them (llama-server puts `id` in each logprobs entry). */
   tokens: number[] | undefined;
+  /**
+   * The chunk's token ids as the server lists them beside the text (vLLM's `return_token_ids`: `choices[].token_ids`),
+   * the token it stopped on included; the adapter turns them into `tokens` (openai-compatible-adapter.ts).
+   */
+  tokenIds?: number[] | undefined;
+  /** vLLM's `stop_reason`: null when the answer ended on EOS, the stop token's id, or the stop string matched. */
+  stopReason?: unknown;
   /** Each token's text, log-probability and alternatives, where the server sent them (for a client that asked). */
   tokenLogprobs?: TokenLogprob[] | undefined;
   finish: FinishReason | undefined;
@@ -36,6 +43,13 @@ interface WireChoice {
   message?: { content?: unknown; tool_calls?: WireToolCall[] | null };
   logprobs?: { content?: LogprobEntry[] | null } | null;
   finish_reason?: string | null;
+  token_ids?: unknown;
+  stop_reason?: unknown;
+}
+
+/** `choices[].token_ids` (vLLM's `return_token_ids`) when it is a list of token ids, else undefined. */
+export function wireTokenIds(value: unknown): number[] | undefined {
+  return Array.isArray(value) && value.every((t) => Number.isInteger(t) && (t as number) >= 0) ? (value as number[]) : undefined;
 }
 
 interface WireChunk {
@@ -67,6 +81,8 @@ export function mapChunk(raw: unknown): ChunkContent {
     text: typeof content === "string" ? content : "",
     logprobs,
     tokens,
+    tokenIds: wireTokenIds(choice?.token_ids),
+    stopReason: choice?.stop_reason,
     tokenLogprobs: Array.isArray(entries) && entries.length > 0 ? tokenLogprobsOf(entries) : undefined,
     finish: mapOpenAIFinishReason(choice?.finish_reason),
     usage,

@@ -1,5 +1,5 @@
 import { LOGPROB_FLOOR, MAX_TOP_LOGPROBS, type TokenLogprob } from "@tessera/protocol";
-import { type ChunkContent, type LogprobEntry, asLogprob, exactTokenIds, tokenLogprobsOf } from "./map-chunk.js";
+import { type ChunkContent, type LogprobEntry, asLogprob, exactTokenIds, tokenLogprobsOf, wireTokenIds } from "./map-chunk.js";
 import { mapOpenAIFinishReason } from "./map-finish-reason.js";
 
 /**
@@ -12,6 +12,8 @@ interface WireCompletionChoice {
   text?: unknown;
   logprobs?: { content?: LogprobEntry[] | null; tokens?: unknown[] | null; token_logprobs?: unknown[] | null; top_logprobs?: unknown[] | null } | null;
   finish_reason?: string | null;
+  token_ids?: unknown;
+  stop_reason?: unknown;
 }
 
 interface WireCompletion {
@@ -43,6 +45,8 @@ export function mapCompletionChunk(raw: unknown): ChunkContent {
     text: typeof choice?.text === "string" ? choice.text : "",
     logprobs,
     tokens,
+    tokenIds: wireTokenIds(choice?.token_ids),
+    stopReason: choice?.stop_reason,
     tokenLogprobs,
     finish: mapOpenAIFinishReason(choice?.finish_reason),
     usage,

@@ -40,6 +40,11 @@ export interface OpenAICompatibleOptions {
   loadedModels?: (fetch: typeof globalThis.fetch, signal?: AbortSignal) => Promise<Set<string>>;
   /** Models the server serves as embedding models (the operator's `embedding_models`): announced for embeddings only. */
   embeddingModels?: readonly string[];
+  /**
+   * Ask for the answer's token ids beside its text (vLLM's `return_token_ids: true`; a vLLM too old to know the field
+   * ignores it, and its answers then carry no ids). They make the answers checkable: a spot check needs every token's id.
+   */
+  requestTokenIds?: boolean;
   /** Scores given tokens (spot-check references); its generative models are then announced with `scoring: true`. */
   score?: (request: ScoreRequest) => Promise<ScoreResult>;
 }
@@ -152,6 +157,7 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       if (err instanceof AssistantPrefixUnsupportedError) throw new TesseraError("bad_request", `${this.kind}: ${err.message}`);
       throw err;
     }
+    if (this.options.requestTokenIds) body.return_token_ids = true;
     const url = this.url(completion ? "/v1/completions" : "/v1/chat/completions");
     let res: Response;
     try {
@@ -169,6 +175,10 @@ class OpenAICompatibleAdapter implements BackendAdapter {
     if (isErrorEvent(raw)) throw new TesseraError("internal_error", `${this.kind}: ${backendErrorMessage(raw) ?? "error"}`);
     const c = (request.rawPrompt || request.promptTokens !== undefined ? mapCompletionChunk : mapChunk)(raw);
     if (!c.usage) throw new TesseraError("internal_error", `${this.kind}: response carried no usage`);
+    // As in a stream (events below): vLLM counts the token it stopped on, which is not part of the answer.
+    if (this.options.requestTokenIds && c.tokenIds?.length && c.finish === "stop" && typeof c.stopReason !== "string") {
+      c.usage = { ...c.usage, completion_tokens: Math.max(0, c.usage.completion_tokens - 1) };
+    }
     if (c.toolCalls) {
       // The same assembly as a stream's, so both paths name and number calls alike.
       const whole: BackendEvent = { kind: "chunk", text: c.text, finish: c.finish ?? "stop", usage: c.usage, toolCalls: c.toolCalls };
@@ -199,7 +209,16 @@ class OpenAICompatibleAdapter implements BackendAdapter {
     yield* assembleStream(this.kind, this.events(res.body, request.rawPrompt || request.promptTokens !== undefined ? mapCompletionChunk : mapChunk), request.signal);
   }
 
+  /**
+   * SSE chunks → backend events. Server-listed token ids (`requestTokenIds`) become each delta's `tokens`, with two
+   * corrections for how vLLM lists them (vllm/v1/engine/detokenizer.py): the token it stopped on (EOS, or a stop token
+   * id: `finish_reason` "stop" with a `stop_reason` that is not a string) is listed but never in the text, so it is
+   * dropped, and taken off `usage.completion_tokens` too (Tessera counts the answer's tokens, as every other backend);
+   * ids of a chunk without text (bytes held back mid-character) go with the next chunk that has text.
+   */
   private async *events(body: ReadableStream<Uint8Array>, map: (raw: unknown) => ChunkContent): AsyncGenerator<BackendEvent> {
+    let pendingIds: number[] = [];
+    let stopTokens = 0;
     for await (const data of readSseData(body)) {
       if (data === "[DONE]") return;
       const raw = JSON.parse(data) as unknown;
@@ -211,6 +230,19 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       const event: BackendEvent = { kind: "chunk", text: c.text };
       if (c.logprobs) event.logprobs = c.logprobs;
       if (c.tokens) event.tokens = c.tokens;
+      if (this.options.requestTokenIds && c.tokenIds) {
+        let ids = c.tokenIds;
+        if (c.finish === "stop" && typeof c.stopReason !== "string" && ids.length > 0) {
+          ids = ids.slice(0, -1);
+          stopTokens++;
+        }
+        pendingIds.push(...ids);
+        if (c.text !== "") {
+          event.tokens = pendingIds;
+          pendingIds = [];
+        }
+      }
+      if (c.usage && stopTokens > 0) c.usage = { ...c.usage, completion_tokens: Math.max(0, c.usage.completion_tokens - stopTokens) };
       if (c.tokenLogprobs) event.tokenLogprobs = c.tokenLogprobs;
       if (c.finish) event.finish = c.finish;
       if (c.usage) event.usage = c.usage;

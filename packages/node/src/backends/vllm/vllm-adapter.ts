@@ -14,6 +14,7 @@ import { createVllmScorer } from "./vllm-score.js";
  *   listed, so the node never advertises it); throws only when no instance answers.
  * - `response_format` and `tools` go as OpenAI spells them (guided decoding; tools need `--enable-auto-tool-choice`
  *   and a `--tool-call-parser`, without which vLLM answers 400 and the client hears it).
+ * - Answers carry their token ids (`return_token_ids`), so a vLLM node's answers can be spot-checked.
  * - With `scoring` (the operator's `reference_scoring`), each instance scores given tokens for spot checks through
  *   `prompt_logprobs` (vllm-score.ts), and its models are announced with `scoring: true`; without it, never.
  */
@@ -44,6 +45,7 @@ export function createVllmAdapter(options: VllmOptions): BackendAdapter {
       kind: "vllm",
       assistantPrefix: "continue-final-message",
       embeddingModels: options.embeddingModels,
+      requestTokenIds: true,
       ...(scoring
         ? { score: createVllmScorer({ baseURL: instance.host, fetch: fetchFn, headers, kind: "vllm", ...(scoring.eosTokenIds?.length ? { eosTokenIds: scoring.eosTokenIds } : {}) }) }
         : {}),
