@@ -230,14 +230,14 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       const event: BackendEvent = { kind: "chunk", text: c.text };
       if (c.logprobs) event.logprobs = c.logprobs;
       if (c.tokens) event.tokens = c.tokens;
-      if (this.options.requestTokenIds && c.tokenIds) {
-        let ids = c.tokenIds;
-        if (c.finish === "stop" && typeof c.stopReason !== "string" && ids.length > 0) {
-          ids = ids.slice(0, -1);
+      if (this.options.requestTokenIds && (c.tokenIds || c.finish)) {
+        pendingIds.push(...(c.tokenIds ?? []));
+        // The stop token has no text, so it is still pending, whether it came in this chunk or one before it.
+        if (c.finish === "stop" && typeof c.stopReason !== "string" && pendingIds.length > 0) {
+          pendingIds.pop();
           stopTokens++;
         }
-        pendingIds.push(...ids);
-        if (c.text !== "") {
+        if (c.text !== "" && c.tokenIds) {
           event.tokens = pendingIds;
           pendingIds = [];
         }
