@@ -2,6 +2,8 @@ import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
+const MIN_SPAN_SECONDS = 300;
+
 export interface ChartSeries {
   label: string;
   values: Array<number | null>;
@@ -22,7 +24,8 @@ export function Chart({ title, times, series }: { title: string; times: number[]
           width: Math.max(200, el.clientWidth),
           height: 180,
           legend: { show: true },
-          scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max * 1.1)] } },
+          // At least the last five minutes on x, so a few samples do not stretch over years.
+          scales: { x: { time: true, range: (_u, min, max) => [Math.min(min, max - MIN_SPAN_SECONDS), max] }, y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max * 1.1)] } },
           series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: true }))],
           axes: [{}, { size: 48 }],
         },

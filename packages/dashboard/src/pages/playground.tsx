@@ -112,7 +112,7 @@ export function PlaygroundPage() {
           </label>
           <label>
             Top p
-            <input type="number" min={0.01} max={1} step={0.05} value={params.top_p} onInput={num("top_p")} />
+            <input type="number" min={0.01} max={1} step={0.01} value={params.top_p} onInput={num("top_p")} />
           </label>
           <label>
             Seed (optional)

@@ -1,0 +1,225 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Browser, type Page, chromium } from "playwright-core";
+import { type Cluster, makeTinyModel, startCluster } from "@tessera/testkit";
+
+/**
+ * The dashboard in a real browser (Debian's Chromium driven by playwright-core) against a real coordinator and a
+ * real daemon running the embedded engine on a generated model: every page shows real data, the playground streams
+ * visible tokens and names the node, an API key is made in the page, used from outside it, and revoked, a bad
+ * sign-in is refused. Screenshots of each page go to docs/dashboard/. Without Chromium the tests skip with a
+ * printed notice; under CI=true (where .ci/run installs it) they are mandatory.
+ */
+const CHROMIUM = "/usr/bin/chromium";
+const SCREENSHOTS = fileURLToPath(new URL("../../../docs/dashboard/", import.meta.url));
+const BUILD = fileURLToPath(new URL("../dist/index.html", import.meta.url));
+
+let skipReason: string | undefined;
+let dir: string;
+let cluster: Cluster;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    skipReason = `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+    if (process.env.CI === "true") throw new Error(`dashboard browser tests are mandatory under CI=true: ${skipReason}`);
+    process.stderr.write(`\n*** dashboard.browser.test.ts SKIPPED: ${skipReason} ***\n\n`);
+    return;
+  }
+  if (!existsSync(BUILD)) throw new Error("the dashboard is not built: run `npm run build:dashboard` (npm install and npm run build do it)");
+  dir = mkdtempSync(join(tmpdir(), "tessera-dashboard-e2e-"));
+  const modelPath = join(dir, "tessera-tiny.gguf");
+  await makeTinyModel({ path: modelPath, seed: 42, vocab: "spm" });
+  cluster = await startCluster({ nodes: 1, modelPath });
+  // Root in a container: Chromium's sandbox needs user namespaces it may not have.
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on("dialog", (dialog) => void dialog.accept());
+  mkdirSync(SCREENSHOTS, { recursive: true });
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await cluster?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function open(path: string): Promise<void> {
+  await page.goto(`${cluster.url}/#${path}`);
+  await page.locator("main h1").first().waitFor();
+}
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Every form control on the page has an accessible name (a label, aria-label or text). */
+async function unlabelledControls(): Promise<string[]> {
+  // In-page code as text: this file is type-checked as Node code, without the DOM's types.
+  return page.evaluate(`[...document.querySelectorAll("input, select, textarea, button")]
+    .filter((el) => !(el.closest("label") || el.getAttribute("aria-label") || (el.id && document.querySelector('label[for="' + el.id + '"]'))
+      || (el.tagName === "BUTTON" && el.textContent.trim())))
+    .map((el) => el.outerHTML.slice(0, 80))`);
+}
+
+async function apiAs(token: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(cluster.url + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, json: (await res.json()) as any };
+}
+
+describe("the dashboard in Chromium", () => {
+  it("shows the network, its models and its nodes with real data, live", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    await open("/");
+    await expect.poll(() => page.getByTestId("nodes-online").textContent(), { timeout: 15_000 }).toBe("1");
+    expect(await page.getByTestId("models-count").textContent()).toBe("1");
+    await page.getByText("Live: updates every few seconds.").waitFor();
+    expect(await page.locator("figure.chart canvas").count()).toBe(3);
+    expect(await unlabelledControls()).toEqual([]);
+
+    await page.getByRole("link", { name: "Models" }).click();
+    await page.getByTestId("model-row").filter({ hasText: cluster.model! }).waitFor();
+    expect(await page.getByTestId("model-row").first().locator("td").first().textContent()).toBe("1");
+    await shot("models");
+
+    await page.getByRole("link", { name: "Nodes" }).click();
+    const row = page.locator(`[data-node-id="${cluster.nodes[0]!.id}"]`);
+    await row.waitFor();
+    expect(await row.textContent()).toContain("serving");
+    expect(await row.textContent()).toContain("probation");
+    expect(await row.textContent()).toContain(cluster.model!);
+    await shot("nodes");
+  }, 60_000);
+
+  it("refuses a bad sign-in and says why", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    await open("/signin");
+    await page.getByLabel("API key").fill("tsk_this-is-not-a-key");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("unknown or revoked API key (unauthorized)");
+    expect(await page.getByTestId("signed-in-as").count()).toBe(0);
+    expect(await unlabelledControls()).toEqual([]);
+    await shot("sign-in");
+  }, 30_000);
+
+  let token = "";
+  let jobId = "";
+
+  it("makes an API key (shown once) that works from outside the page", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    await open("/signin");
+    await page.getByRole("button", { name: "Continue as guest" }).click();
+    await expect.poll(() => page.getByTestId("signed-in-as").textContent()).toBe("Guest");
+    await open("/keys");
+    await page.getByLabel("New key name").fill("browser-test");
+    await page.getByRole("button", { name: "Create key" }).click();
+    token = await page.getByTestId("new-token").inputValue();
+    expect(token).toMatch(/^tsk_/);
+    await page.locator('[data-key-name="browser-test"]').waitFor();
+    expect(await unlabelledControls()).toEqual([]);
+    await shot("api-keys");
+    await page.getByRole("button", { name: "I stored it" }).click();
+    expect(await page.getByTestId("new-token").count()).toBe(0);
+
+    // Used the way curl would: a job made with the key belongs to it.
+    const job = await apiAs(token, "POST", "/api/v1/jobs", { model: cluster.model, messages: [{ role: "user", content: "Hello" }], max_tokens: 16, temperature: 0 });
+    expect(job.status).toBe(202);
+    jobId = job.json.id;
+    await expect.poll(async () => (await apiAs(token, "GET", `/api/v1/jobs/${jobId}`)).json.status, { timeout: 30_000 }).toBe("completed");
+  }, 60_000);
+
+  it("signs in with that key: its jobs, the playground streaming visible tokens from a named node, billing", async (ctx) => {
+    if (skipReason || !token) return ctx.skip();
+    await open("/signin");
+    await page.getByLabel("API key").fill(token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByTestId("signed-in-as").textContent()).toBe("Key browser-test");
+
+    await open("/jobs");
+    const jobRow = page.getByTestId("job-row").filter({ hasText: jobId.slice(0, 8) });
+    await jobRow.waitFor();
+    expect(await jobRow.textContent()).toContain("completed");
+    await jobRow.getByRole("button").click();
+    await expect.poll(async () => ((await page.getByTestId("job-stream").textContent()) ?? "").length).toBeGreaterThan(0);
+    await shot("jobs");
+
+    await open("/playground");
+    await expect.poll(() => page.getByLabel("Model").inputValue()).toBe(cluster.model);
+    await page.getByLabel("Max tokens").fill("96");
+    await page.getByLabel("Temperature").fill("0");
+    await page.getByLabel("Message").fill("Tell me about the sea.");
+    // Record every text the answer shows on its way, to see it grow token by token rather than appear at once.
+    await page.evaluate(`(() => {
+      const seen = (window.seen = []);
+      new MutationObserver(() => {
+        const said = document.querySelector('[data-testid="turn-assistant"] .said')?.textContent ?? "";
+        if (said && said !== "…" && seen.at(-1) !== said) seen.push(said);
+      }).observe(document.querySelector("main"), { subtree: true, childList: true, characterData: true });
+    })()`);
+    await page.getByRole("button", { name: "Send" }).click();
+    const answeredBy = page.getByTestId("answered-by");
+    await answeredBy.waitFor({ timeout: 60_000 }).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}\npage shows:\n${await page.locator("main").innerText()}\n${cluster.logs()}`);
+    });
+    expect(await answeredBy.textContent()).toContain(cluster.nodes[0]!.id.slice(0, 8));
+    const seen = await page.evaluate<string[]>("window.seen");
+    expect(seen.length).toBeGreaterThan(1);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!.startsWith(seen[i - 1]!)).toBe(true);
+    expect(await unlabelledControls()).toEqual([]);
+    await shot("playground");
+
+    await open("/billing");
+    await page.getByTestId("balance").waitFor();
+    expect(await page.getByTestId("balance").textContent()).toMatch(/USDC$/);
+    await shot("billing");
+  }, 120_000);
+
+  it("revokes the key: the page signs out, the key stops being one, signing in with it is refused", async (ctx) => {
+    if (skipReason || !token) return ctx.skip();
+    await open("/keys");
+    await page.getByRole("button", { name: "Revoke key browser-test" }).click();
+    await expect.poll(() => page.getByTestId("signed-in-as").count()).toBe(0);
+    // On this open network a revoked token is served as an anonymous caller: the key's job is no longer its to see.
+    expect((await apiAs(token, "GET", `/api/v1/jobs/${jobId}`)).status).toBe(404);
+    await open("/signin");
+    await page.getByLabel("API key").fill(token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("unknown or revoked API key");
+  }, 30_000);
+
+  it("charts the jobs it has seen: jobs per minute and the measured capacity", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    await open("/");
+    // Jobs per minute needs samples spanning 10 s; the measured speed comes from the jobs the tests ran.
+    await expect.poll(() => page.getByTestId("jobs-per-minute").textContent(), { timeout: 30_000, interval: 1_000 }).not.toBe("—");
+    expect(Number(await page.getByTestId("jobs-per-minute").textContent())).toBeGreaterThan(0);
+    expect(Number(await page.getByTestId("capacity").textContent())).toBeGreaterThan(0);
+    await shot("network");
+  }, 60_000);
+
+  it("is readable at phone width: nothing wider than the screen but the tables, which scroll", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const path of ["/", "/nodes", "/playground"]) {
+      await open(path);
+      await page.waitForTimeout(300);
+      const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+      expect({ path, overflow }).toEqual({ path, overflow: 0 });
+    }
+    await open("/");
+    await expect.poll(() => page.getByTestId("nodes-online").textContent()).toBe("1");
+    await shot("network-phone");
+    // Keyboard: the skip link is the first stop, and the navigation is reachable and follows Enter.
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate<string>("document.activeElement.textContent")).toBe("Skip to content");
+    await page.setViewportSize({ width: 1280, height: 800 });
+  }, 60_000);
+});
