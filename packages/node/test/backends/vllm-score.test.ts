@@ -195,6 +195,26 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
     }
   });
 
+  it("with several instances, scores on the one serving the model asked, and refuses a model none serves", async () => {
+    const second = await loadIdLevelModel({ modelPath: otherPath, modelId: "second" });
+    const secondFake = await FakeVllmScoring.start({ model: second });
+    try {
+      const multi = createVllmAdapter({ instances: [{ host: fake.url, model: MODEL }, { host: secondFake.url, model: "second" }], scoring: {} });
+      const listed = await multi.listModels();
+      expect(listed).toEqual(expect.arrayContaining([expect.objectContaining({ id: MODEL, scoring: true }), expect.objectContaining({ id: "second", scoring: true })]));
+      const answer = await greedyReference({ modelPath: otherPath, messages: MESSAGES, maxTokens: 8 });
+      const before = completions(fake);
+      const scored = await multi.score!({ model: "second", messages: MESSAGES, outputTokens: answer.tokens });
+      expect(scored.positions.every((p) => p.rank === 1)).toBe(true);
+      expect(completions(fake)).toBe(before);
+      expect(completions(secondFake)).toBe(1);
+      await expect(multi.score!({ model: "third", messages: MESSAGES, outputTokens: answer.tokens })).rejects.toMatchObject({ code: "model_not_found" });
+    } finally {
+      await secondFake.close();
+      await second.close();
+    }
+  });
+
   it("refuses to score after prompt ids other than its own rendering: prompt_mismatch, before any scoring", async () => {
     const before = completions(fake);
     const error = await adapter.score!({ model: MODEL, messages: MESSAGES, promptTokens: [1, 2, 3], outputTokens: [100] }).catch((e: unknown) => e);

@@ -61,7 +61,7 @@ export function createVllmAdapter(options: VllmOptions): BackendAdapter {
     return target.adapter;
   }
 
-  const score = scoring ? (request: ScoreRequest): Promise<ScoreResult> => route(request.model).score!(request) : undefined;
+  const score = scoring ? async (request: ScoreRequest): Promise<ScoreResult> => route(request.model).score!(request) : undefined;
 
   return {
     kind: "vllm",
