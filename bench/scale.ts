@@ -1,8 +1,17 @@
 /**
  * scale: one coordinator (a real process) with 2,000 simulated nodes heartbeating every 2 s (signed) and 200 routed
  * requests per second. Reports heartbeats/s handled, routing decision p99 (from the coordinator's own histogram),
- * false offline marks (nodes marked offline although they kept heartbeating; the coordinator runs with a 6 s offline
- * threshold, three missed heartbeats), and the coordinator's CPU use.
+ * false offline marks, and what the coordinator's CPU costs per 1,000 heartbeats and per 1,000 routed requests.
+ *
+ * The figures are the coordinator's, not the driver's:
+ * - an offline mark (the coordinator runs with a 6 s threshold, three missed heartbeats) counts as false only when
+ *   that node's last heartbeat had left the driver within the threshold before the mark; marks after the driver
+ *   itself fell behind are reported apart, with the driver's lateness (each heartbeat's send time against when its
+ *   timer was due) beside them;
+ * - CPU cost comes from the coordinator's own `process_cpu_seconds_total`, in two phases: heartbeats alone
+ *   (`--quiet-seconds`), giving CPU-seconds per 1,000 heartbeats, then heartbeats and requests, whose extra CPU over
+ *   that rate is the requests' (per 1,000 routed). These do not depend on how fast the driver is, and they are what
+ *   sizes replicas (docs/operator-guide.md, "Sizing a coordinator").
  *
  * The load generator (this process and its two worker threads) runs on the same small machine as the coordinator, so
  * it keeps out of the coordinator's way, as if the coordinator had a machine of its own: it runs on the upper half of
@@ -12,7 +21,7 @@
  * runs at normal priority, on any CPU, with its normal settings. Preemption that remains (the coordinator's own GC
  * threads, other processes) is what separates the wall-clock p99 from the on-CPU p99.
  *
- *   npm run bench -- scale [--nodes 2000] [--rps 200] [--seconds 30]
+ *   npm run bench -- scale [--nodes 2000] [--rps 200] [--seconds 30] [--quiet-seconds 10]
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -20,7 +29,7 @@ import { availableParallelism, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { ManagedProcess, TESSERA_BIN, freePort } from "@tessera/testkit";
-import { fmt } from "./lib-stats.js";
+import { fmt, percentile } from "./lib-stats.js";
 
 const MODEL = "sim-model";
 /** Niceness of the load generator's threads (the coordinator keeps 0). */
@@ -29,6 +38,15 @@ const LOAD_GENERATOR_NICE = 15;
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(`--${name}`);
   return i === -1 ? fallback : Number(args[i + 1]);
+}
+
+interface WorkerStats {
+  heartbeatsFailed: number;
+  maxHeartbeatGapMs: number;
+  maxHeartbeatRttMs: number;
+  falseOfflineMarks: number;
+  driverLateOfflineMarks: number;
+  latenessMs: number[];
 }
 
 interface Histogram {
@@ -109,7 +127,9 @@ export async function main(args: string[]): Promise<void> {
   const nodes = flag(args, "nodes", 2000);
   const rps = flag(args, "rps", 200);
   const seconds = flag(args, "seconds", 30);
+  const quietSeconds = flag(args, "quiet-seconds", 10);
   const heartbeatMs = 2000;
+  const offlineAfterS = 6;
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-scale-"));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -118,7 +138,7 @@ export async function main(args: string[]): Promise<void> {
   const coordinator = new ManagedProcess("coordinator", process.execPath, [
     ...profile,
     TESSERA_BIN, "coordinator", "start", "--port", String(port), "--data-dir", dir, "--open",
-    "--rate-limit", "1000000", "--offline-after", "6", "--heartbeat-interval", "2", "--log-level", process.env.SCALE_DEBUG ? "info" : "warn",
+    "--rate-limit", "1000000", "--offline-after", String(offlineAfterS), "--heartbeat-interval", String(heartbeatMs / 1000), "--log-level", process.env.SCALE_DEBUG ? "info" : "warn",
   ], { env: process.env });
   const workers: Worker[] = [];
   try {
@@ -131,7 +151,7 @@ export async function main(args: string[]): Promise<void> {
       const entry = JSON.stringify(new URL("./lib-scale-worker.ts", import.meta.url).href);
       const worker = new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${entry}); });`, {
         eval: true,
-        workerData: { url, count: Math.min(perWorker, nodes - w * perWorker), heartbeatMs, model: MODEL },
+        workerData: { url, count: Math.min(perWorker, nodes - w * perWorker), heartbeatMs, offlineAfterMs: offlineAfterS * 1000, model: MODEL },
       });
       workers.push(worker);
       ready.push(new Promise((resolve, reject) => {
@@ -141,8 +161,17 @@ export async function main(args: string[]): Promise<void> {
     }
     await Promise.all(ready);
     process.stdout.write(`load generator: ${keepOutOfCoordinatorsWay()}\n`);
-    process.stdout.write(`all ${nodes} nodes registered with open sessions; measuring for ${seconds} s at ${rps} requests/s\n`);
+    const joined = await scrape(url);
+    for (const w of workers) w.postMessage("measure");
+    process.stdout.write(`all ${nodes} nodes registered with open sessions; heartbeats alone for ${quietSeconds} s…\n`);
+    const quietStart = performance.now();
+    await new Promise((r) => setTimeout(r, quietSeconds * 1000));
     const before = await scrape(url);
+    const quietWall = (performance.now() - quietStart) / 1000;
+    const quietBeats = before.heartbeats - joined.heartbeats;
+    const cpuPerHeartbeat = quietBeats > 0 ? (before.cpuSeconds - joined.cpuSeconds) / quietBeats : Number.NaN;
+    process.stdout.write(`heartbeats alone: ${fmt(quietBeats / quietWall, 1)}/s handled, ${fmt((before.cpuSeconds - joined.cpuSeconds) / quietWall * 100, 1)}% of one core\n`);
+    process.stdout.write(`measuring for ${seconds} s at ${rps} requests/s\n`);
     const started = performance.now();
     let sent = 0;
     let failed = 0;
@@ -169,23 +198,33 @@ export async function main(args: string[]): Promise<void> {
     await Promise.all(inflight);
     const wall = (performance.now() - started) / 1000;
     const after = await scrape(url);
-    const stats = await Promise.all(workers.map((w) => new Promise<{ heartbeatsFailed: number; maxHeartbeatGapMs: number; maxHeartbeatRttMs: number }>((resolve) => {
+    const stats = await Promise.all(workers.map((w) => new Promise<WorkerStats>((resolve) => {
       w.once("message", resolve);
       w.postMessage("stats");
     })));
     const hbPerS = (after.heartbeats - before.heartbeats) / wall;
+    const lateness = stats.flatMap((s) => s.latenessMs);
     process.stdout.write(
-      `driver: longest gap between one node's heartbeats ${fmt(Math.max(...stats.map((s) => s.maxHeartbeatGapMs)), 0)} ms, ` +
+      `driver: heartbeat lateness p50 ${fmt(percentile(lateness, 50), 1)} ms, p99 ${fmt(percentile(lateness, 99), 1)} ms, max ${fmt(Math.max(...lateness), 0)} ms (${lateness.length} heartbeats); ` +
+        `longest gap between one node's heartbeats ${fmt(Math.max(...stats.map((s) => s.maxHeartbeatGapMs)), 0)} ms, ` +
         `slowest heartbeat round trip ${fmt(Math.max(...stats.map((s) => s.maxHeartbeatRttMs)), 0)} ms\n`,
     );
     const cpu = (after.cpuSeconds - before.cpuSeconds) / wall;
+    const routed = after.route.count - before.route.count;
+    const cpuForRequests = after.cpuSeconds - before.cpuSeconds - (after.heartbeats - before.heartbeats) * cpuPerHeartbeat;
     const routeP99Ms = bucketPercentile(before.route, after.route, 99) * 1000;
     const routeP50Ms = bucketPercentile(before.route, after.route, 50) * 1000;
     const routeCpuP99Ms = bucketPercentile(before.routeCpu, after.routeCpu, 99) * 1000;
     // Marks while the driver was still registering 2,000 nodes come from the driver being too busy to send
-    // heartbeats on time on a small machine; they are reported apart from the measured window's.
-    const falseOffline = after.offline - before.offline;
-    process.stdout.write(`offline marks while the nodes were joining: ${before.offline}; during the measurement: ${falseOffline}\n`);
+    // heartbeats on time on a small machine; they are reported apart from the measured window's, and within it the
+    // driver says which marks followed its own lateness.
+    const falseOffline = stats.reduce((n, s) => n + s.falseOfflineMarks, 0);
+    const driverLate = stats.reduce((n, s) => n + s.driverLateOfflineMarks, 0);
+    process.stdout.write(
+      `offline marks while the nodes were joining: ${joined.offline}; after (heartbeats alone and with requests): ${after.offline - joined.offline} by the coordinator's count, ` +
+        `of which ${falseOffline} false (the node's last heartbeat had left within ${offlineAfterS} s), ${driverLate} after the driver fell behind, ` +
+        `and ${after.offline - joined.offline - falseOffline - driverLate} the driver saw no session close for (no session open at the mark)\n`,
+    );
     process.stdout.write(
       `heartbeats handled ${fmt(hbPerS, 1)}/s (offered ${fmt(nodes / (heartbeatMs / 1000), 0)}/s; ${stats.reduce((n, s) => n + s.heartbeatsFailed, 0)} failed), ` +
         `requests ${sent - failed}/${sent} ok (${fmt((after.completed - before.completed) / wall, 1)} completed/s), ` +
@@ -195,7 +234,11 @@ export async function main(args: string[]): Promise<void> {
     process.stdout.write(`RESULT scale_route_p99_ms ${fmt(routeP99Ms, 3)}\n`);
     process.stdout.write(`RESULT scale_route_cpu_p99_ms ${fmt(routeCpuP99Ms, 3)}\n`);
     process.stdout.write(`RESULT scale_false_offline ${falseOffline}\n`);
+    process.stdout.write(`RESULT scale_driver_late_offline ${driverLate}\n`);
+    process.stdout.write(`RESULT scale_driver_lateness_p99_ms ${fmt(percentile(lateness, 99), 1)}\n`);
     process.stdout.write(`RESULT scale_coordinator_cpu_cores ${fmt(cpu, 3)}\n`);
+    process.stdout.write(`RESULT scale_cpu_s_per_1000_heartbeats ${fmt(cpuPerHeartbeat * 1000, 3)}\n`);
+    process.stdout.write(`RESULT scale_cpu_s_per_1000_requests ${fmt(routed > 0 ? (cpuForRequests / routed) * 1000 : Number.NaN, 3)} (${routed} routed)\n`);
   } finally {
     if (process.env.SCALE_DEBUG) process.stdout.write(coordinator.logText.split("\n").filter((l) => /offline|registered|session open/.test(l)).slice(0, 30).join("\n") + "\n");
     await Promise.all(workers.map((w) => w.terminate()));
