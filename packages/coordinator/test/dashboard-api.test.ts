@@ -3,13 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Fastify from "fastify";
 import { afterEach, describe, expect, it } from "vitest";
-import { SseDecoder } from "@tessera/protocol";
+import { SseDecoder, createOperatorToken } from "@tessera/protocol";
 import { dashboardDepsOf } from "../src/dashboard/deps.js";
 import { mountDashboard } from "../src/dashboard/index.js";
 import { installErrorHandling } from "../src/http/errors.js";
 import { installJsonBody } from "../src/http/json-body.js";
 import { createLogger } from "../src/logger.js";
-import { type ScriptedNetwork, scriptedNetwork } from "./harness.js";
+import { type ScriptedNetwork, newNode, registration, scriptedNetwork, signedInject } from "./harness.js";
 
 /**
  * The dashboard's API over real HTTP (cookies travel as a browser sends them): sign-in, the session cookie, CSRF,
@@ -133,6 +133,45 @@ describe("dashboard API keys", () => {
     expectError(await call("POST", "/dashboard/api/session", { body: { api_key: key.token } }), 401, "unauthorized");
     // The holder's session acted as the revoked key: it ended with it.
     expect((await call("GET", "/dashboard/api/session", { cookie: holder.cookie })).json().signed_in).toBe(false);
+  });
+});
+
+describe("operator sign-in with a login link", () => {
+  it("signs a registered node's operator in once, refuses stale, long-lived, reused and unknown links, and shows its nodes", async () => {
+    net = await scriptedNetwork(0);
+    const node = newNode();
+    expect((await signedInject(net.t, node.signer, "POST", "/api/v1/nodes/register", registration(node.id))).statusCode).toBe(200);
+    const nowSeconds = () => Math.floor(net.t.clock.now() / 1000);
+    const link = (signer = node.signer, ttlSeconds = 300) => createOperatorToken(signer, { nowSeconds: nowSeconds(), ttlSeconds });
+
+    const stranger = newNode();
+    expectError(await call("POST", "/dashboard/api/session", { body: { login_link: link(stranger.signer) } }), 401, "unauthorized");
+    expectError(await call("POST", "/dashboard/api/session", { body: { login_link: link(node.signer, 3600) } }), 401, "unauthorized");
+    expectError(await call("POST", "/dashboard/api/session", { body: { login_link: "tsop1.nonsense" } }), 401, "unauthorized");
+    expectError(await call("POST", "/dashboard/api/session", { body: { login_link: "" } }), 400, "bad_request");
+    const tampered = link().replace(/.$/, (c) => (c === "0" ? "1" : "0"));
+    expectError(await call("POST", "/dashboard/api/session", { body: { login_link: tampered } }), 401, "unauthorized");
+    const stale = link();
+    net.t.clock.advance(301_000);
+    expectError(await call("POST", "/dashboard/api/session", { body: { login_link: stale } }), 401, "unauthorized");
+
+    const fresh = link();
+    const res = await call("POST", "/dashboard/api/session", { body: { login_link: fresh } });
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ signed_in: true, kind: "operator", operator: { id: node.id, node_id: node.id } });
+    const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+    const again = await call("POST", "/dashboard/api/session", { body: { login_link: fresh } });
+    expectError(again, 401, "unauthorized");
+    expect(again.json().error_message).toContain("used already");
+
+    const view = (await call("GET", "/dashboard/api/operator", { cookie })).json();
+    expect(view.operator_id).toBe(node.id);
+    expect(view.nodes.map((n: { node_id: string }) => n.node_id)).toEqual([node.id]);
+    expect(view.earnings).toMatchObject({ operator_id: node.id, held: 0, available: 0, paid: 0, recent: [] });
+
+    expectError(await call("GET", "/dashboard/api/operator"), 401, "unauthorized");
+    const client = await signIn(net.t.token);
+    expectError(await call("GET", "/dashboard/api/operator", { cookie: client.cookie }), 403, "forbidden");
   });
 });
 

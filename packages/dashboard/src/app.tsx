@@ -11,6 +11,8 @@ import { JobsPage } from "./pages/jobs.js";
 import { KeysPage } from "./pages/keys.js";
 import { BillingPage } from "./pages/billing.js";
 import { SignInPage } from "./pages/sign-in.js";
+import { LoginLinkPage } from "./pages/login-link.js";
+import { MyNodesPage } from "./pages/my-nodes.js";
 
 const PAGE_VIEWS: Record<PagePath, () => preact.JSX.Element> = {
   "/": NetworkPage,
@@ -20,7 +22,9 @@ const PAGE_VIEWS: Record<PagePath, () => preact.JSX.Element> = {
   "/jobs": JobsPage,
   "/keys": KeysPage,
   "/billing": BillingPage,
+  "/mynodes": MyNodesPage,
   "/signin": SignInPage,
+  "/login": LoginLinkPage,
 };
 
 export function App() {
@@ -47,7 +51,7 @@ export function App() {
   }, []);
 
   useEffect(() => {
-    const title = path === "/signin" ? "Sign in" : PAGES.find((p) => p.path === path)?.title;
+    const title = path === "/signin" || path === "/login" ? "Sign in" : PAGES.find((p) => p.path === path)?.title;
     document.title = `${title} · Tessera`;
   }, [path]);
 
@@ -77,7 +81,7 @@ export function App() {
         <div class="who">
           {session?.signed_in ? (
             <>
-              <span data-testid="signed-in-as">{session.kind === "guest" ? "Guest" : `Key ${session.key?.name}`}</span>
+              <span data-testid="signed-in-as">{session.kind === "guest" ? "Guest" : session.kind === "operator" ? `Operator ${session.operator?.id.slice(0, 8)}…` : `Key ${session.key?.name}`}</span>
               <button type="button" onClick={() => void signOut()}>Sign out</button>
             </>
           ) : (

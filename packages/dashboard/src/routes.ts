@@ -7,11 +7,18 @@ export const PAGES = [
   { path: "/jobs", title: "Jobs" },
   { path: "/keys", title: "API keys" },
   { path: "/billing", title: "Billing" },
+  { path: "/mynodes", title: "My nodes" },
 ] as const;
 
-export type PagePath = (typeof PAGES)[number]["path"] | "/signin";
+export type PagePath = (typeof PAGES)[number]["path"] | "/signin" | "/login";
 
+/** `#/login/<token>` is a login link from `tessera dashboard login`: the login page, with the token. */
 export function currentPath(): PagePath {
   const path = location.hash.replace(/^#/, "") || "/";
+  if (path.startsWith("/login/")) return "/login";
   return path === "/signin" || PAGES.some((p) => p.path === path) ? (path as PagePath) : "/";
+}
+
+export function loginLinkToken(): string {
+  return decodeURIComponent(location.hash.replace(/^#\/login\//, ""));
 }

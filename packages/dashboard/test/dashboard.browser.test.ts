@@ -1,4 +1,6 @@
+import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { promisify } from "node:util";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +18,7 @@ import { type Cluster, makeTinyModel, startCluster } from "@tessera/testkit";
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOTS = fileURLToPath(new URL("../../../docs/dashboard/", import.meta.url));
 const BUILD = fileURLToPath(new URL("../dist/index.html", import.meta.url));
+const TESSERA_BIN = fileURLToPath(new URL("../../cli/bin/tessera.js", import.meta.url));
 
 let skipReason: string | undefined;
 let dir: string;
@@ -90,7 +93,7 @@ describe("the dashboard in Chromium", () => {
     expect(await page.getByTestId("model-row").first().locator("td").first().textContent()).toBe("1");
     await shot("models");
 
-    await page.getByRole("link", { name: "Nodes" }).click();
+    await page.getByRole("link", { name: "Nodes", exact: true }).click();
     const row = page.locator(`[data-node-id="${cluster.nodes[0]!.id}"]`);
     await row.waitFor();
     expect(await row.textContent()).toContain("serving");
@@ -194,6 +197,32 @@ describe("the dashboard in Chromium", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
     await expect.poll(() => page.getByRole("alert").textContent()).toContain("unknown or revoked API key");
   }, 30_000);
+
+  it("signs an operator in with a one-time link from `tessera dashboard login` and shows its node and earnings", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    const node = cluster.nodes[0]!;
+    const { stdout } = await promisify(execFile)(process.execPath, [TESSERA_BIN, "dashboard", "login", "--home", node.home, "--json"]);
+    const { url } = JSON.parse(stdout) as { url: string };
+    expect(url.startsWith(`${cluster.url}/#/login/tsop1.${node.id}.`)).toBe(true);
+    // The node counts under its operator's key (its delegation), which the session signs in as.
+    const listed = (await (await fetch(`${cluster.url}/dashboard/api/nodes`)).json()) as { nodes: Array<{ node_id: string; operator: string }> };
+    const operator = listed.nodes.find((n) => n.node_id === node.id)!.operator;
+    await page.goto(url);
+    await expect.poll(() => page.getByTestId("signed-in-as").textContent(), { timeout: 15_000 }).toBe(`Operator ${operator.slice(0, 8)}…`);
+    const row = page.locator(`[data-testid="my-node-row"][data-node-id="${node.id}"]`);
+    await row.waitFor();
+    expect(await row.textContent()).toContain("serving");
+    await page.getByTestId("earnings-held").waitFor();
+    // The jobs the tests ran were free (open network, no prices), so the receipts list them at 0.
+    await page.getByTestId("receipt-row").first().waitFor();
+    expect(page.url()).not.toContain("tsop1");
+    expect(await unlabelledControls()).toEqual([]);
+    await shot("my-nodes");
+
+    // The link is spent: opening it again is refused, and says what to do.
+    await page.goto(url);
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("used already");
+  }, 60_000);
 
   it("charts the jobs it has seen: jobs per minute and the measured capacity", async (ctx) => {
     if (skipReason) return ctx.skip();

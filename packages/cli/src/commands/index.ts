@@ -21,6 +21,7 @@ import { addServiceCommand } from "./service.js";
 import { addRestartCommand } from "./restart.js";
 import { addRemoveCommand } from "./remove.js";
 import { addGpuCommand } from "./gpu.js";
+import { addDashboardCommand } from "./dashboard.js";
 
 /**
  * Every `tessera` command, one file each; each adds itself to the program. Defining the commands (options, help) may
@@ -29,4 +30,4 @@ import { addGpuCommand } from "./gpu.js";
  * inventory, doctor, setup) is imported inside the action that needs it, so `--help` and the client commands start in
  * a fraction of the time; test/startup-modules.test.ts checks it.
  */
-export const COMMANDS: Array<(program: Command) => void> = [addUpCommand, addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program), addSetupCommand, (program) => addOperatorTokenCommand(program), (program) => addOperatorCommand(program), (program) => addKeysCommand(program), (program) => addStopCommand(program), addPayoutCommand, addReceiptCommand, (program) => addServiceCommand(program), (program) => addRestartCommand(program), (program) => addRemoveCommand(program), addGpuCommand];
+export const COMMANDS: Array<(program: Command) => void> = [addUpCommand, addCoordinatorCommand, addChatCommand, addStatusCommand, addModelsCommand, addInitCommand, addRegisterCommand, addStartCommand, addLogsCommand, (program) => addModelCommand(program), (program) => addDoctorCommand(program), addSetupCommand, (program) => addOperatorTokenCommand(program), (program) => addOperatorCommand(program), (program) => addKeysCommand(program), (program) => addStopCommand(program), addPayoutCommand, addReceiptCommand, (program) => addServiceCommand(program), (program) => addRestartCommand(program), (program) => addRemoveCommand(program), addGpuCommand, (program) => addDashboardCommand(program)];

@@ -4,6 +4,7 @@ import type { AuthThrottle } from "../auth-throttle.js";
 import type { Clock } from "../clock.js";
 import type { CoordinatorContext } from "../context.js";
 import type { Logger } from "../logger.js";
+import { earningsOf, type EarningsView } from "../routes/payouts-earnings.js";
 import type { Store } from "../store/types.js";
 import type { NetworkSource } from "./network-source.js";
 import { networkSourceOf } from "./network-source.js";
@@ -23,6 +24,10 @@ export interface DashboardDeps {
   network: NetworkSource;
   /** The built dashboard (index.html and assets/), or undefined when `@tessera/dashboard` is not built. */
   staticDir: string | undefined;
+  /** The operator a node counts under (live, or as stored), or undefined for a node never seen here. */
+  operatorOfNode(nodeId: string): Promise<string | undefined>;
+  /** An operator's earnings, as `GET /api/v1/payouts/earnings` shows them. */
+  earnings(operatorId: string): Promise<EarningsView>;
   /** The rate limit a key made here gets (the coordinator's `--rate-limit`, as `tessera coordinator keys create`). */
   defaultRateLimitPerMinute: number;
 }
@@ -46,5 +51,7 @@ export function dashboardDepsOf(ctx: CoordinatorContext): DashboardDeps {
     network: networkSourceOf(ctx),
     staticDir: builtDashboardDir(),
     defaultRateLimitPerMinute: ctx.config.rateLimitPerMinute,
+    operatorOfNode: async (nodeId) => ctx.registry.get(nodeId)?.operatorId ?? (await ctx.store.getNode(nodeId))?.operatorId,
+    earnings: (operatorId) => earningsOf(ctx, operatorId),
   };
 }

@@ -4,6 +4,7 @@ import { type DashboardDeps, dashboardDepsOf } from "./deps.js";
 import { keyRoutes } from "./key-routes.js";
 import { NetworkHistory } from "./network-history.js";
 import { networkRoutes } from "./network-routes.js";
+import { operatorRoutes } from "./operator-routes.js";
 import { proxyRoutes } from "./proxy-routes.js";
 import { SessionGate } from "./session-gate.js";
 import { sessionRoutes } from "./session-routes.js";
@@ -30,5 +31,6 @@ export function mountDashboard(app: FastifyInstance, deps: DashboardDeps): void 
   sessionRoutes(app, deps, sessions, gate);
   keyRoutes(app, deps, sessions, gate);
   networkRoutes(app, deps, new NetworkHistory(deps.network, deps.clock));
+  operatorRoutes(app, deps, gate);
   proxyRoutes(app, gate);
 }

@@ -3,6 +3,7 @@ import { DashboardSignIn, type DashboardSessionView, TesseraError } from "@tesse
 import { hashApiToken } from "../api-keys.js";
 import type { DashboardDeps } from "./deps.js";
 import { sessionCookie } from "./cookies.js";
+import { LoginLinks } from "./login-links.js";
 import type { SessionGate } from "./session-gate.js";
 import { type DashboardSession, type DashboardSessions, SESSION_TTL_MS } from "./sessions.js";
 
@@ -13,6 +14,7 @@ export function viewOfSession(session: DashboardSession | undefined, open: boole
     open,
     kind: session.kind,
     ...(session.key ? { key: { id: session.key.id, name: session.key.name } } : {}),
+    ...(session.operator ? { operator: { id: session.operator.id, node_id: session.operator.nodeId } } : {}),
     csrf_token: session.csrf,
     expires_at: new Date(session.expiresAt).toISOString(),
   };
@@ -24,11 +26,16 @@ function overTls(request: FastifyRequest): boolean {
 }
 
 /**
- * `GET /dashboard/api/session` (always 200: who the page is), `POST` (sign in with an API key, or as a guest on an
- * open network) and `DELETE` (sign out). A wrong key counts as a failed authentication from the caller's address,
+ * `GET /dashboard/api/session` (always 200: who the page is), `POST` (sign in with an API key, a login link, or as a
+ * guest on an open network) and `DELETE` (sign out). A wrong key counts as a failed authentication from the caller's address,
  * like a wrong bearer token on the API, and the same throttle refuses an address that keeps guessing.
  */
 export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, sessions: DashboardSessions, gate: SessionGate): void {
+  const links = new LoginLinks(deps.clock);
+  const refuse = (request: FastifyRequest, message: string): never => {
+    deps.throttle.recordFailure(request.ip, deps.clock.now());
+    throw new TesseraError("unauthorized", message);
+  };
   app.get("/dashboard/api/session", async (request, reply): Promise<DashboardSessionView> => {
     reply.header("cache-control", "no-store");
     return viewOfSession(gate.sessionOf(request), deps.open);
@@ -40,16 +47,20 @@ export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, session
     if (wait > 0) throw new TesseraError("rate_limited", `too many failed authentications from this address; retry in ${wait} s`, { retryAfterSeconds: wait });
     const body = DashboardSignIn.parse(request.body ?? {});
     let session: DashboardSession;
-    if ("guest" in body) {
+    if ("login_link" in body) {
+      const link = links.redeem(body.login_link.trim());
+      if (!link.ok) refuse(request, link.message);
+      const nodeId = (link as { nodeId: string }).nodeId;
+      const operator = await deps.operatorOfNode(nodeId);
+      if (operator === undefined) refuse(request, "the login link's node is not known to this coordinator: register it first");
+      session = sessions.create("operator", undefined, { id: operator!, nodeId });
+    } else if ("guest" in body) {
       if (!deps.open) throw new TesseraError("forbidden", "this network needs an API key: sign in with one (`tessera coordinator keys create`)");
       session = sessions.create("guest");
     } else {
       const key = await deps.apiKeys.findApiKeyByHash(hashApiToken(body.api_key.trim()));
-      if (!key) {
-        deps.throttle.recordFailure(request.ip, deps.clock.now());
-        throw new TesseraError("unauthorized", "unknown or revoked API key");
-      }
-      session = sessions.create("client", { id: key.id, name: key.name, token: body.api_key.trim() });
+      if (!key) refuse(request, "unknown or revoked API key");
+      session = sessions.create("client", { id: key!.id, name: key!.name, token: body.api_key.trim() });
     }
     // A sign-in replaces whatever session the browser had.
     const previous = gate.sessionOf(request);

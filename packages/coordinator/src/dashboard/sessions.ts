@@ -10,7 +10,9 @@ export interface DashboardSession {
   id: string;
   /** Repeated by the page in a header on every state-changing request; never in a cookie. */
   csrf: string;
-  kind: "client" | "guest";
+  kind: "client" | "guest" | "operator";
+  /** An operator session: the operator, and the node whose key signed the login link. */
+  operator?: { id: string; nodeId: string };
   /** The API key a client session acts as: its token, held only in this process's memory, to call the public API. */
   key?: { id: string; name: string; token: string };
   /** Keys this session made: it may list and revoke them (and, always, the key it signed in with). */
@@ -27,13 +29,14 @@ export class DashboardSessions {
 
   constructor(private readonly clock: Clock, private readonly random: (bytes: number) => Buffer = randomBytes) {}
 
-  create(kind: DashboardSession["kind"], key?: DashboardSession["key"]): DashboardSession {
+  create(kind: DashboardSession["kind"], key?: DashboardSession["key"], operator?: DashboardSession["operator"]): DashboardSession {
     while (this.byId.size >= MAX_SESSIONS) this.byId.delete(this.byId.keys().next().value!);
     const session: DashboardSession = {
       id: this.random(32).toString("base64url"),
       csrf: this.random(32).toString("base64url"),
       kind,
       ...(key ? { key } : {}),
+      ...(operator ? { operator } : {}),
       createdKeys: new Set(),
       expiresAt: this.clock.now() + SESSION_TTL_MS,
     };

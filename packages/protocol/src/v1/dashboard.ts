@@ -10,9 +10,20 @@ import { NodeReputation, NodeTier } from "./node-view.js";
 export const DASHBOARD_SESSION_COOKIE = "tessera_session";
 export const DASHBOARD_CSRF_HEADER = "x-tessera-csrf";
 
-/** `POST /dashboard/api/session`: sign in with an API key, or (open networks only) as a guest without one. */
+/**
+ * A dashboard login link (`tessera dashboard login`) carries an operator token (operator-token.ts) whose lifetime is
+ * at most this; it signs its node's operator in once.
+ */
+export const DASHBOARD_LOGIN_LINK_MAX_TTL_SECONDS = 15 * 60;
+export const DASHBOARD_LOGIN_LINK_TTL_SECONDS = 5 * 60;
+
+/**
+ * `POST /dashboard/api/session`: sign in with an API key (clients), a login link's operator token (operators), or
+ * (open networks only) as a guest without either.
+ */
 export const DashboardSignIn = z.union([
   z.strictObject({ api_key: z.string().min(1).max(256) }),
+  z.strictObject({ login_link: z.string().min(1).max(512) }),
   z.strictObject({ guest: z.literal(true) }),
 ]);
 export type DashboardSignIn = z.infer<typeof DashboardSignIn>;
@@ -22,7 +33,9 @@ export interface DashboardSessionView {
   signed_in: boolean;
   /** The coordinator serves callers without a key (`--open`). */
   open: boolean;
-  kind?: "client" | "guest";
+  kind?: "client" | "guest" | "operator";
+  /** An operator session's operator key (hex), and the node whose key signed its login link. */
+  operator?: { id: string; node_id: string };
   /** The API key the session acts as (never its token). */
   key?: { id: string; name: string };
   /** Repeat in `x-tessera-csrf` on every POST, PUT, PATCH and DELETE. */
@@ -98,4 +111,14 @@ export interface DashboardNetwork {
 /** `GET /dashboard/api/nodes`, and the `nodes` event of `GET /dashboard/api/events`. */
 export interface DashboardNodes {
   nodes: DashboardNode[];
+}
+
+/**
+ * `GET /dashboard/api/operator` (an operator session): the operator's nodes and its earnings. `earnings` is the
+ * same view as `GET /api/v1/payouts/earnings` (coordinator routes/payouts-earnings.ts).
+ */
+export interface DashboardOperatorView<Earnings = unknown> {
+  operator_id: string;
+  nodes: DashboardNode[];
+  earnings: Earnings;
 }

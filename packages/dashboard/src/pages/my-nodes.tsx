@@ -1,0 +1,114 @@
+import { useEffect, useState } from "preact/hooks";
+import type { DashboardOperatorView } from "@tessera/protocol";
+import { api, describeError } from "../api.js";
+import { ErrorNote, Stat, TableBox } from "../components/status.js";
+import { pct, shortId, usdc, when } from "../format.js";
+import { useSession } from "../session.js";
+
+/** What the page reads of `GET /api/v1/payouts/earnings` (coordinator routes/payouts-earnings.ts). */
+interface Earnings {
+  held: number;
+  available: number;
+  in_flight: number;
+  paid: number;
+  forfeited: number;
+  recent: Array<{ receipt_id: string; job_id: string; node_id: string; model: string; output_tokens: number; earned: number; status: string; completed_at: string; hold_until: string }>;
+  batches: Array<{ id: string; chain: string; status: string; amount: number; address: string; tx_hash: string | null; created_at: string }>;
+}
+
+export function MyNodesPage() {
+  const { session } = useSession();
+  const [view, setView] = useState<DashboardOperatorView<Earnings>>();
+  const [error, setError] = useState<string>();
+  useEffect(() => {
+    if (session.kind === "operator") api<DashboardOperatorView<Earnings>>("GET", "/dashboard/api/operator").then(setView, (err: unknown) => setError(describeError(err)));
+  }, [session.kind]);
+
+  if (session.kind !== "operator") {
+    return (
+      <section>
+        <h1>My nodes</h1>
+        <p class="note">
+          Operators sign in with a one-time link: run <code>tessera dashboard login</code> on the node's machine and open the link it prints.
+        </p>
+      </section>
+    );
+  }
+  const e = view?.earnings;
+  return (
+    <section aria-labelledby="mynodes-title">
+      <h1 id="mynodes-title">My nodes</h1>
+      <p class="note">Operator <code title={session.operator?.id}>{shortId(session.operator?.id ?? "")}</code></p>
+      <ErrorNote message={error} />
+      {e ? (
+        <div class="stats">
+          <Stat label="held (until checks clear)" value={usdc(e.held)} testId="earnings-held" />
+          <Stat label="available" value={usdc(e.available)} />
+          <Stat label="in a payout" value={usdc(e.in_flight)} />
+          <Stat label="paid" value={usdc(e.paid)} />
+          <Stat label="forfeited" value={usdc(e.forfeited)} />
+        </div>
+      ) : null}
+      {view ? (
+        <TableBox label="Your nodes">
+          <thead><tr><th scope="col">Node</th><th scope="col">State</th><th scope="col">Tier</th><th scope="col">Reputation</th><th scope="col">Checks</th><th scope="col">Models</th><th scope="col">Jobs now</th><th scope="col">Last seen</th></tr></thead>
+          <tbody>
+            {view.nodes.map((n) => (
+              <tr key={n.node_id} data-testid="my-node-row" data-node-id={n.node_id}>
+                <th scope="row"><code title={n.node_id}>{shortId(n.node_id)}</code></th>
+                <td><span class={`badge ${n.state}`}>{n.state}</span>{n.quarantined ? <span class="badge bad">quarantined</span> : null}</td>
+                <td>{n.tier}</td>
+                <td>{pct(n.reputation.score)}</td>
+                <td>{n.checks.passed} / {n.checks.failed}</td>
+                <td>{n.models.join(", ")}</td>
+                <td>{n.active_jobs} / {n.max_concurrency}</td>
+                <td>{when(n.last_seen_at)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </TableBox>
+      ) : null}
+      {e ? (
+        <>
+          <h2>Recent receipts</h2>
+          {e.recent.length === 0 ? <p>No receipts yet: your nodes have not finished a paid job.</p> : (
+            <TableBox label="Recent receipts">
+              <thead><tr><th scope="col">Completed</th><th scope="col">Node</th><th scope="col">Model</th><th scope="col">Tokens</th><th scope="col">Earned</th><th scope="col">Status</th><th scope="col">Held until</th></tr></thead>
+              <tbody>
+                {e.recent.map((r) => (
+                  <tr key={r.receipt_id} data-testid="receipt-row">
+                    <th scope="row">{when(r.completed_at)}</th>
+                    <td><code title={r.node_id}>{shortId(r.node_id)}</code></td>
+                    <td>{r.model}</td>
+                    <td>{r.output_tokens}</td>
+                    <td>{usdc(r.earned)}</td>
+                    <td>{r.status}</td>
+                    <td>{when(r.hold_until)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </TableBox>
+          )}
+          <h2>Payouts</h2>
+          {e.batches.length === 0 ? <p>No payouts yet. Set a payout address with <code>tessera payout set</code>.</p> : (
+            <TableBox label="Payouts">
+              <thead><tr><th scope="col">Created</th><th scope="col">Chain</th><th scope="col">Amount</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Transaction</th></tr></thead>
+              <tbody>
+                {e.batches.map((b) => (
+                  <tr key={b.id}>
+                    <th scope="row">{when(b.created_at)}</th>
+                    <td>{b.chain}</td>
+                    <td>{usdc(b.amount)}</td>
+                    <td><code>{shortId(b.address)}</code></td>
+                    <td>{b.status}</td>
+                    <td>{b.tx_hash ? <code>{shortId(b.tx_hash)}</code> : "—"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </TableBox>
+          )}
+        </>
+      ) : null}
+    </section>
+  );
+}
