@@ -175,6 +175,39 @@ describe("operator sign-in with a login link", () => {
   });
 });
 
+describe("the owner's sign-in and Admin API", () => {
+  it("a link signed by the platform key signs the owner in, who lists operators and bans and approves them", async () => {
+    net = await scriptedNetwork(1);
+    const nowSeconds = Math.floor(net.t.clock.now() / 1000);
+    const res = await call("POST", "/dashboard/api/session", { body: { login_link: createOperatorToken(net.t.coordinator.ctx.platform, { nowSeconds, ttlSeconds: 300 }) } });
+    expect(res.json()).toMatchObject({ signed_in: true, kind: "admin" });
+    const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+    const csrf = res.json().csrf_token as string;
+
+    const view = (await call("GET", "/dashboard/api/admin", { cookie })).json();
+    expect(view.admission).toBe("open");
+    expect(view.operators).toHaveLength(1);
+    const operator = view.operators[0];
+    expect(operator).toMatchObject({ status: "active", nodes: 1 });
+    expect(view).toMatchObject({ payout_requests: [], payout_batches: [] });
+
+    const url = `/dashboard/api/admin/operators/${operator.id}`;
+    expectError(await call("POST", url, { cookie, body: { status: "banned" } }), 403, "forbidden");
+    expectError(await call("POST", url, { cookie, csrf, body: { status: "deleted" } }), 400, "bad_request");
+    expectError(await call("POST", "/dashboard/api/admin/operators/not-a-key", { cookie, csrf, body: { status: "banned" } }), 400, "bad_request");
+    expectError(await call("POST", `/dashboard/api/admin/operators/${"0".repeat(64)}`, { cookie, csrf, body: { status: "banned" } }), 404, "not_found");
+    expect((await call("POST", url, { cookie, csrf, body: { status: "banned", reason: "spam" } })).status).toBe(204);
+    expect((await call("GET", "/dashboard/api/admin", { cookie })).json().operators[0]).toMatchObject({ status: "banned", reason: "spam" });
+    expect((await call("POST", url, { cookie, csrf, body: { status: "active" } })).status).toBe(204);
+    expect((await call("GET", "/dashboard/api/admin", { cookie })).json().operators[0]).toMatchObject({ status: "active", reason: "approved by the owner" });
+
+    expectError(await call("GET", "/dashboard/api/admin"), 401, "unauthorized");
+    const client = await signIn(net.t.token);
+    expectError(await call("GET", "/dashboard/api/admin", { cookie: client.cookie }), 403, "forbidden");
+    expectError(await call("POST", url, { cookie: client.cookie, csrf: client.csrf, body: { status: "banned" } }), 403, "forbidden");
+  });
+});
+
 describe("the public API through the session", () => {
   it("answers as the session's key (401 without one on a closed network) and streams a job as it is generated", async () => {
     net = await scriptedNetwork(1);

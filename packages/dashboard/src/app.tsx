@@ -13,6 +13,7 @@ import { BillingPage } from "./pages/billing.js";
 import { SignInPage } from "./pages/sign-in.js";
 import { LoginLinkPage } from "./pages/login-link.js";
 import { MyNodesPage } from "./pages/my-nodes.js";
+import { AdminPage } from "./pages/admin.js";
 
 const PAGE_VIEWS: Record<PagePath, () => preact.JSX.Element> = {
   "/": NetworkPage,
@@ -23,12 +24,15 @@ const PAGE_VIEWS: Record<PagePath, () => preact.JSX.Element> = {
   "/keys": KeysPage,
   "/billing": BillingPage,
   "/mynodes": MyNodesPage,
+  "/admin": AdminPage,
   "/signin": SignInPage,
   "/login": LoginLinkPage,
 };
 
 export function App() {
   const [path, setPath] = useState<PagePath>(currentPath());
+  // A second login link opened over the first is a new page, not the same one re-rendered.
+  const [hash, setHash] = useState(location.hash);
   const [session, setSession] = useState<DashboardSessionView | undefined>();
   const [problem, setProblem] = useState<string | undefined>();
 
@@ -45,7 +49,10 @@ export function App() {
 
   useEffect(() => {
     void refresh();
-    const onHash = () => setPath(currentPath());
+    const onHash = () => {
+      setPath(currentPath());
+      setHash(location.hash);
+    };
     addEventListener("hashchange", onHash);
     return () => removeEventListener("hashchange", onHash);
   }, []);
@@ -81,7 +88,7 @@ export function App() {
         <div class="who">
           {session?.signed_in ? (
             <>
-              <span data-testid="signed-in-as">{session.kind === "guest" ? "Guest" : session.kind === "operator" ? `Operator ${session.operator?.id.slice(0, 8)}…` : `Key ${session.key?.name}`}</span>
+              <span data-testid="signed-in-as">{session.kind === "guest" ? "Guest" : session.kind === "admin" ? "Owner" : session.kind === "operator" ? `Operator ${session.operator?.id.slice(0, 8)}…` : `Key ${session.key?.name}`}</span>
               <button type="button" onClick={() => void signOut()}>Sign out</button>
             </>
           ) : (
@@ -91,7 +98,7 @@ export function App() {
       </header>
       <main id="main" tabIndex={-1}>
         {problem ? <p role="alert" class="error">{problem}</p> : null}
-        {session ? <Page /> : <p aria-busy="true">Loading…</p>}
+        {session ? <Page key={path === "/login" ? hash : path} /> : <p aria-busy="true">Loading…</p>}
       </main>
     </SessionContext.Provider>
   );

@@ -8,6 +8,7 @@ export const PAGES = [
   { path: "/keys", title: "API keys" },
   { path: "/billing", title: "Billing" },
   { path: "/mynodes", title: "My nodes" },
+  { path: "/admin", title: "Admin" },
 ] as const;
 
 export type PagePath = (typeof PAGES)[number]["path"] | "/signin" | "/login";

@@ -224,6 +224,18 @@ describe("the dashboard in Chromium", () => {
     await expect.poll(() => page.getByRole("alert").textContent()).toContain("used already");
   }, 60_000);
 
+  it("signs the owner in with a link from `tessera dashboard owner-login`: operators and settlement", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    const { stdout } = await promisify(execFile)(process.execPath, [TESSERA_BIN, "dashboard", "owner-login", "--data-dir", join(cluster.dir, "coordinator"), "--url", cluster.url, "--json"]);
+    await page.goto((JSON.parse(stdout) as { url: string }).url);
+    await expect.poll(() => page.getByTestId("signed-in-as").textContent(), { timeout: 15_000 }).toBe("Owner");
+    await page.locator('[data-testid="operator-row"]').first().waitFor();
+    expect(await page.getByTestId("operator-row").first().textContent()).toContain("active");
+    expect(await page.getByRole("button", { name: /^Ban operator / }).count()).toBe(1);
+    expect(await unlabelledControls()).toEqual([]);
+    await shot("admin");
+  }, 60_000);
+
   it("charts the jobs it has seen: jobs per minute and the measured capacity", async (ctx) => {
     if (skipReason) return ctx.skip();
     await open("/");

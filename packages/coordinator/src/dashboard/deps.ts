@@ -28,6 +28,11 @@ export interface DashboardDeps {
   operatorOfNode(nodeId: string): Promise<string | undefined>;
   /** An operator's earnings, as `GET /api/v1/payouts/earnings` shows them. */
   earnings(operatorId: string): Promise<EarningsView>;
+  /** The owner's store views: operators and their status, payouts asked for and batches. */
+  admin: Pick<Store, "listOperators" | "getOperator" | "setOperatorStatus" | "listPayoutRequests" | "listPayoutBatches">;
+  admission: string;
+  /** The coordinator's platform key (hex): a login link it signed signs the owner in. */
+  platformKey: string;
   /** The rate limit a key made here gets (the coordinator's `--rate-limit`, as `tessera coordinator keys create`). */
   defaultRateLimitPerMinute: number;
 }
@@ -53,5 +58,8 @@ export function dashboardDepsOf(ctx: CoordinatorContext): DashboardDeps {
     defaultRateLimitPerMinute: ctx.config.rateLimitPerMinute,
     operatorOfNode: async (nodeId) => ctx.registry.get(nodeId)?.operatorId ?? (await ctx.store.getNode(nodeId))?.operatorId,
     earnings: (operatorId) => earningsOf(ctx, operatorId),
+    admin: ctx.store,
+    admission: ctx.config.admission,
+    platformKey: ctx.platform.publicKeyHex,
   };
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { CoordinatorContext } from "../context.js";
 import { type DashboardDeps, dashboardDepsOf } from "./deps.js";
+import { adminRoutes } from "./admin-routes.js";
 import { keyRoutes } from "./key-routes.js";
 import { NetworkHistory } from "./network-history.js";
 import { networkRoutes } from "./network-routes.js";
@@ -32,5 +33,6 @@ export function mountDashboard(app: FastifyInstance, deps: DashboardDeps): void 
   keyRoutes(app, deps, sessions, gate);
   networkRoutes(app, deps, new NetworkHistory(deps.network, deps.clock));
   operatorRoutes(app, deps, gate);
+  adminRoutes(app, deps, gate);
   proxyRoutes(app, gate);
 }

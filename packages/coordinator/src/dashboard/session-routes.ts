@@ -51,9 +51,13 @@ export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, session
       const link = links.redeem(body.login_link.trim());
       if (!link.ok) refuse(request, link.message);
       const nodeId = (link as { nodeId: string }).nodeId;
-      const operator = await deps.operatorOfNode(nodeId);
-      if (operator === undefined) refuse(request, "the login link's node is not known to this coordinator: register it first");
-      session = sessions.create("operator", undefined, { id: operator!, nodeId });
+      if (nodeId === deps.platformKey) {
+        session = sessions.create("admin");
+      } else {
+        const operator = await deps.operatorOfNode(nodeId);
+        if (operator === undefined) refuse(request, "the login link's node is not known to this coordinator: register it first");
+        session = sessions.create("operator", undefined, { id: operator!, nodeId });
+      }
     } else if ("guest" in body) {
       if (!deps.open) throw new TesseraError("forbidden", "this network needs an API key: sign in with one (`tessera coordinator keys create`)");
       session = sessions.create("guest");

@@ -10,7 +10,7 @@ export interface DashboardSession {
   id: string;
   /** Repeated by the page in a header on every state-changing request; never in a cookie. */
   csrf: string;
-  kind: "client" | "guest" | "operator";
+  kind: "client" | "guest" | "operator" | "admin";
   /** An operator session: the operator, and the node whose key signed the login link. */
   operator?: { id: string; nodeId: string };
   /** The API key a client session acts as: its token, held only in this process's memory, to call the public API. */

@@ -14,16 +14,16 @@ export function LoginLinkPage() {
     // The token leaves the address bar at once: it is spent either way.
     history.replaceState(null, "", "#/signin");
     api<DashboardSessionView>("POST", "/dashboard/api/session", { login_link: token }).then(
-      async () => {
+      async (session) => {
         await refresh();
-        location.hash = "#/mynodes";
+        location.hash = session.kind === "admin" ? "#/admin" : "#/mynodes";
       },
       (err: unknown) => setError(describeError(err)),
     );
   }, []);
   return (
     <section class="narrow">
-      <h1>Signing in as an operator</h1>
+      <h1>Signing in with a login link</h1>
       {error ? <ErrorNote message={error} /> : <p aria-busy="true">Checking the login link…</p>}
       {error ? <p class="note">Make a new link on the node's machine with <code>tessera dashboard login</code>.</p> : null}
     </section>

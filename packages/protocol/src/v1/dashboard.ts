@@ -12,7 +12,8 @@ export const DASHBOARD_CSRF_HEADER = "x-tessera-csrf";
 
 /**
  * A dashboard login link (`tessera dashboard login`) carries an operator token (operator-token.ts) whose lifetime is
- * at most this; it signs its node's operator in once.
+ * at most this; it signs its node's operator in once. Signed by the coordinator's platform key instead (`tessera
+ * dashboard login --owner`, on the coordinator's machine), it signs the owner in.
  */
 export const DASHBOARD_LOGIN_LINK_MAX_TTL_SECONDS = 15 * 60;
 export const DASHBOARD_LOGIN_LINK_TTL_SECONDS = 5 * 60;
@@ -33,7 +34,7 @@ export interface DashboardSessionView {
   signed_in: boolean;
   /** The coordinator serves callers without a key (`--open`). */
   open: boolean;
-  kind?: "client" | "guest" | "operator";
+  kind?: "client" | "guest" | "operator" | "admin";
   /** An operator session's operator key (hex), and the node whose key signed its login link. */
   operator?: { id: string; node_id: string };
   /** The API key the session acts as (never its token). */
@@ -121,4 +122,28 @@ export interface DashboardOperatorView<Earnings = unknown> {
   operator_id: string;
   nodes: DashboardNode[];
   earnings: Earnings;
+}
+
+/** `POST /dashboard/api/admin/operators/:id` (the owner): approve (or unban) with `active`, ban with `banned`. */
+export const DashboardOperatorStatusChange = z.strictObject({
+  status: z.enum(["active", "banned"]),
+  reason: z.string().max(200).optional(),
+});
+export type DashboardOperatorStatusChange = z.infer<typeof DashboardOperatorStatusChange>;
+
+export interface DashboardAdminOperator {
+  id: string;
+  status: "active" | "pending" | "banned";
+  admitted_via: string;
+  nodes: number;
+  since: string;
+  reason: string | null;
+}
+
+/** `GET /dashboard/api/admin` (the owner): operators (the admission queue is those `pending`), payouts asked for, batches. */
+export interface DashboardAdminView {
+  admission: string;
+  operators: DashboardAdminOperator[];
+  payout_requests: Array<{ operator_id: string; requested_at: string }>;
+  payout_batches: Array<{ id: string; chain: string; status: string; total: number; operators: number; tx_hash: string | null; error: string | null; created_at: string }>;
 }
