@@ -131,6 +131,8 @@ function banner(url: string, model: string, tessera: string): string {
   return `
 Tessera is running: coordinator ${url} (open mode), one node serving "${model}".
 
+  dashboard: ${url}/
+
   ${tessera} chat "hello"
 
   curl ${url}/v1/chat/completions -H 'content-type: application/json' \\
