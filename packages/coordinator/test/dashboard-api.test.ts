@@ -86,7 +86,24 @@ describe("dashboard sign-in", () => {
     let last: Answer | undefined;
     for (let i = 0; i < 40 && last?.status !== 429; i++) last = await call("POST", "/dashboard/api/session", { body: { api_key: `tsk_guess-${i}` } });
     expectError(last!, 429, "rate_limited");
+    expect(last!.json().error_message).toContain("failed authentications");
     expect(Number(last!.headers.get("retry-after"))).toBeGreaterThan(0);
+  });
+
+  it("limits sign-ins and key creations per address, so guests cannot flood sessions or keys", async () => {
+    net = await scriptedNetwork(0, { open: true });
+    const guest = async () => call("POST", "/dashboard/api/session", { body: { guest: true } });
+    let last = await guest();
+    const { cookie, csrf } = { cookie: last.headers.get("set-cookie")!.split(";")[0]!, csrf: last.json().csrf_token as string };
+    for (let i = 0; i < 40 && last.status === 200; i++) last = await guest();
+    expectError(last, 429, "rate_limited");
+    expect(last.json().error_message).toContain("sign-ins per minute");
+    let made: Answer | undefined;
+    for (let i = 0; i < 20 && made?.status !== 429; i++) made = await call("POST", "/dashboard/api/keys", { cookie, csrf, body: { name: `k${i}` } });
+    expectError(made!, 429, "rate_limited");
+    expect((await call("GET", "/dashboard/api/keys", { cookie })).json().keys).toHaveLength(10);
+    net.t.clock.advance(61_000);
+    expect((await guest()).status).toBe(200);
   });
 });
 
@@ -232,6 +249,34 @@ describe("the public API through the session", () => {
     const [node] = (await call("GET", "/dashboard/api/nodes")).json().nodes;
     expect(view.json()).toMatchObject({ id, status: "completed", node_id: node.node_id });
     expectError(await call("GET", "/dashboard/api/v1/jobs/no-such-job", { cookie }), 404, "not_found");
+  });
+});
+
+describe("streaming through the session", () => {
+  it("passes each part on as the node sends it, and cancels the job on the node when the browser leaves", async () => {
+    net = await scriptedNetwork(1);
+    const node = net.nodes[0]!;
+    // The node sends one part and holds the rest: what arrives before the job ends arrived as it was generated.
+    node.onAssign = (job, n) => {
+      n.accept(job.job_id);
+      n.stream(job.job_id, [{ type: "text-delta", text: "Hello" }]);
+    };
+    const { cookie, csrf } = await signIn(net.t.token);
+    const abort = new AbortController();
+    const res = await fetch(`${net.baseUrl}/dashboard/api/v1/jobs`, {
+      method: "POST",
+      headers: { cookie, "x-tessera-csrf": csrf, "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }], stream: true }),
+      signal: abort.signal,
+    });
+    const jobId = res.headers.get("x-tessera-job-id")!;
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes("Hello")) text += new TextDecoder().decode((await reader.read()).value);
+    expect(node.cancels).toEqual([]);
+    abort.abort();
+    for (let i = 0; i < 200 && !node.cancels.includes(jobId); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(node.cancels).toEqual([jobId]);
   });
 });
 

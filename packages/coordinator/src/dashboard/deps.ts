@@ -4,6 +4,7 @@ import type { AuthThrottle } from "../auth-throttle.js";
 import type { Clock } from "../clock.js";
 import type { CoordinatorContext } from "../context.js";
 import type { Logger } from "../logger.js";
+import type { RateLimiter } from "../rate-limiter.js";
 import { earningsOf, type EarningsView } from "../routes/payouts-earnings.js";
 import type { Store } from "../store/types.js";
 import type { NetworkSource } from "./network-source.js";
@@ -21,6 +22,8 @@ export interface DashboardDeps {
   apiKeys: Pick<Store, "findApiKeyByHash" | "createApiKey" | "listApiKeys" | "revokeApiKey">;
   /** Failed sign-ins count with every other failed authentication from the same address. */
   throttle: AuthThrottle;
+  /** Sign-ins and key creations per address per minute (the API's limiter, under keys of its own). */
+  limiter: RateLimiter;
   network: NetworkSource;
   /** The built dashboard (index.html and assets/), or undefined when `@tessera/dashboard` is not built. */
   staticDir: string | undefined;
@@ -53,6 +56,7 @@ export function dashboardDepsOf(ctx: CoordinatorContext): DashboardDeps {
     open: ctx.config.open,
     apiKeys: ctx.store,
     throttle: ctx.authThrottle,
+    limiter: ctx.limiter,
     network: networkSourceOf(ctx),
     staticDir: builtDashboardDir(),
     defaultRateLimitPerMinute: ctx.config.rateLimitPerMinute,

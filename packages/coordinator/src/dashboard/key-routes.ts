@@ -4,6 +4,7 @@ import { DashboardKeyCreate, type DashboardKeyCreated, type DashboardKeyView, Te
 import { generateApiToken, hashApiToken } from "../api-keys.js";
 import type { ApiKeyRecord } from "../store/types.js";
 import type { DashboardDeps } from "./deps.js";
+import { KEYS_PER_MINUTE, limitPerAddress } from "./per-address-limit.js";
 import type { SessionGate } from "./session-gate.js";
 import type { DashboardSession, DashboardSessions } from "./sessions.js";
 
@@ -41,6 +42,7 @@ export function keyRoutes(app: FastifyInstance, deps: DashboardDeps, sessions: D
       throw new TesseraError("forbidden", "this network's API keys are made by its owner (`tessera coordinator keys create`), not from the dashboard");
     }
     const body = DashboardKeyCreate.parse(request.body ?? {});
+    limitPerAddress(deps, request, "key", KEYS_PER_MINUTE);
     const token = generateApiToken();
     const key = await deps.apiKeys.createApiKey({
       id: randomUUID(),

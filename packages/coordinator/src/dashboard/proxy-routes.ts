@@ -29,9 +29,12 @@ export function proxyRoutes(app: FastifyInstance, gate: SessionGate): void {
       payloadAsStream: true,
       signal: abort.signal,
     });
-    // The browser went away: end the inner request too, so the public route sees its client gone (a job is cancelled).
-    request.raw.on("close", () => {
-      if (!reply.raw.writableFinished) upstream.raw.res.destroy();
+    // The browser went away before the answer ended: end the inner request too, so the public route sees its client
+    // gone (a streamed job is cancelled). The response's `close`, not the request's: the request closes once its
+    // body is read.
+    reply.raw.on("close", () => {
+      if (reply.raw.writableFinished) return;
+      upstream.raw.res.destroy();
       abort.abort();
     });
     reply.code(upstream.statusCode);

@@ -4,6 +4,7 @@ import { hashApiToken } from "../api-keys.js";
 import type { DashboardDeps } from "./deps.js";
 import { sessionCookie } from "./cookies.js";
 import { LoginLinks } from "./login-links.js";
+import { SIGN_INS_PER_MINUTE, limitPerAddress } from "./per-address-limit.js";
 import type { SessionGate } from "./session-gate.js";
 import { type DashboardSession, type DashboardSessions, SESSION_TTL_MS } from "./sessions.js";
 
@@ -45,6 +46,7 @@ export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, session
     gate.checkWrite(request, undefined);
     const wait = deps.throttle.retryAfterSeconds(request.ip, deps.clock.now());
     if (wait > 0) throw new TesseraError("rate_limited", `too many failed authentications from this address; retry in ${wait} s`, { retryAfterSeconds: wait });
+    limitPerAddress(deps, request, "sign-in", SIGN_INS_PER_MINUTE);
     const body = DashboardSignIn.parse(request.body ?? {});
     let session: DashboardSession;
     if ("login_link" in body) {
