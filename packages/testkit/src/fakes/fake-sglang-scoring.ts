@@ -1,6 +1,6 @@
 import type { ChatMessage } from "@tessera/protocol";
 import { FakeHttpServer, type RecordedRequest, type RouteHandler, sendJson } from "./fake-http-server.js";
-import type { Distribution, IdLevelModel } from "./id-level-model.js";
+import type { Distribution, Generated, IdLevelModel } from "./id-level-model.js";
 
 /**
  * An id-level fake of SGLang's server for the endpoints a spot-check reference uses, backed by a real model
@@ -12,11 +12,20 @@ import type { Distribution, IdLevelModel } from "./id-level-model.js";
  *   `meta_info.input_token_logprobs` is one `[logprob, token_id, text|null]` per input id from `logprob_start_len`,
  *   the first padded with a null logprob; `meta_info.input_top_logprobs` the top `top_logprobs_num` per entry, best
  *   first, null for the first; `output_token_logprobs` / `output_top_logprobs` likewise for the generated tokens.
+ * - `POST /generate` with `stream: true`, as an SGLang node generates (sglang-generate.ts): `data: {text, output_ids,
+ *   meta_info}` chunks, one per token (`--stream-interval 1`), then `data: [DONE]`. As SGLang by default, each chunk is
+ *   CUMULATIVE (the whole answer so far in `text`, `output_ids` and `meta_info.output_token_logprobs` /
+ *   `output_top_logprobs`), or only the new token with `incrementalStreamingOutput` (`--incremental-streaming-output`).
+ *   An answer that stopped lists EOS as its last token (its logprob tuple and `output_ids`, counted in
+ *   `completion_tokens`) with no text, and finishes `{type: "stop", matched: <EOS id>}`; one cut at `max_new_tokens`
+ *   finishes `{type: "length", length}`. `sampling_params` takes `max_new_tokens`, `temperature` (0 only), `top_p`,
+ *   `sampling_seed` (greedy decoding does not use them); anything else (`json_schema`, `stop`, …) is refused by name.
+ *   `holdAfter` stops writing after that many tokens until the client goes away (`disconnects` counts it).
  * - `POST /v1/chat/completions` (not streamed) with `return_prompt_token_ids` (SGLang 0.5.13+): the prompt's ids as
  *   `choices[0].prompt_token_ids`.
  * - `POST /v1/tokenize` (`prompt`, `add_special_tokens`): `{tokens, count, max_model_len}`.
  * - `GET /health`, `GET /v1/models`.
- * It decodes greedily only (temperature 0) and does not stream: anything else is refused by name with 400, never
+ * It decodes greedily only (temperature 0) and streams /generate only: anything else is refused by name with 400, never
  * ignored. `fault` makes it answer wrongly on purpose, for the scorer's bad-input tests.
  */
 export type SglangScoringFault =
@@ -25,7 +34,11 @@ export type SglangScoringFault =
   /** The input entries without SGLang's leading null pad: one entry fewer, each shifted by one. */
   | "unpadded-input-logprobs"
   /** An older SGLang: chat completions carry no `prompt_token_ids`. */
-  | "no-prompt-token-ids";
+  | "no-prompt-token-ids"
+  /** A streamed /generate chunk whose `meta_info` lacks `output_token_logprobs`. */
+  | "chunk-without-logprobs"
+  /** A streamed /generate that sends `{"error": {"message"}}` after its first token (SGLang's mid-stream error). */
+  | "error-mid-stream";
 
 export interface FakeSglangScoringOptions {
   model: IdLevelModel;
@@ -36,6 +49,12 @@ type Tuple = [number | null, number, string | null];
 export class FakeSglangScoring {
   readonly http: FakeHttpServer;
   fault: SglangScoringFault | undefined;
+  /** Stream chunks with only the new tokens (SGLang's `--incremental-streaming-output`); default cumulative. */
+  incrementalStreamingOutput = false;
+  /** A streamed /generate writes this many tokens, then waits for the client to go away. */
+  holdAfter: number | undefined;
+  /** Streamed /generate requests whose client went away before the answer ended. */
+  disconnects = 0;
   private readonly model: IdLevelModel;
 
   private constructor(options: FakeSglangScoringOptions) {
@@ -119,7 +138,7 @@ export class FakeSglangScoring {
   }
 
   private async generate(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {
-    if (body.stream === true) return this.refuse(res, 400, "fake SGLang: streaming is not implemented by this id-level fake");
+    if (body.stream !== undefined && typeof body.stream !== "boolean") return this.refuse(res, 400, "stream must be a boolean");
     let ids: number[];
     if (Array.isArray(body.input_ids) && body.input_ids.length > 0 && body.input_ids.every((t) => Number.isInteger(t) && (t as number) >= 0)) ids = body.input_ids as number[];
     else if (typeof body.text === "string") ids = this.model.tokenize(body.text, true);
@@ -127,7 +146,7 @@ export class FakeSglangScoring {
     if (ids.some((t) => t >= this.model.vocabSize)) return this.refuse(res, 400, `The input_ids ${ids.find((t) => t >= this.model.vocabSize)} is out of vocabulary`);
     const sampling = (body.sampling_params ?? {}) as Record<string, unknown>;
     for (const field of Object.keys(sampling)) {
-      if (!["max_new_tokens", "temperature", "ignore_eos"].includes(field)) return this.refuse(res, 400, `fake SGLang: sampling_params.${field} is not implemented`);
+      if (!["max_new_tokens", "temperature", "ignore_eos", "top_p", "sampling_seed"].includes(field)) return this.refuse(res, 400, `fake SGLang: sampling_params.${field} is not implemented`);
     }
     if ((sampling.temperature ?? 1) !== 0) return this.refuse(res, 400, "fake SGLang: only greedy decoding (temperature 0) is implemented");
     const maxNew = sampling.max_new_tokens ?? 128;
@@ -147,6 +166,7 @@ export class FakeSglangScoring {
     const topOf = (row: Distribution): Tuple[] => row.top(topNum as number).map((t) => tuple(t.logprob, t.token));
 
     const generated = await this.model.generate(ids, maxNew as number, sampling.ignore_eos === true);
+    if (body.stream === true) return this.stream(res, ids, generated, maxNew as number, returnLogprob, tuple, topNum as number > 0 ? topOf : undefined);
     const meta: Record<string, unknown> = {
       id: `fake-${this.http.requests.length}`,
       finish_reason: generated.finish === "stop" ? { type: "stop", matched: this.model.eosToken } : { type: "length", length: maxNew },
@@ -171,5 +191,59 @@ export class FakeSglangScoring {
       }
     }
     sendJson(res, 200, { text: this.model.detokenize(generated.tokens), output_ids: generated.tokens, meta_info: meta });
+  }
+
+  /** SGLang's streamed /generate (see the class comment): one chunk per token, EOS listed last without text. */
+  private stream(
+    res: Parameters<RouteHandler>[1],
+    ids: number[],
+    generated: Generated,
+    maxNew: number,
+    returnLogprob: boolean,
+    tuple: (logprob: number | null, token: number) => Tuple,
+    topOf: ((row: Distribution) => Tuple[]) | undefined,
+  ): void {
+    const steps = generated.tokens.map((token, i) => ({ token, row: generated.rows[i]! }));
+    if (generated.finish === "stop") steps.push({ token: this.model.eosToken, row: generated.rows.at(-1)! });
+    const answer = generated.tokens;
+    // The detokenizer writes text only once it is whole: a trailing incomplete character waits for the next token.
+    const textAfter = (n: number) => this.model.detokenize(answer.slice(0, Math.min(n, answer.length))).replace(/\uFFFD+$/u, "");
+    const rid = `fake-${this.http.requests.length}`;
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    let closed = false;
+    res.on("close", () => {
+      if (!res.writableEnded) {
+        closed = true;
+        this.disconnects++;
+      }
+    });
+    const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`);
+    let written = "";
+    for (let i = 0; i < steps.length; i++) {
+      if (this.holdAfter !== undefined && i === this.holdAfter) return; // until the client goes away (counted above)
+      if (closed) return;
+      const last = i === steps.length - 1;
+      const from = this.incrementalStreamingOutput ? i : 0;
+      const text = textAfter(i + 1);
+      const meta: Record<string, unknown> = {
+        id: rid,
+        finish_reason: last ? (generated.finish === "stop" ? { type: "stop", matched: this.model.eosToken } : { type: "length", length: maxNew }) : null,
+        prompt_tokens: ids.length,
+        weight_version: "default",
+        completion_tokens: i + 1,
+        cached_tokens: 0,
+      };
+      if (returnLogprob && this.fault !== "chunk-without-logprobs") {
+        meta.output_token_logprobs = steps.slice(from, i + 1).map((s) => tuple(s.row.logprob(s.token), s.token));
+        if (topOf) meta.output_top_logprobs = steps.slice(from, i + 1).map((s) => topOf(s.row));
+      }
+      send({ text: this.incrementalStreamingOutput ? text.slice(written.length) : text, output_ids: steps.slice(from, i + 1).map((s) => s.token), meta_info: meta });
+      written = text;
+      if (this.fault === "error-mid-stream") {
+        send({ error: { message: "fake SGLang: the scheduler failed mid-stream" } });
+        break;
+      }
+    }
+    res.end("data: [DONE]\n\n");
   }
 }

@@ -1,6 +1,5 @@
 import { TesseraError } from "@tessera/protocol";
 import type { ScoreRequest, ScoreResult } from "../adapter.js";
-import { convertMessages } from "../openai-compatible/convert-messages.js";
 import {
   OUTSIDE_TOP,
   SCORE_TOP,
@@ -10,9 +9,9 @@ import {
   checkScoreRequest,
   malformedAnswer,
   postJson,
-  tokenList,
 } from "../openai-compatible/score-http.js";
 import { PromptMismatchError, sameTokens } from "../../prompt/prompt-tokens.js";
+import { sglangChatPromptIds, sglangTokenize } from "./sglang-prompt-ids.js";
 
 export interface SglangScorerOptions extends ScoreHttp {
   /**
@@ -44,29 +43,8 @@ export function createSglangScorer(options: SglangScorerOptions): (request: Scor
   if (options.eosTokenIds.length === 0) throw new TesseraError("bad_request", `${kind}: scoring needs the model's end-of-sequence ids (--score-eos-token-ids)`, { param: "score_eos_token_ids" });
   const eosIds = [...options.eosTokenIds];
 
-  const promptIds = async (request: ScoreRequest): Promise<number[]> => {
-    if (request.rawPrompt) {
-      const res = (await postJson(options, "/v1/tokenize", { model: request.model, prompt: request.messages[0]?.content ?? "", add_special_tokens: true })) as { tokens?: unknown } | null;
-      return tokenList(kind, "tokens", res?.tokens);
-    }
-    const res = (await postJson(options, "/v1/chat/completions", {
-      model: request.model,
-      messages: convertMessages(request.messages, undefined, "continue-final-message").messages,
-      max_tokens: 1,
-      temperature: 0,
-      stream: false,
-      return_prompt_token_ids: true,
-    })) as { choices?: Array<{ prompt_token_ids?: unknown }> } | null;
-    const ids = res?.choices?.[0]?.prompt_token_ids;
-    if (ids === undefined || ids === null) {
-      throw new TesseraError(
-        "unsupported_parameter",
-        `${kind}: /v1/chat/completions answered no prompt_token_ids for return_prompt_token_ids (SGLang 0.5.13 or later returns them), so a chat cannot be scored as generation ran it`,
-        { param: "return_prompt_token_ids" },
-      );
-    }
-    return tokenList(kind, "prompt_token_ids", ids);
-  };
+  const promptIds = (request: ScoreRequest): Promise<number[]> =>
+    request.rawPrompt ? sglangTokenize(options, request.model, request.messages[0]?.content ?? "", true) : sglangChatPromptIds(options, request.model, request.messages);
 
   return async (request) => {
     checkScoreRequest(kind, request);
