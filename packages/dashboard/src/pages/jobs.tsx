@@ -5,6 +5,8 @@ import { ErrorNote, NeedsSignIn, TableBox } from "../components/status.js";
 import { shortId, when } from "../format.js";
 import { useSession } from "../session.js";
 
+const REFRESH_MS = 3_000;
+
 /** The caller's jobs (as the signed-in key, or as this address on an open network), and a running job's live stream. */
 export function JobsPage() {
   const { session } = useSession();
@@ -19,6 +21,14 @@ export function JobsPage() {
     if (canSee) void load();
     return () => abort.current?.abort();
   }, [canSee]);
+
+  // While a job is waiting or running, the list refreshes itself until every job has ended.
+  const unfinished = jobs?.some((j) => j.status === "pending" || j.status === "processing") ?? false;
+  useEffect(() => {
+    if (!unfinished) return;
+    const timer = setInterval(() => void load(), REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [unfinished]);
 
   const watch = async (id: string) => {
     abort.current?.abort();
