@@ -33,7 +33,8 @@ function overTls(request: FastifyRequest): boolean {
  */
 export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, sessions: DashboardSessions, gate: SessionGate): void {
   const links = new LoginLinks(deps.clock);
-  const refuse = (request: FastifyRequest, message: string): never => {
+  // Annotated so that TypeScript narrows after a call (assertion-style control flow needs an explicit type).
+  const refuse: (request: FastifyRequest, message: string) => never = (request, message) => {
     deps.throttle.recordFailure(request.ip, deps.clock.now());
     throw new TesseraError("unauthorized", message);
   };
@@ -52,13 +53,13 @@ export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, session
     if ("login_link" in body) {
       const link = links.redeem(body.login_link.trim());
       if (!link.ok) refuse(request, link.message);
-      const nodeId = (link as { nodeId: string }).nodeId;
+      const nodeId = link.nodeId;
       if (nodeId === deps.platformKey) {
         session = sessions.create("admin");
       } else {
         const operator = await deps.operatorOfNode(nodeId);
         if (operator === undefined) refuse(request, "the login link's node is not known to this coordinator: register it first");
-        session = sessions.create("operator", undefined, { id: operator!, nodeId });
+        session = sessions.create("operator", undefined, { id: operator, nodeId });
       }
     } else if ("guest" in body) {
       if (!deps.open) throw new TesseraError("forbidden", "this network needs an API key: sign in with one (`tessera coordinator keys create`)");
@@ -66,7 +67,7 @@ export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, session
     } else {
       const key = await deps.apiKeys.findApiKeyByHash(hashApiToken(body.api_key.trim()));
       if (!key) refuse(request, "unknown or revoked API key");
-      session = sessions.create("client", { id: key!.id, name: key!.name, token: body.api_key.trim() });
+      session = sessions.create("client", { id: key.id, name: key.name, token: body.api_key.trim() });
     }
     // A sign-in replaces whatever session the browser had.
     const previous = gate.sessionOf(request);
