@@ -7,7 +7,6 @@ import type { Logger } from "./logger.js";
 import type { CoordinatorMetrics } from "./metrics.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { AuthThrottle } from "./auth-throttle.js";
-import type { ShardingManager } from "./sharding/index.js";
 import type { NodeRegistry } from "./registry.js";
 import type { Store } from "./store/types.js";
 import type { Admission } from "./trust/admission.js";
@@ -19,7 +18,10 @@ import type { ReceiptSignatures } from "./payments/receipt-signatures.js";
 import type { EmbeddingRequests } from "./embeddings/embedding-requests.js";
 import type { JobBilling } from "./payments/job-billing.js";
 
-/** Everything the HTTP routes and the session hub share; wired once in `coordinator.ts`. */
+/**
+ * The coordinator's parts, wired once in `coordinator.ts`: what `app.ts` builds the HTTP routes from (each route
+ * takes only the parts its own deps interface names) and what tests reach in through. Nothing below the edge takes it.
+ */
 export interface CoordinatorContext {
   config: CoordinatorConfig;
   clock: Clock;
@@ -39,8 +41,6 @@ export interface CoordinatorContext {
   checks: SpotChecks;
   /** Who may register, and under which operator. */
   admission: Admission;
-  /** Sharded models: stage offers, placement, and the virtual pipeline nodes. */
-  sharding: ShardingManager;
   /** Asks each receipt's node to sign it, and stores the signatures that verify (payments/receipt-signatures.ts). */
   receiptSignatures: ReceiptSignatures;
   /** What each model costs and earns (payments/prices.ts). */

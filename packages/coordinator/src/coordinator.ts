@@ -114,7 +114,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       logger.info({ node: nodeId.slice(0, 12), reason }, "node offline");
       prometheus.nodesMarkedOffline.inc({ reason: reason.startsWith("no heartbeat") ? "silent" : "session_closed" });
       store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
-      jobs.onNodeLost(nodeId, reason);
+      jobs.lost(nodeId, reason);
       embeddings?.onNodeLost(nodeId, reason);
       sharding?.onNodeLost(nodeId);
     },
@@ -256,7 +256,6 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     authThrottle: new AuthThrottle(),
     logger,
     admission,
-    sharding,
     prices,
     platform,
     receiptSignatures,
@@ -265,7 +264,18 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);
-  const hub = new SessionHub(ctx);
+  const hub = new SessionHub({
+    clock,
+    logger,
+    registry,
+    nodeAuth: ctx.nodeAuth,
+    authThrottle: ctx.authThrottle,
+    jobs,
+    stages: shards,
+    checks,
+    receipts: receiptSignatures,
+    embeddings,
+  });
   app.server.on("upgrade", (request, socket, head) => hub.handleUpgrade(request, socket, head));
   return {
     ctx,

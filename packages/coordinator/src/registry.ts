@@ -1,11 +1,12 @@
 import type { GpuStats, Hardware, NodeHeartbeat, NodeRegister, ServedModel } from "@tessera/protocol";
 import type { Clock } from "./clock.js";
-import type { NodeSession } from "./sessions/node-session.js";
+import type { NodeSession } from "./workers/node-session.js";
+import type { Worker } from "./workers/worker.js";
 
 /**
  * The coordinator's live view of nodes: the routing source of truth (the store mirrors it for status queries and
- * restarts). A node is online while it is heard from (heartbeats, or pongs and parts on its session) and its session
- * has not dropped; it is routable when it is online, has a session, and is not draining.
+ * restarts). A node is online while it is heard from (heartbeats, or pongs and parts on its session) and its worker
+ * has not dropped; it is routable when it is online, has a worker, and is not draining.
  */
 export interface LiveNode {
   id: string;
@@ -22,6 +23,9 @@ export interface LiveNode {
   lastSeenAt: number;
   online: boolean;
   draining: boolean;
+  /** What jobs are assigned to: the node's session here, or a pipeline for a sharded model (workers/worker.ts). */
+  worker: Worker | undefined;
+  /** The node's session on this replica, for everything that is not a job (checks, receipts, commands, stages). */
   session: NodeSession | undefined;
   /** Jobs this coordinator has pushed to the node and not yet seen finish. */
   activeJobs: Set<string>;
@@ -64,6 +68,7 @@ export class NodeRegistry {
       lastSeenAt: this.clock.now(),
       online: existing?.online ?? false,
       draining: false,
+      worker: existing?.worker,
       session: existing?.session,
       activeJobs: existing?.activeJobs ?? new Set(),
       storedHeartbeatAt: 0,
@@ -76,9 +81,9 @@ export class NodeRegistry {
   }
 
   /** Restores a node known from the store (after a coordinator restart); it stays offline until it speaks. */
-  restore(record: Omit<LiveNode, "online" | "session" | "activeJobs" | "draining" | "storedHeartbeatAt" | "storedHeartbeatState">): void {
+  restore(record: Omit<LiveNode, "online" | "worker" | "session" | "activeJobs" | "draining" | "storedHeartbeatAt" | "storedHeartbeatState">): void {
     if (this.nodes.has(record.id)) return;
-    this.nodes.set(record.id, { ...record, online: false, draining: false, session: undefined, activeJobs: new Set(), storedHeartbeatAt: 0, storedHeartbeatState: "" });
+    this.nodes.set(record.id, { ...record, online: false, draining: false, worker: undefined, session: undefined, activeJobs: new Set(), storedHeartbeatAt: 0, storedHeartbeatState: "" });
     for (const m of record.models) this.noteServed(m.id, record.lastSeenAt || this.clock.now());
   }
 
@@ -98,33 +103,39 @@ export class NodeRegistry {
     return record;
   }
 
-  attachSession(nodeId: string, session: NodeSession): LiveNode | undefined {
+  /**
+   * The node's worker is here (its session opened, or a pipeline became available): it is online and takes jobs.
+   * `session` is the node's session on this replica, when it has one (a pipeline has none).
+   */
+  attach(nodeId: string, worker: Worker, session?: NodeSession): LiveNode | undefined {
     const record = this.nodes.get(nodeId);
     if (!record) return undefined;
-    const previous = record.session;
+    const previous = record.worker;
+    record.worker = worker;
     record.session = session;
     record.lastSeenAt = this.clock.now();
     record.draining = false;
-    if (previous && previous !== session) previous.close(4000, "replaced by a newer session");
+    if (previous && previous !== worker) previous.close(4000, "replaced by a newer session");
     this.markOnline(record);
     return record;
   }
 
-  /** A session dropped: the node is offline at once. Only the session that is current counts. */
-  detachSession(nodeId: string, session: NodeSession, reason: string): void {
+  /** A worker dropped (its session closed): the node is offline at once. Only the worker that is current counts. */
+  detach(nodeId: string, worker: Worker, reason: string): void {
     const record = this.nodes.get(nodeId);
-    if (!record || record.session !== session) return;
+    if (!record || record.worker !== worker) return;
+    record.worker = undefined;
     record.session = undefined;
     this.markOffline(record, reason);
   }
 
   /**
-   * The node spoke over its current session (a pong, a job part): it is alive even when its HTTP heartbeats are
-   * late, so the silence sweep must not close a healthy session. A stale session proves nothing.
+   * The node spoke through its current worker (a pong, a job part): it is alive even when its HTTP heartbeats are
+   * late, so the silence sweep must not close a healthy session. A stale worker proves nothing.
    */
-  touch(nodeId: string, session: NodeSession): void {
+  touch(nodeId: string, worker: Worker): void {
     const record = this.nodes.get(nodeId);
-    if (record && record.session === session && record.online) record.lastSeenAt = this.clock.now();
+    if (record && record.worker === worker && record.online) record.lastSeenAt = this.clock.now();
   }
 
   /**
@@ -134,11 +145,12 @@ export class NodeRegistry {
   evict(nodeId: string, reason: string): boolean {
     const record = this.nodes.get(nodeId);
     if (!record) return false;
-    const session = record.session;
+    const worker = record.worker;
+    record.worker = undefined;
     record.session = undefined;
     this.markOffline(record, reason);
     this.nodes.delete(nodeId);
-    session?.close(4003, reason.slice(0, 120));
+    worker?.close(4003, reason.slice(0, 120));
     return true;
   }
 
@@ -159,7 +171,8 @@ export class NodeRegistry {
     const marked: string[] = [];
     for (const record of this.nodes.values()) {
       if (record.online && record.lastSeenAt < cutoff) {
-        record.session?.close(4001, "no heartbeat");
+        record.worker?.close(4001, "no heartbeat");
+        record.worker = undefined;
         record.session = undefined;
         this.markOffline(record, `no heartbeat for ${Math.round(this.offlineAfterMs / 1000)} s`);
         marked.push(record.id);

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type CoordinatorMessage, createOperatorToken, type NodeCommandView } from "@tessera/protocol";
+import type { NodeSession } from "../src/workers/node-session.js";
+import { SessionWorker } from "../src/sessions/session-worker.js";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
 
 let t: TestCoordinator;
@@ -53,7 +55,8 @@ describe("node command queue", () => {
   it("pushes the command down the node's open session at once", async () => {
     const node = await registered();
     const sent: CoordinatorMessage[] = [];
-    t.coordinator.ctx.registry.attachSession(node.id, { nodeId: node.id, send: (m) => sent.push(m), rttMs: () => undefined, close() {} });
+    const session: NodeSession = { nodeId: node.id, send: (m) => sent.push(m), sendBinary() {}, rttMs: () => undefined, close() {} };
+    t.coordinator.ctx.registry.attach(node.id, new SessionWorker(session), session);
     const res = await signedInject(t, node.signer, "POST", `/api/v1/nodes/${node.id}/commands`, { type: "model_remove", model: "old:1b" });
     const id = (res.json() as NodeCommandView).id;
     expect(sent.filter((m) => m.type === "node.command")).toEqual([

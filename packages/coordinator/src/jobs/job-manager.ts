@@ -2,7 +2,6 @@ import { randomInt, randomUUID } from "node:crypto";
 import {
   type ChatMessage,
   type ErrorCode,
-  type NodeMessage,
   type ResultCommitmentInput,
   type Sampling,
   type StreamPart,
@@ -26,6 +25,7 @@ import type { SpeedMetrics } from "./speed-metrics.js";
 import type { NodeStanding, Offence } from "../trust/node-standing.js";
 import type { DeliveredAnswer, SpotChecks } from "../trust/spot-checks.js";
 import type { JobBilling } from "../payments/job-billing.js";
+import type { JobSink } from "../workers/job-sink.js";
 import { decisionTimer } from "./decision-timer.js";
 import { scanForStop } from "./stop-sequences.js";
 import { creditCompletion, creditPrompt, promptTokenBound } from "./honest-usage.js";
@@ -72,11 +72,12 @@ export interface SubmitRequest {
 const FINISHED_RETENTION_MS = 60_000;
 
 /**
- * Owns every job in flight: queueing, dispatch to nodes over their sessions, the relay of stream parts to
- * subscribers, failover, timeouts, and the durable record. All state changes happen on the event loop in
- * response to a submit, a node message, a lost node or a tick, so there are no races between them.
+ * Owns every job in flight: queueing, dispatch to workers (workers/worker.ts), the relay of stream parts to
+ * subscribers, failover, timeouts, and the durable record. Workers report back through the `JobSink` it implements.
+ * All state changes happen on the event loop in response to a submit, a worker's report, a lost worker or a tick, so
+ * there are no races between them.
  */
-export class JobManager {
+export class JobManager implements JobSink {
   private readonly live = new Map<string, LiveJob>();
   private readonly pending: LiveJob[] = [];
   private readonly lookupNode = (nodeId: string) => this.o.registry.get(nodeId);
@@ -143,14 +144,8 @@ export class JobManager {
 
   /** The client went away: stop the work on the node (no GPU time spent on nobody). */
   cancel(jobId: string, reason: string): void {
-    this.abort(jobId, "cancelled", reason);
-  }
-
-  /** A node-side component (the sharded pipeline) found the job cannot run at all: fail it now, without retries. */
-  abort(jobId: string, code: ErrorCode, message: string): void {
     const job = this.live.get(jobId);
-    if (!job || job.finished) return;
-    this.fail(job, code, message);
+    if (job && !job.finished) this.fail(job, "cancelled", reason);
   }
 
   /**
@@ -179,45 +174,40 @@ export class JobManager {
     return n;
   }
 
-  onNodeMessage(nodeId: string, message: NodeMessage): void {
-    switch (message.type) {
-      case "job.accept": {
-        const job = this.jobOnNode(message.job_id, nodeId);
-        if (job) this.accept(job);
-        return;
-      }
-      case "job.reject": {
-        const job = this.jobOnNode(message.job_id, nodeId);
-        if (!job) return;
-        this.o.logger.info({ job: job.id, node: short(nodeId), reason: message.reason }, "job rejected by node");
-        this.takeBack(job, { exclude: true });
-        this.dispatch();
-        return;
-      }
-      case "job.part": {
-        const job = this.jobOnNode(message.job_id, nodeId);
-        if (job) this.onPart(job, message.part);
-        return;
-      }
-      case "draining":
-        this.o.registry.setDraining(nodeId);
-        return;
-      default:
-        return;
-    }
+  accepted(workerId: string, jobId: string): void {
+    const job = this.jobOnNode(jobId, workerId);
+    if (job) this.accept(job);
   }
 
-  /** A node's session dropped or it went silent: every job it held moves on, continuing from the text sent. */
-  onNodeLost(nodeId: string, reason: string): void {
-    const record = this.o.registry.get(nodeId);
+  rejected(workerId: string, jobId: string, reason: string): void {
+    const job = this.jobOnNode(jobId, workerId);
+    if (!job) return;
+    this.o.logger.info({ job: job.id, node: short(workerId), reason }, "job rejected by node");
+    this.takeBack(job, { exclude: true });
+    this.dispatch();
+  }
+
+  part(workerId: string, jobId: string, part: StreamPart): void {
+    const job = this.jobOnNode(jobId, workerId);
+    if (job) this.onPart(job, part);
+  }
+
+  failed(workerId: string, jobId: string, code: ErrorCode, message: string): void {
+    const job = this.jobOnNode(jobId, workerId);
+    if (job) this.fail(job, code, message);
+  }
+
+  /** A worker's session dropped or it went silent: every job it held moves on, continuing from the text sent. */
+  lost(workerId: string, reason: string): void {
+    const record = this.o.registry.get(workerId);
     if (!record) return;
     for (const jobId of [...record.activeJobs]) {
       const job = this.live.get(jobId);
-      if (!job || job.attempt?.nodeId !== nodeId) {
+      if (!job || job.attempt?.nodeId !== workerId) {
         record.activeJobs.delete(jobId);
         continue;
       }
-      this.o.logger.warn({ job: job.id, node: short(nodeId), reason, sent_chars: job.text.length }, "node lost; failing over");
+      this.o.logger.warn({ job: job.id, node: short(workerId), reason, sent_chars: job.text.length }, "node lost; failing over");
       this.o.metrics?.failovers.inc();
       this.takeBack(job, { exclude: true, front: true, offence: "lost" });
     }
@@ -307,8 +297,7 @@ export class JobManager {
       relayedLogprobs: [],
     };
     const sampling = job.attempt.sentSampling;
-    node.session!.send({
-      type: "job.assign",
+    node.worker!.assign({
       job_id: job.id,
       model: job.model,
       messages: job.messages,
@@ -646,7 +635,7 @@ export class JobManager {
     // node's mean load over the attempt, and the time to first token less the session's round trip.
     const node = this.o.registry.get(attempt.nodeId);
     const meanLoad = (attempt.nodeLoadAtStart + (node?.activeJobs.size ?? 1)) / 2;
-    const rtt = node?.session?.rttMs() ?? 0;
+    const rtt = node?.worker?.rtt() ?? 0;
     const ttftMs = Math.max(0, attempt.firstTokenAt - attempt.assignedAt - rtt);
     const perStream = tokens > 1 && genMs > 0 ? ((tokens - 1) * 1000) / genMs : 0;
     const sample = { tokensPerSecond: perStream * Math.max(1, meanLoad), ttftMs };
@@ -658,7 +647,7 @@ export class JobManager {
 
   /** Tells the node to stop working on the job (its turn is over, for `reason`). */
   private cancelOnNode(job: LiveJob, nodeId: string, reason: string): void {
-    this.o.registry.get(nodeId)?.session?.send({ type: "job.cancel", job_id: job.id, reason });
+    this.o.registry.get(nodeId)?.worker?.cancel(job.id, reason);
   }
 
   /**

@@ -143,11 +143,11 @@ export class SchedulerChooser implements NodeChooser {
       snap.models = node.models.map((m) => m.id);
       snap.modelFeatures = Object.fromEntries(node.models.map((m) => [m.id, featuresOf(m)]));
     }
-    snap.online = node.online && node.session !== undefined;
+    snap.online = node.online && node.worker !== undefined;
     snap.draining = node.draining;
     snap.activeJobs = node.activeJobs.size;
     snap.maxConcurrency = node.maxConcurrency;
-    snap.rttMs = node.session?.rttMs();
+    snap.rttMs = node.worker?.rtt();
     if (this.standing) {
       snap.reputation = this.standing.reputation(node.id);
       snap.quarantined = this.standing.isQuarantined(node.id);

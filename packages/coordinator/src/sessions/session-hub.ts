@@ -1,26 +1,67 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import { type CoordinatorMessage, type StageNodeMessage, NodeMessage, SESSION_PATH, errorBody, splitNodeFrame } from "@tessera/protocol";
-import type { CoordinatorContext } from "../context.js";
-import { NODE_AUTH_REASONS, verifyNodeRequest } from "../http/node-auth.js";
-import type { NodeSession } from "./node-session.js";
+import {
+  type CheckError,
+  type CheckScores,
+  type CoordinatorMessage,
+  type EmbedError,
+  type EmbedResult,
+  type ReceiptRefused,
+  type ReceiptSigned,
+  type StageNodeMessage,
+  NodeMessage,
+  SESSION_PATH,
+  errorBody,
+  splitNodeFrame,
+} from "@tessera/protocol";
+import type { AuthThrottle } from "../auth-throttle.js";
+import type { Clock } from "../clock.js";
+import { type NodeAuthDeps, NODE_AUTH_REASONS, verifyNodeRequest } from "../http/node-auth.js";
+import type { Logger } from "../logger.js";
+import type { NodeRegistry } from "../registry.js";
+import type { JobSink } from "../workers/job-sink.js";
+import type { NodeSession } from "../workers/node-session.js";
+import { SessionWorker } from "./session-worker.js";
 
 const PING_INTERVAL_MS = 10_000;
 const RTT_ALPHA = 0.3;
 
+/** What the hub needs: who may open a session, and where each kind of message a node sends goes. */
+export interface SessionHubDeps {
+  clock: Clock;
+  logger: Logger;
+  registry: NodeRegistry;
+  nodeAuth: NodeAuthDeps;
+  /** Failed authentications per client address, shared with the HTTP routes. */
+  authThrottle: AuthThrottle;
+  /** Job reports; `dispatch` hands queued jobs to a node that just arrived. */
+  jobs: JobSink & { dispatch(): void };
+  /** Sharded models: stage messages, activation frames, and nodes that drain. */
+  stages: {
+    onStageMessage(nodeId: string, message: StageNodeMessage): void;
+    onBinary(nodeId: string, data: Uint8Array): void;
+    onNodeLost(nodeId: string): void;
+  };
+  checks: { onMessage(nodeId: string, message: CheckScores | CheckError): void };
+  receipts: { onSessionOpen(nodeId: string): Promise<unknown>; onMessage(nodeId: string, message: ReceiptSigned | ReceiptRefused): Promise<unknown> };
+  embeddings: { onMessage(nodeId: string, message: EmbedResult | EmbedError): void };
+}
+
 /**
  * Accepts nodes' outbound WebSocket sessions. The upgrade request is signed like any node request; after that,
- * jobs go down and stream parts come up. A session that drops takes its node offline at once.
+ * jobs go down and stream parts come up. Each session is its node's worker here (session-worker.ts); the hub turns
+ * what the node sends into calls (`JobSink` for jobs), so no wire message travels further in-process. A session that
+ * drops takes its node offline at once.
  */
 export class SessionHub {
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
   private readonly sessions = new Set<WsNodeSession>();
   private readonly pinger: NodeJS.Timeout;
 
-  constructor(private readonly ctx: CoordinatorContext) {
+  constructor(private readonly deps: SessionHubDeps) {
     this.pinger = setInterval(() => {
-      for (const s of this.sessions) s.ping(ctx.clock.now());
+      for (const s of this.sessions) s.ping(deps.clock.now());
     }, PING_INTERVAL_MS);
     this.pinger.unref();
   }
@@ -31,67 +72,89 @@ export class SessionHub {
     if (path !== SESSION_PATH) return reject(socket, 404, errorBody("not_found", `no WebSocket endpoint at ${path}`));
     // The same per-address throttle as the HTTP routes: a session upgrade is one more place to guess signatures.
     const address = request.socket.remoteAddress ?? "unknown";
-    const now = this.ctx.clock.now();
-    const wait = this.ctx.authThrottle.retryAfterSeconds(address, now);
+    const now = this.deps.clock.now();
+    const wait = this.deps.authThrottle.retryAfterSeconds(address, now);
     if (wait > 0) {
       return reject(socket, 429, errorBody("rate_limited", `too many failed authentications from this address; retry in ${wait} s`), wait);
     }
-    const result = verifyNodeRequest({ method: request.method ?? "GET", url: request.url ?? "", headers: request.headers, rawBody: "" }, this.ctx.nodeAuth);
+    const result = verifyNodeRequest({ method: request.method ?? "GET", url: request.url ?? "", headers: request.headers, rawBody: "" }, this.deps.nodeAuth);
     if (!result.ok) {
-      if (result.reason !== "missing_header") this.ctx.authThrottle.recordFailure(address, now);
+      if (result.reason !== "missing_header") this.deps.authThrottle.recordFailure(address, now);
       return reject(socket, 401, errorBody("unauthorized", NODE_AUTH_REASONS[result.reason]));
     }
     const nodeId = result.nodeId;
-    if (!this.ctx.registry.get(nodeId)) {
+    if (!this.deps.registry.get(nodeId)) {
       return reject(socket, 401, errorBody("unauthorized", "unknown node: register first (`tessera register`)"));
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(nodeId, ws));
   }
 
   private accept(nodeId: string, ws: WebSocket): void {
+    const { registry, logger } = this.deps;
     const session = new WsNodeSession(nodeId, ws);
+    const worker = new SessionWorker(session);
     this.sessions.add(session);
-    this.ctx.registry.attachSession(nodeId, session);
-    void this.ctx.receiptSignatures.onSessionOpen(nodeId);
-    this.ctx.logger.info({ node: nodeId.slice(0, 12) }, "node session open");
+    registry.attach(nodeId, worker, session);
+    void this.deps.receipts.onSessionOpen(nodeId);
+    logger.info({ node: nodeId.slice(0, 12) }, "node session open");
     ws.on("message", (data, isBinary) => {
-      if (isBinary) return this.ctx.sharding.onBinary(nodeId, data as Buffer);
+      if (isBinary) return this.deps.stages.onBinary(nodeId, data as Buffer);
       let messages: unknown[];
       try {
         messages = splitNodeFrame(data.toString());
       } catch {
-        this.ctx.logger.warn({ node: nodeId.slice(0, 12) }, "node sent a frame that is not JSON; ignored");
+        logger.warn({ node: nodeId.slice(0, 12) }, "node sent a frame that is not JSON; ignored");
         return;
       }
-      for (const message of messages) this.onMessage(nodeId, session, message);
+      for (const message of messages) this.onMessage(nodeId, session, worker, message);
     });
     ws.on("close", () => {
       this.sessions.delete(session);
-      this.ctx.registry.detachSession(nodeId, session, "session closed");
-      this.ctx.logger.info({ node: nodeId.slice(0, 12) }, "node session closed");
+      registry.detach(nodeId, worker, "session closed");
+      logger.info({ node: nodeId.slice(0, 12) }, "node session closed");
     });
-    ws.on("error", (err) => this.ctx.logger.warn({ node: nodeId.slice(0, 12), err: err.message }, "node session error"));
-    session.ping(this.ctx.clock.now());
-    this.ctx.jobs.dispatch();
+    ws.on("error", (err) => logger.warn({ node: nodeId.slice(0, 12), err: err.message }, "node session error"));
+    session.ping(this.deps.clock.now());
+    this.deps.jobs.dispatch();
   }
 
-  private onMessage(nodeId: string, session: WsNodeSession, payload: unknown): void {
+  private onMessage(nodeId: string, session: WsNodeSession, worker: SessionWorker, payload: unknown): void {
+    const { deps } = this;
     const parsed = NodeMessage.safeParse(payload);
     if (!parsed.success) {
-      this.ctx.logger.warn({ node: nodeId.slice(0, 12), issue: parsed.error.issues[0]?.message }, "node sent an invalid message; ignored");
+      deps.logger.warn({ node: nodeId.slice(0, 12), issue: parsed.error.issues[0]?.message }, "node sent an invalid message; ignored");
       return;
     }
     const message = parsed.data;
-    this.ctx.registry.touch(nodeId, session);
-    if (message.type === "pong") return session.pong(message.sent_at, this.ctx.clock.now());
-    if (message.type.startsWith("stage.")) return this.ctx.sharding.onStageMessage(nodeId, message as StageNodeMessage);
-    if (message.type === "check.scores" || message.type === "check.error") return this.ctx.checks.onMessage(nodeId, message);
-    if (message.type === "receipt.signed" || message.type === "receipt.refused") return void this.ctx.receiptSignatures.onMessage(nodeId, message);
-    if (message.type === "embed.result" || message.type === "embed.error") return this.ctx.embeddings.onMessage(nodeId, message);
-    // A draining node (stopping, or its owner is back) gives up its layer spans too: their requests move to replicas
-    // now, and the node offers its span file again when it takes work again.
-    if (message.type === "draining") this.ctx.sharding.onNodeLost(nodeId);
-    this.ctx.jobs.onNodeMessage(nodeId, message);
+    deps.registry.touch(nodeId, worker);
+    switch (message.type) {
+      case "pong":
+        return session.pong(message.sent_at, deps.clock.now());
+      case "job.accept":
+        return deps.jobs.accepted(nodeId, message.job_id);
+      case "job.reject":
+        return deps.jobs.rejected(nodeId, message.job_id, message.reason);
+      case "job.part":
+        return deps.jobs.part(nodeId, message.job_id, message.part);
+      case "draining":
+        // A draining node (stopping, or its owner is back) gives up its layer spans too: their requests move to
+        // replicas now, and the node offers its span file again when it takes work again.
+        deps.stages.onNodeLost(nodeId);
+        return deps.registry.setDraining(nodeId);
+      case "check.scores":
+      case "check.error":
+        return deps.checks.onMessage(nodeId, message);
+      case "receipt.signed":
+      case "receipt.refused":
+        return void deps.receipts.onMessage(nodeId, message);
+      case "embed.result":
+      case "embed.error":
+        return deps.embeddings.onMessage(nodeId, message);
+      case "goodbye":
+        return;
+      default:
+        return deps.stages.onStageMessage(nodeId, message);
+    }
   }
 
   /**
@@ -119,7 +182,6 @@ class WsNodeSession implements NodeSession {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(message));
   }
 
-  /** Activation frames of sharded models. */
   sendBinary(data: Uint8Array): void {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(data);
   }

@@ -1,7 +1,8 @@
 /**
  * The coordinator's side of sharded models. Collects stage offers from node sessions, places spans with
- * `placeStages`, loads them (`stage.load`), and registers one virtual node per model whose session runs a
+ * `placeStages`, loads them (`stage.load`), and registers one pipeline per model as a node whose worker runs a
  * `TokenLoop` per job: the JobManager schedules onto it like onto any node, so clients cannot tell the difference.
+ * The loop reports to the job machinery through its `JobSink`, directly.
  */
 import {
   TesseraError,
@@ -9,9 +10,6 @@ import {
   sha256Hex,
   type DecodedActivationFrame,
   type CoordinatorMessage,
-  type ErrorCode,
-  type JobAssignment,
-  type NodeMessage,
   type StageNodeMessage,
   type StreamPart,
 } from "@tessera/protocol";
@@ -19,7 +17,9 @@ import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import { describeRanges, placeStages, DEFAULT_PATH_RTT_MS, DEFAULT_MS_PER_LAYER } from "../placement/index.js";
 import type { NodeRegistry } from "../registry.js";
-import type { NodeSession } from "../sessions/node-session.js";
+import type { NodeSession } from "../workers/node-session.js";
+import type { JobSink } from "../workers/job-sink.js";
+import type { Assignment, Worker } from "../workers/worker.js";
 import type { ShardedModel, StageState } from "./sharded-model.js";
 import { chooseStagePath } from "./stage-path.js";
 import { StageReplay } from "./stage-replay.js";
@@ -33,32 +33,22 @@ export interface HeldStage {
   end: number;
 }
 
-/** What the manager needs from the job machinery (the JobManager implements it). */
-export interface ShardingJobs {
-  onNodeMessage(nodeId: string, message: NodeMessage): void;
-  abort(jobId: string, code: ErrorCode, message: string): void;
-}
-
 export interface ShardingOptions {
   registry: NodeRegistry;
-  jobs: ShardingJobs;
+  /** Where each pipeline reports on its jobs (the JobManager). */
+  jobs: JobSink;
   clock: Clock;
   logger: Logger;
   /** Copies of every span placed up front (default 2; fewer when there are not enough nodes). */
   replicas?: number;
   /** How long a request waits for stages that are loading (default 30 s). */
   loadTimeoutMs?: number;
-  /** Jobs the virtual node takes at once (default 8). */
+  /** Jobs a pipeline takes at once (default 8). */
   maxConcurrency?: number;
   /** Nodes no request is routed through (quarantined by stage checks or answer checks). */
   excluded?(nodeId: string): boolean;
   /** A request finished on one unchanged path (stage checks draw from it; trust/stage-checks.ts). */
   onRequestFinished?(request: { requestId: string; sha256: string; model: string; stages: StageRecord[] }): void;
-}
-
-/** Binary frames for the node sessions (the hub's sessions implement it). */
-export interface BinarySession extends NodeSession {
-  sendBinary(data: Uint8Array): void;
 }
 
 export class ShardingManager {
@@ -160,8 +150,8 @@ export class ShardingManager {
   replay(stage: HeldStage, frames: readonly Uint8Array[]): { requestId: string; answer: Promise<Uint8Array[]>; cancel(): void } {
     const transport = {
       sendBinary: (nodeId: string, data: Uint8Array) => {
-        const s = this.session(nodeId) as BinarySession | undefined;
-        if (!s?.sendBinary) return false;
+        const s = this.session(nodeId);
+        if (!s) return false;
         s.sendBinary(data);
         return true;
       },
@@ -196,7 +186,7 @@ export class ShardingManager {
         for (const w of stage.waiters.splice(0)) w.reject(new TesseraError("node_disconnected", "stage node lost while loading"));
       }
       if (!had) continue;
-      if (model.offers.size === 0) this.retireVirtualNode(model);
+      if (model.offers.size === 0) this.retirePipeline(model);
       else if (!chooseStagePath([...model.stages.values()], () => 0, model.layerCount).ok) this.place(model);
     }
     for (const loop of this.loops.values()) loop.onNodeLost(nodeId);
@@ -222,7 +212,7 @@ export class ShardingManager {
       }
       if (offer.layer_count !== model.layerCount) continue; // same hash, different layer count: a lying node
       model.offers.set(nodeId, offer);
-      this.ensureVirtualNode(model);
+      this.ensurePipeline(model);
       this.place(model);
     }
   }
@@ -328,10 +318,10 @@ export class ShardingManager {
     return new Promise((resolve, reject) => stage.waiters.push({ resolve, reject }));
   }
 
-  /** Starts the token loop of a job assigned to a virtual node. */
-  private startJob(model: ShardedModel, job: JobAssignment): void {
+  /** Starts the token loop of a job assigned to a pipeline. */
+  private startJob(model: ShardedModel, job: Assignment): void {
     const jobs = this.o.jobs;
-    const virtualId = model.virtualNodeId;
+    const workerId = model.virtualNodeId;
     const host: TokenLoopHost = {
       sendJson: (nodeId, message) => {
         const s = this.session(nodeId);
@@ -340,17 +330,17 @@ export class ShardingManager {
         return true;
       },
       sendBinary: (nodeId, data) => {
-        const s = this.session(nodeId) as BinarySession | undefined;
-        if (!s?.sendBinary) return false;
+        const s = this.session(nodeId);
+        if (!s) return false;
         s.sendBinary(data);
         return true;
       },
       rttMs: (nodeId) => this.rtt(nodeId),
       pathFor: (m, exclude) => this.pathFor(m, exclude),
       replicaFor: (m, start, end, exclude) => this.replicaFor(m, start, end, exclude),
-      emit: (part: StreamPart) => jobs.onNodeMessage(virtualId, { type: "job.part", job_id: job.job_id, part }),
-      accept: () => jobs.onNodeMessage(virtualId, { type: "job.accept", job_id: job.job_id }),
-      abort: (code, message) => jobs.abort(job.job_id, code, message),
+      emit: (part: StreamPart) => jobs.part(workerId, job.job_id, part),
+      accept: () => jobs.accepted(workerId, job.job_id),
+      abort: (code, message) => jobs.failed(workerId, job.job_id, code, message),
       now: () => performance.now(),
       log: (message, fields) => this.o.logger.info(fields ?? {}, message),
       finished: (stages) => this.o.onRequestFinished?.({ requestId: job.job_id, sha256: model.sha256, model: model.name, stages }),
@@ -362,10 +352,11 @@ export class ShardingManager {
     });
   }
 
-  private ensureVirtualNode(model: ShardedModel): void {
+  /** Registers the model's pipeline as a node serving it, with a worker that runs each job as a token loop. */
+  private ensurePipeline(model: ShardedModel): void {
     const { registry } = this.o;
     const existing = registry.get(model.virtualNodeId);
-    if (existing?.session) return;
+    if (existing?.worker) return;
     registry.register({
       type: "register",
       public_key: model.virtualNodeId,
@@ -374,22 +365,21 @@ export class ShardingManager {
       models: [{ id: model.name, backend: "pipeline" }],
       max_concurrency: this.o.maxConcurrency ?? 8,
     }, model.virtualNodeId);
-    const session: NodeSession = {
-      nodeId: model.virtualNodeId,
-      send: (message) => {
-        if (message.type === "job.assign") this.startJob(model, message);
-        else if (message.type === "job.cancel") this.loops.get(message.job_id)?.cancel();
-      },
-      rttMs: () => 0,
+    // The pipeline's round trip is its stages' own, paid inside every step: the scheduler adds none for it.
+    const worker: Worker = {
+      id: model.virtualNodeId,
+      assign: (job) => this.startJob(model, job),
+      cancel: (jobId) => this.loops.get(jobId)?.cancel(),
+      rtt: () => 0,
       close: () => undefined,
     };
-    registry.attachSession(model.virtualNodeId, session);
+    registry.attach(model.virtualNodeId, worker);
     this.o.logger.info({ model: model.name, sha256: model.sha256.slice(0, 12), node: model.virtualNodeId.slice(0, 12) }, "sharded model available");
   }
 
-  private retireVirtualNode(model: ShardedModel): void {
+  private retirePipeline(model: ShardedModel): void {
     const record = this.o.registry.get(model.virtualNodeId);
-    if (record?.session) this.o.registry.detachSession(model.virtualNodeId, record.session, "no node offers its layers");
+    if (record?.worker) this.o.registry.detach(model.virtualNodeId, record.worker, "no node offers its layers");
   }
 
   private session(nodeId: string): NodeSession | undefined {

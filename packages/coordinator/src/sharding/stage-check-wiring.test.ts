@@ -4,7 +4,9 @@ import { ManualClock } from "../clock.js";
 import { createLogger } from "../logger.js";
 import { NodeRegistry } from "../registry.js";
 import { StageChecks, type StageRun } from "../trust/stage-checks.js";
-import { type BinarySession, ShardingManager } from "./sharding-manager.js";
+import type { NodeSession } from "../workers/node-session.js";
+import { SessionWorker } from "../sessions/session-worker.js";
+import { ShardingManager } from "./sharding-manager.js";
 
 /**
  * The stage checks wired to the sharding manager as the coordinator wires them, with node sessions faked: a span no
@@ -25,10 +27,10 @@ function setup() {
     registry.register({ type: "register", public_key: id, version: "t", hardware: { cpu_cores: 1, ram_mb: 1, gpus: [] }, models: [], max_concurrency: 1 }, `op-${id}`);
     const box = { json: [] as CoordinatorMessage[], binary: [] as Uint8Array[] };
     sent.set(id, box);
-    const session: BinarySession = { nodeId: id, send: (m) => void box.json.push(m), sendBinary: (d) => void box.binary.push(d), rttMs: () => 1, close: () => undefined };
-    registry.attachSession(id, session);
+    const session: NodeSession = { nodeId: id, send: (m) => void box.json.push(m), sendBinary: (d) => void box.binary.push(d), rttMs: () => 1, close: () => undefined };
+    registry.attach(id, new SessionWorker(session), session);
   }
-  const manager = new ShardingManager({ registry, jobs: { onNodeMessage() {}, abort() {} }, clock, logger, replicas: 1 });
+  const manager = new ShardingManager({ registry, jobs: { accepted() {}, rejected() {}, part() {}, failed() {}, lost() {} }, clock, logger, replicas: 1 });
   const recorded: Array<{ nodeId: string; passed: boolean }> = [];
   const results: string[] = [];
   const checks = new StageChecks({

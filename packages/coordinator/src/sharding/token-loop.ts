@@ -13,10 +13,10 @@ import {
   ACTIVATION_FLAG_SAMPLED,
   type DecodedActivationFrame,
   type ErrorCode,
-  type JobAssignment,
   type StageTokenized,
   type StreamPart,
 } from "@tessera/protocol";
+import type { Assignment } from "../workers/worker.js";
 import { Detokenizer, Vocab } from "./detokenizer.js";
 import { RequestTiming } from "./request-timing.js";
 import type { StageState, ShardedModel } from "./sharded-model.js";
@@ -98,7 +98,7 @@ export class TokenLoop {
   constructor(
     readonly requestId: string,
     private readonly model: ShardedModel,
-    private readonly job: JobAssignment,
+    private readonly job: Assignment,
     private readonly host: TokenLoopHost,
   ) {}
 

@@ -42,7 +42,7 @@ export class Canaries {
     if (intervalMs <= 0) return;
     const now = clock.now();
     for (const node of registry.all()) {
-      if (!node.online || !node.session || node.draining || node.models.length === 0) continue;
+      if (!node.online || !node.worker || node.draining || node.models.length === 0) continue;
       const due = this.nextAt.get(node.id);
       if (due === undefined) {
         this.nextAt.set(node.id, now + random() * intervalMs);
