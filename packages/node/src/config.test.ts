@@ -57,6 +57,9 @@ describe("node config", () => {
     expect(attempt({ backend: "gpu-magic" })).toThrow(/invalid backend "gpu-magic" \(from flag --backend\): must be one of auto, ollama/);
     expect(attempt({ backend: "gpu-magic" })).toThrow(/TESSERA_BACKEND/);
     expect(attempt({ coordinator_url: "ftp://x" })).toThrow(/coordinator_url.*http\(s\) URL.*--coordinator, TESSERA_COORDINATOR_URL/);
+    expect(attempt({ coordinator_replicas: "http://a:7337,ftp://b" })).toThrow(/coordinator_replicas.*http\(s\) URL.*--coordinator-replicas, TESSERA_COORDINATOR_REPLICAS/);
+    expect(attempt({ coordinator_replicas: "http://a:7337,not a url" })).toThrow(/coordinator_replicas.*must be a URL/);
+    expect(loadNodeConfig({ home: dir, env: { TESSERA_COORDINATOR_REPLICAS: "b:7337/, http://c:7337,b:7337" } }).coordinator_replicas).toEqual(["http://b:7337", "http://c:7337"]);
     expect(attempt({ max_concurrency: "0" })).toThrow(/from 1 to 1024/);
     expect(attempt({ stage_threads: "0" })).toThrow(/stage_threads.*from 1 to 256.*--stage-threads/);
     expect(attempt({ stage_threads: "1.5" })).toThrow(/stage_threads/);

@@ -25,6 +25,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface NodeSettings {
   coordinator_url: string;
+  /** Other replicas of the same coordinator, tried in order after `coordinator_url` when the one in use is unreachable. */
+  coordinator_replicas: string[];
   backend: BackendKind;
   model_path: string;
   served_models: string[];
@@ -114,6 +116,19 @@ function oneOf<T extends string>(values: readonly T[]) {
 }
 
 function list(raw: unknown): string[] {
+  const names = listItems(raw);
+  for (const name of names) if (name.length > 256) throw new InvalidValue("model names are at most 256 characters");
+  return names;
+}
+
+/** Coordinator URLs, in order, each read as `url` reads one. */
+function urlList(raw: unknown): string[] {
+  const urls = listItems(raw).map(url);
+  return [...new Set(urls)];
+}
+
+/** The items of a list setting, trimmed, empty ones dropped, duplicates dropped. */
+function listItems(raw: unknown): string[] {
   let value = raw;
   // Env and flags take `a,b`; a JSON/TOML-style `["a","b"]` is accepted too.
   if (typeof value === "string" && value.trim().startsWith("[")) {
@@ -125,9 +140,7 @@ function list(raw: unknown): string[] {
     if (!Array.isArray(value)) throw new InvalidValue("must be a list");
   }
   const items = Array.isArray(value) ? value.map(text) : text(value).split(",");
-  const names = items.map((s) => s.trim()).filter((s) => s !== "");
-  for (const name of names) if (name.length > 256) throw new InvalidValue("model names are at most 256 characters");
-  return [...new Set(names)];
+  return [...new Set(items.map((s) => s.trim()).filter((s) => s !== ""))];
 }
 
 /** A switch: TOML true/false, or on/off, true/false, 1/0, yes/no from a flag or env var. */
@@ -218,6 +231,12 @@ export const NODE_SETTINGS = [
       if (value === "") throw new InvalidValue("must not be empty");
       return value;
     },
+  }),
+  spec({
+    name: "coordinator_replicas", env: "TESSERA_COORDINATOR_REPLICAS", flag: "--coordinator-replicas", arg: "<url,url>", defaultText: "[]",
+    description:
+      "Other replicas of the same coordinator (one network on a shared database), tried in order with jitter when the one in use is unreachable; the node registers with the one it moves to",
+    parse: urlList,
   }),
   backendSpec("backend", oneOf(BACKEND_KINDS), "<kind>"),
   spec({

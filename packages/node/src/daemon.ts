@@ -28,6 +28,7 @@ import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from
 import { machineProbe } from "./machine.js";
 import { StageHost, stageMemoryOffer } from "./stage-host/index.js";
 import { NodeCommandExecutor, dropModelsThatDoNotFit, withVramCap } from "./commands/index.js";
+import { CoordinatorList } from "./coordinator-list.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
 import { JOURNAL_FILE_NAME, ServedJournal, answerReceiptSign } from "./receipts/index.js";
@@ -95,7 +96,11 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const nowSeconds = () => Math.floor(clock.now() / 1000);
   const identity = deps.identity ?? loadNodeIdentity(config.paths, signer, nowSeconds());
 
-  logger.info(`tessera node starting: id ${encodeNpub(nodeId)} (${nodeId.slice(0, 12)}…), coordinator ${config.coordinator_url}`);
+  const coordinators = new CoordinatorList([config.coordinator_url, ...config.coordinator_replicas]);
+  logger.info(
+    `tessera node starting: id ${encodeNpub(nodeId)} (${nodeId.slice(0, 12)}…), coordinator ${config.coordinator_url}` +
+      (coordinators.several ? ` (replicas: ${config.coordinator_replicas.join(", ")})` : ""),
+  );
   logger.info(
     identity.delegation
       ? `operator ${encodeNpub(identity.operatorId)} (delegation until ${new Date(identity.delegation.expires_at * 1000).toISOString().slice(0, 10)})`
@@ -176,14 +181,14 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   done.catch(() => {});
 
   const post = <T>(path: string, body: unknown) =>
-    signedPost<T>({ fetch: fetchImpl, signer, baseUrl: config.coordinator_url, nowSeconds }, path, body);
+    signedPost<T>({ fetch: fetchImpl, signer, baseUrl: coordinators.current, nowSeconds }, path, body);
 
   const applyRegistration = (answer: NodeRegistered) => {
     registered = true;
     if (config.sources.heartbeat_interval_s === "default" && answer.heartbeat_interval_s > 0) {
       heartbeatIntervalMs = answer.heartbeat_interval_s * 1000;
     }
-    logger.info(`registered with ${config.coordinator_url} (status ${answer.status}, heartbeat every ${heartbeatIntervalMs / 1000} s)`);
+    logger.info(`registered with ${coordinators.current} (status ${answer.status}, heartbeat every ${heartbeatIntervalMs / 1000} s)`);
   };
 
   /**
@@ -191,7 +196,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
    * banned, a node key moved to another operator) stops the daemon, whenever it comes.
    */
   const register = (): Promise<void> => {
-    registering ??= registerNode(config, { signer, models: servedModels, hardware, fetch: fetchImpl, nowSeconds, runningCommands: commands.inProgress(), identity })
+    registering ??= registerNode(config, { baseUrl: coordinators.current, signer, models: servedModels, hardware, fetch: fetchImpl, nowSeconds, runningCommands: commands.inProgress(), identity })
       .then(applyRegistration)
       .catch((err: unknown) => {
         if (err instanceof TesseraError && FATAL_REGISTER_CODES.has(err.code)) fail(err);
@@ -220,7 +225,10 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         if (err instanceof TesseraError && FATAL_REGISTER_CODES.has(err.code)) return false;
         const delay = backoffDelayMs(attempt, random, { baseMs: 500, capMs: 30_000, floorMs: 100 });
         const reason = err instanceof Error ? err.message : String(err);
-        logger.warn(`register failed (${reason}); retrying in ${delay} ms`);
+        if (coordinators.several) {
+          const from = coordinators.current;
+          logger.warn(`register at ${from} failed (${reason}); trying ${coordinators.advance()} in ${delay} ms`);
+        } else logger.warn(`register failed (${reason}); retrying in ${delay} ms`);
         await new Promise<void>((res) => {
           retryWake = res;
           retryTimer = clock.setTimeout(res, delay);
@@ -396,7 +404,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   if (idle) runner.startDraining();
 
   const session = new SessionClient({
-    baseUrl: config.coordinator_url,
+    coordinators,
     signer,
     WebSocket: deps.WebSocket ?? WebSocket,
     clock,
@@ -464,7 +472,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   idle?.start();
   void (async () => {
     if (!(await registerWithRetry()) || ending) return;
-    if (config.payout_address) void registerPayoutAddress({ address: config.payout_address, selfOperated: !identity.delegation, fetch: fetchImpl, signer, baseUrl: config.coordinator_url, nowSeconds, logger });
+    if (config.payout_address) void registerPayoutAddress({ address: config.payout_address, selfOperated: !identity.delegation, fetch: fetchImpl, signer, baseUrl: coordinators.current, nowSeconds, logger });
     scheduleHeartbeat();
     session.start();
   })();

@@ -65,6 +65,8 @@ export function basicHardware(): Hardware {
 }
 
 export interface RegisterNodeInput {
+  /** The coordinator to register with; the config's `coordinator_url` when absent (a daemon passes the one in use). */
+  baseUrl?: string;
   signer: Signer;
   models: ServedModel[];
   hardware: Hardware;
@@ -97,7 +99,7 @@ export async function registerNode(config: NodeConfig, input: RegisterNodeInput)
     {
       fetch: input.fetch ?? fetch,
       signer: input.signer,
-      baseUrl: config.coordinator_url,
+      baseUrl: input.baseUrl ?? config.coordinator_url,
       nowSeconds: input.nowSeconds ?? (() => Math.floor(Date.now() / 1000)),
       signal: input.signal,
     },

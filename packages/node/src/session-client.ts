@@ -4,6 +4,7 @@ import { SESSION_PATH, signRequest, type Signer } from "@tessera/protocol";
 import { backoffDelayMs } from "./backoff.js";
 import type { NodeLogger } from "./logger.js";
 import { errorFromResponse, sessionUrl } from "./signed-http.js";
+import type { CoordinatorList } from "./coordinator-list.js";
 import { FrameBatcher } from "./frame-batcher.js";
 import type { FrameSender } from "./job-runner.js";
 
@@ -24,7 +25,8 @@ export const systemClock: Clock = {
 export type WebSocketCtor = typeof WebSocket;
 
 export interface SessionClientOptions {
-  baseUrl: string;
+  /** Where to connect: the coordinator in use, and the others to move to when it cannot be reached. */
+  coordinators: CoordinatorList;
   signer: Signer;
   WebSocket: WebSocketCtor;
   clock: Clock;
@@ -36,7 +38,10 @@ export interface SessionClientOptions {
   onBinary?(data: Buffer, send: (frame: Uint8Array) => void): void;
   onOpen(send: FrameSender): void;
   onClose(): void;
-  /** Called before reconnecting when the coordinator answered the upgrade with 401 (it does not know us). */
+  /**
+   * Called before reconnecting when the coordinator answered the upgrade with 401 (it does not know us), and after
+   * moving to another coordinator of the list.
+   */
   reregister(): Promise<void>;
 }
 
@@ -45,7 +50,9 @@ const MAX_ERROR_BODY = 4096;
 
 /**
  * One signed WebSocket session to the coordinator, kept up with exponential backoff and full jitter. The upgrade
- * request is signed like any GET with an empty body, over the exact path dialled.
+ * request is signed like any GET with an empty body, over the exact path dialled. With several coordinators
+ * (coordinator-list.ts), a try that cannot reach the one in use (no session opened) moves to the next before the
+ * following try, which registers there first; a session that closed after opening is retried where it was once.
  */
 export class SessionClient {
   private socket: WebSocket | undefined;
@@ -102,8 +109,8 @@ export class SessionClient {
 
   private connect(): void {
     if (this.stopped) return;
-    const { baseUrl, signer, logger } = this.options;
-    const { url, signedPath } = sessionUrl(baseUrl, SESSION_PATH);
+    const { coordinators, signer, logger } = this.options;
+    const { url, signedPath } = sessionUrl(coordinators.current, SESSION_PATH);
     const headers = signRequest(signer, { method: "GET", path: signedPath, body: "" }, {
       nowSeconds: Math.floor(this.options.clock.now() / 1000),
     });
@@ -143,7 +150,11 @@ export class SessionClient {
       this.options.onClose();
       if (this.stopped) return;
       const delay = backoffDelayMs(this.attempt++, this.options.random);
-      logger.warn(`session ${opened ? `closed (${code})` : "unavailable"}; reconnecting in ${delay} ms`);
+      if (!opened && coordinators.several && !this.needsRegister) {
+        const next = coordinators.advance();
+        this.needsRegister = true;
+        logger.warn(`session unavailable at ${url}; moving to ${next} in ${delay} ms`);
+      } else logger.warn(`session ${opened ? `closed (${code})` : "unavailable"}; reconnecting in ${delay} ms`);
       this.timer = this.options.clock.setTimeout(() => {
         this.timer = undefined;
         void this.reconnect();
@@ -158,10 +169,14 @@ export class SessionClient {
       try {
         await this.options.reregister();
       } catch (err) {
-        // Registration failed (coordinator still down?): try the whole thing again after the next backoff.
+        // Registration failed (coordinator still down?): try the whole thing again after the next backoff, at the
+        // next coordinator when there are several.
         this.needsRegister = true;
-        this.options.logger.warn({ err }, "re-register failed");
         const delay = backoffDelayMs(this.attempt++, this.options.random);
+        const { coordinators } = this.options;
+        const from = coordinators.current;
+        if (coordinators.several) this.options.logger.warn({ err }, `re-register at ${from} failed; moving to ${coordinators.advance()} in ${delay} ms`);
+        else this.options.logger.warn({ err }, "re-register failed");
         this.timer = this.options.clock.setTimeout(() => void this.reconnect(), delay);
         return;
       }

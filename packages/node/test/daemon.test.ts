@@ -25,16 +25,23 @@ function assignment(jobId: string, model = "tiny"): JobAssignment {
   };
 }
 
-async function setup(options: { tokens?: string[]; holdAt?: number; flags?: SettingFlags; served?: string[]; tokenIds?: boolean; sha256?: string } = {}) {
+async function setup(options: { tokens?: string[]; holdAt?: number; flags?: SettingFlags; served?: string[]; tokenIds?: boolean; sha256?: string; replicas?: number } = {}) {
   const clock = new FakeClock(1_800_000_000_000);
   const coordinator = await new FakeCoordinator(() => Math.floor(clock.now() / 1000)).listen();
   cleanups.push(() => coordinator.close());
+  const replicas: FakeCoordinator[] = [];
+  for (let i = 0; i < (options.replicas ?? 0); i++) {
+    const replica = await new FakeCoordinator(() => Math.floor(clock.now() / 1000)).listen();
+    cleanups.push(() => replica.close());
+    replicas.push(replica);
+  }
   const home = mkdtempSync(join(tmpdir(), "tessera-daemon-"));
   cleanups.push(() => rmSync(home, { recursive: true, force: true }));
   const config = loadNodeConfig({
     home,
     env: {},
-    flags: { coordinator_url: coordinator.url, max_concurrency: 2, shutdown_grace_s: 5, ...options.flags },
+    // Serving from the start (no idle supervisor): a job sent right after the session opens must not race its enlisting.
+    flags: { coordinator_url: coordinator.url, "idle.mode": "always", max_concurrency: 2, shutdown_grace_s: 5, ...(replicas.length ? { coordinator_replicas: replicas.map((r) => r.url).join(",") } : {}), ...options.flags },
   });
   const backend = new ScriptedBackend(options.tokens ?? ["Hel", "lo", "!"], {
     holdAt: options.holdAt,
@@ -58,7 +65,7 @@ async function setup(options: { tokens?: string[]; holdAt?: number; flags?: Sett
     backend.release();
     await daemon.stop();
   });
-  return { clock, coordinator, backend, daemon, lines, signer };
+  return { clock, coordinator, replicas, backend, daemon, lines, signer };
 }
 
 const HARDWARE = { cpu_cores: 8, ram_mb: 32768, gpus: [{ vendor: "nvidia" as const, name: "RTX 4090", vram_mb: 24564 }], tier: ">=24gb" as const };
@@ -215,6 +222,40 @@ describe("node daemon against a fake coordinator", () => {
     expect(coordinator.upgrades.filter((u) => u.auth.ok)).toHaveLength(2);
     coordinator.send(assignment("after"));
     await waitFor("job on new session", () => coordinator.partsOf("after").some((p) => p.type === "finish") || backend.held === 1);
+  });
+
+  it("moves to the next coordinator replica when the one in use dies: registers there, opens its session, heartbeats and serves there", async () => {
+    const { coordinator, replicas, daemon, clock, lines } = await setup({ replicas: 2 });
+    await daemon.ready;
+    const [b, c] = replicas as [FakeCoordinator, FakeCoordinator];
+    expect(coordinator.registers).toHaveLength(1);
+    await coordinator.close();
+    await advanceUntil(clock, 1000, "registered and in session on the second replica", () => b.registers.length === 1 && b.sockets.length === 1 && daemon.status().sessionOpen);
+    expect(c.registers).toHaveLength(0);
+    expect(log(lines)).toContain(`session unavailable at ${coordinator.url.replace("http", "ws")}/api/v1/nodes/session; moving to ${b.url}`);
+    expect(b.upgrades.every((u) => u.auth.ok)).toBe(true);
+    await advanceUntil(clock, 30_000, "heartbeat on the second replica", () => b.heartbeats.length >= 1);
+    b.send(assignment("on-b"));
+    await waitFor("job served through the second replica", () => b.partsOf("on-b").some((p) => p.type === "finish"));
+    // And on round the list: the second one dies too, the third takes the node.
+    await b.close();
+    await advanceUntil(clock, 1000, "in session on the third replica", () => c.sockets.length === 1 && daemon.status().sessionOpen);
+    expect(c.registers).toHaveLength(1);
+  });
+
+  it("registers with a replica when the first coordinator is down at start", async () => {
+    const clock = new FakeClock(1_800_000_000_000);
+    const home = mkdtempSync(join(tmpdir(), "tessera-daemon-"));
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }));
+    const dead = await new FakeCoordinator(() => Math.floor(clock.now() / 1000)).listen();
+    await dead.close();
+    const live = await new FakeCoordinator(() => Math.floor(clock.now() / 1000)).listen();
+    cleanups.push(() => live.close());
+    const config = loadNodeConfig({ home, env: {}, flags: { coordinator_url: dead.url, coordinator_replicas: live.url } });
+    const backend = new ScriptedBackend(["ok"]);
+    const daemon = await startDaemon(config, { createBackend: async () => backend, logger: createNodeLogger({ level: "silent" }).logger, signer: secretKeySigner(generateKeyPair().secretKeyHex), clock, random: () => 0, detectHardware: async () => HARDWARE, gpuStats: async () => [GPU] });
+    cleanups.push(() => daemon.stop());
+    await advanceUntil(clock, 1000, "registered with the live replica", () => live.registers.length === 1 && daemon.status().sessionOpen);
   });
 
   it("re-registers when the coordinator answers the upgrade with 401 for an unknown node", async () => {
