@@ -37,14 +37,16 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
   // Before the routes: it reads each route's `config.auth` and sets its body cap as the route is added.
   installRequestGuard(app, { clock: ctx.clock, client: clientAuthDeps(ctx), node: ctx.nodeAuth, rateLimitPerMinute: ctx.config.rateLimitPerMinute, throttle: ctx.authThrottle });
   installErrorHandling(app, ctx.logger);
+  // What every route that takes jobs in needs (jobs/submit-job.ts `JobIntake`).
+  const intake = { modelAliases: ctx.config.modelAliases, registry: ctx.registry, jobs: ctx.jobs };
   healthRoutes(app, ctx);
   nodeRoutes(app, ctx);
   nodeViewRoutes(app, ctx);
   nodeCommandRoutes(app, ctx);
-  jobRoutes(app, ctx);
+  jobRoutes(app, { ...intake, store: ctx.store });
   modelRoutes(app, ctx);
-  openaiRoutes(app, ctx);
-  openaiCompletionRoutes(app, ctx);
+  openaiRoutes(app, { ...intake, clock: ctx.clock });
+  openaiCompletionRoutes(app, intake);
   openaiEmbeddingRoutes(app, ctx);
   billingRoutes(app, ctx);
   receiptRoutes(app, ctx);

@@ -11,19 +11,26 @@ import {
   nativeTextEvent,
   normalizeStop,
 } from "@tessera/protocol";
-import type { CoordinatorContext } from "../context.js";
 import { callerOf } from "../http/request-guard.js";
 import { openSse, type SseResponse } from "../http/sse-response.js";
+import type { JobManager } from "../jobs/job-manager.js";
 import type { LiveJob } from "../jobs/live-job.js";
-import { submitJob } from "../jobs/submit-job.js";
+import { type JobIntake, submitJob } from "../jobs/submit-job.js";
 import { viewOfJobRecord, viewOfLiveJob } from "../jobs/job-view.js";
+import type { Store } from "../store/types.js";
+
+export interface JobRouteDeps extends JobIntake {
+  jobs: Pick<JobManager, "submit" | "get" | "subscribe" | "cancel">;
+  /** Jobs no longer held live: their stored record. */
+  store: Pick<Store, "getJob" | "listJobs">;
+}
 
 /** The native jobs API: submit, poll, stream (also late), list. */
-export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+export function jobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
   app.post("/api/v1/jobs", { config: { auth: "client" } }, async (request, reply) => {
     const caller = callerOf(request);
     const body = JobCreateRequest.parse(request.body ?? {});
-    const job = await submitJob(ctx, {
+    const job = await submitJob(deps, {
       ownerId: caller.ownerId,
       model: body.model,
       messages: body.messages,
@@ -42,28 +49,28 @@ export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
       return reply.code(202).send(accepted);
     }
     const sse = openSse(reply, { "x-tessera-job-id": job.id });
-    sse.onClientGone(() => ctx.jobs.cancel(job.id, "client disconnected"));
-    relayNative(ctx, job, sse);
+    sse.onClientGone(() => deps.jobs.cancel(job.id, "client disconnected"));
+    relayNative(deps.jobs, job, sse);
     return reply;
   });
 
   app.get<{ Params: { id: string } }>("/api/v1/jobs/:id", { config: { auth: "client" } }, async (request): Promise<JobView> => {
     const caller = callerOf(request);
-    const live = ctx.jobs.get(request.params.id);
+    const live = deps.jobs.get(request.params.id);
     if (live && live.ownerId === caller.ownerId) return viewOfLiveJob(live);
-    const record = await ctx.store.getJob(request.params.id);
+    const record = await deps.store.getJob(request.params.id);
     if (!record || record.ownerId !== caller.ownerId) throw new TesseraError("not_found", `no job ${request.params.id}`);
     return viewOfJobRecord(record);
   });
 
   app.get<{ Params: { id: string } }>("/api/v1/jobs/:id/stream", { config: { auth: "client" } }, async (request, reply) => {
     const caller = callerOf(request);
-    const live = ctx.jobs.get(request.params.id);
+    const live = deps.jobs.get(request.params.id);
     if (live && live.ownerId === caller.ownerId) {
-      relayNative(ctx, live, openSse(reply));
+      relayNative(deps.jobs, live, openSse(reply));
       return reply;
     }
-    const record = await ctx.store.getJob(request.params.id);
+    const record = await deps.store.getJob(request.params.id);
     if (!record || record.ownerId !== caller.ownerId) throw new TesseraError("not_found", `no job ${request.params.id}`);
     const sse = openSse(reply);
     if (record.status === "completed") {
@@ -80,14 +87,14 @@ export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
   app.get("/api/v1/jobs", { config: { auth: "client" } }, async (request): Promise<JobList> => {
     const caller = callerOf(request);
     const query = JobListQuery.parse(request.query);
-    const records = await ctx.store.listJobs(caller.ownerId, {
+    const records = await deps.store.listJobs(caller.ownerId, {
       limit: query.limit,
       ...(query.status ? { status: query.status } : {}),
       ...(query.since ? { since: new Date(query.since) } : {}),
     });
     return {
       jobs: records.map((record) => {
-        const live = ctx.jobs.get(record.id);
+        const live = deps.jobs.get(record.id);
         return live ? viewOfLiveJob(live) : viewOfJobRecord(record);
       }),
     };
@@ -95,10 +102,10 @@ export function jobRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
 }
 
 /** Native SSE: what was already generated first, then the live rest; `[DONE]` or one error event at the end. */
-function relayNative(ctx: CoordinatorContext, job: LiveJob, sse: SseResponse): void {
+function relayNative(jobs: JobRouteDeps["jobs"], job: LiveJob, sse: SseResponse): void {
   if (job.visibleText) sse.write(nativeTextEvent(job.visibleText));
   if (job.finished) return finishNative(job, sse);
-  const unsubscribe = ctx.jobs.subscribe(job, (event) => {
+  const unsubscribe = jobs.subscribe(job, (event) => {
     if (event.type === "text") return sse.write(nativeTextEvent(event.text));
     unsubscribe();
     finishNative(job, sse);

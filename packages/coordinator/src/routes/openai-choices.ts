@@ -1,6 +1,9 @@
 import type { TokenLogprob, Usage } from "@tessera/protocol";
-import type { CoordinatorContext } from "../context.js";
+import type { JobManager } from "../jobs/job-manager.js";
 import type { LiveJob } from "../jobs/live-job.js";
+
+/** The job machinery as the choices see it: follow a job, stop one. */
+export type ChoiceJobs = Pick<JobManager, "subscribe" | "cancel">;
 
 /**
  * What the OpenAI routes that answer with `n` choices share (`/v1/chat/completions`, `/v1/completions`): each choice
@@ -11,12 +14,12 @@ import type { LiveJob } from "../jobs/live-job.js";
  * Submits one job per choice, in order. A choice refused at submission (no such model, a full queue) cancels those
  * already submitted, and the refusal is thrown.
  */
-export async function submitEach(ctx: CoordinatorContext, count: number, submitOne: (index: number) => Promise<LiveJob>): Promise<LiveJob[]> {
+export async function submitEach(manager: ChoiceJobs, count: number, submitOne: (index: number) => Promise<LiveJob>): Promise<LiveJob[]> {
   const jobs: LiveJob[] = [];
   try {
     for (let i = 0; i < count; i++) jobs.push(await submitOne(i));
   } catch (err) {
-    for (const job of jobs) ctx.jobs.cancel(job.id, "another choice of the request was refused");
+    for (const job of jobs) manager.cancel(job.id, "another choice of the request was refused");
     throw err;
   }
   return jobs;
@@ -33,7 +36,7 @@ export function usageOf(jobs: LiveJob[]): Usage {
  * Resolves once every job has finished, with undefined, or as soon as one fails, with that job: the first failure
  * fails the request at once, and the other choices are stopped rather than waited for.
  */
-export function firstFailureOrAllDone(ctx: CoordinatorContext, jobs: LiveJob[]): Promise<LiveJob | undefined> {
+export function firstFailureOrAllDone(manager: ChoiceJobs, jobs: LiveJob[]): Promise<LiveJob | undefined> {
   return new Promise((resolve) => {
     let open = jobs.length;
     const ended = (job: LiveJob) => {
@@ -45,7 +48,7 @@ export function firstFailureOrAllDone(ctx: CoordinatorContext, jobs: LiveJob[]):
         ended(job);
         continue;
       }
-      const unsubscribe = ctx.jobs.subscribe(job, (event) => {
+      const unsubscribe = manager.subscribe(job, (event) => {
         if (event.type === "text") return;
         unsubscribe();
         ended(job);
@@ -73,7 +76,7 @@ export interface ChoiceRelay {
  * Relays the choices' events to a stream until every choice has completed or one has failed, then calls `end` once.
  * Returns what stops the relay early (the client went away).
  */
-export function relayChoices(ctx: CoordinatorContext, jobs: LiveJob[], relay: ChoiceRelay, end: () => void): () => void {
+export function relayChoices(manager: ChoiceJobs, jobs: LiveJob[], relay: ChoiceRelay, end: () => void): () => void {
   let open = jobs.length;
   let ended = false;
   const unsubscribes: Array<() => void> = [];
@@ -84,7 +87,7 @@ export function relayChoices(ctx: CoordinatorContext, jobs: LiveJob[], relay: Ch
   const finish = (job: LiveJob, index: number) => {
     if (ended) return;
     if (job.status !== "completed") {
-      for (const other of jobs) if (!other.finished) ctx.jobs.cancel(other.id, "another choice of the request failed");
+      for (const other of jobs) if (!other.finished) manager.cancel(other.id, "another choice of the request failed");
       relay.failed(job);
       stop();
       return end();
@@ -101,7 +104,7 @@ export function relayChoices(ctx: CoordinatorContext, jobs: LiveJob[], relay: Ch
   jobs.forEach((job, index) => {
     if (ended) return;
     if (job.finished) return finish(job, index);
-    const unsubscribe = ctx.jobs.subscribe(job, (event) => {
+    const unsubscribe = manager.subscribe(job, (event) => {
       if (ended) return;
       if (event.type === "text") return relay.text(index, job, event.text, event.logprobs);
       unsubscribe();

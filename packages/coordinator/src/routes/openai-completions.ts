@@ -14,12 +14,16 @@ import {
   sseData,
   unsupportedCompletionField,
 } from "@tessera/protocol";
-import type { CoordinatorContext } from "../context.js";
 import { callerOf } from "../http/request-guard.js";
 import { openSse } from "../http/sse-response.js";
+import type { JobManager } from "../jobs/job-manager.js";
 import type { LiveJob } from "../jobs/live-job.js";
-import { submitJob } from "../jobs/submit-job.js";
+import { type JobIntake, submitJob } from "../jobs/submit-job.js";
 import { firstFailureOrAllDone, relayChoices, submitEach, usageOf } from "./openai-choices.js";
+
+export interface OpenAICompletionRouteDeps extends JobIntake {
+  jobs: Pick<JobManager, "submit" | "subscribe" | "cancel">;
+}
 
 /**
  * `POST /v1/completions`, OpenAI's legacy text completion: each prompt is continued as is, with no chat template, by
@@ -28,7 +32,7 @@ import { firstFailureOrAllDone, relayChoices, submitEach, usageOf } from "./open
  * `best_of` > 1, `logit_bias`, penalties) are refused by name before the body is parsed. `logprobs` (the legacy
  * integer) answers each choice's tokens in the legacy shape (`tokens`, `token_logprobs`, `top_logprobs`, `text_offset`).
  */
-export function openaiCompletionRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+export function openaiCompletionRoutes(app: FastifyInstance, deps: OpenAICompletionRouteDeps): void {
   app.post("/v1/completions", { config: { auth: "client" } }, async (request, reply) => {
     const caller = callerOf(request);
     const unsupported = unsupportedCompletionField(request.body);
@@ -37,8 +41,8 @@ export function openaiCompletionRoutes(app: FastifyInstance, ctx: CoordinatorCon
     const prompts = completionPrompts(body);
     const n = body.n ?? 1;
     const stop = normalizeStop(body.stop);
-    const jobs = await submitEach(ctx, prompts.length * n, (i) =>
-      submitJob(ctx, {
+    const jobs = await submitEach(deps.jobs, prompts.length * n, (i) =>
+      submitJob(deps, {
         ownerId: caller.ownerId,
         model: body.model,
         messages: [{ role: "user", content: prompts[Math.floor(i / n)]! }],
@@ -53,7 +57,7 @@ export function openaiCompletionRoutes(app: FastifyInstance, ctx: CoordinatorCon
       }),
     );
     const cancelAll = () => {
-      for (const job of jobs) if (!job.finished) ctx.jobs.cancel(job.id, "client disconnected");
+      for (const job of jobs) if (!job.finished) deps.jobs.cancel(job.id, "client disconnected");
     };
     const head = { id: `cmpl-${jobs[0]!.id}`, object: "text_completion" as const, created: Math.floor(jobs[0]!.createdAt / 1000), model: body.model };
     const usage = () => usageOfPrompts(jobs, n);
@@ -62,7 +66,7 @@ export function openaiCompletionRoutes(app: FastifyInstance, ctx: CoordinatorCon
       reply.raw.once("close", () => {
         if (!reply.raw.writableEnded) cancelAll();
       });
-      const failed = await firstFailureOrAllDone(ctx, jobs);
+      const failed = await firstFailureOrAllDone(deps.jobs, jobs);
       if (failed) {
         cancelAll();
         throw new TesseraError(failed.error!.code, failed.error!.message);
@@ -92,7 +96,7 @@ export function openaiCompletionRoutes(app: FastifyInstance, ctx: CoordinatorCon
     // Each choice's characters so far: where the next chunk's tokens start (`text_offset`).
     const sent = jobs.map(() => 0);
     const stopRelay = relayChoices(
-      ctx,
+      deps.jobs,
       jobs,
       {
         text: (index, _job, text, tokens) => {

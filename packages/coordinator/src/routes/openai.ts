@@ -21,26 +21,35 @@ import {
   unsupportedChatField,
   sseData,
 } from "@tessera/protocol";
-import type { CoordinatorContext } from "../context.js";
+import type { Clock } from "../clock.js";
 import { callerOf } from "../http/request-guard.js";
 import { openSse } from "../http/sse-response.js";
+import type { JobManager } from "../jobs/job-manager.js";
 import type { LiveJob } from "../jobs/live-job.js";
-import { submitJob } from "../jobs/submit-job.js";
+import { type JobIntake, submitJob } from "../jobs/submit-job.js";
+import type { NodeRegistry } from "../registry.js";
 import { firstFailureOrAllDone, relayChoices, submitEach, usageOf } from "./openai-choices.js";
+
+export interface OpenAIChatRouteDeps extends JobIntake {
+  jobs: Pick<JobManager, "submit" | "subscribe" | "cancel">;
+  /** The models online, and when each was first served (`created`). */
+  registry: JobIntake["registry"] & Pick<NodeRegistry, "firstServed">;
+  clock: Clock;
+}
 
 /**
  * The OpenAI-compatible edge: a translation onto the native job, not a second pipeline. Note the official JS client
  * sends `Accept: application/json` even when streaming, so the body's `stream` flag alone decides.
  */
-export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+export function openaiRoutes(app: FastifyInstance, deps: OpenAIChatRouteDeps): void {
   app.post("/v1/chat/completions", { config: { auth: "client" } }, async (request, reply) => {
     const caller = callerOf(request);
     const unsupported = unsupportedChatField(request.body);
     if (unsupported) throw new TesseraError("bad_request", unsupported.message, { param: unsupported.param });
     const body = ChatCompletionRequest.parse(request.body ?? {});
-    const jobs = await submitChoices(ctx, caller.ownerId, body);
+    const jobs = await submitChoices(deps, caller.ownerId, body);
     const cancelAll = () => {
-      for (const job of jobs) if (!job.finished) ctx.jobs.cancel(job.id, "client disconnected");
+      for (const job of jobs) if (!job.finished) deps.jobs.cancel(job.id, "client disconnected");
     };
     const id = `chatcmpl-${jobs[0]!.id}`;
     const created = Math.floor(jobs[0]!.createdAt / 1000);
@@ -50,7 +59,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
       reply.raw.once("close", () => {
         if (!reply.raw.writableEnded) cancelAll();
       });
-      const failed = await firstFailureOrAllDone(ctx, jobs);
+      const failed = await firstFailureOrAllDone(deps.jobs, jobs);
       if (failed) {
         cancelAll();
         throw new TesseraError(failed.error!.code, failed.error!.message);
@@ -89,7 +98,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
     // Each choice's text, then its calls and finish chunk; the usage and [DONE] once every choice has ended; a failure
     // ends them all (openai-choices.ts, shared with /v1/completions).
     const stopRelay = relayChoices(
-      ctx,
+      deps.jobs,
       jobs,
       {
         text: (index, _job, text, logprobs) => sse.write(sseData(chunk(index, { content: text }, null, logprobs))),
@@ -114,14 +123,14 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
   });
 
   app.get("/v1/models", { config: { auth: "client" } }, async (): Promise<OpenAIModelList> => {
-    return { object: "list", data: onlineModelObjects(ctx) };
+    return { object: "list", data: onlineModelObjects(deps) };
   });
 
   app.get<{ Params: { id: string } }>("/v1/models/:id", { config: { auth: "client" } }, async (request): Promise<OpenAIModel> => {
     // Model ids may hold "/" (meta-llama/Llama-3.1-8B-Instruct): the client sends it percent-encoded, Fastify decodes it.
-    const model = onlineModelObjects(ctx).find((m) => m.id === request.params.id);
+    const model = onlineModelObjects(deps).find((m) => m.id === request.params.id);
     if (model) return model;
-    const online = onlineModelObjects(ctx).map((m) => m.id);
+    const online = onlineModelObjects(deps).map((m) => m.id);
     throw new TesseraError(
       "model_not_found",
       `model "${request.params.id}" is not served right now; ${online.length ? `available models: ${online.join(", ")}` : "no models are available right now"}`,
@@ -134,16 +143,16 @@ export function openaiRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
  * The models served right now, as OpenAI lists them: each with `created`, when a node first announced it to this
  * coordinator; and each alias whose target is served, with its target's `created`.
  */
-function onlineModelObjects(ctx: CoordinatorContext): OpenAIModel[] {
-  const online = new Set(ctx.registry.onlineModels().keys());
+function onlineModelObjects(deps: OpenAIChatRouteDeps): OpenAIModel[] {
+  const online = new Set(deps.registry.onlineModels().keys());
   const object = (id: string, target: string): OpenAIModel => ({
     id,
     object: "model",
-    created: Math.floor((ctx.registry.firstServed(target) ?? ctx.clock.now()) / 1000),
+    created: Math.floor((deps.registry.firstServed(target) ?? deps.clock.now()) / 1000),
     owned_by: "tessera",
   });
   const models = [...online].map((id) => object(id, id));
-  for (const [alias, target] of Object.entries(ctx.config.modelAliases)) {
+  for (const [alias, target] of Object.entries(deps.modelAliases)) {
     if (online.has(target) && !online.has(alias)) models.push(object(alias, target));
   }
   return models.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -184,9 +193,9 @@ function toolCallDeltas(calls: ToolCall[]): ToolCallDelta[] {
  * and the request stays reproducible; without one each job gets its own coordinator seed. A choice refused at
  * submission (no such model, a full queue) cancels those already submitted.
  */
-function submitChoices(ctx: CoordinatorContext, ownerId: string, body: ChatCompletionRequest): Promise<LiveJob[]> {
-  return submitEach(ctx, body.n ?? 1, (i) =>
-    submitJob(ctx, {
+function submitChoices(deps: OpenAIChatRouteDeps, ownerId: string, body: ChatCompletionRequest): Promise<LiveJob[]> {
+  return submitEach(deps.jobs, body.n ?? 1, (i) =>
+    submitJob(deps, {
       ownerId,
       model: body.model,
       messages: body.messages,
