@@ -32,7 +32,15 @@ export interface LiveNode {
   /** When and with what state the node's last heartbeat was written to the store. */
   storedHeartbeatAt: number;
   storedHeartbeatState: string;
+  /** When the silence sweep pinged the node's session, asking before marking it offline; cleared when it speaks. */
+  probedAt?: number | undefined;
 }
+
+/**
+ * How long a silent node with a session has to answer the sweep's ping before it is marked offline. A live daemon
+ * answers pings at once (daemon.ts); the grace covers a busy link and the sweep's own 1 s tick.
+ */
+export const SILENCE_PROBE_GRACE_MS = 2_000;
 
 export interface RegistryEvents {
   onOffline(nodeId: string, reason: string): void;
@@ -99,6 +107,7 @@ export class NodeRegistry {
       for (const m of hb.models) this.noteServed(m.id, this.clock.now());
     }
     record.lastSeenAt = this.clock.now();
+    record.probedAt = undefined;
     this.markOnline(record);
     return record;
   }
@@ -135,7 +144,10 @@ export class NodeRegistry {
    */
   touch(nodeId: string, worker: Worker): void {
     const record = this.nodes.get(nodeId);
-    if (record && record.worker === worker && record.online) record.lastSeenAt = this.clock.now();
+    if (record && record.worker === worker && record.online) {
+      record.lastSeenAt = this.clock.now();
+      record.probedAt = undefined;
+    }
   }
 
   /**
@@ -165,12 +177,28 @@ export class NodeRegistry {
     if (record) record.draining = true;
   }
 
-  /** Marks silent nodes offline; returns their ids. Called on a timer and by tests with a moved clock. */
+  /**
+   * Marks silent nodes offline; returns their ids. Called on a timer and by tests with a moved clock. A silent node
+   * that has a session here is asked first: the sweep pings it, and marks it only when the ping too goes unanswered
+   * for `SILENCE_PROBE_GRACE_MS` (any message from the node answers). Late HTTP heartbeats alone (a node behind a
+   * slow proxy, a coordinator that fell behind on its HTTP queue) never take a node with a live session off the
+   * network: the suspicion step of SWIM-style failure detectors, asked directly instead of through peers.
+   */
   sweep(): string[] {
-    const cutoff = this.clock.now() - this.offlineAfterMs;
+    const now = this.clock.now();
+    const cutoff = now - this.offlineAfterMs;
     const marked: string[] = [];
     for (const record of this.nodes.values()) {
       if (record.online && record.lastSeenAt < cutoff) {
+        if (record.session) {
+          if (record.probedAt === undefined) {
+            record.probedAt = now;
+            record.session.send({ type: "ping", sent_at: now });
+            continue;
+          }
+          if (now - record.probedAt < SILENCE_PROBE_GRACE_MS) continue;
+        }
+        record.probedAt = undefined;
         record.worker?.close(4001, "no heartbeat");
         record.worker = undefined;
         record.session = undefined;

@@ -1,6 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { signRequest } from "@tessera/protocol";
-import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
+import { SILENCE_PROBE_GRACE_MS } from "../src/registry.js";
+import { newNode, registration, scriptedNetwork, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
+import type { ScriptedNode } from "./scripted-node.js";
+
+async function waitUntil(predicate: () => boolean): Promise<void> {
+  for (let i = 0; !predicate(); i++) {
+    if (i > 2_000) throw new Error("condition never held");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 import vectors from "../../protocol/test-vectors.json" with { type: "json" };
 
 let t: TestCoordinator;
@@ -127,6 +136,44 @@ describe("node endpoints", () => {
     t.clock.advance(2);
     t.coordinator.tick();
     expect(await status()).toMatchObject({ status: "offline" });
+  });
+
+  it("asks a silent node with a session before marking it: one that answers the ping stays online, one that does not is marked after the grace", async () => {
+    const net = await scriptedNetwork(2);
+    try {
+      const [alive, hung] = net.nodes as [ScriptedNode, ScriptedNode];
+      hung.answerPings = false;
+      const ids = [...net.t.coordinator.ctx.registry.all()].map((n) => n.id);
+      const status = async (id: string) => (await net.t.coordinator.app.inject({ method: "GET", url: `/api/v1/nodes/${id}/status` })).json();
+      const pings = () => net.t.coordinator.ctx.registry.all();
+      // Both stop heartbeating; past the threshold the sweep pings both instead of marking them.
+      net.t.clock.advance(net.t.config.offlineAfterS * 1000 + 1);
+      net.t.coordinator.tick();
+      for (const node of pings()) expect(node.probedAt).toBe(net.t.clock.now());
+      for (const id of ids) expect(await status(id)).toMatchObject({ status: "online" });
+      // The live one answers (any message from it counts); the hung one does not.
+      await waitUntil(() => [...pings()].some((n) => n.probedAt === undefined));
+      net.t.clock.advance(SILENCE_PROBE_GRACE_MS - 1);
+      net.t.coordinator.tick();
+      for (const id of ids) expect(await status(id)).toMatchObject({ status: "online" });
+      net.t.clock.advance(1);
+      net.t.coordinator.tick();
+      const [first, second] = ids as [string, string];
+      const hungId = net.t.coordinator.ctx.registry.get(first)!.probedAt === undefined ? second : first;
+      const aliveId = hungId === first ? second : first;
+      expect(await status(hungId)).toMatchObject({ status: "offline" });
+      expect(await status(aliveId)).toMatchObject({ status: "online" });
+      // Silent again past the threshold and asked again: the live node keeps answering.
+      net.t.clock.advance(net.t.config.offlineAfterS * 1000 + 1);
+      net.t.coordinator.tick();
+      await waitUntil(() => net.t.coordinator.ctx.registry.get(aliveId)!.probedAt === undefined);
+      net.t.clock.advance(SILENCE_PROBE_GRACE_MS);
+      net.t.coordinator.tick();
+      expect(await status(aliveId)).toMatchObject({ status: "online" });
+      expect(alive.answerPings && !hung.answerPings).toBe(true);
+    } finally {
+      await net.close();
+    }
   });
 
   it("answers bad and unknown node ids on the status endpoint", async () => {

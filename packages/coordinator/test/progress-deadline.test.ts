@@ -161,6 +161,8 @@ describe("session liveness", () => {
   it("keeps a node that speaks over its session online when its HTTP heartbeats stop, and takes a silent one offline", async () => {
     const ids = [...t.coordinator.ctx.registry.all()].map((n) => n.id);
     // Neither node sends HTTP heartbeats; the first answers over its session every 10 s, as a pong to the hub's ping.
+    // The second's session hangs silent: it answers not even the sweep's own ping.
+    nodes[1]!.answerPings = false;
     for (let elapsed = 0; elapsed < 120_000; elapsed += 10_000) {
       t.clock.advance(10_000);
       nodes[0]!.send({ type: "pong", sent_at: t.clock.now() - 5 });

@@ -15,6 +15,8 @@ export class ScriptedNode {
   onEmbed: (request: EmbedRequest, node: ScriptedNode) => void = () => undefined;
   /** What to do with a spot check; default: nothing (the check times out). */
   onCheck: (check: CheckScore, node: ScriptedNode) => void = () => undefined;
+  /** Answer the coordinator's pings (a live daemon does); false plays a node whose session hangs silent. */
+  answerPings = true;
   private ws!: WebSocket;
   /** What to do with an assignment; default: accept and stream "Hello world" in two parts. */
   onAssign: (job: JobAssignment, node: ScriptedNode) => void = (job, node) => {
@@ -43,7 +45,9 @@ export class ScriptedNode {
     });
     this.ws.on("message", (data) => {
       const msg = JSON.parse(data.toString()) as CoordinatorMessage;
-      if (msg.type === "ping") this.send({ type: "pong", sent_at: msg.sent_at });
+      if (msg.type === "ping") {
+        if (this.answerPings) this.send({ type: "pong", sent_at: msg.sent_at });
+      }
       else if (msg.type === "job.assign") {
         this.assignments.push(msg);
         this.onAssign(msg, this);
