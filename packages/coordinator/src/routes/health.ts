@@ -1,11 +1,15 @@
 import type { FastifyInstance } from "fastify";
-import type { CoordinatorContext } from "../context.js";
+import type { CoordinatorMetrics } from "../metrics.js";
 
-export function healthRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+export interface HealthRouteDeps {
+  metrics: Pick<CoordinatorMetrics, "registry">;
+}
+
+export function healthRoutes(app: FastifyInstance, deps: HealthRouteDeps): void {
   app.get("/healthz", async () => ({ status: "ok" }));
   /** Prometheus exposition: node, job, routing and process metrics. Public, like /healthz; it holds no prompts. */
   app.get("/metrics", async (_request, reply) => {
-    reply.type(ctx.metrics.registry.contentType);
-    return ctx.metrics.registry.metrics();
+    reply.type(deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
   });
 }

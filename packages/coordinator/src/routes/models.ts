@@ -1,17 +1,24 @@
 import type { FastifyInstance } from "fastify";
 import type { ModelsResponse } from "@tessera/protocol";
-import type { CoordinatorContext } from "../context.js";
+import type { SpeedMetrics } from "../jobs/speed-metrics.js";
+import type { PriceTable } from "../payments/prices.js";
+import type { NodeRegistry } from "../registry.js";
 
+export interface ModelRouteDeps {
+  registry: Pick<NodeRegistry, "onlineModels" | "modelSizeBytes">;
+  speed: Pick<SpeedMetrics, "get">;
+  prices: Pick<PriceTable, "priceOf">;
+}
 
 /** Models served by online nodes, with the mean of their measured speeds and their price. */
-export function modelRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+export function modelRoutes(app: FastifyInstance, deps: ModelRouteDeps): void {
   app.get("/api/v1/models", { config: { auth: "client" } }, async (): Promise<ModelsResponse> => {
-    const models = [...ctx.registry.onlineModels()].map(([id, nodes]) => {
+    const models = [...deps.registry.onlineModels()].map(([id, nodes]) => {
       const speeds = nodes
-        .map((n) => ctx.speed.get(n.id, id)?.tokensPerSecond)
+        .map((n) => deps.speed.get(n.id, id)?.tokensPerSecond)
         .filter((v): v is number => v !== undefined && v > 0);
       const avg = speeds.length ? speeds.reduce((a, b) => a + b, 0) / speeds.length : null;
-      const price = ctx.prices.priceOf(id, ctx.registry.modelSizeBytes(id));
+      const price = deps.prices.priceOf(id, deps.registry.modelSizeBytes(id));
       return {
         id,
         nodes: nodes.length,

@@ -8,15 +8,24 @@ import {
   NodeId,
   TesseraError,
 } from "@tessera/protocol";
-import type { CoordinatorContext } from "../context.js";
+import type { Clock } from "../clock.js";
 import { signerOf } from "../http/request-guard.js";
-import type { NodeCommandRecord } from "../store/types.js";
+import type { Logger } from "../logger.js";
+import type { NodeRegistry } from "../registry.js";
+import type { NodeCommandRecord, Store } from "../store/types.js";
 
 /**
  * The node command queue (docs/api.md, "Node commands"). Queue and read are for the node's operator: a request
  * signed with the node's own key, or an operator token (`tessera node operator-token`) the node key signed. An API
  * key never is: it identifies a caller of the public API, not the owner of a machine. Reports come from the node.
  */
+
+export interface NodeCommandDeps {
+  clock: Clock;
+  logger: Logger;
+  registry: Pick<NodeRegistry, "get">;
+  store: Pick<Store, "getNode" | "getNodeCommand" | "insertNodeCommand" | "listNodeCommands" | "nextQueuedCommands" | "updateNodeCommand">;
+}
 
 /** Unfinished commands one node may have; more is refused so a stuck node cannot grow the table without bound. */
 export const MAX_OPEN_COMMANDS = 32;
@@ -28,11 +37,11 @@ interface LiveProgress {
 }
 
 /** Byte counts while a command runs: shown by GET, not worth a store write per progress line. */
-const liveProgress = new WeakMap<CoordinatorContext, Map<string, LiveProgress>>();
+const liveProgress = new WeakMap<NodeCommandDeps, Map<string, LiveProgress>>();
 
-function liveFor(ctx: CoordinatorContext): Map<string, LiveProgress> {
-  let map = liveProgress.get(ctx);
-  if (!map) liveProgress.set(ctx, (map = new Map()));
+function liveFor(deps: NodeCommandDeps): Map<string, LiveProgress> {
+  let map = liveProgress.get(deps);
+  if (!map) liveProgress.set(deps, (map = new Map()));
   return map;
 }
 
@@ -58,12 +67,12 @@ function parseNodeId(raw: string): string {
   return id.data;
 }
 
-async function requireNode(ctx: CoordinatorContext, nodeId: string): Promise<void> {
-  if (ctx.registry.get(nodeId) || (await ctx.store.getNode(nodeId))) return;
+async function requireNode(deps: NodeCommandDeps, nodeId: string): Promise<void> {
+  if (deps.registry.get(nodeId) || (await deps.store.getNode(nodeId))) return;
   throw new TesseraError("not_found", `no node ${nodeId}: it must register first`);
 }
 
-function toView(ctx: CoordinatorContext, c: NodeCommandRecord): NodeCommandView {
+function toView(deps: NodeCommandDeps, c: NodeCommandRecord): NodeCommandView {
   const view: NodeCommandView = {
     id: c.id,
     node_id: c.nodeId,
@@ -75,7 +84,7 @@ function toView(ctx: CoordinatorContext, c: NodeCommandRecord): NodeCommandView 
     issued_at: c.issuedAt.toISOString(),
     updated_at: c.updatedAt.toISOString(),
   };
-  const live = c.status === "running" ? liveFor(ctx).get(c.id) : undefined;
+  const live = c.status === "running" ? liveFor(deps).get(c.id) : undefined;
   return live ? { ...view, ...live } : view;
 }
 
@@ -88,54 +97,54 @@ function toWire(c: NodeCommandRecord): NodeCommand {
  * holds as `running` for it that the daemon does not list as its own was cut off by a restart and will never report,
  * so it is failed with `node_disconnected` rather than left running for ever. Queued commands stay queued.
  */
-export async function failInterruptedCommands(ctx: CoordinatorContext, nodeId: string, stillRunning: readonly string[]): Promise<void> {
+export async function failInterruptedCommands(deps: NodeCommandDeps, nodeId: string, stillRunning: readonly string[]): Promise<void> {
   const keep = new Set(stillRunning);
-  for (const c of await ctx.store.listNodeCommands(nodeId)) {
+  for (const c of await deps.store.listNodeCommands(nodeId)) {
     if (c.status !== "running" || keep.has(c.id)) continue;
-    liveFor(ctx).delete(c.id);
-    await ctx.store.updateNodeCommand(c.id, {
+    liveFor(deps).delete(c.id);
+    await deps.store.updateNodeCommand(c.id, {
       status: "failed",
       error: "node_disconnected: the node restarted while the command was running; queue it again",
-      at: new Date(ctx.clock.now()),
+      at: new Date(deps.clock.now()),
     });
-    ctx.logger.warn({ node: nodeId.slice(0, 12), command: c.id, type: c.type, model: c.model }, "node command cut off by a node restart; marked failed");
+    deps.logger.warn({ node: nodeId.slice(0, 12), command: c.id, type: c.type, model: c.model }, "node command cut off by a node restart; marked failed");
   }
 }
 
 /** Commands still `queued` for a node: the heartbeat answer repeats them until the node takes them. */
-export async function queuedCommandsFor(ctx: CoordinatorContext, nodeId: string): Promise<NodeCommand[]> {
-  return (await ctx.store.nextQueuedCommands(nodeId)).map(toWire);
+export async function queuedCommandsFor(deps: NodeCommandDeps, nodeId: string): Promise<NodeCommand[]> {
+  return (await deps.store.nextQueuedCommands(nodeId)).map(toWire);
 }
 
-export function nodeCommandRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+export function nodeCommandRoutes(app: FastifyInstance, deps: NodeCommandDeps): void {
   app.post<{ Params: { id: string } }>("/api/v1/nodes/:id/commands", { config: { auth: "operator" } }, async (request, reply): Promise<NodeCommandView> => {
     const nodeId = parseNodeId(request.params.id);
     authorizeOperator(request, nodeId);
     const body = NodeCommandCreate.parse(request.body);
-    await requireNode(ctx, nodeId);
-    const open = (await ctx.store.listNodeCommands(nodeId)).filter((c) => c.status === "queued" || c.status === "running");
+    await requireNode(deps, nodeId);
+    const open = (await deps.store.listNodeCommands(nodeId)).filter((c) => c.status === "queued" || c.status === "running");
     if (open.length >= MAX_OPEN_COMMANDS) {
       throw new TesseraError("rate_limited", `node has ${open.length} unfinished commands; wait for them to finish`, { retryAfterSeconds: 30 });
     }
-    const record = await ctx.store.insertNodeCommand({
+    const record = await deps.store.insertNodeCommand({
       id: randomUUID(),
       nodeId,
       type: body.type,
       model: body.model,
-      issuedAt: new Date(ctx.clock.now()),
+      issuedAt: new Date(deps.clock.now()),
     });
     // Pushed at once when the node is connected; otherwise its next heartbeat answer carries it.
-    ctx.registry.get(nodeId)?.session?.send({ type: "node.command", command: toWire(record) });
-    ctx.logger.info({ node: nodeId.slice(0, 12), command: record.id, type: record.type, model: record.model }, "node command queued");
+    deps.registry.get(nodeId)?.session?.send({ type: "node.command", command: toWire(record) });
+    deps.logger.info({ node: nodeId.slice(0, 12), command: record.id, type: record.type, model: record.model }, "node command queued");
     reply.code(201);
-    return toView(ctx, record);
+    return toView(deps, record);
   });
 
   app.get<{ Params: { id: string } }>("/api/v1/nodes/:id/commands", { config: { auth: "operator" } }, async (request): Promise<{ commands: NodeCommandView[] }> => {
     const nodeId = parseNodeId(request.params.id);
     authorizeOperator(request, nodeId);
-    await requireNode(ctx, nodeId);
-    return { commands: (await ctx.store.listNodeCommands(nodeId)).map((c) => toView(ctx, c)) };
+    await requireNode(deps, nodeId);
+    return { commands: (await deps.store.listNodeCommands(nodeId)).map((c) => toView(deps, c)) };
   });
 
   app.post<{ Params: { id: string; cid: string } }>("/api/v1/nodes/:id/commands/:cid/report", { config: { auth: "node" } }, async (request): Promise<NodeCommandView> => {
@@ -143,12 +152,12 @@ export function nodeCommandRoutes(app: FastifyInstance, ctx: CoordinatorContext)
     const signer = signerOf(request);
     if (signer !== nodeId) throw new TesseraError("forbidden", "only the node itself reports on its commands");
     const report = NodeCommandReport.parse(request.body);
-    const command = await ctx.store.getNodeCommand(request.params.cid);
+    const command = await deps.store.getNodeCommand(request.params.cid);
     if (!command || command.nodeId !== nodeId) throw new TesseraError("not_found", `no command ${request.params.cid} for this node`);
     if (command.status === "succeeded" || command.status === "failed") {
       throw new TesseraError("conflict", `command ${command.id} already ${command.status}`);
     }
-    const live = liveFor(ctx);
+    const live = liveFor(deps);
     if (report.status === "running") {
       const figures: LiveProgress = {};
       if (report.detail !== undefined) figures.detail = report.detail;
@@ -160,15 +169,15 @@ export function nodeCommandRoutes(app: FastifyInstance, ctx: CoordinatorContext)
     }
     const error = report.status === "failed" ? `${report.error ?? "internal_error"}: ${report.error_message ?? "failed"}` : undefined;
     const progress = report.status === "succeeded" ? 1 : report.progress;
-    await ctx.store.updateNodeCommand(command.id, {
+    await deps.store.updateNodeCommand(command.id, {
       status: report.status,
       ...(progress !== undefined ? { progress } : {}),
       ...(error !== undefined ? { error } : {}),
-      at: new Date(ctx.clock.now()),
+      at: new Date(deps.clock.now()),
     });
     if (report.status !== "running") {
-      ctx.logger.info({ node: nodeId.slice(0, 12), command: command.id, status: report.status, error }, "node command finished");
+      deps.logger.info({ node: nodeId.slice(0, 12), command: command.id, status: report.status, error }, "node command finished");
     }
-    return toView(ctx, (await ctx.store.getNodeCommand(command.id))!);
+    return toView(deps, (await deps.store.getNodeCommand(command.id))!);
   });
 }

@@ -1,20 +1,30 @@
 import type { FastifyInstance } from "fastify";
 import { NodeId, type NodeView, TesseraError } from "@tessera/protocol";
-import type { CoordinatorContext } from "../context.js";
+import type { Clock } from "../clock.js";
+import type { NodeRegistry } from "../registry.js";
+import type { Store } from "../store/types.js";
+import type { NodeStanding } from "../trust/node-standing.js";
+
+export interface NodeViewRouteDeps {
+  clock: Clock;
+  registry: Pick<NodeRegistry, "get">;
+  store: Pick<Store, "getNode">;
+  standing: Pick<NodeStanding, "view">;
+}
 
 /**
  * `GET /api/v1/nodes/:id` (public): a node's standing — tier, reputation and its factors, checks, quarantine and any
  * cooldown — so users can see whom they are routed to and operators what they risk (docs/trust.md).
  */
-export function nodeViewRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+export function nodeViewRoutes(app: FastifyInstance, deps: NodeViewRouteDeps): void {
   app.get<{ Params: { id: string } }>("/api/v1/nodes/:id", async (request): Promise<NodeView> => {
     const id = NodeId.safeParse(request.params.id);
     if (!id.success) throw new TesseraError("bad_request", "node id must be a 64-character lowercase hex public key");
-    const live = ctx.registry.get(id.data);
-    const stored = live ? undefined : await ctx.store.getNode(id.data);
+    const live = deps.registry.get(id.data);
+    const stored = live ? undefined : await deps.store.getNode(id.data);
     if (!live && !stored) throw new TesseraError("not_found", `no node ${id.data}`);
-    const now = ctx.clock.now();
-    const standing = ctx.standing.view(id.data, now);
+    const now = deps.clock.now();
+    const standing = deps.standing.view(id.data, now);
     return {
       node_id: id.data,
       status: live?.online ? "online" : "offline",

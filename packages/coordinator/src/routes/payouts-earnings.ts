@@ -1,8 +1,7 @@
-import type { CoordinatorContext } from "../context.js";
 import { earnedBy } from "../payments/ledger-rules.js";
 import { usdc } from "../payments/prices.js";
 import { operatorAvailable, operatorHeld, operatorPaid } from "../store/ledger-accounts.js";
-import type { PayoutBatchRecord, ReceiptRecord } from "../store/types.js";
+import type { PayoutBatchRecord, ReceiptRecord, Store } from "../store/types.js";
 
 /** How many of the newest receipts and batches the earnings view lists. */
 export const RECENT_RECEIPTS = 20;
@@ -63,6 +62,10 @@ export interface EarningsView {
   batches: PayoutBatchView[];
 }
 
+export interface EarningsDeps {
+  store: Pick<Store, "getBalances" | "listPayoutBatches" | "listReceipts">;
+}
+
 function receiptView(r: ReceiptRecord): RecentReceiptView {
   return {
     receipt_id: r.receipt_id,
@@ -99,16 +102,16 @@ function batchView(b: PayoutBatchRecord, operatorId: string): PayoutBatchView {
 }
 
 /** An operator's earnings from the ledger (balances) and its receipts and batches (the lists). */
-export async function earningsOf(ctx: CoordinatorContext, operatorId: string): Promise<EarningsView> {
+export async function earningsOf(deps: EarningsDeps, operatorId: string): Promise<EarningsView> {
   const accounts = [operatorHeld(operatorId), operatorAvailable(operatorId), operatorPaid(operatorId)];
-  const balances = await ctx.store.getBalances(accounts);
+  const balances = await deps.store.getBalances(accounts);
   const [held, available, paid] = accounts.map((a) => balances.get(a) ?? 0) as [number, number, number];
-  const open = await ctx.store.listPayoutBatches({ status: ["created", "submitted"], operatorId, limit: 1000 });
+  const open = await deps.store.listPayoutBatches({ status: ["created", "submitted"], operatorId, limit: 1000 });
   const inFlight = open.reduce((sum, b) => sum + (b.items.find((i) => i.operatorId === operatorId)?.amount ?? 0), 0);
-  const forfeited = (await ctx.store.listReceipts({ operatorId, status: "forfeited", limit: FORFEITED_SCAN })).reduce((sum, r) => sum + earnedBy(r), 0);
-  const recent = await ctx.store.listReceipts({ operatorId, limit: RECENT_RECEIPTS });
+  const forfeited = (await deps.store.listReceipts({ operatorId, status: "forfeited", limit: FORFEITED_SCAN })).reduce((sum, r) => sum + earnedBy(r), 0);
+  const recent = await deps.store.listReceipts({ operatorId, limit: RECENT_RECEIPTS });
   // listPayoutBatches is oldest first: the newest are the tail.
-  const batches = (await ctx.store.listPayoutBatches({ operatorId, limit: 1000 })).slice(-RECENT_BATCHES).reverse();
+  const batches = (await deps.store.listPayoutBatches({ operatorId, limit: 1000 })).slice(-RECENT_BATCHES).reverse();
   const lifetime = held + available + inFlight + paid;
   return {
     operator_id: operatorId,

@@ -1,12 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TesseraError } from "@tessera/protocol";
-import type { CoordinatorContext } from "../context.js";
+import type { Clock } from "../clock.js";
+import type { CoordinatorConfig } from "../config.js";
+import type { Logger } from "../logger.js";
 import { signerOf } from "../http/request-guard.js";
 import { usdc } from "../payments/prices.js";
 import { DEFAULT_PAYOUT_CHAIN, PAYOUT_CHAINS, type PayoutChainName, SOLANA_NOT_SUPPORTED, parseEvmAddress, parsePayoutChain } from "../settlement/chains.js";
 import { operatorAvailable } from "../store/ledger-accounts.js";
-import type { PayoutAddressRecord } from "../store/types.js";
-import { earningsOf } from "./payouts-earnings.js";
+import type { PayoutAddressRecord, Store } from "../store/types.js";
+import { type EarningsDeps, earningsOf } from "./payouts-earnings.js";
 
 /**
  * Payouts for operators (docs/earnings.md). Every route is signed by the operator's key, the
@@ -31,14 +33,22 @@ export interface PayoutRequestView {
   requested_at: string;
 }
 
+export interface PayoutRouteDeps {
+  clock: Clock;
+  logger: Logger;
+  /** Which chains this coordinator settles on. */
+  config: Pick<CoordinatorConfig, "chainRpc" | "vaults" | "payerKeyFile">;
+  store: EarningsDeps["store"] & Pick<Store, "getOperator" | "listPayoutAddresses" | "setPayoutAddress" | "requestPayout">;
+}
+
 function toAddressView(a: PayoutAddressRecord, index: number): PayoutAddressView {
   return { chain: a.chain, address: a.address, default: index === 0, updated_at: a.updatedAt.toISOString() };
 }
 
 /** The signer, when it is an operator of this coordinator. */
-export async function operatorOf(ctx: CoordinatorContext, request: FastifyRequest): Promise<string> {
+export async function operatorOf(deps: PayoutRouteDeps, request: FastifyRequest): Promise<string> {
   const operatorId = signerOf(request);
-  if (!(await ctx.store.getOperator(operatorId))) {
+  if (!(await deps.store.getOperator(operatorId))) {
     throw new TesseraError("forbidden", `key ${operatorId.slice(0, 12)}… is not an operator here: sign with your operator key (or, for a self-operated node, its node key) after a node has registered under it`);
   }
   return operatorId;
@@ -62,27 +72,27 @@ function refuseUnknown(body: Record<string, unknown>, known: readonly string[]):
 }
 
 /** Whether this coordinator settles on `chain`: an RPC URL, a vault and the payer key are configured (configured-chains.ts). */
-function settlesOn(ctx: CoordinatorContext, chain: PayoutChainName): boolean {
-  return ctx.config.chainRpc[chain] !== undefined && ctx.config.vaults[chain] !== undefined && ctx.config.payerKeyFile !== undefined;
+function settlesOn(deps: PayoutRouteDeps, chain: PayoutChainName): boolean {
+  return deps.config.chainRpc[chain] !== undefined && deps.config.vaults[chain] !== undefined && deps.config.payerKeyFile !== undefined;
 }
 
-export function payoutRoutes(app: FastifyInstance, ctx: CoordinatorContext): void {
+export function payoutRoutes(app: FastifyInstance, deps: PayoutRouteDeps): void {
   app.put<{ Params: { chain: string } }>("/api/v1/payouts/addresses/:chain", { config: { auth: "node" } }, async (request): Promise<PayoutAddressView> => {
-    const operatorId = await operatorOf(ctx, request);
+    const operatorId = await operatorOf(deps, request);
     const chain = chainOf(request.params.chain);
     const body = objectBody(request.body, false);
     refuseUnknown(body, ["address"]);
     if (typeof body.address !== "string") throw new TesseraError("bad_request", `give the payout address as "address": "0x…"`);
     const address = parseEvmAddress(body.address, "payout address");
-    const record: PayoutAddressRecord = { operatorId, chain, address, updatedAt: new Date(ctx.clock.now()) };
-    await ctx.store.setPayoutAddress(record);
-    ctx.logger.info({ operator: operatorId.slice(0, 12), chain, address }, "payout address set");
+    const record: PayoutAddressRecord = { operatorId, chain, address, updatedAt: new Date(deps.clock.now()) };
+    await deps.store.setPayoutAddress(record);
+    deps.logger.info({ operator: operatorId.slice(0, 12), chain, address }, "payout address set");
     return toAddressView(record, 0);
   });
 
   app.get("/api/v1/payouts/addresses", { config: { auth: "node" } }, async (request): Promise<{ addresses: PayoutAddressView[]; default_chain: string }> => {
-    const operatorId = await operatorOf(ctx, request);
-    return { addresses: (await ctx.store.listPayoutAddresses(operatorId)).map(toAddressView), default_chain: DEFAULT_PAYOUT_CHAIN };
+    const operatorId = await operatorOf(deps, request);
+    return { addresses: (await deps.store.listPayoutAddresses(operatorId)).map(toAddressView), default_chain: DEFAULT_PAYOUT_CHAIN };
   });
 
   /**
@@ -91,23 +101,23 @@ export function payoutRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
    * not settle on that chain, or the available earnings are below the chain's minimum.
    */
   app.post("/api/v1/payouts/requests", { config: { auth: "node" } }, async (request, reply): Promise<PayoutRequestView> => {
-    const operatorId = await operatorOf(ctx, request);
+    const operatorId = await operatorOf(deps, request);
     const body = objectBody(request.body, true);
     refuseUnknown(body, ["chain"]);
     if (body.chain !== undefined && typeof body.chain !== "string") throw new TesseraError("bad_request", "chain must be a string such as \"base\"");
     const wanted = body.chain === undefined ? undefined : chainOf(body.chain);
-    const addresses = await ctx.store.listPayoutAddresses(operatorId);
+    const addresses = await deps.store.listPayoutAddresses(operatorId);
     const target = wanted === undefined ? addresses[0] : addresses.find((a) => a.chain === wanted);
     if (!target) {
       const chain = wanted ?? DEFAULT_PAYOUT_CHAIN;
       throw new TesseraError("bad_request", `no payout address${wanted ? ` on ${wanted}` : ""} is set: set one first with \`tessera payout set --chain ${chain} --address 0x…\``);
     }
     const chain = parsePayoutChain(target.chain).name;
-    if (!settlesOn(ctx, chain)) {
-      const served = (Object.keys(PAYOUT_CHAINS) as PayoutChainName[]).filter((c) => settlesOn(ctx, c));
+    if (!settlesOn(deps, chain)) {
+      const served = (Object.keys(PAYOUT_CHAINS) as PayoutChainName[]).filter((c) => settlesOn(deps, c));
       throw new TesseraError("bad_request", `this coordinator does not pay out on ${chain} (${served.length > 0 ? `it pays on ${served.join(", ")}` : "no payout chain is configured"}); set an address on a chain it pays on`);
     }
-    const available = (await ctx.store.getBalances([operatorAvailable(operatorId)])).get(operatorAvailable(operatorId)) ?? 0;
+    const available = (await deps.store.getBalances([operatorAvailable(operatorId)])).get(operatorAvailable(operatorId)) ?? 0;
     const minimum = Number(PAYOUT_CHAINS[chain].minPayoutMicroUsdc);
     if (available < minimum) {
       throw new TesseraError(
@@ -115,13 +125,13 @@ export function payoutRoutes(app: FastifyInstance, ctx: CoordinatorContext): voi
         `available earnings are ${usdc(available)} USDC; a payout on ${chain} needs at least ${usdc(minimum)} USDC, ${usdc(minimum - available)} USDC more (held earnings become available when their hold ends)`,
       );
     }
-    const at = new Date(ctx.clock.now());
-    if (target !== addresses[0]) await ctx.store.setPayoutAddress({ ...target, updatedAt: at });
-    await ctx.store.requestPayout(operatorId, at);
-    ctx.logger.info({ operator: operatorId.slice(0, 12), chain, available }, "payout requested");
+    const at = new Date(deps.clock.now());
+    if (target !== addresses[0]) await deps.store.setPayoutAddress({ ...target, updatedAt: at });
+    await deps.store.requestPayout(operatorId, at);
+    deps.logger.info({ operator: operatorId.slice(0, 12), chain, available }, "payout requested");
     reply.code(202);
     return { chain, address: target.address, available, available_usdc: usdc(available), requested_at: at.toISOString() };
   });
 
-  app.get("/api/v1/payouts/earnings", { config: { auth: "node" } }, async (request) => earningsOf(ctx, await operatorOf(ctx, request)));
+  app.get("/api/v1/payouts/earnings", { config: { auth: "node" } }, async (request) => earningsOf(deps, await operatorOf(deps, request)));
 }
