@@ -3,13 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Fastify from "fastify";
 import { afterEach, describe, expect, it } from "vitest";
-import { SseDecoder, createOperatorToken } from "@tessera/protocol";
+import { SseDecoder, createOperatorToken, hashJoinToken } from "@tessera/protocol";
 import { dashboardDepsOf } from "../src/dashboard/deps.js";
 import { mountDashboard } from "../src/dashboard/index.js";
 import { installErrorHandling } from "../src/http/errors.js";
 import { installJsonBody } from "../src/http/json-body.js";
 import { createLogger } from "../src/logger.js";
-import { type ScriptedNetwork, newNode, registration, scriptedNetwork, signedInject } from "./harness.js";
+import { type ScriptedNetwork, newNode, registration, scriptedNetwork, signedInject, streamNativeJob } from "./harness.js";
+import { ScriptedNode } from "./scripted-node.js";
 
 /**
  * The dashboard's API over real HTTP (cookies travel as a browser sends them): sign-in, the session cookie, CSRF,
@@ -17,7 +18,12 @@ import { type ScriptedNetwork, newNode, registration, scriptedNetwork, signedInj
  * the static build. Bad input and missing sessions get the same stable error codes as every other route.
  */
 let net: ScriptedNetwork;
-afterEach(async () => net?.close());
+let extraNode: ScriptedNode | undefined;
+afterEach(async () => {
+  await extraNode?.close();
+  extraNode = undefined;
+  await net?.close();
+});
 
 interface Answer {
   status: number;
@@ -192,6 +198,52 @@ describe("operator sign-in with a login link", () => {
   });
 });
 
+describe("My nodes: payout addresses and jobs served", () => {
+  it("shows each node's lifetime jobs, and sets payout addresses as `tessera payout set` does; bad input changes nothing", async () => {
+    net = await scriptedNetwork(0);
+    const node = newNode();
+    expect((await signedInject(net.t, node.signer, "POST", "/api/v1/nodes/register", registration(node.id))).statusCode).toBe(200);
+    extraNode = new ScriptedNode(net.baseUrl, node.signer, () => Math.floor(net.t.clock.now() / 1000));
+    await extraNode.connect();
+    const url = "/dashboard/api/operator/payout-addresses/base";
+    const address = "0x52908400098527886e0f7030069857d2e4169ee7";
+    expectError(await call("PUT", url, { body: { address } }), 401, "unauthorized");
+
+    const res = await call("POST", "/dashboard/api/session", { body: { login_link: createOperatorToken(node.signer, { nowSeconds: Math.floor(net.t.clock.now() / 1000), ttlSeconds: 300 }) } });
+    const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+    const csrf = res.json().csrf_token as string;
+    let view = (await call("GET", "/dashboard/api/operator", { cookie })).json();
+    expect(view).toMatchObject({ payout_addresses: [], default_chain: "base" });
+    expect(view.nodes).toEqual([expect.objectContaining({ node_id: node.id, jobs_served: 0 })]);
+
+    expect((await streamNativeJob(net, {})).events.at(-1)).toBe("[DONE]");
+    expect((await streamNativeJob(net, {})).events.at(-1)).toBe("[DONE]");
+    await expect.poll(async () => (await call("GET", "/dashboard/api/operator", { cookie })).json().nodes[0].jobs_served).toBe(2);
+
+    expectError(await call("PUT", url, { cookie, body: { address } }), 403, "forbidden");
+    expectError(await call("PUT", url, { cookie, csrf, body: { address: "0x1234" } }), 400, "bad_request");
+    expectError(await call("PUT", url, { cookie, csrf, body: { address: "0x" + "0".repeat(40) } }), 400, "bad_request");
+    expectError(await call("PUT", url, { cookie, csrf, body: { address, extra: 1 } }), 400, "bad_request");
+    expectError(await call("PUT", url, { cookie, csrf, body: "{nope" }), 400, "bad_request");
+    expectError(await call("PUT", "/dashboard/api/operator/payout-addresses/dogecoin", { cookie, csrf, body: { address } }), 400, "bad_request");
+    const solana = await call("PUT", "/dashboard/api/operator/payout-addresses/solana", { cookie, csrf, body: { address } });
+    expectError(solana, 400, "bad_request");
+    expect(solana.json().error_message).toContain("Solana");
+    expect((await call("GET", "/dashboard/api/operator", { cookie })).json().payout_addresses).toEqual([]);
+
+    const set = await call("PUT", url, { cookie, csrf, body: { address } });
+    expect(set.status).toBe(200);
+    expect(set.json()).toMatchObject({ chain: "base", address: "0x52908400098527886E0F7030069857D2E4169EE7", default: true });
+    // The very record `tessera payout list` reads.
+    expect((await net.t.coordinator.ctx.store.listPayoutAddresses(node.id)).map((a) => [a.chain, a.address])).toEqual([["base", "0x52908400098527886E0F7030069857D2E4169EE7"]]);
+    view = (await call("GET", "/dashboard/api/operator", { cookie })).json();
+    expect(view.payout_addresses).toEqual([expect.objectContaining({ chain: "base", default: true })]);
+
+    const client = await signIn(net.t.token);
+    expectError(await call("PUT", url, { cookie: client.cookie, csrf: client.csrf, body: { address } }), 403, "forbidden");
+  });
+});
+
 describe("the owner's sign-in and Admin API", () => {
   it("a link signed by the platform key signs the owner in, who lists operators and bans and approves them", async () => {
     net = await scriptedNetwork(1);
@@ -206,7 +258,8 @@ describe("the owner's sign-in and Admin API", () => {
     expect(view.operators).toHaveLength(1);
     const operator = view.operators[0];
     expect(operator).toMatchObject({ status: "active", nodes: 1 });
-    expect(view).toMatchObject({ payout_requests: [], payout_batches: [] });
+    expect(view).toMatchObject({ payout_requests: [], payout_batches: [], settlement_chains: [], payout_schedule: "daily", join_tokens: [], quarantined_nodes: [] });
+    expect(Date.parse(view.next_payout_at)).toBeGreaterThan(net.t.clock.now());
 
     const url = `/dashboard/api/admin/operators/${operator.id}`;
     expectError(await call("POST", url, { cookie, body: { status: "banned" } }), 403, "forbidden");
@@ -222,6 +275,66 @@ describe("the owner's sign-in and Admin API", () => {
     const client = await signIn(net.t.token);
     expectError(await call("GET", "/dashboard/api/admin", { cookie: client.cookie }), 403, "forbidden");
     expectError(await call("POST", url, { cookie: client.cookie, csrf: client.csrf, body: { status: "banned" } }), 403, "forbidden");
+  });
+
+  it("the owner makes, lists and revokes join tokens, and releases a quarantined node; others cannot", async () => {
+    net = await scriptedNetwork(1);
+    const nowSeconds = Math.floor(net.t.clock.now() / 1000);
+    const signed = await call("POST", "/dashboard/api/session", { body: { login_link: createOperatorToken(net.t.coordinator.ctx.platform, { nowSeconds, ttlSeconds: 300 }) } });
+    const cookie = signed.headers.get("set-cookie")!.split(";")[0]!;
+    const csrf = signed.json().csrf_token as string;
+    const client = await signIn(net.t.token);
+
+    // Join tokens.
+    expectError(await call("POST", "/dashboard/api/admin/join-tokens", { body: {} }), 401, "unauthorized");
+    expectError(await call("POST", "/dashboard/api/admin/join-tokens", { cookie: client.cookie, csrf: client.csrf, body: {} }), 403, "forbidden");
+    expectError(await call("POST", "/dashboard/api/admin/join-tokens", { cookie, body: {} }), 403, "forbidden");
+    for (const bad of [{ uses: 0 }, { uses: 1.5 }, { expires_in_seconds: 10 }, { note: "<script>" }, { colour: "red" }]) {
+      expectError(await call("POST", "/dashboard/api/admin/join-tokens", { cookie, csrf, body: bad }), 400, "bad_request");
+    }
+    expect((await call("GET", "/dashboard/api/admin", { cookie })).json().join_tokens).toEqual([]);
+    const made = await call("POST", "/dashboard/api/admin/join-tokens", { cookie, csrf, body: { uses: 2, expires_in_seconds: 3600, note: "for Ana" } });
+    expect(made.status).toBe(201);
+    const token = made.json();
+    expect(token).toMatchObject({ state: "valid", uses: 0, max_uses: 2, note: "for Ana" });
+    expect(token.token).toMatch(/^tsjt_/);
+    expect(new Date(token.expires_at).getTime() - new Date(token.created_at).getTime()).toBe(3_600_000);
+    const listed = (await call("GET", "/dashboard/api/admin", { cookie })).json().join_tokens;
+    expect(listed).toEqual([expect.objectContaining({ id: token.id, state: "valid" })]);
+    expect(JSON.stringify(listed)).not.toContain(token.token);
+    // The store holds the token's hash, and admission takes a use of it as of one from the CLI.
+    const store = net.t.coordinator.ctx.store;
+    expect(await store.useJoinToken(hashJoinToken(token.token), new Date(net.t.clock.now()))).toMatchObject({ id: token.id, uses: 1 });
+    expect((await call("GET", "/dashboard/api/admin", { cookie })).json().join_tokens[0]).toMatchObject({ uses: 1 });
+
+    expectError(await call("DELETE", `/dashboard/api/admin/join-tokens/${token.id}`, { cookie }), 403, "forbidden");
+    expectError(await call("DELETE", "/dashboard/api/admin/join-tokens/nope", { cookie, csrf }), 400, "bad_request");
+    expectError(await call("DELETE", "/dashboard/api/admin/join-tokens/00000000-0000-4000-8000-000000000000", { cookie, csrf }), 404, "not_found");
+    expectError(await call("DELETE", `/dashboard/api/admin/join-tokens/${token.id}`, { cookie: client.cookie, csrf: client.csrf }), 403, "forbidden");
+    expect((await call("DELETE", `/dashboard/api/admin/join-tokens/${token.id}`, { cookie, csrf })).status).toBe(204);
+    expect((await call("GET", "/dashboard/api/admin", { cookie })).json().join_tokens[0]).toMatchObject({ state: "revoked" });
+    expectError(await call("DELETE", `/dashboard/api/admin/join-tokens/${token.id}`, { cookie, csrf }), 404, "not_found");
+    expect(await store.useJoinToken(hashJoinToken(token.token), new Date(net.t.clock.now()))).toBeUndefined();
+
+    // Quarantine release.
+    const [node] = (await call("GET", "/dashboard/api/nodes")).json().nodes.filter((n: { status: string }) => n.status === "online");
+    const standing = net.t.coordinator.ctx.standing;
+    standing.recordCheck(node.node_id, { passed: false });
+    standing.recordCheck(node.node_id, { passed: false });
+    expect((await call("GET", "/dashboard/api/admin", { cookie })).json().quarantined_nodes).toEqual([expect.objectContaining({ node_id: node.node_id, checks: { passed: 0, failed: 2 } })]);
+    const release = `/dashboard/api/admin/nodes/${node.node_id}/release`;
+    expectError(await call("POST", release, { body: {} }), 401, "unauthorized");
+    expectError(await call("POST", release, { cookie: client.cookie, csrf: client.csrf, body: {} }), 403, "forbidden");
+    expectError(await call("POST", release, { cookie, body: {} }), 403, "forbidden");
+    expectError(await call("POST", release, { cookie, csrf, body: { reason: 7 } }), 400, "bad_request");
+    expectError(await call("POST", "/dashboard/api/admin/nodes/NOTAKEY/release", { cookie, csrf, body: {} }), 400, "bad_request");
+    expectError(await call("POST", `/dashboard/api/admin/nodes/${"0".repeat(64)}/release`, { cookie, csrf, body: {} }), 404, "not_found");
+    expect(standing.isQuarantined(node.node_id)).toBe(true);
+    expect((await call("POST", release, { cookie, csrf, body: { reason: "false alarm" } })).status).toBe(202);
+    // The coordinator's release poll (every 5 s when it runs) carries it out, as after `tessera coordinator nodes release`.
+    await net.t.coordinator.admissionWatch.poll();
+    expect(standing.isQuarantined(node.node_id)).toBe(false);
+    expect((await call("GET", "/dashboard/api/admin", { cookie })).json().quarantined_nodes).toEqual([]);
   });
 });
 

@@ -36,7 +36,7 @@ async function errorOf(res: Response): Promise<ApiError> {
 }
 
 /** A JSON call to the coordinator, same-origin with the session cookie; throws `ApiError` on an error answer. */
-export async function api<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> {
+export async function api<T>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<T> {
   const res = await fetch(path, { method, headers: headersFor(method, body), credentials: "same-origin", ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   if (!res.ok) throw await errorOf(res);
   if (res.status === 204) return undefined as T;

@@ -198,7 +198,7 @@ describe("the dashboard in Chromium", () => {
     await expect.poll(() => page.getByRole("alert").textContent()).toContain("unknown or revoked API key");
   }, 30_000);
 
-  it("signs an operator in with a one-time link from `tessera dashboard login` and shows its node and earnings", async (ctx) => {
+  it("signs an operator in with a one-time link from `tessera dashboard login`: its node, jobs served, earnings, payout address", async (ctx) => {
     if (skipReason) return ctx.skip();
     const node = cluster.nodes[0]!;
     const { stdout } = await promisify(execFile)(process.execPath, [TESSERA_BIN, "dashboard", "login", "--home", node.home, "--json"]);
@@ -216,6 +216,20 @@ describe("the dashboard in Chromium", () => {
     // The jobs the tests ran were free (open network, no prices), so the receipts list them at 0.
     await page.getByTestId("receipt-row").first().waitFor();
     expect(page.url()).not.toContain("tsop1");
+    // Lifetime jobs: the key's job and the playground's chat, at least, were served by this node.
+    expect(Number(await row.getByTestId("jobs-served").textContent())).toBeGreaterThanOrEqual(2);
+
+    // A payout address, as `tessera payout set --chain base --address …` sets it; a bad one is refused and says why.
+    await page.getByLabel("Chain").selectOption("base");
+    await page.getByLabel("Payout address", { exact: true }).fill("0x" + "0".repeat(40));
+    await page.getByRole("button", { name: "Set address" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("zero address");
+    await page.getByLabel("Payout address", { exact: true }).fill("0x52908400098527886e0f7030069857d2e4169ee7");
+    await page.getByRole("button", { name: "Set address" }).click();
+    await page.getByTestId("payout-address-row").first().waitFor();
+    expect(await page.getByTestId("payout-address-row").first().textContent()).toContain("0x52908400098527886E0F7030069857D2E4169EE7");
+    const signedWith = await promisify(execFile)(process.execPath, [TESSERA_BIN, "payout", "list", "--home", node.home, "--json"]);
+    expect(signedWith.stdout).toContain("0x52908400098527886E0F7030069857D2E4169EE7");
     expect(await unlabelledControls()).toEqual([]);
     await shot("my-nodes");
 
@@ -224,7 +238,7 @@ describe("the dashboard in Chromium", () => {
     await expect.poll(() => page.getByRole("alert").textContent()).toContain("used already");
   }, 60_000);
 
-  it("signs the owner in with a link from `tessera dashboard owner-login`: operators and settlement", async (ctx) => {
+  it("signs the owner in with a link from `tessera dashboard owner-login`: operators, join tokens, quarantine, settlement", async (ctx) => {
     if (skipReason) return ctx.skip();
     const { stdout } = await promisify(execFile)(process.execPath, [TESSERA_BIN, "dashboard", "owner-login", "--data-dir", join(cluster.dir, "coordinator"), "--url", cluster.url, "--json"]);
     await page.goto((JSON.parse(stdout) as { url: string }).url);
@@ -232,8 +246,27 @@ describe("the dashboard in Chromium", () => {
     await page.locator('[data-testid="operator-row"]').first().waitFor();
     expect(await page.getByTestId("operator-row").first().textContent()).toContain("active");
     expect(await page.getByRole("button", { name: /^Ban operator / }).count()).toBe(1);
+    await page.getByTestId("no-quarantine").waitFor();
+    expect(await page.getByTestId("settlement-chains").textContent()).toContain("Pays out on no chain");
+
+    // A join token, as `tessera coordinator join-tokens create` makes one: shown once, listed without it, revocable.
+    await page.getByLabel("Uses").fill("3");
+    await page.getByLabel("Valid for").selectOption({ label: "7 days" });
+    await page.getByLabel("Note").fill("for the browser test");
+    await page.getByRole("button", { name: "Create join token" }).click();
+    const joinToken = await page.getByTestId("new-join-token").inputValue();
+    expect(joinToken).toMatch(/^tsjt_/);
+    const tokenRow = page.locator('[data-testid="join-token-row"][data-state="valid"]');
+    await tokenRow.waitFor();
+    expect(await tokenRow.textContent()).toContain("0 / 3");
+    expect(await tokenRow.textContent()).not.toContain(joinToken);
     expect(await unlabelledControls()).toEqual([]);
     await shot("admin");
+    const listed = await promisify(execFile)(process.execPath, [TESSERA_BIN, "coordinator", "join-tokens", "list", "--data-dir", join(cluster.dir, "coordinator"), "--json"]);
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ state: "valid", max_uses: 3, note: "for the browser test" })]);
+    await tokenRow.getByRole("button", { name: /^Revoke join token / }).click();
+    await page.locator('[data-testid="join-token-row"][data-state="revoked"]').waitFor();
+    expect(await page.getByTestId("new-join-token").count()).toBe(0);
   }, 60_000);
 
   it("charts the jobs it has seen: jobs per minute and the measured capacity", async (ctx) => {

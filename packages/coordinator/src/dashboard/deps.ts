@@ -4,8 +4,10 @@ import type { AuthThrottle } from "../auth-throttle.js";
 import type { Clock } from "../clock.js";
 import type { CoordinatorContext } from "../context.js";
 import type { Logger } from "../logger.js";
+import type { PayoutSchedule } from "../payments/payout-schedule.js";
 import type { RateLimiter } from "../rate-limiter.js";
 import { earningsOf, type EarningsView } from "../routes/payouts-earnings.js";
+import { isPayoutChain } from "../settlement/chains.js";
 import type { Store } from "../store/types.js";
 import type { NetworkSource } from "./network-source.js";
 import { networkSourceOf } from "./network-source.js";
@@ -32,7 +34,25 @@ export interface DashboardDeps {
   /** An operator's earnings, as `GET /api/v1/payouts/earnings` shows them. */
   earnings(operatorId: string): Promise<EarningsView>;
   /** The owner's store views: operators and their status, payouts asked for and batches. */
-  admin: Pick<Store, "listOperators" | "getOperator" | "setOperatorStatus" | "listPayoutRequests" | "listPayoutBatches">;
+  admin: Pick<
+    Store,
+    | "listOperators"
+    | "getOperator"
+    | "setOperatorStatus"
+    | "listPayoutRequests"
+    | "listPayoutBatches"
+    | "listJoinTokens"
+    | "createJoinToken"
+    | "revokeJoinToken"
+    | "getNode"
+    | "requestQuarantineRelease"
+  >;
+  /** An operator's payout addresses (as `tessera payout`) and its nodes' lifetime jobs. */
+  operators: Pick<Store, "listPayoutAddresses" | "setPayoutAddress" | "countJobsServed">;
+  /** Chains this coordinator pays out on: an RPC URL, a vault and the payer key configured (as the payout routes decide). */
+  settlementChains: string[];
+  /** When payouts run on their own (`--payout-schedule`). */
+  payoutSchedule: PayoutSchedule;
   admission: string;
   /** The coordinator's platform key (hex): a login link it signed signs the owner in. */
   platformKey: string;
@@ -63,6 +83,9 @@ export function dashboardDepsOf(ctx: CoordinatorContext): DashboardDeps {
     operatorOfNode: async (nodeId) => ctx.registry.get(nodeId)?.operatorId ?? (await ctx.store.getNode(nodeId))?.operatorId,
     earnings: (operatorId) => earningsOf(ctx, operatorId),
     admin: ctx.store,
+    operators: ctx.store,
+    settlementChains: Object.keys(ctx.config.chainRpc).filter((c) => isPayoutChain(c) && ctx.config.vaults[c] !== undefined && ctx.config.payerKeyFile !== undefined),
+    payoutSchedule: ctx.config.payoutSchedule,
     admission: ctx.config.admission,
     platformKey: ctx.platform.publicKeyHex,
   };

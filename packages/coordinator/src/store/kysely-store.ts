@@ -14,6 +14,7 @@ import * as joinTokens from "./join-token-queries.js";
 import * as releases from "./release-queries.js";
 import type { Database } from "./schema.js";
 import * as segments from "./segment-queries.js";
+import * as served from "./served-queries.js";
 import * as standing from "./standing-queries.js";
 import type {
   ApiKeyRecord,
@@ -240,6 +241,9 @@ export class KyselyStore implements Store {
   }
   listReceipts(filter: ReceiptFilter): Promise<ReceiptRecord[]> {
     return receipts.listReceipts(this.db, filter);
+  }
+  countJobsServed(nodeIds: readonly string[]): Promise<Map<string, number>> {
+    return served.countJobsServed(this.db, nodeIds);
   }
   listClientCharges(clientKeyId: string, since: Date): Promise<Array<{ completedAt: Date; amount: number }>> {
     return receipts.listClientCharges(this.db, clientKeyId, since);

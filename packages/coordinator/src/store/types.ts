@@ -504,6 +504,8 @@ export interface Store {
   getReceipt(id: string): Promise<ReceiptRecord | undefined>;
   /** Newest first. */
   listReceipts(filter: ReceiptFilter): Promise<ReceiptRecord[]>;
+  /** Per node, the jobs it completed work for over its life (from its receipts, once per job); 0 for a node with none. */
+  countJobsServed(nodeIds: readonly string[]): Promise<Map<string, number>>;
   /** What a client was charged, per receipt completed at or after `since`, oldest first (billing sums it by day). */
   listClientCharges(clientKeyId: string, since: Date): Promise<Array<{ completedAt: Date; amount: number }>>;
   /** Stores the node's signature unless one is stored; false when there is no such receipt or it was signed already. */

@@ -1,9 +1,12 @@
 import { useEffect, useState } from "preact/hooks";
-import type { DashboardOperatorView } from "@tessera/protocol";
+import type { DashboardOperatorView, DashboardPayoutAddress } from "@tessera/protocol";
 import { api, describeError } from "../api.js";
 import { ErrorNote, Stat, TableBox } from "../components/status.js";
 import { pct, shortId, usdc, when } from "../format.js";
 import { useSession } from "../session.js";
+
+/** The chains the coordinator takes payout addresses on (settlement/chains.ts); it checks the name again. */
+const PAYOUT_CHAINS = ["base", "ethereum", "polygon", "arbitrum"];
 
 /** What the page reads of `GET /api/v1/payouts/earnings` (coordinator routes/payouts-earnings.ts). */
 interface Earnings {
@@ -20,9 +23,26 @@ export function MyNodesPage() {
   const { session } = useSession();
   const [view, setView] = useState<DashboardOperatorView<Earnings>>();
   const [error, setError] = useState<string>();
+  const [chain, setChain] = useState("base");
+  const [address, setAddress] = useState("");
+  const [saved, setSaved] = useState<DashboardPayoutAddress>();
+  const load = () => api<DashboardOperatorView<Earnings>>("GET", "/dashboard/api/operator").then(setView, (err: unknown) => setError(describeError(err)));
   useEffect(() => {
-    if (session.kind === "operator") api<DashboardOperatorView<Earnings>>("GET", "/dashboard/api/operator").then(setView, (err: unknown) => setError(describeError(err)));
+    if (session.kind === "operator") void load();
   }, [session.kind]);
+
+  const setPayoutAddress = async (e: Event) => {
+    e.preventDefault();
+    setError(undefined);
+    setSaved(undefined);
+    try {
+      setSaved(await api<DashboardPayoutAddress>("PUT", `/dashboard/api/operator/payout-addresses/${encodeURIComponent(chain)}`, { address: address.trim() }));
+      setAddress("");
+      await load();
+    } catch (err) {
+      setError(describeError(err));
+    }
+  };
 
   if (session.kind !== "operator") {
     return (
@@ -51,7 +71,7 @@ export function MyNodesPage() {
       ) : null}
       {view ? (
         <TableBox label="Your nodes">
-          <thead><tr><th scope="col">Node</th><th scope="col">State</th><th scope="col">Tier</th><th scope="col">Reputation</th><th scope="col">Checks</th><th scope="col">Models</th><th scope="col">Jobs now</th><th scope="col">Last seen</th></tr></thead>
+          <thead><tr><th scope="col">Node</th><th scope="col">State</th><th scope="col">Tier</th><th scope="col">Reputation</th><th scope="col">Checks</th><th scope="col">Models</th><th scope="col">Jobs now</th><th scope="col">Jobs served</th><th scope="col">Last seen</th></tr></thead>
           <tbody>
             {view.nodes.map((n) => (
               <tr key={n.node_id} data-testid="my-node-row" data-node-id={n.node_id}>
@@ -62,6 +82,7 @@ export function MyNodesPage() {
                 <td>{n.checks.passed} / {n.checks.failed}</td>
                 <td>{n.models.join(", ")}</td>
                 <td>{n.active_jobs} / {n.max_concurrency}</td>
+                <td data-testid="jobs-served">{n.jobs_served}</td>
                 <td>{when(n.last_seen_at)}</td>
               </tr>
             ))}
@@ -89,8 +110,38 @@ export function MyNodesPage() {
               </tbody>
             </TableBox>
           )}
+          <h2 id="payout-addresses-title">Payout addresses</h2>
+          {view && view.payout_addresses.length > 0 ? (
+            <TableBox label="Payout addresses">
+              <thead><tr><th scope="col">Chain</th><th scope="col">Address</th><th scope="col">Set</th><th scope="col">Used for payouts</th></tr></thead>
+              <tbody>
+                {view.payout_addresses.map((a) => (
+                  <tr key={a.chain} data-testid="payout-address-row">
+                    <th scope="row">{a.chain}</th>
+                    <td><code>{a.address}</code></td>
+                    <td>{when(a.updated_at)}</td>
+                    <td>{a.default ? "yes (the most recently set)" : "no"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </TableBox>
+          ) : <p>No payout address yet: payouts need one (USDC on an EVM chain).</p>}
+          <form class="inline" aria-labelledby="payout-addresses-title" onSubmit={(ev) => void setPayoutAddress(ev)}>
+            <label>
+              Chain
+              <select value={chain} onChange={(ev) => setChain((ev.target as HTMLSelectElement).value)}>
+                {PAYOUT_CHAINS.map((c) => <option key={c} value={c}>{c}</option>)}
+              </select>
+            </label>
+            <label>
+              Payout address
+              <input value={address} onInput={(ev) => setAddress((ev.target as HTMLInputElement).value)} pattern="0x[0-9a-fA-F]{40}" required placeholder="0x…" spellcheck={false} autoComplete="off" />
+            </label>
+            <button type="submit">Set address</button>
+          </form>
+          {saved ? <p role="status" data-testid="payout-saved">Payouts on {saved.chain} now go to <code>{saved.address}</code>.</p> : null}
           <h2>Payouts</h2>
-          {e.batches.length === 0 ? <p>No payouts yet. Set a payout address with <code>tessera payout set</code>.</p> : (
+          {e.batches.length === 0 ? <p>No payouts yet. Ask for one with <code>tessera payout request</code> once earnings are available.</p> : (
             <TableBox label="Payouts">
               <thead><tr><th scope="col">Created</th><th scope="col">Chain</th><th scope="col">Amount</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Transaction</th></tr></thead>
               <tbody>

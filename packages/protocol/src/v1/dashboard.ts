@@ -120,9 +120,25 @@ export interface DashboardNodes {
  */
 export interface DashboardOperatorView<Earnings = unknown> {
   operator_id: string;
-  nodes: DashboardNode[];
+  /** Each node with `jobs_served`: the jobs it completed work for over its life here (its receipts, one per job). */
+  nodes: Array<DashboardNode & { jobs_served: number }>;
   earnings: Earnings;
+  /** Where payouts go, most recently set first (the first is used), as `GET /api/v1/payouts/addresses`. */
+  payout_addresses: DashboardPayoutAddress[];
+  default_chain: string;
 }
+
+export interface DashboardPayoutAddress {
+  chain: string;
+  address: string;
+  /** The most recently set address: where payouts go. */
+  default: boolean;
+  updated_at: string;
+}
+
+/** `PUT /dashboard/api/operator/payout-addresses/:chain` (an operator session): as `tessera payout set`. */
+export const DashboardPayoutAddressSet = z.strictObject({ address: z.string().min(1).max(200) });
+export type DashboardPayoutAddressSet = z.infer<typeof DashboardPayoutAddressSet>;
 
 /** `POST /dashboard/api/admin/operators/:id` (the owner): approve (or unban) with `active`, ban with `banned`. */
 export const DashboardOperatorStatusChange = z.strictObject({
@@ -146,4 +162,41 @@ export interface DashboardAdminView {
   operators: DashboardAdminOperator[];
   payout_requests: Array<{ operator_id: string; requested_at: string }>;
   payout_batches: Array<{ id: string; chain: string; status: string; total: number; operators: number; tx_hash: string | null; error: string | null; created_at: string }>;
+  /** Chains this coordinator pays out on (an RPC URL, a vault and the payer key configured); empty: it settles nowhere. */
+  settlement_chains: string[];
+  /** When payouts run on their own (`--payout-schedule`: hourly, daily, weekly or off), and the next run (null: off). */
+  payout_schedule: string;
+  next_payout_at: string | null;
+  join_tokens: DashboardJoinToken[];
+  /** Nodes in quarantine: the owner may release them. */
+  quarantined_nodes: Array<{ node_id: string; operator: string; status: "online" | "offline"; checks: { passed: number; failed: number } }>;
 }
+
+/** A join token as the owner sees it: never the token itself (only its hash is stored). */
+export interface DashboardJoinToken {
+  id: string;
+  state: "valid" | "used up" | "expired" | "revoked";
+  uses: number;
+  max_uses: number;
+  note: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
+/** `POST /dashboard/api/admin/join-tokens` (the owner): as `tessera coordinator join-tokens create`. */
+export const DashboardJoinTokenCreate = z.strictObject({
+  uses: z.number().int().min(1).max(100_000).default(1),
+  /** How long it is valid, in seconds: a minute to 365 days (the CLI's `--expires`). */
+  expires_in_seconds: z.number().int().min(60).max(365 * 86_400).default(86_400),
+  note: z.string().regex(/^[\p{L}\p{N} .,:;@#_+\-/()]{1,200}$/u, "note must be 1-200 letters, digits, spaces or simple punctuation").optional(),
+});
+export type DashboardJoinTokenCreate = z.infer<typeof DashboardJoinTokenCreate>;
+
+/** The answer to a join token creation: the only time the token is shown. */
+export interface DashboardJoinTokenCreated extends DashboardJoinToken {
+  token: string;
+}
+
+/** `POST /dashboard/api/admin/nodes/:id/release` (the owner): as `tessera coordinator nodes release`. */
+export const DashboardQuarantineReleaseRequest = z.strictObject({ reason: z.string().max(200).optional() });
+export type DashboardQuarantineReleaseRequest = z.infer<typeof DashboardQuarantineReleaseRequest>;
