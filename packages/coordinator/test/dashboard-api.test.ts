@@ -365,6 +365,80 @@ describe("the public API through the session", () => {
   });
 });
 
+/** Reads `event: jobs` payloads from the Jobs page's stream as they come. */
+async function jobEvents(cookie: string | undefined) {
+  const res = await fetch(net.baseUrl + "/dashboard/api/jobs/events", { headers: cookie ? { cookie } : {} });
+  if (res.status !== 200) return { status: res.status, body: await res.text() } as const;
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  return {
+    status: 200,
+    headers: res.headers,
+    /** The next `jobs` event's list, or "ended" when the stream ends first. */
+    async next(): Promise<Array<{ id: string; status: string }> | "ended"> {
+      for (;;) {
+        const end = buffer.indexOf("\n\n");
+        if (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          if (block.startsWith("event: jobs\n")) return JSON.parse(block.slice(block.indexOf("data: ") + 6)).jobs;
+          continue;
+        }
+        const { value, done } = await reader.read();
+        if (done) return "ended";
+        buffer += value;
+      }
+    },
+    close: () => reader.cancel(),
+  } as const;
+}
+
+describe("the Jobs list, live", () => {
+  it("pushes the session's jobs when the stream opens and each time they change, and ends with the session", async () => {
+    net = await scriptedNetwork(1);
+    const none = await jobEvents(undefined);
+    expect(none.status).toBe(401);
+    expect(JSON.parse((none as { body: string }).body).error).toBe("unauthorized");
+    const forged = await jobEvents("tessera_session=forged");
+    expect(forged.status).toBe(401);
+
+    const { cookie, csrf } = await signIn(net.t.token);
+    const stream = await jobEvents(cookie);
+    if (stream.status !== 200 || !("next" in stream)) throw new Error("no stream");
+    expect(stream.headers.get("content-type")).toContain("text/event-stream");
+    expect(await stream.next()).toEqual([]);
+
+    // A job made outside the page (as curl would, with the same key) shows up without the page asking.
+    const node = net.nodes[0]!;
+    node.onAssign = (job, n) => n.accept(job.job_id);
+    const submitted = await fetch(`${net.baseUrl}/api/v1/jobs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${net.t.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }] }),
+    });
+    const id = ((await submitted.json()) as { id: string }).id;
+    let jobs = await stream.next();
+    while (jobs !== "ended" && jobs[0]?.status !== "processing") jobs = await stream.next();
+    expect(jobs).toEqual([expect.objectContaining({ id, status: "processing" })]);
+    node.stream(id, [{ type: "text-delta", text: "Hi" }, { type: "usage", prompt_tokens: 3, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+    jobs = await stream.next();
+    while (jobs !== "ended" && jobs[0]?.status !== "completed") jobs = await stream.next();
+    expect(jobs).toEqual([expect.objectContaining({ id, status: "completed", result: expect.objectContaining({ content: "Hi" }) })]);
+
+    // Signing out ends the stream: what it shows is the session's, and the session is gone.
+    expect((await call("DELETE", "/dashboard/api/session", { cookie, csrf })).status).toBe(204);
+    expect(await stream.next()).toBe("ended");
+  });
+
+  it("on an open network without a key: this address's jobs, as the public API serves them", async () => {
+    net = await scriptedNetwork(0, { open: true });
+    const stream = await jobEvents(undefined);
+    if (stream.status !== 200 || !("next" in stream)) throw new Error("no stream");
+    expect(await stream.next()).toEqual([]);
+    await stream.close();
+  });
+});
+
 describe("streaming through the session", () => {
   it("passes each part on as the node sends it, and cancels the job on the node when the browser leaves", async () => {
     net = await scriptedNetwork(1);

@@ -152,6 +152,13 @@ describe("the dashboard in Chromium", () => {
     expect(await jobRow.textContent()).toContain("completed");
     await jobRow.getByRole("button").click();
     await expect.poll(async () => ((await page.getByTestId("job-stream").textContent()) ?? "").length).toBeGreaterThan(0);
+    // The list is live (the coordinator's event stream, no polling): a job made outside the page appears, then completes.
+    await page.getByTestId("jobs-live").filter({ hasText: "Live" }).waitFor();
+    const outside = await apiAs(token, "POST", "/api/v1/jobs", { model: cluster.model, messages: [{ role: "user", content: "Again" }], max_tokens: 8, temperature: 0 });
+    expect(outside.status).toBe(202);
+    const outsideRow = page.getByTestId("job-row").filter({ hasText: (outside.json.id as string).slice(0, 8) });
+    await outsideRow.waitFor({ timeout: 15_000 });
+    await expect.poll(() => outsideRow.textContent(), { timeout: 30_000 }).toContain("completed");
     await shot("jobs");
 
     await open("/playground");

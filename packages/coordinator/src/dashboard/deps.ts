@@ -3,6 +3,8 @@ import { dirname, join } from "node:path";
 import type { AuthThrottle } from "../auth-throttle.js";
 import type { Clock } from "../clock.js";
 import type { CoordinatorContext } from "../context.js";
+import type { JobView } from "@tessera/protocol";
+import { viewOfJobRecord, viewOfLiveJob } from "../jobs/job-view.js";
 import type { Logger } from "../logger.js";
 import type { PayoutSchedule } from "../payments/payout-schedule.js";
 import type { RateLimiter } from "../rate-limiter.js";
@@ -51,6 +53,11 @@ export interface DashboardDeps {
   operators: Pick<Store, "listPayoutAddresses" | "setPayoutAddress" | "countJobsServed">;
   /** Chains this coordinator pays out on: an RPC URL, a vault and the payer key configured (as the payout routes decide). */
   settlementChains: string[];
+  /**
+   * An owner's newest jobs (`key:<id>` or, in open mode, `addr:<address>`), each as `GET /api/v1/jobs` shows it: the
+   * live state while this coordinator holds the job, else the stored record.
+   */
+  jobsOf(ownerId: string, limit: number): Promise<JobView[]>;
   /** When payouts run on their own (`--payout-schedule`). */
   payoutSchedule: PayoutSchedule;
   admission: string;
@@ -86,6 +93,11 @@ export function dashboardDepsOf(ctx: CoordinatorContext): DashboardDeps {
     operators: ctx.store,
     settlementChains: Object.keys(ctx.config.chainRpc).filter((c) => isPayoutChain(c) && ctx.config.vaults[c] !== undefined && ctx.config.payerKeyFile !== undefined),
     payoutSchedule: ctx.config.payoutSchedule,
+    jobsOf: async (ownerId, limit) =>
+      (await ctx.store.listJobs(ownerId, { limit })).map((record) => {
+        const live = ctx.jobs.get(record.id);
+        return live ? viewOfLiveJob(live) : viewOfJobRecord(record);
+      }),
     admission: ctx.config.admission,
     platformKey: ctx.platform.publicKeyHex,
   };

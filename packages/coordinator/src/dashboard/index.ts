@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { CoordinatorContext } from "../context.js";
 import { type DashboardDeps, dashboardDepsOf } from "./deps.js";
 import { adminRoutes } from "./admin-routes.js";
+import { jobEventRoutes } from "./job-events-routes.js";
 import { keyRoutes } from "./key-routes.js";
 import { NetworkHistory } from "./network-history.js";
 import { networkRoutes } from "./network-routes.js";
@@ -32,6 +33,7 @@ export function mountDashboard(app: FastifyInstance, deps: DashboardDeps): void 
   sessionRoutes(app, deps, sessions, gate);
   keyRoutes(app, deps, sessions, gate);
   networkRoutes(app, deps, new NetworkHistory(deps.network, deps.clock));
+  jobEventRoutes(app, deps, gate);
   operatorRoutes(app, deps, gate);
   adminRoutes(app, deps, gate);
   proxyRoutes(app, gate);

@@ -1,34 +1,45 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { JobList } from "@tessera/protocol";
-import { api, describeError, openStream, sseData } from "../api.js";
+import { describeError, openStream, sseData } from "../api.js";
 import { ErrorNote, NeedsSignIn, TableBox } from "../components/status.js";
 import { shortId, when } from "../format.js";
 import { useSession } from "../session.js";
 
-const REFRESH_MS = 3_000;
-
-/** The caller's jobs (as the signed-in key, or as this address on an open network), and a running job's live stream. */
+/**
+ * The caller's jobs (as the signed-in key, or as this address on an open network), kept current by the coordinator's
+ * event stream (`/dashboard/api/jobs/events`: the list again whenever it changes), and a running job's live stream.
+ */
 export function JobsPage() {
   const { session } = useSession();
   const [jobs, setJobs] = useState<JobList["jobs"]>();
   const [error, setError] = useState<string>();
+  const [live, setLive] = useState(false);
   const [watching, setWatching] = useState<{ id: string; text: string; done: boolean }>();
   const abort = useRef<AbortController | null>(null);
-  const canSee = session.signed_in || session.open;
+  // Jobs belong to a key (or, on an open network, to an address): an operator or owner session alone has none.
+  const canSee = session.key !== undefined || session.open;
 
-  const load = () => api<JobList>("GET", "/dashboard/api/v1/jobs?limit=50").then((r) => setJobs(r.jobs), (err: unknown) => setError(describeError(err)));
+  useEffect(() => () => abort.current?.abort(), []);
+  // The stream answers with the list at once, then again on every change; EventSource reconnects by itself. It is
+  // opened again when the session changes (another key, signed out), since the list is the session's.
   useEffect(() => {
-    if (canSee) void load();
-    return () => abort.current?.abort();
-  }, [canSee]);
-
-  // While a job is waiting or running, the list refreshes itself until every job has ended.
-  const unfinished = jobs?.some((j) => j.status === "pending" || j.status === "processing") ?? false;
-  useEffect(() => {
-    if (!unfinished) return;
-    const timer = setInterval(() => void load(), REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [unfinished]);
+    if (!canSee) return;
+    const events = new EventSource("/dashboard/api/jobs/events");
+    events.addEventListener("open", () => setLive(true));
+    events.addEventListener("error", () => {
+      setLive(false);
+      // Closed (not reconnecting): the coordinator refused the stream, e.g. the session ended.
+      if (events.readyState === EventSource.CLOSED) setError("The live list stopped: reload the page, or sign in again.");
+    });
+    events.addEventListener("jobs", (e) => {
+      setJobs((JSON.parse((e as MessageEvent<string>).data) as JobList).jobs);
+      setError(undefined);
+    });
+    return () => {
+      events.close();
+      setLive(false);
+    };
+  }, [canSee, session.key?.id, session.kind]);
 
   const watch = async (id: string) => {
     abort.current?.abort();
@@ -45,7 +56,6 @@ export function JobsPage() {
         setWatching({ id, text, done: false });
       }
       setWatching({ id, text, done: true });
-      void load();
     } catch (err) {
       if ((err as Error).name !== "AbortError") setError(describeError(err));
     }
@@ -55,7 +65,7 @@ export function JobsPage() {
   return (
     <section aria-labelledby="jobs-title">
       <h1 id="jobs-title">Jobs</h1>
-      <div class="actions"><button type="button" onClick={() => void load()}>Refresh</button></div>
+      <p class="note" data-testid="jobs-live">{live ? "Live: the list updates as your jobs change." : "Connecting…"}</p>
       <ErrorNote message={error} />
       {watching ? (
         <div class="card" aria-live="polite">
