@@ -9,7 +9,7 @@ export interface StageState extends LoadedStage {
   waiters: Array<{ resolve(): void; reject(err: Error): void }>;
 }
 
-/** One sharded model (one GGUF file, by SHA-256): who offers it, which stages are placed, the virtual node's id. */
+/** One sharded model (one GGUF file, by SHA-256): who offers it, which stages are placed, the node id of its pipeline. */
 export interface ShardedModel {
   sha256: string;
   name: string;
@@ -18,7 +18,8 @@ export interface ShardedModel {
   stages: Map<number, StageState>;
   /** Bumped on every placement; a request keeps the stages of the version it started with. */
   version: number;
-  virtualNodeId: string;
+  /** The id its pipeline is registered, scheduled and billed under, derived from the file hash. */
+  pipelineId: string;
   vocab: Vocab | undefined;
   /** Set when the last placement could not cover every layer: the layers no offering node can hold. */
   unplaced: LayerRange[] | undefined;

@@ -204,7 +204,7 @@ export class ShardingManager {
           offers: new Map(),
           stages: new Map(),
           version: 0,
-          virtualNodeId: sha256Hex(`tessera-pipeline:${offer.sha256}`),
+          pipelineId: sha256Hex(`tessera-pipeline:${offer.sha256}`),
           vocab: undefined,
           unplaced: undefined,
         };
@@ -321,7 +321,7 @@ export class ShardingManager {
   /** Starts the token loop of a job assigned to a pipeline. */
   private startJob(model: ShardedModel, job: Assignment): void {
     const jobs = this.o.jobs;
-    const workerId = model.virtualNodeId;
+    const workerId = model.pipelineId;
     const host: TokenLoopHost = {
       sendJson: (nodeId, message) => {
         const s = this.session(nodeId);
@@ -355,31 +355,31 @@ export class ShardingManager {
   /** Registers the model's pipeline as a node serving it, with a worker that runs each job as a token loop. */
   private ensurePipeline(model: ShardedModel): void {
     const { registry } = this.o;
-    const existing = registry.get(model.virtualNodeId);
+    const existing = registry.get(model.pipelineId);
     if (existing?.worker) return;
     registry.register({
       type: "register",
-      public_key: model.virtualNodeId,
+      public_key: model.pipelineId,
       version: "pipeline",
       hardware: { cpu_cores: 1, ram_mb: 0, gpus: [] },
       models: [{ id: model.name, backend: "pipeline" }],
       max_concurrency: this.o.maxConcurrency ?? 8,
-    }, model.virtualNodeId);
+    }, model.pipelineId);
     // The pipeline's round trip is its stages' own, paid inside every step: the scheduler adds none for it.
     const worker: Worker = {
-      id: model.virtualNodeId,
+      id: model.pipelineId,
       assign: (job) => this.startJob(model, job),
       cancel: (jobId) => this.loops.get(jobId)?.cancel(),
       rtt: () => 0,
       close: () => undefined,
     };
-    registry.attach(model.virtualNodeId, worker);
-    this.o.logger.info({ model: model.name, sha256: model.sha256.slice(0, 12), node: model.virtualNodeId.slice(0, 12) }, "sharded model available");
+    registry.attach(model.pipelineId, worker);
+    this.o.logger.info({ model: model.name, sha256: model.sha256.slice(0, 12), node: model.pipelineId.slice(0, 12) }, "sharded model available");
   }
 
   private retirePipeline(model: ShardedModel): void {
-    const record = this.o.registry.get(model.virtualNodeId);
-    if (record?.worker) this.o.registry.detach(model.virtualNodeId, record.worker, "no node offers its layers");
+    const record = this.o.registry.get(model.pipelineId);
+    if (record?.worker) this.o.registry.detach(model.pipelineId, record.worker, "no node offers its layers");
   }
 
   private session(nodeId: string): NodeSession | undefined {
