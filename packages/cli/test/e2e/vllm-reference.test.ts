@@ -1,9 +1,6 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NodeView } from "@tessera/protocol";
-import { FakeVllmScoring, type IdLevelModel, ManagedProcess, TESSERA_BIN, freePort, loadIdLevelModel, makeTinyModel, waitUntil } from "@tessera/testkit";
+import { FakeVllmScoring, waitUntil } from "@tessera/testkit";
+import { type ReferenceScoringNetwork, startReferenceScoringNetwork } from "./reference-scoring-network.js";
 
 /**
  * A coordinator's spot checks served by a vLLM-backed reference, on real processes: a coordinator checking every
@@ -16,92 +13,29 @@ import { FakeVllmScoring, type IdLevelModel, ManagedProcess, TESSERA_BIN, freePo
  * pinned to the swap node fail theirs. Nothing about the checks is faked: the tokens, the log-probabilities and the
  * scores are the models' own, through vLLM's wire format.
  */
-const ENV = { ...process.env, TESSERA_HOME: "", TESSERA_BACKEND: "", TESSERA_COORDINATOR_URL: "" };
 const MODEL = "vllm-ref-tiny";
-let dir: string;
-let url: string;
-let coordinator: ManagedProcess;
-let honestModel: IdLevelModel;
-let swapModel: IdLevelModel;
-let honestFake: FakeVllmScoring;
-let swapFake: FakeVllmScoring;
-const daemons = new Map<string, { id: string; process: ManagedProcess }>();
+let network: ReferenceScoringNetwork<FakeVllmScoring>;
 
-async function run(name: string, args: string[]): Promise<string> {
-  const proc = new ManagedProcess(name, process.execPath, [TESSERA_BIN, ...args], { env: ENV });
-  const { code } = await proc.exited;
-  if (code !== 0) throw new Error(`${name} failed:\n${proc.logText}`);
-  return proc.logText;
-}
-
-async function initNode(name: string, vllmHost: string, extra: string[] = []): Promise<string> {
-  const text = await run(`${name}-init`, ["init", "--home", join(dir, name), "--coordinator", url, "--backend", "vllm", "--vllm-host", vllmHost, ...extra]);
-  return text.match(/\b([0-9a-f]{64})\b/)![1]!;
-}
-
-async function nodeView(id: string): Promise<NodeView> {
-  return (await (await fetch(`${url}/api/v1/nodes/${id}`)).json()) as NodeView;
-}
-
-async function job(content: string, nodeId: string): Promise<{ status: string; node_id: string | null }> {
-  const created = await fetch(`${url}/api/v1/jobs`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content }], max_tokens: 12, temperature: 0, node_id: nodeId }),
-  });
-  const { id } = (await created.json()) as { id: string };
-  let view = { status: "pending", node_id: null as string | null };
-  await waitUntil(async () => {
-    view = (await (await fetch(`${url}/api/v1/jobs/${id}`)).json()) as typeof view;
-    return view.status === "completed" || view.status === "failed";
-  }, 60_000);
-  return view;
-}
+const nodeView = (id: string) => network.processes.nodeView(id);
+const job = (content: string, nodeId: string) => network.processes.job({ model: MODEL, content, maxTokens: 12, nodeId });
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "tessera-vllm-ref-"));
-  const honestPath = join(dir, "honest.gguf");
-  const swapPath = join(dir, "swap.gguf");
-  await makeTinyModel({ path: honestPath, seed: 1, vocab: "spm" });
-  await makeTinyModel({ path: swapPath, seed: 2, vocab: "spm" });
-  honestModel = await loadIdLevelModel({ modelPath: honestPath, modelId: MODEL });
-  swapModel = await loadIdLevelModel({ modelPath: swapPath, modelId: MODEL });
-  honestFake = await FakeVllmScoring.start({ model: honestModel });
-  swapFake = await FakeVllmScoring.start({ model: swapModel });
-  url = `http://127.0.0.1:${await freePort()}`;
-  const ids = {
-    honest: await initNode("honest", honestFake.url),
-    reference: await initNode("reference", honestFake.url, ["--reference-scoring", "on"]),
-    swap: await initNode("swap", swapFake.url),
-  };
-  coordinator = new ManagedProcess(
-    "coordinator",
-    process.execPath,
-    [TESSERA_BIN, "coordinator", "start", "--open", "--port", url.split(":").at(-1)!, "--data-dir", join(dir, "coordinator"), "--check-rate", "1", "--canary-interval", "0", "--reference-node", ids.reference],
-    { env: ENV, logFile: join(dir, "coordinator.log") },
-  );
-  await coordinator.waitFor(/listening on/);
-  for (const [name, id] of Object.entries(ids)) {
-    const proc = new ManagedProcess(name, process.execPath, [TESSERA_BIN, "start", "--home", join(dir, name)], { env: ENV, logFile: join(dir, `${name}.log`) });
-    daemons.set(name, { id, process: proc });
-    await waitUntil(async () => (await nodeView(id).catch(() => undefined))?.status === "online", 60_000);
-  }
+  network = await startReferenceScoringNetwork({
+    model: MODEL,
+    tmpPrefix: "tessera-vllm-ref-",
+    startFake: (model) => FakeVllmScoring.start({ model }),
+    backendArgs: (fakeUrl) => ["--backend", "vllm", "--vllm-host", fakeUrl],
+    referenceArgs: () => ["--reference-scoring", "on"],
+  });
 }, 300_000);
 
 afterAll(async () => {
-  await Promise.all([...daemons.values()].map((d) => d.process.stop(5_000)));
-  await coordinator?.stop(5_000);
-  await honestFake?.close();
-  await swapFake?.close();
-  await honestModel?.close();
-  await swapModel?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await network?.stop();
 });
 
 describe("spot checks with a vLLM reference", () => {
   it("the honest vLLM node passes its checks, the node serving other weights fails them, scored through prompt_logprobs", async () => {
-    const honest = daemons.get("honest")!.id;
-    const swap = daemons.get("swap")!.id;
+    const { honestFake, honestId: honest, swapId: swap } = network;
     const scoredBefore = honestFake.requests.filter((r) => r.path === "/v1/completions").length;
     for (let i = 0; i < 2; i++) {
       expect((await job(`Job ${i}: tell me about rivers and stones.`, honest)).status).toBe("completed");
@@ -120,7 +54,7 @@ describe("spot checks with a vLLM reference", () => {
     const scoring = honestFake.requests.filter((r) => r.path === "/v1/completions").slice(scoredBefore);
     expect(scoring.length).toBeGreaterThanOrEqual(4);
     expect(scoring.every((r) => (r.body as { prompt_logprobs?: number }).prompt_logprobs === 20)).toBe(true);
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const metrics = await (await fetch(`${network.processes.url}/metrics`)).text();
     expect(Number(/tessera_checks_total\{result="passed"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
     expect(Number(/tessera_checks_total\{result="failed"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
   }, 300_000);
