@@ -1,5 +1,6 @@
 import type { ChatMessage } from "@tessera/protocol";
-import { FakeHttpServer, type RecordedRequest, type RouteHandler, sendJson } from "./fake-http-server.js";
+import { type RouteHandler, sendJson } from "./fake-http-server.js";
+import { IdLevelFakeServer } from "./id-level-fake-server.js";
 import type { Distribution, Generated, IdLevelModel } from "./id-level-model.js";
 
 /**
@@ -46,8 +47,7 @@ export interface FakeSglangScoringOptions {
 
 type Tuple = [number | null, number, string | null];
 
-export class FakeSglangScoring {
-  readonly http: FakeHttpServer;
+export class FakeSglangScoring extends IdLevelFakeServer {
   fault: SglangScoringFault | undefined;
   /** Stream chunks with only the new tokens (SGLang's `--incremental-streaming-output`); default cumulative. */
   incrementalStreamingOutput = false;
@@ -55,41 +55,16 @@ export class FakeSglangScoring {
   holdAfter: number | undefined;
   /** Streamed /generate requests whose client went away before the answer ended. */
   disconnects = 0;
-  private readonly model: IdLevelModel;
 
   private constructor(options: FakeSglangScoringOptions) {
-    this.model = options.model;
-    this.http = new FakeHttpServer((method, path) => this.route(method, path));
+    super(options.model, "sglang");
   }
 
-  static async start(options: FakeSglangScoringOptions): Promise<FakeSglangScoring> {
-    const fake = new FakeSglangScoring(options);
-    await fake.http.listen();
-    return fake;
+  static start(options: FakeSglangScoringOptions): Promise<FakeSglangScoring> {
+    return new FakeSglangScoring(options).listen();
   }
 
-  get url(): string {
-    return this.http.url;
-  }
-
-  get requests(): RecordedRequest[] {
-    return this.http.requests;
-  }
-
-  close(): Promise<void> {
-    return this.http.close();
-  }
-
-  private route(method: string, path: string): RouteHandler | undefined {
-    if (method === "GET" && path === "/health") {
-      return (_req, res) => {
-        res.writeHead(200).end();
-      };
-    }
-    if (method === "GET" && path === "/v1/models") {
-      return (_req, res) =>
-        sendJson(res, 200, { object: "list", data: [{ id: this.model.modelId, object: "model", created: 0, owned_by: "sglang", root: this.model.modelId, max_model_len: this.model.contextSize }] });
-    }
+  protected route(method: string, path: string): RouteHandler | undefined {
     if (method === "POST" && path === "/v1/tokenize") return (_req, res, body) => this.tokenize(res, body as Record<string, unknown>);
     if (method === "POST" && path === "/v1/chat/completions") return (_req, res, body) => this.chat(res, body as Record<string, unknown>);
     if (method === "POST" && path === "/generate") return (_req, res, body) => this.generate(res, body as Record<string, unknown>);

@@ -1,5 +1,6 @@
 import type { ChatMessage } from "@tessera/protocol";
-import { FakeHttpServer, type RecordedRequest, type RouteHandler, sendJson } from "./fake-http-server.js";
+import { type RouteHandler, sendJson } from "./fake-http-server.js";
+import { IdLevelFakeServer } from "./id-level-fake-server.js";
 import type { Distribution, IdLevelModel } from "./id-level-model.js";
 
 /**
@@ -39,48 +40,22 @@ export interface FakeVllmScoringOptions {
   tokenizerInfo?: boolean;
 }
 
-export class FakeVllmScoring {
-  readonly http: FakeHttpServer;
+export class FakeVllmScoring extends IdLevelFakeServer {
   fault: VllmScoringFault | undefined;
-  private readonly model: IdLevelModel;
   private readonly maxLogprobs: number;
   private readonly tokenizerInfo: boolean;
 
   private constructor(options: FakeVllmScoringOptions) {
-    this.model = options.model;
+    super(options.model, "vllm");
     this.maxLogprobs = options.maxLogprobs ?? 20;
     this.tokenizerInfo = options.tokenizerInfo ?? true;
-    this.http = new FakeHttpServer((method, path) => this.route(method, path));
   }
 
-  static async start(options: FakeVllmScoringOptions): Promise<FakeVllmScoring> {
-    const fake = new FakeVllmScoring(options);
-    await fake.http.listen();
-    return fake;
+  static start(options: FakeVllmScoringOptions): Promise<FakeVllmScoring> {
+    return new FakeVllmScoring(options).listen();
   }
 
-  get url(): string {
-    return this.http.url;
-  }
-
-  get requests(): RecordedRequest[] {
-    return this.http.requests;
-  }
-
-  close(): Promise<void> {
-    return this.http.close();
-  }
-
-  private route(method: string, path: string): RouteHandler | undefined {
-    if (method === "GET" && path === "/health") {
-      return (_req, res) => {
-        res.writeHead(200).end();
-      };
-    }
-    if (method === "GET" && path === "/v1/models") {
-      return (_req, res) =>
-        sendJson(res, 200, { object: "list", data: [{ id: this.model.modelId, object: "model", created: 0, owned_by: "vllm", root: this.model.modelId, max_model_len: this.model.contextSize }] });
-    }
+  protected route(method: string, path: string): RouteHandler | undefined {
     if (method === "GET" && path === "/tokenizer_info" && this.tokenizerInfo) {
       return (_req, res) =>
         sendJson(res, 200, { tokenizer_class: "LlamaTokenizerFast", bos_token: this.model.bosText, eos_token: this.model.eosText, model_max_length: this.model.contextSize });
