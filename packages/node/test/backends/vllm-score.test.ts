@@ -1,14 +1,12 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type StreamPart, TesseraError } from "@tessera/protocol";
-import { FakeVllmScoring, type IdLevelModel, greedyReference, loadIdLevelModel, makeTinyModel } from "@tessera/testkit";
+import { FakeVllmScoring, greedyReference, loadIdLevelModel } from "@tessera/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BackendAdapter, ScoreRequest, ScoreResult } from "../../src/backends/adapter.js";
-import { createEmbeddedBackend, type EmbeddedBackend } from "../../src/backends/embedded/embedded-backend.js";
+import type { BackendAdapter, ScoreRequest } from "../../src/backends/adapter.js";
 import { MAX_SCORED_POSITIONS } from "../../src/backends/openai-compatible/score-http.js";
 import { createVllmAdapter } from "../../src/backends/vllm/vllm-adapter.js";
 import { PromptMismatchError } from "../../src/prompt/prompt-tokens.js";
+import { logprobGaps, mean } from "./logprob-gaps.js";
+import { type ReferenceScoringFixture, startReferenceScoringFixture } from "./reference-scoring-fixture.js";
 
 /**
  * A vLLM node as a spot-check reference (vllm-score.ts), against an id-level fake that speaks vLLM's wire format for
@@ -18,19 +16,10 @@ import { PromptMismatchError } from "../../src/prompt/prompt-tokens.js";
  */
 const MODEL = "tiny-vllm";
 const MESSAGES = [{ role: "user" as const, content: "Tell me about rivers and stones." }];
-let dir: string;
-let modelPath: string;
-let otherPath: string;
-let eosPath: string;
-let model: IdLevelModel;
-let eosModel: IdLevelModel;
-let fake: FakeVllmScoring;
-let eosFake: FakeVllmScoring;
+let fixture: ReferenceScoringFixture<FakeVllmScoring>;
 let adapter: BackendAdapter;
-let embedded: EmbeddedBackend;
 
 const completions = (f: FakeVllmScoring) => f.requests.filter((r) => r.path === "/v1/completions").length;
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** A node's streamed answer as the coordinator sees it: token ids, their log-probabilities, usage and finish. */
 async function streamed(node: BackendAdapter, maxTokens: number) {
@@ -47,40 +36,20 @@ async function streamed(node: BackendAdapter, maxTokens: number) {
   return answer;
 }
 
-function gaps(a: ScoreResult, b: ScoreResult): number[] {
-  return a.positions.map((p, i) => Math.abs(p.logprob - b.positions[i]!.logprob));
-}
-
 describe("vLLM as a spot-check reference (id-level fake on a real model)", () => {
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "tessera-vllm-score-"));
-    modelPath = join(dir, "tiny.gguf");
-    otherPath = join(dir, "other.gguf");
-    eosPath = join(dir, "eos-heavy.gguf");
-    await makeTinyModel({ path: modelPath, seed: 1, vocab: "spm" });
-    await makeTinyModel({ path: otherPath, seed: 2, vocab: "spm" });
-    await makeTinyModel({ path: eosPath, seed: 1, vocab: "spm", eosScale: 2.5 });
-    model = await loadIdLevelModel({ modelPath, modelId: MODEL });
-    eosModel = await loadIdLevelModel({ modelPath: eosPath, modelId: MODEL });
-    fake = await FakeVllmScoring.start({ model });
-    eosFake = await FakeVllmScoring.start({ model: eosModel });
-    adapter = createVllmAdapter({ instances: [{ host: fake.url }], scoring: {} });
-    embedded = createEmbeddedBackend({ modelPath, modelId: MODEL, threads: 1, maxSequences: 1 });
+    fixture = await startReferenceScoringFixture({ modelId: MODEL, tmpPrefix: "tessera-vllm-score-", startFake: (model) => FakeVllmScoring.start({ model }) });
+    adapter = createVllmAdapter({ instances: [{ host: fixture.fake.url }], scoring: {} });
   }, 10 * 60_000);
 
   afterAll(async () => {
-    await fake?.close();
-    await eosFake?.close();
-    await embedded?.close();
-    await model?.close();
-    await eosModel?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await fixture?.close();
   });
 
   it("announces its models as able to score only when scoring is configured", async () => {
     await expect(adapter.listModels()).resolves.toEqual([expect.objectContaining({ id: MODEL, scoring: true })]);
     expect(adapter.score).toBeDefined();
-    const plain = createVllmAdapter({ instances: [{ host: fake.url }] });
+    const plain = createVllmAdapter({ instances: [{ host: fixture.fake.url }] });
     const [listed] = await plain.listModels();
     expect(listed).toMatchObject({ id: MODEL });
     expect(listed).not.toHaveProperty("scoring");
@@ -88,28 +57,28 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
   });
 
   it("scores an honest greedy answer as the model's first choice everywhere, with the embedded engine's log-probabilities, in one completion", async () => {
-    const answer = await greedyReference({ modelPath, messages: MESSAGES, maxTokens: 16 });
+    const answer = await greedyReference({ modelPath: fixture.modelPath, messages: MESSAGES, maxTokens: 16 });
     expect(answer.tokens).toHaveLength(16);
-    const before = completions(fake);
+    const before = completions(fixture.fake);
     const request: ScoreRequest = { model: MODEL, messages: MESSAGES, outputTokens: answer.tokens };
     const scored = await adapter.score!(request);
-    expect(completions(fake) - before).toBe(1);
+    expect(completions(fixture.fake) - before).toBe(1);
     expect(scored.promptTokens).toBe(answer.promptTokens);
     expect(scored.positions.map((p) => p.token)).toEqual(answer.tokens);
     expect(scored.positions.map((p) => p.rank)).toEqual(answer.tokens.map(() => 1));
     for (const p of scored.positions) expect(p.topMass).toBeGreaterThanOrEqual(Math.exp(p.logprob) - 1e-9);
-    const viaEmbedded = await embedded.score!(request);
-    const g = gaps(scored, viaEmbedded);
+    const viaEmbedded = await fixture.embedded.score!(request);
+    const g = logprobGaps(scored, viaEmbedded);
     process.stdout.write(`vLLM (fake) vs embedded scoring, 16 honest positions: mean |Δ logprob| ${mean(g).toExponential(2)}, max ${Math.max(...g).toExponential(2)}\n`);
     expect(mean(g)).toBeLessThan(0.05); // trust design: maxMeanLogprobGap
     expect(Math.abs(scored.eos.logprob - viaEmbedded.eos.logprob)).toBeLessThan(0.05);
   });
 
   it("an honest vLLM node's streamed answer carries its token ids, and a vLLM reference scores them first everywhere, within the node's own log-probabilities", async () => {
-    const node = createVllmAdapter({ instances: [{ host: fake.url }] });
+    const node = createVllmAdapter({ instances: [{ host: fixture.fake.url }] });
     const answer = await streamed(node, 16);
-    expect(fake.requests.filter((r) => r.path === "/v1/chat/completions").at(-1)?.body).toMatchObject({ return_token_ids: true, logprobs: true });
-    const reference = await greedyReference({ modelPath, messages: MESSAGES, maxTokens: 16 });
+    expect(fixture.fake.requests.filter((r) => r.path === "/v1/chat/completions").at(-1)?.body).toMatchObject({ return_token_ids: true, logprobs: true });
+    const reference = await greedyReference({ modelPath: fixture.modelPath, messages: MESSAGES, maxTokens: 16 });
     expect(answer).toMatchObject({ tokens: reference.tokens, completionTokens: 16, finish: "length" });
     expect(answer.logprobs).toHaveLength(16);
     const scored = await adapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens });
@@ -120,20 +89,20 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
   });
 
   it("a vLLM node's answer that stopped on EOS leaves the EOS id out of its tokens and its usage, and the reference finds EOS first there", async () => {
-    const node = createVllmAdapter({ instances: [{ host: eosFake.url }] });
+    const node = createVllmAdapter({ instances: [{ host: fixture.eosFake.url }] });
     const answer = await streamed(node, 96);
-    const reference = await greedyReference({ modelPath: eosPath, messages: MESSAGES, maxTokens: 96 });
+    const reference = await greedyReference({ modelPath: fixture.eosPath, messages: MESSAGES, maxTokens: 96 });
     expect(answer.finish).toBe("stop");
     expect(answer.tokens).toEqual(reference.tokens);
     expect(answer.completionTokens).toBe(reference.tokens.length);
-    const eosAdapter = createVllmAdapter({ instances: [{ host: eosFake.url }], scoring: {} });
+    const eosAdapter = createVllmAdapter({ instances: [{ host: fixture.eosFake.url }], scoring: {} });
     const scored = await eosAdapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens });
     expect(scored.eos.rank).toBe(1);
     expect(scored.positions.every((p) => p.rank === 1)).toBe(true);
   });
 
   it("ranks another model's answer mostly below first, with exact ranks beyond 20", async () => {
-    const other = await greedyReference({ modelPath: otherPath, messages: MESSAGES, maxTokens: 16 });
+    const other = await greedyReference({ modelPath: fixture.otherPath, messages: MESSAGES, maxTokens: 16 });
     const request: ScoreRequest = { model: MODEL, messages: MESSAGES, outputTokens: other.tokens };
     const scored = await adapter.score!(request);
     const first = scored.positions.filter((p) => p.rank === 1).length;
@@ -141,26 +110,26 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
     process.stdout.write(`vLLM reference: other weights' tokens ranked first at ${first}/16 positions, outside the top 20 at ${outside.length}/16 (ranks ${outside.map((p) => p.rank).join(", ")})\n`);
     expect(first).toBeLessThan(8);
     // vLLM reports the exact vocabulary rank; the embedded engine says 21 for anything outside the top 20.
-    const viaEmbedded = await embedded.score!(request);
+    const viaEmbedded = await fixture.embedded.score!(request);
     expect(scored.positions.map((p) => Math.min(p.rank, 21))).toEqual(viaEmbedded.positions.map((p) => p.rank));
-    expect(mean(gaps(scored, viaEmbedded))).toBeLessThan(0.05);
+    expect(mean(logprobGaps(scored, viaEmbedded))).toBeLessThan(0.05);
   });
 
   it("scores a raw prompt as /v1/completions tokenises it (BOS added), like the embedded engine", async () => {
     const prompt = "Once upon a time by the river";
-    const answer = await greedyReference({ modelPath, messages: [{ role: "user", content: prompt }], rawPrompt: true, maxTokens: 12 });
+    const answer = await greedyReference({ modelPath: fixture.modelPath, messages: [{ role: "user", content: prompt }], rawPrompt: true, maxTokens: 12 });
     const request: ScoreRequest = { model: MODEL, messages: [{ role: "user", content: prompt }], rawPrompt: true, outputTokens: answer.tokens };
     const scored = await adapter.score!(request);
     expect(scored.promptTokens).toBe(answer.promptTokens);
     expect(scored.positions.every((p) => p.rank === 1)).toBe(true);
-    expect(mean(gaps(scored, await embedded.score!(request)))).toBeLessThan(0.05);
+    expect(mean(logprobGaps(scored, await fixture.embedded.score!(request)))).toBeLessThan(0.05);
   });
 
   it("judges EOS where an answer stopped: first after an honest stop, not first where the same answer is cut", async () => {
-    const infoAsked = () => eosFake.requests.filter((r) => r.path === "/tokenizer_info").length;
+    const infoAsked = () => fixture.eosFake.requests.filter((r) => r.path === "/tokenizer_info").length;
     const asked = infoAsked();
-    const eosAdapter = createVllmAdapter({ instances: [{ host: eosFake.url }], scoring: {} });
-    const answer = await greedyReference({ modelPath: eosPath, messages: MESSAGES, maxTokens: 96 });
+    const eosAdapter = createVllmAdapter({ instances: [{ host: fixture.eosFake.url }], scoring: {} });
+    const answer = await greedyReference({ modelPath: fixture.eosPath, messages: MESSAGES, maxTokens: 96 });
     expect(answer.tokens.length, "the EOS-heavy model stops on its own").toBeLessThan(96);
     expect(answer.tokens.length).toBeGreaterThan(1);
     const stopped = await eosAdapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens });
@@ -170,15 +139,15 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
     process.stdout.write(`vLLM reference, EOS after ${answer.tokens.length} tokens (a stop): rank ${stopped.eos.rank}, logprob ${stopped.eos.logprob.toFixed(3)}; one token earlier: rank ${cut.eos.rank}, logprob ${cut.eos.logprob.toFixed(3)}\n`);
     // The EOS id came from GET /tokenizer_info (its eos_token text, tokenised by /tokenize), asked once for two scorings.
     expect(infoAsked() - asked).toBe(1);
-    const sent = eosFake.requests.filter((r) => r.path === "/v1/completions").at(-1)!.body as { prompt: number[]; prompt_logprobs: number; max_tokens: number };
-    expect(sent.prompt.at(-1)).toBe(eosModel.eosToken);
+    const sent = fixture.eosFake.requests.filter((r) => r.path === "/v1/completions").at(-1)!.body as { prompt: number[]; prompt_logprobs: number; max_tokens: number };
+    expect(sent.prompt.at(-1)).toBe(fixture.eosModel.eosToken);
     expect(sent).toMatchObject({ prompt_logprobs: 20, max_tokens: 1 });
   });
 
   it("takes the operator's EOS ids when given, and asks nothing for them", async () => {
-    const noInfo = await FakeVllmScoring.start({ model, tokenizerInfo: false });
+    const noInfo = await FakeVllmScoring.start({ model: fixture.model, tokenizerInfo: false });
     try {
-      const answer = await greedyReference({ modelPath, messages: MESSAGES, maxTokens: 4 });
+      const answer = await greedyReference({ modelPath: fixture.modelPath, messages: MESSAGES, maxTokens: 4 });
       const unset = createVllmAdapter({ instances: [{ host: noInfo.url }], scoring: {} });
       const error = await unset.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TesseraError);
@@ -186,7 +155,7 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
       expect((error as Error).message).toContain("--score-eos-token-ids");
       expect(completions(noInfo)).toBe(0);
 
-      const given = createVllmAdapter({ instances: [{ host: noInfo.url }], scoring: { eosTokenIds: [model.eosToken] } });
+      const given = createVllmAdapter({ instances: [{ host: noInfo.url }], scoring: { eosTokenIds: [fixture.model.eosToken] } });
       const scored = await given.score!({ model: MODEL, messages: MESSAGES, outputTokens: answer.tokens });
       expect(scored.positions.every((p) => p.rank === 1)).toBe(true);
       expect(noInfo.requests.filter((r) => r.path === "/tokenizer_info")).toHaveLength(1); // only the first adapter's try
@@ -196,17 +165,17 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
   });
 
   it("with several instances, scores on the one serving the model asked, and refuses a model none serves", async () => {
-    const second = await loadIdLevelModel({ modelPath: otherPath, modelId: "second" });
+    const second = await loadIdLevelModel({ modelPath: fixture.otherPath, modelId: "second" });
     const secondFake = await FakeVllmScoring.start({ model: second });
     try {
-      const multi = createVllmAdapter({ instances: [{ host: fake.url, model: MODEL }, { host: secondFake.url, model: "second" }], scoring: {} });
+      const multi = createVllmAdapter({ instances: [{ host: fixture.fake.url, model: MODEL }, { host: secondFake.url, model: "second" }], scoring: {} });
       const listed = await multi.listModels();
       expect(listed).toEqual(expect.arrayContaining([expect.objectContaining({ id: MODEL, scoring: true }), expect.objectContaining({ id: "second", scoring: true })]));
-      const answer = await greedyReference({ modelPath: otherPath, messages: MESSAGES, maxTokens: 8 });
-      const before = completions(fake);
+      const answer = await greedyReference({ modelPath: fixture.otherPath, messages: MESSAGES, maxTokens: 8 });
+      const before = completions(fixture.fake);
       const scored = await multi.score!({ model: "second", messages: MESSAGES, outputTokens: answer.tokens });
       expect(scored.positions.every((p) => p.rank === 1)).toBe(true);
-      expect(completions(fake)).toBe(before);
+      expect(completions(fixture.fake)).toBe(before);
       expect(completions(secondFake)).toBe(1);
       await expect(multi.score!({ model: "third", messages: MESSAGES, outputTokens: answer.tokens })).rejects.toMatchObject({ code: "model_not_found" });
     } finally {
@@ -216,16 +185,16 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
   });
 
   it("refuses to score after prompt ids other than its own rendering: prompt_mismatch, before any scoring", async () => {
-    const before = completions(fake);
+    const before = completions(fixture.fake);
     const error = await adapter.score!({ model: MODEL, messages: MESSAGES, promptTokens: [1, 2, 3], outputTokens: [100] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PromptMismatchError);
-    expect(completions(fake)).toBe(before);
+    expect(completions(fixture.fake)).toBe(before);
   });
 
   it("refuses an answer longer than it scores, before asking the server anything", async () => {
-    const before = fake.requests.length;
+    const before = fixture.fake.requests.length;
     await expect(adapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: new Array(MAX_SCORED_POSITIONS + 1).fill(100) })).rejects.toMatchObject({ code: "bad_request", param: "output_tokens" });
-    expect(fake.requests.length).toBe(before);
+    expect(fixture.fake.requests.length).toBe(before);
   });
 
   it("a model the server does not serve is model_not_found", async () => {
@@ -237,7 +206,7 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
     ["keyed-by-text", "lacks the token there"],
     ["short-prompt-logprobs", "entries for"],
   ] as const)("a completion with %s is an internal_error naming vLLM and prompt_logprobs", async (fault, detail) => {
-    fake.fault = fault;
+    fixture.fake.fault = fault;
     try {
       const error = await adapter.score!({ model: MODEL, messages: MESSAGES, outputTokens: [100, 200] }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TesseraError);
@@ -245,14 +214,14 @@ describe("vLLM as a spot-check reference (id-level fake on a real model)", () =>
       expect((error as Error).message).toMatch(/^vllm: malformed prompt_logprobs/);
       expect((error as Error).message).toContain(detail);
     } finally {
-      fake.fault = undefined;
+      fixture.fake.fault = undefined;
     }
   });
 
   it("a server started with --max-logprobs under 20 refuses, and the refusal is passed on as bad_request", async () => {
-    const narrow = await FakeVllmScoring.start({ model, maxLogprobs: 5 });
+    const narrow = await FakeVllmScoring.start({ model: fixture.model, maxLogprobs: 5 });
     try {
-      const scorer = createVllmAdapter({ instances: [{ host: narrow.url }], scoring: { eosTokenIds: [model.eosToken] } });
+      const scorer = createVllmAdapter({ instances: [{ host: narrow.url }], scoring: { eosTokenIds: [fixture.model.eosToken] } });
       const error = await scorer.score!({ model: MODEL, messages: MESSAGES, outputTokens: [100] }).catch((e: unknown) => e);
       expect(error).toMatchObject({ code: "bad_request", message: expect.stringContaining("greater than max allowed: 5") });
     } finally {
