@@ -61,6 +61,12 @@ export interface CoordinatorConfig {
   payerKeyFile: string | undefined;
   /** Blocks a settlement transaction must be buried under before it counts as paid. */
   confirmations: number;
+  /**
+   * When the dashboard's session cookie is marked `Secure`: `auto`, when TLS reaches this process itself; `always`,
+   * for a coordinator behind a TLS-terminating proxy (browsers reach it over https, the proxy over plain http).
+   * An explicit setting rather than `X-Forwarded-Proto`, which any client can send.
+   */
+  secureCookies: "auto" | "always";
 }
 
 export interface SettingSpec {
@@ -101,6 +107,7 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "vaults", flag: "--vault", env: "TESSERA_VAULTS", default: "", description: "payout vault address per chain, e.g. base=0x… (from `tessera coordinator settlement deploy`)" },
   { key: "payerKeyFile", flag: "--payer-key-file", env: "TESSERA_PAYER_KEY_FILE", default: "", description: "file with the payer's private key (0x + 64 hex, mode 0600)" },
   { key: "confirmations", flag: "--confirmations", env: "TESSERA_CONFIRMATIONS", default: "2", description: "blocks a settlement must be buried under before it counts as paid" },
+  { key: "secureCookies", flag: "--secure-cookies", env: "TESSERA_SECURE_COOKIES", default: "auto", description: "dashboard cookies Secure: auto (when TLS reaches the coordinator itself) or always (behind a TLS-terminating proxy)" },
   { key: "logLevel", flag: "--log-level", env: "TESSERA_LOG_LEVEL", default: "info", description: "trace, debug, info, warn, error or silent" },
   { key: "logFormat", flag: "--log-format", env: "TESSERA_LOG_FORMAT", default: "auto", description: "auto (readable on a terminal, JSON otherwise), pretty or json" },
   { key: "modelAliases", flag: "--alias", env: "TESSERA_MODEL_ALIASES", default: "", description: "model aliases, e.g. gpt-4o-mini=tessera-demo" },
@@ -173,6 +180,7 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     vaults: perChain(String(raw(spec("vaults")) ?? ""), "--vault (TESSERA_VAULTS)", /^0x[0-9a-fA-F]{40}$/, "a 0x address"),
     payerKeyFile: nonEmpty(raw(spec("payerKeyFile"))),
     confirmations: num("confirmations", 1, 1000),
+    secureCookies: secureCookies(raw(spec("secureCookies"))),
   };
 }
 
@@ -188,6 +196,12 @@ function onOff(value: string | boolean | undefined, name: string): boolean {
   if (["on", "true", "1", "yes"].includes(value.toLowerCase())) return true;
   if (["off", "false", "0", "no"].includes(value.toLowerCase())) return false;
   throw new TesseraError("bad_request", `${name} must be on or off, got "${value}"`);
+}
+
+function secureCookies(value: string | boolean | undefined): CoordinatorConfig["secureCookies"] {
+  if (value === undefined || value === "") return "auto";
+  if (value === "auto" || value === "always") return value;
+  throw new TesseraError("bad_request", `--secure-cookies (TESSERA_SECURE_COOKIES) must be auto or always, got "${String(value)}"`);
 }
 
 function payoutSchedule(value: string | boolean | undefined): CoordinatorConfig["payoutSchedule"] {

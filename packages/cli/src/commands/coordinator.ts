@@ -44,6 +44,7 @@ interface StartOptions {
   vault?: string[];
   payerKeyFile?: string;
   confirmations?: string;
+  secureCookies?: string;
 }
 
 export function coordinatorConfigFromOptions(options: StartOptions): CoordinatorConfig {
@@ -80,6 +81,7 @@ export function coordinatorConfigFromOptions(options: StartOptions): Coordinator
     vaults: options.vault?.join(","),
     payerKeyFile: options.payerKeyFile,
     confirmations: options.confirmations,
+    secureCookies: options.secureCookies,
   });
 }
 
@@ -121,6 +123,7 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--vault <chain=address...>", "the payout vault on a chain, from `tessera coordinator settlement deploy` (repeatable)")
     .option("--payer-key-file <file>", "the payer's private key (0x + 64 hex, mode 0600)")
     .option("--confirmations <n>", "blocks a settlement must be buried under before it counts as paid (default 2)")
+    .option("--secure-cookies <when>", "dashboard session cookies Secure: auto (the default: when TLS reaches the coordinator itself) or always (behind a TLS-terminating proxy)")
     .addHelpText("after", `\nSettings (flag, environment variable, meaning):\n${settingsHelp()}`)
     .action(async (options: StartOptions) => {
       const config = coordinatorConfigFromOptions(options);

@@ -58,6 +58,8 @@ export interface DashboardDeps {
    * live state while this coordinator holds the job, else the stored record.
    */
   jobsOf(ownerId: string, limit: number): Promise<JobView[]>;
+  /** `always`: the session cookie is `Secure` whatever the hop to this process (`--secure-cookies`, behind a TLS proxy). */
+  secureCookies: "auto" | "always";
   /** When payouts run on their own (`--payout-schedule`). */
   payoutSchedule: PayoutSchedule;
   admission: string;
@@ -93,6 +95,7 @@ export function dashboardDepsOf(ctx: CoordinatorContext): DashboardDeps {
     operators: ctx.store,
     settlementChains: Object.keys(ctx.config.chainRpc).filter((c) => isPayoutChain(c) && ctx.config.vaults[c] !== undefined && ctx.config.payerKeyFile !== undefined),
     payoutSchedule: ctx.config.payoutSchedule,
+    secureCookies: ctx.config.secureCookies,
     jobsOf: async (ownerId, limit) =>
       (await ctx.store.listJobs(ownerId, { limit })).map((record) => {
         const live = ctx.jobs.get(record.id);

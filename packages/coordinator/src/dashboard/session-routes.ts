@@ -21,9 +21,13 @@ export function viewOfSession(session: DashboardSession | undefined, open: boole
   };
 }
 
-/** TLS reached this process directly (the coordinator trusts no proxy headers, so behind a proxy this is false). */
-function overTls(request: FastifyRequest): boolean {
-  return request.protocol === "https";
+/**
+ * Whether the session cookie is `Secure`: TLS reached this process directly, or the owner said browsers reach it
+ * over https (`--secure-cookies always`, behind a TLS-terminating proxy). `X-Forwarded-Proto` is not trusted: any
+ * client can send it.
+ */
+function secureCookie(deps: DashboardDeps, request: FastifyRequest): boolean {
+  return deps.secureCookies === "always" || request.protocol === "https";
 }
 
 /**
@@ -72,7 +76,7 @@ export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, session
     // A sign-in replaces whatever session the browser had.
     const previous = gate.sessionOf(request);
     if (previous) sessions.end(previous.id);
-    reply.header("set-cookie", sessionCookie(session.id, SESSION_TTL_MS / 1000, overTls(request)));
+    reply.header("set-cookie", sessionCookie(session.id, SESSION_TTL_MS / 1000, secureCookie(deps, request)));
     reply.header("cache-control", "no-store");
     return viewOfSession(session, deps.open);
   });
@@ -80,7 +84,7 @@ export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, session
   app.delete("/dashboard/api/session", async (request, reply) => {
     const session = gate.require(request);
     sessions.end(session.id);
-    reply.header("set-cookie", sessionCookie("", 0, overTls(request)));
+    reply.header("set-cookie", sessionCookie("", 0, secureCookie(deps, request)));
     return reply.code(204).send();
   });
 }
