@@ -95,7 +95,7 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "stallTimeoutS", flag: "--stall-timeout", env: "TESSERA_STALL_TIMEOUT", default: "15", description: "least seconds a node may go silent between tokens before the job moves on (longer for slow nodes)" },
   { key: "resultTtlS", flag: "--result-ttl", env: "TESSERA_RESULT_TTL", default: "3600", description: "seconds prompts and outputs are kept; then only hashes and counts" },
   { key: "heartbeatIntervalS", flag: "--heartbeat-interval", env: "TESSERA_HEARTBEAT_INTERVAL", default: "30", description: "heartbeat interval nodes are told to use" },
-  { key: "offlineAfterS", flag: "--offline-after", env: "TESSERA_OFFLINE_AFTER", default: "90", description: "seconds without a heartbeat before a node is offline" },
+  { key: "offlineAfterS", flag: "--offline-after", env: "TESSERA_OFFLINE_AFTER", default: "90", description: "seconds without a heartbeat before a node is asked (a ping on its session) and, unanswered for 2 s, offline" },
   { key: "shardReplicas", flag: "--shard-replicas", env: "TESSERA_SHARD_REPLICAS", default: "2", description: "copies of every layer span of a sharded model placed up front" },
   { key: "ledger", flag: "--ledger", env: "TESSERA_LEDGER", default: "on", description: "on: escrow, charges, signed receipts and earnings; off: nothing is charged or recorded" },
   { key: "pricesFile", flag: "--prices", env: "TESSERA_PRICES", default: "(every model free)", description: "JSON price table: micro-USDC per 1K input/output tokens per model or size class, and reward rates (docs/billing.md)" },

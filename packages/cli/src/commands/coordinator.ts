@@ -109,7 +109,7 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--result-ttl <s>", "seconds prompts and outputs are kept")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
     .option("--log-format <format>", "auto (readable on a terminal, JSON otherwise), pretty or json")
-    .option("--offline-after <s>", "seconds without a heartbeat before a node is offline")
+    .option("--offline-after <s>", "seconds without a heartbeat before a node is asked (a ping on its session) and, unanswered for 2 s, offline")
     .option("--heartbeat-interval <s>", "heartbeat interval nodes are told to use")
     .option("--shard-replicas <n>", "copies of every layer span of a sharded model placed up front (default 2)")
     .option("--alias <alias=model...>", "model alias, e.g. gpt-4o-mini=tessera-demo (repeatable)")
