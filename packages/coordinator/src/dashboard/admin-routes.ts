@@ -3,13 +3,11 @@ import { type DashboardAdminView, DashboardOperatorStatusChange, DashboardQuaran
 import { nextPayoutAt } from "../payments/payout-schedule.js";
 import type { DashboardDeps } from "./deps.js";
 import { joinTokenRoutes, joinTokenView } from "./join-token-routes.js";
-import type { SessionGate } from "./session-gate.js";
+import type { RequireAdmin, SessionGate } from "./session-gate.js";
 
 const HEX_KEY = /^[0-9a-f]{64}$/;
 
 const RECENT_BATCHES = 20;
-
-export type RequireAdmin = (request: Parameters<SessionGate["require"]>[0]) => void;
 
 /**
  * The owner's page: operators (the admission queue is those `pending`), approve and ban — the same store change as

@@ -2,8 +2,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { type DashboardJoinToken, DashboardJoinTokenCreate, type DashboardJoinTokenCreated, JOIN_TOKEN_PREFIX, TesseraError, hashJoinToken } from "@tessera/protocol";
 import type { JoinTokenRecord } from "../store/types.js";
-import type { RequireAdmin } from "./admin-routes.js";
 import type { DashboardDeps } from "./deps.js";
+import type { RequireAdmin } from "./session-gate.js";
 
 export function joinTokenView(t: JoinTokenRecord, now: number): DashboardJoinToken {
   const state = t.revokedAt ? "revoked" : t.uses >= t.maxUses ? "used up" : t.expiresAt.getTime() <= now ? "expired" : "valid";

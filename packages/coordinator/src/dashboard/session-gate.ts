@@ -11,6 +11,9 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * request made with a session must repeat the session's CSRF token in `x-tessera-csrf`, which another site's page
  * cannot read.
  */
+/** Refuses a request whose session is not the coordinator's owner's (admin-routes.ts builds it from a gate). */
+export type RequireAdmin = (request: FastifyRequest) => void;
+
 export class SessionGate {
   constructor(private readonly sessions: DashboardSessions) {}
 
