@@ -11,7 +11,7 @@
  * - CPU cost comes from the coordinator's own `process_cpu_seconds_total`, in two phases: heartbeats alone
  *   (`--quiet-seconds`), giving CPU-seconds per 1,000 heartbeats, then heartbeats and requests, whose extra CPU over
  *   that rate is the requests' (per 1,000 routed). These do not depend on how fast the driver is, and they are what
- *   sizes replicas (docs/operator-guide.md, "Sizing a coordinator").
+ *   sizes a coordinator (docs/operator-coordinator.md, "Sizing").
  *
  * The load generator (this process and its two worker threads) runs on the same small machine as the coordinator, so
  * it keeps out of the coordinator's way, as if the coordinator had a machine of its own: it runs on the upper half of
