@@ -9,6 +9,11 @@ import type { NodeRegistry } from "./registry.js";
 export class CoordinatorMetrics {
   readonly registry = new Registry();
   readonly jobsFinished = new Counter({ name: "tessera_jobs_finished_total", help: "Jobs that ended, by status and error code", labelNames: ["status", "error"] as const, registers: [this.registry] });
+  readonly completionTokens = new Counter({
+    name: "tessera_completion_tokens_total",
+    help: "Completion tokens relayed to clients, as the coordinator counts them (token ids where the node sent them, else one a text part)",
+    registers: [this.registry],
+  });
   readonly failovers = new Counter({ name: "tessera_failovers_total", help: "Jobs moved to another node after their node was lost or failed", registers: [this.registry] });
   readonly usageCorrections = new Counter({
     name: "tessera_usage_corrections_total",

@@ -490,11 +490,25 @@ describe("network figures", () => {
     expect(nodes).toHaveLength(2);
     expect(nodes[0]).toMatchObject({ status: "online", state: "serving", tier: "probation", models: ["tiny"], cpu_cores: 4, quarantined: false, checks: { passed: 0, failed: 0 } });
     const first = (await call("GET", "/dashboard/api/network")).json();
-    expect(first.now).toMatchObject({ nodes_online: 2, models: 1, jobs_in_flight: 0, jobs_pending: 0, jobs_per_minute: null });
+    expect(first.now).toMatchObject({ nodes_online: 2, models: 1, jobs_in_flight: 0, jobs_pending: 0, jobs_per_minute: null, tokens_per_second: null });
     net.t.clock.advance(61_000);
     const later = (await call("GET", "/dashboard/api/network")).json();
     expect(later.history).toHaveLength(1);
-    expect(later.now.jobs_per_minute).toBe(0);
+    expect(later.now).toMatchObject({ jobs_per_minute: 0, tokens_per_second: 0 });
+    // Served tokens are the coordinator's own count of what it relayed: two jobs of 600 token ids each in 60 s.
+    for (const node of net.nodes) {
+      node.onAssign = (job, n) => {
+        n.accept(job.job_id);
+        n.stream(job.job_id, [
+          { type: "text-delta", text: "x".repeat(600), tokens: Array.from({ length: 600 }, (_, i) => 100 + i) },
+          { type: "usage", prompt_tokens: 3, completion_tokens: 600 },
+          { type: "finish", reason: "length" },
+        ]);
+      };
+    }
+    for (let i = 0; i < 2; i++) expect((await streamNativeJob(net, { max_tokens: 600 })).events.at(-1)).toBe("[DONE]");
+    net.t.clock.advance(60_000);
+    expect((await call("GET", "/dashboard/api/network")).json().now).toMatchObject({ jobs_per_minute: 2, tokens_per_second: 20 });
 
     const events = await fetch(`${net.baseUrl}/dashboard/api/events`);
     expect(events.headers.get("content-type")).toContain("text/event-stream");

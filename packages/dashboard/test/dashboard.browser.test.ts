@@ -85,7 +85,7 @@ describe("the dashboard in Chromium", () => {
     await expect.poll(() => page.getByTestId("nodes-online").textContent(), { timeout: 15_000 }).toBe("1");
     expect(await page.getByTestId("models-count").textContent()).toBe("1");
     await page.getByText("Live: updates every few seconds.").waitFor();
-    expect(await page.locator("figure.chart canvas").count()).toBe(3);
+    expect(await page.locator("figure.chart canvas").count()).toBe(4);
     expect(await unlabelledControls()).toEqual([]);
 
     await page.getByRole("link", { name: "Models" }).click();
@@ -276,12 +276,13 @@ describe("the dashboard in Chromium", () => {
     expect(await page.getByTestId("new-join-token").count()).toBe(0);
   }, 60_000);
 
-  it("charts the jobs it has seen: jobs per minute and the measured capacity", async (ctx) => {
+  it("charts the jobs it has seen: jobs per minute, tokens served per second and the measured capacity", async (ctx) => {
     if (skipReason) return ctx.skip();
     await open("/");
     // Jobs per minute needs samples spanning 10 s; the measured speed comes from the jobs the tests ran.
     await expect.poll(() => page.getByTestId("jobs-per-minute").textContent(), { timeout: 30_000, interval: 1_000 }).not.toBe("—");
     expect(Number(await page.getByTestId("jobs-per-minute").textContent())).toBeGreaterThan(0);
+    expect(Number(await page.getByTestId("tokens-per-second").textContent())).toBeGreaterThan(0);
     expect(Number(await page.getByTestId("capacity").textContent())).toBeGreaterThan(0);
     await shot("network");
   }, 60_000);

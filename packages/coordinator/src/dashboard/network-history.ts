@@ -11,13 +11,15 @@ const MIN_SPAN_MS = 10_000;
 interface Sample {
   at: number;
   finished: number;
+  tokens: number;
   view: DashboardNetworkSample;
 }
 
 /**
  * The Network page's time series. Samples are taken on demand (a page load, or a tick of an open event stream) and
  * at most once per `SAMPLE_INTERVAL_MS`, so a coordinator nobody watches does no work. Jobs per minute is the
- * growth of the jobs-finished counter over the last minute of samples: null until the samples span 10 s.
+ * growth of the jobs-finished counter over the last minute of samples, and tokens per second that of the
+ * completion-tokens counter over the same span: both null until the samples span 10 s.
  */
 export class NetworkHistory {
   private readonly samples: Sample[] = [];
@@ -28,15 +30,15 @@ export class NetworkHistory {
     const now = this.clock.now();
     const last = this.samples.at(-1);
     if (!last || now - last.at >= SAMPLE_INTERVAL_MS) {
-      const finished = await this.source.jobsFinishedTotal();
-      this.samples.push({ at: now, finished, view: this.view(now, finished) });
+      const [finished, tokens] = await Promise.all([this.source.jobsFinishedTotal(), this.source.completionTokensTotal()]);
+      this.samples.push({ at: now, finished, tokens, view: this.view(now, finished, tokens) });
       while (this.samples.length > 0 && now - this.samples[0]!.at > HISTORY_MS) this.samples.shift();
     }
     const views = this.samples.map((s) => s.view);
     return { now: views.at(-1)!, history: views.slice(0, -1) };
   }
 
-  private view(now: number, finished: number): DashboardNetworkSample {
+  private view(now: number, finished: number, tokens: number): DashboardNetworkSample {
     const inFlight = this.source.jobsInFlight();
     let nodesOnline = 0;
     for (const n of this.source.nodes(now)) if (n.status === "online") nodesOnline++;
@@ -44,6 +46,7 @@ export class NetworkHistory {
     // counter's growth since then, scaled to one minute.
     const base = [...this.samples].reverse().find((s) => now - s.at >= MINUTE_MS) ?? this.samples.find((s) => now - s.at >= MIN_SPAN_MS);
     const perMinute = base === undefined ? null : Math.round(((finished - base.finished) * MINUTE_MS * 10) / (now - base.at)) / 10;
+    const perSecond = base === undefined ? null : Math.round(((tokens - base.tokens) * 1000 * 10) / (now - base.at)) / 10;
     return {
       at: new Date(now).toISOString(),
       nodes_online: nodesOnline,
@@ -51,6 +54,7 @@ export class NetworkHistory {
       jobs_in_flight: inFlight.active,
       jobs_pending: inFlight.pending,
       jobs_per_minute: perMinute,
+      tokens_per_second: perSecond,
       capacity_tokens_per_second: this.source.capacityTokensPerSecond(),
     };
   }

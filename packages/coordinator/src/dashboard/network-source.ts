@@ -9,6 +9,8 @@ export interface NetworkSource {
   jobsInFlight(): { active: number; pending: number };
   /** Jobs that have ended since the process started (the `tessera_jobs_finished_total` counter, all labels). */
   jobsFinishedTotal(): Promise<number>;
+  /** Completion tokens relayed to clients since the process started (`tessera_completion_tokens_total`). */
+  completionTokensTotal(): Promise<number>;
   /** Models at least one online node serves. */
   onlineModels(): number;
   /** Σ over online nodes of their best measured decode speed on any model (tokens/s). */
@@ -53,6 +55,10 @@ export function networkSourceOf(ctx: Pick<CoordinatorContext, "registry" | "stan
     },
     async jobsFinishedTotal() {
       const metric = await ctx.metrics.jobsFinished.get();
+      return metric.values.reduce((sum, v) => sum + v.value, 0);
+    },
+    async completionTokensTotal() {
+      const metric = await ctx.metrics.completionTokens.get();
       return metric.values.reduce((sum, v) => sum + v.value, 0);
     },
     onlineModels() {

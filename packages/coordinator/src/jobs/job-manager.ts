@@ -370,6 +370,7 @@ export class JobManager implements JobSink {
           return;
         }
         attempt.completionTokens += tokens;
+        this.o.metrics?.completionTokens.inc(tokens);
         attempt.relayedBytes += Buffer.byteLength(part.text, "utf8");
         if (job.tokenIds) job.tokenIds.push(...job.pendingTokenIds);
         job.pendingTokenIds = [];
@@ -388,6 +389,7 @@ export class JobManager implements JobSink {
         attempt.toolCalls = part.calls;
         if (!part.tokens) attempt.exactTokens = false;
         attempt.completionTokens += part.tokens?.length ?? part.calls.length;
+        this.o.metrics?.completionTokens.inc(part.tokens?.length ?? part.calls.length);
         attempt.relayedBytes += Buffer.byteLength(JSON.stringify(part.calls), "utf8");
         attempt.lastPartAt = this.o.clock.now();
         return;

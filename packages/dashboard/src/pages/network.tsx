@@ -17,6 +17,7 @@ export function NetworkPage() {
     [samples],
   );
   const rate = useMemo(() => [{ label: "jobs/min", values: samples.map((s) => s.jobs_per_minute), color: "#2da44e" }], [samples]);
+  const served = useMemo(() => [{ label: "tokens/s", values: samples.map((s) => s.tokens_per_second), color: "#0969da" }], [samples]);
   const capacity = useMemo(() => [{ label: "tokens/s", values: samples.map((s) => s.capacity_tokens_per_second), color: "#8250df" }], [samples]);
   return (
     <section aria-labelledby="network-title">
@@ -30,11 +31,13 @@ export function NetworkPage() {
         <Stat label="models" value={num(now?.models)} testId="models-count" />
         <Stat label="jobs running" value={num(now?.jobs_in_flight)} />
         <Stat label="jobs per minute" value={num(now?.jobs_per_minute)} testId="jobs-per-minute" />
+        <Stat label="served, tokens/s" value={num(now?.tokens_per_second)} testId="tokens-per-second" />
         <Stat label="capacity, tokens/s" value={num(now?.capacity_tokens_per_second)} testId="capacity" />
       </div>
       <div class="charts">
         <Chart title="Nodes and jobs" times={times} series={load} />
         <Chart title="Jobs finished per minute" times={times} series={rate} />
+        <Chart title="Tokens served per second" times={times} series={served} />
         <Chart title="Capacity (measured decode speed of online nodes), tokens/s" times={times} series={capacity} />
       </div>
     </section>

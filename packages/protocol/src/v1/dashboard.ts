@@ -98,6 +98,8 @@ export interface DashboardNetworkSample {
   jobs_pending: number;
   /** Jobs that ended per minute over the last minute (all outcomes); null until the samples span 10 s. */
   jobs_per_minute: number | null;
+  /** Completion tokens served per second over the same span (the coordinator's own count); null until it spans 10 s. */
+  tokens_per_second: number | null;
   /** The sum, over online nodes, of each node's best measured decode speed: what the network can generate at once. */
   capacity_tokens_per_second: number;
 }
