@@ -175,6 +175,12 @@ export async function main(args: string[]): Promise<void> {
     const started = performance.now();
     let sent = 0;
     let failed = 0;
+    /** Why requests failed: the error code of each refusal (or the HTTP status), or the client-side error. */
+    const failures = new Map<string, number>();
+    const fail = (why: string) => {
+      failed++;
+      failures.set(why, (failures.get(why) ?? 0) + 1);
+    };
     const inflight = new Set<Promise<void>>();
     while (performance.now() - started < seconds * 1000) {
       const due = Math.floor(((performance.now() - started) / 1000) * rps);
@@ -186,10 +192,17 @@ export async function main(args: string[]): Promise<void> {
           body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
         })
           .then(async (res) => {
-            await res.arrayBuffer();
-            if (!res.ok) failed++;
+            const text = await res.text();
+            if (res.ok) return;
+            let code = `HTTP ${res.status}`;
+            try {
+              code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? code;
+            } catch {
+              // not JSON: the status says it
+            }
+            fail(code);
           })
-          .catch(() => void failed++)
+          .catch((err: unknown) => fail(`client: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`))
           .finally(() => inflight.delete(p));
         inflight.add(p);
       }
@@ -227,7 +240,7 @@ export async function main(args: string[]): Promise<void> {
     );
     process.stdout.write(
       `heartbeats handled ${fmt(hbPerS, 1)}/s (offered ${fmt(nodes / (heartbeatMs / 1000), 0)}/s; ${stats.reduce((n, s) => n + s.heartbeatsFailed, 0)} failed), ` +
-        `requests ${sent - failed}/${sent} ok (${fmt((after.completed - before.completed) / wall, 1)} completed/s), ` +
+        `requests ${sent - failed}/${sent} ok${failed ? ` (failed: ${[...failures].map(([why, n]) => `${n} ${why}`).join(", ")})` : ""} (${fmt((after.completed - before.completed) / wall, 1)} completed/s), ` +
         `routing decision p50 ≤ ${fmt(routeP50Ms, 3)} ms, p99 ≤ ${fmt(routeP99Ms, 3)} ms wall, p99 ≤ ${fmt(routeCpuP99Ms, 3)} ms on a CPU (wall less run-queue waits; histogram bucket bounds), coordinator CPU ${fmt(cpu * 100, 1)}% of one core\n`,
     );
     process.stdout.write(`RESULT scale_heartbeats_per_s ${fmt(hbPerS, 1)}\n`);
