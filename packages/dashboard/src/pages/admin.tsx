@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { DashboardAdminOperator, DashboardAdminView, DashboardJoinToken, DashboardJoinTokenCreated } from "@tessera/protocol";
 import { api, describeError } from "../api.js";
+import { ShownOnce } from "../components/shown-once.js";
 import { ErrorNote, Stat, TableBox } from "../components/status.js";
 import { shortId, usdc, when } from "../format.js";
 import { useSession } from "../session.js";
@@ -129,18 +130,9 @@ export function AdminPage() {
             <button type="submit">Create join token</button>
           </form>
           {created ? (
-            <div class="card created" role="status">
-              <h3>Join token created</h3>
+            <ShownOnce heading={<h3>Join token created</h3>} token={created.token} testId="new-join-token" onStored={() => setCreated(undefined)}>
               <p>This token is shown once. The new operator runs <code>tessera setup --join-token &lt;token&gt;</code>.</p>
-              <label>
-                Token
-                <input readOnly value={created.token} data-testid="new-join-token" onFocus={(e) => (e.target as HTMLInputElement).select()} />
-              </label>
-              <div class="actions">
-                <button type="button" onClick={() => void navigator.clipboard?.writeText(created.token)}>Copy token</button>
-                <button type="button" onClick={() => setCreated(undefined)}>I stored it</button>
-              </div>
-            </div>
+            </ShownOnce>
           ) : null}
           {view.join_tokens.length === 0 ? <p>No join tokens.</p> : (
             <TableBox label="Join tokens">

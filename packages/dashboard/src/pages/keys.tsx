@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { DashboardKeyCreated, DashboardKeyView } from "@tessera/protocol";
 import { api, describeError } from "../api.js";
+import { ShownOnce } from "../components/shown-once.js";
 import { ErrorNote, NeedsSignIn, TableBox } from "../components/status.js";
 import { when } from "../format.js";
 import { useSession } from "../session.js";
@@ -72,18 +73,9 @@ export function KeysPage() {
         <p class="note">New keys on this network are made by its owner: <code>tessera coordinator keys create --name NAME</code>.</p>
       )}
       {created ? (
-        <div class="card created" role="status">
-          <h2>Key "{created.name}" created</h2>
+        <ShownOnce heading={<h2>Key "{created.name}" created</h2>} token={created.token} testId="new-token" onStored={() => setCreated(undefined)}>
           <p>This token is shown once; store it now. Use it as <code>Authorization: Bearer &lt;token&gt;</code>.</p>
-          <label>
-            Token
-            <input readOnly value={created.token} data-testid="new-token" onFocus={(e) => (e.target as HTMLInputElement).select()} />
-          </label>
-          <div class="actions">
-            <button type="button" onClick={() => void navigator.clipboard?.writeText(created.token)}>Copy token</button>
-            <button type="button" onClick={() => setCreated(undefined)}>I stored it</button>
-          </div>
-        </div>
+        </ShownOnce>
       ) : null}
       {keys && keys.length === 0 ? <p>No keys in this session yet.</p> : null}
       {keys && keys.length > 0 ? (
