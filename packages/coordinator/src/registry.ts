@@ -1,4 +1,4 @@
-import type { GpuStats, Hardware, NodeHeartbeat, NodeRegister, ServedModel } from "@tessera/protocol";
+import type { DrainReason, GpuStats, Hardware, NodeHeartbeat, NodeRegister, ServedModel } from "@tessera/protocol";
 import type { Clock } from "./clock.js";
 import type { NodeSession } from "./workers/node-session.js";
 import type { Worker } from "./workers/worker.js";
@@ -23,6 +23,11 @@ export interface LiveNode {
   lastSeenAt: number;
   online: boolean;
   draining: boolean;
+  /**
+   * Why it is draining, as its session's `draining` message said (already narrowed to the known reasons); undefined
+   * while it serves. A heartbeat that says draining keeps it; one that does not, or a new session, clears it.
+   */
+  drainReason?: DrainReason | undefined;
   /** What jobs are assigned to: the node's session here, or a pipeline for a sharded model (workers/worker.ts). */
   worker: Worker | undefined;
   /** The node's session on this replica, for everything that is not a job (checks, receipts, commands, stages). */
@@ -76,6 +81,7 @@ export class NodeRegistry {
       lastSeenAt: this.clock.now(),
       online: existing?.online ?? false,
       draining: false,
+      drainReason: undefined,
       worker: existing?.worker,
       session: existing?.session,
       activeJobs: existing?.activeJobs ?? new Set(),
@@ -102,6 +108,8 @@ export class NodeRegistry {
     record.loadedModels = hb.loaded_models;
     record.maxConcurrency = hb.max_concurrency;
     record.draining = hb.draining;
+    // Draining said only by a heartbeat (no session message, or an older daemon): the reason is not known.
+    record.drainReason = hb.draining ? (record.drainReason ?? "unspecified") : undefined;
     if (hb.models) {
       record.models = hb.models;
       for (const m of hb.models) this.noteServed(m.id, this.clock.now());
@@ -124,6 +132,7 @@ export class NodeRegistry {
     record.session = session;
     record.lastSeenAt = this.clock.now();
     record.draining = false;
+    record.drainReason = undefined;
     if (previous && previous !== worker) previous.close(4000, "replaced by a newer session");
     this.markOnline(record);
     return record;
@@ -172,9 +181,12 @@ export class NodeRegistry {
     if (record) record.retiredAt = at;
   }
 
-  setDraining(nodeId: string): void {
+  /** The node said it is draining, and why (`unspecified` when it did not say or said something unknown). */
+  setDraining(nodeId: string, reason: DrainReason = "unspecified"): void {
     const record = this.nodes.get(nodeId);
-    if (record) record.draining = true;
+    if (!record) return;
+    record.draining = true;
+    record.drainReason = reason;
   }
 
   /**

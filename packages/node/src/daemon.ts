@@ -4,6 +4,7 @@ import {
   CoordinatorMessage,
   TesseraError,
   encodeNpub,
+  type DrainReason,
   type GpuStats,
   type HeartbeatAck,
   nodeCommandReportPath,
@@ -356,6 +357,12 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
    * the runner is draining, so a session that opens first says `draining` and takes no job.
    */
   let modelReleased = false;
+  /**
+   * Why the runner drains, as the coordinator is told it in `draining` (protocol drain-reason.ts): until the idle
+   * policy first enlists, the machine is not idle yet; then what the policy saw; `shutting_down` once stopping.
+   */
+  let drainReason: DrainReason = "waiting_for_idle";
+  const drainingMessage = () => JSON.stringify({ type: "draining", reason: drainReason });
   const idleEffects: IdleEffects = {
     enlist: async () => {
       if (modelReleased) {
@@ -369,10 +376,11 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       if (stageHost && session.isOpen) session.send(JSON.stringify(stageHost.offer()));
       logger.info(`idle: enlisted; taking jobs (${servedModels.map((m) => m.id).join(", ") || "no models"})`);
     },
-    drain: async (reason) => {
+    drain: async (reason, code) => {
       const started = clock.now();
+      drainReason = code;
       runner.startDraining();
-      if (session.isOpen) session.send('{"type":"draining"}');
+      if (session.isOpen) session.send(drainingMessage());
       const inFlight = runner.activeJobs;
       let handed = 0;
       if (inFlight > 0) {
@@ -415,7 +423,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     onOpen: (send) => {
       // A draining node offers no spans (the coordinator drops a draining node's spans); enlisting offers them.
       if (stageHost && !runner.isDraining) send(JSON.stringify(stageHost.offer()));
-      if (runner.isDraining) send('{"type":"draining"}');
+      if (runner.isDraining) send(drainingMessage());
       resolveReady();
     },
     onClose: () => {
@@ -437,8 +445,9 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       if (retryTimer !== undefined) clock.clearTimeout(retryTimer);
       retryWake?.();
       rejectReady(new TesseraError("node_disconnected", "daemon stopped before its session opened"));
+      drainReason = "shutting_down";
       runner.startDraining();
-      if (session.isOpen) session.send('{"type":"draining"}');
+      if (session.isOpen) session.send(drainingMessage());
       const inFlight = runner.activeJobs;
       logger.info(`draining: ${inFlight} job(s) in flight, grace ${graceMs / 1000} s`);
       if (inFlight > 0) {

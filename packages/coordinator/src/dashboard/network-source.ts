@@ -30,6 +30,7 @@ export function networkSourceOf(ctx: Pick<CoordinatorContext, "registry" | "stan
           node_id: n.id,
           status: online ? "online" : "offline",
           state: !online ? "offline" : n.draining ? "draining" : "serving",
+          drain_reason: online && n.draining ? (n.drainReason ?? "unspecified") : null,
           operator: n.operatorId,
           version: n.version,
           hardware_class: n.hardware.tier ?? null,

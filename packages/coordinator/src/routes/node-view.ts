@@ -33,6 +33,7 @@ export function nodeViewRoutes(app: FastifyInstance, deps: NodeViewRouteDeps): v
       reputation: { score: standing.score, completion: standing.completion, speed: standing.speed, verification: standing.verification },
       checks: { passed: standing.checksPassed, failed: standing.checksFailed },
       quarantined: standing.quarantined,
+      ...(live?.online && live.draining ? { drain_reason: live.drainReason ?? "unspecified" } : {}),
       ...(standing.cooldownUntil !== undefined ? { cooldown_until: new Date(standing.cooldownUntil).toISOString() } : {}),
     };
   });

@@ -2,6 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import {
+  drainReasonOf,
   type CheckError,
   type CheckScores,
   type CoordinatorMessage,
@@ -140,7 +141,8 @@ export class SessionHub {
         // A draining node (stopping, or its owner is back) gives up its layer spans too: their requests move to
         // replicas now, and the node offers its span file again when it takes work again.
         deps.stages.onNodeLost(nodeId);
-        return deps.registry.setDraining(nodeId);
+        // The reason is the node's word: only a known one is kept, anything else is `unspecified`.
+        return deps.registry.setDraining(nodeId, drainReasonOf(message.reason));
       case "check.scores":
       case "check.error":
         return deps.checks.onMessage(nodeId, message);

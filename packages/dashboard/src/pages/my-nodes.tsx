@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { DashboardOperatorView, DashboardPayoutAddress } from "@tessera/protocol";
 import { api, describeError } from "../api.js";
+import { NodeState } from "../components/node-state.js";
 import { ErrorNote, Stat, TableBox } from "../components/status.js";
 import { pct, shortId, usdc, when } from "../format.js";
 import { useSession } from "../session.js";
@@ -76,7 +77,7 @@ export function MyNodesPage() {
             {view.nodes.map((n) => (
               <tr key={n.node_id} data-testid="my-node-row" data-node-id={n.node_id}>
                 <th scope="row"><code title={n.node_id}>{shortId(n.node_id)}</code></th>
-                <td><span class={`badge ${n.state}`}>{n.state}</span>{n.quarantined ? <span class="badge bad">quarantined</span> : null}</td>
+                <td><NodeState node={n} /></td>
                 <td>{n.tier}</td>
                 <td>{pct(n.reputation.score)}</td>
                 <td>{n.checks.passed} / {n.checks.failed}</td>

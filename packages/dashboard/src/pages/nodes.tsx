@@ -1,3 +1,4 @@
+import { NodeState } from "../components/node-state.js";
 import { ErrorNote, TableBox } from "../components/status.js";
 import { pct, shortId, when } from "../format.js";
 import { useLiveNetwork } from "../live.js";
@@ -7,7 +8,10 @@ export function NodesPage() {
   return (
     <section aria-labelledby="nodes-title">
       <h1 id="nodes-title">Nodes</h1>
-      <p class="note">Every node this coordinator knows, with what it chose to announce and its standing. Live.</p>
+      <p class="note">
+        Every node this coordinator knows, with what it chose to announce and its standing. Live. A node is <em>enrolled</em> while it
+        takes jobs and <em>away</em> when it stepped aside, with the reason it gave (its owner is using the machine, it is on battery, …).
+      </p>
       <ErrorNote message={error} />
       {nodes && nodes.length === 0 ? <p>No node has registered yet.</p> : null}
       {nodes && nodes.length > 0 ? (
@@ -22,7 +26,7 @@ export function NodesPage() {
             {nodes.map((n) => (
               <tr key={n.node_id} data-testid="node-row" data-node-id={n.node_id}>
                 <th scope="row" title={n.node_id}><code>{shortId(n.node_id)}</code></th>
-                <td><span class={`badge ${n.state}`}>{n.state}</span>{n.quarantined ? <span class="badge bad">quarantined</span> : null}</td>
+                <td><NodeState node={n} /></td>
                 <td>{n.tier}</td>
                 <td title={`completion ${pct(n.reputation.completion)}, speed ${pct(n.reputation.speed)}, verification ${pct(n.reputation.verification)}`}>{pct(n.reputation.score)}</td>
                 <td>{n.checks.passed} / {n.checks.failed}</td>

@@ -62,12 +62,13 @@ describe("idle policy: draining on use", () => {
   const enrolled = () => step(initialState(0), { now: 100 * S, sample: desk(100 * S) }, settings).state;
 
   it.each([
-    ["keyboard or mouse input", desk(300), /input 0.3 s ago/],
-    ["another process using the GPU above the floor", desk(600 * S, { otherGpuUtil: 0.4 }), /another process uses the GPU \(40 %\)/],
-    ["the machine going on battery", desk(600 * S, { onBattery: true }), /on battery/],
-  ])("drains on %s, and is away once drained", (_, sample, reason) => {
+    ["keyboard or mouse input", desk(300), /input 0.3 s ago/, "owner_active"],
+    ["another process using the GPU above the floor", desk(600 * S, { otherGpuUtil: 0.4 }), /another process uses the GPU \(40 %\)/, "gpu_in_use"],
+    ["the machine going on battery", desk(600 * S, { onBattery: true }), /on battery/, "on_battery"],
+  ])("drains on %s, and is away once drained", (_, sample, reason, code) => {
     const r = step(enrolled(), { now: 200 * S, sample }, settings);
-    expect(r.action).toEqual({ type: "drain", reason: expect.stringMatching(reason) });
+    // The code is what the coordinator is told (protocol drain-reason.ts); the words stay on the machine.
+    expect(r.action).toEqual({ type: "drain", reason: expect.stringMatching(reason), code });
     expect(r.state.name).toBe("draining");
     expect(drained(r.state, 201 * S, "model released").name).toBe("away");
     expect(drained(r.state, 201 * S, "model released").reason).toMatch(reason);

@@ -1,3 +1,4 @@
+import type { DrainReason } from "@tessera/protocol";
 import type { IdleSample } from "./probes/probe.js";
 
 /**
@@ -38,7 +39,8 @@ export interface PolicyState {
   backoffUntil: number;
 }
 
-export type PolicyAction = { type: "enlist" } | { type: "drain"; reason: string } | undefined;
+/** A drain says why in words (the log) and as a code (what the coordinator is told: protocol drain-reason.ts). */
+export type PolicyAction = { type: "enlist" } | { type: "drain"; reason: string; code: DrainReason } | undefined;
 
 export interface StepResult {
   state: PolicyState;
@@ -50,23 +52,36 @@ export function initialState(now: number): PolicyState {
 }
 
 /** What makes the owner count as active now, or undefined when the machine is quiet. Updates the GPU band. */
-export function activity(sample: IdleSample, settings: PolicySettings, gpuBusyBefore: boolean): { reason: string | undefined; gpuBusy: boolean; onlyInput: boolean } {
+export function activity(
+  sample: IdleSample,
+  settings: PolicySettings,
+  gpuBusyBefore: boolean,
+): { reason: string | undefined; code: DrainReason; gpuBusy: boolean; onlyInput: boolean } {
   const reasons: string[] = [];
+  /** The first cause found, as the coordinator is told it. */
+  let code: DrainReason | undefined;
   if (sample.inputIdleMs !== undefined && sample.inputIdleMs < settings.inputIdleThresholdMs) {
     reasons.push(`input ${(sample.inputIdleMs / 1000).toFixed(1)} s ago`);
+    code ??= "owner_active";
   }
   let gpuBusy = false;
   if (sample.otherGpuUtil !== undefined) {
     // Hysteresis: busy above the floor, quiet again only below half of it.
     gpuBusy = gpuBusyBefore ? sample.otherGpuUtil >= settings.gpuUtilFloor / 2 : sample.otherGpuUtil > settings.gpuUtilFloor;
-    if (gpuBusy) reasons.push(`another process uses the GPU (${Math.round(sample.otherGpuUtil * 100)} %)`);
+    if (gpuBusy) {
+      reasons.push(`another process uses the GPU (${Math.round(sample.otherGpuUtil * 100)} %)`);
+      code ??= "gpu_in_use";
+    }
   }
-  if (settings.pauseOnBattery && sample.onBattery === true) reasons.push("on battery");
+  if (settings.pauseOnBattery && sample.onBattery === true) {
+    reasons.push("on battery");
+    code ??= "on_battery";
+  }
   if (!settings.unknownMeansIdle) {
     if (sample.inputIdleMs === undefined) reasons.push("input idle time cannot be read (unknown_means_idle = false)");
   }
   const onlyInput = reasons.length === 1 && reasons[0]!.startsWith("input ");
-  return { reason: reasons.length ? reasons.join(", ") : undefined, gpuBusy, onlyInput };
+  return { reason: reasons.length ? reasons.join(", ") : undefined, code: code ?? "unspecified", gpuBusy, onlyInput };
 }
 
 /**
@@ -86,7 +101,7 @@ function seconds(ms: number): string {
 /** One poll: the sample at `now`. */
 export function step(state: PolicyState, input: { now: number; sample: IdleSample }, settings: PolicySettings): StepResult {
   const { now, sample } = input;
-  const { reason: active, gpuBusy, onlyInput } = activity(sample, settings, state.gpuBusy);
+  const { reason: active, code, gpuBusy, onlyInput } = activity(sample, settings, state.gpuBusy);
   // Input is dated by the probe (the keypress itself); other activity by this sample.
   const activeAt = onlyInput ? now - sample.inputIdleMs! : now;
   const next: PolicyState = { ...state, gpuBusy, lastActiveAt: active ? Math.max(activeAt, state.lastActiveAt ?? -Infinity) : state.lastActiveAt };
@@ -102,7 +117,7 @@ export function step(state: PolicyState, input: { now: number; sample: IdleSampl
         backoffUntil = now + settings.backoffMs;
         reason += `; ${drains.length} drains within ${seconds(settings.backoffWindowMs)}: backing off ${seconds(settings.backoffMs)}`;
       }
-      return { state: { ...to("draining", reason), drains, backoffUntil }, action: { type: "drain", reason: active } };
+      return { state: { ...to("draining", reason), drains, backoffUntil }, action: { type: "drain", reason: active, code } };
     }
     case "draining":
       // Only `drained` moves on; activity keeps being remembered meanwhile.

@@ -1,5 +1,6 @@
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import type { DrainReason } from "@tessera/protocol";
 import type { NodeLogger } from "../logger.js";
 import type { Clock } from "../session-client.js";
 import { type PolicySettings, type PolicyState, drained, initialState, step } from "./policy.js";
@@ -11,8 +12,11 @@ export { IDLE_STATE_FILE_NAME } from "./idle-settings.js";
 export interface IdleEffects {
   /** Take work again: load the model, un-drain, tell the coordinator. */
   enlist(): Promise<void>;
-  /** Step aside: announce draining, hand in-flight jobs back after the grace, free the memory. Returns a summary. */
-  drain(reason: string): Promise<string>;
+  /**
+   * Step aside: announce draining (with `code`, the reason the coordinator is told), hand in-flight jobs back after
+   * the grace, free the memory. Returns a summary.
+   */
+  drain(reason: string, code: DrainReason): Promise<string>;
 }
 
 /** What `tessera status --node` reads (`<data>/idle-state.json`). */
@@ -106,7 +110,7 @@ export class IdleSupervisor {
     } else {
       let detail: string;
       try {
-        detail = await this.o.effects.drain(action.reason);
+        detail = await this.o.effects.drain(action.reason, action.code);
       } catch (err) {
         detail = `drain incomplete: ${err instanceof Error ? err.message : String(err)}`;
       }

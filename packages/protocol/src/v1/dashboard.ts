@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { DrainReason } from "./drain-reason.js";
 import { NodeReputation, NodeTier } from "./node-view.js";
 
 /**
@@ -71,6 +72,8 @@ export interface DashboardNode {
   status: "online" | "offline";
   /** `serving`, `draining` (its owner is back, or it is leaving) or `offline`. */
   state: "serving" | "draining" | "offline";
+  /** Why a draining node stepped aside, as it said (drain-reason.ts; `unspecified` when it did not); null otherwise. */
+  drain_reason: DrainReason | null;
   operator: string;
   version: string;
   /** The hardware class the node announced (`>=24gb`, `cpu`, …), or null when it sent none. */

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DrainReason } from "./drain-reason.js";
 
 /**
  * A node's standing on the network (trust issue §5). `probation`: its operator has completed fewer than 200 jobs;
@@ -32,6 +33,11 @@ export const NodeView = z.object({
   checks: z.object({ passed: z.number().int().min(0), failed: z.number().int().min(0) }),
   /** No jobs are routed to it and its earnings are held. */
   quarantined: z.boolean(),
+  /**
+   * Present while the node is online and draining (taking no new jobs): why, as it said (drain-reason.ts), e.g.
+   * `owner_active` when its owner is using the machine. Absent when it serves or is offline.
+   */
+  drain_reason: DrainReason.optional(),
   /** Present while a failed or timed-out job keeps it at the back of the routing order (ISO 8601). */
   cooldown_until: z.string().optional(),
 });

@@ -56,7 +56,12 @@ export const JobAccept = z.object({ type: z.literal("job.accept"), job_id: z.str
 export const JobReject = z.object({ type: z.literal("job.reject"), job_id: z.string().max(128), reason: nodeMessage(4096) });
 export const JobPart = z.object({ type: z.literal("job.part"), job_id: z.string(), part: StreamPart });
 export const Pong = z.object({ type: z.literal("pong"), sent_at: z.number() });
-export const Draining = z.object({ type: z.literal("draining") });
+/**
+ * The node takes no new jobs (its owner is back, it is stopping, …). `reason` (optional: older daemons send none) is
+ * one of `DRAIN_REASONS`; it is read leniently, so that a reason this coordinator does not know still drains the node
+ * and counts as `unspecified` (`drainReasonOf`) instead of the whole message being refused.
+ */
+export const Draining = z.object({ type: z.literal("draining"), reason: z.string().max(64).optional().catch(undefined) });
 export const Goodbye = z.object({ type: z.literal("goodbye") });
 
 export const NodeMessage = z.discriminatedUnion("type", [
