@@ -44,7 +44,7 @@ export function buildApp(ctx: CoordinatorContext): FastifyInstance {
   nodeViewRoutes(app, ctx);
   nodeCommandRoutes(app, ctx);
   jobRoutes(app, { ...intake, store: ctx.store });
-  modelRoutes(app, ctx);
+  modelRoutes(app, { ...ctx, shardedModels: () => ctx.sharding.summaries() });
   openaiRoutes(app, { ...intake, clock: ctx.clock });
   openaiCompletionRoutes(app, intake);
   openaiEmbeddingRoutes(app, ctx);

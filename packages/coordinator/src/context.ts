@@ -17,6 +17,7 @@ import type { PriceTable } from "./payments/prices.js";
 import type { ReceiptSignatures } from "./payments/receipt-signatures.js";
 import type { EmbeddingRequests } from "./embeddings/embedding-requests.js";
 import type { JobBilling } from "./payments/job-billing.js";
+import type { ShardingManager } from "./sharding/index.js";
 
 /**
  * The coordinator's parts, wired once in `coordinator.ts`: what `app.ts` builds the HTTP routes from (each route
@@ -51,4 +52,6 @@ export interface CoordinatorContext {
   embeddings: EmbeddingRequests;
   /** Escrow, charges and receipts (payments/job-billing.ts); undefined with `--ledger off`. Jobs reach it through `jobs`. */
   billing: JobBilling | undefined;
+  /** Sharded models (sharding/): what the models list says of each (stages, layers, nodes). */
+  sharding: Pick<ShardingManager, "summaries">;
 }

@@ -261,6 +261,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     receiptSignatures,
     embeddings,
     billing,
+    sharding: shards,
   };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);

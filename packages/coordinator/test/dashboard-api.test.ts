@@ -521,6 +521,57 @@ describe("network figures", () => {
   });
 });
 
+describe("sharded models in the models list", () => {
+  it("says a model is sharded and over how many stages; a model every node holds whole says nothing of it", async () => {
+    net = await scriptedNetwork(2);
+    const { cookie } = await signIn(net.t.token);
+    const models = async () => new Map<string, any>((await call("GET", "/dashboard/api/v1/models", { cookie })).json().models.map((m: { id: string }) => [m.id, m]));
+    const until = async (ok: (m: Map<string, any>) => boolean) => {
+      for (let i = 0; i < 200 && !ok(await models()); i++) await new Promise((r) => setTimeout(r, 10));
+      return models();
+    };
+    // Each node can hold 2 of the model's 4 layers (its session's stage offer): alone, one cannot hold them all.
+    const offer = { type: "stage.offer", shards: [{ model: "big", sha256: "b".repeat(64), layer_count: 4, bytes_per_layer: 1000, free_memory_bytes: 2500 }] };
+    net.nodes[0]!.send(offer);
+    let listed = await until((m) => m.has("big"));
+    expect(listed.get("big").sharded).toEqual({ stages: null, layers: 4, nodes: 0, ready: false });
+    expect(listed.get("tiny").sharded).toBeUndefined();
+    net.nodes[1]!.send(offer);
+    listed = await until((m) => m.get("big")?.sharded.stages === 2);
+    expect(listed.get("big")).toMatchObject({ nodes: 1, sharded: { stages: 2, layers: 4, nodes: 2, ready: false } });
+    // Both spans load (stage ids 1 and 2; a stage.loaded for another node's stage is ignored): the chain is ready.
+    for (const node of net.nodes) for (const stage_id of [1, 2]) node.send({ type: "stage.loaded", stage_id, ms_per_layer: 1 });
+    listed = await until((m) => m.get("big")?.sharded.ready === true);
+    expect(listed.get("big").sharded).toEqual({ stages: 2, layers: 4, nodes: 2, ready: true });
+  });
+});
+
+describe("nodes away, and why", () => {
+  it("shows why a draining node stepped aside, as far as the coordinator knows the reason; anything else is unspecified", async () => {
+    net = await scriptedNetwork(3);
+    // Each node says draining: one with a known reason, one with free text (a node may say anything), one with none
+    // (an older daemon).
+    const said = ["owner_active", "Alice's MacBook, Paris", undefined];
+    for (const [i, node] of net.nodes.entries()) node.send(said[i] === undefined ? { type: "draining" } : { type: "draining", reason: said[i] });
+    const byId = async () => new Map<string, any>((await call("GET", "/dashboard/api/nodes")).json().nodes.map((n: { node_id: string }) => [n.node_id, n]));
+    for (let i = 0; i < 200 && [...(await byId()).values()].some((n) => n.state !== "draining"); i++) await new Promise((r) => setTimeout(r, 10));
+    const reasons = [...(await byId()).values()].map((n) => n.drain_reason).sort();
+    expect(reasons).toEqual(["owner_active", "unspecified", "unspecified"]);
+    expect(JSON.stringify(await byId())).not.toContain("Paris");
+
+    // The public node view says it too; a node that serves again (a heartbeat without draining) has no reason.
+    const away = [...(await byId()).values()].find((n) => n.drain_reason === "owner_active");
+    const view = await call("GET", `/api/v1/nodes/${away.node_id}`);
+    expect(view.json()).toMatchObject({ node_id: away.node_id, status: "online", drain_reason: "owner_active" });
+    net.t.coordinator.ctx.registry.heartbeat(away.node_id, { type: "heartbeat", gpus: [], loaded_models: ["tiny"], active_jobs: 0, max_concurrency: 2, draining: false });
+    expect((await byId()).get(away.node_id)).toMatchObject({ state: "serving", drain_reason: null });
+    expect((await call("GET", `/api/v1/nodes/${away.node_id}`)).json().drain_reason).toBeUndefined();
+    // A heartbeat alone that says draining (no session message): draining, reason unspecified.
+    net.t.coordinator.ctx.registry.heartbeat(away.node_id, { type: "heartbeat", gpus: [], loaded_models: ["tiny"], active_jobs: 0, max_concurrency: 2, draining: true });
+    expect((await byId()).get(away.node_id)).toMatchObject({ state: "draining", drain_reason: "unspecified" });
+  });
+});
+
 describe("static files", () => {
   it("serves the build with content types and cache headers, only its own files, and says so when there is none", async () => {
     net = await scriptedNetwork(0);

@@ -1,4 +1,4 @@
-export { ShardingManager, type ShardingOptions, type HeldStage } from "./sharding-manager.js";
+export { ShardingManager, type ShardingOptions, type HeldStage, type ShardedModelSummary } from "./sharding-manager.js";
 export type { StageRecord } from "./token-loop.js";
 export { chooseStagePath, type LoadedStage, type StagePathResult } from "./stage-path.js";
 export { Detokenizer, Vocab } from "./detokenizer.js";

@@ -33,6 +33,18 @@ export interface HeldStage {
   end: number;
 }
 
+/** A sharded model as the models list shows it (`ShardingManager.summaries`). */
+export interface ShardedModelSummary {
+  model: string;
+  layers: number;
+  /** Stages a request runs through now; null when the offering nodes cannot hold every layer. */
+  stages: number | null;
+  /** Nodes holding a span of it. */
+  nodes: number;
+  /** Every stage of that chain is loaded. */
+  ready: boolean;
+}
+
 export interface ShardingOptions {
   registry: NodeRegistry;
   /** Where each pipeline reports on its jobs (the JobManager). */
@@ -67,6 +79,30 @@ export class ShardingManager {
   /** The model state by SHA-256 (tests and the bench read stages and costs from it). */
   model(sha256: string): ShardedModel | undefined {
     return this.models.get(sha256);
+  }
+
+  /**
+   * Each sharded model someone offers, by its pipeline's node id (what the registry lists as serving it): over how
+   * many stages a request runs now (the chain of loaded spans it would take, else of the spans placed and still
+   * loading; null when the offering nodes cannot hold every layer), how many nodes hold a span, and whether the chain
+   * is loaded. Read-only.
+   */
+  summaries(): Map<string, ShardedModelSummary> {
+    const out = new Map<string, ShardedModelSummary>();
+    for (const model of this.models.values()) {
+      if (model.offers.size === 0) continue;
+      const placed = [...model.stages.values()];
+      const loaded = chooseStagePath(placed.filter((s) => s.loaded), (id) => this.rtt(id), model.layerCount);
+      const planned = loaded.ok ? loaded : chooseStagePath(placed, (id) => this.rtt(id), model.layerCount);
+      out.set(model.pipelineId, {
+        model: model.name,
+        layers: model.layerCount,
+        stages: planned.ok ? planned.stages.length : null,
+        nodes: new Set(placed.map((s) => s.nodeId)).size,
+        ready: loaded.ok,
+      });
+    }
+    return out;
   }
 
   /** Live token loops (the bench reads their hop timings). */
