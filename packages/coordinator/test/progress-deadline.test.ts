@@ -128,6 +128,24 @@ describe("progress deadline", () => {
   });
 });
 
+describe("a job pinned to a node that stalls", () => {
+  it("fails at once with a reason naming the node, instead of waiting out the queue for a node that already failed it", async () => {
+    const nodeId = [...t.coordinator.ctx.registry.all()][0]!.id;
+    for (const n of nodes) n.onAssign = (job, self) => self.accept(job.job_id);
+    const s = stream({ node_id: nodeId });
+    const id = await s.id;
+    await until(() => (t.coordinator.ctx.jobs.get(id)?.attempt?.acceptedAt !== undefined ? true : undefined));
+
+    t.clock.advance(30_000);
+    t.coordinator.tick();
+
+    expect(await s.done).toEqual([JSON.stringify({ error: "no_capacity", message: `node ${nodeId} has already failed this job and it may run on no other` })]);
+    const job = t.coordinator.ctx.jobs.get(id)!;
+    expect(job.status).toBe("failed");
+    expect(job.error?.code).toBe("no_capacity");
+  });
+});
+
 describe("a node starting another job", () => {
   it("is not judged stalled on its running streams while it prefills the newcomer's prompt", async () => {
     const nodeId = [...t.coordinator.ctx.registry.all()][0]!.id;

@@ -79,8 +79,16 @@ export class ProcessNetwork {
     await waitUntil(async () => {
       view = (await (await fetch(`${this.url}/api/v1/jobs/${id}`)).json()) as EndedJob;
       return view.status === "completed" || view.status === "failed";
-    }, 60_000);
+    }, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}: job ${id} is still ${view.status} (node ${view.node_id ?? "none"}); what the coordinator logged of it:\n${this.logLinesOf(id)}`);
+    });
     return view;
+  }
+
+  /** The coordinator's log lines that name `jobId`, and its last lines, for a failure's message. */
+  private logLinesOf(jobId: string): string {
+    const lines = this.coordinator?.logText.split("\n") ?? [];
+    return [...lines.filter((line) => line.includes(jobId)), "--- last lines ---", ...lines.slice(-30)].join("\n");
   }
 
   /** Stops whatever started: the daemons, then the coordinator. */

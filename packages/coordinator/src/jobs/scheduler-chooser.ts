@@ -77,7 +77,7 @@ export class SchedulerChooser implements NodeChooser {
     }
     if (!result?.ok) result = pick(requirements, this.snapshotAll(nodes, job.model, prefixHash !== undefined, now), now, options);
     // The job already passed the model check at submission, so the model is known.
-    if (!result.ok) return { reason: result.message, waitable: isWaitable(result.reason, { modelKnown: true }) };
+    if (!result.ok) return { reason: result.message, waitable: isWaitable(result.reason, { modelKnown: true, pinned: job.pinnedNodeId !== undefined }) };
     if (prefixHash) this.remember(result.nodeId, prefixHash, now);
     return { nodeId: result.nodeId };
   }

@@ -25,9 +25,13 @@ export function errorCodeForNoCandidate(reason: NoCandidateReason, context: { mo
   return "no_capacity";
 }
 
-/** Whether keeping the job in `pending` can help: quarantine outlasts a request, so that one fails at once. */
-export function isWaitable(reason: NoCandidateReason, context: { modelKnown: boolean }): boolean {
+/**
+ * Whether keeping the job in `pending` can help. Quarantine outlasts a request, so that one fails at once; so does a
+ * pinned job whose node has already failed it (stalled, timed out, lost), since no other node may take it.
+ */
+export function isWaitable(reason: NoCandidateReason, context: { modelKnown: boolean; pinned?: boolean }): boolean {
   if (reason === "all_quarantined") return false;
+  if (reason === "all_excluded") return !context.pinned;
   if (reason === "no_node_serves_model") return context.modelKnown;
   return true;
 }
@@ -45,7 +49,7 @@ export function noCandidateMessage(reason: NoCandidateReason, model: string, pin
     case "all_draining":
       return `every node serving model "${model}" is draining`;
     case "all_excluded":
-      return `every node serving model "${model}" has already failed this job`;
+      return pinnedNodeId ? `node ${pinnedNodeId} has already failed this job and it may run on no other` : `every node serving model "${model}" has already failed this job`;
     case "all_busy":
       return `every node serving model "${model}" is at its concurrency limit`;
   }

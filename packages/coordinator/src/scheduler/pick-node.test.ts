@@ -95,6 +95,8 @@ describe("pick: filters", () => {
     expect(isWaitable("all_busy", { modelKnown: true })).toBe(true);
     expect(isWaitable("no_node_serves_model", { modelKnown: false })).toBe(false);
     expect(isWaitable("all_quarantined", { modelKnown: true })).toBe(false);
+    expect(isWaitable("all_excluded", { modelKnown: true })).toBe(true);
+    expect(isWaitable("all_excluded", { modelKnown: true, pinned: true })).toBe(false);
   });
 
   it("rejects a job with no token budget with bad_request", () => {
