@@ -4,7 +4,7 @@ import { fromJson, fromMs, fromMsOrNull, mapConstraintError, toJson, toMs, toMsO
 import { contentKeyId, envelopeKeyId, openContent, sealContent } from "./content-cipher.js";
 import type { ContentKeyRing } from "./content-keys.js";
 import type { Database, JobsTable } from "./schema.js";
-import type { JobListFilter, JobPatch, JobRecord, NewJob } from "./types.js";
+import type { JobListFilter, JobPatch, JobRecord, JobWriteCondition, NewJob } from "./types.js";
 
 export const MAX_LIST_LIMIT = 1000;
 const FINISHED: JobStatus[] = ["completed", "failed"];
@@ -32,6 +32,7 @@ function toJobRecord(keys: ContentKeyRing, row: Selectable<JobsTable>): JobRecor
     completedAt: fromMsOrNull(row.completed_at),
     latencyMs: row.latency_ms === null ? null : Number(row.latency_ms),
     contentExpiresAt: fromMsOrNull(row.content_expires_at),
+    replicaId: row.replica_id,
   };
 }
 
@@ -62,6 +63,7 @@ export async function insertJob(db: Kysely<Database>, keys: ContentKeyRing, job:
         completed_at: null,
         latency_ms: null,
         content_expires_at: expiresAt,
+        replica_id: job.replicaId ?? null,
       })
       .execute();
   } catch (err) {
@@ -93,7 +95,7 @@ export async function updateJob(
   keys: ContentKeyRing,
   id: string,
   patch: JobPatch,
-  options: { ifStatus?: readonly JobStatus[] } = {},
+  options: JobWriteCondition = {},
 ): Promise<boolean> {
   const set = patchColumns(patch);
   if (patch.content === null) set.content = null;
@@ -106,6 +108,7 @@ export async function updateJob(
   const write = async (trx: Kysely<Database>, expiry?: { value: number | null }): Promise<boolean> => {
     let query = trx.updateTable("jobs").set(set).where("id", "=", id);
     if (options.ifStatus !== undefined) query = query.where("status", "in", options.ifStatus);
+    if (options.ifReplica !== undefined) query = query.where("replica_id", "=", options.ifReplica);
     if (expiry !== undefined) {
       query = expiry.value === null ? query.where("content_expires_at", "is", null) : query.where("content_expires_at", "=", expiry.value);
     }
@@ -188,8 +191,12 @@ export async function expireJobContent(db: Kysely<Database>, keys: ContentKeyRin
   return toNumber(result.numUpdatedRows);
 }
 
-export async function failStaleJobs(
+const TIMEOUT: ErrorCode = "timeout";
+
+/** Fails a replica's own unfinished jobs (and those of no replica, from before replicas) created before `cutoff`. */
+export async function failOwnJobs(
   db: Kysely<Database>,
+  replicaId: string,
   cutoff: Date,
   now: Date,
   message = "the job did not finish within the time limit",
@@ -197,9 +204,39 @@ export async function failStaleJobs(
   const nowMs = toMs(now, "now");
   const rows = await db
     .updateTable("jobs")
-    .set({ status: "failed", error: "timeout" satisfies ErrorCode, error_message: message, completed_at: nowMs })
+    .set({ status: "failed", error: TIMEOUT, error_message: message, completed_at: nowMs })
     .where("status", "in", UNFINISHED)
+    .where((eb) => eb.or([eb("replica_id", "=", replicaId), eb("replica_id", "is", null)]))
     .where("created_at", "<", toMs(cutoff, "cutoff"))
+    .returning("id")
+    .execute();
+  return rows.map((r) => r.id).sort();
+}
+
+/**
+ * Fails the unfinished jobs of every replica but `self` that holds no lease seen at or after `liveSince`. One
+ * statement, so a replica whose lease is renewed meanwhile either keeps all its jobs or (having lapsed) loses them
+ * before its renewal; its own final writes are conditional on `processing` and find them ended.
+ */
+export async function failJobsOfDeadReplicas(db: Kysely<Database>, self: string, liveSince: Date, now: Date, message: string): Promise<string[]> {
+  const nowMs = toMs(now, "now");
+  const live = toMs(liveSince, "liveSince");
+  const rows = await db
+    .updateTable("jobs")
+    .set({ status: "failed", error: TIMEOUT, error_message: message, completed_at: nowMs })
+    .where("status", "in", UNFINISHED)
+    .where((eb) => eb.or([eb("replica_id", "is", null), eb("replica_id", "<>", self)]))
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom("coordinator_replicas as r")
+            .select("r.id")
+            .whereRef("r.id", "=", "jobs.replica_id")
+            .where("r.last_seen_at", ">=", live),
+        ),
+      ),
+    )
     .returning("id")
     .execute();
   return rows.map((r) => r.id).sort();

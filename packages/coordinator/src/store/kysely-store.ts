@@ -1,5 +1,4 @@
 import type { Kysely } from "kysely";
-import type { JobStatus } from "@tessera/protocol";
 import type { ContentKeyRing } from "./content-keys.js";
 import * as apiKeys from "./api-key-queries.js";
 import * as commands from "./command-queries.js";
@@ -12,6 +11,7 @@ import * as nodes from "./node-queries.js";
 import * as operators from "./operator-queries.js";
 import * as joinTokens from "./join-token-queries.js";
 import * as releases from "./release-queries.js";
+import * as replicas from "./replica-queries.js";
 import type { Database } from "./schema.js";
 import * as segments from "./segment-queries.js";
 import * as served from "./served-queries.js";
@@ -22,6 +22,8 @@ import type {
   JobMetricsSample,
   JobPatch,
   JobRecord,
+  JobWriteCondition,
+  ReplicaLease,
   JobSegmentRecord,
   NewApiKey,
   NewJob,
@@ -131,7 +133,7 @@ export class KyselyStore implements Store {
   insertJob(job: NewJob): Promise<void> {
     return jobs.insertJob(this.db, this.keys, job);
   }
-  updateJob(id: string, patch: JobPatch, options?: { ifStatus?: readonly JobStatus[] }): Promise<boolean> {
+  updateJob(id: string, patch: JobPatch, options?: JobWriteCondition): Promise<boolean> {
     return jobs.updateJob(this.db, this.keys, id, patch, options);
   }
   getJob(id: string): Promise<JobRecord | undefined> {
@@ -145,8 +147,30 @@ export class KyselyStore implements Store {
     await this.afterExpiry?.();
     return expired;
   }
-  failStaleJobs(cutoff: Date, now: Date, message?: string): Promise<string[]> {
-    return jobs.failStaleJobs(this.db, cutoff, now, message);
+  failOwnJobs(replicaId: string, cutoff: Date, now: Date, message?: string): Promise<string[]> {
+    return jobs.failOwnJobs(this.db, replicaId, cutoff, now, message);
+  }
+  failJobsOfDeadReplicas(self: string, liveSince: Date, now: Date, message: string): Promise<string[]> {
+    return jobs.failJobsOfDeadReplicas(this.db, self, liveSince, now, message);
+  }
+
+  claimReplicaLease(lease: ReplicaLease, staleBefore: Date): Promise<{ claimed: true } | { claimed: false; holder: ReplicaLease }> {
+    return replicas.claimReplicaLease(this.db, lease, staleBefore);
+  }
+  renewReplicaLease(id: string, instance: string, at: Date): Promise<boolean> {
+    return replicas.renewReplicaLease(this.db, id, instance, at);
+  }
+  releaseReplicaLease(id: string, instance: string): Promise<boolean> {
+    return replicas.releaseReplicaLease(this.db, id, instance);
+  }
+  listReplicaLeases(): Promise<ReplicaLease[]> {
+    return replicas.listReplicaLeases(this.db);
+  }
+  claimNodeNonce(nodeKey: string, nonce: string, expiresAt: Date): Promise<boolean> {
+    return replicas.claimNodeNonce(this.db, nodeKey, nonce, expiresAt);
+  }
+  pruneNodeNonces(now: Date): Promise<number> {
+    return replicas.pruneNodeNonces(this.db, now);
   }
 
   addJobSegment(segment: NewJobSegment): Promise<JobSegmentRecord> {

@@ -3,11 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore } from "./open-store.js";
 import { POSTGRES_URL, describeWithPostgres, dropSchema, probePostgres, randomSchema } from "./postgres-test-support.js";
-import { defineStoreContract } from "./store-contract-suite.js";
+import { defineReplicaContract } from "./replica-contract-suite.js";
+import { defineStoreContract, type StoreHarness } from "./store-contract-suite.js";
 import type { Store } from "./types.js";
 
 describeWithPostgres("PostgreSQL at 127.0.0.1:5432", await probePostgres(), () => {
-  defineStoreContract("PostgreSQL", async () => {
+  const openHarness = async (): Promise<StoreHarness> => {
     // A fresh random schema per test, dropped afterwards: runs never see each other's rows.
     const schema = randomSchema();
     // Content keys live outside the database; a directory lets a reopened store read what the first one wrote.
@@ -26,5 +27,7 @@ describeWithPostgres("PostgreSQL at 127.0.0.1:5432", await probePostgres(), () =
         rmSync(keyDir, { recursive: true, force: true });
       },
     };
-  });
+  };
+  defineStoreContract("PostgreSQL", openHarness);
+  defineReplicaContract("PostgreSQL", openHarness);
 });

@@ -73,6 +73,24 @@ export interface JobsTable {
   completed_at: number | null;
   latency_ms: number | null;
   content_expires_at: number | null;
+  /** The coordinator replica that owns the job; `null` on rows written before replicas (migration 0008). */
+  replica_id: string | null;
+}
+
+/** One live coordinator replica's lease (migration 0008). */
+export interface CoordinatorReplicasTable {
+  id: string;
+  instance: string;
+  address: string;
+  started_at: number;
+  last_seen_at: number;
+}
+
+/** A signed node request's nonce, refused on every replica until `expires_at` (migration 0008). */
+export interface NodeNoncesTable {
+  node_key: string;
+  nonce: string;
+  expires_at: number;
 }
 
 export interface JobSegmentsTable {
@@ -145,6 +163,8 @@ export interface Database {
   join_tokens: JoinTokensTable;
   quarantine_releases: QuarantineReleasesTable;
   jobs: JobsTable;
+  coordinator_replicas: CoordinatorReplicasTable;
+  node_nonces: NodeNoncesTable;
   job_segments: JobSegmentsTable;
   api_keys: ApiKeysTable;
   node_model_metrics: NodeModelMetricsTable;

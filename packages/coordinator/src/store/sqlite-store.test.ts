@@ -3,14 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll } from "vitest";
 import { openStore } from "./open-store.js";
-import { defineStoreContract } from "./store-contract-suite.js";
+import { defineReplicaContract } from "./replica-contract-suite.js";
+import { defineStoreContract, type StoreHarness } from "./store-contract-suite.js";
 import type { Store } from "./types.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tessera-store-"));
 let counter = 0;
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-defineStoreContract("SQLite", async () => {
+const openHarness = async (): Promise<StoreHarness> => {
   // A nested folder proves openStore creates the data dir.
   const path = join(dir, `db-${++counter}`, "coordinator.db");
   let store: Store = await openStore({ sqlitePath: path });
@@ -25,4 +26,7 @@ defineStoreContract("SQLite", async () => {
       await store.close();
     },
   };
-});
+};
+
+defineStoreContract("SQLite", openHarness);
+defineReplicaContract("SQLite", openHarness);

@@ -170,6 +170,7 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
           completedAt: null,
           latencyMs: null,
           contentExpiresAt: t(3600),
+          replicaId: null,
         });
         expect(await store.getJob("nope")).toBeUndefined();
       });
@@ -286,22 +287,25 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         expect((await store.getJob("fresh"))?.content).toBeNull();
       });
 
-      it("fails jobs pending or processing since before the cutoff with timeout", async () => {
+      it("fails the replica's own jobs (and unowned ones) pending or processing since before the cutoff with timeout", async () => {
         await store.insertJob(job("old-pending", { createdAt: t(0) }));
         await store.insertJob(job("old-processing", { createdAt: t(1) }));
         await store.updateJob("old-processing", { status: "processing" });
         await store.insertJob(job("old-done", { createdAt: t(0) }));
         await store.updateJob("old-done", { status: "completed", content: "x" });
-        await store.insertJob(job("young", { createdAt: t(200) }));
+        await store.insertJob(job("young", { createdAt: t(200), replicaId: "r-a" }));
+        await store.insertJob(job("theirs", { createdAt: t(0), replicaId: "r-b" }));
 
-        expect(await store.failStaleJobs(t(100), t(300))).toEqual(["old-pending", "old-processing"]);
+        expect(await store.failOwnJobs("r-a", t(100), t(300))).toEqual(["old-pending", "old-processing"]);
         expect(await store.getJob("old-pending")).toMatchObject({ status: "failed", error: "timeout", completedAt: t(300) });
         expect((await store.getJob("old-pending"))?.errorMessage).toMatch(/time/);
         expect((await store.getJob("old-done"))?.status).toBe("completed");
         expect((await store.getJob("young"))?.status).toBe("pending");
-        expect(await store.failStaleJobs(t(100), t(301), "custom")).toEqual([]);
-        expect(await store.failStaleJobs(t(201), t(500), "5 minutes passed")).toEqual(["young"]);
+        expect(await store.failOwnJobs("r-a", t(100), t(301), "custom")).toEqual([]);
+        expect(await store.failOwnJobs("r-a", t(201), t(500), "5 minutes passed")).toEqual(["young"]);
         expect((await store.getJob("young"))?.errorMessage).toBe("5 minutes passed");
+        // another replica's job is never touched
+        expect(await store.getJob("theirs")).toMatchObject({ status: "pending", error: null, replicaId: "r-b" });
       });
     });
 

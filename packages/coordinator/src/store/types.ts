@@ -123,6 +123,8 @@ export interface NewJob {
   status?: JobStatus;
   nodeId?: string | null;
   contentExpiresAt?: Date | null;
+  /** The coordinator replica that owns the job (see `Store.failOwnJobs`); `null` for none. */
+  replicaId?: string | null;
 }
 
 /** Fields `updateJob` may change; `undefined` leaves a field as it is, `null` clears it. */
@@ -163,6 +165,27 @@ export interface JobRecord {
   completedAt: Date | null;
   latencyMs: number | null;
   contentExpiresAt: Date | null;
+  /** The coordinator replica that owns the job; `null` for rows written before replicas existed. */
+  replicaId: string | null;
+}
+
+/** A job write's preconditions: the row changes only while every one given holds (a compare-and-set). */
+export interface JobWriteCondition {
+  /** The job is in one of these states. */
+  ifStatus?: readonly JobStatus[];
+  /** The job is owned by this replica. */
+  ifReplica?: string;
+}
+
+/** A coordinator replica's lease on its id (replicas/replica-lease.ts). */
+export interface ReplicaLease {
+  id: string;
+  /** Random per process: tells a restart of the same replica from a second process started with the same id. */
+  instance: string;
+  /** Where the replica listens (for operators and, later, for other replicas). */
+  address: string;
+  startedAt: Date;
+  lastSeenAt: Date;
 }
 
 export interface JobListFilter {
@@ -421,10 +444,10 @@ export interface Store {
   /** Throws `TesseraError("conflict")` for a duplicate id. */
   insertJob(job: NewJob): Promise<void>;
   /**
-   * Applies `patch`; with `ifStatus`, only while the job is in one of those states.
-   * Returns whether a row changed.
+   * Applies `patch`; with `ifStatus`, only while the job is in one of those states; with `ifReplica`, only while that
+   * replica owns it. Returns whether a row changed.
    */
-  updateJob(id: string, patch: JobPatch, options?: { ifStatus?: readonly JobStatus[] }): Promise<boolean>;
+  updateJob(id: string, patch: JobPatch, options?: JobWriteCondition): Promise<boolean>;
   getJob(id: string): Promise<JobRecord | undefined>;
   /** One owner's jobs, newest first. */
   listJobs(ownerId: string, filter: JobListFilter): Promise<JobRecord[]>;
@@ -434,8 +457,38 @@ export interface Store {
    * copy of that content anywhere can be read again. Returns how many jobs lost content.
    */
   expireJobContent(now: Date): Promise<number>;
-  /** Fails with `timeout` every pending/processing job created before `cutoff`; returns their ids. */
-  failStaleJobs(cutoff: Date, now: Date, message?: string): Promise<string[]>;
+  /**
+   * Fails with `timeout` every pending/processing job of `replicaId` (or of no replica: rows from before replicas)
+   * created before `cutoff`; returns their ids. Another replica's jobs are never touched.
+   */
+  failOwnJobs(replicaId: string, cutoff: Date, now: Date, message?: string): Promise<string[]>;
+  /**
+   * Fails with `timeout` every pending/processing job whose owner is not `self` and holds no lease seen at or after
+   * `liveSince` (its lease lapsed, it shut down, or the row predates replicas); returns their ids.
+   */
+  failJobsOfDeadReplicas(self: string, liveSince: Date, now: Date, message: string): Promise<string[]>;
+
+  // coordinator replicas
+  /**
+   * Takes the lease on `lease.id` when nobody holds it, this instance already does, or the holder was last seen
+   * before `staleBefore`. Returns the holder when another live instance has it (nothing changes then).
+   */
+  claimReplicaLease(lease: ReplicaLease, staleBefore: Date): Promise<{ claimed: true } | { claimed: false; holder: ReplicaLease }>;
+  /** Renews this instance's lease; `false` when it no longer holds it (another process took the id over). */
+  renewReplicaLease(id: string, instance: string, at: Date): Promise<boolean>;
+  /** Gives the lease up (a clean shutdown); `false` when this instance did not hold it. */
+  releaseReplicaLease(id: string, instance: string): Promise<boolean>;
+  /** Every replica lease, live or lapsed, by id. */
+  listReplicaLeases(): Promise<ReplicaLease[]>;
+
+  // signed node requests seen by any replica
+  /**
+   * Records a node key's nonce until `expiresAt`; `false` when it is already recorded (a replay, here or on another
+   * replica). One statement: two replicas claiming the same nonce at once get one `true`.
+   */
+  claimNodeNonce(nodeKey: string, nonce: string, expiresAt: Date): Promise<boolean>;
+  /** Deletes nonces whose `expiresAt <= now`; returns how many. */
+  pruneNodeNonces(now: Date): Promise<number>;
 
   // job segments (failover)
   /** Throws `TesseraError("not_found")` when the job does not exist. */

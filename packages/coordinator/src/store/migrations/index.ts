@@ -6,6 +6,7 @@ import { nodeStanding } from "./0004-node-standing.js";
 import { resultCommitments } from "./0005-result-commitments.js";
 import { quarantineReleases } from "./0006-quarantine-releases.js";
 import { payments } from "./0007-payments.js";
+import { replicas } from "./0008-replicas.js";
 
 /**
  * Every migration, in order, listed in code: nothing is read from disk at runtime. Names sort in application order;
@@ -19,6 +20,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0005-result-commitments": resultCommitments,
   "0006-quarantine-releases": quarantineReleases,
   "0007-payments": payments,
+  "0008-replicas": replicas,
 };
 
 export const FIRST_MIGRATION = "0001-initial";
