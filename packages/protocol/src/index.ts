@@ -20,6 +20,7 @@ export * from "./v1/node-heartbeat.js";
 export * from "./v1/node-view.js";
 export * from "./v1/drain-reason.js";
 export * from "./v1/dashboard.js";
+export * from "./v1/earnings.js";
 export * from "./v1/session.js";
 export * from "./v1/chat-completion.js";
 export * from "./v1/chat-fields.js";

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import type { BillingView, MoneyAmount } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 import type { CoordinatorConfig } from "../config.js";
 import { callerOf } from "../http/request-guard.js";
@@ -17,7 +18,7 @@ export interface BillingRouteDeps {
 }
 
 /** An amount both ways: integer micro-USDC for programs, a decimal string for people. */
-function money(micro: number): { micro: number; usdc: string } {
+function money(micro: number): MoneyAmount {
   return { micro, usdc: usdc(micro) };
 }
 
@@ -26,7 +27,7 @@ function money(micro: number): { micro: number; usdc: string } {
  * what it spent per UTC day over the last 30 days (from its receipts; forfeited ones were refunded).
  */
 export function billingRoutes(app: FastifyInstance, deps: BillingRouteDeps): void {
-  app.get("/api/v1/billing", { config: { auth: "client" } }, async (request) => {
+  app.get("/api/v1/billing", { config: { auth: "client" } }, async (request): Promise<BillingView> => {
     const { ownerId } = callerOf(request);
     const now = deps.clock.now();
     const account = clientCredit(ownerId);
@@ -42,7 +43,7 @@ export function billingRoutes(app: FastifyInstance, deps: BillingRouteDeps): voi
       byDay.set(day, entry);
     }
     return {
-      currency: "USDC",
+      currency: "USDC" as const,
       ledger: deps.config.ledger,
       balance: money(balances.get(account) ?? 0),
       held: money(held),

@@ -1,3 +1,4 @@
+import type { EarningsView, PayoutBatchView, RecentReceiptView } from "@tessera/protocol";
 import { earnedBy } from "../payments/ledger-rules.js";
 import { usdc } from "../payments/prices.js";
 import { operatorAvailable, operatorHeld, operatorPaid } from "../store/ledger-accounts.js";
@@ -9,58 +10,7 @@ export const RECENT_BATCHES = 20;
 /** Forfeited receipts summed for `forfeited`: the newest this many (a node forfeits rarely; more is not listed). */
 const FORFEITED_SCAN = 1000;
 
-export interface RecentReceiptView {
-  receipt_id: string;
-  job_id: string;
-  segment: number;
-  node_id: string;
-  model: string;
-  input_tokens: number;
-  output_tokens: number;
-  /** amount − fee + reward: what this receipt earns the operator. */
-  earned: number;
-  earned_usdc: string;
-  status: string;
-  completed_at: string;
-  hold_until: string;
-  payout_batch_id: string | null;
-}
-
-export interface PayoutBatchView {
-  id: string;
-  chain: string;
-  status: string;
-  /** This operator's share of the batch. */
-  amount: number;
-  amount_usdc: string;
-  address: string;
-  tx_hash: string | null;
-  error: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-/** Micro-USDC figures come as integers (`held`) with an exact decimal USDC string beside each (`held_usdc`). */
-export interface EarningsView {
-  operator_id: string;
-  currency: "USDC";
-  unit: "micro";
-  held: number;
-  held_usdc: string;
-  available: number;
-  available_usdc: string;
-  in_flight: number;
-  in_flight_usdc: string;
-  paid: number;
-  paid_usdc: string;
-  /** held + available + in_flight + paid: everything earned and not forfeited. */
-  lifetime: number;
-  lifetime_usdc: string;
-  forfeited: number;
-  forfeited_usdc: string;
-  recent: RecentReceiptView[];
-  batches: PayoutBatchView[];
-}
+export type { EarningsView, PayoutBatchView, RecentReceiptView } from "@tessera/protocol";
 
 export interface EarningsDeps {
   store: Pick<Store, "getBalances" | "listPayoutBatches" | "listReceipts">;

@@ -1,25 +1,16 @@
 import { useEffect, useState } from "preact/hooks";
+import type { BillingView } from "@tessera/protocol";
 import { api, describeError } from "../api.js";
 import { ErrorNote, NeedsSignIn, Stat, TableBox } from "../components/status.js";
 import { usdc, when } from "../format.js";
 import { useSession } from "../session.js";
 
-type Money = { micro: number; usdc: string };
-/** `GET /api/v1/billing` (packages/coordinator/src/routes/billing.ts). */
-interface Billing {
-  ledger: string;
-  balance: Money;
-  held: Money;
-  top_ups: Array<{ at: string; amount: Money; source: string }>;
-  spend_by_day: Array<{ day: string; amount: Money; receipts: number }>;
-}
-
 export function BillingPage() {
   const { session } = useSession();
-  const [billing, setBilling] = useState<Billing>();
+  const [billing, setBilling] = useState<BillingView>();
   const [error, setError] = useState<string>();
   useEffect(() => {
-    if (session.kind === "client") api<Billing>("GET", "/dashboard/api/v1/billing").then(setBilling, (err: unknown) => setError(describeError(err)));
+    if (session.kind === "client") api<BillingView>("GET", "/dashboard/api/v1/billing").then(setBilling, (err: unknown) => setError(describeError(err)));
   }, [session.kind]);
   if (session.kind !== "client") return <section><h1>Billing</h1><NeedsSignIn what="the credits and spend of your API key" /></section>;
   return (
@@ -28,7 +19,7 @@ export function BillingPage() {
       <ErrorNote message={error} />
       {billing ? (
         <>
-          {billing.ledger === "off" ? <p class="note">This network keeps no ledger: jobs are free.</p> : null}
+          {!billing.ledger ? <p class="note">This network keeps no ledger: jobs are free.</p> : null}
           <div class="stats">
             <Stat label="credit balance" value={usdc(billing.balance.micro)} testId="balance" />
             <Stat label="held for running jobs" value={usdc(billing.held.micro)} />
@@ -44,7 +35,7 @@ export function BillingPage() {
           {billing.top_ups.length === 0 ? <p>No top-ups yet.</p> : (
             <TableBox label="Top-ups">
               <thead><tr><th scope="col">When</th><th scope="col">Amount</th><th scope="col">Source</th></tr></thead>
-              <tbody>{billing.top_ups.map((t) => <tr key={t.at}><th scope="row">{when(t.at)}</th><td>{usdc(t.amount.micro)}</td><td>{t.source}</td></tr>)}</tbody>
+              <tbody>{billing.top_ups.map((t) => <tr key={t.at}><th scope="row">{when(t.at)}</th><td>{usdc(t.amount.micro)}</td><td>{t.source ?? "—"}</td></tr>)}</tbody>
             </TableBox>
           )}
         </>
