@@ -12,6 +12,7 @@ import { installJsonBody } from "../src/http/json-body.js";
 import { createLogger } from "../src/logger.js";
 import { type ScriptedNetwork, newNode, registration, scriptedNetwork, signedInject, streamNativeJob } from "./harness.js";
 import { ScriptedNode } from "./scripted-node.js";
+import { seedReceipt } from "../src/store/payout-queries.test-support.js";
 
 /**
  * The dashboard's API over real HTTP (cookies travel as a browser sends them): sign-in, the session cookie, CSRF,
@@ -263,6 +264,53 @@ describe("My nodes: payout addresses and jobs served", () => {
 
     const client = await signIn(net.t.token);
     expectError(await call("PUT", url, { cookie: client.cookie, csrf: client.csrf, body: { address } }), 403, "forbidden");
+  });
+});
+
+describe("a payout asked for from the operator page", () => {
+  it("is the same request as `tessera payout request`: refused with bad_request and queueing nothing until it can be paid, then 202", async () => {
+    const VAULT = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+    net = await scriptedNetwork(0, { chainRpc: { base: "http://127.0.0.1:9/" }, vaults: { base: VAULT }, payerKeyFile: "/nonexistent/payer.key" });
+    const node = newNode();
+    expect((await signedInject(net.t, node.signer, "POST", "/api/v1/nodes/register", registration(node.id))).statusCode).toBe(200);
+    const store = net.t.coordinator.ctx.store;
+    const url = "/dashboard/api/operator/payout-requests";
+    expectError(await call("POST", url, { body: {} }), 401, "unauthorized");
+    const client = await signIn(net.t.token);
+    expectError(await call("POST", url, { cookie: client.cookie, csrf: client.csrf, body: {} }), 403, "forbidden");
+
+    const res = await call("POST", "/dashboard/api/session", { body: { login_link: createOperatorToken(node.signer, { nowSeconds: Math.floor(net.t.clock.now() / 1000), ttlSeconds: 300 }) } });
+    const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+    const csrf = res.json().csrf_token as string;
+    expectError(await call("POST", url, { cookie, body: {} }), 403, "forbidden");
+    expectError(await call("POST", url, { cookie, csrf, body: {}, headers: { origin: "https://evil.example" } }), 403, "forbidden");
+    const refused = async (body: unknown, message: RegExp) => {
+      const answer = await call("POST", url, { cookie, csrf, body });
+      expectError(answer, 400, "bad_request");
+      expect(answer.json().error_message).toMatch(message);
+    };
+    await refused({ chain: 7 }, /chain/);
+    await refused({ amount: 5 }, /amount/);
+    await refused("{nope", /JSON/i);
+    await refused({ chain: "dogecoin" }, /not a payout chain/);
+    await refused({ chain: "solana" }, /Solana/);
+    await refused({}, /no payout address is set/);
+    const address = "0x52908400098527886e0f7030069857d2e4169ee7";
+    expect((await call("PUT", "/dashboard/api/operator/payout-addresses/base", { cookie, csrf, body: { address } })).status).toBe(200);
+    await refused({}, /available earnings are 0 USDC; a payout on base needs at least 1 USDC/);
+    net.t.clock.advance(1000);
+    expect((await call("PUT", "/dashboard/api/operator/payout-addresses/polygon", { cookie, csrf, body: { address } })).status).toBe(200);
+    await refused({}, /does not pay out on polygon \(it pays on base\)/);
+    expect(await store.listPayoutRequests()).toEqual([]);
+
+    await seedReceipt(store, node.id, { amount: 3_000_000 });
+    expect((await call("GET", "/dashboard/api/operator", { cookie })).json().earnings).toMatchObject({ available: 3_000_000, available_usdc: "3" });
+    const asked = await call("POST", url, { cookie, csrf, body: { chain: "base" } });
+    expect(asked.status).toBe(202);
+    expect(asked.json()).toEqual({ chain: "base", address: "0x52908400098527886E0F7030069857D2E4169EE7", available: 3_000_000, available_usdc: "3", requested_at: new Date(net.t.clock.now()).toISOString() });
+    expect(await store.listPayoutRequests()).toEqual([{ operatorId: node.id, requestedAt: new Date(net.t.clock.now()) }]);
+    // `chain` made base's address the payout address again, as `tessera payout request --chain base` does.
+    expect((await store.listPayoutAddresses(node.id))[0]!.chain).toBe("base");
   });
 });
 

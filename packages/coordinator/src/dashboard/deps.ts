@@ -3,12 +3,13 @@ import { dirname, join } from "node:path";
 import type { AuthThrottle } from "../auth-throttle.js";
 import type { Clock } from "../clock.js";
 import type { CoordinatorContext } from "../context.js";
-import type { JobView } from "@tessera/protocol";
+import type { EarningsView, JobView, PayoutRequestView } from "@tessera/protocol";
 import { viewOfJobRecord, viewOfLiveJob } from "../jobs/job-view.js";
 import type { Logger } from "../logger.js";
 import type { PayoutSchedule } from "../payments/payout-schedule.js";
 import type { RateLimiter } from "../rate-limiter.js";
-import { earningsOf, type EarningsView } from "../routes/payouts-earnings.js";
+import { requestPayoutFor } from "../routes/payouts.js";
+import { earningsOf } from "../routes/payouts-earnings.js";
 import { isPayoutChain } from "../settlement/chains.js";
 import type { Store } from "../store/types.js";
 import type { NetworkSource } from "./network-source.js";
@@ -35,6 +36,8 @@ export interface DashboardDeps {
   operatorOfNode(nodeId: string): Promise<string | undefined>;
   /** An operator's earnings, as `GET /api/v1/payouts/earnings` shows them. */
   earnings(operatorId: string): Promise<EarningsView>;
+  /** Asks for a payout as `POST /api/v1/payouts/requests` does, with the same checks (`bad_request` when refused). */
+  requestPayout(operatorId: string, chain: string | undefined): Promise<PayoutRequestView>;
   /** The owner's store views: operators and their status, payouts asked for and batches. */
   admin: Pick<
     Store,
@@ -91,6 +94,7 @@ export function dashboardDepsOf(ctx: CoordinatorContext): DashboardDeps {
     defaultRateLimitPerMinute: ctx.config.rateLimitPerMinute,
     operatorOfNode: async (nodeId) => ctx.registry.get(nodeId)?.operatorId ?? (await ctx.store.getNode(nodeId))?.operatorId,
     earnings: (operatorId) => earningsOf(ctx, operatorId),
+    requestPayout: (operatorId, chain) => requestPayoutFor(ctx, operatorId, chain),
     admin: ctx.store,
     operators: ctx.store,
     settlementChains: Object.keys(ctx.config.chainRpc).filter((c) => isPayoutChain(c) && ctx.config.vaults[c] !== undefined && ctx.config.payerKeyFile !== undefined),

@@ -1,5 +1,12 @@
 import type { FastifyInstance } from "fastify";
-import { type DashboardOperatorView, type DashboardPayoutAddress, DashboardPayoutAddressSet, TesseraError } from "@tessera/protocol";
+import {
+  type DashboardOperatorView,
+  type DashboardPayoutAddress,
+  DashboardPayoutAddressSet,
+  DashboardPayoutRequest,
+  type PayoutRequestView,
+  TesseraError,
+} from "@tessera/protocol";
 import { DEFAULT_PAYOUT_CHAIN, SOLANA_NOT_SUPPORTED, parseEvmAddress, parsePayoutChain } from "../settlement/chains.js";
 import type { PayoutAddressRecord } from "../store/types.js";
 import type { DashboardDeps } from "./deps.js";
@@ -13,7 +20,9 @@ function addressView(a: PayoutAddressRecord, index: number): DashboardPayoutAddr
  * An operator session's page: `GET /dashboard/api/operator` (its nodes, every node counted under it, with their
  * lifetime jobs; its earnings; its payout addresses) and `PUT /dashboard/api/operator/payout-addresses/:chain`, the
  * same change as `tessera payout set` (`PUT /api/v1/payouts/addresses/:chain`, which needs the operator key's request
- * signature; here the login link the operator key's node signed stands for it, as it does for the earnings).
+ * signature; here the login link the operator key's node signed stands for it, as it does for the earnings), and
+ * `POST /dashboard/api/operator/payout-requests`, `tessera payout request` (the same `requestPayoutFor` as
+ * `POST /api/v1/payouts/requests`, so the same checks and errors).
  */
 export function operatorRoutes(app: FastifyInstance, deps: DashboardDeps, gate: SessionGate): void {
   const requireOperator = (request: Parameters<SessionGate["require"]>[0]) => {
@@ -51,5 +60,13 @@ export function operatorRoutes(app: FastifyInstance, deps: DashboardDeps, gate: 
     await deps.operators.setPayoutAddress(record);
     deps.logger.info({ operator: operatorId.slice(0, 12), chain, address }, "payout address set from the dashboard");
     return addressView(record, 0);
+  });
+
+  app.post("/dashboard/api/operator/payout-requests", async (request, reply): Promise<PayoutRequestView> => {
+    const operatorId = requireOperator(request);
+    const body = DashboardPayoutRequest.parse(request.body ?? {});
+    const view = await deps.requestPayout(operatorId, body.chain);
+    reply.code(202);
+    return view;
   });
 }

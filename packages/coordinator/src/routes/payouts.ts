@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { TesseraError } from "@tessera/protocol";
+import { type PayoutRequestView, TesseraError } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 import type { CoordinatorConfig } from "../config.js";
 import type { Logger } from "../logger.js";
@@ -25,13 +25,7 @@ export interface PayoutAddressView {
   updated_at: string;
 }
 
-export interface PayoutRequestView {
-  chain: string;
-  address: string;
-  available: number;
-  available_usdc: string;
-  requested_at: string;
-}
+export type { PayoutRequestView } from "@tessera/protocol";
 
 export interface PayoutRouteDeps {
   clock: Clock;
@@ -72,8 +66,47 @@ function refuseUnknown(body: Record<string, unknown>, known: readonly string[]):
 }
 
 /** Whether this coordinator settles on `chain`: an RPC URL, a vault and the payer key are configured (configured-chains.ts). */
-function settlesOn(deps: PayoutRouteDeps, chain: PayoutChainName): boolean {
+function settlesOn(deps: Pick<PayoutRouteDeps, "config">, chain: PayoutChainName): boolean {
   return deps.config.chainRpc[chain] !== undefined && deps.config.vaults[chain] !== undefined && deps.config.payerKeyFile !== undefined;
+}
+
+export type PayoutRequestDeps = Pick<PayoutRouteDeps, "clock" | "logger" | "config"> & {
+  store: Pick<Store, "getBalances" | "listPayoutAddresses" | "setPayoutAddress" | "requestPayout">;
+};
+
+/**
+ * Asks for `operatorId` to be paid at the next settlement pass (`POST /api/v1/payouts/requests`, and the dashboard's
+ * operator page, which calls this rather than a copy). With `chainName`, that chain's address becomes the payout
+ * address (the worker pays to the most recently set one). Refused with `bad_request`, changing nothing, when no
+ * address is set, the coordinator does not settle on that chain, or the available earnings are below the chain's
+ * minimum.
+ */
+export async function requestPayoutFor(deps: PayoutRequestDeps, operatorId: string, chainName: string | undefined): Promise<PayoutRequestView> {
+  const wanted = chainName === undefined ? undefined : chainOf(chainName);
+  const addresses = await deps.store.listPayoutAddresses(operatorId);
+  const target = wanted === undefined ? addresses[0] : addresses.find((a) => a.chain === wanted);
+  if (!target) {
+    const chain = wanted ?? DEFAULT_PAYOUT_CHAIN;
+    throw new TesseraError("bad_request", `no payout address${wanted ? ` on ${wanted}` : ""} is set: set one first with \`tessera payout set --chain ${chain} --address 0x…\``);
+  }
+  const chain = parsePayoutChain(target.chain).name;
+  if (!settlesOn(deps, chain)) {
+    const served = (Object.keys(PAYOUT_CHAINS) as PayoutChainName[]).filter((c) => settlesOn(deps, c));
+    throw new TesseraError("bad_request", `this coordinator does not pay out on ${chain} (${served.length > 0 ? `it pays on ${served.join(", ")}` : "no payout chain is configured"}); set an address on a chain it pays on`);
+  }
+  const available = (await deps.store.getBalances([operatorAvailable(operatorId)])).get(operatorAvailable(operatorId)) ?? 0;
+  const minimum = Number(PAYOUT_CHAINS[chain].minPayoutMicroUsdc);
+  if (available < minimum) {
+    throw new TesseraError(
+      "bad_request",
+      `available earnings are ${usdc(available)} USDC; a payout on ${chain} needs at least ${usdc(minimum)} USDC, ${usdc(minimum - available)} USDC more (held earnings become available when their hold ends)`,
+    );
+  }
+  const at = new Date(deps.clock.now());
+  if (target !== addresses[0]) await deps.store.setPayoutAddress({ ...target, updatedAt: at });
+  await deps.store.requestPayout(operatorId, at);
+  deps.logger.info({ operator: operatorId.slice(0, 12), chain, available }, "payout requested");
+  return { chain, address: target.address, available, available_usdc: usdc(available), requested_at: at.toISOString() };
 }
 
 export function payoutRoutes(app: FastifyInstance, deps: PayoutRouteDeps): void {
@@ -95,42 +128,15 @@ export function payoutRoutes(app: FastifyInstance, deps: PayoutRouteDeps): void 
     return { addresses: (await deps.store.listPayoutAddresses(operatorId)).map(toAddressView), default_chain: DEFAULT_PAYOUT_CHAIN };
   });
 
-  /**
-   * Asks to be paid at the next settlement pass. With `chain`, that chain's address becomes the payout address (the
-   * worker pays to the most recently set one). Refused, changing nothing, when no address is set, the coordinator does
-   * not settle on that chain, or the available earnings are below the chain's minimum.
-   */
+  /** Asks to be paid at the next settlement pass (`requestPayoutFor`). */
   app.post("/api/v1/payouts/requests", { config: { auth: "node" } }, async (request, reply): Promise<PayoutRequestView> => {
     const operatorId = await operatorOf(deps, request);
     const body = objectBody(request.body, true);
     refuseUnknown(body, ["chain"]);
     if (body.chain !== undefined && typeof body.chain !== "string") throw new TesseraError("bad_request", "chain must be a string such as \"base\"");
-    const wanted = body.chain === undefined ? undefined : chainOf(body.chain);
-    const addresses = await deps.store.listPayoutAddresses(operatorId);
-    const target = wanted === undefined ? addresses[0] : addresses.find((a) => a.chain === wanted);
-    if (!target) {
-      const chain = wanted ?? DEFAULT_PAYOUT_CHAIN;
-      throw new TesseraError("bad_request", `no payout address${wanted ? ` on ${wanted}` : ""} is set: set one first with \`tessera payout set --chain ${chain} --address 0x…\``);
-    }
-    const chain = parsePayoutChain(target.chain).name;
-    if (!settlesOn(deps, chain)) {
-      const served = (Object.keys(PAYOUT_CHAINS) as PayoutChainName[]).filter((c) => settlesOn(deps, c));
-      throw new TesseraError("bad_request", `this coordinator does not pay out on ${chain} (${served.length > 0 ? `it pays on ${served.join(", ")}` : "no payout chain is configured"}); set an address on a chain it pays on`);
-    }
-    const available = (await deps.store.getBalances([operatorAvailable(operatorId)])).get(operatorAvailable(operatorId)) ?? 0;
-    const minimum = Number(PAYOUT_CHAINS[chain].minPayoutMicroUsdc);
-    if (available < minimum) {
-      throw new TesseraError(
-        "bad_request",
-        `available earnings are ${usdc(available)} USDC; a payout on ${chain} needs at least ${usdc(minimum)} USDC, ${usdc(minimum - available)} USDC more (held earnings become available when their hold ends)`,
-      );
-    }
-    const at = new Date(deps.clock.now());
-    if (target !== addresses[0]) await deps.store.setPayoutAddress({ ...target, updatedAt: at });
-    await deps.store.requestPayout(operatorId, at);
-    deps.logger.info({ operator: operatorId.slice(0, 12), chain, available }, "payout requested");
+    const view = await requestPayoutFor(deps, operatorId, body.chain);
     reply.code(202);
-    return { chain, address: target.address, available, available_usdc: usdc(available), requested_at: at.toISOString() };
+    return view;
   });
 
   app.get("/api/v1/payouts/earnings", { config: { auth: "node" } }, async (request) => earningsOf(deps, await operatorOf(deps, request)));

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import type { DashboardOperatorView, DashboardPayoutAddress } from "@tessera/protocol";
+import type { DashboardOperatorView, DashboardPayoutAddress, PayoutRequestView } from "@tessera/protocol";
 import { api, describeError } from "../api.js";
 import { NodeState } from "../components/node-state.js";
 import { ErrorNote, Stat, TableBox } from "../components/status.js";
@@ -9,25 +9,17 @@ import { useSession } from "../session.js";
 /** The chains the coordinator takes payout addresses on (settlement/chains.ts); it checks the name again. */
 const PAYOUT_CHAINS = ["base", "ethereum", "polygon", "arbitrum"];
 
-/** What the page reads of `GET /api/v1/payouts/earnings` (coordinator routes/payouts-earnings.ts). */
-interface Earnings {
-  held: number;
-  available: number;
-  in_flight: number;
-  paid: number;
-  forfeited: number;
-  recent: Array<{ receipt_id: string; job_id: string; node_id: string; model: string; output_tokens: number; earned: number; status: string; completed_at: string; hold_until: string }>;
-  batches: Array<{ id: string; chain: string; status: string; amount: number; address: string; tx_hash: string | null; created_at: string }>;
-}
-
 export function MyNodesPage() {
   const { session } = useSession();
-  const [view, setView] = useState<DashboardOperatorView<Earnings>>();
+  const [view, setView] = useState<DashboardOperatorView>();
   const [error, setError] = useState<string>();
   const [chain, setChain] = useState("base");
   const [address, setAddress] = useState("");
   const [saved, setSaved] = useState<DashboardPayoutAddress>();
-  const load = () => api<DashboardOperatorView<Earnings>>("GET", "/dashboard/api/operator").then(setView, (err: unknown) => setError(describeError(err)));
+  const [payoutError, setPayoutError] = useState<string>();
+  const [requested, setRequested] = useState<PayoutRequestView>();
+  const [asking, setAsking] = useState(false);
+  const load = () => api<DashboardOperatorView>("GET", "/dashboard/api/operator").then(setView, (err: unknown) => setError(describeError(err)));
   useEffect(() => {
     if (session.kind === "operator") void load();
   }, [session.kind]);
@@ -42,6 +34,21 @@ export function MyNodesPage() {
       await load();
     } catch (err) {
       setError(describeError(err));
+    }
+  };
+
+  /** As `tessera payout request`: paid at the next settlement, to the default payout address. */
+  const requestPayout = async () => {
+    setPayoutError(undefined);
+    setRequested(undefined);
+    setAsking(true);
+    try {
+      setRequested(await api<PayoutRequestView>("POST", "/dashboard/api/operator/payout-requests", {}));
+      await load();
+    } catch (err) {
+      setPayoutError(describeError(err));
+    } finally {
+      setAsking(false);
     }
   };
 
@@ -141,8 +148,30 @@ export function MyNodesPage() {
             <button type="submit">Set address</button>
           </form>
           {saved ? <p role="status" data-testid="payout-saved">Payouts on {saved.chain} now go to <code>{saved.address}</code>.</p> : null}
-          <h2>Payouts</h2>
-          {e.batches.length === 0 ? <p>No payouts yet. Ask for one with <code>tessera payout request</code> once earnings are available.</p> : (
+          <h2>Adding a machine</h2>
+          <p class="note" data-testid="join-token-note">
+            Join tokens are not yours to make: in <code>token</code> admission a join token admits a new <em>operator</em>, so only the
+            coordinator's owner makes them (its Admin page, or <code>tessera coordinator join-tokens create</code>). Your operator key is
+            already admitted: a new machine joins under it with a delegation, <code>tessera operator delegate npub1…</code> on the machine
+            that holds your operator key (see docs/trust.md), and needs no join token.
+          </p>
+          <h2 id="payouts-title">Payouts</h2>
+          <div class="actions" role="group" aria-labelledby="payouts-title">
+            <button type="button" onClick={() => void requestPayout()} disabled={asking} data-testid="request-payout">
+              Request a payout of {usdc(e.available)}
+            </button>
+          </div>
+          <p class="note">
+            Paid at the next settlement to your payout address{view?.payout_addresses[0] ? <> on {view.payout_addresses[0].chain}</> : null} (as{" "}
+            <code>tessera payout request</code>); each chain has a minimum, and held earnings become available when their hold ends.
+          </p>
+          <ErrorNote message={payoutError} />
+          {requested ? (
+            <p role="status" data-testid="payout-requested">
+              Payout of {usdc(requested.available)} asked for on {requested.chain}, to <code>{requested.address}</code>.
+            </p>
+          ) : null}
+          {e.batches.length === 0 ? <p>No payouts yet.</p> : (
             <TableBox label="Payouts">
               <thead><tr><th scope="col">Created</th><th scope="col">Chain</th><th scope="col">Amount</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Transaction</th></tr></thead>
               <tbody>

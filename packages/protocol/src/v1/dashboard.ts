@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { DrainReason } from "./drain-reason.js";
+import type { EarningsView } from "./earnings.js";
 import { NodeReputation, NodeTier } from "./node-view.js";
 
 /**
@@ -123,11 +124,11 @@ export interface DashboardNodes {
  * `GET /dashboard/api/operator` (an operator session): the operator's nodes and its earnings. `earnings` is the
  * same view as `GET /api/v1/payouts/earnings` (coordinator routes/payouts-earnings.ts).
  */
-export interface DashboardOperatorView<Earnings = unknown> {
+export interface DashboardOperatorView {
   operator_id: string;
   /** Each node with `jobs_served`: the jobs it completed work for over its life here (its receipts, one per job). */
   nodes: Array<DashboardNode & { jobs_served: number }>;
-  earnings: Earnings;
+  earnings: EarningsView;
   /** Where payouts go, most recently set first (the first is used), as `GET /api/v1/payouts/addresses`. */
   payout_addresses: DashboardPayoutAddress[];
   default_chain: string;
@@ -144,6 +145,14 @@ export interface DashboardPayoutAddress {
 /** `PUT /dashboard/api/operator/payout-addresses/:chain` (an operator session): as `tessera payout set`. */
 export const DashboardPayoutAddressSet = z.strictObject({ address: z.string().min(1).max(200) });
 export type DashboardPayoutAddressSet = z.infer<typeof DashboardPayoutAddressSet>;
+
+/**
+ * `POST /dashboard/api/operator/payout-requests` (an operator session): as `tessera payout request` — be paid at the
+ * next settlement pass, to the chain's address when `chain` is given (it becomes the payout address), else to the
+ * default one. The answer is the public API's `PayoutRequestView` (202).
+ */
+export const DashboardPayoutRequest = z.strictObject({ chain: z.string().min(1).max(32).optional() });
+export type DashboardPayoutRequest = z.infer<typeof DashboardPayoutRequest>;
 
 /** `POST /dashboard/api/admin/operators/:id` (the owner): approve (or unban) with `active`, ban with `banned`. */
 export const DashboardOperatorStatusChange = z.strictObject({
