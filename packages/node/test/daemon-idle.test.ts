@@ -66,6 +66,8 @@ describe("daemon idle policy", () => {
     sample = { inputIdleMs: 0, otherGpuUtil: 0, onBattery: false };
     clock.advance(1000);
     await waitFor("draining", () => coordinator.messages.some((m) => m.type === "draining"));
+    // The coordinator is told why, as a code from protocol DRAIN_REASONS (the words stay in this machine's log).
+    expect(coordinator.messages).toContainEqual({ type: "draining", reason: "owner_active" });
     expect(daemon.status().idle?.state).toBe("draining");
     coordinator.send(assignment("j2"));
     await waitFor("j2 rejected", () => coordinator.messages.some((m) => m.type === "job.reject" && m.job_id === "j2"));

@@ -305,6 +305,7 @@ describe("node daemon against a fake coordinator", () => {
     await waitFor("job held", () => backend.held === 1);
     const stopped = daemon.stop();
     await waitFor("draining sent", () => coordinator.messages.some((m) => m.type === "draining"));
+    expect(coordinator.messages).toContainEqual({ type: "draining", reason: "shutting_down" });
     coordinator.send(assignment("late"));
     await waitFor("late rejected", () => coordinator.messages.some((m) => m.type === "job.reject"));
     expect(coordinator.messages).toContainEqual({ type: "job.reject", job_id: "late", reason: "draining" });
