@@ -435,6 +435,45 @@ describe("the public API through the session", () => {
   });
 });
 
+describe("the playground's chats with tools, through the session", () => {
+  it("reach /v1/chat/completions as the session's key and stream the tool calls; bad tools and a missing session are refused by code", async () => {
+    net = await scriptedNetwork(1);
+    const call_ = { id: "call_abc", type: "function" as const, function: { name: "get_weather", arguments: '{"city":"Lima"}' } };
+    net.nodes[0]!.onAssign = (job, node) => {
+      node.accept(job.job_id);
+      node.stream(job.job_id, [{ type: "tool-calls", calls: [call_], tokens: [5, 6] }, { type: "usage", prompt_tokens: 3, completion_tokens: 2 }, { type: "finish", reason: "stop" }]);
+    };
+    const url = "/dashboard/api/openai/chat/completions";
+    const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+    const chat = { model: "tiny", messages: [{ role: "user", content: "weather?" }], stream: true, tools, tool_choice: "required" };
+    const unauthorized = await call("POST", url, { body: chat });
+    expect({ status: unauthorized.status, code: unauthorized.json().error.code }).toEqual({ status: 401, code: "unauthorized" });
+    const { cookie, csrf } = await signIn(net.t.token);
+    expectError(await call("POST", url, { cookie, body: chat }), 403, "forbidden");
+    for (const bad of [{ ...chat, tools: "nope" }, { ...chat, tools: [{ type: "function", function: { name: "has space" } }] }, { ...chat, tool_choice: "sometimes" }]) {
+      const res = await call("POST", url, { cookie, csrf, body: bad });
+      expect({ status: res.status, code: res.json().error.code }).toEqual({ status: 400, code: "bad_request" });
+    }
+    expect(net.nodes[0]!.assignments).toHaveLength(0);
+    expectError(await call("GET", url, { cookie }), 404, "not_found");
+
+    const res = await call("POST", url, { cookie, csrf, body: chat });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const chunks = new SseDecoder().push(res.text).map((e) => e.data).filter((d) => d !== "[DONE]").map((d) => JSON.parse(d));
+    // As OpenAI streams a call: its id and name first, then its arguments (the page joins them by index).
+    expect(chunks.flatMap((c) => c.choices.flatMap((ch: any) => ch.delta.tool_calls ?? []))).toEqual([
+      { index: 0, id: "call_abc", type: "function", function: { name: "get_weather", arguments: "" } },
+      { index: 0, function: { arguments: '{"city":"Lima"}' } },
+    ]);
+    expect(chunks.at(-1).choices[0].finish_reason).toBe("tool_calls");
+    expect(net.nodes[0]!.assignments[0]!.sampling).toMatchObject({ tools, tool_choice: "required" });
+    // The completion id names the job, whose record (through the session) names the node that answered.
+    const job = (chunks[0].id as string).replace(/^chatcmpl-/, "");
+    expect((await call("GET", `/dashboard/api/v1/jobs/${job}`, { cookie })).json()).toMatchObject({ status: "completed" });
+  });
+});
+
 /** Reads `event: jobs` payloads from the Jobs page's stream as they come. */
 async function jobEvents(cookie: string | undefined) {
   const res = await fetch(net.baseUrl + "/dashboard/api/jobs/events", { headers: cookie ? { cookie } : {} });

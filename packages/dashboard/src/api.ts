@@ -29,6 +29,9 @@ async function errorOf(res: Response): Promise<ApiError> {
   try {
     const body = JSON.parse(text) as { error?: unknown; error_message?: unknown };
     if (typeof body.error === "string") return new ApiError(body.error, String(body.error_message ?? body.error), res.status);
+    // The OpenAI-compatible routes wrap the same code: {"error": {"message", "type", "param", "code"}}.
+    const wrapped = body.error as { message?: unknown; code?: unknown } | undefined;
+    if (typeof wrapped?.code === "string") return new ApiError(wrapped.code, String(wrapped.message ?? wrapped.code), res.status);
   } catch {
     // not JSON: fall through
   }

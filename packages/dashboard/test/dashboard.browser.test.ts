@@ -91,12 +91,15 @@ describe("the dashboard in Chromium", () => {
     await page.getByRole("link", { name: "Models" }).click();
     await page.getByTestId("model-row").filter({ hasText: cluster.model! }).waitFor();
     expect(await page.getByTestId("model-row").first().locator("td").first().textContent()).toBe("1");
+    // Its one node holds the whole model: not sharded (the API test covers a sharded one's stages).
+    expect(await page.getByTestId("model-layout").first().textContent()).toBe("whole on each node");
     await shot("models");
 
     await page.getByRole("link", { name: "Nodes", exact: true }).click();
     const row = page.locator(`[data-node-id="${cluster.nodes[0]!.id}"]`);
     await row.waitFor();
-    expect(await row.textContent()).toContain("serving");
+    // Serving: "enrolled" (a node that stepped aside reads "away" and why; the API test covers the reasons).
+    expect(await row.textContent()).toContain("enrolled");
     expect(await row.textContent()).toContain("probation");
     expect(await row.textContent()).toContain(cluster.model!);
     await shot("nodes");
@@ -187,6 +190,32 @@ describe("the dashboard in Chromium", () => {
     expect(await unlabelledControls()).toEqual([]);
     await shot("playground");
 
+    // Tools: a list that is not a JSON array is refused in the page, and nothing is sent.
+    await page.getByRole("button", { name: "Clear" }).click();
+    await page.getByLabel("Tools (a JSON array of functions").fill('{"type": "function"}');
+    expect(await page.getByTestId("tools-check").textContent()).toContain("must be a JSON array");
+    await page.getByLabel("Message").fill("Weather in Lima?");
+    await page.getByRole("button", { name: "Send" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("must be a JSON array");
+    expect(await page.getByTestId("turn-assistant").count()).toBe(0);
+    // The example tool, which the model must call (tool_choice required: the embedded engine constrains its output
+    // to a call, so even the generated test model makes one): the call is shown with its arguments.
+    await page.getByRole("button", { name: "Use an example tool" }).click();
+    expect(await page.getByTestId("tools-check").textContent()).toContain("1 tool: get_weather");
+    await page.getByLabel("Tool choice").selectOption("required");
+    await page.getByLabel("Max tokens").fill("256");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.getByTestId("tool-call").first().waitFor({ timeout: 60_000 }).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}\npage shows:\n${await page.locator("main").innerText()}\n${cluster.logs()}`);
+    });
+    expect(await page.getByTestId("tool-call-name").first().textContent()).toBe("get_weather");
+    expect(await page.getByTestId("tool-call").first().textContent()).toMatch(/"city": "(Paris|Lagos|Lima)"/);
+    await page.getByTestId("answered-by").waitFor({ timeout: 30_000 });
+    // The message box now answers the call: what is typed goes back as the tool's result.
+    await page.getByLabel("Result of get_weather").waitFor();
+    expect(await unlabelledControls()).toEqual([]);
+    await shot("playground-tools");
+
     await open("/billing");
     await page.getByTestId("balance").waitFor();
     expect(await page.getByTestId("balance").textContent()).toMatch(/USDC$/);
@@ -220,7 +249,7 @@ describe("the dashboard in Chromium", () => {
     await expect.poll(() => page.getByTestId("signed-in-as").textContent(), { timeout: 15_000 }).toBe(`Operator ${operator.slice(0, 8)}…`);
     const row = page.locator(`[data-testid="my-node-row"][data-node-id="${node.id}"]`);
     await row.waitFor();
-    expect(await row.textContent()).toContain("serving");
+    expect(await row.textContent()).toContain("enrolled");
     await page.getByTestId("earnings-held").waitFor();
     // The jobs the tests ran were free (open network, no prices), so the receipts list them at 0.
     await page.getByTestId("receipt-row").first().waitFor();
@@ -239,6 +268,12 @@ describe("the dashboard in Chromium", () => {
     expect(await page.getByTestId("payout-address-row").first().textContent()).toContain("0x52908400098527886E0F7030069857D2E4169EE7");
     const signedWith = await promisify(execFile)(process.execPath, [TESSERA_BIN, "payout", "list", "--home", node.home, "--json"]);
     expect(signedWith.stdout).toContain("0x52908400098527886E0F7030069857D2E4169EE7");
+    // Asking for a payout: this coordinator settles on no chain, so it is refused, and the page shows the code.
+    expect(await page.getByTestId("request-payout").textContent()).toMatch(/^Request a payout of [\d.,]+ USDC$/);
+    await page.getByTestId("request-payout").click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toMatch(/does not pay out on base .*\(bad_request\)$/);
+    // Join tokens are the owner's; the page says so and how a new machine joins instead.
+    expect(await page.getByTestId("join-token-note").textContent()).toContain("tessera operator delegate");
     expect(await unlabelledControls()).toEqual([]);
     await shot("my-nodes");
 

@@ -10,9 +10,13 @@ const PASSED_HEADERS = ["content-type", "cache-control", "retry-after", "x-tesse
  * as an anonymous client, which only an open network serves). The request goes through the coordinator's own
  * routes in process (`inject`), so auth, limits, validation, errors and streaming are exactly the public API's; an
  * event stream is passed on as it is written. The caller's address goes along, so per-address limits still apply.
+ *
+ * `POST /dashboard/api/openai/chat/completions` is `POST /v1/chat/completions` the same way: the playground's chats
+ * with tools, which the native jobs API does not take (tools exist on the OpenAI-compatible route only). Its errors
+ * are that route's (OpenAI's `{"error": {message, type, param, code}}`, with the same codes).
  */
 export function proxyRoutes(app: FastifyInstance, gate: SessionGate): void {
-  const forward = async (request: FastifyRequest<{ Params: { "*": string } }>, reply: FastifyReply) => {
+  const forward = (target: (request: FastifyRequest<{ Params: { "*": string } }>) => string) => async (request: FastifyRequest<{ Params: { "*": string } }>, reply: FastifyReply) => {
     const session = gate.sessionOf(request);
     gate.checkWrite(request, session);
     const query = request.url.includes("?") ? request.url.slice(request.url.indexOf("?")) : "";
@@ -22,7 +26,7 @@ export function proxyRoutes(app: FastifyInstance, gate: SessionGate): void {
     const abort = new AbortController();
     const upstream = await app.inject({
       method: request.method as "GET" | "POST" | "DELETE" | "PUT",
-      url: `/api/v1/${request.params["*"]}${query}`,
+      url: `${target(request)}${query}`,
       headers,
       remoteAddress: request.ip,
       ...(request.method === "GET" || request.method === "HEAD" ? {} : { payload: request.rawBody ?? JSON.stringify(request.body ?? {}) }),
@@ -45,5 +49,6 @@ export function proxyRoutes(app: FastifyInstance, gate: SessionGate): void {
     if (String(upstream.headers["content-type"] ?? "").startsWith("text/event-stream")) reply.header("x-accel-buffering", "no");
     return reply.send(upstream.stream());
   };
-  app.route({ method: ["GET", "POST"], url: "/dashboard/api/v1/*", bodyLimit: CLIENT_BODY_LIMIT, handler: forward });
+  app.route({ method: ["GET", "POST"], url: "/dashboard/api/v1/*", bodyLimit: CLIENT_BODY_LIMIT, handler: forward((request) => `/api/v1/${request.params["*"]}`) });
+  app.route({ method: "POST", url: "/dashboard/api/openai/chat/completions", bodyLimit: CLIENT_BODY_LIMIT, handler: forward(() => "/v1/chat/completions") });
 }
