@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,7 +102,6 @@ describe("the dashboard in Chromium", () => {
     expect(await row.textContent()).toContain("enrolled");
     expect(await row.textContent()).toContain("probation");
     expect(await row.textContent()).toContain(cluster.model!);
-    await shot("nodes");
   }, 60_000);
 
   it("refuses a bad sign-in and says why", async (ctx) => {
@@ -341,4 +340,24 @@ describe("the dashboard in Chromium", () => {
     expect(await page.evaluate<string>("document.activeElement.textContent")).toBe("Skip to content");
     await page.setViewportSize({ width: 1280, height: 800 });
   }, 60_000);
+
+  // Last: it adds a second node, which the tests above do not expect.
+  it("shows a node that stepped aside as away, with the reason it gave: its owner came back", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    // The idle policy reads this file instead of the machine (`--idle-probe-file`, tests only): absent, nobody is at
+    // the keyboard, so the node enlists; {"active": true} is its owner typing.
+    const probe = join(dir, "owner.json");
+    const desk = await cluster.addNode({ nodeArgs: ["--idle-mode", "when-idle", "--idle-after", "1s", "--idle-probe-file", probe] });
+    await open("/nodes");
+    const row = page.locator(`[data-node-id="${desk.id}"]`);
+    await expect.poll(() => row.textContent(), { timeout: 30_000 }).toContain("enrolled");
+    writeFileSync(probe, JSON.stringify({ active: true }));
+    await expect.poll(() => row.getByTestId("away-reason").textContent(), { timeout: 30_000 }).toBe("owner is using the machine");
+    expect(await row.locator(".badge").first().textContent()).toBe("away");
+    expect(await page.locator(`[data-node-id="${cluster.nodes[0]!.id}"]`).textContent()).toContain("enrolled");
+    // The public node view says the same, as a code.
+    expect((await (await fetch(`${cluster.url}/api/v1/nodes/${desk.id}`)).json()).drain_reason).toBe("owner_active");
+    await page.evaluate("document.activeElement?.blur()"); // the keyboard test left the skip link focused
+    await shot("nodes");
+  }, 90_000);
 });
