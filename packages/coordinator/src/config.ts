@@ -67,6 +67,11 @@ export interface CoordinatorConfig {
    * An explicit setting rather than `X-Forwarded-Proto`, which any client can send.
    */
   secureCookies: "auto" | "always";
+  /**
+   * This coordinator's name among replicas sharing one database (replicas/design.md): it owns the jobs it creates
+   * under it. Undefined: the id kept in `<data dir>/replica-id`, generated on the first start.
+   */
+  replicaId: string | undefined;
 }
 
 export interface SettingSpec {
@@ -108,6 +113,7 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "payerKeyFile", flag: "--payer-key-file", env: "TESSERA_PAYER_KEY_FILE", default: "", description: "file with the payer's private key (0x + 64 hex, mode 0600)" },
   { key: "confirmations", flag: "--confirmations", env: "TESSERA_CONFIRMATIONS", default: "2", description: "blocks a settlement must be buried under before it counts as paid" },
   { key: "secureCookies", flag: "--secure-cookies", env: "TESSERA_SECURE_COOKIES", default: "auto", description: "dashboard cookies Secure: auto (when TLS reaches the coordinator itself) or always (behind a TLS-terminating proxy)" },
+  { key: "replicaId", flag: "--replica-id", env: "TESSERA_REPLICA_ID", default: "(generated once, kept in <data dir>/replica-id)", description: "this replica's id among coordinators sharing one database: 1-40 of a-z, 0-9 and -, starting with a letter or digit" },
   { key: "logLevel", flag: "--log-level", env: "TESSERA_LOG_LEVEL", default: "info", description: "trace, debug, info, warn, error or silent" },
   { key: "logFormat", flag: "--log-format", env: "TESSERA_LOG_FORMAT", default: "auto", description: "auto (readable on a terminal, JSON otherwise), pretty or json" },
   { key: "modelAliases", flag: "--alias", env: "TESSERA_MODEL_ALIASES", default: "", description: "model aliases, e.g. gpt-4o-mini=tessera-demo" },
@@ -181,6 +187,7 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     payerKeyFile: nonEmpty(raw(spec("payerKeyFile"))),
     confirmations: num("confirmations", 1, 1000),
     secureCookies: secureCookies(raw(spec("secureCookies"))),
+    replicaId: replicaId(raw(spec("replicaId"))),
   };
 }
 
@@ -196,6 +203,17 @@ function onOff(value: string | boolean | undefined, name: string): boolean {
   if (["on", "true", "1", "yes"].includes(value.toLowerCase())) return true;
   if (["off", "false", "0", "no"].includes(value.toLowerCase())) return false;
   throw new TesseraError("bad_request", `${name} must be on or off, got "${value}"`);
+}
+
+/** A replica id: short, lowercase, safe in logs, file names, metric labels and (later) bus subjects. */
+export const REPLICA_ID = /^[a-z0-9][a-z0-9-]{0,39}$/;
+
+function replicaId(value: string | boolean | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (typeof value !== "string" || !REPLICA_ID.test(value)) {
+    throw new TesseraError("bad_request", `--replica-id (TESSERA_REPLICA_ID) must be 1 to 40 characters of a-z, 0-9 and -, starting with a letter or digit, got "${String(value)}"`);
+  }
+  return value;
 }
 
 function secureCookies(value: string | boolean | undefined): CoordinatorConfig["secureCookies"] {

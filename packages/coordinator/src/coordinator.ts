@@ -36,6 +36,9 @@ import { SettlementWorker } from "./payments/settlement-worker.js";
 import { configuredChains } from "./payments/configured-chains.js";
 import { EmbeddingRequests } from "./embeddings/embedding-requests.js";
 import type { Store, StoreLog, StoreOptions } from "./store/types.js";
+import { loadOrCreateReplicaId } from "./replicas/replica-id.js";
+import { ReplicaLeaseHolder } from "./replicas/replica-lease.js";
+import { SharedNonces } from "./replicas/shared-nonces.js";
 
 export interface CoordinatorDeps {
   clock?: Clock;
@@ -53,7 +56,9 @@ export interface Coordinator {
   earnings: EarningsSweep;
   /** Pays available earnings on chain (started by `startCoordinator` when a chain is configured). */
   settlement: SettlementWorker;
-  /** Runs deadlines and the offline sweep once (the timer does this every second). */
+  /** This replica's id and lease in the shared store (replicas/design.md); tests call `renew()` and `sweepDeadReplicas()`. */
+  replica: ReplicaLeaseHolder;
+  /** Runs deadlines, the offline sweep, and the lease's and nonces' chores when due, once (the timer does this every second). */
   tick(): void;
   /**
    * The first step of a shutdown, alone: from now on every new HTTP request gets 503 `shutting_down` with
@@ -103,9 +108,28 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   let closing: Promise<void> | undefined;
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger(config.logLevel, { format: config.logFormat });
+  const replicaId = config.replicaId ?? loadOrCreateReplicaId(config.dataDir);
   const opened = deps.store ?? (await openStore(storeOptionsForConfig(config)));
   const writes = new PendingWrites();
   const store = writes.wrap(opened);
+  let billingForTakeOver: JobBilling | undefined;
+  const replica = new ReplicaLeaseHolder({
+    store,
+    clock,
+    logger,
+    id: replicaId,
+    address: `${config.host}:${config.port}`,
+    onTakenOver: (jobIds) => void refundTakenOver(jobIds),
+  });
+  // Before anything touches jobs: start-up recovery ends this replica's own unfinished jobs, so it must never run
+  // while another live process holds the same id.
+  try {
+    await replica.acquire();
+  } catch (err) {
+    if (!deps.store) await opened.close();
+    throw err;
+  }
+  const sharedNonces = store.dialect === "postgres" ? new SharedNonces(store, clock, logger) : undefined;
   let jobs!: JobManager;
   let sharding: ShardingManager | undefined;
   let embeddings: EmbeddingRequests | undefined;
@@ -148,6 +172,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     metrics: { checked: (result) => prometheus.checks.inc({ result }), skipped: (reason) => prometheus.checksSkipped.inc({ reason }) },
   });
   jobs = new JobManager({
+    replicaId,
     metrics: prometheus,
     clock,
     registry,
@@ -189,6 +214,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       })
     : undefined;
   jobs.attachBilling(billing);
+  billingForTakeOver = billing;
   const earnings = new EarningsSweep({
     store,
     clock,
@@ -222,7 +248,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     metrics: { checked: (result) => prometheus.stageChecks.inc({ result }), skipped: (reason) => prometheus.stageChecksSkipped.inc({ reason }) },
   });
   const admission = new Admission(store, clock, config.admission);
-  await restoreState(store, registry, speed, clock, admission);
+  await restoreState(store, registry, speed, clock, admission, replicaId);
   standing.restore(await store.listNodeStandings(), await store.listOperatorStandings());
   const reconciled = await billing?.reconcile();
   if (reconciled) logger.info({ jobs: reconciled }, "closed the accounts of jobs the last process left open");
@@ -251,7 +277,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     standing,
     checks,
     metrics: prometheus,
-    nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier },
+    nodeAuth: { clock, nonces: new NonceCache(), verifier: wasmSchnorrVerifier, ...(sharedNonces ? { shared: sharedNonces } : {}) },
     limiter: new RateLimiter(),
     authThrottle: new AuthThrottle(),
     logger,
@@ -285,7 +311,10 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     admissionWatch,
     earnings,
     settlement,
+    replica,
     tick() {
+      replica.maybeRun();
+      sharedNonces?.maybePrune();
       registry.sweep();
       jobs.tick();
       admissionWatch.maybePoll();
@@ -303,6 +332,19 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     },
   };
 
+  /** The escrow of jobs this replica ended for a dead replica goes back to their clients now, not at some restart. */
+  async function refundTakenOver(jobIds: string[]): Promise<void> {
+    if (!billingForTakeOver) return;
+    for (const id of jobIds) {
+      try {
+        const job = await store.getJob(id);
+        if (job) await billingForTakeOver.refund({ id, ownerId: job.ownerId });
+      } catch (err) {
+        logger.error({ err, job: id }, "could not refund a dead replica's job; the next start's reconciliation will");
+      }
+    }
+  }
+
   async function shutDown(): Promise<void> {
     gate.stopAccepting();
     const failing = jobs.activeCount;
@@ -315,6 +357,9 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     await app.close();
     await jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);
     await writes.settled();
+    await sharedNonces?.settled();
+    // Last: every job of this replica is ended, so the id is free for a restart at once.
+    await replica.release().catch((err: unknown) => logger.error({ err }, "could not release the replica lease"));
     await store.close();
     logger.info({ failed_jobs: failing }, "coordinator stopped");
   }
@@ -327,6 +372,7 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
   await coordinator.app.listen({ host: config.host, port: config.port });
   const address = coordinator.app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
+  await coordinator.replica.announce(`${config.host}:${port}`);
   const ticker = setInterval(() => coordinator.tick(), TICK_MS);
   const sweepEarnings = () => {
     coordinator.earnings
@@ -365,9 +411,10 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
 
 /**
  * After a restart: known nodes of admitted operators come back offline until they speak (a banned or pending
- * operator's nodes, and keys past their rotation grace, are left out); jobs the last process held are failed honestly.
+ * operator's nodes, and keys past their rotation grace, are left out); jobs this replica's last process held are
+ * failed honestly, and no other replica's.
  */
-async function restoreState(store: Store, registry: NodeRegistry, speed: SpeedMetrics, clock: Clock, admission: Admission): Promise<void> {
+async function restoreState(store: Store, registry: NodeRegistry, speed: SpeedMetrics, clock: Clock, admission: Admission, replicaId: string): Promise<void> {
   const now = new Date(clock.now());
   const admitted = new Set((await store.listOperators()).filter((o) => o.status === "active").map((o) => o.id));
   for (const node of await store.listNodes()) {
@@ -386,7 +433,8 @@ async function restoreState(store: Store, registry: NodeRegistry, speed: SpeedMe
     });
     if (node.status === "online") await store.setNodeStatus(node.id, "offline", now);
   }
-  await store.failStaleJobs(now, now, "the coordinator restarted while the job was running");
+  // Only this replica's jobs: another replica sharing the database may be running its own right now.
+  await store.failOwnJobs(replicaId, now, now, "the coordinator restarted while the job was running");
   for (const m of await store.listNodeModelMetrics()) {
     speed.restore(m.nodeId, m.model, { tokensPerSecond: m.tokensPerSecond, ttftMs: m.ttftMs, jobs: m.samples });
   }

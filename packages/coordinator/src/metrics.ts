@@ -9,6 +9,8 @@ import type { NodeRegistry } from "./registry.js";
 export class CoordinatorMetrics {
   readonly registry = new Registry();
   readonly jobsFinished = new Counter({ name: "tessera_jobs_finished_total", help: "Jobs that ended, by status and error code", labelNames: ["status", "error"] as const, registers: [this.registry] });
+  /** A job whose record another replica had ended (this one's lease had lapsed) when this one wrote it (replicas/design.md). */
+  readonly jobsEndedElsewhere = new Counter({ name: "tessera_jobs_ended_elsewhere_total", help: "Jobs whose record another coordinator replica ended while they ran here", registers: [this.registry] });
   readonly completionTokens = new Counter({
     name: "tessera_completion_tokens_total",
     help: "Completion tokens relayed to clients, as the coordinator counts them (token ids where the node sent them, else one a text part)",

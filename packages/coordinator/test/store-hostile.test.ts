@@ -128,6 +128,6 @@ describe("a store whose writes fail", () => {
     const id = t.node.assignments[0]!.job_id;
     // The store still says pending (nothing could be written); what a restart does with such a record:
     expect((await t.coordinator.ctx.store.getJob(id))?.status).toBe("pending");
-    expect(await t.coordinator.ctx.store.failStaleJobs(new Date(t.clock.now() + 1), new Date(t.clock.now()))).toEqual([id]);
+    expect(await t.coordinator.ctx.store.failOwnJobs(t.coordinator.replica.id, new Date(t.clock.now() + 1), new Date(t.clock.now()))).toEqual([id]);
   });
 });

@@ -11,11 +11,32 @@ export const NODE_AUTH_REASONS: Record<AuthFailure, string> = {
   replayed_nonce: "nonce was already used (replayed request)",
 };
 
-/** What checking node signatures needs: the clock, the replay cache and the signature verifier. */
+/**
+ * The nonces every replica sharing the database has seen (replicas/shared-nonces.ts): `false` when the node key's
+ * nonce was already used on any of them.
+ */
+export interface SharedNonceCheck {
+  claim(nodeKey: string, nonce: string, timestampSeconds: number): Promise<boolean>;
+}
+
+/**
+ * What checking node signatures needs: the clock, the replay cache and the signature verifier. The in-process cache is
+ * the first filter (a replay to the same replica never reaches the database); `shared`, on PostgreSQL, refuses a
+ * nonce used on any replica. Without it (SQLite: one process) the in-process cache is the whole check.
+ */
 export interface NodeAuthDeps {
   clock: Clock;
   nonces: NonceCache;
   verifier: { verify(signatureHex: string, digest: Uint8Array, publicKeyHex: string): boolean };
+  shared?: SharedNonceCheck;
+}
+
+/** A signature that checked out, with the nonce it used (for the shared check). */
+export interface VerifiedNodeRequest {
+  ok: true;
+  nodeId: string;
+  nonce: string;
+  timestamp: number;
 }
 
 type Headers = FastifyRequest["headers"];
@@ -45,16 +66,35 @@ export function checkNodeAuthHeaders(headers: Headers, nowSeconds: number): Auth
 export function verifyNodeRequest(
   request: { method: string; url: string; headers: Headers; rawBody?: string },
   { clock, nonces, verifier }: NodeAuthDeps,
-): { ok: true; nodeId: string } | { ok: false; reason: AuthFailure } {
+): VerifiedNodeRequest | { ok: false; reason: AuthFailure } {
+  const authHeader = header(request.headers, AUTH_HEADER);
   const result = verifyRequest({
     method: request.method,
     path: request.url,
     body: request.rawBody ?? "",
-    authHeader: header(request.headers, AUTH_HEADER),
+    authHeader,
     keyHeader: header(request.headers, KEY_HEADER),
     nowSeconds: Math.floor(clock.now() / 1000),
     nonces,
     verifier,
   });
-  return result.ok ? { ok: true, nodeId: result.publicKeyHex } : { ok: false, reason: result.reason };
+  if (!result.ok) return { ok: false, reason: result.reason };
+  // verifyRequest parsed the same header successfully, so this cannot be null.
+  const parsed = parseAuthHeader(authHeader!)!;
+  return { ok: true, nodeId: result.publicKeyHex, nonce: parsed.nonce, timestamp: parsed.timestamp };
+}
+
+/** The shared replay check of a request whose signature checked out: `true` when no replica has seen its nonce. */
+export async function claimSharedNonce(verified: VerifiedNodeRequest, deps: Pick<NodeAuthDeps, "shared">): Promise<boolean> {
+  return deps.shared === undefined || deps.shared.claim(verified.nodeId, verified.nonce, verified.timestamp);
+}
+
+/** `verifyNodeRequest` and then the shared replay check: what a caller that may wait for the database uses. */
+export async function verifyNodeRequestEverywhere(
+  request: { method: string; url: string; headers: Headers; rawBody?: string },
+  deps: NodeAuthDeps,
+): Promise<VerifiedNodeRequest | { ok: false; reason: AuthFailure }> {
+  const result = verifyNodeRequest(request, deps);
+  if (!result.ok) return result;
+  return (await claimSharedNonce(result, deps)) ? result : { ok: false, reason: "replayed_nonce" };
 }

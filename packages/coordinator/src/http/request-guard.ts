@@ -4,7 +4,7 @@ import { AuthThrottle } from "../auth-throttle.js";
 import type { Clock } from "../clock.js";
 import { RateLimiter } from "../rate-limiter.js";
 import { authenticateClient, type Caller, type ClientAuthDeps } from "./client-auth.js";
-import { checkNodeAuthHeaders, NODE_AUTH_REASONS, type NodeAuthDeps, verifyNodeRequest } from "./node-auth.js";
+import { checkNodeAuthHeaders, claimSharedNonce, NODE_AUTH_REASONS, type NodeAuthDeps, type VerifiedNodeRequest, verifyNodeRequest } from "./node-auth.js";
 
 /**
  * Who may call a route, declared in its options (`{ config: { auth: "client" } }`) and checked from the headers in
@@ -41,6 +41,8 @@ declare module "fastify" {
     operatorTokenFor?: string;
     /** Verifies the node signature over the raw body; the JSON body parser calls it before parsing. */
     verifySignature?: (rawBody: string) => void;
+    /** A signature that checked out and whose nonce still awaits the replicas' shared check (preValidation). */
+    unsharedNonce?: VerifiedNodeRequest;
   }
 }
 
@@ -92,7 +94,10 @@ export function installRequestGuard(app: FastifyInstance, deps: RequestGuardDeps
       request.verifySignature = undefined;
       const result = verifyNodeRequest({ method: request.method, url: request.url, headers: request.headers, rawBody }, deps.node);
       if (!result.ok) fail(request, result.reason);
-      else request.signedBy = result.nodeId;
+      else {
+        request.signedBy = result.nodeId;
+        if (deps.node.shared) request.unsharedNonce = result;
+      }
     };
   };
 
@@ -147,8 +152,16 @@ export function installRequestGuard(app: FastifyInstance, deps: RequestGuardDeps
     request.operatorTokenFor = result.nodeId;
   });
 
-  // A signed request whose body was never parsed (none sent): the signature covers the empty body.
+  // A signed request whose body was never parsed (none sent): the signature covers the empty body. Then the
+  // replicas' shared replay check (the body parser is synchronous, so it waits until here), before any handler.
   app.addHook("preValidation", async (request) => {
     request.verifySignature?.(request.rawBody ?? "");
+    const verified = request.unsharedNonce;
+    if (verified === undefined) return;
+    request.unsharedNonce = undefined;
+    if (!(await claimSharedNonce(verified, deps.node))) {
+      request.signedBy = undefined;
+      fail(request, "replayed_nonce");
+    }
   });
 }

@@ -41,6 +41,11 @@ export interface JobManagerOptions {
   jobTimeoutMs: number;
   acceptTimeoutMs: number;
   resultTtlMs: number;
+  /**
+   * The replica this job manager runs in: it owns the jobs it creates, and writes their records only while they are
+   * unfinished and still its own (a compare-and-set), so it never overwrites what another replica ended.
+   */
+  replicaId: string;
   /** A job is given up after this many node attempts (each failed node is excluded from the next). */
   maxAttempts?: number;
   metrics?: CoordinatorMetrics;
@@ -70,6 +75,7 @@ export interface SubmitRequest {
 }
 
 const FINISHED_RETENTION_MS = 60_000;
+const UNFINISHED = ["pending", "processing"] as const;
 
 /**
  * Owns every job in flight: queueing, dispatch to workers (workers/worker.ts), the relay of stream parts to
@@ -117,6 +123,7 @@ export class JobManager implements JobSink {
         sampling: job.sampling,
         createdAt: new Date(now),
         contentExpiresAt: new Date(now + this.o.resultTtlMs),
+        replicaId: this.o.replicaId,
       });
     } catch (err) {
       this.o.billing?.refund(job).catch((again: unknown) => this.o.logger.error({ err: again, job: job.id }, "could not refund the escrow of a job that was not stored"));
@@ -580,6 +587,9 @@ export class JobManager implements JobSink {
       completionTokens: job.completionTokens,
       completedAt: new Date(now),
       latencyMs: now - job.createdAt,
+      // A completed record never carries an error, whatever an earlier write left.
+      error: null,
+      errorMessage: null,
     });
     this.bill(job, () =>
       this.o.billing!.settle({
@@ -714,16 +724,26 @@ export class JobManager implements JobSink {
    */
   private bill(job: LiveJob, work: () => Promise<unknown>): void {
     if (!this.o.billing) return;
-    job.persisted = job.persisted.then(work).then(
+    job.persisted = job.persisted.then(() => (job.endedElsewhere ? undefined : work())).then(
       () => undefined,
       (err: unknown) => this.o.logger.error({ err, job: job.id }, "could not settle the job's payment; its escrow stays held until the next start reconciles it"),
     );
   }
 
+  /**
+   * Writes the record only while the job is unfinished and owned by this replica. A write that finds it otherwise
+   * means another replica ended it (this one's lease had lapsed, replicas/design.md): the record is left as that
+   * replica wrote it, a job still running here fails with `conflict`, and its money is left to whoever ended it.
+   */
   private persist(job: LiveJob, patch: Parameters<JobStorePort["updateJob"]>[1]): void {
     job.persisted = job.persisted
       .then(async () => {
-        await this.o.store.updateJob(job.id, patch);
+        if (job.endedElsewhere) return;
+        if (await this.o.store.updateJob(job.id, patch, { ifStatus: UNFINISHED, ifReplica: this.o.replicaId })) return;
+        job.endedElsewhere = true;
+        this.o.logger.warn({ job: job.id, status: patch.status }, "job record ended by another replica; left as it is");
+        this.o.metrics?.jobsEndedElsewhere.inc();
+        if (!job.finished) this.fail(job, "conflict", "another coordinator replica ended this job while it ran here; retry the request");
       })
       .catch((err: unknown) => this.onStoreFailure(job, patch, err));
   }
@@ -753,7 +773,7 @@ export class JobManager implements JobSink {
       await this.o.store.updateJob(
         job.id,
         { status: "failed", error: code, errorMessage: message, completedAt: new Date(job.completedAt ?? this.o.clock.now()) },
-        { ifStatus: ["pending", "processing"] },
+        { ifStatus: UNFINISHED, ifReplica: this.o.replicaId },
       );
     } catch (again: unknown) {
       this.o.logger.error({ err: again, job: job.id }, "could not store the failure of a job whose record failed");

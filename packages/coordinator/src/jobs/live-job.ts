@@ -96,6 +96,11 @@ export class LiveJob {
   readonly listeners = new Set<(event: JobEvent) => void>();
   /** Serialises this job's store writes so they land in order. */
   persisted: Promise<void> = Promise.resolve();
+  /**
+   * Its record was ended by another replica (this one's lease had lapsed): the record keeps what that replica wrote,
+   * and this one neither overwrites it nor settles the job's money.
+   */
+  endedElsewhere = false;
   /** What the job needs of its node's model (protocol model-features.ts): routing sends it only where all are offered. */
   readonly neededFeatures: readonly NeededFeature[];
   /**

@@ -4,7 +4,7 @@ import type { AuthThrottle } from "../auth-throttle.js";
 import type { Clock } from "../clock.js";
 import type { CoordinatorConfig } from "../config.js";
 import { authenticateClient, clientAuthDeps } from "../http/client-auth.js";
-import { type NodeAuthDeps, NODE_AUTH_REASONS, checkNodeAuthHeaders, verifyNodeRequest } from "../http/node-auth.js";
+import { type NodeAuthDeps, NODE_AUTH_REASONS, checkNodeAuthHeaders, verifyNodeRequestEverywhere } from "../http/node-auth.js";
 import type { RateLimiter } from "../rate-limiter.js";
 import type { ReceiptRecord, Store } from "../store/types.js";
 
@@ -47,7 +47,7 @@ async function readerOf(deps: ReceiptRouteDeps, request: FastifyRequest, reply: 
   };
   const failure = checkNodeAuthHeaders(request.headers, Math.floor(now / 1000));
   if (failure) fail(failure);
-  const result = verifyNodeRequest({ method: request.method, url: request.url, headers: request.headers, rawBody: "" }, deps.nodeAuth);
+  const result = await verifyNodeRequestEverywhere({ method: request.method, url: request.url, headers: request.headers, rawBody: "" }, deps.nodeAuth);
   return result.ok ? { signer: result.nodeId } : fail(result.reason);
 }
 

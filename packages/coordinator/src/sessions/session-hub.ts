@@ -18,7 +18,7 @@ import {
 } from "@tessera/protocol";
 import type { AuthThrottle } from "../auth-throttle.js";
 import type { Clock } from "../clock.js";
-import { type NodeAuthDeps, NODE_AUTH_REASONS, verifyNodeRequest } from "../http/node-auth.js";
+import { type NodeAuthDeps, NODE_AUTH_REASONS, claimSharedNonce, verifyNodeRequest } from "../http/node-auth.js";
 import type { Logger } from "../logger.js";
 import type { NodeRegistry } from "../registry.js";
 import type { JobSink } from "../workers/job-sink.js";
@@ -83,7 +83,22 @@ export class SessionHub {
       if (result.reason !== "missing_header") this.deps.authThrottle.recordFailure(address, now);
       return reject(socket, 401, errorBody("unauthorized", NODE_AUTH_REASONS[result.reason]));
     }
-    const nodeId = result.nodeId;
+    if (this.deps.nodeAuth.shared === undefined) return this.upgrade(result.nodeId, request, socket, head);
+    // The replicas' shared replay check: a session upgrade captured on one replica must not open one on another.
+    claimSharedNonce(result, this.deps.nodeAuth).then(
+      (fresh) => {
+        if (fresh) return this.upgrade(result.nodeId, request, socket, head);
+        this.deps.authThrottle.recordFailure(address, now);
+        reject(socket, 401, errorBody("unauthorized", NODE_AUTH_REASONS.replayed_nonce));
+      },
+      (err: unknown) => {
+        this.deps.logger.error({ err }, "shared nonce check failed");
+        reject(socket, 500, errorBody("internal_error", "internal error"));
+      },
+    );
+  }
+
+  private upgrade(nodeId: string, request: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!this.deps.registry.get(nodeId)) {
       return reject(socket, 401, errorBody("unauthorized", "unknown node: register first (`tessera register`)"));
     }
@@ -218,9 +233,9 @@ class WsNodeSession implements NodeSession {
   }
 }
 
-const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests" };
+const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error" };
 
-function reject(socket: Duplex, status: 401 | 404 | 429, body: object, retryAfterSeconds?: number): void {
+function reject(socket: Duplex, status: 401 | 404 | 429 | 500, body: object, retryAfterSeconds?: number): void {
   const text = JSON.stringify(body);
   const retry = retryAfterSeconds === undefined ? "" : `retry-after: ${retryAfterSeconds}\r\n`;
   socket.end(

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore } from "./open-store.js";
 import { POSTGRES_URL, describeWithPostgres, dropSchema, probePostgres, randomSchema } from "./postgres-test-support.js";
-import { defineReplicaContract } from "./replica-contract-suite.js";
+import { defineReplicaContract } from "./replica-contract.test-support.js";
 import { defineStoreContract, type StoreHarness } from "./store-contract-suite.js";
 import type { Store } from "./types.js";
 
