@@ -356,7 +356,8 @@ describe("the dashboard in Chromium", () => {
     expect(await row.locator(".badge").first().textContent()).toBe("away");
     expect(await page.locator(`[data-node-id="${cluster.nodes[0]!.id}"]`).textContent()).toContain("enrolled");
     // The public node view says the same, as a code.
-    expect((await (await fetch(`${cluster.url}/api/v1/nodes/${desk.id}`)).json()).drain_reason).toBe("owner_active");
+    const view = (await (await fetch(`${cluster.url}/api/v1/nodes/${desk.id}`)).json()) as { drain_reason?: string };
+    expect(view.drain_reason).toBe("owner_active");
     await page.evaluate("document.activeElement?.blur()"); // the keyboard test left the skip link focused
     await shot("nodes");
   }, 90_000);
