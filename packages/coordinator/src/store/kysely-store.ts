@@ -169,6 +169,9 @@ export class KyselyStore implements Store {
   claimNodeNonce(nodeKey: string, nonce: string, expiresAt: Date): Promise<boolean> {
     return replicas.claimNodeNonce(this.db, nodeKey, nonce, expiresAt);
   }
+  claimNodeNonces(claims: ReadonlyArray<{ nodeKey: string; nonce: string; expiresAt: Date }>): Promise<boolean[]> {
+    return replicas.claimNodeNonces(this.db, claims);
+  }
   pruneNodeNonces(now: Date): Promise<number> {
     return replicas.pruneNodeNonces(this.db, now);
   }

@@ -137,5 +137,17 @@ export function defineReplicaContract(label: string, openHarness: () => Promise<
       expect(await store.pruneNodeNonces(t(61))).toBe(1);
       expect(await store.claimNodeNonce(key, "n1", t(120))).toBe(true);
     });
+
+    it("claims many nonces in one call, each answer in its place; a pair twice in one call is claimed once", async () => {
+      const key = "e".repeat(64);
+      expect(await store.claimNodeNonce(key, "used", t(60))).toBe(true);
+      const claims = ["a", "used", "b", "a", "c"].map((nonce) => ({ nodeKey: key, nonce, expiresAt: t(60) }));
+      expect(await store.claimNodeNonces(claims)).toEqual([true, false, true, false, true]);
+      expect(await store.claimNodeNonces([])).toEqual([]);
+      expect(await store.claimNodeNonce(key, "c", t(60))).toBe(false);
+      // two batches racing over the same nonces: each nonce goes to one of them
+      const racing = await Promise.all([0, 1].map(() => store.claimNodeNonces(["x", "y", "z"].map((nonce) => ({ nodeKey: key, nonce, expiresAt: t(60) })))));
+      expect(racing[0]!.map((won, i) => Number(won) + Number(racing[1]![i]))).toEqual([1, 1, 1]);
+    });
   });
 }

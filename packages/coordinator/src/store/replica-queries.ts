@@ -72,6 +72,30 @@ export async function claimNodeNonce(db: Kysely<Database>, nodeKey: string, nonc
   return toNumber(result.numInsertedOrUpdatedRows) > 0;
 }
 
+/**
+ * Many claims in one statement (one round trip, one commit): the rows that came back were inserted. A pair given twice
+ * in one call is claimed by its first occurrence only, as if the calls had been made one after another.
+ */
+export async function claimNodeNonces(
+  db: Kysely<Database>,
+  claims: ReadonlyArray<{ nodeKey: string; nonce: string; expiresAt: Date }>,
+): Promise<boolean[]> {
+  if (claims.length === 0) return [];
+  const pair = (key: string, nonce: string) => `${key}\u0000${nonce}`;
+  const first = new Map<string, number>();
+  claims.forEach((c, i) => {
+    if (!first.has(pair(c.nodeKey, c.nonce))) first.set(pair(c.nodeKey, c.nonce), i);
+  });
+  const rows = await db
+    .insertInto("node_nonces")
+    .values([...first.values()].map((i) => ({ node_key: claims[i]!.nodeKey, nonce: claims[i]!.nonce, expires_at: toMs(claims[i]!.expiresAt, "expiresAt") })))
+    .onConflict((oc) => oc.columns(["node_key", "nonce"]).doNothing())
+    .returning(["node_key", "nonce"])
+    .execute();
+  const inserted = new Set(rows.map((r) => pair(r.node_key, r.nonce)));
+  return claims.map((c, i) => first.get(pair(c.nodeKey, c.nonce)) === i && inserted.has(pair(c.nodeKey, c.nonce)));
+}
+
 export async function pruneNodeNonces(db: Kysely<Database>, now: Date): Promise<number> {
   const result = await db.deleteFrom("node_nonces").where("expires_at", "<=", toMs(now, "now")).executeTakeFirst();
   return toNumber(result.numDeletedRows);

@@ -487,6 +487,11 @@ export interface Store {
    * replica). One statement: two replicas claiming the same nonce at once get one `true`.
    */
   claimNodeNonce(nodeKey: string, nonce: string, expiresAt: Date): Promise<boolean>;
+  /**
+   * `claimNodeNonce` for many in one statement, each answer in its place; a pair given twice in one call is claimed
+   * by its first occurrence only.
+   */
+  claimNodeNonces(claims: ReadonlyArray<{ nodeKey: string; nonce: string; expiresAt: Date }>): Promise<boolean[]>;
   /** Deletes nonces whose `expiresAt <= now`; returns how many. */
   pruneNodeNonces(now: Date): Promise<number>;
 
