@@ -1,0 +1,71 @@
+import { z } from "zod";
+import { Hardware, JobAssignment, MAX_MODELS_PER_NODE, MAX_NODE_CONCURRENCY, NodeId, ServedModel, StreamPart } from "@tessera/protocol";
+
+/**
+ * What replicas send each other over the bus (design.md "Messages"), as JSON. Replicas run the same code and share
+ * one operator, but a message is still checked against these schemas before it moves anything: a malformed one (a
+ * replica of another version, a stray publisher on the subject) is dropped with a log line.
+ */
+
+/** Same rule as `--replica-id` (config.ts REPLICA_ID); kept here so the bus needs nothing from the config module. */
+const ReplicaId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/);
+const JobId = z.string().min(1).max(128);
+const Reason = z.string().max(500);
+
+/** A node whose session is on the beating replica, as the others need it to route jobs to it. */
+export const NodeSummary = z.strictObject({
+  id: NodeId,
+  operator: NodeId,
+  version: z.string().max(64),
+  hardware: Hardware,
+  models: z.array(ServedModel).max(MAX_MODELS_PER_NODE),
+  max_concurrency: z.number().int().min(1).max(MAX_NODE_CONCURRENCY),
+  draining: z.boolean(),
+  /** Jobs on the node from every replica, as its owner counts them. */
+  active_jobs: z.number().int().min(0).max(1_000_000),
+});
+export type NodeSummary = z.infer<typeof NodeSummary>;
+
+/** A replica is alive, and these are all the nodes whose sessions it holds now. */
+export const ReplicaBeat = z.strictObject({
+  type: z.literal("beat"),
+  replica: ReplicaId,
+  sent_at: z.number(),
+  nodes: z.array(NodeSummary).max(100_000),
+});
+export type ReplicaBeat = z.infer<typeof ReplicaBeat>;
+
+/** From the replica holding a job to the replica holding its node's session. */
+export const JobCommand = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("assign"), from: ReplicaId, node: NodeId, job: JobAssignment }),
+  z.strictObject({ type: z.literal("cancel"), from: ReplicaId, node: NodeId, job_id: JobId, reason: Reason }),
+]);
+export type JobCommand = z.infer<typeof JobCommand>;
+
+/** From the replica holding a node's session back to the replica holding the job: the JobSink calls, one by one. */
+export const JobReport = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("accepted"), node: NodeId, job_id: JobId }),
+  z.strictObject({ type: z.literal("rejected"), node: NodeId, job_id: JobId, reason: Reason }),
+  z.strictObject({ type: z.literal("part"), node: NodeId, job_id: JobId, part: StreamPart }),
+  z.strictObject({ type: z.literal("lost"), node: NodeId, reason: Reason }),
+]);
+export type JobReport = z.infer<typeof JobReport>;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeBusMessage(message: ReplicaBeat | JobCommand | JobReport): Uint8Array {
+  return encoder.encode(JSON.stringify(message));
+}
+
+/** The message `data` holds, or a reason it is not one of `schema`'s. */
+export function decodeBusMessage<T>(schema: z.ZodType<T>, data: Uint8Array): { ok: true; message: T } | { ok: false; why: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(data));
+  } catch {
+    return { ok: false, why: "not JSON" };
+  }
+  const parsed = schema.safeParse(value);
+  return parsed.success ? { ok: true, message: parsed.data } : { ok: false, why: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ").slice(0, 300) };
+}

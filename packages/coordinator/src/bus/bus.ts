@@ -1,0 +1,33 @@
+/**
+ * What moves between coordinator replicas (design.md): a publish/subscribe bus of subjects carrying bytes. NATS is
+ * the one implementation (nats-bus.ts); a coordinator without `--bus` has none and runs alone.
+ */
+export interface Bus {
+  /** Sends `data` to every subscriber of `subject`; never blocks (the client buffers while it reconnects). */
+  publish(subject: string, data: Uint8Array): void;
+  /** Calls `handler` with every message on `subject`, in the order each publisher sent them; returns the unsubscribe. */
+  subscribe(subject: string, handler: (data: Uint8Array) => void): () => void;
+  /** Waits until everything published so far reached the server. */
+  flush(): Promise<void>;
+  /** Drains the subscriptions and closes the connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * The subjects the replicas of `cluster` talk on. Replica ids and cluster names are `[a-z0-9-]` only, so they are safe
+ * inside a subject; the cluster keeps two networks (or two test runs) on one NATS server apart.
+ */
+export function subjectsOf(cluster: string) {
+  const root = `tessera.v1.${cluster}`;
+  return {
+    /** Every replica's beat: it is alive, and the nodes whose sessions it holds. */
+    beats: `${root}.beats`,
+    /** Assignments and cancels for the nodes whose sessions are on `replica`. */
+    commands: (replica: string) => `${root}.replica.${replica}.commands`,
+    /** What nodes on other replicas report about the jobs `replica` holds: accepted, rejected, parts, lost. */
+    reports: (replica: string) => `${root}.replica.${replica}.reports`,
+  };
+}
+
+/** The cluster a coordinator's replicas join unless told otherwise. */
+export const DEFAULT_CLUSTER = "main";

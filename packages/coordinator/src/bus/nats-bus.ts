@@ -1,0 +1,37 @@
+import { connect } from "@nats-io/transport-node";
+import type { Logger } from "../logger.js";
+import type { Bus } from "./bus.js";
+
+/**
+ * Connects to NATS at `url` (`nats://host:port`). Fails with a clear error when the server does not answer within
+ * `timeoutMs`; after that the client reconnects on its own for as long as the coordinator runs, buffering what is
+ * published meanwhile, and logs each disconnect and reconnect.
+ */
+export async function connectNatsBus(url: string, replicaId: string, logger: Logger, timeoutMs = 5_000): Promise<Bus> {
+  const nc = await connect({ servers: url, name: `tessera-coordinator-${replicaId}`, timeout: timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 250 }).catch(
+    (err: unknown) => {
+      throw new Error(`could not reach the bus at ${url}: ${err instanceof Error ? err.message : String(err)}`);
+    },
+  );
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect" || status.type === "reconnect") logger.warn({ bus: url, status: status.type }, `bus ${status.type === "disconnect" ? "disconnected" : "reconnected"}`);
+    }
+  })();
+  return {
+    publish: (subject, data) => nc.publish(subject, data),
+    subscribe(subject, handler) {
+      const sub = nc.subscribe(subject, {
+        callback: (err, msg) => {
+          if (err) logger.warn({ err, subject }, "bus subscription error");
+          else handler(msg.data);
+        },
+      });
+      return () => sub.unsubscribe();
+    },
+    flush: () => nc.flush(),
+    async close() {
+      await nc.drain().catch(() => nc.close());
+    },
+  };
+}

@@ -1,0 +1,218 @@
+import { afterEach, beforeEach, expect, it } from "vitest";
+import type { CoordinatorMessage, ErrorCode, StreamPart } from "@tessera/protocol";
+import { ManualClock } from "../clock.js";
+import { createLogger } from "../logger.js";
+import { NodeRegistry } from "../registry.js";
+import { SessionWorker } from "../sessions/session-worker.js";
+import type { JobSink } from "../workers/job-sink.js";
+import type { NodeSession } from "../workers/node-session.js";
+import type { Bus } from "./bus.js";
+import { connectNatsBus } from "./nats-bus.js";
+import { NATS_URL, describeWithNats, probeNats, randomReplicaId } from "./nats-test-support.js";
+import { REPLICA_SILENT_AFTER_MS, ReplicaLink } from "./replica-link.js";
+import { RemoteWorker } from "./remote-worker.js";
+
+/**
+ * Two replicas' links over the real NATS server, each with its own registry: replica A holds a node's session,
+ * replica B holds the jobs. What B's job manager would be told is recorded by a sink; the node is a session that
+ * records what it is sent.
+ */
+const NODE = "a".repeat(64);
+const OPERATOR = "b".repeat(64);
+const quiet = createLogger("silent");
+
+class RecordingSink implements JobSink {
+  readonly calls: string[] = [];
+  accepted(w: string, j: string) { this.calls.push(`accepted ${w.slice(0, 4)} ${j}`); }
+  rejected(w: string, j: string, reason: string) { this.calls.push(`rejected ${w.slice(0, 4)} ${j} ${reason}`); }
+  part(w: string, j: string, part: StreamPart) { this.calls.push(`part ${w.slice(0, 4)} ${j} ${part.type}${part.type === "text-delta" ? ` ${part.text}` : ""}`); }
+  failed(w: string, j: string, code: ErrorCode) { this.calls.push(`failed ${w.slice(0, 4)} ${j} ${code}`); }
+  lost(w: string, reason: string) { this.calls.push(`lost ${w.slice(0, 4)} ${reason}`); }
+}
+
+class RecordingSession implements NodeSession {
+  readonly sent: CoordinatorMessage[] = [];
+  constructor(readonly nodeId: string) {}
+  send(message: CoordinatorMessage) { this.sent.push(message); }
+  sendBinary() {}
+  rttMs() { return 3; }
+  close() {}
+}
+
+interface Replica {
+  id: string;
+  bus: Bus;
+  registry: NodeRegistry;
+  sink: RecordingSink;
+  link: ReplicaLink;
+  offline: string[];
+}
+
+let clock: ManualClock;
+let cluster: string;
+let replicas: Replica[];
+
+async function replica(name: string): Promise<Replica> {
+  const id = randomReplicaId(name);
+  const bus = await connectNatsBus(NATS_URL, id, quiet);
+  const offline: string[] = [];
+  const registry = new NodeRegistry(clock, 90_000, { onOffline: (nodeId, reason) => offline.push(`${nodeId.slice(0, 4)} ${reason}`), onOnline: () => {} });
+  const sink = new RecordingSink();
+  const link = new ReplicaLink({ bus, replicaId: id, cluster, registry, jobs: sink, clock, logger: quiet });
+  link.start();
+  const r = { id, bus, registry, sink, link, offline };
+  replicas.push(r);
+  return r;
+}
+
+/** Waits (real time: the messages cross a real server) until `condition` holds. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`never: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A's node, with its session on A: registered and attached as the session hub does it. */
+function nodeOn(a: Replica): RecordingSession {
+  const session = new RecordingSession(NODE);
+  a.registry.register({ type: "register", public_key: NODE, version: "1.0.0", hardware: { cpu_cores: 4, ram_mb: 8192, gpus: [] }, models: [{ id: "tiny", backend: "embedded" }], max_concurrency: 2 }, OPERATOR);
+  a.registry.attach(NODE, new SessionWorker(session), session);
+  return session;
+}
+
+const assignment = (jobId: string) => ({ job_id: jobId, model: "tiny", messages: [{ role: "user" as const, content: "hi" }], sampling: { max_tokens: 8, temperature: 0, top_p: 1 } });
+
+describeWithNats("replicas over NATS", await probeNats(), () => {
+  beforeEach(() => {
+    clock = new ManualClock();
+    cluster = randomReplicaId("test");
+    replicas = [];
+  });
+  afterEach(async () => {
+    for (const r of replicas) {
+      await r.link.stop();
+      await r.bus.close();
+    }
+  });
+
+  it("shows every replica the nodes another holds, and runs a job on one through its replica, reports in order", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    const session = nodeOn(a);
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "B sees A's node online");
+    const seen = b.registry.get(NODE)!;
+    expect(seen).toMatchObject({ operatorId: OPERATOR, maxConcurrency: 2, models: [{ id: "tiny" }], session: undefined });
+    expect(seen.worker).toBeInstanceOf(RemoteWorker);
+    expect((seen.worker as RemoteWorker).replica).toBe(a.id);
+
+    seen.worker!.assign(assignment("job-1"));
+    await until(() => session.sent.length === 1, "the assignment reaches the node's session on A");
+    expect(session.sent[0]).toMatchObject({ type: "job.assign", job_id: "job-1", model: "tiny" });
+
+    // A's session hub reports through the link's sink: B's job manager gets each call, in order; A's gets none.
+    a.link.sessionSink.accepted(NODE, "job-1");
+    a.link.sessionSink.part(NODE, "job-1", { type: "text-delta", text: "Hel", tokens: [1] });
+    a.link.sessionSink.part(NODE, "job-1", { type: "text-delta", text: "lo", tokens: [2] });
+    a.link.sessionSink.part(NODE, "job-1", { type: "finish", reason: "stop" });
+    await until(() => b.sink.calls.length === 4, "four reports on B");
+    expect(b.sink.calls).toEqual(["accepted aaaa job-1", "part aaaa job-1 text-delta Hel", "part aaaa job-1 text-delta lo", "part aaaa job-1 finish"]);
+    expect(a.sink.calls).toEqual([]);
+
+    // The job ended: a late part is A's own business again (its job manager ignores jobs it does not hold).
+    a.link.sessionSink.part(NODE, "job-1", { type: "text-delta", text: "late", tokens: [3] });
+    expect(a.sink.calls).toEqual(["part aaaa job-1 text-delta late"]);
+  });
+
+  it("cancels through the node's replica, refuses a job for a node it does not hold, and says when the node is lost", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    const session = nodeOn(a);
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "B sees A's node");
+    const remote = b.registry.get(NODE)!.worker!;
+
+    remote.assign(assignment("job-2"));
+    await until(() => session.sent.length === 1, "assigned");
+    remote.cancel("job-2", "client went away");
+    await until(() => session.sent.length === 2, "cancelled");
+    expect(session.sent[1]).toEqual({ type: "job.cancel", job_id: "job-2", reason: "client went away" });
+
+    // A job for a node A does not hold (it just left) comes back rejected, so B moves it on.
+    const stray = new RemoteWorker("c".repeat(64), a.id, (to, command) => b.bus.publish(`tessera.v1.${cluster}.replica.${to}.commands`, new TextEncoder().encode(JSON.stringify(command))), b.id);
+    stray.assign(assignment("job-3"));
+    await until(() => b.sink.calls.length === 1, "rejected");
+    expect(b.sink.calls[0]).toBe(`rejected cccc job-3 node is not on replica ${a.id}`);
+
+    remote.assign(assignment("job-4"));
+    await until(() => session.sent.length === 3, "assigned again");
+    a.link.sessionSink.lost(NODE, "session closed");
+    await until(() => b.sink.calls.length === 2, "lost reaches B");
+    expect(b.sink.calls[1]).toBe("lost aaaa session closed");
+    expect(a.sink.calls).toEqual(["lost aaaa session closed"]);
+  });
+
+  it("takes a node offline when its replica stops listing it, and all of a silent replica's nodes", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    const session = nodeOn(a);
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "B sees A's node");
+
+    a.registry.detach(NODE, a.registry.get(NODE)!.worker!, "session closed");
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === false, "B takes it offline");
+    expect(b.offline).toEqual([`aaaa it left replica ${a.id}`]);
+
+    a.registry.attach(NODE, new SessionWorker(session), session);
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "back");
+    await a.link.stop();
+    clock.advance(REPLICA_SILENT_AFTER_MS - 1);
+    b.link.sweepPeers();
+    expect(b.registry.get(NODE)!.online).toBe(true);
+    clock.advance(1);
+    b.link.sweepPeers();
+    expect(b.registry.get(NODE)!.online).toBe(false);
+    expect(b.offline.at(-1)).toBe(`aaaa its replica ${a.id} went silent`);
+    expect(b.link.livePeers()).toEqual([]);
+  });
+
+  it("moves a node's jobs on when the node moves to another replica, and never shadows a node with a session here", async () => {
+    const [a, b, c] = [await replica("a"), await replica("b"), await replica("c")];
+    nodeOn(a);
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true && c.registry.get(NODE)?.online === true, "B and C see A's node");
+    // The node reconnects to C; A has not noticed yet and still lists it.
+    a.registry.detach(NODE, a.registry.get(NODE)!.worker!, "session closed");
+    nodeOn(c);
+    c.link.beat();
+    await until(() => (b.registry.get(NODE)!.worker as RemoteWorker).replica === c.id, "B routes through C");
+    expect(b.sink.calls).toEqual([`lost aaaa it moved from replica ${a.id} to ${c.id}`]);
+    a.registry.attach(NODE, new SessionWorker(new RecordingSession(NODE)), new RecordingSession(NODE));
+    a.link.beat();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.registry.get(NODE)!.worker).toBeInstanceOf(SessionWorker);
+  });
+
+  it("drops malformed messages on every subject and changes nothing", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    const session = nodeOn(a);
+    const garbage = [
+      "not json",
+      JSON.stringify({ type: "beat", replica: "UPPER", sent_at: 1, nodes: [] }),
+      JSON.stringify({ type: "beat", replica: "x", sent_at: 1, nodes: [{ id: "zz" }] }),
+      JSON.stringify({ type: "assign", from: b.id, node: NODE, job: { type: "job.assign" } }),
+      JSON.stringify({ type: "part", node: NODE, job_id: "j", part: { type: "text-delta", text: 5 } }),
+      JSON.stringify({ type: "explode" }),
+    ];
+    for (const subject of [`tessera.v1.${cluster}.beats`, `tessera.v1.${cluster}.replica.${a.id}.commands`, `tessera.v1.${cluster}.replica.${b.id}.reports`]) {
+      for (const g of garbage) b.bus.publish(subject, new TextEncoder().encode(g));
+    }
+    await b.bus.flush();
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "a good beat still lands after the garbage");
+    expect(session.sent).toEqual([]);
+    expect(b.sink.calls).toEqual([]);
+    expect([...b.registry.all()].map((n) => n.id)).toEqual([NODE]);
+  });
+});

@@ -1,0 +1,239 @@
+import type { StreamPart } from "@tessera/protocol";
+import type { Clock } from "../clock.js";
+import type { Logger } from "../logger.js";
+import type { LiveNode, NodeRegistry } from "../registry.js";
+import type { JobSink } from "../workers/job-sink.js";
+import { type Bus, DEFAULT_CLUSTER, subjectsOf } from "./bus.js";
+import { JobCommand, JobReport, type NodeSummary, ReplicaBeat, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
+import { RemoteWorker } from "./remote-worker.js";
+
+/**
+ * How often a replica beats. A beat carries every node whose session the replica holds, so it is also how fast a new
+ * node, a drain or a departure reaches the others.
+ */
+export const BEAT_INTERVAL_MS = 1_000;
+/**
+ * A replica not heard for this long is gone: the nodes it held are taken offline here, and the jobs this replica ran
+ * on them continue elsewhere. Three missed beats, so one late beat on a busy machine is not a death.
+ */
+export const REPLICA_SILENT_AFTER_MS = 3_500;
+
+export interface ReplicaLinkDeps {
+  bus: Bus;
+  replicaId: string;
+  /** The cluster's name on the bus (bus.ts subjectsOf); DEFAULT_CLUSTER unless given. */
+  cluster?: string;
+  registry: NodeRegistry;
+  /** The local job manager: where reports about this replica's jobs end up, local node or remote. */
+  jobs: JobSink;
+  clock: Clock;
+  logger: Logger;
+}
+
+/**
+ * One replica's end of the bus (design.md). It
+ * - beats: tells the others which nodes it holds sessions for;
+ * - shows the others' nodes in its registry, each with a RemoteWorker, and takes them offline when their replica falls
+ *   silent or stops listing them;
+ * - runs the others' assignments on its nodes, and sends those jobs' reports back (`sessionSink`);
+ * - turns reports about its own jobs on other replicas' nodes into calls on its job manager.
+ */
+export class ReplicaLink {
+  /** The other replicas: when each last beat, and the nodes it listed. */
+  private readonly peers = new Map<string, { lastBeatAt: number; nodes: Set<string> }>();
+  /** Jobs of other replicas running on this replica's nodes: job id → the replica that holds it, and its node. */
+  private readonly relayed = new Map<string, { origin: string; nodeId: string }>();
+  private readonly unsubscribes: Array<() => void> = [];
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly subjects: ReturnType<typeof subjectsOf>;
+
+  /** The sink the session hub reports to: reports about other replicas' jobs go back over the bus, the rest stay here. */
+  readonly sessionSink: JobSink;
+
+  constructor(private readonly d: ReplicaLinkDeps) {
+    this.subjects = subjectsOf(d.cluster ?? DEFAULT_CLUSTER);
+    const local = d.jobs;
+    this.sessionSink = {
+      accepted: (nodeId, jobId) => (this.relayed.has(jobId) ? this.report(jobId, { type: "accepted", node: nodeId, job_id: jobId }) : local.accepted(nodeId, jobId)),
+      rejected: (nodeId, jobId, reason) => {
+        if (!this.relayed.has(jobId)) return local.rejected(nodeId, jobId, reason);
+        this.report(jobId, { type: "rejected", node: nodeId, job_id: jobId, reason: reason.slice(0, 500) });
+        this.relayed.delete(jobId);
+      },
+      part: (nodeId, jobId, part) => {
+        if (!this.relayed.has(jobId)) return local.part(nodeId, jobId, part);
+        this.report(jobId, { type: "part", node: nodeId, job_id: jobId, part });
+        if (endsJob(part)) this.relayed.delete(jobId);
+      },
+      failed: (workerId, jobId, code, message) => local.failed(workerId, jobId, code, message),
+      lost: (nodeId, reason) => {
+        local.lost(nodeId, reason);
+        const origins = new Set<string>();
+        for (const [jobId, r] of this.relayed) {
+          if (r.nodeId !== nodeId) continue;
+          origins.add(r.origin);
+          this.relayed.delete(jobId);
+        }
+        for (const origin of origins) this.publish(this.subjects.reports(origin), { type: "lost", node: nodeId, reason: reason.slice(0, 500) });
+      },
+    };
+  }
+
+  start(): void {
+    const { bus, replicaId, logger } = this.d;
+    const subjects = this.subjects;
+    this.unsubscribes.push(
+      bus.subscribe(subjects.beats, (data) => {
+        const decoded = decodeBusMessage(ReplicaBeat, data);
+        if (!decoded.ok) return logger.warn({ why: decoded.why }, "malformed replica beat dropped");
+        if (decoded.message.replica !== replicaId) this.onBeat(decoded.message);
+      }),
+      bus.subscribe(subjects.commands(replicaId), (data) => {
+        const decoded = decodeBusMessage(JobCommand, data);
+        if (!decoded.ok) return logger.warn({ why: decoded.why }, "malformed job command dropped");
+        this.onCommand(decoded.message);
+      }),
+      bus.subscribe(subjects.reports(replicaId), (data) => {
+        const decoded = decodeBusMessage(JobReport, data);
+        if (!decoded.ok) return logger.warn({ why: decoded.why }, "malformed job report dropped");
+        this.onReport(decoded.message);
+      }),
+    );
+    this.beat();
+    this.timer = setInterval(() => {
+      this.beat();
+      this.sweepPeers();
+    }, BEAT_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
+    await this.d.bus.flush().catch(() => undefined);
+  }
+
+  /** The other replicas heard from within REPLICA_SILENT_AFTER_MS, with the number of nodes each holds. */
+  livePeers(): Array<{ replica: string; nodes: number; lastBeatAt: number }> {
+    return [...this.peers].map(([replica, p]) => ({ replica, nodes: p.nodes.size, lastBeatAt: p.lastBeatAt }));
+  }
+
+  /** Publishes this replica's beat now (the timer does it every BEAT_INTERVAL_MS). */
+  beat(): void {
+    const nodes: NodeSummary[] = [];
+    for (const node of this.d.registry.all()) if (node.online && node.session) nodes.push(this.summaryOf(node));
+    this.publish(this.subjects.beats, { type: "beat", replica: this.d.replicaId, sent_at: this.d.clock.now(), nodes });
+  }
+
+  /** Takes offline the nodes of replicas not heard for REPLICA_SILENT_AFTER_MS. */
+  sweepPeers(): void {
+    const now = this.d.clock.now();
+    for (const [replica, peer] of this.peers) {
+      if (now - peer.lastBeatAt < REPLICA_SILENT_AFTER_MS) continue;
+      this.d.logger.warn({ replica, nodes: peer.nodes.size, silent_ms: now - peer.lastBeatAt }, "replica silent; taking its nodes offline here");
+      for (const nodeId of peer.nodes) this.dropRemote(nodeId, replica, `its replica ${replica} went silent`);
+      this.peers.delete(replica);
+    }
+  }
+
+  private summaryOf(node: LiveNode): NodeSummary {
+    let active = node.activeJobs.size;
+    for (const r of this.relayed.values()) if (r.nodeId === node.id) active++;
+    return {
+      id: node.id,
+      operator: node.operatorId,
+      version: node.version,
+      hardware: node.hardware,
+      models: node.models,
+      max_concurrency: node.maxConcurrency,
+      draining: node.draining,
+      active_jobs: active,
+    };
+  }
+
+  private onBeat(beat: ReplicaBeat): void {
+    const peer = this.peers.get(beat.replica) ?? { lastBeatAt: 0, nodes: new Set<string>() };
+    this.peers.set(beat.replica, peer);
+    peer.lastBeatAt = this.d.clock.now();
+    const listed = new Set<string>();
+    for (const summary of beat.nodes) {
+      listed.add(summary.id);
+      this.showRemote(summary, beat.replica);
+    }
+    for (const nodeId of peer.nodes) if (!listed.has(nodeId)) this.dropRemote(nodeId, beat.replica, `it left replica ${beat.replica}`);
+    peer.nodes = listed;
+  }
+
+  /** Shows a node another replica holds, routed through that replica; a node with a session here stays local. */
+  private showRemote(summary: NodeSummary, replica: string): void {
+    const { registry } = this.d;
+    const known = registry.get(summary.id);
+    if (known?.session) return;
+    const current = known?.worker;
+    if (current instanceof RemoteWorker && current.replica === replica) {
+      registry.touch(summary.id, current);
+      known!.draining = summary.draining;
+      known!.maxConcurrency = summary.max_concurrency;
+      known!.models = summary.models;
+      return;
+    }
+    // New here, or it moved from another replica: jobs this replica ran on it through the old one are lost with that
+    // session, and continue elsewhere (possibly on the same node, through its new replica).
+    if (current instanceof RemoteWorker) this.d.jobs.lost(summary.id, `it moved from replica ${current.replica} to ${replica}`);
+    registry.register({ type: "register", public_key: summary.id, version: summary.version, hardware: summary.hardware, models: summary.models, max_concurrency: summary.max_concurrency }, summary.operator);
+    registry.attach(summary.id, new RemoteWorker(summary.id, replica, (to, command) => this.publish(this.subjects.commands(to), command), this.d.replicaId));
+    if (summary.draining) registry.setDraining(summary.id);
+  }
+
+  private dropRemote(nodeId: string, replica: string, reason: string): void {
+    const worker = this.d.registry.get(nodeId)?.worker;
+    if (worker instanceof RemoteWorker && worker.replica === replica) this.d.registry.detach(nodeId, worker, reason);
+  }
+
+  private onCommand(command: JobCommand): void {
+    const node = this.d.registry.get(command.node);
+    if (command.type === "cancel") {
+      const relayed = this.relayed.get(command.job_id);
+      if (!relayed || relayed.origin !== command.from || relayed.nodeId !== command.node) return;
+      this.relayed.delete(command.job_id);
+      node?.worker?.cancel(command.job_id, command.reason);
+      return;
+    }
+    const { type: _type, ...assignment } = command.job;
+    if (!node?.session || !node.worker || !node.online) {
+      this.publish(this.subjects.reports(command.from), { type: "rejected", node: command.node, job_id: assignment.job_id, reason: `node is not on replica ${this.d.replicaId}` });
+      return;
+    }
+    this.relayed.set(assignment.job_id, { origin: command.from, nodeId: command.node });
+    node.worker.assign(assignment);
+  }
+
+  private onReport(report: JobReport): void {
+    const { jobs, registry } = this.d;
+    const worker = registry.get(report.node)?.worker;
+    if (worker instanceof RemoteWorker) registry.touch(report.node, worker);
+    switch (report.type) {
+      case "accepted":
+        return jobs.accepted(report.node, report.job_id);
+      case "rejected":
+        return jobs.rejected(report.node, report.job_id, report.reason);
+      case "part":
+        return jobs.part(report.node, report.job_id, report.part);
+      case "lost":
+        return jobs.lost(report.node, report.reason);
+    }
+  }
+
+  private report(jobId: string, report: JobReport): void {
+    this.publish(this.subjects.reports(this.relayed.get(jobId)!.origin), report);
+  }
+
+  private publish(subject: string, message: Parameters<typeof encodeBusMessage>[0]): void {
+    this.d.bus.publish(subject, encodeBusMessage(message));
+  }
+}
+
+/** The last part a node sends for a job. */
+function endsJob(part: StreamPart): boolean {
+  return part.type === "finish" || part.type === "error";
+}
