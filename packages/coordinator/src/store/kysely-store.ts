@@ -160,6 +160,9 @@ export class KyselyStore implements Store {
   renewReplicaLease(id: string, instance: string, at: Date): Promise<boolean> {
     return replicas.renewReplicaLease(this.db, id, instance, at);
   }
+  settleSetting(key: string, proposed: string): Promise<string> {
+    return replicas.settleSetting(this.db, key, proposed);
+  }
   releaseReplicaLease(id: string, instance: string): Promise<boolean> {
     return replicas.releaseReplicaLease(this.db, id, instance);
   }

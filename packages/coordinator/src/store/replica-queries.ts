@@ -1,4 +1,5 @@
 import type { Kysely, Selectable } from "kysely";
+import { TesseraError } from "@tessera/protocol";
 import { checkKeyText, fromMs, toMs, toNumber } from "./codec.js";
 import type { CoordinatorReplicasTable, Database } from "./schema.js";
 import type { ReplicaLease } from "./types.js";
@@ -99,4 +100,13 @@ export async function claimNodeNonces(
 export async function pruneNodeNonces(db: Kysely<Database>, now: Date): Promise<number> {
   const result = await db.deleteFrom("node_nonces").where("expires_at", "<=", toMs(now, "now")).executeTakeFirst();
   return toNumber(result.numDeletedRows);
+}
+
+export async function settleSetting(db: Kysely<Database>, key: string, proposed: string): Promise<string> {
+  for (const [what, text] of [["a setting's key", key], ["a setting's value", proposed]] as const) {
+    if (!/^[\x20-\x7e]{1,200}$/.test(text)) throw new TesseraError("bad_request", `${what} must be 1 to 200 printable ASCII characters`);
+  }
+  await db.insertInto("coordinator_settings").values({ key, value: proposed }).onConflict((oc) => oc.column("key").doNothing()).execute();
+  const row = await db.selectFrom("coordinator_settings").select("value").where("key", "=", key).executeTakeFirstOrThrow();
+  return row.value;
 }

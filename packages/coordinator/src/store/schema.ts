@@ -157,6 +157,12 @@ export interface OperatorStandingTable {
   updated_at: number;
 }
 
+/** A value every replica sharing the database agrees on (migration 0009). */
+export interface CoordinatorSettingsTable {
+  key: string;
+  value: string;
+}
+
 export interface Database {
   nodes: NodesTable;
   operators: OperatorsTable;
@@ -165,6 +171,7 @@ export interface Database {
   jobs: JobsTable;
   coordinator_replicas: CoordinatorReplicasTable;
   node_nonces: NodeNoncesTable;
+  coordinator_settings: CoordinatorSettingsTable;
   job_segments: JobSegmentsTable;
   api_keys: ApiKeysTable;
   node_model_metrics: NodeModelMetricsTable;

@@ -599,6 +599,24 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
       });
     });
 
+    describe("settings shared by replicas", () => {
+      it("keeps the first value stored under a key, and gives it to every later and racing proposal", async () => {
+        const first = await Promise.all(["alpha", "beta", "gamma"].map((v) => store.settleSetting("bus_cluster", v)));
+        expect(new Set(first).size).toBe(1);
+        expect(await store.settleSetting("bus_cluster", "delta")).toBe(first[0]);
+        store = await harness.reopen();
+        expect(await store.settleSetting("bus_cluster", "epsilon")).toBe(first[0]);
+        expect(await store.settleSetting("other", "x")).toBe("x");
+      });
+
+      it("refuses empty, long or unprintable keys and values with bad_request, storing nothing", async () => {
+        for (const [key, value] of [["", "v"], ["k", ""], ["k".repeat(201), "v"], ["k", "v\u0000"], ["k\n", "v"]]) {
+          await expect(store.settleSetting(key!, value!)).rejects.toMatchObject({ code: "bad_request" });
+        }
+        expect(await store.settleSetting("k", "stored")).toBe("stored");
+      });
+    });
+
     describe("hostile text", () => {
       // What clients, nodes and operators may send. Free text comes back as `storableText` made it (NUL and lone
       // surrogates as U+FFFD, the same on both dialects); JSON and encrypted columns come back exactly.

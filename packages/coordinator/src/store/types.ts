@@ -481,6 +481,12 @@ export interface Store {
   /** Every replica lease, live or lapsed, by id. */
   listReplicaLeases(): Promise<ReplicaLease[]>;
 
+  /**
+   * The value stored under `key`, storing `proposed` first when there is none: replicas starting at once all get the
+   * one value that won. Keys and values are short text (at most 200 characters).
+   */
+  settleSetting(key: string, proposed: string): Promise<string>;
+
   // signed node requests seen by any replica
   /**
    * Records a node key's nonce until `expiresAt`; `false` when it is already recorded (a replay, here or on another

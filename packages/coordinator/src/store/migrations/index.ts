@@ -7,6 +7,7 @@ import { resultCommitments } from "./0005-result-commitments.js";
 import { quarantineReleases } from "./0006-quarantine-releases.js";
 import { payments } from "./0007-payments.js";
 import { replicas } from "./0008-replicas.js";
+import { coordinatorSettings } from "./0009-coordinator-settings.js";
 
 /**
  * Every migration, in order, listed in code: nothing is read from disk at runtime. Names sort in application order;
@@ -21,6 +22,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0006-quarantine-releases": quarantineReleases,
   "0007-payments": payments,
   "0008-replicas": replicas,
+  "0009-coordinator-settings": coordinatorSettings,
 };
 
 export const FIRST_MIGRATION = "0001-initial";
