@@ -5,3 +5,4 @@ export * from "./cluster/index.js";
 export * from "./schema-violations.js";
 export * from "./anvil.js";
 export * from "./llama-server/index.js";
+export * from "./replicas/index.js";
