@@ -72,6 +72,11 @@ export interface CoordinatorConfig {
    * under it. Undefined: the id kept in `<data dir>/replica-id`, generated on the first start.
    */
   replicaId: string | undefined;
+  /**
+   * `nats://host:port` of the NATS server replicas share (bus/design.md): every replica then sees every node and routes
+   * jobs to nodes whose sessions other replicas hold. Undefined: no bus, this coordinator runs alone.
+   */
+  busUrl: string | undefined;
 }
 
 export interface SettingSpec {
@@ -113,6 +118,7 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "payerKeyFile", flag: "--payer-key-file", env: "TESSERA_PAYER_KEY_FILE", default: "", description: "file with the payer's private key (0x + 64 hex, mode 0600)" },
   { key: "confirmations", flag: "--confirmations", env: "TESSERA_CONFIRMATIONS", default: "2", description: "blocks a settlement must be buried under before it counts as paid" },
   { key: "secureCookies", flag: "--secure-cookies", env: "TESSERA_SECURE_COOKIES", default: "auto", description: "dashboard cookies Secure: auto (when TLS reaches the coordinator itself) or always (behind a TLS-terminating proxy)" },
+  { key: "busUrl", flag: "--bus", env: "TESSERA_BUS", default: "(none: this coordinator runs alone)", description: "nats://host:port of the NATS server replicas share, so that every replica sees every node and routes to it; needs --db postgres://…" },
   { key: "replicaId", flag: "--replica-id", env: "TESSERA_REPLICA_ID", default: "(generated once, kept in <data dir>/replica-id)", description: "this replica's id among coordinators sharing one database: 1-40 of a-z, 0-9 and -, starting with a letter or digit" },
   { key: "logLevel", flag: "--log-level", env: "TESSERA_LOG_LEVEL", default: "info", description: "trace, debug, info, warn, error or silent" },
   { key: "logFormat", flag: "--log-format", env: "TESSERA_LOG_FORMAT", default: "auto", description: "auto (readable on a terminal, JSON otherwise), pretty or json" },
@@ -188,6 +194,7 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
     confirmations: num("confirmations", 1, 1000),
     secureCookies: secureCookies(raw(spec("secureCookies"))),
     replicaId: replicaId(raw(spec("replicaId"))),
+    busUrl: busUrl(raw(spec("busUrl")), dbUrl as string | undefined),
   };
 }
 
@@ -213,6 +220,16 @@ function replicaId(value: string | boolean | undefined): string | undefined {
   if (typeof value !== "string" || !REPLICA_ID.test(value)) {
     throw new TesseraError("bad_request", `--replica-id (TESSERA_REPLICA_ID) must be 1 to 40 characters of a-z, 0-9 and -, starting with a letter or digit, got "${String(value)}"`);
   }
+  return value;
+}
+
+/** A NATS server address (nats:// or tls://, host and port, no path); only beside a shared PostgreSQL database. */
+function busUrl(value: string | boolean | undefined, dbUrl: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (typeof value !== "string" || !/^(nats|tls):\/\/[A-Za-z0-9.\-[\]:@_%]+$/.test(value)) {
+    throw new TesseraError("bad_request", `--bus (TESSERA_BUS) must be a nats://host:port (or tls://) address, got "${String(value)}"`);
+  }
+  if (dbUrl === undefined) throw new TesseraError("bad_request", "--bus (TESSERA_BUS) needs --db postgres://…: replicas share one PostgreSQL database, and SQLite is one process's");
   return value;
 }
 

@@ -39,6 +39,8 @@ import type { Store, StoreLog, StoreOptions } from "./store/types.js";
 import { loadOrCreateReplicaId } from "./replicas/replica-id.js";
 import { ReplicaLeaseHolder } from "./replicas/replica-lease.js";
 import { SharedNonces } from "./replicas/shared-nonces.js";
+import { connectBus } from "./bus/connect-bus.js";
+import { ReplicaLink } from "./bus/replica-link.js";
 
 export interface CoordinatorDeps {
   clock?: Clock;
@@ -112,6 +114,13 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const opened = deps.store ?? (await openStore(storeOptionsForConfig(config)));
   const writes = new PendingWrites();
   const store = writes.wrap(opened);
+  let bus: Awaited<ReturnType<typeof connectBus>> | undefined;
+  try {
+    bus = config.busUrl ? await connectBus(config.busUrl, replicaId, store, logger) : undefined;
+  } catch (err) {
+    if (!deps.store) await opened.close();
+    throw err;
+  }
   let billingForTakeOver: JobBilling | undefined;
   const replica = new ReplicaLeaseHolder({
     store,
@@ -126,23 +135,28 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   try {
     await replica.acquire();
   } catch (err) {
+    await bus?.bus.close();
     if (!deps.store) await opened.close();
     throw err;
   }
   const sharedNonces = store.dialect === "postgres" ? new SharedNonces(store, clock, logger) : undefined;
   let jobs!: JobManager;
+  let link: ReplicaLink | undefined;
   let sharding: ShardingManager | undefined;
   let embeddings: EmbeddingRequests | undefined;
   const registry = new NodeRegistry(clock, config.offlineAfterS * 1000, {
     onOffline(nodeId, reason) {
       logger.info({ node: nodeId.slice(0, 12), reason }, "node offline");
       prometheus.nodesMarkedOffline.inc({ reason: reason.startsWith("no heartbeat") ? "silent" : "session_closed" });
-      store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
-      jobs.lost(nodeId, reason);
+      // A node shown through another replica is that replica's to record; its jobs here (and, for a node held here, the
+      // other replicas' jobs on it) continue elsewhere.
+      if (!link?.isRemote(nodeId)) store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
+      (link?.sessionSink ?? jobs).lost(nodeId, reason);
       embeddings?.onNodeLost(nodeId, reason);
       sharding?.onNodeLost(nodeId);
     },
     onOnline(nodeId) {
+      if (link?.isRemote(nodeId)) return;
       store.setNodeStatus(nodeId, "online", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
     },
   });
@@ -291,13 +305,18 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);
+  if (bus) {
+    link = new ReplicaLink({ bus: bus.bus, cluster: bus.cluster, replicaId, registry, jobs, clock, logger });
+    link.start();
+  }
   const hub = new SessionHub({
     clock,
     logger,
     registry,
     nodeAuth: ctx.nodeAuth,
     authThrottle: ctx.authThrottle,
-    jobs,
+    // With a bus, what nodes held here say about other replicas' jobs goes back to those replicas.
+    jobs: link ? { ...link.sessionSink, dispatch: () => jobs.dispatch() } : jobs,
     stages: shards,
     checks,
     receipts: receiptSignatures,
@@ -315,6 +334,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     tick() {
       replica.maybeRun();
       sharedNonces?.maybePrune();
+      link?.tick();
       registry.sweep();
       jobs.tick();
       admissionWatch.maybePoll();
@@ -355,6 +375,8 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     }
     await hub.close();
     await app.close();
+    await link?.stop();
+    await bus?.bus.close();
     await jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);
     await writes.settled();
     await sharedNonces?.settled();

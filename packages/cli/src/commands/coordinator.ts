@@ -46,6 +46,7 @@ interface StartOptions {
   confirmations?: string;
   secureCookies?: string;
   replicaId?: string;
+  bus?: string;
 }
 
 export function coordinatorConfigFromOptions(options: StartOptions): CoordinatorConfig {
@@ -84,6 +85,7 @@ export function coordinatorConfigFromOptions(options: StartOptions): Coordinator
     confirmations: options.confirmations,
     secureCookies: options.secureCookies,
     replicaId: options.replicaId,
+    busUrl: options.bus,
   });
 }
 
@@ -126,6 +128,7 @@ export function addCoordinatorCommand(program: Command): void {
     .option("--payer-key-file <file>", "the payer's private key (0x + 64 hex, mode 0600)")
     .option("--confirmations <n>", "blocks a settlement must be buried under before it counts as paid (default 2)")
     .option("--secure-cookies <when>", "dashboard session cookies Secure: auto (the default: when TLS reaches the coordinator itself) or always (behind a TLS-terminating proxy)")
+    .option("--bus <url>", "nats://host:port of the NATS server replicas share: every replica sees every node and routes to it (needs --db postgres://…)")
     .option("--replica-id <id>", "this replica's id among coordinators sharing one PostgreSQL database: 1-40 of a-z, 0-9 and - (default: made once, kept in <data dir>/replica-id)")
     .addHelpText("after", `\nSettings (flag, environment variable, meaning):\n${settingsHelp()}`)
     .action(async (options: StartOptions) => {
@@ -134,7 +137,7 @@ export function addCoordinatorCommand(program: Command): void {
       const { startCoordinator } = await import("@tessera/coordinator");
       const running = await startCoordinator(config);
       const where = config.dbUrl ? "PostgreSQL" : `${config.dataDir}/coordinator.db`;
-      process.stdout.write(`tessera coordinator listening on ${running.url} (store: ${where}${config.open ? ", open mode" : ""}, admission: ${config.admission}, replica: ${running.replica.id})\n`);
+      process.stdout.write(`tessera coordinator listening on ${running.url} (store: ${where}${config.open ? ", open mode" : ""}, admission: ${config.admission}, replica: ${running.replica.id}${config.busUrl ? `, bus: ${config.busUrl}` : ""})\n`);
       await waitForSignal((signal) => process.stdout.write(`${signal} received: shutting down (${FORCE_HINT})\n`));
       await running.close();
       process.exit(0);

@@ -1,4 +1,5 @@
 import { connect } from "@nats-io/transport-node";
+import { TesseraError } from "@tessera/protocol";
 import type { Logger } from "../logger.js";
 import type { Bus } from "./bus.js";
 
@@ -10,7 +11,7 @@ import type { Bus } from "./bus.js";
 export async function connectNatsBus(url: string, replicaId: string, logger: Logger, timeoutMs = 5_000): Promise<Bus> {
   const nc = await connect({ servers: url, name: `tessera-coordinator-${replicaId}`, timeout: timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 250 }).catch(
     (err: unknown) => {
-      throw new Error(`could not reach the bus at ${url}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new TesseraError("unreachable", `could not reach the bus at ${url}: ${err instanceof Error ? err.message : String(err)}`);
     },
   );
   void (async () => {

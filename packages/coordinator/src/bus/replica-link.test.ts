@@ -23,6 +23,9 @@ const quiet = createLogger("silent");
 
 class RecordingSink implements JobSink {
   readonly calls: string[] = [];
+  /** Times the link asked for queued jobs to be handed out (a node appeared). */
+  dispatches = 0;
+  dispatch() { this.dispatches++; }
   accepted(w: string, j: string) { this.calls.push(`accepted ${w.slice(0, 4)} ${j}`); }
   rejected(w: string, j: string, reason: string) { this.calls.push(`rejected ${w.slice(0, 4)} ${j} ${reason}`); }
   part(w: string, j: string, part: StreamPart) { this.calls.push(`part ${w.slice(0, 4)} ${j} ${part.type}${part.type === "text-delta" ? ` ${part.text}` : ""}`); }
@@ -106,6 +109,9 @@ describeWithNats("replicas over NATS", await probeNats(), () => {
     expect(seen).toMatchObject({ operatorId: OPERATOR, maxConcurrency: 2, models: [{ id: "tiny" }], session: undefined });
     expect(seen.worker).toBeInstanceOf(RemoteWorker);
     expect((seen.worker as RemoteWorker).replica).toBe(a.id);
+    expect(b.sink.dispatches).toBe(1);
+    expect(b.link.isRemote(NODE)).toBe(true);
+    expect(a.link.isRemote(NODE)).toBe(false);
 
     seen.worker!.assign(assignment("job-1"));
     await until(() => session.sent.length === 1, "the assignment reaches the node's session on A");

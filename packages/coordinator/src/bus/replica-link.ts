@@ -24,8 +24,8 @@ export interface ReplicaLinkDeps {
   /** The cluster's name on the bus (bus.ts subjectsOf); DEFAULT_CLUSTER unless given. */
   cluster?: string;
   registry: NodeRegistry;
-  /** The local job manager: where reports about this replica's jobs end up, local node or remote. */
-  jobs: JobSink;
+  /** The local job manager: where reports about this replica's jobs end up, local node or remote; `dispatch` hands queued jobs to a node that just appeared. */
+  jobs: JobSink & { dispatch(): void };
   clock: Clock;
   logger: Logger;
 }
@@ -43,8 +43,10 @@ export class ReplicaLink {
   private readonly peers = new Map<string, { lastBeatAt: number; nodes: Set<string> }>();
   /** Jobs of other replicas running on this replica's nodes: job id → the replica that holds it, and its node. */
   private readonly relayed = new Map<string, { origin: string; nodeId: string }>();
+  /** Nodes shown here through another replica. */
+  private readonly remoteNodes = new Set<string>();
   private readonly unsubscribes: Array<() => void> = [];
-  private timer: ReturnType<typeof setInterval> | undefined;
+  private lastBeatAt = Number.NEGATIVE_INFINITY;
   private readonly subjects: ReturnType<typeof subjectsOf>;
 
   /** The sink the session hub reports to: reports about other replicas' jobs go back over the bus, the rest stay here. */
@@ -100,15 +102,15 @@ export class ReplicaLink {
       }),
     );
     this.beat();
-    this.timer = setInterval(() => {
-      this.beat();
-      this.sweepPeers();
-    }, BEAT_INTERVAL_MS);
-    this.timer.unref();
+  }
+
+  /** Beats when one is due and takes silent replicas' nodes offline; the coordinator's 1 s tick calls it. */
+  tick(): void {
+    if (this.d.clock.now() - this.lastBeatAt >= BEAT_INTERVAL_MS) this.beat();
+    this.sweepPeers();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     await this.d.bus.flush().catch(() => undefined);
   }
@@ -120,6 +122,7 @@ export class ReplicaLink {
 
   /** Publishes this replica's beat now (the timer does it every BEAT_INTERVAL_MS). */
   beat(): void {
+    this.lastBeatAt = this.d.clock.now();
     const nodes: NodeSummary[] = [];
     for (const node of this.d.registry.all()) if (node.online && node.session) nodes.push(this.summaryOf(node));
     this.publish(this.subjects.beats, { type: "beat", replica: this.d.replicaId, sent_at: this.d.clock.now(), nodes });
@@ -168,7 +171,11 @@ export class ReplicaLink {
   private showRemote(summary: NodeSummary, replica: string): void {
     const { registry } = this.d;
     const known = registry.get(summary.id);
-    if (known?.session) return;
+    if (known?.session) {
+      // Its session moved here; the other replica has not noticed yet.
+      this.remoteNodes.delete(summary.id);
+      return;
+    }
     const current = known?.worker;
     if (current instanceof RemoteWorker && current.replica === replica) {
       registry.touch(summary.id, current);
@@ -180,14 +187,23 @@ export class ReplicaLink {
     // New here, or it moved from another replica: jobs this replica ran on it through the old one are lost with that
     // session, and continue elsewhere (possibly on the same node, through its new replica).
     if (current instanceof RemoteWorker) this.d.jobs.lost(summary.id, `it moved from replica ${current.replica} to ${replica}`);
+    this.remoteNodes.add(summary.id);
     registry.register({ type: "register", public_key: summary.id, version: summary.version, hardware: summary.hardware, models: summary.models, max_concurrency: summary.max_concurrency }, summary.operator);
     registry.attach(summary.id, new RemoteWorker(summary.id, replica, (to, command) => this.publish(this.subjects.commands(to), command), this.d.replicaId));
     if (summary.draining) registry.setDraining(summary.id);
+    this.d.jobs.dispatch();
+  }
+
+  /** Whether the node is shown here through another replica (its status in the store is that replica's to write). */
+  isRemote(nodeId: string): boolean {
+    return this.remoteNodes.has(nodeId);
   }
 
   private dropRemote(nodeId: string, replica: string, reason: string): void {
     const worker = this.d.registry.get(nodeId)?.worker;
     if (worker instanceof RemoteWorker && worker.replica === replica) this.d.registry.detach(nodeId, worker, reason);
+    // Still shown through another replica (it moved): leave it marked remote.
+    if (!(this.d.registry.get(nodeId)?.worker instanceof RemoteWorker)) this.remoteNodes.delete(nodeId);
   }
 
   private onCommand(command: JobCommand): void {

@@ -7,10 +7,15 @@ export const POSTGRES_ADMIN_URL = "postgres://127.0.0.1:5432/test";
 /** The machine's NATS server. */
 export const NATS_URL = "nats://127.0.0.1:4222";
 
-const user = () => process.env.PGUSER || userInfo().username;
+/** `url` with the user the server's trust auth expects (PGUSER, else this OS user): pg sends none otherwise. */
+function asUser(url: string): string {
+  const parsed = new URL(url);
+  parsed.username = encodeURIComponent(process.env.PGUSER || userInfo().username);
+  return parsed.toString();
+}
 
 async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL, user: user(), connectionTimeoutMillis: 3_000 });
+  const client = new pg.Client({ connectionString: asUser(POSTGRES_ADMIN_URL), connectionTimeoutMillis: 3_000 });
   await client.connect();
   try {
     return await work(client);
@@ -35,7 +40,7 @@ export async function createScratchDatabase(): Promise<{ url: string; query<R ex
   return {
     url,
     async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) {
-      const client = new pg.Client({ connectionString: url, user: user() });
+      const client = new pg.Client({ connectionString: asUser(url) });
       await client.connect();
       try {
         return (await client.query<R>(sql, params)).rows;
