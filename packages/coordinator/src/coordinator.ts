@@ -129,6 +129,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     id: replicaId,
     address: `${config.host}:${config.port}`,
     onTakenOver: (jobIds) => void refundTakenOver(jobIds),
+    takeOverAtOnce: store.dialect === "sqlite",
   });
   // Before anything touches jobs: start-up recovery ends this replica's own unfinished jobs, so it must never run
   // while another live process holds the same id.

@@ -144,6 +144,23 @@ describeWithPostgres("coordinator replicas on one PostgreSQL database", await pr
     expect(await b.coordinator.ctx.store.listReceipts({ jobId, limit: 10 })).toEqual([]);
   });
 
+  it("a job another replica ended before its node accepted it fails here with conflict; the record stays as that replica left it", async () => {
+    const schema = await sharedSchema();
+    const a = await replica(schema, "r-a");
+    const { node } = await nodeOn(a);
+    node.onAssign = () => undefined; // holds the assignment without accepting: the job is still `pending`
+    const { jobId, stream } = await startJob(a, node);
+    const b = await replica(schema, "r-b", new ManualClock(a.clock.now() + REPLICA_LEASE_MS + 1));
+    expect(await b.coordinator.replica.sweepDeadReplicas()).toEqual([jobId]);
+    node.accept(jobId);
+    const events = await stream;
+    expect(JSON.parse(events.at(-1)!)).toMatchObject({ error: "conflict" });
+    await until(async () => (node.cancels.includes(jobId) ? true : undefined));
+    await a.coordinator.ctx.jobs.get(jobId)?.persisted;
+    expect(await a.coordinator.ctx.store.getJob(jobId)).toMatchObject({ status: "failed", error: "timeout", replicaId: "r-a" });
+    expect((await a.coordinator.ctx.metrics.jobsEndedElsewhere.get()).values[0]?.value).toBe(1);
+  });
+
   it("a signed node request is accepted once across replicas: replayed to the other it is refused (replayed_nonce)", async () => {
     const schema = await sharedSchema();
     const a = await replica(schema, "r-a");

@@ -124,6 +124,15 @@ describe("the replica lease", () => {
     expect(second.holding).toBe(false);
   });
 
+  it("on SQLite (one process per file) takes the lease from a holder at once: a restart after a crash does not wait", async () => {
+    const store = await memoryStore();
+    const clock = new ManualClock(1_000_000);
+    await store.claimReplicaLease({ id: "r-a", instance: "crashed", address: "a:1", startedAt: new Date(0), lastSeenAt: new Date(clock.now()) }, new Date(0));
+    const lease = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "a:1", takeOverAtOnce: true, sleep: async () => expect.fail("must not wait") });
+    await lease.acquire();
+    expect(await store.listReplicaLeases()).toEqual([expect.objectContaining({ instance: lease.instance })]);
+  });
+
   it("stops renewing and sweeping once another process took its id over (it let its lease lapse)", async () => {
     const store = await memoryStore();
     const clock = new ManualClock(1_000_000);

@@ -29,6 +29,8 @@ export const DEAD_REPLICA_SWEEP_MS = 10_000;
  */
 export const LEASE_WATCH_MS = 2 * REPLICA_HEARTBEAT_MS + 1_000;
 const LEASE_POLL_MS = 1_000;
+/** The latest instant a Date holds: "stale before" it means any holder. */
+const MAX_DATE_MS = 8_640_000_000_000_000;
 const TAKEN_OVER_MESSAGE = "the coordinator replica that held the job stopped while the job was running";
 
 export type ReplicaLeaseStore = Pick<Store, "claimReplicaLease" | "renewReplicaLease" | "releaseReplicaLease" | "failJobsOfDeadReplicas">;
@@ -46,6 +48,12 @@ export interface ReplicaLeaseOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Random per process by default. */
   instance?: string;
+  /**
+   * Take the lease from any holder at start-up, without watching it: on SQLite, one process per database file is
+   * the model (nothing shares it with replicas), and a restart after a crash must not wait for the dead process's
+   * lease. The holder, if it still runs, finds its lease gone at its next renewal and logs it.
+   */
+  takeOverAtOnce?: boolean;
 }
 
 /**
@@ -87,7 +95,11 @@ export class ReplicaLeaseHolder {
     for (;;) {
       const now = this.o.clock.now();
       // A holder seen still at the same last renewal after the watch is dead: claim exactly that stale row.
-      const staleBefore = watched && watched.forMs >= LEASE_WATCH_MS ? watched.lastSeenAt + 1 : now - REPLICA_LEASE_MS;
+      const staleBefore = this.o.takeOverAtOnce
+        ? MAX_DATE_MS
+        : watched && watched.forMs >= LEASE_WATCH_MS
+          ? watched.lastSeenAt + 1
+          : now - REPLICA_LEASE_MS;
       const result = await this.o.store.claimReplicaLease(this.lease(now), new Date(staleBefore));
       if (result.claimed) break;
       const seen = result.holder.lastSeenAt.getTime();
