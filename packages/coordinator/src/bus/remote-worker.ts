@@ -13,6 +13,8 @@ export class RemoteWorker implements Worker {
     readonly replica: string,
     private readonly send: (to: string, command: JobCommand) => void,
     private readonly self: string,
+    /** This replica stops routing to the node through `replica`: the jobs it ran that way are gone with that route. */
+    private readonly onClose: (nodeId: string, reason: string) => void,
   ) {}
 
   assign(job: Assignment): void {
@@ -29,8 +31,12 @@ export class RemoteWorker implements Worker {
   }
 
   /**
-   * Nothing to close here: the session is the other replica's. Called when this replica stops routing to the node
-   * through that replica (the node moved, or its replica went silent).
+   * The session is the other replica's, so nothing closes there. Called when this replica stops routing to the node
+   * through that replica: the node's session moved here or to a third replica (the registry attaches the new worker),
+   * or the node went silent. No `lost` will come over the bus for the jobs sent this way, so they are reported lost
+   * here and continue elsewhere, possibly on the same node through its new route.
    */
-  close(): void {}
+  close(_code: number, reason: string): void {
+    this.onClose(this.id, `its route through replica ${this.replica} closed: ${reason}`);
+  }
 }

@@ -145,7 +145,7 @@ describeWithNats("replicas over NATS", await probeNats(), () => {
     expect(session.sent[1]).toEqual({ type: "job.cancel", job_id: "job-2", reason: "client went away" });
 
     // A job for a node A does not hold (it just left) comes back rejected, so B moves it on.
-    const stray = new RemoteWorker("c".repeat(64), a.id, (to, command) => b.bus.publish(`tessera.v1.${cluster}.replica.${to}.commands`, new TextEncoder().encode(JSON.stringify(command))), b.id);
+    const stray = new RemoteWorker("c".repeat(64), a.id, (to, command) => b.bus.publish(`tessera.v1.${cluster}.replica.${to}.commands`, new TextEncoder().encode(JSON.stringify(command))), b.id, () => {});
     stray.assign(assignment("job-3"));
     await until(() => b.sink.calls.length === 1, "rejected");
     expect(b.sink.calls[0]).toBe(`rejected cccc job-3 node is not on replica ${a.id}`);
@@ -193,11 +193,29 @@ describeWithNats("replicas over NATS", await probeNats(), () => {
     nodeOn(c);
     c.link.beat();
     await until(() => (b.registry.get(NODE)!.worker as RemoteWorker).replica === c.id, "B routes through C");
-    expect(b.sink.calls).toEqual([`lost aaaa it moved from replica ${a.id} to ${c.id}`]);
+    expect(b.sink.calls).toEqual([`lost aaaa its route through replica ${a.id} closed: replaced by a newer session`]);
     a.registry.attach(NODE, new SessionWorker(new RecordingSession(NODE)), new RecordingSession(NODE));
     a.link.beat();
     await new Promise((r) => setTimeout(r, 100));
     expect(c.registry.get(NODE)!.worker).toBeInstanceOf(SessionWorker);
+  });
+
+  it("reports this replica's jobs on a node lost when the node's session moves here from another replica", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    nodeOn(a);
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "B sees A's node");
+    // A dies with the node's session (no lost comes over the bus); the node reconnects to B itself.
+    await a.link.stop();
+    const session = new RecordingSession(NODE);
+    b.registry.attach(NODE, new SessionWorker(session), session);
+    expect(b.sink.calls).toEqual([`lost aaaa its route through replica ${a.id} closed: replaced by a newer session`]);
+    expect(b.registry.get(NODE)!.online).toBe(true);
+    // A's last beat still lists it: a node with a session here is never shown through another replica.
+    a.link.beat();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(b.registry.get(NODE)!.worker).toBeInstanceOf(SessionWorker);
+    expect(b.link.isRemote(NODE)).toBe(false);
   });
 
   it("drops malformed messages on every subject and changes nothing", async () => {

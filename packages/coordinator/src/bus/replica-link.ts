@@ -184,12 +184,14 @@ export class ReplicaLink {
       known!.models = summary.models;
       return;
     }
-    // New here, or it moved from another replica: jobs this replica ran on it through the old one are lost with that
-    // session, and continue elsewhere (possibly on the same node, through its new replica).
-    if (current instanceof RemoteWorker) this.d.jobs.lost(summary.id, `it moved from replica ${current.replica} to ${replica}`);
+    // New here, or it moved from another replica: attaching the new route closes the old one, whose jobs are lost with
+    // that session and continue elsewhere (possibly on the same node, through its new replica).
     this.remoteNodes.add(summary.id);
     registry.register({ type: "register", public_key: summary.id, version: summary.version, hardware: summary.hardware, models: summary.models, max_concurrency: summary.max_concurrency }, summary.operator);
-    registry.attach(summary.id, new RemoteWorker(summary.id, replica, (to, command) => this.publish(this.subjects.commands(to), command), this.d.replicaId));
+    const worker = new RemoteWorker(summary.id, replica, (to, command) => this.publish(this.subjects.commands(to), command), this.d.replicaId, (nodeId, reason) =>
+      this.d.jobs.lost(nodeId, reason),
+    );
+    registry.attach(summary.id, worker);
     if (summary.draining) registry.setDraining(summary.id);
     this.d.jobs.dispatch();
   }

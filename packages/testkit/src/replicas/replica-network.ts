@@ -16,6 +16,8 @@ export interface ReplicaProcess {
 export interface DaemonProcess {
   name: string;
   id: string;
+  /** The replicas it joins, its own first. */
+  replicaIds: string[];
   process: ManagedProcess;
 }
 
@@ -75,12 +77,28 @@ export class ReplicaNetwork {
     const { code } = await init.exited;
     if (code !== 0) throw new Error(`${name}-init failed:\n${init.logText}`);
     const id = init.logText.match(/\b([0-9a-f]{64})\b/)![1]!;
-    const proc = new ManagedProcess(name, process.execPath, [TESSERA_BIN, "start", "--home", home], { env: ENV, logFile: join(this.dir, `${name}.log`) });
-    const daemon = { name, id, process: proc };
+    const daemon = { name, id, replicaIds, process: this.launch(name) };
     this.daemons.set(name, daemon);
-    await waitUntil(async () => (await this.nodeStatus(replicaIds[0]!, id)) === "online" || !proc.running, 60_000);
-    if (!proc.running) throw new Error(`${name} exited during start:\n${proc.logText}`);
+    await this.untilOnline(daemon);
     return daemon;
+  }
+
+  /** Starts a stopped or killed daemon again on its own home (the same key); waits until a live replica of its list shows it online. */
+  async restartDaemon(name: string): Promise<void> {
+    const daemon = this.daemons.get(name)!;
+    if (daemon.process.running) throw new Error(`${name} is still running`);
+    daemon.process = this.launch(name);
+    await this.untilOnline(daemon);
+  }
+
+  private launch(name: string): ManagedProcess {
+    return new ManagedProcess(name, process.execPath, [TESSERA_BIN, "start", "--home", join(this.dir, name)], { env: ENV, logFile: join(this.dir, `${name}.log`) });
+  }
+
+  private async untilOnline(daemon: DaemonProcess): Promise<void> {
+    const live = () => daemon.replicaIds.filter((r) => this.replicas.get(r)!.process.running);
+    await waitUntil(async () => !daemon.process.running || (await Promise.all(live().map((r) => this.nodeStatus(r, daemon.id)))).includes("online"), 60_000);
+    if (!daemon.process.running) throw new Error(`${daemon.name} exited during start:\n${daemon.process.logText}`);
   }
 
   /** The node's status as replica `replicaId` shows it (GET /api/v1/nodes/:id), or undefined when it does not know it. */
