@@ -214,7 +214,8 @@ export async function failOwnJobs(
 }
 
 /**
- * Fails the unfinished jobs of every replica but `self` that holds no lease seen at or after `liveSince`. One
+ * Fails the unfinished jobs of every replica but `self` that holds no lease seen at or after `liveSince` (never an
+ * unowned row). One
  * statement, so a replica whose lease is renewed meanwhile either keeps all its jobs or (having lapsed) loses them
  * before its renewal; its own final writes are conditional on `processing` and find them ended.
  */
@@ -225,7 +226,10 @@ export async function failJobsOfDeadReplicas(db: Kysely<Database>, self: string,
     .updateTable("jobs")
     .set({ status: "failed", error: TIMEOUT, error_message: message, completed_at: nowMs })
     .where("status", "in", UNFINISHED)
-    .where((eb) => eb.or([eb("replica_id", "is", null), eb("replica_id", "<>", self)]))
+    // Unowned rows (from before replicas) are left to the start-up of whichever replica comes next: a coordinator of
+    // an earlier version still running beside this one writes such rows, and its running jobs are not dead.
+    .where("replica_id", "is not", null)
+    .where("replica_id", "<>", self)
     .where((eb) =>
       eb.not(
         eb.exists(

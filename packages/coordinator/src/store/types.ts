@@ -464,7 +464,8 @@ export interface Store {
   failOwnJobs(replicaId: string, cutoff: Date, now: Date, message?: string): Promise<string[]>;
   /**
    * Fails with `timeout` every pending/processing job whose owner is not `self` and holds no lease seen at or after
-   * `liveSince` (its lease lapsed, it shut down, or the row predates replicas); returns their ids.
+   * `liveSince` (its lease lapsed or it shut down); returns their ids. Unowned rows (from before replicas) are left to
+   * `failOwnJobs` at the next start.
    */
   failJobsOfDeadReplicas(self: string, liveSince: Date, now: Date, message: string): Promise<string[]>;
 
