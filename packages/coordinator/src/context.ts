@@ -52,6 +52,8 @@ export interface CoordinatorContext {
   embeddings: EmbeddingRequests;
   /** Escrow, charges and receipts (payments/job-billing.ts); undefined with `--ledger off`. Jobs reach it through `jobs`. */
   billing: JobBilling | undefined;
+  /** This replica's id among coordinators sharing the database (replicas/design.md). */
+  replicaId: string;
   /** Sharded models (sharding/): what the models list says of each (stages, layers, nodes). */
   sharding: Pick<ShardingManager, "summaries">;
 }

@@ -28,7 +28,7 @@ import { Admission } from "./trust/admission.js";
 import { AdmissionWatch } from "./trust/admission-watch.js";
 import { ReceiptSignatures } from "./payments/receipt-signatures.js";
 import { ensurePrivateDir, openStore } from "./store/index.js";
-import { JobBilling } from "./payments/job-billing.js";
+import { JobBilling, embeddingReplicaOf } from "./payments/job-billing.js";
 import { EarningsSweep } from "./payments/earnings-sweep.js";
 import { FREE, PriceTable } from "./payments/prices.js";
 import { loadOrCreatePlatformKey } from "./payments/platform-key.js";
@@ -37,7 +37,7 @@ import { configuredChains } from "./payments/configured-chains.js";
 import { EmbeddingRequests } from "./embeddings/embedding-requests.js";
 import type { Store, StoreLog, StoreOptions } from "./store/types.js";
 import { loadOrCreateReplicaId } from "./replicas/replica-id.js";
-import { ReplicaLeaseHolder } from "./replicas/replica-lease.js";
+import { REPLICA_LEASE_MS, ReplicaLeaseHolder } from "./replicas/replica-lease.js";
 import { SharedNonces } from "./replicas/shared-nonces.js";
 import { connectBus } from "./bus/connect-bus.js";
 import { ReplicaLink } from "./bus/replica-link.js";
@@ -265,7 +265,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const admission = new Admission(store, clock, config.admission);
   await restoreState(store, registry, speed, clock, admission, replicaId);
   standing.restore(await store.listNodeStandings(), await store.listOperatorStandings());
-  const reconciled = await billing?.reconcile();
+  const reconciled = await billing?.reconcile({ heldElsewhere: await embeddingsHeldElsewhere(store, clock, replicaId) });
   if (reconciled) logger.info({ jobs: reconciled }, "closed the accounts of jobs the last process left open");
   const admissionWatch = new AdmissionWatch(store, registry, standing, clock, logger);
   embeddings = new EmbeddingRequests({
@@ -303,6 +303,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     embeddings,
     billing,
     sharding: shards,
+    replicaId,
   };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);
@@ -429,6 +430,16 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
       await coordinator.settlement.stop();
       await coordinator.close();
     },
+  };
+}
+
+/** Which embedding requests' escrow another live replica holds (its own end settles it): read once, at start. */
+async function embeddingsHeldElsewhere(store: Store, clock: Clock, self: string): Promise<(requestId: string) => boolean> {
+  const liveSince = clock.now() - REPLICA_LEASE_MS;
+  const live = new Set((await store.listReplicaLeases()).filter((l) => l.id !== self && l.lastSeenAt.getTime() >= liveSince).map((l) => l.id));
+  return (requestId) => {
+    const owner = embeddingReplicaOf(requestId);
+    return owner !== undefined && live.has(owner);
   };
 }
 

@@ -212,7 +212,8 @@ describe("POST /v1/embeddings", () => {
       return list.length > 0 ? list : undefined;
     });
     expect(receipt).toMatchObject({ job_id: nodes[0]!.embeds[0]!.request_id, segment: 1, input_tokens: 4, output_tokens: 0, amount: 4_000, model: "embed", status: "held" });
-    expect(receipt!.job_id.startsWith("emb-")).toBe(true);
+    // The request id names the replica that held it (payments/job-billing.ts), within a node request id's 64.
+    expect(receipt!.job_id).toMatch(new RegExp(`^emb-${t.coordinator.replica.id}_[A-Za-z0-9_-]{16}$`));
     expect(await until(async () => ((await credit()) === 5_000_000 - 4_000 ? true : undefined))).toBe(true);
     expect(await store.openEscrows({ limit: 10 })).toEqual([]);
     // The node's operator holds the amount less the platform fee.

@@ -15,6 +15,8 @@ import { loadCoordinatorConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
 import { generateApiToken, hashApiToken } from "../src/api-keys.js";
 import { REPLICA_LEASE_MS } from "../src/replicas/replica-lease.js";
+import { embeddingReplicaOf } from "../src/payments/job-billing.js";
+import { holdEscrow, topUp } from "../src/payments/ledger-rules.js";
 import { openStore } from "../src/store/index.js";
 import { describeWithPostgres, dropSchema, POSTGRES_URL, probePostgres, randomSchema } from "../src/store/postgres-test-support.js";
 import { newNode, registration } from "./harness.js";
@@ -159,6 +161,22 @@ describeWithPostgres("coordinator replicas on one PostgreSQL database", await pr
     await a.coordinator.ctx.jobs.get(jobId)?.persisted;
     expect(await a.coordinator.ctx.store.getJob(jobId)).toMatchObject({ status: "failed", error: "timeout", replicaId: "r-a" });
     expect((await a.coordinator.ctx.metrics.jobsEndedElsewhere.get()).values[0]?.value).toBe(1);
+  });
+
+  it("a replica's start refunds its own and dead replicas' embedding escrows, never one a live replica still holds", async () => {
+    const schema = await sharedSchema();
+    const a = await replica(schema, "r-a");
+    const store = a.coordinator.ctx.store;
+    const at = new Date(a.clock.now());
+    await store.postTransaction(topUp("owner-e", 3_000, "test", at));
+    for (const id of ["emb-r-a_AAAAAAAAAAAAAAAA", "emb-r-gone_BBBBBBBBBBBBBBBB", "emb-r-b_CCCCCCCCCCCCCCCC", "emb-0b7d6c1e-legacy"]) {
+      await store.postTransaction(holdEscrow(id, "owner-e", 500, at));
+    }
+    // B starts: A is live (its request stays held), r-gone never held a lease, r-b is B itself, the legacy id names no one.
+    await replica(schema, "r-b", a.clock);
+    expect((await store.openEscrows({ limit: 10 })).map((e) => e.jobId)).toEqual(["emb-r-a_AAAAAAAAAAAAAAAA"]);
+    expect(embeddingReplicaOf("emb-r-a_AAAAAAAAAAAAAAAA")).toBe("r-a");
+    expect(embeddingReplicaOf("emb-0b7d6c1e-legacy")).toBeUndefined();
   });
 
   it("a signed node request is accepted once across replicas: replayed to the other it is refused (replayed_nonce)", async () => {

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { type ChatMessage, RECEIPT_VERSION, type Receipt, type ReceiptBody, type Sampling, type Signer, TesseraError, signReceipt } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
@@ -46,6 +46,23 @@ export interface CompletedJob {
  * one still open after a restart was never settled and is refunded (its owner read from the escrow account).
  */
 export const EMBEDDING_ID_PREFIX = "emb-";
+
+/**
+ * A new embedding request's id: `emb-<replica>_<16 random base64url characters>`, at most 61 characters (ids travel
+ * to nodes as a request id of at most 64). It names the replica holding the request, so another replica's start
+ * leaves the escrow of a request still running there alone.
+ */
+export function embeddingRequestId(replicaId: string): string {
+  return `${EMBEDDING_ID_PREFIX}${replicaId}_${randomBytes(12).toString("base64url")}`;
+}
+
+/** The replica an embedding request's id names; undefined for ids from before replicas (`emb-<uuid>`). */
+export function embeddingReplicaOf(requestId: string): string | undefined {
+  if (!requestId.startsWith(EMBEDDING_ID_PREFIX)) return undefined;
+  const rest = requestId.slice(EMBEDDING_ID_PREFIX.length);
+  const at = rest.indexOf("_");
+  return at > 0 ? rest.slice(0, at) : undefined;
+}
 
 /** The client an escrow account (`client:<owner>:escrow`) belongs to, or undefined for another account. */
 function ownerOfEscrowAccount(account: string): string | undefined {
@@ -170,13 +187,16 @@ export class JobBilling {
 
   /**
    * After a restart: a job whose escrow is still held was running when the last process stopped, or finished before
-   * its settlement landed. A completed one is settled from its stored record and segments; any other is refunded.
-   * Returns how many jobs it closed.
+   * its settlement landed. A completed one is settled from its stored record and segments; a failed one is refunded;
+   * a pending or processing one is left to the replica that owns it (or to the sweep that ends it). An embedding
+   * request's is refunded unless `heldElsewhere` says another live replica holds it. Returns how many jobs it closed.
    */
-  async reconcile(): Promise<number> {
+  async reconcile(options: { heldElsewhere?: (embeddingRequestId: string) => boolean } = {}): Promise<number> {
     let closed = 0;
     for (const { jobId, amount: balance, account } of await this.d.store.openEscrows({ limit: 100_000 })) {
       if (jobId.startsWith(EMBEDDING_ID_PREFIX)) {
+        // Still running on another live replica: its own end settles or refunds it.
+        if (options.heldElsewhere?.(jobId)) continue;
         const ownerId = ownerOfEscrowAccount(account);
         if (ownerId === undefined) {
           this.d.logger.error({ request: jobId, escrow: balance }, "escrow of an embedding request held in no client's escrow account; left for the owner to look at");

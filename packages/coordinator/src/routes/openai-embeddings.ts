@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import {
   type EmbeddingObject,
@@ -17,7 +17,7 @@ import type { JobBilling } from "../payments/job-billing.js";
 import type { NodeRegistry } from "../registry.js";
 import { callerOf } from "../http/request-guard.js";
 import { resolveModel } from "../scheduler/index.js";
-import { EMBEDDING_ID_PREFIX } from "../payments/job-billing.js";
+import { embeddingRequestId } from "../payments/job-billing.js";
 
 /** What a client asking for a model whose embedding nodes are all away is told to wait before trying again. */
 const NO_NODE_RETRY_AFTER_S = 10;
@@ -30,6 +30,8 @@ export interface EmbeddingRouteDeps {
   embeddings: Pick<EmbeddingRequests, "run" | "servedModels">;
   /** Escrow and settlement of each request; undefined with `--ledger off`. */
   billing: Pick<JobBilling, "openEmbedding" | "refund" | "settle"> | undefined;
+  /** This replica's id: request ids name it (payments/job-billing.ts `embeddingRequestId`). */
+  replicaId: string;
 }
 
 /**
@@ -52,7 +54,7 @@ export function openaiEmbeddingRoutes(app: FastifyInstance, deps: EmbeddingRoute
     });
     const count = "texts" in body.input ? body.input.texts.length : body.input.tokens.length;
     const started = deps.clock.now();
-    const id = `${EMBEDDING_ID_PREFIX}${randomUUID()}`;
+    const id = embeddingRequestId(deps.replicaId);
     const billing = deps.billing;
     await billing?.openEmbedding({ id, ownerId: caller.ownerId, model, tokenBound: embeddingTokenBound(body.input) });
     let result;
