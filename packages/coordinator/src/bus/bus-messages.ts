@@ -51,10 +51,17 @@ export const JobReport = z.discriminatedUnion("type", [
 ]);
 export type JobReport = z.infer<typeof JobReport>;
 
+/**
+ * The reports one replica made for another in one turn of its event loop, in order: a node's frame often carries
+ * several parts, and one message for them all costs the two replicas a fraction of one message per part.
+ */
+export const JobReports = z.strictObject({ type: z.literal("reports"), reports: z.array(JobReport).min(1).max(10_000) });
+export type JobReports = z.infer<typeof JobReports>;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export function encodeBusMessage(message: ReplicaBeat | JobCommand | JobReport): Uint8Array {
+export function encodeBusMessage(message: ReplicaBeat | JobCommand | JobReports): Uint8Array {
   return encoder.encode(JSON.stringify(message));
 }
 

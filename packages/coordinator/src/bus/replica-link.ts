@@ -4,7 +4,7 @@ import type { Logger } from "../logger.js";
 import type { LiveNode, NodeRegistry } from "../registry.js";
 import type { JobSink } from "../workers/job-sink.js";
 import { type Bus, DEFAULT_CLUSTER, subjectsOf } from "./bus.js";
-import { JobCommand, JobReport, type NodeSummary, ReplicaBeat, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
+import { JobCommand, type JobReport, JobReports, type NodeSummary, ReplicaBeat, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
 import { RemoteWorker } from "./remote-worker.js";
 
 /**
@@ -43,6 +43,8 @@ export class ReplicaLink {
   private readonly peers = new Map<string, { lastBeatAt: number; nodes: Set<string> }>();
   /** Jobs of other replicas running on this replica's nodes: job id → the replica that holds it, and its node. */
   private readonly relayed = new Map<string, { origin: string; nodeId: string }>();
+  /** Reports waiting for the end of this turn of the event loop, by the replica they go to. */
+  private readonly outbox = new Map<string, JobReport[]>();
   /** Nodes shown here through another replica. */
   private readonly remoteNodes = new Set<string>();
   private readonly unsubscribes: Array<() => void> = [];
@@ -76,7 +78,7 @@ export class ReplicaLink {
           origins.add(r.origin);
           this.relayed.delete(jobId);
         }
-        for (const origin of origins) this.publish(this.subjects.reports(origin), { type: "lost", node: nodeId, reason: reason.slice(0, 500) });
+        for (const origin of origins) this.send(origin, { type: "lost", node: nodeId, reason: reason.slice(0, 500) });
       },
     };
   }
@@ -96,9 +98,9 @@ export class ReplicaLink {
         this.onCommand(decoded.message);
       }),
       bus.subscribe(subjects.reports(replicaId), (data) => {
-        const decoded = decodeBusMessage(JobReport, data);
-        if (!decoded.ok) return logger.warn({ why: decoded.why }, "malformed job report dropped");
-        this.onReport(decoded.message);
+        const decoded = decodeBusMessage(JobReports, data);
+        if (!decoded.ok) return logger.warn({ why: decoded.why }, "malformed job reports dropped");
+        for (const report of decoded.message.reports) this.onReport(report);
       }),
     );
     this.beat();
@@ -219,7 +221,7 @@ export class ReplicaLink {
     }
     const { type: _type, ...assignment } = command.job;
     if (!node?.session || !node.worker || !node.online) {
-      this.publish(this.subjects.reports(command.from), { type: "rejected", node: command.node, job_id: assignment.job_id, reason: `node is not on replica ${this.d.replicaId}` });
+      this.send(command.from, { type: "rejected", node: command.node, job_id: assignment.job_id, reason: `node is not on replica ${this.d.replicaId}` });
       return;
     }
     this.relayed.set(assignment.job_id, { origin: command.from, nodeId: command.node });
@@ -243,7 +245,20 @@ export class ReplicaLink {
   }
 
   private report(jobId: string, report: JobReport): void {
-    this.publish(this.subjects.reports(this.relayed.get(jobId)!.origin), report);
+    this.send(this.relayed.get(jobId)!.origin, report);
+  }
+
+  /** Queues a report for `origin`; what is queued in one turn of the event loop goes in one message, in order. */
+  private send(origin: string, report: JobReport): void {
+    const queued = this.outbox.get(origin);
+    if (queued) return void queued.push(report);
+    this.outbox.set(origin, [report]);
+    if (this.outbox.size === 1) queueMicrotask(() => this.flushOutbox());
+  }
+
+  private flushOutbox(): void {
+    for (const [origin, reports] of this.outbox) this.publish(this.subjects.reports(origin), { type: "reports", reports });
+    this.outbox.clear();
   }
 
   private publish(subject: string, message: Parameters<typeof encodeBusMessage>[0]): void {

@@ -35,12 +35,13 @@ export class ReplicaNetwork {
   private constructor(
     readonly dir: string,
     private readonly database: Awaited<ReturnType<typeof createScratchDatabase>>,
-    private readonly options: { bus: boolean; coordinatorArgs: string[] },
+    private readonly options: { bus: boolean; coordinatorArgs: string[]; coordinatorNodeFlags: string[] },
   ) {}
 
-  static async create(options: { bus?: boolean; coordinatorArgs?: string[] } = {}): Promise<ReplicaNetwork> {
+  /** `coordinatorNodeFlags`: Node's own flags for the coordinator processes (`--cpu-prof` to see where their time goes). */
+  static async create(options: { bus?: boolean; coordinatorArgs?: string[]; coordinatorNodeFlags?: string[] } = {}): Promise<ReplicaNetwork> {
     const dir = mkdtempSync(join(tmpdir(), "tessera-replicas-"));
-    return new ReplicaNetwork(dir, await createScratchDatabase(), { bus: options.bus ?? true, coordinatorArgs: options.coordinatorArgs ?? [] });
+    return new ReplicaNetwork(dir, await createScratchDatabase(), { bus: options.bus ?? true, coordinatorArgs: options.coordinatorArgs ?? [], coordinatorNodeFlags: options.coordinatorNodeFlags ?? [] });
   }
 
   get dbUrl(): string {
@@ -55,7 +56,7 @@ export class ReplicaNetwork {
   /** Starts replica `id` (on `port`, or a free one) and waits until it listens. Start replicas one at a time: each migrates. */
   async startReplica(id: string, port?: number): Promise<ReplicaProcess> {
     const p = port ?? (await freePort());
-    const args = [TESSERA_BIN, "coordinator", "start", "--open", "--port", String(p), "--data-dir", join(this.dir, id), "--db", this.database.url, "--replica-id", id, "--log-format", "json"];
+    const args = [...this.options.coordinatorNodeFlags, TESSERA_BIN, "coordinator", "start", "--open", "--port", String(p), "--data-dir", join(this.dir, id), "--db", this.database.url, "--replica-id", id, "--log-format", "json"];
     if (this.options.bus) args.push("--bus", NATS_URL);
     const proc = new ManagedProcess(id, process.execPath, [...args, ...this.options.coordinatorArgs], { env: ENV, logFile: join(this.dir, `${id}.log`) });
     await proc.waitFor(/listening on/, 60_000);

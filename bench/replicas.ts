@@ -1,0 +1,203 @@
+/**
+ * replicas: what running the coordinator as several replicas over PostgreSQL and NATS costs and buys (issue 12).
+ * Real coordinator and daemon processes; the daemons serve a fake vLLM (its real wire format) that answers at once, so
+ * the coordinators' own work is what is measured.
+ *
+ *   npm run bench -- replicas [--jobs 1200] [--concurrency 12] [--ttft-rounds 40]
+ *
+ * - efficiency: the same load (N chat completions of 16 tokens, C at a time) on one replica with three daemons, then on
+ *   three replicas with one daemon each and clients spread over all three, so two jobs in three run on a node another
+ *   replica holds. Jobs per coordinator CPU-second (process_cpu_seconds_total of every replica), 3 against 1. Each
+ *   replica is warmed with WARM_UP_JOBS first (its JIT, its pools), so neither side pays for compiling.
+ * - cross TTFT: three replicas, one node, on A; streams sent to A and to B (which reaches the node through A),
+ *   interleaved one at a time; the difference of the medians is what the bus adds to the time to first token.
+ * - reattach: four daemons joined to A (their lists A, B, C); A is SIGKILLed and a client on another replica asks
+ *   each node for a job every 100 ms until one is served. Three kills (A, then B, then C, each replaced by a new
+ *   replica at its address before the next), so 12 samples of the time until a dead replica's nodes serve again.
+ */
+import { SseDecoder } from "@tessera/protocol";
+import { ReplicaNetwork, startFakeOpenAICompatible, waitUntil } from "@tessera/testkit";
+import { fmt, percentile } from "./lib-stats.js";
+
+const MODEL = "bench-model";
+/** Jobs each replica serves before anything is measured: enough for V8 to have optimised the hot path. */
+const WARM_UP_JOBS = 300;
+
+function flag(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? fallback : Number(args[i + 1]);
+}
+
+async function cpuSeconds(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)![1]);
+}
+
+async function completion(url: string): Promise<void> {
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "count" }], max_tokens: 16 }),
+  });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${await res.text()}`);
+  await res.arrayBuffer();
+}
+
+/** `jobs` completions, `concurrency` at a time, the i-th sent to urls[i % urls.length]; returns the wall seconds. */
+async function load(urls: string[], jobs: number, concurrency: number): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < jobs) {
+        const i = next++;
+        await completion(urls[i % urls.length]!);
+      }
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}
+
+async function ttftMs(url: string): Promise<number> {
+  const started = performance.now();
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "count" }], max_tokens: 4, stream: true }),
+  });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${await res.text()}`);
+  const decoder = new SseDecoder();
+  const text = new TextDecoder();
+  let first = NaN;
+  for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+    for (const event of decoder.push(text.decode(bytes, { stream: true }))) {
+      if (Number.isNaN(first) && event.data !== "[DONE]" && (JSON.parse(event.data) as { choices: { delta?: { content?: string } }[] }).choices[0]?.delta?.content) first = performance.now() - started;
+    }
+  }
+  return first;
+}
+
+/** Sends the node a one-token job from `url` every 100 ms until one completes; the seconds from `since` to that completion. */
+async function untilServed(url: string, nodeId: string, since: number): Promise<number> {
+  let served: number | undefined;
+  const attempt = async () => {
+    const created = await fetch(`${url}/api/v1/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "ping" }], max_tokens: 1, node_id: nodeId }),
+    }).catch(() => undefined);
+    if (!created?.ok) return;
+    const { id } = (await created.json()) as { id: string };
+    for (;;) {
+      const view = (await (await fetch(`${url}/api/v1/jobs/${id}`)).json()) as { status: string };
+      if (view.status === "completed") served ??= performance.now();
+      if (view.status === "completed" || view.status === "failed" || served !== undefined) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const inFlight: Promise<void>[] = [];
+  while (served === undefined) {
+    if (performance.now() - since > 60_000) throw new Error(`node ${nodeId.slice(0, 12)} was not served again within 60 s`);
+    inFlight.push(attempt());
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await Promise.allSettled(inFlight);
+  return (served - since) / 1000;
+}
+
+export async function main(args: string[]): Promise<void> {
+  const jobs = flag(args, "jobs", 1200);
+  const concurrency = flag(args, "concurrency", 12);
+  const ttftRounds = flag(args, "ttft-rounds", 40);
+  const fake = await startFakeOpenAICompatible({ flavour: "vllm", models: [MODEL], behaviour: { tokensPerSecond: 0, reply: Array.from({ length: 64 }, (_, i) => `w${i}`).join(" ") } });
+  const node = ["--backend", "vllm", "--vllm-host", fake.url, "--max-concurrency", "64"];
+  const quiet = ["--log-level", "warn", "--rate-limit", "1000000"];
+  process.stdout.write(`replicas: ${jobs} jobs of 16 tokens, ${concurrency} at a time; ${ttftRounds} TTFT rounds each way; 3 replica kills\n`);
+  const networks: ReplicaNetwork[] = [];
+  try {
+    // Efficiency, one replica.
+    const solo = await ReplicaNetwork.create({ bus: false, coordinatorArgs: quiet });
+    networks.push(solo);
+    const one = await solo.startReplica("solo");
+    for (const name of ["n1", "n2", "n3"]) await solo.startDaemon(name, ["solo"], node);
+    await load([one.url], WARM_UP_JOBS, concurrency);
+    let cpu0 = await cpuSeconds(one.url);
+    const soloWall = await load([one.url], jobs, concurrency);
+    const soloCpu = (await cpuSeconds(one.url)) - cpu0;
+    await solo.stop();
+    networks.pop();
+
+    // Three replicas over the bus. First only a1 (on A) serves: a stream sent to A is local, one sent to B crosses the
+    // bus to A. Then b1 and c1 join, one node a replica, for the efficiency load.
+    const trio = await ReplicaNetwork.create({ bus: true, coordinatorArgs: quiet });
+    networks.push(trio);
+    const urls: string[] = [];
+    for (const id of ["r-a", "r-b", "r-c"]) urls.push((await trio.startReplica(id)).url);
+    await trio.startDaemon("a1", ["r-a"], node);
+    await waitUntil(async () => (await trio.nodeStatus("r-b", trio.daemons.get("a1")!.id)) === "online", 30_000);
+    for (let i = 0; i < 20; i++) await Promise.all([ttftMs(urls[0]!), ttftMs(urls[1]!)]);
+    const local: number[] = [];
+    const cross: number[] = [];
+    for (let i = 0; i < ttftRounds; i++) {
+      if (i % 2 === 0) {
+        local.push(await ttftMs(urls[0]!));
+        cross.push(await ttftMs(urls[1]!));
+      } else {
+        cross.push(await ttftMs(urls[1]!));
+        local.push(await ttftMs(urls[0]!));
+      }
+    }
+    process.stdout.write(
+      `TTFT p50: node on the replica asked ${fmt(percentile(local, 50), 2)} ms, on another replica ${fmt(percentile(cross, 50), 2)} ms; ` +
+        `p90 ${fmt(percentile(local, 90), 2)} / ${fmt(percentile(cross, 90), 2)} ms\n`,
+    );
+
+    await trio.startDaemon("b1", ["r-b"], node);
+    await trio.startDaemon("c1", ["r-c"], node);
+    await waitUntil(async () => (await Promise.all([...trio.daemons.values()].map((d) => trio.nodeStatus("r-b", d.id)))).every((s) => s === "online"), 30_000);
+    await load(urls, WARM_UP_JOBS * urls.length, concurrency);
+    const cpuOf = async () => (await Promise.all(urls.map(cpuSeconds))).reduce((a, b) => a + b, 0);
+    cpu0 = await cpuOf();
+    const trioWall = await load(urls, jobs, concurrency);
+    const trioCpu = (await cpuOf()) - cpu0;
+    const perCpu1 = jobs / soloCpu;
+    const perCpu3 = jobs / trioCpu;
+    process.stdout.write(
+      `efficiency: 1 replica ${fmt(jobs / soloWall, 1)} jobs/s, ${fmt(soloCpu, 2)} CPU-s (${fmt(perCpu1, 1)} jobs per CPU-s); ` +
+        `3 replicas ${fmt(jobs / trioWall, 1)} jobs/s, ${fmt(trioCpu, 2)} CPU-s (${fmt(perCpu3, 1)} jobs per CPU-s)\n`,
+    );
+    await trio.stop();
+    networks.pop();
+
+    // Reattach: four nodes on A; A, then B, then C die, each replaced at its address before the next kill.
+    const ring = await ReplicaNetwork.create({ bus: true, coordinatorArgs: quiet });
+    networks.push(ring);
+    for (const id of ["r-a", "r-b", "r-c"]) await ring.startReplica(id);
+    for (const name of ["m1", "m2", "m3", "m4"]) await ring.startDaemon(name, ["r-a", "r-b", "r-c"], node);
+    const samples: number[] = [];
+    const kills: Array<[string, string, string]> = [
+      ["r-a", "r-c", "r-a2"],
+      ["r-b", "r-a2", "r-b2"],
+      ["r-c", "r-b2", "r-c2"],
+    ];
+    for (const [victim, asker, replacement] of kills) {
+      const dead = ring.replicas.get(victim)!;
+      const since = performance.now();
+      dead.process.kill("SIGKILL");
+      await dead.process.exited;
+      const times = await Promise.all([...ring.daemons.values()].map((d) => untilServed(ring.replicas.get(asker)!.url, d.id, since)));
+      process.stdout.write(`killed ${victim}: its nodes served again through the others after ${times.map((t) => fmt(t, 2)).join(", ")} s\n`);
+      samples.push(...times);
+      ring.replicas.delete(victim);
+      await ring.startReplica(replacement, dead.port);
+    }
+    process.stdout.write(`reattach: p50 ${fmt(percentile(samples, 50), 2)} s, p95 ${fmt(percentile(samples, 95), 2)} s, max ${fmt(Math.max(...samples), 2)} s over ${samples.length}\n`);
+
+    process.stdout.write(`RESULT replicas_efficiency ${fmt(perCpu3 / perCpu1)}\n`);
+    process.stdout.write(`RESULT replicas_cross_ttft_added_ms_p50 ${fmt(percentile(cross, 50) - percentile(local, 50), 2)}\n`);
+    process.stdout.write(`RESULT replicas_reattach_p95_s ${fmt(percentile(samples, 95), 2)}\n`);
+  } finally {
+    for (const n of networks) await n.stop();
+    await fake.http.close();
+  }
+}
