@@ -1,88 +1,50 @@
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import pg from "pg";
 import { createNodeLogger, initNode, loadNodeConfig, signerFromKeyFile, startDaemon, type DaemonHandle } from "@tessera/node";
 import { generateKeyPair, secretKeySigner, signRequest } from "@tessera/protocol";
-import { ManagedProcess, TESSERA_BIN, freePort, startFakeOllama, waitUntil, type FakeOllama } from "@tessera/testkit";
+import { ManagedProcess, ReplicaNetwork, TESSERA_BIN, freePort, probePostgresServer, startFakeOllama, waitUntil, type FakeOllama } from "@tessera/testkit";
 
 /**
- * Two real coordinator processes (replicas r-a and r-b) on one PostgreSQL database of their own, and a node daemon on
- * A serving a fake Ollama (its real wire format) that holds its stream mid-answer until the test lets it go. Issue 12
- * §2: restarting B while A runs a job leaves A's job to complete normally, with no error; a signed node request
- * captured on one replica is refused on the other; bad --replica-id values and a second process with a live
- * replica's id are refused with their codes.
+ * Two real coordinator processes (replicas r-a and r-b) on one PostgreSQL database of their own, without a bus, and a
+ * node daemon on A serving a fake Ollama (its real wire format) that holds its stream mid-answer until the test lets
+ * it go. Issue 12 §2: restarting B while A runs a job leaves A's job to complete normally, with no error; a signed
+ * node request captured on one replica is refused on the other; bad --replica-id values and a second process with a
+ * live replica's id are refused with their codes.
  */
-const ADMIN_URL = "postgres://127.0.0.1:5432/test";
-// libpq's default user (the OS account) where PGUSER is unset; pg itself would need $USER (open-store.ts withDefaultUser).
-const PG_USER = encodeURIComponent(process.env.PGUSER || userInfo().username);
-const asUser = (url: string) => url.replace("postgres://", `postgres://${PG_USER}@`);
 // Test-only read of the environment: on CI the PostgreSQL run is mandatory.
 const MANDATORY = process.env.CI === "true";
 const ENV = { ...process.env, TESSERA_HOME: "", TESSERA_BACKEND: "", TESSERA_COORDINATOR_URL: "", TESSERA_REPLICA_ID: "", TESSERA_DB: "" };
 
-async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: asUser(ADMIN_URL), connectionTimeoutMillis: 3000 });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
+const unreachable = await probePostgresServer();
+if (unreachable !== undefined && !MANDATORY) console.warn(`NOTICE: replicas e2e skipped: ${unreachable} did not answer.`);
 
-const unreachable = await admin(async (c) => void (await c.query("select 1"))).then(
-  () => undefined,
-  (err: unknown) => (err instanceof Error ? err.message : String(err)),
-);
-if (unreachable !== undefined && !MANDATORY) console.warn(`NOTICE: replicas e2e skipped: no PostgreSQL answered at ${ADMIN_URL} (${unreachable}).`);
-
-const database = `tessera_e2e_${randomBytes(6).toString("hex")}`;
-const dbUrl = `postgres://127.0.0.1:5432/${database}`;
+let network: ReplicaNetwork;
 let dir: string;
 let ollama: FakeOllama;
 let daemon: DaemonHandle | undefined;
 let release: () => void = () => {};
-const replicas = new Map<string, { url: string; port: number; process: ManagedProcess }>();
 
 function coordinatorArgs(id: string, port: number): string[] {
-  return [TESSERA_BIN, "coordinator", "start", "--open", "--port", String(port), "--data-dir", join(dir, id), "--db", dbUrl, "--replica-id", id, "--log-format", "json"];
-}
-
-async function startReplica(id: string, port?: number): Promise<{ url: string; port: number; process: ManagedProcess }> {
-  const p = port ?? (await freePort());
-  const proc = new ManagedProcess(id, process.execPath, coordinatorArgs(id, p), { env: ENV, logFile: join(dir, `${id}.log`) });
-  await proc.waitFor(/listening on .*replica: /, 60_000);
-  const replica = { url: `http://127.0.0.1:${p}`, port: p, process: proc };
-  replicas.set(id, replica);
-  return replica;
+  return [TESSERA_BIN, "coordinator", "start", "--open", "--port", String(port), "--data-dir", join(dir, id), "--db", network.dbUrl, "--replica-id", id, "--log-format", "json"];
 }
 
 function replica(id: string) {
-  return replicas.get(id)!;
+  return network.replicas.get(id)!;
 }
 
 /** The job's row as the shared database holds it. */
 async function row(jobId: string): Promise<{ status: string; error: string | null; replica_id: string | null }> {
-  const client = new pg.Client({ connectionString: asUser(dbUrl) });
-  await client.connect();
-  try {
-    return (await client.query("select status, error, replica_id from jobs where id = $1", [jobId])).rows[0];
-  } finally {
-    await client.end();
-  }
+  return (await network.query<{ status: string; error: string | null; replica_id: string | null }>("select status, error, replica_id from jobs where id = $1", [jobId]))[0]!;
 }
 
 describe.skipIf(unreachable !== undefined && !MANDATORY)("two coordinator processes on one PostgreSQL database", () => {
   beforeAll(async () => {
-    if (unreachable !== undefined) throw new Error(`PostgreSQL at ${ADMIN_URL} did not answer (mandatory on CI): ${unreachable}`);
-    dir = mkdtempSync(join(tmpdir(), "tessera-replicas-"));
-    await admin((c) => c.query(`create database ${database}`));
+    if (unreachable !== undefined) throw new Error(`${unreachable} did not answer (mandatory on CI)`);
+    network = await ReplicaNetwork.create({ bus: false });
+    dir = network.dir;
     // One at a time: both would migrate the new database.
-    await startReplica("r-a");
-    await startReplica("r-b");
+    await network.startReplica("r-a");
+    await network.startReplica("r-b");
     ollama = await startFakeOllama({ installed: [{ name: "qwen2.5:0.5b", sizeBytes: 397_821_319, parameterSize: "494M" }] });
     const home = join(dir, "node");
     initNode({ home, env: {}, settings: { coordinator_url: replica("r-a").url, backend: "ollama", ollama_host: ollama.url, heartbeat_interval_s: 3600 } });
@@ -100,10 +62,8 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("two coordinator proces
   afterAll(async () => {
     release();
     await daemon?.stop();
-    for (const r of replicas.values()) await r.process.stop(5_000);
     await ollama?.http.close();
-    await admin((c) => c.query(`drop database if exists ${database} with (force)`)).catch(() => {});
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await network?.stop();
   });
 
   it("restarting B while A runs a job: A's job completes normally, with no error, and B never touched it", async () => {
@@ -122,7 +82,7 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("two coordinator proces
 
     const b = replica("r-b");
     await b.process.stop(10_000);
-    const restarted = await startReplica("r-b", b.port);
+    const restarted = await network.startReplica("r-b", b.port);
     // B is back and reads the job from the shared record: still A's, still running.
     expect((await (await fetch(`${restarted.url}/api/v1/jobs/${id}`)).json()) as { status: string }).toMatchObject({ status: "processing" });
     expect(await row(id)).toEqual({ status: "processing", error: null, replica_id: "r-a" });
