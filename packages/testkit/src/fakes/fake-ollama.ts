@@ -5,6 +5,9 @@ import { countPromptTokens, fakeLogprob, planReply, tokenize } from "./fake-toke
 import { plannedToolCall } from "./fake-tools.js";
 import { type OllamaGenerateBody, ollamaDoneFields, writeOllamaGenerate } from "./fake-ollama-generate.js";
 import { FAKE_EMBEDDING_DIMENSION, writeOllamaEmbed } from "./fake-embeddings.js";
+import { type FakeOllamaVocabulary, writeOllamaShow } from "./fake-ollama-show.js";
+
+export { type FakeOllamaVocabulary, FAKE_OLLAMA_GO_TEMPLATE } from "./fake-ollama-show.js";
 
 /**
  * A fake Ollama speaking the native API at its real wire format (docs/api.md of ollama/ollama):
@@ -15,6 +18,7 @@ import { FAKE_EMBEDDING_DIMENSION, writeOllamaEmbed } from "./fake-embeddings.js
  *   line `{"error":"…"}`. An unknown model is `404 {"error":"model \"x\" not found, try pulling it first"}`.
  *   A trailing assistant message is continued (Ollama's templates leave the last assistant turn open).
  * - `POST /api/generate` (fake-ollama-generate.ts): raw prompts, `response` text on each NDJSON line.
+ * - `POST /api/show` (fake-ollama-show.ts): template, Modelfile and GGUF metadata (`model_info`).
  * - `GET /api/tags`, `GET /api/ps` (loaded models with `expires_at`, `size_vram`), `GET /api/version`, `GET /`.
  * - `POST /api/pull`: NDJSON progress `{"status":"pulling manifest"}`, `{"status":"pulling <digest>", digest, total,
  *   completed}` …, `verifying sha256 digest`, `writing manifest`, `success`; unknown names stream
@@ -32,6 +36,10 @@ export interface FakeOllamaModel {
   quantization?: string;
   /** An embedding model (family `bert`): `/api/embed` answers for it (and for no other model). */
   embedding?: boolean;
+  /** A Jinja chat template `/api/show` reports as `template`; undefined: Ollama's own Go template (fake-ollama-show.ts). */
+  chatTemplate?: string;
+  /** The vocabulary in `/api/show`'s `model_info` (fake-ollama-show.ts has a small default). */
+  vocabulary?: FakeOllamaVocabulary;
 }
 
 export interface FakeOllamaOptions {
@@ -86,6 +94,8 @@ export class FakeOllama {
         return (_q, res, body) => this.chat(res, body);
       case "POST /api/embed":
         return (_q, res, body) => this.embed(res, body as { model?: unknown; input?: unknown });
+      case "POST /api/show":
+        return (_q, res, body) => this.show(res, body as { model?: unknown; name?: unknown; verbose?: unknown });
       case "POST /api/generate":
         return (_q, res, body) => this.generate(res, body as OllamaGenerateBody);
       case "POST /api/pull":
@@ -139,6 +149,14 @@ export class FakeOllama {
     if (!model.embedding) return sendJson(res, 400, { error: `"${body.model}" does not support embeddings` });
     this.loaded.set(name, Date.now() + keepAliveMs(undefined));
     writeOllamaEmbed(res, name, body, FAKE_EMBEDDING_DIMENSION);
+  }
+
+  private show(res: ServerResponse, body: { model?: unknown; name?: unknown; verbose?: unknown }): void {
+    const requested = body?.model ?? body?.name;
+    if (typeof requested !== "string" || requested === "") return sendJson(res, 400, { error: "model is required" });
+    const model = this.installed.get(normaliseName(requested));
+    if (!model) return sendJson(res, 404, { error: `model '${requested}' not found` });
+    writeOllamaShow(res, model, body.verbose === true, fakeDigest(model.name));
   }
 
   private generate(res: ServerResponse, body: OllamaGenerateBody): void {

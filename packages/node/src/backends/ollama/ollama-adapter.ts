@@ -12,13 +12,17 @@ import { mapOllamaDoneReason } from "./map-finish-reason.js";
 import { toolCallPieces } from "./map-tool-calls.js";
 import { mapPullProgress } from "./map-pull-progress.js";
 import { isOllamaEmbeddingModel, postOllamaEmbed } from "./embeddings.js";
+import { createOllamaCanonicalChat } from "./canonical-chat.js";
+import type { OllamaShowResponse } from "./show-template.js";
 
 /**
- * Ollama through its native API (`/api/chat`, `/api/tags`, `/api/ps`, `/api/pull`, `/api/delete`), not its
- * OpenAI layer: only the native API streams pull progress, reports `prompt_eval_count`/`eval_count`, and takes
- * `keep_alive`. Reports usage (prompt_eval_count, eval_count), finish (`done_reason`) and, on Ollama ≥ 0.12.11,
- * per-token logprobs (`logprobs:true`; older versions ignore the field and send none). A raw prompt
- * (`/v1/completions`) goes to `/api/generate` with `raw: true` instead (raw-generate-body.ts).
+ * Ollama through its native API (`/api/chat`, `/api/generate`, `/api/show`, `/api/tags`, `/api/ps`, `/api/pull`,
+ * `/api/delete`), not its OpenAI layer: only the native API streams pull progress, reports
+ * `prompt_eval_count`/`eval_count`, and takes `keep_alive`. Reports usage (prompt_eval_count, eval_count), finish
+ * (`done_reason`) and, on Ollama ≥ 0.12.11, per-token logprobs (`logprobs:true`; older versions ignore the field and
+ * send none). A raw prompt (`/v1/completions`) goes to `/api/generate` with `raw: true` (raw-generate-body.ts), and
+ * so does a chat whose model has a Jinja template: its canonical prompt text (canonical-chat.ts). Other chats, and
+ * chats with tools or response_format, go to `/api/chat`.
  */
 export interface OllamaOptions {
   /** e.g. `http://127.0.0.1:11434`. */
@@ -63,14 +67,22 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
     return (await (await call(path, { signal })).json()) as T;
   }
 
-  /** The path and body of a generation: `/api/generate` (raw) for a raw prompt, `/api/chat` otherwise. */
-  function generation(request: GenerateRequest, stream: boolean): { path: string; body: string } {
+  const canonical = createOllamaCanonicalChat({
+    show: async (model, signal) => (await (await call("/api/show", { method: "POST", headers: json, body: JSON.stringify({ model, verbose: true }), signal })).json()) as OllamaShowResponse,
+  });
+
+  /**
+   * The path and body of a generation: `/api/generate` (raw) for a raw prompt or a chat's canonical text,
+   * `/api/chat` otherwise. Throws TesseraError.
+   */
+  async function generation(request: GenerateRequest, stream: boolean): Promise<{ path: string; body: string }> {
     const raw = rawPromptRefusal(KIND, request, { allowResponseFormat: false });
     if (raw) throw raw;
-    if (!request.rawPrompt) return { path: "/api/chat", body: JSON.stringify(chatBody(request, stream)) };
+    const prompt = request.rawPrompt ? rawPromptText(request) : await canonical.rawText(request);
+    if (prompt === undefined) return { path: "/api/chat", body: JSON.stringify(chatBody(request, stream)) };
     const body = toOllamaRawGenerateBody({
       model: request.model,
-      prompt: rawPromptText(request),
+      prompt,
       sampling: request.sampling,
       stream,
       keepAlive: options.keepAlive,
@@ -167,7 +179,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
 
     async doGenerate(request: GenerateRequest): Promise<GenerateResult> {
       if (request.sampling.tools?.length) return collectStream(adapter.doStream(request)); // one assembly path for calls
-      const { path, body: sent } = generation(request, false);
+      const { path, body: sent } = await generation(request, false);
       const res = await call(path, { method: "POST", headers: json, body: sent, signal: request.signal });
       const body = (await res.json()) as {
         message?: { content?: string };
@@ -192,7 +204,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
     async *doStream(request: GenerateRequest): AsyncGenerator<StreamPart> {
       let res: Response;
       try {
-        const { path, body } = generation(request, true);
+        const { path, body } = await generation(request, true);
         res = await call(path, { method: "POST", headers: json, body, signal: request.signal });
       } catch (err) {
         if (request.signal?.aborted) {
@@ -211,6 +223,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
     },
 
     async pull(model: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void> {
+      canonical.forget(model);
       const res = await call("/api/pull", { method: "POST", headers: json, body: JSON.stringify({ model, stream: true }), signal });
       if (!res.body) throw new TesseraError("internal_error", `${KIND}: empty pull response`);
       for await (const raw of readJsonLines(res.body)) {
@@ -228,6 +241,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
     },
 
     async remove(model: string): Promise<void> {
+      canonical.forget(model);
       const res = await call("/api/delete", { method: "DELETE", headers: json, body: JSON.stringify({ model }) });
       await res.body?.cancel();
     },

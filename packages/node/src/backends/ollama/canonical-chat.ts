@@ -1,0 +1,82 @@
+import { MAX_PROMPT_TOKEN_IDS, TesseraError } from "@tessera/protocol";
+import type { GenerateRequest } from "../adapter.js";
+import { hasToolTurns, promptTokensRefusal, renderChat } from "../../prompt/index.js";
+import { type OllamaShowResponse, type OllamaTemplate, templateFromShow } from "./show-template.js";
+
+/**
+ * The canonical prompt on Ollama (design.md "Canonical prompt"; issue 17 §0). Ollama takes no token ids and has no
+ * tokenize endpoint, so an Ollama node carries the canonical prompt as TEXT: the chat rendered by the one renderer
+ * every node uses (node/src/prompt/) from the model's Jinja template as `/api/show` reports it (show-template.ts),
+ * run through `/api/generate` with `raw: true`. Ollama's runner tokenises a raw prompt as the canonical rule does
+ * (BOS first where the vocabulary adds one, special-token text parsed), so the same GGUF gives the same prompt ids
+ * as on the embedded engine or llama-server.
+ *
+ * - Chats with tools, tool turns or `response_format` keep `/api/chat` (Ollama renders tools into its own template
+ *   and compiles `format` there), as on llama-server; given prompt ids with them are refused.
+ * - A model for which Ollama reports only its own Go template cannot be rendered canonically: its chats keep
+ *   `/api/chat`, and a continuation that carries prompt ids is refused (`bad_request`, `prompt_tokens`) rather than
+ *   run under another prompt.
+ * - Given prompt ids (a continuation, `job.assign` `prompt_tokens`) are checked (non-empty, within the vocabulary when
+ *   `/api/show` lists it) and honoured by running this node's canonical text of the same messages, the text the first
+ *   node tokenised into those ids; the continuation prefix follows as text, as for raw prompts.
+ */
+export interface OllamaCanonicalChatOptions {
+  /** `POST /api/show {model, verbose:true}`; throws TesseraError (404 → `model_not_found`). */
+  show(model: string, signal?: AbortSignal): Promise<OllamaShowResponse>;
+}
+
+export interface OllamaCanonicalChat {
+  /**
+   * The exact raw text to run for a chat request (the canonical prompt, then the continuation prefix), or undefined
+   * when it goes by `/api/chat`. Throws TesseraError: `bad_request` for prompt ids it cannot honour or a template
+   * that does not parse or refuses the messages.
+   */
+  rawText(request: GenerateRequest): Promise<string | undefined>;
+  /** Forget what `/api/show` said about a model (after a pull or delete replaced or removed it). */
+  forget(model: string): void;
+}
+
+/** Chats the canonical path runs: not raw, no tools, tool turns or response_format (those keep `/api/chat`). */
+export function canonicalChatApplies(request: GenerateRequest): boolean {
+  return !request.rawPrompt && !request.sampling.tools?.length && !request.sampling.response_format && !hasToolTurns(request.messages);
+}
+
+export function createOllamaCanonicalChat(options: OllamaCanonicalChatOptions): OllamaCanonicalChat {
+  /** Per model name; a failed read is forgotten so the next request asks again. */
+  const templates = new Map<string, Promise<OllamaTemplate>>();
+  const templateOf = (model: string, signal?: AbortSignal): Promise<OllamaTemplate> => {
+    let entry = templates.get(model);
+    if (!entry) {
+      entry = options.show(model, signal).then(templateFromShow);
+      entry.catch(() => templates.delete(model));
+      templates.set(model, entry);
+    }
+    return entry;
+  };
+  return {
+    async rawText(request) {
+      const ids = request.promptTokens;
+      if (!canonicalChatApplies(request)) {
+        if (ids !== undefined) {
+          throw new TesseraError("bad_request", "ollama: prompt_tokens cannot be used with tools, response_format or a raw prompt", { param: "prompt_tokens" });
+        }
+        return undefined;
+      }
+      const template = await templateOf(request.model, request.signal);
+      if (template.kind === "ollama-template") {
+        if (ids !== undefined) {
+          throw new TesseraError("bad_request", `ollama: cannot run this job's canonical prompt (prompt_tokens): ${template.reason}`, { param: "prompt_tokens" });
+        }
+        return undefined;
+      }
+      if (ids !== undefined) {
+        const refusal = promptTokensRefusal(ids, { vocabSize: template.vocabSize, maxLength: MAX_PROMPT_TOKEN_IDS });
+        if (refusal) throw refusal;
+      }
+      return renderChat(template.source, request.messages).text + (request.assistantPrefix ?? "");
+    },
+    forget(model) {
+      templates.delete(model);
+    },
+  };
+}
