@@ -151,14 +151,14 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       prometheus.nodesMarkedOffline.inc({ reason: reason.startsWith("no heartbeat") ? "silent" : "session_closed" });
       // A node shown through another replica is that replica's to record; its jobs here (and, for a node held here, the
       // other replicas' jobs on it) continue elsewhere.
-      if (!link?.isRemote(nodeId)) store.setNodeStatus(nodeId, "offline", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
+      if (!link?.isRemote(nodeId)) store.setNodeStatus(nodeId, "offline", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status"));
       (link?.sessionSink ?? jobs).lost(nodeId, reason);
       embeddings?.onNodeLost(nodeId, reason);
       sharding?.onNodeLost(nodeId);
     },
     onOnline(nodeId) {
       if (link?.isRemote(nodeId)) return;
-      store.setNodeStatus(nodeId, "online", new Date(clock.now())).catch((err: unknown) => logger.error({ err }, "could not store node status"));
+      store.setNodeStatus(nodeId, "online", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status"));
     },
   });
   const speed = new SpeedMetrics();
@@ -308,7 +308,17 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);
   if (bus) {
-    link = new ReplicaLink({ bus: bus.bus, cluster: bus.cluster, replicaId, registry, jobs, clock, logger });
+    link = new ReplicaLink({
+      bus: bus.bus,
+      cluster: bus.cluster,
+      replicaId,
+      registry,
+      jobs,
+      clock,
+      logger,
+      onHeldHere: (nodeId) =>
+        void store.setNodeStatus(nodeId, "online", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status")),
+    });
     link.start();
   }
   const hub = new SessionHub({
@@ -465,7 +475,8 @@ async function restoreState(store: Store, registry: NodeRegistry, speed: SpeedMe
       loadedModels: node.loadedModels,
       lastSeenAt: node.lastSeenAt?.getTime() ?? 0,
     });
-    if (node.status === "online") await store.setNodeStatus(node.id, "offline", now);
+    // Only the nodes this replica held (or nobody did): another replica may be serving the rest right now.
+    if (node.status === "online") await store.setNodeStatus(node.id, "offline", now, replicaId);
   }
   // Only this replica's jobs: another replica sharing the database may be running its own right now.
   await store.failOwnJobs(replicaId, now, now, "the coordinator restarted while the job was running");

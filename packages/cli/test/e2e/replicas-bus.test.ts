@@ -13,7 +13,8 @@ import { ReplicaNetwork, greedyReference, makeTinyModel, probeNatsServer, probeP
  *   whichever replica holds it) and the text equals the uninterrupted run.
  * - A signed node request accepted by A is refused when replayed to B and to C.
  * - Chaos: replica A is SIGKILLed while 20 streams run through B. A's nodes move to B or C and serve again; every
- *   stream ends with the reference text; no job is left pending or processing, and none completed with an error.
+ *   stream ends with the reference text; the record shows them online, held by B or C; no job is left pending or
+ *   processing, and none completed with an error.
  * Under CI=true PostgreSQL and NATS are mandatory; elsewhere the suite is skipped with a notice when either is missing.
  */
 // Test-only read of the environment: on CI the PostgreSQL and NATS runs are mandatory.
@@ -155,6 +156,11 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("three replicas on one 
       const view = await pinnedJob("r-b", network.daemons.get(name)!.id, messages, 4);
       expect(view, name).toMatchObject({ status: "completed" });
     }
+    // The record says where they are: online, held by B or C, not by the dead A.
+    const ids = ["a1", "a2"].map((name) => network.daemons.get(name)!.id);
+    const held = await network.query<{ id: string; status: string; held_by: string }>("select id, status, held_by from nodes where id = any($1) order by id", [ids]);
+    expect(held.map((r) => r.status)).toEqual(["online", "online"]);
+    expect(held.every((r) => r.held_by === "r-b" || r.held_by === "r-c")).toBe(true);
     // Nothing is left running, and nothing completed with an error, in the shared record.
     expect(await network.query("select id, status from jobs where status in ('pending', 'processing')")).toEqual([]);
     expect(await network.query("select id from jobs where status = 'completed' and error is not null")).toEqual([]);

@@ -49,6 +49,8 @@ interface Replica {
   sink: RecordingSink;
   link: ReplicaLink;
   offline: string[];
+  /** Nodes that moved here from another replica, as `onHeldHere` reported them. */
+  heldHere: string[];
 }
 
 let clock: ManualClock;
@@ -61,9 +63,10 @@ async function replica(name: string): Promise<Replica> {
   const offline: string[] = [];
   const registry = new NodeRegistry(clock, 90_000, { onOffline: (nodeId, reason) => offline.push(`${nodeId.slice(0, 4)} ${reason}`), onOnline: () => {} });
   const sink = new RecordingSink();
-  const link = new ReplicaLink({ bus, replicaId: id, cluster, registry, jobs: sink, clock, logger: quiet });
+  const heldHere: string[] = [];
+  const link = new ReplicaLink({ bus, replicaId: id, cluster, registry, jobs: sink, clock, logger: quiet, onHeldHere: (nodeId) => heldHere.push(nodeId.slice(0, 4)) });
   link.start();
-  const r = { id, bus, registry, sink, link, offline };
+  const r = { id, bus, registry, sink, link, offline, heldHere };
   replicas.push(r);
   return r;
 }
@@ -211,6 +214,7 @@ describeWithNats("replicas over NATS", await probeNats(), () => {
     b.registry.attach(NODE, new SessionWorker(session), session);
     expect(b.sink.calls).toEqual([`lost aaaa its route through replica ${a.id} closed: replaced by a newer session`]);
     expect(b.registry.get(NODE)!.online).toBe(true);
+    expect(b.heldHere).toEqual(["aaaa"]);
     // A's last beat still lists it: a node with a session here is never shown through another replica.
     a.link.beat();
     await new Promise((r) => setTimeout(r, 100));

@@ -28,6 +28,8 @@ export interface ReplicaLinkDeps {
   jobs: JobSink & { dispatch(): void };
   clock: Clock;
   logger: Logger;
+  /** A node shown through another replica opened its session here: this replica holds it now (the record says so). */
+  onHeldHere(nodeId: string): void;
 }
 
 /**
@@ -190,9 +192,14 @@ export class ReplicaLink {
     // that session and continue elsewhere (possibly on the same node, through its new replica).
     this.remoteNodes.add(summary.id);
     registry.register({ type: "register", public_key: summary.id, version: summary.version, hardware: summary.hardware, models: summary.models, max_concurrency: summary.max_concurrency }, summary.operator);
-    const worker = new RemoteWorker(summary.id, replica, (to, command) => this.publish(this.subjects.commands(to), command), this.d.replicaId, (nodeId, reason) =>
-      this.d.jobs.lost(nodeId, reason),
-    );
+    const worker = new RemoteWorker(summary.id, replica, (to, command) => this.publish(this.subjects.commands(to), command), this.d.replicaId, (nodeId, reason) => {
+      this.d.jobs.lost(nodeId, reason);
+      // Closed because the node's own session replaced the route (the registry sets it before closing the old worker).
+      if (this.d.registry.get(nodeId)?.session) {
+        this.remoteNodes.delete(nodeId);
+        this.d.onHeldHere(nodeId);
+      }
+    });
     registry.attach(summary.id, worker);
     if (summary.draining) registry.setDraining(summary.id);
     this.d.jobs.dispatch();

@@ -33,7 +33,7 @@ const LEASE_POLL_MS = 1_000;
 const MAX_DATE_MS = 8_640_000_000_000_000;
 const TAKEN_OVER_MESSAGE = "the coordinator replica that held the job stopped while the job was running";
 
-export type ReplicaLeaseStore = Pick<Store, "claimReplicaLease" | "renewReplicaLease" | "releaseReplicaLease" | "failJobsOfDeadReplicas">;
+export type ReplicaLeaseStore = Pick<Store, "claimReplicaLease" | "renewReplicaLease" | "releaseReplicaLease" | "failJobsOfDeadReplicas" | "offlineNodesOfDeadReplicas">;
 
 export interface ReplicaLeaseOptions {
   store: ReplicaLeaseStore;
@@ -148,10 +148,15 @@ export class ReplicaLeaseHolder {
     if (!(await this.o.store.renewReplicaLease(this.o.id, this.instance, new Date(now)))) this.lost();
   }
 
-  /** Ends the unfinished jobs of every other replica whose lease lapsed; returns their ids. */
+  /**
+   * Ends the unfinished jobs of every other replica whose lease lapsed, and records offline the nodes it held (those
+   * that moved to a live replica are recorded online by it); returns the jobs' ids.
+   */
   async sweepDeadReplicas(): Promise<string[]> {
     const now = this.o.clock.now();
     this.lastSweepAt = now;
+    const nodes = await this.o.store.offlineNodesOfDeadReplicas(this.o.id, new Date(now - REPLICA_LEASE_MS), new Date(now));
+    if (nodes.length > 0) this.o.logger.info({ nodes: nodes.length }, "recorded offline the nodes of coordinator replicas whose lease lapsed");
     const ended = await this.o.store.failJobsOfDeadReplicas(this.o.id, new Date(now - REPLICA_LEASE_MS), new Date(now), TAKEN_OVER_MESSAGE);
     if (ended.length > 0) {
       this.o.logger.warn({ jobs: ended.length }, "ended the unfinished jobs of coordinator replicas whose lease lapsed");

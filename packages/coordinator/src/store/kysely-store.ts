@@ -80,8 +80,11 @@ export class KyselyStore implements Store {
   recordHeartbeat(nodeId: string, state: NodeHeartbeatState, at: Date): Promise<boolean> {
     return nodes.recordHeartbeat(this.db, nodeId, state, at);
   }
-  setNodeStatus(nodeId: string, status: NodeStatus, at: Date): Promise<boolean> {
-    return nodes.setNodeStatus(this.db, nodeId, status, at);
+  setNodeStatus(nodeId: string, status: NodeStatus, at: Date, replicaId?: string): Promise<boolean> {
+    return nodes.setNodeStatus(this.db, nodeId, status, at, replicaId);
+  }
+  offlineNodesOfDeadReplicas(self: string, liveSince: Date, now: Date): Promise<string[]> {
+    return nodes.offlineNodesOfDeadReplicas(this.db, self, liveSince, now);
   }
   getNode(id: string): Promise<NodeRecord | undefined> {
     return nodes.getNode(this.db, id);

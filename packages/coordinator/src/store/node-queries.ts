@@ -98,19 +98,22 @@ export async function recordHeartbeat(
   return Number(result.numUpdatedRows) > 0;
 }
 
-export async function setNodeStatus(db: Kysely<Database>, nodeId: string, status: NodeStatus, at: Date): Promise<boolean> {
+export async function setNodeStatus(db: Kysely<Database>, nodeId: string, status: NodeStatus, at: Date, replicaId?: string): Promise<boolean> {
   const now = toMs(at, "at");
-  const result = await db
+  let update = db
     .updateTable("nodes")
     .set((eb) => ({
       status,
       updated_at: now,
       status_changed_at: eb.case().when("status", "=", status).then(eb.ref("status_changed_at")).else(now).end(),
+      held_by: status === "online" ? (replicaId ?? null) : null,
       // A session coming up is a sign of life: the silence sweep measures from here.
       ...(status === "online" ? { last_seen_at: now } : {}),
     }))
-    .where("id", "=", nodeId)
-    .executeTakeFirst();
+    .where("id", "=", nodeId);
+  // Offline only where this replica holds the node or nobody does: another replica's session is not this one's to end.
+  if (status === "offline" && replicaId !== undefined) update = update.where((eb) => eb.or([eb("held_by", "is", null), eb("held_by", "=", replicaId)]));
+  const result = await update.executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
 }
 
@@ -146,4 +149,21 @@ export async function retireNodeKey(db: Kysely<Database>, nodeId: string, succes
     .where("retired_at", "is", null)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
+}
+
+export async function offlineNodesOfDeadReplicas(db: Kysely<Database>, self: string, liveSince: Date, now: Date): Promise<string[]> {
+  const nowMs = toMs(now, "now");
+  const live = toMs(liveSince, "liveSince");
+  const rows = await db
+    .updateTable("nodes")
+    .set((eb) => ({ status: "offline", held_by: null, updated_at: nowMs, status_changed_at: eb.case().when("status", "=", "offline").then(eb.ref("status_changed_at")).else(nowMs).end() }))
+    .where("status", "=", "online")
+    .where("held_by", "is not", null)
+    .where("held_by", "<>", self)
+    .where((eb) =>
+      eb.not(eb.exists(eb.selectFrom("coordinator_replicas as r").select("r.id").whereRef("r.id", "=", "nodes.held_by").where("r.last_seen_at", ">=", live))),
+    )
+    .returning("id")
+    .execute();
+  return rows.map((r) => r.id).sort();
 }

@@ -6,13 +6,18 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ChatMessage, Sampling } from "@tessera/protocol";
 import type { StoreHarness } from "./store-contract-suite.js";
-import type { JobPatch, NewJob, ReplicaLease, Store } from "./types.js";
+import type { JobPatch, NewJob, NodeRegistration, ReplicaLease, Store } from "./types.js";
 
 const BASE = 1_700_000_000_000;
 const t = (seconds: number) => new Date(BASE + seconds * 1000);
 const messages: ChatMessage[] = [{ role: "user", content: "hi" }];
 const sampling: Sampling = { max_tokens: 8, temperature: 0, top_p: 1, seed: 1 };
 const UNFINISHED = ["pending", "processing"] as const;
+const node = (n: number) => String(n).padStart(64, "0");
+
+function registration(n: number): NodeRegistration {
+  return { id: node(n), version: "0.1.0", hardware: { cpu_cores: 2, ram_mb: 4096, gpus: [] }, models: [{ id: "m", backend: "embedded" }], maxConcurrency: 1, operatorId: node(n), delegationExpiresAt: null };
+}
 
 function job(id: string, replicaId: string | null, overrides: Partial<NewJob> = {}): NewJob {
   return { id, ownerId: "owner-a", model: "m", messages, promptSha256: "a".repeat(64), sampling, createdAt: t(0), replicaId, ...overrides };
@@ -96,6 +101,35 @@ export function defineReplicaContract(label: string, openHarness: () => Promise<
       expect(await store.getJob("dead-done")).toMatchObject({ status: "completed", error: null });
       expect(await store.getJob("dead")).toMatchObject({ status: "failed", error: "timeout", errorMessage: "replica gone", completedAt: t(130) });
       expect(await store.failJobsOfDeadReplicas("r-self", t(70), t(131), "again")).toEqual([]);
+    });
+
+    it("records a node offline only for the replica holding it (or for anyone when nobody does)", async () => {
+      for (const n of [1, 2]) await store.upsertNode(registration(n), t(0));
+      expect(await store.setNodeStatus(node(1), "online", t(1), "r-a")).toBe(true);
+      // B's start-up or a late session close on B: A holds the node, and the record keeps it online.
+      expect(await store.setNodeStatus(node(1), "offline", t(2), "r-b")).toBe(false);
+      expect(await store.getNode(node(1))).toMatchObject({ status: "online", statusChangedAt: t(1) });
+      // It moved to B: B holds it now, and A's late close changes nothing either.
+      expect(await store.setNodeStatus(node(1), "online", t(3), "r-b")).toBe(true);
+      expect(await store.setNodeStatus(node(1), "offline", t(4), "r-a")).toBe(false);
+      expect(await store.setNodeStatus(node(1), "offline", t(5), "r-b")).toBe(true);
+      expect(await store.getNode(node(1))).toMatchObject({ status: "offline", statusChangedAt: t(5) });
+      // Nobody holds node 2 (a row from before replicas, or a heartbeat's online): anyone may record it offline.
+      await store.recordHeartbeat(node(2), { gpus: [], loadedModels: [], activeJobs: 0, maxConcurrency: 1, draining: false }, t(6));
+      expect(await store.setNodeStatus(node(2), "offline", t(7), "r-b")).toBe(true);
+    });
+
+    it("records offline the nodes of replicas whose lease lapsed, never its own, a live one's or nobody's", async () => {
+      await store.claimReplicaLease(lease("r-live", "i1", 100), t(0));
+      await store.claimReplicaLease(lease("r-dead", "i2", 10), t(0));
+      await store.claimReplicaLease(lease("r-self", "i3", 10), t(0));
+      for (const n of [1, 2, 3, 4, 5]) await store.upsertNode(registration(n), t(0));
+      for (const [n, holder] of [[1, "r-live"], [2, "r-dead"], [3, "r-gone"], [4, "r-self"]] as const) await store.setNodeStatus(node(n), "online", t(50), holder);
+      await store.recordHeartbeat(node(5), { gpus: [], loadedModels: [], activeJobs: 0, maxConcurrency: 1, draining: false }, t(50));
+      expect(await store.offlineNodesOfDeadReplicas("r-self", t(70), t(130))).toEqual([node(2), node(3)]);
+      expect((await store.listNodes({ status: "online" })).map((n) => n.id)).toEqual([node(1), node(4), node(5)]);
+      expect(await store.getNode(node(2))).toMatchObject({ status: "offline", statusChangedAt: t(130) });
+      expect(await store.offlineNodesOfDeadReplicas("r-self", t(70), t(131))).toEqual([]);
     });
 
     it("gives a replica id's lease to one instance at a time: the same instance renews, a lapsed one is taken over", async () => {

@@ -24,6 +24,8 @@ export interface NodesTable {
   /** Set when a successor key registered with this key's signed hand-over; accepted until the grace ends. */
   retired_at: number | null;
   successor_id: string | null;
+  /** The replica holding the node's session while it is online (migration 0010); null otherwise. */
+  held_by: string | null;
 }
 
 export interface OperatorsTable {

@@ -408,8 +408,17 @@ export interface Store {
   upsertNode(reg: NodeRegistration, at: Date): Promise<NodeRecord>;
   /** Records a heartbeat and marks the node online. `false` when the node is not registered. */
   recordHeartbeat(nodeId: string, state: NodeHeartbeatState, at: Date): Promise<boolean>;
-  /** `false` when the node is not registered. Going online counts as a sign of life. */
-  setNodeStatus(nodeId: string, status: NodeStatus, at: Date): Promise<boolean>;
+  /**
+   * `false` when the node is not registered, or (with `replicaId`) when going `offline` is refused because another
+   * replica holds the node. Going online counts as a sign of life and records `replicaId` as the node's holder; going
+   * offline clears it, and with `replicaId` happens only for a node that replica holds or nobody does.
+   */
+  setNodeStatus(nodeId: string, status: NodeStatus, at: Date, replicaId?: string): Promise<boolean>;
+  /**
+   * Records offline every online node held by a replica other than `self` whose lease was last renewed before
+   * `liveSince` (or that holds none); returns their ids. Nodes nobody holds are left alone.
+   */
+  offlineNodesOfDeadReplicas(self: string, liveSince: Date, now: Date): Promise<string[]>;
   getNode(id: string): Promise<NodeRecord | undefined>;
   listNodes(filter?: { status?: NodeStatus }): Promise<NodeRecord[]>;
   /** Turns offline every online node last seen before `cutoff`; returns their ids. */

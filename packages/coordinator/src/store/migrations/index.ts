@@ -8,6 +8,7 @@ import { quarantineReleases } from "./0006-quarantine-releases.js";
 import { payments } from "./0007-payments.js";
 import { replicas } from "./0008-replicas.js";
 import { coordinatorSettings } from "./0009-coordinator-settings.js";
+import { nodeHolder } from "./0010-node-holder.js";
 
 /**
  * Every migration, in order, listed in code: nothing is read from disk at runtime. Names sort in application order;
@@ -23,6 +24,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0007-payments": payments,
   "0008-replicas": replicas,
   "0009-coordinator-settings": coordinatorSettings,
+  "0010-node-holder": nodeHolder,
 };
 
 export const FIRST_MIGRATION = "0001-initial";
