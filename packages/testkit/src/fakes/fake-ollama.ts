@@ -40,6 +40,8 @@ export interface FakeOllamaModel {
   chatTemplate?: string;
   /** The vocabulary in `/api/show`'s `model_info` (fake-ollama-show.ts has a small default). */
   vocabulary?: FakeOllamaVocabulary;
+  /** The GGUF blob `/api/show`'s Modelfile names in its `FROM` line (`…/blobs/sha256-<64 hex>`). */
+  ggufPath?: string;
 }
 
 export interface FakeOllamaOptions {

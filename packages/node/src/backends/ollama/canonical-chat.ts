@@ -1,21 +1,25 @@
 import { MAX_PROMPT_TOKEN_IDS, TesseraError } from "@tessera/protocol";
 import type { GenerateRequest } from "../adapter.js";
 import { hasToolTurns, promptTokensRefusal, renderChat } from "../../prompt/index.js";
-import { type OllamaShowResponse, type OllamaTemplate, templateFromShow } from "./show-template.js";
+import type { ReadModelFile } from "./gguf-metadata.js";
+import { type OllamaShowResponse, type OllamaTemplate, isJinjaChatTemplate, modelBlobPath, templateFromShow } from "./show-template.js";
 
 /**
  * The canonical prompt on Ollama (design.md "Canonical prompt"; issue 17 §0). Ollama takes no token ids and has no
  * tokenize endpoint, so an Ollama node carries the canonical prompt as TEXT: the chat rendered by the one renderer
- * every node uses (node/src/prompt/) from the model's Jinja template as `/api/show` reports it (show-template.ts),
- * run through `/api/generate` with `raw: true`. Ollama's runner tokenises a raw prompt as the canonical rule does
+ * every node uses (node/src/prompt/) from the model's own template (show-template.ts: the Jinja `/api/show`
+ * reports, else the GGUF blob's `tokenizer.chat_template` where this node can read the file), run through `/api/generate` with `raw: true`. Ollama's runner tokenises a raw prompt as the canonical rule does
  * (BOS first where the vocabulary adds one, special-token text parsed), so the same GGUF gives the same prompt ids
  * as on the embedded engine or llama-server.
  *
  * - Chats with tools, tool turns or `response_format` keep `/api/chat` (Ollama renders tools into its own template
  *   and compiles `format` there), as on llama-server; given prompt ids with them are refused.
- * - A model for which Ollama reports only its own Go template cannot be rendered canonically: its chats keep
- *   `/api/chat`, and a continuation that carries prompt ids is refused (`bad_request`, `prompt_tokens`) rather than
- *   run under another prompt.
+ * - A model for which Ollama reports only its own Go template and whose file this node cannot read cannot be rendered
+ *   canonically: its chats keep `/api/chat`, and a continuation that carries prompt ids is refused (`bad_request`,
+ *   `prompt_tokens`) rather than run under another prompt.
+ * - A file with no template gets the renderer's fallback text, tokenised canonically WITHOUT special-token text
+ *   parsed; Ollama's raw mode parses it, so a fallback text holding a control token's text is refused (`bad_request`)
+ *   rather than run as another prompt.
  * - Given prompt ids (a continuation, `job.assign` `prompt_tokens`) are checked (non-empty, within the vocabulary when
  *   `/api/show` lists it) and honoured by running this node's canonical text of the same messages, the text the first
  *   node tokenised into those ids; the continuation prefix follows as text, as for raw prompts.
@@ -23,6 +27,8 @@ import { type OllamaShowResponse, type OllamaTemplate, templateFromShow } from "
 export interface OllamaCanonicalChatOptions {
   /** `POST /api/show {model, verbose:true}`; throws TesseraError (404 → `model_not_found`). */
   show(model: string, signal?: AbortSignal): Promise<OllamaShowResponse>;
+  /** Reads the GGUF blob `/api/show`'s Modelfile names (gguf-metadata.ts); undefined when it cannot be read here. */
+  readModelFile: ReadModelFile;
 }
 
 export interface OllamaCanonicalChat {
@@ -47,7 +53,11 @@ export function createOllamaCanonicalChat(options: OllamaCanonicalChatOptions): 
   const templateOf = (model: string, signal?: AbortSignal): Promise<OllamaTemplate> => {
     let entry = templates.get(model);
     if (!entry) {
-      entry = options.show(model, signal).then(templateFromShow);
+      entry = (async () => {
+        const show = await options.show(model, signal);
+        const path = typeof show.template === "string" && isJinjaChatTemplate(show.template) ? undefined : modelBlobPath(show.modelfile);
+        return templateFromShow(show, path !== undefined ? await options.readModelFile(path) : undefined);
+      })();
       entry.catch(() => templates.delete(model));
       templates.set(model, entry);
     }
@@ -73,7 +83,17 @@ export function createOllamaCanonicalChat(options: OllamaCanonicalChatOptions): 
         const refusal = promptTokensRefusal(ids, { vocabSize: template.vocabSize, maxLength: MAX_PROMPT_TOKEN_IDS });
         if (refusal) throw refusal;
       }
-      return renderChat(template.source, request.messages).text + (request.assistantPrefix ?? "");
+      const rendered = renderChat(template.source, request.messages);
+      if (!rendered.parseSpecial) {
+        const special = template.specialTexts.find((text) => rendered.text.includes(text));
+        if (special !== undefined) {
+          throw new TesseraError(
+            "bad_request",
+            `ollama: this model has no chat template and the messages hold the special-token text ${JSON.stringify(special)}, which Ollama's raw mode would read as that token (the canonical prompt reads it as text)`,
+          );
+        }
+      }
+      return rendered.text + (request.assistantPrefix ?? "");
     },
     forget(model) {
       templates.delete(model);

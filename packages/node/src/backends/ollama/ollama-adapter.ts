@@ -14,6 +14,7 @@ import { mapPullProgress } from "./map-pull-progress.js";
 import { isOllamaEmbeddingModel, postOllamaEmbed } from "./embeddings.js";
 import { createOllamaCanonicalChat } from "./canonical-chat.js";
 import type { OllamaShowResponse } from "./show-template.js";
+import { type ReadModelFile, readGgufTemplateMetadata } from "./gguf-metadata.js";
 
 /**
  * Ollama through its native API (`/api/chat`, `/api/generate`, `/api/show`, `/api/tags`, `/api/ps`, `/api/pull`,
@@ -34,6 +35,11 @@ export interface OllamaOptions {
   requestLogprobs?: boolean;
   /** Models to serve as embedding models besides those of an encoder-only family (embeddings.ts), with or without `:latest`. */
   embeddingModels?: readonly string[];
+  /**
+   * Reads the GGUF blob Ollama serves a model from, for its own chat template (gguf-metadata.ts; canonical-chat.ts).
+   * Default: node-llama-cpp's GGUF reader on the path `/api/show`'s Modelfile names.
+   */
+  readModelFile?: ReadModelFile;
 }
 
 export interface OllamaAdapter extends BackendAdapter {
@@ -68,6 +74,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
   }
 
   const canonical = createOllamaCanonicalChat({
+    readModelFile: options.readModelFile ?? readGgufTemplateMetadata,
     show: async (model, signal) => (await (await call("/api/show", { method: "POST", headers: json, body: JSON.stringify({ model, verbose: true }), signal })).json()) as OllamaShowResponse,
   });
 
