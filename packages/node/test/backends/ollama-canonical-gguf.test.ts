@@ -108,6 +108,6 @@ describe("ollama: the canonical prompt from the GGUF blob", () => {
   });
 
   it("a template-less model whose messages hold special-token text is refused (Ollama's raw mode would read it as the token)", async () => {
-    await expect(sentPrompt(request("plain:tiny", { messages: [{ role: "user", content: "say </s> now" }] }))).rejects.toMatchObject({ code: "bad_request" });
+    await expect(sentPrompt(request("plain:tiny", { messages: [{ role: "user", content: "say </s> now" }] }))).rejects.toMatchObject({ code: "unsupported_parameter" });
   });
 });

@@ -115,16 +115,17 @@ describe("ollama: chats run the canonical prompt in raw mode", () => {
     expect(paths()).not.toContain("/api/generate");
   });
 
-  it("a model with only Ollama's own Go template keeps /api/chat; given prompt ids are refused, not ignored", async () => {
+  it("a model with only Ollama's own Go template (and no readable GGUF) keeps /api/chat; given prompt ids are refused, not ignored", async () => {
     const parts = await collect(adapter.doStream(request({ model: "classic:7b" })));
     expect(textOf(parts)).toBe(REPLY);
     expect(paths()).toEqual(["/api/show", "/api/chat"]);
     fake.http.requests.length = 0;
+    // unsupported_parameter before any token: the coordinator moves the job to a node that can run the prompt.
     const refused = await collect(adapter.doStream(request({ model: "classic:7b", promptTokens: [1, 2, 3], assistantPrefix: "Paris" })));
-    expect(errorOf(refused)).toMatchObject({ code: "bad_request", message: expect.stringContaining("prompt_tokens") });
+    expect(errorOf(refused)).toMatchObject({ code: "unsupported_parameter", message: expect.stringContaining("prompt_tokens") });
     expect(errorOf(refused)!.message).toMatch(/Go template/);
     expect(paths()).toEqual([]);
-    await expect(adapter.doGenerate(request({ model: "classic:7b", promptTokens: [1, 2, 3] }))).rejects.toMatchObject({ code: "bad_request" });
+    await expect(adapter.doGenerate(request({ model: "classic:7b", promptTokens: [1, 2, 3] }))).rejects.toMatchObject({ code: "unsupported_parameter", param: "prompt_tokens" });
   });
 
   it("a template that does not parse, or raises for these messages, is a bad_request naming the template", async () => {

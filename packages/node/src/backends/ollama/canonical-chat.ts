@@ -15,11 +15,12 @@ import { type OllamaShowResponse, type OllamaTemplate, isJinjaChatTemplate, mode
  * - Chats with tools, tool turns or `response_format` keep `/api/chat` (Ollama renders tools into its own template
  *   and compiles `format` there), as on llama-server; given prompt ids with them are refused.
  * - A model for which Ollama reports only its own Go template and whose file this node cannot read cannot be rendered
- *   canonically: its chats keep `/api/chat`, and a continuation that carries prompt ids is refused (`bad_request`,
- *   `prompt_tokens`) rather than run under another prompt.
+ *   canonically: its chats keep `/api/chat`, and a continuation that carries prompt ids is refused
+ *   (`unsupported_parameter`, `prompt_tokens`: the coordinator moves the job to another node) rather than run under
+ *   another prompt.
  * - A file with no template gets the renderer's fallback text, tokenised canonically WITHOUT special-token text
- *   parsed; Ollama's raw mode parses it, so a fallback text holding a control token's text is refused (`bad_request`)
- *   rather than run as another prompt.
+ *   parsed; Ollama's raw mode parses it, so a fallback text holding a control token's text is refused
+ *   (`unsupported_parameter`, `messages`) rather than run as another prompt.
  * - Given prompt ids (a continuation, `job.assign` `prompt_tokens`) are checked (non-empty, within the vocabulary when
  *   `/api/show` lists it) and honoured by running this node's canonical text of the same messages, the text the first
  *   node tokenised into those ids; the continuation prefix follows as text, as for raw prompts.
@@ -34,8 +35,9 @@ export interface OllamaCanonicalChatOptions {
 export interface OllamaCanonicalChat {
   /**
    * The exact raw text to run for a chat request (the canonical prompt, then the continuation prefix), or undefined
-   * when it goes by `/api/chat`. Throws TesseraError: `bad_request` for prompt ids it cannot honour or a template
-   * that does not parse or refuses the messages.
+   * when it goes by `/api/chat`. Throws TesseraError: `unsupported_parameter` for a prompt this Ollama cannot run
+   * exactly (another node may), `bad_request` for ids that are not this model's, ids with tools or response_format, or
+   * a template that does not parse or refuses the messages.
    */
   rawText(request: GenerateRequest): Promise<string | undefined>;
   /** Forget what `/api/show` said about a model (after a pull or delete replaced or removed it). */
@@ -75,7 +77,8 @@ export function createOllamaCanonicalChat(options: OllamaCanonicalChatOptions): 
       const template = await templateOf(request.model, request.signal);
       if (template.kind === "ollama-template") {
         if (ids !== undefined) {
-          throw new TesseraError("bad_request", `ollama: cannot run this job's canonical prompt (prompt_tokens): ${template.reason}`, { param: "prompt_tokens" });
+          // unsupported_parameter before any token: the coordinator moves the job to another node, nobody's offence.
+          throw new TesseraError("unsupported_parameter", `ollama: cannot run this job's canonical prompt (prompt_tokens): ${template.reason}`, { param: "prompt_tokens" });
         }
         return undefined;
       }
@@ -88,8 +91,9 @@ export function createOllamaCanonicalChat(options: OllamaCanonicalChatOptions): 
         const special = template.specialTexts.find((text) => rendered.text.includes(text));
         if (special !== undefined) {
           throw new TesseraError(
-            "bad_request",
+            "unsupported_parameter",
             `ollama: this model has no chat template and the messages hold the special-token text ${JSON.stringify(special)}, which Ollama's raw mode would read as that token (the canonical prompt reads it as text)`,
+            { param: "messages" },
           );
         }
       }
