@@ -1,0 +1,213 @@
+/**
+ * The ggml functions the ggml span runtime calls, bound through koffi (FFI) from the libraries that node-llama-cpp's
+ * platform package ships (see design.md in this folder). Only what the span uses is bound, each with its C signature
+ * from ggml.h / ggml-backend.h / ggml-alloc.h / ggml-cpu.h of the llama.cpp release the package was built from.
+ *
+ * Contract: `loadGgml()` returns the bound libraries or throws `TesseraError("internal_error")` naming what is missing;
+ * it loads them once per process (a second call returns the same object). Pointers are koffi externals: opaque to JS,
+ * passed back to ggml as they came.
+ */
+import { existsSync, readdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import koffi from "koffi";
+import { TesseraError } from "@tessera/protocol";
+
+/** ggml_type values (ggml.h), the same numbers as GGUF's tensor types. */
+export const GGML = { F32: 0, F16: 1, Q8_0: 8, Q4_K: 12, Q6_K: 14, I32: 26, BF16: 30 } as const;
+/** GGML_ROPE_TYPE_NORMAL: adjacent pairs, the mode of `llama` (llama.cpp's LLAMA_ROPE_TYPE_NORM). */
+export const GGML_ROPE_TYPE_NORMAL = 0;
+
+export type Ptr = unknown;
+
+export interface GgmlLib {
+  /** Directory the libraries were loaded from, and the file name of the CPU variant chosen. */
+  readonly dir: string;
+  readonly cpuVariant: string;
+  init(memSize: number, noAlloc: boolean): Ptr;
+  free(ctx: Ptr): void;
+  tensorOverhead(): number;
+  graphOverheadCustom(size: number, grads: boolean): number;
+  newTensor1d(ctx: Ptr, type: number, ne0: number): Ptr;
+  newTensor2d(ctx: Ptr, type: number, ne0: number, ne1: number): Ptr;
+  newTensor3d(ctx: Ptr, type: number, ne0: number, ne1: number, ne2: number): Ptr;
+  nbytes(t: Ptr): number;
+  rowSize(type: number, ne: number): number;
+  setName(t: Ptr, name: string): Ptr;
+  setInput(t: Ptr): void;
+  setOutput(t: Ptr): void;
+  mulMat(ctx: Ptr, a: Ptr, b: Ptr): Ptr;
+  mul(ctx: Ptr, a: Ptr, b: Ptr): Ptr;
+  add(ctx: Ptr, a: Ptr, b: Ptr): Ptr;
+  rmsNorm(ctx: Ptr, a: Ptr, eps: number): Ptr;
+  ropeExt(ctx: Ptr, a: Ptr, pos: Ptr, freqFactors: Ptr | null, nDims: number, mode: number, nCtxOrig: number, freqBase: number, freqScale: number, extFactor: number, attnFactor: number, betaFast: number, betaSlow: number): Ptr;
+  softMaxExt(ctx: Ptr, a: Ptr, mask: Ptr | null, scale: number, maxBias: number): Ptr;
+  swigluSplit(ctx: Ptr, gate: Ptr, up: Ptr): Ptr;
+  getRows(ctx: Ptr, a: Ptr, ids: Ptr): Ptr;
+  cpy(ctx: Ptr, a: Ptr, b: Ptr): Ptr;
+  cont2d(ctx: Ptr, a: Ptr, ne0: number, ne1: number): Ptr;
+  reshape3d(ctx: Ptr, a: Ptr, ne0: number, ne1: number, ne2: number): Ptr;
+  permute(ctx: Ptr, a: Ptr, ax0: number, ax1: number, ax2: number, ax3: number): Ptr;
+  transpose(ctx: Ptr, a: Ptr): Ptr;
+  view1d(ctx: Ptr, a: Ptr, ne0: number, offset: number): Ptr;
+  view2d(ctx: Ptr, a: Ptr, ne0: number, ne1: number, nb1: number, offset: number): Ptr;
+  view3d(ctx: Ptr, a: Ptr, ne0: number, ne1: number, ne2: number, nb1: number, nb2: number, offset: number): Ptr;
+  newGraphCustom(ctx: Ptr, size: number, grads: boolean): Ptr;
+  buildForwardExpand(graph: Ptr, t: Ptr): void;
+  backendCpuInit(): Ptr;
+  backendCpuSetNThreads(backend: Ptr, n: number): void;
+  backendFree(backend: Ptr): void;
+  backendDefaultBufferType(backend: Ptr): Ptr;
+  allocCtxTensors(ctx: Ptr, backend: Ptr): Ptr;
+  bufferFree(buf: Ptr): void;
+  bufferSize(buf: Ptr): number;
+  tensorSet(t: Ptr, data: ArrayBufferView, offset: number, size: number): void;
+  tensorGet(t: Ptr, data: ArrayBufferView, offset: number, size: number): void;
+  graphCompute(backend: Ptr, graph: Ptr): number;
+  gallocrNew(buft: Ptr): Ptr;
+  gallocrAllocGraph(galloc: Ptr, graph: Ptr): boolean;
+  gallocrFree(galloc: Ptr): void;
+}
+
+const SUFFIX: Record<string, string> = { linux: "so", darwin: "dylib", win32: "dll" };
+const PLATFORM: Record<string, string> = { linux: "linux", darwin: "mac", win32: "win" };
+
+/**
+ * The directory of the installed @node-llama-cpp platform package's binaries for this OS and CPU
+ * (`bins/<os>-<arch>/`), or undefined when that package is not installed.
+ */
+export function findGgmlDir(): string | undefined {
+  const os = PLATFORM[process.platform];
+  if (!os) return undefined;
+  const name = `${os}-${process.arch}`;
+  let entry: string;
+  try {
+    entry = createRequire(import.meta.url).resolve(`@node-llama-cpp/${name}`);
+  } catch {
+    return undefined;
+  }
+  // The package's main is dist/index.js; the libraries sit in bins/<name>/ beside dist/.
+  const dir = join(dirname(entry), "..", "bins", name);
+  return existsSync(join(dir, libFile("ggml-base"))) ? dir : undefined;
+}
+
+function libFile(stem: string): string {
+  const ext = SUFFIX[process.platform] ?? "so";
+  return process.platform === "win32" ? `${stem}.${ext}` : `lib${stem}.${ext}`;
+}
+
+let loaded: GgmlLib | undefined;
+
+/** Loads libggml-base and the best CPU variant for this machine from `dir` (default: findGgmlDir()). */
+export function loadGgml(dir?: string): GgmlLib {
+  if (loaded) return loaded;
+  const d = dir ?? findGgmlDir();
+  if (!d) throw new TesseraError("internal_error", `the ggml libraries are not installed (no @node-llama-cpp/${PLATFORM[process.platform] ?? process.platform}-${process.arch} package)`);
+  let base: koffi.IKoffiLib;
+  try {
+    base = koffi.load(join(d, libFile("ggml-base")));
+  } catch (cause) {
+    throw new TesseraError("internal_error", `cannot load ${join(d, libFile("ggml-base"))}: ${(cause as Error).message}`, { cause });
+  }
+  const { lib: cpu, file: cpuVariant } = pickCpuVariant(d);
+  loaded = bind(base, cpu, d, cpuVariant);
+  return loaded;
+}
+
+/**
+ * The CPU backend comes in one file per instruction-set level (libggml-cpu-x64, -haswell, -skylakex, -zen4, ...).
+ * Each exports `ggml_backend_score()`: 0 when this CPU lacks an instruction the build needs, otherwise higher for a
+ * more capable build. We take the highest score, which is what ggml's own loader (`ggml_backend_load_best`) does.
+ */
+function pickCpuVariant(dir: string): { lib: koffi.IKoffiLib; file: string } {
+  const prefix = libFile("ggml-cpu").replace(/\.[a-z]+$/, "");
+  const files = readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith(`.${SUFFIX[process.platform] ?? "so"}`)).sort();
+  let best: { lib: koffi.IKoffiLib; file: string; score: number } | undefined;
+  for (const file of files) {
+    let lib: koffi.IKoffiLib;
+    try {
+      lib = koffi.load(join(dir, file));
+    } catch {
+      continue;
+    }
+    let score = 0;
+    try {
+      score = (lib.func("int ggml_backend_score(void)") as () => number)();
+    } catch {
+      score = file === libFile("ggml-cpu") ? 1 : 0; // a single non-variant build has no score function
+    }
+    if (score > 0 && (!best || score > best.score)) {
+      best?.lib.unload();
+      best = { lib, file, score };
+    } else {
+      lib.unload();
+    }
+  }
+  if (!best) throw new TesseraError("internal_error", `no ggml CPU backend in ${dir} runs on this CPU`);
+  return { lib: best.lib, file: best.file };
+}
+
+function bind(base: koffi.IKoffiLib, cpu: koffi.IKoffiLib, dir: string, cpuVariant: string): GgmlLib {
+  koffi.opaque("ggml_context");
+  koffi.opaque("ggml_tensor");
+  koffi.opaque("ggml_cgraph");
+  koffi.opaque("ggml_backend");
+  koffi.opaque("ggml_backend_buffer");
+  koffi.opaque("ggml_backend_buffer_type");
+  koffi.opaque("ggml_gallocr");
+  koffi.struct("ggml_init_params", { mem_size: "size_t", mem_buffer: "void *", no_alloc: "bool" });
+  const f = (proto: string) => base.func(proto) as (...args: unknown[]) => unknown;
+  const T = "ggml_tensor *";
+  const C = "ggml_context * ctx";
+  const init = f("ggml_context * ggml_init(ggml_init_params params)");
+  const fns = {
+    free: f(`void ggml_free(${C})`),
+    tensorOverhead: f("size_t ggml_tensor_overhead(void)"),
+    graphOverheadCustom: f("size_t ggml_graph_overhead_custom(size_t size, bool grads)"),
+    newTensor1d: f(`${T} ggml_new_tensor_1d(${C}, int type, int64_t ne0)`),
+    newTensor2d: f(`${T} ggml_new_tensor_2d(${C}, int type, int64_t ne0, int64_t ne1)`),
+    newTensor3d: f(`${T} ggml_new_tensor_3d(${C}, int type, int64_t ne0, int64_t ne1, int64_t ne2)`),
+    nbytes: f(`size_t ggml_nbytes(${T} t)`),
+    rowSize: f("size_t ggml_row_size(int type, int64_t ne)"),
+    setName: f(`${T} ggml_set_name(${T} t, const char * name)`),
+    setInput: f(`void ggml_set_input(${T} t)`),
+    setOutput: f(`void ggml_set_output(${T} t)`),
+    mulMat: f(`${T} ggml_mul_mat(${C}, ${T} a, ${T} b)`),
+    mul: f(`${T} ggml_mul(${C}, ${T} a, ${T} b)`),
+    add: f(`${T} ggml_add(${C}, ${T} a, ${T} b)`),
+    rmsNorm: f(`${T} ggml_rms_norm(${C}, ${T} a, float eps)`),
+    ropeExt: f(`${T} ggml_rope_ext(${C}, ${T} a, ${T} b, ${T} c, int n_dims, int mode, int n_ctx_orig, float freq_base, float freq_scale, float ext_factor, float attn_factor, float beta_fast, float beta_slow)`),
+    softMaxExt: f(`${T} ggml_soft_max_ext(${C}, ${T} a, ${T} mask, float scale, float max_bias)`),
+    swigluSplit: f(`${T} ggml_swiglu_split(${C}, ${T} a, ${T} b)`),
+    getRows: f(`${T} ggml_get_rows(${C}, ${T} a, ${T} b)`),
+    cpy: f(`${T} ggml_cpy(${C}, ${T} a, ${T} b)`),
+    cont2d: f(`${T} ggml_cont_2d(${C}, ${T} a, int64_t ne0, int64_t ne1)`),
+    reshape3d: f(`${T} ggml_reshape_3d(${C}, ${T} a, int64_t ne0, int64_t ne1, int64_t ne2)`),
+    permute: f(`${T} ggml_permute(${C}, ${T} a, int ax0, int ax1, int ax2, int ax3)`),
+    transpose: f(`${T} ggml_transpose(${C}, ${T} a)`),
+    view1d: f(`${T} ggml_view_1d(${C}, ${T} a, int64_t ne0, size_t offset)`),
+    view2d: f(`${T} ggml_view_2d(${C}, ${T} a, int64_t ne0, int64_t ne1, size_t nb1, size_t offset)`),
+    view3d: f(`${T} ggml_view_3d(${C}, ${T} a, int64_t ne0, int64_t ne1, int64_t ne2, size_t nb1, size_t nb2, size_t offset)`),
+    newGraphCustom: f(`ggml_cgraph * ggml_new_graph_custom(${C}, size_t size, bool grads)`),
+    buildForwardExpand: f(`void ggml_build_forward_expand(ggml_cgraph * g, ${T} t)`),
+    backendFree: f("void ggml_backend_free(ggml_backend * b)"),
+    backendDefaultBufferType: f("ggml_backend_buffer_type * ggml_backend_get_default_buffer_type(ggml_backend * b)"),
+    allocCtxTensors: f(`ggml_backend_buffer * ggml_backend_alloc_ctx_tensors(${C}, ggml_backend * b)`),
+    bufferFree: f("void ggml_backend_buffer_free(ggml_backend_buffer * buf)"),
+    bufferSize: f("size_t ggml_backend_buffer_get_size(ggml_backend_buffer * buf)"),
+    tensorSet: f(`void ggml_backend_tensor_set(${T} t, const void * data, size_t offset, size_t size)`),
+    tensorGet: f(`void ggml_backend_tensor_get(const ${T} t, void * data, size_t offset, size_t size)`),
+    graphCompute: f("int ggml_backend_graph_compute(ggml_backend * b, ggml_cgraph * g)"),
+    gallocrNew: f("ggml_gallocr * ggml_gallocr_new(ggml_backend_buffer_type * buft)"),
+    gallocrAllocGraph: f("bool ggml_gallocr_alloc_graph(ggml_gallocr * g, ggml_cgraph * graph)"),
+    gallocrFree: f("void ggml_gallocr_free(ggml_gallocr * g)"),
+    backendCpuInit: cpu.func("ggml_backend * ggml_backend_cpu_init(void)") as (...args: unknown[]) => unknown,
+    backendCpuSetNThreads: cpu.func("void ggml_backend_cpu_set_n_threads(ggml_backend * b, int n)") as (...args: unknown[]) => unknown,
+  };
+  return {
+    dir,
+    cpuVariant,
+    init: (memSize, noAlloc) => init({ mem_size: memSize, mem_buffer: null, no_alloc: noAlloc }),
+    ...(fns as unknown as Omit<GgmlLib, "dir" | "cpuVariant" | "init">),
+  };
+}
