@@ -68,8 +68,12 @@ describe("ollama: chats run the canonical prompt in raw mode", () => {
   it("sends a chat to /api/generate with raw:true and exactly the canonical text, never to /api/chat", async () => {
     const parts = await collect(adapter.doStream(request()));
     expect(textOf(parts)).toBe(REPLY);
-    expect(paths()).toEqual(["/api/show", "/api/generate"]);
-    expect(bodyAt("/api/show")).toEqual({ model: "chatml:1b", verbose: true });
+    // Brief first; the full vocabulary (BOS/EOS text) only because the template is Jinja.
+    expect(paths()).toEqual(["/api/show", "/api/show", "/api/generate"]);
+    expect(fake.http.requests.filter((r) => r.path === "/api/show").map((r) => r.body)).toEqual([
+      { model: "chatml:1b", verbose: false },
+      { model: "chatml:1b", verbose: true },
+    ]);
     const body = bodyAt("/api/generate")!;
     expect(body.prompt).toBe(CHATML_TEXT);
     expect(body).toMatchObject({ model: "chatml:1b", raw: true, stream: true, keep_alive: "10m", logprobs: true, options: { num_predict: 64, temperature: 0, top_p: 1, seed: 7 } });
@@ -86,10 +90,10 @@ describe("ollama: chats run the canonical prompt in raw mode", () => {
     expect(bodyAt("/api/generate")).toMatchObject({ prompt: CHATML_TEXT, raw: true, stream: false });
   });
 
-  it("reads /api/show once per model", async () => {
+  it("reads a model's template once (a brief /api/show, then the verbose one for a Jinja template), not per request", async () => {
     await collect(adapter.doStream(request()));
     await collect(adapter.doStream(request({ messages: [{ role: "user", content: "Again?" }] })));
-    expect(paths().filter((p) => p === "/api/show")).toHaveLength(1);
+    expect(paths().filter((p) => p === "/api/show")).toHaveLength(2);
     expect(bodyAt("/api/generate")!.prompt).toBe("<|im_start|>user\nAgain?<|im_end|>\n<|im_start|>assistant\n");
   });
 
@@ -119,6 +123,7 @@ describe("ollama: chats run the canonical prompt in raw mode", () => {
     const parts = await collect(adapter.doStream(request({ model: "classic:7b" })));
     expect(textOf(parts)).toBe(REPLY);
     expect(paths()).toEqual(["/api/show", "/api/chat"]);
+    expect(bodyAt("/api/show")).toEqual({ model: "classic:7b", verbose: false });
     fake.http.requests.length = 0;
     // unsupported_parameter before any token: the coordinator moves the job to a node that can run the prompt.
     const refused = await collect(adapter.doStream(request({ model: "classic:7b", promptTokens: [1, 2, 3], assistantPrefix: "Paris" })));
@@ -170,6 +175,6 @@ describe("ollama: chats run the canonical prompt in raw mode", () => {
     await collect(adapter.doStream(request()));
     await adapter.pull("chatml:1b", () => {});
     await collect(adapter.doStream(request()));
-    expect(paths().filter((p) => p === "/api/show")).toHaveLength(2);
+    expect(paths().filter((p) => p === "/api/show")).toHaveLength(4);
   });
 });

@@ -26,8 +26,12 @@ import { type OllamaShowResponse, type OllamaTemplate, isJinjaChatTemplate, mode
  *   node tokenised into those ids; the continuation prefix follows as text, as for raw prompts.
  */
 export interface OllamaCanonicalChatOptions {
-  /** `POST /api/show {model, verbose:true}`; throws TesseraError (404 → `model_not_found`). */
-  show(model: string, signal?: AbortSignal): Promise<OllamaShowResponse>;
+  /**
+   * `POST /api/show {model, verbose}`; throws TesseraError (404 → `model_not_found`). Asked without `verbose` first:
+   * the full vocabulary (and merges: megabytes for a 150k-token BPE model) is fetched only for a Jinja `template`,
+   * whose BOS/EOS text it holds; a Go template needs only the Modelfile.
+   */
+  show(model: string, verbose: boolean, signal?: AbortSignal): Promise<OllamaShowResponse>;
   /** Reads the GGUF blob `/api/show`'s Modelfile names (gguf-metadata.ts); undefined when it cannot be read here. */
   readModelFile: ReadModelFile;
 }
@@ -56,9 +60,10 @@ export function createOllamaCanonicalChat(options: OllamaCanonicalChatOptions): 
     let entry = templates.get(model);
     if (!entry) {
       entry = (async () => {
-        const show = await options.show(model, signal);
-        const path = typeof show.template === "string" && isJinjaChatTemplate(show.template) ? undefined : modelBlobPath(show.modelfile);
-        return templateFromShow(show, path !== undefined ? await options.readModelFile(path) : undefined);
+        const brief = await options.show(model, false, signal);
+        if (typeof brief.template === "string" && isJinjaChatTemplate(brief.template)) return templateFromShow(await options.show(model, true, signal));
+        const path = modelBlobPath(brief.modelfile);
+        return templateFromShow(brief, path !== undefined ? await options.readModelFile(path) : undefined);
       })();
       entry.catch(() => templates.delete(model));
       templates.set(model, entry);

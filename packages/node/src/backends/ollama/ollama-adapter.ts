@@ -75,7 +75,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
 
   const canonical = createOllamaCanonicalChat({
     readModelFile: options.readModelFile ?? readGgufTemplateMetadata,
-    show: async (model, signal) => (await (await call("/api/show", { method: "POST", headers: json, body: JSON.stringify({ model, verbose: true }), signal })).json()) as OllamaShowResponse,
+    show: async (model, verbose, signal) => (await (await call("/api/show", { method: "POST", headers: json, body: JSON.stringify({ model, verbose }), signal })).json()) as OllamaShowResponse,
   });
 
   /**

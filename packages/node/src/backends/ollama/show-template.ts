@@ -2,7 +2,7 @@ import { type ChatTemplateSource, hasOwnTemplate } from "../../prompt/index.js";
 
 /**
  * Where an Ollama node finds a model's canonical chat template (design.md "Canonical prompt"). `POST /api/show
- * {model, verbose:true}` answers, at Ollama's wire format (server/routes.go `GetModelInfo`):
+ * {model, verbose}` answers, at Ollama's wire format (server/routes.go `GetModelInfo`):
  * - `template`: the template Ollama renders `/api/chat` with. Classic Ollama reports its own Go template here
  *   (`{{ if .System }}…{{ range .Messages }}…`: hand-written for ollama.com models, converted from the GGUF's Jinja
  *   on import otherwise, `{{ .Prompt }}` for a file with none). Builds whose native chat mode runs the GGUF's own
