@@ -1,0 +1,366 @@
+/**
+ * A stage (layers [start, end) of a Llama-family GGUF file) computed by ggml's CPU backend through FFI. Same contract
+ * as the WebAssembly `Stage` (../stage.ts): stage 0 takes token ids, other stages hidden states [n][n_embd]; the last
+ * stage returns logits, others hidden states; one KV cache per request id. Graph and numerics: design.md here.
+ */
+import { TesseraError } from "@tessera/protocol";
+import { ggmlTypeName, openGguf, type GgufFile } from "../gguf-reader.js";
+import { readLlamaConfig, type LlamaConfig } from "../llama-config.js";
+import type { ForwardOptions, LoadStageOptions, PositionInput, TokenInput } from "../stage.js";
+import { loadVector } from "../weights.js";
+import { GGML, GGML_ROPE_TYPE_NORMAL, loadGgml, type GgmlLib, type Ptr } from "./ggml-lib.js";
+
+export interface LoadGgmlStageOptions extends LoadStageOptions {
+  /** Threads of the CPU backend's pool for each step (default 1). */
+  threads?: number;
+}
+
+interface LayerTensors {
+  attnNorm: Ptr;
+  wq: Ptr;
+  wk: Ptr;
+  wv: Ptr;
+  wo: Ptr;
+  ffnNorm: Ptr;
+  wGate: Ptr;
+  wUp: Ptr;
+  wDown: Ptr;
+}
+
+/** First capacity of a request's cache, in cells; it doubles when full. */
+const FIRST_CAPACITY = 64;
+
+/** One request's F16 K and V tensors per layer, in their own backend buffer. K is [kv_dim, cap], V is [cap, kv_dim]. */
+class GgmlKvCache {
+  readonly ctx: Ptr;
+  readonly buffer: Ptr;
+  readonly k: Ptr[] = [];
+  readonly v: Ptr[] = [];
+  length = 0;
+  positions: Int32Array;
+
+  constructor(private readonly g: GgmlLib, backend: Ptr, readonly nLayer: number, readonly kvDim: number, readonly capacity: number) {
+    this.ctx = g.init(g.tensorOverhead() * (2 * nLayer + 2), true);
+    for (let l = 0; l < nLayer; l++) {
+      this.k.push(g.newTensor2d(this.ctx, GGML.F16, kvDim, capacity));
+      this.v.push(g.newTensor2d(this.ctx, GGML.F16, capacity, kvDim));
+    }
+    this.buffer = g.allocCtxTensors(this.ctx, backend);
+    if (!this.buffer) {
+      g.free(this.ctx);
+      throw new TesseraError("no_capacity", `cannot allocate a KV cache of ${capacity} cells (${(4 * nLayer * kvDim * capacity) >> 20} MiB)`);
+    }
+    this.positions = new Int32Array(capacity);
+  }
+
+  /** A cache of `capacity` cells holding this one's cells (copied through host memory; growth is by doubling). */
+  grown(backend: Ptr, capacity: number): GgmlKvCache {
+    const g = this.g;
+    const next = new GgmlKvCache(g, backend, this.nLayer, this.kvDim, capacity);
+    const kBytes = this.kvDim * this.length * 2;
+    const tmp = Buffer.allocUnsafe(Math.max(kBytes, this.length * 2));
+    for (let l = 0; l < this.nLayer; l++) {
+      if (kBytes > 0) {
+        g.tensorGet(this.k[l], tmp, 0, kBytes);
+        g.tensorSet(next.k[l], tmp, 0, kBytes);
+      }
+      for (let r = 0; r < this.kvDim && this.length > 0; r++) {
+        g.tensorGet(this.v[l], tmp, r * this.capacity * 2, this.length * 2);
+        g.tensorSet(next.v[l], tmp, r * capacity * 2, this.length * 2);
+      }
+    }
+    next.positions.set(this.positions.subarray(0, this.length));
+    next.length = this.length;
+    return next;
+  }
+
+  release(): void {
+    this.g.bufferFree(this.buffer);
+    this.g.free(this.ctx);
+  }
+}
+
+export class GgmlStage {
+  readonly isFirst: boolean;
+  readonly isLast: boolean;
+  readonly hiddenSize: number;
+  readonly vocabSize: number;
+  /** The CPU backend library this span runs on (e.g. libggml-cpu-haswell.so). */
+  readonly cpuVariant: string;
+  private readonly caches = new Map<string, GgmlKvCache>();
+  private readonly galloc: Ptr;
+  private readonly graphSize: number;
+  private out = new Float32Array(0);
+  private closed = false;
+
+  constructor(
+    private readonly g: GgmlLib,
+    private readonly backend: Ptr,
+    private readonly weightCtx: Ptr,
+    private readonly weightBuffer: Ptr,
+    readonly config: LlamaConfig,
+    readonly start: number,
+    readonly end: number,
+    private readonly layers: LayerTensors[],
+    private readonly tokenEmbd: Ptr | undefined,
+    private readonly outputNorm: Ptr | undefined,
+    private readonly output: Ptr | undefined,
+    private readonly ropeFreqs: Ptr | undefined,
+    readonly maxContext: number,
+    readonly loadedTensors: readonly string[],
+    readonly loadedBytes: number,
+  ) {
+    this.isFirst = start === 0;
+    this.isLast = end === config.nLayer;
+    this.hiddenSize = config.nEmbd;
+    this.vocabSize = config.nVocab;
+    this.cpuVariant = g.cpuVariant;
+    this.galloc = g.gallocrNew(g.backendDefaultBufferType(backend));
+    this.graphSize = 64 * layers.length + 64;
+  }
+
+  cachedTokens(requestId: string): number {
+    return this.caches.get(requestId)?.length ?? 0;
+  }
+
+  dropRequest(requestId: string): boolean {
+    const cache = this.caches.get(requestId);
+    if (!cache) return false;
+    cache.release();
+    return this.caches.delete(requestId);
+  }
+
+  get activeRequests(): number {
+    return this.caches.size;
+  }
+
+  /** Frees the weights, every cache and the backend. The stage cannot be used afterwards. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const id of [...this.caches.keys()]) this.dropRequest(id);
+    this.g.gallocrFree(this.galloc);
+    this.g.bufferFree(this.weightBuffer);
+    this.g.free(this.weightCtx);
+    this.g.backendFree(this.backend);
+  }
+
+  /** As Stage.forward: the returned array is the stage's own buffer, valid until the next call. */
+  forward(requestId: string, input: Float32Array | TokenInput, positions: PositionInput, options: ForwardOptions = {}): Float32Array {
+    if (this.closed) throw new TesseraError("internal_error", "ggml stage used after close()");
+    const c = this.config;
+    const g = this.g;
+    const n = positions.length;
+    if (n === 0) throw new TesseraError("bad_request", "forward() needs at least one position");
+    let ids: Int32Array | undefined;
+    if (this.isFirst) {
+      if (input instanceof Float32Array) throw new TesseraError("bad_request", "stage 0 takes token ids, not hidden states");
+      if (input.length !== n) throw new TesseraError("bad_request", `got ${input.length} tokens for ${n} positions`);
+      ids = new Int32Array(n);
+      for (let t = 0; t < n; t++) {
+        const id = input[t];
+        if (!Number.isInteger(id) || id < 0 || id >= c.nVocab) throw new TesseraError("bad_request", `token id ${id} is outside the vocabulary (0..${c.nVocab - 1})`);
+        ids[t] = id;
+      }
+    } else {
+      if (!(input instanceof Float32Array)) throw new TesseraError("bad_request", `stage starting at layer ${this.start} takes hidden states (Float32Array), not token ids`);
+      if (input.length !== n * c.nEmbd) throw new TesseraError("bad_request", `hidden states have ${input.length} values, expected ${n} x ${c.nEmbd}`);
+    }
+    const pos = new Int32Array(n);
+    for (let t = 0; t < n; t++) {
+      const p = positions[t];
+      if (!Number.isInteger(p) || p < 0) throw new TesseraError("bad_request", `position ${p} is not a non-negative integer`);
+      pos[t] = p;
+    }
+    let cache = this.caches.get(requestId);
+    const held = cache?.length ?? 0;
+    if (held + n > this.maxContext) {
+      throw new TesseraError("bad_request", `request ${requestId} would hold ${held + n} tokens, more than the context of ${this.maxContext}`);
+    }
+    const kvDim = c.nHeadKv * c.headDim;
+    if (!cache || cache.length + n > cache.capacity) {
+      let cap = cache?.capacity ?? Math.min(FIRST_CAPACITY, this.maxContext);
+      while (cap < held + n) cap *= 2;
+      cap = Math.min(cap, Math.max(this.maxContext, held + n));
+      const next = cache ? cache.grown(this.backend, cap) : new GgmlKvCache(g, this.backend, this.layers.length, kvDim, cap);
+      cache?.release();
+      cache = next;
+      this.caches.set(requestId, cache);
+    }
+    cache.positions.set(pos, cache.length);
+    const nKv = cache.length + n;
+    const mask = new Float32Array(nKv * n);
+    for (let t = 0; t < n; t++) {
+      for (let j = 0; j < nKv; j++) mask[t * nKv + j] = cache.positions[j] <= pos[t] ? 0 : -Infinity;
+    }
+    const rows = this.isLast ? (options.logits === "all" ? n : 1) : n;
+    const width = this.isLast ? c.nVocab : c.nEmbd;
+    if (this.out.length < rows * width) this.out = new Float32Array(rows * width);
+    const result = this.out.subarray(0, rows * width);
+
+    const ctx = g.init(g.tensorOverhead() * this.graphSize * 2 + g.graphOverheadCustom(this.graphSize, false), true);
+    try {
+      const graph = g.newGraphCustom(ctx, this.graphSize, false);
+      const posT = g.newTensor1d(ctx, GGML.I32, n);
+      g.setInput(posT);
+      const maskT = g.newTensor2d(ctx, GGML.F32, nKv, n);
+      g.setInput(maskT);
+      let inT: Ptr;
+      let x: Ptr;
+      if (ids) {
+        inT = g.newTensor1d(ctx, GGML.I32, n);
+        g.setInput(inT);
+        x = g.getRows(ctx, this.tokenEmbd, inT);
+      } else {
+        inT = g.newTensor2d(ctx, GGML.F32, c.nEmbd, n);
+        g.setInput(inT);
+        x = inT;
+      }
+      for (let li = 0; li < this.layers.length; li++) x = this.layer(ctx, graph, li, cache, x, n, posT, maskT);
+      let outT = x;
+      if (this.isLast) {
+        if (rows < n) outT = g.view2d(ctx, x, c.nEmbd, rows, c.nEmbd * 4, (n - rows) * c.nEmbd * 4);
+        outT = g.mul(ctx, g.rmsNorm(ctx, outT, c.rmsEps), this.outputNorm);
+        outT = g.mulMat(ctx, this.output, outT);
+      }
+      g.setOutput(outT);
+      g.buildForwardExpand(graph, outT);
+      if (!g.gallocrAllocGraph(this.galloc, graph)) throw new TesseraError("no_capacity", "cannot allocate the ggml compute buffer for this step");
+      g.tensorSet(posT, pos, 0, pos.byteLength);
+      g.tensorSet(maskT, mask, 0, mask.byteLength);
+      if (ids) g.tensorSet(inT, ids, 0, ids.byteLength);
+      else g.tensorSet(inT, input as Float32Array, 0, n * c.nEmbd * 4);
+      const status = g.graphCompute(this.backend, graph);
+      if (status !== 0) throw new TesseraError("internal_error", `ggml graph compute failed (status ${status})`);
+      g.tensorGet(outT, result, 0, result.byteLength);
+    } finally {
+      g.free(ctx);
+    }
+    cache.length += n;
+    return result;
+  }
+
+  /** One Llama layer (design.md): writes this step's K and V into the cache before attention reads it. */
+  private layer(ctx: Ptr, graph: Ptr, li: number, cache: GgmlKvCache, x: Ptr, n: number, posT: Ptr, maskT: Ptr): Ptr {
+    const g = this.g;
+    const c = this.config;
+    const w = this.layers[li];
+    const hd = c.headDim;
+    const kvDim = c.nHeadKv * hd;
+    const nKv = cache.length + n;
+    const rope = (t: Ptr): Ptr => g.ropeExt(ctx, t, posT, this.ropeFreqs ?? null, c.nRot, GGML_ROPE_TYPE_NORMAL, 0, c.ropeFreqBase, c.ropeFreqScale, 0, 1, 32, 1);
+
+    const cur = g.mul(ctx, g.rmsNorm(ctx, x, c.rmsEps), w.attnNorm);
+    const q = rope(g.reshape3d(ctx, g.mulMat(ctx, w.wq, cur), hd, c.nHead, n));
+    const k = rope(g.reshape3d(ctx, g.mulMat(ctx, w.wk, cur), hd, c.nHeadKv, n));
+    const v = g.mulMat(ctx, w.wv, cur);
+    const kDst = g.view2d(ctx, cache.k[li], kvDim, n, kvDim * 2, cache.length * kvDim * 2);
+    const vDst = g.view2d(ctx, cache.v[li], n, kvDim, cache.capacity * 2, cache.length * 2);
+    // Expanded first, so they run before the attention below reads the cache (the graph runs in expansion order).
+    g.buildForwardExpand(graph, g.cpy(ctx, k, kDst));
+    g.buildForwardExpand(graph, g.cpy(ctx, g.transpose(ctx, v), vDst));
+
+    const kView = g.view3d(ctx, cache.k[li], hd, nKv, c.nHeadKv, kvDim * 2, hd * 2, 0);
+    const vView = g.view3d(ctx, cache.v[li], nKv, hd, c.nHeadKv, cache.capacity * 2, cache.capacity * 2 * hd, 0);
+    const kq = g.softMaxExt(ctx, g.mulMat(ctx, kView, g.permute(ctx, q, 0, 2, 1, 3)), maskT, 1 / Math.sqrt(hd), 0);
+    const kqv = g.permute(ctx, g.mulMat(ctx, vView, kq), 0, 2, 1, 3);
+    const attn = g.mulMat(ctx, w.wo, g.cont2d(ctx, kqv, hd * c.nHead, n));
+    const h = g.add(ctx, x, attn);
+
+    const ffIn = g.mul(ctx, g.rmsNorm(ctx, h, c.rmsEps), w.ffnNorm);
+    const ff = g.mulMat(ctx, w.wDown, g.swigluSplit(ctx, g.mulMat(ctx, w.wGate, ffIn), g.mulMat(ctx, w.wUp, ffIn)));
+    return g.add(ctx, h, ff);
+  }
+}
+
+/** ggml types a span's matrices may have (uploaded as the file's bytes); the ones the tests run. */
+const MATRIX_TYPES: ReadonlySet<number> = new Set([GGML.F32, GGML.F16, GGML.Q8_0, GGML.Q4_K, GGML.Q6_K]);
+
+/** Loads layers [start, end) (plus the embedding on stage 0 and the head on the last stage) into a CPU backend buffer. */
+export function loadGgmlStage(options: LoadGgmlStageOptions): GgmlStage {
+  const file = openGguf(options.path);
+  try {
+    return build(file, options);
+  } finally {
+    file.close();
+  }
+}
+
+function build(file: GgufFile, options: LoadGgmlStageOptions): GgmlStage {
+  const config = readLlamaConfig(file);
+  const { start, end } = options;
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > config.nLayer || start >= end) {
+    throw new TesseraError("bad_request", `layer range [${start}, ${end}) is not within [0, ${config.nLayer}) or is empty`);
+  }
+  const g = loadGgml();
+  const isFirst = start === 0;
+  const isLast = end === config.nLayer;
+  const tied = !file.tensors.has("output.weight");
+  const names: string[] = [];
+  for (let l = start; l < end; l++) {
+    for (const t of ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]) names.push(`blk.${l}.${t}.weight`);
+  }
+  if (isFirst || (isLast && tied)) names.push("token_embd.weight");
+  if (isLast) names.push("output_norm.weight");
+  if (isLast && !tied) names.push("output.weight");
+  if (file.tensors.has("rope_freqs.weight")) names.push("rope_freqs.weight");
+
+  const backend = g.backendCpuInit();
+  if (!backend) throw new TesseraError("internal_error", `ggml's CPU backend (${g.cpuVariant}) did not initialise`);
+  g.backendCpuSetNThreads(backend, Math.max(1, options.threads ?? 1));
+  const ctx = g.init(g.tensorOverhead() * (names.length + 1), true);
+  const tensors = new Map<string, Ptr>();
+  const uploads: { tensor: Ptr; data: Uint8Array | Float32Array }[] = [];
+  let loadedBytes = 0;
+  let buffer: Ptr | undefined;
+  try {
+    for (const name of names) {
+      const info = file.tensors.get(name);
+      if (!info) throw new TesseraError("bad_request", `${file.path}: tensor ${name} is missing`);
+      const bytes = file.readTensor(name);
+      loadedBytes += bytes.length;
+      let tensor: Ptr;
+      if (info.dims.length === 1) {
+        // Norm weights and rope factors are F32 for ggml_mul / ggml_rope_ext.
+        const values = loadVector(bytes, info);
+        tensor = g.newTensor1d(ctx, GGML.F32, values.length);
+        uploads.push({ tensor, data: values });
+      } else {
+        if (!MATRIX_TYPES.has(info.type) || info.dims.length !== 2) {
+          throw new TesseraError("bad_request", `tensor ${name}: ${ggmlTypeName(info.type)} with ${info.dims.length} dims is not supported by the ggml span (2-D F32, F16, Q8_0, Q4_K, Q6_K are)`);
+        }
+        tensor = g.newTensor2d(ctx, info.type, info.dims[0], info.dims[1]);
+        uploads.push({ tensor, data: bytes });
+      }
+      tensors.set(name, tensor);
+    }
+    buffer = g.allocCtxTensors(ctx, backend);
+    if (!buffer) throw new TesseraError("no_capacity", `cannot allocate ${loadedBytes} bytes of weights for layers [${start}, ${end})`);
+    for (const u of uploads) {
+      const size = g.nbytes(u.tensor);
+      if (size !== u.data.byteLength) throw new TesseraError("internal_error", `ggml expects ${size} bytes for a tensor, the file has ${u.data.byteLength}`);
+      g.tensorSet(u.tensor, u.data, 0, size);
+    }
+  } catch (err) {
+    if (buffer) g.bufferFree(buffer);
+    g.free(ctx);
+    g.backendFree(backend);
+    throw err;
+  }
+  const layers: LayerTensors[] = [];
+  for (let l = start; l < end; l++) {
+    const t = (s: string): Ptr => tensors.get(`blk.${l}.${s}.weight`);
+    layers.push({ attnNorm: t("attn_norm"), wq: t("attn_q"), wk: t("attn_k"), wv: t("attn_v"), wo: t("attn_output"), ffnNorm: t("ffn_norm"), wGate: t("ffn_gate"), wUp: t("ffn_up"), wDown: t("ffn_down") });
+  }
+  const embd = tensors.get("token_embd.weight");
+  return new GgmlStage(
+    g, backend, ctx, buffer, config, start, end, layers,
+    isFirst ? embd : undefined,
+    isLast ? tensors.get("output_norm.weight") : undefined,
+    isLast ? (tied ? embd : tensors.get("output.weight")) : undefined,
+    tensors.get("rope_freqs.weight"),
+    options.maxContext ?? config.contextLength,
+    names,
+    loadedBytes,
+  );
+}
