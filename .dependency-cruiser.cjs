@@ -71,6 +71,6 @@ module.exports = {
     tsConfig: { fileName: "tsconfig.json" },
     // Workspace packages resolve through their package.json "exports" to their TypeScript sources (the `tessera-source` condition).
     enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["tessera-source", "import", "default"], extensions: [".ts", ".tsx", ".js"] },
-    exclude: { path: "\\.test\\.ts$|/test/|store-contract-suite\\.ts$|postgres-test-support\\.ts$" },
+    exclude: { path: "\\.test\\.ts$|/test/|store-contract-suite\\.ts$|test-support\\.ts$" },
   },
 };

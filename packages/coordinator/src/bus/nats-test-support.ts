@@ -1,23 +1,11 @@
 /** Shared by the tests that need the NATS server at 127.0.0.1:4222; test-only. */
 import { randomBytes } from "node:crypto";
 import { describe, it } from "vitest";
-import { connect } from "@nats-io/transport-node";
+import { NATS_URL } from "@tessera/testkit";
 
-export const NATS_URL = "nats://127.0.0.1:4222";
+export { NATS_URL, probeNatsServer } from "@tessera/testkit";
 // Test-only read of the environment: on CI the NATS run is mandatory.
 const MANDATORY = process.env.CI === "true";
-
-/** `undefined` when NATS answers, else why not. */
-export async function probeNats(): Promise<string | undefined> {
-  try {
-    const nc = await connect({ servers: NATS_URL, timeout: 3_000, maxReconnectAttempts: 0 });
-    await nc.flush();
-    await nc.close();
-    return undefined;
-  } catch (err) {
-    return err instanceof Error ? err.message || err.name : String(err);
-  }
-}
 
 /** A replica id no other test run uses, so runs on one server never hear each other's commands. */
 export function randomReplicaId(prefix: string): string {
@@ -31,11 +19,11 @@ export function describeWithNats(label: string, unreachable: string | undefined,
   } else if (MANDATORY) {
     describe(label, () => {
       it(`reaches NATS at ${NATS_URL} (mandatory on CI)`, () => {
-        throw new Error(`NATS at ${NATS_URL} did not answer: ${unreachable}`);
+        throw new Error(`${unreachable} did not answer`);
       });
     });
   } else {
-    console.warn(`NOTICE: ${label} skipped: no NATS answered at ${NATS_URL} (${unreachable}).`);
+    console.warn(`NOTICE: ${label} skipped: ${unreachable} did not answer.`);
     describe.skip(label, () => {
       it("needs a NATS server", () => {});
     });

@@ -8,7 +8,7 @@ import type { JobSink } from "../workers/job-sink.js";
 import type { NodeSession } from "../workers/node-session.js";
 import type { Bus } from "./bus.js";
 import { connectNatsBus } from "./nats-bus.js";
-import { NATS_URL, describeWithNats, probeNats, randomReplicaId } from "./nats-test-support.js";
+import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats-test-support.js";
 import { REPLICA_SILENT_AFTER_MS, ReplicaLink } from "./replica-link.js";
 import { RemoteWorker } from "./remote-worker.js";
 
@@ -90,7 +90,7 @@ function nodeOn(a: Replica): RecordingSession {
 
 const assignment = (jobId: string) => ({ job_id: jobId, model: "tiny", messages: [{ role: "user" as const, content: "hi" }], sampling: { max_tokens: 8, temperature: 0, top_p: 1 } });
 
-describeWithNats("replicas over NATS", await probeNats(), () => {
+describeWithNats("replicas over NATS", await probeNatsServer(), () => {
   beforeEach(() => {
     clock = new ManualClock();
     cluster = randomReplicaId("test");
