@@ -6,7 +6,8 @@
 import { describe, expect, it } from "vitest";
 import { F16_TO_F32, f32ToF16Bits } from "../f16.js";
 import { quantizeQ8 } from "../weights.js";
-import { GGML, findGgmlDir, loadGgml, type GgmlLib, type Ptr } from "./ggml-lib.js";
+import { GGML, findGgmlDir, loadGgml } from "./ggml-lib.js";
+import { ggmlMatVec } from "./ggml-self-check.js";
 
 function mulberry(seed: number): () => number {
   return () => {
@@ -19,32 +20,6 @@ function mulberry(seed: number): () => number {
 
 const ROWS = 48;
 const COLS = 256;
-
-/** y = W x on ggml's CPU backend; `weights` in the ggml type's bytes, W [ROWS][COLS]. */
-function ggmlMatVec(g: GgmlLib, type: number, weights: Uint8Array, x: Float32Array): Float32Array {
-  const backend = g.backendCpuInit();
-  const ctx = g.init(g.tensorOverhead() * 8 + g.graphOverheadCustom(16, false), true);
-  let buf: Ptr | undefined;
-  try {
-    const w = g.newTensor2d(ctx, type, COLS, ROWS);
-    const xt = g.newTensor2d(ctx, GGML.F32, COLS, 1);
-    const y = g.mulMat(ctx, w, xt);
-    const graph = g.newGraphCustom(ctx, 16, false);
-    g.buildForwardExpand(graph, y);
-    buf = g.allocCtxTensors(ctx, backend);
-    expect(g.nbytes(w)).toBe(weights.length);
-    g.tensorSet(w, weights, 0, weights.length);
-    g.tensorSet(xt, x, 0, x.byteLength);
-    expect(g.graphCompute(backend, graph)).toBe(0);
-    const out = new Float32Array(ROWS);
-    g.tensorGet(y, out, 0, out.byteLength);
-    return out;
-  } finally {
-    if (buf) g.bufferFree(buf);
-    g.free(ctx);
-    g.backendFree(backend);
-  }
-}
 
 function expectClose(got: Float32Array, want: Float64Array, rel: number): void {
   let max = 0;
@@ -70,7 +45,7 @@ describe("ggml FFI binding", () => {
     for (let r = 0; r < ROWS; r++) {
       for (let c = 0; c < COLS; c++) want[r] += F16_TO_F32[halves[r * COLS + c]] * F16_TO_F32[f32ToF16Bits(x[c])];
     }
-    expectClose(ggmlMatVec(g, GGML.F16, new Uint8Array(halves.buffer), x), want, 1e-6);
+    expectClose(ggmlMatVec(g, GGML.F16, ROWS, COLS, new Uint8Array(halves.buffer), x), want, 1e-6);
   });
 
   it("computes a Q8_0 mat-vec equal to the JS product with the activation quantised to Q8_0", () => {
@@ -99,6 +74,6 @@ describe("ggml FFI binding", () => {
     for (let r = 0; r < ROWS; r++) {
       for (let c = 0; c < COLS; c++) want[r] += dw[(r * COLS + c) >> 5] * dx[c >> 5] * qw[r * COLS + c] * qx[c];
     }
-    expectClose(ggmlMatVec(g, GGML.Q8_0, bytes, x), want, 1e-6);
+    expectClose(ggmlMatVec(g, GGML.Q8_0, ROWS, COLS, bytes, x), want, 1e-6);
   });
 });

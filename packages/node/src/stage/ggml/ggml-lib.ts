@@ -10,8 +10,21 @@
 import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import koffi from "koffi";
+import type koffi from "koffi";
 import { TesseraError } from "@tessera/protocol";
+
+/** koffi is loaded on first use, so a platform without its prebuilt binary still runs the WebAssembly runtime. */
+let koffiModule: typeof koffi | undefined;
+function ffi(): typeof koffi {
+  if (!koffiModule) {
+    try {
+      koffiModule = createRequire(import.meta.url)("koffi") as typeof koffi;
+    } catch (cause) {
+      throw new TesseraError("internal_error", `the FFI package koffi cannot be loaded here: ${(cause as Error).message}`, { cause });
+    }
+  }
+  return koffiModule;
+}
 
 /** ggml_type values (ggml.h), the same numbers as GGUF's tensor types. */
 export const GGML = { F32: 0, F16: 1, Q8_0: 8, Q4_K: 12, Q6_K: 14, I32: 26, BF16: 30 } as const;
@@ -105,7 +118,7 @@ export function loadGgml(dir?: string): GgmlLib {
   if (!d) throw new TesseraError("internal_error", `the ggml libraries are not installed (no @node-llama-cpp/${PLATFORM[process.platform] ?? process.platform}-${process.arch} package)`);
   let base: koffi.IKoffiLib;
   try {
-    base = koffi.load(join(d, libFile("ggml-base")));
+    base = ffi().load(join(d, libFile("ggml-base")));
   } catch (cause) {
     throw new TesseraError("internal_error", `cannot load ${join(d, libFile("ggml-base"))}: ${(cause as Error).message}`, { cause });
   }
@@ -126,7 +139,7 @@ function pickCpuVariant(dir: string): { lib: koffi.IKoffiLib; file: string } {
   for (const file of files) {
     let lib: koffi.IKoffiLib;
     try {
-      lib = koffi.load(join(dir, file));
+      lib = ffi().load(join(dir, file));
     } catch {
       continue;
     }
@@ -148,6 +161,7 @@ function pickCpuVariant(dir: string): { lib: koffi.IKoffiLib; file: string } {
 }
 
 function bind(base: koffi.IKoffiLib, cpu: koffi.IKoffiLib, dir: string, cpuVariant: string): GgmlLib {
+  const koffi = ffi();
   koffi.opaque("ggml_context");
   koffi.opaque("ggml_tensor");
   koffi.opaque("ggml_cgraph");
