@@ -170,6 +170,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     operatorOf: (nodeId) => registry.get(nodeId)?.operatorId ?? nodeId,
     speedSamples: () => speedSamplesOf(registry.all(), speed),
     onCooldown: (offence) => prometheus.cooldownsStarted.inc({ offence }),
+    onQuarantineChange: (nodeId, quarantined) => link?.announceQuarantine(nodeId, quarantined),
   });
   prometheus.observeStanding(() => standing.tally(Array.from(registry.all(), (node) => node.id)));
   const checkPolicy = {
@@ -316,10 +317,11 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       jobs,
       clock,
       logger,
+      standing,
       onHeldHere: (nodeId) =>
         void store.setNodeStatus(nodeId, "online", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status")),
     });
-    link.start();
+    await link.start();
   }
   const hub = new SessionHub({
     clock,

@@ -35,6 +35,10 @@ export const ReplicaBeat = z.strictObject({
 });
 export type ReplicaBeat = z.infer<typeof ReplicaBeat>;
 
+/** A replica quarantined a node (a failed check) or released it (its owner's word): every replica routes accordingly. */
+export const StandingChange = z.strictObject({ type: z.literal("standing"), replica: ReplicaId, node: NodeId, quarantined: z.boolean() });
+export type StandingChange = z.infer<typeof StandingChange>;
+
 /** From the replica holding a job to the replica holding its node's session. */
 export const JobCommand = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("assign"), from: ReplicaId, node: NodeId, job: JobAssignment }),
@@ -61,7 +65,7 @@ export type JobReports = z.infer<typeof JobReports>;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export function encodeBusMessage(message: ReplicaBeat | JobCommand | JobReports): Uint8Array {
+export function encodeBusMessage(message: ReplicaBeat | JobCommand | JobReports | StandingChange): Uint8Array {
   return encoder.encode(JSON.stringify(message));
 }
 

@@ -22,6 +22,8 @@ export function subjectsOf(cluster: string) {
   return {
     /** Every replica's beat: it is alive, and the nodes whose sessions it holds. */
     beats: `${root}.beats`,
+    /** Quarantines and releases, from the replica that decided them to all. */
+    standing: `${root}.standing`,
     /** Assignments and cancels for the nodes whose sessions are on `replica`. */
     commands: (replica: string) => `${root}.replica.${replica}.commands`,
     /** What nodes on other replicas report about the jobs `replica` holds: accepted, rejected, parts, lost. */

@@ -51,6 +51,8 @@ interface Replica {
   offline: string[];
   /** Nodes that moved here from another replica, as `onHeldHere` reported them. */
   heldHere: string[];
+  /** Quarantines and releases other replicas announced, as applied here. */
+  quarantines: string[];
 }
 
 let clock: ManualClock;
@@ -64,9 +66,11 @@ async function replica(name: string): Promise<Replica> {
   const registry = new NodeRegistry(clock, 90_000, { onOffline: (nodeId, reason) => offline.push(`${nodeId.slice(0, 4)} ${reason}`), onOnline: () => {} });
   const sink = new RecordingSink();
   const heldHere: string[] = [];
-  const link = new ReplicaLink({ bus, replicaId: id, cluster, registry, jobs: sink, clock, logger: quiet, onHeldHere: (nodeId) => heldHere.push(nodeId.slice(0, 4)) });
-  link.start();
-  const r = { id, bus, registry, sink, link, offline, heldHere };
+  const quarantines: string[] = [];
+  const standing = { applyQuarantine: (nodeId: string, quarantined: boolean) => void quarantines.push(`${nodeId.slice(0, 4)} ${quarantined}`) };
+  const link = new ReplicaLink({ bus, replicaId: id, cluster, registry, jobs: sink, clock, logger: quiet, standing, onHeldHere: (nodeId) => heldHere.push(nodeId.slice(0, 4)) });
+  await link.start();
+  const r = { id, bus, registry, sink, link, offline, heldHere, quarantines };
   replicas.push(r);
   return r;
 }
@@ -222,6 +226,16 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(b.link.isRemote(NODE)).toBe(false);
   });
 
+  it("applies another replica's quarantine and release at every other replica, never its own", async () => {
+    const [a, b, c] = [await replica("a"), await replica("b"), await replica("c")];
+    a.link.announceQuarantine(NODE, true);
+    a.link.announceQuarantine(NODE, false);
+    await until(() => b.quarantines.length === 2 && c.quarantines.length === 2, "B and C follow");
+    expect(b.quarantines).toEqual(["aaaa true", "aaaa false"]);
+    expect(c.quarantines).toEqual(["aaaa true", "aaaa false"]);
+    expect(a.quarantines).toEqual([]);
+  });
+
   it("drops malformed messages on every subject and changes nothing", async () => {
     const [a, b] = [await replica("a"), await replica("b")];
     const session = nodeOn(a);
@@ -232,8 +246,10 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
       JSON.stringify({ type: "assign", from: b.id, node: NODE, job: { type: "job.assign" } }),
       JSON.stringify({ type: "part", node: NODE, job_id: "j", part: { type: "text-delta", text: 5 } }),
       JSON.stringify({ type: "explode" }),
+      JSON.stringify({ type: "standing", replica: "x", node: "zz", quarantined: true }),
+      JSON.stringify({ type: "standing", replica: "x", node: NODE, quarantined: "yes" }),
     ];
-    for (const subject of [`tessera.v1.${cluster}.beats`, `tessera.v1.${cluster}.replica.${a.id}.commands`, `tessera.v1.${cluster}.replica.${b.id}.reports`]) {
+    for (const subject of [`tessera.v1.${cluster}.beats`, `tessera.v1.${cluster}.standing`, `tessera.v1.${cluster}.replica.${a.id}.commands`, `tessera.v1.${cluster}.replica.${b.id}.reports`]) {
       for (const g of garbage) b.bus.publish(subject, new TextEncoder().encode(g));
     }
     await b.bus.flush();
@@ -242,5 +258,6 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(session.sent).toEqual([]);
     expect(b.sink.calls).toEqual([]);
     expect([...b.registry.all()].map((n) => n.id)).toEqual([NODE]);
+    expect([a.quarantines, b.quarantines]).toEqual([[], []]);
   });
 });

@@ -4,7 +4,7 @@ import type { Logger } from "../logger.js";
 import type { LiveNode, NodeRegistry } from "../registry.js";
 import type { JobSink } from "../workers/job-sink.js";
 import { type Bus, DEFAULT_CLUSTER, subjectsOf } from "./bus.js";
-import { JobCommand, type JobReport, JobReports, type NodeSummary, ReplicaBeat, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
+import { JobCommand, type JobReport, JobReports, type NodeSummary, ReplicaBeat, StandingChange, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
 import { RemoteWorker } from "./remote-worker.js";
 
 /**
@@ -30,6 +30,8 @@ export interface ReplicaLinkDeps {
   logger: Logger;
   /** A node shown through another replica opened its session here: this replica holds it now (the record says so). */
   onHeldHere(nodeId: string): void;
+  /** Where another replica's quarantines and releases apply here (trust/node-standing.ts). */
+  standing: { applyQuarantine(nodeId: string, quarantined: boolean): void };
 }
 
 /**
@@ -85,7 +87,8 @@ export class ReplicaLink {
     };
   }
 
-  start(): void {
+  /** Subscribes, waits until the server has the subscriptions (nothing sent to this replica after that is missed), and beats. */
+  async start(): Promise<void> {
     const { bus, replicaId, logger } = this.d;
     const subjects = this.subjects;
     this.unsubscribes.push(
@@ -93,6 +96,11 @@ export class ReplicaLink {
         const decoded = decodeBusMessage(ReplicaBeat, data);
         if (!decoded.ok) return logger.warn({ why: decoded.why }, "malformed replica beat dropped");
         if (decoded.message.replica !== replicaId) this.onBeat(decoded.message);
+      }),
+      bus.subscribe(subjects.standing, (data) => {
+        const decoded = decodeBusMessage(StandingChange, data);
+        if (!decoded.ok) return logger.warn({ why: decoded.why }, "malformed standing change dropped");
+        if (decoded.message.replica !== replicaId) this.d.standing.applyQuarantine(decoded.message.node, decoded.message.quarantined);
       }),
       bus.subscribe(subjects.commands(replicaId), (data) => {
         const decoded = decodeBusMessage(JobCommand, data);
@@ -105,6 +113,7 @@ export class ReplicaLink {
         for (const report of decoded.message.reports) this.onReport(report);
       }),
     );
+    await bus.flush();
     this.beat();
   }
 
@@ -122,6 +131,11 @@ export class ReplicaLink {
   /** The other replicas heard from within REPLICA_SILENT_AFTER_MS, with the number of nodes each holds. */
   livePeers(): Array<{ replica: string; nodes: number; lastBeatAt: number }> {
     return [...this.peers].map(([replica, p]) => ({ replica, nodes: p.nodes.size, lastBeatAt: p.lastBeatAt }));
+  }
+
+  /** Tells the other replicas that this one quarantined or released `nodeId`. */
+  announceQuarantine(nodeId: string, quarantined: boolean): void {
+    this.publish(this.subjects.standing, { type: "standing", replica: this.d.replicaId, node: nodeId, quarantined });
   }
 
   /** Publishes this replica's beat now (the timer does it every BEAT_INTERVAL_MS). */

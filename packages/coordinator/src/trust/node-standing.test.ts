@@ -110,6 +110,29 @@ describe("NodeStanding", () => {
     expect(standing.isQuarantined("n1")).toBe(true);
   });
 
+  it("says when it quarantines or releases a node, and follows another replica's word without saying it back or writing", async () => {
+    const changes: string[] = [];
+    const { standing, store } = setup({ onQuarantineChange: (nodeId, quarantined) => changes.push(`${nodeId} ${quarantined}`) });
+    standing.recordCheck("n1", { passed: false });
+    standing.recordCheck("n1", { passed: false });
+    standing.recordCheck("n1", { passed: false });
+    expect(changes).toEqual(["n1 true"]);
+    expect(standing.release("n1")).toBe(true);
+    expect(changes).toEqual(["n1 true", "n1 false"]);
+    await standing.settled();
+    const written = store.nodes.size;
+
+    standing.applyQuarantine("n2", true);
+    expect(standing.isQuarantined("n2")).toBe(true);
+    standing.applyQuarantine("n2", true);
+    standing.applyQuarantine("n2", false);
+    expect(standing.isQuarantined("n2")).toBe(false);
+    expect(standing.reputation("n2")).toBeCloseTo(1 - CHEAT_PRIOR);
+    await standing.settled();
+    expect(changes).toEqual(["n1 true", "n1 false"]);
+    expect(store.nodes.size).toBe(written);
+  });
+
   it("trust takes the operator's probation and 50 clean checks, and one failed check takes it away for a while", () => {
     const { standing } = setup();
     for (let i = 0; i < PROBATION_JOBS; i++) standing.recordOutcome("n1", "completed");

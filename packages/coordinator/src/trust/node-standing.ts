@@ -36,6 +36,8 @@ export interface NodeStandingDeps {
   speedSamples(): Iterable<SpeedSample>;
   /** A cooldown started (metrics). */
   onCooldown?(offence: Offence): void;
+  /** This coordinator quarantined or released a node (the other replicas follow over the bus). */
+  onQuarantineChange?(nodeId: string, quarantined: boolean): void;
 }
 
 /** A node's standing, for the API and the CLI. */
@@ -163,7 +165,23 @@ export class NodeStanding {
     state.verification = verificationFactor(PRIOR_LOG_ODDS);
     this.deps.logger.warn({ node: short(nodeId), operator: short(state.operatorId) }, "node released from quarantine by the owner");
     this.save(nodeId, state);
+    this.deps.onQuarantineChange?.(nodeId, false);
     return true;
+  }
+
+  /**
+   * Another replica quarantined or released the node (bus/replica-link.ts): routing here follows at once. That replica
+   * judged and wrote the record; this only changes what routing here reads, and says nothing back.
+   */
+  applyQuarantine(nodeId: string, quarantined: boolean): void {
+    const state = this.stateOf(nodeId);
+    if (quarantined === (state.quarantinedAt !== null)) return;
+    state.quarantinedAt = quarantined ? this.deps.clock.now() : null;
+    if (!quarantined) {
+      state.cheatLogOdds = PRIOR_LOG_ODDS;
+      state.verification = verificationFactor(PRIOR_LOG_ODDS);
+    }
+    this.deps.logger.warn({ node: short(nodeId), operator: short(state.operatorId) }, quarantined ? "node quarantined by another replica" : "node released from quarantine on another replica");
   }
 
   /** A reference check of one of the node's delivered jobs came back. */
@@ -179,6 +197,7 @@ export class NodeStanding {
       // Sticky: a quarantined node gets no jobs, so no checks could clear it; lifting it is a person's decision.
       state.quarantinedAt = now;
       this.deps.logger.warn({ node: short(nodeId), operator: short(state.operatorId), p_cheat: pCheat, failed_checks: state.checksFailed }, "node quarantined");
+      this.deps.onQuarantineChange?.(nodeId, true);
     }
     this.save(nodeId, state);
   }
