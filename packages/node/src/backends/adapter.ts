@@ -30,7 +30,8 @@ export interface GenerateRequest {
   /**
    * The prompt as token ids (`job.assign` `prompt_tokens`, the job's first node's canonical rendering): run exactly
    * these instead of rendering `messages`. Refused as `bad_request` (param `prompt_tokens`) when they are not this
-   * model's ids. Ollama cannot take ids: it renders `messages` with its own template, as before.
+   * model's ids. Ollama cannot take ids: it runs the canonical text of `messages` in raw mode, or declines the job
+   * with `unsupported_parameter` where it cannot render that text (backends/ollama/design.md).
    * See design.md "Canonical prompt".
    */
   promptTokens?: number[];
