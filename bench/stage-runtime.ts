@@ -9,17 +9,21 @@
  * printed too: it is what each engine costs when it is not descheduled.
  *
  * Usage: npm run bench -- stage-runtime [rounds=7] [decodeTokens=48] [--weights f16|q8_0|q4_k_m] [--threads 1]
+ *        [--backend wasm|ggml-cpu]
  * Prints RESULT llamacpp_tok_s, stage_runtime_tok_s (medians), stage_runtime_vs_llamacpp (median of per-round ratios),
  * stage_runtime_vs_llamacpp_cpu (the same in CPU time per token); with --weights other than f16 (the default, the
- * issue's target) each name ends in `_<weights>`, and with --threads N other than 1 in `_<N>threads` (both engines
+ * issue's target) each name ends in `_<weights>`, and with --threads N other than 1 in `_<N>threads` (all engines
  * then use N threads). q4_k_m uses a feed-forward width of 1536 (K-quant rows are 256 long).
+ * With --backend ggml-cpu a third engine runs in the same lockstep: the span on ggml's CPU backend (stage/ggml/), and
+ * the run also prints RESULT stage_runtime_ggml_tok_s, stage_runtime_ggml_vs_llamacpp and
+ * stage_runtime_ggml_vs_llamacpp_cpu (same suffixes).
  */
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama } from "node-llama-cpp";
 import { makeTinyModel, type TinyWeightType } from "@tessera/testkit";
-import { loadStage, readModelConfig, argmax, setStageThreads } from "@tessera/node";
+import { loadSpan, loadStage, readModelConfig, argmax, setStageThreads, type Span } from "@tessera/node";
 import { fmt, percentile } from "./lib-stats.js";
 
 const PROMPT = "The quick brown fox jumps over the lazy dog and";
@@ -48,11 +52,12 @@ export async function main(args: string[] = []): Promise<void> {
   };
   const weights = (option("weights") ?? "f16") as TinyWeightType;
   const threads = Number(option("threads") ?? 1);
+  const backend = option("backend") ?? "wasm";
   const positional = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
   const rounds = Number(positional[0] ?? 7);
   const decodeTokens = Number(positional[1] ?? 48);
-  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(decodeTokens) || decodeTokens < 1 || !WEIGHTS.includes(weights) || !Number.isInteger(threads) || threads < 1) {
-    throw new Error(`usage: stage-runtime [rounds>=1] [decodeTokens>=1] [--weights ${WEIGHTS.join("|")}] [--threads n>=1], got ${args.join(" ")}`);
+  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(decodeTokens) || decodeTokens < 1 || !WEIGHTS.includes(weights) || !Number.isInteger(threads) || threads < 1 || (backend !== "wasm" && backend !== "ggml-cpu")) {
+    throw new Error(`usage: stage-runtime [rounds>=1] [decodeTokens>=1] [--weights ${WEIGHTS.join("|")}] [--threads n>=1] [--backend wasm|ggml-cpu], got ${args.join(" ")}`);
   }
   const suffix = (weights === "f16" ? "" : `_${weights}`) + (threads === 1 ? "" : `_${threads}threads`);
   setStageThreads(threads);
@@ -75,26 +80,31 @@ export async function main(args: string[] = []): Promise<void> {
   const sequence = context.getSequence();
 
   const { nLayer } = readModelConfig(info.path);
-  const stage = loadStage({ path: info.path, start: 0, end: nLayer });
+  const stages: Array<{ name: string; span: Span }> = [{ name: "stage", span: loadStage({ path: info.path, start: 0, end: nLayer }) }];
+  if (backend === "ggml-cpu") {
+    const ggml = loadSpan({ path: info.path, start: 0, end: nLayer, backend: "ggml-cpu", threads });
+    console.log(`ggml span: CPU backend ${ggml.detail}, ${threads} thread(s)`);
+    stages.push({ name: "ggml", span: ggml.span });
+  }
 
   /**
    * One round: a fresh request on each engine, prompt evaluated untimed, then `decodeTokens` tokens decoded in
-   * lockstep, one llama.cpp token then one stage token (order alternating per token), each timed on its own. Both
-   * engines thus see the same moments of the shared machine's load; each one's time is the sum of its own tokens.
+   * lockstep, one token of each engine in turn (the order rotating per token), each timed on its own. All engines
+   * thus see the same moments of the shared machine's load; each one's time is the sum of its own tokens.
    * (node-llama-cpp's evaluate() is a lazy async generator: it decodes the next token only when asked.)
    */
   let requestNo = 0;
-  async function round(): Promise<{ ref: Timing; mine: Timing }> {
+  async function round(): Promise<{ ref: Timing; mine: Timing[] }> {
     await sequence.clearHistory();
     const id = `bench-${requestNo++}`;
     const ref: Timing = { tokens: [], wallSeconds: 0, cpuSeconds: 0 };
-    const mine: Timing = { tokens: [], wallSeconds: 0, cpuSeconds: 0 };
+    const mine: Timing[] = stages.map(() => ({ tokens: [], wallSeconds: 0, cpuSeconds: 0 }));
     const it = sequence.evaluate(prompt as unknown as Parameters<typeof sequence.evaluate>[0], { temperature: 0 })[Symbol.asyncIterator]();
     const one = new Int32Array(1);
     const pos = new Int32Array(1);
     try {
       ref.tokens.push((await it.next()).value as number);
-      mine.tokens.push(argmax(stage.forward(id, prompt, prompt.map((_, i) => i))));
+      stages.forEach((s, k) => mine[k].tokens.push(argmax(s.span.forward(id, prompt, prompt.map((_, i) => i)))));
       const llamaStep = async (): Promise<void> => {
         const c0 = process.cpuUsage();
         const t0 = performance.now();
@@ -103,67 +113,73 @@ export async function main(args: string[] = []): Promise<void> {
         ref.cpuSeconds += cpuSeconds(c0);
         ref.tokens.push(next.value as number);
       };
-      const stageStep = (i: number): void => {
+      const stageStep = (k: number, i: number): void => {
+        const m = mine[k];
         const c0 = process.cpuUsage();
         const t0 = performance.now();
-        one[0] = mine.tokens[mine.tokens.length - 1];
+        one[0] = m.tokens[m.tokens.length - 1];
         pos[0] = prompt.length + i;
-        const token = argmax(stage.forward(id, one, pos));
-        mine.wallSeconds += (performance.now() - t0) / 1000;
-        mine.cpuSeconds += cpuSeconds(c0);
-        mine.tokens.push(token);
+        const token = argmax(stages[k].span.forward(id, one, pos));
+        m.wallSeconds += (performance.now() - t0) / 1000;
+        m.cpuSeconds += cpuSeconds(c0);
+        m.tokens.push(token);
       };
+      const engines = stages.length + 1;
       for (let i = 0; i < decodeTokens; i++) {
-        if (i % 2 === 0) {
-          await llamaStep();
-          stageStep(i);
-        } else {
-          stageStep(i);
-          await llamaStep();
+        for (let j = 0; j < engines; j++) {
+          const e = (i + j) % engines;
+          if (e === 0) await llamaStep();
+          else stageStep(e - 1, i);
         }
       }
     } finally {
       await it.return?.(undefined);
-      stage.dropRequest(id);
+      for (const s of stages) s.span.dropRequest(id);
     }
     return { ref, mine };
   }
 
   await round();
   const llamaRates: number[] = [];
-  const stageRates: number[] = [];
-  const ratios: number[] = [];
-  const cpuRatios: number[] = [];
-  let same = -1;
+  const rates: number[][] = stages.map(() => []);
+  const ratios: number[][] = stages.map(() => []);
+  const cpuRatios: number[][] = stages.map(() => []);
+  const same: number[] = stages.map(() => -1);
   for (let r = 0; r < rounds; r++) {
     const { ref, mine } = await round();
-    let agree = 0;
-    while (agree < mine.tokens.length && mine.tokens[agree] === ref.tokens[agree]) agree++;
-    same = same < 0 ? agree : Math.min(same, agree);
     const llamaRate = decodeTokens / ref.wallSeconds;
-    const stageRate = decodeTokens / mine.wallSeconds;
     llamaRates.push(llamaRate);
-    stageRates.push(stageRate);
-    ratios.push(stageRate / llamaRate);
-    cpuRatios.push(ref.cpuSeconds / mine.cpuSeconds);
-    console.log(
-      `round ${r + 1}: llama.cpp ${fmt(llamaRate, 1)} tok/s (${fmt((ref.cpuSeconds / decodeTokens) * 1000, 2)} ms CPU/token), ` +
-        `stage ${fmt(stageRate, 1)} tok/s (${fmt((mine.cpuSeconds / decodeTokens) * 1000, 2)} ms CPU/token), ratio ${fmt(stageRate / llamaRate)}`,
-    );
+    let line = `round ${r + 1}: llama.cpp ${fmt(llamaRate, 1)} tok/s (${fmt((ref.cpuSeconds / decodeTokens) * 1000, 2)} ms CPU/token)`;
+    stages.forEach((s, k) => {
+      const m = mine[k];
+      let agree = 0;
+      while (agree < m.tokens.length && m.tokens[agree] === ref.tokens[agree]) agree++;
+      same[k] = same[k] < 0 ? agree : Math.min(same[k], agree);
+      const rate = decodeTokens / m.wallSeconds;
+      rates[k].push(rate);
+      ratios[k].push(rate / llamaRate);
+      cpuRatios[k].push(ref.cpuSeconds / m.cpuSeconds);
+      line += `, ${s.name} ${fmt(rate, 1)} tok/s (${fmt((m.cpuSeconds / decodeTokens) * 1000, 2)} ms CPU/token), ratio ${fmt(rate / llamaRate)}`;
+    });
+    console.log(line);
   }
   await context.dispose();
   await model.dispose();
   await llama.dispose();
 
-  const sorted = [...ratios].sort((a, b) => a - b);
-  console.log(`same greedy tokens: ${same}/${decodeTokens + 1} (worst round)`);
-  console.log(`ratio per round (sorted): ${sorted.map((v) => fmt(v)).join(" ")}; min ${fmt(sorted[0])}, median ${fmt(median(ratios))}, max ${fmt(sorted[sorted.length - 1])}`);
-  console.log(`CPU-time ratio (llama.cpp CPU/token over stage CPU/token): median ${fmt(median(cpuRatios))}`);
   console.log(`RESULT llamacpp_tok_s${suffix} ${fmt(median(llamaRates), 2)}`);
-  console.log(`RESULT stage_runtime_tok_s${suffix} ${fmt(median(stageRates), 2)}`);
-  console.log(`RESULT stage_runtime_vs_llamacpp${suffix} ${fmt(median(ratios))}`);
-  // The same comparison in CPU time per token: immune to descheduling and to node-llama-cpp's thread hand-off.
-  console.log(`RESULT stage_runtime_vs_llamacpp_cpu${suffix} ${fmt(median(cpuRatios))}`);
+  stages.forEach((s, k) => {
+    const sorted = [...ratios[k]].sort((a, b) => a - b);
+    // "stage" is the WebAssembly runtime (the names the earlier runs reported); "ggml" the ggml CPU span.
+    const prefix = s.name === "stage" ? "stage_runtime" : "stage_runtime_ggml";
+    console.log(`${s.name}: same greedy tokens as llama.cpp: ${same[k]}/${decodeTokens + 1} (worst round)`);
+    console.log(`${s.name}: ratio per round (sorted): ${sorted.map((v) => fmt(v)).join(" ")}; min ${fmt(sorted[0])}, median ${fmt(median(ratios[k]))}, max ${fmt(sorted[sorted.length - 1])}`);
+    console.log(`${s.name}: CPU-time ratio (llama.cpp CPU/token over ${s.name} CPU/token): median ${fmt(median(cpuRatios[k]))}`);
+    console.log(`RESULT ${prefix}_tok_s${suffix} ${fmt(median(rates[k]), 2)}`);
+    console.log(`RESULT ${prefix}_vs_llamacpp${suffix} ${fmt(median(ratios[k]))}`);
+    // The same comparison in CPU time per token: immune to descheduling and to node-llama-cpp's thread hand-off.
+    console.log(`RESULT ${prefix}_vs_llamacpp_cpu${suffix} ${fmt(median(cpuRatios[k]))}`);
+  });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main(process.argv.slice(2));
