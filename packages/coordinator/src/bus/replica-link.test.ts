@@ -8,7 +8,7 @@ import type { JobSink } from "../workers/job-sink.js";
 import type { NodeSession } from "../workers/node-session.js";
 import type { Bus } from "./bus.js";
 import { connectNatsBus } from "./nats-bus.js";
-import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats-test-support.js";
+import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
 import { REPLICA_SILENT_AFTER_MS, ReplicaLink } from "./replica-link.js";
 import { RemoteWorker } from "./remote-worker.js";
 
