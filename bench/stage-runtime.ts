@@ -16,7 +16,10 @@
  * then use N threads). q4_k_m uses a feed-forward width of 1536 (K-quant rows are 256 long).
  * With --backend ggml-cpu a third engine runs in the same lockstep: the span on ggml's CPU backend (stage/ggml/), and
  * the run also prints RESULT stage_runtime_ggml_tok_s, stage_runtime_ggml_vs_llamacpp and
- * stage_runtime_ggml_vs_llamacpp_cpu (same suffixes).
+ * stage_runtime_ggml_vs_llamacpp_cpu (same suffixes). With --threads N > 1 each engine's idle threads keep polling for
+ * a while after its token (ggml's thread pool, llama.cpp's, the WebAssembly runtime's workers), so on a machine with
+ * fewer than about 3N free cores the three engines slow each other down and the figures measure that contention
+ * (2 vCPUs, --threads 2: llama.cpp and ggml at 75-460 ms CPU/token instead of ~5); compare them at one thread there.
  */
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
