@@ -44,6 +44,14 @@ describe("node config", () => {
     expect(custom.dataDir).toBe("/data/tessera");
   });
 
+  it("takes stage_backend from --stage-backend or TESSERA_STAGE_BACKEND, auto by default", () => {
+    const dir = home();
+    expect(loadNodeConfig({ home: dir, env: {} }).stage_backend).toBe("auto");
+    expect(loadNodeConfig({ home: dir, env: { TESSERA_STAGE_BACKEND: "wasm" } }).stage_backend).toBe("wasm");
+    expect(loadNodeConfig({ home: dir, env: { TESSERA_STAGE_BACKEND: "wasm" }, flags: { stage_backend: "ggml-cpu" } }).stage_backend).toBe("ggml-cpu");
+    expect(settingsHelp()).toContain("--stage-backend");
+  });
+
   it("names the flag and the env var in every error, with code bad_request", () => {
     const dir = home();
     const attempt = (flags: Record<string, unknown>, env: Record<string, string> = {}) => () =>
@@ -63,6 +71,10 @@ describe("node config", () => {
     expect(attempt({ max_concurrency: "0" })).toThrow(/from 1 to 1024/);
     expect(attempt({ stage_threads: "0" })).toThrow(/stage_threads.*from 1 to 256.*--stage-threads/);
     expect(attempt({ stage_threads: "1.5" })).toThrow(/stage_threads/);
+    expect(attempt({ stage_backend: "cuda" })).toThrow(
+      expect.objectContaining({ code: "bad_request", message: expect.stringMatching(/stage_backend "cuda" \(from flag --stage-backend\): must be one of auto, wasm, ggml-cpu.*TESSERA_STAGE_BACKEND/) }),
+    );
+    expect(attempt({}, { TESSERA_STAGE_BACKEND: "gpu" })).toThrow(/stage_backend "gpu" \(from env TESSERA_STAGE_BACKEND\)/);
     expect(attempt({ vllm_instances: "[{}]" })).toThrow(/each instance needs a host/);
   });
 

@@ -6,6 +6,7 @@ import { LOG_FORMATS, type LogFormatSetting, TesseraError } from "@tessera/proto
 import { BACKEND_KINDS, BACKEND_SETTINGS, normalizeHost, type BackendKindSetting } from "./backends/backend-settings.js";
 import type { VllmInstance } from "./backends/vllm/route-by-model.js";
 import { resolveNodePaths, type NodePaths } from "./paths.js";
+import { STAGE_BACKENDS, type StageBackend } from "./stage/stage-backend.js";
 import { type IdleSettings, type LimitSettings, type SectionSource, SECTION_SETTINGS, loadSectionSettings, sectionSettingId, sectionSettingsHelp } from "./idle/idle-settings.js";
 
 /**
@@ -34,6 +35,7 @@ export interface NodeSettings {
   stage_model: string;
   stage_memory_mb: number;
   stage_threads: number;
+  stage_backend: StageBackend;
   ollama_host: string;
   ollama_keep_alive: string;
   vllm_host: string;
@@ -264,6 +266,11 @@ export const NODE_SETTINGS = [
   spec({
     name: "stage_threads", env: "TESSERA_STAGE_THREADS", flag: "--stage-threads", arg: "<n>", defaultText: "1",
     description: "CPU threads the layer spans' matrix products use", parse: number(1, 256, true),
+  }),
+  spec({
+    name: "stage_backend", env: "TESSERA_STAGE_BACKEND", flag: "--stage-backend", arg: "<auto|wasm|ggml-cpu>", defaultText: "auto",
+    description: "Runtime of the layer spans: wasm (WebAssembly), ggml-cpu (ggml's CPU backend), auto (ggml-cpu when it loads and passes its self-check, else wasm)",
+    parse: oneOf(STAGE_BACKENDS),
   }),
   backendSpec("ollama_host", host(11434)),
   backendSpec("ollama_keep_alive", text),

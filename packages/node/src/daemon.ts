@@ -129,6 +129,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const stageHost = config.stage_model ? await StageHost.create({
         modelPath: config.stage_model,
         threads: config.stage_threads,
+        backend: config.stage_backend,
         perturb: nodeTestHooks().stagePerturb,
         logger,
         freeMemoryBytes: config.stage_memory_mb > 0 ? () => config.stage_memory_mb * 1024 * 1024 : () => stageMemoryOffer(config.limits.max_vram_fraction),

@@ -27,8 +27,8 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function hostWithTwoStages(): Promise<StageHost> {
-  const host = await StageHost.create({ modelPath: path, logger: quiet });
+async function hostWithTwoStages(logger: NodeLogger = quiet, backend?: "wasm" | "ggml-cpu"): Promise<StageHost> {
+  const host = await StageHost.create({ modelPath: path, logger, backend });
   const replies: StageNodeMessage[] = [];
   host.onMessage({ type: "stage.load", stage_id: 1, sha256: host.file.sha256, start: 0, end: 1 }, (m) => replies.push(JSON.parse(m)));
   host.onMessage({ type: "stage.load", stage_id: 2, sha256: host.file.sha256, start: 1, end: LAYERS }, (m) => replies.push(JSON.parse(m)));
@@ -91,6 +91,19 @@ describe("sampling on the last stage", () => {
       expect(generate(host, prompt, 16, temperature, topP, seed).tokens).toEqual(reference(prompt, 16, temperature, topP, seed));
       await host.close();
     }
+  }, 60_000);
+
+  it("with backend ggml-cpu runs its spans on ggml's CPU backend, logs so, and picks the same greedy tokens", async () => {
+    const lines: string[] = [];
+    const logger = { ...quiet, info: (m: string) => lines.push(m) } as unknown as NodeLogger;
+    const host = await hostWithTwoStages(logger, "ggml-cpu");
+    expect(lines.filter((l) => /layers \[\d+, \d+\) of \S+ loaded .* on ggml-cpu \(libggml-cpu/.test(l))).toHaveLength(2);
+    expect(generate(host, prompt, 16, 0, 1, 0).tokens).toEqual(reference(prompt, 16, 0, 1, 0));
+    await host.close();
+    const wasmLines: string[] = [];
+    const wasm = await hostWithTwoStages({ ...quiet, info: (m: string) => wasmLines.push(m) } as unknown as NodeLogger);
+    expect(wasmLines.filter((l) => / on wasm \(/.test(l))).toHaveLength(2);
+    await wasm.close();
   }, 60_000);
 
   it("answers each token with its logit and the row's largest |logit|, as the one-stage runtime computes them", async () => {

@@ -21,7 +21,8 @@ import type { NodeLogger } from "../logger.js";
 import { F16_TO_F32 as F16 } from "../stage/f16.js";
 import { openGguf } from "../stage/gguf-reader.js";
 import { Sampler, largestMagnitude } from "../stage/sampler.js";
-import { loadStage, type Stage } from "../stage/stage.js";
+import { loadSpan, type Span } from "../stage/span-runtime.js";
+import type { StageBackend } from "../stage/stage-backend.js";
 import { setStageThreads } from "../stage/wasm-matvec.js";
 import { loadPromptTokenizer, type PromptTokenizer } from "./prompt-tokenizer.js";
 import { describeShardFile, type ShardFile } from "./shard-file.js";
@@ -38,6 +39,8 @@ export interface StageHostOptions {
   freeMemoryBytes?: () => number;
   /** CPU threads the spans' matrix products use (default 1; see setStageThreads). */
   threads?: number;
+  /** Runtime of the spans (default wasm; see loadSpan). */
+  backend?: StageBackend;
   now?: () => number;
   /**
    * Tests only (`TESSERA_TEST_STAGE_PERTURB`, config.ts): perturb every answer by this many times its RMS, and claim
@@ -49,7 +52,7 @@ export interface StageHostOptions {
 
 export class StageHost {
   private shard: ShardFile | undefined;
-  private readonly stages = new Map<number, Stage>();
+  private readonly stages = new Map<number, Span>();
   private readonly samplers = new Map<string, Sampler>();
   private tokenizer: Promise<PromptTokenizer> | undefined;
   private readonly now: () => number;
@@ -93,6 +96,7 @@ export class StageHost {
         case "stage.load":
           return reply(this.load(message.stage_id, message.sha256, message.start, message.end));
         case "stage.unload":
+          this.stages.get(message.stage_id)?.close?.();
           this.stages.delete(message.stage_id);
           return;
         case "stage.drop":
@@ -185,7 +189,7 @@ export class StageHost {
     const f = this.file;
     if (sha256 !== f.sha256) throw new TesseraError("not_found", `this node has no model file with sha256 ${sha256}`);
     const t0 = this.now();
-    const stage = loadStage({ path: f.path, start, end });
+    const { span: stage, runtime, detail } = loadSpan({ path: f.path, start, end, backend: this.o.backend ?? "wasm", threads: this.o.threads ?? 1 });
     const loadMs = this.now() - t0;
     // Warm-up: one token through the span measures the per-layer time the coordinator routes by.
     const probe = `warmup-${stageId}`;
@@ -196,8 +200,9 @@ export class StageHost {
     for (let i = 1; i <= reps; i++) stage.forward(probe, stage.isFirst ? new Int32Array([0]) : input, [i]);
     const msPerLayer = this.o.perturb ? 0 : (this.now() - t1) / reps / (end - start);
     stage.dropRequest(probe);
+    this.stages.get(stageId)?.close?.();
     this.stages.set(stageId, stage);
-    this.o.logger.info(`stage ${stageId}: layers [${start}, ${end}) of ${f.model} loaded in ${Math.round(loadMs)} ms (${msPerLayer.toFixed(3)} ms/layer)`);
+    this.o.logger.info(`stage ${stageId}: layers [${start}, ${end}) of ${f.model} loaded in ${Math.round(loadMs)} ms (${msPerLayer.toFixed(3)} ms/layer) on ${runtime} (${detail})`);
     return { type: "stage.loaded", stage_id: stageId, ms_per_layer: msPerLayer };
   }
 
@@ -225,12 +230,14 @@ export class StageHost {
    */
   releaseSpans(): number {
     const count = this.stages.size;
+    for (const s of this.stages.values()) s.close?.();
     this.stages.clear();
     this.samplers.clear();
     return count;
   }
 
   async close(): Promise<void> {
+    for (const s of this.stages.values()) s.close?.();
     this.stages.clear();
     if (this.tokenizer) await (await this.tokenizer).close();
   }

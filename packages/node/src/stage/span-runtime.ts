@@ -11,10 +11,10 @@ import { loadGgml } from "./ggml/ggml-lib.js";
 import { ggmlSelfCheck } from "./ggml/ggml-self-check.js";
 import { loadGgmlStage } from "./ggml/ggml-stage.js";
 import { loadStage, type ForwardOptions, type PositionInput, type TokenInput } from "./stage.js";
+import { STAGE_BACKENDS, type StageBackend } from "./stage-backend.js";
 import { setStageThreads } from "./wasm-matvec.js";
 
-export const STAGE_BACKENDS = ["auto", "wasm", "ggml-cpu"] as const;
-export type StageBackend = (typeof STAGE_BACKENDS)[number];
+export { STAGE_BACKENDS, type StageBackend };
 export type SpanRuntimeName = "wasm" | "ggml-cpu";
 
 /** What both runtimes' spans offer (Stage and GgmlStage). */
@@ -31,6 +31,8 @@ export interface Span {
   cachedTokens(requestId: string): number;
   dropRequest(requestId: string): boolean;
   readonly activeRequests: number;
+  /** Frees what the span holds outside the JS heap (the ggml span's backend buffers); absent when nothing is. */
+  close?(): void;
 }
 
 export interface LoadSpanOptions {
