@@ -44,9 +44,10 @@ describe("node config", () => {
     expect(custom.dataDir).toBe("/data/tessera");
   });
 
-  it("takes stage_backend from --stage-backend or TESSERA_STAGE_BACKEND, auto by default", () => {
+  it("takes stage_backend from --stage-backend or TESSERA_STAGE_BACKEND, wasm by default", () => {
     const dir = home();
-    expect(loadNodeConfig({ home: dir, env: {} }).stage_backend).toBe("auto");
+    expect(loadNodeConfig({ home: dir, env: {} }).stage_backend).toBe("wasm");
+    expect(loadNodeConfig({ home: dir, env: { TESSERA_STAGE_BACKEND: "auto" } }).stage_backend).toBe("auto");
     expect(loadNodeConfig({ home: dir, env: { TESSERA_STAGE_BACKEND: "wasm" } }).stage_backend).toBe("wasm");
     expect(loadNodeConfig({ home: dir, env: { TESSERA_STAGE_BACKEND: "wasm" }, flags: { stage_backend: "ggml-cpu" } }).stage_backend).toBe("ggml-cpu");
     expect(settingsHelp()).toContain("--stage-backend");

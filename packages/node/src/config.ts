@@ -268,7 +268,7 @@ export const NODE_SETTINGS = [
     description: "CPU threads the layer spans' matrix products use", parse: number(1, 256, true),
   }),
   spec({
-    name: "stage_backend", env: "TESSERA_STAGE_BACKEND", flag: "--stage-backend", arg: "<auto|wasm|ggml-cpu>", defaultText: "auto",
+    name: "stage_backend", env: "TESSERA_STAGE_BACKEND", flag: "--stage-backend", arg: "<auto|wasm|ggml-cpu>", defaultText: "wasm",
     description: "Runtime of the layer spans: wasm (WebAssembly), ggml-cpu (ggml's CPU backend), auto (ggml-cpu when it loads and passes its self-check, else wasm)",
     parse: oneOf(STAGE_BACKENDS),
   }),
