@@ -322,6 +322,8 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
         void store.setNodeStatus(nodeId, "online", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status")),
     });
     await link.start();
+    const peers = link;
+    prometheus.observePeers(() => peers.livePeers());
   }
   const hub = new SessionHub({
     clock,

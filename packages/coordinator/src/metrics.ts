@@ -130,4 +130,18 @@ export class CoordinatorMetrics {
       },
     });
   }
+
+  /** With a bus: the other replicas this one hears, and the nodes each holds (bus/replica-link.ts). */
+  observePeers(peers: () => Array<{ replica: string; nodes: number }>): void {
+    new Gauge({
+      name: "tessera_replica_peer_nodes",
+      help: "Nodes held by each other replica this coordinator hears on the bus (a replica silent for 3.5 s is dropped)",
+      labelNames: ["replica"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const peer of peers()) this.set({ replica: peer.replica }, peer.nodes);
+      },
+    });
+  }
 }

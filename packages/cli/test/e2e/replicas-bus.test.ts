@@ -59,6 +59,10 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("three replicas on one 
     await waitUntil(async () => (await Promise.all([...network.daemons.values()].map((d) => network.nodeStatus("r-b", d.id)))).every((s) => s === "online"), 30_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${network.logs()}`);
     });
+    // And says so on /metrics: A holds two, C one.
+    const metrics = await (await fetch(`${network.replicas.get("r-b")!.url}/metrics`)).text();
+    expect(metrics).toMatch(/tessera_replica_peer_nodes\{replica="r-a"\} 2/);
+    expect(metrics).toMatch(/tessera_replica_peer_nodes\{replica="r-c"\} 1/);
   }, 300_000);
 
   afterAll(async () => {
