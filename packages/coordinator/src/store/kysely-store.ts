@@ -92,9 +92,6 @@ export class KyselyStore implements Store {
   listNodes(filter?: { status?: NodeStatus }): Promise<NodeRecord[]> {
     return nodes.listNodes(this.db, filter);
   }
-  markSilentNodesOffline(cutoff: Date, at: Date): Promise<string[]> {
-    return nodes.markSilentNodesOffline(this.db, cutoff, at);
-  }
   retireNodeKey(nodeId: string, successorId: string, at: Date): Promise<boolean> {
     return nodes.retireNodeKey(this.db, nodeId, successorId, at);
   }

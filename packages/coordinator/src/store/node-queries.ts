@@ -107,7 +107,7 @@ export async function setNodeStatus(db: Kysely<Database>, nodeId: string, status
       updated_at: now,
       status_changed_at: eb.case().when("status", "=", status).then(eb.ref("status_changed_at")).else(now).end(),
       held_by: status === "online" ? (replicaId ?? null) : null,
-      // A session coming up is a sign of life: the silence sweep measures from here.
+      // A session coming up is a sign of life: the registry's silence sweep measures from here.
       ...(status === "online" ? { last_seen_at: now } : {}),
     }))
     .where("id", "=", nodeId);
@@ -127,18 +127,6 @@ export async function listNodes(db: Kysely<Database>, filter: { status?: NodeSta
   if (filter.status !== undefined) query = query.where("status", "=", filter.status);
   const rows = await query.orderBy("id").execute();
   return rows.map(toNodeRecord);
-}
-
-export async function markSilentNodesOffline(db: Kysely<Database>, cutoff: Date, at: Date): Promise<string[]> {
-  const rows = await db
-    .updateTable("nodes")
-    .set({ status: "offline", status_changed_at: toMs(at, "at"), updated_at: toMs(at, "at") })
-    .where("status", "=", "online")
-    // A node that never sent a sign of life but is online (should not happen) counts as silent too.
-    .where((eb) => eb.or([eb("last_seen_at", "<", toMs(cutoff, "cutoff")), eb("last_seen_at", "is", null)]))
-    .returning("id")
-    .execute();
-  return rows.map((r) => r.id).sort();
 }
 
 export async function retireNodeKey(db: Kysely<Database>, nodeId: string, successorId: string, at: Date): Promise<boolean> {

@@ -127,22 +127,6 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         const three = await store.getNode(nodeId(3));
         expect(three?.statusChangedAt).toEqual(t(4));
       });
-
-      it("marks online nodes silent since before the cutoff offline, once, and only those", async () => {
-        for (const n of [1, 2, 3, 4]) await store.upsertNode(registration(n), t(0));
-        await store.recordHeartbeat(nodeId(1), hb(), t(0)); // silent
-        await store.recordHeartbeat(nodeId(2), hb(), t(60)); // fresh
-        await store.setNodeStatus(nodeId(3), "online", t(95)); // session just came up: a sign of life
-        // node 4 never came online: it is not "newly silent"
-        expect(await store.markSilentNodesOffline(t(10), t(100))).toEqual([nodeId(1)]);
-        expect(await store.markSilentNodesOffline(t(10), t(101))).toEqual([]);
-        expect((await store.getNode(nodeId(1)))?.status).toBe("offline");
-        expect((await store.getNode(nodeId(1)))?.statusChangedAt).toEqual(t(100));
-        expect((await store.getNode(nodeId(2)))?.status).toBe("online");
-        // a node seen exactly at the cutoff is not silent
-        expect(await store.markSilentNodesOffline(t(60), t(150))).toEqual([]);
-        expect(await store.markSilentNodesOffline(t(96), t(186))).toEqual([nodeId(2), nodeId(3)]);
-      });
     });
 
     describe("jobs", () => {

@@ -421,8 +421,6 @@ export interface Store {
   offlineNodesOfDeadReplicas(self: string, liveSince: Date, now: Date): Promise<string[]>;
   getNode(id: string): Promise<NodeRecord | undefined>;
   listNodes(filter?: { status?: NodeStatus }): Promise<NodeRecord[]>;
-  /** Turns offline every online node last seen before `cutoff`; returns their ids. */
-  markSilentNodesOffline(cutoff: Date, at: Date): Promise<string[]>;
   /** Records that `successorId` took over from `nodeId` at `at`; `false` when `nodeId` is unknown or already retired. */
   retireNodeKey(nodeId: string, successorId: string, at: Date): Promise<boolean>;
 
