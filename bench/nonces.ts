@@ -1,7 +1,7 @@
 /**
  * nonces: what the replicas' shared replay check (packages/coordinator/src/replicas/design.md) costs a signed node
  * request, against the in-process nonce cache alone, side by side in one run on the local PostgreSQL
- * (127.0.0.1:5432, database `test`, a fresh schema dropped at the end).
+ * (127.0.0.1:5432, a scratch database dropped at the end).
  *
  *   npm run bench -- nonces [--requests 2000] [--rounds 4] [--concurrency 16]
  *
@@ -14,12 +14,10 @@
  * `RESULT nonces_heartbeat_ratio` (heartbeats per second with the shared check ÷ without, sequential) and
  * `RESULT nonces_heartbeat_ratio_concurrent`.
  */
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import pg from "pg";
 import { NonceCache, generateKeyPair, signRequest } from "@tessera/protocol";
 import { createCoordinator } from "../packages/coordinator/src/coordinator.js";
 import { loadCoordinatorConfig } from "../packages/coordinator/src/config.js";
@@ -29,21 +27,9 @@ import { verifyNodeRequest, verifyNodeRequestEverywhere, type NodeAuthDeps } fro
 import { wasmSchnorrVerifier } from "../packages/coordinator/src/http/wasm-schnorr-verifier.js";
 import { SharedNonces } from "../packages/coordinator/src/replicas/shared-nonces.js";
 import { openStore } from "../packages/coordinator/src/store/index.js";
-import { withDefaultUser } from "../packages/coordinator/src/store/open-store.js";
+import { createScratchDatabase } from "@tessera/testkit";
 import { fastSigner } from "./lib-fast-signer.js";
 import { fmt, mean, percentile } from "./lib-stats.js";
-
-const POSTGRES_URL = "postgres://127.0.0.1:5432/test";
-
-async function dropSchema(schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: withDefaultUser(POSTGRES_URL) });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists "${schema}" cascade`);
-  } finally {
-    await client.end();
-  }
-}
 
 const HEARTBEAT = { type: "heartbeat", gpus: [], loaded_models: [], active_jobs: 0, max_concurrency: 1, draining: false };
 
@@ -60,9 +46,9 @@ export async function main(argv: string[]): Promise<void> {
   const rounds = Number(values.rounds);
   const concurrency = Number(values.concurrency);
   if (![requests, rounds, concurrency].every((n) => Number.isInteger(n) && n > 0)) throw new Error("--requests, --rounds and --concurrency take positive integers");
-  const schema = `tessera_bench_${randomBytes(6).toString("hex")}`;
+  const database = await createScratchDatabase();
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-nonces-"));
-  const store = await openStore({ postgresUrl: POSTGRES_URL, schema });
+  const store = await openStore({ postgresUrl: database.url });
   const clock = new ManualClock(Date.now());
   const logger = createLogger("silent");
   try {
@@ -140,7 +126,7 @@ export async function main(argv: string[]): Promise<void> {
     const concurrentCount = rounds * concurrency * Math.ceil(per / concurrency);
     await coordinator.close();
 
-    process.stdout.write(`PostgreSQL ${POSTGRES_URL} (loopback), schema ${schema}; ${requests} checks per path in ${rounds} alternating rounds\n`);
+    process.stdout.write(`PostgreSQL ${database.url} (loopback, a scratch database); ${requests} checks per path in ${rounds} alternating rounds\n`);
     process.stdout.write(`${summary("check: signature + in-process cache", checkLocal)}\n`);
     process.stdout.write(`${summary("check: + shared nonce row (PostgreSQL)", checkShared)}\n`);
     process.stdout.write(`CPU of this process per check: ${fmt(cpu.local / checkLocal.length / 1000)} ms in-process only, ${fmt(cpu.shared / checkShared.length / 1000)} ms with the shared row\n`);
@@ -160,6 +146,6 @@ export async function main(argv: string[]): Promise<void> {
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
-    await dropSchema(schema);
+    await database.drop();
   }
 }
