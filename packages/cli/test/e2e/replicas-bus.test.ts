@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import OpenAI from "openai";
 import { generateKeyPair, secretKeySigner, signRequest } from "@tessera/protocol";
-import { ReplicaNetwork, greedyReference, makeTinyModel, probeNatsServer, probePostgresServer, waitUntil } from "@tessera/testkit";
+import { ReplicaNetwork, greedyReference, killMidStream, makeTinyModel, probeNatsServer, probePostgresServer, waitUntil } from "@tessera/testkit";
 
 /**
  * Issue 12 must-show 1, on real processes: three coordinator replicas (r-a, r-b, r-c) on one PostgreSQL database of
@@ -96,33 +96,11 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("three replicas on one 
   it("continues a stream from B exactly when its node is SIGKILLed at token 20, across replicas", async () => {
     const messages = [{ role: "user" as const, content: "Write about rivers." }];
     const reference = await greedyReference({ modelPath, messages, maxTokens: 64 });
-    const b = network.replicas.get("r-b")!.url;
-    const client = new OpenAI({ baseURL: `${b}/v1`, apiKey: "open-mode", maxRetries: 0 });
-    const stream = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 64, temperature: 0, stream: true, stream_options: { include_usage: true } });
-    let text = "";
-    let chunks = 0;
-    let jobId: string | undefined;
-    let killed: string | undefined;
-    let usage: OpenAI.CompletionUsage | undefined;
-    for await (const chunk of stream) {
-      jobId ??= chunk.id.replace(/^chatcmpl-/, "");
-      if (chunk.usage) usage = chunk.usage;
-      const delta = chunk.choices[0]?.delta.content;
-      if (!delta) continue;
-      text += delta;
-      if (++chunks === 20) {
-        const job = (await (await fetch(`${b}/api/v1/jobs/${jobId}`)).json()) as { node_id: string };
-        const daemon = [...network.daemons.values()].find((d) => d.id === job.node_id)!;
-        killed = daemon.id;
-        daemon.process.kill("SIGKILL");
-      }
-    }
-    expect(killed, "the stream ended before token 20").toBeDefined();
-    const job = (await (await fetch(`${b}/api/v1/jobs/${jobId}`)).json()) as { node_id: string; status: string };
-    expect(job.status).toBe("completed");
-    expect(job.node_id).not.toBe(killed);
-    expect(text).toBe(reference.text);
-    expect(usage?.completion_tokens).toBe(64);
+    const run = await killMidStream({ url: network.replicas.get("r-b")!.url, nodes: network.daemons.values() }, { model: MODEL, messages, maxTokens: 64 }, 20);
+    expect(run.finishedBy).toBeDefined();
+    expect(run.finishedBy).not.toBe(run.killed.id);
+    expect(run.text).toBe(reference.text);
+    expect(run.usage?.completion_tokens).toBe(64);
   }, 120_000);
   it("loses no stream when replica A is SIGKILLed while 20 streams run through B: A's nodes serve again through B or C", async () => {
     const messages = [{ role: "user" as const, content: "Tell me about stones." }];

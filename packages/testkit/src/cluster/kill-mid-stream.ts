@@ -1,12 +1,18 @@
 import OpenAI from "openai";
-import type { Cluster, ClusterNode } from "./cluster.js";
+import type { ManagedProcess } from "./managed-process.js";
 
-export interface KillMidStreamResult {
+/** Where the stream goes (a coordinator, or the replica a client uses) and the daemons that may serve it. */
+export interface StreamTarget<N extends { id: string; process: ManagedProcess }> {
+  url: string;
+  nodes: Iterable<N>;
+}
+
+export interface KillMidStreamResult<N = { id: string; process: ManagedProcess }> {
   text: string;
   /** Content chunks the client received. */
   chunks: number;
   /** The node that was serving the stream and got the signal. */
-  killed: ClusterNode;
+  killed: N;
   /** The node the coordinator reports as having finished the job. */
   finishedBy: string | undefined;
   /** Milliseconds from the signal to the next text the client received (NaN if none came after it). */
@@ -19,12 +25,12 @@ export interface KillMidStreamResult {
  * received `killAtChunk` content chunks, signals the daemon serving it (SIGKILL: it dies and its session drops;
  * SIGSTOP: it freezes with its session open, a node that has the job and says nothing); then reads the stream to the end.
  */
-export async function killMidStream(
-  cluster: Cluster,
+export async function killMidStream<N extends { id: string; process: ManagedProcess }>(
+  cluster: StreamTarget<N>,
   request: { model: string; messages: { role: "user" | "system"; content: string }[]; maxTokens: number },
   killAtChunk: number,
   signal: "SIGKILL" | "SIGSTOP" = "SIGKILL",
-): Promise<KillMidStreamResult> {
+): Promise<KillMidStreamResult<N>> {
   const client = new OpenAI({ baseURL: `${cluster.url}/v1`, apiKey: "open-mode", maxRetries: 0 });
   const stream = await client.chat.completions.create({
     model: request.model,
@@ -37,7 +43,7 @@ export async function killMidStream(
   let text = "";
   let chunks = 0;
   let jobId: string | undefined;
-  let killed: ClusterNode | undefined;
+  let killed: N | undefined;
   let killedAt = 0;
   let resumeMs = NaN;
   let usage: OpenAI.CompletionUsage | undefined;
@@ -51,7 +57,7 @@ export async function killMidStream(
     if (killed && Number.isNaN(resumeMs)) resumeMs = performance.now() - killedAt;
     if (chunks === killAtChunk && !killed) {
       const job = (await (await fetch(`${cluster.url}/api/v1/jobs/${jobId}`)).json()) as { node_id?: string };
-      killed = cluster.nodes.find((n) => n.id === job.node_id);
+      killed = [...cluster.nodes].find((n) => n.id === job.node_id);
       if (!killed) throw new Error(`job ${jobId} reports node ${job.node_id}, not one of the cluster's`);
       killedAt = performance.now();
       killed.process.kill(signal);
