@@ -1,3 +1,4 @@
+import { randomInt } from "node:crypto";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { NonceCache } from "@tessera/protocol";
@@ -41,6 +42,7 @@ import { REPLICA_LEASE_MS, ReplicaLeaseHolder } from "./replicas/replica-lease.j
 import { SharedNonces } from "./replicas/shared-nonces.js";
 import { connectBus } from "./bus/connect-bus.js";
 import { ReplicaLink } from "./bus/replica-link.js";
+import { StageRelay } from "./bus/stage-relay.js";
 
 export interface CoordinatorDeps {
   clock?: Clock;
@@ -143,6 +145,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const sharedNonces = store.dialect === "postgres" ? new SharedNonces(store, clock, logger) : undefined;
   let jobs!: JobManager;
   let link: ReplicaLink | undefined;
+  let relay: StageRelay | undefined;
   let sharding: ShardingManager | undefined;
   let embeddings: EmbeddingRequests | undefined;
   const registry = new NodeRegistry(clock, config.offlineAfterS * 1000, {
@@ -154,7 +157,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       if (!link?.isRemote(nodeId)) store.setNodeStatus(nodeId, "offline", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status"));
       (link?.sessionSink ?? jobs).lost(nodeId, reason);
       embeddings?.onNodeLost(nodeId, reason);
-      sharding?.onNodeLost(nodeId);
+      (relay ?? sharding)?.onNodeLost(nodeId);
     },
     onOnline(nodeId) {
       if (link?.isRemote(nodeId)) return;
@@ -247,12 +250,49 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     logger,
   });
   const canaries = new Canaries({ registry, jobs, checks, standing, clock, random: Math.random, logger, intervalMs: config.canaryIntervalS * 1000 });
+  if (bus) {
+    link = new ReplicaLink({
+      bus: bus.bus,
+      cluster: bus.cluster,
+      replicaId,
+      registry,
+      jobs,
+      clock,
+      logger,
+      standing,
+      onHeldHere: (nodeId) =>
+        void store.setNodeStatus(nodeId, "online", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status")),
+      stageOffers: (nodeId) => shards.offersOf(nodeId),
+      onPeerOffers: (nodeId, offers) => shards.setPeerOffers(nodeId, offers),
+    });
+    const peers = link;
+    relay = new StageRelay({
+      bus: bus.bus,
+      cluster: bus.cluster,
+      replicaId,
+      registry,
+      clock,
+      logger,
+      intake: {
+        onStageMessage: (nodeId, message) => shards.onStageMessage(nodeId, message),
+        onBinary: (nodeId, data) => shards.onBinary(nodeId, data),
+        onNodeLost: (nodeId) => shards.onNodeLost(nodeId),
+        setLeading: (leading) => shards.setLeading(leading),
+      },
+      peers: () => peers.livePeers().map((p) => p.replica),
+      onLocalOffer: () => peers.beat(),
+    });
+  }
   let stageChecks: StageChecks | undefined;
   const shards: ShardingManager = new ShardingManager({
     registry,
-    jobs,
+    // A pipeline's reports about another replica's job go back to that replica, as a node's would.
+    jobs: link?.sessionSink ?? jobs,
     clock,
     logger,
+    // With a bus, the replica that leads sharded models (bus/stage-relay.ts) reaches stage nodes on every replica. Its
+    // stage ids start at random, so a node that kept a stage of an earlier leader never sees the same id again.
+    ...(relay ? { transport: relay, leading: false, firstStageId: 1 + randomInt(2 ** 31) } : {}),
     replicas: config.shardReplicas,
     excluded: (nodeId) => standing.isQuarantined(nodeId),
     onRequestFinished: (request) => stageChecks?.afterRequest(request),
@@ -308,19 +348,8 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   };
   const app = buildApp(ctx);
   const gate = installShutdownGate(app);
-  if (bus) {
-    link = new ReplicaLink({
-      bus: bus.bus,
-      cluster: bus.cluster,
-      replicaId,
-      registry,
-      jobs,
-      clock,
-      logger,
-      standing,
-      onHeldHere: (nodeId) =>
-        void store.setNodeStatus(nodeId, "online", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status")),
-    });
+  if (link) {
+    relay?.start();
     await link.start();
     const peers = link;
     prometheus.observePeers(() => peers.livePeers());
@@ -333,7 +362,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     authThrottle: ctx.authThrottle,
     // With a bus, what nodes held here say about other replicas' jobs goes back to those replicas.
     jobs: link ? { ...link.sessionSink, dispatch: () => jobs.dispatch() } : jobs,
-    stages: shards,
+    stages: relay ?? shards,
     checks,
     receipts: receiptSignatures,
     embeddings,
@@ -351,6 +380,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       replica.maybeRun();
       sharedNonces?.maybePrune();
       link?.tick();
+      relay?.tick();
       registry.sweep();
       jobs.tick();
       admissionWatch.maybePoll();
@@ -391,6 +421,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     }
     await hub.close();
     await app.close();
+    relay?.stop();
     await link?.stop();
     await bus?.bus.close();
     await jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);

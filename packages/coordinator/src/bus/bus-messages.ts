@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Hardware, JobAssignment, MAX_MODELS_PER_NODE, MAX_NODE_CONCURRENCY, NodeId, ServedModel, StreamPart } from "@tessera/protocol";
+import { ERROR_CODE_LIST, Hardware, JobAssignment, MAX_MODELS_PER_NODE, MAX_NODE_CONCURRENCY, NodeId, ServedModel, ShardOffer, StageCoordinatorMessage, StageNodeMessage, StreamPart } from "@tessera/protocol";
 
 /**
  * What replicas send each other over the bus (design.md "Messages"), as JSON. Replicas run the same code and share
@@ -23,6 +23,8 @@ export const NodeSummary = z.strictObject({
   draining: z.boolean(),
   /** Jobs on the node from every replica, as its owner counts them. */
   active_jobs: z.number().int().min(0).max(1_000_000),
+  /** The layer-span files the node offers (its last `stage.offer`), for the replica that leads sharded models. */
+  stage_offers: z.array(ShardOffer).max(64).optional(),
 });
 export type NodeSummary = z.infer<typeof NodeSummary>;
 
@@ -52,6 +54,8 @@ export const JobReport = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("rejected"), node: NodeId, job_id: JobId, reason: Reason }),
   z.strictObject({ type: z.literal("part"), node: NodeId, job_id: JobId, part: StreamPart }),
   z.strictObject({ type: z.literal("lost"), node: NodeId, reason: Reason }),
+  /** A pipeline (a sharded model led by the sending replica) found the job cannot run anywhere (JobSink.failed). */
+  z.strictObject({ type: z.literal("failed"), node: NodeId, job_id: JobId, code: z.enum(ERROR_CODE_LIST as [string, ...string[]]), message: Reason }),
 ]);
 export type JobReport = z.infer<typeof JobReport>;
 
@@ -62,10 +66,21 @@ export type JobReport = z.infer<typeof JobReport>;
 export const JobReports = z.strictObject({ type: z.literal("reports"), reports: z.array(JobReport).min(1).max(10_000) });
 export type JobReports = z.infer<typeof JobReports>;
 
+/**
+ * Stage traffic of sharded models between the replica that leads them and the replicas holding the stage nodes'
+ * sessions (stage-relay.ts): messages down to a node, the node's answers up to the leader, and a node lost.
+ */
+export const StageEnvelope = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("to_node"), from: ReplicaId, node: NodeId, message: StageCoordinatorMessage }),
+  z.strictObject({ type: z.literal("from_node"), node: NodeId, message: StageNodeMessage }),
+  z.strictObject({ type: z.literal("node_lost"), node: NodeId }),
+]);
+export type StageEnvelope = z.infer<typeof StageEnvelope>;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export function encodeBusMessage(message: ReplicaBeat | JobCommand | JobReports | StandingChange): Uint8Array {
+export function encodeBusMessage(message: ReplicaBeat | JobCommand | JobReports | StandingChange | StageEnvelope): Uint8Array {
   return encoder.encode(JSON.stringify(message));
 }
 

@@ -28,6 +28,10 @@ export function subjectsOf(cluster: string) {
     commands: (replica: string) => `${root}.replica.${replica}.commands`,
     /** What nodes on other replicas report about the jobs `replica` holds: accepted, rejected, parts, lost. */
     reports: (replica: string) => `${root}.replica.${replica}.reports`,
+    /** Stage messages for sharded models: to the nodes `replica` holds, and from other replicas' nodes to it, the leader. */
+    stages: (replica: string) => `${root}.replica.${replica}.stages`,
+    /** Activation frames, binary (stage-frame-envelope.ts), both ways as `stages`. */
+    frames: (replica: string) => `${root}.replica.${replica}.frames`,
   };
 }
 

@@ -1,4 +1,4 @@
-import type { StreamPart } from "@tessera/protocol";
+import type { ErrorCode, ShardOffer, StreamPart } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { LiveNode, NodeRegistry } from "../registry.js";
@@ -32,6 +32,10 @@ export interface ReplicaLinkDeps {
   onHeldHere(nodeId: string): void;
   /** Where another replica's quarantines and releases apply here (trust/node-standing.ts). */
   standing: { applyQuarantine(nodeId: string, quarantined: boolean): void };
+  /** The layer-span files a node held here offers (the sharding manager's record), sent in beats. */
+  stageOffers?(nodeId: string): ShardOffer[];
+  /** A node held by another replica offers other span files than its last beat said (none: it withdrew them). */
+  onPeerOffers?(nodeId: string, offers: ShardOffer[]): void;
 }
 
 /**
@@ -51,6 +55,8 @@ export class ReplicaLink {
   private readonly outbox = new Map<string, JobReport[]>();
   /** Nodes shown here through another replica. */
   private readonly remoteNodes = new Set<string>();
+  /** The span offers each of those last listed, as JSON (only a change reaches the sharding manager). */
+  private readonly peerOffers = new Map<string, string>();
   private readonly unsubscribes: Array<() => void> = [];
   private lastBeatAt = Number.NEGATIVE_INFINITY;
   private readonly subjects: ReturnType<typeof subjectsOf>;
@@ -73,7 +79,11 @@ export class ReplicaLink {
         this.report(jobId, { type: "part", node: nodeId, job_id: jobId, part });
         if (endsJob(part)) this.relayed.delete(jobId);
       },
-      failed: (workerId, jobId, code, message) => local.failed(workerId, jobId, code, message),
+      failed: (workerId, jobId, code, message) => {
+        if (!this.relayed.has(jobId)) return local.failed(workerId, jobId, code, message);
+        this.report(jobId, { type: "failed", node: workerId, job_id: jobId, code, message: message.slice(0, 500) });
+        this.relayed.delete(jobId);
+      },
       lost: (nodeId, reason) => {
         local.lost(nodeId, reason);
         const origins = new Set<string>();
@@ -142,7 +152,8 @@ export class ReplicaLink {
   beat(): void {
     this.lastBeatAt = this.d.clock.now();
     const nodes: NodeSummary[] = [];
-    for (const node of this.d.registry.all()) if (node.online && node.session) nodes.push(this.summaryOf(node));
+    // Held here: a node with its session here, or a pipeline this replica runs (a sharded model it leads).
+    for (const node of this.d.registry.all()) if (node.online && node.worker && !(node.worker instanceof RemoteWorker)) nodes.push(this.summaryOf(node));
     this.publish(this.subjects.beats, { type: "beat", replica: this.d.replicaId, sent_at: this.d.clock.now(), nodes });
   }
 
@@ -160,6 +171,7 @@ export class ReplicaLink {
   private summaryOf(node: LiveNode): NodeSummary {
     let active = node.activeJobs.size;
     for (const r of this.relayed.values()) if (r.nodeId === node.id) active++;
+    const offers = this.d.stageOffers?.(node.id) ?? [];
     return {
       id: node.id,
       operator: node.operatorId,
@@ -169,6 +181,7 @@ export class ReplicaLink {
       max_concurrency: node.maxConcurrency,
       draining: node.draining,
       active_jobs: active,
+      ...(offers.length > 0 ? { stage_offers: offers } : {}),
     };
   }
 
@@ -179,20 +192,32 @@ export class ReplicaLink {
     const listed = new Set<string>();
     for (const summary of beat.nodes) {
       listed.add(summary.id);
-      this.showRemote(summary, beat.replica);
+      if (this.showRemote(summary, beat.replica)) this.noteOffers(summary);
     }
     for (const nodeId of peer.nodes) if (!listed.has(nodeId)) this.dropRemote(nodeId, beat.replica, `it left replica ${beat.replica}`);
     peer.nodes = listed;
   }
 
-  /** Shows a node another replica holds, routed through that replica; a node with a session here stays local. */
-  private showRemote(summary: NodeSummary, replica: string): void {
+  /** A remote node's span offers, when they changed since its last beat. */
+  private noteOffers(summary: NodeSummary): void {
+    const offers = summary.stage_offers ?? [];
+    const key = JSON.stringify(offers);
+    if ((this.peerOffers.get(summary.id) ?? "[]") === key) return;
+    this.peerOffers.set(summary.id, key);
+    this.d.onPeerOffers?.(summary.id, offers);
+  }
+
+  /**
+   * Shows a node another replica holds, routed through that replica; a node held here (its session, or a pipeline
+   * this replica runs) stays local. True when it is shown through `replica`.
+   */
+  private showRemote(summary: NodeSummary, replica: string): boolean {
     const { registry } = this.d;
     const known = registry.get(summary.id);
-    if (known?.session) {
-      // Its session moved here; the other replica has not noticed yet.
+    if (known?.worker && !(known.worker instanceof RemoteWorker) && known.online) {
+      // Its session moved here (the other replica has not noticed yet), or both replicas ran its pipeline for a beat.
       this.remoteNodes.delete(summary.id);
-      return;
+      return false;
     }
     const current = known?.worker;
     if (current instanceof RemoteWorker && current.replica === replica) {
@@ -200,7 +225,7 @@ export class ReplicaLink {
       known!.draining = summary.draining;
       known!.maxConcurrency = summary.max_concurrency;
       known!.models = summary.models;
-      return;
+      return true;
     }
     // New here, or it moved from another replica: attaching the new route closes the old one, whose jobs are lost with
     // that session and continue elsewhere (possibly on the same node, through its new replica).
@@ -217,6 +242,7 @@ export class ReplicaLink {
     registry.attach(summary.id, worker);
     if (summary.draining) registry.setDraining(summary.id);
     this.d.jobs.dispatch();
+    return true;
   }
 
   /** Whether the node is shown here through another replica (its status in the store is that replica's to write). */
@@ -225,6 +251,7 @@ export class ReplicaLink {
   }
 
   private dropRemote(nodeId: string, replica: string, reason: string): void {
+    this.peerOffers.delete(nodeId);
     const worker = this.d.registry.get(nodeId)?.worker;
     if (worker instanceof RemoteWorker && worker.replica === replica) this.d.registry.detach(nodeId, worker, reason);
     // Still shown through another replica (it moved): leave it marked remote.
@@ -241,7 +268,7 @@ export class ReplicaLink {
       return;
     }
     const { type: _type, ...assignment } = command.job;
-    if (!node?.session || !node.worker || !node.online) {
+    if (!node?.worker || node.worker instanceof RemoteWorker || !node.online) {
       this.send(command.from, { type: "rejected", node: command.node, job_id: assignment.job_id, reason: `node is not on replica ${this.d.replicaId}` });
       return;
     }
@@ -262,6 +289,8 @@ export class ReplicaLink {
         return jobs.part(report.node, report.job_id, report.part);
       case "lost":
         return jobs.lost(report.node, report.reason);
+      case "failed":
+        return jobs.failed(report.node, report.job_id, report.code as ErrorCode, report.message);
     }
   }
 

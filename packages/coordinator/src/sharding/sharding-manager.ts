@@ -9,20 +9,20 @@ import {
   decodeActivationFrame,
   sha256Hex,
   type DecodedActivationFrame,
-  type CoordinatorMessage,
+  type ShardOffer,
   type StageNodeMessage,
   type StreamPart,
 } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
-import { describeRanges, placeStages, DEFAULT_PATH_RTT_MS, DEFAULT_MS_PER_LAYER } from "../placement/index.js";
+import { describeRanges, placeStages, DEFAULT_MS_PER_LAYER } from "../placement/index.js";
 import type { NodeRegistry } from "../registry.js";
-import type { NodeSession } from "../workers/node-session.js";
 import type { JobSink } from "../workers/job-sink.js";
 import type { Assignment, Worker } from "../workers/worker.js";
 import type { ShardedModel, StageState } from "./sharded-model.js";
 import { chooseStagePath } from "./stage-path.js";
 import { StageReplay } from "./stage-replay.js";
+import { sessionStageTransport, type StageTransport } from "./stage-transport.js";
 import { TokenLoop, type StageRecord, type TokenLoopHost } from "./token-loop.js";
 
 /** A loaded stage as stage checks see it (a reference candidate). */
@@ -51,6 +51,15 @@ export interface ShardingOptions {
   jobs: JobSink;
   clock: Clock;
   logger: Logger;
+  /** How stage messages and frames reach the nodes (default: the sessions this coordinator holds). */
+  transport?: StageTransport;
+  /**
+   * Whether this coordinator places spans and runs the pipelines (default true). Of several replicas only one leads
+   * (bus/stage-relay.ts); the others keep their nodes' offers and relay their stage traffic to the leader.
+   */
+  leading?: boolean;
+  /** The id of the first stage this manager loads (default 1); replicas start far apart so their ids never meet on a node. */
+  firstStageId?: number;
   /** Copies of every span placed up front (default 2; fewer when there are not enough nodes). */
   replicas?: number;
   /** How long a request waits for stages that are loading (default 30 s). */
@@ -67,13 +76,70 @@ export class ShardingManager {
   private readonly models = new Map<string, ShardedModel>();
   private readonly loops = new Map<string, TokenLoop>();
   private readonly replays = new Map<string, StageReplay>();
-  private nextStageId = 1;
+  private nextStageId: number;
   private readonly replicas: number;
   private readonly loadTimeoutMs: number;
+  private readonly transport: StageTransport;
+  private leading: boolean;
 
   constructor(private readonly o: ShardingOptions) {
     this.replicas = o.replicas ?? 2;
     this.loadTimeoutMs = o.loadTimeoutMs ?? 30_000;
+    this.transport = o.transport ?? sessionStageTransport(o.registry);
+    this.leading = o.leading ?? true;
+    this.nextStageId = o.firstStageId ?? 1;
+  }
+
+  /** Whether this coordinator places spans and runs the pipelines now. */
+  get isLeading(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * This coordinator starts or stops leading sharded models. Starting: every model someone offers is placed and its
+   * pipeline registered. Stopping: the pipelines go (the jobs on them continue elsewhere, through the new leader) and
+   * every stage no running request uses is unloaded; the offers stay, for the day it leads again.
+   */
+  setLeading(leading: boolean): void {
+    if (leading === this.leading) return;
+    this.leading = leading;
+    this.o.logger.info({ leading }, leading ? "leading sharded models: placing spans" : "no longer leading sharded models");
+    for (const model of this.models.values()) {
+      if (model.offers.size === 0) continue;
+      if (leading) {
+        this.ensurePipeline(model);
+        this.place(model);
+        continue;
+      }
+      this.retirePipeline(model);
+      const inUse = this.stagesInUse();
+      for (const [id, stage] of model.stages) {
+        if (inUse.has(id)) continue;
+        model.stages.delete(id);
+        for (const w of stage.waiters.splice(0)) w.reject(new TesseraError("node_disconnected", "this coordinator stopped leading the model"));
+        this.transport.sendJson(stage.nodeId, { type: "stage.unload", stage_id: id });
+      }
+    }
+  }
+
+  /** The shards a node offers, as its last `stage.offer` said (what a replica's beat tells the others). */
+  offersOf(nodeId: string): ShardOffer[] {
+    const out: ShardOffer[] = [];
+    for (const model of this.models.values()) {
+      const offer = model.offers.get(nodeId);
+      if (offer) out.push(offer);
+    }
+    return out;
+  }
+
+  /**
+   * A node held by another replica offers these shards now (its replica's beat said so): the same as its own
+   * `stage.offer`, except that an empty or shrunk list withdraws what it offered before.
+   */
+  setPeerOffers(nodeId: string, shards: ShardOffer[]): void {
+    const now = new Set(shards.map((s) => s.sha256));
+    if ([...this.models.values()].some((m) => m.offers.has(nodeId) && !now.has(m.sha256))) this.onNodeLost(nodeId);
+    if (shards.length > 0) this.onOffer(nodeId, shards);
   }
 
   /** The model state by SHA-256 (tests and the bench read stages and costs from it). */
@@ -85,10 +151,12 @@ export class ShardingManager {
    * Each sharded model someone offers, by its pipeline's node id (what the registry lists as serving it): over how
    * many stages a request runs now (the chain of loaded spans it would take, else of the spans placed and still
    * loading; null when the offering nodes cannot hold every layer), how many nodes hold a span, and whether the chain
-   * is loaded. Read-only.
+   * is loaded. Read-only. Empty on a replica that does not lead (its models list shows the leader's pipelines as
+   * nodes serving the model, without the split).
    */
   summaries(): Map<string, ShardedModelSummary> {
     const out = new Map<string, ShardedModelSummary>();
+    if (!this.leading) return out;
     for (const model of this.models.values()) {
       if (model.offers.size === 0) continue;
       const placed = [...model.stages.values()];
@@ -161,13 +229,13 @@ export class ShardingManager {
     const model = this.models.get(sha256);
     if (!model) return [];
     return [...model.stages.values()]
-      .filter((s) => s.loaded && s.start === start && s.end === end && this.session(s.nodeId))
+      .filter((s) => s.loaded && s.start === start && s.end === end && this.transport.reachable(s.nodeId))
       .map((s) => ({ nodeId: s.nodeId, stageId: s.stageId, start: s.start, end: s.end }));
   }
 
   /** Nodes offering the file with this hash, with a session. */
   offeringNodes(sha256: string): string[] {
-    return [...(this.models.get(sha256)?.offers.keys() ?? [])].filter((id) => this.session(id));
+    return [...(this.models.get(sha256)?.offers.keys() ?? [])].filter((id) => this.transport.reachable(id));
   }
 
   /**
@@ -184,20 +252,7 @@ export class ShardingManager {
 
   /** Replays saved inputs of a span on a loaded stage (a stage check); see `StageReplay`. */
   replay(stage: HeldStage, frames: readonly Uint8Array[]): { requestId: string; answer: Promise<Uint8Array[]>; cancel(): void } {
-    const transport = {
-      sendBinary: (nodeId: string, data: Uint8Array) => {
-        const s = this.session(nodeId);
-        if (!s) return false;
-        s.sendBinary(data);
-        return true;
-      },
-      sendJson: (nodeId: string, message: object) => {
-        const s = this.session(nodeId);
-        if (!s) return false;
-        s.send(message as CoordinatorMessage);
-        return true;
-      },
-    };
+    const transport = this.transport;
     let replay: StageReplay | undefined;
     try {
       // The id is registered before the first frame goes out, so an answer that comes back at once is routed.
@@ -221,7 +276,7 @@ export class ShardingManager {
         model.stages.delete(id);
         for (const w of stage.waiters.splice(0)) w.reject(new TesseraError("node_disconnected", "stage node lost while loading"));
       }
-      if (!had) continue;
+      if (!had || !this.leading) continue;
       if (model.offers.size === 0) this.retirePipeline(model);
       else if (!chooseStagePath([...model.stages.values()], () => 0, model.layerCount).ok) this.place(model);
     }
@@ -248,6 +303,7 @@ export class ShardingManager {
       }
       if (offer.layer_count !== model.layerCount) continue; // same hash, different layer count: a lying node
       model.offers.set(nodeId, offer);
+      if (!this.leading) continue;
       this.ensurePipeline(model);
       this.place(model);
     }
@@ -280,7 +336,7 @@ export class ShardingManager {
     for (const [id, stage] of model.stages) {
       if (keep.has(id) || inUse.has(id) || !stage.loaded) continue;
       model.stages.delete(id);
-      this.session(stage.nodeId)?.send({ type: "stage.unload", stage_id: id });
+      this.transport.sendJson(stage.nodeId, { type: "stage.unload", stage_id: id });
     }
     this.o.logger.info({ model: model.name, version: model.version, spans: placement.stages.map((s) => `${s.nodeId.slice(0, 8)}[${s.start},${s.end})`).join(" ") }, "sharded model placed");
   }
@@ -288,7 +344,7 @@ export class ShardingManager {
   private load(model: ShardedModel, nodeId: string, start: number, end: number): StageState {
     const stage: StageState = { stageId: this.nextStageId++, nodeId, start, end, msPerLayer: DEFAULT_MS_PER_LAYER, loaded: false, waiters: [] };
     model.stages.set(stage.stageId, stage);
-    this.session(nodeId)?.send({ type: "stage.load", stage_id: stage.stageId, sha256: model.sha256, start, end });
+    this.transport.sendJson(nodeId, { type: "stage.load", stage_id: stage.stageId, sha256: model.sha256, start, end });
     return stage;
   }
 
@@ -328,7 +384,7 @@ export class ShardingManager {
       return ready;
     }
     // No replica of this exact span: load it on the offering node with the fewest layers already placed.
-    const candidates = [...model.offers.keys()].filter((id) => !exclude.has(id) && this.session(id));
+    const candidates = [...model.offers.keys()].filter((id) => !exclude.has(id) && this.transport.reachable(id));
     if (candidates.length === 0) {
       throw new TesseraError("no_capacity", `sharded model "${model.name}": ${describeRanges([{ start, end }])} lost their stage and no other node holds the file`);
     }
@@ -358,20 +414,12 @@ export class ShardingManager {
   private startJob(model: ShardedModel, job: Assignment): void {
     const jobs = this.o.jobs;
     const workerId = model.pipelineId;
+    const { transport } = this;
     const host: TokenLoopHost = {
-      sendJson: (nodeId, message) => {
-        const s = this.session(nodeId);
-        if (!s) return false;
-        s.send(message as CoordinatorMessage);
-        return true;
-      },
-      sendBinary: (nodeId, data) => {
-        const s = this.session(nodeId);
-        if (!s) return false;
-        s.sendBinary(data);
-        return true;
-      },
-      rttMs: (nodeId) => this.rtt(nodeId),
+      sendJson: (nodeId, message) => transport.sendJson(nodeId, message),
+      sendBinary: (nodeId, data) => transport.sendBinary(nodeId, data),
+      reachable: (nodeId) => transport.reachable(nodeId),
+      rttMs: (nodeId) => transport.rttMs(nodeId),
       pathFor: (m, exclude) => this.pathFor(m, exclude),
       replicaFor: (m, start, end, exclude) => this.replicaFor(m, start, end, exclude),
       emit: (part: StreamPart) => jobs.part(workerId, job.job_id, part),
@@ -418,13 +466,8 @@ export class ShardingManager {
     if (record?.worker) this.o.registry.detach(model.pipelineId, record.worker, "no node offers its layers");
   }
 
-  private session(nodeId: string): NodeSession | undefined {
-    const record = this.o.registry.get(nodeId);
-    return record?.online ? record.session : undefined;
-  }
-
   private rtt(nodeId: string): number {
-    return this.o.registry.get(nodeId)?.session?.rttMs() ?? DEFAULT_PATH_RTT_MS;
+    return this.transport.rttMs(nodeId);
   }
 
   private findStage(stageId: number, nodeId: string): StageState | undefined {

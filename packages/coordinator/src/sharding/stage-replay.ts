@@ -6,11 +6,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { TesseraError, decodeActivationFrame, encodeActivationFrame, type DecodedActivationFrame } from "@tessera/protocol";
+import type { StageTransport } from "./stage-transport.js";
 
-export interface ReplayTransport {
-  sendBinary(nodeId: string, data: Uint8Array): boolean;
-  sendJson(nodeId: string, message: object): boolean;
-}
+export type ReplayTransport = Pick<StageTransport, "sendBinary" | "sendJson">;
 
 export class StageReplay {
   readonly requestId = randomUUID();

@@ -20,6 +20,7 @@ import type { Assignment } from "../workers/worker.js";
 import { Detokenizer, Vocab } from "./detokenizer.js";
 import { RequestTiming } from "./request-timing.js";
 import type { StageState, ShardedModel } from "./sharded-model.js";
+import type { StageTransport } from "./stage-transport.js";
 
 /** One stage of a finished request: its node and span, the frames it was fed and those it handed on, a step each. */
 export interface StageRecord {
@@ -31,10 +32,7 @@ export interface StageRecord {
 }
 
 /** What the loop needs from the sharding manager. */
-export interface TokenLoopHost {
-  sendJson(nodeId: string, message: object): boolean;
-  sendBinary(nodeId: string, data: Uint8Array): boolean;
-  rttMs(nodeId: string): number;
+export interface TokenLoopHost extends StageTransport {
   /** Waits until the model's loaded stages cover every layer (or fails with the missing layers). */
   pathFor(model: ShardedModel, exclude: ReadonlySet<string>): Promise<StageState[]>;
   /** A loaded stage holding exactly [start, end) on a node not excluded: an existing replica or a fresh load. */

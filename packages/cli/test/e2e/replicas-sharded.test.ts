@@ -1,0 +1,117 @@
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import OpenAI from "openai";
+import { type DaemonProcess, type GreedyReference, ReplicaNetwork, greedyReference, makeTinyModel, probeNatsServer, probePostgresServer, waitUntil } from "@tessera/testkit";
+
+/**
+ * Issue 12 must-show 1, its last point, on real processes: a sharded model whose stages sit on different replicas
+ * answers the same tokens as on one. Three coordinator replicas (r-a, r-b, r-c) on one PostgreSQL database and the
+ * machine's NATS server; two daemons that offer layer spans of one ~50 M F16 file and serve nothing whole, one held by
+ * A and one by C. A leads sharded models (the lowest live id): it places one span on each daemon and runs the
+ * pipeline, whose stage traffic to C's daemon crosses the bus. The client asks B, which holds no node at all.
+ * - The stream equals node-llama-cpp's greedy answer on the whole file, token for token, with the same usage.
+ * - C's daemon is SIGKILLed mid-stream: its span is loaded on A's daemon, its saved inputs replayed there, and the
+ *   text is unchanged.
+ * Under CI=true PostgreSQL and NATS are mandatory; elsewhere the suite is skipped with a notice when either is missing.
+ */
+// Test-only read of the environment: on CI the PostgreSQL and NATS runs are mandatory.
+const MANDATORY = process.env.CI === "true";
+const unreachable = (await probePostgresServer()) ?? (await probeNatsServer());
+if (unreachable !== undefined && !MANDATORY) console.warn(`NOTICE: sharded model across replicas e2e skipped: ${unreachable} did not answer.`);
+
+const MODEL = "sharded-50m";
+const LAYERS = 8;
+const MESSAGES = [{ role: "user" as const, content: "Tell me a long story about the sea." }];
+const MAX_TOKENS = 72;
+let network: ReplicaNetwork;
+let reference: GreedyReference;
+
+/** The last span a daemon logged as loaded. */
+function lastSpan(daemon: DaemonProcess): [number, number] | undefined {
+  const all = [...daemon.process.logText.matchAll(/layers \[(\d+), (\d+)\) of \S+ loaded/g)];
+  const last = all[all.length - 1];
+  return last ? [Number(last[1]), Number(last[2])] : undefined;
+}
+
+async function streamFromB(onChunk?: (count: number) => void): Promise<{ text: string; usage: OpenAI.CompletionUsage | undefined }> {
+  const client = new OpenAI({ baseURL: `${network.replicas.get("r-b")!.url}/v1`, apiKey: "open-mode", maxRetries: 0 });
+  const stream = await client.chat.completions.create({
+    model: MODEL, messages: MESSAGES, max_tokens: MAX_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true },
+  });
+  let text = "";
+  let usage: OpenAI.CompletionUsage | undefined;
+  let chunks = 0;
+  for await (const chunk of stream) {
+    const delta = chunk.choices[0]?.delta.content;
+    if (delta) {
+      text += delta;
+      onChunk?.(++chunks);
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  return { text, usage };
+}
+
+describe.skipIf(unreachable !== undefined && !MANDATORY)("a sharded model whose stages sit on different replicas", () => {
+  beforeAll(async () => {
+    if (unreachable !== undefined) throw new Error(`${unreachable} did not answer (mandatory on CI)`);
+    // One copy of each span: the two daemons split the layers between them.
+    network = await ReplicaNetwork.create({ bus: true, coordinatorArgs: ["--shard-replicas", "1"] });
+    const modelPath = join(network.dir, `${MODEL}.gguf`);
+    await makeTinyModel({ path: modelPath, preset: "50m", seed: 5, vocab: "spm" });
+    reference = await greedyReference({ modelPath, messages: MESSAGES, maxTokens: MAX_TOKENS });
+    for (const id of ["r-a", "r-b", "r-c"]) await network.startReplica(id);
+    const spansOnly = ["--backend", "embedded", "--stage-model", modelPath];
+    await network.startDaemon("s-a", ["r-a", "r-b", "r-c"], spansOnly);
+    await network.startDaemon("s-c", ["r-c", "r-b", "r-a"], spansOnly);
+    const [sa, sc] = [network.daemons.get("s-a")!, network.daemons.get("s-c")!];
+    // Placement settles once both offers are in: two spans that partition the layers, one on each daemon.
+    await waitUntil(() => {
+      const s = [lastSpan(sa), lastSpan(sc)];
+      if (!s[0] || !s[1]) return false;
+      const [first, second] = s.sort((x, y) => x![0] - y![0]) as [number, number][];
+      return first![0] === 0 && first![1] === second![0] && second![1] === LAYERS;
+    }, 120_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${network.logs()}`);
+    });
+    // B holds no node, yet lists the model: the pipeline A runs, shown through A's beats.
+    await waitUntil(async () => {
+      const res = await fetch(`${network.replicas.get("r-b")!.url}/v1/models`);
+      return ((await res.json()) as { data: Array<{ id: string }> }).data.some((m) => m.id === MODEL);
+    }, 30_000);
+  }, 300_000);
+
+  afterAll(async () => {
+    await network?.stop();
+  });
+
+  it("streams from B exactly what llama.cpp gives greedily on the whole file, the stages on A's and C's daemons", async () => {
+    expect(reference.completionTokens).toBeGreaterThanOrEqual(64);
+    const { text, usage } = await streamFromB();
+    expect(text).toBe(reference.text);
+    expect(usage).toEqual({ prompt_tokens: reference.promptTokens, completion_tokens: reference.completionTokens, total_tokens: reference.promptTokens + reference.completionTokens });
+    for (const name of ["s-a", "s-c"]) {
+      const [start, end] = lastSpan(network.daemons.get(name)!)!;
+      expect(end - start, name).toBeLessThan(LAYERS);
+    }
+    // A leads sharded models; B and C relay to it.
+    expect(network.replicas.get("r-a")!.process.logText).toMatch(/leading sharded models/);
+    expect(network.replicas.get("r-b")!.process.logText).not.toMatch(/leading sharded models: placing spans/);
+    expect(network.replicas.get("r-c")!.process.logText).not.toMatch(/leading sharded models: placing spans/);
+  }, 120_000);
+
+  it("survives SIGKILL of C's stage daemon mid-stream: the span moves to A's daemon and the text is unchanged", async () => {
+    const sc = network.daemons.get("s-c")!;
+    let killed = false;
+    const { text, usage } = await streamFromB((count) => {
+      if (count === 20 && !killed) {
+        killed = true;
+        sc.process.kill("SIGKILL");
+      }
+    });
+    expect(killed).toBe(true);
+    expect(text).toBe(reference.text);
+    expect(usage?.completion_tokens).toBe(reference.completionTokens);
+    expect(network.replicas.get("r-a")!.process.logText).toMatch(/stage failover: replaying the span's inputs on a replica/);
+  }, 120_000);
+});
