@@ -1,10 +1,11 @@
 import { afterEach, beforeEach, expect, it } from "vitest";
-import type { CoordinatorMessage, ErrorCode, StreamPart } from "@tessera/protocol";
+import type { CoordinatorMessage, ErrorCode, ShardOffer, StreamPart } from "@tessera/protocol";
 import { ManualClock } from "../clock.js";
 import { createLogger } from "../logger.js";
 import { NodeRegistry } from "../registry.js";
 import { SessionWorker } from "../sessions/session-worker.js";
 import type { JobSink } from "../workers/job-sink.js";
+import type { Worker } from "../workers/worker.js";
 import type { NodeSession } from "../workers/node-session.js";
 import type { Bus } from "./bus.js";
 import { connectNatsBus } from "./nats-bus.js";
@@ -53,13 +54,15 @@ interface Replica {
   heldHere: string[];
   /** Quarantines and releases other replicas announced, as applied here. */
   quarantines: string[];
+  /** Span offers of other replicas' nodes, as the link passed them on (each a change). */
+  peerOffers: Array<{ node: string; offers: ShardOffer[] }>;
 }
 
 let clock: ManualClock;
 let cluster: string;
 let replicas: Replica[];
 
-async function replica(name: string): Promise<Replica> {
+async function replica(name: string, stageOffers?: (nodeId: string) => ShardOffer[]): Promise<Replica> {
   const id = randomReplicaId(name);
   const bus = await connectNatsBus(NATS_URL, id, quiet);
   const offline: string[] = [];
@@ -68,9 +71,22 @@ async function replica(name: string): Promise<Replica> {
   const heldHere: string[] = [];
   const quarantines: string[] = [];
   const standing = { applyQuarantine: (nodeId: string, quarantined: boolean) => void quarantines.push(`${nodeId.slice(0, 4)} ${quarantined}`) };
-  const link = new ReplicaLink({ bus, replicaId: id, cluster, registry, jobs: sink, clock, logger: quiet, standing, onHeldHere: (nodeId) => heldHere.push(nodeId.slice(0, 4)) });
+  const peerOffers: Replica["peerOffers"] = [];
+  const link = new ReplicaLink({
+    bus,
+    replicaId: id,
+    cluster,
+    registry,
+    jobs: sink,
+    clock,
+    logger: quiet,
+    standing,
+    onHeldHere: (nodeId) => heldHere.push(nodeId.slice(0, 4)),
+    onPeerOffers: (node, offers) => void peerOffers.push({ node: node.slice(0, 4), offers }),
+    ...(stageOffers ? { stageOffers } : {}),
+  });
   await link.start();
-  const r = { id, bus, registry, sink, link, offline, heldHere, quarantines };
+  const r = { id, bus, registry, sink, link, offline, heldHere, quarantines, peerOffers };
   replicas.push(r);
   return r;
 }
@@ -224,6 +240,47 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(b.registry.get(NODE)!.worker).toBeInstanceOf(SessionWorker);
     expect(b.link.isRemote(NODE)).toBe(false);
+  });
+
+  it("shows a pipeline this replica runs (no session) to the others, runs their jobs on it, and relays its failure", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    const PIPELINE = "d".repeat(64);
+    const assigned: string[] = [];
+    const pipeline: Worker = { id: PIPELINE, assign: (job) => void assigned.push(job.job_id), cancel: () => undefined, rtt: () => 0, close: () => undefined };
+    a.registry.register({ type: "register", public_key: PIPELINE, version: "pipeline", hardware: { cpu_cores: 1, ram_mb: 0, gpus: [] }, models: [{ id: "big", backend: "pipeline" }], max_concurrency: 8 }, PIPELINE);
+    a.registry.attach(PIPELINE, pipeline);
+    a.link.beat();
+    await until(() => b.registry.get(PIPELINE)?.online === true, "B sees A's pipeline");
+    expect(b.registry.get(PIPELINE)).toMatchObject({ models: [{ id: "big", backend: "pipeline" }] });
+    b.registry.get(PIPELINE)!.worker!.assign(assignment("job-p"));
+    await until(() => assigned.length === 1, "the job reaches the pipeline on A");
+    // The pipeline reports through the link's sink, as the coordinator wires it: B's job manager is told.
+    a.link.sessionSink.accepted(PIPELINE, "job-p");
+    a.link.sessionSink.failed(PIPELINE, "job-p", "no_capacity", "layers 4-7 are held by no online stage");
+    await until(() => b.sink.calls.length === 2, "both reports on B");
+    expect(b.sink.calls).toEqual(["accepted dddd job-p", "failed dddd job-p no_capacity"]);
+    // A's own job manager is told of its own pipeline's failures only.
+    a.link.sessionSink.failed(PIPELINE, "job-local", "no_capacity", "x");
+    expect(a.sink.calls).toEqual(["failed dddd job-local no_capacity"]);
+  });
+
+  it("carries a node's span offers in its replica's beat, and tells the others only when they change", async () => {
+    let offers: ShardOffer[] = [{ model: "big", sha256: "e".repeat(64), layer_count: 8, bytes_per_layer: 1000, free_memory_bytes: 1e9 }];
+    const a = await replica("a", (nodeId) => (nodeId === NODE ? offers : []));
+    const b = await replica("b");
+    nodeOn(a);
+    a.link.beat();
+    await until(() => b.peerOffers.length === 1, "B hears the offer");
+    expect(b.peerOffers[0]).toEqual({ node: "aaaa", offers });
+    a.link.beat();
+    a.link.beat();
+    await b.bus.flush();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(b.peerOffers).toHaveLength(1);
+    offers = [];
+    a.link.beat();
+    await until(() => b.peerOffers.length === 2, "B hears the withdrawal");
+    expect(b.peerOffers[1]).toEqual({ node: "aaaa", offers: [] });
   });
 
   it("applies another replica's quarantine and release at every other replica, never its own", async () => {
