@@ -9,14 +9,18 @@
  * printed too: it is what each engine costs when it is not descheduled.
  *
  * Usage: npm run bench -- stage-runtime [rounds=7] [decodeTokens=48] [--weights f16|q8_0|q4_k_m] [--threads 1]
- *        [--backend wasm|ggml-cpu]
+ *        [--backend wasm|ggml-cpu] [--inline]
  * Prints RESULT llamacpp_tok_s, stage_runtime_tok_s (medians), stage_runtime_vs_llamacpp (median of per-round ratios),
  * stage_runtime_vs_llamacpp_cpu (the same in CPU time per token); with --weights other than f16 (the default, the
  * issue's target) each name ends in `_<weights>`, and with --threads N other than 1 in `_<N>threads` (all engines
  * then use N threads). q4_k_m uses a feed-forward width of 1536 (K-quant rows are 256 long).
  * With --backend ggml-cpu a third engine runs in the same lockstep: the span on ggml's CPU backend (stage/ggml/), and
  * the run also prints RESULT stage_runtime_ggml_tok_s, stage_runtime_ggml_vs_llamacpp and
- * stage_runtime_ggml_vs_llamacpp_cpu (same suffixes). With --threads N > 1 each engine's idle threads keep polling for
+ * stage_runtime_ggml_vs_llamacpp_cpu (same suffixes). That span computes in its worker thread, as the daemon runs it
+ * (stage/ggml/ggml-worker-span.ts): its time per token includes the hand-off to the worker and back. With --inline a
+ * fourth engine runs the same ggml span on the bench's own thread (GgmlStage, no worker), in the same lockstep, and the
+ * run prints RESULT stage_runtime_ggml_inline_vs_llamacpp and stage_runtime_ggml_worker_vs_inline (median per-round
+ * ratio of the worker's tok/s to the in-thread span's): what the worker costs, measured side by side. With --threads N > 1 each engine's idle threads keep polling for
  * a while after its token (ggml's thread pool, llama.cpp's, the WebAssembly runtime's workers), so on a machine with
  * fewer than about 3N free cores the three engines slow each other down and the figures measure that contention
  * (2 vCPUs, --threads 2: llama.cpp and ggml at 75-460 ms CPU/token instead of ~5); compare them at one thread there.
@@ -26,7 +30,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama } from "node-llama-cpp";
 import { makeTinyModel, type TinyWeightType } from "@tessera/testkit";
-import { loadSpan, loadStage, readModelConfig, argmax, setStageThreads, type Span } from "@tessera/node";
+import { loadGgmlStage, loadSpan, loadStage, readModelConfig, argmax, setStageThreads } from "@tessera/node";
 import { fmt, percentile } from "./lib-stats.js";
 
 const PROMPT = "The quick brown fox jumps over the lazy dog and";
@@ -56,7 +60,8 @@ export async function main(args: string[] = []): Promise<void> {
   const weights = (option("weights") ?? "f16") as TinyWeightType;
   const threads = Number(option("threads") ?? 1);
   const backend = option("backend") ?? "wasm";
-  const positional = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
+  const inline = args.includes("--inline");
+  const positional = args.filter((a, i) => !a.startsWith("--") && (!args[i - 1]?.startsWith("--") || args[i - 1] === "--inline"));
   const rounds = Number(positional[0] ?? 7);
   const decodeTokens = Number(positional[1] ?? 48);
   if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(decodeTokens) || decodeTokens < 1 || !WEIGHTS.includes(weights) || !Number.isInteger(threads) || threads < 1 || (backend !== "wasm" && backend !== "ggml-cpu")) {
@@ -83,11 +88,18 @@ export async function main(args: string[] = []): Promise<void> {
   const sequence = context.getSequence();
 
   const { nLayer } = readModelConfig(info.path);
-  const stages: Array<{ name: string; span: Span }> = [{ name: "stage", span: loadStage({ path: info.path, start: 0, end: nLayer }) }];
+  /** What the lockstep needs of an engine; the worker span answers promises, the in-thread ones arrays. */
+  interface BenchSpan {
+    forward(id: string, input: Int32Array | number[], positions: Int32Array | number[]): Float32Array | Promise<Float32Array>;
+    dropRequest(id: string): boolean;
+    close?(): unknown;
+  }
+  const stages: Array<{ name: string; span: BenchSpan }> = [{ name: "stage", span: loadStage({ path: info.path, start: 0, end: nLayer }) }];
   if (backend === "ggml-cpu") {
-    const ggml = loadSpan({ path: info.path, start: 0, end: nLayer, backend: "ggml-cpu", threads });
-    console.log(`ggml span: CPU backend ${ggml.detail}, ${threads} thread(s)`);
+    const ggml = await loadSpan({ path: info.path, start: 0, end: nLayer, backend: "ggml-cpu", threads });
+    console.log(`ggml span: ${ggml.detail}`);
     stages.push({ name: "ggml", span: ggml.span });
+    if (inline) stages.push({ name: "ggml-inline", span: loadGgmlStage({ path: info.path, start: 0, end: nLayer, threads }) });
   }
 
   /**
@@ -107,7 +119,7 @@ export async function main(args: string[] = []): Promise<void> {
     const pos = new Int32Array(1);
     try {
       ref.tokens.push((await it.next()).value as number);
-      stages.forEach((s, k) => mine[k].tokens.push(argmax(s.span.forward(id, prompt, prompt.map((_, i) => i)))));
+      for (const [k, s] of stages.entries()) mine[k].tokens.push(argmax(await s.span.forward(id, prompt, prompt.map((_, i) => i))));
       const llamaStep = async (): Promise<void> => {
         const c0 = process.cpuUsage();
         const t0 = performance.now();
@@ -116,13 +128,13 @@ export async function main(args: string[] = []): Promise<void> {
         ref.cpuSeconds += cpuSeconds(c0);
         ref.tokens.push(next.value as number);
       };
-      const stageStep = (k: number, i: number): void => {
+      const stageStep = async (k: number, i: number): Promise<void> => {
         const m = mine[k];
         const c0 = process.cpuUsage();
         const t0 = performance.now();
         one[0] = m.tokens[m.tokens.length - 1];
         pos[0] = prompt.length + i;
-        const token = argmax(stages[k].span.forward(id, one, pos));
+        const token = argmax(await stages[k].span.forward(id, one, pos));
         m.wallSeconds += (performance.now() - t0) / 1000;
         m.cpuSeconds += cpuSeconds(c0);
         m.tokens.push(token);
@@ -132,7 +144,7 @@ export async function main(args: string[] = []): Promise<void> {
         for (let j = 0; j < engines; j++) {
           const e = (i + j) % engines;
           if (e === 0) await llamaStep();
-          else stageStep(e - 1, i);
+          else await stageStep(e - 1, i);
         }
       }
     } finally {
@@ -166,6 +178,7 @@ export async function main(args: string[] = []): Promise<void> {
     });
     console.log(line);
   }
+  for (const s of stages) await s.span.close?.();
   await context.dispose();
   await model.dispose();
   await llama.dispose();
@@ -174,7 +187,7 @@ export async function main(args: string[] = []): Promise<void> {
   stages.forEach((s, k) => {
     const sorted = [...ratios[k]].sort((a, b) => a - b);
     // "stage" is the WebAssembly runtime (the names the earlier runs reported); "ggml" the ggml CPU span.
-    const prefix = s.name === "stage" ? "stage_runtime" : "stage_runtime_ggml";
+    const prefix = s.name === "stage" ? "stage_runtime" : s.name === "ggml" ? "stage_runtime_ggml" : "stage_runtime_ggml_inline";
     console.log(`${s.name}: same greedy tokens as llama.cpp: ${same[k]}/${decodeTokens + 1} (worst round)`);
     console.log(`${s.name}: ratio per round (sorted): ${sorted.map((v) => fmt(v)).join(" ")}; min ${fmt(sorted[0])}, median ${fmt(median(ratios[k]))}, max ${fmt(sorted[sorted.length - 1])}`);
     console.log(`${s.name}: CPU-time ratio (llama.cpp CPU/token over ${s.name} CPU/token): median ${fmt(median(cpuRatios[k]))}`);
@@ -183,6 +196,14 @@ export async function main(args: string[] = []): Promise<void> {
     // The same comparison in CPU time per token: immune to descheduling and to node-llama-cpp's thread hand-off.
     console.log(`RESULT ${prefix}_vs_llamacpp_cpu${suffix} ${fmt(median(cpuRatios[k]))}`);
   });
+  const worker = stages.findIndex((s) => s.name === "ggml");
+  const inThread = stages.findIndex((s) => s.name === "ggml-inline");
+  if (worker >= 0 && inThread >= 0) {
+    const perRound = rates[worker].map((r, i) => r / rates[inThread][i]);
+    const sorted = [...perRound].sort((a, b) => a - b);
+    console.log(`ggml worker over in-thread tok/s per round (sorted): ${sorted.map((v) => fmt(v)).join(" ")}`);
+    console.log(`RESULT stage_runtime_ggml_worker_vs_inline${suffix} ${fmt(median(perRound))}`);
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main(process.argv.slice(2));

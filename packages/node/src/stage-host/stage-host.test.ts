@@ -30,14 +30,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function hostWithTwoStages(logger: NodeLogger = quiet, backend?: "wasm" | "ggml-cpu"): Promise<StageHost> {
   const host = await StageHost.create({ modelPath: path, logger, backend });
   const replies: StageNodeMessage[] = [];
-  host.onMessage({ type: "stage.load", stage_id: 1, sha256: host.file.sha256, start: 0, end: 1 }, (m) => replies.push(JSON.parse(m)));
-  host.onMessage({ type: "stage.load", stage_id: 2, sha256: host.file.sha256, start: 1, end: LAYERS }, (m) => replies.push(JSON.parse(m)));
+  await host.onMessage({ type: "stage.load", stage_id: 1, sha256: host.file.sha256, start: 0, end: 1 }, (m) => replies.push(JSON.parse(m)));
+  await host.onMessage({ type: "stage.load", stage_id: 2, sha256: host.file.sha256, start: 1, end: LAYERS }, (m) => replies.push(JSON.parse(m)));
   expect(replies.map((r) => r.type)).toEqual(["stage.loaded", "stage.loaded"]);
   return host;
 }
 
 /** Runs `steps` tokens through stage 1 → stage 2 as the coordinator does; returns the tokens and the frames fed to stage 2. */
-function generate(host: StageHost, prompt: number[], steps: number, temperature: number, topP: number, seed: number) {
+async function generate(host: StageHost, prompt: number[], steps: number, temperature: number, topP: number, seed: number) {
   const sampling = { temperature, topP, rngState: seed };
   const tokens: number[] = [];
   const logits: { tokenLogit: number; logitScale: number }[] = [];
@@ -47,12 +47,12 @@ function generate(host: StageHost, prompt: number[], steps: number, temperature:
   for (let seq = 0; seq < steps; seq++) {
     let out: Uint8Array | undefined;
     const frame = encodeActivationFrame({ requestId: "req", stageId: 1, seq, rows: input.length, cols: 1, positions: pos, dtype: "i32", data: input });
-    host.onBinary(frame, (b) => (out = b), (t) => expect.unreachable(t));
+    await host.onBinary(frame, (b) => (out = b), (t) => expect.unreachable(t));
     const hidden = Uint8Array.from(out!);
     new DataView(hidden.buffer).setUint32(8, 2, true);
     setActivationFrameSampling(hidden, sampling);
     fedToLast.push(hidden);
-    host.onBinary(hidden, (b) => (out = b), (t) => expect.unreachable(t));
+    await host.onBinary(hidden, (b) => (out = b), (t) => expect.unreachable(t));
     const answer = decodeActivationFrame(out!);
     expect(answer.flags & ACTIVATION_FLAG_SAMPLED).toBeTruthy();
     expect(answer.nodeUs).toBeGreaterThanOrEqual(answer.computeUs);
@@ -88,7 +88,7 @@ describe("sampling on the last stage", () => {
   it("picks the one-stage runtime's tokens, greedy and seeded temperature/top-p", async () => {
     for (const [temperature, topP, seed] of [[0, 1, 0], [0.9, 0.95, 42], [1.3, 1, 7]] as const) {
       const host = await hostWithTwoStages();
-      expect(generate(host, prompt, 16, temperature, topP, seed).tokens).toEqual(reference(prompt, 16, temperature, topP, seed));
+      expect((await generate(host, prompt, 16, temperature, topP, seed)).tokens).toEqual(reference(prompt, 16, temperature, topP, seed));
       await host.close();
     }
   }, 60_000);
@@ -98,7 +98,7 @@ describe("sampling on the last stage", () => {
     const logger = { ...quiet, info: (m: string) => lines.push(m) } as unknown as NodeLogger;
     const host = await hostWithTwoStages(logger, "ggml-cpu");
     expect(lines.filter((l) => /layers \[\d+, \d+\) of \S+ loaded .* on ggml-cpu \(libggml-cpu/.test(l))).toHaveLength(2);
-    expect(generate(host, prompt, 16, 0, 1, 0).tokens).toEqual(reference(prompt, 16, 0, 1, 0));
+    expect((await generate(host, prompt, 16, 0, 1, 0)).tokens).toEqual(reference(prompt, 16, 0, 1, 0));
     await host.close();
     const wasmLines: string[] = [];
     const wasm = await hostWithTwoStages({ ...quiet, info: (m: string) => wasmLines.push(m) } as unknown as NodeLogger);
@@ -108,7 +108,7 @@ describe("sampling on the last stage", () => {
 
   it("answers each token with its logit and the row's largest |logit|, as the one-stage runtime computes them", async () => {
     const host = await hostWithTwoStages();
-    const { tokens, logits } = generate(host, prompt, 6, 0.9, 0.95, 42);
+    const { tokens, logits } = await generate(host, prompt, 6, 0.9, 0.95, 42);
     await host.close();
     const stage = loadStage({ path, start: 0, end: LAYERS });
     let input = Int32Array.from(prompt);
@@ -126,14 +126,15 @@ describe("sampling on the last stage", () => {
 
   it("needs no per-request sampling state: a replica replaying the saved inputs samples the same tokens", async () => {
     const first = await hostWithTwoStages();
-    const { tokens, fedToLast } = generate(first, prompt, 10, 0.9, 0.9, 1234);
+    const { tokens, fedToLast } = await generate(first, prompt, 10, 0.9, 0.9, 1234);
     await first.close();
     const replica = await hostWithTwoStages();
-    const replayed = fedToLast.map((f) => {
+    const replayed: number[] = [];
+    for (const f of fedToLast) {
       let out: Uint8Array | undefined;
-      replica.onBinary(f, (b) => (out = b), (t) => expect.unreachable(t));
-      return decodeActivationFrame(out!).data[0];
-    });
+      await replica.onBinary(f, (b) => (out = b), (t) => expect.unreachable(t));
+      replayed.push(decodeActivationFrame(out!).data[0]!);
+    }
     expect(replayed).toEqual(tokens);
     await replica.close();
   }, 60_000);
@@ -156,7 +157,7 @@ describe("a middle stage", () => {
   it("answers in place, over the frame it received, and the chain still gives the one-stage runtime's tokens", async () => {
     const host = await StageHost.create({ modelPath: path, logger: quiet });
     for (const [id, start, end] of [[1, 0, 1], [2, 1, 2], [3, 2, LAYERS]] as const) {
-      host.onMessage({ type: "stage.load", stage_id: id, sha256: host.file.sha256, start, end }, () => {});
+      await host.onMessage({ type: "stage.load", stage_id: id, sha256: host.file.sha256, start, end }, () => {});
     }
     const prompt = [1, 72, 101, 108, 108, 111];
     const tokens: number[] = [];
@@ -164,10 +165,10 @@ describe("a middle stage", () => {
     let pos = Int32Array.from(prompt, (_, i) => i);
     for (let seq = 0; seq < 8; seq++) {
       let out: Uint8Array | undefined;
-      host.onBinary(encodeActivationFrame({ requestId: "mid", stageId: 1, seq, rows: input.length, cols: 1, positions: pos, dtype: "i32", data: input }), (b) => (out = b), (t) => expect.unreachable(t));
+      await host.onBinary(encodeActivationFrame({ requestId: "mid", stageId: 1, seq, rows: input.length, cols: 1, positions: pos, dtype: "i32", data: input }), (b) => (out = b), (t) => expect.unreachable(t));
       const toMiddle = Uint8Array.from(out!);
       new DataView(toMiddle.buffer).setUint32(8, 2, true);
-      host.onBinary(toMiddle, (b) => (out = b), (t) => expect.unreachable(t));
+      await host.onBinary(toMiddle, (b) => (out = b), (t) => expect.unreachable(t));
       expect(out).toBe(toMiddle);
       const answer = decodeActivationFrame(out!);
       expect(answer).toMatchObject({ requestId: "mid", seq, rows: input.length, dtype: "f32" });
@@ -175,7 +176,7 @@ describe("a middle stage", () => {
       const toLast = Uint8Array.from(out!);
       new DataView(toLast.buffer).setUint32(8, 3, true);
       setActivationFrameSampling(toLast, { temperature: 0, topP: 1, rngState: 0 });
-      host.onBinary(toLast, (b) => (out = b), (t) => expect.unreachable(t));
+      await host.onBinary(toLast, (b) => (out = b), (t) => expect.unreachable(t));
       const token = decodeActivationFrame(out!).data[0]!;
       tokens.push(token);
       input = Int32Array.of(token);
@@ -189,19 +190,21 @@ describe("a stage check's replay", () => {
   const prompt = [1, 72, 101, 108, 108, 111];
 
   /** Feeds `frames` to the host under `requestId` (re-encoded, as the coordinator's replay does); returns the answers. */
-  function feed(host: StageHost, frames: Uint8Array[], requestId: string): Uint8Array[] {
-    return frames.map((f) => {
+  async function feed(host: StageHost, frames: Uint8Array[], requestId: string): Promise<Uint8Array[]> {
+    const answers: Uint8Array[] = [];
+    for (const f of frames) {
       const d = decodeActivationFrame(f);
       let out: Uint8Array | undefined;
-      host.onBinary(encodeActivationFrame({ ...d, requestId }), (b) => (out = Uint8Array.from(b)), (t) => expect.unreachable(t));
-      return out!;
-    });
+      await host.onBinary(encodeActivationFrame({ ...d, requestId }), (b) => (out = Uint8Array.from(b)), (t) => expect.unreachable(t));
+      answers.push(out!);
+    }
+    return answers;
   }
 
   it("runs the span on the given inputs under its own request id and leaves a live request's state untouched", async () => {
     // The undisturbed run: the tokens a live request samples, and the frames its last stage was fed.
     const plain = await hostWithTwoStages();
-    const { tokens, fedToLast } = generate(plain, prompt, 8, 0.8, 0.9, 99);
+    const { tokens, fedToLast } = await generate(plain, prompt, 8, 0.8, 0.9, 99);
     await plain.close();
     // The same request on another host, interrupted after its 4th step by a replay of the last stage's first 3 inputs.
     const host = await hostWithTwoStages();
@@ -211,17 +214,17 @@ describe("a stage check's replay", () => {
     let pos = Int32Array.from(prompt, (_, i) => i);
     for (let seq = 0; seq < 8; seq++) {
       if (seq === 4) {
-        const answers = feed(host, fedToLast.slice(0, 3), "replay-1");
+        const answers = await feed(host, fedToLast.slice(0, 3), "replay-1");
         // The replay's answer to step 2 is what the live request's last stage answered at step 2.
         expect(decodeActivationFrame(answers[2]!)).toMatchObject({ requestId: "replay-1", seq: 2, data: Int32Array.of(tokens[2]!) });
-        host.onMessage({ type: "stage.drop", request_id: "replay-1" }, () => {});
+        await host.onMessage({ type: "stage.drop", request_id: "replay-1" }, () => {});
       }
       let out: Uint8Array | undefined;
-      host.onBinary(encodeActivationFrame({ requestId: "req", stageId: 1, seq, rows: input.length, cols: 1, positions: pos, dtype: "i32", data: input }), (b) => (out = b), (t) => expect.unreachable(t));
+      await host.onBinary(encodeActivationFrame({ requestId: "req", stageId: 1, seq, rows: input.length, cols: 1, positions: pos, dtype: "i32", data: input }), (b) => (out = b), (t) => expect.unreachable(t));
       const hidden = Uint8Array.from(out!);
       new DataView(hidden.buffer).setUint32(8, 2, true);
       setActivationFrameSampling(hidden, sampling);
-      host.onBinary(hidden, (b) => (out = b), (t) => expect.unreachable(t));
+      await host.onBinary(hidden, (b) => (out = b), (t) => expect.unreachable(t));
       const answer = decodeActivationFrame(out!);
       sampling.rngState = answer.rngState;
       live.push(answer.data[0]!);
@@ -237,9 +240,9 @@ describe("a stage check's replay", () => {
     const liar = await StageHost.create({ modelPath: path, logger: quiet, perturb: 0.5 });
     const answers: Float32Array[] = [];
     for (const host of [honest, liar]) {
-      host.onMessage({ type: "stage.load", stage_id: 1, sha256: host.file.sha256, start: 0, end: 1 }, () => {});
+      await host.onMessage({ type: "stage.load", stage_id: 1, sha256: host.file.sha256, start: 0, end: 1 }, () => {});
       let out: Uint8Array | undefined;
-      host.onBinary(encodeActivationFrame({ requestId: "r", stageId: 1, seq: 0, rows: prompt.length, cols: 1, positions: Int32Array.from(prompt, (_, i) => i), dtype: "i32", data: Int32Array.from(prompt) }), (b) => (out = Uint8Array.from(b)), (t) => expect.unreachable(t));
+      await host.onBinary(encodeActivationFrame({ requestId: "r", stageId: 1, seq: 0, rows: prompt.length, cols: 1, positions: Int32Array.from(prompt, (_, i) => i), dtype: "i32", data: Int32Array.from(prompt) }), (b) => (out = Uint8Array.from(b)), (t) => expect.unreachable(t));
       answers.push(Float32Array.from(decodeActivationFrame(out!).data as Float32Array));
       await host.close();
     }

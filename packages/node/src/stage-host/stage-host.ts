@@ -1,8 +1,10 @@
 /**
  * The node side of sharded inference: holds the layer spans the coordinator asked this node to load, runs
- * `Stage.forward` on each binary activation frame and answers with a binary frame, tokenizes prompts for stage 0,
- * and drops per-request KV caches on `stage.drop`. Work is synchronous on the event loop, one frame at a time, in
- * arrival order (the session is one ordered stream), so a request's steps never interleave.
+ * `Span.forward` on each binary activation frame and answers with a binary frame, tokenizes prompts for stage 0,
+ * and drops per-request KV caches on `stage.drop`. Loads, unloads, drops and frames run one at a time in arrival
+ * order (the session is one ordered stream) through one queue, so a request's steps never interleave and a drop never
+ * overtakes the frame before it. A ggml span computes in its worker thread, so the event loop keeps serving pings
+ * and other jobs meanwhile; a WebAssembly span computes on the event loop, as it always has.
  */
 import { freemem } from "node:os";
 import {
@@ -56,6 +58,8 @@ export class StageHost {
   private readonly samplers = new Map<string, Sampler>();
   private tokenizer: Promise<PromptTokenizer> | undefined;
   private readonly now: () => number;
+  /** The tail of the ordered work (loads, unloads, drops, frames); its tasks never reject. */
+  private queue: Promise<void> = Promise.resolve();
 
   private constructor(private readonly o: StageHostOptions) {
     this.now = o.now ?? (() => performance.now());
@@ -88,28 +92,45 @@ export class StageHost {
     };
   }
 
-  /** Handles a JSON stage message. Never throws: failures are answered with `stage.error`. */
-  onMessage(message: StageCoordinatorMessage, send: TextSender): void {
+  /**
+   * Handles a JSON stage message. Never rejects: failures are answered with `stage.error`. The promise settles when
+   * the message has been handled (tests await it; the daemon need not).
+   */
+  onMessage(message: StageCoordinatorMessage, send: TextSender): Promise<void> {
     const reply = (m: StageNodeMessage) => send(JSON.stringify(m));
-    try {
-      switch (message.type) {
-        case "stage.load":
-          return reply(this.load(message.stage_id, message.sha256, message.start, message.end));
-        case "stage.unload":
-          this.stages.get(message.stage_id)?.close?.();
-          this.stages.delete(message.stage_id);
-          return;
-        case "stage.drop":
-          for (const s of this.stages.values()) s.dropRequest(message.request_id);
-          return;
-        case "stage.tokenize":
-          void this.tokenize(message).then(reply, (err: unknown) => reply(errorMessage(err, { stage_id: message.stage_id, request_id: message.request_id })));
-          return;
-      }
-    } catch (err) {
+    const fail = (err: unknown) => {
       const ids = "stage_id" in message ? { stage_id: message.stage_id } : {};
       reply(errorMessage(err, { ...ids, ...("request_id" in message ? { request_id: message.request_id } : {}) }));
+    };
+    switch (message.type) {
+      case "stage.load":
+        return this.enqueue(async () => reply(await this.load(message.stage_id, message.sha256, message.start, message.end)), fail);
+      case "stage.unload":
+        return this.enqueue(async () => {
+          const stage = this.stages.get(message.stage_id);
+          this.stages.delete(message.stage_id);
+          await stage?.close();
+        }, fail);
+      case "stage.drop":
+        return this.enqueue(() => {
+          for (const s of this.stages.values()) s.dropRequest(message.request_id);
+        }, fail);
+      case "stage.tokenize":
+        return this.tokenize(message).then(reply, fail);
     }
+  }
+
+  /** Runs `task` after the work queued before it; a failure goes to `fail`, so the queue never rejects. */
+  private enqueue(task: () => Promise<void> | void, fail: (err: unknown) => void): Promise<void> {
+    const run = async (): Promise<void> => {
+      try {
+        await task();
+      } catch (err) {
+        fail(err);
+      }
+    };
+    this.queue = this.queue.then(run);
+    return this.queue;
   }
 
   /**
@@ -117,17 +138,18 @@ export class StageHost {
    * the node's own timing (receipt to send, and `Stage.forward` alone) so the coordinator can tell compute from
    * transport in the same run.
    */
-  onBinary(data: Uint8Array, sendBinary: BinarySender, send: TextSender): void {
+  onBinary(data: Uint8Array, sendBinary: BinarySender, send: TextSender): Promise<void> {
     const t0 = this.now();
     let frame: DecodedActivationFrame | undefined;
-    try {
-      frame = decodeActivationFrame(data);
-      const out = this.forward(frame, data);
-      new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(24, Math.round((this.now() - t0) * 1000), true);
-      sendBinary(out);
-    } catch (err) {
-      send(JSON.stringify(errorMessage(err, frame ? { stage_id: frame.stageId, request_id: frame.requestId } : {})));
-    }
+    return this.enqueue(
+      async () => {
+        frame = decodeActivationFrame(data);
+        const out = await this.forward(frame, data);
+        new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(24, Math.round((this.now() - t0) * 1000), true);
+        sendBinary(out);
+      },
+      (err) => send(JSON.stringify(errorMessage(err, frame ? { stage_id: frame.stageId, request_id: frame.requestId } : {}))),
+    );
   }
 
   /**
@@ -137,7 +159,7 @@ export class StageHost {
    * input's shape, writes its answer over `received` (the frame's own bytes, when given) instead of encoding a new one;
    * otherwise the answer is a fresh buffer (the stage returns a view of its own scratch).
    */
-  forward(frame: DecodedActivationFrame, received?: Uint8Array): Uint8Array {
+  async forward(frame: DecodedActivationFrame, received?: Uint8Array): Promise<Uint8Array> {
     const stage = this.stages.get(frame.stageId);
     if (!stage) throw new TesseraError("bad_request", `stage ${frame.stageId} is not loaded on this node`);
     let input: Float32Array | Int32Array;
@@ -152,7 +174,7 @@ export class StageHost {
       throw new TesseraError("bad_request", `stage ${frame.stageId} takes hidden states, not token ids`);
     }
     const t0 = this.now();
-    const out = stage.forward(frame.requestId, input, frame.positions);
+    const out = await stage.forward(frame.requestId, input, frame.positions);
     if (this.o.perturb) perturbRows(out, stage.isLast ? out.length : stage.hiddenSize, this.o.perturb, frame.seq);
     const computeUs = this.o.perturb ? 0 : (this.now() - t0) * 1000;
     const header = { requestId: frame.requestId, stageId: frame.stageId, seq: frame.seq, computeUs };
@@ -185,23 +207,30 @@ export class StageHost {
     return s;
   }
 
-  private load(stageId: number, sha256: string, start: number, end: number): StageNodeMessage {
+  private async load(stageId: number, sha256: string, start: number, end: number): Promise<StageNodeMessage> {
     const f = this.file;
     if (sha256 !== f.sha256) throw new TesseraError("not_found", `this node has no model file with sha256 ${sha256}`);
     const t0 = this.now();
-    const { span: stage, runtime, detail } = loadSpan({ path: f.path, start, end, backend: this.o.backend ?? "wasm", threads: this.o.threads ?? 1 });
+    const { span: stage, runtime, detail } = await loadSpan({ path: f.path, start, end, backend: this.o.backend ?? "wasm", threads: this.o.threads ?? 1 });
     const loadMs = this.now() - t0;
-    // Warm-up: one token through the span measures the per-layer time the coordinator routes by.
-    const probe = `warmup-${stageId}`;
-    const input = stage.isFirst ? new Int32Array([0]) : new Float32Array(stage.hiddenSize).fill(0.01);
-    stage.forward(probe, input, [0]);
-    const t1 = this.now();
-    const reps = 3;
-    for (let i = 1; i <= reps; i++) stage.forward(probe, stage.isFirst ? new Int32Array([0]) : input, [i]);
-    const msPerLayer = this.o.perturb ? 0 : (this.now() - t1) / reps / (end - start);
-    stage.dropRequest(probe);
-    this.stages.get(stageId)?.close?.();
+    let msPerLayer: number;
+    try {
+      // Warm-up: one token through the span measures the per-layer time the coordinator routes by.
+      const probe = `warmup-${stageId}`;
+      const input = stage.isFirst ? new Int32Array([0]) : new Float32Array(stage.hiddenSize).fill(0.01);
+      await stage.forward(probe, input, [0]);
+      const t1 = this.now();
+      const reps = 3;
+      for (let i = 1; i <= reps; i++) await stage.forward(probe, input, [i]);
+      msPerLayer = this.o.perturb ? 0 : (this.now() - t1) / reps / (end - start);
+      stage.dropRequest(probe);
+    } catch (err) {
+      await stage.close();
+      throw err;
+    }
+    const previous = this.stages.get(stageId);
     this.stages.set(stageId, stage);
+    await previous?.close();
     this.o.logger.info(`stage ${stageId}: layers [${start}, ${end}) of ${f.model} loaded in ${Math.round(loadMs)} ms (${msPerLayer.toFixed(3)} ms/layer) on ${runtime} (${detail})`);
     return { type: "stage.loaded", stage_id: stageId, ms_per_layer: msPerLayer };
   }
@@ -230,15 +259,18 @@ export class StageHost {
    */
   releaseSpans(): number {
     const count = this.stages.size;
-    for (const s of this.stages.values()) s.close?.();
+    // A ggml span's worker ends once the call in flight on it (if any) has answered.
+    for (const s of this.stages.values()) void s.close();
     this.stages.clear();
     this.samplers.clear();
     return count;
   }
 
+  /** Frees every span and ends their worker threads (the daemon's stop). */
   async close(): Promise<void> {
-    for (const s of this.stages.values()) s.close?.();
+    const spans = [...this.stages.values()];
     this.stages.clear();
+    await Promise.all(spans.map((s) => s.close()));
     if (this.tokenizer) await (await this.tokenizer).close();
   }
 }

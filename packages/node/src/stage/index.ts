@@ -6,5 +6,9 @@ export { Sampler, argmax, largestMagnitude, type SamplingOptions } from "./sampl
 export { createRunner, loadRunner, type StageRunner, type GenerateOptions } from "./runner.js";
 export { f32ToF16Bits, roundToF16, F16_TO_F32 } from "./f16.js";
 export { setStageThreads } from "./wasm-matvec.js";
-export { loadSpan, probeGgmlCpu, isStageBackend, STAGE_BACKENDS, type Span, type StageBackend, type LoadedSpan, type LoadSpanOptions } from "./span-runtime.js";
+export {
+  loadSpan, probeGgmlCpu, resolveStageRuntime, describeGgml, isStageBackend, WasmSpan, STAGE_BACKENDS,
+  type Span, type StageBackend, type LoadedSpan, type LoadSpanOptions, type StageRuntimeChoice,
+} from "./span-runtime.js";
 export { loadGgmlStage, GgmlStage, type LoadGgmlStageOptions } from "./ggml/ggml-stage.js";
+export { GgmlWorkerSpan, type LoadGgmlWorkerSpanOptions } from "./ggml/ggml-worker-span.js";

@@ -7,7 +7,7 @@
  * it loads them once per process (a second call returns the same object). Pointers are koffi externals: opaque to JS,
  * passed back to ggml as they came.
  */
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type koffi from "koffi";
@@ -37,6 +37,8 @@ export interface GgmlLib {
   /** Directory the libraries were loaded from, and the file name of the CPU variant chosen. */
   readonly dir: string;
   readonly cpuVariant: string;
+  /** Which build: the platform package and its version, and the ggml release it was built from (ggmlBuild()). */
+  readonly version: string;
   init(memSize: number, noAlloc: boolean): Ptr;
   free(ctx: Ptr): void;
   tensorOverhead(): number;
@@ -102,6 +104,28 @@ export function findGgmlDir(): string | undefined {
   // The package's main is dist/index.js; the libraries sit in bins/<name>/ beside dist/.
   const dir = join(dirname(entry), "..", "bins", name);
   return existsSync(join(dir, libFile("ggml-base"))) ? dir : undefined;
+}
+
+/**
+ * The build the libraries in `dir` (`<package>/bins/<os>-<arch>/`) come from, for doctor and the log: the platform
+ * package's name and version, and the release in node-llama-cpp's `_nlcBuildMetadata.json` beside them, e.g.
+ * "@node-llama-cpp/linux-x64 3.22.1, ggml v0.5.0". Parts it cannot read are left out.
+ */
+export function ggmlBuild(dir: string): string {
+  const read = (file: string): Record<string, unknown> | undefined => {
+    try {
+      return JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  };
+  const pkg = read(join(dir, "..", "..", "package.json"));
+  const meta = read(join(dir, "_nlcBuildMetadata.json")) as { buildOptions?: { llamaCpp?: { release?: string } } } | undefined;
+  const parts: string[] = [];
+  if (typeof pkg?.name === "string") parts.push(`${pkg.name} ${typeof pkg.version === "string" ? pkg.version : "?"}`);
+  const release = meta?.buildOptions?.llamaCpp?.release;
+  if (release) parts.push(`ggml ${release}`);
+  return parts.join(", ") || "unknown build";
 }
 
 function libFile(stem: string): string {
@@ -221,7 +245,8 @@ function bind(base: koffi.IKoffiLib, cpu: koffi.IKoffiLib, dir: string, cpuVaria
   return {
     dir,
     cpuVariant,
+    version: ggmlBuild(dir),
     init: (memSize, noAlloc) => init({ mem_size: memSize, mem_buffer: null, no_alloc: noAlloc }),
-    ...(fns as unknown as Omit<GgmlLib, "dir" | "cpuVariant" | "init">),
+    ...(fns as unknown as Omit<GgmlLib, "dir" | "cpuVariant" | "version" | "init">),
   };
 }

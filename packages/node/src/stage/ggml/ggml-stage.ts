@@ -87,6 +87,8 @@ export class GgmlStage {
   readonly vocabSize: number;
   /** The CPU backend library this span runs on (e.g. libggml-cpu-haswell.so). */
   readonly cpuVariant: string;
+  /** The folder the ggml libraries were loaded from. */
+  readonly libDir: string;
   private readonly caches = new Map<string, GgmlKvCache>();
   private readonly galloc: Ptr;
   private readonly graphSize: number;
@@ -115,6 +117,7 @@ export class GgmlStage {
     this.hiddenSize = config.nEmbd;
     this.vocabSize = config.nVocab;
     this.cpuVariant = g.cpuVariant;
+    this.libDir = g.dir;
     this.galloc = g.gallocrNew(g.backendDefaultBufferType(backend));
     this.graphSize = 64 * layers.length + 64;
   }
@@ -145,8 +148,12 @@ export class GgmlStage {
     this.g.backendFree(this.backend);
   }
 
-  /** As Stage.forward: the returned array is the stage's own buffer, valid until the next call. */
-  forward(requestId: string, input: Float32Array | TokenInput, positions: PositionInput, options: ForwardOptions = {}): Float32Array {
+  /**
+   * As Stage.forward: the returned array is the stage's own buffer, valid until the next call. With `into`, ggml
+   * writes the output there instead (the worker's shared I/O buffer, ggml-worker.ts) and the result is a view of it;
+   * `into` must hold the output (rows x width values).
+   */
+  forward(requestId: string, input: Float32Array | TokenInput, positions: PositionInput, options: ForwardOptions = {}, into?: Float32Array): Float32Array {
     if (this.closed) throw new TesseraError("internal_error", "ggml stage used after close()");
     const c = this.config;
     const g = this.g;
@@ -195,8 +202,9 @@ export class GgmlStage {
     }
     const rows = this.isLast ? (options.logits === "all" ? n : 1) : n;
     const width = this.isLast ? c.nVocab : c.nEmbd;
-    if (this.out.length < rows * width) this.out = new Float32Array(rows * width);
-    const result = this.out.subarray(0, rows * width);
+    if (into && into.length < rows * width) throw new TesseraError("internal_error", `the output buffer holds ${into.length} values, the step writes ${rows * width}`);
+    if (!into && this.out.length < rows * width) this.out = new Float32Array(rows * width);
+    const result = (into ?? this.out).subarray(0, rows * width);
 
     const ctx = g.init(g.tensorOverhead() * this.graphSize * 2 + g.graphOverheadCustom(this.graphSize, false), true);
     try {

@@ -1,0 +1,263 @@
+/**
+ * A ggml span held in its own worker thread (ggml-worker.ts), seen from the thread that uses it: the same
+ * forward / dropRequest / cachedTokens contract as the in-thread GgmlStage, with `forward` answering a promise, so
+ * the caller's event loop keeps running (session pings, heartbeats, other jobs) while ggml computes. design.md here,
+ * "Threading", says why one worker per span.
+ *
+ * Contract:
+ * - Calls run one at a time in the order they were made (forwards and drops alike); `forward`'s input must not
+ *   change until its promise settles. The answer is a view of the span's shared I/O buffer, valid until the next
+ *   forward on this span starts (as Stage.forward's answer is valid until the next call).
+ * - A call that fails in the worker rejects with the worker's TesseraError code and message (bad input stays
+ *   `bad_request`). A worker that dies (an uncaught error, an unexpected exit) fails the call in flight and every
+ *   later one with `internal_error` naming the span; the process is unaffected (a crash inside native code is not
+ *   caught by this: it ends the process, as it would on the main thread).
+ * - The worker keeps the process alive only while a call is in flight or the span is loading; `close()` frees the
+ *   span's ggml memory in the worker and ends the thread (terminating it if it does not end within a few seconds).
+ */
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import { TesseraError } from "@tessera/protocol";
+import type { ForwardOptions, PositionInput, TokenInput } from "../stage.js";
+import type { GgmlSpanInfo, GgmlWorkerData, HolderMessage, WorkerMessage } from "./ggml-worker-messages.js";
+
+export interface LoadGgmlWorkerSpanOptions {
+  path: string;
+  start: number;
+  end: number;
+  maxContext?: number;
+  /** Threads of the CPU backend's pool (default 1). */
+  threads?: number;
+  /** How long close() waits for the worker to free the span and end before terminating it (default 5 s). */
+  closeTimeoutMs?: number;
+}
+
+const INT32_MAX = 2 ** 31 - 1;
+const align8 = (bytes: number): number => (bytes + 7) & ~7;
+
+/**
+ * Starts the worker. From the compiled package it runs ggml-worker.js; from the TypeScript sources (tests, bench) it
+ * runs ggml-worker.ts through tsx's loader with the workspace's `tessera-source` condition, because a worker thread
+ * does not inherit the loader its parent runs under (Node 20: `--import tsx` in a worker's execArgv does not reach
+ * its entry module).
+ */
+function startWorker(data: GgmlWorkerData): Worker {
+  const here = import.meta.url;
+  if (!here.endsWith(".ts")) return new Worker(new URL("./ggml-worker.js", here), { workerData: data });
+  const tsxApi = pathToFileURL(join(dirname(createRequire(here).resolve("tsx")), "esm", "api", "index.mjs")).href;
+  const entry = new URL("./ggml-worker.ts", here).href;
+  const source = `import(${JSON.stringify(tsxApi)}).then((api) => api.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(here)}));`;
+  return new Worker(source, { eval: true, workerData: data, execArgv: ["--conditions=tessera-source"] });
+}
+
+interface InFlight {
+  id: number;
+  resolve(m: Extract<WorkerMessage, { type: "forwarded" }>): void;
+  reject(err: TesseraError): void;
+}
+
+export class GgmlWorkerSpan {
+  readonly isFirst: boolean;
+  readonly isLast: boolean;
+  readonly hiddenSize: number;
+  readonly vocabSize: number;
+  readonly maxContext: number;
+  readonly loadedBytes: number;
+  /** The CPU backend library the span runs on (e.g. libggml-cpu-haswell.so) and the folder it came from. */
+  readonly cpuVariant: string;
+  readonly libDir: string;
+  /** Resolves when the worker thread has ended (after close(), or when it died). */
+  readonly exited: Promise<number>;
+
+  private io = new SharedArrayBuffer(0);
+  private ioSent = true;
+  /** Cached tokens per request, as the worker reported them after each call. */
+  private readonly cached = new Map<string, number>();
+  /** Forwards made and not settled, per request (so a drop of a request whose first call is queued counts). */
+  private readonly queued = new Map<string, number>();
+  private tail: Promise<unknown> = Promise.resolve();
+  private inFlight: InFlight | undefined;
+  private nextId = 0;
+  private busy = 0;
+  private failure: TesseraError | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    info: GgmlSpanInfo,
+    readonly start: number,
+    readonly end: number,
+    exited: Promise<number>,
+    private readonly closeTimeoutMs: number,
+  ) {
+    this.isFirst = info.isFirst;
+    this.isLast = info.isLast;
+    this.hiddenSize = info.hiddenSize;
+    this.vocabSize = info.vocabSize;
+    this.maxContext = info.maxContext;
+    this.loadedBytes = info.loadedBytes;
+    this.cpuVariant = info.cpuVariant;
+    this.libDir = info.libDir;
+    this.exited = exited;
+    worker.on("message", (m: WorkerMessage) => {
+      if (m.type !== "forwarded") return;
+      const call = this.inFlight;
+      if (call?.id !== m.id) return;
+      this.inFlight = undefined;
+      call.resolve(m);
+    });
+    worker.on("error", (err) => this.fail(`failed: ${err.message}`));
+    worker.on("messageerror", (err) => this.fail(`sent a message that cannot be read: ${err.message}`));
+    void exited.then((code) => this.fail(`ended (exit code ${code})`));
+  }
+
+  /** Starts a worker and loads layers [start, end) in it; rejects with the load's own error (the worker then ends). */
+  static load(options: LoadGgmlWorkerSpanOptions): Promise<GgmlWorkerSpan> {
+    const { path, start, end, maxContext } = options;
+    const worker = startWorker({ path, start, end, maxContext, threads: Math.max(1, options.threads ?? 1) });
+    const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
+    const what = `the ggml span of layers [${start}, ${end})`;
+    return new Promise<GgmlWorkerSpan>((resolve, reject) => {
+      const failed = (err: TesseraError): void => {
+        cleanup();
+        void worker.terminate();
+        reject(err);
+      };
+      const onMessage = (m: WorkerMessage): void => {
+        if (m.type === "load-failed") return failed(new TesseraError(m.error.code, m.error.message));
+        if (m.type !== "loaded") return;
+        cleanup();
+        worker.unref();
+        resolve(new GgmlWorkerSpan(worker, m.info, start, end, exited, options.closeTimeoutMs ?? 5000));
+      };
+      const onError = (err: Error): void => failed(new TesseraError("internal_error", `${what} did not load: its worker failed: ${err.message}`));
+      const onExit = (code: number): void => failed(new TesseraError("internal_error", `${what} did not load: its worker ended (exit code ${code})`));
+      const cleanup = (): void => {
+        worker.off("message", onMessage);
+        worker.off("error", onError);
+        worker.off("exit", onExit);
+      };
+      worker.on("message", onMessage);
+      worker.once("error", onError);
+      worker.once("exit", onExit);
+    });
+  }
+
+  cachedTokens(requestId: string): number {
+    return this.cached.get(requestId) ?? 0;
+  }
+
+  get activeRequests(): number {
+    return this.cached.size;
+  }
+
+  /** As Stage.forward, answered when the worker has computed the step (see the contract above). */
+  forward(requestId: string, input: Float32Array | TokenInput, positions: PositionInput, options: ForwardOptions = {}): Promise<Float32Array> {
+    this.queued.set(requestId, (this.queued.get(requestId) ?? 0) + 1);
+    this.hold();
+    const run = (): Promise<Float32Array> => this.run(requestId, input, positions, options);
+    const result = this.tail.then(run, run);
+    this.tail = result.catch(() => {});
+    return result.finally(() => {
+      const left = (this.queued.get(requestId) ?? 1) - 1;
+      if (left > 0) this.queued.set(requestId, left);
+      else this.queued.delete(requestId);
+      this.release();
+    });
+  }
+
+  /** Frees the request's cache (in order after the calls made before it); true when the span knew the request. */
+  dropRequest(requestId: string): boolean {
+    const known = this.cached.has(requestId) || this.queued.has(requestId);
+    this.cached.delete(requestId);
+    if (!known) return false;
+    this.tail = this.tail.then(() => {
+      this.cached.delete(requestId);
+      if (!this.failure && !this.closing) this.post({ type: "drop", requestId });
+    });
+    return true;
+  }
+
+  /** Frees the span's memory and ends its worker; calls made later fail. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (!this.failure) this.post({ type: "close" });
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), this.closeTimeoutMs)));
+      const ended = await Promise.race([this.exited, timedOut]);
+      clearTimeout(timer);
+      if (ended === "timeout") await this.worker.terminate();
+      this.cached.clear();
+    })();
+    return this.closing;
+  }
+
+  private async run(requestId: string, input: Float32Array | TokenInput, positions: PositionInput, options: ForwardOptions): Promise<Float32Array> {
+    if (this.failure) throw this.failure;
+    if (this.closing) throw new TesseraError("internal_error", `the ggml span of layers [${this.start}, ${this.end}) was used after close()`);
+    const n = positions.length;
+    const hidden = input instanceof Float32Array;
+    const positionsOffset = align8(input.length * 4);
+    const outputOffset = positionsOffset + align8(n * 4);
+    const rows = this.isLast ? (options.logits === "all" ? n : 1) : n;
+    const need = outputOffset + rows * (this.isLast ? this.vocabSize : this.hiddenSize) * 4;
+    if (need > this.io.byteLength) {
+      this.io = new SharedArrayBuffer(Math.max(need, 2 * this.io.byteLength));
+      this.ioSent = false;
+    }
+    const io = this.io;
+    if (hidden) new Float32Array(io, 0, input.length).set(input);
+    else {
+      const ids = new Int32Array(io, 0, input.length);
+      for (let i = 0; i < input.length; i++) {
+        const id = input[i]!;
+        // An id that does not fit an i32 would wrap; the stage checks the rest against the vocabulary.
+        if (!Number.isInteger(id) || id < 0 || id > INT32_MAX) throw new TesseraError("bad_request", `token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+        ids[i] = id;
+      }
+    }
+    const pos = new Int32Array(io, positionsOffset, n);
+    for (let t = 0; t < n; t++) {
+      const p = positions[t]!;
+      if (!Number.isInteger(p) || p < 0 || p > INT32_MAX) throw new TesseraError("bad_request", `position ${p} is not a non-negative integer`);
+      pos[t] = p;
+    }
+    const id = this.nextId++;
+    const answer = await new Promise<Extract<WorkerMessage, { type: "forwarded" }>>((resolve, reject) => {
+      this.inFlight = { id, resolve, reject };
+      this.post({
+        type: "forward", id, requestId, n, input: hidden ? "hidden" : "ids", inputLength: input.length, positionsOffset, outputOffset,
+        logits: options.logits ?? "last", ...(this.ioSent ? {} : { io }),
+      });
+      this.ioSent = true;
+    });
+    if (answer.cached > 0) this.cached.set(requestId, answer.cached);
+    else this.cached.delete(requestId);
+    if (answer.error) throw new TesseraError(answer.error.code, answer.error.message);
+    return new Float32Array(io, outputOffset, answer.length);
+  }
+
+  private post(m: HolderMessage): void {
+    this.worker.postMessage(m);
+  }
+
+  /** The worker keeps the process alive only while calls are pending (an idle span never holds a process open). */
+  private hold(): void {
+    if (this.busy++ === 0 && !this.failure) this.worker.ref();
+  }
+
+  private release(): void {
+    if (--this.busy === 0) this.worker.unref();
+  }
+
+  private fail(why: string): void {
+    if (this.failure) return;
+    const expected = this.closing !== undefined;
+    this.failure = new TesseraError("internal_error", `the ggml span of layers [${this.start}, ${this.end}): its worker ${expected ? "was closed" : why}`);
+    const call = this.inFlight;
+    this.inFlight = undefined;
+    call?.reject(this.failure);
+  }
+}
