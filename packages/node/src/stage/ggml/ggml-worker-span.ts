@@ -195,8 +195,8 @@ export class GgmlWorkerSpan {
   }
 
   private async run(requestId: string, input: Float32Array | TokenInput, positions: PositionInput, options: ForwardOptions): Promise<Float32Array> {
-    if (this.failure) throw this.failure;
     if (this.closing) throw new TesseraError("internal_error", `the ggml span of layers [${this.start}, ${this.end}) was used after close()`);
+    if (this.failure) throw this.failure;
     const n = positions.length;
     const hidden = input instanceof Float32Array;
     const positionsOffset = align8(input.length * 4);
