@@ -97,7 +97,8 @@ describe("sampling on the last stage", () => {
     const lines: string[] = [];
     const logger = { ...quiet, info: (m: string) => lines.push(m) } as unknown as NodeLogger;
     const host = await hostWithTwoStages(logger, "ggml-cpu");
-    expect(lines.filter((l) => /layers \[\d+, \d+\) of \S+ loaded .* on ggml-cpu \(libggml-cpu/.test(l))).toHaveLength(2);
+    // The runtime and its build with the span's layers, once per span.
+    expect(lines.filter((l) => /^stage [12]: layers \[\d+, \d+\) of \S+ loaded in \d+ ms \([\d.]+ ms\/layer\) on ggml-cpu \(libggml-cpu\S*, @node-llama-cpp\/\S+ [\d.]+, ggml v\S+, from \/\S+; in a worker thread, 1 thread\(s\)\)$/.test(l))).toHaveLength(2);
     expect((await generate(host, prompt, 16, 0, 1, 0)).tokens).toEqual(reference(prompt, 16, 0, 1, 0));
     await host.close();
     const wasmLines: string[] = [];
@@ -253,5 +254,57 @@ describe("a stage check's replay", () => {
       norm += answers[0]![i]! ** 2;
     }
     expect(Math.sqrt(diff / norm)).toBeGreaterThan(0.1);
+  }, 60_000);
+});
+
+describe("ggml spans in their worker threads", () => {
+  type Held = { stages: Map<number, { exited?: Promise<number>; worker?: import("node:worker_threads").Worker }> };
+  const spansOf = (host: StageHost) => (host as unknown as Held).stages;
+
+  it("a span that cannot load is a stage.error, and the host goes on loading and serving", async () => {
+    const host = await StageHost.create({ modelPath: path, logger: quiet, backend: "ggml-cpu" });
+    const replies: StageNodeMessage[] = [];
+    await host.onMessage({ type: "stage.load", stage_id: 7, sha256: host.file.sha256, start: 2, end: 2 }, (m) => replies.push(JSON.parse(m)));
+    expect(replies).toEqual([{ type: "stage.error", stage_id: 7, code: "bad_request", message: expect.stringMatching(/layer range \[2, 2\)/) }]);
+    await host.onMessage({ type: "stage.load", stage_id: 1, sha256: host.file.sha256, start: 0, end: 1 }, (m) => replies.push(JSON.parse(m)));
+    expect(replies[1]).toMatchObject({ type: "stage.loaded", stage_id: 1 });
+    await host.close();
+  }, 60_000);
+
+  it("a worker that dies answers its frames with stage.error; a reload of the span serves again; close ends every worker", async () => {
+    const host = await hostWithTwoStages(quiet, "ggml-cpu");
+    const frame = (seq: number) => encodeActivationFrame({ requestId: "x", stageId: 1, seq, rows: 1, cols: 1, positions: Int32Array.of(seq), dtype: "i32", data: Int32Array.of(65) });
+    await spansOf(host).get(1)!.worker!.terminate();
+    const errors: unknown[] = [];
+    await host.onBinary(frame(0), () => expect.unreachable(), (t) => errors.push(JSON.parse(t)));
+    expect(errors).toEqual([{ type: "stage.error", stage_id: 1, request_id: "x", code: "internal_error", message: "the ggml span of layers [0, 1): its worker ended (exit code 1)" }]);
+    const replies: StageNodeMessage[] = [];
+    await host.onMessage({ type: "stage.load", stage_id: 1, sha256: host.file.sha256, start: 0, end: 1 }, (m) => replies.push(JSON.parse(m)));
+    expect(replies[0]).toMatchObject({ type: "stage.loaded", stage_id: 1 });
+    let out: Uint8Array | undefined;
+    await host.onBinary(frame(0), (b) => (out = b), (t) => expect.unreachable(t));
+    expect(decodeActivationFrame(out!)).toMatchObject({ requestId: "x", stageId: 1, rows: 1, dtype: "f32" });
+    const exits = [...spansOf(host).values()].map((s) => s.exited!);
+    await host.close();
+    expect(await Promise.all(exits)).toEqual([0, 0]);
+  }, 60_000);
+
+  it("answers a ping-like timer while a frame of many rows computes, and frames and drops keep their order", async () => {
+    const host = await hostWithTwoStages(quiet, "ggml-cpu");
+    const n = 400;
+    const rows = Int32Array.from({ length: n }, (_, i) => (i * 7) % 256);
+    const order: string[] = [];
+    const long = host.onBinary(
+      encodeActivationFrame({ requestId: "long", stageId: 1, seq: 0, rows: n, cols: 1, positions: Int32Array.from(rows, (_, i) => i), dtype: "i32", data: rows }),
+      () => order.push("frame"),
+      (t) => expect.unreachable(t),
+    );
+    // Queued behind the frame: the drop applies after it, so the request holds nothing afterwards.
+    const drop = host.onMessage({ type: "stage.drop", request_id: "long" }, () => {});
+    await new Promise<void>((resolve) => setTimeout(() => (order.push("timer"), resolve()), 0));
+    await Promise.all([long, drop]);
+    expect(order).toEqual(["timer", "frame"]);
+    expect([...spansOf(host).values()].map((s) => (s as unknown as { cachedTokens(id: string): number }).cachedTokens("long"))).toEqual([0, 0]);
+    await host.close();
   }, 60_000);
 });
