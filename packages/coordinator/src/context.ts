@@ -8,6 +8,7 @@ import type { CoordinatorMetrics } from "./metrics.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { AuthThrottle } from "./auth-throttle.js";
 import type { NodeRegistry } from "./registry.js";
+import type { NodeMessenger } from "./workers/node-messenger.js";
 import type { Store } from "./store/types.js";
 import type { Admission } from "./trust/admission.js";
 import type { SpotChecks } from "./trust/spot-checks.js";
@@ -28,6 +29,8 @@ export interface CoordinatorContext {
   clock: Clock;
   store: Store;
   registry: NodeRegistry;
+  /** How messages reach a node's session, wherever it is held (workers/node-messenger.ts). */
+  messenger: NodeMessenger;
   jobs: JobManager;
   speed: SpeedMetrics;
   /** Each node's reputation, tier, cooldown and quarantine (trust/node-standing.ts). */

@@ -42,7 +42,9 @@ import { REPLICA_LEASE_MS, ReplicaLeaseHolder } from "./replicas/replica-lease.j
 import { SharedNonces } from "./replicas/shared-nonces.js";
 import { connectBus } from "./bus/connect-bus.js";
 import { ReplicaLink } from "./bus/replica-link.js";
-import { StageRelay } from "./bus/stage-relay.js";
+import { SessionRelay } from "./bus/session-relay.js";
+import { ShardingLeader } from "./bus/sharding-leader.js";
+import { sessionMessenger } from "./workers/node-messenger.js";
 
 export interface CoordinatorDeps {
   clock?: Clock;
@@ -145,7 +147,8 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const sharedNonces = store.dialect === "postgres" ? new SharedNonces(store, clock, logger) : undefined;
   let jobs!: JobManager;
   let link: ReplicaLink | undefined;
-  let relay: StageRelay | undefined;
+  let relay: SessionRelay | undefined;
+  let leader: ShardingLeader | undefined;
   let sharding: ShardingManager | undefined;
   let embeddings: EmbeddingRequests | undefined;
   const registry = new NodeRegistry(clock, config.offlineAfterS * 1000, {
@@ -164,6 +167,29 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       store.setNodeStatus(nodeId, "online", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status"));
     },
   });
+  // With a bus, a node held by another replica is reached through it (bus/session-relay.ts); the answers it waits for
+  // come back to this replica's sharding manager, spot checks and embedding requests.
+  relay = bus
+    ? new SessionRelay({
+        bus: bus.bus,
+        cluster: bus.cluster,
+        replicaId,
+        registry,
+        clock,
+        logger,
+        intake: {
+          stages: {
+            onStageMessage: (nodeId, message) => shards.onStageMessage(nodeId, message),
+            onBinary: (nodeId, data) => shards.onBinary(nodeId, data),
+            onNodeLost: (nodeId) => shards.onNodeLost(nodeId),
+          },
+          checks: { onMessage: (nodeId, message) => checks.onMessage(nodeId, message) },
+          embeddings: { onMessage: (nodeId, message) => embeddings?.onMessage(nodeId, message), onNodeLost: (nodeId, reason) => embeddings?.onNodeLost(nodeId, reason) },
+        },
+        onLocalOffer: () => link?.beat(),
+      })
+    : undefined;
+  const messenger = relay ?? sessionMessenger(registry);
   const speed = new SpeedMetrics();
   const prometheus = new CoordinatorMetrics(registry, () => ({ active: jobs.activeCount, pending: jobs.pendingCount }));
   const standing = new NodeStanding({
@@ -178,6 +204,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   prometheus.observeStanding(() => standing.tally(Array.from(registry.all(), (node) => node.id)));
   const checkPolicy = {
     registry,
+    messenger,
     standing,
     clock,
     logger,
@@ -211,6 +238,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const platform = loadOrCreatePlatformKey(config.dataDir);
   const receiptSignatures = new ReceiptSignatures({
     registry,
+    messenger,
     store,
     logger,
     metrics: { outcome: (outcome) => prometheus.receiptSignatures.inc({ outcome }) },
@@ -266,22 +294,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       onPeerOffers: (nodeId, offers) => shards.setPeerOffers(nodeId, offers),
     });
     const peers = link;
-    relay = new StageRelay({
-      bus: bus.bus,
-      cluster: bus.cluster,
-      replicaId,
-      registry,
-      clock,
-      logger,
-      intake: {
-        onStageMessage: (nodeId, message) => shards.onStageMessage(nodeId, message),
-        onBinary: (nodeId, data) => shards.onBinary(nodeId, data),
-        onNodeLost: (nodeId) => shards.onNodeLost(nodeId),
-        setLeading: (leading) => shards.setLeading(leading),
-      },
-      peers: () => peers.livePeers().map((p) => p.replica),
-      onLocalOffer: () => peers.beat(),
-    });
+    leader = new ShardingLeader({ replicaId, clock, peers: () => peers.livePeers().map((p) => p.replica), setLeading: (leading) => shards.setLeading(leading) });
   }
   let stageChecks: StageChecks | undefined;
   const shards: ShardingManager = new ShardingManager({
@@ -290,9 +303,10 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     jobs: link?.sessionSink ?? jobs,
     clock,
     logger,
-    // With a bus, the replica that leads sharded models (bus/stage-relay.ts) reaches stage nodes on every replica. Its
-    // stage ids start at random, so a node that kept a stage of an earlier leader never sees the same id again.
-    ...(relay ? { transport: relay, leading: false, firstStageId: 1 + randomInt(2 ** 31) } : {}),
+    messenger,
+    // With a bus, one replica leads sharded models (bus/sharding-leader.ts) and reaches stage nodes on every replica.
+    // Its stage ids start at random, so a node that kept a stage of an earlier leader never sees the same id again.
+    ...(bus ? { leading: false, firstStageId: 1 + randomInt(2 ** 31) } : {}),
     replicas: config.shardReplicas,
     excluded: (nodeId) => standing.isQuarantined(nodeId),
     onRequestFinished: (request) => stageChecks?.afterRequest(request),
@@ -311,6 +325,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
   const admissionWatch = new AdmissionWatch(store, registry, standing, clock, logger);
   embeddings = new EmbeddingRequests({
     registry,
+    messenger,
     standing,
     clock,
     logger,
@@ -344,6 +359,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     embeddings,
     billing,
     sharding: shards,
+    messenger,
     replicaId,
   };
   const app = buildApp(ctx);
@@ -363,9 +379,9 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     // With a bus, what nodes held here say about other replicas' jobs goes back to those replicas.
     jobs: link ? { ...link.sessionSink, dispatch: () => jobs.dispatch() } : jobs,
     stages: relay ?? shards,
-    checks,
+    checks: relay ? { onMessage: (nodeId, message) => relay.onCheckMessage(nodeId, message) } : checks,
     receipts: receiptSignatures,
-    embeddings,
+    embeddings: relay ? { onMessage: (nodeId, message) => relay.onEmbedMessage(nodeId, message) } : embeddings,
   });
   app.server.on("upgrade", (request, socket, head) => hub.handleUpgrade(request, socket, head));
   return {
@@ -381,6 +397,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       sharedNonces?.maybePrune();
       link?.tick();
       relay?.tick();
+      leader?.tick();
       registry.sweep();
       jobs.tick();
       admissionWatch.maybePoll();

@@ -1,5 +1,30 @@
 import { z } from "zod";
-import { ERROR_CODE_LIST, Hardware, JobAssignment, MAX_MODELS_PER_NODE, MAX_NODE_CONCURRENCY, NodeId, ServedModel, ShardOffer, StageCoordinatorMessage, StageNodeMessage, StreamPart } from "@tessera/protocol";
+import {
+  CheckError,
+  CheckScore,
+  CheckScores,
+  ERROR_CODE_LIST,
+  EmbedError,
+  EmbedRequest,
+  EmbedResult,
+  Hardware,
+  JobAssignment,
+  MAX_MODELS_PER_NODE,
+  MAX_NODE_CONCURRENCY,
+  NodeCommandMessage,
+  NodeId,
+  ReceiptSign,
+  ServedModel,
+  ShardOffer,
+  StageDrop,
+  StageError,
+  StageLoad,
+  StageLoaded,
+  StageTokenize,
+  StageTokenized,
+  StageUnload,
+  StreamPart,
+} from "@tessera/protocol";
 
 /**
  * What replicas send each other over the bus (design.md "Messages"), as JSON. Replicas run the same code and share
@@ -66,21 +91,27 @@ export type JobReport = z.infer<typeof JobReport>;
 export const JobReports = z.strictObject({ type: z.literal("reports"), reports: z.array(JobReport).min(1).max(10_000) });
 export type JobReports = z.infer<typeof JobReports>;
 
+/** What a replica may send a node held by another (workers/node-messenger.ts `NodeBoundMessage`): never a job, never a ping. */
+const NodeBound = z.discriminatedUnion("type", [StageLoad, StageUnload, StageDrop, StageTokenize, NodeCommandMessage, CheckScore, ReceiptSign, EmbedRequest]);
+/** A node's answers that go back to the replica that asked (stage answers to the leader, check scores, embeddings). */
+const NodeAnswer = z.discriminatedUnion("type", [StageLoaded, StageTokenized, StageError, CheckScores, CheckError, EmbedResult, EmbedError]);
+export type NodeAnswer = z.infer<typeof NodeAnswer>;
+
 /**
- * Stage traffic of sharded models between the replica that leads them and the replicas holding the stage nodes'
- * sessions (stage-relay.ts): messages down to a node, the node's answers up to the leader, and a node lost.
+ * Traffic with node sessions another replica holds (session-relay.ts): a message down to a node, a node's answer to
+ * the replica that asked, and "that node is not here (any more)".
  */
-export const StageEnvelope = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("to_node"), from: ReplicaId, node: NodeId, message: StageCoordinatorMessage }),
-  z.strictObject({ type: z.literal("from_node"), node: NodeId, message: StageNodeMessage }),
+export const SessionEnvelope = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("to_node"), from: ReplicaId, node: NodeId, message: NodeBound }),
+  z.strictObject({ type: z.literal("from_node"), node: NodeId, message: NodeAnswer }),
   z.strictObject({ type: z.literal("node_lost"), node: NodeId }),
 ]);
-export type StageEnvelope = z.infer<typeof StageEnvelope>;
+export type SessionEnvelope = z.infer<typeof SessionEnvelope>;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export function encodeBusMessage(message: ReplicaBeat | JobCommand | JobReports | StandingChange | StageEnvelope): Uint8Array {
+export function encodeBusMessage(message: ReplicaBeat | JobCommand | JobReports | StandingChange | SessionEnvelope): Uint8Array {
   return encoder.encode(JSON.stringify(message));
 }
 

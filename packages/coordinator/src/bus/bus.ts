@@ -28,9 +28,12 @@ export function subjectsOf(cluster: string) {
     commands: (replica: string) => `${root}.replica.${replica}.commands`,
     /** What nodes on other replicas report about the jobs `replica` holds: accepted, rejected, parts, lost. */
     reports: (replica: string) => `${root}.replica.${replica}.reports`,
-    /** Stage messages for sharded models: to the nodes `replica` holds, and from other replicas' nodes to it, the leader. */
-    stages: (replica: string) => `${root}.replica.${replica}.stages`,
-    /** Activation frames, binary (stage-frame-envelope.ts), both ways as `stages`. */
+    /**
+     * Messages to the node sessions `replica` holds, from replicas that are not jobs' (stage traffic, checks, receipts,
+     * node commands, embeddings), and the nodes' answers to `replica` (session-relay.ts).
+     */
+    sessions: (replica: string) => `${root}.replica.${replica}.sessions`,
+    /** Activation frames of sharded models, binary (stage-frame-envelope.ts), both ways as `sessions`. */
     frames: (replica: string) => `${root}.replica.${replica}.frames`,
   };
 }

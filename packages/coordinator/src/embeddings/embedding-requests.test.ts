@@ -4,6 +4,7 @@ import { ManualClock } from "../clock.js";
 import { createLogger } from "../logger.js";
 import type { LiveNode } from "../registry.js";
 import { EmbeddingRequests } from "./embedding-requests.js";
+import { sessionMessenger } from "../workers/node-messenger.js";
 
 /** Routing and retries of embedding requests over fake sessions: which node is asked, what moves a request on. */
 const EMBED: ServedModel = { id: "embed", backend: "embedded", features: ["embeddings"] };
@@ -38,6 +39,7 @@ function setup(nodes: LiveNode[], options: { quarantined?: string[]; timeoutMs?:
   const outcomes: Array<[string, string]> = [];
   const requests = new EmbeddingRequests({
     registry: { all: () => nodes.values(), get: (id) => nodes.find((n) => n.id === id) },
+    messenger: sessionMessenger({ get: (id) => nodes.find((n) => n.id === id) }),
     standing: {
       reputation: () => 1,
       isQuarantined: (id) => options.quarantined?.includes(id) ?? false,

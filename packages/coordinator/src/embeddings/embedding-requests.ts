@@ -11,6 +11,7 @@ import {
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { LiveNode, NodeRegistry } from "../registry.js";
+import type { NodeMessenger } from "../workers/node-messenger.js";
 import { type NodeSnapshot, isWaitable, pick } from "../scheduler/index.js";
 import type { NodeStanding } from "../trust/node-standing.js";
 
@@ -31,6 +32,8 @@ export interface EmbeddingMetrics {
 
 export interface EmbeddingRequestsDeps {
   registry: Pick<NodeRegistry, "all" | "get">;
+  /** How a request reaches a node, wherever its session is. */
+  messenger: Pick<NodeMessenger, "send" | "reachable" | "rttMs">;
   standing: Pick<NodeStanding, "reputation" | "isQuarantined" | "isCoolingDown" | "recordOutcome">;
   clock: Clock;
   logger: Logger;
@@ -145,8 +148,8 @@ export class EmbeddingRequests {
   }
 
   private attempt(requestId: string, nodeId: string, model: string, input: EmbeddingInputList): Promise<{ ok: true; value: Embedded } | { ok: false; reason: EmbedFailure; code: ErrorCode; message: string }> {
-    const session = this.deps.registry.get(nodeId)?.session;
-    if (!session) return Promise.resolve({ ok: false, reason: "lost", code: "node_disconnected", message: `node ${nodeId.slice(0, 12)} has no session` });
+    const { messenger } = this.deps;
+    if (!messenger.reachable(nodeId)) return Promise.resolve({ ok: false, reason: "lost", code: "node_disconnected", message: `node ${nodeId.slice(0, 12)} has no session` });
     const timeoutMs = this.deps.timeoutMs ?? DEFAULT_EMBED_TIMEOUT_MS;
     return new Promise((resolve) => {
       const attempt: Attempt = {
@@ -165,7 +168,7 @@ export class EmbeddingRequests {
       attempt.timer.unref?.();
       this.pending.set(requestId, attempt);
       this.inFlight.set(nodeId, (this.inFlight.get(nodeId) ?? 0) + 1);
-      session.send({ type: "embed.request", request_id: requestId, model, input });
+      messenger.send(nodeId, { type: "embed.request", request_id: requestId, model, input });
     });
   }
 
@@ -200,16 +203,17 @@ export class EmbeddingRequests {
 
   /** The node as the scheduler sees it, serving only the models it computes embeddings for. */
   private snapshot(node: LiveNode, now: number): NodeSnapshot {
-    const { standing } = this.deps;
+    const { standing, messenger } = this.deps;
+    const rttMs = messenger.rttMs(node.id);
     return {
       id: node.id,
-      online: node.online && node.session !== undefined,
+      online: node.online && messenger.reachable(node.id),
       draining: node.draining,
       quarantined: standing.isQuarantined(node.id),
       models: node.models.filter((m) => featuresOf(m).has("embeddings")).map((m) => m.id),
       activeJobs: node.activeJobs.size + (this.inFlight.get(node.id) ?? 0),
       maxConcurrency: node.maxConcurrency,
-      ...(node.session?.rttMs() !== undefined ? { rttMs: node.session.rttMs() } : {}),
+      ...(rttMs !== undefined ? { rttMs } : {}),
       reputation: standing.reputation(node.id),
       coolingDown: standing.isCoolingDown(node.id, now),
       perf: {},

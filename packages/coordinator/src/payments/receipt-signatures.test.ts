@@ -63,6 +63,7 @@ function setup(list: ReceiptRecord[], online: string[] = [node.publicKeyHex]) {
   const outcomes: ReceiptSignatureOutcome[] = [];
   const rs = new ReceiptSignatures({
     registry: { get: (id: string) => sessions.get(id) as never },
+    messenger: { send: (id, message) => (sessions.get(id)?.session.send(message), sessions.has(id)) },
     store,
     logger: createLogger("silent"),
     metrics: { outcome: (o) => outcomes.push(o) },
@@ -153,6 +154,7 @@ describe("ReceiptSignatures", () => {
     const r = receipt(1);
     const broken = new ReceiptSignatures({
       registry: { get: () => undefined },
+      messenger: { send: () => false },
       store: { getReceipt: async () => Promise.reject(new Error("disk")), setReceiptNodeSignature: async () => false, listUnsignedReceipts: async () => Promise.reject(new Error("disk")) },
       logger: createLogger("silent"),
     });

@@ -1,6 +1,7 @@
 import { type Receipt, type ReceiptRefused, type ReceiptSigned, receiptBodyOf, receiptDigest, verifySchnorr } from "@tessera/protocol";
 import type { Logger } from "../logger.js";
 import type { NodeRegistry } from "../registry.js";
+import type { NodeMessenger } from "../workers/node-messenger.js";
 import type { Store } from "../store/types.js";
 
 /** What became of one `receipt.signed` / `receipt.refused` from a node (`tessera_receipt_signatures_total`). */
@@ -12,8 +13,10 @@ export const UNSIGNED_OFFERED_PER_SESSION = 100;
 const MAX_LISTED = 1000;
 
 export interface ReceiptSignaturesDeps {
-  /** To find the node's live session. */
+  /** To find the node's live session (offering its unsigned receipts when the session opens here). */
   registry: Pick<NodeRegistry, "get">;
+  /** How a receipt reaches its node now, wherever its session is; the replica holding it records the answer. */
+  messenger: Pick<NodeMessenger, "send">;
   store: Pick<Store, "listUnsignedReceipts" | "setReceiptNodeSignature" | "getReceipt">;
   logger: Logger;
   metrics?: { outcome(outcome: ReceiptSignatureOutcome): void };
@@ -37,10 +40,10 @@ export class ReceiptSignatures {
 
   constructor(private readonly deps: ReceiptSignaturesDeps) {}
 
-  /** Asks the receipt's node to sign it when its session is open here; otherwise it is offered at the next session. */
+  /** Asks the receipt's node to sign it when it is online (on any replica); otherwise it is offered at its next session. */
   request(receipt: Receipt): void {
     if (receipt.node_signature !== null) return;
-    this.deps.registry.get(receipt.node_id)?.session?.send({ type: "receipt.sign", receipt: receiptBodyOf(receipt) });
+    this.deps.messenger.send(receipt.node_id, { type: "receipt.sign", receipt: receiptBodyOf(receipt) });
   }
 
   /** A node's session opened: offers it up to 100 receipts it has not signed, oldest first. Never throws. */

@@ -12,6 +12,7 @@ import type { Clock } from "../clock.js";
 import { signerOf } from "../http/request-guard.js";
 import type { Logger } from "../logger.js";
 import type { NodeRegistry } from "../registry.js";
+import type { NodeMessenger } from "../workers/node-messenger.js";
 import type { NodeCommandRecord, Store } from "../store/types.js";
 
 /**
@@ -24,6 +25,7 @@ export interface NodeCommandDeps {
   clock: Clock;
   logger: Logger;
   registry: Pick<NodeRegistry, "get">;
+  messenger: Pick<NodeMessenger, "send">;
   store: Pick<Store, "getNode" | "getNodeCommand" | "insertNodeCommand" | "listNodeCommands" | "nextQueuedCommands" | "updateNodeCommand">;
 }
 
@@ -134,7 +136,8 @@ export function nodeCommandRoutes(app: FastifyInstance, deps: NodeCommandDeps): 
       issuedAt: new Date(deps.clock.now()),
     });
     // Pushed at once when the node is connected; otherwise its next heartbeat answer carries it.
-    deps.registry.get(nodeId)?.session?.send({ type: "node.command", command: toWire(record) });
+    // Now, wherever the node's session is; a node offline takes it with its next heartbeat.
+    deps.messenger.send(nodeId, { type: "node.command", command: toWire(record) });
     deps.logger.info({ node: nodeId.slice(0, 12), command: record.id, type: record.type, model: record.model }, "node command queued");
     reply.code(201);
     return toView(deps, record);

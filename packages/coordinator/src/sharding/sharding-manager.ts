@@ -15,14 +15,14 @@ import {
 } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
-import { describeRanges, placeStages, DEFAULT_MS_PER_LAYER } from "../placement/index.js";
+import { describeRanges, placeStages, DEFAULT_MS_PER_LAYER, DEFAULT_PATH_RTT_MS } from "../placement/index.js";
 import type { NodeRegistry } from "../registry.js";
 import type { JobSink } from "../workers/job-sink.js";
+import { sessionMessenger, type NodeMessenger } from "../workers/node-messenger.js";
 import type { Assignment, Worker } from "../workers/worker.js";
 import type { ShardedModel, StageState } from "./sharded-model.js";
 import { chooseStagePath } from "./stage-path.js";
 import { StageReplay } from "./stage-replay.js";
-import { sessionStageTransport, type StageTransport } from "./stage-transport.js";
 import { TokenLoop, type StageRecord, type TokenLoopHost } from "./token-loop.js";
 
 /** A loaded stage as stage checks see it (a reference candidate). */
@@ -52,7 +52,7 @@ export interface ShardingOptions {
   clock: Clock;
   logger: Logger;
   /** How stage messages and frames reach the nodes (default: the sessions this coordinator holds). */
-  transport?: StageTransport;
+  messenger?: NodeMessenger;
   /**
    * Whether this coordinator places spans and runs the pipelines (default true). Of several replicas only one leads
    * (bus/stage-relay.ts); the others keep their nodes' offers and relay their stage traffic to the leader.
@@ -79,13 +79,13 @@ export class ShardingManager {
   private nextStageId: number;
   private readonly replicas: number;
   private readonly loadTimeoutMs: number;
-  private readonly transport: StageTransport;
+  private readonly transport: NodeMessenger;
   private leading: boolean;
 
   constructor(private readonly o: ShardingOptions) {
     this.replicas = o.replicas ?? 2;
     this.loadTimeoutMs = o.loadTimeoutMs ?? 30_000;
-    this.transport = o.transport ?? sessionStageTransport(o.registry);
+    this.transport = o.messenger ?? sessionMessenger(o.registry);
     this.leading = o.leading ?? true;
     this.nextStageId = o.firstStageId ?? 1;
   }
@@ -117,7 +117,7 @@ export class ShardingManager {
         if (inUse.has(id)) continue;
         model.stages.delete(id);
         for (const w of stage.waiters.splice(0)) w.reject(new TesseraError("node_disconnected", "this coordinator stopped leading the model"));
-        this.transport.sendJson(stage.nodeId, { type: "stage.unload", stage_id: id });
+        this.transport.send(stage.nodeId, { type: "stage.unload", stage_id: id });
       }
     }
   }
@@ -336,7 +336,7 @@ export class ShardingManager {
     for (const [id, stage] of model.stages) {
       if (keep.has(id) || inUse.has(id) || !stage.loaded) continue;
       model.stages.delete(id);
-      this.transport.sendJson(stage.nodeId, { type: "stage.unload", stage_id: id });
+      this.transport.send(stage.nodeId, { type: "stage.unload", stage_id: id });
     }
     this.o.logger.info({ model: model.name, version: model.version, spans: placement.stages.map((s) => `${s.nodeId.slice(0, 8)}[${s.start},${s.end})`).join(" ") }, "sharded model placed");
   }
@@ -344,7 +344,7 @@ export class ShardingManager {
   private load(model: ShardedModel, nodeId: string, start: number, end: number): StageState {
     const stage: StageState = { stageId: this.nextStageId++, nodeId, start, end, msPerLayer: DEFAULT_MS_PER_LAYER, loaded: false, waiters: [] };
     model.stages.set(stage.stageId, stage);
-    this.transport.sendJson(nodeId, { type: "stage.load", stage_id: stage.stageId, sha256: model.sha256, start, end });
+    this.transport.send(nodeId, { type: "stage.load", stage_id: stage.stageId, sha256: model.sha256, start, end });
     return stage;
   }
 
@@ -416,10 +416,9 @@ export class ShardingManager {
     const workerId = model.pipelineId;
     const { transport } = this;
     const host: TokenLoopHost = {
-      sendJson: (nodeId, message) => transport.sendJson(nodeId, message),
+      send: (nodeId, message) => transport.send(nodeId, message),
       sendBinary: (nodeId, data) => transport.sendBinary(nodeId, data),
-      reachable: (nodeId) => transport.reachable(nodeId),
-      rttMs: (nodeId) => transport.rttMs(nodeId),
+      rttMs: (nodeId) => this.rtt(nodeId),
       pathFor: (m, exclude) => this.pathFor(m, exclude),
       replicaFor: (m, start, end, exclude) => this.replicaFor(m, start, end, exclude),
       emit: (part: StreamPart) => jobs.part(workerId, job.job_id, part),
@@ -466,8 +465,9 @@ export class ShardingManager {
     if (record?.worker) this.o.registry.detach(model.pipelineId, record.worker, "no node offers its layers");
   }
 
+  /** Measured where the node's session is here; the prior for a node held by another replica. */
   private rtt(nodeId: string): number {
-    return this.transport.rttMs(nodeId);
+    return this.transport.rttMs(nodeId) ?? DEFAULT_PATH_RTT_MS;
   }
 
   private findStage(stageId: number, nodeId: string): StageState | undefined {

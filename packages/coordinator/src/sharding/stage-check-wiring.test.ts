@@ -6,6 +6,7 @@ import { NodeRegistry } from "../registry.js";
 import { StageChecks, type StageRun } from "../trust/stage-checks.js";
 import type { NodeSession } from "../workers/node-session.js";
 import { SessionWorker } from "../sessions/session-worker.js";
+import { sessionMessenger } from "../workers/node-messenger.js";
 import { ShardingManager } from "./sharding-manager.js";
 
 /**
@@ -35,6 +36,7 @@ function setup() {
   const results: string[] = [];
   const checks = new StageChecks({
     registry,
+    messenger: sessionMessenger(registry),
     standing: { checkRate: () => 1, recordCheck: (nodeId, r) => void recorded.push({ nodeId, passed: r.passed }), isQuarantined: () => false, tier: () => "normal" },
     replays: manager,
     clock,

@@ -12,7 +12,7 @@ function transport() {
     binary,
     json,
     sendBinary: (nodeId: string, data: Uint8Array) => (binary.push({ nodeId, data }), true),
-    sendJson: (nodeId: string, message: object) => (json.push({ nodeId, message }), true),
+    send: (nodeId: string, message: object) => (json.push({ nodeId, message }), true),
   };
 }
 

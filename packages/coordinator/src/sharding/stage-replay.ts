@@ -6,9 +6,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { TesseraError, decodeActivationFrame, encodeActivationFrame, type DecodedActivationFrame } from "@tessera/protocol";
-import type { StageTransport } from "./stage-transport.js";
+import type { NodeMessenger } from "../workers/node-messenger.js";
 
-export type ReplayTransport = Pick<StageTransport, "sendBinary" | "sendJson">;
+export type ReplayTransport = Pick<NodeMessenger, "sendBinary" | "send">;
 
 export class StageReplay {
   readonly requestId = randomUUID();
@@ -72,7 +72,7 @@ export class StageReplay {
   private finish(err: Error | undefined): void {
     if (this.done) return;
     this.done = true;
-    this.transport.sendJson(this.nodeId, { type: "stage.drop", request_id: this.requestId });
+    this.transport.send(this.nodeId, { type: "stage.drop", request_id: this.requestId });
     this.onEnd(this);
     if (err) this.reject(err);
     else this.resolve(this.answers);

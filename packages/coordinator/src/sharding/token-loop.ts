@@ -13,6 +13,7 @@ import {
   ACTIVATION_FLAG_SAMPLED,
   type DecodedActivationFrame,
   type ErrorCode,
+  type StageCoordinatorMessage,
   type StageTokenized,
   type StreamPart,
 } from "@tessera/protocol";
@@ -20,7 +21,6 @@ import type { Assignment } from "../workers/worker.js";
 import { Detokenizer, Vocab } from "./detokenizer.js";
 import { RequestTiming } from "./request-timing.js";
 import type { StageState, ShardedModel } from "./sharded-model.js";
-import type { StageTransport } from "./stage-transport.js";
 
 /** One stage of a finished request: its node and span, the frames it was fed and those it handed on, a step each. */
 export interface StageRecord {
@@ -32,7 +32,10 @@ export interface StageRecord {
 }
 
 /** What the loop needs from the sharding manager. */
-export interface TokenLoopHost extends StageTransport {
+export interface TokenLoopHost {
+  send(nodeId: string, message: StageCoordinatorMessage): boolean;
+  sendBinary(nodeId: string, data: Uint8Array): boolean;
+  rttMs(nodeId: string): number;
   /** Waits until the model's loaded stages cover every layer (or fails with the missing layers). */
   pathFor(model: ShardedModel, exclude: ReadonlySet<string>): Promise<StageState[]>;
   /** A loaded stage holding exactly [start, end) on a node not excluded: an existing replica or a fresh load. */
@@ -119,7 +122,7 @@ export class TokenLoop {
     } finally {
       const timing = this.timing.summary();
       if (timing) this.host.log("sharded request timing", { job: this.requestId, timing });
-      for (const nodeId of this.touched) this.host.sendJson(nodeId, { type: "stage.drop", request_id: this.requestId });
+      for (const nodeId of this.touched) this.host.send(nodeId, { type: "stage.drop", request_id: this.requestId });
     }
   }
 
@@ -224,7 +227,7 @@ export class TokenLoop {
     for (;;) {
       const first = this.path[0]!;
       const wait = new Promise<StageTokenized>((resolve, reject) => (this.tokenized = { resolve, reject }));
-      this.host.sendJson(first.nodeId, { type: "stage.tokenize", stage_id: first.stageId, request_id: this.requestId, messages: this.job.messages, want_vocab: !this.model.vocab });
+      this.host.send(first.nodeId, { type: "stage.tokenize", stage_id: first.stageId, request_id: this.requestId, messages: this.job.messages, want_vocab: !this.model.vocab });
       try {
         const m = await wait;
         if (m.vocab && !this.model.vocab) this.model.vocab = new Vocab(m.vocab);

@@ -1,6 +1,7 @@
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { NodeRegistry } from "../registry.js";
+import type { NodeMessenger } from "../workers/node-messenger.js";
 import type { NodeStanding } from "./node-standing.js";
 
 /**
@@ -9,6 +10,8 @@ import type { NodeStanding } from "./node-standing.js";
  */
 export interface CheckPolicy<Skip extends string> {
   registry: NodeRegistry;
+  /** How a reference is reached, wherever its session is (a reference must be reachable to be chosen). */
+  messenger: Pick<NodeMessenger, "send" | "reachable">;
   standing: Pick<NodeStanding, "checkRate" | "recordCheck" | "isQuarantined" | "tier">;
   clock: Clock;
   logger: Logger;

@@ -77,7 +77,7 @@ export class SpotChecks {
     if (!reference) return this.skip(answer, "no_reference");
     const checkId = randomUUID();
     this.pending.set(checkId, { answer: { ...answer, outputTokens }, referenceId: reference, deadline: this.deps.clock.now() + this.deps.timeoutMs });
-    this.deps.registry.get(reference)!.session!.send({
+    this.deps.messenger.send(reference, {
       type: "check.score",
       check_id: checkId,
       model: answer.model,
@@ -164,7 +164,7 @@ export class SpotChecks {
     const backend = node.models.find((m) => m.id === model)?.backend;
     const candidates: string[] = [];
     for (const ref of registry.all()) {
-      if (ref.id === node.id || ref.operatorId === node.operatorId || !ref.online || !ref.session || ref.draining) continue;
+      if (ref.id === node.id || ref.operatorId === node.operatorId || !ref.online || ref.draining || !this.deps.messenger.reachable(ref.id)) continue;
       // Same model on a backend that renders prompts the same way: the same kind, or two that both render with the
       // one canonical renderer (node/src/prompt/; the checked node's prompt ids travel with the check and the
       // reference compares them with its own rendering).

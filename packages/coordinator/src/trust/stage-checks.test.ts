@@ -36,6 +36,7 @@ function setup(o: { random?: () => number; rate?: number; maxBytes?: number; loa
   let now = 0;
   const deps: StageChecksDeps = {
     registry: { get: (id: string) => nodes.get(id) } as unknown as NodeRegistry,
+    messenger: { send: () => true, reachable: (id) => nodes.has(id) },
     standing: {
       checkRate: () => 0.05,
       recordCheck: (nodeId, r) => void recorded.push({ nodeId, passed: r.passed }),

@@ -204,7 +204,7 @@ export class StageChecks {
     const eligible = (nodeId: string): boolean => {
       if (nodeId === stage.nodeId) return false;
       const ref = registry.get(nodeId);
-      if (!ref || ref.operatorId === operator || !ref.online || !ref.session || ref.draining) return false;
+      if (!ref || ref.operatorId === operator || !ref.online || ref.draining || !this.deps.messenger.reachable(ref.id)) return false;
       if (standing.isQuarantined(ref.id)) return false;
       return namedReferences.has(ref.id) || namedReferences.has(ref.operatorId) || standing.tier(ref.id) === "trusted";
     };

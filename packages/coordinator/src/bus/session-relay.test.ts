@@ -9,12 +9,14 @@ import type { Bus } from "./bus.js";
 import { connectNatsBus } from "./nats-bus.js";
 import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
 import { ReplicaLink } from "./replica-link.js";
-import { LEADER_SETTLE_MS, StageRelay } from "./stage-relay.js";
+import { AWAITED_ANSWER_TTL_MS, SessionRelay } from "./session-relay.js";
+import { LEADER_SETTLE_MS, ShardingLeader } from "./sharding-leader.js";
 
 /**
- * Two replicas over the real NATS server, each with its link and its stage relay as the coordinator wires them: C
- * holds a stage node's session, A leads sharded models. What each replica's sharding manager would be told is
- * recorded; the node is a session that records what it is sent.
+ * Two replicas over the real NATS server, each with its link and its session relay as the coordinator wires them: C
+ * holds a node's session, A reaches it (as the leader of sharded models, a spot check's asker, an embedding
+ * request's). What each replica's sharding manager, spot checks and embedding requests would be told is recorded;
+ * the node is a session that records what it is sent.
  */
 const NODE = "a".repeat(64);
 const quiet = createLogger("silent");
@@ -34,8 +36,9 @@ interface Replica {
   bus: Bus;
   registry: NodeRegistry;
   link: ReplicaLink;
-  relay: StageRelay;
-  /** What the relay handed this replica's sharding manager. */
+  relay: SessionRelay;
+  leader: ShardingLeader;
+  /** What the relay handed this replica's sharding manager, spot checks and embedding requests. */
   told: string[];
   binaries: Uint8Array[];
   leading: boolean[];
@@ -53,7 +56,7 @@ async function replica(name: string): Promise<Replica> {
   const jobs = { accepted() {}, rejected() {}, part() {}, failed() {}, lost() {}, dispatch() {} };
   const link = new ReplicaLink({ bus, replicaId: id, cluster, registry, jobs, clock, logger: quiet, standing: { applyQuarantine() {} }, onHeldHere() {} });
   const r = { id, bus, registry, link, told: [] as string[], binaries: [] as Uint8Array[], leading: [] as boolean[], localOffers: 0 } as Replica;
-  r.relay = new StageRelay({
+  r.relay = new SessionRelay({
     bus,
     cluster,
     replicaId: id,
@@ -61,17 +64,23 @@ async function replica(name: string): Promise<Replica> {
     clock,
     logger: quiet,
     intake: {
-      onStageMessage: (nodeId, message) => void r.told.push(`${message.type} ${nodeId.slice(0, 4)}`),
-      onBinary: (nodeId, data) => {
-        r.told.push(`frame ${nodeId.slice(0, 4)}`);
-        r.binaries.push(Uint8Array.from(data));
+      stages: {
+        onStageMessage: (nodeId, message) => void r.told.push(`${message.type} ${nodeId.slice(0, 4)}`),
+        onBinary: (nodeId, data) => {
+          r.told.push(`frame ${nodeId.slice(0, 4)}`);
+          r.binaries.push(Uint8Array.from(data));
+        },
+        onNodeLost: (nodeId) => void r.told.push(`lost ${nodeId.slice(0, 4)}`),
       },
-      onNodeLost: (nodeId) => void r.told.push(`lost ${nodeId.slice(0, 4)}`),
-      setLeading: (leading) => void r.leading.push(leading),
+      checks: { onMessage: (nodeId, message) => void r.told.push(`${message.type} ${message.check_id} ${nodeId.slice(0, 4)}`) },
+      embeddings: {
+        onMessage: (nodeId, message) => void r.told.push(`${message.type} ${message.request_id} ${nodeId.slice(0, 4)}`),
+        onNodeLost: (nodeId) => void r.told.push(`embeddings lost ${nodeId.slice(0, 4)}`),
+      },
     },
-    peers: () => link.livePeers().map((p) => p.replica),
     onLocalOffer: () => void r.localOffers++,
   });
+  r.leader = new ShardingLeader({ replicaId: id, clock, peers: () => link.livePeers().map((p) => p.replica), setLeading: (leading) => void r.leading.push(leading) });
   r.relay.start();
   await link.start();
   replicas.push(r);
@@ -99,7 +108,7 @@ async function stageNodeOn(r: Replica, others: Replica[]): Promise<RecordingSess
 const frame = (requestId: string, value: number) =>
   encodeActivationFrame({ requestId, stageId: 7, seq: 0, rows: 1, cols: 2, positions: Int32Array.of(0), dtype: "f32", data: Float32Array.of(value, value + 1) });
 
-describeWithNats("stage traffic between replicas over NATS", await probeNatsServer(), () => {
+describeWithNats("node sessions on other replicas over NATS", await probeNatsServer(), () => {
   beforeEach(() => {
     clock = new ManualClock();
     cluster = randomReplicaId("test");
@@ -118,12 +127,12 @@ describeWithNats("stage traffic between replicas over NATS", await probeNatsServ
     a.link.beat();
     c.link.beat();
     await until(() => a.link.livePeers().length === 1 && c.link.livePeers().length === 1, "each hears the other");
-    a.relay.tick();
-    c.relay.tick();
+    a.leader.tick();
+    c.leader.tick();
     expect([a.leading, c.leading]).toEqual([[false], [false]]);
     clock.advance(LEADER_SETTLE_MS);
-    a.relay.tick();
-    c.relay.tick();
+    a.leader.tick();
+    c.leader.tick();
     expect([a.leading.at(-1), c.leading.at(-1)]).toEqual([true, false]);
   });
 
@@ -132,9 +141,9 @@ describeWithNats("stage traffic between replicas over NATS", await probeNatsServ
     const session = await stageNodeOn(c, [a]);
     expect(a.relay.reachable(NODE)).toBe(true);
     expect(a.relay.reachable("f".repeat(64))).toBe(false);
-    expect(a.relay.sendJson("f".repeat(64), { type: "stage.unload", stage_id: 1 })).toBe(false);
+    expect(a.relay.send("f".repeat(64), { type: "stage.unload", stage_id: 1 })).toBe(false);
 
-    expect(a.relay.sendJson(NODE, { type: "stage.load", stage_id: 7, sha256: "e".repeat(64), start: 0, end: 4 })).toBe(true);
+    expect(a.relay.send(NODE, { type: "stage.load", stage_id: 7, sha256: "e".repeat(64), start: 0, end: 4 })).toBe(true);
     expect(a.relay.sendBinary(NODE, frame("job-1", 1))).toBe(true);
     await until(() => session.json.length === 1 && session.binary.length === 1, "both reach the node's session on C");
     expect(session.json[0]).toEqual({ type: "stage.load", stage_id: 7, sha256: "e".repeat(64), start: 0, end: 4 });
@@ -156,9 +165,46 @@ describeWithNats("stage traffic between replicas over NATS", await probeNatsServ
 
     // The node drops on C: C's manager and the leader both hear it.
     c.relay.onNodeLost(NODE);
-    await until(() => a.told.length === 3, "A hears the node lost");
-    expect(a.told[2]).toBe("lost aaaa");
+    await until(() => a.told.length === 4, "A hears the node lost");
+    expect(a.told.slice(2)).toEqual(["lost aaaa", "embeddings lost aaaa"]);
     expect(c.told[1]).toBe("lost aaaa");
+  });
+
+  it("brings a check's scores and an embedding back to the replica that asked, by their ids; other answers stay", async () => {
+    const [a, c] = [await replica("a"), await replica("c")];
+    const session = await stageNodeOn(c, [a]);
+    a.relay.send(NODE, { type: "check.score", check_id: "chk-1", model: "tiny", messages: [{ role: "user", content: "hi" }], output_tokens: [1, 2] });
+    a.relay.send(NODE, { type: "embed.request", request_id: "emb-1", model: "tiny", input: { texts: ["hi"] } });
+    await until(() => session.json.length === 2, "both reach the node on C");
+    expect(session.json.map((m) => m.type)).toEqual(["check.score", "embed.request"]);
+
+    c.relay.onCheckMessage(NODE, { type: "check.scores", check_id: "chk-1", prompt_tokens: 3, positions: [], eos: { logprob: -1, rank: 1 } });
+    c.relay.onEmbedMessage(NODE, { type: "embed.error", request_id: "emb-1", code: "bad_request", message: "too long" });
+    // Answers nobody elsewhere waits for are C's own: an unknown id, or a second answer to the same check.
+    c.relay.onCheckMessage(NODE, { type: "check.error", check_id: "chk-1", message: "again" });
+    c.relay.onEmbedMessage(NODE, { type: "embed.error", request_id: "emb-other", code: "bad_request", message: "x" });
+    await until(() => a.told.length === 2, "A hears both answers");
+    expect(a.told).toEqual(["check.scores chk-1 aaaa", "embed.error emb-1 aaaa"]);
+    expect(c.told).toEqual(["check.error chk-1 aaaa", "embed.error emb-other aaaa"]);
+  });
+
+  it("tells a replica waiting for a node's answer when the node drops, and forgets answers never given", async () => {
+    const [a, c] = [await replica("a"), await replica("c")];
+    const session = await stageNodeOn(c, [a]);
+    a.relay.send(NODE, { type: "check.score", check_id: "chk-2", model: "tiny", messages: [{ role: "user", content: "hi" }], output_tokens: [1] });
+    await until(() => session.json.length === 1, "the check reaches the node");
+    c.relay.onNodeLost(NODE);
+    await until(() => a.told.includes("embeddings lost aaaa"), "A hears the node lost");
+    // After the loss, a late answer is C's own (nobody waits for it elsewhere any more).
+    c.relay.onCheckMessage(NODE, { type: "check.error", check_id: "chk-2", message: "late" });
+    expect(c.told.at(-1)).toBe("check.error chk-2 aaaa");
+
+    a.relay.send(NODE, { type: "check.score", check_id: "chk-3", model: "tiny", messages: [{ role: "user", content: "hi" }], output_tokens: [1] });
+    await until(() => session.json.length === 2, "a second check reaches the node");
+    clock.advance(AWAITED_ANSWER_TTL_MS + 1);
+    c.relay.tick();
+    c.relay.onCheckMessage(NODE, { type: "check.error", check_id: "chk-3", message: "very late" });
+    expect(c.told.at(-1)).toBe("check.error chk-3 aaaa");
   });
 
   it("answers stage traffic for a node it no longer holds with the node lost, so the leader re-routes at once", async () => {
@@ -169,7 +215,7 @@ describeWithNats("stage traffic between replicas over NATS", await probeNatsServ
     a.relay.sendBinary(NODE, frame("job-2", 1));
     await until(() => a.told.includes("lost aaaa"), "A hears the node lost");
     a.told.length = 0;
-    a.relay.sendJson(NODE, { type: "stage.drop", request_id: "job-2" });
+    a.relay.send(NODE, { type: "stage.drop", request_id: "job-2" });
     await until(() => a.told.includes("lost aaaa"), "and again for a stage message");
   });
 
@@ -177,9 +223,9 @@ describeWithNats("stage traffic between replicas over NATS", await probeNatsServ
     const [a, c] = [await replica("a"), await replica("c")];
     const session = await stageNodeOn(c, [a]);
     const encode = (v: unknown) => new TextEncoder().encode(typeof v === "string" ? v : JSON.stringify(v));
-    for (const g of ["not json", { type: "to_node", from: a.id, node: NODE, message: { type: "stage.load" } }, { type: "from_node", node: "zz", message: { type: "stage.loaded", stage_id: 1, ms_per_layer: 1 } }, { type: "explode" }]) {
-      a.bus.publish(`tessera.v1.${cluster}.replica.${c.id}.stages`, encode(g));
-      c.bus.publish(`tessera.v1.${cluster}.replica.${a.id}.stages`, encode(g));
+    for (const g of ["not json", { type: "to_node", from: a.id, node: NODE, message: { type: "stage.load" } }, { type: "to_node", from: a.id, node: NODE, message: { type: "job.assign", job_id: "j" } }, { type: "from_node", node: "zz", message: { type: "stage.loaded", stage_id: 1, ms_per_layer: 1 } }, { type: "explode" }]) {
+      a.bus.publish(`tessera.v1.${cluster}.replica.${c.id}.sessions`, encode(g));
+      c.bus.publish(`tessera.v1.${cluster}.replica.${a.id}.sessions`, encode(g));
     }
     for (const bytes of [Uint8Array.of(), Uint8Array.of(9, 9, 9), Uint8Array.of(1, 0, 1, 2)]) {
       a.bus.publish(`tessera.v1.${cluster}.replica.${c.id}.frames`, bytes);
@@ -188,7 +234,7 @@ describeWithNats("stage traffic between replicas over NATS", await probeNatsServ
     await a.bus.flush();
     await c.bus.flush();
     // A good message after the garbage still lands.
-    a.relay.sendJson(NODE, { type: "stage.unload", stage_id: 3 });
+    a.relay.send(NODE, { type: "stage.unload", stage_id: 3 });
     await until(() => session.json.length === 1, "the good message lands");
     expect(session.json).toEqual([{ type: "stage.unload", stage_id: 3 }]);
     expect(session.binary).toEqual([]);
