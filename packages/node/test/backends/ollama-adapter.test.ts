@@ -47,8 +47,8 @@ describe("ollama adapter: model management", () => {
     });
     const ollama = createOllamaAdapter({ baseURL: fake.url, keepAlive: "10m" });
     expect(await ollama.listModels()).toEqual([
-      { id: "qwen2.5:7b", sizeBytes: 4_683_087_332, loaded: false },
-      { id: "llama3.2:3b", sizeBytes: 2_019_393_189, loaded: false },
+      { id: "qwen2.5:7b", sizeBytes: 4_683_087_332, loaded: false, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      { id: "llama3.2:3b", sizeBytes: 2_019_393_189, loaded: false, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
     ]);
     await ollama.load("qwen2.5:7b");
     expect((await ollama.listModels()).find((m) => m.id === "qwen2.5:7b")?.loaded).toBe(true);

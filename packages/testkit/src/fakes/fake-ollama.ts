@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import type { FakeBehaviour } from "./fake-behaviour.js";
 import { FakeHttpServer, pumpTokens, sendJson, sendText, type RouteHandler } from "./fake-http-server.js";
@@ -40,7 +41,10 @@ export interface FakeOllamaModel {
   chatTemplate?: string;
   /** The vocabulary in `/api/show`'s `model_info` (fake-ollama-show.ts has a small default). */
   vocabulary?: FakeOllamaVocabulary;
-  /** The GGUF blob `/api/show`'s Modelfile names in its `FROM` line (`…/blobs/sha256-<64 hex>`). */
+  /**
+   * The GGUF blob `/api/show`'s Modelfile names in its `FROM` line (`…/blobs/sha256-<64 hex>`); its hex is the model
+   * layer's digest. Default: a path under `/root/.ollama` named by a digest made from the model's name.
+   */
   ggufPath?: string;
 }
 
@@ -115,7 +119,8 @@ export class FakeOllama {
       model: m.name,
       modified_at: "2025-01-01T00:00:00Z",
       size: m.sizeBytes,
-      digest: fakeDigest(m.name),
+      // Ollama's `digest` here is the SHA-256 of the manifest JSON (plain hex), not of the GGUF blob.
+      digest: manifestDigest(m),
       details: {
         parent_model: "",
         format: "gguf",
@@ -158,7 +163,7 @@ export class FakeOllama {
     if (typeof requested !== "string" || requested === "") return sendJson(res, 400, { error: "model is required" });
     const model = this.installed.get(normaliseName(requested));
     if (!model) return sendJson(res, 404, { error: `model '${requested}' not found` });
-    writeOllamaShow(res, model, body.verbose === true, fakeDigest(model.name));
+    writeOllamaShow(res, model, body.verbose === true, `sha256:${blobDigest(model)}`);
   }
 
   private generate(res: ServerResponse, body: OllamaGenerateBody): void {
@@ -304,7 +309,7 @@ export class FakeOllama {
       res.end(JSON.stringify({ error: "pull model manifest: file does not exist" }) + "\n");
       return;
     }
-    const digest = fakeDigest(name);
+    const digest = `sha256:${blobDigest(entry)}`;
     const total = entry.sizeBytes;
     for (let step = 1; step <= this.pullSteps; step++) {
       if (this.pullStepMs > 0) await new Promise((r) => setTimeout(r, this.pullStepMs));
@@ -358,8 +363,13 @@ function keepAliveMs(value: string | number | undefined): number {
   return n * unit;
 }
 
-function fakeDigest(name: string): string {
-  let h = 0;
-  for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return `sha256:${h.toString(16).padStart(8, "0").repeat(8)}`;
+/** The model layer's digest (the GGUF blob's SHA-256): the hex of `ggufPath`'s blob name, or one made from the name. */
+function blobDigest(m: FakeOllamaModel): string {
+  const named = m.ggufPath === undefined ? undefined : /sha256[-:]([0-9a-f]{64})$/.exec(m.ggufPath)?.[1];
+  return named ?? createHash("sha256").update(`fake-ollama-blob\n${m.name}`).digest("hex");
+}
+
+/** What `/api/tags` and `/api/ps` call `digest`: the manifest's SHA-256, which changes with any layer (the blob too). */
+function manifestDigest(m: FakeOllamaModel): string {
+  return createHash("sha256").update(`fake-ollama-manifest\n${m.name}\n${blobDigest(m)}`).digest("hex");
 }

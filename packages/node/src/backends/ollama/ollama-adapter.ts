@@ -15,6 +15,7 @@ import { isOllamaEmbeddingModel, postOllamaEmbed } from "./embeddings.js";
 import { createOllamaCanonicalChat } from "./canonical-chat.js";
 import type { OllamaShowResponse } from "./show-template.js";
 import { type ReadModelFile, readGgufTemplateMetadata } from "./gguf-metadata.js";
+import { createOllamaModelFiles } from "./model-file-identity.js";
 
 /**
  * Ollama through its native API (`/api/chat`, `/api/generate`, `/api/show`, `/api/tags`, `/api/ps`, `/api/pull`,
@@ -76,6 +77,12 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
   const canonical = createOllamaCanonicalChat({
     readModelFile: options.readModelFile ?? readGgufTemplateMetadata,
     show: async (model, verbose, signal) => (await (await call("/api/show", { method: "POST", headers: json, body: JSON.stringify({ model, verbose }), signal })).json()) as OllamaShowResponse,
+  });
+
+  /** Each model's GGUF SHA-256 (model-file-identity.ts), reported by listModels as `sha256`. */
+  const modelFiles = createOllamaModelFiles({
+    show: async (model, signal) => (await call("/api/show", { method: "POST", headers: json, body: JSON.stringify({ model }), signal })).json() as Promise<unknown>,
+    onReplaced: (model) => canonical.forget(model),
   });
 
   /**
@@ -165,19 +172,25 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
     },
 
     async listModels(signal?: AbortSignal): Promise<BackendModel[]> {
+      type Tag = { name: string; size?: unknown; digest?: unknown; details?: { families?: unknown } };
       const [tags, ps] = await Promise.all([
-        getJson<{ models?: { name?: string; size?: number; details?: { families?: unknown } }[] }>("/api/tags", signal),
+        getJson<{ models?: unknown }>("/api/tags", signal),
         getJson<{ models?: { name?: string }[] }>("/api/ps", signal),
       ]);
-      const loaded = new Set((ps.models ?? []).map((m) => m.name));
-      return (tags.models ?? [])
-        .filter((m): m is { name: string; size?: number; details?: { families?: unknown } } => typeof m.name === "string")
-        .map((m) => {
+      const loaded = new Set((Array.isArray(ps?.models) ? ps.models : []).map((m: { name?: unknown } | null) => m?.name));
+      const listed = (Array.isArray(tags?.models) ? (tags.models as unknown[]) : []).filter(
+        (m): m is Tag => typeof m === "object" && m !== null && typeof (m as { name?: unknown }).name === "string",
+      );
+      return Promise.all(
+        listed.map(async (m) => {
           const model: BackendModel = { id: m.name, loaded: loaded.has(m.name) };
           if (typeof m.size === "number") model.sizeBytes = m.size;
+          const sha256 = await modelFiles.sha256Of(m.name, m.digest, signal);
+          if (sha256 !== undefined) model.sha256 = sha256;
           if (isOllamaEmbeddingModel(m, options.embeddingModels ?? [])) model.features = ["embeddings"];
           return model;
-        });
+        }),
+      );
     },
 
     embed(request: EmbeddingRequest): Promise<EmbeddingResult> {
@@ -231,6 +244,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
 
     async pull(model: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void> {
       canonical.forget(model);
+      modelFiles.forget(model);
       const res = await call("/api/pull", { method: "POST", headers: json, body: JSON.stringify({ model, stream: true }), signal });
       if (!res.body) throw new TesseraError("internal_error", `${KIND}: empty pull response`);
       for await (const raw of readJsonLines(res.body)) {
@@ -249,6 +263,7 @@ export function createOllamaAdapter(options: OllamaOptions): OllamaAdapter {
 
     async remove(model: string): Promise<void> {
       canonical.forget(model);
+      modelFiles.forget(model);
       const res = await call("/api/delete", { method: "DELETE", headers: json, body: JSON.stringify({ model }) });
       await res.body?.cancel();
     },
