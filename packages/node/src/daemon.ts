@@ -25,7 +25,7 @@ import { scoreForCheck } from "./score-for-check.js";
 import { answerEmbedRequest } from "./embed-for-request.js";
 import type { NodeLogger } from "./logger.js";
 import type { BackendFactory } from "./backend-from-config.js";
-import { HEARTBEAT_PATH, basicHardware, registerNode, resolveServedModels } from "./register-node.js";
+import { HEARTBEAT_PATH, basicHardware, refreshModelFiles, registerNode, resolveServedModels } from "./register-node.js";
 import { machineProbe } from "./machine.js";
 import { StageHost, stageMemoryOffer } from "./stage-host/index.js";
 import { NodeCommandExecutor, dropModelsThatDoNotFit, withVramCap } from "./commands/index.js";
@@ -250,6 +250,9 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     const started = clock.now();
     try {
       backendModels = await backend.listModels().catch(() => backendModels);
+      for (const id of refreshModelFiles(servedModels, backendModels)) {
+        logger.info(`model ${id}: file ${servedModels.find((m) => m.id === id)?.sha256?.slice(0, 12) ?? "unknown"} (changed in backend ${backend.kind})`);
+      }
       const loaded = new Set(backendModels.filter((m) => m.loaded).map((m) => m.id));
       const body: NodeHeartbeat = {
         type: "heartbeat",

@@ -59,6 +59,25 @@ export function resolveServedModels(
   return { served, missing, refused };
 }
 
+/**
+ * Brings the served models' file identities (`sha256`) up to date with the backend's latest list, in place: a file
+ * replaced under the same name (a GGUF overwritten, an `ollama pull` of a newer build) is another file, and a model
+ * whose identity could not be read at start (Ollama's `/api/show` failed) gains it. A model the backend no longer lists
+ * keeps what it had (served-list changes are the command executor's). Returns the ids whose identity changed.
+ */
+export function refreshModelFiles(served: ServedModel[], backendModels: readonly BackendModel[]): string[] {
+  const byId = new Map(backendModels.map((m) => [m.id, m]));
+  const changed: string[] = [];
+  for (const model of served) {
+    const backend = byId.get(model.id);
+    if (!backend || backend.sha256 === model.sha256) continue;
+    if (backend.sha256 === undefined) delete model.sha256;
+    else model.sha256 = backend.sha256;
+    changed.push(model.id);
+  }
+  return changed;
+}
+
 /** Coarse capability from the OS alone (no GPU probing): the fallback when no hardware detector is injected. */
 export function basicHardware(): Hardware {
   return { cpu_cores: Math.max(1, cpus().length), ram_mb: Math.floor(totalmem() / 2 ** 20), gpus: [], tier: "cpu" };
