@@ -9,7 +9,7 @@ import { printedCommand } from "../config.js";
 
 /** The real machine behind `tessera doctor`. */
 export async function productionDoctorDeps(flags: NodeFlags): Promise<DoctorDeps> {
-  const { createBackendFromConfig, createCommandRunner, createNodeLogger, machineProbe, signerFromKeyFile } = await import("@tessera/node");
+  const { createBackendFromConfig, createCommandRunner, createNodeLogger, machineProbe, resolveStageRuntime, signerFromKeyFile } = await import("@tessera/node");
   const { logger } = createNodeLogger({ level: "silent", stdout: false });
   const run = createCommandRunner();
   return {
@@ -28,13 +28,14 @@ export async function productionDoctorDeps(flags: NodeFlags): Promise<DoctorDeps
     },
     openBackend: (config) => createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger }),
     hardware: () => machineProbe(run).detectHardware(),
+    stageRuntime: (backend) => resolveStageRuntime(backend),
   };
 }
 
 /** `tessera doctor`: one [OK]/[WARN]/[FAIL] line per check; exit 1 on any FAIL. */
 export function addDoctorCommand(program: Command, makeDeps: (flags: NodeFlags) => Promise<DoctorDeps> = productionDoctorDeps): void {
   withNodeSettings(
-    program.command("doctor").description("check this node: config, keys, coordinator, registration, backend, models, clock, disk, GPU driver").option("--json", "print JSON"),
+    program.command("doctor").description("check this node: config, keys, coordinator, registration, backend, models, clock, disk, GPU driver, stage runtime").option("--json", "print JSON"),
   ).action(async (flags: NodeFlags & { json?: boolean }) => {
     const { doctorExitCode, formatResults, runDoctor } = await import("../doctor/run-doctor.js");
     const results = await runDoctor(await makeDeps(flags));

@@ -4,6 +4,8 @@ import {
   type CommandRunner,
   type NodeConfig,
   POWER_LIMIT_QUERY,
+  type StageBackend,
+  type StageRuntimeChoice,
   inventoryWarnings,
   parsePowerLimits,
   reconcileInventory,
@@ -44,6 +46,11 @@ export interface DoctorDeps {
   timeoutMs?: number;
   /** How the user runs this CLI (`tessera`, `npx tessera`, …), for the commands the checks suggest; default `tessera`. */
   command?: string;
+  /**
+   * What a `stage_backend` setting runs layer spans on here (the node's resolveStageRuntime: loads and self-checks
+   * ggml's CPU backend). Absent: no "stage runtime" line.
+   */
+  stageRuntime?(backend: StageBackend): StageRuntimeChoice;
 }
 
 /** Above this the coordinator refuses signed requests (MAX_CLOCK_SKEW_SECONDS); warn well before it. */
@@ -90,6 +97,8 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
   results.push(...(await backendChecks(deps, config)));
   results.push(diskCheck(deps, config));
   results.push(await gpuDriverCheck(deps));
+  const stage = stageRuntimeCheck(deps, config);
+  if (stage) results.push(stage);
   const power = await powerCapCheck(deps, config);
   if (power) results.push(power);
   return results;
@@ -219,6 +228,28 @@ function engineBuildCheck(detail: string | undefined, hardware: Hardware, comman
   if (detail !== "CPU build") return warn("embedded build", `${detail}; \`${command} gpu setup\` reinstalls it`);
   const gpu = hardware.gpus.find((g) => g.vendor === "nvidia" || g.vendor === "amd" || g.vendor === "apple");
   return gpu ? warn("embedded build", `CPU build, but this machine has ${gpu.name}: \`${command} gpu setup\` installs its GPU build`) : ok("embedded build", "CPU build (no GPU found)");
+}
+
+/**
+ * Which runtime layer spans run on: the configured `stage_backend`, what it resolves to here (for `auto`: ggml-cpu
+ * when ggml's libraries load and pass their self-check, else wasm and why) and, for ggml, the library build and
+ * folder; with another setting, what `auto` would take. FAIL when `ggml-cpu` is asked for but not usable and the
+ * node holds spans (`stage_model`): its span loads would fail.
+ */
+function stageRuntimeCheck(deps: DoctorDeps, config: NodeConfig | undefined): CheckResult | undefined {
+  if (!deps.stageRuntime) return undefined;
+  if (!config) return warn("stage runtime", "skipped: no usable config");
+  const configured = config.stage_backend;
+  const spans = config.stage_model ? "" : " (no stage_model is set: this node holds no layer spans)";
+  const says = (c: StageRuntimeChoice) => (c.runtime ? `${c.runtime} (${c.detail})` : c.detail);
+  try {
+    const choice = deps.stageRuntime(configured);
+    if (!choice.runtime) return (config.stage_model ? fail : warn)("stage runtime", `stage_backend = ${configured}: ${choice.detail}${spans}`);
+    const auto = configured === "auto" ? "" : `; auto would run ${says(deps.stageRuntime("auto"))}`;
+    return ok("stage runtime", `stage_backend = ${configured}: spans run on ${says(choice)}${auto}${spans}`);
+  } catch (err) {
+    return fail("stage runtime", `stage_backend = ${configured}: ${message(err)}`);
+  }
 }
 
 /** `[limits] max_power_watts` against the limit nvidia-smi reports in force (the daemon applies it with -pl at start). */
