@@ -31,6 +31,10 @@ const ENV = { ...process.env, TESSERA_HOME: "", TESSERA_BACKEND: "", TESSERA_COO
 export class ReplicaNetwork {
   readonly replicas = new Map<string, ReplicaProcess>();
   readonly daemons = new Map<string, DaemonProcess>();
+  /** Daemons initialised, by name: their node id and replicas. */
+  private readonly initialised = new Map<string, { id: string; replicaIds: string[] }>();
+  /** Ports chosen for replicas not started yet (`reserve`). */
+  private readonly reserved = new Map<string, number>();
 
   private constructor(
     readonly dir: string,
@@ -53,12 +57,25 @@ export class ReplicaNetwork {
     return this.database.query<R>(sql, params);
   }
 
-  /** Starts replica `id` (on `port`, or a free one) and waits until it listens. Start replicas one at a time: each migrates. */
-  async startReplica(id: string, port?: number): Promise<ReplicaProcess> {
-    const p = port ?? (await freePort());
+  /**
+   * Chooses replica `id`'s port now, so daemons can be initialised with its address (and their keys named in the
+   * replicas' flags, `--reference-node`) before it starts. Returns its URL.
+   */
+  async reserve(id: string): Promise<string> {
+    const port = await freePort();
+    this.reserved.set(id, port);
+    return `http://127.0.0.1:${port}`;
+  }
+
+  /**
+   * Starts replica `id` (on `port`, its reserved port, or a free one) with `extraArgs`, and waits until it listens.
+   * Start replicas one at a time: each migrates.
+   */
+  async startReplica(id: string, port?: number, extraArgs: string[] = []): Promise<ReplicaProcess> {
+    const p = port ?? this.reserved.get(id) ?? (await freePort());
     const args = [...this.options.coordinatorNodeFlags, TESSERA_BIN, "coordinator", "start", "--open", "--port", String(p), "--data-dir", join(this.dir, id), "--db", this.database.url, "--replica-id", id, "--log-format", "json"];
     if (this.options.bus) args.push("--bus", NATS_URL);
-    const proc = new ManagedProcess(id, process.execPath, [...args, ...this.options.coordinatorArgs], { env: ENV, logFile: join(this.dir, `${id}.log`) });
+    const proc = new ManagedProcess(id, process.execPath, [...args, ...this.options.coordinatorArgs, ...extraArgs], { env: ENV, logFile: join(this.dir, `${id}.log`) });
     await proc.waitFor(/listening on/, 60_000);
     const replica = { id, url: `http://127.0.0.1:${p}`, port: p, process: proc };
     this.replicas.set(id, replica);
@@ -70,14 +87,31 @@ export class ReplicaNetwork {
    * `--coordinator-replicas`), with `nodeArgs` (its backend); waits until the first replica shows it online.
    */
   async startDaemon(name: string, replicaIds: string[], nodeArgs: string[]): Promise<DaemonProcess> {
+    await this.initDaemon(name, replicaIds, nodeArgs);
+    return this.launchDaemon(name);
+  }
+
+  /**
+   * `tessera init` of daemon `name` (see `startDaemon`) without starting it; the replicas need only be reserved.
+   * Returns its node id.
+   */
+  async initDaemon(name: string, replicaIds: string[], nodeArgs: string[]): Promise<string> {
     const home = join(this.dir, name);
     mkdirSync(home, { recursive: true });
-    const [first, ...others] = replicaIds.map((id) => this.replicas.get(id)!.url);
+    const urlOf = (id: string) => this.replicas.get(id)?.url ?? `http://127.0.0.1:${this.reserved.get(id)!}`;
+    const [first, ...others] = replicaIds.map(urlOf);
     const joinArgs = ["--coordinator", first!, ...(others.length > 0 ? ["--coordinator-replicas", others.join(",")] : [])];
     const init = new ManagedProcess(`${name}-init`, process.execPath, [TESSERA_BIN, "init", "--home", home, ...joinArgs, ...nodeArgs], { env: ENV });
     const { code } = await init.exited;
     if (code !== 0) throw new Error(`${name}-init failed:\n${init.logText}`);
     const id = init.logText.match(/\b([0-9a-f]{64})\b/)![1]!;
+    this.initialised.set(name, { id, replicaIds });
+    return id;
+  }
+
+  /** Starts daemon `name`, initialised by `initDaemon`; waits until the first of its replicas shows it online. */
+  async launchDaemon(name: string): Promise<DaemonProcess> {
+    const { id, replicaIds } = this.initialised.get(name)!;
     const daemon = { name, id, replicaIds, process: this.launch(name) };
     this.daemons.set(name, daemon);
     await this.untilOnline(daemon);
