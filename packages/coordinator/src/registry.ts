@@ -34,6 +34,11 @@ export interface LiveNode {
   session: NodeSession | undefined;
   /** Jobs this coordinator has pushed to the node and not yet seen finish. */
   activeJobs: Set<string>;
+  /**
+   * Jobs other replicas run on the node, as the replica holding its session counted them in its last beat, less this
+   * replica's own (bus/replica-link.ts); 0 for a node held here. The scheduler counts them as load.
+   */
+  jobsElsewhere: number;
   /** When and with what state the node's last heartbeat was written to the store. */
   storedHeartbeatAt: number;
   storedHeartbeatState: string;
@@ -85,6 +90,7 @@ export class NodeRegistry {
       worker: existing?.worker,
       session: existing?.session,
       activeJobs: existing?.activeJobs ?? new Set(),
+      jobsElsewhere: existing?.jobsElsewhere ?? 0,
       storedHeartbeatAt: 0,
       storedHeartbeatState: "",
     };
@@ -95,9 +101,9 @@ export class NodeRegistry {
   }
 
   /** Restores a node known from the store (after a coordinator restart); it stays offline until it speaks. */
-  restore(record: Omit<LiveNode, "online" | "worker" | "session" | "activeJobs" | "draining" | "storedHeartbeatAt" | "storedHeartbeatState">): void {
+  restore(record: Omit<LiveNode, "online" | "worker" | "session" | "activeJobs" | "jobsElsewhere" | "draining" | "storedHeartbeatAt" | "storedHeartbeatState">): void {
     if (this.nodes.has(record.id)) return;
-    this.nodes.set(record.id, { ...record, online: false, draining: false, worker: undefined, session: undefined, activeJobs: new Set(), storedHeartbeatAt: 0, storedHeartbeatState: "" });
+    this.nodes.set(record.id, { ...record, online: false, draining: false, worker: undefined, session: undefined, activeJobs: new Set(), jobsElsewhere: 0, storedHeartbeatAt: 0, storedHeartbeatState: "" });
     for (const m of record.models) this.noteServed(m.id, record.lastSeenAt || this.clock.now());
   }
 

@@ -48,6 +48,8 @@ export const NodeSummary = z.strictObject({
   draining: z.boolean(),
   /** Jobs on the node from every replica, as its owner counts them. */
   active_jobs: z.number().int().min(0).max(1_000_000),
+  /** The node session's smoothed round trip on the beating replica, milliseconds, once measured. */
+  rtt_ms: z.number().min(0).max(600_000).optional(),
   /** The layer-span files the node offers (its last `stage.offer`), for the replica that leads sharded models. */
   stage_offers: z.array(ShardOffer).max(64).optional(),
 });

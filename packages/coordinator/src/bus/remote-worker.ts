@@ -7,6 +7,9 @@ import type { JobCommand } from "./bus-messages.js";
  * replica's `reports` subject (replica-link.ts) and become JobSink calls like a local node's.
  */
 export class RemoteWorker implements Worker {
+  /** The node session's round trip on its replica, from that replica's last beat. */
+  nodeRttMs: number | undefined;
+
   constructor(
     readonly id: string,
     /** The replica that holds the node's session. */
@@ -25,9 +28,9 @@ export class RemoteWorker implements Worker {
     this.send(this.replica, { type: "cancel", from: this.self, node: this.id, job_id: jobId, reason: reason.slice(0, 500) });
   }
 
-  /** Not measured across replicas yet: the scheduler uses its prior. */
+  /** The round trip of the node's session on its replica (its beat says it); undefined until that replica measured it. */
   rtt(): number | undefined {
-    return undefined;
+    return this.nodeRttMs;
   }
 
   /**

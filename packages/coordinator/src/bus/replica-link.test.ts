@@ -264,6 +264,28 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(a.sink.calls).toEqual(["failed dddd job-local no_capacity"]);
   });
 
+  it("counts the jobs other replicas run on a remote node as its load, and takes its round trip from its replica's beat", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    nodeOn(a);
+    a.registry.get(NODE)!.activeJobs.add("a-local-job");
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "B sees A's node");
+    expect(b.registry.get(NODE)!.jobsElsewhere).toBe(1);
+    expect(b.registry.get(NODE)!.worker!.rtt()).toBe(3);
+    // B's own job on it, relayed through A: A counts it, B does not count it twice.
+    b.registry.get(NODE)!.worker!.assign(assignment("job-b"));
+    b.registry.get(NODE)!.activeJobs.add("job-b");
+    await new Promise((r) => setTimeout(r, 50));
+    a.link.beat();
+    await b.bus.flush();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(b.registry.get(NODE)!.jobsElsewhere).toBe(1);
+    // A's own job ends: only B's is left on the node.
+    a.registry.get(NODE)!.activeJobs.delete("a-local-job");
+    a.link.beat();
+    await until(() => b.registry.get(NODE)!.jobsElsewhere === 0, "B sees A's job end");
+  });
+
   it("carries a node's span offers in its replica's beat, and tells the others only when they change", async () => {
     let offers: ShardOffer[] = [{ model: "big", sha256: "e".repeat(64), layer_count: 8, bytes_per_layer: 1000, free_memory_bytes: 1e9 }];
     const a = await replica("a", (nodeId) => (nodeId === NODE ? offers : []));

@@ -172,6 +172,7 @@ export class ReplicaLink {
     let active = node.activeJobs.size;
     for (const r of this.relayed.values()) if (r.nodeId === node.id) active++;
     const offers = this.d.stageOffers?.(node.id) ?? [];
+    const rtt = node.session?.rttMs();
     return {
       id: node.id,
       operator: node.operatorId,
@@ -182,6 +183,7 @@ export class ReplicaLink {
       draining: node.draining,
       active_jobs: active,
       ...(offers.length > 0 ? { stage_offers: offers } : {}),
+      ...(rtt !== undefined ? { rtt_ms: rtt } : {}),
     };
   }
 
@@ -196,6 +198,16 @@ export class ReplicaLink {
     }
     for (const nodeId of peer.nodes) if (!listed.has(nodeId)) this.dropRemote(nodeId, beat.replica, `it left replica ${beat.replica}`);
     peer.nodes = listed;
+  }
+
+  /**
+   * What the beat says of a remote node's load and round trip: the jobs other replicas run on it (its replica's count
+   * less this replica's own), and the round trip of its session there (the hop between replicas, a fraction of a
+   * millisecond on one network, is left out).
+   */
+  private noteLoad(node: LiveNode, summary: NodeSummary, worker: RemoteWorker): void {
+    node.jobsElsewhere = Math.max(0, summary.active_jobs - node.activeJobs.size);
+    worker.nodeRttMs = summary.rtt_ms;
   }
 
   /** A remote node's span offers, when they changed since its last beat. */
@@ -225,6 +237,7 @@ export class ReplicaLink {
       known!.draining = summary.draining;
       known!.maxConcurrency = summary.max_concurrency;
       known!.models = summary.models;
+      this.noteLoad(known!, summary, current);
       return true;
     }
     // New here, or it moved from another replica: attaching the new route closes the old one, whose jobs are lost with
@@ -239,7 +252,8 @@ export class ReplicaLink {
         this.d.onHeldHere(nodeId);
       }
     });
-    registry.attach(summary.id, worker);
+    const shown = registry.attach(summary.id, worker);
+    if (shown) this.noteLoad(shown, summary, worker);
     if (summary.draining) registry.setDraining(summary.id);
     this.d.jobs.dispatch();
     return true;
@@ -255,7 +269,9 @@ export class ReplicaLink {
     const worker = this.d.registry.get(nodeId)?.worker;
     if (worker instanceof RemoteWorker && worker.replica === replica) this.d.registry.detach(nodeId, worker, reason);
     // Still shown through another replica (it moved): leave it marked remote.
-    if (!(this.d.registry.get(nodeId)?.worker instanceof RemoteWorker)) this.remoteNodes.delete(nodeId);
+    const record = this.d.registry.get(nodeId);
+    if (record && !(record.worker instanceof RemoteWorker)) record.jobsElsewhere = 0;
+    if (!(record?.worker instanceof RemoteWorker)) this.remoteNodes.delete(nodeId);
   }
 
   private onCommand(command: JobCommand): void {

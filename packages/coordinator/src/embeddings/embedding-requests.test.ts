@@ -28,6 +28,7 @@ function node(id: string, models: ServedModel[], extra: Partial<LiveNode> = {}):
     worker: undefined,
     session: { nodeId: id, send: (m: CoordinatorMessage) => void (m.type === "embed.request" && sent.push(m)), sendBinary: () => undefined, rttMs: () => 5, close: () => undefined },
     activeJobs: new Set(),
+    jobsElsewhere: 0,
     storedHeartbeatAt: 0,
     storedHeartbeatState: "",
     sent,

@@ -211,7 +211,7 @@ export class EmbeddingRequests {
       draining: node.draining,
       quarantined: standing.isQuarantined(node.id),
       models: node.models.filter((m) => featuresOf(m).has("embeddings")).map((m) => m.id),
-      activeJobs: node.activeJobs.size + (this.inFlight.get(node.id) ?? 0),
+      activeJobs: node.activeJobs.size + node.jobsElsewhere + (this.inFlight.get(node.id) ?? 0),
       maxConcurrency: node.maxConcurrency,
       ...(rttMs !== undefined ? { rttMs } : {}),
       reputation: standing.reputation(node.id),

@@ -24,6 +24,7 @@ function liveNode(id: string): LiveNode {
     worker: { id, assign: () => undefined, cancel: () => undefined, rtt: () => 2, close: () => undefined },
     session: undefined,
     activeJobs: new Set<string>(),
+    jobsElsewhere: 0,
     storedHeartbeatAt: 0,
     storedHeartbeatState: "",
   };

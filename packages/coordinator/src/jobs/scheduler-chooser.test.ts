@@ -21,6 +21,7 @@ function nodes(count: number): LiveNode[] {
     worker: { id: "", assign: () => undefined, cancel: () => undefined, rtt: () => 2, close: () => undefined },
     session: undefined,
     activeJobs: new Set<string>(),
+    jobsElsewhere: 0,
     storedHeartbeatAt: 0,
     storedHeartbeatState: "",
   }));

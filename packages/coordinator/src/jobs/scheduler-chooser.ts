@@ -145,7 +145,7 @@ export class SchedulerChooser implements NodeChooser {
     }
     snap.online = node.online && node.worker !== undefined;
     snap.draining = node.draining;
-    snap.activeJobs = node.activeJobs.size;
+    snap.activeJobs = node.activeJobs.size + node.jobsElsewhere;
     snap.maxConcurrency = node.maxConcurrency;
     snap.rttMs = node.worker?.rtt();
     if (this.standing) {

@@ -49,7 +49,7 @@ export class Canaries {
         continue;
       }
       if (now < due) continue;
-      if (node.activeJobs.size >= node.maxConcurrency) {
+      if (node.activeJobs.size + node.jobsElsewhere >= node.maxConcurrency) {
         this.nextAt.set(node.id, now + BUSY_RETRY_MS);
         continue;
       }
