@@ -17,7 +17,8 @@
  * With --backend ggml-cpu a third engine runs in the same lockstep: the span on ggml's CPU backend (stage/ggml/), and
  * the run also prints RESULT stage_runtime_ggml_tok_s, stage_runtime_ggml_vs_llamacpp and
  * stage_runtime_ggml_vs_llamacpp_cpu (same suffixes). That span computes in its worker thread, as the daemon runs it
- * (stage/ggml/ggml-worker-span.ts): its time per token includes the hand-off to the worker and back. With --inline a
+ * (stage/ggml/ggml-worker-span.ts): its time per token includes the hand-off to the worker and back, printed per round
+ * as "ms/token hand-off" (its wall time per token minus the time the worker spent computing). With --inline a
  * fourth engine runs the same ggml span on the bench's own thread (GgmlStage, no worker), in the same lockstep, and the
  * run prints RESULT stage_runtime_ggml_inline_vs_llamacpp and stage_runtime_ggml_worker_vs_inline (median per-round
  * ratio of the worker's tok/s to the in-thread span's): what the worker costs, measured side by side. With --threads N > 1 each engine's idle threads keep polling for
@@ -39,6 +40,8 @@ interface Timing {
   tokens: number[];
   wallSeconds: number;
   cpuSeconds: number;
+  /** For the worker span: wall time inside the worker (the rest of wallSeconds is the hand-off to it and back). */
+  workerSeconds?: number;
 }
 
 function cpuSeconds(since: NodeJS.CpuUsage): number {
@@ -93,6 +96,8 @@ export async function main(args: string[] = []): Promise<void> {
     forward(id: string, input: Int32Array | number[], positions: Int32Array | number[]): Float32Array | Promise<Float32Array>;
     dropRequest(id: string): boolean;
     close?(): unknown;
+    /** The worker span's own compute time so far (ms): the rest of its tokens' wall time is the thread hand-off. */
+    computeMs?: number;
   }
   const stages: Array<{ name: string; span: BenchSpan }> = [{ name: "stage", span: loadStage({ path: info.path, start: 0, end: nLayer }) }];
   if (backend === "ggml-cpu") {
@@ -134,8 +139,10 @@ export async function main(args: string[] = []): Promise<void> {
         const t0 = performance.now();
         one[0] = m.tokens[m.tokens.length - 1];
         pos[0] = prompt.length + i;
+        const inWorker = stages[k].span.computeMs;
         const token = argmax(await stages[k].span.forward(id, one, pos));
         m.wallSeconds += (performance.now() - t0) / 1000;
+        if (inWorker !== undefined) m.workerSeconds = (m.workerSeconds ?? 0) + (stages[k].span.computeMs! - inWorker) / 1000;
         m.cpuSeconds += cpuSeconds(c0);
         m.tokens.push(token);
       };
@@ -174,7 +181,8 @@ export async function main(args: string[] = []): Promise<void> {
       rates[k].push(rate);
       ratios[k].push(rate / llamaRate);
       cpuRatios[k].push(ref.cpuSeconds / m.cpuSeconds);
-      line += `, ${s.name} ${fmt(rate, 1)} tok/s (${fmt((m.cpuSeconds / decodeTokens) * 1000, 2)} ms CPU/token), ratio ${fmt(rate / llamaRate)}`;
+      const handOff = m.workerSeconds === undefined ? "" : `, ${fmt(((m.wallSeconds - m.workerSeconds) / decodeTokens) * 1000, 2)} ms/token hand-off`;
+      line += `, ${s.name} ${fmt(rate, 1)} tok/s (${fmt((m.cpuSeconds / decodeTokens) * 1000, 2)} ms CPU/token${handOff}), ratio ${fmt(rate / llamaRate)}`;
     });
     console.log(line);
   }

@@ -59,6 +59,9 @@ export interface WireError {
 export type WorkerMessage =
   | { type: "loaded"; info: GgmlSpanInfo }
   | { type: "load-failed"; error: WireError }
-  /** `length`: output values written at outputOffset; `cached`: the request's cached tokens after the call. */
-  | { type: "forwarded"; id: number; length: number; cached: number; error?: WireError }
+  /**
+   * `length`: output values written at outputOffset; `cached`: the request's cached tokens after the call; `ms`: wall
+   * time the worker spent in the step (what the hand-off to and from the worker adds is the caller's time minus it).
+   */
+  | { type: "forwarded"; id: number; length: number; cached: number; ms: number; error?: WireError }
   | { type: "closed" };

@@ -70,6 +70,8 @@ export class GgmlWorkerSpan {
   readonly libDir: string;
   /** Resolves when the worker thread has ended (after close(), or when it died). */
   readonly exited: Promise<number>;
+  /** Wall time the worker has spent computing steps, in ms, summed (a caller's time beyond it is the hand-off). */
+  computeMs = 0;
 
   private io = new SharedArrayBuffer(0);
   private ioSent = true;
@@ -233,6 +235,7 @@ export class GgmlWorkerSpan {
       });
       this.ioSent = true;
     });
+    this.computeMs += answer.ms;
     if (answer.cached > 0) this.cached.set(requestId, answer.cached);
     else this.cached.delete(requestId);
     if (answer.error) throw new TesseraError(answer.error.code, answer.error.message);

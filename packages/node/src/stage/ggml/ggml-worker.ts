@@ -41,6 +41,7 @@ if (stage) {
 
   const forward = (m: ForwardRequest): WorkerMessage => {
     if (m.io) io = m.io;
+    const t0 = performance.now();
     try {
       if (!io) throw new TesseraError("internal_error", "no I/O buffer for the ggml span");
       // Views over the shared buffer: ggml reads the input from it and writes the output into it (no copies here).
@@ -48,9 +49,9 @@ if (stage) {
       const positions = new Int32Array(io, m.positionsOffset, m.n);
       const into = new Float32Array(io, m.outputOffset, (io.byteLength - m.outputOffset) >> 2);
       const out = s.forward(m.requestId, input, positions, { logits: m.logits }, into);
-      return { type: "forwarded", id: m.id, length: out.length, cached: s.cachedTokens(m.requestId) };
+      return { type: "forwarded", id: m.id, length: out.length, cached: s.cachedTokens(m.requestId), ms: performance.now() - t0 };
     } catch (err) {
-      return { type: "forwarded", id: m.id, length: 0, cached: s.cachedTokens(m.requestId), error: wireError(err) };
+      return { type: "forwarded", id: m.id, length: 0, cached: s.cachedTokens(m.requestId), ms: performance.now() - t0, error: wireError(err) };
     }
   };
 
