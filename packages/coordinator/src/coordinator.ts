@@ -44,7 +44,7 @@ import { connectBus } from "./bus/connect-bus.js";
 import { ReplicaLink } from "./bus/replica-link.js";
 import { SessionRelay } from "./bus/session-relay.js";
 import { ShardingLeader } from "./bus/sharding-leader.js";
-import { sessionMessenger } from "./workers/node-messenger.js";
+import { sessionMessenger } from "./sessions/session-messenger.js";
 
 export interface CoordinatorDeps {
   clock?: Clock;
@@ -200,6 +200,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     speedSamples: () => speedSamplesOf(registry.all(), speed),
     onCooldown: (offence) => prometheus.cooldownsStarted.inc({ offence }),
     onQuarantineChange: (nodeId, quarantined) => link?.announceQuarantine(nodeId, quarantined),
+    onJudged: (judgment) => link?.announceJudgment(judgment),
   });
   prometheus.observeStanding(() => standing.tally(Array.from(registry.all(), (node) => node.id)));
   const checkPolicy = {

@@ -64,8 +64,21 @@ export const ReplicaBeat = z.strictObject({
 });
 export type ReplicaBeat = z.infer<typeof ReplicaBeat>;
 
-/** A replica quarantined a node (a failed check) or released it (its owner's word): every replica routes accordingly. */
-export const StandingChange = z.strictObject({ type: z.literal("standing"), replica: ReplicaId, node: NodeId, quarantined: z.boolean() });
+/** One judgment of a node (trust/node-standing.ts `StandingJudgment`): a job segment's outcome or a check's verdict. */
+const Judgment = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("outcome"), node: NodeId, outcome: z.enum(["completed", "failed", "timed_out", "stalled", "lost"]) }),
+  z.strictObject({ kind: z.literal("check"), node: NodeId, passed: z.boolean() }),
+]);
+export type Judgment = z.infer<typeof Judgment>;
+
+/**
+ * What a replica decided about nodes, for every other replica to follow: it quarantined a node (a failed check) or
+ * released it (its owner's word), or the judgments of one turn of its event loop, in order.
+ */
+export const StandingChange = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("standing"), replica: ReplicaId, node: NodeId, quarantined: z.boolean() }),
+  z.strictObject({ type: z.literal("judgments"), replica: ReplicaId, judgments: z.array(Judgment).min(1).max(10_000) }),
+]);
 export type StandingChange = z.infer<typeof StandingChange>;
 
 /** From the replica holding a job to the replica holding its node's session. */

@@ -6,6 +6,7 @@ import { NodeRegistry } from "../registry.js";
 import { SessionWorker } from "../sessions/session-worker.js";
 import type { JobSink } from "../workers/job-sink.js";
 import type { Worker } from "../workers/worker.js";
+import type { StandingJudgment } from "../trust/node-standing.js";
 import type { NodeSession } from "../workers/node-session.js";
 import type { Bus } from "./bus.js";
 import { connectNatsBus } from "./nats-bus.js";
@@ -70,7 +71,10 @@ async function replica(name: string, stageOffers?: (nodeId: string) => ShardOffe
   const sink = new RecordingSink();
   const heldHere: string[] = [];
   const quarantines: string[] = [];
-  const standing = { applyQuarantine: (nodeId: string, quarantined: boolean) => void quarantines.push(`${nodeId.slice(0, 4)} ${quarantined}`) };
+  const standing = {
+    applyQuarantine: (nodeId: string, quarantined: boolean) => void quarantines.push(`${nodeId.slice(0, 4)} ${quarantined}`),
+    applyJudgment: (j: StandingJudgment) => void quarantines.push(`${j.nodeId.slice(0, 4)} ${j.kind === "outcome" ? j.outcome : `check ${j.passed}`}`),
+  };
   const peerOffers: Replica["peerOffers"] = [];
   const link = new ReplicaLink({
     bus,
@@ -315,6 +319,17 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(a.quarantines).toEqual([]);
   });
 
+  it("applies another replica's judgments of nodes at every other replica, in order, one message per turn", async () => {
+    const [a, b, c] = [await replica("a"), await replica("b"), await replica("c")];
+    a.link.announceJudgment({ nodeId: NODE, kind: "outcome", outcome: "completed" });
+    a.link.announceJudgment({ nodeId: NODE, kind: "check", passed: false });
+    a.link.announceJudgment({ nodeId: NODE, kind: "outcome", outcome: "stalled" });
+    await until(() => b.quarantines.length === 3 && c.quarantines.length === 3, "B and C apply all three");
+    expect(b.quarantines).toEqual(["aaaa completed", "aaaa check false", "aaaa stalled"]);
+    expect(c.quarantines).toEqual(b.quarantines);
+    expect(a.quarantines).toEqual([]);
+  });
+
   it("drops malformed messages on every subject and changes nothing", async () => {
     const [a, b] = [await replica("a"), await replica("b")];
     const session = nodeOn(a);
@@ -327,6 +342,9 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
       JSON.stringify({ type: "explode" }),
       JSON.stringify({ type: "standing", replica: "x", node: "zz", quarantined: true }),
       JSON.stringify({ type: "standing", replica: "x", node: NODE, quarantined: "yes" }),
+      JSON.stringify({ type: "judgments", replica: "x", judgments: [] }),
+      JSON.stringify({ type: "judgments", replica: "x", judgments: [{ kind: "outcome", node: NODE, outcome: "exploded" }] }),
+      JSON.stringify({ type: "judgments", replica: "x", judgments: [{ kind: "check", node: "zz", passed: true }] }),
     ];
     for (const subject of [`tessera.v1.${cluster}.beats`, `tessera.v1.${cluster}.standing`, `tessera.v1.${cluster}.replica.${a.id}.commands`, `tessera.v1.${cluster}.replica.${b.id}.reports`]) {
       for (const g of garbage) b.bus.publish(subject, new TextEncoder().encode(g));

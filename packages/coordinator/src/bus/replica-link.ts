@@ -4,7 +4,8 @@ import type { Logger } from "../logger.js";
 import type { LiveNode, NodeRegistry } from "../registry.js";
 import type { JobSink } from "../workers/job-sink.js";
 import { type Bus, DEFAULT_CLUSTER, subjectsOf } from "./bus.js";
-import { JobCommand, type JobReport, JobReports, type NodeSummary, ReplicaBeat, StandingChange, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
+import { JobCommand, type JobReport, JobReports, type Judgment, type NodeSummary, ReplicaBeat, StandingChange, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
+import type { StandingJudgment } from "../trust/node-standing.js";
 import { RemoteWorker } from "./remote-worker.js";
 
 /**
@@ -30,8 +31,8 @@ export interface ReplicaLinkDeps {
   logger: Logger;
   /** A node shown through another replica opened its session here: this replica holds it now (the record says so). */
   onHeldHere(nodeId: string): void;
-  /** Where another replica's quarantines and releases apply here (trust/node-standing.ts). */
-  standing: { applyQuarantine(nodeId: string, quarantined: boolean): void };
+  /** Where another replica's quarantines, releases and judgments apply here (trust/node-standing.ts). */
+  standing: { applyQuarantine(nodeId: string, quarantined: boolean): void; applyJudgment(judgment: StandingJudgment): void };
   /** The layer-span files a node held here offers (the sharding manager's record), sent in beats. */
   stageOffers?(nodeId: string): ShardOffer[];
   /** A node held by another replica offers other span files than its last beat said (none: it withdrew them). */
@@ -53,6 +54,8 @@ export class ReplicaLink {
   private readonly relayed = new Map<string, { origin: string; nodeId: string }>();
   /** Reports waiting for the end of this turn of the event loop, by the replica they go to. */
   private readonly outbox = new Map<string, JobReport[]>();
+  /** Judgments waiting for the end of this turn of the event loop, for every other replica. */
+  private judgments: Judgment[] = [];
   /** Nodes shown here through another replica. */
   private readonly remoteNodes = new Set<string>();
   /** The span offers each of those last listed, as JSON (only a change reaches the sharding manager). */
@@ -110,7 +113,12 @@ export class ReplicaLink {
       bus.subscribe(subjects.standing, (data) => {
         const decoded = decodeBusMessage(StandingChange, data);
         if (!decoded.ok) return logger.warn({ why: decoded.why }, "malformed standing change dropped");
-        if (decoded.message.replica !== replicaId) this.d.standing.applyQuarantine(decoded.message.node, decoded.message.quarantined);
+        const change = decoded.message;
+        if (change.replica === replicaId) return;
+        if (change.type === "standing") return this.d.standing.applyQuarantine(change.node, change.quarantined);
+        for (const j of change.judgments) {
+          this.d.standing.applyJudgment(j.kind === "outcome" ? { nodeId: j.node, kind: "outcome", outcome: j.outcome } : { nodeId: j.node, kind: "check", passed: j.passed });
+        }
       }),
       bus.subscribe(subjects.commands(replicaId), (data) => {
         const decoded = decodeBusMessage(JobCommand, data);
@@ -141,6 +149,21 @@ export class ReplicaLink {
   /** The other replicas heard from within REPLICA_SILENT_AFTER_MS, with the number of nodes each holds. */
   livePeers(): Array<{ replica: string; nodes: number; lastBeatAt: number }> {
     return [...this.peers].map(([replica, p]) => ({ replica, nodes: p.nodes.size, lastBeatAt: p.lastBeatAt }));
+  }
+
+  /**
+   * Tells the other replicas how this one judged a node, so their tallies follow; all the judgments of one turn of
+   * the event loop go in one message.
+   */
+  announceJudgment(judgment: StandingJudgment): void {
+    if (this.judgments.length === 0) queueMicrotask(() => this.flushJudgments());
+    this.judgments.push(judgment.kind === "outcome" ? { kind: "outcome", node: judgment.nodeId, outcome: judgment.outcome } : { kind: "check", node: judgment.nodeId, passed: judgment.passed });
+  }
+
+  private flushJudgments(): void {
+    const judgments = this.judgments;
+    this.judgments = [];
+    if (judgments.length > 0) this.publish(this.subjects.standing, { type: "judgments", replica: this.d.replicaId, judgments });
   }
 
   /** Tells the other replicas that this one quarantined or released `nodeId`. */

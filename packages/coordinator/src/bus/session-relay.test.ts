@@ -54,7 +54,7 @@ async function replica(name: string): Promise<Replica> {
   const bus = await connectNatsBus(NATS_URL, id, quiet);
   const registry = new NodeRegistry(clock, 90_000, { onOffline: () => {}, onOnline: () => {} });
   const jobs = { accepted() {}, rejected() {}, part() {}, failed() {}, lost() {}, dispatch() {} };
-  const link = new ReplicaLink({ bus, replicaId: id, cluster, registry, jobs, clock, logger: quiet, standing: { applyQuarantine() {} }, onHeldHere() {} });
+  const link = new ReplicaLink({ bus, replicaId: id, cluster, registry, jobs, clock, logger: quiet, standing: { applyQuarantine() {}, applyJudgment() {} }, onHeldHere() {} });
   const r = { id, bus, registry, link, told: [] as string[], binaries: [] as Uint8Array[], leading: [] as boolean[], localOffers: 0 } as Replica;
   r.relay = new SessionRelay({
     bus,

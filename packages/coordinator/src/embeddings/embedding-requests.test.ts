@@ -4,7 +4,7 @@ import { ManualClock } from "../clock.js";
 import { createLogger } from "../logger.js";
 import type { LiveNode } from "../registry.js";
 import { EmbeddingRequests } from "./embedding-requests.js";
-import { sessionMessenger } from "../workers/node-messenger.js";
+import { sessionMessenger } from "../sessions/session-messenger.js";
 
 /** Routing and retries of embedding requests over fake sessions: which node is asked, what moves a request on. */
 const EMBED: ServedModel = { id: "embed", backend: "embedded", features: ["embeddings"] };

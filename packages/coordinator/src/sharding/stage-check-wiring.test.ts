@@ -6,7 +6,7 @@ import { NodeRegistry } from "../registry.js";
 import { StageChecks, type StageRun } from "../trust/stage-checks.js";
 import type { NodeSession } from "../workers/node-session.js";
 import { SessionWorker } from "../sessions/session-worker.js";
-import { sessionMessenger } from "../workers/node-messenger.js";
+import { sessionMessenger } from "../sessions/session-messenger.js";
 import { ShardingManager } from "./sharding-manager.js";
 
 /**

@@ -241,3 +241,33 @@ describe("NodeStanding", () => {
     expect(standing.tally(["bad", "odd", "new"])).toEqual({ tiers: { probation: 1, normal: 0, trusted: 0, suspect: 2 }, quarantined: 1 });
   });
 });
+
+describe("NodeStanding across replicas", () => {
+  it("announces each judgment it makes, and applies another replica's without writing or announcing anything", async () => {
+    const judged: string[] = [];
+    const quarantines: string[] = [];
+    const { standing, store, clock, cooldowns } = setup({
+      onJudged: (j) => void judged.push(`${j.nodeId} ${j.kind === "outcome" ? j.outcome : j.passed}`),
+      onQuarantineChange: (id, q) => void quarantines.push(`${id} ${q}`),
+    });
+    standing.recordOutcome("n1", "completed");
+    standing.recordCheck("n1", { passed: true });
+    expect(judged).toEqual(["n1 completed", "n1 true"]);
+    await standing.settled();
+    const written = store.nodes.get("n1");
+
+    // Another replica's verdicts: the tallies, cooldown and quarantine here follow; nothing is written or announced.
+    standing.applyJudgment({ nodeId: "n1", kind: "outcome", outcome: "stalled" });
+    for (let i = 0; i < 10; i++) standing.applyJudgment({ nodeId: "n1", kind: "check", passed: false });
+    await standing.settled();
+    const view = standing.view("n1", clock.now());
+    expect(view).toMatchObject({ checksPassed: 1, checksFailed: 10, quarantined: true });
+    expect(view.cooldownUntil).toBeGreaterThan(clock.now());
+    expect(standing.isQuarantined("n1")).toBe(true);
+    expect(judged).toHaveLength(2);
+    expect(quarantines).toEqual([]);
+    expect(cooldowns).toEqual([]);
+    expect(store.nodes.get("n1")).toBe(written);
+    expect(store.operators.get("n1")).toBe(1);
+  });
+});

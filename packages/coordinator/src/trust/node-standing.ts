@@ -24,6 +24,9 @@ export interface CheckResult {
   passed: boolean;
 }
 
+/** One judgment of a node by one replica, which every other replica applies too (bus/replica-link.ts). */
+export type StandingJudgment = { nodeId: string; kind: "outcome"; outcome: NodeOutcome } | { nodeId: string; kind: "check"; passed: boolean };
+
 export type StandingStorePort = Pick<Store, "saveNodeStanding" | "addOperatorCompletedJob">;
 
 export interface NodeStandingDeps {
@@ -38,6 +41,8 @@ export interface NodeStandingDeps {
   onCooldown?(offence: Offence): void;
   /** This coordinator quarantined or released a node (the other replicas follow over the bus). */
   onQuarantineChange?(nodeId: string, quarantined: boolean): void;
+  /** This coordinator judged a node: a job segment's outcome or a check's verdict (the other replicas apply it too). */
+  onJudged?(judgment: StandingJudgment): void;
 }
 
 /** A node's standing, for the API and the CLI. */
@@ -116,13 +121,28 @@ export class NodeStanding {
 
   /** One node segment of a job ended (see `NodeOutcome`). */
   recordOutcome(nodeId: string, outcome: NodeOutcome): void {
+    this.applyOutcome(nodeId, outcome, true);
+    this.deps.onJudged?.({ nodeId, kind: "outcome", outcome });
+  }
+
+  /**
+   * Another replica judged a node (bus/replica-link.ts): the tallies here follow, so every replica routes by the same
+   * standing. That replica wrote the record; this writes nothing and says nothing back.
+   */
+  applyJudgment(judgment: StandingJudgment): void {
+    if (judgment.kind === "outcome") this.applyOutcome(judgment.nodeId, judgment.outcome, false);
+    else this.applyCheck(judgment.nodeId, judgment.passed, false);
+  }
+
+  /** `own`: judged here, so written to the store and counted in this replica's metrics. */
+  private applyOutcome(nodeId: string, outcome: NodeOutcome, own: boolean): void {
     const now = this.deps.clock.now();
     const state = this.stateOf(nodeId);
     state.window.push(outcome === "completed");
     state.completion = state.window.factor();
     if (outcome === "completed") {
       this.operatorJobs.set(state.operatorId, (this.operatorJobs.get(state.operatorId) ?? 0) + 1);
-      this.track(
+      if (own) this.track(
         this.deps.store.addOperatorCompletedJob(state.operatorId, new Date(now)).then(
           () => undefined,
           (err: unknown) => this.deps.logger.error({ err, operator: short(state.operatorId) }, "could not store an operator's completed job"),
@@ -131,12 +151,12 @@ export class NodeStanding {
     } else {
       const next = afterOffence(state.cooldown, now);
       state.cooldown = next.state;
-      if (next.started) {
+      if (next.started && own) {
         this.deps.logger.info({ node: short(nodeId), offence: outcome, until: new Date(next.state.until!).toISOString(), streak: next.state.streak }, "node cooling down");
         this.deps.onCooldown?.(outcome);
       }
     }
-    this.save(nodeId, state);
+    if (own) this.save(nodeId, state);
   }
 
   /**
@@ -186,20 +206,30 @@ export class NodeStanding {
 
   /** A reference check of one of the node's delivered jobs came back. */
   recordCheck(nodeId: string, result: CheckResult): void {
+    this.applyCheck(nodeId, result.passed, true);
+    this.deps.onJudged?.({ nodeId, kind: "check", passed: result.passed });
+  }
+
+  /**
+   * `own`: judged here, so written to the store, and a quarantine it causes is announced. Applied from another
+   * replica, the same verdict quarantines here too (every replica reaches the same tallies), silently: the judging
+   * replica announces it.
+   */
+  private applyCheck(nodeId: string, passed: boolean, own: boolean): void {
     const now = this.deps.clock.now();
     const state = this.stateOf(nodeId);
-    if (result.passed) state.checksPassed++;
+    if (passed) state.checksPassed++;
     else state.checksFailed++;
-    state.cheatLogOdds = afterCheck(state.cheatLogOdds, result.passed);
+    state.cheatLogOdds = afterCheck(state.cheatLogOdds, passed);
     state.verification = verificationFactor(state.cheatLogOdds);
     const pCheat = probabilityOf(state.cheatLogOdds);
     if (state.quarantinedAt === null && pCheat > QUARANTINE_P_CHEAT) {
       // Sticky: a quarantined node gets no jobs, so no checks could clear it; lifting it is a person's decision.
       state.quarantinedAt = now;
       this.deps.logger.warn({ node: short(nodeId), operator: short(state.operatorId), p_cheat: pCheat, failed_checks: state.checksFailed }, "node quarantined");
-      this.deps.onQuarantineChange?.(nodeId, true);
+      if (own) this.deps.onQuarantineChange?.(nodeId, true);
     }
-    this.save(nodeId, state);
+    if (own) this.save(nodeId, state);
   }
 
   /**

@@ -1,5 +1,4 @@
 import type { CoordinatorMessage } from "@tessera/protocol";
-import type { NodeRegistry } from "../registry.js";
 
 /**
  * What the coordinator sends a node outside its jobs: stage traffic, spot-check scoring, receipts to sign, node
@@ -9,7 +8,7 @@ export type NodeBoundMessage = Exclude<CoordinatorMessage, { type: "job.assign" 
 
 /**
  * How the coordinator reaches a node's session. Alone, a coordinator reaches the sessions it holds
- * (`sessionMessenger`); with a bus, `SessionRelay` (bus/session-relay.ts) also reaches nodes held by other replicas,
+ * (`sessionMessenger`, sessions/session-messenger.ts); with a bus, `SessionRelay` (bus/session-relay.ts) also reaches nodes held by other replicas,
  * and brings back their answers that this replica waits for.
  */
 export interface NodeMessenger {
@@ -21,26 +20,4 @@ export interface NodeMessenger {
   reachable(nodeId: string): boolean;
   /** The node session's smoothed round trip, milliseconds, where it is measured (a session held here). */
   rttMs(nodeId: string): number | undefined;
-}
-
-/** Messages through the node sessions this coordinator holds. */
-export function sessionMessenger(registry: Pick<NodeRegistry, "get">): NodeMessenger {
-  const session = (nodeId: string) => {
-    const record = registry.get(nodeId);
-    return record?.online ? record.session : undefined;
-  };
-  return {
-    send(nodeId, message) {
-      const s = session(nodeId);
-      s?.send(message);
-      return s !== undefined;
-    },
-    sendBinary(nodeId, data) {
-      const s = session(nodeId);
-      s?.sendBinary(data);
-      return s !== undefined;
-    },
-    reachable: (nodeId) => session(nodeId) !== undefined,
-    rttMs: (nodeId) => registry.get(nodeId)?.session?.rttMs(),
-  };
 }
