@@ -58,7 +58,11 @@ export interface BackendModel {
   loaded: boolean;
   /** The backend can score given tokens for this model (`score`): the node may be a spot-check reference. */
   scoring?: boolean;
-  /** SHA-256 of the model file, where the backend reads one (embedded): the model's identity in result commitments. */
+  /**
+   * SHA-256 of the model file, where the backend can name it (embedded and stage nodes hash the file; Ollama reads its
+   * GGUF blob's digest): the model's identity in result commitments, reference choice and failover. vLLM, SGLang and
+   * llama-server leave it unset.
+   */
   sha256?: string;
   /** What this backend can do with the model (model-features.ts); absent: chat answers only. */
   features?: ModelFeature[];

@@ -47,7 +47,11 @@ export const ServedModel = z.object({
   size_bytes: NodeByteCount.optional(),
   /** The backend can score given tokens by teacher forcing (check.ts): the node may serve as a reference for checks. */
   scoring: z.boolean().optional(),
-  /** SHA-256 of the model file, where the node has one (embedded); its result commitments must name the same. */
+  /**
+   * SHA-256 of the model file, where the node can name it (embedded and stage nodes, Ollama nodes from the GGUF blob);
+   * absent where the backend cannot (vLLM, SGLang, llama-server). Its result commitments must name the same; spot-check
+   * references and failover continuations are chosen to hold the same file (coordinator trust/ and scheduler/ design).
+   */
   sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex characters").optional(),
   /** What the node can do with this model (model-features.ts); absent: chat answers only. */
   features: ModelFeatures.optional(),
