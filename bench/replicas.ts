@@ -3,25 +3,36 @@
  * Real coordinator and daemon processes; the daemons serve a fake vLLM (its real wire format) that answers at once, so
  * the coordinators' own work is what is measured.
  *
- *   npm run bench -- replicas [--jobs 1200] [--concurrency 12] [--ttft-rounds 40]
+ *   npm run bench -- replicas [--jobs 1200] [--concurrency 12] [--ttft-rounds 200]
  *
  * - efficiency: the same load (N chat completions of 16 tokens, C at a time) on one replica with three daemons, then on
  *   three replicas with one daemon each and clients spread over all three, so two jobs in three run on a node another
  *   replica holds. Jobs per coordinator CPU-second (process_cpu_seconds_total of every replica), 3 against 1. Each
  *   replica is warmed with WARM_UP_JOBS first (its JIT, its pools), so neither side pays for compiling.
  * - cross TTFT: three replicas, one node, on A; streams sent to A and to B (which reaches the node through A),
- *   interleaved one at a time; the difference of the medians is what the bus adds to the time to first token.
+ *   interleaved one at a time after TTFT_WARM_UP_ROUNDS of each; the difference of the medians is what the bus adds
+ *   to the time to first token (the median of each cross stream's TTFT less its neighbouring local one's is printed
+ *   beside it). The cross path passes through four more process wake-ups than the local one (the NATS server and a
+ *   replica, each way), so on a machine whose CPUs are busy every one of them waits its turn: the CPU pressure
+ *   during the rounds is printed with the figure, and `bench replicas-hops` takes it apart hop by hop
+ *   (bench/replicas-profile.md).
  * - reattach: four daemons joined to A (their lists A, B, C); A is SIGKILLed and a client on another replica asks
  *   each node for a job every 100 ms until one is served. Three kills (A, then B, then C, each replaced by a new
  *   replica at its address before the next), so 12 samples of the time until a dead replica's nodes serve again.
  */
 import { SseDecoder } from "@tessera/protocol";
 import { ReplicaNetwork, startFakeOpenAICompatible, waitUntil } from "@tessera/testkit";
+import { startCpuPressure } from "./lib-cpu-pressure.js";
 import { fmt, percentile } from "./lib-stats.js";
 
 const MODEL = "bench-model";
 /** Jobs each replica serves before anything is measured: enough for V8 to have optimised the hot path. */
 const WARM_UP_JOBS = 300;
+/**
+ * Streams each way before the TTFT rounds. The cross path's own code (the remote worker, the link's codecs, the
+ * outbox) runs only on cross streams, so it needs its own warm-up, as the local path got in the efficiency load.
+ */
+const TTFT_WARM_UP_ROUNDS = 100;
 
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(`--${name}`);
@@ -108,7 +119,7 @@ async function untilServed(url: string, nodeId: string, since: number): Promise<
 export async function main(args: string[]): Promise<void> {
   const jobs = flag(args, "jobs", 1200);
   const concurrency = flag(args, "concurrency", 12);
-  const ttftRounds = flag(args, "ttft-rounds", 40);
+  const ttftRounds = flag(args, "ttft-rounds", 200);
   const fake = await startFakeOpenAICompatible({ flavour: "vllm", models: [MODEL], behaviour: { tokensPerSecond: 0, reply: Array.from({ length: 64 }, (_, i) => `w${i}`).join(" ") } });
   const node = ["--backend", "vllm", "--vllm-host", fake.url, "--max-concurrency", "64"];
   const quiet = ["--log-level", "warn", "--rate-limit", "1000000"];
@@ -135,7 +146,11 @@ export async function main(args: string[]): Promise<void> {
     for (const id of ["r-a", "r-b", "r-c"]) urls.push((await trio.startReplica(id)).url);
     await trio.startDaemon("a1", ["r-a"], node);
     await waitUntil(async () => (await trio.nodeStatus("r-b", trio.daemons.get("a1")!.id)) === "online", 30_000);
-    for (let i = 0; i < 20; i++) await Promise.all([ttftMs(urls[0]!), ttftMs(urls[1]!)]);
+    for (let i = 0; i < TTFT_WARM_UP_ROUNDS; i++) {
+      await ttftMs(urls[0]!);
+      await ttftMs(urls[1]!);
+    }
+    const pressure = startCpuPressure();
     const local: number[] = [];
     const cross: number[] = [];
     for (let i = 0; i < ttftRounds; i++) {
@@ -147,9 +162,12 @@ export async function main(args: string[]): Promise<void> {
         local.push(await ttftMs(urls[0]!));
       }
     }
+    const pressurePct = pressure();
+    const paired = cross.map((c, i) => c - local[i]!);
     process.stdout.write(
       `TTFT p50: node on the replica asked ${fmt(percentile(local, 50), 2)} ms, on another replica ${fmt(percentile(cross, 50), 2)} ms; ` +
-        `p90 ${fmt(percentile(local, 90), 2)} / ${fmt(percentile(cross, 90), 2)} ms\n`,
+        `p90 ${fmt(percentile(local, 90), 2)} / ${fmt(percentile(cross, 90), 2)} ms; median of paired differences ${fmt(percentile(paired, 50), 2)} ms; ` +
+        `CPU pressure ${fmt(pressurePct, 0)}% over the ${ttftRounds} rounds\n`,
     );
 
     await trio.startDaemon("b1", ["r-b"], node);
