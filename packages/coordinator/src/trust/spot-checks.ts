@@ -38,7 +38,20 @@ export type SpotChecksDeps = CheckPolicy<SkipReason>;
 interface PendingCheck {
   answer: DeliveredAnswer & { outputTokens: number[] };
   referenceId: string;
+  /** How the reference's model file relates to the checked node's (logged with the verdict). */
+  file: FileMatch;
   deadline: number;
+}
+
+/**
+ * How a reference's model file relates to the checked node's: `same` when both report a SHA-256 and it is equal,
+ * `unknown` when either reports none, `other` when both report one and they differ.
+ */
+export type FileMatch = "same" | "unknown" | "other";
+
+export function fileMatch(checked: string | undefined, reference: string | undefined): FileMatch {
+  if (checked === undefined || reference === undefined) return "unknown";
+  return checked === reference ? "same" : "other";
 }
 
 /**
@@ -65,7 +78,7 @@ export class SpotChecks {
 
   /** Whether some reference could check this node's answers for the model now. */
   hasReferenceFor(nodeId: string, model: string): boolean {
-    return this.referencesFor(nodeId, model).length > 0;
+    return this.referencesFor(nodeId, model).ids.length > 0;
   }
 
   afterDelivery(answer: DeliveredAnswer): void {
@@ -76,8 +89,8 @@ export class SpotChecks {
     const reference = this.pickReference(answer);
     if (!reference) return this.skip(answer, "no_reference");
     const checkId = randomUUID();
-    this.pending.set(checkId, { answer: { ...answer, outputTokens }, referenceId: reference, deadline: this.deps.clock.now() + this.deps.timeoutMs });
-    this.deps.messenger.send(reference, {
+    this.pending.set(checkId, { answer: { ...answer, outputTokens }, referenceId: reference.id, file: reference.file, deadline: this.deps.clock.now() + this.deps.timeoutMs });
+    this.deps.messenger.send(reference.id, {
       type: "check.score",
       check_id: checkId,
       model: answer.model,
@@ -134,7 +147,7 @@ export class SpotChecks {
   private conclude(check: PendingCheck, referenceId: string, verdict: { passed: boolean; failures: readonly unknown[]; stats: unknown }): void {
     this.deps.standing.recordCheck(check.answer.nodeId, { passed: verdict.passed });
     this.deps.metrics?.checked(verdict.passed ? "passed" : "failed");
-    const fields = { job: check.answer.jobId, node: check.answer.nodeId.slice(0, 12), reference: referenceId.slice(0, 12), stats: verdict.stats };
+    const fields = { job: check.answer.jobId, node: check.answer.nodeId.slice(0, 12), reference: referenceId.slice(0, 12), file: check.file, stats: verdict.stats };
     if (verdict.passed) this.deps.logger.info(fields, "spot check passed");
     else this.deps.logger.warn({ ...fields, failures: verdict.failures }, "spot check failed");
   }
@@ -150,30 +163,41 @@ export class SpotChecks {
     }
   }
 
-  private pickReference(answer: DeliveredAnswer): string | undefined {
-    const candidates = this.referencesFor(answer.nodeId, answer.model, answer.rawPrompt === true);
-    if (candidates.length === 0) return undefined;
-    return candidates[Math.floor(this.deps.random() * candidates.length)];
+  private pickReference(answer: DeliveredAnswer): { id: string; file: FileMatch } | undefined {
+    const { ids, file } = this.referencesFor(answer.nodeId, answer.model, answer.rawPrompt === true);
+    if (ids.length === 0) return undefined;
+    return { id: ids[Math.floor(this.deps.random() * ids.length)]!, file };
   }
 
-  /** `rawPrompt`: the reference must also take raw prompts (its model announces `raw_prompt`). */
-  private referencesFor(nodeId: string, model: string, rawPrompt = false): string[] {
+  /**
+   * The references that may check this node's answers for the model, all of one file class (trust/design.md "Spot
+   * checks", Who): those holding the node's very file when any does, else those whose file is unknown (either side
+   * reports no SHA-256: same model name and prompt rendering, as before files were reported), and only when neither
+   * exists those holding another file. That last class is kept on purpose: a node that names a file no reference
+   * holds (a made-up hash, or the honest hash of swapped weights or a cheaper quantisation under the model's name)
+   * must not thereby escape every check and canary; it is judged by what the name means to the network's references.
+   * `rawPrompt`: the reference must also take raw prompts (its model announces `raw_prompt`).
+   */
+  private referencesFor(nodeId: string, model: string, rawPrompt = false): { ids: string[]; file: FileMatch } {
     const { registry, standing, namedReferences } = this.deps;
     const node = registry.get(nodeId);
-    if (!node) return [];
-    const backend = node.models.find((m) => m.id === model)?.backend;
-    const candidates: string[] = [];
+    if (!node) return { ids: [], file: "unknown" };
+    const served = node.models.find((m) => m.id === model);
+    const backend = served?.backend;
+    const byFile: Record<FileMatch, string[]> = { same: [], unknown: [], other: [] };
     for (const ref of registry.all()) {
       if (ref.id === node.id || ref.operatorId === node.operatorId || !ref.online || ref.draining || !this.deps.messenger.reachable(ref.id)) continue;
       // Same model on a backend that renders prompts the same way: the same kind, or two that both render with the
       // one canonical renderer (node/src/prompt/; the checked node's prompt ids travel with the check and the
       // reference compares them with its own rendering).
-      if (!ref.models.some((m) => m.id === model && m.scoring === true && samePromptRendering(m.backend, backend) && (!rawPrompt || m.features?.includes("raw_prompt")))) continue;
+      const m = ref.models.find((r) => r.id === model && r.scoring === true && samePromptRendering(r.backend, backend) && (!rawPrompt || r.features?.includes("raw_prompt")));
+      if (!m) continue;
       if (standing.isQuarantined(ref.id)) continue;
       const named = namedReferences.has(ref.id) || namedReferences.has(ref.operatorId);
-      if (named || standing.tier(ref.id) === "trusted") candidates.push(ref.id);
+      if (named || standing.tier(ref.id) === "trusted") byFile[fileMatch(served?.sha256, m.sha256)].push(ref.id);
     }
-    return candidates;
+    const file: FileMatch = byFile.same.length > 0 ? "same" : byFile.unknown.length > 0 ? "unknown" : "other";
+    return { ids: byFile[file], file };
   }
 
   private skip(answer: DeliveredAnswer, reason: SkipReason): void {
