@@ -156,8 +156,9 @@ export async function loadSpan(options: LoadSpanOptions, probe: GgmlProbe = real
   const choice = resolveStageRuntime(options.backend, probe);
   if (choice.runtime === undefined) throw new TesseraError("internal_error", choice.detail);
   if (choice.runtime === "ggml-cpu") {
-    const span = await (probe.startSpan ?? GgmlWorkerSpan.load)({ path, start, end, maxContext, threads });
-    return { span, runtime: "ggml-cpu", detail: `${describeGgml({ cpuVariant: span.cpuVariant, version: choice.lib!.version, dir: span.libDir })}; in a worker thread, ${threads} thread(s)` };
+    const lib = choice.lib!;
+    const span = await (probe.startSpan ?? GgmlWorkerSpan.load)({ path, start, end, maxContext, threads, libDir: lib.dir, cpuVariant: lib.cpuVariant });
+    return { span, runtime: "ggml-cpu", detail: `${describeGgml({ cpuVariant: span.cpuVariant, version: lib.version, dir: span.libDir })}; in a worker thread, ${threads} thread(s)` };
   }
   setStageThreads(threads);
   return { span: new WasmSpan(loadStage({ path, start, end, maxContext })), runtime: "wasm", detail: choice.detail };

@@ -135,8 +135,12 @@ function libFile(stem: string): string {
 
 let loaded: GgmlLib | undefined;
 
-/** Loads libggml-base and the best CPU variant for this machine from `dir` (default: findGgmlDir()). */
-export function loadGgml(dir?: string): GgmlLib {
+/**
+ * Loads libggml-base and the best CPU variant for this machine from `dir` (default: findGgmlDir()). With
+ * `cpuVariant` (a file name a probe in another thread already chose) only that variant is loaded and scored, which
+ * spares a worker thread loading every variant again.
+ */
+export function loadGgml(dir?: string, cpuVariant?: string): GgmlLib {
   if (loaded) return loaded;
   const d = dir ?? findGgmlDir();
   if (!d) throw new TesseraError("internal_error", `the ggml libraries are not installed (no @node-llama-cpp/${PLATFORM[process.platform] ?? process.platform}-${process.arch} package)`);
@@ -146,8 +150,8 @@ export function loadGgml(dir?: string): GgmlLib {
   } catch (cause) {
     throw new TesseraError("internal_error", `cannot load ${join(d, libFile("ggml-base"))}: ${(cause as Error).message}`, { cause });
   }
-  const { lib: cpu, file: cpuVariant } = pickCpuVariant(d);
-  loaded = bind(base, cpu, d, cpuVariant);
+  const picked = pickCpuVariant(d, cpuVariant);
+  loaded = bind(base, picked.lib, d, picked.file);
   return loaded;
 }
 
@@ -156,9 +160,9 @@ export function loadGgml(dir?: string): GgmlLib {
  * Each exports `ggml_backend_score()`: 0 when this CPU lacks an instruction the build needs, otherwise higher for a
  * more capable build. We take the highest score, which is what ggml's own loader (`ggml_backend_load_best`) does.
  */
-function pickCpuVariant(dir: string): { lib: koffi.IKoffiLib; file: string } {
+function pickCpuVariant(dir: string, only?: string): { lib: koffi.IKoffiLib; file: string } {
   const prefix = libFile("ggml-cpu").replace(/\.[a-z]+$/, "");
-  const files = readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith(`.${SUFFIX[process.platform] ?? "so"}`)).sort();
+  const files = readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith(`.${SUFFIX[process.platform] ?? "so"}`) && (only === undefined || f === only)).sort();
   let best: { lib: koffi.IKoffiLib; file: string; score: number } | undefined;
   for (const file of files) {
     let lib: koffi.IKoffiLib;

@@ -13,6 +13,9 @@ import { GGML, GGML_ROPE_TYPE_NORMAL, loadGgml, type GgmlLib, type Ptr } from ".
 export interface LoadGgmlStageOptions extends LoadStageOptions {
   /** Threads of the CPU backend's pool for each step (default 1). */
   threads?: number;
+  /** The library folder and CPU variant to load (what a probe already chose; see loadGgml). Default: find and score them. */
+  libDir?: string;
+  cpuVariant?: string;
 }
 
 interface LayerTensors {
@@ -300,7 +303,7 @@ function build(file: GgufFile, options: LoadGgmlStageOptions): GgmlStage {
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > config.nLayer || start >= end) {
     throw new TesseraError("bad_request", `layer range [${start}, ${end}) is not within [0, ${config.nLayer}) or is empty`);
   }
-  const g = loadGgml();
+  const g = loadGgml(options.libDir, options.cpuVariant);
   const isFirst = start === 0;
   const isLast = end === config.nLayer;
   const tied = !file.tensors.has("output.weight");

@@ -18,6 +18,8 @@ export interface GgmlWorkerData {
   end: number;
   maxContext?: number;
   threads: number;
+  libDir?: string;
+  cpuVariant?: string;
 }
 
 /** The span's shape and what it loaded, as the worker reports it once the span is ready. */

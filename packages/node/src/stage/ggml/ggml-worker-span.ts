@@ -30,6 +30,9 @@ export interface LoadGgmlWorkerSpanOptions {
   maxContext?: number;
   /** Threads of the CPU backend's pool (default 1). */
   threads?: number;
+  /** The library folder and CPU variant the worker loads (what the caller's probe chose); default: it finds them. */
+  libDir?: string;
+  cpuVariant?: string;
   /** How long close() waits for the worker to free the span and end before terminating it (default 5 s). */
   closeTimeoutMs?: number;
 }
@@ -117,8 +120,8 @@ export class GgmlWorkerSpan {
 
   /** Starts a worker and loads layers [start, end) in it; rejects with the load's own error (the worker then ends). */
   static load(options: LoadGgmlWorkerSpanOptions): Promise<GgmlWorkerSpan> {
-    const { path, start, end, maxContext } = options;
-    const worker = startWorker({ path, start, end, maxContext, threads: Math.max(1, options.threads ?? 1) });
+    const { path, start, end, maxContext, libDir, cpuVariant } = options;
+    const worker = startWorker({ path, start, end, maxContext, threads: Math.max(1, options.threads ?? 1), libDir, cpuVariant });
     const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
     const what = `the ggml span of layers [${start}, ${end})`;
     return new Promise<GgmlWorkerSpan>((resolve, reject) => {

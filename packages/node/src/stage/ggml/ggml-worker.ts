@@ -22,7 +22,7 @@ function wireError(err: unknown): WireError {
 const data = workerData as GgmlWorkerData;
 let stage: GgmlStage | undefined;
 try {
-  stage = loadGgmlStage({ path: data.path, start: data.start, end: data.end, maxContext: data.maxContext, threads: data.threads });
+  stage = loadGgmlStage(data);
 } catch (err) {
   post({ type: "load-failed", error: wireError(err) });
   port.close();
