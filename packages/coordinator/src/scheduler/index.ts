@@ -5,6 +5,7 @@ export { ewma, EWMA_ALPHA } from "./ewma.js";
 export { DEFAULT_WEIGHTS, DEFAULT_PRIORS, DEFAULT_EXPLAIN_TOP, MIN_REPUTATION } from "./defaults.js";
 export type {
   CandidateScore,
+  FileMatch,
   FilterReason,
   JobRequirements,
   ModelPerf,

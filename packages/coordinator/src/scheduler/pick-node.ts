@@ -3,6 +3,7 @@ import { DEFAULT_EXPLAIN_TOP, DEFAULT_PRIORS, DEFAULT_WEIGHTS, MIN_REPUTATION } 
 import { emptyRejections, FILTER_STAGES, noCandidateMessage } from "./no-candidate.js";
 import type {
   CandidateScore,
+  FileMatch,
   FilterReason,
   JobRequirements,
   NodeSnapshot,
@@ -148,14 +149,28 @@ function score(
   out.affinity = affinity;
   out.reputation = reputation;
   out.coolingDown = node.coolingDown === true;
+  out.file = job.modelSha256 === undefined ? undefined : fileMatch(job.modelSha256, node.modelFiles?.[job.model]);
   return out;
 }
 
+function fileMatch(wanted: string, held: string | undefined): FileMatch {
+  return held === undefined ? "unknown" : held === wanted ? "same" : "other";
+}
+
+/** 0 for a node holding the job's file (or when the job names none), 1 for an unknown file, 2 for another file. */
+function fileRank(file: FileMatch | undefined): number {
+  return file === "other" ? 2 : file === "unknown" ? 1 : 0;
+}
+
 /**
- * A node in cooldown after every node that is not (it serves only when nothing else can take the job now); then the
- * lowest cost; ties: fewer active jobs (lower load), then the smaller id, so the order is total.
+ * For a continuation, a node holding the answer's model file before one whose file is unknown, and that before one
+ * holding another file (design.md "Continuations"); then a node in cooldown after every node that is not (it serves
+ * only when nothing else can take the job now); then the lowest cost; ties: fewer active jobs (lower load), then the
+ * smaller id, so the order is total.
  */
 function compareCandidates(a: CandidateScore, b: CandidateScore): number {
+  const files = fileRank(a.file) - fileRank(b.file);
+  if (files !== 0) return files;
   if (a.coolingDown !== b.coolingDown) return a.coolingDown ? 1 : -1;
   if (a.cost !== b.cost) return a.cost - b.cost;
   if (a.load !== b.load) return a.load - b.load;

@@ -30,6 +30,11 @@ export interface NodeSnapshot {
   models: readonly string[];
   /** What the node can do with each model it serves (protocol model-features.ts); a model absent here: chat only. */
   modelFeatures?: Readonly<Record<string, ReadonlySet<ModelFeature> | undefined>>;
+  /**
+   * SHA-256 of each served model's file, where the node reported one (a model absent here: no file known). Built once
+   * per registration or heartbeat that changes the node's models, not per decision.
+   */
+  modelFiles?: Readonly<Record<string, string | undefined>>;
   /** Jobs pushed to the node and not yet finished. */
   activeJobs: number;
   /** Per-node concurrency limit from its latest heartbeat (≥ 1). */
@@ -57,7 +62,15 @@ export interface JobRequirements {
   maxTokens: number;
   /** Hash of the reusable prefix (system prompt); absent when the request has none. */
   prefixHash?: string;
+  /**
+   * A continuation's model file: the SHA-256 of the file the text so far came from (design.md "Continuations"). Nodes
+   * holding it rank first, nodes reporting no file next, nodes with another file last. Absent: files play no part.
+   */
+  modelSha256?: string;
 }
+
+/** How a candidate's model file relates to the job's `modelSha256` (absent when the job names none). */
+export type FileMatch = "same" | "unknown" | "other";
 
 export interface ScoreWeights {
   ttftWeight: number;
@@ -126,6 +139,8 @@ export interface CandidateScore {
   affinity: boolean;
   reputation: number;
   coolingDown: boolean;
+  /** Only when the job names a model file (a continuation): whether this node holds it. */
+  file: FileMatch | undefined;
 }
 
 export type PickResult =
