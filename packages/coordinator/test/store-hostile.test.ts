@@ -100,12 +100,18 @@ describe("a store whose writes fail", () => {
     expect((await t.api("GET", `/api/v1/jobs/${id}`)).json()).toMatchObject({ status: "failed", error: "store_error" });
   });
 
-  it("answers store_error (500, retryable) when the job cannot be stored at all, and assigns nothing", async () => {
+  it("answers store_error (500, retryable) when the job cannot be stored at all, and stops it on the node it went to", async () => {
     t = await coordinatorOn("sqlite", { wrapStore: failing(() => false, true) });
+    // The node takes the job and holds it: the job goes to a node while its record is written.
+    t.node.onAssign = (job, node) => node.accept(job.job_id);
     const res = await t.api("POST", "/api/v1/jobs", { model: "tiny", messages: [{ role: "user", content: "hi" }] });
     expect(res.status).toBe(500);
     expect(res.json()).toMatchObject({ error: "store_error" });
-    expect(t.node.assignments).toEqual([]);
+    const assigned = t.node.assignments.map((a) => a.job_id);
+    await until(async () => (t.node.cancels.length === assigned.length ? true : undefined));
+    expect(t.node.cancels).toEqual(assigned);
+    // Nothing of it is kept: not listed, not fetchable.
+    for (const id of assigned) expect((await t.api("GET", `/api/v1/jobs/${id}`)).status).toBe(404);
   });
 
   it("turns a completed job whose record could not be written into a failed one, and records that", async () => {

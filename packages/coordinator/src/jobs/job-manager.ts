@@ -99,7 +99,12 @@ export class JobManager implements JobSink {
     this.decisionTimer = o.metrics ? decisionTimer() : undefined;
   }
 
-  /** Creates the job durably, queues it, and tries to dispatch it at once. */
+  /**
+   * Creates the job durably, queues it, and tries to dispatch it at once. The job goes to a node while its record is
+   * written: the client waits for the node's first token, not for the write, and every later write of the job queues
+   * behind this one (`job.persisted`). Resolves once the record is written; a job that could not be stored is stopped
+   * on its node and refused with `store_error`, and nothing of it is kept.
+   */
   async submit(req: SubmitRequest): Promise<LiveJob> {
     const now = this.o.clock.now();
     // The coordinator issues the seed a client did not choose: every node (and a later check) samples with it, and the
@@ -111,8 +116,7 @@ export class JobManager implements JobSink {
     const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, sampling, req.nodeId, now, req.rawPrompt === true);
     // The greatest cost is held before the job exists anywhere: a client who cannot cover it gets insufficient_funds.
     await this.o.billing?.open(job);
-    try {
-      await this.o.store.insertJob({
+    const stored = this.o.store.insertJob({
         id: job.id,
         ownerId: job.ownerId,
         model: job.model,
@@ -125,16 +129,26 @@ export class JobManager implements JobSink {
         contentExpiresAt: new Date(now + this.o.resultTtlMs),
         replicaId: this.o.replicaId,
       });
+    job.persisted = stored.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.live.set(job.id, job);
+    this.pending.push(job);
+    this.dispatch();
+    try {
+      await stored;
     } catch (err) {
+      // Never stored: stopped wherever it went, its escrow returned, and the client refused.
+      job.recordClosed = true;
+      this.fail(job, "store_error", "the job could not be stored");
+      this.live.delete(job.id);
       this.o.billing?.refund(job).catch((again: unknown) => this.o.logger.error({ err: again, job: job.id }, "could not refund the escrow of a job that was not stored"));
       // The store's own refusals (bad_request, conflict) keep their code; a write that failed is a store_error.
       if (err instanceof TesseraError) throw err;
       this.o.logger.error({ err, job: job.id }, "could not store a new job");
       throw new TesseraError("store_error", "the job could not be stored; retry the request", { cause: err });
     }
-    this.live.set(job.id, job);
-    this.pending.push(job);
-    this.dispatch();
     return job;
   }
 
@@ -724,7 +738,7 @@ export class JobManager implements JobSink {
    */
   private bill(job: LiveJob, work: () => Promise<unknown>): void {
     if (!this.o.billing) return;
-    job.persisted = job.persisted.then(() => (job.endedElsewhere ? undefined : work())).then(
+    job.persisted = job.persisted.then(() => (job.recordClosed ? undefined : work())).then(
       () => undefined,
       (err: unknown) => this.o.logger.error({ err, job: job.id }, "could not settle the job's payment; its escrow stays held until the next start reconciles it"),
     );
@@ -738,9 +752,9 @@ export class JobManager implements JobSink {
   private persist(job: LiveJob, patch: Parameters<JobStorePort["updateJob"]>[1]): void {
     job.persisted = job.persisted
       .then(async () => {
-        if (job.endedElsewhere) return;
+        if (job.recordClosed) return;
         if (await this.o.store.updateJob(job.id, patch, { ifStatus: UNFINISHED, ifReplica: this.o.replicaId })) return;
-        job.endedElsewhere = true;
+        job.recordClosed = true;
         this.o.logger.warn({ job: job.id, status: patch.status }, "job record ended by another replica; left as it is");
         this.o.metrics?.jobsEndedElsewhere.inc();
         if (!job.finished) this.fail(job, "conflict", "another coordinator replica ended this job while it ran here; retry the request");

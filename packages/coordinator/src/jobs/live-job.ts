@@ -81,6 +81,11 @@ export class LiveJob {
    * chat jobs without tools, and only within the job's prompt-token bound.
    */
   promptTokenIds: number[] | undefined;
+  /**
+   * The model file `text` was generated with: the SHA-256 registered by the first node that wrote part of it and
+   * reported one. A continuation prefers nodes holding it (scheduler/design.md "Continuations").
+   */
+  modelSha256: string | undefined;
   attempt: Attempt | undefined;
   readonly segments: Segment[] = [];
   readonly excludedNodes = new Set<string>();
@@ -97,10 +102,10 @@ export class LiveJob {
   /** Serialises this job's store writes so they land in order. */
   persisted: Promise<void> = Promise.resolve();
   /**
-   * Its record was ended by another replica (this one's lease had lapsed): the record keeps what that replica wrote,
-   * and this one neither overwrites it nor settles the job's money.
+   * This process writes the job's record no more, nor settles its money: another replica ended it (this one's lease
+   * had lapsed) and the record keeps what that replica wrote, or it was never stored (its first write failed).
    */
-  endedElsewhere = false;
+  recordClosed = false;
   /** What the job needs of its node's model (protocol model-features.ts): routing sends it only where all are offered. */
   readonly neededFeatures: readonly NeededFeature[];
   /**
