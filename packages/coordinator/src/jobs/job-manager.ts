@@ -27,6 +27,7 @@ import type { DeliveredAnswer, SpotChecks } from "../trust/spot-checks.js";
 import type { JobBilling } from "../payments/job-billing.js";
 import type { JobSink } from "../workers/job-sink.js";
 import { decisionTimer } from "./decision-timer.js";
+import { fileMatch } from "../scheduler/index.js";
 import { scanForStop } from "./stop-sequences.js";
 import { creditCompletion, creditPrompt, promptTokenBound } from "./honest-usage.js";
 import { type ProgressLimits, DEFAULT_PROGRESS_LIMITS, firstPartDeadline, nextPartDeadline, prefillAllowanceMs } from "./progress-deadline.js";
@@ -328,7 +329,8 @@ export class JobManager implements JobSink {
       ...(continuation && job.tokenIds ? { assistant_prefix_tokens: job.tokenIds } : {}),
       ...(job.promptTokenIds ? { prompt_tokens: job.promptTokenIds } : {}),
     });
-    this.o.logger.info({ job: job.id, node: short(node.id), model: job.model, continuation }, "job assigned");
+    const file = continuation && job.modelSha256 !== undefined ? fileMatch(job.modelSha256, node.models.find((m) => m.id === job.model)?.sha256) : undefined;
+    this.o.logger.info({ job: job.id, node: short(node.id), model: job.model, continuation, ...(file ? { file } : {}) }, "job assigned");
   }
 
   private accept(job: LiveJob): void {
@@ -467,6 +469,8 @@ export class JobManager implements JobSink {
       this.checkPartAnswered(job, attempt);
     }
     if (opts.exclude) job.excludedNodes.add(attempt.nodeId);
+    // The file the answer so far came from, for the continuation's choice of node (scheduler/design.md "Continuations").
+    if (job.modelSha256 === undefined && attempt.relayedBytes > 0) job.modelSha256 = this.o.registry.get(attempt.nodeId)?.models.find((m) => m.id === job.model)?.sha256;
     this.cancelOnNode(job, attempt.nodeId, "reassigned");
     if (job.text.length > 0 && job.completionTokens >= job.sampling.max_tokens) {
       // The lost node had produced the whole token budget before it went: nothing is left to generate.

@@ -68,12 +68,17 @@ export class SchedulerChooser implements NodeChooser {
       promptTokens: job.estimatedPromptTokens,
       maxTokens: Math.max(1, job.sampling.max_tokens - job.completionTokens),
       ...(prefixHash ? { prefixHash } : {}),
+      // Only a continuation has a file to keep to; a fresh job leaves files out of the decision entirely.
+      ...(job.modelSha256 !== undefined && job.text.length > 0 ? { modelSha256: job.modelSha256 } : {}),
     };
     const options = { exclude: job.excludedNodes };
     let result;
     if (nodes.length > FULL_SCAN_LIMIT) {
       const sample = this.sample(nodes, job.pinnedNodeId, prefixHash, lookup);
       result = pick(requirements, this.snapshotAll(sample, job.model, prefixHash !== undefined, now), now, options);
+      // A continuation whose sample holds no free node of its file: a same-file node outside the sample is worth one
+      // full scan (failovers are rare).
+      if (result.ok && requirements.modelSha256 !== undefined && result.candidates[0]!.file !== "same") result = undefined;
     }
     if (!result?.ok) result = pick(requirements, this.snapshotAll(nodes, job.model, prefixHash !== undefined, now), now, options);
     // The job already passed the model check at submission, so the model is known.
@@ -142,6 +147,8 @@ export class SchedulerChooser implements NodeChooser {
       cached.modelsRef = node.models;
       snap.models = node.models.map((m) => m.id);
       snap.modelFeatures = Object.fromEntries(node.models.map((m) => [m.id, featuresOf(m)]));
+      const files = node.models.filter((m) => m.sha256 !== undefined);
+      snap.modelFiles = files.length > 0 ? Object.fromEntries(files.map((m) => [m.id, m.sha256])) : undefined;
     }
     snap.online = node.online && node.worker !== undefined;
     snap.draining = node.draining;

@@ -1,4 +1,4 @@
-export { pick } from "./pick-node.js";
+export { fileMatch, pick } from "./pick-node.js";
 export { resolveModel, MAX_LISTED_MODELS, type ResolveModelResult } from "./resolve-model.js";
 export { errorCodeForNoCandidate, isWaitable, noCandidateMessage, FILTER_STAGES } from "./no-candidate.js";
 export { ewma, EWMA_ALPHA } from "./ewma.js";

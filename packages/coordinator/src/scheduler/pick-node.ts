@@ -153,7 +153,8 @@ function score(
   return out;
 }
 
-function fileMatch(wanted: string, held: string | undefined): FileMatch {
+/** How a node's file for the model (`held`, undefined when it reports none) relates to the one a continuation wants. */
+export function fileMatch(wanted: string, held: string | undefined): FileMatch {
   return held === undefined ? "unknown" : held === wanted ? "same" : "other";
 }
 
