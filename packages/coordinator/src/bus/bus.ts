@@ -3,7 +3,10 @@
  * the one implementation (nats-bus.ts); a coordinator without `--bus` has none and runs alone.
  */
 export interface Bus {
-  /** Sends `data` to every subscriber of `subject`; never blocks (the client buffers while it reconnects). */
+  /**
+   * Sends `data` to every subscriber of `subject` on other connections: a replica never hears what it published itself
+   * (NATS `noEcho`). Never blocks (the client buffers while it reconnects).
+   */
   publish(subject: string, data: Uint8Array): void;
   /** Calls `handler` with every message on `subject`, in the order each publisher sent them; returns the unsubscribe. */
   subscribe(subject: string, handler: (data: Uint8Array) => void): () => void;
