@@ -107,9 +107,10 @@ describe("a store whose writes fail", () => {
     const res = await t.api("POST", "/api/v1/jobs", { model: "tiny", messages: [{ role: "user", content: "hi" }] });
     expect(res.status).toBe(500);
     expect(res.json()).toMatchObject({ error: "store_error" });
-    const assigned = t.node.assignments.map((a) => a.job_id);
-    await until(async () => (t.node.cancels.length === assigned.length ? true : undefined));
-    expect(t.node.cancels).toEqual(assigned);
+    const node = t.node;
+    const assigned = node.assignments.map((a) => a.job_id);
+    await until(async () => (node.cancels.length === assigned.length ? true : undefined));
+    expect(node.cancels).toEqual(assigned);
     // Nothing of it is kept: not listed, not fetchable.
     for (const id of assigned) expect((await t.api("GET", `/api/v1/jobs/${id}`)).status).toBe(404);
   });

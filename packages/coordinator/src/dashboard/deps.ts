@@ -12,6 +12,7 @@ import { requestPayoutFor } from "../routes/payouts.js";
 import { earningsOf } from "../routes/payouts-earnings.js";
 import { isPayoutChain } from "../settlement/chains.js";
 import type { Store } from "../store/types.js";
+import type { SharedNonceCheck } from "../http/node-auth.js";
 import type { NetworkSource } from "./network-source.js";
 import { networkSourceOf } from "./network-source.js";
 
@@ -68,6 +69,11 @@ export interface DashboardDeps {
   admission: string;
   /** The coordinator's platform key (hex): a login link it signed signs the owner in. */
   platformKey: string;
+  /**
+   * The replicas' shared record of used one-time tokens (PostgreSQL: replicas/shared-nonces.ts), so a login link signs
+   * in once in the whole cluster; undefined where this process is the whole cluster.
+   */
+  usedOnce: SharedNonceCheck | undefined;
   /** The rate limit a key made here gets (the coordinator's `--rate-limit`, as `tessera coordinator keys create`). */
   defaultRateLimitPerMinute: number;
 }
@@ -107,5 +113,6 @@ export function dashboardDepsOf(ctx: CoordinatorContext): DashboardDeps {
       }),
     admission: ctx.config.admission,
     platformKey: ctx.platform.publicKeyHex,
+    usedOnce: ctx.nodeAuth.shared,
   };
 }

@@ -36,7 +36,7 @@ function secureCookie(deps: DashboardDeps, request: FastifyRequest): boolean {
  * like a wrong bearer token on the API, and the same throttle refuses an address that keeps guessing.
  */
 export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, sessions: DashboardSessions, gate: SessionGate): void {
-  const links = new LoginLinks(deps.clock);
+  const links = new LoginLinks(deps.clock, deps.usedOnce);
   // Annotated so that TypeScript narrows after a call (assertion-style control flow needs an explicit type).
   const refuse: (request: FastifyRequest, message: string) => never = (request, message) => {
     deps.throttle.recordFailure(request.ip, deps.clock.now());
@@ -55,7 +55,7 @@ export function sessionRoutes(app: FastifyInstance, deps: DashboardDeps, session
     const body = DashboardSignIn.parse(request.body ?? {});
     let session: DashboardSession;
     if ("login_link" in body) {
-      const link = links.redeem(body.login_link.trim());
+      const link = await links.redeem(body.login_link.trim());
       if (!link.ok) refuse(request, link.message);
       const nodeId = link.nodeId;
       if (nodeId === deps.platformKey) {
