@@ -1,7 +1,6 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import OpenAI from "openai";
-import { type DaemonProcess, type GreedyReference, ReplicaNetwork, greedyReference, makeTinyModel, probeNatsServer, probePostgresServer, waitUntil } from "@tessera/testkit";
+import { type DaemonProcess, type GreedyReference, ReplicaNetwork, greedyReference, makeTinyModel, probeNatsServer, probePostgresServer, streamGreedyChat, waitUntil } from "@tessera/testkit";
 
 /**
  * Issue 12 must-show 1, its last point, on real processes: a sharded model whose stages sit on different replicas
@@ -33,23 +32,8 @@ function lastSpan(daemon: DaemonProcess): [number, number] | undefined {
   return last ? [Number(last[1]), Number(last[2])] : undefined;
 }
 
-async function streamFromB(onChunk?: (count: number) => void): Promise<{ text: string; usage: OpenAI.CompletionUsage | undefined }> {
-  const client = new OpenAI({ baseURL: `${network.replicas.get("r-b")!.url}/v1`, apiKey: "open-mode", maxRetries: 0 });
-  const stream = await client.chat.completions.create({
-    model: MODEL, messages: MESSAGES, max_tokens: MAX_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true },
-  });
-  let text = "";
-  let usage: OpenAI.CompletionUsage | undefined;
-  let chunks = 0;
-  for await (const chunk of stream) {
-    const delta = chunk.choices[0]?.delta.content;
-    if (delta) {
-      text += delta;
-      onChunk?.(++chunks);
-    }
-    if (chunk.usage) usage = chunk.usage;
-  }
-  return { text, usage };
+function streamFromB(onChunk?: (count: number) => void) {
+  return streamGreedyChat(network.replicas.get("r-b")!.url, { model: MODEL, messages: MESSAGES, maxTokens: MAX_TOKENS }, onChunk);
 }
 
 describe.skipIf(unreachable !== undefined && !MANDATORY)("a sharded model whose stages sit on different replicas", () => {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import OpenAI from "openai";
-import { type Cluster, type ClusterNode, type GreedyReference, greedyReference, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
+import { type Cluster, type ClusterNode, type GreedyReference, greedyReference, makeTinyModel, startCluster, streamGreedyChat, waitUntil } from "@tessera/testkit";
 
 /**
  * Issue 5, must-show 1–3 on real processes: a ~50 M-parameter F16 model split over three daemons (each holding one
@@ -32,23 +32,8 @@ function spans(nodes: ClusterNode[]): Map<ClusterNode, [number, number]> {
   return out;
 }
 
-async function streamChat(onChunk?: (count: number) => void): Promise<{ text: string; usage: OpenAI.CompletionUsage | undefined }> {
-  const client = new OpenAI({ baseURL: `${cluster.url}/v1`, apiKey: "open-mode", maxRetries: 0 });
-  const stream = await client.chat.completions.create({
-    model: "sharded-50m", messages: MESSAGES, max_tokens: MAX_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true },
-  });
-  let text = "";
-  let usage: OpenAI.CompletionUsage | undefined;
-  let chunks = 0;
-  for await (const chunk of stream) {
-    const delta = chunk.choices[0]?.delta.content;
-    if (delta) {
-      text += delta;
-      onChunk?.(++chunks);
-    }
-    if (chunk.usage) usage = chunk.usage;
-  }
-  return { text, usage };
+function streamChat(onChunk?: (count: number) => void) {
+  return streamGreedyChat(cluster.url, { model: "sharded-50m", messages: MESSAGES, maxTokens: MAX_TOKENS }, onChunk);
 }
 
 beforeAll(async () => {

@@ -2,3 +2,4 @@ export { startCluster, waitUntil, TESSERA_BIN, type Cluster, type ClusterNode, t
 export { ManagedProcess } from "./managed-process.js";
 export { freePort } from "./free-port.js";
 export { killMidStream, type KillMidStreamResult } from "./kill-mid-stream.js";
+export { streamGreedyChat, type GreedyChatRequest, type GreedyChatStream } from "./stream-greedy-chat.js";

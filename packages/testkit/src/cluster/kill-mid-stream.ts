@@ -1,5 +1,6 @@
-import OpenAI from "openai";
+import type OpenAI from "openai";
 import type { ManagedProcess } from "./managed-process.js";
+import { type GreedyChatRequest, streamGreedyChat } from "./stream-greedy-chat.js";
 
 /** Where the stream goes (a coordinator, or the replica a client uses) and the daemons that may serve it. */
 export interface StreamTarget<N extends { id: string; process: ManagedProcess }> {
@@ -27,42 +28,22 @@ export interface KillMidStreamResult<N = { id: string; process: ManagedProcess }
  */
 export async function killMidStream<N extends { id: string; process: ManagedProcess }>(
   cluster: StreamTarget<N>,
-  request: { model: string; messages: { role: "user" | "system"; content: string }[]; maxTokens: number },
+  request: GreedyChatRequest,
   killAtChunk: number,
   signal: "SIGKILL" | "SIGSTOP" = "SIGKILL",
 ): Promise<KillMidStreamResult<N>> {
-  const client = new OpenAI({ baseURL: `${cluster.url}/v1`, apiKey: "open-mode", maxRetries: 0 });
-  const stream = await client.chat.completions.create({
-    model: request.model,
-    messages: request.messages,
-    max_tokens: request.maxTokens,
-    temperature: 0,
-    stream: true,
-    stream_options: { include_usage: true },
-  });
-  let text = "";
-  let chunks = 0;
-  let jobId: string | undefined;
   let killed: N | undefined;
   let killedAt = 0;
   let resumeMs = NaN;
-  let usage: OpenAI.CompletionUsage | undefined;
-  for await (const chunk of stream) {
-    jobId ??= chunk.id.replace(/^chatcmpl-/, "");
-    if (chunk.usage) usage = chunk.usage;
-    const delta = chunk.choices[0]?.delta.content;
-    if (!delta) continue;
-    text += delta;
-    chunks++;
+  const { text, chunks, jobId, usage } = await streamGreedyChat(cluster.url, request, async (count, jobId) => {
     if (killed && Number.isNaN(resumeMs)) resumeMs = performance.now() - killedAt;
-    if (chunks === killAtChunk && !killed) {
-      const job = (await (await fetch(`${cluster.url}/api/v1/jobs/${jobId}`)).json()) as { node_id?: string };
-      killed = [...cluster.nodes].find((n) => n.id === job.node_id);
-      if (!killed) throw new Error(`job ${jobId} reports node ${job.node_id}, not one of the cluster's`);
-      killedAt = performance.now();
-      killed.process.kill(signal);
-    }
-  }
+    if (count !== killAtChunk || killed) return;
+    const job = (await (await fetch(`${cluster.url}/api/v1/jobs/${jobId}`)).json()) as { node_id?: string };
+    killed = [...cluster.nodes].find((n) => n.id === job.node_id);
+    if (!killed) throw new Error(`job ${jobId} reports node ${job.node_id}, not one of the cluster's`);
+    killedAt = performance.now();
+    killed.process.kill(signal);
+  });
   if (!killed) throw new Error(`the stream ended after ${chunks} chunks, before chunk ${killAtChunk}`);
   const job = (await (await fetch(`${cluster.url}/api/v1/jobs/${jobId}`)).json()) as { node_id?: string };
   return { text, chunks, killed, finishedBy: job.node_id, resumeMs, usage };
