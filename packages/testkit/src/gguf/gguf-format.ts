@@ -24,7 +24,7 @@ export const GgufValueType = {
 export type GgufScalarTypeName = Exclude<keyof typeof GgufValueType, "array">;
 
 /** Tensor element types (`ggml_type`) this toolkit writes. */
-export const GgmlType = { F32: 0, F16: 1, Q8_0: 8, Q4_K: 12, Q6_K: 14 } as const;
+export const GgmlType = { F32: 0, F16: 1, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30 } as const;
 export type GgmlTypeName = keyof typeof GgmlType;
 
 /** Elements per block and bytes per block for each tensor type. */
@@ -34,6 +34,7 @@ export const GGML_BLOCK: Record<GgmlTypeName, { elements: number; bytes: number 
   Q8_0: { elements: 32, bytes: 34 },
   Q4_K: { elements: 256, bytes: 144 },
   Q6_K: { elements: 256, bytes: 210 },
+  BF16: { elements: 1, bytes: 2 },
 };
 
 /** Byte size of a tensor of `count` elements; throws when the row length does not fit the block size. */

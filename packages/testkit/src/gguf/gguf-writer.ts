@@ -1,4 +1,5 @@
 import { open } from "node:fs/promises";
+import { float32ToBFloat16Bits } from "./bfloat16.js";
 import { float32ToFloat16Bits } from "./float16.js";
 import { encodeQ4K, encodeQ6K } from "./k-quants.js";
 import {
@@ -129,6 +130,11 @@ export function encodeTensor(type: GgmlTypeName, values: Float32Array): Buffer {
   if (type === "F16") {
     const halves = new Uint16Array(values.length); // little-endian hosts only, as ggml itself assumes
     for (let i = 0; i < values.length; i++) halves[i] = float32ToFloat16Bits(values[i]);
+    return Buffer.from(halves.buffer, halves.byteOffset, halves.byteLength);
+  }
+  if (type === "BF16") {
+    const halves = new Uint16Array(values.length);
+    for (let i = 0; i < values.length; i++) halves[i] = float32ToBFloat16Bits(values[i]);
     return Buffer.from(halves.buffer, halves.byteOffset, halves.byteLength);
   }
   if (type === "Q4_K") return encodeQ4K(values);

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, type Llama, LlamaLogLevel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bfloat16BitsToFloat32 } from "./bfloat16.js";
 import { float16BitsToFloat32, float32ToFloat16Bits } from "./float16.js";
 import { readGgufMetadata } from "./gguf-metadata-reader.js";
 import { encodeTensor, gguf, writeGguf } from "./gguf-writer.js";
@@ -85,6 +86,21 @@ describe("GGUF writer and metadata reader", () => {
     expect(block.readInt8(2 + 31)).toBe(Math.round((15 / 4) * (127 / 4)));
   });
 
+  it("writes BF16 as the f32's top 16 bits rounded to nearest even (ggml_compute_fp32_to_bf16), NaN kept quiet", () => {
+    const bits = (v: number) => encodeTensor("BF16", Float32Array.of(v)).readUInt16LE(0);
+    expect(bits(1)).toBe(0x3f80);
+    expect(bits(-2)).toBe(0xc000);
+    // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even mantissa (down); 1 + 3·2^-8 ties up.
+    expect(bits(1 + 2 ** -8)).toBe(0x3f80);
+    expect(bits(1 + 3 * 2 ** -8)).toBe(0x3f82);
+    expect(bits(1 + 2 ** -8 + 2 ** -20)).toBe(0x3f81);
+    expect(bits(3.4e38)).toBe(0x7f80); // rounds past the largest finite bf16 to +Inf
+    expect(bits(NaN) & 0x7fc0).toBe(0x7fc0);
+    for (const v of [0.1, -3.14159, 1e-30, 65504]) {
+      expect(Math.abs(bfloat16BitsToFloat32(bits(v)) - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8);
+    }
+  });
+
   it("quantizes Q4_K and Q6_K super-blocks close to the values (read back as ggml's dequantize_row_q4_K/q6_K lay them out)", async () => {
     const values = new SeededRandom(7).normals(512, 1);
     const q4 = encodeTensor("Q4_K", values);
@@ -155,7 +171,7 @@ describe("makeTinyModel", () => {
     expect(a.vocabSize).toBe(260);
   });
 
-  it.each(["f32", "f16", "q8_0", "q4_k_m"] as const)("writes a %s model llama.cpp loads, with deterministic greedy output", async (weightType) => {
+  it.each(["f32", "f16", "bf16", "q8_0", "q4_k_m"] as const)("writes a %s model llama.cpp loads, with deterministic greedy output", async (weightType) => {
     // K-quants need rows of 256 values.
     const wide = weightType === "q4_k_m" ? { embeddingLength: 256, feedForwardLength: 512 } : {};
     const info = await makeTinyModel({ path: join(dir, `m-${weightType}.gguf`), seed: 11, weightType, vocab: "spm", ...wide });

@@ -1,5 +1,6 @@
 export * from "./gguf-format.js";
 export * from "./float16.js";
+export * from "./bfloat16.js";
 export * from "./gguf-writer.js";
 export * from "./gguf-metadata-reader.js";
 export * from "./seeded-random.js";

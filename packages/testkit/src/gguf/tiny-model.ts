@@ -10,7 +10,7 @@ import { loadSpmVocab, type SpmVocab } from "./spm-vocab.js";
  * `makeTinyModel()`: a seeded, deterministic random-weight Llama model in GGUF v3 that llama.cpp loads and runs.
  * Same options → byte-identical file. See design.md for why the output head is scaled.
  */
-export type TinyWeightType = "f32" | "f16" | "q8_0" | "q4_k_m";
+export type TinyWeightType = "f32" | "f16" | "bf16" | "q8_0" | "q4_k_m";
 export type TinyVocab = "bytes" | "spm";
 export type TinyPreset = "tiny" | "50m";
 export type TinyPooling = "mean" | "cls" | "last";
@@ -31,7 +31,8 @@ export interface TinyModelOptions extends Partial<TinyModelDims> {
   path: string;
   seed?: number;
   /**
-   * Type of the 2-D weight matrices; norm weights are always F32. Default "f16". "q4_k_m" mixes types as llama.cpp's
+   * Type of the 2-D weight matrices; norm weights are always F32. Default "f16". "bf16" writes BF16 (GGML type 30,
+   * the f32's top 16 bits rounded to nearest even, as ggml converts). "q4_k_m" mixes types as llama.cpp's
    * Q4_K_M does: Q6_K for the output head and for attn_v/ffn_down of some layers, Q4_K for the rest.
    */
   weightType?: TinyWeightType;
@@ -83,11 +84,11 @@ export const TINY_PRESETS: Record<TinyPreset, TinyModelDims & { weightType: Tiny
   "50m": { embeddingLength: 512, blockCount: 8, headCount: 8, headCountKv: 4, feedForwardLength: 1408, contextLength: 2048, weightType: "f16" },
 };
 
-const GGML_TYPE: Record<TinyWeightType, GgmlTypeName> = { f32: "F32", f16: "F16", q8_0: "Q8_0", q4_k_m: "Q4_K" };
-// llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_Q4_K_M
-const FILE_TYPE: Record<TinyWeightType, number> = { f32: 0, f16: 1, q8_0: 7, q4_k_m: 15 };
+const GGML_TYPE: Record<TinyWeightType, GgmlTypeName> = { f32: "F32", f16: "F16", bf16: "BF16", q8_0: "Q8_0", q4_k_m: "Q4_K" };
+// llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_BF16, MOSTLY_Q8_0, MOSTLY_Q4_K_M
+const FILE_TYPE: Record<TinyWeightType, number> = { f32: 0, f16: 1, bf16: 32, q8_0: 7, q4_k_m: 15 };
 /** Row length each weight type needs (its block size). */
-const BLOCK: Record<TinyWeightType, number> = { f32: 1, f16: 1, q8_0: 32, q4_k_m: 256 };
+const BLOCK: Record<TinyWeightType, number> = { f32: 1, f16: 1, bf16: 1, q8_0: 32, q4_k_m: 256 };
 
 /** llama.cpp's `use_more_bits`: the layers whose attn_v and ffn_down a Q4_K_M file keeps in Q6_K. */
 function usesMoreBits(layer: number, layers: number): boolean {
