@@ -293,6 +293,8 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
         void store.setNodeStatus(nodeId, "online", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status")),
       stageOffers: (nodeId) => shards.offersOf(nodeId),
       onPeerOffers: (nodeId, offers) => shards.setPeerOffers(nodeId, offers),
+      pipelineSummaries: () => (shards.isLeading ? shards.summaries() : new Map()),
+      onPeerPipeline: (nodeId, summary) => shards.setPeerPipeline(nodeId, summary),
     });
     const peers = link;
     leader = new ShardingLeader({ replicaId, clock, peers: () => peers.livePeers().map((p) => p.replica), setLeading: (leading) => shards.setLeading(leading) });

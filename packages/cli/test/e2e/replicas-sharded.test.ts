@@ -78,6 +78,9 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("a sharded model whose 
       const [start, end] = lastSpan(network.daemons.get(name)!)!;
       expect(end - start, name).toBeLessThan(LAYERS);
     }
+    // B lists the split the leader's beats tell it.
+    const models = (await (await fetch(`${network.replicas.get("r-b")!.url}/api/v1/models`)).json()) as { models: Array<{ id: string; sharded?: object }> };
+    expect(models.models.find((m) => m.id === MODEL)?.sharded).toEqual({ stages: 2, layers: LAYERS, nodes: 2, ready: true });
     // A leads sharded models; B and C relay to it.
     expect(network.replicas.get("r-a")!.process.logText).toMatch(/leading sharded models/);
     expect(network.replicas.get("r-b")!.process.logText).not.toMatch(/leading sharded models: placing spans/);

@@ -52,6 +52,16 @@ export const NodeSummary = z.strictObject({
   rtt_ms: z.number().min(0).max(600_000).optional(),
   /** The layer-span files the node offers (its last `stage.offer`), for the replica that leads sharded models. */
   stage_offers: z.array(ShardOffer).max(64).optional(),
+  /** A pipeline the beating replica runs: its sharded model's split now, as that replica's models list shows it. */
+  sharded: z
+    .strictObject({
+      model: z.string().max(256),
+      layers: z.number().int().min(1).max(4096),
+      stages: z.number().int().min(1).max(4096).nullable(),
+      nodes: z.number().int().min(0).max(100_000),
+      ready: z.boolean(),
+    })
+    .optional(),
 });
 export type NodeSummary = z.infer<typeof NodeSummary>;
 

@@ -11,7 +11,7 @@ import type { NodeSession } from "../workers/node-session.js";
 import type { Bus } from "./bus.js";
 import { connectNatsBus } from "./nats-bus.js";
 import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
-import { REPLICA_SILENT_AFTER_MS, ReplicaLink } from "./replica-link.js";
+import { REPLICA_SILENT_AFTER_MS, ReplicaLink, type ReplicaLinkDeps } from "./replica-link.js";
 import { RemoteWorker } from "./remote-worker.js";
 
 /**
@@ -63,7 +63,7 @@ let clock: ManualClock;
 let cluster: string;
 let replicas: Replica[];
 
-async function replica(name: string, stageOffers?: (nodeId: string) => ShardOffer[]): Promise<Replica> {
+async function replica(name: string, extra: Partial<ReplicaLinkDeps> = {}): Promise<Replica> {
   const id = randomReplicaId(name);
   const bus = await connectNatsBus(NATS_URL, id, quiet);
   const offline: string[] = [];
@@ -87,7 +87,7 @@ async function replica(name: string, stageOffers?: (nodeId: string) => ShardOffe
     standing,
     onHeldHere: (nodeId) => heldHere.push(nodeId.slice(0, 4)),
     onPeerOffers: (node, offers) => void peerOffers.push({ node: node.slice(0, 4), offers }),
-    ...(stageOffers ? { stageOffers } : {}),
+    ...extra,
   });
   await link.start();
   const r = { id, bus, registry, sink, link, offline, heldHere, quarantines, peerOffers };
@@ -247,8 +247,11 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
   });
 
   it("shows a pipeline this replica runs (no session) to the others, runs their jobs on it, and relays its failure", async () => {
-    const [a, b] = [await replica("a"), await replica("b")];
     const PIPELINE = "d".repeat(64);
+    const split = { model: "big", layers: 8, stages: 2, nodes: 2, ready: true };
+    const pipelines: string[] = [];
+    const a = await replica("a", { pipelineSummaries: () => new Map([[PIPELINE, split]]) });
+    const b = await replica("b", { onPeerPipeline: (id, summary) => void pipelines.push(`${id.slice(0, 4)} ${JSON.stringify(summary)}`) });
     const assigned: string[] = [];
     const pipeline: Worker = { id: PIPELINE, assign: (job) => void assigned.push(job.job_id), cancel: () => undefined, rtt: () => 0, close: () => undefined };
     a.registry.register({ type: "register", public_key: PIPELINE, version: "pipeline", hardware: { cpu_cores: 1, ram_mb: 0, gpus: [] }, models: [{ id: "big", backend: "pipeline" }], max_concurrency: 8 }, PIPELINE);
@@ -256,6 +259,8 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     a.link.beat();
     await until(() => b.registry.get(PIPELINE)?.online === true, "B sees A's pipeline");
     expect(b.registry.get(PIPELINE)).toMatchObject({ models: [{ id: "big", backend: "pipeline" }] });
+    // Its split travels with it, for B's models list.
+    expect(pipelines).toEqual([`dddd ${JSON.stringify(split)}`]);
     b.registry.get(PIPELINE)!.worker!.assign(assignment("job-p"));
     await until(() => assigned.length === 1, "the job reaches the pipeline on A");
     // The pipeline reports through the link's sink, as the coordinator wires it: B's job manager is told.
@@ -266,6 +271,11 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     // A's own job manager is told of its own pipeline's failures only.
     a.link.sessionSink.failed(PIPELINE, "job-local", "no_capacity", "x");
     expect(a.sink.calls).toEqual(["failed dddd job-local no_capacity"]);
+    // The pipeline goes: B forgets its split.
+    a.registry.detach(PIPELINE, pipeline, "no node offers its layers");
+    a.link.beat();
+    await until(() => pipelines.length === 2, "B hears the pipeline go");
+    expect(pipelines[1]).toBe("dddd undefined");
   });
 
   it("counts the jobs other replicas run on a remote node as its load, and takes its round trip from its replica's beat", async () => {
@@ -292,7 +302,7 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
 
   it("carries a node's span offers in its replica's beat, and tells the others only when they change", async () => {
     let offers: ShardOffer[] = [{ model: "big", sha256: "e".repeat(64), layer_count: 8, bytes_per_layer: 1000, free_memory_bytes: 1e9 }];
-    const a = await replica("a", (nodeId) => (nodeId === NODE ? offers : []));
+    const a = await replica("a", { stageOffers: (nodeId) => (nodeId === NODE ? offers : []) });
     const b = await replica("b");
     nodeOn(a);
     a.link.beat();

@@ -1,4 +1,5 @@
 import type { ErrorCode, ShardOffer, StreamPart } from "@tessera/protocol";
+import type { ShardedModelSummary } from "../sharding/index.js";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { LiveNode, NodeRegistry } from "../registry.js";
@@ -37,6 +38,10 @@ export interface ReplicaLinkDeps {
   stageOffers?(nodeId: string): ShardOffer[];
   /** A node held by another replica offers other span files than its last beat said (none: it withdrew them). */
   onPeerOffers?(nodeId: string, offers: ShardOffer[]): void;
+  /** The splits of the sharded models whose pipelines this replica runs, by pipeline node id (sent in beats). */
+  pipelineSummaries?(): ReadonlyMap<string, ShardedModelSummary>;
+  /** A pipeline another replica runs, with its split as that replica's beat says it (undefined: it is gone). */
+  onPeerPipeline?(nodeId: string, summary: ShardedModelSummary | undefined): void;
 }
 
 /**
@@ -60,6 +65,7 @@ export class ReplicaLink {
   private readonly remoteNodes = new Set<string>();
   /** The span offers each of those last listed, as JSON (only a change reaches the sharding manager). */
   private readonly peerOffers = new Map<string, string>();
+
   private readonly unsubscribes: Array<() => void> = [];
   private lastBeatAt = Number.NEGATIVE_INFINITY;
   private readonly subjects: ReturnType<typeof subjectsOf>;
@@ -176,7 +182,8 @@ export class ReplicaLink {
     this.lastBeatAt = this.d.clock.now();
     const nodes: NodeSummary[] = [];
     // Held here: a node with its session here, or a pipeline this replica runs (a sharded model it leads).
-    for (const node of this.d.registry.all()) if (node.online && node.worker && !(node.worker instanceof RemoteWorker)) nodes.push(this.summaryOf(node));
+    const pipelines = this.d.pipelineSummaries?.();
+    for (const node of this.d.registry.all()) if (node.online && node.worker && !(node.worker instanceof RemoteWorker)) nodes.push(this.summaryOf(node, pipelines?.get(node.id)));
     this.publish(this.subjects.beats, { type: "beat", replica: this.d.replicaId, sent_at: this.d.clock.now(), nodes });
   }
 
@@ -191,7 +198,7 @@ export class ReplicaLink {
     }
   }
 
-  private summaryOf(node: LiveNode): NodeSummary {
+  private summaryOf(node: LiveNode, sharded: ShardedModelSummary | undefined): NodeSummary {
     let active = node.activeJobs.size;
     for (const r of this.relayed.values()) if (r.nodeId === node.id) active++;
     const offers = this.d.stageOffers?.(node.id) ?? [];
@@ -207,6 +214,7 @@ export class ReplicaLink {
       active_jobs: active,
       ...(offers.length > 0 ? { stage_offers: offers } : {}),
       ...(rtt !== undefined ? { rtt_ms: rtt } : {}),
+      ...(sharded ? { sharded } : {}),
     };
   }
 
@@ -217,7 +225,9 @@ export class ReplicaLink {
     const listed = new Set<string>();
     for (const summary of beat.nodes) {
       listed.add(summary.id);
-      if (this.showRemote(summary, beat.replica)) this.noteOffers(summary);
+      if (!this.showRemote(summary, beat.replica)) continue;
+      this.noteOffers(summary);
+      if (summary.sharded) this.d.onPeerPipeline?.(summary.id, summary.sharded);
     }
     for (const nodeId of peer.nodes) if (!listed.has(nodeId)) this.dropRemote(nodeId, beat.replica, `it left replica ${beat.replica}`);
     peer.nodes = listed;
@@ -289,6 +299,7 @@ export class ReplicaLink {
 
   private dropRemote(nodeId: string, replica: string, reason: string): void {
     this.peerOffers.delete(nodeId);
+    this.d.onPeerPipeline?.(nodeId, undefined);
     const worker = this.d.registry.get(nodeId)?.worker;
     if (worker instanceof RemoteWorker && worker.replica === replica) this.d.registry.detach(nodeId, worker, reason);
     // Still shown through another replica (it moved): leave it marked remote.

@@ -40,6 +40,12 @@ it("keeps offers without placing while it does not lead, and places them when it
   expect([...t.sent.values()].flat()).toEqual([]);
   expect(t.pipelineOnline()).toBe(false);
   expect(t.manager.summaries().size).toBe(0);
+  // The leader's pipelines, as its beats say them, are what this replica's models list shows.
+  const split = { model: "big", layers: 4, stages: 2, nodes: 2, ready: true };
+  t.manager.setPeerPipeline("p".repeat(64), split);
+  expect([...t.manager.summaries()]).toEqual([["p".repeat(64), split]]);
+  t.manager.setPeerPipeline("p".repeat(64), undefined);
+  expect(t.manager.summaries().size).toBe(0);
 
   t.manager.setLeading(true);
   expect(t.pipelineOnline()).toBe(true);

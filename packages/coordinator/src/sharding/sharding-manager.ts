@@ -77,6 +77,8 @@ export class ShardingManager {
   private readonly models = new Map<string, ShardedModel>();
   private readonly loops = new Map<string, TokenLoop>();
   private readonly replays = new Map<string, StageReplay>();
+  /** The splits of pipelines another replica runs (it leads), by pipeline id, as its beats say them. */
+  private readonly peerPipelines = new Map<string, ShardedModelSummary>();
   private nextStageId: number;
   private readonly replicas: number;
   private readonly loadTimeoutMs: number;
@@ -152,12 +154,11 @@ export class ShardingManager {
    * Each sharded model someone offers, by its pipeline's node id (what the registry lists as serving it): over how
    * many stages a request runs now (the chain of loaded spans it would take, else of the spans placed and still
    * loading; null when the offering nodes cannot hold every layer), how many nodes hold a span, and whether the chain
-   * is loaded. Read-only. Empty on a replica that does not lead (its models list shows the leader's pipelines as
-   * nodes serving the model, without the split).
+   * is loaded. Read-only. On a replica that does not lead, the leader's pipelines as its beats say them.
    */
   summaries(): Map<string, ShardedModelSummary> {
+    if (!this.leading) return new Map(this.peerPipelines);
     const out = new Map<string, ShardedModelSummary>();
-    if (!this.leading) return out;
     for (const model of this.models.values()) {
       if (model.offers.size === 0) continue;
       const placed = [...model.stages.values()];
@@ -172,6 +173,12 @@ export class ShardingManager {
       });
     }
     return out;
+  }
+
+  /** A pipeline the leading replica runs, with its split (undefined: gone), for this replica's models list. */
+  setPeerPipeline(pipelineId: string, summary: ShardedModelSummary | undefined): void {
+    if (summary) this.peerPipelines.set(pipelineId, summary);
+    else this.peerPipelines.delete(pipelineId);
   }
 
   /** Live token loops (the bench reads their hop timings). */
