@@ -11,6 +11,8 @@ import { type DaemonProcess, type GreedyReference, ReplicaNetwork, greedyReferen
  * - The stream equals node-llama-cpp's greedy answer on the whole file, token for token, with the same usage.
  * - C's daemon is SIGKILLed mid-stream: its span is loaded on A's daemon, its saved inputs replayed there, and the
  *   text is unchanged.
+ * - The leader, replica A, is SIGKILLed: B leads, places the spans again over both daemons (A's moved to B), and the
+ *   stream is the same again.
  * Under CI=true PostgreSQL and NATS are mandatory; elsewhere the suite is skipped with a notice when either is missing.
  */
 // Test-only read of the environment: on CI the PostgreSQL and NATS runs are mandatory.
@@ -101,4 +103,22 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("a sharded model whose 
     expect(usage?.completion_tokens).toBe(reference.completionTokens);
     expect(network.replicas.get("r-a")!.process.logText).toMatch(/stage failover: replaying the span's inputs on a replica/);
   }, 120_000);
+
+  it("answers the same when the leader dies: B leads, places the spans again on both daemons, and streams exactly", async () => {
+    await network.restartDaemon("s-c");
+    network.replicas.get("r-a")!.process.kill("SIGKILL");
+    // A's daemon moves to B (the next address it knows); B, now the lowest live id, places the spans again.
+    await waitUntil(async () => {
+      const res = await fetch(`${network.replicas.get("r-b")!.url}/api/v1/models`).catch(() => undefined);
+      const models = res?.ok ? ((await res.json()) as { models: Array<{ id: string; sharded?: { ready: boolean; stages: number | null } }> }).models : [];
+      const m = models.find((x) => x.id === MODEL);
+      return m?.sharded?.ready === true && m.sharded.stages === 2;
+    }, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${network.logs()}`);
+    });
+    expect(network.replicas.get("r-b")!.process.logText).toMatch(/leading sharded models: placing spans/);
+    const { text, usage } = await streamFromB();
+    expect(text).toBe(reference.text);
+    expect(usage?.completion_tokens).toBe(reference.completionTokens);
+  }, 180_000);
 });
