@@ -47,12 +47,15 @@ describe("matrix-vector products on worker threads", () => {
   const rows = 301; // not a multiple of the thread count: the parts differ in size
   const cols = 512;
 
-  it("F32 and F16 products are bit-identical with 1, 2 and 3 threads", () => {
+  it("F32, F16 and BF16 products are bit-identical with 1, 2 and 3 threads", () => {
     const w32 = arena.alloc(rows * cols);
     arena.heap.set(randomFloats(rows * cols, 1), w32 >> 2);
     const w16 = arena.alloc(rows * cols, 2);
     const halves = encodeTensor("F16", randomFloats(rows * cols, 2));
     new Uint8Array(arena.memory.buffer, w16, halves.length).set(halves);
+    const wbf = arena.alloc(rows * cols, 2);
+    const bf16 = encodeTensor("BF16", randomFloats(rows * cols, 6));
+    new Uint8Array(arena.memory.buffer, wbf, bf16.length).set(bf16);
     const x = arena.alloc(cols);
     arena.heap.set(randomFloats(cols, 3), x >> 2);
     for (const threads of [2, 3]) {
@@ -61,6 +64,9 @@ describe("matrix-vector products on worker threads", () => {
       const [c, d] = oneAndMany(threads, rows, (out) => arena.matvecF16(w16, x, out, rows, cols, cols * 2));
       expect(d).toEqual(c);
       expect(c.some((v) => v !== 0)).toBe(true);
+      const [e, f] = oneAndMany(threads, rows, (out) => arena.matvecBF16(wbf, x, out, rows, cols, cols * 2));
+      expect(f).toEqual(e);
+      expect(e.some((v) => v !== 0)).toBe(true);
     }
   });
 

@@ -14,7 +14,7 @@
 import { Worker } from "node:worker_threads";
 import { TesseraError } from "@tessera/protocol";
 
-export const KERNEL_NAMES = ["matvecF32", "matvecF16", "matvecQ8", "matvecQ4K", "matvecQ6K"] as const;
+export const KERNEL_NAMES = ["matvecF32", "matvecF16", "matvecBF16", "matvecQ8", "matvecQ4K", "matvecQ6K"] as const;
 export type PooledKernel = (typeof KERNEL_NAMES)[number];
 
 /** A kernel's index in KERNEL_NAMES: how a call names it to the workers. */

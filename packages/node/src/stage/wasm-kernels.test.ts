@@ -1,14 +1,16 @@
 /**
  * The WebAssembly kernels against plain JS references: F16 rounding bit-exact with f32ToF16Bits (ggml's
  * GGML_FP32_TO_FP16) on edge cases and random values; the dot-product kernels equal to sums of the same exact products
- * up to f32 summation order (relative 1e-6).
+ * up to f32 summation order (relative 1e-6). BF16 rounding bit-exact with the testkit's writer (ggml's
+ * ggml_compute_fp32_to_bf16), and the BF16 mat-vec equal to the sum of the exact products.
  */
 import { describe, expect, it } from "vitest";
 import { TesseraError } from "@tessera/protocol";
+import { bfloat16BitsToFloat32, encodeTensor } from "@tessera/testkit";
 import { F16_TO_F32, f32ToF16Bits } from "./f16.js";
 import { wasmArena } from "./wasm-matvec.js";
 import { F16_INPUT_SCALE, PREFETCH_BYTES } from "./wasm-kernels.js";
-import { quantizeQ8 } from "./weights.js";
+import { quantizeQ8, roundToBF16 } from "./weights.js";
 
 const arena = wasmArena()!;
 
@@ -80,6 +82,56 @@ describe("WebAssembly kernels", () => {
         let mag = 0;
         for (let i = 0; i < cols; i++) {
           const p = F16_TO_F32[f32ToF16Bits(w[r * stride + i])] * x[i];
+          sum += p;
+          mag += Math.abs(p);
+        }
+        closeTo(arena.heap[(out >> 2) + r], sum, mag);
+      }
+    }
+  });
+
+  it("roundBF16 rounds exactly like ggml's fp32_to_bf16 (ties to even, carry into the exponent, NaN)", () => {
+    const rnd = mulberry(5);
+    const f32 = new Float32Array(1);
+    const u32 = new Uint32Array(f32.buffer);
+    const values = [0, -0, 1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, 3.4e38, -3.4e38, Infinity, -Infinity, NaN, 1e-40, -1e-45];
+    for (let i = 0; i < 400; i++) {
+      u32[0] = Math.floor(rnd() * 2 ** 32);
+      if (!Number.isNaN(f32[0])) values.push(f32[0]);
+    }
+    while (values.length % 4 !== 0) values.push(0.5);
+    const src = put(values);
+    const dst = arena.alloc(values.length);
+    arena.roundBF16(src, dst, values.length);
+    for (let i = 0; i < values.length; i++) {
+      const want = bfloat16BitsToFloat32(encodeTensor("BF16", Float32Array.of(values[i])).readUInt16LE(0));
+      const got = arena.heap[(dst >> 2) + i];
+      if (Number.isNaN(want)) {
+        expect(got).toBeNaN();
+        expect(roundToBF16(values[i])).toBeNaN();
+        continue;
+      }
+      expect(Object.is(got, want), `value ${values[i]}: got ${got}, expected ${want}`).toBe(true);
+      expect(Object.is(roundToBF16(values[i]), want), `JS rounding of ${values[i]}`).toBe(true);
+    }
+  });
+
+  it("matvecBF16 equals the BF16 products summed in JS, for strided rows and widths not a multiple of 32", () => {
+    const rnd = mulberry(6);
+    for (const [rows, cols, stride] of [[7, 72, 72], [5, 512, 512], [9, 16, 48]]) {
+      const w = Array.from({ length: rows * stride }, () => rnd() * 2 - 1);
+      const x = Array.from({ length: cols }, () => roundToBF16((rnd() * 2 - 1) * 8));
+      const bytes = encodeTensor("BF16", Float32Array.from(w));
+      const wp = arena.alloc(rows * stride, 2);
+      new Uint8Array(arena.memory.buffer, wp, bytes.length).set(bytes);
+      const xp = put(x);
+      const out = arena.alloc(rows);
+      arena.matvecBF16(wp, xp, out, rows, cols, stride * 2);
+      for (let r = 0; r < rows; r++) {
+        let sum = 0;
+        let mag = 0;
+        for (let i = 0; i < cols; i++) {
+          const p = bfloat16BitsToFloat32(bytes.readUInt16LE(2 * (r * stride + i))) * x[i];
           sum += p;
           mag += Math.abs(p);
         }

@@ -10,6 +10,9 @@
  * - matvecF32(w, x, out, rows, cols): out[r] = Σ w[r*cols + i] * x[i]; cols % 16 == 0.
  * - matvecF16(w, x, out, rows, cols, stride): out[r] = Σ half(w + r*stride)[i] * x[i] with x pre-scaled by 2^112;
  *   cols % 8 == 0; 16 halves per step into four f32x4 accumulators, then 8 at a time.
+ * - matvecBF16(w, x, out, rows, cols, stride): the same over BF16 weights (`h << 16` is the weight as an f32) and an
+ *   activation rounded to BF16, not scaled: every product is exact in f32, as in ggml's vec_dot_bf16.
+ * - roundBF16(src, dst, n): dst[i] = roundToBF16(src[i]) (nearest even, ggml_compute_fp32_to_bf16); n % 4 == 0.
  * - roundF16(src, dst, n, scale): dst[i] = roundToF16(src[i]) * scale (round-to-nearest-even, subnormal halves,
  *   overflow to infinity and NaN as ggml's GGML_FP32_TO_FP16); n % 4 == 0; dst may equal src.
  * - weightedSumF16(v, p, out, cells, width, stride): out[d] = Σ_j p[j] * half(v + j*stride)[d], j in order (the
@@ -103,13 +106,17 @@ function matvecF32(): FunctionDef {
   };
 }
 
-function matvecF16(): FunctionDef {
+/**
+ * A mat-vec over 16-bit weights, `convert` turning the four halves loaded sign-extended into i32 lanes into f32 bits:
+ * F16 (`(h << 13) & mask`, the activation pre-scaled by 2^112) or BF16 (`h << 16`, the sign extension shifted out).
+ */
+function matvecHalf(name: string, convert: (mask: number) => Code): FunctionDef {
   const [w, x, out, rows, cols, stride, r, wp, xp, xend, xend16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
   const acc = [11, 12, 13, 14];
   const mask = 15;
   // acc += float(halves at wp+wOff) * x at xp+xOff, four halves.
   const quad = (a: number, wOff: number, xOff: number): Code => [
-    ...I.get(a), ...I.get(wp), ...V.load16x4S(wOff), ...I.i32(13), ...V.i32x4Shl, ...I.get(mask), ...V.and,
+    ...I.get(a), ...I.get(wp), ...V.load16x4S(wOff), ...convert(mask),
     ...I.get(xp), ...V.load(xOff), ...V.f32x4Mul, ...V.f32x4Add, ...I.set(a),
   ];
   // 16 halves per step, one quad per accumulator: measured 5-7 % faster than 32 (TurboFan hoists every load of the
@@ -127,7 +134,7 @@ function matvecF16(): FunctionDef {
     ...I.get(out), ...I.get(r), ...I.i32(2), ...I.shl, ...I.add, ...hsum(acc), ...I.f32Store(),
   ];
   return {
-    name: "matvecF16",
+    name,
     params: [i32, i32, i32, i32, i32, i32],
     locals: [[5, i32], [5, v128]],
     body: [
@@ -136,6 +143,38 @@ function matvecF16(): FunctionDef {
       ...I.get(x), ...I.get(cols), ...I.i32(~15), 0x71 /* i32.and */, ...I.i32(2), ...I.shl, ...I.add, ...I.set(xend16),
       ...rowLoop(r, rows, row),
     ],
+  };
+}
+
+function matvecF16(): FunctionDef {
+  return matvecHalf("matvecF16", (mask) => [...I.i32(13), ...V.i32x4Shl, ...I.get(mask), ...V.and]);
+}
+
+/** BF16 is the top half of an f32: the weight is exact in f32, and so is its product with a BF16-rounded activation. */
+function matvecBF16(): FunctionDef {
+  return matvecHalf("matvecBF16", () => [...I.i32(16), ...V.i32x4Shl]);
+}
+
+/**
+ * dst[i] = src[i] rounded to BF16 (as an f32 whose low 16 bits are zero): add 0x7fff plus the kept part's lowest bit
+ * to the bits and clear the low half, ggml's `ggml_compute_fp32_to_bf16` (a carry bumps the exponent, the largest
+ * values round to infinity); NaN stays NaN. n % 4 == 0; dst may equal src.
+ */
+function roundBF16(): FunctionDef {
+  const [src, dst, n, i, end] = [0, 1, 2, 3, 4];
+  const [xv, rn] = [5, 6];
+  const step: Code = [
+    ...I.get(src), ...I.get(i), ...I.add, ...V.load(), ...I.set(xv),
+    ...I.get(xv), ...I.get(xv), ...I.i32(16), ...V.i32x4ShrU, ...V.i32x4Const(1), ...V.and, ...V.i32x4Add,
+    ...V.i32x4Const(0x7fff), ...V.i32x4Add, ...V.i32x4Const(0xffff0000 | 0), ...V.and, ...I.set(rn),
+    ...I.get(dst), ...I.get(i), ...I.add,
+    ...I.get(xv), ...I.get(rn), ...I.get(xv), ...I.get(xv), ...V.f32x4Ne, ...V.bitselect, ...V.store(),
+  ];
+  return {
+    name: "roundBF16",
+    params: [i32, i32, i32],
+    locals: [[2, i32], [2, v128]],
+    body: [...I.get(n), ...I.i32(2), ...I.shl, ...I.set(end), ...stepLoop(i, end, 16, step)],
   };
 }
 
@@ -354,4 +393,4 @@ function matvecQ6K(): FunctionDef {
   };
 }
 
-export const KERNELS: FunctionDef[] = [matvecF32(), matvecF16(), roundF16(), weightedSumF16(), matvecQ8(), matvecQ4K(), matvecQ6K()];
+export const KERNELS: FunctionDef[] = [matvecF32(), matvecF16(), matvecBF16(), roundF16(), roundBF16(), weightedSumF16(), matvecQ8(), matvecQ4K(), matvecQ6K()];

@@ -34,6 +34,7 @@ const MAX_PAGES = 65536;
 
 const F32_KERNEL = kernelIndex("matvecF32");
 const F16_KERNEL = kernelIndex("matvecF16");
+const BF16_KERNEL = kernelIndex("matvecBF16");
 const Q8_KERNEL = kernelIndex("matvecQ8");
 const Q4K_KERNEL = kernelIndex("matvecQ4K");
 const Q6K_KERNEL = kernelIndex("matvecQ6K");
@@ -44,10 +45,12 @@ const MIN_SPLIT_WEIGHTS = 1 << 16;
 class WasmArena {
   readonly memory = new WA.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
   readonly roundF16: RoundFn;
+  readonly roundBF16: (src: number, dst: number, n: number) => void;
   readonly weightedSumF16: WeightedSumFn;
   private readonly module: object;
   private readonly f32: MatvecFn;
   private readonly f16: MatvecStrideFn;
+  private readonly bf16: MatvecStrideFn;
   private readonly q8: MatvecQ8Fn;
   private readonly q4k: MatvecKFn;
   private readonly q6k: MatvecKFn;
@@ -65,7 +68,9 @@ class WasmArena {
     const e = new WA.Instance(this.module, { env: { memory: this.memory } }).exports;
     this.f32 = e.matvecF32 as MatvecFn;
     this.f16 = e.matvecF16 as MatvecStrideFn;
+    this.bf16 = e.matvecBF16 as MatvecStrideFn;
     this.roundF16 = e.roundF16 as RoundFn;
+    this.roundBF16 = e.roundBF16 as (src: number, dst: number, n: number) => void;
     this.weightedSumF16 = e.weightedSumF16 as WeightedSumFn;
     this.q8 = e.matvecQ8 as MatvecQ8Fn;
     this.q4k = e.matvecQ4K as MatvecKFn;
@@ -105,16 +110,25 @@ class WasmArena {
   };
 
   readonly matvecF16 = (w: number, x: number, out: number, rows: number, cols: number, stride: number): void => {
+    this.matvecHalf(this.f16, F16_KERNEL, w, x, out, rows, cols, stride);
+  };
+
+  readonly matvecBF16 = (w: number, x: number, out: number, rows: number, cols: number, stride: number): void => {
+    this.matvecHalf(this.bf16, BF16_KERNEL, w, x, out, rows, cols, stride);
+  };
+
+  /** An F16 or BF16 product over rows `stride` bytes apart. */
+  private matvecHalf(kernel: MatvecStrideFn, index: number, w: number, x: number, out: number, rows: number, cols: number, stride: number): void {
     const pool = this.split(rows, cols);
-    if (!pool) return this.f16(w, x, out, rows, cols, stride);
+    if (!pool) return kernel(w, x, out, rows, cols, stride);
     for (let p = 1; p < pool.threads; p++) {
       const r0 = pool.partStart(rows, p);
-      pool.assign(p, F16_KERNEL, w + r0 * stride, x, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols, stride);
+      pool.assign(p, index, w + r0 * stride, x, out + r0 * 4, pool.partStart(rows, p + 1) - r0, cols, stride);
     }
     pool.start();
-    this.f16(w, x, out, pool.partStart(rows, 1), cols, stride);
+    kernel(w, x, out, pool.partStart(rows, 1), cols, stride);
     pool.finish();
-  };
+  }
 
   readonly matvecQ8 = (wq: number, ws: number, xq: number, xs: number, out: number, rows: number, cols: number): void => {
     const pool = this.split(rows, cols);

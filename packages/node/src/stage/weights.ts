@@ -4,8 +4,9 @@
  * Contract: a matrix is row-major [rows = n_out][cols = n_in] (GGUF's layout for linear layers). `matmul` computes
  * out[t][r] = W[r] · x[t] for every token row t, with the activation first converted to the weight's ggml
  * `vec_dot_type` exactly as llama.cpp's CPU backend does (see design.md): F16 weights -> activation rounded to F16,
- * Q8_0 weights -> activation quantised to Q8_0, Q4_K/Q6_K weights -> activation quantised to Q8_K (k-quants.ts). F16 weights stay F16 in the WASM arena and are converted inside the
- * kernel; the product of two F16 values is exact in F32, so only the summation order differs from ggml. Every input
+ * BF16 weights -> activation rounded to BF16,
+ * Q8_0 weights -> activation quantised to Q8_0, Q4_K/Q6_K weights -> activation quantised to Q8_K (k-quants.ts). F16 and BF16 weights stay 16-bit in the
+ * WASM arena and are converted inside the kernel; the product of two F16 (or two BF16) values is exact in F32, so only the summation order differs from ggml. Every input
  * row is converted once (rounded and pre-scaled, or quantised) and shared by the matrices that read it (`matmulMany`).
  */
 import { TesseraError } from "@tessera/protocol";
@@ -23,11 +24,13 @@ export interface DenseMatrix {
   data: Float32Array | undefined;
   /** Byte offset of the weights in the WASM arena (SIMD kernel), when they live there. */
   wasmPtr: number | undefined;
-  /** True when the arena holds the weights as F16 halves (converted to float inside the kernel). */
+  /** True when the arena holds the weights as 16-bit values, F16 or BF16 as `input` says (converted inside the kernel). */
   wasmHalf: boolean;
-  /** True when the file stored F16: the activation is rounded to F16 before the dot products. */
-  roundInputToF16: boolean;
+  /** The activation's ggml vec_dot_type: the file's F16 or BF16 rounds the activation to it before the dot products. */
+  input: DenseInput;
 }
+
+export type DenseInput = "f32" | "f16" | "bf16";
 
 export interface Q8Matrix {
   kind: "q8_0";
@@ -54,6 +57,7 @@ export class MatmulScratch {
   /** Arena copies of the input rows: as given (F32 weights), rounded to F16 and pre-scaled, quantised to Q8_0. */
   readonly wasmIn = new ArenaBuffer();
   readonly wasmHalfIn = new ArenaBuffer();
+  readonly wasmBF16In = new ArenaBuffer();
   readonly wasmQ8In = new ArenaBuffer();
   readonly wasmQ8Scales = new ArenaBuffer();
   readonly wasmQ8K = new ArenaBuffer();
@@ -61,11 +65,13 @@ export class MatmulScratch {
   /** Arena offsets of the current input rows once converted (-1: not yet), valid until inputChanged(). */
   inF32 = -1;
   inHalf = -1;
+  inBF16 = -1;
   inQ8 = -1;
   inQ8K = -1;
   inputChanged(): void {
     this.inF32 = -1;
     this.inHalf = -1;
+    this.inBF16 = -1;
     this.inQ8 = -1;
     this.inQ8K = -1;
   }
@@ -98,6 +104,25 @@ function decodeBF16(buf: Buffer, n: number): Float32Array {
   return out;
 }
 
+const bf16Scratch = new Float32Array(1);
+const bf16Bits = new Uint32Array(bf16Scratch.buffer);
+
+/** `v` rounded to BF16 (nearest even, as ggml_compute_fp32_to_bf16), as a float; NaN stays NaN. */
+export function roundToBF16(v: number): number {
+  bf16Scratch[0] = v;
+  const x = bf16Bits[0];
+  if ((x & 0x7fffffff) > 0x7f800000) return v;
+  bf16Bits[0] = ((x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000) >>> 0;
+  return bf16Scratch[0];
+}
+
+/** The float value of the 16-bit weight `bits` of a matrix stored as `input` (F16 or BF16). */
+function halfToF32(bits: number, input: DenseInput): number {
+  if (input === "f16") return F16_TO_F32[bits];
+  bf16Bits[0] = bits << 16;
+  return bf16Scratch[0];
+}
+
 /** A 1-D F32/F16 tensor (norm weights, rope frequency factors) as floats. */
 export function loadVector(buf: Buffer, info: GgufTensorInfo): Float32Array {
   if (info.type === GGML_TYPE.F32) return decodeF32(buf, info.elementCount);
@@ -107,21 +132,24 @@ export function loadVector(buf: Buffer, info: GgufTensorInfo): Float32Array {
 }
 
 /** Dense F32 weights go to the WASM arena when the SIMD kernel can take them (rows a multiple of 16 floats). */
-function dense(rows: number, cols: number, data: Float32Array, roundInputToF16: boolean): DenseMatrix {
+function dense(rows: number, cols: number, data: Float32Array, input: DenseInput): DenseMatrix {
   const arena = cols % 16 === 0 ? wasmArena() : null;
-  if (!arena) return { kind: "dense", rows, cols, data, wasmPtr: undefined, wasmHalf: false, roundInputToF16 };
+  if (!arena) return { kind: "dense", rows, cols, data, wasmPtr: undefined, wasmHalf: false, input };
   const ptr = arena.alloc(data.length);
   arena.heap.set(data, ptr >> 2);
-  return { kind: "dense", rows, cols, data: undefined, wasmPtr: ptr, wasmHalf: false, roundInputToF16 };
+  return { kind: "dense", rows, cols, data: undefined, wasmPtr: ptr, wasmHalf: false, input };
 }
 
-/** F16 weights stay F16 in the arena: half the memory traffic of widened F32 (rows a multiple of 8 halves). */
-function denseF16(rows: number, cols: number, buf: Buffer): DenseMatrix {
+/**
+ * F16 and BF16 weights stay 16-bit in the arena: half the memory and traffic of widened F32 (rows a multiple of 8
+ * values). Without the arena, or for other widths, they are widened to F32 (twice the file's size).
+ */
+function denseHalf(rows: number, cols: number, buf: Buffer, input: "f16" | "bf16"): DenseMatrix {
   const arena = cols % 8 === 0 ? wasmArena() : null;
-  if (!arena) return dense(rows, cols, decodeF16(buf, rows * cols), true);
+  if (!arena) return dense(rows, cols, input === "f16" ? decodeF16(buf, rows * cols) : decodeBF16(buf, rows * cols), input);
   const ptr = arena.alloc(rows * cols, 2);
   new Uint8Array(arena.memory.buffer, ptr, rows * cols * 2).set(buf.subarray(0, rows * cols * 2));
-  return { kind: "dense", rows, cols, data: undefined, wasmPtr: ptr, wasmHalf: true, roundInputToF16: true };
+  return { kind: "dense", rows, cols, data: undefined, wasmPtr: ptr, wasmHalf: true, input };
 }
 
 /** The dense weights as a Float32Array view (a fresh view: the arena's buffer changes when it grows). */
@@ -131,7 +159,7 @@ export function denseData(m: DenseMatrix): Float32Array {
     const base = m.wasmPtr! >> 1;
     const halves = wasmArena()!.heapU16;
     const out = new Float32Array(m.rows * m.cols);
-    for (let i = 0; i < out.length; i++) out[i] = F16_TO_F32[halves[base + i]];
+    for (let i = 0; i < out.length; i++) out[i] = halfToF32(halves[base + i], m.input);
     return out;
   }
   const ptr = m.wasmPtr! >> 2;
@@ -140,13 +168,15 @@ export function denseData(m: DenseMatrix): Float32Array {
 
 /**
  * Bytes a tensor takes once loaded (what a node must have free for it), which is not always its size in the file:
- * BF16 and 1-D tensors are widened to F32, Q8_0 scales to f32, Q6_K quants unpacked to a byte each (k-quants.ts).
+ * 1-D tensors (and F16/BF16 rows not a multiple of 8) are widened to F32, Q8_0 scales to f32, Q6_K quants unpacked to a
+ * byte each (k-quants.ts).
  */
 export function residentBytes(info: GgufTensorInfo): number {
   const n = info.elementCount;
   if (info.dims.length < 2 && info.type !== GGML_TYPE.Q8_0) return 4 * n; // loadVector, or a 1-row matrix widened
   switch (info.type) {
     case GGML_TYPE.F16:
+    case GGML_TYPE.BF16:
       return info.dims[0] % 8 === 0 ? 2 * n : 4 * n;
     case GGML_TYPE.Q8_0:
       return n + (n / Q8_BLOCK) * 4;
@@ -163,12 +193,11 @@ export function loadMatrix(buf: Buffer, info: GgufTensorInfo): Matrix {
   const rows = info.dims.length > 1 ? info.elementCount / cols : 1;
   switch (info.type) {
     case GGML_TYPE.F32:
-      return dense(rows, cols, decodeF32(buf, info.elementCount), false);
+      return dense(rows, cols, decodeF32(buf, info.elementCount), "f32");
     case GGML_TYPE.F16:
-      return denseF16(rows, cols, buf);
+      return denseHalf(rows, cols, buf, "f16");
     case GGML_TYPE.BF16:
-      // ggml's BF16 vec_dot_type is BF16; we approximate with F32 activations (documented gap, rare in practice).
-      return dense(rows, cols, decodeBF16(buf, info.elementCount), false);
+      return denseHalf(rows, cols, buf, "bf16");
     case GGML_TYPE.Q8_0: {
       const nBlocks = info.elementCount / Q8_BLOCK;
       const arena = wasmArena();
@@ -199,7 +228,7 @@ export function getRow(m: Matrix, row: number, out: Float32Array, outOffset: num
   if (m.kind === "dense" && m.wasmHalf) {
     const halves = wasmArena()!.heapU16;
     const base = (m.wasmPtr! >> 1) + row * n;
-    for (let i = 0; i < n; i++) out[outOffset + i] = F16_TO_F32[halves[base + i]];
+    for (let i = 0; i < n; i++) out[outOffset + i] = halfToF32(halves[base + i], m.input);
     return;
   }
   if (m.kind === "dense") {
@@ -315,12 +344,14 @@ function matmulInto(m: Matrix, x: Float32Array, nTok: number, out: Float32Array,
   } else if (m.kind === "dense" && m.wasmPtr !== undefined) {
     const a = wasmArena()!;
     let xPtr: number;
-    if (m.wasmHalf) xPtr = scratch.inHalf >= 0 ? scratch.inHalf : (scratch.inHalf = toArenaHalf(a, x, nTok * cols, scratch));
+    if (m.input === "f16") xPtr = scratch.inHalf >= 0 ? scratch.inHalf : (scratch.inHalf = toArenaHalf(a, x, nTok * cols, scratch));
+    else if (m.input === "bf16") xPtr = scratch.inBF16 >= 0 ? scratch.inBF16 : (scratch.inBF16 = toArenaBF16(a, x, nTok * cols, scratch));
     else xPtr = scratch.inF32 >= 0 ? scratch.inF32 : (scratch.inF32 = toArena(a, x, nTok * cols, scratch));
     const o = scratch.wasmOut.ensure(a, m.rows * 4);
     for (let t = 0; t < nTok; t++) {
-      if (m.wasmHalf) a.matvecF16(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols, cols * 2);
-      else a.matvec(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols);
+      if (!m.wasmHalf) a.matvec(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols);
+      else if (m.input === "f16") a.matvecF16(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols, cols * 2);
+      else a.matvecBF16(m.wasmPtr, xPtr + t * cols * 4, o, m.rows, cols, cols * 2);
       copyFloats(out, t * stride + outOffset, a.heap, o >> 2, m.rows);
     }
   } else if (m.kind === "q8_0" && m.wasmQs !== undefined) {
@@ -354,6 +385,16 @@ function toArenaHalf(a: WasmArena, x: Float32Array, n: number, scratch: MatmulSc
   return ptr;
 }
 
+/** Copies n floats into the arena, rounded to BF16 for matvecBF16 (or a widened BF16 matrix's matvec). */
+function toArenaBF16(a: WasmArena, x: Float32Array, n: number, scratch: MatmulScratch): number {
+  const n4 = (n + 3) & ~3;
+  const ptr = scratch.wasmBF16In.ensure(a, n4 * 4);
+  copyFloats(a.heap, ptr >> 2, x, 0, n);
+  a.heap.fill(0, (ptr >> 2) + n, (ptr >> 2) + n4);
+  a.roundBF16(ptr, ptr, n4);
+  return ptr;
+}
+
 /** Quantises nTok rows to Q8_0 into the arena (quants, then the scales in scratch.wasmQ8Scales). */
 function toArenaQ8(a: WasmArena, x: Float32Array, nTok: number, cols: number, scratch: MatmulScratch): number {
   const n = nTok * cols;
@@ -374,9 +415,12 @@ function matmulJs(m: DenseMatrix | Q8Matrix, x: Float32Array, nTok: number, out:
   scratch.ensure(nTok * cols);
   if (m.kind === "dense") {
     let xs = x;
-    if (m.roundInputToF16) {
+    if (m.input === "f16") {
       xs = scratch.f32;
       for (let i = 0, n = nTok * cols; i < n; i++) xs[i] = F16_TO_F32[f32ToF16Bits(x[i])];
+    } else if (m.input === "bf16") {
+      xs = scratch.f32;
+      for (let i = 0, n = nTok * cols; i < n; i++) xs[i] = roundToBF16(x[i]);
     }
     const w = denseData(m);
     for (let r = 0; r < rows; r++) {
