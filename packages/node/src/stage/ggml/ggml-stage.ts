@@ -285,7 +285,7 @@ export class GgmlStage {
 }
 
 /** ggml types a span's matrices may have (uploaded as the file's bytes); the ones the tests run. */
-const MATRIX_TYPES: ReadonlySet<number> = new Set([GGML.F32, GGML.F16, GGML.Q8_0, GGML.Q4_K, GGML.Q6_K]);
+const MATRIX_TYPES: ReadonlySet<number> = new Set([GGML.F32, GGML.F16, GGML.BF16, GGML.Q8_0, GGML.Q4_K, GGML.Q6_K]);
 
 /** Loads layers [start, end) (plus the embedding on stage 0 and the head on the last stage) into a CPU backend buffer. */
 export function loadGgmlStage(options: LoadGgmlStageOptions): GgmlStage {
@@ -338,7 +338,7 @@ function build(file: GgufFile, options: LoadGgmlStageOptions): GgmlStage {
         uploads.push({ tensor, data: values });
       } else {
         if (!MATRIX_TYPES.has(info.type) || info.dims.length !== 2) {
-          throw new TesseraError("bad_request", `tensor ${name}: ${ggmlTypeName(info.type)} with ${info.dims.length} dims is not supported by the ggml span (2-D F32, F16, Q8_0, Q4_K, Q6_K are)`);
+          throw new TesseraError("bad_request", `tensor ${name}: ${ggmlTypeName(info.type)} with ${info.dims.length} dims is not supported by the ggml span (2-D F32, F16, BF16, Q8_0, Q4_K, Q6_K are)`);
         }
         tensor = g.newTensor2d(ctx, info.type, info.dims[0], info.dims[1]);
         uploads.push({ tensor, data: bytes });
