@@ -8,7 +8,7 @@
  * figures and the spread are printed. CPU time per token (process CPU while that engine's token is computed) is
  * printed too: it is what each engine costs when it is not descheduled.
  *
- * Usage: npm run bench -- stage-runtime [rounds=7] [decodeTokens=48] [--weights f16|q8_0|q4_k_m] [--threads 1]
+ * Usage: npm run bench -- stage-runtime [rounds=7] [decodeTokens=48] [--weights f16|bf16|q8_0|q4_k_m] [--threads 1]
  *        [--backend wasm|ggml-cpu] [--inline]
  * Prints RESULT llamacpp_tok_s, stage_runtime_tok_s (medians), stage_runtime_vs_llamacpp (median of per-round ratios),
  * stage_runtime_vs_llamacpp_cpu (the same in CPU time per token); with --weights other than f16 (the default, the
@@ -53,7 +53,7 @@ function median(values: number[]): number {
   return percentile(values, 50);
 }
 
-const WEIGHTS: TinyWeightType[] = ["f16", "q8_0", "q4_k_m"];
+const WEIGHTS: TinyWeightType[] = ["f16", "bf16", "q8_0", "q4_k_m"];
 
 export async function main(args: string[] = []): Promise<void> {
   const option = (name: string): string | undefined => {
