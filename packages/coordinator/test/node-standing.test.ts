@@ -200,10 +200,12 @@ describe("which endings of a node's turn count against it", () => {
       const net = await network(2);
       const { ctx } = net.t.coordinator;
       let first: ScriptedNode | undefined;
+      let firstJob: string | undefined;
       for (const node of net.nodes) {
         node.onAssign = (job, self) => {
           if (!first) {
             first = self;
+            firstJob = job.job_id;
             play(job.job_id, self);
             return;
           }
@@ -216,6 +218,8 @@ describe("which endings of a node's turn count against it", () => {
       }
       const done = streamNativeJob(net, {});
       await until(() => first !== undefined, "the first assignment");
+      // A node that accepted must be seen to have accepted before time moves on, or it would count as not accepting.
+      if (offence === "stalled") await until(() => ctx.jobs.get(firstJob!)?.attempt?.acceptedAt !== undefined, "the coordinator sees the accept");
       if (waitMs > 0) {
         net.t.clock.advance(waitMs);
         net.t.coordinator.tick();
