@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { LiveNode } from "../registry.js";
+import { testLiveNode } from "./live-node.test-support.js";
 import { LiveJob } from "./live-job.js";
 import { FULL_SCAN_LIMIT, SchedulerChooser } from "./scheduler-chooser.js";
 import { SpeedMetrics } from "./speed-metrics.js";
@@ -9,26 +10,7 @@ const FILE = "a".repeat(64);
 const OTHER = "b".repeat(64);
 
 function node(i: number, sha256?: string): LiveNode {
-  return {
-    id: i.toString(16).padStart(64, "0"),
-    operatorId: i.toString(16).padStart(64, "0"),
-    retiredAt: undefined,
-    version: "t",
-    hardware: { cpu_cores: 1, ram_mb: 1, gpus: [] },
-    models: [{ id: "m", backend: "t", ...(sha256 ? { sha256 } : {}) }],
-    maxConcurrency: 1,
-    gpus: [],
-    loadedModels: [],
-    lastSeenAt: 0,
-    online: true,
-    draining: false,
-    worker: { id: "", assign: () => undefined, cancel: () => undefined, rtt: () => 2, close: () => undefined },
-    session: undefined,
-    activeJobs: new Set<string>(),
-    jobsElsewhere: 0,
-    storedHeartbeatAt: 0,
-    storedHeartbeatState: "",
-  };
+  return testLiveNode(i.toString(16).padStart(64, "0"), { models: [{ id: "m", backend: "t", ...(sha256 ? { sha256 } : {}) }] });
 }
 
 /** A job whose first node (with `file`) wrote "Hello" and was lost. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { LiveNode } from "../registry.js";
+import { testLiveNode } from "./live-node.test-support.js";
 import { ManualClock } from "../clock.js";
 import { createLogger } from "../logger.js";
 import { NodeStanding } from "../trust/node-standing.js";
@@ -8,26 +9,7 @@ import { SchedulerChooser } from "./scheduler-chooser.js";
 import { SpeedMetrics } from "./speed-metrics.js";
 
 function liveNode(id: string): LiveNode {
-  return {
-    id,
-    operatorId: id,
-    retiredAt: undefined,
-    version: "t",
-    hardware: { cpu_cores: 1, ram_mb: 1, gpus: [] },
-    models: [{ id: "m", backend: "t" }],
-    maxConcurrency: 2,
-    gpus: [],
-    loadedModels: [],
-    lastSeenAt: 0,
-    online: true,
-    draining: false,
-    worker: { id, assign: () => undefined, cancel: () => undefined, rtt: () => 2, close: () => undefined },
-    session: undefined,
-    activeJobs: new Set<string>(),
-    jobsElsewhere: 0,
-    storedHeartbeatAt: 0,
-    storedHeartbeatState: "",
-  };
+  return testLiveNode(id, { maxConcurrency: 2 });
 }
 
 function setup(ids: string[]) {

@@ -1,30 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { LiveNode } from "../registry.js";
+import { testLiveNode } from "./live-node.test-support.js";
 import { LiveJob } from "./live-job.js";
 import { FULL_SCAN_LIMIT, SAMPLE_SIZE, SchedulerChooser } from "./scheduler-chooser.js";
 import { SpeedMetrics } from "./speed-metrics.js";
 
 function nodes(count: number): LiveNode[] {
-  return Array.from({ length: count }, (_, i) => ({
-    id: i.toString(16).padStart(64, "0"),
-    operatorId: i.toString(16).padStart(64, "0"),
-    retiredAt: undefined,
-    version: "t",
-    hardware: { cpu_cores: 1, ram_mb: 1, gpus: [] },
-    models: [{ id: "m", backend: "t" }],
-    maxConcurrency: 1,
-    gpus: [],
-    loadedModels: [],
-    lastSeenAt: 0,
-    online: true,
-    draining: false,
-    worker: { id: "", assign: () => undefined, cancel: () => undefined, rtt: () => 2, close: () => undefined },
-    session: undefined,
-    activeJobs: new Set<string>(),
-    jobsElsewhere: 0,
-    storedHeartbeatAt: 0,
-    storedHeartbeatState: "",
-  }));
+  return Array.from({ length: count }, (_, i) => testLiveNode(i.toString(16).padStart(64, "0")));
 }
 
 function job(system?: string): LiveJob {
