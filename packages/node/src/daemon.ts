@@ -33,7 +33,7 @@ import { CoordinatorList } from "./coordinator-list.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
 import { JOURNAL_FILE_NAME, ServedJournal, answerReceiptSign } from "./receipts/index.js";
-import { type IdleEffects, type IdleProbe, createIdleSupervisor, releaseModelMemory, reloadModel } from "./idle/index.js";
+import { type IdleEffects, type IdleProbe, createIdleSupervisor, recentOwnWork, releaseModelMemory, reloadModel } from "./idle/index.js";
 import { registerPayoutAddress } from "./payout-address.js";
 
 export interface DaemonDeps {
@@ -412,7 +412,14 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       return summary;
     },
   };
-  const idle = createIdleSupervisor(config, { clock, logger, effects: idleEffects, ...(deps.idleProbe ? { probe: deps.idleProbe } : {}) });
+  const idle = createIdleSupervisor(config, {
+    clock,
+    logger,
+    effects: idleEffects,
+    // A job in flight (or just ended) is this daemon's own GPU work, not the owner's (Apple's whole-device reading).
+    ownGpuBusy: recentOwnWork(() => runner.activeJobs > 0, () => clock.now()),
+    ...(deps.idleProbe ? { probe: deps.idleProbe } : {}),
+  });
   if (idle) runner.startDraining();
 
   const session = new SessionClient({

@@ -13,6 +13,7 @@ export { IdleSupervisor, IDLE_STATE_FILE_NAME, type IdleEffects, type IdleStatus
 export { type IdleProbe, type IdleSample } from "./probes/probe.js";
 export { step, drained, initialState, type PolicyState, type PolicySettings, type IdleStateName } from "./policy.js";
 export { releaseModelMemory, reloadModel } from "./release-memory.js";
+export { recentOwnWork } from "./own-gpu-work.js";
 
 export function policySettings(config: Pick<NodeConfig, "idle" | "limits">): PolicySettings {
   return {
@@ -25,20 +26,29 @@ export function policySettings(config: Pick<NodeConfig, "idle" | "limits">): Pol
   };
 }
 
-/** The probe the config asks for: the test hook's file, else the machine's tools. */
-export function probeFromConfig(config: Pick<NodeConfig, "idle">): IdleProbe {
+/**
+ * The probe the config asks for: the test hook's file, else the machine's tools. `ownGpuBusy` says when this daemon's
+ * own work may show in a whole-device GPU reading (own-gpu-work.ts).
+ */
+export function probeFromConfig(config: Pick<NodeConfig, "idle">, ownGpuBusy?: () => boolean): IdleProbe {
   if (config.idle.probe_file) return createFileProbe(config.idle.probe_file);
-  return createMachineProbe({ run: createCommandRunner(3_000), platform: process.platform, ownPids: new Set([process.pid]), display: config.idle.display });
+  return createMachineProbe({
+    run: createCommandRunner(3_000),
+    platform: process.platform,
+    ownPids: new Set([process.pid]),
+    display: config.idle.display,
+    ...(ownGpuBusy ? { ownGpuBusy } : {}),
+  });
 }
 
 /** The supervisor for a daemon, or undefined when `[idle] mode = "always"`. */
 export function createIdleSupervisor(
   config: Pick<NodeConfig, "idle" | "limits" | "paths">,
-  deps: { clock: Clock; logger: NodeLogger; effects: IdleEffects; probe?: IdleProbe },
+  deps: { clock: Clock; logger: NodeLogger; effects: IdleEffects; probe?: IdleProbe; ownGpuBusy?: () => boolean },
 ): IdleSupervisor | undefined {
   if (config.idle.mode === "always") return undefined;
   return new IdleSupervisor({
-    probe: deps.probe ?? probeFromConfig(config),
+    probe: deps.probe ?? probeFromConfig(config, deps.ownGpuBusy),
     settings: policySettings(config),
     pollIntervalMs: config.idle.poll_interval_ms,
     clock: deps.clock,

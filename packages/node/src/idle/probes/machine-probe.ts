@@ -19,6 +19,11 @@ export interface MachineProbeDeps {
   ownPids: ReadonlySet<number>;
   /** `DISPLAY` / `WAYLAND_DISPLAY` as config.ts read them: without a display there is no input to read. */
   display: { x11: boolean; wayland: boolean };
+  /**
+   * Whether this daemon's own work may show in a whole-device GPU reading now (idle/own-gpu-work.ts). Only the Apple
+   * reading needs it: nvidia-smi and rocm-smi list processes, and ours are left out by pid. Default: never.
+   */
+  ownGpuBusy?: () => boolean;
   /** Reads `/sys/class/power_supply`; injectable for tests. */
   readPowerSupplies?: () => Promise<Array<{ type?: string; online?: string; status?: string }>>;
 }
@@ -64,8 +69,10 @@ export function createMachineProbe(deps: MachineProbeDeps): IdleProbe {
 
   async function gpu(): Promise<[number | undefined, string | undefined]> {
     if (platform === "darwin") {
-      // Apple GPUs report whole-device utilisation only; with no per-process split, all of it counts as others'
-      // while this daemon is not generating (the supervisor only asks then, or accepts the over-count).
+      // Apple GPUs report whole-device utilisation only. With no per-process split the figure is others' only while
+      // this daemon has no work of its own on the GPU; while it has, the GPU signal cannot tell (input and battery
+      // still can), so serving a job never reads as the owner using the GPU.
+      if (deps.ownGpuBusy?.()) return [undefined, undefined];
       const util = parseIoregGpuUtilization((await ok("ioreg", ["-r", "-d", "1", "-c", "IOAccelerator"])) ?? "");
       return [util, util === undefined ? undefined : "ioreg IOAccelerator"];
     }

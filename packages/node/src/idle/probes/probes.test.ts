@@ -107,6 +107,29 @@ describe("the machine probe on recorded outputs", () => {
     expect(await probe.sample()).toMatchObject({ inputIdleMs: 95_123, otherGpuUtil: 0.43, onBattery: false });
   });
 
+  it("macOS while this daemon serves: the whole-device GPU reading is its own, so the GPU cannot tell; input and battery still read", async () => {
+    let serving = true;
+    const asked: string[] = [];
+    const outputs: Record<string, string> = { "ioreg -c IOHIDSystem": fixture("ioreg-hidsystem.txt"), "ioreg -r": fixture("ioreg-accelerator.txt"), pmset: fixture("pmset-batt-battery.txt") };
+    const probe = createMachineProbe({
+      platform: "darwin",
+      ownPids: new Set(),
+      display: { x11: false, wayland: false },
+      ownGpuBusy: () => serving,
+      run: async (command, args) => {
+        const key = [command, ...args].join(" ");
+        asked.push(key);
+        const hit = Object.entries(outputs).find(([prefix]) => key.startsWith(prefix));
+        return hit ? { code: 0, stdout: hit[1] } : { code: 127, stdout: "" };
+      },
+    });
+    const busy = await probe.sample();
+    expect(busy).toEqual({ inputIdleMs: 95_123, onBattery: true, sources: { input: "ioreg HIDIdleTime", power: "pmset" } });
+    expect(asked.some((a) => a.startsWith("ioreg -r"))).toBe(false);
+    serving = false;
+    expect(await probe.sample()).toMatchObject({ otherGpuUtil: 0.43, sources: { gpu: "ioreg IOAccelerator" } });
+  });
+
   it("Windows: GetLastInputInfo and Win32_Battery through PowerShell", async () => {
     const probe = createMachineProbe({
       platform: "win32",
