@@ -37,6 +37,7 @@ export function probeFromConfig(config: Pick<NodeConfig, "idle">, ownGpuBusy?: (
     platform: process.platform,
     ownPids: new Set([process.pid]),
     display: config.idle.display,
+    inputIdleThresholdMs: config.idle.input_idle_threshold_ms,
     ...(ownGpuBusy ? { ownGpuBusy } : {}),
   });
 }

@@ -73,6 +73,7 @@ export class IdleSupervisor {
     if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
     this.timer = undefined;
     await this.polling;
+    this.o.probe.close?.();
   }
 
   private schedule(): void {

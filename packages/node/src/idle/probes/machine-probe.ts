@@ -3,7 +3,8 @@ import { join } from "node:path";
 import type { CommandRunner } from "../../hardware/command-runner.js";
 import type { IdleProbe, IdleSample } from "./probe.js";
 import { type GpuProcess, othersUtilization, parseIoregGpuUtilization, parseNvidiaComputeApps, parseNvidiaUtilization, parseRocmPids, parseRocmUse } from "./parse-gpu-use.js";
-import { parseHidIdleTime, parseIdleMs, parseWindowsIdleMs } from "./parse-input-idle.js";
+import { type LineSpawner, createIdleNotifyWatcher, spawnLines } from "./idle-notify-watcher.js";
+import { MUTTER_IDLETIME_ARGS, parseHidIdleTime, parseIdleMs, parseMutterIdletime, parseWindowsIdleMs } from "./parse-input-idle.js";
 import { parsePmsetBatt, parsePowerSupplies, parseWin32BatteryStatus } from "./parse-power.js";
 
 /** PowerShell: milliseconds since the last input, from user32 GetLastInputInfo. */
@@ -24,6 +25,12 @@ export interface MachineProbeDeps {
    * reading needs it: nvidia-smi and rocm-smi list processes, and ours are left out by pid. Default: never.
    */
   ownGpuBusy?: () => boolean;
+  /** `[idle] input_idle_threshold`: the timeout the Wayland idle notification is asked for (default 5 s). */
+  inputIdleThresholdMs?: number;
+  /** Starts the Wayland idle-notification client (swayidle) and reads its lines; injectable for tests. */
+  spawnLines?: LineSpawner;
+  /** Clock for the Wayland notifications (ms); default Date.now. */
+  now?: () => number;
   /** Reads `/sys/class/power_supply`; injectable for tests. */
   readPowerSupplies?: () => Promise<Array<{ type?: string; online?: string; status?: string }>>;
 }
@@ -46,6 +53,9 @@ async function sysPowerSupplies(root = "/sys/class/power_supply"): Promise<Array
 export function createMachineProbe(deps: MachineProbeDeps): IdleProbe {
   const { run, platform } = deps;
   const readSupplies = deps.readPowerSupplies ?? (() => sysPowerSupplies());
+  let watcher: ReturnType<typeof createIdleNotifyWatcher> | undefined;
+  const waylandWatcher = () =>
+    (watcher ??= createIdleNotifyWatcher({ spawn: deps.spawnLines ?? spawnLines, now: deps.now ?? Date.now, thresholdMs: deps.inputIdleThresholdMs ?? 5_000 }));
   const ok = async (command: string, args: string[]): Promise<string | undefined> => {
     const result = await run(command, args);
     return result.code === 0 ? result.stdout : undefined;
@@ -56,14 +66,21 @@ export function createMachineProbe(deps: MachineProbeDeps): IdleProbe {
     if (platform === "win32") {
       return [parseWindowsIdleMs((await ok("powershell", ["-NoProfile", "-Command", WINDOWS_IDLE_SCRIPT])) ?? ""), "GetLastInputInfo"];
     }
+    if (deps.display.wayland) {
+      // XWayland's screensaver extension sees input to X11 windows only, so a Wayland session asks the compositor:
+      // GNOME's Mutter answers a query; others (sway, Hyprland, Plasma 6, …) notify through ext-idle-notify.
+      const mutter = parseMutterIdletime((await ok("gdbus", [...MUTTER_IDLETIME_ARGS])) ?? "");
+      if (mutter !== undefined) return [mutter, "gdbus Mutter IdleMonitor"];
+      const notified = waylandWatcher().inputIdleMs();
+      if (notified !== undefined) return [notified, "swayidle (ext-idle-notify)"];
+    }
     if (deps.display.x11) {
       const x = parseIdleMs((await ok("xprintidle", [])) ?? "");
       if (x !== undefined) return [x, "xprintidle"];
       const s = parseIdleMs((await ok("xssstate", ["-i"])) ?? "");
       if (s !== undefined) return [s, "xssstate"];
     }
-    // Wayland's ext-idle-notify is event-based (a compositor tells a subscribed client), with no query to poll; a
-    // Wayland session with XWayland answers through xprintidle above. Otherwise: cannot tell.
+    // No display, or none of the tools answered: cannot tell.
     return [undefined, undefined];
   }
 
@@ -106,6 +123,9 @@ export function createMachineProbe(deps: MachineProbeDeps): IdleProbe {
       if (otherGpuUtil !== undefined) (sample.otherGpuUtil = otherGpuUtil), (sample.sources!.gpu = gpuSource);
       if (onBattery !== undefined) (sample.onBattery = onBattery), (sample.sources!.power = powerSource);
       return sample;
+    },
+    close() {
+      watcher?.close();
     },
   };
 }

@@ -17,3 +17,15 @@ export function parseHidIdleTime(stdout: string): number | undefined {
  * script is `WINDOWS_IDLE_SCRIPT` (machine-probe.ts); its output is one integer.
  */
 export const parseWindowsIdleMs = parseIdleMs;
+
+/** The `gdbus call` that asks GNOME's compositor (Mutter, on Wayland and X11 alike) for the input idle time in ms. */
+export const MUTTER_IDLETIME_ARGS = [
+  "call", "--session", "--dest", "org.gnome.Mutter.IdleMonitor", "--object-path", "/org/gnome/Mutter/IdleMonitor/Core",
+  "--method", "org.gnome.Mutter.IdleMonitor.GetIdletime",
+] as const;
+
+/** `gdbus call … GetIdletime`: the GVariant text `(uint64 4242,)`, in milliseconds. */
+export function parseMutterIdletime(stdout: string): number | undefined {
+  const m = /^\(uint64 (\d+),\)$/.exec(stdout.trim());
+  return m ? Number(m[1]) : undefined;
+}

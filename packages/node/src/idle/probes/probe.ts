@@ -16,4 +16,6 @@ export interface IdleSample {
 /** The one injectable seam between the idle supervisor and the machine. */
 export interface IdleProbe {
   sample(): Promise<IdleSample>;
+  /** Ends what the probe keeps running (the Wayland idle-notification client); the supervisor's stop calls it. */
+  close?(): void;
 }

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { othersUtilization, parseIoregGpuUtilization, parseNvidiaComputeApps, parseNvidiaUtilization, parseRocmPids, parseRocmUse } from "./parse-gpu-use.js";
-import { parseHidIdleTime, parseIdleMs, parseWindowsIdleMs } from "./parse-input-idle.js";
+import { parseHidIdleTime, parseIdleMs, parseMutterIdletime, parseWindowsIdleMs } from "./parse-input-idle.js";
+import type { LineProcess } from "./idle-notify-watcher.js";
 import { parsePmsetBatt, parsePowerSupplies, parseWin32BatteryStatus } from "./parse-power.js";
 import { createMachineProbe } from "./machine-probe.js";
 import { createFileProbe } from "./file-probe.js";
@@ -45,6 +46,11 @@ describe("input idle time", () => {
     expect(parseHidIdleTime(fixture("ioreg-hidsystem.txt"))).toBe(95_123);
     expect(parseWindowsIdleMs(fixture("win-lastinput.txt"))).toBe(731);
     expect(parseIdleMs("couldn't open display")).toBeUndefined();
+  });
+
+  it("GNOME on Wayland: gdbus Mutter IdleMonitor GetIdletime (ms)", () => {
+    expect(parseMutterIdletime(fixture("gdbus-mutter-idletime.txt"))).toBe(4242);
+    expect(parseMutterIdletime("Error: GDBus.Error:org.freedesktop.DBus.Error.ServiceUnknown: The name is not activatable")).toBeUndefined();
   });
 });
 
@@ -90,6 +96,47 @@ describe("the machine probe on recorded outputs", () => {
       onBattery: true,
       sources: { input: "xprintidle", gpu: "nvidia-smi", power: "/sys/class/power_supply" },
     });
+  });
+
+  it("GNOME on Wayland: Mutter answers, before XWayland's xprintidle (which sees input to X11 windows only)", async () => {
+    const probe = createMachineProbe({
+      platform: "linux",
+      ownPids: new Set(),
+      display: { x11: true, wayland: true },
+      run: runner({ "gdbus call --session --dest org.gnome.Mutter.IdleMonitor": fixture("gdbus-mutter-idletime.txt"), xprintidle: "999999\n" }),
+      readPowerSupplies: async () => [],
+    });
+    expect(await probe.sample()).toEqual({ inputIdleMs: 4242, sources: { input: "gdbus Mutter IdleMonitor" } });
+  });
+
+  it("sway / Hyprland / Plasma 6 on Wayland: no Mutter, so ext-idle-notify through swayidle; closed with the probe", async () => {
+    let line: (l: string) => void = () => {};
+    let killed = false;
+    let now = 50_000;
+    const probe = createMachineProbe({
+      platform: "linux",
+      ownPids: new Set(),
+      display: { x11: false, wayland: true },
+      run: runner({}),
+      readPowerSupplies: async () => [],
+      inputIdleThresholdMs: 5_000,
+      now: () => now,
+      spawnLines: (): LineProcess => ({ onLine: (l) => void (line = l), onExit: () => {}, kill: () => void (killed = true) }),
+    });
+    expect(await probe.sample()).toEqual({ inputIdleMs: 0, sources: { input: "swayidle (ext-idle-notify)" } });
+    line("idle");
+    now += 85_000;
+    expect((await probe.sample()).inputIdleMs).toBe(90_000);
+    probe.close?.();
+    expect(killed).toBe(true);
+  });
+
+  it("Wayland with neither Mutter nor swayidle falls back to XWayland's xprintidle, else cannot tell", async () => {
+    const gone = (): LineProcess => ({ onLine: () => {}, onExit: (e) => e(), kill: () => {} });
+    const withX = createMachineProbe({ platform: "linux", ownPids: new Set(), display: { x11: true, wayland: true }, run: runner({ xprintidle: fixture("xprintidle.txt") }), readPowerSupplies: async () => [], spawnLines: gone });
+    expect(await withX.sample()).toEqual({ inputIdleMs: 4242, sources: { input: "xprintidle" } });
+    const none = createMachineProbe({ platform: "linux", ownPids: new Set(), display: { x11: false, wayland: true }, run: runner({}), readPowerSupplies: async () => [], spawnLines: gone });
+    expect(await none.sample()).toEqual({ sources: {} });
   });
 
   it("a headless server: nothing to read, every signal undefined (cannot tell)", async () => {
