@@ -3,12 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import OpenAI from "openai";
+import { embedMany } from "ai";
+import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
+import { OpenAIEmbeddings } from "@langchain/openai";
 import { type Cluster, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
 
 /**
  * Issue 11, `/v1/embeddings` on real processes: a coordinator, a daemon serving a chat model and a daemon serving an
  * embedding model (a tiny llama file with a mean pooling type), both on the embedded llama.cpp engine, driven by the
- * official `openai` client.
+ * official `openai` client, and by the Vercel AI SDK's and LangChain's embedding models.
  */
 let dir: string;
 let cluster: Cluster;
@@ -98,5 +101,24 @@ describe("embeddings with the openai client on the embedded engine", () => {
   it("the chat model still chats beside it", async () => {
     const reply = await client.chat.completions.create({ model: cluster.model!, messages: [{ role: "user", content: "hi" }], max_tokens: 4, temperature: 0 });
     expect(reply.choices[0]!.message.content!.length).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+describe("embeddings with the other clients", () => {
+  it("the Vercel AI SDK's embedMany: one vector of the model's dimension per value, the same as the openai client's", async () => {
+    const provider = createOpenAICompatible({ name: "tessera", baseURL: `${cluster.url}/v1`, apiKey: "open-mode" });
+    const { embeddings, usage } = await embedMany({ model: provider.textEmbeddingModel(EMBED_MODEL), values: ["a", "b"], maxRetries: 0 });
+    expect(embeddings.map((e) => e.length)).toEqual([WIDTH, WIDTH]);
+    const official = await client.embeddings.create({ model: EMBED_MODEL, input: ["a", "b"], encoding_format: "float" });
+    for (const [i, e] of embeddings.entries()) expect(e).toEqual(official.data[i]!.embedding);
+    expect(usage.tokens).toBe(official.usage.prompt_tokens);
+  }, 60_000);
+
+  it("LangChain's OpenAIEmbeddings: embedDocuments and embedQuery, unit vectors of the model's dimension", async () => {
+    const embedder = new OpenAIEmbeddings({ model: EMBED_MODEL, apiKey: "open-mode", maxRetries: 0, configuration: { baseURL: `${cluster.url}/v1` } });
+    const docs = await embedder.embedDocuments(["a", "b"]);
+    expect(docs.map((d) => d.length)).toEqual([WIDTH, WIDTH]);
+    for (const d of docs) expect(norm(d)).toBeCloseTo(1, 4);
+    expect(await embedder.embedQuery("a")).toEqual(docs[0]);
   }, 60_000);
 });
