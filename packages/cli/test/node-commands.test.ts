@@ -36,6 +36,10 @@ describe("tessera init / register / start / logs with bad input", () => {
     const logs = tessera("logs", "--home", home);
     expect(logs.code).not.toBe(0);
     expect(logs.stderr).toMatch(/error \[not_found\]: no log file at/);
+    // In a checkout `tessera` is not on the PATH: the commands it prints say `npx tessera …`, which runs as printed.
+    const rotate = tessera("keys", "rotate", "--home", home);
+    expect(rotate.code).toBe(0);
+    expect(rotate.stdout).toContain(`(\`npx tessera register --home ${home}\`, or restart \`npx tessera start --home ${home}\`)`);
   });
 
   it("a --home that is a file, an unknown backend, a missing or unreadable config: clear error, non-zero exit", () => {
@@ -53,7 +57,7 @@ describe("tessera init / register / start / logs with bad input", () => {
 
     const missing = tessera("node", "start", "--home", join(dir, "nowhere"));
     expect(missing.code).not.toBe(0);
-    expect(missing.stderr).toMatch(/error \[not_found\]: no node config .* run `tessera init --home/);
+    expect(missing.stderr).toMatch(/error \[not_found\]: no node config .* run `npx tessera init --home/);
 
     writeFileSync(join(home, "node.toml"), "backend = = 1\n");
     const broken = tessera("register", "--home", home);

@@ -364,6 +364,11 @@ export interface LoadConfigOptions {
   env?: Record<string, string | undefined>;
   /** When true (start, register) a missing node.toml is an error telling the user to run `tessera init`. */
   requireConfigFile?: boolean;
+  /**
+   * How the user runs `tessera` from their shell (`npx tessera` in a checkout, …), so the `init` that error names runs
+   * as printed; the CLI passes its own. Default `tessera`.
+   */
+  command?: string;
 }
 
 function settingError(s: SettingSpec, source: SettingSource, raw: unknown, reason: string): TesseraError {
@@ -421,7 +426,7 @@ export function loadNodeConfig(options: LoadConfigOptions = {}): NodeConfig {
   const file = readConfigFile(paths.configFile);
   if (file === undefined && options.requireConfigFile) {
     const homeHint = paths.home !== undefined ? ` --home ${paths.home}` : "";
-    throw new TesseraError("not_found", `no node config at ${paths.configFile}: run \`tessera init${homeHint}\` first`);
+    throw new TesseraError("not_found", `no node config at ${paths.configFile}: run \`${options.command ?? "tessera"} init${homeHint}\` first`);
   }
   for (const key of Object.keys(file ?? {})) {
     if (!SETTING_BY_NAME.has(key) && key !== "idle" && key !== "limits") {

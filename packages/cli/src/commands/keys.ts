@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { DELEGATION_FAILURES, KEY_ROTATION_GRACE_SECONDS, TesseraError, encodeNpub, encodeNsec, verifyDelegation } from "@tessera/protocol";
+import { printedCommand } from "../config.js";
 import { printJson } from "../output.js";
 import { type NodeFlags, nodeConfigFrom, withHomeOption } from "./node-options.js";
 
@@ -55,7 +56,7 @@ export function addKeysCommand(program: Command, nowMs: () => number = () => Dat
           `old node key ${encodeNpub(rotated.previous)} (kept as ${config.paths.previousKeyFile})`,
           `operator     ${encodeNpub(rotated.operator)}`,
           "",
-          `Restart the daemon to use the new key (tessera register${home}, or restart tessera start${home}).`,
+          `Restart the daemon to use the new key (\`${printedCommand()} register${home}\`, or restart \`${printedCommand()} start${home}\`).`,
           `The coordinator carries the node's standing over and accepts the old key for ${KEY_ROTATION_GRACE_SECONDS / 3600} h after that.`,
           "",
         ].join("\n"),

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { NODE_SETTINGS, SECTION_SETTINGS, loadNodeConfig, settingFlagsFromOptions, settingsHelp, type NodeConfig } from "@tessera/node/config";
+import { printedCommand } from "../config.js";
 
 /** Flags shared by the node commands (init, register, start, logs). */
 export interface NodeFlags {
@@ -23,5 +24,5 @@ export function nodeConfigFrom(flags: NodeFlags, requireConfigFile: boolean): No
   const settingFlags = settingFlagsFromOptions(flags);
   // `--models a,b` (tessera start) is --served-models by a shorter name; the longer one wins when both are given.
   if (flags.models !== undefined && settingFlags.served_models === undefined) settingFlags.served_models = flags.models;
-  return loadNodeConfig({ home: flags.home, flags: settingFlags, requireConfigFile });
+  return loadNodeConfig({ home: flags.home, flags: settingFlags, requireConfigFile, command: printedCommand() });
 }
