@@ -33,7 +33,7 @@ import { CoordinatorList } from "./coordinator-list.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
 import { JOURNAL_FILE_NAME, ServedJournal, answerReceiptSign } from "./receipts/index.js";
-import { type IdleEffects, type IdleProbe, createIdleSupervisor, recentOwnWork, releaseModelMemory, reloadModel } from "./idle/index.js";
+import { type IdleEffects, type IdleProbe, createIdleSupervisor, describeIdleAndLimits, recentOwnWork, releaseModelMemory, reloadModel } from "./idle/index.js";
 import { registerPayoutAddress } from "./payout-address.js";
 
 export interface DaemonDeps {
@@ -489,6 +489,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
     return shutdownPromise;
   };
 
+  logger.info(describeIdleAndLimits(config));
   idle?.start();
   void (async () => {
     if (!(await registerWithRetry()) || ending) return;

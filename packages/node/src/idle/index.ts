@@ -42,6 +42,17 @@ export function probeFromConfig(config: Pick<NodeConfig, "idle">, ownGpuBusy?: (
   });
 }
 
+/** One log line at start: when the node serves and what it may use, as [idle] and [limits] resolved them. */
+export function describeIdleAndLimits(config: Pick<NodeConfig, "idle" | "limits">): string {
+  const { idle, limits } = config;
+  const when = idle.mode === "always"
+    ? "idle policy off ([idle] mode = always): serving whenever the daemon runs"
+    : `idle policy: serving after ${idle.enlist_after_ms / 1000} s of quiet, stepping aside on use (drain grace ${idle.drain_grace_ms} ms, ` +
+      `${idle.release_on_use ? "model released" : "model kept loaded"}, cannot tell = ${idle.unknown_means_idle ? "idle" : "busy"})`;
+  const caps = `limits: max_vram_fraction ${limits.max_vram_fraction}, max_power_watts ${limits.max_power_watts || "none"}, pause_on_battery ${limits.pause_on_battery}`;
+  return `${when}; ${caps}`;
+}
+
 /** The supervisor for a daemon, or undefined when `[idle] mode = "always"`. */
 export function createIdleSupervisor(
   config: Pick<NodeConfig, "idle" | "limits" | "paths">,
