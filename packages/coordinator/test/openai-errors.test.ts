@@ -80,15 +80,19 @@ describe("models as OpenAI lists them", () => {
 describe("parameters Tessera cannot honour are refused by name, never ignored", () => {
   const chat = { model: "tiny", messages: [{ role: "user" as const, content: "hi" }] };
 
+  // The codes as on /v1/completions and /v1/embeddings: unsupported_parameter for an OpenAI parameter Tessera does not
+  // implement, bad_request for a value out of range or a field OpenAI does not have either.
   it.each([
-    ["top_logprobs without logprobs", { top_logprobs: 2 }, "top_logprobs", /top_logprobs needs logprobs: true/],
-    ["a penalty", { frequency_penalty: 0.5 }, "frequency_penalty", /frequency_penalty is not supported yet/],
-    ["n: 9", { n: 9 }, "n", /n is at most 8/],
-    ["an unknown field", { temprature: 0.2 }, "temprature", /unrecognized request argument: temprature/],
-  ])("%s", async (_name, extra, param, message) => {
+    ["top_logprobs without logprobs", { top_logprobs: 2 }, "top_logprobs", "bad_request", /top_logprobs needs logprobs: true/],
+    ["a penalty", { frequency_penalty: 0.5 }, "frequency_penalty", "unsupported_parameter", /frequency_penalty is not supported yet/],
+    ["n: 9", { n: 9 }, "n", "bad_request", /n is at most 8/],
+    ["an unknown field", { temprature: 0.2 }, "temprature", "bad_request", /unrecognized request argument: temprature/],
+    ["a deprecated function message", { messages: [{ role: "function", name: "f", content: "1" }] }, "messages.0.role", "unsupported_parameter", /function messages are deprecated/],
+  ])("%s", async (_name, extra, param, code, message) => {
     const err = await refusal(() => client.chat.completions.create({ ...chat, ...extra } as never));
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.param).toBe(param);
+    expect(err.code).toBe(code);
     expect(err.message).toMatch(message);
     expect(t.coordinator.ctx.jobs.activeCount).toBe(0);
   });
@@ -100,7 +104,9 @@ describe("parameters Tessera cannot honour are refused by name, never ignored", 
         messages: [{ role: "user", content: [{ type: "text", text: "what is this?" }, { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } }] }],
       }),
     );
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.param).toBe("messages.0.content.1");
+    expect(err.code).toBe("unsupported_parameter");
     expect(err.message).toMatch(/this model does not take images/);
   });
 

@@ -45,7 +45,7 @@ export function openaiRoutes(app: FastifyInstance, deps: OpenAIChatRouteDeps): v
   app.post("/v1/chat/completions", { config: { auth: "client" } }, async (request, reply) => {
     const caller = callerOf(request);
     const unsupported = unsupportedChatField(request.body);
-    if (unsupported) throw new TesseraError("bad_request", unsupported.message, { param: unsupported.param });
+    if (unsupported) throw new TesseraError(unsupported.code, unsupported.message, { param: unsupported.param });
     const body = ChatCompletionRequest.parse(request.body ?? {});
     const jobs = await submitChoices(deps, caller.ownerId, body);
     const cancelAll = () => {

@@ -38,14 +38,18 @@ const NEUTRAL_VALUES: Record<string, (value: unknown) => boolean> = {
 
 const KNOWN = new Set<string>([...HONOURED_CHAT_FIELDS, ...IGNORED_CHAT_FIELDS]);
 
-/** The first field of `body` Tessera would have to ignore silently, with the message to refuse it by; or undefined. */
-export function unsupportedChatField(body: unknown): { param: string; message: string } | undefined {
+/**
+ * The first field of `body` Tessera would have to ignore silently, with the code and message to refuse it by; or
+ * undefined. As on /v1/completions and /v1/embeddings: `bad_request` for a field OpenAI does not have either,
+ * `unsupported_parameter` for an OpenAI parameter (or content part) Tessera does not implement.
+ */
+export function unsupportedChatField(body: unknown): { param: string; code: "bad_request" | "unsupported_parameter"; message: string } | undefined {
   if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
   for (const [field, value] of Object.entries(body)) {
     if (KNOWN.has(field) || value === null || value === undefined) continue;
-    if (!Object.hasOwn(NEUTRAL_VALUES, field)) return { param: field, message: `unrecognized request argument: ${field}` };
+    if (!Object.hasOwn(NEUTRAL_VALUES, field)) return { param: field, code: "bad_request", message: `unrecognized request argument: ${field}` };
     if (NEUTRAL_VALUES[field]!(value)) continue;
-    return { param: field, message: `${field} is not supported yet: Tessera does not ignore it silently, so leave it out` };
+    return { param: field, code: "unsupported_parameter", message: `${field} is not supported yet: Tessera does not ignore it silently, so leave it out` };
   }
   const messages = (body as { messages?: unknown }).messages;
   if (Array.isArray(messages)) {
@@ -53,16 +57,16 @@ export function unsupportedChatField(body: unknown): { param: string; message: s
       const message = m as { role?: unknown; content?: unknown; function_call?: unknown };
       // OpenAI's deprecated function calling (before tools): its `tool` successors are honoured.
       if (message?.role === "function") {
-        return { param: `messages.${i}.role`, message: `messages.${i}: function messages are deprecated and not supported; use tool messages` };
+        return { param: `messages.${i}.role`, code: "unsupported_parameter", message: `messages.${i}: function messages are deprecated and not supported; use tool messages` };
       }
       if (message?.function_call != null) {
-        return { param: `messages.${i}.function_call`, message: `messages.${i}: function_call is deprecated and not supported; use tool_calls` };
+        return { param: `messages.${i}.function_call`, code: "unsupported_parameter", message: `messages.${i}: function_call is deprecated and not supported; use tool_calls` };
       }
       if (!Array.isArray(message?.content)) continue;
       for (const [j, part] of (message.content as { type?: unknown }[]).entries()) {
         if (part?.type === "text") continue;
         const what = part?.type === "image_url" ? "images" : part?.type === "input_audio" ? "audio" : `${String(part?.type)} parts`;
-        return { param: `messages.${i}.content.${j}`, message: `messages.${i}.content.${j}: this model does not take ${what}; send text parts only` };
+        return { param: `messages.${i}.content.${j}`, code: "unsupported_parameter", message: `messages.${i}.content.${j}: this model does not take ${what}; send text parts only` };
       }
     }
   }
