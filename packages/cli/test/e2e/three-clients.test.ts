@@ -156,6 +156,14 @@ describe("LangChain (@langchain/openai ChatOpenAI)", () => {
     expect(schemaViolations(weather, result)).toEqual([]);
   }, 60_000);
 
+  it("withStructuredOutput by function calling (a forced tool call) returns an object that satisfies the schema", async () => {
+    // Room for the most calls the engine allows (8): LangChain sends no parallel_tool_calls, and the random weights
+    // call on until the grammar's limit. (JSON mode is not shown here: json_object bounds no string, so random weights
+    // may write one string until max_tokens, and a cut answer is incomplete JSON, as on OpenAI.)
+    const calling = await chat({ maxTokens: 1000 }).withStructuredOutput(WEATHER_PARAMETERS, { name: "weather", method: "functionCalling" }).invoke("Weather in Oslo?");
+    expect(schemaViolations(WEATHER_PARAMETERS, calling)).toEqual([]);
+  }, 60_000);
+
   it("stop ends the answer before the stop, which is never sent, streamed or not", async () => {
     const { stop, expected } = await stopCase(24);
     expect((await chat({ maxTokens: 24 }).invoke(PROMPT, { stop: [stop] })).content).toBe(expected);
