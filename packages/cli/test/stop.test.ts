@@ -1,5 +1,5 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -50,6 +50,10 @@ describe("tessera stop", () => {
     const stopped = await typed(printed!);
     expect(stopped.stdout).toMatch(/stopping the node daemon \(pid \d+\): draining…\nstopped\n/);
     expect(existsSync(join(home, "node.pid"))).toBe(false);
+    // The daemon drained (SIGTERM, as Ctrl-C: no new jobs, in-flight ones finish or move) and ended cleanly.
+    const log = readFileSync(join(home, "logs", "node.log"), "utf8");
+    expect(log).toMatch(/SIGTERM received: draining/);
+    expect(log).toMatch(/stopped \(\d+ jobs completed\)/);
     const again = await tessera("stop", "--home", home);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/error \[not_found\]: no node daemon is running for this home/);
