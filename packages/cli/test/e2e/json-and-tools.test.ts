@@ -128,6 +128,29 @@ describe("tools with the openai client on the embedded engine", () => {
     expect(schemaViolations(WEATHER.function.parameters, JSON.parse(calls[0]!.arguments))).toEqual([]);
   }, 120_000);
 
+  it("a call cut short by max_tokens comes back as OpenAI's does: tool_calls as far as written, finish_reason length", async () => {
+    const messages = [{ role: "user" as const, content: "Weather?" }];
+    const request = { model: cluster.model!, messages, tools: [WEATHER], tool_choice: "required" as const, max_tokens: 30, seed: 5 };
+    const whole = await client.chat.completions.create(request);
+    const choice = whole.choices[0]!;
+    expect(choice.finish_reason).toBe("length");
+    expect(choice.message.content).toBeNull(); // never the engine's call syntax as text
+    const call = choice.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe("get_weather");
+    expect(() => JSON.parse(call.function.arguments)).toThrow(); // cut: a prefix of the arguments' JSON
+    expect(whole.usage!.completion_tokens).toBe(30);
+    const stream = await client.chat.completions.create({ ...request, stream: true });
+    let name = "";
+    let text = "";
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      name += chunk.choices[0]?.delta.tool_calls?.[0]?.function?.name ?? "";
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect({ name, text, finish }).toEqual({ name: "get_weather", text: "", finish: "length" });
+  }, 60_000);
+
   it("a tool_choice naming a tool that is not offered is a 400 naming tool_choice", async () => {
     const err = await client.chat.completions
       .create({ model: cluster.model!, messages: [{ role: "user", content: "x" }], tools: [WEATHER], tool_choice: { type: "function", function: { name: "get_time" } } })

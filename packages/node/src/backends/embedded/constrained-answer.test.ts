@@ -16,7 +16,7 @@ describe("turning a constrained answer's deltas into parts", () => {
     expect(a.finish(true)).toEqual([]);
   });
 
-  it("tools: a call is held whole and becomes one tool-calls part; a call cut short is sent as text", () => {
+  it("tools: a call is held whole and becomes one tool-calls part; calls cut short are sent as far as they got, never as text", () => {
     const a = new ConstrainedAnswer("tools", false);
     expect(a.push(d("<tool_call>", 1)).parts).toEqual([]);
     expect(a.push(d('[{"name":"f","arguments":{}}]', 2)).parts).toEqual([]);
@@ -25,8 +25,12 @@ describe("turning a constrained answer's deltas into parts", () => {
     expect(part).toMatchObject({ type: "tool-calls", calls: [{ type: "function", function: { name: "f", arguments: "{}" } }], tokens: [1, 2, 3] });
 
     const cut = new ConstrainedAnswer("tools", false);
-    cut.push(d('<tool_call>[{"name":"f","argu', 1));
-    expect(cut.finish(false)).toEqual([{ type: "text-delta", text: '<tool_call>[{"name":"f","argu', tokens: [1] }]);
+    cut.push(d('<tool_call>[{"name":"f","arguments":{"a"', 1, 2));
+    expect(cut.finish(false)).toMatchObject([{ type: "tool-calls", calls: [{ type: "function", function: { name: "f", arguments: '{"a"' } }], tokens: [1, 2] }]);
+    // Cut before a whole name: no call to show, and no call syntax as text; the tokens still count.
+    const early = new ConstrainedAnswer("tools", false);
+    early.push(d('<tool_call>[{"na', 1));
+    expect(early.finish(false)).toEqual([{ type: "text-delta", text: "", tokens: [1] }]);
   });
 
   it("tools (auto): text that does not start a call streams untouched, newlines and all", () => {

@@ -2,7 +2,7 @@ import type { StreamPart } from "@tessera/protocol";
 import type { Token } from "node-llama-cpp";
 import type { OutputPlan } from "./output-constraint.js";
 import { TOOL_CALL_MARKER } from "./output-constraint.js";
-import { parseToolCalls } from "./tool-prompt.js";
+import { parsePartialToolCalls, parseToolCalls } from "./tool-prompt.js";
 
 /**
  * node-llama-cpp 3.22's JSON-schema grammars end with `"\n\n\n\n" [\n]*` and expect the caller to stop at those four
@@ -21,8 +21,9 @@ interface Delta {
  * Turns the token deltas of a grammar-constrained answer into stream parts:
  * - JSON answers stream as they come, except a trailing run of newlines, held until text follows it or it becomes
  *   the grammar's end (then dropped, and generation stops);
- * - a tool-call answer (it starts with `<`) is held whole and sent as one tool-calls part at the end; a call cut short
- *   (max_tokens, cancel) goes out as the text it is, as OpenAI does;
+ * - a tool-call answer (it starts with `<`) is held whole and sent as one tool-calls part at the end; calls cut short
+ *   (max_tokens, cancel) go out as the calls written so far, the last one's arguments cut, as OpenAI answers them
+ *   with `finish_reason: "length"`; the call syntax itself is never sent as text;
  * - free answers, and the text branch of `tool_choice: auto`, stream untouched.
  * The tokens of dropped text ride on the last part sent, so the relayed token count equals the generated one.
  */
@@ -52,10 +53,11 @@ export class ConstrainedAnswer {
     if (this.mode !== "call") return this.held.tokens.length > 0 ? this.release(this.held.text) : [];
     const end = this.held.text.indexOf(GRAMMAR_END, TOOL_CALL_MARKER.length);
     const text = end === -1 ? this.held.text : this.held.text.slice(0, end);
-    const calls = completed ? parseToolCalls(text.trimEnd()) : undefined;
+    const calls = completed ? parseToolCalls(text.trimEnd()) : parsePartialToolCalls(text);
     const tokens = this.held.tokens;
     this.held = { text: "", tokens: [] };
     if (calls) return [{ type: "tool-calls", calls, tokens }];
+    if (!completed) return tokens.length > 0 ? [{ type: "text-delta", text: "", tokens }] : []; // cut before a name: no call to show
     return text ? [{ type: "text-delta", text, tokens }] : [];
   }
 

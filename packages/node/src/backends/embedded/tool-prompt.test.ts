@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ToolDefinition } from "@tessera/protocol";
-import { parseToolCalls, toolPromptMessages } from "./tool-prompt.js";
+import { parsePartialToolCalls, parseToolCalls, toolPromptMessages } from "./tool-prompt.js";
 
 const WEATHER: ToolDefinition = { type: "function", function: { name: "get_weather", description: "Weather", parameters: { type: "object", properties: { city: { type: "string" } } } } };
 
@@ -39,5 +39,20 @@ describe("the embedded engine's tool prompt", () => {
     expect(parseToolCalls('<tool_call>[{"name":"f","argu', id)).toBeUndefined();
     expect(parseToolCalls("hello", id)).toBeUndefined();
     expect(parseToolCalls("<tool_call>[]", id)).toBeUndefined();
+  });
+
+  it("parses calls cut short: the whole ones, then the last as far as its arguments got; nothing before a whole name", () => {
+    let n = 0;
+    const id = () => `call_${++n}`;
+    const cut = '<tool_call>[{"name":"f","arguments":{"a":"x}]"}},\n {"name": "g", "arguments": {"city": "Os';
+    expect(parsePartialToolCalls(cut, id)).toEqual([
+      { id: "call_1", type: "function", function: { name: "f", arguments: '{"a":"x}]"}' } },
+      { id: "call_2", type: "function", function: { name: "g", arguments: '{"city": "Os' } },
+    ]);
+    expect(parsePartialToolCalls('<tool_call>[{"name":"f"', id)).toEqual([{ id: "call_3", type: "function", function: { name: "f", arguments: "" } }]);
+    expect(parsePartialToolCalls('<tool_call>[{"name":"f","arguments":{}}]', id)).toEqual([{ id: "call_4", type: "function", function: { name: "f", arguments: "{}" } }]);
+    expect(parsePartialToolCalls('<tool_call>[{"name":"ge', id)).toBeUndefined();
+    expect(parsePartialToolCalls("<tool_call>", id)).toBeUndefined();
+    expect(parsePartialToolCalls("hello", id)).toBeUndefined();
   });
 });

@@ -53,6 +53,50 @@ export function parseToolCalls(text: string, newId: () => string = defaultCallId
   return calls;
 }
 
+/**
+ * The calls in a tool-call answer cut short (max_tokens): each whole call, then the last one as far as it got (its
+ * arguments the JSON text written so far, `""` when none), as OpenAI answers a call cut by max_tokens: the calls with
+ * `finish_reason: "length"`, never the call syntax as text. Undefined when not even the first call's name is whole.
+ */
+export function parsePartialToolCalls(text: string, newId: () => string = defaultCallId): ToolCall[] | undefined {
+  if (!text.startsWith(TOOL_CALL_MARKER)) return undefined;
+  const body = text.slice(TOOL_CALL_MARKER.length);
+  const open = body.indexOf("[");
+  if (open === -1) return undefined;
+  const calls: ToolCall[] = [];
+  const call = (name: string, args: string): ToolCall => ({ id: newId(), type: "function", function: { name, arguments: args } });
+  // The list's elements, found by depth outside strings (the grammar writes each call as one object).
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  let start = -1;
+  for (let i = open + 1; i < body.length && depth >= 0; i++) {
+    const c = body[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === "\\") escaped = true;
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = true;
+    } else if (c === "{" || c === "[") {
+      if (depth === 0) start = i;
+      depth++;
+    } else if (c === "}" || c === "]") {
+      depth--;
+      if (depth === 0 && start !== -1) {
+        const whole = parseOr(body.slice(start, i + 1)) as { name?: unknown; arguments?: unknown };
+        if (typeof whole?.name !== "string") return calls.length > 0 ? calls : undefined;
+        calls.push(call(whole.name, JSON.stringify(whole.arguments ?? {})));
+        start = -1;
+      }
+    }
+  }
+  if (start === -1) return calls.length > 0 ? calls : undefined;
+  const partial = /^\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*(?:,\s*"arguments"\s*:\s*([\s\S]*))?/.exec(body.slice(start));
+  if (partial) calls.push(call(JSON.parse(partial[1]!) as string, partial[2] ?? ""));
+  return calls.length > 0 ? calls : undefined;
+}
+
 function defaultCallId(): string {
   return `call_${randomBytes(12).toString("base64url")}`;
 }
