@@ -6,6 +6,7 @@ import { createCommandRunner } from "../hardware/command-runner.js";
 import { DEFAULT_BACKOFF, type PolicySettings } from "./policy.js";
 import { createFileProbe } from "./probes/file-probe.js";
 import { createMachineProbe } from "./probes/machine-probe.js";
+import { userManagerSession } from "./probes/session-environment.js";
 import type { IdleProbe } from "./probes/probe.js";
 import { IDLE_STATE_FILE_NAME, type IdleEffects, IdleSupervisor } from "./supervisor.js";
 
@@ -32,8 +33,11 @@ export function policySettings(config: Pick<NodeConfig, "idle" | "limits">): Pol
  */
 export function probeFromConfig(config: Pick<NodeConfig, "idle">, ownGpuBusy?: () => boolean): IdleProbe {
   if (config.idle.probe_file) return createFileProbe(config.idle.probe_file);
+  const run = createCommandRunner(3_000);
   return createMachineProbe({
-    run: createCommandRunner(3_000),
+    run,
+    // A systemd user service may start before the desktop: find its display through the user manager.
+    session: userManagerSession(run, Date.now),
     platform: process.platform,
     ownPids: new Set([process.pid]),
     display: config.idle.display,

@@ -24,7 +24,8 @@ export interface LineProcess {
   kill(): void;
 }
 
-export type LineSpawner = (command: string, args: readonly string[]) => LineProcess;
+/** `env`: variables set on top of this process's own (the session's WAYLAND_DISPLAY when the daemon has none). */
+export type LineSpawner = (command: string, args: readonly string[], env?: Record<string, string>) => LineProcess;
 
 export interface IdleNotifyWatcher {
   /** Input idle time in ms; undefined: cannot tell. Starts the watcher on first use. */
@@ -38,14 +39,14 @@ export function swayidleArgs(thresholdMs: number): string[] {
   return ["timeout", String(Math.max(1, Math.ceil(thresholdMs / 1000))), "echo idle", "resume", "echo active"];
 }
 
-export function createIdleNotifyWatcher(deps: { spawn: LineSpawner; now: () => number; thresholdMs: number }): IdleNotifyWatcher {
+export function createIdleNotifyWatcher(deps: { spawn: LineSpawner; now: () => number; thresholdMs: number; env?: Record<string, string> }): IdleNotifyWatcher {
   const timeoutMs = Math.max(1, Math.ceil(deps.thresholdMs / 1000)) * 1000;
   let child: LineProcess | undefined;
   let dead = false;
   /** When the seat was last reported idle (clock ms of the event); undefined: active, or no event yet. */
   let idleEventAt: number | undefined;
   const start = () => {
-    child = deps.spawn(SWAYIDLE, swayidleArgs(deps.thresholdMs));
+    child = deps.spawn(SWAYIDLE, swayidleArgs(deps.thresholdMs), ...(deps.env ? [deps.env] : []));
     child.onLine((line) => {
       const word = line.trim();
       if (word === "idle") idleEventAt = deps.now();
@@ -72,8 +73,8 @@ export function createIdleNotifyWatcher(deps: { spawn: LineSpawner; now: () => n
 }
 
 /** The production spawner: the process's stdout line by line; a spawn error (ENOENT) counts as an exit. */
-export const spawnLines: LineSpawner = (command, args) => {
-  const proc = spawn(command, [...args], { stdio: ["ignore", "pipe", "ignore"] });
+export const spawnLines: LineSpawner = (command, args, env) => {
+  const proc = spawn(command, [...args], { stdio: ["ignore", "pipe", "ignore"], ...(env ? { env: { ...process.env, ...env } } : {}) });
   proc.unref();
   const exitListeners: Array<() => void> = [];
   let exited = false;

@@ -1,11 +1,12 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { CommandRunner } from "../../hardware/command-runner.js";
+import { type CommandRunner, createCommandRunner } from "../../hardware/command-runner.js";
 import type { IdleProbe, IdleSample } from "./probe.js";
 import { type GpuProcess, othersUtilization, parseIoregGpuUtilization, parseNvidiaComputeApps, parseNvidiaUtilization, parseRocmPids, parseRocmUse } from "./parse-gpu-use.js";
 import { type LineSpawner, createIdleNotifyWatcher, spawnLines } from "./idle-notify-watcher.js";
 import { MUTTER_IDLETIME_ARGS, parseHidIdleTime, parseIdleMs, parseMutterIdletime, parseWindowsIdleMs } from "./parse-input-idle.js";
 import { parsePmsetBatt, parsePowerSupplies, parseWin32BatteryStatus } from "./parse-power.js";
+import type { SessionEnvironment } from "./session-environment.js";
 
 /** PowerShell: milliseconds since the last input, from user32 GetLastInputInfo. */
 export const WINDOWS_IDLE_SCRIPT =
@@ -20,6 +21,13 @@ export interface MachineProbeDeps {
   ownPids: ReadonlySet<number>;
   /** `DISPLAY` / `WAYLAND_DISPLAY` as config.ts read them: without a display there is no input to read. */
   display: { x11: boolean; wayland: boolean };
+  /**
+   * Linux, when the daemon has no display of its own (a systemd user service started before the desktop): where the
+   * graphical session's variables are found (session-environment.ts). None: such a daemon cannot read input.
+   */
+  session?: SessionEnvironment;
+  /** Runs the display tools with the session's variables; default: a command runner with them set. */
+  runWithEnv?: (env: Record<string, string>) => CommandRunner;
   /**
    * Whether this daemon's own work may show in a whole-device GPU reading now (idle/own-gpu-work.ts). Only the Apple
    * reading needs it: nvidia-smi and rocm-smi list processes, and ours are left out by pid. Default: never.
@@ -53,32 +61,59 @@ async function sysPowerSupplies(root = "/sys/class/power_supply"): Promise<Array
 export function createMachineProbe(deps: MachineProbeDeps): IdleProbe {
   const { run, platform } = deps;
   const readSupplies = deps.readPowerSupplies ?? (() => sysPowerSupplies());
-  let watcher: ReturnType<typeof createIdleNotifyWatcher> | undefined;
-  const waylandWatcher = () =>
-    (watcher ??= createIdleNotifyWatcher({ spawn: deps.spawnLines ?? spawnLines, now: deps.now ?? Date.now, thresholdMs: deps.inputIdleThresholdMs ?? 5_000 }));
-  const ok = async (command: string, args: string[]): Promise<string | undefined> => {
-    const result = await run(command, args);
+  let watcher: { env: string; watcher: ReturnType<typeof createIdleNotifyWatcher> } | undefined;
+  /** One swayidle per session environment: a new session (another WAYLAND_DISPLAY) gets a new one. */
+  const waylandWatcher = (env: Record<string, string> | undefined) => {
+    const key = JSON.stringify(env ?? {});
+    if (watcher?.env !== key) {
+      watcher?.watcher.close();
+      watcher = {
+        env: key,
+        watcher: createIdleNotifyWatcher({ spawn: deps.spawnLines ?? spawnLines, now: deps.now ?? Date.now, thresholdMs: deps.inputIdleThresholdMs ?? 5_000, ...(env ? { env } : {}) }),
+      };
+    }
+    return watcher.watcher;
+  };
+  const runners = new Map<string, CommandRunner>();
+  const runnerFor = (env: Record<string, string> | undefined): CommandRunner => {
+    if (!env) return run;
+    const key = JSON.stringify(env);
+    let r = runners.get(key);
+    if (!r) runners.set(key, (r = (deps.runWithEnv ?? ((e) => createCommandRunner(3_000, e)))(env)));
+    return r;
+  };
+  const ok = async (command: string, args: string[], env?: Record<string, string>): Promise<string | undefined> => {
+    const result = await runnerFor(env)(command, args);
     return result.code === 0 ? result.stdout : undefined;
   };
+  /** The display to read input from: this process's own, else the graphical session's (a service started before it). */
+  async function display(): Promise<{ x11: boolean; wayland: boolean; env?: Record<string, string>; via?: string }> {
+    if (deps.display.x11 || deps.display.wayland || !deps.session || platform !== "linux") return deps.display;
+    const env = await deps.session.read().catch(() => undefined);
+    if (!env) return deps.display;
+    return { x11: Boolean(env.DISPLAY), wayland: Boolean(env.WAYLAND_DISPLAY), env, via: " (session found through systemctl --user)" };
+  }
 
   async function inputIdle(): Promise<[number | undefined, string | undefined]> {
     if (platform === "darwin") return [parseHidIdleTime((await ok("ioreg", ["-c", "IOHIDSystem", "-d", "4"])) ?? ""), "ioreg HIDIdleTime"];
     if (platform === "win32") {
       return [parseWindowsIdleMs((await ok("powershell", ["-NoProfile", "-Command", WINDOWS_IDLE_SCRIPT])) ?? ""), "GetLastInputInfo"];
     }
-    if (deps.display.wayland) {
+    const d = await display();
+    const via = d.via ?? "";
+    if (d.wayland) {
       // XWayland's screensaver extension sees input to X11 windows only, so a Wayland session asks the compositor:
       // GNOME's Mutter answers a query; others (sway, Hyprland, Plasma 6, …) notify through ext-idle-notify.
-      const mutter = parseMutterIdletime((await ok("gdbus", [...MUTTER_IDLETIME_ARGS])) ?? "");
-      if (mutter !== undefined) return [mutter, "gdbus Mutter IdleMonitor"];
-      const notified = waylandWatcher().inputIdleMs();
-      if (notified !== undefined) return [notified, "swayidle (ext-idle-notify)"];
+      const mutter = parseMutterIdletime((await ok("gdbus", [...MUTTER_IDLETIME_ARGS], d.env)) ?? "");
+      if (mutter !== undefined) return [mutter, `gdbus Mutter IdleMonitor${via}`];
+      const notified = waylandWatcher(d.env).inputIdleMs();
+      if (notified !== undefined) return [notified, `swayidle (ext-idle-notify)${via}`];
     }
-    if (deps.display.x11) {
-      const x = parseIdleMs((await ok("xprintidle", [])) ?? "");
-      if (x !== undefined) return [x, "xprintidle"];
-      const s = parseIdleMs((await ok("xssstate", ["-i"])) ?? "");
-      if (s !== undefined) return [s, "xssstate"];
+    if (d.x11) {
+      const x = parseIdleMs((await ok("xprintidle", [], d.env)) ?? "");
+      if (x !== undefined) return [x, `xprintidle${via}`];
+      const s = parseIdleMs((await ok("xssstate", ["-i"], d.env)) ?? "");
+      if (s !== undefined) return [s, `xssstate${via}`];
     }
     // No display, or none of the tools answered: cannot tell.
     return [undefined, undefined];
@@ -125,7 +160,7 @@ export function createMachineProbe(deps: MachineProbeDeps): IdleProbe {
       return sample;
     },
     close() {
-      watcher?.close();
+      watcher?.watcher.close();
     },
   };
 }

@@ -139,6 +139,41 @@ describe("the machine probe on recorded outputs", () => {
     expect(await none.sample()).toEqual({ sources: {} });
   });
 
+  it("a service with no display of its own reads input through the session's display (systemctl --user), with its variables", async () => {
+    const envs: Array<Record<string, string> | undefined> = [];
+    const probe = createMachineProbe({
+      platform: "linux",
+      ownPids: new Set(),
+      display: { x11: false, wayland: false },
+      run: runner({}),
+      session: { read: async () => ({ DISPLAY: ":0", XAUTHORITY: "/run/user/1000/gdm/Xauthority" }) },
+      runWithEnv: (env) => async (command, args) => {
+        envs.push(env);
+        return runner({ xprintidle: fixture("xprintidle.txt") })(command, args);
+      },
+      readPowerSupplies: async () => [],
+    });
+    expect(await probe.sample()).toEqual({ inputIdleMs: 4242, sources: { input: "xprintidle (session found through systemctl --user)" } });
+    expect(envs).toEqual([{ DISPLAY: ":0", XAUTHORITY: "/run/user/1000/gdm/Xauthority" }]);
+    // A Wayland session (not GNOME): swayidle is started with the session's variables.
+    const spawned: Array<Record<string, string> | undefined> = [];
+    const wayland = createMachineProbe({
+      platform: "linux",
+      ownPids: new Set(),
+      display: { x11: false, wayland: false },
+      run: runner({}),
+      session: { read: async () => ({ WAYLAND_DISPLAY: "wayland-1", XDG_RUNTIME_DIR: "/run/user/1000" }) },
+      runWithEnv: () => runner({}),
+      spawnLines: (_command, _args, env): LineProcess => (spawned.push(env), { onLine: () => {}, onExit: () => {}, kill: () => {} }),
+      readPowerSupplies: async () => [],
+    });
+    expect((await wayland.sample()).sources?.input).toBe("swayidle (ext-idle-notify) (session found through systemctl --user)");
+    expect(spawned).toEqual([{ WAYLAND_DISPLAY: "wayland-1", XDG_RUNTIME_DIR: "/run/user/1000" }]);
+    // No session to find: cannot tell, as before.
+    const none = createMachineProbe({ platform: "linux", ownPids: new Set(), display: { x11: false, wayland: false }, run: runner({}), session: { read: async () => undefined }, readPowerSupplies: async () => [] });
+    expect(await none.sample()).toEqual({ sources: {} });
+  });
+
   it("a headless server: nothing to read, every signal undefined (cannot tell)", async () => {
     const probe = createMachineProbe({ platform: "linux", ownPids: new Set(), display: { x11: false, wayland: false }, run: runner({}), readPowerSupplies: async () => [] });
     expect(await probe.sample()).toEqual({ sources: {} });
