@@ -13,7 +13,15 @@ interface LocalIdleState {
   updated_at: string;
   pid: number;
   drains_last_hour: number;
+  /** The last reading; `sources` names the tool that answered each signal (none: cannot tell). */
+  last_sample?: { sources?: { input?: string; gpu?: string; power?: string } };
   running: boolean;
+}
+
+/** Which tool answered each of the idle policy's signals, or that it cannot tell (idle/design.md). */
+function signalSources(sample: LocalIdleState["last_sample"]): { input: string; gpu: string; power: string } {
+  const s = sample?.sources ?? {};
+  return { input: s.input ?? "cannot tell", gpu: s.gpu ?? "cannot tell", power: s.power ?? "cannot tell" };
 }
 
 /** The local daemon's idle state (`<data>/idle-state.json`, written by the daemon), when this machine has one. */
@@ -72,7 +80,9 @@ export function addStatusCommand(program: Command): void {
     const latencyMs = Math.round(performance.now() - started);
     const { models } = await client.models();
     const node = nodeId ? await client.nodeStatus(nodeId) : undefined;
-    const idle = local ? { idle: { state: local.running ? local.state : "stopped", reason: local.reason, since: local.since, drains_last_hour: local.drains_last_hour } } : {};
+    const idle = local
+      ? { idle: { state: local.running ? local.state : "stopped", reason: local.reason, since: local.since, drains_last_hour: local.drains_last_hour, signals: signalSources(local.last_sample) } }
+      : {};
     const status = { coordinator: "ok", latency_ms: latencyMs, models, ...(node ? { node: { id: nodeId, ...node, ...idle } } : {}) };
     if (flags.json) return printJson(status);
     process.stdout.write(`coordinator  ok (${latencyMs} ms)\n`);
@@ -82,6 +92,8 @@ export function addStatusCommand(program: Command): void {
       const state = local.running ? local.state : `stopped (last: ${local.state})`;
       process.stdout.write(`idle         ${state} since ${local.since}: ${local.reason}\n`);
       if (local.drains_last_hour > 0) process.stdout.write(`drains       ${local.drains_last_hour} in the last hour\n`);
+      const signals = signalSources(local.last_sample);
+      process.stdout.write(`signals      input: ${signals.input}; GPU use by others: ${signals.gpu}; battery: ${signals.power}\n`);
     }
   });
 }

@@ -101,6 +101,8 @@ describe("idle policy end to end", () => {
     expect(idleState(node).reason).toMatch(/input 0.0 s ago/);
     const status = execFileSync(process.execPath, [TESSERA_BIN, "status", "--node", "--home", node.home, "--url", cluster.url], { encoding: "utf8" });
     expect(status).toMatch(/idle\s+away since .*input 0.0 s ago/);
+    // Which tool answered each signal (here the test hook's file for all three).
+    expect(status).toMatch(/signals\s+input: probe_file; GPU use by others: probe_file; battery: probe_file/);
 
     // Takes no work while away: every new job lands on the other daemon.
     for (let i = 0; i < 3; i++) {
