@@ -89,7 +89,7 @@ describe("bad input gets a clear error and a non-zero exit", () => {
     ["chat with an empty prompt", ["chat", ""], /\[bad_request\].*empty/],
     ["chat with a bad temperature", ["chat", "--temperature", "9", "hi"], /\[bad_request\].*temperature/],
     ["chat against a bad url", ["chat", "--url", "ftp://x", "hi"], /\[bad_request\].*--url/],
-    ["models against nothing listening", ["models", "--url", "http://127.0.0.1:2"], /\[unreachable\]: coordinator unreachable at http:\/\/127\.0\.0\.1:2: connection refused/],
+    ["models against nothing listening", ["models", "--url", "http://127.0.0.1:2"], /\[unreachable\]: coordinator unreachable at http:\/\/127\.0\.0\.1:2: connection refused \(is it running\? `npx tessera up` starts one here\)/],
     ["status with a node id that is neither npub nor hex", ["status", "--node", "nobody"], /\[bad_request\].*--node/],
     ["an unknown command", ["fly"], /unknown command/],
   ];

@@ -20,6 +20,11 @@ export interface TesseraClientOptions {
   maxRetries?: number;
   /** Waits between retries; injected so tests don't sleep. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * The command an `unreachable` error suggests for starting a coordinator, as the user types it (the CLI passes its
+   * own, `npx tessera up` in a checkout). Default `tessera up`.
+   */
+  startCommand?: string;
 }
 
 export interface ChatRequest {
@@ -112,7 +117,7 @@ export class TesseraClient {
           await this.sleep(backoffMs(attempt));
           continue;
         }
-        throw new TesseraError("unreachable", `coordinator unreachable at ${this.options.baseUrl}: ${whyUnreachable(err)} (is it running? \`tessera up\` starts one here)`, {
+        throw new TesseraError("unreachable", `coordinator unreachable at ${this.options.baseUrl}: ${whyUnreachable(err)} (is it running? \`${this.options.startCommand ?? "tessera up"}\` starts one here)`, {
           cause: err,
         });
       }

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { TesseraClient } from "@tessera/sdk";
-import { CLIENT_SETTINGS_HELP, loadClientSettings } from "../config.js";
+import { CLIENT_SETTINGS_HELP, loadClientSettings, printedCommand } from "../config.js";
 
 export interface ClientFlags {
   url?: string;
@@ -18,5 +18,5 @@ export function withClientOptions(cmd: Command): Command {
 
 export function clientFrom(flags: ClientFlags): TesseraClient {
   const settings = loadClientSettings(flags);
-  return new TesseraClient({ baseUrl: settings.url, ...(settings.apiKey ? { apiKey: settings.apiKey } : {}) });
+  return new TesseraClient({ baseUrl: settings.url, startCommand: `${printedCommand()} up`, ...(settings.apiKey ? { apiKey: settings.apiKey } : {}) });
 }
