@@ -43,7 +43,8 @@ export interface MachineProbeDeps {
   readPowerSupplies?: () => Promise<Array<{ type?: string; online?: string; status?: string }>>;
 }
 
-async function sysPowerSupplies(root = "/sys/class/power_supply"): Promise<Array<{ type?: string; online?: string; status?: string }>> {
+/** Reads each supply's `type`, `online` and `status` under `root` (exported for the sysfs trees in fixtures/). */
+export async function sysPowerSupplies(root = "/sys/class/power_supply"): Promise<Array<{ type?: string; online?: string; status?: string }>> {
   let names: string[];
   try {
     names = await readdir(root);

@@ -7,7 +7,8 @@ import { othersUtilization, parseIoregGpuUtilization, parseNvidiaComputeApps, pa
 import { parseHidIdleTime, parseIdleMs, parseMutterIdletime, parseWindowsIdleMs } from "./parse-input-idle.js";
 import type { LineProcess } from "./idle-notify-watcher.js";
 import { parsePmsetBatt, parsePowerSupplies, parseWin32BatteryStatus } from "./parse-power.js";
-import { createMachineProbe } from "./machine-probe.js";
+import { createMachineProbe, sysPowerSupplies } from "./machine-probe.js";
+import { fileURLToPath } from "node:url";
 import { createFileProbe } from "./file-probe.js";
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
@@ -60,6 +61,13 @@ describe("on battery", () => {
     expect(parsePowerSupplies([{ type: "Mains\n", online: "0\n" }, { type: "Battery\n", status: "Discharging\n" }])).toBe(true);
     expect(parsePowerSupplies([{ type: "Battery\n", status: "Full\n" }])).toBe(false);
     expect(parsePowerSupplies([])).toBeUndefined();
+  });
+
+  it("/sys/class/power_supply trees laid out as on a laptop (AC, BAT0, a USB-C source), read from disk: on battery, then on mains; no tree: cannot tell", async () => {
+    const tree = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
+    expect(parsePowerSupplies(await sysPowerSupplies(tree("power-supply-laptop-battery")))).toBe(true);
+    expect(parsePowerSupplies(await sysPowerSupplies(tree("power-supply-laptop-ac")))).toBe(false);
+    expect(parsePowerSupplies(await sysPowerSupplies(tree("no-such-dir")))).toBeUndefined();
   });
 
   it("pmset -g batt and Win32_Battery BatteryStatus", () => {
