@@ -41,7 +41,7 @@ const REPO = {
     { path: "big/big-Q4_K_M-00001-of-00002.gguf", bytes: Buffer.from("GGUF") },
   ],
 };
-function repos(extra: Partial<{ publishedSha256: string }> = {}) {
+function repos(extra: Partial<{ publishedSha256: string; publishedSize: number }> = {}) {
   return { "tessera/tiny-GGUF": REPO["tessera/tiny-GGUF"].map((f) => (f.path === "tiny-Q4_K_M.gguf" ? { ...f, bytes: model, ...extra } : f)) };
 }
 
@@ -160,6 +160,15 @@ describe("installGguf from a local HTTP server", () => {
     const before = host.requests.length;
     await expect(installGguf({ reference: "hf:tessera/tiny-GGUF:Q4_K_M", modelsDir: to, hubEndpoint: host.url, sha256: "1".repeat(64), fetch })).rejects.toMatchObject({ code: "bad_request", message: expect.stringMatching(/differs from the sha256 the hub publishes/) });
     expect(host.requests.slice(before).map((r) => r.url)).toEqual(["/api/models/tessera/tiny-GGUF/tree/main?recursive=true"]);
+  });
+
+  it("size mismatch: the hub publishes another size than the file served: refused with bad_request and nothing kept", async () => {
+    host = await startFakeModelHost({ repos: repos({ publishedSize: model.length + 1 }), files: [{ path: "m.gguf", bytes: model }] });
+    const to = modelsDir();
+    await expect(installGguf({ reference: "hf:tessera/tiny-GGUF:Q4_K_M", modelsDir: to, hubEndpoint: host.url, fetch })).rejects.toMatchObject({
+      code: "bad_request", message: expect.stringMatching(new RegExp(`is ${model.length} bytes but ${model.length + 1} were published; not installed`)),
+    });
+    expect(readdirSync(to)).toEqual([]);
   });
 
   it("not a GGUF (an HTML page): refused as soon as its first bytes arrive and removed", async () => {

@@ -11,7 +11,8 @@ import type { AddressInfo, Socket } from "node:net";
  * - `GET /<owner>/<repo>/resolve/<rev>/<path>`: 302 to `/files/…` with `x-linked-etag` and `x-linked-size`, as the hub
  *   redirects to its CDN.
  * Faults: `dropAfterBytes` closes the socket mid-body (once per listed request count), `bytesPerTick` + `tickMs`
- * pace the body so progress is visible, `publishedSha256` overrides what the listing publishes (a mismatch test).
+ * pace the body so progress is visible, `publishedSha256` / `publishedSize` override what the listing publishes
+ * (mismatch tests).
  */
 export interface FakeHostedFile {
   /** Path under the repo (`sub/x.gguf`) or under /files. */
@@ -19,6 +20,8 @@ export interface FakeHostedFile {
   bytes: Buffer;
   /** What the hub listing says the sha256 is; default the real one. */
   publishedSha256?: string;
+  /** What the hub listing says the size is; default the real one (a size-mismatch test). */
+  publishedSize?: number;
 }
 
 export interface FakeModelHostOptions {
@@ -89,9 +92,9 @@ export async function startFakeModelHost(options: FakeModelHostOptions): Promise
       const body = list.map((f) => ({
         type: "file",
         oid: createHash("sha1").update(f.bytes).digest("hex"),
-        size: f.bytes.length,
+        size: f.publishedSize ?? f.bytes.length,
         path: f.path,
-        lfs: { oid: f.publishedSha256 ?? sha256(f.bytes), size: f.bytes.length, pointerSize: 134 },
+        lfs: { oid: f.publishedSha256 ?? sha256(f.bytes), size: f.publishedSize ?? f.bytes.length, pointerSize: 134 },
       }));
       return send(200, { "content-type": "application/json" }, JSON.stringify(body));
     }
