@@ -166,6 +166,61 @@ describe("llama-server adapter against a real llama-server", () => {
 });
 
 /**
+ * A failover onto llama-server: the job carries the first node's prompt ids and the tokens it streamed, and the server
+ * continues. The model is the canonical-failover e2e's (50m, seed 7, ChatML), whose greedy answer has a near tie at
+ * token 55 (top-2 log-probability margin 4.6e-3). Evaluating prompt + prefix in one batch moves the log-probabilities
+ * by up to 1.7e-2 on this server, enough to flip it (CI did, once); the adapter replays the prefix into the slot one
+ * token at a time (prefix-replay.ts), which reproduces the uninterrupted run's numbers exactly, bit for bit.
+ */
+describe("a continuation on a real llama-server", () => {
+  const CHATML =
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  const N = 64;
+
+  it("after 1, 20 or 63 tokens has exactly the log-probabilities and text of the uninterrupted answer, on a fresh server and on one whose slot holds that answer", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    const modelPath = join(dir, "canon-50m.gguf");
+    await makeTinyModel({ path: modelPath, seed: 7, preset: "50m", vocab: "spm", chatTemplate: CHATML });
+    const onServer = async <T>(run: (llamaServer: BackendAdapter, model: string) => Promise<T>): Promise<T> => {
+      const own = await startLlamaServer({ binaryPath: binaryPath!, modelPath });
+      try {
+        return await run(createLlamaServerAdapter({ baseURL: own.baseURL }), own.modelId);
+      } finally {
+        await own.stop();
+      }
+    };
+    const ask = (model: string, patch: Partial<GenerateRequest>, maxTokens = N): GenerateRequest => ({
+      model,
+      messages: [{ role: "user", content: "Write about rivers." }],
+      sampling: { max_tokens: maxTokens, temperature: 0, top_p: 1, logprobs: true, top_logprobs: 1 },
+      ...patch,
+    });
+    const entriesOf = (parts: StreamPart[]) => deltas(parts).flatMap((d) => d.token_logprobs ?? []);
+    const continueOn = async (llamaServer: BackendAdapter, model: string, promptTokens: number[], prefix: number[]) =>
+      entriesOf(await collect(llamaServer.doStream(ask(model, { promptTokens, assistantPrefixTokens: prefix }, N - prefix.length))));
+
+    const whole = await onServer(async (llamaServer, model) => {
+      const parts = await collect(llamaServer.doStream(ask(model, { reportPromptTokens: true })));
+      const promptTokens = parts.find((p): p is Extract<StreamPart, { type: "prompt" }> => p.type === "prompt")!.tokens;
+      const reference = await greedyReference({ modelPath, messages: [], promptTokens, maxTokens: N });
+      expect(deltas(parts).map((d) => d.text).join("")).toBe(reference.text);
+      // The slot now holds this very answer: a prompt found whole in the cache must still be evaluated as one batch.
+      const warm = await continueOn(llamaServer, model, promptTokens, reference.tokens.slice(0, 20));
+      return { promptTokens, reference, entries: entriesOf(parts), warm };
+    });
+    expect(whole.entries).toHaveLength(N);
+    const expected = (k: number) => ({ logprobs: whole.entries.slice(k).map((e) => e.logprob), text: whole.entries.slice(k).map((e) => e.token).join("") });
+    const got = (entries: typeof whole.entries) => ({ logprobs: entries.map((e) => e.logprob), text: entries.map((e) => e.token).join("") });
+    expect(got(whole.warm), "continued after 20 on the warm server").toEqual(expected(20));
+    for (const k of [1, 20, N - 1]) {
+      const rest = await onServer((llamaServer, model) => continueOn(llamaServer, model, whole.promptTokens, whole.reference.tokens.slice(0, k)));
+      expect(got(rest), `continued after ${k} on a fresh server`).toEqual(expected(k));
+    }
+  }, 10 * 60_000);
+});
+
+/**
  * The same GGUF and the same prompt token ids on llama-server (`POST /completion` with `prompt: [ids]`, temperature 0)
  * and on node-llama-cpp's prebuilt (testkit greedyReference with `promptTokens`): the greedy token ids, compared.
  */

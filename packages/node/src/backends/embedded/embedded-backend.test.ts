@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChatMessage, StreamPart } from "@tessera/protocol";
 import { greedyReference, makeTinyModel } from "@tessera/testkit";
-import { EXACT_REPLAY_MAX_TOKENS } from "./prefix-replay.js";
+import { EXACT_REPLAY_MAX_TOKENS } from "../exact-replay.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GenerateRequest } from "../adapter.js";
 import { createEmbeddedBackend } from "./embedded-backend.js";

@@ -1,11 +1,12 @@
 import type { StreamPart } from "@tessera/protocol";
 import { describe, expect, it } from "vitest";
+import { EXACT_REPLAY_MAX_TOKENS } from "../exact-replay.js";
 import { createLlamaServerAdapter } from "./llama-server-adapter.js";
 
 /**
  * The canonical path's wire traffic, against a stub that answers as llama-server does: `/props` declares the template
  * and special tokens, `/tokenize` turns each character into one id (BOS 1 for `add_special` on a vocabulary that adds
- * it), and the chat runs as `/v1/completions` with an integer-array prompt. The real server is in
+ * it), and the chat runs as `/v1/completions` with an integer-array prompt; `/completion` takes a continuation's replay steps. The real server is in
  * test/backends/canonical-prompt-real.test.ts.
  */
 const TEMPLATE = "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}";
@@ -24,6 +25,7 @@ function stub(options: { props?: boolean } = {}) {
       if (content === "<s>") return json({ tokens: [1] });
       return json({ tokens: [...(add_special ? [1] : []), ...[...content].map((c) => c.charCodeAt(0))] });
     }
+    if (path === "/completion") return json({ content: "x", tokens: [], stop: true });
     if (path === "/v1/completions" || path === "/v1/chat/completions") {
       const sse = [
         { choices: [{ index: 0, text: "Hi", delta: { content: "Hi" }, finish_reason: null, logprobs: { content: [{ id: 72, token: "Hi", logprob: -0.1, bytes: [], top_logprobs: [] }] } }] },
@@ -56,13 +58,38 @@ describe("llama-server: canonical prompt", () => {
     expect(calls.some((c) => c.path === "/v1/chat/completions")).toBe(false);
   });
 
-  it("a continuation runs the job's ids followed by the prefix's ids, and reports nothing", async () => {
+  it("a continuation replays the prefix into the slot one token at a time, then runs the job's ids followed by the prefix's ids, and reports nothing", async () => {
     const { fetch, calls } = stub();
     const adapter = createLlamaServerAdapter({ baseURL: "http://llama.test", fetch });
-    const parts = await collect(adapter.doStream({ model: "m", messages: [{ role: "user", content: "ignored" }], sampling, promptTokens: [1, 5, 6], assistantPrefix: "Hel", assistantPrefixTokens: [40, 41] }));
+    const parts = await collect(adapter.doStream({ model: "m", messages: [{ role: "user", content: "ignored" }], sampling, promptTokens: [1, 5, 6], assistantPrefix: "Hel", assistantPrefixTokens: [40, 41, 42] }));
     expect(parts.some((p) => p.type === "prompt")).toBe(false);
+    expect(calls.map((c) => c.path)).toEqual(["/completion", "/completion", "/completion", "/v1/completions"]);
+    const step = { n_predict: 1, temperature: 0, stream: false };
+    // The prompt afresh as one batch, then one token more each time from the slot's cache; the last prefix token is
+    // left for the continuation itself to evaluate (prefix-replay.ts).
+    expect(calls[0]!.body).toEqual({ prompt: [1, 5, 6], cache_prompt: false, ...step });
+    expect(calls[1]!.body).toEqual({ prompt: [1, 5, 6, 40], cache_prompt: true, ...step });
+    expect(calls[2]!.body).toEqual({ prompt: [1, 5, 6, 40, 41], cache_prompt: true, ...step });
+    expect(calls[3]!.body).toMatchObject({ prompt: [1, 5, 6, 40, 41, 42] });
+  });
+
+  it("a continuation after more than 64 tokens is not replayed: it goes in one batch", async () => {
+    const { fetch, calls } = stub();
+    const adapter = createLlamaServerAdapter({ baseURL: "http://llama.test", fetch });
+    const prefix = Array.from({ length: EXACT_REPLAY_MAX_TOKENS + 1 }, (_, i) => 100 + i);
+    await collect(adapter.doStream({ model: "m", messages: [{ role: "user", content: "ignored" }], sampling, promptTokens: [1, 5, 6], assistantPrefixTokens: prefix }));
     expect(calls.map((c) => c.path)).toEqual(["/v1/completions"]);
-    expect(calls[0]!.body).toMatchObject({ prompt: [1, 5, 6, 40, 41] });
+    expect(calls[0]!.body).toMatchObject({ prompt: [1, 5, 6, ...prefix] });
+  });
+
+  it("a replay the server refuses ends the continuation with the server's error, and nothing else runs", async () => {
+    const { fetch: base, calls } = stub();
+    const fetch = (async (input: string | URL | Request, init?: RequestInit) =>
+      new URL(String(input)).pathname === "/completion" ? (calls.push({ path: "/completion", body: undefined }), new Response(JSON.stringify({ error: { code: 503, message: "Loading model", type: "unavailable_error" } }), { status: 503 })) : base(input, init)) as typeof globalThis.fetch;
+    const adapter = createLlamaServerAdapter({ baseURL: "http://llama.test", fetch });
+    const parts = await collect(adapter.doStream({ model: "m", messages: [{ role: "user", content: "ignored" }], sampling, promptTokens: [1, 5, 6], assistantPrefixTokens: [40, 41] }));
+    expect(parts).toEqual([{ type: "error", code: expect.any(String), message: expect.stringContaining("Loading model") }]);
+    expect(calls.map((c) => c.path)).toEqual(["/completion"]);
   });
 
   it("refuses prompt ids with tools, and malformed ids, as bad_request naming prompt_tokens", async () => {

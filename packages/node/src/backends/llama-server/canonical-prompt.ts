@@ -2,6 +2,7 @@ import { type ChatMessage, MAX_PROMPT_TOKEN_IDS, type StreamPart, TesseraError }
 import type { BackendAdapter, GenerateRequest, GenerateResult } from "../adapter.js";
 import { errorFromFetchFailure, errorFromResponse, errorPart } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
+import type { LlamaServerPrefixReplay } from "./prefix-replay.js";
 import { type ChatTemplateSource, assemblePromptTokens, hasToolTurns, promptTokensRefusal, renderChat } from "../../prompt/index.js";
 
 /**
@@ -98,9 +99,10 @@ function canonicalApplies(request: GenerateRequest): boolean {
 /**
  * `adapter` (llama-server's OpenAI-compatible base) with chat jobs run as canonical prompt ids: the job's ids when it
  * carries them (a continuation), else this node's rendering, reported first as a `prompt` part when asked. Ids on a job
- * the canonical path does not run (tools, response_format, raw) are refused, never ignored.
+ * the canonical path does not run (tools, response_format, raw) are refused, never ignored. A continuation's prefix is
+ * replayed into the server's slot first (`replay`), as the first node evaluated it.
  */
-export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServerPrompt): BackendAdapter {
+export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServerPrompt, replay: LlamaServerPrefixReplay): BackendAdapter {
   const prepare = async (request: GenerateRequest): Promise<{ request: GenerateRequest; report?: number[] }> => {
     if (!canonicalApplies(request)) {
       if (request.promptTokens !== undefined) {
@@ -109,14 +111,17 @@ export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServer
       return { request };
     }
     const { reportPromptTokens, ...rest } = request;
-    if (request.promptTokens !== undefined) {
-      const refusal = promptTokensRefusal(request.promptTokens, { vocabSize: undefined, maxLength: MAX_PROMPT_TOKEN_IDS });
+    let ids = request.promptTokens;
+    if (ids !== undefined) {
+      const refusal = promptTokensRefusal(ids, { vocabSize: undefined, maxLength: MAX_PROMPT_TOKEN_IDS });
       if (refusal) throw refusal;
-      return { request: rest };
+    } else {
+      ids = await prompt.promptTokens(request.messages, request.signal);
+      if (!ids) return { request: rest };
     }
-    const ids = await prompt.promptTokens(request.messages, request.signal);
-    if (!ids) return { request: rest };
-    return { request: { ...rest, promptTokens: ids }, ...(reportPromptTokens ? { report: ids } : {}) };
+    // A continuation: the slot is brought to where the first node stood, so that the join is exact (prefix-replay.ts).
+    if (request.assistantPrefixTokens?.length) await replay(ids, request.assistantPrefixTokens, request.signal);
+    return { request: { ...rest, promptTokens: ids }, ...(reportPromptTokens && request.promptTokens === undefined ? { report: ids } : {}) };
   };
   const wrapped: BackendAdapter = {
     kind: adapter.kind,

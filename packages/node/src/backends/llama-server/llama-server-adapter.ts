@@ -3,6 +3,7 @@ import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compa
 import { joinUrl } from "../http/join-url.js";
 import { createLlamaServerPrompt, withCanonicalPrompt } from "./canonical-prompt.js";
 import { createLlamaServerScorer } from "./llama-server-score.js";
+import { createLlamaServerPrefixReplay } from "./prefix-replay.js";
 
 /**
  * llama.cpp's `llama-server` (default `:8080`) or llama-swap in front of several of them. OpenAI-compatible with
@@ -18,6 +19,8 @@ import { createLlamaServerScorer } from "./llama-server-score.js";
  *   renderer every node uses, from the template `/props` declares, and sent to `/v1/completions` as token ids.
  * - `response_format` and `tools` go as OpenAI spells them: llama-server compiles the schema to a grammar, and takes
  *   tools when started with `--jinja`.
+ * - A continuation (failover) first replays its prefix into the server's slot one token at a time, as the first node
+ *   evaluated it, so the join is exact (prefix-replay.ts).
  * - One llama-server scores given tokens for spot checks (llama-server-score.ts), so its node can be a reference.
  */
 export interface LlamaServerOptions {
@@ -56,5 +59,7 @@ export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAd
         }
       : undefined,
   });
-  return prompt ? withCanonicalPrompt(base, prompt) : base;
+  if (!prompt) return base;
+  const replay = createLlamaServerPrefixReplay({ baseURL: options.baseURL, fetch: options.fetch ?? globalThis.fetch, headers, kind });
+  return withCanonicalPrompt(base, prompt, replay);
 }
