@@ -16,7 +16,7 @@ import { type Cluster, TESSERA_BIN, greedyReference, makeTinyModel, schemaViolat
  * with its OpenAI-compatible provider, LangChain's ChatOpenAI, and the official `openai` client for the chat rows the
  * other end-to-end files do not cover (stop, n, models.retrieve, image parts). JSON mode, tools and logprobs with the
  * `openai` client are in json-and-tools.test.ts and logprobs.test.ts; embeddings with all three in embeddings.test.ts;
- * completions in completions.test.ts; stop across a failover in stop-failover.test.ts.
+ * completions in completions.test.ts; stop across a failover in failover.test.ts.
  */
 let dir: string;
 let modelPath: string;
