@@ -4,7 +4,7 @@ import { copyFile, cp, mkdir, open, readFile, readdir, rename, rm, stat, writeFi
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { cmakeFeatureOptions, parseCpuinfoFlags, pickX86CpuVariant } from "./cpu-variant.js";
+import { cmakeFeatureOptions, parseCpuinfoFlags, pickX86CpuVariant, runnableX86CpuVariant } from "./cpu-variant.js";
 import { runProcess } from "./run-process.js";
 
 /**
@@ -284,32 +284,55 @@ async function removeAbandonedBuilds(finalDir: string): Promise<void> {
 async function withCpuBackend(b: SourceBuild, mode: "prebuilt" | "source", log: (line: string) => void): Promise<LlamaServerBinary> {
   const source: LlamaServerBinary = { ...b, cpuBackend: "source", sourceBinaryPath: b.binaryPath };
   if (mode === "source" || b.cpuVariant === "native") return source;
+  const prebuilt = await prebuiltCpuBin(b, b.cpuVariant);
+  if ("reason" in prebuilt) {
+    log(`${prebuilt.reason}: using the CPU backend built from source`);
+    return source;
+  }
+  return { ...b, binaryPath: prebuilt.binaryPath, cpuBackend: "prebuilt", sourceBinaryPath: b.binaryPath };
+}
+
+/**
+ * The same llama-server loading node-llama-cpp's prebuilt CPU library of ANOTHER ggml variant than the one ggml picks
+ * here (`bin-prebuilt-cpu-<variant>/`, as above): another CPU's kernels (e.g. an AVX2-only Haswell's, whose dot
+ * products sum in other orders than AVX512 ones) on this machine, for honest cross-CPU pairs in the verification
+ * calibration. Throws when the variant is unknown, needs instruction sets this CPU lacks (`cpuinfo`: /proc/cpuinfo's
+ * text, read when not given), or node-llama-cpp ships no library of it for this release: there is no fallback, since
+ * a different backend would not be the kernels asked for.
+ */
+export async function llamaServerWithCpuVariant(build: LlamaServerBinary, variant: string, options: { cpuinfo?: string } = {}): Promise<LlamaServerBinary> {
+  if (process.platform !== "linux" || process.arch !== "x64") throw new Error(`llama-server CPU variants are node-llama-cpp's linux-x64 libraries; this is ${process.platform}-${process.arch}`);
+  const cpuinfo = options.cpuinfo ?? (await readFile("/proc/cpuinfo", "utf8"));
+  runnableX86CpuVariant(variant, parseCpuinfoFlags(cpuinfo));
+  const source: SourceBuild = { binaryPath: build.sourceBinaryPath, dir: build.dir, tag: build.tag, commit: build.commit, cpuVariant: build.cpuVariant, cmakeOptions: build.cmakeOptions };
+  const prebuilt = await prebuiltCpuBin(source, variant);
+  if ("reason" in prebuilt) throw new Error(`llama-server with the ${variant} CPU backend: ${prebuilt.reason}`);
+  return { ...build, binaryPath: prebuilt.binaryPath, cpuVariant: variant, cpuBackend: "prebuilt", builtInSeconds: undefined };
+}
+
+/** Makes (once) `<entry>/bin-prebuilt-cpu-<variant>/` from bin/ and node-llama-cpp's `libggml-cpu-<variant>.so`. */
+async function prebuiltCpuBin(b: SourceBuild, variant: string): Promise<{ binaryPath: string } | { reason: string }> {
   const nlc = (await findSource()).nodeLlamaCppDir;
   const release = JSON.parse(await readFile(join(nlc, "llama", "binariesGithubRelease.json"), "utf8").catch(() => "{}")) as { release?: string };
-  if (release.release !== b.tag) {
-    log(`node-llama-cpp's prebuilt binaries are release ${release.release}, the bundle is ${b.tag}: using the CPU backend built from source`);
-    return source;
-  }
-  const file = `libggml-cpu-${b.cpuVariant}.so`;
+  if (release.release !== b.tag) return { reason: `node-llama-cpp's prebuilt binaries are release ${release.release}, the bundle is ${b.tag}` };
+  const file = `libggml-cpu-${variant}.so`;
   const prebuilt = [join(nlc, "..", "@node-llama-cpp", "linux-x64", "bins", "linux-x64", file), join(nlc, "node_modules", "@node-llama-cpp", "linux-x64", "bins", "linux-x64", file)].find((f) => existsSync(f));
-  if (!prebuilt) {
-    log(`node-llama-cpp ships no ${file} here: using the CPU backend built from source`);
-    return source;
-  }
-  const dir = join(b.dir, `bin-prebuilt-cpu-${b.cpuVariant}`);
-  const result: LlamaServerBinary = { ...b, binaryPath: join(dir, "llama-server"), cpuBackend: "prebuilt", sourceBinaryPath: b.binaryPath };
-  if (existsSync(result.binaryPath)) return result;
+  if (!prebuilt) return { reason: `node-llama-cpp ships no ${file} here` };
+  const dir = join(b.dir, `bin-prebuilt-cpu-${variant}`);
+  const binaryPath = join(dir, "llama-server");
+  if (existsSync(binaryPath)) return { binaryPath };
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
+  // Only the one CPU library in the folder: ggml loads the best-scoring libggml-cpu*.so it finds there.
   await cp(join(b.dir, "bin"), tmp, { recursive: true, verbatimSymlinks: true, filter: (f) => basename(f) !== "libggml-cpu.so" });
   await copyFile(prebuilt, join(tmp, file));
   try {
     await rename(tmp, dir);
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
-    if (!existsSync(result.binaryPath)) throw err;
+    if (!existsSync(binaryPath)) throw err;
   }
-  return result;
+  return { binaryPath };
 }
 
 function alive(pid: number): boolean {

@@ -59,6 +59,19 @@ export function pickX86CpuVariant(cpuinfoFlags: ReadonlySet<string>): { name: st
   return best;
 }
 
+/**
+ * The variant called `name`, where a CPU with these /proc/cpuinfo flags can run it; throws otherwise (an unknown name,
+ * or a variant needing instruction sets this CPU lacks: its library would die on an illegal instruction). Any
+ * variant ggml would not pick itself runs here only when asked for by name, to measure another CPU's kernels.
+ */
+export function runnableX86CpuVariant(name: string, cpuinfoFlags: ReadonlySet<string>): { name: string; features: readonly X86Feature[] } {
+  const variant = X86_CPU_VARIANTS.find((v) => v.name === name);
+  if (!variant) throw new Error(`unknown ggml x86 CPU variant "${name}"; known: ${X86_CPU_VARIANTS.map((v) => v.name).join(", ")}`);
+  const lacking = variant.features.filter((f) => !CPUINFO_FLAGS[f].every((flag) => cpuinfoFlags.has(flag)));
+  if (lacking.length > 0) throw new Error(`this CPU cannot run the ggml CPU variant "${name}": it lacks ${lacking.join(", ")}`);
+  return variant;
+}
+
 /** The `flags` line of /proc/cpuinfo as a set (empty when there is none). */
 export function parseCpuinfoFlags(cpuinfo: string): Set<string> {
   const line = cpuinfo.split("\n").find((l) => /^flags\s*:/.test(l));
