@@ -3,3 +3,4 @@ export { logSumExp, rankOf, topK } from "./log-softmax.js";
 export { scoreRows, greedyStep } from "./score-rows.js";
 export { createStageEngine, stageEngine, type StageEngineOptions } from "./stage-engine.js";
 export { createEmbeddedEngine, type EmbeddedEngineOptions } from "./embedded-engine.js";
+export { createLlamaServerEngine, type LlamaServerEngineOptions } from "./llama-server-engine.js";
