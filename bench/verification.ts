@@ -22,8 +22,13 @@
  * scoring on the reference over CPU time of generating on the node, times the check rate 0.05, for the costlier of
  * the two cross-engine directions. False positives count every honest job (the 2-thread pair's too).
  *
+ * --calibrate adds a cross-CPU pair (--cpu-jobs, default 200 each way): the embedded engine on this CPU's ggml kernels
+ * and a llama-server loading another x86 variant's (--cpu-variant, default haswell: AVX2 only), each generating and
+ * the other scoring (bench/lib-verification-cpu-pair.ts); skipped with a notice where that cannot run here.
+ *
  * Usage: npm run bench -- verification [--quick] [--honest 1000] [--cheats 100] [--max-tokens 16] [--seed 1]
- *        npm run bench -- verification --calibrate [--honest 800] [--max-tokens 32] [--stop-jobs 100] [--out file.json]
+ *        npm run bench -- verification --calibrate [--honest 800] [--max-tokens 32] [--stop-jobs 100] [--cpu-jobs 200]
+ *          [--cpu-variant haswell] [--out file.json]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,6 +46,7 @@ import {
   type ClaimedResult,
   type Verdict,
 } from "../packages/coordinator/src/trust/check-verdict.js";
+import { startOtherCpuEngine } from "./lib-verification-cpu-pair.js";
 import { fitExponentialTail, gapThreshold, rateUpperBound, tailProbability } from "./lib-verification-calibration.js";
 import { fmt, percentile } from "./lib-stats.js";
 
@@ -99,6 +105,8 @@ export async function main(args: string[] = []): Promise<void> {
       "max-tokens": { type: "string" },
       "thread-jobs": { type: "string" },
       "stop-jobs": { type: "string" },
+      "cpu-jobs": { type: "string" },
+      "cpu-variant": { type: "string", default: "haswell" },
       seed: { type: "string", default: "1" },
       out: { type: "string" },
     },
@@ -109,8 +117,9 @@ export async function main(args: string[] = []): Promise<void> {
   const maxTokens = Number(values["max-tokens"] ?? (calibrate ? 32 : 16));
   const threadJobs = Number(values["thread-jobs"] ?? (values.quick ? 4 : 40));
   const stopJobs = Number(values["stop-jobs"] ?? (calibrate ? 100 : 0));
+  const cpuJobs = Number(values["cpu-jobs"] ?? (calibrate ? 200 : 0));
   const seed = Number(values.seed);
-  for (const [name, v] of Object.entries({ honestJobs, cheatJobs, maxTokens, threadJobs, stopJobs, seed })) {
+  for (const [name, v] of Object.entries({ honestJobs, cheatJobs, maxTokens, threadJobs, stopJobs, cpuJobs, seed })) {
     if (!Number.isInteger(v) || v < 0) throw new Error(`verification: ${name} must be a non-negative integer, got ${v}`);
   }
 
@@ -160,10 +169,26 @@ export async function main(args: string[] = []): Promise<void> {
     for (let j = 0; j < stopJobs; j++) honest.push(j % 2 === 0 ? await honestJob("EOS-heavy file: embedded→stage", e, s) : await honestJob("EOS-heavy file: stage→embedded", s, e));
     await e.close();
   }
+  let cpus: { thisCpu: string; otherCpu: string } | undefined;
+  if (cpuJobs > 0) {
+    // Another CPU's kernels: the embedded engine (this CPU's variant) and a llama-server on another variant's, both
+    // directions, cpuJobs each.
+    const other = await startOtherCpuEngine(values["cpu-variant"]!, f16);
+    if ("skip" in other) console.log(`\n*** cross-CPU pair skipped: ${other.skip} ***\n`);
+    else {
+      cpus = { thisCpu: other.thisCpu, otherCpu: other.otherCpu };
+      const there = other.engine.kind;
+      for (let j = 0; j < 2 * cpuJobs; j++) {
+        honest.push(j % 2 === 0 ? await honestJob(`embedded→${there}`, engines.embedded, other.engine) : await honestJob(`${there}→embedded`, other.engine, engines.embedded));
+        if ((j + 1) % 100 === 0) console.log(`  cross-CPU ${j + 1}/${2 * cpuJobs} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+      }
+      await other.close();
+    }
+  }
 
   reportHonest(honest);
   if (calibrate) {
-    writeCalibration(honest, maxTokens, values.out ?? join(dir, "calibration-verification.json"), f16.sha256);
+    writeCalibration(honest, maxTokens, values.out ?? join(dir, "calibration-verification.json"), f16.sha256, cpus);
     await engines.close();
     await llama.dispose();
     return;
@@ -269,7 +294,8 @@ export async function main(args: string[] = []): Promise<void> {
     const jobs = byPair(pair);
     const gen = jobs.reduce((s, h) => s + h.genCpu, 0);
     const ref = jobs.reduce((s, h) => s + h.refCpu, 0);
-    if (!pair.includes("threads")) worst = Math.max(worst, ref / gen);
+    // Nor the cross-CPU pair's llama-server, which scores one position per request (the fallback reference).
+    if (!pair.includes("threads") && !pair.includes("llama-server")) worst = Math.max(worst, ref / gen);
     console.log(`  ${pair.padEnd(38)} generate ${fmt((1000 * gen) / jobs.length, 1)} ms, score ${fmt((1000 * ref) / jobs.length, 1)} ms CPU/job: ratio ${fmt(ref / gen, 3)}, at 0.05: ${fmt(5 * (ref / gen), 2)} %`);
   }
   console.log(`\n% within 50 jobs at check rate 0.1 (quant: within 100; 1 − 0.9^50 = 99.48 % is the most any check can give: the other`);
@@ -297,7 +323,7 @@ function reportHonest(honest: HonestJob[]): void {
 }
 
 /** Writes the calibration data file and prints the thresholds it gives. */
-function writeCalibration(honest: HonestJob[], maxTokens: number, path: string, sha256: string): void {
+function writeCalibration(honest: HonestJob[], maxTokens: number, path: string, sha256: string, cpus: { thisCpu: string; otherCpu: string } | undefined): void {
   const budget = 5e-5;
   const gaps = honest.flatMap((h) => h.gen.logprobs.map((l, i) => Math.abs(l.logprob - h.ref.positions[i].logprob)));
   const jobMeans = honest.filter((h) => h.gen.tokens.length > 0).map((h) => h.verdict.stats.meanLogprobGap!);
@@ -322,8 +348,10 @@ function writeCalibration(honest: HonestJob[], maxTokens: number, path: string, 
     };
   });
   const data = {
-    what: "honest cross-engine pairs: per-position top-1 mismatches and |claimed − reference| log-probability (see design.md, Verification)",
+    what: "honest cross-engine and cross-CPU pairs: per-position top-1 mismatches and |claimed − reference| log-probability (see design.md, Verification)",
     model: { preset: "50m", feedForwardLength: 1536, weightType: "f16", seed: 1, sha256 },
+    // The ggml CPU variants: this CPU's (embedded engine, llama.cpp thread pair) and the cross-CPU pair's llama-server.
+    cpuVariants: cpus ?? null,
     maxTokens,
     jobs: honest.length,
     positions,

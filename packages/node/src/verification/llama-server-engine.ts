@@ -3,16 +3,24 @@
  * and the one that can load ANOTHER CPU's kernels on this machine (the testkit's `llamaServerWithCpuVariant`: e.g. an
  * AVX2-only Haswell's ggml CPU library on an AVX512 CPU), so the thresholds meet cross-CPU differences too.
  *
- * - `score` is the node's own llama-server scorer (../backends/llama-server/llama-server-score.ts), run on the given
- *   prompt ids: one `POST /completion` per position (`n_predict: 1`, `n_probs: 20`, `cache_prompt: true`,
- *   `ignore_eos: true`), rank TOP_K_SCORED + 1 outside the top 20, EOS judged after the last token. That scorer
- *   reports no top lists, so each answer's `top_logprobs` are read as the responses go by (the engine runs one job
- *   at a time, so the i-th `/completion` is position i).
+ * - `score` teaches the tokens one position at a time as the node's llama-server scorer does
+ *   (../backends/llama-server/llama-server-score.ts: `POST /completion` of the prompt ids and the answer so far,
+ *   `n_predict: 1`, `n_probs: 20`, `temperature: 0`, `ignore_eos: true`, `cache_prompt: true`; rank TOP_K_SCORED + 1
+ *   outside the top 20, with the 20th log-probability; EOS judged after the last token), and keeps each top list.
  * - `generate` is one `POST /completion` of the prompt ids, `temperature: 0` (llama-server's greedy sampler),
- *   `n_probs` alternatives per token (the model's own distribution before sampling: `post_sampling_probs` is off),
- *   `cache_prompt: false` (the prompt evaluated afresh in one batch, then one token at a time, as the embedded engine
- *   does). Where the server stopped at EOS (`stop_type: "eos"`) it lists the EOS token as the last generated token
- *   (v0.5.0, measured): it is dropped, as `Generation.tokens` excludes it.
+ *   `n_probs` alternatives per token, `cache_prompt: false` (the prompt evaluated afresh in one batch, then one token
+ *   at a time, as the embedded engine does), `return_tokens`. Where the server stopped at EOS (`stop_type: "eos"`)
+ *   it lists EOS as the last generated token (v0.5.0, measured): it is dropped, as `Generation.tokens` excludes it.
+ *
+ * Log-probabilities are the model's own (`post_sampling_probs` off: a softmax of the raw logits, whatever the
+ * sampler does). One wrinkle of llama-server v0.5.0 (server-context.cpp `process_token`): a token whose text ends in
+ * an incomplete UTF-8 character (a byte-fallback token such as `<0xEF>`) gets NO probabilities, and in a generation
+ * its entry is never sent. The node's scorer then fails with "no top_logprobs"; here:
+ * - scoring asks that position again with the sampled token banned (`logit_bias: [[id, false]]`): the ban moves only
+ *   what is sampled, never the reported probabilities, which come from the raw logits;
+ * - a generation with fewer entries than tokens takes its log-probabilities from this server's own teacher-forced
+ *   scores of its tokens, which equal what the generation reports, to the bit, where it reports them (the real-server
+ *   test in packages/node/test/backends/llama-server-engine.test.ts).
  *
  * The server does not say its vocabulary size nor, as an id, its EOS token; the caller passes both (from the GGUF it
  * serves), and a generation that stopped on another token than `eosToken` is an error.
@@ -20,8 +28,7 @@
 import { TesseraError } from "@tessera/protocol";
 import { errorFromFetchFailure, errorFromResponse } from "../backends/http/backend-error.js";
 import { joinUrl } from "../backends/http/join-url.js";
-import { createLlamaServerScorer } from "../backends/llama-server/llama-server-score.js";
-import { TOP_K_SCORED, type Generation, type GenerateOptions, type ReferenceScores, type TokenLogprob, type VerificationEngine } from "./types.js";
+import { TOP_K_SCORED, type Generation, type GenerateOptions, type PositionScore, type ReferenceScores, type TokenLogprob, type VerificationEngine } from "./types.js";
 
 export interface LlamaServerEngineOptions {
   /** `http://127.0.0.1:<port>` of a llama-server serving one model. */
@@ -42,6 +49,7 @@ interface ProbEntry {
 
 interface CompletionAnswer {
   completion_probabilities?: ProbEntry[];
+  tokens?: unknown;
   stop_type?: unknown;
 }
 
@@ -54,24 +62,51 @@ function topList(kind: string, entry: ProbEntry | undefined): TokenLogprob[] {
   });
 }
 
+/** The node's token in the reference's top list: its log-probability and rank, or the 20th's and "outside". */
+function placeIn(top: TokenLogprob[], token: number): { logprob: number; rank: number } {
+  const i = top.findIndex((t) => t.token === token);
+  return i >= 0 ? { logprob: top[i]!.logprob, rank: i + 1 } : { logprob: top[top.length - 1]!.logprob, rank: TOP_K_SCORED + 1 };
+}
+
 export function createLlamaServerEngine(options: LlamaServerEngineOptions): VerificationEngine {
   const kind = options.kind ?? "llama-server";
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const headers = { "content-type": "application/json" };
   const completionURL = joinUrl(options.baseURL, "/completion");
 
-  // The top lists of the scorer's /completion answers, in order (see the file comment).
-  let tops: TokenLogprob[][] = [];
-  const tap: typeof globalThis.fetch = async (input, init) => {
-    const res = await fetchImpl(input, init);
-    if (res.ok && String(input instanceof Request ? input.url : input) === completionURL) {
-      const answer = (await res.clone().json()) as CompletionAnswer;
-      tops.push(topList(kind, answer.completion_probabilities?.[0]));
+  const completion = async (body: Record<string, unknown>): Promise<CompletionAnswer> => {
+    let res: Response;
+    try {
+      res = await fetchImpl(completionURL, { method: "POST", headers, body: JSON.stringify({ ...body, stream: false }) });
+    } catch (err) {
+      throw errorFromFetchFailure(kind, completionURL, err);
     }
-    return res;
+    if (!res.ok) throw await errorFromResponse(kind, res);
+    return (await res.json()) as CompletionAnswer;
   };
-  let promptIds: readonly number[] = [];
-  const scorer = createLlamaServerScorer({ baseURL: options.baseURL, fetch: tap, headers, kind, prompt: { promptTokens: async () => [...promptIds] } });
+
+  /** The top 20 after `context` (the server's prefix cache makes each call decode only what is new). */
+  const topAfter = async (context: number[]): Promise<TokenLogprob[]> => {
+    const banned: number[] = [];
+    for (;;) {
+      const answer = await completion({ prompt: context, n_predict: 1, n_probs: TOP_K_SCORED, temperature: 0, ignore_eos: true, cache_prompt: true, return_tokens: true, logit_bias: banned.map((id) => [id, false]) });
+      if (answer.completion_probabilities?.length) return topList(kind, answer.completion_probabilities[0]);
+      // An incomplete UTF-8 character was sampled (file comment): ask again with it banned from sampling.
+      const sampled = Array.isArray(answer.tokens) ? answer.tokens[0] : undefined;
+      if (!Number.isInteger(sampled) || banned.length >= 8) throw new TesseraError("internal_error", `${kind}: /completion answered no top_logprobs for n_probs (sampled ${String(sampled)}, banned ${banned.join(", ")})`);
+      banned.push(sampled as number);
+    }
+  };
+
+  const scoreTokens = async (prompt: readonly number[], output: readonly number[]): Promise<ReferenceScores> => {
+    const positions: PositionScore[] = [];
+    for (let i = 0; i < output.length; i++) {
+      const top = await topAfter([...prompt, ...output.slice(0, i)]);
+      positions.push({ token: output[i]!, ...placeIn(top, output[i]!), top: top.slice(0, TOP_K_SCORED) });
+    }
+    const last = await topAfter([...prompt, ...output]);
+    return { promptTokens: prompt.length, positions, eos: { token: options.eosToken, ...placeIn(last, options.eosToken) } };
+  };
 
   let tail: Promise<unknown> = Promise.resolve();
   function exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -93,15 +128,7 @@ export function createLlamaServerEngine(options: LlamaServerEngineOptions): Veri
         if (prompt.length === 0) throw new TesseraError("bad_request", "scoring needs at least one prompt token");
         checkTokens("prompt", prompt);
         checkTokens("output", output);
-        promptIds = prompt;
-        tops = [];
-        const result = await scorer({ model: "", messages: [], outputTokens: [...output] });
-        if (tops.length !== output.length + 1) throw new TesseraError("internal_error", `${kind}: ${tops.length} top lists for ${output.length + 1} scored positions`);
-        return {
-          promptTokens: result.promptTokens,
-          positions: result.positions.map((p, i) => ({ token: p.token, logprob: p.logprob, rank: p.rank, top: tops[i]!.slice(0, TOP_K_SCORED) })),
-          eos: { token: options.eosToken, ...result.eos },
-        };
+        return scoreTokens(prompt, output);
       });
     },
     generate(prompt, opts: GenerateOptions): Promise<Generation> {
@@ -112,28 +139,25 @@ export function createLlamaServerEngine(options: LlamaServerEngineOptions): Veri
         if (k > TOP_K_SCORED) throw new TesseraError("bad_request", `topLogprobs is at most ${TOP_K_SCORED}, got ${k}`);
         const out: Generation = { tokens: [], finishReason: "length", logprobs: [], promptTokens: prompt.length };
         if (opts.maxTokens === 0) return out;
-        const body = { prompt: [...prompt], n_predict: opts.maxTokens, temperature: 0, n_probs: k, cache_prompt: false, stream: false };
-        let res: Response;
-        try {
-          res = await fetchImpl(completionURL, { method: "POST", headers, body: JSON.stringify(body) });
-        } catch (err) {
-          throw errorFromFetchFailure(kind, completionURL, err);
-        }
-        if (!res.ok) throw await errorFromResponse(kind, res);
-        const answer = (await res.json()) as CompletionAnswer;
-        const entries = answer.completion_probabilities ?? [];
+        const answer = await completion({ prompt: [...prompt], n_predict: opts.maxTokens, temperature: 0, n_probs: k, cache_prompt: false, return_tokens: true });
+        const tokens = answer.tokens;
+        if (!Array.isArray(tokens) || !tokens.every((t) => Number.isInteger(t))) throw new TesseraError("internal_error", `${kind}: /completion answered no token list for return_tokens`);
+        const entries = [...(answer.completion_probabilities ?? [])];
         if (answer.stop_type === "eos") {
-          const last = entries.pop();
-          if (last?.id !== options.eosToken) throw new TesseraError("internal_error", `${kind}: stopped at EOS, but its last token is ${String(last?.id)}, not ${options.eosToken}`);
+          if (tokens.at(-1) !== options.eosToken) throw new TesseraError("internal_error", `${kind}: stopped at EOS, but its last token is ${String(tokens.at(-1))}, not ${options.eosToken}`);
+          tokens.pop();
+          if (entries.at(-1)?.id === options.eosToken) entries.pop();
           out.finishReason = "stop";
         } else if (answer.stop_type !== "limit") {
           throw new TesseraError("internal_error", `${kind}: unexpected stop_type ${JSON.stringify(answer.stop_type)} for a greedy generation without stop words`);
         }
-        for (const entry of entries) {
-          const top = topList(kind, entry);
-          if (!Number.isInteger(entry.id) || typeof entry.logprob !== "number") throw new TesseraError("internal_error", `${kind}: a completion_probabilities entry without id or logprob`);
-          out.tokens.push(entry.id as number);
-          out.logprobs.push({ token: entry.id as number, logprob: Math.min(0, entry.logprob), top: top.slice(0, k) });
+        out.tokens = tokens as number[];
+        if (entries.length === tokens.length && entries.every((e, i) => e.id === tokens[i])) {
+          out.logprobs = entries.map((e, i) => ({ token: tokens[i] as number, logprob: Math.min(0, e.logprob as number), top: topList(kind, e).slice(0, k) }));
+        } else {
+          // Entries held back for incomplete UTF-8 characters (file comment): this server's own scores of its tokens.
+          const scores = await scoreTokens(prompt, out.tokens);
+          out.logprobs = scores.positions.map((p) => ({ token: p.token, logprob: p.logprob, top: p.top.slice(0, k) }));
         }
         return out;
       });
