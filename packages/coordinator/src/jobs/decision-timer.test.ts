@@ -30,9 +30,11 @@ describe("decisionTimer", () => {
     timer.start();
     await new Promise((r) => setTimeout(r, 30));
     const slept = timer.stop();
-    // The 30 ms asleep are not waiting for a CPU, so they stay in; only the wake-up may wait, and on a loaded machine
-    // that wait can be as long as the sleep itself (seen: 31 ms of 62), so it is not bounded here.
-    expect(slept.cpuSeconds).toBeGreaterThanOrEqual(0.029);
+    // The 30 ms asleep are not waiting for a CPU, so they stay in (were they taken out, about 0 would be left); only the
+    // wake-up may wait, and on a loaded machine that wait can be as long as the sleep itself (seen: 31 ms of 62), so it
+    // is not bounded here. The bound leaves room for a timer that fires a little early and for run-queue waits of the
+    // thread's own bookkeeping around the sleep (seen under a full test run: just under 29 ms).
+    expect(slept.cpuSeconds).toBeGreaterThanOrEqual(0.02);
     expect(slept.cpuSeconds).toBeLessThanOrEqual(slept.wallSeconds);
 
     // Share one CPU with a busy process: about half of a spinning section is spent waiting on the run queue.
