@@ -24,7 +24,7 @@ import { loadCoordinatorConfig } from "../packages/coordinator/src/config.js";
 import { ManualClock } from "../packages/coordinator/src/clock.js";
 import { createLogger } from "../packages/coordinator/src/logger.js";
 import { verifyNodeRequest, verifyNodeRequestEverywhere, type NodeAuthDeps } from "../packages/coordinator/src/http/node-auth.js";
-import { wasmSchnorrVerifier } from "../packages/coordinator/src/http/wasm-schnorr-verifier.js";
+import { wasmSchnorrVerifier } from "../packages/coordinator/src/wasm-schnorr-verifier.js";
 import { SharedNonces } from "../packages/coordinator/src/replicas/shared-nonces.js";
 import { openStore } from "../packages/coordinator/src/store/index.js";
 import { createScratchDatabase } from "@tessera/testkit";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { NonceCache } from "@tessera/protocol";
 import { installShutdownGate } from "./http/shutdown-gate.js";
-import { wasmSchnorrVerifier } from "./http/wasm-schnorr-verifier.js";
+import { wasmSchnorrVerifier } from "./wasm-schnorr-verifier.js";
 import { buildApp } from "./app.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { CoordinatorConfig } from "./config.js";
@@ -229,6 +229,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     standing,
     checks,
     logger,
+    verifier: wasmSchnorrVerifier,
     pendingTimeoutMs: config.pendingTimeoutS * 1000,
     jobTimeoutMs: config.jobTimeoutS * 1000,
     acceptTimeoutMs: config.acceptTimeoutS * 1000,
@@ -242,6 +243,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     messenger,
     store,
     logger,
+    verifier: wasmSchnorrVerifier,
     metrics: { outcome: (outcome) => prometheus.receiptSignatures.inc({ outcome }) },
   });
   const billing = config.ledger

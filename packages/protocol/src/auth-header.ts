@@ -1,7 +1,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, isHex, sha256Hex, utf8ToBytes } from "./hex.js";
 import type { Signer } from "./signer.js";
-import { verifySchnorr } from "./signer.js";
+import { type SignatureVerifier, referenceVerifier } from "./signer.js";
 
 /**
  * Node request authentication.
@@ -115,7 +115,7 @@ export interface VerifyInput extends AuthRequest {
   /** When given, the nonce is claimed only after the signature checks out. */
   nonces?: NonceCache;
   /** A faster BIP-340 implementation for servers (it must give the same answers); the reference otherwise. */
-  verifier?: { verify(signatureHex: string, digest: Uint8Array, publicKeyHex: string): boolean };
+  verifier?: SignatureVerifier;
 }
 
 /** Never throws. The nonce is consumed only by a request whose signature is valid. */
@@ -129,7 +129,7 @@ export function verifyRequest(input: VerifyInput): AuthResult {
     return { ok: false, reason: "stale_timestamp" };
   }
   const digest = authDigest({ ...input, nonce: parsed.nonce, timestamp: parsed.timestamp });
-  const valid = input.verifier ? input.verifier.verify(parsed.signature, digest, key) : verifySchnorr(parsed.signature, digest, key);
+  const valid = (input.verifier ?? referenceVerifier).verify(parsed.signature, digest, key);
   if (!valid) return { ok: false, reason: "bad_signature" };
   if (input.nonces && !input.nonces.claim(`${key}:${parsed.nonce}`, input.nowSeconds)) {
     return { ok: false, reason: "replayed_nonce" };

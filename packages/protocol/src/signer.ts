@@ -19,6 +19,17 @@ export function secretKeySigner(secretKeyHex: string, auxRandom?: () => Uint8Arr
   };
 }
 
+/**
+ * Checks BIP-340 signatures. Servers inject a faster implementation (the coordinator's libsecp256k1 in WebAssembly)
+ * that must give the same answers as `referenceVerifier`; never throws.
+ */
+export interface SignatureVerifier {
+  verify(signatureHex: string, digest: Uint8Array, publicKeyHex: string): boolean;
+}
+
+/** The reference: @noble/curves. */
+export const referenceVerifier: SignatureVerifier = { verify: (signatureHex, digest, publicKeyHex) => verifySchnorr(signatureHex, digest, publicKeyHex) };
+
 /** Never throws: malformed keys or signatures simply fail verification. */
 export function verifySchnorr(signatureHex: string, digest: Uint8Array, publicKeyHex: string): boolean {
   try {

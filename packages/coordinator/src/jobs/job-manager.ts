@@ -4,6 +4,7 @@ import {
   type ErrorCode,
   type ResultCommitmentInput,
   type Sampling,
+  type SignatureVerifier,
   type StreamPart,
   type TextDeltaPart,
   offersAll,
@@ -60,6 +61,8 @@ export interface JobManagerOptions {
   checks?: Pick<SpotChecks, "afterDelivery">;
   /** The job's money (payments/job-billing.ts): escrow on submit, settlement or refund at the end. Absent: free. */
   billing?: Pick<JobBilling, "open" | "settle" | "refund">;
+  /** Checks nodes' result signatures (the protocol's reference when absent). */
+  verifier?: SignatureVerifier;
 }
 
 /** Errors a node may answer with to decline a job before doing any work (like `job.reject`): nobody's offence. */
@@ -549,7 +552,7 @@ export class JobManager implements JobSink {
       claim.finish_reason !== reason ? "its finish reason differs"
       : !attempt.relayedTokens ? "not every token came with its id"
       : served?.sha256 !== undefined && served.sha256 !== claim.model_sha256 ? "it names another model file than the node registered"
-      : !verifyResultCommitment(claim.signature, input, attempt.nodeId) ? "the signature does not match what was relayed"
+      : !verifyResultCommitment(claim.signature, input, attempt.nodeId, this.o.verifier) ? "the signature does not match what was relayed"
       : undefined;
     if (why) {
       count("invalid");

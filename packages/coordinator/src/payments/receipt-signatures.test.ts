@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { type CoordinatorMessage, RECEIPT_VERSION, type Receipt, type ReceiptBody, generateKeyPair, receiptDigest, secretKeySigner, signReceipt, verifyReceipt } from "@tessera/protocol";
 import vectors from "../../../protocol/test-vectors.json" with { type: "json" };
 import { createLogger } from "../logger.js";
+import { wasmSchnorrVerifier } from "../wasm-schnorr-verifier.js";
 import type { ReceiptRecord } from "../store/types.js";
 import { ReceiptSignatures, type ReceiptSignatureOutcome, UNSIGNED_OFFERED_PER_SESSION } from "./receipt-signatures.js";
 
@@ -66,6 +67,7 @@ function setup(list: ReceiptRecord[], online: string[] = [node.publicKeyHex]) {
     messenger: { send: (id, message) => (sessions.get(id)?.session.send(message), sessions.has(id)) },
     store,
     logger: createLogger("silent"),
+    verifier: wasmSchnorrVerifier,
     metrics: { outcome: (o) => outcomes.push(o) },
   });
   return { rs, store, sent, outcomes };
@@ -157,6 +159,7 @@ describe("ReceiptSignatures", () => {
       messenger: { send: () => false },
       store: { getReceipt: async () => Promise.reject(new Error("disk")), setReceiptNodeSignature: async () => false, listUnsignedReceipts: async () => Promise.reject(new Error("disk")) },
       logger: createLogger("silent"),
+      verifier: wasmSchnorrVerifier,
     });
     expect(await broken.onMessage(node.publicKeyHex, { type: "receipt.signed", receipt_id: r.receipt_id, signature: sign(r) })).toBe("invalid");
     expect(await broken.onSessionOpen(node.publicKeyHex)).toBe(0);

@@ -1,4 +1,4 @@
-import { type Receipt, type ReceiptRefused, type ReceiptSigned, receiptBodyOf, receiptDigest, verifySchnorr } from "@tessera/protocol";
+import { type Receipt, type ReceiptRefused, type ReceiptSigned, type SignatureVerifier, receiptBodyOf, receiptDigest } from "@tessera/protocol";
 import type { Logger } from "../logger.js";
 import type { NodeRegistry } from "../registry.js";
 import type { NodeMessenger } from "../workers/node-messenger.js";
@@ -19,6 +19,8 @@ export interface ReceiptSignaturesDeps {
   messenger: Pick<NodeMessenger, "send">;
   store: Pick<Store, "listUnsignedReceipts" | "setReceiptNodeSignature" | "getReceipt">;
   logger: Logger;
+  /** Checks the nodes' signatures: one per settled job, so the coordinator's fast verifier. */
+  verifier: SignatureVerifier;
   metrics?: { outcome(outcome: ReceiptSignatureOutcome): void };
 }
 
@@ -80,7 +82,7 @@ export class ReceiptSignatures {
         this.deps.logger.warn(fields, receipt ? "node signed a receipt of another node; ignored" : "node signed an unknown receipt; ignored");
         return this.count("invalid");
       }
-      if (!verifySchnorr(message.signature, receiptDigest(receipt, "node"), nodeId)) {
+      if (!this.deps.verifier.verify(message.signature, receiptDigest(receipt, "node"), nodeId)) {
         this.deps.logger.warn(fields, "node's receipt signature does not verify; ignored");
         return this.count("invalid");
       }

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "../hex.js";
-import { type Signer, verifySchnorr } from "../signer.js";
+import { type SignatureVerifier, type Signer, referenceVerifier } from "../signer.js";
 
 /**
  * What a node commits to about one answer (trust issue §3), which the payment issue's receipt carries: the job, the
@@ -51,9 +51,9 @@ export function signResultCommitment(signer: Signer, input: ResultCommitmentInpu
 }
 
 /** Whether `signature` is the node's signature over exactly this result. Never throws. */
-export function verifyResultCommitment(signature: string, input: ResultCommitmentInput, nodeId: string): boolean {
+export function verifyResultCommitment(signature: string, input: ResultCommitmentInput, nodeId: string, verifier: SignatureVerifier = referenceVerifier): boolean {
   try {
-    return verifySchnorr(signature, sha256(resultCommitmentBytes(input)), nodeId);
+    return verifier.verify(signature, sha256(resultCommitmentBytes(input)), nodeId);
   } catch {
     return false;
   }
