@@ -30,7 +30,7 @@ import WebSocket from "ws";
 import { type CoordinatorMessage, SESSION_PATH, type Signer, generateKeyPair, signRequest } from "@tessera/protocol";
 import { createCoordinator, createLogger, loadCoordinatorConfig, topUp, clientCredit, type Coordinator } from "@tessera/coordinator";
 import type { JobBilling } from "../packages/coordinator/src/payments/job-billing.js";
-import { fastSigner } from "./lib-fast-signer.js";
+import { wasmSchnorrSigner } from "@tessera/protocol/wasm-schnorr";
 import { fmt, percentile } from "./lib-stats.js";
 
 const MODEL = "bench-ledger";
@@ -57,7 +57,7 @@ interface ModeResult {
 /** A fake node over a real session: accepts every job and streams a three-token answer at once. */
 async function fakeNode(c: Coordinator, baseUrl: string, finishedAt: Map<string, number>): Promise<WebSocket> {
   const keys = generateKeyPair();
-  const signer: Signer = fastSigner(keys.secretKeyHex);
+  const signer: Signer = wasmSchnorrSigner(keys.secretKeyHex);
   const body = JSON.stringify({
     type: "register",
     public_key: keys.publicKeyHex,

@@ -12,7 +12,7 @@ import { Agent, request } from "node:http";
 import { parentPort, workerData } from "node:worker_threads";
 import WebSocket from "ws";
 import { type CoordinatorMessage, SESSION_PATH, type Signer, generateKeyPair, signRequest } from "@tessera/protocol";
-import { fastSigner } from "./lib-fast-signer.js";
+import { wasmSchnorrSigner } from "@tessera/protocol/wasm-schnorr";
 
 interface Input {
   url: string;
@@ -57,7 +57,7 @@ function post(signer: Signer, path: string, body: unknown, onSent: () => void = 
 
 async function runNode(): Promise<void> {
   const keys = generateKeyPair();
-  const signer = fastSigner(keys.secretKeyHex);
+  const signer = wasmSchnorrSigner(keys.secretKeyHex);
   const ok = await post(signer, "/api/v1/nodes/register", {
     type: "register",
     public_key: keys.publicKeyHex,

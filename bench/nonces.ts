@@ -24,11 +24,10 @@ import { loadCoordinatorConfig } from "../packages/coordinator/src/config.js";
 import { ManualClock } from "../packages/coordinator/src/clock.js";
 import { createLogger } from "../packages/coordinator/src/logger.js";
 import { verifyNodeRequest, verifyNodeRequestEverywhere, type NodeAuthDeps } from "../packages/coordinator/src/http/node-auth.js";
-import { wasmSchnorrVerifier } from "../packages/coordinator/src/wasm-schnorr-verifier.js";
 import { SharedNonces } from "../packages/coordinator/src/replicas/shared-nonces.js";
 import { openStore } from "../packages/coordinator/src/store/index.js";
 import { createScratchDatabase } from "@tessera/testkit";
-import { fastSigner } from "./lib-fast-signer.js";
+import { wasmSchnorrSigner, wasmSchnorrVerifier } from "@tessera/protocol/wasm-schnorr";
 import { fmt, mean, percentile } from "./lib-stats.js";
 
 const HEARTBEAT = { type: "heartbeat", gpus: [], loaded_models: [], active_jobs: 0, max_concurrency: 1, draining: false };
@@ -53,7 +52,7 @@ export async function main(argv: string[]): Promise<void> {
   const logger = createLogger("silent");
   try {
     const keys = generateKeyPair();
-    const signer = fastSigner(keys.secretKeyHex);
+    const signer = wasmSchnorrSigner(keys.secretKeyHex);
     const nowSeconds = () => Math.floor(clock.now() / 1000);
     const signed = (path: string, body: string) => signRequest(signer, { method: "POST", path, body }, { nowSeconds: nowSeconds() });
 

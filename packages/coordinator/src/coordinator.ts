@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { NonceCache } from "@tessera/protocol";
 import { installShutdownGate } from "./http/shutdown-gate.js";
-import { wasmSchnorrVerifier } from "./wasm-schnorr-verifier.js";
+import { wasmSchnorrVerifier } from "@tessera/protocol/wasm-schnorr";
 import { buildApp } from "./app.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { CoordinatorConfig } from "./config.js";

@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync, statSync, writeSync } from "node:fs"
 import { join } from "node:path";
 import { type Signer, TesseraError, generateKeyPair, secretKeySigner } from "@tessera/protocol";
 import { ensurePrivateDir } from "../store/file-modes.js";
-import { wasmSchnorrSigner } from "./wasm-schnorr-signer.js";
+import { wasmSchnorrSigner } from "@tessera/protocol/wasm-schnorr";
 
 /**
  * The platform key: the coordinator's BIP-340 key that countersigns every receipt (docs/receipts.md). Its secret is

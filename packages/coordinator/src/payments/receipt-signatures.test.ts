@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { type CoordinatorMessage, RECEIPT_VERSION, type Receipt, type ReceiptBody, generateKeyPair, receiptDigest, secretKeySigner, signReceipt, verifyReceipt } from "@tessera/protocol";
 import vectors from "../../../protocol/test-vectors.json" with { type: "json" };
 import { createLogger } from "../logger.js";
-import { wasmSchnorrVerifier } from "../wasm-schnorr-verifier.js";
+import { wasmSchnorrVerifier } from "@tessera/protocol/wasm-schnorr";
 import type { ReceiptRecord } from "../store/types.js";
 import { ReceiptSignatures, type ReceiptSignatureOutcome, UNSIGNED_OFFERED_PER_SESSION } from "./receipt-signatures.js";
 

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { authDigest, bytesToHex, generateKeyPair, secretKeySigner, verifySchnorr } from "@tessera/protocol";
-import { wasmSchnorrVerifier } from "./wasm-schnorr-verifier.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { authDigest } from "./auth-header.js";
+import { bytesToHex } from "./hex.js";
+import { generateKeyPair } from "./keys.js";
+import { secretKeySigner, verifySchnorr } from "./signer.js";
+import { wasmSchnorrSigner, wasmSchnorrVerifier } from "./wasm-schnorr.js";
 
 describe("wasmSchnorrVerifier", () => {
   it("gives the same answer as the protocol's reference verification, valid and invalid alike", () => {
@@ -32,5 +36,19 @@ describe("wasmSchnorrVerifier", () => {
       if (expected) valid++;
     }
     expect(valid).toBe(30);
+  });
+});
+
+describe("wasmSchnorrSigner", () => {
+  it("has the reference signer's public key, and its signatures verify under the reference verifier", () => {
+    for (let i = 0; i < 20; i++) {
+      const { secretKeyHex } = generateKeyPair();
+      const wasm = wasmSchnorrSigner(secretKeyHex);
+      expect(wasm.publicKeyHex).toBe(secretKeySigner(secretKeyHex).publicKeyHex);
+      const digest = sha256(new Uint8Array([i, 1, 2]));
+      const signature = wasm.sign(digest);
+      expect(verifySchnorr(signature, digest, wasm.publicKeyHex)).toBe(true);
+      expect(verifySchnorr(signature, sha256(new Uint8Array([i, 1, 3])), wasm.publicKeyHex)).toBe(false);
+    }
   });
 });
