@@ -118,7 +118,7 @@ describe("llama-server as a spot-check reference", () => {
 });
 
 describe("llama-server scoring with bad answers from the server", () => {
-  const scorer = (answer: (path: string) => Response) =>
+  const scorer = (answer: (path: string, body: { prompt?: number[]; logit_bias?: Array<[number, boolean]> }) => Response) =>
     createLlamaServerScorer({
       baseURL: "http://llama.invalid",
       headers: {},
@@ -128,7 +128,7 @@ describe("llama-server scoring with bad answers from the server", () => {
         const path = new URL(String(url)).pathname;
         // The EOS text tokenises to one id, a prompt to two.
         if (path === "/tokenize") return json({ tokens: String(init?.body).includes("</s>") && !String(init?.body).includes("hi") ? [2] : [1, 5] });
-        return answer(path);
+        return answer(path, init?.body ? JSON.parse(String(init.body)) : {});
       }) as typeof fetch,
     });
   const json = (body: unknown) => new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } });
@@ -179,5 +179,32 @@ describe("llama-server scoring with bad answers from the server", () => {
     ]);
     expect(result.eos).toEqual({ logprob: -1.5, rank: 21 });
     expect(result.promptTokens).toBe(2);
+  });
+
+  it("asks a position again with the sampled token banned when the server withholds its probabilities (a byte-fallback token, as v0.5.0 does)", async () => {
+    // v0.5.0 sends no completion_probabilities when the token it samples ends in an incomplete UTF-8 character; the
+    // ban moves only the sampling, and the probabilities reported then are the same raw-logit ones.
+    const LEAD_BYTE = 242;
+    const top = [{ id: LEAD_BYTE, logprob: -0.2 }, { id: 7, logprob: -1.9 }];
+    const asked: Array<Array<[number, boolean]> | undefined> = [];
+    const score = scorer((path, body) => {
+      const basic = basics(path);
+      if (basic) return basic;
+      asked.push(body.logit_bias);
+      const sampled = body.logit_bias?.some(([id]) => id === LEAD_BYTE) ? 7 : LEAD_BYTE;
+      return sampled === LEAD_BYTE ? json({ tokens: [sampled], stop_type: "limit" }) : json({ tokens: [sampled], completion_probabilities: [{ id: sampled, logprob: -1.9, top_logprobs: top }] });
+    });
+    const result = await score({ model: "m", messages: MESSAGES, outputTokens: [LEAD_BYTE] });
+    expect(result.positions).toEqual([{ token: LEAD_BYTE, logprob: -0.2, rank: 1, topMass: expect.closeTo(Math.exp(-0.2) + Math.exp(-1.9), 9) }]);
+    expect(asked).toEqual([undefined, [[LEAD_BYTE, false]], undefined, [[LEAD_BYTE, false]]]);
+  });
+
+  it("gives up with internal_error when every retry is withheld too, or the answer names no sampled token", async () => {
+    let calls = 0;
+    const withheld = scorer((path, body) => basics(path) ?? (calls++, json({ tokens: [100 + (body.logit_bias?.length ?? 0)] })));
+    await expect(withheld({ model: "m", messages: MESSAGES, outputTokens: [5] })).rejects.toMatchObject({ code: "internal_error", message: expect.stringContaining("banned 100, 101") });
+    expect(calls).toBe(9);
+    const silent = scorer((path) => basics(path) ?? json({ content: "" }));
+    await expect(silent({ model: "m", messages: MESSAGES, outputTokens: [5] })).rejects.toMatchObject({ code: "internal_error", message: expect.stringContaining("no top_logprobs") });
   });
 });

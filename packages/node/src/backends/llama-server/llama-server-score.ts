@@ -4,11 +4,10 @@ import { errorFromFetchFailure, errorFromResponse } from "../http/backend-error.
 import { joinUrl } from "../http/join-url.js";
 import { PromptMismatchError, sameTokens } from "../../prompt/prompt-tokens.js";
 import type { LlamaServerPrompt } from "./canonical-prompt.js";
+import { TOP_SCORED, createTopAfter } from "./top-after.js";
 
-/** Alternatives asked per position: the checks judge ranks up to 20 (trust design, "The checks"). */
-const TOP = 20;
 /** The rank reported for a token outside the top 20, as the embedded engine reports it: all the checks ask. */
-const OUTSIDE_TOP = TOP + 1;
+const OUTSIDE_TOP = TOP_SCORED + 1;
 /** Longest answer scored, positions; the checks look at up to 256. */
 export const MAX_SCORED_POSITIONS = 512;
 
@@ -21,19 +20,11 @@ export interface LlamaServerScorerOptions {
   prompt: LlamaServerPrompt;
 }
 
-interface ProbEntry {
-  id?: unknown;
-  logprob?: unknown;
-  top_logprobs?: Array<{ id?: unknown; logprob?: unknown }>;
-}
-
 /**
  * Scores given answer tokens on llama.cpp's `llama-server`, for spot checks (the issue's "llama-server, one position at
  * a time, as a fallback"). llama-server has no prompt log-probabilities, so each position is one `POST /completion`
- * of the prompt and the answer so far, with `n_predict: 1` and `n_probs: 20`: the server reports the top 20 of the
- * model's own distribution at that position (pre-sampling: `get_token_probabilities` over the raw logits), and keeps
- * the evaluated prefix in its cache (`cache_prompt`), so each request decodes one new token. `ignore_eos` lets the
- * position after the last token be scored too; it biases only the sampler, never the reported probabilities.
+ * of the prompt and the answer so far (top-after.ts: the top 20 of the model's own distribution there, one new token
+ * decoded per request, a byte-fallback token the server withholds probabilities for asked again with it banned).
  *
  * The prompt is what generation runs: a chat's canonical prompt ids (the one renderer over the server's declared
  * template, canonical-prompt.ts), compared with the ids the checked node claims it ran (a difference is
@@ -78,6 +69,7 @@ export function createLlamaServerScorer(options: LlamaServerScorerOptions): (req
       throw error;
     }));
 
+  const topAfter = createTopAfter({ kind: options.kind, post });
   return async (request) => {
     if (request.outputTokens.length > MAX_SCORED_POSITIONS) {
       throw new TesseraError("bad_request", `${options.kind}: ${request.outputTokens.length} tokens to score; at most ${MAX_SCORED_POSITIONS}`);
@@ -86,24 +78,7 @@ export function createLlamaServerScorer(options: LlamaServerScorerOptions): (req
     if (!prompt) throw new TesseraError("unsupported_parameter", `${options.kind}: this server declares no chat template (GET /props), so it cannot score a chat as generation ran it`);
     if (request.promptTokens !== undefined && !sameTokens(request.promptTokens, prompt)) throw new PromptMismatchError(request.promptTokens.length, prompt.length);
     const eosToken = await eos();
-    const at = async (upTo: number): Promise<Array<{ token: number; logprob: number }>> => {
-      const body = {
-        prompt: [...prompt, ...request.outputTokens.slice(0, upTo)],
-        n_predict: 1,
-        n_probs: TOP,
-        temperature: 0,
-        ignore_eos: true,
-        cache_prompt: true,
-        stream: false,
-      };
-      const res = await post<{ completion_probabilities?: ProbEntry[] }>("/completion", body);
-      const top = res.completion_probabilities?.[0]?.top_logprobs;
-      if (!Array.isArray(top) || top.length === 0) throw new TesseraError("internal_error", `${options.kind}: /completion answered no top_logprobs for n_probs`);
-      return top.map((t) => {
-        if (!Number.isInteger(t.id) || typeof t.logprob !== "number") throw new TesseraError("internal_error", `${options.kind}: a top_logprobs entry without id or logprob`);
-        return { token: t.id as number, logprob: Math.min(0, t.logprob) };
-      });
-    };
+    const at = (upTo: number) => topAfter([...prompt, ...request.outputTokens.slice(0, upTo)]);
     const rank = (top: Array<{ token: number; logprob: number }>, token: number) => {
       const i = top.findIndex((t) => t.token === token);
       // Outside the top 20 the server says nothing more; the 20th log-probability bounds it from above.
