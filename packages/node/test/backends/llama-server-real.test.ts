@@ -24,6 +24,10 @@ let dir: string;
 let server: RunningLlamaServer | undefined;
 let adapter: BackendAdapter;
 
+const CHATML =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
 const MESSAGES = [
   { role: "system" as const, content: "Be brief." },
   { role: "user" as const, content: "Tell me about the fox" },
@@ -173,9 +177,6 @@ describe("llama-server adapter against a real llama-server", () => {
  * token at a time (prefix-replay.ts), which reproduces the uninterrupted run's numbers exactly, bit for bit.
  */
 describe("a continuation on a real llama-server", () => {
-  const CHATML =
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
   const N = 64;
 
   it("after 1, 20 or 63 tokens has exactly the log-probabilities and text of the uninterrupted answer, on a fresh server and on one whose slot holds that answer", async (ctx) => {
@@ -218,6 +219,43 @@ describe("a continuation on a real llama-server", () => {
       expect(got(rest), `continued after ${k} on a fresh server`).toEqual(expected(k));
     }
   }, 10 * 60_000);
+});
+
+/**
+ * Tools on a real llama-server started with `--jinja` whose model has a chat template llama.cpp does not recognise as
+ * one that calls tools (a plain ChatML one): the server ignores `tool_choice: "required"` and answers in prose (seen:
+ * 60 tokens of text, finish `length`). The adapter must not pass that on as if the call had been honoured.
+ */
+describe("a forced tool call on a real llama-server that cannot make one", () => {
+  let jinja: RunningLlamaServer | undefined;
+  beforeAll(async () => {
+    if (skipReason) return;
+    const modelPath = join(dir, "tools-50m.gguf");
+    await makeTinyModel({ path: modelPath, seed: 5, preset: "50m", vocab: "spm", chatTemplate: CHATML });
+    jinja = await startLlamaServer({ binaryPath: binaryPath!, modelPath, args: ["--jinja"], logFile: join(dir, "llama-server-jinja.log") });
+  }, 120_000);
+  afterAll(async () => {
+    await jinja?.stop();
+  });
+
+  it("fails the job with unsupported_parameter naming tool_choice, streamed or whole, and sends none of the prose; unforced tool jobs still answer", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    const llamaServer = createLlamaServerAdapter({ baseURL: jinja!.baseURL });
+    const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string", enum: ["Paris", "Oslo"] } }, required: ["city"] } } }];
+    const ask = (tool_choice: NonNullable<GenerateRequest["sampling"]["tool_choice"]>): GenerateRequest => ({
+      model: jinja!.modelId,
+      messages: [{ role: "user", content: "What is the weather in Paris?" }],
+      sampling: { max_tokens: 24, temperature: 0, top_p: 1, tools, tool_choice },
+    });
+    for (const choice of ["required", { type: "function", function: { name: "get_weather" } }] as const) {
+      const parts = await collect(llamaServer.doStream(ask(choice)));
+      expect(parts).toEqual([{ type: "error", code: "unsupported_parameter", message: expect.stringContaining("--jinja") }]);
+      await expect(llamaServer.doGenerate(ask(choice))).rejects.toMatchObject({ code: "unsupported_parameter", param: "tool_choice" });
+    }
+    const auto = await collect(llamaServer.doStream(ask("auto")));
+    expect(deltas(auto).length).toBeGreaterThan(0);
+    expect(auto.at(-1)).toEqual({ type: "finish", reason: "length" });
+  });
 });
 
 /**

@@ -2,6 +2,7 @@ import { type ChatMessage, MAX_PROMPT_TOKEN_IDS, type StreamPart, TesseraError }
 import type { BackendAdapter, GenerateRequest, GenerateResult } from "../adapter.js";
 import { errorFromFetchFailure, errorFromResponse, errorPart } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
+import { withGeneration } from "../generation-wrapper.js";
 import type { LlamaServerPrefixReplay } from "./prefix-replay.js";
 import { type ChatTemplateSource, assemblePromptTokens, hasToolTurns, promptTokensRefusal, renderChat } from "../../prompt/index.js";
 
@@ -123,10 +124,7 @@ export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServer
     if (request.assistantPrefixTokens?.length) await replay(ids, request.assistantPrefixTokens, request.signal);
     return { request: { ...rest, promptTokens: ids }, ...(reportPromptTokens && request.promptTokens === undefined ? { report: ids } : {}) };
   };
-  const wrapped: BackendAdapter = {
-    kind: adapter.kind,
-    health: (signal) => adapter.health(signal),
-    listModels: (signal) => adapter.listModels(signal),
+  return withGeneration(adapter, {
     async doGenerate(request): Promise<GenerateResult> {
       return adapter.doGenerate((await prepare(request)).request);
     },
@@ -146,11 +144,5 @@ export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServer
       if (prepared.report) yield { type: "prompt", tokens: prepared.report };
       yield* adapter.doStream(prepared.request);
     },
-  };
-  if (adapter.score) wrapped.score = (request) => adapter.score!(request);
-  if (adapter.embed) wrapped.embed = (request) => adapter.embed!(request);
-  if (adapter.pull) wrapped.pull = (model, onProgress, signal) => adapter.pull!(model, onProgress, signal);
-  if (adapter.remove) wrapped.remove = (model) => adapter.remove!(model);
-  if (adapter.close) wrapped.close = () => adapter.close!();
-  return wrapped;
+  });
 }

@@ -3,6 +3,7 @@ import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compa
 import { joinUrl } from "../http/join-url.js";
 import { createLlamaServerPrompt, withCanonicalPrompt } from "./canonical-prompt.js";
 import { createLlamaServerScorer } from "./llama-server-score.js";
+import { withForcedToolCalls } from "./forced-tool-calls.js";
 import { createLlamaServerPrefixReplay } from "./prefix-replay.js";
 
 /**
@@ -18,7 +19,8 @@ import { createLlamaServerPrefixReplay } from "./prefix-replay.js";
  * - A chat without tools or response_format runs as canonical prompt ids (canonical-prompt.ts): rendered by the one
  *   renderer every node uses, from the template `/props` declares, and sent to `/v1/completions` as token ids.
  * - `response_format` and `tools` go as OpenAI spells them: llama-server compiles the schema to a grammar, and takes
- *   tools when started with `--jinja`.
+ *   tools when started with `--jinja`. A forced call it does not make fails the job rather than passing on prose
+ *   (forced-tool-calls.ts).
  * - A continuation (failover) first replays its prefix into the server's slot one token at a time, as the first node
  *   evaluated it, so the join is exact (prefix-replay.ts).
  * - One llama-server scores given tokens for spot checks (llama-server-score.ts), so its node can be a reference.
@@ -59,7 +61,8 @@ export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAd
         }
       : undefined,
   });
-  if (!prompt) return base;
+  const held = withForcedToolCalls(base);
+  if (!prompt) return held;
   const replay = createLlamaServerPrefixReplay({ baseURL: options.baseURL, fetch: options.fetch ?? globalThis.fetch, headers, kind });
-  return withCanonicalPrompt(base, prompt, replay);
+  return withCanonicalPrompt(held, prompt, replay);
 }
