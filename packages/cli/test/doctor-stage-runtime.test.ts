@@ -67,10 +67,10 @@ describe("doctor: which runtime layer spans run on", () => {
     expect(await line(deps(settings, seam))).toEqual({ name: "stage runtime", ...expected });
   });
 
-  it("on this machine (the node's real probe): auto runs ggml-cpu and names the library it loaded", async () => {
+  it("on this machine (the node's real probe): auto runs ggml-cpu, names the library it loaded and why each GPU backend was skipped", async () => {
     const result = await line(deps({ stage_backend: "auto", stage_model: "/m.gguf" }, resolveStageRuntime));
     expect(result?.status).toBe("OK");
-    expect(result?.detail).toMatch(/^stage_backend = auto: spans run on ggml-cpu \(libggml-cpu\S*\.(so|dylib|dll), @node-llama-cpp\/\S+ \d+\.\d+\.\d+, ggml v\S+, from \/\S+\/bins\/\S+; self-check passed\)$/);
+    expect(result?.detail).toMatch(/^stage_backend = auto: spans run on ggml-cpu \(libggml-cpu\S*\.(so|dylib|dll), @node-llama-cpp\/\S+ \d+\.\d+\.\d+, ggml v\S+, from \/\S+\/bins\/\S+; self-check passed; skipped cuda: .*; metal: .*; vulkan: .*\)$/);
   });
 
   it("`tessera doctor --json` of the compiled CLI prints the line", () => {
@@ -79,6 +79,6 @@ describe("doctor: which runtime layer spans run on", () => {
     const checks = (JSON.parse(run.stdout) as { checks: CheckResult[] }).checks;
     const stage = checks.find((c) => c.name === "stage runtime");
     expect(stage?.status).toBe("OK");
-    expect(stage?.detail).toMatch(/^stage_backend = wasm: spans run on wasm \(WebAssembly SIMD\); auto would run ggml-cpu \(libggml-cpu\S+, .*; self-check passed\) \(no stage_model is set: this node holds no layer spans\)$/);
+    expect(stage?.detail).toMatch(/^stage_backend = wasm: spans run on wasm \(WebAssembly SIMD\); auto would run ggml-cpu \(libggml-cpu\S+, .*; self-check passed; skipped cuda: .*\) \(no stage_model is set: this node holds no layer spans\)$/);
   }, 90_000);
 });

@@ -50,6 +50,7 @@ describe("node config", () => {
     expect(loadNodeConfig({ home: dir, env: { TESSERA_STAGE_BACKEND: "auto" } }).stage_backend).toBe("auto");
     expect(loadNodeConfig({ home: dir, env: { TESSERA_STAGE_BACKEND: "wasm" } }).stage_backend).toBe("wasm");
     expect(loadNodeConfig({ home: dir, env: { TESSERA_STAGE_BACKEND: "wasm" }, flags: { stage_backend: "ggml-cpu" } }).stage_backend).toBe("ggml-cpu");
+    for (const gpu of ["vulkan", "cuda", "metal"]) expect(loadNodeConfig({ home: dir, env: { TESSERA_STAGE_BACKEND: gpu } }).stage_backend).toBe(gpu);
     expect(settingsHelp()).toContain("--stage-backend");
   });
 
@@ -72,8 +73,8 @@ describe("node config", () => {
     expect(attempt({ max_concurrency: "0" })).toThrow(/from 1 to 1024/);
     expect(attempt({ stage_threads: "0" })).toThrow(/stage_threads.*from 1 to 256.*--stage-threads/);
     expect(attempt({ stage_threads: "1.5" })).toThrow(/stage_threads/);
-    expect(attempt({ stage_backend: "cuda" })).toThrow(
-      expect.objectContaining({ code: "bad_request", message: expect.stringMatching(/stage_backend "cuda" \(from flag --stage-backend\): must be one of auto, wasm, ggml-cpu.*TESSERA_STAGE_BACKEND/) }),
+    expect(attempt({ stage_backend: "rocm" })).toThrow(
+      expect.objectContaining({ code: "bad_request", message: expect.stringMatching(/stage_backend "rocm" \(from flag --stage-backend\): must be one of auto, wasm, ggml-cpu, vulkan, cuda, metal.*TESSERA_STAGE_BACKEND/) }),
     );
     expect(attempt({}, { TESSERA_STAGE_BACKEND: "gpu" })).toThrow(/stage_backend "gpu" \(from env TESSERA_STAGE_BACKEND\)/);
     expect(attempt({ vllm_instances: "[{}]" })).toThrow(/each instance needs a host/);

@@ -268,8 +268,10 @@ export const NODE_SETTINGS = [
     description: "CPU threads the layer spans' matrix products use", parse: number(1, 256, true),
   }),
   spec({
-    name: "stage_backend", env: "TESSERA_STAGE_BACKEND", flag: "--stage-backend", arg: "<auto|wasm|ggml-cpu>", defaultText: "wasm",
-    description: "Runtime of the layer spans: wasm (WebAssembly), ggml-cpu (ggml's CPU backend), auto (ggml-cpu when it loads and passes its self-check, else wasm)",
+    name: "stage_backend", env: "TESSERA_STAGE_BACKEND", flag: "--stage-backend", arg: `<${STAGE_BACKENDS.join("|")}>`, defaultText: "wasm",
+    description:
+      "Runtime of the layer spans: wasm (WebAssembly), ggml-cpu (ggml's CPU backend), vulkan / cuda / metal (ggml's GPU backend, from the build `tessera gpu setup` installs), " +
+      "auto (the first GPU backend that finds a GPU, else ggml-cpu when it passes its self-check, else wasm)",
     parse: oneOf(STAGE_BACKENDS),
   }),
   backendSpec("ollama_host", host(11434)),

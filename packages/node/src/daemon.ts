@@ -28,6 +28,8 @@ import type { BackendFactory } from "./backend-from-config.js";
 import { HEARTBEAT_PATH, basicHardware, refreshModelFiles, registerNode, resolveServedModels } from "./register-node.js";
 import { machineProbe } from "./machine.js";
 import { StageHost, stageMemoryOffer } from "./stage-host/index.js";
+import { resolveStageRuntime, spanGpuMemoryOffer } from "./stage/span-runtime.js";
+import { gpuRuntimeDir } from "./gpu-runtime/gpu-runtime-record.js";
 import { NodeCommandExecutor, dropModelsThatDoNotFit, withVramCap } from "./commands/index.js";
 import { CoordinatorList } from "./coordinator-list.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
@@ -128,13 +130,19 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const servedIds = new Set(servedModels.map((m) => m.id));
   const machine = deps.detectHardware && deps.gpuStats ? undefined : machineProbe();
   const gpuStats = deps.gpuStats ?? machine!.gpuStats;
+  // Spans on a GPU backend offer the device's memory under max_vram_fraction; the CPU runtimes offer RAM under it.
+  const stageGpuRuntime = gpuRuntimeDir(config.paths.dataDir);
+  const stageMemory = (): number =>
+    spanGpuMemoryOffer(resolveStageRuntime(config.stage_backend, undefined, { gpuRuntimeDir: stageGpuRuntime }), config.limits.max_vram_fraction) ??
+    stageMemoryOffer(config.limits.max_vram_fraction);
   const stageHost = config.stage_model ? await StageHost.create({
         modelPath: config.stage_model,
         threads: config.stage_threads,
         backend: config.stage_backend,
+        gpuRuntimeDir: stageGpuRuntime,
         perturb: nodeTestHooks().stagePerturb,
         logger,
-        freeMemoryBytes: config.stage_memory_mb > 0 ? () => config.stage_memory_mb * 1024 * 1024 : () => stageMemoryOffer(config.limits.max_vram_fraction),
+        freeMemoryBytes: config.stage_memory_mb > 0 ? () => config.stage_memory_mb * 1024 * 1024 : stageMemory,
       }) : undefined;
   const hardware = await (deps.detectHardware ?? machine!.detectHardware)().catch((err: unknown) => {
     logger.warn({ err }, "hardware detection failed; registering CPU cores and RAM only");

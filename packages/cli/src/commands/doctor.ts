@@ -9,7 +9,7 @@ import { printedCommand } from "../config.js";
 
 /** The real machine behind `tessera doctor`. */
 export async function productionDoctorDeps(flags: NodeFlags): Promise<DoctorDeps> {
-  const { createBackendFromConfig, createCommandRunner, createNodeLogger, machineProbe, resolveStageRuntime, signerFromKeyFile } = await import("@tessera/node");
+  const { createBackendFromConfig, createCommandRunner, createNodeLogger, gpuRuntimeDir, machineProbe, resolveStageRuntime, signerFromKeyFile } = await import("@tessera/node");
   const { logger } = createNodeLogger({ level: "silent", stdout: false });
   const run = createCommandRunner();
   return {
@@ -28,7 +28,16 @@ export async function productionDoctorDeps(flags: NodeFlags): Promise<DoctorDeps
     },
     openBackend: (config) => createBackendFromConfig(config, { fetch: (input, init) => fetch(input, init), logger }),
     hardware: () => machineProbe(run).detectHardware(),
-    stageRuntime: (backend) => resolveStageRuntime(backend),
+    // GPU backends are looked for where `tessera gpu setup` installs them (the configured data dir), as the daemon does.
+    stageRuntime: (backend) => {
+      let where: { gpuRuntimeDir?: string } = {};
+      try {
+        where = { gpuRuntimeDir: gpuRuntimeDir(nodeConfigFrom(flags, false).paths.dataDir) };
+      } catch {
+        // no usable config: the config check reports it; look beside node-llama-cpp only
+      }
+      return resolveStageRuntime(backend, undefined, where);
+    },
   };
 }
 

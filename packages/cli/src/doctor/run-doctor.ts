@@ -231,9 +231,10 @@ function engineBuildCheck(detail: string | undefined, hardware: Hardware, comman
 }
 
 /**
- * Which runtime layer spans run on: the configured `stage_backend`, what it resolves to here (for `auto`: ggml-cpu
- * when ggml's libraries load and pass their self-check, else wasm and why) and, for ggml, the library build and
- * folder; with another setting, what `auto` would take. FAIL when `ggml-cpu` is asked for but not usable and the
+ * Which runtime layer spans run on: the configured `stage_backend`, what it resolves to here (for `auto`: the first
+ * GPU backend that finds a GPU, else ggml-cpu when ggml's libraries load and pass their self-check, else wasm, and
+ * why each was skipped) and, for ggml, the library build and folder (and the GPU device with its free memory); with
+ * another setting, what `auto` would take. FAIL when `ggml-cpu` or a GPU backend is asked for but not usable and the
  * node holds spans (`stage_model`): its span loads would fail.
  */
 function stageRuntimeCheck(deps: DoctorDeps, config: NodeConfig | undefined): CheckResult | undefined {

@@ -98,7 +98,7 @@ describe("sampling on the last stage", () => {
     const logger = { ...quiet, info: (m: string) => lines.push(m) } as unknown as NodeLogger;
     const host = await hostWithTwoStages(logger, "ggml-cpu");
     // The runtime and its build with the span's layers, once per span.
-    expect(lines.filter((l) => /^stage [12]: layers \[\d+, \d+\) of \S+ loaded in \d+ ms \([\d.]+ ms\/layer\) on ggml-cpu \(libggml-cpu\S*, @node-llama-cpp\/\S+ [\d.]+, ggml v\S+, from \/\S+; in a worker thread, 1 thread\(s\)\)$/.test(l))).toHaveLength(2);
+    expect(lines.filter((l) => /^stage [12]: layers \[\d+, \d+\) of \S+ loaded in \d+ ms \([\d.]+ ms\/layer, [\d.]+ MiB\/layer allocated\) on ggml-cpu \(libggml-cpu\S*, @node-llama-cpp\/\S+ [\d.]+, ggml v\S+, from \/\S+; in a worker thread, 1 thread\(s\)\)$/.test(l))).toHaveLength(2);
     expect((await generate(host, prompt, 16, 0, 1, 0)).tokens).toEqual(reference(prompt, 16, 0, 1, 0));
     await host.close();
     const wasmLines: string[] = [];

@@ -43,6 +43,8 @@ export interface StageHostOptions {
   threads?: number;
   /** Runtime of the spans (default wasm; see loadSpan). */
   backend?: StageBackend;
+  /** Where `tessera gpu setup` installed the GPU build (`<data dir>/gpu-runtime`), for the GPU backends. */
+  gpuRuntimeDir?: string;
   now?: () => number;
   /**
    * Tests only (`TESSERA_TEST_STAGE_PERTURB`, config.ts): perturb every answer by this many times its RMS, and claim
@@ -211,7 +213,7 @@ export class StageHost {
     const f = this.file;
     if (sha256 !== f.sha256) throw new TesseraError("not_found", `this node has no model file with sha256 ${sha256}`);
     const t0 = this.now();
-    const { span: stage, runtime, detail } = await loadSpan({ path: f.path, start, end, backend: this.o.backend ?? "wasm", threads: this.o.threads ?? 1 });
+    const { span: stage, runtime, detail } = await loadSpan({ path: f.path, start, end, backend: this.o.backend ?? "wasm", threads: this.o.threads ?? 1, gpuRuntimeDir: this.o.gpuRuntimeDir });
     const loadMs = this.now() - t0;
     let msPerLayer: number;
     try {
@@ -231,7 +233,7 @@ export class StageHost {
     const previous = this.stages.get(stageId);
     this.stages.set(stageId, stage);
     await previous?.close();
-    this.o.logger.info(`stage ${stageId}: layers [${start}, ${end}) of ${f.model} loaded in ${Math.round(loadMs)} ms (${msPerLayer.toFixed(3)} ms/layer) on ${runtime} (${detail})`);
+    this.o.logger.info(`stage ${stageId}: layers [${start}, ${end}) of ${f.model} loaded in ${Math.round(loadMs)} ms (${msPerLayer.toFixed(3)} ms/layer, ${(stage.allocatedBytes / 2 ** 20 / (end - start)).toFixed(1)} MiB/layer allocated) on ${runtime} (${detail})`);
     return { type: "stage.loaded", stage_id: stageId, ms_per_layer: msPerLayer };
   }
 

@@ -64,18 +64,19 @@ describe("loadSpan", () => {
 
   it("ggml-cpu named explicitly fails instead of falling back; an unknown backend is bad_request", async () => {
     await expect(loadSpan({ path, start: 0, end: 1, backend: "ggml-cpu" }, brokenLoad)).rejects.toThrow(/not usable here/);
-    await expect(loadSpan({ path, start: 0, end: 1, backend: "cuda" as StageBackend })).rejects.toMatchObject({ code: "bad_request" });
-    expect(() => resolveStageRuntime("cuda" as StageBackend)).toThrow(TesseraError);
+    await expect(loadSpan({ path, start: 0, end: 1, backend: "rocm" as StageBackend })).rejects.toMatchObject({ code: "bad_request" });
+    expect(() => resolveStageRuntime("rocm" as StageBackend)).toThrow(TesseraError);
   });
 
   it("resolveStageRuntime says what each setting runs here, and why auto falls back", () => {
     expect(resolveStageRuntime("wasm")).toEqual({ runtime: "wasm", detail: "WebAssembly SIMD" });
     const auto = resolveStageRuntime("auto");
     expect(auto.runtime).toBe("ggml-cpu");
-    expect(auto.detail).toMatch(/^libggml-cpu\S*, @node-llama-cpp\/.*; self-check passed$/);
+    // No GPU build is installed here (the lean install's GPU packages are stubs): auto says why it skipped each.
+    expect(auto.detail).toMatch(/^libggml-cpu\S*, @node-llama-cpp\/.*; self-check passed; skipped cuda: .*; metal: .*; vulkan: .*/);
     expect(resolveStageRuntime("ggml-cpu").runtime).toBe("ggml-cpu");
     expect(resolveStageRuntime("auto", brokenLoad)).toEqual({ runtime: "wasm", detail: "ggml-cpu not usable: the ggml libraries are not installed" });
-    expect(resolveStageRuntime("ggml-cpu", brokenLoad)).toEqual({ runtime: undefined, detail: "stage backend ggml-cpu is not usable here: the ggml libraries are not installed" });
+    expect(resolveStageRuntime("ggml-cpu", brokenLoad)).toEqual({ runtime: undefined, code: "internal_error", detail: "stage backend ggml-cpu is not usable here: the ggml libraries are not installed" });
   });
 
   it("the real self-check passes on this machine's CPU variant", () => {

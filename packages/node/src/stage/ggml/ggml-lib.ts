@@ -15,7 +15,7 @@ import { TesseraError } from "@tessera/protocol";
 
 /** koffi is loaded on first use, so a platform without its prebuilt binary still runs the WebAssembly runtime. */
 let koffiModule: typeof koffi | undefined;
-function ffi(): typeof koffi {
+export function ffi(): typeof koffi {
   if (!koffiModule) {
     try {
       koffiModule = createRequire(import.meta.url)("koffi") as typeof koffi;
@@ -82,6 +82,21 @@ export interface GgmlLib {
   gallocrNew(buft: Ptr): Ptr;
   gallocrAllocGraph(galloc: Ptr, graph: Ptr): boolean;
   gallocrFree(galloc: Ptr): void;
+  /** ggml-backend.h's device API (in libggml-base), for the GPU backends (ggml-gpu.ts). */
+  regName(reg: Ptr): string;
+  regDevCount(reg: Ptr): number;
+  regDevGet(reg: Ptr, index: number): Ptr;
+  devName(dev: Ptr): string;
+  devDescription(dev: Ptr): string;
+  /** ggml_backend_dev_memory: writes free and total bytes into the two one-element arrays. */
+  devMemory(dev: Ptr, free: BigUint64Array, total: BigUint64Array): void;
+  devType(dev: Ptr): number;
+  devInit(dev: Ptr, params: string | null): Ptr;
+  backendName(backend: Ptr): string;
+  backendSupportsOp(backend: Ptr, op: Ptr): boolean;
+  graphNNodes(graph: Ptr): number;
+  graphNode(graph: Ptr, i: number): Ptr;
+  opDesc(t: Ptr): string;
 }
 
 const SUFFIX: Record<string, string> = { linux: "so", darwin: "dylib", win32: "dll" };
@@ -128,7 +143,22 @@ export function ggmlBuild(dir: string): string {
   return parts.join(", ") || "unknown build";
 }
 
-function libFile(stem: string): string {
+/** The llama.cpp release the libraries in `dir` were built from (`_nlcBuildMetadata.json`), or undefined. */
+export function ggmlRelease(dir: string): string | undefined {
+  try {
+    const meta = JSON.parse(readFileSync(join(dir, "_nlcBuildMetadata.json"), "utf8")) as { buildOptions?: { llamaCpp?: { release?: string } } };
+    return meta.buildOptions?.llamaCpp?.release;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The folder ggml was loaded from in this process (thread), if it was. */
+export function loadedGgmlDir(): string | undefined {
+  return loaded?.dir;
+}
+
+export function libFile(stem: string): string {
   const ext = SUFFIX[process.platform] ?? "so";
   return process.platform === "win32" ? `${stem}.${ext}` : `lib${stem}.${ext}`;
 }
@@ -141,7 +171,14 @@ let loaded: GgmlLib | undefined;
  * spares a worker thread loading every variant again.
  */
 export function loadGgml(dir?: string, cpuVariant?: string): GgmlLib {
-  if (loaded) return loaded;
+  if (loaded) {
+    // One libggml-base per process: a backend library loaded later binds to the loaded one by its soname
+    // (libggml-base.so), whatever folder it comes from, so a folder of another release must not be mixed in.
+    if (dir !== undefined && dir !== loaded.dir && ggmlRelease(dir) !== ggmlRelease(loaded.dir)) {
+      throw new TesseraError("internal_error", `ggml ${ggmlRelease(loaded.dir) ?? "(unknown release)"} is already loaded from ${loaded.dir}; ${dir} holds ${ggmlRelease(dir) ?? "an unknown release"}, and one process runs one release`);
+    }
+    return loaded;
+  }
   const d = dir ?? findGgmlDir();
   if (!d) throw new TesseraError("internal_error", `the ggml libraries are not installed (no @node-llama-cpp/${PLATFORM[process.platform] ?? process.platform}-${process.arch} package)`);
   let base: koffi.IKoffiLib;
@@ -197,6 +234,8 @@ function bind(base: koffi.IKoffiLib, cpu: koffi.IKoffiLib, dir: string, cpuVaria
   koffi.opaque("ggml_backend_buffer");
   koffi.opaque("ggml_backend_buffer_type");
   koffi.opaque("ggml_gallocr");
+  koffi.opaque("ggml_backend_reg");
+  koffi.opaque("ggml_backend_device");
   koffi.struct("ggml_init_params", { mem_size: "size_t", mem_buffer: "void *", no_alloc: "bool" });
   const f = (proto: string) => base.func(proto) as (...args: unknown[]) => unknown;
   const T = "ggml_tensor *";
@@ -243,6 +282,19 @@ function bind(base: koffi.IKoffiLib, cpu: koffi.IKoffiLib, dir: string, cpuVaria
     gallocrNew: f("ggml_gallocr * ggml_gallocr_new(ggml_backend_buffer_type * buft)"),
     gallocrAllocGraph: f("bool ggml_gallocr_alloc_graph(ggml_gallocr * g, ggml_cgraph * graph)"),
     gallocrFree: f("void ggml_gallocr_free(ggml_gallocr * g)"),
+    regName: f("const char * ggml_backend_reg_name(ggml_backend_reg * reg)"),
+    regDevCount: f("size_t ggml_backend_reg_dev_count(ggml_backend_reg * reg)"),
+    regDevGet: f("ggml_backend_device * ggml_backend_reg_dev_get(ggml_backend_reg * reg, size_t index)"),
+    devName: f("const char * ggml_backend_dev_name(ggml_backend_device * dev)"),
+    devDescription: f("const char * ggml_backend_dev_description(ggml_backend_device * dev)"),
+    devMemory: f("void ggml_backend_dev_memory(ggml_backend_device * dev, uint64_t * free, uint64_t * total)"),
+    devType: f("int ggml_backend_dev_type(ggml_backend_device * dev)"),
+    devInit: f("ggml_backend * ggml_backend_dev_init(ggml_backend_device * dev, const char * params)"),
+    backendName: f("const char * ggml_backend_name(ggml_backend * b)"),
+    backendSupportsOp: f(`bool ggml_backend_supports_op(ggml_backend * b, const ${T} op)`),
+    graphNNodes: f("int ggml_graph_n_nodes(ggml_cgraph * g)"),
+    graphNode: f(`${T} ggml_graph_node(ggml_cgraph * g, int i)`),
+    opDesc: f(`const char * ggml_op_desc(const ${T} t)`),
     backendCpuInit: cpu.func("ggml_backend * ggml_backend_cpu_init(void)") as (...args: unknown[]) => unknown,
     backendCpuSetNThreads: cpu.func("void ggml_backend_cpu_set_n_threads(ggml_backend * b, int n)") as (...args: unknown[]) => unknown,
   };

@@ -8,7 +8,9 @@ import { ggmlTypeName, openGguf, type GgufFile } from "../gguf-reader.js";
 import { readLlamaConfig, type LlamaConfig } from "../llama-config.js";
 import type { ForwardOptions, LoadStageOptions, PositionInput, TokenInput } from "../stage.js";
 import { loadVector } from "../weights.js";
+import { openGpuBackend } from "./ggml-gpu.js";
 import { GGML, GGML_ROPE_TYPE_NORMAL, loadGgml, type GgmlLib, type Ptr } from "./ggml-lib.js";
+import type { GpuSpanPlacement } from "./ggml-worker-messages.js";
 
 export interface LoadGgmlStageOptions extends LoadStageOptions {
   /** Threads of the CPU backend's pool for each step (default 1). */
@@ -16,6 +18,8 @@ export interface LoadGgmlStageOptions extends LoadStageOptions {
   /** The library folder and CPU variant to load (what a probe already chose; see loadGgml). Default: find and score them. */
   libDir?: string;
   cpuVariant?: string;
+  /** Run on this GPU backend's device (its library in `gpu.dir`, the same release as libDir); default the CPU backend. */
+  gpu?: GpuSpanPlacement;
 }
 
 interface LayerTensors {
@@ -92,6 +96,11 @@ export class GgmlStage {
   readonly cpuVariant: string;
   /** The folder the ggml libraries were loaded from. */
   readonly libDir: string;
+  /** ggml_backend_name of the backend (CPU, Vulkan0, CUDA0, ...), and the weight buffer's allocated size. */
+  readonly backendName: string;
+  readonly allocatedBytes: number;
+  /** Batch shapes (single row, several rows) whose graph the device was checked to support (GPU backends). */
+  private readonly opsChecked = [false, false];
   private readonly caches = new Map<string, GgmlKvCache>();
   private readonly galloc: Ptr;
   private readonly graphSize: number;
@@ -114,6 +123,7 @@ export class GgmlStage {
     readonly maxContext: number,
     readonly loadedTensors: readonly string[],
     readonly loadedBytes: number,
+    private readonly onDevice: string | undefined,
   ) {
     this.isFirst = start === 0;
     this.isLast = end === config.nLayer;
@@ -121,6 +131,9 @@ export class GgmlStage {
     this.vocabSize = config.nVocab;
     this.cpuVariant = g.cpuVariant;
     this.libDir = g.dir;
+    this.backendName = g.backendName(backend);
+    this.allocatedBytes = g.bufferSize(weightBuffer);
+    if (!onDevice) this.opsChecked.fill(true);
     this.galloc = g.gallocrNew(g.backendDefaultBufferType(backend));
     this.graphSize = 64 * layers.length + 64;
   }
@@ -236,6 +249,10 @@ export class GgmlStage {
       }
       g.setOutput(outT);
       g.buildForwardExpand(graph, outT);
+      if (!this.opsChecked[n > 1 ? 1 : 0]) {
+        this.checkOps(graph);
+        this.opsChecked[n > 1 ? 1 : 0] = true;
+      }
       if (!g.gallocrAllocGraph(this.galloc, graph)) throw new TesseraError("no_capacity", "cannot allocate the ggml compute buffer for this step");
       g.tensorSet(posT, pos, 0, pos.byteLength);
       g.tensorSet(maskT, mask, 0, mask.byteLength);
@@ -249,6 +266,21 @@ export class GgmlStage {
     }
     cache.length += n;
     return result;
+  }
+
+  /**
+   * A GPU backend computes only the ops it supports (there is no CPU fallback: the span is placed whole on the
+   * device), so the first graph of each batch shape is checked op by op and an unsupported one is refused by name.
+   */
+  private checkOps(graph: Ptr): void {
+    const g = this.g;
+    const count = g.graphNNodes(graph);
+    for (let i = 0; i < count; i++) {
+      const node = g.graphNode(graph, i);
+      if (!g.backendSupportsOp(this.backend, node)) {
+        throw new TesseraError("unsupported_parameter", `the ${this.onDevice} device (${this.backendName}) does not support ggml op ${g.opDesc(node)} of this span's graph; stage_backend = ggml-cpu or wasm runs it`);
+      }
+    }
   }
 
   /** One Llama layer (design.md): writes this step's K and V into the cache before attention reads it. */
@@ -316,9 +348,17 @@ function build(file: GgufFile, options: LoadGgmlStageOptions): GgmlStage {
   if (isLast && !tied) names.push("output.weight");
   if (file.tensors.has("rope_freqs.weight")) names.push("rope_freqs.weight");
 
-  const backend = g.backendCpuInit();
-  if (!backend) throw new TesseraError("internal_error", `ggml's CPU backend (${g.cpuVariant}) did not initialise`);
-  g.backendCpuSetNThreads(backend, Math.max(1, options.threads ?? 1));
+  let backend: Ptr;
+  if (options.gpu) {
+    const { kind, dir, device } = options.gpu;
+    const gpu = openGpuBackend(g, kind, dir);
+    backend = g.devInit(gpu.device(device), null);
+    if (!backend) throw new TesseraError("unsupported_parameter", `the ${kind} device ${device} did not initialise`);
+  } else {
+    backend = g.backendCpuInit();
+    if (!backend) throw new TesseraError("internal_error", `ggml's CPU backend (${g.cpuVariant}) did not initialise`);
+    g.backendCpuSetNThreads(backend, Math.max(1, options.threads ?? 1));
+  }
   const ctx = g.init(g.tensorOverhead() * (names.length + 1), true);
   const tensors = new Map<string, Ptr>();
   const uploads: { tensor: Ptr; data: Uint8Array | Float32Array }[] = [];
@@ -346,7 +386,7 @@ function build(file: GgufFile, options: LoadGgmlStageOptions): GgmlStage {
       tensors.set(name, tensor);
     }
     buffer = g.allocCtxTensors(ctx, backend);
-    if (!buffer) throw new TesseraError("no_capacity", `cannot allocate ${loadedBytes} bytes of weights for layers [${start}, ${end})`);
+    if (!buffer) throw new TesseraError("no_capacity", `cannot allocate ${loadedBytes} bytes of weights for layers [${start}, ${end})${options.gpu ? ` on the ${options.gpu.kind} device` : ""}`);
     for (const u of uploads) {
       const size = g.nbytes(u.tensor);
       if (size !== u.data.byteLength) throw new TesseraError("internal_error", `ggml expects ${size} bytes for a tensor, the file has ${u.data.byteLength}`);
@@ -373,5 +413,6 @@ function build(file: GgufFile, options: LoadGgmlStageOptions): GgmlStage {
     options.maxContext ?? config.contextLength,
     names,
     loadedBytes,
+    options.gpu?.kind,
   );
 }

@@ -10,6 +10,7 @@
  * one call is in the worker at a time (the holder serialises them), so one buffer suffices.
  */
 import type { ErrorCode } from "@tessera/protocol";
+import type { GpuStageBackend } from "../stage-backend.js";
 
 /** What the worker is started with (`workerData`). */
 export interface GgmlWorkerData {
@@ -20,6 +21,14 @@ export interface GgmlWorkerData {
   threads: number;
   libDir?: string;
   cpuVariant?: string;
+  /** A GPU span: the backend, the folder of its library and the device index (ggml-gpu.ts); absent for ggml-cpu. */
+  gpu?: GpuSpanPlacement;
+}
+
+export interface GpuSpanPlacement {
+  kind: GpuStageBackend;
+  dir: string;
+  device: number;
 }
 
 /** The span's shape and what it loaded, as the worker reports it once the span is ready. */
@@ -32,6 +41,9 @@ export interface GgmlSpanInfo {
   loadedBytes: number;
   cpuVariant: string;
   libDir: string;
+  /** Size of the weight buffer as the backend allocated it, and the backend's name (ggml_backend_name). */
+  allocatedBytes: number;
+  backendName: string;
 }
 
 export interface ForwardRequest {

@@ -21,7 +21,7 @@ import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { TesseraError } from "@tessera/protocol";
 import type { ForwardOptions, PositionInput, TokenInput } from "../stage.js";
-import type { GgmlSpanInfo, GgmlWorkerData, HolderMessage, WorkerMessage } from "./ggml-worker-messages.js";
+import type { GgmlSpanInfo, GgmlWorkerData, GpuSpanPlacement, HolderMessage, WorkerMessage } from "./ggml-worker-messages.js";
 
 export interface LoadGgmlWorkerSpanOptions {
   path: string;
@@ -33,6 +33,8 @@ export interface LoadGgmlWorkerSpanOptions {
   /** The library folder and CPU variant the worker loads (what the caller's probe chose); default: it finds them. */
   libDir?: string;
   cpuVariant?: string;
+  /** Run on this GPU backend and device instead of the CPU backend. */
+  gpu?: GpuSpanPlacement;
   /** How long close() waits for the worker to free the span and end before terminating it (default 5 s). */
   closeTimeoutMs?: number;
 }
@@ -68,6 +70,9 @@ export class GgmlWorkerSpan {
   readonly vocabSize: number;
   readonly maxContext: number;
   readonly loadedBytes: number;
+  /** The weight buffer's size as the backend allocated it (on the device for a GPU span), and the backend's name. */
+  readonly allocatedBytes: number;
+  readonly backendName: string;
   /** The CPU backend library the span runs on (e.g. libggml-cpu-haswell.so) and the folder it came from. */
   readonly cpuVariant: string;
   readonly libDir: string;
@@ -103,6 +108,8 @@ export class GgmlWorkerSpan {
     this.vocabSize = info.vocabSize;
     this.maxContext = info.maxContext;
     this.loadedBytes = info.loadedBytes;
+    this.allocatedBytes = info.allocatedBytes;
+    this.backendName = info.backendName;
     this.cpuVariant = info.cpuVariant;
     this.libDir = info.libDir;
     this.exited = exited;
@@ -120,8 +127,8 @@ export class GgmlWorkerSpan {
 
   /** Starts a worker and loads layers [start, end) in it; rejects with the load's own error (the worker then ends). */
   static load(options: LoadGgmlWorkerSpanOptions): Promise<GgmlWorkerSpan> {
-    const { path, start, end, maxContext, libDir, cpuVariant } = options;
-    const worker = startWorker({ path, start, end, maxContext, threads: Math.max(1, options.threads ?? 1), libDir, cpuVariant });
+    const { path, start, end, maxContext, libDir, cpuVariant, gpu } = options;
+    const worker = startWorker({ path, start, end, maxContext, threads: Math.max(1, options.threads ?? 1), libDir, cpuVariant, ...(gpu ? { gpu } : {}) });
     const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
     const what = `the ggml span of layers [${start}, ${end})`;
     return new Promise<GgmlWorkerSpan>((resolve, reject) => {

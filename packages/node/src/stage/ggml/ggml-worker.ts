@@ -35,7 +35,7 @@ if (stage) {
     type: "loaded",
     info: {
       isFirst: s.isFirst, isLast: s.isLast, hiddenSize: s.hiddenSize, vocabSize: s.vocabSize, maxContext: s.maxContext,
-      loadedBytes: s.loadedBytes, cpuVariant: s.cpuVariant, libDir: s.libDir,
+      loadedBytes: s.loadedBytes, cpuVariant: s.cpuVariant, libDir: s.libDir, allocatedBytes: s.allocatedBytes, backendName: s.backendName,
     },
   });
 
