@@ -222,11 +222,12 @@ describe("a continuation on a real llama-server", () => {
 });
 
 /**
- * Tools on a real llama-server started with `--jinja` whose model has a chat template llama.cpp does not recognise as
- * one that calls tools (a plain ChatML one): the server ignores `tool_choice: "required"` and answers in prose (seen:
- * 60 tokens of text, finish `length`). The adapter must not pass that on as if the call had been honoured.
+ * A real llama-server started with `--jinja` whose model has a chat template llama.cpp does not recognise as one that
+ * calls tools (a plain ChatML one). Its chat route then fails JSON mode ("Failed to initialize samplers") and ignores
+ * `tool_choice: "required"`, answering in prose (seen: 60 tokens of text, finish `length`). JSON mode must work all the
+ * same (it runs as canonical ids with `json_schema`), and prose must not pass for an honoured call.
  */
-describe("a forced tool call on a real llama-server that cannot make one", () => {
+describe("JSON mode and a forced tool call on a real llama-server whose template llama.cpp does not recognise", () => {
   let jinja: RunningLlamaServer | undefined;
   beforeAll(async () => {
     if (skipReason) return;
@@ -236,6 +237,27 @@ describe("a forced tool call on a real llama-server that cannot make one", () =>
   }, 120_000);
   afterAll(async () => {
     await jinja?.stop();
+  });
+
+  it("answers JSON mode with JSON that matches its schema, streamed and whole, whatever the template (canonical ids and json_schema)", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    const llamaServer = createLlamaServerAdapter({ baseURL: jinja!.baseURL });
+    const schema = { type: "object", properties: { sunny: { type: "boolean" }, sky: { type: "string", enum: ["clear", "cloudy"] } }, required: ["sunny", "sky"], additionalProperties: false };
+    const ask: GenerateRequest = {
+      model: jinja!.modelId,
+      messages: [{ role: "user", content: "What is the weather in Paris?" }],
+      sampling: { max_tokens: 96, temperature: 0, top_p: 1, response_format: { type: "json_schema", json_schema: { name: "weather", strict: true, schema } } },
+    };
+    const streamed = await collect(llamaServer.doStream(ask));
+    const whole = await llamaServer.doGenerate(ask);
+    for (const text of [deltas(streamed).map((d) => d.text).join(""), whole.text]) {
+      const value = JSON.parse(text) as Record<string, unknown>;
+      expect(Object.keys(value).sort()).toEqual(["sky", "sunny"]);
+      expect(typeof value.sunny).toBe("boolean");
+      expect(["clear", "cloudy"]).toContain(value.sky);
+    }
+    expect(streamed.at(-1)).toEqual({ type: "finish", reason: "stop" });
+    expect(whole.finishReason).toBe("stop");
   });
 
   it("fails the job with unsupported_parameter naming tool_choice, streamed or whole, and sends none of the prose; unforced tool jobs still answer", async (ctx) => {

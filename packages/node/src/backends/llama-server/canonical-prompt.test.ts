@@ -92,6 +92,20 @@ describe("llama-server: canonical prompt", () => {
     expect(calls.map((c) => c.path)).toEqual(["/completion"]);
   });
 
+  it("runs JSON mode as this node's canonical ids with a top-level json_schema, reporting no ids", async () => {
+    const { fetch, calls } = stub();
+    const adapter = createLlamaServerAdapter({ baseURL: "http://llama.test", fetch });
+    const schema = { type: "object", properties: { a: { type: "boolean" } }, required: ["a"] };
+    const parts = await collect(adapter.doStream({ model: "m", messages: [{ role: "user", content: "yo" }], sampling: { ...sampling, response_format: { type: "json_schema", json_schema: { name: "s", schema, strict: true } } }, reportPromptTokens: true }));
+    expect(parts.some((p) => p.type === "prompt")).toBe(false);
+    const run = calls.find((c) => c.path === "/v1/completions")!;
+    expect(run.body).toMatchObject({ prompt: [1, ...[..."[user]yo[assistant]"].map((c) => c.charCodeAt(0))], json_schema: schema });
+    expect(run.body).not.toHaveProperty("response_format");
+    expect(calls.some((c) => c.path === "/v1/chat/completions")).toBe(false);
+    await collect(adapter.doStream({ model: "m", messages: [{ role: "user", content: "yo" }], sampling: { ...sampling, response_format: { type: "json_object" } } }));
+    expect(calls.filter((c) => c.path === "/v1/completions").at(-1)!.body).toMatchObject({ json_schema: { type: "object" } });
+  });
+
   it("refuses prompt ids with tools, and malformed ids, as bad_request naming prompt_tokens", async () => {
     const { fetch } = stub();
     const adapter = createLlamaServerAdapter({ baseURL: "http://llama.test", fetch });

@@ -90,26 +90,32 @@ export function createLlamaServerPrompt(options: LlamaServerPromptOptions): Llam
 }
 
 /**
- * Chat jobs the canonical path runs: not raw (the text is the prompt), no tools, tool turns or response_format (the
- * chat route's: llama-server offers tools and compiles schemas itself).
+ * Chat jobs the canonical path runs: not raw (the text is the prompt), no tools or tool turns (the chat route's:
+ * llama-server offers tools through its own template). JSON mode runs here too, as the prompt ids and llama-server's
+ * top-level `json_schema` (completion-body.ts), so that it does not depend on llama.cpp recognising the template.
  */
 function canonicalApplies(request: GenerateRequest): boolean {
-  return !request.rawPrompt && !request.sampling.tools?.length && !request.sampling.response_format && !hasToolTurns(request.messages);
+  return !request.rawPrompt && !request.sampling.tools?.length && !hasToolTurns(request.messages);
 }
 
 /**
  * `adapter` (llama-server's OpenAI-compatible base) with chat jobs run as canonical prompt ids: the job's ids when it
- * carries them (a continuation), else this node's rendering, reported first as a `prompt` part when asked. Ids on a job
- * the canonical path does not run (tools, response_format, raw) are refused, never ignored. A continuation's prefix is
+ * carries them (a continuation), else this node's rendering, reported first as a `prompt` part when asked. JSON mode
+ * runs this node's rendering and reports nothing. Ids on a job that is not an ordinary chat (tools, response_format,
+ * raw) are refused, never ignored. A continuation's prefix is
  * replayed into the server's slot first (`replay`), as the first node evaluated it.
  */
 export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServerPrompt, replay: LlamaServerPrefixReplay): BackendAdapter {
   const prepare = async (request: GenerateRequest): Promise<{ request: GenerateRequest; report?: number[] }> => {
-    if (!canonicalApplies(request)) {
+    if (!canonicalApplies(request) || request.sampling.response_format) {
       if (request.promptTokens !== undefined) {
         throw new TesseraError("bad_request", `${adapter.kind}: prompt_tokens cannot be used with tools, response_format or a raw prompt`, { param: "prompt_tokens" });
       }
-      return { request };
+      if (!canonicalApplies(request)) return { request };
+      // JSON mode: this node's canonical rendering, never reported (a JSON answer's ids are not carried or checked).
+      const { reportPromptTokens: _, ...plain } = request;
+      const ids = await prompt.promptTokens(request.messages, request.signal);
+      return { request: ids ? { ...plain, promptTokens: ids } : plain };
     }
     const { reportPromptTokens, ...rest } = request;
     let ids = request.promptTokens;

@@ -16,10 +16,10 @@ import { createLlamaServerPrefixReplay } from "./prefix-replay.js";
  * - llama-swap routes by model name and hot-swaps the upstream process; `/running` says which model is resident,
  *   so `listModels` reports `loaded` truthfully; an unknown name is its 400 "could not find real modelID",
  *   mapped to `model_not_found`.
- * - A chat without tools or response_format runs as canonical prompt ids (canonical-prompt.ts): rendered by the one
- *   renderer every node uses, from the template `/props` declares, and sent to `/v1/completions` as token ids.
- * - `response_format` and `tools` go as OpenAI spells them: llama-server compiles the schema to a grammar, and takes
- *   tools when started with `--jinja`. A forced call it does not make fails the job rather than passing on prose
+ * - A chat without tools runs as canonical prompt ids (canonical-prompt.ts): rendered by the one renderer every node
+ *   uses, from the template `/props` declares, and sent to `/v1/completions` as token ids; JSON mode with them, as
+ *   llama-server's top-level `json_schema`, which it compiles to a grammar whatever the template.
+ * - `tools` go as OpenAI spells them, to the chat route: llama-server takes them when started with `--jinja`. A forced call it does not make fails the job rather than passing on prose
  *   (forced-tool-calls.ts).
  * - A continuation (failover) first replays its prefix into the server's slot one token at a time, as the first node
  *   evaluated it, so the join is exact (prefix-replay.ts).
@@ -49,6 +49,7 @@ export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAd
     kind,
     ...(score ? { score } : {}),
     assistantPrefix: "trailing-assistant",
+    generationOptions: { jsonObject: "native", completionJson: "json-schema-field" },
     embeddingModels: options.embeddingModels,
     refineError: (status, message) =>
       status === 400 && message.includes("could not find real modelID") ? "model_not_found" : undefined,

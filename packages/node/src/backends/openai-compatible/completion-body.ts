@@ -1,3 +1,4 @@
+import { responseFormatSchema } from "@tessera/protocol";
 import type { GenerateRequest } from "../adapter.js";
 import { rawPromptText } from "../raw-prompt.js";
 
@@ -9,9 +10,10 @@ import { rawPromptText } from "../raw-prompt.js";
  *
  * A job with canonical prompt ids (`promptTokens`, backends/design.md "Canonical prompt") sends them as the prompt,
  * OpenAI's integer-array form, followed by the continuation prefix's ids, or its text where the ids are unknown
- * (llama-server reads a mixed array, tokenising each string in place).
+ * (llama-server reads a mixed array, tokenising each string in place). JSON mode goes as a top-level `json_schema`
+ * where the server reads one (`jsonSchemaField`: llama-server); elsewhere a completion with it is refused before this.
  */
-export function completionBody(request: GenerateRequest, stream: boolean, options: { logprobs: boolean; streamUsage: boolean }): Record<string, unknown> {
+export function completionBody(request: GenerateRequest, stream: boolean, options: { logprobs: boolean; streamUsage: boolean; jsonSchemaField: boolean }): Record<string, unknown> {
   const body: Record<string, unknown> = {
     model: request.model,
     prompt: request.promptTokens !== undefined ? idPrompt(request.promptTokens, request) : rawPromptText(request),
@@ -25,6 +27,7 @@ export function completionBody(request: GenerateRequest, stream: boolean, option
   if (request.sampling.logprobs) body.logprobs = request.sampling.top_logprobs ?? 0;
   else if (options.logprobs) body.logprobs = 1;
   if (stream && options.streamUsage) body.stream_options = { include_usage: true };
+  if (request.sampling.response_format && options.jsonSchemaField) body.json_schema = responseFormatSchema(request.sampling.response_format);
   return body;
 }
 

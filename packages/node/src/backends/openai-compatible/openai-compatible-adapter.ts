@@ -151,7 +151,11 @@ class OpenAICompatibleAdapter implements BackendAdapter {
     let body: Record<string, unknown>;
     try {
       body = completion
-        ? completionBody(request, stream, { logprobs: this.options.requestLogprobs ?? true, streamUsage: this.options.requestStreamUsage ?? true })
+        ? completionBody(request, stream, {
+            logprobs: this.options.requestLogprobs ?? true,
+            streamUsage: this.options.requestStreamUsage ?? true,
+            jsonSchemaField: this.options.generationOptions?.completionJson === "json-schema-field",
+          })
         : this.buildBody(request, stream);
     } catch (err) {
       if (err instanceof AssistantPrefixUnsupportedError) throw new TesseraError("bad_request", `${this.kind}: ${err.message}`);
