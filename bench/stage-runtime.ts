@@ -9,11 +9,17 @@
  * printed too: it is what each engine costs when it is not descheduled.
  *
  * Usage: npm run bench -- stage-runtime [rounds=7] [decodeTokens=48] [--weights f16|bf16|q8_0|q4_k_m] [--threads 1]
- *        [--backend wasm|ggml-cpu] [--inline]
+ *        [--backend wasm|ggml-cpu|vulkan|cuda|metal] [--inline] [--gpu-runtime <data dir>/gpu-runtime]
  * Prints RESULT llamacpp_tok_s, stage_runtime_tok_s (medians), stage_runtime_vs_llamacpp (median of per-round ratios),
  * stage_runtime_vs_llamacpp_cpu (the same in CPU time per token); with --weights other than f16 (the default, the
  * issue's target) each name ends in `_<weights>`, and with --threads N other than 1 in `_<N>threads` (all engines
  * then use N threads). q4_k_m uses a feed-forward width of 1536 (K-quant rows are 256 long).
+ * With --backend vulkan|cuda|metal the span runs on that ggml GPU backend (the build `tessera gpu setup` installed
+ * under --gpu-runtime, or node-llama-cpp's package beside it) and llama.cpp runs that same GPU build with every layer
+ * offloaded, so both use the same GPU; the WebAssembly runtime is left out. The run prints RESULT
+ * gpu_span_vs_llamacpp_<backend> (median per-round tok/s ratio), gpu_span_tok_s_<backend>, llamacpp_tok_s_<backend>
+ * and gpu_span_max_rel_err_<backend>: the GPU span's logits at every prompt position against the same span on ggml's
+ * CPU backend (largest |diff| over largest |logit|). A backend that cannot run fails the bench with the reason.
  * With --backend ggml-cpu a third engine runs in the same lockstep: the span on ggml's CPU backend (stage/ggml/), and
  * the run also prints RESULT stage_runtime_ggml_tok_s, stage_runtime_ggml_vs_llamacpp and
  * stage_runtime_ggml_vs_llamacpp_cpu (same suffixes). That span computes in its worker thread, as the daemon runs it
@@ -31,7 +37,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama } from "node-llama-cpp";
 import { makeTinyModel, type TinyWeightType } from "@tessera/testkit";
-import { loadGgmlStage, loadSpan, loadStage, readModelConfig, argmax, setStageThreads } from "@tessera/node";
+import { GPU_STAGE_BACKENDS, loadGgmlStage, loadLlama, loadSpan, loadStage, readModelConfig, argmax, resolveStageRuntime, setStageThreads, type GpuStageBackend } from "@tessera/node";
 import { fmt, percentile } from "./lib-stats.js";
 
 const PROMPT = "The quick brown fox jumps over the lazy dog and";
@@ -63,14 +69,17 @@ export async function main(args: string[] = []): Promise<void> {
   const weights = (option("weights") ?? "f16") as TinyWeightType;
   const threads = Number(option("threads") ?? 1);
   const backend = option("backend") ?? "wasm";
+  const gpuRuntimeDir = option("gpu-runtime");
+  const gpu = (GPU_STAGE_BACKENDS as readonly string[]).includes(backend) ? (backend as GpuStageBackend) : undefined;
   const inline = args.includes("--inline");
   const positional = args.filter((a, i) => !a.startsWith("--") && (!args[i - 1]?.startsWith("--") || args[i - 1] === "--inline"));
+  const backends = ["wasm", "ggml-cpu", ...GPU_STAGE_BACKENDS];
   const rounds = Number(positional[0] ?? 7);
   const decodeTokens = Number(positional[1] ?? 48);
-  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(decodeTokens) || decodeTokens < 1 || !WEIGHTS.includes(weights) || !Number.isInteger(threads) || threads < 1 || (backend !== "wasm" && backend !== "ggml-cpu")) {
-    throw new Error(`usage: stage-runtime [rounds>=1] [decodeTokens>=1] [--weights ${WEIGHTS.join("|")}] [--threads n>=1] [--backend wasm|ggml-cpu], got ${args.join(" ")}`);
+  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(decodeTokens) || decodeTokens < 1 || !WEIGHTS.includes(weights) || !Number.isInteger(threads) || threads < 1 || !backends.includes(backend)) {
+    throw new Error(`usage: stage-runtime [rounds>=1] [decodeTokens>=1] [--weights ${WEIGHTS.join("|")}] [--threads n>=1] [--backend ${backends.join("|")}] [--gpu-runtime dir], got ${args.join(" ")}`);
   }
-  const suffix = (weights === "f16" ? "" : `_${weights}`) + (threads === 1 ? "" : `_${threads}threads`);
+  const suffix = (weights === "f16" ? "" : `_${weights}`) + (threads === 1 ? "" : `_${threads}threads`) + (gpu ? `_${gpu}` : "");
   setStageThreads(threads);
   const dir = join(tmpdir(), "tessera-bench");
   mkdirSync(dir, { recursive: true });
@@ -84,8 +93,17 @@ export async function main(args: string[] = []): Promise<void> {
   console.log(`model: ${info.parameterCount} parameters, ${weights}, ${(info.sizeBytes / 2 ** 20).toFixed(1)} MiB, threads ${threads}`);
   console.log(`rounds: ${rounds} (+1 warm-up), ${decodeTokens} decoded tokens each, timed from the first generated token`);
 
-  const llama = await getLlama({ gpu: false, build: "never" });
-  const model = await llama.loadModel({ modelPath: info.path });
+  if (gpu) {
+    // Fail before loading anything else when the backend cannot run here, with the reason.
+    const choice = resolveStageRuntime(gpu, undefined, { gpuRuntimeDir });
+    if (!choice.runtime) throw new Error(choice.detail);
+  }
+  // On a GPU backend, llama.cpp runs node-llama-cpp's build for the same GPU (as the embedded engine loads it).
+  const llama = gpu
+    ? (await loadLlama({ runtimeDir: gpuRuntimeDir, getLlama: getLlama as Parameters<typeof loadLlama>[0]["getLlama"], log: (_l, m) => console.log(m) })).llama
+    : await getLlama({ gpu: false, build: "never" });
+  if (gpu && llama.gpu !== gpu) console.log(`llama.cpp: no ${gpu} build loaded (node-llama-cpp runs ${String(llama.gpu)}); its figures are not on the same GPU`);
+  const model = await llama.loadModel({ modelPath: info.path, ...(gpu ? { gpuLayers: "max" as const } : {}) });
   const context = await model.createContext({ contextSize: 512, flashAttention: false, threads: threads });
   const prompt = [...model.tokenize(PROMPT, true)] as number[];
   const sequence = context.getSequence();
@@ -99,7 +117,27 @@ export async function main(args: string[] = []): Promise<void> {
     /** The worker span's own compute time so far (ms): the rest of its tokens' wall time is the thread hand-off. */
     computeMs?: number;
   }
-  const stages: Array<{ name: string; span: BenchSpan }> = [{ name: "stage", span: loadStage({ path: info.path, start: 0, end: nLayer }) }];
+  const stages: Array<{ name: string; span: BenchSpan }> = gpu ? [] : [{ name: "stage", span: loadStage({ path: info.path, start: 0, end: nLayer }) }];
+  let maxRelErr: number | undefined;
+  if (gpu) {
+    const onGpu = await loadSpan({ path: info.path, start: 0, end: nLayer, backend: gpu, threads, gpuRuntimeDir });
+    console.log(`${gpu} span: ${onGpu.detail}`);
+    stages.push({ name: "gpu", span: onGpu.span });
+    // Agreement with the CPU: the same span on ggml's CPU backend, logits at every prompt position.
+    const cpu = loadGgmlStage({ path: info.path, start: 0, end: nLayer, threads });
+    const positions = prompt.map((_, i) => i);
+    const want = cpu.forward("agree", prompt, positions, { logits: "all" }).slice();
+    const got = await onGpu.span.forward("agree", prompt, positions, { logits: "all" });
+    let maxDiff = 0;
+    let maxAbs = 0;
+    for (let i = 0; i < want.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
+      maxAbs = Math.max(maxAbs, Math.abs(want[i]));
+    }
+    maxRelErr = maxDiff / maxAbs;
+    onGpu.span.dropRequest("agree");
+    cpu.close();
+  }
   if (backend === "ggml-cpu") {
     const ggml = await loadSpan({ path: info.path, start: 0, end: nLayer, backend: "ggml-cpu", threads });
     console.log(`ggml span: ${ggml.detail}`);
@@ -195,15 +233,16 @@ export async function main(args: string[] = []): Promise<void> {
   stages.forEach((s, k) => {
     const sorted = [...ratios[k]].sort((a, b) => a - b);
     // "stage" is the WebAssembly runtime (the names the earlier runs reported); "ggml" the ggml CPU span.
-    const prefix = s.name === "stage" ? "stage_runtime" : s.name === "ggml" ? "stage_runtime_ggml" : "stage_runtime_ggml_inline";
+    const prefix = s.name === "stage" ? "stage_runtime" : s.name === "ggml" ? "stage_runtime_ggml" : s.name === "gpu" ? "gpu_span" : "stage_runtime_ggml_inline";
     console.log(`${s.name}: same greedy tokens as llama.cpp: ${same[k]}/${decodeTokens + 1} (worst round)`);
     console.log(`${s.name}: ratio per round (sorted): ${sorted.map((v) => fmt(v)).join(" ")}; min ${fmt(sorted[0])}, median ${fmt(median(ratios[k]))}, max ${fmt(sorted[sorted.length - 1])}`);
     console.log(`${s.name}: CPU-time ratio (llama.cpp CPU/token over ${s.name} CPU/token): median ${fmt(median(cpuRatios[k]))}`);
     console.log(`RESULT ${prefix}_tok_s${suffix} ${fmt(median(rates[k]), 2)}`);
     console.log(`RESULT ${prefix}_vs_llamacpp${suffix} ${fmt(median(ratios[k]))}`);
     // The same comparison in CPU time per token: immune to descheduling and to node-llama-cpp's thread hand-off.
-    console.log(`RESULT ${prefix}_vs_llamacpp_cpu${suffix} ${fmt(median(cpuRatios[k]))}`);
+    if (s.name !== "gpu") console.log(`RESULT ${prefix}_vs_llamacpp_cpu${suffix} ${fmt(median(cpuRatios[k]))}`);
   });
+  if (maxRelErr !== undefined) console.log(`RESULT gpu_span_max_rel_err${suffix} ${maxRelErr.toExponential(2)}`);
   const worker = stages.findIndex((s) => s.name === "ggml");
   const inThread = stages.findIndex((s) => s.name === "ggml-inline");
   if (worker >= 0 && inThread >= 0) {
