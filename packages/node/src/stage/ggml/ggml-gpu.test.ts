@@ -1,17 +1,20 @@
 /**
  * ggml's GPU backends without a GPU: where a backend's library is looked for, what a failed load tells the operator,
- * that a library of another release is refused, the device API's bindings (on ggml's CPU device, the one device
- * here), and, when node-llama-cpp's Vulkan build is at hand without a network (TESSERA_TEST_GPU_RUNTIME_DIR, a
+ * that a library of another release is refused, that a backend registering no GPU device is refused, the device API's
+ * bindings, a span through the device path (ggml_backend_dev_init, the device's buffer type, the op check) on ggml's
+ * CPU device (the one device here) equal to the CPU backend's, an op the device lacks refused by name, and, when node-llama-cpp's Vulkan build is at hand without a network (TESSERA_TEST_GPU_RUNTIME_DIR, a
  * `tessera gpu setup` prefix holding @node-llama-cpp/linux-x64-vulkan), that loading it finds no GPU here and `auto`
  * falls back to ggml-cpu.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeTinyModel } from "@tessera/testkit";
 import { resolveStageRuntime } from "../span-runtime.js";
 import { explainGpuLoadError, findGpuLib, gpuPackages, openGpuBackend, probeGpuBackend } from "./ggml-gpu.js";
-import { ffi, findGgmlDir, libFile, loadGgml } from "./ggml-lib.js";
+import { ffi, findGgmlDir, libFile, loadGgml, type GgmlLib } from "./ggml-lib.js";
+import { loadGgmlStage, loadGgmlStageOn } from "./ggml-stage.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ggml-gpu-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -72,6 +75,14 @@ describe.runIf(linuxX64 && findGgmlDir() !== undefined)("loading a GPU backend b
     expect(() => openGpuBackend(g, "vulkan", bins)).toThrow(expect.objectContaining({ code: "unsupported_parameter", message: expect.stringMatching(/^stage backend vulkan cannot run here: cannot load the vulkan backend .*libggml-vulkan\.so: /) }));
   });
 
+  it("enumerates a real backend's devices and refuses one that has no GPU device (the CPU library standing in as a GPU build)", () => {
+    const g = loadGgml();
+    // The CPU library exports ggml_backend_init too (ggml's dynamic-backend entry point); it registers one CPU device.
+    const { bins } = fakeRuntime("cpu-as-gpu", { "_nlcBuildMetadata.json": meta });
+    symlinkSync(join(g.dir, g.cpuVariant), join(bins, "libggml-vulkan.so"));
+    expect(() => openGpuBackend(g, "vulkan", bins)).toThrow(expect.objectContaining({ code: "unsupported_parameter", message: expect.stringMatching(/^stage backend vulkan cannot run here: libggml-vulkan\.so \(CPU\) loaded but found no GPU device \(only CPU\)/) }));
+  });
+
   it("binds the device API (checked on ggml's CPU device: name, type, memory, init)", () => {
     const g = loadGgml();
     const cpu = ffi().load(join(g.dir, g.cpuVariant));
@@ -117,4 +128,75 @@ describe.runIf(haveVulkan)("node-llama-cpp's Vulkan build on a machine without a
     const named = resolveStageRuntime("vulkan", undefined, { gpuRuntimeDir: vulkanRuntime });
     expect(named).toMatchObject({ runtime: undefined, code: "unsupported_parameter", detail: `stage_backend = vulkan cannot run here: ${why}` });
   });
+});
+
+/** ggml's CPU device through the device API: what a GPU span does, on the one device this machine has. */
+function cpuDevice(g: GgmlLib): unknown {
+  const cpu = ffi().load(join(g.dir, g.cpuVariant));
+  return g.regDevGet((cpu.func("ggml_backend_reg * ggml_backend_cpu_reg(void)") as () => unknown)(), 0);
+}
+
+describe.runIf(findGgmlDir() !== undefined)("a span on a device (the GPU path, run on ggml's CPU device)", () => {
+  let path: string;
+  const dir = join(tmp, "device-span");
+  beforeAll(async () => {
+    mkdirSync(dir, { recursive: true });
+    path = (await makeTinyModel({ path: join(dir, "tiny-f16.gguf"), weightType: "f16", vocab: "bytes", seed: 7, blockCount: 3 })).path;
+  }, 120_000);
+
+  it("allocates in the device's buffer type, checks the graph's ops, and computes what the CPU backend computes", () => {
+    const onCpu = loadGgmlStage({ path, start: 0, end: 3 });
+    const onDevice = loadGgmlStageOn({ path, start: 0, end: 3 }, (g) => {
+      const backend = g.devInit(cpuDevice(g), null);
+      g.backendCpuSetNThreads(backend, 1); // the device's default is 4 threads, which spin against each other on 2 vCPUs
+      return { backend, device: "test" };
+    });
+    try {
+      expect(onDevice.backendName).toBe("CPU");
+      expect(onDevice.allocatedBytes).toBeGreaterThanOrEqual(onDevice.loadedBytes);
+      const prompt = [3, 1, 4, 1, 5, 9, 2, 6];
+      const positions = prompt.map((_, i) => i);
+      // A batch first, then single rows past the cache's first growth: both batch shapes are checked op by op.
+      const want = onCpu.forward("r", prompt, positions, { logits: "all" }).slice();
+      const got = onDevice.forward("r", prompt, positions, { logits: "all" }).slice();
+      let diff = 0;
+      let max = 0;
+      for (let i = 0; i < want.length; i++) {
+        diff = Math.max(diff, Math.abs(got[i] - want[i]));
+        max = Math.max(max, Math.abs(want[i]));
+      }
+      expect(diff / max).toBeLessThan(1e-5);
+      for (let t = 0; t < 60; t++) {
+        const a = onCpu.forward("r", [t % 200], [prompt.length + t]);
+        const b = onDevice.forward("r", [t % 200], [prompt.length + t]);
+        expect(Array.from(b.subarray(0, 8))).toEqual(Array.from(a.subarray(0, 8)).map((v) => expect.closeTo(v, 4)));
+      }
+      expect(onDevice.cachedTokens("r")).toBe(68);
+    } finally {
+      onCpu.close();
+      onDevice.close();
+    }
+  });
+});
+
+describe.runIf(findGgmlDir() !== undefined)("a device that lacks an op of the span's graph", () => {
+  it("fails the step with unsupported_parameter naming the op, and computes nothing elsewhere", async () => {
+    const path = (await makeTinyModel({ path: join(tmp, "tiny-q8.gguf"), weightType: "q8_0", vocab: "bytes", seed: 7, blockCount: 2 })).path;
+    const g = loadGgml();
+    const supports = g.backendSupportsOp;
+    const span = loadGgmlStageOn({ path, start: 0, end: 2 }, (lib) => {
+      const backend = lib.devInit(cpuDevice(lib), null);
+      lib.backendCpuSetNThreads(backend, 1);
+      return { backend, device: "vulkan" };
+    });
+    // The device answers as one without ggml_soft_max_ext would (ggml_backend_supports_op is asked per node).
+    (g as { backendSupportsOp: GgmlLib["backendSupportsOp"] }).backendSupportsOp = (backend, op) => g.opDesc(op) !== "SOFT_MAX" && supports(backend, op);
+    try {
+      expect(() => span.forward("r", [1, 2], [0, 1])).toThrow(expect.objectContaining({ code: "unsupported_parameter", message: expect.stringMatching(/^the vulkan device \(CPU\) does not support ggml op SOFT_MAX of this span's graph/) }));
+      expect(span.cachedTokens("r")).toBe(0);
+    } finally {
+      (g as { backendSupportsOp: GgmlLib["backendSupportsOp"] }).backendSupportsOp = supports;
+      span.close();
+    }
+  }, 120_000);
 });

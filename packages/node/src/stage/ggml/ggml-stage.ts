@@ -319,17 +319,43 @@ export class GgmlStage {
 /** ggml types a span's matrices may have (uploaded as the file's bytes); the ones the tests run. */
 const MATRIX_TYPES: ReadonlySet<number> = new Set([GGML.F32, GGML.F16, GGML.BF16, GGML.Q8_0, GGML.Q4_K, GGML.Q6_K]);
 
-/** Loads layers [start, end) (plus the embedding on stage 0 and the head on the last stage) into a CPU backend buffer. */
+/**
+ * The backend a span runs on, made once the libraries are loaded: ggml's CPU backend, or a device's backend
+ * (`ggml_backend_dev_init`) with the name the span's errors use for it.
+ */
+export type MakeBackend = (g: GgmlLib) => { backend: Ptr; device?: string };
+
+/**
+ * Loads layers [start, end) (plus the embedding on stage 0 and the head on the last stage) into a buffer of the CPU
+ * backend, or of the GPU device `options.gpu` names.
+ */
 export function loadGgmlStage(options: LoadGgmlStageOptions): GgmlStage {
+  const makeBackend: MakeBackend = (g) => {
+    if (options.gpu) {
+      const { kind, dir, device } = options.gpu;
+      const backend = g.devInit(openGpuBackend(g, kind, dir).device(device), null);
+      if (!backend) throw new TesseraError("unsupported_parameter", `the ${kind} device ${device} did not initialise`);
+      return { backend, device: kind };
+    }
+    const backend = g.backendCpuInit();
+    if (!backend) throw new TesseraError("internal_error", `ggml's CPU backend (${g.cpuVariant}) did not initialise`);
+    g.backendCpuSetNThreads(backend, Math.max(1, options.threads ?? 1));
+    return { backend };
+  };
+  return loadGgmlStageOn(options, makeBackend);
+}
+
+/** As loadGgmlStage, on the backend `makeBackend` makes (a seam: the tests run the device path on ggml's CPU device). */
+export function loadGgmlStageOn(options: LoadGgmlStageOptions, makeBackend: MakeBackend): GgmlStage {
   const file = openGguf(options.path);
   try {
-    return build(file, options);
+    return build(file, options, makeBackend);
   } finally {
     file.close();
   }
 }
 
-function build(file: GgufFile, options: LoadGgmlStageOptions): GgmlStage {
+function build(file: GgufFile, options: LoadGgmlStageOptions, makeBackend: MakeBackend): GgmlStage {
   const config = readLlamaConfig(file);
   const { start, end } = options;
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > config.nLayer || start >= end) {
@@ -348,17 +374,7 @@ function build(file: GgufFile, options: LoadGgmlStageOptions): GgmlStage {
   if (isLast && !tied) names.push("output.weight");
   if (file.tensors.has("rope_freqs.weight")) names.push("rope_freqs.weight");
 
-  let backend: Ptr;
-  if (options.gpu) {
-    const { kind, dir, device } = options.gpu;
-    const gpu = openGpuBackend(g, kind, dir);
-    backend = g.devInit(gpu.device(device), null);
-    if (!backend) throw new TesseraError("unsupported_parameter", `the ${kind} device ${device} did not initialise`);
-  } else {
-    backend = g.backendCpuInit();
-    if (!backend) throw new TesseraError("internal_error", `ggml's CPU backend (${g.cpuVariant}) did not initialise`);
-    g.backendCpuSetNThreads(backend, Math.max(1, options.threads ?? 1));
-  }
+  const { backend, device: onDevice } = makeBackend(g);
   const ctx = g.init(g.tensorOverhead() * (names.length + 1), true);
   const tensors = new Map<string, Ptr>();
   const uploads: { tensor: Ptr; data: Uint8Array | Float32Array }[] = [];
@@ -386,7 +402,7 @@ function build(file: GgufFile, options: LoadGgmlStageOptions): GgmlStage {
       tensors.set(name, tensor);
     }
     buffer = g.allocCtxTensors(ctx, backend);
-    if (!buffer) throw new TesseraError("no_capacity", `cannot allocate ${loadedBytes} bytes of weights for layers [${start}, ${end})${options.gpu ? ` on the ${options.gpu.kind} device` : ""}`);
+    if (!buffer) throw new TesseraError("no_capacity", `cannot allocate ${loadedBytes} bytes of weights for layers [${start}, ${end})${onDevice ? ` on the ${onDevice} device` : ""}`);
     for (const u of uploads) {
       const size = g.nbytes(u.tensor);
       if (size !== u.data.byteLength) throw new TesseraError("internal_error", `ggml expects ${size} bytes for a tensor, the file has ${u.data.byteLength}`);
@@ -413,6 +429,6 @@ function build(file: GgufFile, options: LoadGgmlStageOptions): GgmlStage {
     options.maxContext ?? config.contextLength,
     names,
     loadedBytes,
-    options.gpu?.kind,
+    onDevice,
   );
 }
