@@ -84,7 +84,7 @@ for (const kind of GPU_STAGE_BACKENDS) {
   let line;
   try {
     const c = resolveStageRuntime(kind, undefined, where);
-    line = `${kind}\t${c.runtime ? "ok" : "no"}\t${c.detail.replace(/^stage_backend = \S+ cannot run here: /, "")}`;
+    line = `${kind}\t${c.runtime ? "ok" : "no"}\t${c.detail.replace(/^stage backend \S+ cannot run here: /, "")}`;
   } catch (err) {
     line = `${kind}\tno\t${err.message}`;
   }

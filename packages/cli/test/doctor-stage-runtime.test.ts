@@ -67,6 +67,19 @@ describe("doctor: which runtime layer spans run on", () => {
     expect(await line(deps(settings, seam))).toEqual({ name: "stage runtime", ...expected });
   });
 
+  it("a GPU backend: the device it runs on, or a FAIL saying what is missing when the node holds spans", async () => {
+    const why = "libggml-vulkan.so loaded but did not initialise: the Vulkan loader found no driver for a GPU";
+    const gpu = (b: StageBackend): StageRuntimeChoice =>
+      b === "vulkan" ? { runtime: "vulkan", detail: "GPU 0 (vulkan device 0, 20.0 of 24.0 GiB free), libggml-vulkan.so from /rt" } : usable(b);
+    const noGpu = (b: StageBackend): StageRuntimeChoice =>
+      b === "vulkan" ? { runtime: undefined, code: "unsupported_parameter", detail: `stage backend vulkan cannot run here: ${why}` } : usable(b);
+    expect(await line(deps({ stage_backend: "vulkan", stage_model: "/m.gguf" }, gpu))).toEqual({
+      name: "stage runtime", status: "OK",
+      detail: `stage_backend = vulkan: spans run on vulkan (GPU 0 (vulkan device 0, 20.0 of 24.0 GiB free), libggml-vulkan.so from /rt); auto would run ggml-cpu (${GGML.detail})`,
+    });
+    expect(await line(deps({ stage_backend: "vulkan", stage_model: "/m.gguf" }, noGpu))).toEqual({ name: "stage runtime", status: "FAIL", detail: `stage_backend = vulkan: stage backend vulkan cannot run here: ${why}` });
+  });
+
   it("on this machine (the node's real probe): auto runs ggml-cpu, names the library it loaded and why each GPU backend was skipped", async () => {
     const result = await line(deps({ stage_backend: "auto", stage_model: "/m.gguf" }, resolveStageRuntime));
     expect(result?.status).toBe("OK");

@@ -87,7 +87,7 @@ describe("a GPU backend named explicitly", () => {
     it(`${kind} that cannot run is refused with unsupported_parameter naming what is missing, and nothing else is tried`, async () => {
       const calls: string[] = [];
       const choice = resolveStageRuntime(kind, probe({}, true, calls));
-      expect(choice).toEqual({ runtime: undefined, code: "unsupported_parameter", detail: `stage_backend = ${kind} cannot run here: ${WHY[kind]}` });
+      expect(choice).toEqual({ runtime: undefined, code: "unsupported_parameter", detail: `stage backend ${kind} cannot run here: ${WHY[kind]}` });
       expect(calls).toEqual([kind]);
       await expect(loadSpan({ path: "/unused.gguf", start: 0, end: 1, backend: kind }, probe({}))).rejects.toMatchObject({ code: "unsupported_parameter", message: expect.stringContaining(WHY[kind]) });
     });

@@ -196,7 +196,7 @@ export function resolveStageRuntime(backend: StageBackend, probe: GgmlProbe = re
   };
   if (isGpuStageBackend(backend)) {
     const r = gpuProbe(backend);
-    return r.ok ? onGpu(backend, r) : { runtime: undefined, code: "unsupported_parameter", detail: `stage_backend = ${backend} cannot run here: ${r.why}` };
+    return r.ok ? onGpu(backend, r) : { runtime: undefined, code: "unsupported_parameter", detail: `stage backend ${backend} cannot run here: ${r.why}` };
   }
   if (backend === "auto" && probe.gpu) {
     for (const kind of GPU_STAGE_BACKENDS) {

@@ -126,7 +126,7 @@ describe.runIf(haveVulkan)("node-llama-cpp's Vulkan build on a machine without a
     expect(auto.runtime).toBe("ggml-cpu");
     expect(auto.detail).toContain(`vulkan: ${why}`);
     const named = resolveStageRuntime("vulkan", undefined, { gpuRuntimeDir: vulkanRuntime });
-    expect(named).toMatchObject({ runtime: undefined, code: "unsupported_parameter", detail: `stage_backend = vulkan cannot run here: ${why}` });
+    expect(named).toMatchObject({ runtime: undefined, code: "unsupported_parameter", detail: `stage backend vulkan cannot run here: ${why}` });
   });
 });
 
