@@ -74,6 +74,7 @@ export class ProcessNetwork {
         ...(options.nodeId ? { node_id: options.nodeId } : {}),
       }),
     });
+    if (!created.ok) throw new Error(`POST /api/v1/jobs answered ${created.status}: ${await created.text()}`);
     const { id } = (await created.json()) as { id: string };
     let view: EndedJob = { id, node_id: null, status: "pending" };
     await waitUntil(async () => {
