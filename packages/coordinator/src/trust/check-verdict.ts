@@ -90,7 +90,7 @@ export const CALIBRATED_THRESHOLDS: Readonly<VerdictThresholds> = Object.freeze(
 /**
  * P(a check fails | honest node), per check and for the whole verdict (a union bound over the two statistical
  * checks; the hard checks showed no failure in any honest job and are exact in principle). For the reputation's
- * Bayes update. Source: ./calibration-verification.json and design.md "Verification" (0 of 2 520 honest bench jobs
+ * Bayes update. Source: ./calibration-verification.json and design.md "Verification" (0 of 5 000 honest bench jobs
  * and 0 of 1 340 calibration jobs failed).
  */
 export const FALSE_POSITIVE_RATE_BY_CHECK: Readonly<Record<CheckName, number>> = Object.freeze({
