@@ -3,10 +3,11 @@
  * and the one that can load ANOTHER CPU's kernels on this machine (the testkit's `llamaServerWithCpuVariant`: e.g. an
  * AVX2-only Haswell's ggml CPU library on an AVX512 CPU), so the thresholds meet cross-CPU differences too.
  *
- * - `score` teaches the tokens one position at a time as the node's llama-server scorer does
- *   (../backends/llama-server/llama-server-score.ts: `POST /completion` of the prompt ids and the answer so far,
- *   `n_predict: 1`, `n_probs: 20`, `temperature: 0`, `ignore_eos: true`, `cache_prompt: true`; rank TOP_K_SCORED + 1
- *   outside the top 20, with the 20th log-probability; EOS judged after the last token), and keeps each top list.
+ * - `score` teaches the tokens one position at a time with the node's llama-server scorer's per-position request
+ *   (../backends/llama-server/top-after.ts: `POST /completion` of the prompt ids and the answer so far, `n_predict:
+ *   1`, `n_probs: 20`, `cache_prompt: true`, `ignore_eos: true`, and its re-ask for byte-fallback tokens below); rank
+ *   TOP_K_SCORED + 1 outside the top 20, with the 20th log-probability, as llama-server-score.ts reports it; EOS judged
+ *   after the last token; each top list kept.
  * - `generate` is one `POST /completion` of the prompt ids, `temperature: 0` (llama-server's greedy sampler),
  *   `n_probs` alternatives per token, `cache_prompt: false` (the prompt evaluated afresh in one batch, then one token
  *   at a time, as the embedded engine does), `return_tokens`. Where the server stopped at EOS (`stop_type: "eos"`)
@@ -15,9 +16,9 @@
  * Log-probabilities are the model's own (`post_sampling_probs` off: a softmax of the raw logits, whatever the
  * sampler does). One wrinkle of llama-server v0.5.0 (server-context.cpp `process_token`): a token whose text ends in
  * an incomplete UTF-8 character (a byte-fallback token such as `<0xEF>`) gets NO probabilities, and in a generation
- * its entry is never sent. The node's scorer then fails with "no top_logprobs"; here:
- * - scoring asks that position again with the sampled token banned (`logit_bias: [[id, false]]`): the ban moves only
- *   what is sampled, never the reported probabilities, which come from the raw logits;
+ * its entry is never sent:
+ * - scoring asks that position again with the sampled token banned (top-after.ts): the ban moves only what is
+ *   sampled, never the reported probabilities, which come from the raw logits;
  * - a generation with fewer entries than tokens takes its log-probabilities from this server's own teacher-forced
  *   scores of its tokens, which equal what the generation reports, to the bit, where it reports them (the real-server
  *   test in packages/node/test/backends/llama-server-engine.test.ts).
@@ -28,6 +29,7 @@
 import { TesseraError } from "@tessera/protocol";
 import { errorFromFetchFailure, errorFromResponse } from "../backends/http/backend-error.js";
 import { joinUrl } from "../backends/http/join-url.js";
+import { createTopAfter } from "../backends/llama-server/top-after.js";
 import { TOP_K_SCORED, type Generation, type GenerateOptions, type PositionScore, type ReferenceScores, type TokenLogprob, type VerificationEngine } from "./types.js";
 
 export interface LlamaServerEngineOptions {
@@ -72,31 +74,20 @@ export function createLlamaServerEngine(options: LlamaServerEngineOptions): Veri
   const kind = options.kind ?? "llama-server";
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const headers = { "content-type": "application/json" };
-  const completionURL = joinUrl(options.baseURL, "/completion");
 
-  const completion = async (body: Record<string, unknown>): Promise<CompletionAnswer> => {
+  const post = async (path: string, body: unknown): Promise<unknown> => {
+    const url = joinUrl(options.baseURL, path);
     let res: Response;
     try {
-      res = await fetchImpl(completionURL, { method: "POST", headers, body: JSON.stringify({ ...body, stream: false }) });
+      res = await fetchImpl(url, { method: "POST", headers, body: JSON.stringify(body) });
     } catch (err) {
-      throw errorFromFetchFailure(kind, completionURL, err);
+      throw errorFromFetchFailure(kind, url, err);
     }
     if (!res.ok) throw await errorFromResponse(kind, res);
-    return (await res.json()) as CompletionAnswer;
+    return res.json();
   };
 
-  /** The top 20 after `context` (the server's prefix cache makes each call decode only what is new). */
-  const topAfter = async (context: number[]): Promise<TokenLogprob[]> => {
-    const banned: number[] = [];
-    for (;;) {
-      const answer = await completion({ prompt: context, n_predict: 1, n_probs: TOP_K_SCORED, temperature: 0, ignore_eos: true, cache_prompt: true, return_tokens: true, logit_bias: banned.map((id) => [id, false]) });
-      if (answer.completion_probabilities?.length) return topList(kind, answer.completion_probabilities[0]);
-      // An incomplete UTF-8 character was sampled (file comment): ask again with it banned from sampling.
-      const sampled = Array.isArray(answer.tokens) ? answer.tokens[0] : undefined;
-      if (!Number.isInteger(sampled) || banned.length >= 8) throw new TesseraError("internal_error", `${kind}: /completion answered no top_logprobs for n_probs (sampled ${String(sampled)}, banned ${banned.join(", ")})`);
-      banned.push(sampled as number);
-    }
-  };
+  const topAfter = createTopAfter({ kind, post });
 
   const scoreTokens = async (prompt: readonly number[], output: readonly number[]): Promise<ReferenceScores> => {
     const positions: PositionScore[] = [];
@@ -139,7 +130,7 @@ export function createLlamaServerEngine(options: LlamaServerEngineOptions): Veri
         if (k > TOP_K_SCORED) throw new TesseraError("bad_request", `topLogprobs is at most ${TOP_K_SCORED}, got ${k}`);
         const out: Generation = { tokens: [], finishReason: "length", logprobs: [], promptTokens: prompt.length };
         if (opts.maxTokens === 0) return out;
-        const answer = await completion({ prompt: [...prompt], n_predict: opts.maxTokens, temperature: 0, n_probs: k, cache_prompt: false, return_tokens: true });
+        const answer = (await post("/completion", { prompt: [...prompt], n_predict: opts.maxTokens, temperature: 0, n_probs: k, cache_prompt: false, return_tokens: true, stream: false })) as CompletionAnswer;
         const tokens = answer.tokens;
         if (!Array.isArray(tokens) || !tokens.every((t) => Number.isInteger(t))) throw new TesseraError("internal_error", `${kind}: /completion answered no token list for return_tokens`);
         const entries = [...(answer.completion_probabilities ?? [])];
