@@ -12,6 +12,7 @@
 import { TesseraError } from "@tessera/protocol";
 import { getLlama, type Llama, LlamaLogLevel, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
 import { greedyStep, partialRow, scoreRows, type ScoredRow } from "./score-rows.js";
+import { checkVocabulary, oneAtATime } from "./engine-guards.js";
 import { TOP_K_SCORED, type Generation, type GenerateOptions, type ReferenceScores, type VerificationEngine } from "./types.js";
 
 export interface EmbeddedEngineOptions {
@@ -59,12 +60,7 @@ export async function createEmbeddedEngine(options: EmbeddedEngineOptions): Prom
   if (vocab === 0) throw new TesseraError("bad_request", `${options.modelPath}: the model has no vocabulary`);
 
   // One sequence, one job at a time: calls queue behind each other.
-  let tail: Promise<unknown> = Promise.resolve();
-  function exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = tail.then(fn, fn);
-    tail = run.catch(() => undefined);
-    return run;
-  }
+  const exclusive = oneAtATime();
 
   // node-llama-cpp would shift the context (drop early tokens) rather than fail, and scores past a shift are not the
   // model's scores of this prompt: refuse instead.
@@ -72,9 +68,7 @@ export async function createEmbeddedEngine(options: EmbeddedEngineOptions): Prom
     if (tokens > contextSize) throw new TesseraError("bad_request", `${tokens} tokens do not fit the scoring context of ${contextSize}`);
   }
 
-  function checkTokens(name: string, tokens: readonly number[]): void {
-    for (const t of tokens) if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new TesseraError("bad_request", `${name} token ${t} is outside the vocabulary (0..${vocab - 1})`);
-  }
+  const checkTokens = (name: string, tokens: readonly number[]): void => checkVocabulary(name, tokens, vocab);
 
   return {
     kind: "embedded",

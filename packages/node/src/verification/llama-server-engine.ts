@@ -27,10 +27,10 @@
  * serves), and a generation that stopped on another token than `eosToken` is an error.
  */
 import { TesseraError } from "@tessera/protocol";
-import { errorFromFetchFailure, errorFromResponse } from "../backends/http/backend-error.js";
-import { joinUrl } from "../backends/http/join-url.js";
-import { createTopAfter } from "../backends/llama-server/top-after.js";
-import { TOP_K_SCORED, type Generation, type GenerateOptions, type PositionScore, type ReferenceScores, type TokenLogprob, type VerificationEngine } from "./types.js";
+import { createLlamaServerPost } from "../backends/llama-server/post-json.js";
+import { type ProbEntry, createTopAfter, placeIn, topList } from "../backends/llama-server/top-after.js";
+import { checkVocabulary, oneAtATime } from "./engine-guards.js";
+import { TOP_K_SCORED, type Generation, type GenerateOptions, type PositionScore, type ReferenceScores, type VerificationEngine } from "./types.js";
 
 export interface LlamaServerEngineOptions {
   /** `http://127.0.0.1:<port>` of a llama-server serving one model. */
@@ -43,31 +43,10 @@ export interface LlamaServerEngineOptions {
   kind?: string;
 }
 
-interface ProbEntry {
-  id?: unknown;
-  logprob?: unknown;
-  top_logprobs?: Array<{ id?: unknown; logprob?: unknown }>;
-}
-
 interface CompletionAnswer {
   completion_probabilities?: ProbEntry[];
   tokens?: unknown;
   stop_type?: unknown;
-}
-
-function topList(kind: string, entry: ProbEntry | undefined): TokenLogprob[] {
-  const top = entry?.top_logprobs;
-  if (!Array.isArray(top) || top.length === 0) throw new TesseraError("internal_error", `${kind}: /completion answered no top_logprobs for n_probs`);
-  return top.map((t) => {
-    if (!Number.isInteger(t.id) || typeof t.logprob !== "number") throw new TesseraError("internal_error", `${kind}: a top_logprobs entry without id or logprob`);
-    return { token: t.id as number, logprob: Math.min(0, t.logprob) };
-  });
-}
-
-/** The node's token in the reference's top list: its log-probability and rank, or the 20th's and "outside". */
-function placeIn(top: TokenLogprob[], token: number): { logprob: number; rank: number } {
-  const i = top.findIndex((t) => t.token === token);
-  return i >= 0 ? { logprob: top[i]!.logprob, rank: i + 1 } : { logprob: top[top.length - 1]!.logprob, rank: TOP_K_SCORED + 1 };
 }
 
 export function createLlamaServerEngine(options: LlamaServerEngineOptions): VerificationEngine {
@@ -75,17 +54,7 @@ export function createLlamaServerEngine(options: LlamaServerEngineOptions): Veri
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const headers = { "content-type": "application/json" };
 
-  const post = async (path: string, body: unknown): Promise<unknown> => {
-    const url = joinUrl(options.baseURL, path);
-    let res: Response;
-    try {
-      res = await fetchImpl(url, { method: "POST", headers, body: JSON.stringify(body) });
-    } catch (err) {
-      throw errorFromFetchFailure(kind, url, err);
-    }
-    if (!res.ok) throw await errorFromResponse(kind, res);
-    return res.json();
-  };
+  const post = createLlamaServerPost({ baseURL: options.baseURL, fetch: fetchImpl, headers, kind });
 
   const topAfter = createTopAfter({ kind, post });
 
@@ -99,16 +68,9 @@ export function createLlamaServerEngine(options: LlamaServerEngineOptions): Veri
     return { promptTokens: prompt.length, positions, eos: { token: options.eosToken, ...placeIn(last, options.eosToken) } };
   };
 
-  let tail: Promise<unknown> = Promise.resolve();
-  function exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = tail.then(fn, fn);
-    tail = run.catch(() => undefined);
-    return run;
-  }
+  const exclusive = oneAtATime();
 
-  function checkTokens(name: string, tokens: readonly number[]): void {
-    for (const t of tokens) if (!Number.isInteger(t) || t < 0 || t >= options.vocabSize) throw new TesseraError("bad_request", `${name} token ${t} is outside the vocabulary (0..${options.vocabSize - 1})`);
-  }
+  const checkTokens = (name: string, tokens: readonly number[]): void => checkVocabulary(name, tokens, options.vocabSize);
 
   return {
     kind,

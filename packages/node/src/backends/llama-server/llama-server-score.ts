@@ -4,10 +4,9 @@ import { errorFromFetchFailure, errorFromResponse } from "../http/backend-error.
 import { joinUrl } from "../http/join-url.js";
 import { PromptMismatchError, sameTokens } from "../../prompt/prompt-tokens.js";
 import type { LlamaServerPrompt } from "./canonical-prompt.js";
-import { TOP_SCORED, createTopAfter } from "./top-after.js";
+import { createLlamaServerPost } from "./post-json.js";
+import { createTopAfter, placeIn } from "./top-after.js";
 
-/** The rank reported for a token outside the top 20, as the embedded engine reports it: all the checks ask. */
-const OUTSIDE_TOP = TOP_SCORED + 1;
 /** Longest answer scored, positions; the checks look at up to 256. */
 export const MAX_SCORED_POSITIONS = 512;
 
@@ -32,17 +31,7 @@ export interface LlamaServerScorerOptions {
  * added, special tokens parsed). A server that cannot render canonically (no `/props`) does not score chats.
  */
 export function createLlamaServerScorer(options: LlamaServerScorerOptions): (request: ScoreRequest) => Promise<ScoreResult> {
-  const post = async <T>(path: string, body: unknown): Promise<T> => {
-    const url = joinUrl(options.baseURL, path);
-    let res: Response;
-    try {
-      res = await options.fetch(url, { method: "POST", headers: options.headers, body: JSON.stringify(body) });
-    } catch (err) {
-      throw errorFromFetchFailure(options.kind, url, err);
-    }
-    if (!res.ok) throw await errorFromResponse(options.kind, res);
-    return (await res.json()) as T;
-  };
+  const post = createLlamaServerPost(options);
   const tokenize = async (content: string, addSpecial: boolean): Promise<number[]> => {
     const { tokens } = await post<{ tokens?: unknown }>("/tokenize", { content, add_special: addSpecial, parse_special: true });
     if (!Array.isArray(tokens) || !tokens.every((t) => Number.isInteger(t))) throw new TesseraError("internal_error", `${options.kind}: /tokenize answered no token list`);
@@ -79,18 +68,13 @@ export function createLlamaServerScorer(options: LlamaServerScorerOptions): (req
     if (request.promptTokens !== undefined && !sameTokens(request.promptTokens, prompt)) throw new PromptMismatchError(request.promptTokens.length, prompt.length);
     const eosToken = await eos();
     const at = (upTo: number) => topAfter([...prompt, ...request.outputTokens.slice(0, upTo)]);
-    const rank = (top: Array<{ token: number; logprob: number }>, token: number) => {
-      const i = top.findIndex((t) => t.token === token);
-      // Outside the top 20 the server says nothing more; the 20th log-probability bounds it from above.
-      return i >= 0 ? { logprob: top[i]!.logprob, rank: i + 1 } : { logprob: top[top.length - 1]!.logprob, rank: OUTSIDE_TOP };
-    };
     const positions: ScoreResult["positions"] = [];
     for (let i = 0; i < request.outputTokens.length; i++) {
       const top = await at(i);
       const token = request.outputTokens[i]!;
-      positions.push({ token, ...rank(top, token), topMass: Math.min(1, top.reduce((sum, t) => sum + Math.exp(t.logprob), 0)) });
+      positions.push({ token, ...placeIn(top, token), topMass: Math.min(1, top.reduce((sum, t) => sum + Math.exp(t.logprob), 0)) });
     }
     const last = await at(request.outputTokens.length);
-    return { promptTokens: prompt.length, positions, eos: rank(last, eosToken) };
+    return { promptTokens: prompt.length, positions, eos: placeIn(last, eosToken) };
   };
 }

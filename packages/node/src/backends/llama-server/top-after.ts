@@ -6,7 +6,8 @@ export const TOP_SCORED = 20;
 /** How many sampled tokens one position may ban before the server is given up on (each is a byte-fallback piece). */
 const MAX_BANNED = 8;
 
-interface ProbEntry {
+/** One entry of `completion_probabilities` as llama-server sends it. */
+export interface ProbEntry {
   id?: unknown;
   logprob?: unknown;
   top_logprobs?: Array<{ id?: unknown; logprob?: unknown }>;
@@ -55,11 +56,21 @@ export function createTopAfter(options: { kind: string; post: (path: string, bod
   };
 }
 
-function topList(kind: string, entry: ProbEntry): Array<{ token: number; logprob: number }> {
-  const top = entry.top_logprobs;
+/** An entry's alternatives, most likely first, log-probabilities clamped to ≤ 0. Throws TesseraError (`internal_error`). */
+export function topList(kind: string, entry: ProbEntry | undefined): Array<{ token: number; logprob: number }> {
+  const top = entry?.top_logprobs;
   if (!Array.isArray(top) || top.length === 0) throw new TesseraError("internal_error", `${kind}: /completion answered no top_logprobs for n_probs`);
   return top.map((t) => {
     if (!Number.isInteger(t.id) || typeof t.logprob !== "number") throw new TesseraError("internal_error", `${kind}: a top_logprobs entry without id or logprob`);
     return { token: t.id as number, logprob: Math.min(0, t.logprob) };
   });
+}
+
+/**
+ * A token's place in a top list: its log-probability and rank (1 = most likely), or, outside the list, the last
+ * listed log-probability as its bound and rank 21: all the checks ask (the embedded engine reports the same).
+ */
+export function placeIn(top: ReadonlyArray<{ token: number; logprob: number }>, token: number): { logprob: number; rank: number } {
+  const i = top.findIndex((t) => t.token === token);
+  return i >= 0 ? { logprob: top[i]!.logprob, rank: i + 1 } : { logprob: top[top.length - 1]!.logprob, rank: TOP_SCORED + 1 };
 }
