@@ -14,8 +14,8 @@ import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState } f
 import { replayPrefix } from "./prefix-replay.js";
 import { SequencePool } from "./sequence-pool.js";
 import { type EmbeddingRunner, createEmbeddingRunner, isEmbeddingModelFile } from "./embedding-model.js";
-import { toolPromptMessages } from "./tool-prompt.js";
-import { ConstrainedAnswer } from "./constrained-answer.js";
+import { toolPromptMessages } from "../../constrained/tool-prompt.js";
+import { ConstrainedAnswer } from "../../constrained/constrained-answer.js";
 import { TokenTextStream } from "./token-text-stream.js";
 import { type ScoredToken, scoredTokens, tokenLogprobs } from "./scored-generation.js";
 import { greedyWithLogprobs } from "./greedy-logprobs.js";

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import type { ChatMessage, ToolCall, ToolDefinition } from "@tessera/protocol";
-import { TOOL_CALL_MARKER } from "./output-constraint.js";
+import { TOOL_CALL_MARKER } from "./output-grammar.js";
 
 /**
- * How the embedded engine shows tools to a model that has no tool support of its own in Tessera's prompt path: one
- * system instruction listing the functions and the call syntax the grammar enforces (output-constraint.ts), earlier
+ * How every canonical backend (embedded, llama-server) shows tools to a model: Tessera's one tool format: one
+ * system instruction listing the functions and the call syntax the grammar enforces (output-grammar.ts), earlier
  * calls written back in that syntax, and tool results as `<tool_response>` user turns (the Hermes/Qwen convention, so
  * models trained on it read them natively). Pure but for the call ids.
  */

@@ -1,7 +1,7 @@
 import type { StreamPart } from "@tessera/protocol";
 import type { Token } from "node-llama-cpp";
-import type { OutputPlan } from "./output-constraint.js";
-import { TOOL_CALL_MARKER } from "./output-constraint.js";
+import type { OutputKind } from "./output-grammar.js";
+import { TOOL_CALL_MARKER } from "./output-grammar.js";
 import { parsePartialToolCalls, parseToolCalls } from "./tool-prompt.js";
 
 /**
@@ -32,7 +32,7 @@ export class ConstrainedAnswer {
   private readonly endsWithMarker: boolean;
   private held: Delta = { text: "", tokens: [] };
 
-  constructor(plan: OutputPlan["kind"], continuation: boolean) {
+  constructor(plan: OutputKind, continuation: boolean) {
     this.mode = plan === "tools" && !continuation ? "undecided" : "text";
     this.endsWithMarker = plan === "json";
   }
