@@ -131,6 +131,38 @@ describe("tools through the OpenAI route", () => {
     ]);
   });
 
+  it("a tool chat's continuation carries the first node's prompt ids and tools; a node that declines them passes the job on", async () => {
+    const three = await scriptedNetwork(3);
+    try {
+      const seen: JobAssignment[] = [];
+      for (const n of three.nodes) {
+        n.onAssign = (job, self) => {
+          seen.push(job);
+          self.accept(job.job_id);
+          if (seen.length === 1) {
+            // The first node renders the tool chat, reports its ids, writes the text branch's start and is lost.
+            self.stream(job.job_id, [{ type: "prompt", tokens: [4, 5, 6] }, { type: "text-delta", text: "Sun", tokens: [7] }]);
+            setTimeout(() => void self.close(), 30);
+          } else if (seen.length === 2) {
+            // A backend that cannot run ids with tools (vLLM, SGLang, Ollama) declines before writing anything.
+            self.stream(job.job_id, [{ type: "error", code: "unsupported_parameter", message: "prompt_tokens cannot be used with tools here" }]);
+          } else {
+            self.stream(job.job_id, [{ type: "text-delta", text: "ny", tokens: [8] }, { type: "usage", prompt_tokens: 4, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+          }
+        };
+      }
+      const other = new OpenAI({ baseURL: `${three.baseUrl}/v1`, apiKey: three.t.token, maxRetries: 0 });
+      const answer = await other.chat.completions.create({ ...chat, tools: [WEATHER], max_tokens: 8 });
+      expect(answer.choices[0]!.message.content).toBe("Sunny");
+      expect(seen).toHaveLength(3);
+      for (const later of seen.slice(1)) {
+        expect(later).toMatchObject({ prompt_tokens: [4, 5, 6], assistant_prefix: "Sun", assistant_prefix_tokens: [7], sampling: { tools: [WEATHER] } });
+      }
+    } finally {
+      await three.close();
+    }
+  });
+
   it.each([
     ["a tool_choice naming an unknown tool", { tools: [WEATHER], tool_choice: { type: "function", function: { name: "get_time" } } }, "tool_choice.function.name", /get_time, which is not among tools/],
     ["a tool_choice without tools", { tool_choice: "required" }, "tool_choice", /only allowed when tools are specified/],

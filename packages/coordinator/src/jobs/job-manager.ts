@@ -565,13 +565,13 @@ export class JobManager implements JobSink {
 
   /**
    * The first node's prompt ids (its `prompt` part), kept for continuations and spot checks. Not for raw prompts (the
-   * text is the prompt already) or tools and tool turns (each backend offers and writes them its own way), and never past the job's own
-   * prompt-token bound: a node cannot hand its successors a longer prompt than the messages make. A later node's list
-   * is ignored: the job has one prompt.
+   * text is the prompt already), and never past the job's own prompt-token bound: a node cannot hand its successors a
+   * longer prompt than the messages make. Chats with tools count too: canonical backends write them in Tessera's one
+   * tool format (node constrained/design.md), and the others report no ids for them. A later node's list is ignored:
+   * the job has one prompt.
    */
   private keepPromptTokens(job: LiveJob, tokens: number[]): void {
-    if (job.promptTokenIds || job.rawPrompt || job.sampling.tools?.length) return;
-    if (job.messages.some((m) => m.role === "tool" || (m.tool_calls?.length ?? 0) > 0)) return;
+    if (job.promptTokenIds || job.rawPrompt) return;
     if (tokens.length > promptTokenBound(job.messages, "", job.sampling)) {
       this.o.logger.warn({ job: job.id, node: short(job.attempt?.nodeId ?? ""), ids: tokens.length }, "prompt token ids over the job's bound, ignored");
       return;
