@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ChatMessage } from "./chat-message.js";
 import { nodeMessage } from "./node-fields.js";
-import { ModelName } from "./sampling.js";
+import { ModelName, Sampling } from "./sampling.js";
 import { PromptTokenIds } from "./prompt-tokens.js";
 
 /**
@@ -20,6 +20,19 @@ export const LOGPROB_FLOOR = -1e9;
 const Logprob = z.number().min(LOGPROB_FLOOR).max(0);
 const Rank = z.number().int().min(1).max(2 ** 31);
 
+/**
+ * The grammar a constrained answer was generated under (trust/design.md "Spot checks", constrained answers): the job's
+ * `tools`, `tool_choice`, `parallel_tool_calls` and `response_format`, with the bounds a job's sampling has. The
+ * reference renders the prompt as generation did (the tool prompt) and ranks the node's tokens among those the grammar
+ * allows (node/src/verification/design.md). At least one of `tools` and `response_format`: otherwise nothing
+ * constrained the answer and the field must be left out.
+ */
+export const CheckConstraint = Sampling.pick({ tools: true, tool_choice: true, parallel_tool_calls: true, response_format: true }).refine(
+  (c) => c.tools !== undefined || c.response_format !== undefined,
+  { message: "a constraint names tools or a response_format" },
+);
+export type CheckConstraint = z.infer<typeof CheckConstraint>;
+
 export const CheckScore = z.object({
   type: z.literal("check.score"),
   check_id: z.string().regex(CHECK_ID_PATTERN),
@@ -32,6 +45,8 @@ export const CheckScore = z.object({
    * compares: different ids fail the check (a node that lies about its prompt), the same ids are scored after.
    */
   prompt_tokens: PromptTokenIds.optional(),
+  /** The answer was generated under this grammar (tools or JSON): the reference scores it under the same one. */
+  constraint: CheckConstraint.optional(),
   output_tokens: z.array(TokenId).max(MAX_SCORED_TOKENS),
 });
 export type CheckScore = z.infer<typeof CheckScore>;
