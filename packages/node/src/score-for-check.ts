@@ -16,6 +16,7 @@ export async function scoreForCheck(backend: BackendAdapter, request: CheckScore
       messages: request.messages,
       ...(request.raw_prompt ? { rawPrompt: true } : {}),
       ...(request.prompt_tokens !== undefined ? { promptTokens: request.prompt_tokens } : {}),
+      ...(request.constraint ? { constraint: request.constraint } : {}),
       outputTokens: request.output_tokens,
     });
     return {

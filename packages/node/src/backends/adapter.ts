@@ -1,4 +1,5 @@
-import type { ChatMessage, FinishReason, ModelFeature, Sampling, StreamPart, ToolCall } from "@tessera/protocol";
+import { type CheckConstraint, type ChatMessage, type FinishReason, TesseraError } from "@tessera/protocol";
+import type { ModelFeature, Sampling, StreamPart, ToolCall } from "@tessera/protocol";
 import type { EmbeddingInputList } from "@tessera/protocol";
 
 /**
@@ -79,7 +80,23 @@ export interface ScoreRequest {
    * and refuses to score a different prompt (`prompt_mismatch` in the thrown error's message: the check fails).
    */
   promptTokens?: number[];
+  /**
+   * The answer was generated under this grammar (tools or JSON, constrained/output-grammar.ts). Only a backend that
+   * can rank tokens under the grammar scores it (the embedded engine); others refuse (`refuseConstraint`).
+   */
+  constraint?: CheckConstraint;
   outputTokens: number[];
+}
+
+/**
+ * A backend that scores without a grammar refuses a constrained answer (`unsupported_parameter`): its ranks would
+ * judge the node against choices the grammar forbade, and fail honest nodes. The coordinator sends such answers to
+ * embedded references only, so this is reached only by a coordinator that did not.
+ */
+export function refuseConstraint(kind: string, request: ScoreRequest): void {
+  if (request.constraint) {
+    throw new TesseraError("unsupported_parameter", `${kind} cannot score an answer under its tools or response_format grammar; only the embedded engine can`, { param: "constraint" });
+  }
 }
 
 /** Per given token its log-probability and rank here; the same for end-of-sequence after the last one. */

@@ -1,5 +1,5 @@
 import { TesseraError } from "@tessera/protocol";
-import type { ScoreRequest, ScoreResult } from "../adapter.js";
+import { type ScoreRequest, type ScoreResult, refuseConstraint } from "../adapter.js";
 import { errorFromFetchFailure, errorFromResponse } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
 import { PromptMismatchError, sameTokens } from "../../prompt/prompt-tokens.js";
@@ -60,6 +60,7 @@ export function createLlamaServerScorer(options: LlamaServerScorerOptions): (req
 
   const topAfter = createTopAfter({ kind: options.kind, post });
   return async (request) => {
+    refuseConstraint(options.kind, request);
     if (request.outputTokens.length > MAX_SCORED_POSITIONS) {
       throw new TesseraError("bad_request", `${options.kind}: ${request.outputTokens.length} tokens to score; at most ${MAX_SCORED_POSITIONS}`);
     }

@@ -1,5 +1,5 @@
 import { TesseraError } from "@tessera/protocol";
-import type { ScoreRequest, ScoreResult } from "../adapter.js";
+import { type ScoreRequest, type ScoreResult, refuseConstraint } from "../adapter.js";
 import {
   OUTSIDE_TOP,
   SCORE_TOP,
@@ -47,6 +47,7 @@ export function createSglangScorer(options: SglangScorerOptions): (request: Scor
     request.rawPrompt ? sglangTokenize(options, request.model, request.messages[0]?.content ?? "", true) : sglangChatPromptIds(options, request.model, request.messages);
 
   return async (request) => {
+    refuseConstraint(kind, request);
     checkScoreRequest(kind, request);
     const prompt = await promptIds(request);
     if (request.promptTokens !== undefined && !sameTokens(request.promptTokens, prompt)) throw new PromptMismatchError(request.promptTokens.length, prompt.length);

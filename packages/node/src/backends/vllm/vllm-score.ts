@@ -1,5 +1,5 @@
 import { TesseraError } from "@tessera/protocol";
-import type { ScoreRequest, ScoreResult } from "../adapter.js";
+import { type ScoreRequest, type ScoreResult, refuseConstraint } from "../adapter.js";
 import { convertMessages } from "../openai-compatible/convert-messages.js";
 import {
   SCORE_TOP,
@@ -77,6 +77,7 @@ export function createVllmScorer(options: VllmScorerOptions): (request: ScoreReq
     }));
 
   return async (request) => {
+    refuseConstraint(kind, request);
     checkScoreRequest(kind, request);
     const prompt = request.rawPrompt
       ? await tokenize({ model: request.model, prompt: request.messages[0]?.content ?? "", add_special_tokens: true })
