@@ -14,6 +14,8 @@ export interface ShardedModel {
   sha256: string;
   name: string;
   layerCount: number;
+  /** The file's largest layer in bytes, as its first offer said (every later offer must agree; offer-check.ts). */
+  fileBytesPerLayer: number;
   offers: Map<string, ShardOffer>;
   stages: Map<number, StageState>;
   /** Bumped on every placement; a request keeps the stages of the version it started with. */

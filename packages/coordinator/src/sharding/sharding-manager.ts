@@ -22,6 +22,7 @@ import { sessionMessenger } from "../sessions/session-messenger.js";
 import type { NodeMessenger } from "../workers/node-messenger.js";
 import type { Assignment, Worker } from "../workers/worker.js";
 import type { ShardedModel, StageState } from "./sharded-model.js";
+import { checkShardOffer, type OfferCheck } from "./offer-check.js";
 import { chooseStagePath } from "./stage-path.js";
 import { StageReplay } from "./stage-replay.js";
 import { TokenLoop, type StageRecord, type TokenLoopHost } from "./token-loop.js";
@@ -295,11 +296,17 @@ export class ShardingManager {
   private onOffer(nodeId: string, shards: StageNodeMessage & { type: "stage.offer" } extends { shards: infer S } ? S : never): void {
     for (const offer of shards) {
       let model = this.models.get(offer.sha256);
+      const check = checkShardOffer(offer, model && { layerCount: model.layerCount, bytesPerLayer: model.fileBytesPerLayer });
+      if (!check.ok) {
+        this.refuseOffer(nodeId, offer, check);
+        continue;
+      }
       if (!model) {
         model = {
           sha256: offer.sha256,
           name: offer.model,
           layerCount: offer.layer_count,
+          fileBytesPerLayer: offer.bytes_per_layer,
           offers: new Map(),
           stages: new Map(),
           version: 0,
@@ -309,7 +316,6 @@ export class ShardingManager {
         };
         this.models.set(offer.sha256, model);
       }
-      if (offer.layer_count !== model.layerCount) continue; // same hash, different layer count: a lying node
       model.offers.set(nodeId, offer);
       if (!this.leading) continue;
       this.ensurePipeline(model);
@@ -317,15 +323,25 @@ export class ShardingManager {
     }
   }
 
-  /** Places spans over the offering nodes and loads what is new; unloads stages no request uses any more. */
+  /** An offer that cannot be true is not used (its node holds none of the file's layers); the log says why. */
+  private refuseOffer(nodeId: string, offer: ShardOffer, check: Extract<OfferCheck, { ok: false }>): void {
+    this.o.logger.warn({ node: nodeId.slice(0, 12), model: offer.model, code: check.code, reason: check.message }, "stage offer refused");
+  }
+
+  /**
+   * Places spans over the offering nodes and loads what is new; unloads stages no request uses any more. A node's
+   * memory is divided by what a layer takes on its own backend (its offer's span_bytes_per_layer, else the file's
+   * bytes), and its speed is what its loaded stages measured, else what its offer measured on its backend, else the
+   * default.
+   */
   private place(model: ShardedModel): void {
     const measured = new Map<string, number>();
     for (const s of model.stages.values()) if (s.loaded) measured.set(s.nodeId, s.msPerLayer);
     const nodes = [...model.offers].map(([id, offer]) => ({
       id,
       freeMemoryBytes: offer.free_memory_bytes,
-      bytesPerLayer: offer.bytes_per_layer,
-      msPerLayer: measured.get(id) ?? DEFAULT_MS_PER_LAYER,
+      bytesPerLayer: offer.span_bytes_per_layer ?? offer.bytes_per_layer,
+      msPerLayer: measured.get(id) ?? offeredMsPerLayer(offer),
       rttMs: this.rtt(id),
     }));
     const placement = placeStages({ layerCount: model.layerCount, nodes, replicas: this.replicas });
@@ -350,7 +366,9 @@ export class ShardingManager {
   }
 
   private load(model: ShardedModel, nodeId: string, start: number, end: number): StageState {
-    const stage: StageState = { stageId: this.nextStageId++, nodeId, start, end, msPerLayer: DEFAULT_MS_PER_LAYER, loaded: false, waiters: [] };
+    const offer = model.offers.get(nodeId);
+    const msPerLayer = offer ? offeredMsPerLayer(offer) : DEFAULT_MS_PER_LAYER;
+    const stage: StageState = { stageId: this.nextStageId++, nodeId, start, end, msPerLayer, loaded: false, waiters: [] };
     model.stages.set(stage.stageId, stage);
     this.transport.send(nodeId, { type: "stage.load", stage_id: stage.stageId, sha256: model.sha256, start, end });
     return stage;
@@ -489,4 +507,9 @@ export class ShardingManager {
     }
     return undefined;
   }
+}
+
+/** The per-layer time a node's offer measured on its backend (checked in onOffer), else the default. */
+function offeredMsPerLayer(offer: ShardOffer): number {
+  return offer.ms_per_layer ?? DEFAULT_MS_PER_LAYER;
 }

@@ -11,14 +11,29 @@ export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 l
 export const StageId = z.number().int().min(1).max(2 ** 32 - 1);
 export const RequestId = z.string().min(1).max(128);
 
-/** One GGUF file a node has locally and offers to hold layer spans of. */
+/** Per-layer time a node may report: at most an hour, as `stage.loaded`. */
+export const MAX_MS_PER_LAYER = 3_600_000;
+
+/**
+ * One GGUF file a node has locally and offers to hold layer spans of. `span_bytes_per_layer` and `ms_per_layer` say
+ * what a span costs on this node's stage backend (optional: older daemons send neither, and placement then divides
+ * free memory by the file's bytes and assumes the default speed). The coordinator checks them against the file's own
+ * bytes (coordinator sharding/offer-check.ts) and refuses an offer that cannot be true.
+ */
 export const ShardOffer = z.object({
   model: NodeModelId,
   sha256: Sha256Hex,
   layer_count: z.number().int().min(1).max(4096),
-  /** Bytes one layer's weights take (the largest layer); placement divides free memory by it. */
+  /** The largest layer's tensors as stored in the file: a property of the file, equal in every honest offer of it. */
   bytes_per_layer: z.number().int().min(1).max(MAX_BYTES),
   free_memory_bytes: NodeByteCount,
+  /**
+   * Memory one layer takes on this node's stage backend, where placement divides free memory by it: the largest
+   * layer's weights as the backend allocates them plus one request's KV cache at the span's full context.
+   */
+  span_bytes_per_layer: z.number().int().min(1).max(MAX_BYTES).optional(),
+  /** This node's measured time per layer of one decode step on that backend, ms (a probe span at daemon start). */
+  ms_per_layer: z.number().positive().max(MAX_MS_PER_LAYER).optional(),
 });
 export type ShardOffer = z.infer<typeof ShardOffer>;
 
@@ -40,7 +55,7 @@ export type StageLoad = z.infer<typeof StageLoad>;
 export const StageLoaded = z.object({
   type: z.literal("stage.loaded"),
   stage_id: StageId,
-  ms_per_layer: z.number().min(0).max(3_600_000),
+  ms_per_layer: z.number().min(0).max(MAX_MS_PER_LAYER),
 });
 export type StageLoaded = z.infer<typeof StageLoaded>;
 
