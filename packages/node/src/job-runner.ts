@@ -1,6 +1,5 @@
 import { type JobAssignment, type ResultCommitmentInput, type Signer, type StreamPart, resultCommitment, signResultCommitment } from "@tessera/protocol";
 import type { BackendAdapter, GenerateRequest } from "./backends/adapter.js";
-import { hasToolTurns } from "./prompt/index.js";
 import type { NodeLogger } from "./logger.js";
 import { type ServedJournal, ServedTally } from "./receipts/index.js";
 
@@ -189,8 +188,9 @@ export class JobRunner {
       signal: controller.signal,
       ...(job.assistant_prefix !== undefined ? { assistantPrefix: job.assistant_prefix } : {}),
       ...(job.assistant_prefix_tokens !== undefined ? { assistantPrefixTokens: job.assistant_prefix_tokens } : {}),
-      // The job's canonical prompt (issue 17 §0): run the ids the first node reported, or report the ones run here.
-      ...(job.prompt_tokens !== undefined ? { promptTokens: job.prompt_tokens } : job.raw_prompt || job.sampling.tools?.length || hasToolTurns(job.messages) ? {} : { reportPromptTokens: true }),
+      // The job's canonical prompt (issue 17 §0): run the ids the first node reported, or report the ones run here
+      // (tool chats too: canonical backends write tools Tessera's one way; the others report no ids for them).
+      ...(job.prompt_tokens !== undefined ? { promptTokens: job.prompt_tokens } : job.raw_prompt ? {} : { reportPromptTokens: true }),
     };
     let finish: string | undefined;
     let completionTokens = 0;

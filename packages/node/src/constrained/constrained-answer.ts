@@ -12,9 +12,14 @@ import { parsePartialToolCalls, parseToolCalls } from "./tool-prompt.js";
  */
 export const GRAMMAR_END = "\n\n\n\n";
 
+/**
+ * One step of an answer: its text and the ids of the tokens behind it. `tokens` is absent where a backend cannot say
+ * them exactly (llama-server streams no id for a token whose text ends mid-character); the parts it goes into then
+ * carry no ids, so nobody relays a wrong list.
+ */
 interface Delta {
   text: string;
-  tokens: Token[];
+  tokens?: Token[];
 }
 
 /**
@@ -26,11 +31,14 @@ interface Delta {
  *   with `finish_reason: "length"`; the call syntax itself is never sent as text;
  * - free answers, and the text branch of `tool_choice: auto`, stream untouched.
  * The tokens of dropped text ride on the last part sent, so the relayed token count equals the generated one.
+ * Each part carries the ids of all the deltas it holds, or none when one of them came without.
  */
 export class ConstrainedAnswer {
   private mode: "undecided" | "text" | "call";
   private readonly endsWithMarker: boolean;
   private held: Delta = { text: "", tokens: [] };
+  /** Whether anything (text or a token) is held since the last part went out. */
+  private holding = false;
 
   constructor(plan: OutputKind, continuation: boolean) {
     this.mode = plan === "tools" && !continuation ? "undecided" : "text";
@@ -40,7 +48,8 @@ export class ConstrainedAnswer {
   /** The parts to send for one delta, and whether the grammar has ended (generation must stop, finish "stop"). */
   push(delta: Delta): { parts: StreamPart[]; ended: boolean } {
     if (this.mode === "undecided") this.mode = delta.text.startsWith("<") ? "call" : "text";
-    this.held = { text: this.held.text + delta.text, tokens: [...this.held.tokens, ...delta.tokens] };
+    this.held = { text: this.held.text + delta.text, ...(this.held.tokens && delta.tokens ? { tokens: [...this.held.tokens, ...delta.tokens] } : {}) };
+    this.holding = true;
     if (this.mode === "call") return { parts: [], ended: this.held.text.indexOf(GRAMMAR_END, TOOL_CALL_MARKER.length) !== -1 };
     if (!this.endsWithMarker) return { parts: this.release(this.held.text), ended: false };
     const end = this.held.text.indexOf(GRAMMAR_END);
@@ -50,20 +59,26 @@ export class ConstrainedAnswer {
 
   /** What is still held when generation ends: `completed` when it ended by itself (EOG or the grammar's end). */
   finish(completed: boolean): StreamPart[] {
-    if (this.mode !== "call") return this.held.tokens.length > 0 ? this.release(this.held.text) : [];
+    if (this.mode !== "call") return this.holding ? this.release(this.held.text) : [];
     const end = this.held.text.indexOf(GRAMMAR_END, TOOL_CALL_MARKER.length);
     const text = end === -1 ? this.held.text : this.held.text.slice(0, end);
     const calls = completed ? parseToolCalls(text.trimEnd()) : parsePartialToolCalls(text);
-    const tokens = this.held.tokens;
-    this.held = { text: "", tokens: [] };
-    if (calls) return [{ type: "tool-calls", calls, tokens }];
-    if (!completed) return tokens.length > 0 ? [{ type: "text-delta", text: "", tokens }] : []; // cut before a name: no call to show
-    return text ? [{ type: "text-delta", text, tokens }] : [];
+    const ids = this.takeIds();
+    if (calls) return [{ type: "tool-calls", calls, ...ids }];
+    if (!completed) return ids.tokens?.length ? [{ type: "text-delta", text: "", ...ids }] : []; // cut before a name: no call to show
+    return text ? [{ type: "text-delta", text, ...ids }] : [];
   }
 
   private release(text: string): StreamPart[] {
-    const tokens = this.held.tokens;
+    const ids = this.takeIds();
+    return text || ids.tokens?.length ? [{ type: "text-delta", text, ...ids }] : [];
+  }
+
+  /** The held ids (none where one delta came without), and nothing held any more. */
+  private takeIds(): { tokens?: Token[] } {
+    const { tokens } = this.held;
     this.held = { text: "", tokens: [] };
-    return text || tokens.length > 0 ? [{ type: "text-delta", text, tokens }] : [];
+    this.holding = false;
+    return tokens ? { tokens } : {};
   }
 }

@@ -14,7 +14,7 @@ import { toGbnfJsonSchema } from "./to-gbnf-json-schema.js";
  *   function's parameter schema; with `tool_choice: auto` the answer may instead be plain text that does not start
  *   with `<` (so a call can only be the whole answer, and the text/call decision is the first character).
  * The call format is the one the tool prompt (tool-prompt.ts) teaches the model, and Hermes/Qwen-style models write
- * natively.
+ * natively. The top rule is `root` (GRAMMAR_ROOT).
  */
 export const TOOL_CALL_MARKER = "<tool_call>";
 /** The most calls one answer may make when parallel calls are allowed (bounds the grammar). */
@@ -22,10 +22,13 @@ export const MAX_PARALLEL_CALLS = 8;
 
 export type OutputKind = "free" | "json" | "tools";
 
+/** The rule every grammar here starts at: llama.cpp's server always starts a `grammar` at `root`. */
+export const GRAMMAR_ROOT = "root";
+
 export type OutputGrammar =
   | { kind: "free" }
-  | { kind: "json"; text: string; root: string }
-  | { kind: "tools"; text: string; root: string; tools: ToolDefinition[]; required: boolean };
+  | { kind: "json"; text: string; root: typeof GRAMMAR_ROOT }
+  | { kind: "tools"; text: string; root: typeof GRAMMAR_ROOT; tools: ToolDefinition[]; required: boolean };
 
 export type OutputGrammarResult = { ok: true; grammar: OutputGrammar } | { ok: false; message: string };
 
@@ -73,8 +76,20 @@ async function jsonSchemaGrammarText(schema: GbnfJsonSchema): Promise<string> {
   return text.replace(/^integer-number-rule ::= .*$/m, 'integer-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,15})');
 }
 
-/** The root rule of the tool grammar (the JSON generator's own root is `root`, its call list). */
-const TOOLS_ROOT = "tessera-root";
+/**
+ * The tool grammar's name for the call list: the JSON generator's own root rule, renamed so that `root` is the top
+ * rule. Only its definition is renamed: the generator names a rule `root` in other rules only when the schema refers
+ * back to its own root, which a list of calls never does.
+ */
+const CALL_LIST_RULE = "tool-calls";
+
+/**
+ * What the `tool_choice: auto` grammar still allows once an answer has begun with text (its `[^<] .*` branch, past the
+ * first character): any text, under the grammar sampler's own rules (no empty-text token, valid UTF-8). A backend that
+ * cannot advance a grammar over another node's prefix (llama-server) continues such an answer under this grammar,
+ * in the very state the whole grammar would be in. Relayed prefixes end on a whole character, so none is pending.
+ */
+export const TEXT_BRANCH_REST_GRAMMAR = `${GRAMMAR_ROOT} ::= .*\n`;
 
 /** The one grammar for `sampling`'s `response_format` / tools; a refusal names what cannot be enforced. */
 export async function outputGrammar(sampling: Pick<Sampling, "tools" | "tool_choice" | "parallel_tool_calls" | "response_format">): Promise<OutputGrammarResult> {
@@ -87,9 +102,9 @@ export async function outputGrammar(sampling: Pick<Sampling, "tools" | "tool_cho
     }
     const schema = toolCallsSchema(tools, sampling.parallel_tool_calls !== false);
     if (!schema.ok) return schema;
-    const calls = await jsonSchemaGrammarText(schema.schema);
-    const choice = required ? `"${TOOL_CALL_MARKER}" root` : `"${TOOL_CALL_MARKER}" root | [^<] .*`;
-    return { ok: true, grammar: { kind: "tools", text: `${calls}\n${TOOLS_ROOT} ::= ${choice}\n`, root: TOOLS_ROOT, tools, required } };
+    const calls = (await jsonSchemaGrammarText(schema.schema)).replace(new RegExp(`^${GRAMMAR_ROOT} ::=`), `${CALL_LIST_RULE} ::=`);
+    const choice = required ? `"${TOOL_CALL_MARKER}" ${CALL_LIST_RULE}` : `"${TOOL_CALL_MARKER}" ${CALL_LIST_RULE} | [^<] .*`;
+    return { ok: true, grammar: { kind: "tools", text: `${GRAMMAR_ROOT} ::= ${choice}\n${calls}\n`, root: GRAMMAR_ROOT, tools, required } };
   }
   if (!format) return { ok: true, grammar: { kind: "free" } };
   const strict = format.type === "json_schema" && format.json_schema.strict === true;
@@ -97,5 +112,5 @@ export async function outputGrammar(sampling: Pick<Sampling, "tools" | "tool_cho
   if (!converted.ok) {
     return { ok: false, message: `response_format.json_schema.schema: ${converted.keyword} (at ${converted.path || "the root"}) cannot be enforced with strict: true` };
   }
-  return { ok: true, grammar: { kind: "json", text: await jsonSchemaGrammarText(converted.schema), root: "root" } };
+  return { ok: true, grammar: { kind: "json", text: await jsonSchemaGrammarText(converted.schema), root: GRAMMAR_ROOT } };
 }

@@ -224,8 +224,10 @@ describe("a continuation on a real llama-server", () => {
 /**
  * A real llama-server started with `--jinja` whose model has a chat template llama.cpp does not recognise as one that
  * calls tools (a plain ChatML one). Its chat route then fails JSON mode ("Failed to initialize samplers") and ignores
- * `tool_choice: "required"`, answering in prose (seen: 60 tokens of text, finish `length`). JSON mode must work all the
- * same (it runs as canonical ids with `json_schema`), and prose must not pass for an honoured call.
+ * `tool_choice: "required"`, answering in prose (seen: 60 tokens of text, finish `length`). The llama-server adapter
+ * never uses that route for them: JSON mode and tools run as canonical ids under Tessera's grammar, whatever the
+ * template. llama-swap, which cannot render canonically, keeps the chat route, where prose must not pass for an
+ * honoured call.
  */
 describe("JSON mode and a forced tool call on a real llama-server whose template llama.cpp does not recognise", () => {
   let jinja: RunningLlamaServer | undefined;
@@ -239,7 +241,7 @@ describe("JSON mode and a forced tool call on a real llama-server whose template
     await jinja?.stop();
   });
 
-  it("answers JSON mode with JSON that matches its schema, streamed and whole, whatever the template (canonical ids and json_schema)", async (ctx) => {
+  it("answers JSON mode with JSON that matches its schema, streamed and whole, whatever the template (canonical ids and the grammar)", async (ctx) => {
     if (skipReason) return ctx.skip();
     const llamaServer = createLlamaServerAdapter({ baseURL: jinja!.baseURL });
     const schema = { type: "object", properties: { sunny: { type: "boolean" }, sky: { type: "string", enum: ["clear", "cloudy"] } }, required: ["sunny", "sky"], additionalProperties: false };
@@ -260,21 +262,39 @@ describe("JSON mode and a forced tool call on a real llama-server whose template
     expect(whole.finishReason).toBe("stop");
   });
 
-  it("fails the job with unsupported_parameter naming tool_choice, streamed or whole, and sends none of the prose; unforced tool jobs still answer", async (ctx) => {
+  const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string", enum: ["Paris", "Oslo"] } }, required: ["city"] } } }];
+  const ask = (tool_choice: NonNullable<GenerateRequest["sampling"]["tool_choice"]>, maxTokens = 24): GenerateRequest => ({
+    model: jinja!.modelId,
+    messages: [{ role: "user", content: "What is the weather in Paris?" }],
+    sampling: { max_tokens: maxTokens, temperature: 0, top_p: 1, tools, tool_choice },
+  });
+
+  it("makes a forced call, streamed and whole, whatever the template (canonical ids and the grammar)", async (ctx) => {
     if (skipReason) return ctx.skip();
     const llamaServer = createLlamaServerAdapter({ baseURL: jinja!.baseURL });
-    const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string", enum: ["Paris", "Oslo"] } }, required: ["city"] } } }];
-    const ask = (tool_choice: NonNullable<GenerateRequest["sampling"]["tool_choice"]>): GenerateRequest => ({
-      model: jinja!.modelId,
-      messages: [{ role: "user", content: "What is the weather in Paris?" }],
-      sampling: { max_tokens: 24, temperature: 0, top_p: 1, tools, tool_choice },
-    });
     for (const choice of ["required", { type: "function", function: { name: "get_weather" } }] as const) {
-      const parts = await collect(llamaServer.doStream(ask(choice)));
-      expect(parts).toEqual([{ type: "error", code: "unsupported_parameter", message: expect.stringContaining("--jinja") }]);
-      await expect(llamaServer.doGenerate(ask(choice))).rejects.toMatchObject({ code: "unsupported_parameter", param: "tool_choice" });
+      const parts = await collect(llamaServer.doStream(ask(choice, 96)));
+      const calls = parts.flatMap((p) => (p.type === "tool-calls" ? p.calls : []));
+      expect(calls.length).toBeGreaterThan(0);
+      for (const call of calls) {
+        expect(call.function.name).toBe("get_weather");
+        expect(["Paris", "Oslo"]).toContain((JSON.parse(call.function.arguments) as { city: string }).city);
+      }
+      expect(deltas(parts)).toEqual([]);
+      expect((await llamaServer.doGenerate(ask(choice, 96))).toolCalls?.length).toBe(calls.length);
     }
-    const auto = await collect(llamaServer.doStream(ask("auto")));
+  });
+
+  it("on llama-swap's chat route, fails a forced call the server did not make with unsupported_parameter naming tool_choice, and sends none of the prose; unforced tool jobs still answer", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    // llama-swap in front of this server: no canonical rendering (its /props and /tokenize name no model), the chat route.
+    const llamaSwap = createLlamaServerAdapter({ baseURL: jinja!.baseURL, swap: true });
+    for (const choice of ["required", { type: "function", function: { name: "get_weather" } }] as const) {
+      const parts = await collect(llamaSwap.doStream(ask(choice)));
+      expect(parts).toEqual([{ type: "error", code: "unsupported_parameter", message: expect.stringContaining("--jinja") }]);
+      await expect(llamaSwap.doGenerate(ask(choice))).rejects.toMatchObject({ code: "unsupported_parameter", param: "tool_choice" });
+    }
+    const auto = await collect(llamaSwap.doStream(ask("auto")));
     expect(deltas(auto).length).toBeGreaterThan(0);
     expect(auto.at(-1)).toEqual({ type: "finish", reason: "length" });
   });

@@ -1,5 +1,6 @@
 import { TesseraError, callableTools } from "@tessera/protocol";
 import type { GenerateRequest } from "../adapter.js";
+import { hasToolTurns } from "../../prompt/index.js";
 
 /**
  * HTTP servers start a response_format or tool grammar at the start of the answer, not after an assistant prefix, so
@@ -13,4 +14,24 @@ export function constrainedContinuationError(kind: string, request: GenerateRequ
   const constrained = sampling.response_format ? "response_format" : callableTools(sampling.tools, sampling.tool_choice).tools.length > 0 ? "tools" : undefined;
   if (!constrained) return undefined;
   return new TesseraError("bad_request", `${kind}: cannot continue an answer constrained by ${constrained} from another node's prefix`);
+}
+
+/**
+ * Prompt ids (a continuation of a job another node began: `job.assign` `prompt_tokens`) on a chat with tools, tool
+ * turns or `response_format`, on a backend that does not render those canonically (vLLM, SGLang, Ollama, MAX,
+ * llama-swap: their servers write tools and JSON mode their own way). The ids were rendered Tessera's way
+ * (constrained/tool-prompt.ts) and must run under Tessera's grammar, which these servers cannot take, so the job is
+ * declined (`unsupported_parameter`: the coordinator moves it to a node that can, such as the embedded engine or
+ * llama-server), never run as another prompt and never failed.
+ */
+export function promptTokensWithToolsRefusal(kind: string, request: GenerateRequest): TesseraError | undefined {
+  if (request.promptTokens === undefined) return undefined;
+  const { sampling } = request;
+  const what = sampling.tools?.length ? "tools" : hasToolTurns(request.messages) ? "tool calls or results in the chat" : sampling.response_format ? "response_format" : undefined;
+  if (!what) return undefined;
+  return new TesseraError(
+    "unsupported_parameter",
+    `${kind}: cannot run this job's canonical prompt (prompt_tokens) with ${what}: its tools and JSON mode are written Tessera's way, which this backend does not run`,
+    { param: "prompt_tokens" },
+  );
 }

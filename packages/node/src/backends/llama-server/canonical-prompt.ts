@@ -1,10 +1,16 @@
-import { type ChatMessage, MAX_PROMPT_TOKEN_IDS, type StreamPart, TesseraError } from "@tessera/protocol";
-import type { BackendAdapter, GenerateRequest, GenerateResult } from "../adapter.js";
+import { type ChatMessage, type ErrorCode, MAX_PROMPT_TOKEN_IDS, type StreamPart, TesseraError } from "@tessera/protocol";
+import { type BackendAdapter, type GenerateRequest, type GenerateResult, collectStream } from "../adapter.js";
 import { errorFromFetchFailure, errorFromResponse, errorPart } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
 import { withGeneration } from "../generation-wrapper.js";
+import { idPrompt } from "../openai-compatible/completion-body.js";
 import type { LlamaServerPrefixReplay } from "./prefix-replay.js";
-import { type ChatTemplateSource, assemblePromptTokens, hasToolTurns, promptTokensRefusal, renderChat } from "../../prompt/index.js";
+import type { ConstrainedRun, createLlamaServerConstrainedCompletion } from "./constrained-completion.js";
+import { type ChatTemplateSource, assemblePromptTokens, promptTokensRefusal, renderChat } from "../../prompt/index.js";
+import { TEXT_BRANCH_REST_GRAMMAR, outputGrammar } from "../../constrained/output-grammar.js";
+import { toolPromptMessages } from "../../constrained/tool-prompt.js";
+
+type LlamaServerConstrainedCompletion = ReturnType<typeof createLlamaServerConstrainedCompletion>;
 
 /**
  * The canonical prompt on llama-server (backends/design.md "Canonical prompt"): the chat is rendered here, by the one
@@ -89,55 +95,94 @@ export function createLlamaServerPrompt(options: LlamaServerPromptOptions): Llam
   };
 }
 
-/**
- * Chat jobs the canonical path runs: not raw (the text is the prompt), no tools or tool turns (the chat route's:
- * llama-server offers tools through its own template). JSON mode runs here too, as the prompt ids and llama-server's
- * top-level `json_schema` (completion-body.ts), so that it does not depend on llama.cpp recognising the template.
- */
-function canonicalApplies(request: GenerateRequest): boolean {
-  return !request.rawPrompt && !request.sampling.tools?.length && !hasToolTurns(request.messages);
-}
+/** How one job runs: as the base adapter takes it, or as canonical ids (free text, or under a grammar). */
+type Route =
+  | { via: "base"; request: GenerateRequest; report?: number[] }
+  | { via: "grammar"; request: GenerateRequest; run: ConstrainedRun; report?: number[] };
 
 /**
  * `adapter` (llama-server's OpenAI-compatible base) with chat jobs run as canonical prompt ids: the job's ids when it
- * carries them (a continuation), else this node's rendering, reported first as a `prompt` part when asked. JSON mode
- * runs this node's rendering and reports nothing. Ids on a job that is not an ordinary chat (tools, response_format,
- * raw) are refused, never ignored. A continuation's prefix is
- * replayed into the server's slot first (`replay`), as the first node evaluated it.
+ * carries them (a continuation), else this node's rendering, reported first as a `prompt` part when asked.
+ *
+ * Every chat goes Tessera's one way (constrained/design.md): tools and tool turns written into ordinary messages
+ * (`toolPromptMessages`), rendered by the one renderer; an answer with tools or `response_format` runs under the one
+ * grammar text (`outputGrammar`) on `/completion` and is read as the embedded engine reads it
+ * (constrained-completion.ts). A chat without either goes to the base's `/v1/completions` on the ids.
+ *
+ * A continuation's prefix is replayed into the server's slot first (`replay`), as the first node evaluated it. The
+ * server cannot advance a grammar over prefix tokens, so a constrained continuation runs only where the rest of the
+ * grammar is known: the text branch of `tool_choice: auto` (a prefix not starting with `<`), which continues under
+ * `TEXT_BRANCH_REST_GRAMMAR`. A prefix inside a call or a JSON answer is declined (`unsupported_parameter`: the
+ * coordinator moves the job to a node that can continue it, such as the embedded engine).
+ *
+ * Raw prompts, and every job on a server without `/props` and `/tokenize` (not llama.cpp's), go to the base as they
+ * are (its chat route takes tools as OpenAI spells them).
  */
-export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServerPrompt, replay: LlamaServerPrefixReplay): BackendAdapter {
-  const prepare = async (request: GenerateRequest): Promise<{ request: GenerateRequest; report?: number[] }> => {
-    if (!canonicalApplies(request) || request.sampling.response_format) {
-      if (request.promptTokens !== undefined) {
-        throw new TesseraError("bad_request", `${adapter.kind}: prompt_tokens cannot be used with tools, response_format or a raw prompt`, { param: "prompt_tokens" });
-      }
-      if (!canonicalApplies(request)) return { request };
-      // JSON mode: this node's canonical rendering, never reported (a JSON answer's ids are not carried or checked).
-      const { reportPromptTokens: _, ...plain } = request;
-      const ids = await prompt.promptTokens(request.messages, request.signal);
-      return { request: ids ? { ...plain, promptTokens: ids } : plain };
-    }
+export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServerPrompt, replay: LlamaServerPrefixReplay, constrained: LlamaServerConstrainedCompletion): BackendAdapter {
+  const { kind } = adapter;
+  const route = async (request: GenerateRequest): Promise<Route> => {
     const { reportPromptTokens, ...rest } = request;
+    if (request.rawPrompt) {
+      if (request.promptTokens !== undefined) throw new TesseraError("bad_request", `${kind}: prompt_tokens cannot be used with a raw prompt`, { param: "prompt_tokens" });
+      return { via: "base", request: rest };
+    }
+    const planned = await outputGrammar(request.sampling);
+    if (!planned.ok) throw new TesseraError("bad_request", `${kind}: ${planned.message}`);
+    const output = planned.grammar;
+    const messages = toolPromptMessages(request.messages, output.kind === "tools" ? output.tools : [], output.kind === "tools" && output.required);
     let ids = request.promptTokens;
     if (ids !== undefined) {
       const refusal = promptTokensRefusal(ids, { vocabSize: undefined, maxLength: MAX_PROMPT_TOKEN_IDS });
       if (refusal) throw refusal;
     } else {
-      ids = await prompt.promptTokens(request.messages, request.signal);
-      if (!ids) return { request: rest };
+      ids = await prompt.promptTokens(messages, request.signal);
+      if (!ids) return { via: "base", request: rest };
     }
-    // A continuation: the slot is brought to where the first node stood, so that the join is exact (prefix-replay.ts).
-    if (request.assistantPrefixTokens?.length) await replay(ids, request.assistantPrefixTokens, request.signal);
-    return { request: { ...rest, promptTokens: ids }, ...(reportPromptTokens && request.promptTokens === undefined ? { report: ids } : {}) };
+    const report = reportPromptTokens && request.promptTokens === undefined ? { report: ids } : {};
+    const prefix = request.assistantPrefixTokens ?? [];
+    if (output.kind === "free") {
+      // A continuation: the slot is brought to where the first node stood, so that the join is exact (prefix-replay.ts).
+      if (prefix.length > 0) await replay(ids, prefix, request.signal);
+      // The tools are written into the messages already (none callable: tool_choice none, or tool turns only).
+      const { tools: _t, tool_choice: _c, parallel_tool_calls: _p, ...sampling } = request.sampling;
+      return { via: "base", request: { ...rest, messages, sampling, promptTokens: ids }, ...report };
+    }
+    if (request.sampling.logprobs) {
+      // As on the embedded engine, whose grammars run where its log-probabilities are not read.
+      throw new TesseraError("unsupported_parameter", `${kind}: logprobs cannot be returned for an answer constrained by response_format or tools`, { param: "logprobs" });
+    }
+    const continuation = prefix.length > 0 || (request.assistantPrefix ?? "") !== "";
+    let grammar = output.text;
+    if (continuation) {
+      const head = request.assistantPrefix ?? "";
+      if (output.kind === "json" || output.required || head === "" || head.startsWith("<")) {
+        const what = output.kind === "json" ? "a response_format answer" : "a tool call";
+        throw new TesseraError(
+          "unsupported_parameter",
+          `${kind}: cannot continue ${what} another node began: llama-server cannot advance a grammar over the answer so far (a node running the embedded engine can)`,
+          { param: output.kind === "json" ? "response_format" : "tools" },
+        );
+      }
+      grammar = TEXT_BRANCH_REST_GRAMMAR;
+    }
+    if (prefix.length > 0) await replay(ids, prefix, request.signal);
+    return { via: "grammar", request, run: { prompt: idPrompt(ids, request), grammar, output: output.kind, continuation }, ...report };
   };
   return withGeneration(adapter, {
     async doGenerate(request): Promise<GenerateResult> {
-      return adapter.doGenerate((await prepare(request)).request);
+      const routed = await route(request);
+      if (routed.via === "base") return adapter.doGenerate(routed.request);
+      try {
+        return await collectStream(constrained(routed.request, routed.run));
+      } catch (err) {
+        const { code, message } = err as { code?: unknown; message: string };
+        throw new TesseraError(typeof code === "string" ? (code as ErrorCode) : "internal_error", message);
+      }
     },
     async *doStream(request): AsyncGenerator<StreamPart> {
-      let prepared: Awaited<ReturnType<typeof prepare>>;
+      let routed: Route;
       try {
-        prepared = await prepare(request);
+        routed = await route(request);
       } catch (err) {
         if (request.signal?.aborted) {
           yield { type: "usage", prompt_tokens: 0, completion_tokens: 0 };
@@ -147,8 +192,8 @@ export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServer
         yield errorPart(err instanceof TesseraError ? err : new TesseraError("internal_error", String(err)));
         return;
       }
-      if (prepared.report) yield { type: "prompt", tokens: prepared.report };
-      yield* adapter.doStream(prepared.request);
+      if (routed.report) yield { type: "prompt", tokens: routed.report };
+      yield* routed.via === "base" ? adapter.doStream(routed.request) : constrained(routed.request, routed.run);
     },
   });
 }

@@ -5,6 +5,7 @@ import { createLlamaServerPrompt, withCanonicalPrompt } from "./canonical-prompt
 import { createLlamaServerScorer } from "./llama-server-score.js";
 import { withForcedToolCalls } from "./forced-tool-calls.js";
 import { createLlamaServerPrefixReplay } from "./prefix-replay.js";
+import { createLlamaServerConstrainedCompletion } from "./constrained-completion.js";
 
 /**
  * llama.cpp's `llama-server` (default `:8080`) or llama-swap in front of several of them. OpenAI-compatible with
@@ -16,11 +17,13 @@ import { createLlamaServerPrefixReplay } from "./prefix-replay.js";
  * - llama-swap routes by model name and hot-swaps the upstream process; `/running` says which model is resident,
  *   so `listModels` reports `loaded` truthfully; an unknown name is its 400 "could not find real modelID",
  *   mapped to `model_not_found`.
- * - A chat without tools runs as canonical prompt ids (canonical-prompt.ts): rendered by the one renderer every node
- *   uses, from the template `/props` declares, and sent to `/v1/completions` as token ids; JSON mode with them, as
- *   llama-server's top-level `json_schema`, which it compiles to a grammar whatever the template.
- * - `tools` go as OpenAI spells them, to the chat route: llama-server takes them when started with `--jinja`. A forced call it does not make fails the job rather than passing on prose
- *   (forced-tool-calls.ts).
+ * - Every chat runs as canonical prompt ids (canonical-prompt.ts): tools and tool turns written Tessera's one way
+ *   (constrained/tool-prompt.ts), rendered by the one renderer every node uses from the template `/props` declares,
+ *   and sent as token ids: to `/v1/completions`, or with tools or JSON mode to `/completion` under the one grammar
+ *   text (constrained-completion.ts), so the answer is the embedded engine's, token for token.
+ * - llama-swap (and a server without `/props`, not llama.cpp's) keeps the chat route: `tools` as OpenAI spells them,
+ *   which llama-server takes when started with `--jinja`; a forced call it does not make fails the job rather than
+ *   passing on prose (forced-tool-calls.ts).
  * - A continuation (failover) first replays its prefix into the server's slot one token at a time, as the first node
  *   evaluated it, so the join is exact (prefix-replay.ts).
  * - One llama-server scores given tokens for spot checks (llama-server-score.ts), so its node can be a reference.
@@ -49,7 +52,7 @@ export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAd
     kind,
     ...(score ? { score } : {}),
     assistantPrefix: "trailing-assistant",
-    generationOptions: { jsonObject: "native", completionJson: "json-schema-field" },
+    generationOptions: { jsonObject: "native" },
     embeddingModels: options.embeddingModels,
     refineError: (status, message) =>
       status === 400 && message.includes("could not find real modelID") ? "model_not_found" : undefined,
@@ -64,6 +67,6 @@ export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAd
   });
   const held = withForcedToolCalls(base);
   if (!prompt) return held;
-  const replay = createLlamaServerPrefixReplay({ baseURL: options.baseURL, fetch: options.fetch ?? globalThis.fetch, headers, kind });
-  return withCanonicalPrompt(held, prompt, replay);
+  const http = { baseURL: options.baseURL, fetch: options.fetch ?? globalThis.fetch, headers, kind };
+  return withCanonicalPrompt(held, prompt, createLlamaServerPrefixReplay(http), createLlamaServerConstrainedCompletion(http));
 }

@@ -6,6 +6,7 @@ import { PromptMismatchError, sameTokens } from "../../prompt/prompt-tokens.js";
 import type { LlamaServerPrompt } from "./canonical-prompt.js";
 import { createLlamaServerPost } from "./post-json.js";
 import { createTopAfter, placeIn } from "./top-after.js";
+import { toolPromptMessages } from "../../constrained/tool-prompt.js";
 
 /** Longest answer scored, positions; the checks look at up to 256. */
 export const MAX_SCORED_POSITIONS = 512;
@@ -64,7 +65,7 @@ export function createLlamaServerScorer(options: LlamaServerScorerOptions): (req
     if (request.outputTokens.length > MAX_SCORED_POSITIONS) {
       throw new TesseraError("bad_request", `${options.kind}: ${request.outputTokens.length} tokens to score; at most ${MAX_SCORED_POSITIONS}`);
     }
-    const prompt = request.rawPrompt ? await tokenize(request.messages[0]!.content, true) : await options.prompt.promptTokens(request.messages);
+    const prompt = request.rawPrompt ? await tokenize(request.messages[0]!.content, true) : await options.prompt.promptTokens(toolPromptMessages(request.messages, [], false));
     if (!prompt) throw new TesseraError("unsupported_parameter", `${options.kind}: this server declares no chat template (GET /props), so it cannot score a chat as generation ran it`);
     if (request.promptTokens !== undefined && !sameTokens(request.promptTokens, prompt)) throw new PromptMismatchError(request.promptTokens.length, prompt.length);
     const eosToken = await eos();

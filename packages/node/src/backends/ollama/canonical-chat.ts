@@ -1,5 +1,6 @@
 import { MAX_PROMPT_TOKEN_IDS, TesseraError } from "@tessera/protocol";
 import type { GenerateRequest } from "../adapter.js";
+import { promptTokensWithToolsRefusal } from "../http/constrained-continuation.js";
 import { hasToolTurns, promptTokensRefusal, renderChat } from "../../prompt/index.js";
 import type { ReadModelFile } from "./gguf-metadata.js";
 import { type OllamaShowResponse, type OllamaTemplate, isJinjaChatTemplate, modelBlobPath, templateFromShow } from "./show-template.js";
@@ -13,7 +14,8 @@ import { type OllamaShowResponse, type OllamaTemplate, isJinjaChatTemplate, mode
  * as on the embedded engine or llama-server.
  *
  * - Chats with tools, tool turns or `response_format` keep `/api/chat` (Ollama renders tools into its own template
- *   and compiles `format` there), as on llama-server; given prompt ids with them are refused.
+ *   and compiles `format` there); given prompt ids with them are declined (`unsupported_parameter`, `prompt_tokens`:
+ *   they are Tessera's canonical rendering of tools, which Ollama does not run; the coordinator moves the job).
  * - A model for which Ollama reports only its own Go template and whose file this node cannot read cannot be rendered
  *   canonically: its chats keep `/api/chat`, and a continuation that carries prompt ids is refused
  *   (`unsupported_parameter`, `prompt_tokens`: the coordinator moves the job to another node) rather than run under
@@ -40,8 +42,8 @@ export interface OllamaCanonicalChat {
   /**
    * The exact raw text to run for a chat request (the canonical prompt, then the continuation prefix), or undefined
    * when it goes by `/api/chat`. Throws TesseraError: `unsupported_parameter` for a prompt this Ollama cannot run
-   * exactly (another node may), `bad_request` for ids that are not this model's, ids with tools or response_format, or
-   * a template that does not parse or refuses the messages.
+   * exactly (another node may: ids with tools, tool turns or response_format among them), `bad_request` for ids that
+   * are not this model's, ids with a raw prompt, or a template that does not parse or refuses the messages.
    */
   rawText(request: GenerateRequest): Promise<string | undefined>;
   /** Forget what `/api/show` said about a model (after a pull or delete replaced or removed it). */
@@ -74,9 +76,9 @@ export function createOllamaCanonicalChat(options: OllamaCanonicalChatOptions): 
     async rawText(request) {
       const ids = request.promptTokens;
       if (!canonicalChatApplies(request)) {
-        if (ids !== undefined) {
-          throw new TesseraError("bad_request", "ollama: prompt_tokens cannot be used with tools, response_format or a raw prompt", { param: "prompt_tokens" });
-        }
+        if (ids !== undefined && request.rawPrompt) throw new TesseraError("bad_request", "ollama: prompt_tokens cannot be used with a raw prompt", { param: "prompt_tokens" });
+        const declined = promptTokensWithToolsRefusal("ollama", request);
+        if (declined) throw declined;
         return undefined;
       }
       const template = await templateOf(request.model, request.signal);

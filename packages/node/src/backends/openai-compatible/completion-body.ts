@@ -1,4 +1,3 @@
-import { responseFormatSchema } from "@tessera/protocol";
 import type { GenerateRequest } from "../adapter.js";
 import { rawPromptText } from "../raw-prompt.js";
 
@@ -10,10 +9,11 @@ import { rawPromptText } from "../raw-prompt.js";
  *
  * A job with canonical prompt ids (`promptTokens`, backends/design.md "Canonical prompt") sends them as the prompt,
  * OpenAI's integer-array form, followed by the continuation prefix's ids, or its text where the ids are unknown
- * (llama-server reads a mixed array, tokenising each string in place). JSON mode goes as a top-level `json_schema`
- * where the server reads one (`jsonSchemaField`: llama-server); elsewhere a completion with it is refused before this.
+ * (llama-server reads a mixed array, tokenising each string in place). JSON mode is never sent here: a raw prompt
+ * with it and prompt ids with it are refused before this (llama-server runs its canonical JSON mode under a grammar,
+ * llama-server/constrained-completion.ts).
  */
-export function completionBody(request: GenerateRequest, stream: boolean, options: { logprobs: boolean; streamUsage: boolean; jsonSchemaField: boolean }): Record<string, unknown> {
+export function completionBody(request: GenerateRequest, stream: boolean, options: { logprobs: boolean; streamUsage: boolean }): Record<string, unknown> {
   const body: Record<string, unknown> = {
     model: request.model,
     prompt: request.promptTokens !== undefined ? idPrompt(request.promptTokens, request) : rawPromptText(request),
@@ -27,11 +27,11 @@ export function completionBody(request: GenerateRequest, stream: boolean, option
   if (request.sampling.logprobs) body.logprobs = request.sampling.top_logprobs ?? 0;
   else if (options.logprobs) body.logprobs = 1;
   if (stream && options.streamUsage) body.stream_options = { include_usage: true };
-  if (request.sampling.response_format && options.jsonSchemaField) body.json_schema = responseFormatSchema(request.sampling.response_format);
   return body;
 }
 
-function idPrompt(ids: readonly number[], request: GenerateRequest): Array<number | string> {
+/** Prompt ids, then the continuation prefix's ids, or its text where they are unknown (as a trailing string). */
+export function idPrompt(ids: readonly number[], request: Pick<GenerateRequest, "assistantPrefix" | "assistantPrefixTokens">): Array<number | string> {
   if (request.assistantPrefixTokens?.length) return [...ids, ...request.assistantPrefixTokens];
   return request.assistantPrefix ? [...ids, request.assistantPrefix] : [...ids];
 }

@@ -51,9 +51,9 @@ describe("completion logprobs from OpenAI-compatible servers", () => {
 
   it("asks the server for as many alternatives as the job did, else for 1 (the tokens' own, for verification)", () => {
     const base = { model: "m", messages: [{ role: "user" as const, content: "p" }], rawPrompt: true };
-    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1, logprobs: true, top_logprobs: 3 } }, false, { logprobs: true, streamUsage: true, jsonSchemaField: false }).logprobs).toBe(3);
-    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1, logprobs: true } }, false, { logprobs: false, streamUsage: true, jsonSchemaField: false }).logprobs).toBe(0);
-    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1 } }, false, { logprobs: true, streamUsage: true, jsonSchemaField: false }).logprobs).toBe(1);
-    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1 } }, false, { logprobs: false, streamUsage: true, jsonSchemaField: false })).not.toHaveProperty("logprobs");
+    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1, logprobs: true, top_logprobs: 3 } }, false, { logprobs: true, streamUsage: true }).logprobs).toBe(3);
+    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1, logprobs: true } }, false, { logprobs: false, streamUsage: true }).logprobs).toBe(0);
+    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1 } }, false, { logprobs: true, streamUsage: true }).logprobs).toBe(1);
+    expect(completionBody({ ...base, sampling: { max_tokens: 4, temperature: 0, top_p: 1 } }, false, { logprobs: false, streamUsage: true })).not.toHaveProperty("logprobs");
   });
 });

@@ -11,11 +11,6 @@ import { type Sampling, responseFormatSchema } from "@tessera/protocol";
  */
 export interface GenerationOptionsDialect {
   jsonObject: "native" | "as-schema";
-  /**
-   * How a text completion (`/v1/completions`: a raw prompt, or a chat as prompt ids) takes JSON mode: refused (absent),
-   * or as a top-level `json_schema` (llama-server, whose completions read it: json_object as `{"type":"object"}`).
-   */
-  completionJson?: "json-schema-field";
 }
 
 export function mapGenerationOptions(sampling: Sampling, dialect: GenerationOptionsDialect): Record<string, unknown> {

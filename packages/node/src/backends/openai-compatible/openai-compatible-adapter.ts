@@ -2,7 +2,7 @@ import { TesseraError, type ErrorCode, type StreamPart } from "@tessera/protocol
 import { type BackendAdapter, type BackendModel, type EmbeddingRequest, type EmbeddingResult, type GenerateRequest, type GenerateResult, type HealthResult, type ScoreRequest, type ScoreResult, collectStream } from "../adapter.js";
 import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
 import { errorFromFetchFailure, errorFromResponse, errorPart, isErrorEvent, backendErrorMessage } from "../http/backend-error.js";
-import { constrainedContinuationError } from "../http/constrained-continuation.js";
+import { constrainedContinuationError, promptTokensWithToolsRefusal } from "../http/constrained-continuation.js";
 import { joinUrl } from "../http/join-url.js";
 import { readSseData } from "../http/read-body.js";
 import { AssistantPrefixUnsupportedError, convertMessages, type AssistantPrefixMode } from "./convert-messages.js";
@@ -144,18 +144,14 @@ class OpenAICompatibleAdapter implements BackendAdapter {
 
   /** A raw prompt goes to `/v1/completions` (completion-body.ts), anything else to `/v1/chat/completions`. */
   private async post(request: GenerateRequest, stream: boolean): Promise<Response> {
-    const refusal = rawPromptRefusal(this.kind, request, { allowResponseFormat: false }) ?? constrainedContinuationError(this.kind, request);
+    const refusal = promptTokensWithToolsRefusal(this.kind, request) ?? rawPromptRefusal(this.kind, request, { allowResponseFormat: false }) ?? constrainedContinuationError(this.kind, request);
     if (refusal) throw refusal;
     // A raw prompt, or a chat as canonical prompt ids (llama-server/canonical-prompt.ts), is a text completion.
     const completion = request.rawPrompt === true || request.promptTokens !== undefined;
     let body: Record<string, unknown>;
     try {
       body = completion
-        ? completionBody(request, stream, {
-            logprobs: this.options.requestLogprobs ?? true,
-            streamUsage: this.options.requestStreamUsage ?? true,
-            jsonSchemaField: this.options.generationOptions?.completionJson === "json-schema-field",
-          })
+        ? completionBody(request, stream, { logprobs: this.options.requestLogprobs ?? true, streamUsage: this.options.requestStreamUsage ?? true })
         : this.buildBody(request, stream);
     } catch (err) {
       if (err instanceof AssistantPrefixUnsupportedError) throw new TesseraError("bad_request", `${this.kind}: ${err.message}`);

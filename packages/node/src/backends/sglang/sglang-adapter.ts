@@ -1,7 +1,7 @@
 import { type ErrorCode, MAX_PROMPT_TOKEN_IDS, type StreamPart, TesseraError } from "@tessera/protocol";
 import { type BackendAdapter, type GenerateRequest, type GenerateResult, collectStream } from "../adapter.js";
 import { errorPart } from "../http/backend-error.js";
-import { constrainedContinuationError } from "../http/constrained-continuation.js";
+import { constrainedContinuationError, promptTokensWithToolsRefusal } from "../http/constrained-continuation.js";
 import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compatible-adapter.js";
 import type { ScoreHttp } from "../openai-compatible/score-http.js";
 import { rawPromptOf, rawPromptRefusal } from "../raw-prompt.js";
@@ -22,7 +22,9 @@ import { createSglangScorer } from "./sglang-score.js";
  *   request goes by the chat or completion route as before: answered, or refused there, without ids.
  * - Chats with tools or tool turns go through `/v1/chat/completions` (the OpenAI-compatible base: tools as sent,
  *   `--tool-call-parser`; `continue_final_message` for prefixes; usage; `abort` → cancelled); their answers are never
- *   checked. `prompt_tokens` with tools are refused by name.
+ *   checked. No ids are reported for them or for JSON mode, and given ids with tools, tool turns or `response_format`
+ *   are declined (`unsupported_parameter`, `prompt_tokens`): they are Tessera's canonical rendering of tools and JSON
+ *   mode, which SGLang does not run, so the coordinator moves the job to a node that does.
  * Its error bodies are top-level `{"object":"error","message",…}` or `{"error": {"message"}}`; the shared reader
  * handles both. `response_format` goes as `sampling_params.json_schema` on /generate, as OpenAI spells it on the chat
  * route (`json_object` as the schema `{"type":"object"}` on both).
@@ -48,10 +50,9 @@ export function createSglangAdapter(options: SglangOptions): BackendAdapter {
 
   /** The ids /generate runs for `request` (and the prompt ids to report), or undefined for the chat route. */
   const plan = async (request: GenerateRequest): Promise<{ ids: number[]; report?: number[] } | undefined> => {
-    if (request.sampling.tools?.length || hasToolTurns(request.messages)) {
-      if (request.promptTokens !== undefined) throw new TesseraError("bad_request", "sglang: prompt_tokens cannot be used with tools", { param: "prompt_tokens" });
-      return undefined;
-    }
+    const declined = promptTokensWithToolsRefusal("sglang", request);
+    if (declined) throw declined;
+    if (request.sampling.tools?.length || hasToolTurns(request.messages)) return undefined;
     const refusal = rawPromptRefusal("sglang", request, { allowResponseFormat: true }) ?? constrainedContinuationError("sglang", request);
     if (refusal) throw refusal;
     if (request.promptTokens !== undefined) {
@@ -71,7 +72,8 @@ export function createSglangAdapter(options: SglangOptions): BackendAdapter {
       else if (request.rawPrompt) prompt = await sglangTokenize(http, request.model, rawPromptOf(request), true);
       else {
         prompt = await sglangChatPromptIds(http, request.model, request.messages);
-        if (request.reportPromptTokens) report = prompt;
+        // Not for JSON mode: SGLang writes it its own way, so its ids are no canonical prompt to carry (see above).
+        if (request.reportPromptTokens && !request.sampling.response_format) report = prompt;
       }
       let prefix: number[] = [];
       if (request.assistantPrefixTokens?.length) prefix = request.assistantPrefixTokens;
