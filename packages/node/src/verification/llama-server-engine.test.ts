@@ -42,7 +42,7 @@ describe("the llama-server engine where the greedy token is an incomplete UTF-8 
       [11, 3, -1.5],
     ]);
     expect(scores.positions[0]!.top.map((t) => t.token)).toEqual([LEAD_BYTE, 10, 11, 12, EOS, 13]);
-    expect(scores.eos).toEqual({ token: EOS, logprob: -2.5, rank: 5 });
+    expect(scores.eos).toMatchObject({ token: EOS, logprob: -2.5, rank: 5 });
     // Each position twice: once plain, once with the lead byte banned from sampling.
     expect(requests.map((r) => r.logit_bias)).toEqual([undefined, [[LEAD_BYTE, false]], undefined, [[LEAD_BYTE, false]], undefined, [[LEAD_BYTE, false]]]);
     expect(requests.map((r) => (r.prompt as number[]).length)).toEqual([2, 2, 3, 3, 4, 4]);

@@ -65,7 +65,7 @@ export function createLlamaServerEngine(options: LlamaServerEngineOptions): Veri
       positions.push({ token: output[i]!, ...placeIn(top, output[i]!), top: top.slice(0, TOP_K_SCORED) });
     }
     const last = await topAfter([...prompt, ...output]);
-    return { promptTokens: prompt.length, positions, eos: { token: options.eosToken, ...placeIn(last, options.eosToken) } };
+    return { promptTokens: prompt.length, positions, eos: { token: options.eosToken, ...placeIn(last, options.eosToken), top: last.slice(0, TOP_K_SCORED) } };
   };
 
   const exclusive = oneAtATime();

@@ -61,7 +61,7 @@ export function scoreRows(promptTokens: number, output: readonly number[], eosTo
     positions.push({ token, logprob: row.logprob(token), rank: row.rank(token), top: row.top(TOP_K_SCORED) });
   }
   const last = rowAt(output.length);
-  return { promptTokens, positions, eos: { token: eosToken, logprob: last.logprob(eosToken), rank: last.rank(eosToken) } };
+  return { promptTokens, positions, eos: { token: eosToken, logprob: last.logprob(eosToken), rank: last.rank(eosToken), top: last.top(TOP_K_SCORED) } };
 }
 
 /** One greedy step: the argmax (first maximum) with its log-probability and the top-k alternatives. */

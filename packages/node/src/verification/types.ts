@@ -29,8 +29,11 @@ export interface ReferenceScores {
   promptTokens: number;
   /** One per output token, in order. */
   positions: PositionScore[];
-  /** The end-of-sequence token at the position after the last output token: was stopping there plausible? */
-  eos: { token: number; logprob: number; rank: number };
+  /**
+   * The end-of-sequence token at the position after the last output token: was stopping there plausible? With the
+   * reference's top list there, as at every position (a constrained answer's EOS is ranked among what its grammar allows).
+   */
+  eos: { token: number; logprob: number; rank: number; top: TokenLogprob[] };
 }
 
 export interface GeneratedToken extends TokenLogprob {

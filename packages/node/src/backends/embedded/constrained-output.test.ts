@@ -162,6 +162,6 @@ describe("grammar plans are compiled once per request shape", () => {
     await plan(format("c")); // evicts a (the least recently used)
     expect(await plan(format("b"))).toBe(b);
     expect(await plan(format("a"))).not.toBe(a);
-    expect(await plan({ max_tokens: 8, temperature: 0, top_p: 1, tools: [WEATHER], tool_choice: "none" })).toEqual({ ok: true, plan: { kind: "free" } });
+    expect(await plan({ tools: [WEATHER], tool_choice: "none" })).toEqual({ ok: true, plan: { kind: "free" } });
   }, 60_000);
 });

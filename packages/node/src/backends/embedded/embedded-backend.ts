@@ -10,7 +10,7 @@ import { type PromptFormatter, createPromptFormatter, rawPromptTokens } from "./
 import { rawPromptOf, rawPromptRefusal } from "../raw-prompt.js";
 import { PromptMismatchError, promptTokensRefusal, sameTokens } from "../../prompt/index.js";
 import { generationFeatures } from "../backend-features.js";
-import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState } from "./output-constraint.js";
+import { type OutputPlan, type OutputPlanResult, cachedPlanner, grammarState, grammarWalk } from "./output-constraint.js";
 import { replayPrefix } from "./prefix-replay.js";
 import { SequencePool } from "./sequence-pool.js";
 import { type EmbeddingRunner, createEmbeddingRunner, isEmbeddingModelFile } from "./embedding-model.js";
@@ -19,6 +19,8 @@ import { ConstrainedAnswer } from "../../constrained/constrained-answer.js";
 import { TokenTextStream } from "./token-text-stream.js";
 import { type ScoredToken, scoredTokens, tokenLogprobs } from "./scored-generation.js";
 import { greedyWithLogprobs } from "./greedy-logprobs.js";
+import { rankUnderGrammar } from "../../verification/grammar-ranks.js";
+import { grammarEndIndex } from "../../verification/grammar-end.js";
 import { type GetLlama, loadLlama } from "../../gpu-runtime/load-llama.js";
 
 /** node-llama-cpp in-process on one GGUF file. See design.md. */
@@ -54,7 +56,7 @@ interface Loaded {
   pool: SequencePool;
   formatter: PromptFormatter;
   /** Grammars for response_format and tools, compiled once per distinct request shape. */
-  plan: (sampling: GenerateRequest["sampling"]) => Promise<OutputPlanResult>;
+  plan: ReturnType<typeof cachedPlanner>;
 }
 
 function failure(code: ErrorCode, message: string): StreamPart {
@@ -372,10 +374,17 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
     async score(request: ScoreRequest): Promise<ScoreResult> {
       if (request.model !== modelId) throw new TesseraError("model_not_found", `model ${request.model} is not served here (this backend serves ${modelId})`);
       const loaded = await ensureLoaded();
-      // The prompt exactly as this backend's generation renders it (no tools: answers with tools are never checked).
-      // A raw prompt is scored as generation fed it (prompt-format.ts `rawPromptTokens`).
-      // Tool turns written as generation writes them (tool-prompt.ts), so a chat with tool history scores as it ran.
-      const prompt = request.rawPrompt ? rawPromptTokens(loaded.model, rawPromptOf(request)) : loaded.formatter.promptTokens(toolPromptMessages(request.messages, [], false));
+      // A constrained answer is scored under the plan its generation made: the tool prompt and the grammar
+      // (verification/design.md "Constrained answers").
+      const planned = request.constraint ? await loaded.plan(request.constraint) : undefined;
+      if (planned && !planned.ok) throw new TesseraError("bad_request", `constraint: ${planned.message}`, { param: "constraint" });
+      const plan: OutputPlan = planned?.ok ? planned.plan : { kind: "free" };
+      // The prompt exactly as this backend's generation renders it: a raw prompt as generation fed it (prompt-format.ts
+      // `rawPromptTokens`), a chat through the tool prompt (tool-prompt.ts: the callable tools, and tool turns written
+      // as generation writes them).
+      const prompt = request.rawPrompt
+        ? rawPromptTokens(loaded.model, rawPromptOf(request))
+        : loaded.formatter.promptTokens(toolPromptMessages(request.messages, plan.kind === "tools" ? plan.tools : [], plan.kind === "tools" && plan.required));
       // A node that claims to have run other prompt ids than this reference renders is caught here (design.md).
       if (request.promptTokens !== undefined && !sameTokens(request.promptTokens, prompt)) {
         throw new PromptMismatchError(request.promptTokens.length, prompt.length);
@@ -385,7 +394,12 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
         scorer = createEmbeddedEngine({ modelPath, llama: loaded.llama, threads, contextSize: loaded.context.contextSize });
         scorer.catch(() => (scorer = undefined));
       }
-      const scores = await (await scorer).score(prompt, request.outputTokens);
+      let scores = await (await scorer).score(prompt, request.outputTokens);
+      if (plan.kind !== "free") {
+        const walk = grammarWalk(loaded.model, plan.grammar);
+        if (!walk) throw new TesseraError("internal_error", "this node-llama-cpp build offers no grammar state to score a constrained answer under");
+        scores = rankUnderGrammar(scores, walk, grammarEndIndex(loaded.model, prompt, request.outputTokens, plan.kind)).scores;
+      }
       return {
         promptTokens: scores.promptTokens,
         positions: scores.positions.map(({ token, logprob, rank, top }) => ({ token, logprob, rank, topMass: Math.min(1, top.reduce((sum, t) => sum + Math.exp(t.logprob), 0)) })),

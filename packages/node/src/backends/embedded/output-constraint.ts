@@ -13,7 +13,10 @@ export type OutputPlan =
 
 export type OutputPlanResult = { ok: true; plan: OutputPlan } | { ok: false; message: string };
 
-export async function planOutput(llama: Llama, sampling: Sampling): Promise<OutputPlanResult> {
+/** What a plan depends on: a job's sampling, or a spot check's `constraint` (the same four fields). */
+export type OutputConstraint = Pick<Sampling, "tools" | "tool_choice" | "parallel_tool_calls" | "response_format">;
+
+export async function planOutput(llama: Llama, sampling: OutputConstraint): Promise<OutputPlanResult> {
   const planned = await outputGrammar(sampling);
   if (!planned.ok) return planned;
   const g = planned.grammar;
@@ -22,7 +25,7 @@ export async function planOutput(llama: Llama, sampling: Sampling): Promise<Outp
   return { ok: true, plan: g.kind === "json" ? { kind: "json", grammar } : { kind: "tools", grammar, tools: g.tools, required: g.required } };
 }
 
-/** node-llama-cpp 3.22 keeps these on `llama._bindings` without a public API; see `advanceGrammar`. */
+/** node-llama-cpp 3.22 keeps these on `llama._bindings` without a public API; see `grammarWalk`. */
 interface GrammarBindings {
   AddonSampler?: {
     acceptGrammarEvaluationStateToken?: (state: unknown, token: number) => void;
@@ -30,23 +33,44 @@ interface GrammarBindings {
   };
 }
 
+/** A grammar state fed token by token: whether a token may come next, and feeding it one that may. */
+export interface GrammarWalk {
+  readonly state: LlamaGrammarEvaluationState;
+  /** Whether `token` may come next (an end-of-generation token: whether the grammar may end here). */
+  allows(token: number): boolean;
+  /** Advances over `token`, which must be allowed. */
+  accept(token: number): void;
+}
+
 /**
- * A fresh grammar state for one answer, advanced over `prefix` (the tokens another node already produced, on
- * failover), so the continuation stays inside the grammar. node-llama-cpp 3.22 offers no public way to feed tokens to
- * a grammar state (LlamaChat does it internally); this uses the same internal binding, and checks each token is
- * allowed first. Returns undefined when a prefix token is not allowed or the binding is missing.
+ * A fresh grammar state with a way to ask and advance it token by token. node-llama-cpp 3.22 offers no public way to
+ * feed tokens to a grammar state (LlamaChat does it internally); this uses the same internal bindings. Undefined when
+ * they are missing (another node-llama-cpp version).
  */
-export function grammarState(model: LlamaModel, grammar: LlamaGrammar, prefix: readonly Token[]): LlamaGrammarEvaluationState | undefined {
+export function grammarWalk(model: LlamaModel, grammar: LlamaGrammar): GrammarWalk | undefined {
   const state = new LlamaGrammarEvaluationState({ model, grammar });
-  if (prefix.length === 0) return state;
   const sampler = (grammar as unknown as { _llama?: { _bindings?: GrammarBindings } })._llama?._bindings?.AddonSampler;
   const native = (state as unknown as { _state?: unknown })._state;
-  if (!sampler?.acceptGrammarEvaluationStateToken || !sampler.canBeNextTokenForGrammarEvaluationState || native === undefined) return undefined;
+  const accept = sampler?.acceptGrammarEvaluationStateToken;
+  const allows = sampler?.canBeNextTokenForGrammarEvaluationState;
+  if (!accept || !allows || native === undefined) return undefined;
+  return { state, allows: (token) => allows(native, token), accept: (token) => accept(native, token) };
+}
+
+/**
+ * A fresh grammar state for one answer, advanced over `prefix` (the tokens another node already produced, on
+ * failover), so the continuation stays inside the grammar; each token is checked to be allowed first. Returns
+ * undefined when a prefix token is not allowed or the bindings are missing.
+ */
+export function grammarState(model: LlamaModel, grammar: LlamaGrammar, prefix: readonly Token[]): LlamaGrammarEvaluationState | undefined {
+  if (prefix.length === 0) return new LlamaGrammarEvaluationState({ model, grammar });
+  const walk = grammarWalk(model, grammar);
+  if (!walk) return undefined;
   for (const token of prefix) {
-    if (!sampler.canBeNextTokenForGrammarEvaluationState(native, token)) return undefined;
-    sampler.acceptGrammarEvaluationStateToken(native, token);
+    if (!walk.allows(token)) return undefined;
+    walk.accept(token);
   }
-  return state;
+  return walk.state;
 }
 
 /**
@@ -54,7 +78,7 @@ export function grammarState(model: LlamaModel, grammar: LlamaGrammar, prefix: r
  * compiled grammar is immutable (each answer gets its own evaluation state), so it is compiled once. Refusals are
  * cached too; a compile that throws is not.
  */
-export function cachedPlanner(llama: Llama, size = 16): (sampling: Sampling) => Promise<OutputPlanResult> {
+export function cachedPlanner(llama: Llama, size = 16): (sampling: OutputConstraint) => Promise<OutputPlanResult> {
   const cache = new Map<string, Promise<OutputPlanResult>>();
   return (sampling) => {
     const { tools, required } = callableTools(sampling.tools, sampling.tool_choice);
