@@ -28,15 +28,16 @@ function withTensorType(name: string, type: number): string {
 }
 
 describe("describeShardFile", () => {
-  it("offers the model's identity, layer count and the largest layer's resident bytes", async () => {
+  it("offers the model's identity, layer count and the largest layer's bytes in the file", async () => {
     const shard = await describeShardFile(model.path);
     expect(shard).toMatchObject({ model: "k", sha256: model.sha256, layerCount: 3 });
     const file = openGguf(model.path);
-    const perLayer = [0, 1, 2].map((l) => [...file.tensors.values()].filter((t) => t.name.startsWith(`blk.${l}.`)).reduce((a, t) => a + residentBytes(t), 0));
-    const fileBytes = [...file.tensors.values()].filter((t) => t.name.startsWith("blk.0.")).reduce((a, t) => a + t.byteLength, 0);
+    const perLayer = [0, 1, 2].map((l) => [...file.tensors.values()].filter((t) => t.name.startsWith(`blk.${l}.`)).reduce((a, t) => a + t.byteLength, 0));
+    const resident = [...file.tensors.values()].filter((t) => t.name.startsWith("blk.0.")).reduce((a, t) => a + residentBytes(t), 0);
     file.close();
     expect(shard.bytesPerLayer).toBe(Math.max(...perLayer));
-    expect(shard.bytesPerLayer).toBeGreaterThan(fileBytes); // layer 0 holds Q6_K tensors, unpacked when loaded
+    // A property of the file, not of a runtime: the WebAssembly runtime unpacks layer 0's Q6_K tensors to more.
+    expect(resident).toBeGreaterThan(perLayer[0]!);
   });
 
   it("refuses, at daemon start, a file with tensors the runtime cannot run, naming the type", async () => {

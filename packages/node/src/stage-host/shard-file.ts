@@ -1,10 +1,9 @@
-/** What a node offers for one local GGUF file: its identity (SHA-256), layer count and per-layer weight bytes. */
+/** What a node offers for one local GGUF file: its identity (SHA-256), layer count and per-layer bytes in the file. */
 import { basename } from "node:path";
 import { TesseraError, modelIdFromFileName } from "@tessera/protocol";
 import { ggmlTypeName, isSupportedType, openGguf, SUPPORTED_TYPE_NAMES } from "../stage/gguf-reader.js";
 import { readLlamaConfig } from "../stage/llama-config.js";
 import { sha256File } from "../file-sha256.js";
-import { residentBytes } from "../stage/weights.js";
 
 export interface ShardFile {
   path: string;
@@ -12,7 +11,11 @@ export interface ShardFile {
   model: string;
   sha256: string;
   layerCount: number;
-  /** Memory the largest layer takes once loaded (its tensors' resident bytes, not always their size in the file). */
+  /**
+   * The largest layer's tensors as stored in the file: a property of the file that every honest offer of it states
+   * alike, and the least any backend holds a layer in (what a layer takes on this node's backend is
+   * span-cost.ts's spanBytesPerLayer).
+   */
   bytesPerLayer: number;
 }
 
@@ -34,7 +37,7 @@ export async function describeShardFile(path: string): Promise<ShardFile> {
     const perLayer = new Array<number>(layerCount).fill(0);
     for (const t of file.tensors.values()) {
       const m = /^blk\.(\d+)\./.exec(t.name);
-      if (m) perLayer[Number(m[1])] = (perLayer[Number(m[1])] ?? 0) + residentBytes(t);
+      if (m) perLayer[Number(m[1])] = (perLayer[Number(m[1])] ?? 0) + t.byteLength;
     }
     bytesPerLayer = Math.max(1, ...perLayer);
   } finally {

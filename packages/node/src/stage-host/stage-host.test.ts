@@ -308,3 +308,33 @@ describe("ggml spans in their worker threads", () => {
     await host.close();
   }, 60_000);
 });
+
+describe("the offer", () => {
+  it("says what a layer takes in the file and on this node's backend, and the per-layer time measured there", async () => {
+    for (const backend of ["wasm", "ggml-cpu"] as const) {
+      const host = await StageHost.create({ modelPath: path, logger: quiet, backend });
+      const offer = host.offer();
+      expect(offer.type).toBe("stage.offer");
+      const shard = (offer as Extract<StageNodeMessage, { type: "stage.offer" }>).shards[0]!;
+      expect(shard.bytes_per_layer).toBe(host.file.bytesPerLayer);
+      // The backend's layer holds at least the file's bytes, plus a full-context cache.
+      expect(shard.span_bytes_per_layer).toBeGreaterThan(shard.bytes_per_layer);
+      expect(shard.ms_per_layer).toBeGreaterThan(0);
+      await host.close();
+    }
+  }, 60_000);
+
+  it("leaves the time out when asked not to probe, and both figures when the backend cannot run here", async () => {
+    const unprobed = await StageHost.create({ modelPath: path, logger: quiet, probeSpeed: false });
+    const shard = (unprobed.offer() as Extract<StageNodeMessage, { type: "stage.offer" }>).shards[0]!;
+    expect(shard.span_bytes_per_layer).toBeGreaterThan(0);
+    expect(shard.ms_per_layer).toBeUndefined();
+    const warnings: string[] = [];
+    const logger = { ...quiet, warn: (line: string) => void warnings.push(line) } as unknown as NodeLogger;
+    const noGpu = await StageHost.create({ modelPath: path, logger, backend: "metal" });
+    const none = (noGpu.offer() as Extract<StageNodeMessage, { type: "stage.offer" }>).shards[0]!;
+    expect(none).not.toHaveProperty("span_bytes_per_layer");
+    expect(none).not.toHaveProperty("ms_per_layer");
+    expect(warnings).toEqual([expect.stringMatching(/stage backend metal cannot run here: .*; the offer says nothing of this node's backend/)]);
+  }, 60_000);
+});

@@ -23,7 +23,8 @@ import type { NodeLogger } from "../logger.js";
 import { F16_TO_F32 as F16 } from "../stage/f16.js";
 import { openGguf } from "../stage/gguf-reader.js";
 import { Sampler, largestMagnitude } from "../stage/sampler.js";
-import { loadSpan, type Span } from "../stage/span-runtime.js";
+import { measureMsPerLayer, probeMsPerLayer, spanBytesPerLayer } from "../stage/span-cost.js";
+import { loadSpan, resolveStageRuntime, type Span } from "../stage/span-runtime.js";
 import type { StageBackend } from "../stage/stage-backend.js";
 import { setStageThreads } from "../stage/wasm-matvec.js";
 import { loadPromptTokenizer, type PromptTokenizer } from "./prompt-tokenizer.js";
@@ -45,6 +46,11 @@ export interface StageHostOptions {
   backend?: StageBackend;
   /** Where `tessera gpu setup` installed the GPU build (`<data dir>/gpu-runtime`), for the GPU backends. */
   gpuRuntimeDir?: string;
+  /**
+   * Time a few layers on the backend at start, so the offer says this node's speed before any span is placed on it
+   * (default true; see span-cost.ts). Without it the offer carries no ms_per_layer and placement assumes the default.
+   */
+  probeSpeed?: boolean;
   now?: () => number;
   /**
    * Tests only (`TESSERA_TEST_STAGE_PERTURB`, config.ts): perturb every answer by this many times its RMS, and claim
@@ -54,8 +60,16 @@ export interface StageHostOptions {
   perturb?: number;
 }
 
+/** What a span of the file costs on this node's backend, as the offer states it (absent: the backend cannot run). */
+interface SpanCost {
+  runtime: string;
+  bytesPerLayer: number;
+  msPerLayer: number | undefined;
+}
+
 export class StageHost {
   private shard: ShardFile | undefined;
+  private cost: SpanCost | undefined;
   private readonly stages = new Map<number, Span>();
   private readonly samplers = new Map<string, Sampler>();
   private tokenizer: Promise<PromptTokenizer> | undefined;
@@ -72,8 +86,37 @@ export class StageHost {
     const host = new StageHost(o);
     host.shard = await describeShardFile(o.modelPath);
     setStageThreads(o.threads ?? 1);
-    o.logger.info(`stage host: offering ${host.shard.model} (${host.shard.layerCount} layers, sha256 ${host.shard.sha256.slice(0, 12)}…, ${o.threads ?? 1} thread(s))`);
+    host.cost = await host.measureCost();
+    const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+    const cost = host.cost
+      ? `, on ${host.cost.runtime}: ${mib(host.cost.bytesPerLayer)} MiB/layer with a full-context cache${host.cost.msPerLayer === undefined ? "" : `, ${host.cost.msPerLayer.toFixed(3)} ms/layer`}`
+      : "";
+    o.logger.info(`stage host: offering ${host.shard.model} (${host.shard.layerCount} layers, ${mib(host.shard.bytesPerLayer)} MiB/layer in the file${cost}, sha256 ${host.shard.sha256.slice(0, 12)}…, ${o.threads ?? 1} thread(s))`);
     return host;
+  }
+
+  /**
+   * The memory a layer takes on the backend spans will run on, and the per-layer step time a probe of a few layers
+   * measures there. A backend that cannot run here leaves both out of the offer (the load will say why); a probe
+   * that fails leaves out the time.
+   */
+  private async measureCost(): Promise<SpanCost | undefined> {
+    const o = this.o;
+    const backend = o.backend ?? "wasm";
+    const choice = resolveStageRuntime(backend, undefined, { gpuRuntimeDir: o.gpuRuntimeDir });
+    if (choice.runtime === undefined) {
+      o.logger.warn(`stage host: ${choice.detail}; the offer says nothing of this node's backend`);
+      return undefined;
+    }
+    const bytesPerLayer = spanBytesPerLayer(choice, o.modelPath);
+    if (o.probeSpeed === false) return { runtime: choice.runtime, bytesPerLayer, msPerLayer: undefined };
+    try {
+      const probe = await probeMsPerLayer({ path: o.modelPath, backend, threads: o.threads ?? 1, gpuRuntimeDir: o.gpuRuntimeDir });
+      return { runtime: probe.runtime, bytesPerLayer, msPerLayer: probe.msPerLayer };
+    } catch (err) {
+      o.logger.warn(`stage host: timing layers on ${choice.runtime} failed (${(err as Error).message}); the offer says nothing of this node's speed`);
+      return { runtime: choice.runtime, bytesPerLayer, msPerLayer: undefined };
+    }
   }
 
   get file(): ShardFile {
@@ -90,7 +133,15 @@ export class StageHost {
     const f = this.file;
     return {
       type: "stage.offer",
-      shards: [{ model: f.model, sha256: f.sha256, layer_count: f.layerCount, bytes_per_layer: f.bytesPerLayer, free_memory_bytes: Math.floor(this.o.freeMemoryBytes?.() ?? freemem()) }],
+      shards: [{
+        model: f.model,
+        sha256: f.sha256,
+        layer_count: f.layerCount,
+        bytes_per_layer: f.bytesPerLayer,
+        free_memory_bytes: Math.floor(this.o.freeMemoryBytes?.() ?? freemem()),
+        ...(this.cost ? { span_bytes_per_layer: this.cost.bytesPerLayer } : {}),
+        ...(this.cost?.msPerLayer !== undefined ? { ms_per_layer: this.cost.msPerLayer } : {}),
+      }],
     };
   }
 
@@ -217,15 +268,8 @@ export class StageHost {
     const loadMs = this.now() - t0;
     let msPerLayer: number;
     try {
-      // Warm-up: one token through the span measures the per-layer time the coordinator routes by.
-      const probe = `warmup-${stageId}`;
-      const input = stage.isFirst ? new Int32Array([0]) : new Float32Array(stage.hiddenSize).fill(0.01);
-      await stage.forward(probe, input, [0]);
-      const t1 = this.now();
-      const reps = 3;
-      for (let i = 1; i <= reps; i++) await stage.forward(probe, input, [i]);
-      msPerLayer = this.o.perturb ? 0 : (this.now() - t1) / reps / (end - start);
-      stage.dropRequest(probe);
+      // Warm-up: a few tokens through the span measure the per-layer time the coordinator routes by.
+      msPerLayer = this.o.perturb ? 0 : await measureMsPerLayer(stage, this.now);
     } catch (err) {
       await stage.close();
       throw err;

@@ -6,7 +6,25 @@
  * allocate.
  */
 import { f32ToF16Bits } from "./f16.js";
-import type { WasmArena } from "./wasm-matvec.js";
+import { arenaBlockSize, type WasmArena } from "./wasm-matvec.js";
+
+/** First capacity of a request's cache, in cells. */
+const FIRST_CAPACITY = 64;
+
+/** The capacity a cache of `capacity` cells grows to when it must hold `need` (doubling). */
+function grownCapacity(capacity: number, need: number): number {
+  let cap = capacity;
+  while (cap < need) cap *= 2;
+  return cap;
+}
+
+/**
+ * Arena bytes one layer's K and V take once a request holds `cells` tokens: two blocks of the doubled capacity, each
+ * rounded up as the arena rounds them (what a span's offer counts per layer at its full context).
+ */
+export function kvCacheBytesPerLayer(rowWidth: number, cells: number): number {
+  return 2 * arenaBlockSize(grownCapacity(FIRST_CAPACITY, cells) * rowWidth * 2);
+}
 
 export class KvCache {
   length = 0;
@@ -18,7 +36,7 @@ export class KvCache {
   private readonly jsK: Uint16Array[] = [];
   private readonly jsV: Uint16Array[] = [];
 
-  constructor(readonly nLayers: number, readonly rowWidth: number, private readonly arena: WasmArena | null, initialCapacity = 64) {
+  constructor(readonly nLayers: number, readonly rowWidth: number, private readonly arena: WasmArena | null, initialCapacity = FIRST_CAPACITY) {
     this.capacity = initialCapacity;
     this.positions = new Int32Array(initialCapacity);
     for (let l = 0; l < nLayers; l++) {
@@ -59,8 +77,7 @@ export class KvCache {
   reserve(extra: number): void {
     const need = this.length + extra;
     if (need <= this.capacity) return;
-    let cap = this.capacity;
-    while (cap < need) cap *= 2;
+    const cap = grownCapacity(this.capacity, need);
     const used = this.length * this.rowWidth;
     for (let l = 0; l < this.nLayers; l++) {
       if (this.arena) {

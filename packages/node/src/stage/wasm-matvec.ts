@@ -211,7 +211,7 @@ class WasmArena {
 
   /** A reusable block of at least `bytes` (rounded up to a power of two); give it back with freeBlock. */
   allocBlock(bytes: number): number {
-    const size = blockSize(bytes);
+    const size = arenaBlockSize(bytes);
     const free = this.freeBlocks.get(size);
     if (free && free.length > 0) return free.pop()!;
     return this.alloc(size, 1);
@@ -219,14 +219,15 @@ class WasmArena {
 
   /** Returns a block from allocBlock(bytes) for reuse. */
   freeBlock(ptr: number, bytes: number): void {
-    const size = blockSize(bytes);
+    const size = arenaBlockSize(bytes);
     let free = this.freeBlocks.get(size);
     if (!free) this.freeBlocks.set(size, (free = []));
     free.push(ptr);
   }
 }
 
-function blockSize(bytes: number): number {
+/** The arena block allocBlock hands out for `bytes`: a power of two, at least the alignment. */
+export function arenaBlockSize(bytes: number): number {
   let size = ALIGN;
   while (size < bytes) size *= 2;
   return size;

@@ -79,6 +79,12 @@ export interface GgmlLib {
   tensorSet(t: Ptr, data: ArrayBufferView, offset: number, size: number): void;
   tensorGet(t: Ptr, data: ArrayBufferView, offset: number, size: number): void;
   graphCompute(backend: Ptr, graph: Ptr): number;
+  /** The bytes a tensor takes in a buffer of this type (a backend may pad rows) and the type's alignment. */
+  buftGetAllocSize(buft: Ptr, t: Ptr): number;
+  buftGetAlignment(buft: Ptr): number;
+  /** The CPU backend's buffer type (host memory), and a device's (its memory). */
+  cpuBufferType(): Ptr;
+  devBufferType(dev: Ptr): Ptr;
   gallocrNew(buft: Ptr): Ptr;
   gallocrAllocGraph(galloc: Ptr, graph: Ptr): boolean;
   gallocrFree(galloc: Ptr): void;
@@ -279,6 +285,10 @@ function bind(base: koffi.IKoffiLib, cpu: koffi.IKoffiLib, dir: string, cpuVaria
     tensorSet: f(`void ggml_backend_tensor_set(${T} t, const void * data, size_t offset, size_t size)`),
     tensorGet: f(`void ggml_backend_tensor_get(const ${T} t, void * data, size_t offset, size_t size)`),
     graphCompute: f("int ggml_backend_graph_compute(ggml_backend * b, ggml_cgraph * g)"),
+    buftGetAllocSize: f(`size_t ggml_backend_buft_get_alloc_size(ggml_backend_buffer_type * buft, const ${T} t)`),
+    buftGetAlignment: f("size_t ggml_backend_buft_get_alignment(ggml_backend_buffer_type * buft)"),
+    cpuBufferType: f("ggml_backend_buffer_type * ggml_backend_cpu_buffer_type(void)"),
+    devBufferType: f("ggml_backend_buffer_type * ggml_backend_dev_buffer_type(ggml_backend_device * dev)"),
     gallocrNew: f("ggml_gallocr * ggml_gallocr_new(ggml_backend_buffer_type * buft)"),
     gallocrAllocGraph: f("bool ggml_gallocr_alloc_graph(ggml_gallocr * g, ggml_cgraph * graph)"),
     gallocrFree: f("void ggml_gallocr_free(ggml_gallocr * g)"),

@@ -4,7 +4,7 @@
  * stage returns logits, others hidden states; one KV cache per request id. Graph and numerics: design.md here.
  */
 import { TesseraError } from "@tessera/protocol";
-import { ggmlTypeName, openGguf, type GgufFile } from "../gguf-reader.js";
+import { ggmlTypeName, openGguf, type GgufFile, type GgufTensorInfo } from "../gguf-reader.js";
 import { readLlamaConfig, type LlamaConfig } from "../llama-config.js";
 import type { ForwardOptions, LoadStageOptions, PositionInput, TokenInput } from "../stage.js";
 import { loadVector } from "../weights.js";
@@ -37,6 +37,11 @@ interface LayerTensors {
 /** First capacity of a request's cache, in cells; it doubles when full. */
 const FIRST_CAPACITY = 64;
 
+/** One layer's K and V cache tensors of `capacity` cells (F16, as llama.cpp's default cache). */
+function newKvTensors(g: GgmlLib, ctx: Ptr, kvDim: number, capacity: number): { k: Ptr; v: Ptr } {
+  return { k: g.newTensor2d(ctx, GGML.F16, kvDim, capacity), v: g.newTensor2d(ctx, GGML.F16, capacity, kvDim) };
+}
+
 /** One request's F16 K and V tensors per layer, in their own backend buffer. K is [kv_dim, cap], V is [cap, kv_dim]. */
 class GgmlKvCache {
   readonly ctx: Ptr;
@@ -49,8 +54,9 @@ class GgmlKvCache {
   constructor(private readonly g: GgmlLib, backend: Ptr, readonly nLayer: number, readonly kvDim: number, readonly capacity: number) {
     this.ctx = g.init(g.tensorOverhead() * (2 * nLayer + 2), true);
     for (let l = 0; l < nLayer; l++) {
-      this.k.push(g.newTensor2d(this.ctx, GGML.F16, kvDim, capacity));
-      this.v.push(g.newTensor2d(this.ctx, GGML.F16, capacity, kvDim));
+      const { k, v } = newKvTensors(g, this.ctx, kvDim, capacity);
+      this.k.push(k);
+      this.v.push(v);
     }
     this.buffer = g.allocCtxTensors(this.ctx, backend);
     if (!this.buffer) {
@@ -319,6 +325,75 @@ export class GgmlStage {
 /** ggml types a span's matrices may have (uploaded as the file's bytes); the ones the tests run. */
 const MATRIX_TYPES: ReadonlySet<number> = new Set([GGML.F32, GGML.F16, GGML.BF16, GGML.Q8_0, GGML.Q4_K, GGML.Q6_K]);
 
+/** The tensors of one Llama layer, `blk.<l>.<name>.weight`. */
+const LAYER_TENSORS = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"] as const;
+
+/**
+ * The ggml tensor a span holds for a file's tensor (no data yet): a vector as F32 (norm weights and rope factors, for
+ * ggml_mul / ggml_rope_ext), a matrix in the file's own type.
+ */
+function newWeightTensor(g: GgmlLib, ctx: Ptr, name: string, info: GgufTensorInfo): Ptr {
+  if (info.dims.length === 1) return g.newTensor1d(ctx, GGML.F32, info.elementCount);
+  if (!MATRIX_TYPES.has(info.type) || info.dims.length !== 2) {
+    throw new TesseraError("bad_request", `tensor ${name}: ${ggmlTypeName(info.type)} with ${info.dims.length} dims is not supported by the ggml span (2-D F32, F16, BF16, Q8_0, Q4_K, Q6_K are)`);
+  }
+  return g.newTensor2d(ctx, info.type, info.dims[0], info.dims[1]);
+}
+
+/** What a span of a file takes in a ggml buffer type, per layer, before anything is loaded. */
+export interface GgmlSpanBytes {
+  /** Each layer's weights as `ggml_backend_alloc_ctx_tensors` places them in that buffer type. */
+  layerWeights: number[];
+  /** One layer's K and V cache for one request holding `context` tokens (the cache's capacity at its largest). */
+  kvPerLayer: number;
+  context: number;
+}
+
+/**
+ * The bytes a span's layers take in the buffer type `buft` (the CPU's, or a GPU device's), computed the way
+ * `ggml_backend_alloc_ctx_tensors_from_buft` (ggml-alloc.c) sizes its buffer: each tensor's
+ * `ggml_backend_buft_get_alloc_size` (a backend may pad rows: CUDA pads quantised rows) rounded up to the buffer
+ * type's alignment, summed. The tensors are the ones loadGgmlStage makes, in a context that allocates nothing.
+ */
+export function ggmlSpanBytes(g: GgmlLib, buft: Ptr, path: string, maxContext?: number): GgmlSpanBytes {
+  const file = openGguf(path);
+  try {
+    const config = readLlamaConfig(file);
+    const context = maxContext ?? config.contextLength;
+    const align = g.buftGetAlignment(buft);
+    const size = (t: Ptr) => Math.ceil(g.buftGetAllocSize(buft, t) / align) * align;
+    // One context of headers (it allocates no data) per layer, so it stays small whatever the layer count.
+    const withContext = <T>(tensors: number, use: (ctx: Ptr) => T): T => {
+      const ctx = g.init(g.tensorOverhead() * (tensors + 1), true);
+      try {
+        return use(ctx);
+      } finally {
+        g.free(ctx);
+      }
+    };
+    const layerWeights: number[] = [];
+    for (let l = 0; l < config.nLayer; l++) {
+      layerWeights.push(withContext(LAYER_TENSORS.length, (ctx) => {
+        let bytes = 0;
+        for (const t of LAYER_TENSORS) {
+          const name = `blk.${l}.${t}.weight`;
+          const info = file.tensors.get(name);
+          if (!info) throw new TesseraError("bad_request", `${file.path}: tensor ${name} is missing`);
+          bytes += size(newWeightTensor(g, ctx, name, info));
+        }
+        return bytes;
+      }));
+    }
+    const kvPerLayer = withContext(2, (ctx) => {
+      const { k, v } = newKvTensors(g, ctx, config.nHeadKv * config.headDim, context);
+      return size(k) + size(v);
+    });
+    return { layerWeights, kvPerLayer, context };
+  } finally {
+    file.close();
+  }
+}
+
 /**
  * The backend a span runs on, made once the libraries are loaded: ggml's CPU backend, or a device's backend
  * (`ggml_backend_dev_init`) with the name the span's errors use for it.
@@ -367,7 +442,7 @@ function build(file: GgufFile, options: LoadGgmlStageOptions, makeBackend: MakeB
   const tied = !file.tensors.has("output.weight");
   const names: string[] = [];
   for (let l = start; l < end; l++) {
-    for (const t of ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]) names.push(`blk.${l}.${t}.weight`);
+    for (const t of LAYER_TENSORS) names.push(`blk.${l}.${t}.weight`);
   }
   if (isFirst || (isLast && tied)) names.push("token_embd.weight");
   if (isLast) names.push("output_norm.weight");
@@ -386,19 +461,8 @@ function build(file: GgufFile, options: LoadGgmlStageOptions, makeBackend: MakeB
       if (!info) throw new TesseraError("bad_request", `${file.path}: tensor ${name} is missing`);
       const bytes = file.readTensor(name);
       loadedBytes += bytes.length;
-      let tensor: Ptr;
-      if (info.dims.length === 1) {
-        // Norm weights and rope factors are F32 for ggml_mul / ggml_rope_ext.
-        const values = loadVector(bytes, info);
-        tensor = g.newTensor1d(ctx, GGML.F32, values.length);
-        uploads.push({ tensor, data: values });
-      } else {
-        if (!MATRIX_TYPES.has(info.type) || info.dims.length !== 2) {
-          throw new TesseraError("bad_request", `tensor ${name}: ${ggmlTypeName(info.type)} with ${info.dims.length} dims is not supported by the ggml span (2-D F32, F16, BF16, Q8_0, Q4_K, Q6_K are)`);
-        }
-        tensor = g.newTensor2d(ctx, info.type, info.dims[0], info.dims[1]);
-        uploads.push({ tensor, data: bytes });
-      }
+      const tensor = newWeightTensor(g, ctx, name, info);
+      uploads.push({ tensor, data: info.dims.length === 1 ? loadVector(bytes, info) : bytes });
       tensors.set(name, tensor);
     }
     buffer = g.allocCtxTensors(ctx, backend);
@@ -416,7 +480,7 @@ function build(file: GgufFile, options: LoadGgmlStageOptions, makeBackend: MakeB
   }
   const layers: LayerTensors[] = [];
   for (let l = start; l < end; l++) {
-    const t = (s: string): Ptr => tensors.get(`blk.${l}.${s}.weight`);
+    const t = (s: (typeof LAYER_TENSORS)[number]): Ptr => tensors.get(`blk.${l}.${s}.weight`);
     layers.push({ attnNorm: t("attn_norm"), wq: t("attn_q"), wk: t("attn_k"), wv: t("attn_v"), wo: t("attn_output"), ffnNorm: t("ffn_norm"), wGate: t("ffn_gate"), wUp: t("ffn_up"), wDown: t("ffn_down") });
   }
   const embd = tensors.get("token_embd.weight");

@@ -15,12 +15,10 @@
  * - The worker keeps the process alive only while a call is in flight or the span is loading; `close()` frees the
  *   span's ggml memory in the worker and ends the thread (terminating it if it does not end within a few seconds).
  */
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { TesseraError } from "@tessera/protocol";
 import type { ForwardOptions, PositionInput, TokenInput } from "../stage.js";
+import { startWorker } from "../worker-start.js";
 import type { GgmlSpanInfo, GgmlWorkerData, GpuSpanPlacement, HolderMessage, WorkerMessage } from "./ggml-worker-messages.js";
 
 export interface LoadGgmlWorkerSpanOptions {
@@ -41,21 +39,6 @@ export interface LoadGgmlWorkerSpanOptions {
 
 const INT32_MAX = 2 ** 31 - 1;
 const align8 = (bytes: number): number => (bytes + 7) & ~7;
-
-/**
- * Starts the worker. From the compiled package it runs ggml-worker.js; from the TypeScript sources (tests, bench) it
- * runs ggml-worker.ts through tsx's loader with the workspace's `tessera-source` condition, because a worker thread
- * does not inherit the loader its parent runs under (Node 20: `--import tsx` in a worker's execArgv does not reach
- * its entry module).
- */
-function startWorker(data: GgmlWorkerData): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith(".ts")) return new Worker(new URL("./ggml-worker.js", here), { workerData: data });
-  const tsxApi = pathToFileURL(join(dirname(createRequire(here).resolve("tsx")), "esm", "api", "index.mjs")).href;
-  const entry = new URL("./ggml-worker.ts", here).href;
-  const source = `import(${JSON.stringify(tsxApi)}).then((api) => api.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(here)}));`;
-  return new Worker(source, { eval: true, workerData: data, execArgv: ["--conditions=tessera-source"] });
-}
 
 interface InFlight {
   id: number;
@@ -128,7 +111,8 @@ export class GgmlWorkerSpan {
   /** Starts a worker and loads layers [start, end) in it; rejects with the load's own error (the worker then ends). */
   static load(options: LoadGgmlWorkerSpanOptions): Promise<GgmlWorkerSpan> {
     const { path, start, end, maxContext, libDir, cpuVariant, gpu } = options;
-    const worker = startWorker({ path, start, end, maxContext, threads: Math.max(1, options.threads ?? 1), libDir, cpuVariant, ...(gpu ? { gpu } : {}) });
+    const data: GgmlWorkerData = { path, start, end, maxContext, threads: Math.max(1, options.threads ?? 1), libDir, cpuVariant, ...(gpu ? { gpu } : {}) };
+    const worker = startWorker("ggml-worker", import.meta.url, data);
     const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
     const what = `the ggml span of layers [${start}, ${end})`;
     return new Promise<GgmlWorkerSpan>((resolve, reject) => {
