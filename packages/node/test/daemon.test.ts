@@ -153,6 +153,13 @@ describe("node daemon against a fake coordinator", () => {
     await waitFor("prompt-ids job finished", () => coordinator.partsOf("job-3").some((p) => p.type === "finish"));
     expect(backend.calls[2]).toMatchObject({ promptTokens: [1, 5, 9] });
     expect(backend.calls[2]!.reportPromptTokens).toBeUndefined();
+    // Tool chats report their ids too (canonical backends write tools Tessera's one way); raw prompts never do.
+    const tools = [{ type: "function" as const, function: { name: "f", parameters: { type: "object" } } }];
+    coordinator.send({ ...assignment("job-4"), sampling: { ...assignment("job-4").sampling, tools } });
+    coordinator.send({ ...assignment("job-5"), raw_prompt: true });
+    await waitFor("tool and raw jobs finished", () => ["job-4", "job-5"].every((id) => coordinator.partsOf(id).some((p) => p.type === "finish")));
+    expect(backend.calls.find((c) => c.sampling.tools)).toMatchObject({ reportPromptTokens: true });
+    expect(backend.calls.find((c) => c.rawPrompt)!.reportPromptTokens).toBeUndefined();
     await waitFor("complete log", () => /job complete: 3 tokens in [\d.]+ s \([\d.]+ tok\/s\)/.test(log(lines)));
     expect(log(lines)).toMatch(/job received/);
   });

@@ -144,7 +144,7 @@ describe("ollama: chats run the canonical prompt in raw mode", () => {
     expect(paths()).not.toContain("/api/chat");
   });
 
-  it("tools and response_format keep /api/chat (Ollama renders tools and compiles format there); prompt ids with them are refused", async () => {
+  it("tools and response_format keep /api/chat (Ollama renders tools and compiles format there); prompt ids with them are declined (another node runs them)", async () => {
     const tools = [{ type: "function" as const, function: { name: "weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
     const parts = await collect(adapter.doStream(request({ sampling: { max_tokens: 64, temperature: 0, top_p: 1, tools } })));
     expect(parts.find((p) => p.type === "tool-calls")).toBeDefined();
@@ -153,7 +153,7 @@ describe("ollama: chats run the canonical prompt in raw mode", () => {
     expect(bodyAt("/api/chat")).toMatchObject({ format: "json" });
     expect(paths()).not.toContain("/api/generate");
     const refused = await collect(adapter.doStream(request({ promptTokens: [1, 2], sampling: { max_tokens: 64, temperature: 0, top_p: 1, tools } })));
-    expect(errorOf(refused)).toMatchObject({ code: "bad_request", message: expect.stringContaining("prompt_tokens") });
+    expect(errorOf(refused)).toMatchObject({ code: "unsupported_parameter", message: expect.stringContaining("prompt_tokens") });
   });
 
   it("raw prompts go to /api/generate as before, without reading the template", async () => {

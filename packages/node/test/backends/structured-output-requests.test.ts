@@ -115,3 +115,42 @@ describe("continuing a constrained answer another node began", () => {
     }
   });
 });
+
+describe("a continuation with the job's prompt ids and tools, tool turns or response_format", () => {
+  it("is declined with unsupported_parameter naming prompt_tokens by every backend that does not write tools Tessera's way, before any request", async () => {
+    const flavoured = await Promise.all((["vllm", "sglang", "max", "llama-swap"] as const).map((flavour) => startFakeOpenAICompatible({ flavour, models: ["m"] })));
+    const [vllm, sglang, max, swap] = flavoured as [Awaited<ReturnType<typeof startFakeOpenAICompatible>>, ...Awaited<ReturnType<typeof startFakeOpenAICompatible>>[]];
+    const ollama = await startFakeOllama({ installed: [{ name: "qwen2.5:7b", sizeBytes: 1 }] });
+    try {
+      const cases: [BackendAdapter, string][] = [
+        [createVllmAdapter({ instances: [{ host: vllm.url, model: "m" }] }), "m"],
+        [createSglangAdapter({ baseURL: sglang!.url }), "m"],
+        [createMaxAdapter({ baseURL: max!.url }), "m"],
+        [createLlamaServerAdapter({ baseURL: swap!.url, swap: true }), "m"],
+        [createOllamaAdapter({ baseURL: ollama.url }), "qwen2.5:7b"],
+      ];
+      const history = [
+        { role: "user" as const, content: "Weather?" },
+        { role: "assistant" as const, content: "", tool_calls: [{ id: "c1", type: "function" as const, function: { name: "get_weather", arguments: "{}" } }] },
+        { role: "tool" as const, content: "4C", tool_call_id: "c1" },
+      ];
+      for (const [adapter, model] of cases) {
+        for (const job of [
+          { messages, sampling: { ...base, tools: [WEATHER] } },
+          { messages: history, sampling: base },
+          { messages, sampling: { ...base, response_format: JSON_SCHEMA } },
+          { messages, sampling: { ...base, response_format: { type: "json_object" as const } }, assistantPrefix: '{"a":', assistantPrefixTokens: [5, 6] },
+        ]) {
+          const parts = [];
+          for await (const p of adapter.doStream({ model, ...job, promptTokens: [1, 2, 3] })) parts.push(p);
+          expect(parts, adapter.kind).toEqual([{ type: "error", code: "unsupported_parameter", message: expect.stringContaining("prompt_tokens") }]);
+          await expect(adapter.doGenerate({ model, ...job, promptTokens: [1, 2, 3] }), adapter.kind).rejects.toMatchObject({ code: "unsupported_parameter" });
+        }
+      }
+      const generation = /\/v1\/(chat\/)?completions|\/generate|\/api\/(chat|generate)/;
+      for (const fake of [...flavoured, ollama]) expect(fake.http.requests.filter((r) => generation.test(r.path))).toEqual([]);
+    } finally {
+      for (const fake of [...flavoured, ollama]) await fake.http.close();
+    }
+  });
+});
