@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { ChatMessage, CheckError, CheckScores, Sampling } from "@tessera/protocol";
+import type { ChatMessage, CheckConstraint, CheckError, CheckScores, Sampling } from "@tessera/protocol";
 import { checkVerdict, type Verdict } from "./check-verdict.js";
 import { type SampledVerdict, sampledVerdict } from "./sampled-check.js";
 import type { CheckPolicy } from "./check-policy.js";
@@ -84,10 +84,12 @@ export class SpotChecks {
   afterDelivery(answer: DeliveredAnswer): void {
     const rate = this.forced.delete(answer.jobId) ? 1 : (this.deps.rateOverride ?? this.deps.standing.checkRate(answer.nodeId));
     if (!(this.deps.random() < rate)) return;
-    const outputTokens = checkableTokens(answer);
+    const constraint = constraintOf(answer.sampling);
+    const backend = this.deps.registry.get(answer.nodeId)?.models.find((m) => m.id === answer.model)?.backend;
+    const outputTokens = checkableTokens(answer, constraint, backend);
     if (!outputTokens) return this.skip(answer, "not_checkable");
-    const reference = this.pickReference(answer);
-    if (!reference) return this.skip(answer, "no_reference");
+    const reference = this.pickReference(answer, constraint !== undefined);
+    if (!reference) return this.skip(answer, "no_reference", constraint ? "no reference on a backend that scores under a grammar (embedded)" : undefined);
     const checkId = randomUUID();
     this.pending.set(checkId, { answer: { ...answer, outputTokens }, referenceId: reference.id, file: reference.file, deadline: this.deps.clock.now() + this.deps.timeoutMs });
     this.deps.messenger.send(reference.id, {
@@ -97,6 +99,7 @@ export class SpotChecks {
       messages: answer.messages,
       ...(answer.rawPrompt ? { raw_prompt: true } : {}),
       ...(answer.promptTokens ? { prompt_tokens: answer.promptTokens } : {}),
+      ...(constraint ? { constraint } : {}),
       output_tokens: outputTokens,
     });
   }
@@ -163,8 +166,8 @@ export class SpotChecks {
     }
   }
 
-  private pickReference(answer: DeliveredAnswer): { id: string; file: FileMatch } | undefined {
-    const { ids, file } = this.referencesFor(answer.nodeId, answer.model, answer.rawPrompt === true);
+  private pickReference(answer: DeliveredAnswer, constrained: boolean): { id: string; file: FileMatch } | undefined {
+    const { ids, file } = this.referencesFor(answer.nodeId, answer.model, answer.rawPrompt === true, constrained);
     if (ids.length === 0) return undefined;
     return { id: ids[Math.floor(this.deps.random() * ids.length)]!, file };
   }
@@ -176,9 +179,10 @@ export class SpotChecks {
    * exists those holding another file. That last class is kept on purpose: a node that names a file no reference
    * holds (a made-up hash, or the honest hash of swapped weights or a cheaper quantisation under the model's name)
    * must not thereby escape every check and canary; it is judged by what the name means to the network's references.
-   * `rawPrompt`: the reference must also take raw prompts (its model announces `raw_prompt`).
+   * `rawPrompt`: the reference must also take raw prompts (its model announces `raw_prompt`). `constrained`: the answer
+   * was generated under a grammar, which only some backends can score under (GRAMMAR_SCORING_BACKENDS).
    */
-  private referencesFor(nodeId: string, model: string, rawPrompt = false): { ids: string[]; file: FileMatch } {
+  private referencesFor(nodeId: string, model: string, rawPrompt = false, constrained = false): { ids: string[]; file: FileMatch } {
     const { registry, standing, namedReferences } = this.deps;
     const node = registry.get(nodeId);
     if (!node) return { ids: [], file: "unknown" };
@@ -190,7 +194,14 @@ export class SpotChecks {
       // Same model on a backend that renders prompts the same way: the same kind, or two that both render with the
       // one canonical renderer (node/src/prompt/; the checked node's prompt ids travel with the check and the
       // reference compares them with its own rendering).
-      const m = ref.models.find((r) => r.id === model && r.scoring === true && samePromptRendering(r.backend, backend) && (!rawPrompt || r.features?.includes("raw_prompt")));
+      const m = ref.models.find(
+        (r) =>
+          r.id === model &&
+          r.scoring === true &&
+          samePromptRendering(r.backend, backend) &&
+          (!rawPrompt || r.features?.includes("raw_prompt")) &&
+          (!constrained || (r.backend !== undefined && GRAMMAR_SCORING_BACKENDS.has(r.backend))),
+      );
       if (!m) continue;
       if (standing.isQuarantined(ref.id)) continue;
       const named = namedReferences.has(ref.id) || namedReferences.has(ref.operatorId);
@@ -200,9 +211,9 @@ export class SpotChecks {
     return { ids: byFile[file], file };
   }
 
-  private skip(answer: DeliveredAnswer, reason: SkipReason): void {
+  private skip(answer: DeliveredAnswer, reason: SkipReason, why?: string): void {
     this.deps.metrics?.skipped(reason);
-    this.deps.logger.debug({ job: answer.jobId, node: answer.nodeId.slice(0, 12), reason }, "spot check drawn but skipped");
+    this.deps.logger.debug({ job: answer.jobId, node: answer.nodeId.slice(0, 12), reason, ...(why ? { why } : {}) }, "spot check drawn but skipped");
   }
 
   private abandon(check: PendingCheck, why: string): void {
@@ -222,13 +233,35 @@ function samePromptRendering(a: string | undefined, b: string | undefined): bool
 }
 
 /**
+ * Backends whose references can score an answer under the grammar it was generated under (node/src/verification/
+ * design.md "Constrained answers"): the embedded engine walks the grammar state; llama-server, vLLM and SGLang rank
+ * without it, which would fail honest answers, and refuse a constraint.
+ */
+const GRAMMAR_SCORING_BACKENDS: ReadonlySet<string> = new Set(["embedded"]);
+
+/** The grammar an answer was generated under (`check.score` `constraint`): its tools or response_format, if any. */
+function constraintOf(s: Sampling): CheckConstraint | undefined {
+  if (!s.tools && !s.response_format) return undefined;
+  return {
+    ...(s.tools ? { tools: s.tools } : {}),
+    ...(s.tool_choice !== undefined ? { tool_choice: s.tool_choice } : {}),
+    ...(s.parallel_tool_calls !== undefined ? { parallel_tool_calls: s.parallel_tool_calls } : {}),
+    ...(s.response_format ? { response_format: s.response_format } : {}),
+  };
+}
+
+/**
  * The answer's token ids when a check can judge it, else undefined. Greedy answers get the calibrated verdict
  * (check-verdict.ts); sampled ones at temperature ≤ 1 the exact bound of sampled-check.ts (hotter sampling has no
- * bound from the top 20). A grammar (JSON mode, tools) moves the answer away from what the model alone would choose.
+ * bound from the top 20). An answer under a grammar (JSON mode, tools) is judged only when greedy (a reference ranks
+ * it among the tokens the grammar allows; the sampled bound is on the model's own distribution, which a grammar
+ * moves) and when its node ran the canonical prompt (`backend`: the checked node's; other backends render tools
+ * with their own templates, which no reference reproduces).
  */
-function checkableTokens(answer: DeliveredAnswer): number[] | undefined {
+function checkableTokens(answer: DeliveredAnswer, constraint: CheckConstraint | undefined, backend: string | undefined): number[] | undefined {
   const s = answer.sampling;
-  if (s.temperature > 1 || s.response_format || s.tools) return undefined;
+  if (s.temperature > 1) return undefined;
+  if (constraint && (s.temperature > 0 || backend === undefined || !CANONICAL_PROMPT_BACKENDS.has(backend))) return undefined;
   if (!answer.outputTokens || answer.outputTokens.length === 0) return undefined;
   return answer.outputTokens;
 }
