@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChatMessage, CheckScore, CheckScores, StreamPart } from "@tessera/protocol";
+import { type ChatMessage, type CheckScore, type CheckScores, type StreamPart, TesseraError } from "@tessera/protocol";
 import { makeTinyModel } from "@tessera/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackendAdapter } from "./backends/adapter.js";
@@ -47,6 +47,22 @@ describe("scoring for a spot check", () => {
   it("ranks tokens the model would not choose outside its top 20", async () => {
     const reply = (await scoreForCheck(backend, request([5, 5, 5, 5]))) as CheckScores;
     expect(reply.positions.filter((p) => p.rank > 20).length).toBeGreaterThan(0);
+  });
+
+  it("scores a JSON answer under its grammar when check.score carries the constraint, and not without it", async () => {
+    const constraint = { response_format: { type: "json_object" as const } };
+    const parts: StreamPart[] = [];
+    for await (const p of backend.doStream({ model: "tiny", messages: MESSAGES, sampling: { max_tokens: 24, temperature: 0, top_p: 1, ...constraint } })) parts.push(p);
+    const tokens = parts.flatMap((p) => (p.type === "text-delta" ? (p.tokens ?? []) : []));
+    const under = (await scoreForCheck(backend, { ...request(tokens), constraint })) as CheckScores;
+    expect(under.type).toBe("check.scores");
+    expect(under.positions.every((p) => p.rank === 1)).toBe(true);
+    // Ranked in the model's own top 20, the grammar's forced `{` is not a token this random model would write.
+    const plain = (await scoreForCheck(backend, request(tokens))) as CheckScores;
+    expect(plain.positions.some((p) => p.rank > 20)).toBe(true);
+    // A backend that scores without a grammar refuses, and the check is abandoned (no prompt_mismatch: nobody is charged).
+    const refusing = { kind: "vllm", score: () => Promise.reject(new TesseraError("unsupported_parameter", "vllm cannot score an answer under its grammar")) } as unknown as BackendAdapter;
+    expect(await scoreForCheck(refusing, { ...request(tokens), constraint })).toEqual({ type: "check.error", check_id: "c1", message: "vllm cannot score an answer under its grammar" });
   });
 
   it("answers check.error, never throws, for another model, a token outside the vocabulary, or a backend that cannot score", async () => {
