@@ -2,15 +2,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Cluster, type RunningLlamaServer, buildLlamaServer, greedyReference, killMidStream, makeTinyModel, startCluster, startLlamaServer } from "@tessera/testkit";
+import { type Cluster, type RunningLlamaServer, buildLlamaServer, greedyReference, killMidStream, makeTinyModel, startCluster, startLlamaServer, streamGreedyChat } from "@tessera/testkit";
 
 /**
  * Issue 17 §0 on real processes: one daemon on a REAL llama-server (built from node-llama-cpp's llama.cpp sources),
  * one on the embedded engine, the same GGUF with a ChatML template. Whichever daemon serves the greedy stream is
  * SIGKILLed at token 20 of 64 and the other, on the other backend, continues from the first node's prompt ids: the
  * client's text equals the uninterrupted embedded run. Both directions are run (the killed daemon is restarted and the
- * next stream is repeated until each backend has been the one killed). Skips with a printed notice without a
- * compiler; mandatory under CI=true.
+ * next stream is repeated until each backend has been the one killed). A tool chat (tools offered, an earlier call
+ * and its result in the history) does the same: both backends write it in Tessera's one tool format
+ * (node/src/constrained/design.md), so its prompt ids travel too. Skips with a printed notice without a compiler;
+ * mandatory under CI=true.
  */
 const CHATML =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
@@ -62,6 +64,37 @@ describe("failover between a llama-server node and an embedded node", () => {
       expect(finishedBy).toBeDefined();
       expect(finishedBy).not.toBe(killed);
       expect(run.text).toBe(reference.text);
+      expect(run.usage?.completion_tokens).toBe(64);
+      killedBackends.add(killed);
+      await cluster!.restartNode(run.killed);
+    }
+    expect([...killedBackends].sort()).toEqual(["embedded", "llama-server"]);
+  }, 10 * 60_000);
+
+  it("a tool chat's text answer continues exactly on the other backend too, in both directions", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    const request = {
+      model: MODEL,
+      maxTokens: 64,
+      tools: [{ type: "function" as const, function: { name: "river_length", description: "Length of a river in km", parameters: { type: "object", properties: { river: { type: "string" } }, required: ["river"] } } }],
+      toolChoice: "auto" as const,
+      messages: [
+        { role: "user" as const, content: "How long is the Danube? Then write about rivers." },
+        { role: "assistant" as const, content: null, tool_calls: [{ id: "call_1", type: "function" as const, function: { name: "river_length", arguments: '{"river":"Danube"}' } }] },
+        { role: "tool" as const, tool_call_id: "call_1", content: '{"km": 2850}' },
+      ],
+    };
+    // The uninterrupted answer (whichever backend serves it): every join below, killed on either side, must equal it.
+    const whole = await streamGreedyChat(cluster!.url, request);
+    expect(whole.usage?.completion_tokens).toBe(64);
+    const killedBackends = new Set<string>();
+    for (let attempt = 0; attempt < 6 && killedBackends.size < 2; attempt++) {
+      const run = await killMidStream(cluster!, request, 20);
+      const killed = backendOf.get(run.killed.id)!;
+      const finishedBy = backendOf.get(run.finishedBy ?? "");
+      process.stderr.write(`canonical failover (tool chat): killed the ${killed} node at chunk 20, ${finishedBy} finished; text ${run.text === whole.text ? "identical" : "DIFFERENT"}\n`);
+      expect(finishedBy).not.toBe(killed);
+      expect(run.text).toBe(whole.text);
       expect(run.usage?.completion_tokens).toBe(64);
       killedBackends.add(killed);
       await cluster!.restartNode(run.killed);

@@ -2,8 +2,12 @@ import OpenAI from "openai";
 
 export interface GreedyChatRequest {
   model: string;
-  messages: { role: "user" | "system"; content: string }[];
+  /** Plain turns, or any OpenAI turn (earlier tool calls and their results) for tool chats. */
+  messages: OpenAI.ChatCompletionMessageParam[];
   maxTokens: number;
+  /** Tools offered, and how they may be called (a tool chat; its text answer is what streams). */
+  tools?: OpenAI.ChatCompletionTool[];
+  toolChoice?: OpenAI.ChatCompletionToolChoiceOption;
 }
 
 export interface GreedyChatStream {
@@ -30,6 +34,8 @@ export async function streamGreedyChat(
     model: request.model,
     messages: request.messages,
     max_tokens: request.maxTokens,
+    ...(request.tools ? { tools: request.tools } : {}),
+    ...(request.toolChoice ? { tool_choice: request.toolChoice } : {}),
     temperature: 0,
     stream: true,
     stream_options: { include_usage: true },
