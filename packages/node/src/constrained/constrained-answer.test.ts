@@ -33,6 +33,21 @@ describe("turning a constrained answer's deltas into parts", () => {
     expect(early.finish(false)).toEqual([{ type: "text-delta", text: "", tokens: [1] }]);
   });
 
+  it("a delta without ids (a backend that cannot say them exactly) makes the part it goes into carry none, never a wrong list", () => {
+    const a = new ConstrainedAnswer("json", false);
+    expect(a.push(d("{", 1)).parts).toEqual([{ type: "text-delta", text: "{", tokens: [1] }]);
+    expect(a.push({ text: "\n" }).parts).toEqual([]);
+    expect(a.push(d('"é": 1}', 3)).parts).toEqual([{ type: "text-delta", text: '\n"é": 1}' }]);
+    expect(a.push(d("\n\n\n\n", 4))).toEqual({ parts: [{ type: "text-delta", text: "", tokens: [4] }], ended: true });
+    const call = new ConstrainedAnswer("tools", false);
+    call.push(d("<tool_call>", 1));
+    call.push({ text: '[{"name":"f","arguments":{}}]' });
+    call.push(d("\n\n\n\n", 3));
+    const [part] = call.finish(true);
+    expect(part).toMatchObject({ type: "tool-calls", calls: [{ function: { name: "f", arguments: "{}" } }] });
+    expect(part).not.toHaveProperty("tokens");
+  });
+
   it("tools (auto): text that does not start a call streams untouched, newlines and all", () => {
     const a = new ConstrainedAnswer("tools", false);
     expect(a.push(d("Hi\n\n\n\n", 1))).toEqual({ parts: [{ type: "text-delta", text: "Hi\n\n\n\n", tokens: [1] }], ended: false });

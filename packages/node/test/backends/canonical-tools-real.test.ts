@@ -187,3 +187,34 @@ describe("failover between the two on a constrained chat", () => {
     }
   });
 });
+
+describe("a constrained answer on a real llama-server, cut short", () => {
+  it("by the caller: usage so far and finish cancelled, and the server then serves the same job in full", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    const json = CHATS[4]!;
+    const controller = new AbortController();
+    const parts: StreamPart[] = [];
+    for await (const p of llamaServer.doStream(request(server.modelId, json, { signal: controller.signal }))) {
+      parts.push(p);
+      if (p.type === "text-delta") controller.abort();
+    }
+    expect(parts.at(-1)).toEqual({ type: "finish", reason: "cancelled" });
+    expect(parts.at(-2)).toMatchObject({ type: "usage" });
+    const again = await onServer(json);
+    expect(tokensOf(again)).toEqual(tokensOf(await onEmbedded(json)));
+    expect(again.at(-1)).toEqual({ type: "finish", reason: "stop" });
+  });
+
+  it("by max_tokens inside a call: the calls as far as they got, finish length, as on the embedded engine", async (ctx) => {
+    if (skipReason) return ctx.skip();
+    const named = CHATS[1]!;
+    const patch = { sampling: { ...request("", named).sampling, max_tokens: 40 } };
+    const [a, b] = [await onServer(named, patch), await onEmbedded(named, patch)];
+    expect(callsOf(a).length).toBe(1);
+    expect(callsOf(a)).toEqual(callsOf(b));
+    expect(tokensOf(a)).toEqual(tokensOf(b));
+    expect(tail(a)).toEqual([{ type: "usage", prompt_tokens: promptOf(await onServer(named, { reportPromptTokens: true }))!.length, completion_tokens: 40 }, { type: "finish", reason: "length" }]);
+    // Cut inside the arguments: the call is named, its arguments the JSON written so far.
+    expect(() => JSON.parse(callsOf(a)[0]!.arguments)).toThrow();
+  });
+});
