@@ -6,7 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { TesseraError } from "@tessera/protocol";
 import { openGguf } from "./gguf-reader.js";
 import { readLlamaConfig } from "./llama-config.js";
-import { measureMsPerLayer, probeLayers, type SpanProbeAnswer, type SpanProbeOptions } from "./span-cost.js";
+import { measureMsPerLayer, PROBE_STEPS, probeLayers, type SpanProbeAnswer, type SpanProbeOptions } from "./span-cost.js";
 import { loadSpan } from "./span-runtime.js";
 
 const options = workerData as SpanProbeOptions;
@@ -22,7 +22,7 @@ async function probe(): Promise<SpanProbeAnswer> {
   const { start, end } = probeLayers(layerCount);
   const { span, runtime } = await loadSpan({ path: options.path, start, end, backend: options.backend, threads: options.threads, gpuRuntimeDir: options.gpuRuntimeDir });
   try {
-    return { ok: true, msPerLayer: await measureMsPerLayer(span, () => performance.now()), start, end, runtime };
+    return { ok: true, msPerLayer: await measureMsPerLayer(span, () => performance.now(), PROBE_STEPS), start, end, runtime };
   } finally {
     await span.close();
   }

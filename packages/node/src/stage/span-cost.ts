@@ -44,10 +44,14 @@ export function spanBytesPerLayer(choice: StageRuntimeChoice, path: string, maxC
 
 /** Layers of the probe span: enough that a step's fixed cost (a worker hand-off, a graph build) weighs little. */
 export const PROBE_LAYERS = 4;
+/** Timed steps of the probe (four layers each: cheap beside loading them). */
+export const PROBE_STEPS = 10;
 
 /**
  * Per-layer time of a decode step on a loaded span: one warm-up token, then `steps` tokens at the next positions,
- * each timed; the median step over the span's layers. The probe request's cache is dropped afterwards.
+ * each timed; the fastest step over the span's layers. The fastest, not the median: what differs between backends
+ * is the time a step takes when it has the CPU or GPU, while the other processes a step waits behind (daemons that
+ * start together probe together) come and go. The probe request's cache is dropped afterwards.
  */
 export async function measureMsPerLayer(span: Span, now: () => number, steps = 5): Promise<number> {
   const probe = `probe-${span.start}-${span.end}`;
@@ -60,8 +64,7 @@ export async function measureMsPerLayer(span: Span, now: () => number, steps = 5
       await span.forward(probe, input, [i]);
       times.push(now() - t0);
     }
-    times.sort((a, b) => a - b);
-    return times[times.length >> 1]! / (span.end - span.start);
+    return Math.min(...times) / (span.end - span.start);
   } finally {
     span.dropRequest(probe);
   }
