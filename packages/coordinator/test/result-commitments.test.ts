@@ -29,14 +29,20 @@ async function oneNode() {
   return { baseUrl, node };
 }
 
-/** Streams ids 7, 8, 9 and a result part made by `sign` (or none), then finishes. */
-function answer(sign: ((job: { job_id: string; sampling: { temperature: number; top_p: number; max_tokens: number; seed?: number } }) => StreamPart) | undefined) {
+const CALL = { id: "call_1", type: "function" as const, function: { name: "f", arguments: "{}" } };
+
+/** Streams ids 7, 8, 9 (as text, or as one tool-calls part) and a result part made by `sign` (or none), then finishes. */
+function answer(sign: ((job: { job_id: string; sampling: { temperature: number; top_p: number; max_tokens: number; seed?: number } }) => StreamPart) | undefined, as: "text" | "call" = "text") {
   scripted!.onAssign = (job, n) => {
     n.accept(job.job_id);
     n.stream(job.job_id, [
-      { type: "text-delta", text: "a", tokens: [7] },
-      { type: "text-delta", text: "b", tokens: [8] },
-      { type: "text-delta", text: "c", tokens: [9] },
+      ...(as === "call"
+        ? [{ type: "tool-calls" as const, calls: [CALL], tokens: [7, 8, 9] }]
+        : [
+          { type: "text-delta" as const, text: "a", tokens: [7] },
+          { type: "text-delta" as const, text: "b", tokens: [8] },
+          { type: "text-delta" as const, text: "c", tokens: [9] },
+        ]),
       { type: "usage", prompt_tokens: 4, completion_tokens: 3 },
       ...(sign ? [sign(job)] : []),
       { type: "finish", reason: "stop" },
@@ -93,5 +99,13 @@ describe("result commitments", () => {
     expect(metrics).toMatch(/tessera_result_commitments_total\{outcome="valid"\} 1/);
     expect(metrics).toMatch(/tessera_result_commitments_total\{outcome="invalid"\} 2/);
     expect(metrics).toMatch(/tessera_result_commitments_total\{outcome="missing"\} 1/);
+
+    // A call answer is committed over the ids its one tool-calls part carried, like text.
+    answer(signed([7, 8, 9]), "call");
+    const [call] = await segmentsOf(await runJob(baseUrl));
+    expect(call).toMatchObject({ resultCommitment: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    answer(signed([7, 8]), "call");
+    const [short] = await segmentsOf(await runJob(baseUrl));
+    expect(short).toMatchObject({ resultCommitment: null, resultSignature: null });
   });
 });

@@ -150,7 +150,7 @@ export class JobRunner {
    */
   private commit(job: JobAssignment, answer: CommittedAnswer, finishReason: "stop" | "length", emit: (part: StreamPart) => void): string | null {
     const { signer, modelSha256 } = this.options;
-    if (!signer || !answer.tokens || answer.hasToolCalls) return null;
+    if (!signer || !answer.tokens) return null;
     const model = modelSha256?.(job.model) ?? null;
     const input: ResultCommitmentInput = {
       jobId: job.job_id,
@@ -244,16 +244,23 @@ export class JobRunner {
 }
 
 /**
- * The token ids and log-probabilities of an answer as the coordinator will have relayed them: every text delta's
- * ids in order (undefined once one delta came without), and the log-probabilities when every delta carried them.
+ * The token ids and log-probabilities of an answer as the coordinator will have relayed them: every text delta's and
+ * the tool-calls part's ids in order (undefined once one came without), and the log-probabilities when every delta
+ * carried them (never for a call).
  */
 class CommittedAnswer {
   tokens: number[] | undefined = [];
   logprobs: number[] | undefined = [];
-  hasToolCalls = false;
 
   observe(part: StreamPart): void {
-    if (part.type === "tool-calls") this.hasToolCalls = true;
+    if (part.type === "tool-calls") {
+      // A call answer's ids come with its one tool-calls part (the call was generated as tokens like any text);
+      // they carry no log-probabilities (a grammar chose them).
+      if (this.tokens && part.tokens) this.tokens.push(...part.tokens);
+      else this.tokens = undefined;
+      this.logprobs = undefined;
+      return;
+    }
     // An empty delta without ids carries nothing (the coordinator drops it too).
     if (part.type !== "text-delta" || (part.text.length === 0 && !part.tokens?.length)) return;
     if (this.tokens && part.tokens) this.tokens.push(...part.tokens);

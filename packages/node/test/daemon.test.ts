@@ -179,6 +179,14 @@ describe("node daemon against a fake coordinator", () => {
     const input = { jobId: "signed", modelSha256: sha256, sampling: { temperature: 0, top_p: 1, max_tokens: 16, seed: 77 }, finishReason: "stop" as const, outputTokens: [100, 101, 102], logprobs: [] };
     expect(verifyResultCommitment((result as { signature: string }).signature, input, signer.publicKeyHex)).toBe(true);
     expect(verifyResultCommitment((result as { signature: string }).signature, { ...input, outputTokens: [100, 101] }, signer.publicKeyHex)).toBe(false);
+    // A call answer is signed over the ids of its one tool-calls part, like text (spot checks judge it the same way).
+    const tools = [{ type: "function" as const, function: { name: "f", parameters: { type: "object" } } }];
+    coordinator.send({ ...job, job_id: "called", sampling: { ...job.sampling, tools } });
+    await waitFor("call finished", () => coordinator.partsOf("called").some((p) => p.type === "finish"));
+    const called = coordinator.partsOf("called");
+    expect(called[0]).toMatchObject({ type: "tool-calls", tokens: [100, 101, 102] });
+    expect(called.at(-2)).toMatchObject({ type: "result", finish_reason: "stop" });
+    expect(verifyResultCommitment((called.at(-2) as { signature: string }).signature, { ...input, jobId: "called" }, signer.publicKeyHex)).toBe(true);
   });
 
   it("rejects jobs for models it does not serve and beyond max_concurrency", async () => {

@@ -3,7 +3,8 @@ import type { BackendAdapter, GenerateRequest } from "../src/backends/adapter.js
 import { collectStream } from "../src/backends/adapter.js";
 
 /**
- * A scripted BackendAdapter: each call yields `tokens` as text deltas, then usage and finish. A test can hold a
+ * A scripted BackendAdapter: each call yields `tokens` as text deltas (with `tokenIds` and tools offered: one call,
+ * generated as those tokens, in one tool-calls part), then usage and finish. A test can hold a
  * call before a given token with `holdAt`, and release it later; an aborted call stops and yields finish:cancelled,
  * like the real adapters do.
  */
@@ -43,6 +44,14 @@ export class ScriptedBackend implements BackendAdapter {
   async *doStream(request: GenerateRequest): AsyncIterable<StreamPart> {
     this.calls.push(request);
     const signal = request.signal;
+    const tool = request.sampling.tools?.[0];
+    if (this.options.tokenIds && tool) {
+      const call = { id: "call_1", type: "function" as const, function: { name: tool.function.name, arguments: this.tokens.join("") } };
+      yield { type: "tool-calls", calls: [call], tokens: this.tokens.map((_, i) => 100 + i) };
+      yield { type: "usage", prompt_tokens: 3, completion_tokens: this.tokens.length };
+      yield { type: "finish", reason: "stop" };
+      return;
+    }
     for (let i = 0; i < this.tokens.length; i++) {
       if (i === this.options.holdAt) {
         await new Promise<void>((resolve) => {

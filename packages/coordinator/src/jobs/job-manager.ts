@@ -413,6 +413,11 @@ export class JobManager implements JobSink {
       case "tool-calls":
         // Counted like text (ids where the node sent them), kept on the attempt until its finish.
         attempt.toolCalls = part.calls;
+        // Its ids join the answer's (result commitments and spot checks judge a call like text); a grammar chose
+        // them, so they carry no log-probabilities.
+        if (attempt.relayedTokens && part.tokens) attempt.relayedTokens.push(...part.tokens);
+        else attempt.relayedTokens = undefined;
+        attempt.relayedLogprobs = undefined;
         if (!part.tokens) attempt.exactTokens = false;
         attempt.completionTokens += part.tokens?.length ?? part.calls.length;
         this.o.metrics?.completionTokens.inc(part.tokens?.length ?? part.calls.length);
