@@ -55,7 +55,7 @@ export class CoordinatorMetrics {
   });
   readonly checksSkipped = new Counter({
     name: "tessera_checks_skipped_total",
-    help: "Answers drawn for a spot check but not checked: not_checkable (sampled, constrained or without token ids) or no_reference",
+    help: "Answers drawn for a spot check but not checked: not_checkable (sampled hotter than 1, sampled under a grammar, from a backend that renders tools itself, or without token ids) or no_reference",
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });

@@ -52,6 +52,7 @@ export function resolveServedModels(
       backend: backendKind,
       ...(model.sizeBytes !== undefined ? { size_bytes: model.sizeBytes } : {}),
       ...(model.scoring ? { scoring: true } : {}),
+      ...(model.scoring && model.constrainedScoring ? { constrained_scoring: true } : {}),
       ...(model.sha256 !== undefined ? { sha256: model.sha256 } : {}),
       features: model.features ?? generationFeatures(backendKind),
     });

@@ -41,7 +41,7 @@ describe("scoring for a spot check", () => {
     expect(reply.positions.map((p) => p.token)).toEqual(tokens);
     expect(reply.positions.every((p) => p.rank === 1 && p.logprob <= 0 && p.top_mass! > 0 && p.top_mass! <= 1)).toBe(true);
     expect(reply.prompt_tokens).toBe(usage?.type === "usage" ? usage.prompt_tokens : -1);
-    await expect(backend.listModels()).resolves.toEqual([expect.objectContaining({ id: "tiny", scoring: true })]);
+    await expect(backend.listModels()).resolves.toEqual([expect.objectContaining({ id: "tiny", scoring: true, constrainedScoring: true })]);
   });
 
   it("ranks tokens the model would not choose outside its top 20", async () => {

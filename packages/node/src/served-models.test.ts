@@ -20,4 +20,14 @@ describe("resolveServedModels", () => {
     expect(refused).toHaveLength(3);
     expect(refused[0]).toMatch(new RegExp(`^model-${MAX_MODELS_PER_NODE}: a node may announce at most ${MAX_MODELS_PER_NODE} models`));
   });
+
+  it("announces scoring, and constrained scoring only with it: a reference says whether it can rank under a grammar", () => {
+    const backend = [
+      { id: "a", loaded: true, scoring: true, constrainedScoring: true },
+      { id: "b", loaded: true, scoring: true },
+      { id: "c", loaded: true, constrainedScoring: true },
+    ];
+    const { served } = resolveServedModels([], backend, "embedded");
+    expect(served.map((m) => [m.id, m.scoring, m.constrained_scoring])).toEqual([["a", true, true], ["b", true, undefined], ["c", undefined, undefined]]);
+  });
 });

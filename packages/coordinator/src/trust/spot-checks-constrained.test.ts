@@ -16,8 +16,12 @@ const JSON_MODE: Partial<Sampling> = { response_format: { type: "json_object" } 
 
 function setup(checkedBackend: string, referenceBackends: string[]) {
   const nodes = new Map<string, { id: string; operatorId: string; online: boolean; draining: boolean; models: ServedModel[] }>();
-  const add = (id: string, backend: string) =>
-    nodes.set(id, { id, operatorId: `op-${id}`, online: true, draining: false, models: [{ id: "tiny", backend, scoring: true }] });
+  // Embedded nodes announce constrained_scoring; "embedded (old)" is one from before constraints existed.
+  const add = (id: string, kind: string) => {
+    const backend = kind === "embedded (old)" ? "embedded" : kind;
+    const model: ServedModel = { id: "tiny", backend, scoring: true, ...(kind === "embedded" ? { constrained_scoring: true } : {}) };
+    nodes.set(id, { id, operatorId: `op-${id}`, online: true, draining: false, models: [model] });
+  };
   add("checked", checkedBackend);
   referenceBackends.forEach((backend, i) => add(`${backend}-${i}`, backend));
   const sent: Array<{ to: string; message: CheckScore }> = [];
@@ -60,6 +64,12 @@ describe("spot checks of constrained answers", () => {
     for (let i = 0; i < 20; i++) checks.afterDelivery(answer(`job-${i}`, TOOLS));
     expect(new Set(sent.map((s) => s.to))).toEqual(new Set(["embedded-0", "embedded-2"]));
     expect(sent[0]!.message).toMatchObject({ type: "check.score", prompt_tokens: [1, 5, 6, 7], output_tokens: [11, 12, 13], constraint: TOOLS });
+  });
+
+  it("an embedded reference that does not announce constrained_scoring (a node from before) is never asked", () => {
+    const { checks, sent } = setup("embedded", ["embedded (old)", "embedded"]);
+    for (let i = 0; i < 20; i++) checks.afterDelivery(answer(`job-${i}`, TOOLS));
+    expect(new Set(sent.map((s) => s.to))).toEqual(new Set(["embedded-1"]));
   });
 
   it("a greedy JSON answer of a llama-server node (canonical prompt) is checked by an embedded reference", () => {

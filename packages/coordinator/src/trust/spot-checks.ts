@@ -180,7 +180,9 @@ export class SpotChecks {
    * holds (a made-up hash, or the honest hash of swapped weights or a cheaper quantisation under the model's name)
    * must not thereby escape every check and canary; it is judged by what the name means to the network's references.
    * `rawPrompt`: the reference must also take raw prompts (its model announces `raw_prompt`). `constrained`: the answer
-   * was generated under a grammar, which only some backends can score under (GRAMMAR_SCORING_BACKENDS).
+   * was generated under a grammar, which only references that announce `constrained_scoring` can score under (the
+   * embedded engine walks the grammar state; llama-server, vLLM and SGLang rank without it and refuse a constraint; a
+   * node from before constraints existed would drop it and fail honest answers).
    */
   private referencesFor(nodeId: string, model: string, rawPrompt = false, constrained = false): { ids: string[]; file: FileMatch } {
     const { registry, standing, namedReferences } = this.deps;
@@ -200,7 +202,7 @@ export class SpotChecks {
           r.scoring === true &&
           samePromptRendering(r.backend, backend) &&
           (!rawPrompt || r.features?.includes("raw_prompt")) &&
-          (!constrained || (r.backend !== undefined && GRAMMAR_SCORING_BACKENDS.has(r.backend))),
+          (!constrained || r.constrained_scoring === true),
       );
       if (!m) continue;
       if (standing.isQuarantined(ref.id)) continue;
@@ -231,13 +233,6 @@ const CANONICAL_PROMPT_BACKENDS: ReadonlySet<string> = new Set(["embedded", "lla
 function samePromptRendering(a: string | undefined, b: string | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && CANONICAL_PROMPT_BACKENDS.has(a) && CANONICAL_PROMPT_BACKENDS.has(b));
 }
-
-/**
- * Backends whose references can score an answer under the grammar it was generated under (node/src/verification/
- * design.md "Constrained answers"): the embedded engine walks the grammar state; llama-server, vLLM and SGLang rank
- * without it, which would fail honest answers, and refuse a constraint.
- */
-const GRAMMAR_SCORING_BACKENDS: ReadonlySet<string> = new Set(["embedded"]);
 
 /** The grammar an answer was generated under (`check.score` `constraint`): its tools or response_format, if any. */
 function constraintOf(s: Sampling): CheckConstraint | undefined {

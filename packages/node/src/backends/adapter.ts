@@ -59,6 +59,8 @@ export interface BackendModel {
   loaded: boolean;
   /** The backend can score given tokens for this model (`score`): the node may be a spot-check reference. */
   scoring?: boolean;
+  /** `score` also ranks under `ScoreRequest.constraint`'s grammar (the embedded engine): announced as `constrained_scoring`. */
+  constrainedScoring?: boolean;
   /**
    * SHA-256 of the model file, where the backend can name it (embedded and stage nodes hash the file; Ollama reads its
    * GGUF blob's digest): the model's identity in result commitments, reference choice and failover. vLLM, SGLang and

@@ -48,6 +48,12 @@ export const ServedModel = z.object({
   /** The backend can score given tokens by teacher forcing (check.ts): the node may serve as a reference for checks. */
   scoring: z.boolean().optional(),
   /**
+   * The backend can also score an answer under the grammar it was generated under (`check.score` `constraint`: JSON
+   * mode, tools). A reference without it would drop the constraint and fail honest constrained answers, so the
+   * coordinator sends those only to references that say so.
+   */
+  constrained_scoring: z.boolean().optional(),
+  /**
    * SHA-256 of the model file, where the node can name it (embedded and stage nodes, Ollama nodes from the GGUF blob);
    * absent where the backend cannot (vLLM, SGLang, llama-server). Its result commitments must name the same; spot-check
    * references and failover continuations are chosen to hold the same file (coordinator trust/ and scheduler/ design).

@@ -367,7 +367,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       const sha256 = await fileSha256(file.size, file.mtimeMs);
       // An embedding model is served for /v1/embeddings only (and is no reference for spot checks of answers).
       if (await isEmbeddingModel()) return [{ id: modelId, sizeBytes: file.size, loaded, sha256, features: ["embeddings"] }];
-      return [{ id: modelId, sizeBytes: file.size, loaded, scoring: true, sha256, features: [...EMBEDDED_FEATURES] }];
+      return [{ id: modelId, sizeBytes: file.size, loaded, scoring: true, constrainedScoring: true, sha256, features: [...EMBEDDED_FEATURES] }];
     },
     doStream: stream,
     doGenerate: (request) => collectStream(stream(request)),
