@@ -185,8 +185,9 @@ export function loadGgml(dir?: string, cpuVariant?: string): GgmlLib {
     }
     return loaded;
   }
-  const d = dir ?? findGgmlDir();
-  if (!d) throw new TesseraError("internal_error", `the ggml libraries are not installed (no @node-llama-cpp/${PLATFORM[process.platform] ?? process.platform}-${process.arch} package)`);
+  const wanted = dir ?? findGgmlDir();
+  if (!wanted) throw new TesseraError("internal_error", `the ggml libraries are not installed (no @node-llama-cpp/${PLATFORM[process.platform] ?? process.platform}-${process.arch} package)`);
+  const d = baseDirFor(wanted);
   let base: koffi.IKoffiLib;
   try {
     base = ffi().load(join(d, libFile("ggml-base")));
@@ -196,6 +197,60 @@ export function loadGgml(dir?: string, cpuVariant?: string): GgmlLib {
   const picked = pickCpuVariant(d, cpuVariant);
   loaded = bind(base, picked.lib, d, picked.file);
   return loaded;
+}
+
+/**
+ * The folder whose libggml-base this process uses when `dir` is asked for (design.md, "One libggml-base per
+ * process"). The dynamic linker binds every ggml library's `DT_NEEDED libggml-base.so` (node-llama-cpp's addon, a
+ * CPU variant, a GPU backend) to the first libggml-base the process mapped, matched by soname whatever its folder;
+ * only a dlopen by full path, as ours, maps a second copy, whose functions would then run beside backends bound to
+ * the first (measured with LD_DEBUG=bindings: a CPU variant loaded from the second copy's folder bound its 66 base
+ * symbols to the first), each copy with its own globals (the log callback, ggml_init's one-time state). So a
+ * libggml-base already mapped (by the embedded engine or the prompt tokenizer's node-llama-cpp, or by another
+ * thread) is the one used, when it is the same release; with none mapped yet, `dir` is used only if it is the release
+ * of node-llama-cpp's own package, since node-llama-cpp loading later in the process would bind to it.
+ */
+function baseDirFor(dir: string): string {
+  const release = ggmlRelease(dir);
+  const mapped = mappedGgmlBaseDir();
+  if (mapped !== undefined) {
+    if (ggmlRelease(mapped) !== release) {
+      throw new TesseraError("internal_error", `ggml ${ggmlRelease(mapped) ?? "(unknown release)"} is already loaded from ${mapped}; ${dir} holds ${release ?? "an unknown release"}, and one process runs one release`);
+    }
+    return mapped;
+  }
+  const own = findGgmlDir();
+  if (own !== undefined && own !== dir && ggmlRelease(own) !== release) {
+    throw new TesseraError(
+      "internal_error",
+      `${dir} holds ggml ${release ?? "(unknown release)"}, and this node-llama-cpp's own build (${own}) is ${ggmlRelease(own) ?? "(unknown release)"}: ` +
+        "llama.cpp loaded later in this process would run on the first; `tessera gpu setup` installs the GPU build of this node-llama-cpp",
+    );
+  }
+  return dir;
+}
+
+/**
+ * The folder of the libggml-base this process has mapped, read from `maps` (Linux: /proc/self/maps; elsewhere there
+ * is none to read, and undefined is answered).
+ */
+export function mappedGgmlBaseDir(maps: string | undefined = readProcMaps()): string | undefined {
+  if (maps === undefined) return undefined;
+  const file = libFile("ggml-base");
+  for (const line of maps.split("\n")) {
+    const path = line.split(/\s+/).slice(5).join(" ");
+    if (path.endsWith(`/${file}`)) return dirname(path);
+  }
+  return undefined;
+}
+
+function readProcMaps(): string | undefined {
+  if (process.platform !== "linux") return undefined;
+  try {
+    return readFileSync("/proc/self/maps", "utf8");
+  } catch {
+    return undefined;
+  }
 }
 
 /**
