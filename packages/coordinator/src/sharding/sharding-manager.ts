@@ -323,7 +323,7 @@ export class ShardingManager {
     }
   }
 
-  /** An offer that cannot be true is not used (its node holds none of the file's layers); the log says why. */
+  /** An offer that cannot be true is not used (the node's earlier offer of the file, if any, stands); the log says why. */
   private refuseOffer(nodeId: string, offer: ShardOffer, check: Extract<OfferCheck, { ok: false }>): void {
     this.o.logger.warn({ node: nodeId.slice(0, 12), model: offer.model, code: check.code, reason: check.message }, "stage offer refused");
   }
@@ -372,8 +372,8 @@ export class ShardingManager {
   }
 
   private load(model: ShardedModel, nodeId: string, start: number, end: number): StageState {
-    const offer = model.offers.get(nodeId);
-    const msPerLayer = offer ? offeredMsPerLayer(offer) : DEFAULT_MS_PER_LAYER;
+    // Path choice uses the offer's measured time until stage.loaded and the frames say more.
+    const msPerLayer = model.offers.get(nodeId)?.ms_per_layer ?? DEFAULT_MS_PER_LAYER;
     const stage: StageState = { stageId: this.nextStageId++, nodeId, start, end, msPerLayer, loaded: false, waiters: [] };
     model.stages.set(stage.stageId, stage);
     this.transport.send(nodeId, { type: "stage.load", stage_id: stage.stageId, sha256: model.sha256, start, end });
@@ -513,9 +513,4 @@ export class ShardingManager {
     }
     return undefined;
   }
-}
-
-/** The per-layer time a node's offer measured on its backend (checked in onOffer), else the default. */
-function offeredMsPerLayer(offer: ShardOffer): number {
-  return offer.ms_per_layer ?? DEFAULT_MS_PER_LAYER;
 }
