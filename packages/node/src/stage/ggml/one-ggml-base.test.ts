@@ -9,7 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import { makeTinyModel } from "@tessera/testkit";
 import { findGgmlDir, loadGgml, mappedGgmlBaseDir } from "./ggml-lib.js";
 import { loadGgmlStage } from "./ggml-stage.js";
@@ -89,7 +89,7 @@ describe.runIf(linux && own !== undefined)("one libggml-base per process, on the
     const context = await model.createContext({ contextSize: 64 });
     const sequence = context.getSequence();
     let first: number | undefined;
-    for await (const token of sequence.evaluate([1, 2, 3])) {
+    for await (const token of sequence.evaluate([1, 2, 3] as Token[])) {
       first = token;
       break;
     }
