@@ -17,8 +17,9 @@ type LlamaServerConstrainedCompletion = ReturnType<typeof createLlamaServerConst
  * renderer every node uses (node/src/prompt/), from the template the server declares (`GET /props`: `chat_template`,
  * `bos_token`, `eos_token`: the GGUF's own, or llama.cpp's built-in ChatML when the file has none, which the renderer
  * reads as "no template"), tokenised by the server (`POST /tokenize`, `add_special: false`, `parse_special` as the
- * renderer says) with BOS first where the vocabulary adds one, and run as token ids through `/v1/completions`
- * (`prompt: [ids]`; llama.cpp adds nothing to an id prompt). The server's own Jinja never renders a Tessera chat, so
+ * renderer says) with BOS first where the vocabulary adds one, and run as token ids through `/v1/completions`, or
+ * `/completion` under a grammar (`prompt: [ids]`; llama.cpp adds nothing to an id prompt). The server's own Jinja
+ * never renders a Tessera chat, tools included, so
  * the same GGUF gives the same prompt ids here and on the embedded engine.
  *
  * Whether the vocabulary adds BOS is not in `/props`: `/tokenize` of the empty text with `add_special: true` answers
