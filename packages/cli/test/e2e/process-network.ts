@@ -61,8 +61,11 @@ export class ProcessNetwork {
     return (await (await fetch(`${this.url}/api/v1/nodes/${id}`)).json()) as NodeView;
   }
 
-  /** Sends a greedy chat job (pinned to `nodeId` when given) and waits up to 60 s for it to complete or fail. */
-  async job(options: { model: string; content: string; maxTokens: number; nodeId?: string }): Promise<EndedJob> {
+  /**
+   * Sends a greedy chat job (pinned to `nodeId` when given; under `responseFormat` when given) and waits up to 60 s
+   * for it to complete or fail.
+   */
+  async job(options: { model: string; content: string; maxTokens: number; nodeId?: string; responseFormat?: unknown }): Promise<EndedJob> {
     const created = await fetch(`${this.url}/api/v1/jobs`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -72,6 +75,7 @@ export class ProcessNetwork {
         max_tokens: options.maxTokens,
         temperature: 0,
         ...(options.nodeId ? { node_id: options.nodeId } : {}),
+        ...(options.responseFormat ? { response_format: options.responseFormat } : {}),
       }),
     });
     if (!created.ok) throw new Error(`POST /api/v1/jobs answered ${created.status}: ${await created.text()}`);
