@@ -38,7 +38,10 @@ afterAll(async () => {
 });
 
 describe("llama-server as a verification engine", () => {
-  it("scores its own greedy tokens at rank 1 with exactly the generation's log-probabilities, EOS included where it stopped", async (ctx) => {
+  // Equal to float32 rounding, not bit for bit: on an Intel Xeon with AMX (this CI machine, 2026-12-05) one position
+  // in 94 differed by 1.5e-7 (about 10 float32 steps at -0.175) between the generating and the scoring request; the
+  // other 93, and every position on an AMD Zen 4, were identical. The verdict allows a mean gap of 0.05, 300 000 times more.
+  it("scores its own greedy tokens at rank 1 with the generation's log-probabilities (to float32 rounding), EOS included where it stopped", async (ctx) => {
     if (skipReason) return ctx.skip();
     const finishes = new Set<string>();
     for (const prompt of [[bos, 10, 11, 12], [bos, 200, 31, 7, 99, 5], [bos, 42], [bos, 1000, 2000, 3000]]) {
@@ -56,7 +59,7 @@ describe("llama-server as a verification engine", () => {
       expect(scores.positions.map((p) => p.rank)).toEqual(gen.tokens.map(() => 1));
       expect(scores.positions.map((p) => p.token)).toEqual(gen.tokens);
       scores.positions.forEach((p, i) => {
-        expect(p.logprob).toBe(gen.logprobs[i]!.logprob);
+        expect(Math.abs(p.logprob - gen.logprobs[i]!.logprob)).toBeLessThanOrEqual(1e-6);
         expect(p.top).toHaveLength(20);
         expect(p.top[0]).toEqual({ token: p.token, logprob: p.logprob });
       });
