@@ -6,3 +6,4 @@ export * from "./schema-violations.js";
 export * from "./anvil.js";
 export * from "./llama-server/index.js";
 export * from "./replicas/index.js";
+export * from "./constrained-fixtures.js";

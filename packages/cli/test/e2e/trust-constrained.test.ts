@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTinyModel, waitUntil } from "@tessera/testkit";
+import { CITY_SCHEMA, WEATHER_TOOL, makeTinyModel, waitUntil } from "@tessera/testkit";
 import { ProcessNetwork } from "./process-network.js";
 
 /**
@@ -17,21 +17,6 @@ import { ProcessNetwork } from "./process-network.js";
  */
 const MODEL = "grammar-50m";
 const MAX_ROUNDS = 30;
-const WEATHER = {
-  type: "function" as const,
-  function: {
-    name: "get_weather",
-    description: "Weather in a city",
-    parameters: { type: "object", properties: { city: { type: "string", maxLength: 12 }, unit: { enum: ["c", "f"] } }, required: ["city", "unit"], additionalProperties: false },
-    strict: true,
-  },
-};
-const CITY = {
-  type: "object",
-  properties: { name: { type: "string", maxLength: 10 }, coastal: { type: "boolean" }, population: { type: "integer" } },
-  required: ["name", "coastal", "population"],
-  additionalProperties: false,
-};
 let dir: string;
 let network: ProcessNetwork;
 let client: OpenAI;
@@ -73,13 +58,13 @@ describe("spot checks of constrained answers on real processes", () => {
       for (const [, d] of network.daemons) if (!(await network.nodeView(d.id)).quarantined) open.push(d.id);
       const content = `Round ${round}: what is the weather like, and which city is it?`;
       const pinned = open.map(async (nodeId) => {
-        const ended = await network.job({ model: MODEL, content, maxTokens: 48, nodeId, responseFormat: { type: "json_schema", json_schema: { name: "city", schema: CITY, strict: true } } });
+        const ended = await network.job({ model: MODEL, content, maxTokens: 48, nodeId, responseFormat: { type: "json_schema", json_schema: { name: "city", schema: CITY_SCHEMA, strict: true } } });
         // A check may quarantine the node between the listing and its job: then the job is refused or fails.
         if (ended.status !== "completed" && !(await network.nodeView(nodeId)).quarantined) throw new Error(`job ${ended.id} on ${nodeId}: ${ended.status} ${ended.error ?? ""}`);
         if (ended.status === "completed") json++;
       });
       const called = client.chat.completions
-        .create({ model: MODEL, messages: [{ role: "user", content }], tools: [WEATHER], tool_choice: "required", temperature: 0, max_tokens: 48 })
+        .create({ model: MODEL, messages: [{ role: "user", content }], tools: [WEATHER_TOOL], tool_choice: "required", temperature: 0, max_tokens: 48 })
         .then((answer) => {
           const call = answer.choices[0]!.message.tool_calls?.[0];
           if (call?.type !== "function") throw new Error(`no function call in ${JSON.stringify(answer.choices[0])}`);

@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChatMessage, CheckConstraint, StreamPart, ToolDefinition } from "@tessera/protocol";
-import { makeTinyModel } from "@tessera/testkit";
+import type { ChatMessage, CheckConstraint, StreamPart } from "@tessera/protocol";
+import { makeTinyModel, WEATHER_TOOL, TIME_TOOL, CITY_SCHEMA } from "@tessera/testkit";
 import { type Llama, type LlamaModel, getLlama } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The coordinator's verdict, imported from its source as the verification bench does (the node package does not depend
@@ -20,26 +20,10 @@ import type { VerificationEngine } from "./types.js";
  * under the same grammar (design.md "Constrained answers"), judged by the coordinator's verdict: honest answers pass,
  * answers that break the grammar, or that other weights or random grammar-valid tokens wrote, fail.
  */
-const WEATHER: ToolDefinition = {
-  type: "function",
-  function: {
-    name: "get_weather",
-    description: "Weather in a city",
-    parameters: { type: "object", properties: { city: { type: "string", maxLength: 10 }, unit: { enum: ["c", "f"] } }, required: ["city", "unit"], additionalProperties: false },
-    strict: true,
-  },
-};
-const TIME: ToolDefinition = { type: "function", function: { name: "get_time", parameters: { type: "object", properties: { zone: { type: "string", maxLength: 5 } } } } };
-const CITY = {
-  type: "object",
-  properties: { name: { type: "string", maxLength: 12 }, population: { type: "integer" }, coastal: { type: "boolean" }, kind: { enum: ["town", "city", "village"] } },
-  required: ["name", "population", "coastal", "kind"],
-  additionalProperties: false,
-};
 const CASES: Array<{ name: string; constraint: CheckConstraint }> = [
-  { name: "tool call, required", constraint: { tools: [WEATHER, TIME], tool_choice: "required" } },
-  { name: "tools, auto", constraint: { tools: [WEATHER, TIME], tool_choice: "auto" } },
-  { name: "json schema", constraint: { response_format: { type: "json_schema", json_schema: { name: "city", schema: CITY, strict: true } } } },
+  { name: "tool call, required", constraint: { tools: [WEATHER_TOOL, TIME_TOOL], tool_choice: "required" } },
+  { name: "tools, auto", constraint: { tools: [WEATHER_TOOL, TIME_TOOL], tool_choice: "auto" } },
+  { name: "json schema", constraint: { response_format: { type: "json_schema", json_schema: { name: "city", schema: CITY_SCHEMA, strict: true } } } },
 ];
 const PROMPTS = ["What is the weather in Oslo?", "Describe a city.", "Tell me the time in Lima, please.", "Is it raining in Paris right now?"];
 const MAX_TOKENS = 96;

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChatMessage, Sampling, StreamPart, ToolDefinition } from "@tessera/protocol";
-import { buildLlamaServer, makeTinyModel, schemaViolations, startLlamaServer, type RunningLlamaServer } from "@tessera/testkit";
+import type { ChatMessage, Sampling, StreamPart } from "@tessera/protocol";
+import { buildLlamaServer, makeTinyModel, schemaViolations, startLlamaServer, type RunningLlamaServer, WEATHER_TOOL, TIME_TOOL, CITY_SCHEMA } from "@tessera/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackendAdapter, GenerateRequest } from "../../src/backends/adapter.js";
 import { createEmbeddedBackend, type EmbeddedBackend } from "../../src/backends/embedded/embedded-backend.js";
@@ -19,22 +19,6 @@ const CHATML =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-const WEATHER: ToolDefinition = {
-  type: "function",
-  function: {
-    name: "get_weather",
-    description: "Weather in a city",
-    parameters: { type: "object", properties: { city: { type: "string", maxLength: 10 }, unit: { enum: ["c", "f"] } }, required: ["city", "unit"], additionalProperties: false },
-    strict: true,
-  },
-};
-const TIME: ToolDefinition = { type: "function", function: { name: "get_time", parameters: { type: "object", properties: { zone: { type: "string", maxLength: 5 } } } } };
-const CITY = {
-  type: "object",
-  properties: { name: { type: "string", maxLength: 12 }, population: { type: "integer" }, coastal: { type: "boolean" }, kind: { enum: ["town", "city", "village"] } },
-  required: ["name", "population", "coastal", "kind"],
-  additionalProperties: false,
-};
 const ASK: ChatMessage[] = [
   { role: "system", content: "Be brief." },
   { role: "user", content: "What is the weather in Oslo?" },
@@ -48,11 +32,11 @@ const HISTORY: ChatMessage[] = [
 const N = 64;
 
 const CHATS: Array<{ name: string; messages: ChatMessage[]; sampling: Partial<Sampling> }> = [
-  { name: "tool_choice required", messages: ASK, sampling: { tools: [WEATHER, TIME], tool_choice: "required" } },
-  { name: "a named function, one call", messages: ASK, sampling: { tools: [WEATHER, TIME], tool_choice: { type: "function", function: { name: "get_weather" } }, parallel_tool_calls: false } },
-  { name: "tool_choice auto", messages: ASK, sampling: { tools: [WEATHER, TIME], tool_choice: "auto" } },
-  { name: "a tool call and its result in the history", messages: HISTORY, sampling: { tools: [WEATHER, TIME], tool_choice: "auto" } },
-  { name: "response_format json_schema", messages: [{ role: "user", content: "Describe a city." }], sampling: { response_format: { type: "json_schema", json_schema: { name: "city", schema: CITY, strict: true } } } },
+  { name: "tool_choice required", messages: ASK, sampling: { tools: [WEATHER_TOOL, TIME_TOOL], tool_choice: "required" } },
+  { name: "a named function, one call", messages: ASK, sampling: { tools: [WEATHER_TOOL, TIME_TOOL], tool_choice: { type: "function", function: { name: "get_weather" } }, parallel_tool_calls: false } },
+  { name: "tool_choice auto", messages: ASK, sampling: { tools: [WEATHER_TOOL, TIME_TOOL], tool_choice: "auto" } },
+  { name: "a tool call and its result in the history", messages: HISTORY, sampling: { tools: [WEATHER_TOOL, TIME_TOOL], tool_choice: "auto" } },
+  { name: "response_format json_schema", messages: [{ role: "user", content: "Describe a city." }], sampling: { response_format: { type: "json_schema", json_schema: { name: "city", schema: CITY_SCHEMA, strict: true } } } },
 ];
 
 let skipReason: string | undefined;
@@ -128,7 +112,7 @@ describe("a constrained chat on the embedded engine and on a real llama-server",
     expect(callsOf(a)).toEqual(callsOf(b));
     expect(tail(a)).toEqual(tail(b));
     if (chat.sampling.tool_choice && chat.sampling.tool_choice !== "auto") expect(callsOf(a).length).toBeGreaterThan(0);
-    if (chat.sampling.response_format) expect(schemaViolations(CITY, JSON.parse(textOf(a)))).toEqual([]);
+    if (chat.sampling.response_format) expect(schemaViolations(CITY_SCHEMA, JSON.parse(textOf(a)))).toEqual([]);
   });
 });
 

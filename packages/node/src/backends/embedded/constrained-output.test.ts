@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChatMessage, Sampling, StreamPart, ToolDefinition } from "@tessera/protocol";
-import { makeTinyModel, schemaViolations } from "@tessera/testkit";
+import type { ChatMessage, Sampling, StreamPart } from "@tessera/protocol";
+import { makeTinyModel, schemaViolations, WEATHER_TOOL, TIME_TOOL } from "@tessera/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getLlama } from "node-llama-cpp";
 import { createEmbeddedBackend } from "./embedded-backend.js";
@@ -27,16 +27,6 @@ const CITY = {
   required: ["name", "population", "coastal", "kind", "districts"],
   additionalProperties: false,
 };
-const WEATHER: ToolDefinition = {
-  type: "function",
-  function: {
-    name: "get_weather",
-    description: "Weather in a city",
-    parameters: { type: "object", properties: { city: { type: "string", maxLength: 10 }, unit: { enum: ["c", "f"] } }, required: ["city", "unit"], additionalProperties: false },
-    strict: true,
-  },
-};
-const TIME: ToolDefinition = { type: "function", function: { name: "get_time", parameters: { type: "object", properties: { zone: { type: "string", maxLength: 5 } } } } };
 
 async function collect(sampling: Partial<Sampling>, extra: { messages?: ChatMessage[]; assistantPrefix?: string; assistantPrefixTokens?: number[] } = {}): Promise<StreamPart[]> {
   const out: StreamPart[] = [];
@@ -104,13 +94,13 @@ describe("response_format on the embedded engine", () => {
 describe("tools on the embedded engine", () => {
   it("tool_choice required: one tool-calls part, each call a known tool with arguments valid for it, then finish stop", async () => {
     for (const seed of [1, 2, 3]) {
-      const parts = await collect({ seed, tools: [WEATHER, TIME], tool_choice: "required" });
+      const parts = await collect({ seed, tools: [WEATHER_TOOL, TIME_TOOL], tool_choice: "required" });
       const calls = parts.find((p) => p.type === "tool-calls");
       expect(calls, JSON.stringify(parts.slice(-3))).toBeDefined();
       expect(textOf(parts)).toBe("");
       for (const call of calls!.type === "tool-calls" ? calls!.calls : []) {
         expect(call.id).toMatch(/^call_/);
-        const tool = [WEATHER, TIME].find((t) => t.function.name === call.function.name)!;
+        const tool = [WEATHER_TOOL, TIME_TOOL].find((t) => t.function.name === call.function.name)!;
         expect(tool).toBeDefined();
         expect(schemaViolations(tool.function.parameters, JSON.parse(call.function.arguments))).toEqual([]);
       }
@@ -119,7 +109,7 @@ describe("tools on the embedded engine", () => {
   }, 60_000);
 
   it("a named tool_choice calls that tool only, once when parallel calls are off", async () => {
-    const parts = await collect({ tools: [WEATHER, TIME], tool_choice: { type: "function", function: { name: "get_time" } }, parallel_tool_calls: false });
+    const parts = await collect({ tools: [WEATHER_TOOL, TIME_TOOL], tool_choice: { type: "function", function: { name: "get_time" } }, parallel_tool_calls: false });
     const calls = parts.find((p) => p.type === "tool-calls");
     expect(calls?.type === "tool-calls" && calls.calls.map((c) => c.function.name)).toEqual(["get_time"]);
     // The call's tokens are reported on the part, so the coordinator counts them as it counts text.
@@ -127,11 +117,11 @@ describe("tools on the embedded engine", () => {
   }, 60_000);
 
   it("tool_choice none: plain text, never a call; auto: either text that does not start a call, or a well-formed call", async () => {
-    const none = await collect({ max_tokens: 24, tools: [WEATHER], tool_choice: "none" });
+    const none = await collect({ max_tokens: 24, tools: [WEATHER_TOOL], tool_choice: "none" });
     expect(none.some((p) => p.type === "tool-calls")).toBe(false);
     expect(textOf(none).length).toBeGreaterThan(0);
     for (const seed of [1, 2, 3, 4]) {
-      const auto = await collect({ seed, max_tokens: 60, tools: [WEATHER], tool_choice: "auto" });
+      const auto = await collect({ seed, max_tokens: 60, tools: [WEATHER_TOOL], tool_choice: "auto" });
       const calls = auto.find((p) => p.type === "tool-calls");
       if (calls?.type === "tool-calls") expect(calls.calls[0]!.function.name).toBe("get_weather");
       else expect(textOf(auto).startsWith("<")).toBe(false);
@@ -144,7 +134,7 @@ describe("tools on the embedded engine", () => {
       { role: "assistant", content: "", tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo","unit":"c"}' } }] },
       { role: "tool", content: '{"temp": 4}', tool_call_id: "call_1" },
     ];
-    const parts = await collect({ max_tokens: 16, tools: [WEATHER], tool_choice: "none" }, { messages });
+    const parts = await collect({ max_tokens: 16, tools: [WEATHER_TOOL], tool_choice: "none" }, { messages });
     expect(textOf(parts).length).toBeGreaterThan(0);
     expect(finishOf(parts)?.type).toBe("finish");
   }, 60_000);
@@ -162,6 +152,6 @@ describe("grammar plans are compiled once per request shape", () => {
     await plan(format("c")); // evicts a (the least recently used)
     expect(await plan(format("b"))).toBe(b);
     expect(await plan(format("a"))).not.toBe(a);
-    expect(await plan({ tools: [WEATHER], tool_choice: "none" })).toEqual({ ok: true, plan: { kind: "free" } });
+    expect(await plan({ tools: [WEATHER_TOOL], tool_choice: "none" })).toEqual({ ok: true, plan: { kind: "free" } });
   }, 60_000);
 });
