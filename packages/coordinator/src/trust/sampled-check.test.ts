@@ -45,6 +45,16 @@ describe("sampled answers", () => {
     expect(sampledVerdict({ ...claim(TOKENS), finishReason: "length" }, reference(TOKENS, () => 1, 0.99)).failures.map((f) => f.check)).toEqual(["length"]);
   });
 
+  it("fail one token outside the top 20 where the reference says no honest sampler can write one (a grammar forbids it)", () => {
+    // Flat elsewhere (the Poisson bound alone would allow many outside tokens), but position 5's bound is 0.
+    const ref = reference(TOKENS, (i) => (i === 5 ? 21 : 1), 0.01);
+    const at5 = { ...ref, positions: ref.positions.map((p, i) => (i === 5 ? { ...p, topMass: 1 } : p)) };
+    const verdict = sampledVerdict(claim(TOKENS), at5);
+    expect(verdict.passed).toBe(false);
+    expect(verdict.failures[0]).toMatchObject({ check: "top20", detail: expect.stringMatching(/cannot write one/) });
+    expect(sampledVerdict(claim(TOKENS), ref).passed).toBe(true);
+  });
+
   it("refuse scores for other tokens than the answer's", () => {
     expect(() => sampledVerdict(claim(TOKENS), reference([1, 2, 3], () => 1, 0.9))).toThrow(RangeError);
   });

@@ -10,7 +10,10 @@ import { CHECK_FALSE_POSITIVE_RATE, STATISTIC_POSITIONS, type CheckFailure } fro
  * Poisson-binomial(b_1…b_n) variable, and the check fails when the count exceeds its quantile at the false-positive
  * budget. The bound is exact, not fitted, so no calibration enters beyond the engines' agreement on the top 20
  * (design.md, "Spot checks"). It has power where models are confident (real models); on a flat distribution
- * (random weights) b_i is near 1 and the check rightly says nothing.
+ * (random weights) b_i is near 1 and the check rightly says nothing. A token outside the top 20 where b_i = 0 fails
+ * outright: an honest sampler cannot write it (under a grammar, the reference reports a forbidden token that way).
+ * Under a grammar the reference's `topMass` is the allowed share of its top 20 (node verification/grammar-ranks.ts
+ * `allowedTopMass`), so the same bound holds for a distribution restricted to the allowed tokens.
  */
 export interface SampledClaim {
   outputTokens: readonly number[];
@@ -75,10 +78,19 @@ export function sampledVerdict(claim: SampledClaim, reference: SampledReference,
   const n = Math.min(out.length, STATISTIC_POSITIONS);
   const bounds: number[] = [];
   let outside = 0;
+  let impossible = 0;
   for (let i = 0; i < n; i++) {
     const p = reference.positions[i];
-    bounds.push(Math.min(1, Math.max(0, 1 - p.topMass) / claim.topP));
-    if (p.rank > MAX_RANK) outside++;
+    const bound = Math.min(1, Math.max(0, 1 - p.topMass) / claim.topP);
+    bounds.push(bound);
+    if (p.rank > MAX_RANK) {
+      outside++;
+      if (bound === 0) impossible++;
+    }
+  }
+  if (impossible > 0) {
+    // The reference's top 20 hold all the mass there (or, under a grammar, the token is one the grammar forbids).
+    failures.push({ check: "top20", detail: `${impossible} sampled tokens outside the reference's top ${MAX_RANK} where an honest sampler cannot write one` });
   }
   const limit = maxOutside(bounds, falsePositiveRate);
   if (outside > limit) {

@@ -6,9 +6,9 @@ import { type DeliveredAnswer, type SkipReason, SpotChecks, type SpotChecksDeps 
 
 /**
  * Spot checks of answers generated under a grammar (tools, response_format; trust/design.md "Spot checks",
- * constrained answers): greedy ones from a node that ran the canonical prompt are scored by embedded references only,
- * told the grammar in `check.score` `constraint`; sampled ones, and ones from backends with their own tool templates,
- * are not checked.
+ * constrained answers): greedy and sampled ones (temperature ≤ 1) from a node that ran the canonical prompt are scored
+ * by references that announce constrained_scoring, told the grammar in `check.score` `constraint`; ones from backends
+ * with their own tool templates are not checked.
  */
 const WEATHER: ToolDefinition = { type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } };
 const TOOLS: Partial<Sampling> = { tools: [WEATHER], tool_choice: "required", parallel_tool_calls: false };
@@ -86,12 +86,30 @@ describe("spot checks of constrained answers", () => {
     expect(sent.every((s) => s.message.constraint === undefined)).toBe(true);
   });
 
-  it("a sampled constrained answer is not checked", () => {
-    const { checks, sent, skipped } = setup("embedded", ["embedded"]);
+  it("a sampled constrained answer is checked too, with its grammar, and judged by the sampled bound", () => {
+    const { checks, sent, recorded } = setup("embedded", ["embedded"]);
     checks.afterDelivery(answer("job-1", { ...TOOLS, temperature: 0.7 }));
     checks.afterDelivery(answer("job-2", { ...JSON_MODE, temperature: 1 }));
+    expect(sent.map((s) => s.message.constraint)).toEqual([TOOLS, JSON_MODE]);
+    // Honest: every token among the allowed top 20 (the reference's allowed share of its top 20 as the mass).
+    const [first, second] = sent;
+    checks.onMessage(first!.to, { type: "check.scores", check_id: first!.message.check_id, prompt_tokens: 4, positions: first!.message.output_tokens.map((token) => ({ token, logprob: -1, rank: 3, top_mass: 0.6 })), eos: { logprob: -1, rank: 2 } });
+    // A token the grammar forbids: rank 21 where the reference says no honest sampler writes one (top mass 1).
+    checks.onMessage(second!.to, {
+      type: "check.scores",
+      check_id: second!.message.check_id,
+      prompt_tokens: 4,
+      positions: second!.message.output_tokens.map((token, i) => ({ token, logprob: -1, rank: i === 2 ? 21 : 1, top_mass: i === 2 ? 1 : 0.5 })),
+      eos: { logprob: -1, rank: 1 },
+    });
+    expect(recorded).toEqual([{ node: "checked", passed: true }, { node: "checked", passed: false }]);
+  });
+
+  it("a constrained answer sampled hotter than 1 is not checked", () => {
+    const { checks, sent, skipped } = setup("embedded", ["embedded"]);
+    checks.afterDelivery(answer("job-1", { ...TOOLS, temperature: 1.3 }));
     expect(sent).toEqual([]);
-    expect(skipped).toEqual(["not_checkable", "not_checkable"]);
+    expect(skipped).toEqual(["not_checkable"]);
   });
 
   it("without an embedded reference a constrained answer is skipped, saying why; a free one is still checked", () => {

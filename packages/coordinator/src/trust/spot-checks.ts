@@ -89,7 +89,7 @@ export class SpotChecks {
     const outputTokens = checkableTokens(answer, constraint, backend);
     if (!outputTokens) return this.skip(answer, "not_checkable");
     const reference = this.pickReference(answer, constraint !== undefined);
-    if (!reference) return this.skip(answer, "no_reference", constraint ? "no reference on a backend that scores under a grammar (embedded)" : undefined);
+    if (!reference) return this.skip(answer, "no_reference", constraint ? "no reference announces constrained_scoring (scoring under a grammar)" : undefined);
     const checkId = randomUUID();
     this.pending.set(checkId, { answer: { ...answer, outputTokens }, referenceId: reference.id, file: reference.file, deadline: this.deps.clock.now() + this.deps.timeoutMs });
     this.deps.messenger.send(reference.id, {
@@ -248,15 +248,15 @@ function constraintOf(s: Sampling): CheckConstraint | undefined {
 /**
  * The answer's token ids when a check can judge it, else undefined. Greedy answers get the calibrated verdict
  * (check-verdict.ts); sampled ones at temperature ≤ 1 the exact bound of sampled-check.ts (hotter sampling has no
- * bound from the top 20). An answer under a grammar (JSON mode, tools) is judged only when greedy (a reference ranks
- * it among the tokens the grammar allows; the sampled bound is on the model's own distribution, which a grammar
- * moves) and when its node ran the canonical prompt (`backend`: the checked node's; other backends render tools
- * with their own templates, which no reference reproduces).
+ * bound from the top 20). An answer under a grammar (JSON mode, tools) is judged the same ways, the reference ranking
+ * each token among the tokens the grammar allows and reporting the allowed share of its top 20 for the sampled bound,
+ * but only when its node ran the canonical prompt (`backend`: the checked node's; other backends render tools with
+ * their own templates, which no reference reproduces).
  */
 function checkableTokens(answer: DeliveredAnswer, constraint: CheckConstraint | undefined, backend: string | undefined): number[] | undefined {
   const s = answer.sampling;
   if (s.temperature > 1) return undefined;
-  if (constraint && (s.temperature > 0 || backend === undefined || !CANONICAL_PROMPT_BACKENDS.has(backend))) return undefined;
+  if (constraint && (backend === undefined || !CANONICAL_PROMPT_BACKENDS.has(backend))) return undefined;
   if (!answer.outputTokens || answer.outputTokens.length === 0) return undefined;
   return answer.outputTokens;
 }

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The coordinator's verdict, imported from its source as the verification bench does (the node package does not depend
 // on the coordinator; this test shows that the two agree on constrained answers).
 import { checkVerdict, type Verdict } from "../../../coordinator/src/trust/check-verdict.js";
+import { sampledVerdict } from "../../../coordinator/src/trust/sampled-check.js";
 import { createEmbeddedBackend } from "../backends/embedded/embedded-backend.js";
 import { type OutputPlan, grammarWalk, planOutput } from "../backends/embedded/output-constraint.js";
 import { createEmbeddedEngine } from "./embedded-engine.js";
@@ -87,9 +88,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function generate(backend: Backend, messages: ChatMessage[], constraint: CheckConstraint): Promise<Answer> {
+async function generate(backend: Backend, messages: ChatMessage[], constraint: CheckConstraint, sampled?: { temperature: number; seed: number }): Promise<Answer> {
   const parts: StreamPart[] = [];
-  for await (const p of backend.doStream({ model: "tiny", messages, sampling: { max_tokens: MAX_TOKENS, temperature: 0, top_p: 1, ...constraint }, reportPromptTokens: true })) parts.push(p);
+  const sampling = { max_tokens: MAX_TOKENS, temperature: 0, top_p: 1, ...sampled, ...constraint };
+  for await (const p of backend.doStream({ model: "tiny", messages, sampling, reportPromptTokens: true })) parts.push(p);
   const finish = parts.find((p) => p.type === "finish");
   const usage = parts.find((p) => p.type === "usage");
   const prompt = parts.find((p) => p.type === "prompt");
@@ -140,7 +142,7 @@ function grammarGarbage({ model, vocab }: Model, plan: Exclude<OutputPlan, { kin
   return out;
 }
 
-describe("constrained greedy answers, scored under their grammar", () => {
+describe("constrained answers, scored under their grammar", () => {
   it("honest answers pass the verdict; the grammar alone decides only some positions", async () => {
     const figures: string[] = [];
     let positions = 0;
@@ -218,5 +220,42 @@ describe("constrained greedy answers, scored under their grammar", () => {
       if (m.name.startsWith("bytes")) expect(tally.swap[0]).toBe(tally.swap[1]);
     }
     console.log(lines.join("\n"));
+  }, 600_000);
+
+  it("sampled answers (temperature 0.7 and 1) pass the sampled check under their grammar; a forbidden token fails it", async () => {
+    let answers = 0;
+    let outside = 0;
+    let caught = 0;
+    let forbiddenCases = 0;
+    for (const m of models) {
+      for (const { constraint } of CASES) {
+        const plan = await planOf(constraint);
+        for (const [p, text] of PROMPTS.entries()) {
+          const messages: ChatMessage[] = [{ role: "user", content: text }];
+          const answer = await generate(m.node, messages, constraint, { temperature: p % 2 === 0 ? 1 : 0.7, seed: 100 + p });
+          const sampledJudge = async (tokens: number[]) => {
+            const scores = await m.reference.score!({ model: "tiny", messages, promptTokens: answer.prompt, outputTokens: tokens, constraint });
+            return sampledVerdict(
+              { outputTokens: tokens, usage: { promptTokens: answer.usage.promptTokens, completionTokens: tokens.length }, maxTokens: MAX_TOKENS, finishReason: answer.finish, topP: 1 },
+              { promptTokens: scores.promptTokens, positions: scores.positions.map((q) => ({ token: q.token, rank: q.rank, topMass: q.topMass ?? 0 })) },
+            );
+          };
+          const verdict = await sampledJudge(answer.tokens);
+          expect(verdict.failures, `${m.name}, "${text}"`).toEqual([]);
+          answers++;
+          outside += verdict.stats.outsideTop20;
+          // The same answer with one token the grammar forbids in its middle.
+          const at = Math.floor(answer.tokens.length / 2);
+          const walk = grammarWalk(m.model, plan.grammar)!;
+          for (const t of answer.tokens.slice(0, at)) walk.accept(t);
+          const forbidden = Array.from({ length: m.vocab }, (_, t) => t).find((t) => !walk.allows(t));
+          if (forbidden === undefined || answer.tokens.length === 0) continue;
+          forbiddenCases++;
+          if (!(await sampledJudge(answer.tokens.with(at, forbidden))).passed) caught++;
+        }
+      }
+    }
+    console.log(`sampled constrained answers: ${answers} honest passed (${outside} tokens outside the allowed top 20 in all); a forbidden token caught in ${caught} of ${forbiddenCases}`);
+    expect(caught).toBe(forbiddenCases);
   }, 600_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { rankAmongAllowed, rankUnderGrammar, type GrammarCursor } from "./grammar-ranks.js";
+import { allowedTopMass, rankAmongAllowed, rankUnderGrammar, type GrammarCursor } from "./grammar-ranks.js";
 import { TOP_K_SCORED, type ReferenceScores, type TokenLogprob } from "./types.js";
 
 const top = (...tokens: number[]): TokenLogprob[] => tokens.map((token, i) => ({ token, logprob: -0.1 * (i + 1) }));
@@ -71,5 +71,27 @@ describe("rankUnderGrammar", () => {
     const past = rankUnderGrammar(scores([1, 2, 7], [top(1), top(2), top(7)], top(0)), cursor([[1], [2], [7, 0], [0]]), 1);
     expect(past.scores.positions.map((p) => p.rank)).toEqual([1, 1, OUT]);
     expect(past.scores.eos.rank).toBe(OUT);
+  });
+});
+
+describe("allowedTopMass (the sampled check's top mass under a grammar)", () => {
+  const list = (...probs: Array<[number, number]>): TokenLogprob[] => probs.map(([token, p]) => ({ token, logprob: Math.log(p) }));
+
+  it("is the allowed share of the top list against the most the allowed tokens outside it could hold", () => {
+    // Top list 0.9 (so 0.1 outside), allowed 0.3 of it: at most 0.1 / 0.4 of an honest draw lands outside.
+    const top = list([1, 0.5], [2, 0.3], [3, 0.1]);
+    expect(allowedTopMass(top, (t) => t === 2)).toBeCloseTo(0.3 / 0.4, 12);
+    expect(allowedTopMass(top, () => true)).toBeCloseTo(0.9, 12);
+  });
+
+  it("is 0 where the grammar allows nothing of the top list (nothing can be learned there)", () => {
+    expect(allowedTopMass(list([1, 0.5], [2, 0.3]), () => false)).toBe(0);
+  });
+
+  it("is 1 (no honest draw outside) for a token that breaks the grammar and every position after it", () => {
+    const g = cursor([[5], [6], [7]]);
+    const { topMass } = rankUnderGrammar(scores([5, 9, 7], [top(5, 6), top(6, 9), top(7)], top(0)), g, undefined);
+    expect(topMass[0]).toBeGreaterThan(0);
+    expect(topMass.slice(1)).toEqual([1, 1]);
   });
 });

@@ -395,14 +395,16 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
         scorer.catch(() => (scorer = undefined));
       }
       let scores = await (await scorer).score(prompt, request.outputTokens);
+      // The top-20 mass a sampled answer's check reads: the whole list's, or under a grammar its allowed share.
+      let topMass = scores.positions.map(({ top }) => Math.min(1, top.reduce((sum, t) => sum + Math.exp(t.logprob), 0)));
       if (plan.kind !== "free") {
         const walk = grammarWalk(loaded.model, plan.grammar);
         if (!walk) throw new TesseraError("internal_error", "this node-llama-cpp build offers no grammar state to score a constrained answer under");
-        scores = rankUnderGrammar(scores, walk, grammarEndIndex(loaded.model, prompt, request.outputTokens, plan.kind)).scores;
+        ({ scores, topMass } = rankUnderGrammar(scores, walk, grammarEndIndex(loaded.model, prompt, request.outputTokens, plan.kind)));
       }
       return {
         promptTokens: scores.promptTokens,
-        positions: scores.positions.map(({ token, logprob, rank, top }) => ({ token, logprob, rank, topMass: Math.min(1, top.reduce((sum, t) => sum + Math.exp(t.logprob), 0)) })),
+        positions: scores.positions.map(({ token, logprob, rank }, i) => ({ token, logprob, rank, topMass: Math.min(1, topMass[i]!) })),
         eos: { logprob: scores.eos.logprob, rank: scores.eos.rank },
       };
     },
