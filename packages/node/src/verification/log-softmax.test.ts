@@ -89,6 +89,8 @@ describe("log-softmax", () => {
       [0, 2],
     ]);
     expect(s.positions[0].top.map((t) => t.token)).toEqual([1, 3, 2, 0]);
-    expect(s.eos).toEqual({ token: 2, logprob: 8 - logSumExp(rows[2]), rank: 1 });
+    expect(s.eos).toMatchObject({ token: 2, logprob: 8 - logSumExp(rows[2]), rank: 1 });
+    // EOS's row carries its top list too (a constrained answer's EOS is ranked among what its grammar allows).
+    expect(s.eos.top?.map((t) => t.token)).toEqual([2, 3, 0, 1]);
   });
 });
