@@ -94,24 +94,6 @@ describe("an SGLang node's answers carry their token ids (/generate, id-level fa
     expect(mean(g)).toBeLessThan(0.05);
   });
 
-  it("a JSON-mode chat reports no prompt ids: SGLang writes JSON mode its own way, so they are no canonical prompt to carry", async () => {
-    // The fake compiles no grammar: the schema is taken out on the way (after it was seen sent), so the answer runs.
-    const sent: unknown[] = [];
-    const fetch = (async (input: string | URL | Request, init?: RequestInit) => {
-      if (new URL(String(input)).pathname !== "/generate" || !init?.body) return globalThis.fetch(input, init);
-      const body = JSON.parse(String(init.body)) as { sampling_params: Record<string, unknown> };
-      sent.push(structuredClone(body));
-      delete body.sampling_params.json_schema;
-      return globalThis.fetch(input, { ...init, body: JSON.stringify(body) });
-    }) as typeof globalThis.fetch;
-    const node = createSglangAdapter({ baseURL: fake.url, fetch });
-    const answer = await streamed(node, { reportPromptTokens: true, sampling: { ...GREEDY, response_format: { type: "json_object" } } });
-    expect(answer.error).toBeUndefined();
-    expect(answer.tokens.length).toBeGreaterThan(0);
-    expect(answer.prompt).toBeUndefined();
-    expect(sent).toEqual([expect.objectContaining({ input_ids: model.chatTokens(MESSAGES), sampling_params: expect.objectContaining({ json_schema: JSON.stringify({ type: "object" }) }) })]);
-  });
-
   it("an answer that stopped on EOS leaves the EOS id (listed by SGLang) out of its ids and its usage, cumulative or incremental chunks alike; EOS ranks first there", async () => {
     const reference = await greedyReference({ modelPath: eosPath, messages: MESSAGES, maxTokens: 96 });
     const node = createSglangAdapter({ baseURL: eosFake.url });
@@ -153,7 +135,7 @@ describe("an SGLang node's answers carry their token ids (/generate, id-level fa
     expect(answer.tokens).toEqual(reference.tokens);
   });
 
-  it("a client's top_logprobs become top_logprobs_num with token text; response_format goes as sampling_params.json_schema (this fake refuses it by name: bad_request)", async () => {
+  it("a client's top_logprobs become top_logprobs_num with token text; a raw prompt's response_format goes as sampling_params.json_schema (this fake refuses it by name: bad_request)", async () => {
     const node = createSglangAdapter({ baseURL: fake.url });
     const parts: StreamPart[] = [];
     for await (const p of node.doStream({ model: MODEL, messages: MESSAGES, sampling: { ...GREEDY, max_tokens: 4, logprobs: true, top_logprobs: 3 } })) parts.push(p);
@@ -165,7 +147,8 @@ describe("an SGLang node's answers carry their token ids (/generate, id-level fa
     // Each token's text as SGLang decodes it alone (return_text_in_logprobs); an SPM piece loses its leading space so.
     expect(tops.map((t) => t.token)).toEqual(deltas.flatMap((p) => p.tokens ?? []).map((id) => model.tokenText(id)));
 
-    const json = await streamed(node, { sampling: { ...GREEDY, response_format: { type: "json_object" } } });
+    // Chats with response_format run under Tessera's grammar instead (vllm-sglang-canonical-tools.test.ts).
+    const json = await streamed(node, { rawPrompt: true, messages: [{ role: "user", content: "A JSON object:" }], sampling: { ...GREEDY, response_format: { type: "json_object" } } });
     expect(lastGenerate(fake).sampling_params).toMatchObject({ json_schema: JSON.stringify({ type: "object" }) });
     expect(json.error?.code).toBe("bad_request");
     expect(json.error?.message).toContain("json_schema");
@@ -192,17 +175,6 @@ describe("an SGLang node's answers carry their token ids (/generate, id-level fa
     fake.fault = "error-mid-stream";
     const failed = await streamed(node, {});
     expect(failed.error).toEqual({ code: "internal_error", message: "sglang: fake SGLang: the scheduler failed mid-stream" });
-  });
-
-  it("chats with tools keep the chat route; prompt ids with tools are declined by name (another node runs them)", async () => {
-    const node = createSglangAdapter({ baseURL: fake.url });
-    const tools = [{ type: "function" as const, function: { name: "f", parameters: { type: "object" } } }];
-    const before = fake.requests.filter((r) => r.path === "/generate").length;
-    await streamed(node, { sampling: { ...GREEDY, tools } });
-    expect(fake.requests.at(-1)?.path).toBe("/v1/chat/completions");
-    expect(fake.requests.filter((r) => r.path === "/generate").length).toBe(before);
-    const refused = await streamed(node, { promptTokens: [1, 2, 3], sampling: { ...GREEDY, tools } });
-    expect(refused.error).toEqual({ code: "unsupported_parameter", message: expect.stringContaining("prompt_tokens") });
   });
 });
 

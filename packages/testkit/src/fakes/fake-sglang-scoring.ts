@@ -1,7 +1,7 @@
 import type { ChatMessage } from "@tessera/protocol";
 import { type RouteHandler, sendJson } from "./fake-http-server.js";
 import { IdLevelFakeServer } from "./id-level-fake-server.js";
-import type { Distribution, Generated, IdLevelModel } from "./id-level-model.js";
+import { type Distribution, type Generated, GrammarError, type GrammarGenerated, type IdLevelModel } from "./id-level-model.js";
 
 /**
  * An id-level fake of SGLang's server for the endpoints a spot-check reference uses, backed by a real model
@@ -20,7 +20,10 @@ import type { Distribution, Generated, IdLevelModel } from "./id-level-model.js"
  *   An answer that stopped lists EOS as its last token (its logprob tuple and `output_ids`, counted in
  *   `completion_tokens`) with no text, and finishes `{type: "stop", matched: <EOS id>}`; one cut at `max_new_tokens`
  *   finishes `{type: "length", length}`. `sampling_params` takes `max_new_tokens`, `temperature` (0 only), `top_p`,
- *   `sampling_seed` (greedy decoding does not use them); anything else (`json_schema`, `stop`, …) is refused by name.
+ *   `sampling_seed` (greedy decoding does not use them), and `ebnf`: a GBNF grammar (SGLang's xgrammar reads GBNF; here
+ *   compiled by node-llama-cpp, as the embedded engine compiles it) the greedy answer runs under, streamed, stopping
+ *   at the end-of-generation token, which is listed as `matched`; one that does not compile, or any with
+ *   `refuseGrammar`, is a 400. Anything else (`json_schema`, `stop`, …) is refused by name.
  *   `holdAfter` stops writing after that many tokens until the client goes away (`disconnects` counts it).
  * - `POST /v1/chat/completions` (not streamed) with `return_prompt_token_ids` (SGLang 0.5.13+): the prompt's ids as
  *   `choices[0].prompt_token_ids`.
@@ -45,6 +48,7 @@ export interface FakeSglangScoringOptions {
   model: IdLevelModel;
 }
 
+
 type Tuple = [number | null, number, string | null];
 
 export class FakeSglangScoring extends IdLevelFakeServer {
@@ -53,6 +57,8 @@ export class FakeSglangScoring extends IdLevelFakeServer {
   incrementalStreamingOutput = false;
   /** A streamed /generate writes this many tokens, then waits for the client to go away. */
   holdAfter: number | undefined;
+  /** Answer 400 to `sampling_params.ebnf`, as an SGLang whose grammar backend cannot read the text does. */
+  refuseGrammar = false;
   /** Streamed /generate requests whose client went away before the answer ended. */
   disconnects = 0;
 
@@ -121,7 +127,7 @@ export class FakeSglangScoring extends IdLevelFakeServer {
     if (ids.some((t) => t >= this.model.vocabSize)) return this.refuse(res, 400, `The input_ids ${ids.find((t) => t >= this.model.vocabSize)} is out of vocabulary`);
     const sampling = (body.sampling_params ?? {}) as Record<string, unknown>;
     for (const field of Object.keys(sampling)) {
-      if (!["max_new_tokens", "temperature", "ignore_eos", "top_p", "sampling_seed"].includes(field)) return this.refuse(res, 400, `fake SGLang: sampling_params.${field} is not implemented`);
+      if (!["max_new_tokens", "temperature", "ignore_eos", "top_p", "sampling_seed", "ebnf"].includes(field)) return this.refuse(res, 400, `fake SGLang: sampling_params.${field} is not implemented`);
     }
     if ((sampling.temperature ?? 1) !== 0) return this.refuse(res, 400, "fake SGLang: only greedy decoding (temperature 0) is implemented");
     const maxNew = sampling.max_new_tokens ?? 128;
@@ -140,6 +146,23 @@ export class FakeSglangScoring extends IdLevelFakeServer {
     const tuple = (logprob: number | null, token: number): Tuple => [logprob, token, withText ? this.model.tokenText(token) : null];
     const topOf = (row: Distribution): Tuple[] => row.top(topNum as number).map((t) => tuple(t.logprob, t.token));
 
+    if (sampling.ebnf !== undefined) {
+      if (typeof sampling.ebnf !== "string") return this.refuse(res, 400, "sampling_params.ebnf must be a string");
+      if (this.refuseGrammar) return this.refuse(res, 400, "Invalid grammar request: the grammar backend cannot compile this ebnf.");
+      if (body.stream !== true || sampling.ignore_eos === true) return this.refuse(res, 400, "fake SGLang: a grammar answer is only streamed, with EOS, by this fake");
+      let underGrammar: GrammarGenerated;
+      try {
+        underGrammar = await this.model.generateUnderGrammar(ids, maxNew as number, sampling.ebnf);
+      } catch (error) {
+        if (error instanceof GrammarError) return this.refuse(res, 400, `Invalid grammar request: ${error.message}`);
+        throw error;
+      }
+      // The model's own distributions at each step (the stop token's included), for the logprob tuples.
+      const steps = underGrammar.stopToken === undefined ? underGrammar.tokens : [...underGrammar.tokens, underGrammar.stopToken];
+      const rows = await this.model.rows([...ids, ...steps], ids.length - 1, ids.length - 1 + steps.length);
+      const generated: Generated = { tokens: underGrammar.tokens, finish: underGrammar.finish, rows };
+      return this.stream(res, ids, generated, maxNew as number, returnLogprob, tuple, topNum as number > 0 ? topOf : undefined, underGrammar.stopToken, ids);
+    }
     const generated = await this.model.generate(ids, maxNew as number, sampling.ignore_eos === true);
     if (body.stream === true) return this.stream(res, ids, generated, maxNew as number, returnLogprob, tuple, topNum as number > 0 ? topOf : undefined);
     const meta: Record<string, unknown> = {
@@ -177,12 +200,15 @@ export class FakeSglangScoring extends IdLevelFakeServer {
     returnLogprob: boolean,
     tuple: (logprob: number | null, token: number) => Tuple,
     topOf: ((row: Distribution) => Tuple[]) | undefined,
+    stopToken: number = this.model.eosToken,
+    /** Ids the answer's text is detokenised after (a grammar answer: its prompt); none by default. */
+    context?: readonly number[],
   ): void {
     const steps = generated.tokens.map((token, i) => ({ token, row: generated.rows[i]! }));
-    if (generated.finish === "stop") steps.push({ token: this.model.eosToken, row: generated.rows.at(-1)! });
+    if (generated.finish === "stop") steps.push({ token: stopToken, row: generated.rows.at(-1)! });
     const answer = generated.tokens;
     // The detokenizer writes text only once it is whole: a trailing incomplete character waits for the next token.
-    const textAfter = (n: number) => this.model.detokenize(answer.slice(0, Math.min(n, answer.length))).replace(/\uFFFD+$/u, "");
+    const textAfter = (n: number) => this.model.detokenize(answer.slice(0, Math.min(n, answer.length)), context).replace(/\uFFFD+$/u, "");
     const rid = `fake-${this.http.requests.length}`;
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
     let closed = false;
@@ -202,7 +228,7 @@ export class FakeSglangScoring extends IdLevelFakeServer {
       const text = textAfter(i + 1);
       const meta: Record<string, unknown> = {
         id: rid,
-        finish_reason: last ? (generated.finish === "stop" ? { type: "stop", matched: this.model.eosToken } : { type: "length", length: maxNew }) : null,
+        finish_reason: last ? (generated.finish === "stop" ? { type: "stop", matched: stopToken } : { type: "length", length: maxNew }) : null,
         prompt_tokens: ids.length,
         weight_version: "default",
         completion_tokens: i + 1,

@@ -1,7 +1,7 @@
 import type { ChatMessage } from "@tessera/protocol";
 import { type RouteHandler, sendJson } from "./fake-http-server.js";
 import { IdLevelFakeServer } from "./id-level-fake-server.js";
-import type { Distribution, IdLevelModel } from "./id-level-model.js";
+import { type Distribution, GrammarError, type GrammarGenerated, type IdLevelModel } from "./id-level-model.js";
 
 /**
  * An id-level fake of vLLM's OpenAI-compatible server for the endpoints a spot-check reference uses, backed by a real
@@ -33,6 +33,8 @@ export type VllmScoringFault =
   | "short-prompt-logprobs";
 
 export interface FakeVllmScoringOptions {
+  /** Answer 400 to `structured_outputs.grammar`, as a vLLM whose grammar backend cannot read the text does. */
+  refuseGrammar?: boolean;
   model: IdLevelModel;
   /** vLLM's `--max-logprobs` (default 20). */
   maxLogprobs?: number;
@@ -42,6 +44,8 @@ export interface FakeVllmScoringOptions {
 
 export class FakeVllmScoring extends IdLevelFakeServer {
   fault: VllmScoringFault | undefined;
+  /** Answer 400 to `structured_outputs.grammar` (see the options). */
+  refuseGrammar: boolean;
   private readonly maxLogprobs: number;
   private readonly tokenizerInfo: boolean;
 
@@ -49,6 +53,7 @@ export class FakeVllmScoring extends IdLevelFakeServer {
     super(options.model, "vllm");
     this.maxLogprobs = options.maxLogprobs ?? 20;
     this.tokenizerInfo = options.tokenizerInfo ?? true;
+    this.refuseGrammar = options.refuseGrammar ?? false;
   }
 
   static start(options: FakeVllmScoringOptions): Promise<FakeVllmScoring> {
@@ -97,6 +102,7 @@ export class FakeVllmScoring extends IdLevelFakeServer {
 
   private async complete(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {
     if (!this.modelKnown(res, body)) return;
+    if (body.structured_outputs !== undefined && body.structured_outputs !== null) return this.completeUnderGrammar(res, body);
     const promptLogprobs = body.prompt_logprobs;
     if (promptLogprobs !== undefined && promptLogprobs !== null) {
       if (!Number.isInteger(promptLogprobs) || (promptLogprobs as number) < 0) return this.refuse(res, 400, "`prompt_logprobs` must be a positive value or -1.", "prompt_logprobs");
@@ -147,6 +153,62 @@ export class FakeVllmScoring extends IdLevelFakeServer {
       ],
       usage: { prompt_tokens: ids.length, total_tokens: ids.length + generated.tokens.length, completion_tokens: generated.tokens.length },
     });
+  }
+
+  /**
+   * `POST /v1/completions` with `structured_outputs: {grammar}` (GBNF, which vLLM's xgrammar backend reads; here
+   * compiled by node-llama-cpp, as the embedded engine compiles it), streamed, greedy, on an id prompt: one chunk per
+   * token with its `token_ids` (`return_token_ids`), text only once a character is whole, the end-of-generation token
+   * listed last with no text and `stop_reason` null, then the usage chunk (`stream_options.include_usage`; it counts
+   * that token too) and `[DONE]`. A grammar that does not compile, or any grammar with `refuseGrammar`, is a 400.
+   */
+  private async completeUnderGrammar(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {
+    const grammar = (body.structured_outputs as { grammar?: unknown }).grammar;
+    if (typeof grammar !== "string") return this.refuse(res, 400, "fake vLLM: only structured_outputs.grammar is implemented", "structured_outputs");
+    if (this.refuseGrammar) return this.refuse(res, 400, "Invalid grammar specification.", "structured_outputs");
+    if (body.stream !== true) return this.refuse(res, 400, "fake vLLM: a grammar answer is only streamed by this fake", "stream");
+    if ((body.temperature ?? 1) !== 0) return this.refuse(res, 400, "fake vLLM: only greedy decoding (temperature 0) is implemented", "temperature");
+    for (const field of ["logprobs", "prompt_logprobs", "echo", "stop", "n", "best_of", "guided_grammar"]) {
+      if (body[field] !== undefined && body[field] !== null && body[field] !== false) return this.refuse(res, 400, `fake vLLM: ${field} is not implemented with a grammar`, field);
+    }
+    const prompt = body.prompt;
+    if (!Array.isArray(prompt) || prompt.length === 0 || !prompt.every((t) => Number.isInteger(t) && (t as number) >= 0 && (t as number) < this.model.vocabSize)) {
+      return this.refuse(res, 400, "fake vLLM: a grammar answer takes a prompt of token ids in the vocabulary", "prompt");
+    }
+    const maxTokens = body.max_tokens ?? 16;
+    if (!Number.isInteger(maxTokens) || (maxTokens as number) < 1) return this.refuse(res, 400, "max_tokens must be at least 1", "max_tokens");
+    let generated: GrammarGenerated;
+    try {
+      generated = await this.model.generateUnderGrammar(prompt as number[], maxTokens as number, grammar);
+    } catch (error) {
+      if (error instanceof GrammarError) return this.refuse(res, 400, error.message, "structured_outputs");
+      throw error;
+    }
+    const withIds = body.return_token_ids === true;
+    const steps = [...generated.tokens];
+    if (generated.stopToken !== undefined) steps.push(generated.stopToken);
+    const textAfter = (n: number) => this.model.detokenize(generated.tokens.slice(0, Math.min(n, generated.tokens.length)), prompt as number[]).replace(/\uFFFD+$/u, "");
+    const id = `cmpl-fake-${this.http.requests.length}`;
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`);
+    let written = "";
+    steps.forEach((token, i) => {
+      const last = i === steps.length - 1;
+      const text = textAfter(i + 1);
+      send({
+        id,
+        object: "text_completion",
+        created: 0,
+        model: this.model.modelId,
+        choices: [{ index: 0, text: text.slice(written.length), logprobs: null, finish_reason: last ? generated.finish : null, stop_reason: null, ...(withIds ? { token_ids: [token] } : {}) }],
+      });
+      written = text;
+    });
+    const streamOptions = body.stream_options as { include_usage?: unknown } | undefined;
+    if (streamOptions?.include_usage === true) {
+      send({ id, object: "text_completion", created: 0, model: this.model.modelId, choices: [], usage: { prompt_tokens: prompt.length, total_tokens: prompt.length + steps.length, completion_tokens: steps.length } });
+    }
+    res.end("data: [DONE]\n\n");
   }
 
   private async chat(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {

@@ -1,6 +1,6 @@
 import type { ChatMessage } from "@tessera/protocol";
 import { createPromptFormatter, rawPromptTokens } from "@tessera/node/embedded";
-import { getLlama, type Llama, LlamaLogLevel, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
+import { getLlama, type Llama, LlamaGrammarEvaluationState, LlamaLogLevel, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
 
 /**
  * A real model behind the id-level fakes of vLLM and SGLang (fake-vllm-scoring.ts, fake-sglang-scoring.ts): a GGUF
@@ -22,11 +22,18 @@ export interface IdLevelModel {
   chatTokens(messages: readonly ChatMessage[]): number[];
   /** One token's text, as servers decode a token alone (`decoded_token`). */
   tokenText(token: number): string;
-  detokenize(tokens: readonly number[]): string;
+  /** The text of `tokens`; after `context` (the ids before them) when given, as a server detokenises an answer after its prompt (an SPM piece keeps its leading space). */
+  detokenize(tokens: readonly number[], context?: readonly number[]): string;
   /** The next-token distributions after `ids[0..i]` for every i in [from, to): row i predicts ids[i + 1]. */
   rows(ids: readonly number[], from: number, to: number): Promise<Distribution[]>;
   /** Greedy decoding after `ids`: up to `maxTokens` tokens, stopping at EOS unless `ignoreEos`. */
   generate(ids: readonly number[], maxTokens: number, ignoreEos: boolean): Promise<Generated>;
+  /**
+   * Greedy decoding after `ids` under a llama.cpp grammar (GBNF text, top rule `root`), compiled by node-llama-cpp as the
+   * embedded engine compiles it: up to `maxTokens` tokens, stopping at EOS. Throws `GrammarError` when the text does not
+   * compile, as a server refuses a grammar it cannot read.
+   */
+  generateUnderGrammar(ids: readonly number[], maxTokens: number, grammar: string): Promise<GrammarGenerated>;
   close(): Promise<void>;
 }
 
@@ -35,6 +42,13 @@ export interface Generated {
   finish: "stop" | "length";
   /** The distribution each generated token was picked from (and, at a stop, the one EOS was picked from last). */
   rows: Distribution[];
+}
+
+export interface GrammarGenerated {
+  tokens: number[];
+  finish: "stop" | "length";
+  /** The end-of-generation token it stopped on (finish `stop`). */
+  stopToken?: number;
 }
 
 /** One position's distribution over the whole vocabulary, best first (ties: lower id first, as llama.cpp's argmax). */
@@ -77,6 +91,9 @@ export class Distribution {
     return i;
   }
 }
+
+/** A grammar text node-llama-cpp could not compile. */
+export class GrammarError extends Error {}
 
 export interface IdLevelModelOptions {
   modelPath: string;
@@ -138,8 +155,8 @@ export async function loadIdLevelModel(options: IdLevelModelOptions): Promise<Id
     tokenText(token) {
       return model.detokenize([token as Token], true);
     },
-    detokenize(tokens) {
-      return model.detokenize(tokens as Token[], false);
+    detokenize(tokens, context) {
+      return model.detokenize(tokens as Token[], false, context as Token[] | undefined);
     },
     rows(ids, from, to) {
       return exclusive(async () => {
@@ -172,6 +189,31 @@ export async function loadIdLevelModel(options: IdLevelModelOptions): Promise<Id
           }
           out.tokens.push(token);
           items = [withLogits(token)];
+        }
+        return out;
+      });
+    },
+    generateUnderGrammar(ids, maxTokens, text) {
+      return exclusive(async () => {
+        check(ids);
+        if (ids.length + maxTokens > contextSize) throw new RangeError(`${ids.length} ids and ${maxTokens} new tokens do not fit the context of ${contextSize}`);
+        let grammar;
+        try {
+          grammar = await llama.createGrammar({ grammar: text, rootRuleName: "root" });
+        } catch (error) {
+          throw new GrammarError(`the grammar does not compile: ${(error as Error).message}`);
+        }
+        await sequence.clearHistory();
+        const out: GrammarGenerated = { tokens: [], finish: "length" };
+        const grammarEvaluationState = new LlamaGrammarEvaluationState({ model, grammar });
+        for await (const token of sequence.evaluate(ids as Token[], { temperature: 0, yieldEogToken: true, grammarEvaluationState })) {
+          if (model.isEogToken(token)) {
+            out.finish = "stop";
+            out.stopToken = token;
+            break;
+          }
+          out.tokens.push(token);
+          if (out.tokens.length >= maxTokens) break;
         }
         return out;
       });

@@ -4,9 +4,9 @@ import { assembleStream, type BackendEvent } from "../http/assemble-stream.js";
 import { errorFromFetchFailure, errorFromResponse, errorPart, isErrorEvent, backendErrorMessage } from "../http/backend-error.js";
 import { constrainedContinuationError, promptTokensWithToolsRefusal } from "../http/constrained-continuation.js";
 import { joinUrl } from "../http/join-url.js";
-import { readSseData } from "../http/read-body.js";
 import { AssistantPrefixUnsupportedError, convertMessages, type AssistantPrefixMode } from "./convert-messages.js";
-import { type ChunkContent, mapChunk } from "./map-chunk.js";
+import { mapChunk } from "./map-chunk.js";
+import { readSseEvents } from "./read-sse-events.js";
 import { mapCompletionChunk } from "./map-completion-chunk.js";
 import { completionBody } from "./completion-body.js";
 import { rawPromptRefusal } from "../raw-prompt.js";
@@ -206,49 +206,8 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       yield errorPart(new TesseraError("internal_error", `${this.kind}: empty response body`));
       return;
     }
-    yield* assembleStream(this.kind, this.events(res.body, request.rawPrompt || request.promptTokens !== undefined ? mapCompletionChunk : mapChunk), request.signal);
-  }
-
-  /**
-   * SSE chunks → backend events. Server-listed token ids (`requestTokenIds`) become each delta's `tokens`, with two
-   * corrections for how vLLM lists them (vllm/v1/engine/detokenizer.py): the token it stopped on (EOS, or a stop token
-   * id: `finish_reason` "stop" with a `stop_reason` that is not a string) is listed but never in the text, so it is
-   * dropped, and taken off `usage.completion_tokens` too (Tessera counts the answer's tokens, as every other backend);
-   * ids of a chunk without text (bytes held back mid-character) go with the next chunk that has text.
-   */
-  private async *events(body: ReadableStream<Uint8Array>, map: (raw: unknown) => ChunkContent): AsyncGenerator<BackendEvent> {
-    let pendingIds: number[] = [];
-    let stopTokens = 0;
-    for await (const data of readSseData(body)) {
-      if (data === "[DONE]") return;
-      const raw = JSON.parse(data) as unknown;
-      if (isErrorEvent(raw)) {
-        yield { kind: "error", error: new TesseraError("internal_error", `${this.kind}: ${backendErrorMessage(raw) ?? "error mid-stream"}`) };
-        return;
-      }
-      const c = map(raw);
-      const event: BackendEvent = { kind: "chunk", text: c.text };
-      if (c.logprobs) event.logprobs = c.logprobs;
-      if (c.tokens) event.tokens = c.tokens;
-      if (this.options.requestTokenIds && (c.tokenIds || c.finish)) {
-        pendingIds.push(...(c.tokenIds ?? []));
-        // The stop token has no text, so it is still pending, whether it came in this chunk or one before it.
-        if (c.finish === "stop" && typeof c.stopReason !== "string" && pendingIds.length > 0) {
-          pendingIds.pop();
-          stopTokens++;
-        }
-        if (c.text !== "" && c.tokenIds) {
-          event.tokens = pendingIds;
-          pendingIds = [];
-        }
-      }
-      if (c.usage && stopTokens > 0) c.usage = { ...c.usage, completion_tokens: Math.max(0, c.usage.completion_tokens - stopTokens) };
-      if (c.tokenLogprobs) event.tokenLogprobs = c.tokenLogprobs;
-      if (c.finish) event.finish = c.finish;
-      if (c.usage) event.usage = c.usage;
-      if (c.toolCalls) event.toolCalls = c.toolCalls;
-      yield event;
-    }
+    const map = request.rawPrompt || request.promptTokens !== undefined ? mapCompletionChunk : mapChunk;
+    yield* assembleStream(this.kind, readSseEvents(this.kind, res.body, map, this.options.requestTokenIds === true), request.signal);
   }
 }
 

@@ -12,16 +12,19 @@ import { type Sampling, responseFormatSchema } from "@tessera/protocol";
  *   `return_text_in_logprobs: true` so each token and alternative has its text.
  * - `stop` is not sent: the coordinator applies stop sequences to the text it relays, for every backend (sampling.ts),
  *   and SGLang trims a matched stop string from the text but not from the ids, which would part the two.
- * Tools never come here (sglang-adapter.ts keeps them on the chat route).
+ * - `ebnf`: a grammar the answer runs under instead (Tessera's one grammar text for tools and JSON mode,
+ *   constrained/output-grammar.ts), as `sampling_params.ebnf`, which SGLang's xgrammar backend reads as GBNF;
+ *   `response_format` and tools are then not sent (the grammar is what enforces them).
  */
-export function generateBody(inputIds: readonly number[], sampling: Sampling): Record<string, unknown> {
+export function generateBody(inputIds: readonly number[], sampling: Sampling, ebnf?: string): Record<string, unknown> {
   const params: Record<string, unknown> = {
     max_new_tokens: sampling.max_tokens,
     temperature: sampling.temperature,
     top_p: sampling.top_p,
   };
   if (sampling.seed !== undefined) params.sampling_seed = sampling.seed;
-  if (sampling.response_format) params.json_schema = JSON.stringify(responseFormatSchema(sampling.response_format));
+  if (ebnf !== undefined) params.ebnf = ebnf;
+  else if (sampling.response_format) params.json_schema = JSON.stringify(responseFormatSchema(sampling.response_format));
   const body: Record<string, unknown> = {
     input_ids: [...inputIds],
     sampling_params: params,

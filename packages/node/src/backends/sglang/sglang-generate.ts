@@ -5,6 +5,7 @@ import { backendErrorMessage, errorFromFetchFailure, errorFromResponse, errorPar
 import { joinUrl } from "../http/join-url.js";
 import { readSseData } from "../http/read-body.js";
 import type { ScoreHttp } from "../openai-compatible/score-http.js";
+import { type ConstrainedReading, readConstrainedEvents } from "../../constrained/read-constrained-events.js";
 import { generateBody } from "./generate-body.js";
 import { GenerateStreamReader } from "./read-generate-stream.js";
 
@@ -17,29 +18,59 @@ import { GenerateStreamReader } from "./read-generate-stream.js";
  * it with usage so far and `cancelled` (the fetch is aborted, and SGLang aborts a request whose client went away).
  */
 export async function* streamGenerate(http: ScoreHttp, request: GenerateRequest, inputIds: readonly number[], report?: number[]): AsyncGenerator<StreamPart> {
-  const url = joinUrl(http.baseURL, "/generate");
   let res: Response;
   try {
-    res = await http.fetch(url, { method: "POST", headers: http.headers, body: JSON.stringify(generateBody(inputIds, request.sampling)), signal: request.signal });
-    if (!res.ok) throw await errorFromResponse(http.kind, res);
+    res = await openGenerate(http, request, inputIds);
   } catch (err) {
-    if (request.signal?.aborted) {
-      yield { type: "usage", prompt_tokens: 0, completion_tokens: 0 };
-      yield { type: "finish", reason: "cancelled" };
-      return;
-    }
-    yield errorPart(err instanceof TesseraError ? err : errorFromFetchFailure(http.kind, url, err));
-    return;
-  }
-  if (!res.body) {
-    yield errorPart(new TesseraError("internal_error", `${http.kind}: empty response body`));
+    yield* failedOpen(http, request, err);
     return;
   }
   if (report) yield { type: "prompt", tokens: report };
-  yield* assembleStream(http.kind, events(http.kind, res.body, new GenerateStreamReader(http.kind, request.sampling.logprobs === true)), request.signal);
+  yield* assembleStream(http.kind, generateEvents(http.kind, res.body!, new GenerateStreamReader(http.kind, request.sampling.logprobs === true)), request.signal);
 }
 
-async function* events(kind: string, body: ReadableStream<Uint8Array>, reader: GenerateStreamReader): AsyncGenerator<BackendEvent> {
+/**
+ * `POST /generate` on `inputIds`, under `ebnf` when given: the response once SGLang has accepted the request (a body
+ * to read), else a TesseraError (a refusal is its mapped code: `bad_request` for a 400). `signal` defaults to the
+ * request's.
+ */
+export async function openGenerate(http: ScoreHttp, request: GenerateRequest, inputIds: readonly number[], ebnf?: string, signal: AbortSignal | undefined = request.signal): Promise<Response> {
+  const url = joinUrl(http.baseURL, "/generate");
+  let res: Response;
+  try {
+    res = await http.fetch(url, { method: "POST", headers: http.headers, body: JSON.stringify(generateBody(inputIds, request.sampling, ebnf)), signal });
+  } catch (err) {
+    throw errorFromFetchFailure(http.kind, url, err);
+  }
+  if (!res.ok) throw await errorFromResponse(http.kind, res);
+  if (!res.body) throw new TesseraError("internal_error", `${http.kind}: empty response body`);
+  return res;
+}
+
+/** What a stream yields when `openGenerate` failed: `cancelled` when the caller aborted, else the error. */
+export function* failedOpen(http: ScoreHttp, request: GenerateRequest, err: unknown): Generator<StreamPart> {
+  if (request.signal?.aborted) {
+    yield { type: "usage", prompt_tokens: 0, completion_tokens: 0 };
+    yield { type: "finish", reason: "cancelled" };
+    return;
+  }
+  yield errorPart(err instanceof TesseraError ? err : new TesseraError("internal_error", `${http.kind}: ${String(err)}`));
+}
+
+/**
+ * A grammar-constrained answer from an accepted `/generate` response (`openGenerate` with `ebnf`), read as the
+ * embedded engine reads its own (constrained/read-constrained-events.ts); `stopServer` is aborted when it ends, so
+ * SGLang stops a grammar that would go on writing newlines.
+ */
+export async function* readConstrainedGenerate(http: ScoreHttp, request: GenerateRequest, res: Response, reading: ConstrainedReading, stopServer: AbortController): AsyncGenerator<StreamPart> {
+  try {
+    yield* readConstrainedEvents(http.kind, generateEvents(http.kind, res.body!, new GenerateStreamReader(http.kind, false)), reading, request.signal);
+  } finally {
+    stopServer.abort();
+  }
+}
+
+async function* generateEvents(kind: string, body: ReadableStream<Uint8Array>, reader: GenerateStreamReader): AsyncGenerator<BackendEvent> {
   for await (const data of readSseData(body)) {
     if (data === "[DONE]") return;
     let raw: unknown;

@@ -3,6 +3,8 @@ import type { BackendAdapter, BackendModel, EmbeddingRequest, EmbeddingResult, G
 import { errorPart } from "../http/backend-error.js";
 import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compatible-adapter.js";
 import { routeByModel, type VllmInstance } from "./route-by-model.js";
+import type { BackendLog } from "../../constrained/canonical-chat.js";
+import { withCanonicalTools } from "./vllm-canonical-tools.js";
 import { createVllmScorer } from "./vllm-score.js";
 
 /**
@@ -12,8 +14,10 @@ import { createVllmScorer } from "./vllm-score.js";
  * - `health`: ok only when every instance answers `GET /health` 200; the message names the ones that do not.
  * - `listModels`: the union of every reachable instance's `/v1/models` (an unreachable instance's model is not
  *   listed, so the node never advertises it); throws only when no instance answers.
- * - `response_format` and `tools` go as OpenAI spells them (guided decoding; tools need `--enable-auto-tool-choice`
- *   and a `--tool-call-parser`, without which vLLM answers 400 and the client hears it).
+ * - Tool chats and `response_format` run Tessera's one way (vllm-canonical-tools.ts): the canonical tool prompt as
+ *   ids, the one grammar as `structured_outputs.grammar` on `/v1/completions`, the ids reported and carried; a vLLM
+ *   that refuses the grammar (400) answers them natively (OpenAI's fields on the chat route; tools then need
+ *   `--enable-auto-tool-choice` and a `--tool-call-parser`), without ids.
  * - Answers carry their token ids (`return_token_ids`), so a vLLM node's answers can be spot-checked.
  * - With `scoring` (the operator's `reference_scoring`), each instance scores given tokens for spot checks through
  *   `prompt_logprobs` (vllm-score.ts), and its models are announced with `scoring: true`; without it, never.
@@ -29,6 +33,8 @@ export interface VllmOptions {
    * end-of-sequence ids; when absent they are read from `GET /tokenizer_info` (`--enable-tokenizer-info-endpoint`).
    */
   scoring?: { eosTokenIds?: readonly number[] };
+  /** Where the adapter says what an operator should know (a server that refuses Tessera's grammar); default: a process warning. */
+  log?: BackendLog;
 }
 
 export function createVllmAdapter(options: VllmOptions): BackendAdapter {
@@ -36,9 +42,10 @@ export function createVllmAdapter(options: VllmOptions): BackendAdapter {
   const fetchFn = options.fetch ?? globalThis.fetch;
   const headers: Record<string, string> = { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) };
   const scoring = options.scoring;
+  const log = options.log ?? ((_level, message) => process.emitWarning(message));
   const instances = options.instances.map((instance) => ({
     ...instance,
-    adapter: createOpenAICompatibleAdapter({
+    adapter: withCanonicalTools(createOpenAICompatibleAdapter({
       baseURL: instance.host,
       fetch: options.fetch,
       apiKey: options.apiKey,
@@ -49,7 +56,7 @@ export function createVllmAdapter(options: VllmOptions): BackendAdapter {
       ...(scoring
         ? { score: createVllmScorer({ baseURL: instance.host, fetch: fetchFn, headers, kind: "vllm", ...(scoring.eosTokenIds?.length ? { eosTokenIds: scoring.eosTokenIds } : {}) }) }
         : {}),
-    }),
+    }), { baseURL: instance.host, fetch: fetchFn, headers, kind: "vllm" }, log),
   }));
 
   function route(model: string) {

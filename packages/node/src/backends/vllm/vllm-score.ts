@@ -1,6 +1,5 @@
 import { TesseraError } from "@tessera/protocol";
 import { type ScoreRequest, type ScoreResult, refuseConstraint } from "../adapter.js";
-import { convertMessages } from "../openai-compatible/convert-messages.js";
 import {
   SCORE_TOP,
   type ScoreHttp,
@@ -10,8 +9,8 @@ import {
   getJsonIfServed,
   malformedAnswer,
   postJson,
-  tokenList,
 } from "../openai-compatible/score-http.js";
+import { vllmChatPromptIds, vllmTokenize } from "./vllm-prompt-ids.js";
 import { PromptMismatchError, sameTokens } from "../../prompt/prompt-tokens.js";
 
 export interface VllmScorerOptions extends ScoreHttp {
@@ -49,11 +48,6 @@ export function createVllmScorer(options: VllmScorerOptions): (request: ScoreReq
   const { kind } = options;
   let eosIds: Promise<number[]> | undefined = options.eosTokenIds?.length ? Promise.resolve([...options.eosTokenIds]) : undefined;
 
-  const tokenize = async (body: Record<string, unknown>): Promise<number[]> => {
-    const res = (await postJson(options, "/tokenize", body)) as { tokens?: unknown } | null;
-    return tokenList(kind, "tokens", res?.tokens);
-  };
-
   const eos = (model: string): Promise<number[]> =>
     (eosIds ??= (async () => {
       const info = (await getJsonIfServed(options, "/tokenizer_info")) as { eos_token?: unknown } | null | undefined;
@@ -68,7 +62,7 @@ export function createVllmScorer(options: VllmScorerOptions): (request: ScoreReq
       // transformers keeps special tokens as text or as an AddedToken, which vLLM serialises as an object with `content`.
       const text = typeof raw === "string" ? raw : raw && typeof raw === "object" && typeof (raw as { content?: unknown }).content === "string" ? (raw as { content: string }).content : undefined;
       if (!text) throw malformedAnswer(kind, "eos_token", "GET /tokenizer_info names no eos_token");
-      const ids = await tokenize({ model, prompt: text, add_special_tokens: false });
+      const ids = await vllmTokenize(options, model, text, false);
       if (ids.length !== 1) throw malformedAnswer(kind, "eos_token", `the eos_token ${JSON.stringify(text)} is ${ids.length} tokens, not one`);
       return ids;
     })().catch((error: unknown) => {
@@ -80,8 +74,8 @@ export function createVllmScorer(options: VllmScorerOptions): (request: ScoreReq
     refuseConstraint(kind, request);
     checkScoreRequest(kind, request);
     const prompt = request.rawPrompt
-      ? await tokenize({ model: request.model, prompt: request.messages[0]?.content ?? "", add_special_tokens: true })
-      : await tokenize({ model: request.model, messages: convertMessages(request.messages, undefined, "continue-final-message").messages, add_generation_prompt: true, add_special_tokens: false });
+      ? await vllmTokenize(options, request.model, request.messages[0]?.content ?? "", true)
+      : await vllmChatPromptIds(options, request.model, request.messages);
     if (request.promptTokens !== undefined && !sameTokens(request.promptTokens, prompt)) throw new PromptMismatchError(request.promptTokens.length, prompt.length);
     const eosList = await eos(request.model);
     const ids = [...prompt, ...request.outputTokens, eosList[0]!];
