@@ -157,13 +157,14 @@ describe.each(["vllm", "sglang"] as const)("%s runs tool and JSON chats Tessera'
     expect(node().generations().length).toBe(before);
   });
 
-  it("a server that refuses the grammar gets the job its native way, without prompt ids, and it is logged once", async () => {
-    const setRefusal = (on: boolean) => (name === "vllm" ? (vllmFake.refuseGrammar = on) : (sglangFake.refuseGrammar = on));
+  it.for(name === "vllm" ? ["http"] : ["http", "stream"])("a server that refuses the grammar (%s) gets the job its native way, without prompt ids, and it is logged once", async (how) => {
+    const setRefusal = (on: boolean) => (name === "vllm" ? (vllmFake.refuseGrammar = on) : (sglangFake.refuseGrammar = on ? (how as "http" | "stream") : false));
     setRefusal(true);
     logged.length = 0;
+    const adapter = name === "vllm" ? createVllmAdapter({ instances: [{ host: vllmFake.url, model: MODEL }], log: (_l, m) => void logged.push(m) }) : createSglangAdapter({ baseURL: sglangFake.url, log: (_l, m) => void logged.push(m) });
     try {
       for (let i = 0; i < 2; i++) {
-        const parts = await collect(node().adapter.doStream(request(REQUIRED, { reportPromptTokens: true })));
+        const parts = await collect(adapter.doStream(request(REQUIRED, { reportPromptTokens: true })));
         expect(promptOf(parts)).toBeUndefined();
         // The native route: OpenAI's tools on the chat route (which these id-level fakes do not implement: they refuse it).
         const sent = node().generations().at(-1)!;

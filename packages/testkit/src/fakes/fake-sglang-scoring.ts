@@ -22,8 +22,8 @@ import { type Distribution, type Generated, GrammarError, type GrammarGenerated,
  *   finishes `{type: "length", length}`. `sampling_params` takes `max_new_tokens`, `temperature` (0 only), `top_p`,
  *   `sampling_seed` (greedy decoding does not use them), and `ebnf`: a GBNF grammar (SGLang's xgrammar reads GBNF; here
  *   compiled by node-llama-cpp, as the embedded engine compiles it) the greedy answer runs under, streamed, stopping
- *   at the end-of-generation token, which is listed as `matched`; one that does not compile, or any with
- *   `refuseGrammar`, is a 400. Anything else (`json_schema`, `stop`, …) is refused by name.
+ *   at the end-of-generation token, which is listed as `matched`; one that does not compile is a 400, and
+ *   `refuseGrammar` refuses any, with a 400 or in the stream. Anything else (`json_schema`, `stop`, …) is refused by name.
  *   `holdAfter` stops writing after that many tokens until the client goes away (`disconnects` counts it).
  * - `POST /v1/chat/completions` (not streamed) with `return_prompt_token_ids` (SGLang 0.5.13+): the prompt's ids as
  *   `choices[0].prompt_token_ids`.
@@ -57,8 +57,12 @@ export class FakeSglangScoring extends IdLevelFakeServer {
   incrementalStreamingOutput = false;
   /** A streamed /generate writes this many tokens, then waits for the client to go away. */
   holdAfter: number | undefined;
-  /** Answer 400 to `sampling_params.ebnf`, as an SGLang whose grammar backend cannot read the text does. */
-  refuseGrammar = false;
+  /**
+   * Refuse `sampling_params.ebnf`, as an SGLang whose grammar backend cannot compile the text does: `"http"` with a 400,
+   * `"stream"` as SGLang's scheduler does once a stream has begun (it aborts the request with "Invalid grammar
+   * request", which the HTTP server sends as the stream's one `{"error": {"message"}}` event).
+   */
+  refuseGrammar: false | "http" | "stream" = false;
   /** Streamed /generate requests whose client went away before the answer ended. */
   disconnects = 0;
 
@@ -148,7 +152,13 @@ export class FakeSglangScoring extends IdLevelFakeServer {
 
     if (sampling.ebnf !== undefined) {
       if (typeof sampling.ebnf !== "string") return this.refuse(res, 400, "sampling_params.ebnf must be a string");
-      if (this.refuseGrammar) return this.refuse(res, 400, "Invalid grammar request: the grammar backend cannot compile this ebnf.");
+      if (this.refuseGrammar === "http") return this.refuse(res, 400, "Invalid grammar request: the grammar backend cannot compile this ebnf.");
+      if (this.refuseGrammar === "stream") {
+        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+        res.write(`data: ${JSON.stringify({ error: { message: "Invalid grammar request: the grammar backend cannot compile this ebnf." } })}\n\n`);
+        res.end("data: [DONE]\n\n");
+        return;
+      }
       if (body.stream !== true || sampling.ignore_eos === true) return this.refuse(res, 400, "fake SGLang: a grammar answer is only streamed, with EOS, by this fake");
       let underGrammar: GrammarGenerated;
       try {

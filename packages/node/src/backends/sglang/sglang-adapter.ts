@@ -6,8 +6,8 @@ import type { ScoreHttp } from "../openai-compatible/score-http.js";
 import { rawPromptOf, rawPromptRefusal } from "../raw-prompt.js";
 import { promptTokensRefusal } from "../../prompt/index.js";
 import { type BackendLog, canonicalChat, continuationGrammar, isConstrainedChat } from "../../constrained/canonical-chat.js";
-import type { ConstrainedReading } from "../../constrained/read-constrained-events.js";
-import { failedOpen, openGenerate, readConstrainedGenerate, streamGenerate } from "./sglang-generate.js";
+import { type ConstrainedReading, readConstrainedEvents } from "../../constrained/read-constrained-events.js";
+import { failedOpen, openConstrainedGenerate, streamGenerate } from "./sglang-generate.js";
 import { sglangChatPromptIds, sglangTokenize } from "./sglang-prompt-ids.js";
 import { createSglangScorer } from "./sglang-score.js";
 
@@ -164,23 +164,29 @@ export function createSglangAdapter(options: SglangOptions): BackendAdapter {
       return;
     }
     const stopServer = new AbortController();
-    let res: Response;
     try {
-      res = await openGenerate(http, planned.request, planned.ids, planned.grammar, request.signal ? AbortSignal.any([request.signal, stopServer.signal]) : stopServer.signal);
-    } catch (err) {
-      if (!request.signal?.aborted && err instanceof TesseraError && err.code === "bad_request") {
+      let opened: Awaited<ReturnType<typeof openConstrainedGenerate>>;
+      try {
+        opened = await openConstrainedGenerate(http, planned.request, planned.ids, planned.grammar, request.signal ? AbortSignal.any([request.signal, stopServer.signal]) : stopServer.signal);
+      } catch (err) {
+        yield* failedOpen(http, request, err);
+        return;
+      }
+      if ("refused" in opened) {
         if (!refusalLogged) {
           refusalLogged = true;
-          log("warn", `sglang at ${options.baseURL} refused Tessera's grammar (${err.message}); tool and JSON chats go its native way, without prompt ids`);
+          log("warn", `sglang at ${options.baseURL} refused Tessera's grammar (${opened.refused.message}); tool and JSON chats go its native way, without prompt ids`);
         }
+        stopServer.abort();
         yield* native(request);
         return;
       }
-      yield* failedOpen(http, request, err);
-      return;
+      if (planned.report) yield { type: "prompt", tokens: planned.report };
+      yield* readConstrainedEvents("sglang", opened.events, planned.reading, request.signal);
+    } finally {
+      // The grammar's end is found here, not by the server, which would go on writing newlines: stop it.
+      stopServer.abort();
     }
-    if (planned.report) yield { type: "prompt", tokens: planned.report };
-    yield* readConstrainedGenerate(http, request, res, planned.reading, stopServer);
   }
 
   return {

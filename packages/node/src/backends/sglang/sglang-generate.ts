@@ -5,7 +5,6 @@ import { backendErrorMessage, errorFromFetchFailure, errorFromResponse, errorPar
 import { joinUrl } from "../http/join-url.js";
 import { readSseData } from "../http/read-body.js";
 import type { ScoreHttp } from "../openai-compatible/score-http.js";
-import { type ConstrainedReading, readConstrainedEvents } from "../../constrained/read-constrained-events.js";
 import { generateBody } from "./generate-body.js";
 import { GenerateStreamReader } from "./read-generate-stream.js";
 
@@ -58,16 +57,34 @@ export function* failedOpen(http: ScoreHttp, request: GenerateRequest, err: unkn
 }
 
 /**
- * A grammar-constrained answer from an accepted `/generate` response (`openGenerate` with `ebnf`), read as the
- * embedded engine reads its own (constrained/read-constrained-events.ts); `stopServer` is aborted when it ends, so
- * SGLang stops a grammar that would go on writing newlines.
+ * `POST /generate` on `inputIds` under `ebnf`, up to its first event. SGLang refuses a grammar its backend cannot compile
+ * either with a 400 or, once the stream has begun, by aborting the request (the scheduler's "Invalid grammar request",
+ * status 400), which its HTTP server sends as the stream's first event, an error. Either way, an error before any token
+ * is `refused` (the caller then answers natively); otherwise the events, the first included. Other failures throw.
  */
-export async function* readConstrainedGenerate(http: ScoreHttp, request: GenerateRequest, res: Response, reading: ConstrainedReading, stopServer: AbortController): AsyncGenerator<StreamPart> {
+export async function openConstrainedGenerate(
+  http: ScoreHttp,
+  request: GenerateRequest,
+  inputIds: readonly number[],
+  ebnf: string,
+  signal: AbortSignal,
+): Promise<{ refused: TesseraError } | { events: AsyncIterable<BackendEvent> }> {
+  let res: Response;
   try {
-    yield* readConstrainedEvents(http.kind, generateEvents(http.kind, res.body!, new GenerateStreamReader(http.kind, false)), reading, request.signal);
-  } finally {
-    stopServer.abort();
+    res = await openGenerate(http, request, inputIds, ebnf, signal);
+  } catch (err) {
+    if (err instanceof TesseraError && err.code === "bad_request" && !request.signal?.aborted) return { refused: err };
+    throw err;
   }
+  const events = generateEvents(http.kind, res.body!, new GenerateStreamReader(http.kind, false))[Symbol.asyncIterator]();
+  const first = await events.next();
+  if (!first.done && first.value.kind === "error") return { refused: first.value.error };
+  return {
+    events: (async function* () {
+      if (!first.done) yield first.value;
+      yield* { [Symbol.asyncIterator]: () => events };
+    })(),
+  };
 }
 
 async function* generateEvents(kind: string, body: ReadableStream<Uint8Array>, reader: GenerateStreamReader): AsyncGenerator<BackendEvent> {
