@@ -39,7 +39,12 @@ const JSON_CHAT: Chat = {
   messages: [{ role: "user", content: "Describe a city." }],
   sampling: { response_format: { type: "json_schema", json_schema: { name: "city", schema: CITY_SCHEMA, strict: true } } },
 };
-const CHATS: Chat[] = [REQUIRED, AUTO, { name: "a tool call and its result in the history", messages: HISTORY, sampling: AUTO.sampling }, JSON_CHAT];
+const CHATS: Chat[] = [
+  REQUIRED,
+  AUTO,
+  { name: "a tool call and its result in the history", messages: HISTORY, sampling: AUTO.sampling },
+  JSON_CHAT,
+];
 
 let dir: string;
 let model: IdLevelModel;
@@ -118,6 +123,19 @@ describe.each(["vllm", "sglang"] as const)("%s runs tool and JSON chats Tessera'
     const whole = await node().adapter.doGenerate(request(chat));
     expect(whole.text).toBe(textOf(b));
     expect((whole.toolCalls ?? []).map((c) => c.function)).toEqual(callsOf(b));
+  });
+
+  it("tool turns without a callable tool (tool_choice none): free text on the tool prompt's ids, reported, no grammar", async () => {
+    const none: Chat = { name: "none", messages: HISTORY, sampling: { tools: [WEATHER_TOOL], tool_choice: "none" } };
+    const a = await collect(node().adapter.doStream(request(none, { reportPromptTokens: true })));
+    const b = await collect(embedded.doStream(request(none, { reportPromptTokens: true })));
+    expect(errorOf(a)).toBeUndefined();
+    expect(promptOf(a)).toEqual(promptOf(b));
+    const sent = node().generations().at(-1);
+    expect(promptIdsOf(sent)).toEqual(promptOf(a));
+    expect(grammarOf(sent)).toBeUndefined();
+    // The fake's own greedy decoding on those ids (its logits path, not the embedded sampler's, so compared to itself).
+    expect(tokensOf(a)).toEqual((await model.generate(promptOf(a)!, N, false)).tokens);
   });
 
   it("a continuation that carries the first node's ids runs exactly those, then the prefix's, under the rest of the text branch; the join is exact", async () => {

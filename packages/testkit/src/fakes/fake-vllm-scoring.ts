@@ -21,8 +21,9 @@ import { type Distribution, GrammarError, type GrammarGenerated, type IdLevelMod
  *   EOS, as vLLM's detokenizer does) and `stream_options.include_usage` (`completion_tokens` counts that token too):
  *   what a vLLM node's answers look like to its adapter.
  * - `GET /health`, `GET /v1/models`.
- * It decodes greedily only (temperature 0) and does not stream: anything else is refused by name with 400, never
- * ignored. `fault` makes it answer wrongly on purpose, for the scorer's bad-input tests.
+ * - `POST /v1/completions` streamed on an id prompt, with or without `structured_outputs.grammar`
+ *   (`completeStreamed`): what a vLLM node's answers on canonical prompt ids look like to its adapter.
+ * It decodes greedily only (temperature 0); anything else is refused by name with 400, never ignored. `fault` makes it answer wrongly on purpose, for the scorer's bad-input tests.
  */
 export type VllmScoringFault =
   /** `prompt_logprobs` missing from the choice (a server or proxy that drops vLLM's extension). */
@@ -102,7 +103,7 @@ export class FakeVllmScoring extends IdLevelFakeServer {
 
   private async complete(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {
     if (!this.modelKnown(res, body)) return;
-    if (body.structured_outputs !== undefined && body.structured_outputs !== null) return this.completeUnderGrammar(res, body);
+    if (body.stream === true && body.prompt_logprobs === undefined) return this.completeStreamed(res, body);
     const promptLogprobs = body.prompt_logprobs;
     if (promptLogprobs !== undefined && promptLogprobs !== null) {
       if (!Number.isInteger(promptLogprobs) || (promptLogprobs as number) < 0) return this.refuse(res, 400, "`prompt_logprobs` must be a positive value or -1.", "prompt_logprobs");
@@ -111,7 +112,6 @@ export class FakeVllmScoring extends IdLevelFakeServer {
         return this.refuse(res, 400, `Requested prompt logprobs of ${String(promptLogprobs)}, which is greater than max allowed: ${this.maxLogprobs}`, "prompt_logprobs");
       }
     }
-    if (body.stream === true) return this.refuse(res, 400, "fake vLLM: streaming is not implemented by this id-level fake", "stream");
     if ((body.temperature ?? 1) !== 0) return this.refuse(res, 400, "fake vLLM: only greedy decoding (temperature 0) is implemented", "temperature");
     for (const field of ["logprobs", "echo", "n", "best_of", "stop", "stop_token_ids", "top_k", "logit_bias"]) {
       if (body[field] !== undefined && body[field] !== null && body[field] !== false && !(field === "n" && body[field] === 1)) return this.refuse(res, 400, `fake vLLM: ${field} is not implemented`, field);
@@ -156,30 +156,37 @@ export class FakeVllmScoring extends IdLevelFakeServer {
   }
 
   /**
-   * `POST /v1/completions` with `structured_outputs: {grammar}` (GBNF, which vLLM's xgrammar backend reads; here
-   * compiled by node-llama-cpp, as the embedded engine compiles it), streamed, greedy, on an id prompt: one chunk per
-   * token with its `token_ids` (`return_token_ids`), text only once a character is whole, the end-of-generation token
+   * `POST /v1/completions` streamed, greedy, on an id prompt, as a vLLM node generates on canonical prompt ids: with
+   * `structured_outputs: {grammar}` (GBNF, which vLLM's xgrammar backend reads; here compiled by node-llama-cpp, as the
+   * embedded engine compiles it) the answer runs under it; without, `logprobs` (the legacy integer) gives each chunk
+   * OpenAI's legacy `logprobs` (`tokens`, `token_logprobs`, `top_logprobs`, `text_offset`). One chunk per token with its `token_ids` (`return_token_ids`), text only once a character is whole, the end-of-generation token
    * listed last with no text and `stop_reason` null, then the usage chunk (`stream_options.include_usage`; it counts
    * that token too) and `[DONE]`. A grammar that does not compile, or any grammar with `refuseGrammar`, is a 400.
    */
-  private async completeUnderGrammar(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {
-    const grammar = (body.structured_outputs as { grammar?: unknown }).grammar;
-    if (typeof grammar !== "string") return this.refuse(res, 400, "fake vLLM: only structured_outputs.grammar is implemented", "structured_outputs");
-    if (this.refuseGrammar) return this.refuse(res, 400, "Invalid grammar specification.", "structured_outputs");
-    if (body.stream !== true) return this.refuse(res, 400, "fake vLLM: a grammar answer is only streamed by this fake", "stream");
+  private async completeStreamed(res: Parameters<RouteHandler>[1], body: Record<string, unknown>): Promise<void> {
+    const structured = body.structured_outputs as { grammar?: unknown } | undefined | null;
+    const grammar = structured === undefined || structured === null ? undefined : structured.grammar;
+    if (grammar !== undefined && typeof grammar !== "string") return this.refuse(res, 400, "fake vLLM: only structured_outputs.grammar is implemented", "structured_outputs");
+    if (grammar !== undefined && this.refuseGrammar) return this.refuse(res, 400, "Invalid grammar specification.", "structured_outputs");
     if ((body.temperature ?? 1) !== 0) return this.refuse(res, 400, "fake vLLM: only greedy decoding (temperature 0) is implemented", "temperature");
-    for (const field of ["logprobs", "prompt_logprobs", "echo", "stop", "n", "best_of", "guided_grammar"]) {
-      if (body[field] !== undefined && body[field] !== null && body[field] !== false) return this.refuse(res, 400, `fake vLLM: ${field} is not implemented with a grammar`, field);
+    for (const field of ["echo", "stop", "n", "best_of", "guided_grammar", ...(grammar !== undefined ? ["logprobs"] : [])]) {
+      if (body[field] !== undefined && body[field] !== null && body[field] !== false && !(field === "n" && body[field] === 1)) return this.refuse(res, 400, `fake vLLM: ${field} is not implemented on a streamed completion${grammar !== undefined ? " with a grammar" : ""}`, field);
     }
+    const topLogprobs = body.logprobs ?? null;
+    if (topLogprobs !== null && (!Number.isInteger(topLogprobs) || (topLogprobs as number) < 0 || (topLogprobs as number) > this.maxLogprobs)) return this.refuse(res, 400, "logprobs out of range", "logprobs");
     const prompt = body.prompt;
     if (!Array.isArray(prompt) || prompt.length === 0 || !prompt.every((t) => Number.isInteger(t) && (t as number) >= 0 && (t as number) < this.model.vocabSize)) {
       return this.refuse(res, 400, "fake vLLM: a grammar answer takes a prompt of token ids in the vocabulary", "prompt");
     }
     const maxTokens = body.max_tokens ?? 16;
     if (!Number.isInteger(maxTokens) || (maxTokens as number) < 1) return this.refuse(res, 400, "max_tokens must be at least 1", "max_tokens");
-    let generated: GrammarGenerated;
+    let generated: GrammarGenerated & { rows?: Distribution[] };
     try {
-      generated = await this.model.generateUnderGrammar(prompt as number[], maxTokens as number, grammar);
+      if (grammar !== undefined) generated = await this.model.generateUnderGrammar(prompt as number[], maxTokens as number, grammar);
+      else {
+        const free = await this.model.generate(prompt as number[], maxTokens as number, false);
+        generated = { ...free, ...(free.finish === "stop" ? { stopToken: this.model.eosToken } : {}) };
+      }
     } catch (error) {
       if (error instanceof GrammarError) return this.refuse(res, 400, error.message, "structured_outputs");
       throw error;
@@ -195,12 +202,22 @@ export class FakeVllmScoring extends IdLevelFakeServer {
     steps.forEach((token, i) => {
       const last = i === steps.length - 1;
       const text = textAfter(i + 1);
+      const row = generated.rows?.[i];
+      const legacy =
+        topLogprobs !== null && row
+          ? {
+              tokens: [this.model.tokenText(token)],
+              token_logprobs: [row.logprob(token)],
+              top_logprobs: [Object.fromEntries(row.top(topLogprobs as number).map((t) => [this.model.tokenText(t.token), t.logprob]))],
+              text_offset: [written.length],
+            }
+          : null;
       send({
         id,
         object: "text_completion",
         created: 0,
         model: this.model.modelId,
-        choices: [{ index: 0, text: text.slice(written.length), logprobs: null, finish_reason: last ? generated.finish : null, stop_reason: null, ...(withIds ? { token_ids: [token] } : {}) }],
+        choices: [{ index: 0, text: text.slice(written.length), logprobs: legacy, finish_reason: last ? generated.finish : null, stop_reason: null, ...(withIds ? { token_ids: [token] } : {}) }],
       });
       written = text;
     });
