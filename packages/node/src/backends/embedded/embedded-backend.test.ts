@@ -48,7 +48,7 @@ describe("embedded backend on a tiny SPM model", () => {
 
   beforeAll(async () => {
     shared = createEmbeddedBackend({ modelPath: spmPath, threads: 1, maxSequences: 2 });
-    expect(await shared.listModels()).toEqual([{ id: "tiny-spm", sizeBytes: expect.any(Number), loaded: false, scoring: true, sha256: expect.stringMatching(/^[0-9a-f]{64}$/), features: expect.arrayContaining(["chat", "raw_prompt", "logprobs"]) }]);
+    expect(await shared.listModels()).toEqual([{ id: "tiny-spm", sizeBytes: expect.any(Number), loaded: false, scoring: true, constrainedScoring: true, sha256: expect.stringMatching(/^[0-9a-f]{64}$/), features: expect.arrayContaining(["chat", "raw_prompt", "logprobs"]) }]);
     await shared.load();
   });
   afterAll(async () => {
