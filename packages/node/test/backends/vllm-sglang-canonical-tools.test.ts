@@ -172,7 +172,51 @@ describe.each(["vllm", "sglang"] as const)("%s runs tool and JSON chats Tessera'
     const json = await collect(node().adapter.doStream(request(JSON_CHAT, { assistantPrefix: '{"name": "', assistantPrefixTokens: [5, 6] })));
     expect(json).toEqual([{ type: "error", code: "unsupported_parameter", message: expect.stringContaining("cannot continue a response_format answer") }]);
     await expect(node().adapter.doGenerate(request(JSON_CHAT, { assistantPrefix: '{"name": "' }))).rejects.toMatchObject({ code: "unsupported_parameter" });
+    // Log-probabilities are not read under a grammar, as on the embedded engine and llama-server.
+    const logprobs = await collect(node().adapter.doStream(request(REQUIRED, { sampling: { max_tokens: N, temperature: 0, top_p: 1, logprobs: true, ...REQUIRED.sampling } })));
+    expect(logprobs).toEqual([{ type: "error", code: "unsupported_parameter", message: expect.stringContaining("logprobs") }]);
     expect(node().generations().length).toBe(before);
+  });
+
+  it("a text-branch prefix known only as text is tokenised by the server and appended to the ids", async () => {
+    const first = await collect(embedded.doStream(request(AUTO, { reportPromptTokens: true })));
+    const prompt = promptOf(first)!;
+    const prefixText = deltas(first).slice(0, 3).map((d) => d.text).join("");
+    const rest = await collect(node().adapter.doStream(request(AUTO, { promptTokens: prompt, assistantPrefix: prefixText })));
+    expect(errorOf(rest)).toBeUndefined();
+    const sent = node().generations().at(-1);
+    expect(promptIdsOf(sent)).toEqual([...prompt, ...model.tokenize(prefixText, false)]);
+    expect(grammarOf(sent)).toBe(TEXT_BRANCH_REST_GRAMMAR);
+  });
+
+  it("cancelling mid-answer ends with what was held, usage so far and cancelled", async () => {
+    const controller = new AbortController();
+    const parts: StreamPart[] = [];
+    for await (const p of node().adapter.doStream(request(AUTO, { signal: controller.signal }))) {
+      parts.push(p);
+      if (p.type === "text-delta") controller.abort();
+    }
+    expect(parts.at(-1)).toEqual({ type: "finish", reason: "cancelled" });
+    expect(parts.at(-2)).toMatchObject({ type: "usage" });
+    expect(errorOf(parts)).toBeUndefined();
+  });
+
+  it("a server that cannot render the prompt ids (vLLM without /tokenize, SGLang before 0.5.13) gets the job its native way, without ids", async () => {
+    const real = node().adapter;
+    // vLLM: /tokenize answered 404 (not vLLM's server); SGLang: no prompt_token_ids in the chat answer.
+    const fetch = (async (input: string | URL | Request, init?: RequestInit) =>
+      new URL(String(input)).pathname === "/tokenize" ? new Response("Not Found", { status: 404 }) : globalThis.fetch(input, init)) as typeof globalThis.fetch;
+    const adapter = name === "vllm" ? createVllmAdapter({ instances: [{ host: vllmFake.url, model: MODEL }], fetch }) : real;
+    if (name === "sglang") sglangFake.fault = "no-prompt-token-ids";
+    try {
+      const parts = await collect(adapter.doStream(request(REQUIRED, { reportPromptTokens: true })));
+      expect(promptOf(parts)).toBeUndefined();
+      const sent = node().generations().at(-1)!;
+      expect(sent.tools).toEqual([WEATHER_TOOL, TIME_TOOL]);
+      expect(grammarOf(sent)).toBeUndefined();
+    } finally {
+      sglangFake.fault = undefined;
+    }
   });
 
   it.for(name === "vllm" ? ["http"] : ["http", "stream"])("a server that refuses the grammar (%s) gets the job its native way, without prompt ids, and it is logged once", async (how) => {
