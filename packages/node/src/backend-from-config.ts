@@ -87,6 +87,7 @@ export async function createBackendFromConfig(config: NodeConfig, context: Backe
     apiKey: config.backend_api_key || undefined,
     embeddingModels: config.embedding_models,
     ...(config.reference_scoring ? { referenceScoring: { eosTokenIds: config.score_eos_token_ids } } : {}),
+    log: (level, message) => logger[level](message),
     fetch,
   });
   if (config.reference_scoring && !adapter?.score) {

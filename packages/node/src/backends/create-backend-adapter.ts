@@ -8,6 +8,7 @@ import type { SelectedKind } from "./probe-backends.js";
 import { createSglangAdapter } from "./sglang/sglang-adapter.js";
 import type { VllmInstance } from "./vllm/route-by-model.js";
 import { createVllmAdapter } from "./vllm/vllm-adapter.js";
+import type { BackendLog } from "../constrained/canonical-chat.js";
 
 /**
  * The one place that turns a chosen backend (from `probeBackends` or the `backend` setting) into its adapter.
@@ -28,6 +29,8 @@ export interface CreateBackendOptions {
    * end-of-sequence ids (`score_eos_token_ids`; vLLM reads them from its server when empty, SGLang needs them).
    */
   referenceScoring?: { eosTokenIds: readonly number[] };
+  /** vLLM and SGLang: where they say what an operator should know (a server that refuses Tessera's grammar, once). */
+  log?: BackendLog;
   fetch?: typeof globalThis.fetch;
 }
 
@@ -36,7 +39,7 @@ export function createBackendAdapter(options: CreateBackendOptions): BackendAdap
   if (kind === "embedded") return undefined;
   if (kind === "vllm") {
     const instances = options.vllmInstances?.length ? options.vllmInstances : options.baseURL ? [{ host: options.baseURL }] : [];
-    return createVllmAdapter({ instances, fetch, apiKey, embeddingModels, ...(referenceScoring ? { scoring: { eosTokenIds: referenceScoring.eosTokenIds } } : {}) });
+    return createVllmAdapter({ instances, fetch, apiKey, embeddingModels, ...(options.log ? { log: options.log } : {}), ...(referenceScoring ? { scoring: { eosTokenIds: referenceScoring.eosTokenIds } } : {}) });
   }
   const baseURL = options.baseURL;
   if (!baseURL) throw new TesseraError("bad_request", `backend ${kind} needs a host (see docs/operator-backends.md)`);
@@ -51,7 +54,7 @@ export function createBackendAdapter(options: CreateBackendOptions): BackendAdap
           { param: "score_eos_token_ids" },
         );
       }
-      return createSglangAdapter({ baseURL, fetch, apiKey, embeddingModels, ...(referenceScoring ? { scoring: { eosTokenIds: referenceScoring.eosTokenIds } } : {}) });
+      return createSglangAdapter({ baseURL, fetch, apiKey, embeddingModels, ...(options.log ? { log: options.log } : {}), ...(referenceScoring ? { scoring: { eosTokenIds: referenceScoring.eosTokenIds } } : {}) });
     case "max":
       return createMaxAdapter({ baseURL, fetch, apiKey, embeddingModels });
     case "llama-server":

@@ -16,8 +16,8 @@ export interface CanonicalChat {
 
 /**
  * `request`'s chat the one way; a `response_format` / tools combination no grammar can enforce is `bad_request`.
- * Used by the OpenAI-compatible backends that run it on token ids (vLLM, SGLang); llama-server and the embedded
- * engine build the same two things inline.
+ * Used by the backends that run it on token ids through a server (llama-server, vLLM, SGLang); the embedded engine
+ * builds the same two things with its compiled grammar.
  */
 export async function canonicalChat(kind: string, request: Pick<GenerateRequest, "messages" | "sampling">): Promise<CanonicalChat> {
   const planned = await outputGrammar(request.sampling);

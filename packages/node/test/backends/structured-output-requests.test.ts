@@ -101,7 +101,7 @@ describe("continuing a constrained answer another node began", () => {
         for (const sampling of [{ ...base, response_format: { type: "json_object" as const } }, { ...base, tools: [WEATHER] }]) {
           const parts = [];
           for await (const p of adapter.doStream({ model, messages, sampling, assistantPrefix: '{"a":' })) parts.push(p);
-          expect(parts).toEqual([{ type: "error", code: "bad_request", message: expect.stringMatching(/cannot continue an answer constrained by (response_format|tools)/) }]);
+          expect(parts).toEqual([{ type: "error", code: "unsupported_parameter", message: expect.stringMatching(/cannot continue an answer constrained by (response_format|tools)/) }]);
         }
         // Tools offered but not callable constrain nothing: the continuation goes ahead.
         const free = [];

@@ -3,17 +3,19 @@ import type { GenerateRequest } from "../adapter.js";
 import { hasToolTurns } from "../../prompt/index.js";
 
 /**
- * HTTP servers start a response_format or tool grammar at the start of the answer, not after an assistant prefix, so
- * continuing a constrained answer another node began (failover) would write a second JSON document after the first
- * half. Such a continuation is refused (`bad_request`), which the coordinator reports as an answer no node could
- * continue, rather than corrupted. The embedded engine advances its grammar over the prefix instead.
+ * On a backend's native route (its own tool template and grammar: Ollama, MAX, llama-swap, and vLLM or SGLang when
+ * they cannot run the one grammar), the server starts a response_format or tool grammar at the start of the answer,
+ * not after an assistant prefix, so continuing a constrained answer another node began (failover) would write a
+ * second JSON document after the first half. Such a continuation is declined (`unsupported_parameter`): the
+ * coordinator then moves the job to a node that can continue it (the embedded engine advances its grammar over the
+ * prefix), and tells the client only when none can.
  */
 export function constrainedContinuationError(kind: string, request: GenerateRequest): TesseraError | undefined {
   if (!request.assistantPrefix) return undefined;
   const { sampling } = request;
   const constrained = sampling.response_format ? "response_format" : callableTools(sampling.tools, sampling.tool_choice).tools.length > 0 ? "tools" : undefined;
   if (!constrained) return undefined;
-  return new TesseraError("bad_request", `${kind}: cannot continue an answer constrained by ${constrained} from another node's prefix`);
+  return new TesseraError("unsupported_parameter", `${kind}: cannot continue an answer constrained by ${constrained} from another node's prefix`, { param: constrained });
 }
 
 /**

@@ -7,8 +7,7 @@ import { idPrompt } from "../openai-compatible/completion-body.js";
 import type { LlamaServerPrefixReplay } from "./prefix-replay.js";
 import type { ConstrainedRun, createLlamaServerConstrainedCompletion } from "./constrained-completion.js";
 import { type ChatTemplateSource, assemblePromptTokens, promptTokensRefusal, renderChat } from "../../prompt/index.js";
-import { TEXT_BRANCH_REST_GRAMMAR, outputGrammar } from "../../constrained/output-grammar.js";
-import { toolPromptMessages } from "../../constrained/tool-prompt.js";
+import { canonicalChat, continuationGrammar } from "../../constrained/canonical-chat.js";
 
 type LlamaServerConstrainedCompletion = ReturnType<typeof createLlamaServerConstrainedCompletion>;
 
@@ -127,10 +126,7 @@ export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServer
       if (request.promptTokens !== undefined) throw new TesseraError("bad_request", `${kind}: prompt_tokens cannot be used with a raw prompt`, { param: "prompt_tokens" });
       return { via: "base", request: rest };
     }
-    const planned = await outputGrammar(request.sampling);
-    if (!planned.ok) throw new TesseraError("bad_request", `${kind}: ${planned.message}`);
-    const output = planned.grammar;
-    const messages = toolPromptMessages(request.messages, output.kind === "tools" ? output.tools : [], output.kind === "tools" && output.required);
+    const { messages, output } = await canonicalChat(kind, request);
     let ids = request.promptTokens;
     if (ids !== undefined) {
       const refusal = promptTokensRefusal(ids, { vocabSize: undefined, maxLength: MAX_PROMPT_TOKEN_IDS });
@@ -153,19 +149,7 @@ export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServer
       throw new TesseraError("unsupported_parameter", `${kind}: logprobs cannot be returned for an answer constrained by response_format or tools`, { param: "logprobs" });
     }
     const continuation = prefix.length > 0 || (request.assistantPrefix ?? "") !== "";
-    let grammar = output.text;
-    if (continuation) {
-      const head = request.assistantPrefix ?? "";
-      if (output.kind === "json" || output.required || head === "" || head.startsWith("<")) {
-        const what = output.kind === "json" ? "a response_format answer" : "a tool call";
-        throw new TesseraError(
-          "unsupported_parameter",
-          `${kind}: cannot continue ${what} another node began: llama-server cannot advance a grammar over the answer so far (a node running the embedded engine can)`,
-          { param: output.kind === "json" ? "response_format" : "tools" },
-        );
-      }
-      grammar = TEXT_BRANCH_REST_GRAMMAR;
-    }
+    const grammar = continuationGrammar(kind, output, { text: request.assistantPrefix ?? "", hasTokens: prefix.length > 0 });
     if (prefix.length > 0) await replay(ids, prefix, request.signal);
     return { via: "grammar", request, run: { prompt: idPrompt(ids, request), grammar, output: output.kind, continuation }, ...report };
   };
