@@ -28,15 +28,26 @@ export async function canonicalChat(kind: string, request: Pick<GenerateRequest,
 }
 
 /**
- * The grammar a continuation of a constrained answer runs under, on a server that cannot advance a grammar over the
- * prefix tokens it is given (llama-server, vLLM, SGLang): the whole grammar when there is no prefix; the rest of the
- * text branch of `tool_choice: auto` (`TEXT_BRANCH_REST_GRAMMAR`) for a prefix that began a text answer; anything
- * else (a prefix in a call or a JSON answer) is declined with `unsupported_parameter`, so the coordinator moves the
- * job to a node that can continue it (the embedded engine).
+ * What a constrained answer runs under on a server that cannot advance a grammar over the prefix tokens it is given
+ * (llama-server, vLLM, SGLang), and whether it continues another node's answer:
+ * - the whole grammar when there is no prefix;
+ * - the rest of the text branch of `tool_choice: auto` (`TEXT_BRANCH_REST_GRAMMAR`) for a prefix that began a text
+ *   answer;
+ * - anything else (a prefix in a call or a JSON answer) is declined with `unsupported_parameter`, so the coordinator
+ *   moves the job to a node that can continue it (the embedded engine).
+ * `logprobs` is declined too, as on the embedded engine, whose grammars run where log-probabilities are not read.
  */
-export function continuationGrammar(kind: string, output: Exclude<OutputGrammar, { kind: "free" }>, prefix: { text: string; hasTokens: boolean }): string {
-  if (prefix.text === "" && !prefix.hasTokens) return output.text;
-  if (output.kind === "json" || output.required || prefix.text === "" || prefix.text.startsWith("<")) {
+export function serverGrammar(
+  kind: string,
+  output: Exclude<OutputGrammar, { kind: "free" }>,
+  request: { logprobs: boolean | undefined; prefixText: string; prefixTokens: number },
+): { grammar: string; continuation: boolean } {
+  if (request.logprobs) {
+    throw new TesseraError("unsupported_parameter", `${kind}: logprobs cannot be returned for an answer constrained by response_format or tools`, { param: "logprobs" });
+  }
+  const continuation = request.prefixText !== "" || request.prefixTokens > 0;
+  if (!continuation) return { grammar: output.text, continuation };
+  if (output.kind === "json" || output.required || request.prefixText === "" || request.prefixText.startsWith("<")) {
     const what = output.kind === "json" ? "a response_format answer" : "a tool call";
     throw new TesseraError(
       "unsupported_parameter",
@@ -44,7 +55,7 @@ export function continuationGrammar(kind: string, output: Exclude<OutputGrammar,
       { param: output.kind === "json" ? "response_format" : "tools" },
     );
   }
-  return TEXT_BRANCH_REST_GRAMMAR;
+  return { grammar: TEXT_BRANCH_REST_GRAMMAR, continuation };
 }
 
 /** Whether a job runs the one way here: a chat (not a raw prompt) with tools, tool turns or `response_format`. */

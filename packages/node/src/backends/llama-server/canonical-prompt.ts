@@ -7,7 +7,7 @@ import { idPrompt } from "../openai-compatible/completion-body.js";
 import type { LlamaServerPrefixReplay } from "./prefix-replay.js";
 import type { ConstrainedRun, createLlamaServerConstrainedCompletion } from "./constrained-completion.js";
 import { type ChatTemplateSource, assemblePromptTokens, promptTokensRefusal, renderChat } from "../../prompt/index.js";
-import { canonicalChat, continuationGrammar } from "../../constrained/canonical-chat.js";
+import { canonicalChat, serverGrammar } from "../../constrained/canonical-chat.js";
 
 type LlamaServerConstrainedCompletion = ReturnType<typeof createLlamaServerConstrainedCompletion>;
 
@@ -144,12 +144,7 @@ export function withCanonicalPrompt(adapter: BackendAdapter, prompt: LlamaServer
       const { tools: _t, tool_choice: _c, parallel_tool_calls: _p, ...sampling } = request.sampling;
       return { via: "base", request: { ...rest, messages, sampling, promptTokens: ids }, ...report };
     }
-    if (request.sampling.logprobs) {
-      // As on the embedded engine, whose grammars run where its log-probabilities are not read.
-      throw new TesseraError("unsupported_parameter", `${kind}: logprobs cannot be returned for an answer constrained by response_format or tools`, { param: "logprobs" });
-    }
-    const continuation = prefix.length > 0 || (request.assistantPrefix ?? "") !== "";
-    const grammar = continuationGrammar(kind, output, { text: request.assistantPrefix ?? "", hasTokens: prefix.length > 0 });
+    const { grammar, continuation } = serverGrammar(kind, output, { logprobs: request.sampling.logprobs, prefixText: request.assistantPrefix ?? "", prefixTokens: prefix.length });
     if (prefix.length > 0) await replay(ids, prefix, request.signal);
     return { via: "grammar", request, run: { prompt: idPrompt(ids, request), grammar, output: output.kind, continuation }, ...report };
   };

@@ -5,7 +5,7 @@ import { createOpenAICompatibleAdapter } from "../openai-compatible/openai-compa
 import type { ScoreHttp } from "../openai-compatible/score-http.js";
 import { rawPromptOf, rawPromptRefusal } from "../raw-prompt.js";
 import { promptTokensRefusal } from "../../prompt/index.js";
-import { type BackendLog, canonicalChat, continuationGrammar, isConstrainedChat } from "../../constrained/canonical-chat.js";
+import { type BackendLog, canonicalChat, serverGrammar, isConstrainedChat } from "../../constrained/canonical-chat.js";
 import { type ConstrainedReading, readConstrainedEvents } from "../../constrained/read-constrained-events.js";
 import { failedOpen, openConstrainedGenerate, streamGenerate } from "./sglang-generate.js";
 import { sglangChatPromptIds, sglangTokenize } from "./sglang-prompt-ids.js";
@@ -69,7 +69,7 @@ export function createSglangAdapter(options: SglangOptions): BackendAdapter {
    * A tool or JSON chat, Tessera's one way (constrained/design.md): `toolPromptMessages`, rendered by the server's
    * template (`return_prompt_token_ids`) or the job's carried ids, then `/generate` under the one grammar as
    * `sampling_params.ebnf` (free text on the ids for tool turns without callable tools). A continuation runs under
-   * `continuationGrammar` (the text branch of `tool_choice: auto` only; a call or JSON prefix is declined).
+   * `serverGrammar` (the text branch of `tool_choice: auto` only; a call or JSON prefix is declined).
    */
   const constrainedPlan = async (request: GenerateRequest): Promise<Plan> => {
     const chat = await canonicalChat("sglang", request);
@@ -92,11 +92,7 @@ export function createSglangAdapter(options: SglangOptions): BackendAdapter {
     const onIds: GenerateRequest = { ...request, messages: chat.messages, sampling: plain };
     const ids = [...prompt, ...prefix];
     if (chat.output.kind === "free") return { via: "generate", request: onIds, ids, ...report };
-    if (request.sampling.logprobs) {
-      throw new TesseraError("unsupported_parameter", "sglang: logprobs cannot be returned for an answer constrained by response_format or tools", { param: "logprobs" });
-    }
-    const grammar = continuationGrammar("sglang", chat.output, { text: request.assistantPrefix ?? "", hasTokens: prefix.length > 0 });
-    const continuation = prefix.length > 0 || (request.assistantPrefix ?? "") !== "";
+    const { grammar, continuation } = serverGrammar("sglang", chat.output, { logprobs: request.sampling.logprobs, prefixText: request.assistantPrefix ?? "", prefixTokens: prefix.length });
     return { via: "grammar", request: onIds, ids, grammar, reading: { output: chat.output.kind, continuation, promptTokens: ids.length }, ...report };
   };
 

@@ -8,7 +8,7 @@ import { mapCompletionChunk } from "../openai-compatible/map-completion-chunk.js
 import { readSseEvents } from "../openai-compatible/read-sse-events.js";
 import type { ScoreHttp } from "../openai-compatible/score-http.js";
 import { promptTokensRefusal } from "../../prompt/index.js";
-import { type BackendLog, canonicalChat, continuationGrammar, isConstrainedChat } from "../../constrained/canonical-chat.js";
+import { type BackendLog, canonicalChat, serverGrammar, isConstrainedChat } from "../../constrained/canonical-chat.js";
 import { readConstrainedEvents } from "../../constrained/read-constrained-events.js";
 import type { OutputKind } from "../../constrained/output-grammar.js";
 import { vllmChatPromptIds, vllmTokenize } from "./vllm-prompt-ids.js";
@@ -30,7 +30,7 @@ type Route =
  *   sends that job the native way (the chat route with OpenAI's tools / `response_format`), with no prompt ids, and
  *   is logged once;
  * - tool turns without callable tools (`tool_choice: none`): free text on the ids through the base's completion route.
- * vLLM cannot advance a grammar over prompt tokens, so a continuation runs under `continuationGrammar`: the text branch
+ * vLLM cannot advance a grammar over prompt tokens, so a continuation runs under `serverGrammar`: the text branch
  * of `tool_choice: auto` under `root ::= .*`; a prefix in a call or JSON answer is declined (`unsupported_parameter`).
  * Every other job (plain chats, raw prompts) goes to `base` untouched.
  */
@@ -65,12 +65,7 @@ export function withCanonicalTools(base: BackendAdapter, http: ScoreHttp, log: B
     const { tools: _t, tool_choice: _c, parallel_tool_calls: _p, response_format: _f, ...plain } = sampling;
     const onIds: GenerateRequest = { ...rest, messages: chat.messages, sampling: plain, promptTokens: ids, ...(prefixTokens.length ? { assistantPrefixTokens: prefixTokens } : {}) };
     if (chat.output.kind === "free") return { via: "base", request: onIds, ...report };
-    if (sampling.logprobs) {
-      // As on the embedded engine and llama-server, whose grammars run where log-probabilities are not read.
-      throw new TesseraError("unsupported_parameter", `${kind}: logprobs cannot be returned for an answer constrained by response_format or tools`, { param: "logprobs" });
-    }
-    const grammar = continuationGrammar(kind, chat.output, { text: prefixText, hasTokens: prefixTokens.length > 0 });
-    const continuation = prefixText !== "" || prefixTokens.length > 0;
+    const { grammar, continuation } = serverGrammar(kind, chat.output, { logprobs: sampling.logprobs, prefixText, prefixTokens: prefixTokens.length });
     return { via: "grammar", request: onIds, ids: [...ids, ...prefixTokens], grammar, output: chat.output.kind, continuation, ...report };
   };
 
