@@ -6,6 +6,7 @@ import { buildLlamaServer, makeTinyModel, schemaViolations, startLlamaServer, ty
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackendAdapter, GenerateRequest } from "../../src/backends/adapter.js";
 import { createEmbeddedBackend, type EmbeddedBackend } from "../../src/backends/embedded/embedded-backend.js";
+import { collect, deltas, tokensOf, textOf, promptOf, callsOf, tail } from "./stream-parts.js";
 import { createLlamaServerAdapter } from "../../src/backends/llama-server/llama-server-adapter.js";
 
 /**
@@ -66,20 +67,6 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
-  const out: StreamPart[] = [];
-  for await (const p of parts) out.push(p);
-  return out;
-}
-type Delta = Extract<StreamPart, { type: "text-delta" }>;
-const deltas = (parts: StreamPart[]) => parts.filter((p): p is Delta => p.type === "text-delta");
-/** Every token the answer relayed, text deltas and the tool-calls part alike. */
-const tokensOf = (parts: StreamPart[]) => parts.flatMap((p) => (p.type === "text-delta" || p.type === "tool-calls" ? (p.tokens ?? []) : []));
-const textOf = (parts: StreamPart[]) => deltas(parts).map((d) => d.text).join("");
-const promptOf = (parts: StreamPart[]) => parts.find((p): p is Extract<StreamPart, { type: "prompt" }> => p.type === "prompt")?.tokens;
-/** The calls without their ids (each backend makes its own, as OpenAI's do). */
-const callsOf = (parts: StreamPart[]) => parts.flatMap((p) => (p.type === "tool-calls" ? p.calls.map((c) => c.function) : []));
-const tail = (parts: StreamPart[]) => parts.filter((p) => p.type === "usage" || p.type === "finish");
 const request = (model: string, chat: (typeof CHATS)[number], patch: Partial<GenerateRequest> = {}): GenerateRequest => ({
   model,
   messages: chat.messages,

@@ -8,6 +8,7 @@ import type { BackendAdapter, GenerateRequest } from "../../src/backends/adapter
 import { createEmbeddedBackend, type EmbeddedBackend } from "../../src/backends/embedded/embedded-backend.js";
 import { createSglangAdapter } from "../../src/backends/sglang/sglang-adapter.js";
 import { createVllmAdapter } from "../../src/backends/vllm/vllm-adapter.js";
+import { collect, deltas, tokensOf, textOf, promptOf, callsOf, tail } from "./stream-parts.js";
 import { TEXT_BRANCH_REST_GRAMMAR } from "../../src/constrained/output-grammar.js";
 
 /**
@@ -77,18 +78,6 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
-  const out: StreamPart[] = [];
-  for await (const p of parts) out.push(p);
-  return out;
-}
-type Delta = Extract<StreamPart, { type: "text-delta" }>;
-const deltas = (parts: StreamPart[]) => parts.filter((p): p is Delta => p.type === "text-delta");
-const tokensOf = (parts: StreamPart[]) => parts.flatMap((p) => (p.type === "text-delta" || p.type === "tool-calls" ? (p.tokens ?? []) : []));
-const textOf = (parts: StreamPart[]) => deltas(parts).map((d) => d.text).join("");
-const promptOf = (parts: StreamPart[]) => parts.find((p): p is Extract<StreamPart, { type: "prompt" }> => p.type === "prompt")?.tokens;
-const callsOf = (parts: StreamPart[]) => parts.flatMap((p) => (p.type === "tool-calls" ? p.calls.map((c) => c.function) : []));
-const tail = (parts: StreamPart[]) => parts.filter((p) => p.type === "usage" || p.type === "finish");
 const errorOf = (parts: StreamPart[]) => parts.find((p): p is Extract<StreamPart, { type: "error" }> => p.type === "error");
 const request = (chat: Chat, patch: Partial<GenerateRequest> = {}): GenerateRequest => ({
   model: MODEL,
