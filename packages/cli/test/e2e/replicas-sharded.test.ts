@@ -106,8 +106,14 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("a sharded model whose 
 
   it("answers the same when the leader dies: B leads, places the spans again on both daemons, and streams exactly", async () => {
     await network.restartDaemon("s-c");
+    const bLogBefore = network.replicas.get("r-b")!.process.logText.length;
     network.replicas.get("r-a")!.process.kill("SIGKILL");
-    // A's daemon moves to B (the next address it knows); B, now the lowest live id, places the spans again.
+    // A's daemon moves to B (the next address it knows); B, now the lowest live id, places the spans again. B still
+    // shows A's placement as ready until it notices A is gone, so first wait for B to take the lead.
+    const tookLead = () => /leading sharded models: placing spans/.test(network.replicas.get("r-b")!.process.logText.slice(bLogBefore));
+    await waitUntil(tookLead, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}: B never took the lead\n${network.logs()}`);
+    });
     await waitUntil(async () => {
       const res = await fetch(`${network.replicas.get("r-b")!.url}/api/v1/models`).catch(() => undefined);
       const models = res?.ok ? ((await res.json()) as { models: Array<{ id: string; sharded?: { ready: boolean; stages: number | null } }> }).models : [];
@@ -116,7 +122,7 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("a sharded model whose 
     }, 60_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${network.logs()}`);
     });
-    expect(network.replicas.get("r-b")!.process.logText).toMatch(/leading sharded models: placing spans/);
+    expect(tookLead()).toBe(true);
     const { text, usage } = await streamFromB();
     expect(text).toBe(reference.text);
     expect(usage?.completion_tokens).toBe(reference.completionTokens);
