@@ -8,6 +8,8 @@ import { type CheckScore, type CoordinatorMessage, type EmbedRequest, type JobAs
 export class ScriptedNode {
   readonly assignments: JobAssignment[] = [];
   readonly cancels: string[] = [];
+  /** Every message the coordinator sent, pings included, in order. */
+  readonly received: CoordinatorMessage[] = [];
   /** Spot checks this node was asked to score (as a reference). */
   readonly checks: CheckScore[] = [];
   /** Embedding requests this node was sent, and what to do with one; default: nothing (the request times out). */
@@ -45,6 +47,7 @@ export class ScriptedNode {
     });
     this.ws.on("message", (data) => {
       const msg = JSON.parse(data.toString()) as CoordinatorMessage;
+      this.received.push(msg);
       if (msg.type === "ping") {
         if (this.answerPings) this.send({ type: "pong", sent_at: msg.sent_at });
       }

@@ -20,6 +20,8 @@ import { type IdleSettings, type LimitSettings, type SectionSource, SECTION_SETT
 export type BackendKind = BackendKindSetting;
 
 export { IDLE_STATE_FILE_NAME, SECTION_SETTINGS, type IdleSettings, type LimitSettings } from "./idle/idle-settings.js";
+/** The daemon's record of a refused span offer, which `tessera status --node` shows (stage-host/offer-refusal.ts). */
+export { STAGE_OFFER_REFUSAL_FILE_NAME, readStageOfferRefusal, type StageOfferRefusal } from "./stage-host/offer-refusal.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -27,7 +27,7 @@ import type { NodeLogger } from "./logger.js";
 import type { BackendFactory } from "./backend-from-config.js";
 import { HEARTBEAT_PATH, basicHardware, refreshModelFiles, registerNode, resolveServedModels } from "./register-node.js";
 import { machineProbe } from "./machine.js";
-import { StageHost, stageMemoryOffer } from "./stage-host/index.js";
+import { StageHost, stageMemoryOffer, writeStageOfferRefusal, type StageOfferRefusal } from "./stage-host/index.js";
 import { resolveStageRuntime, spanGpuMemoryOffer } from "./stage/span-runtime.js";
 import { gpuRuntimeDir } from "./gpu-runtime/gpu-runtime-record.js";
 import { NodeCommandExecutor, dropModelsThatDoNotFit, withVramCap } from "./commands/index.js";
@@ -68,6 +68,8 @@ export interface DaemonStatus {
   lastHeartbeatMs: number | undefined;
   /** The idle policy's state and why (undefined with `[idle] mode = "always"`). */
   idle: { state: string; reason: string } | undefined;
+  /** The coordinator's refusal of this node's span offer, since start (undefined: none, or no `stage_model`). */
+  stageOfferRefusal: StageOfferRefusal | undefined;
 }
 
 export interface DaemonHandle {
@@ -143,6 +145,8 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         perturb: nodeTestHooks().stagePerturb,
         logger,
         freeMemoryBytes: config.stage_memory_mb > 0 ? () => config.stage_memory_mb * 1024 * 1024 : stageMemory,
+        wallNow: () => clock.now(),
+        recordRefusal: (refusal) => writeStageOfferRefusal(config.paths.dataDir, refusal),
       }) : undefined;
   const hardware = await (deps.detectHardware ?? machine!.detectHardware)().catch((err: unknown) => {
     logger.warn({ err }, "hardware detection failed; registering CPU cores and RAM only");
@@ -360,6 +364,10 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       case "stage.tokenize":
         stageHost?.onMessage(parsed, send);
         break;
+      case "offer.refused":
+        if (stageHost) stageHost.onOfferRefused(parsed);
+        else logger.warn(`the coordinator refused a span offer of ${parsed.model}, but this node offers none (no stage_model); ignored`);
+        break;
     }
   };
   const onBinary = (data: Buffer, sendBinary: (frame: Uint8Array) => void) => {
@@ -527,6 +535,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
       jobs: { ...runner.stats },
       lastHeartbeatMs,
       idle: idle ? { state: idle.state.name, reason: idle.state.reason } : undefined,
+      stageOfferRefusal: stageHost?.offerRefusal,
     }),
   };
 }

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { TesseraError, parsePublicKey } from "@tessera/protocol";
-import { IDLE_STATE_FILE_NAME, resolveHome } from "@tessera/node/config";
+import { IDLE_STATE_FILE_NAME, readStageOfferRefusal, resolveHome, type StageOfferRefusal } from "@tessera/node/config";
 import { printJson } from "../output.js";
 import { type ClientFlags, clientFrom, withClientOptions } from "./client-options.js";
 
@@ -52,6 +52,7 @@ export function addStatusCommand(program: Command): void {
   ).action(async (flags: ClientFlags & { node?: string | true; home?: string }) => {
     let nodeId: string | undefined;
     let local: LocalIdleState | undefined;
+    let refusal: StageOfferRefusal | undefined;
     if (flags.node === true || flags.node !== undefined) {
       const paths = resolveHome(flags.home);
       let localId: string | undefined;
@@ -70,7 +71,10 @@ export function addStatusCommand(program: Command): void {
           throw new TesseraError("bad_request", `--node must be a node id: npub1… (as \`tessera start\` logs it) or 64 hex characters, got "${flags.node}"`);
         }
       }
-      if (nodeId === localId) local = localIdleState(paths.dataDir);
+      if (nodeId === localId) {
+        local = localIdleState(paths.dataDir);
+        refusal = readStageOfferRefusal(paths.dataDir);
+      }
     }
     const client = clientFrom(flags);
     const started = performance.now();
@@ -83,7 +87,9 @@ export function addStatusCommand(program: Command): void {
     const idle = local
       ? { idle: { state: local.running ? local.state : "stopped", reason: local.reason, since: local.since, drains_last_hour: local.drains_last_hour, signals: signalSources(local.last_sample) } }
       : {};
-    const status = { coordinator: "ok", latency_ms: latencyMs, models, ...(node ? { node: { id: nodeId, ...node, ...idle } } : {}) };
+    // The span offer this machine's daemon last heard refused (stage-host/offer-refusal.ts), if any.
+    const stage = refusal ? { stage_offer_refused: refusal } : {};
+    const status = { coordinator: "ok", latency_ms: latencyMs, models, ...(node ? { node: { id: nodeId, ...node, ...idle, ...stage } } : {}) };
     if (flags.json) return printJson(status);
     process.stdout.write(`coordinator  ok (${latencyMs} ms)\n`);
     process.stdout.write(`models       ${models.length ? models.map((m) => `${m.id} (${m.nodes} node${m.nodes === 1 ? "" : "s"})`).join(", ") : "none online"}\n`);
@@ -94,6 +100,10 @@ export function addStatusCommand(program: Command): void {
       if (local.drains_last_hour > 0) process.stdout.write(`drains       ${local.drains_last_hour} in the last hour\n`);
       const signals = signalSources(local.last_sample);
       process.stdout.write(`signals      input: ${signals.input}; GPU use by others: ${signals.gpu}; battery: ${signals.power}\n`);
+    }
+    if (node && refusal) {
+      const field = refusal.param === undefined ? "" : `, ${refusal.param}`;
+      process.stdout.write(`stage offer  ${refusal.model} refused at ${refusal.at} (${refusal.code}${field}): ${refusal.message}; ${refusal.advice}\n`);
     }
   });
 }

@@ -1,4 +1,4 @@
-import type { ShardOffer } from "@tessera/protocol";
+import type { ShardOffer, ShardOfferParam } from "@tessera/protocol";
 
 /**
  * The fastest memory any machine reads weights from, bytes per second (10 TB/s: above HBM3e's 8 TB/s). A decode
@@ -14,7 +14,8 @@ export interface PinnedFile {
   bytesPerLayer: number;
 }
 
-export type OfferCheck = { ok: true } | { ok: false; code: "bad_request"; message: string };
+/** A refusal names the offer field at fault (`param`), so the node can tell its operator what to look at. */
+export type OfferCheck = { ok: true } | { ok: false; code: "bad_request"; param: ShardOfferParam; message: string };
 
 /** The least per-layer time a node may claim for a file whose largest layer is `bytesPerLayer` bytes. */
 export function msPerLayerFloor(bytesPerLayer: number): number {
@@ -30,17 +31,17 @@ export function msPerLayerFloor(bytesPerLayer: number): number {
  * that over-states its memory per layer or its time only gets fewer layers, so those are not bounded further.
  */
 export function checkShardOffer(offer: ShardOffer, pinned: PinnedFile | undefined): OfferCheck {
-  const refuse = (message: string): OfferCheck => ({ ok: false, code: "bad_request", message: `offer of ${offer.sha256.slice(0, 12)}: ${message}` });
-  if (pinned && offer.layer_count !== pinned.layerCount) return refuse(`layer_count ${offer.layer_count}, but the file has ${pinned.layerCount} layers`);
+  const refuse = (param: ShardOfferParam, message: string): OfferCheck => ({ ok: false, code: "bad_request", param, message: `offer of ${offer.sha256.slice(0, 12)}: ${message}` });
+  if (pinned && offer.layer_count !== pinned.layerCount) return refuse("layer_count", `layer_count ${offer.layer_count}, but the file has ${pinned.layerCount} layers`);
   if (pinned && offer.bytes_per_layer !== pinned.bytesPerLayer) {
-    return refuse(`bytes_per_layer ${offer.bytes_per_layer}, but the file's largest layer is ${pinned.bytesPerLayer} bytes`);
+    return refuse("bytes_per_layer", `bytes_per_layer ${offer.bytes_per_layer}, but the file's largest layer is ${pinned.bytesPerLayer} bytes`);
   }
   if (offer.span_bytes_per_layer !== undefined && offer.span_bytes_per_layer < offer.bytes_per_layer) {
-    return refuse(`span_bytes_per_layer ${offer.span_bytes_per_layer} is less than the ${offer.bytes_per_layer} bytes the file stores a layer in`);
+    return refuse("span_bytes_per_layer", `span_bytes_per_layer ${offer.span_bytes_per_layer} is less than the ${offer.bytes_per_layer} bytes the file stores a layer in`);
   }
   const floor = msPerLayerFloor(offer.bytes_per_layer);
   if (offer.ms_per_layer !== undefined && offer.ms_per_layer < floor) {
-    return refuse(`ms_per_layer ${offer.ms_per_layer} is faster than reading a layer of ${offer.bytes_per_layer} bytes allows (at least ${floor} ms)`);
+    return refuse("ms_per_layer", `ms_per_layer ${offer.ms_per_layer} is faster than reading a layer of ${offer.bytes_per_layer} bytes allows (at least ${floor} ms)`);
   }
   return { ok: true };
 }

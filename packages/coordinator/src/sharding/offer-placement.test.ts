@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ShardOffer, type CoordinatorMessage, type StageLoad } from "@tessera/protocol";
+import { CoordinatorMessage, ShardOffer, type StageLoad } from "@tessera/protocol";
 import { ManualClock } from "../clock.js";
 import { createLogger } from "../logger.js";
 import { NodeRegistry } from "../registry.js";
@@ -74,7 +74,52 @@ describe("placement from the offers' per-backend figures", () => {
     t.manager.onStageMessage("liar", { type: "stage.offer", shards: [offer({ span_bytes_per_layer: 1, ms_per_layer: 1e-9 })] });
     expect(t.manager.offersOf("liar")).toEqual([]);
     expect(t.layers()).toEqual({ honest: 12, liar: 0 });
-    expect(t.warnings).toEqual([expect.objectContaining({ node: "liar", code: "bad_request", reason: expect.stringMatching(/span_bytes_per_layer 1 is less than/) })]);
+    expect(t.warnings).toEqual([expect.objectContaining({ node: "liar", code: "bad_request", reason: expect.stringMatching(/span_bytes_per_layer 1 is less than/), told: true })]);
+  });
+});
+
+describe("a refused offer is told to the node (offer.refused)", () => {
+  it("goes down the node's session with the model, the file, the code, the field at fault and the reason", () => {
+    const t = setup(["honest", "liar"]);
+    t.manager.onStageMessage("honest", { type: "stage.offer", shards: [offer({ ms_per_layer: 1 })] });
+    t.manager.onStageMessage("liar", { type: "stage.offer", shards: [offer({ ms_per_layer: 1e-9 })] });
+    const told = t.sent.get("liar")!.filter((m) => m.type === "offer.refused");
+    expect(told).toEqual([{
+      type: "offer.refused",
+      model: "big",
+      sha256: SHA,
+      code: "bad_request",
+      param: "ms_per_layer",
+      message: expect.stringMatching(/ms_per_layer 1e-9 is faster than reading a layer of 10485760 bytes allows/),
+    }]);
+    // What the node is sent is what its daemon parses (the same schema), and the honest node hears nothing of it.
+    expect(CoordinatorMessage.safeParse(told[0]).success).toBe(true);
+    expect(t.sent.get("honest")!.filter((m) => m.type === "offer.refused")).toEqual([]);
+  });
+
+  it("a layer count other than the file's first offer said is refused with param layer_count, each time it is offered", () => {
+    const t = setup(["first", "other"]);
+    t.manager.onStageMessage("first", { type: "stage.offer", shards: [offer()] });
+    t.manager.onStageMessage("other", { type: "stage.offer", shards: [offer({ layer_count: 13 })] });
+    t.manager.onStageMessage("other", { type: "stage.offer", shards: [offer({ layer_count: 13 })] });
+    const told = t.sent.get("other")!.filter((m) => m.type === "offer.refused");
+    expect(told.map((m) => m.type === "offer.refused" && [m.param, m.message])).toEqual([
+      ["layer_count", expect.stringMatching(/layer_count 13, but the file has 12 layers/)],
+      ["layer_count", expect.stringMatching(/layer_count 13, but the file has 12 layers/)],
+    ]);
+  });
+
+  it("an offer heard from another replica's beat is only logged: the replica holding the node's session tells it", () => {
+    const t = setup(["peer"]);
+    t.manager.setPeerOffers("peer", [offer({ span_bytes_per_layer: 1 })]);
+    expect(t.sent.get("peer")!.filter((m) => m.type === "offer.refused")).toEqual([]);
+    expect(t.warnings).toEqual([expect.objectContaining({ node: "peer", param: "span_bytes_per_layer", told: false })]);
+  });
+
+  it("a node without a session here is not told, and the log says so", () => {
+    const t = setup([]);
+    t.manager.onStageMessage("gone", { type: "stage.offer", shards: [offer({ ms_per_layer: 1e-9 })] });
+    expect(t.warnings).toEqual([expect.objectContaining({ node: "gone", code: "bad_request", told: false })]);
   });
 });
 
@@ -84,14 +129,14 @@ describe("checkShardOffer", () => {
     ["an honest offer", offer({ span_bytes_per_layer: 12 * MiB, ms_per_layer: 0.5 }), undefined],
     ["an offer without the backend's figures", offer(), undefined],
     ["a layer in the file's own bytes exactly", offer({ span_bytes_per_layer: 10 * MiB }), undefined],
-    ["another layer count for the same hash", offer({ layer_count: 13 }), /layer_count 13, but the file has 12/],
-    ["another file size per layer for the same hash", offer({ bytes_per_layer: MiB }), /bytes_per_layer 1048576, but the file's largest layer is 10485760/],
-    ["a layer in fewer bytes than the file stores it in", offer({ span_bytes_per_layer: 10 * MiB - 1 }), /less than the 10485760 bytes/],
-    ["a layer faster than memory can be read", offer({ ms_per_layer: 0.0005 }), /faster than reading a layer of 10485760 bytes allows/],
+    ["another layer count for the same hash", offer({ layer_count: 13 }), ["layer_count", /layer_count 13, but the file has 12/]],
+    ["another file size per layer for the same hash", offer({ bytes_per_layer: MiB }), ["bytes_per_layer", /bytes_per_layer 1048576, but the file's largest layer is 10485760/]],
+    ["a layer in fewer bytes than the file stores it in", offer({ span_bytes_per_layer: 10 * MiB - 1 }), ["span_bytes_per_layer", /less than the 10485760 bytes/]],
+    ["a layer faster than memory can be read", offer({ ms_per_layer: 0.0005 }), ["ms_per_layer", /faster than reading a layer of 10485760 bytes allows/]],
   ] as const)("%s", (_name, o, refused) => {
     const r = checkShardOffer(o, pinned);
     if (!refused) expect(r).toEqual({ ok: true });
-    else expect(r).toEqual({ ok: false, code: "bad_request", message: expect.stringMatching(refused) });
+    else expect(r).toEqual({ ok: false, code: "bad_request", param: refused[0], message: expect.stringMatching(refused[1]) });
   });
 
   it("the speed floor: a microsecond, or the layer's bytes at 10 TB/s when that is longer", () => {

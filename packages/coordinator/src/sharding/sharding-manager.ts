@@ -143,7 +143,7 @@ export class ShardingManager {
   setPeerOffers(nodeId: string, shards: ShardOffer[]): void {
     const now = new Set(shards.map((s) => s.sha256));
     if ([...this.models.values()].some((m) => m.offers.has(nodeId) && !now.has(m.sha256))) this.onNodeLost(nodeId);
-    if (shards.length > 0) this.onOffer(nodeId, shards);
+    if (shards.length > 0) this.onOffer(nodeId, shards, false);
   }
 
   /** The model state by SHA-256 (tests and the bench read stages and costs from it). */
@@ -190,7 +190,7 @@ export class ShardingManager {
   onStageMessage(nodeId: string, message: StageNodeMessage): void {
     switch (message.type) {
       case "stage.offer":
-        return this.onOffer(nodeId, message.shards);
+        return this.onOffer(nodeId, message.shards, true);
       case "stage.loaded": {
         const stage = this.findStage(message.stage_id, nodeId);
         if (!stage) return;
@@ -293,12 +293,13 @@ export class ShardingManager {
     for (const replay of [...this.replays.values()]) replay.onNodeLost(nodeId);
   }
 
-  private onOffer(nodeId: string, shards: StageNodeMessage & { type: "stage.offer" } extends { shards: infer S } ? S : never): void {
+  /** `fromNode`: the node's own `stage.offer` on its session here (not a peer replica's beat), so a refusal is told to it. */
+  private onOffer(nodeId: string, shards: ShardOffer[], fromNode: boolean): void {
     for (const offer of shards) {
       let model = this.models.get(offer.sha256);
       const check = checkShardOffer(offer, model && { layerCount: model.layerCount, bytesPerLayer: model.fileBytesPerLayer });
       if (!check.ok) {
-        this.refuseOffer(nodeId, offer, check);
+        this.refuseOffer(nodeId, offer, check, fromNode);
         continue;
       }
       if (!model) {
@@ -323,9 +324,17 @@ export class ShardingManager {
     }
   }
 
-  /** An offer that cannot be true is not used (the node's earlier offer of the file, if any, stands); the log says why. */
-  private refuseOffer(nodeId: string, offer: ShardOffer, check: Extract<OfferCheck, { ok: false }>): void {
-    this.o.logger.warn({ node: nodeId.slice(0, 12), model: offer.model, code: check.code, reason: check.message }, "stage offer refused");
+  /**
+   * An offer that cannot be true is not used (the node's earlier offer of the file, if any, stands); the log says why,
+   * and so does `offer.refused` to the node whose own offer it was, so that its operator sees it. It goes down the
+   * session the offer came on (held here), not through the messenger: it is no stage traffic for a leader to route.
+   * An offer heard from a peer replica's beat is only logged: the replica holding the node's session checked it.
+   */
+  private refuseOffer(nodeId: string, offer: ShardOffer, check: Extract<OfferCheck, { ok: false }>, fromNode: boolean): void {
+    const session = fromNode ? this.o.registry.get(nodeId)?.session : undefined;
+    session?.send({ type: "offer.refused", model: offer.model, sha256: offer.sha256, code: check.code, param: check.param, message: check.message });
+    const told = session !== undefined;
+    this.o.logger.warn({ node: nodeId.slice(0, 12), model: offer.model, code: check.code, param: check.param, reason: check.message, told }, "stage offer refused");
   }
 
   /**

@@ -2,9 +2,10 @@ import type { CoordinatorMessage } from "@tessera/protocol";
 
 /**
  * What the coordinator sends a node outside its jobs: stage traffic, spot-check scoring, receipts to sign, node
- * commands, embedding requests. Jobs go through the node's `Worker`; pings are the session's own.
+ * commands, embedding requests. Jobs go through the node's `Worker`; pings are the session's own; `offer.refused`
+ * answers an offer down the session it came on (sharding-manager.ts), never through another replica.
  */
-export type NodeBoundMessage = Exclude<CoordinatorMessage, { type: "job.assign" | "job.cancel" | "ping" }>;
+export type NodeBoundMessage = Exclude<CoordinatorMessage, { type: "job.assign" | "job.cancel" | "ping" | "offer.refused" }>;
 
 /**
  * How the coordinator reaches a node's session. Alone, a coordinator reaches the sessions it holds

@@ -15,6 +15,7 @@ import {
   decodeActivationFrame,
   encodeActivationFrame,
   type DecodedActivationFrame,
+  type OfferRefused,
   type StageCoordinatorMessage,
   type StageNodeMessage,
   type StageTokenize,
@@ -27,6 +28,7 @@ import { measureMsPerLayer, probeMsPerLayer, spanBytesPerLayer } from "../stage/
 import { loadSpan, resolveStageRuntime, type Span } from "../stage/span-runtime.js";
 import type { StageBackend } from "../stage/stage-backend.js";
 import { setStageThreads } from "../stage/wasm-matvec.js";
+import { offerRefusalRecord, type StageOfferRefusal } from "./offer-refusal.js";
 import { loadPromptTokenizer, type PromptTokenizer } from "./prompt-tokenizer.js";
 import { describeShardFile, type ShardFile } from "./shard-file.js";
 import { vocabPieces } from "./vocab-pieces.js";
@@ -52,6 +54,13 @@ export interface StageHostOptions {
    */
   probeSpeed?: boolean;
   now?: () => number;
+  /** Wall-clock time, ms since the epoch, for when a refusal was heard (default Date.now). */
+  wallNow?: () => number;
+  /**
+   * Keeps the coordinator's refusal of the offer where the operator looks (the daemon: `<data>/stage-offer-refused.json`
+   * for `tessera status`); called with undefined at start, which clears one a previous daemon left. A failure is logged.
+   */
+  recordRefusal?: (refusal: StageOfferRefusal | undefined) => void;
   /**
    * Tests only (`TESSERA_TEST_STAGE_PERTURB`, config.ts): perturb every answer by this many times its RMS, and claim
    * to compute in no time (so routing prefers this node, as it would a cheater answering garbage fast): a lying stage
@@ -73,6 +82,7 @@ export class StageHost {
   private readonly stages = new Map<number, Span>();
   private readonly samplers = new Map<string, Sampler>();
   private tokenizer: Promise<PromptTokenizer> | undefined;
+  private refusal: StageOfferRefusal | undefined;
   private readonly now: () => number;
   /** The tail of the ordered work (loads, unloads, drops, frames); its tasks never reject. */
   private queue: Promise<void> = Promise.resolve();
@@ -84,6 +94,7 @@ export class StageHost {
   /** Reads and hashes the file (a bad file fails here, at daemon start). */
   static async create(o: StageHostOptions): Promise<StageHost> {
     const host = new StageHost(o);
+    host.record(undefined);
     host.shard = await describeShardFile(o.modelPath);
     setStageThreads(o.threads ?? 1);
     host.cost = await host.measureCost();
@@ -126,6 +137,40 @@ export class StageHost {
   /** Spans loaded now, by stage id. */
   loadedStages(): Array<{ stageId: number; start: number; end: number }> {
     return [...this.stages].map(([stageId, s]) => ({ stageId, start: s.start, end: s.end }));
+  }
+
+  /** The coordinator's last refusal of this node's offer, since the daemon started (undefined: none heard). */
+  get offerRefusal(): StageOfferRefusal | undefined {
+    return this.refusal;
+  }
+
+  /**
+   * The coordinator refused the offer (`offer.refused`): no span of the file will be placed here. Logged as an error
+   * with what the operator can do, and recorded (`offerRefusal`, `recordRefusal`). A refusal of a file this node does
+   * not offer (a confused or hostile coordinator) is logged and changes nothing. Never throws.
+   */
+  onOfferRefused(m: OfferRefused): void {
+    const o = this.o;
+    if (m.sha256 !== this.file.sha256) {
+      o.logger.warn(`stage host: the coordinator refused an offer of ${m.sha256.slice(0, 12)}…, a file this node does not offer (it offers ${this.file.sha256.slice(0, 12)}…); ignored`);
+      return;
+    }
+    const refusal = offerRefusalRecord(m, new Date((o.wallNow ?? Date.now)()));
+    this.refusal = refusal;
+    const field = refusal.param === undefined ? "" : `, ${refusal.param}`;
+    o.logger.error(
+      `stage host: the coordinator refused this node's offer of ${this.file.model} (${refusal.code}${field}): ${refusal.message}. ` +
+        `No layer span of it will be placed on this node; ${refusal.advice}, then restart the daemon`,
+    );
+    this.record(refusal);
+  }
+
+  private record(refusal: StageOfferRefusal | undefined): void {
+    try {
+      this.o.recordRefusal?.(refusal);
+    } catch (err) {
+      this.o.logger.warn(`stage host: could not record the offer's refusal for \`tessera status\` (${(err as Error).message})`);
+    }
   }
 
   /** The offer sent each time the session opens. */

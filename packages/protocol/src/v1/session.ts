@@ -8,7 +8,7 @@ import { NodeCommandMessage } from "./node-command.js";
 import { CheckError, CheckScore, CheckScores } from "./check.js";
 import { ReceiptRefused, ReceiptSign, ReceiptSigned } from "./receipt.js";
 import { EmbedError, EmbedRequest, EmbedResult } from "./embeddings.js";
-import { StageError, StageLoad, StageDrop, StageLoaded, StageOffer, StageTokenize, StageTokenized, StageUnload } from "./stage.js";
+import { StageError, StageLoad, StageDrop, StageLoaded, StageOffer, OfferRefused, StageTokenize, StageTokenized, StageUnload } from "./stage.js";
 
 /**
  * Messages on a node's WebSocket session (`GET /api/v1/nodes/session`, upgrade request signed).
@@ -49,7 +49,10 @@ export const Ping = z.object({ type: z.literal("ping"), sent_at: z.number() });
 /** `check.score` (check.ts): score another node's answer, for a spot check. */
 /** `receipt.sign` (receipt.ts): check and sign the receipt for work the node served. */
 /** `embed.request` (embeddings.ts): compute embedding vectors; answered by `embed.result` or `embed.error`. */
-export const CoordinatorMessage = z.discriminatedUnion("type", [JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize, NodeCommandMessage, CheckScore, ReceiptSign, EmbedRequest]);
+/** `offer.refused` (stage.ts): the node's offer of a span file was refused, and why; nothing answers it. */
+export const CoordinatorMessage = z.discriminatedUnion("type", [
+  JobAssignment, JobCancel, Ping, StageLoad, StageUnload, StageDrop, StageTokenize, OfferRefused, NodeCommandMessage, CheckScore, ReceiptSign, EmbedRequest,
+]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
 export const JobAccept = z.object({ type: z.literal("job.accept"), job_id: z.string() });

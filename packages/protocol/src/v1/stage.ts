@@ -41,6 +41,32 @@ export type ShardOffer = z.infer<typeof ShardOffer>;
 export const StageOffer = z.object({ type: z.literal("stage.offer"), shards: z.array(ShardOffer).max(64) });
 export type StageOffer = z.infer<typeof StageOffer>;
 
+/** The offer fields a refusal may name as the one at fault (`OfferRefused.param`). */
+export const SHARD_OFFER_PARAMS = ["layer_count", "bytes_per_layer", "span_bytes_per_layer", "ms_per_layer"] as const;
+export type ShardOfferParam = (typeof SHARD_OFFER_PARAMS)[number];
+
+/**
+ * coordinator → node: the coordinator refused this node's offer of one file (a figure in it cannot be true; coordinator
+ * sharding/offer-check.ts), so it places no span of that file on the node (an earlier accepted offer of it, if any,
+ * stands). Sent once per refused offer, i.e. at most once each time the session opens; nothing answers it. `code` is
+ * a stable error code (today always `bad_request`); `param` names the offer field at fault, read leniently (any
+ * snake_case name, so a newer coordinator's field still parses); `message` is the coordinator's reason, for the
+ * operator. Not a `stage.` message on purpose: it carries no span work, and a coordinator with replicas routes a
+ * node's stage answers to whichever replica last sent it a `stage.` message (bus/session-relay.ts), which a refusal
+ * must not change. Added after `stage.offer`: a daemon that predates it fails to parse it and ignores it (logging
+ * "ignored malformed coordinator message"), as it does any message type it does not know.
+ */
+export const OfferRefused = z.object({
+  type: z.literal("offer.refused"),
+  model: NodeModelId,
+  sha256: Sha256Hex,
+  code: z.enum(ERROR_CODE_LIST as [string, ...string[]]),
+  param: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "param must be a field name such as ms_per_layer").optional(),
+  /** One line: the daemon logs it as part of its own line. */
+  message: nodeMessage(4096).regex(/^[^\n\r\u2028\u2029]*$/, "message must be one line"),
+});
+export type OfferRefused = z.infer<typeof OfferRefused>;
+
 /** coordinator → node: load layers [start, end) of the file with this SHA-256 as stage `stage_id`. */
 export const StageLoad = z.object({
   type: z.literal("stage.load"),
