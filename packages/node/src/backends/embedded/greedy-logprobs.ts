@@ -15,7 +15,7 @@ type GreedyItem = [Token, { generateNext: { token: true; totalLogitWeight: true 
  * `evaluateWithMetadata({ confidence: true })`, which gives the same figure but first sorts the whole vocabulary
  * (node-llama-cpp 3.22's sampleToken sorts the candidates whenever confidence is asked): on the 50m model (32,000
  * tokens) that sort held this engine to 0.56-0.66× of plain node-llama-cpp at 1 and 8 streams, and this path runs at
- * 0.74-0.91× (`npm run bench -- engine-path --split`, design.md).
+ * 0.70-0.91× (`npm run bench -- engine-path --split`, design.md).
  */
 export async function* greedyWithLogprobs(sequence: LlamaContextSequence, input: readonly Token[]): AsyncGenerator<ScoredToken> {
   if (input.length === 0) throw new RangeError("greedy generation needs at least one input token");
