@@ -1,12 +1,17 @@
 /**
  * gateway: what Tessera adds on the way to a backend. An OpenAI-compatible fake backend emits tokens at a fixed
  * rate; the same streaming request goes to it directly and through coordinator + daemon (real processes),
- * interleaved round by round, at 1 and 64 concurrent streams.
+ * interleaved round by round, at 1 and 64 concurrent streams. Beside throughput and time to first token it prints the
+ * CPU each side burns per 1,000 tokens (the bench process, which is the client and the fake backend, and on Tessera's
+ * side the coordinator and the daemon, from /proc on Linux): on a small machine the two Tessera processes compete with
+ * the backend and the client for the same cores, so their CPU per token is what throughput at 64 streams is made of,
+ * and it moves much less than wall time with the machine's other load.
  *
  *   npm run bench -- gateway [--tokens 256] [--rate 100] [--rounds 3]
  */
 import { SseDecoder } from "@tessera/protocol";
 import { startCluster, startFakeOpenAICompatible } from "@tessera/testkit";
+import { processCpuSeconds } from "./lib-process-cpu.js";
 import { fmt, percentile } from "./lib-stats.js";
 
 interface StreamResult {
@@ -49,6 +54,16 @@ async function round(baseUrl: string, concurrency: number, maxTokens: number): P
   return { results, wallMs: performance.now() - started };
 }
 
+/** CPU seconds so far of this process (client and fake backend), the coordinator and the daemon (NaN off Linux). */
+function cpuNow(cluster: { coordinator: { pid: number }; nodes: { process: { pid: number } }[] }): { bench: number; coordinator: number; daemon: number } {
+  const usage = process.cpuUsage();
+  return {
+    bench: (usage.user + usage.system) / 1e6,
+    coordinator: processCpuSeconds(cluster.coordinator.pid) ?? NaN,
+    daemon: processCpuSeconds(cluster.nodes[0]!.process.pid) ?? NaN,
+  };
+}
+
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(`--${name}`);
   return i === -1 ? fallback : Number(args[i + 1]);
@@ -76,12 +91,16 @@ export async function main(args: string[]): Promise<void> {
     await round(targets.direct, 4, 8);
     const summary: Record<string, number> = {};
     for (const concurrency of only) {
-      const acc = { direct: { tokens: 0, ms: 0, ttft: [] as number[] }, tessera: { tokens: 0, ms: 0, ttft: [] as number[] } };
+      const side = () => ({ tokens: 0, ms: 0, ttft: [] as number[], cpu: { bench: 0, coordinator: 0, daemon: 0 } });
+      const acc = { direct: side(), tessera: side() };
       const reps = concurrency === 1 ? rounds * 10 : rounds;
       for (let r = 0; r < reps; r++) {
         const order = r % 2 === 0 ? (["direct", "tessera"] as const) : (["tessera", "direct"] as const);
         for (const which of order) {
+          const cpuBefore = cpuNow(cluster);
           const { results, wallMs } = await round(targets[which], concurrency, maxTokens);
+          const cpuAfter = cpuNow(cluster);
+          for (const k of ["bench", "coordinator", "daemon"] as const) acc[which].cpu[k] += cpuAfter[k] - cpuBefore[k];
           acc[which].tokens += results.reduce((n, x) => n + x.tokens, 0);
           acc[which].ms += wallMs;
           acc[which].ttft.push(...results.map((x) => x.ttftMs));
@@ -93,6 +112,12 @@ export async function main(args: string[]): Promise<void> {
       process.stdout.write(
         `c=${concurrency}: tokens/s direct ${fmt(tps.direct, 1)} tessera ${fmt(tps.tessera, 1)} (ratio ${fmt(tps.tessera / tps.direct)}); ` +
           `TTFT p50 direct ${fmt(ttft50.direct, 2)} ms tessera ${fmt(ttft50.tessera, 2)} ms; p99 direct ${fmt(ttft99.direct, 2)} tessera ${fmt(ttft99.tessera, 2)}\n`,
+      );
+      const perK = (seconds: number, tokens: number) => fmt((seconds * 1e6) / tokens, 1);
+      process.stdout.write(
+        `c=${concurrency}: CPU ms per 1,000 tokens: direct bench ${perK(acc.direct.cpu.bench, acc.direct.tokens)}; ` +
+          `tessera bench ${perK(acc.tessera.cpu.bench, acc.tessera.tokens)} coordinator ${perK(acc.tessera.cpu.coordinator, acc.tessera.tokens)} ` +
+          `daemon ${perK(acc.tessera.cpu.daemon, acc.tessera.tokens)}\n`,
       );
       summary[`c${concurrency}_ratio`] = tps.tessera / tps.direct;
       summary[`c${concurrency}_ttft_added`] = ttft50.tessera - ttft50.direct;
