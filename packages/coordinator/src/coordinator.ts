@@ -1,7 +1,7 @@
 import { randomInt } from "node:crypto";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { NonceCache } from "@tessera/protocol";
+import { AfterIoQueue, NonceCache } from "@tessera/protocol";
 import { installShutdownGate } from "./http/shutdown-gate.js";
 import { wasmSchnorrVerifier } from "@tessera/protocol/wasm-schnorr";
 import { buildApp } from "./app.js";
@@ -218,8 +218,11 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     ...checkPolicy,
     metrics: { checked: (result) => prometheus.checks.inc({ result }), skipped: (reason) => prometheus.checksSkipped.inc({ reason }) },
   });
+  // One queue for every finished job's bookkeeping (signature checks, settlement, receipts), behind the I/O already in.
+  const afterIo = new AfterIoQueue();
   jobs = new JobManager({
     replicaId,
+    afterIo,
     metrics: prometheus,
     clock,
     registry,
@@ -244,6 +247,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     store,
     logger,
     verifier: wasmSchnorrVerifier,
+    afterIo,
     metrics: { outcome: (outcome) => prometheus.receiptSignatures.inc({ outcome }) },
   });
   const billing = config.ledger

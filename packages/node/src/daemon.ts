@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import {
+  AfterIoQueue,
   CoordinatorMessage,
   TesseraError,
   encodeNpub,
@@ -164,6 +165,9 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
 
   // What this node served, kept across restarts, to check receipts against before signing them (receipts/).
   const journal = ServedJournal.open({ path: join(config.paths.dataDir, JOURNAL_FILE_NAME), now: () => clock.now(), warn: (line) => logger.warn(line) });
+  // Receipts to sign arrive in bursts just after jobs end (one BIP-340 signature each): each waits for the I/O already
+  // in, so the next job's assignment and the streams still running go first.
+  const afterIo = new AfterIoQueue();
   const runner = new JobRunner({
     journal,
     backend,
@@ -356,7 +360,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
         });
         break;
       case "receipt.sign":
-        send(JSON.stringify(answerReceiptSign(parsed, { journal, signer, logger })));
+        void afterIo.run(() => send(JSON.stringify(answerReceiptSign(parsed, { journal, signer, logger }))));
         break;
       case "stage.load":
       case "stage.unload":

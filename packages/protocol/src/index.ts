@@ -7,6 +7,7 @@ export * from "./sse.js";
 export * from "./log-line.js";
 export * from "./canonical-json.js";
 export * from "./duration.js";
+export * from "./after-io-queue.js";
 export * from "./v1/chat-message.js";
 export * from "./v1/sampling.js";
 export * from "./v1/job-create.js";

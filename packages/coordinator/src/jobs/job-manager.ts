@@ -1,5 +1,6 @@
 import { randomInt, randomUUID } from "node:crypto";
 import {
+  AfterIoQueue,
   type ChatMessage,
   type ErrorCode,
   type ResultCommitmentInput,
@@ -63,6 +64,8 @@ export interface JobManagerOptions {
   billing?: Pick<JobBilling, "open" | "settle" | "refund">;
   /** Checks nodes' result signatures (the protocol's reference when absent). */
   verifier?: SignatureVerifier;
+  /** Runs a finished job's signature check and settlement after the I/O already in (a queue of its own when absent). */
+  afterIo?: AfterIoQueue;
 }
 
 /** Errors a node may answer with to decline a job before doing any work (like `job.reject`): nobody's offence. */
@@ -95,10 +98,13 @@ export class JobManager implements JobSink {
   private readonly decisionTimer;
 
   private readonly maxAttempts: number;
+  /** Where a finished job's bookkeeping waits for the I/O already in (after-io-queue.ts). */
+  private readonly afterIo: AfterIoQueue;
   private readonly progress: ProgressLimits;
 
   constructor(private o: JobManagerOptions) {
     this.maxAttempts = o.maxAttempts ?? 5;
+    this.afterIo = o.afterIo ?? new AfterIoQueue();
     this.progress = o.progress ?? DEFAULT_PROGRESS_LIMITS;
     this.decisionTimer = o.metrics ? decisionTimer() : undefined;
   }
@@ -507,7 +513,11 @@ export class JobManager implements JobSink {
     this.o.checks?.afterDelivery(deliveredAnswer(job, attempt, { sampling: { ...job.sampling, max_tokens: tokens.length }, finishReason: "length", claimedUsage: undefined }));
   }
 
-  private endAttempt(job: LiveJob, result?: { commitment: string; signature: string }): NonNullable<LiveJob["attempt"]> | undefined {
+  /**
+   * `checkResult` checks the node's signed commitment to its answer; it runs after the client has its answer, in the
+   * after-I/O queue (a signature check is a third of a millisecond), before the segment is written with what it found.
+   */
+  private endAttempt(job: LiveJob, checkResult?: () => { commitment: string; signature: string } | undefined): NonNullable<LiveJob["attempt"]> | undefined {
     const attempt = job.attempt;
     if (!attempt) return undefined;
     job.attempt = undefined;
@@ -520,11 +530,12 @@ export class JobManager implements JobSink {
         completionTokens: tokens,
         startedAt: attempt.assignedAt,
         endedAt: this.o.clock.now(),
-        ...(result ? { resultCommitment: result.commitment, resultSignature: result.signature } : {}),
       };
       job.segments.push(segment);
       job.persisted = job.persisted
         .then(async () => {
+          const result = checkResult && (await this.afterIo.run(checkResult));
+          if (result) Object.assign(segment, { resultCommitment: result.commitment, resultSignature: result.signature });
           await this.o.store.addJobSegment({ jobId: job.id, ...segment, startedAt: new Date(segment.startedAt), endedAt: new Date(segment.endedAt) });
         })
         .catch((err: unknown) => this.o.logger.error({ err, job: job.id }, "could not store job segment"));
@@ -590,7 +601,7 @@ export class JobManager implements JobSink {
     const now = this.o.clock.now();
     if (attempt) {
       this.recordMetrics(job, attempt, now);
-      this.endAttempt(job, opts.endedByNode ? this.checkResult(job, attempt, reason) : undefined);
+      this.endAttempt(job, opts.endedByNode ? () => this.checkResult(job, attempt, reason) : undefined);
       this.o.standing?.recordOutcome(attempt.nodeId, "completed");
       if (attempt.reportedUsage) {
         const prompt = creditPrompt(attempt.reportedUsage.prompt_tokens, attempt.promptBound, attempt.promptEstimate);
@@ -746,11 +757,12 @@ export class JobManager implements JobSink {
 
   /**
    * Settles or refunds the job after its record's writes (queued behind them, off the client's path: the answer does
-   * not wait for the accounts). A failure is logged; the escrow stays held and the next start reconciles it.
+   * not wait for the accounts), in the after-I/O queue (issuing receipts signs them). A failure is logged; the escrow
+   * stays held and the next start reconciles it.
    */
   private bill(job: LiveJob, work: () => Promise<unknown>): void {
     if (!this.o.billing) return;
-    job.persisted = job.persisted.then(() => (job.recordClosed ? undefined : work())).then(
+    job.persisted = job.persisted.then(() => (job.recordClosed ? undefined : this.afterIo.run(work))).then(
       () => undefined,
       (err: unknown) => this.o.logger.error({ err, job: job.id }, "could not settle the job's payment; its escrow stays held until the next start reconciles it"),
     );
@@ -765,7 +777,8 @@ export class JobManager implements JobSink {
     job.persisted = job.persisted
       .then(async () => {
         if (job.recordClosed) return;
-        if (await this.o.store.updateJob(job.id, patch, { ifStatus: UNFINISHED, ifReplica: this.o.replicaId })) return;
+        const sealedAs = { createdAt: new Date(job.createdAt), contentExpiresAt: new Date(job.createdAt + this.o.resultTtlMs) };
+        if (await this.o.store.updateJob(job.id, patch, { ifStatus: UNFINISHED, ifReplica: this.o.replicaId, sealedAs })) return;
         job.recordClosed = true;
         this.o.logger.warn({ job: job.id, status: patch.status }, "job record ended by another replica; left as it is");
         this.o.metrics?.jobsEndedElsewhere.inc();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type CoordinatorMessage, RECEIPT_VERSION, type Receipt, type ReceiptBody, generateKeyPair, receiptDigest, secretKeySigner, signReceipt, verifyReceipt } from "@tessera/protocol";
+import { AfterIoQueue, type CoordinatorMessage, RECEIPT_VERSION, type Receipt, type ReceiptBody, generateKeyPair, receiptDigest, secretKeySigner, signReceipt, verifyReceipt } from "@tessera/protocol";
 import vectors from "../../../protocol/test-vectors.json" with { type: "json" };
 import { createLogger } from "../logger.js";
 import { wasmSchnorrVerifier } from "@tessera/protocol/wasm-schnorr";
@@ -68,6 +68,7 @@ function setup(list: ReceiptRecord[], online: string[] = [node.publicKeyHex]) {
     store,
     logger: createLogger("silent"),
     verifier: wasmSchnorrVerifier,
+    afterIo: new AfterIoQueue(),
     metrics: { outcome: (o) => outcomes.push(o) },
   });
   return { rs, store, sent, outcomes };
@@ -160,6 +161,7 @@ describe("ReceiptSignatures", () => {
       store: { getReceipt: async () => Promise.reject(new Error("disk")), setReceiptNodeSignature: async () => false, listUnsignedReceipts: async () => Promise.reject(new Error("disk")) },
       logger: createLogger("silent"),
       verifier: wasmSchnorrVerifier,
+      afterIo: new AfterIoQueue(),
     });
     expect(await broken.onMessage(node.publicKeyHex, { type: "receipt.signed", receipt_id: r.receipt_id, signature: sign(r) })).toBe("invalid");
     expect(await broken.onSessionOpen(node.publicKeyHex)).toBe(0);

@@ -1,4 +1,4 @@
-import { type Receipt, type ReceiptRefused, type ReceiptSigned, type SignatureVerifier, receiptBodyOf, receiptDigest } from "@tessera/protocol";
+import { type AfterIoQueue, type Receipt, type ReceiptRefused, type ReceiptSigned, type SignatureVerifier, receiptBodyOf, receiptDigest } from "@tessera/protocol";
 import type { Logger } from "../logger.js";
 import type { NodeRegistry } from "../registry.js";
 import type { NodeMessenger } from "../workers/node-messenger.js";
@@ -21,6 +21,8 @@ export interface ReceiptSignaturesDeps {
   logger: Logger;
   /** Checks the nodes' signatures: one per settled job, so the coordinator's fast verifier. */
   verifier: SignatureVerifier;
+  /** Where each check waits for the I/O already in (after-io-queue.ts): receipts come back in bursts after jobs end. */
+  afterIo: Pick<AfterIoQueue, "run">;
   metrics?: { outcome(outcome: ReceiptSignatureOutcome): void };
 }
 
@@ -82,7 +84,7 @@ export class ReceiptSignatures {
         this.deps.logger.warn(fields, receipt ? "node signed a receipt of another node; ignored" : "node signed an unknown receipt; ignored");
         return this.count("invalid");
       }
-      if (!this.deps.verifier.verify(message.signature, receiptDigest(receipt, "node"), nodeId)) {
+      if (!(await this.deps.afterIo.run(() => this.deps.verifier.verify(message.signature, receiptDigest(receipt, "node"), nodeId)))) {
         this.deps.logger.warn(fields, "node's receipt signature does not verify; ignored");
         return this.count("invalid");
       }
