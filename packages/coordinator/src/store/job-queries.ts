@@ -104,13 +104,17 @@ export async function updateJob(
     throw new TesseraError("bad_request", "updateJob needs at least one field to change");
   }
   if (options.ifStatus !== undefined && options.ifStatus.length === 0) return false;
-  /** With `expiry`, the row changes only while its expiry is still the one the content was sealed for. */
-  const write = async (trx: Kysely<Database>, expiry?: { value: number | null }): Promise<boolean> => {
+  /**
+   * With `expiry`, the row changes only while its expiry is still the one the content was sealed for (and, with
+   * `createdAt`, only if it was created then: both choose the key).
+   */
+  const write = async (trx: Kysely<Database>, expiry?: { value: number | null; createdAt?: number }): Promise<boolean> => {
     let query = trx.updateTable("jobs").set(set).where("id", "=", id);
     if (options.ifStatus !== undefined) query = query.where("status", "in", options.ifStatus);
     if (options.ifReplica !== undefined) query = query.where("replica_id", "=", options.ifReplica);
     if (expiry !== undefined) {
       query = expiry.value === null ? query.where("content_expires_at", "is", null) : query.where("content_expires_at", "=", expiry.value);
+      if (expiry.createdAt !== undefined) query = query.where("created_at", "=", expiry.createdAt);
     }
     const result = await query.executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
@@ -120,13 +124,19 @@ export async function updateJob(
   const readRow = (trx: Kysely<Database>) =>
     trx.selectFrom("jobs").select(["messages", "created_at", "content_expires_at"]).where("id", "=", id).executeTakeFirst();
   if (patch.contentExpiresAt === undefined) {
-    // The completion path: read, seal, and write only if the expiry did not change in between (nobody changes it
-    // in practice); two statements, no transaction. A row that did not change falls through to the careful path.
-    const row = await readRow(db);
-    if (!row) return false;
-    const expiresAt = row.content_expires_at === null ? null : Number(row.content_expires_at);
-    set.content = sealContent(keys, contentKeyId(expiresAt, Number(row.created_at)), id, "content", patch.content);
-    if (await write(db, { value: expiresAt })) return true;
+    // The completion path: seal under the key of the expiry the row was created with (read first unless the caller
+    // says what it was: `sealedAs`), and write only if the expiry is still that one (nobody changes it in practice);
+    // no transaction. A row that did not change falls through to the careful path.
+    let created: { expiresAt: number | null; createdAt: number } | undefined;
+    if (options.sealedAs !== undefined) {
+      created = { expiresAt: toMsOrNull(options.sealedAs.contentExpiresAt, "sealedAs.contentExpiresAt"), createdAt: toMs(options.sealedAs.createdAt, "sealedAs.createdAt") };
+    } else {
+      const row = await readRow(db);
+      if (!row) return false;
+      created = { expiresAt: row.content_expires_at === null ? null : Number(row.content_expires_at), createdAt: Number(row.created_at) };
+    }
+    set.content = sealContent(keys, contentKeyId(created.expiresAt, created.createdAt), id, "content", patch.content);
+    if (await write(db, { value: created.expiresAt, ...(options.sealedAs !== undefined ? { createdAt: created.createdAt } : {}) })) return true;
   }
   // A new expiry moves the prompt to its new bucket's key: read and write in one transaction.
   return db.transaction().execute(async (trx) => {

@@ -196,6 +196,29 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         expect((await store.getJob("j1"))?.nodeId).toBeNull();
       });
 
+      it("seals a completion's content under the key of the expiry the caller created the row with (sealedAs), and still only while the row has that expiry", async () => {
+        const createdAt = new Date(BASE + 5);
+        await store.insertJob(job("j1", { createdAt, contentExpiresAt: t(3600) }));
+        const sealedAs = { createdAt, contentExpiresAt: t(3600) };
+        expect(await store.updateJob("j1", { status: "completed", content: "sealed without a read" }, { ifStatus: ["pending"], sealedAs })).toBe(true);
+        expect(await store.getJob("j1")).toMatchObject({ status: "completed", content: "sealed without a read", messages, contentExpiresAt: t(3600) });
+        // The caller's idea of the row is stale (its expiry moved since): the careful path reads the row and seals
+        // under the key of the expiry it really has, so the content stays readable.
+        await store.insertJob(job("j2", { createdAt, contentExpiresAt: t(3600) }));
+        expect(await store.updateJob("j2", { contentExpiresAt: t(7200) })).toBe(true);
+        expect(await store.updateJob("j2", { status: "completed", content: "resealed" }, { ifStatus: ["pending"], sealedAs })).toBe(true);
+        expect(await store.getJob("j2")).toMatchObject({ status: "completed", content: "resealed", messages, contentExpiresAt: t(7200) });
+        // A wrong creation time is caught the same way.
+        await store.insertJob(job("j3", { createdAt, contentExpiresAt: t(3600) }));
+        expect(await store.updateJob("j3", { content: "created elsewhere" }, { sealedAs: { createdAt: t(-86_400), contentExpiresAt: t(3600) } })).toBe(true);
+        expect((await store.getJob("j3"))?.content).toBe("created elsewhere");
+        // Conditions still hold: a finished job is not overwritten, a missing one is reported.
+        expect(await store.updateJob("j1", { status: "failed", content: "late" }, { ifStatus: ["pending", "processing"], sealedAs })).toBe(false);
+        expect((await store.getJob("j1"))?.content).toBe("sealed without a read");
+        expect(await store.updateJob("nope", { content: "x" }, { sealedAs })).toBe(false);
+        await expectCode(store.updateJob("j1", { content: "x" }, { sealedAs: { createdAt: new Date(Number.NaN), contentExpiresAt: null } }), "bad_request");
+      });
+
       it("reports an unknown job and refuses an empty patch", async () => {
         expect(await store.updateJob("nope", { status: "failed" })).toBe(false);
         await store.insertJob(job("j1"));

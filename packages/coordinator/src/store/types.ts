@@ -175,6 +175,12 @@ export interface JobWriteCondition {
   ifStatus?: readonly JobStatus[];
   /** The job is owned by this replica. */
   ifReplica?: string;
+  /**
+   * When and with what content expiry the caller created the row: content is then sealed under that expiry's key
+   * without reading the row first (one statement instead of two on a job's completion). The write still happens only
+   * while the row's expiry is that one; a row whose expiry moved takes the careful path (read, reseal, write).
+   */
+  sealedAs?: { createdAt: Date; contentExpiresAt: Date | null };
 }
 
 /** A coordinator replica's lease on its id (replicas/replica-lease.ts). */
