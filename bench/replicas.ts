@@ -3,12 +3,16 @@
  * Real coordinator and daemon processes; the daemons serve a fake vLLM (its real wire format) that answers at once, so
  * the coordinators' own work is what is measured.
  *
- *   npm run bench -- replicas [--jobs 1200] [--concurrency 12] [--ttft-rounds 200]
+ *   npm run bench -- replicas [--jobs 2400] [--concurrency 12] [--warm-up 3000] [--ttft-rounds 200] [--only-efficiency]
+ *
+ * `--only-efficiency` runs the first measurement alone; REPLICAS_PROF=<dir> writes CPU profiles of every replica there.
  *
  * - efficiency: the same load (N chat completions of 16 tokens, C at a time) on one replica with three daemons, then on
- *   three replicas with one daemon each and clients spread over all three, so two jobs in three run on a node another
- *   replica holds. Jobs per coordinator CPU-second (process_cpu_seconds_total of every replica), 3 against 1. Each
- *   replica is warmed with WARM_UP_JOBS first (its JIT, its pools), so neither side pays for compiling.
+ *   three replicas with one daemon each and clients spread over all three (the scheduler may send a job to a node
+ *   another replica holds). Jobs per coordinator CPU-second (process_cpu_seconds_total of every replica), 3 against 1.
+ *   Each replica is warmed with --warm-up jobs first (its JIT, its pools), so neither side pays for compiling; beside
+ *   the figure, each side's CPU and write system calls per job (/proc) and the bus messages and bytes sent per job
+ *   (tessera_bus_messages_total, tessera_bus_bytes_total).
  * - cross TTFT: three replicas, one node, on A; streams sent to A and to B (which reaches the node through A),
  *   interleaved one at a time after TTFT_WARM_UP_ROUNDS of each; the difference of the medians is what the bus adds
  *   to the time to first token (the median of each cross stream's TTFT less its neighbouring local one's is printed
@@ -23,11 +27,16 @@
 import { SseDecoder } from "@tessera/protocol";
 import { ReplicaNetwork, startFakeOpenAICompatible, waitUntil } from "@tessera/testkit";
 import { startCpuPressure } from "./lib-cpu-pressure.js";
+import { processSyscalls } from "./lib-process-cpu.js";
 import { fmt, percentile } from "./lib-stats.js";
 
 const MODEL = "bench-model";
-/** Jobs each replica serves before anything is measured: enough for V8 to have optimised the hot path. */
-const WARM_UP_JOBS = 300;
+/**
+ * Jobs each replica serves before anything is measured: enough for V8 to have optimised the hot path. Measured on a
+ * 2-vCPU VM (CPU per job, 1 replica / 3 replicas): after 300 jobs 2.72 / 4.70 ms, 1,500 2.62 / 3.80, 4,000
+ * 2.44 / 3.33, 8,000 2.37 / 3.49; a replica that has served a few hundred jobs is still compiling.
+ */
+const WARM_UP_JOBS = 3_000;
 /**
  * Streams each way before the TTFT rounds. The cross path's own code (the remote worker, the link's codecs, the
  * outbox) runs only on cross streams, so it needs its own warm-up, as the local path got in the efficiency load.
@@ -39,9 +48,34 @@ function flag(args: string[], name: string, fallback: number): number {
   return i === -1 ? fallback : Number(args[i + 1]);
 }
 
-async function cpuSeconds(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)![1]);
+interface Usage {
+  cpu: number;
+  /** Write system calls (NaN off Linux). */
+  writes: number;
+  busMessages: number;
+  busBytes: number;
+}
+
+/** What the replicas have used so far, summed: CPU seconds, write system calls, and messages and bytes sent on the bus. */
+async function usageOf(replicas: Array<{ url: string; process: { pid: number } }>): Promise<Usage> {
+  const each = await Promise.all(
+    replicas.map(async ({ url, process: { pid } }) => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const sent = (name: string) => [...text.matchAll(new RegExp(`^${name}\\{direction="sent"[^}]*\\} (\\S+)$`, "gm"))].reduce((n, m) => n + Number(m[1]), 0);
+      return {
+        cpu: Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)![1]),
+        writes: processSyscalls(pid)?.writes ?? NaN,
+        busMessages: sent("tessera_bus_messages_total"),
+        busBytes: sent("tessera_bus_bytes_total"),
+      };
+    }),
+  );
+  return each.reduce((a, b) => ({ cpu: a.cpu + b.cpu, writes: a.writes + b.writes, busMessages: a.busMessages + b.busMessages, busBytes: a.busBytes + b.busBytes }));
+}
+
+/** `after` less `before`, per job. */
+function perJob(before: Usage, after: Usage, jobs: number): Usage {
+  return { cpu: (after.cpu - before.cpu) / jobs, writes: (after.writes - before.writes) / jobs, busMessages: (after.busMessages - before.busMessages) / jobs, busBytes: (after.busBytes - before.busBytes) / jobs };
 }
 
 async function completion(url: string): Promise<void> {
@@ -117,36 +151,43 @@ async function untilServed(url: string, nodeId: string, since: number): Promise<
 }
 
 export async function main(args: string[]): Promise<void> {
-  const jobs = flag(args, "jobs", 1200);
+  const jobs = flag(args, "jobs", 2400);
   const concurrency = flag(args, "concurrency", 12);
-  const ttftRounds = flag(args, "ttft-rounds", 200);
+  const warmUpJobs = flag(args, "warm-up", WARM_UP_JOBS);
+  const onlyEfficiency = args.includes("--only-efficiency");
+  const ttftRounds = onlyEfficiency ? 0 : flag(args, "ttft-rounds", 200);
   const fake = await startFakeOpenAICompatible({ flavour: "vllm", models: [MODEL], behaviour: { tokensPerSecond: 0, reply: Array.from({ length: 64 }, (_, i) => `w${i}`).join(" ") } });
   const node = ["--backend", "vllm", "--vllm-host", fake.url, "--max-concurrency", "64"];
   const quiet = ["--log-level", "warn", "--rate-limit", "1000000"];
-  process.stdout.write(`replicas: ${jobs} jobs of 16 tokens, ${concurrency} at a time; ${ttftRounds} TTFT rounds each way; 3 replica kills\n`);
+  const prof = process.env.REPLICAS_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.REPLICAS_PROF] : [];
+  process.stdout.write(
+    `replicas: ${jobs} jobs of 16 tokens, ${concurrency} at a time, after ${warmUpJobs} warm-up jobs a replica` +
+      (onlyEfficiency ? "\n" : `; ${ttftRounds} TTFT rounds each way; 3 replica kills\n`),
+  );
   const networks: ReplicaNetwork[] = [];
   try {
     // Efficiency, one replica.
-    const solo = await ReplicaNetwork.create({ bus: false, coordinatorArgs: quiet });
+    const solo = await ReplicaNetwork.create({ bus: false, coordinatorArgs: quiet, coordinatorNodeFlags: prof });
     networks.push(solo);
     const one = await solo.startReplica("solo");
     for (const name of ["n1", "n2", "n3"]) await solo.startDaemon(name, ["solo"], node);
-    await load([one.url], WARM_UP_JOBS, concurrency);
-    let cpu0 = await cpuSeconds(one.url);
+    await load([one.url], warmUpJobs, concurrency);
+    const soloBefore = await usageOf([one]);
     const soloWall = await load([one.url], jobs, concurrency);
-    const soloCpu = (await cpuSeconds(one.url)) - cpu0;
+    const solo1 = perJob(soloBefore, await usageOf([one]), jobs);
     await solo.stop();
     networks.pop();
 
     // Three replicas over the bus. First only a1 (on A) serves: a stream sent to A is local, one sent to B crosses the
     // bus to A. Then b1 and c1 join, one node a replica, for the efficiency load.
-    const trio = await ReplicaNetwork.create({ bus: true, coordinatorArgs: quiet });
+    const trio = await ReplicaNetwork.create({ bus: true, coordinatorArgs: quiet, coordinatorNodeFlags: prof });
     networks.push(trio);
-    const urls: string[] = [];
-    for (const id of ["r-a", "r-b", "r-c"]) urls.push((await trio.startReplica(id)).url);
+    const replicas = [];
+    for (const id of ["r-a", "r-b", "r-c"]) replicas.push(await trio.startReplica(id));
+    const urls = replicas.map((r) => r.url);
     await trio.startDaemon("a1", ["r-a"], node);
     await waitUntil(async () => (await trio.nodeStatus("r-b", trio.daemons.get("a1")!.id)) === "online", 30_000);
-    for (let i = 0; i < TTFT_WARM_UP_ROUNDS; i++) {
+    for (let i = 0; i < (ttftRounds > 0 ? TTFT_WARM_UP_ROUNDS : 0); i++) {
       await ttftMs(urls[0]!);
       await ttftMs(urls[1]!);
     }
@@ -164,7 +205,7 @@ export async function main(args: string[]): Promise<void> {
     }
     const pressurePct = pressure();
     const paired = cross.map((c, i) => c - local[i]!);
-    process.stdout.write(
+    if (ttftRounds > 0) process.stdout.write(
       `TTFT p50: node on the replica asked ${fmt(percentile(local, 50), 2)} ms, on another replica ${fmt(percentile(cross, 50), 2)} ms; ` +
         `p90 ${fmt(percentile(local, 90), 2)} / ${fmt(percentile(cross, 90), 2)} ms; median of paired differences ${fmt(percentile(paired, 50), 2)} ms; ` +
         `CPU pressure ${fmt(pressurePct, 0)}% over the ${ttftRounds} rounds\n`,
@@ -173,19 +214,24 @@ export async function main(args: string[]): Promise<void> {
     await trio.startDaemon("b1", ["r-b"], node);
     await trio.startDaemon("c1", ["r-c"], node);
     await waitUntil(async () => (await Promise.all([...trio.daemons.values()].map((d) => trio.nodeStatus("r-b", d.id)))).every((s) => s === "online"), 30_000);
-    await load(urls, WARM_UP_JOBS * urls.length, concurrency);
-    const cpuOf = async () => (await Promise.all(urls.map(cpuSeconds))).reduce((a, b) => a + b, 0);
-    cpu0 = await cpuOf();
+    await load(urls, warmUpJobs * urls.length, concurrency);
+    const trioBefore = await usageOf(replicas);
     const trioWall = await load(urls, jobs, concurrency);
-    const trioCpu = (await cpuOf()) - cpu0;
-    const perCpu1 = jobs / soloCpu;
-    const perCpu3 = jobs / trioCpu;
+    const trio3 = perJob(trioBefore, await usageOf(replicas), jobs);
+    const perCpu1 = 1 / solo1.cpu;
+    const perCpu3 = 1 / trio3.cpu;
+    const costs = (u: Usage) => `${fmt(u.cpu * 1000, 2)} ms CPU and ${fmt(u.writes, 1)} write calls a job`;
     process.stdout.write(
-      `efficiency: 1 replica ${fmt(jobs / soloWall, 1)} jobs/s, ${fmt(soloCpu, 2)} CPU-s (${fmt(perCpu1, 1)} jobs per CPU-s); ` +
-        `3 replicas ${fmt(jobs / trioWall, 1)} jobs/s, ${fmt(trioCpu, 2)} CPU-s (${fmt(perCpu3, 1)} jobs per CPU-s)\n`,
+      `efficiency: 1 replica ${fmt(jobs / soloWall, 1)} jobs/s, ${fmt(perCpu1, 1)} jobs per CPU-s (${costs(solo1)}); ` +
+        `3 replicas ${fmt(jobs / trioWall, 1)} jobs/s, ${fmt(perCpu3, 1)} jobs per CPU-s (${costs(trio3)}; ` +
+        `${fmt(trio3.busMessages, 2)} bus messages, ${fmt(trio3.busBytes, 0)} bytes)\n`,
     );
     await trio.stop();
     networks.pop();
+    if (onlyEfficiency) {
+      process.stdout.write(`RESULT replicas_efficiency ${fmt(perCpu3 / perCpu1)}\n`);
+      return;
+    }
 
     // Reattach: four nodes on A; A, then B, then C die, each replaced at its address before the next kill.
     const ring = await ReplicaNetwork.create({ bus: true, coordinatorArgs: quiet });

@@ -41,6 +41,7 @@ import { loadOrCreateReplicaId } from "./replicas/replica-id.js";
 import { REPLICA_LEASE_MS, ReplicaLeaseHolder } from "./replicas/replica-lease.js";
 import { SharedNonces } from "./replicas/shared-nonces.js";
 import { connectBus } from "./bus/connect-bus.js";
+import { countedBus } from "./bus/counted-bus.js";
 import { ReplicaLink } from "./bus/replica-link.js";
 import { SessionRelay } from "./bus/session-relay.js";
 import { ShardingLeader } from "./bus/sharding-leader.js";
@@ -167,12 +168,14 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
       store.setNodeStatus(nodeId, "online", new Date(clock.now()), replicaId).catch((err: unknown) => logger.error({ err }, "could not store node status"));
     },
   });
+  const prometheus = new CoordinatorMetrics(registry, () => ({ active: jobs.activeCount, pending: jobs.pendingCount }));
+  // What this replica says and hears on the bus is counted in its metrics.
+  const replicaBus = bus ? { bus: countedBus(bus.bus, prometheus), cluster: bus.cluster } : undefined;
   // With a bus, a node held by another replica is reached through it (bus/session-relay.ts); the answers it waits for
   // come back to this replica's sharding manager, spot checks and embedding requests.
-  relay = bus
+  relay = replicaBus
     ? new SessionRelay({
-        bus: bus.bus,
-        cluster: bus.cluster,
+        ...replicaBus,
         replicaId,
         registry,
         clock,
@@ -191,7 +194,6 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     : undefined;
   const messenger = relay ?? sessionMessenger(registry);
   const speed = new SpeedMetrics();
-  const prometheus = new CoordinatorMetrics(registry, () => ({ active: jobs.activeCount, pending: jobs.pendingCount }));
   const standing = new NodeStanding({
     clock,
     store,
@@ -285,10 +287,9 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     logger,
   });
   const canaries = new Canaries({ registry, jobs, checks, standing, clock, random: Math.random, logger, intervalMs: config.canaryIntervalS * 1000 });
-  if (bus) {
+  if (replicaBus) {
     link = new ReplicaLink({
-      bus: bus.bus,
-      cluster: bus.cluster,
+      ...replicaBus,
       replicaId,
       registry,
       jobs,

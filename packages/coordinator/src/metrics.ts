@@ -16,6 +16,18 @@ export class CoordinatorMetrics {
     help: "Completion tokens relayed to clients, as the coordinator counts them (token ids where the node sent them, else one a text part)",
     registers: [this.registry],
   });
+  readonly busMessages = new Counter({
+    name: "tessera_bus_messages_total",
+    help: "Messages this replica sent to and received from the replicas' bus, by direction and subject kind (beats, standing, commands, reports, sessions, frames)",
+    labelNames: ["direction", "subject"] as const,
+    registers: [this.registry],
+  });
+  readonly busBytes = new Counter({
+    name: "tessera_bus_bytes_total",
+    help: "Bytes of the messages counted by tessera_bus_messages_total",
+    labelNames: ["direction", "subject"] as const,
+    registers: [this.registry],
+  });
   readonly failovers = new Counter({ name: "tessera_failovers_total", help: "Jobs moved to another node after their node was lost or failed", registers: [this.registry] });
   readonly usageCorrections = new Counter({
     name: "tessera_usage_corrections_total",

@@ -78,6 +78,13 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("three replicas on one 
       expect(view.result!.content, name).toBe(reference.text);
       expect(view.result!.usage.completion_tokens, name).toBe(reference.completionTokens);
     }
+    // B holds no node, so each of those jobs went out as a command and came back as reports; its metrics count both.
+    const metrics = await (await fetch(`${network.replicas.get("r-b")!.url}/metrics`)).text();
+    const count = (direction: string, subject: string) => Number(new RegExp(`^tessera_bus_messages_total\\{direction="${direction}",subject="${subject}"\\} (\\d+)$`, "m").exec(metrics)?.[1] ?? 0);
+    expect(count("sent", "commands")).toBeGreaterThanOrEqual(network.daemons.size);
+    expect(count("received", "reports")).toBeGreaterThanOrEqual(network.daemons.size);
+    expect(count("sent", "beats")).toBeGreaterThan(0);
+    expect(metrics).toMatch(/^tessera_bus_bytes_total\{direction="sent",subject="commands"\} [1-9]\d*$/m);
   }, 120_000);
 
   it("refuses a signed node request accepted by A when it is replayed to B or to C (replayed_nonce)", async () => {

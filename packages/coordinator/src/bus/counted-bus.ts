@@ -1,0 +1,37 @@
+import type { Bus } from "./bus.js";
+
+/** What `countedBus` counts into: messages and bytes, by direction and by the subject's kind (its last token). */
+export interface BusTrafficCounters {
+  busMessages: { inc(labels: { direction: "sent" | "received"; subject: string }): void };
+  busBytes: { inc(labels: { direction: "sent" | "received"; subject: string }, value: number): void };
+}
+
+/**
+ * `bus`, counting every message and byte it sends and receives (`tessera_bus_messages_total`,
+ * `tessera_bus_bytes_total`). The label is the subject's kind (`beats`, `standing`, `commands`, `reports`,
+ * `sessions`, `frames`), never a replica id, so the series stay few however many replicas there are.
+ */
+export function countedBus(bus: Bus, counters: BusTrafficCounters): Bus {
+  return {
+    publish(subject, data) {
+      const labels = { direction: "sent" as const, subject: kindOf(subject) };
+      counters.busMessages.inc(labels);
+      counters.busBytes.inc(labels, data.byteLength);
+      bus.publish(subject, data);
+    },
+    subscribe(subject, handler) {
+      const labels = { direction: "received" as const, subject: kindOf(subject) };
+      return bus.subscribe(subject, (data) => {
+        counters.busMessages.inc(labels);
+        counters.busBytes.inc(labels, data.byteLength);
+        handler(data);
+      });
+    },
+    flush: () => bus.flush(),
+    close: () => bus.close(),
+  };
+}
+
+function kindOf(subject: string): string {
+  return subject.slice(subject.lastIndexOf(".") + 1);
+}
