@@ -26,11 +26,6 @@ export class AfterIoQueue {
     });
   }
 
-  /** Tasks queued and not yet started. */
-  get length(): number {
-    return this.tasks.length;
-  }
-
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
