@@ -17,7 +17,7 @@ function setup(ids: string[]) {
   const speed = new SpeedMetrics();
   const standing = new NodeStanding({
     clock,
-    store: { saveNodeStanding: async () => undefined, addOperatorCompletedJob: async () => 1 },
+    store: { saveNodeStanding: async () => undefined, addOperatorCompletedJobs: async () => 1 },
     logger: createLogger("silent"),
     operatorOf: (id) => id,
     speedSamples: () => [],

@@ -231,8 +231,8 @@ export class KyselyStore implements Store {
   listNodeStandings(): Promise<NodeStandingRecord[]> {
     return standing.listNodeStandings(this.db);
   }
-  addOperatorCompletedJob(operatorId: string, at: Date): Promise<number> {
-    return standing.addOperatorCompletedJob(this.db, operatorId, at);
+  addOperatorCompletedJobs(operatorId: string, count: number, at: Date): Promise<number> {
+    return standing.addOperatorCompletedJobs(this.db, operatorId, count, at);
   }
   listOperatorStandings(): Promise<OperatorStandingRecord[]> {
     return standing.listOperatorStandings(this.db);

@@ -68,14 +68,15 @@ export async function listNodeStandings(db: Kysely<Database>): Promise<NodeStand
   return rows.map(toNodeStanding);
 }
 
-export async function addOperatorCompletedJob(db: Kysely<Database>, operatorId: string, at: Date): Promise<number> {
+export async function addOperatorCompletedJobs(db: Kysely<Database>, operatorId: string, count: number, at: Date): Promise<number> {
   checkKeyText(operatorId, "operatorId");
+  if (!Number.isSafeInteger(count) || count < 1) throw new TesseraError("bad_request", "count must be a positive integer");
   const row = await db
     .insertInto("operator_standing")
-    .values({ operator_id: operatorId, completed_jobs: 1, updated_at: toMs(at, "at") })
+    .values({ operator_id: operatorId, completed_jobs: count, updated_at: toMs(at, "at") })
     .onConflict((oc) =>
       oc.column("operator_id").doUpdateSet({
-        completed_jobs: sql<number>`operator_standing.completed_jobs + 1`,
+        completed_jobs: sql<number>`operator_standing.completed_jobs + excluded.completed_jobs`,
         updated_at: sql<number>`excluded.updated_at`,
       }),
     )

@@ -586,20 +586,29 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
       });
 
       it("counts an operator's completed jobs without losing concurrent ones", async () => {
-        expect(await store.addOperatorCompletedJob("op-a", t(0))).toBe(1);
-        await Promise.all(Array.from({ length: 20 }, (_, i) => store.addOperatorCompletedJob("op-a", t(i + 1))));
-        await store.addOperatorCompletedJob("op-b", t(5));
+        expect(await store.addOperatorCompletedJobs("op-a", 1, t(0))).toBe(1);
+        await Promise.all(Array.from({ length: 20 }, (_, i) => store.addOperatorCompletedJobs("op-a", 1, t(i + 1))));
+        expect(await store.addOperatorCompletedJobs("op-a", 5, t(30))).toBe(26);
+        await store.addOperatorCompletedJobs("op-b", 3, t(5));
         const list = await store.listOperatorStandings();
         expect(list.map((o) => [o.operatorId, o.completedJobs])).toEqual([
-          ["op-a", 21],
-          ["op-b", 1],
+          ["op-a", 26],
+          ["op-b", 3],
         ]);
         expect(list[1]!.updatedAt).toEqual(t(5));
       });
 
+      it("refuses a count that is not a positive integer, and changes nothing", async () => {
+        await store.addOperatorCompletedJobs("op-a", 2, t(0));
+        for (const count of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
+          await expectCode(store.addOperatorCompletedJobs("op-a", count, t(1)), "bad_request");
+        }
+        expect((await store.listOperatorStandings()).map((o) => [o.operatorId, o.completedJobs, o.updatedAt])).toEqual([["op-a", 2, t(0)]]);
+      });
+
       it("keeps standing across close and reopen", async () => {
         await store.saveNodeStanding(standing(1, { quarantinedAt: t(9) }));
-        await store.addOperatorCompletedJob("op-a", t(0));
+        await store.addOperatorCompletedJobs("op-a", 1, t(0));
         store = await harness.reopen();
         expect(await store.listNodeStandings()).toEqual([standing(1, { quarantinedAt: t(9) })]);
         expect((await store.listOperatorStandings())[0]?.completedJobs).toBe(1);

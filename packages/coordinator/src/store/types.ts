@@ -550,8 +550,11 @@ export interface Store {
   /** Inserts or replaces the node's standing. Throws `bad_request` for a malformed window or a non-finite figure. */
   saveNodeStanding(record: NodeStandingRecord): Promise<void>;
   listNodeStandings(): Promise<NodeStandingRecord[]>;
-  /** Adds one completed job to the operator's count (atomic, so concurrent writers never lose one); returns the new count. */
-  addOperatorCompletedJob(operatorId: string, at: Date): Promise<number>;
+  /**
+   * Adds `count` (a positive integer) completed jobs to the operator's count (atomic, so concurrent writers never lose
+   * one); returns the new count. Throws `bad_request` for any other count.
+   */
+  addOperatorCompletedJobs(operatorId: string, count: number, at: Date): Promise<number>;
   listOperatorStandings(): Promise<OperatorStandingRecord[]>;
 
   // ledger (payments/design.md)

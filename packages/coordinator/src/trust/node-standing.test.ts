@@ -25,8 +25,12 @@ function fakeStore() {
       if (fail) throw new Error("disk full");
       nodes.set(r.nodeId, r);
     },
-    async addOperatorCompletedJob(operatorId: string) {
-      const n = (operators.get(operatorId) ?? 0) + 1;
+    operatorWrites: [] as Array<[string, number]>,
+    async addOperatorCompletedJobs(operatorId: string, count: number) {
+      await Promise.resolve();
+      if (fail) throw new Error("disk full");
+      this.operatorWrites.push([operatorId, count]);
+      const n = (operators.get(operatorId) ?? 0) + count;
       operators.set(operatorId, n);
       return n;
     },
@@ -269,5 +273,41 @@ describe("NodeStanding across replicas", () => {
     expect(cooldowns).toEqual([]);
     expect(store.nodes.get("n1")).toBe(written);
     expect(store.operators.get("n1")).toBe(1);
+  });
+
+  it("writes an operator's completed jobs that arrive during a write together, in one later write, each counted once", async () => {
+    const { standing, store } = setup();
+    // Ten jobs of two nodes of op1 and one of another operator finish in one turn: the first of each operator is
+    // written at once, the rest wait for that write and go in one.
+    for (let i = 0; i < 10; i++) standing.recordOutcome(i % 2 === 0 ? "op1-a" : "op1-b", "completed");
+    standing.recordOutcome("n2", "completed");
+    await standing.settled();
+    expect(store.operatorWrites).toEqual([
+      ["op1", 1],
+      ["n2", 1],
+      ["op1", 9],
+    ]);
+    expect(store.operators.get("op1")).toBe(10);
+    // Alone, each job is written at once.
+    standing.recordOutcome("op1-a", "completed");
+    await standing.settled();
+    standing.recordOutcome("op1-a", "completed");
+    await standing.settled();
+    expect(store.operatorWrites.slice(3)).toEqual([
+      ["op1", 1],
+      ["op1", 1],
+    ]);
+    expect(store.operators.get("op1")).toBe(12);
+  });
+
+  it("logs a failed write of an operator's count and goes on: later jobs are written", async () => {
+    const { standing, store } = setup();
+    store.failWrites(true);
+    standing.recordOutcome("op1-a", "completed");
+    await standing.settled();
+    store.failWrites(false);
+    standing.recordOutcome("op1-a", "completed");
+    await standing.settled();
+    expect(store.operators.get("op1")).toBe(1);
   });
 });

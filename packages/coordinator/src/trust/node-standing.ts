@@ -27,7 +27,7 @@ export interface CheckResult {
 /** One judgment of a node by one replica, which every other replica applies too (bus/replica-link.ts). */
 export type StandingJudgment = { nodeId: string; kind: "outcome"; outcome: NodeOutcome } | { nodeId: string; kind: "check"; passed: boolean };
 
-export type StandingStorePort = Pick<Store, "saveNodeStanding" | "addOperatorCompletedJob">;
+export type StandingStorePort = Pick<Store, "saveNodeStanding" | "addOperatorCompletedJobs">;
 
 export interface NodeStandingDeps {
   clock: Clock;
@@ -95,6 +95,8 @@ export class NodeStanding {
   private speed = new Map<string, number>();
   private speedAt = Number.NEGATIVE_INFINITY;
   private readonly writes = new Set<Promise<void>>();
+  /** Per operator: whether its count is being written, and the completed jobs not yet in any write. */
+  private readonly operatorWrites = new Map<string, { writing: boolean; unwritten: number }>();
 
   constructor(private readonly deps: NodeStandingDeps) {}
 
@@ -142,12 +144,7 @@ export class NodeStanding {
     state.completion = state.window.factor();
     if (outcome === "completed") {
       this.operatorJobs.set(state.operatorId, (this.operatorJobs.get(state.operatorId) ?? 0) + 1);
-      if (own) this.track(
-        this.deps.store.addOperatorCompletedJob(state.operatorId, new Date(now)).then(
-          () => undefined,
-          (err: unknown) => this.deps.logger.error({ err, operator: short(state.operatorId) }, "could not store an operator's completed job"),
-        ),
-      );
+      if (own) this.storeCompletedJob(state.operatorId);
     } else {
       const next = afterOffence(state.cooldown, now);
       state.cooldown = next.state;
@@ -365,6 +362,35 @@ export class NodeStanding {
       write.then(() => {
         state.writing = false;
         if (state.dirty) this.save(nodeId, state);
+      }),
+    );
+  }
+
+  /**
+   * Adds one completed job to the operator's stored count. While a write of that count is in flight, the jobs that
+   * complete meanwhile wait and go in the next write together (one statement for many jobs under load, each job
+   * counted once, the writes in order); alone, each job is written at once.
+   */
+  private storeCompletedJob(operatorId: string): void {
+    let entry = this.operatorWrites.get(operatorId);
+    if (!entry) this.operatorWrites.set(operatorId, (entry = { writing: false, unwritten: 0 }));
+    entry.unwritten++;
+    if (!entry.writing) this.writeCompletedJobs(operatorId, entry);
+  }
+
+  private writeCompletedJobs(operatorId: string, entry: { writing: boolean; unwritten: number }): void {
+    const count = entry.unwritten;
+    entry.writing = true;
+    entry.unwritten = 0;
+    const write = this.deps.store.addOperatorCompletedJobs(operatorId, count, new Date(this.deps.clock.now())).then(
+      () => undefined,
+      (err: unknown) => this.deps.logger.error({ err, operator: short(operatorId), jobs: count }, "could not store an operator's completed jobs"),
+    );
+    this.track(
+      write.then(() => {
+        entry.writing = false;
+        if (entry.unwritten > 0) this.writeCompletedJobs(operatorId, entry);
+        else this.operatorWrites.delete(operatorId);
       }),
     );
   }

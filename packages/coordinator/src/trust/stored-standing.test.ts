@@ -40,7 +40,7 @@ describe("storedStandings", () => {
       quarantinedAt: new Date(NOW - 500),
       updatedAt: new Date(NOW),
     });
-    for (let j = 0; j < 200; j++) await store.addOperatorCompletedJob(id(2), new Date(NOW));
+    for (let j = 0; j < 200; j++) await store.addOperatorCompletedJobs(id(2), 1, new Date(NOW));
 
     const views = await storedStandings(store, NOW, createLogger("silent"));
     expect(views.get(id(1))).toMatchObject({ tier: "suspect", quarantined: true, checksPassed: 4, checksFailed: 2, completion: 0.9, speed: 0.5, cooldownUntil: NOW + 60_000 });

@@ -27,7 +27,7 @@ export async function storedStandings(store: StandingSource, now: number, logger
     clock: { now: () => now },
     store: {
       saveNodeStanding: () => Promise.resolve(),
-      addOperatorCompletedJob: () => Promise.resolve(0),
+      addOperatorCompletedJobs: () => Promise.resolve(0),
     },
     logger,
     operatorOf: (nodeId) => byId.get(nodeId)?.operatorId ?? nodeId,
