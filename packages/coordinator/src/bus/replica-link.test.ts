@@ -329,15 +329,31 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(a.quarantines).toEqual([]);
   });
 
-  it("applies another replica's judgments of nodes at every other replica, in order, one message per turn", async () => {
+  it("applies another replica's judgments of nodes at every other replica, in order, those of a tenth of a second in one message", async () => {
     const [a, b, c] = [await replica("a"), await replica("b"), await replica("c")];
+    let messages = 0;
+    b.bus.subscribe(`tessera.v1.${cluster}.standing`, () => messages++);
     a.link.announceJudgment({ nodeId: NODE, kind: "outcome", outcome: "completed" });
     a.link.announceJudgment({ nodeId: NODE, kind: "check", passed: false });
+    // Later, in another turn, but within JUDGMENTS_FLUSH_MS of the first.
+    await new Promise((resolve) => setTimeout(resolve, 10));
     a.link.announceJudgment({ nodeId: NODE, kind: "outcome", outcome: "stalled" });
     await until(() => b.quarantines.length === 3 && c.quarantines.length === 3, "B and C apply all three");
     expect(b.quarantines).toEqual(["aaaa completed", "aaaa check false", "aaaa stalled"]);
     expect(c.quarantines).toEqual(b.quarantines);
     expect(a.quarantines).toEqual([]);
+    expect(messages).toBe(1);
+  });
+
+  it("tells a quarantine at once, after the judgments gathered before it, and sends what is gathered when it stops", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    a.link.announceJudgment({ nodeId: NODE, kind: "check", passed: false });
+    a.link.announceQuarantine(NODE, true);
+    a.link.announceJudgment({ nodeId: NODE, kind: "outcome", outcome: "lost" });
+    // Stopped at once, well within JUDGMENTS_FLUSH_MS: the last judgment goes out with the stop, not with a timer.
+    await a.link.stop();
+    await until(() => b.quarantines.length === 3, "B applies all three");
+    expect(b.quarantines).toEqual(["aaaa check false", "aaaa true", "aaaa lost"]);
   });
 
   it("drops malformed messages on every subject and changes nothing", async () => {
