@@ -20,17 +20,16 @@ export function processCpuSeconds(pid: number): number | undefined {
 }
 
 /**
- * Read and write system calls a process has made so far (every thread), from /proc/<pid>/io; undefined off Linux or
- * when the process is gone. On loopback each write also runs the receiver's TCP path in the writer's time, so on a
- * small VM the writes a job costs are much of its CPU.
+ * Write system calls a process has made so far (every thread), from /proc/<pid>/io; undefined off Linux or when the
+ * process is gone. On loopback each write also runs the receiver's TCP path in the writer's time, so on a small VM
+ * the writes a job costs are much of its CPU.
  */
-export function processSyscalls(pid: number): { reads: number; writes: number } | undefined {
+export function processWriteCalls(pid: number): number | undefined {
   let io: string;
   try {
     io = readFileSync(`/proc/${pid}/io`, "utf8");
   } catch {
     return undefined;
   }
-  const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, "m").exec(io)?.[1]);
-  return { reads: field("syscr"), writes: field("syscw") };
+  return Number(/^syscw: (\d+)$/m.exec(io)?.[1]);
 }

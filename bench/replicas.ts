@@ -30,7 +30,7 @@
 import { SseDecoder } from "@tessera/protocol";
 import { ReplicaNetwork, startFakeOpenAICompatible, waitUntil } from "@tessera/testkit";
 import { startCpuPressure } from "./lib-cpu-pressure.js";
-import { processSyscalls } from "./lib-process-cpu.js";
+import { processWriteCalls } from "./lib-process-cpu.js";
 import { fmt, percentile } from "./lib-stats.js";
 
 const MODEL = "bench-model";
@@ -67,7 +67,7 @@ async function usageOf(replicas: Array<{ url: string; process: { pid: number } }
       const sent = (name: string) => [...text.matchAll(new RegExp(`^${name}\\{direction="sent"[^}]*\\} (\\S+)$`, "gm"))].reduce((n, m) => n + Number(m[1]), 0);
       return {
         cpu: Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)![1]),
-        writes: processSyscalls(pid)?.writes ?? NaN,
+        writes: processWriteCalls(pid) ?? NaN,
         busMessages: sent("tessera_bus_messages_total"),
         busBytes: sent("tessera_bus_bytes_total"),
       };
@@ -228,6 +228,7 @@ export async function main(args: string[]): Promise<void> {
     const busy3 = perJob(busyBefore, await usageOf(replicas), jobs * urls.length);
     const perCpu1 = 1 / solo1.cpu;
     const perCpu3 = 1 / trio3.cpu;
+    const efficiency = `RESULT replicas_efficiency ${fmt(perCpu3 / perCpu1)}\n`;
     const costs = (u: Usage) => `${fmt(u.cpu * 1000, 2)} ms CPU and ${fmt(u.writes, 1)} write calls a job`;
     process.stdout.write(
       `efficiency: 1 replica ${fmt(jobs / soloWall, 1)} jobs/s, ${fmt(perCpu1, 1)} jobs per CPU-s (${costs(solo1)}); ` +
@@ -237,10 +238,7 @@ export async function main(args: string[]): Promise<void> {
     );
     await trio.stop();
     networks.pop();
-    if (onlyEfficiency) {
-      process.stdout.write(`RESULT replicas_efficiency ${fmt(perCpu3 / perCpu1)}\n`);
-      return;
-    }
+    if (onlyEfficiency) return void process.stdout.write(efficiency);
 
     // Reattach: four nodes on A; A, then B, then C die, each replaced at its address before the next kill.
     const ring = await ReplicaNetwork.create({ bus: true, coordinatorArgs: quiet });
@@ -266,7 +264,7 @@ export async function main(args: string[]): Promise<void> {
     }
     process.stdout.write(`reattach: p50 ${fmt(percentile(samples, 50), 2)} s, p95 ${fmt(percentile(samples, 95), 2)} s, max ${fmt(Math.max(...samples), 2)} s over ${samples.length}\n`);
 
-    process.stdout.write(`RESULT replicas_efficiency ${fmt(perCpu3 / perCpu1)}\n`);
+    process.stdout.write(efficiency);
     process.stdout.write(`RESULT replicas_cross_ttft_added_ms_p50 ${fmt(percentile(cross, 50) - percentile(local, 50), 2)}\n`);
     process.stdout.write(`RESULT replicas_reattach_p95_s ${fmt(percentile(samples, 95), 2)}\n`);
   } finally {
