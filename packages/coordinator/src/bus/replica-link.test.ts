@@ -11,7 +11,7 @@ import type { NodeSession } from "../workers/node-session.js";
 import type { Bus } from "./bus.js";
 import { connectNatsBus } from "./nats-bus.js";
 import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
-import { REPLICA_SILENT_AFTER_MS, ReplicaLink, type ReplicaLinkDeps } from "./replica-link.js";
+import { JUDGMENTS_FLUSH_MS, REPLICA_SILENT_AFTER_MS, ReplicaLink, type ReplicaLinkDeps } from "./replica-link.js";
 import { RemoteWorker } from "./remote-worker.js";
 
 /**
@@ -354,6 +354,11 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     await a.link.stop();
     await until(() => b.quarantines.length === 3, "B applies all three");
     expect(b.quarantines).toEqual(["aaaa check false", "aaaa true", "aaaa lost"]);
+    // After the stop nothing is gathered, so no timer publishes on a bus the coordinator closes next.
+    await a.bus.close();
+    a.link.announceJudgment({ nodeId: NODE, kind: "outcome", outcome: "completed" });
+    await new Promise((resolve) => setTimeout(resolve, JUDGMENTS_FLUSH_MS * 2));
+    expect(b.quarantines).toHaveLength(3);
   });
 
   it("drops malformed messages on every subject and changes nothing", async () => {

@@ -69,6 +69,8 @@ export class ReplicaLink {
   /** Judgments gathered for every other replica, sent JUDGMENTS_FLUSH_MS after the first of them. */
   private judgments: Judgment[] = [];
   private judgmentsTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Stopped: judgments are no longer gathered (the bus may be closed when the timer would fire). */
+  private stopped = false;
   /** Nodes shown here through another replica. */
   private readonly remoteNodes = new Set<string>();
   /** The span offers each of those last listed, as JSON (only a change reaches the sharding manager). */
@@ -157,6 +159,7 @@ export class ReplicaLink {
 
   async stop(): Promise<void> {
     this.flushJudgments();
+    this.stopped = true;
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     await this.d.bus.flush().catch(() => undefined);
   }
@@ -171,6 +174,7 @@ export class ReplicaLink {
    * go in one message, in order.
    */
   announceJudgment(judgment: StandingJudgment): void {
+    if (this.stopped) return;
     this.judgments.push(judgment.kind === "outcome" ? { kind: "outcome", node: judgment.nodeId, outcome: judgment.outcome } : { kind: "check", node: judgment.nodeId, passed: judgment.passed });
     this.judgmentsTimer ??= setTimeout(() => this.flushJudgments(), JUDGMENTS_FLUSH_MS);
   }
