@@ -11,6 +11,9 @@ export interface EndedJob {
 }
 
 /** The environment every process runs in: none of the caller's Tessera settings leak in. */
+/** A per-client rate limit no test client reaches. */
+const UNLIMITED_PER_MINUTE = 1_000_000;
+
 const ENV = { ...process.env, TESSERA_HOME: "", TESSERA_BACKEND: "", TESSERA_COORDINATOR_URL: "" };
 
 /**
@@ -41,12 +44,16 @@ export class ProcessNetwork {
     return init.logText.match(/\b([0-9a-f]{64})\b/)![1]!;
   }
 
-  /** Starts the open coordinator with `coordinatorArgs`, then each initialised node's daemon, each online before the next. */
+  /**
+   * Starts the open coordinator with `coordinatorArgs`, then each initialised node's daemon, each online before the next.
+   * The test client is one open client polling every job it sends every 50 ms, so the coordinator's per-client rate
+   * limit (600 a minute by default) is lifted: a slow machine's longer jobs would otherwise trip it (`rate_limited`).
+   */
   async start(coordinatorArgs: string[], ids: Record<string, string>): Promise<void> {
     this.coordinator = new ManagedProcess(
       "coordinator",
       process.execPath,
-      [TESSERA_BIN, "coordinator", "start", "--open", "--port", this.url.split(":").at(-1)!, "--data-dir", join(this.dir, "coordinator"), ...coordinatorArgs],
+      [TESSERA_BIN, "coordinator", "start", "--open", "--port", this.url.split(":").at(-1)!, "--data-dir", join(this.dir, "coordinator"), "--rate-limit", String(UNLIMITED_PER_MINUTE), ...coordinatorArgs],
       { env: ENV, logFile: join(this.dir, "coordinator.log") },
     );
     await this.coordinator.waitFor(/listening on/);
