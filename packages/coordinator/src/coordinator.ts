@@ -453,6 +453,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     await bus?.bus.close();
     await jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);
     await writes.settled();
+    await receiptSignatures.flush();
     await sharedNonces?.settled();
     // Last: every job of this replica is ended, so the id is free for a restart at once.
     await replica.release().catch((err: unknown) => logger.error({ err }, "could not release the replica lease"));

@@ -35,21 +35,27 @@ function receipt(n: number, signer = node): ReceiptRecord {
   return { ...body, status: "held", platform_signature: signReceipt(platform, body, "platform"), node_signature: null, holdUntil: new Date(0), statusChangedAt: new Date(0), payoutBatchId: null };
 }
 
-/** The store port, in memory: just the three methods the class uses. */
+/** The store port, in memory: just the three methods the class uses, each call counted. */
 class MemoryReceipts {
   readonly rows = new Map<string, ReceiptRecord>();
   limits: number[] = [];
+  calls = { getReceipts: 0, setReceiptNodeSignatures: 0 };
   constructor(list: ReceiptRecord[]) {
     for (const r of list) this.rows.set(r.receipt_id, r);
   }
-  async getReceipt(id: string) {
-    return this.rows.get(id);
+  async getReceipts(ids: readonly string[]) {
+    this.calls.getReceipts++;
+    return ids.flatMap((id) => this.rows.get(id) ?? []);
   }
-  async setReceiptNodeSignature(id: string, signature: string) {
-    const r = this.rows.get(id);
-    if (!r || r.node_signature !== null) return false;
-    this.rows.set(id, { ...r, node_signature: signature });
-    return true;
+  async setReceiptNodeSignatures(signatures: ReadonlyArray<{ id: string; signature: string }>) {
+    this.calls.setReceiptNodeSignatures++;
+    if (new Set(signatures.map((s) => s.id)).size !== signatures.length) throw new Error("an id given twice");
+    return signatures.flatMap(({ id, signature }) => {
+      const r = this.rows.get(id);
+      if (!r || r.node_signature !== null) return [];
+      this.rows.set(id, { ...r, node_signature: signature });
+      return [id];
+    });
   }
   async listUnsignedReceipts(nodeId: string, limit: number) {
     this.limits.push(limit);
@@ -57,7 +63,7 @@ class MemoryReceipts {
   }
 }
 
-function setup(list: ReceiptRecord[], online: string[] = [node.publicKeyHex]) {
+function setup(list: ReceiptRecord[], online: string[] = [node.publicKeyHex], flushMs = 0) {
   const store = new MemoryReceipts(list);
   const sent: Array<{ to: string; message: CoordinatorMessage }> = [];
   const sessions = new Map(online.map((id) => [id, { session: { send: (message: CoordinatorMessage) => sent.push({ to: id, message }) } }]));
@@ -70,6 +76,7 @@ function setup(list: ReceiptRecord[], online: string[] = [node.publicKeyHex]) {
     verifier: wasmSchnorrVerifier,
     afterIo: new AfterIoQueue(),
     metrics: { outcome: (o) => outcomes.push(o) },
+    flushMs,
   });
   return { rs, store, sent, outcomes };
 }
@@ -158,10 +165,11 @@ describe("ReceiptSignatures", () => {
     const broken = new ReceiptSignatures({
       registry: { get: () => undefined },
       messenger: { send: () => false },
-      store: { getReceipt: async () => Promise.reject(new Error("disk")), setReceiptNodeSignature: async () => false, listUnsignedReceipts: async () => Promise.reject(new Error("disk")) },
+      store: { getReceipts: async () => Promise.reject(new Error("disk")), setReceiptNodeSignatures: async () => [], listUnsignedReceipts: async () => Promise.reject(new Error("disk")) },
       logger: createLogger("silent"),
       verifier: wasmSchnorrVerifier,
       afterIo: new AfterIoQueue(),
+      flushMs: 0,
     });
     expect(await broken.onMessage(node.publicKeyHex, { type: "receipt.signed", receipt_id: r.receipt_id, signature: sign(r) })).toBe("invalid");
     expect(await broken.onSessionOpen(node.publicKeyHex)).toBe(0);
@@ -176,5 +184,37 @@ describe("ReceiptSignatures", () => {
     expect(await rs.onMessage(b.node_id, { type: "receipt.signed", receipt_id: other.receipt_id, signature: v.node_signature })).toBe("invalid");
     expect(await rs.onMessage(b.node_id, { type: "receipt.signed", receipt_id: b.receipt_id, signature: v.node_signature })).toBe("signed");
     expect(store.rows.get(b.receipt_id)!.node_signature).toBe(v.node_signature);
+  });
+
+  it("gathers the signatures that arrive together and stores them with one read and one write, each its own outcome", async () => {
+    const list = Array.from({ length: 5 }, (_, i) => receipt(i + 1));
+    const { rs, store, outcomes } = setup(list, [node.publicKeyHex], 50);
+    const first = sign(list[0]!);
+    const answers = await Promise.all([
+      ...list.map((r, i) => rs.onMessage(node.publicKeyHex, { type: "receipt.signed", receipt_id: r.receipt_id, signature: i === 0 ? first : sign(r) })),
+      // A second valid answer to the first receipt in the same batch, and a forged one for the second.
+      rs.onMessage(node.publicKeyHex, { type: "receipt.signed", receipt_id: list[0]!.receipt_id, signature: sign(list[0]!) }),
+      rs.onMessage(other.publicKeyHex, { type: "receipt.signed", receipt_id: list[1]!.receipt_id, signature: other.sign(receiptDigest(list[1]!, "node")) }),
+    ]);
+    expect(answers).toEqual(["signed", "signed", "signed", "signed", "signed", "signed", "invalid"]);
+    expect(store.calls).toEqual({ getReceipts: 1, setReceiptNodeSignatures: 1 });
+    expect(store.rows.get(list[0]!.receipt_id)!.node_signature).toBe(first);
+    expect(list.every((r) => store.rows.get(r.receipt_id)!.node_signature !== null)).toBe(true);
+    expect(outcomes.filter((o) => o === "signed")).toHaveLength(5);
+    expect(outcomes.filter((o) => o === "invalid")).toHaveLength(1);
+  });
+
+  it("waits for the flush interval, and flush() stores what is gathered at once (shutdown)", async () => {
+    const r = receipt(1);
+    const { rs, store } = setup([r], [node.publicKeyHex], 60_000);
+    let outcome: ReceiptSignatureOutcome | undefined;
+    void rs.onMessage(node.publicKeyHex, { type: "receipt.signed", receipt_id: r.receipt_id, signature: sign(r) }).then((o) => (outcome = o));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(store.calls.getReceipts).toBe(0);
+    await rs.flush();
+    expect(outcome).toBe("signed");
+    expect(store.rows.get(r.receipt_id)!.node_signature).not.toBeNull();
+    await rs.flush(); // nothing gathered: no statement
+    expect(store.calls).toEqual({ getReceipts: 1, setReceiptNodeSignatures: 1 });
   });
 });

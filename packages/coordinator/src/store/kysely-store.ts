@@ -278,8 +278,12 @@ export class KyselyStore implements Store {
   listClientCharges(clientKeyId: string, since: Date): Promise<Array<{ completedAt: Date; amount: number }>> {
     return receipts.listClientCharges(this.db, clientKeyId, since);
   }
-  setReceiptNodeSignature(id: string, signature: string): Promise<boolean> {
-    return receipts.setReceiptNodeSignature(this.db, id, signature);
+  getReceipts(ids: readonly string[]): Promise<ReceiptRecord[]> {
+    return receipts.getReceipts(this.db, ids);
+  }
+
+  setReceiptNodeSignatures(signatures: ReadonlyArray<{ id: string; signature: string }>): Promise<string[]> {
+    return receipts.setReceiptNodeSignatures(this.db, signatures);
   }
   listUnsignedReceipts(nodeId: string, limit: number): Promise<ReceiptRecord[]> {
     return receipts.listUnsignedReceipts(this.db, nodeId, limit);

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from "kysely";
+import { type Kysely, type Selectable, sql } from "kysely";
 import { RECEIPT_STATUSES, RECEIPT_VERSION, type ReceiptStatus, TesseraError } from "@tessera/protocol";
 import { fromMs, mapConstraintError, toMs } from "./codec.js";
 import { postManyWithin, postWithin } from "./ledger-queries.js";
@@ -125,10 +125,46 @@ export async function listClientCharges(db: Kysely<Database>, clientKeyId: strin
   return rows.map((r) => ({ completedAt: fromMs(r.completed_at), amount: Number(r.amount) }));
 }
 
-export async function setReceiptNodeSignature(db: Kysely<Database>, id: string, signature: string): Promise<boolean> {
-  if (!/^[0-9a-f]{128}$/.test(signature)) throw new TesseraError("bad_request", "a node signature is 128 lowercase hex digits");
-  const result = await db.updateTable("receipts").set({ node_signature: signature }).where("id", "=", id).where("node_signature", "is", null).executeTakeFirst();
-  return Number(result.numUpdatedRows) > 0;
+/** The most receipts one `getReceipts` or `setReceiptNodeSignatures` call takes (three bound parameters each at most). */
+export const RECEIPT_BATCH_LIMIT = 500;
+
+function checkBatch(size: number, what: string): void {
+  if (size > RECEIPT_BATCH_LIMIT) throw new TesseraError("bad_request", `at most ${RECEIPT_BATCH_LIMIT} ${what} at once, got ${size}`);
+}
+
+/** The receipts of `ids` that exist, in no particular order. */
+export async function getReceipts(db: Kysely<Database>, ids: readonly string[]): Promise<ReceiptRecord[]> {
+  checkBatch(ids.length, "receipts");
+  if (ids.length === 0) return [];
+  const rows = await db.selectFrom("receipts").selectAll().where("id", "in", ids).execute();
+  return rows.map(toRecord);
+}
+
+/**
+ * Stores each node signature on its receipt unless the receipt has one, in one statement; returns the ids it stored.
+ * Refuses (`bad_request`, nothing stored) a signature that is not 128 lowercase hex digits or an id given twice.
+ */
+export async function setReceiptNodeSignatures(db: Kysely<Database>, signatures: ReadonlyArray<{ id: string; signature: string }>): Promise<string[]> {
+  checkBatch(signatures.length, "signatures");
+  const ids = new Set<string>();
+  for (const { id, signature } of signatures) {
+    if (!/^[0-9a-f]{128}$/.test(signature)) throw new TesseraError("bad_request", "a node signature is 128 lowercase hex digits");
+    if (ids.has(id)) throw new TesseraError("bad_request", `receipt ${id} is given twice`);
+    ids.add(id);
+  }
+  if (signatures.length === 0) return [];
+  const signatureOf = sql<string>`case ${sql.ref("id")} ${sql.join(
+    signatures.map(({ id, signature }) => sql`when ${id} then ${signature}`),
+    sql` `,
+  )} end`;
+  const rows = await db
+    .updateTable("receipts")
+    .set({ node_signature: signatureOf })
+    .where("id", "in", [...ids])
+    .where("node_signature", "is", null)
+    .returning("id")
+    .execute();
+  return rows.map((r) => r.id);
 }
 
 export async function listUnsignedReceipts(db: Kysely<Database>, nodeId: string, limit: number): Promise<ReceiptRecord[]> {

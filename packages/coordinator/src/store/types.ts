@@ -583,14 +583,20 @@ export interface Store {
   /** `settleJob` for several jobs in one database transaction (all or nothing); one result per job, in order. */
   settleJobs(jobs: ReadonlyArray<{ tx: NewLedgerTransaction; receipts: readonly NewReceipt[] }>): Promise<boolean[]>;
   getReceipt(id: string): Promise<ReceiptRecord | undefined>;
+  /** The receipts of `ids` (at most 500) that exist, in no particular order. */
+  getReceipts(ids: readonly string[]): Promise<ReceiptRecord[]>;
   /** Newest first. */
   listReceipts(filter: ReceiptFilter): Promise<ReceiptRecord[]>;
   /** Per node, the jobs it completed work for over its life (from its receipts, once per job); 0 for a node with none. */
   countJobsServed(nodeIds: readonly string[]): Promise<Map<string, number>>;
   /** What a client was charged, per receipt completed at or after `since`, oldest first (billing sums it by day). */
   listClientCharges(clientKeyId: string, since: Date): Promise<Array<{ completedAt: Date; amount: number }>>;
-  /** Stores the node's signature unless one is stored; false when there is no such receipt or it was signed already. */
-  setReceiptNodeSignature(id: string, signature: string): Promise<boolean>;
+  /**
+   * Stores each node signature on its receipt unless one is stored there, all in one statement (at most 500); returns
+   * the ids it stored (not those that do not exist or were signed already). `bad_request`, nothing stored, for a
+   * signature that is not 128 lowercase hex digits or an id given twice.
+   */
+  setReceiptNodeSignatures(signatures: ReadonlyArray<{ id: string; signature: string }>): Promise<string[]>;
   /** A node's receipts it has not signed yet, oldest first. */
   listUnsignedReceipts(nodeId: string, limit: number): Promise<ReceiptRecord[]>;
   /** Held receipts whose hold ended at or before `now`, oldest first. */
