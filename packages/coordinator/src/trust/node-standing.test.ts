@@ -49,6 +49,7 @@ function setup(overrides: Partial<NodeStandingDeps> = {}) {
     operatorOf: (id) => (id.startsWith("op1-") ? "op1" : id),
     speedSamples: () => samples,
     onCooldown: (o) => cooldowns.push(o),
+    writeDelayMs: 0,
     ...overrides,
   });
   return { clock, store, standing, cooldowns, setSamples: (s: SpeedSample[]) => (samples = s) };
@@ -275,29 +276,45 @@ describe("NodeStanding across replicas", () => {
     expect(store.operators.get("n1")).toBe(1);
   });
 
-  it("writes an operator's completed jobs that arrive during a write together, in one later write, each counted once", async () => {
-    const { standing, store } = setup();
-    // Ten jobs of two nodes of op1 and one of another operator finish in one turn: the first of each operator is
-    // written at once, the rest wait for that write and go in one.
+  it("writes an operator's completed jobs that arrive while a write waits or is in flight together, each counted once", async () => {
+    const { standing, store } = setup({ writeDelayMs: 20 });
+    // Ten jobs of two nodes of op1 and one of another operator finish within the write delay: one write each.
     for (let i = 0; i < 10; i++) standing.recordOutcome(i % 2 === 0 ? "op1-a" : "op1-b", "completed");
     standing.recordOutcome("n2", "completed");
+    expect(store.operatorWrites).toEqual([]);
     await standing.settled();
     expect(store.operatorWrites).toEqual([
-      ["op1", 1],
+      ["op1", 10],
       ["n2", 1],
-      ["op1", 9],
     ]);
-    expect(store.operators.get("op1")).toBe(10);
-    // Alone, each job is written at once.
+    // A job that ends while its operator's write waits joins it; one after it lands gets a write of its own.
     standing.recordOutcome("op1-a", "completed");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    standing.recordOutcome("op1-b", "completed");
     await standing.settled();
     standing.recordOutcome("op1-a", "completed");
     await standing.settled();
-    expect(store.operatorWrites.slice(3)).toEqual([
-      ["op1", 1],
+    expect(store.operatorWrites.slice(2)).toEqual([
+      ["op1", 2],
       ["op1", 1],
     ]);
-    expect(store.operators.get("op1")).toBe(12);
+    expect(store.operators.get("op1")).toBe(13);
+  });
+
+  it("writes a node's standing once for the changes within the write delay, with the last of them", async () => {
+    const { standing, store } = setup({ writeDelayMs: 20 });
+    const writes: NodeStandingRecord[] = [];
+    const save = store.saveNodeStanding.bind(store);
+    store.saveNodeStanding = async (r: NodeStandingRecord) => {
+      writes.push(r);
+      await save(r);
+    };
+    for (let i = 0; i < 5; i++) standing.recordOutcome("n1", "completed");
+    standing.recordOutcome("n1", "failed");
+    await standing.settled();
+    expect(writes).toHaveLength(1);
+    expect(writes[0]).toBe(store.nodes.get("n1"));
+    expect(writes[0]!.outcomes).toBe("111110");
   });
 
   it("logs a failed write of an operator's count and goes on: later jobs are written", async () => {

@@ -43,6 +43,8 @@ export interface NodeStandingDeps {
   onQuarantineChange?(nodeId: string, quarantined: boolean): void;
   /** This coordinator judged a node: a job segment's outcome or a check's verdict (the other replicas apply it too). */
   onJudged?(judgment: StandingJudgment): void;
+  /** How long a change waits before it is written, gathering the changes after it (STANDING_WRITE_DELAY_MS by default). */
+  writeDelayMs?: number;
 }
 
 /** A node's standing, for the API and the CLI. */
@@ -62,6 +64,14 @@ export interface StandingView {
   /** The probability that a delivered job of this node is checked. */
   checkRate: number;
 }
+
+/**
+ * How long a node's changed standing, or an operator's completed jobs, wait before they are written: the changes that
+ * come meanwhile go in the same write. Nothing reads the stored standing on the job path (it is what a restarted or
+ * another replica starts from; quarantines travel at once over the bus), so 100 ms costs nothing, and it makes a
+ * write carry every job of that time at any load, where writing at once carried one job a write on a quiet replica.
+ */
+export const STANDING_WRITE_DELAY_MS = 100;
 
 /** Speed factors are recomputed at most this often: they move with EWMAs over many jobs, not per job. */
 export const SPEED_REFRESH_MS = 30_000;
@@ -348,16 +358,23 @@ export class NodeStanding {
     return state;
   }
 
-  /** Writes the node's state; a change made while a write is in flight is written after it, so writes land in order. */
+  /**
+   * Writes the node's state after the write delay; a change made while a write waits or is in flight goes in that
+   * write or the one after it, so writes land in order.
+   */
   private save(nodeId: string, state: NodeState): void {
     state.dirty = true;
     if (state.writing) return;
     state.writing = true;
-    state.dirty = false;
-    const write = this.deps.store.saveNodeStanding(this.recordOf(nodeId, state)).then(
-      () => undefined,
-      (err: unknown) => this.deps.logger.error({ err, node: short(nodeId) }, "could not store a node's standing"),
-    );
+    const write = this.afterWriteDelay()
+      .then(() => {
+        state.dirty = false;
+        return this.deps.store.saveNodeStanding(this.recordOf(nodeId, state));
+      })
+      .then(
+        () => undefined,
+        (err: unknown) => this.deps.logger.error({ err, node: short(nodeId) }, "could not store a node's standing"),
+      );
     this.track(
       write.then(() => {
         state.writing = false;
@@ -367,9 +384,8 @@ export class NodeStanding {
   }
 
   /**
-   * Adds one completed job to the operator's stored count. While a write of that count is in flight, the jobs that
-   * complete meanwhile wait and go in the next write together (one statement for many jobs under load, each job
-   * counted once, the writes in order); alone, each job is written at once.
+   * Adds one completed job to the operator's stored count after the write delay: the jobs that complete while that
+   * write waits or is in flight go in it or the next one together (each job counted once, the writes in order).
    */
   private storeCompletedJob(operatorId: string): void {
     let entry = this.operatorWrites.get(operatorId);
@@ -379,13 +395,18 @@ export class NodeStanding {
   }
 
   private writeCompletedJobs(operatorId: string, entry: { writing: boolean; unwritten: number }): void {
-    const count = entry.unwritten;
     entry.writing = true;
-    entry.unwritten = 0;
-    const write = this.deps.store.addOperatorCompletedJobs(operatorId, count, new Date(this.deps.clock.now())).then(
-      () => undefined,
-      (err: unknown) => this.deps.logger.error({ err, operator: short(operatorId), jobs: count }, "could not store an operator's completed jobs"),
-    );
+    let count = 0;
+    const write = this.afterWriteDelay()
+      .then(() => {
+        count = entry.unwritten;
+        entry.unwritten = 0;
+        return this.deps.store.addOperatorCompletedJobs(operatorId, count, new Date(this.deps.clock.now()));
+      })
+      .then(
+        () => undefined,
+        (err: unknown) => this.deps.logger.error({ err, operator: short(operatorId), jobs: count }, "could not store an operator's completed jobs"),
+      );
     this.track(
       write.then(() => {
         entry.writing = false;
@@ -393,6 +414,11 @@ export class NodeStanding {
         else this.operatorWrites.delete(operatorId);
       }),
     );
+  }
+
+  private afterWriteDelay(): Promise<void> {
+    const ms = this.deps.writeDelayMs ?? STANDING_WRITE_DELAY_MS;
+    return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
   private recordOf(nodeId: string, s: NodeState): NodeStandingRecord {
