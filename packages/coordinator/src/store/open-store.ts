@@ -7,6 +7,7 @@ import { TesseraError } from "@tessera/protocol";
 import { FileKeyRing, MemoryKeyRing, type ContentKeyRing } from "./content-keys.js";
 import { createPrivateFile, ensurePrivateDir, ensurePrivateFile, SQLITE_COMPANIONS } from "./file-modes.js";
 import { KyselyStore } from "./kysely-store.js";
+import { usePreparedStatements } from "./postgres-prepared-statements.js";
 import { FIRST_MIGRATION, migrationProvider, SCRUB_AFTER } from "./migrations/index.js";
 import type { Database } from "./schema.js";
 import { withStatementCache } from "./sqlite-statement-cache.js";
@@ -106,6 +107,7 @@ async function openPostgres(
         oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
+  pool.on("connect", (client) => usePreparedStatements(client));
   const db = new Kysely<Database>({
     dialect: new PostgresDialect({
       pool,
