@@ -11,7 +11,8 @@
  *   three replicas with one daemon each and clients spread over all three (the scheduler may send a job to a node
  *   another replica holds). Jobs per coordinator CPU-second (process_cpu_seconds_total of every replica), 3 against 1.
  *   Each replica is warmed with --warm-up jobs first (its JIT, its pools), so neither side pays for compiling; beside
- *   the figure, each side's CPU and write system calls per job (/proc) and the bus messages and bytes sent per job
+ *   the figure, each side's CPU and write system calls per job (/proc), the CPU per job of the PostgreSQL server the
+ *   replicas share (every process named postgres), and the bus messages and bytes sent per job
  *   (tessera_bus_messages_total, tessera_bus_bytes_total). Then the three replicas again at three times the load, each
  *   as busy as the one was, printed beside it (not the RESULT): a process that idles between events pays more per job
  *   (more wake-ups, fewer events per read, smaller group commits), so this separates what replication itself costs
@@ -30,7 +31,7 @@
 import { SseDecoder } from "@tessera/protocol";
 import { ReplicaNetwork, startFakeOpenAICompatible, waitUntil } from "@tessera/testkit";
 import { startCpuPressure } from "./lib-cpu-pressure.js";
-import { processWriteCalls } from "./lib-process-cpu.js";
+import { commandCpuSeconds, processWriteCalls } from "./lib-process-cpu.js";
 import { fmt, percentile } from "./lib-stats.js";
 
 const MODEL = "bench-model";
@@ -53,13 +54,18 @@ function flag(args: string[], name: string, fallback: number): number {
 
 interface Usage {
   cpu: number;
+  /** CPU seconds of the PostgreSQL server on this machine, which every replica shares (NaN off Linux). */
+  databaseCpu: number;
   /** Write system calls (NaN off Linux). */
   writes: number;
   busMessages: number;
   busBytes: number;
 }
 
-/** What the replicas have used so far, summed: CPU seconds, write system calls, and messages and bytes sent on the bus. */
+/**
+ * What the replicas have used so far, summed: CPU seconds, write system calls, and messages and bytes sent on the
+ * bus; and the CPU seconds of the PostgreSQL server they share.
+ */
 async function usageOf(replicas: Array<{ url: string; process: { pid: number } }>): Promise<Usage> {
   const each = await Promise.all(
     replicas.map(async ({ url, process: { pid } }) => {
@@ -73,12 +79,13 @@ async function usageOf(replicas: Array<{ url: string; process: { pid: number } }
       };
     }),
   );
-  return each.reduce((a, b) => ({ cpu: a.cpu + b.cpu, writes: a.writes + b.writes, busMessages: a.busMessages + b.busMessages, busBytes: a.busBytes + b.busBytes }));
+  const summed = each.reduce((a, b) => ({ cpu: a.cpu + b.cpu, writes: a.writes + b.writes, busMessages: a.busMessages + b.busMessages, busBytes: a.busBytes + b.busBytes }));
+  return { ...summed, databaseCpu: commandCpuSeconds("postgres") };
 }
 
 /** `after` less `before`, per job. */
 function perJob(before: Usage, after: Usage, jobs: number): Usage {
-  return { cpu: (after.cpu - before.cpu) / jobs, writes: (after.writes - before.writes) / jobs, busMessages: (after.busMessages - before.busMessages) / jobs, busBytes: (after.busBytes - before.busBytes) / jobs };
+  return { cpu: (after.cpu - before.cpu) / jobs, databaseCpu: (after.databaseCpu - before.databaseCpu) / jobs, writes: (after.writes - before.writes) / jobs, busMessages: (after.busMessages - before.busMessages) / jobs, busBytes: (after.busBytes - before.busBytes) / jobs };
 }
 
 async function completion(url: string): Promise<void> {
@@ -229,7 +236,7 @@ export async function main(args: string[]): Promise<void> {
     const perCpu1 = 1 / solo1.cpu;
     const perCpu3 = 1 / trio3.cpu;
     const efficiency = `RESULT replicas_efficiency ${fmt(perCpu3 / perCpu1)}\n`;
-    const costs = (u: Usage) => `${fmt(u.cpu * 1000, 2)} ms CPU and ${fmt(u.writes, 1)} write calls a job`;
+    const costs = (u: Usage) => `${fmt(u.cpu * 1000, 2)} ms CPU and ${fmt(u.writes, 1)} write calls a job, PostgreSQL ${fmt(u.databaseCpu * 1000, 2)} ms CPU a job`;
     process.stdout.write(
       `efficiency: 1 replica ${fmt(jobs / soloWall, 1)} jobs/s, ${fmt(perCpu1, 1)} jobs per CPU-s (${costs(solo1)}); ` +
         `3 replicas ${fmt(jobs / trioWall, 1)} jobs/s, ${fmt(perCpu3, 1)} jobs per CPU-s (${costs(trio3)}; ` +
