@@ -1,8 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, expect, it } from "vitest";
 import { operatorAvailable, operatorPaid, payoutInFlight } from "./ledger-accounts.js";
 import { SEED_AT as T0, balanceOf as balance, expectLedgerSound, seedReceipt } from "./payout-queries.test-support.js";
-import { openStore } from "./open-store.js";
-import { POSTGRES_URL, describeWithPostgres, dropSchema, probePostgres, randomSchema } from "./postgres-test-support.js";
+import { type OpenTestStore, describeOnBothDialects } from "./postgres-test-support.js";
 import type { Store } from "./types.js";
 
 const OP_A = "a".repeat(64);
@@ -11,7 +10,7 @@ const OP_C = "c".repeat(64);
 const ADDR_A = "0x00000000000000000000000000000000000000aa";
 const ADDR_B = "0x00000000000000000000000000000000000000bb";
 
-function definePayoutSuite(open: () => Promise<{ store: Store; dispose(): Promise<void> }>): void {
+function definePayoutSuite(open: OpenTestStore): void {
   let store: Store;
   let dispose: () => Promise<void>;
   beforeEach(async () => {
@@ -175,23 +174,4 @@ function definePayoutSuite(open: () => Promise<{ store: Store; dispose(): Promis
   });
 }
 
-describe("payout queries on SQLite", () => {
-  definePayoutSuite(async () => {
-    const store = await openStore({ sqlitePath: ":memory:" });
-    return { store, dispose: () => store.close() };
-  });
-});
-
-describeWithPostgres("payout queries on PostgreSQL at 127.0.0.1:5432", await probePostgres(), () => {
-  definePayoutSuite(async () => {
-    const schema = randomSchema();
-    const store = await openStore({ postgresUrl: POSTGRES_URL, schema });
-    return {
-      store,
-      async dispose() {
-        await store.close();
-        await dropSchema(schema);
-      },
-    };
-  });
-});
+await describeOnBothDialects("payout queries", definePayoutSuite);

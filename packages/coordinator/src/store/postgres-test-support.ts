@@ -2,7 +2,8 @@
 import { randomBytes } from "node:crypto";
 import { describe, it } from "vitest";
 import pg from "pg";
-import { withDefaultUser } from "./open-store.js";
+import { openStore, withDefaultUser } from "./open-store.js";
+import type { Store } from "./types.js";
 
 export const POSTGRES_URL = "postgres://127.0.0.1:5432/test";
 // Test-only read of the environment: on CI the PostgreSQL run is mandatory.
@@ -56,4 +57,33 @@ export function describeWithPostgres(label: string, unreachable: string | undefi
       it("needs a PostgreSQL server", () => {});
     });
   }
+}
+
+/** Opens a fresh store for one test, and disposes of it after. */
+export type OpenTestStore = () => Promise<{ store: Store; dispose(): Promise<void> }>;
+
+/**
+ * Defines `suite` twice: on an in-memory SQLite store, and on a fresh schema of the test PostgreSQL (skipped with a
+ * notice, or failing on CI, as describeWithPostgres says).
+ */
+export async function describeOnBothDialects(label: string, suite: (open: OpenTestStore) => void): Promise<void> {
+  describe(`${label} on SQLite`, () => {
+    suite(async () => {
+      const store = await openStore({ sqlitePath: ":memory:" });
+      return { store, dispose: () => store.close() };
+    });
+  });
+  describeWithPostgres(`${label} on PostgreSQL at 127.0.0.1:5432`, await probePostgres(), () => {
+    suite(async () => {
+      const schema = randomSchema();
+      const store = await openStore({ postgresUrl: POSTGRES_URL, schema });
+      return {
+        store,
+        async dispose() {
+          await store.close();
+          await dropSchema(schema);
+        },
+      };
+    });
+  });
 }

@@ -1,8 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, expect, it } from "vitest";
 import { TesseraError } from "@tessera/protocol";
-import { openStore } from "./open-store.js";
 import { seedReceipt } from "./payout-queries.test-support.js";
-import { POSTGRES_URL, describeWithPostgres, dropSchema, probePostgres, randomSchema } from "./postgres-test-support.js";
+import { type OpenTestStore, describeOnBothDialects } from "./postgres-test-support.js";
 import { RECEIPT_BATCH_LIMIT } from "./receipt-queries.js";
 import type { Store } from "./types.js";
 
@@ -11,7 +10,7 @@ const UNKNOWN = "6f1c1a52-3b8e-4c1e-9a55-999999999999";
 const sig = (c: string) => c.repeat(128);
 
 /** Reading receipts together and storing nodes' signatures on them together (ReceiptSignatures' batches). */
-function defineSuite(open: () => Promise<{ store: Store; dispose(): Promise<void> }>): void {
+function defineSuite(open: OpenTestStore): void {
   let store: Store;
   let dispose: () => Promise<void>;
   beforeEach(async () => {
@@ -64,23 +63,4 @@ function defineSuite(open: () => Promise<{ store: Store; dispose(): Promise<void
   });
 }
 
-describe("receipt signatures in batches on SQLite", () => {
-  defineSuite(async () => {
-    const store = await openStore({ sqlitePath: ":memory:" });
-    return { store, dispose: () => store.close() };
-  });
-});
-
-describeWithPostgres("receipt signatures in batches on PostgreSQL at 127.0.0.1:5432", await probePostgres(), () => {
-  defineSuite(async () => {
-    const schema = randomSchema();
-    const store = await openStore({ postgresUrl: POSTGRES_URL, schema });
-    return {
-      store,
-      async dispose() {
-        await store.close();
-        await dropSchema(schema);
-      },
-    };
-  });
-});
+await describeOnBothDialects("receipt signatures in batches", defineSuite);

@@ -1,16 +1,15 @@
 import { randomUUID } from "node:crypto";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, expect, it } from "vitest";
 import { RECEIPT_VERSION, type Receipt } from "@tessera/protocol";
-import { openStore } from "./open-store.js";
 import { SEED_AT, seedReceipt } from "./payout-queries.test-support.js";
-import { POSTGRES_URL, describeWithPostgres, dropSchema, probePostgres, randomSchema } from "./postgres-test-support.js";
+import { type OpenTestStore, describeOnBothDialects } from "./postgres-test-support.js";
 import type { Store } from "./types.js";
 
 const A = "a".repeat(64);
 const B = "b".repeat(64);
 const C = "c".repeat(64);
 
-function defineServedSuite(open: () => Promise<{ store: Store; dispose(): Promise<void> }>): void {
+function defineServedSuite(open: OpenTestStore): void {
   let store: Store;
   let dispose: () => Promise<void>;
   beforeEach(async () => {
@@ -63,23 +62,4 @@ function defineServedSuite(open: () => Promise<{ store: Store; dispose(): Promis
   });
 }
 
-describe("jobs served on SQLite", () => {
-  defineServedSuite(async () => {
-    const store = await openStore({ sqlitePath: ":memory:" });
-    return { store, dispose: () => store.close() };
-  });
-});
-
-describeWithPostgres("jobs served on PostgreSQL at 127.0.0.1:5432", await probePostgres(), () => {
-  defineServedSuite(async () => {
-    const schema = randomSchema();
-    const store = await openStore({ postgresUrl: POSTGRES_URL, schema });
-    return {
-      store,
-      async dispose() {
-        await store.close();
-        await dropSchema(schema);
-      },
-    };
-  });
-});
+await describeOnBothDialects("jobs served", defineServedSuite);
