@@ -452,6 +452,8 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     await link?.stop();
     await bus?.bus.close();
     await jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);
+    // Standing waits STANDING_WRITE_DELAY_MS before its writes, and receipt signatures are gathered: land both.
+    await standing.settled();
     await writes.settled();
     await receiptSignatures.flush();
     await sharedNonces?.settled();
