@@ -4,7 +4,7 @@ import vectors from "../../../protocol/test-vectors.json" with { type: "json" };
 import { createLogger } from "../logger.js";
 import { wasmSchnorrVerifier } from "@tessera/protocol/wasm-schnorr";
 import type { ReceiptRecord } from "../store/types.js";
-import { ReceiptSignatures, type ReceiptSignatureOutcome, UNSIGNED_OFFERED_PER_SESSION } from "./receipt-signatures.js";
+import { MAX_GATHERED_SIGNATURES, ReceiptSignatures, type ReceiptSignatureOutcome, UNSIGNED_OFFERED_PER_SESSION } from "./receipt-signatures.js";
 
 const platform = secretKeySigner(generateKeyPair().secretKeyHex);
 const node = secretKeySigner(generateKeyPair().secretKeyHex);
@@ -215,6 +215,14 @@ describe("ReceiptSignatures", () => {
     expect(outcome).toBe("signed");
     expect(store.rows.get(r.receipt_id)!.node_signature).not.toBeNull();
     await rs.flush(); // nothing gathered: no statement
+    expect(store.calls).toEqual({ getReceipts: 1, setReceiptNodeSignatures: 1 });
+  });
+
+  it("stores a full batch at once, without waiting for the flush interval", async () => {
+    const list = Array.from({ length: MAX_GATHERED_SIGNATURES }, (_, i) => receipt(i + 1));
+    const { rs, store } = setup(list, [node.publicKeyHex], 60_000);
+    const answers = await Promise.all(list.map((r) => rs.onMessage(node.publicKeyHex, { type: "receipt.signed", receipt_id: r.receipt_id, signature: sign(r) })));
+    expect(answers.every((a) => a === "signed")).toBe(true);
     expect(store.calls).toEqual({ getReceipts: 1, setReceiptNodeSignatures: 1 });
   });
 });

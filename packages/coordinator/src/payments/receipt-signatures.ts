@@ -17,8 +17,8 @@ const MAX_LISTED = 1000;
  * nothing waits on its node's signature, so 100 ms costs nothing and gathers a busy replica's answers in a few writes.
  */
 export const RECEIPT_SIGNATURES_FLUSH_MS = 100;
-/** The most signatures checked and stored together (the store's own cap is 500). */
-const MAX_GATHERED = 200;
+/** The most signatures checked and stored together (the store's own cap is 500): that many are stored at once. */
+export const MAX_GATHERED_SIGNATURES = 200;
 
 /** A node's signature waiting for the next flush, and who waits for what became of it. */
 interface GatheredSignature {
@@ -100,7 +100,7 @@ export class ReceiptSignatures {
     }
     return new Promise<ReceiptSignatureOutcome>((done) => {
       this.gathered.push({ nodeId, message, done });
-      if (this.gathered.length >= MAX_GATHERED) this.startFlush();
+      if (this.gathered.length >= MAX_GATHERED_SIGNATURES) this.startFlush();
       else this.timer ??= setTimeout(() => this.startFlush(), this.deps.flushMs ?? RECEIPT_SIGNATURES_FLUSH_MS);
     });
   }

@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { operatorAvailable, operatorPaid, payoutInFlight } from "./ledger-accounts.js";
 import { SEED_AT as T0, balanceOf as balance, expectLedgerSound, seedReceipt } from "./payout-queries.test-support.js";
-import { type OpenTestStore, describeOnBothDialects } from "./postgres-test-support.js";
+import { type OpenTestStore, describeOnBothDialects, storeEachTest } from "./postgres-test-support.js";
 import type { Store } from "./types.js";
 
 const OP_A = "a".repeat(64);
@@ -12,13 +12,7 @@ const ADDR_B = "0x00000000000000000000000000000000000000bb";
 
 function definePayoutSuite(open: OpenTestStore): void {
   let store: Store;
-  let dispose: () => Promise<void>;
-  beforeEach(async () => {
-    ({ store, dispose } = await open());
-  });
-  afterEach(async () => {
-    await dispose();
-  });
+  storeEachTest(open, (opened) => (store = opened));
 
   it("keeps one address per chain, replaced in place, most recently set first", async () => {
     expect(await store.listPayoutAddresses(OP_A)).toEqual([]);

@@ -1,6 +1,6 @@
 /** Shared by the tests that need the PostgreSQL at 127.0.0.1:5432 (database `test`); test-only. */
 import { randomBytes } from "node:crypto";
-import { describe, it } from "vitest";
+import { afterEach, beforeEach, describe, it } from "vitest";
 import pg from "pg";
 import { openStore, withDefaultUser } from "./open-store.js";
 import type { Store } from "./types.js";
@@ -61,6 +61,19 @@ export function describeWithPostgres(label: string, unreachable: string | undefi
 
 /** Opens a fresh store for one test, and disposes of it after. */
 export type OpenTestStore = () => Promise<{ store: Store; dispose(): Promise<void> }>;
+
+/** Opens a fresh store from `open` before each test of the suite (handing it to `use`) and disposes of it after. */
+export function storeEachTest(open: OpenTestStore, use: (store: Store) => void): void {
+  let dispose: () => Promise<void>;
+  beforeEach(async () => {
+    const opened = await open();
+    use(opened.store);
+    dispose = () => opened.dispose();
+  });
+  afterEach(async () => {
+    await dispose();
+  });
+}
 
 /**
  * Defines `suite` twice: on an in-memory SQLite store, and on a fresh schema of the test PostgreSQL (skipped with a

@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { TesseraError } from "@tessera/protocol";
 import { seedReceipt } from "./payout-queries.test-support.js";
-import { type OpenTestStore, describeOnBothDialects } from "./postgres-test-support.js";
+import { type OpenTestStore, describeOnBothDialects, storeEachTest } from "./postgres-test-support.js";
 import { RECEIPT_BATCH_LIMIT } from "./receipt-queries.js";
 import type { Store } from "./types.js";
 
@@ -12,13 +12,7 @@ const sig = (c: string) => c.repeat(128);
 /** Reading receipts together and storing nodes' signatures on them together (ReceiptSignatures' batches). */
 function defineSuite(open: OpenTestStore): void {
   let store: Store;
-  let dispose: () => Promise<void>;
-  beforeEach(async () => {
-    ({ store, dispose } = await open());
-  });
-  afterEach(async () => {
-    await dispose();
-  });
+  storeEachTest(open, (opened) => (store = opened));
 
   it("reads the receipts of the ids that exist, and none for none", async () => {
     const ids = [await seedReceipt(store, A, { amount: 10 }), await seedReceipt(store, A, { amount: 20 })];

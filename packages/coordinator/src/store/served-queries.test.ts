@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { RECEIPT_VERSION, type Receipt } from "@tessera/protocol";
 import { SEED_AT, seedReceipt } from "./payout-queries.test-support.js";
-import { type OpenTestStore, describeOnBothDialects } from "./postgres-test-support.js";
+import { type OpenTestStore, describeOnBothDialects, storeEachTest } from "./postgres-test-support.js";
 import type { Store } from "./types.js";
 
 const A = "a".repeat(64);
@@ -11,13 +11,7 @@ const C = "c".repeat(64);
 
 function defineServedSuite(open: OpenTestStore): void {
   let store: Store;
-  let dispose: () => Promise<void>;
-  beforeEach(async () => {
-    ({ store, dispose } = await open());
-  });
-  afterEach(async () => {
-    await dispose();
-  });
+  storeEachTest(open, (opened) => (store = opened));
 
   it("counts each node's jobs from its receipts, whatever their status, and 0 for a node with none", async () => {
     expect(await store.countJobsServed([])).toEqual(new Map());
