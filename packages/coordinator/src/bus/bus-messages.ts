@@ -65,12 +65,26 @@ export const NodeSummary = z.strictObject({
 });
 export type NodeSummary = z.infer<typeof NodeSummary>;
 
-/** A replica is alive, and these are all the nodes whose sessions it holds now. */
+/**
+ * The last beat the beating replica heard from another: that beat's `sent_at` on the other's clock and how long the
+ * beating replica held it before this beat. The other replica takes the bus's round trip from it (its clock only).
+ */
+const BeatEcho = z.strictObject({
+  replica: ReplicaId,
+  sent_at: z.number(),
+  held_ms: z.number().min(0).max(600_000),
+});
+
+/**
+ * A replica is alive, and these are all the nodes whose sessions it holds now; `echoes` answers the other replicas'
+ * last beats, so each can measure its round trip to this one over the bus.
+ */
 export const ReplicaBeat = z.strictObject({
   type: z.literal("beat"),
   replica: ReplicaId,
   sent_at: z.number(),
   nodes: z.array(NodeSummary).max(100_000),
+  echoes: z.array(BeatEcho).max(1_000).optional(),
 });
 export type ReplicaBeat = z.infer<typeof ReplicaBeat>;
 

@@ -9,6 +9,8 @@ import type { JobCommand } from "./bus-messages.js";
 export class RemoteWorker implements Worker {
   /** The node session's round trip on its replica, from that replica's last beat. */
   nodeRttMs: number | undefined;
+  /** The bus's round trip between this replica and the node's, as this replica measured it (replica-link.ts). */
+  busRttMs: number | undefined;
 
   constructor(
     readonly id: string,
@@ -28,9 +30,13 @@ export class RemoteWorker implements Worker {
     this.send(this.replica, { type: "cancel", from: this.self, node: this.id, job_id: jobId, reason: reason.slice(0, 500) });
   }
 
-  /** The round trip of the node's session on its replica (its beat says it); undefined until that replica measured it. */
+  /**
+   * What a round trip to the node costs from here: its session's on its replica (that replica's beat says it) plus the
+   * bus's round trip to that replica, so routing weighs the extra hops against a node held here. Undefined until the
+   * node's replica measured its session.
+   */
   rtt(): number | undefined {
-    return this.nodeRttMs;
+    return this.nodeRttMs === undefined ? undefined : this.nodeRttMs + (this.busRttMs ?? 0);
   }
 
   /**

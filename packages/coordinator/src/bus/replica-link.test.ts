@@ -300,6 +300,39 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     await until(() => b.registry.get(NODE)!.jobsElsewhere === 0, "B sees A's job end");
   });
 
+  it("measures the bus's round trip to each other replica from echoed beats and adds it to a remote node's round trip", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    nodeOn(a);
+    const peerRtt = (r: Replica) => r.link.livePeers()[0]?.rttMs;
+    // A beats; B holds it 2 ms and echoes it in its own beat, which reaches A 3 ms later: a round trip of 3 ms.
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "B hears A");
+    expect(b.registry.get(NODE)!.worker!.rtt()).toBe(3); // the node's session only: B has not measured the bus yet
+    clock.advance(2);
+    b.link.beat();
+    clock.advance(3);
+    await until(() => peerRtt(a) !== undefined, "A measures its round trip to B");
+    expect(peerRtt(a)).toBe(3);
+    // A holds B's beat 1 ms and echoes it; B hears the echo 2 ms later: 3 + 1 + 2 since B beat, less 1 held.
+    clock.advance(1);
+    a.link.beat();
+    clock.advance(2);
+    await until(() => peerRtt(b) !== undefined, "B measures its round trip to A");
+    expect(peerRtt(b)).toBe(5);
+    expect(b.registry.get(NODE)!.worker!.rtt()).toBe(3 + 5);
+    // Later samples are smoothed in: B echoes A's last beat (sent 2 ms ago) at once, and A hears it 10 ms later, a
+    // sample of 12. An echo that makes no sense (a beat from the future) is ignored.
+    b.link.beat();
+    clock.advance(10);
+    await until(() => peerRtt(a) !== 3, "A takes a second sample");
+    expect(peerRtt(a)).toBeCloseTo(3 + 0.2 * (12 - 3), 10);
+    const liar = JSON.stringify({ type: "beat", replica: "liar", sent_at: clock.now(), nodes: [], echoes: [{ replica: b.id, sent_at: clock.now() + 60_000, held_ms: 0 }] });
+    a.bus.publish(`tessera.v1.${cluster}.beats`, new TextEncoder().encode(liar));
+    await until(() => b.link.livePeers().length === 2, "B hears the liar");
+    expect(b.link.livePeers().find((p) => p.replica === "liar")!.rttMs).toBeUndefined();
+    expect(peerRtt(b)).toBe(5);
+  });
+
   it("carries a node's span offers in its replica's beat, and tells the others only when they change", async () => {
     let offers: ShardOffer[] = [{ model: "big", sha256: "e".repeat(64), layer_count: 8, bytes_per_layer: 1000, free_memory_bytes: 1e9 }];
     const a = await replica("a", { stageOffers: (nodeId) => (nodeId === NODE ? offers : []) });
@@ -368,6 +401,7 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
       "not json",
       JSON.stringify({ type: "beat", replica: "UPPER", sent_at: 1, nodes: [] }),
       JSON.stringify({ type: "beat", replica: "x", sent_at: 1, nodes: [{ id: "zz" }] }),
+      JSON.stringify({ type: "beat", replica: "x", sent_at: 1, nodes: [], echoes: [{ replica: a.id, sent_at: 1, held_ms: -5 }] }),
       JSON.stringify({ type: "assign", from: b.id, node: NODE, job: { type: "job.assign" } }),
       JSON.stringify({ type: "part", node: NODE, job_id: "j", part: { type: "text-delta", text: 5 } }),
       JSON.stringify({ type: "explode" }),

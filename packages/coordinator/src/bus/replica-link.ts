@@ -26,6 +26,23 @@ export const REPLICA_SILENT_AFTER_MS = 3_500;
  * last 200 outcomes, and a quarantine is told at once (after the judgments gathered before it).
  */
 export const JUDGMENTS_FLUSH_MS = 100;
+/**
+ * Weight of a new round-trip sample in a peer's smoothed round trip (one sample a beat, so about the last five
+ * seconds count): steady enough that one beat delayed by a busy loop does not move routing, quick enough to follow load.
+ */
+const PEER_RTT_SMOOTHING = 0.2;
+
+/** Another replica as this one hears it. */
+interface Peer {
+  /** This replica's clock when the peer's last beat arrived. */
+  lastBeatAt: number;
+  /** That beat's `sent_at` on the peer's clock, echoed back in this replica's next beat. */
+  lastBeatSentAt: number;
+  /** The nodes its last beat listed. */
+  nodes: Set<string>;
+  /** The bus's round trip to the peer and back, smoothed, milliseconds; undefined until the peer echoed a beat. */
+  rttMs: number | undefined;
+}
 
 export interface ReplicaLinkDeps {
   bus: Bus;
@@ -60,8 +77,8 @@ export interface ReplicaLinkDeps {
  * - turns reports about its own jobs on other replicas' nodes into calls on its job manager.
  */
 export class ReplicaLink {
-  /** The other replicas: when each last beat, and the nodes it listed. */
-  private readonly peers = new Map<string, { lastBeatAt: number; nodes: Set<string> }>();
+  /** The other replicas: when each last beat, the nodes it listed, the bus's round trip to it. */
+  private readonly peers = new Map<string, Peer>();
   /** Jobs of other replicas running on this replica's nodes: job id → the replica that holds it, and its node. */
   private readonly relayed = new Map<string, { origin: string; nodeId: string }>();
   /** Reports waiting for the end of this turn of the event loop, by the replica they go to. */
@@ -164,9 +181,12 @@ export class ReplicaLink {
     await this.d.bus.flush().catch(() => undefined);
   }
 
-  /** The other replicas heard from within REPLICA_SILENT_AFTER_MS, with the number of nodes each holds. */
-  livePeers(): Array<{ replica: string; nodes: number; lastBeatAt: number }> {
-    return [...this.peers].map(([replica, p]) => ({ replica, nodes: p.nodes.size, lastBeatAt: p.lastBeatAt }));
+  /**
+   * The other replicas heard from within REPLICA_SILENT_AFTER_MS, with the number of nodes each holds and the bus's
+   * round trip to each (undefined until measured).
+   */
+  livePeers(): Array<{ replica: string; nodes: number; lastBeatAt: number; rttMs: number | undefined }> {
+    return [...this.peers].map(([replica, p]) => ({ replica, nodes: p.nodes.size, lastBeatAt: p.lastBeatAt, rttMs: p.rttMs }));
   }
 
   /**
@@ -193,14 +213,16 @@ export class ReplicaLink {
     this.publish(this.subjects.standing, { type: "standing", replica: this.d.replicaId, node: nodeId, quarantined });
   }
 
-  /** Publishes this replica's beat now (the timer does it every BEAT_INTERVAL_MS). */
+  /** Publishes this replica's beat now (the timer does it every BEAT_INTERVAL_MS), echoing each peer's last beat. */
   beat(): void {
-    this.lastBeatAt = this.d.clock.now();
+    const now = this.d.clock.now();
+    this.lastBeatAt = now;
     const nodes: NodeSummary[] = [];
     // Held here: a node with its session here, or a pipeline this replica runs (a sharded model it leads).
     const pipelines = this.d.pipelineSummaries?.();
     for (const node of this.d.registry.all()) if (node.online && node.worker && !(node.worker instanceof RemoteWorker)) nodes.push(this.summaryOf(node, pipelines?.get(node.id)));
-    this.publish(this.subjects.beats, { type: "beat", replica: this.d.replicaId, sent_at: this.d.clock.now(), nodes });
+    const echoes = [...this.peers].map(([replica, p]) => ({ replica, sent_at: p.lastBeatSentAt, held_ms: Math.max(0, now - p.lastBeatAt) }));
+    this.publish(this.subjects.beats, { type: "beat", replica: this.d.replicaId, sent_at: now, nodes, echoes });
   }
 
   /** Takes offline the nodes of replicas not heard for REPLICA_SILENT_AFTER_MS. */
@@ -235,9 +257,13 @@ export class ReplicaLink {
   }
 
   private onBeat(beat: ReplicaBeat): void {
-    const peer = this.peers.get(beat.replica) ?? { lastBeatAt: 0, nodes: new Set<string>() };
+    const now = this.d.clock.now();
+    const peer = this.peers.get(beat.replica) ?? { lastBeatAt: 0, lastBeatSentAt: 0, nodes: new Set<string>(), rttMs: undefined };
     this.peers.set(beat.replica, peer);
-    peer.lastBeatAt = this.d.clock.now();
+    peer.lastBeatAt = now;
+    peer.lastBeatSentAt = beat.sent_at;
+    const echo = beat.echoes?.find((e) => e.replica === this.d.replicaId);
+    if (echo) this.notePeerRtt(peer, now - echo.sent_at - echo.held_ms);
     const listed = new Set<string>();
     for (const summary of beat.nodes) {
       listed.add(summary.id);
@@ -250,13 +276,24 @@ export class ReplicaLink {
   }
 
   /**
-   * What the beat says of a remote node's load and round trip: the jobs other replicas run on it (its replica's count
-   * less this replica's own), and the round trip of its session there (the hop between replicas, a fraction of a
-   * millisecond on one network, is left out).
+   * One round trip to `peer` over the bus: from this replica's beat to the peer's echo of it, less the time the peer
+   * held it. Both ends are read on this replica's clock. A sample outside [0, REPLICA_SILENT_AFTER_MS] (an echo of a
+   * beat this replica never sent, or a clock stepped back) is ignored.
    */
-  private noteLoad(node: LiveNode, summary: NodeSummary, worker: RemoteWorker): void {
+  private notePeerRtt(peer: Peer, sample: number): void {
+    if (!(sample >= 0 && sample <= REPLICA_SILENT_AFTER_MS)) return;
+    peer.rttMs = peer.rttMs === undefined ? sample : peer.rttMs + PEER_RTT_SMOOTHING * (sample - peer.rttMs);
+  }
+
+  /**
+   * What the beat says of a remote node's load and round trip: the jobs other replicas run on it (its replica's count
+   * less this replica's own), and the round trip of its session there plus the bus's round trip to that replica (a
+   * job sent this way crosses the bus down and its answers cross it back up).
+   */
+  private noteLoad(node: LiveNode, summary: NodeSummary, worker: RemoteWorker, replica: string): void {
     node.jobsElsewhere = Math.max(0, summary.active_jobs - node.activeJobs.size);
     worker.nodeRttMs = summary.rtt_ms;
+    worker.busRttMs = this.peers.get(replica)?.rttMs;
   }
 
   /** A remote node's span offers, when they changed since its last beat. */
@@ -286,7 +323,7 @@ export class ReplicaLink {
       known!.draining = summary.draining;
       known!.maxConcurrency = summary.max_concurrency;
       known!.models = summary.models;
-      this.noteLoad(known!, summary, current);
+      this.noteLoad(known!, summary, current, replica);
       return true;
     }
     // New here, or it moved from another replica: attaching the new route closes the old one, whose jobs are lost with
@@ -302,7 +339,7 @@ export class ReplicaLink {
       }
     });
     const shown = registry.attach(summary.id, worker);
-    if (shown) this.noteLoad(shown, summary, worker);
+    if (shown) this.noteLoad(shown, summary, worker, replica);
     if (summary.draining) registry.setDraining(summary.id);
     this.d.jobs.dispatch();
     return true;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { RemoteWorker } from "../bus/remote-worker.js";
 import type { LiveNode } from "../registry.js";
 import { testLiveNode } from "./live-node.test-support.js";
 import { LiveJob } from "./live-job.js";
@@ -63,5 +64,27 @@ describe("SchedulerChooser on large networks", () => {
     for (let i = 0; i < 20; i++) {
       expect(chooser.choose(job("You are a pirate."), many, 1 + i, lookupIn(many)).nodeId).toBe(first);
     }
+  });
+});
+
+describe("SchedulerChooser across replicas", () => {
+  it("prefers a node held here to one as loaded and as fast on another replica, and takes the remote one when it is less loaded", () => {
+    // The remote node sorts first by id, so without the bus in its round trip it would win every tie.
+    const remote = new RemoteWorker("0".repeat(64), "r-b", () => undefined, "r-a", () => undefined);
+    remote.nodeRttMs = 2;
+    remote.busRttMs = 1.5;
+    const there = testLiveNode(remote.id, { worker: remote, maxConcurrency: 8 });
+    const here = testLiveNode("f".repeat(64), { maxConcurrency: 8 });
+    const list = [there, here];
+    const byId = new Map(list.map((n) => [n.id, n]));
+    const chooser = new SchedulerChooser(new SpeedMetrics());
+    expect(remote.rtt()).toBe(3.5);
+    expect(chooser.choose(job(), list, 0, (id) => byId.get(id)).nodeId).toBe(here.id);
+    here.activeJobs.add("j1");
+    expect(chooser.choose(job(), list, 0, (id) => byId.get(id)).nodeId).toBe(there.id);
+    // Before the bus's round trip is measured, the remote node counts as near as its session.
+    remote.busRttMs = undefined;
+    here.activeJobs.clear();
+    expect(chooser.choose(job(), list, 0, (id) => byId.get(id)).nodeId).toBe(there.id);
   });
 });
