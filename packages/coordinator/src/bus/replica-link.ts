@@ -139,9 +139,11 @@ export class ReplicaLink {
     const subjects = this.subjects;
     this.unsubscribes.push(
       bus.subscribe(subjects.beats, (data) => {
+        // Read before the decode, which a beat of many nodes makes long: the round trip measures the bus, not that.
+        const receivedAt = this.d.clock.now();
         const decoded = decodeBusMessage(ReplicaBeat, data);
         if (!decoded.ok) return logger.warn({ why: decoded.why }, "malformed replica beat dropped");
-        if (decoded.message.replica !== replicaId) this.onBeat(decoded.message);
+        if (decoded.message.replica !== replicaId) this.onBeat(decoded.message, receivedAt);
       }),
       bus.subscribe(subjects.standing, (data) => {
         const decoded = decodeBusMessage(StandingChange, data);
@@ -215,12 +217,13 @@ export class ReplicaLink {
 
   /** Publishes this replica's beat now (the timer does it every BEAT_INTERVAL_MS), echoing each peer's last beat. */
   beat(): void {
-    const now = this.d.clock.now();
-    this.lastBeatAt = now;
     const nodes: NodeSummary[] = [];
     // Held here: a node with its session here, or a pipeline this replica runs (a sharded model it leads).
     const pipelines = this.d.pipelineSummaries?.();
     for (const node of this.d.registry.all()) if (node.online && node.worker && !(node.worker instanceof RemoteWorker)) nodes.push(this.summaryOf(node, pipelines?.get(node.id)));
+    // Read after the summaries are built, so the round trips measured from this beat leave that work out.
+    const now = this.d.clock.now();
+    this.lastBeatAt = now;
     const echoes = [...this.peers].map(([replica, p]) => ({ replica, sent_at: p.lastBeatSentAt, held_ms: Math.max(0, now - p.lastBeatAt) }));
     this.publish(this.subjects.beats, { type: "beat", replica: this.d.replicaId, sent_at: now, nodes, echoes });
   }
@@ -256,8 +259,7 @@ export class ReplicaLink {
     };
   }
 
-  private onBeat(beat: ReplicaBeat): void {
-    const now = this.d.clock.now();
+  private onBeat(beat: ReplicaBeat, now: number): void {
     const peer = this.peers.get(beat.replica) ?? { lastBeatAt: 0, lastBeatSentAt: 0, nodes: new Set<string>(), rttMs: undefined };
     this.peers.set(beat.replica, peer);
     peer.lastBeatAt = now;
