@@ -3,16 +3,20 @@
  * Real coordinator and daemon processes; the daemons serve a fake vLLM (its real wire format) that answers at once, so
  * the coordinators' own work is what is measured.
  *
- *   npm run bench -- replicas [--jobs 2400] [--concurrency 12] [--warm-up 3000] [--ttft-rounds 200] [--only-efficiency]
+ *   npm run bench -- replicas [--jobs 2400] [--blocks 5] [--concurrency 12] [--warm-up 3000] [--ttft-rounds 200] [--only-efficiency]
  *
  * `--only-efficiency` runs the first measurement alone; REPLICAS_PROF=<dir> writes CPU profiles of every replica there.
  *
- * - efficiency: the same load (N chat completions of 16 tokens, C at a time) on one replica with three daemons, then on
+ * - efficiency: the same load (N chat completions of 16 tokens, C at a time) on one replica with three daemons, and on
  *   three replicas with one daemon each and clients spread over all three (the scheduler may send a job to a node
  *   another replica holds). Jobs per coordinator CPU-second (process_cpu_seconds_total of every replica), 3 against 1.
- *   Each replica is warmed with --warm-up jobs first (its JIT, its pools), so neither side pays for compiling; beside
- *   the figure, each side's CPU and write system calls per job (/proc), the CPU per job of the PostgreSQL server the
- *   replicas share (every process named postgres), and the bus messages and bytes sent per job
+ *   Both networks run side by side and take the load in alternating blocks (N / --blocks jobs each, which side goes
+ *   first alternating too): the CPU a job of the same code moved by half between runs minutes apart on a shared VM,
+ *   and interleaving puts both sides under the same drift. The RESULT is the median of the blocks' ratios (an odd
+ *   number of blocks, so it is one block's), printed with all of them. Each replica is warmed with --warm-up jobs
+ *   first (its JIT, its pools), so neither side pays for compiling; beside the figure, each side's CPU and write system
+ *   calls per job (/proc), the CPU per job of the PostgreSQL server the replicas share (every process named postgres,
+ *   the idle network's few background queries included), and the bus messages and bytes sent per job
  *   (tessera_bus_messages_total, tessera_bus_bytes_total). Then the three replicas again at three times the load, each
  *   as busy as the one was, printed beside it (not the RESULT): a process that idles between events pays more per job
  *   (more wake-ups, fewer events per read, smaller group commits), so this separates what replication itself costs
@@ -81,6 +85,15 @@ async function usageOf(replicas: Array<{ url: string; process: { pid: number } }
   );
   const summed = each.reduce((a, b) => ({ cpu: a.cpu + b.cpu, writes: a.writes + b.writes, busMessages: a.busMessages + b.busMessages, busBytes: a.busBytes + b.busBytes }));
   return { ...summed, databaseCpu: commandCpuSeconds("postgres") };
+}
+
+/** The per-job usage of two blocks added (divide by the number of blocks for their mean). */
+function sumUsage(a: Usage, b: Usage): Usage {
+  return { cpu: a.cpu + b.cpu, databaseCpu: a.databaseCpu + b.databaseCpu, writes: a.writes + b.writes, busMessages: a.busMessages + b.busMessages, busBytes: a.busBytes + b.busBytes };
+}
+
+function scaleUsage(u: Usage, k: number): Usage {
+  return { cpu: u.cpu * k, databaseCpu: u.databaseCpu * k, writes: u.writes * k, busMessages: u.busMessages * k, busBytes: u.busBytes * k };
 }
 
 /** `after` less `before`, per job. */
@@ -162,6 +175,8 @@ async function untilServed(url: string, nodeId: string, since: number): Promise<
 
 export async function main(args: string[]): Promise<void> {
   const jobs = flag(args, "jobs", 2400);
+  const blocks = flag(args, "blocks", 5);
+  const blockJobs = Math.max(1, Math.round(jobs / blocks));
   const concurrency = flag(args, "concurrency", 12);
   const warmUpJobs = flag(args, "warm-up", WARM_UP_JOBS);
   const onlyEfficiency = args.includes("--only-efficiency");
@@ -171,23 +186,11 @@ export async function main(args: string[]): Promise<void> {
   const quiet = ["--log-level", "warn", "--rate-limit", "1000000"];
   const prof = process.env.REPLICAS_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.REPLICAS_PROF] : [];
   process.stdout.write(
-    `replicas: ${jobs} jobs of 16 tokens, ${concurrency} at a time, after ${warmUpJobs} warm-up jobs a replica` +
+    `replicas: ${blocks} blocks of ${blockJobs} jobs of 16 tokens a side, ${concurrency} at a time, after ${warmUpJobs} warm-up jobs a replica` +
       (onlyEfficiency ? "\n" : `; ${ttftRounds} TTFT rounds each way; 3 replica kills\n`),
   );
   const networks: ReplicaNetwork[] = [];
   try {
-    // Efficiency, one replica.
-    const solo = await ReplicaNetwork.create({ bus: false, coordinatorArgs: quiet, coordinatorNodeFlags: prof });
-    networks.push(solo);
-    const one = await solo.startReplica("solo");
-    for (const name of ["n1", "n2", "n3"]) await solo.startDaemon(name, ["solo"], node);
-    await load([one.url], warmUpJobs, concurrency);
-    const soloBefore = await usageOf([one]);
-    const soloWall = await load([one.url], jobs, concurrency);
-    const solo1 = perJob(soloBefore, await usageOf([one]), jobs);
-    await solo.stop();
-    networks.pop();
-
     // Three replicas over the bus. First only a1 (on A) serves: a stream sent to A is local, one sent to B crosses the
     // bus to A. Then b1 and c1 join, one node a replica, for the efficiency load.
     const trio = await ReplicaNetwork.create({ bus: true, coordinatorArgs: quiet, coordinatorNodeFlags: prof });
@@ -224,25 +227,48 @@ export async function main(args: string[]): Promise<void> {
     await trio.startDaemon("b1", ["r-b"], node);
     await trio.startDaemon("c1", ["r-c"], node);
     await waitUntil(async () => (await Promise.all([...trio.daemons.values()].map((d) => trio.nodeStatus("r-b", d.id)))).every((s) => s === "online"), 30_000);
+
+    // One replica with three daemons, beside the three (idle between its blocks).
+    const solo = await ReplicaNetwork.create({ bus: false, coordinatorArgs: quiet, coordinatorNodeFlags: prof });
+    networks.push(solo);
+    const one = await solo.startReplica("solo");
+    for (const name of ["n1", "n2", "n3"]) await solo.startDaemon(name, ["solo"], node);
+    await load([one.url], warmUpJobs, concurrency);
     await load(urls, warmUpJobs * urls.length, concurrency);
-    const trioBefore = await usageOf(replicas);
-    const trioWall = await load(urls, jobs, concurrency);
-    const trio3 = perJob(trioBefore, await usageOf(replicas), jobs);
+
+    const sides = {
+      solo: { urls: [one.url], replicas: [one], total: undefined as Usage | undefined, wall: 0, cpuPerJob: [] as number[] },
+      trio: { urls, replicas, total: undefined as Usage | undefined, wall: 0, cpuPerJob: [] as number[] },
+    };
+    for (let b = 0; b < blocks; b++) {
+      for (const side of b % 2 === 0 ? ([sides.solo, sides.trio] as const) : ([sides.trio, sides.solo] as const)) {
+        const before = await usageOf(side.replicas);
+        side.wall += await load(side.urls, blockJobs, concurrency);
+        const used = perJob(before, await usageOf(side.replicas), blockJobs);
+        side.cpuPerJob.push(used.cpu);
+        side.total = side.total ? sumUsage(side.total, used) : used;
+      }
+    }
+    const ratios = sides.solo.cpuPerJob.map((c, i) => c / sides.trio.cpuPerJob[i]!);
+    const solo1 = scaleUsage(sides.solo.total!, 1 / blocks);
+    const trio3 = scaleUsage(sides.trio.total!, 1 / blocks);
     // The same three replicas, each as busy as the one was: three times the load (a process that idles between
     // events pays more per job, so the figure above mixes what replication costs with what a quieter process costs).
     const busyBefore = await usageOf(replicas);
-    const busyWall = await load(urls, jobs * urls.length, concurrency * urls.length);
-    const busy3 = perJob(busyBefore, await usageOf(replicas), jobs * urls.length);
-    const perCpu1 = 1 / solo1.cpu;
-    const perCpu3 = 1 / trio3.cpu;
-    const efficiency = `RESULT replicas_efficiency ${fmt(perCpu3 / perCpu1)}\n`;
+    const busyWall = await load(urls, blockJobs * urls.length, concurrency * urls.length);
+    const busy3 = perJob(busyBefore, await usageOf(replicas), blockJobs * urls.length);
+    const efficiency = `RESULT replicas_efficiency ${fmt(percentile(ratios, 50))}\n`;
     const costs = (u: Usage) => `${fmt(u.cpu * 1000, 2)} ms CPU and ${fmt(u.writes, 1)} write calls a job, PostgreSQL ${fmt(u.databaseCpu * 1000, 2)} ms CPU a job`;
+    const done = blockJobs * blocks;
     process.stdout.write(
-      `efficiency: 1 replica ${fmt(jobs / soloWall, 1)} jobs/s, ${fmt(perCpu1, 1)} jobs per CPU-s (${costs(solo1)}); ` +
-        `3 replicas ${fmt(jobs / trioWall, 1)} jobs/s, ${fmt(perCpu3, 1)} jobs per CPU-s (${costs(trio3)}; ` +
+      `efficiency: 1 replica ${fmt(done / sides.solo.wall, 1)} jobs/s, ${fmt(1 / solo1.cpu, 1)} jobs per CPU-s (${costs(solo1)}); ` +
+        `3 replicas ${fmt(done / sides.trio.wall, 1)} jobs/s, ${fmt(1 / trio3.cpu, 1)} jobs per CPU-s (${costs(trio3)}; ` +
         `${fmt(trio3.busMessages, 2)} bus messages, ${fmt(trio3.busBytes, 0)} bytes); ` +
-        `3 replicas at ${concurrency * urls.length} at a time ${fmt((jobs * urls.length) / busyWall, 1)} jobs/s, ${fmt(1 / busy3.cpu, 1)} jobs per CPU-s (${costs(busy3)}), ${fmt(solo1.cpu / busy3.cpu)} of the one\n`,
+        `3 against 1 block by block ${ratios.map((r) => fmt(r)).join(", ")} (median ${fmt(percentile(ratios, 50))}, all blocks together ${fmt(solo1.cpu / trio3.cpu)}); ` +
+        `3 replicas at ${concurrency * urls.length} at a time ${fmt((blockJobs * urls.length) / busyWall, 1)} jobs/s, ${fmt(1 / busy3.cpu, 1)} jobs per CPU-s (${costs(busy3)}), ${fmt(solo1.cpu / busy3.cpu)} of the one\n`,
     );
+    await solo.stop();
+    networks.pop();
     await trio.stop();
     networks.pop();
     if (onlyEfficiency) return void process.stdout.write(efficiency);
