@@ -143,27 +143,27 @@ export class CoordinatorMetrics {
     });
   }
 
-  /** With a bus: the other replicas this one hears, and the nodes each holds (bus/replica-link.ts). */
+  /** With a bus: the other replicas this one hears, the nodes each holds and the bus's round trip to each (bus/replica-link.ts). */
   observePeers(peers: () => Array<{ replica: string; nodes: number; rttMs: number | undefined }>): void {
-    new Gauge({
-      name: "tessera_replica_peer_nodes",
-      help: "Nodes held by each other replica this coordinator hears on the bus (a replica silent for 3.5 s is dropped)",
-      labelNames: ["replica"] as const,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const peer of peers()) this.set({ replica: peer.replica }, peer.nodes);
-      },
-    });
-    new Gauge({
-      name: "tessera_replica_peer_rtt_seconds",
-      help: "Round trip over the bus to each other replica and back, smoothed over about five beats (routing adds it to the round trip of that replica's nodes)",
-      labelNames: ["replica"] as const,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const peer of peers()) if (peer.rttMs !== undefined) this.set({ replica: peer.replica }, peer.rttMs / 1000);
-      },
-    });
+    const perPeer = (name: string, help: string, value: (peer: ReturnType<typeof peers>[number]) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["replica"] as const,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const peer of peers()) {
+            const v = value(peer);
+            if (v !== undefined) this.set({ replica: peer.replica }, v);
+          }
+        },
+      });
+    perPeer("tessera_replica_peer_nodes", "Nodes held by each other replica this coordinator hears on the bus (a replica silent for 3.5 s is dropped)", (p) => p.nodes);
+    perPeer(
+      "tessera_replica_peer_rtt_seconds",
+      "Round trip over the bus to each other replica and back, smoothed over about five beats (routing adds it to the round trip of that replica's nodes)",
+      (p) => (p.rttMs === undefined ? undefined : p.rttMs / 1000),
+    );
   }
 }

@@ -63,6 +63,12 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("three replicas on one 
     const metrics = await (await fetch(`${network.replicas.get("r-b")!.url}/metrics`)).text();
     expect(metrics).toMatch(/tessera_replica_peer_nodes\{replica="r-a"\} 2/);
     expect(metrics).toMatch(/tessera_replica_peer_nodes\{replica="r-c"\} 1/);
+    // And the bus's round trip to each of the others, measured from their echoes of its beats (routing adds it to a
+    // remote node's round trip): a few beats after the start, a figure for both.
+    await waitUntil(async () => {
+      const text = await (await fetch(`${network.replicas.get("r-b")!.url}/metrics`)).text();
+      return ["r-a", "r-c"].every((r) => new RegExp(`^tessera_replica_peer_rtt_seconds\\{replica="${r}"\\} \\d`, "m").test(text));
+    }, 15_000);
   }, 300_000);
 
   afterAll(async () => {
