@@ -83,22 +83,20 @@ async function usageOf(replicas: Array<{ url: string; process: { pid: number } }
       };
     }),
   );
-  const summed = each.reduce((a, b) => ({ cpu: a.cpu + b.cpu, writes: a.writes + b.writes, busMessages: a.busMessages + b.busMessages, busBytes: a.busBytes + b.busBytes }));
-  return { ...summed, databaseCpu: commandCpuSeconds("postgres") };
+  const database = { cpu: 0, databaseCpu: commandCpuSeconds("postgres"), writes: 0, busMessages: 0, busBytes: 0 };
+  return each.reduce<Usage>((a, b) => combine(a, { ...b, databaseCpu: 0 }, (x, y) => x + y), database);
 }
 
-/** The per-job usage of two blocks added (divide by the number of blocks for their mean). */
-function sumUsage(a: Usage, b: Usage): Usage {
-  return { cpu: a.cpu + b.cpu, databaseCpu: a.databaseCpu + b.databaseCpu, writes: a.writes + b.writes, busMessages: a.busMessages + b.busMessages, busBytes: a.busBytes + b.busBytes };
-}
+const USAGE_FIELDS = ["cpu", "databaseCpu", "writes", "busMessages", "busBytes"] as const;
 
-function scaleUsage(u: Usage, k: number): Usage {
-  return { cpu: u.cpu * k, databaseCpu: u.databaseCpu * k, writes: u.writes * k, busMessages: u.busMessages * k, busBytes: u.busBytes * k };
+/** `f` of each figure of `a` and `b`. */
+function combine(a: Usage, b: Usage, f: (x: number, y: number) => number): Usage {
+  return Object.fromEntries(USAGE_FIELDS.map((k) => [k, f(a[k], b[k])])) as unknown as Usage;
 }
 
 /** `after` less `before`, per job. */
 function perJob(before: Usage, after: Usage, jobs: number): Usage {
-  return { cpu: (after.cpu - before.cpu) / jobs, databaseCpu: (after.databaseCpu - before.databaseCpu) / jobs, writes: (after.writes - before.writes) / jobs, busMessages: (after.busMessages - before.busMessages) / jobs, busBytes: (after.busBytes - before.busBytes) / jobs };
+  return combine(before, after, (b, a) => (a - b) / jobs);
 }
 
 async function completion(url: string): Promise<void> {
@@ -246,12 +244,13 @@ export async function main(args: string[]): Promise<void> {
         side.wall += await load(side.urls, blockJobs, concurrency);
         const used = perJob(before, await usageOf(side.replicas), blockJobs);
         side.cpuPerJob.push(used.cpu);
-        side.total = side.total ? sumUsage(side.total, used) : used;
+        side.total = side.total ? combine(side.total, used, (x, y) => x + y) : used;
       }
     }
     const ratios = sides.solo.cpuPerJob.map((c, i) => c / sides.trio.cpuPerJob[i]!);
-    const solo1 = scaleUsage(sides.solo.total!, 1 / blocks);
-    const trio3 = scaleUsage(sides.trio.total!, 1 / blocks);
+    // The mean of the blocks' per-job figures.
+    const solo1 = combine(sides.solo.total!, sides.solo.total!, (x) => x / blocks);
+    const trio3 = combine(sides.trio.total!, sides.trio.total!, (x) => x / blocks);
     // The same three replicas, each as busy as the one was: three times the load (a process that idles between
     // events pays more per job, so the figure above mixes what replication costs with what a quieter process costs).
     const busyBefore = await usageOf(replicas);
