@@ -35,6 +35,7 @@ import { NodeCommandExecutor, dropModelsThatDoNotFit, withVramCap } from "./comm
 import { CoordinatorList } from "./coordinator-list.js";
 import { SessionClient, systemClock, type Clock, type WebSocketCtor } from "./session-client.js";
 import { signedPost, type FetchLike } from "./signed-http.js";
+import { nodeHttpFetch } from "./node-http-fetch.js";
 import { JOURNAL_FILE_NAME, ServedJournal, answerReceiptSign } from "./receipts/index.js";
 import { type IdleEffects, type IdleProbe, createIdleSupervisor, describeIdleAndLimits, recentOwnWork, releaseModelMemory, reloadModel } from "./idle/index.js";
 import { registerPayoutAddress } from "./payout-address.js";
@@ -96,7 +97,7 @@ export async function startDaemon(config: NodeConfig, deps: DaemonDeps): Promise
   const logger = deps.logger;
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? Math.random;
-  const fetchImpl: FetchLike = deps.fetch ?? ((input, init) => fetch(input, init));
+  const fetchImpl: FetchLike = deps.fetch ?? nodeHttpFetch;
   // The daemon signs every result and receipt: libsecp256k1 in WebAssembly (0.3 ms a signature against noble's 3 ms),
   // loaded here rather than at import so that CLI commands which never sign do not pay for it.
   const signer = deps.signer ?? (await import("@tessera/protocol/wasm-schnorr")).wasmSchnorrSigner(readKeyFile(config.paths.keyFile).secretKeyHex);

@@ -1,0 +1,158 @@
+import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { FetchLike } from "./signed-http.js";
+
+/** Statuses whose response has no body (the `Response` constructor refuses one). */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * Kept-alive connections are closed after 4 s idle, before the 5 s after which Node, uvicorn (vLLM, SGLang) and
+ * llama-server close theirs: a request never leaves on a socket the server is closing. Undici does the same.
+ */
+const IDLE_SOCKET_MS = 4_000;
+const agents = {
+  "http:": new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+  "https:": new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+} as const;
+
+/**
+ * The daemon's HTTP client (its backend and its coordinator): `fetch`'s shape on `node:http`, with keep-alive.
+ * Undici's `fetch` spends about half a millisecond of a small machine's CPU before a request leaves, and reads a
+ * streamed body through a chain of web streams; a job's request to its backend is on the path to the first token,
+ * and every token comes back through the body. Here the body is a web stream fed straight from the socket's chunks,
+ * paused while its reader is behind. What it keeps of `fetch`:
+ * - an abort (the signal's reason, a `TimeoutError` for `AbortSignal.timeout`) rejects the call, or errors a body
+ *   being read, and closes the connection;
+ * - a failure to connect rejects with `TypeError("fetch failed")` whose `cause` carries the socket's error code;
+ * - a body cut short errors its reader; a reader that cancels closes the connection.
+ * A request whose kept-alive socket the server had closed (a reset before any answer) is sent once more on a new
+ * connection, as Node's documentation advises. It does not follow redirects (a 3xx is answered as is) or ask for
+ * compressed bodies. Bodies are strings or bytes.
+ */
+export const nodeHttpFetch: FetchLike = (input, init) =>
+  new Promise<Response>((resolve, reject) => {
+    const url = new URL(input);
+    const signal = init.signal ?? undefined;
+    if (signal?.aborted) return reject(signal.reason);
+    const protocol = url.protocol;
+    if (protocol !== "http:" && protocol !== "https:") return reject(new TypeError(`fetch failed: unsupported protocol ${protocol}`));
+    const send = protocol === "https:" ? httpsRequest : httpRequest;
+    const body = requestBody(init.body);
+    const headers = headerRecord(init.headers);
+    if (body !== undefined) headers["content-length"] = body.byteLength;
+    const method = init.method ?? "GET";
+
+    let req: ClientRequest;
+    let abortBody: ((reason: unknown) => void) | undefined;
+    let settled = false;
+    const settle = () => {
+      settled = true;
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      const reason: unknown = signal!.reason;
+      abortBody?.(reason);
+      req.destroy();
+      if (settled) return;
+      settle();
+      reject(reason);
+    };
+    const responseOf = (res: IncomingMessage): Response => {
+      const status = res.statusCode ?? 0;
+      const answer = { status, statusText: res.statusMessage, headers: headersOf(res) };
+      if (NULL_BODY_STATUSES.has(status) || method === "HEAD") {
+        res.resume();
+        settle();
+        return new Response(null, answer);
+      }
+      settled = true; // the signal stays on until the body is done
+      const reply = responseBody(res, () => signal?.removeEventListener("abort", onAbort));
+      abortBody = reply.abort;
+      return new Response(reply.stream, answer);
+    };
+    const attempt = (retry: boolean) => {
+      req = send(url, { method, headers, agent: agents[protocol] }, (res) => {
+        try {
+          resolve(responseOf(res));
+        } catch (err) {
+          // A status or status text `Response` refuses: no answer fetch would have given either.
+          res.destroy();
+          settle();
+          reject(new TypeError("fetch failed", { cause: err }));
+        }
+      });
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        if (settled) return;
+        if (retry && req.reusedSocket && err.code === "ECONNRESET") return attempt(false);
+        settle();
+        reject(new TypeError("fetch failed", { cause: err }));
+      });
+      req.end(body);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    attempt(true);
+  });
+
+/**
+ * The response's body as a web stream fed from the socket's chunks, pausing the socket while the reader is behind.
+ * `done` runs once the body has ended, failed or been cancelled; `abort` errors it with the signal's reason.
+ */
+function responseBody(res: IncomingMessage, done: () => void): { stream: ReadableStream<Uint8Array>; abort: (reason: unknown) => void } {
+  let open = true;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const finish = (end: () => void) => {
+    if (!open) return;
+    open = false;
+    done();
+    end();
+  };
+  const stream = new ReadableStream<Uint8Array>({
+    start: (c) => {
+      controller = c;
+      res.on("data", (chunk: Buffer) => {
+        if (!open) return;
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if ((controller.desiredSize ?? 0) <= 0) res.pause();
+      });
+      res.once("end", () => finish(() => controller.close()));
+      // Cut short: the server or the connection went away before the body ended.
+      res.once("close", () =>
+        finish(() => controller.error(new TypeError("terminated", { cause: res.errored ?? new Error("the response ended before its body") }))),
+      );
+    },
+    pull: () => void res.resume(),
+    cancel: () => finish(() => res.destroy()),
+  });
+  return { stream, abort: (reason) => finish(() => controller.error(reason)) };
+}
+
+/** The response's headers; a header `Headers` refuses (a name or value no browser would accept) is left out. */
+function headersOf(res: IncomingMessage): Headers {
+  const headers = new Headers();
+  for (let i = 0; i < res.rawHeaders.length; i += 2) {
+    try {
+      headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+    } catch {
+      // not a header fetch would pass on either
+    }
+  }
+  return headers;
+}
+
+function requestBody(body: RequestInit["body"]): Uint8Array | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === "string") return Buffer.from(body);
+  if (body instanceof Uint8Array) return body;
+  throw new TypeError("nodeHttpFetch sends string or byte bodies only");
+}
+
+function headerRecord(headers: RequestInit["headers"]): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  if (headers === undefined) return out;
+  if (headers instanceof Headers || Array.isArray(headers)) {
+    for (const [name, value] of new Headers(headers)) out[name] = value;
+    return out;
+  }
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = typeof value === "string" ? value : [...value];
+  return out;
+}
