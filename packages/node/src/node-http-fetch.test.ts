@@ -25,6 +25,18 @@ afterEach(async () => {
   server = undefined;
 });
 
+/** A server that answers with one chunk and keeps the body open; `closed` resolves when the connection goes. */
+async function serveOpenBody(): Promise<{ base: string; closed: Promise<unknown> }> {
+  let closed!: (value: unknown) => void;
+  const done = new Promise((resolve) => (closed = resolve));
+  const base = await serve((_req, res) => {
+    res.once("close", closed);
+    res.writeHead(200);
+    res.write("first");
+  });
+  return { base, closed: done };
+}
+
 async function readAll(res: Response): Promise<string> {
   return new TextDecoder().decode(await res.arrayBuffer());
 }
@@ -94,12 +106,7 @@ describe("nodeHttpFetch", () => {
   });
 
   it("an abort mid-body errors the reader with the signal's reason and closes the connection", async () => {
-    let closed: Promise<unknown> | undefined;
-    const base = await serve((_req, res) => {
-      closed = once(res, "close");
-      res.writeHead(200);
-      res.write("first");
-    });
+    const { base, closed } = await serveOpenBody();
     const controller = new AbortController();
     const res = await nodeHttpFetch(`${base}/`, { signal: controller.signal });
     const reader = res.body!.getReader();
@@ -133,12 +140,7 @@ describe("nodeHttpFetch", () => {
   });
 
   it("a reader that cancels closes the connection", async () => {
-    let closed: Promise<unknown> | undefined;
-    const base = await serve((_req, res) => {
-      closed = once(res, "close");
-      res.writeHead(200);
-      res.write("first");
-    });
+    const { base, closed } = await serveOpenBody();
     const res = await nodeHttpFetch(`${base}/`, {});
     const reader = res.body!.getReader();
     await reader.read();
