@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { SseDecoder } from "@tessera/protocol";
 import { makeTinyModel, startCluster } from "@tessera/testkit";
 import { DEFAULT_PROGRESS_LIMITS, firstPartDeadline, nextPartDeadline } from "../packages/coordinator/src/jobs/progress-deadline.js";
-import { SPEED_EWMA_ALPHA } from "../packages/coordinator/src/jobs/speed-metrics.js";
+import { METRICS_EWMA_ALPHA } from "../packages/coordinator/src/store/metric-queries.js";
 import { fmt, percentile } from "./lib-stats.js";
 
 interface StreamSample {
@@ -79,8 +79,8 @@ function headroom(samples: StreamSample[], load: number): { firstToken: number; 
     if (s.maxGapMs > 0) stall = Math.min(stall, nextPartDeadline(0, { measured, load }, DEFAULT_PROGRESS_LIMITS) / s.maxGapMs);
     const soloTtft = s.ttftMs / load;
     const soloTps = s.tokens > 1 && s.decodeMs > 0 ? ((s.tokens - 1) * 1000 * load) / s.decodeMs : 0;
-    ttftEwma = ttftEwma === undefined ? soloTtft : ttftEwma + SPEED_EWMA_ALPHA * (soloTtft - ttftEwma);
-    if (soloTps > 0) tpsEwma = tpsEwma === undefined ? soloTps : tpsEwma + SPEED_EWMA_ALPHA * (soloTps - tpsEwma);
+    ttftEwma = ttftEwma === undefined ? soloTtft : ttftEwma + METRICS_EWMA_ALPHA * (soloTtft - ttftEwma);
+    if (soloTps > 0) tpsEwma = tpsEwma === undefined ? soloTps : tpsEwma + METRICS_EWMA_ALPHA * (soloTps - tpsEwma);
   }
   return { firstToken, stall };
 }

@@ -12,6 +12,7 @@ import { JobManager } from "./jobs/job-manager.js";
 import { DEFAULT_PROGRESS_LIMITS } from "./jobs/progress-deadline.js";
 import { SchedulerChooser } from "./jobs/scheduler-chooser.js";
 import { SpeedMetrics } from "./jobs/speed-metrics.js";
+import { SpeedWrites } from "./jobs/speed-writes.js";
 import { NodeStanding } from "./trust/node-standing.js";
 import { SpotChecks } from "./trust/spot-checks.js";
 import { StageChecks } from "./trust/stage-checks.js";
@@ -194,6 +195,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     : undefined;
   const messenger = relay ?? sessionMessenger(registry);
   const speed = new SpeedMetrics();
+  const speedWrites = new SpeedWrites({ store, clock, logger });
   const standing = new NodeStanding({
     clock,
     store,
@@ -231,6 +233,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     store,
     chooser: new SchedulerChooser(speed, Math.random, standing),
     speed,
+    speedWrites,
     standing,
     checks,
     logger,
@@ -452,6 +455,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     await link?.stop();
     await bus?.bus.close();
     await jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);
+    await speedWrites.flush();
     // Standing waits STANDING_WRITE_DELAY_MS before its writes, and receipt signatures are gathered: land both.
     await standing.settled();
     await writes.settled();

@@ -24,6 +24,7 @@ import { type Attempt, type JobEvent, LiveJob, type Segment } from "./live-job.j
 import type { Logger } from "../logger.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import type { SpeedMetrics } from "./speed-metrics.js";
+import type { SpeedWrites } from "./speed-writes.js";
 import type { NodeStanding, Offence } from "../trust/node-standing.js";
 import type { DeliveredAnswer, SpotChecks } from "../trust/spot-checks.js";
 import type { JobBilling } from "../payments/job-billing.js";
@@ -54,6 +55,8 @@ export interface JobManagerOptions {
   metrics?: CoordinatorMetrics;
   /** Where measured speed per node and model goes (the scheduler reads it). */
   speed: SpeedMetrics;
+  /** Where it is kept for a restart (written behind, in batches). */
+  speedWrites: Pick<SpeedWrites, "add">;
   /** How long an accepted job may go without a part before it is moved to another node. */
   progress?: ProgressLimits;
   /** Told how each node's turn at a job ended (reputation, cooldowns, probation). */
@@ -689,9 +692,7 @@ export class JobManager implements JobSink {
     const perStream = tokens > 1 && genMs > 0 ? ((tokens - 1) * 1000) / genMs : 0;
     const sample = { tokensPerSecond: perStream * Math.max(1, meanLoad), ttftMs };
     this.o.speed.record(attempt.nodeId, job.model, sample);
-    this.o.store.recordJobMetrics(attempt.nodeId, job.model, sample, new Date(now)).catch((err: unknown) => {
-      this.o.logger.error({ err }, "could not record job metrics");
-    });
+    this.o.speedWrites.add(attempt.nodeId, job.model, sample);
   }
 
   /** Tells the node to stop working on the job (its turn is over, for `reason`). */

@@ -1,4 +1,4 @@
 import type { Store } from "../store/types.js";
 
 /** The part of the store the job machinery writes to. */
-export type JobStorePort = Pick<Store, "insertJob" | "updateJob" | "addJobSegment" | "recordJobMetrics">;
+export type JobStorePort = Pick<Store, "insertJob" | "updateJob" | "addJobSegment">;

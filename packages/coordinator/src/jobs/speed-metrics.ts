@@ -1,3 +1,5 @@
+import { METRICS_EWMA_ALPHA } from "../store/metric-queries.js";
+
 /**
  * What the coordinator has measured of each node's speed per model: EWMAs of solo-equivalent decode rate and of
  * node-side time to first token, from real jobs. Nested model → node so routing looks a model up once per decision.
@@ -7,8 +9,6 @@ export interface MeasuredSpeed {
   ttftMs: number;
   jobs: number;
 }
-
-export const SPEED_EWMA_ALPHA = 0.3;
 
 export class SpeedMetrics {
   private readonly byModel = new Map<string, Map<string, MeasuredSpeed>>();
@@ -32,8 +32,8 @@ export class SpeedMetrics {
     const prev = this.get(nodeId, model);
     const next = prev
       ? {
-          tokensPerSecond: sample.tokensPerSecond > 0 ? prev.tokensPerSecond + SPEED_EWMA_ALPHA * (sample.tokensPerSecond - prev.tokensPerSecond) : prev.tokensPerSecond,
-          ttftMs: prev.ttftMs + SPEED_EWMA_ALPHA * (sample.ttftMs - prev.ttftMs),
+          tokensPerSecond: sample.tokensPerSecond > 0 ? prev.tokensPerSecond + METRICS_EWMA_ALPHA * (sample.tokensPerSecond - prev.tokensPerSecond) : prev.tokensPerSecond,
+          ttftMs: prev.ttftMs + METRICS_EWMA_ALPHA * (sample.ttftMs - prev.ttftMs),
           jobs: prev.jobs + 1,
         }
       : { ...sample, jobs: 1 };

@@ -202,8 +202,8 @@ export class KyselyStore implements Store {
     return apiKeys.touchApiKey(this.db, id, at);
   }
 
-  recordJobMetrics(nodeId: string, model: string, sample: JobMetricsSample, at: Date): Promise<NodeModelMetrics> {
-    return metrics.recordJobMetrics(this.db, nodeId, model, sample, at);
+  recordJobMetrics(nodeId: string, model: string, samples: readonly JobMetricsSample[], at: Date): Promise<NodeModelMetrics> {
+    return metrics.recordJobMetrics(this.db, nodeId, model, samples, at);
   }
   listNodeModelMetrics(filter?: { nodeId?: string }): Promise<NodeModelMetrics[]> {
     return metrics.listNodeModelMetrics(this.db, filter);

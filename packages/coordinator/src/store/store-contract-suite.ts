@@ -486,15 +486,15 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
 
     describe("measured speed", () => {
       it("keeps an EWMA (alpha 0.3) and a count per node and model", async () => {
-        const first = await store.recordJobMetrics(nodeId(1), "m", { tokensPerSecond: 100, ttftMs: 50 }, t(1));
+        const first = await store.recordJobMetrics(nodeId(1), "m", [{ tokensPerSecond: 100, ttftMs: 50 }], t(1));
         expect(first).toMatchObject({ tokensPerSecond: 100, ttftMs: 50, samples: 1 });
-        const second = await store.recordJobMetrics(nodeId(1), "m", { tokensPerSecond: 50, ttftMs: 150 }, t(2));
+        const second = await store.recordJobMetrics(nodeId(1), "m", [{ tokensPerSecond: 50, ttftMs: 150 }], t(2));
         expect(second.tokensPerSecond).toBeCloseTo(0.7 * 100 + 0.3 * 50, 9);
         expect(second.ttftMs).toBeCloseTo(0.7 * 50 + 0.3 * 150, 9);
         expect(second.samples).toBe(2);
         expect(second.updatedAt).toEqual(t(2));
-        await store.recordJobMetrics(nodeId(1), "other", { tokensPerSecond: 10, ttftMs: 5 }, t(3));
-        await store.recordJobMetrics(nodeId(2), "m", { tokensPerSecond: 20.5, ttftMs: 7 }, t(3));
+        await store.recordJobMetrics(nodeId(1), "other", [{ tokensPerSecond: 10, ttftMs: 5 }], t(3));
+        await store.recordJobMetrics(nodeId(2), "m", [{ tokensPerSecond: 20.5, ttftMs: 7 }], t(3));
         const all = await store.listNodeModelMetrics();
         expect(all.map((m) => [m.nodeId, m.model, m.samples])).toEqual([
           [nodeId(1), "m", 2],
@@ -504,9 +504,33 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         expect((await store.listNodeModelMetrics({ nodeId: nodeId(2) }))[0]?.tokensPerSecond).toBe(20.5);
       });
 
+      it("folds a run of samples in one write exactly as one write each, a sample without a rate leaving the rate", async () => {
+        const run = [
+          { tokensPerSecond: 40, ttftMs: 90 },
+          { tokensPerSecond: 0, ttftMs: 30 },
+          { tokensPerSecond: 80, ttftMs: 10 },
+          { tokensPerSecond: 55.5, ttftMs: 200 },
+        ];
+        // One at a time on node 1, the same run in two batches on node 2 (the first batch creates the row).
+        for (const [i, sample] of run.entries()) await store.recordJobMetrics(nodeId(1), "m", [sample], t(i));
+        await store.recordJobMetrics(nodeId(2), "m", run.slice(0, 3), t(2));
+        const batched = await store.recordJobMetrics(nodeId(2), "m", run.slice(3), t(3));
+        const [single] = await store.listNodeModelMetrics({ nodeId: nodeId(1) });
+        // By hand: the rate skips the 0 (40 → 0.7·40 + 0.3·80 = 52 → 0.7·52 + 0.3·55.5 = 53.05).
+        expect(single!.tokensPerSecond).toBeCloseTo(53.05, 9);
+        expect(single!.ttftMs).toBeCloseTo(0.7 * (0.7 * (0.7 * 90 + 0.3 * 30) + 0.3 * 10) + 0.3 * 200, 9);
+        expect(batched.tokensPerSecond).toBeCloseTo(single!.tokensPerSecond, 9);
+        expect(batched.ttftMs).toBeCloseTo(single!.ttftMs, 9);
+        expect([batched.samples, single!.samples]).toEqual([4, 4]);
+        expect(batched.updatedAt).toEqual(t(3));
+      });
+
       it("refuses a negative or non-finite sample and changes nothing", async () => {
-        await expectCode(store.recordJobMetrics(nodeId(1), "m", { tokensPerSecond: -1, ttftMs: 5 }, t(1)), "bad_request");
-        await expectCode(store.recordJobMetrics(nodeId(1), "m", { tokensPerSecond: 5, ttftMs: Number.NaN }, t(1)), "bad_request");
+        await expectCode(store.recordJobMetrics(nodeId(1), "m", [{ tokensPerSecond: -1, ttftMs: 5 }], t(1)), "bad_request");
+        await expectCode(store.recordJobMetrics(nodeId(1), "m", [{ tokensPerSecond: 5, ttftMs: Number.NaN }], t(1)), "bad_request");
+        // One bad sample in a run refuses the whole run.
+        await expectCode(store.recordJobMetrics(nodeId(1), "m", [{ tokensPerSecond: 5, ttftMs: 5 }, { tokensPerSecond: Infinity, ttftMs: 5 }], t(1)), "bad_request");
+        await expectCode(store.recordJobMetrics(nodeId(1), "m", [], t(1)), "bad_request");
         expect(await store.listNodeModelMetrics()).toEqual([]);
       });
     });
@@ -682,7 +706,7 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         const short = HOSTILE.filter((h) => h.length <= MAX_KEY_TEXT);
         for (const [i, text] of short.entries()) {
           await store.createApiKey({ id: `k${i}`, name: text, tokenSha256: (i + 10).toString(16).padStart(64, "0"), rateLimitPerMinute: 5, createdAt: t(0) });
-          await store.recordJobMetrics(nodeId(1), text, { tokensPerSecond: 1, ttftMs: 1 }, t(0));
+          await store.recordJobMetrics(nodeId(1), text, [{ tokensPerSecond: 1, ttftMs: 1 }], t(0));
         }
         expect((await store.listApiKeys()).map((k) => k.name)).toEqual(short.map(storableText));
         expect((await store.listNodeModelMetrics()).map((m) => m.model).sort()).toEqual(short.map(storableText).sort());
@@ -690,12 +714,12 @@ export function defineStoreContract(label: string, openHarness: () => Promise<St
         expect(await store.revokeApiKey(short[0]!, t(1))).toBe(true);
         const long = "x".repeat(MAX_KEY_TEXT + 1);
         await expectCode(store.createApiKey({ id: "long", name: long, tokenSha256: sha("f"), rateLimitPerMinute: 5, createdAt: t(0) }), "bad_request");
-        await expectCode(store.recordJobMetrics(nodeId(1), long, { tokensPerSecond: 1, ttftMs: 1 }, t(0)), "bad_request");
+        await expectCode(store.recordJobMetrics(nodeId(1), long, [{ tokensPerSecond: 1, ttftMs: 1 }], t(0)), "bad_request");
         // A random (incompressible) key of the maximum length in 4-byte characters fits PostgreSQL's index too.
         const widest = Array.from({ length: MAX_KEY_TEXT / 2 }, (_, i) => String.fromCodePoint(0x10000 + ((i * 7919) % 0xfffff))).join("");
         expect(widest.length).toBe(MAX_KEY_TEXT);
         await store.createApiKey({ id: "wide", name: widest, tokenSha256: sha("e"), rateLimitPerMinute: 5, createdAt: t(0) });
-        await store.recordJobMetrics(nodeId(1), widest, { tokensPerSecond: 1, ttftMs: 1 }, t(0));
+        await store.recordJobMetrics(nodeId(1), widest, [{ tokensPerSecond: 1, ttftMs: 1 }], t(0));
       });
 
       it("expires hostile content like any other", async () => {

@@ -532,7 +532,8 @@ export interface Store {
   touchApiKey(id: string, at: Date): Promise<void>;
 
   // measured speed
-  recordJobMetrics(nodeId: string, model: string, sample: JobMetricsSample, at: Date): Promise<NodeModelMetrics>;
+  /** Folds a run of samples of one node and model, in the order measured, into its EWMAs (one write). */
+  recordJobMetrics(nodeId: string, model: string, samples: readonly JobMetricsSample[], at: Date): Promise<NodeModelMetrics>;
   listNodeModelMetrics(filter?: { nodeId?: string }): Promise<NodeModelMetrics[]>;
 
   // node commands

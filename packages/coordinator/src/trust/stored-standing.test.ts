@@ -25,7 +25,7 @@ describe("storedStandings", () => {
     stores.push(store);
     for (const n of [1, 2, 3, 4]) {
       await store.upsertNode({ id: id(n), version: "1", hardware: { cpu_cores: 1, ram_mb: 1, gpus: [], tier: "cpu" }, models: [{ id: "m", backend: "b" }], maxConcurrency: 1, operatorId: id(n), delegationExpiresAt: null }, new Date(NOW));
-      for (let j = 0; j < 5; j++) await store.recordJobMetrics(id(n), "m", { tokensPerSecond: n === 1 ? 5 : 10, ttftMs: 100 }, new Date(NOW));
+      for (let j = 0; j < 5; j++) await store.recordJobMetrics(id(n), "m", [{ tokensPerSecond: n === 1 ? 5 : 10, ttftMs: 100 }], new Date(NOW));
     }
     await store.saveNodeStanding({
       nodeId: id(1),
