@@ -179,7 +179,7 @@ describe("llama-server adapter against a real llama-server", () => {
 describe("a continuation on a real llama-server", () => {
   const N = 64;
 
-  it("after 1, 20 or 63 tokens has exactly the log-probabilities and text of the uninterrupted answer, on a fresh server and on one whose slot holds that answer", async (ctx) => {
+  it("after 1, 20 or 63 tokens has exactly the log-probabilities and text of the uninterrupted answer, on a fresh server and on one whose slot holds that answer; the answer asked again there is the same", async (ctx) => {
     if (skipReason) return ctx.skip();
     const modelPath = join(dir, "canon-50m.gguf");
     await makeTinyModel({ path: modelPath, seed: 7, preset: "50m", vocab: "spm", chatTemplate: CHATML });
@@ -208,12 +208,15 @@ describe("a continuation on a real llama-server", () => {
       expect(deltas(parts).map((d) => d.text).join("")).toBe(reference.text);
       // The slot now holds this very answer: a prompt found whole in the cache must still be evaluated as one batch.
       const warm = await continueOn(llamaServer, model, promptTokens, reference.tokens.slice(0, 20));
-      return { promptTokens, reference, entries: entriesOf(parts), warm };
+      // And a fresh answer to the same prompt, on the slot that holds it, is evaluated afresh too: the same answer.
+      const again = entriesOf(await collect(llamaServer.doStream(ask(model, {}))));
+      return { promptTokens, reference, entries: entriesOf(parts), warm, again };
     });
     expect(whole.entries).toHaveLength(N);
     const expected = (k: number) => ({ logprobs: whole.entries.slice(k).map((e) => e.logprob), text: whole.entries.slice(k).map((e) => e.token).join("") });
     const got = (entries: typeof whole.entries) => ({ logprobs: entries.map((e) => e.logprob), text: entries.map((e) => e.token).join("") });
     expect(got(whole.warm), "continued after 20 on the warm server").toEqual(expected(20));
+    expect(got(whole.again), "the same answer asked again on the warm server").toEqual(expected(0));
     for (const k of [1, 20, N - 1]) {
       const rest = await onServer((llamaServer, model) => continueOn(llamaServer, model, whole.promptTokens, whole.reference.tokens.slice(0, k)));
       expect(got(rest), `continued after ${k} on a fresh server`).toEqual(expected(k));

@@ -68,7 +68,8 @@ describe("llama-server: canonical prompt", () => {
     expect(parts[0]).toEqual({ type: "prompt", tokens: ids });
     expect(parts.at(-1)).toEqual({ type: "finish", reason: "length" });
     const run = calls.find((c) => c.path === "/v1/completions")!;
-    expect(run.body).toMatchObject({ model: "m", prompt: ids, max_tokens: 1, temperature: 0 });
+    // A fresh answer's prompt is evaluated afresh, whatever the slot's cache holds (llama-server-adapter.ts).
+    expect(run.body).toMatchObject({ model: "m", prompt: ids, max_tokens: 1, temperature: 0, cache_prompt: false });
     expect(calls.some((c) => c.path === "/v1/chat/completions")).toBe(false);
   });
 
@@ -84,7 +85,7 @@ describe("llama-server: canonical prompt", () => {
     expect(calls[0]!.body).toEqual({ prompt: [1, 5, 6], cache_prompt: false, ...step });
     expect(calls[1]!.body).toEqual({ prompt: [1, 5, 6, 40], cache_prompt: true, ...step });
     expect(calls[2]!.body).toEqual({ prompt: [1, 5, 6, 40, 41], cache_prompt: true, ...step });
-    expect(calls[3]!.body).toMatchObject({ prompt: [1, 5, 6, 40, 41, 42] });
+    expect(calls[3]!.body).toMatchObject({ prompt: [1, 5, 6, 40, 41, 42], cache_prompt: true });
   });
 
   it("a continuation after more than 64 tokens is not replayed: it goes in one batch", async () => {
@@ -117,7 +118,7 @@ describe("llama-server: canonical prompt", () => {
     expect(parts[0]).toEqual({ type: "prompt", tokens: ids });
     const run = calls.find((c) => c.path === "/completion")!;
     const grammar = await outputGrammar(request.sampling);
-    expect(run.body).toEqual({ prompt: ids, n_predict: 32, temperature: 0, top_p: 1, grammar: grammar.ok && grammar.grammar.kind === "tools" ? grammar.grammar.text : "?", stream: true, cache_prompt: true });
+    expect(run.body).toEqual({ prompt: ids, n_predict: 32, temperature: 0, top_p: 1, grammar: grammar.ok && grammar.grammar.kind === "tools" ? grammar.grammar.text : "?", stream: true, cache_prompt: false });
     // The call, whole, with every token it took; the grammar's four newlines end it (the server is then stopped: the
     // fifth chunk is never read).
     expect(parts.slice(1)).toEqual([
@@ -187,7 +188,7 @@ describe("llama-server: canonical prompt", () => {
     expect(calls.map((c) => c.path)).toEqual(["/completion", "/completion", "/completion"]);
     expect(calls[0]!.body).toMatchObject({ prompt: [1, 5, 6], cache_prompt: false, n_predict: 1 });
     expect(calls[1]!.body).toMatchObject({ prompt: [1, 5, 6, 40], cache_prompt: true, n_predict: 1 });
-    expect(calls[2]!.body).toMatchObject({ prompt: [1, 5, 6, 40, 41], grammar: TEXT_BRANCH_REST_GRAMMAR, stream: true });
+    expect(calls[2]!.body).toMatchObject({ prompt: [1, 5, 6, 40, 41], grammar: TEXT_BRANCH_REST_GRAMMAR, stream: true, cache_prompt: true });
   });
 
   it("declines a continuation inside a call or a JSON answer, and logprobs under a grammar, with unsupported_parameter before any generation", async () => {

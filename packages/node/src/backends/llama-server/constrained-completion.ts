@@ -6,6 +6,7 @@ import type { OutputKind } from "../../constrained/output-grammar.js";
 import { backendErrorMessage, errorFromFetchFailure, errorFromResponse, errorPart, isErrorEvent } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
 import { readSseData } from "../http/read-body.js";
+import { continuesAnAnswer } from "./prefix-replay.js";
 
 export interface LlamaServerConstrainedOptions {
   baseURL: string;
@@ -63,7 +64,7 @@ export function createLlamaServerConstrainedCompletion(options: LlamaServerConst
       ...(sampling.seed !== undefined ? { seed: sampling.seed } : {}),
       grammar: run.grammar,
       stream: true,
-      cache_prompt: true,
+      cache_prompt: continuesAnAnswer(request),
     };
     const cancelled = (completion: number, prompt: number): StreamPart[] => [
       { type: "usage", prompt_tokens: prompt, completion_tokens: completion },

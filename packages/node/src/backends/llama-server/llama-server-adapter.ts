@@ -4,7 +4,7 @@ import { joinUrl } from "../http/join-url.js";
 import { createLlamaServerPrompt, withCanonicalPrompt } from "./canonical-prompt.js";
 import { createLlamaServerScorer } from "./llama-server-score.js";
 import { withForcedToolCalls } from "./forced-tool-calls.js";
-import { createLlamaServerPrefixReplay } from "./prefix-replay.js";
+import { continuesAnAnswer, createLlamaServerPrefixReplay } from "./prefix-replay.js";
 import { createLlamaServerConstrainedCompletion } from "./constrained-completion.js";
 
 /**
@@ -26,6 +26,10 @@ import { createLlamaServerConstrainedCompletion } from "./constrained-completion
  *   passing on prose (forced-tool-calls.ts).
  * - A continuation (failover) first replays its prefix into the server's slot one token at a time, as the first node
  *   evaluated it, so the join is exact (prefix-replay.ts).
+ * - A fresh answer's prompt is evaluated afresh, as one batch (`cache_prompt: false`), as the embedded engine does on a
+ *   cleared sequence: a prompt found whole in a slot's cache has its last token evaluated alone again, and a greedy
+ *   answer then parts from the embedded engine's (and from its own on a fresh slot) tens of tokens later. Only a
+ *   continuation uses the cache, which its prefix replay has just filled (prefix-replay.ts).
  * - One llama-server scores given tokens for spot checks (llama-server-score.ts), so its node can be a reference.
  */
 export interface LlamaServerOptions {
@@ -54,6 +58,7 @@ export function createLlamaServerAdapter(options: LlamaServerOptions): BackendAd
     assistantPrefix: "trailing-assistant",
     generationOptions: { jsonObject: "native" },
     embeddingModels: options.embeddingModels,
+    completionFields: (request) => ({ cache_prompt: continuesAnAnswer(request) }),
     refineError: (status, message) =>
       status === 400 && message.includes("could not find real modelID") ? "model_not_found" : undefined,
     loadedModels: options.swap

@@ -1,3 +1,4 @@
+import type { GenerateRequest } from "../adapter.js";
 import { EXACT_REPLAY_MAX_TOKENS } from "../exact-replay.js";
 import { errorFromFetchFailure, errorFromResponse } from "../http/backend-error.js";
 import { joinUrl } from "../http/join-url.js";
@@ -52,4 +53,13 @@ export function createLlamaServerPrefixReplay(options: LlamaServerPrefixReplayOp
     await step(prompt, false, signal);
     for (let i = 1; i < prefix.length; i++) await step([...prompt, ...prefix.slice(0, i)], true, signal);
   };
+}
+
+/**
+ * The request continues an answer another node began, so its prefix replay has just filled the slot's cache for it
+ * (`cache_prompt: true`). A fresh answer's prompt is evaluated afresh (`cache_prompt: false`), as the embedded engine
+ * evaluates it on a cleared sequence: a prompt found whole in the cache has its last token evaluated alone again.
+ */
+export function continuesAnAnswer(request: Pick<GenerateRequest, "assistantPrefix" | "assistantPrefixTokens">): boolean {
+  return (request.assistantPrefixTokens?.length ?? 0) > 0 || (request.assistantPrefix ?? "") !== "";
 }

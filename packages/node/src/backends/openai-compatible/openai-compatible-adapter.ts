@@ -45,6 +45,8 @@ export interface OpenAICompatibleOptions {
    * ignores it, and its answers then carry no ids). They make the answers checkable: a spot check needs every token's id.
    */
   requestTokenIds?: boolean;
+  /** Server-specific fields of a `/v1/completions` body (a raw prompt, or a chat as canonical prompt ids), per request. */
+  completionFields?: (request: GenerateRequest) => Record<string, unknown>;
   /** Scores given tokens (spot-check references); its generative models are then announced with `scoring: true`. */
   score?: (request: ScoreRequest) => Promise<ScoreResult>;
 }
@@ -158,6 +160,7 @@ class OpenAICompatibleAdapter implements BackendAdapter {
       throw err;
     }
     if (this.options.requestTokenIds) body.return_token_ids = true;
+    if (completion && this.options.completionFields) Object.assign(body, this.options.completionFields(request));
     const url = this.url(completion ? "/v1/completions" : "/v1/chat/completions");
     let res: Response;
     try {
