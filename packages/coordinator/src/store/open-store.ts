@@ -11,7 +11,7 @@ import { usePreparedStatements } from "./postgres-prepared-statements.js";
 import { FIRST_MIGRATION, migrationProvider, SCRUB_AFTER } from "./migrations/index.js";
 import type { Database } from "./schema.js";
 import { withStatementCache } from "./sqlite-statement-cache.js";
-import { StorableTextPlugin } from "./storable-text.js";
+import { storableTextDialect } from "./storable-text.js";
 import type { Store, StoreLog, StoreOptions } from "./types.js";
 
 /** Postgres identifiers we accept for `schema`: plain lowercase names, so quoting is never ambiguous. */
@@ -71,8 +71,7 @@ async function openSqlite(path: string, keyDir: string | undefined, log: StoreLo
   }
   if (onDisk) for (const suffix of SQLITE_COMPANIONS) ensurePrivateFile(path + suffix, modeLog(log));
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: withStatementCache(raw) }),
-    plugins: [new StorableTextPlugin()],
+    dialect: storableTextDialect(new SqliteDialect({ database: withStatementCache(raw) })),
   });
   // After an expiry sweep, the WAL still holds the pages as they were before it: copy the (zeroed) pages into the
   // database and cut the WAL to zero bytes. Through Kysely, so it waits for a transaction in progress on the one
@@ -109,13 +108,14 @@ async function openPostgres(
   });
   pool.on("connect", (client) => usePreparedStatements(client));
   const db = new Kysely<Database>({
-    dialect: new PostgresDialect({
-      pool,
-      onCreateConnection: schema
-        ? (connection) => connection.executeQuery(CompiledQuery.raw(`set search_path to "${schema}"`)).then(() => {})
-        : undefined,
-    }),
-    plugins: [new StorableTextPlugin()],
+    dialect: storableTextDialect(
+      new PostgresDialect({
+        pool,
+        onCreateConnection: schema
+          ? (connection) => connection.executeQuery(CompiledQuery.raw(`set search_path to "${schema}"`)).then(() => {})
+          : undefined,
+      }),
+    ),
   });
   const where = `PostgreSQL ${redactUrl(url)}${schema ? ` schema ${schema}` : ""}`;
   if (schema !== undefined) {
