@@ -10,17 +10,19 @@
  * - efficiency: the same load (N chat completions of 16 tokens, C at a time) on one replica with three daemons, and on
  *   three replicas with one daemon each and clients spread over all three (the scheduler may send a job to a node
  *   another replica holds). Jobs per coordinator CPU-second (process_cpu_seconds_total of every replica), 3 against 1.
- *   Both networks run side by side and take the load in alternating blocks (N / --blocks jobs each, which side goes
- *   first alternating too): the CPU a job of the same code moved by half between runs minutes apart on a shared VM,
+ *   Both networks run side by side and take the load in interleaved blocks (N / --blocks jobs each, the order of the
+ *   sides turning by one each block): the CPU a job of the same code moved by half between runs minutes apart on a shared VM,
  *   and interleaving puts both sides under the same drift. The RESULT is the median of the blocks' ratios (an odd
  *   number of blocks, so it is one block's), printed with all of them. Each replica is warmed with --warm-up jobs
  *   first (its JIT, its pools), so neither side pays for compiling; beside the figure, each side's CPU and write system
  *   calls per job (/proc), the CPU per job of the PostgreSQL server the replicas share (every process named postgres,
  *   the idle network's few background queries included), and the bus messages and bytes sent per job
- *   (tessera_bus_messages_total, tessera_bus_bytes_total). Then the three replicas again at three times the load, each
- *   as busy as the one was, printed beside it (not the RESULT): a process that idles between events pays more per job
- *   (more wake-ups, fewer events per read, smaller group commits), so this separates what replication itself costs
- *   from what running each process at a third of the load costs.
+ *   (tessera_bus_messages_total, tessera_bus_bytes_total). Two more sides take the load in every block, interleaved
+ *   the same way: the three replicas at three times the load, each as busy as the one was (RESULT
+ *   replicas_efficiency_equal_load: what replication costs at equal load a replica), and the one replica at a third of
+ *   the load, as busy as each of the three (what a process pays a job when it idles between events: more wake-ups,
+ *   fewer events a read, smaller group commits). Together they separate what replication itself costs from what
+ *   running each process at a third of the load costs.
  * - cross TTFT: three replicas, one node, on A; streams sent to A and to B (which reaches the node through A),
  *   interleaved one at a time after TTFT_WARM_UP_ROUNDS of each; the difference of the medians is what the bus adds
  *   to the time to first token (the median of each cross stream's TTFT less its neighbouring local one's is printed
@@ -33,7 +35,7 @@
  *   replica at its address before the next), so 12 samples of the time until a dead replica's nodes serve again.
  */
 import { SseDecoder } from "@tessera/protocol";
-import { ReplicaNetwork, startFakeOpenAICompatible, waitUntil } from "@tessera/testkit";
+import { ReplicaNetwork, type ReplicaProcess, startFakeOpenAICompatible, waitUntil } from "@tessera/testkit";
 import { startCpuPressure } from "./lib-cpu-pressure.js";
 import { commandCpuSeconds, processWriteCalls } from "./lib-process-cpu.js";
 import { fmt, percentile } from "./lib-stats.js";
@@ -193,7 +195,7 @@ export async function main(args: string[]): Promise<void> {
     // bus to A. Then b1 and c1 join, one node a replica, for the efficiency load.
     const trio = await ReplicaNetwork.create({ bus: true, coordinatorArgs: quiet, coordinatorNodeFlags: prof });
     networks.push(trio);
-    const replicas = [];
+    const replicas: ReplicaProcess[] = [];
     for (const id of ["r-a", "r-b", "r-c"]) replicas.push(await trio.startReplica(id));
     const urls = replicas.map((r) => r.url);
     await trio.startDaemon("a1", ["r-a"], node);
@@ -234,37 +236,54 @@ export async function main(args: string[]): Promise<void> {
     await load([one.url], warmUpJobs, concurrency);
     await load(urls, warmUpJobs * urls.length, concurrency);
 
-    const sides = {
-      solo: { urls: [one.url], replicas: [one], total: undefined as Usage | undefined, wall: 0, cpuPerJob: [] as number[] },
-      trio: { urls, replicas, total: undefined as Usage | undefined, wall: 0, cpuPerJob: [] as number[] },
-    };
+    // Four sides take the load in each block, in an order that turns by one each block: one replica at C streams;
+    // three at C (the RESULT: the same load, spread); three at 3C (each replica as busy as the one); and the one
+    // replica at C/3 (as busy as each of the three at C). The last two separate what replication costs from what a
+    // process pays a job when it idles between events (more wake-ups, fewer events a read, smaller group commits).
+    const third = Math.max(1, Math.round(concurrency / urls.length));
+    const side = (name: string, sideUrls: string[], sideReplicas: typeof replicas, streams: number, sideJobs: number) => ({
+      name,
+      urls: sideUrls,
+      replicas: sideReplicas,
+      streams,
+      jobs: sideJobs,
+      total: undefined as Usage | undefined,
+      wall: 0,
+      cpuPerJob: [] as number[],
+    });
+    const solo1 = side("solo", [one.url], [one], concurrency, blockJobs);
+    const trio3 = side("trio", urls, replicas, concurrency, blockJobs);
+    const busy3 = side("busy", urls, replicas, concurrency * urls.length, blockJobs * urls.length);
+    const soloThird = side("third", [one.url], [one], third, blockJobs);
+    const sides = [solo1, trio3, busy3, soloThird];
     for (let b = 0; b < blocks; b++) {
-      for (const side of b % 2 === 0 ? ([sides.solo, sides.trio] as const) : ([sides.trio, sides.solo] as const)) {
-        const before = await usageOf(side.replicas);
-        side.wall += await load(side.urls, blockJobs, concurrency);
-        const used = perJob(before, await usageOf(side.replicas), blockJobs);
-        side.cpuPerJob.push(used.cpu);
-        side.total = side.total ? combine(side.total, used, (x, y) => x + y) : used;
+      for (let k = 0; k < sides.length; k++) {
+        const s = sides[(b + k) % sides.length]!;
+        const before = await usageOf(s.replicas);
+        s.wall += await load(s.urls, s.jobs, s.streams);
+        const used = perJob(before, await usageOf(s.replicas), s.jobs);
+        s.cpuPerJob.push(used.cpu);
+        s.total = s.total ? combine(s.total, used, (x, y) => x + y) : used;
       }
     }
-    const ratios = sides.solo.cpuPerJob.map((c, i) => c / sides.trio.cpuPerJob[i]!);
+    /** Block by block, the one replica's CPU a job against `other`'s. */
+    const against = (other: typeof solo1) => solo1.cpuPerJob.map((c, i) => c / other.cpuPerJob[i]!);
+    const ratios = against(trio3);
+    const equalLoad = against(busy3);
+    const thirdLoad = against(soloThird);
     // The mean of the blocks' per-job figures.
-    const solo1 = combine(sides.solo.total!, sides.solo.total!, (x) => x / blocks);
-    const trio3 = combine(sides.trio.total!, sides.trio.total!, (x) => x / blocks);
-    // The same three replicas, each as busy as the one was: three times the load (a process that idles between
-    // events pays more per job, so the figure above mixes what replication costs with what a quieter process costs).
-    const busyBefore = await usageOf(replicas);
-    const busyWall = await load(urls, blockJobs * urls.length, concurrency * urls.length);
-    const busy3 = perJob(busyBefore, await usageOf(replicas), blockJobs * urls.length);
-    const efficiency = `RESULT replicas_efficiency ${fmt(percentile(ratios, 50))}\n`;
+    const mean = (s: typeof solo1) => combine(s.total!, s.total!, (x) => x / blocks);
+    const [m1, m3, mBusy, mThird] = [mean(solo1), mean(trio3), mean(busy3), mean(soloThird)];
+    const efficiency = `RESULT replicas_efficiency ${fmt(percentile(ratios, 50))}\nRESULT replicas_efficiency_equal_load ${fmt(percentile(equalLoad, 50))}\n`;
     const costs = (u: Usage) => `${fmt(u.cpu * 1000, 2)} ms CPU and ${fmt(u.writes, 1)} write calls a job, PostgreSQL ${fmt(u.databaseCpu * 1000, 2)} ms CPU a job`;
-    const done = blockJobs * blocks;
+    const rate = (s: typeof solo1) => `${fmt((s.jobs * blocks) / s.wall, 1)} jobs/s, ${fmt(1 / mean(s).cpu, 1)} jobs per CPU-s`;
+    const list = (r: number[]) => `${r.map((x) => fmt(x)).join(", ")} (median ${fmt(percentile(r, 50))})`;
     process.stdout.write(
-      `efficiency: 1 replica ${fmt(done / sides.solo.wall, 1)} jobs/s, ${fmt(1 / solo1.cpu, 1)} jobs per CPU-s (${costs(solo1)}); ` +
-        `3 replicas ${fmt(done / sides.trio.wall, 1)} jobs/s, ${fmt(1 / trio3.cpu, 1)} jobs per CPU-s (${costs(trio3)}; ` +
-        `${fmt(trio3.busMessages, 2)} bus messages, ${fmt(trio3.busBytes, 0)} bytes); ` +
-        `3 against 1 block by block ${ratios.map((r) => fmt(r)).join(", ")} (median ${fmt(percentile(ratios, 50))}, all blocks together ${fmt(solo1.cpu / trio3.cpu)}); ` +
-        `3 replicas at ${concurrency * urls.length} at a time ${fmt((blockJobs * urls.length) / busyWall, 1)} jobs/s, ${fmt(1 / busy3.cpu, 1)} jobs per CPU-s (${costs(busy3)}), ${fmt(solo1.cpu / busy3.cpu)} of the one\n`,
+      `efficiency: 1 replica at ${concurrency} at a time ${rate(solo1)} (${costs(m1)}); ` +
+        `3 replicas at ${concurrency} ${rate(trio3)} (${costs(m3)}; ${fmt(m3.busMessages, 2)} bus messages, ${fmt(m3.busBytes, 0)} bytes); ` +
+        `3 against 1 block by block ${list(ratios)}, all blocks together ${fmt(m1.cpu / m3.cpu)}\n` +
+        `  each replica as busy as the one: 3 replicas at ${busy3.streams} ${rate(busy3)} (${costs(mBusy)}); against the one ${list(equalLoad)}\n` +
+        `  the one replica as busy as each of the three: at ${third} at a time ${rate(soloThird)} (${costs(mThird)}); the one at ${concurrency} against it ${list(thirdLoad)}\n`,
     );
     await solo.stop();
     networks.pop();
