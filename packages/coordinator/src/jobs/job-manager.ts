@@ -113,9 +113,9 @@ export class JobManager implements JobSink {
   }
 
   /**
-   * Creates the job durably, queues it, and tries to dispatch it at once. The job goes to a node while its record is
-   * written: the client waits for the node's first token, not for the write, and every later write of the job queues
-   * behind this one (`job.persisted`). Resolves once the record is written; a job that could not be stored is stopped
+   * Creates the job durably, queues it, and tries to dispatch it at once. The job goes to a node first and its record
+   * is built and written after: the client waits for the node's first token, not for the write, and every later write
+   * of the job queues behind this one (`job.persisted`). Resolves once the record is written; a job that could not be stored is stopped
    * on its node and refused with `store_error`, and nothing of it is kept.
    */
   async submit(req: SubmitRequest): Promise<LiveJob> {
@@ -129,7 +129,10 @@ export class JobManager implements JobSink {
     const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, sampling, req.nodeId, now, req.rawPrompt === true);
     // The greatest cost is held before the job exists anywhere: a client who cannot cover it gets insufficient_funds.
     await this.o.billing?.open(job);
-    const stored = this.o.store.insertJob({
+    // The record is sealed, hashed and built after the assignment has gone out (a microtask later, still before any
+    // I/O): the node starts on the prompt while this process does that work.
+    const stored = Promise.resolve().then(() =>
+      this.o.store.insertJob({
         id: job.id,
         ownerId: job.ownerId,
         model: job.model,
@@ -141,7 +144,8 @@ export class JobManager implements JobSink {
         createdAt: new Date(now),
         contentExpiresAt: new Date(now + this.o.resultTtlMs),
         replicaId: this.o.replicaId,
-      });
+      }),
+    );
     job.persisted = stored.then(
       () => undefined,
       () => undefined,

@@ -1,0 +1,74 @@
+/**
+ * What stands between a client's request and its first token on the coordinator (docs/operator-coordinator.md,
+ * "The path to the first token"): the job goes to its node before its record is sealed and written, and a stream's
+ * head leaves with its first chunk in one write.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type { Store } from "../src/store/types.js";
+import { coordinatorOn, type DialectCoordinator } from "./dialect-coordinator.js";
+
+let t: DialectCoordinator | undefined;
+afterEach(async () => {
+  await t?.close();
+  t = undefined;
+});
+
+describe("the path to the first token", () => {
+  it("sends a job to its node before it builds the job's record, and still stores it", async () => {
+    let c: DialectCoordinator | undefined;
+    const assignedWhenBuilt: boolean[] = [];
+    const recordFirst = (store: Store): Store =>
+      new Proxy(store, {
+        get(target, prop, receiver) {
+          if (prop === "insertJob") {
+            return (job: Parameters<Store["insertJob"]>[0]) => {
+              assignedWhenBuilt.push(c!.coordinator.ctx.registry.get(c!.nodeId)?.activeJobs.has(job.id) === true);
+              return target.insertJob(job);
+            };
+          }
+          const value = Reflect.get(target, prop, receiver);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    t = c = await coordinatorOn("sqlite", { wrapStore: recordFirst });
+    t.node.onAssign = (job, node) => {
+      node.accept(job.job_id);
+      node.stream(job.job_id, [{ type: "text-delta", text: "hi" }, { type: "usage", prompt_tokens: 1, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+    };
+    const res = await t.api("POST", "/v1/chat/completions", { model: "tiny", messages: [{ role: "user", content: "hello" }] });
+    expect(res.status).toBe(200);
+    expect(res.json().choices[0].message.content).toBe("hi");
+    expect(assignedWhenBuilt).toEqual([true]);
+    const id = t.node.assignments[0]!.job_id;
+    await t.coordinator.ctx.jobs.get(id)?.persisted;
+    expect(await t.coordinator.ctx.store.getJob(id)).toMatchObject({ status: "completed", content: "hi" });
+  });
+
+  it("writes a stream's head and its first chunk to the socket in one write", async () => {
+    t = await coordinatorOn("sqlite");
+    const writes: string[] = [];
+    t.coordinator.app.server.on("connection", (socket) => {
+      const write = socket._write.bind(socket);
+      const writev = socket._writev!.bind(socket);
+      socket._write = (chunk, encoding, cb) => {
+        writes.push(String(chunk));
+        write(chunk, encoding, cb);
+      };
+      socket._writev = (chunks, cb) => {
+        writes.push(chunks.map((c) => String(c.chunk)).join(""));
+        writev(chunks, cb);
+      };
+    });
+    t.node.onAssign = (job, node) => {
+      node.accept(job.job_id);
+      node.stream(job.job_id, [{ type: "text-delta", text: "hi" }, { type: "usage", prompt_tokens: 1, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+    };
+    const res = await t.api("POST", "/v1/chat/completions", { model: "tiny", messages: [{ role: "user", content: "hello" }], stream: true });
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('"content":"hi"');
+    const head = writes.findIndex((w) => w.startsWith("HTTP/1.1 200"));
+    expect(head).toBeGreaterThanOrEqual(0);
+    // The head, then the role chunk, in the same write.
+    expect(writes[head]).toMatch(/^HTTP\/1\.1 200[\s\S]*\r\n\r\n[\s\S]*data: \{[^\n]*"role":"assistant"/);
+  });
+});
