@@ -7,8 +7,16 @@
  * the backend and the client for the same cores, so their CPU per token is what throughput at 64 streams is made of,
  * and it moves much less than wall time with the machine's other load.
  *
- *   npm run bench -- gateway [--tokens 256] [--rate 100] [--rounds 3]
+ * The fake backend runs in a process of its own (bench/lib-fake-backend.ts), as a real backend does, so the direct
+ * path is client → backend process → client and Tessera's adds the coordinator and the daemon between them.
+ * `--backend-in-process` puts it in the bench's own process instead (the layout before 2026-12-06, kept to compare
+ * with older figures): there the direct client calls a server in its own event loop and crosses no process boundary
+ * at all, while Tessera's path crosses six.
+ *
+ *   npm run bench -- gateway [--tokens 256] [--rate 100] [--rounds 3] [--only-c64] [--backend-in-process]
  */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { SseDecoder } from "@tessera/protocol";
 import { startCluster, startFakeOpenAICompatible } from "@tessera/testkit";
 import { processCpuSeconds } from "./lib-process-cpu.js";
@@ -54,13 +62,56 @@ async function round(baseUrl: string, concurrency: number, maxTokens: number): P
   return { results, wallMs: performance.now() - started };
 }
 
-/** CPU seconds so far of this process (client and fake backend), the coordinator and the daemon (NaN off Linux). */
-function cpuNow(cluster: { coordinator: { pid: number }; nodes: { process: { pid: number } }[] }): { bench: number; coordinator: number; daemon: number } {
+/**
+ * CPU seconds so far of this process and the backend's (the client and the fake backend, one process or two), the
+ * coordinator and the daemon (NaN off Linux).
+ */
+function cpuNow(
+  cluster: { coordinator: { pid: number }; nodes: { process: { pid: number } }[] },
+  backendPid: number | undefined,
+): { bench: number; coordinator: number; daemon: number } {
   const usage = process.cpuUsage();
+  const backend = backendPid === undefined ? 0 : (processCpuSeconds(backendPid) ?? NaN);
   return {
-    bench: (usage.user + usage.system) / 1e6,
+    bench: (usage.user + usage.system) / 1e6 + backend,
     coordinator: processCpuSeconds(cluster.coordinator.pid) ?? NaN,
     daemon: processCpuSeconds(cluster.nodes[0]!.process.pid) ?? NaN,
+  };
+}
+
+interface Backend {
+  url: string;
+  /** The backend's own process, or undefined when it runs in this one. */
+  pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+/** The fake backend, in its own process (bench/lib-fake-backend.ts) or, with `inProcess`, in this one. */
+async function startBackend(rate: number, maxTokens: number, inProcess: boolean): Promise<Backend> {
+  if (inProcess) {
+    const words = Array.from({ length: maxTokens * 2 }, (_, i) => `w${i}`).join(" ");
+    const fake = await startFakeOpenAICompatible({ flavour: "vllm", models: [MODEL], behaviour: { tokensPerSecond: rate, reply: words } });
+    return { url: fake.url, pid: undefined, stop: () => fake.http.close() };
+  }
+  const script = fileURLToPath(new URL("./lib-fake-backend.ts", import.meta.url));
+  const child = spawn(process.execPath, [...process.execArgv, script, "--model", MODEL, "--rate", String(rate), "--tokens", String(maxTokens)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the fake backend exited (${code}) before it listened`)));
+    child.stdout.on("data", (d: Buffer) => {
+      const m = /ready (\S+)/.exec(String(d));
+      if (m) resolve(m[1]!);
+    });
+  });
+  return {
+    url,
+    pid: child.pid,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await exited;
+    },
   };
 }
 
@@ -74,8 +125,8 @@ export async function main(args: string[]): Promise<void> {
   const rate = flag(args, "rate", 100);
   const rounds = flag(args, "rounds", 3);
   const only = args.includes("--only-c64") ? [64] : [1, 64];
-  const words = Array.from({ length: maxTokens * 2 }, (_, i) => `w${i}`).join(" ");
-  const fake = await startFakeOpenAICompatible({ flavour: "vllm", models: [MODEL], behaviour: { tokensPerSecond: rate, reply: words } });
+  const inProcess = args.includes("--backend-in-process");
+  const fake = await startBackend(rate, maxTokens, inProcess);
   const cluster = await startCluster({
     nodes: 1,
     nodeArgs: ["--backend", "vllm", "--vllm-host", fake.url, "--max-concurrency", "128"],
@@ -85,7 +136,9 @@ export async function main(args: string[]): Promise<void> {
     ...(process.env.GATEWAY_PROF ? { nodeFlags: { coordinator: ["--cpu-prof", "--cpu-prof-dir", process.env.GATEWAY_PROF], node: ["--cpu-prof", "--cpu-prof-dir", process.env.GATEWAY_PROF] } } : {}),
   });
   const targets = { direct: fake.url, tessera: cluster.url };
-  process.stdout.write(`gateway: fake backend at ${rate} tok/s per stream, ${maxTokens} tokens per request, ${rounds} rounds per concurrency\n`);
+  process.stdout.write(
+    `gateway: fake backend ${inProcess ? "in the bench's process" : "in its own process"} at ${rate} tok/s per stream, ${maxTokens} tokens per request, ${rounds} rounds per concurrency\n`,
+  );
   try {
     await round(targets.tessera, 4, 8); // warm-up: session, JIT, connection pools
     await round(targets.direct, 4, 8);
@@ -97,9 +150,9 @@ export async function main(args: string[]): Promise<void> {
       for (let r = 0; r < reps; r++) {
         const order = r % 2 === 0 ? (["direct", "tessera"] as const) : (["tessera", "direct"] as const);
         for (const which of order) {
-          const cpuBefore = cpuNow(cluster);
+          const cpuBefore = cpuNow(cluster, fake.pid);
           const { results, wallMs } = await round(targets[which], concurrency, maxTokens);
-          const cpuAfter = cpuNow(cluster);
+          const cpuAfter = cpuNow(cluster, fake.pid);
           for (const k of ["bench", "coordinator", "daemon"] as const) acc[which].cpu[k] += cpuAfter[k] - cpuBefore[k];
           acc[which].tokens += results.reduce((n, x) => n + x.tokens, 0);
           acc[which].ms += wallMs;
@@ -115,8 +168,8 @@ export async function main(args: string[]): Promise<void> {
       );
       const perK = (seconds: number, tokens: number) => fmt((seconds * 1e6) / tokens, 1);
       process.stdout.write(
-        `c=${concurrency}: CPU ms per 1,000 tokens: direct bench ${perK(acc.direct.cpu.bench, acc.direct.tokens)}; ` +
-          `tessera bench ${perK(acc.tessera.cpu.bench, acc.tessera.tokens)} coordinator ${perK(acc.tessera.cpu.coordinator, acc.tessera.tokens)} ` +
+        `c=${concurrency}: CPU ms per 1,000 tokens: direct client+backend ${perK(acc.direct.cpu.bench, acc.direct.tokens)}; ` +
+          `tessera client+backend ${perK(acc.tessera.cpu.bench, acc.tessera.tokens)} coordinator ${perK(acc.tessera.cpu.coordinator, acc.tessera.tokens)} ` +
           `daemon ${perK(acc.tessera.cpu.daemon, acc.tessera.tokens)}\n`,
       );
       summary[`c${concurrency}_ratio`] = tps.tessera / tps.direct;
@@ -128,6 +181,6 @@ export async function main(args: string[]): Promise<void> {
     process.stdout.write(`RESULT gateway_ttft_added_ms_p50_c64 ${fmt(summary.c64_ttft_added!, 2)}\n`);
   } finally {
     await cluster.stop();
-    await fake.http.close();
+    await fake.stop();
   }
 }
