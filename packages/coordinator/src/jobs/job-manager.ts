@@ -115,8 +115,8 @@ export class JobManager implements JobSink {
   /**
    * Creates the job durably, queues it, and tries to dispatch it at once. The job goes to a node first and its record
    * is built and written after: the client waits for the node's first token, not for the write, and every later write
-   * of the job queues behind this one (`job.persisted`). Resolves once the record is written; a job that could not be stored is stopped
-   * on its node and refused with `store_error`, and nothing of it is kept.
+   * of the job queues behind this one (`job.persisted`). Resolves once the record is written; a job that could not be
+   * stored is stopped on its node and refused with `store_error`, and nothing of it is kept.
    */
   async submit(req: SubmitRequest): Promise<LiveJob> {
     const now = this.o.clock.now();
