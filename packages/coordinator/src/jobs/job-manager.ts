@@ -129,9 +129,11 @@ export class JobManager implements JobSink {
     const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, sampling, req.nodeId, now, req.rawPrompt === true);
     // The greatest cost is held before the job exists anywhere: a client who cannot cover it gets insufficient_funds.
     await this.o.billing?.open(job);
-    // The record is sealed, hashed and built after the assignment has gone out (a microtask later, still before any
-    // I/O): the node starts on the prompt while this process does that work.
-    const stored = Promise.resolve().then(() =>
+    // The record is sealed, hashed and built once the assignment has gone out (released after `dispatch` below, so it
+    // runs after the microtask in which the bus client writes a remote node's assignment, and still before any I/O):
+    // the node starts on the prompt while this process does that work.
+    let assigned!: () => void;
+    const stored = new Promise<void>((resolve) => (assigned = resolve)).then(() =>
       this.o.store.insertJob({
         id: job.id,
         ownerId: job.ownerId,
@@ -152,7 +154,11 @@ export class JobManager implements JobSink {
     );
     this.live.set(job.id, job);
     this.pending.push(job);
-    this.dispatch();
+    try {
+      this.dispatch();
+    } finally {
+      assigned();
+    }
     try {
       await stored;
     } catch (err) {
