@@ -1,10 +1,12 @@
 /**
  * What stands between a client's request and its first token on the coordinator (docs/operator-coordinator.md,
- * "The path to the first token"): the job goes to its node before its record is sealed and written, and a stream's
- * head leaves with its first chunk in one write.
+ * "The path to the first token"): the job goes to its node before its record is sealed and written (also when the
+ * node is reached over the bus, whose client writes on a microtask), and a stream's head leaves with its first chunk
+ * in one write.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { Store } from "../src/store/types.js";
+import type { Worker } from "../src/workers/worker.js";
 import { coordinatorOn, type DialectCoordinator } from "./dialect-coordinator.js";
 
 let t: DialectCoordinator | undefined;
@@ -42,6 +44,47 @@ describe("the path to the first token", () => {
     const id = t.node.assignments[0]!.job_id;
     await t.coordinator.ctx.jobs.get(id)?.persisted;
     expect(await t.coordinator.ctx.store.getJob(id)).toMatchObject({ status: "completed", content: "hi" });
+  });
+
+  it("builds the record after a worker that sends on a microtask (the bus client to a remote node) has sent", async () => {
+    let c: DialectCoordinator | undefined;
+    const order: string[] = [];
+    const recordBuilt = (store: Store): Store =>
+      new Proxy(store, {
+        get(target, prop, receiver) {
+          if (prop === "insertJob") {
+            return (job: Parameters<Store["insertJob"]>[0]) => {
+              order.push("record built");
+              return target.insertJob(job);
+            };
+          }
+          const value = Reflect.get(target, prop, receiver);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    t = c = await coordinatorOn("sqlite", { wrapStore: recordBuilt });
+    const node = c.coordinator.ctx.registry.get(c.nodeId)!;
+    const local: Worker = node.worker!;
+    // As RemoteWorker over NATS: the client queues the command and writes it on a microtask (nats-core's flush).
+    const onTheBus: Worker = {
+      id: local.id,
+      assign: (job) =>
+        queueMicrotask(() => {
+          order.push("assignment sent");
+          local.assign(job);
+        }),
+      cancel: (jobId, reason) => local.cancel(jobId, reason),
+      rtt: () => local.rtt(),
+      close: (code, reason) => local.close(code, reason),
+    };
+    node.worker = onTheBus;
+    t.node.onAssign = (job, n) => {
+      n.accept(job.job_id);
+      n.stream(job.job_id, [{ type: "text-delta", text: "hi" }, { type: "usage", prompt_tokens: 1, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+    };
+    const res = await t.api("POST", "/v1/chat/completions", { model: "tiny", messages: [{ role: "user", content: "hello" }] });
+    expect(res.status).toBe(200);
+    expect(order).toEqual(["assignment sent", "record built"]);
   });
 
   it("writes a stream's head and its first chunk to the socket in one write", async () => {
