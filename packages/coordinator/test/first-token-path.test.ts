@@ -15,24 +15,29 @@ afterEach(async () => {
   t = undefined;
 });
 
+/** The real store, calling `seen` with each job as its record is built (when `insertJob` is called). */
+function beforeInsert(seen: (job: Parameters<Store["insertJob"]>[0]) => void) {
+  return (store: Store): Store =>
+    new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === "insertJob") {
+          return (job: Parameters<Store["insertJob"]>[0]) => {
+            seen(job);
+            return target.insertJob(job);
+          };
+        }
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+}
+
 describe("the path to the first token", () => {
   it("sends a job to its node before it builds the job's record, and still stores it", async () => {
     let c: DialectCoordinator | undefined;
     const assignedWhenBuilt: boolean[] = [];
-    const recordFirst = (store: Store): Store =>
-      new Proxy(store, {
-        get(target, prop, receiver) {
-          if (prop === "insertJob") {
-            return (job: Parameters<Store["insertJob"]>[0]) => {
-              assignedWhenBuilt.push(c!.coordinator.ctx.registry.get(c!.nodeId)?.activeJobs.has(job.id) === true);
-              return target.insertJob(job);
-            };
-          }
-          const value = Reflect.get(target, prop, receiver);
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
-    t = c = await coordinatorOn("sqlite", { wrapStore: recordFirst });
+    const wrapStore = beforeInsert((job) => assignedWhenBuilt.push(c!.coordinator.ctx.registry.get(c!.nodeId)?.activeJobs.has(job.id) === true));
+    t = c = await coordinatorOn("sqlite", { wrapStore });
     t.node.onAssign = (job, node) => {
       node.accept(job.job_id);
       node.stream(job.job_id, [{ type: "text-delta", text: "hi" }, { type: "usage", prompt_tokens: 1, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
@@ -47,22 +52,8 @@ describe("the path to the first token", () => {
   });
 
   it("builds the record after a worker that sends on a microtask (the bus client to a remote node) has sent", async () => {
-    let c: DialectCoordinator | undefined;
     const order: string[] = [];
-    const recordBuilt = (store: Store): Store =>
-      new Proxy(store, {
-        get(target, prop, receiver) {
-          if (prop === "insertJob") {
-            return (job: Parameters<Store["insertJob"]>[0]) => {
-              order.push("record built");
-              return target.insertJob(job);
-            };
-          }
-          const value = Reflect.get(target, prop, receiver);
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
-    t = c = await coordinatorOn("sqlite", { wrapStore: recordBuilt });
+    const c = (t = await coordinatorOn("sqlite", { wrapStore: beforeInsert(() => order.push("record built")) }));
     const node = c.coordinator.ctx.registry.get(c.nodeId)!;
     const local: Worker = node.worker!;
     // As RemoteWorker over NATS: the client queues the command and writes it on a microtask (nats-core's flush).
