@@ -2,11 +2,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SseDecoder, generateKeyPair, type ModelFeature, type NodeRegister, secretKeySigner, type Signer, signRequest } from "@tessera/protocol";
-import { createCoordinator, type Coordinator } from "../src/coordinator.js";
+import { createCoordinator, storeOptionsForConfig, type Coordinator } from "../src/coordinator.js";
 import { ManualClock } from "../src/clock.js";
 import { loadCoordinatorConfig, type CoordinatorConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
 import { generateApiToken, hashApiToken } from "../src/api-keys.js";
+import { openStore } from "../src/store/open-store.js";
+import type { Store } from "../src/store/types.js";
 import { ScriptedNode } from "./scripted-node.js";
 
 /** An in-process coordinator on a temp SQLite file with a hand-moved clock, driven through Fastify `inject()`. */
@@ -18,11 +20,15 @@ export interface TestCoordinator {
   close(): Promise<void>;
 }
 
-export async function testCoordinator(overrides: Partial<CoordinatorConfig> = {}): Promise<TestCoordinator> {
+export async function testCoordinator(
+  overrides: Partial<CoordinatorConfig> = {},
+  options: { wrapStore?: (store: Store) => Store } = {},
+): Promise<TestCoordinator> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-coord-"));
   const config = { ...loadCoordinatorConfig({ dataDir: dir, port: "0", admission: "open" }, {}), ...overrides };
   const clock = new ManualClock(Date.now());
-  const coordinator = await createCoordinator(config, { clock, logger: createLogger("silent") });
+  const store = options.wrapStore && options.wrapStore(await openStore(storeOptionsForConfig(config, () => {})));
+  const coordinator = await createCoordinator(config, { clock, logger: createLogger("silent"), ...(store ? { store } : {}) });
   const token = generateApiToken();
   await coordinator.ctx.store.createApiKey({
     id: "key-test",

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type CheckScore, type ModelFeature, type NodeRegister, type ScoredPosition, type StreamPart, signDelegation } from "@tessera/protocol";
 import OpenAI from "openai";
 import type { CoordinatorConfig } from "../src/config.js";
+import type { Store } from "../src/store/types.js";
 import { newNode, registration, signedInject, testCoordinator, type TestCoordinator } from "./harness.js";
 import { ScriptedNode } from "./scripted-node.js";
 
@@ -23,8 +24,8 @@ const ANSWER = [11, 12, 13];
 
 type Member = { node: ReturnType<typeof newNode>; scoring: boolean; operator?: ReturnType<typeof newNode>; features?: ModelFeature[]; backend?: string };
 
-async function network(config: Partial<CoordinatorConfig>, members: Member[]) {
-  t = await testCoordinator({ canaryIntervalS: 0, ...config });
+async function network(config: Partial<CoordinatorConfig>, members: Member[], wrapStore?: (store: Store) => Store) {
+  t = await testCoordinator({ canaryIntervalS: 0, ...config }, { wrapStore });
   await t.coordinator.app.listen({ host: "127.0.0.1", port: 0 });
   const baseUrl = `http://127.0.0.1:${(t.coordinator.app.server.address() as { port: number }).port}`;
   const out: ScriptedNode[] = [];
@@ -327,6 +328,38 @@ describe("canaries", () => {
     t!.clock.advance(602_000);
     t!.coordinator.tick();
     await until("second canary", () => net.nodes[0]!.assignments.length === 2);
+  });
+
+  it("checks a canary its node answered before the canary's record was written", async () => {
+    const worker = newNode();
+    const reference = newNode();
+    // The canary's record lands only once its node has answered: the answer is delivered before `submit` resolves.
+    let answered!: () => void;
+    const written = new Promise<void>((resolve) => (answered = resolve));
+    const slowInsert = (store: Store): Store =>
+      new Proxy(store, {
+        get: (target, key, receiver) =>
+          key === "insertJob"
+            ? async (...args: Parameters<Store["insertJob"]>) => {
+                await written;
+                return target.insertJob(...args);
+              }
+            : Reflect.get(target, key, receiver),
+      });
+    const net = await network({ checkRate: 0, canaryIntervalS: 600, offlineAfterS: 86_400, referenceNodes: [reference.id] }, [{ node: worker, scoring: false }, { node: reference, scoring: true }], slowInsert);
+    answersWithIds(net.nodes[0]!);
+    let checked = 0;
+    net.nodes[1]!.onCheck = (check, n) => {
+      checked++;
+      agrees(check, n);
+    };
+    t!.coordinator.tick();
+    t!.clock.advance(601_000);
+    t!.coordinator.tick();
+    await until("canary answered", async () => (await metricText()).includes('tessera_jobs_finished_total{status="completed",error=""} 1'));
+    answered();
+    await until("canary checked", () => t!.coordinator.ctx.standing.view(worker.id, t!.clock.now()).checksPassed === 1);
+    expect(checked).toBe(1);
   });
 
   it("sends none with --canary-interval 0", async () => {

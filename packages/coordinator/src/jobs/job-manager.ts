@@ -82,6 +82,8 @@ export interface SubmitRequest {
   nodeId?: string;
   /** `messages` is one user message holding the entire prompt, fed as is (session.ts `JobAssignment.raw_prompt`). */
   rawPrompt?: boolean;
+  /** The answer is checked whatever its node's tier (a canary): decided with the job, so no answer can beat the mark. */
+  alwaysCheck?: boolean;
 }
 
 const FINISHED_RETENTION_MS = 60_000;
@@ -126,7 +128,7 @@ export class JobManager implements JobSink {
     if (req.rawPrompt && (req.messages.length !== 1 || req.messages[0]!.role !== "user")) {
       throw new TesseraError("bad_request", "a raw-prompt job carries its prompt as exactly one user message");
     }
-    const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, sampling, req.nodeId, now, req.rawPrompt === true);
+    const job = new LiveJob(randomUUID(), req.ownerId, req.model, req.messages, sampling, req.nodeId, now, req.rawPrompt === true, req.alwaysCheck === true);
     // The greatest cost is held before the job exists anywhere: a client who cannot cover it gets insufficient_funds.
     await this.o.billing?.open(job);
     // The record is sealed, hashed and built once the assignment has gone out (released after `dispatch` below, so it
@@ -855,6 +857,7 @@ function deliveredAnswer(job: LiveJob, attempt: Attempt, how: Pick<DeliveredAnsw
     model: job.model,
     messages: job.messages,
     ...(job.rawPrompt ? { rawPrompt: true } : {}),
+    ...(job.alwaysCheck ? { alwaysCheck: true } : {}),
     ...(job.promptTokenIds ? { promptTokens: [...job.promptTokenIds] } : {}),
     outputTokens: attempt.relayedTokens ? [...attempt.relayedTokens] : undefined,
     ...(attempt.relayedLogprobs?.length ? { logprobs: [...attempt.relayedLogprobs] } : {}),

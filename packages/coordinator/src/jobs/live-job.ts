@@ -127,6 +127,8 @@ export class LiveJob {
     readonly createdAt: number,
     /** A raw-prompt job (session.ts `JobAssignment.raw_prompt`): `messages[0].content` is the whole prompt, no template. */
     readonly rawPrompt = false,
+    /** Its answer is checked whatever its node's tier (a canary, job-manager.ts `SubmitRequest.alwaysCheck`). */
+    readonly alwaysCheck = false,
   ) {
     this.queuedAt = createdAt;
     this.neededFeatures = featuresNeeded(sampling, { rawPrompt });

@@ -15,7 +15,7 @@ const BUSY_RETRY_MS = 60_000;
 export interface CanaryDeps {
   registry: NodeRegistry;
   jobs: Pick<JobManager, "submit">;
-  checks: Pick<SpotChecks, "hasReferenceFor" | "mustCheck">;
+  checks: Pick<SpotChecks, "hasReferenceFor">;
   standing: Pick<NodeStanding, "isQuarantined">;
   clock: Clock;
   random: () => number;
@@ -73,9 +73,9 @@ export class Canaries {
         messages: [{ role: "user", content: prompt }],
         sampling: { max_tokens: CANARY_MAX_TOKENS, temperature: 0, top_p: 1 },
         nodeId,
+        alwaysCheck: true,
       })
       .then((job) => {
-        this.deps.checks.mustCheck(job.id);
         this.deps.logger.debug({ node: nodeId.slice(0, 12), job: job.id, model }, "canary sent");
       })
       .catch((err: unknown) => this.deps.logger.warn({ err, node: nodeId.slice(0, 12) }, "could not send a canary"));

@@ -15,6 +15,8 @@ export interface DeliveredAnswer {
   messages: ChatMessage[];
   /** A raw-prompt job: the reference scores after the prompt fed as is, and must announce the `raw_prompt` feature. */
   rawPrompt?: boolean;
+  /** Checked whatever the node's tier (a canary). */
+  alwaysCheck?: boolean;
   sampling: Sampling;
   /** Every output token id, in order; undefined when the node did not report ids for all of its text. */
   outputTokens: number[] | undefined;
@@ -27,8 +29,6 @@ export interface DeliveredAnswer {
   promptTokens?: number[];
 }
 
-/** A forced check's mark outlives any job (a job that fails is never delivered, and its mark must not stay). */
-const FORCED_MARK_MS = 3_600_000;
 
 /** Why a delivered answer was not checked although it was drawn. */
 export type SkipReason = "not_checkable" | "no_reference";
@@ -62,18 +62,11 @@ export function fileMatch(checked: string | undefined, reference: string | undef
  */
 export class SpotChecks {
   private readonly pending = new Map<string, PendingCheck>();
-  /** Jobs whose answers are checked whatever their node's tier (canaries), until when the mark is kept. */
-  private readonly forced = new Map<string, number>();
 
   constructor(private readonly deps: SpotChecksDeps) {}
 
   get inFlight(): number {
     return this.pending.size;
-  }
-
-  /** The answer to this job is checked whatever its node's tier (a canary). */
-  mustCheck(jobId: string): void {
-    this.forced.set(jobId, this.deps.clock.now() + FORCED_MARK_MS);
   }
 
   /** Whether some reference could check this node's answers for the model now. */
@@ -82,7 +75,7 @@ export class SpotChecks {
   }
 
   afterDelivery(answer: DeliveredAnswer): void {
-    const rate = this.forced.delete(answer.jobId) ? 1 : (this.deps.rateOverride ?? this.deps.standing.checkRate(answer.nodeId));
+    const rate = answer.alwaysCheck ? 1 : (this.deps.rateOverride ?? this.deps.standing.checkRate(answer.nodeId));
     if (!(this.deps.random() < rate)) return;
     const constraint = constraintOf(answer.sampling);
     const backend = this.deps.registry.get(answer.nodeId)?.models.find((m) => m.id === answer.model)?.backend;
@@ -158,7 +151,6 @@ export class SpotChecks {
   /** Abandons checks whose reference did not answer in time (its session dropped, or it is slow). */
   tick(): void {
     const now = this.deps.clock.now();
-    for (const [jobId, until] of this.forced) if (now >= until) this.forced.delete(jobId);
     for (const [id, check] of this.pending) {
       if (now < check.deadline) continue;
       this.pending.delete(id);
