@@ -135,15 +135,20 @@ async function runMode(ledger: boolean, jobs: number, paced: number, concurrency
       sampling: { max_tokens: 16, temperature: 0, top_p: 1 },
     });
     await new Promise<void>((resolve, reject) => {
-      const off = c.ctx.jobs.subscribe(job, (event) => {
-        if (event.type === "text") return;
-        off();
-        if (event.type === "failed") return reject(new Error(`job ${job.id} failed: ${event.code} ${event.message}`));
+      const ended = () => {
+        if (job.status !== "completed") return reject(new Error(`job ${job.id} failed: ${job.error?.code} ${job.error?.message}`));
         finishToDone.push(performance.now() - finishedAt.get(job.id)!);
         finishedAt.delete(job.id);
         // Read after `done`: the completion write and the settlement are chained on it by then.
         persisted.push(job.persisted);
         resolve();
+      };
+      // `submit` resolves once the record is written, and the node may have answered by then, as the routes allow for.
+      if (job.finished) return ended();
+      const off = c.ctx.jobs.subscribe(job, (event) => {
+        if (event.type === "text") return;
+        off();
+        ended();
       });
     });
   }

@@ -1,7 +1,7 @@
 import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { TesseraError } from "@tessera/protocol";
 import { FileKeyRing, MemoryKeyRing, type ContentKeyRing } from "./content-keys.js";
@@ -10,7 +10,7 @@ import { KyselyStore } from "./kysely-store.js";
 import { usePreparedStatements } from "./postgres-prepared-statements.js";
 import { FIRST_MIGRATION, migrationProvider, SCRUB_AFTER } from "./migrations/index.js";
 import type { Database } from "./schema.js";
-import { withStatementCache } from "./sqlite-statement-cache.js";
+import { turnCommitSqliteDialect } from "./sqlite-turn-commits.js";
 import { storableTextDialect } from "./storable-text.js";
 import type { Store, StoreLog, StoreOptions } from "./types.js";
 
@@ -71,7 +71,7 @@ async function openSqlite(path: string, keyDir: string | undefined, log: StoreLo
   }
   if (onDisk) for (const suffix of SQLITE_COMPANIONS) ensurePrivateFile(path + suffix, modeLog(log));
   const db = new Kysely<Database>({
-    dialect: storableTextDialect(new SqliteDialect({ database: withStatementCache(raw) })),
+    dialect: storableTextDialect(turnCommitSqliteDialect(raw)),
   });
   // After an expiry sweep, the WAL still holds the pages as they were before it: copy the (zeroed) pages into the
   // database and cut the WAL to zero bytes. Through Kysely, so it waits for a transaction in progress on the one
