@@ -84,9 +84,13 @@ describe("a ggml span in its worker thread", () => {
       const prompt = tokens(12);
       const want: Float32Array[] = [(await span.forward("seq", prompt, positions(0, 12))).slice()];
       for (let i = 0; i < 4; i++) want.push((await span.forward("seq", [40 + i], [12 + i])).slice());
-      // The same calls, all made at once; each answer is read before the next call starts (its buffer is reused).
+      // The same calls, all made at once. The next call starts before an answer's reader runs, so the worker may
+      // write the next output while the reader waits: this one waits 200 ms, and must still read its own answer.
       const got: Float32Array[] = [];
-      const calls = [span.forward("par", prompt, positions(0, 12)).then((a) => got.push(a.slice()))];
+      const busyFor = (ms: number) => {
+        for (const until = performance.now() + ms; performance.now() < until; );
+      };
+      const calls = [span.forward("par", prompt, positions(0, 12)).then((a) => (busyFor(200), got.push(a.slice())))];
       for (let i = 0; i < 4; i++) calls.push(span.forward("par", [40 + i], [12 + i]).then((a) => got.push(a.slice())));
       // A drop made now takes effect after the calls before it: the request then starts afresh.
       expect(span.dropRequest("par")).toBe(true);

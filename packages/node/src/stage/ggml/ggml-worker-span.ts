@@ -7,7 +7,9 @@
  * Contract:
  * - Calls run one at a time in the order they were made (forwards and drops alike); `forward`'s input must not
  *   change until its promise settles. The answer is a view of the span's shared I/O buffer, valid until the next
- *   forward on this span starts (as Stage.forward's answer is valid until the next call).
+ *   forward on this span starts (as Stage.forward's answer is valid until the next call), except when another forward
+ *   was already waiting as it finished: that one starts before the answer's reader runs, and the worker thread would
+ *   write its output over the answer, so such an answer is a copy.
  * - A call that fails in the worker rejects with the worker's TesseraError code and message (bad input stays
  *   `bad_request`). A worker that dies (an uncaught error, an unexpected exit) fails the call in flight and every
  *   later one with `internal_error` naming the span; the process is unaffected (a crash inside native code is not
@@ -233,7 +235,9 @@ export class GgmlWorkerSpan {
     if (answer.cached > 0) this.cached.set(requestId, answer.cached);
     else this.cached.delete(requestId);
     if (answer.error) throw new TesseraError(answer.error.code, answer.error.message);
-    return new Float32Array(io, outputOffset, answer.length);
+    const view = new Float32Array(io, outputOffset, answer.length);
+    // `busy` counts this call and every one made after it that has not settled.
+    return this.busy > 1 ? view.slice() : view;
   }
 
   private post(m: HolderMessage): void {
