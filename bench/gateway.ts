@@ -7,6 +7,11 @@
  * the backend and the client for the same cores, so their CPU per token is what throughput at 64 streams is made of,
  * and it moves much less than wall time with the machine's other load.
  *
+ * Rounds alternate which side goes first (ABBA), so each side in turn runs right after itself (the last round's
+ * bookkeeping still in flight) and after the other (its kept-alive connections, idle for two rounds, closed: they
+ * live 4 s). Before a concurrency's rounds each side runs one round at that concurrency, uncounted, so the pools and
+ * code paths of that many streams are warm.
+ *
  * The fake backend runs in a process of its own (bench/lib-fake-backend.ts), as a real backend does, so the direct
  * path is client → backend process → client and Tessera's adds the coordinator and the daemon between them.
  * `--backend-in-process` puts it in the bench's own process instead (the layout before 2026-12-06, kept to compare
@@ -140,11 +145,16 @@ export async function main(args: string[]): Promise<void> {
     `gateway: fake backend ${inProcess ? "in the bench's process" : "in its own process"} at ${rate} tok/s per stream, ${maxTokens} tokens per request, ${rounds} rounds per concurrency\n`,
   );
   try {
-    await round(targets.tessera, 4, 8); // warm-up: session, JIT, connection pools
+    await round(targets.tessera, 4, 8); // warm-up: the node's session, JIT
     await round(targets.direct, 4, 8);
     const summary: Record<string, number> = {};
     for (const concurrency of only) {
-      const side = () => ({ tokens: 0, ms: 0, ttft: [] as number[], cpu: { bench: 0, coordinator: 0, daemon: 0 } });
+      // Each side's connection pools at this concurrency (the client's to its server, the daemon's to the backend)
+      // and the code paths of this many streams at once, warmed before anything is counted: without it the first
+      // round of 64 also opened 60 connections on each pool, once on the direct side and twice on Tessera's.
+      await round(targets.tessera, concurrency, 8);
+      await round(targets.direct, concurrency, 8);
+      const side = () => ({ tokens: 0, ms: 0, ttft: [] as number[], lastFirst: [] as number[], cpu: { bench: 0, coordinator: 0, daemon: 0 } });
       const acc = { direct: side(), tessera: side() };
       const reps = concurrency === 1 ? rounds * 10 : rounds;
       for (let r = 0; r < reps; r++) {
@@ -157,6 +167,7 @@ export async function main(args: string[]): Promise<void> {
           acc[which].tokens += results.reduce((n, x) => n + x.tokens, 0);
           acc[which].ms += wallMs;
           acc[which].ttft.push(...results.map((x) => x.ttftMs));
+          acc[which].lastFirst.push(Math.max(...results.map((x) => x.ttftMs)));
         }
       }
       const tps = { direct: (acc.direct.tokens * 1000) / acc.direct.ms, tessera: (acc.tessera.tokens * 1000) / acc.tessera.ms };
@@ -166,6 +177,11 @@ export async function main(args: string[]): Promise<void> {
         `c=${concurrency}: tokens/s direct ${fmt(tps.direct, 1)} tessera ${fmt(tps.tessera, 1)} (ratio ${fmt(tps.tessera / tps.direct)}); ` +
           `TTFT p50 direct ${fmt(ttft50.direct, 2)} ms tessera ${fmt(ttft50.tessera, 2)} ms; p99 direct ${fmt(ttft99.direct, 2)} tessera ${fmt(ttft99.tessera, 2)}\n`,
       );
+      if (concurrency > 1) {
+        // A round lasts until its slowest stream ends, so the ratio follows each round's last first token.
+        const pairs = acc.direct.lastFirst.map((d, i) => `${fmt(d, 0)}/${fmt(acc.tessera.lastFirst[i]!, 0)}`);
+        process.stdout.write(`c=${concurrency}: each round's last first token, ms direct/tessera: ${pairs.join(" ")}\n`);
+      }
       const perK = (seconds: number, tokens: number) => fmt((seconds * 1e6) / tokens, 1);
       process.stdout.write(
         `c=${concurrency}: CPU ms per 1,000 tokens: direct client+backend ${perK(acc.direct.cpu.bench, acc.direct.tokens)}; ` +
