@@ -3,7 +3,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo, Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { errorFromFetchFailure } from "./backends/http/backend-error.js";
-import { nodeHttpFetch } from "./node-http-fetch.js";
+import { keptAliveIdleMs, nodeHttpFetch } from "./node-http-fetch.js";
 
 let server: Server | undefined;
 
@@ -167,6 +167,49 @@ describe("nodeHttpFetch", () => {
     dropNext = true;
     expect(await readAll(await nodeHttpFetch(`${base}/c`, { method: "POST", body: "{}" }))).toBe("ok");
     expect(sockets).toHaveLength(2);
+  });
+
+  it("keeps an idle connection as long as its server announced, less a second; 4 s when it announced nothing", async () => {
+    /** A server that announces an idle timeout of `announceSeconds` (none when 0), counting its connections. */
+    const counted = async (announceSeconds: number) => {
+      const connections: Socket[] = [];
+      const s = createServer((req, res) => {
+        if (!connections.includes(req.socket)) connections.push(req.socket);
+        res.end("ok");
+      });
+      // Node announces `Keep-Alive: timeout=N` from keepAliveTimeout; with none it announces nothing and keeps on.
+      s.keepAliveTimeout = announceSeconds * 1000;
+      s.listen(0, "127.0.0.1");
+      await once(s, "listening");
+      return { s, connections, base: `http://127.0.0.1:${(s.address() as AddressInfo).port}` };
+    };
+    const announcing = await counted(7);
+    const silent = await counted(0);
+    try {
+      for (const { base } of [announcing, silent]) expect(await readAll(await nodeHttpFetch(`${base}/a`, {}))).toBe("ok");
+      // Past the 4 s kept for a silent server, within the 6 s kept for one that announced 7.
+      await new Promise((resolve) => setTimeout(resolve, 4_500));
+      for (const { base } of [announcing, silent]) expect(await readAll(await nodeHttpFetch(`${base}/b`, {}))).toBe("ok");
+      expect(announcing.connections).toHaveLength(1);
+      expect(silent.connections).toHaveLength(2);
+    } finally {
+      for (const { s } of [announcing, silent]) {
+        s.closeAllConnections();
+        await new Promise((resolve) => s.close(resolve));
+      }
+    }
+  });
+
+  it("reads the announced idle timeout as undici does: less a second, at most ten minutes, not reused under two seconds", () => {
+    expect(keptAliveIdleMs(undefined)).toBe(4_000);
+    expect(keptAliveIdleMs("max=100")).toBe(4_000);
+    expect(keptAliveIdleMs("timeout=60")).toBe(59_000);
+    expect(keptAliveIdleMs("max=1000, timeout=5")).toBe(4_000);
+    expect(keptAliveIdleMs("Timeout = 30")).toBe(29_000);
+    expect(keptAliveIdleMs("timeout=86400")).toBe(600_000);
+    expect(keptAliveIdleMs("timeout=1")).toBe(0);
+    expect(keptAliveIdleMs("timeout=0")).toBe(0);
+    expect(keptAliveIdleMs("timeout=abc")).toBe(4_000);
   });
 
   it("stops reading the socket while the reader is behind, and reads on when it catches up", async () => {

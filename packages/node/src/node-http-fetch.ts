@@ -1,18 +1,69 @@
 import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { FetchLike } from "./signed-http.js";
 
 /** Statuses whose response has no body (the `Response` constructor refuses one). */
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
 /**
- * Kept-alive connections are closed after 4 s idle, before the 5 s after which Node, uvicorn (vLLM, SGLang) and
- * llama-server close theirs: a request never leaves on a socket the server is closing. Undici does the same.
+ * How long an idle kept-alive connection is kept. A server that announces its own idle timeout (`Keep-Alive:
+ * timeout=N`, as Node's servers do) is taken at its word less a second, up to ten minutes, as undici does. One that
+ * announces nothing (uvicorn under vLLM and SGLang, Go's servers) gets 4 s, before the 5 s after which uvicorn and
+ * llama-server close theirs: a request never leaves on a socket the server is closing. Kept to the shorter 4 s, a
+ * backend that keeps connections for a minute saw every burst after a few seconds' lull open all its connections
+ * again, on the path to each stream's first token.
  */
 const IDLE_SOCKET_MS = 4_000;
+const MAX_IDLE_SOCKET_MS = 600_000;
+const KEEP_ALIVE_HINT_MARGIN_MS = 1_000;
+/** The first TCP keep-alive probe after this much silence on a kept socket (Node's default). */
+const TCP_KEEP_ALIVE_PROBE_MS = 1_000;
+
+/**
+ * The idle time to keep a connection for after a response whose `Keep-Alive` header is `header`: the server's
+ * announced timeout less a margin (at most `MAX_IDLE_SOCKET_MS`), `IDLE_SOCKET_MS` when it announced none, and 0 (do
+ * not reuse) when it announced one too short to reuse safely.
+ */
+export function keptAliveIdleMs(header: string | undefined): number {
+  const announced = header === undefined ? undefined : /(?:^|[\s,])timeout\s*=\s*(\d+)/i.exec(header)?.[1];
+  if (announced === undefined) return IDLE_SOCKET_MS;
+  return Math.max(0, Math.min(MAX_IDLE_SOCKET_MS, Number(announced) * 1000 - KEEP_ALIVE_HINT_MARGIN_MS));
+}
+
+/** Each kept-alive socket's idle time, from its latest response (set before the agent keeps the socket). */
+const idleMsOf = new WeakMap<Duplex, number>();
+
+/**
+ * Node's agents only ever shorten their idle timeout to a server's announced one; these also lengthen it
+ * (`keptAliveIdleMs`).
+ */
+class HttpKeepAliveAgent extends HttpAgent {
+  override keepSocketAlive(socket: Duplex): boolean {
+    return keepFor(socket);
+  }
+}
+class HttpsKeepAliveAgent extends HttpsAgent {
+  override keepSocketAlive(socket: Duplex): boolean {
+    return keepFor(socket);
+  }
+}
+
+/** What Node's `keepSocketAlive` does, with the idle time `keptAliveIdleMs` chose for the socket. */
+function keepFor(socket: Duplex): boolean {
+  const idleMs = idleMsOf.get(socket) ?? IDLE_SOCKET_MS;
+  if (idleMs === 0) return false;
+  const tcp = socket as Socket;
+  tcp.setKeepAlive(true, TCP_KEEP_ALIVE_PROBE_MS);
+  tcp.unref();
+  if (tcp.timeout !== idleMs) tcp.setTimeout(idleMs);
+  return true;
+}
+
 const agents = {
-  "http:": new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
-  "https:": new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+  "http:": new HttpKeepAliveAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+  "https:": new HttpsKeepAliveAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
 } as const;
 
 /**
@@ -72,6 +123,8 @@ export const nodeHttpFetch: FetchLike = (input, init) =>
     };
     const attempt = (retry: boolean) => {
       req = send(url, { method, headers, agent: agents[protocol] }, (res) => {
+        const announced = res.headers["keep-alive"];
+        idleMsOf.set(res.socket, keptAliveIdleMs(typeof announced === "string" ? announced : undefined));
         try {
           resolve(responseOf(res));
         } catch (err) {
