@@ -22,7 +22,11 @@
  *   replicas_efficiency_equal_load: what replication costs at equal load a replica), and the one replica at a third of
  *   the load, as busy as each of the three (what a process pays a job when it idles between events: more wake-ups,
  *   fewer events a read, smaller group commits). Together they separate what replication itself costs from what
- *   running each process at a third of the load costs.
+ *   running each process at a third of the load costs. A fifth side is three coordinators that share nothing (each
+ *   its own database, no bus) with one daemon each, at the RESULT's load: the machine runs as many busy processes,
+ *   each as loaded, as with the three replicas, so `RESULT replicas_efficiency_vs_unreplicated` (their jobs per
+ *   CPU-second against the three replicas') is what replication costs apart from what sharing the machine's CPUs
+ *   among three coordinators and three daemons costs.
  * - cross TTFT: three replicas, one node, on A; streams sent to A and to B (which reaches the node through A),
  *   interleaved one at a time after TTFT_WARM_UP_ROUNDS of each; the difference of the medians is what the bus adds
  *   to the time to first token (the median of each cross stream's TTFT less its neighbouring local one's is printed
@@ -233,13 +237,26 @@ export async function main(args: string[]): Promise<void> {
     networks.push(solo);
     const one = await solo.startReplica("solo");
     for (const name of ["n1", "n2", "n3"]) await solo.startDaemon(name, ["solo"], node);
+    // Three coordinators that share nothing (each its own database, no bus), one daemon each: as many busy processes
+    // as the three replicas, each as loaded, with no replication between them.
+    const apart: ReplicaProcess[] = [];
+    for (const id of ["x-a", "x-b", "x-c"]) {
+      const alone = await ReplicaNetwork.create({ bus: false, coordinatorArgs: quiet, coordinatorNodeFlags: prof });
+      networks.push(alone);
+      apart.push(await alone.startReplica(id));
+      await alone.startDaemon(`${id}-1`, [id], node);
+    }
+    const apartUrls = apart.map((r) => r.url);
     await load([one.url], warmUpJobs, concurrency);
     await load(urls, warmUpJobs * urls.length, concurrency);
+    await load(apartUrls, warmUpJobs * apartUrls.length, concurrency);
 
-    // Four sides take the load in each block, in an order that turns by one each block: one replica at C streams;
-    // three at C (the RESULT: the same load, spread); three at 3C (each replica as busy as the one); and the one
-    // replica at C/3 (as busy as each of the three at C). The last two separate what replication costs from what a
-    // process pays a job when it idles between events (more wake-ups, fewer events a read, smaller group commits).
+    // Five sides take the load in each block, in an order that turns by one each block: one replica at C streams;
+    // three at C (the RESULT: the same load, spread); three at 3C (each replica as busy as the one); the one replica
+    // at C/3 (as busy as each of the three at C); and three coordinators that share nothing at C. The middle two
+    // separate what replication costs from what a process pays a job when it idles between events (more wake-ups,
+    // fewer events a read, smaller group commits); the last, what it costs from what the machine charges three busy
+    // coordinators and three daemons for sharing its CPUs.
     const third = Math.max(1, Math.round(concurrency / urls.length));
     const side = (name: string, sideUrls: string[], sideReplicas: typeof replicas, streams: number, sideJobs: number) => ({
       name,
@@ -255,7 +272,8 @@ export async function main(args: string[]): Promise<void> {
     const trio3 = side("trio", urls, replicas, concurrency, blockJobs);
     const busy3 = side("busy", urls, replicas, concurrency * urls.length, blockJobs * urls.length);
     const soloThird = side("third", [one.url], [one], third, blockJobs);
-    const sides = [solo1, trio3, busy3, soloThird];
+    const apart3 = side("apart", apartUrls, apart, concurrency, blockJobs);
+    const sides = [solo1, trio3, busy3, soloThird, apart3];
     for (let b = 0; b < blocks; b++) {
       for (let k = 0; k < sides.length; k++) {
         const s = sides[(b + k) % sides.length]!;
@@ -271,10 +289,13 @@ export async function main(args: string[]): Promise<void> {
     const ratios = against(trio3);
     const equalLoad = against(busy3);
     const thirdLoad = against(soloThird);
+    const unreplicated = apart3.cpuPerJob.map((c, i) => c / trio3.cpuPerJob[i]!);
     // The mean of the blocks' per-job figures.
     const mean = (s: typeof solo1) => combine(s.total!, s.total!, (x) => x / blocks);
-    const [m1, m3, mBusy, mThird] = [mean(solo1), mean(trio3), mean(busy3), mean(soloThird)];
-    const efficiency = `RESULT replicas_efficiency ${fmt(percentile(ratios, 50))}\nRESULT replicas_efficiency_equal_load ${fmt(percentile(equalLoad, 50))}\n`;
+    const [m1, m3, mBusy, mThird, mApart] = [mean(solo1), mean(trio3), mean(busy3), mean(soloThird), mean(apart3)];
+    const efficiency =
+      `RESULT replicas_efficiency ${fmt(percentile(ratios, 50))}\nRESULT replicas_efficiency_equal_load ${fmt(percentile(equalLoad, 50))}\n` +
+      `RESULT replicas_efficiency_vs_unreplicated ${fmt(percentile(unreplicated, 50))}\n`;
     const costs = (u: Usage) => `${fmt(u.cpu * 1000, 2)} ms CPU and ${fmt(u.writes, 1)} write calls a job, PostgreSQL ${fmt(u.databaseCpu * 1000, 2)} ms CPU a job`;
     const rate = (s: typeof solo1) => `${fmt((s.jobs * blocks) / s.wall, 1)} jobs/s, ${fmt(1 / mean(s).cpu, 1)} jobs per CPU-s`;
     const list = (r: number[]) => `${r.map((x) => fmt(x)).join(", ")} (median ${fmt(percentile(r, 50))})`;
@@ -283,12 +304,10 @@ export async function main(args: string[]): Promise<void> {
         `3 replicas at ${concurrency} ${rate(trio3)} (${costs(m3)}; ${fmt(m3.busMessages, 2)} bus messages, ${fmt(m3.busBytes, 0)} bytes); ` +
         `3 against 1 block by block ${list(ratios)}, all blocks together ${fmt(m1.cpu / m3.cpu)}\n` +
         `  each replica as busy as the one: 3 replicas at ${busy3.streams} ${rate(busy3)} (${costs(mBusy)}); against the one ${list(equalLoad)}\n` +
-        `  the one replica as busy as each of the three: at ${third} at a time ${rate(soloThird)} (${costs(mThird)}); the one at ${concurrency} against it ${list(thirdLoad)}\n`,
+        `  the one replica as busy as each of the three: at ${third} at a time ${rate(soloThird)} (${costs(mThird)}); the one at ${concurrency} against it ${list(thirdLoad)}\n` +
+        `  three coordinators that share nothing, one daemon each, at ${concurrency}: ${rate(apart3)} (${costs(mApart)}); the three replicas against them ${list(unreplicated)}\n`,
     );
-    await solo.stop();
-    networks.pop();
-    await trio.stop();
-    networks.pop();
+    while (networks.length > 0) await networks.pop()!.stop();
     if (onlyEfficiency) return void process.stdout.write(efficiency);
 
     // Reattach: four nodes on A; A, then B, then C die, each replaced at its address before the next kill.
