@@ -9,8 +9,9 @@
  *
  * Rounds alternate which side goes first (ABBA), so each side in turn runs right after itself (the last round's
  * bookkeeping still in flight) and after the other (its kept-alive connections to the backend, idle for two rounds,
- * closed: a server that announces no idle timeout, as vLLM's and the fake's do not, has them kept 4 s). Before a concurrency's rounds each side runs one round at that concurrency, uncounted, so the pools and
- * code paths of that many streams are warm.
+ * closed: a server that announces no idle timeout, as vLLM's and the fake's do not, has them kept 4 s). Before a
+ * concurrency's rounds each side runs one round at that concurrency, uncounted, so the pools and code paths of that
+ * many streams are warm.
  *
  * The fake backend runs in a process of its own (bench/lib-fake-backend.ts), as a real backend does, so the direct
  * path is client → backend process → client and Tessera's adds the coordinator and the daemon between them.

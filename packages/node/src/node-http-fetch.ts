@@ -36,21 +36,9 @@ export function keptAliveIdleMs(header: string | undefined): number {
 const idleMsOf = new WeakMap<Duplex, number>();
 
 /**
- * Node's agents only ever shorten their idle timeout to a server's announced one; these also lengthen it
- * (`keptAliveIdleMs`).
+ * What Node's `keepSocketAlive` does, with the idle time `keptAliveIdleMs` chose for the socket: Node's agents only ever
+ * shorten their idle timeout to a server's announced one; with this, theirs is lengthened too.
  */
-class HttpKeepAliveAgent extends HttpAgent {
-  override keepSocketAlive(socket: Duplex): boolean {
-    return keepFor(socket);
-  }
-}
-class HttpsKeepAliveAgent extends HttpsAgent {
-  override keepSocketAlive(socket: Duplex): boolean {
-    return keepFor(socket);
-  }
-}
-
-/** What Node's `keepSocketAlive` does, with the idle time `keptAliveIdleMs` chose for the socket. */
 function keepFor(socket: Duplex): boolean {
   const idleMs = idleMsOf.get(socket) ?? IDLE_SOCKET_MS;
   if (idleMs === 0) return false;
@@ -61,9 +49,15 @@ function keepFor(socket: Duplex): boolean {
   return true;
 }
 
+/** `agent`, keeping its idle sockets for as long as `keepFor` says. */
+function keepingAsAnnounced<A extends HttpAgent>(agent: A): A {
+  agent.keepSocketAlive = keepFor;
+  return agent;
+}
+
 const agents = {
-  "http:": new HttpKeepAliveAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
-  "https:": new HttpsKeepAliveAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+  "http:": keepingAsAnnounced(new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS })),
+  "https:": keepingAsAnnounced(new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS })),
 } as const;
 
 /**

@@ -35,14 +35,11 @@ export function createCommandRunner(timeoutMs = 5_000, env?: Record<string, stri
     if (missing !== undefined && now() - missing < MISSING_TOOL_RECHECK_MS) return Promise.resolve({ code: 127, stdout: "", stderr: "" });
     return new Promise((resolve) => {
       execFile(command, [...args], { timeout: timeoutMs, maxBuffer: 1024 * 1024, ...(childEnv ? { env: childEnv } : {}) }, (err, stdout, stderr) => {
-        if (!err) {
-          missingSince.delete(command);
-          return resolve({ code: 0, stdout, stderr });
-        }
-        const e = err as NodeJS.ErrnoException & { code?: string | number };
-        if (e.code === "ENOENT") missingSince.set(command, now());
+        const code = (err as (NodeJS.ErrnoException & { code?: string | number }) | null)?.code;
+        if (code === "ENOENT") missingSince.set(command, now());
         else missingSince.delete(command);
-        resolve({ code: e.code === "ENOENT" ? 127 : typeof e.code === "number" ? e.code : 1, stdout: String(stdout ?? ""), stderr: String(stderr ?? "") });
+        if (!err) return resolve({ code: 0, stdout, stderr });
+        resolve({ code: code === "ENOENT" ? 127 : typeof code === "number" ? code : 1, stdout: String(stdout ?? ""), stderr: String(stderr ?? "") });
       });
     });
   };
