@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
+import { EXACT_REPLAY_MAX_TOKENS } from "@tessera/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Cluster, type ClusterNode, TESSERA_BIN, greedyReference, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
 
@@ -34,8 +35,10 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tessera-idle-"));
   modelPath = join(dir, "idle-50m.gguf");
   await makeTinyModel({ path: modelPath, seed: 11, preset: "50m", vocab: "spm" });
-  // Short grace and poll so the drain lands mid-stream on this slow box; enlist_after 3 s to see the re-enlist.
-  cluster = await startCluster({ nodes: 0, modelPath, env: { TESSERA_IDLE_DRAIN_GRACE: "100ms", TESSERA_IDLE_POLL_INTERVAL: "200ms" } });
+  // Short grace and poll so the drain lands early in the stream, within the prefix a continuation replays exactly
+  // (EXACT_REPLAY_MAX_TOKENS; embedded/design.md "Long prefixes"), even on a loaded box; enlist_after 3 s to see the
+  // re-enlist.
+  cluster = await startCluster({ nodes: 0, modelPath, env: { TESSERA_IDLE_DRAIN_GRACE: "100ms", TESSERA_IDLE_POLL_INTERVAL: "50ms" } });
   for (let i = 1; i <= 2; i++) {
     const probe = join(dir, `probe-${i}.json`);
     const node = await cluster.addNode({ nodeArgs: ["--idle-mode", "when-idle", "--idle-after", "3s", "--idle-probe-file", probe] });
@@ -64,6 +67,7 @@ describe("idle policy end to end", () => {
     let drainedNode: ClusterNode | undefined;
     let rssBefore = NaN;
     let signalledAt = 0;
+    let textAtSignal = "";
     let usage: OpenAI.CompletionUsage | undefined;
     for await (const chunk of stream) {
       jobId ??= chunk.id.replace(/^chatcmpl-/, "");
@@ -72,21 +76,28 @@ describe("idle policy end to end", () => {
       if (!delta) continue;
       text += delta;
       chunks++;
-      if (chunks === 10) {
+      if (chunks === 3) {
         const job = (await (await fetch(`${cluster.url}/api/v1/jobs/${jobId}`)).json()) as { node_id?: string };
         drainedNode = cluster.nodes.find((n) => n.id === job.node_id);
         if (!drainedNode) throw new Error(`job ${jobId} is on ${job.node_id}, not one of the cluster's`);
         rssBefore = rssMb(drainedNode.process.pid);
         signalledAt = performance.now();
+        textAtSignal = text;
         writeFileSync(probes.get(drainedNode.id)!, JSON.stringify({ active: true }));
       }
     }
-    expect(drainedNode, "the stream ended before chunk 10").toBeDefined();
+    expect(drainedNode, "the stream ended before chunk 3").toBeDefined();
     const node = drainedNode!;
     const other = cluster.nodes.find((n) => n !== node)!;
 
-    // The client saw one uninterrupted stream, equal to the greedy answer, finished by the other daemon.
-    expect(text).toBe(reference.text);
+    // The client saw one uninterrupted stream, finished by the other daemon: equal to the greedy answer whenever the
+    // handback came within the prefix a continuation replays exactly (15-22 tokens here, loaded or not; CI once saw a
+    // signal at chunk 10 land after more than 64). Past it the design promises a faithful join, not an exact one.
+    const replayed = Number(/"prefix_tokens":(\d+)/.exec(cluster.coordinator.logText)?.[1]);
+    process.stdout.write(`idle e2e: the other daemon continued after ${replayed} tokens\n`);
+    expect(replayed).toBeGreaterThan(0);
+    if (replayed <= EXACT_REPLAY_MAX_TOKENS) expect(text).toBe(reference.text);
+    else expect(text.startsWith(textAtSignal) && reference.text.startsWith(textAtSignal)).toBe(true);
     expect(usage?.completion_tokens).toBe(reference.completionTokens);
     const job = (await (await fetch(`${cluster.url}/api/v1/jobs/${jobId}`)).json()) as { node_id?: string };
     expect(job.node_id).toBe(other.id);

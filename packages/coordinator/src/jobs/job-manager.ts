@@ -354,7 +354,7 @@ export class JobManager implements JobSink {
       ...(job.promptTokenIds ? { prompt_tokens: job.promptTokenIds } : {}),
     });
     const file = continuation && job.modelSha256 !== undefined ? fileMatch(job.modelSha256, node.models.find((m) => m.id === job.model)?.sha256) : undefined;
-    this.o.logger.info({ job: job.id, node: short(node.id), model: job.model, continuation, ...(file ? { file } : {}) }, "job assigned");
+    this.o.logger.info({ job: job.id, node: short(node.id), model: job.model, continuation, ...(continuation ? { prefix_tokens: prefixTokens } : {}), ...(file ? { file } : {}) }, "job assigned");
   }
 
   private accept(job: LiveJob): void {

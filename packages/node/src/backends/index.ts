@@ -11,5 +11,6 @@ export * from "./sglang/sglang-adapter.js";
 export * from "./max/max-adapter.js";
 export * from "./llama-server/llama-server-adapter.js";
 export * from "./backend-settings.js";
+export * from "./exact-replay.js";
 export * from "./probe-backends.js";
 export * from "./create-backend-adapter.js";
