@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import OpenAI from "openai";
 import { EXACT_REPLAY_MAX_TOKENS } from "@tessera/node";
-import { type ClusterNode, greedyReference, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
+import { type ClusterNode, continuationPrefixTokens, greedyReference, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
 import { fmt, percentile } from "./lib-stats.js";
 
 const PROMPTS = ["Write about rivers.", "Tell me a story.", "What is a mountain?", "Describe the sea.", "List some colours."];
@@ -99,7 +99,7 @@ export async function main(args: string[]): Promise<void> {
       const moved = job.node_id !== node.id;
       if (moved) handedBack++;
       const exact = text === references[p]!.text;
-      const prefixTokens = moved ? prefixTokensOf(cluster.coordinator.logText, jobId!) : undefined;
+      const prefixTokens = moved ? continuationPrefixTokens(cluster.coordinator.logText, jobId!) : undefined;
       if (!exact) {
         inexact++;
         if (prefixTokens !== undefined && prefixTokens <= EXACT_REPLAY_MAX_TOKENS) inexactWithinBound++;
@@ -110,7 +110,7 @@ export async function main(args: string[]): Promise<void> {
       }
       drains.push(ms);
       freed.push(mb);
-      process.stdout.write(`trial ${t + 1}/${trials}: away ${fmt(ms, 0)} ms after the signal, ${fmt(mb, 0)} MB freed, job ${moved ? `continued on the other node after ${prefixTokens ?? "?"} tokens` : "finished within the grace"}, text ${exact ? "exact" : "MISMATCH"}\n`);
+      process.stdout.write(`trial ${t + 1}/${trials}: away ${fmt(ms, 0)} ms after the signal, ${fmt(mb, 0)} MB freed, job ${moved ? `continued on the other node after ${prefixTokens} tokens` : "finished within the grace"}, text ${exact ? "exact" : "MISMATCH"}\n`);
       unlinkSync(probes.get(node.id)!);
       // The policy backs off 5 minutes after 3 drains in an hour (by design); a fresh daemon starts with no history.
       await node.process.stop(10_000);
@@ -131,12 +131,3 @@ export async function main(args: string[]): Promise<void> {
   process.stdout.write(`RESULT idle_drain_inexact_within_exact_replay ${inexactWithinBound}/${trials}\n`);
 }
 
-/** The prefix length of `jobId`'s continuation, from the coordinator's JSON log (`job assigned`, `prefix_tokens`). */
-function prefixTokensOf(log: string, jobId: string): number | undefined {
-  for (const line of log.split("\n")) {
-    if (!line.includes(jobId) || !line.includes('"prefix_tokens"')) continue;
-    const record = JSON.parse(line) as { job?: string; prefix_tokens?: number };
-    if (record.job === jobId && record.prefix_tokens !== undefined) return record.prefix_tokens;
-  }
-  return undefined;
-}

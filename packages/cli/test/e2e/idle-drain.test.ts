@@ -5,7 +5,7 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { EXACT_REPLAY_MAX_TOKENS } from "@tessera/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Cluster, type ClusterNode, TESSERA_BIN, greedyReference, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
+import { type Cluster, type ClusterNode, TESSERA_BIN, continuationPrefixTokens, greedyReference, makeTinyModel, startCluster, waitUntil } from "@tessera/testkit";
 
 /**
  * Must-show 2 of issue 14 §1, on real processes: a coordinator and two daemons on the embedded engine, each with the
@@ -93,7 +93,7 @@ describe("idle policy end to end", () => {
     // The client saw one uninterrupted stream, finished by the other daemon: equal to the greedy answer whenever the
     // handback came within the prefix a continuation replays exactly (15-22 tokens here, loaded or not; CI once saw a
     // signal at chunk 10 land after more than 64). Past it the design promises a faithful join, not an exact one.
-    const replayed = Number(/"prefix_tokens":(\d+)/.exec(cluster.coordinator.logText)?.[1]);
+    const replayed = continuationPrefixTokens(cluster.coordinator.logText, jobId!);
     process.stdout.write(`idle e2e: the other daemon continued after ${replayed} tokens\n`);
     expect(replayed).toBeGreaterThan(0);
     if (replayed <= EXACT_REPLAY_MAX_TOKENS) expect(text).toBe(reference.text);

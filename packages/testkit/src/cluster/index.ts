@@ -3,3 +3,4 @@ export { ManagedProcess } from "./managed-process.js";
 export { freePort } from "./free-port.js";
 export { killMidStream, type KillMidStreamResult } from "./kill-mid-stream.js";
 export { streamGreedyChat, type GreedyChatRequest, type GreedyChatStream } from "./stream-greedy-chat.js";
+export { continuationPrefixTokens } from "./continuation-prefix.js";
