@@ -28,7 +28,7 @@ export interface DialectCoordinator extends TestCoordinator {
   /** Closes node and coordinator (a clean shutdown) and keeps the files and the schema for inspection. */
   shutdown(): Promise<void>;
   /** A fetch against the coordinator with the test's API key. */
-  api(method: string, path: string, body?: unknown): Promise<{ status: number; text: string; json: () => any }>;
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; headers: Headers; text: string; json: () => any }>;
 }
 
 export async function coordinatorOn(
@@ -80,7 +80,7 @@ export async function coordinatorOn(
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       const text = await res.text();
-      return { status: res.status, text, json: () => JSON.parse(text) };
+      return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
     },
     shutdown,
     async close() {

@@ -1,8 +1,8 @@
 /**
  * What stands between a client's request and its first token on the coordinator (docs/operator-coordinator.md,
  * "The path to the first token"): the job goes to its node before its record is sealed and written (also when the
- * node is reached over the bus, whose client writes on a microtask), and a stream's head leaves with its first chunk
- * in one write.
+ * node is reached over the bus, whose client writes on a microtask), a stream's head leaves with its first chunk
+ * in one write, and a streaming client is told how long its connection may idle, so it does not reconnect for the next.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { Store } from "../src/store/types.js";
@@ -104,5 +104,24 @@ describe("the path to the first token", () => {
     expect(head).toBeGreaterThanOrEqual(0);
     // The head, then the role chunk, in the same write.
     expect(writes[head]).toMatch(/^HTTP\/1\.1 200[\s\S]*\r\n\r\n[\s\S]*data: \{[^\n]*"role":"assistant"/);
+  });
+
+  it("tells a streaming client how long its idle connection is kept, as it tells every other client", async () => {
+    t = await coordinatorOn("sqlite");
+    t.node.onAssign = (job, node) => {
+      node.accept(job.job_id);
+      node.stream(job.job_id, [{ type: "text-delta", text: "hi" }, { type: "usage", prompt_tokens: 1, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+    };
+    const body = { model: "tiny", messages: [{ role: "user", content: "hello" }] };
+    const streamed = await t.api("POST", "/v1/chat/completions", { ...body, stream: true });
+    const whole = await t.api("POST", "/v1/chat/completions", body);
+    expect([streamed.status, whole.status]).toEqual([200, 200]);
+    // Clients such as undici (Node's fetch, the openai package) keep an idle connection as long as this says, and
+    // for 4 s when it says nothing.
+    const kept = `timeout=${t.coordinator.app.server.keepAliveTimeout / 1000}`;
+    expect(whole.headers.get("keep-alive")).toBe(kept);
+    expect(streamed.headers.get("keep-alive")).toBe(kept);
+    expect(streamed.headers.get("connection")).toBe("keep-alive");
+    expect(streamed.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
   });
 });

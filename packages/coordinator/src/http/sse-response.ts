@@ -28,11 +28,14 @@ export function openSse(reply: FastifyReply, headers: Record<string, string> = {
   raw.cork();
   process.nextTick(uncork);
   const extra = reply.getHeaders();
+  // No `connection` header here: Node writes `Connection: keep-alive` with `Keep-Alive: timeout=…` (the server's idle
+  // timeout) itself, and only when it sets both. A stream that named the connection itself went out without the
+  // timeout, and clients that read it (undici, so Node's fetch and the openai package) kept the connection idle for
+  // their own default of 4 s, not the server's 72: a client streaming every few seconds reconnected each time.
   raw.writeHead(200, {
     ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, String(v)])),
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
-    connection: "keep-alive",
     "x-accel-buffering": "no",
     ...headers,
   });
