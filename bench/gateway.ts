@@ -13,13 +13,17 @@
  * concurrency's rounds each side runs one round at that concurrency, uncounted, so the pools and code paths of that
  * many streams are warm.
  *
+ * A round at 64 streams lasts until its slowest stream ends, so its throughput follows that round's last first token,
+ * which one stall anywhere on the machine moves by a hundred milliseconds: the 64-stream ratio is over 6 rounds by
+ * default (3 rounds spread it 0.936-0.969 in three runs of the same build), and one stream's over 30.
+ *
  * The fake backend runs in a process of its own (bench/lib-fake-backend.ts), as a real backend does, so the direct
  * path is client → backend process → client and Tessera's adds the coordinator and the daemon between them.
  * `--backend-in-process` puts it in the bench's own process instead (the layout before 2026-12-06, kept to compare
  * with older figures): there the direct client calls a server in its own event loop and crosses no process boundary
  * at all, while Tessera's path crosses six.
  *
- *   npm run bench -- gateway [--tokens 256] [--rate 100] [--rounds 3] [--only-c64] [--backend-in-process]
+ *   npm run bench -- gateway [--tokens 256] [--rate 100] [--rounds 6] [--only-c64] [--backend-in-process]
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -129,7 +133,7 @@ function flag(args: string[], name: string, fallback: number): number {
 export async function main(args: string[]): Promise<void> {
   const maxTokens = flag(args, "tokens", 256);
   const rate = flag(args, "rate", 100);
-  const rounds = flag(args, "rounds", 3);
+  const rounds = flag(args, "rounds", 6);
   const only = args.includes("--only-c64") ? [64] : [1, 64];
   const inProcess = args.includes("--backend-in-process");
   const fake = await startBackend(rate, maxTokens, inProcess);
@@ -157,7 +161,7 @@ export async function main(args: string[]): Promise<void> {
       await round(targets.direct, concurrency, 8);
       const side = () => ({ tokens: 0, ms: 0, ttft: [] as number[], lastFirst: [] as number[], cpu: { bench: 0, coordinator: 0, daemon: 0 } });
       const acc = { direct: side(), tessera: side() };
-      const reps = concurrency === 1 ? rounds * 10 : rounds;
+      const reps = concurrency === 1 ? rounds * 5 : rounds;
       for (let r = 0; r < reps; r++) {
         const order = r % 2 === 0 ? (["direct", "tessera"] as const) : (["tessera", "direct"] as const);
         for (const which of order) {
