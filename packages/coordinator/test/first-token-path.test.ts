@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Store } from "../src/store/types.js";
 import type { Worker } from "../src/workers/worker.js";
 import { coordinatorOn, type DialectCoordinator } from "./dialect-coordinator.js";
+import type { ScriptedNode } from "./scripted-node.js";
 
 let t: DialectCoordinator | undefined;
 afterEach(async () => {
@@ -32,16 +33,19 @@ function beforeInsert(seen: (job: Parameters<Store["insertJob"]>[0]) => void) {
     });
 }
 
+/** The scripted node takes the job and answers "hi" in one token. */
+const answerHi: ScriptedNode["onAssign"] = (job, node) => {
+  node.accept(job.job_id);
+  node.stream(job.job_id, [{ type: "text-delta", text: "hi" }, { type: "usage", prompt_tokens: 1, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
+};
+
 describe("the path to the first token", () => {
   it("sends a job to its node before it builds the job's record, and still stores it", async () => {
     let c: DialectCoordinator | undefined;
     const assignedWhenBuilt: boolean[] = [];
     const wrapStore = beforeInsert((job) => assignedWhenBuilt.push(c!.coordinator.ctx.registry.get(c!.nodeId)?.activeJobs.has(job.id) === true));
     t = c = await coordinatorOn("sqlite", { wrapStore });
-    t.node.onAssign = (job, node) => {
-      node.accept(job.job_id);
-      node.stream(job.job_id, [{ type: "text-delta", text: "hi" }, { type: "usage", prompt_tokens: 1, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
-    };
+    t.node.onAssign = answerHi;
     const res = await t.api("POST", "/v1/chat/completions", { model: "tiny", messages: [{ role: "user", content: "hello" }] });
     expect(res.status).toBe(200);
     expect(res.json().choices[0].message.content).toBe("hi");
@@ -69,10 +73,7 @@ describe("the path to the first token", () => {
       close: (code, reason) => local.close(code, reason),
     };
     node.worker = onTheBus;
-    t.node.onAssign = (job, n) => {
-      n.accept(job.job_id);
-      n.stream(job.job_id, [{ type: "text-delta", text: "hi" }, { type: "usage", prompt_tokens: 1, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
-    };
+    t.node.onAssign = answerHi;
     const res = await t.api("POST", "/v1/chat/completions", { model: "tiny", messages: [{ role: "user", content: "hello" }] });
     expect(res.status).toBe(200);
     expect(order).toEqual(["assignment sent", "record built"]);
@@ -93,10 +94,7 @@ describe("the path to the first token", () => {
         writev(chunks, cb);
       };
     });
-    t.node.onAssign = (job, node) => {
-      node.accept(job.job_id);
-      node.stream(job.job_id, [{ type: "text-delta", text: "hi" }, { type: "usage", prompt_tokens: 1, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
-    };
+    t.node.onAssign = answerHi;
     const res = await t.api("POST", "/v1/chat/completions", { model: "tiny", messages: [{ role: "user", content: "hello" }], stream: true });
     expect(res.status).toBe(200);
     expect(res.text).toContain('"content":"hi"');
@@ -108,10 +106,7 @@ describe("the path to the first token", () => {
 
   it("tells a streaming client how long its idle connection is kept, as it tells every other client", async () => {
     t = await coordinatorOn("sqlite");
-    t.node.onAssign = (job, node) => {
-      node.accept(job.job_id);
-      node.stream(job.job_id, [{ type: "text-delta", text: "hi" }, { type: "usage", prompt_tokens: 1, completion_tokens: 1 }, { type: "finish", reason: "stop" }]);
-    };
+    t.node.onAssign = answerHi;
     const body = { model: "tiny", messages: [{ role: "user", content: "hello" }] };
     const streamed = await t.api("POST", "/v1/chat/completions", { ...body, stream: true });
     const whole = await t.api("POST", "/v1/chat/completions", body);
