@@ -36,7 +36,7 @@ import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama } from "node-llama-cpp";
-import { makeTinyModel, type TinyWeightType } from "@tessera/testkit";
+import { makeTinyModel, relativeError, type TinyWeightType } from "@tessera/testkit";
 import { GPU_STAGE_BACKENDS, loadGgmlStage, loadLlama, loadSpan, loadStage, readModelConfig, argmax, resolveStageRuntime, setStageThreads, type GpuStageBackend } from "@tessera/node";
 import { fmt, percentile } from "./lib-stats.js";
 
@@ -127,14 +127,7 @@ export async function main(args: string[] = []): Promise<void> {
     const cpu = loadGgmlStage({ path: info.path, start: 0, end: nLayer, threads });
     const positions = prompt.map((_, i) => i);
     const want = cpu.forward("agree", prompt, positions, { logits: "all" }).slice();
-    const got = await onGpu.span.forward("agree", prompt, positions, { logits: "all" });
-    let maxDiff = 0;
-    let maxAbs = 0;
-    for (let i = 0; i < want.length; i++) {
-      maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
-      maxAbs = Math.max(maxAbs, Math.abs(want[i]));
-    }
-    maxRelErr = maxDiff / maxAbs;
+    maxRelErr = relativeError(await onGpu.span.forward("agree", prompt, positions, { logits: "all" }), want);
     onGpu.span.dropRequest("agree");
     cpu.close();
   }

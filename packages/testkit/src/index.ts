@@ -7,3 +7,5 @@ export * from "./anvil.js";
 export * from "./llama-server/index.js";
 export * from "./replicas/index.js";
 export * from "./constrained-fixtures.js";
+export * from "./logits-error.js";
+export * from "./span-agreement.js";

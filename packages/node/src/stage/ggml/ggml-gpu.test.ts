@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTinyModel } from "@tessera/testkit";
+import { makeTinyModel, relativeError } from "@tessera/testkit";
 import { resolveStageRuntime } from "../span-runtime.js";
 import { explainGpuLoadError, findGpuLib, gpuPackages, openGpuBackend, probeGpuBackend } from "./ggml-gpu.js";
 import { ffi, findGgmlDir, libFile, loadGgml, type GgmlLib } from "./ggml-lib.js";
@@ -159,13 +159,7 @@ describe.runIf(findGgmlDir() !== undefined)("a span on a device (the GPU path, r
       // A batch first, then single rows past the cache's first growth: both batch shapes are checked op by op.
       const want = onCpu.forward("r", prompt, positions, { logits: "all" }).slice();
       const got = onDevice.forward("r", prompt, positions, { logits: "all" }).slice();
-      let diff = 0;
-      let max = 0;
-      for (let i = 0; i < want.length; i++) {
-        diff = Math.max(diff, Math.abs(got[i] - want[i]));
-        max = Math.max(max, Math.abs(want[i]));
-      }
-      expect(diff / max).toBeLessThan(1e-5);
+      expect(relativeError(got, want)).toBeLessThan(1e-5);
       for (let t = 0; t < 60; t++) {
         const a = onCpu.forward("r", [t % 200], [prompt.length + t]);
         const b = onDevice.forward("r", [t % 200], [prompt.length + t]);

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TesseraError } from "@tessera/protocol";
-import { makeTinyModel, type TinyModelInfo } from "@tessera/testkit";
+import { makeTinyModel, relativeError, type TinyModelInfo } from "@tessera/testkit";
 import { loadStage } from "../stage.js";
 import { loadGgmlStage, type LoadGgmlStageOptions } from "./ggml-stage.js";
 import { GgmlWorkerSpan } from "./ggml-worker-span.js";
@@ -45,19 +45,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Largest |a - b| relative to the largest |b|. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let max = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    max = Math.max(max, Math.abs(b[i]));
-  }
-  expect(max).toBeGreaterThan(0);
-  return diff / max;
-}
-
 /**
  * Largest relative difference allowed between the ggml and WebAssembly spans (and between batched and one-by-one):
  * 1e-3, one F16 ulp of an activation flipped; 1e-2 for BF16, whose ulp is 2^-8 = 3.9e-3 (measured here: 2.7e-3 against
@@ -85,11 +72,11 @@ describe.each(RUNTIMES)("ggml span, %s", (_runtime, load) => {
       const path = models.get(type)!.path;
       const wasm = loadStage({ path, start: 0, end: LAYERS });
       const g = await ggml(path, 0, LAYERS);
-      expect(relErr(await g.forward("a", PROMPT, positions(0, PROMPT.length), { logits: "all" }), wasm.forward("a", PROMPT, positions(0, PROMPT.length), { logits: "all" }))).toBeLessThan(BOUND[type]);
+      expect(relativeError(await g.forward("a", PROMPT, positions(0, PROMPT.length), { logits: "all" }), wasm.forward("a", PROMPT, positions(0, PROMPT.length), { logits: "all" }))).toBeLessThan(BOUND[type]);
       for (let i = 0; i < 8; i++) {
         const tok = [40 + i];
         const pos = [PROMPT.length + i];
-        expect(relErr((await g.forward("a", tok, pos)).slice(), wasm.forward("a", tok, pos))).toBeLessThan(BOUND[type]);
+        expect(relativeError((await g.forward("a", tok, pos)).slice(), wasm.forward("a", tok, pos))).toBeLessThan(BOUND[type]);
       }
       expect(g.cachedTokens("a")).toBe(PROMPT.length + 8);
       expect(g.dropRequest("a")).toBe(true);
@@ -104,13 +91,13 @@ describe.each(RUNTIMES)("ggml span, %s", (_runtime, load) => {
       const gFirst2 = await ggml(path, 0, 2);
       const gTail = await ggml(path, 1, LAYERS);
       const pos = positions(0, PROMPT.length);
-      expect(relErr((await gFirst2.forward("h", PROMPT, pos)).slice(), wasmFirst2.forward("h", PROMPT, pos))).toBeLessThan(BOUND[type]);
+      expect(relativeError((await gFirst2.forward("h", PROMPT, pos)).slice(), wasmFirst2.forward("h", PROMPT, pos))).toBeLessThan(BOUND[type]);
       const hidden = wasmHead.forward("c", PROMPT, pos).slice();
-      expect(relErr((await gTail.forward("c", hidden, pos)).slice(), wasmAll.forward("c", PROMPT, pos))).toBeLessThan(BOUND[type]);
+      expect(relativeError((await gTail.forward("c", hidden, pos)).slice(), wasmAll.forward("c", PROMPT, pos))).toBeLessThan(BOUND[type]);
       for (let i = 0; i < 4; i++) {
         const p = [PROMPT.length + i];
         const h = wasmHead.forward("c", [50 + i], p).slice();
-        expect(relErr((await gTail.forward("c", h, p)).slice(), wasmAll.forward("c", [50 + i], p))).toBeLessThan(BOUND[type]);
+        expect(relativeError((await gTail.forward("c", h, p)).slice(), wasmAll.forward("c", [50 + i], p))).toBeLessThan(BOUND[type]);
       }
     });
 
@@ -122,7 +109,7 @@ describe.each(RUNTIMES)("ggml span, %s", (_runtime, load) => {
       for (let i = 0; i < tokens.length; i++) {
         const one = await g.forward("single", [tokens[i]], [i]);
         // Not bit-identical (design.md, "Batched and one-by-one"): ~1e-7 until an activation's F16 (BF16) rounding flips.
-        expect(relErr(one.slice(), batched.subarray(i * g.vocabSize, (i + 1) * g.vocabSize).slice())).toBeLessThan(BOUND[type]);
+        expect(relativeError(one.slice(), batched.subarray(i * g.vocabSize, (i + 1) * g.vocabSize).slice())).toBeLessThan(BOUND[type]);
       }
       expect(g.cachedTokens("single")).toBe(100);
     });
@@ -138,8 +125,8 @@ describe.each(RUNTIMES)("ggml span, %s", (_runtime, load) => {
       const gTail = await ggml(path, 1, LAYERS);
       const pos = positions(0, PROMPT.length);
       const want = wasm.forward("q", PROMPT, pos, { logits: "all" }).slice();
-      expect(relErr((await g.forward("q", PROMPT, pos, { logits: "all" })).slice(), want)).toBeLessThan(5e-2);
-      expect(relErr((await gTail.forward("q", wasmHead.forward("q", PROMPT, pos).slice(), pos, { logits: "all" })).slice(), want)).toBeLessThan(5e-2);
+      expect(relativeError((await g.forward("q", PROMPT, pos, { logits: "all" })).slice(), want)).toBeLessThan(5e-2);
+      expect(relativeError((await gTail.forward("q", wasmHead.forward("q", PROMPT, pos).slice(), pos, { logits: "all" })).slice(), want)).toBeLessThan(5e-2);
     });
   });
 
