@@ -1,6 +1,6 @@
 import type { ChatMessage } from "@tessera/protocol";
 import { createPromptFormatter, rawPromptTokens } from "@tessera/node/embedded";
-import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
+import { getLlama, type Llama, LlamaLogLevel, type Token } from "node-llama-cpp";
 
 /**
  * What node-llama-cpp produces greedily, in-process, on a model file: the reference end-to-end tests compare the
@@ -17,6 +17,11 @@ export interface GreedyReferenceOptions {
   maxTokens: number;
   /** llama.cpp threads (default 1: tests run on small shared machines). */
   threads?: number;
+  /**
+   * Run on this llama.cpp build, every layer on its GPU (node-llama-cpp's Vulkan build, say), instead of the CPU build
+   * loaded for the call. The caller disposes of it.
+   */
+  onGpu?: Llama;
 }
 
 export interface GreedyReference {
@@ -28,9 +33,9 @@ export interface GreedyReference {
 }
 
 export async function greedyReference(options: GreedyReferenceOptions): Promise<GreedyReference> {
-  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+  const llama = options.onGpu ?? (await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error }));
   try {
-    const model = await llama.loadModel({ modelPath: options.modelPath });
+    const model = await llama.loadModel({ modelPath: options.modelPath, ...(options.onGpu ? { gpuLayers: "max" as const } : {}) });
     try {
       const prompt = options.promptTokens ? (options.promptTokens as Token[]) : options.rawPrompt ? rawPromptTokens(model, options.messages[0]!.content) : createPromptFormatter(model).promptTokens(options.messages);
       const context = await model.createContext({
@@ -55,6 +60,6 @@ export async function greedyReference(options: GreedyReferenceOptions): Promise<
       await model.dispose();
     }
   } finally {
-    await llama.dispose();
+    if (!options.onGpu) await llama.dispose();
   }
 }

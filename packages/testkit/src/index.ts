@@ -9,3 +9,4 @@ export * from "./replicas/index.js";
 export * from "./constrained-fixtures.js";
 export * from "./logits-error.js";
 export * from "./span-agreement.js";
+export * from "./vulkan-test-device.js";

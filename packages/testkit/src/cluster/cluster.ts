@@ -24,6 +24,15 @@ export interface ClusterOptions {
   nodeFlags?: { coordinator?: string[]; node?: string[] };
 }
 
+export interface AddNodeOptions {
+  /** Serve this GGUF file on the embedded engine instead of the cluster's. */
+  modelPath?: string;
+  /** Added to the cluster's `nodeArgs`. */
+  nodeArgs?: string[];
+  /** Called with the daemon's home after `tessera init`, before it starts (to put files in its data dir, say). */
+  prepareHome?: (home: string) => void;
+}
+
 export interface ClusterNode {
   name: string;
   home: string;
@@ -42,7 +51,7 @@ export interface Cluster {
    * Starts one more daemon; `modelPath` serves another GGUF file on the embedded engine instead of the cluster's (an
    * embedding model beside a chat model, say), `nodeArgs` are added to the cluster's.
    */
-  addNode(options?: { modelPath?: string; nodeArgs?: string[] }): Promise<ClusterNode>;
+  addNode(options?: AddNodeOptions): Promise<ClusterNode>;
   /** Starts a stopped or killed daemon again on its own home (same key, so the same node id). */
   restartNode(node: ClusterNode): Promise<void>;
   /** Every process's recent output, for a failing test's message. */
@@ -92,7 +101,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     return proc;
   }
 
-  async function addNode(extra: { modelPath?: string; nodeArgs?: string[] } = {}): Promise<ClusterNode> {
+  async function addNode(extra: AddNodeOptions = {}): Promise<ClusterNode> {
     const name = `node${nodes.length + 1}`;
     const backend = extra.modelPath ? ["--backend", "embedded", "--model", extra.modelPath] : backendArgs;
     nodeArgsOf.set(name, [...backend, ...(options.nodeArgs ?? []), ...(extra.nodeArgs ?? [])]);
@@ -103,6 +112,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     if (code !== 0) throw new Error(`tessera init failed:\n${init.logText}`);
     const id = init.logText.match(/\b([0-9a-f]{64})\b/)?.[1];
     if (!id) throw new Error(`tessera init printed no node id:\n${init.logText}`);
+    extra.prepareHome?.(home);
     const node = { name, home, id, process: await launch(name, home, id) };
     nodes.push(node);
     return node;

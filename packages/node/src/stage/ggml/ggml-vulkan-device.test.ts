@@ -17,25 +17,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agreementPrompt, llamaGreedyTokens, llamaPromptLogits, makeTinyModel, measureSpanAgreement, relativeError, type TinyWeightType } from "@tessera/testkit";
+import { agreementPrompt, llamaGreedyTokens, llamaPromptLogits, makeTinyModel, measureSpanAgreement, relativeError, type TinyWeightType, vulkanTestDevice } from "@tessera/testkit";
 import { type GetLlama, loadLlama } from "../../gpu-runtime/load-llama.js";
-import { loadSpan, resolveStageRuntime } from "../span-runtime.js";
+import { loadSpan } from "../span-runtime.js";
 import { loadGgmlStage } from "./ggml-stage.js";
 
-// Read by ggml-vulkan when it first enumerates devices (C getenv: this fork's environment, so before any span loads).
-process.env.GGML_VK_VISIBLE_DEVICES ??= "0";
-
-const runtimeDir = process.env.TESSERA_TEST_GPU_RUNTIME_DIR;
-const choice = runtimeDir === undefined ? undefined : resolveStageRuntime("vulkan", undefined, { gpuRuntimeDir: runtimeDir });
-const skipReason =
-  process.platform !== "linux" || process.arch !== "x64" ? "node-llama-cpp's Vulkan build checked here is linux-x64's"
-  : runtimeDir === undefined ? "TESSERA_TEST_GPU_RUNTIME_DIR is not set (a `tessera gpu setup --build vulkan` prefix)"
-  : choice?.runtime !== "vulkan" ? (choice?.detail ?? "")
-  : undefined;
-if (skipReason !== undefined) {
-  if (process.env.CI === "true") throw new Error(`the Vulkan device test is mandatory under CI=true: ${skipReason}`);
-  process.stderr.write(`\n*** ggml-vulkan-device.test.ts SKIPPED: ${skipReason} ***\n\n`);
-}
+// Before anything loads a Vulkan library: ggml reads GGML_VK_VISIBLE_DEVICES when it first lists devices.
+const device = vulkanTestDevice("ggml-vulkan-device.test.ts");
+const runtimeDir = device.skip === undefined ? device.runtimeDir : undefined;
 
 /** Greedy tokens generated after the prompt, fed back one at a time. */
 const DECODED = 64;
@@ -55,7 +44,7 @@ const MEASURED: Record<"f16" | "q8_0" | "q4_k_m", { llama: number; cpu: number; 
   q4_k_m: { llama: 8.22e-3, cpu: 3.0e-2, batch: 1.02e-2 },
 };
 
-describe.skipIf(skipReason !== undefined)("a span on ggml's Vulkan backend, on a Vulkan device", () => {
+describe.skipIf(device.skip !== undefined)("a span on ggml's Vulkan backend, on a Vulkan device", () => {
   let dir: string;
   let llama: Llama;
 
@@ -69,8 +58,8 @@ describe.skipIf(skipReason !== undefined)("a span on ggml's Vulkan backend, on a
   });
 
   it("is chosen when named, with the device it found", () => {
-    expect(choice).toMatchObject({ runtime: "vulkan" });
-    expect(choice!.detail).toMatch(/\(vulkan device \d+, [\d.]+ of [\d.]+ GiB free\), libggml-vulkan\.so from /);
+    expect(device.skip).toBeUndefined();
+    expect((device as { detail: string }).detail).toMatch(/\(vulkan device \d+, [\d.]+ of [\d.]+ GiB free\), libggml-vulkan\.so from /);
     expect(llama.gpu).toBe("vulkan");
   });
 
