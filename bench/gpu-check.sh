@@ -10,7 +10,9 @@
 # beside it in node_modules is found too. Prints, per backend b that initialises:
 #   RESULT gpu_span_vs_llamacpp_<b>      median per-round tok/s of the span over llama.cpp's (target >= 0.8)
 #   RESULT gpu_span_max_rel_err_<b>      the span's logits against the same span on ggml's CPU backend
-# and always RESULT gpu_backends_initialised <n>.
+#   RESULT span_agreement_*_<b>          npm run bench -- span-agreement (three seeds): tokens and logits against
+#                                        llama.cpp's build for the same GPU, and ggml's CPU backend
+# and always RESULT gpu_backends_initialised <n>. On a machine without npm, bench/gpu-bundle.sh packs it all.
 set -u
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -25,10 +27,20 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="$2"; shift 2 ;;
     --tokens) tokens="$2"; shift 2 ;;
     --weights) weights="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+# From the repository (TypeScript through tsx), or from bench/gpu-bundle.sh's bundle, whose unpacked `app` folder
+# TESSERA_GPU_CHECK_APP names (a machine without npm).
+if [ -n "${TESSERA_GPU_CHECK_APP:-}" ]; then
+  run_probe="node $TESSERA_GPU_CHECK_APP/lib-gpu-probe.js"
+  run_bench="node $TESSERA_GPU_CHECK_APP/bench.js"
+else
+  run_probe="node --conditions=tessera-source --import tsx bench/lib-gpu-probe.ts"
+  run_bench="npm run --silent bench --"
+fi
 
 have() { command -v "$1" >/dev/null 2>&1; }
 lib() { ldconfig -p 2>/dev/null | awk -v l="$1" '$1 ~ "^"l { print $NF; exit }'; }
@@ -77,20 +89,7 @@ done
 echo "== ggml GPU backends (node-llama-cpp's builds; GPU runtime prefix: $gpu_runtime)"
 # Same decision as the node's stage_backend = <backend>: the build found, loaded beside the same release's
 # libggml-base, and a GPU device found. One line per backend: name, ok|no, detail.
-probe=$(node --conditions=tessera-source --import tsx --input-type=module -e '
-import { resolveStageRuntime, GPU_STAGE_BACKENDS } from "@tessera/node";
-const where = { gpuRuntimeDir: process.argv[1] };
-for (const kind of GPU_STAGE_BACKENDS) {
-  let line;
-  try {
-    const c = resolveStageRuntime(kind, undefined, where);
-    line = `${kind}\t${c.runtime ? "ok" : "no"}\t${c.detail.replace(/^stage backend \S+ cannot run here: /, "")}`;
-  } catch (err) {
-    line = `${kind}\tno\t${err.message}`;
-  }
-  console.log(line);
-}
-' "$gpu_runtime" 2>&1)
+probe=$($run_probe "$gpu_runtime")
 probe_rc=$?
 echo "$probe" | sed 's/\t/: /; s/\t/ - /'
 if [ $probe_rc -ne 0 ]; then
@@ -108,11 +107,24 @@ for b in $ok_backends; do
     continue
   fi
   echo "== span on $b against llama.cpp on the same GPU ($rounds rounds x $tokens tokens, $weights, ${left}s left)"
-  out=$(timeout "$left" npm run --silent bench -- stage-runtime "$rounds" "$tokens" --weights "$weights" --backend "$b" --gpu-runtime "$gpu_runtime" 2>&1)
+  out=$(timeout "$left" $run_bench stage-runtime "$rounds" "$tokens" --weights "$weights" --backend "$b" --gpu-runtime "$gpu_runtime" 2>&1)
   rc=$?
   echo "$out" | grep -vE '^\s*$' | tail -40
   if [ $rc -ne 0 ]; then
     echo "gpu-check: the $b bench failed (exit $rc)"
+    failed=1
+  fi
+  left=$((budget - ($(date +%s) - started)))
+  if [ "$left" -lt 60 ]; then
+    echo "gpu-check: under a minute of the 10 is left: $b's agreement not measured"
+    continue
+  fi
+  echo "== how $b rounds: the span against llama.cpp's $b build and ggml's CPU backend (${left}s left)"
+  out=$(timeout "$left" $run_bench span-agreement --backend "$b" --gpu-runtime "$gpu_runtime" --seeds 7,11,13 2>&1)
+  rc=$?
+  echo "$out" | grep -vE '^\s*$' | tail -24
+  if [ $rc -ne 0 ]; then
+    echo "gpu-check: the $b agreement bench failed (exit $rc)"
     failed=1
   fi
 done
