@@ -25,7 +25,9 @@
  * stage_runtime_ggml_vs_llamacpp_cpu (same suffixes). That span computes in its worker thread, as the daemon runs it
  * (stage/ggml/ggml-worker-span.ts): its time per token includes the hand-off to the worker and back, printed per round
  * as "ms/token hand-off" (its wall time per token minus the time the worker spent computing). With --inline a
- * fourth engine runs the same ggml span on the bench's own thread (GgmlStage, no worker), in the same lockstep, and the
+ * fourth engine runs the same ggml span on the bench's own thread (GgmlStage, no worker), in the same lockstep (its
+ * rounds print "ms/token host": its wall time per token outside ggml_backend_graph_compute: setting inputs, building
+ * graphs (stage/ggml/design.md, "A step's graph is reused"), reading the logits and the bench's argmax), and the
  * run prints RESULT stage_runtime_ggml_inline_vs_llamacpp and stage_runtime_ggml_worker_vs_inline (median per-round
  * ratio of the worker's tok/s to the in-thread span's): what the worker costs, measured side by side. With --threads N > 1 each engine's idle threads keep polling for
  * a while after its token (ggml's thread pool, llama.cpp's, the WebAssembly runtime's workers), so on a machine with
@@ -48,6 +50,8 @@ interface Timing {
   cpuSeconds: number;
   /** For the worker span: wall time inside the worker (the rest of wallSeconds is the hand-off to it and back). */
   workerSeconds?: number;
+  /** For the in-thread ggml span: wall time in graph compute (the rest of wallSeconds is host work: inputs, graphs). */
+  graphSeconds?: number;
 }
 
 function cpuSeconds(since: NodeJS.CpuUsage): number {
@@ -116,6 +120,8 @@ export async function main(args: string[] = []): Promise<void> {
     close?(): unknown;
     /** The worker span's own compute time so far (ms): the rest of its tokens' wall time is the thread hand-off. */
     computeMs?: number;
+    /** The in-thread ggml span's time in ggml_backend_graph_compute so far (ms): the rest is the host's. */
+    graphComputeMs?: number;
   }
   const stages: Array<{ name: string; span: BenchSpan }> = gpu ? [] : [{ name: "stage", span: loadStage({ path: info.path, start: 0, end: nLayer }) }];
   let maxRelErr: number | undefined;
@@ -171,9 +177,11 @@ export async function main(args: string[] = []): Promise<void> {
         one[0] = m.tokens[m.tokens.length - 1];
         pos[0] = prompt.length + i;
         const inWorker = stages[k].span.computeMs;
+        const inGraph = stages[k].span.graphComputeMs;
         const token = argmax(await stages[k].span.forward(id, one, pos));
         m.wallSeconds += (performance.now() - t0) / 1000;
         if (inWorker !== undefined) m.workerSeconds = (m.workerSeconds ?? 0) + (stages[k].span.computeMs! - inWorker) / 1000;
+        if (inGraph !== undefined) m.graphSeconds = (m.graphSeconds ?? 0) + (stages[k].span.graphComputeMs! - inGraph) / 1000;
         m.cpuSeconds += cpuSeconds(c0);
         m.tokens.push(token);
       };
@@ -213,7 +221,8 @@ export async function main(args: string[] = []): Promise<void> {
       ratios[k].push(rate / llamaRate);
       cpuRatios[k].push(ref.cpuSeconds / m.cpuSeconds);
       const handOff = m.workerSeconds === undefined ? "" : `, ${fmt(((m.wallSeconds - m.workerSeconds) / decodeTokens) * 1000, 2)} ms/token hand-off`;
-      line += `, ${s.name} ${fmt(rate, 1)} tok/s (${fmt((m.cpuSeconds / decodeTokens) * 1000, 2)} ms CPU/token${handOff}), ratio ${fmt(rate / llamaRate)}`;
+      const host = m.graphSeconds === undefined ? "" : `, ${fmt(((m.wallSeconds - m.graphSeconds) / decodeTokens) * 1000, 3)} ms/token host`;
+      line += `, ${s.name} ${fmt(rate, 1)} tok/s (${fmt((m.cpuSeconds / decodeTokens) * 1000, 2)} ms CPU/token${handOff}${host}), ratio ${fmt(rate / llamaRate)}`;
     });
     console.log(line);
   }

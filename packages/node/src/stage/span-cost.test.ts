@@ -58,14 +58,16 @@ describe.runIf(findGgmlDir() !== undefined)("a layer's bytes on ggml, before loa
     }
   });
 
-  it("the cache at full context: K and V of kv_dim x context F16 cells per layer, at the file's context or the one asked", () => {
+  it("the cache at full context: K of kv_dim x context F16 cells per layer and V of kv_dim x (context + 64), at the file's context or the one asked", () => {
     const g = loadGgml();
     const file = openGguf(path);
     const c = readLlamaConfig(file);
     file.close();
     const kvDim = c.nHeadKv * c.headDim;
-    expect(ggmlSpanBytes(g, g.cpuBufferType(), path)).toMatchObject({ context: c.contextLength, kvPerLayer: 2 * kvDim * c.contextLength * 2 });
-    expect(ggmlSpanBytes(g, g.cpuBufferType(), path, 100)).toMatchObject({ context: 100, kvPerLayer: 2 * kvDim * 100 * 2 });
+    // A V row holds 64 cells more than the capacity (ggml/ggml-stage.ts, vRowCells).
+    const kvBytes = (context: number) => kvDim * context * 2 + kvDim * (context + 64) * 2;
+    expect(ggmlSpanBytes(g, g.cpuBufferType(), path)).toMatchObject({ context: c.contextLength, kvPerLayer: kvBytes(c.contextLength) });
+    expect(ggmlSpanBytes(g, g.cpuBufferType(), path, 100)).toMatchObject({ context: 100, kvPerLayer: kvBytes(100) });
   });
 
   it("the offer's figure on ggml-cpu is the largest layer plus one request's full-context cache", () => {

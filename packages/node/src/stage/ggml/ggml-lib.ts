@@ -27,7 +27,7 @@ export function ffi(): typeof koffi {
 }
 
 /** ggml_type values (ggml.h), the same numbers as GGUF's tensor types. */
-export const GGML = { F32: 0, F16: 1, Q8_0: 8, Q4_K: 12, Q6_K: 14, I32: 26, BF16: 30 } as const;
+export const GGML = { F32: 0, F16: 1, Q8_0: 8, Q4_K: 12, Q6_K: 14, I32: 26, I64: 27, BF16: 30 } as const;
 /** GGML_ROPE_TYPE_NORMAL: adjacent pairs, the mode of `llama` (llama.cpp's LLAMA_ROPE_TYPE_NORM). */
 export const GGML_ROPE_TYPE_NORMAL = 0;
 
@@ -59,11 +59,12 @@ export interface GgmlLib {
   softMaxExt(ctx: Ptr, a: Ptr, mask: Ptr | null, scale: number, maxBias: number): Ptr;
   swigluSplit(ctx: Ptr, gate: Ptr, up: Ptr): Ptr;
   getRows(ctx: Ptr, a: Ptr, ids: Ptr): Ptr;
-  cpy(ctx: Ptr, a: Ptr, b: Ptr): Ptr;
+  /** Writes b's rows into a at the rows the I64 tensor c names (a view of a, to expand into the graph). */
+  setRows(ctx: Ptr, a: Ptr, b: Ptr, c: Ptr): Ptr;
   cont2d(ctx: Ptr, a: Ptr, ne0: number, ne1: number): Ptr;
+  reshape2d(ctx: Ptr, a: Ptr, ne0: number, ne1: number): Ptr;
   reshape3d(ctx: Ptr, a: Ptr, ne0: number, ne1: number, ne2: number): Ptr;
   permute(ctx: Ptr, a: Ptr, ax0: number, ax1: number, ax2: number, ax3: number): Ptr;
-  transpose(ctx: Ptr, a: Ptr): Ptr;
   view1d(ctx: Ptr, a: Ptr, ne0: number, offset: number): Ptr;
   view2d(ctx: Ptr, a: Ptr, ne0: number, ne1: number, nb1: number, offset: number): Ptr;
   view3d(ctx: Ptr, a: Ptr, ne0: number, ne1: number, ne2: number, nb1: number, nb2: number, offset: number): Ptr;
@@ -76,6 +77,7 @@ export interface GgmlLib {
   allocCtxTensors(ctx: Ptr, backend: Ptr): Ptr;
   bufferFree(buf: Ptr): void;
   bufferSize(buf: Ptr): number;
+  bufferClear(buf: Ptr, value: number): void;
   tensorSet(t: Ptr, data: ArrayBufferView, offset: number, size: number): void;
   tensorGet(t: Ptr, data: ArrayBufferView, offset: number, size: number): void;
   graphCompute(backend: Ptr, graph: Ptr): number;
@@ -88,6 +90,8 @@ export interface GgmlLib {
   gallocrNew(buft: Ptr): Ptr;
   gallocrAllocGraph(galloc: Ptr, graph: Ptr): boolean;
   gallocrFree(galloc: Ptr): void;
+  /** The size of the allocator's compute buffer now (it only grows, and a growth moves every tensor it placed). */
+  gallocrGetBufferSize(galloc: Ptr, bufferId: number): number;
   /** ggml-backend.h's device API (in libggml-base), for the GPU backends (ggml-gpu.ts). */
   regName(reg: Ptr): string;
   regDevCount(reg: Ptr): number;
@@ -322,11 +326,11 @@ function bind(base: koffi.IKoffiLib, cpu: koffi.IKoffiLib, dir: string, cpuVaria
     softMaxExt: f(`${T} ggml_soft_max_ext(${C}, ${T} a, ${T} mask, float scale, float max_bias)`),
     swigluSplit: f(`${T} ggml_swiglu_split(${C}, ${T} a, ${T} b)`),
     getRows: f(`${T} ggml_get_rows(${C}, ${T} a, ${T} b)`),
-    cpy: f(`${T} ggml_cpy(${C}, ${T} a, ${T} b)`),
+    setRows: f(`${T} ggml_set_rows(${C}, ${T} a, ${T} b, ${T} c)`),
     cont2d: f(`${T} ggml_cont_2d(${C}, ${T} a, int64_t ne0, int64_t ne1)`),
+    reshape2d: f(`${T} ggml_reshape_2d(${C}, ${T} a, int64_t ne0, int64_t ne1)`),
     reshape3d: f(`${T} ggml_reshape_3d(${C}, ${T} a, int64_t ne0, int64_t ne1, int64_t ne2)`),
     permute: f(`${T} ggml_permute(${C}, ${T} a, int ax0, int ax1, int ax2, int ax3)`),
-    transpose: f(`${T} ggml_transpose(${C}, ${T} a)`),
     view1d: f(`${T} ggml_view_1d(${C}, ${T} a, int64_t ne0, size_t offset)`),
     view2d: f(`${T} ggml_view_2d(${C}, ${T} a, int64_t ne0, int64_t ne1, size_t nb1, size_t offset)`),
     view3d: f(`${T} ggml_view_3d(${C}, ${T} a, int64_t ne0, int64_t ne1, int64_t ne2, size_t nb1, size_t nb2, size_t offset)`),
@@ -337,6 +341,7 @@ function bind(base: koffi.IKoffiLib, cpu: koffi.IKoffiLib, dir: string, cpuVaria
     allocCtxTensors: f(`ggml_backend_buffer * ggml_backend_alloc_ctx_tensors(${C}, ggml_backend * b)`),
     bufferFree: f("void ggml_backend_buffer_free(ggml_backend_buffer * buf)"),
     bufferSize: f("size_t ggml_backend_buffer_get_size(ggml_backend_buffer * buf)"),
+    bufferClear: f("void ggml_backend_buffer_clear(ggml_backend_buffer * buf, uint8_t value)"),
     tensorSet: f(`void ggml_backend_tensor_set(${T} t, const void * data, size_t offset, size_t size)`),
     tensorGet: f(`void ggml_backend_tensor_get(const ${T} t, void * data, size_t offset, size_t size)`),
     graphCompute: f("int ggml_backend_graph_compute(ggml_backend * b, ggml_cgraph * g)"),
@@ -347,6 +352,7 @@ function bind(base: koffi.IKoffiLib, cpu: koffi.IKoffiLib, dir: string, cpuVaria
     gallocrNew: f("ggml_gallocr * ggml_gallocr_new(ggml_backend_buffer_type * buft)"),
     gallocrAllocGraph: f("bool ggml_gallocr_alloc_graph(ggml_gallocr * g, ggml_cgraph * graph)"),
     gallocrFree: f("void ggml_gallocr_free(ggml_gallocr * g)"),
+    gallocrGetBufferSize: f("size_t ggml_gallocr_get_buffer_size(ggml_gallocr * g, int buffer_id)"),
     regName: f("const char * ggml_backend_reg_name(ggml_backend_reg * reg)"),
     regDevCount: f("size_t ggml_backend_reg_dev_count(ggml_backend_reg * reg)"),
     regDevGet: f("ggml_backend_device * ggml_backend_reg_dev_get(ggml_backend_reg * reg, size_t index)"),

@@ -159,3 +159,43 @@ describe.each(RUNTIMES)("ggml span, %s", (_runtime, load) => {
     });
   });
 });
+
+describe("ggml span, a step's graph kept for the request's next steps", () => {
+  it("builds a graph per shape, not per step, rebuilds one whose compute buffer moved, and computes what a span that never interleaved computes, to the bit", async () => {
+    const path = models.get("f16")!.path;
+    const g = loadGgmlStage({ path, start: 0, end: LAYERS });
+    const alone = loadGgmlStage({ path, start: 0, end: LAYERS });
+    open.push(g, alone);
+    const steps = 150; // past two cache growths (64 -> 128 -> 256 cells) and three padded widths of the attention
+    const token = (i: number): number => (i * 29 + 7) % 256;
+    const step = (s: typeof g, id: string, i: number): Float32Array => s.forward(id, [token(i)], [PROMPT.length + i]).slice();
+    g.forward("a", PROMPT, positions(0, PROMPT.length));
+    alone.forward("a", PROMPT, positions(0, PROMPT.length));
+    const builtAfterPrompt = g.stepGraphsBuilt;
+    for (let i = 0; i < 20; i++) expect(step(g, "a", i)).toEqual(step(alone, "a", i));
+    // Steps 0-19 hold 14-33 cells: one padded width, one graph.
+    expect(g.stepGraphsBuilt - builtAfterPrompt).toBe(1);
+
+    // Another request's long prompt grows the shared compute buffer: "a"'s kept graph points into the old one.
+    g.forward("b", Array.from({ length: 300 }, (_, i) => token(i)), positions(0, 300));
+    let built = g.stepGraphsBuilt;
+    expect(step(g, "a", 20)).toEqual(step(alone, "a", 20));
+    expect(g.stepGraphsBuilt - built).toBe(1);
+
+    // Interleaved with "b"'s steps, each request keeps its own graph.
+    built = g.stepGraphsBuilt;
+    for (let i = 21; i < 30; i++) {
+      expect(step(g, "a", i)).toEqual(step(alone, "a", i));
+      g.forward("b", [token(i)], [300 + i - 21]);
+    }
+    expect(g.stepGraphsBuilt - built).toBe(1); // "b"'s first decode step
+
+    for (let i = 30; i < steps; i++) expect(step(g, "a", i)).toEqual(step(alone, "a", i));
+    expect(g.cachedTokens("a")).toBe(PROMPT.length + steps);
+    // 163 cells at the end: a handful of graphs for 150 steps (one per padded width and cache size), not one a step.
+    expect(alone.stepGraphsBuilt).toBeLessThanOrEqual(6);
+    const logits = step(alone, "a", steps);
+    expect(logits.every(Number.isFinite)).toBe(true);
+  });
+});
+

@@ -37,21 +37,66 @@ interface LayerTensors {
 /** First capacity of a request's cache, in cells; it doubles when full. */
 const FIRST_CAPACITY = 64;
 
-/** One layer's K and V cache tensors of `capacity` cells (F16, as llama.cpp's default cache). */
-function newKvTensors(g: GgmlLib, ctx: Ptr, kvDim: number, capacity: number): { k: Ptr; v: Ptr } {
-  return { k: g.newTensor2d(ctx, GGML.F16, kvDim, capacity), v: g.newTensor2d(ctx, GGML.F16, capacity, kvDim) };
+/**
+ * The cells a step's attention reads are rounded up to a multiple of this (at most the capacity; the cells past the
+ * request's are masked), so one decode graph serves this many steps (design.md, "A step's graph is reused").
+ */
+const KV_PAD = 64;
+
+/**
+ * A built and allocated step graph, kept for the request's next steps: what it was built for, its input tensors and
+ * host buffers for them, and its output. Valid while the cache is the same object and the compute buffer has not
+ * moved (`generation`).
+ */
+interface StepGraph {
+  ctx: Ptr;
+  graph: Ptr;
+  n: number;
+  rows: number;
+  nKvPad: number;
+  generation: number;
+  posT: Ptr;
+  maskT: Ptr;
+  inT: Ptr;
+  /** The cache rows this step's K goes to (one per position), and the cells of the V cache (kv_dim per position). */
+  kRowsT: Ptr;
+  vCellsT: Ptr;
+  outT: Ptr;
+  mask: Float32Array;
+  /** The I64 index inputs' host buffers, written through their low 32-bit words (little-endian; the high words stay 0). */
+  kRows: Int32Array;
+  vCells: Int32Array;
 }
 
-/** One request's F16 K and V tensors per layer, in their own backend buffer. K is [kv_dim, cap], V is [cap, kv_dim]. */
+/**
+ * The cells a row of the transposed V cache holds: KV_PAD more than the capacity, so the attention's V view (its rows'
+ * first n_pad cells) is never the whole tensor. Where it was (the padded width at the capacity), ggml's Vulkan
+ * `mul_mat` took its path for a contiguous F16 matrix and read past the end of the cache's buffer: Mesa's device
+ * crashed in half the test runs (design.md, "A step's graph is reused").
+ */
+const vRowCells = (capacity: number): number => capacity + KV_PAD;
+
+/** One layer's K and V cache tensors of `capacity` cells (F16, as llama.cpp's default cache). */
+function newKvTensors(g: GgmlLib, ctx: Ptr, kvDim: number, capacity: number): { k: Ptr; v: Ptr } {
+  return { k: g.newTensor2d(ctx, GGML.F16, kvDim, capacity), v: g.newTensor2d(ctx, GGML.F16, vRowCells(capacity), kvDim) };
+}
+
+/**
+ * One request's F16 K and V tensors per layer, in their own backend buffer, zeroed (masked cells are read, and must
+ * not be NaN). K is [kv_dim, cap], V is [vRow, kv_dim] (vRowCells). Holds the request's last step graph.
+ */
 class GgmlKvCache {
   readonly ctx: Ptr;
   readonly buffer: Ptr;
   readonly k: Ptr[] = [];
   readonly v: Ptr[] = [];
+  readonly vRow: number;
   length = 0;
   positions: Int32Array;
+  step: StepGraph | undefined;
 
   constructor(private readonly g: GgmlLib, backend: Ptr, readonly nLayer: number, readonly kvDim: number, readonly capacity: number) {
+    this.vRow = vRowCells(capacity);
     this.ctx = g.init(g.tensorOverhead() * (2 * nLayer + 2), true);
     for (let l = 0; l < nLayer; l++) {
       const { k, v } = newKvTensors(g, this.ctx, kvDim, capacity);
@@ -61,9 +106,16 @@ class GgmlKvCache {
     this.buffer = g.allocCtxTensors(this.ctx, backend);
     if (!this.buffer) {
       g.free(this.ctx);
-      throw new TesseraError("no_capacity", `cannot allocate a KV cache of ${capacity} cells (${(4 * nLayer * kvDim * capacity) >> 20} MiB)`);
+      throw new TesseraError("no_capacity", `cannot allocate a KV cache of ${capacity} cells (${(2 * nLayer * kvDim * (capacity + vRowCells(capacity))) >> 20} MiB)`);
     }
+    g.bufferClear(this.buffer, 0);
     this.positions = new Int32Array(capacity);
+  }
+
+  /** Frees the kept step graph (its tensors' data is in the stage's compute buffer, not here). */
+  dropStep(): void {
+    if (this.step) this.g.free(this.step.ctx);
+    this.step = undefined;
   }
 
   /** A cache of `capacity` cells holding this one's cells (copied through host memory; growth is by doubling). */
@@ -78,8 +130,8 @@ class GgmlKvCache {
         g.tensorSet(next.k[l], tmp, 0, kBytes);
       }
       for (let r = 0; r < this.kvDim && this.length > 0; r++) {
-        g.tensorGet(this.v[l], tmp, r * this.capacity * 2, this.length * 2);
-        g.tensorSet(next.v[l], tmp, r * capacity * 2, this.length * 2);
+        g.tensorGet(this.v[l], tmp, r * this.vRow * 2, this.length * 2);
+        g.tensorSet(next.v[l], tmp, r * next.vRow * 2, this.length * 2);
       }
     }
     next.positions.set(this.positions.subarray(0, this.length));
@@ -88,6 +140,7 @@ class GgmlKvCache {
   }
 
   release(): void {
+    this.dropStep();
     this.g.bufferFree(this.buffer);
     this.g.free(this.ctx);
   }
@@ -107,8 +160,15 @@ export class GgmlStage {
   readonly allocatedBytes: number;
   /** Batch shapes (single row, several rows) whose graph the device was checked to support (GPU backends). */
   private readonly opsChecked = [false, false];
+  /** Step graphs built so far; a step that reuses its request's graph builds none (design.md, "A step's graph is reused"). */
+  stepGraphsBuilt = 0;
+  /** Wall time spent in ggml_backend_graph_compute so far, in ms: the rest of a step's time is the host's (inputs, graphs). */
+  graphComputeMs = 0;
   private readonly caches = new Map<string, GgmlKvCache>();
   private readonly galloc: Ptr;
+  /** The compute buffer's size, and a count bumped each time it grew (every step graph allocated before is stale). */
+  private gallocBytes = 0;
+  private gallocGeneration = 0;
   private readonly graphSize: number;
   private out = new Float32Array(0);
   private closed = false;
@@ -218,35 +278,65 @@ export class GgmlStage {
     }
     cache.positions.set(pos, cache.length);
     const nKv = cache.length + n;
-    const mask = new Float32Array(nKv * n);
-    for (let t = 0; t < n; t++) {
-      for (let j = 0; j < nKv; j++) mask[t * nKv + j] = cache.positions[j] <= pos[t] ? 0 : -Infinity;
-    }
+    const nKvPad = Math.min(cache.capacity, Math.ceil(nKv / KV_PAD) * KV_PAD);
     const rows = this.isLast ? (options.logits === "all" ? n : 1) : n;
     const width = this.isLast ? c.nVocab : c.nEmbd;
     if (into && into.length < rows * width) throw new TesseraError("internal_error", `the output buffer holds ${into.length} values, the step writes ${rows * width}`);
     if (!into && this.out.length < rows * width) this.out = new Float32Array(rows * width);
     const result = (into ?? this.out).subarray(0, rows * width);
 
+    let step = cache.step;
+    if (!step || step.n !== n || step.rows !== rows || step.nKvPad !== nKvPad || step.generation !== this.gallocGeneration) {
+      cache.dropStep();
+      step = this.buildStep(cache, n, rows, nKvPad);
+      cache.step = step;
+    }
+    const { mask, kRows, vCells } = step;
+    mask.fill(-Infinity);
+    for (let t = 0; t < n; t++) {
+      for (let j = 0; j < nKv; j++) if (cache.positions[j] <= pos[t]) mask[t * nKvPad + j] = 0;
+      const cell = cache.length + t;
+      kRows[2 * t] = cell;
+      for (let i = 0; i < kvDim; i++) vCells[2 * (t * kvDim + i)] = i * cache.vRow + cell;
+    }
+    g.tensorSet(step.posT, pos, 0, pos.byteLength);
+    g.tensorSet(step.maskT, mask, 0, mask.byteLength);
+    g.tensorSet(step.kRowsT, kRows, 0, kRows.byteLength);
+    g.tensorSet(step.vCellsT, vCells, 0, vCells.byteLength);
+    if (ids) g.tensorSet(step.inT, ids, 0, ids.byteLength);
+    else g.tensorSet(step.inT, input as Float32Array, 0, n * c.nEmbd * 4);
+    const computeStarted = performance.now();
+    const status = g.graphCompute(this.backend, step.graph);
+    this.graphComputeMs += performance.now() - computeStarted;
+    if (status !== 0) throw new TesseraError("internal_error", `ggml graph compute failed (status ${status})`);
+    g.tensorGet(step.outT, result, 0, result.byteLength);
+    cache.length += n;
+    return result;
+  }
+
+  /**
+   * Builds and allocates the graph of a step of `n` positions over the cache's first `nKvPad` cells, returning `rows`
+   * output rows. Everything that changes from step to step (positions, mask, the cache cells written, the input) is
+   * an input tensor, so the graph serves every later step of the same shape.
+   */
+  private buildStep(cache: GgmlKvCache, n: number, rows: number, nKvPad: number): StepGraph {
+    const c = this.config;
+    const g = this.g;
+    const kvDim = c.nHeadKv * c.headDim;
     const ctx = g.init(g.tensorOverhead() * this.graphSize * 2 + g.graphOverheadCustom(this.graphSize, false), true);
     try {
       const graph = g.newGraphCustom(ctx, this.graphSize, false);
-      const posT = g.newTensor1d(ctx, GGML.I32, n);
-      g.setInput(posT);
-      const maskT = g.newTensor2d(ctx, GGML.F32, nKv, n);
-      g.setInput(maskT);
-      let inT: Ptr;
-      let x: Ptr;
-      if (ids) {
-        inT = g.newTensor1d(ctx, GGML.I32, n);
-        g.setInput(inT);
-        x = g.getRows(ctx, this.tokenEmbd, inT);
-      } else {
-        inT = g.newTensor2d(ctx, GGML.F32, c.nEmbd, n);
-        g.setInput(inT);
-        x = inT;
-      }
-      for (let li = 0; li < this.layers.length; li++) x = this.layer(ctx, graph, li, cache, x, n, posT, maskT);
+      const input = (t: Ptr): Ptr => {
+        g.setInput(t);
+        return t;
+      };
+      const posT = input(g.newTensor1d(ctx, GGML.I32, n));
+      const maskT = input(g.newTensor2d(ctx, GGML.F32, nKvPad, n));
+      const kRowsT = input(g.newTensor1d(ctx, GGML.I64, n));
+      const vCellsT = input(g.newTensor1d(ctx, GGML.I64, n * kvDim));
+      const inT = input(this.isFirst ? g.newTensor1d(ctx, GGML.I32, n) : g.newTensor2d(ctx, GGML.F32, c.nEmbd, n));
+      let x = this.isFirst ? g.getRows(ctx, this.tokenEmbd, inT) : inT;
+      for (let li = 0; li < this.layers.length; li++) x = this.layer(ctx, graph, li, cache, x, n, nKvPad, { posT, maskT, kRowsT, vCellsT });
       let outT = x;
       if (this.isLast) {
         if (rows < n) outT = g.view2d(ctx, x, c.nEmbd, rows, c.nEmbd * 4, (n - rows) * c.nEmbd * 4);
@@ -260,18 +350,20 @@ export class GgmlStage {
         this.opsChecked[n > 1 ? 1 : 0] = true;
       }
       if (!g.gallocrAllocGraph(this.galloc, graph)) throw new TesseraError("no_capacity", "cannot allocate the ggml compute buffer for this step");
-      g.tensorSet(posT, pos, 0, pos.byteLength);
-      g.tensorSet(maskT, mask, 0, mask.byteLength);
-      if (ids) g.tensorSet(inT, ids, 0, ids.byteLength);
-      else g.tensorSet(inT, input as Float32Array, 0, n * c.nEmbd * 4);
-      const status = g.graphCompute(this.backend, graph);
-      if (status !== 0) throw new TesseraError("internal_error", `ggml graph compute failed (status ${status})`);
-      g.tensorGet(outT, result, 0, result.byteLength);
-    } finally {
+      const bytes = g.gallocrGetBufferSize(this.galloc, 0);
+      if (bytes !== this.gallocBytes) {
+        this.gallocBytes = bytes;
+        this.gallocGeneration++;
+      }
+      this.stepGraphsBuilt++;
+      return {
+        ctx, graph, n, rows, nKvPad, generation: this.gallocGeneration, posT, maskT, inT, kRowsT, vCellsT, outT,
+        mask: new Float32Array(nKvPad * n), kRows: new Int32Array(2 * n), vCells: new Int32Array(2 * n * kvDim),
+      };
+    } catch (err) {
       g.free(ctx);
+      throw err;
     }
-    cache.length += n;
-    return result;
   }
 
   /**
@@ -290,28 +382,26 @@ export class GgmlStage {
   }
 
   /** One Llama layer (design.md): writes this step's K and V into the cache before attention reads it. */
-  private layer(ctx: Ptr, graph: Ptr, li: number, cache: GgmlKvCache, x: Ptr, n: number, posT: Ptr, maskT: Ptr): Ptr {
+  private layer(ctx: Ptr, graph: Ptr, li: number, cache: GgmlKvCache, x: Ptr, n: number, nKvPad: number, inputs: { posT: Ptr; maskT: Ptr; kRowsT: Ptr; vCellsT: Ptr }): Ptr {
     const g = this.g;
     const c = this.config;
     const w = this.layers[li];
     const hd = c.headDim;
     const kvDim = c.nHeadKv * hd;
-    const nKv = cache.length + n;
-    const rope = (t: Ptr): Ptr => g.ropeExt(ctx, t, posT, this.ropeFreqs ?? null, c.nRot, GGML_ROPE_TYPE_NORMAL, 0, c.ropeFreqBase, c.ropeFreqScale, 0, 1, 32, 1);
+    const rope = (t: Ptr): Ptr => g.ropeExt(ctx, t, inputs.posT, this.ropeFreqs ?? null, c.nRot, GGML_ROPE_TYPE_NORMAL, 0, c.ropeFreqBase, c.ropeFreqScale, 0, 1, 32, 1);
 
     const cur = g.mul(ctx, g.rmsNorm(ctx, x, c.rmsEps), w.attnNorm);
     const q = rope(g.reshape3d(ctx, g.mulMat(ctx, w.wq, cur), hd, c.nHead, n));
     const k = rope(g.reshape3d(ctx, g.mulMat(ctx, w.wk, cur), hd, c.nHeadKv, n));
     const v = g.mulMat(ctx, w.wv, cur);
-    const kDst = g.view2d(ctx, cache.k[li], kvDim, n, kvDim * 2, cache.length * kvDim * 2);
-    const vDst = g.view2d(ctx, cache.v[li], n, kvDim, cache.capacity * 2, cache.length * 2);
-    // Expanded first, so they run before the attention below reads the cache (the graph runs in expansion order).
-    g.buildForwardExpand(graph, g.cpy(ctx, k, kDst));
-    g.buildForwardExpand(graph, g.cpy(ctx, g.transpose(ctx, v), vDst));
+    // Into the cache at the cells the inputs name: K row by row; V, stored transposed, value by value (each of the
+    // cache's values a one-element row). Expanded first, so they run before the attention below reads the cache.
+    g.buildForwardExpand(graph, g.setRows(ctx, cache.k[li], g.reshape2d(ctx, k, kvDim, n), inputs.kRowsT));
+    g.buildForwardExpand(graph, g.setRows(ctx, g.reshape2d(ctx, cache.v[li], 1, cache.vRow * kvDim), g.reshape2d(ctx, v, 1, kvDim * n), inputs.vCellsT));
 
-    const kView = g.view3d(ctx, cache.k[li], hd, nKv, c.nHeadKv, kvDim * 2, hd * 2, 0);
-    const vView = g.view3d(ctx, cache.v[li], nKv, hd, c.nHeadKv, cache.capacity * 2, cache.capacity * 2 * hd, 0);
-    const kq = g.softMaxExt(ctx, g.mulMat(ctx, kView, g.permute(ctx, q, 0, 2, 1, 3)), maskT, 1 / Math.sqrt(hd), 0);
+    const kView = g.view3d(ctx, cache.k[li], hd, nKvPad, c.nHeadKv, kvDim * 2, hd * 2, 0);
+    const vView = g.view3d(ctx, cache.v[li], nKvPad, hd, c.nHeadKv, cache.vRow * 2, cache.vRow * 2 * hd, 0);
+    const kq = g.softMaxExt(ctx, g.mulMat(ctx, kView, g.permute(ctx, q, 0, 2, 1, 3)), inputs.maskT, 1 / Math.sqrt(hd), 0);
     const kqv = g.permute(ctx, g.mulMat(ctx, vView, kq), 0, 2, 1, 3);
     const attn = g.mulMat(ctx, w.wo, g.cont2d(ctx, kqv, hd * c.nHead, n));
     const h = g.add(ctx, x, attn);
