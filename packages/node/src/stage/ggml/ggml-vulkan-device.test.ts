@@ -58,7 +58,6 @@ describe.skipIf(device.skip !== undefined)("a span on ggml's Vulkan backend, on 
   });
 
   it("is chosen when named, with the device it found", () => {
-    expect(device.skip).toBeUndefined();
     expect((device as { detail: string }).detail).toMatch(/\(vulkan device \d+, [\d.]+ of [\d.]+ GiB free\), libggml-vulkan\.so from /);
     expect(llama.gpu).toBe("vulkan");
   });
