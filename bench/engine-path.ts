@@ -149,6 +149,10 @@ export async function main(args: string[]): Promise<void> {
     nodeArgs: ["--max-concurrency", String(maxConcurrency)],
     coordinatorArgs: ["--log-level", "warn"],
     env: { TESSERA_LOG_LEVEL: "warn" },
+    // ENGINE_PATH_PROF=<dir> writes CPU profiles of the coordinator and the daemon there.
+    ...(process.env.ENGINE_PATH_PROF
+      ? { nodeFlags: { coordinator: ["--cpu-prof", "--cpu-prof-dir", process.env.ENGINE_PATH_PROF], node: ["--cpu-prof", "--cpu-prof-dir", process.env.ENGINE_PATH_PROF] } }
+      : {}),
   });
   const served = cluster.model!;
   if (values.split) {
