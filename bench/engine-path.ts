@@ -20,6 +20,8 @@
  *
  *   npm run bench -- engine-path [--tokens 128] [--rounds 3] [--threads <daemon default>] [--max-concurrency 4] [--split]
  *
+ * `ENGINE_PATH_PROF=<dir>` writes CPU profiles of the coordinator and the daemon there (`--cpu-prof`).
+ *
  * `--max-concurrency` is the daemon's setting (jobs at once, and so the embedded context's sequences: at 4, eight
  * streams run four at a time and the others wait in the coordinator's queue); the default is `tessera up`'s.
  * `--split` adds a third side in the same rounds: the embedded backend itself (`createEmbeddedBackend(…).doStream`) in
@@ -149,7 +151,6 @@ export async function main(args: string[]): Promise<void> {
     nodeArgs: ["--max-concurrency", String(maxConcurrency)],
     coordinatorArgs: ["--log-level", "warn"],
     env: { TESSERA_LOG_LEVEL: "warn" },
-    // ENGINE_PATH_PROF=<dir> writes CPU profiles of the coordinator and the daemon there.
     ...(process.env.ENGINE_PATH_PROF
       ? { nodeFlags: { coordinator: ["--cpu-prof", "--cpu-prof-dir", process.env.ENGINE_PATH_PROF], node: ["--cpu-prof", "--cpu-prof-dir", process.env.ENGINE_PATH_PROF] } }
       : {}),

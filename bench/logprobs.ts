@@ -3,7 +3,7 @@
  * rounds on the testkit's ~56M-parameter 50m F16 file (CPU, 1 thread):
  * - plain: node-llama-cpp's own `evaluate` on the same prompt tokens, no Tessera code around it (the baseline);
  * - for checks: the backend unasked, whose greedy answers carry each token's log-probability for the trust checks
- *   (greedy-logprobs.ts: node-llama-cpp's `confidence`);
+ *   (greedy-logprobs.ts: the greedy token and log Z from one native sampler for the whole answer, sequence-steps.ts);
  * - asked: the backend with `logprobs`, `top_logprobs: 5` (scored-generation.ts: the raw top-40 logits and log Z, the
  *   draw in JavaScript, each token's text and alternatives decoded).
  *

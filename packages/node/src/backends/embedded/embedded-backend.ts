@@ -290,7 +290,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions): Embedded
       const tokens: AsyncIterable<Token | ScoredToken> = wantLogprobs
         ? scoredTokens(sequence, feed, { temperature, topP, ...(seed !== undefined ? { seed } : {}), topLogprobs: request.sampling.top_logprobs ?? 0 })
         : forChecks
-          ? greedyWithLogprobs(sequence, feed)
+          ? greedyWithLogprobs(sequence, feed, maxTokens)
           : sequence.evaluate(feed, {
             temperature,
             topP: temperature > 0 ? topP : undefined,

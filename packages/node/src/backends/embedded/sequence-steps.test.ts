@@ -119,20 +119,32 @@ describe("generation steps on one sequence", () => {
     }
   });
 
-  it("a greedy answer frees its sampler when its reader stops early", async () => {
-    const sequence = context.getSequence();
-    const { result, made, freed } = await countingSamplers(async () => {
-      const got: number[] = [];
-      for await (const scored of greedyWithLogprobs(sequence, prompt)) {
-        got.push(scored.logprob);
-        if (got.length === 5) break;
-      }
-      return got;
-    });
-    sequence.dispose();
-    expect(result).toHaveLength(5);
-    expect(result.every((logprob) => logprob <= 0 && Number.isFinite(logprob))).toBe(true);
-    expect({ made, freed }).toEqual({ made: 1, freed: 1 });
+  it("a greedy answer runs the engine one token ahead, never past its limit, and frees its sampler when its reader stops", async () => {
+    const take = async (sequence: LlamaContextSequence, limit: number | undefined) =>
+      countingSamplers(async () => {
+        const got: number[] = [];
+        for await (const scored of greedyWithLogprobs(sequence, prompt, limit)) {
+          got.push(scored.logprob);
+          if (got.length === 5) break;
+        }
+        return got;
+      });
+    const unlimited = context.getSequence();
+    const ahead = await take(unlimited, undefined);
+    // Five tokens taken, and the fifth already decoded: the step after it started before the reader stopped.
+    expect(unlimited.nextTokenIndex).toBe(prompt.length + 5);
+    unlimited.dispose();
+    const limited = context.getSequence();
+    const atLimit = await take(limited, 5);
+    // The fifth was the last the reader would take: not decoded.
+    expect(limited.nextTokenIndex).toBe(prompt.length + 4);
+    limited.dispose();
+    for (const { result, made, freed } of [ahead, atLimit]) {
+      expect(result).toHaveLength(5);
+      expect(result.every((logprob) => logprob <= 0 && Number.isFinite(logprob))).toBe(true);
+      expect({ made, freed }).toEqual({ made: 1, freed: 1 });
+    }
+    expect(atLimit.result).toEqual(ahead.result);
   });
 
   it("refuses a step of no tokens, a step after dispose, and a node-llama-cpp without the internals it needs", async () => {
