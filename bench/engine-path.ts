@@ -40,6 +40,7 @@ import { type LlamaContextSequence, type Token, getLlama } from "node-llama-cpp"
 import { SseDecoder } from "@tessera/protocol";
 import { makeTinyModel, startCluster } from "@tessera/testkit";
 import { type EmbeddedBackend, createEmbeddedBackend, createPromptFormatter, defaultEmbeddedThreads } from "@tessera/node/embedded";
+import { cpuProfileFlags } from "./lib-cpu-profile.js";
 import { fmt, percentile } from "./lib-stats.js";
 
 const MESSAGES = [{ role: "user" as const, content: "Tell me a long story about a fox who learns to sail across the sea." }];
@@ -151,9 +152,7 @@ export async function main(args: string[]): Promise<void> {
     nodeArgs: ["--max-concurrency", String(maxConcurrency)],
     coordinatorArgs: ["--log-level", "warn"],
     env: { TESSERA_LOG_LEVEL: "warn" },
-    ...(process.env.ENGINE_PATH_PROF
-      ? { nodeFlags: { coordinator: ["--cpu-prof", "--cpu-prof-dir", process.env.ENGINE_PATH_PROF], node: ["--cpu-prof", "--cpu-prof-dir", process.env.ENGINE_PATH_PROF] } }
-      : {}),
+    nodeFlags: { coordinator: cpuProfileFlags("ENGINE_PATH_PROF"), node: cpuProfileFlags("ENGINE_PATH_PROF") },
   });
   const served = cluster.model!;
   if (values.split) {

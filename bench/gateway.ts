@@ -29,6 +29,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { SseDecoder } from "@tessera/protocol";
 import { startCluster, startFakeOpenAICompatible } from "@tessera/testkit";
+import { cpuProfileFlags } from "./lib-cpu-profile.js";
 import { processCpuSeconds } from "./lib-process-cpu.js";
 import { fmt, percentile } from "./lib-stats.js";
 
@@ -143,7 +144,7 @@ export async function main(args: string[]): Promise<void> {
     coordinatorArgs: ["--rate-limit", "1000000", "--log-level", "warn"],
     env: { TESSERA_LOG_LEVEL: "warn" },
     // GATEWAY_PROF=<dir> writes CPU profiles of the coordinator and the daemon there.
-    ...(process.env.GATEWAY_PROF ? { nodeFlags: { coordinator: ["--cpu-prof", "--cpu-prof-dir", process.env.GATEWAY_PROF], node: ["--cpu-prof", "--cpu-prof-dir", process.env.GATEWAY_PROF] } } : {}),
+    nodeFlags: { coordinator: cpuProfileFlags("GATEWAY_PROF"), node: cpuProfileFlags("GATEWAY_PROF") },
   });
   const targets = { direct: fake.url, tessera: cluster.url };
   process.stdout.write(

@@ -41,6 +41,7 @@
 import { SseDecoder } from "@tessera/protocol";
 import { ReplicaNetwork, type ReplicaProcess, startFakeOpenAICompatible, waitUntil } from "@tessera/testkit";
 import { startCpuPressure } from "./lib-cpu-pressure.js";
+import { cpuProfileFlags } from "./lib-cpu-profile.js";
 import { commandCpuSeconds, processWriteCalls } from "./lib-process-cpu.js";
 import { fmt, percentile } from "./lib-stats.js";
 
@@ -188,7 +189,7 @@ export async function main(args: string[]): Promise<void> {
   const fake = await startFakeOpenAICompatible({ flavour: "vllm", models: [MODEL], behaviour: { tokensPerSecond: 0, reply: Array.from({ length: 64 }, (_, i) => `w${i}`).join(" ") } });
   const node = ["--backend", "vllm", "--vllm-host", fake.url, "--max-concurrency", "64"];
   const quiet = ["--log-level", "warn", "--rate-limit", "1000000"];
-  const prof = process.env.REPLICAS_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.REPLICAS_PROF] : [];
+  const prof = cpuProfileFlags("REPLICAS_PROF");
   process.stdout.write(
     `replicas: ${blocks} blocks of ${blockJobs} jobs of 16 tokens a side, ${concurrency} at a time, after ${warmUpJobs} warm-up jobs a replica` +
       (onlyEfficiency ? "\n" : `; ${ttftRounds} TTFT rounds each way; 3 replica kills\n`),

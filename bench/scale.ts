@@ -29,6 +29,7 @@ import { availableParallelism, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { ManagedProcess, TESSERA_BIN, freePort } from "@tessera/testkit";
+import { cpuProfileFlags } from "./lib-cpu-profile.js";
 import { fmt, percentile } from "./lib-stats.js";
 
 const MODEL = "sim-model";
@@ -134,7 +135,7 @@ export async function main(args: string[]): Promise<void> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   // SCALE_PROF=<dir> writes a CPU profile of the coordinator there (to see where its time goes under this load).
-  const profile = process.env.SCALE_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.SCALE_PROF] : [];
+  const profile = cpuProfileFlags("SCALE_PROF");
   const coordinator = new ManagedProcess("coordinator", process.execPath, [
     ...profile,
     TESSERA_BIN, "coordinator", "start", "--port", String(port), "--data-dir", dir, "--open",
