@@ -1,6 +1,7 @@
-import { sha256 } from "@noble/hashes/sha2.js";
+import { schnorr, secp256k1 } from "@noble/curves/secp256k1.js";
+import { bytesToNumberBE, numberToBytesBE } from "@noble/curves/utils.js";
 import { pointFromScalar, verifySchnorr } from "tiny-secp256k1";
-import { bytesToHex, hexToBytes, isHex, utf8ToBytes } from "./hex.js";
+import { bytesToHex, hexToBytes, isHex } from "./hex.js";
 import type { SignatureVerifier, Signer } from "./signer.js";
 
 /**
@@ -9,35 +10,15 @@ import type { SignatureVerifier, Signer } from "./signer.js";
  * scale) and two node signatures per job, and signs each job's receipt; a node signs each result commitment and each
  * receipt. Measured on the 2-core CI box: 0.21 ms a verification against 1.06 ms for @noble/curves (0.5 ms with
  * noble's per-key tables, which cost 6–48 ms per new key); a signature 0.1 ms against 2.1 ms (`npm run bench --
- * signing`). @noble/curves stays
- * the reference (`secretKeySigner`, `verifySchnorr`, in the main entry, which the browser dashboard imports too); these
- * are tested to give the same answers. Imported from `@tessera/protocol/wasm-schnorr`.
+ * signing`). @noble/curves stays the reference (`secretKeySigner`, `verifySchnorr`, in the main entry, which the
+ * browser dashboard imports too); these are tested to give the same answers. Imported from
+ * `@tessera/protocol/wasm-schnorr`.
  */
 
 /** The order of secp256k1's group. */
-const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
-
-/** SHA256(tag) twice: what BIP-340's tagged hash puts before the data. */
-function tagPrefix(tag: string): Uint8Array {
-  const hash = sha256(utf8ToBytes(tag));
-  const prefix = new Uint8Array(64);
-  prefix.set(hash);
-  prefix.set(hash, 32);
-  return prefix;
-}
-
-const AUX_TAG = tagPrefix("BIP0340/aux");
-const NONCE_TAG = tagPrefix("BIP0340/nonce");
-const CHALLENGE_TAG = tagPrefix("BIP0340/challenge");
-
-function taggedHash(prefix: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
-  const hash = sha256.create().update(prefix);
-  for (const part of parts) hash.update(part);
-  return hash.digest();
-}
-
-const toScalar = (bytes: Uint8Array): bigint => BigInt(`0x${bytesToHex(bytes)}`);
-const scalarBytes = (x: bigint): Uint8Array => hexToBytes(x.toString(16).padStart(64, "0"));
+const N = secp256k1.Point.Fn.ORDER;
+const { taggedHash } = schnorr.utils;
+const scalarBytes = (x: bigint): Uint8Array => numberToBytesBE(x, 32);
 
 /**
  * A signer for one key, with fresh auxiliary randomness for each signature, as BIP-340 recommends (`auxRandom`
@@ -47,17 +28,18 @@ const scalarBytes = (x: bigint): Uint8Array => hexToBytes(x.toString(16).padStar
  * derives the public key from the secret on every call, a second constant-time multiplication of the generator as
  * costly as the nonce's, and a daemon signs two things a job (its result commitment and its receipt), the coordinator
  * one (the receipt). Here the nonce point `R = k'G` stays in libsecp256k1 (constant-time); the nonce derivation, the
- * challenge and `s = k + e·d mod n` follow the BIP in JavaScript, whose BigInt arithmetic on the secret is what
- * @noble/curves, the reference signer, does for all of it. Signatures are byte for byte libsecp256k1's for the same
- * key, message and auxiliary data (tested, with BIP-340's test vectors), in 0.56-0.64 of the time (`npm run bench --
- * signing`: 107-127 against 187-199 µs on the 2-core development VM).
+ * challenge and `s = k + e·d mod n` follow the BIP in JavaScript (with @noble/curves' tagged hash), whose BigInt
+ * arithmetic on the secret is what @noble/curves, the reference signer, does for all of it. Signatures are byte for
+ * byte libsecp256k1's for the same key, message and auxiliary data (tested, with BIP-340's test vectors), in 0.56-0.64
+ * of the time (`npm run bench -- signing`: 107-127 against 187-199 µs on the 2-core development VM).
  */
 export function wasmSchnorrSigner(secretKeyHex: string, auxRandom: () => Uint8Array = () => crypto.getRandomValues(new Uint8Array(32))): Signer {
-  const publicPoint = pointFromScalar(hexToBytes(secretKeyHex), true);
+  const givenBytes = hexToBytes(secretKeyHex);
+  const publicPoint = pointFromScalar(givenBytes, true);
   if (publicPoint === null) throw new Error("the secret key is not a valid secp256k1 scalar");
   const publicX = publicPoint.subarray(1);
   // BIP-340 signs with the secret whose public point has an even y (prefix 02): the other one is negated.
-  const given = toScalar(hexToBytes(secretKeyHex));
+  const given = bytesToNumberBE(givenBytes);
   const secret = publicPoint[0] === 2 ? given : N - given;
   const secretBytes = scalarBytes(secret);
   return {
@@ -66,14 +48,14 @@ export function wasmSchnorrSigner(secretKeyHex: string, auxRandom: () => Uint8Ar
       if (digest.length !== 32) throw new Error(`a BIP-340 signature here is over a 32-byte digest, got ${digest.length} bytes`);
       const random = auxRandom();
       if (random.length !== 32) throw new Error(`BIP-340 auxiliary randomness is 32 bytes, got ${random.length}`);
-      const aux = taggedHash(AUX_TAG, random);
+      const aux = taggedHash("BIP0340/aux", random);
       const masked = secretBytes.map((byte, i) => byte ^ aux[i]!);
-      const nonce = toScalar(taggedHash(NONCE_TAG, masked, publicX, digest)) % N;
+      const nonce = bytesToNumberBE(taggedHash("BIP0340/nonce", masked, publicX, digest)) % N;
       if (nonce === 0n) throw new Error("BIP-340 nonce is zero (probability 2^-256)");
       const noncePoint = pointFromScalar(scalarBytes(nonce), true)!;
       const k = noncePoint[0] === 2 ? nonce : N - nonce;
       const r = noncePoint.subarray(1);
-      const challenge = toScalar(taggedHash(CHALLENGE_TAG, r, publicX, digest)) % N;
+      const challenge = bytesToNumberBE(taggedHash("BIP0340/challenge", r, publicX, digest)) % N;
       const signature = new Uint8Array(64);
       signature.set(r);
       signature.set(scalarBytes((k + challenge * secret) % N), 32);
