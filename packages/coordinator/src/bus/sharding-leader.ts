@@ -2,8 +2,11 @@ import type { Clock } from "../clock.js";
 import { BEAT_INTERVAL_MS } from "./replica-link.js";
 
 /**
- * A replica waits this long after it starts before it may lead sharded models: long enough to have heard every live
- * replica's beat, so a replica joining a running cluster never places spans beside the leader.
+ * A replica waits this long after its first tick before it may lead sharded models: long enough to have heard every
+ * live replica's beat, so a replica joining a running cluster never places spans beside the leader. Counted from the
+ * first tick, not from construction: the coordinator builds the leader before it restores its state, subscribes to
+ * the bus and listens, and a start-up longer than the window would otherwise leave the replica deciding before it
+ * heard a beat.
  */
 export const LEADER_SETTLE_MS = BEAT_INTERVAL_MS * 2;
 
@@ -22,14 +25,15 @@ export interface ShardingLeaderDeps {
  * coordinator's 1 s tick asks again, so a dead leader's successor takes over when the leader's beats stop.
  */
 export class ShardingLeader {
-  private readonly startedAt: number;
+  /** The clock at the first tick, which the coordinator runs only once the replica hears the bus. */
+  private firstTickAt: number | undefined;
 
-  constructor(private readonly d: ShardingLeaderDeps) {
-    this.startedAt = d.clock.now();
-  }
+  constructor(private readonly d: ShardingLeaderDeps) {}
 
   tick(): void {
-    const settled = this.d.clock.now() - this.startedAt >= LEADER_SETTLE_MS;
+    const now = this.d.clock.now();
+    this.firstTickAt ??= now;
+    const settled = now - this.firstTickAt >= LEADER_SETTLE_MS;
     this.d.setLeading(settled && this.d.peers().every((peer) => this.d.replicaId < peer));
   }
 }
