@@ -160,6 +160,24 @@ describe.each(RUNTIMES)("ggml span, %s", (_runtime, load) => {
   });
 });
 
+describe("ggml span, a step that fails", () => {
+  it("leaves a request whose first step failed holding no cache, and a request with tokens as it was", () => {
+    const g = loadGgmlStage({ path: models.get("f16")!.path, start: 0, end: LAYERS });
+    open.push(g);
+    // An output buffer too small for the logits fails the step after its cache was made (internal_error).
+    const tooSmall = new Float32Array(g.vocabSize - 1);
+    expect(() => g.forward("new", PROMPT, positions(0, PROMPT.length), {}, tooSmall)).toThrow(/output buffer/);
+    expect(g.activeRequests).toBe(0);
+    expect(g.cachedTokens("new")).toBe(0);
+    expect(g.dropRequest("new")).toBe(false);
+
+    g.forward("held", PROMPT, positions(0, PROMPT.length));
+    expect(() => g.forward("held", [40], [PROMPT.length], {}, tooSmall)).toThrow(/output buffer/);
+    expect(g.activeRequests).toBe(1);
+    expect(g.cachedTokens("held")).toBe(PROMPT.length);
+  });
+});
+
 describe("ggml span, a step's graph kept for the request's next steps", () => {
   it("builds a graph per shape, not per step, rebuilds one whose compute buffer moved, and computes what a span that never interleaved computes, to the bit", async () => {
     const path = models.get("f16")!.path;

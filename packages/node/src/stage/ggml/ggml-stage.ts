@@ -267,6 +267,7 @@ export class GgmlStage {
       throw new TesseraError("bad_request", `request ${requestId} would hold ${held + n} tokens, more than the context of ${this.maxContext}`);
     }
     const kvDim = c.nHeadKv * c.headDim;
+    const created = !cache;
     if (!cache || cache.length + n > cache.capacity) {
       let cap = cache?.capacity ?? Math.min(FIRST_CAPACITY, this.maxContext);
       while (cap < held + n) cap *= 2;
@@ -276,6 +277,22 @@ export class GgmlStage {
       cache = next;
       this.caches.set(requestId, cache);
     }
+    try {
+      return this.computeStep(cache, ids ?? (input as Float32Array), pos, options, into);
+    } catch (err) {
+      // A request whose first step failed holds nothing: its cache goes, or it would stay with no tokens, which the
+      // worker reports as no request and its holder would then never drop.
+      if (created) this.dropRequest(requestId);
+      throw err;
+    }
+  }
+
+  /** Computes one step of `pos.length` positions over the request's cache, which has room for them. */
+  private computeStep(cache: GgmlKvCache, input: Int32Array | Float32Array, pos: Int32Array, options: ForwardOptions, into: Float32Array | undefined): Float32Array {
+    const c = this.config;
+    const g = this.g;
+    const n = pos.length;
+    const kvDim = c.nHeadKv * c.headDim;
     cache.positions.set(pos, cache.length);
     const nKv = cache.length + n;
     const nKvPad = Math.min(cache.capacity, Math.ceil(nKv / KV_PAD) * KV_PAD);
@@ -303,8 +320,7 @@ export class GgmlStage {
     g.tensorSet(step.maskT, mask, 0, mask.byteLength);
     g.tensorSet(step.kRowsT, kRows, 0, kRows.byteLength);
     g.tensorSet(step.vCellsT, vCells, 0, vCells.byteLength);
-    if (ids) g.tensorSet(step.inT, ids, 0, ids.byteLength);
-    else g.tensorSet(step.inT, input as Float32Array, 0, n * c.nEmbd * 4);
+    g.tensorSet(step.inT, input, 0, input.byteLength);
     const computeStarted = performance.now();
     const status = g.graphCompute(this.backend, step.graph);
     this.graphComputeMs += performance.now() - computeStarted;

@@ -105,6 +105,24 @@ describe("a ggml span in its worker thread", () => {
     }
   });
 
+  it("sends the worker a drop for a request whose only call failed there", async () => {
+    const span = await GgmlWorkerSpan.load({ path, start: 0, end: 2 });
+    try {
+      const worker = (span as unknown as { worker: Worker }).worker;
+      const posted: unknown[] = [];
+      const post = worker.postMessage.bind(worker);
+      worker.postMessage = (m: unknown) => (posted.push(m), post(m));
+      // Stage 0 takes token ids: the worker's stage refuses hidden states.
+      await expect(span.forward("failed", new Float32Array(64), [0])).rejects.toMatchObject({ code: "bad_request" });
+      expect(span.activeRequests).toBe(0);
+      expect(span.dropRequest("failed")).toBe(true);
+      await span.forward("after", [1], [0]);
+      expect(posted).toContainEqual({ type: "drop", requestId: "failed" });
+    } finally {
+      await span.close();
+    }
+  });
+
   it("rejects a load that fails with the load's own error", async () => {
     await expect(GgmlWorkerSpan.load({ path, start: 1, end: 1 })).rejects.toMatchObject({ code: "bad_request", message: expect.stringMatching(/layer range \[1, 1\)/) });
     await expect(GgmlWorkerSpan.load({ path: join(dir, "missing.gguf"), start: 0, end: 1 })).rejects.toBeInstanceOf(TesseraError);

@@ -72,6 +72,12 @@ export class GgmlWorkerSpan {
   private readonly cached = new Map<string, number>();
   /** Forwards made and not settled, per request (so a drop of a request whose first call is queued counts). */
   private readonly queued = new Map<string, number>();
+  /**
+   * Requests the worker was sent a forward for and no drop since, whatever it answered: a drop of any of them reaches
+   * the worker, which frees whatever the request holds there (a failed first call holds nothing, but the holder does
+   * not rely on it).
+   */
+  private readonly forwarded = new Set<string>();
   private tail: Promise<unknown> = Promise.resolve();
   private inFlight: InFlight | undefined;
   private nextId = 0;
@@ -168,11 +174,12 @@ export class GgmlWorkerSpan {
 
   /** Frees the request's cache (in order after the calls made before it); true when the span knew the request. */
   dropRequest(requestId: string): boolean {
-    const known = this.cached.has(requestId) || this.queued.has(requestId);
+    const known = this.cached.has(requestId) || this.queued.has(requestId) || this.forwarded.has(requestId);
     this.cached.delete(requestId);
     if (!known) return false;
     this.tail = this.tail.then(() => {
       this.cached.delete(requestId);
+      this.forwarded.delete(requestId);
       if (!this.failure && !this.closing) this.post({ type: "drop", requestId });
     });
     return true;
@@ -188,6 +195,7 @@ export class GgmlWorkerSpan {
       clearTimeout(timer);
       if (ended === "timeout") await this.worker.terminate();
       this.cached.clear();
+      this.forwarded.clear();
     })();
     return this.closing;
   }
@@ -225,6 +233,7 @@ export class GgmlWorkerSpan {
     const id = this.nextId++;
     const answer = await new Promise<Extract<WorkerMessage, { type: "forwarded" }>>((resolve, reject) => {
       this.inFlight = { id, resolve, reject };
+      this.forwarded.add(requestId);
       this.post({
         type: "forward", id, requestId, n, input: hidden ? "hidden" : "ids", inputLength: input.length, positionsOffset, outputOffset,
         logits: options.logits ?? "last", ...(this.ioSent ? {} : { io }),
