@@ -28,6 +28,12 @@ export class CoordinatorMetrics {
     labelNames: ["direction", "subject"] as const,
     registers: [this.registry],
   });
+  readonly busFaults = new Counter({
+    name: "tessera_bus_faults_total",
+    help: "Bus messages lost on this replica, by fault (handler_threw: handling a received message threw) and subject kind",
+    labelNames: ["fault", "subject"] as const,
+    registers: [this.registry],
+  });
   readonly failovers = new Counter({ name: "tessera_failovers_total", help: "Jobs moved to another node after their node was lost or failed", registers: [this.registry] });
   readonly usageCorrections = new Counter({
     name: "tessera_usage_corrections_total",

@@ -8,7 +8,10 @@ export interface Bus {
    * (NATS `noEcho`). Never blocks (the client buffers while it reconnects).
    */
   publish(subject: string, data: Uint8Array): void;
-  /** Calls `handler` with every message on `subject`, in the order each publisher sent them; returns the unsubscribe. */
+  /**
+   * Calls `handler` with every message on `subject`, in the order each publisher sent them; returns the unsubscribe.
+   * A handler that throws loses that message only: the bus logs it and goes on delivering.
+   */
   subscribe(subject: string, handler: (data: Uint8Array) => void): () => void;
   /** Waits until everything published so far reached the server. */
   flush(): Promise<void>;

@@ -25,11 +25,16 @@ function counters() {
     registry,
     busMessages: new Counter({ name: "m", help: "m", labelNames: ["direction", "subject"] as const, registers: [registry] }),
     busBytes: new Counter({ name: "b", help: "b", labelNames: ["direction", "subject"] as const, registers: [registry] }),
+    busFaults: new Counter({ name: "f", help: "f", labelNames: ["fault", "subject"] as const, registers: [registry] }),
   };
 }
 
 async function value(c: Counter<"direction" | "subject">, direction: string, subject: string): Promise<number> {
   return (await c.get()).values.find((v) => v.labels.direction === direction && v.labels.subject === subject)?.value ?? 0;
+}
+
+async function faults(c: Counter<"fault" | "subject">, fault: string, subject: string): Promise<number> {
+  return (await c.get()).values.find((v) => v.labels.fault === fault && v.labels.subject === subject)?.value ?? 0;
 }
 
 describe("countedBus", () => {
@@ -63,5 +68,15 @@ describe("countedBus", () => {
     inner.deliver("tessera.v1.c1.replica.r-b.reports", new Uint8Array([4]));
     expect(got).toHaveLength(1);
     expect(await value(c.busMessages, "received", "reports")).toBe(1);
+  });
+
+  it("counts a handler that threw, and leaves the exception to the bus beneath (which logs it and goes on)", async () => {
+    const inner = memoryBus();
+    const c = counters();
+    countedBus(inner.bus, c).subscribe("tessera.v1.c1.replica.r-b.sessions", () => {
+      throw new Error("a handler's bug");
+    });
+    expect(() => inner.deliver("tessera.v1.c1.replica.r-b.sessions", new Uint8Array(1))).toThrow("a handler's bug");
+    expect(await faults(c.busFaults, "handler_threw", "sessions")).toBe(1);
   });
 });

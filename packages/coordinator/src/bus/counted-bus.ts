@@ -1,14 +1,18 @@
 import type { Bus } from "./bus.js";
 
-/** What `countedBus` counts into: messages and bytes, by direction and by the subject's kind (its last token). */
+/** A message lost on this replica: its handler threw (the bus dropped it and went on). */
+export type BusFault = "handler_threw";
+
+/** What `countedBus` counts into: messages and bytes, by direction and by the subject's kind (its last token), and faults. */
 export interface BusTrafficCounters {
   busMessages: { inc(labels: { direction: "sent" | "received"; subject: string }): void };
   busBytes: { inc(labels: { direction: "sent" | "received"; subject: string }, value: number): void };
+  busFaults: { inc(labels: { fault: BusFault; subject: string }): void };
 }
 
 /**
  * `bus`, counting every message and byte it sends and receives (`tessera_bus_messages_total`,
- * `tessera_bus_bytes_total`). The label is the subject's kind (`beats`, `standing`, `commands`, `reports`,
+ * `tessera_bus_bytes_total`) and every message lost to a fault (`tessera_bus_faults_total`). The label is the subject's kind (`beats`, `standing`, `commands`, `reports`,
  * `sessions`, `frames`), never a replica id, so the series stay few however many replicas there are.
  */
 export function countedBus(bus: Bus, counters: BusTrafficCounters): Bus {
@@ -24,7 +28,13 @@ export function countedBus(bus: Bus, counters: BusTrafficCounters): Bus {
       return bus.subscribe(subject, (data) => {
         counters.busMessages.inc(labels);
         counters.busBytes.inc(labels, data.byteLength);
-        handler(data);
+        try {
+          handler(data);
+        } catch (err) {
+          counters.busFaults.inc({ fault: "handler_threw", subject: labels.subject });
+          // The bus logs it and goes on delivering (Bus.subscribe).
+          throw err;
+        }
       });
     },
     flush: () => bus.flush(),

@@ -28,9 +28,15 @@ export async function connectNatsBus(url: string, replicaId: string, logger: Log
     publish: (subject, data) => nc.publish(subject, data),
     subscribe(subject, handler) {
       const sub = nc.subscribe(subject, {
+        // nats.js runs the callback inside its parser: an exception there would end its reader loop, and this replica
+        // would hear nothing more while it still beats (@nats-io/nats-core 3.x, protocol.js "reader closed").
         callback: (err, msg) => {
-          if (err) logger.warn({ err, subject }, "bus subscription error");
-          else handler(msg.data);
+          if (err) return logger.warn({ err, subject }, "bus subscription error");
+          try {
+            handler(msg.data);
+          } catch (thrown) {
+            logger.error({ err: thrown, subject }, "a bus message's handler threw; that message is dropped, the subscription goes on");
+          }
         },
       });
       return () => sub.unsubscribe();

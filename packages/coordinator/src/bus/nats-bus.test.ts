@@ -1,0 +1,53 @@
+import { afterEach, beforeAll, expect, it } from "vitest";
+import { createLogger } from "../logger.js";
+import type { Bus } from "./bus.js";
+import { connectNatsBus } from "./nats-bus.js";
+import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
+
+/** Two connections to the real NATS server: a replica never hears what it published itself (noEcho). */
+const quiet = createLogger("silent");
+let buses: Bus[] = [];
+
+async function bus(): Promise<Bus> {
+  const b = await connectNatsBus(NATS_URL, randomReplicaId("nats-bus"), quiet);
+  buses.push(b);
+  return b;
+}
+
+afterEach(async () => {
+  for (const b of buses.splice(0)) await b.close();
+});
+
+async function until(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const unreachable = await probeNatsServer();
+
+describeWithNats("the NATS bus", unreachable, () => {
+  let subject: string;
+  beforeAll(() => {
+    subject = `tessera.test.${randomReplicaId("s")}.commands`;
+  });
+
+  it("keeps delivering after a handler throws: the message it threw on is lost, the next ones arrive", async () => {
+    const [sender, receiver] = [await bus(), await bus()];
+    const got: number[] = [];
+    receiver.subscribe(subject, (data) => {
+      if (data[0] === 1) throw new Error("a handler's bug");
+      got.push(data[0]!);
+    });
+    await receiver.flush();
+    sender.publish(subject, Uint8Array.of(1));
+    sender.publish(subject, Uint8Array.of(2));
+    await sender.flush();
+    await until(() => got.length === 1);
+    sender.publish(subject, Uint8Array.of(3));
+    await until(() => got.length === 2);
+    expect(got).toEqual([2, 3]);
+  });
+});
