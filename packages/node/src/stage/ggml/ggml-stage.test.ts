@@ -61,8 +61,8 @@ const RUNTIMES: Array<[string, (o: LoadGgmlStageOptions) => SpanUnderTest | Prom
 ];
 
 describe.each(RUNTIMES)("ggml span, %s", (_runtime, load) => {
-  async function ggml(path: string, start: number, end: number, maxContext?: number): Promise<SpanUnderTest> {
-    const s = await load({ path, start, end, maxContext });
+  async function ggml(path: string, start: number, end: number, maxContext?: number, microBatch?: number): Promise<SpanUnderTest> {
+    const s = await load({ path, start, end, maxContext, microBatch });
     open.push(s);
     return s;
   }
@@ -115,6 +115,24 @@ describe.each(RUNTIMES)("ggml span, %s", (_runtime, load) => {
     });
   });
 
+  it("splits a prompt longer than its micro-batch into micro-batches over one cache, as the same rows one by one", async () => {
+    const path = models.get("f16")!.path;
+    const g = await ggml(path, 0, LAYERS, undefined, 16);
+    const tokens = Array.from({ length: 100 }, (_, i) => (i * 37 + 11) % 256);
+    const all = (await g.forward("all", tokens, positions(0, tokens.length), { logits: "all" })).slice();
+    const last = (await g.forward("last", tokens, positions(0, tokens.length))).slice();
+    for (let i = 0; i < tokens.length; i++) {
+      const one = (await g.forward("single", [tokens[i]], [i])).slice();
+      expect(relativeError(one, all.subarray(i * g.vocabSize, (i + 1) * g.vocabSize).slice())).toBeLessThan(BOUND.f16);
+      if (i === tokens.length - 1) expect(relativeError(one, last)).toBeLessThan(BOUND.f16);
+    }
+    expect(g.cachedTokens("all")).toBe(100);
+    expect(g.cachedTokens("last")).toBe(100);
+    // The next step attends to every micro-batch's cells.
+    const next = (await g.forward("all", [7], [100])).slice();
+    expect(relativeError(next, (await g.forward("single", [7], [100])).slice())).toBeLessThan(BOUND.f16);
+  });
+
   describe("ggml span (Q4_K_M: Q4_K and Q6_K matrices)", () => {
     // 5e-2 as against llama.cpp (../stage-vs-llamacpp.test.ts): one Q8_K rounding flip of an activation moves logits ~1e-2.
     it("gives the same logits as the WebAssembly runtime within 5e-2, and a chained span too", async () => {
@@ -157,6 +175,20 @@ describe.each(RUNTIMES)("ggml span, %s", (_runtime, load) => {
       // A refused call leaves the span usable.
       expect((await first.forward("r", [1], [0])).length).toBe(64);
     });
+  });
+});
+
+describe("ggml span, micro-batches", () => {
+  it("bounds the compute buffer by the micro-batch, not the prompt", () => {
+    const path = models.get("f16")!.path;
+    const whole = loadGgmlStage({ path, start: 0, end: LAYERS });
+    const split = loadGgmlStage({ path, start: 0, end: LAYERS, microBatch: 32 });
+    open.push(whole, split);
+    const tokens = Array.from({ length: 300 }, (_, i) => (i * 29 + 7) % 256);
+    whole.forward("p", tokens, positions(0, tokens.length));
+    split.forward("p", tokens, positions(0, tokens.length));
+    // kq alone is [n_kv, rows, n_head] F32: 320 x 300 x 4 x 4 bytes in one graph, 320 x 32 x 4 x 4 a micro-batch.
+    expect(split.computeBufferBytes).toBeLessThan(whole.computeBufferBytes / 4);
   });
 });
 

@@ -20,6 +20,8 @@ export interface LoadGgmlStageOptions extends LoadStageOptions {
   cpuVariant?: string;
   /** Run on this GPU backend's device (its library in `gpu.dir`, the same release as libDir); default the CPU backend. */
   gpu?: GpuSpanPlacement;
+  /** Rows computed per graph (default MICRO_BATCH; tests pass a small one to split short prompts). */
+  microBatch?: number;
 }
 
 interface LayerTensors {
@@ -42,6 +44,14 @@ const FIRST_CAPACITY = 64;
  * request's are masked), so one decode graph serves this many steps (design.md, "A step's graph is reused").
  */
 const KV_PAD = 64;
+
+/**
+ * A forward's rows are computed this many at a time, each batch a graph over the same cache, as llama.cpp's
+ * `n_ubatch` (default 512). The attention's kq is [n_kv, rows, n_head] F32, so a few-thousand-token prompt in one
+ * graph would take gigabytes of compute buffer, outside the memory the node offers, and ggml_gallocr never gives its
+ * buffer back; split, the buffer is bounded by this many rows (design.md, "Micro-batches").
+ */
+export const MICRO_BATCH = 512;
 
 /**
  * A built and allocated step graph, kept for the request's next steps: what it was built for, its input tensors and
@@ -190,6 +200,7 @@ export class GgmlStage {
     readonly loadedTensors: readonly string[],
     readonly loadedBytes: number,
     private readonly onDevice: string | undefined,
+    private readonly microBatch: number,
   ) {
     this.isFirst = start === 0;
     this.isLast = end === config.nLayer;
@@ -202,6 +213,11 @@ export class GgmlStage {
     if (!onDevice) this.opsChecked.fill(true);
     this.galloc = g.gallocrNew(g.backendDefaultBufferType(backend));
     this.graphSize = 64 * layers.length + 64;
+  }
+
+  /** The compute buffer's size (ggml_gallocr's, shared by the span's steps; it only grows). */
+  get computeBufferBytes(): number {
+    return this.gallocBytes;
   }
 
   cachedTokens(requestId: string): number {
@@ -277,18 +293,36 @@ export class GgmlStage {
       cache = next;
       this.caches.set(requestId, cache);
     }
+    const allRows = !this.isLast || options.logits === "all";
+    const width = this.isLast ? c.nVocab : c.nEmbd;
+    const rows = allRows ? n : 1;
+    const inWidth = this.isFirst ? 1 : c.nEmbd;
+    const rowsIn = ids ?? (input as Float32Array);
     try {
-      return this.computeStep(cache, ids ?? (input as Float32Array), pos, options, into);
+      if (into && into.length < rows * width) throw new TesseraError("internal_error", `the output buffer holds ${into.length} values, the step writes ${rows * width}`);
+      if (!into && this.out.length < rows * width) this.out = new Float32Array(rows * width);
+      const result = (into ?? this.out).subarray(0, rows * width);
+      // With logits "last" every micro-batch writes its last row's logits to the result, and the final one's stay.
+      for (let from = 0; from < n; from += this.microBatch) {
+        const to = Math.min(n, from + this.microBatch);
+        const out = allRows ? result.subarray(from * width, to * width) : result;
+        this.computeStep(cache, rowsIn.subarray(from * inWidth, to * inWidth), pos.subarray(from, to), out);
+      }
+      return result;
     } catch (err) {
-      // A request whose first step failed holds nothing: its cache goes, or it would stay with no tokens, which the
-      // worker reports as no request and its holder would then never drop.
+      // A failed call changes nothing: a request whose first step failed holds no cache (it would stay with no tokens,
+      // which the worker reports as no request), and one that held tokens holds those alone.
       if (created) this.dropRequest(requestId);
+      else cache.length = held;
       throw err;
     }
   }
 
-  /** Computes one step of `pos.length` positions over the request's cache, which has room for them. */
-  private computeStep(cache: GgmlKvCache, input: Int32Array | Float32Array, pos: Int32Array, options: ForwardOptions, into: Float32Array | undefined): Float32Array {
+  /**
+   * Computes `pos.length` rows over the request's cache, which has room for them, and appends them to it; `out` gets
+   * the output rows (its length: the rows, every row's or the last one's, times the width).
+   */
+  private computeStep(cache: GgmlKvCache, input: Int32Array | Float32Array, pos: Int32Array, out: Float32Array): void {
     const c = this.config;
     const g = this.g;
     const n = pos.length;
@@ -296,11 +330,7 @@ export class GgmlStage {
     cache.positions.set(pos, cache.length);
     const nKv = cache.length + n;
     const nKvPad = Math.min(cache.capacity, Math.ceil(nKv / KV_PAD) * KV_PAD);
-    const rows = this.isLast ? (options.logits === "all" ? n : 1) : n;
-    const width = this.isLast ? c.nVocab : c.nEmbd;
-    if (into && into.length < rows * width) throw new TesseraError("internal_error", `the output buffer holds ${into.length} values, the step writes ${rows * width}`);
-    if (!into && this.out.length < rows * width) this.out = new Float32Array(rows * width);
-    const result = (into ?? this.out).subarray(0, rows * width);
+    const rows = out.length / (this.isLast ? c.nVocab : c.nEmbd);
 
     let step = cache.step;
     if (!step || step.n !== n || step.rows !== rows || step.nKvPad !== nKvPad || step.generation !== this.gallocGeneration) {
@@ -325,9 +355,8 @@ export class GgmlStage {
     const status = g.graphCompute(this.backend, step.graph);
     this.graphComputeMs += performance.now() - computeStarted;
     if (status !== 0) throw new TesseraError("internal_error", `ggml graph compute failed (status ${status})`);
-    g.tensorGet(step.outT, result, 0, result.byteLength);
+    g.tensorGet(step.outT, out, 0, out.byteLength);
     cache.length += n;
-    return result;
   }
 
   /**
@@ -542,6 +571,8 @@ function build(file: GgufFile, options: LoadGgmlStageOptions, makeBackend: MakeB
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > config.nLayer || start >= end) {
     throw new TesseraError("bad_request", `layer range [${start}, ${end}) is not within [0, ${config.nLayer}) or is empty`);
   }
+  const microBatch = options.microBatch ?? MICRO_BATCH;
+  if (!Number.isInteger(microBatch) || microBatch < 1) throw new TesseraError("bad_request", `micro-batch ${microBatch} is not a positive integer`);
   const g = loadGgml(options.libDir, options.cpuVariant);
   const isFirst = start === 0;
   const isLast = end === config.nLayer;
@@ -600,5 +631,6 @@ function build(file: GgufFile, options: LoadGgmlStageOptions, makeBackend: MakeB
     names,
     loadedBytes,
     onDevice,
+    microBatch,
   );
 }

@@ -21,6 +21,8 @@ export interface GgmlWorkerData {
   threads: number;
   libDir?: string;
   cpuVariant?: string;
+  /** Rows computed per graph (the stage's micro-batch; default MICRO_BATCH). */
+  microBatch?: number;
   /** A GPU span: the backend, the folder of its library and the device index (ggml-gpu.ts); absent for ggml-cpu. */
   gpu?: GpuSpanPlacement;
 }

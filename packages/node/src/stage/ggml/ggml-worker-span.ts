@@ -35,6 +35,8 @@ export interface LoadGgmlWorkerSpanOptions {
   cpuVariant?: string;
   /** Run on this GPU backend and device instead of the CPU backend. */
   gpu?: GpuSpanPlacement;
+  /** Rows computed per graph (GgmlStage's micro-batch; default MICRO_BATCH). */
+  microBatch?: number;
   /** How long close() waits for the worker to free the span and end before terminating it (default 5 s). */
   closeTimeoutMs?: number;
 }
@@ -118,8 +120,8 @@ export class GgmlWorkerSpan {
 
   /** Starts a worker and loads layers [start, end) in it; rejects with the load's own error (the worker then ends). */
   static load(options: LoadGgmlWorkerSpanOptions): Promise<GgmlWorkerSpan> {
-    const { path, start, end, maxContext, libDir, cpuVariant, gpu } = options;
-    const data: GgmlWorkerData = { path, start, end, maxContext, threads: Math.max(1, options.threads ?? 1), libDir, cpuVariant, ...(gpu ? { gpu } : {}) };
+    const { path, start, end, maxContext, libDir, cpuVariant, gpu, microBatch } = options;
+    const data: GgmlWorkerData = { path, start, end, maxContext, threads: Math.max(1, options.threads ?? 1), libDir, cpuVariant, microBatch, ...(gpu ? { gpu } : {}) };
     const worker = startWorker("ggml-worker", import.meta.url, data);
     const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
     const what = `the ggml span of layers [${start}, ${end})`;
