@@ -33,7 +33,7 @@ import {
  */
 
 /** Same rule as `--replica-id` (config.ts REPLICA_ID); kept here so the bus needs nothing from the config module. */
-const ReplicaId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/);
+export const ReplicaId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/);
 const JobId = z.string().min(1).max(128);
 const Reason = z.string().max(500);
 

@@ -10,6 +10,7 @@ import { connectNatsBus } from "./nats-bus.js";
 import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
 import { ReplicaLink } from "./replica-link.js";
 import { AWAITED_ANSWER_TTL_MS, SessionRelay } from "./session-relay.js";
+import { encodeFrameEnvelope } from "./stage-frame-envelope.js";
 import { LEADER_SETTLE_MS, ShardingLeader } from "./sharding-leader.js";
 
 /**
@@ -227,7 +228,9 @@ describeWithNats("node sessions on other replicas over NATS", await probeNatsSer
       a.bus.publish(`tessera.v1.${cluster}.replica.${c.id}.sessions`, encode(g));
       c.bus.publish(`tessera.v1.${cluster}.replica.${a.id}.sessions`, encode(g));
     }
-    for (const bytes of [Uint8Array.of(), Uint8Array.of(9, 9, 9), Uint8Array.of(1, 0, 1, 2)]) {
+    // A sender that is not a replica id would name no subject the answers could go to.
+    const bogusSenders = ["r a", "r-a\n"].map((from) => encodeFrameEnvelope("to_node", from, NODE, frame("job-1", 1)));
+    for (const bytes of [Uint8Array.of(), Uint8Array.of(9, 9, 9), Uint8Array.of(1, 0, 1, 2), ...bogusSenders]) {
       a.bus.publish(`tessera.v1.${cluster}.replica.${c.id}.frames`, bytes);
       c.bus.publish(`tessera.v1.${cluster}.replica.${a.id}.frames`, bytes);
     }

@@ -22,3 +22,11 @@ it("refuses what is not an envelope: too short, an unknown direction, no sender,
   expect(decodeFrameEnvelope(Uint8Array.of(1, 0, ...good.subarray(5)))).toBeUndefined();
   expect(decodeFrameEnvelope(good.subarray(0, good.length - 1))).toBeUndefined();
 });
+
+it("refuses a sender that is not a replica id (it names the subject answers go to): a space, a newline, a capital, a high byte", () => {
+  for (const from of ["r a", "r-a\n", "R-a", "r-\u00f2"]) {
+    const data = encodeFrameEnvelope("to_node", "r-a", NODE, Uint8Array.of(1));
+    const bogus = Uint8Array.of(data[0]!, from.length, ...Buffer.from(from, "latin1"), ...data.subarray(2 + 3));
+    expect(decodeFrameEnvelope(bogus)).toBeUndefined();
+  }
+});

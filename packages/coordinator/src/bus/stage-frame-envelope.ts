@@ -1,3 +1,5 @@
+import { ReplicaId } from "./bus-messages.js";
+
 /**
  * An activation frame on the bus (`frames` subject, stage-relay.ts): the frame's bytes unchanged behind a small
  * header saying which way it goes, which replica sent it, and which node it is for or from.
@@ -29,7 +31,10 @@ export function encodeFrameEnvelope(direction: FrameDirection, from: string, nod
   return out;
 }
 
-/** The envelope in `data`, or undefined when it is not one (too short, an unknown direction). */
+/**
+ * The envelope in `data`, or undefined when it is not one (too short, an unknown direction, a sender that is not a
+ * replica id: the sender names the subject answers go to, as in the JSON envelopes).
+ */
 export function decodeFrameEnvelope(data: Uint8Array): FrameEnvelope | undefined {
   if (data.length < 2) return undefined;
   const direction = data[0] === 1 ? "to_node" : data[0] === 2 ? "from_node" : undefined;
@@ -37,9 +42,12 @@ export function decodeFrameEnvelope(data: Uint8Array): FrameEnvelope | undefined
   const frameAt = 2 + fromLength + NODE_ID_BYTES;
   if (!direction || fromLength === 0 || data.length <= frameAt) return undefined;
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
+  // latin1, not ascii: Node's ascii decoding drops each byte's high bit, which would turn 0xf2 into a valid "r".
+  const from = bytes.toString("latin1", 2, 2 + fromLength);
+  if (!ReplicaId.safeParse(from).success) return undefined;
   return {
     direction,
-    from: bytes.toString("ascii", 2, 2 + fromLength),
+    from,
     node: bytes.toString("hex", 2 + fromLength, frameAt),
     frame: data.subarray(frameAt),
   };
