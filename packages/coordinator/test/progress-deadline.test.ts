@@ -190,4 +190,10 @@ describe("session liveness", () => {
     expect(ids.map((id) => t.coordinator.ctx.registry.get(id)!.online)).toEqual([true, false]);
     expect(t.coordinator.ctx.registry.get(ids[0]!)!.session).toBeDefined();
   });
+
+  it("knows when each session was opened, on the node's clock (the time it signed the upgrade with)", () => {
+    // The nodes connected as the network started, signing with the second of its clock, which has not moved since.
+    const opened = [...t.coordinator.ctx.registry.all()].map((n) => n.session?.openedAt);
+    expect(opened).toEqual([Math.floor(t.clock.now() / 1000), Math.floor(t.clock.now() / 1000)]);
+  });
 });

@@ -48,6 +48,11 @@ export const NodeSummary = z.strictObject({
   draining: z.boolean(),
   /** Jobs on the node from every replica, as its owner counts them. */
   active_jobs: z.number().int().min(0).max(1_000_000),
+  /**
+   * When the node opened its session on the beating replica, seconds on the node's clock (NodeSession.openedAt): of
+   * two replicas listing one node, the later session is the live one.
+   */
+  session_opened_at: z.number().int().min(0).max(1e11).optional(),
   /** The node session's smoothed round trip on the beating replica, milliseconds, once measured. */
   rtt_ms: z.number().min(0).max(600_000).optional(),
   /** The layer-span files the node offers (its last `stage.offer`), for the replica that leads sharded models. */
@@ -125,9 +130,12 @@ export type JobReport = z.infer<typeof JobReport>;
 
 /**
  * The reports one replica made for another in one turn of its event loop, in order: a node's frame often carries
- * several parts, and one message for them all costs the two replicas a fraction of one message per part.
+ * several parts, and one message for them all costs the two replicas a fraction of one message per part. `from` is
+ * the sending replica: a `lost` counts only from the replica the receiver routes the node through now (a node whose
+ * session moved on is lost for every job of the old route already, and a late `lost` from it must not take the jobs
+ * sent by the new route).
  */
-export const JobReports = z.strictObject({ type: z.literal("reports"), reports: z.array(JobReport).min(1).max(10_000) });
+export const JobReports = z.strictObject({ type: z.literal("reports"), from: ReplicaId, reports: z.array(JobReport).min(1).max(10_000) });
 export type JobReports = z.infer<typeof JobReports>;
 
 /** What a replica may send a node held by another (workers/node-messenger.ts `NodeBoundMessage`): never a job, never a ping. */

@@ -37,11 +37,15 @@ class RecordingSink implements JobSink {
 
 class RecordingSession implements NodeSession {
   readonly sent: CoordinatorMessage[] = [];
-  constructor(readonly nodeId: string) {}
+  readonly closes: string[] = [];
+  constructor(
+    readonly nodeId: string,
+    readonly openedAt?: number,
+  ) {}
   send(message: CoordinatorMessage) { this.sent.push(message); }
   sendBinary() {}
   rttMs() { return 3; }
-  close() {}
+  close(_code: number, reason: string) { this.closes.push(reason); }
 }
 
 interface Replica {
@@ -104,9 +108,9 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   }
 }
 
-/** A's node, with its session on A: registered and attached as the session hub does it. */
-function nodeOn(a: Replica): RecordingSession {
-  const session = new RecordingSession(NODE);
+/** A's node, with its session on A (opened at `openedAt` on the node's clock): registered and attached as the session hub does it. */
+function nodeOn(a: Replica, openedAt?: number): RecordingSession {
+  const session = new RecordingSession(NODE, openedAt);
   a.registry.register({ type: "register", public_key: NODE, version: "1.0.0", hardware: { cpu_cores: 4, ram_mb: 8192, gpus: [] }, models: [{ id: "tiny", backend: "embedded" }], max_concurrency: 2 }, OPERATOR);
   a.registry.attach(NODE, new SessionWorker(session), session);
   return session;
@@ -225,6 +229,61 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     a.link.beat();
     await new Promise((r) => setTimeout(r, 100));
     expect(c.registry.get(NODE)!.worker).toBeInstanceOf(SessionWorker);
+  });
+
+  it("keeps the route to a node's later session while the replica with its earlier one still lists it, and that replica closes the earlier one", async () => {
+    const [a, b, c] = [await replica("a"), await replica("b"), await replica("c")];
+    const earlier = nodeOn(a, 1_000);
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "B sees A's node");
+    // Two of B's jobs on the node through A: one B's job manager holds there, one whose report crosses B's cancel.
+    const throughA = b.registry.get(NODE)!.worker!;
+    throughA.assign(assignment("job-held"));
+    b.registry.get(NODE)!.activeJobs.add("job-held");
+    throughA.assign(assignment("job-crossing"));
+    await until(() => earlier.sent.length === 2, "both reach the node through A");
+
+    // The node opens a session on C a second later; A has not noticed it left.
+    nodeOn(c, 1_001);
+    c.link.beat();
+    await until(() => (b.registry.get(NODE)!.worker as RemoteWorker).replica === c.id, "B routes through C");
+    expect(b.sink.calls).toEqual([`lost aaaa its route through replica ${a.id} closed: replaced by a newer session`]);
+    // A is told to stop the job B sent that way (the failover's cancels go by C, which never had it).
+    await until(() => earlier.sent.length === 3, "the cancel reaches A's session");
+    expect(earlier.sent[2]).toMatchObject({ type: "job.cancel", job_id: "job-held" });
+    // A heard C list the later session: it closes its own.
+    await until(() => earlier.closes.length === 1, "A closes the earlier session");
+    expect(earlier.closes[0]).toBe(`the node opened a later session on replica ${c.id}`);
+
+    // A still lists the node (its session's close is not done yet) and B keeps its route: no move, no failover.
+    for (let i = 0; i < 3; i++) {
+      a.link.beat();
+      c.link.beat();
+    }
+    // A's session closes with the job B's cancel crossed: A's late lost must not fail over B's jobs on the node through C.
+    a.link.sessionSink.lost(NODE, "session closed");
+    await Promise.all([a.bus.flush(), c.bus.flush()]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect((b.registry.get(NODE)!.worker as RemoteWorker).replica).toBe(c.id);
+    expect(b.sink.calls).toHaveLength(1);
+    expect(c.registry.get(NODE)!.worker).toBeInstanceOf(SessionWorker);
+  });
+
+  it("stops the jobs a silent replica ran on this replica's nodes: their client was on it", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    const session = nodeOn(a);
+    a.link.beat();
+    b.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true && a.link.livePeers().length === 1, "A and B hear each other");
+    b.registry.get(NODE)!.worker!.assign(assignment("job-orphan"));
+    await until(() => session.sent.length === 1, "B's job reaches the node through A");
+    await b.link.stop();
+    clock.advance(REPLICA_SILENT_AFTER_MS);
+    a.link.sweepPeers();
+    expect(session.sent[1]).toEqual({ type: "job.cancel", job_id: "job-orphan", reason: `its replica ${b.id} went silent` });
+    // Its reports no longer go anywhere: the node's next part is A's own business.
+    a.link.sessionSink.part(NODE, "job-orphan", { type: "finish", reason: "stop" });
+    expect(a.sink.calls).toEqual(["part aaaa job-orphan finish"]);
   });
 
   it("reports this replica's jobs on a node lost when the node's session moves here from another replica", async () => {

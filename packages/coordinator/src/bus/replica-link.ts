@@ -4,7 +4,7 @@ import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { LiveNode, NodeRegistry } from "../registry.js";
 import type { JobSink } from "../workers/job-sink.js";
-import { type Bus, DEFAULT_CLUSTER, subjectsOf } from "./bus.js";
+import { type Bus, DEFAULT_CLUSTER, type PublishOutcome, subjectsOf } from "./bus.js";
 import { JobCommand, type JobReport, JobReports, type Judgment, type NodeSummary, ReplicaBeat, StandingChange, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
 import type { StandingJudgment } from "../trust/node-standing.js";
 import { RemoteWorker } from "./remote-worker.js";
@@ -90,6 +90,8 @@ export class ReplicaLink {
   private stopped = false;
   /** Nodes shown here through another replica. */
   private readonly remoteNodes = new Set<string>();
+  /** When each of those opened the session its route reaches (NodeSummary.session_opened_at), where the beat said. */
+  private readonly routeOpenedAt = new Map<string, number | undefined>();
   /** The span offers each of those last listed, as JSON (only a change reaches the sharding manager). */
   private readonly peerOffers = new Map<string, string>();
 
@@ -163,7 +165,7 @@ export class ReplicaLink {
       bus.subscribe(subjects.reports(replicaId), (data) => {
         const decoded = decodeBusMessage(JobReports, data);
         if (!decoded.ok) return logger.warn({ why: decoded.why }, "malformed job reports dropped");
-        for (const report of decoded.message.reports) this.onReport(report);
+        for (const report of decoded.message.reports) this.onReport(report, decoded.message.from);
       }),
     );
     await bus.flush();
@@ -235,7 +237,21 @@ export class ReplicaLink {
       if (now - peer.lastBeatAt < REPLICA_SILENT_AFTER_MS) continue;
       this.d.logger.warn({ replica, nodes: peer.nodes.size, silent_ms: now - peer.lastBeatAt }, "replica silent; taking its nodes offline here");
       for (const nodeId of peer.nodes) this.dropRemote(nodeId, replica, `its replica ${replica} went silent`);
+      this.cancelRelayedFor(replica, `its replica ${replica} went silent`);
       this.peers.delete(replica);
+    }
+  }
+
+  /**
+   * Stops the jobs `origin` ran on this replica's nodes: their client was on it, so nobody reads what they write (a
+   * replica that was only slow, not dead, fails them over by its own deadlines).
+   */
+  private cancelRelayedFor(origin: string, reason: string): void {
+    for (const [jobId, r] of this.relayed) {
+      if (r.origin !== origin) continue;
+      this.relayed.delete(jobId);
+      const worker = this.d.registry.get(r.nodeId)?.worker;
+      if (worker && !(worker instanceof RemoteWorker)) worker.cancel(jobId, reason);
     }
   }
 
@@ -244,6 +260,7 @@ export class ReplicaLink {
     for (const r of this.relayed.values()) if (r.nodeId === node.id) active++;
     const offers = this.d.stageOffers?.(node.id) ?? [];
     const rtt = node.session?.rttMs();
+    const openedAt = node.session?.openedAt;
     return {
       id: node.id,
       operator: node.operatorId,
@@ -255,6 +272,7 @@ export class ReplicaLink {
       active_jobs: active,
       ...(offers.length > 0 ? { stage_offers: offers } : {}),
       ...(rtt !== undefined ? { rtt_ms: rtt } : {}),
+      ...(openedAt !== undefined ? { session_opened_at: openedAt } : {}),
       ...(sharded ? { sharded } : {}),
     };
   }
@@ -310,17 +328,31 @@ export class ReplicaLink {
   /**
    * Shows a node another replica holds, routed through that replica; a node held here (its session, or a pipeline
    * this replica runs) stays local. True when it is shown through `replica`.
+   *
+   * Two replicas may list one node for a while: the node left one (a half-open connection, a dead network path) and
+   * opened a session on the other before the first noticed. The later session is the live one (the node's own signed
+   * time of each, so no two replicas' clocks are compared): a replica holding the earlier one closes it, and a replica
+   * routing to the node keeps its route unless the other listing's session is later. Without that rule every beat of
+   * each would move the route, and each move fails over all the node's jobs. Two sessions opened in the same second
+   * keep the route there is (the stale one ends when its replica notices).
    */
   private showRemote(summary: NodeSummary, replica: string): boolean {
     const { registry } = this.d;
     const known = registry.get(summary.id);
     if (known?.worker && !(known.worker instanceof RemoteWorker) && known.online) {
       // Its session moved here (the other replica has not noticed yet), or both replicas ran its pipeline for a beat.
+      const own = known.session?.openedAt;
+      if (own !== undefined && summary.session_opened_at !== undefined && summary.session_opened_at > own) {
+        this.d.logger.warn({ node: summary.id.slice(0, 12), replica }, "node opened a later session on another replica; closing its session here");
+        known.session!.close(4000, `the node opened a later session on replica ${replica}`);
+      }
       this.remoteNodes.delete(summary.id);
       return false;
     }
     const current = known?.worker;
+    if (current instanceof RemoteWorker && current.replica !== replica && !later(summary.session_opened_at, this.routeOpenedAt.get(summary.id))) return false;
     if (current instanceof RemoteWorker && current.replica === replica) {
+      this.routeOpenedAt.set(summary.id, summary.session_opened_at);
       registry.touch(summary.id, current);
       known!.draining = summary.draining;
       known!.maxConcurrency = summary.max_concurrency;
@@ -331,8 +363,12 @@ export class ReplicaLink {
     // New here, or it moved from another replica: attaching the new route closes the old one, whose jobs are lost with
     // that session and continue elsewhere (possibly on the same node, through its new replica).
     this.remoteNodes.add(summary.id);
+    this.routeOpenedAt.set(summary.id, summary.session_opened_at);
     registry.register({ type: "register", public_key: summary.id, version: summary.version, hardware: summary.hardware, models: summary.models, max_concurrency: summary.max_concurrency }, summary.operator);
-    const worker = new RemoteWorker(summary.id, replica, (to, command) => this.publish(this.subjects.commands(to), command), this.d.replicaId, (nodeId, reason) => {
+    const worker = new RemoteWorker(summary.id, replica, (to, command) => this.publish(this.subjects.commands(to), command), this.d.replicaId, this.d.jobs, (nodeId, reason) => {
+      // The old replica is told to stop them first: the failover's own cancels go by the node's new route, which never had them.
+      const record = this.d.registry.get(nodeId);
+      if (record) this.cancelRoute(record, worker, reason);
       this.d.jobs.lost(nodeId, reason);
       // Closed because the node's own session replaced the route (the registry sets it before closing the old worker).
       if (this.d.registry.get(nodeId)?.session) {
@@ -355,12 +391,28 @@ export class ReplicaLink {
   private dropRemote(nodeId: string, replica: string, reason: string): void {
     this.peerOffers.delete(nodeId);
     this.d.onPeerPipeline?.(nodeId, undefined);
-    const worker = this.d.registry.get(nodeId)?.worker;
-    if (worker instanceof RemoteWorker && worker.replica === replica) this.d.registry.detach(nodeId, worker, reason);
+    const shown = this.d.registry.get(nodeId);
+    const worker = shown?.worker;
+    if (worker instanceof RemoteWorker && worker.replica === replica) {
+      this.cancelRoute(shown!, worker, reason);
+      this.d.registry.detach(nodeId, worker, reason);
+    }
     // Still shown through another replica (it moved): leave it marked remote.
     const record = this.d.registry.get(nodeId);
     if (record && !(record.worker instanceof RemoteWorker)) record.jobsElsewhere = 0;
-    if (!(record?.worker instanceof RemoteWorker)) this.remoteNodes.delete(nodeId);
+    if (!(record?.worker instanceof RemoteWorker)) {
+      this.remoteNodes.delete(nodeId);
+      this.routeOpenedAt.delete(nodeId);
+    }
+  }
+
+  /**
+   * Asks the replica behind a route this one stops using to stop the jobs it sent that way: once the route is gone
+   * the failover's cancels cannot reach them, and a replica that is alive (only late, or holding a half-open session)
+   * would run them to the end for nobody. To a dead replica the message goes nowhere, which is fine.
+   */
+  private cancelRoute(node: LiveNode, route: RemoteWorker, reason: string): void {
+    for (const jobId of node.activeJobs) route.cancel(jobId, reason);
   }
 
   private onCommand(command: JobCommand): void {
@@ -381,10 +433,11 @@ export class ReplicaLink {
     node.worker.assign(assignment);
   }
 
-  private onReport(report: JobReport): void {
+  private onReport(report: JobReport, from: string): void {
     const { jobs, registry } = this.d;
     const worker = registry.get(report.node)?.worker;
-    if (worker instanceof RemoteWorker) registry.touch(report.node, worker);
+    const current = worker instanceof RemoteWorker && worker.replica === from;
+    if (current) registry.touch(report.node, worker);
     switch (report.type) {
       case "accepted":
         return jobs.accepted(report.node, report.job_id);
@@ -393,7 +446,8 @@ export class ReplicaLink {
       case "part":
         return jobs.part(report.node, report.job_id, report.part);
       case "lost":
-        return jobs.lost(report.node, report.reason);
+        // From a route this replica left, the jobs it carried were failed over when it was closed.
+        return current ? jobs.lost(report.node, report.reason) : undefined;
       case "failed":
         return jobs.failed(report.node, report.job_id, report.code as ErrorCode, report.message);
     }
@@ -412,13 +466,23 @@ export class ReplicaLink {
   }
 
   private flushOutbox(): void {
-    for (const [origin, reports] of this.outbox) this.publish(this.subjects.reports(origin), { type: "reports", reports });
+    for (const [origin, reports] of this.outbox) this.publish(this.subjects.reports(origin), { type: "reports", from: this.d.replicaId, reports });
     this.outbox.clear();
   }
 
-  private publish(subject: string, message: Parameters<typeof encodeBusMessage>[0]): void {
-    this.d.bus.publish(subject, encodeBusMessage(message));
+  private publish(subject: string, message: Parameters<typeof encodeBusMessage>[0]): PublishOutcome {
+    return this.d.bus.publish(subject, encodeBusMessage(message));
   }
+}
+
+/**
+ * Whether a session opened at `candidate` is known to be later than one opened at `current` (node-clock seconds). A
+ * listing that does not say (a pipeline, a replica of an earlier version) is taken as later than one that does not
+ * say either, as before sessions said when they opened, and never as later than one that does.
+ */
+function later(candidate: number | undefined, current: number | undefined): boolean {
+  if (candidate === undefined) return current === undefined;
+  return current === undefined || candidate > current;
 }
 
 /** The last part a node sends for a job. */

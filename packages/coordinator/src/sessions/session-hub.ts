@@ -83,11 +83,11 @@ export class SessionHub {
       if (result.reason !== "missing_header") this.deps.authThrottle.recordFailure(address, now);
       return reject(socket, 401, errorBody("unauthorized", NODE_AUTH_REASONS[result.reason]));
     }
-    if (this.deps.nodeAuth.shared === undefined) return this.upgrade(result.nodeId, request, socket, head);
+    if (this.deps.nodeAuth.shared === undefined) return this.upgrade(result.nodeId, result.timestamp, request, socket, head);
     // The replicas' shared replay check: a session upgrade captured on one replica must not open one on another.
     claimSharedNonce(result, this.deps.nodeAuth).then(
       (fresh) => {
-        if (fresh) return this.upgrade(result.nodeId, request, socket, head);
+        if (fresh) return this.upgrade(result.nodeId, result.timestamp, request, socket, head);
         this.deps.authThrottle.recordFailure(address, now);
         reject(socket, 401, errorBody("unauthorized", NODE_AUTH_REASONS.replayed_nonce));
       },
@@ -98,16 +98,16 @@ export class SessionHub {
     );
   }
 
-  private upgrade(nodeId: string, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  private upgrade(nodeId: string, signedAt: number, request: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!this.deps.registry.get(nodeId)) {
       return reject(socket, 401, errorBody("unauthorized", "unknown node: register first (`tessera register`)"));
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(nodeId, ws));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(nodeId, signedAt, ws));
   }
 
-  private accept(nodeId: string, ws: WebSocket): void {
+  private accept(nodeId: string, signedAt: number, ws: WebSocket): void {
     const { registry, logger } = this.deps;
-    const session = new WsNodeSession(nodeId, ws);
+    const session = new WsNodeSession(nodeId, signedAt, ws);
     const worker = new SessionWorker(session);
     this.sessions.add(session);
     registry.attach(nodeId, worker, session);
@@ -192,6 +192,7 @@ class WsNodeSession implements NodeSession {
 
   constructor(
     readonly nodeId: string,
+    readonly openedAt: number,
     private readonly ws: WebSocket,
   ) {}
 

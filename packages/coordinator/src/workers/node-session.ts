@@ -7,6 +7,12 @@ import type { CoordinatorMessage } from "@tessera/protocol";
  */
 export interface NodeSession {
   readonly nodeId: string;
+  /**
+   * When the node opened this session, in seconds on the node's own clock (the timestamp it signed the session's
+   * upgrade with). Two replicas that both list the node (one has not yet noticed the node left it) are told apart by
+   * it: the later session is the live one. Undefined for a session that was not opened by a signed upgrade.
+   */
+  readonly openedAt?: number;
   send(message: CoordinatorMessage): void;
   /** Activation frames of sharded models. */
   sendBinary(data: Uint8Array): void;
