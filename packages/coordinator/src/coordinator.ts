@@ -134,6 +134,7 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     logger,
     id: replicaId,
     address: `${config.host}:${config.port}`,
+    jobTimeoutMs: config.jobTimeoutS * 1000,
     onTakenOver: (jobIds) => void refundTakenOver(jobIds),
     takeOverAtOnce: store.dialect === "sqlite",
   });

@@ -9,8 +9,9 @@ import { createLogger } from "../logger.js";
 import { openStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
 import { loadOrCreateReplicaId } from "./replica-id.js";
-import { LEASE_WATCH_MS, REPLICA_HEARTBEAT_MS, REPLICA_LEASE_MS, ReplicaLeaseHolder } from "./replica-lease.js";
+import { LEASE_WATCH_MS, REPLICA_HEARTBEAT_MS, REPLICA_LEASE_MS, ReplicaLeaseHolder, STRANDED_RECORD_GRACE_MS } from "./replica-lease.js";
 
+const JOB_TIMEOUT_MS = 300_000;
 const dirs: string[] = [];
 const stores: Store[] = [];
 afterEach(async () => {
@@ -76,7 +77,7 @@ describe("the replica lease", () => {
   it("takes a free id at once, renews it every heartbeat from tick, and frees it on release", async () => {
     const store = await memoryStore();
     const clock = new ManualClock(1_000_000);
-    const lease = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "a:1" });
+    const lease = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "a:1", jobTimeoutMs: JOB_TIMEOUT_MS });
     await lease.acquire();
     expect(lease.holding).toBe(true);
     clock.advance(REPLICA_HEARTBEAT_MS - 1);
@@ -99,7 +100,7 @@ describe("the replica lease", () => {
     const clock = new ManualClock(1_000_000);
     await store.claimReplicaLease({ id: "r-a", instance: "crashed", address: "a:1", startedAt: new Date(0), lastSeenAt: new Date(clock.now() - 1_000) }, new Date(0));
     const slept: number[] = [];
-    const lease = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "a:1", sleep: async (ms) => void (slept.push(ms), clock.advance(ms)) });
+    const lease = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "a:1", jobTimeoutMs: JOB_TIMEOUT_MS, sleep: async (ms) => void (slept.push(ms), clock.advance(ms)) });
     await lease.acquire();
     expect(lease.holding).toBe(true);
     // watched for two heartbeats and a second, well before the lease itself would have lapsed
@@ -111,7 +112,7 @@ describe("the replica lease", () => {
   it("refuses with conflict when the holder of its id renews while watched (a second process with the same id)", async () => {
     const store = await memoryStore();
     const clock = new ManualClock(1_000_000);
-    const live = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "live:7337" });
+    const live = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "live:7337", jobTimeoutMs: JOB_TIMEOUT_MS });
     await live.acquire();
     const second = new ReplicaLeaseHolder({
       store,
@@ -119,6 +120,7 @@ describe("the replica lease", () => {
       logger,
       id: "r-a",
       address: "second:7337",
+      jobTimeoutMs: JOB_TIMEOUT_MS,
       sleep: async (ms) => {
         clock.advance(ms);
         await live.renew();
@@ -132,7 +134,7 @@ describe("the replica lease", () => {
     const store = await memoryStore();
     const clock = new ManualClock(1_000_000);
     await store.claimReplicaLease({ id: "r-a", instance: "crashed", address: "a:1", startedAt: new Date(0), lastSeenAt: new Date(clock.now()) }, new Date(0));
-    const lease = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "a:1", takeOverAtOnce: true, sleep: async () => expect.fail("must not wait") });
+    const lease = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "a:1", jobTimeoutMs: JOB_TIMEOUT_MS, takeOverAtOnce: true, sleep: async () => expect.fail("must not wait") });
     await lease.acquire();
     expect(await store.listReplicaLeases()).toEqual([expect.objectContaining({ instance: lease.instance })]);
   });
@@ -140,12 +142,44 @@ describe("the replica lease", () => {
   it("stops renewing and sweeping once another process took its id over (it let its lease lapse)", async () => {
     const store = await memoryStore();
     const clock = new ManualClock(1_000_000);
-    const lease = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "a:1" });
+    const lease = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "a:1", jobTimeoutMs: JOB_TIMEOUT_MS });
     await lease.acquire();
     clock.advance(REPLICA_LEASE_MS + 1);
     expect((await store.claimReplicaLease({ id: "r-a", instance: "newer", address: "b:1", startedAt: new Date(clock.now()), lastSeenAt: new Date(clock.now()) }, new Date(clock.now() - REPLICA_LEASE_MS))).claimed).toBe(true);
     await lease.renew();
     expect(lease.holding).toBe(false);
     expect(await store.listReplicaLeases()).toEqual([expect.objectContaining({ instance: "newer" })]);
+  });
+
+  it("ends its own job records still unfinished a grace past the job timeout (their last writes failed), never younger ones or another replica's", async () => {
+    const store = await memoryStore();
+    const clock = new ManualClock(10_000_000);
+    const lease = new ReplicaLeaseHolder({ store, clock, logger, id: "r-a", address: "a:1", jobTimeoutMs: JOB_TIMEOUT_MS });
+    await lease.acquire();
+    const limit = JOB_TIMEOUT_MS + STRANDED_RECORD_GRACE_MS;
+    const record = (id: string, ageMs: number, replicaId = "r-a") => ({
+      id,
+      ownerId: "owner-a",
+      model: "tiny",
+      messages: [{ role: "user" as const, content: "hi" }],
+      promptSha256: "0".repeat(64),
+      sampling: { max_tokens: 8, temperature: 0, top_p: 1 },
+      createdAt: new Date(clock.now() - ageMs),
+      replicaId,
+    });
+    await store.insertJob(record("stranded", limit + 1));
+    await store.updateJob("stranded", { status: "processing" });
+    await store.insertJob(record("running", limit - 1_000));
+    await store.updateJob("running", { status: "processing" });
+    await store.insertJob(record("theirs", limit + 1, "r-b"));
+    await store.claimReplicaLease({ id: "r-b", instance: "b", address: "b:1", startedAt: new Date(clock.now()), lastSeenAt: new Date(clock.now()) }, new Date(0));
+
+    // The tick's sweep does it (one thing at a time: wait for it to land).
+    lease.maybeRun();
+    for (let i = 0; i < 500 && (await store.getJob("stranded"))?.status !== "failed"; i++) await new Promise((resolve) => setTimeout(resolve, 2));
+    expect(await store.getJob("stranded")).toMatchObject({ status: "failed", error: "timeout", errorMessage: expect.stringContaining("could not be written") });
+    expect((await store.getJob("running"))?.status).toBe("processing");
+    expect((await store.getJob("theirs"))?.status).toBe("pending");
+    expect(await lease.sweepStrandedRecords()).toEqual([]);
   });
 });

@@ -32,8 +32,15 @@ const LEASE_POLL_MS = 1_000;
 /** The latest instant a Date holds: "stale before" it means any holder. */
 const MAX_DATE_MS = 8_640_000_000_000_000;
 const TAKEN_OVER_MESSAGE = "the coordinator replica that held the job stopped while the job was running";
+/**
+ * How long past the job timeout an unfinished record of this replica's own is left before the sweep ends it: every
+ * job running here has ended by its timeout, and its last write is queued behind the job's earlier ones, so a record
+ * still unfinished a minute later is one whose last writes failed (the database was away), not one being written.
+ */
+export const STRANDED_RECORD_GRACE_MS = 60_000;
+const STRANDED_MESSAGE = "the job's record could not be written when the job ended; its replica's sweep ended it";
 
-export type ReplicaLeaseStore = Pick<Store, "claimReplicaLease" | "renewReplicaLease" | "releaseReplicaLease" | "failJobsOfDeadReplicas" | "offlineNodesOfDeadReplicas">;
+export type ReplicaLeaseStore = Pick<Store, "claimReplicaLease" | "renewReplicaLease" | "releaseReplicaLease" | "failJobsOfDeadReplicas" | "offlineNodesOfDeadReplicas" | "failOwnJobs">;
 
 export interface ReplicaLeaseOptions {
   store: ReplicaLeaseStore;
@@ -42,6 +49,11 @@ export interface ReplicaLeaseOptions {
   id: string;
   /** Where this replica listens, as shown to operators. */
   address: string;
+  /**
+   * The job timeout (`--job-timeout`): a record of this replica's own still unfinished STRANDED_RECORD_GRACE_MS after
+   * it is ended by the sweep, since no job runs that long.
+   */
+  jobTimeoutMs: number;
   /** Told the ids of the jobs of dead replicas this replica ended (their escrow is refunded there). */
   onTakenOver?: (jobIds: string[]) => void;
   /** Waits between looks at a held lease at start-up (tests pass a fake). */
@@ -137,6 +149,7 @@ export class ReplicaLeaseHolder {
     this.busy = (async () => {
       if (renew) await this.renew();
       if (sweep && this.held) await this.sweepDeadReplicas();
+      if (sweep && this.held) await this.sweepStrandedRecords();
     })()
       .catch((err: unknown) => this.o.logger.error({ err }, "replica lease renewal or dead-replica sweep failed"))
       .finally(() => (this.busy = undefined));
@@ -162,6 +175,18 @@ export class ReplicaLeaseHolder {
       this.o.logger.warn({ jobs: ended.length }, "ended the unfinished jobs of coordinator replicas whose lease lapsed");
       this.o.onTakenOver?.(ended);
     }
+    return ended;
+  }
+
+  /**
+   * Ends this replica's own job records that are still unfinished well past the job timeout: a job whose final write
+   * and its fallback both failed (onStoreFailure in the job manager) would otherwise read `processing` until the next
+   * restart. Their escrow is left to the start-up reconciliation, as for any job whose record failed. Returns the ids.
+   */
+  async sweepStrandedRecords(): Promise<string[]> {
+    const now = this.o.clock.now();
+    const ended = await this.o.store.failOwnJobs(this.o.id, new Date(now - this.o.jobTimeoutMs - STRANDED_RECORD_GRACE_MS), new Date(now), STRANDED_MESSAGE);
+    if (ended.length > 0) this.o.logger.warn({ jobs: ended.length }, "ended this replica's job records left unfinished past the job timeout (their last writes failed)");
     return ended;
   }
 
