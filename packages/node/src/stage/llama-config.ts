@@ -49,6 +49,9 @@ export function readLlamaConfig(file: GgufFile): LlamaConfig {
   const nVocab = get("vocab_size") ?? (embd ? embd.dims[1] : undefined);
   if (nVocab === undefined) throw new TesseraError("bad_request", `${file.path}: cannot tell the vocabulary size`);
   if (nHead % nHeadKv !== 0) throw new TesseraError("bad_request", `${file.path}: head_count ${nHead} is not a multiple of head_count_kv ${nHeadKv}`);
+  if (!Number.isInteger(headDim) || headDim < 1) throw new TesseraError("bad_request", `${file.path}: the head size ${headDim} (embedding_length / head_count, or attention.key_length) is not a positive integer`);
+  const nRot = get("rope.dimension_count") ?? headDim;
+  if (!Number.isInteger(nRot) || nRot < 1 || nRot > headDim) throw new TesseraError("bad_request", `${file.path}: rope.dimension_count ${nRot} is not within the head size ${headDim}`);
   const scaleLinear = num(file.metadata.get(`${arch}.rope.scaling.factor`));
   const scalingType = file.metadata.get(`${arch}.rope.scaling.type`);
   if (scalingType !== undefined && scalingType !== "none" && scalingType !== "linear") {
@@ -62,7 +65,7 @@ export function readLlamaConfig(file: GgufFile): LlamaConfig {
     nHead,
     nHeadKv,
     headDim,
-    nRot: get("rope.dimension_count") ?? headDim,
+    nRot,
     ropeFreqBase: get("rope.freq_base") ?? 10000,
     ropeFreqScale: scalingType === "linear" && scaleLinear ? 1 / scaleLinear : 1,
     rmsEps: get("attention.layer_norm_rms_epsilon") ?? 1e-5,

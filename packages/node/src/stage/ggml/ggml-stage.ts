@@ -4,8 +4,9 @@
  * stage returns logits, others hidden states; one KV cache per request id. Graph and numerics: design.md here.
  */
 import { TesseraError } from "@tessera/protocol";
-import { ggmlTypeName, openGguf, type GgufFile, type GgufTensorInfo } from "../gguf-reader.js";
+import { ggmlTypeName, openGguf, type GgufFile } from "../gguf-reader.js";
 import { readLlamaConfig, type LlamaConfig } from "../llama-config.js";
+import { checkTensorShape } from "../llama-tensor-shapes.js";
 import type { ForwardOptions, LoadStageOptions, PositionInput, TokenInput } from "../stage.js";
 import { loadVector } from "../weights.js";
 import { openGpuBackend } from "./ggml-gpu.js";
@@ -465,9 +466,13 @@ const LAYER_TENSORS = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
 
 /**
  * The ggml tensor a span holds for a file's tensor (no data yet): a vector as F32 (norm weights and rope factors, for
- * ggml_mul / ggml_rope_ext), a matrix in the file's own type.
+ * ggml_mul / ggml_rope_ext), a matrix in the file's own type. Its shape is checked against the config first: ggml
+ * asserts shapes, and a failed assertion aborts the process.
  */
-function newWeightTensor(g: GgmlLib, ctx: Ptr, name: string, info: GgufTensorInfo): Ptr {
+function newWeightTensor(g: GgmlLib, ctx: Ptr, file: GgufFile, name: string, config: LlamaConfig): Ptr {
+  const info = file.tensors.get(name);
+  if (!info) throw new TesseraError("bad_request", `${file.path}: tensor ${name} is missing`);
+  checkTensorShape(file, name, config);
   if (info.dims.length === 1) return g.newTensor1d(ctx, GGML.F32, info.elementCount);
   if (!MATRIX_TYPES.has(info.type) || info.dims.length !== 2) {
     throw new TesseraError("bad_request", `tensor ${name}: ${ggmlTypeName(info.type)} with ${info.dims.length} dims is not supported by the ggml span (2-D F32, F16, BF16, Q8_0, Q4_K, Q6_K are)`);
@@ -511,10 +516,7 @@ export function ggmlSpanBytes(g: GgmlLib, buft: Ptr, path: string, maxContext?: 
       layerWeights.push(withContext(LAYER_TENSORS.length, (ctx) => {
         let bytes = 0;
         for (const t of LAYER_TENSORS) {
-          const name = `blk.${l}.${t}.weight`;
-          const info = file.tensors.get(name);
-          if (!info) throw new TesseraError("bad_request", `${file.path}: tensor ${name} is missing`);
-          bytes += size(newWeightTensor(g, ctx, name, info));
+          bytes += size(newWeightTensor(g, ctx, file, `blk.${l}.${t}.weight`, config));
         }
         return bytes;
       }));
@@ -594,11 +596,10 @@ function build(file: GgufFile, options: LoadGgmlStageOptions, makeBackend: MakeB
   let buffer: Ptr | undefined;
   try {
     for (const name of names) {
-      const info = file.tensors.get(name);
-      if (!info) throw new TesseraError("bad_request", `${file.path}: tensor ${name} is missing`);
+      const tensor = newWeightTensor(g, ctx, file, name, config);
+      const info = file.tensors.get(name)!;
       const bytes = file.readTensor(name);
       loadedBytes += bytes.length;
-      const tensor = newWeightTensor(g, ctx, name, info);
       uploads.push({ tensor, data: info.dims.length === 1 ? loadVector(bytes, info) : bytes });
       tensors.set(name, tensor);
     }
