@@ -5,9 +5,10 @@
 export interface Bus {
   /**
    * Sends `data` to every subscriber of `subject` on other connections: a replica never hears what it published itself
-   * (NATS `noEcho`). Never blocks (the client buffers while it reconnects).
+   * (NATS `noEcho`). Never blocks (the client buffers while it reconnects) and never throws: a message the bus cannot
+   * carry is refused, logged and counted, and the outcome says so, for the caller to end what waited on it.
    */
-  publish(subject: string, data: Uint8Array): void;
+  publish(subject: string, data: Uint8Array): PublishOutcome;
   /**
    * Calls `handler` with every message on `subject`, in the order each publisher sent them; returns the unsubscribe.
    * A handler that throws loses that message only: the bus logs it and goes on delivering.
@@ -18,6 +19,12 @@ export interface Bus {
   /** Drains the subscriptions and closes the connection. */
   close(): Promise<void>;
 }
+
+/**
+ * What became of a published message: `sent` (handed to the connection), `over_max_payload` (larger than the server
+ * takes in one message, design.md "Message size"), or `closed` (the bus is closing or closed).
+ */
+export type PublishOutcome = "sent" | "over_max_payload" | "closed";
 
 /**
  * The subjects the replicas of `cluster` talk on. Replica ids and cluster names are `[a-z0-9-]` only, so they are safe

@@ -8,7 +8,10 @@ function memoryBus() {
   const handlers = new Map<string, Array<(data: Uint8Array) => void>>();
   const published: Array<[string, Uint8Array]> = [];
   const bus: Bus = {
-    publish: (subject, data) => void published.push([subject, data]),
+    publish(subject, data) {
+      published.push([subject, data]);
+      return "sent";
+    },
     subscribe(subject, handler) {
       handlers.set(subject, [...(handlers.get(subject) ?? []), handler]);
       return () => handlers.set(subject, (handlers.get(subject) ?? []).filter((h) => h !== handler));

@@ -1,7 +1,10 @@
-import type { Bus } from "./bus.js";
+import type { Bus, PublishOutcome } from "./bus.js";
 
-/** A message lost on this replica: its handler threw (the bus dropped it and went on). */
-export type BusFault = "handler_threw";
+/**
+ * A message lost on this replica: its handler threw (the bus dropped it and went on), or the bus refused to send it
+ * (over the server's max_payload, or the bus closed).
+ */
+export type BusFault = "handler_threw" | Exclude<PublishOutcome, "sent">;
 
 /** What `countedBus` counts into: messages and bytes, by direction and by the subject's kind (its last token), and faults. */
 export interface BusTrafficCounters {
@@ -19,9 +22,14 @@ export function countedBus(bus: Bus, counters: BusTrafficCounters): Bus {
   return {
     publish(subject, data) {
       const labels = { direction: "sent" as const, subject: kindOf(subject) };
-      counters.busMessages.inc(labels);
-      counters.busBytes.inc(labels, data.byteLength);
-      bus.publish(subject, data);
+      const outcome = bus.publish(subject, data);
+      if (outcome === "sent") {
+        counters.busMessages.inc(labels);
+        counters.busBytes.inc(labels, data.byteLength);
+      } else {
+        counters.busFaults.inc({ fault: outcome, subject: labels.subject });
+      }
+      return outcome;
     },
     subscribe(subject, handler) {
       const labels = { direction: "received" as const, subject: kindOf(subject) };

@@ -25,7 +25,21 @@ export async function connectNatsBus(url: string, replicaId: string, logger: Log
     }
   })();
   return {
-    publish: (subject, data) => nc.publish(subject, data),
+    // nats.js throws on a message over the server's max_payload and on a closed or draining connection; the Bus
+    // refuses both instead, so no caller (a timer, a socket's listener) can crash the process by publishing.
+    publish(subject, data) {
+      const maxPayload = nc.info?.max_payload;
+      if (maxPayload === undefined || nc.isClosed() || nc.isDraining()) {
+        logger.warn({ subject, bytes: data.byteLength }, "bus message refused: the bus is closed");
+        return "closed";
+      }
+      if (data.byteLength > maxPayload) {
+        logger.error({ subject, bytes: data.byteLength, max_payload: maxPayload }, "bus message refused: over the server's max_payload");
+        return "over_max_payload";
+      }
+      nc.publish(subject, data);
+      return "sent";
+    },
     subscribe(subject, handler) {
       const sub = nc.subscribe(subject, {
         // nats.js runs the callback inside its parser: an exception there would end its reader loop, and this replica

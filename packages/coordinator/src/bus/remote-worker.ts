@@ -1,4 +1,6 @@
+import type { JobSink } from "../workers/job-sink.js";
 import type { Assignment, Worker } from "../workers/worker.js";
+import type { PublishOutcome } from "./bus.js";
 import type { JobCommand } from "./bus-messages.js";
 
 /**
@@ -16,14 +18,24 @@ export class RemoteWorker implements Worker {
     readonly id: string,
     /** The replica that holds the node's session. */
     readonly replica: string,
-    private readonly send: (to: string, command: JobCommand) => void,
+    private readonly send: (to: string, command: JobCommand) => PublishOutcome,
     private readonly self: string,
+    /** Where this worker reports an assignment the bus refused (the job manager). */
+    private readonly jobs: Pick<JobSink, "rejected">,
     /** This replica stops routing to the node through `replica`: the jobs it ran that way are gone with that route. */
     private readonly onClose: (nodeId: string, reason: string) => void,
   ) {}
 
+  /**
+   * An assignment the bus refuses (a prompt over the NATS server's max_payload, the bus closing) never reaches the
+   * node: it is that node rejecting the job, so the job moves to another node (one held here takes any size) or fails
+   * as the scheduler decides. Reported on a microtask: the job manager is still inside its dispatch.
+   */
   assign(job: Assignment): void {
-    this.send(this.replica, { type: "assign", from: this.self, node: this.id, job: { type: "job.assign", ...job } });
+    const outcome = this.send(this.replica, { type: "assign", from: this.self, node: this.id, job: { type: "job.assign", ...job } });
+    if (outcome === "sent") return;
+    const reason = outcome === "over_max_payload" ? "the job's assignment is larger than the bus carries in one message" : "the bus to the node's replica is closed";
+    queueMicrotask(() => this.jobs.rejected(this.id, job.job_id, reason));
   }
 
   cancel(jobId: string, reason: string): void {

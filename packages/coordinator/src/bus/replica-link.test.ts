@@ -176,7 +176,7 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(session.sent[1]).toEqual({ type: "job.cancel", job_id: "job-2", reason: "client went away" });
 
     // A job for a node A does not hold (it just left) comes back rejected, so B moves it on.
-    const stray = new RemoteWorker("c".repeat(64), a.id, (to, command) => b.bus.publish(`tessera.v1.${cluster}.replica.${to}.commands`, new TextEncoder().encode(JSON.stringify(command))), b.id, () => {});
+    const stray = new RemoteWorker("c".repeat(64), a.id, (to, command) => b.bus.publish(`tessera.v1.${cluster}.replica.${to}.commands`, new TextEncoder().encode(JSON.stringify(command))), b.id, b.sink, () => {});
     stray.assign(assignment("job-3"));
     await until(() => b.sink.calls.length === 1, "rejected");
     expect(b.sink.calls[0]).toBe(`rejected cccc job-3 node is not on replica ${a.id}`);
@@ -187,6 +187,24 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     await until(() => b.sink.calls.length === 2, "lost reaches B");
     expect(b.sink.calls[1]).toBe("lost aaaa session closed");
     expect(a.sink.calls).toEqual(["lost aaaa session closed"]);
+  });
+
+  it("takes an assignment over the NATS server's max_payload as the node rejecting it, and goes on carrying what fits", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    const session = nodeOn(a);
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "B sees A's node");
+    const remote = b.registry.get(NODE)!.worker!;
+
+    // A client's body may reach 8 MiB; the server takes 1 MiB in one message unless configured otherwise.
+    const big = { ...assignment("job-big"), messages: [{ role: "user" as const, content: "x".repeat(2 * 1024 * 1024) }] };
+    expect(() => remote.assign(big)).not.toThrow();
+    await until(() => b.sink.calls.length === 1, "the job comes back rejected");
+    expect(b.sink.calls).toEqual(["rejected aaaa job-big the job's assignment is larger than the bus carries in one message"]);
+
+    remote.assign(assignment("job-small"));
+    await until(() => session.sent.length === 1, "a job that fits reaches the node");
+    expect(session.sent[0]).toMatchObject({ type: "job.assign", job_id: "job-small" });
   });
 
   it("takes a node offline when its replica stops listing it, and all of a silent replica's nodes", async () => {

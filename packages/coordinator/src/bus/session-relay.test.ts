@@ -189,6 +189,26 @@ describeWithNats("node sessions on other replicas over NATS", await probeNatsSer
     expect(c.told).toEqual(["check.error chk-1 aaaa", "embed.error emb-other aaaa"]);
   });
 
+  it("ends a request whose answer is over the NATS server's max_payload with an error at the asker, and goes on", async () => {
+    const [a, c] = [await replica("a"), await replica("c")];
+    const session = await stageNodeOn(c, [a]);
+    a.relay.send(NODE, { type: "embed.request", request_id: "emb-big", model: "tiny", input: { texts: ["hi"] } });
+    a.relay.sendBinary(NODE, frame("job-big", 1));
+    await until(() => session.json.length === 1 && session.binary.length === 1, "both reach the node on C");
+
+    // 1 MiB is the server's default max_payload: a vector answer of 300,000 floats, an F32 answer frame of as many.
+    const vectors = Buffer.alloc(4 * 300_000).toString("base64");
+    expect(() => c.relay.onEmbedMessage(NODE, { type: "embed.result", request_id: "emb-big", dimensions: 300_000, embeddings: [vectors], prompt_tokens: 1 })).not.toThrow();
+    const bigFrame = encodeActivationFrame({ requestId: "job-big", stageId: 7, seq: 0, rows: 1, cols: 300_000, positions: Int32Array.of(0), dtype: "f32", data: new Float32Array(300_000) });
+    expect(() => c.relay.onBinary(NODE, bigFrame)).not.toThrow();
+    await until(() => a.told.length === 2, "A hears an error for each");
+    expect(a.told).toEqual(["embed.error emb-big aaaa", "stage.error aaaa"]);
+
+    c.relay.onBinary(NODE, frame("job-big", 2));
+    await until(() => a.told.length === 3, "an answer that fits still crosses");
+    expect(a.told[2]).toBe("frame aaaa");
+  });
+
   it("tells a replica waiting for a node's answer when the node drops, and forgets answers never given", async () => {
     const [a, c] = [await replica("a"), await replica("c")];
     const session = await stageNodeOn(c, [a]);

@@ -1,9 +1,9 @@
-import type { CheckError, CheckScores, EmbedError, EmbedResult, StageNodeMessage } from "@tessera/protocol";
+import { type CheckError, type CheckScores, type EmbedError, type EmbedResult, type StageNodeMessage, decodeActivationFrame } from "@tessera/protocol";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { NodeRegistry } from "../registry.js";
 import type { NodeBoundMessage, NodeMessenger } from "../workers/node-messenger.js";
-import { type Bus, DEFAULT_CLUSTER, subjectsOf } from "./bus.js";
+import { type Bus, DEFAULT_CLUSTER, type PublishOutcome, subjectsOf } from "./bus.js";
 import { type NodeAnswer, SessionEnvelope, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
 import { RemoteWorker } from "./remote-worker.js";
 import { decodeFrameEnvelope, encodeFrameEnvelope } from "./stage-frame-envelope.js";
@@ -101,8 +101,9 @@ export class SessionRelay implements NodeMessenger {
       return true;
     }
     if (route === undefined) return false;
-    this.d.bus.publish(this.subjects.frames(route), encodeFrameEnvelope("to_node", this.d.replicaId, nodeId, data));
-    return true;
+    // A frame the bus refuses (over the server's max_payload) is a stage out of reach: the token loop treats it as
+    // lost and re-routes its span (a node held here takes any size), or fails the job when none is left.
+    return this.d.bus.publish(this.subjects.frames(route), encodeFrameEnvelope("to_node", this.d.replicaId, nodeId, data)) === "sent";
   }
 
   reachable(nodeId: string): boolean {
@@ -129,7 +130,9 @@ export class SessionRelay implements NodeMessenger {
   onBinary(nodeId: string, data: Uint8Array): void {
     const controller = this.stageControllers.get(nodeId);
     if (controller === undefined || controller === this.d.replicaId) return this.d.intake.stages.onBinary(nodeId, data);
-    this.d.bus.publish(this.subjects.frames(controller), encodeFrameEnvelope("from_node", this.d.replicaId, nodeId, data));
+    const outcome = this.d.bus.publish(this.subjects.frames(controller), encodeFrameEnvelope("from_node", this.d.replicaId, nodeId, data));
+    // The leader hears now that this answer will never come, rather than at its timeout.
+    if (outcome === "over_max_payload") this.answer(controller, nodeId, { type: "stage.error", ...requestIdOf(data), code: "internal_error", message: OVER_MAX_PAYLOAD });
   }
 
   onCheckMessage(nodeId: string, message: CheckScores | CheckError): void {
@@ -160,7 +163,7 @@ export class SessionRelay implements NodeMessenger {
       told.add(a.origin);
     }
     told.delete(this.d.replicaId);
-    for (const origin of told) this.publish(this.subjects.sessions(origin), { type: "node_lost", node: nodeId });
+    for (const origin of told) this.tellLost(origin, nodeId);
     if (this.d.registry.get(nodeId)?.session) this.d.onLocalOffer();
   }
 
@@ -170,7 +173,7 @@ export class SessionRelay implements NodeMessenger {
     switch (envelope.type) {
       case "to_node": {
         const session = this.heldHere(envelope.node);
-        if (!session) return this.publish(this.subjects.sessions(envelope.from), { type: "node_lost", node: envelope.node });
+        if (!session) return this.tellLost(envelope.from, envelope.node);
         const { message, from } = envelope;
         if (isStageMessage(message)) this.stageControllers.set(envelope.node, from);
         else if (message.type === "check.score") this.await(`check:${message.check_id}`, from, envelope.node);
@@ -206,12 +209,17 @@ export class SessionRelay implements NodeMessenger {
     if (!envelope) return this.d.logger.warn({ bytes: data.length }, "malformed stage frame dropped");
     if (envelope.direction === "to_node") {
       const session = this.heldHere(envelope.node);
-      if (!session) return this.publish(this.subjects.sessions(envelope.from), { type: "node_lost", node: envelope.node });
+      if (!session) return this.tellLost(envelope.from, envelope.node);
       this.stageControllers.set(envelope.node, envelope.from);
       return session.sendBinary(envelope.frame);
     }
     if (this.heldHere(envelope.node)) return;
     this.d.intake.stages.onBinary(envelope.node, envelope.frame);
+  }
+
+  /** Tells `origin`, which sent traffic for `nodeId`, that this replica does not hold the node. */
+  private tellLost(origin: string, nodeId: string): void {
+    this.publish(this.subjects.sessions(origin), { type: "node_lost", node: nodeId });
   }
 
   private await(key: string, origin: string, nodeId: string): void {
@@ -226,8 +234,10 @@ export class SessionRelay implements NodeMessenger {
     return a.origin;
   }
 
+  /** An answer the bus refuses as too large reaches the asker as the matching error, so its request ends now. */
   private answer(origin: string, nodeId: string, message: NodeAnswer): void {
-    this.publish(this.subjects.sessions(origin), { type: "from_node", node: nodeId, message });
+    const outcome = this.publish(this.subjects.sessions(origin), { type: "from_node", node: nodeId, message });
+    if (outcome === "over_max_payload") this.publish(this.subjects.sessions(origin), { type: "from_node", node: nodeId, message: errorInsteadOf(message) });
   }
 
   /** "here" for a node whose session this replica holds, the holding replica's id for one shown through another, else undefined. */
@@ -243,8 +253,36 @@ export class SessionRelay implements NodeMessenger {
     return record?.online ? record.session : undefined;
   }
 
-  private publish(subject: string, message: SessionEnvelope): void {
-    this.d.bus.publish(subject, encodeBusMessage(message));
+  private publish(subject: string, message: SessionEnvelope): PublishOutcome {
+    return this.d.bus.publish(subject, encodeBusMessage(message));
+  }
+}
+
+const OVER_MAX_PAYLOAD = "the node's answer is larger than the replicas' bus carries in one message";
+
+/** The error that ends the asker's request in place of `answer`, which the bus could not carry. */
+function errorInsteadOf(answer: NodeAnswer): NodeAnswer {
+  switch (answer.type) {
+    case "check.scores":
+    case "check.error":
+      return { type: "check.error", check_id: answer.check_id, message: OVER_MAX_PAYLOAD };
+    case "embed.result":
+    case "embed.error":
+      return { type: "embed.error", request_id: answer.request_id, code: "internal_error", message: OVER_MAX_PAYLOAD };
+    case "stage.loaded":
+      return { type: "stage.error", stage_id: answer.stage_id, code: "internal_error", message: OVER_MAX_PAYLOAD };
+    case "stage.tokenized":
+    case "stage.error":
+      return { type: "stage.error", ...(answer.request_id !== undefined ? { request_id: answer.request_id } : {}), code: "internal_error", message: OVER_MAX_PAYLOAD };
+  }
+}
+
+/** The request an answer frame belongs to, where the frame says it. */
+function requestIdOf(frame: Uint8Array): { request_id?: string } {
+  try {
+    return { request_id: decodeActivationFrame(frame).requestId };
+  } catch {
+    return {};
   }
 }
 

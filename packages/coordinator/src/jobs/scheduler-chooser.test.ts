@@ -70,7 +70,7 @@ describe("SchedulerChooser on large networks", () => {
 describe("SchedulerChooser across replicas", () => {
   it("prefers a node held here to one as loaded and as fast on another replica, and takes the remote one when it is less loaded", () => {
     // The remote node sorts first by id, so without the bus in its round trip it would win every tie.
-    const remote = new RemoteWorker("0".repeat(64), "r-b", () => undefined, "r-a", () => undefined);
+    const remote = new RemoteWorker("0".repeat(64), "r-b", () => "sent", "r-a", { rejected() {} }, () => undefined);
     remote.nodeRttMs = 2;
     remote.busRttMs = 1.5;
     const there = testLiveNode(remote.id, { worker: remote, maxConcurrency: 8 });
