@@ -52,11 +52,13 @@ export function readLlamaConfig(file: GgufFile): LlamaConfig {
   if (!Number.isInteger(headDim) || headDim < 1) throw new TesseraError("bad_request", `${file.path}: the head size ${headDim} (embedding_length / head_count, or attention.key_length) is not a positive integer`);
   const nRot = get("rope.dimension_count") ?? headDim;
   if (!Number.isInteger(nRot) || nRot < 1 || nRot > headDim) throw new TesseraError("bad_request", `${file.path}: rope.dimension_count ${nRot} is not within the head size ${headDim}`);
-  const scaleLinear = num(file.metadata.get(`${arch}.rope.scaling.factor`));
-  const scalingType = file.metadata.get(`${arch}.rope.scaling.type`);
-  if (scalingType !== undefined && scalingType !== "none" && scalingType !== "linear") {
+  // As llama.cpp's load_hparams: the type defaults to linear, the factor falls back to the legacy rope.scale_linear
+  // key, a factor of 0 means none, and type "none" never scales (llama_context's constructor).
+  const scalingType = file.metadata.get(`${arch}.rope.scaling.type`) ?? "linear";
+  if (scalingType !== "none" && scalingType !== "linear") {
     throw new TesseraError("bad_request", `${file.path}: rope scaling ${String(scalingType)} is not supported (none, linear are)`);
   }
+  const scaleFactor = get("rope.scaling.factor") ?? get("rope.scale_linear");
   return {
     arch,
     nLayer: need("block_count"),
@@ -67,7 +69,7 @@ export function readLlamaConfig(file: GgufFile): LlamaConfig {
     headDim,
     nRot,
     ropeFreqBase: get("rope.freq_base") ?? 10000,
-    ropeFreqScale: scalingType === "linear" && scaleLinear ? 1 / scaleLinear : 1,
+    ropeFreqScale: scalingType === "linear" && scaleFactor ? 1 / scaleFactor : 1,
     rmsEps: get("attention.layer_norm_rms_epsilon") ?? 1e-5,
     nVocab,
     contextLength: get("context_length") ?? 2048,
