@@ -452,10 +452,11 @@ export async function createCoordinator(config: CoordinatorConfig, deps: Coordin
     }
     await hub.close();
     await app.close();
+    // Before the bus closes: a job on a node of another replica is cancelled there, so the node stops working for it.
+    await jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);
     relay?.stop();
     await link?.stop();
     await bus?.bus.close();
-    await jobs.failUnfinished("shutting_down", SHUTDOWN_MESSAGE);
     await speedWrites.flush();
     // Standing waits STANDING_WRITE_DELAY_MS before its writes, and receipt signatures are gathered: land both.
     await standing.settled();

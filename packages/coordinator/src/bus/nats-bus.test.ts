@@ -50,4 +50,19 @@ describeWithNats("the NATS bus", unreachable, () => {
     await until(() => got.length === 2);
     expect(got).toEqual([2, 3]);
   });
+
+  it("refuses, without throwing, a message over the server's max_payload and any message once closed", async () => {
+    const [sender, receiver] = [await bus(), await bus()];
+    const got: number[] = [];
+    receiver.subscribe(subject, (data) => got.push(data.length));
+    await receiver.flush();
+    // 1 MiB is the server's default max_payload.
+    expect(sender.publish(subject, new Uint8Array(1024 * 1024 + 1))).toBe("over_max_payload");
+    expect(sender.publish(subject, new Uint8Array(1024 * 1024))).toBe("sent");
+    await until(() => got.length === 1);
+    expect(got).toEqual([1024 * 1024]);
+
+    await sender.close();
+    expect(sender.publish(subject, Uint8Array.of(1))).toBe("closed");
+  });
 });
