@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 16, must-show 3: what this machine has for layer spans on the GPU, then a span on every ggml GPU backend that
 # initialises, against llama.cpp on the same GPU. One run, under 10 minutes; exits 0 when no GPU backend initialises
-# (it says so and why), non-zero only when a backend initialised and its bench failed.
+# (it says so and why), 1 when its own backend probe fails (nothing is then known, nothing benched) or a backend
+# initialised and its bench failed.
 #
 #   bench/gpu-check.sh [--gpu-runtime DIR] [--rounds N] [--tokens N] [--weights f16|bf16|q8_0|q4_k_m]
 #
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="$2"; shift 2 ;;
     --tokens) tokens="$2"; shift 2 ;;
     --weights) weights="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -93,7 +94,9 @@ probe=$($run_probe "$gpu_runtime")
 probe_rc=$?
 echo "$probe" | sed 's/\t/: /; s/\t/ - /'
 if [ $probe_rc -ne 0 ]; then
-  echo "gpu-check: the backend probe itself failed (exit $probe_rc); see above"
+  # Its output may name no backend, or only some: "none initialised" would be a claim this run cannot make.
+  echo "gpu-check: FAILED: the backend probe ($run_probe) exited $probe_rc, so which GPU backends initialise is unknown and no span was benched; its output is above" >&2
+  exit 1
 fi
 ok_backends=$(echo "$probe" | awk -F'\t' '$2 == "ok" { print $1 }')
 
