@@ -207,6 +207,25 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(session.sent[0]).toMatchObject({ type: "job.assign", job_id: "job-small" });
   });
 
+  it("sends a turn's reports one by one when together they are over the max_payload, and fails a job whose one report is", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    const session = nodeOn(a);
+    a.link.beat();
+    await until(() => b.registry.get(NODE)?.online === true, "B sees A's node");
+    b.registry.get(NODE)!.worker!.assign(assignment("job-long"));
+    await until(() => session.sent.length === 1, "assigned");
+
+    // Three parts of 400 KB in one turn: one message would be 1.2 MB, over the server's default 1 MiB.
+    const chunk = "y".repeat(400_000);
+    for (let i = 0; i < 3; i++) a.link.sessionSink.part(NODE, "job-long", { type: "text-delta", text: chunk, tokens: [i] });
+    await until(() => b.sink.calls.length === 3, "each part reaches B");
+    expect(b.sink.calls).toEqual([0, 1, 2].map(() => `part aaaa job-long text-delta ${chunk}`));
+
+    a.link.sessionSink.part(NODE, "job-long", { type: "text-delta", text: "z".repeat(1_100_000), tokens: [3] });
+    await until(() => b.sink.calls.length === 4, "the job fails at B");
+    expect(b.sink.calls[3]).toBe("failed aaaa job-long internal_error");
+  });
+
   it("takes a node offline when its replica stops listing it, and all of a silent replica's nodes", async () => {
     const [a, b] = [await replica("a"), await replica("b")];
     const session = nodeOn(a);

@@ -466,9 +466,23 @@ export class ReplicaLink {
   }
 
   private flushOutbox(): void {
-    for (const [origin, reports] of this.outbox) this.publish(this.subjects.reports(origin), { type: "reports", from: this.d.replicaId, reports });
+    for (const [origin, reports] of this.outbox) this.sendReports(origin, reports);
     this.outbox.clear();
   }
+
+  /**
+   * A turn's reports for `origin` in one message; when that is over the bus's max_payload, one message each, and a
+   * report over it alone (a part of more than a megabyte) fails its job at `origin` instead, which cancels it here.
+   */
+  private sendReports(origin: string, reports: JobReport[]): void {
+    const send = (batch: JobReport[]) => this.publish(this.subjects.reports(origin), { type: "reports", from: this.d.replicaId, reports: batch });
+    if (send(reports) !== "over_max_payload") return;
+    for (const report of reports) {
+      if (reports.length > 1 && send([report]) !== "over_max_payload") continue;
+      if (report.type !== "lost") send([{ type: "failed", node: report.node, job_id: report.job_id, code: "internal_error", message: "the node's report is larger than the replicas' bus carries in one message" }]);
+    }
+  }
+
 
   private publish(subject: string, message: Parameters<typeof encodeBusMessage>[0]): PublishOutcome {
     return this.d.bus.publish(subject, encodeBusMessage(message));
