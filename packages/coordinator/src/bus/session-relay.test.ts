@@ -189,10 +189,13 @@ describeWithNats("node sessions on other replicas over NATS", await probeNatsSer
     expect(c.told).toEqual(["check.error chk-1 aaaa", "embed.error emb-other aaaa"]);
   });
 
-  it("ends a request whose answer is over the NATS server's max_payload with an error at the asker, and goes on", async () => {
+  it("refuses a request over the NATS server's max_payload, ends one whose answer is over it with an error at the asker, and goes on", async () => {
     const [a, c] = [await replica("a"), await replica("c")];
     const session = await stageNodeOn(c, [a]);
-    a.relay.send(NODE, { type: "embed.request", request_id: "emb-big", model: "tiny", input: { texts: ["hi"] } });
+    // A request the bus cannot carry does not reach the node: the asker hears it cannot (as for a node out of reach).
+    expect(a.relay.send(NODE, { type: "embed.request", request_id: "emb-huge", model: "tiny", input: { texts: ["x".repeat(1_100_000)] } })).toBe(false);
+    expect(a.relay.sendBinary(NODE, encodeActivationFrame({ requestId: "job-huge", stageId: 7, seq: 0, rows: 1, cols: 300_000, positions: Int32Array.of(0), dtype: "f32", data: new Float32Array(300_000) }))).toBe(false);
+    expect(a.relay.send(NODE, { type: "embed.request", request_id: "emb-big", model: "tiny", input: { texts: ["hi"] } })).toBe(true);
     a.relay.sendBinary(NODE, frame("job-big", 1));
     await until(() => session.json.length === 1 && session.binary.length === 1, "both reach the node on C");
 

@@ -89,8 +89,8 @@ export class SessionRelay implements NodeMessenger {
       return true;
     }
     if (route === undefined) return false;
-    this.publish(this.subjects.sessions(route), { type: "to_node", from: this.d.replicaId, node: nodeId, message });
-    return true;
+    // A message the bus refuses (a check's or an embedding's input over the server's max_payload) cannot reach the node.
+    return this.publish(this.subjects.sessions(route), { type: "to_node", from: this.d.replicaId, node: nodeId, message }) === "sent";
   }
 
   sendBinary(nodeId: string, data: Uint8Array): boolean {
