@@ -154,6 +154,32 @@ describe("a ggml span in its worker thread", () => {
     await span.close();
   });
 
+  it("lets the step in flight finish before close() frees the span, however long the step takes", async () => {
+    const warnings: string[] = [];
+    const span = await GgmlWorkerSpan.load({ path: longPath, start: 0, end: 4, closeTimeoutMs: 50, warn: (m) => warnings.push(m) });
+    const started = performance.now();
+    const inFlight = span.forward("r", tokens(2048), positions(0, 2048), { logits: "all" });
+    await new Promise((resolve) => setImmediate(resolve)); // the step is posted to the worker
+    const queued = span.forward("r", [1], [2048]);
+    const queuedFailed = queued.catch((err: unknown) => err);
+    const closed = span.close();
+    // The step takes longer than the close timeout; it still answers, and the worker then frees the span and ends.
+    expect((await inFlight).length).toBe(2048 * span.vocabSize);
+    expect(performance.now() - started).toBeGreaterThan(50);
+    expect(await queuedFailed).toMatchObject({ code: "internal_error", message: expect.stringMatching(/used after close\(\)/) });
+    await closed;
+    expect(await span.exited).toBe(0);
+    expect(warnings).toEqual([]);
+  }, 60_000);
+
+  it("warns when close() must terminate a worker that did not free the span in time", async () => {
+    const warnings: string[] = [];
+    const span = await GgmlWorkerSpan.load({ path, start: 0, end: 2, closeTimeoutMs: 0, warn: (m) => warnings.push(m) });
+    await span.forward("r", [1, 2], [0, 1]);
+    await span.close();
+    expect(warnings).toEqual([expect.stringMatching(/^the ggml span of layers \[0, 2\): its worker did not free the span and end within 0 ms of close\(\), so it was terminated; its native memory .* stays allocated$/)]);
+  });
+
   it.each([["closes it", "close"], ["leaves it open", "open"]])("a process that loads a span, computes and %s exits on its own", (_what, mode) => {
     const script = join(import.meta.dirname, "ggml-worker-exit.fixture.ts");
     const run = spawnSync(process.execPath, ["--conditions=tessera-source", "--import", "tsx", script, path, mode], { encoding: "utf8", timeout: 60_000 });

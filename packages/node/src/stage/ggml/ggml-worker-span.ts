@@ -14,8 +14,9 @@
  *   `bad_request`). A worker that dies (an uncaught error, an unexpected exit) fails the call in flight and every
  *   later one with `internal_error` naming the span; the process is unaffected (a crash inside native code is not
  *   caught by this: it ends the process, as it would on the main thread).
- * - The worker keeps the process alive only while a call is in flight or the span is loading; `close()` frees the
- *   span's ggml memory in the worker and ends the thread (terminating it if it does not end within a few seconds).
+ * - The worker keeps the process alive only while a call is in flight or the span is loading; `close()` lets the call
+ *   in flight finish, then frees the span's ggml memory in the worker and ends the thread (terminating it, with a
+ *   warning that the memory stays allocated, if it does not end within a few seconds of that).
  */
 import type { Worker } from "node:worker_threads";
 import { TesseraError } from "@tessera/protocol";
@@ -37,8 +38,13 @@ export interface LoadGgmlWorkerSpanOptions {
   gpu?: GpuSpanPlacement;
   /** Rows computed per graph (GgmlStage's micro-batch; default MICRO_BATCH). */
   microBatch?: number;
-  /** How long close() waits for the worker to free the span and end before terminating it (default 5 s). */
+  /**
+   * How long close() waits for the worker to free the span and end before terminating it (default 5 s), counted from
+   * when the step in flight, if any, has answered (the worker frees the span only after it).
+   */
   closeTimeoutMs?: number;
+  /** Where close() reports a worker it terminated without the span freed (default: a process warning). */
+  warn?: (message: string) => void;
 }
 
 const INT32_MAX = 2 ** 31 - 1;
@@ -82,6 +88,8 @@ export class GgmlWorkerSpan {
   private readonly forwarded = new Set<string>();
   private tail: Promise<unknown> = Promise.resolve();
   private inFlight: InFlight | undefined;
+  /** Settles when the call in the worker, if any, has answered or the worker has died. */
+  private inFlightDone: Promise<unknown> = Promise.resolve();
   private nextId = 0;
   private busy = 0;
   private failure: TesseraError | undefined;
@@ -94,6 +102,7 @@ export class GgmlWorkerSpan {
     readonly end: number,
     exited: Promise<number>,
     private readonly closeTimeoutMs: number,
+    private readonly warn: (message: string) => void,
   ) {
     this.isFirst = info.isFirst;
     this.isLast = info.isLast;
@@ -136,7 +145,7 @@ export class GgmlWorkerSpan {
         if (m.type !== "loaded") return;
         cleanup();
         worker.unref();
-        resolve(new GgmlWorkerSpan(worker, m.info, start, end, exited, options.closeTimeoutMs ?? 5000));
+        resolve(new GgmlWorkerSpan(worker, m.info, start, end, exited, options.closeTimeoutMs ?? 5000, options.warn ?? ((message) => process.emitWarning(message))));
       };
       const onError = (err: Error): void => failed(new TesseraError("internal_error", `${what} did not load: its worker failed: ${err.message}`));
       const onExit = (code: number): void => failed(new TesseraError("internal_error", `${what} did not load: its worker ended (exit code ${code})`));
@@ -187,15 +196,23 @@ export class GgmlWorkerSpan {
     return true;
   }
 
-  /** Frees the span's memory and ends its worker; calls made later fail. Idempotent. */
+  /**
+   * Frees the span's memory and ends its worker; calls made later fail. A step in flight is let finish first (the
+   * worker reads the close after it): terminating the worker mid-step would leave the span's native memory
+   * allocated for the process's life. Idempotent.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      await this.inFlightDone;
       if (!this.failure) this.post({ type: "close" });
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), this.closeTimeoutMs)));
       const ended = await Promise.race([this.exited, timedOut]);
       clearTimeout(timer);
-      if (ended === "timeout") await this.worker.terminate();
+      if (ended === "timeout") {
+        this.warn(`the ggml span of layers [${this.start}, ${this.end}): its worker did not free the span and end within ${this.closeTimeoutMs} ms of close(), so it was terminated; its native memory (${this.allocatedBytes} bytes of weights, and its KV caches) stays allocated`);
+        await this.worker.terminate();
+      }
       this.cached.clear();
       this.forwarded.clear();
     })();
@@ -233,7 +250,7 @@ export class GgmlWorkerSpan {
       pos[t] = p;
     }
     const id = this.nextId++;
-    const answer = await new Promise<Extract<WorkerMessage, { type: "forwarded" }>>((resolve, reject) => {
+    const answered = new Promise<Extract<WorkerMessage, { type: "forwarded" }>>((resolve, reject) => {
       this.inFlight = { id, resolve, reject };
       this.forwarded.add(requestId);
       this.post({
@@ -242,6 +259,8 @@ export class GgmlWorkerSpan {
       });
       this.ioSent = true;
     });
+    this.inFlightDone = answered.catch(() => {});
+    const answer = await answered;
     this.computeMs += answer.ms;
     if (answer.cached > 0) this.cached.set(requestId, answer.cached);
     else this.cached.delete(requestId);
