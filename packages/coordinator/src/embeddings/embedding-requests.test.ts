@@ -36,11 +36,13 @@ function node(id: string, models: ServedModel[], extra: Partial<LiveNode> = {}):
   };
 }
 
-function setup(nodes: LiveNode[], options: { quarantined?: string[]; timeoutMs?: number } = {}) {
+/** `refused`: nodes the messenger shows reachable but whose messages it refuses (as the bus refuses one over its limit). */
+function setup(nodes: LiveNode[], options: { quarantined?: string[]; timeoutMs?: number; refused?: string[] } = {}) {
   const outcomes: Array<[string, string]> = [];
+  const sessions = sessionMessenger({ get: (id) => nodes.find((n) => n.id === id) });
   const requests = new EmbeddingRequests({
     registry: { all: () => nodes.values(), get: (id) => nodes.find((n) => n.id === id) },
-    messenger: sessionMessenger({ get: (id) => nodes.find((n) => n.id === id) }),
+    messenger: { ...sessions, send: (id, message) => !options.refused?.includes(id) && sessions.send(id, message) },
     standing: {
       reputation: () => 1,
       isQuarantined: (id) => options.quarantined?.includes(id) ?? false,
@@ -107,6 +109,18 @@ describe("embedding requests", () => {
     requests.onMessage(next.id, { type: "embed.error", request_id: next.sent[0]!.request_id, code: "internal_error", message: "out of memory" });
     await expect(running).rejects.toMatchObject({ code: "no_capacity", message: expect.stringMatching(/out of memory/) });
     expect(outcomes).toEqual([[asked.id, "failed"]]);
+  });
+
+  it("a request the messenger refuses to send moves on at once, not at the attempt's timeout, and counts nothing against the node", async () => {
+    const far = node("a-far", [EMBED]);
+    const near = node("b-near", [EMBED]);
+    const { requests, outcomes } = setup([far, near], { timeoutMs: 600_000, refused: ["a-far"] });
+    const running = requests.run("embed", INPUT);
+    for (let i = 0; i < 50 && near.sent.length === 0; i++) await tick();
+    expect(near.sent).toHaveLength(1);
+    requests.onMessage("b-near", answer(near.sent[0]!));
+    expect((await running).nodeId).toBe("b-near");
+    expect(outcomes).toEqual([]);
   });
 
   it("a node that goes offline mid-request ends its attempt at once; a busy node is skipped", async () => {

@@ -168,7 +168,11 @@ export class EmbeddingRequests {
       attempt.timer.unref?.();
       this.pending.set(requestId, attempt);
       this.inFlight.set(nodeId, (this.inFlight.get(nodeId) ?? 0) + 1);
-      messenger.send(nodeId, { type: "embed.request", request_id: requestId, model, input });
+      // Refused on the way (the node left between the check and now, or the input is over the bus's message limit to
+      // a node held by another replica): the attempt ends now, not at its timeout, and the next node is tried.
+      if (!messenger.send(nodeId, { type: "embed.request", request_id: requestId, model, input })) {
+        attempt.settle({ ok: false, reason: "lost", code: "node_disconnected", message: `node ${nodeId.slice(0, 12)} could not be sent the request` });
+      }
     });
   }
 
