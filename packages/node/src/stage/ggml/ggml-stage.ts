@@ -250,7 +250,8 @@ export class GgmlStage {
   /**
    * As Stage.forward: the returned array is the stage's own buffer, valid until the next call. With `into`, ggml
    * writes the output there instead (the worker's shared I/O buffer, ggml-worker.ts) and the result is a view of it;
-   * `into` must hold the output (rows x width values).
+   * `into` must hold the output (rows x width values). The rows are computed `microBatch` at a time over the
+   * request's cache (MICRO_BATCH); a call that fails leaves the request's cache as it was.
    */
   forward(requestId: string, input: Float32Array | TokenInput, positions: PositionInput, options: ForwardOptions = {}, into?: Float32Array): Float32Array {
     if (this.closed) throw new TesseraError("internal_error", "ggml stage used after close()");
