@@ -309,7 +309,9 @@ export class StageHost {
     const f = this.file;
     if (sha256 !== f.sha256) throw new TesseraError("not_found", `this node has no model file with sha256 ${sha256}`);
     const t0 = this.now();
-    const { span: stage, runtime, detail } = await loadSpan({ path: f.path, start, end, backend: this.o.backend ?? "wasm", threads: this.o.threads ?? 1, gpuRuntimeDir: this.o.gpuRuntimeDir });
+    const { span: stage, runtime, detail } = await loadSpan({
+      path: f.path, start, end, backend: this.o.backend ?? "wasm", threads: this.o.threads ?? 1, gpuRuntimeDir: this.o.gpuRuntimeDir, warn: (message) => this.o.logger.warn(`stage host: ${message}`),
+    });
     const loadMs = this.now() - t0;
     let msPerLayer: number;
     try {

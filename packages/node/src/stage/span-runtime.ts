@@ -104,6 +104,8 @@ export interface LoadSpanOptions {
   maxContext?: number;
   /** Where `tessera gpu setup` installed the GPU build (`<data dir>/gpu-runtime`), for the GPU backends. */
   gpuRuntimeDir?: string;
+  /** Where a ggml span's close reports a worker it had to terminate with the span not freed (the daemon's log). */
+  warn?: (message: string) => void;
 }
 
 export interface LoadedSpan {
@@ -228,7 +230,7 @@ export async function loadSpan(options: LoadSpanOptions, probe: GgmlProbe = real
   if (choice.runtime === undefined) throw new TesseraError(choice.code ?? "internal_error", choice.detail);
   if (choice.runtime === "ggml-cpu") {
     const lib = choice.lib!;
-    const span = await (probe.startSpan ?? GgmlWorkerSpan.load)({ path, start, end, maxContext, threads, libDir: lib.dir, cpuVariant: lib.cpuVariant });
+    const span = await (probe.startSpan ?? GgmlWorkerSpan.load)({ path, start, end, maxContext, threads, libDir: lib.dir, cpuVariant: lib.cpuVariant, warn: options.warn });
     return { span, runtime: "ggml-cpu", detail: `${describeGgml({ cpuVariant: span.cpuVariant, version: lib.version, dir: span.libDir })}; in a worker thread, ${threads} thread(s)` };
   }
   if (choice.runtime !== "wasm") {
@@ -236,7 +238,7 @@ export async function loadSpan(options: LoadSpanOptions, probe: GgmlProbe = real
     const gpu = choice.gpu!;
     const device = choice.device!;
     const span = await (probe.startSpan ?? GgmlWorkerSpan.load)({
-      path, start, end, maxContext, threads, libDir: lib.dir, cpuVariant: lib.cpuVariant, gpu: { kind: choice.runtime, dir: gpu.dir, device: device.index },
+      path, start, end, maxContext, threads, libDir: lib.dir, cpuVariant: lib.cpuVariant, gpu: { kind: choice.runtime, dir: gpu.dir, device: device.index }, warn: options.warn,
     });
     const mib = (span.allocatedBytes / 2 ** 20).toFixed(1);
     return { span, runtime: choice.runtime, detail: `${choice.detail}; ${mib} MiB of weights on the device; in a worker thread` };
