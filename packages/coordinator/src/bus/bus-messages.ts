@@ -83,14 +83,25 @@ const BeatEcho = z.strictObject({
 /**
  * A replica is alive, and these are all the nodes whose sessions it holds now; `echoes` answers the other replicas'
  * last beats, so each can measure its round trip to this one over the bus.
+ *
+ * A beat larger than the bus carries in one message goes in `parts` messages (`part` 0 first, all with the same
+ * `sent_at`), each listing some of the nodes, the echoes on part 0 only. Every part says the replica is alive; the
+ * nodes it no longer holds are known once all the parts of one beat arrived. A beat without `parts` is whole.
  */
-export const ReplicaBeat = z.strictObject({
-  type: z.literal("beat"),
-  replica: ReplicaId,
-  sent_at: z.number(),
-  nodes: z.array(NodeSummary).max(100_000),
-  echoes: z.array(BeatEcho).max(1_000).optional(),
-});
+export const ReplicaBeat = z
+  .strictObject({
+    type: z.literal("beat"),
+    replica: ReplicaId,
+    sent_at: z.number(),
+    nodes: z.array(NodeSummary).max(100_000),
+    echoes: z.array(BeatEcho).max(1_000).optional(),
+    part: z.number().int().min(0).optional(),
+    // A part lists at least one node (beatParts), and no replica holds more than a message's 100,000.
+    parts: z.number().int().min(1).max(100_000).optional(),
+  })
+  .refine((beat) => (beat.part === undefined) === (beat.parts === undefined) && (beat.part ?? 0) < (beat.parts ?? 1), {
+    message: "part and parts come together, with part below parts",
+  });
 export type ReplicaBeat = z.infer<typeof ReplicaBeat>;
 
 /** One judgment of a node (trust/node-standing.ts `StandingJudgment`): a job segment's outcome or a check's verdict. */

@@ -14,6 +14,11 @@ export interface Bus {
    * A handler that throws loses that message only: the bus logs it and goes on delivering.
    */
   subscribe(subject: string, handler: (data: Uint8Array) => void): () => void;
+  /**
+   * The largest message the server takes in one publish (NATS `max_payload`), bytes, for a sender that can split what
+   * it sends (a beat); 0 once the bus is closed.
+   */
+  maxPayload(): number;
   /** Waits until everything published so far reached the server. */
   flush(): Promise<void>;
   /** Drains the subscriptions and closes the connection. */

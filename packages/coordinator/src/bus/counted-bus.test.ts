@@ -16,6 +16,7 @@ function memoryBus() {
       handlers.set(subject, [...(handlers.get(subject) ?? []), handler]);
       return () => handlers.set(subject, (handlers.get(subject) ?? []).filter((h) => h !== handler));
     },
+    maxPayload: () => 1024 * 1024,
     flush: async () => undefined,
     close: async () => undefined,
   };

@@ -45,6 +45,7 @@ export function countedBus(bus: Bus, counters: BusTrafficCounters): Bus {
         }
       });
     },
+    maxPayload: () => bus.maxPayload(),
     flush: () => bus.flush(),
     close: () => bus.close(),
   };

@@ -57,6 +57,7 @@ describeWithNats("the NATS bus", unreachable, () => {
     receiver.subscribe(subject, (data) => got.push(data.length));
     await receiver.flush();
     // 1 MiB is the server's default max_payload.
+    expect(sender.maxPayload()).toBe(1024 * 1024);
     expect(sender.publish(subject, new Uint8Array(1024 * 1024 + 1))).toBe("over_max_payload");
     expect(sender.publish(subject, new Uint8Array(1024 * 1024))).toBe("sent");
     await until(() => got.length === 1);
@@ -64,5 +65,6 @@ describeWithNats("the NATS bus", unreachable, () => {
 
     await sender.close();
     expect(sender.publish(subject, Uint8Array.of(1))).toBe("closed");
+    expect(sender.maxPayload()).toBe(0);
   });
 });

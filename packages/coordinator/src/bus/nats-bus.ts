@@ -55,6 +55,7 @@ export async function connectNatsBus(url: string, replicaId: string, logger: Log
       });
       return () => sub.unsubscribe();
     },
+    maxPayload: () => (nc.isClosed() ? 0 : (nc.info?.max_payload ?? 0)),
     flush: () => nc.flush(),
     async close() {
       await nc.drain().catch(() => nc.close());

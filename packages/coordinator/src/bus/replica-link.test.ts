@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CoordinatorMessage, ErrorCode, ShardOffer, StreamPart } from "@tessera/protocol";
 import { ManualClock } from "../clock.js";
 import { createLogger } from "../logger.js";
@@ -8,10 +8,11 @@ import type { JobSink } from "../workers/job-sink.js";
 import type { Worker } from "../workers/worker.js";
 import type { StandingJudgment } from "../trust/node-standing.js";
 import type { NodeSession } from "../workers/node-session.js";
-import type { Bus } from "./bus.js";
+import { type Bus, subjectsOf } from "./bus.js";
+import { ReplicaBeat, encodeBusMessage } from "./bus-messages.js";
 import { connectNatsBus } from "./nats-bus.js";
 import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
-import { JUDGMENTS_FLUSH_MS, REPLICA_SILENT_AFTER_MS, ReplicaLink, type ReplicaLinkDeps } from "./replica-link.js";
+import { JUDGMENTS_FLUSH_MS, REPLICA_SILENT_AFTER_MS, ReplicaLink, type ReplicaLinkDeps, beatParts } from "./replica-link.js";
 import { RemoteWorker } from "./remote-worker.js";
 
 /**
@@ -115,6 +116,9 @@ function nodeOn(a: Replica, openedAt?: number): RecordingSession {
   a.registry.attach(NODE, new SessionWorker(session), session);
   return session;
 }
+
+/** A beat's summary of node `id` (bus-messages.ts NodeSummary), as a replica of nodes like NODE sends it. */
+const summaryOf = (id: string) => ({ id, operator: OPERATOR, version: "1.0.0", hardware: { cpu_cores: 4, ram_mb: 8192, gpus: [] }, models: [{ id: "tiny", backend: "embedded" as const }], max_concurrency: 2, draining: false, active_jobs: 0 });
 
 const assignment = (jobId: string) => ({ job_id: jobId, model: "tiny", messages: [{ role: "user" as const, content: "hi" }], sampling: { max_tokens: 8, temperature: 0, top_p: 1 } });
 
@@ -249,6 +253,67 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(b.registry.get(NODE)!.online).toBe(false);
     expect(b.offline.at(-1)).toBe(`aaaa its replica ${a.id} went silent`);
     expect(b.link.livePeers()).toEqual([]);
+  });
+
+  it("beats in parts when its nodes are over one bus message, and the others show them all and drop only the one that left", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    const beatSizes: number[] = [];
+    const publish = a.bus.publish;
+    a.bus.publish = (subject, data) => {
+      if (subject.endsWith(".beats")) beatSizes.push(data.byteLength);
+      return publish(subject, data);
+    };
+    const ids = Array.from({ length: 5_000 }, (_, i) => `c${i.toString(16).padStart(63, "0")}`);
+    for (const id of ids) {
+      a.registry.register({ type: "register", public_key: id, version: "1.0.0", hardware: { cpu_cores: 4, ram_mb: 8192, gpus: [] }, models: [{ id: "tiny", backend: "embedded" }], max_concurrency: 2 }, OPERATOR);
+      const session = new RecordingSession(id);
+      a.registry.attach(id, new SessionWorker(session), session);
+    }
+    a.link.beat();
+    await until(() => ids.every((id) => b.registry.get(id)?.online === true), "B shows all of A's nodes");
+    // Over NATS's default 1 MiB as one message (it would be refused, and B would take all of them offline).
+    expect(beatSizes.length).toBeGreaterThan(1);
+    expect(beatSizes.reduce((sum, n) => sum + n, 0)).toBeGreaterThan(a.bus.maxPayload());
+    expect(Math.max(...beatSizes)).toBeLessThanOrEqual(a.bus.maxPayload());
+
+    const gone = ids[4_321]!;
+    a.registry.detach(gone, a.registry.get(gone)!.worker!, "session closed");
+    a.link.beat();
+    await until(() => b.registry.get(gone)?.online === false, "B takes the node that left offline");
+    expect(b.offline).toEqual([`c000 it left replica ${a.id}`]);
+    expect(ids.filter((id) => b.registry.get(id)?.online === true)).toHaveLength(4_999);
+    expect(b.link.livePeers()).toMatchObject([{ replica: a.id, nodes: 4_999 }]);
+  });
+
+  it("takes a node offline only once every part of a beat that leaves it out arrived, and drops a beat heard in part", async () => {
+    const b = await replica("b");
+    const x = randomReplicaId("x");
+    const sender = await connectNatsBus(NATS_URL, x, quiet);
+    const send = (sentAt: number, nodes: string[], parts?: { part: number; parts: number }) =>
+      sender.publish(subjectsOf(cluster).beats, encodeBusMessage({ type: "beat", replica: x, sent_at: sentAt, nodes: nodes.map(summaryOf), ...parts }));
+    const [n1, n2, n3, n4] = ["1", "2", "3", "4"].map((c) => c.repeat(64)) as [string, string, string, string];
+    const online = (id: string) => b.registry.get(id)?.online === true;
+    try {
+      send(1, [n1], { part: 0, parts: 2 });
+      send(1, [n2], { part: 1, parts: 2 });
+      await until(() => online(n1) && online(n2), "both parts' nodes shown");
+
+      // Beat 2 leaves n2 out; its part 0 (which adds n3) is not the whole beat, so n2 stays.
+      send(2, [n1, n3], { part: 0, parts: 2 });
+      await until(() => online(n3), "part 0 of beat 2 heard");
+      expect(online(n2)).toBe(true);
+      send(2, [], { part: 1, parts: 2 });
+      await until(() => !online(n2), "n2 offline once beat 2 is whole");
+
+      // Beat 3 is heard in part only (its part 1 never comes): it drops nothing; beat 4, whole, does.
+      send(3, [n1], { part: 0, parts: 2 });
+      send(4, [n1, n4]);
+      await until(() => online(n4), "beat 4 heard");
+      expect(online(n3)).toBe(false);
+      expect(b.offline).toEqual([`2222 it left replica ${x}`, `3333 it left replica ${x}`]);
+    } finally {
+      await sender.close();
+    }
   });
 
   it("moves a node's jobs on when the node moves to another replica, and never shadows a node with a session here", async () => {
@@ -518,5 +583,26 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(b.sink.calls).toEqual([]);
     expect([...b.registry.all()].map((n) => n.id)).toEqual([NODE]);
     expect([a.quarantines, b.quarantines]).toEqual([[], []]);
+  });
+});
+
+describe("beatParts", () => {
+  const beat = { type: "beat" as const, replica: "a", sent_at: 7, nodes: Array.from({ length: 30 }, (_, i) => summaryOf(`e${i.toString(16).padStart(63, "0")}`)), echoes: [{ replica: "b", sent_at: 3, held_ms: 1 }] };
+
+  it("splits a beat into parts no larger than the limit, every node once and in order, the echoes on part 0", () => {
+    const parts = beatParts(beat, 2_000, () => expect.unreachable());
+    expect(parts.length).toBeGreaterThan(3);
+    for (const part of parts) expect(encodeBusMessage(part).byteLength).toBeLessThanOrEqual(2_000);
+    expect(parts.flatMap((p) => p.nodes)).toEqual(beat.nodes);
+    expect(parts.map((p) => [p.part, p.parts, p.sent_at, p.echoes])).toEqual(parts.map((_, i) => [i, parts.length, 7, i === 0 ? beat.echoes : undefined]));
+    expect(parts.every((p) => ReplicaBeat.safeParse(p).success)).toBe(true);
+  });
+
+  it("leaves out, and names, a node whose summary alone is over a part's room", () => {
+    const huge = { ...summaryOf("f".repeat(64)), version: "v".repeat(64), models: Array.from({ length: 20 }, (_, i) => ({ id: `model-${i}-${"m".repeat(100)}`, backend: "embedded" as const })) };
+    const tooLarge: string[] = [];
+    const parts = beatParts({ ...beat, nodes: [beat.nodes[0]!, huge, beat.nodes[1]!] }, 2_000, (id) => tooLarge.push(id));
+    expect(tooLarge).toEqual([huge.id]);
+    expect(parts.flatMap((p) => p.nodes.map((n) => n.id))).toEqual([beat.nodes[0]!.id, beat.nodes[1]!.id]);
   });
 });

@@ -42,6 +42,8 @@ interface Peer {
   nodes: Set<string>;
   /** The bus's round trip to the peer and back, smoothed, milliseconds; undefined until the peer echoed a beat. */
   rttMs: number | undefined;
+  /** The beat in parts being heard (ReplicaBeat): its `sent_at`, the nodes its parts listed so far, the parts heard. */
+  hearing?: { sentAt: number; nodes: Set<string>; parts: Set<number> };
 }
 
 export interface ReplicaLinkDeps {
@@ -227,7 +229,12 @@ export class ReplicaLink {
     const now = this.d.clock.now();
     this.lastBeatAt = now;
     const echoes = [...this.peers].map(([replica, p]) => ({ replica, sent_at: p.lastBeatSentAt, held_ms: Math.max(0, now - p.lastBeatAt) }));
-    this.publish(this.subjects.beats, { type: "beat", replica: this.d.replicaId, sent_at: now, nodes, echoes });
+    const beat: ReplicaBeat = { type: "beat", replica: this.d.replicaId, sent_at: now, nodes, echoes };
+    const whole = encodeBusMessage(beat);
+    const limit = this.d.bus.maxPayload();
+    if (whole.byteLength <= limit || limit === 0) return void this.d.bus.publish(this.subjects.beats, whole);
+    const parts = beatParts(beat, limit, (node) => this.d.logger.error({ node, limit }, "a node's summary alone is over the bus's message limit; the other replicas will not show it"));
+    for (const part of parts) this.publish(this.subjects.beats, part);
   }
 
   /** Takes offline the nodes of replicas not heard for REPLICA_SILENT_AFTER_MS. */
@@ -284,15 +291,22 @@ export class ReplicaLink {
     peer.lastBeatSentAt = beat.sent_at;
     const echo = beat.echoes?.find((e) => e.replica === this.d.replicaId);
     if (echo) this.notePeerRtt(peer, now - echo.sent_at - echo.held_ms);
-    const listed = new Set<string>();
+    // A beat in parts: a part of a later beat abandons the one not heard whole (its departures wait for the next).
+    if (peer.hearing?.sentAt !== beat.sent_at) peer.hearing = { sentAt: beat.sent_at, nodes: new Set(), parts: new Set() };
+    const hearing = peer.hearing;
     for (const summary of beat.nodes) {
-      listed.add(summary.id);
+      hearing.nodes.add(summary.id);
+      // Counted as the peer's at once, so its silence takes the node offline even before the beat is whole.
+      peer.nodes.add(summary.id);
       if (!this.showRemote(summary, beat.replica)) continue;
       this.noteOffers(summary);
       if (summary.sharded) this.d.onPeerPipeline?.(summary.id, summary.sharded);
     }
-    for (const nodeId of peer.nodes) if (!listed.has(nodeId)) this.dropRemote(nodeId, beat.replica, `it left replica ${beat.replica}`);
-    peer.nodes = listed;
+    hearing.parts.add(beat.part ?? 0);
+    if (hearing.parts.size < (beat.parts ?? 1)) return;
+    for (const nodeId of peer.nodes) if (!hearing.nodes.has(nodeId)) this.dropRemote(nodeId, beat.replica, `it left replica ${beat.replica}`);
+    peer.nodes = hearing.nodes;
+    peer.hearing = undefined;
   }
 
   /**
@@ -483,7 +497,6 @@ export class ReplicaLink {
     }
   }
 
-
   private publish(subject: string, message: Parameters<typeof encodeBusMessage>[0]): PublishOutcome {
     return this.d.bus.publish(subject, encodeBusMessage(message));
   }
@@ -502,4 +515,31 @@ function later(candidate: number | undefined, current: number | undefined): bool
 /** The last part a node sends for a job. */
 function endsJob(part: StreamPart): boolean {
   return part.type === "finish" || part.type === "error";
+}
+
+/**
+ * `beat` as parts of at most `limit` bytes each (ReplicaBeat): its nodes in order, as many to a part as fit, the
+ * echoes on part 0 only. A node whose summary alone is over the room a part has cannot be told: `tooLarge` hears of it,
+ * and it is left out (the other replicas stop showing it, as they would a node that left).
+ */
+export function beatParts(beat: ReplicaBeat, limit: number, tooLarge: (nodeId: string) => void): ReplicaBeat[] {
+  // The envelope counted with the echoes and the widest part numbers, so every part fits whatever it carries.
+  const room = limit - encodeBusMessage({ ...beat, nodes: [], part: 99_999, parts: 100_000 }).byteLength;
+  const pages: NodeSummary[][] = [[]];
+  let used = 0;
+  for (const summary of beat.nodes) {
+    // Its JSON and the comma before it.
+    const size = Buffer.byteLength(JSON.stringify(summary)) + 1;
+    if (size > room) {
+      tooLarge(summary.id);
+      continue;
+    }
+    if (used + size > room) {
+      pages.push([]);
+      used = 0;
+    }
+    pages.at(-1)!.push(summary);
+    used += size;
+  }
+  return pages.map((nodes, part) => ({ type: "beat", replica: beat.replica, sent_at: beat.sent_at, nodes, ...(part === 0 && beat.echoes ? { echoes: beat.echoes } : {}), part, parts: pages.length }));
 }
