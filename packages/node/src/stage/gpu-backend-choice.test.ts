@@ -74,6 +74,16 @@ describe("auto with GPU backends", () => {
     expect(choice.detail).toMatch(/^GPU 1 \(vulkan device 1, 20\.0 of 24\.0 GiB free\), libggml-vulkan\.so from \/rt\/vulkan/);
   });
 
+  it("names the devices that failed their compute check beside the one it takes (the probe left them out)", () => {
+    const failing = "vulkan device 1 (GPU 1) failed its compute check: ggml F16 mat-vec row 0: NaN, expected 1.25";
+    const choice = resolveStageRuntime("auto", {
+      ...probe({}),
+      gpu: (kind) => (kind === "vulkan" ? { ok: true, lib, gpu: gpu(kind, [device(0, 8)]), failed: [failing] } : { ok: false, why: WHY[kind] }),
+    });
+    expect(choice.runtime).toBe("vulkan");
+    expect(choice.detail).toMatch(/^GPU 0 \(vulkan device 0, .*; compute check passed; skipped cuda: .*; metal: .*; vulkan device 1 \(GPU 1\) failed its compute check: ggml F16 mat-vec row 0: NaN/);
+  });
+
   it("ggml-cpu and wasm named explicitly never probe a GPU", () => {
     const calls: string[] = [];
     expect(resolveStageRuntime("ggml-cpu", probe({ cuda: [device(0, 24)] }, true, calls)).runtime).toBe("ggml-cpu");

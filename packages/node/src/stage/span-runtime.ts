@@ -3,9 +3,9 @@
  * backends (ggml/). One entry point, `loadSpan`, so a caller names a backend and gets a span with the same async
  * forward/dropRequest contract.
  *
- * `auto` takes the first GPU backend (cuda, metal, vulkan) that loads and finds a GPU device, else ggml-cpu when its
- * libraries load and its self-check passes (ggml/ggml-self-check.ts), else wasm, and says in `detail` why each one
- * before it was skipped. A backend named explicitly that cannot run is refused (`unsupported_parameter`), never
+ * `auto` takes the first GPU backend (cuda, metal, vulkan) that loads and finds a GPU device that passes the
+ * self-check (ggml/ggml-self-check.ts: it initialises and computes two mat-vecs right), else ggml-cpu when its libraries
+ * load and its self-check passes, else wasm, and says in `detail` why each one before it was skipped. A backend named explicitly that cannot run is refused (`unsupported_parameter`), never
  * replaced by another. The checks run once per process. A ggml span computes in its own worker thread
  * (ggml/ggml-worker-span.ts), so its forward does not block the caller's event loop; the WebAssembly span computes
  * on the calling thread, as before, behind the same promise-returning interface.
@@ -193,8 +193,9 @@ export function resolveStageRuntime(backend: StageBackend, probe: GgmlProbe = re
   const skipped: string[] = [];
   const onGpu = (kind: GpuStageBackend, r: Extract<GpuProbeResult, { ok: true }>): StageRuntimeChoice => {
     const device = pickDevice(r.gpu);
-    const before = skipped.length ? `; skipped ${skipped.join("; ")}` : "";
-    return { runtime: kind, detail: `${describeGpu(r.gpu, device)}${before}`, lib: r.lib, gpu: r.gpu, device };
+    const notUsed = [...skipped, ...(r.failed ?? [])];
+    const before = notUsed.length ? `; skipped ${notUsed.join("; ")}` : "";
+    return { runtime: kind, detail: `${describeGpu(r.gpu, device)}; compute check passed${before}`, lib: r.lib, gpu: r.gpu, device };
   };
   if (isGpuStageBackend(backend)) {
     const r = gpuProbe(backend);

@@ -12,8 +12,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTinyModel, relativeError } from "@tessera/testkit";
 import { resolveStageRuntime } from "../span-runtime.js";
-import { explainGpuLoadError, findGpuLib, gpuPackages, openGpuBackend, probeGpuBackend } from "./ggml-gpu.js";
-import { ffi, findGgmlDir, libFile, loadGgml, type GgmlLib } from "./ggml-lib.js";
+import { f32ToF16Bits } from "../f16.js";
+import { checkGpuDevices, explainGpuLoadError, findGpuLib, gpuPackages, openGpuBackend, probeGpuBackend, type GpuBackend } from "./ggml-gpu.js";
+import { GGML, ffi, findGgmlDir, libFile, loadGgml, type GgmlLib } from "./ggml-lib.js";
+import { DEVICE_TOLERANCE, ggmlMatVec, ggmlSelfCheck } from "./ggml-self-check.js";
 import { loadGgmlStage, loadGgmlStageOn } from "./ggml-stage.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ggml-gpu-"));
@@ -103,6 +105,48 @@ describe.runIf(linuxX64 && findGgmlDir() !== undefined)("loading a GPU backend b
     expect(backend).toBeTruthy();
     expect(g.backendName(backend)).toBe("CPU");
     g.backendFree(backend);
+  });
+
+  it("offers only the devices that initialise and pass the compute check, and no backend when none does", () => {
+    const g = loadGgml();
+    const dev = cpuDevice(g);
+    const memory = { freeBytes: 2 ** 30, totalBytes: 2 ** 30 };
+    const devices = [0, 1].map((index) => ({ index, name: "CPU", description: `device ${index}`, integrated: false, ...memory }));
+    const gpu: GpuBackend = { kind: "vulkan", dir: g.dir, baseDir: g.dir, file: "libggml-vulkan.so", devices, device: () => dev, memory: () => memory };
+    // The real check, on a real device through the device API (ggml's CPU device, standing in for both).
+    expect(checkGpuDevices(g, gpu)).toEqual({ ok: true, lib: g, gpu: { ...gpu, devices } });
+
+    // Device 1 computes wrong (its check throws as ggmlSelfCheck does): left out, and said why.
+    let checked = 0;
+    const secondWrong = (lib: GgmlLib, backend: unknown) => {
+      if (checked++ === 1) throw new Error("ggml F16 mat-vec row 0: NaN, expected 1.25");
+      ggmlSelfCheck(lib, backend);
+    };
+    expect(checkGpuDevices(g, gpu, secondWrong)).toEqual({ ok: true, lib: g, gpu: { ...gpu, devices: [devices[0]] }, failed: ["vulkan device 1 (device 1) failed its compute check: ggml F16 mat-vec row 0: NaN, expected 1.25"] });
+    expect(checkGpuDevices(g, gpu, () => { throw new Error("all zeros"); })).toEqual({
+      ok: false,
+      why: "vulkan device 0 (device 0) failed its compute check: all zeros; vulkan device 1 (device 1) failed its compute check: all zeros",
+    });
+    // A device that does not initialise.
+    expect(checkGpuDevices({ ...g, devInit: () => null } as GgmlLib, gpu)).toEqual({ ok: false, why: "vulkan device 0 (device 0) did not initialise; vulkan device 1 (device 1) did not initialise" });
+  });
+
+  it("checks a device's products against the reference: a wrong weight moves them past the tolerance", () => {
+    const g = loadGgml();
+    const backend = g.devInit(cpuDevice(g), null);
+    try {
+      expect(() => ggmlSelfCheck(g, backend)).not.toThrow();
+      // What a device that computes wrong answers: the same mat-vec with one weight changed is caught.
+      const x = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
+      const halves = Uint16Array.from({ length: 16 * 64 }, (_, i) => f32ToF16Bits(Math.cos(i)));
+      const right = ggmlMatVec(g, GGML.F16, 16, 64, new Uint8Array(halves.buffer), x, backend);
+      halves[3 * 64 + 5] = f32ToF16Bits(Math.cos(3 * 64 + 5) + 1);
+      const wrong = ggmlMatVec(g, GGML.F16, 16, 64, new Uint8Array(halves.buffer), x, backend);
+      const max = Math.max(...right.map(Math.abs));
+      expect(Math.abs(wrong[3]! - right[3]!) / max).toBeGreaterThan(DEVICE_TOLERANCE);
+    } finally {
+      g.backendFree(backend);
+    }
   });
 });
 

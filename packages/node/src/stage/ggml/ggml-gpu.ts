@@ -14,6 +14,7 @@ import type koffi from "koffi";
 import { TesseraError } from "@tessera/protocol";
 import type { GpuStageBackend } from "../stage-backend.js";
 import { ffi, ggmlRelease, libFile, loadGgml, type GgmlLib, type Ptr } from "./ggml-lib.js";
+import { ggmlSelfCheck } from "./ggml-self-check.js";
 
 /** ggml_backend_dev_type (ggml-backend.h): CPU 0, GPU 1, IGPU 2, ACCEL 3, META 4. */
 const DEVICE_TYPE_GPU = 1;
@@ -43,7 +44,11 @@ export interface GpuBackend {
   memory(index: number): { freeBytes: number; totalBytes: number };
 }
 
-export type GpuProbeResult = { ok: true; lib: GgmlLib; gpu: GpuBackend } | { ok: false; why: string };
+/**
+ * A GPU backend that runs here, with the devices that passed the compute check (`failed`: why the others did not), or
+ * why it does not run.
+ */
+export type GpuProbeResult = { ok: true; lib: GgmlLib; gpu: GpuBackend; failed?: string[] } | { ok: false; why: string };
 
 export interface GpuLocation {
   /** `<data dir>/gpu-runtime`, where `tessera gpu setup` installs the GPU build. */
@@ -189,16 +194,48 @@ export function openGpuBackend(g: GgmlLib, kind: GpuStageBackend, dir: string): 
   return backend;
 }
 
-/** Whether the backend runs here: its build found, loaded with the same release's base, and a GPU device found. */
+/**
+ * Whether the backend runs here: its build found, loaded with the same release's base, and a GPU device found that
+ * computes right (checkGpuDevices).
+ */
 export function probeGpuBackend(kind: GpuStageBackend, where: GpuLocation = {}): GpuProbeResult {
   const found = findGpuLib(kind, where);
   if ("missing" in found) return { ok: false, why: found.missing };
   try {
     const lib = loadGgml(found.baseDir);
-    return { ok: true, lib, gpu: openGpuBackend(lib, kind, found.dir) };
+    return checkGpuDevices(lib, openGpuBackend(lib, kind, found.dir));
   } catch (err) {
     return { ok: false, why: (err as Error).message.replace(/^stage backend \S+ cannot run here: /, "") };
   }
+}
+
+/**
+ * `gpu` with only the devices that compute: each is initialised and runs ggml's self-check (two mat-vecs against a
+ * reference, ggml-self-check.ts) before a span may be placed on it, so a device whose driver lists it but computes
+ * wrong or not at all is never chosen, and its memory never offered. Not ok when no device passes, saying why each
+ * failed. `check` is the seam tests swap.
+ */
+export function checkGpuDevices(g: GgmlLib, gpu: GpuBackend, check: (g: GgmlLib, backend: Ptr) => void = ggmlSelfCheck): GpuProbeResult {
+  const devices: GpuDevice[] = [];
+  const failed: string[] = [];
+  for (const device of gpu.devices) {
+    const name = `${gpu.kind} device ${device.index} (${device.description || device.name})`;
+    const backend = g.devInit(gpu.device(device.index), null);
+    if (!backend) {
+      failed.push(`${name} did not initialise`);
+      continue;
+    }
+    try {
+      check(g, backend);
+      devices.push(device);
+    } catch (err) {
+      failed.push(`${name} failed its compute check: ${(err as Error).message}`);
+    } finally {
+      g.backendFree(backend);
+    }
+  }
+  if (devices.length === 0) return { ok: false, why: failed.join("; ") };
+  return { ok: true, lib: g, gpu: { ...gpu, devices }, ...(failed.length > 0 ? { failed } : {}) };
 }
 
 /**

@@ -57,8 +57,8 @@ describe.skipIf(device.skip !== undefined)("a span on ggml's Vulkan backend, on 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("is chosen when named, with the device it found", () => {
-    expect((device as { detail: string }).detail).toMatch(/\(vulkan device \d+, [\d.]+ of [\d.]+ GiB free\), libggml-vulkan\.so from /);
+  it("is chosen when named, with the device it found, once the device passed its compute check", () => {
+    expect((device as { detail: string }).detail).toMatch(/\(vulkan device \d+, [\d.]+ of [\d.]+ GiB free\), libggml-vulkan\.so from .*; compute check passed/);
     expect(llama.gpu).toBe("vulkan");
   });
 
