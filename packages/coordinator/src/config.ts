@@ -2,6 +2,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { LOG_FORMATS, type LogFormatSetting, TesseraError, parseDuration, parsePublicKey } from "@tessera/protocol";
 import { ADMISSION_MODES, type AdmissionMode } from "./trust/admission-modes.js";
+import { parseBusUrl } from "./bus/bus-url.js";
 
 /**
  * The coordinator's settings: the only place in this package that reads `process.env`.
@@ -120,7 +121,7 @@ export const COORDINATOR_SETTINGS: SettingSpec[] = [
   { key: "payerKeyFile", flag: "--payer-key-file", arg: "<file>", env: "TESSERA_PAYER_KEY_FILE", default: "", description: "file with the payer's private key (0x + 64 hex, mode 0600)" },
   { key: "confirmations", flag: "--confirmations", arg: "<n>", env: "TESSERA_CONFIRMATIONS", default: "2", description: "blocks a settlement must be buried under before it counts as paid" },
   { key: "secureCookies", flag: "--secure-cookies", arg: "<when>", env: "TESSERA_SECURE_COOKIES", default: "auto", description: "dashboard cookies Secure: auto (when TLS reaches the coordinator itself) or always (behind a TLS-terminating proxy)" },
-  { key: "busUrl", flag: "--bus", arg: "<url>", env: "TESSERA_BUS", default: "(none: this coordinator runs alone)", description: "nats://host:port of the NATS server replicas share, so that every replica sees every node and routes to it; needs --db postgres://…" },
+  { key: "busUrl", flag: "--bus", arg: "<url>", env: "TESSERA_BUS", default: "(none: this coordinator runs alone)", description: "nats://host:port of the NATS server replicas share, so that every replica sees every node and routes to it (nats://user:password@host:port or nats://token@host:port for a server that asks for credentials, percent-encoded; tls://… for one that requires TLS; prefer the env var for a secret); needs --db postgres://…" },
   { key: "replicaId", flag: "--replica-id", arg: "<id>", env: "TESSERA_REPLICA_ID", default: "(generated once, kept in <data dir>/replica-id)", description: "this replica's id among coordinators sharing one database: 1-40 of a-z, 0-9 and -, starting with a letter or digit" },
   { key: "logLevel", flag: "--log-level", arg: "<level>", env: "TESSERA_LOG_LEVEL", default: "info", description: "trace, debug, info, warn, error or silent" },
   { key: "logFormat", flag: "--log-format", arg: "<format>", env: "TESSERA_LOG_FORMAT", default: "auto", description: "auto (readable on a terminal, JSON otherwise), pretty or json" },
@@ -225,12 +226,11 @@ function replicaId(value: string | boolean | undefined): string | undefined {
   return value;
 }
 
-/** A NATS server address (nats:// or tls://, host and port, no path); only beside a shared PostgreSQL database. */
+/** A NATS server address with its credentials if any (bus/bus-url.ts); only beside a shared PostgreSQL database. */
 function busUrl(value: string | boolean | undefined, dbUrl: string | undefined): string | undefined {
   if (value === undefined || value === "") return undefined;
-  if (typeof value !== "string" || !/^(nats|tls):\/\/[A-Za-z0-9.\-[\]:@_%]+$/.test(value)) {
-    throw new TesseraError("bad_request", `--bus (TESSERA_BUS) must be a nats://host:port (or tls://) address, got "${String(value)}"`);
-  }
+  if (typeof value !== "string") throw new TesseraError("bad_request", "--bus (TESSERA_BUS) needs a value: nats://[user:password@]host:port");
+  parseBusUrl(value);
   if (dbUrl === undefined) throw new TesseraError("bad_request", "--bus (TESSERA_BUS) needs --db postgres://…: replicas share one PostgreSQL database, and SQLite is one process's");
   return value;
 }

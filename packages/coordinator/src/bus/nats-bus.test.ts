@@ -2,7 +2,7 @@ import { afterEach, beforeAll, expect, it } from "vitest";
 import { createLogger } from "../logger.js";
 import type { Bus } from "./bus.js";
 import { connectNatsBus } from "./nats-bus.js";
-import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
+import { NATS_URL, describeWithNats, natsServerBinary, probeNatsServer, randomReplicaId, startNatsServer } from "./nats.test-support.js";
 
 /** Two connections to the real NATS server: a replica never hears what it published itself (noEcho). */
 const quiet = createLogger("silent");
@@ -66,5 +66,39 @@ describeWithNats("the NATS bus", unreachable, () => {
     await sender.close();
     expect(sender.publish(subject, Uint8Array.of(1))).toBe("closed");
     expect(sender.maxPayload()).toBe(0);
+  });
+});
+
+const binary = natsServerBinary();
+
+describeWithNats("a NATS server that asks for credentials", binary === undefined ? "nats-server (a binary on PATH or in /usr/sbin, to start one with auth)" : undefined, () => {
+  it("connects with the user and password, or the token, the URL holds; refuses wrong or missing ones as unreachable without showing the secret", async () => {
+    const withUser = await startNatsServer(binary!, ["--user", "replica", "--pass", "s@cret"]);
+    const withToken = await startNatsServer(binary!, ["--auth", "t0ken"]);
+    try {
+      const userUrl = `nats://replica:s%40cret@127.0.0.1:${withUser.port}`;
+      const [sender, receiver] = [await connectNatsBus(userUrl, "auth-a", quiet, 2_000), await connectNatsBus(userUrl, "auth-b", quiet, 2_000)];
+      buses.push(sender, receiver);
+      const got: number[] = [];
+      receiver.subscribe("tessera.test.auth", (data) => got.push(data[0]!));
+      await receiver.flush();
+      sender.publish("tessera.test.auth", Uint8Array.of(7));
+      await until(() => got.length === 1);
+      expect(got).toEqual([7]);
+      buses.push(await connectNatsBus(`nats://t0ken@127.0.0.1:${withToken.port}`, "auth-c", quiet, 2_000));
+
+      await expect(connectNatsBus(`nats://replica:wrong@127.0.0.1:${withUser.port}`, "auth-d", quiet, 2_000)).rejects.toMatchObject({
+        code: "unreachable",
+        message: expect.stringMatching(new RegExp(`^could not reach the bus at nats://replica:\\*\\*\\*@127\\.0\\.0\\.1:${withUser.port}: .*Authorization Violation.* \\(the server refused these credentials\\)$`, "i")),
+      });
+      await expect(connectNatsBus(`nats://127.0.0.1:${withToken.port}`, "auth-e", quiet, 2_000)).rejects.toMatchObject({
+        code: "unreachable",
+        message: expect.stringContaining("(the server asks for credentials: nats://user:password@host:port or nats://token@host:port)"),
+      });
+    } finally {
+      for (const b of buses.splice(0)) await b.close();
+      await withUser.stop();
+      await withToken.stop();
+    }
   });
 });

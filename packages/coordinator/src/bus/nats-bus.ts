@@ -2,9 +2,10 @@ import { connect } from "@nats-io/transport-node";
 import { TesseraError } from "@tessera/protocol";
 import type { Logger } from "../logger.js";
 import type { Bus } from "./bus.js";
+import { parseBusUrl } from "./bus-url.js";
 
 /**
- * Connects to NATS at `url` (`nats://host:port`). Fails with a clear error when the server does not answer within
+ * Connects to NATS at `url` (`nats://host:port`, with credentials if the server asks for them: bus-url.ts). Fails with a clear error when the server does not answer within
  * `timeoutMs`; after that the client reconnects on its own for as long as the coordinator runs, buffering what is
  * published meanwhile, and logs each disconnect and reconnect.
  *
@@ -14,14 +15,17 @@ import type { Bus } from "./bus.js";
  * each second, only to be dropped (bench/replicas-profile.md).
  */
 export async function connectNatsBus(url: string, replicaId: string, logger: Logger, timeoutMs = 5_000): Promise<Bus> {
-  const nc = await connect({ servers: url, name: `tessera-coordinator-${replicaId}`, timeout: timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 250, noEcho: true }).catch(
+  const { server, shown, auth } = parseBusUrl(url);
+  const nc = await connect({ servers: server, ...auth, name: `tessera-coordinator-${replicaId}`, timeout: timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 250, noEcho: true }).catch(
     (err: unknown) => {
-      throw new TesseraError("unreachable", `could not reach the bus at ${url}: ${err instanceof Error ? err.message : String(err)}`);
+      const why = err instanceof Error ? err.message : String(err);
+      const hint = /authorization/i.test(why) ? (auth ? " (the server refused these credentials)" : " (the server asks for credentials: nats://user:password@host:port or nats://token@host:port)") : "";
+      throw new TesseraError("unreachable", `could not reach the bus at ${shown}: ${why}${hint}`);
     },
   );
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === "disconnect" || status.type === "reconnect") logger.warn({ bus: url, status: status.type }, `bus ${status.type === "disconnect" ? "disconnected" : "reconnected"}`);
+      if (status.type === "disconnect" || status.type === "reconnect") logger.warn({ bus: shown, status: status.type }, `bus ${status.type === "disconnect" ? "disconnected" : "reconnected"}`);
     }
   })();
   return {
