@@ -4,6 +4,9 @@ import { LOG_FORMATS, type LogFormatSetting, TesseraError, parseDuration, parseP
 import { ADMISSION_MODES, type AdmissionMode } from "./trust/admission-modes.js";
 import { parseBusUrl } from "./bus/bus-url.js";
 
+// The CLI shows the bus's address as this reads it (without the secret) on its start-up line.
+export { parseBusUrl };
+
 /**
  * The coordinator's settings: the only place in this package that reads `process.env`.
  * Precedence: flag, environment, default. The same table prints in `--help`.

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Command } from "commander";
-import { COORDINATOR_SETTINGS, loadCoordinatorConfig, settingsHelp, type CoordinatorConfig, type CoordinatorFlags } from "@tessera/coordinator/config";
+import { COORDINATOR_SETTINGS, loadCoordinatorConfig, parseBusUrl, settingsHelp, type CoordinatorConfig, type CoordinatorFlags } from "@tessera/coordinator/config";
 import { TesseraError, encodeNpub } from "@tessera/protocol";
 import { openStoreFor } from "../store-options.js";
 import { printJson } from "../output.js";
@@ -40,7 +40,7 @@ export function addCoordinatorCommand(program: Command): void {
       const { startCoordinator } = await import("@tessera/coordinator");
       const running = await startCoordinator(config);
       const where = config.dbUrl ? "PostgreSQL" : `${config.dataDir}/coordinator.db`;
-      process.stdout.write(`tessera coordinator listening on ${running.url} (store: ${where}${config.open ? ", open mode" : ""}, admission: ${config.admission}, replica: ${running.replica.id}${config.busUrl ? `, bus: ${config.busUrl}` : ""})\n`);
+      process.stdout.write(`tessera coordinator listening on ${running.url} (store: ${where}${config.open ? ", open mode" : ""}, admission: ${config.admission}, replica: ${running.replica.id}${config.busUrl ? `, bus: ${parseBusUrl(config.busUrl).shown}` : ""})\n`);
       await waitForSignal((signal) => process.stdout.write(`${signal} received: shutting down (${FORCE_HINT})\n`));
       await running.close();
       process.exit(0);
