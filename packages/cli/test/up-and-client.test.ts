@@ -79,6 +79,7 @@ describe("bad input gets a clear error and a non-zero exit", () => {
     ["up with a missing model file", ["up", "--model", "/nonexistent/model.gguf", "--port", "1"], /\[bad_request\].*no file/],
     ["up with a bad port", ["up", "--port", "http", "--data-dir", "/tmp/tessera-never"], /\[bad_request\].*--port/],
     ["coordinator start with a non-postgres --db", ["coordinator", "start", "--db", "mysql://x"], /\[bad_request\].*--db/],
+    ["coordinator start with a non-postgres --db holding a password", ["coordinator", "start", "--db", "mysql://root:hunter2@db:3306/x"], /\[bad_request\]: --db \(TESSERA_DB\) must be a postgres:\/\/ URL, got "mysql:\/\/\*\*\*@db:3306\/x"/],
     ["coordinator start with a --bus that is not nats://", ["coordinator", "start", "--db", "postgres://127.0.0.1:1/x", "--bus", "http://127.0.0.1:4222"], /\[bad_request\]: --bus \(TESSERA_BUS\) must be nats:\/\/\[user:password@ or token@\]host:port/],
     // A malformed --bus with credentials is refused without its password in the message.
     ["coordinator start with a malformed --bus holding a password", ["coordinator", "start", "--db", "postgres://127.0.0.1:1/x", "--bus", "nats://replica:hunter2@127.0.0.1:4222/x"], /\[bad_request\]: --bus \(TESSERA_BUS\) must be .*got "nats:\/\/\*\*\*@127\.0\.0\.1:4222\/x"/],

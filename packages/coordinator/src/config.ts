@@ -2,7 +2,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { LOG_FORMATS, type LogFormatSetting, TesseraError, parseDuration, parsePublicKey } from "@tessera/protocol";
 import { ADMISSION_MODES, type AdmissionMode } from "./trust/admission-modes.js";
-import { parseBusUrl } from "./bus/bus-url.js";
+import { hideCredentials, parseBusUrl } from "./bus/bus-url.js";
 
 // The CLI shows the bus's address as this reads it (without the secret) on its start-up line.
 export { parseBusUrl };
@@ -161,7 +161,7 @@ export function loadCoordinatorConfig(flags: CoordinatorFlags = {}, env: NodeJS.
   // An empty variable (`TESSERA_DB=`) means unset, as for every other setting.
   const dbUrl = raw(spec("dbUrl")) || undefined;
   if (dbUrl !== undefined && (typeof dbUrl !== "string" || !/^postgres(ql)?:\/\//.test(dbUrl))) {
-    throw new TesseraError("bad_request", `--db (TESSERA_DB) must be a postgres:// URL, got "${String(dbUrl)}"`);
+    throw new TesseraError("bad_request", `--db (TESSERA_DB) must be a postgres:// URL, got "${hideCredentials(String(dbUrl))}"`);
   }
   const dataDir = raw(spec("dataDir"));
   const open = bool("open");

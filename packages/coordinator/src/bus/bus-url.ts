@@ -41,6 +41,6 @@ export function parseBusUrl(url: string): BusEndpoint {
 }
 
 /** `url` with whatever stands before an `@` after the scheme replaced by `***`, for a message about a malformed URL. */
-function hideCredentials(url: string): string {
+export function hideCredentials(url: string): string {
   return url.replace(/^([^/]*\/\/)[^/]*@/, "$1***@");
 }
