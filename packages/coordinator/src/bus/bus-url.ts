@@ -27,7 +27,8 @@ export function parseBusUrl(url: string): BusEndpoint {
     throw new TesseraError("bad_request", `--bus (TESSERA_BUS) must be nats://[user:password@ or token@]host:port (or tls://…), got "${hideCredentials(url)}"`);
   }
   const [, scheme, user, password, host] = m;
-  const server = `${scheme}://${host}${port === undefined ? "" : `:${port}`}`;
+  const address = `${host}${port === undefined ? "" : `:${port}`}`;
+  const server = `${scheme}://${address}`;
   if (user === undefined) return { server, shown: server, auth: undefined };
   const decode = (part: string, what: string): string => {
     try {
@@ -36,8 +37,8 @@ export function parseBusUrl(url: string): BusEndpoint {
       throw new TesseraError("bad_request", `--bus (TESSERA_BUS): the ${what} in "${hideCredentials(url)}" is not valid percent-encoding`);
     }
   };
-  if (password === undefined) return { server, shown: `${scheme}://***@${server.slice(scheme!.length + 3)}`, auth: { token: decode(user, "token") } };
-  return { server, shown: `${scheme}://${user}:***@${server.slice(scheme!.length + 3)}`, auth: { user: decode(user, "user"), pass: decode(password, "password") } };
+  if (password === undefined) return { server, shown: `${scheme}://***@${address}`, auth: { token: decode(user, "token") } };
+  return { server, shown: `${scheme}://${user}:***@${address}`, auth: { user: decode(user, "user"), pass: decode(password, "password") } };
 }
 
 /** `url` with whatever stands before an `@` after the scheme replaced by `***`, for a message about a malformed URL. */

@@ -16,7 +16,7 @@ const COLS = 64;
 /**
  * How far a device's products may be from the reference, as a fraction of the largest. A GPU backend may multiply the
  * activation in F32 or F16 or quantise it its own way (Q8_1), where the reference follows the CPU backend; over 64
- * terms that moves a product by a few 1e-3 of the largest at most (measured: docs/sharding.md, "Which backend runs").
+ * terms that moves a product by a few 1e-3 of the largest at most (measured: design.md here, "The compute check").
  * A device that computes wrong is off by the order of the outputs themselves.
  */
 export const DEVICE_TOLERANCE = 2e-2;
