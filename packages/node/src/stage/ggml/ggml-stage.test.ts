@@ -190,6 +190,33 @@ describe("ggml span, micro-batches", () => {
     // kq alone is [n_kv, rows, n_head] F32: 320 x 300 x 4 x 4 bytes in one graph, 320 x 32 x 4 x 4 a micro-batch.
     expect(split.computeBufferBytes).toBeLessThan(whole.computeBufferBytes / 4);
   });
+
+  it("bounds the attention's scores whatever the context: fewer rows a graph as the cache grows, the same logits", () => {
+    const path = models.get("f16")!.path;
+    const free = loadGgmlStage({ path, start: 0, end: LAYERS });
+    // 32 KiB of kq: 4 heads x 4 bytes, so 2,048 cells x rows: 16 rows at 128 cells, 4 at 448.
+    const bounded = loadGgmlStage({ path, start: 0, end: LAYERS, maxKqBytes: 32 * 1024 });
+    open.push(free, bounded);
+    const token = (i: number): number => (i * 31 + 3) % 256;
+    const buffers: Array<[number, number]> = [];
+    for (let from = 0; from < 400; from += 100) {
+      const chunk = Array.from({ length: 100 }, (_, i) => token(from + i));
+      const expected = free.forward("p", chunk, positions(from, 100), { logits: "all" }).slice();
+      expect(relativeError(bounded.forward("p", chunk, positions(from, 100), { logits: "all" }), expected)).toBeLessThan(BOUND.f16);
+      buffers.push([free.computeBufferBytes, bounded.computeBufferBytes]);
+    }
+    // Unbounded, a 100-row graph's kq grows with the cells it attends to (128 to 448 cells: 200 KiB to 700 KiB).
+    expect(buffers[3]![0]).toBeGreaterThan(2 * buffers[0]![0]);
+    // Bounded, it stays at its first size, under the unbounded span's first.
+    expect(buffers[3]![1]).toBe(buffers[0]![1]);
+    expect(buffers[0]![1]).toBeLessThan(buffers[0]![0]);
+    expect(bounded.stepGraphsBuilt).toBeGreaterThan(free.stepGraphsBuilt);
+  });
+
+  it("refuses a bound that is not a positive integer", () => {
+    const path = models.get("f16")!.path;
+    for (const maxKqBytes of [0, -1, 1.5]) expect(() => loadGgmlStage({ path, start: 0, end: LAYERS, maxKqBytes })).toThrow(/attention's byte bound/);
+  });
 });
 
 describe("ggml span, a step that fails", () => {

@@ -23,6 +23,8 @@ export interface LoadGgmlStageOptions extends LoadStageOptions {
   gpu?: GpuSpanPlacement;
   /** Rows computed per graph (default MICRO_BATCH; tests pass a small one to split short prompts). */
   microBatch?: number;
+  /** The most bytes of attention scores a graph may take (default MAX_KQ_BYTES; tests pass a small one). */
+  maxKqBytes?: number;
 }
 
 interface LayerTensors {
@@ -53,6 +55,14 @@ const KV_PAD = 64;
  * buffer back; split, the buffer is bounded by this many rows (design.md, "Micro-batches").
  */
 export const MICRO_BATCH = 512;
+
+/**
+ * The most bytes a graph's attention scores (kq, [n_kv, rows, n_head] F32) may take: where a micro-batch's rows at
+ * the request's cache length would pass it, the graph takes fewer rows. Without it the compute buffer grew with the
+ * context (512 MiB for a 32-head model at 8,192 cells, 8 GiB at 131,072) and ggml_gallocr kept it for the span's
+ * life; with it the buffer is bounded whatever the context (design.md, "Micro-batches").
+ */
+export const MAX_KQ_BYTES = 128 * 2 ** 20;
 
 /**
  * A built and allocated step graph, kept for the request's next steps: what it was built for, its input tensors and
@@ -202,6 +212,7 @@ export class GgmlStage {
     readonly loadedBytes: number,
     private readonly onDevice: string | undefined,
     private readonly microBatch: number,
+    private readonly maxKqBytes: number,
   ) {
     this.isFirst = start === 0;
     this.isLast = end === config.nLayer;
@@ -305,10 +316,11 @@ export class GgmlStage {
       if (!into && this.out.length < rows * width) this.out = new Float32Array(rows * width);
       const result = (into ?? this.out).subarray(0, rows * width);
       // With logits "last" every micro-batch writes its last row's logits to the result, and the final one's stay.
-      for (let from = 0; from < n; from += this.microBatch) {
-        const to = Math.min(n, from + this.microBatch);
+      for (let from = 0; from < n; ) {
+        const to = from + this.graphRows(cache, n - from);
         const out = allRows ? result.subarray(from * width, to * width) : result;
         this.computeStep(cache, rowsIn.subarray(from * inWidth, to * inWidth), pos.subarray(from, to), out);
+        from = to;
       }
       return result;
     } catch (err) {
@@ -318,6 +330,16 @@ export class GgmlStage {
       else cache.length = held;
       throw err;
     }
+  }
+
+  /**
+   * The rows of the next graph over the cache, of `remaining`: the micro-batch, or fewer where their attention scores
+   * (kq: the padded cells they attend to x rows x heads, F32) would pass maxKqBytes; at least one.
+   */
+  private graphRows(cache: GgmlKvCache, remaining: number): number {
+    const rows = Math.min(remaining, this.microBatch);
+    const cells = Math.min(cache.capacity, Math.ceil((cache.length + rows) / KV_PAD) * KV_PAD);
+    return Math.max(1, Math.min(rows, Math.floor(this.maxKqBytes / (cells * this.config.nHead * 4))));
   }
 
   /**
@@ -576,6 +598,8 @@ function build(file: GgufFile, options: LoadGgmlStageOptions, makeBackend: MakeB
   }
   const microBatch = options.microBatch ?? MICRO_BATCH;
   if (!Number.isInteger(microBatch) || microBatch < 1) throw new TesseraError("bad_request", `micro-batch ${microBatch} is not a positive integer`);
+  const maxKqBytes = options.maxKqBytes ?? MAX_KQ_BYTES;
+  if (!Number.isInteger(maxKqBytes) || maxKqBytes < 1) throw new TesseraError("bad_request", `the attention's byte bound ${maxKqBytes} is not a positive integer`);
   const g = loadGgml(options.libDir, options.cpuVariant);
   const isFirst = start === 0;
   const isLast = end === config.nLayer;
@@ -634,5 +658,6 @@ function build(file: GgufFile, options: LoadGgmlStageOptions, makeBackend: MakeB
     loadedBytes,
     onDevice,
     microBatch,
+    maxKqBytes,
   );
 }
