@@ -78,29 +78,46 @@ const BeatEcho = z.strictObject({
   replica: ReplicaId,
   sent_at: z.number(),
   held_ms: z.number().min(0).max(600_000),
+  /** The beating replica missed part of `replica`'s list (a delta it could not apply): its next beat should be whole. */
+  resync: z.literal(true).optional(),
 });
 
+/** A node's load as a delta beat tells it when nothing else of its summary changed: [id, active_jobs, rtt_ms or null]. */
+const NodeLoad = z.tuple([NodeId, NodeSummary.shape.active_jobs, z.number().min(0).max(600_000).nullable()]);
+export type NodeLoad = z.infer<typeof NodeLoad>;
+
 /**
- * A replica is alive, and these are all the nodes whose sessions it holds now; `echoes` answers the other replicas'
- * last beats, so each can measure its round trip to this one over the bus.
+ * A replica is alive, and the nodes whose sessions it holds now; `echoes` answers the other replicas' last beats, so
+ * each can measure its round trip to this one over the bus.
+ *
+ * A whole beat (no `base`) lists every node it holds in `nodes`. A delta (`base`: the `sent_at` of the beat before it)
+ * lists only what changed since that beat: `nodes` the summaries of nodes new or changed but for their load, `loads`
+ * the nodes whose load alone changed, `left` the nodes it no longer holds. A receiver that did not hear the base whole
+ * asks for a whole beat in its echo (`resync`). design.md, "Beats".
  *
  * A beat larger than the bus carries in one message goes in `parts` messages (`part` 0 first, all with the same
- * `sent_at`), each listing some of the nodes, the echoes on part 0 only. Every part says the replica is alive; the
- * nodes it no longer holds are known once all the parts of one beat arrived. A beat without `parts` is whole.
+ * `sent_at`), each with some of its entries, the echoes on part 0 only. Every part says the replica is alive; the
+ * nodes a whole beat no longer lists are known once all its parts arrived. A beat without `parts` is one message.
  */
 export const ReplicaBeat = z
   .strictObject({
     type: z.literal("beat"),
     replica: ReplicaId,
     sent_at: z.number(),
+    base: z.number().optional(),
     nodes: z.array(NodeSummary).max(100_000),
+    loads: z.array(NodeLoad).max(100_000).optional(),
+    left: z.array(NodeId).max(100_000).optional(),
     echoes: z.array(BeatEcho).max(1_000).optional(),
     part: z.number().int().min(0).optional(),
-    // A part lists at least one node (beatParts), and no replica holds more than a message's 100,000.
-    parts: z.number().int().min(1).max(100_000).optional(),
+    // A part carries at least one entry (beatParts), and no replica holds more than a message's 100,000 nodes.
+    parts: z.number().int().min(1).max(300_000).optional(),
   })
   .refine((beat) => (beat.part === undefined) === (beat.parts === undefined) && (beat.part ?? 0) < (beat.parts ?? 1), {
     message: "part and parts come together, with part below parts",
+  })
+  .refine((beat) => beat.base !== undefined || (beat.loads === undefined && beat.left === undefined), {
+    message: "loads and left come only in a delta (with base)",
   });
 export type ReplicaBeat = z.infer<typeof ReplicaBeat>;
 

@@ -12,7 +12,7 @@ import { type Bus, subjectsOf } from "./bus.js";
 import { ReplicaBeat, encodeBusMessage } from "./bus-messages.js";
 import { connectNatsBus } from "./nats-bus.js";
 import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
-import { JUDGMENTS_FLUSH_MS, REPLICA_SILENT_AFTER_MS, ReplicaLink, type ReplicaLinkDeps, beatParts } from "./replica-link.js";
+import { JUDGMENTS_FLUSH_MS, REPLICA_SILENT_AFTER_MS, ReplicaLink, type ReplicaLinkDeps, WHOLE_BEAT_EVERY, beatParts } from "./replica-link.js";
 import { RemoteWorker } from "./remote-worker.js";
 
 /**
@@ -119,6 +119,30 @@ function nodeOn(a: Replica, openedAt?: number): RecordingSession {
 
 /** A beat's summary of node `id` (bus-messages.ts NodeSummary), as a replica of nodes like NODE sends it. */
 const summaryOf = (id: string) => ({ id, operator: OPERATOR, version: "1.0.0", hardware: { cpu_cores: 4, ram_mb: 8192, gpus: [] }, models: [{ id: "tiny", backend: "embedded" as const }], max_concurrency: 2, draining: false, active_jobs: 0 });
+
+/** Registers and attaches nodes `ids` on replica `r`, each with a session there. */
+function nodesOn(r: Replica, ids: string[]): void {
+  for (const id of ids) {
+    r.registry.register({ type: "register", public_key: id, version: "1.0.0", hardware: { cpu_cores: 4, ram_mb: 8192, gpus: [] }, models: [{ id: "tiny", backend: "embedded" }], max_concurrency: 2 }, OPERATOR);
+    const session = new RecordingSession(id);
+    r.registry.attach(id, new SessionWorker(session), session);
+  }
+}
+
+/**
+ * The beats replica `r` publishes from now on, decoded; `drop` says which of them (counted from 0) never reach the
+ * bus, as a message lost on the way.
+ */
+function beatsOf(r: Replica, drop: (index: number) => boolean = () => false): ReplicaBeat[] {
+  const beats: ReplicaBeat[] = [];
+  const publish = r.bus.publish;
+  r.bus.publish = (subject, data) => {
+    if (!subject.endsWith(".beats")) return publish(subject, data);
+    beats.push(ReplicaBeat.parse(JSON.parse(new TextDecoder().decode(data))));
+    return drop(beats.length - 1) ? "sent" : publish(subject, data);
+  };
+  return beats;
+}
 
 const assignment = (jobId: string) => ({ job_id: jobId, model: "tiny", messages: [{ role: "user" as const, content: "hi" }], sampling: { max_tokens: 8, temperature: 0, top_p: 1 } });
 
@@ -465,7 +489,9 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     const [a, b] = [await replica("a"), await replica("b")];
     nodeOn(a);
     const peerRtt = (r: Replica) => r.link.livePeers()[0]?.rttMs;
-    // A beats; B holds it 2 ms and echoes it in its own beat, which reaches A 3 ms later: a round trip of 3 ms.
+    // A beats (a millisecond after the beat it sent on starting: two beats never share a sent_at, which names a beat);
+    // B holds it 2 ms and echoes it in its own beat, which reaches A 3 ms later: a round trip of 3 ms.
+    clock.advance(1);
     a.link.beat();
     await until(() => b.registry.get(NODE)?.online === true, "B hears A");
     expect(b.registry.get(NODE)!.worker!.rtt()).toBe(3); // the node's session only: B has not measured the bus yet
@@ -555,6 +581,112 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(b.quarantines).toHaveLength(3);
   });
 
+  it("beats deltas after a whole beat: what changed of a node, its load alone in a compact row, the nodes that left; the others follow and keep the rest online", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    await until(() => a.link.livePeers().length === 1, "A hears B start: its next beat is whole");
+    const beats = beatsOf(a);
+    const [n1, n2, n3] = ["1", "2", "3"].map((c) => c.repeat(64)) as [string, string, string];
+    nodesOn(a, [n1, n2, n3]);
+    clock.advance(1_000);
+    a.link.beat();
+    await until(() => [n1, n2, n3].every((id) => b.registry.get(id)?.online === true), "B shows A's three nodes");
+    expect(beats[0]).toMatchObject({ nodes: [{ id: n1 }, { id: n2 }, { id: n3 }] });
+    expect(beats[0]!.base).toBeUndefined();
+
+    // Nothing changed: a delta naming nothing, which still keeps them online at B past the registry's 90 s.
+    for (let i = 0; i < 4; i++) {
+      clock.advance(30_000);
+      a.link.beat();
+      await a.bus.flush();
+      await until(() => b.link.livePeers()[0]?.lastBeatAt === clock.now(), "B hears the beat");
+      b.registry.sweep();
+    }
+    expect(beats[1]).toMatchObject({ base: beats[0]!.sent_at, nodes: [], loads: [], left: [] });
+    expect([n1, n2, n3].every((id) => b.registry.get(id)?.online === true)).toBe(true);
+
+    // n1's load, n2 draining, n3 gone: a load row, a summary, a departure.
+    a.registry.get(n1)!.activeJobs.add("job-x");
+    a.registry.setDraining(n2);
+    a.registry.detach(n3, a.registry.get(n3)!.worker!, "session closed");
+    a.link.beat();
+    await until(() => b.registry.get(n3)?.online === false, "B takes n3 offline");
+    expect(beats.at(-1)).toMatchObject({ nodes: [{ id: n2, draining: true }], loads: [[n1, 1, 3]], left: [n3] });
+    expect(b.registry.get(n1)!.jobsElsewhere).toBe(1);
+    expect(b.registry.get(n2)!.draining).toBe(true);
+    expect(b.offline).toEqual([`3333 it left replica ${a.id}`]);
+    expect(b.link.livePeers()).toMatchObject([{ replica: a.id, nodes: 2 }]);
+  });
+
+  it("asks for a whole beat when a delta is missed, and the whole beat shows what the missed one said", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    const beats = beatsOf(a, (i) => i === 2);
+    const [n1, n2, n3] = ["1", "2", "3"].map((c) => c.repeat(64)) as [string, string, string];
+    const heard = async (from: Replica, by: Replica) => {
+      await from.bus.flush();
+      await until(() => by.link.livePeers().find((p) => p.replica === from.id)?.lastBeatAt === clock.now(), "the beat is heard");
+    };
+    const beat = async (from: Replica, by: Replica) => {
+      clock.advance(1_000);
+      from.link.beat();
+      await heard(from, by);
+    };
+    nodesOn(a, [n1, n2]);
+    // B started after A's first beat: A's next one is whole for it (A heard B start). Then a delta.
+    await until(() => a.link.livePeers().length === 1, "A hears B start");
+    await beat(a, b);
+    await beat(b, a);
+    await beat(a, b);
+    await beat(b, a);
+    expect(beats.map((x) => x.base === undefined)).toEqual([true, false]);
+    expect(b.link.livePeers()[0]!.nodes).toBe(2);
+
+    // Beat 2 (n2 left, n3 came) is lost on the way. Beat 3, a delta on it, is applied for what it says (n1's load).
+    a.registry.detach(n2, a.registry.get(n2)!.worker!, "session closed");
+    nodesOn(a, [n3]);
+    clock.advance(1_000);
+    a.link.beat();
+    a.registry.get(n1)!.activeJobs.add("job-y");
+    await beat(a, b);
+    expect(beats[2]).toMatchObject({ nodes: [{ id: n3 }], left: [n2] });
+    expect(beats[3]).toMatchObject({ base: beats[2]!.sent_at, loads: [[n1, 1, 3]] });
+    expect(b.registry.get(n1)!.jobsElsewhere).toBe(1);
+    expect(b.registry.get(n3)).toBeUndefined();
+    expect(b.registry.get(n2)!.online).toBe(true);
+
+    // B's echo asks for a whole beat; A's next one is, and B shows what A holds.
+    await beat(b, a);
+    await beat(a, b);
+    expect(beats[4]!.base).toBeUndefined();
+    expect(b.registry.get(n3)!.online).toBe(true);
+    expect(b.registry.get(n2)!.online).toBe(false);
+    // In sequence again: B asks for nothing, and A's next beats are deltas.
+    await beat(b, a);
+    await beat(a, b);
+    expect(beats[5]!.base).toBe(beats[4]!.sent_at);
+  });
+
+  it("beats whole for a replica that appears, and every WHOLE_BEAT_EVERY beats", async () => {
+    const a = await replica("a");
+    const beats = beatsOf(a);
+    nodesOn(a, [NODE]);
+    for (let i = 0; i < 3; i++) a.link.beat();
+    // The first whole beat went on starting.
+    expect(beats.map((beat) => beat.base === undefined)).toEqual([false, false, false]);
+
+    const c = await replica("c");
+    c.link.beat();
+    await c.bus.flush();
+    await until(() => a.link.livePeers().length === 1, "A hears C");
+    a.link.beat();
+    expect(beats.at(-1)!.base).toBeUndefined();
+    await until(() => c.registry.get(NODE)?.online === true, "C shows A's node from that one beat");
+
+    const from = beats.length;
+    for (let i = 0; i < WHOLE_BEAT_EVERY; i++) a.link.beat();
+
+    expect(beats.slice(from).map((beat) => beat.base === undefined)).toEqual(Array.from({ length: WHOLE_BEAT_EVERY }, (_, i) => i === WHOLE_BEAT_EVERY - 1));
+  });
+
   it("drops malformed messages on every subject and changes nothing", async () => {
     const [a, b] = [await replica("a"), await replica("b")];
     const session = nodeOn(a);
@@ -563,6 +695,10 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
       JSON.stringify({ type: "beat", replica: "UPPER", sent_at: 1, nodes: [] }),
       JSON.stringify({ type: "beat", replica: "x", sent_at: 1, nodes: [{ id: "zz" }] }),
       JSON.stringify({ type: "beat", replica: "x", sent_at: 1, nodes: [], echoes: [{ replica: a.id, sent_at: 1, held_ms: -5 }] }),
+      JSON.stringify({ type: "beat", replica: "x", sent_at: 2, nodes: [], loads: [[NODE, 1, null]] }),
+      JSON.stringify({ type: "beat", replica: "x", sent_at: 2, base: 1, nodes: [], loads: [[NODE, -1, null]] }),
+      JSON.stringify({ type: "beat", replica: "x", sent_at: 2, base: 1, nodes: [], left: ["zz"] }),
+      JSON.stringify({ type: "beat", replica: "x", sent_at: 2, nodes: [], echoes: [{ replica: a.id, sent_at: 1, held_ms: 0, resync: false }] }),
       JSON.stringify({ type: "assign", from: b.id, node: NODE, job: { type: "job.assign" } }),
       JSON.stringify({ type: "part", node: NODE, job_id: "j", part: { type: "text-delta", text: 5 } }),
       JSON.stringify({ type: "explode" }),
@@ -596,6 +732,17 @@ describe("beatParts", () => {
     expect(parts.flatMap((p) => p.nodes)).toEqual(beat.nodes);
     expect(parts.map((p) => [p.part, p.parts, p.sent_at, p.echoes])).toEqual(parts.map((_, i) => [i, parts.length, 7, i === 0 ? beat.echoes : undefined]));
     expect(parts.every((p) => ReplicaBeat.safeParse(p).success)).toBe(true);
+  });
+
+  it("splits a delta's summaries, loads and departures the same way, each once and in order", () => {
+    const delta = { ...beat, base: 5, nodes: beat.nodes.slice(0, 5), loads: beat.nodes.map((n, i): [string, number, number | null] => [n.id, i, i % 2 ? null : i / 3]), left: beat.nodes.slice(5, 20).map((n) => n.id) };
+    const parts = beatParts(delta, 1_500, () => expect.unreachable());
+    expect(parts.length).toBeGreaterThan(3);
+    for (const part of parts) expect(encodeBusMessage(part).byteLength).toBeLessThanOrEqual(1_500);
+    expect(parts.flatMap((p) => p.nodes)).toEqual(delta.nodes);
+    expect(parts.flatMap((p) => p.loads)).toEqual(delta.loads);
+    expect(parts.flatMap((p) => p.left)).toEqual(delta.left);
+    expect(parts.every((p) => p.base === 5 && ReplicaBeat.safeParse(p).success)).toBe(true);
   });
 
   it("leaves out, and names, a node whose summary alone is over a part's room", () => {

@@ -5,15 +5,27 @@ import type { Logger } from "../logger.js";
 import type { LiveNode, NodeRegistry } from "../registry.js";
 import type { JobSink } from "../workers/job-sink.js";
 import { type Bus, DEFAULT_CLUSTER, type PublishOutcome, subjectsOf } from "./bus.js";
-import { JobCommand, type JobReport, JobReports, type Judgment, type NodeSummary, ReplicaBeat, StandingChange, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
+import { JobCommand, type JobReport, JobReports, type Judgment, type NodeLoad, type NodeSummary, ReplicaBeat, StandingChange, decodeBusMessage, encodeBusMessage } from "./bus-messages.js";
 import type { StandingJudgment } from "../trust/node-standing.js";
 import { RemoteWorker } from "./remote-worker.js";
 
 /**
- * How often a replica beats. A beat carries every node whose session the replica holds, so it is also how fast a new
- * node, a drain or a departure reaches the others.
+ * How often a replica beats. A beat carries what changed in the nodes whose sessions the replica holds, so it is also
+ * how fast a new node, a drain or a departure reaches the others.
  */
 export const BEAT_INTERVAL_MS = 1_000;
+/**
+ * Every this many beats a beat is whole (every node's summary) even when no replica asked for one: a bound on how
+ * long any difference between a replica's list and what another shows of it could last (design.md, "Beats").
+ */
+export const WHOLE_BEAT_EVERY = 30;
+/**
+ * A node's session round trip changes a little at every beat (it is smoothed); a delta tells it when it moved by more
+ * than this share of what was last told, or by more than RTT_TOLD_MIN_MS, whichever is larger. Routing ranks nodes by
+ * round trip plus load, so a tenth of the round trip moves no decision a whole beat would not.
+ */
+const RTT_TOLD_SHARE = 0.1;
+const RTT_TOLD_MIN_MS = 0.5;
 /**
  * A replica not heard for this long is gone: the nodes it held are taken offline here, and the jobs this replica ran
  * on them continue elsewhere. Three missed beats, so one late beat on a busy machine is not a death.
@@ -38,8 +50,12 @@ interface Peer {
   lastBeatAt: number;
   /** That beat's `sent_at` on the peer's clock, echoed back in this replica's next beat. */
   lastBeatSentAt: number;
-  /** The nodes its last beat listed. */
+  /** The nodes it holds, as its beats told them. */
   nodes: Set<string>;
+  /** The `sent_at` of its last beat heard whole and in sequence: the `base` its next delta must name to apply in full. */
+  syncedAt: number | undefined;
+  /** A delta of it could not be applied in full (its base was not syncedAt): echoes ask it for a whole beat. */
+  needsWhole: boolean;
   /** The bus's round trip to the peer and back, smoothed, milliseconds; undefined until the peer echoed a beat. */
   rttMs: number | undefined;
   /** The beat in parts being heard (ReplicaBeat): its `sent_at`, the nodes its parts listed so far, the parts heard. */
@@ -96,6 +112,17 @@ export class ReplicaLink {
   private readonly routeOpenedAt = new Map<string, number | undefined>();
   /** The span offers each of those last listed, as JSON (only a change reaches the sharding manager). */
   private readonly peerOffers = new Map<string, string>();
+
+  /**
+   * What this replica's beats told of each node it holds: its summary but for the load (as JSON), and the load last
+   * told. The next delta carries the differences.
+   */
+  private told = new Map<string, Told>();
+  /** The `sent_at` of this replica's last beat (the next delta's base), and beats since the last whole one. */
+  private lastSentAt: number | undefined;
+  private beatsSinceWhole = 0;
+  /** The next beat is whole: a replica asked (`resync`) or a new one appeared. */
+  private wholeDue = true;
 
   private readonly unsubscribes: Array<() => void> = [];
   private lastBeatAt = Number.NEGATIVE_INFINITY;
@@ -219,20 +246,48 @@ export class ReplicaLink {
     this.publish(this.subjects.standing, { type: "standing", replica: this.d.replicaId, node: nodeId, quarantined });
   }
 
-  /** Publishes this replica's beat now (the timer does it every BEAT_INTERVAL_MS), echoing each peer's last beat. */
-  beat(): void {
-    const nodes: NodeSummary[] = [];
+  /**
+   * Publishes this replica's beat now (the timer does it every BEAT_INTERVAL_MS), echoing each peer's last beat: a
+   * delta of what changed since the last beat, or whole (`whole`, the first, one a peer asked for, every
+   * WHOLE_BEAT_EVERY).
+   */
+  beat(whole = false): void {
+    const summaries: NodeSummary[] = [];
     // Held here: a node with its session here, or a pipeline this replica runs (a sharded model it leads).
     const pipelines = this.d.pipelineSummaries?.();
-    for (const node of this.d.registry.all()) if (node.online && node.worker && !(node.worker instanceof RemoteWorker)) nodes.push(this.summaryOf(node, pipelines?.get(node.id)));
-    // Read after the summaries are built, so the round trips measured from this beat leave that work out.
-    const now = this.d.clock.now();
+    for (const node of this.d.registry.all()) if (node.online && node.worker && !(node.worker instanceof RemoteWorker)) summaries.push(this.summaryOf(node, pipelines?.get(node.id)));
+    // Read after the summaries are built, so the round trips measured from this beat leave that work out. A beat's
+    // sent_at names it as a delta's base, so two beats in one millisecond (a whole one asked for beside the timer's)
+    // still get two.
+    const now = Math.max(this.d.clock.now(), (this.lastSentAt ?? Number.NEGATIVE_INFINITY) + 1);
     this.lastBeatAt = now;
-    const echoes = [...this.peers].map(([replica, p]) => ({ replica, sent_at: p.lastBeatSentAt, held_ms: Math.max(0, now - p.lastBeatAt) }));
-    const beat: ReplicaBeat = { type: "beat", replica: this.d.replicaId, sent_at: now, nodes, echoes };
-    const whole = encodeBusMessage(beat);
+    const echoes = [...this.peers].map(([replica, p]) => ({ replica, sent_at: p.lastBeatSentAt, held_ms: Math.max(0, now - p.lastBeatAt), ...(p.needsWhole ? { resync: true as const } : {}) }));
+    whole ||= this.wholeDue || this.lastSentAt === undefined || this.beatsSinceWhole + 1 >= WHOLE_BEAT_EVERY;
+    const told = new Map<string, Told>();
+    const nodes: NodeSummary[] = [];
+    const loads: NodeLoad[] = [];
+    for (const summary of summaries) {
+      const before = this.told.get(summary.id);
+      const now = toldOf(summary, before);
+      if (whole || before?.summary !== now.summary) nodes.push(summary);
+      else if (now.activeJobs !== before.activeJobs || rttMoved(before.rttMs, now.rttMs)) loads.push([summary.id, now.activeJobs, now.rttMs ?? null]);
+      else {
+        // Told as it was: a round trip drifting a little at a time is measured against what was last told.
+        told.set(summary.id, { ...now, activeJobs: before.activeJobs, rttMs: before.rttMs });
+        continue;
+      }
+      told.set(summary.id, now);
+    }
+    const beat: ReplicaBeat = whole
+      ? { type: "beat", replica: this.d.replicaId, sent_at: now, nodes, echoes }
+      : { type: "beat", replica: this.d.replicaId, sent_at: now, base: this.lastSentAt, nodes, loads, left: [...this.told.keys()].filter((id) => !told.has(id)), echoes };
+    this.told = told;
+    this.lastSentAt = now;
+    this.beatsSinceWhole = whole ? 0 : this.beatsSinceWhole + 1;
+    this.wholeDue = false;
+    const encoded = encodeBusMessage(beat);
     const limit = this.d.bus.maxPayload();
-    if (whole.byteLength <= limit || limit === 0) return void this.d.bus.publish(this.subjects.beats, whole);
+    if (encoded.byteLength <= limit || limit === 0) return void this.d.bus.publish(this.subjects.beats, encoded);
     const parts = beatParts(beat, limit, (node) => this.d.logger.error({ node, limit }, "a node's summary alone is over the bus's message limit; the other replicas will not show it"));
     for (const part of parts) this.publish(this.subjects.beats, part);
   }
@@ -285,15 +340,23 @@ export class ReplicaLink {
   }
 
   private onBeat(beat: ReplicaBeat, now: number): void {
-    const peer = this.peers.get(beat.replica) ?? { lastBeatAt: 0, lastBeatSentAt: 0, nodes: new Set<string>(), rttMs: undefined };
-    this.peers.set(beat.replica, peer);
+    let peer = this.peers.get(beat.replica);
+    if (!peer) {
+      peer = { lastBeatAt: 0, lastBeatSentAt: 0, nodes: new Set<string>(), syncedAt: undefined, needsWhole: false, rttMs: undefined };
+      this.peers.set(beat.replica, peer);
+      // It has heard none of this replica's list: the next beat is whole.
+      this.wholeDue = true;
+    }
     peer.lastBeatAt = now;
     peer.lastBeatSentAt = beat.sent_at;
     const echo = beat.echoes?.find((e) => e.replica === this.d.replicaId);
     if (echo) this.notePeerRtt(peer, now - echo.sent_at - echo.held_ms);
+    if (echo?.resync) this.wholeDue = true;
     // A beat in parts: a part of a later beat abandons the one not heard whole (its departures wait for the next).
     if (peer.hearing?.sentAt !== beat.sent_at) peer.hearing = { sentAt: beat.sent_at, nodes: new Set(), parts: new Set() };
     const hearing = peer.hearing;
+    // A delta on a beat not heard whole here: what it says is true and applied, but what came between is missing.
+    if (beat.base !== undefined && beat.base !== peer.syncedAt) peer.needsWhole = true;
     for (const summary of beat.nodes) {
       hearing.nodes.add(summary.id);
       // Counted as the peer's at once, so its silence takes the node offline even before the beat is whole.
@@ -302,11 +365,41 @@ export class ReplicaLink {
       this.noteOffers(summary);
       if (summary.sharded) this.d.onPeerPipeline?.(summary.id, summary.sharded);
     }
+    if (beat.base !== undefined) this.applyDelta(peer, beat);
     hearing.parts.add(beat.part ?? 0);
     if (hearing.parts.size < (beat.parts ?? 1)) return;
+    peer.hearing = undefined;
+    if (beat.base !== undefined) {
+      if (!peer.needsWhole) peer.syncedAt = beat.sent_at;
+      return;
+    }
     for (const nodeId of peer.nodes) if (!hearing.nodes.has(nodeId)) this.dropRemote(nodeId, beat.replica, `it left replica ${beat.replica}`);
     peer.nodes = hearing.nodes;
-    peer.hearing = undefined;
+    peer.syncedAt = beat.sent_at;
+    peer.needsWhole = false;
+  }
+
+  /**
+   * A delta's loads and departures, and what a beat says of every node it did not name: still there (touched, so the
+   * registry's sweep leaves it online) at the bus's round trip measured now.
+   */
+  private applyDelta(peer: Peer, beat: ReplicaBeat): void {
+    const { registry } = this.d;
+    for (const [nodeId, activeJobs, rttMs] of beat.loads ?? []) {
+      const shown = registry.get(nodeId);
+      if (!peer.nodes.has(nodeId) || !(shown?.worker instanceof RemoteWorker) || shown.worker.replica !== beat.replica) continue;
+      shown.jobsElsewhere = Math.max(0, activeJobs - shown.activeJobs.size);
+      shown.worker.nodeRttMs = rttMs ?? undefined;
+    }
+    for (const nodeId of beat.left ?? []) {
+      if (peer.nodes.delete(nodeId)) this.dropRemote(nodeId, beat.replica, `it left replica ${beat.replica}`);
+    }
+    for (const nodeId of peer.nodes) {
+      const worker = registry.get(nodeId)?.worker;
+      if (!(worker instanceof RemoteWorker) || worker.replica !== beat.replica) continue;
+      registry.touch(nodeId, worker);
+      worker.busRttMs = peer.rttMs;
+    }
   }
 
   /**
@@ -517,29 +610,70 @@ function endsJob(part: StreamPart): boolean {
   return part.type === "finish" || part.type === "error";
 }
 
+/** What a beat told of a node: its summary but for the load, as JSON, and its load. */
+interface Told {
+  summary: string;
+  activeJobs: number;
+  rttMs: number | undefined;
+  /** The summary's hardware and models as told (the registry replaces them, never changes them in place), and its other fields but the load. */
+  hardware: NodeSummary["hardware"];
+  models: NodeSummary["models"];
+  rest: string;
+}
+
 /**
- * `beat` as parts of at most `limit` bytes each (ReplicaBeat): its nodes in order, as many to a part as fit, the
- * echoes on part 0 only. A node whose summary alone is over the room a part has cannot be told: `tooLarge` hears of it,
- * and it is left out (the other replicas stop showing it, as they would a node that left).
+ * What a beat would tell of `summary`. Its JSON is what a delta compares, and writing it for every node every second
+ * was most of a beat's cost at thousands of nodes; the hardware and models are most of it, and are the same objects
+ * until the node says otherwise, so the JSON told `before` is kept while they and the small fields are the same.
+ */
+function toldOf(summary: NodeSummary, before: Told | undefined): Told {
+  const { active_jobs: activeJobs, rtt_ms: rttMs, hardware, models, ...fields } = summary;
+  const rest = JSON.stringify(fields);
+  const same = before !== undefined && before.hardware === hardware && before.models === models && before.rest === rest;
+  return { summary: same ? before.summary : JSON.stringify({ ...fields, hardware, models }), activeJobs, rttMs, hardware, models, rest };
+}
+
+/** Whether a node's round trip moved enough since the one last told to tell it again (RTT_TOLD_SHARE). */
+function rttMoved(told: number | undefined, now: number | undefined): boolean {
+  if (told === undefined || now === undefined) return told !== now;
+  return Math.abs(now - told) > Math.max(RTT_TOLD_MIN_MS, RTT_TOLD_SHARE * told);
+}
+
+/**
+ * `beat` as parts of at most `limit` bytes each (ReplicaBeat): its entries in order (nodes, then loads, then
+ * departures), as many to a part as fit, the echoes on part 0 only. A node whose summary alone is over the room a part
+ * has cannot be told: `tooLarge` hears of it, and it is left out (the other replicas stop showing it, as they would a
+ * node that left).
  */
 export function beatParts(beat: ReplicaBeat, limit: number, tooLarge: (nodeId: string) => void): ReplicaBeat[] {
   // The envelope counted with the echoes and the widest part numbers, so every part fits whatever it carries.
-  const room = limit - encodeBusMessage({ ...beat, nodes: [], part: 99_999, parts: 100_000 }).byteLength;
-  const pages: NodeSummary[][] = [[]];
+  const empty = { ...beat, nodes: [], ...(beat.loads ? { loads: [] } : {}), ...(beat.left ? { left: [] } : {}) };
+  const room = limit - encodeBusMessage({ ...empty, part: 99_999, parts: 300_000 }).byteLength;
+  type Page = { nodes: NodeSummary[]; loads: NodeLoad[]; left: string[] };
+  const pages: Page[] = [{ nodes: [], loads: [], left: [] }];
   let used = 0;
-  for (const summary of beat.nodes) {
+  const place = (entry: unknown, nodeId: string, put: (page: Page) => void): void => {
     // Its JSON and the comma before it.
-    const size = Buffer.byteLength(JSON.stringify(summary)) + 1;
-    if (size > room) {
-      tooLarge(summary.id);
-      continue;
-    }
+    const size = Buffer.byteLength(JSON.stringify(entry)) + 1;
+    if (size > room) return tooLarge(nodeId);
     if (used + size > room) {
-      pages.push([]);
+      pages.push({ nodes: [], loads: [], left: [] });
       used = 0;
     }
-    pages.at(-1)!.push(summary);
+    put(pages.at(-1)!);
     used += size;
-  }
-  return pages.map((nodes, part) => ({ type: "beat", replica: beat.replica, sent_at: beat.sent_at, nodes, ...(part === 0 && beat.echoes ? { echoes: beat.echoes } : {}), part, parts: pages.length }));
+  };
+  for (const summary of beat.nodes) place(summary, summary.id, (p) => p.nodes.push(summary));
+  for (const load of beat.loads ?? []) place(load, load[0], (p) => p.loads.push(load));
+  for (const nodeId of beat.left ?? []) place(nodeId, nodeId, (p) => p.left.push(nodeId));
+  const { echoes: _echoes, ...envelope } = empty;
+  return pages.map((page, part) => ({
+    ...envelope,
+    nodes: page.nodes,
+    ...(beat.loads ? { loads: page.loads } : {}),
+    ...(beat.left ? { left: page.left } : {}),
+    ...(part === 0 && beat.echoes ? { echoes: beat.echoes } : {}),
+    part,
+    parts: pages.length,
+  }));
 }
