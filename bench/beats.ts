@@ -40,7 +40,8 @@ class LoopbackHub {
     const own = new Map<string, Array<(data: Uint8Array) => void>>();
     const bus: Bus = {
       publish: (subject, data) => {
-        if (data.byteLength > MAX_PAYLOAD) return "over_max_payload";
+        // Beats go in parts under max_payload; the NATS bus would chunk anything else, which beats never need.
+        if (data.byteLength > MAX_PAYLOAD) return "too_large";
         for (const [other, subs] of this.handlers) {
           if (other === bus) continue;
           for (const handler of subs.get(subject) ?? []) {

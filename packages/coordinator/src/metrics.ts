@@ -30,7 +30,7 @@ export class CoordinatorMetrics {
   });
   readonly busFaults = new Counter({
     name: "tessera_bus_faults_total",
-    help: "Bus messages lost on this replica, by fault (handler_threw: handling a received message threw; over_max_payload: refused, larger than the NATS server takes; closed: refused, the bus closed) and subject kind",
+    help: "Bus messages lost on this replica, by fault (handler_threw: handling a received message threw; too_large: refused, larger than the bus carries; closed: refused, the bus closed) and subject kind",
     labelNames: ["fault", "subject"] as const,
     registers: [this.registry],
   });

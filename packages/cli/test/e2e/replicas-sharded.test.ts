@@ -89,6 +89,18 @@ describe.skipIf(unreachable !== undefined && !MANDATORY)("a sharded model whose 
     expect(network.replicas.get("r-c")!.process.logText).not.toMatch(/leading sharded models: placing spans/);
   }, 120_000);
 
+  it("carries a long prompt's activations between the replicas in chunks: frames over the NATS server's 1 MiB, the same tokens as llama.cpp", async () => {
+    // About 900 prompt tokens: the first stage's hidden states are 900 x 512 F32 values, 1.8 MB in one frame, which
+    // crosses between A and C (the stages' replicas) in chunks of the server's default max_payload.
+    const messages = [{ role: "user" as const, content: "The wind rose over the grey sea, and the old boat turned towards the harbour lights. ".repeat(48) }];
+    const long = await greedyReference({ modelPath: join(network.dir, `${MODEL}.gguf`), messages, maxTokens: 8 });
+    expect(long.promptTokens * 512 * 4).toBeGreaterThan(1024 * 1024);
+    const { text, usage } = await streamGreedyChat(network.replicas.get("r-b")!.url, { model: MODEL, messages, maxTokens: 8 });
+    expect(text).toBe(long.text);
+    expect(usage?.prompt_tokens).toBe(long.promptTokens);
+    for (const id of ["r-a", "r-b", "r-c"]) expect(network.replicas.get(id)!.process.logText, id).not.toMatch(/bus message refused|larger than the (replicas' )?bus carries/);
+  }, 180_000);
+
   it("survives SIGKILL of C's stage daemon mid-stream: the span moves to A's daemon and the text is unchanged", async () => {
     const sc = network.daemons.get("s-c")!;
     let killed = false;

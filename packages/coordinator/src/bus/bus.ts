@@ -26,10 +26,10 @@ export interface Bus {
 }
 
 /**
- * What became of a published message: `sent` (handed to the connection), `over_max_payload` (larger than the server
- * takes in one message, design.md "Message size"), or `closed` (the bus is closing or closed).
+ * What became of a published message: `sent` (handed to the connection, in chunks past the server's max_payload),
+ * `too_large` (larger than the bus carries at all, design.md "Message size"), or `closed` (the bus is closing or closed).
  */
-export type PublishOutcome = "sent" | "over_max_payload" | "closed";
+export type PublishOutcome = "sent" | "too_large" | "closed";
 
 /**
  * The subjects the replicas of `cluster` talk on. Replica ids and cluster names are `[a-z0-9-]` only, so they are safe

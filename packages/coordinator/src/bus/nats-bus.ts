@@ -1,8 +1,31 @@
-import { connect } from "@nats-io/transport-node";
+import { connect, headers } from "@nats-io/transport-node";
 import { TesseraError } from "@tessera/protocol";
 import type { Logger } from "../logger.js";
 import type { Bus } from "./bus.js";
 import { parseBusUrl } from "./bus-url.js";
+
+/**
+ * The largest message the bus carries: a node session's largest binary frame (64 MiB, session-hub.ts) in its envelope,
+ * with room. Past the server's max_payload a message goes in chunks (design.md, "Message size").
+ */
+export const MAX_MESSAGE_BYTES = 80 * 2 ** 20;
+/** The NATS header that marks a chunk: `<message id> <index> <count>`, the id its sender's replica id and a number. */
+const CHUNK_HEADER = "Tessera-Chunk";
+/** Room a chunk leaves in the server's max_payload for its headers, which count towards it. */
+const CHUNK_HEADER_ROOM = 1024;
+/**
+ * A message whose chunks stopped coming is dropped after this long (a chunk lost: the server drops messages of a
+ * subscriber that falls too far behind), or when this many others are being put together on the subscription.
+ */
+const CHUNKS_WAIT_MS = 30_000;
+const CHUNKED_AT_ONCE = 16;
+
+export interface NatsBusOptions {
+  /** How long to wait for the server at connect (default 5 s). */
+  timeoutMs?: number;
+  /** The largest message published (default MAX_MESSAGE_BYTES; tests pass a smaller one). */
+  maxMessageBytes?: number;
+}
 
 /**
  * Connects to NATS at `url` (`nats://host:port`, with credentials if the server asks for them: bus-url.ts). Fails with a clear error when the server does not answer within
@@ -14,7 +37,8 @@ import { parseBusUrl } from "./bus-url.js";
  * its beat is the largest thing on the bus: at 1,000 nodes about 440 KB, which took 6 ms of the event loop to decode
  * each second, only to be dropped (bench/replicas-profile.md).
  */
-export async function connectNatsBus(url: string, replicaId: string, logger: Logger, timeoutMs = 5_000): Promise<Bus> {
+export async function connectNatsBus(url: string, replicaId: string, logger: Logger, options: NatsBusOptions = {}): Promise<Bus> {
+  const { timeoutMs = 5_000, maxMessageBytes = MAX_MESSAGE_BYTES } = options;
   const { server, shown, auth } = parseBusUrl(url);
   const nc = await connect({ servers: server, ...auth, name: `tessera-coordinator-${replicaId}`, timeout: timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 250, noEcho: true }).catch(
     (err: unknown) => {
@@ -28,30 +52,53 @@ export async function connectNatsBus(url: string, replicaId: string, logger: Log
       if (status.type === "disconnect" || status.type === "reconnect") logger.warn({ bus: shown, status: status.type }, `bus ${status.type === "disconnect" ? "disconnected" : "reconnected"}`);
     }
   })();
+  let chunkedSent = 0;
   return {
     // nats.js throws on a message over the server's max_payload and on a closed or draining connection; the Bus
-    // refuses both instead, so no caller (a timer, a socket's listener) can crash the process by publishing.
+    // chunks the first (up to maxMessageBytes) and refuses the second, so no caller (a timer, a socket's listener) can
+    // crash the process by publishing.
     publish(subject, data) {
       const maxPayload = nc.info?.max_payload;
       if (maxPayload === undefined || nc.isClosed() || nc.isDraining()) {
         logger.warn({ subject, bytes: data.byteLength }, "bus message refused: the bus is closed");
         return "closed";
       }
-      if (data.byteLength > maxPayload) {
-        logger.error({ subject, bytes: data.byteLength, max_payload: maxPayload }, "bus message refused: over the server's max_payload");
-        return "over_max_payload";
+      if (data.byteLength <= maxPayload) {
+        nc.publish(subject, data);
+        return "sent";
       }
-      nc.publish(subject, data);
+      if (data.byteLength > maxMessageBytes || !nc.info?.headers) {
+        logger.error({ subject, bytes: data.byteLength, max_payload: maxPayload, max_message: maxMessageBytes }, "bus message refused: larger than the bus carries");
+        return "too_large";
+      }
+      // In order, on one connection: NATS delivers one publisher's messages on a subject in the order sent.
+      const size = maxPayload - CHUNK_HEADER_ROOM;
+      const count = Math.ceil(data.byteLength / size);
+      const id = `${replicaId}.${++chunkedSent}`;
+      for (let i = 0; i < count; i++) {
+        const h = headers();
+        h.set(CHUNK_HEADER, `${id} ${i} ${count}`);
+        nc.publish(subject, data.subarray(i * size, (i + 1) * size), { headers: h });
+      }
       return "sent";
     },
     subscribe(subject, handler) {
+      const chunks = new ChunkedMessages(maxMessageBytes);
       const sub = nc.subscribe(subject, {
         // nats.js runs the callback inside its parser: an exception there would end its reader loop, and this replica
         // would hear nothing more while it still beats (@nats-io/nats-core 3.x, protocol.js "reader closed").
         callback: (err, msg) => {
           if (err) return logger.warn({ err, subject }, "bus subscription error");
+          let data = msg.data;
+          const chunk = msg.headers?.get(CHUNK_HEADER);
+          if (chunk) {
+            const heard = chunks.add(chunk, data, Date.now());
+            if (typeof heard === "string") return logger.warn({ subject, chunk }, `bus message dropped: ${heard}`);
+            if (heard === undefined) return;
+            data = heard;
+          }
           try {
-            handler(msg.data);
+            handler(data);
           } catch (thrown) {
             logger.error({ err: thrown, subject }, "a bus message's handler threw; that message is dropped, the subscription goes on");
           }
@@ -65,4 +112,42 @@ export async function connectNatsBus(url: string, replicaId: string, logger: Log
       await nc.drain().catch(() => nc.close());
     },
   };
+}
+
+/**
+ * The messages of one subscription arriving in chunks, put back together. A chunk that does not follow the one before
+ * it (a chunk lost on the way) drops its message, and so does a message larger than the bus carries.
+ */
+class ChunkedMessages {
+  private readonly pending = new Map<string, { parts: Uint8Array[]; count: number; bytes: number; since: number }>();
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** The whole message once `data` was its last chunk; undefined while more are to come; why, when it is dropped. */
+  add(header: string, data: Uint8Array, now: number): Uint8Array | undefined | string {
+    for (const [id, m] of this.pending) if (now - m.since > CHUNKS_WAIT_MS) this.pending.delete(id);
+    const match = /^(\S{1,80}) (\d{1,6}) (\d{1,6})$/.exec(header);
+    const [id, index, count] = match ? [match[1]!, Number(match[2]), Number(match[3])] : ["", -1, 0];
+    if (index < 0 || count < 2 || index >= count) return "a malformed chunk header";
+    // nats.js hands the callback a view of its read buffer: the chunk is copied before the next read reuses it.
+    if (index === 0) {
+      if (this.pending.size >= CHUNKED_AT_ONCE) this.pending.delete(this.pending.keys().next().value!);
+      this.pending.set(id, { parts: [data.slice()], count, bytes: data.byteLength, since: now });
+      return undefined;
+    }
+    const m = this.pending.get(id);
+    if (!m || m.parts.length !== index || m.count !== count) {
+      this.pending.delete(id);
+      return `chunk ${index} of ${count} of message ${id} does not follow the chunks heard (one was lost)`;
+    }
+    m.parts.push(data.slice());
+    m.bytes += data.byteLength;
+    if (m.bytes > this.maxBytes) {
+      this.pending.delete(id);
+      return `message ${id} is larger than the bus carries`;
+    }
+    if (m.parts.length < count) return undefined;
+    this.pending.delete(id);
+    return Buffer.concat(m.parts);
+  }
 }

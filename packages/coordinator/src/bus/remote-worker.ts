@@ -27,14 +27,14 @@ export class RemoteWorker implements Worker {
   ) {}
 
   /**
-   * An assignment the bus refuses (a prompt over the NATS server's max_payload, the bus closing) never reaches the
+   * An assignment the bus refuses (a prompt larger than the bus carries, the bus closing) never reaches the
    * node: it is that node rejecting the job, so the job moves to another node (one held here takes any size) or fails
    * as the scheduler decides. Reported on a microtask: the job manager is still inside its dispatch.
    */
   assign(job: Assignment): void {
     const outcome = this.send(this.replica, { type: "assign", from: this.self, node: this.id, job: { type: "job.assign", ...job } });
     if (outcome === "sent") return;
-    const reason = outcome === "over_max_payload" ? "the job's assignment is larger than the bus carries in one message" : "the bus to the node's replica is closed";
+    const reason = outcome === "too_large" ? "the job's assignment is larger than the bus carries" : "the bus to the node's replica is closed";
     queueMicrotask(() => this.jobs.rejected(this.id, job.job_id, reason));
   }
 

@@ -10,7 +10,7 @@ import type { StandingJudgment } from "../trust/node-standing.js";
 import type { NodeSession } from "../workers/node-session.js";
 import { type Bus, subjectsOf } from "./bus.js";
 import { ReplicaBeat, encodeBusMessage } from "./bus-messages.js";
-import { connectNatsBus } from "./nats-bus.js";
+import { connectNatsBus, type NatsBusOptions } from "./nats-bus.js";
 import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
 import { JUDGMENTS_FLUSH_MS, REPLICA_SILENT_AFTER_MS, ReplicaLink, type ReplicaLinkDeps, WHOLE_BEAT_EVERY, beatParts } from "./replica-link.js";
 import { RemoteWorker } from "./remote-worker.js";
@@ -68,9 +68,9 @@ let clock: ManualClock;
 let cluster: string;
 let replicas: Replica[];
 
-async function replica(name: string, extra: Partial<ReplicaLinkDeps> = {}): Promise<Replica> {
+async function replica(name: string, { busOptions, ...extra }: Partial<ReplicaLinkDeps> & { busOptions?: NatsBusOptions } = {}): Promise<Replica> {
   const id = randomReplicaId(name);
-  const bus = await connectNatsBus(NATS_URL, id, quiet);
+  const bus = await connectNatsBus(NATS_URL, id, quiet, busOptions);
   const offline: string[] = [];
   const registry = new NodeRegistry(clock, 90_000, { onOffline: (nodeId, reason) => offline.push(`${nodeId.slice(0, 4)} ${reason}`), onOnline: () => {} });
   const sink = new RecordingSink();
@@ -217,26 +217,33 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     expect(a.sink.calls).toEqual(["lost aaaa session closed"]);
   });
 
-  it("takes an assignment over the NATS server's max_payload as the node rejecting it, and goes on carrying what fits", async () => {
-    const [a, b] = [await replica("a"), await replica("b")];
+  it("carries an assignment past the NATS server's max_payload, and takes one larger than the bus carries as the node rejecting it", async () => {
+    const [a, b] = [await replica("a"), await replica("b", { busOptions: { maxMessageBytes: 4 * 2 ** 20 } })];
     const session = nodeOn(a);
     a.link.beat();
     await until(() => b.registry.get(NODE)?.online === true, "B sees A's node");
     const remote = b.registry.get(NODE)!.worker!;
 
     // A client's body may reach 8 MiB; the server takes 1 MiB in one message unless configured otherwise.
-    const big = { ...assignment("job-big"), messages: [{ role: "user" as const, content: "x".repeat(2 * 1024 * 1024) }] };
-    expect(() => remote.assign(big)).not.toThrow();
+    const prompt = (bytes: number) => Array.from({ length: bytes }, (_, i) => String.fromCharCode(97 + (i % 26))).join("");
+    const big = { ...assignment("job-big"), messages: [{ role: "user" as const, content: prompt(2 * 1024 * 1024) }] };
+    remote.assign(big);
+    await until(() => session.sent.length === 1, "the 2 MiB assignment reaches the node, in chunks");
+    expect(session.sent[0]).toMatchObject({ type: "job.assign", job_id: "job-big", messages: big.messages });
+
+    // B's bus carries 4 MiB at most here (80 MiB by default).
+    expect(() => remote.assign({ ...assignment("job-huge"), messages: [{ role: "user" as const, content: "x".repeat(5 * 1024 * 1024) }] })).not.toThrow();
     await until(() => b.sink.calls.length === 1, "the job comes back rejected");
-    expect(b.sink.calls).toEqual(["rejected aaaa job-big the job's assignment is larger than the bus carries in one message"]);
+    expect(b.sink.calls).toEqual(["rejected aaaa job-huge the job's assignment is larger than the bus carries"]);
 
     remote.assign(assignment("job-small"));
-    await until(() => session.sent.length === 1, "a job that fits reaches the node");
-    expect(session.sent[0]).toMatchObject({ type: "job.assign", job_id: "job-small" });
+    await until(() => session.sent.length === 2, "a job that fits reaches the node");
+    expect(session.sent[1]).toMatchObject({ type: "job.assign", job_id: "job-small" });
   });
 
-  it("sends a turn's reports one by one when together they are over the max_payload, and fails a job whose one report is", async () => {
-    const [a, b] = [await replica("a"), await replica("b")];
+  it("sends a turn's reports one by one when together they are larger than the bus carries, and fails a job whose one report is", async () => {
+    // The bus carries 80 MiB in chunks by default; A's carries the server's 1 MiB here.
+    const [a, b] = [await replica("a", { busOptions: { maxMessageBytes: 1024 * 1024 } }), await replica("b")];
     const session = nodeOn(a);
     a.link.beat();
     await until(() => b.registry.get(NODE)?.online === true, "B sees A's node");
@@ -295,7 +302,7 @@ describeWithNats("replicas over NATS", await probeNatsServer(), () => {
     }
     a.link.beat();
     await until(() => ids.every((id) => b.registry.get(id)?.online === true), "B shows all of A's nodes");
-    // Over NATS's default 1 MiB as one message (it would be refused, and B would take all of them offline).
+    // Over NATS's default 1 MiB as one message: parts, each a beat of its own, each under the limit.
     expect(beatSizes.length).toBeGreaterThan(1);
     expect(beatSizes.reduce((sum, n) => sum + n, 0)).toBeGreaterThan(a.bus.maxPayload());
     expect(Math.max(...beatSizes)).toBeLessThanOrEqual(a.bus.maxPayload());

@@ -578,15 +578,15 @@ export class ReplicaLink {
   }
 
   /**
-   * A turn's reports for `origin` in one message; when that is over the bus's max_payload, one message each, and a
-   * report over it alone (a part of more than a megabyte) fails its job at `origin` instead, which cancels it here.
+   * A turn's reports for `origin` in one message; when that is larger than the bus carries, one message each, and a
+   * report over it alone (a part larger than that) fails its job at `origin` instead, which cancels it here.
    */
   private sendReports(origin: string, reports: JobReport[]): void {
     const send = (batch: JobReport[]) => this.publish(this.subjects.reports(origin), { type: "reports", from: this.d.replicaId, reports: batch });
-    if (send(reports) !== "over_max_payload") return;
+    if (send(reports) !== "too_large") return;
     for (const report of reports) {
-      if (reports.length > 1 && send([report]) !== "over_max_payload") continue;
-      if (report.type !== "lost") send([{ type: "failed", node: report.node, job_id: report.job_id, code: "internal_error", message: "the node's report is larger than the replicas' bus carries in one message" }]);
+      if (reports.length > 1 && send([report]) !== "too_large") continue;
+      if (report.type !== "lost") send([{ type: "failed", node: report.node, job_id: report.job_id, code: "internal_error", message: "the node's report is larger than the replicas' bus carries" }]);
     }
   }
 

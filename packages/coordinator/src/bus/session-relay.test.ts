@@ -6,7 +6,7 @@ import { NodeRegistry } from "../registry.js";
 import { SessionWorker } from "../sessions/session-worker.js";
 import type { NodeSession } from "../workers/node-session.js";
 import type { Bus } from "./bus.js";
-import { connectNatsBus } from "./nats-bus.js";
+import { connectNatsBus, type NatsBusOptions } from "./nats-bus.js";
 import { NATS_URL, describeWithNats, probeNatsServer, randomReplicaId } from "./nats.test-support.js";
 import { ReplicaLink } from "./replica-link.js";
 import { AWAITED_ANSWER_TTL_MS, SessionRelay } from "./session-relay.js";
@@ -50,9 +50,9 @@ let clock: ManualClock;
 let cluster: string;
 let replicas: Replica[];
 
-async function replica(name: string): Promise<Replica> {
+async function replica(name: string, busOptions: NatsBusOptions = {}): Promise<Replica> {
   const id = randomReplicaId(name);
-  const bus = await connectNatsBus(NATS_URL, id, quiet);
+  const bus = await connectNatsBus(NATS_URL, id, quiet, busOptions);
   const registry = new NodeRegistry(clock, 90_000, { onOffline: () => {}, onOnline: () => {} });
   const jobs = { accepted() {}, rejected() {}, part() {}, failed() {}, lost() {}, dispatch() {} };
   const link = new ReplicaLink({ bus, replicaId: id, cluster, registry, jobs, clock, logger: quiet, standing: { applyQuarantine() {}, applyJudgment() {} }, onHeldHere() {} });
@@ -189,8 +189,23 @@ describeWithNats("node sessions on other replicas over NATS", await probeNatsSer
     expect(c.told).toEqual(["check.error chk-1 aaaa", "embed.error emb-other aaaa"]);
   });
 
-  it("refuses a request over the NATS server's max_payload, ends one whose answer is over it with an error at the asker, and goes on", async () => {
+  it("carries a frame and an answer past the NATS server's max_payload in chunks, each byte as sent", async () => {
     const [a, c] = [await replica("a"), await replica("c")];
+    const session = await stageNodeOn(c, [a]);
+    // 1 MiB is the server's default max_payload; these are 3.2 MB: a 200-token prompt at a hidden size of 4,096 in F32.
+    const values = Float32Array.from({ length: 200 * 4_096 }, (_, i) => Math.sin(i));
+    const big = (requestId: string) => encodeActivationFrame({ requestId, stageId: 7, seq: 0, rows: 200, cols: 4_096, positions: Int32Array.from({ length: 200 }, (_, i) => i), dtype: "f32", data: values });
+    expect(a.relay.sendBinary(NODE, big("job-big"))).toBe(true);
+    await until(() => session.binary.length === 1, "the frame reaches the node on C");
+    expect(Buffer.compare(Buffer.from(session.binary[0]!), Buffer.from(big("job-big")))).toBe(0);
+    c.relay.onBinary(NODE, big("job-big"));
+    await until(() => a.binaries.length === 1, "the node's answer reaches A");
+    expect(Buffer.compare(Buffer.from(a.binaries[0]!), Buffer.from(big("job-big")))).toBe(0);
+  });
+
+  it("refuses a request larger than the bus carries, ends one whose answer is with an error at the asker, and goes on", async () => {
+    // The bus carries messages up to MAX_MESSAGE_BYTES (80 MiB) in chunks; these two carry up to the server's 1 MiB.
+    const [a, c] = [await replica("a", { maxMessageBytes: 1024 * 1024 }), await replica("c", { maxMessageBytes: 1024 * 1024 })];
     const session = await stageNodeOn(c, [a]);
     // A request the bus cannot carry does not reach the node: the asker hears it cannot (as for a node out of reach).
     expect(a.relay.send(NODE, { type: "embed.request", request_id: "emb-huge", model: "tiny", input: { texts: ["x".repeat(1_100_000)] } })).toBe(false);
@@ -199,7 +214,7 @@ describeWithNats("node sessions on other replicas over NATS", await probeNatsSer
     a.relay.sendBinary(NODE, frame("job-big", 1));
     await until(() => session.json.length === 1 && session.binary.length === 1, "both reach the node on C");
 
-    // 1 MiB is the server's default max_payload: a vector answer of 300,000 floats, an F32 answer frame of as many.
+    // Over 1 MiB: a vector answer of 300,000 floats, an F32 answer frame of as many.
     const vectors = Buffer.alloc(4 * 300_000).toString("base64");
     expect(() => c.relay.onEmbedMessage(NODE, { type: "embed.result", request_id: "emb-big", dimensions: 300_000, embeddings: [vectors], prompt_tokens: 1 })).not.toThrow();
     const bigFrame = encodeActivationFrame({ requestId: "job-big", stageId: 7, seq: 0, rows: 1, cols: 300_000, positions: Int32Array.of(0), dtype: "f32", data: new Float32Array(300_000) });

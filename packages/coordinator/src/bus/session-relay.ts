@@ -89,7 +89,7 @@ export class SessionRelay implements NodeMessenger {
       return true;
     }
     if (route === undefined) return false;
-    // A message the bus refuses (a check's or an embedding's input over the server's max_payload) cannot reach the node.
+    // A message the bus refuses (a check's or an embedding's input larger than the bus carries) cannot reach the node.
     return this.publish(this.subjects.sessions(route), { type: "to_node", from: this.d.replicaId, node: nodeId, message }) === "sent";
   }
 
@@ -101,7 +101,7 @@ export class SessionRelay implements NodeMessenger {
       return true;
     }
     if (route === undefined) return false;
-    // A frame the bus refuses (over the server's max_payload) is a stage out of reach: the token loop treats it as
+    // A frame the bus refuses (larger than the bus carries) is a stage out of reach: the token loop treats it as
     // lost and re-routes its span (a node held here takes any size), or fails the job when none is left.
     return this.d.bus.publish(this.subjects.frames(route), encodeFrameEnvelope("to_node", this.d.replicaId, nodeId, data)) === "sent";
   }
@@ -132,7 +132,7 @@ export class SessionRelay implements NodeMessenger {
     if (controller === undefined || controller === this.d.replicaId) return this.d.intake.stages.onBinary(nodeId, data);
     const outcome = this.d.bus.publish(this.subjects.frames(controller), encodeFrameEnvelope("from_node", this.d.replicaId, nodeId, data));
     // The leader hears now that this answer will never come, rather than at its timeout.
-    if (outcome === "over_max_payload") this.answer(controller, nodeId, { type: "stage.error", ...requestIdOf(data), code: "internal_error", message: OVER_MAX_PAYLOAD });
+    if (outcome === "too_large") this.answer(controller, nodeId, { type: "stage.error", ...requestIdOf(data), code: "internal_error", message: TOO_LARGE });
   }
 
   onCheckMessage(nodeId: string, message: CheckScores | CheckError): void {
@@ -237,7 +237,7 @@ export class SessionRelay implements NodeMessenger {
   /** An answer the bus refuses as too large reaches the asker as the matching error, so its request ends now. */
   private answer(origin: string, nodeId: string, message: NodeAnswer): void {
     const outcome = this.publish(this.subjects.sessions(origin), { type: "from_node", node: nodeId, message });
-    if (outcome === "over_max_payload") this.publish(this.subjects.sessions(origin), { type: "from_node", node: nodeId, message: errorInsteadOf(message) });
+    if (outcome === "too_large") this.publish(this.subjects.sessions(origin), { type: "from_node", node: nodeId, message: errorInsteadOf(message) });
   }
 
   /** "here" for a node whose session this replica holds, the holding replica's id for one shown through another, else undefined. */
@@ -258,22 +258,22 @@ export class SessionRelay implements NodeMessenger {
   }
 }
 
-const OVER_MAX_PAYLOAD = "the node's answer is larger than the replicas' bus carries in one message";
+const TOO_LARGE = "the node's answer is larger than the replicas' bus carries";
 
 /** The error that ends the asker's request in place of `answer`, which the bus could not carry. */
 function errorInsteadOf(answer: NodeAnswer): NodeAnswer {
   switch (answer.type) {
     case "check.scores":
     case "check.error":
-      return { type: "check.error", check_id: answer.check_id, message: OVER_MAX_PAYLOAD };
+      return { type: "check.error", check_id: answer.check_id, message: TOO_LARGE };
     case "embed.result":
     case "embed.error":
-      return { type: "embed.error", request_id: answer.request_id, code: "internal_error", message: OVER_MAX_PAYLOAD };
+      return { type: "embed.error", request_id: answer.request_id, code: "internal_error", message: TOO_LARGE };
     case "stage.loaded":
-      return { type: "stage.error", stage_id: answer.stage_id, code: "internal_error", message: OVER_MAX_PAYLOAD };
+      return { type: "stage.error", stage_id: answer.stage_id, code: "internal_error", message: TOO_LARGE };
     case "stage.tokenized":
     case "stage.error":
-      return { type: "stage.error", ...(answer.request_id !== undefined ? { request_id: answer.request_id } : {}), code: "internal_error", message: OVER_MAX_PAYLOAD };
+      return { type: "stage.error", ...(answer.request_id !== undefined ? { request_id: answer.request_id } : {}), code: "internal_error", message: TOO_LARGE };
   }
 }
 
