@@ -268,15 +268,15 @@ export class ReplicaLink {
     const loads: NodeLoad[] = [];
     for (const summary of summaries) {
       const before = this.told.get(summary.id);
-      const now = toldOf(summary, before);
-      if (whole || before?.summary !== now.summary) nodes.push(summary);
-      else if (now.activeJobs !== before.activeJobs || rttMoved(before.rttMs, now.rttMs)) loads.push([summary.id, now.activeJobs, now.rttMs ?? null]);
+      const current = toldOf(summary, before);
+      if (whole || before?.summary !== current.summary) nodes.push(summary);
+      else if (current.activeJobs !== before.activeJobs || rttMoved(before.rttMs, current.rttMs)) loads.push([summary.id, current.activeJobs, current.rttMs ?? null]);
       else {
         // Told as it was: a round trip drifting a little at a time is measured against what was last told.
-        told.set(summary.id, { ...now, activeJobs: before.activeJobs, rttMs: before.rttMs });
+        told.set(summary.id, { ...current, activeJobs: before.activeJobs, rttMs: before.rttMs });
         continue;
       }
-      told.set(summary.id, now);
+      told.set(summary.id, current);
     }
     const beat: ReplicaBeat = whole
       ? { type: "beat", replica: this.d.replicaId, sent_at: now, nodes, echoes }
