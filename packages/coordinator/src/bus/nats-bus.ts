@@ -3,23 +3,13 @@ import { TesseraError } from "@tessera/protocol";
 import type { Logger } from "../logger.js";
 import type { Bus } from "./bus.js";
 import { parseBusUrl } from "./bus-url.js";
+import { CHUNK_HEADER, ChunkedMessages, chunksOf } from "./nats-chunks.js";
 
 /**
  * The largest message the bus carries: a node session's largest binary frame (64 MiB, session-hub.ts) in its envelope,
  * with room. Past the server's max_payload a message goes in chunks (design.md, "Message size").
  */
 export const MAX_MESSAGE_BYTES = 80 * 2 ** 20;
-/** The NATS header that marks a chunk: `<message id> <index> <count>`, the id its sender's replica id and a number. */
-const CHUNK_HEADER = "Tessera-Chunk";
-/** Room a chunk leaves in the server's max_payload for its headers, which count towards it. */
-const CHUNK_HEADER_ROOM = 1024;
-/**
- * A message whose chunks stopped coming is dropped after this long (a chunk lost: the server drops messages of a
- * subscriber that falls too far behind), or when this many others are being put together on the subscription.
- */
-const CHUNKS_WAIT_MS = 30_000;
-const CHUNKED_AT_ONCE = 16;
-
 export interface NatsBusOptions {
   /** How long to wait for the server at connect (default 5 s). */
   timeoutMs?: number;
@@ -72,13 +62,10 @@ export async function connectNatsBus(url: string, replicaId: string, logger: Log
         return "too_large";
       }
       // In order, on one connection: NATS delivers one publisher's messages on a subject in the order sent.
-      const size = maxPayload - CHUNK_HEADER_ROOM;
-      const count = Math.ceil(data.byteLength / size);
-      const id = `${replicaId}.${++chunkedSent}`;
-      for (let i = 0; i < count; i++) {
+      for (const chunk of chunksOf(data, maxPayload, `${replicaId}.${++chunkedSent}`)) {
         const h = headers();
-        h.set(CHUNK_HEADER, `${id} ${i} ${count}`);
-        nc.publish(subject, data.subarray(i * size, (i + 1) * size), { headers: h });
+        h.set(CHUNK_HEADER, chunk.header);
+        nc.publish(subject, chunk.data, { headers: h });
       }
       return "sent";
     },
@@ -112,42 +99,4 @@ export async function connectNatsBus(url: string, replicaId: string, logger: Log
       await nc.drain().catch(() => nc.close());
     },
   };
-}
-
-/**
- * The messages of one subscription arriving in chunks, put back together. A chunk that does not follow the one before
- * it (a chunk lost on the way) drops its message, and so does a message larger than the bus carries.
- */
-class ChunkedMessages {
-  private readonly pending = new Map<string, { parts: Uint8Array[]; count: number; bytes: number; since: number }>();
-
-  constructor(private readonly maxBytes: number) {}
-
-  /** The whole message once `data` was its last chunk; undefined while more are to come; why, when it is dropped. */
-  add(header: string, data: Uint8Array, now: number): Uint8Array | undefined | string {
-    for (const [id, m] of this.pending) if (now - m.since > CHUNKS_WAIT_MS) this.pending.delete(id);
-    const match = /^(\S{1,80}) (\d{1,6}) (\d{1,6})$/.exec(header);
-    const [id, index, count] = match ? [match[1]!, Number(match[2]), Number(match[3])] : ["", -1, 0];
-    if (index < 0 || count < 2 || index >= count) return "a malformed chunk header";
-    // nats.js hands the callback a view of its read buffer: the chunk is copied before the next read reuses it.
-    if (index === 0) {
-      if (this.pending.size >= CHUNKED_AT_ONCE) this.pending.delete(this.pending.keys().next().value!);
-      this.pending.set(id, { parts: [data.slice()], count, bytes: data.byteLength, since: now });
-      return undefined;
-    }
-    const m = this.pending.get(id);
-    if (!m || m.parts.length !== index || m.count !== count) {
-      this.pending.delete(id);
-      return `chunk ${index} of ${count} of message ${id} does not follow the chunks heard (one was lost)`;
-    }
-    m.parts.push(data.slice());
-    m.bytes += data.byteLength;
-    if (m.bytes > this.maxBytes) {
-      this.pending.delete(id);
-      return `message ${id} is larger than the bus carries`;
-    }
-    if (m.parts.length < count) return undefined;
-    this.pending.delete(id);
-    return Buffer.concat(m.parts);
-  }
 }
