@@ -3,7 +3,7 @@
  * beats (every node's summary, each second: what replicas sent before deltas) against deltas (what changed since the
  * last beat), side by side in one run.
  *
- *   npm run bench -- beats [--nodes 1000,2000,5000] [--beats 20] [--busy 0.3] [--churn 0.002]
+ *   npm run bench -- beats [--nodes 1000,2000,5000] [--beats 20] [--busy 0.3] [--churn 0.002] [--rounds 2]
  *
  * Two replicas' links (the coordinator's ReplicaLink) in this process, joined by a bus that hands each message to the
  * other's subscription at once (NATS's 1 MiB max_payload, so a large beat goes in parts as it would on NATS). Replica
@@ -143,17 +143,30 @@ function run(hub: LoopbackHub, a: { link: ReplicaLink; registry: NodeRegistry },
   }
 }
 
+const USAGE = "usage: npm run bench -- beats [--nodes 1000,2000,5000] [--beats 20] [--busy 0.3] [--churn 0.002] [--rounds 2]\n";
+
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      nodes: { type: "string", default: "1000,2000,5000" },
-      beats: { type: "string", default: "20" },
-      busy: { type: "string", default: "0.3" },
-      churn: { type: "string", default: "0.002" },
-      rounds: { type: "string", default: "2" },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        nodes: { type: "string", default: "1000,2000,5000" },
+        beats: { type: "string", default: "20" },
+        busy: { type: "string", default: "0.3" },
+        churn: { type: "string", default: "0.002" },
+        rounds: { type: "string", default: "2" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`error [bad_request]: ${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const counts = values.nodes.split(",").map(Number);
   const beats = Number(values.beats);
   const busy = Number(values.busy);
